@@ -1,0 +1,53 @@
+// gateway-action: the command-line entry point. Each verb lives in gateway/cli/.
+import { UsageError } from './cli/args.ts';
+import * as run from './cli/run.ts';
+import * as daemonVerbs from './cli/daemon.ts';
+import * as verify from './cli/verify.ts';
+import * as demo from './cli/demo.ts';
+import { PolicyError } from './config/policy.ts';
+import { VERSION } from './version.ts';
+
+const usage = `gateway-action ${VERSION}: an ephemeral access gateway that records every command in a session log
+
+Usage: gateway-action <verb> [options]
+
+Verbs:
+  run      --policy FILE [--log-dir DIR] -- COMMAND...   run COMMAND through the gateway
+  start    --policy FILE --state-dir DIR [--log-dir DIR]  start a detached gateway
+  stop     --state-dir DIR                                stop it and seal the session log
+  verify   LOG                                            check a session log's hash chain
+  demo                                                    a local PostgreSQL, a scripted pipeline, a verified log
+
+\`gateway-action <verb> --help\` describes each verb.
+`;
+
+const verbs: Record<string, (argv: string[]) => Promise<number>> = {
+  run: run.main,
+  start: daemonVerbs.start,
+  stop: daemonVerbs.stop,
+  daemon: daemonVerbs.daemon,
+  verify: verify.main,
+  demo: demo.main,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [verb, ...rest] = argv;
+  if (!verb || verb === '--help' || verb === '-h' || verb === 'help') {
+    process.stdout.write(usage);
+    return verb ? 0 : 2;
+  }
+  if (verb === '--version') return void process.stdout.write(`${VERSION}\n`), 0;
+  const fn = verbs[verb];
+  if (!fn) throw new UsageError(`unknown verb "${verb}" (verbs: run, start, stop, verify, demo; see gateway-action --help)`);
+  return fn(rest);
+}
+
+main(process.argv.slice(2)).then(
+  // Exit explicitly: stdout is synchronous on Linux, and nothing should linger after a verb.
+  (code) => process.exit(code),
+  (e: Error) => {
+    const prefix = e instanceof UsageError || e instanceof PolicyError ? '' : 'error: ';
+    process.stderr.write(`gateway-action: ${prefix}${e.message}\n`);
+    process.exitCode = e instanceof UsageError ? 2 : 1;
+  },
+);

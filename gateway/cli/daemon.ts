@@ -1,0 +1,110 @@
+// `start` launches a detached daemon (this same CLI, verb `daemon`) and returns once it accepts
+// connections; `stop` asks it over the control socket to stop gracefully.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs, requireOption } from './args.ts';
+import { formatEnv } from './env-file.ts';
+import { loadPolicy } from '../config/policy.ts';
+import { Gateway } from '../daemon/gateway.ts';
+import { serveControl, sendControl } from '../daemon/control.ts';
+import { localIdentity } from '../identity/local.ts';
+
+export const startHelp = `Usage: gateway-action start --policy FILE --state-dir DIR [--log-dir DIR]
+
+Starts the gateway as a detached daemon and returns once it accepts connections. Writes the
+connection environment to DIR/env as KEY=VALUE lines (mode 0600) and prints it. Use
+\`set -a; . DIR/env; set +a\` to load it into a shell. Stop it with \`gateway-action stop\`.
+
+Options:
+  --policy FILE     policy file (YAML); see docs/policy.md
+  --state-dir DIR   directory for the env file, the control socket and the daemon's output
+  --log-dir DIR     where the session log is written (default ./gateway-logs)
+`;
+
+export const stopHelp = `Usage: gateway-action stop --state-dir DIR
+
+Stops the daemon started with the same --state-dir: lets in-flight commands finish, closes
+sessions, seals the session log, and prints the log's path.
+`;
+
+const READY_TIMEOUT_MS = 30_000;
+
+export async function start(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, { policy: 'string', 'state-dir': 'string', 'log-dir': 'string' }, 'start');
+  if (args.options.help) return void process.stdout.write(startHelp), 0;
+  const policyFile = path.resolve(requireOption(args, 'policy', 'start'));
+  const stateDir = path.resolve(requireOption(args, 'state-dir', 'start'));
+  const logDir = path.resolve((args.options['log-dir'] as string) ?? 'gateway-logs');
+  loadPolicy(policyFile); // report policy errors here, not from the daemon's output
+  fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(stateDir, 0o700);
+  const out = fs.openSync(path.join(stateDir, 'daemon.log'), 'a', 0o600);
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'daemon', '--policy', policyFile, '--state-dir', stateDir, '--log-dir', logDir], {
+    detached: true,
+    stdio: ['ignore', out, out, 'ipc'],
+    env: process.env,
+  });
+  fs.closeSync(out);
+  const reply = await new Promise<{ ready?: boolean; error?: string; env?: Record<string, string> }>((resolve) => {
+    const timer = setTimeout(() => resolve({ error: `the daemon did not become ready within ${READY_TIMEOUT_MS / 1000}s; see ${path.join(stateDir, 'daemon.log')}` }), READY_TIMEOUT_MS);
+    child.once('message', (m) => (clearTimeout(timer), resolve(m as { ready?: boolean; error?: string })));
+    child.once('exit', (code) => (clearTimeout(timer), resolve({ error: `the daemon exited (status ${code}); see ${path.join(stateDir, 'daemon.log')}` })));
+  });
+  if (!reply.ready) {
+    child.kill();
+    throw new Error(reply.error ?? 'the daemon failed to start');
+  }
+  child.disconnect();
+  child.unref();
+  process.stdout.write(fs.readFileSync(path.join(stateDir, 'env'), 'utf8'));
+  return 0;
+}
+
+export async function stop(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, { 'state-dir': 'string' }, 'stop');
+  if (args.options.help) return void process.stdout.write(stopHelp), 0;
+  const stateDir = requireOption(args, 'state-dir', 'stop');
+  const reply = await sendControl(stateDir, { op: 'stop' });
+  if (!reply.ok) throw new Error(`the gateway could not stop cleanly: ${reply.error}`);
+  process.stdout.write(`${String(reply.log)}\n`);
+  return 0;
+}
+
+/** The detached process itself (internal verb). */
+export async function daemon(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, { policy: 'string', 'state-dir': 'string', 'log-dir': 'string' }, 'daemon');
+  const stateDir = requireOption(args, 'state-dir', 'daemon');
+  const report = (m: object): void => void (process.send ? process.send(m) : undefined);
+  let gw: Gateway;
+  try {
+    const policy = loadPolicy(requireOption(args, 'policy', 'daemon'));
+    gw = await Gateway.start({ policy, logDir: requireOption(args, 'log-dir', 'daemon'), identity: localIdentity() });
+    // Upstream secrets are read; nothing this process starts later should inherit them.
+    for (const name of gw.secretEnvNames(policy)) delete process.env[name];
+  } catch (e) {
+    report({ error: (e as Error).message });
+    process.stderr.write(`gateway-action daemon: ${(e as Error).message}\n`);
+    return 1;
+  }
+  let stopping: Promise<string> | null = null;
+  const stopGateway = (reason: string): Promise<string> => (stopping ??= gw.stop(reason));
+  const server = await serveControl(stateDir, async (req) => {
+    if (req.op === 'status') return { ok: true, pid: process.pid, log: gw.logPath, run: gw.runId };
+    if (req.op === 'stop') {
+      const log = await stopGateway('stopped by request');
+      setImmediate(() => server.close(() => process.exit(0)));
+      return { ok: true, log };
+    }
+    return { ok: false, error: 'unknown request' };
+  });
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(sig, () => void stopGateway(`signal ${sig}`).then(() => process.exit(0)));
+  }
+  fs.writeFileSync(path.join(stateDir, 'env'), formatEnv(gw.connectionEnv()), { mode: 0o600 });
+  fs.writeFileSync(path.join(stateDir, 'daemon.json'), JSON.stringify({ pid: process.pid, log: gw.logPath, run: gw.runId }) + '\n', { mode: 0o600 });
+  process.stdout.write(`gateway-action daemon: pid ${process.pid}, session log ${gw.logPath}\n`);
+  report({ ready: true });
+  process.disconnect?.();
+  return new Promise<number>(() => undefined); // runs until stopped
+}

@@ -1,0 +1,49 @@
+import { spawn } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
+import { parseArgs, requireOption, UsageError } from './args.ts';
+import { loadPolicy } from '../config/policy.ts';
+import { Gateway } from '../daemon/gateway.ts';
+import { localIdentity } from '../identity/local.ts';
+
+export const help = `Usage: gateway-action run --policy FILE [--log-dir DIR] -- COMMAND [ARGS...]
+
+Starts the gateway for the targets in FILE, runs COMMAND with the connection environment
+(GATEWAY_<NAME>_URL, and PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE/PGSSLMODE for the first
+PostgreSQL target), stops the gateway when COMMAND exits, seals the session log and prints its
+path on stderr. The upstream password variables are removed from COMMAND's environment.
+Exits with COMMAND's exit status.
+
+Options:
+  --policy FILE    policy file (YAML); see docs/policy.md
+  --log-dir DIR    where the session log is written (default ./gateway-logs)
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, { policy: 'string', 'log-dir': 'string' }, 'run');
+  if (args.options.help) return void process.stdout.write(help), 0;
+  const policyFile = requireOption(args, 'policy', 'run');
+  if (!args.rest || args.rest.length === 0) throw new UsageError('run: give the command to run after `--` (see gateway-action run --help)');
+  if (args.positional.length > 0) throw new UsageError(`run: unexpected argument "${args.positional[0]}"; put the command after \`--\``);
+  const policy = loadPolicy(policyFile);
+  const gw = await Gateway.start({ policy, logDir: (args.options['log-dir'] as string) ?? 'gateway-logs', identity: localIdentity() });
+
+  const env: NodeJS.ProcessEnv = { ...process.env, ...gw.connectionEnv() };
+  for (const name of gw.secretEnvNames(policy)) delete env[name];
+  const [cmd, ...cmdArgs] = args.rest;
+  const child = spawn(cmd!, cmdArgs, { stdio: 'inherit', env });
+  const forward = (sig: NodeJS.Signals): void => void child.kill(sig);
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  const status = await new Promise<number>((resolve) => {
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      process.stderr.write(`gateway-action: cannot run ${cmd}: ${e.code === 'ENOENT' ? 'command not found' : e.message}\n`);
+      resolve(127);
+    });
+    child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? osConstants.signals[signal] : 0)));
+  });
+  process.off('SIGINT', forward);
+  process.off('SIGTERM', forward);
+  const log = await gw.stop('command exited');
+  process.stderr.write(`gateway-action: session log: ${log}\n`);
+  return status;
+}

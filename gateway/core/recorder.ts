@@ -1,0 +1,171 @@
+// Protocol-independent recording of sessions and commands. Adapters describe what they saw;
+// this module decides how it is written to the one session log.
+import { createHash, type Hash } from 'node:crypto';
+import type { SessionLogWriter } from '../evidence/log-writer.ts';
+
+/** Longest command text kept in full; longer texts keep a prefix plus their length and digest. */
+export const MAX_TEXT = 64 * 1024;
+/** Longest parameter or sampled value kept in full. */
+export const MAX_VALUE = 1024;
+
+export interface RecorderOptions { sampleRows: number }
+
+export type Value = string | null | { format: 'binary'; hex: string; bytes?: number };
+
+export function textValue(s: string, max = MAX_VALUE): string {
+  return s.length <= max ? s : s.slice(0, max) + `…[${Buffer.byteLength(s)} bytes]`;
+}
+export function binaryValue(b: Buffer): Value {
+  return b.length <= MAX_VALUE / 2
+    ? { format: 'binary', hex: b.toString('hex') }
+    : { format: 'binary', hex: b.subarray(0, MAX_VALUE / 2).toString('hex'), bytes: b.length };
+}
+
+export class Recorder {
+  readonly writer: SessionLogWriter;
+  readonly options: RecorderOptions;
+  private sessions = 0;
+  readonly open = new Set<SessionRecorder>();
+  constructor(writer: SessionLogWriter, options: RecorderOptions) {
+    this.writer = writer;
+    this.options = options;
+  }
+  /** Records the session and returns its recorder; throws LogUnavailableError if the log failed. */
+  openSession(target: string, protocol: string, fields: Record<string, unknown>): SessionRecorder {
+    const id = `s${++this.sessions}`;
+    this.writer.append('session-open', { session: id, target, protocol, ...fields });
+    const s = new SessionRecorder(this, id, target);
+    this.open.add(s);
+    return s;
+  }
+}
+
+export interface CommandFields { text: string; [k: string]: unknown }
+
+export class SessionRecorder {
+  readonly id: string;
+  readonly target: string;
+  private readonly recorder: Recorder;
+  private readonly openedAt = process.hrtime.bigint();
+  private commandCount = 0;
+  totals = { commands: 0, errors: 0, skipped: 0, bytes_from_client: 0, bytes_to_client: 0 };
+  closed = false;
+
+  constructor(recorder: Recorder, id: string, target: string) {
+    this.recorder = recorder;
+    this.id = id;
+    this.target = target;
+  }
+
+  get writer(): SessionLogWriter {
+    return this.recorder.writer;
+  }
+
+  event(type: string, fields: Record<string, unknown>): void {
+    this.recorder.writer.append(type, { session: this.id, ...fields });
+  }
+
+  /** Appends the command record. The caller must await writer.afterDurable before forwarding. */
+  beginCommand(fields: CommandFields): CommandRecorder {
+    const id = `${this.id}.${++this.commandCount}`;
+    const { text, ...rest } = fields;
+    const record: Record<string, unknown> = { session: this.id, command: id, target: this.target, text: textValue(text, MAX_TEXT), ...rest };
+    if (text.length > MAX_TEXT) {
+      record.text_bytes = Buffer.byteLength(text);
+      record.text_sha256 = createHash('sha256').update(text).digest('hex');
+    }
+    this.recorder.writer.append('command', record);
+    this.totals.commands++;
+    return new CommandRecorder(this, id, this.recorder.options.sampleRows);
+  }
+
+  close(reason: string, fields: Record<string, unknown> = {}): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.recorder.open.delete(this);
+    const durationUs = Number((process.hrtime.bigint() - this.openedAt) / 1000n);
+    if (this.recorder.writer.failed) return;
+    this.recorder.writer.append('session-close', { session: this.id, reason, duration_us: durationUs, totals: this.totals, ...fields });
+  }
+}
+
+export interface Outcome {
+  status: 'ok' | 'error' | 'skipped';
+  tags?: string[];
+  rows?: number;
+  error?: { severity: string; code: string; message: string };
+  [k: string]: unknown;
+}
+
+export class CommandRecorder {
+  readonly id: string;
+  private readonly session: SessionRecorder;
+  private readonly started = process.hrtime.bigint();
+  private readonly sampleLimit: number;
+  private hash: Hash | null = null;
+  private bytes = 0;
+  private inputHash: Hash | null = null;
+  private inputBytes = 0;
+  private columns: string[] | null = null;
+  private sample: Value[][] = [];
+  finished = false;
+
+  constructor(session: SessionRecorder, id: string, sampleLimit: number) {
+    this.session = session;
+    this.id = id;
+    this.sampleLimit = sampleLimit;
+  }
+
+  /** Bytes of the response as the client receives them, for the digest. */
+  addResponse(chunk: Buffer): void {
+    if (chunk.length === 0 || this.finished) return;
+    (this.hash ??= createHash('sha256')).update(chunk);
+    this.bytes += chunk.length;
+  }
+
+  /** Bytes the client streams as input to this command (COPY FROM STDIN data). */
+  addInput(chunk: Buffer): void {
+    if (this.finished) return;
+    (this.inputHash ??= createHash('sha256')).update(chunk);
+    this.inputBytes += chunk.length;
+  }
+
+  get wantsSample(): boolean {
+    return this.sample.length < this.sampleLimit;
+  }
+
+  setColumns(names: string[]): void {
+    if (this.columns === null) this.columns = names;
+  }
+
+  addSampleRow(values: Value[]): void {
+    if (this.sample.length < this.sampleLimit) this.sample.push(values);
+  }
+
+  finish(outcome: Outcome): void {
+    if (this.finished) return;
+    this.finished = true;
+    const t = this.session.totals;
+    if (outcome.status === 'error') t.errors++;
+    if (outcome.status === 'skipped') t.skipped++;
+    t.bytes_to_client += this.bytes;
+    t.bytes_from_client += this.inputBytes;
+    const record: Record<string, unknown> = {
+      session: this.session.id,
+      command: this.id,
+      duration_us: Number((process.hrtime.bigint() - this.started) / 1000n),
+      ...outcome,
+    };
+    if (outcome.status !== 'skipped') {
+      record.response = {
+        bytes: this.bytes,
+        sha256: (this.hash ?? createHash('sha256')).digest('hex'),
+        ...(this.columns ? { columns: this.columns } : {}),
+        sample: this.sample,
+      };
+    }
+    if (this.inputHash) record.input = { bytes: this.inputBytes, sha256: this.inputHash.digest('hex') };
+    if (this.session.writer.failed) return;
+    this.session.writer.append('result', record);
+  }
+}

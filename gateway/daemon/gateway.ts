@@ -1,0 +1,128 @@
+// One gateway run: the session log, one listener per target, the connection environment, and a
+// graceful stop that seals the log. Used in-process by `run` and by the detached daemon.
+import os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { SessionLogWriter, LOG_FORMAT } from '../evidence/log-writer.ts';
+import { Recorder } from '../core/recorder.ts';
+import { PostgresListener } from '../postgres/listener.ts';
+import { envName, type Policy } from '../config/policy.ts';
+import type { Identity } from '../identity/local.ts';
+import { VERSION } from '../version.ts';
+
+export interface GatewayOptions {
+  policy: Policy;
+  logDir: string;
+  identity: Identity;
+  /** Where upstream passwords come from; defaults to the process environment. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export class ConfigurationError extends Error {}
+
+const STOP_GRACE_MS = 30_000;
+
+export class Gateway {
+  readonly runId: string;
+  readonly writer: SessionLogWriter;
+  private readonly listeners: { listener: PostgresListener; port: number; password: string }[] = [];
+  private recorder: Recorder | null = null;
+  private readonly startedAt = Date.now();
+  private stopped: Promise<string> | null = null;
+
+  private constructor(runId: string, writer: SessionLogWriter) {
+    this.runId = runId;
+    this.writer = writer;
+  }
+
+  static async start(opts: GatewayOptions): Promise<Gateway> {
+    const env = opts.env ?? process.env;
+    const passwords = new Map<string, string>();
+    for (const t of opts.policy.targets) {
+      const v = env[t.auth.passwordEnv];
+      if (v === undefined || v === '') {
+        throw new ConfigurationError(`target "${t.name}": environment variable ${t.auth.passwordEnv} (auth.password-env) is not set`);
+      }
+      passwords.set(t.name, v);
+    }
+    const runId = randomBytes(6).toString('hex');
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+    const writer = SessionLogWriter.create(opts.logDir, `gateway-${stamp}-${runId}.jsonl`);
+    const gw = new Gateway(runId, writer);
+    const recorder = new Recorder(writer, { sampleRows: opts.policy.sessionLog.sampleRows });
+    gw.recorder = recorder;
+    try {
+      for (const target of opts.policy.targets) {
+        const upstream = passwords.get(target.name)!;
+        const password = randomBytes(24).toString('base64url');
+        const listener = new PostgresListener({ target, clientPassword: password, upstreamPassword: async () => upstream, recorder });
+        const port = await listener.listen();
+        gw.listeners.push({ listener, port, password });
+      }
+      writer.append('run-start', {
+        format: LOG_FORMAT,
+        run: runId,
+        gateway: { version: VERSION, node: process.version },
+        host: os.hostname(),
+        pid: process.pid,
+        policy: { path: opts.policy.path, sha256: opts.policy.sha256 },
+        identity: opts.identity,
+        targets: opts.policy.targets.map((t, i) => ({
+          name: t.name, kind: t.kind, host: t.host, port: t.port, database: t.database, user: t.user, tls: t.tls,
+          listen: `127.0.0.1:${gw.listeners[i]!.port}`,
+        })),
+        attestation: 'unattested',
+      });
+      writer.flushSync();
+      if (writer.failed) throw writer.failed;
+    } catch (e) {
+      for (const l of gw.listeners) await l.listener.stop(0);
+      throw e;
+    }
+    return gw;
+  }
+
+  get logPath(): string {
+    return this.writer.path;
+  }
+
+  /** KEY=VALUE pairs later steps use to reach the targets through the gateway. */
+  connectionEnv(): Record<string, string> {
+    const env: Record<string, string> = {};
+    let first = true;
+    for (const { listener, port, password } of this.listeners) {
+      const t = listener.target;
+      env[envName(t.name)] = `postgresql://${encodeURIComponent(t.user)}:${password}@127.0.0.1:${port}/${encodeURIComponent(t.database)}?sslmode=disable`;
+      if (first) {
+        Object.assign(env, { PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: t.user, PGPASSWORD: password, PGDATABASE: t.database, PGSSLMODE: 'disable' });
+        first = false;
+      }
+    }
+    return env;
+  }
+
+  /** Variables that must not reach the commands run through the gateway (upstream secrets). */
+  secretEnvNames(policy: Policy): string[] {
+    return policy.targets.map((t) => t.auth.passwordEnv);
+  }
+
+  /** Finishes in-flight commands, closes sessions, seals the log; resolves to the log path. */
+  stop(reason = 'stopped', graceMs = STOP_GRACE_MS): Promise<string> {
+    this.stopped ??= (async () => {
+      await Promise.all(this.listeners.map((l) => l.listener.stop(graceMs)));
+      // Sessions still logging in when the listeners closed.
+      for (const s of this.recorder?.open ?? []) s.close('gateway shutdown');
+      const tally = this.writer.failed ? null : { records: this.writer.nextSeq + 1 };
+      if (tally) {
+        this.writer.close('run-end', { run: this.runId, reason, duration_ms: Date.now() - this.startedAt, records: tally.records });
+      } else {
+        try {
+          this.writer.close('run-end', {});
+        } catch {
+          // already reported to every session that hit it
+        }
+      }
+      return this.writer.path;
+    })();
+    return this.stopped;
+  }
+}

@@ -1,0 +1,116 @@
+// The one session log writer. Every record is chained to the previous one by hash, and a command
+// may be forwarded only once its record has been handed to the OS (see afterDurable): this is
+// what makes "no unrecorded command reaches a target" true even if the daemon is SIGKILLed.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { canonicalJson } from './canonical-json.ts';
+
+export const LOG_FORMAT = 'gateway-action/session-log@1';
+export const GENESIS_HASH = '0'.repeat(64);
+
+export class LogUnavailableError extends Error {
+  constructor(cause: Error) {
+    super(`session log cannot be written (${cause.message})`);
+    this.name = 'LogUnavailableError';
+  }
+}
+
+export interface AppendResult { seq: number; hash: string }
+
+export class SessionLogWriter {
+  readonly path: string;
+  private fd: number;
+  private seq = 0;
+  private prev = GENESIS_HASH;
+  private pending: string[] = [];
+  private waiters: ((err: Error | null) => void)[] = [];
+  private flushScheduled = false;
+  private failure: LogUnavailableError | null = null;
+  private closed = false;
+
+  private constructor(file: string, fd: number) {
+    this.path = file;
+    this.fd = fd;
+  }
+
+  /** Creates a new log file in dir; never appends to an existing one. */
+  static create(dir: string, name: string): SessionLogWriter {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const file = path.resolve(dir, name);
+    return new SessionLogWriter(file, fs.openSync(file, 'wx', 0o600));
+  }
+
+  get failed(): LogUnavailableError | null {
+    return this.failure;
+  }
+
+  get nextSeq(): number {
+    return this.seq;
+  }
+
+  /** Queues a record; it reaches the file at the next flush. Throws once the log has failed. */
+  append(type: string, fields: Record<string, unknown>): AppendResult {
+    if (this.failure) throw this.failure;
+    if (this.closed) throw new LogUnavailableError(new Error('the log is sealed'));
+    const seq = this.seq;
+    const body = canonicalJson({ ...fields, type, seq, prev: this.prev, time: new Date().toISOString() });
+    const hash = createHash('sha256').update(body).digest('hex');
+    // The hash member goes last so a verifier without a JCS library can strip it textually.
+    this.pending.push(body.slice(0, -1) + ',"hash":"' + hash + '"}\n');
+    this.seq = seq + 1;
+    this.prev = hash;
+    this.scheduleFlush();
+    return { seq, hash };
+  }
+
+  /** Calls cb once everything appended so far is in the file (or with the error that stopped it). */
+  afterDurable(cb: (err: Error | null) => void): void {
+    if (this.failure) return void process.nextTick(cb, this.failure);
+    if (this.pending.length === 0) return void process.nextTick(cb, null);
+    this.waiters.push(cb);
+    this.scheduleFlush();
+  }
+
+  /**
+   * Writes every pending record now. Batching happens because appends made while the event loop
+   * handles one round of socket reads are flushed together in one write at setImmediate.
+   */
+  flushSync(): void {
+    if (this.pending.length > 0 && !this.failure) {
+      const data = Buffer.from(this.pending.length === 1 ? this.pending[0]! : this.pending.join(''));
+      this.pending = [];
+      try {
+        let off = 0;
+        while (off < data.length) off += fs.writeSync(this.fd, data, off, data.length - off);
+      } catch (e) {
+        this.failure = new LogUnavailableError(e as Error);
+      }
+    }
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w(this.failure);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flushSync();
+    });
+  }
+
+  /** Appends the final record, flushes, fsyncs and closes. */
+  close(type: string, fields: Record<string, unknown>): void {
+    if (!this.failure) this.append(type, fields);
+    this.flushSync();
+    this.closed = true;
+    try {
+      if (!this.failure) fs.fsyncSync(this.fd);
+    } finally {
+      fs.closeSync(this.fd);
+    }
+    if (this.failure) throw this.failure;
+  }
+}

@@ -1,0 +1,270 @@
+// The per-target listener: answers the startup dialogue (SSL/GSS requests, protocol version,
+// SCRAM with the per-run password), logs in upstream, then hands the pair of sockets to a
+// PostgresSession. Cancel requests are mapped from the key we gave the client to upstream's.
+import net from 'node:net';
+import { randomInt } from 'node:crypto';
+import { ProtocolError } from './codec/framer.ts';
+import { decodeStartupPacket, startupPacketLength, type StartupPacket } from './codec/startup.ts';
+import {
+  AUTH, encodeAuthentication, encodeAuthenticationSASL, encodeBackendKeyData, encodeErrorResponse,
+  encodeNegotiateProtocolVersion, encodeParameterStatus, encodeReadyForQuery,
+} from './codec/backend.ts';
+import { F, decodeSASLInitialResponse } from './codec/frontend.ts';
+import { MessageQueue } from './message-queue.ts';
+import { ScramServer, makeVerifier, type ScramVerifier } from './scram.ts';
+import { loginUpstream, sendUpstreamCancel, UpstreamError } from './upstream.ts';
+import { PostgresSession } from './session.ts';
+import type { PostgresTarget } from '../config/policy.ts';
+import type { Recorder, SessionRecorder } from '../core/recorder.ts';
+
+const STARTUP_TIMEOUT_MS = 30_000;
+
+export interface ListenerOptions {
+  target: PostgresTarget;
+  /** The per-run password clients must present. */
+  clientPassword: string;
+  /** The upstream password, fetched per upstream connection (Azure tokens expire). */
+  upstreamPassword: () => Promise<string>;
+  recorder: Recorder;
+}
+
+interface CancelKey { secret: number; session: PostgresSession; upstreamKey: { processId: number; secretKey: Buffer }; rec: SessionRecorder }
+
+export class PostgresListener {
+  private readonly opts: ListenerOptions;
+  private readonly verifier: ScramVerifier;
+  private readonly server: net.Server;
+  private readonly sessions = new Set<PostgresSession>();
+  private readonly pendingSockets = new Set<net.Socket>();
+  private readonly cancelKeys = new Map<number, CancelKey>();
+  private stopping = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(opts: ListenerOptions) {
+    this.opts = opts;
+    this.verifier = makeVerifier(opts.clientPassword);
+    this.server = net.createServer((s) => this.accept(s));
+  }
+
+  get target(): PostgresTarget {
+    return this.opts.target;
+  }
+
+  listen(port = 0): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ host: '127.0.0.1', port }, () => {
+        this.server.off('error', reject);
+        resolve((this.server.address() as net.AddressInfo).port);
+      });
+    });
+  }
+
+  /** Stops accepting, lets in-flight commands finish, closes every session. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    await new Promise<void>((r) => this.server.close(() => r()));
+    for (const s of this.pendingSockets) s.destroy();
+    for (const s of this.sessions) s.shutdown();
+    if (this.sessions.size > 0) {
+      await Promise.race([
+        new Promise<void>((r) => this.idleWaiters.push(r)),
+        new Promise<void>((r) => setTimeout(r, graceMs).unref()),
+      ]);
+    }
+    for (const s of this.sessions) s.forceClose();
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.stopping) return void socket.destroy();
+    socket.setNoDelay(true);
+    this.pendingSockets.add(socket);
+    socket.on('error', () => socket.destroy());
+    this.startup(socket)
+      .catch(() => socket.destroy())
+      .finally(() => this.pendingSockets.delete(socket));
+  }
+
+  /** Reads untyped startup packets until a StartupMessage or CancelRequest arrives. */
+  private async readStartup(socket: net.Socket): Promise<StartupPacket | null> {
+    let buf = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), STARTUP_TIMEOUT_MS);
+    try {
+      for (;;) {
+        const packet = await new Promise<Buffer | null>((resolve, reject) => {
+          const tryParse = (): boolean => {
+            if (buf.length >= 1 && buf[0] === 0x16) {
+              reject(new ProtocolError('direct TLS connections are not supported by the gateway; use sslmode=disable (the listener is on loopback)'));
+              return true;
+            }
+            const len = startupPacketLength(buf);
+            if (len === null || buf.length < len) return false;
+            const p = buf.subarray(0, len);
+            buf = buf.subarray(len);
+            resolve(p);
+            return true;
+          };
+          if (tryParse()) return;
+          const onData = (d: Buffer): void => {
+            buf = Buffer.concat([buf, d]);
+            try {
+              if (tryParse()) cleanup();
+            } catch (e) {
+              cleanup();
+              reject(e);
+            }
+          };
+          const onClose = (): void => (cleanup(), resolve(null));
+          const cleanup = (): void => {
+            socket.off('data', onData);
+            socket.off('close', onClose);
+          };
+          socket.on('data', onData);
+          socket.on('close', onClose);
+        });
+        if (!packet) return null;
+        const p = decodeStartupPacket(packet);
+        if (p.kind === 'ssl-request' || p.kind === 'gssenc-request') {
+          // TLS to the client is not offered: the listener is bound to loopback only.
+          socket.write('N');
+          continue;
+        }
+        if (buf.length > 0 && p.kind === 'cancel') throw new ProtocolError('unexpected data after cancel request');
+        if (buf.length > 0) socket.unshift(buf);
+        return p;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async startup(socket: net.Socket): Promise<void> {
+    let packet: StartupPacket | null;
+    try {
+      packet = await this.readStartup(socket);
+    } catch (e) {
+      const err = e as ProtocolError;
+      socket.end(encodeErrorResponse({ severity: 'FATAL', code: err.sqlState ?? '08P01', message: `gateway: ${err.message}` }));
+      this.recordRejected(socket, err.message);
+      return;
+    }
+    if (!packet) return;
+    if (packet.kind === 'cancel') return this.cancel(packet.processId, packet.secretKey, socket);
+    if (packet.kind !== 'startup') return;
+
+    const t = this.opts.target;
+    const params = packet.parameters;
+    const fatal = (code: string, message: string, hint?: string): void => {
+      socket.end(encodeErrorResponse({ severity: 'FATAL', code, message, hint }));
+    };
+    if (this.stopping) return fatal('57P03', 'the gateway is shutting down');
+    if (packet.minor > 0 || packet.protocolOptions.length > 0) {
+      socket.write(encodeNegotiateProtocolVersion(0, packet.protocolOptions));
+    }
+    const user = params.get('user') ?? '';
+    const database = params.get('database') || user;
+    const client = { address: socket.remoteAddress, port: socket.remotePort, user, database, application_name: params.get('application_name') ?? null, protocol: `${packet.major}.${packet.minor}` };
+    let rec: SessionRecorder;
+    try {
+      rec = this.opts.recorder.openSession(t.name, 'postgres', { client, upstream: { host: t.host, port: t.port, database: t.database, user: t.user } });
+    } catch (e) {
+      return fatal('58030', `gateway: ${(e as Error).message}; no session can be opened`);
+    }
+    if (params.has('replication')) {
+      rec.close('refused: replication connection');
+      return fatal('0A000', 'gateway: replication connections are not supported');
+    }
+    if (user !== t.user || database !== t.database) {
+      rec.close('refused: wrong user or database');
+      return fatal('28000', `gateway: this listener serves target "${t.name}" as user "${t.user}" on database "${t.database}" only (asked for user "${user}", database "${database}")`, `use the connection settings in ${'$'}GATEWAY_${t.name.toUpperCase().replace(/-/g, '_')}_URL`);
+    }
+
+    const q = new MessageQueue(socket, 'client');
+    try {
+      await this.authenticateClient(socket, q);
+    } catch (e) {
+      rec.close('client authentication failed', { error: (e as Error).message });
+      return fatal('28P01', `password authentication failed for user "${user}"`, 'use the per-run password the gateway exported (PGPASSWORD or the GATEWAY_*_URL)');
+    }
+
+    let upstream;
+    const forwarded = new Map([...params].filter(([k]) => k !== 'user' && k !== 'database'));
+    try {
+      upstream = await loginUpstream(t, await this.opts.upstreamPassword(), forwarded);
+    } catch (e) {
+      const err = e as UpstreamError;
+      rec.event('upstream-login', { ok: false, error: { code: err.sqlState ?? '08006', message: err.message } });
+      rec.close('upstream login failed');
+      return fatal(err.sqlState ?? '08006', `gateway: login to upstream "${t.name}" failed: ${err.message}`);
+    }
+    rec.event('upstream-login', { ok: true, auth: upstream.authMethod, backend_pid: upstream.backendKey.processId, tls: upstream.tls, server_version: upstream.parameters.find(([k]) => k === 'server_version')?.[1] ?? null });
+    try {
+      q.detach();
+    } catch (e) {
+      upstream.socket.destroy();
+      rec.close('protocol error during startup');
+      return fatal('08P01', `gateway: ${(e as Error).message}`);
+    }
+    if (socket.destroyed || this.stopping) {
+      upstream.socket.destroy();
+      rec.close(this.stopping ? 'gateway shutdown' : 'client disconnected during login');
+      return;
+    }
+
+    const pid = this.newProcessId();
+    const secret = randomInt(1, 0x7fffffff);
+    const session = new PostgresSession(socket, upstream.socket, rec, () => {
+      this.sessions.delete(session);
+      this.cancelKeys.delete(pid);
+      if (this.sessions.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+    });
+    this.sessions.add(session);
+    this.cancelKeys.set(pid, { secret, session, upstreamKey: upstream.backendKey, rec });
+    const hello = [encodeAuthentication(AUTH.Ok)];
+    for (const [k, v] of upstream.parameters) hello.push(encodeParameterStatus(k, v));
+    hello.push(encodeBackendKeyData(pid, secret), encodeReadyForQuery('I'));
+    socket.write(Buffer.concat(hello));
+    session.start();
+  }
+
+  private async authenticateClient(socket: net.Socket, q: MessageQueue): Promise<void> {
+    socket.write(encodeAuthenticationSASL(['SCRAM-SHA-256']));
+    const first = await q.next(STARTUP_TIMEOUT_MS, 'SASLInitialResponse');
+    if (first.type !== F.Password) throw new ProtocolError('expected SASLInitialResponse');
+    const init = decodeSASLInitialResponse(first.body);
+    if (init.mechanism !== 'SCRAM-SHA-256') throw new ProtocolError(`unsupported SASL mechanism ${init.mechanism}`);
+    const scram = new ScramServer(this.verifier);
+    socket.write(encodeAuthentication(AUTH.SASLContinue, Buffer.from(scram.first(init.data.toString('utf8')))));
+    const final = await q.next(STARTUP_TIMEOUT_MS, 'SASLResponse');
+    if (final.type !== F.Password) throw new ProtocolError('expected SASLResponse');
+    socket.write(encodeAuthentication(AUTH.SASLFinal, Buffer.from(scram.final(final.body.toString('utf8')))));
+  }
+
+  private newProcessId(): number {
+    for (;;) {
+      const pid = randomInt(1, 0x7fffffff);
+      if (!this.cancelKeys.has(pid)) return pid;
+    }
+  }
+
+  private async cancel(pid: number, secretKey: Buffer, socket: net.Socket): Promise<void> {
+    socket.end();
+    const k = this.cancelKeys.get(pid);
+    // As PostgreSQL does, a cancel with an unknown key is ignored without a reply.
+    if (!k || secretKey.length !== 4 || secretKey.readInt32BE(0) !== k.secret) return;
+    try {
+      k.rec.event('cancel-request', { forwarded: true });
+    } catch {
+      return; // an unrecorded cancel is not forwarded either
+    }
+    await sendUpstreamCancel(this.opts.target, k.upstreamKey).catch(() => undefined);
+  }
+
+  private recordRejected(socket: net.Socket, message: string): void {
+    try {
+      this.opts.recorder.writer.append('protocol-error', { target: this.opts.target.name, peer: 'client', client: { address: socket.remoteAddress, port: socket.remotePort }, message });
+    } catch {
+      // log unavailable: the connection is refused either way
+    }
+  }
+}

@@ -1,0 +1,86 @@
+// Matches backend messages to the client messages they answer. The server answers in order, so a
+// FIFO of what the client sent tells which command a DataRow or CommandComplete belongs to; after
+// an error in the extended protocol the server skips everything up to Sync, and so do we.
+import type { CommandRecorder, Value } from '../core/recorder.ts';
+import { binaryValue, textValue } from '../core/recorder.ts';
+import type { Column } from './codec/backend.ts';
+
+/** What the gateway knows of a prepared statement or portal, shared with pending entries. */
+export interface Described { columns: Column[] | null }
+export interface Statement extends Described { text: string; paramTypes: number[] }
+export interface Portal extends Described { statement: Statement | null; params: Value[]; resultFormats: number[] }
+
+export type Entry =
+  | { kind: 'query'; cmd: CommandRecorder; run: RunState }
+  | { kind: 'execute'; cmd: CommandRecorder; run: RunState; portal: Portal | null }
+  | { kind: 'describe'; target: Described | null }
+  | { kind: 'parse' | 'bind' | 'close' }
+  | { kind: 'sync' };
+
+/** What a running command has produced so far. */
+export interface RunState {
+  tags: string[];
+  rows: number;
+  columns: Column[] | null;
+  copyBinary: boolean;
+  error: { severity: string; code: string; message: string } | null;
+}
+
+export function newRun(): RunState {
+  return { tags: [], rows: 0, columns: null, copyBinary: false, error: null };
+}
+
+/** Rows affected or returned, from a CommandComplete tag such as "INSERT 0 3" or "SELECT 5". */
+export function tagRows(tag: string): number | null {
+  const m = /\s(\d+)$/.exec(tag);
+  return m ? Number(m[1]) : null;
+}
+
+export function sampleValues(fields: (Buffer | null)[], columns: Column[] | null, resultFormats: number[] | null): Value[] {
+  return fields.map((f, i) => {
+    if (f === null) return null;
+    const format = resultFormats && resultFormats.length > 0 ? (resultFormats.length === 1 ? resultFormats[0] : resultFormats[i]) : columns?.[i]?.format ?? 0;
+    return format === 1 ? binaryValue(f) : textValue(f.toString('utf8'));
+  });
+}
+
+export class ResponseQueue {
+  private items: Entry[] = [];
+  private head = 0;
+  /** Set after an extended-protocol error until the next Sync reaches the server. */
+  skippingUntilSync = false;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+  peek(): Entry | undefined {
+    return this.items[this.head];
+  }
+  push(e: Entry): void {
+    this.items.push(e);
+  }
+  shift(): Entry | undefined {
+    const e = this.items[this.head];
+    if (e === undefined) return undefined;
+    this.items[this.head++] = undefined as unknown as Entry;
+    // Compact occasionally so a long pipeline does not grow the array forever.
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return e;
+  }
+  /** Removes everything up to (not including) the next Sync; returns what was removed. */
+  discardUntilSync(): Entry[] {
+    const removed: Entry[] = [];
+    for (let e = this.peek(); e && e.kind !== 'sync'; e = this.peek()) removed.push(this.shift()!);
+    if (!this.peek()) this.skippingUntilSync = true;
+    return removed;
+  }
+  drain(): Entry[] {
+    const all = this.items.slice(this.head);
+    this.items = [];
+    this.head = 0;
+    return all;
+  }
+}

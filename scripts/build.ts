@@ -1,0 +1,25 @@
+// Bundles the CLI and the action entry points into dist/. GitHub runs dist/ with no node_modules,
+// so everything (yaml, ajv, pg-protocol) is inlined. Output is deterministic so a test can compare
+// a fresh build with the committed files.
+import { build } from 'esbuild';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const outdir = process.argv[2] ? path.resolve(process.argv[2]) : path.join(root, 'dist');
+
+await build({
+  absWorkingDir: root,
+  entryPoints: { cli: 'gateway/cli.ts', main: 'action/main.ts', post: 'action/post.ts' },
+  outdir,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node22',
+  legalComments: 'none',
+  logLevel: 'warning',
+  banner: {
+    // ESM bundles of CommonJS dependencies need a require(); the shebang makes dist/cli.js the bin.
+    js: "#!/usr/bin/env node\nimport { createRequire as __gwCreateRequire } from 'node:module';\nconst require = __gwCreateRequire(import.meta.url);",
+  },
+});
