@@ -17238,6 +17238,19 @@ var Gateway = class _Gateway {
     const gw = new _Gateway(runId, writer);
     const recorder = new Recorder(writer, { sampleRows: opts.policy.sessionLog.sampleRows });
     gw.recorder = recorder;
+    writer.append("run-start", {
+      format: LOG_FORMAT,
+      run: runId,
+      gateway: { version: VERSION, node: process.version },
+      host: os.hostname(),
+      pid: process.pid,
+      policy: { path: opts.policy.path, sha256: opts.policy.sha256 },
+      identity: opts.identity,
+      targets: opts.policy.targets.map((t) => ({ name: t.name, kind: t.kind, host: t.host, port: t.port, database: t.database, user: t.user, tls: t.tls })),
+      attestation: "unattested"
+    });
+    writer.flushSync();
+    if (writer.failed) throw writer.failed;
     try {
       for (const target of opts.policy.targets) {
         const upstream = passwords.get(target.name);
@@ -17245,31 +17258,10 @@ var Gateway = class _Gateway {
         const listener = new PostgresListener({ target, clientPassword: password, upstreamPassword: async () => upstream, recorder });
         const port = await listener.listen();
         gw.listeners.push({ listener, port, password });
+        writer.append("listener", { target: target.name, listen: `127.0.0.1:${port}` });
       }
-      writer.append("run-start", {
-        format: LOG_FORMAT,
-        run: runId,
-        gateway: { version: VERSION, node: process.version },
-        host: os.hostname(),
-        pid: process.pid,
-        policy: { path: opts.policy.path, sha256: opts.policy.sha256 },
-        identity: opts.identity,
-        targets: opts.policy.targets.map((t, i) => ({
-          name: t.name,
-          kind: t.kind,
-          host: t.host,
-          port: t.port,
-          database: t.database,
-          user: t.user,
-          tls: t.tls,
-          listen: `127.0.0.1:${gw.listeners[i].port}`
-        })),
-        attestation: "unattested"
-      });
-      writer.flushSync();
-      if (writer.failed) throw writer.failed;
     } catch (e) {
-      for (const l of gw.listeners) await l.listener.stop(0);
+      await gw.stop(`start failed: ${e.message}`, 0);
       throw e;
     }
     return gw;

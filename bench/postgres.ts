@@ -1,0 +1,90 @@
+// npm run bench: PostgreSQL direct vs through the gateway, in one run on one cluster.
+// pgbench -S at 1 and 8 clients in simple and prepared modes, then a streamed multi-GB
+// COPY TO STDOUT. Prints TPS ratios, added latency per query and the gateway's peak RSS.
+// Environment: BENCH_SECONDS (per pgbench run, default 10), BENCH_COPY_GB (default 2).
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startCluster } from '../gateway/demo/pg-cluster.ts';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const copyGB = Number(process.env.BENCH_COPY_GB ?? 2);
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-bench-'));
+const cluster = await startCluster({ settings: { max_connections: '100', shared_buffers: '256MB' } });
+const password = 'bench-password';
+const stateDir = path.join(work, 'state');
+let daemonPid = 0;
+
+try {
+  cluster.sql(`CREATE ROLE deployer LOGIN PASSWORD '${password}'`);
+  cluster.sql('CREATE DATABASE app OWNER deployer');
+  const direct = { PGHOST: '127.0.0.1', PGPORT: String(cluster.port), PGUSER: 'deployer', PGPASSWORD: password, PGDATABASE: 'app', PGSSLMODE: 'disable' };
+  execFileSync(path.join(cluster.binDir, 'pgbench'), ['-i', '-q', '-s', '10'], { env: { ...process.env, ...direct }, stdio: 'ignore' });
+
+  const policy = path.join(work, 'gateway.yml');
+  fs.writeFileSync(policy, `version: 1\ntargets:\n  app-db:\n    kind: postgres\n    host: 127.0.0.1\n    port: ${cluster.port}\n    database: app\n    user: deployer\n    auth: { password-env: APP_DB_PASSWORD }\n    tls: disable\n`);
+  const started = spawnSync(process.execPath, [path.join(root, 'dist/cli.js'), 'start', '--policy', policy, '--state-dir', stateDir, '--log-dir', path.join(work, 'logs')], {
+    env: { ...process.env, APP_DB_PASSWORD: password }, encoding: 'utf8',
+  });
+  if (started.status !== 0) throw new Error(`gateway start failed: ${started.stderr}`);
+  const gw: Record<string, string> = Object.fromEntries(started.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  daemonPid = JSON.parse(fs.readFileSync(path.join(stateDir, 'daemon.json'), 'utf8')).pid as number;
+  const through = { PGHOST: gw.PGHOST!, PGPORT: gw.PGPORT!, PGUSER: gw.PGUSER!, PGPASSWORD: gw.PGPASSWORD!, PGDATABASE: gw.PGDATABASE!, PGSSLMODE: 'disable' };
+
+  console.log(`gateway-action benchmark: PostgreSQL ${cluster.port}, gateway pid ${daemonPid}, ${os.cpus().length} cores, ${seconds}s per pgbench run\n`);
+  console.log('pgbench -S (select-only)          direct TPS   gateway TPS   ratio   added latency/query');
+  for (const mode of ['simple', 'prepared']) {
+    for (const clients of [1, 8]) {
+      const d = pgbench(direct, mode, clients);
+      const g = pgbench(through, mode, clients);
+      const added = clients === 1 ? `${((1e6 / g - 1e6 / d)).toFixed(0)} µs` : '-';
+      console.log(`  ${mode.padEnd(9)} ${String(clients).padStart(2)} client(s)          ${d.toFixed(0).padStart(9)}   ${g.toFixed(0).padStart(11)}   ${(g / d).toFixed(2).padStart(5)}x   ${added}`);
+    }
+  }
+
+  const rows = Math.round((copyGB * 1024 ** 3) / 1001);
+  const sql = `COPY (SELECT repeat('x', 1000) FROM generate_series(1, ${rows})) TO STDOUT`;
+  console.log(`\nCOPY TO STDOUT of ${copyGB} GB (${rows} rows of 1000 bytes) into /dev/null:`);
+  const cd = await copyOut(direct, sql);
+  const cg = await copyOut(through, sql);
+  console.log(`  direct   ${(cd.bytes / 1024 ** 2 / cd.seconds).toFixed(0).padStart(6)} MB/s  (${(cd.bytes / 1024 ** 3).toFixed(2)} GB in ${cd.seconds.toFixed(1)}s)`);
+  console.log(`  gateway  ${(cg.bytes / 1024 ** 2 / cg.seconds).toFixed(0).padStart(6)} MB/s  (${(cg.bytes / 1024 ** 3).toFixed(2)} GB in ${cg.seconds.toFixed(1)}s)   ratio ${(cd.seconds / cg.seconds).toFixed(2)}x`);
+  const status = fs.readFileSync(`/proc/${daemonPid}/status`, 'utf8');
+  const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+  console.log(`\ngateway peak RSS (VmHWM, whole run): ${hwm.toFixed(0)} MB`);
+  const stop = spawnSync(process.execPath, [path.join(root, 'dist/cli.js'), 'stop', '--state-dir', stateDir], { encoding: 'utf8' });
+  daemonPid = 0;
+  const log = stop.stdout.trim();
+  const verify = spawnSync(process.execPath, [path.join(root, 'dist/cli.js'), 'verify', '--json', log], { encoding: 'utf8' });
+  const v = JSON.parse(verify.stdout) as { status: string; commands: number; records: number };
+  console.log(`session log: ${v.status}, ${v.commands} commands in ${v.records} records, ${(fs.statSync(log).size / 1024 ** 2).toFixed(1)} MB`);
+} finally {
+  if (daemonPid) spawnSync(process.execPath, [path.join(root, 'dist/cli.js'), 'stop', '--state-dir', stateDir]);
+  cluster.stop();
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+function pgbench(env: Record<string, string>, mode: string, clients: number): number {
+  const r = spawnSync(path.join(cluster.binDir, 'pgbench'), ['-S', '-n', '-M', mode, '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds)], {
+    env: { ...process.env, ...env }, encoding: 'utf8',
+  });
+  const m = /tps = ([\d.]+) \(without initial connection time\)/.exec(r.stdout);
+  if (!m) throw new Error(`pgbench failed: ${r.stderr}${r.stdout}`);
+  return Number(m[1]);
+}
+
+function copyOut(env: Record<string, string>, sql: string): Promise<{ bytes: number; seconds: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn('psql', ['-X', '-q', '-c', sql], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let bytes = 0;
+    child.stdout.on('data', (d: Buffer) => (bytes += d.length));
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`psql COPY exited ${code}`));
+      resolve({ bytes, seconds: Number(process.hrtime.bigint() - t0) / 1e9 });
+    });
+  });
+}
