@@ -34,16 +34,23 @@ try {
   daemonPid = JSON.parse(fs.readFileSync(path.join(stateDir, 'daemon.json'), 'utf8')).pid as number;
   const through = { PGHOST: gw.PGHOST!, PGPORT: gw.PGPORT!, PGUSER: gw.PGUSER!, PGPASSWORD: gw.PGPASSWORD!, PGDATABASE: gw.PGDATABASE!, PGSSLMODE: 'disable' };
 
+  // A bare Node socket pipe: the floor any Node proxy starts from, measured in the same run.
+  const pipe = spawn(process.execPath, ['-e', PIPE_SOURCE, String(cluster.port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const pipePort = await new Promise<number>((resolve) => pipe.stdout.once('data', (d: Buffer) => resolve(Number(d.toString()))));
+  const piped = { ...direct, PGPORT: String(pipePort) };
+
   console.log(`gateway-action benchmark: PostgreSQL ${cluster.port}, gateway pid ${daemonPid}, ${os.cpus().length} cores, ${seconds}s per pgbench run\n`);
-  console.log('pgbench -S (select-only)          direct TPS   gateway TPS   ratio   added latency/query');
+  console.log('pgbench -S (select-only)   direct TPS   bare pipe TPS (ratio)   gateway TPS (ratio)   gateway added latency/query');
   for (const mode of ['simple', 'prepared']) {
     for (const clients of [1, 8]) {
       const d = pgbench(direct, mode, clients);
+      const p = pgbench(piped, mode, clients);
       const g = pgbench(through, mode, clients);
-      const added = clients === 1 ? `${((1e6 / g - 1e6 / d)).toFixed(0)} µs` : '-';
-      console.log(`  ${mode.padEnd(9)} ${String(clients).padStart(2)} client(s)          ${d.toFixed(0).padStart(9)}   ${g.toFixed(0).padStart(11)}   ${(g / d).toFixed(2).padStart(5)}x   ${added}`);
+      const added = clients === 1 ? `${(1e6 / g - 1e6 / d).toFixed(0)} µs` : '-';
+      console.log(`  ${mode.padEnd(8)} ${String(clients).padStart(2)} client(s)  ${d.toFixed(0).padStart(9)}   ${p.toFixed(0).padStart(9)} (${(p / d).toFixed(2)}x)      ${g.toFixed(0).padStart(9)} (${(g / d).toFixed(2)}x)     ${added}`);
     }
   }
+  pipe.kill();
 
   const rows = Math.round((copyGB * 1024 ** 3) / 1001);
   const sql = `COPY (SELECT repeat('x', 1000) FROM generate_series(1, ${rows})) TO STDOUT`;
@@ -66,6 +73,18 @@ try {
   cluster.stop();
   fs.rmSync(work, { recursive: true, force: true });
 }
+
+const PIPE_SOURCE = `
+const net = require('node:net');
+const port = Number(process.argv[1]);
+const server = net.createServer((c) => {
+  const u = net.connect(port, '127.0.0.1');
+  c.setNoDelay(true); u.setNoDelay(true);
+  c.pipe(u); u.pipe(c);
+  c.on('error', () => u.destroy()); u.on('error', () => c.destroy());
+});
+server.listen(0, '127.0.0.1', () => process.stdout.write(String(server.address().port)));
+`;
 
 function pgbench(env: Record<string, string>, mode: string, clients: number): number {
   const r = spawnSync(path.join(cluster.binDir, 'pgbench'), ['-S', '-n', '-M', mode, '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds)], {

@@ -15388,24 +15388,46 @@ import path2 from "node:path";
 
 // gateway/evidence/canonical-json.ts
 function canonicalJson(value) {
-  if (value === null || typeof value !== "object") {
-    if (typeof value === "number" && !Number.isFinite(value)) throw new TypeError("canonical JSON has no representation for " + value);
-    if (value === void 0) throw new TypeError("canonical JSON has no representation for undefined");
-    return JSON.stringify(value);
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return JSON.stringify(value);
+    case "number":
+      if (!Number.isFinite(value)) throw new TypeError(`canonical JSON has no representation for ${value}`);
+      return JSON.stringify(value);
+    case "object":
+      if (value === null) return "null";
+      if (Array.isArray(value)) {
+        let out = "[";
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out += ",";
+          const v = value[i];
+          out += v === void 0 ? "null" : canonicalJson(v);
+        }
+        return out + "]";
+      }
+      if (Buffer.isBuffer(value)) throw new TypeError("canonical JSON has no representation for a Buffer");
+      return canonicalObject(value);
+    default:
+      throw new TypeError(`canonical JSON has no representation for ${typeof value}`);
   }
-  if (Array.isArray(value)) {
-    let out2 = "[";
-    for (let i = 0; i < value.length; i++) out2 += (i ? "," : "") + canonicalJson(value[i] === void 0 ? null : value[i]);
-    return out2 + "]";
-  }
-  const obj = value;
-  const keys = Object.keys(obj).filter((k) => obj[k] !== void 0).sort();
+}
+function canonicalObject(obj) {
+  const keys = Object.keys(obj).sort();
   let out = "{";
+  let first = true;
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i];
-    out += (i ? "," : "") + JSON.stringify(k) + ":" + canonicalJson(obj[k]);
+    const v = obj[k];
+    if (v === void 0) continue;
+    out += (first ? '"' : ',"') + (needsEscape(k) ? JSON.stringify(k).slice(1, -1) : k) + '":' + canonicalJson(v);
+    first = false;
   }
   return out + "}";
+}
+var plainKey = /^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/;
+function needsEscape(k) {
+  return !plainKey.test(k);
 }
 
 // gateway/evidence/log-writer.ts
@@ -16937,7 +16959,6 @@ var PostgresSession = class {
       status: run.error ? "error" : "ok",
       tags: run.tags,
       rows: rows ?? run.rows,
-      rows_returned: run.rows,
       ...suspended ? { suspended: true } : {},
       ...run.error ? { error: run.error } : {},
       transaction: this.transaction

@@ -408,7 +408,6 @@ export class PostgresSession {
       status: run.error ? 'error' : 'ok',
       tags: run.tags,
       rows: rows ?? run.rows,
-      rows_returned: run.rows,
       ...(suspended ? { suspended: true } : {}),
       ...(run.error ? { error: run.error } : {}),
       transaction: this.transaction,
