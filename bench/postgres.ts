@@ -9,6 +9,18 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startCluster } from '../gateway/demo/pg-cluster.ts';
 
+const PIPE_SOURCE = `
+const net = require('node:net');
+const port = Number(process.argv[1]);
+const server = net.createServer((c) => {
+  const u = net.connect(port, '127.0.0.1');
+  c.setNoDelay(true); u.setNoDelay(true);
+  c.pipe(u); u.pipe(c);
+  c.on('error', () => u.destroy()); u.on('error', () => c.destroy());
+});
+server.listen(0, '127.0.0.1', () => process.stdout.write(String(server.address().port)));
+`;
+
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const copyGB = Number(process.env.BENCH_COPY_GB ?? 2);
@@ -74,17 +86,6 @@ try {
   fs.rmSync(work, { recursive: true, force: true });
 }
 
-const PIPE_SOURCE = `
-const net = require('node:net');
-const port = Number(process.argv[1]);
-const server = net.createServer((c) => {
-  const u = net.connect(port, '127.0.0.1');
-  c.setNoDelay(true); u.setNoDelay(true);
-  c.pipe(u); u.pipe(c);
-  c.on('error', () => u.destroy()); u.on('error', () => c.destroy());
-});
-server.listen(0, '127.0.0.1', () => process.stdout.write(String(server.address().port)));
-`;
 
 function pgbench(env: Record<string, string>, mode: string, clients: number): number {
   const r = spawnSync(path.join(cluster.binDir, 'pgbench'), ['-S', '-n', '-M', mode, '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds)], {
