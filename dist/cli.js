@@ -15704,6 +15704,8 @@ var MessageFramer = class {
     return this.headerHave === 0 && !this.inBody;
   }
   push(chunk, onMessage) {
+    this.pendingStart = -1;
+    this.headerStart = -1;
     let pos = 0;
     const len = chunk.length;
     while (pos < len) {

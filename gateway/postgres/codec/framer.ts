@@ -70,6 +70,9 @@ export class MessageFramer {
   }
 
   push(chunk: Buffer, onMessage: (m: FramedMessage) => void): void {
+    // Offsets of a message still in progress refer to an earlier chunk from now on.
+    this.pendingStart = -1;
+    this.headerStart = -1;
     let pos = 0;
     const len = chunk.length;
     while (pos < len) {

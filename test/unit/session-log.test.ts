@@ -1,0 +1,120 @@
+// The log's chain is what an auditor relies on: canonical JSON must follow RFC 8785, and the
+// verifier must catch every kind of edit.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { canonicalJson } from '../../gateway/evidence/canonical-json.ts';
+import { SessionLogWriter, LOG_FORMAT } from '../../gateway/evidence/log-writer.ts';
+import { verifyLogText } from '../../gateway/evidence/log-verifier.ts';
+import { tempDir } from '../helpers/gateway.ts';
+
+test('canonical JSON follows RFC 8785 for the values the log uses', () => {
+  assert.equal(canonicalJson({ b: 1, a: [true, null, 'x'], c: { z: 1.5, y: -0 } }), '{"a":[true,null,"x"],"b":1,"c":{"y":0,"z":1.5}}');
+  // Member order is by UTF-16 code units (RFC 8785 section 3.2.3 example, abridged).
+  assert.equal(canonicalJson({ '\u20ac': 1, '\r': 2, '\ud83d\ude00': 3, '1': 4, '\u0080': 5, '\u00f6': 6 }), '{"\\r":2,"1":4,"\u0080":5,"\u00f6":6,"\u20ac":1,"\ud83d\ude00":3}');
+  assert.equal(canonicalJson('tab\tquote"nl\n\u0001'), '"tab\\tquote\\"nl\\n\\u0001"');
+  assert.equal(canonicalJson(1e21), '1e+21');
+  assert.equal(canonicalJson({ a: undefined, b: 2 }), '{"b":2}');
+  assert.throws(() => canonicalJson(Number.NaN), /no representation/);
+  assert.throws(() => canonicalJson({ f: () => 1 }), /no representation/);
+});
+
+function writeSampleLog(dir: string, records = 6, seal = true): string {
+  const w = SessionLogWriter.create(dir, 'sample.jsonl');
+  w.append('run-start', { format: LOG_FORMAT, run: 'r1', identity: { kind: 'local', user: 'u', host: 'h' }, targets: [{ name: 'app-db' }] });
+  w.append('session-open', { session: 's1', target: 'app-db' });
+  for (let i = 0; i < records; i++) {
+    w.append('command', { session: 's1', command: `s1.${i + 1}`, text: `SELECT ${i} -- “quoted” ü` });
+    w.append('result', { session: 's1', command: `s1.${i + 1}`, status: i === 2 ? 'error' : 'ok', rows: i });
+  }
+  w.append('session-close', { session: 's1', reason: 'client terminated' });
+  if (seal) w.close('run-end', { run: 'r1' });
+  else w.flushSync();
+  return w.path;
+}
+
+test('a written log verifies, and each line hashes to its hash member as documented', () => {
+  const file = writeSampleLog(tempDir());
+  const text = fs.readFileSync(file, 'utf8');
+  const r = verifyLogText(text);
+  assert.equal(r.status, 'valid', r.problem ?? '');
+  assert.equal(r.summary.commands, 6);
+  assert.equal(r.summary.errors, 1);
+  assert.equal(r.summary.sessions, 1);
+  // The documented recipe without a JCS library: strip the trailing hash member textually.
+  let prev = '0'.repeat(64);
+  for (const line of text.trimEnd().split('\n')) {
+    const m = /^(.*),"hash":"([0-9a-f]{64})"}$/.exec(line);
+    assert.ok(m, 'hash is the last member');
+    const body = m[1] + '}';
+    assert.equal(createHash('sha256').update(body).digest('hex'), m[2]);
+    assert.equal(JSON.parse(body).prev, prev);
+    prev = m[2]!;
+  }
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600, 'the log is readable by its owner only');
+});
+
+test('the writer never overwrites an existing log', () => {
+  const dir = tempDir();
+  writeSampleLog(dir);
+  assert.throws(() => SessionLogWriter.create(dir, 'sample.jsonl'), /EEXIST/);
+});
+
+test('every kind of tampering is detected and the first bad record named', () => {
+  const text = fs.readFileSync(writeSampleLog(tempDir()), 'utf8');
+  const lines = text.trimEnd().split('\n');
+  const join = (ls: string[]): string => ls.join('\n') + '\n';
+  const edit = (i: number, f: (r: Record<string, unknown>) => void): string[] => {
+    const ls = [...lines];
+    const r = JSON.parse(ls[i]!) as Record<string, unknown>;
+    f(r);
+    ls[i] = JSON.stringify(r);
+    return ls;
+  };
+  const cases: [string, string, string, RegExp][] = [
+    ['edited text', join(edit(4, (r) => (r.text = 'DROP TABLE customers'))), 'tampered', /record 4 \(line 5\) has been modified/],
+    ['edited status', join(edit(7, (r) => (r.status = 'ok'))), 'tampered', /record 7 \(line 8\)/],
+    ['re-hashed edit', join(rehash(edit(4, (r) => (r.text = 'x')), 4)), 'tampered', /record 5 \(line 6\) does not chain/],
+    ['deleted record', join(lines.filter((_, i) => i !== 3)), 'tampered', /record 3 \(line 4\) has sequence number 4, expected 3/],
+    ['reordered records', join([...lines.slice(0, 3), lines[4]!, lines[3]!, ...lines.slice(5)]), 'tampered', /record 3 \(line 4\)/],
+    ['inserted record', join([...lines.slice(0, 3), lines[3]!, ...lines.slice(3)]), 'tampered', /record 4 \(line 5\)/],
+    ['appended after seal', join([...lines, lines[3]!]), 'tampered', /appended after the seal/],
+    ['truncated after a record', join(lines.slice(0, 8)), 'unsealed', /no seal/],
+    ['truncated mid-line', join(lines.slice(0, 8)) + lines[8]!.slice(0, 40), 'unsealed', /record 8 \(line 9\) is torn/],
+    ['garbage line in the middle', join([...lines.slice(0, 3), '{not json', ...lines.slice(4)]), 'tampered', /record 3 \(line 4\) is not valid JSON/],
+    ['not a log at all', 'hello\n', 'unreadable', /line 1/],
+    ['empty file', '', 'unreadable', /empty/],
+  ];
+  for (const [name, input, status, problem] of cases) {
+    const r = verifyLogText(input);
+    assert.equal(r.status, status, `${name}: ${r.problem}`);
+    assert.match(r.problem ?? '', problem, name);
+  }
+});
+
+function rehash(lines: string[], i: number): string[] {
+  const r = JSON.parse(lines[i]!) as Record<string, unknown>;
+  delete r.hash;
+  const body = canonicalJson(r);
+  const out = [...lines];
+  out[i] = body.slice(0, -1) + ',"hash":"' + createHash('sha256').update(body).digest('hex') + '"}';
+  return out;
+}
+
+test('a write failure makes the writer refuse further records', () => {
+  const dir = tempDir();
+  const w = SessionLogWriter.create(dir, 'x.jsonl');
+  w.append('run-start', { format: LOG_FORMAT });
+  w.flushSync();
+  // Closing the descriptor underneath the writer makes the next write fail like a dead disk.
+  fs.closeSync((w as unknown as { fd: number }).fd);
+  w.append('command', { text: 'SELECT 1' });
+  let seen: Error | null = null;
+  w.afterDurable((e) => (seen = e));
+  w.flushSync();
+  assert.match(String(seen), /session log cannot be written \(EBADF/);
+  assert.throws(() => w.append('command', { text: 'SELECT 2' }), /session log cannot be written/);
+  assert.equal(path.basename(w.path), 'x.jsonl');
+});
