@@ -8,6 +8,8 @@ import { canonicalJson } from './canonical-json.ts';
 
 export const LOG_FORMAT = 'gateway-action/session-log@1';
 export const GENESIS_HASH = '0'.repeat(64);
+/** Longest a record nobody waits for stays in memory before it is written. */
+const LAZY_FLUSH_MS = 20;
 
 export class LogUnavailableError extends Error {
   constructor(cause: Error) {
@@ -49,19 +51,45 @@ export class SessionLogWriter {
     return this.seq;
   }
 
-  /** Queues a record; it reaches the file at the next flush. Throws once the log has failed. */
+  /**
+   * Queues a record; it reaches the file at the next flush. Throws once the log has failed.
+   * Takes ownership of `fields` (it becomes the record). Records nobody waits for are flushed
+   * with the next durable flush or within LAZY_FLUSH_MS, which halves the writes per command.
+   */
   append(type: string, fields: Record<string, unknown>): AppendResult {
     if (this.failure) throw this.failure;
     if (this.closed) throw new LogUnavailableError(new Error('the log is sealed'));
     const seq = this.seq;
-    const body = canonicalJson({ ...fields, type, seq, prev: this.prev, time: new Date().toISOString() });
+    fields.type = type;
+    fields.seq = seq;
+    fields.prev = this.prev;
+    fields.time = this.now();
+    const body = canonicalJson(fields);
     const hash = createHash('sha256').update(body).digest('hex');
     // The hash member goes last so a verifier without a JCS library can strip it textually.
     this.pending.push(body.slice(0, -1) + ',"hash":"' + hash + '"}\n');
     this.seq = seq + 1;
     this.prev = hash;
-    this.scheduleFlush();
+    if (!this.lazyTimer) this.lazyTimer = setTimeout(this.lazyFlush, LAZY_FLUSH_MS);
     return { seq, hash };
+  }
+
+  private lazyTimer: NodeJS.Timeout | null = null;
+  private readonly lazyFlush = (): void => {
+    this.lazyTimer = null;
+    this.flushSync();
+  };
+
+  private lastMs = 0;
+  private lastIso = '';
+  /** ISO time, formatted once per millisecond at most. */
+  private now(): string {
+    const ms = Date.now();
+    if (ms !== this.lastMs) {
+      this.lastMs = ms;
+      this.lastIso = new Date(ms).toISOString();
+    }
+    return this.lastIso;
   }
 
   /** Calls cb once everything appended so far is in the file (or with the error that stopped it). */
@@ -77,6 +105,10 @@ export class SessionLogWriter {
    * handles one round of socket reads are flushed together in one write at setImmediate.
    */
   flushSync(): void {
+    if (this.lazyTimer) {
+      clearTimeout(this.lazyTimer);
+      this.lazyTimer = null;
+    }
     if (this.pending.length > 0 && !this.failure) {
       const data = Buffer.from(this.pending.length === 1 ? this.pending[0]! : this.pending.join(''));
       this.pending = [];

@@ -257,7 +257,8 @@ export class PostgresListener {
     } catch {
       return; // an unrecorded cancel is not forwarded either
     }
-    await sendUpstreamCancel(this.opts.target, k.upstreamKey).catch(() => undefined);
+    const durable = await new Promise<boolean>((resolve) => k.rec.writer.afterDurable((err) => resolve(err === null)));
+    if (durable) await sendUpstreamCancel(this.opts.target, k.upstreamKey).catch(() => undefined);
   }
 
   private recordRejected(socket: net.Socket, message: string): void {
