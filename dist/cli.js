@@ -15291,6 +15291,12 @@ function parsePolicy(text, file) {
   }
   const data = doc.toJS();
   if (data === null || data === void 0) throw new PolicyError(file, 1, "the policy file is empty; it needs at least `version: 1` and `targets:`");
+  for (const [name, t] of Object.entries(data.targets ?? {})) {
+    if (t && typeof t === "object" && t.auth === "azure") {
+      const node = doc.getIn(["targets", name, "auth"], true);
+      throw new PolicyError(file, lineOf(node?.range?.[0]), `targets.${name}.auth: azure (Entra ID workload identity) is not supported by this version yet; use auth: { password-env: NAME }`);
+    }
+  }
   if (!validate(data)) {
     const err = pickError(validate.errors ?? []);
     throw new PolicyError(file, lineOf(locate(doc, err)), describe(err));
@@ -15325,10 +15331,13 @@ function parsePolicy(text, file) {
 function envName(target) {
   return `GATEWAY_${target.toUpperCase().replace(/-/g, "_")}_URL`;
 }
+var PRIORITY = { additionalProperties: 0, propertyNames: 1, enum: 2, const: 2, type: 3, required: 5 };
 function pickError(errors) {
-  const useful = errors.filter((e) => e.keyword !== "if" && e.keyword !== "$ref");
+  const useful = errors.filter((e) => e.keyword !== "if" && e.keyword !== "$ref" && !(e.keyword === "pattern" && "propertyName" in e));
   const pool = useful.length ? useful : errors;
-  return pool.reduce((best, e) => e.instancePath.split("/").length > best.instancePath.split("/").length ? e : best, pool[0]);
+  const depth = (e) => e.instancePath.split("/").length;
+  const rank = (e) => PRIORITY[e.keyword] ?? 4;
+  return [...pool].sort((a, b) => depth(b) - depth(a) || rank(a) - rank(b))[0];
 }
 function pathOf(err) {
   return err.instancePath.split("/").slice(1).map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
@@ -16484,7 +16493,9 @@ async function openUpstreamSocket(target) {
     s.once("error", reject);
   }).catch((e) => {
     plain.destroy();
-    throw new UpstreamError(`TLS to ${target.host}:${target.port} failed (tls: ${target.tls}): ${e.message}`, "08001");
+    const reason = e.message.replace(/; if the root CA is installed locally.*$/, "");
+    const hint = verify ? target.caFile ? ` (trusted CAs: ${target.caFile})` : " (trusted CAs: Node's bundled list; set ca-file for a private CA)" : "";
+    throw new UpstreamError(`TLS to ${target.host}:${target.port} failed (tls: ${target.tls}): ${reason}${hint}`, "08001");
   });
   const cipher = secure.getCipher();
   return { socket: secure, tls: { protocol: secure.getProtocol(), cipher: cipher.name } };

@@ -57,6 +57,12 @@ export function parsePolicy(text: string, file: string): Policy {
   }
   const data: unknown = doc.toJS();
   if (data === null || data === undefined) throw new PolicyError(file, 1, 'the policy file is empty; it needs at least `version: 1` and `targets:`');
+  for (const [name, t] of Object.entries((data as { targets?: Record<string, { auth?: unknown }> }).targets ?? {})) {
+    if (t && typeof t === 'object' && t.auth === 'azure') {
+      const node = doc.getIn(['targets', name, 'auth'], true) as YamlNode | undefined;
+      throw new PolicyError(file, lineOf(node?.range?.[0]), `targets.${name}.auth: azure (Entra ID workload identity) is not supported by this version yet; use auth: { password-env: NAME }`);
+    }
+  }
   if (!validate(data)) {
     const err = pickError(validate.errors ?? []);
     throw new PolicyError(file, lineOf(locate(doc, err)), describe(err));
@@ -94,11 +100,15 @@ export function envName(target: string): string {
   return `GATEWAY_${target.toUpperCase().replace(/-/g, '_')}_URL`;
 }
 
-// The most specific error is the most useful one; 'if'/'then' wrappers only repeat it.
+// The most specific error is the most useful one: the deepest, and at equal depth the one that
+// names what the user wrote (an unknown key says more than the required key it replaced).
+const PRIORITY: Record<string, number> = { additionalProperties: 0, propertyNames: 1, enum: 2, const: 2, type: 3, required: 5 };
 function pickError(errors: ErrorObject[]): ErrorObject {
-  const useful = errors.filter((e) => e.keyword !== 'if' && e.keyword !== '$ref');
+  const useful = errors.filter((e) => e.keyword !== 'if' && e.keyword !== '$ref' && !(e.keyword === 'pattern' && 'propertyName' in e));
   const pool = useful.length ? useful : errors;
-  return pool.reduce((best, e) => (e.instancePath.split('/').length > best.instancePath.split('/').length ? e : best), pool[0]!);
+  const depth = (e: ErrorObject): number => e.instancePath.split('/').length;
+  const rank = (e: ErrorObject): number => PRIORITY[e.keyword] ?? 4;
+  return [...pool].sort((a, b) => depth(b) - depth(a) || rank(a) - rank(b))[0]!;
 }
 
 function pathOf(err: ErrorObject): string[] {

@@ -69,7 +69,10 @@ export async function openUpstreamSocket(target: PostgresTarget): Promise<{ sock
     s.once('error', reject);
   }).catch((e: Error) => {
     plain.destroy();
-    throw new UpstreamError(`TLS to ${target.host}:${target.port} failed (tls: ${target.tls}): ${e.message}`, '08001');
+    // Node suggests --use-system-ca, which does not apply: the target's ca-file decides trust.
+    const reason = e.message.replace(/; if the root CA is installed locally.*$/, '');
+    const hint = verify ? (target.caFile ? ` (trusted CAs: ${target.caFile})` : ' (trusted CAs: Node\'s bundled list; set ca-file for a private CA)') : '';
+    throw new UpstreamError(`TLS to ${target.host}:${target.port} failed (tls: ${target.tls}): ${reason}${hint}`, '08001');
   });
   const cipher = secure.getCipher();
   return { socket: secure, tls: { protocol: secure.getProtocol(), cipher: cipher.name } };

@@ -1,0 +1,233 @@
+// The policy file: what parses, and the errors a user sees (file, line, what is wrong).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parsePolicy, loadPolicy } from '../../gateway/config/policy.ts';
+import { cli, tempDir } from '../helpers/gateway.ts';
+
+const FILE = '/ci/gateway.yml';
+
+/** The example from the issue, comments and all. */
+const EXAMPLE = `version: 1
+targets:
+  app-db:
+    kind: postgres
+    host: 127.0.0.1
+    port: 5432
+    database: app
+    user: deployer
+    auth: { password-env: APP_DB_PASSWORD }   # later also: azure
+    tls: disable                              # disable | require | verify-full (with ca-file)
+`;
+
+/** The message parsePolicy throws for text (fails the test if it parses). */
+function errorOf(text: string, file = FILE): string {
+  try {
+    parsePolicy(text, file);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  assert.fail(`expected a policy error for:\n${text}`);
+}
+
+/** Asserts the message is `FILE:LINE: ...` with the given line, and returns the part after it. */
+function atLine(message: string, line: number, file = FILE): string {
+  const prefix = `${file}:${line}: `;
+  assert.ok(message.startsWith(prefix), `expected "${prefix}..." but got: ${message}`);
+  return message.slice(prefix.length);
+}
+
+test("the issue's example policy parses as written", () => {
+  const p = parsePolicy(EXAMPLE, FILE);
+  assert.equal(p.targets.length, 1);
+  const t = p.targets[0]!;
+  assert.equal(t.name, 'app-db');
+  assert.equal(t.kind, 'postgres');
+  assert.equal(t.host, '127.0.0.1');
+  assert.equal(t.port, 5432);
+  assert.equal(t.database, 'app');
+  assert.equal(t.user, 'deployer');
+  assert.equal(t.tls, 'disable');
+  assert.deepEqual(t.auth, { passwordEnv: 'APP_DB_PASSWORD' });
+  assert.equal(t.caFile, undefined);
+  assert.equal(p.path, path.resolve(FILE));
+  assert.match(p.sha256, /^[0-9a-f]{64}$/);
+});
+
+test('loadPolicy reads the example from disk', () => {
+  const dir = tempDir('gw-policy-');
+  const file = path.join(dir, 'gateway.yml');
+  fs.writeFileSync(file, EXAMPLE);
+  const p = loadPolicy(file);
+  assert.equal(p.targets[0]!.name, 'app-db');
+  assert.equal(p.targets[0]!.port, 5432);
+  assert.equal(p.path, file);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('tls defaults to verify-full and port to 5432 when omitted', () => {
+  const p = parsePolicy(EXAMPLE.replace(/^ {4}tls:.*\n/m, '').replace(/^ {4}port:.*\n/m, ''), FILE);
+  assert.equal(p.targets[0]!.tls, 'verify-full');
+  assert.equal(p.targets[0]!.port, 5432);
+});
+
+test('session-log.sample-rows defaults to 10 and can be set', () => {
+  assert.equal(parsePolicy(EXAMPLE, FILE).sessionLog.sampleRows, 10);
+  assert.equal(parsePolicy(EXAMPLE + 'session-log:\n  sample-rows: 25\n', FILE).sessionLog.sampleRows, 25);
+  assert.equal(parsePolicy(EXAMPLE + 'session-log:\n  sample-rows: 0\n', FILE).sessionLog.sampleRows, 0);
+  const msg = atLine(errorOf(EXAMPLE + 'session-log:\n  sample-rows: -1\n'), 12);
+  assert.match(msg, /sample-rows/);
+});
+
+test('a relative ca-file resolves against the policy file, not the working directory', () => {
+  const text = EXAMPLE.replace('tls: disable', 'tls: verify-full\n    ca-file: certs/ca.pem');
+  assert.equal(parsePolicy(text, '/ci/conf/gateway.yml').targets[0]!.caFile, '/ci/conf/certs/ca.pem');
+  const abs = EXAMPLE.replace('tls: disable', 'tls: verify-full\n    ca-file: /etc/ssl/ca.pem');
+  assert.equal(parsePolicy(abs, '/ci/conf/gateway.yml').targets[0]!.caFile, '/etc/ssl/ca.pem');
+});
+
+test('an unknown top-level key is named with its line', () => {
+  const msg = atLine(errorOf(EXAMPLE.replace('targets:\n', 'target-list: []\ntargets:\n')), 2);
+  assert.match(msg, /unknown key "target-list"/);
+});
+
+test('an unknown key inside a target is named with its line', () => {
+  const text = EXAMPLE.replace('    host: 127.0.0.1\n', '    hostname: db.internal\n    host: 127.0.0.1\n');
+  const msg = atLine(errorOf(text), 5);
+  assert.match(msg, /unknown key "hostname"/);
+  assert.match(msg, /app-db/);
+});
+
+test('a misspelt key (hostname: instead of host:) is reported on its own line, by name', () => {
+  // The user wrote `hostname:` on line 5; pointing at line 4 with "missing host" hides the typo.
+  const text = EXAMPLE.replace('    host: 127.0.0.1\n', '    hostname: 127.0.0.1\n');
+  const msg = atLine(errorOf(text), 5);
+  assert.match(msg, /"hostname"/);
+});
+
+test('a missing required key names the key and the target', () => {
+  const msg = errorOf(EXAMPLE.replace('    user: deployer\n', ''));
+  // The target's block: its name (line 3) or its first key (line 4).
+  assert.match(msg, new RegExp(`^${FILE}:[34]: `));
+  assert.match(msg, /missing required key "user"/);
+  assert.match(msg, /app-db/);
+});
+
+test('tls: maybe lists the allowed values', () => {
+  const msg = atLine(errorOf(EXAMPLE.replace('tls: disable', 'tls: maybe')), 10);
+  assert.match(msg, /tls/);
+  assert.match(msg, /disable/);
+  assert.match(msg, /require/);
+  assert.match(msg, /verify-full/);
+});
+
+test('a port that is not a number, or out of range, is rejected on its line', () => {
+  const notNumber = atLine(errorOf(EXAMPLE.replace('port: 5432', 'port: "x"')), 6);
+  assert.match(notNumber, /port/);
+  assert.match(notNumber, /integer/);
+  const tooBig = atLine(errorOf(EXAMPLE.replace('port: 5432', 'port: 70000')), 6);
+  assert.match(tooBig, /port/);
+  assert.match(tooBig, /65535/);
+  const zero = atLine(errorOf(EXAMPLE.replace('port: 5432', 'port: 0')), 6);
+  assert.match(zero, /port/);
+});
+
+test('version: 2 is rejected, saying which version is supported', () => {
+  const msg = atLine(errorOf(EXAMPLE.replace('version: 1', 'version: 2')), 1);
+  assert.match(msg, /version/);
+  assert.match(msg, /1/);
+});
+
+test('missing targets (or an empty targets map) is an error', () => {
+  assert.match(atLine(errorOf('version: 1\n'), 1), /missing required key "targets"/);
+  assert.match(atLine(errorOf('version: 1\ntargets: {}\n'), 2), /targets/);
+  assert.match(atLine(errorOf(EXAMPLE.replace('version: 1\n', '')), 1), /missing required key "version"/);
+});
+
+test('a YAML syntax error (bad indentation) names its line', () => {
+  const text = EXAMPLE.replace('    host: 127.0.0.1\n', '   host: 127.0.0.1\n');
+  const msg = atLine(errorOf(text), 5);
+  assert.match(msg, /YAML/);
+  assert.match(msg, /column|indent/i);
+  const tab = atLine(errorOf('version: 1\ntargets:\n\tapp-db: {}\n'), 3);
+  assert.match(tab, /YAML/);
+  assert.match(tab, /tab/i);
+});
+
+test('a duplicate key is an error on the duplicate line', () => {
+  const text = EXAMPLE.replace('    user: deployer\n', '    user: deployer\n    host: db.internal\n');
+  const msg = atLine(errorOf(text), 9);
+  assert.match(msg, /unique|duplicate/i);
+  const dupTarget = EXAMPLE + EXAMPLE.split('\n').slice(2).join('\n');
+  const msg2 = atLine(errorOf(dupTarget), 11);
+  assert.match(msg2, /unique|duplicate/i);
+});
+
+test('an empty file (or only comments) is a clear error', () => {
+  assert.match(atLine(errorOf(''), 1), /empty/);
+  assert.match(atLine(errorOf('# just a comment\n\n'), 1), /empty/);
+  assert.match(atLine(errorOf('- app-db\n'), 1), /object|mapping/);
+});
+
+test('a nonexistent file is an error naming the file', () => {
+  const missing = path.join(tempDir('gw-policy-'), 'nope.yml');
+  assert.throws(() => loadPolicy(missing), (e: Error) => {
+    assert.ok(e.message.startsWith(`${missing}: `), e.message);
+    assert.match(e.message, /cannot read|ENOENT|not found|no such file/i);
+    return true;
+  });
+});
+
+test('target names that map to the same environment variable are rejected', () => {
+  const second = EXAMPLE.split('\n').slice(2).join('\n').replace('app-db:', 'app_db:');
+  const msg = atLine(errorOf(EXAMPLE + second), 11);
+  assert.match(msg, /app-db/);
+  assert.match(msg, /app_db/);
+  assert.match(msg, /GATEWAY_APP_DB_URL/);
+});
+
+test('a target name that cannot become an environment variable is rejected', () => {
+  const second = EXAMPLE.split('\n').slice(2).join('\n').replace('app-db:', '1st.db:');
+  const msg = atLine(errorOf(EXAMPLE + second), 11);
+  assert.match(msg, /"1st\.db"/);
+});
+
+test('a kind other than postgres lists the supported kinds', () => {
+  const msg = atLine(errorOf(EXAMPLE.replace('kind: postgres', 'kind: mysql')), 4);
+  assert.match(msg, /kind/);
+  assert.match(msg, /postgres/);
+});
+
+test('auth: azure is reported as not yet supported', () => {
+  const msg = atLine(errorOf(EXAMPLE.replace('auth: { password-env: APP_DB_PASSWORD }', 'auth: azure')), 9);
+  assert.match(msg, /auth/);
+  assert.match(msg, /azure/i, 'the message should name what was written (azure)');
+  assert.match(msg, /support/i, 'the message should say azure is not (yet) supported');
+});
+
+test('auth without password-env says what is missing', () => {
+  const msg = atLine(errorOf(EXAMPLE.replace('auth: { password-env: APP_DB_PASSWORD }', 'auth: {}')), 9);
+  assert.match(msg, /password-env/);
+  const bad = atLine(errorOf(EXAMPLE.replace('APP_DB_PASSWORD }', 'APP-DB-PASSWORD }')), 9);
+  assert.match(bad, /password-env/);
+});
+
+test('through the CLI a policy error is one FILE:LINE line on stderr with exit status 1', () => {
+  const dir = tempDir('gw-policy-');
+  const file = path.join(dir, 'gateway.yml');
+  fs.writeFileSync(file, EXAMPLE.replace('tls: disable', 'tls: maybe'));
+  const r = cli(['run', '--policy', file, '--', 'true'], { env: { ...process.env, APP_DB_PASSWORD: 'pw' }, cwd: dir });
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stdout, '');
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, r.stderr);
+  assert.equal(lines[0], `gateway-action: ${file}:10: targets.app-db.tls must be one of: disable, require, verify-full`);
+  assert.ok(!fs.existsSync(path.join(dir, 'gateway-logs')), 'no session log is started for an invalid policy');
+
+  const missing = cli(['run', '--policy', path.join(dir, 'missing.yml'), '--', 'true'], { cwd: dir });
+  assert.equal(missing.status, 1, missing.stderr);
+  assert.equal(missing.stderr.trimEnd().split('\n').length, 1, missing.stderr);
+  assert.ok(missing.stderr.includes(path.join(dir, 'missing.yml')), missing.stderr);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
