@@ -15550,17 +15550,20 @@ var SessionLogWriter = class _SessionLogWriter {
       this.flushSync();
     });
   }
-  /** Appends the final record, flushes, fsyncs and closes. */
+  /** Appends the final record, flushes, fsyncs and closes; throws if the log is not sealed. */
   close(type, fields) {
+    if (this.closed) return;
     if (!this.failure) this.append(type, fields);
     this.flushSync();
     this.closed = true;
     try {
       if (!this.failure) fs2.fsyncSync(this.fd);
+    } catch (e) {
+      this.failure = new LogUnavailableError(e);
     } finally {
       fs2.closeSync(this.fd);
     }
-    if (this.failure) throw this.failure;
+    if (this.failure) throw new LogUnavailableError(new Error(`${this.failure.message}; the log ends unsealed`));
   }
 };
 
@@ -16693,15 +16696,19 @@ var PostgresSession = class {
       fn();
     } catch (e) {
       const err = e;
-      const protocol2 = err instanceof ProtocolError;
+      if (err instanceof LogUnavailableError) return this.refuseUnlogged(err);
       try {
         this.rec.event("protocol-error", { peer, message: err.message });
       } catch {
       }
-      const code = protocol2 ? err.sqlState : "XX000";
+      const code = err instanceof ProtocolError ? err.sqlState : "XX000";
       const message = peer === "client" ? `gateway: protocol error: ${err.message}` : `gateway: upstream protocol error: ${err.message}`;
       this.closeWithError({ severity: "FATAL", code, message }, `protocol error (${peer})`);
     }
+  }
+  /** Fail closed: a command that cannot be recorded is not forwarded, and the session ends. */
+  refuseUnlogged(err) {
+    this.closeWithError({ severity: "FATAL", code: "58030", message: `gateway: ${err.message}; the command was not forwarded` }, "session log unavailable");
   }
   // ---- client -> upstream ----------------------------------------------------------------
   onClientChunk(chunk) {
@@ -16735,13 +16742,7 @@ var PostgresSession = class {
     if (needsDurable) {
       this.rec.writer.afterDurable((err) => {
         if (this.ended) return;
-        if (err) {
-          this.closeWithError(
-            { severity: "FATAL", code: "58030", message: `gateway: ${err.message}; the command was not forwarded` },
-            "session log unavailable"
-          );
-          return;
-        }
+        if (err) return this.refuseUnlogged(err);
         batch.ready = true;
         while (this.gate.length > 0 && this.gate[0].ready) this.writeUpstream(this.gate.shift().bufs);
       });
@@ -17028,7 +17029,7 @@ var PostgresSession = class {
     try {
       for (const e of this.queue.drain()) {
         if ((e.kind === "query" || e.kind === "execute") && !e.cmd.finished) {
-          e.cmd.finish({ status: "error", tags: e.run.tags, rows: e.run.rows, error: error ?? { severity: "FATAL", code: "08006", message: `session ended: ${reason}` } });
+          e.cmd.finish({ status: "error", tags: e.run.tags, rows: e.run.rows, error: e.run.error ?? error ?? { severity: "FATAL", code: "08006", message: `session ended: ${reason}` } });
         }
       }
       this.rec.close(reason, { transaction: this.transaction });
@@ -17048,6 +17049,10 @@ var shutdownNotice = {
 
 // gateway/postgres/listener.ts
 var STARTUP_TIMEOUT_MS = 3e4;
+function refuse(socket, notice) {
+  socket.end(encodeErrorResponse(notice));
+  socket.setTimeout(1e3, () => socket.destroy());
+}
 var PostgresListener = class {
   opts;
   verifier;
@@ -17077,7 +17082,7 @@ var PostgresListener = class {
   /** Stops accepting, lets in-flight commands finish, closes every session. */
   async stop(graceMs) {
     this.stopping = true;
-    await new Promise((r) => this.server.close(() => r()));
+    this.server.close();
     for (const s of this.pendingSockets) s.destroy();
     for (const s of this.sessions) s.shutdown();
     if (this.sessions.size > 0) {
@@ -17152,7 +17157,7 @@ var PostgresListener = class {
       packet = await this.readStartup(socket);
     } catch (e) {
       const err = e;
-      socket.end(encodeErrorResponse({ severity: "FATAL", code: err.sqlState ?? "08P01", message: `gateway: ${err.message}` }));
+      refuse(socket, { severity: "FATAL", code: err.sqlState ?? "08P01", message: `gateway: ${err.message}` });
       this.recordRejected(socket, err.message);
       return;
     }
@@ -17161,9 +17166,7 @@ var PostgresListener = class {
     if (packet.kind !== "startup") return;
     const t = this.opts.target;
     const params = packet.parameters;
-    const fatal = (code, message, hint) => {
-      socket.end(encodeErrorResponse({ severity: "FATAL", code, message, hint }));
-    };
+    const fatal = (code, message, hint) => refuse(socket, { severity: "FATAL", code, message, hint });
     if (this.stopping) return fatal("57P03", "the gateway is shutting down");
     if (packet.minor > 0 || packet.protocolOptions.length > 0) {
       socket.write(encodeNegotiateProtocolVersion(0, packet.protocolOptions));
@@ -17351,21 +17354,20 @@ var Gateway = class _Gateway {
   secretEnvNames(policy) {
     return policy.targets.map((t) => t.auth.passwordEnv);
   }
-  /** Finishes in-flight commands, closes sessions, seals the log; resolves to the log path. */
+  /**
+   * Finishes in-flight commands, closes sessions, seals the log. `sealError` says why the log
+   * could not be sealed (it failed earlier, or the final write failed): callers must fail then.
+   */
   stop(reason = "stopped", graceMs = STOP_GRACE_MS) {
     this.stopped ??= (async () => {
       await Promise.all(this.listeners.map((l) => l.listener.stop(graceMs)));
       for (const s of this.recorder?.open ?? []) s.close("gateway shutdown");
-      const tally2 = this.writer.failed ? null : { records: this.writer.nextSeq + 1 };
-      if (tally2) {
-        this.writer.close("run-end", { run: this.runId, reason, duration_ms: Date.now() - this.startedAt, records: tally2.records });
-      } else {
-        try {
-          this.writer.close("run-end", {});
-        } catch {
-        }
+      try {
+        this.writer.close("run-end", { run: this.runId, reason, duration_ms: Date.now() - this.startedAt, records: this.writer.nextSeq + 1 });
+        return { log: this.writer.path, sealError: null };
+      } catch (e) {
+        return { log: this.writer.path, sealError: e.message };
       }
-      return this.writer.path;
     })();
     return this.stopped;
   }
@@ -17385,7 +17387,8 @@ Starts the gateway for the targets in FILE, runs COMMAND with the connection env
 (GATEWAY_<NAME>_URL, and PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE/PGSSLMODE for the first
 PostgreSQL target), stops the gateway when COMMAND exits, seals the session log and prints its
 path on stderr. The upstream password variables are removed from COMMAND's environment.
-Exits with COMMAND's exit status.
+Exits with COMMAND's exit status; if the session log could not be written or sealed, exits 1
+when COMMAND succeeded.
 
 Options:
   --policy FILE    policy file (YAML); see docs/policy.md
@@ -17416,9 +17419,14 @@ async function main(argv) {
   });
   process.off("SIGINT", forward);
   process.off("SIGTERM", forward);
-  const log = await gw.stop("command exited");
+  const { log, sealError } = await gw.stop("command exited");
   process.stderr.write(`gateway-action: session log: ${log}
 `);
+  if (sealError) {
+    process.stderr.write(`gateway-action: error: ${sealError}
+`);
+    return status === 0 ? 1 : status;
+  }
   return status;
 }
 
@@ -17550,7 +17558,7 @@ async function stop(argv) {
   if (args.options.help) return void process.stdout.write(stopHelp), 0;
   const stateDir = requireOption(args, "state-dir", "stop");
   const reply = await sendControl(stateDir, { op: "stop" });
-  if (!reply.ok) throw new Error(`the gateway could not stop cleanly: ${reply.error}`);
+  if (!reply.ok) throw new Error(`the gateway stopped, but the session log is not sealed: ${reply.error}`);
   process.stdout.write(`${String(reply.log)}
 `);
   return 0;
@@ -17575,14 +17583,14 @@ async function daemon(argv) {
   const server = await serveControl(stateDir, async (req) => {
     if (req.op === "status") return { ok: true, pid: process.pid, log: gw.logPath, run: gw.runId };
     if (req.op === "stop") {
-      const log = await stopGateway("stopped by request");
-      setImmediate(() => server.close(() => process.exit(0)));
-      return { ok: true, log };
+      const { log, sealError } = await stopGateway("stopped by request");
+      setImmediate(() => server.close(() => process.exit(sealError ? 1 : 0)));
+      return sealError ? { ok: false, error: `${sealError} (${log})`, log } : { ok: true, log };
     }
     return { ok: false, error: "unknown request" };
   });
   for (const sig of ["SIGTERM", "SIGINT"]) {
-    process.on(sig, () => void stopGateway(`signal ${sig}`).then(() => process.exit(0)));
+    process.on(sig, () => void stopGateway(`signal ${sig}`).then((r) => process.exit(r.sealError ? 1 : 0)));
   }
   fs5.writeFileSync(path4.join(stateDir, "env"), formatEnv(gw.connectionEnv()), { mode: 384 });
   fs5.writeFileSync(path4.join(stateDir, "daemon.json"), JSON.stringify({ pid: process.pid, log: gw.logPath, run: gw.runId }) + "\n", { mode: 384 });
@@ -17903,7 +17911,7 @@ $ psql ${step.args.map(shellQuote).join(" ")}`);
       say(indent((r.stdout + r.stderr).trimEnd()) + (r.status === 0 ? "" : `
   (psql exited ${r.status})`) + "\n");
     }
-    const log = await gw.stop("demo finished");
+    const { log } = await gw.stop("demo finished");
     const text = fs8.readFileSync(log, "utf8");
     const result = verifyLogText(text);
     say("\u2500\u2500 What the session log recorded:");

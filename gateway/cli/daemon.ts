@@ -6,7 +6,7 @@ import path from 'node:path';
 import { parseArgs, requireOption } from './args.ts';
 import { formatEnv } from './env-file.ts';
 import { loadPolicy } from '../config/policy.ts';
-import { Gateway } from '../daemon/gateway.ts';
+import { Gateway, type StopResult } from '../daemon/gateway.ts';
 import { serveControl, sendControl } from '../daemon/control.ts';
 import { localIdentity } from '../identity/local.ts';
 
@@ -66,7 +66,7 @@ export async function stop(argv: string[]): Promise<number> {
   if (args.options.help) return void process.stdout.write(stopHelp), 0;
   const stateDir = requireOption(args, 'state-dir', 'stop');
   const reply = await sendControl(stateDir, { op: 'stop' });
-  if (!reply.ok) throw new Error(`the gateway could not stop cleanly: ${reply.error}`);
+  if (!reply.ok) throw new Error(`the gateway stopped, but the session log is not sealed: ${reply.error}`);
   process.stdout.write(`${String(reply.log)}\n`);
   return 0;
 }
@@ -87,19 +87,19 @@ export async function daemon(argv: string[]): Promise<number> {
     process.stderr.write(`gateway-action daemon: ${(e as Error).message}\n`);
     return 1;
   }
-  let stopping: Promise<string> | null = null;
-  const stopGateway = (reason: string): Promise<string> => (stopping ??= gw.stop(reason));
+  let stopping: Promise<StopResult> | null = null;
+  const stopGateway = (reason: string): Promise<StopResult> => (stopping ??= gw.stop(reason));
   const server = await serveControl(stateDir, async (req) => {
     if (req.op === 'status') return { ok: true, pid: process.pid, log: gw.logPath, run: gw.runId };
     if (req.op === 'stop') {
-      const log = await stopGateway('stopped by request');
-      setImmediate(() => server.close(() => process.exit(0)));
-      return { ok: true, log };
+      const { log, sealError } = await stopGateway('stopped by request');
+      setImmediate(() => server.close(() => process.exit(sealError ? 1 : 0)));
+      return sealError ? { ok: false, error: `${sealError} (${log})`, log } : { ok: true, log };
     }
     return { ok: false, error: 'unknown request' };
   });
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    process.on(sig, () => void stopGateway(`signal ${sig}`).then(() => process.exit(0)));
+    process.on(sig, () => void stopGateway(`signal ${sig}`).then((r) => process.exit(r.sealError ? 1 : 0)));
   }
   fs.writeFileSync(path.join(stateDir, 'env'), formatEnv(gw.connectionEnv()), { mode: 0o600 });
   fs.writeFileSync(path.join(stateDir, 'daemon.json'), JSON.stringify({ pid: process.pid, log: gw.logPath, run: gw.runId }) + '\n', { mode: 0o600 });

@@ -71,7 +71,7 @@ export async function main(argv: string[]): Promise<number> {
       const r = await runPsql(step.args, env);
       say(indent((r.stdout + r.stderr).trimEnd()) + (r.status === 0 ? '' : `\n  (psql exited ${r.status})`) + '\n');
     }
-    const log = await gw.stop('demo finished');
+    const { log } = await gw.stop('demo finished');
     const text = fs.readFileSync(log, 'utf8');
     const result = verifyLogText(text);
     say('── What the session log recorded:');

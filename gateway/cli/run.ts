@@ -11,7 +11,8 @@ Starts the gateway for the targets in FILE, runs COMMAND with the connection env
 (GATEWAY_<NAME>_URL, and PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE/PGSSLMODE for the first
 PostgreSQL target), stops the gateway when COMMAND exits, seals the session log and prints its
 path on stderr. The upstream password variables are removed from COMMAND's environment.
-Exits with COMMAND's exit status.
+Exits with COMMAND's exit status; if the session log could not be written or sealed, exits 1
+when COMMAND succeeded.
 
 Options:
   --policy FILE    policy file (YAML); see docs/policy.md
@@ -43,7 +44,12 @@ export async function main(argv: string[]): Promise<number> {
   });
   process.off('SIGINT', forward);
   process.off('SIGTERM', forward);
-  const log = await gw.stop('command exited');
+  const { log, sealError } = await gw.stop('command exited');
   process.stderr.write(`gateway-action: session log: ${log}\n`);
+  if (sealError) {
+    // The evidence is incomplete: never let that pass as success.
+    process.stderr.write(`gateway-action: error: ${sealError}\n`);
+    return status === 0 ? 1 : status;
+  }
   return status;
 }

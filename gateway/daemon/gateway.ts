@@ -19,6 +19,8 @@ export interface GatewayOptions {
 
 export class ConfigurationError extends Error {}
 
+export interface StopResult { log: string; sealError: string | null }
+
 const STOP_GRACE_MS = 30_000;
 
 export class Gateway {
@@ -27,7 +29,7 @@ export class Gateway {
   private readonly listeners: { listener: PostgresListener; port: number; password: string }[] = [];
   private recorder: Recorder | null = null;
   private readonly startedAt = Date.now();
-  private stopped: Promise<string> | null = null;
+  private stopped: Promise<StopResult> | null = null;
 
   private constructor(runId: string, writer: SessionLogWriter) {
     this.runId = runId;
@@ -103,24 +105,23 @@ export class Gateway {
     return policy.targets.map((t) => t.auth.passwordEnv);
   }
 
-  /** Finishes in-flight commands, closes sessions, seals the log; resolves to the log path. */
-  stop(reason = 'stopped', graceMs = STOP_GRACE_MS): Promise<string> {
+  /**
+   * Finishes in-flight commands, closes sessions, seals the log. `sealError` says why the log
+   * could not be sealed (it failed earlier, or the final write failed): callers must fail then.
+   */
+  stop(reason = 'stopped', graceMs = STOP_GRACE_MS): Promise<StopResult> {
     this.stopped ??= (async () => {
       await Promise.all(this.listeners.map((l) => l.listener.stop(graceMs)));
       // Sessions still logging in when the listeners closed.
       for (const s of this.recorder?.open ?? []) s.close('gateway shutdown');
-      const tally = this.writer.failed ? null : { records: this.writer.nextSeq + 1 };
-      if (tally) {
-        this.writer.close('run-end', { run: this.runId, reason, duration_ms: Date.now() - this.startedAt, records: tally.records });
-      } else {
-        try {
-          this.writer.close('run-end', {});
-        } catch {
-          // already reported to every session that hit it
-        }
+      try {
+        this.writer.close('run-end', { run: this.runId, reason, duration_ms: Date.now() - this.startedAt, records: this.writer.nextSeq + 1 });
+        return { log: this.writer.path, sealError: null };
+      } catch (e) {
+        return { log: this.writer.path, sealError: (e as Error).message };
       }
-      return this.writer.path;
     })();
     return this.stopped;
   }
+
 }

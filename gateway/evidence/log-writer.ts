@@ -133,16 +133,19 @@ export class SessionLogWriter {
     });
   }
 
-  /** Appends the final record, flushes, fsyncs and closes. */
+  /** Appends the final record, flushes, fsyncs and closes; throws if the log is not sealed. */
   close(type: string, fields: Record<string, unknown>): void {
+    if (this.closed) return;
     if (!this.failure) this.append(type, fields);
     this.flushSync();
     this.closed = true;
     try {
       if (!this.failure) fs.fsyncSync(this.fd);
+    } catch (e) {
+      this.failure = new LogUnavailableError(e as Error);
     } finally {
       fs.closeSync(this.fd);
     }
-    if (this.failure) throw this.failure;
+    if (this.failure) throw new LogUnavailableError(new Error(`${this.failure.message}; the log ends unsealed`));
   }
 }

@@ -7,7 +7,7 @@ import { ProtocolError } from './codec/framer.ts';
 import { decodeStartupPacket, startupPacketLength, type StartupPacket } from './codec/startup.ts';
 import {
   AUTH, encodeAuthentication, encodeAuthenticationSASL, encodeBackendKeyData, encodeErrorResponse,
-  encodeNegotiateProtocolVersion, encodeParameterStatus, encodeReadyForQuery,
+  encodeNegotiateProtocolVersion, encodeParameterStatus, encodeReadyForQuery, type NoticeFields,
 } from './codec/backend.ts';
 import { F, decodeSASLInitialResponse } from './codec/frontend.ts';
 import { MessageQueue } from './message-queue.ts';
@@ -18,6 +18,12 @@ import type { PostgresTarget } from '../config/policy.ts';
 import type { Recorder, SessionRecorder } from '../core/recorder.ts';
 
 const STARTUP_TIMEOUT_MS = 30_000;
+
+/** Sends a final error and closes; a client that never closes its side is cut off after 1 s. */
+function refuse(socket: net.Socket, notice: NoticeFields): void {
+  socket.end(encodeErrorResponse(notice));
+  socket.setTimeout(1000, () => socket.destroy());
+}
 
 export interface ListenerOptions {
   target: PostgresTarget;
@@ -63,7 +69,8 @@ export class PostgresListener {
   /** Stops accepting, lets in-flight commands finish, closes every session. */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
-    await new Promise<void>((r) => this.server.close(() => r()));
+    // server.close() only calls back once every connection is gone: stop accepting, don't wait.
+    this.server.close();
     for (const s of this.pendingSockets) s.destroy();
     for (const s of this.sessions) s.shutdown();
     if (this.sessions.size > 0) {
@@ -144,7 +151,7 @@ export class PostgresListener {
       packet = await this.readStartup(socket);
     } catch (e) {
       const err = e as ProtocolError;
-      socket.end(encodeErrorResponse({ severity: 'FATAL', code: err.sqlState ?? '08P01', message: `gateway: ${err.message}` }));
+      refuse(socket, { severity: 'FATAL', code: err.sqlState ?? '08P01', message: `gateway: ${err.message}` });
       this.recordRejected(socket, err.message);
       return;
     }
@@ -154,9 +161,7 @@ export class PostgresListener {
 
     const t = this.opts.target;
     const params = packet.parameters;
-    const fatal = (code: string, message: string, hint?: string): void => {
-      socket.end(encodeErrorResponse({ severity: 'FATAL', code, message, hint }));
-    };
+    const fatal = (code: string, message: string, hint?: string): void => refuse(socket, { severity: 'FATAL', code, message, hint });
     if (this.stopping) return fatal('57P03', 'the gateway is shutting down');
     if (packet.minor > 0 || packet.protocolOptions.length > 0) {
       socket.write(encodeNegotiateProtocolVersion(0, packet.protocolOptions));

@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import { MessageFramer, ProtocolError, type FramedMessage } from './codec/framer.ts';
 import { F, decodeBind, decodeCopyFail, decodeExecute, decodeFunctionCall, decodeParse, decodeQuery, decodeTarget, isFrontendType } from './codec/frontend.ts';
 import { B, decodeCommandComplete, decodeDataRow, decodeNotice, decodeReadyForQuery, decodeRowDescription, encodeErrorResponse, type NoticeFields } from './codec/backend.ts';
+import { LogUnavailableError } from '../evidence/log-writer.ts';
 import { binaryValue, textValue, type CommandRecorder, type SessionRecorder, type Value } from '../core/recorder.ts';
 import { ResponseQueue, newRun, sampleValues, tagRows, type Entry, type Portal, type RunState, type Statement } from './response-tracker.ts';
 
@@ -81,16 +82,21 @@ export class PostgresSession {
       fn();
     } catch (e) {
       const err = e as Error;
-      const protocol = err instanceof ProtocolError;
+      if (err instanceof LogUnavailableError) return this.refuseUnlogged(err);
       try {
         this.rec.event('protocol-error', { peer, message: err.message });
       } catch {
         // the log itself failed; closing the session below is all that is left to do
       }
-      const code = protocol ? (err as ProtocolError).sqlState : 'XX000';
+      const code = err instanceof ProtocolError ? err.sqlState : 'XX000';
       const message = peer === 'client' ? `gateway: protocol error: ${err.message}` : `gateway: upstream protocol error: ${err.message}`;
       this.closeWithError({ severity: 'FATAL', code, message }, `protocol error (${peer})`);
     }
+  }
+
+  /** Fail closed: a command that cannot be recorded is not forwarded, and the session ends. */
+  private refuseUnlogged(err: Error): void {
+    this.closeWithError({ severity: 'FATAL', code: '58030', message: `gateway: ${err.message}; the command was not forwarded` }, 'session log unavailable');
   }
 
   // ---- client -> upstream ----------------------------------------------------------------
@@ -127,13 +133,7 @@ export class PostgresSession {
     if (needsDurable) {
       this.rec.writer.afterDurable((err) => {
         if (this.ended) return;
-        if (err) {
-          this.closeWithError(
-            { severity: 'FATAL', code: '58030', message: `gateway: ${err.message}; the command was not forwarded` },
-            'session log unavailable',
-          );
-          return;
-        }
+        if (err) return this.refuseUnlogged(err);
         batch.ready = true;
         while (this.gate.length > 0 && this.gate[0]!.ready) this.writeUpstream(this.gate.shift()!.bufs);
       });
@@ -439,7 +439,7 @@ export class PostgresSession {
     try {
       for (const e of this.queue.drain()) {
         if ((e.kind === 'query' || e.kind === 'execute') && !e.cmd.finished) {
-          e.cmd.finish({ status: 'error', tags: e.run.tags, rows: e.run.rows, error: error ?? { severity: 'FATAL', code: '08006', message: `session ended: ${reason}` } });
+          e.cmd.finish({ status: 'error', tags: e.run.tags, rows: e.run.rows, error: e.run.error ?? error ?? { severity: 'FATAL', code: '08006', message: `session ended: ${reason}` } });
         }
       }
       this.rec.close(reason, { transaction: this.transaction });
