@@ -16646,6 +16646,7 @@ var PostgresSession = class {
   serverFramer;
   gate = [];
   copyIn = null;
+  finishAfterCopy = null;
   transaction = "I";
   ended = false;
   draining = false;
@@ -16829,11 +16830,11 @@ var PostgresSession = class {
         this.copyIn?.addInput(body);
         return "forward";
       case F.CopyDone:
-        this.copyIn = null;
+        this.endCopyIn();
         return "forward";
       case F.CopyFail:
         decodeCopyFail(body);
-        this.copyIn = null;
+        this.endCopyIn();
         return "forward";
       case F.Terminate:
         this.terminatedByClient = true;
@@ -16953,7 +16954,6 @@ var PostgresSession = class {
         return;
       case B.ReadyForQuery:
         this.transaction = decodeReadyForQuery(body);
-        this.copyIn = null;
         if (e?.kind === "query") {
           this.afterShift(chunk, end);
           this.finishRun(e.cmd, e.run, false);
@@ -16974,7 +16974,6 @@ var PostgresSession = class {
     }
     if (e.kind === "query") {
       e.run.error ??= error;
-      this.copyIn = null;
       return;
     }
     if (e.kind === "sync") return;
@@ -16984,7 +16983,14 @@ var PostgresSession = class {
       this.afterShift(chunk, end);
       this.finishRun(e.cmd, e.run, false);
     }
-    for (const skipped of this.queue.discardUntilSync()) this.skip(skipped);
+    const discarded = this.queue.discardUntilSync();
+    const failed = e.kind === "execute" ? void 0 : discarded.find((d) => d.kind === "execute");
+    for (const d of discarded) {
+      if (d === failed && d.kind === "execute") {
+        d.run.error = error;
+        this.finishRun(d.cmd, d.run, false);
+      } else this.skip(d);
+    }
   }
   /** A command completed mid-chunk: bytes after this message belong to the next owner. */
   afterShift(chunk, end) {
@@ -16992,7 +16998,21 @@ var PostgresSession = class {
     this.attributed = null;
     this.rangeStart = end;
   }
+  /**
+   * The client ended its COPY data. A server that failed mid-COPY answered before the client
+   * stopped sending; the command's record waited here so its input covers every byte sent.
+   */
+  endCopyIn() {
+    this.copyIn = null;
+    const finish = this.finishAfterCopy;
+    this.finishAfterCopy = null;
+    finish?.();
+  }
   finishRun(cmd, run, suspended) {
+    if (cmd === this.copyIn) {
+      this.finishAfterCopy = () => this.finishRun(cmd, run, suspended);
+      return;
+    }
     let rows = null;
     for (const t of run.tags) {
       const n = tagRows(t);
@@ -17027,6 +17047,8 @@ var PostgresSession = class {
     this.ended = true;
     const error = notice ? { severity: notice.severity, code: notice.code, message: notice.message } : void 0;
     try {
+      this.copyIn = null;
+      this.finishAfterCopy?.();
       for (const e of this.queue.drain()) {
         if ((e.kind === "query" || e.kind === "execute") && !e.cmd.finished) {
           e.cmd.finish({ status: "error", tags: e.run.tags, rows: e.run.rows, error: e.run.error ?? error ?? { severity: "FATAL", code: "08006", message: `session ended: ${reason}` } });
@@ -17218,11 +17240,11 @@ var PostgresListener = class {
       rec.close(this.stopping ? "gateway shutdown" : "client disconnected during login");
       return;
     }
-    const pid = this.newProcessId();
-    const secret = randomInt(1, 2147483647);
+    const pid = upstream.backendKey.processId;
+    const secret = this.newSecret(pid);
     const session = new PostgresSession(socket, upstream.socket, rec, () => {
       this.sessions.delete(session);
-      this.cancelKeys.delete(pid);
+      if (this.cancelKeys.get(pid)?.session === session) this.cancelKeys.delete(pid);
       if (this.sessions.size === 0) for (const w of this.idleWaiters.splice(0)) w();
     });
     this.sessions.add(session);
@@ -17245,10 +17267,10 @@ var PostgresListener = class {
     if (final.type !== F.Password) throw new ProtocolError("expected SASLResponse");
     socket.write(encodeAuthentication(AUTH.SASLFinal, Buffer.from(scram.final(final.body.toString("utf8")))));
   }
-  newProcessId() {
+  newSecret(pid) {
     for (; ; ) {
-      const pid = randomInt(1, 2147483647);
-      if (!this.cancelKeys.has(pid)) return pid;
+      const secret = randomInt(1, 2147483647);
+      if (this.cancelKeys.get(pid)?.secret !== secret) return secret;
     }
   }
   async cancel(pid, secretKey, socket) {

@@ -216,11 +216,13 @@ export class PostgresListener {
       return;
     }
 
-    const pid = this.newProcessId();
-    const secret = randomInt(1, 0x7fffffff);
+    // The client sees the upstream backend's real pid (NOTIFY messages and pg_backend_pid()
+    // carry it; clients compare them) with a secret of ours, so upstream's key never leaves.
+    const pid = upstream.backendKey.processId;
+    const secret = this.newSecret(pid);
     const session = new PostgresSession(socket, upstream.socket, rec, () => {
       this.sessions.delete(session);
-      this.cancelKeys.delete(pid);
+      if (this.cancelKeys.get(pid)?.session === session) this.cancelKeys.delete(pid);
       if (this.sessions.size === 0) for (const w of this.idleWaiters.splice(0)) w();
     });
     this.sessions.add(session);
@@ -245,10 +247,11 @@ export class PostgresListener {
     socket.write(encodeAuthentication(AUTH.SASLFinal, Buffer.from(scram.final(final.body.toString('utf8')))));
   }
 
-  private newProcessId(): number {
+  private newSecret(pid: number): number {
+    // Two live sessions cannot share an upstream pid, but a stale entry may linger briefly.
     for (;;) {
-      const pid = randomInt(1, 0x7fffffff);
-      if (!this.cancelKeys.has(pid)) return pid;
+      const secret = randomInt(1, 0x7fffffff);
+      if (this.cancelKeys.get(pid)?.secret !== secret) return secret;
     }
   }
 

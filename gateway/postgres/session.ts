@@ -25,6 +25,7 @@ export class PostgresSession {
   private readonly serverFramer: MessageFramer;
   private readonly gate: Batch[] = [];
   private copyIn: CommandRecorder | null = null;
+  private finishAfterCopy: (() => void) | null = null;
   private transaction: 'I' | 'T' | 'E' = 'I';
   private ended = false;
   private draining = false;
@@ -222,11 +223,11 @@ export class PostgresSession {
         this.copyIn?.addInput(body);
         return 'forward';
       case F.CopyDone:
-        this.copyIn = null;
+        this.endCopyIn();
         return 'forward';
       case F.CopyFail:
         decodeCopyFail(body);
-        this.copyIn = null;
+        this.endCopyIn();
         return 'forward';
       case F.Terminate:
         this.terminatedByClient = true;
@@ -355,7 +356,6 @@ export class PostgresSession {
         return;
       case B.ReadyForQuery:
         this.transaction = decodeReadyForQuery(body!);
-        this.copyIn = null;
         if (e?.kind === 'query') {
           this.afterShift(chunk, end);
           this.finishRun(e.cmd, e.run, false);
@@ -377,7 +377,6 @@ export class PostgresSession {
     }
     if (e.kind === 'query') {
       e.run.error ??= error;
-      this.copyIn = null;
       return;
     }
     if (e.kind === 'sync') return;
@@ -388,7 +387,15 @@ export class PostgresSession {
       this.afterShift(chunk, end);
       this.finishRun(e.cmd, e.run, false);
     }
-    for (const skipped of this.queue.discardUntilSync()) this.skip(skipped);
+    const discarded = this.queue.discardUntilSync();
+    // A failed Parse or Bind is the failure of the Execute it was preparing.
+    const failed = e.kind === 'execute' ? undefined : discarded.find((d) => d.kind === 'execute');
+    for (const d of discarded) {
+      if (d === failed && d.kind === 'execute') {
+        d.run.error = error;
+        this.finishRun(d.cmd, d.run, false);
+      } else this.skip(d);
+    }
   }
 
   /** A command completed mid-chunk: bytes after this message belong to the next owner. */
@@ -398,7 +405,22 @@ export class PostgresSession {
     this.rangeStart = end;
   }
 
+  /**
+   * The client ended its COPY data. A server that failed mid-COPY answered before the client
+   * stopped sending; the command's record waited here so its input covers every byte sent.
+   */
+  private endCopyIn(): void {
+    this.copyIn = null;
+    const finish = this.finishAfterCopy;
+    this.finishAfterCopy = null;
+    finish?.();
+  }
+
   private finishRun(cmd: CommandRecorder, run: RunState, suspended: boolean): void {
+    if (cmd === this.copyIn) {
+      this.finishAfterCopy = () => this.finishRun(cmd, run, suspended);
+      return;
+    }
     let rows: number | null = null;
     for (const t of run.tags) {
       const n = tagRows(t);
@@ -437,6 +459,8 @@ export class PostgresSession {
     this.ended = true;
     const error = notice ? { severity: notice.severity, code: notice.code, message: notice.message } : undefined;
     try {
+      this.copyIn = null;
+      this.finishAfterCopy?.();
       for (const e of this.queue.drain()) {
         if ((e.kind === 'query' || e.kind === 'execute') && !e.cmd.finished) {
           e.cmd.finish({ status: 'error', tags: e.run.tags, rows: e.run.rows, error: e.run.error ?? error ?? { severity: 'FATAL', code: '08006', message: `session ended: ${reason}` } });
