@@ -15455,8 +15455,6 @@ var SessionLogWriter = class _SessionLogWriter {
   seq = 0;
   prev = GENESIS_HASH;
   pending = [];
-  waiters = [];
-  flushScheduled = false;
   failure = null;
   closed = false;
   constructor(file, fd) {
@@ -15512,16 +15510,10 @@ var SessionLogWriter = class _SessionLogWriter {
     }
     return this.lastIso;
   }
-  /** Calls cb once everything appended so far is in the file (or with the error that stopped it). */
-  afterDurable(cb) {
-    if (this.failure) return void process.nextTick(cb, this.failure);
-    if (this.pending.length === 0) return void process.nextTick(cb, null);
-    this.waiters.push(cb);
-    this.scheduleFlush();
-  }
   /**
-   * Writes every pending record now. Batching happens because appends made while the event loop
-   * handles one round of socket reads are flushed together in one write at setImmediate.
+   * Writes every pending record now and returns the failure that stops the log, if any. The
+   * adapters call this before forwarding a command: one write(2) covers the command and every
+   * record queued since the last flush.
    */
   flushSync() {
     if (this.lazyTimer) {
@@ -15538,17 +15530,7 @@ var SessionLogWriter = class _SessionLogWriter {
         this.failure = new LogUnavailableError(e);
       }
     }
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w(this.failure);
-  }
-  scheduleFlush() {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      this.flushSync();
-    });
+    return this.failure;
   }
   /** Appends the final record, flushes, fsyncs and closes; throws if the log is not sealed. */
   close(type, fields) {
@@ -15614,7 +15596,7 @@ var SessionRecorder = class {
   event(type, fields) {
     this.recorder.writer.append(type, { session: this.id, ...fields });
   }
-  /** Appends the command record. The caller must await writer.afterDurable before forwarding. */
+  /** Appends the command record. The caller must writer.flushSync() before forwarding. */
   beginCommand(fields) {
     const id = `${this.id}.${++this.commandCount}`;
     const { text, ...rest } = fields;
@@ -16644,7 +16626,6 @@ var PostgresSession = class {
   portals = /* @__PURE__ */ new Map();
   clientFramer;
   serverFramer;
-  gate = [];
   copyIn = null;
   finishAfterCopy = null;
   transaction = "I";
@@ -16689,7 +16670,7 @@ var PostgresSession = class {
     return this.rec.id;
   }
   isIdle() {
-    return this.queue.length === 0 && this.clientFramer.idle && this.gate.length === 0 && !this.copyIn;
+    return this.queue.length === 0 && this.clientFramer.idle && !this.copyIn;
   }
   guard(fn, peer) {
     if (this.ended) return;
@@ -16735,19 +16716,13 @@ var PostgresSession = class {
     if (runStart >= 0) out.push(runStart === 0 && runEnd === chunk.length ? chunk : chunk.subarray(runStart, runEnd));
     if (out.length > 0) this.send(out, recorded);
   }
-  /** Forwards in order; a batch holding a new command record waits until the log has it. */
-  send(bufs, needsDurable) {
-    if (!needsDurable && this.gate.length === 0) return this.writeUpstream(bufs);
-    const batch = { bufs, ready: !needsDurable };
-    this.gate.push(batch);
-    if (needsDurable) {
-      this.rec.writer.afterDurable((err) => {
-        if (this.ended) return;
-        if (err) return this.refuseUnlogged(err);
-        batch.ready = true;
-        while (this.gate.length > 0 && this.gate[0].ready) this.writeUpstream(this.gate.shift().bufs);
-      });
+  /** Forwards the messages; when they hold a new command, only once its record is written. */
+  send(bufs, recorded) {
+    if (recorded) {
+      const failure = this.rec.writer.flushSync();
+      if (failure) return this.refuseUnlogged(failure);
     }
+    this.writeUpstream(bufs);
   }
   writeUpstream(bufs) {
     let ok = true;
@@ -17282,8 +17257,8 @@ var PostgresListener = class {
     } catch {
       return;
     }
-    const durable = await new Promise((resolve) => k.rec.writer.afterDurable((err) => resolve(err === null)));
-    if (durable) await sendUpstreamCancel(this.opts.target, k.upstreamKey).catch(() => void 0);
+    if (k.rec.writer.flushSync()) return;
+    await sendUpstreamCancel(this.opts.target, k.upstreamKey).catch(() => void 0);
   }
   recordRejected(socket, message) {
     try {
@@ -17338,8 +17313,8 @@ var Gateway = class _Gateway {
       targets: opts.policy.targets.map((t) => ({ name: t.name, kind: t.kind, host: t.host, port: t.port, database: t.database, user: t.user, tls: t.tls })),
       attestation: "unattested"
     });
-    writer.flushSync();
-    if (writer.failed) throw writer.failed;
+    const failure = writer.flushSync();
+    if (failure) throw failure;
     try {
       for (const target of opts.policy.targets) {
         const upstream = passwords.get(target.name);

@@ -65,7 +65,7 @@ export class SessionRecorder {
     this.recorder.writer.append(type, { session: this.id, ...fields });
   }
 
-  /** Appends the command record. The caller must await writer.afterDurable before forwarding. */
+  /** Appends the command record. The caller must writer.flushSync() before forwarding. */
   beginCommand(fields: CommandFields): CommandRecorder {
     const id = `${this.id}.${++this.commandCount}`;
     const { text, ...rest } = fields;

@@ -63,8 +63,8 @@ export class Gateway {
       targets: opts.policy.targets.map((t) => ({ name: t.name, kind: t.kind, host: t.host, port: t.port, database: t.database, user: t.user, tls: t.tls })),
       attestation: 'unattested',
     });
-    writer.flushSync();
-    if (writer.failed) throw writer.failed;
+    const failure = writer.flushSync();
+    if (failure) throw failure;
     try {
       for (const target of opts.policy.targets) {
         const upstream = passwords.get(target.name)!;

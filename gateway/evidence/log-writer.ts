@@ -1,6 +1,6 @@
 // The one session log writer. Every record is chained to the previous one by hash, and a command
-// may be forwarded only once its record has been handed to the OS (see afterDurable): this is
-// what makes "no unrecorded command reaches a target" true even if the daemon is SIGKILLed.
+// may be forwarded only once flushSync has handed its record to the OS: this is what makes "no
+// unrecorded command reaches a target" true even if the daemon is SIGKILLed.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,8 +26,6 @@ export class SessionLogWriter {
   private seq = 0;
   private prev = GENESIS_HASH;
   private pending: string[] = [];
-  private waiters: ((err: Error | null) => void)[] = [];
-  private flushScheduled = false;
   private failure: LogUnavailableError | null = null;
   private closed = false;
 
@@ -92,19 +90,12 @@ export class SessionLogWriter {
     return this.lastIso;
   }
 
-  /** Calls cb once everything appended so far is in the file (or with the error that stopped it). */
-  afterDurable(cb: (err: Error | null) => void): void {
-    if (this.failure) return void process.nextTick(cb, this.failure);
-    if (this.pending.length === 0) return void process.nextTick(cb, null);
-    this.waiters.push(cb);
-    this.scheduleFlush();
-  }
-
   /**
-   * Writes every pending record now. Batching happens because appends made while the event loop
-   * handles one round of socket reads are flushed together in one write at setImmediate.
+   * Writes every pending record now and returns the failure that stops the log, if any. The
+   * adapters call this before forwarding a command: one write(2) covers the command and every
+   * record queued since the last flush.
    */
-  flushSync(): void {
+  flushSync(): LogUnavailableError | null {
     if (this.lazyTimer) {
       clearTimeout(this.lazyTimer);
       this.lazyTimer = null;
@@ -119,18 +110,7 @@ export class SessionLogWriter {
         this.failure = new LogUnavailableError(e as Error);
       }
     }
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w(this.failure);
-  }
-
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      this.flushSync();
-    });
+    return this.failure;
   }
 
   /** Appends the final record, flushes, fsyncs and closes; throws if the log is not sealed. */

@@ -265,8 +265,8 @@ export class PostgresListener {
     } catch {
       return; // an unrecorded cancel is not forwarded either
     }
-    const durable = await new Promise<boolean>((resolve) => k.rec.writer.afterDurable((err) => resolve(err === null)));
-    if (durable) await sendUpstreamCancel(this.opts.target, k.upstreamKey).catch(() => undefined);
+    if (k.rec.writer.flushSync()) return;
+    await sendUpstreamCancel(this.opts.target, k.upstreamKey).catch(() => undefined);
   }
 
   private recordRejected(socket: net.Socket, message: string): void {

@@ -12,8 +12,6 @@ import { ResponseQueue, newRun, sampleValues, tagRows, type Entry, type Portal, 
 /** Largest client message the gateway assembles; a larger one ends the session. */
 export const MAX_CLIENT_MESSAGE = 64 * 1024 * 1024;
 
-interface Batch { bufs: Buffer[]; ready: boolean }
-
 export class PostgresSession {
   private readonly client: Socket;
   private readonly upstream: Socket;
@@ -23,7 +21,6 @@ export class PostgresSession {
   private readonly portals = new Map<string, Portal>();
   private readonly clientFramer: MessageFramer;
   private readonly serverFramer: MessageFramer;
-  private readonly gate: Batch[] = [];
   private copyIn: CommandRecorder | null = null;
   private finishAfterCopy: (() => void) | null = null;
   private transaction: 'I' | 'T' | 'E' = 'I';
@@ -74,7 +71,7 @@ export class PostgresSession {
   }
 
   private isIdle(): boolean {
-    return this.queue.length === 0 && this.clientFramer.idle && this.gate.length === 0 && !this.copyIn;
+    return this.queue.length === 0 && this.clientFramer.idle && !this.copyIn;
   }
 
   private guard(fn: () => void, peer: 'client' | 'upstream'): void {
@@ -126,19 +123,13 @@ export class PostgresSession {
     if (out.length > 0) this.send(out, recorded);
   }
 
-  /** Forwards in order; a batch holding a new command record waits until the log has it. */
-  private send(bufs: Buffer[], needsDurable: boolean): void {
-    if (!needsDurable && this.gate.length === 0) return this.writeUpstream(bufs);
-    const batch: Batch = { bufs, ready: !needsDurable };
-    this.gate.push(batch);
-    if (needsDurable) {
-      this.rec.writer.afterDurable((err) => {
-        if (this.ended) return;
-        if (err) return this.refuseUnlogged(err);
-        batch.ready = true;
-        while (this.gate.length > 0 && this.gate[0]!.ready) this.writeUpstream(this.gate.shift()!.bufs);
-      });
+  /** Forwards the messages; when they hold a new command, only once its record is written. */
+  private send(bufs: Buffer[], recorded: boolean): void {
+    if (recorded) {
+      const failure = this.rec.writer.flushSync();
+      if (failure) return this.refuseUnlogged(failure);
     }
+    this.writeUpstream(bufs);
   }
 
   private writeUpstream(bufs: Buffer[]): void {
