@@ -15391,7 +15391,7 @@ import os from "node:os";
 import { randomBytes as randomBytes2 } from "node:crypto";
 
 // gateway/evidence/log-writer.ts
-import { createHash as createHash2 } from "node:crypto";
+import { hash as sha256 } from "node:crypto";
 import fs2 from "node:fs";
 import path2 from "node:path";
 
@@ -15435,8 +15435,14 @@ function canonicalObject(obj) {
   return out + "}";
 }
 var plainKey = /^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/;
+var escapeKnown = /* @__PURE__ */ new Map();
 function needsEscape(k) {
-  return !plainKey.test(k);
+  let v = escapeKnown.get(k);
+  if (v === void 0) {
+    v = !plainKey.test(k);
+    if (escapeKnown.size < 4096) escapeKnown.set(k, v);
+  }
+  return v;
 }
 
 // gateway/evidence/log-writer.ts
@@ -15487,7 +15493,7 @@ var SessionLogWriter = class _SessionLogWriter {
     fields.prev = this.prev;
     fields.time = this.now();
     const body = canonicalJson(fields);
-    const hash = createHash2("sha256").update(body).digest("hex");
+    const hash = sha256("sha256", body, "hex");
     this.pending.push(body.slice(0, -1) + ',"hash":"' + hash + '"}\n');
     this.seq = seq + 1;
     this.prev = hash;
@@ -15497,7 +15503,7 @@ var SessionLogWriter = class _SessionLogWriter {
   lazyTimer = null;
   lazyFlush = () => {
     this.lazyTimer = null;
-    this.flushSync();
+    if (this.pending.length > 0) this.flushSync();
   };
   lastMs = 0;
   lastIso = "";
@@ -15516,10 +15522,6 @@ var SessionLogWriter = class _SessionLogWriter {
    * record queued since the last flush.
    */
   flushSync() {
-    if (this.lazyTimer) {
-      clearTimeout(this.lazyTimer);
-      this.lazyTimer = null;
-    }
     if (this.pending.length > 0 && !this.failure) {
       const data = Buffer.from(this.pending.length === 1 ? this.pending[0] : this.pending.join(""));
       this.pending = [];
@@ -15538,6 +15540,7 @@ var SessionLogWriter = class _SessionLogWriter {
     if (!this.failure) this.append(type, fields);
     this.flushSync();
     this.closed = true;
+    if (this.lazyTimer) clearTimeout(this.lazyTimer);
     try {
       if (!this.failure) fs2.fsyncSync(this.fd);
     } catch (e) {
@@ -15550,9 +15553,10 @@ var SessionLogWriter = class _SessionLogWriter {
 };
 
 // gateway/core/recorder.ts
-import { createHash as createHash3 } from "node:crypto";
+import { createHash as createHash2, hash as oneShotHash } from "node:crypto";
 var MAX_TEXT = 64 * 1024;
 var MAX_VALUE = 1024;
+var EMPTY = Buffer.alloc(0);
 function textValue(s, max = MAX_VALUE) {
   return s.length <= max ? s : s.slice(0, max) + `\u2026[${Buffer.byteLength(s)} bytes]`;
 }
@@ -15603,7 +15607,7 @@ var SessionRecorder = class {
     const record = { session: this.id, command: id, target: this.target, text: textValue(text, MAX_TEXT), ...rest };
     if (text.length > MAX_TEXT) {
       record.text_bytes = Buffer.byteLength(text);
-      record.text_sha256 = createHash3("sha256").update(text).digest("hex");
+      record.text_sha256 = createHash2("sha256").update(text).digest("hex");
     }
     this.recorder.writer.append("command", record);
     this.totals.commands++;
@@ -15623,6 +15627,9 @@ var CommandRecorder = class {
   session;
   started = process.hrtime.bigint();
   sampleLimit;
+  // Most responses arrive in one chunk: keep it and hash it once at the end; switch to an
+  // incremental hash only when a second chunk comes.
+  firstChunk = null;
   hash = null;
   bytes = 0;
   inputHash = null;
@@ -15638,13 +15645,18 @@ var CommandRecorder = class {
   /** Bytes of the response as the client receives them, for the digest. */
   addResponse(chunk) {
     if (chunk.length === 0 || this.finished) return;
-    (this.hash ??= createHash3("sha256")).update(chunk);
     this.bytes += chunk.length;
+    if (this.hash) this.hash.update(chunk);
+    else if (this.firstChunk === null) this.firstChunk = chunk;
+    else {
+      this.hash = createHash2("sha256").update(this.firstChunk).update(chunk);
+      this.firstChunk = null;
+    }
   }
   /** Bytes the client streams as input to this command (COPY FROM STDIN data). */
   addInput(chunk) {
     if (this.finished) return;
-    (this.inputHash ??= createHash3("sha256")).update(chunk);
+    (this.inputHash ??= createHash2("sha256")).update(chunk);
     this.inputBytes += chunk.length;
   }
   get wantsSample() {
@@ -15673,7 +15685,7 @@ var CommandRecorder = class {
     if (outcome.status !== "skipped") {
       record.response = {
         bytes: this.bytes,
-        sha256: (this.hash ?? createHash3("sha256")).digest("hex"),
+        sha256: this.hash ? this.hash.digest("hex") : oneShotHash("sha256", this.firstChunk ?? EMPTY, "hex"),
         ...this.columns ? { columns: this.columns } : {},
         sample: this.sample
       };
@@ -15753,7 +15765,7 @@ var MessageFramer = class {
         if (this.bodyRemaining === 0) {
           onMessage({
             type: this.type,
-            body: this.collecting ? EMPTY : null,
+            body: this.collecting ? EMPTY2 : null,
             start: msgStart,
             end: pos,
             assembled: msgStart < 0 && this.collecting ? Buffer.from(this.header) : null
@@ -15812,7 +15824,7 @@ var MessageFramer = class {
     }
   }
 };
-var EMPTY = Buffer.alloc(0);
+var EMPTY2 = Buffer.alloc(0);
 function describeType(t) {
   return t >= 32 && t < 127 ? `'${String.fromCharCode(t)}'` : `0x${t.toString(16).padStart(2, "0")}`;
 }
@@ -16321,10 +16333,10 @@ var MessageQueue = class {
 };
 
 // gateway/postgres/scram.ts
-import { createHash as createHash4, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash as createHash3, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto";
 var ITERATIONS = 4096;
 var hmac = (key, data) => createHmac("sha256", key).update(data).digest();
-var sha256 = (data) => createHash4("sha256").update(data).digest();
+var sha2562 = (data) => createHash3("sha256").update(data).digest();
 var xor = (a, b) => Buffer.from(a.map((v, i) => v ^ b[i]));
 function attributes(msg) {
   const out = /* @__PURE__ */ new Map();
@@ -16339,7 +16351,7 @@ var ScramError = class extends Error {
 function makeVerifier(password) {
   const salt = randomBytes(16);
   const salted = pbkdf2Sync(password.normalize("NFKC"), salt, ITERATIONS, 32, "sha256");
-  return { salt, iterations: ITERATIONS, storedKey: sha256(hmac(salted, "Client Key")), serverKey: hmac(salted, "Server Key") };
+  return { salt, iterations: ITERATIONS, storedKey: sha2562(hmac(salted, "Client Key")), serverKey: hmac(salted, "Server Key") };
 }
 var ScramServer = class {
   v;
@@ -16375,7 +16387,7 @@ var ScramServer = class {
     const clientSignature = hmac(this.v.storedKey, authMessage);
     if (proof.length !== clientSignature.length) throw new ScramError("password authentication failed");
     const clientKey = xor(proof, clientSignature);
-    if (!timingSafeEqual(sha256(clientKey), this.v.storedKey)) throw new ScramError("password authentication failed");
+    if (!timingSafeEqual(sha2562(clientKey), this.v.storedKey)) throw new ScramError("password authentication failed");
     return `v=${hmac(this.v.serverKey, authMessage).toString("base64")}`;
   }
 };
@@ -16403,7 +16415,7 @@ var ScramClient = class {
     const clientKey = hmac(salted, "Client Key");
     const withoutProof = `c=biws,r=${nonce}`;
     const authMessage = `${this.clientFirstBare},${serverFirst},${withoutProof}`;
-    const proof = xor(clientKey, hmac(sha256(clientKey), authMessage));
+    const proof = xor(clientKey, hmac(sha2562(clientKey), authMessage));
     this.expectedServerSignature = hmac(hmac(salted, "Server Key"), authMessage);
     return `${withoutProof},p=${proof.toString("base64")}`;
   }
@@ -16417,8 +16429,8 @@ var ScramClient = class {
   }
 };
 function md5Password(user, password, salt) {
-  const inner = createHash4("md5").update(password + user).digest("hex");
-  return "md5" + createHash4("md5").update(Buffer.concat([Buffer.from(inner), salt])).digest("hex");
+  const inner = createHash3("md5").update(password + user).digest("hex");
+  return "md5" + createHash3("md5").update(Buffer.concat([Buffer.from(inner), salt])).digest("hex");
 }
 
 // gateway/postgres/upstream.ts
@@ -17602,7 +17614,7 @@ async function daemon(argv) {
 import fs6 from "node:fs";
 
 // gateway/evidence/log-verifier.ts
-import { createHash as createHash5 } from "node:crypto";
+import { createHash as createHash4 } from "node:crypto";
 var VERIFY_EXIT = { valid: 0, tampered: 1, unreadable: 3, unsealed: 4 };
 function verifyLogText(text) {
   const summary = {
@@ -17652,7 +17664,7 @@ function verifyLogText(text) {
     } catch (e) {
       return result("tampered", `${where} cannot be canonicalized: ${e.message}`);
     }
-    const computed = createHash5("sha256").update(canonical).digest("hex");
+    const computed = createHash4("sha256").update(canonical).digest("hex");
     if (hash !== computed) return result("tampered", `${where} has been modified (hash mismatch)`);
     prev = computed;
     summary.records++;

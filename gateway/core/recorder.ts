@@ -1,6 +1,6 @@
 // Protocol-independent recording of sessions and commands. Adapters describe what they saw;
 // this module decides how it is written to the one session log.
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, hash as oneShotHash, type Hash } from 'node:crypto';
 import type { SessionLogWriter } from '../evidence/log-writer.ts';
 
 /** Longest command text kept in full; longer texts keep a prefix plus their length and digest. */
@@ -9,6 +9,8 @@ export const MAX_TEXT = 64 * 1024;
 export const MAX_VALUE = 1024;
 
 export interface RecorderOptions { sampleRows: number }
+
+const EMPTY = Buffer.alloc(0);
 
 export type Value = string | null | { format: 'binary'; hex: string; bytes?: number };
 
@@ -102,6 +104,9 @@ export class CommandRecorder {
   private readonly session: SessionRecorder;
   private readonly started = process.hrtime.bigint();
   private readonly sampleLimit: number;
+  // Most responses arrive in one chunk: keep it and hash it once at the end; switch to an
+  // incremental hash only when a second chunk comes.
+  private firstChunk: Buffer | null = null;
   private hash: Hash | null = null;
   private bytes = 0;
   private inputHash: Hash | null = null;
@@ -119,8 +124,13 @@ export class CommandRecorder {
   /** Bytes of the response as the client receives them, for the digest. */
   addResponse(chunk: Buffer): void {
     if (chunk.length === 0 || this.finished) return;
-    (this.hash ??= createHash('sha256')).update(chunk);
     this.bytes += chunk.length;
+    if (this.hash) this.hash.update(chunk);
+    else if (this.firstChunk === null) this.firstChunk = chunk;
+    else {
+      this.hash = createHash('sha256').update(this.firstChunk).update(chunk);
+      this.firstChunk = null;
+    }
   }
 
   /** Bytes the client streams as input to this command (COPY FROM STDIN data). */
@@ -159,7 +169,7 @@ export class CommandRecorder {
     if (outcome.status !== 'skipped') {
       record.response = {
         bytes: this.bytes,
-        sha256: (this.hash ?? createHash('sha256')).digest('hex'),
+        sha256: this.hash ? this.hash.digest('hex') : oneShotHash('sha256', this.firstChunk ?? EMPTY, 'hex'),
         ...(this.columns ? { columns: this.columns } : {}),
         sample: this.sample,
       };

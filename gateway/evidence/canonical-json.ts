@@ -46,6 +46,13 @@ function canonicalObject(obj: Record<string, unknown>): string {
 }
 
 const plainKey = /^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/;
+// Member names come from a small fixed vocabulary; remember the answer for each.
+const escapeKnown = new Map<string, boolean>();
 function needsEscape(k: string): boolean {
-  return !plainKey.test(k);
+  let v = escapeKnown.get(k);
+  if (v === undefined) {
+    v = !plainKey.test(k);
+    if (escapeKnown.size < 4096) escapeKnown.set(k, v);
+  }
+  return v;
 }

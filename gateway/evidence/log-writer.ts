@@ -1,7 +1,7 @@
 // The one session log writer. Every record is chained to the previous one by hash, and a command
 // may be forwarded only once flushSync has handed its record to the OS: this is what makes "no
 // unrecorded command reaches a target" true even if the daemon is SIGKILLed.
-import { createHash } from 'node:crypto';
+import { hash as sha256 } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { canonicalJson } from './canonical-json.ts';
@@ -63,7 +63,7 @@ export class SessionLogWriter {
     fields.prev = this.prev;
     fields.time = this.now();
     const body = canonicalJson(fields);
-    const hash = createHash('sha256').update(body).digest('hex');
+    const hash = sha256('sha256', body, 'hex');
     // The hash member goes last so a verifier without a JCS library can strip it textually.
     this.pending.push(body.slice(0, -1) + ',"hash":"' + hash + '"}\n');
     this.seq = seq + 1;
@@ -75,7 +75,7 @@ export class SessionLogWriter {
   private lazyTimer: NodeJS.Timeout | null = null;
   private readonly lazyFlush = (): void => {
     this.lazyTimer = null;
-    this.flushSync();
+    if (this.pending.length > 0) this.flushSync();
   };
 
   private lastMs = 0;
@@ -96,10 +96,7 @@ export class SessionLogWriter {
    * record queued since the last flush.
    */
   flushSync(): LogUnavailableError | null {
-    if (this.lazyTimer) {
-      clearTimeout(this.lazyTimer);
-      this.lazyTimer = null;
-    }
+    // The lazy timer stays armed (re-arming per command costs more than a spare wake-up).
     if (this.pending.length > 0 && !this.failure) {
       const data = Buffer.from(this.pending.length === 1 ? this.pending[0]! : this.pending.join(''));
       this.pending = [];
@@ -119,6 +116,7 @@ export class SessionLogWriter {
     if (!this.failure) this.append(type, fields);
     this.flushSync();
     this.closed = true;
+    if (this.lazyTimer) clearTimeout(this.lazyTimer);
     try {
       if (!this.failure) fs.fsyncSync(this.fd);
     } catch (e) {
