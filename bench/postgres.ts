@@ -64,6 +64,7 @@ try {
   }
   pipe.kill();
 
+  const pgbenchPeak = peakRss(daemonPid, true);
   const rows = Math.round((copyGB * 1024 ** 3) / 1001);
   const sql = `COPY (SELECT repeat('x', 1000) FROM generate_series(1, ${rows})) TO STDOUT`;
   console.log(`\nCOPY TO STDOUT of ${copyGB} GB (${rows} rows of 1000 bytes) into /dev/null:`);
@@ -71,9 +72,8 @@ try {
   const cg = await copyOut(through, sql);
   console.log(`  direct   ${(cd.bytes / 1024 ** 2 / cd.seconds).toFixed(0).padStart(6)} MB/s  (${(cd.bytes / 1024 ** 3).toFixed(2)} GB in ${cd.seconds.toFixed(1)}s)`);
   console.log(`  gateway  ${(cg.bytes / 1024 ** 2 / cg.seconds).toFixed(0).padStart(6)} MB/s  (${(cg.bytes / 1024 ** 3).toFixed(2)} GB in ${cg.seconds.toFixed(1)}s)   ratio ${(cd.seconds / cg.seconds).toFixed(2)}x`);
-  const status = fs.readFileSync(`/proc/${daemonPid}/status`, 'utf8');
-  const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-  console.log(`\ngateway peak RSS (VmHWM, whole run): ${hwm.toFixed(0)} MB`);
+  const copyPeak = peakRss(daemonPid, false);
+  console.log(`\ngateway peak RSS: ${pgbenchPeak.toFixed(0)} MB during the pgbench runs, ${copyPeak.toFixed(0)} MB while streaming the COPY`);
   const stop = spawnSync(process.execPath, [path.join(root, 'dist/cli.js'), 'stop', '--state-dir', stateDir], { encoding: 'utf8' });
   daemonPid = 0;
   const log = stop.stdout.trim();
@@ -86,6 +86,13 @@ try {
   fs.rmSync(work, { recursive: true, force: true });
 }
 
+
+/** VmHWM in MB; with reset, also restarts the peak from the current RSS (Linux clear_refs 5). */
+function peakRss(pid: number, reset: boolean): number {
+  const hwm = Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  if (reset) fs.writeFileSync(`/proc/${pid}/clear_refs`, '5');
+  return hwm;
+}
 
 function pgbench(env: Record<string, string>, mode: string, clients: number): number {
   const r = spawnSync(path.join(cluster.binDir, 'pgbench'), ['-S', '-n', '-M', mode, '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds)], {

@@ -16573,6 +16573,31 @@ async function sendUpstreamCancel(target, key) {
   socket.destroy();
 }
 
+// gateway/core/buffer-reclaim.ts
+import v8 from "node:v8";
+import vm from "node:vm";
+var RECLAIM_EVERY_BYTES = 4 * 1024 * 1024;
+var gc;
+var streamed = 0;
+function collector() {
+  if (gc === void 0) {
+    try {
+      v8.setFlagsFromString("--expose-gc");
+      gc = vm.runInNewContext("gc");
+    } catch {
+      gc = null;
+    }
+  }
+  return gc;
+}
+function noteStreamed(bytes) {
+  streamed += bytes;
+  if (streamed >= RECLAIM_EVERY_BYTES) {
+    streamed = 0;
+    collector()?.({ type: "minor" });
+  }
+}
+
 // gateway/postgres/response-tracker.ts
 function newRun() {
   return { tags: [], rows: 0, columns: null, copyBinary: false, error: null };
@@ -16658,8 +16683,14 @@ var PostgresSession = class {
     this.serverFramer = new MessageFramer({ collect: (t) => this.wantServerBody(t), maxCollectedBody: 1 << 30, peer: "upstream" });
   }
   start() {
-    this.client.on("data", (c) => this.guard(() => this.onClientChunk(c), "client"));
-    this.upstream.on("data", (c) => this.guard(() => this.onServerChunk(c), "upstream"));
+    this.client.on("data", (c) => {
+      noteStreamed(c.length);
+      this.guard(() => this.onClientChunk(c), "client");
+    });
+    this.upstream.on("data", (c) => {
+      noteStreamed(c.length);
+      this.guard(() => this.onServerChunk(c), "upstream");
+    });
     this.client.on("drain", () => this.upstream.resume());
     this.upstream.on("drain", () => this.client.resume());
     this.client.on("close", () => this.end(this.terminatedByClient ? "client terminated" : "client disconnected"));

@@ -6,6 +6,7 @@ import { MessageFramer, ProtocolError, type FramedMessage } from './codec/framer
 import { F, decodeBind, decodeCopyFail, decodeExecute, decodeFunctionCall, decodeParse, decodeQuery, decodeTarget, isFrontendType } from './codec/frontend.ts';
 import { B, decodeCommandComplete, decodeDataRow, decodeNotice, decodeReadyForQuery, decodeRowDescription, encodeErrorResponse, type NoticeFields } from './codec/backend.ts';
 import { LogUnavailableError } from '../evidence/log-writer.ts';
+import { noteStreamed } from '../core/buffer-reclaim.ts';
 import { binaryValue, textValue, type CommandRecorder, type SessionRecorder, type Value } from '../core/recorder.ts';
 import { ResponseQueue, newRun, sampleValues, tagRows, type Entry, type Portal, type RunState, type Statement } from './response-tracker.ts';
 
@@ -43,8 +44,14 @@ export class PostgresSession {
   }
 
   start(): void {
-    this.client.on('data', (c: Buffer) => this.guard(() => this.onClientChunk(c), 'client'));
-    this.upstream.on('data', (c: Buffer) => this.guard(() => this.onServerChunk(c), 'upstream'));
+    this.client.on('data', (c: Buffer) => {
+      noteStreamed(c.length);
+      this.guard(() => this.onClientChunk(c), 'client');
+    });
+    this.upstream.on('data', (c: Buffer) => {
+      noteStreamed(c.length);
+      this.guard(() => this.onServerChunk(c), 'upstream');
+    });
     this.client.on('drain', () => this.upstream.resume());
     this.upstream.on('drain', () => this.client.resume());
     this.client.on('close', () => this.end(this.terminatedByClient ? 'client terminated' : 'client disconnected'));
