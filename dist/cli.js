@@ -16598,7 +16598,7 @@ function noteStreamed(bytes) {
   }
 }
 
-// gateway/postgres/response-tracker.ts
+// gateway/postgres/response-queue.ts
 function newRun() {
   return { tags: [], rows: 0, columns: null, copyBinary: false, error: null };
 }
@@ -16652,224 +16652,49 @@ var ResponseQueue = class {
   }
 };
 
-// gateway/postgres/session.ts
-var MAX_CLIENT_MESSAGE = 64 * 1024 * 1024;
-var PostgresSession = class {
-  client;
-  upstream;
+// gateway/postgres/backend-tracker.ts
+var BackendTracker = class {
   rec;
   queue = new ResponseQueue();
-  statements = /* @__PURE__ */ new Map();
-  portals = /* @__PURE__ */ new Map();
-  clientFramer;
   serverFramer;
   copyIn = null;
   finishAfterCopy = null;
   transaction = "I";
-  ended = false;
-  draining = false;
-  terminatedByClient = false;
   lastServerWasFatal = false;
-  onEnd;
-  // Attribution of forwarded server bytes to the command they answer (see onServerChunk).
+  // Attribution of forwarded server bytes to the command they answer (see observe).
   attributed = null;
   rangeStart = 0;
-  constructor(client, upstream, rec, onEnd) {
-    this.client = client;
-    this.upstream = upstream;
+  constructor(rec) {
     this.rec = rec;
-    this.onEnd = onEnd;
-    this.clientFramer = new MessageFramer({ collect: () => true, maxCollectedBody: MAX_CLIENT_MESSAGE, isValidType: isFrontendType, peer: "client" });
     this.serverFramer = new MessageFramer({ collect: (t) => this.wantServerBody(t), maxCollectedBody: 1 << 30, peer: "upstream" });
   }
-  start() {
-    this.client.on("data", (c) => {
-      noteStreamed(c.length);
-      this.guard(() => this.onClientChunk(c), "client");
-    });
-    this.upstream.on("data", (c) => {
-      noteStreamed(c.length);
-      this.guard(() => this.onServerChunk(c), "upstream");
-    });
-    this.client.on("drain", () => this.upstream.resume());
-    this.upstream.on("drain", () => this.client.resume());
-    this.client.on("close", () => this.end(this.terminatedByClient ? "client terminated" : "client disconnected"));
-    this.upstream.on("close", () => this.upstreamClosed());
-    this.client.on("error", () => this.client.destroy());
-    this.upstream.on("error", () => this.upstream.destroy());
-    this.client.resume();
-    this.upstream.resume();
+  /** Nothing in flight: no response pending and no COPY data expected from the client. */
+  get idle() {
+    return this.queue.length === 0 && !this.copyIn;
   }
-  /** Graceful stop: close now if idle, else after the command in flight completes. */
-  shutdown() {
-    this.draining = true;
-    if (this.isIdle()) this.closeWithError(shutdownNotice, "gateway shutdown");
-  }
-  /** After the grace period: close whatever is still running. */
-  forceClose() {
-    this.closeWithError(shutdownNotice, "gateway shutdown (grace period over)");
-  }
-  get id() {
-    return this.rec.id;
-  }
-  isIdle() {
-    return this.queue.length === 0 && this.clientFramer.idle && !this.copyIn;
-  }
-  guard(fn, peer) {
-    if (this.ended) return;
-    try {
-      fn();
-    } catch (e) {
-      const err = e;
-      if (err instanceof LogUnavailableError) return this.refuseUnlogged(err);
-      try {
-        this.rec.event("protocol-error", { peer, message: err.message });
-      } catch {
-      }
-      const code = err instanceof ProtocolError ? err.sqlState : "XX000";
-      const message = peer === "client" ? `gateway: protocol error: ${err.message}` : `gateway: upstream protocol error: ${err.message}`;
-      this.closeWithError({ severity: "FATAL", code, message }, `protocol error (${peer})`);
-    }
-  }
-  /** Fail closed: a command that cannot be recorded is not forwarded, and the session ends. */
-  refuseUnlogged(err) {
-    this.closeWithError({ severity: "FATAL", code: "58030", message: `gateway: ${err.message}; the command was not forwarded` }, "session log unavailable");
-  }
-  // ---- client -> upstream ----------------------------------------------------------------
-  onClientChunk(chunk) {
-    const out = [];
-    let runStart = -1;
-    let runEnd = -1;
-    let recorded = false;
-    this.clientFramer.push(chunk, (m) => {
-      const forward = this.onClientMessage(m);
-      if (forward === "recorded") recorded = true;
-      if (forward === "drop") return;
-      if (m.start >= 0 && m.start === runEnd) {
-        runEnd = m.end;
-      } else {
-        if (runStart >= 0) out.push(chunk.subarray(runStart, runEnd));
-        runStart = runEnd = -1;
-        if (m.start >= 0) {
-          runStart = m.start;
-          runEnd = m.end;
-        } else out.push(m.assembled);
-      }
-    });
-    if (runStart >= 0) out.push(runStart === 0 && runEnd === chunk.length ? chunk : chunk.subarray(runStart, runEnd));
-    if (out.length > 0) this.send(out, recorded);
-  }
-  /** Forwards the messages; when they hold a new command, only once its record is written. */
-  send(bufs, recorded) {
-    if (recorded) {
-      const failure = this.rec.writer.flushSync();
-      if (failure) return this.refuseUnlogged(failure);
-    }
-    this.writeUpstream(bufs);
-  }
-  writeUpstream(bufs) {
-    let ok = true;
-    for (const b of bufs) ok = this.upstream.write(b);
-    if (!ok) this.client.pause();
-  }
-  /** Returns whether the message is forwarded, and whether it added a command record. */
-  onClientMessage(m) {
-    const body = m.body;
-    switch (m.type) {
-      case F.Query: {
-        const text = decodeQuery(body);
-        const cmd = this.rec.beginCommand({ text, protocol: "simple" });
-        this.queue.push({ kind: "query", cmd, run: newRun() });
-        return "recorded";
-      }
-      case F.Parse: {
-        const p = decodeParse(body);
-        this.statements.set(p.statement, { text: p.query, paramTypes: p.paramTypes, columns: null });
-        this.expect({ kind: "parse" });
-        return "forward";
-      }
-      case F.Bind: {
-        const b = decodeBind(body);
-        const statement = this.statements.get(b.statement) ?? null;
-        const params = b.params.map((v, i) => {
-          if (v === null) return null;
-          const format = b.paramFormats.length === 1 ? b.paramFormats[0] : b.paramFormats[i] ?? 0;
-          return format === 1 ? binaryValue(v) : textValue(v.toString("utf8"));
-        });
-        this.portals.set(b.portal, { statement, params, resultFormats: b.resultFormats, columns: null });
-        this.expect({ kind: "bind" });
-        return "forward";
-      }
-      case F.Describe: {
-        const d = decodeTarget(body, "Describe message");
-        const target = d.kind === "S" ? this.statements.get(d.name) : this.portals.get(d.name);
-        this.expect({ kind: "describe", target: target ?? null });
-        return "forward";
-      }
-      case F.Execute: {
-        const e = decodeExecute(body);
-        const portal = this.portals.get(e.portal) ?? null;
-        const cmd = this.rec.beginCommand({
-          text: portal?.statement?.text ?? "",
-          protocol: "extended",
-          params: portal?.params ?? [],
-          ...e.portal ? { portal: e.portal } : {},
-          ...e.maxRows ? { max_rows: e.maxRows } : {}
-        });
-        const entry = { kind: "execute", cmd, run: newRun(), portal };
-        if (this.queue.skippingUntilSync) this.skip(entry);
-        else this.queue.push(entry);
-        return "recorded";
-      }
-      case F.Close: {
-        const c = decodeTarget(body, "Close message");
-        if (c.kind === "S") this.statements.delete(c.name);
-        else this.portals.delete(c.name);
-        this.expect({ kind: "close" });
-        return "forward";
-      }
-      case F.Sync:
-        this.queue.skippingUntilSync = false;
-        this.queue.push({ kind: "sync" });
-        return "forward";
-      case F.Flush:
-        return "forward";
-      case F.FunctionCall: {
-        const f = decodeFunctionCall(body);
-        const cmd = this.rec.beginCommand({
-          text: `-- function call oid ${f.oid}`,
-          protocol: "function-call",
-          params: f.args.map((a) => a === null ? null : binaryValue(a))
-        });
-        this.queue.push({ kind: "query", cmd, run: newRun() });
-        return "recorded";
-      }
-      case F.CopyData:
-        this.copyIn?.addInput(body);
-        return "forward";
-      case F.CopyDone:
-        this.endCopyIn();
-        return "forward";
-      case F.CopyFail:
-        decodeCopyFail(body);
-        this.endCopyIn();
-        return "forward";
-      case F.Terminate:
-        this.terminatedByClient = true;
-        return "forward";
-      default:
-        throw new ProtocolError(`unexpected message type ${m.type} from client`);
-    }
-  }
+  /** A client message that expects a response; skipped when the server is discarding until Sync. */
   expect(e) {
-    if (!this.queue.skippingUntilSync) this.queue.push(e);
+    if (this.queue.skippingUntilSync) this.skip(e);
+    else this.queue.push(e);
   }
-  skip(e) {
-    if (e.kind === "execute" || e.kind === "query") {
-      e.cmd.finish({ status: "skipped", reason: "an earlier message in the same pipeline failed; the server discarded this one until Sync" });
+  sync() {
+    this.queue.skippingUntilSync = false;
+    this.queue.push({ kind: "sync" });
+  }
+  /** COPY data from the client, counted into the command that asked for it. */
+  copyData(body) {
+    this.copyIn?.addInput(body);
+  }
+  /** The session ended: every command still open is finished with the error that ended it. */
+  abandon(error) {
+    this.copyIn = null;
+    this.finishAfterCopy?.();
+    for (const e of this.queue.drain()) {
+      if ((e.kind === "query" || e.kind === "execute") && !e.cmd.finished) {
+        e.cmd.finish({ status: "error", tags: e.run.tags, rows: e.run.rows, error: e.run.error ?? error });
+      }
     }
   }
-  // ---- upstream -> client ----------------------------------------------------------------
   wantServerBody(t) {
     if (t === B.DataRow || t === B.CopyData) {
       const e = this.queue.peek();
@@ -16881,7 +16706,8 @@ var PostgresSession = class {
     const e = this.queue.peek();
     return e !== void 0 && (e.kind === "query" || e.kind === "execute") ? e.cmd : null;
   }
-  onServerChunk(chunk) {
+  /** Follows one chunk of server bytes (which the caller forwards unchanged). */
+  observe(chunk) {
     this.rangeStart = 0;
     this.serverFramer.push(chunk, (m) => {
       if (m.start >= 0) {
@@ -16901,8 +16727,6 @@ var PostgresSession = class {
       this.attributed = this.headCommand();
       this.attributed?.addResponse(chunk.subarray(cut));
     }
-    if (!this.client.write(chunk)) this.upstream.pause();
-    if (this.draining && this.isIdle()) this.closeWithError(shutdownNotice, "gateway shutdown");
   }
   onServerMessage(type, body, chunk, end) {
     const e = this.queue.peek();
@@ -17045,11 +16869,222 @@ var PostgresSession = class {
       transaction: this.transaction
     });
   }
+  skip(e) {
+    if (e.kind === "execute" || e.kind === "query") {
+      e.cmd.finish({ status: "skipped", reason: "an earlier message in the same pipeline failed; the server discarded this one until Sync" });
+    }
+  }
+};
+
+// gateway/postgres/session.ts
+var MAX_CLIENT_MESSAGE = 64 * 1024 * 1024;
+var PostgresSession = class {
+  client;
+  upstream;
+  rec;
+  backend;
+  statements = /* @__PURE__ */ new Map();
+  portals = /* @__PURE__ */ new Map();
+  clientFramer;
+  ended = false;
+  draining = false;
+  terminatedByClient = false;
+  onEnd;
+  constructor(client, upstream, rec, onEnd) {
+    this.client = client;
+    this.upstream = upstream;
+    this.rec = rec;
+    this.onEnd = onEnd;
+    this.clientFramer = new MessageFramer({ collect: () => true, maxCollectedBody: MAX_CLIENT_MESSAGE, isValidType: isFrontendType, peer: "client" });
+    this.backend = new BackendTracker(rec);
+  }
+  start() {
+    this.client.on("data", (c) => {
+      noteStreamed(c.length);
+      this.guard(() => this.onClientChunk(c), "client");
+    });
+    this.upstream.on("data", (c) => {
+      noteStreamed(c.length);
+      this.guard(() => this.onServerChunk(c), "upstream");
+    });
+    this.client.on("drain", () => this.upstream.resume());
+    this.upstream.on("drain", () => this.client.resume());
+    this.client.on("close", () => this.end(this.terminatedByClient ? "client terminated" : "client disconnected"));
+    this.upstream.on("close", () => this.upstreamClosed());
+    this.client.on("error", () => this.client.destroy());
+    this.upstream.on("error", () => this.upstream.destroy());
+    this.client.resume();
+    this.upstream.resume();
+  }
+  /** Graceful stop: close now if idle, else after the command in flight completes. */
+  shutdown() {
+    this.draining = true;
+    if (this.isIdle()) this.closeWithError(shutdownNotice, "gateway shutdown");
+  }
+  /** After the grace period: close whatever is still running. */
+  forceClose() {
+    this.closeWithError(shutdownNotice, "gateway shutdown (grace period over)");
+  }
+  get id() {
+    return this.rec.id;
+  }
+  isIdle() {
+    return this.backend.idle && this.clientFramer.idle;
+  }
+  guard(fn, peer) {
+    if (this.ended) return;
+    try {
+      fn();
+    } catch (e) {
+      const err = e;
+      if (err instanceof LogUnavailableError) return this.refuseUnlogged(err);
+      try {
+        this.rec.event("protocol-error", { peer, message: err.message });
+      } catch {
+      }
+      const code = err instanceof ProtocolError ? err.sqlState : "XX000";
+      const message = peer === "client" ? `gateway: protocol error: ${err.message}` : `gateway: upstream protocol error: ${err.message}`;
+      this.closeWithError({ severity: "FATAL", code, message }, `protocol error (${peer})`);
+    }
+  }
+  /** Fail closed: a command that cannot be recorded is not forwarded, and the session ends. */
+  refuseUnlogged(err) {
+    this.closeWithError({ severity: "FATAL", code: "58030", message: `gateway: ${err.message}; the command was not forwarded` }, "session log unavailable");
+  }
+  // ---- client -> upstream ----------------------------------------------------------------
+  onClientChunk(chunk) {
+    const out = [];
+    let runStart = -1;
+    let runEnd = -1;
+    let recorded = false;
+    this.clientFramer.push(chunk, (m) => {
+      const forward = this.onClientMessage(m);
+      if (forward === "recorded") recorded = true;
+      if (forward === "drop") return;
+      if (m.start >= 0 && m.start === runEnd) {
+        runEnd = m.end;
+      } else {
+        if (runStart >= 0) out.push(chunk.subarray(runStart, runEnd));
+        runStart = runEnd = -1;
+        if (m.start >= 0) {
+          runStart = m.start;
+          runEnd = m.end;
+        } else out.push(m.assembled);
+      }
+    });
+    if (runStart >= 0) out.push(runStart === 0 && runEnd === chunk.length ? chunk : chunk.subarray(runStart, runEnd));
+    if (out.length > 0) this.send(out, recorded);
+  }
+  /** Forwards the messages; when they hold a new command, only once its record is written. */
+  send(bufs, recorded) {
+    if (recorded) {
+      const failure = this.rec.writer.flushSync();
+      if (failure) return this.refuseUnlogged(failure);
+    }
+    this.writeUpstream(bufs);
+  }
+  writeUpstream(bufs) {
+    let ok = true;
+    for (const b of bufs) ok = this.upstream.write(b);
+    if (!ok) this.client.pause();
+  }
+  /** Returns whether the message is forwarded, and whether it added a command record. */
+  onClientMessage(m) {
+    const body = m.body;
+    switch (m.type) {
+      case F.Query: {
+        const text = decodeQuery(body);
+        const cmd = this.rec.beginCommand({ text, protocol: "simple" });
+        this.backend.expect({ kind: "query", cmd, run: newRun() });
+        return "recorded";
+      }
+      case F.Parse: {
+        const p = decodeParse(body);
+        this.statements.set(p.statement, { text: p.query, paramTypes: p.paramTypes, columns: null });
+        this.backend.expect({ kind: "parse" });
+        return "forward";
+      }
+      case F.Bind: {
+        const b = decodeBind(body);
+        const statement = this.statements.get(b.statement) ?? null;
+        const params = b.params.map((v, i) => {
+          if (v === null) return null;
+          const format = b.paramFormats.length === 1 ? b.paramFormats[0] : b.paramFormats[i] ?? 0;
+          return format === 1 ? binaryValue(v) : textValue(v.toString("utf8"));
+        });
+        this.portals.set(b.portal, { statement, params, resultFormats: b.resultFormats, columns: null });
+        this.backend.expect({ kind: "bind" });
+        return "forward";
+      }
+      case F.Describe: {
+        const d = decodeTarget(body, "Describe message");
+        const target = d.kind === "S" ? this.statements.get(d.name) : this.portals.get(d.name);
+        this.backend.expect({ kind: "describe", target: target ?? null });
+        return "forward";
+      }
+      case F.Execute: {
+        const e = decodeExecute(body);
+        const portal = this.portals.get(e.portal) ?? null;
+        const cmd = this.rec.beginCommand({
+          text: portal?.statement?.text ?? "",
+          protocol: "extended",
+          params: portal?.params ?? [],
+          ...e.portal ? { portal: e.portal } : {},
+          ...e.maxRows ? { max_rows: e.maxRows } : {}
+        });
+        this.backend.expect({ kind: "execute", cmd, run: newRun(), portal });
+        return "recorded";
+      }
+      case F.Close: {
+        const c = decodeTarget(body, "Close message");
+        if (c.kind === "S") this.statements.delete(c.name);
+        else this.portals.delete(c.name);
+        this.backend.expect({ kind: "close" });
+        return "forward";
+      }
+      case F.Sync:
+        this.backend.sync();
+        return "forward";
+      case F.Flush:
+        return "forward";
+      case F.FunctionCall: {
+        const f = decodeFunctionCall(body);
+        const cmd = this.rec.beginCommand({
+          text: `-- function call oid ${f.oid}`,
+          protocol: "function-call",
+          params: f.args.map((a) => a === null ? null : binaryValue(a))
+        });
+        this.backend.expect({ kind: "query", cmd, run: newRun() });
+        return "recorded";
+      }
+      case F.CopyData:
+        this.backend.copyData(body);
+        return "forward";
+      case F.CopyDone:
+        this.backend.endCopyIn();
+        return "forward";
+      case F.CopyFail:
+        decodeCopyFail(body);
+        this.backend.endCopyIn();
+        return "forward";
+      case F.Terminate:
+        this.terminatedByClient = true;
+        return "forward";
+      default:
+        throw new ProtocolError(`unexpected message type ${m.type} from client`);
+    }
+  }
+  // ---- upstream -> client ----------------------------------------------------------------
+  onServerChunk(chunk) {
+    this.backend.observe(chunk);
+    if (!this.client.write(chunk)) this.upstream.pause();
+    if (this.draining && this.isIdle()) this.closeWithError(shutdownNotice, "gateway shutdown");
+  }
   // ---- endings ---------------------------------------------------------------------------
   upstreamClosed() {
     if (this.ended) return;
     if (this.terminatedByClient) return this.end("client terminated");
-    if (this.lastServerWasFatal) return this.end("upstream closed the connection after a fatal error");
+    if (this.backend.lastServerWasFatal) return this.end("upstream closed the connection after a fatal error");
     this.closeWithError(
       { severity: "FATAL", code: "08006", message: `gateway: the connection to upstream ${this.rec.target} was lost` },
       "upstream connection lost"
@@ -17065,14 +17100,8 @@ var PostgresSession = class {
     this.ended = true;
     const error = notice ? { severity: notice.severity, code: notice.code, message: notice.message } : void 0;
     try {
-      this.copyIn = null;
-      this.finishAfterCopy?.();
-      for (const e of this.queue.drain()) {
-        if ((e.kind === "query" || e.kind === "execute") && !e.cmd.finished) {
-          e.cmd.finish({ status: "error", tags: e.run.tags, rows: e.run.rows, error: e.run.error ?? error ?? { severity: "FATAL", code: "08006", message: `session ended: ${reason}` } });
-        }
-      }
-      this.rec.close(reason, { transaction: this.transaction });
+      this.backend.abandon(error ?? { severity: "FATAL", code: "08006", message: `session ended: ${reason}` });
+      this.rec.close(reason, { transaction: this.backend.transaction });
     } catch {
     }
     this.upstream.destroy();
@@ -17967,7 +17996,7 @@ $ psql ${step.args.map(shellQuote).join(" ")}`);
     say(`
 Session log: ${path6.resolve(log)}`);
     say(`Verification: ${result.status === "valid" ? "VALID (hash chain intact, sealed)" : result.status.toUpperCase() + ": " + result.problem}; ${s.records} records, ${s.sessions} sessions, ${s.commands} commands, ${s.errors} failed.`);
-    say(`Check it yourself: node dist/cli.js verify ${path6.relative(process.cwd(), log) || log}`);
+    say(`Check it yourself: node ${path6.relative(process.cwd(), process.argv[1])} verify ${path6.relative(process.cwd(), log)}`);
     return result.status === "valid" ? 0 : 1;
   } finally {
     cluster.stop();

@@ -86,7 +86,7 @@ export async function main(argv: string[]): Promise<number> {
     const s = result.summary;
     say(`\nSession log: ${path.resolve(log)}`);
     say(`Verification: ${result.status === 'valid' ? 'VALID (hash chain intact, sealed)' : result.status.toUpperCase() + ': ' + result.problem}; ${s.records} records, ${s.sessions} sessions, ${s.commands} commands, ${s.errors} failed.`);
-    say(`Check it yourself: node dist/cli.js verify ${path.relative(process.cwd(), log) || log}`);
+    say(`Check it yourself: node ${path.relative(process.cwd(), process.argv[1]!)} verify ${path.relative(process.cwd(), log)}`);
     return result.status === 'valid' ? 0 : 1;
   } finally {
     cluster.stop();

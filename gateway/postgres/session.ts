@@ -4,11 +4,12 @@
 import type { Socket } from 'node:net';
 import { MessageFramer, ProtocolError, type FramedMessage } from './codec/framer.ts';
 import { F, decodeBind, decodeCopyFail, decodeExecute, decodeFunctionCall, decodeParse, decodeQuery, decodeTarget, isFrontendType } from './codec/frontend.ts';
-import { B, decodeCommandComplete, decodeDataRow, decodeNotice, decodeReadyForQuery, decodeRowDescription, encodeErrorResponse, type NoticeFields } from './codec/backend.ts';
+import { encodeErrorResponse, type NoticeFields } from './codec/backend.ts';
 import { LogUnavailableError } from '../evidence/log-writer.ts';
 import { noteStreamed } from '../core/buffer-reclaim.ts';
-import { binaryValue, textValue, type CommandRecorder, type SessionRecorder, type Value } from '../core/recorder.ts';
-import { ResponseQueue, newRun, sampleValues, tagRows, type Entry, type Portal, type RunState, type Statement } from './response-tracker.ts';
+import { binaryValue, textValue, type SessionRecorder, type Value } from '../core/recorder.ts';
+import { newRun, type Portal, type Statement } from './response-queue.ts';
+import { BackendTracker } from './backend-tracker.ts';
 
 /** Largest client message the gateway assembles; a larger one ends the session. */
 export const MAX_CLIENT_MESSAGE = 64 * 1024 * 1024;
@@ -17,22 +18,14 @@ export class PostgresSession {
   private readonly client: Socket;
   private readonly upstream: Socket;
   private readonly rec: SessionRecorder;
-  private readonly queue = new ResponseQueue();
+  private readonly backend: BackendTracker;
   private readonly statements = new Map<string, Statement>();
   private readonly portals = new Map<string, Portal>();
   private readonly clientFramer: MessageFramer;
-  private readonly serverFramer: MessageFramer;
-  private copyIn: CommandRecorder | null = null;
-  private finishAfterCopy: (() => void) | null = null;
-  private transaction: 'I' | 'T' | 'E' = 'I';
   private ended = false;
   private draining = false;
   private terminatedByClient = false;
-  private lastServerWasFatal = false;
   private onEnd: () => void;
-  // Attribution of forwarded server bytes to the command they answer (see onServerChunk).
-  private attributed: CommandRecorder | null = null;
-  private rangeStart = 0;
 
   constructor(client: Socket, upstream: Socket, rec: SessionRecorder, onEnd: () => void) {
     this.client = client;
@@ -40,7 +33,7 @@ export class PostgresSession {
     this.rec = rec;
     this.onEnd = onEnd;
     this.clientFramer = new MessageFramer({ collect: () => true, maxCollectedBody: MAX_CLIENT_MESSAGE, isValidType: isFrontendType, peer: 'client' });
-    this.serverFramer = new MessageFramer({ collect: (t) => this.wantServerBody(t), maxCollectedBody: 1 << 30, peer: 'upstream' });
+    this.backend = new BackendTracker(rec);
   }
 
   start(): void {
@@ -78,7 +71,7 @@ export class PostgresSession {
   }
 
   private isIdle(): boolean {
-    return this.queue.length === 0 && this.clientFramer.idle && !this.copyIn;
+    return this.backend.idle && this.clientFramer.idle;
   }
 
   private guard(fn: () => void, peer: 'client' | 'upstream'): void {
@@ -152,13 +145,13 @@ export class PostgresSession {
       case F.Query: {
         const text = decodeQuery(body);
         const cmd = this.rec.beginCommand({ text, protocol: 'simple' });
-        this.queue.push({ kind: 'query', cmd, run: newRun() });
+        this.backend.expect({ kind: 'query', cmd, run: newRun() });
         return 'recorded';
       }
       case F.Parse: {
         const p = decodeParse(body);
         this.statements.set(p.statement, { text: p.query, paramTypes: p.paramTypes, columns: null });
-        this.expect({ kind: 'parse' });
+        this.backend.expect({ kind: 'parse' });
         return 'forward';
       }
       case F.Bind: {
@@ -170,13 +163,13 @@ export class PostgresSession {
           return format === 1 ? binaryValue(v) : textValue(v.toString('utf8'));
         });
         this.portals.set(b.portal, { statement, params, resultFormats: b.resultFormats, columns: null });
-        this.expect({ kind: 'bind' });
+        this.backend.expect({ kind: 'bind' });
         return 'forward';
       }
       case F.Describe: {
         const d = decodeTarget(body, 'Describe message');
         const target = d.kind === 'S' ? this.statements.get(d.name) : this.portals.get(d.name);
-        this.expect({ kind: 'describe', target: target ?? null });
+        this.backend.expect({ kind: 'describe', target: target ?? null });
         return 'forward';
       }
       case F.Execute: {
@@ -189,21 +182,18 @@ export class PostgresSession {
           ...(e.portal ? { portal: e.portal } : {}),
           ...(e.maxRows ? { max_rows: e.maxRows } : {}),
         });
-        const entry: Entry = { kind: 'execute', cmd, run: newRun(), portal };
-        if (this.queue.skippingUntilSync) this.skip(entry);
-        else this.queue.push(entry);
+        this.backend.expect({ kind: 'execute', cmd, run: newRun(), portal });
         return 'recorded';
       }
       case F.Close: {
         const c = decodeTarget(body, 'Close message');
         if (c.kind === 'S') this.statements.delete(c.name);
         else this.portals.delete(c.name);
-        this.expect({ kind: 'close' });
+        this.backend.expect({ kind: 'close' });
         return 'forward';
       }
       case F.Sync:
-        this.queue.skippingUntilSync = false;
-        this.queue.push({ kind: 'sync' });
+        this.backend.sync();
         return 'forward';
       case F.Flush:
         return 'forward';
@@ -214,18 +204,18 @@ export class PostgresSession {
           protocol: 'function-call',
           params: f.args.map((a) => (a === null ? null : binaryValue(a))),
         });
-        this.queue.push({ kind: 'query', cmd, run: newRun() });
+        this.backend.expect({ kind: 'query', cmd, run: newRun() });
         return 'recorded';
       }
       case F.CopyData:
-        this.copyIn?.addInput(body);
+        this.backend.copyData(body);
         return 'forward';
       case F.CopyDone:
-        this.endCopyIn();
+        this.backend.endCopyIn();
         return 'forward';
       case F.CopyFail:
         decodeCopyFail(body);
-        this.endCopyIn();
+        this.backend.endCopyIn();
         return 'forward';
       case F.Terminate:
         this.terminatedByClient = true;
@@ -235,203 +225,12 @@ export class PostgresSession {
     }
   }
 
-  private expect(e: Entry): void {
-    if (!this.queue.skippingUntilSync) this.queue.push(e);
-  }
-
-  private skip(e: Entry): void {
-    if (e.kind === 'execute' || e.kind === 'query') {
-      e.cmd.finish({ status: 'skipped', reason: 'an earlier message in the same pipeline failed; the server discarded this one until Sync' });
-    }
-  }
-
   // ---- upstream -> client ----------------------------------------------------------------
 
-  private wantServerBody(t: number): boolean {
-    if (t === B.DataRow || t === B.CopyData) {
-      const e = this.queue.peek();
-      return e !== undefined && (e.kind === 'query' || e.kind === 'execute') && e.cmd.wantsSample;
-    }
-    return t !== B.NotificationResponse && t !== B.FunctionCallResponse;
-  }
-
-  private headCommand(): CommandRecorder | null {
-    const e = this.queue.peek();
-    return e !== undefined && (e.kind === 'query' || e.kind === 'execute') ? e.cmd : null;
-  }
-
   private onServerChunk(chunk: Buffer): void {
-    this.rangeStart = 0;
-    this.serverFramer.push(chunk, (m) => {
-      // A message belongs to the command at the head of the queue when it starts; responses are
-      // hashed in contiguous ranges to keep per-message work small.
-      if (m.start >= 0) {
-        const owner = this.headCommand();
-        if (owner !== this.attributed) {
-          this.attributed?.addResponse(chunk.subarray(this.rangeStart, m.start));
-          this.attributed = owner;
-          this.rangeStart = m.start;
-        }
-      }
-      this.onServerMessage(m.type, m.body, chunk, m.end);
-    });
-    const partial = this.serverFramer.partialStart;
-    const cut = partial === null ? chunk.length : Math.max(partial, this.rangeStart);
-    this.attributed?.addResponse(chunk.subarray(this.rangeStart, cut));
-    if (partial !== null) {
-      this.attributed = this.headCommand();
-      this.attributed?.addResponse(chunk.subarray(cut));
-    }
+    this.backend.observe(chunk);
     if (!this.client.write(chunk)) this.upstream.pause();
     if (this.draining && this.isIdle()) this.closeWithError(shutdownNotice, 'gateway shutdown');
-  }
-
-  private onServerMessage(type: number, body: Buffer | null, chunk: Buffer, end: number): void {
-    const e = this.queue.peek();
-    const run = e && (e.kind === 'query' || e.kind === 'execute') ? e.run : null;
-    switch (type) {
-      case B.DataRow:
-        if (run) {
-          run.rows++;
-          if (body) {
-            const portal = e!.kind === 'execute' ? e!.portal : null;
-            const cols = run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
-            (e as { cmd: CommandRecorder }).cmd.addSampleRow(sampleValues(decodeDataRow(body), cols, portal ? portal.resultFormats : null));
-          }
-        }
-        return;
-      case B.RowDescription: {
-        const cols = decodeRowDescription(body!);
-        if (e?.kind === 'describe') {
-          if (e.target) e.target.columns = cols;
-          this.queue.shift();
-        } else if (run) {
-          run.columns = cols;
-          (e as { cmd: CommandRecorder }).cmd.setColumns(cols.map((c) => c.name));
-        }
-        return;
-      }
-      case B.NoData:
-        if (e?.kind === 'describe') this.queue.shift();
-        return;
-      case B.ParameterDescription:
-        return;
-      case B.ParseComplete:
-      case B.BindComplete:
-      case B.CloseComplete:
-        if (e && (e.kind === 'parse' || e.kind === 'bind' || e.kind === 'close')) this.queue.shift();
-        return;
-      case B.CommandComplete:
-      case B.EmptyQueryResponse:
-      case B.PortalSuspended:
-        if (run) {
-          if (type === B.CommandComplete) run.tags.push(decodeCommandComplete(body!));
-          if (type === B.PortalSuspended) run.tags.push('(portal suspended)');
-          if (e!.kind === 'execute') {
-            this.afterShift(chunk, end);
-            this.finishRun(e!.cmd, run, type === B.PortalSuspended);
-            this.queue.shift();
-          } else run.columns = null;
-        }
-        return;
-      case B.CopyInResponse:
-        if (run) {
-          this.copyIn = (e as { cmd: CommandRecorder }).cmd;
-          this.copyIn.addInput(Buffer.alloc(0));
-        }
-        return;
-      case B.CopyOutResponse:
-      case B.CopyBothResponse:
-        if (run) run.copyBinary = body![0] === 1;
-        return;
-      case B.CopyData:
-        if (run && body) {
-          (e as { cmd: CommandRecorder }).cmd.addSampleRow([run.copyBinary ? binaryValue(body) : textValue(body.toString('utf8').replace(/\n$/, ''))]);
-        }
-        return;
-      case B.ErrorResponse:
-        this.onServerError(decodeNotice(body!), chunk, end);
-        return;
-      case B.ReadyForQuery:
-        this.transaction = decodeReadyForQuery(body!);
-        if (e?.kind === 'query') {
-          this.afterShift(chunk, end);
-          this.finishRun(e.cmd, e.run, false);
-          this.queue.shift();
-        } else if (e?.kind === 'sync') this.queue.shift();
-        return;
-      default:
-        return; // NoticeResponse, NotificationResponse, ParameterStatus, CopyDone, ...: relayed as they are
-    }
-  }
-
-  private onServerError(err: NoticeFields, chunk: Buffer, end: number): void {
-    const e = this.queue.peek();
-    const error = { severity: err.severity, code: err.code, message: err.message };
-    this.lastServerWasFatal = err.severity === 'FATAL' || err.severity === 'PANIC';
-    if (!e) {
-      this.rec.event('server-error', { error });
-      return;
-    }
-    if (e.kind === 'query') {
-      e.run.error ??= error;
-      return;
-    }
-    if (e.kind === 'sync') return;
-    // Extended protocol: this message failed and the server discards everything up to Sync.
-    this.queue.shift();
-    if (e.kind === 'execute') {
-      e.run.error = error;
-      this.afterShift(chunk, end);
-      this.finishRun(e.cmd, e.run, false);
-    }
-    const discarded = this.queue.discardUntilSync();
-    // A failed Parse or Bind is the failure of the Execute it was preparing.
-    const failed = e.kind === 'execute' ? undefined : discarded.find((d) => d.kind === 'execute');
-    for (const d of discarded) {
-      if (d === failed && d.kind === 'execute') {
-        d.run.error = error;
-        this.finishRun(d.cmd, d.run, false);
-      } else this.skip(d);
-    }
-  }
-
-  /** A command completed mid-chunk: bytes after this message belong to the next owner. */
-  private afterShift(chunk: Buffer, end: number): void {
-    this.attributed?.addResponse(chunk.subarray(this.rangeStart, end));
-    this.attributed = null;
-    this.rangeStart = end;
-  }
-
-  /**
-   * The client ended its COPY data. A server that failed mid-COPY answered before the client
-   * stopped sending; the command's record waited here so its input covers every byte sent.
-   */
-  private endCopyIn(): void {
-    this.copyIn = null;
-    const finish = this.finishAfterCopy;
-    this.finishAfterCopy = null;
-    finish?.();
-  }
-
-  private finishRun(cmd: CommandRecorder, run: RunState, suspended: boolean): void {
-    if (cmd === this.copyIn) {
-      this.finishAfterCopy = () => this.finishRun(cmd, run, suspended);
-      return;
-    }
-    let rows: number | null = null;
-    for (const t of run.tags) {
-      const n = tagRows(t);
-      if (n !== null) rows = (rows ?? 0) + n;
-    }
-    cmd.finish({
-      status: run.error ? 'error' : 'ok',
-      tags: run.tags,
-      rows: rows ?? run.rows,
-      ...(suspended ? { suspended: true } : {}),
-      ...(run.error ? { error: run.error } : {}),
-      transaction: this.transaction,
-    });
   }
 
   // ---- endings ---------------------------------------------------------------------------
@@ -439,7 +238,7 @@ export class PostgresSession {
   private upstreamClosed(): void {
     if (this.ended) return;
     if (this.terminatedByClient) return this.end('client terminated');
-    if (this.lastServerWasFatal) return this.end('upstream closed the connection after a fatal error');
+    if (this.backend.lastServerWasFatal) return this.end('upstream closed the connection after a fatal error');
     this.closeWithError(
       { severity: 'FATAL', code: '08006', message: `gateway: the connection to upstream ${this.rec.target} was lost` },
       'upstream connection lost',
@@ -457,14 +256,8 @@ export class PostgresSession {
     this.ended = true;
     const error = notice ? { severity: notice.severity, code: notice.code, message: notice.message } : undefined;
     try {
-      this.copyIn = null;
-      this.finishAfterCopy?.();
-      for (const e of this.queue.drain()) {
-        if ((e.kind === 'query' || e.kind === 'execute') && !e.cmd.finished) {
-          e.cmd.finish({ status: 'error', tags: e.run.tags, rows: e.run.rows, error: e.run.error ?? error ?? { severity: 'FATAL', code: '08006', message: `session ended: ${reason}` } });
-        }
-      }
-      this.rec.close(reason, { transaction: this.transaction });
+      this.backend.abandon(error ?? { severity: 'FATAL', code: '08006', message: `session ended: ${reason}` });
+      this.rec.close(reason, { transaction: this.backend.transaction });
     } catch {
       // The log failed; the session is closing regardless.
     }

@@ -1,6 +1,5 @@
-// Matches backend messages to the client messages they answer. The server answers in order, so a
-// FIFO of what the client sent tells which command a DataRow or CommandComplete belongs to; after
-// an error in the extended protocol the server skips everything up to Sync, and so do we.
+// The FIFO of client messages awaiting a response, the state of prepared statements and portals
+// the responses refer to, and helpers to summarize results (see backend-tracker.ts).
 import type { CommandRecorder, Value } from '../core/recorder.ts';
 import { binaryValue, textValue } from '../core/recorder.ts';
 import type { Column } from './codec/backend.ts';

@@ -1,0 +1,252 @@
+// Follows the server's side of a session: which backend message answers which client message,
+// and what each command produced (tags, rows, errors, a sample, a digest of the bytes). The
+// server answers in order, so a FIFO of what the client sent attributes every message; after an
+// error in the extended protocol the server skips everything up to Sync, and so does this.
+import { MessageFramer } from './codec/framer.ts';
+import { B, decodeCommandComplete, decodeDataRow, decodeNotice, decodeReadyForQuery, decodeRowDescription, type NoticeFields } from './codec/backend.ts';
+import { binaryValue, textValue, type CommandRecorder, type SessionRecorder } from '../core/recorder.ts';
+import { ResponseQueue, sampleValues, tagRows, type Entry, type RunState } from './response-queue.ts';
+
+export type Transaction = 'I' | 'T' | 'E';
+
+export class BackendTracker {
+  private readonly rec: SessionRecorder;
+  private readonly queue = new ResponseQueue();
+  private readonly serverFramer: MessageFramer;
+  private copyIn: CommandRecorder | null = null;
+  private finishAfterCopy: (() => void) | null = null;
+  transaction: Transaction = 'I';
+  lastServerWasFatal = false;
+  // Attribution of forwarded server bytes to the command they answer (see observe).
+  private attributed: CommandRecorder | null = null;
+  private rangeStart = 0;
+
+  constructor(rec: SessionRecorder) {
+    this.rec = rec;
+    this.serverFramer = new MessageFramer({ collect: (t) => this.wantServerBody(t), maxCollectedBody: 1 << 30, peer: 'upstream' });
+  }
+
+  /** Nothing in flight: no response pending and no COPY data expected from the client. */
+  get idle(): boolean {
+    return this.queue.length === 0 && !this.copyIn;
+  }
+
+  /** A client message that expects a response; skipped when the server is discarding until Sync. */
+  expect(e: Entry): void {
+    if (this.queue.skippingUntilSync) this.skip(e);
+    else this.queue.push(e);
+  }
+
+  sync(): void {
+    this.queue.skippingUntilSync = false;
+    this.queue.push({ kind: 'sync' });
+  }
+
+  /** COPY data from the client, counted into the command that asked for it. */
+  copyData(body: Buffer): void {
+    this.copyIn?.addInput(body);
+  }
+
+  /** The session ended: every command still open is finished with the error that ended it. */
+  abandon(error: { severity: string; code: string; message: string }): void {
+    this.copyIn = null;
+    this.finishAfterCopy?.();
+    for (const e of this.queue.drain()) {
+      if ((e.kind === 'query' || e.kind === 'execute') && !e.cmd.finished) {
+        e.cmd.finish({ status: 'error', tags: e.run.tags, rows: e.run.rows, error: e.run.error ?? error });
+      }
+    }
+  }
+
+  private wantServerBody(t: number): boolean {
+    if (t === B.DataRow || t === B.CopyData) {
+      const e = this.queue.peek();
+      return e !== undefined && (e.kind === 'query' || e.kind === 'execute') && e.cmd.wantsSample;
+    }
+    return t !== B.NotificationResponse && t !== B.FunctionCallResponse;
+  }
+
+  private headCommand(): CommandRecorder | null {
+    const e = this.queue.peek();
+    return e !== undefined && (e.kind === 'query' || e.kind === 'execute') ? e.cmd : null;
+  }
+
+  /** Follows one chunk of server bytes (which the caller forwards unchanged). */
+  observe(chunk: Buffer): void {
+    this.rangeStart = 0;
+    this.serverFramer.push(chunk, (m) => {
+      // A message belongs to the command at the head of the queue when it starts; responses are
+      // hashed in contiguous ranges to keep per-message work small.
+      if (m.start >= 0) {
+        const owner = this.headCommand();
+        if (owner !== this.attributed) {
+          this.attributed?.addResponse(chunk.subarray(this.rangeStart, m.start));
+          this.attributed = owner;
+          this.rangeStart = m.start;
+        }
+      }
+      this.onServerMessage(m.type, m.body, chunk, m.end);
+    });
+    const partial = this.serverFramer.partialStart;
+    const cut = partial === null ? chunk.length : Math.max(partial, this.rangeStart);
+    this.attributed?.addResponse(chunk.subarray(this.rangeStart, cut));
+    if (partial !== null) {
+      this.attributed = this.headCommand();
+      this.attributed?.addResponse(chunk.subarray(cut));
+    }
+  }
+
+  private onServerMessage(type: number, body: Buffer | null, chunk: Buffer, end: number): void {
+    const e = this.queue.peek();
+    const run = e && (e.kind === 'query' || e.kind === 'execute') ? e.run : null;
+    switch (type) {
+      case B.DataRow:
+        if (run) {
+          run.rows++;
+          if (body) {
+            const portal = e!.kind === 'execute' ? e!.portal : null;
+            const cols = run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
+            (e as { cmd: CommandRecorder }).cmd.addSampleRow(sampleValues(decodeDataRow(body), cols, portal ? portal.resultFormats : null));
+          }
+        }
+        return;
+      case B.RowDescription: {
+        const cols = decodeRowDescription(body!);
+        if (e?.kind === 'describe') {
+          if (e.target) e.target.columns = cols;
+          this.queue.shift();
+        } else if (run) {
+          run.columns = cols;
+          (e as { cmd: CommandRecorder }).cmd.setColumns(cols.map((c) => c.name));
+        }
+        return;
+      }
+      case B.NoData:
+        if (e?.kind === 'describe') this.queue.shift();
+        return;
+      case B.ParameterDescription:
+        return;
+      case B.ParseComplete:
+      case B.BindComplete:
+      case B.CloseComplete:
+        if (e && (e.kind === 'parse' || e.kind === 'bind' || e.kind === 'close')) this.queue.shift();
+        return;
+      case B.CommandComplete:
+      case B.EmptyQueryResponse:
+      case B.PortalSuspended:
+        if (run) {
+          if (type === B.CommandComplete) run.tags.push(decodeCommandComplete(body!));
+          if (type === B.PortalSuspended) run.tags.push('(portal suspended)');
+          if (e!.kind === 'execute') {
+            this.afterShift(chunk, end);
+            this.finishRun(e!.cmd, run, type === B.PortalSuspended);
+            this.queue.shift();
+          } else run.columns = null;
+        }
+        return;
+      case B.CopyInResponse:
+        if (run) {
+          this.copyIn = (e as { cmd: CommandRecorder }).cmd;
+          this.copyIn.addInput(Buffer.alloc(0));
+        }
+        return;
+      case B.CopyOutResponse:
+      case B.CopyBothResponse:
+        if (run) run.copyBinary = body![0] === 1;
+        return;
+      case B.CopyData:
+        if (run && body) {
+          (e as { cmd: CommandRecorder }).cmd.addSampleRow([run.copyBinary ? binaryValue(body) : textValue(body.toString('utf8').replace(/\n$/, ''))]);
+        }
+        return;
+      case B.ErrorResponse:
+        this.onServerError(decodeNotice(body!), chunk, end);
+        return;
+      case B.ReadyForQuery:
+        this.transaction = decodeReadyForQuery(body!);
+        if (e?.kind === 'query') {
+          this.afterShift(chunk, end);
+          this.finishRun(e.cmd, e.run, false);
+          this.queue.shift();
+        } else if (e?.kind === 'sync') this.queue.shift();
+        return;
+      default:
+        return; // NoticeResponse, NotificationResponse, ParameterStatus, CopyDone, ...: relayed as they are
+    }
+  }
+
+  private onServerError(err: NoticeFields, chunk: Buffer, end: number): void {
+    const e = this.queue.peek();
+    const error = { severity: err.severity, code: err.code, message: err.message };
+    this.lastServerWasFatal = err.severity === 'FATAL' || err.severity === 'PANIC';
+    if (!e) {
+      this.rec.event('server-error', { error });
+      return;
+    }
+    if (e.kind === 'query') {
+      e.run.error ??= error;
+      return;
+    }
+    if (e.kind === 'sync') return;
+    // Extended protocol: this message failed and the server discards everything up to Sync.
+    this.queue.shift();
+    if (e.kind === 'execute') {
+      e.run.error = error;
+      this.afterShift(chunk, end);
+      this.finishRun(e.cmd, e.run, false);
+    }
+    const discarded = this.queue.discardUntilSync();
+    // A failed Parse or Bind is the failure of the Execute it was preparing.
+    const failed = e.kind === 'execute' ? undefined : discarded.find((d) => d.kind === 'execute');
+    for (const d of discarded) {
+      if (d === failed && d.kind === 'execute') {
+        d.run.error = error;
+        this.finishRun(d.cmd, d.run, false);
+      } else this.skip(d);
+    }
+  }
+
+  /** A command completed mid-chunk: bytes after this message belong to the next owner. */
+  private afterShift(chunk: Buffer, end: number): void {
+    this.attributed?.addResponse(chunk.subarray(this.rangeStart, end));
+    this.attributed = null;
+    this.rangeStart = end;
+  }
+
+  /**
+   * The client ended its COPY data. A server that failed mid-COPY answered before the client
+   * stopped sending; the command's record waited here so its input covers every byte sent.
+   */
+  endCopyIn(): void {
+    this.copyIn = null;
+    const finish = this.finishAfterCopy;
+    this.finishAfterCopy = null;
+    finish?.();
+  }
+
+  private finishRun(cmd: CommandRecorder, run: RunState, suspended: boolean): void {
+    if (cmd === this.copyIn) {
+      this.finishAfterCopy = () => this.finishRun(cmd, run, suspended);
+      return;
+    }
+    let rows: number | null = null;
+    for (const t of run.tags) {
+      const n = tagRows(t);
+      if (n !== null) rows = (rows ?? 0) + n;
+    }
+    cmd.finish({
+      status: run.error ? 'error' : 'ok',
+      tags: run.tags,
+      rows: rows ?? run.rows,
+      ...(suspended ? { suspended: true } : {}),
+      ...(run.error ? { error: run.error } : {}),
+      transaction: this.transaction,
+    });
+  }
+
+  private skip(e: Entry): void {
+    if (e.kind === 'execute' || e.kind === 'query') {
+      e.cmd.finish({ status: 'skipped', reason: 'an earlier message in the same pipeline failed; the server discarded this one until Sync' });
+    }
+  }
+}
