@@ -15560,6 +15560,9 @@ var EMPTY = Buffer.alloc(0);
 function textValue(s, max = MAX_VALUE) {
   return s.length <= max ? s : s.slice(0, max) + `\u2026[${Buffer.byteLength(s)} bytes]`;
 }
+function wireText(b) {
+  return b.length <= MAX_VALUE ? b.toString("utf8") : b.toString("utf8", 0, MAX_VALUE) + `\u2026[${b.length} bytes]`;
+}
 function binaryValue(b) {
   return b.length <= MAX_VALUE / 2 ? { format: "binary", hex: b.toString("hex") } : { format: "binary", hex: b.subarray(0, MAX_VALUE / 2).toString("hex"), bytes: b.length };
 }
@@ -16610,7 +16613,7 @@ function sampleValues(fields, columns, resultFormats) {
   return fields.map((f, i) => {
     if (f === null) return null;
     const format = resultFormats && resultFormats.length > 0 ? resultFormats.length === 1 ? resultFormats[0] : resultFormats[i] : columns?.[i]?.format ?? 0;
-    return format === 1 ? binaryValue(f) : textValue(f.toString("utf8"));
+    return format === 1 ? binaryValue(f) : wireText(f);
   });
 }
 var ResponseQueue = class {
@@ -16788,7 +16791,7 @@ var BackendTracker = class {
         return;
       case B.CopyData:
         if (run && body) {
-          e.cmd.addSampleRow([run.copyBinary ? binaryValue(body) : textValue(body.toString("utf8").replace(/\n$/, ""))]);
+          e.cmd.addSampleRow([run.copyBinary ? binaryValue(body) : wireText(body.at(-1) === 10 ? body.subarray(0, -1) : body)]);
         }
         return;
       case B.ErrorResponse:
@@ -17010,7 +17013,7 @@ var PostgresSession = class {
         const params = b.params.map((v, i) => {
           if (v === null) return null;
           const format = b.paramFormats.length === 1 ? b.paramFormats[0] : b.paramFormats[i] ?? 0;
-          return format === 1 ? binaryValue(v) : textValue(v.toString("utf8"));
+          return format === 1 ? binaryValue(v) : wireText(v);
         });
         this.portals.set(b.portal, { statement, params, resultFormats: b.resultFormats, columns: null });
         this.backend.expect({ kind: "bind" });

@@ -17,6 +17,10 @@ export type Value = string | null | { format: 'binary'; hex: string; bytes?: num
 export function textValue(s: string, max = MAX_VALUE): string {
   return s.length <= max ? s : s.slice(0, max) + `…[${Buffer.byteLength(s)} bytes]`;
 }
+/** A text-format wire value, decoding no more than is kept (a parameter may be megabytes). */
+export function wireText(b: Buffer): string {
+  return b.length <= MAX_VALUE ? b.toString('utf8') : b.toString('utf8', 0, MAX_VALUE) + `…[${b.length} bytes]`;
+}
 export function binaryValue(b: Buffer): Value {
   return b.length <= MAX_VALUE / 2
     ? { format: 'binary', hex: b.toString('hex') }

@@ -4,7 +4,7 @@
 // error in the extended protocol the server skips everything up to Sync, and so does this.
 import { MessageFramer } from './codec/framer.ts';
 import { B, decodeCommandComplete, decodeDataRow, decodeNotice, decodeReadyForQuery, decodeRowDescription, type NoticeFields } from './codec/backend.ts';
-import { binaryValue, textValue, type CommandRecorder, type SessionRecorder } from '../core/recorder.ts';
+import { binaryValue, wireText, type CommandRecorder, type SessionRecorder } from '../core/recorder.ts';
 import { ResponseQueue, sampleValues, tagRows, type Entry, type RunState } from './response-queue.ts';
 
 export type Transaction = 'I' | 'T' | 'E';
@@ -156,7 +156,7 @@ export class BackendTracker {
         return;
       case B.CopyData:
         if (run && body) {
-          (e as { cmd: CommandRecorder }).cmd.addSampleRow([run.copyBinary ? binaryValue(body) : textValue(body.toString('utf8').replace(/\n$/, ''))]);
+          (e as { cmd: CommandRecorder }).cmd.addSampleRow([run.copyBinary ? binaryValue(body) : wireText(body.at(-1) === 0x0a ? body.subarray(0, -1) : body)]);
         }
         return;
       case B.ErrorResponse:

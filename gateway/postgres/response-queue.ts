@@ -1,7 +1,7 @@
 // The FIFO of client messages awaiting a response, the state of prepared statements and portals
 // the responses refer to, and helpers to summarize results (see backend-tracker.ts).
 import type { CommandRecorder, Value } from '../core/recorder.ts';
-import { binaryValue, textValue } from '../core/recorder.ts';
+import { binaryValue, wireText } from '../core/recorder.ts';
 import type { Column } from './codec/backend.ts';
 
 /** What the gateway knows of a prepared statement or portal, shared with pending entries. */
@@ -39,7 +39,7 @@ export function sampleValues(fields: (Buffer | null)[], columns: Column[] | null
   return fields.map((f, i) => {
     if (f === null) return null;
     const format = resultFormats && resultFormats.length > 0 ? (resultFormats.length === 1 ? resultFormats[0] : resultFormats[i]) : columns?.[i]?.format ?? 0;
-    return format === 1 ? binaryValue(f) : textValue(f.toString('utf8'));
+    return format === 1 ? binaryValue(f) : wireText(f);
   });
 }
 

@@ -7,7 +7,7 @@ import { F, decodeBind, decodeCopyFail, decodeExecute, decodeFunctionCall, decod
 import { encodeErrorResponse, type NoticeFields } from './codec/backend.ts';
 import { LogUnavailableError } from '../evidence/log-writer.ts';
 import { noteStreamed } from '../core/buffer-reclaim.ts';
-import { binaryValue, textValue, type SessionRecorder, type Value } from '../core/recorder.ts';
+import { binaryValue, wireText, type SessionRecorder, type Value } from '../core/recorder.ts';
 import { newRun, type Portal, type Statement } from './response-queue.ts';
 import { BackendTracker } from './backend-tracker.ts';
 
@@ -160,7 +160,7 @@ export class PostgresSession {
         const params: Value[] = b.params.map((v, i) => {
           if (v === null) return null;
           const format = b.paramFormats.length === 1 ? b.paramFormats[0] : b.paramFormats[i] ?? 0;
-          return format === 1 ? binaryValue(v) : textValue(v.toString('utf8'));
+          return format === 1 ? binaryValue(v) : wireText(v);
         });
         this.portals.set(b.portal, { statement, params, resultFormats: b.resultFormats, columns: null });
         this.backend.expect({ kind: 'bind' });
