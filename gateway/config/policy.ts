@@ -6,6 +6,8 @@ import { createHash } from 'node:crypto';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, isMap, isScalar, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import schema from './policy.schema.json' with { type: 'json' };
+import { globToRegExp, type Action, type Matcher, type PolicyRules, type Rule } from '../policy/engine.ts';
+import { SQL_CLASSES } from '../policy/sql-classes.ts';
 
 export interface PostgresTarget {
   name: string;
@@ -22,6 +24,8 @@ export type Target = PostgresTarget;
 
 export interface Policy {
   path: string;
+  rules: PolicyRules;
+  approvals: { timeoutMs: number };
   /** SHA-256 of the file's bytes, recorded in the session log. */
   sha256: string;
   targets: Target[];
@@ -87,8 +91,11 @@ export function parsePolicy(text: string, file: string): Policy {
     if (clash) throw new PolicyError(file, lineOf(keyOffset(doc, ['targets'], t.name)), `targets "${clash}" and "${t.name}" both map to ${env}`);
     names.set(env, t.name);
   }
+  const rules = parseRules(raw as RawPolicy, targets.map((t) => t.name), (p) => lineOf(locateNode(doc, p)), file);
   return {
     path: path.resolve(file),
+    rules,
+    approvals: { timeoutMs: parseDuration((raw as RawPolicy).approvals?.timeout ?? '15m') },
     sha256: createHash('sha256').update(text).digest('hex'),
     targets,
     sessionLog: { sampleRows: raw['session-log']?.['sample-rows'] ?? 10 },
@@ -157,6 +164,85 @@ function locate(doc: Document, err: ErrorObject): number | undefined {
       const k = keyOffset(doc, p.slice(0, n - 1), p[n - 1]!);
       if (k !== undefined) return k;
     }
+  }
+  return undefined;
+}
+
+interface RawRule {
+  name: string;
+  target?: string | string[];
+  when: Record<string, string | string[]>;
+  action: Action;
+  reason?: string;
+}
+interface RawPolicy {
+  rules?: RawRule[];
+  default?: Action;
+  unclassified?: Action;
+  approvals?: { timeout?: string };
+}
+
+const CLASS_SET = new Set<string>(SQL_CLASSES);
+
+function parseRules(raw: RawPolicy, targetNames: string[], lineAt: (p: (string | number)[]) => number | null, file: string): PolicyRules {
+  const rules: Rule[] = [];
+  const names = new Set<string>();
+  (raw.rules ?? []).forEach((r, i) => {
+    const fail = (rest: (string | number)[], message: string): never => {
+      throw new PolicyError(file, lineAt(['rules', i, ...rest]), `rule "${r.name}": ${message}`);
+    };
+    if (names.has(r.name)) fail(['name'], 'another rule has the same name');
+    names.add(r.name);
+    const w = r.when;
+    const m: Matcher = {};
+    if (w.sql) {
+      (w.sql as string[]).forEach((c, k) => {
+        if (!CLASS_SET.has(c)) fail(['when', 'sql', k], `unknown SQL class "${c}" (classes: ${SQL_CLASSES.join(', ')})`);
+      });
+      m.sql = w.sql as string[];
+    }
+    if (w.tables) m.tables = (w.tables as string[]).map((g, k) => globOrFail(g, () => fail(['when', 'tables', k], `bad table glob "${g}": only * is a wildcard`)));
+    if (w['text-matches']) {
+      try {
+        m.textMatches = new RegExp(w['text-matches'] as string, 'u');
+      } catch (e) {
+        fail(['when', 'text-matches'], `bad regular expression: ${(e as Error).message}`);
+      }
+    }
+    const claim = (key: string): RegExp[] | undefined => {
+      const v = w[key];
+      if (v === undefined) return undefined;
+      return (Array.isArray(v) ? v : [v]).map((g) => globOrFail(g, () => fail(['when', key], `bad glob "${g}": only * is a wildcard`)));
+    };
+    m.ref = claim('ref');
+    m.refNot = claim('ref-not');
+    m.environment = claim('environment');
+    m.actor = claim('actor');
+    m.event = claim('event');
+    const targets = r.target === undefined ? null : (Array.isArray(r.target) ? r.target : [r.target]).map((g) => {
+      // A plain name that names no target is a typo that would make the rule never apply.
+      if (!g.includes('*') && !targetNames.includes(g)) fail(['target'], `target "${g}" is not defined in targets (defined: ${targetNames.join(', ')})`);
+      return globOrFail(g, () => fail(['target'], `bad target glob "${g}": only * is a wildcard`));
+    });
+    rules.push({ name: r.name, targets, when: m, action: r.action, reason: r.reason });
+  });
+  return { rules, default: raw.default ?? 'allow', unclassified: raw.unclassified ?? 'deny' };
+}
+
+function globOrFail(glob: string, fail: () => never): RegExp {
+  if (/[[\]?{}]/.test(glob) || glob.includes('**')) fail();
+  return globToRegExp(glob);
+}
+
+export function parseDuration(text: string): number {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(text)!;
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+}
+
+function locateNode(doc: Document, p: (string | number)[]): number | undefined {
+  for (let n = p.length; n > 0; n--) {
+    const node = doc.getIn(p.slice(0, n), true) as YamlNode | null;
+    if (node && node.range) return node.range[0];
   }
   return undefined;
 }

@@ -20,14 +20,6 @@ export type Classification =
   | { ok: true; statements: ClassifiedStatement[]; prepared: [string, PreparedStatement][] }
   | { ok: false; error: string };
 
-/** Every class the classifier can produce; policies may name only these. */
-export const SQL_CLASSES = [
-  'select', 'insert', 'update', 'delete', 'merge', 'update-without-where', 'delete-without-where',
-  'ddl', 'create', 'alter', 'drop', 'truncate', 'grant', 'revoke', 'role',
-  'copy', 'copy-to-program', 'copy-from-program', 'do-block', 'function-definition',
-  'transaction', 'set', 'explain', 'prepare', 'execute', 'cursor', 'lock', 'listen', 'notify',
-  'vacuum', 'maintenance', 'utility',
-] as const;
 
 let ready: Promise<void> | null = null;
 /** Loads the parser (about 20 ms); classify() may be called once this resolves. */
