@@ -15211,58 +15211,307 @@ var policy_schema_default = {
   description: "Targets the gateway serves (and, in later versions, rules, masking and approvals). See docs/policy.md.",
   type: "object",
   additionalProperties: false,
-  required: ["version", "targets"],
+  required: [
+    "version",
+    "targets"
+  ],
   properties: {
-    version: { description: "Policy file format version.", const: 1 },
+    version: {
+      description: "Policy file format version.",
+      const: 1
+    },
     targets: {
       description: "Upstream systems the gateway serves, by name. Each gets a listener on 127.0.0.1 and a GATEWAY_<NAME>_URL.",
       type: "object",
       minProperties: 1,
-      propertyNames: { pattern: "^[A-Za-z][A-Za-z0-9_-]{0,62}$" },
-      additionalProperties: { $ref: "#/definitions/target" }
+      propertyNames: {
+        pattern: "^[A-Za-z][A-Za-z0-9_-]{0,62}$"
+      },
+      additionalProperties: {
+        $ref: "#/definitions/target"
+      }
     },
     "session-log": {
       description: "What the session log keeps.",
       type: "object",
       additionalProperties: false,
       properties: {
-        "sample-rows": { description: "Rows of each response kept as a sample (0 to keep none).", type: "integer", minimum: 0, maximum: 1e3, default: 10 }
+        "sample-rows": {
+          description: "Rows of each response kept as a sample (0 to keep none).",
+          type: "integer",
+          minimum: 0,
+          maximum: 1e3,
+          default: 10
+        }
+      }
+    },
+    rules: {
+      description: "Rules matched against every statement; the strictest decision among matching rules wins (deny > approve > allow), then `default`. See docs/policy.md.",
+      type: "array",
+      items: {
+        $ref: "#/definitions/rule"
+      }
+    },
+    default: {
+      description: "What happens to a statement no rule matches.",
+      enum: [
+        "allow",
+        "deny",
+        "approve"
+      ],
+      default: "allow"
+    },
+    unclassified: {
+      description: "What happens to a statement the engine cannot parse or classify.",
+      enum: [
+        "allow",
+        "deny",
+        "approve"
+      ],
+      default: "deny"
+    },
+    approvals: {
+      description: "How held commands are approved.",
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        timeout: {
+          description: "How long a held command waits before it is denied, e.g. 90s, 15m, 1h.",
+          type: "string",
+          pattern: "^[0-9]+(ms|s|m|h)$",
+          default: "15m"
+        }
       }
     }
   },
   definitions: {
     target: {
       type: "object",
-      required: ["kind"],
-      properties: { kind: { enum: ["postgres"] } },
-      if: { properties: { kind: { const: "postgres" } } },
-      then: { $ref: "#/definitions/postgres" }
+      required: [
+        "kind"
+      ],
+      properties: {
+        kind: {
+          enum: [
+            "postgres"
+          ]
+        }
+      },
+      if: {
+        properties: {
+          kind: {
+            const: "postgres"
+          }
+        }
+      },
+      then: {
+        $ref: "#/definitions/postgres"
+      }
     },
     postgres: {
       type: "object",
       additionalProperties: false,
-      required: ["kind", "host", "database", "user", "auth"],
+      required: [
+        "kind",
+        "host",
+        "database",
+        "user",
+        "auth"
+      ],
       properties: {
-        kind: { const: "postgres" },
-        host: { description: "Upstream host name or IP address.", type: "string", minLength: 1 },
-        port: { description: "Upstream port.", type: "integer", minimum: 1, maximum: 65535, default: 5432 },
-        database: { description: "The database clients are connected to; clients cannot choose another.", type: "string", minLength: 1 },
-        user: { description: "The upstream role the gateway logs in as.", type: "string", minLength: 1 },
+        kind: {
+          const: "postgres"
+        },
+        host: {
+          description: "Upstream host name or IP address.",
+          type: "string",
+          minLength: 1
+        },
+        port: {
+          description: "Upstream port.",
+          type: "integer",
+          minimum: 1,
+          maximum: 65535,
+          default: 5432
+        },
+        database: {
+          description: "The database clients are connected to; clients cannot choose another.",
+          type: "string",
+          minLength: 1
+        },
+        user: {
+          description: "The upstream role the gateway logs in as.",
+          type: "string",
+          minLength: 1
+        },
         auth: {
           description: "How the gateway obtains the upstream password. Never exported to later steps.",
           type: "object",
           additionalProperties: false,
-          required: ["password-env"],
+          required: [
+            "password-env"
+          ],
           properties: {
-            "password-env": { description: "Name of the environment variable holding the upstream password.", type: "string", pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }
+            "password-env": {
+              description: "Name of the environment variable holding the upstream password.",
+              type: "string",
+              pattern: "^[A-Za-z_][A-Za-z0-9_]*$"
+            }
           }
         },
-        tls: { description: "TLS to upstream: disable, require (encrypt, no verification) or verify-full (CA and host name).", enum: ["disable", "require", "verify-full"], default: "verify-full" },
-        "ca-file": { description: "PEM file of CA certificates for verify-full (default: Node's bundled CAs).", type: "string", minLength: 1 }
+        tls: {
+          description: "TLS to upstream: disable, require (encrypt, no verification) or verify-full (CA and host name).",
+          enum: [
+            "disable",
+            "require",
+            "verify-full"
+          ],
+          default: "verify-full"
+        },
+        "ca-file": {
+          description: "PEM file of CA certificates for verify-full (default: Node's bundled CAs).",
+          type: "string",
+          minLength: 1
+        }
+      }
+    },
+    stringOrList: {
+      oneOf: [
+        {
+          type: "string",
+          minLength: 1
+        },
+        {
+          type: "array",
+          minItems: 1,
+          items: {
+            type: "string",
+            minLength: 1
+          }
+        }
+      ]
+    },
+    rule: {
+      type: "object",
+      additionalProperties: false,
+      required: [
+        "name",
+        "when",
+        "action"
+      ],
+      properties: {
+        name: {
+          description: "Names the rule in errors, notices and the session log.",
+          type: "string",
+          pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+        },
+        target: {
+          description: "Target name, glob (`*`) or list of them; every target when omitted.",
+          $ref: "#/definitions/stringOrList"
+        },
+        when: {
+          description: "Every condition given must hold.",
+          type: "object",
+          additionalProperties: false,
+          minProperties: 1,
+          properties: {
+            sql: {
+              description: "Statement classes; any of them.",
+              type: "array",
+              minItems: 1,
+              items: {
+                type: "string"
+              }
+            },
+            tables: {
+              description: "Relation names or globs (`schema.table`, `audit.*`); any of them.",
+              type: "array",
+              minItems: 1,
+              items: {
+                type: "string",
+                minLength: 1
+              }
+            },
+            "text-matches": {
+              description: "Regular expression (JavaScript syntax) tested against the normalized statement.",
+              type: "string",
+              minLength: 1
+            },
+            ref: {
+              $ref: "#/definitions/stringOrList"
+            },
+            "ref-not": {
+              $ref: "#/definitions/stringOrList"
+            },
+            environment: {
+              $ref: "#/definitions/stringOrList"
+            },
+            actor: {
+              $ref: "#/definitions/stringOrList"
+            },
+            event: {
+              $ref: "#/definitions/stringOrList"
+            }
+          }
+        },
+        action: {
+          enum: [
+            "allow",
+            "deny",
+            "approve"
+          ]
+        },
+        reason: {
+          description: "Told to the client and recorded.",
+          type: "string",
+          minLength: 1
+        }
       }
     }
   }
 };
+
+// gateway/policy/engine.ts
+function globToRegExp(glob) {
+  const src = glob.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*");
+  return new RegExp(`^${src}$`);
+}
+
+// gateway/policy/sql-classes.ts
+var SQL_CLASSES = [
+  "select",
+  "insert",
+  "update",
+  "delete",
+  "merge",
+  "update-without-where",
+  "delete-without-where",
+  "ddl",
+  "create",
+  "alter",
+  "drop",
+  "truncate",
+  "grant",
+  "revoke",
+  "role",
+  "copy",
+  "copy-to-program",
+  "copy-from-program",
+  "do-block",
+  "function-definition",
+  "transaction",
+  "set",
+  "explain",
+  "prepare",
+  "execute",
+  "cursor",
+  "lock",
+  "listen",
+  "notify",
+  "vacuum",
+  "maintenance",
+  "utility"
+];
 
 // gateway/config/policy.ts
 var PolicyError = class extends Error {
@@ -15321,8 +15570,12 @@ function parsePolicy(text, file) {
     if (clash) throw new PolicyError(file, lineOf(keyOffset(doc, ["targets"], t.name)), `targets "${clash}" and "${t.name}" both map to ${env}`);
     names.set(env, t.name);
   }
+  const rules = parseRules(raw, targets.map((t) => t.name), (p) => lineOf(locateNode(doc, p)), file);
   return {
     path: path.resolve(file),
+    rules,
+    hasRuleSettings: ["rules", "default", "unclassified", "approvals"].some((k) => k in raw),
+    approvals: { timeoutMs: parseDuration(raw.approvals?.timeout ?? "15m") },
     sha256: createHash("sha256").update(text).digest("hex"),
     targets,
     sessionLog: { sampleRows: raw["session-log"]?.["sample-rows"] ?? 10 }
@@ -15382,6 +15635,65 @@ function locate(doc, err) {
       const k = keyOffset(doc, p.slice(0, n - 1), p[n - 1]);
       if (k !== void 0) return k;
     }
+  }
+  return void 0;
+}
+var CLASS_SET = new Set(SQL_CLASSES);
+function parseRules(raw, targetNames, lineAt, file) {
+  const rules = [];
+  const names = /* @__PURE__ */ new Set();
+  (raw.rules ?? []).forEach((r, i) => {
+    const fail = (rest, message) => {
+      throw new PolicyError(file, lineAt(["rules", i, ...rest]), `rule "${r.name}": ${message}`);
+    };
+    if (names.has(r.name)) fail(["name"], "another rule has the same name");
+    names.add(r.name);
+    const w = r.when;
+    const m = {};
+    if (w.sql) {
+      w.sql.forEach((c, k) => {
+        if (!CLASS_SET.has(c)) fail(["when", "sql", k], `unknown SQL class "${c}" (classes: ${SQL_CLASSES.join(", ")})`);
+      });
+      m.sql = w.sql;
+    }
+    if (w.tables) m.tables = w.tables.map((g, k) => globOrFail(g, () => fail(["when", "tables", k], `bad table glob "${g}": only * is a wildcard`)));
+    if (w["text-matches"]) {
+      try {
+        m.textMatches = new RegExp(w["text-matches"], "u");
+      } catch (e) {
+        fail(["when", "text-matches"], `bad regular expression: ${e.message}`);
+      }
+    }
+    const claim = (key) => {
+      const v = w[key];
+      if (v === void 0) return void 0;
+      return (Array.isArray(v) ? v : [v]).map((g) => globOrFail(g, () => fail(["when", key], `bad glob "${g}": only * is a wildcard`)));
+    };
+    m.ref = claim("ref");
+    m.refNot = claim("ref-not");
+    m.environment = claim("environment");
+    m.actor = claim("actor");
+    m.event = claim("event");
+    const targets = r.target === void 0 ? null : (Array.isArray(r.target) ? r.target : [r.target]).map((g) => {
+      if (!g.includes("*") && !targetNames.includes(g)) fail(["target"], `target "${g}" is not defined in targets (defined: ${targetNames.join(", ")})`);
+      return globOrFail(g, () => fail(["target"], `bad target glob "${g}": only * is a wildcard`));
+    });
+    rules.push({ name: r.name, targets, when: m, action: r.action, reason: r.reason });
+  });
+  return { rules, default: raw.default ?? "allow", unclassified: raw.unclassified ?? "deny" };
+}
+function globOrFail(glob, fail) {
+  if (/[[\]?{}]/.test(glob) || glob.includes("**")) fail();
+  return globToRegExp(glob);
+}
+function parseDuration(text) {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(text);
+  return Number(m[1]) * { ms: 1, s: 1e3, m: 6e4, h: 36e5 }[m[2]];
+}
+function locateNode(doc, p) {
+  for (let n = p.length; n > 0; n--) {
+    const node = doc.getIn(p.slice(0, n), true);
+    if (node && node.range) return node.range[0];
   }
   return void 0;
 }
@@ -17362,6 +17674,9 @@ var Gateway = class _Gateway {
     this.writer = writer;
   }
   static async start(opts) {
+    if (opts.policy.hasRuleSettings) {
+      throw new ConfigurationError(`${opts.policy.path}: this version validates rules, default and unclassified but does not enforce them yet; remove them to run the gateway`);
+    }
     const env = opts.env ?? process.env;
     const passwords = /* @__PURE__ */ new Map();
     for (const t of opts.policy.targets) {

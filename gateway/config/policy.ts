@@ -25,6 +25,8 @@ export type Target = PostgresTarget;
 export interface Policy {
   path: string;
   rules: PolicyRules;
+  /** Whether the file sets rules, default, unclassified or approvals at all. */
+  hasRuleSettings: boolean;
   approvals: { timeoutMs: number };
   /** SHA-256 of the file's bytes, recorded in the session log. */
   sha256: string;
@@ -95,6 +97,7 @@ export function parsePolicy(text: string, file: string): Policy {
   return {
     path: path.resolve(file),
     rules,
+    hasRuleSettings: ['rules', 'default', 'unclassified', 'approvals'].some((k) => k in (raw as object)),
     approvals: { timeoutMs: parseDuration((raw as RawPolicy).approvals?.timeout ?? '15m') },
     sha256: createHash('sha256').update(text).digest('hex'),
     targets,

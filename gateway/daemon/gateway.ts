@@ -37,6 +37,11 @@ export class Gateway {
   }
 
   static async start(opts: GatewayOptions): Promise<Gateway> {
+    // Rules are validated but not enforced yet: refuse rather than run with a policy that
+    // looks stricter than it is.
+    if (opts.policy.hasRuleSettings) {
+      throw new ConfigurationError(`${opts.policy.path}: this version validates rules, default and unclassified but does not enforce them yet; remove them to run the gateway`);
+    }
     const env = opts.env ?? process.env;
     const passwords = new Map<string, string>();
     for (const t of opts.policy.targets) {
