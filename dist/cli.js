@@ -15563,6 +15563,17 @@ function parsePolicy(text, file) {
     tls: t.tls ?? "verify-full",
     caFile: t["ca-file"] ? path.resolve(baseDir, String(t["ca-file"])) : void 0
   }));
+  for (const t of targets) {
+    if (!t.caFile) continue;
+    const line = lineOf(locateNode(doc, ["targets", t.name, "ca-file"]));
+    let pem;
+    try {
+      pem = fs.readFileSync(t.caFile, "utf8");
+    } catch (e) {
+      throw new PolicyError(file, line, `targets.${t.name}.ca-file: cannot read ${t.caFile} (${e.code ?? e.message})`);
+    }
+    if (!pem.includes("-----BEGIN CERTIFICATE-----")) throw new PolicyError(file, line, `targets.${t.name}.ca-file: ${t.caFile} holds no PEM certificate`);
+  }
   const names = /* @__PURE__ */ new Map();
   for (const t of targets) {
     const env = envName(t.name);
@@ -15611,6 +15622,10 @@ function describe(err) {
       return `target name "${String(p.propertyName)}" must start with a letter and contain only letters, digits, '-' and '_'`;
     case "pattern":
       return `${where} ${err.message}`;
+    case "type":
+      return `${where} must be ${p.type === "integer" ? "an integer" : `of type ${String(p.type)}`}`;
+    case "minProperties":
+      return `${where} must not be empty`;
     default:
       return `${where} ${err.message ?? "is invalid"}`;
   }
@@ -15762,9 +15777,11 @@ var LOG_FORMAT = "gateway-action/session-log@1";
 var GENESIS_HASH = "0".repeat(64);
 var LAZY_FLUSH_MS = 20;
 var LogUnavailableError = class extends Error {
+  cause;
   constructor(cause) {
     super(`session log cannot be written (${cause.message})`);
     this.name = "LogUnavailableError";
+    this.cause = cause;
   }
 };
 var SessionLogWriter = class _SessionLogWriter {
@@ -15860,7 +15877,7 @@ var SessionLogWriter = class _SessionLogWriter {
     } finally {
       fs2.closeSync(this.fd);
     }
-    if (this.failure) throw new LogUnavailableError(new Error(`${this.failure.message}; the log ends unsealed`));
+    if (this.failure) throw new LogUnavailableError(new Error(`${this.failure.cause.message}; the log ends unsealed`));
   }
 };
 
@@ -15989,8 +16006,6 @@ var CommandRecorder = class {
     const t = this.session.totals;
     if (outcome.status === "error") t.errors++;
     if (outcome.status === "skipped") t.skipped++;
-    t.bytes_to_client += this.bytes;
-    t.bytes_from_client += this.inputBytes;
     const record = {
       session: this.session.id,
       command: this.id,
@@ -16241,6 +16256,7 @@ var MessageWriter = class {
 };
 
 // gateway/postgres/codec/startup.ts
+var PROTOCOL_3_0 = 196608;
 var SSL_REQUEST = 80877103;
 var GSSENC_REQUEST = 80877104;
 var CANCEL_REQUEST = 80877102;
@@ -16280,6 +16296,11 @@ function decodeStartupPacket(packet) {
   }
   r.end();
   return { kind: "startup", major, minor, parameters, protocolOptions };
+}
+function encodeStartupMessage(parameters) {
+  const w = new MessageWriter().int32(PROTOCOL_3_0);
+  for (const [k, v] of parameters) w.cstring(k).cstring(v);
+  return w.byte(0).finish(null);
 }
 
 // gateway/postgres/codec/backend.ts
@@ -16816,11 +16837,7 @@ async function loginUpstream(target, password, params) {
   const { socket, tls: tlsInfo } = await openUpstreamSocket(target);
   const q = new MessageQueue(socket, `upstream ${target.name}`);
   try {
-    const startup = {};
-    for (const [k, v] of params) startup[k] = v;
-    startup.user = target.user;
-    startup.database = target.database;
-    socket.write(serialize2.startup(startup));
+    socket.write(encodeStartupMessage([["user", target.user], ["database", target.database], ...params]));
     let authMethod = "trust";
     let scram = null;
     const parameters = [];
@@ -17216,10 +17233,12 @@ var PostgresSession = class {
   start() {
     this.client.on("data", (c) => {
       noteStreamed(c.length);
+      this.rec.totals.bytes_from_client += c.length;
       this.guard(() => this.onClientChunk(c), "client");
     });
     this.upstream.on("data", (c) => {
       noteStreamed(c.length);
+      this.rec.totals.bytes_to_client += c.length;
       this.guard(() => this.onServerChunk(c), "upstream");
     });
     this.client.on("drain", () => this.upstream.resume());
@@ -17773,7 +17792,9 @@ var help = `Usage: gateway-action run --policy FILE [--log-dir DIR] -- COMMAND [
 Starts the gateway for the targets in FILE, runs COMMAND with the connection environment
 (GATEWAY_<NAME>_URL, and PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE/PGSSLMODE for the first
 PostgreSQL target), stops the gateway when COMMAND exits, seals the session log and prints its
-path on stderr. The upstream password variables are removed from COMMAND's environment.
+path on stderr. The upstream password variables are removed from COMMAND's environment (but
+stay readable in /proc/<pid>/environ of this process to the same OS user: in CI, prefer
+\`start\` in one step and the commands in later steps).
 Exits with COMMAND's exit status; if the session log could not be written or sealed, exits 1
 when COMMAND succeeded.
 
@@ -17793,8 +17814,9 @@ async function main(argv) {
   for (const name of gw.secretEnvNames(policy)) delete env[name];
   const [cmd, ...cmdArgs] = args.rest;
   const child = spawn(cmd, cmdArgs, { stdio: "inherit", env });
+  const ignore = () => void 0;
   const forward = (sig) => void child.kill(sig);
-  process.on("SIGINT", forward);
+  process.on("SIGINT", ignore);
   process.on("SIGTERM", forward);
   const status = await new Promise((resolve) => {
     child.on("error", (e) => {
@@ -17804,7 +17826,7 @@ async function main(argv) {
     });
     child.on("exit", (code, signal) => resolve(code ?? 128 + (signal ? osConstants.signals[signal] : 0)));
   });
-  process.off("SIGINT", forward);
+  process.off("SIGINT", ignore);
   process.off("SIGTERM", forward);
   const { log, sealError } = await gw.stop("command exited");
   process.stderr.write(`gateway-action: session log: ${log}
@@ -17916,16 +17938,26 @@ async function start(argv) {
   const policyFile = path4.resolve(requireOption(args, "policy", "start"));
   const stateDir = path4.resolve(requireOption(args, "state-dir", "start"));
   const logDir = path4.resolve(args.options["log-dir"] ?? "gateway-logs");
-  loadPolicy(policyFile);
+  const policy = loadPolicy(policyFile);
   fs5.mkdirSync(stateDir, { recursive: true, mode: 448 });
   fs5.chmodSync(stateDir, 448);
+  const running = await sendControl(stateDir, { op: "status" }, 5e3).catch(() => null);
+  if (running?.ok) throw new Error(`a gateway is already running for ${stateDir} (pid ${String(running.pid)}); stop it first`);
+  const secrets = {};
+  const env = { ...process.env };
+  for (const t of policy.targets) {
+    const v = process.env[t.auth.passwordEnv];
+    if (v !== void 0) secrets[t.auth.passwordEnv] = v;
+    delete env[t.auth.passwordEnv];
+  }
   const out = fs5.openSync(path4.join(stateDir, "daemon.log"), "a", 384);
   const child = spawn2(process.execPath, [...process.execArgv, process.argv[1], "daemon", "--policy", policyFile, "--state-dir", stateDir, "--log-dir", logDir], {
     detached: true,
     stdio: ["ignore", out, out, "ipc"],
-    env: process.env
+    env
   });
   fs5.closeSync(out);
+  child.send({ secrets });
   const reply = await new Promise((resolve) => {
     const timer = setTimeout(() => resolve({ error: `the daemon did not become ready within ${READY_TIMEOUT_MS / 1e3}s; see ${path4.join(stateDir, "daemon.log")}` }), READY_TIMEOUT_MS);
     child.once("message", (m) => (clearTimeout(timer), resolve(m)));
@@ -17944,7 +17976,11 @@ async function stop(argv) {
   const args = parseArgs(argv, { "state-dir": "string" }, "stop");
   if (args.options.help) return void process.stdout.write(stopHelp), 0;
   const stateDir = requireOption(args, "state-dir", "stop");
-  const reply = await sendControl(stateDir, { op: "stop" });
+  const reply = await sendControl(stateDir, { op: "stop" }).catch((e) => {
+    const info = path4.join(stateDir, "daemon.json");
+    const log = fs5.existsSync(info) ? JSON.parse(fs5.readFileSync(info, "utf8")).log : void 0;
+    throw new Error(log ? `${e.message}; its last session log, ${log}, was not sealed by a clean stop (check it with gateway-action verify)` : e.message);
+  });
   if (!reply.ok) throw new Error(`the gateway stopped, but the session log is not sealed: ${reply.error}`);
   process.stdout.write(`${String(reply.log)}
 `);
@@ -17957,8 +17993,8 @@ async function daemon(argv) {
   let gw;
   try {
     const policy = loadPolicy(requireOption(args, "policy", "daemon"));
-    gw = await Gateway.start({ policy, logDir: requireOption(args, "log-dir", "daemon"), identity: localIdentity() });
-    for (const name of gw.secretEnvNames(policy)) delete process.env[name];
+    const secrets = process.send ? await new Promise((resolve) => process.once("message", (m) => resolve(m.secrets ?? {}))) : process.env;
+    gw = await Gateway.start({ policy, logDir: requireOption(args, "log-dir", "daemon"), identity: localIdentity(), env: secrets });
   } catch (e) {
     report2({ error: e.message });
     process.stderr.write(`gateway-action daemon: ${e.message}
@@ -17971,6 +18007,7 @@ async function daemon(argv) {
     if (req.op === "status") return { ok: true, pid: process.pid, log: gw.logPath, run: gw.runId };
     if (req.op === "stop") {
       const { log, sealError } = await stopGateway("stopped by request");
+      if (!sealError) fs5.rmSync(path4.join(stateDir, "daemon.json"), { force: true });
       setImmediate(() => server.close(() => process.exit(sealError ? 1 : 0)));
       return sealError ? { ok: false, error: `${sealError} (${log})`, log } : { ok: true, log };
     }
@@ -17979,7 +18016,9 @@ async function daemon(argv) {
   for (const sig of ["SIGTERM", "SIGINT"]) {
     process.on(sig, () => void stopGateway(`signal ${sig}`).then((r) => process.exit(r.sealError ? 1 : 0)));
   }
-  fs5.writeFileSync(path4.join(stateDir, "env"), formatEnv(gw.connectionEnv()), { mode: 384 });
+  const envFile = path4.join(stateDir, "env");
+  fs5.writeFileSync(envFile, formatEnv(gw.connectionEnv()), { mode: 384 });
+  fs5.chmodSync(envFile, 384);
   fs5.writeFileSync(path4.join(stateDir, "daemon.json"), JSON.stringify({ pid: process.pid, log: gw.logPath, run: gw.runId }) + "\n", { mode: 384 });
   process.stdout.write(`gateway-action daemon: pid ${process.pid}, session log ${gw.logPath}
 `);
@@ -17988,14 +18027,13 @@ async function daemon(argv) {
   return new Promise(() => void 0);
 }
 
-// gateway/cli/verify.ts
-import fs6 from "node:fs";
-
 // gateway/evidence/log-verifier.ts
 import { createHash as createHash4 } from "node:crypto";
+import fs6 from "node:fs";
+import { StringDecoder } from "node:string_decoder";
 var VERIFY_EXIT = { valid: 0, tampered: 1, unreadable: 3, unsealed: 4 };
-function verifyLogText(text) {
-  const summary = {
+var LogVerifier = class {
+  summary = {
     runId: null,
     startedAt: null,
     endedAt: null,
@@ -18008,50 +18046,89 @@ function verifyLogText(text) {
     targets: [],
     identity: null
   };
-  const result = (status, problem, sealed2 = false) => ({ status, problem, sealed: sealed2, summary });
-  if (text.length === 0) return result("unreadable", "the file is empty");
-  const lines = text.split("\n");
-  const torn = lines[lines.length - 1] !== "";
-  if (!torn) lines.pop();
-  let prev = GENESIS_HASH;
-  let sealed = false;
-  for (let i = 0; i < lines.length; i++) {
-    const lineNo = i + 1;
-    const where = `record ${i} (line ${lineNo})`;
-    const isLast = i === lines.length - 1;
+  prev = GENESIS_HASH;
+  index = 0;
+  sealed = false;
+  verdict = null;
+  stop(status, problem) {
+    this.verdict = { status, problem, sealed: false, summary: this.summary };
+    return false;
+  }
+  /** Feeds one complete line (without its newline); returns false once a verdict is reached. */
+  line(text) {
+    if (this.verdict) return false;
+    const i = this.index++;
+    const where = `record ${i} (line ${i + 1})`;
     let rec;
     try {
-      const parsed = JSON.parse(lines[i]);
+      const parsed = JSON.parse(text);
       if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("not an object");
       rec = parsed;
     } catch {
-      if (i === 0) return result("unreadable", `line 1 is not a session log record`);
-      if (isLast && torn) return result("unsealed", `${where} is torn (the file ends mid-record); ${i} records before it verify`);
-      return result("tampered", `${where} is not valid JSON`);
+      if (i === 0) return this.stop("unreadable", "line 1 is not a session log record");
+      return this.stop("tampered", `${where} is not valid JSON`);
     }
-    if (sealed) return result("tampered", `${where} was appended after the seal`);
+    if (this.sealed) return this.stop("tampered", `${where} was appended after the seal`);
     const { hash, ...rest } = rec;
     if (i === 0 && (rest.type !== "run-start" || rest.format !== LOG_FORMAT)) {
-      return result("unreadable", `line 1 is not the start of a ${LOG_FORMAT} log`);
+      return this.stop("unreadable", `line 1 is not the start of a ${LOG_FORMAT} log`);
     }
-    if (rest.seq !== i) return result("tampered", `${where} has sequence number ${JSON.stringify(rest.seq)}, expected ${i} (records removed, inserted or reordered)`);
-    if (rest.prev !== prev) return result("tampered", `${where} does not chain to the record before it (prev hash mismatch)`);
+    if (rest.seq !== i) return this.stop("tampered", `${where} has sequence number ${JSON.stringify(rest.seq)}, expected ${i} (records removed, inserted or reordered)`);
+    if (rest.prev !== this.prev) return this.stop("tampered", `${where} does not chain to the record before it (prev hash mismatch)`);
     let canonical;
     try {
       canonical = canonicalJson(rest);
     } catch (e) {
-      return result("tampered", `${where} cannot be canonicalized: ${e.message}`);
+      return this.stop("tampered", `${where} cannot be canonicalized: ${e.message}`);
     }
     const computed = createHash4("sha256").update(canonical).digest("hex");
-    if (hash !== computed) return result("tampered", `${where} has been modified (hash mismatch)`);
-    prev = computed;
-    summary.records++;
-    tally(summary, rest);
-    if (rest.type === "run-end") sealed = true;
-    if (isLast && torn) return result("tampered", `${where} is complete but has no line terminator`);
+    if (hash !== computed) return this.stop("tampered", `${where} has been modified (hash mismatch)`);
+    if (text !== canonical.slice(0, -1) + ',"hash":"' + computed + '"}') {
+      return this.stop("tampered", `${where} is not in canonical form (extra spaces, duplicate members or altered spelling)`);
+    }
+    this.prev = computed;
+    this.summary.records++;
+    tally(this.summary, rest);
+    if (rest.type === "run-end") this.sealed = true;
+    return true;
   }
-  if (!sealed) return result("unsealed", `the log has no seal (run-end record): the gateway did not stop cleanly; all ${summary.records} records verify`);
-  return result("valid", null, true);
+  /** Call at the end of the file; `torn` is the text after the last newline, if any. */
+  finish(torn) {
+    if (this.verdict) return this.verdict;
+    if (this.index === 0 && torn === "") return { status: "unreadable", problem: "the file is empty", sealed: false, summary: this.summary };
+    if (torn !== "") {
+      const where = `record ${this.index} (line ${this.index + 1})`;
+      if (this.index === 0) return { status: "unreadable", problem: "line 1 is not a session log record", sealed: false, summary: this.summary };
+      if (this.sealed) return { status: "tampered", problem: `${where} was appended after the seal`, sealed: false, summary: this.summary };
+      return { status: "unsealed", problem: `${where} is torn (the file ends mid-record); ${this.index} records before it verify`, sealed: false, summary: this.summary };
+    }
+    if (!this.sealed) {
+      return { status: "unsealed", problem: `the log has no seal (run-end record): the gateway did not stop cleanly; all ${this.summary.records} records verify`, sealed: false, summary: this.summary };
+    }
+    return { status: "valid", problem: null, sealed: true, summary: this.summary };
+  }
+};
+function verifyLogText(text) {
+  const v = new LogVerifier();
+  const lines = text.split("\n");
+  const torn = lines.pop();
+  for (const l of lines) if (!v.line(l)) break;
+  return v.finish(torn);
+}
+async function verifyLogFile(file) {
+  const v = new LogVerifier();
+  let rest = "";
+  const decoder = new StringDecoder("utf8");
+  for await (const chunk of fs6.createReadStream(file, { highWaterMark: 1 << 20 })) {
+    const text = rest + decoder.write(chunk);
+    let start2 = 0;
+    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n", start2)) {
+      if (!v.line(text.slice(start2, nl))) return v.finish("");
+      start2 = nl + 1;
+    }
+    rest = text.slice(start2);
+  }
+  return v.finish(rest + decoder.end());
 }
 function tally(s, r) {
   switch (r.type) {
@@ -18096,14 +18173,13 @@ async function main2(argv) {
   if (args.options.help) return void process.stdout.write(help2), 0;
   if (args.positional.length !== 1) throw new UsageError("verify: give exactly one session log file (see gateway-action verify --help)");
   const file = args.positional[0];
-  let text;
+  let result;
   try {
-    text = fs6.readFileSync(file, "utf8");
+    result = await verifyLogFile(file);
   } catch (e) {
-    const r = { ...verifyLogText(""), problem: `cannot read ${file} (${e.code ?? e.message})` };
-    return report(file, r, Boolean(args.options.json));
+    result = { ...verifyLogText(""), problem: `cannot read ${file} (${e.code ?? e.message})` };
   }
-  return report(file, verifyLogText(text), Boolean(args.options.json));
+  return report(file, result, Boolean(args.options.json));
 }
 function report(file, r, json) {
   const code = VERIFY_EXIT[r.status];
@@ -18344,8 +18420,8 @@ Verbs:
   run      --policy FILE [--log-dir DIR] -- COMMAND...   run COMMAND through the gateway
   start    --policy FILE --state-dir DIR [--log-dir DIR]  start a detached gateway
   stop     --state-dir DIR                                stop it and seal the session log
-  verify   LOG                                            check a session log's hash chain
-  demo                                                    a local PostgreSQL, a scripted pipeline, a verified log
+  verify   LOG [--json]                                   check a session log's hash chain
+  demo     [--log-dir DIR]                                a local PostgreSQL, a scripted pipeline, a verified log
 
 \`gateway-action <verb> --help\` describes each verb.
 `;

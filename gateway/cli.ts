@@ -15,8 +15,8 @@ Verbs:
   run      --policy FILE [--log-dir DIR] -- COMMAND...   run COMMAND through the gateway
   start    --policy FILE --state-dir DIR [--log-dir DIR]  start a detached gateway
   stop     --state-dir DIR                                stop it and seal the session log
-  verify   LOG                                            check a session log's hash chain
-  demo                                                    a local PostgreSQL, a scripted pipeline, a verified log
+  verify   LOG [--json]                                   check a session log's hash chain
+  demo     [--log-dir DIR]                                a local PostgreSQL, a scripted pipeline, a verified log
 
 \`gateway-action <verb> --help\` describes each verb.
 `;

@@ -36,16 +36,28 @@ export async function start(argv: string[]): Promise<number> {
   const policyFile = path.resolve(requireOption(args, 'policy', 'start'));
   const stateDir = path.resolve(requireOption(args, 'state-dir', 'start'));
   const logDir = path.resolve((args.options['log-dir'] as string) ?? 'gateway-logs');
-  loadPolicy(policyFile); // report policy errors here, not from the daemon's output
+  const policy = loadPolicy(policyFile); // report policy errors here, not from the daemon's output
   fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   fs.chmodSync(stateDir, 0o700);
+  const running = await sendControl(stateDir, { op: 'status' }, 5000).catch(() => null);
+  if (running?.ok) throw new Error(`a gateway is already running for ${stateDir} (pid ${String(running.pid)}); stop it first`);
+  // Upstream secrets go to the daemon over its IPC channel, never in its environment:
+  // /proc/<pid>/environ keeps a process's initial environment for its whole life.
+  const secrets: Record<string, string> = {};
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const t of policy.targets) {
+    const v = process.env[t.auth.passwordEnv];
+    if (v !== undefined) secrets[t.auth.passwordEnv] = v;
+    delete env[t.auth.passwordEnv];
+  }
   const out = fs.openSync(path.join(stateDir, 'daemon.log'), 'a', 0o600);
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'daemon', '--policy', policyFile, '--state-dir', stateDir, '--log-dir', logDir], {
     detached: true,
     stdio: ['ignore', out, out, 'ipc'],
-    env: process.env,
+    env,
   });
   fs.closeSync(out);
+  child.send({ secrets });
   const reply = await new Promise<{ ready?: boolean; error?: string; env?: Record<string, string> }>((resolve) => {
     const timer = setTimeout(() => resolve({ error: `the daemon did not become ready within ${READY_TIMEOUT_MS / 1000}s; see ${path.join(stateDir, 'daemon.log')}` }), READY_TIMEOUT_MS);
     child.once('message', (m) => (clearTimeout(timer), resolve(m as { ready?: boolean; error?: string })));
@@ -65,7 +77,11 @@ export async function stop(argv: string[]): Promise<number> {
   const args = parseArgs(argv, { 'state-dir': 'string' }, 'stop');
   if (args.options.help) return void process.stdout.write(stopHelp), 0;
   const stateDir = requireOption(args, 'state-dir', 'stop');
-  const reply = await sendControl(stateDir, { op: 'stop' });
+  const reply = await sendControl(stateDir, { op: 'stop' }).catch((e: Error) => {
+    const info = path.join(stateDir, 'daemon.json');
+    const log = fs.existsSync(info) ? (JSON.parse(fs.readFileSync(info, 'utf8')) as { log?: string }).log : undefined;
+    throw new Error(log ? `${e.message}; its last session log, ${log}, was not sealed by a clean stop (check it with gateway-action verify)` : e.message);
+  });
   if (!reply.ok) throw new Error(`the gateway stopped, but the session log is not sealed: ${reply.error}`);
   process.stdout.write(`${String(reply.log)}\n`);
   return 0;
@@ -79,9 +95,10 @@ export async function daemon(argv: string[]): Promise<number> {
   let gw: Gateway;
   try {
     const policy = loadPolicy(requireOption(args, 'policy', 'daemon'));
-    gw = await Gateway.start({ policy, logDir: requireOption(args, 'log-dir', 'daemon'), identity: localIdentity() });
-    // Upstream secrets are read; nothing this process starts later should inherit them.
-    for (const name of gw.secretEnvNames(policy)) delete process.env[name];
+    const secrets = process.send
+      ? await new Promise<Record<string, string>>((resolve) => process.once('message', (m) => resolve((m as { secrets: Record<string, string> }).secrets ?? {})))
+      : process.env;
+    gw = await Gateway.start({ policy, logDir: requireOption(args, 'log-dir', 'daemon'), identity: localIdentity(), env: secrets as NodeJS.ProcessEnv });
   } catch (e) {
     report({ error: (e as Error).message });
     process.stderr.write(`gateway-action daemon: ${(e as Error).message}\n`);
@@ -93,6 +110,7 @@ export async function daemon(argv: string[]): Promise<number> {
     if (req.op === 'status') return { ok: true, pid: process.pid, log: gw.logPath, run: gw.runId };
     if (req.op === 'stop') {
       const { log, sealError } = await stopGateway('stopped by request');
+      if (!sealError) fs.rmSync(path.join(stateDir, 'daemon.json'), { force: true });
       setImmediate(() => server.close(() => process.exit(sealError ? 1 : 0)));
       return sealError ? { ok: false, error: `${sealError} (${log})`, log } : { ok: true, log };
     }
@@ -101,7 +119,9 @@ export async function daemon(argv: string[]): Promise<number> {
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => void stopGateway(`signal ${sig}`).then((r) => process.exit(r.sealError ? 1 : 0)));
   }
-  fs.writeFileSync(path.join(stateDir, 'env'), formatEnv(gw.connectionEnv()), { mode: 0o600 });
+  const envFile = path.join(stateDir, 'env');
+  fs.writeFileSync(envFile, formatEnv(gw.connectionEnv()), { mode: 0o600 });
+  fs.chmodSync(envFile, 0o600); // an older file keeps its mode otherwise
   fs.writeFileSync(path.join(stateDir, 'daemon.json'), JSON.stringify({ pid: process.pid, log: gw.logPath, run: gw.runId }) + '\n', { mode: 0o600 });
   process.stdout.write(`gateway-action daemon: pid ${process.pid}, session log ${gw.logPath}\n`);
   report({ ready: true });

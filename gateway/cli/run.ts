@@ -10,7 +10,9 @@ export const help = `Usage: gateway-action run --policy FILE [--log-dir DIR] -- 
 Starts the gateway for the targets in FILE, runs COMMAND with the connection environment
 (GATEWAY_<NAME>_URL, and PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE/PGSSLMODE for the first
 PostgreSQL target), stops the gateway when COMMAND exits, seals the session log and prints its
-path on stderr. The upstream password variables are removed from COMMAND's environment.
+path on stderr. The upstream password variables are removed from COMMAND's environment (but
+stay readable in /proc/<pid>/environ of this process to the same OS user: in CI, prefer
+\`start\` in one step and the commands in later steps).
 Exits with COMMAND's exit status; if the session log could not be written or sealed, exits 1
 when COMMAND succeeded.
 
@@ -32,8 +34,11 @@ export async function main(argv: string[]): Promise<number> {
   for (const name of gw.secretEnvNames(policy)) delete env[name];
   const [cmd, ...cmdArgs] = args.rest;
   const child = spawn(cmd!, cmdArgs, { stdio: 'inherit', env });
+  // Ctrl-C reaches the whole foreground process group, COMMAND included: stay alive to seal the
+  // log, but do not send COMMAND a second SIGINT. SIGTERM is aimed at us alone: pass it on.
+  const ignore = (): void => undefined;
   const forward = (sig: NodeJS.Signals): void => void child.kill(sig);
-  process.on('SIGINT', forward);
+  process.on('SIGINT', ignore);
   process.on('SIGTERM', forward);
   const status = await new Promise<number>((resolve) => {
     child.on('error', (e: NodeJS.ErrnoException) => {
@@ -42,7 +47,7 @@ export async function main(argv: string[]): Promise<number> {
     });
     child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? osConstants.signals[signal] : 0)));
   });
-  process.off('SIGINT', forward);
+  process.off('SIGINT', ignore);
   process.off('SIGTERM', forward);
   const { log, sealError } = await gw.stop('command exited');
   process.stderr.write(`gateway-action: session log: ${log}\n`);

@@ -1,6 +1,5 @@
-import fs from 'node:fs';
 import { parseArgs, UsageError } from './args.ts';
-import { VERIFY_EXIT, verifyLogText, type VerifyResult } from '../evidence/log-verifier.ts';
+import { VERIFY_EXIT, verifyLogFile, verifyLogText, type VerifyResult } from '../evidence/log-verifier.ts';
 
 export const help = `Usage: gateway-action verify LOG [--json]
 
@@ -18,14 +17,13 @@ export async function main(argv: string[]): Promise<number> {
   if (args.options.help) return void process.stdout.write(help), 0;
   if (args.positional.length !== 1) throw new UsageError('verify: give exactly one session log file (see gateway-action verify --help)');
   const file = args.positional[0]!;
-  let text: string;
+  let result: VerifyResult;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    result = await verifyLogFile(file);
   } catch (e) {
-    const r: VerifyResult = { ...verifyLogText(''), problem: `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` };
-    return report(file, r, Boolean(args.options.json));
+    result = { ...verifyLogText(''), problem: `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` };
   }
-  return report(file, verifyLogText(text), Boolean(args.options.json));
+  return report(file, result, Boolean(args.options.json));
 }
 
 function report(file: string, r: VerifyResult, json: boolean): number {

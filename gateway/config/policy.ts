@@ -86,6 +86,17 @@ export function parsePolicy(text: string, file: string): Policy {
     tls: ((t.tls as PostgresTarget['tls'] | undefined) ?? 'verify-full'),
     caFile: t['ca-file'] ? path.resolve(baseDir, String(t['ca-file'])) : undefined,
   }));
+  for (const t of targets) {
+    if (!t.caFile) continue;
+    const line = lineOf(locateNode(doc, ['targets', t.name, 'ca-file']));
+    let pem: string;
+    try {
+      pem = fs.readFileSync(t.caFile, 'utf8');
+    } catch (e) {
+      throw new PolicyError(file, line, `targets.${t.name}.ca-file: cannot read ${t.caFile} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new PolicyError(file, line, `targets.${t.name}.ca-file: ${t.caFile} holds no PEM certificate`);
+  }
   const names = new Map<string, string>();
   for (const t of targets) {
     const env = envName(t.name);
@@ -141,6 +152,10 @@ function describe(err: ErrorObject): string {
       return `target name "${String(p.propertyName)}" must start with a letter and contain only letters, digits, '-' and '_'`;
     case 'pattern':
       return `${where} ${err.message}`;
+    case 'type':
+      return `${where} must be ${p.type === 'integer' ? 'an integer' : `of type ${String(p.type)}`}`;
+    case 'minProperties':
+      return `${where} must not be empty`;
     default:
       return `${where} ${err.message ?? 'is invalid'}`;
   }

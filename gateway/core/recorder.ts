@@ -162,8 +162,6 @@ export class CommandRecorder {
     const t = this.session.totals;
     if (outcome.status === 'error') t.errors++;
     if (outcome.status === 'skipped') t.skipped++;
-    t.bytes_to_client += this.bytes;
-    t.bytes_from_client += this.inputBytes;
     const record: Record<string, unknown> = {
       session: this.session.id,
       command: this.id,

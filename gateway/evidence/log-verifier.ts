@@ -1,6 +1,8 @@
 // Recomputes a session log's hash chain and summarizes what it records. Pure over the file's
 // text, so it runs offline on a downloaded artifact.
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import { canonicalJson } from './canonical-json.ts';
 import { GENESIS_HASH, LOG_FORMAT } from './log-writer.ts';
 
@@ -33,57 +35,106 @@ export interface VerifyResult {
 
 type Rec = Record<string, unknown>;
 
-export function verifyLogText(text: string): VerifyResult {
-  const summary: VerifySummary = {
+/**
+ * Verifies a log line by line in bounded memory (logs reach gigabytes). Every line must be
+ * exactly the canonical form the writer produces: a line that parses to the same values but is
+ * spelled differently (spaces, duplicate keys, CRLF) is tampering, so that any verifier that
+ * follows docs/session-log.md, textual or JSON-based, reaches the same verdict.
+ */
+export class LogVerifier {
+  readonly summary: VerifySummary = {
     runId: null, startedAt: null, endedAt: null, records: 0, sessions: 0, commands: 0,
     errors: 0, skipped: 0, protocolErrors: 0, targets: [], identity: null,
   };
-  const result = (status: VerifyStatus, problem: string | null, sealed = false): VerifyResult => ({ status, problem, sealed, summary });
+  private prev = GENESIS_HASH;
+  private index = 0;
+  private sealed = false;
+  private verdict: VerifyResult | null = null;
 
-  if (text.length === 0) return result('unreadable', 'the file is empty');
-  const lines = text.split('\n');
-  const torn = lines[lines.length - 1] !== '';
-  if (!torn) lines.pop();
+  private stop(status: VerifyStatus, problem: string): false {
+    this.verdict = { status, problem, sealed: false, summary: this.summary };
+    return false;
+  }
 
-  let prev = GENESIS_HASH;
-  let sealed = false;
-  for (let i = 0; i < lines.length; i++) {
-    const lineNo = i + 1;
-    const where = `record ${i} (line ${lineNo})`;
-    const isLast = i === lines.length - 1;
+  /** Feeds one complete line (without its newline); returns false once a verdict is reached. */
+  line(text: string): boolean {
+    if (this.verdict) return false;
+    const i = this.index++;
+    const where = `record ${i} (line ${i + 1})`;
     let rec: Rec;
     try {
-      const parsed: unknown = JSON.parse(lines[i]!);
+      const parsed: unknown = JSON.parse(text);
       if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
       rec = parsed as Rec;
     } catch {
-      if (i === 0) return result('unreadable', `line 1 is not a session log record`);
-      if (isLast && torn) return result('unsealed', `${where} is torn (the file ends mid-record); ${i} records before it verify`);
-      return result('tampered', `${where} is not valid JSON`);
+      if (i === 0) return this.stop('unreadable', 'line 1 is not a session log record');
+      return this.stop('tampered', `${where} is not valid JSON`);
     }
-    if (sealed) return result('tampered', `${where} was appended after the seal`);
+    if (this.sealed) return this.stop('tampered', `${where} was appended after the seal`);
     const { hash, ...rest } = rec;
     if (i === 0 && (rest.type !== 'run-start' || rest.format !== LOG_FORMAT)) {
-      return result('unreadable', `line 1 is not the start of a ${LOG_FORMAT} log`);
+      return this.stop('unreadable', `line 1 is not the start of a ${LOG_FORMAT} log`);
     }
-    if (rest.seq !== i) return result('tampered', `${where} has sequence number ${JSON.stringify(rest.seq)}, expected ${i} (records removed, inserted or reordered)`);
-    if (rest.prev !== prev) return result('tampered', `${where} does not chain to the record before it (prev hash mismatch)`);
+    if (rest.seq !== i) return this.stop('tampered', `${where} has sequence number ${JSON.stringify(rest.seq)}, expected ${i} (records removed, inserted or reordered)`);
+    if (rest.prev !== this.prev) return this.stop('tampered', `${where} does not chain to the record before it (prev hash mismatch)`);
     let canonical: string;
     try {
       canonical = canonicalJson(rest);
     } catch (e) {
-      return result('tampered', `${where} cannot be canonicalized: ${(e as Error).message}`);
+      return this.stop('tampered', `${where} cannot be canonicalized: ${(e as Error).message}`);
     }
     const computed = createHash('sha256').update(canonical).digest('hex');
-    if (hash !== computed) return result('tampered', `${where} has been modified (hash mismatch)`);
-    prev = computed;
-    summary.records++;
-    tally(summary, rest);
-    if (rest.type === 'run-end') sealed = true;
-    if (isLast && torn) return result('tampered', `${where} is complete but has no line terminator`);
+    if (hash !== computed) return this.stop('tampered', `${where} has been modified (hash mismatch)`);
+    if (text !== canonical.slice(0, -1) + ',"hash":"' + computed + '"}') {
+      return this.stop('tampered', `${where} is not in canonical form (extra spaces, duplicate members or altered spelling)`);
+    }
+    this.prev = computed;
+    this.summary.records++;
+    tally(this.summary, rest);
+    if (rest.type === 'run-end') this.sealed = true;
+    return true;
   }
-  if (!sealed) return result('unsealed', `the log has no seal (run-end record): the gateway did not stop cleanly; all ${summary.records} records verify`);
-  return result('valid', null, true);
+
+  /** Call at the end of the file; `torn` is the text after the last newline, if any. */
+  finish(torn: string): VerifyResult {
+    if (this.verdict) return this.verdict;
+    if (this.index === 0 && torn === '') return { status: 'unreadable', problem: 'the file is empty', sealed: false, summary: this.summary };
+    if (torn !== '') {
+      const where = `record ${this.index} (line ${this.index + 1})`;
+      if (this.index === 0) return { status: 'unreadable', problem: 'line 1 is not a session log record', sealed: false, summary: this.summary };
+      if (this.sealed) return { status: 'tampered', problem: `${where} was appended after the seal`, sealed: false, summary: this.summary };
+      return { status: 'unsealed', problem: `${where} is torn (the file ends mid-record); ${this.index} records before it verify`, sealed: false, summary: this.summary };
+    }
+    if (!this.sealed) {
+      return { status: 'unsealed', problem: `the log has no seal (run-end record): the gateway did not stop cleanly; all ${this.summary.records} records verify`, sealed: false, summary: this.summary };
+    }
+    return { status: 'valid', problem: null, sealed: true, summary: this.summary };
+  }
+}
+
+export function verifyLogText(text: string): VerifyResult {
+  const v = new LogVerifier();
+  const lines = text.split('\n');
+  const torn = lines.pop()!;
+  for (const l of lines) if (!v.line(l)) break;
+  return v.finish(torn);
+}
+
+/** Verifies a log file, reading it in chunks. */
+export async function verifyLogFile(file: string): Promise<VerifyResult> {
+  const v = new LogVerifier();
+  let rest = '';
+  const decoder = new StringDecoder('utf8');
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) {
+    const text = rest + decoder.write(chunk as Buffer);
+    let start = 0;
+    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+      if (!v.line(text.slice(start, nl))) return v.finish('');
+      start = nl + 1;
+    }
+    rest = text.slice(start);
+  }
+  return v.finish(rest + decoder.end());
 }
 
 function tally(s: VerifySummary, r: Rec): void {

@@ -12,9 +12,11 @@ export const GENESIS_HASH = '0'.repeat(64);
 const LAZY_FLUSH_MS = 20;
 
 export class LogUnavailableError extends Error {
+  override readonly cause: Error;
   constructor(cause: Error) {
     super(`session log cannot be written (${cause.message})`);
     this.name = 'LogUnavailableError';
+    this.cause = cause;
   }
 }
 
@@ -124,6 +126,6 @@ export class SessionLogWriter {
     } finally {
       fs.closeSync(this.fd);
     }
-    if (this.failure) throw new LogUnavailableError(new Error(`${this.failure.message}; the log ends unsealed`));
+    if (this.failure) throw new LogUnavailableError(new Error(`${this.failure.cause.message}; the log ends unsealed`));
   }
 }

@@ -39,10 +39,12 @@ export class PostgresSession {
   start(): void {
     this.client.on('data', (c: Buffer) => {
       noteStreamed(c.length);
+      this.rec.totals.bytes_from_client += c.length;
       this.guard(() => this.onClientChunk(c), 'client');
     });
     this.upstream.on('data', (c: Buffer) => {
       noteStreamed(c.length);
+      this.rec.totals.bytes_to_client += c.length;
       this.guard(() => this.onServerChunk(c), 'upstream');
     });
     this.client.on('drain', () => this.upstream.resume());

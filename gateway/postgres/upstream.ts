@@ -5,6 +5,7 @@ import tls from 'node:tls';
 import fs from 'node:fs';
 import { serialize } from 'pg-protocol';
 import { ProtocolError } from './codec/framer.ts';
+import { encodeStartupMessage } from './codec/startup.ts';
 import { AUTH, B, decodeAuthentication, decodeBackendKeyData, decodeNotice, decodeParameterStatus } from './codec/backend.ts';
 import { MessageQueue } from './message-queue.ts';
 import { ScramClient, md5Password } from './scram.ts';
@@ -86,11 +87,7 @@ export async function loginUpstream(target: PostgresTarget, password: string, pa
   const { socket, tls: tlsInfo } = await openUpstreamSocket(target);
   const q = new MessageQueue(socket, `upstream ${target.name}`);
   try {
-    const startup: Record<string, string> = {};
-    for (const [k, v] of params) startup[k] = v;
-    startup.user = target.user;
-    startup.database = target.database;
-    socket.write(serialize.startup(startup));
+    socket.write(encodeStartupMessage([['user', target.user], ['database', target.database], ...params]));
 
     let authMethod = 'trust';
     let scram: ScramClient | null = null;

@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parsePolicy, loadPolicy } from '../../gateway/config/policy.ts';
 import { cli, tempDir } from '../helpers/gateway.ts';
@@ -81,10 +82,24 @@ test('session-log.sample-rows defaults to 10 and can be set', () => {
 });
 
 test('a relative ca-file resolves against the policy file, not the working directory', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-ca-'));
+  fs.mkdirSync(path.join(dir, 'certs'));
+  const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  fs.writeFileSync(path.join(dir, 'certs', 'ca.pem'), pem);
   const text = EXAMPLE.replace('tls: disable', 'tls: verify-full\n    ca-file: certs/ca.pem');
-  assert.equal(parsePolicy(text, '/ci/conf/gateway.yml').targets[0]!.caFile, '/ci/conf/certs/ca.pem');
-  const abs = EXAMPLE.replace('tls: disable', 'tls: verify-full\n    ca-file: /etc/ssl/ca.pem');
-  assert.equal(parsePolicy(abs, '/ci/conf/gateway.yml').targets[0]!.caFile, '/etc/ssl/ca.pem');
+  assert.equal(parsePolicy(text, path.join(dir, 'gateway.yml')).targets[0]!.caFile, path.join(dir, 'certs', 'ca.pem'));
+  const abs = EXAMPLE.replace('tls: disable', `tls: verify-full\n    ca-file: ${path.join(dir, 'certs', 'ca.pem')}`);
+  assert.equal(parsePolicy(abs, '/elsewhere/gateway.yml').targets[0]!.caFile, path.join(dir, 'certs', 'ca.pem'));
+});
+
+test('a missing or non-PEM ca-file is reported at load, on its line', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-ca-'));
+  const text = EXAMPLE.replace('tls: disable', 'tls: verify-full\n    ca-file: missing.pem');
+  const file = path.join(dir, 'gateway.yml');
+  assert.match(atLine(errorOf(text, file), 11, file), /ca-file: cannot read .*missing\.pem \(ENOENT\)/);
+  fs.writeFileSync(path.join(dir, 'junk.pem'), 'not a certificate');
+  const junk = EXAMPLE.replace('tls: disable', 'tls: verify-full\n    ca-file: junk.pem');
+  assert.match(atLine(errorOf(junk, file), 11, file), /holds no PEM certificate/);
 });
 
 test('an unknown top-level key is named with its line', () => {

@@ -85,6 +85,9 @@ test('every kind of tampering is detected and the first bad record named', () =>
     ['truncated mid-line', join(lines.slice(0, 8)) + lines[8]!.slice(0, 40), 'unsealed', /record 8 \(line 9\) is torn/],
     ['garbage line in the middle', join([...lines.slice(0, 3), '{not json', ...lines.slice(4)]), 'tampered', /record 3 \(line 4\) is not valid JSON/],
     ['not a log at all', 'hello\n', 'unreadable', /line 1/],
+    ['a duplicate member that parsers disagree on', join(lines.map((l, i) => (i === 4 ? l.replace('{', '{"text":"SELECT 1",') : l))), 'tampered', /record 4 \(line 5\) is not in canonical form/],
+    ['reformatted with spaces', join(lines.map((l, i) => (i === 2 ? l.replace(/,"/g, ', "') : l))), 'tampered', /record 2 \(line 3\) is not in canonical form/],
+    ['CRLF line endings', lines.join('\r\n') + '\r\n', 'tampered', /record 0 \(line 1\) is not in canonical form/],
     ['empty file', '', 'unreadable', /empty/],
   ];
   for (const [name, input, status, problem] of cases) {

@@ -1,6 +1,6 @@
 // The first packet of a connection has no type byte: int32 length, int32 code, payload.
 import { ProtocolError } from './framer.ts';
-import { BodyReader } from './reader.ts';
+import { BodyReader, MessageWriter } from './reader.ts';
 
 export const PROTOCOL_3_0 = 196608;
 export const SSL_REQUEST = 80877103;
@@ -53,4 +53,14 @@ export function decodeStartupPacket(packet: Buffer): StartupPacket {
   }
   r.end();
   return { kind: 'startup', major, minor, parameters, protocolOptions };
+}
+
+/**
+ * A 3.0 StartupMessage with exactly the given parameters. (pg-protocol's serializer appends
+ * client_encoding=UTF8, which would override the client's own choice.)
+ */
+export function encodeStartupMessage(parameters: Iterable<[string, string]>): Buffer {
+  const w = new MessageWriter().int32(PROTOCOL_3_0);
+  for (const [k, v] of parameters) w.cstring(k).cstring(v);
+  return w.byte(0).finish(null);
 }
