@@ -15798,9 +15798,13 @@ var SessionLogWriter = class _SessionLogWriter {
   }
   /** Creates a new log file in dir; never appends to an existing one. */
   static create(dir, name) {
-    fs2.mkdirSync(dir, { recursive: true, mode: 448 });
     const file = path2.resolve(dir, name);
-    return new _SessionLogWriter(file, fs2.openSync(file, "wx", 384));
+    try {
+      makeDirs(path2.resolve(dir));
+      return new _SessionLogWriter(file, fs2.openSync(file, "wx", 384));
+    } catch (e) {
+      throw new Error(`cannot create the session log ${file} (${e.code ?? e.message})`);
+    }
   }
   get failed() {
     return this.failure;
@@ -15880,6 +15884,17 @@ var SessionLogWriter = class _SessionLogWriter {
     if (this.failure) throw new LogUnavailableError(new Error(`${this.failure.cause.message}; the log ends unsealed`));
   }
 };
+function makeDirs(dir) {
+  try {
+    if (fs2.statSync(dir).isDirectory()) return;
+    throw new Error(`${dir} exists and is not a directory`);
+  } catch (e) {
+    if (e.code !== "ENOENT") throw e;
+  }
+  const parent = path2.dirname(dir);
+  if (parent !== dir) makeDirs(parent);
+  fs2.mkdirSync(dir, { mode: 448 });
+}
 
 // gateway/core/recorder.ts
 import { createHash as createHash2, hash as oneShotHash } from "node:crypto";

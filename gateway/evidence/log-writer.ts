@@ -38,9 +38,13 @@ export class SessionLogWriter {
 
   /** Creates a new log file in dir; never appends to an existing one. */
   static create(dir: string, name: string): SessionLogWriter {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const file = path.resolve(dir, name);
-    return new SessionLogWriter(file, fs.openSync(file, 'wx', 0o600));
+    try {
+      makeDirs(path.resolve(dir));
+      return new SessionLogWriter(file, fs.openSync(file, 'wx', 0o600));
+    } catch (e) {
+      throw new Error(`cannot create the session log ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
   }
 
   get failed(): LogUnavailableError | null {
@@ -128,4 +132,20 @@ export class SessionLogWriter {
     }
     if (this.failure) throw new LogUnavailableError(new Error(`${this.failure.cause.message}; the log ends unsealed`));
   }
+}
+
+/**
+ * mkdir -p, one level at a time: Node's recursive mkdirSync loops forever on some paths under
+ * /proc (a log dir there must fail with a message, not hang).
+ */
+function makeDirs(dir: string): void {
+  try {
+    if (fs.statSync(dir).isDirectory()) return;
+    throw new Error(`${dir} exists and is not a directory`);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const parent = path.dirname(dir);
+  if (parent !== dir) makeDirs(parent);
+  fs.mkdirSync(dir, { mode: 0o700 });
 }

@@ -118,3 +118,8 @@ test('a write failure makes the writer refuse further records', () => {
   assert.throws(() => w.append('command', { text: 'SELECT 2' }), /session log cannot be written/);
   assert.equal(path.basename(w.path), 'x.jsonl');
 });
+
+test('a log directory that cannot be created is reported, never looped on', () => {
+  assert.throws(() => SessionLogWriter.create('/proc/no-such-dir', 'x.jsonl'), /cannot create the session log \/proc\/no-such-dir\/x\.jsonl \(ENOENT\)/);
+  assert.throws(() => SessionLogWriter.create('/etc/hostname/sub', 'x.jsonl'), /cannot create the session log .* \(ENOTDIR\)/);
+});
