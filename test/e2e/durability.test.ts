@@ -6,24 +6,14 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import {
   CLI, appCluster, cli, parseEnv, policyFor, psql, readLog, startGateway, tempDir, waitFor,
   type Cluster, type LogRecord,
 } from '../helpers/gateway.ts';
+import { newPgClient, type PgClient, type PgError } from '../helpers/pg.ts';
 import { canonicalJson } from '../../gateway/evidence/canonical-json.ts';
 
-// node-postgres ships no type declarations; describe the little of it these tests use.
-interface PgError extends Error { code?: string; severity?: string }
-interface PgClient {
-  connect(): Promise<void>;
-  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
-  end(): Promise<void>;
-  on(event: 'error', fn: (e: PgError) => void): unknown;
-}
-const require = createRequire(import.meta.url);
-const pg = require('pg') as { Client: new (config: Record<string, unknown>) => PgClient };
 
 let cluster: Cluster;
 const cleanups: (() => void)[] = [];
@@ -44,7 +34,7 @@ after(() => {
 });
 
 async function connect(env: Record<string, string>): Promise<PgClient> {
-  const client = new pg.Client({ host: env.PGHOST, port: Number(env.PGPORT), user: env.PGUSER, password: env.PGPASSWORD, database: env.PGDATABASE, ssl: false });
+  const client = newPgClient(env);
   client.on('error', () => undefined); // connection loss is expected here; queries report it
   await client.connect();
   return client;

@@ -8,22 +8,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
-import { createRequire } from 'node:module';
 import net from 'node:net';
 import { parse, serialize } from 'pg-protocol';
 import { appCluster, cli, policyFor, readLog, startGateway, type Cluster, type LogRecord, type RunningGateway } from '../helpers/gateway.ts';
+import { newPgClient, type PgClient, type PgError, type QueryResult } from '../helpers/pg.ts';
 
 // node-postgres ships no type declarations; this is the part of its API the tests use.
-interface QueryResult { rows: Record<string, unknown>[]; rowCount: number | null; command: string }
-interface QueryConfig { name?: string; text: string; values?: unknown[]; binary?: boolean }
-interface PgClient {
-  connect(): Promise<void>;
-  query(text: string, values?: unknown[]): Promise<QueryResult>;
-  query(config: QueryConfig): Promise<QueryResult>;
-  end(): Promise<void>;
-}
-interface PgError extends Error { code?: string; severity?: string }
-const pg = createRequire(import.meta.url)('pg') as { Client: new (config: { connectionString: string; application_name?: string }) => PgClient };
 
 let cluster: Cluster;
 let gw: RunningGateway;
@@ -47,7 +37,7 @@ after(() => {
 const open = new Set<{ end(): Promise<void> }>();
 
 async function connect(applicationName: string): Promise<PgClient> {
-  const client = new pg.Client({ connectionString: gw.env.GATEWAY_APP_DB_URL!, application_name: applicationName });
+  const client = newPgClient({ connectionString: gw.env.GATEWAY_APP_DB_URL!, application_name: applicationName });
   await client.connect();
   const end = client.end.bind(client);
   const tracked = { end: () => (open.delete(tracked), end()) };

@@ -5,26 +5,13 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createRequire } from 'node:module';
 import net from 'node:net';
-import type { Socket } from 'node:net';
 import {
   CLI, appCluster, cli, policyFor, psql, psqlAsync, readLog, startGateway, waitFor,
   type Cluster, type LogRecord, type RunningGateway,
 } from '../helpers/gateway.ts';
+import { newPgClient, type PgClient, type PgError } from '../helpers/pg.ts';
 
-// node-postgres ships no type declarations; describe the little of it these tests use.
-interface PgError extends Error { code?: string; severity?: string }
-interface PgClient {
-  connect(): Promise<void>;
-  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
-  end(): Promise<void>;
-  on(event: 'error', fn: (e: PgError) => void): unknown;
-  on(event: 'end', fn: () => void): unknown;
-  connection: { stream: Socket };
-}
-const require = createRequire(import.meta.url);
-const pg = require('pg') as { Client: new (config: Record<string, unknown>) => PgClient };
 
 interface Connected {
   client: PgClient;
@@ -55,7 +42,7 @@ after(async () => {
 });
 
 async function connect(env: Record<string, string>): Promise<Connected> {
-  const client = new pg.Client({ host: env.PGHOST, port: Number(env.PGPORT), user: env.PGUSER, password: env.PGPASSWORD, database: env.PGDATABASE, ssl: false });
+  const client = newPgClient(env);
   const errors: PgError[] = [];
   client.on('error', (e) => errors.push(e));
   const ended = new Promise<void>((resolve) => client.on('end', resolve));
