@@ -16835,7 +16835,7 @@ async function openUpstreamSocket(target) {
       ca: target.caFile ? fs3.readFileSync(target.caFile) : void 0,
       rejectUnauthorized: verify,
       // verify-full checks the name against the certificate; require only encrypts, as in libpq.
-      checkServerIdentity: verify ? (host, cert) => tls.checkServerIdentity(target.host, cert) : () => void 0
+      checkServerIdentity: verify ? (_servername, cert) => tls.checkServerIdentity(target.host, cert) : () => void 0
     });
     s.once("secureConnect", () => (s.off("error", reject), resolve(s)));
     s.once("error", reject);

@@ -64,7 +64,7 @@ export async function openUpstreamSocket(target: PostgresTarget): Promise<{ sock
       ca: target.caFile ? fs.readFileSync(target.caFile) : undefined,
       rejectUnauthorized: verify,
       // verify-full checks the name against the certificate; require only encrypts, as in libpq.
-      checkServerIdentity: verify ? (host, cert) => tls.checkServerIdentity(target.host, cert) : () => undefined,
+      checkServerIdentity: verify ? (_servername, cert) => tls.checkServerIdentity(target.host, cert) : () => undefined,
     });
     s.once('secureConnect', () => (s.off('error', reject), resolve(s)));
     s.once('error', reject);
