@@ -17309,7 +17309,6 @@ var PostgresSession = class {
     this.clientFramer.push(chunk, (m) => {
       const forward = this.onClientMessage(m);
       if (forward === "recorded") recorded = true;
-      if (forward === "drop") return;
       if (m.start >= 0 && m.start === runEnd) {
         runEnd = m.end;
       } else {
@@ -17337,7 +17336,7 @@ var PostgresSession = class {
     for (const b of bufs) ok = this.upstream.write(b);
     if (!ok) this.client.pause();
   }
-  /** Returns whether the message is forwarded, and whether it added a command record. */
+  /** Every message is forwarded; 'recorded' says it added a command record first. */
   onClientMessage(m) {
     const body = m.body;
     switch (m.type) {

@@ -109,7 +109,6 @@ export class PostgresSession {
     this.clientFramer.push(chunk, (m) => {
       const forward = this.onClientMessage(m);
       if (forward === 'recorded') recorded = true;
-      if (forward === 'drop') return;
       if (m.start >= 0 && m.start === runEnd) {
         runEnd = m.end;
       } else {
@@ -140,8 +139,8 @@ export class PostgresSession {
     if (!ok) this.client.pause();
   }
 
-  /** Returns whether the message is forwarded, and whether it added a command record. */
-  private onClientMessage(m: FramedMessage): 'forward' | 'recorded' | 'drop' {
+  /** Every message is forwarded; 'recorded' says it added a command record first. */
+  private onClientMessage(m: FramedMessage): 'forward' | 'recorded' {
     const body = m.body!;
     switch (m.type) {
       case F.Query: {
