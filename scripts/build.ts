@@ -4,6 +4,7 @@
 import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { copyFileSync } from 'node:fs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = process.argv[2] ? path.resolve(process.argv[2]) : path.join(root, 'dist');
@@ -20,6 +21,10 @@ await build({
   logLevel: 'warning',
   banner: {
     // ESM bundles of CommonJS dependencies need a require(); the shebang makes dist/cli.js the bin.
-    js: "#!/usr/bin/env node\nimport { createRequire as __gwCreateRequire } from 'node:module';\nconst require = __gwCreateRequire(import.meta.url);",
+    // __dirname lets the bundled WebAssembly loader find libpg-query.wasm beside the bundle.
+    js: "#!/usr/bin/env node\nimport { createRequire as __gwCreateRequire } from 'node:module';\nimport { dirname as __gwDirname } from 'node:path';\nimport { fileURLToPath as __gwFileURLToPath } from 'node:url';\nconst require = __gwCreateRequire(import.meta.url);\nconst __dirname = __gwDirname(__gwFileURLToPath(import.meta.url));",
   },
 });
+
+// The SQL classifier's WebAssembly parser is loaded at run time from beside the bundle.
+copyFileSync(path.join(root, 'node_modules/libpg-query/wasm/libpg-query.wasm'), path.join(outdir, 'libpg-query.wasm'));

@@ -8,7 +8,7 @@ import { formatEnv } from './env-file.ts';
 import { loadPolicy } from '../config/policy.ts';
 import { Gateway, type StopResult } from '../daemon/gateway.ts';
 import { serveControl, sendControl } from '../daemon/control.ts';
-import { localIdentity } from '../identity/local.ts';
+import { localClaims, localIdentity } from '../identity/local.ts';
 
 export const startHelp = `Usage: gateway-action start --policy FILE --state-dir DIR [--log-dir DIR]
 
@@ -98,7 +98,7 @@ export async function daemon(argv: string[]): Promise<number> {
     const secrets = process.send
       ? await new Promise<Record<string, string>>((resolve) => process.once('message', (m) => resolve((m as { secrets: Record<string, string> }).secrets ?? {})))
       : process.env;
-    gw = await Gateway.start({ policy, logDir: requireOption(args, 'log-dir', 'daemon'), identity: localIdentity(), env: secrets as NodeJS.ProcessEnv });
+    gw = await Gateway.start({ policy, logDir: requireOption(args, 'log-dir', 'daemon'), identity: localIdentity(), claims: localClaims(), env: secrets as NodeJS.ProcessEnv });
   } catch (e) {
     report({ error: (e as Error).message });
     process.stderr.write(`gateway-action daemon: ${(e as Error).message}\n`);

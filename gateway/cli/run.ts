@@ -3,7 +3,7 @@ import { constants as osConstants } from 'node:os';
 import { parseArgs, requireOption, UsageError } from './args.ts';
 import { loadPolicy } from '../config/policy.ts';
 import { Gateway } from '../daemon/gateway.ts';
-import { localIdentity } from '../identity/local.ts';
+import { localClaims, localIdentity } from '../identity/local.ts';
 
 export const help = `Usage: gateway-action run --policy FILE [--log-dir DIR] -- COMMAND [ARGS...]
 
@@ -28,7 +28,7 @@ export async function main(argv: string[]): Promise<number> {
   if (!args.rest || args.rest.length === 0) throw new UsageError('run: give the command to run after `--` (see gateway-action run --help)');
   if (args.positional.length > 0) throw new UsageError(`run: unexpected argument "${args.positional[0]}"; put the command after \`--\``);
   const policy = loadPolicy(policyFile);
-  const gw = await Gateway.start({ policy, logDir: (args.options['log-dir'] as string) ?? 'gateway-logs', identity: localIdentity() });
+  const gw = await Gateway.start({ policy, logDir: (args.options['log-dir'] as string) ?? 'gateway-logs', identity: localIdentity(), claims: localClaims() });
 
   const env: NodeJS.ProcessEnv = { ...process.env, ...gw.connectionEnv() };
   for (const name of gw.secretEnvNames(policy)) delete env[name];

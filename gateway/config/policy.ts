@@ -25,8 +25,9 @@ export type Target = PostgresTarget;
 export interface Policy {
   path: string;
   rules: PolicyRules;
-  /** Whether the file sets rules, default, unclassified or approvals at all. */
+  /** Whether the file sets rules, default or unclassified at all (else nothing is classified). */
   hasRuleSettings: boolean;
+  hasApprovals: boolean;
   approvals: { timeoutMs: number };
   /** SHA-256 of the file's bytes, recorded in the session log. */
   sha256: string;
@@ -108,7 +109,8 @@ export function parsePolicy(text: string, file: string): Policy {
   return {
     path: path.resolve(file),
     rules,
-    hasRuleSettings: ['rules', 'default', 'unclassified', 'approvals'].some((k) => k in (raw as object)),
+    hasRuleSettings: ['rules', 'default', 'unclassified'].some((k) => k in (raw as object)),
+    hasApprovals: 'approvals' in (raw as object),
     approvals: { timeoutMs: parseDuration((raw as RawPolicy).approvals?.timeout ?? '15m') },
     sha256: createHash('sha256').update(text).digest('hex'),
     targets,

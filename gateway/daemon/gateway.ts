@@ -7,12 +7,16 @@ import { Recorder } from '../core/recorder.ts';
 import { PostgresListener } from '../postgres/listener.ts';
 import { envName, type Policy } from '../config/policy.ts';
 import type { Identity } from '../identity/local.ts';
+import type { Claims } from '../policy/engine.ts';
+import { loadClassifier } from '../postgres/sql-classifier.ts';
 import { VERSION } from '../version.ts';
 
 export interface GatewayOptions {
   policy: Policy;
   logDir: string;
   identity: Identity;
+  /** Claims rules match on (ref, environment, actor, event). */
+  claims?: Claims;
   /** Where upstream passwords come from; defaults to the process environment. */
   env?: NodeJS.ProcessEnv;
 }
@@ -37,11 +41,13 @@ export class Gateway {
   }
 
   static async start(opts: GatewayOptions): Promise<Gateway> {
-    // Rules are validated but not enforced yet: refuse rather than run with a policy that
-    // looks stricter than it is.
-    if (opts.policy.hasRuleSettings) {
-      throw new ConfigurationError(`${opts.policy.path}: this version validates rules, default and unclassified but does not enforce them yet; remove them to run the gateway`);
+    // Approvals are validated but not available yet: refuse rather than run with a policy that
+    // promises a hold it cannot give.
+    const r = opts.policy.rules;
+    if (opts.policy.hasApprovals || r.default === 'approve' || r.unclassified === 'approve' || r.rules.some((x) => x.action === 'approve')) {
+      throw new ConfigurationError(`${opts.policy.path}: this version enforces allow and deny but cannot hold commands for approval yet; remove action: approve (and approvals) to run the gateway`);
     }
+    if (opts.policy.hasRuleSettings) await loadClassifier();
     const env = opts.env ?? process.env;
     const passwords = new Map<string, string>();
     for (const t of opts.policy.targets) {
@@ -65,6 +71,7 @@ export class Gateway {
       pid: process.pid,
       policy: { path: opts.policy.path, sha256: opts.policy.sha256 },
       identity: opts.identity,
+      ...(opts.policy.hasRuleSettings ? { claims: opts.claims ?? {}, rules: { count: opts.policy.rules.rules.length, default: opts.policy.rules.default, unclassified: opts.policy.rules.unclassified } } : {}),
       targets: opts.policy.targets.map((t) => ({ name: t.name, kind: t.kind, host: t.host, port: t.port, database: t.database, user: t.user, tls: t.tls })),
       attestation: 'unattested',
     });
@@ -74,7 +81,8 @@ export class Gateway {
       for (const target of opts.policy.targets) {
         const upstream = passwords.get(target.name)!;
         const password = randomBytes(24).toString('base64url');
-        const listener = new PostgresListener({ target, clientPassword: password, upstreamPassword: async () => upstream, recorder });
+        const policy = opts.policy.hasRuleSettings ? { rules: opts.policy.rules, claims: opts.claims ?? {} } : null;
+        const listener = new PostgresListener({ target, clientPassword: password, upstreamPassword: async () => upstream, recorder, policy });
         const port = await listener.listen();
         gw.listeners.push({ listener, port, password });
         writer.append('listener', { target: target.name, listen: `127.0.0.1:${port}` });

@@ -37,6 +37,15 @@ export class BackendTracker {
     else this.queue.push(e);
   }
 
+  /** The server is about to fail a message of ours: it discards the client's until Sync. */
+  skipUntilSync(): void {
+    this.queue.skippingUntilSync = true;
+  }
+
+  get skipping(): boolean {
+    return this.queue.skippingUntilSync;
+  }
+
   sync(): void {
     this.queue.skippingUntilSync = false;
     this.queue.push({ kind: 'sync' });
@@ -71,9 +80,15 @@ export class BackendTracker {
     return e !== undefined && (e.kind === 'query' || e.kind === 'execute') ? e.cmd : null;
   }
 
-  /** Follows one chunk of server bytes (which the caller forwards unchanged). */
-  observe(chunk: Buffer): void {
+  /**
+   * Follows one chunk of server bytes and returns what the client must receive: the chunk itself,
+   * or, when answers to messages the gateway sent itself are due, the chunk without them.
+   */
+  observe(chunk: Buffer): Buffer[] {
     this.rangeStart = 0;
+    this.cuts = [];
+    const held = this.held;
+    this.held = null;
     this.serverFramer.push(chunk, (m) => {
       // A message belongs to the command at the head of the queue when it starts; responses are
       // hashed in contiguous ranges to keep per-message work small.
@@ -85,7 +100,7 @@ export class BackendTracker {
           this.rangeStart = m.start;
         }
       }
-      this.onServerMessage(m.type, m.body, chunk, m.end);
+      this.onServerMessage(m.type, m.body, chunk, m.end, m.start);
     });
     const partial = this.serverFramer.partialStart;
     const cut = partial === null ? chunk.length : Math.max(partial, this.rangeStart);
@@ -94,9 +109,48 @@ export class BackendTracker {
       this.attributed = this.headCommand();
       this.attributed?.addResponse(chunk.subarray(cut));
     }
+    if (this.cuts.length === 0 && held === null && !(partial !== null && this.swallowDue())) return [chunk];
+    return this.edited(chunk, held, partial);
   }
 
-  private onServerMessage(type: number, body: Buffer | null, chunk: Buffer, end: number): void {
+  // Answers to be swallowed are rare (a denied Parse), so the edit path is kept off the hot path.
+  private cuts: [number, number][] = [];
+  private held: Buffer | null = null;
+  private heldSwallowed = false;
+
+  private swallowDue(): boolean {
+    const e = this.queue.peek();
+    return e !== undefined && (e.kind === 'parse' || e.kind === 'bind') && e.swallow === true;
+  }
+
+  private edited(chunk: Buffer, held: Buffer | null, partial: number | null): Buffer[] {
+    const out: Buffer[] = [];
+    // Bytes of a message begun in the previous chunk were held back in case it was swallowed.
+    if (held && !this.heldSwallowed) out.push(held);
+    this.heldSwallowed = false;
+    let pos = 0;
+    for (const [from, to] of this.cuts) {
+      if (from > pos) out.push(chunk.subarray(pos, from));
+      pos = to;
+    }
+    let end = chunk.length;
+    if (partial !== null && this.swallowDue()) {
+      end = Math.max(partial, pos);
+      this.held = Buffer.from(chunk.subarray(end));
+    }
+    if (end > pos) out.push(chunk.subarray(pos, end));
+    return out;
+  }
+
+  private swallow(start: number, end: number): void {
+    if (start >= 0) this.cuts.push([start, end]);
+    else {
+      this.heldSwallowed = true;
+      this.cuts.push([0, end]);
+    }
+  }
+
+  private onServerMessage(type: number, body: Buffer | null, chunk: Buffer, end: number, start: number): void {
     const e = this.queue.peek();
     const run = e && (e.kind === 'query' || e.kind === 'execute') ? e.run : null;
     switch (type) {
@@ -129,7 +183,10 @@ export class BackendTracker {
       case B.ParseComplete:
       case B.BindComplete:
       case B.CloseComplete:
-        if (e && (e.kind === 'parse' || e.kind === 'bind' || e.kind === 'close')) this.queue.shift();
+        if (e && (e.kind === 'parse' || e.kind === 'bind' || e.kind === 'close')) {
+          if (e.swallow) this.swallow(start, end);
+          this.queue.shift();
+        }
         return;
       case B.CommandComplete:
       case B.EmptyQueryResponse:
@@ -235,7 +292,8 @@ export class BackendTracker {
       if (n !== null) rows = (rows ?? 0) + n;
     }
     cmd.finish({
-      status: run.error ? 'error' : 'ok',
+      status: run.denied ? 'denied' : run.error ? 'error' : 'ok',
+      ...(run.denied ? { rule: run.denied.rule } : {}),
       tags: run.tags,
       rows: rows ?? run.rows,
       ...(suspended ? { suspended: true } : {}),
@@ -246,7 +304,8 @@ export class BackendTracker {
 
   private skip(e: Entry): void {
     if (e.kind === 'execute' || e.kind === 'query') {
-      e.cmd.finish({ status: 'skipped', reason: 'an earlier message in the same pipeline failed; the server discarded this one until Sync' });
+      if (e.run.denied) e.cmd.finish({ status: 'denied', rule: e.run.denied.rule, reason: e.run.denied.reason });
+      else e.cmd.finish({ status: 'skipped', reason: 'an earlier message in the same pipeline failed; the server discarded this one until Sync' });
     }
   }
 }

@@ -16,6 +16,7 @@ import { loginUpstream, sendUpstreamCancel, UpstreamError } from './upstream.ts'
 import { PostgresSession } from './session.ts';
 import type { PostgresTarget } from '../config/policy.ts';
 import type { Recorder, SessionRecorder } from '../core/recorder.ts';
+import type { Claims, PolicyRules } from '../policy/engine.ts';
 
 const STARTUP_TIMEOUT_MS = 30_000;
 
@@ -32,6 +33,8 @@ export interface ListenerOptions {
   /** The upstream password, fetched per upstream connection (Azure tokens expire). */
   upstreamPassword: () => Promise<string>;
   recorder: Recorder;
+  /** Rules and the identity claims they match; null when the policy has no rules. */
+  policy: { rules: PolicyRules; claims: Claims } | null;
 }
 
 interface CancelKey { secret: number; session: PostgresSession; upstreamKey: { processId: number; secretKey: Buffer }; rec: SessionRecorder }
@@ -220,7 +223,8 @@ export class PostgresListener {
     // carry it; clients compare them) with a secret of ours, so upstream's key never leaves.
     const pid = upstream.backendKey.processId;
     const secret = this.newSecret(pid);
-    const session = new PostgresSession(socket, upstream.socket, rec, () => {
+    const policy = this.opts.policy ? { ...this.opts.policy, target: t.name } : null;
+    const session = new PostgresSession(socket, upstream.socket, rec, policy, () => {
       this.sessions.delete(session);
       if (this.cancelKeys.get(pid)?.session === session) this.cancelKeys.delete(pid);
       if (this.sessions.size === 0) for (const w of this.idleWaiters.splice(0)) w();

@@ -3,17 +3,20 @@
 import type { CommandRecorder, Value } from '../core/recorder.ts';
 import { binaryValue, wireText } from '../core/recorder.ts';
 import type { Column } from './codec/backend.ts';
+import type { Decision } from '../policy/engine.ts';
 
 /** What the gateway knows of a prepared statement or portal, shared with pending entries. */
 export interface Described { columns: Column[] | null }
-export interface Statement extends Described { text: string; paramTypes: number[] }
+/** `denied`: policy refused the statement at Parse; it does not exist upstream. */
+export interface Statement extends Described { text: string; paramTypes: number[]; denied?: { rule: string; reason: string; decision: Decision } }
 export interface Portal extends Described { statement: Statement | null; params: Value[]; resultFormats: number[] }
 
 export type Entry =
   | { kind: 'query'; cmd: CommandRecorder; run: RunState }
   | { kind: 'execute'; cmd: CommandRecorder; run: RunState; portal: Portal | null }
   | { kind: 'describe'; target: Described | null }
-  | { kind: 'parse' | 'bind' | 'close' }
+  /** `swallow`: the gateway sent this message itself; its answer must not reach the client. */
+  | { kind: 'parse' | 'bind' | 'close'; swallow?: boolean }
   | { kind: 'sync' };
 
 /** What a running command has produced so far. */
@@ -23,10 +26,12 @@ export interface RunState {
   columns: Column[] | null;
   copyBinary: boolean;
   error: { severity: string; code: string; message: string } | null;
+  /** Set when policy denied the command: the server ran the gateway's refusal instead. */
+  denied: { rule: string; reason: string } | null;
 }
 
 export function newRun(): RunState {
-  return { tags: [], rows: 0, columns: null, copyBinary: false, error: null };
+  return { tags: [], rows: 0, columns: null, copyBinary: false, error: null, denied: null };
 }
 
 /** Rows affected or returned, from a CommandComplete tag such as "INSERT 0 3" or "SELECT 5". */

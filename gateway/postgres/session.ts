@@ -7,9 +7,12 @@ import { F, decodeBind, decodeCopyFail, decodeExecute, decodeFunctionCall, decod
 import { encodeErrorResponse, type NoticeFields } from './codec/backend.ts';
 import { LogUnavailableError } from '../evidence/log-writer.ts';
 import { noteStreamed } from '../core/buffer-reclaim.ts';
-import { binaryValue, wireText, type SessionRecorder, type Value } from '../core/recorder.ts';
+import { binaryValue, wireText, type CommandRecorder, type SessionRecorder, type Value } from '../core/recorder.ts';
 import { newRun, type Portal, type Statement } from './response-queue.ts';
 import { BackendTracker } from './backend-tracker.ts';
+import { decisionFields, judge, refusalExtended, refusalQuery, type PolicyContext } from './enforce.ts';
+import type { PreparedClasses } from './sql-classifier.ts';
+import type { Decision } from '../policy/engine.ts';
 
 /** Largest client message the gateway assembles; a larger one ends the session. */
 export const MAX_CLIENT_MESSAGE = 64 * 1024 * 1024;
@@ -18,6 +21,9 @@ export class PostgresSession {
   private readonly client: Socket;
   private readonly upstream: Socket;
   private readonly rec: SessionRecorder;
+  private readonly policy: PolicyContext | null;
+  /** Statements prepared with SQL PREPARE, for classifying a later EXECUTE. */
+  private readonly sqlPrepared: PreparedClasses = new Map();
   private readonly backend: BackendTracker;
   private readonly statements = new Map<string, Statement>();
   private readonly portals = new Map<string, Portal>();
@@ -27,7 +33,8 @@ export class PostgresSession {
   private terminatedByClient = false;
   private onEnd: () => void;
 
-  constructor(client: Socket, upstream: Socket, rec: SessionRecorder, onEnd: () => void) {
+  constructor(client: Socket, upstream: Socket, rec: SessionRecorder, policy: PolicyContext | null, onEnd: () => void) {
+    this.policy = policy;
     this.client = client;
     this.upstream = upstream;
     this.rec = rec;
@@ -109,6 +116,14 @@ export class PostgresSession {
     this.clientFramer.push(chunk, (m) => {
       const forward = this.onClientMessage(m);
       if (forward === 'recorded') recorded = true;
+      if (Array.isArray(forward)) {
+        // Denied: the refusal goes upstream in place of the client's message.
+        recorded = true;
+        if (runStart >= 0) out.push(chunk.subarray(runStart, runEnd));
+        runStart = runEnd = -1;
+        out.push(...forward);
+        return;
+      }
       if (m.start >= 0 && m.start === runEnd) {
         runEnd = m.end;
       } else {
@@ -139,25 +154,49 @@ export class PostgresSession {
     if (!ok) this.client.pause();
   }
 
-  /** Every message is forwarded; 'recorded' says it added a command record first. */
-  private onClientMessage(m: FramedMessage): 'forward' | 'recorded' {
+  /**
+   * 'forward' or 'recorded' (forward after the new command record is written), or the messages
+   * to send upstream instead of a denied one.
+   */
+  private onClientMessage(m: FramedMessage): 'forward' | 'recorded' | Buffer[] {
     const body = m.body!;
     switch (m.type) {
       case F.Query: {
         const text = decodeQuery(body);
-        const cmd = this.rec.beginCommand({ text, protocol: 'simple' });
-        this.backend.expect({ kind: 'query', cmd, run: newRun() });
+        const j = this.policy ? judge(this.policy, text, this.sqlPrepared) : null;
+        const cmd = this.rec.beginCommand({ text, protocol: 'simple', ...(j ? decisionFields(j) : {}) });
+        const run = newRun();
+        this.backend.expect({ kind: 'query', cmd, run });
+        if (j && j.decision.action !== 'allow') {
+          run.denied = { rule: j.decision.rule, reason: j.decision.reason };
+          return [refusalQuery(j.decision)];
+        }
+        for (const [name, p] of j?.prepares ?? []) this.sqlPrepared.set(name, p);
         return 'recorded';
       }
       case F.Parse: {
         const p = decodeParse(body);
-        this.statements.set(p.statement, { text: p.query, paramTypes: p.paramTypes, columns: null });
+        const statement: Statement = { text: p.query, paramTypes: p.paramTypes, columns: null };
+        this.statements.set(p.statement, statement);
+        const j = this.policy ? judge(this.policy, p.query, this.sqlPrepared) : null;
+        if (j && j.decision.action !== 'allow') {
+          statement.denied = { rule: j.decision.rule, reason: j.decision.reason, decision: j.decision };
+          // The refusal is recorded as a command of its own: the text was refused at Parse.
+          const cmd = this.rec.beginCommand({ text: p.query, protocol: 'extended', phase: 'parse', ...(p.statement ? { statement: p.statement } : {}), ...decisionFields(j) });
+          return this.refuseExtended(cmd, statement.denied);
+        }
         this.backend.expect({ kind: 'parse' });
         return 'forward';
       }
       case F.Bind: {
         const b = decodeBind(body);
         const statement = this.statements.get(b.statement) ?? null;
+        if (statement?.denied && !this.backend.skipping) {
+          // A statement refused earlier does not exist upstream: refuse again, with the reason.
+          const cmd = this.rec.beginCommand({ text: statement.text, protocol: 'extended', phase: 'bind', ...(b.statement ? { statement: b.statement } : {}), decision: { action: statement.denied.decision.action, rule: statement.denied.rule, reason: statement.denied.reason } });
+          this.portals.set(b.portal, { statement, params: [], resultFormats: b.resultFormats, columns: null });
+          return this.refuseExtended(cmd, statement.denied);
+        }
         const params: Value[] = b.params.map((v, i) => {
           if (v === null) return null;
           const format = b.paramFormats.length === 1 ? b.paramFormats[0] : b.paramFormats[i] ?? 0;
@@ -183,7 +222,9 @@ export class PostgresSession {
           ...(e.portal ? { portal: e.portal } : {}),
           ...(e.maxRows ? { max_rows: e.maxRows } : {}),
         });
-        this.backend.expect({ kind: 'execute', cmd, run: newRun(), portal });
+        const run = newRun();
+        if (portal?.statement?.denied) run.denied = { rule: portal.statement.denied.rule, reason: portal.statement.denied.reason };
+        this.backend.expect({ kind: 'execute', cmd, run, portal });
         return 'recorded';
       }
       case F.Close: {
@@ -226,11 +267,23 @@ export class PostgresSession {
     }
   }
 
+  /** Sends the refusal upstream; the server errors and then discards until the client's Sync. */
+  private refuseExtended(cmd: CommandRecorder, denied: { rule: string; reason: string; decision: Decision }): Buffer[] {
+    const run = newRun();
+    run.denied = { rule: denied.rule, reason: denied.reason };
+    this.backend.expect({ kind: 'parse', swallow: true });
+    this.backend.expect({ kind: 'bind', swallow: true });
+    this.backend.expect({ kind: 'execute', cmd, run, portal: null });
+    this.backend.skipUntilSync();
+    return refusalExtended(denied.decision);
+  }
+
   // ---- upstream -> client ----------------------------------------------------------------
 
   private onServerChunk(chunk: Buffer): void {
-    this.backend.observe(chunk);
-    if (!this.client.write(chunk)) this.upstream.pause();
+    let ok = true;
+    for (const piece of this.backend.observe(chunk)) ok = this.client.write(piece);
+    if (!ok) this.upstream.pause();
     if (this.draining && this.isIdle()) this.closeWithError(shutdownNotice, 'gateway shutdown');
   }
 

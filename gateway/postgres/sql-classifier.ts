@@ -3,7 +3,9 @@
 // every statement hidden inside another one (data-modifying CTEs, EXPLAIN ANALYZE, PREPARE,
 // DECLARE CURSOR, CREATE TABLE AS, rules and triggers). Code the parser cannot see into (DO
 // blocks, procedure calls, dynamic EXECUTE) is opaque and classed `do-block`, never harmless.
-import { loadModule, parseSync, scanSync } from 'libpg-query';
+// Loaded on first use: the WebAssembly parser costs memory that a policy without rules never needs.
+type LibPgQuery = typeof import('libpg-query');
+let pgQuery: LibPgQuery | null = null;
 
 export interface ClassifiedStatement {
   /** The statement's own text, cut from the message. */
@@ -24,7 +26,15 @@ export type Classification =
 let ready: Promise<void> | null = null;
 /** Loads the parser (about 20 ms); classify() may be called once this resolves. */
 export function loadClassifier(): Promise<void> {
-  return (ready ??= loadModule());
+  return (ready ??= import('libpg-query').then(async (m) => {
+    await m.loadModule();
+    pgQuery = m;
+  }));
+}
+
+function parser(): LibPgQuery {
+  if (!pgQuery) throw new Error('the SQL classifier is not loaded (call loadClassifier first)');
+  return pgQuery;
 }
 
 type Node = Record<string, unknown>;
@@ -89,7 +99,7 @@ export function classify(text: string, prepared?: PreparedClasses): Classificati
   if (isEmptyQuery(text)) return { ok: true, statements: [], prepared: [] };
   let tree: { stmts?: { stmt?: Node; stmt_location?: number; stmt_len?: number }[] };
   try {
-    tree = parseSync(text) as typeof tree;
+    tree = parser().parseSync(text) as typeof tree;
   } catch (e) {
     return { ok: false, error: `the SQL parser rejected the statement: ${(e as Error).message}` };
   }
@@ -124,7 +134,7 @@ export function classify(text: string, prepared?: PreparedClasses): Classificati
 function isEmptyQuery(text: string): boolean {
   if (/^[\s;]*$/.test(text)) return true;
   try {
-    return scanSync(text).tokens.every((t) => t.tokenName === 'SQL_COMMENT' || t.tokenName === 'C_COMMENT' || t.text === ';');
+    return parser().scanSync(text).tokens.every((t) => t.tokenName === 'SQL_COMMENT' || t.tokenName === 'C_COMMENT' || t.text === ';');
   } catch {
     return false;
   }
@@ -274,7 +284,7 @@ function isFalse(arg: unknown): boolean {
 export function normalize(sql: string): string {
   let tokens;
   try {
-    tokens = scanSync(sql).tokens;
+    tokens = parser().scanSync(sql).tokens;
   } catch {
     return sql.replace(/\s+/g, ' ').trim();
   }

@@ -57,13 +57,13 @@ export function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: str
 }
 
 /** Starts the gateway daemon with `gateway-action start` for the given policy text. */
-export function startGateway(policyText: string, upstreamPassword = 'deployer-pw'): RunningGateway {
+export function startGateway(policyText: string, upstreamPassword = 'deployer-pw', extraEnv: Record<string, string> = {}): RunningGateway {
   const dir = tempDir('gw-run-');
   const policy = path.join(dir, 'gateway.yml');
   fs.writeFileSync(policy, policyText);
   const stateDir = path.join(dir, 'state');
   const logDir = path.join(dir, 'logs');
-  const r = cli(['start', '--policy', policy, '--state-dir', stateDir, '--log-dir', logDir], { env: { ...process.env, APP_DB_PASSWORD: upstreamPassword } });
+  const r = cli(['start', '--policy', policy, '--state-dir', stateDir, '--log-dir', logDir], { env: { ...process.env, ...extraEnv, APP_DB_PASSWORD: upstreamPassword } });
   if (r.status !== 0) throw new Error(`gateway-action start failed (${r.status}): ${r.stderr}`);
   const env = parseEnv(fs.readFileSync(path.join(stateDir, 'env'), 'utf8'));
   const info = JSON.parse(fs.readFileSync(path.join(stateDir, 'daemon.json'), 'utf8')) as { pid: number; log: string };

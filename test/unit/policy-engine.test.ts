@@ -79,12 +79,12 @@ test('malformed rules are reported with their line', () => {
   assert.match(bad('default: allow', 'default: perhaps'), /^gateway\.yml:22: default must be one of/);
 });
 
-test('a policy with rules is validated but refused at start until rules are enforced', async () => {
+test('a policy with an approve rule is refused at start while holding commands is not available', async () => {
   const { cli, tempDir } = await import('../helpers/gateway.ts');
   const fs = await import('node:fs');
   const file = `${tempDir()}/gateway.yml`;
   fs.writeFileSync(file, POLICY);
   const r = cli(['run', '--policy', file, '--', 'true'], { env: { ...process.env, PW: 'x' } });
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /validates rules, default and unclassified but does not enforce them yet/);
+  assert.match(r.stderr, /enforces allow and deny but cannot hold commands for approval yet; remove action: approve/);
 });

@@ -1,0 +1,59 @@
+// Policy decisions for PostgreSQL commands: classify with the real parser, decide with the one
+// policy engine, and build the refusal the server itself raises for a denied command. Letting
+// the server raise the error (instead of inventing responses) keeps every reply in order and
+// gives transactions PostgreSQL's own semantics: a refusal inside BEGIN ... aborts the block.
+import { randomBytes } from 'node:crypto';
+import { serialize } from 'pg-protocol';
+import { classify, type ClassifiedStatement, type PreparedClasses, type PreparedStatement } from './sql-classifier.ts';
+import { decide, type Claims, type Decision, type PolicyRules } from '../policy/engine.ts';
+
+export interface PolicyContext { rules: PolicyRules; claims: Claims; target: string }
+
+export interface Judgement {
+  decision: Decision;
+  statements: ClassifiedStatement[] | null;
+  /** Statements this text prepares by name (PREPARE), to remember once it is allowed. */
+  prepares: [string, PreparedStatement][];
+}
+
+export function judge(ctx: PolicyContext, text: string, prepared: PreparedClasses): Judgement {
+  const c = classify(text, prepared);
+  if (!c.ok) {
+    return { decision: decide(ctx.rules, { target: ctx.target, statements: null, unclassifiedReason: c.error }, ctx.claims), statements: null, prepares: [] };
+  }
+  return { decision: decide(ctx.rules, { target: ctx.target, statements: c.statements }, ctx.claims), statements: c.statements, prepares: c.prepared };
+}
+
+/** What the command record says about the decision. */
+export function decisionFields(j: Judgement): Record<string, unknown> {
+  const d = j.decision;
+  return {
+    decision: { action: d.action, rule: d.rule, reason: d.reason, ...(d.matched.length ? { matched: d.matched } : {}) },
+    ...(j.statements ? { statements: j.statements.map((s) => ({ classes: s.classes, tables: s.tables })) } : {}),
+  };
+}
+
+export function refusalMessage(d: Decision): string {
+  return `gateway: denied by rule "${d.rule}": ${d.reason}`;
+}
+
+/** A DO block that raises the refusal as SQLSTATE 42501 (insufficient_privilege). */
+export function refusalSql(d: Decision): string {
+  const tag = `gw${randomBytes(6).toString('hex')}`;
+  const quote = (s: string): string => `$${tag}$${s.replaceAll(`$${tag}$`, '')}$${tag}$`;
+  return `DO $${tag}body$ BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = ${quote(refusalMessage(d))}, HINT = ${quote('the session log records this decision; see the policy file')}; END $${tag}body$`;
+}
+
+/** Simple protocol: the Query the server runs instead of the denied one. */
+export function refusalQuery(d: Decision): Buffer {
+  return serialize.query(refusalSql(d));
+}
+
+/**
+ * Extended protocol: Parse, Bind and Execute of the refusal on the unnamed statement and portal.
+ * The server answers ParseComplete and BindComplete (swallowed), then the refusal's
+ * ErrorResponse, and discards the client's messages up to Sync, as for any error.
+ */
+export function refusalExtended(d: Decision): Buffer[] {
+  return [serialize.parse({ text: refusalSql(d) }), serialize.bind({}), serialize.execute({})];
+}
