@@ -21,6 +21,21 @@ const server = net.createServer((c) => {
 server.listen(0, '127.0.0.1', () => process.stdout.write(String(server.address().port)));
 `;
 
+const TEN_RULES = `rules:
+  - { name: no-unbounded-writes, when: { sql: [delete-without-where, update-without-where] }, action: deny }
+  - { name: no-privileges, when: { sql: [grant, revoke, role] }, action: deny }
+  - { name: ddl-on-main, when: { sql: [ddl], ref-not: refs/heads/main }, action: deny }
+  - { name: no-programs, when: { sql: [copy-to-program, copy-from-program] }, action: deny }
+  - { name: no-do, when: { sql: [do-block] }, action: deny }
+  - { name: no-functions, when: { sql: [function-definition] }, action: deny }
+  - { name: audit-read-only, when: { tables: ["audit.*"], sql: [insert, update, delete, truncate] }, action: deny }
+  - { name: no-truncate, when: { sql: [truncate] }, action: deny }
+  - { name: no-terminate, when: { text-matches: "pg_terminate_backend|pg_cancel_backend" }, action: deny }
+  - { name: reads-ok, when: { sql: [select] }, action: allow }
+default: allow
+unclassified: deny
+`;
+
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const copyGB = Number(process.env.BENCH_COPY_GB ?? 2);
@@ -63,6 +78,26 @@ try {
     }
   }
   pipe.kill();
+
+  // The same load through a second gateway whose policy has ten rules (every statement parsed,
+  // classified and decided), against the gateway without rules, both measured now.
+  const rulesDir = path.join(work, 'rules');
+  fs.mkdirSync(rulesDir);
+  const rulesPolicy = path.join(rulesDir, 'gateway.yml');
+  fs.writeFileSync(rulesPolicy, fs.readFileSync(policy, 'utf8') + TEN_RULES);
+  const started2 = spawnSync(process.execPath, [path.join(root, 'dist/cli.js'), 'start', '--policy', rulesPolicy, '--state-dir', path.join(rulesDir, 'state'), '--log-dir', path.join(rulesDir, 'logs')], {
+    env: { ...process.env, APP_DB_PASSWORD: password, GITHUB_REF: 'refs/heads/main' }, encoding: 'utf8',
+  });
+  if (started2.status !== 0) throw new Error(`gateway start (with rules) failed: ${started2.stderr}`);
+  const gw2: Record<string, string> = Object.fromEntries(started2.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  const ruled = { ...through, PGPORT: gw2.PGPORT!, PGPASSWORD: gw2.PGPASSWORD! };
+  console.log('\nwith 10 policy rules (8 clients)  gateway TPS   gateway+rules TPS   ratio');
+  for (const mode of ['simple', 'prepared']) {
+    const g = pgbench(through, mode, 8);
+    const r = pgbench(ruled, mode, 8);
+    console.log(`  ${mode.padEnd(8)}                    ${g.toFixed(0).padStart(9)}   ${r.toFixed(0).padStart(15)}   ${(r / g).toFixed(2)}x`);
+  }
+  spawnSync(process.execPath, [path.join(root, 'dist/cli.js'), 'stop', '--state-dir', path.join(rulesDir, 'state')]);
 
   const pgbenchPeak = peakRss(daemonPid, true);
   const rows = Math.round((copyGB * 1024 ** 3) / 1001);

@@ -20456,12 +20456,13 @@ for (const t of ROLE) SIMPLE[t] = ["role"];
 for (const t of MAINTENANCE) SIMPLE[t] = ["maintenance"];
 for (const t of UTILITY) SIMPLE[t] = ["utility"];
 var RELATION_OBJECTS = /* @__PURE__ */ new Set(["OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW", "OBJECT_INDEX", "OBJECT_SEQUENCE", "OBJECT_FOREIGN_TABLE"]);
-function classify(text, prepared) {
-  if (isEmptyQuery(text)) return { ok: true, statements: [], prepared: [] };
+function classify(text, prepared, options = {}) {
+  if (/^[\s;]*$/.test(text)) return EMPTY3;
   let tree;
   try {
     tree = parser().parseSync(text);
   } catch (e) {
+    if (isEmptyQuery(text)) return EMPTY3;
     return { ok: false, error: `the SQL parser rejected the statement: ${e.message}` };
   }
   const statements = [];
@@ -20477,7 +20478,7 @@ function classify(text, prepared) {
     if (found.classes.size === 0) found.classes.add("select");
     const classes = [...found.classes].sort();
     const tables = found.relations();
-    statements.push({ text: own, normalized: normalize(own), classes, tables });
+    statements.push({ text: own, normalized: options.normalize === false ? "" : normalize(own), classes, tables });
     const prep = raw.stmt?.PrepareStmt;
     if (prep?.name) {
       const inner = { classes: classes.filter((c) => c !== "prepare"), tables };
@@ -20487,6 +20488,7 @@ function classify(text, prepared) {
   }
   return { ok: true, statements, prepared: preparedHere };
 }
+var EMPTY3 = { ok: true, statements: [], prepared: [] };
 function isEmptyQuery(text) {
   if (/^[\s;]*$/.test(text)) return true;
   try {
@@ -20639,7 +20641,7 @@ function normalize(sql) {
 
 // gateway/postgres/enforce.ts
 function judge(ctx, text, prepared) {
-  const c = classify(text, prepared);
+  const c = classify(text, prepared, { normalize: ctx.rules.rules.some((r) => r.when.textMatches !== void 0) });
   if (!c.ok) {
     return { decision: decide(ctx.rules, { target: ctx.target, statements: null, unclassifiedReason: c.error }, ctx.claims), statements: null, prepares: [] };
   }
@@ -21474,7 +21476,7 @@ async function start(argv) {
     delete env[t.auth.passwordEnv];
   }
   const out = fs5.openSync(path4.join(stateDir, "daemon.log"), "a", 384);
-  const child = spawn2(process.execPath, [...process.execArgv, process.argv[1], "daemon", "--policy", policyFile, "--state-dir", stateDir, "--log-dir", logDir], {
+  const child = spawn2(process.execPath, [...process.execArgv, "--liftoff-only", process.argv[1], "daemon", "--policy", policyFile, "--state-dir", stateDir, "--log-dir", logDir], {
     detached: true,
     stdio: ["ignore", out, out, "ipc"],
     env

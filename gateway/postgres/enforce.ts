@@ -17,7 +17,7 @@ export interface Judgement {
 }
 
 export function judge(ctx: PolicyContext, text: string, prepared: PreparedClasses): Judgement {
-  const c = classify(text, prepared);
+  const c = classify(text, prepared, { normalize: ctx.rules.rules.some((r) => r.when.textMatches !== undefined) });
   if (!c.ok) {
     return { decision: decide(ctx.rules, { target: ctx.target, statements: null, unclassifiedReason: c.error }, ctx.claims), statements: null, prepares: [] };
   }

@@ -95,12 +95,14 @@ export type PreparedClasses = Map<string, PreparedStatement>;
  * Classifies every statement in a Query or Parse text. `prepared` resolves EXECUTE name; an
  * EXECUTE of a statement the gateway has not seen prepared cannot be classified.
  */
-export function classify(text: string, prepared?: PreparedClasses): Classification {
-  if (isEmptyQuery(text)) return { ok: true, statements: [], prepared: [] };
+export function classify(text: string, prepared?: PreparedClasses, options: { normalize?: boolean } = {}): Classification {
+  if (/^[\s;]*$/.test(text)) return EMPTY;
   let tree: { stmts?: { stmt?: Node; stmt_location?: number; stmt_len?: number }[] };
   try {
     tree = parser().parseSync(text) as typeof tree;
   } catch (e) {
+    // Only comments: the server answers EmptyQueryResponse, and so may we.
+    if (isEmptyQuery(text)) return EMPTY;
     return { ok: false, error: `the SQL parser rejected the statement: ${(e as Error).message}` };
   }
   const statements: ClassifiedStatement[] = [];
@@ -118,7 +120,8 @@ export function classify(text: string, prepared?: PreparedClasses): Classificati
     if (found.classes.size === 0) found.classes.add('select');
     const classes = [...found.classes].sort();
     const tables = found.relations();
-    statements.push({ text: own, normalized: normalize(own), classes, tables });
+    // Normalizing costs a second pass of the scanner: only for policies with text-matches.
+    statements.push({ text: own, normalized: options.normalize === false ? '' : normalize(own), classes, tables });
     // A later EXECUTE in the same text runs what this PREPARE defined.
     const prep = (raw.stmt as { PrepareStmt?: { name?: string } } | undefined)?.PrepareStmt;
     if (prep?.name) {
@@ -129,6 +132,8 @@ export function classify(text: string, prepared?: PreparedClasses): Classificati
   }
   return { ok: true, statements, prepared: preparedHere };
 }
+
+const EMPTY: Classification = { ok: true, statements: [], prepared: [] };
 
 /** Only whitespace, comments and semicolons: the server answers EmptyQueryResponse. */
 function isEmptyQuery(text: string): boolean {

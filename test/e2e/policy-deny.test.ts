@@ -104,6 +104,19 @@ test('node-postgres (extended protocol): denied at Parse, again on re-execution,
   cluster.sql("INSERT INTO items SELECT i, 'v' || i FROM generate_series(1, 10) i", 'app');
 });
 
+test('with the SQL parser loaded and busy, the daemon stays small', async () => {
+  const client = newPgClient({ connectionString: gw.env.GATEWAY_APP_DB_URL! });
+  await client.connect();
+  try {
+    // Enough distinct statements for V8 to consider optimizing the parser's WebAssembly.
+    for (let i = 0; i < 20000; i++) await client.query(`SELECT v FROM items WHERE id = ${i % 10}`);
+  } finally {
+    await client.end();
+  }
+  const peak = Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${gw.pid}/status`, 'utf8'))![1]) / 1024;
+  assert.ok(peak < 250, `peak RSS ${peak.toFixed(0)} MB`);
+});
+
 test('every decision is in the session log with the rule that made it', () => {
   const log = gw.stop();
   const records = readLog(log);
