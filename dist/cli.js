@@ -20655,7 +20655,8 @@ function decisionFields(j) {
   };
 }
 function refusalMessage(d) {
-  return `gateway: denied by rule "${d.rule}": ${d.reason}`;
+  const reason = d.reason === `denied by rule ${d.rule}` ? "" : `: ${d.reason}`;
+  return `gateway: denied by rule "${d.rule}"${reason}`;
 }
 function refusalSql(d) {
   const tag = `gw${randomBytes2(6).toString("hex")}`;
@@ -21334,6 +21335,9 @@ async function main(argv) {
   if (!args.rest || args.rest.length === 0) throw new UsageError("run: give the command to run after `--` (see gateway-action run --help)");
   if (args.positional.length > 0) throw new UsageError(`run: unexpected argument "${args.positional[0]}"; put the command after \`--\``);
   const policy = loadPolicy(policyFile);
+  if (policy.hasRuleSettings && !process.execArgv.includes("--liftoff-only")) {
+    return relaunch(["--liftoff-only", ...process.execArgv, process.argv[1], "run", ...argv]);
+  }
   const gw = await Gateway.start({ policy, logDir: args.options["log-dir"] ?? "gateway-logs", identity: localIdentity(), claims: localClaims() });
   const env = { ...process.env, ...gw.connectionEnv() };
   for (const name of gw.secretEnvNames(policy)) delete env[name];
@@ -21362,6 +21366,16 @@ async function main(argv) {
     return status === 0 ? 1 : status;
   }
   return status;
+}
+function relaunch(args) {
+  const child = spawn(process.execPath, args, { stdio: "inherit", env: process.env });
+  const ignore = () => void 0;
+  const forward = (sig) => void child.kill(sig);
+  process.on("SIGINT", ignore);
+  process.on("SIGTERM", forward);
+  return new Promise((resolve) => {
+    child.on("exit", (code, signal) => resolve(code ?? 128 + (signal ? osConstants.signals[signal] : 0)));
+  });
 }
 
 // gateway/cli/daemon.ts

@@ -28,6 +28,11 @@ export async function main(argv: string[]): Promise<number> {
   if (!args.rest || args.rest.length === 0) throw new UsageError('run: give the command to run after `--` (see gateway-action run --help)');
   if (args.positional.length > 0) throw new UsageError(`run: unexpected argument "${args.positional[0]}"; put the command after \`--\``);
   const policy = loadPolicy(policyFile);
+  if (policy.hasRuleSettings && !process.execArgv.includes('--liftoff-only')) {
+    // Same reason as the daemon's flag (gateway/cli/daemon.ts): run the SQL parser's
+    // WebAssembly on V8's baseline compiler, which a running process cannot switch to.
+    return relaunch(['--liftoff-only', ...process.execArgv, process.argv[1]!, 'run', ...argv]);
+  }
   const gw = await Gateway.start({ policy, logDir: (args.options['log-dir'] as string) ?? 'gateway-logs', identity: localIdentity(), claims: localClaims() });
 
   const env: NodeJS.ProcessEnv = { ...process.env, ...gw.connectionEnv() };
@@ -57,4 +62,15 @@ export async function main(argv: string[]): Promise<number> {
     return status === 0 ? 1 : status;
   }
   return status;
+}
+
+function relaunch(args: string[]): Promise<number> {
+  const child = spawn(process.execPath, args, { stdio: 'inherit', env: process.env });
+  const ignore = (): void => undefined;
+  const forward = (sig: NodeJS.Signals): void => void child.kill(sig);
+  process.on('SIGINT', ignore);
+  process.on('SIGTERM', forward);
+  return new Promise((resolve) => {
+    child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? osConstants.signals[signal] : 0)));
+  });
 }

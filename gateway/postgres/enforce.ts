@@ -34,7 +34,9 @@ export function decisionFields(j: Judgement): Record<string, unknown> {
 }
 
 export function refusalMessage(d: Decision): string {
-  return `gateway: denied by rule "${d.rule}": ${d.reason}`;
+  // A rule without a reason of its own has nothing to add to its name.
+  const reason = d.reason === `denied by rule ${d.rule}` ? '' : `: ${d.reason}`;
+  return `gateway: denied by rule "${d.rule}"${reason}`;
 }
 
 /** A DO block that raises the refusal as SQLSTATE 42501 (insufficient_privilege). */
