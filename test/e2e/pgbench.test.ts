@@ -1,30 +1,19 @@
 // pgbench through the gateway: initialization (DDL, COPY FROM STDIN, VACUUM) and concurrent
 // select-only load in simple and prepared modes, with every transaction's query in the log.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { appCluster, policyFor, readLog, startGateway, type Cluster, type RunningGateway } from '../helpers/gateway.ts';
+import { readLog, useClusterAndGateway } from '../helpers/gateway.ts';
 
-let cluster: Cluster;
-let gw: RunningGateway;
-
-before(async () => {
-  cluster = await appCluster();
-  gw = startGateway(policyFor(cluster));
-});
-after(() => {
-  try {
-    gw?.stop();
-  } finally {
-    cluster?.stop();
-  }
-});
+const fixture = useClusterAndGateway();
 
 const pgbench = (args: string[]) =>
-  spawnSync(path.join(cluster.binDir, 'pgbench'), args, { encoding: 'utf8', env: { ...process.env, ...gw.env }, timeout: 120_000 });
+  spawnSync(path.join(fixture.cluster().binDir, 'pgbench'), args, { encoding: 'utf8', env: { ...process.env, ...fixture.gw().env }, timeout: 120_000 });
 
 test('pgbench initializes and runs through the gateway; the log holds every query', () => {
+  const cluster = fixture.cluster();
+  const gw = fixture.gw();
   const init = pgbench(['-i', '-s', '2']);
   assert.equal(init.status, 0, init.stderr);
   assert.equal(cluster.sql('SELECT count(*) FROM pgbench_accounts', 'app').trim(), '200000');

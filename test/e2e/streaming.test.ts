@@ -1,30 +1,19 @@
 // Large results stream through the gateway: its memory stays flat however much passes, including
 // when the client reads slowly and backpressure has to hold the server back.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { appCluster, policyFor, startGateway, type Cluster, type RunningGateway } from '../helpers/gateway.ts';
+import { useClusterAndGateway } from '../helpers/gateway.ts';
 
-let cluster: Cluster;
-let gw: RunningGateway;
-before(async () => {
-  cluster = await appCluster();
-  gw = startGateway(policyFor(cluster));
-});
-after(() => {
-  try {
-    gw?.stop();
-  } finally {
-    cluster?.stop();
-  }
-});
+const fixture = useClusterAndGateway();
 
 const rssMB = (pid: number, field: 'VmRSS' | 'VmHWM'): number =>
   Number(new RegExp(`${field}:\\s+(\\d+)`).exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
 test('a 1 GB result read slowly leaves the gateway at a flat footprint', async () => {
+  const gw = fixture.gw();
   const before = rssMB(gw.pid, 'VmRSS');
   fs.writeFileSync(`/proc/${gw.pid}/clear_refs`, '5'); // restart the peak (VmHWM) from now
   const rows = 1_000_000;

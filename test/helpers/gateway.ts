@@ -1,6 +1,7 @@
 // Shared test fixtures: real PostgreSQL clusters, the gateway started through the shipped CLI
 // (dist/cli.js) as a real detached daemon, and readers for what it logged.
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { after, before } from 'node:test';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -124,4 +125,25 @@ export async function waitFor<T>(fn: () => T | Promise<T>, what: string, timeout
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * The usual fixture of an e2e file: one cluster and one gateway for all its tests, registered
+ * with node:test's before/after hooks. Read them through the returned getters inside tests.
+ */
+export function useClusterAndGateway(policyExtra = '', extraEnv: Record<string, string> = {}): { cluster: () => Cluster & { password: string }; gw: () => RunningGateway } {
+  let cluster: (Cluster & { password: string }) | undefined;
+  let gw: RunningGateway | undefined;
+  before(async () => {
+    cluster = await appCluster();
+    gw = startGateway(policyFor(cluster) + policyExtra, 'deployer-pw', extraEnv);
+  });
+  after(() => {
+    try {
+      gw?.stop();
+    } finally {
+      cluster?.stop();
+    }
+  });
+  return { cluster: () => cluster!, gw: () => gw! };
 }
