@@ -20647,6 +20647,9 @@ function judge(ctx, text, prepared) {
   }
   return { decision: decide(ctx.rules, { target: ctx.target, statements: c.statements }, ctx.claims), statements: c.statements, prepares: c.prepared };
 }
+function judgeOpaque(ctx, why) {
+  return { decision: decide(ctx.rules, { target: ctx.target, statements: null, unclassifiedReason: why }, ctx.claims), statements: null, prepares: [] };
+}
 function decisionFields(j) {
   const d = j.decision;
   return {
@@ -20879,12 +20882,19 @@ var PostgresSession = class {
         return "forward";
       case F.FunctionCall: {
         const f = decodeFunctionCall(body);
+        const j = this.policy ? judgeOpaque(this.policy, `a FunctionCall message runs function OID ${f.oid}, which no statement describes`) : null;
         const cmd = this.rec.beginCommand({
           text: `-- function call oid ${f.oid}`,
           protocol: "function-call",
-          params: f.args.map((a) => a === null ? null : binaryValue(a))
+          params: f.args.map((a) => a === null ? null : binaryValue(a)),
+          ...j ? decisionFields(j) : {}
         });
-        this.backend.expect({ kind: "query", cmd, run: newRun() });
+        const run = newRun();
+        this.backend.expect({ kind: "query", cmd, run });
+        if (j && j.decision.action !== "allow") {
+          run.denied = { rule: j.decision.rule, reason: j.decision.reason };
+          return [refusalQuery(j.decision)];
+        }
         return "recorded";
       }
       case F.CopyData:

@@ -24,6 +24,11 @@ export function judge(ctx: PolicyContext, text: string, prepared: PreparedClasse
   return { decision: decide(ctx.rules, { target: ctx.target, statements: c.statements }, ctx.claims), statements: c.statements, prepares: c.prepared };
 }
 
+/** A command no statement describes: it gets the policy's unclassified decision. */
+export function judgeOpaque(ctx: PolicyContext, why: string): Judgement {
+  return { decision: decide(ctx.rules, { target: ctx.target, statements: null, unclassifiedReason: why }, ctx.claims), statements: null, prepares: [] };
+}
+
 /** What the command record says about the decision. */
 export function decisionFields(j: Judgement): Record<string, unknown> {
   const d = j.decision;

@@ -10,7 +10,7 @@ import { noteStreamed } from '../core/buffer-reclaim.ts';
 import { binaryValue, wireText, type CommandRecorder, type SessionRecorder, type Value } from '../core/recorder.ts';
 import { newRun, type Portal, type Statement } from './response-queue.ts';
 import { BackendTracker } from './backend-tracker.ts';
-import { decisionFields, judge, refusalExtended, refusalQuery, type PolicyContext } from './enforce.ts';
+import { decisionFields, judge, judgeOpaque, refusalExtended, refusalQuery, type PolicyContext } from './enforce.ts';
 import type { PreparedClasses } from './sql-classifier.ts';
 import type { Decision } from '../policy/engine.ts';
 
@@ -241,12 +241,21 @@ export class PostgresSession {
         return 'forward';
       case F.FunctionCall: {
         const f = decodeFunctionCall(body);
+        // A function named by OID is opaque to the parser: it gets the unclassified decision.
+        const j = this.policy ? judgeOpaque(this.policy, `a FunctionCall message runs function OID ${f.oid}, which no statement describes`) : null;
         const cmd = this.rec.beginCommand({
           text: `-- function call oid ${f.oid}`,
           protocol: 'function-call',
           params: f.args.map((a) => (a === null ? null : binaryValue(a))),
+          ...(j ? decisionFields(j) : {}),
         });
-        this.backend.expect({ kind: 'query', cmd, run: newRun() });
+        const run = newRun();
+        this.backend.expect({ kind: 'query', cmd, run });
+        if (j && j.decision.action !== 'allow') {
+          // The reply to a FunctionCall, like a Query's, ends with ReadyForQuery.
+          run.denied = { rule: j.decision.rule, reason: j.decision.reason };
+          return [refusalQuery(j.decision)];
+        }
         return 'recorded';
       }
       case F.CopyData:

@@ -104,6 +104,13 @@ test('node-postgres (extended protocol): denied at Parse, again on re-execution,
   cluster.sql("INSERT INTO items SELECT i, 'v' || i FROM generate_series(1, 10) i", 'app');
 });
 
+test('fast-path function calls (libpq large objects) are opaque, so unclassified: deny refuses them', () => {
+  const r = psql(gw.env, ['-c', '\\lo_import /etc/hostname']);
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /denied by rule "unclassified": the statement could not be classified \(a FunctionCall message runs function OID \d+/);
+  assert.equal(cluster.sql('SELECT count(*) FROM pg_largeobject_metadata', 'app').trim(), '0');
+});
+
 test('with the SQL parser loaded and busy, the daemon stays small', async () => {
   const client = newPgClient({ connectionString: gw.env.GATEWAY_APP_DB_URL! });
   await client.connect();
