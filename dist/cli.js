@@ -20969,6 +20969,7 @@ var shutdownNotice = {
 
 // gateway/postgres/listener.ts
 var STARTUP_TIMEOUT_MS = 3e4;
+var PLAIN_STARTUP_PARAMS = /* @__PURE__ */ new Set(["user", "database", "application_name", "client_encoding", "DateStyle", "TimeZone", "extra_float_digits", "IntervalStyle", "fallback_application_name"]);
 function refuse(socket, notice) {
   socket.end(encodeErrorResponse(notice));
   socket.setTimeout(1e3, () => socket.destroy());
@@ -21107,6 +21108,17 @@ var PostgresListener = class {
     if (user !== t.user || database !== t.database) {
       rec.close("refused: wrong user or database");
       return fatal("28000", `gateway: this listener serves target "${t.name}" as user "${t.user}" on database "${t.database}" only (asked for user "${user}", database "${database}")`, `use the connection settings in ${"$"}GATEWAY_${t.name.toUpperCase().replace(/-/g, "_")}_URL`);
+    }
+    if (this.opts.policy) {
+      const settings = [...params].filter(([k]) => !PLAIN_STARTUP_PARAMS.has(k));
+      if (settings.length > 0) {
+        const text = settings.map(([k, v]) => `SET ${k} = ${v}`).join("; ");
+        const d = decide(this.opts.policy.rules, { target: t.name, statements: settings.map(() => ({ classes: ["set"], tables: [], normalized: text.toLowerCase() })) }, this.opts.policy.claims);
+        if (d.action !== "allow") {
+          rec.close("refused by policy: startup parameters", { decision: { action: d.action, rule: d.rule, reason: d.reason }, parameters: Object.fromEntries(settings) });
+          return fatal("42501", `gateway: denied by rule "${d.rule}": startup parameters set server variables (${settings.map(([k]) => k).join(", ")})`);
+        }
+      }
     }
     const q = new MessageQueue(socket, "client");
     try {

@@ -16,9 +16,12 @@ import { loginUpstream, sendUpstreamCancel, UpstreamError } from './upstream.ts'
 import { PostgresSession } from './session.ts';
 import type { PostgresTarget } from '../config/policy.ts';
 import type { Recorder, SessionRecorder } from '../core/recorder.ts';
-import type { Claims, PolicyRules } from '../policy/engine.ts';
+import { decide, type Claims, type PolicyRules } from '../policy/engine.ts';
 
 const STARTUP_TIMEOUT_MS = 30_000;
+
+/** Startup parameters that identify the session or only shape the client's own view. */
+const PLAIN_STARTUP_PARAMS = new Set(['user', 'database', 'application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'extra_float_digits', 'IntervalStyle', 'fallback_application_name']);
 
 /** Sends a final error and closes; a client that never closes its side is cut off after 1 s. */
 function refuse(socket: net.Socket, notice: NoticeFields): void {
@@ -185,6 +188,20 @@ export class PostgresListener {
     if (user !== t.user || database !== t.database) {
       rec.close('refused: wrong user or database');
       return fatal('28000', `gateway: this listener serves target "${t.name}" as user "${t.user}" on database "${t.database}" only (asked for user "${user}", database "${database}")`, `use the connection settings in ${'$'}GATEWAY_${t.name.toUpperCase().replace(/-/g, '_')}_URL`);
+    }
+
+    // Startup parameters other than these set server variables, as SET statements would
+    // (PGOPTIONS arrives as `options`): with rules, they are decided as `set` statements.
+    if (this.opts.policy) {
+      const settings = [...params].filter(([k]) => !PLAIN_STARTUP_PARAMS.has(k));
+      if (settings.length > 0) {
+        const text = settings.map(([k, v]) => `SET ${k} = ${v}`).join('; ');
+        const d = decide(this.opts.policy.rules, { target: t.name, statements: settings.map(() => ({ classes: ['set'], tables: [], normalized: text.toLowerCase() })) }, this.opts.policy.claims);
+        if (d.action !== 'allow') {
+          rec.close('refused by policy: startup parameters', { decision: { action: d.action, rule: d.rule, reason: d.reason }, parameters: Object.fromEntries(settings) });
+          return fatal('42501', `gateway: denied by rule "${d.rule}": startup parameters set server variables (${settings.map(([k]) => k).join(', ')})`);
+        }
+      }
     }
 
     const q = new MessageQueue(socket, 'client');

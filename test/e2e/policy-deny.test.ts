@@ -111,6 +111,20 @@ test('fast-path function calls (libpq large objects) are opaque, so unclassified
   assert.equal(cluster.sql('SELECT count(*) FROM pg_largeobject_metadata', 'app').trim(), '0');
 });
 
+test('server settings in startup parameters (PGOPTIONS) are decided like SET statements', () => {
+  // The base policy allows SET; a second gateway denies it.
+  assert.match(psql({ ...gw.env, PGOPTIONS: '-c statement_timeout=5s' }, ['-At', '-c', 'SHOW statement_timeout']).stdout, /5s/);
+  const strict = startGateway(policyFor(cluster) + RULES.replace('default: allow', 'default: allow').replace('rules:\n', 'rules:\n  - name: no-set\n    when: { sql: [set] }\n    action: deny\n'), 'deployer-pw', { GITHUB_REF: 'refs/heads/main' });
+  try {
+    const r = psql({ ...strict.env, PGOPTIONS: '-c search_path=evil' }, ['-c', 'SELECT 1']);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /denied by rule "no-set": startup parameters set server variables \(options\)/);
+    assert.equal(psql(strict.env, ['-c', 'SELECT 1']).status, 0, 'without settings the login works');
+  } finally {
+    strict.stop();
+  }
+});
+
 test('with the SQL parser loaded and busy, the daemon stays small', async () => {
   const client = newPgClient({ connectionString: gw.env.GATEWAY_APP_DB_URL! });
   await client.connect();
