@@ -2238,8 +2238,8 @@ var require_resolve = __commonJS({
       }
       return count;
     }
-    function getFullPath(resolver, id = "", normalize2) {
-      if (normalize2 !== false)
+    function getFullPath(resolver, id = "", normalize) {
+      if (normalize !== false)
         id = normalizeId(id);
       const p = resolver.parse(id);
       return _getFullPath(resolver, p);
@@ -3868,7 +3868,7 @@ var require_fast_uri = __commonJS({
       }
       return stringScheme;
     }
-    function normalize2(uri, options) {
+    function normalize(uri, options) {
       if (typeof uri === "string") {
         uri = /** @type {T} */
         normalizeString(uri, options);
@@ -4268,7 +4268,7 @@ var require_fast_uri = __commonJS({
     }
     var fastUri = {
       SCHEMES,
-      normalize: normalize2,
+      normalize,
       resolve,
       resolveComponent,
       equal,
@@ -20333,6 +20333,103 @@ var BackendTracker = class {
 // gateway/postgres/enforce.ts
 import { randomBytes as randomBytes2 } from "node:crypto";
 
+// gateway/postgres/sql-normalize.ts
+var OPERATOR = /[+\-*/<>=~!@#%^&|`?]/;
+var WORD_START = /[A-Za-z_\u0080-\uffff]/;
+var WORD = /[A-Za-z0-9_$\u0080-\uffff]/;
+function normalizeSql(sql) {
+  const tokens = [];
+  const n = sql.length;
+  let i = 0;
+  while (i < n) {
+    const c = sql[i];
+    const next = sql[i + 1];
+    if (c === " " || c === "	" || c === "\n" || c === "\r" || c === "\f" || c === "\v") {
+      i++;
+    } else if (c === "-" && next === "-") {
+      while (i < n && sql[i] !== "\n") i++;
+    } else if (c === "/" && next === "*") {
+      let depth = 1;
+      i += 2;
+      while (i < n && depth > 0) {
+        if (sql[i] === "/" && sql[i + 1] === "*") depth++, i += 2;
+        else if (sql[i] === "*" && sql[i + 1] === "/") depth--, i += 2;
+        else i++;
+      }
+    } else if (c === "'") {
+      const end = quoted(sql, i, "'", false);
+      tokens.push(sql.slice(i, end));
+      i = end;
+    } else if (c === '"') {
+      const end = quoted(sql, i, '"', false);
+      tokens.push(sql.slice(i, end));
+      i = end;
+    } else if (c === "$" && next !== void 0 && /[0-9]/.test(next)) {
+      let j = i + 1;
+      while (j < n && /[0-9]/.test(sql[j])) j++;
+      tokens.push(sql.slice(i, j));
+      i = j;
+    } else if (c === "$") {
+      const m = /^\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.exec(sql.slice(i, i + 64));
+      if (!m) {
+        tokens.push("$");
+        i++;
+        continue;
+      }
+      const close = sql.indexOf(m[0], i + m[0].length);
+      const end = close < 0 ? n : close + m[0].length;
+      tokens.push(sql.slice(i, end));
+      i = end;
+    } else if (WORD_START.test(c)) {
+      let j = i + 1;
+      while (j < n && WORD.test(sql[j])) j++;
+      const word = sql.slice(i, j);
+      if (j - i === 1 && sql[j] === "'" && /[eEbBxXnN]/.test(c)) {
+        const end = quoted(sql, j, "'", c === "e" || c === "E");
+        tokens.push(c.toLowerCase() + sql.slice(j, end));
+        i = end;
+      } else {
+        tokens.push(word.toLowerCase());
+        i = j;
+      }
+    } else if (/[0-9]/.test(c) || c === "." && next !== void 0 && /[0-9]/.test(next)) {
+      let j = i + 1;
+      while (j < n && /[0-9A-Za-z_.]/.test(sql[j])) j++;
+      tokens.push(sql.slice(i, j).toLowerCase());
+      i = j;
+    } else if (c === ":" && next === ":") {
+      tokens.push("::");
+      i += 2;
+    } else if (OPERATOR.test(c)) {
+      let j = i + 1;
+      while (j < n && OPERATOR.test(sql[j]) && !(sql[j] === "-" && sql[j + 1] === "-") && !(sql[j] === "/" && sql[j + 1] === "*")) j++;
+      tokens.push(sql.slice(i, j));
+      i = j;
+    } else {
+      tokens.push(c);
+      i++;
+    }
+  }
+  let out = "";
+  let glue = true;
+  for (const t of tokens) {
+    out += glue || t === "." ? t : " " + t;
+    glue = t === ".";
+  }
+  return out;
+}
+function quoted(sql, start2, q, backslashes) {
+  let i = start2 + 1;
+  while (i < sql.length) {
+    const c = sql[i];
+    if (backslashes && c === "\\") i += 2;
+    else if (c === q && sql[i + 1] === q) i += 2;
+    else if (c === q) return i + 1;
+    else i++;
+  }
+  return sql.length;
+}
+
 // gateway/postgres/sql-classifier.ts
 var pgQuery = null;
 var ready = null;
@@ -20478,7 +20575,7 @@ function classify(text, prepared, options = {}) {
     if (found.classes.size === 0) found.classes.add("select");
     const classes = [...found.classes].sort();
     const tables = found.relations();
-    statements.push({ text: own, normalized: options.normalize === false ? "" : normalize(own), classes, tables });
+    statements.push({ text: own, normalized: options.normalize === false ? "" : normalizeSql(own), classes, tables });
     const prep = raw.stmt?.PrepareStmt;
     if (prep?.name) {
       const inner = { classes: classes.filter((c) => c !== "prepare"), tables };
@@ -20618,25 +20715,6 @@ function isFalse(arg) {
   if (a.Boolean) return a.Boolean.boolval !== true;
   const s = a.String?.sval?.toLowerCase();
   return s === "false" || s === "off" || s === "0";
-}
-function normalize(sql) {
-  let tokens;
-  try {
-    tokens = parser().scanSync(sql).tokens;
-  } catch {
-    return sql.replace(/\s+/g, " ").trim();
-  }
-  const bytes = Buffer.from(sql, "utf8");
-  let out = "";
-  let glue = true;
-  for (const t of tokens) {
-    if (t.tokenName === "SQL_COMMENT" || t.tokenName === "C_COMMENT") continue;
-    const raw = bytes.subarray(t.start, t.end).toString("utf8");
-    const text = t.keywordKind !== 0 && t.keywordName !== "NO_KEYWORD" ? raw.toLowerCase() : raw;
-    out += glue || text === "." ? text : " " + text;
-    glue = text === ".";
-  }
-  return out;
 }
 
 // gateway/postgres/enforce.ts

@@ -3,6 +3,8 @@
 // every statement hidden inside another one (data-modifying CTEs, EXPLAIN ANALYZE, PREPARE,
 // DECLARE CURSOR, CREATE TABLE AS, rules and triggers). Code the parser cannot see into (DO
 // blocks, procedure calls, dynamic EXECUTE) is opaque and classed `do-block`, never harmless.
+import { normalizeSql } from './sql-normalize.ts';
+
 // Loaded on first use: the WebAssembly parser costs memory that a policy without rules never needs.
 type LibPgQuery = typeof import('libpg-query');
 let pgQuery: LibPgQuery | null = null;
@@ -10,7 +12,7 @@ let pgQuery: LibPgQuery | null = null;
 export interface ClassifiedStatement {
   /** The statement's own text, cut from the message. */
   text: string;
-  /** Comments dropped, whitespace collapsed, keywords lower-cased: what `text-matches` sees. */
+  /** What `text-matches` sees (see sql-normalize.ts); empty unless asked for. */
   normalized: string;
   classes: string[];
   /** Relations named, as `schema.table` or bare `table` when unqualified. */
@@ -121,7 +123,7 @@ export function classify(text: string, prepared?: PreparedClasses, options: { no
     const classes = [...found.classes].sort();
     const tables = found.relations();
     // Normalizing costs a second pass of the scanner: only for policies with text-matches.
-    statements.push({ text: own, normalized: options.normalize === false ? '' : normalize(own), classes, tables });
+    statements.push({ text: own, normalized: options.normalize === false ? '' : normalizeSql(own), classes, tables });
     // A later EXECUTE in the same text runs what this PREPARE defined.
     const prep = (raw.stmt as { PrepareStmt?: { name?: string } } | undefined)?.PrepareStmt;
     if (prep?.name) {
@@ -280,29 +282,4 @@ function isFalse(arg: unknown): boolean {
   if (a.Boolean) return a.Boolean.boolval !== true;
   const s = a.String?.sval?.toLowerCase();
   return s === 'false' || s === 'off' || s === '0';
-}
-
-/**
- * Keywords lower-cased, comments dropped, tokens one space apart except around `.`: stable
- * under case, whitespace and comment tricks: DeLeTe, a comment, FROM x is `delete from x`.
- */
-export function normalize(sql: string): string {
-  let tokens;
-  try {
-    tokens = parser().scanSync(sql).tokens;
-  } catch {
-    return sql.replace(/\s+/g, ' ').trim();
-  }
-  const bytes = Buffer.from(sql, 'utf8');
-  let out = '';
-  let glue = true;
-  for (const t of tokens) {
-    if (t.tokenName === 'SQL_COMMENT' || t.tokenName === 'C_COMMENT') continue;
-    const raw = bytes.subarray(t.start, t.end).toString('utf8');
-    const text = t.keywordKind !== 0 && t.keywordName !== 'NO_KEYWORD' ? raw.toLowerCase() : raw;
-    // Qualified names stay together (public.users), everything else is one space apart.
-    out += glue || text === '.' ? text : ' ' + text;
-    glue = text === '.';
-  }
-  return out;
 }

@@ -1,7 +1,8 @@
 // Classification comes from the real PostgreSQL parser. One case per line: statement, classes.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { classify, loadClassifier, normalize } from '../../gateway/postgres/sql-classifier.ts';
+import { classify, loadClassifier } from '../../gateway/postgres/sql-classifier.ts';
+import { normalizeSql } from '../../gateway/postgres/sql-normalize.ts';
 import { SQL_CLASSES } from '../../gateway/policy/sql-classes.ts';
 
 before(() => loadClassifier());
@@ -72,7 +73,9 @@ test('what cannot be classified says why', () => {
   assert.deepEqual(classify('  -- nothing\n;'), { ok: true, statements: [], prepared: [] });
 });
 
-test('normalization defeats case, whitespace and comment tricks', () => {
-  assert.equal(normalize('DeLeTe/**/FROM\n\t public.Users -- bye'), 'delete from public.Users');
-  assert.equal(normalize("select 'DROP  TABLE'"), "select 'DROP  TABLE'");
+test('normalization defeats case, whitespace and comment tricks, and keeps literals', () => {
+  assert.equal(normalizeSql('DeLeTe/**/FROM\n\t public.Users -- bye'), 'delete from public.users');
+  assert.equal(normalizeSql('SELECT pg_terminate_backend/* x /* nested */ y */(42)'), 'select pg_terminate_backend ( 42 )');
+  assert.equal(normalizeSql(`select 'DROP  TABLE', "MiXed", E'it\\'s', $t$ a  b $t$, $1`), `select 'DROP  TABLE' , "MiXed" , e'it\\'s' , $t$ a  b $t$ , $1`);
+  assert.equal(normalizeSql('SELECT a::int, b->>\'x\' FROM t WHERE x<>1--c\nAND y>=2'), "select a :: int , b ->> 'x' from t where x <> 1 and y >= 2");
 });
