@@ -3,12 +3,12 @@
 // up, and by handing `verify` logs that were cut, edited, truncated or extended.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  CLI, appCluster, cli, parseEnv, policyFor, psql, readLog, startGateway, tempDir, waitFor,
+  appCluster, cli, cliAsync, parseEnv, policyFor, psql, readLog, startGateway, tempDir, waitFor,
   type Cluster, type LogRecord,
 } from '../helpers/gateway.ts';
 import { newPgClient, type PgClient, type PgError } from '../helpers/pg.ts';
@@ -54,16 +54,6 @@ function completeRecords(file: string): { records: LogRecord[]; torn: string | n
   const lines = fs.readFileSync(file, 'utf8').split('\n');
   const last = lines.pop()!;
   return { records: lines.map((l) => JSON.parse(l) as LogRecord), torn: last === '' ? null : last };
-}
-
-/** `gateway-action` without blocking this process's event loop. */
-function cliAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d));
-  child.stderr.on('data', (d: Buffer) => (stderr += d));
-  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
 }
 
 /** SQL as the superuser in database app, one value per output line. */

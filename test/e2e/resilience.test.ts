@@ -3,11 +3,10 @@
 // while a command is running. Everything runs against a real PostgreSQL and the real daemon.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import {
-  CLI, appCluster, cli, policyFor, psql, psqlAsync, readLog, startGateway, waitFor,
+  appCluster, cli, cliAsync, policyFor, psql, psqlAsync, readLog, startGateway, waitFor,
   type Cluster, type LogRecord, type RunningGateway,
 } from '../helpers/gateway.ts';
 import { newPgClient, type PgClient, type PgError } from '../helpers/pg.ts';
@@ -95,16 +94,6 @@ function rawExchange(bytes: Buffer): Promise<Buffer> {
     s.on('error', reject);
     s.on('close', () => resolve(Buffer.concat(chunks)));
   });
-}
-
-/** `gateway-action` as a child process, without blocking this process's event loop. */
-function cliAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d));
-  child.stderr.on('data', (d: Buffer) => (stderr += d));
-  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
 }
 
 /** Fields of an ErrorResponse message, by their one-letter codes. */

@@ -57,6 +57,16 @@ export function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: str
   return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: opts.env ?? process.env, input: opts.input, cwd: opts.cwd ?? ROOT, timeout: 120_000 });
 }
 
+/** `gateway-action` as a child process, without blocking this process's event loop. */
+export function cliAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d));
+  child.stderr.on('data', (d: Buffer) => (stderr += d));
+  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
+}
+
 /** Starts the gateway daemon with `gateway-action start` for the given policy text. */
 export function startGateway(policyText: string, upstreamPassword = 'deployer-pw', extraEnv: Record<string, string> = {}): RunningGateway {
   const dir = tempDir('gw-run-');
