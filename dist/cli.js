@@ -20718,8 +20718,11 @@ function isFalse(arg) {
 }
 
 // gateway/postgres/enforce.ts
+function policyContext(rules, claims, target) {
+  return { rules, claims, target, needsText: rules.rules.some((r) => r.when.textMatches !== void 0) };
+}
 function judge(ctx, text, prepared) {
-  const c = classify(text, prepared, { normalize: ctx.rules.rules.some((r) => r.when.textMatches !== void 0) });
+  const c = classify(text, prepared, { normalize: ctx.needsText });
   if (!c.ok) {
     return { decision: decide(ctx.rules, { target: ctx.target, statements: null, unclassifiedReason: c.error }, ctx.claims), statements: null, prepares: [] };
   }
@@ -20888,10 +20891,7 @@ var PostgresSession = class {
         const cmd = this.rec.beginCommand({ text, protocol: "simple", ...j ? decisionFields(j) : {} });
         const run = newRun();
         this.backend.expect({ kind: "query", cmd, run });
-        if (j && j.decision.action !== "allow") {
-          run.denied = { rule: j.decision.rule, reason: j.decision.reason };
-          return [refusalQuery(j.decision)];
-        }
+        if (j && j.decision.action !== "allow") return this.refuseSimple(run, j.decision);
         for (const [name, p] of j?.prepares ?? []) this.sqlPrepared.set(name, p);
         return "recorded";
       }
@@ -20901,7 +20901,7 @@ var PostgresSession = class {
         this.statements.set(p.statement, statement);
         const j = this.policy ? judge(this.policy, p.query, this.sqlPrepared) : null;
         if (j && j.decision.action !== "allow") {
-          statement.denied = { rule: j.decision.rule, reason: j.decision.reason, decision: j.decision };
+          statement.denied = j.decision;
           const cmd = this.rec.beginCommand({ text: p.query, protocol: "extended", phase: "parse", ...p.statement ? { statement: p.statement } : {}, ...decisionFields(j) });
           return this.refuseExtended(cmd, statement.denied);
         }
@@ -20912,7 +20912,7 @@ var PostgresSession = class {
         const b = decodeBind(body);
         const statement = this.statements.get(b.statement) ?? null;
         if (statement?.denied && !this.backend.skipping) {
-          const cmd = this.rec.beginCommand({ text: statement.text, protocol: "extended", phase: "bind", ...b.statement ? { statement: b.statement } : {}, decision: { action: statement.denied.decision.action, rule: statement.denied.rule, reason: statement.denied.reason } });
+          const cmd = this.rec.beginCommand({ text: statement.text, protocol: "extended", phase: "bind", ...b.statement ? { statement: b.statement } : {}, decision: { action: statement.denied.action, rule: statement.denied.rule, reason: statement.denied.reason } });
           this.portals.set(b.portal, { statement, params: [], resultFormats: b.resultFormats, columns: null });
           return this.refuseExtended(cmd, statement.denied);
         }
@@ -20942,7 +20942,7 @@ var PostgresSession = class {
           ...e.maxRows ? { max_rows: e.maxRows } : {}
         });
         const run = newRun();
-        if (portal?.statement?.denied) run.denied = { rule: portal.statement.denied.rule, reason: portal.statement.denied.reason };
+        if (portal?.statement?.denied) run.denied = portal.statement.denied;
         this.backend.expect({ kind: "execute", cmd, run, portal });
         return "recorded";
       }
@@ -20969,10 +20969,7 @@ var PostgresSession = class {
         });
         const run = newRun();
         this.backend.expect({ kind: "query", cmd, run });
-        if (j && j.decision.action !== "allow") {
-          run.denied = { rule: j.decision.rule, reason: j.decision.reason };
-          return [refusalQuery(j.decision)];
-        }
+        if (j && j.decision.action !== "allow") return this.refuseSimple(run, j.decision);
         return "recorded";
       }
       case F.CopyData:
@@ -20992,15 +20989,20 @@ var PostgresSession = class {
         throw new ProtocolError(`unexpected message type ${m.type} from client`);
     }
   }
+  /** Simple protocol: the server runs the refusal instead, answering ErrorResponse, ReadyForQuery. */
+  refuseSimple(run, decision) {
+    run.denied = decision;
+    return [refusalQuery(decision)];
+  }
   /** Sends the refusal upstream; the server errors and then discards until the client's Sync. */
   refuseExtended(cmd, denied) {
     const run = newRun();
-    run.denied = { rule: denied.rule, reason: denied.reason };
+    run.denied = denied;
     this.backend.expect({ kind: "parse", swallow: true });
     this.backend.expect({ kind: "bind", swallow: true });
     this.backend.expect({ kind: "execute", cmd, run, portal: null });
     this.backend.skipUntilSync();
-    return refusalExtended(denied.decision);
+    return refusalExtended(denied);
   }
   // ---- upstream -> client ----------------------------------------------------------------
   onServerChunk(chunk) {
@@ -21061,8 +21063,11 @@ var PostgresListener = class {
   cancelKeys = /* @__PURE__ */ new Map();
   stopping = false;
   idleWaiters = [];
+  /** Built once: every session of this target decides with the same rules and claims. */
+  policyContext;
   constructor(opts) {
     this.opts = opts;
+    this.policyContext = opts.policy ? policyContext(opts.policy.rules, opts.policy.claims, opts.target.name) : null;
     this.verifier = makeVerifier(opts.clientPassword);
     this.server = net2.createServer((s) => this.accept(s));
   }
@@ -21230,8 +21235,7 @@ var PostgresListener = class {
     }
     const pid = upstream.backendKey.processId;
     const secret = this.newSecret(pid);
-    const policy = this.opts.policy ? { ...this.opts.policy, target: t.name } : null;
-    const session = new PostgresSession(socket, upstream.socket, rec, policy, () => {
+    const session = new PostgresSession(socket, upstream.socket, rec, this.policyContext, () => {
       this.sessions.delete(session);
       if (this.cancelKeys.get(pid)?.session === session) this.cancelKeys.delete(pid);
       if (this.sessions.size === 0) for (const w of this.idleWaiters.splice(0)) w();

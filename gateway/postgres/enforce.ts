@@ -7,7 +7,17 @@ import { serialize } from 'pg-protocol';
 import { classify, type ClassifiedStatement, type PreparedClasses, type PreparedStatement } from './sql-classifier.ts';
 import { decide, type Claims, type Decision, type PolicyRules } from '../policy/engine.ts';
 
-export interface PolicyContext { rules: PolicyRules; claims: Claims; target: string }
+export interface PolicyContext {
+  rules: PolicyRules;
+  claims: Claims;
+  target: string;
+  /** Some rule uses text-matches, so statements need their normalized text. */
+  needsText: boolean;
+}
+
+export function policyContext(rules: PolicyRules, claims: Claims, target: string): PolicyContext {
+  return { rules, claims, target, needsText: rules.rules.some((r) => r.when.textMatches !== undefined) };
+}
 
 export interface Judgement {
   decision: Decision;
@@ -17,7 +27,7 @@ export interface Judgement {
 }
 
 export function judge(ctx: PolicyContext, text: string, prepared: PreparedClasses): Judgement {
-  const c = classify(text, prepared, { normalize: ctx.rules.rules.some((r) => r.when.textMatches !== undefined) });
+  const c = classify(text, prepared, { normalize: ctx.needsText });
   if (!c.ok) {
     return { decision: decide(ctx.rules, { target: ctx.target, statements: null, unclassifiedReason: c.error }, ctx.claims), statements: null, prepares: [] };
   }

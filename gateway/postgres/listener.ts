@@ -17,6 +17,7 @@ import { PostgresSession } from './session.ts';
 import type { PostgresTarget } from '../config/policy.ts';
 import type { Recorder, SessionRecorder } from '../core/recorder.ts';
 import { decide, type Claims, type PolicyRules } from '../policy/engine.ts';
+import { policyContext, type PolicyContext } from './enforce.ts';
 
 const STARTUP_TIMEOUT_MS = 30_000;
 
@@ -52,8 +53,12 @@ export class PostgresListener {
   private stopping = false;
   private idleWaiters: (() => void)[] = [];
 
+  /** Built once: every session of this target decides with the same rules and claims. */
+  private readonly policyContext: PolicyContext | null;
+
   constructor(opts: ListenerOptions) {
     this.opts = opts;
+    this.policyContext = opts.policy ? policyContext(opts.policy.rules, opts.policy.claims, opts.target.name) : null;
     this.verifier = makeVerifier(opts.clientPassword);
     this.server = net.createServer((s) => this.accept(s));
   }
@@ -240,8 +245,7 @@ export class PostgresListener {
     // carry it; clients compare them) with a secret of ours, so upstream's key never leaves.
     const pid = upstream.backendKey.processId;
     const secret = this.newSecret(pid);
-    const policy = this.opts.policy ? { ...this.opts.policy, target: t.name } : null;
-    const session = new PostgresSession(socket, upstream.socket, rec, policy, () => {
+    const session = new PostgresSession(socket, upstream.socket, rec, this.policyContext, () => {
       this.sessions.delete(session);
       if (this.cancelKeys.get(pid)?.session === session) this.cancelKeys.delete(pid);
       if (this.sessions.size === 0) for (const w of this.idleWaiters.splice(0)) w();

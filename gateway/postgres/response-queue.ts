@@ -8,7 +8,7 @@ import type { Decision } from '../policy/engine.ts';
 /** What the gateway knows of a prepared statement or portal, shared with pending entries. */
 export interface Described { columns: Column[] | null }
 /** `denied`: policy refused the statement at Parse; it does not exist upstream. */
-export interface Statement extends Described { text: string; paramTypes: number[]; denied?: { rule: string; reason: string; decision: Decision } }
+export interface Statement extends Described { text: string; paramTypes: number[]; denied?: Decision }
 export interface Portal extends Described { statement: Statement | null; params: Value[]; resultFormats: number[] }
 
 export type Entry =
@@ -27,7 +27,7 @@ export interface RunState {
   copyBinary: boolean;
   error: { severity: string; code: string; message: string } | null;
   /** Set when policy denied the command: the server ran the gateway's refusal instead. */
-  denied: { rule: string; reason: string } | null;
+  denied: Decision | null;
 }
 
 export function newRun(): RunState {

@@ -8,7 +8,7 @@ import { encodeErrorResponse, type NoticeFields } from './codec/backend.ts';
 import { LogUnavailableError } from '../evidence/log-writer.ts';
 import { noteStreamed } from '../core/buffer-reclaim.ts';
 import { binaryValue, wireText, type CommandRecorder, type SessionRecorder, type Value } from '../core/recorder.ts';
-import { newRun, type Portal, type Statement } from './response-queue.ts';
+import { newRun, type Portal, type RunState, type Statement } from './response-queue.ts';
 import { BackendTracker } from './backend-tracker.ts';
 import { decisionFields, judge, judgeOpaque, refusalExtended, refusalQuery, type PolicyContext } from './enforce.ts';
 import type { PreparedClasses } from './sql-classifier.ts';
@@ -167,10 +167,7 @@ export class PostgresSession {
         const cmd = this.rec.beginCommand({ text, protocol: 'simple', ...(j ? decisionFields(j) : {}) });
         const run = newRun();
         this.backend.expect({ kind: 'query', cmd, run });
-        if (j && j.decision.action !== 'allow') {
-          run.denied = { rule: j.decision.rule, reason: j.decision.reason };
-          return [refusalQuery(j.decision)];
-        }
+        if (j && j.decision.action !== 'allow') return this.refuseSimple(run, j.decision);
         for (const [name, p] of j?.prepares ?? []) this.sqlPrepared.set(name, p);
         return 'recorded';
       }
@@ -180,7 +177,7 @@ export class PostgresSession {
         this.statements.set(p.statement, statement);
         const j = this.policy ? judge(this.policy, p.query, this.sqlPrepared) : null;
         if (j && j.decision.action !== 'allow') {
-          statement.denied = { rule: j.decision.rule, reason: j.decision.reason, decision: j.decision };
+          statement.denied = j.decision;
           // The refusal is recorded as a command of its own: the text was refused at Parse.
           const cmd = this.rec.beginCommand({ text: p.query, protocol: 'extended', phase: 'parse', ...(p.statement ? { statement: p.statement } : {}), ...decisionFields(j) });
           return this.refuseExtended(cmd, statement.denied);
@@ -193,7 +190,7 @@ export class PostgresSession {
         const statement = this.statements.get(b.statement) ?? null;
         if (statement?.denied && !this.backend.skipping) {
           // A statement refused earlier does not exist upstream: refuse again, with the reason.
-          const cmd = this.rec.beginCommand({ text: statement.text, protocol: 'extended', phase: 'bind', ...(b.statement ? { statement: b.statement } : {}), decision: { action: statement.denied.decision.action, rule: statement.denied.rule, reason: statement.denied.reason } });
+          const cmd = this.rec.beginCommand({ text: statement.text, protocol: 'extended', phase: 'bind', ...(b.statement ? { statement: b.statement } : {}), decision: { action: statement.denied.action, rule: statement.denied.rule, reason: statement.denied.reason } });
           this.portals.set(b.portal, { statement, params: [], resultFormats: b.resultFormats, columns: null });
           return this.refuseExtended(cmd, statement.denied);
         }
@@ -223,7 +220,7 @@ export class PostgresSession {
           ...(e.maxRows ? { max_rows: e.maxRows } : {}),
         });
         const run = newRun();
-        if (portal?.statement?.denied) run.denied = { rule: portal.statement.denied.rule, reason: portal.statement.denied.reason };
+        if (portal?.statement?.denied) run.denied = portal.statement.denied;
         this.backend.expect({ kind: 'execute', cmd, run, portal });
         return 'recorded';
       }
@@ -251,11 +248,8 @@ export class PostgresSession {
         });
         const run = newRun();
         this.backend.expect({ kind: 'query', cmd, run });
-        if (j && j.decision.action !== 'allow') {
-          // The reply to a FunctionCall, like a Query's, ends with ReadyForQuery.
-          run.denied = { rule: j.decision.rule, reason: j.decision.reason };
-          return [refusalQuery(j.decision)];
-        }
+        // The reply to a FunctionCall, like a Query's, ends with ReadyForQuery.
+        if (j && j.decision.action !== 'allow') return this.refuseSimple(run, j.decision);
         return 'recorded';
       }
       case F.CopyData:
@@ -276,15 +270,21 @@ export class PostgresSession {
     }
   }
 
+  /** Simple protocol: the server runs the refusal instead, answering ErrorResponse, ReadyForQuery. */
+  private refuseSimple(run: RunState, decision: Decision): Buffer[] {
+    run.denied = decision;
+    return [refusalQuery(decision)];
+  }
+
   /** Sends the refusal upstream; the server errors and then discards until the client's Sync. */
-  private refuseExtended(cmd: CommandRecorder, denied: { rule: string; reason: string; decision: Decision }): Buffer[] {
+  private refuseExtended(cmd: CommandRecorder, denied: Decision): Buffer[] {
     const run = newRun();
-    run.denied = { rule: denied.rule, reason: denied.reason };
+    run.denied = denied;
     this.backend.expect({ kind: 'parse', swallow: true });
     this.backend.expect({ kind: 'bind', swallow: true });
     this.backend.expect({ kind: 'execute', cmd, run, portal: null });
     this.backend.skipUntilSync();
-    return refusalExtended(denied.decision);
+    return refusalExtended(denied);
   }
 
   // ---- upstream -> client ----------------------------------------------------------------
