@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { appCluster, cli, policyFor, psql, startGateway, tempDir, type Cluster } from '../helpers/gateway.ts';
+import { CLI, appCluster, cli, policyFor, psql, startGateway, tempDir, waitFor, type Cluster } from '../helpers/gateway.ts';
 
 let cluster: Cluster;
 before(async () => {
@@ -65,4 +65,29 @@ test("the client's startup parameters reach the server as given (client_encoding
   } finally {
     gw.stop();
   }
+});
+
+test('Ctrl-C during `run` reaches the command once, and the gateway still seals the log', async () => {
+  const dir = tempDir();
+  const policy = path.join(dir, 'gateway.yml');
+  fs.writeFileSync(policy, policyFor(cluster));
+  const traps = path.join(dir, 'traps');
+  const ready = path.join(dir, 'ready');
+  // The shell counts the SIGINTs it receives, then finishes on its own.
+  const script = `trap 'echo INT >> ${traps}' INT; echo > ${ready}; i=0; while [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done`;
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [CLI, 'run', '--policy', policy, '--log-dir', path.join(dir, 'logs'), '--', 'sh', '-c', script], {
+    env: { ...process.env, APP_DB_PASSWORD: 'deployer-pw' },
+    detached: true, // its own process group, like a job in a terminal
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  await waitFor(() => fs.existsSync(ready), 'the command to start');
+  process.kill(-child.pid!, 'SIGINT'); // what the terminal does on Ctrl-C: the whole group
+  assert.equal(await exited, 0, stderr);
+  assert.equal(fs.readFileSync(traps, 'utf8'), 'INT\n', 'exactly one SIGINT reached the command');
+  const log = /session log: (.*)/.exec(stderr)![1]!;
+  assert.equal(cli(['verify', log]).status, 0, 'the log is sealed');
 });
