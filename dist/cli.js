@@ -20431,6 +20431,7 @@ function quoted(sql, start2, q, backslashes) {
 }
 
 // gateway/postgres/sql-classifier.ts
+var BASELINE_WASM_FLAG = "--liftoff-only";
 var pgQuery = null;
 var ready = null;
 function loadClassifier() {
@@ -21439,8 +21440,8 @@ async function main(argv) {
   if (!args.rest || args.rest.length === 0) throw new UsageError("run: give the command to run after `--` (see gateway-action run --help)");
   if (args.positional.length > 0) throw new UsageError(`run: unexpected argument "${args.positional[0]}"; put the command after \`--\``);
   const policy = loadPolicy(policyFile);
-  if (policy.hasRuleSettings && !process.execArgv.includes("--liftoff-only")) {
-    return relaunch(["--liftoff-only", ...process.execArgv, process.argv[1], "run", ...argv]);
+  if (policy.hasRuleSettings && !process.execArgv.includes(BASELINE_WASM_FLAG)) {
+    return relaunch([BASELINE_WASM_FLAG, ...process.execArgv, process.argv[1], "run", ...argv]);
   }
   const gw = await Gateway.start({ policy, logDir: args.options["log-dir"] ?? "gateway-logs", identity: localIdentity(), claims: localClaims() });
   const env = { ...process.env, ...gw.connectionEnv() };
@@ -21594,7 +21595,7 @@ async function start(argv) {
     delete env[t.auth.passwordEnv];
   }
   const out = fs5.openSync(path4.join(stateDir, "daemon.log"), "a", 384);
-  const child = spawn2(process.execPath, [...process.execArgv, "--liftoff-only", process.argv[1], "daemon", "--policy", policyFile, "--state-dir", stateDir, "--log-dir", logDir], {
+  const child = spawn2(process.execPath, [...process.execArgv, BASELINE_WASM_FLAG, process.argv[1], "daemon", "--policy", policyFile, "--state-dir", stateDir, "--log-dir", logDir], {
     detached: true,
     stdio: ["ignore", out, out, "ipc"],
     env

@@ -7,6 +7,7 @@ import { parseArgs, requireOption } from './args.ts';
 import { formatEnv } from './env-file.ts';
 import { loadPolicy } from '../config/policy.ts';
 import { Gateway, type StopResult } from '../daemon/gateway.ts';
+import { BASELINE_WASM_FLAG } from '../postgres/sql-classifier.ts';
 import { serveControl, sendControl } from '../daemon/control.ts';
 import { localClaims, localIdentity } from '../identity/local.ts';
 
@@ -51,9 +52,7 @@ export async function start(argv: string[]): Promise<number> {
     delete env[t.auth.passwordEnv];
   }
   const out = fs.openSync(path.join(stateDir, 'daemon.log'), 'a', 0o600);
-  // V8's optimizing compiler needs about 550 MB, briefly, to tier up the SQL parser's
-  // WebAssembly; the baseline compiler parses only about 20% slower and keeps the daemon small.
-  const child = spawn(process.execPath, [...process.execArgv, '--liftoff-only', process.argv[1]!, 'daemon', '--policy', policyFile, '--state-dir', stateDir, '--log-dir', logDir], {
+  const child = spawn(process.execPath, [...process.execArgv, BASELINE_WASM_FLAG, process.argv[1]!, 'daemon', '--policy', policyFile, '--state-dir', stateDir, '--log-dir', logDir], {
     detached: true,
     stdio: ['ignore', out, out, 'ipc'],
     env,

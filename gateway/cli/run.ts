@@ -3,6 +3,7 @@ import { constants as osConstants } from 'node:os';
 import { parseArgs, requireOption, UsageError } from './args.ts';
 import { loadPolicy } from '../config/policy.ts';
 import { Gateway } from '../daemon/gateway.ts';
+import { BASELINE_WASM_FLAG } from '../postgres/sql-classifier.ts';
 import { localClaims, localIdentity } from '../identity/local.ts';
 
 export const help = `Usage: gateway-action run --policy FILE [--log-dir DIR] -- COMMAND [ARGS...]
@@ -28,10 +29,8 @@ export async function main(argv: string[]): Promise<number> {
   if (!args.rest || args.rest.length === 0) throw new UsageError('run: give the command to run after `--` (see gateway-action run --help)');
   if (args.positional.length > 0) throw new UsageError(`run: unexpected argument "${args.positional[0]}"; put the command after \`--\``);
   const policy = loadPolicy(policyFile);
-  if (policy.hasRuleSettings && !process.execArgv.includes('--liftoff-only')) {
-    // Same reason as the daemon's flag (gateway/cli/daemon.ts): run the SQL parser's
-    // WebAssembly on V8's baseline compiler, which a running process cannot switch to.
-    return relaunch(['--liftoff-only', ...process.execArgv, process.argv[1]!, 'run', ...argv]);
+  if (policy.hasRuleSettings && !process.execArgv.includes(BASELINE_WASM_FLAG)) {
+    return relaunch([BASELINE_WASM_FLAG, ...process.execArgv, process.argv[1]!, 'run', ...argv]);
   }
   const gw = await Gateway.start({ policy, logDir: (args.options['log-dir'] as string) ?? 'gateway-logs', identity: localIdentity(), claims: localClaims() });
 
