@@ -3265,8 +3265,8 @@ var require_utils = __commonJS({
       }
       return ind;
     }
-    function removeDotSegments(path7) {
-      let input = path7;
+    function removeDotSegments(path8) {
+      let input = path8;
       const output = [];
       let nextSlash = -1;
       let len = 0;
@@ -3340,11 +3340,11 @@ var require_utils = __commonJS({
       }
       return output.join("");
     }
-    function removeDotSegmentsRelative(path7) {
-      if (path7 === "" || path7[0] === "/") {
-        return removeDotSegments(path7);
+    function removeDotSegmentsRelative(path8) {
+      if (path8 === "" || path8[0] === "/") {
+        return removeDotSegments(path8);
       }
-      const segments = path7.split("/");
+      const segments = path8.split("/");
       const last = segments.length - 1;
       const output = [];
       let trailingDirectory = false;
@@ -3707,8 +3707,8 @@ var require_schemes = __commonJS({
       }
       if (wsComponent.resourceName) {
         const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path7 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path7 && path7 !== "/" ? path7 : void 0;
+        const path8 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
+        wsComponent.path = path8 && path8 !== "/" ? path8 : void 0;
         wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
         wsComponent.resourceName = void 0;
       }
@@ -7018,17 +7018,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path7) {
-      const ctrl = callVisitor(key, node, visitor, path7);
+    function visit_(key, node, visitor, path8) {
+      const ctrl = callVisitor(key, node, visitor, path8);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path7, ctrl);
-        return visit_(key, ctrl, visitor, path7);
+        replaceNode(key, path8, ctrl);
+        return visit_(key, ctrl, visitor, path8);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path7 = Object.freeze(path7.concat(node));
+          path8 = Object.freeze(path8.concat(node));
           for (let i = 0; i < node.items.length; ++i) {
-            const ci = visit_(i, node.items[i], visitor, path7);
+            const ci = visit_(i, node.items[i], visitor, path8);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -7039,13 +7039,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path7 = Object.freeze(path7.concat(node));
-          const ck = visit_("key", node.key, visitor, path7);
+          path8 = Object.freeze(path8.concat(node));
+          const ck = visit_("key", node.key, visitor, path8);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path7);
+          const cv = visit_("value", node.value, visitor, path8);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -7066,17 +7066,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path7) {
-      const ctrl = await callVisitor(key, node, visitor, path7);
+    async function visitAsync_(key, node, visitor, path8) {
+      const ctrl = await callVisitor(key, node, visitor, path8);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path7, ctrl);
-        return visitAsync_(key, ctrl, visitor, path7);
+        replaceNode(key, path8, ctrl);
+        return visitAsync_(key, ctrl, visitor, path8);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path7 = Object.freeze(path7.concat(node));
+          path8 = Object.freeze(path8.concat(node));
           for (let i = 0; i < node.items.length; ++i) {
-            const ci = await visitAsync_(i, node.items[i], visitor, path7);
+            const ci = await visitAsync_(i, node.items[i], visitor, path8);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -7087,13 +7087,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path7 = Object.freeze(path7.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path7);
+          path8 = Object.freeze(path8.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path8);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path7);
+          const cv = await visitAsync_("value", node.value, visitor, path8);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -7120,23 +7120,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path7) {
+    function callVisitor(key, node, visitor, path8) {
       if (typeof visitor === "function")
-        return visitor(key, node, path7);
+        return visitor(key, node, path8);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path7);
+        return visitor.Map?.(key, node, path8);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path7);
+        return visitor.Seq?.(key, node, path8);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path7);
+        return visitor.Pair?.(key, node, path8);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path7);
+        return visitor.Scalar?.(key, node, path8);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path7);
+        return visitor.Alias?.(key, node, path8);
       return void 0;
     }
-    function replaceNode(key, path7, node) {
-      const parent = path7[path7.length - 1];
+    function replaceNode(key, path8, node) {
+      const parent = path8[path8.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -7748,10 +7748,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path7, value) {
+    function collectionFromPath(schema, path8, value) {
       let v = value;
-      for (let i = path7.length - 1; i >= 0; --i) {
-        const k = path7[i];
+      for (let i = path8.length - 1; i >= 0; --i) {
+        const k = path8[i];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -7770,7 +7770,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path7) => path7 == null || typeof path7 === "object" && !!path7[Symbol.iterator]().next().done;
+    var isEmptyPath = (path8) => path8 == null || typeof path8 === "object" && !!path8[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -7800,11 +7800,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path7, value) {
-        if (isEmptyPath(path7))
+      addIn(path8, value) {
+        if (isEmptyPath(path8))
           this.add(value);
         else {
-          const [key, ...rest] = path7;
+          const [key, ...rest] = path8;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -7818,8 +7818,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path7) {
-        const [key, ...rest] = path7;
+      deleteIn(path8) {
+        const [key, ...rest] = path8;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -7833,8 +7833,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path7, keepScalar) {
-        const [key, ...rest] = path7;
+      getIn(path8, keepScalar) {
+        const [key, ...rest] = path8;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -7852,8 +7852,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path7) {
-        const [key, ...rest] = path7;
+      hasIn(path8) {
+        const [key, ...rest] = path8;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -7863,8 +7863,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path7, value) {
-        const [key, ...rest] = path7;
+      setIn(path8, value) {
+        const [key, ...rest] = path8;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -10379,9 +10379,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path7, value) {
+      addIn(path8, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path7, value);
+          this.contents.addIn(path8, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -10456,14 +10456,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path7) {
-        if (Collection.isEmptyPath(path7)) {
+      deleteIn(path8) {
+        if (Collection.isEmptyPath(path8)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path7) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path8) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -10478,10 +10478,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path7, keepScalar) {
-        if (Collection.isEmptyPath(path7))
+      getIn(path8, keepScalar) {
+        if (Collection.isEmptyPath(path8))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path7, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path8, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -10492,10 +10492,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path7) {
-        if (Collection.isEmptyPath(path7))
+      hasIn(path8) {
+        if (Collection.isEmptyPath(path8))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path7) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path8) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -10512,13 +10512,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path7, value) {
-        if (Collection.isEmptyPath(path7)) {
+      setIn(path8, value) {
+        if (Collection.isEmptyPath(path8)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path7), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path8), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path7, value);
+          this.contents.setIn(path8, value);
         }
       }
       /**
@@ -12479,9 +12479,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path7) => {
+    visit.itemAtPath = (cst, path8) => {
       let item = cst;
-      for (const [field, index] of path7) {
+      for (const [field, index] of path8) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -12490,23 +12490,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path7) => {
-      const parent = visit.itemAtPath(cst, path7.slice(0, -1));
-      const field = path7[path7.length - 1][0];
+    visit.parentCollection = (cst, path8) => {
+      const parent = visit.itemAtPath(cst, path8.slice(0, -1));
+      const field = path8[path8.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path7, item, visitor) {
-      let ctrl = visitor(item, path7);
+    function _visit(path8, item, visitor) {
+      let ctrl = visitor(item, path8);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i = 0; i < token.items.length; ++i) {
-            const ci = _visit(Object.freeze(path7.concat([[field, i]])), token.items[i], visitor);
+            const ci = _visit(Object.freeze(path8.concat([[field, i]])), token.items[i], visitor);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -12517,10 +12517,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path7);
+            ctrl = ctrl(item, path8);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path7) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path8) : ctrl;
     }
     exports.visit = visit;
   }
@@ -13822,14 +13822,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs9 = this.flowScalar(this.type);
+              const fs12 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start: start2, key: fs9, sep: [] });
+                map.items.push({ start: start2, key: fs12, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs9);
+                this.stack.push(fs12);
               } else {
-                Object.assign(it, { key: fs9, sep: [] });
+                Object.assign(it, { key: fs12, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -13957,13 +13957,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs9 = this.flowScalar(this.type);
+              const fs12 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs9, sep: [] });
+                fc.items.push({ start: [], key: fs12, sep: [] });
               else if (it.sep)
-                this.stack.push(fs9);
+                this.stack.push(fs12);
               else
-                Object.assign(it, { key: fs9, sep: [] });
+                Object.assign(it, { key: fs12, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -15216,24 +15216,24 @@ var require_libpg_query = __commonJS({
           _scriptName = self.location.href;
         }
         var scriptDirectory = "";
-        function locateFile(path7) {
+        function locateFile(path8) {
           if (Module["locateFile"]) {
-            return Module["locateFile"](path7, scriptDirectory);
+            return Module["locateFile"](path8, scriptDirectory);
           }
-          return scriptDirectory + path7;
+          return scriptDirectory + path8;
         }
         var readAsync, readBinary;
         if (ENVIRONMENT_IS_NODE) {
-          var fs9 = __require("node:fs");
+          var fs12 = __require("node:fs");
           scriptDirectory = __dirname + "/";
           readBinary = (filename) => {
             filename = isFileURI(filename) ? new URL(filename) : filename;
-            var ret = fs9.readFileSync(filename);
+            var ret = fs12.readFileSync(filename);
             return ret;
           };
           readAsync = async (filename, binary = true) => {
             filename = isFileURI(filename) ? new URL(filename) : filename;
-            var ret = fs9.readFileSync(filename, binary ? void 0 : "utf8");
+            var ret = fs12.readFileSync(filename, binary ? void 0 : "utf8");
             return ret;
           };
           if (process.argv.length > 1) {
@@ -15584,7 +15584,7 @@ var require_libpg_query = __commonJS({
           }
           return false;
         };
-        var PATH = { isAbs: (path7) => path7.charAt(0) === "/", splitPath: (filename) => {
+        var PATH = { isAbs: (path8) => path8.charAt(0) === "/", splitPath: (filename) => {
           var splitPathRe = /^(\/?|)([\s\S]*?)((?:\.{1,2}|[^\/]+?|)(\.[^.\/]*|))(?:[\/]*)$/;
           return splitPathRe.exec(filename).slice(1);
         }, normalizeArray: (parts, allowAboveRoot) => {
@@ -15607,18 +15607,18 @@ var require_libpg_query = __commonJS({
             }
           }
           return parts;
-        }, normalize: (path7) => {
-          var isAbsolute = PATH.isAbs(path7), trailingSlash = path7.slice(-1) === "/";
-          path7 = PATH.normalizeArray(path7.split("/").filter((p) => !!p), !isAbsolute).join("/");
-          if (!path7 && !isAbsolute) {
-            path7 = ".";
+        }, normalize: (path8) => {
+          var isAbsolute = PATH.isAbs(path8), trailingSlash = path8.slice(-1) === "/";
+          path8 = PATH.normalizeArray(path8.split("/").filter((p) => !!p), !isAbsolute).join("/");
+          if (!path8 && !isAbsolute) {
+            path8 = ".";
           }
-          if (path7 && trailingSlash) {
-            path7 += "/";
+          if (path8 && trailingSlash) {
+            path8 += "/";
           }
-          return (isAbsolute ? "/" : "") + path7;
-        }, dirname: (path7) => {
-          var result = PATH.splitPath(path7), root = result[0], dir = result[1];
+          return (isAbsolute ? "/" : "") + path8;
+        }, dirname: (path8) => {
+          var result = PATH.splitPath(path8), root = result[0], dir = result[1];
           if (!root && !dir) {
             return ".";
           }
@@ -15626,7 +15626,7 @@ var require_libpg_query = __commonJS({
             dir = dir.slice(0, -1);
           }
           return root + dir;
-        }, basename: (path7) => path7 && path7.match(/([^\/]+|\/)\/*$/)[1], join: (...paths) => PATH.normalize(paths.join("/")), join2: (l, r) => PATH.normalize(l + "/" + r) };
+        }, basename: (path8) => path8 && path8.match(/([^\/]+|\/)\/*$/)[1], join: (...paths) => PATH.normalize(paths.join("/")), join2: (l, r) => PATH.normalize(l + "/" + r) };
         var initRandomFill = () => {
           if (ENVIRONMENT_IS_NODE) {
             var nodeCrypto = __require("node:crypto");
@@ -15638,14 +15638,14 @@ var require_libpg_query = __commonJS({
         var PATH_FS = { resolve: (...args) => {
           var resolvedPath = "", resolvedAbsolute = false;
           for (var i = args.length - 1; i >= -1 && !resolvedAbsolute; i--) {
-            var path7 = i >= 0 ? args[i] : FS.cwd();
-            if (typeof path7 != "string") {
+            var path8 = i >= 0 ? args[i] : FS.cwd();
+            if (typeof path8 != "string") {
               throw new TypeError("Arguments to path.resolve must be strings");
-            } else if (!path7) {
+            } else if (!path8) {
               return "";
             }
-            resolvedPath = path7 + "/" + resolvedPath;
-            resolvedAbsolute = PATH.isAbs(path7);
+            resolvedPath = path8 + "/" + resolvedPath;
+            resolvedAbsolute = PATH.isAbs(path8);
           }
           resolvedPath = PATH.normalizeArray(resolvedPath.split("/").filter((p) => !!p), !resolvedAbsolute).join("/");
           return (resolvedAbsolute ? "/" : "") + resolvedPath || ".";
@@ -15745,7 +15745,7 @@ var require_libpg_query = __commonJS({
               var bytesRead = 0;
               var fd = process.stdin.fd;
               try {
-                bytesRead = fs9.readSync(fd, buf, 0, BUFSIZE);
+                bytesRead = fs12.readSync(fd, buf, 0, BUFSIZE);
               } catch (e) {
                 if (e.toString().includes("EOF")) bytesRead = 0;
                 else throw e;
@@ -16222,16 +16222,16 @@ var require_libpg_query = __commonJS({
               excl[i].cb(flags);
             }
           }
-        }, lookupPath(path7, opts = {}) {
-          if (!path7) {
+        }, lookupPath(path8, opts = {}) {
+          if (!path8) {
             throw new FS.ErrnoError(44);
           }
           opts.follow_mount ??= true;
-          if (!PATH.isAbs(path7)) {
-            path7 = FS.cwd() + "/" + path7;
+          if (!PATH.isAbs(path8)) {
+            path8 = FS.cwd() + "/" + path8;
           }
           linkloop: for (var nlinks = 0; nlinks < 40; nlinks++) {
-            var parts = path7.split("/").filter((p) => !!p);
+            var parts = path8.split("/").filter((p) => !!p);
             var current = FS.root;
             var current_path = "/";
             for (var i = 0; i < parts.length; i++) {
@@ -16245,7 +16245,7 @@ var require_libpg_query = __commonJS({
               if (parts[i] === "..") {
                 current_path = PATH.dirname(current_path);
                 if (FS.isRoot(current)) {
-                  path7 = current_path + "/" + parts.slice(i + 1).join("/");
+                  path8 = current_path + "/" + parts.slice(i + 1).join("/");
                   nlinks--;
                   continue linkloop;
                 } else {
@@ -16273,7 +16273,7 @@ var require_libpg_query = __commonJS({
                 if (!PATH.isAbs(link)) {
                   link = PATH.dirname(current_path) + "/" + link;
                 }
-                path7 = link + "/" + parts.slice(i + 1).join("/");
+                path8 = link + "/" + parts.slice(i + 1).join("/");
                 continue linkloop;
               }
             }
@@ -16281,14 +16281,14 @@ var require_libpg_query = __commonJS({
           }
           throw new FS.ErrnoError(32);
         }, getPath(node) {
-          var path7;
+          var path8;
           while (true) {
             if (FS.isRoot(node)) {
               var mount = node.mount.mountpoint;
-              if (!path7) return mount;
-              return mount[mount.length - 1] !== "/" ? `${mount}/${path7}` : mount + path7;
+              if (!path8) return mount;
+              return mount[mount.length - 1] !== "/" ? `${mount}/${path8}` : mount + path8;
             }
-            path7 = path7 ? `${node.name}/${path7}` : node.name;
+            path8 = path8 ? `${node.name}/${path8}` : node.name;
             node = node.parent;
           }
         }, hashName(parentid, name) {
@@ -16572,10 +16572,10 @@ var require_libpg_query = __commonJS({
           node.mount.mounts.splice(idx, 1);
         }, lookup(parent, name) {
           return parent.node_ops.lookup(parent, name);
-        }, mknod(path7, mode, dev) {
-          var lookup = FS.lookupPath(path7, { parent: true });
+        }, mknod(path8, mode, dev) {
+          var lookup = FS.lookupPath(path8, { parent: true });
           var parent = lookup.node;
-          var name = PATH.basename(path7);
+          var name = PATH.basename(path8);
           if (!name) {
             throw new FS.ErrnoError(28);
           }
@@ -16590,8 +16590,8 @@ var require_libpg_query = __commonJS({
             throw new FS.ErrnoError(63);
           }
           return parent.node_ops.mknod(parent, name, mode, dev);
-        }, statfs(path7) {
-          return FS.statfsNode(FS.lookupPath(path7, { follow: true }).node);
+        }, statfs(path8) {
+          return FS.statfsNode(FS.lookupPath(path8, { follow: true }).node);
         }, statfsStream(stream) {
           return FS.statfsNode(stream.node);
         }, statfsNode(node) {
@@ -16600,20 +16600,20 @@ var require_libpg_query = __commonJS({
             Object.assign(rtn, node.node_ops.statfs(node.mount.opts.root));
           }
           return rtn;
-        }, create(path7, mode = 438) {
+        }, create(path8, mode = 438) {
           mode &= 4095;
           mode |= 32768;
-          return FS.mknod(path7, mode, 0);
-        }, mkdir(path7, mode = 511) {
+          return FS.mknod(path8, mode, 0);
+        }, mkdir(path8, mode = 511) {
           mode &= 511 | 512;
           mode |= 16384;
-          return FS.mknod(path7, mode, 0);
-        }, mkdirTree(path7, mode) {
-          var dirs = path7.split("/");
+          return FS.mknod(path8, mode, 0);
+        }, mkdirTree(path8, mode) {
+          var dirs = path8.split("/");
           var d = "";
           for (var dir of dirs) {
             if (!dir) continue;
-            if (d || PATH.isAbs(path7)) d += "/";
+            if (d || PATH.isAbs(path8)) d += "/";
             d += dir;
             try {
               FS.mkdir(d, mode);
@@ -16621,13 +16621,13 @@ var require_libpg_query = __commonJS({
               if (e.errno != 20) throw e;
             }
           }
-        }, mkdev(path7, mode, dev) {
+        }, mkdev(path8, mode, dev) {
           if (typeof dev == "undefined") {
             dev = mode;
             mode = 438;
           }
           mode |= 8192;
-          return FS.mknod(path7, mode, dev);
+          return FS.mknod(path8, mode, dev);
         }, symlink(oldpath, newpath) {
           if (!PATH_FS.resolve(oldpath)) {
             throw new FS.ErrnoError(44);
@@ -16722,10 +16722,10 @@ var require_libpg_query = __commonJS({
           } finally {
             FS.hashAddNode(old_node);
           }
-        }, rmdir(path7) {
-          var lookup = FS.lookupPath(path7, { parent: true });
+        }, rmdir(path8) {
+          var lookup = FS.lookupPath(path8, { parent: true });
           var parent = lookup.node;
-          var name = PATH.basename(path7);
+          var name = PATH.basename(path8);
           var node = FS.lookupNode(parent, name);
           var errCode = FS.mayDelete(parent, name, true);
           if (errCode) {
@@ -16739,18 +16739,18 @@ var require_libpg_query = __commonJS({
           }
           parent.node_ops.rmdir(parent, name);
           FS.destroyNode(node);
-        }, readdir(path7) {
-          var lookup = FS.lookupPath(path7, { follow: true });
+        }, readdir(path8) {
+          var lookup = FS.lookupPath(path8, { follow: true });
           var node = lookup.node;
           var readdir = FS.checkOpExists(node.node_ops.readdir, 54);
           return readdir(node);
-        }, unlink(path7) {
-          var lookup = FS.lookupPath(path7, { parent: true });
+        }, unlink(path8) {
+          var lookup = FS.lookupPath(path8, { parent: true });
           var parent = lookup.node;
           if (!parent) {
             throw new FS.ErrnoError(44);
           }
-          var name = PATH.basename(path7);
+          var name = PATH.basename(path8);
           var node = FS.lookupNode(parent, name);
           var errCode = FS.mayDelete(parent, name, false);
           if (errCode) {
@@ -16764,8 +16764,8 @@ var require_libpg_query = __commonJS({
           }
           parent.node_ops.unlink(parent, name);
           FS.destroyNode(node);
-        }, readlink(path7) {
-          var lookup = FS.lookupPath(path7);
+        }, readlink(path8) {
+          var lookup = FS.lookupPath(path8);
           var link = lookup.node;
           if (!link) {
             throw new FS.ErrnoError(44);
@@ -16774,8 +16774,8 @@ var require_libpg_query = __commonJS({
             throw new FS.ErrnoError(28);
           }
           return link.node_ops.readlink(link);
-        }, stat(path7, dontFollow) {
-          var lookup = FS.lookupPath(path7, { follow: !dontFollow });
+        }, stat(path8, dontFollow) {
+          var lookup = FS.lookupPath(path8, { follow: !dontFollow });
           var node = lookup.node;
           var getattr = FS.checkOpExists(node.node_ops.getattr, 63);
           return getattr(node);
@@ -16787,37 +16787,37 @@ var require_libpg_query = __commonJS({
           getattr ??= node.node_ops.getattr;
           FS.checkOpExists(getattr, 63);
           return getattr(arg);
-        }, lstat(path7) {
-          return FS.stat(path7, true);
+        }, lstat(path8) {
+          return FS.stat(path8, true);
         }, doChmod(stream, node, mode, dontFollow) {
           FS.doSetAttr(stream, node, { mode: mode & 4095 | node.mode & ~4095, ctime: Date.now(), dontFollow });
-        }, chmod(path7, mode, dontFollow) {
+        }, chmod(path8, mode, dontFollow) {
           var node;
-          if (typeof path7 == "string") {
-            var lookup = FS.lookupPath(path7, { follow: !dontFollow });
+          if (typeof path8 == "string") {
+            var lookup = FS.lookupPath(path8, { follow: !dontFollow });
             node = lookup.node;
           } else {
-            node = path7;
+            node = path8;
           }
           FS.doChmod(null, node, mode, dontFollow);
-        }, lchmod(path7, mode) {
-          FS.chmod(path7, mode, true);
+        }, lchmod(path8, mode) {
+          FS.chmod(path8, mode, true);
         }, fchmod(fd, mode) {
           var stream = FS.getStreamChecked(fd);
           FS.doChmod(stream, stream.node, mode, false);
         }, doChown(stream, node, dontFollow) {
           FS.doSetAttr(stream, node, { timestamp: Date.now(), dontFollow });
-        }, chown(path7, uid, gid, dontFollow) {
+        }, chown(path8, uid, gid, dontFollow) {
           var node;
-          if (typeof path7 == "string") {
-            var lookup = FS.lookupPath(path7, { follow: !dontFollow });
+          if (typeof path8 == "string") {
+            var lookup = FS.lookupPath(path8, { follow: !dontFollow });
             node = lookup.node;
           } else {
-            node = path7;
+            node = path8;
           }
           FS.doChown(null, node, dontFollow);
-        }, lchown(path7, uid, gid) {
-          FS.chown(path7, uid, gid, true);
+        }, lchown(path8, uid, gid) {
+          FS.chown(path8, uid, gid, true);
         }, fchown(fd, uid, gid) {
           var stream = FS.getStreamChecked(fd);
           FS.doChown(stream, stream.node, false);
@@ -16833,16 +16833,16 @@ var require_libpg_query = __commonJS({
             throw new FS.ErrnoError(errCode);
           }
           FS.doSetAttr(stream, node, { size: len, timestamp: Date.now() });
-        }, truncate(path7, len) {
+        }, truncate(path8, len) {
           if (len < 0) {
             throw new FS.ErrnoError(28);
           }
           var node;
-          if (typeof path7 == "string") {
-            var lookup = FS.lookupPath(path7, { follow: true });
+          if (typeof path8 == "string") {
+            var lookup = FS.lookupPath(path8, { follow: true });
             node = lookup.node;
           } else {
-            node = path7;
+            node = path8;
           }
           FS.doTruncate(null, node, len);
         }, ftruncate(fd, len) {
@@ -16851,11 +16851,11 @@ var require_libpg_query = __commonJS({
             throw new FS.ErrnoError(28);
           }
           FS.doTruncate(stream, stream.node, len);
-        }, utime(path7, atime, mtime, dontFollow) {
-          var lookup = FS.lookupPath(path7, { follow: !dontFollow });
+        }, utime(path8, atime, mtime, dontFollow) {
+          var lookup = FS.lookupPath(path8, { follow: !dontFollow });
           FS.doSetAttr(null, lookup.node, { atime, mtime, dontFollow });
-        }, open(path7, flags, mode = 438) {
-          if (path7 === "") {
+        }, open(path8, flags, mode = 438) {
+          if (path8 === "") {
             throw new FS.ErrnoError(44);
           }
           flags = FS_modeStringToFlags(flags);
@@ -16866,13 +16866,13 @@ var require_libpg_query = __commonJS({
           }
           var node;
           var isDirPath;
-          if (typeof path7 == "object") {
-            node = path7;
+          if (typeof path8 == "object") {
+            node = path8;
           } else {
-            isDirPath = path7.endsWith("/");
-            var lookup = FS.lookupPath(path7, { follow: !(flags & 131072), noent_okay: true });
+            isDirPath = path8.endsWith("/");
+            var lookup = FS.lookupPath(path8, { follow: !(flags & 131072), noent_okay: true });
             node = lookup.node;
-            path7 = lookup.path;
+            path8 = lookup.path;
           }
           var created = false;
           if (flags & 64) {
@@ -16883,7 +16883,7 @@ var require_libpg_query = __commonJS({
             } else if (isDirPath) {
               throw new FS.ErrnoError(31);
             } else {
-              node = FS.mknod(path7, mode | 511, 0);
+              node = FS.mknod(path8, mode | 511, 0);
               created = true;
             }
           }
@@ -17022,14 +17022,14 @@ var require_libpg_query = __commonJS({
             throw new FS.ErrnoError(59);
           }
           return stream.stream_ops.ioctl(stream, cmd, arg);
-        }, readFile(path7, opts = {}) {
+        }, readFile(path8, opts = {}) {
           opts.flags = opts.flags ?? 0;
           opts.encoding = opts.encoding ?? "binary";
           if (opts.encoding !== "utf8" && opts.encoding !== "binary") {
             abort(`Invalid encoding type "${opts.encoding}"`);
           }
-          var stream = FS.open(path7, opts.flags);
-          var stat = FS.stat(path7);
+          var stream = FS.open(path8, opts.flags);
+          var stat = FS.stat(path8);
           var length = stat.size;
           var buf = new Uint8Array(length);
           FS.read(stream, buf, 0, length, 0);
@@ -17038,14 +17038,14 @@ var require_libpg_query = __commonJS({
           }
           FS.close(stream);
           return buf;
-        }, writeFile(path7, data, opts = {}) {
+        }, writeFile(path8, data, opts = {}) {
           opts.flags = opts.flags ?? 577;
-          var stream = FS.open(path7, opts.flags, opts.mode);
+          var stream = FS.open(path8, opts.flags, opts.mode);
           data = FS_fileDataToTypedArray(data);
           FS.write(stream, data, 0, data.byteLength, void 0, opts.canOwn);
           FS.close(stream);
-        }, cwd: () => FS.currentPath, chdir(path7) {
-          var lookup = FS.lookupPath(path7, { follow: true });
+        }, cwd: () => FS.currentPath, chdir(path8) {
+          var lookup = FS.lookupPath(path8, { follow: true });
           if (lookup.node === null) {
             throw new FS.ErrnoError(44);
           }
@@ -17138,26 +17138,26 @@ var require_libpg_query = __commonJS({
               FS.close(stream);
             }
           }
-        }, findObject(path7, dontResolveLastLink) {
-          var ret = FS.analyzePath(path7, dontResolveLastLink);
+        }, findObject(path8, dontResolveLastLink) {
+          var ret = FS.analyzePath(path8, dontResolveLastLink);
           if (!ret.exists) {
             return null;
           }
           return ret.object;
-        }, analyzePath(path7, dontResolveLastLink) {
+        }, analyzePath(path8, dontResolveLastLink) {
           try {
-            var lookup = FS.lookupPath(path7, { follow: !dontResolveLastLink });
-            path7 = lookup.path;
+            var lookup = FS.lookupPath(path8, { follow: !dontResolveLastLink });
+            path8 = lookup.path;
           } catch (e) {
           }
           var ret = { isRoot: false, exists: false, error: 0, name: null, path: null, object: null, parentExists: false, parentPath: null, parentObject: null };
           try {
-            var lookup = FS.lookupPath(path7, { parent: true });
+            var lookup = FS.lookupPath(path8, { parent: true });
             ret.parentExists = true;
             ret.parentPath = lookup.path;
             ret.parentObject = lookup.node;
-            ret.name = PATH.basename(path7);
-            lookup = FS.lookupPath(path7, { follow: !dontResolveLastLink });
+            ret.name = PATH.basename(path8);
+            lookup = FS.lookupPath(path8, { follow: !dontResolveLastLink });
             ret.exists = true;
             ret.path = lookup.path;
             ret.object = lookup.node;
@@ -17167,9 +17167,9 @@ var require_libpg_query = __commonJS({
             ret.error = e.errno;
           }
           return ret;
-        }, createPath(parent, path7, canRead, canWrite) {
+        }, createPath(parent, path8, canRead, canWrite) {
           parent = typeof parent == "string" ? parent : FS.getPath(parent);
-          var parts = path7.split("/").reverse();
+          var parts = path8.split("/").reverse();
           while (parts.length) {
             var part = parts.pop();
             if (!part) continue;
@@ -17183,17 +17183,17 @@ var require_libpg_query = __commonJS({
           }
           return current;
         }, createFile(parent, name, properties, canRead, canWrite) {
-          var path7 = PATH.join2(typeof parent == "string" ? parent : FS.getPath(parent), name);
+          var path8 = PATH.join2(typeof parent == "string" ? parent : FS.getPath(parent), name);
           var mode = FS_getMode(canRead, canWrite);
-          return FS.create(path7, mode);
+          return FS.create(path8, mode);
         }, createDataFile(parent, name, data, canRead, canWrite, canOwn) {
-          var path7 = name;
+          var path8 = name;
           if (parent) {
             parent = typeof parent == "string" ? parent : FS.getPath(parent);
-            path7 = name ? PATH.join2(parent, name) : parent;
+            path8 = name ? PATH.join2(parent, name) : parent;
           }
           var mode = FS_getMode(canRead, canWrite);
-          var node = FS.create(path7, mode);
+          var node = FS.create(path8, mode);
           if (data) {
             data = FS_fileDataToTypedArray(data);
             FS.chmod(node, mode | 146);
@@ -17203,7 +17203,7 @@ var require_libpg_query = __commonJS({
             FS.chmod(node, mode);
           }
         }, createDevice(parent, name, input, output) {
-          var path7 = PATH.join2(typeof parent == "string" ? parent : FS.getPath(parent), name);
+          var path8 = PATH.join2(typeof parent == "string" ? parent : FS.getPath(parent), name);
           var mode = FS_getMode(!!input, !!output);
           FS.createDevice.major ??= 64;
           var dev = FS.makedev(FS.createDevice.major++, 0);
@@ -17246,7 +17246,7 @@ var require_libpg_query = __commonJS({
             }
             return i;
           } });
-          return FS.mkdev(path7, mode, dev);
+          return FS.mkdev(path8, mode, dev);
         }, forceLoadFile(obj) {
           if (obj.isDevice || obj.isFolder || obj.link || obj.contents) return true;
           if (globalThis.XMLHttpRequest) {
@@ -17390,9 +17390,9 @@ var require_libpg_query = __commonJS({
           node.stream_ops = stream_ops;
           return node;
         } };
-        var SYSCALLS = { currentUmask: 18, calculateAt(dirfd, path7, allowEmpty) {
-          if (PATH.isAbs(path7)) {
-            return path7;
+        var SYSCALLS = { currentUmask: 18, calculateAt(dirfd, path8, allowEmpty) {
+          if (PATH.isAbs(path8)) {
+            return path8;
           }
           var dir;
           if (dirfd === -100) {
@@ -17401,13 +17401,13 @@ var require_libpg_query = __commonJS({
             var dirstream = SYSCALLS.getStreamFromFD(dirfd);
             dir = dirstream.path;
           }
-          if (path7.length == 0) {
+          if (path8.length == 0) {
             if (!allowEmpty) {
               throw new FS.ErrnoError(44);
             }
             return dir;
           }
-          return dir + "/" + path7;
+          return dir + "/" + path8;
         }, writeStat(buf, stat) {
           HEAPU32[buf >> 2] = stat.dev;
           HEAPU32[buf + 4 >> 2] = stat.mode;
@@ -18661,27 +18661,27 @@ function pathOf(err) {
   return err.instancePath.split("/").slice(1).map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
 }
 function describe(err) {
-  const where = pathOf(err).join(".") || "top level";
+  const where2 = pathOf(err).join(".") || "top level";
   const p = err.params;
   switch (err.keyword) {
     case "additionalProperties":
-      return `unknown key "${String(p.additionalProperty)}" in ${where}`;
+      return `unknown key "${String(p.additionalProperty)}" in ${where2}`;
     case "required":
-      return `${where} is missing required key "${String(p.missingProperty)}"`;
+      return `${where2} is missing required key "${String(p.missingProperty)}"`;
     case "enum":
-      return `${where} must be one of: ${p.allowedValues.join(", ")}`;
+      return `${where2} must be one of: ${p.allowedValues.join(", ")}`;
     case "const":
-      return `${where} must be ${JSON.stringify(p.allowedValue)}`;
+      return `${where2} must be ${JSON.stringify(p.allowedValue)}`;
     case "propertyNames":
       return `target name "${String(p.propertyName)}" must start with a letter and contain only letters, digits, '-' and '_'`;
     case "pattern":
-      return `${where} ${err.message}`;
+      return `${where2} ${err.message}`;
     case "type":
-      return `${where} must be ${p.type === "integer" ? "an integer" : `of type ${String(p.type)}`}`;
+      return `${where2} must be ${p.type === "integer" ? "an integer" : `of type ${String(p.type)}`}`;
     case "minProperties":
-      return `${where} must not be empty`;
+      return `${where2} must not be empty`;
     default:
-      return `${where} ${err.message ?? "is invalid"}`;
+      return `${where2} ${err.message ?? "is invalid"}`;
   }
 }
 function keyOffset(doc, parent, key) {
@@ -18768,7 +18768,7 @@ function locateNode(doc, p) {
 }
 
 // gateway/daemon/gateway.ts
-import os from "node:os";
+import os3 from "node:os";
 import { randomBytes as randomBytes3 } from "node:crypto";
 
 // gateway/evidence/log-writer.ts
@@ -18988,7 +18988,7 @@ var SessionRecorder = class {
   recorder;
   openedAt = process.hrtime.bigint();
   commandCount = 0;
-  totals = { commands: 0, errors: 0, skipped: 0, denied: 0, bytes_from_client: 0, bytes_to_client: 0 };
+  totals = { commands: 0, errors: 0, skipped: 0, denied: 0, approved: 0, bytes_from_client: 0, bytes_to_client: 0 };
   closed = false;
   constructor(recorder, id, target) {
     this.recorder = recorder;
@@ -19098,7 +19098,7 @@ var CommandRecorder = class {
 
 // gateway/postgres/listener.ts
 import net2 from "node:net";
-import { randomInt } from "node:crypto";
+import { randomInt as randomInt2 } from "node:crypto";
 
 // gateway/postgres/codec/framer.ts
 var ProtocolError = class extends Error {
@@ -19435,6 +19435,9 @@ function noticeBody(f) {
 }
 function encodeErrorResponse(f) {
   return noticeBody(f).finish(B.ErrorResponse);
+}
+function encodeNoticeResponse(f) {
+  return noticeBody(f).finish(B.NoticeResponse);
 }
 function encodeAuthentication(code, data) {
   const w = new MessageWriter().int32(code);
@@ -19870,7 +19873,7 @@ async function openUpstreamSocket(target) {
   plain.setNoDelay(true);
   if (target.tls === "disable") return { socket: plain, tls: null };
   plain.write(serialize2.requestSsl());
-  const answer = await new Promise((resolve, reject) => {
+  const answer2 = await new Promise((resolve, reject) => {
     plain.once("data", (d) => {
       if (d.length !== 1) reject(new UpstreamError("unexpected answer to SSLRequest from upstream", "08P01"));
       else resolve(d[0]);
@@ -19878,7 +19881,7 @@ async function openUpstreamSocket(target) {
     plain.once("error", reject);
     plain.once("close", () => reject(new UpstreamError("upstream closed the connection during TLS negotiation", "08006")));
   });
-  if (answer !== 83) {
+  if (answer2 !== 83) {
     plain.destroy();
     throw new UpstreamError(`upstream ${target.host}:${target.port} does not accept TLS, but the target requires it (tls: ${target.tls})`, "08001");
   }
@@ -20142,8 +20145,20 @@ var BackendTracker = class {
       this.attributed = this.headCommand();
       this.attributed?.addResponse(chunk.subarray(cut));
     }
-    if (this.cuts.length === 0 && held === null && !(partial !== null && this.swallowDue())) return [chunk];
-    return this.edited(chunk, held, partial);
+    if (this.injections.length === 0 && this.cuts.length === 0 && held === null && !(partial !== null && this.swallowDue())) return [chunk];
+    const out = this.cuts.length === 0 && held === null && !(partial !== null && this.swallowDue()) ? [chunk] : this.edited(chunk, held, partial);
+    if (partial === null && this.held === null) out.push(...this.injections.splice(0));
+    return out;
+  }
+  injections = [];
+  /**
+   * A message of the gateway's own for the client (a NOTICE): returned to send now when the
+   * server's stream is between messages, else kept for the next boundary.
+   */
+  inject(message) {
+    if (this.serverFramer.idle && this.held === null && this.injections.length === 0) return [message];
+    this.injections.push(message);
+    return [];
   }
   // Answers to be swallowed are rare (a denied Parse), so the edit path is kept off the hot path.
   cuts = [];
@@ -20719,8 +20734,8 @@ function isFalse(arg) {
 }
 
 // gateway/postgres/enforce.ts
-function policyContext(rules, claims, target) {
-  return { rules, claims, target, needsText: rules.rules.some((r) => r.when.textMatches !== void 0) };
+function policyContext(rules, claims, target, approvals = null) {
+  return { rules, claims, target, needsText: rules.rules.some((r) => r.when.textMatches !== void 0), approvals };
 }
 function judge(ctx, text, prepared) {
   const c = classify(text, prepared, { normalize: ctx.needsText });
@@ -20743,17 +20758,145 @@ function refusalMessage(d) {
   const reason = d.reason === `denied by rule ${d.rule}` ? "" : `: ${d.reason}`;
   return `gateway: denied by rule "${d.rule}"${reason}`;
 }
-function refusalSql(d) {
+function refusalSql(d, sqlState = "42501") {
   const tag = `gw${randomBytes2(6).toString("hex")}`;
   const quote = (s) => `$${tag}$${s.replaceAll(`$${tag}$`, "")}$${tag}$`;
-  return `DO $${tag}body$ BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = ${quote(refusalMessage(d))}, HINT = ${quote("the session log records this decision; see the policy file")}; END $${tag}body$`;
+  return `DO $${tag}body$ BEGIN RAISE EXCEPTION USING ERRCODE = '${sqlState}', MESSAGE = ${quote(refusalMessage(d))}, HINT = ${quote("the session log records this decision; see the policy file")}; END $${tag}body$`;
 }
-function refusalQuery(d) {
-  return serialize2.query(refusalSql(d));
+function refusalQuery(d, sqlState) {
+  return serialize2.query(refusalSql(d, sqlState));
 }
-function refusalExtended(d) {
-  return [serialize2.parse({ text: refusalSql(d) }), serialize2.bind({}), serialize2.execute({})];
+function refusalExtended(d, sqlState) {
+  return [serialize2.parse({ text: refusalSql(d, sqlState) }), serialize2.bind({}), serialize2.execute({})];
 }
+
+// gateway/approval/broker.ts
+import { randomInt } from "node:crypto";
+var ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789";
+var ApprovalBroker = class {
+  timeoutMs;
+  runId;
+  approvers;
+  open = /* @__PURE__ */ new Map();
+  constructor(opts) {
+    this.runId = opts.runId;
+    this.timeoutMs = opts.timeoutMs;
+    this.approvers = opts.approvers;
+  }
+  request(fields) {
+    const now = Date.now();
+    const request = {
+      id: this.newId(),
+      run: this.runId,
+      ...fields,
+      requestedAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + this.timeoutMs).toISOString()
+    };
+    let settle;
+    const verdict = new Promise((resolve) => {
+      let done = false;
+      const timer = setTimeout(
+        () => settle({ outcome: "denied", by: "timeout", via: "timeout", at: (/* @__PURE__ */ new Date()).toISOString(), reason: `no verdict within ${formatDuration(this.timeoutMs)}` }),
+        this.timeoutMs
+      );
+      settle = (v) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        this.open.delete(request.id);
+        for (const a of this.approvers) a.settled(request, v);
+        resolve(v);
+      };
+    });
+    this.open.set(request.id, { request, settle });
+    for (const a of this.approvers) {
+      a.open(request, (ans) => settle({ ...ans, via: a.name, at: (/* @__PURE__ */ new Date()).toISOString() }));
+    }
+    return { request, verdict, withdraw: (by, reason) => settle({ outcome: "denied", by, via: by, at: (/* @__PURE__ */ new Date()).toISOString(), reason }) };
+  }
+  /** How to answer a request, one line per approver. */
+  instructions(req) {
+    return this.approvers.map((a) => a.instructions(req)).join("; ");
+  }
+  pending() {
+    return [...this.open.values()].map((o) => o.request);
+  }
+  /** Denies everything still waiting (the gateway is stopping). */
+  withdrawAll(reason) {
+    for (const o of [...this.open.values()]) o.settle({ outcome: "denied", by: "gateway", via: "gateway", at: (/* @__PURE__ */ new Date()).toISOString(), reason });
+  }
+  newId() {
+    for (; ; ) {
+      let id = "";
+      for (let i = 0; i < 8; i++) id += ID_ALPHABET[randomInt(ID_ALPHABET.length)];
+      if (!this.open.has(id)) return id;
+    }
+  }
+};
+function formatDuration(ms) {
+  if (ms % 36e5 === 0) return `${ms / 36e5}h`;
+  if (ms % 6e4 === 0) return `${ms / 6e4}m`;
+  if (ms % 1e3 === 0) return `${ms / 1e3}s`;
+  return `${ms}ms`;
+}
+
+// gateway/postgres/approval-hold.ts
+var MAX_PROGRESS_INTERVAL_MS = 3e4;
+var HeldCommand = class {
+  plan;
+  pending;
+  timer;
+  startedAt = Date.now();
+  constructor(plan, broker, rec, notify) {
+    this.plan = plan;
+    const d = plan.decision;
+    this.pending = broker.request({ session: rec.id, command: plan.cmd.id, target: rec.target, text: plan.text, rule: d.rule, reason: d.reason });
+    const req = this.pending.request;
+    rec.event("approval-request", { command: plan.cmd.id, id: req.id, rule: d.rule, reason: d.reason, expires_at: req.expiresAt });
+    const timeout = formatDuration(broker.timeoutMs);
+    notify(encodeNoticeResponse({
+      severity: "NOTICE",
+      code: "00000",
+      message: `gateway: waiting for approval: rule "${d.rule}" holds this command as request ${req.id} (denied if there is no verdict within ${timeout})`,
+      hint: broker.instructions(req)
+    }));
+    const every = Math.max(1e3, Math.min(MAX_PROGRESS_INTERVAL_MS, Math.floor(broker.timeoutMs / 4)));
+    this.timer = setInterval(() => {
+      const left = Math.max(0, Date.parse(req.expiresAt) - Date.now());
+      notify(encodeNoticeResponse({ severity: "NOTICE", code: "00000", message: `gateway: still waiting for approval of request ${req.id} (${formatDuration(Math.ceil(left / 1e3) * 1e3)} left)` }));
+    }, every);
+  }
+  get id() {
+    return this.pending.request.id;
+  }
+  /** Records the verdict; returns the refusal the server gets instead, or null once approved. */
+  settle(v, rec) {
+    clearInterval(this.timer);
+    const req = this.pending.request;
+    rec.event("approval", {
+      command: this.plan.cmd.id,
+      id: req.id,
+      outcome: v.outcome,
+      by: v.by,
+      via: v.via,
+      at: v.at,
+      waited_ms: Date.now() - this.startedAt,
+      ...v.reason ? { reason: v.reason } : {}
+    });
+    if (v.outcome === "approved") {
+      rec.totals.approved++;
+      this.plan.approved();
+      return null;
+    }
+    const d = this.plan.decision;
+    const why = v.via === "timeout" ? `request ${req.id} got no verdict within its time (${v.reason})` : v.via === "client" ? `request ${req.id} was cancelled by the client` : v.via === "gateway" ? `request ${req.id} was withdrawn: ${v.reason}` : `request ${req.id} was denied by ${v.by}${v.reason ? `: ${v.reason}` : ""}`;
+    const denied = { action: "deny", rule: d.rule, reason: why, matched: d.matched };
+    return this.plan.denied(denied, v.via === "client" ? "57014" : "42501");
+  }
+  stop() {
+    clearInterval(this.timer);
+  }
+};
 
 // gateway/postgres/session.ts
 var MAX_CLIENT_MESSAGE = 64 * 1024 * 1024;
@@ -20769,6 +20912,9 @@ var PostgresSession = class {
   portals = /* @__PURE__ */ new Map();
   clientFramer;
   ended = false;
+  /** The command waiting for approval, and the client messages that arrived after it. */
+  held = null;
+  backlog = [];
   draining = false;
   terminatedByClient = false;
   onEnd;
@@ -20793,7 +20939,11 @@ var PostgresSession = class {
       this.guard(() => this.onServerChunk(c), "upstream");
     });
     this.client.on("drain", () => this.upstream.resume());
-    this.upstream.on("drain", () => this.client.resume());
+    this.upstream.on("drain", () => {
+      if (!this.held) this.client.resume();
+    });
+    this.client.setKeepAlive(true, KEEPALIVE_MS);
+    this.upstream.setKeepAlive(true, KEEPALIVE_MS);
     this.client.on("close", () => this.end(this.terminatedByClient ? "client terminated" : "client disconnected"));
     this.upstream.on("close", () => this.upstreamClosed());
     this.client.on("error", () => this.client.destroy());
@@ -20814,7 +20964,7 @@ var PostgresSession = class {
     return this.rec.id;
   }
   isIdle() {
-    return this.backend.idle && this.clientFramer.idle;
+    return this.backend.idle && this.clientFramer.idle && !this.held;
   }
   guard(fn, peer) {
     if (this.ended) return;
@@ -20838,33 +20988,60 @@ var PostgresSession = class {
   }
   // ---- client -> upstream ----------------------------------------------------------------
   onClientChunk(chunk) {
-    const out = [];
-    let runStart = -1;
-    let runEnd = -1;
-    let recorded = false;
+    const out = new Outbox(chunk);
     this.clientFramer.push(chunk, (m) => {
-      const forward = this.onClientMessage(m);
-      if (forward === "recorded") recorded = true;
-      if (Array.isArray(forward)) {
-        recorded = true;
-        if (runStart >= 0) out.push(chunk.subarray(runStart, runEnd));
-        runStart = runEnd = -1;
-        out.push(...forward);
-        return;
-      }
-      if (m.start >= 0 && m.start === runEnd) {
-        runEnd = m.end;
-      } else {
-        if (runStart >= 0) out.push(chunk.subarray(runStart, runEnd));
-        runStart = runEnd = -1;
-        if (m.start >= 0) {
-          runStart = m.start;
-          runEnd = m.end;
-        } else out.push(m.assembled);
-      }
+      if (this.held) this.backlog.push(detached(m, chunk));
+      else this.dispatch(m, out);
     });
-    if (runStart >= 0) out.push(runStart === 0 && runEnd === chunk.length ? chunk : chunk.subarray(runStart, runEnd));
-    if (out.length > 0) this.send(out, recorded);
+    this.flushOutbox(out);
+  }
+  dispatch(m, out) {
+    const forward = this.onClientMessage(m);
+    if (forward === "forward" || forward === "recorded") return out.message(m, forward === "recorded");
+    if (Array.isArray(forward)) return out.replace(forward);
+    this.flushOutbox(out);
+    this.hold(forward.hold, out.raw(m));
+  }
+  flushOutbox(out) {
+    const bufs = out.take();
+    if (bufs.length > 0) this.send(bufs, out.recorded);
+    out.recorded = false;
+  }
+  hold(plan, message) {
+    const broker = this.policy?.approvals;
+    if (!broker) throw new Error("a rule asks for approval but no approver is configured");
+    this.client.pause();
+    this.held = new HeldCommand(plan, broker, this.rec, (notice) => this.toClient(this.backend.inject(notice)));
+    const failure = this.rec.writer.flushSync();
+    if (failure) return this.refuseUnlogged(failure);
+    const held = this.held;
+    void held.pending.verdict.then((v) => {
+      if (this.ended || this.held !== held) return;
+      this.guard(() => {
+        const bufs = held.settle(v, this.rec) ?? [message];
+        this.held = null;
+        this.send(bufs, true);
+        this.replayBacklog();
+      }, "client");
+    });
+  }
+  /** Withdraws a held command when the client cancels it (it never reached the server). */
+  cancelHold() {
+    if (!this.held) return false;
+    this.held.pending.withdraw("client", "cancelled by the client");
+    return true;
+  }
+  /** After a verdict: the messages that arrived meanwhile, until the next hold. */
+  replayBacklog() {
+    const out = new Outbox(null);
+    while (!this.held && !this.ended && this.backlog.length > 0) this.dispatch(this.backlog.shift(), out);
+    if (!this.ended) this.flushOutbox(out);
+    if (!this.held && !this.ended) this.client.resume();
+  }
+  toClient(bufs) {
+    let ok = true;
+    for (const b of bufs) ok = this.client.write(b);
+    if (!ok) this.upstream.pause();
   }
   /** Forwards the messages; when they hold a new command, only once its record is written. */
   send(bufs, recorded) {
@@ -20892,8 +21069,14 @@ var PostgresSession = class {
         const cmd = this.rec.beginCommand({ text, protocol: "simple", ...j ? decisionFields(j) : {} });
         const run = newRun();
         this.backend.expect({ kind: "query", cmd, run });
+        const remember = () => {
+          for (const [name, p] of j?.prepares ?? []) this.sqlPrepared.set(name, p);
+        };
+        if (j?.decision.action === "approve") {
+          return { hold: { decision: j.decision, cmd, text, approved: remember, denied: (d, code) => this.refuseSimple(run, d, code) } };
+        }
         if (j && j.decision.action !== "allow") return this.refuseSimple(run, j.decision);
-        for (const [name, p] of j?.prepares ?? []) this.sqlPrepared.set(name, p);
+        remember();
         return "recorded";
       }
       case F.Parse: {
@@ -20901,10 +21084,20 @@ var PostgresSession = class {
         const statement = { text: p.query, paramTypes: p.paramTypes, columns: null };
         this.statements.set(p.statement, statement);
         const j = this.policy ? judge(this.policy, p.query, this.sqlPrepared) : null;
+        if (j) statement.decision = { action: j.decision.action, rule: j.decision.rule };
         if (j && j.decision.action !== "allow") {
-          statement.denied = j.decision;
           const cmd = this.rec.beginCommand({ text: p.query, protocol: "extended", phase: "parse", ...p.statement ? { statement: p.statement } : {}, ...decisionFields(j) });
-          return this.refuseExtended(cmd, statement.denied);
+          const refuse2 = (d, code) => {
+            statement.denied = d;
+            statement.decision = { action: "deny", rule: d.rule };
+            return this.refuseExtended(cmd, d, code);
+          };
+          if (j.decision.action === "deny") return refuse2(j.decision);
+          const approved = () => {
+            cmd.finish({ status: "approved" });
+            this.backend.expect({ kind: "parse" });
+          };
+          return { hold: { decision: j.decision, cmd, text: p.query, approved, denied: refuse2 } };
         }
         this.backend.expect({ kind: "parse" });
         return "forward";
@@ -20940,7 +21133,8 @@ var PostgresSession = class {
           protocol: "extended",
           params: portal?.params ?? [],
           ...e.portal ? { portal: e.portal } : {},
-          ...e.maxRows ? { max_rows: e.maxRows } : {}
+          ...e.maxRows ? { max_rows: e.maxRows } : {},
+          ...portal?.statement?.decision ? { decision: portal.statement.decision } : {}
         });
         const run = newRun();
         if (portal?.statement?.denied) run.denied = portal.statement.denied;
@@ -20970,6 +21164,9 @@ var PostgresSession = class {
         });
         const run = newRun();
         this.backend.expect({ kind: "query", cmd, run });
+        if (j?.decision.action === "approve") {
+          return { hold: { decision: j.decision, cmd, text: `-- function call oid ${f.oid}`, approved: () => void 0, denied: (d, code) => this.refuseSimple(run, d, code) } };
+        }
         if (j && j.decision.action !== "allow") return this.refuseSimple(run, j.decision);
         return "recorded";
       }
@@ -20991,25 +21188,23 @@ var PostgresSession = class {
     }
   }
   /** Simple protocol: the server runs the refusal instead, answering ErrorResponse, ReadyForQuery. */
-  refuseSimple(run, decision) {
+  refuseSimple(run, decision, sqlState) {
     run.denied = decision;
-    return [refusalQuery(decision)];
+    return [refusalQuery(decision, sqlState)];
   }
   /** Sends the refusal upstream; the server errors and then discards until the client's Sync. */
-  refuseExtended(cmd, denied) {
+  refuseExtended(cmd, denied, sqlState) {
     const run = newRun();
     run.denied = denied;
     this.backend.expect({ kind: "parse", swallow: true });
     this.backend.expect({ kind: "bind", swallow: true });
     this.backend.expect({ kind: "execute", cmd, run, portal: null });
     this.backend.skipUntilSync();
-    return refusalExtended(denied);
+    return refusalExtended(denied, sqlState);
   }
   // ---- upstream -> client ----------------------------------------------------------------
   onServerChunk(chunk) {
-    let ok = true;
-    for (const piece of this.backend.observe(chunk)) ok = this.client.write(piece);
-    if (!ok) this.upstream.pause();
+    this.toClient(this.backend.observe(chunk));
     if (this.draining && this.isIdle()) this.closeWithError(shutdownNotice, "gateway shutdown");
   }
   // ---- endings ---------------------------------------------------------------------------
@@ -21030,6 +21225,10 @@ var PostgresSession = class {
   end(reason, notice) {
     if (this.ended) return;
     this.ended = true;
+    if (this.held) {
+      this.held.stop();
+      this.held.pending.withdraw("client", `the session ended (${reason}) while the command waited for approval`);
+    }
     const error = notice ? { severity: notice.severity, code: notice.code, message: notice.message } : void 0;
     try {
       this.backend.abandon(error ?? { severity: "FATAL", code: "08006", message: `session ended: ${reason}` });
@@ -21042,6 +21241,52 @@ var PostgresSession = class {
     this.onEnd();
   }
 };
+var KEEPALIVE_MS = 3e4;
+var Outbox = class {
+  chunk;
+  bufs = [];
+  runStart = -1;
+  runEnd = -1;
+  /** Some message in it is a new command whose record must be written first. */
+  recorded = false;
+  constructor(chunk) {
+    this.chunk = chunk;
+  }
+  message(m, recorded) {
+    if (recorded) this.recorded = true;
+    if (m.start >= 0 && m.start === this.runEnd) {
+      this.runEnd = m.end;
+      return;
+    }
+    this.endRun();
+    if (m.start >= 0 && this.chunk) {
+      this.runStart = m.start;
+      this.runEnd = m.end;
+    } else this.bufs.push(m.assembled);
+  }
+  replace(bufs) {
+    this.recorded = true;
+    this.endRun();
+    this.bufs.push(...bufs);
+  }
+  /** The message's own bytes. */
+  raw(m) {
+    return m.start >= 0 ? this.chunk.subarray(m.start, m.end) : m.assembled;
+  }
+  take() {
+    this.endRun();
+    return this.bufs.splice(0);
+  }
+  endRun() {
+    if (this.runStart < 0) return;
+    const c = this.chunk;
+    this.bufs.push(this.runStart === 0 && this.runEnd === c.length ? c : c.subarray(this.runStart, this.runEnd));
+    this.runStart = this.runEnd = -1;
+  }
+};
+function detached(m, chunk) {
+  return m.start >= 0 ? { type: m.type, body: m.body, start: -1, end: -1, assembled: chunk.subarray(m.start, m.end) } : m;
+}
 var shutdownNotice = {
   severity: "FATAL",
   code: "57P01",
@@ -21068,7 +21313,7 @@ var PostgresListener = class {
   policyContext;
   constructor(opts) {
     this.opts = opts;
-    this.policyContext = opts.policy ? policyContext(opts.policy.rules, opts.policy.claims, opts.target.name) : null;
+    this.policyContext = opts.policy ? policyContext(opts.policy.rules, opts.policy.claims, opts.target.name, opts.approvals ?? null) : null;
     this.verifier = makeVerifier(opts.clientPassword);
     this.server = net2.createServer((s) => this.accept(s));
   }
@@ -21200,7 +21445,8 @@ var PostgresListener = class {
         const d = decide(this.opts.policy.rules, { target: t.name, statements: settings.map(() => ({ classes: ["set"], tables: [], normalized: text.toLowerCase() })) }, this.opts.policy.claims);
         if (d.action !== "allow") {
           rec.close("refused by policy: startup parameters", { decision: { action: d.action, rule: d.rule, reason: d.reason }, parameters: Object.fromEntries(settings) });
-          return fatal("42501", `gateway: denied by rule "${d.rule}": startup parameters set server variables (${settings.map(([k]) => k).join(", ")})`);
+          const why = d.action === "approve" ? " (approval cannot be asked for during login; SET them after connecting)" : "";
+          return fatal("42501", `gateway: ${d.action === "approve" ? "refused" : "denied"} by rule "${d.rule}": startup parameters set server variables (${settings.map(([k]) => k).join(", ")})${why}`);
         }
       }
     }
@@ -21263,7 +21509,7 @@ var PostgresListener = class {
   }
   newSecret(pid) {
     for (; ; ) {
-      const secret = randomInt(1, 2147483647);
+      const secret = randomInt2(1, 2147483647);
       if (this.cancelKeys.get(pid)?.secret !== secret) return secret;
     }
   }
@@ -21271,6 +21517,7 @@ var PostgresListener = class {
     socket.end();
     const k = this.cancelKeys.get(pid);
     if (!k || secretKey.length !== 4 || secretKey.readInt32BE(0) !== k.secret) return;
+    if (k.session.cancelHold()) return;
     try {
       k.rec.event("cancel-request", { forwarded: true });
     } catch {
@@ -21290,7 +21537,136 @@ var PostgresListener = class {
 // gateway/version.ts
 var VERSION = "0.1.0";
 
+// gateway/approval/local.ts
+import os from "node:os";
+var LocalApprover = class {
+  name = "local";
+  waiting = /* @__PURE__ */ new Map();
+  user = `local:${os.userInfo().username}`;
+  instructions(req) {
+    return `approve with \`gateway-action approve ${req.id}\`, deny with \`gateway-action deny ${req.id} --reason TEXT\``;
+  }
+  open(request, answer2) {
+    this.waiting.set(request.id, { request, answer: answer2 });
+  }
+  settled(req, _verdict) {
+    this.waiting.delete(req.id);
+  }
+  list() {
+    return [...this.waiting.values()].map((w) => w.request);
+  }
+  has(id) {
+    return this.waiting.has(id);
+  }
+  /** Answers a waiting request; throws with the pending ids when there is no such request. */
+  answer(id, outcome, reason) {
+    const w = this.waiting.get(id);
+    if (!w) throw new Error(`no request ${id} is waiting for approval${this.waiting.size ? ` (waiting: ${[...this.waiting.keys()].join(", ")})` : ""}`);
+    w.answer({ outcome, by: this.user, ...reason ? { reason } : {} });
+    return w.request;
+  }
+};
+
+// gateway/daemon/runtime-dir.ts
+import fs4 from "node:fs";
+import os2 from "node:os";
+import path3 from "node:path";
+function runtimeDir(env = process.env) {
+  if (env.GATEWAY_ACTION_RUNTIME_DIR) return path3.resolve(env.GATEWAY_ACTION_RUNTIME_DIR);
+  if (env.XDG_RUNTIME_DIR) return path3.join(env.XDG_RUNTIME_DIR, "gateway-action");
+  return path3.join(os2.tmpdir(), `gateway-action-${os2.userInfo().uid}`);
+}
+function ensureRuntimeDir(dir = runtimeDir()) {
+  fs4.mkdirSync(dir, { recursive: true, mode: 448 });
+  const st = fs4.lstatSync(dir);
+  if (!st.isDirectory()) throw new Error(`${dir} is not a directory; set GATEWAY_ACTION_RUNTIME_DIR to a private directory`);
+  if (st.uid !== os2.userInfo().uid) throw new Error(`${dir} belongs to another user; set GATEWAY_ACTION_RUNTIME_DIR to a private directory`);
+  if ((st.mode & 63) !== 0) fs4.chmodSync(dir, 448);
+  return dir;
+}
+function approvalSocketPath(runId, dir = runtimeDir()) {
+  return path3.join(dir, `${runId}.sock`);
+}
+function announcedSockets(dir = runtimeDir()) {
+  let names;
+  try {
+    names = fs4.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => n.endsWith(".sock")).map((n) => path3.join(dir, n));
+}
+
+// gateway/daemon/control.ts
+import fs5 from "node:fs";
+import net3 from "node:net";
+import path4 from "node:path";
+function controlSocketPath(stateDir) {
+  return path4.join(path4.resolve(stateDir), "control.sock");
+}
+function serveControl(stateDir, handle) {
+  return serveControlAt(controlSocketPath(stateDir), handle);
+}
+function serveControlAt(file, handle) {
+  fs5.rmSync(file, { force: true });
+  const server = net3.createServer((sock) => {
+    let buf = "";
+    sock.setEncoding("utf8");
+    sock.on("error", () => sock.destroy());
+    sock.on("data", (d) => {
+      buf += d;
+      const nl = buf.indexOf("\n");
+      if (nl < 0) {
+        if (buf.length > 65536) sock.destroy();
+        return;
+      }
+      let req;
+      try {
+        req = JSON.parse(buf.slice(0, nl));
+      } catch {
+        sock.end(JSON.stringify({ ok: false, error: "malformed request" }) + "\n");
+        return;
+      }
+      handle(req).catch((e) => ({ ok: false, error: e.message })).then((reply) => sock.end(JSON.stringify(reply) + "\n"));
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(file, () => {
+      fs5.chmodSync(file, 384);
+      resolve(server);
+    });
+  });
+}
+function sendControl(stateDir, req, timeoutMs = 12e4) {
+  return sendControlAt(controlSocketPath(stateDir), req, timeoutMs, `no gateway is running for state directory ${path4.resolve(stateDir)}`);
+}
+function sendControlAt(file, req, timeoutMs = 12e4, notRunning = `no gateway is listening on ${file}`) {
+  return new Promise((resolve, reject) => {
+    const sock = net3.connect(file);
+    let buf = "";
+    const timer = setTimeout(() => sock.destroy(new Error(`no reply from the gateway within ${timeoutMs / 1e3}s`)), timeoutMs);
+    sock.setEncoding("utf8");
+    sock.on("connect", () => sock.write(JSON.stringify(req) + "\n"));
+    sock.on("data", (d) => buf += d);
+    sock.on("end", () => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(buf));
+      } catch {
+        reject(new Error("the gateway closed the control connection without a reply"));
+      }
+    });
+    sock.on("error", (e) => {
+      clearTimeout(timer);
+      if (e.code === "ENOENT" || e.code === "ECONNREFUSED") reject(Object.assign(new Error(notRunning), { code: e.code }));
+      else reject(e);
+    });
+  });
+}
+
 // gateway/daemon/gateway.ts
+import fs6 from "node:fs";
 var ConfigurationError = class extends Error {
 };
 var STOP_GRACE_MS = 3e4;
@@ -21301,15 +21677,12 @@ var Gateway = class _Gateway {
   recorder = null;
   startedAt = Date.now();
   stopped = null;
+  approvals = null;
   constructor(runId, writer) {
     this.runId = runId;
     this.writer = writer;
   }
   static async start(opts) {
-    const r = opts.policy.rules;
-    if (opts.policy.hasApprovals || r.default === "approve" || r.unclassified === "approve" || r.rules.some((x) => x.action === "approve")) {
-      throw new ConfigurationError(`${opts.policy.path}: this version enforces allow and deny but cannot hold commands for approval yet; remove action: approve (and approvals) to run the gateway`);
-    }
     if (opts.policy.hasRuleSettings) await loadClassifier();
     const env = opts.env ?? process.env;
     const passwords = /* @__PURE__ */ new Map();
@@ -21330,7 +21703,7 @@ var Gateway = class _Gateway {
       format: LOG_FORMAT,
       run: runId,
       gateway: { version: VERSION, node: process.version },
-      host: os.hostname(),
+      host: os3.hostname(),
       pid: process.pid,
       policy: { path: opts.policy.path, sha256: opts.policy.sha256 },
       identity: opts.identity,
@@ -21341,11 +21714,12 @@ var Gateway = class _Gateway {
     const failure = writer.flushSync();
     if (failure) throw failure;
     try {
+      const broker = await gw.serveApprovals(opts.policy);
       for (const target of opts.policy.targets) {
         const upstream = passwords.get(target.name);
         const password = randomBytes3(24).toString("base64url");
         const policy = opts.policy.hasRuleSettings ? { rules: opts.policy.rules, claims: opts.claims ?? {} } : null;
-        const listener = new PostgresListener({ target, clientPassword: password, upstreamPassword: async () => upstream, recorder, policy });
+        const listener = new PostgresListener({ target, clientPassword: password, upstreamPassword: async () => upstream, recorder, policy, approvals: broker });
         const port = await listener.listen();
         gw.listeners.push({ listener, port, password });
         writer.append("listener", { target: target.name, listen: `127.0.0.1:${port}` });
@@ -21383,8 +21757,13 @@ var Gateway = class _Gateway {
    */
   stop(reason = "stopped", graceMs = STOP_GRACE_MS) {
     this.stopped ??= (async () => {
+      this.approvals?.broker.withdrawAll("the gateway is stopping");
       await Promise.all(this.listeners.map((l) => l.listener.stop(graceMs)));
       for (const s of this.recorder?.open ?? []) s.close("gateway shutdown");
+      if (this.approvals) {
+        this.approvals.server.close();
+        fs6.rmSync(this.approvals.socket, { force: true });
+      }
       try {
         this.writer.close("run-end", { run: this.runId, reason, duration_ms: Date.now() - this.startedAt, records: this.writer.nextSeq + 1 });
         return { log: this.writer.path, sealError: null };
@@ -21394,14 +21773,40 @@ var Gateway = class _Gateway {
     })();
     return this.stopped;
   }
+  /**
+   * When the policy can hold commands: the broker, the local approver, and a control socket in
+   * the user's runtime directory where `gateway-action approve|deny|pending` find this run.
+   */
+  async serveApprovals(policy) {
+    const r = policy.rules;
+    if (!(r.default === "approve" || r.unclassified === "approve" || r.rules.some((x) => x.action === "approve"))) return null;
+    const local = new LocalApprover();
+    const broker = new ApprovalBroker({ runId: this.runId, timeoutMs: policy.approvals.timeoutMs, approvers: [local] });
+    const socket = approvalSocketPath(this.runId, ensureRuntimeDir());
+    const server = await serveControlAt(socket, async (req) => this.answerControl(req));
+    this.approvals = { broker, local, server, socket };
+    this.writer.append("approvals", { approvers: ["local"], timeout_ms: policy.approvals.timeoutMs, control_socket: socket });
+    return broker;
+  }
+  /** The approval verbs of the control protocol (pending, approve, deny). */
+  async answerControl(req) {
+    const a = this.approvals;
+    if (req.op === "pending") return { ok: true, run: this.runId, pending: a ? a.local.list() : [] };
+    if (req.op === "approve" || req.op === "deny") {
+      if (!a) return { ok: false, error: `this gateway (run ${this.runId}) holds no commands for approval` };
+      const request = a.local.answer(req.id, req.op === "approve" ? "approved" : "denied", req.op === "deny" ? req.reason : void 0);
+      return { ok: true, run: this.runId, request };
+    }
+    return { ok: false, error: "unknown request" };
+  }
 };
 
 // gateway/identity/local.ts
 import { spawnSync } from "node:child_process";
-import os2 from "node:os";
+import os4 from "node:os";
 function localIdentity() {
-  const u = os2.userInfo();
-  return { kind: "local", user: u.username, uid: u.uid, host: os2.hostname() };
+  const u = os4.userInfo();
+  return { kind: "local", user: u.username, uid: u.uid, host: os4.hostname() };
 }
 function localClaims(env = process.env) {
   let ref = env.GITHUB_REF;
@@ -21411,7 +21816,7 @@ function localClaims(env = process.env) {
   }
   return {
     ...ref ? { ref } : {},
-    actor: env.GITHUB_ACTOR || os2.userInfo().username,
+    actor: env.GITHUB_ACTOR || os4.userInfo().username,
     event: env.GITHUB_EVENT_NAME || "local",
     ...env.GATEWAY_ENVIRONMENT ? { environment: env.GATEWAY_ENVIRONMENT } : {}
   };
@@ -21485,77 +21890,13 @@ function relaunch(args) {
 
 // gateway/cli/daemon.ts
 import { spawn as spawn2 } from "node:child_process";
-import fs5 from "node:fs";
-import path4 from "node:path";
+import fs7 from "node:fs";
+import path5 from "node:path";
 
 // gateway/cli/env-file.ts
 function formatEnv(env) {
   return Object.entries(env).map(([k, v]) => `${k}=${v}
 `).join("");
-}
-
-// gateway/daemon/control.ts
-import fs4 from "node:fs";
-import net3 from "node:net";
-import path3 from "node:path";
-function controlSocketPath(stateDir) {
-  return path3.join(path3.resolve(stateDir), "control.sock");
-}
-function serveControl(stateDir, handle) {
-  const file = controlSocketPath(stateDir);
-  fs4.rmSync(file, { force: true });
-  const server = net3.createServer((sock) => {
-    let buf = "";
-    sock.setEncoding("utf8");
-    sock.on("error", () => sock.destroy());
-    sock.on("data", (d) => {
-      buf += d;
-      const nl = buf.indexOf("\n");
-      if (nl < 0) {
-        if (buf.length > 65536) sock.destroy();
-        return;
-      }
-      let req;
-      try {
-        req = JSON.parse(buf.slice(0, nl));
-      } catch {
-        sock.end(JSON.stringify({ ok: false, error: "malformed request" }) + "\n");
-        return;
-      }
-      handle(req).catch((e) => ({ ok: false, error: e.message })).then((reply) => sock.end(JSON.stringify(reply) + "\n"));
-    });
-  });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(file, () => {
-      fs4.chmodSync(file, 384);
-      resolve(server);
-    });
-  });
-}
-function sendControl(stateDir, req, timeoutMs = 12e4) {
-  const file = controlSocketPath(stateDir);
-  return new Promise((resolve, reject) => {
-    const sock = net3.connect(file);
-    let buf = "";
-    const timer = setTimeout(() => sock.destroy(new Error(`no reply from the gateway within ${timeoutMs / 1e3}s`)), timeoutMs);
-    sock.setEncoding("utf8");
-    sock.on("connect", () => sock.write(JSON.stringify(req) + "\n"));
-    sock.on("data", (d) => buf += d);
-    sock.on("end", () => {
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(buf));
-      } catch {
-        reject(new Error("the gateway closed the control connection without a reply"));
-      }
-    });
-    sock.on("error", (e) => {
-      clearTimeout(timer);
-      if (e.code === "ENOENT" || e.code === "ECONNREFUSED") reject(new Error(`no gateway is running for state directory ${path3.resolve(stateDir)}`));
-      else reject(e);
-    });
-  });
 }
 
 // gateway/cli/daemon.ts
@@ -21579,12 +21920,12 @@ var READY_TIMEOUT_MS = 3e4;
 async function start(argv) {
   const args = parseArgs(argv, { policy: "string", "state-dir": "string", "log-dir": "string" }, "start");
   if (args.options.help) return void process.stdout.write(startHelp), 0;
-  const policyFile = path4.resolve(requireOption(args, "policy", "start"));
-  const stateDir = path4.resolve(requireOption(args, "state-dir", "start"));
-  const logDir = path4.resolve(args.options["log-dir"] ?? "gateway-logs");
+  const policyFile = path5.resolve(requireOption(args, "policy", "start"));
+  const stateDir = path5.resolve(requireOption(args, "state-dir", "start"));
+  const logDir = path5.resolve(args.options["log-dir"] ?? "gateway-logs");
   const policy = loadPolicy(policyFile);
-  fs5.mkdirSync(stateDir, { recursive: true, mode: 448 });
-  fs5.chmodSync(stateDir, 448);
+  fs7.mkdirSync(stateDir, { recursive: true, mode: 448 });
+  fs7.chmodSync(stateDir, 448);
   const running = await sendControl(stateDir, { op: "status" }, 5e3).catch(() => null);
   if (running?.ok) throw new Error(`a gateway is already running for ${stateDir} (pid ${String(running.pid)}); stop it first`);
   const secrets = {};
@@ -21594,18 +21935,18 @@ async function start(argv) {
     if (v !== void 0) secrets[t.auth.passwordEnv] = v;
     delete env[t.auth.passwordEnv];
   }
-  const out = fs5.openSync(path4.join(stateDir, "daemon.log"), "a", 384);
+  const out = fs7.openSync(path5.join(stateDir, "daemon.log"), "a", 384);
   const child = spawn2(process.execPath, [...process.execArgv, BASELINE_WASM_FLAG, process.argv[1], "daemon", "--policy", policyFile, "--state-dir", stateDir, "--log-dir", logDir], {
     detached: true,
     stdio: ["ignore", out, out, "ipc"],
     env
   });
-  fs5.closeSync(out);
+  fs7.closeSync(out);
   child.send({ secrets });
   const reply = await new Promise((resolve) => {
-    const timer = setTimeout(() => resolve({ error: `the daemon did not become ready within ${READY_TIMEOUT_MS / 1e3}s; see ${path4.join(stateDir, "daemon.log")}` }), READY_TIMEOUT_MS);
+    const timer = setTimeout(() => resolve({ error: `the daemon did not become ready within ${READY_TIMEOUT_MS / 1e3}s; see ${path5.join(stateDir, "daemon.log")}` }), READY_TIMEOUT_MS);
     child.once("message", (m) => (clearTimeout(timer), resolve(m)));
-    child.once("exit", (code) => (clearTimeout(timer), resolve({ error: `the daemon exited (status ${code}); see ${path4.join(stateDir, "daemon.log")}` })));
+    child.once("exit", (code) => (clearTimeout(timer), resolve({ error: `the daemon exited (status ${code}); see ${path5.join(stateDir, "daemon.log")}` })));
   });
   if (!reply.ready) {
     child.kill();
@@ -21613,7 +21954,7 @@ async function start(argv) {
   }
   child.disconnect();
   child.unref();
-  process.stdout.write(fs5.readFileSync(path4.join(stateDir, "env"), "utf8"));
+  process.stdout.write(fs7.readFileSync(path5.join(stateDir, "env"), "utf8"));
   return 0;
 }
 async function stop(argv) {
@@ -21621,8 +21962,8 @@ async function stop(argv) {
   if (args.options.help) return void process.stdout.write(stopHelp), 0;
   const stateDir = requireOption(args, "state-dir", "stop");
   const reply = await sendControl(stateDir, { op: "stop" }).catch((e) => {
-    const info = path4.join(stateDir, "daemon.json");
-    const log = fs5.existsSync(info) ? JSON.parse(fs5.readFileSync(info, "utf8")).log : void 0;
+    const info = path5.join(stateDir, "daemon.json");
+    const log = fs7.existsSync(info) ? JSON.parse(fs7.readFileSync(info, "utf8")).log : void 0;
     throw new Error(log ? `${e.message}; its last session log, ${log}, was not sealed by a clean stop (check it with gateway-action verify)` : e.message);
   });
   if (!reply.ok) throw new Error(`the gateway stopped, but the session log is not sealed: ${reply.error}`);
@@ -21651,19 +21992,19 @@ async function daemon(argv) {
     if (req.op === "status") return { ok: true, pid: process.pid, log: gw.logPath, run: gw.runId };
     if (req.op === "stop") {
       const { log, sealError } = await stopGateway("stopped by request");
-      if (!sealError) fs5.rmSync(path4.join(stateDir, "daemon.json"), { force: true });
+      if (!sealError) fs7.rmSync(path5.join(stateDir, "daemon.json"), { force: true });
       setImmediate(() => server.close(() => process.exit(sealError ? 1 : 0)));
       return sealError ? { ok: false, error: `${sealError} (${log})`, log } : { ok: true, log };
     }
-    return { ok: false, error: "unknown request" };
+    return gw.answerControl(req);
   });
   for (const sig of ["SIGTERM", "SIGINT"]) {
     process.on(sig, () => void stopGateway(`signal ${sig}`).then((r) => process.exit(r.sealError ? 1 : 0)));
   }
-  const envFile = path4.join(stateDir, "env");
-  fs5.writeFileSync(envFile, formatEnv(gw.connectionEnv()), { mode: 384 });
-  fs5.chmodSync(envFile, 384);
-  fs5.writeFileSync(path4.join(stateDir, "daemon.json"), JSON.stringify({ pid: process.pid, log: gw.logPath, run: gw.runId }) + "\n", { mode: 384 });
+  const envFile = path5.join(stateDir, "env");
+  fs7.writeFileSync(envFile, formatEnv(gw.connectionEnv()), { mode: 384 });
+  fs7.chmodSync(envFile, 384);
+  fs7.writeFileSync(path5.join(stateDir, "daemon.json"), JSON.stringify({ pid: process.pid, log: gw.logPath, run: gw.runId }) + "\n", { mode: 384 });
   process.stdout.write(`gateway-action daemon: pid ${process.pid}, session log ${gw.logPath}
 `);
   report2({ ready: true });
@@ -21673,7 +22014,7 @@ async function daemon(argv) {
 
 // gateway/evidence/log-verifier.ts
 import { createHash as createHash4 } from "node:crypto";
-import fs6 from "node:fs";
+import fs8 from "node:fs";
 import { StringDecoder } from "node:string_decoder";
 var VERIFY_EXIT = { valid: 0, tampered: 1, unreadable: 3, unsealed: 4 };
 var LogVerifier = class {
@@ -21702,7 +22043,7 @@ var LogVerifier = class {
   line(text) {
     if (this.verdict) return false;
     const i = this.index++;
-    const where = `record ${i} (line ${i + 1})`;
+    const where2 = `record ${i} (line ${i + 1})`;
     let rec;
     try {
       const parsed = JSON.parse(text);
@@ -21710,25 +22051,25 @@ var LogVerifier = class {
       rec = parsed;
     } catch {
       if (i === 0) return this.stop("unreadable", "line 1 is not a session log record");
-      return this.stop("tampered", `${where} is not valid JSON`);
+      return this.stop("tampered", `${where2} is not valid JSON`);
     }
-    if (this.sealed) return this.stop("tampered", `${where} was appended after the seal`);
+    if (this.sealed) return this.stop("tampered", `${where2} was appended after the seal`);
     const { hash, ...rest } = rec;
     if (i === 0 && (rest.type !== "run-start" || rest.format !== LOG_FORMAT)) {
       return this.stop("unreadable", `line 1 is not the start of a ${LOG_FORMAT} log`);
     }
-    if (rest.seq !== i) return this.stop("tampered", `${where} has sequence number ${JSON.stringify(rest.seq)}, expected ${i} (records removed, inserted or reordered)`);
-    if (rest.prev !== this.prev) return this.stop("tampered", `${where} does not chain to the record before it (prev hash mismatch)`);
+    if (rest.seq !== i) return this.stop("tampered", `${where2} has sequence number ${JSON.stringify(rest.seq)}, expected ${i} (records removed, inserted or reordered)`);
+    if (rest.prev !== this.prev) return this.stop("tampered", `${where2} does not chain to the record before it (prev hash mismatch)`);
     let canonical;
     try {
       canonical = canonicalJson(rest);
     } catch (e) {
-      return this.stop("tampered", `${where} cannot be canonicalized: ${e.message}`);
+      return this.stop("tampered", `${where2} cannot be canonicalized: ${e.message}`);
     }
     const computed = createHash4("sha256").update(canonical).digest("hex");
-    if (hash !== computed) return this.stop("tampered", `${where} has been modified (hash mismatch)`);
+    if (hash !== computed) return this.stop("tampered", `${where2} has been modified (hash mismatch)`);
     if (text !== canonical.slice(0, -1) + ',"hash":"' + computed + '"}') {
-      return this.stop("tampered", `${where} is not in canonical form (extra spaces, duplicate members or altered spelling)`);
+      return this.stop("tampered", `${where2} is not in canonical form (extra spaces, duplicate members or altered spelling)`);
     }
     this.prev = computed;
     this.summary.records++;
@@ -21741,10 +22082,10 @@ var LogVerifier = class {
     if (this.verdict) return this.verdict;
     if (this.index === 0 && torn === "") return { status: "unreadable", problem: "the file is empty", sealed: false, summary: this.summary };
     if (torn !== "") {
-      const where = `record ${this.index} (line ${this.index + 1})`;
+      const where2 = `record ${this.index} (line ${this.index + 1})`;
       if (this.index === 0) return { status: "unreadable", problem: "line 1 is not a session log record", sealed: false, summary: this.summary };
-      if (this.sealed) return { status: "tampered", problem: `${where} was appended after the seal`, sealed: false, summary: this.summary };
-      return { status: "unsealed", problem: `${where} is torn (the file ends mid-record); ${this.index} records before it verify`, sealed: false, summary: this.summary };
+      if (this.sealed) return { status: "tampered", problem: `${where2} was appended after the seal`, sealed: false, summary: this.summary };
+      return { status: "unsealed", problem: `${where2} is torn (the file ends mid-record); ${this.index} records before it verify`, sealed: false, summary: this.summary };
     }
     if (!this.sealed) {
       return { status: "unsealed", problem: `the log has no seal (run-end record): the gateway did not stop cleanly; all ${this.summary.records} records verify`, sealed: false, summary: this.summary };
@@ -21763,7 +22104,7 @@ async function verifyLogFile(file) {
   const v = new LogVerifier();
   let rest = "";
   const decoder = new StringDecoder("utf8");
-  for await (const chunk of fs6.createReadStream(file, { highWaterMark: 1 << 20 })) {
+  for await (const chunk of fs8.createReadStream(file, { highWaterMark: 1 << 20 })) {
     const text = rest + decoder.write(chunk);
     let start2 = 0;
     for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n", start2)) {
@@ -21852,26 +22193,26 @@ function report(file, r, json) {
 // gateway/cli/demo.ts
 import { spawn as spawn3, spawnSync as spawnSync3 } from "node:child_process";
 import { randomBytes as randomBytes4 } from "node:crypto";
-import fs8 from "node:fs";
-import os4 from "node:os";
-import path6 from "node:path";
+import fs10 from "node:fs";
+import os6 from "node:os";
+import path7 from "node:path";
 
 // gateway/demo/pg-cluster.ts
 import { execFileSync, spawnSync as spawnSync2 } from "node:child_process";
-import fs7 from "node:fs";
+import fs9 from "node:fs";
 import net4 from "node:net";
-import os3 from "node:os";
-import path5 from "node:path";
+import os5 from "node:os";
+import path6 from "node:path";
 function findPostgresBin() {
   const env = process.env.GATEWAY_PG_BIN;
   if (env) return env;
   const base = "/usr/lib/postgresql";
-  if (fs7.existsSync(base)) {
-    const versions = fs7.readdirSync(base).filter((v) => fs7.existsSync(path5.join(base, v, "bin", "initdb"))).sort((a, b) => Number(b) - Number(a));
-    if (versions.length > 0) return path5.join(base, versions[0], "bin");
+  if (fs9.existsSync(base)) {
+    const versions = fs9.readdirSync(base).filter((v) => fs9.existsSync(path6.join(base, v, "bin", "initdb"))).sort((a, b) => Number(b) - Number(a));
+    if (versions.length > 0) return path6.join(base, versions[0], "bin");
   }
   for (const dir of (process.env.PATH ?? "").split(":")) {
-    if (dir && fs7.existsSync(path5.join(dir, "initdb"))) return dir;
+    if (dir && fs9.existsSync(path6.join(dir, "initdb"))) return dir;
   }
   throw new Error("PostgreSQL server binaries (initdb, pg_ctl) were not found; install them with `apt-get install postgresql` or set GATEWAY_PG_BIN");
 }
@@ -21889,40 +22230,40 @@ var asRoot = process.getuid?.() === 0;
 function runAsServerUser(bin, args, opts = {}) {
   const cmd = asRoot ? "runuser" : bin;
   const argv = asRoot ? ["-u", "postgres", "--", bin, ...args] : args;
-  const r = spawnSync2(cmd, argv, { encoding: "utf8", cwd: opts.cwd ?? os3.tmpdir() });
-  if (r.status !== 0) throw new Error(`${path5.basename(bin)} ${args.join(" ")} failed: ${r.stderr || r.stdout || r.error?.message}`);
+  const r = spawnSync2(cmd, argv, { encoding: "utf8", cwd: opts.cwd ?? os5.tmpdir() });
+  if (r.status !== 0) throw new Error(`${path6.basename(bin)} ${args.join(" ")} failed: ${r.stderr || r.stdout || r.error?.message}`);
   return r.stdout;
 }
 async function startCluster(opts = {}) {
   const binDir = findPostgresBin();
-  const root = fs7.mkdtempSync(path5.join(os3.tmpdir(), "gw-pg-"));
-  const dataDir = path5.join(root, "data");
-  const socketDir = path5.join(root, "sock");
-  fs7.mkdirSync(socketDir);
+  const root = fs9.mkdtempSync(path6.join(os5.tmpdir(), "gw-pg-"));
+  const dataDir = path6.join(root, "data");
+  const socketDir = path6.join(root, "sock");
+  fs9.mkdirSync(socketDir);
   if (asRoot) {
-    fs7.chmodSync(root, 493);
+    fs9.chmodSync(root, 493);
     execFileSync("chown", ["-R", "postgres:postgres", root]);
   }
-  runAsServerUser(path5.join(binDir, "initdb"), ["-D", dataDir, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "-N"]);
+  runAsServerUser(path6.join(binDir, "initdb"), ["-D", dataDir, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "-N"]);
   const hba = [
     ...opts.hba ?? [],
     "local all all trust",
     "host all postgres 127.0.0.1/32 trust",
     "host all all 127.0.0.1/32 scram-sha-256"
   ];
-  fs7.writeFileSync(path5.join(dataDir, "pg_hba.conf"), hba.join("\n") + "\n");
+  fs9.writeFileSync(path6.join(dataDir, "pg_hba.conf"), hba.join("\n") + "\n");
   const settings = { fsync: "off", synchronous_commit: "off", full_page_writes: "off", max_connections: "200", ...opts.settings };
   if (opts.tls) {
-    fs7.copyFileSync(opts.tls.cert, path5.join(dataDir, "server.crt"));
-    fs7.copyFileSync(opts.tls.key, path5.join(dataDir, "server.key"));
-    fs7.chmodSync(path5.join(dataDir, "server.key"), 384);
-    if (asRoot) execFileSync("chown", ["postgres:postgres", path5.join(dataDir, "server.crt"), path5.join(dataDir, "server.key")]);
+    fs9.copyFileSync(opts.tls.cert, path6.join(dataDir, "server.crt"));
+    fs9.copyFileSync(opts.tls.key, path6.join(dataDir, "server.key"));
+    fs9.chmodSync(path6.join(dataDir, "server.key"), 384);
+    if (asRoot) execFileSync("chown", ["postgres:postgres", path6.join(dataDir, "server.crt"), path6.join(dataDir, "server.key")]);
     settings.ssl = "on";
   }
-  fs7.appendFileSync(path5.join(dataDir, "postgresql.conf"), Object.entries(settings).map(([k, v]) => `${k} = '${v}'`).join("\n") + "\n");
+  fs9.appendFileSync(path6.join(dataDir, "postgresql.conf"), Object.entries(settings).map(([k, v]) => `${k} = '${v}'`).join("\n") + "\n");
   if (asRoot) execFileSync("chown", ["-R", "postgres:postgres", dataDir]);
   const port = await freePort();
-  runAsServerUser(path5.join(binDir, "pg_ctl"), ["-D", dataDir, "-l", path5.join(root, "server.log"), "-w", "-t", "60", "-o", `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1`, "start"]);
+  runAsServerUser(path6.join(binDir, "pg_ctl"), ["-D", dataDir, "-l", path6.join(root, "server.log"), "-w", "-t", "60", "-o", `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1`, "start"]);
   let stopped = false;
   const cluster = {
     host: "127.0.0.1",
@@ -21939,10 +22280,10 @@ async function startCluster(opts = {}) {
       if (stopped) return;
       stopped = true;
       try {
-        runAsServerUser(path5.join(binDir, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
+        runAsServerUser(path6.join(binDir, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
       } catch {
       }
-      fs7.rmSync(root, { recursive: true, force: true });
+      fs9.rmSync(root, { recursive: true, force: true });
     }
   };
   return cluster;
@@ -21984,7 +22325,7 @@ async function main3(argv) {
   const say = (s) => void process.stdout.write(s + "\n");
   say("Starting a throwaway PostgreSQL cluster...");
   const cluster = await startCluster();
-  const work = fs8.mkdtempSync(path6.join(os4.tmpdir(), "gw-demo-"));
+  const work = fs10.mkdtempSync(path7.join(os6.tmpdir(), "gw-demo-"));
   try {
     const password = randomBytes4(18).toString("base64url");
     const seed = spawnSync3("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", `pw=${password}`, "-h", cluster.socketDir, "-p", String(cluster.port), "-U", "postgres", "-d", "postgres"], { input: SEED, encoding: "utf8" });
@@ -22000,8 +22341,8 @@ targets:
     auth: { password-env: APP_DB_PASSWORD }
     tls: disable
 `;
-    const policyFile = path6.join(work, "gateway.yml");
-    fs8.writeFileSync(policyFile, policyText);
+    const policyFile = path7.join(work, "gateway.yml");
+    fs10.writeFileSync(policyFile, policyText);
     say(`PostgreSQL ${cluster.port} is up with tables customers and orders. Policy:
 
 ${indent(policyText)}`);
@@ -22019,7 +22360,7 @@ $ psql ${step.args.map(shellQuote).join(" ")}`);
   (psql exited ${r.status})`) + "\n");
     }
     const { log } = await gw.stop("demo finished");
-    const text = fs8.readFileSync(log, "utf8");
+    const text = fs10.readFileSync(log, "utf8");
     const result = verifyLogText(text);
     say("\u2500\u2500 What the session log recorded:");
     for (const line of text.trimEnd().split("\n")) {
@@ -22032,13 +22373,13 @@ $ psql ${step.args.map(shellQuote).join(" ")}`);
     }
     const s = result.summary;
     say(`
-Session log: ${path6.resolve(log)}`);
+Session log: ${path7.resolve(log)}`);
     say(`Verification: ${result.status === "valid" ? "VALID (hash chain intact, sealed)" : result.status.toUpperCase() + ": " + result.problem}; ${s.records} records, ${s.sessions} sessions, ${s.commands} commands, ${s.errors} failed.`);
-    say(`Check it yourself: node ${path6.relative(process.cwd(), process.argv[1])} verify ${path6.relative(process.cwd(), log)}`);
+    say(`Check it yourself: node ${path7.relative(process.cwd(), process.argv[1])} verify ${path7.relative(process.cwd(), log)}`);
     return result.status === "valid" ? 0 : 1;
   } finally {
     cluster.stop();
-    fs8.rmSync(work, { recursive: true, force: true });
+    fs10.rmSync(work, { recursive: true, force: true });
   }
 }
 function runPsql(args, env) {
@@ -22055,6 +22396,90 @@ var indent = (s) => s.split("\n").map((l) => "  " + l).join("\n");
 var oneLine = (s) => (s.length > 90 ? s.slice(0, 87) + "..." : s).replace(/\s+/g, " ");
 var shellQuote = (s) => /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 
+// gateway/cli/approve.ts
+import fs11 from "node:fs";
+var where = `Options:
+  --state-dir DIR   ask only the gateway started with \`gateway-action start --state-dir DIR\`
+                    (default: every gateway of this OS user, found in $GATEWAY_ACTION_RUNTIME_DIR,
+                    else $XDG_RUNTIME_DIR/gateway-action, else /tmp/gateway-action-<uid>)`;
+var approveHelp = `Usage: gateway-action approve ID [--state-dir DIR]
+
+Approves the held command with request id ID: it runs at once. The session log records the
+approval as yours (local:<user>) with the time.
+
+${where}
+`;
+var denyHelp = `Usage: gateway-action deny ID [--reason TEXT] [--state-dir DIR]
+
+Denies the held command with request id ID: its client gets SQLSTATE 42501 naming the rule
+and your reason. The session log records who denied it, when and why.
+
+  --reason TEXT     why (shown to the client and recorded)
+${where}
+`;
+var pendingHelp = `Usage: gateway-action pending [--json] [--state-dir DIR]
+
+Lists the commands waiting for approval: request id, target, rule, time left, and the command.
+
+  --json            one JSON array of requests instead of the table
+${where}
+`;
+async function gateways(stateDir) {
+  const sockets = stateDir ? [controlSocketPath(stateDir)] : announcedSockets();
+  const found = [];
+  for (const socket of sockets) {
+    let reply;
+    try {
+      reply = await sendControlAt(socket, { op: "pending" }, 1e4, `no gateway is running for state directory ${stateDir ?? ""}`);
+    } catch (e) {
+      if (stateDir) throw e;
+      if (e.code === "ECONNREFUSED") fs11.rmSync(socket, { force: true });
+      continue;
+    }
+    if (reply.ok) found.push({ socket, run: String(reply.run), pending: reply.pending });
+  }
+  if (found.length === 0 && !stateDir) throw new Error(`no gateway is running for this user (looked in ${runtimeDir()})`);
+  return found;
+}
+async function answer(verb, argv) {
+  const args = parseArgs(argv, verb === "deny" ? { reason: "string", "state-dir": "string" } : { "state-dir": "string" }, verb);
+  if (args.options.help) return void process.stdout.write(verb === "deny" ? denyHelp : approveHelp), 0;
+  if (args.positional.length !== 1) throw new UsageError(`${verb}: give exactly one request id (see gateway-action pending)`);
+  const id = args.positional[0].trim().toLowerCase();
+  const all = await gateways(args.options["state-dir"]);
+  const holder = all.find((g) => g.pending.some((r2) => r2.id === id));
+  if (!holder) {
+    const ids = all.flatMap((g) => g.pending.map((r2) => r2.id));
+    throw new Error(`no command is waiting for approval with request id ${id}${ids.length ? ` (waiting: ${ids.join(", ")})` : " (nothing is waiting)"}`);
+  }
+  const req = verb === "approve" ? { op: "approve", id } : { op: "deny", id, ...args.options.reason ? { reason: args.options.reason } : {} };
+  const reply = await sendControlAt(holder.socket, req);
+  if (!reply.ok) throw new Error(reply.error);
+  const r = reply.request;
+  process.stdout.write(`${verb === "approve" ? "approved" : "denied"} ${r.id}: ${r.target} ${r.session} rule "${r.rule}": ${oneLine2(r.text, 100)}
+`);
+  return 0;
+}
+var approve = (argv) => answer("approve", argv);
+var deny = (argv) => answer("deny", argv);
+async function pending(argv) {
+  const args = parseArgs(argv, { json: "boolean", "state-dir": "string" }, "pending");
+  if (args.options.help) return void process.stdout.write(pendingHelp), 0;
+  if (args.positional.length > 0) throw new UsageError(`pending: unexpected argument "${args.positional[0]}"`);
+  const requests = (await gateways(args.options["state-dir"])).flatMap((g) => g.pending);
+  if (args.options.json) return void process.stdout.write(JSON.stringify(requests, null, 2) + "\n"), 0;
+  if (requests.length === 0) return void process.stdout.write("nothing is waiting for approval\n"), 0;
+  const rows = requests.map((r) => [r.id, r.target, r.rule, `${Math.max(0, Math.round((Date.parse(r.expiresAt) - Date.now()) / 1e3))}s`, oneLine2(r.text, 80)]);
+  const head = ["ID", "TARGET", "RULE", "LEFT", "COMMAND"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  for (const row of [head, ...rows]) process.stdout.write(row.map((c, i) => i === row.length - 1 ? c : c.padEnd(widths[i])).join("  ") + "\n");
+  return 0;
+}
+function oneLine2(text, max) {
+  const t = text.replace(/\s+/g, " ").trim();
+  return t.length <= max ? t : `${t.slice(0, max - 1)}\u2026`;
+}
+
 // gateway/cli.ts
 var usage = `gateway-action ${VERSION}: an ephemeral access gateway that records every command in a session log
 
@@ -22064,6 +22489,9 @@ Verbs:
   run      --policy FILE [--log-dir DIR] -- COMMAND...   run COMMAND through the gateway
   start    --policy FILE --state-dir DIR [--log-dir DIR]  start a detached gateway
   stop     --state-dir DIR                                stop it and seal the session log
+  pending  [--json]                                       list commands waiting for approval
+  approve  ID                                             approve a held command
+  deny     ID [--reason TEXT]                             deny a held command
   verify   LOG [--json]                                   check a session log's hash chain
   demo     [--log-dir DIR]                                a local PostgreSQL, a scripted pipeline, a verified log
 
@@ -22075,6 +22503,9 @@ var verbs = {
   stop,
   daemon,
   verify: main2,
+  pending,
+  approve,
+  deny,
   demo: main3
 };
 async function main4(argv) {
@@ -22086,7 +22517,7 @@ async function main4(argv) {
   if (verb === "--version") return void process.stdout.write(`${VERSION}
 `), 0;
   const fn = verbs[verb];
-  if (!fn) throw new UsageError(`unknown verb "${verb}" (verbs: run, start, stop, verify, demo; see gateway-action --help)`);
+  if (!fn) throw new UsageError(`unknown verb "${verb}" (verbs: run, start, stop, pending, approve, deny, verify, demo; see gateway-action --help)`);
   return fn(rest);
 }
 main4(process.argv.slice(2)).then(

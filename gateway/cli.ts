@@ -4,6 +4,7 @@ import * as run from './cli/run.ts';
 import * as daemonVerbs from './cli/daemon.ts';
 import * as verify from './cli/verify.ts';
 import * as demo from './cli/demo.ts';
+import * as approvals from './cli/approve.ts';
 import { PolicyError } from './config/policy.ts';
 import { VERSION } from './version.ts';
 
@@ -15,6 +16,9 @@ Verbs:
   run      --policy FILE [--log-dir DIR] -- COMMAND...   run COMMAND through the gateway
   start    --policy FILE --state-dir DIR [--log-dir DIR]  start a detached gateway
   stop     --state-dir DIR                                stop it and seal the session log
+  pending  [--json]                                       list commands waiting for approval
+  approve  ID                                             approve a held command
+  deny     ID [--reason TEXT]                             deny a held command
   verify   LOG [--json]                                   check a session log's hash chain
   demo     [--log-dir DIR]                                a local PostgreSQL, a scripted pipeline, a verified log
 
@@ -27,6 +31,9 @@ const verbs: Record<string, (argv: string[]) => Promise<number>> = {
   stop: daemonVerbs.stop,
   daemon: daemonVerbs.daemon,
   verify: verify.main,
+  pending: approvals.pending,
+  approve: approvals.approve,
+  deny: approvals.deny,
   demo: demo.main,
 };
 
@@ -38,7 +45,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (verb === '--version') return void process.stdout.write(`${VERSION}\n`), 0;
   const fn = verbs[verb];
-  if (!fn) throw new UsageError(`unknown verb "${verb}" (verbs: run, start, stop, verify, demo; see gateway-action --help)`);
+  if (!fn) throw new UsageError(`unknown verb "${verb}" (verbs: run, start, stop, pending, approve, deny, verify, demo; see gateway-action --help)`);
   return fn(rest);
 }
 

@@ -115,7 +115,7 @@ export async function daemon(argv: string[]): Promise<number> {
       setImmediate(() => server.close(() => process.exit(sealError ? 1 : 0)));
       return sealError ? { ok: false, error: `${sealError} (${log})`, log } : { ok: true, log };
     }
-    return { ok: false, error: 'unknown request' };
+    return gw.answerControl(req);
   });
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => void stopGateway(`signal ${sig}`).then((r) => process.exit(r.sealError ? 1 : 0)));

@@ -54,7 +54,7 @@ export class SessionRecorder {
   private readonly recorder: Recorder;
   private readonly openedAt = process.hrtime.bigint();
   private commandCount = 0;
-  totals = { commands: 0, errors: 0, skipped: 0, denied: 0, bytes_from_client: 0, bytes_to_client: 0 };
+  totals = { commands: 0, errors: 0, skipped: 0, denied: 0, approved: 0, bytes_from_client: 0, bytes_to_client: 0 };
   closed = false;
 
   constructor(recorder: Recorder, id: string, target: string) {
@@ -96,7 +96,7 @@ export class SessionRecorder {
 }
 
 export interface Outcome {
-  status: 'ok' | 'error' | 'skipped' | 'denied';
+  status: 'ok' | 'error' | 'skipped' | 'denied' | 'approved';
   tags?: string[];
   rows?: number;
   error?: { severity: string; code: string; message: string };

@@ -4,7 +4,12 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
-export type ControlRequest = { op: 'stop' } | { op: 'status' };
+export type ControlRequest =
+  | { op: 'stop' }
+  | { op: 'status' }
+  | { op: 'pending' }
+  | { op: 'approve'; id: string }
+  | { op: 'deny'; id: string; reason?: string };
 export type ControlReply = { ok: true; [k: string]: unknown } | { ok: false; error: string };
 
 export function controlSocketPath(stateDir: string): string {
@@ -12,7 +17,10 @@ export function controlSocketPath(stateDir: string): string {
 }
 
 export function serveControl(stateDir: string, handle: (req: ControlRequest) => Promise<ControlReply>): Promise<net.Server> {
-  const file = controlSocketPath(stateDir);
+  return serveControlAt(controlSocketPath(stateDir), handle);
+}
+
+export function serveControlAt(file: string, handle: (req: ControlRequest) => Promise<ControlReply>): Promise<net.Server> {
   fs.rmSync(file, { force: true });
   const server = net.createServer((sock) => {
     let buf = '';
@@ -47,7 +55,10 @@ export function serveControl(stateDir: string, handle: (req: ControlRequest) => 
 }
 
 export function sendControl(stateDir: string, req: ControlRequest, timeoutMs = 120_000): Promise<ControlReply> {
-  const file = controlSocketPath(stateDir);
+  return sendControlAt(controlSocketPath(stateDir), req, timeoutMs, `no gateway is running for state directory ${path.resolve(stateDir)}`);
+}
+
+export function sendControlAt(file: string, req: ControlRequest, timeoutMs = 120_000, notRunning = `no gateway is listening on ${file}`): Promise<ControlReply> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(file);
     let buf = '';
@@ -65,7 +76,7 @@ export function sendControl(stateDir: string, req: ControlRequest, timeoutMs = 1
     });
     sock.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') reject(new Error(`no gateway is running for state directory ${path.resolve(stateDir)}`));
+      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') reject(Object.assign(new Error(notRunning), { code: e.code }));
       else reject(e);
     });
   });

@@ -10,6 +10,12 @@ import type { Identity } from '../identity/local.ts';
 import type { Claims } from '../policy/engine.ts';
 import { loadClassifier } from '../postgres/sql-classifier.ts';
 import { VERSION } from '../version.ts';
+import { ApprovalBroker } from '../approval/broker.ts';
+import { LocalApprover } from '../approval/local.ts';
+import { approvalSocketPath, ensureRuntimeDir } from './runtime-dir.ts';
+import { serveControlAt, type ControlReply, type ControlRequest } from './control.ts';
+import type net from 'node:net';
+import fs from 'node:fs';
 
 export interface GatewayOptions {
   policy: Policy;
@@ -34,6 +40,7 @@ export class Gateway {
   private recorder: Recorder | null = null;
   private readonly startedAt = Date.now();
   private stopped: Promise<StopResult> | null = null;
+  private approvals: { broker: ApprovalBroker; local: LocalApprover; server: net.Server; socket: string } | null = null;
 
   private constructor(runId: string, writer: SessionLogWriter) {
     this.runId = runId;
@@ -41,12 +48,6 @@ export class Gateway {
   }
 
   static async start(opts: GatewayOptions): Promise<Gateway> {
-    // Approvals are validated but not available yet: refuse rather than run with a policy that
-    // promises a hold it cannot give.
-    const r = opts.policy.rules;
-    if (opts.policy.hasApprovals || r.default === 'approve' || r.unclassified === 'approve' || r.rules.some((x) => x.action === 'approve')) {
-      throw new ConfigurationError(`${opts.policy.path}: this version enforces allow and deny but cannot hold commands for approval yet; remove action: approve (and approvals) to run the gateway`);
-    }
     if (opts.policy.hasRuleSettings) await loadClassifier();
     const env = opts.env ?? process.env;
     const passwords = new Map<string, string>();
@@ -78,11 +79,12 @@ export class Gateway {
     const failure = writer.flushSync();
     if (failure) throw failure;
     try {
+      const broker = await gw.serveApprovals(opts.policy);
       for (const target of opts.policy.targets) {
         const upstream = passwords.get(target.name)!;
         const password = randomBytes(24).toString('base64url');
         const policy = opts.policy.hasRuleSettings ? { rules: opts.policy.rules, claims: opts.claims ?? {} } : null;
-        const listener = new PostgresListener({ target, clientPassword: password, upstreamPassword: async () => upstream, recorder, policy });
+        const listener = new PostgresListener({ target, clientPassword: password, upstreamPassword: async () => upstream, recorder, policy, approvals: broker });
         const port = await listener.listen();
         gw.listeners.push({ listener, port, password });
         writer.append('listener', { target: target.name, listen: `127.0.0.1:${port}` });
@@ -124,9 +126,15 @@ export class Gateway {
    */
   stop(reason = 'stopped', graceMs = STOP_GRACE_MS): Promise<StopResult> {
     this.stopped ??= (async () => {
+      // Held commands are denied now rather than when the grace period runs out.
+      this.approvals?.broker.withdrawAll('the gateway is stopping');
       await Promise.all(this.listeners.map((l) => l.listener.stop(graceMs)));
       // Sessions still logging in when the listeners closed.
       for (const s of this.recorder?.open ?? []) s.close('gateway shutdown');
+      if (this.approvals) {
+        this.approvals.server.close();
+        fs.rmSync(this.approvals.socket, { force: true });
+      }
       try {
         this.writer.close('run-end', { run: this.runId, reason, duration_ms: Date.now() - this.startedAt, records: this.writer.nextSeq + 1 });
         return { log: this.writer.path, sealError: null };
@@ -137,4 +145,31 @@ export class Gateway {
     return this.stopped;
   }
 
+  /**
+   * When the policy can hold commands: the broker, the local approver, and a control socket in
+   * the user's runtime directory where `gateway-action approve|deny|pending` find this run.
+   */
+  private async serveApprovals(policy: Policy): Promise<ApprovalBroker | null> {
+    const r = policy.rules;
+    if (!(r.default === 'approve' || r.unclassified === 'approve' || r.rules.some((x) => x.action === 'approve'))) return null;
+    const local = new LocalApprover();
+    const broker = new ApprovalBroker({ runId: this.runId, timeoutMs: policy.approvals.timeoutMs, approvers: [local] });
+    const socket = approvalSocketPath(this.runId, ensureRuntimeDir());
+    const server = await serveControlAt(socket, async (req) => this.answerControl(req));
+    this.approvals = { broker, local, server, socket };
+    this.writer.append('approvals', { approvers: ['local'], timeout_ms: policy.approvals.timeoutMs, control_socket: socket });
+    return broker;
+  }
+
+  /** The approval verbs of the control protocol (pending, approve, deny). */
+  async answerControl(req: ControlRequest): Promise<ControlReply> {
+    const a = this.approvals;
+    if (req.op === 'pending') return { ok: true, run: this.runId, pending: a ? a.local.list() : [] };
+    if (req.op === 'approve' || req.op === 'deny') {
+      if (!a) return { ok: false, error: `this gateway (run ${this.runId}) holds no commands for approval` };
+      const request = a.local.answer(req.id, req.op === 'approve' ? 'approved' : 'denied', req.op === 'deny' ? req.reason : undefined);
+      return { ok: true, run: this.runId, request };
+    }
+    return { ok: false, error: 'unknown request' };
+  }
 }

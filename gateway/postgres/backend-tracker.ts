@@ -109,8 +109,22 @@ export class BackendTracker {
       this.attributed = this.headCommand();
       this.attributed?.addResponse(chunk.subarray(cut));
     }
-    if (this.cuts.length === 0 && held === null && !(partial !== null && this.swallowDue())) return [chunk];
-    return this.edited(chunk, held, partial);
+    if (this.injections.length === 0 && this.cuts.length === 0 && held === null && !(partial !== null && this.swallowDue())) return [chunk];
+    const out = this.cuts.length === 0 && held === null && !(partial !== null && this.swallowDue()) ? [chunk] : this.edited(chunk, held, partial);
+    if (partial === null && this.held === null) out.push(...this.injections.splice(0));
+    return out;
+  }
+
+  private injections: Buffer[] = [];
+
+  /**
+   * A message of the gateway's own for the client (a NOTICE): returned to send now when the
+   * server's stream is between messages, else kept for the next boundary.
+   */
+  inject(message: Buffer): Buffer[] {
+    if (this.serverFramer.idle && this.held === null && this.injections.length === 0) return [message];
+    this.injections.push(message);
+    return [];
   }
 
   // Answers to be swallowed are rare (a denied Parse), so the edit path is kept off the hot path.

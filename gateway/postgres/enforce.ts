@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { serialize } from 'pg-protocol';
 import { classify, type ClassifiedStatement, type PreparedClasses, type PreparedStatement } from './sql-classifier.ts';
 import { decide, type Claims, type Decision, type PolicyRules } from '../policy/engine.ts';
+import type { ApprovalBroker } from '../approval/broker.ts';
 
 export interface PolicyContext {
   rules: PolicyRules;
@@ -13,10 +14,11 @@ export interface PolicyContext {
   target: string;
   /** Some rule uses text-matches, so statements need their normalized text. */
   needsText: boolean;
+  approvals: ApprovalBroker | null;
 }
 
-export function policyContext(rules: PolicyRules, claims: Claims, target: string): PolicyContext {
-  return { rules, claims, target, needsText: rules.rules.some((r) => r.when.textMatches !== undefined) };
+export function policyContext(rules: PolicyRules, claims: Claims, target: string, approvals: ApprovalBroker | null = null): PolicyContext {
+  return { rules, claims, target, needsText: rules.rules.some((r) => r.when.textMatches !== undefined), approvals };
 }
 
 export interface Judgement {
@@ -55,15 +57,15 @@ export function refusalMessage(d: Decision): string {
 }
 
 /** A DO block that raises the refusal as SQLSTATE 42501 (insufficient_privilege). */
-export function refusalSql(d: Decision): string {
+export function refusalSql(d: Decision, sqlState = '42501'): string {
   const tag = `gw${randomBytes(6).toString('hex')}`;
   const quote = (s: string): string => `$${tag}$${s.replaceAll(`$${tag}$`, '')}$${tag}$`;
-  return `DO $${tag}body$ BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = ${quote(refusalMessage(d))}, HINT = ${quote('the session log records this decision; see the policy file')}; END $${tag}body$`;
+  return `DO $${tag}body$ BEGIN RAISE EXCEPTION USING ERRCODE = '${sqlState}', MESSAGE = ${quote(refusalMessage(d))}, HINT = ${quote('the session log records this decision; see the policy file')}; END $${tag}body$`;
 }
 
 /** Simple protocol: the Query the server runs instead of the denied one. */
-export function refusalQuery(d: Decision): Buffer {
-  return serialize.query(refusalSql(d));
+export function refusalQuery(d: Decision, sqlState?: string): Buffer {
+  return serialize.query(refusalSql(d, sqlState));
 }
 
 /**
@@ -71,6 +73,6 @@ export function refusalQuery(d: Decision): Buffer {
  * The server answers ParseComplete and BindComplete (swallowed), then the refusal's
  * ErrorResponse, and discards the client's messages up to Sync, as for any error.
  */
-export function refusalExtended(d: Decision): Buffer[] {
-  return [serialize.parse({ text: refusalSql(d) }), serialize.bind({}), serialize.execute({})];
+export function refusalExtended(d: Decision, sqlState?: string): Buffer[] {
+  return [serialize.parse({ text: refusalSql(d, sqlState) }), serialize.bind({}), serialize.execute({})];
 }

@@ -18,6 +18,7 @@ import type { PostgresTarget } from '../config/policy.ts';
 import type { Recorder, SessionRecorder } from '../core/recorder.ts';
 import { decide, type Claims, type PolicyRules } from '../policy/engine.ts';
 import { policyContext, type PolicyContext } from './enforce.ts';
+import type { ApprovalBroker } from '../approval/broker.ts';
 
 const STARTUP_TIMEOUT_MS = 30_000;
 
@@ -39,6 +40,8 @@ export interface ListenerOptions {
   recorder: Recorder;
   /** Rules and the identity claims they match; null when the policy has no rules. */
   policy: { rules: PolicyRules; claims: Claims } | null;
+  /** Where held commands wait for a verdict; null when the policy never asks for approval. */
+  approvals?: ApprovalBroker | null;
 }
 
 interface CancelKey { secret: number; session: PostgresSession; upstreamKey: { processId: number; secretKey: Buffer }; rec: SessionRecorder }
@@ -58,7 +61,7 @@ export class PostgresListener {
 
   constructor(opts: ListenerOptions) {
     this.opts = opts;
-    this.policyContext = opts.policy ? policyContext(opts.policy.rules, opts.policy.claims, opts.target.name) : null;
+    this.policyContext = opts.policy ? policyContext(opts.policy.rules, opts.policy.claims, opts.target.name, opts.approvals ?? null) : null;
     this.verifier = makeVerifier(opts.clientPassword);
     this.server = net.createServer((s) => this.accept(s));
   }
@@ -204,7 +207,9 @@ export class PostgresListener {
         const d = decide(this.opts.policy.rules, { target: t.name, statements: settings.map(() => ({ classes: ['set'], tables: [], normalized: text.toLowerCase() })) }, this.opts.policy.claims);
         if (d.action !== 'allow') {
           rec.close('refused by policy: startup parameters', { decision: { action: d.action, rule: d.rule, reason: d.reason }, parameters: Object.fromEntries(settings) });
-          return fatal('42501', `gateway: denied by rule "${d.rule}": startup parameters set server variables (${settings.map(([k]) => k).join(', ')})`);
+          // Nothing can wait for approval before login completes: a hold here is a refusal.
+          const why = d.action === 'approve' ? ' (approval cannot be asked for during login; SET them after connecting)' : '';
+          return fatal('42501', `gateway: ${d.action === 'approve' ? 'refused' : 'denied'} by rule "${d.rule}": startup parameters set server variables (${settings.map(([k]) => k).join(', ')})${why}`);
         }
       }
     }
@@ -285,6 +290,8 @@ export class PostgresListener {
     const k = this.cancelKeys.get(pid);
     // As PostgreSQL does, a cancel with an unknown key is ignored without a reply.
     if (!k || secretKey.length !== 4 || secretKey.readInt32BE(0) !== k.secret) return;
+    // A command waiting for approval has not reached the server: cancelling withdraws it.
+    if (k.session.cancelHold()) return;
     try {
       k.rec.event('cancel-request', { forwarded: true });
     } catch {

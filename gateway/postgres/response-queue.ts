@@ -8,7 +8,13 @@ import type { Decision } from '../policy/engine.ts';
 /** What the gateway knows of a prepared statement or portal, shared with pending entries. */
 export interface Described { columns: Column[] | null }
 /** `denied`: policy refused the statement at Parse; it does not exist upstream. */
-export interface Statement extends Described { text: string; paramTypes: number[]; denied?: Decision }
+export interface Statement extends Described {
+  text: string;
+  paramTypes: number[];
+  /** What policy decided at Parse, repeated in the record of each Execute. */
+  decision?: { action: string; rule: string };
+  denied?: Decision;
+}
 export interface Portal extends Described { statement: Statement | null; params: Value[]; resultFormats: number[] }
 
 export type Entry =

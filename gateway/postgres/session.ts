@@ -13,6 +13,7 @@ import { BackendTracker } from './backend-tracker.ts';
 import { decisionFields, judge, judgeOpaque, refusalExtended, refusalQuery, type PolicyContext } from './enforce.ts';
 import type { PreparedClasses } from './sql-classifier.ts';
 import type { Decision } from '../policy/engine.ts';
+import { HeldCommand, type HoldPlan } from './approval-hold.ts';
 
 /** Largest client message the gateway assembles; a larger one ends the session. */
 export const MAX_CLIENT_MESSAGE = 64 * 1024 * 1024;
@@ -29,6 +30,9 @@ export class PostgresSession {
   private readonly portals = new Map<string, Portal>();
   private readonly clientFramer: MessageFramer;
   private ended = false;
+  /** The command waiting for approval, and the client messages that arrived after it. */
+  private held: HeldCommand | null = null;
+  private backlog: FramedMessage[] = [];
   private draining = false;
   private terminatedByClient = false;
   private onEnd: () => void;
@@ -55,7 +59,12 @@ export class PostgresSession {
       this.guard(() => this.onServerChunk(c), 'upstream');
     });
     this.client.on('drain', () => this.upstream.resume());
-    this.upstream.on('drain', () => this.client.resume());
+    this.upstream.on('drain', () => {
+      if (!this.held) this.client.resume();
+    });
+    // A command may wait minutes for approval: keep both connections alive meanwhile.
+    this.client.setKeepAlive(true, KEEPALIVE_MS);
+    this.upstream.setKeepAlive(true, KEEPALIVE_MS);
     this.client.on('close', () => this.end(this.terminatedByClient ? 'client terminated' : 'client disconnected'));
     this.upstream.on('close', () => this.upstreamClosed());
     this.client.on('error', () => this.client.destroy());
@@ -80,7 +89,7 @@ export class PostgresSession {
   }
 
   private isIdle(): boolean {
-    return this.backend.idle && this.clientFramer.idle;
+    return this.backend.idle && this.clientFramer.idle && !this.held;
   }
 
   private guard(fn: () => void, peer: 'client' | 'upstream'): void {
@@ -109,34 +118,69 @@ export class PostgresSession {
   // ---- client -> upstream ----------------------------------------------------------------
 
   private onClientChunk(chunk: Buffer): void {
-    const out: Buffer[] = [];
-    let runStart = -1;
-    let runEnd = -1;
-    let recorded = false;
+    const out = new Outbox(chunk);
     this.clientFramer.push(chunk, (m) => {
-      const forward = this.onClientMessage(m);
-      if (forward === 'recorded') recorded = true;
-      if (Array.isArray(forward)) {
-        // Denied: the refusal goes upstream in place of the client's message.
-        recorded = true;
-        if (runStart >= 0) out.push(chunk.subarray(runStart, runEnd));
-        runStart = runEnd = -1;
-        out.push(...forward);
-        return;
-      }
-      if (m.start >= 0 && m.start === runEnd) {
-        runEnd = m.end;
-      } else {
-        if (runStart >= 0) out.push(chunk.subarray(runStart, runEnd));
-        runStart = runEnd = -1;
-        if (m.start >= 0) {
-          runStart = m.start;
-          runEnd = m.end;
-        } else out.push(m.assembled!);
-      }
+      // While a command waits for approval, everything after it waits too, in order.
+      if (this.held) this.backlog.push(detached(m, chunk));
+      else this.dispatch(m, out);
     });
-    if (runStart >= 0) out.push(runStart === 0 && runEnd === chunk.length ? chunk : chunk.subarray(runStart, runEnd));
-    if (out.length > 0) this.send(out, recorded);
+    this.flushOutbox(out);
+  }
+
+  private dispatch(m: FramedMessage, out: Outbox): void {
+    const forward = this.onClientMessage(m);
+    if (forward === 'forward' || forward === 'recorded') return out.message(m, forward === 'recorded');
+    // Denied: the refusal goes upstream in place of the client's message.
+    if (Array.isArray(forward)) return out.replace(forward);
+    // Held: what came before goes now; the held message and the rest wait for the verdict.
+    this.flushOutbox(out);
+    this.hold(forward.hold, out.raw(m));
+  }
+
+  private flushOutbox(out: Outbox): void {
+    const bufs = out.take();
+    if (bufs.length > 0) this.send(bufs, out.recorded);
+    out.recorded = false;
+  }
+
+  private hold(plan: HoldPlan, message: Buffer): void {
+    const broker = this.policy?.approvals;
+    if (!broker) throw new Error('a rule asks for approval but no approver is configured');
+    this.client.pause();
+    this.held = new HeldCommand(plan, broker, this.rec, (notice) => this.toClient(this.backend.inject(notice)));
+    const failure = this.rec.writer.flushSync();
+    if (failure) return this.refuseUnlogged(failure);
+    const held = this.held;
+    void held.pending.verdict.then((v) => {
+      if (this.ended || this.held !== held) return;
+      this.guard(() => {
+        const bufs = held.settle(v, this.rec) ?? [message];
+        this.held = null;
+        this.send(bufs, true);
+        this.replayBacklog();
+      }, 'client');
+    });
+  }
+
+  /** Withdraws a held command when the client cancels it (it never reached the server). */
+  cancelHold(): boolean {
+    if (!this.held) return false;
+    this.held.pending.withdraw('client', 'cancelled by the client');
+    return true;
+  }
+
+  /** After a verdict: the messages that arrived meanwhile, until the next hold. */
+  private replayBacklog(): void {
+    const out = new Outbox(null);
+    while (!this.held && !this.ended && this.backlog.length > 0) this.dispatch(this.backlog.shift()!, out);
+    if (!this.ended) this.flushOutbox(out);
+    if (!this.held && !this.ended) this.client.resume();
+  }
+
+  private toClient(bufs: Buffer[]): void {
+    let ok = true;
+    for (const b of bufs) ok = this.client.write(b);
+    if (!ok) this.upstream.pause();
   }
 
   /** Forwards the messages; when they hold a new command, only once its record is written. */
@@ -158,7 +202,7 @@ export class PostgresSession {
    * 'forward' or 'recorded' (forward after the new command record is written), or the messages
    * to send upstream instead of a denied one.
    */
-  private onClientMessage(m: FramedMessage): 'forward' | 'recorded' | Buffer[] {
+  private onClientMessage(m: FramedMessage): 'forward' | 'recorded' | Buffer[] | { hold: HoldPlan } {
     const body = m.body!;
     switch (m.type) {
       case F.Query: {
@@ -167,8 +211,14 @@ export class PostgresSession {
         const cmd = this.rec.beginCommand({ text, protocol: 'simple', ...(j ? decisionFields(j) : {}) });
         const run = newRun();
         this.backend.expect({ kind: 'query', cmd, run });
+        const remember = (): void => {
+          for (const [name, p] of j?.prepares ?? []) this.sqlPrepared.set(name, p);
+        };
+        if (j?.decision.action === 'approve') {
+          return { hold: { decision: j.decision, cmd, text, approved: remember, denied: (d, code) => this.refuseSimple(run, d, code) } };
+        }
         if (j && j.decision.action !== 'allow') return this.refuseSimple(run, j.decision);
-        for (const [name, p] of j?.prepares ?? []) this.sqlPrepared.set(name, p);
+        remember();
         return 'recorded';
       }
       case F.Parse: {
@@ -176,11 +226,21 @@ export class PostgresSession {
         const statement: Statement = { text: p.query, paramTypes: p.paramTypes, columns: null };
         this.statements.set(p.statement, statement);
         const j = this.policy ? judge(this.policy, p.query, this.sqlPrepared) : null;
+        if (j) statement.decision = { action: j.decision.action, rule: j.decision.rule };
         if (j && j.decision.action !== 'allow') {
-          statement.denied = j.decision;
-          // The refusal is recorded as a command of its own: the text was refused at Parse.
+          // Recorded as a command of its own: the text is refused or held at Parse.
           const cmd = this.rec.beginCommand({ text: p.query, protocol: 'extended', phase: 'parse', ...(p.statement ? { statement: p.statement } : {}), ...decisionFields(j) });
-          return this.refuseExtended(cmd, statement.denied);
+          const refuse = (d: Decision, code?: string): Buffer[] => {
+            statement.denied = d;
+            statement.decision = { action: 'deny', rule: d.rule };
+            return this.refuseExtended(cmd, d, code);
+          };
+          if (j.decision.action === 'deny') return refuse(j.decision);
+          const approved = (): void => {
+            cmd.finish({ status: 'approved' });
+            this.backend.expect({ kind: 'parse' });
+          };
+          return { hold: { decision: j.decision, cmd, text: p.query, approved, denied: refuse } };
         }
         this.backend.expect({ kind: 'parse' });
         return 'forward';
@@ -218,6 +278,7 @@ export class PostgresSession {
           params: portal?.params ?? [],
           ...(e.portal ? { portal: e.portal } : {}),
           ...(e.maxRows ? { max_rows: e.maxRows } : {}),
+          ...(portal?.statement?.decision ? { decision: portal.statement.decision } : {}),
         });
         const run = newRun();
         if (portal?.statement?.denied) run.denied = portal.statement.denied;
@@ -249,6 +310,9 @@ export class PostgresSession {
         const run = newRun();
         this.backend.expect({ kind: 'query', cmd, run });
         // The reply to a FunctionCall, like a Query's, ends with ReadyForQuery.
+        if (j?.decision.action === 'approve') {
+          return { hold: { decision: j.decision, cmd, text: `-- function call oid ${f.oid}`, approved: () => undefined, denied: (d, code) => this.refuseSimple(run, d, code) } };
+        }
         if (j && j.decision.action !== 'allow') return this.refuseSimple(run, j.decision);
         return 'recorded';
       }
@@ -271,28 +335,26 @@ export class PostgresSession {
   }
 
   /** Simple protocol: the server runs the refusal instead, answering ErrorResponse, ReadyForQuery. */
-  private refuseSimple(run: RunState, decision: Decision): Buffer[] {
+  private refuseSimple(run: RunState, decision: Decision, sqlState?: string): Buffer[] {
     run.denied = decision;
-    return [refusalQuery(decision)];
+    return [refusalQuery(decision, sqlState)];
   }
 
   /** Sends the refusal upstream; the server errors and then discards until the client's Sync. */
-  private refuseExtended(cmd: CommandRecorder, denied: Decision): Buffer[] {
+  private refuseExtended(cmd: CommandRecorder, denied: Decision, sqlState?: string): Buffer[] {
     const run = newRun();
     run.denied = denied;
     this.backend.expect({ kind: 'parse', swallow: true });
     this.backend.expect({ kind: 'bind', swallow: true });
     this.backend.expect({ kind: 'execute', cmd, run, portal: null });
     this.backend.skipUntilSync();
-    return refusalExtended(denied);
+    return refusalExtended(denied, sqlState);
   }
 
   // ---- upstream -> client ----------------------------------------------------------------
 
   private onServerChunk(chunk: Buffer): void {
-    let ok = true;
-    for (const piece of this.backend.observe(chunk)) ok = this.client.write(piece);
-    if (!ok) this.upstream.pause();
+    this.toClient(this.backend.observe(chunk));
     if (this.draining && this.isIdle()) this.closeWithError(shutdownNotice, 'gateway shutdown');
   }
 
@@ -317,6 +379,10 @@ export class PostgresSession {
   private end(reason: string, notice?: NoticeFields): void {
     if (this.ended) return;
     this.ended = true;
+    if (this.held) {
+      this.held.stop();
+      this.held.pending.withdraw('client', `the session ended (${reason}) while the command waited for approval`);
+    }
     const error = notice ? { severity: notice.severity, code: notice.code, message: notice.message } : undefined;
     try {
       this.backend.abandon(error ?? { severity: 'FATAL', code: '08006', message: `session ended: ${reason}` });
@@ -329,6 +395,63 @@ export class PostgresSession {
     else this.client.setTimeout(1000, () => this.client.destroy());
     this.onEnd();
   }
+}
+
+const KEEPALIVE_MS = 30_000;
+
+/** Collects what goes upstream from one chunk, coalescing adjacent messages into one slice. */
+class Outbox {
+  private readonly chunk: Buffer | null;
+  private readonly bufs: Buffer[] = [];
+  private runStart = -1;
+  private runEnd = -1;
+  /** Some message in it is a new command whose record must be written first. */
+  recorded = false;
+
+  constructor(chunk: Buffer | null) {
+    this.chunk = chunk;
+  }
+
+  message(m: FramedMessage, recorded: boolean): void {
+    if (recorded) this.recorded = true;
+    if (m.start >= 0 && m.start === this.runEnd) {
+      this.runEnd = m.end;
+      return;
+    }
+    this.endRun();
+    if (m.start >= 0 && this.chunk) {
+      this.runStart = m.start;
+      this.runEnd = m.end;
+    } else this.bufs.push(m.assembled!);
+  }
+
+  replace(bufs: Buffer[]): void {
+    this.recorded = true;
+    this.endRun();
+    this.bufs.push(...bufs);
+  }
+
+  /** The message's own bytes. */
+  raw(m: FramedMessage): Buffer {
+    return m.start >= 0 ? this.chunk!.subarray(m.start, m.end) : m.assembled!;
+  }
+
+  take(): Buffer[] {
+    this.endRun();
+    return this.bufs.splice(0);
+  }
+
+  private endRun(): void {
+    if (this.runStart < 0) return;
+    const c = this.chunk!;
+    this.bufs.push(this.runStart === 0 && this.runEnd === c.length ? c : c.subarray(this.runStart, this.runEnd));
+    this.runStart = this.runEnd = -1;
+  }
+}
+
+/** A message kept past its chunk: whole, as if assembled. */
+function detached(m: FramedMessage, chunk: Buffer): FramedMessage {
+  return m.start >= 0 ? { type: m.type, body: m.body, start: -1, end: -1, assembled: chunk.subarray(m.start, m.end) } : m;
 }
 
 const shutdownNotice: NoticeFields = {

@@ -4,8 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import path from 'node:path';
-import { appCluster, cli, policyFor, psql, readLog, startGateway, tempDir, type Cluster, type RunningGateway } from '../helpers/gateway.ts';
+import { appCluster, cli, policyFor, psql, readLog, startGateway, type Cluster, type RunningGateway } from '../helpers/gateway.ts';
 import { newPgClient, type PgError } from '../helpers/pg.ts';
 
 const RULES = `rules:
@@ -150,13 +149,4 @@ test('every decision is in the session log with the rule that made it', () => {
   assert.equal(allowed?.decision.action, 'allow');
   assert.equal(allowed?.decision.rule, 'default');
   assert.equal(cli(['verify', log]).status, 0);
-});
-
-test('a policy asking for approvals is refused at start, since holding commands is not available yet', () => {
-  const dir = tempDir();
-  const file = path.join(dir, 'gateway.yml');
-  fs.writeFileSync(file, policyFor(cluster) + RULES.replace('action: deny\n    reason', 'action: approve\n    reason'));
-  const r = cli(['start', '--policy', file, '--state-dir', path.join(dir, 's')], { env: { ...process.env, APP_DB_PASSWORD: 'deployer-pw' } });
-  assert.equal(r.status, 1);
-  assert.match(r.stderr, /cannot hold commands for approval yet/);
 });

@@ -123,7 +123,9 @@ export function psqlAsync(env: Record<string, string>, args: string[]) {
   child.stdout.on('data', (d: Buffer) => (stdout += d));
   child.stderr.on('data', (d: Buffer) => (stderr += d));
   const done = new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
-  return { child, done };
+  /** Output so far, for waiting on what the client prints while it runs. */
+  const output = { stdout: () => stdout, stderr: () => stderr };
+  return { child, done, output };
 }
 
 /** Waits until fn returns a truthy value, polling. */

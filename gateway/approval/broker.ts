@@ -1,0 +1,125 @@
+// Held commands become approval requests. Approvers (the local control socket now, PR comments
+// later) see every request and may answer it; the first verdict wins. A request nobody answers
+// in time is denied, and so is every request still open when its client leaves or the gateway
+// stops: a command is never left waiting for an answer that can no longer come.
+import { randomInt } from 'node:crypto';
+
+export interface ApprovalRequest {
+  /** Short and unambiguous to type: lower-case letters and digits without look-alikes. */
+  id: string;
+  run: string;
+  session: string;
+  command: string;
+  target: string;
+  /** The command as it will run (masked per the policy's masking rules). */
+  text: string;
+  rule: string;
+  reason: string;
+  requestedAt: string;
+  expiresAt: string;
+}
+
+export interface Verdict {
+  outcome: 'approved' | 'denied';
+  /** Who decided: `local:<user>`, a GitHub login, `timeout`, `client`, `gateway`. */
+  by: string;
+  /** Which approver (or mechanism) delivered the verdict. */
+  via: string;
+  at: string;
+  reason?: string;
+}
+
+export type Answer = Pick<Verdict, 'outcome' | 'by' | 'reason'>;
+
+export interface Approver {
+  readonly name: string;
+  /** How a person answers this request through this approver, for the waiting client. */
+  instructions(req: ApprovalRequest): string;
+  /** A new request; `answer` may be called at any time until `settled`. */
+  open(req: ApprovalRequest, answer: (a: Answer) => void): void;
+  /** The request is settled (by any approver, timeout or cancellation): stop asking. */
+  settled(req: ApprovalRequest, verdict: Verdict): void;
+}
+
+export interface PendingApproval {
+  request: ApprovalRequest;
+  verdict: Promise<Verdict>;
+  /** Settles the request as denied (client left, statement cancelled, gateway stopping). */
+  withdraw(by: string, reason: string): void;
+}
+
+const ID_ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789';
+
+export class ApprovalBroker {
+  readonly timeoutMs: number;
+  private readonly runId: string;
+  private readonly approvers: Approver[];
+  private readonly open = new Map<string, { request: ApprovalRequest; settle: (v: Verdict) => void }>();
+
+  constructor(opts: { runId: string; timeoutMs: number; approvers: Approver[] }) {
+    this.runId = opts.runId;
+    this.timeoutMs = opts.timeoutMs;
+    this.approvers = opts.approvers;
+  }
+
+  request(fields: Omit<ApprovalRequest, 'id' | 'run' | 'requestedAt' | 'expiresAt'>): PendingApproval {
+    const now = Date.now();
+    const request: ApprovalRequest = {
+      id: this.newId(),
+      run: this.runId,
+      ...fields,
+      requestedAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + this.timeoutMs).toISOString(),
+    };
+    let settle!: (v: Verdict) => void;
+    const verdict = new Promise<Verdict>((resolve) => {
+      let done = false;
+      const timer = setTimeout(
+        () => settle({ outcome: 'denied', by: 'timeout', via: 'timeout', at: new Date().toISOString(), reason: `no verdict within ${formatDuration(this.timeoutMs)}` }),
+        this.timeoutMs,
+      );
+      settle = (v) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        this.open.delete(request.id);
+        for (const a of this.approvers) a.settled(request, v);
+        resolve(v);
+      };
+    });
+    this.open.set(request.id, { request, settle });
+    for (const a of this.approvers) {
+      a.open(request, (ans) => settle({ ...ans, via: a.name, at: new Date().toISOString() }));
+    }
+    return { request, verdict, withdraw: (by, reason) => settle({ outcome: 'denied', by, via: by, at: new Date().toISOString(), reason }) };
+  }
+
+  /** How to answer a request, one line per approver. */
+  instructions(req: ApprovalRequest): string {
+    return this.approvers.map((a) => a.instructions(req)).join('; ');
+  }
+
+  pending(): ApprovalRequest[] {
+    return [...this.open.values()].map((o) => o.request);
+  }
+
+  /** Denies everything still waiting (the gateway is stopping). */
+  withdrawAll(reason: string): void {
+    for (const o of [...this.open.values()]) o.settle({ outcome: 'denied', by: 'gateway', via: 'gateway', at: new Date().toISOString(), reason });
+  }
+
+  private newId(): string {
+    for (;;) {
+      let id = '';
+      for (let i = 0; i < 8; i++) id += ID_ALPHABET[randomInt(ID_ALPHABET.length)];
+      if (!this.open.has(id)) return id;
+    }
+  }
+}
+
+export function formatDuration(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
