@@ -79,12 +79,15 @@ test('malformed rules are reported with their line', () => {
   assert.match(bad('default: allow', 'default: perhaps'), /^gateway\.yml:22: default must be one of/);
 });
 
-test('a policy with an approve rule is refused at start while holding commands is not available', async () => {
+test("the issue's policy, approve rule included, runs as written and announces its approver", async () => {
   const { cli, tempDir } = await import('../helpers/gateway.ts');
   const fs = await import('node:fs');
   const file = `${tempDir()}/gateway.yml`;
   fs.writeFileSync(file, POLICY);
-  const r = cli(['run', '--policy', file, '--', 'true'], { env: { ...process.env, PW: 'x' } });
-  assert.equal(r.status, 1);
-  assert.match(r.stderr, /enforces allow and deny but cannot hold commands for approval yet; remove action: approve/);
+  const dir = tempDir();
+  const r = cli(['run', '--policy', file, '--log-dir', dir, '--', 'true'], { env: { ...process.env, PW: 'x', GATEWAY_ACTION_RUNTIME_DIR: `${dir}/run` } });
+  assert.equal(r.status, 0, r.stderr);
+  const log = fs.readdirSync(dir).find((f) => f.endsWith('.jsonl'))!;
+  const approvals = fs.readFileSync(`${dir}/${log}`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; approvers?: string[] }).find((x) => x.type === 'approvals');
+  assert.deepEqual(approvals?.approvers, ['local']);
 });
