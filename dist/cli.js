@@ -18196,7 +18196,7 @@ var policy_schema_default = {
   $schema: "http://json-schema.org/draft-07/schema#",
   $id: "https://github.com/org/gateway-action/blob/main/gateway/config/policy.schema.json",
   title: "gateway-action policy file",
-  description: "Targets the gateway serves (and, in later versions, rules, masking and approvals). See docs/policy.md.",
+  description: "Targets the gateway serves, the rules it enforces, what it masks and how held commands are approved. See docs/policy.md.",
   type: "object",
   additionalProperties: false,
   required: [
@@ -18268,6 +18268,55 @@ var policy_schema_default = {
           type: "string",
           pattern: "^[0-9]+(ms|s|m|h)$",
           default: "15m"
+        }
+      }
+    },
+    masking: {
+      description: "What is masked in responses: columns by name and secrets or personal data found by detectors. See docs/policy.md.",
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        columns: {
+          description: "Column names masked whole: `name` in any table, `table.name`, `schema.table.name`; `*` matches any run of characters within one part.",
+          type: "array",
+          items: {
+            type: "string",
+            minLength: 1
+          }
+        },
+        detectors: {
+          description: "Detectors scanning every text value.",
+          type: "array",
+          uniqueItems: true,
+          items: {
+            enum: [
+              "email",
+              "credit-card",
+              "iban",
+              "jwt",
+              "azure-storage-key",
+              "azure-sas-token",
+              "connection-string",
+              "private-key",
+              "github-token"
+            ]
+          }
+        },
+        "apply-to": {
+          description: "Where masking applies: what the client receives, what the session log records, or both.",
+          type: "array",
+          minItems: 1,
+          uniqueItems: true,
+          items: {
+            enum: [
+              "client",
+              "log"
+            ]
+          },
+          default: [
+            "client",
+            "log"
+          ]
         }
       }
     }
@@ -18643,7 +18692,8 @@ function parsePolicy(text, file) {
     approvals: { timeoutMs: parseDuration(raw.approvals?.timeout ?? "15m") },
     sha256: createHash("sha256").update(text).digest("hex"),
     targets,
-    sessionLog: { sampleRows: raw["session-log"]?.["sample-rows"] ?? 10 }
+    sessionLog: { sampleRows: raw["session-log"]?.["sample-rows"] ?? 10 },
+    masking: parseMasking(raw.masking, (p) => lineOf(locateNode(doc, p)), file)
   };
 }
 function envName(target) {
@@ -18707,7 +18757,40 @@ function locate(doc, err) {
   }
   return void 0;
 }
+function parseMasking(m, lineAt, file) {
+  if (!m) return null;
+  const columns = m.columns ?? [];
+  columns.forEach((c, i) => {
+    const problem = columnPatternProblem(c);
+    if (problem) throw new PolicyError(file, lineAt(["masking", "columns", i]), `masking.columns: bad column pattern "${c}": ${problem}`);
+  });
+  const applyTo = m["apply-to"] ?? ["client", "log"];
+  return { columns, detectors: m.detectors ?? [], applyTo: { client: applyTo.includes("client"), log: applyTo.includes("log") } };
+}
 var CLASS_SET = new Set(SQL_CLASSES);
+function columnPatternProblem(pattern) {
+  const parts = [];
+  let cur = "";
+  let quoted2 = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const ch = pattern[i];
+    if (ch === '"') {
+      if (quoted2 && pattern[i + 1] === '"') {
+        cur += '"';
+        i++;
+      } else quoted2 = !quoted2;
+    } else if (ch === "." && !quoted2) {
+      parts.push(cur);
+      cur = "";
+    } else cur += ch;
+  }
+  if (quoted2) return "unterminated double quote";
+  parts.push(cur);
+  if (parts.length > 3) return "at most schema.table.column";
+  if (parts.some((p) => p === "")) return "empty name part";
+  if (/[[\]?{}]/.test(pattern) || pattern.includes("**")) return "only * is a wildcard";
+  return null;
+}
 function parseRules(raw, targetNames, lineAt, file) {
   const rules = [];
   const names = /* @__PURE__ */ new Set();
@@ -18988,7 +19071,7 @@ var SessionRecorder = class {
   recorder;
   openedAt = process.hrtime.bigint();
   commandCount = 0;
-  totals = { commands: 0, errors: 0, skipped: 0, denied: 0, approved: 0, bytes_from_client: 0, bytes_to_client: 0 };
+  totals = { commands: 0, errors: 0, skipped: 0, denied: 0, approved: 0, masked: 0, bytes_from_client: 0, bytes_to_client: 0 };
   closed = false;
   constructor(recorder, id, target) {
     this.recorder = recorder;
@@ -19060,6 +19143,14 @@ var CommandRecorder = class {
     (this.inputHash ??= createHash2("sha256")).update(chunk);
     this.inputBytes += chunk.length;
   }
+  masked = null;
+  /** Values masked in this command's response: by column name, and which detectors fired. */
+  noteMasked(columns, detectors) {
+    const m = this.masked ??= { values: 0, detectors: [] };
+    m.values += columns + detectors.length;
+    for (const d of detectors) if (!m.detectors.includes(d)) m.detectors.push(d);
+    this.session.totals.masked += columns + detectors.length;
+  }
   get wantsSample() {
     return this.sample.length < this.sampleLimit;
   }
@@ -19090,6 +19181,7 @@ var CommandRecorder = class {
         sample: this.sample
       };
     }
+    if (this.masked) record.masked = this.masked;
     if (this.inputHash) record.input = { bytes: this.inputBytes, sha256: this.inputHash.digest("hex") };
     if (this.session.writer.failed) return;
     this.session.writer.append("result", record);
@@ -19133,6 +19225,11 @@ var MessageFramer = class {
   get partialStart() {
     if (this.headerHave > 0) return this.headerStart;
     return this.inBody ? this.pendingStart : null;
+  }
+  /** The type of the partial message pending, or null. */
+  get partialType() {
+    if (this.headerHave > 0) return this.header[0];
+    return this.inBody ? this.type : null;
   }
   /** True when no partial message is pending. */
   get idle() {
@@ -19493,13 +19590,13 @@ function decodeRowDescription(body) {
   const cols = [];
   for (let i = 0; i < n; i++) {
     const name = r.cstring();
-    r.int32();
+    const tableOid = r.int32() >>> 0;
     r.int16();
     const typeOid = r.int32() >>> 0;
     r.int16();
     r.int32();
     const format = r.int16();
-    cols.push({ name, typeOid, format });
+    cols.push({ name, tableOid, typeOid, format });
   }
   return cols;
 }
@@ -19512,6 +19609,40 @@ function decodeDataRow(body) {
     out.push(len < 0 ? null : r.bytes(len));
   }
   return out;
+}
+function encodeDataRow(fields) {
+  let size = 7;
+  for (const f of fields) size += 4 + (f ? f.length : 0);
+  const out = Buffer.allocUnsafe(size);
+  out[0] = B.DataRow;
+  out.writeInt32BE(size - 1, 1);
+  out.writeInt16BE(fields.length, 5);
+  let pos = 7;
+  for (const f of fields) {
+    if (f === null) {
+      out.writeInt32BE(-1, pos);
+      pos += 4;
+    } else {
+      out.writeInt32BE(f.length, pos);
+      f.copy(out, pos + 4);
+      pos += 4 + f.length;
+    }
+  }
+  return out;
+}
+function decodeNoticeFields(body) {
+  const r = new BodyReader(body, "ErrorResponse/NoticeResponse");
+  const fields = [];
+  for (; ; ) {
+    const code = r.byte();
+    if (code === 0) return fields;
+    fields.push([String.fromCharCode(code), r.cstring()]);
+  }
+}
+function encodeNoticeFields(type, fields) {
+  const w = new MessageWriter();
+  for (const [code, value] of fields) w.byte(code.charCodeAt(0)).cstring(value);
+  return w.byte(0).finish(type);
 }
 function decodeParameterStatus(body) {
   const r = new BodyReader(body, "ParameterStatus");
@@ -20005,7 +20136,7 @@ function noteStreamed(bytes) {
 
 // gateway/postgres/response-queue.ts
 function newRun() {
-  return { tags: [], rows: 0, columns: null, copyBinary: false, error: null, denied: null };
+  return { tags: [], rows: 0, columns: null, copyBinary: false, error: null, denied: null, maskPlan: null, maskPlanFor: null };
 }
 function tagRows(tag) {
   const m = /\s(\d+)$/.exec(tag);
@@ -20069,8 +20200,10 @@ var BackendTracker = class {
   // Attribution of forwarded server bytes to the command they answer (see observe).
   attributed = null;
   rangeStart = 0;
-  constructor(rec) {
+  masking;
+  constructor(rec, masking = null) {
     this.rec = rec;
+    this.masking = masking;
     this.serverFramer = new MessageFramer({ collect: (t) => this.wantServerBody(t), maxCollectedBody: 1 << 30, peer: "upstream" });
   }
   /** Nothing in flight: no response pending and no COPY data expected from the client. */
@@ -20109,6 +20242,7 @@ var BackendTracker = class {
   }
   wantServerBody(t) {
     if (t === B.DataRow || t === B.CopyData) {
+      if (this.masking) return true;
       const e = this.queue.peek();
       return e !== void 0 && (e.kind === "query" || e.kind === "execute") && e.cmd.wantsSample;
     }
@@ -20120,13 +20254,16 @@ var BackendTracker = class {
   }
   /**
    * Follows one chunk of server bytes and returns what the client must receive: the chunk itself,
-   * or, when answers to messages the gateway sent itself are due, the chunk without them.
+   * or, when messages are swallowed (answers to the gateway's own messages) or rewritten
+   * (masking), the chunk with those edits. A message that may need an edit and is not complete
+   * at the end of a chunk is held back until it is.
    */
   observe(chunk) {
     this.rangeStart = 0;
-    this.cuts = [];
-    const held = this.held;
-    this.held = null;
+    this.chunk = chunk;
+    const held = this.heldParts;
+    this.heldParts = null;
+    this.heldResolved = false;
     this.serverFramer.push(chunk, (m) => {
       if (m.start >= 0) {
         const owner = this.headCommand();
@@ -20136,61 +20273,87 @@ var BackendTracker = class {
           this.rangeStart = m.start;
         }
       }
-      this.onServerMessage(m.type, m.body, chunk, m.end, m.start);
+      let body = m.body;
+      if (this.masking && body) {
+        const masked = this.masking.message(m.type, body, this.queue.peek());
+        if (masked) {
+          if (masked.client) this.edit(m.start, m.end, masked.client);
+          if (masked.log) body = masked.log;
+        }
+      }
+      if (m.start < 0 && held && !this.heldResolved) {
+        this.heldResolved = true;
+        for (const h of held) this.attributed?.addResponse(h);
+      }
+      this.onServerMessage(m.type, body, chunk, m.end, m.start);
     });
     const partial = this.serverFramer.partialStart;
+    const hold = partial !== null && (partial >= 0 || held !== null) && this.mustHold();
     const cut = partial === null ? chunk.length : Math.max(partial, this.rangeStart);
     this.attributed?.addResponse(chunk.subarray(this.rangeStart, cut));
     if (partial !== null) {
       this.attributed = this.headCommand();
-      this.attributed?.addResponse(chunk.subarray(cut));
+      if (!hold) this.attributed?.addResponse(chunk.subarray(cut));
     }
-    if (this.injections.length === 0 && this.cuts.length === 0 && held === null && !(partial !== null && this.swallowDue())) return [chunk];
-    const out = this.cuts.length === 0 && held === null && !(partial !== null && this.swallowDue()) ? [chunk] : this.edited(chunk, held, partial);
-    if (partial === null && this.held === null) out.push(...this.injections.splice(0));
+    if (held === null && this.edits.length === 0 && !hold && this.injections.length === 0) return [chunk];
+    const out = this.edited(chunk, held, partial, hold);
+    if (partial === null) out.push(...this.injections.splice(0));
     return out;
   }
+  chunk = Buffer.alloc(0);
+  edits = [];
+  /** Bytes of a partial message held back from the client until it is complete. */
+  heldParts = null;
+  heldResolved = false;
   injections = [];
   /**
    * A message of the gateway's own for the client (a NOTICE): returned to send now when the
    * server's stream is between messages, else kept for the next boundary.
    */
   inject(message) {
-    if (this.serverFramer.idle && this.held === null && this.injections.length === 0) return [message];
+    if (this.serverFramer.idle && this.heldParts === null && this.injections.length === 0) return [message];
     this.injections.push(message);
     return [];
   }
-  // Answers to be swallowed are rare (a denied Parse), so the edit path is kept off the hot path.
-  cuts = [];
-  held = null;
-  heldSwallowed = false;
   swallowDue() {
     const e = this.queue.peek();
     return e !== void 0 && (e.kind === "parse" || e.kind === "bind") && e.swallow === true;
   }
-  edited(chunk, held, partial) {
+  mustHold() {
+    if (this.swallowDue()) return true;
+    return this.masking !== null && this.masking.rewrites(this.serverFramer.partialType);
+  }
+  /** Replaces (or with null, removes) a whole message; start < 0: it began in held bytes. */
+  edit(start2, end, replacement) {
+    if (start2 < 0) this.heldResolved = true;
+    else this.attributed?.addResponse(this.chunk.subarray(this.rangeStart, start2));
+    if (replacement) this.attributed?.addResponse(replacement);
+    this.rangeStart = end;
+    this.edits.push({ from: start2, to: end, with: replacement });
+  }
+  edited(chunk, held, partial, hold) {
+    const edits = this.edits;
+    this.edits = [];
+    if (hold && partial < 0) {
+      this.heldParts = [...held, chunk];
+      return [];
+    }
     const out = [];
-    if (held && !this.heldSwallowed) out.push(held);
-    this.heldSwallowed = false;
+    if (held && !(edits.length > 0 && edits[0].from < 0)) out.push(...held);
     let pos = 0;
-    for (const [from, to] of this.cuts) {
+    for (const e of edits) {
+      const from = Math.max(e.from, 0);
       if (from > pos) out.push(chunk.subarray(pos, from));
-      pos = to;
+      if (e.with) out.push(e.with);
+      pos = e.to;
     }
     let end = chunk.length;
-    if (partial !== null && this.swallowDue()) {
+    if (hold) {
       end = Math.max(partial, pos);
-      this.held = Buffer.from(chunk.subarray(end));
+      this.heldParts = [Buffer.from(chunk.subarray(end))];
     }
     if (end > pos) out.push(chunk.subarray(pos, end));
     return out;
-  }
-  swallow(start2, end) {
-    if (start2 >= 0) this.cuts.push([start2, end]);
-    else {
-      this.heldSwallowed = true;
-      this.cuts.push([0, end]);
-    }
   }
   onServerMessage(type, body, chunk, end, start2) {
     const e = this.queue.peek();
@@ -20226,7 +20389,7 @@ var BackendTracker = class {
       case B.BindComplete:
       case B.CloseComplete:
         if (e && (e.kind === "parse" || e.kind === "bind" || e.kind === "close")) {
-          if (e.swallow) this.swallow(start2, end);
+          if (e.swallow) this.edit(start2, end, null);
           this.queue.shift();
         }
         return;
@@ -20918,14 +21081,17 @@ var PostgresSession = class {
   draining = false;
   terminatedByClient = false;
   onEnd;
-  constructor(client, upstream, rec, policy, onEnd) {
+  /** Masks what the log records of the client's side (command text, parameters); null for none. */
+  logMasker;
+  constructor(client, upstream, rec, policy, masking, masker, onEnd) {
+    this.logMasker = masker?.enabled && masker.applyTo.log && masker.detects ? masker : null;
     this.policy = policy;
     this.client = client;
     this.upstream = upstream;
     this.rec = rec;
     this.onEnd = onEnd;
     this.clientFramer = new MessageFramer({ collect: () => true, maxCollectedBody: MAX_CLIENT_MESSAGE, isValidType: isFrontendType, peer: "client" });
-    this.backend = new BackendTracker(rec);
+    this.backend = new BackendTracker(rec, masking);
   }
   start() {
     this.client.on("data", (c) => {
@@ -21066,14 +21232,14 @@ var PostgresSession = class {
       case F.Query: {
         const text = decodeQuery(body);
         const j = this.policy ? judge(this.policy, text, this.sqlPrepared) : null;
-        const cmd = this.rec.beginCommand({ text, protocol: "simple", ...j ? decisionFields(j) : {} });
+        const cmd = this.rec.beginCommand({ text: this.logText(text), protocol: "simple", ...j ? decisionFields(j) : {} });
         const run = newRun();
         this.backend.expect({ kind: "query", cmd, run });
         const remember = () => {
           for (const [name, p] of j?.prepares ?? []) this.sqlPrepared.set(name, p);
         };
         if (j?.decision.action === "approve") {
-          return { hold: { decision: j.decision, cmd, text, approved: remember, denied: (d, code) => this.refuseSimple(run, d, code) } };
+          return { hold: { decision: j.decision, cmd, text: this.logText(text), approved: remember, denied: (d, code) => this.refuseSimple(run, d, code) } };
         }
         if (j && j.decision.action !== "allow") return this.refuseSimple(run, j.decision);
         remember();
@@ -21086,7 +21252,7 @@ var PostgresSession = class {
         const j = this.policy ? judge(this.policy, p.query, this.sqlPrepared) : null;
         if (j) statement.decision = { action: j.decision.action, rule: j.decision.rule };
         if (j && j.decision.action !== "allow") {
-          const cmd = this.rec.beginCommand({ text: p.query, protocol: "extended", phase: "parse", ...p.statement ? { statement: p.statement } : {}, ...decisionFields(j) });
+          const cmd = this.rec.beginCommand({ text: this.logText(p.query), protocol: "extended", phase: "parse", ...p.statement ? { statement: p.statement } : {}, ...decisionFields(j) });
           const refuse2 = (d, code) => {
             statement.denied = d;
             statement.decision = { action: "deny", rule: d.rule };
@@ -21097,7 +21263,7 @@ var PostgresSession = class {
             cmd.finish({ status: "approved" });
             this.backend.expect({ kind: "parse" });
           };
-          return { hold: { decision: j.decision, cmd, text: p.query, approved, denied: refuse2 } };
+          return { hold: { decision: j.decision, cmd, text: this.logText(p.query), approved, denied: refuse2 } };
         }
         this.backend.expect({ kind: "parse" });
         return "forward";
@@ -21106,14 +21272,14 @@ var PostgresSession = class {
         const b = decodeBind(body);
         const statement = this.statements.get(b.statement) ?? null;
         if (statement?.denied && !this.backend.skipping) {
-          const cmd = this.rec.beginCommand({ text: statement.text, protocol: "extended", phase: "bind", ...b.statement ? { statement: b.statement } : {}, decision: { action: statement.denied.action, rule: statement.denied.rule, reason: statement.denied.reason } });
+          const cmd = this.rec.beginCommand({ text: this.logText(statement.text), protocol: "extended", phase: "bind", ...b.statement ? { statement: b.statement } : {}, decision: { action: statement.denied.action, rule: statement.denied.rule, reason: statement.denied.reason } });
           this.portals.set(b.portal, { statement, params: [], resultFormats: b.resultFormats, columns: null });
           return this.refuseExtended(cmd, statement.denied);
         }
         const params = b.params.map((v, i) => {
           if (v === null) return null;
           const format = b.paramFormats.length === 1 ? b.paramFormats[0] : b.paramFormats[i] ?? 0;
-          return format === 1 ? binaryValue(v) : wireText(v);
+          return format === 1 ? binaryValue(v) : this.logText(wireText(v));
         });
         this.portals.set(b.portal, { statement, params, resultFormats: b.resultFormats, columns: null });
         this.backend.expect({ kind: "bind" });
@@ -21129,7 +21295,7 @@ var PostgresSession = class {
         const e = decodeExecute(body);
         const portal = this.portals.get(e.portal) ?? null;
         const cmd = this.rec.beginCommand({
-          text: portal?.statement?.text ?? "",
+          text: this.logText(portal?.statement?.text ?? ""),
           protocol: "extended",
           params: portal?.params ?? [],
           ...e.portal ? { portal: e.portal } : {},
@@ -21188,6 +21354,10 @@ var PostgresSession = class {
     }
   }
   /** Simple protocol: the server runs the refusal instead, answering ErrorResponse, ReadyForQuery. */
+  /** The text as the session log keeps it: with detectors' findings masked when masking applies to the log. */
+  logText(text) {
+    return this.logMasker?.maskText(text)?.text ?? text;
+  }
   refuseSimple(run, decision, sqlState) {
     run.denied = decision;
     return [refusalQuery(decision, sqlState)];
@@ -21293,6 +21463,227 @@ var shutdownNotice = {
   message: "terminating connection because the gateway is shutting down"
 };
 
+// gateway/postgres/row-masking.ts
+var KIND = { other: 0, text: 1, json: 2, jsonb: 3, array: 4 };
+var TEXT_TYPES = /* @__PURE__ */ new Set([25, 1043, 1042, 19, 18, 705, 142]);
+var ARRAY_TYPES = /* @__PURE__ */ new Set([1009, 1015, 1014, 199, 3807]);
+function kindOf(typeOid, format) {
+  if (TEXT_TYPES.has(typeOid)) return KIND.text;
+  if (typeOid === 114) return KIND.json;
+  if (typeOid === 3802) return format === 1 ? KIND.jsonb : KIND.json;
+  if (ARRAY_TYPES.has(typeOid) && format === 0) return KIND.array;
+  return KIND.other;
+}
+function planRow(masker, cols, resultFormats, tableName) {
+  if (!cols) return null;
+  const masked = [];
+  const kinds = [];
+  let active = false;
+  cols.forEach((c, i) => {
+    const format = resultFormats && resultFormats.length > 0 ? resultFormats.length === 1 ? resultFormats[0] : resultFormats[i] ?? 0 : c.format;
+    const kind = kindOf(c.typeOid, format);
+    let m;
+    if (c.tableOid === 0) m = masker.columnMasked(c.name, null);
+    else {
+      const table = tableName(c.tableOid);
+      m = table === void 0 ? masker.columnMasked(c.name, null) || masker.columnNeedsTable(c.name) : masker.columnMasked(c.name, table);
+    }
+    masked.push(m);
+    kinds.push(kind);
+    if (m || kind !== KIND.other && masker.detects) active = true;
+  });
+  return { masked, kinds, active };
+}
+function maskRow(masker, plan, fields) {
+  let out = null;
+  let columns = 0;
+  let detectors = [];
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i];
+    if (f === null) continue;
+    const kind = plan.kinds[i] ?? KIND.other;
+    let next;
+    if (plan.masked[i]) {
+      next = wholeValue(masker, kind, f);
+      columns++;
+    } else if (kind !== KIND.other) {
+      const start2 = kind === KIND.jsonb ? 1 : 0;
+      const r = masker.maskText(f.toString("utf8", start2));
+      if (r) {
+        next = kind === KIND.jsonb ? Buffer.concat([f.subarray(0, 1), Buffer.from(r.text)]) : Buffer.from(r.text);
+        for (const d of r.detectors) if (!detectors.includes(d)) detectors = [...detectors, d];
+      }
+    }
+    if (next !== void 0) (out ??= fields.slice())[i] = next;
+  }
+  return out && { fields: out, columns, detectors };
+}
+function wholeValue(masker, kind, f) {
+  switch (kind) {
+    case KIND.text:
+      return Buffer.from(masker.maskWholeValue(f.toString("utf8")));
+    case KIND.json:
+      return Buffer.from(JSON.stringify(masker.maskWholeValue(jsonScalar(f.toString("utf8")))));
+    case KIND.jsonb:
+      return Buffer.concat([f.subarray(0, 1), Buffer.from(JSON.stringify(masker.maskWholeValue(jsonScalar(f.toString("utf8", 1)))))]);
+    default:
+      return null;
+  }
+}
+function jsonScalar(s) {
+  if (s.length >= 2 && s.startsWith('"') && s.endsWith('"')) {
+    try {
+      return JSON.parse(s);
+    } catch {
+      return s;
+    }
+  }
+  return s;
+}
+
+// gateway/postgres/response-masking.ts
+var ECHOING_FIELDS = /* @__PURE__ */ new Set(["M", "D", "H", "W", "q"]);
+var ResponseMasking = class {
+  masker;
+  tableName;
+  client;
+  log;
+  constructor(masker, tableName) {
+    this.masker = masker;
+    this.tableName = tableName;
+    this.client = masker.applyTo.client;
+    this.log = masker.applyTo.log;
+  }
+  /** Message types whose bodies masking reads (and, for the client, may rewrite). */
+  rewrites(type) {
+    return this.client && (type === B.DataRow || type === B.CopyData || type === B.NoticeResponse || type === B.ErrorResponse);
+  }
+  reads(type) {
+    return type === B.DataRow || type === B.CopyData;
+  }
+  message(type, body, head) {
+    switch (type) {
+      case B.DataRow:
+        return this.dataRow(body, head);
+      case B.CopyData:
+        return this.copyData(type, body, head);
+      case B.NoticeResponse:
+      case B.ErrorResponse:
+        return this.notice(type, body);
+      default:
+        return null;
+    }
+  }
+  dataRow(body, head) {
+    if (!head || head.kind !== "query" && head.kind !== "execute") return null;
+    const run = head.run;
+    const portal = head.kind === "execute" ? head.portal : null;
+    const cols = run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
+    if (run.maskPlanFor !== cols || run.maskPlan === null) {
+      run.maskPlan = planRow(this.masker, cols, portal ? portal.resultFormats : null, this.tableName);
+      run.maskPlanFor = cols;
+    }
+    const plan = run.maskPlan;
+    if (plan && !plan.active) return null;
+    const masked = maskRow(this.masker, plan ?? this.blindPlan(body), decodeDataRow(body));
+    if (!masked) return null;
+    head.cmd.noteMasked(masked.columns, masked.detectors);
+    const message = encodeDataRow(masked.fields);
+    return { ...this.client ? { client: message } : {}, ...this.log ? { log: message.subarray(5) } : {} };
+  }
+  blindPlan(body) {
+    const n = body.readInt16BE(0);
+    return { masked: new Array(n).fill(false), kinds: new Array(n).fill(1), active: true };
+  }
+  copyData(type, body, head) {
+    if (!head || head.kind !== "query" && head.kind !== "execute" || head.run.copyBinary) return null;
+    const r = this.masker.maskText(body.toString("utf8"));
+    if (!r) return null;
+    head.cmd.noteMasked(0, r.detectors);
+    const message = frame(type, Buffer.from(r.text));
+    return { ...this.client ? { client: message } : {}, ...this.log ? { log: message.subarray(5) } : {} };
+  }
+  notice(type, body) {
+    let changed = false;
+    const fields = decodeNoticeFields(body).map(([code, value]) => {
+      if (!ECHOING_FIELDS.has(code)) return [code, value];
+      const r = this.masker.maskText(value);
+      if (!r) return [code, value];
+      changed = true;
+      return [code, r.text];
+    });
+    if (!changed) return null;
+    const message = encodeNoticeFields(type, fields);
+    return { ...this.client ? { client: message } : {}, ...this.log ? { log: message.subarray(5) } : {} };
+  }
+};
+function frame(type, body) {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = type;
+  out.writeInt32BE(body.length + 4, 1);
+  body.copy(out, 5);
+  return out;
+}
+
+// gateway/postgres/table-names.ts
+var CATALOG_QUERY = `SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`;
+var MIN_REFRESH_INTERVAL_MS = 1e3;
+var QUERY_TIMEOUT_MS = 15e3;
+var TableNames = class {
+  target;
+  password;
+  onError;
+  record;
+  names = /* @__PURE__ */ new Map();
+  loading = null;
+  lastLoad = 0;
+  /** `record` logs the gateway's own query before it is sent (and throws if it cannot). */
+  constructor(target, password, record, onError) {
+    this.record = record;
+    this.target = target;
+    this.password = password;
+    this.onError = onError;
+  }
+  /** The table's name, or undefined while unknown (a refresh is then started). */
+  lookup = (oid) => {
+    const name = this.names.get(oid);
+    if (name === void 0) void this.refresh();
+    return name;
+  };
+  /** Reloads the catalog's table names (at most one load at a time, and one per second). */
+  refresh() {
+    if (this.loading) return this.loading;
+    if (Date.now() - this.lastLoad < MIN_REFRESH_INTERVAL_MS) return Promise.resolve();
+    this.lastLoad = Date.now();
+    this.loading = this.load().catch((e) => this.onError(`cannot read table names from ${this.target.name}: ${e.message}; columns named by masking patterns with a table are masked in every table`)).finally(() => {
+      this.loading = null;
+    });
+    return this.loading;
+  }
+  async load() {
+    this.record(CATALOG_QUERY);
+    const conn = await loginUpstream(this.target, await this.password(), /* @__PURE__ */ new Map([["application_name", "gateway-action catalog"]]));
+    const q = new MessageQueue(conn.socket, `upstream ${this.target.name}`);
+    conn.socket.resume();
+    try {
+      conn.socket.write(serialize2.query(CATALOG_QUERY));
+      const names = /* @__PURE__ */ new Map();
+      for (; ; ) {
+        const m = await q.next(QUERY_TIMEOUT_MS, "catalog rows");
+        if (m.type === B.DataRow) {
+          const [oid, schema, table] = decodeDataRow(m.body).map((f) => f?.toString("utf8") ?? "");
+          names.set(Number(oid), `${schema}.${table}`);
+        } else if (m.type === B.ErrorResponse) throw new Error(decodeNotice(m.body).message);
+        else if (m.type === B.ReadyForQuery) break;
+      }
+      this.names = names;
+    } finally {
+      conn.socket.end(serialize2.end());
+      conn.socket.destroy();
+    }
+  }
+};
+
 // gateway/postgres/listener.ts
 var STARTUP_TIMEOUT_MS = 3e4;
 var PLAIN_STARTUP_PARAMS = /* @__PURE__ */ new Set(["user", "database", "application_name", "client_encoding", "DateStyle", "TimeZone", "extra_float_digits", "IntervalStyle", "fallback_application_name"]);
@@ -21311,8 +21702,29 @@ var PostgresListener = class {
   idleWaiters = [];
   /** Built once: every session of this target decides with the same rules and claims. */
   policyContext;
+  masking = null;
   constructor(opts) {
     this.opts = opts;
+    const masker = opts.masker;
+    if (masker?.enabled && (masker.applyTo.client || masker.applyTo.log)) {
+      const writer = opts.recorder.writer;
+      const tables = new TableNames(
+        opts.target,
+        opts.upstreamPassword,
+        (query) => {
+          writer.append("gateway-query", { target: opts.target.name, purpose: "table names for masking", text: query });
+          const failure = writer.flushSync();
+          if (failure) throw failure;
+        },
+        (message) => {
+          try {
+            writer.append("gateway-error", { target: opts.target.name, message });
+          } catch {
+          }
+        }
+      );
+      this.masking = new ResponseMasking(masker, tables.lookup);
+    }
     this.policyContext = opts.policy ? policyContext(opts.policy.rules, opts.policy.claims, opts.target.name, opts.approvals ?? null) : null;
     this.verifier = makeVerifier(opts.clientPassword);
     this.server = net2.createServer((s) => this.accept(s));
@@ -21482,7 +21894,7 @@ var PostgresListener = class {
     }
     const pid = upstream.backendKey.processId;
     const secret = this.newSecret(pid);
-    const session = new PostgresSession(socket, upstream.socket, rec, this.policyContext, () => {
+    const session = new PostgresSession(socket, upstream.socket, rec, this.policyContext, this.masking, this.opts.masker ?? null, () => {
       this.sessions.delete(session);
       if (this.cancelKeys.get(pid)?.session === session) this.cancelKeys.delete(pid);
       if (this.sessions.size === 0) for (const w of this.idleWaiters.splice(0)) w();
@@ -21564,6 +21976,292 @@ var LocalApprover = class {
     if (!w) throw new Error(`no request ${id} is waiting for approval${this.waiting.size ? ` (waiting: ${[...this.waiting.keys()].join(", ")})` : ""}`);
     w.answer({ outcome, by: this.user, ...reason ? { reason } : {} });
     return w.request;
+  }
+};
+
+// gateway/masking/detectors.ts
+function anyCase(word) {
+  return word.replace(/[a-z]/gi, (c) => `[${c.toLowerCase()}${c.toUpperCase()}]`);
+}
+var MASKED = "[masked";
+function replaceAll(s, re, fn) {
+  re.lastIndex = 0;
+  let out = "";
+  let last = 0;
+  let changed = false;
+  for (let m = re.exec(s); m; m = re.exec(s)) {
+    const r = fn(m);
+    if (r === null) continue;
+    out += s.slice(last, m.index) + r;
+    last = m.index + m[0].length;
+    changed = true;
+  }
+  return changed ? out + s.slice(last) : null;
+}
+var EMAIL = /(?<![A-Za-z0-9._%+\-/])([A-Za-z0-9._%+-]{1,64})@(?:[A-Za-z0-9-]+\.)+([A-Za-z]{2,24})(?![A-Za-z0-9-])/g;
+function maskEmail(local, tld) {
+  return `${/^[A-Za-z0-9]/.test(local) ? local[0] : "*"}***@***.${tld}`;
+}
+var email = {
+  name: "email",
+  hint: "@",
+  mask: (s) => replaceAll(s, EMAIL, (m) => maskEmail(m[1], m[2]))
+};
+var CARD = /(?<![\w.]|\d[ -])\d{4}([ -]?)\d{3,7}(?:\1\d{3,7}){0,3}(?![\w]|[ -]\d|\.\d)/g;
+function luhnValid(digits) {
+  let sum = 0;
+  for (let i = digits.length - 1, double = false; i >= 0; i--, double = !double) {
+    let d = digits.charCodeAt(i) - 48;
+    if (double && (d *= 2) > 9) d -= 9;
+    sum += d;
+  }
+  return sum % 10 === 0;
+}
+var creditCard = {
+  name: "credit-card",
+  hint: "\\d{4}[ -]?\\d{3}",
+  mask: (s) => replaceAll(s, CARD, (m) => {
+    const digits = m[0].replace(/[ -]/g, "");
+    if (digits.length < 13 || digits.length > 19 || !luhnValid(digits)) return null;
+    return `****${digits.slice(-4)}`;
+  })
+};
+var IBAN = /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])/g;
+function ibanValid(compact) {
+  if (compact.length < 15 || compact.length > 34) return false;
+  const rearranged = compact.slice(4) + compact.slice(0, 4);
+  let rem = 0;
+  for (const ch of rearranged) {
+    const v = Number.parseInt(ch, 36);
+    rem = (v > 9 ? rem * 100 + v : rem * 10 + v) % 97;
+  }
+  return rem === 1;
+}
+var iban = {
+  name: "iban",
+  hint: "[A-Z]{2}\\d{2}",
+  mask: (s) => replaceAll(s, IBAN, (m) => {
+    for (let cand = m[0]; ; ) {
+      const compact = cand.replace(/ /g, "");
+      if (ibanValid(compact)) return `${compact.slice(0, 2)}****${compact.slice(-4)}${m[0].slice(cand.length)}`;
+      const sp = cand.lastIndexOf(" ");
+      if (sp < 0) return null;
+      cand = cand.slice(0, sp);
+    }
+  })
+};
+var JWT = /(?<![A-Za-z0-9_-])(eyJ[A-Za-z0-9_-]{10,})\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g;
+function jsonObjectHeader(seg) {
+  try {
+    const v = JSON.parse(Buffer.from(seg, "base64url").toString("utf8"));
+    return typeof v === "object" && v !== null && !Array.isArray(v);
+  } catch {
+    return false;
+  }
+}
+var jwt = {
+  name: "jwt",
+  hint: "eyJ",
+  mask: (s) => replaceAll(s, JWT, (m) => jsonObjectHeader(m[1]) ? "[masked:jwt]" : null)
+};
+var STORAGE_KEY = /(?<![A-Za-z0-9+/-])[A-Za-z0-9+/]{86}==(?![A-Za-z0-9+/=])/g;
+var ACCOUNT_KEY = /(?<![A-Za-z0-9_])(AccountKey\s*=\s*)([^;\s"'\\{},&]+)/gi;
+var azureStorageKey = {
+  name: "azure-storage-key",
+  hint: `==|${anyCase("accountkey")}`,
+  mask: (s) => {
+    const a = replaceAll(s, ACCOUNT_KEY, (m) => m[2].startsWith(MASKED) ? null : `${m[1]}[masked:azure-storage-key]`);
+    const b = replaceAll(a ?? s, STORAGE_KEY, () => "[masked:azure-storage-key]");
+    return b ?? a;
+  }
+};
+var SAS_SIG = /(?<![A-Za-z0-9_])sig=([A-Za-z0-9%+/=_-]+)/g;
+var QUERY_STOP = /[\s"'<>\\{},;]/;
+var SAS_PARAM = /(?<![A-Za-z0-9_])s[vep]=/;
+var azureSasToken = {
+  name: "azure-sas-token",
+  hint: "sig=",
+  mask: (s) => {
+    let windowEnd = -1;
+    let isSas = false;
+    return replaceAll(s, SAS_SIG, (m) => {
+      if (m.index >= windowEnd) {
+        let from = m.index;
+        while (from > 0 && !QUERY_STOP.test(s[from - 1])) from--;
+        windowEnd = m.index + m[0].length;
+        while (windowEnd < s.length && !QUERY_STOP.test(s[windowEnd])) windowEnd++;
+        isSas = SAS_PARAM.test(s.slice(from, windowEnd));
+      }
+      return isSas ? "sig=[masked:azure-sas-token]" : null;
+    });
+  }
+};
+var URL_PASSWORD = /(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*:(?:\/\/|\\\/\\\/)[^\s:/?#@"'\\{},[\]]*:)([^\s/?#"'\\{},]+)@/g;
+var KV_SECRET = /(?<![A-Za-z0-9_])((?:password|pwd|accountkey|sharedaccesskey)\s*=\s*)('[^'"\\{}\n]*'|[^;\s"'\\{},&]+)/gi;
+var connectionString = {
+  name: "connection-string",
+  hint: [":\\/\\/", ":\\\\\\/", ...["password", "pwd", "accountkey", "sharedaccesskey"].map(anyCase)].join("|"),
+  mask: (s) => {
+    const a = replaceAll(s, URL_PASSWORD, (m) => m[2].startsWith(MASKED) ? null : `${m[1]}[masked]@`);
+    const b = replaceAll(a ?? s, KV_SECRET, (m) => {
+      const v = m[2];
+      if (v.startsWith(MASKED) || v.startsWith(`'${MASKED}`)) return null;
+      return `${m[1]}${v.startsWith("'") ? "'[masked]'" : "[masked]"}`;
+    });
+    return b ?? a;
+  }
+};
+var PEM_BODY = String.raw`(?:[A-Za-z0-9+/=\s:.,_-]|\\[nrt])`;
+var PRIVATE_KEY = new RegExp(
+  String.raw`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----${PEM_BODY}*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|(?!${PEM_BODY}))`,
+  "g"
+);
+var privateKey = {
+  name: "private-key",
+  hint: "-----BEGIN",
+  mask: (s) => replaceAll(s, PRIVATE_KEY, () => "[masked:private-key]")
+};
+var GITHUB_TOKEN = /(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})(?![A-Za-z0-9_])/g;
+var githubToken = {
+  name: "github-token",
+  hint: "gh[pousr]_|github_pat_",
+  mask: (s) => replaceAll(s, GITHUB_TOKEN, () => "[masked:github-token]")
+};
+var DETECTORS = {
+  email,
+  "credit-card": creditCard,
+  iban,
+  jwt,
+  "azure-storage-key": azureStorageKey,
+  "azure-sas-token": azureSasToken,
+  "connection-string": connectionString,
+  "private-key": privateKey,
+  "github-token": githubToken
+};
+var DETECTOR_ORDER = [
+  "private-key",
+  "jwt",
+  "azure-sas-token",
+  "azure-storage-key",
+  "connection-string",
+  "github-token",
+  "iban",
+  "credit-card",
+  "email"
+];
+
+// gateway/masking/engine.ts
+function splitIdentifiers(pattern) {
+  const parts = [];
+  let text = "";
+  let quoted2 = false;
+  let inQuotes = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const ch = pattern[i];
+    if (inQuotes) {
+      if (ch !== '"') text += ch;
+      else if (pattern[i + 1] === '"') text += pattern[++i];
+      else inQuotes = false;
+    } else if (ch === '"') {
+      inQuotes = quoted2 = true;
+    } else if (ch === ".") {
+      parts.push({ text, quoted: quoted2 });
+      text = "";
+      quoted2 = false;
+    } else {
+      text += ch;
+    }
+  }
+  if (inQuotes) throw new Error(`masking column pattern "${pattern}": unterminated quote`);
+  parts.push({ text, quoted: quoted2 });
+  return parts;
+}
+function nameTest(part, pattern) {
+  if (part.text === "") throw new Error(`masking column pattern "${pattern}": empty name`);
+  if (part.quoted) return (name) => name === part.text;
+  if (!part.text.includes("*")) {
+    const lower = part.text.toLowerCase();
+    return (name) => name.toLowerCase() === lower;
+  }
+  const re = new RegExp(`^${part.text.split("*").map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`, "is");
+  return (name) => re.test(name);
+}
+function compileColumn(pattern) {
+  const parts = splitIdentifiers(pattern.trim()).map((p) => ({ text: p.quoted ? p.text : p.text.trim(), quoted: p.quoted }));
+  if (parts.length > 3) throw new Error(`masking column pattern "${pattern}": at most schema.table.column`);
+  const tests = parts.map((p) => nameTest(p, pattern));
+  const column = tests.pop();
+  const table = tests.pop();
+  const schema = tests.pop();
+  return { column, table, schema };
+}
+function splitTable(table) {
+  const dot = table.indexOf(".");
+  return dot < 0 ? { schema: null, name: table } : { schema: table.slice(0, dot), name: table.slice(dot + 1) };
+}
+var EMAIL_VALUE = /^[^\s@]+@[^\s@]+\.([A-Za-z]{2,24})$/;
+var Masker = class {
+  /** Any columns or detectors. */
+  enabled;
+  /** Any detectors: text values need scanning even in columns not masked by name. */
+  detects;
+  applyTo;
+  #columns;
+  #detectors;
+  /** One pass that rules out most text before any detector runs; null with no detectors. */
+  #precheck;
+  constructor(rules) {
+    this.#columns = rules.columns.map(compileColumn);
+    const wanted = new Set(rules.detectors);
+    for (const d of wanted) if (!Object.hasOwn(DETECTORS, d)) throw new Error(`unknown masking detector "${d}"`);
+    this.#detectors = DETECTOR_ORDER.filter((n) => wanted.has(n)).map((n) => DETECTORS[n]);
+    this.#precheck = this.#detectors.length ? new RegExp(this.#detectors.map((d) => `(?:${d.hint})`).join("|")) : null;
+    this.detects = this.#detectors.length > 0;
+    this.enabled = this.#columns.length > 0 || this.detects;
+    this.applyTo = { client: rules.applyTo.client, log: rules.applyTo.log };
+  }
+  /** Which columns of a result are masked by name. `table` is "schema.table" when the source
+   * table is known, null when the column is computed/unknown. A bare pattern matches the
+   * column anywhere; `table.col` that table in any schema; `schema.table.col` exactly; `*`
+   * globs within one part. Unquoted names compare case-insensitively. */
+  columnMasked(column, table) {
+    const t = table === null ? null : splitTable(table);
+    return this.#columns.some((p) => {
+      if (!p.column(column)) return false;
+      if (!p.table) return true;
+      if (!t || !p.table(t.name)) return false;
+      return !p.schema || t.schema === null || p.schema(t.schema);
+    });
+  }
+  /** True when a qualified pattern could match this column name if its table were known (so
+   * the caller can decide to over-mask when the table is unknown). */
+  columnNeedsTable(column) {
+    return this.#columns.some((p) => p.table !== void 0 && p.column(column));
+  }
+  /** Scans text with the enabled detectors; the masked text and which detectors fired, or
+   * null when nothing matched. */
+  maskText(s) {
+    if (this.#precheck === null || !this.#precheck.test(s)) return null;
+    let text = s;
+    let fired = null;
+    for (const d of this.#detectors) {
+      const out = d.mask(text);
+      if (out === null) continue;
+      text = out;
+      (fired ??= []).push(d.name);
+    }
+    return fired && { text, detectors: fired };
+  }
+  /** A whole value masked because its column is masked: keeps a hint of its shape (an email's
+   * first letter and TLD, a number's last 4 digits when it has 8 or more), never the value. */
+  maskWholeValue(s) {
+    const email2 = EMAIL_VALUE.exec(s);
+    if (email2) return maskEmail(s, email2[1]);
+    if (/^[\d\s().+/-]+$/.test(s)) {
+      const digits = s.replace(/\D/g, "");
+      if (digits.length >= 8) return `****${digits.slice(-4)}`;
+    }
+    return "****";
   }
 };
 
@@ -21708,6 +22406,7 @@ var Gateway = class _Gateway {
       policy: { path: opts.policy.path, sha256: opts.policy.sha256 },
       identity: opts.identity,
       ...opts.policy.hasRuleSettings ? { claims: opts.claims ?? {}, rules: { count: opts.policy.rules.rules.length, default: opts.policy.rules.default, unclassified: opts.policy.rules.unclassified } } : {},
+      ...opts.policy.masking ? { masking: { columns: opts.policy.masking.columns, detectors: opts.policy.masking.detectors, apply_to: Object.entries(opts.policy.masking.applyTo).filter(([, v]) => v).map(([k]) => k) } } : {},
       targets: opts.policy.targets.map((t) => ({ name: t.name, kind: t.kind, host: t.host, port: t.port, database: t.database, user: t.user, tls: t.tls })),
       attestation: "unattested"
     });
@@ -21715,11 +22414,12 @@ var Gateway = class _Gateway {
     if (failure) throw failure;
     try {
       const broker = await gw.serveApprovals(opts.policy);
+      const masker = opts.policy.masking ? new Masker(opts.policy.masking) : null;
       for (const target of opts.policy.targets) {
         const upstream = passwords.get(target.name);
         const password = randomBytes3(24).toString("base64url");
         const policy = opts.policy.hasRuleSettings ? { rules: opts.policy.rules, claims: opts.claims ?? {} } : null;
-        const listener = new PostgresListener({ target, clientPassword: password, upstreamPassword: async () => upstream, recorder, policy, approvals: broker });
+        const listener = new PostgresListener({ target, clientPassword: password, upstreamPassword: async () => upstream, recorder, policy, approvals: broker, masker });
         const port = await listener.listen();
         gw.listeners.push({ listener, port, password });
         writer.append("listener", { target: target.name, listen: `127.0.0.1:${port}` });

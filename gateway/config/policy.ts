@@ -1,5 +1,7 @@
 // Loads the policy file: YAML, validated against the JSON Schema shipped beside this module, with
 // every error naming the file, the line and what is wrong.
+import type { MaskingRules } from '../masking/engine.ts';
+import type { DetectorName } from '../masking/detectors.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -33,6 +35,8 @@ export interface Policy {
   sha256: string;
   targets: Target[];
   sessionLog: { sampleRows: number };
+  /** Null when the file has no masking section. */
+  masking: MaskingRules | null;
 }
 
 export class PolicyError extends Error {
@@ -115,6 +119,7 @@ export function parsePolicy(text: string, file: string): Policy {
     sha256: createHash('sha256').update(text).digest('hex'),
     targets,
     sessionLog: { sampleRows: raw['session-log']?.['sample-rows'] ?? 10 },
+    masking: parseMasking((raw as RawPolicy).masking, (p) => lineOf(locateNode(doc, p)), file),
   };
 }
 
@@ -200,9 +205,46 @@ interface RawPolicy {
   default?: Action;
   unclassified?: Action;
   approvals?: { timeout?: string };
+  masking?: { columns?: string[]; detectors?: DetectorName[]; 'apply-to'?: ('client' | 'log')[] };
+}
+
+function parseMasking(m: RawPolicy['masking'], lineAt: (p: (string | number)[]) => number | null, file: string): MaskingRules | null {
+  if (!m) return null;
+  const columns = m.columns ?? [];
+  columns.forEach((c, i) => {
+    const problem = columnPatternProblem(c);
+    if (problem) throw new PolicyError(file, lineAt(['masking', 'columns', i]), `masking.columns: bad column pattern "${c}": ${problem}`);
+  });
+  const applyTo = m['apply-to'] ?? ['client', 'log'];
+  return { columns, detectors: m.detectors ?? [], applyTo: { client: applyTo.includes('client'), log: applyTo.includes('log') } };
 }
 
 const CLASS_SET = new Set<string>(SQL_CLASSES);
+
+/** Why a masking column pattern is malformed, or null: `[[schema.]table.]column`, quotes allowed. */
+function columnPatternProblem(pattern: string): string | null {
+  const parts: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const ch = pattern[i]!;
+    if (ch === '"') {
+      if (quoted && pattern[i + 1] === '"') {
+        cur += '"';
+        i++;
+      } else quoted = !quoted;
+    } else if (ch === '.' && !quoted) {
+      parts.push(cur);
+      cur = '';
+    } else cur += ch;
+  }
+  if (quoted) return 'unterminated double quote';
+  parts.push(cur);
+  if (parts.length > 3) return 'at most schema.table.column';
+  if (parts.some((p) => p === '')) return 'empty name part';
+  if (/[[\]?{}]/.test(pattern) || pattern.includes('**')) return 'only * is a wildcard';
+  return null;
+}
 
 function parseRules(raw: RawPolicy, targetNames: string[], lineAt: (p: (string | number)[]) => number | null, file: string): PolicyRules {
   const rules: Rule[] = [];

@@ -54,7 +54,7 @@ export class SessionRecorder {
   private readonly recorder: Recorder;
   private readonly openedAt = process.hrtime.bigint();
   private commandCount = 0;
-  totals = { commands: 0, errors: 0, skipped: 0, denied: 0, approved: 0, bytes_from_client: 0, bytes_to_client: 0 };
+  totals = { commands: 0, errors: 0, skipped: 0, denied: 0, approved: 0, masked: 0, bytes_from_client: 0, bytes_to_client: 0 };
   closed = false;
 
   constructor(recorder: Recorder, id: string, target: string) {
@@ -144,6 +144,16 @@ export class CommandRecorder {
     this.inputBytes += chunk.length;
   }
 
+  private masked: { values: number; detectors: string[] } | null = null;
+
+  /** Values masked in this command's response: by column name, and which detectors fired. */
+  noteMasked(columns: number, detectors: readonly string[]): void {
+    const m = (this.masked ??= { values: 0, detectors: [] });
+    m.values += columns + detectors.length;
+    for (const d of detectors) if (!m.detectors.includes(d)) m.detectors.push(d);
+    this.session.totals.masked += columns + detectors.length;
+  }
+
   get wantsSample(): boolean {
     return this.sample.length < this.sampleLimit;
   }
@@ -177,6 +187,7 @@ export class CommandRecorder {
         sample: this.sample,
       };
     }
+    if (this.masked) record.masked = this.masked;
     if (this.inputHash) record.input = { bytes: this.inputBytes, sha256: this.inputHash.digest('hex') };
     if (this.session.writer.failed) return;
     this.session.writer.append('result', record);

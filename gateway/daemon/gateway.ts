@@ -12,6 +12,7 @@ import { loadClassifier } from '../postgres/sql-classifier.ts';
 import { VERSION } from '../version.ts';
 import { ApprovalBroker } from '../approval/broker.ts';
 import { LocalApprover } from '../approval/local.ts';
+import { Masker } from '../masking/engine.ts';
 import { approvalSocketPath, ensureRuntimeDir } from './runtime-dir.ts';
 import { serveControlAt, type ControlReply, type ControlRequest } from './control.ts';
 import type net from 'node:net';
@@ -73,6 +74,7 @@ export class Gateway {
       policy: { path: opts.policy.path, sha256: opts.policy.sha256 },
       identity: opts.identity,
       ...(opts.policy.hasRuleSettings ? { claims: opts.claims ?? {}, rules: { count: opts.policy.rules.rules.length, default: opts.policy.rules.default, unclassified: opts.policy.rules.unclassified } } : {}),
+      ...(opts.policy.masking ? { masking: { columns: opts.policy.masking.columns, detectors: opts.policy.masking.detectors, apply_to: Object.entries(opts.policy.masking.applyTo).filter(([, v]) => v).map(([k]) => k) } } : {}),
       targets: opts.policy.targets.map((t) => ({ name: t.name, kind: t.kind, host: t.host, port: t.port, database: t.database, user: t.user, tls: t.tls })),
       attestation: 'unattested',
     });
@@ -80,11 +82,12 @@ export class Gateway {
     if (failure) throw failure;
     try {
       const broker = await gw.serveApprovals(opts.policy);
+      const masker = opts.policy.masking ? new Masker(opts.policy.masking) : null;
       for (const target of opts.policy.targets) {
         const upstream = passwords.get(target.name)!;
         const password = randomBytes(24).toString('base64url');
         const policy = opts.policy.hasRuleSettings ? { rules: opts.policy.rules, claims: opts.claims ?? {} } : null;
-        const listener = new PostgresListener({ target, clientPassword: password, upstreamPassword: async () => upstream, recorder, policy, approvals: broker });
+        const listener = new PostgresListener({ target, clientPassword: password, upstreamPassword: async () => upstream, recorder, policy, approvals: broker, masker });
         const port = await listener.listen();
         gw.listeners.push({ listener, port, password });
         writer.append('listener', { target: target.name, listen: `127.0.0.1:${port}` });

@@ -5,6 +5,7 @@
 import { MessageFramer } from './codec/framer.ts';
 import { B, decodeCommandComplete, decodeDataRow, decodeNotice, decodeReadyForQuery, decodeRowDescription, type NoticeFields } from './codec/backend.ts';
 import { binaryValue, wireText, type CommandRecorder, type SessionRecorder } from '../core/recorder.ts';
+import type { ResponseMasking } from './response-masking.ts';
 import { ResponseQueue, sampleValues, tagRows, type Entry, type RunState } from './response-queue.ts';
 
 export type Transaction = 'I' | 'T' | 'E';
@@ -21,8 +22,11 @@ export class BackendTracker {
   private attributed: CommandRecorder | null = null;
   private rangeStart = 0;
 
-  constructor(rec: SessionRecorder) {
+  private readonly masking: ResponseMasking | null;
+
+  constructor(rec: SessionRecorder, masking: ResponseMasking | null = null) {
     this.rec = rec;
+    this.masking = masking;
     this.serverFramer = new MessageFramer({ collect: (t) => this.wantServerBody(t), maxCollectedBody: 1 << 30, peer: 'upstream' });
   }
 
@@ -69,6 +73,7 @@ export class BackendTracker {
 
   private wantServerBody(t: number): boolean {
     if (t === B.DataRow || t === B.CopyData) {
+      if (this.masking) return true;
       const e = this.queue.peek();
       return e !== undefined && (e.kind === 'query' || e.kind === 'execute') && e.cmd.wantsSample;
     }
@@ -82,13 +87,16 @@ export class BackendTracker {
 
   /**
    * Follows one chunk of server bytes and returns what the client must receive: the chunk itself,
-   * or, when answers to messages the gateway sent itself are due, the chunk without them.
+   * or, when messages are swallowed (answers to the gateway's own messages) or rewritten
+   * (masking), the chunk with those edits. A message that may need an edit and is not complete
+   * at the end of a chunk is held back until it is.
    */
   observe(chunk: Buffer): Buffer[] {
     this.rangeStart = 0;
-    this.cuts = [];
-    const held = this.held;
-    this.held = null;
+    this.chunk = chunk;
+    const held = this.heldParts;
+    this.heldParts = null;
+    this.heldResolved = false;
     this.serverFramer.push(chunk, (m) => {
       // A message belongs to the command at the head of the queue when it starts; responses are
       // hashed in contiguous ranges to keep per-message work small.
@@ -100,21 +108,40 @@ export class BackendTracker {
           this.rangeStart = m.start;
         }
       }
-      this.onServerMessage(m.type, m.body, chunk, m.end, m.start);
+      let body = m.body;
+      if (this.masking && body) {
+        const masked = this.masking.message(m.type, body, this.queue.peek());
+        if (masked) {
+          if (masked.client) this.edit(m.start, m.end, masked.client);
+          if (masked.log) body = masked.log;
+        }
+      }
+      // A held message kept as it was: its first bytes are hashed before the rest.
+      if (m.start < 0 && held && !this.heldResolved) {
+        this.heldResolved = true;
+        for (const h of held) this.attributed?.addResponse(h);
+      }
+      this.onServerMessage(m.type, body, chunk, m.end, m.start);
     });
     const partial = this.serverFramer.partialStart;
+    const hold = partial !== null && (partial >= 0 || held !== null) && this.mustHold();
     const cut = partial === null ? chunk.length : Math.max(partial, this.rangeStart);
     this.attributed?.addResponse(chunk.subarray(this.rangeStart, cut));
     if (partial !== null) {
       this.attributed = this.headCommand();
-      this.attributed?.addResponse(chunk.subarray(cut));
+      if (!hold) this.attributed?.addResponse(chunk.subarray(cut));
     }
-    if (this.injections.length === 0 && this.cuts.length === 0 && held === null && !(partial !== null && this.swallowDue())) return [chunk];
-    const out = this.cuts.length === 0 && held === null && !(partial !== null && this.swallowDue()) ? [chunk] : this.edited(chunk, held, partial);
-    if (partial === null && this.held === null) out.push(...this.injections.splice(0));
+    if (held === null && this.edits.length === 0 && !hold && this.injections.length === 0) return [chunk];
+    const out = this.edited(chunk, held, partial, hold);
+    if (partial === null) out.push(...this.injections.splice(0));
     return out;
   }
 
+  private chunk: Buffer = Buffer.alloc(0);
+  private edits: { from: number; to: number; with: Buffer | null }[] = [];
+  /** Bytes of a partial message held back from the client until it is complete. */
+  private heldParts: Buffer[] | null = null;
+  private heldResolved = false;
   private injections: Buffer[] = [];
 
   /**
@@ -122,46 +149,54 @@ export class BackendTracker {
    * server's stream is between messages, else kept for the next boundary.
    */
   inject(message: Buffer): Buffer[] {
-    if (this.serverFramer.idle && this.held === null && this.injections.length === 0) return [message];
+    if (this.serverFramer.idle && this.heldParts === null && this.injections.length === 0) return [message];
     this.injections.push(message);
     return [];
   }
-
-  // Answers to be swallowed are rare (a denied Parse), so the edit path is kept off the hot path.
-  private cuts: [number, number][] = [];
-  private held: Buffer | null = null;
-  private heldSwallowed = false;
 
   private swallowDue(): boolean {
     const e = this.queue.peek();
     return e !== undefined && (e.kind === 'parse' || e.kind === 'bind') && e.swallow === true;
   }
 
-  private edited(chunk: Buffer, held: Buffer | null, partial: number | null): Buffer[] {
+  private mustHold(): boolean {
+    if (this.swallowDue()) return true;
+    return this.masking !== null && this.masking.rewrites(this.serverFramer.partialType!);
+  }
+
+  /** Replaces (or with null, removes) a whole message; start < 0: it began in held bytes. */
+  private edit(start: number, end: number, replacement: Buffer | null): void {
+    if (start < 0) this.heldResolved = true;
+    else this.attributed?.addResponse(this.chunk.subarray(this.rangeStart, start));
+    if (replacement) this.attributed?.addResponse(replacement);
+    this.rangeStart = end;
+    this.edits.push({ from: start, to: end, with: replacement });
+  }
+
+  private edited(chunk: Buffer, held: Buffer[] | null, partial: number | null, hold: boolean): Buffer[] {
+    const edits = this.edits;
+    this.edits = [];
+    if (hold && partial! < 0) {
+      // The held message goes on past this chunk too.
+      this.heldParts = [...held!, chunk];
+      return [];
+    }
     const out: Buffer[] = [];
-    // Bytes of a message begun in the previous chunk were held back in case it was swallowed.
-    if (held && !this.heldSwallowed) out.push(held);
-    this.heldSwallowed = false;
+    if (held && !(edits.length > 0 && edits[0]!.from < 0)) out.push(...held);
     let pos = 0;
-    for (const [from, to] of this.cuts) {
+    for (const e of edits) {
+      const from = Math.max(e.from, 0);
       if (from > pos) out.push(chunk.subarray(pos, from));
-      pos = to;
+      if (e.with) out.push(e.with);
+      pos = e.to;
     }
     let end = chunk.length;
-    if (partial !== null && this.swallowDue()) {
-      end = Math.max(partial, pos);
-      this.held = Buffer.from(chunk.subarray(end));
+    if (hold) {
+      end = Math.max(partial!, pos);
+      this.heldParts = [Buffer.from(chunk.subarray(end))];
     }
     if (end > pos) out.push(chunk.subarray(pos, end));
     return out;
-  }
-
-  private swallow(start: number, end: number): void {
-    if (start >= 0) this.cuts.push([start, end]);
-    else {
-      this.heldSwallowed = true;
-      this.cuts.push([0, end]);
-    }
   }
 
   private onServerMessage(type: number, body: Buffer | null, chunk: Buffer, end: number, start: number): void {
@@ -198,7 +233,7 @@ export class BackendTracker {
       case B.BindComplete:
       case B.CloseComplete:
         if (e && (e.kind === 'parse' || e.kind === 'bind' || e.kind === 'close')) {
-          if (e.swallow) this.swallow(start, end);
+          if (e.swallow) this.edit(start, end, null);
           this.queue.shift();
         }
         return;

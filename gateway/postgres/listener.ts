@@ -19,6 +19,9 @@ import type { Recorder, SessionRecorder } from '../core/recorder.ts';
 import { decide, type Claims, type PolicyRules } from '../policy/engine.ts';
 import { policyContext, type PolicyContext } from './enforce.ts';
 import type { ApprovalBroker } from '../approval/broker.ts';
+import type { Masker } from '../masking/engine.ts';
+import { ResponseMasking } from './response-masking.ts';
+import { TableNames } from './table-names.ts';
 
 const STARTUP_TIMEOUT_MS = 30_000;
 
@@ -42,6 +45,8 @@ export interface ListenerOptions {
   policy: { rules: PolicyRules; claims: Claims } | null;
   /** Where held commands wait for a verdict; null when the policy never asks for approval. */
   approvals?: ApprovalBroker | null;
+  /** Masking rules; null when the policy masks nothing. */
+  masker?: Masker | null;
 }
 
 interface CancelKey { secret: number; session: PostgresSession; upstreamKey: { processId: number; secretKey: Buffer }; rec: SessionRecorder }
@@ -59,8 +64,31 @@ export class PostgresListener {
   /** Built once: every session of this target decides with the same rules and claims. */
   private readonly policyContext: PolicyContext | null;
 
+  private readonly masking: ResponseMasking | null = null;
+
   constructor(opts: ListenerOptions) {
     this.opts = opts;
+    const masker = opts.masker;
+    if (masker?.enabled && (masker.applyTo.client || masker.applyTo.log)) {
+      const writer = opts.recorder.writer;
+      const tables = new TableNames(
+        opts.target,
+        opts.upstreamPassword,
+        (query) => {
+          writer.append('gateway-query', { target: opts.target.name, purpose: 'table names for masking', text: query });
+          const failure = writer.flushSync();
+          if (failure) throw failure;
+        },
+        (message) => {
+          try {
+            writer.append('gateway-error', { target: opts.target.name, message });
+          } catch {
+            // the log is failing; sessions will find out and refuse commands
+          }
+        },
+      );
+      this.masking = new ResponseMasking(masker, tables.lookup);
+    }
     this.policyContext = opts.policy ? policyContext(opts.policy.rules, opts.policy.claims, opts.target.name, opts.approvals ?? null) : null;
     this.verifier = makeVerifier(opts.clientPassword);
     this.server = net.createServer((s) => this.accept(s));
@@ -250,7 +278,7 @@ export class PostgresListener {
     // carry it; clients compare them) with a secret of ours, so upstream's key never leaves.
     const pid = upstream.backendKey.processId;
     const secret = this.newSecret(pid);
-    const session = new PostgresSession(socket, upstream.socket, rec, this.policyContext, () => {
+    const session = new PostgresSession(socket, upstream.socket, rec, this.policyContext, this.masking, this.opts.masker ?? null, () => {
       this.sessions.delete(session);
       if (this.cancelKeys.get(pid)?.session === session) this.cancelKeys.delete(pid);
       if (this.sessions.size === 0) for (const w of this.idleWaiters.splice(0)) w();

@@ -4,6 +4,7 @@ import type { CommandRecorder, Value } from '../core/recorder.ts';
 import { binaryValue, wireText } from '../core/recorder.ts';
 import type { Column } from './codec/backend.ts';
 import type { Decision } from '../policy/engine.ts';
+import type { RowMaskPlan } from './row-masking.ts';
 
 /** What the gateway knows of a prepared statement or portal, shared with pending entries. */
 export interface Described { columns: Column[] | null }
@@ -34,10 +35,13 @@ export interface RunState {
   error: { severity: string; code: string; message: string } | null;
   /** Set when policy denied the command: the server ran the gateway's refusal instead. */
   denied: Decision | null;
+  /** How rows of the current result are masked, and for which columns it was planned. */
+  maskPlan: RowMaskPlan | null;
+  maskPlanFor: Column[] | null;
 }
 
 export function newRun(): RunState {
-  return { tags: [], rows: 0, columns: null, copyBinary: false, error: null, denied: null };
+  return { tags: [], rows: 0, columns: null, copyBinary: false, error: null, denied: null, maskPlan: null, maskPlanFor: null };
 }
 
 /** Rows affected or returned, from a CommandComplete tag such as "INSERT 0 3" or "SELECT 5". */

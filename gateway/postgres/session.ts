@@ -14,6 +14,8 @@ import { decisionFields, judge, judgeOpaque, refusalExtended, refusalQuery, type
 import type { PreparedClasses } from './sql-classifier.ts';
 import type { Decision } from '../policy/engine.ts';
 import { HeldCommand, type HoldPlan } from './approval-hold.ts';
+import type { ResponseMasking } from './response-masking.ts';
+import type { Masker } from '../masking/engine.ts';
 
 /** Largest client message the gateway assembles; a larger one ends the session. */
 export const MAX_CLIENT_MESSAGE = 64 * 1024 * 1024;
@@ -37,14 +39,18 @@ export class PostgresSession {
   private terminatedByClient = false;
   private onEnd: () => void;
 
-  constructor(client: Socket, upstream: Socket, rec: SessionRecorder, policy: PolicyContext | null, onEnd: () => void) {
+  /** Masks what the log records of the client's side (command text, parameters); null for none. */
+  private readonly logMasker: Masker | null;
+
+  constructor(client: Socket, upstream: Socket, rec: SessionRecorder, policy: PolicyContext | null, masking: ResponseMasking | null, masker: Masker | null, onEnd: () => void) {
+    this.logMasker = masker?.enabled && masker.applyTo.log && masker.detects ? masker : null;
     this.policy = policy;
     this.client = client;
     this.upstream = upstream;
     this.rec = rec;
     this.onEnd = onEnd;
     this.clientFramer = new MessageFramer({ collect: () => true, maxCollectedBody: MAX_CLIENT_MESSAGE, isValidType: isFrontendType, peer: 'client' });
-    this.backend = new BackendTracker(rec);
+    this.backend = new BackendTracker(rec, masking);
   }
 
   start(): void {
@@ -208,14 +214,14 @@ export class PostgresSession {
       case F.Query: {
         const text = decodeQuery(body);
         const j = this.policy ? judge(this.policy, text, this.sqlPrepared) : null;
-        const cmd = this.rec.beginCommand({ text, protocol: 'simple', ...(j ? decisionFields(j) : {}) });
+        const cmd = this.rec.beginCommand({ text: this.logText(text), protocol: 'simple', ...(j ? decisionFields(j) : {}) });
         const run = newRun();
         this.backend.expect({ kind: 'query', cmd, run });
         const remember = (): void => {
           for (const [name, p] of j?.prepares ?? []) this.sqlPrepared.set(name, p);
         };
         if (j?.decision.action === 'approve') {
-          return { hold: { decision: j.decision, cmd, text, approved: remember, denied: (d, code) => this.refuseSimple(run, d, code) } };
+          return { hold: { decision: j.decision, cmd, text: this.logText(text), approved: remember, denied: (d, code) => this.refuseSimple(run, d, code) } };
         }
         if (j && j.decision.action !== 'allow') return this.refuseSimple(run, j.decision);
         remember();
@@ -229,7 +235,7 @@ export class PostgresSession {
         if (j) statement.decision = { action: j.decision.action, rule: j.decision.rule };
         if (j && j.decision.action !== 'allow') {
           // Recorded as a command of its own: the text is refused or held at Parse.
-          const cmd = this.rec.beginCommand({ text: p.query, protocol: 'extended', phase: 'parse', ...(p.statement ? { statement: p.statement } : {}), ...decisionFields(j) });
+          const cmd = this.rec.beginCommand({ text: this.logText(p.query), protocol: 'extended', phase: 'parse', ...(p.statement ? { statement: p.statement } : {}), ...decisionFields(j) });
           const refuse = (d: Decision, code?: string): Buffer[] => {
             statement.denied = d;
             statement.decision = { action: 'deny', rule: d.rule };
@@ -240,7 +246,7 @@ export class PostgresSession {
             cmd.finish({ status: 'approved' });
             this.backend.expect({ kind: 'parse' });
           };
-          return { hold: { decision: j.decision, cmd, text: p.query, approved, denied: refuse } };
+          return { hold: { decision: j.decision, cmd, text: this.logText(p.query), approved, denied: refuse } };
         }
         this.backend.expect({ kind: 'parse' });
         return 'forward';
@@ -250,14 +256,14 @@ export class PostgresSession {
         const statement = this.statements.get(b.statement) ?? null;
         if (statement?.denied && !this.backend.skipping) {
           // A statement refused earlier does not exist upstream: refuse again, with the reason.
-          const cmd = this.rec.beginCommand({ text: statement.text, protocol: 'extended', phase: 'bind', ...(b.statement ? { statement: b.statement } : {}), decision: { action: statement.denied.action, rule: statement.denied.rule, reason: statement.denied.reason } });
+          const cmd = this.rec.beginCommand({ text: this.logText(statement.text), protocol: 'extended', phase: 'bind', ...(b.statement ? { statement: b.statement } : {}), decision: { action: statement.denied.action, rule: statement.denied.rule, reason: statement.denied.reason } });
           this.portals.set(b.portal, { statement, params: [], resultFormats: b.resultFormats, columns: null });
           return this.refuseExtended(cmd, statement.denied);
         }
         const params: Value[] = b.params.map((v, i) => {
           if (v === null) return null;
           const format = b.paramFormats.length === 1 ? b.paramFormats[0] : b.paramFormats[i] ?? 0;
-          return format === 1 ? binaryValue(v) : wireText(v);
+          return format === 1 ? binaryValue(v) : this.logText(wireText(v));
         });
         this.portals.set(b.portal, { statement, params, resultFormats: b.resultFormats, columns: null });
         this.backend.expect({ kind: 'bind' });
@@ -273,7 +279,7 @@ export class PostgresSession {
         const e = decodeExecute(body);
         const portal = this.portals.get(e.portal) ?? null;
         const cmd = this.rec.beginCommand({
-          text: portal?.statement?.text ?? '',
+          text: this.logText(portal?.statement?.text ?? ''),
           protocol: 'extended',
           params: portal?.params ?? [],
           ...(e.portal ? { portal: e.portal } : {}),
@@ -335,6 +341,11 @@ export class PostgresSession {
   }
 
   /** Simple protocol: the server runs the refusal instead, answering ErrorResponse, ReadyForQuery. */
+  /** The text as the session log keeps it: with detectors' findings masked when masking applies to the log. */
+  private logText(text: string): string {
+    return this.logMasker?.maskText(text)?.text ?? text;
+  }
+
   private refuseSimple(run: RunState, decision: Decision, sqlState?: string): Buffer[] {
     run.denied = decision;
     return [refusalQuery(decision, sqlState)];

@@ -107,20 +107,21 @@ export function decodeReadyForQuery(body: Buffer): 'I' | 'T' | 'E' {
   return s === 'T' || s === 'E' ? s : 'I';
 }
 
-export interface Column { name: string; typeOid: number; format: number }
+/** `tableOid` is 0 for a column no table column stands behind (an expression). */
+export interface Column { name: string; tableOid: number; typeOid: number; format: number }
 export function decodeRowDescription(body: Buffer): Column[] {
   const r = new BodyReader(body, 'RowDescription');
   const n = r.int16();
   const cols: Column[] = [];
   for (let i = 0; i < n; i++) {
     const name = r.cstring();
-    r.int32(); // table oid
+    const tableOid = r.int32() >>> 0;
     r.int16(); // column attribute number
     const typeOid = r.int32() >>> 0;
     r.int16(); // type size
     r.int32(); // type modifier
     const format = r.int16();
-    cols.push({ name, typeOid, format });
+    cols.push({ name, tableOid, typeOid, format });
   }
   return cols;
 }
@@ -134,6 +135,44 @@ export function decodeDataRow(body: Buffer): (Buffer | null)[] {
     out.push(len < 0 ? null : r.bytes(len));
   }
   return out;
+}
+
+export function encodeDataRow(fields: (Buffer | null)[]): Buffer {
+  let size = 7;
+  for (const f of fields) size += 4 + (f ? f.length : 0);
+  const out = Buffer.allocUnsafe(size);
+  out[0] = B.DataRow;
+  out.writeInt32BE(size - 1, 1);
+  out.writeInt16BE(fields.length, 5);
+  let pos = 7;
+  for (const f of fields) {
+    if (f === null) {
+      out.writeInt32BE(-1, pos);
+      pos += 4;
+    } else {
+      out.writeInt32BE(f.length, pos);
+      f.copy(out, pos + 4);
+      pos += 4 + f.length;
+    }
+  }
+  return out;
+}
+
+/** Every field of an ErrorResponse or NoticeResponse, in order, by one-letter code. */
+export function decodeNoticeFields(body: Buffer): [string, string][] {
+  const r = new BodyReader(body, 'ErrorResponse/NoticeResponse');
+  const fields: [string, string][] = [];
+  for (;;) {
+    const code = r.byte();
+    if (code === 0) return fields;
+    fields.push([String.fromCharCode(code), r.cstring()]);
+  }
+}
+
+export function encodeNoticeFields(type: number, fields: [string, string][]): Buffer {
+  const w = new MessageWriter();
+  for (const [code, value] of fields) w.byte(code.charCodeAt(0)).cstring(value);
+  return w.byte(0).finish(type);
 }
 
 export function decodeParameterStatus(body: Buffer): [string, string] {

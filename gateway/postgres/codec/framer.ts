@@ -64,6 +64,12 @@ export class MessageFramer {
     return this.inBody ? this.pendingStart : null;
   }
 
+  /** The type of the partial message pending, or null. */
+  get partialType(): number | null {
+    if (this.headerHave > 0) return this.header[0]!;
+    return this.inBody ? this.type : null;
+  }
+
   /** True when no partial message is pending. */
   get idle(): boolean {
     return this.headerHave === 0 && !this.inBody;

@@ -1,0 +1,108 @@
+// Masking of what the server sends: result rows, COPY rows and the texts of notices and errors,
+// for the client, the session log, or both (policy `masking.apply-to`).
+import { B, decodeDataRow, decodeNoticeFields, encodeDataRow, encodeNoticeFields } from './codec/backend.ts';
+import { maskRow, planRow, type TableNameLookup } from './row-masking.ts';
+import type { Entry } from './response-queue.ts';
+import type { Masker } from '../masking/engine.ts';
+
+/** Notice and error fields that may echo values: message, detail, hint, context, query. */
+const ECHOING_FIELDS = new Set(['M', 'D', 'H', 'W', 'q']);
+
+export interface MaskedMessage {
+  /** The whole message the client receives instead, when masking applies to the client. */
+  client?: Buffer;
+  /** The body the log records instead, when masking applies to the log. */
+  log?: Buffer;
+}
+
+export class ResponseMasking {
+  private readonly masker: Masker;
+  private readonly tableName: TableNameLookup;
+  private readonly client: boolean;
+  private readonly log: boolean;
+
+  constructor(masker: Masker, tableName: TableNameLookup) {
+    this.masker = masker;
+    this.tableName = tableName;
+    this.client = masker.applyTo.client;
+    this.log = masker.applyTo.log;
+  }
+
+  /** Message types whose bodies masking reads (and, for the client, may rewrite). */
+  rewrites(type: number): boolean {
+    return this.client && (type === B.DataRow || type === B.CopyData || type === B.NoticeResponse || type === B.ErrorResponse);
+  }
+
+  reads(type: number): boolean {
+    return type === B.DataRow || type === B.CopyData;
+  }
+
+  message(type: number, body: Buffer, head: Entry | undefined): MaskedMessage | null {
+    switch (type) {
+      case B.DataRow:
+        return this.dataRow(body, head);
+      case B.CopyData:
+        return this.copyData(type, body, head);
+      case B.NoticeResponse:
+      case B.ErrorResponse:
+        return this.notice(type, body);
+      default:
+        return null;
+    }
+  }
+
+  private dataRow(body: Buffer, head: Entry | undefined): MaskedMessage | null {
+    if (!head || (head.kind !== 'query' && head.kind !== 'execute')) return null;
+    const run = head.run;
+    const portal = head.kind === 'execute' ? head.portal : null;
+    const cols = run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
+    if (run.maskPlanFor !== cols || run.maskPlan === null) {
+      run.maskPlan = planRow(this.masker, cols, portal ? portal.resultFormats : null, this.tableName);
+      run.maskPlanFor = cols;
+    }
+    const plan = run.maskPlan;
+    if (plan && !plan.active) return null;
+    // No column names known (a result never described): detectors read every value as text.
+    const masked = maskRow(this.masker, plan ?? this.blindPlan(body), decodeDataRow(body));
+    if (!masked) return null;
+    head.cmd.noteMasked(masked.columns, masked.detectors);
+    const message = encodeDataRow(masked.fields);
+    return { ...(this.client ? { client: message } : {}), ...(this.log ? { log: message.subarray(5) } : {}) };
+  }
+
+  private blindPlan(body: Buffer): NonNullable<ReturnType<typeof planRow>> {
+    const n = body.readInt16BE(0);
+    return { masked: new Array<boolean>(n).fill(false), kinds: new Array(n).fill(1), active: true };
+  }
+
+  private copyData(type: number, body: Buffer, head: Entry | undefined): MaskedMessage | null {
+    if (!head || (head.kind !== 'query' && head.kind !== 'execute') || head.run.copyBinary) return null;
+    const r = this.masker.maskText(body.toString('utf8'));
+    if (!r) return null;
+    head.cmd.noteMasked(0, r.detectors);
+    const message = frame(type, Buffer.from(r.text));
+    return { ...(this.client ? { client: message } : {}), ...(this.log ? { log: message.subarray(5) } : {}) };
+  }
+
+  private notice(type: number, body: Buffer): MaskedMessage | null {
+    let changed = false;
+    const fields = decodeNoticeFields(body).map(([code, value]): [string, string] => {
+      if (!ECHOING_FIELDS.has(code)) return [code, value];
+      const r = this.masker.maskText(value);
+      if (!r) return [code, value];
+      changed = true;
+      return [code, r.text];
+    });
+    if (!changed) return null;
+    const message = encodeNoticeFields(type, fields);
+    return { ...(this.client ? { client: message } : {}), ...(this.log ? { log: message.subarray(5) } : {}) };
+  }
+}
+
+function frame(type: number, body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = type;
+  out.writeInt32BE(body.length + 4, 1);
+  body.copy(out, 5);
+  return out;
+}

@@ -1,0 +1,74 @@
+// Table OIDs to `schema.table` names, for masking patterns that name a table (RowDescription
+// carries only the OID). Read from the catalog over a connection of the gateway's own, on first
+// need and again when an unknown OID shows up (a table created since); until a name is known,
+// masking treats the column as possibly that table's (over-masking is the safe mistake).
+import { serialize } from 'pg-protocol';
+import { loginUpstream } from './upstream.ts';
+import { MessageQueue } from './message-queue.ts';
+import { B, decodeDataRow, decodeNotice } from './codec/backend.ts';
+import type { PostgresTarget } from '../config/policy.ts';
+
+const CATALOG_QUERY = `SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`;
+const MIN_REFRESH_INTERVAL_MS = 1000;
+const QUERY_TIMEOUT_MS = 15_000;
+
+export class TableNames {
+  private readonly target: PostgresTarget;
+  private readonly password: () => Promise<string>;
+  private readonly onError: (message: string) => void;
+  private readonly record: (query: string) => void;
+  private names = new Map<number, string>();
+  private loading: Promise<void> | null = null;
+  private lastLoad = 0;
+
+  /** `record` logs the gateway's own query before it is sent (and throws if it cannot). */
+  constructor(target: PostgresTarget, password: () => Promise<string>, record: (query: string) => void, onError: (message: string) => void) {
+    this.record = record;
+    this.target = target;
+    this.password = password;
+    this.onError = onError;
+  }
+
+  /** The table's name, or undefined while unknown (a refresh is then started). */
+  readonly lookup = (oid: number): string | undefined => {
+    const name = this.names.get(oid);
+    if (name === undefined) void this.refresh();
+    return name;
+  };
+
+  /** Reloads the catalog's table names (at most one load at a time, and one per second). */
+  refresh(): Promise<void> {
+    if (this.loading) return this.loading;
+    if (Date.now() - this.lastLoad < MIN_REFRESH_INTERVAL_MS) return Promise.resolve();
+    this.lastLoad = Date.now();
+    this.loading = this.load()
+      .catch((e: Error) => this.onError(`cannot read table names from ${this.target.name}: ${e.message}; columns named by masking patterns with a table are masked in every table`))
+      .finally(() => {
+        this.loading = null;
+      });
+    return this.loading;
+  }
+
+  private async load(): Promise<void> {
+    this.record(CATALOG_QUERY);
+    const conn = await loginUpstream(this.target, await this.password(), new Map([['application_name', 'gateway-action catalog']]));
+    const q = new MessageQueue(conn.socket, `upstream ${this.target.name}`);
+    conn.socket.resume();
+    try {
+      conn.socket.write(serialize.query(CATALOG_QUERY));
+      const names = new Map<number, string>();
+      for (;;) {
+        const m = await q.next(QUERY_TIMEOUT_MS, 'catalog rows');
+        if (m.type === B.DataRow) {
+          const [oid, schema, table] = decodeDataRow(m.body).map((f) => f?.toString('utf8') ?? '');
+          names.set(Number(oid), `${schema}.${table}`);
+        } else if (m.type === B.ErrorResponse) throw new Error(decodeNotice(m.body).message);
+        else if (m.type === B.ReadyForQuery) break;
+      }
+      this.names = names;
+    } finally {
+      conn.socket.end(serialize.end());
+      conn.socket.destroy();
+    }
+  }
+}
