@@ -20741,6 +20741,8 @@ function classify(text, prepared, options = {}) {
     if (isEmptyQuery(text)) return EMPTY3;
     return { ok: false, error: `the SQL parser rejected the statement: ${e.message}` };
   }
+  const hazard = readingHazard(text);
+  if (hazard) return { ok: false, error: hazard };
   const statements = [];
   const known = new Map(prepared ?? []);
   const preparedHere = [];
@@ -20776,7 +20778,8 @@ function isEmptyQuery(text) {
 var Walk = class _Walk {
   classes = /* @__PURE__ */ new Set();
   tables = /* @__PURE__ */ new Set();
-  ctes = /* @__PURE__ */ new Set();
+  /** CTE names visible where the walk is, innermost last (see withScope). */
+  scopes = [];
   prepared;
   unknown = null;
   constructor(prepared) {
@@ -20791,11 +20794,7 @@ var Walk = class _Walk {
     if (typeof value.relname === "string") return this.relation(value);
     for (const [key, inner] of Object.entries(value)) {
       if (/^[A-Z]\w*Stmt$/.test(key) && inner && typeof inner === "object" && !Array.isArray(inner)) this.statement(key, inner);
-      else if (key === "CommonTableExpr") {
-        const name = inner.ctename;
-        if (typeof name === "string") this.ctes.add(name);
-        this.visit(inner);
-      } else this.visit(inner);
+      else this.visit(inner);
     }
   }
   add(...classes) {
@@ -21703,6 +21702,8 @@ var PostgresListener = class {
   /** Built once: every session of this target decides with the same rules and claims. */
   policyContext;
   masking = null;
+  /** The first read of table names, awaited before the listener accepts clients. */
+  tablesLoaded = Promise.resolve();
   constructor(opts) {
     this.opts = opts;
     const masker = opts.masker;
@@ -21724,6 +21725,7 @@ var PostgresListener = class {
         }
       );
       this.masking = new ResponseMasking(masker, tables.lookup);
+      if (masker.namesTables) this.tablesLoaded = tables.refresh();
     }
     this.policyContext = opts.policy ? policyContext(opts.policy.rules, opts.policy.claims, opts.target.name, opts.approvals ?? null) : null;
     this.verifier = makeVerifier(opts.clientPassword);
@@ -21732,7 +21734,8 @@ var PostgresListener = class {
   get target() {
     return this.opts.target;
   }
-  listen(port = 0) {
+  async listen(port = 0) {
+    await this.tablesLoaded;
     return new Promise((resolve, reject) => {
       this.server.once("error", reject);
       this.server.listen({ host: "127.0.0.1", port }, () => {
@@ -22205,6 +22208,8 @@ var Masker = class {
   enabled;
   /** Any detectors: text values need scanning even in columns not masked by name. */
   detects;
+  /** Some column pattern names a table, so results need their columns' table names. */
+  namesTables;
   applyTo;
   #columns;
   #detectors;
@@ -22217,6 +22222,7 @@ var Masker = class {
     this.#detectors = DETECTOR_ORDER.filter((n) => wanted.has(n)).map((n) => DETECTORS[n]);
     this.#precheck = this.#detectors.length ? new RegExp(this.#detectors.map((d) => `(?:${d.hint})`).join("|")) : null;
     this.detects = this.#detectors.length > 0;
+    this.namesTables = this.#columns.some((c) => c.table !== void 0);
     this.enabled = this.#columns.length > 0 || this.detects;
     this.applyTo = { client: rules.applyTo.client, log: rules.applyTo.log };
   }

@@ -65,6 +65,8 @@ export class PostgresListener {
   private readonly policyContext: PolicyContext | null;
 
   private readonly masking: ResponseMasking | null = null;
+  /** The first read of table names, awaited before the listener accepts clients. */
+  private tablesLoaded: Promise<void> = Promise.resolve();
 
   constructor(opts: ListenerOptions) {
     this.opts = opts;
@@ -88,6 +90,7 @@ export class PostgresListener {
         },
       );
       this.masking = new ResponseMasking(masker, tables.lookup);
+      if (masker.namesTables) this.tablesLoaded = tables.refresh();
     }
     this.policyContext = opts.policy ? policyContext(opts.policy.rules, opts.policy.claims, opts.target.name, opts.approvals ?? null) : null;
     this.verifier = makeVerifier(opts.clientPassword);
@@ -98,7 +101,8 @@ export class PostgresListener {
     return this.opts.target;
   }
 
-  listen(port = 0): Promise<number> {
+  async listen(port = 0): Promise<number> {
+    await this.tablesLoaded;
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen({ host: '127.0.0.1', port }, () => {
