@@ -45,7 +45,7 @@ export class ResponseMasking {
         return this.copyData(type, body, head);
       case B.NoticeResponse:
       case B.ErrorResponse:
-        return this.notice(type, body);
+        return this.notice(type, body, head);
       default:
         return null;
     }
@@ -84,16 +84,19 @@ export class ResponseMasking {
     return { ...(this.client ? { client: message } : {}), ...(this.log ? { log: message.subarray(5) } : {}) };
   }
 
-  private notice(type: number, body: Buffer): MaskedMessage | null {
+  private notice(type: number, body: Buffer, head: Entry | undefined): MaskedMessage | null {
     let changed = false;
+    const fired: string[] = [];
     const fields = decodeNoticeFields(body).map(([code, value]): [string, string] => {
       if (!ECHOING_FIELDS.has(code)) return [code, value];
       const r = this.masker.maskText(value);
       if (!r) return [code, value];
       changed = true;
+      fired.push(...r.detectors);
       return [code, r.text];
     });
     if (!changed) return null;
+    if (head && (head.kind === 'query' || head.kind === 'execute')) head.cmd.noteMasked(0, [...new Set(fired)]);
     const message = encodeNoticeFields(type, fields);
     return { ...(this.client ? { client: message } : {}), ...(this.log ? { log: message.subarray(5) } : {}) };
   }
