@@ -246,3 +246,30 @@ test('through the CLI a policy error is one FILE:LINE line on stderr with exit s
   assert.ok(missing.stderr.includes(path.join(dir, 'missing.yml')), missing.stderr);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+const MASKING = `masking:
+  columns: [email, ssn, "customers.phone", "*.card_number"]
+  detectors: [email, credit-card, iban, jwt, azure-storage-key, azure-sas-token, connection-string, private-key, github-token]
+  apply-to: [client, log]     # or [log] to keep client output intact and mask only the record
+`;
+
+test("the issue's masking section parses as written; apply-to defaults to client and log", () => {
+  const p = parsePolicy(EXAMPLE + MASKING, FILE);
+  assert.deepEqual(p.masking, {
+    columns: ['email', 'ssn', 'customers.phone', '*.card_number'],
+    detectors: ['email', 'credit-card', 'iban', 'jwt', 'azure-storage-key', 'azure-sas-token', 'connection-string', 'private-key', 'github-token'],
+    applyTo: { client: true, log: true },
+  });
+  assert.deepEqual(parsePolicy(EXAMPLE + 'masking: { columns: [email] }\n', FILE).masking?.applyTo, { client: true, log: true });
+  assert.deepEqual(parsePolicy(EXAMPLE + 'masking: { columns: [email], apply-to: [log] }\n', FILE).masking?.applyTo, { client: false, log: true });
+  assert.equal(parsePolicy(EXAMPLE, FILE).masking, null);
+});
+
+test('malformed masking settings name their line: unknown detector, bad column pattern, bad apply-to', () => {
+  assert.match(atLine(errorOf(EXAMPLE + MASKING.replace('iban,', 'ibann,')), 13), /^masking\.detectors\.2 must be one of: email, credit-card, iban/);
+  assert.equal(atLine(errorOf(EXAMPLE + MASKING.replace('"customers.phone"', '"a.b.c.d"')), 12), 'masking.columns: bad column pattern "a.b.c.d": at most schema.table.column');
+  assert.equal(atLine(errorOf(EXAMPLE + MASKING.replace('"customers.phone"', '"customers."')), 12), 'masking.columns: bad column pattern "customers.": empty name part');
+  assert.equal(atLine(errorOf(EXAMPLE + MASKING.replace('"*.card_number"', '"[ab].card"')), 12), 'masking.columns: bad column pattern "[ab].card": only * is a wildcard');
+  assert.match(atLine(errorOf(EXAMPLE + MASKING.replace('[client, log]', '[client, screen]')), 14), /^masking\.apply-to\.1 must be one of: client, log/);
+  assert.match(atLine(errorOf(EXAMPLE + 'masking:\n  colums: [email]\n'), 12), /^unknown key "colums" in masking/);
+});
