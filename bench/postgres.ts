@@ -1,6 +1,7 @@
 // npm run bench: PostgreSQL direct vs through the gateway, in one run on one cluster.
 // pgbench -S at 1 and 8 clients in simple and prepared modes, then a streamed multi-GB
-// COPY TO STDOUT. Prints TPS ratios, added latency per query and the gateway's peak RSS.
+// COPY TO STDOUT. Prints TPS ratios, added latency per query and the gateway's peak RSS, and the
+// cost of policy rules and masking at 8 clients against the gateway without them.
 // Environment: BENCH_SECONDS (per pgbench run, default 10), BENCH_COPY_GB (default 2).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -34,6 +35,13 @@ const TEN_RULES = `rules:
   - { name: reads-ok, when: { sql: [select] }, action: allow }
 default: allow
 unclassified: deny
+`;
+
+// pgbench -S reads abalance: one masked column is in every result, so each row is rewritten.
+const MASKING = `masking:
+  columns: [email, ssn, "customers.phone", "*.card_number", "pgbench_accounts.abalance"]
+  detectors: [email, credit-card, iban, jwt, azure-storage-key, azure-sas-token, connection-string, private-key, github-token]
+  apply-to: [client, log]
 `;
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -79,25 +87,29 @@ try {
   }
   pipe.kill();
 
-  // The same load through a second gateway whose policy has ten rules (every statement parsed,
-  // classified and decided), against the gateway without rules, both measured now.
-  const rulesDir = path.join(work, 'rules');
-  fs.mkdirSync(rulesDir);
-  const rulesPolicy = path.join(rulesDir, 'gateway.yml');
-  fs.writeFileSync(rulesPolicy, fs.readFileSync(policy, 'utf8') + TEN_RULES);
-  const started2 = spawnSync(process.execPath, [path.join(root, 'dist/cli.js'), 'start', '--policy', rulesPolicy, '--state-dir', path.join(rulesDir, 'state'), '--log-dir', path.join(rulesDir, 'logs')], {
-    env: { ...process.env, APP_DB_PASSWORD: password, GITHUB_REF: 'refs/heads/main' }, encoding: 'utf8',
-  });
-  if (started2.status !== 0) throw new Error(`gateway start (with rules) failed: ${started2.stderr}`);
-  const gw2: Record<string, string> = Object.fromEntries(started2.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-  const ruled = { ...through, PGPORT: gw2.PGPORT!, PGPASSWORD: gw2.PGPASSWORD! };
-  console.log('\nwith 10 policy rules (8 clients)  gateway TPS   gateway+rules TPS   ratio');
-  for (const mode of ['simple', 'prepared']) {
-    const g = pgbench(through, mode, 8);
-    const r = pgbench(ruled, mode, 8);
-    console.log(`  ${mode.padEnd(8)}                    ${g.toFixed(0).padStart(9)}   ${r.toFixed(0).padStart(15)}   ${(r / g).toFixed(2)}x`);
+  // The same load through gateways whose policies add ten rules (every statement parsed,
+  // classified and decided), then also masking (five masked columns, every detector on every
+  // text value), each against the gateway without them, measured in this same run.
+  const variants: [string, string][] = [['10 rules', TEN_RULES], ['10 rules + masking', TEN_RULES + MASKING]];
+  console.log('\npolicy cost (8 clients)              gateway TPS   with policy TPS   ratio');
+  for (const [name, extra] of variants) {
+    const dir = path.join(work, name.replace(/\W+/g, '-'));
+    fs.mkdirSync(dir);
+    const variantPolicy = path.join(dir, 'gateway.yml');
+    fs.writeFileSync(variantPolicy, fs.readFileSync(policy, 'utf8') + extra);
+    const started2 = spawnSync(process.execPath, [path.join(root, 'dist/cli.js'), 'start', '--policy', variantPolicy, '--state-dir', path.join(dir, 'state'), '--log-dir', path.join(dir, 'logs')], {
+      env: { ...process.env, APP_DB_PASSWORD: password, GITHUB_REF: 'refs/heads/main' }, encoding: 'utf8',
+    });
+    if (started2.status !== 0) throw new Error(`gateway start (${name}) failed: ${started2.stderr}`);
+    const gw2: Record<string, string> = Object.fromEntries(started2.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    const ruled = { ...through, PGPORT: gw2.PGPORT!, PGPASSWORD: gw2.PGPASSWORD! };
+    for (const mode of ['simple', 'prepared']) {
+      const g = pgbench(through, mode, 8);
+      const r = pgbench(ruled, mode, 8);
+      console.log(`  ${name.padEnd(20)} ${mode.padEnd(8)}  ${g.toFixed(0).padStart(9)}   ${r.toFixed(0).padStart(15)}   ${(r / g).toFixed(2)}x`);
+    }
+    spawnSync(process.execPath, [path.join(root, 'dist/cli.js'), 'stop', '--state-dir', path.join(dir, 'state')]);
   }
-  spawnSync(process.execPath, [path.join(root, 'dist/cli.js'), 'stop', '--state-dir', path.join(rulesDir, 'state')]);
 
   const pgbenchPeak = peakRss(daemonPid, true);
   const rows = Math.round((copyGB * 1024 ** 3) / 1001);
