@@ -4,7 +4,8 @@
 // gives transactions PostgreSQL's own semantics: a refusal inside BEGIN ... aborts the block.
 import { randomBytes } from 'node:crypto';
 import { serialize } from 'pg-protocol';
-import { classify, type ClassifiedStatement, type PreparedClasses, type PreparedStatement } from './sql-classifier.ts';
+import { type ClassifiedStatement, type PreparedClasses, type PreparedStatement } from './sql-classifier.ts';
+import { classifyCached } from './classification-cache.ts';
 import { decide, type Claims, type Decision, type PolicyRules } from '../policy/engine.ts';
 import type { ApprovalBroker } from '../approval/broker.ts';
 
@@ -29,7 +30,7 @@ export interface Judgement {
 }
 
 export function judge(ctx: PolicyContext, text: string, prepared: PreparedClasses): Judgement {
-  const c = classify(text, prepared, { normalize: ctx.needsText });
+  const c = classifyCached(text, prepared, { normalize: ctx.needsText });
   if (!c.ok) {
     return { decision: decide(ctx.rules, { target: ctx.target, statements: null, unclassifiedReason: c.error }, ctx.claims), statements: null, prepares: [] };
   }
