@@ -18549,7 +18549,22 @@ function statementMatches(m, s) {
 }
 function tableMatches(glob, table) {
   if (glob.test(table)) return true;
+  if (table.endsWith(".*")) {
+    const schema = globSchemaPart(glob);
+    return schema === null || schema.test(table.slice(0, -2));
+  }
   return !table.includes(".") && (glob.test(`public.${table}`) || globTablePart(glob).test(table));
+}
+var schemaPartCache = /* @__PURE__ */ new WeakMap();
+function globSchemaPart(glob) {
+  let r = schemaPartCache.get(glob);
+  if (r === void 0) {
+    const src = glob.source.replace(/^\^/, "").replace(/\$$/, "");
+    const firstDot = src.indexOf("\\.");
+    r = firstDot >= 0 ? new RegExp(`^${src.slice(0, firstDot)}$`) : null;
+    schemaPartCache.set(glob, r);
+  }
+  return r;
 }
 var tablePartCache = /* @__PURE__ */ new WeakMap();
 function globTablePart(glob) {
@@ -20558,6 +20573,12 @@ function normalizeSql(sql) {
       const end = close < 0 ? n : close + m[0].length;
       tokens.push(sql.slice(i, end));
       i = end;
+    } else if ((c === "u" || c === "U") && next === "&" && sql[i + 2] === '"') {
+      const end = quoted(sql, i + 2, '"', false);
+      const escape2 = uescape(sql, end);
+      const name = escape2 ? decodeUnicodeEscapes(sql.slice(i + 3, end - 1).replaceAll('""', '"'), escape2.char) : null;
+      tokens.push(name === null ? sql.slice(i, end) : `"${name.replaceAll('"', '""')}"`);
+      i = name === null ? end : escape2.end;
     } else if (WORD_START.test(c)) {
       let j = i + 1;
       while (j < n && WORD.test(sql[j])) j++;
@@ -20593,6 +20614,33 @@ function normalizeSql(sql) {
   for (const t of tokens) {
     out += glue || t === "." ? t : " " + t;
     glue = t === ".";
+  }
+  return out;
+}
+function uescape(sql, from) {
+  const m = /^(?:\s+|--[^\n]*|\/\*[\s\S]*?\*\/)*uescape(?:\s+|--[^\n]*|\/\*[\s\S]*?\*\/)*'([^'])'/i.exec(sql.slice(from, from + 1024));
+  if (!m) return { char: "\\", end: from };
+  if (/[0-9a-fA-F+'"\s]/.test(m[1])) return null;
+  return { char: m[1], end: from + m[0].length };
+}
+function decodeUnicodeEscapes(body, esc) {
+  let out = "";
+  for (let i = 0; i < body.length; ) {
+    if (body[i] !== esc) {
+      out += body[i++];
+      continue;
+    }
+    if (body[i + 1] === esc) {
+      out += esc;
+      i += 2;
+      continue;
+    }
+    const m = body[i + 1] === "+" ? /^[0-9a-fA-F]{6}/.exec(body.slice(i + 2)) : /^[0-9a-fA-F]{4}/.exec(body.slice(i + 1));
+    if (!m) return null;
+    const code = parseInt(m[0], 16);
+    if (code > 1114111 || code === 0) return null;
+    out += String.fromCodePoint(code);
+    i += (body[i + 1] === "+" ? 2 : 1) + m[0].length;
   }
   return out;
 }
@@ -20708,14 +20756,11 @@ var UTILITY = [
 ];
 var SIMPLE = {
   SelectStmt: ["select"],
-  InsertStmt: ["insert"],
-  MergeStmt: ["merge", "insert", "update", "delete"],
   TruncateStmt: ["truncate"],
   DoStmt: ["do-block"],
   // A procedure runs code the parser cannot see.
   CallStmt: ["do-block"],
   TransactionStmt: ["transaction"],
-  VariableSetStmt: ["set"],
   LockStmt: ["lock"],
   ListenStmt: ["listen"],
   NotifyStmt: ["notify"],
@@ -20732,6 +20777,8 @@ for (const t of ROLE) SIMPLE[t] = ["role"];
 for (const t of MAINTENANCE) SIMPLE[t] = ["maintenance"];
 for (const t of UTILITY) SIMPLE[t] = ["utility"];
 var RELATION_OBJECTS = /* @__PURE__ */ new Set(["OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW", "OBJECT_INDEX", "OBJECT_SEQUENCE", "OBJECT_FOREIGN_TABLE"]);
+var RELATION_PARTS = /* @__PURE__ */ new Set(["OBJECT_COLUMN", "OBJECT_TRIGGER", "OBJECT_RULE", "OBJECT_POLICY", "OBJECT_TABCONSTRAINT"]);
+var SESSION_IDENTITY = /* @__PURE__ */ new Set(["role", "session_authorization"]);
 function classify(text, prepared, options = {}) {
   if (/^[\s;]*$/.test(text)) return EMPTY3;
   let tree;
@@ -20767,6 +20814,58 @@ function classify(text, prepared, options = {}) {
   return { ok: true, statements, prepared: preparedHere };
 }
 var EMPTY3 = { ok: true, statements: [], prepared: [] };
+function readingHazard(text) {
+  if (text.includes("\uFFFD")) return "the statement is not valid UTF-8, so what the server reads depends on the client encoding";
+  if (!text.includes("\\")) return null;
+  const bytes = Buffer.from(text, "utf8");
+  const multibyte = /[^\x00-\x7f]/.test(text);
+  let tokens;
+  try {
+    tokens = parser().scanSync(text).tokens;
+  } catch (e) {
+    return `the SQL scanner rejected the statement: ${e.message}`;
+  }
+  for (const t of tokens) {
+    if (t.tokenName !== "SCONST" || !t.text.includes("\\")) continue;
+    const plain = bytes[t.start] === 39;
+    if (!plain && !/^[eE]'/.test(t.text)) continue;
+    const quote = plain ? t.start : t.start + 1;
+    if (plain && stringEnd(bytes, quote, UTF8) !== t.end) {
+      return "with standard_conforming_strings off a backslash in a string literal would end it elsewhere, and the server would read the statement differently";
+    }
+    if (multibyte && UNSAFE_ENCODINGS.some((mblen) => stringEnd(bytes, quote, mblen) !== t.end)) {
+      return "in a client encoding such as SJIS, BIG5 or GBK a character would take the byte of a backslash that ends a string literal elsewhere here, and the server would read the statement differently";
+    }
+  }
+  return null;
+}
+var UTF8 = () => 1;
+var UNSAFE_ENCODINGS = [
+  // SJIS: 0xA1-0xDF are one-byte katakana.
+  (b, i) => b[i] >= 161 && b[i] <= 223 ? 1 : 2,
+  // BIG5, GBK, UHC: a high byte starts a two-byte character.
+  () => 2,
+  // GB18030: four bytes when the second is a digit.
+  (b, i) => b[i + 1] >= 48 && b[i + 1] <= 57 ? 4 : 2,
+  // JOHAB (EUC lengths): SS3 starts three bytes.
+  (b, i) => b[i] === 143 ? 3 : 2
+];
+var CONTINUATION = /^[ \t\f]*[\n\r](?:[ \t\n\r\f\v]+|--[^\n\r]*[\n\r])*'/;
+function stringEnd(bytes, start2, mblen) {
+  const step = (i2) => bytes[i2] >= 128 ? mblen(bytes, i2) : 1;
+  let i = start2 + 1;
+  while (i < bytes.length) {
+    const c = bytes[i];
+    if (c === 92) i += 1 + (i + 1 < bytes.length ? step(i + 1) : 1);
+    else if (c === 39 && bytes[i + 1] === 39) i += 2;
+    else if (c === 39) {
+      const more = CONTINUATION.exec(bytes.subarray(i + 1, i + 1 + 4096).toString("latin1"));
+      if (!more) return i + 1;
+      i += 1 + more[0].length;
+    } else i += step(i);
+  }
+  return -1;
+}
 function isEmptyQuery(text) {
   if (/^[\s;]*$/.test(text)) return true;
   try {
@@ -20808,34 +20907,67 @@ var Walk = class _Walk {
       case "UpdateStmt":
         this.add("update");
         if (!node.whereClause) this.add("update-without-where");
-        return this.visit(node);
+        return this.dataModifying(node);
       case "DeleteStmt":
         this.add("delete");
         if (!node.whereClause) this.add("delete-without-where");
-        return this.visit(node);
+        return this.dataModifying(node);
+      case "InsertStmt": {
+        this.add("insert");
+        const conflict = node.onConflictClause;
+        if (conflict?.action === "ONCONFLICT_UPDATE") this.add("update");
+        return this.dataModifying(node);
+      }
+      case "MergeStmt":
+        this.add("merge", "insert", "update", "delete");
+        return this.dataModifying(node);
       case "SelectStmt":
         if (!node.valuesLists) this.add("select");
         if (node.intoClause) this.add("create", "ddl");
-        return this.visit(node);
+        return this.withScope(node, () => this.visitFields(node, "withClause"));
       case "CopyStmt":
         this.add("copy", node.is_from ? "insert" : "select");
         if (node.is_program) this.add(node.is_from ? "copy-from-program" : "copy-to-program");
         return this.visit(node);
       case "DropStmt":
         this.add("drop", "ddl");
-        if (RELATION_OBJECTS.has(String(node.removeType))) {
-          for (const o of node.objects ?? []) {
-            const parts = (o.List?.items ?? []).map((i) => i.String?.sval).filter((x) => typeof x === "string");
-            if (parts.length > 0) this.tables.add(parts.slice(-2).join("."));
-          }
+        for (const o of node.objects ?? []) this.objectName(String(node.removeType), o);
+        return this.visit(node);
+      case "DropOwnedStmt":
+        this.add("drop", "ddl", "revoke");
+        return this.visit(node);
+      case "CommentStmt":
+      case "SecLabelStmt":
+        this.add("alter", "ddl");
+        this.objectName(String(node.objtype), node.object);
+        return this.visit(node);
+      case "RenameStmt":
+        this.add("alter", "ddl");
+        if (node.renameType === "OBJECT_SCHEMA") {
+          for (const n of [node.subname, node.newname]) if (typeof n === "string") this.tables.add(`${n}.*`);
         }
+        return this.visit(node);
+      case "AlterOwnerStmt":
+        this.add("alter", "ddl");
+        if (node.objectType === "OBJECT_SCHEMA") this.objectName("OBJECT_SCHEMA", node.object);
         return this.visit(node);
       case "GrantStmt":
         this.add(node.is_grant ? "grant" : "revoke");
+        if (node.targtype === "ACL_TARGET_ALL_IN_SCHEMA") for (const o of node.objects ?? []) this.objectName("OBJECT_SCHEMA", o);
         return this.visit(node);
       case "GrantRoleStmt":
         this.add(node.is_grant ? "grant" : "revoke", "role");
         return this.visit(node);
+      case "VariableSetStmt":
+        this.add("set");
+        if (SESSION_IDENTITY.has(String(node.name).toLowerCase())) this.add("role");
+        return this.visit(node);
+      case "AlterDatabaseSetStmt": {
+        this.add("alter", "ddl");
+        const set = node.setstmt;
+        if (set?.name && SESSION_IDENTITY.has(set.name.toLowerCase())) this.add("role");
+        return this.visit(node);
+      }
       case "ExplainStmt": {
         this.add("explain");
         const analyze = (node.options ?? []).some((o) => {
@@ -20872,6 +21004,45 @@ var Walk = class _Walk {
       }
     }
   }
+  visitFields(node, ...skip) {
+    for (const [key, value] of Object.entries(node)) if (!skip.includes(key)) this.visit(value);
+  }
+  /**
+   * INSERT, UPDATE, DELETE, MERGE: the target is always a real table, even when a CTE of the
+   * same name is in scope (`WITH accounts AS (...) DELETE FROM accounts` deletes from the table).
+   */
+  dataModifying(node) {
+    const target = node.relation;
+    if (target && typeof target.relname === "string") this.tables.add(relationName(target));
+    this.withScope(node, () => this.visitFields(node, "withClause", "relation"));
+  }
+  /**
+   * A WITH clause's names hide relations of the same (unqualified) name: in the statement that
+   * has the clause, and in the bodies of the CTEs listed after each one (all of them with
+   * RECURSIVE). A CTE's body does not see its own name otherwise: it is a table there.
+   */
+  withScope(node, rest) {
+    const w = node.withClause;
+    if (!w?.ctes?.length) return rest();
+    const names = w.ctes.map((c) => String(c.CommonTableExpr?.ctename ?? ""));
+    w.ctes.forEach((cte, i) => {
+      this.scopes.push(new Set(w.recursive ? names : names.slice(0, i)));
+      this.visit(cte);
+      this.scopes.pop();
+    });
+    this.scopes.push(new Set(names));
+    rest();
+    this.scopes.pop();
+  }
+  /** The relation behind an object named by a name list (DROP, COMMENT ON, ...), if any. */
+  objectName(objectType, object) {
+    const o = object;
+    const parts = o?.String?.sval !== void 0 ? [o.String.sval] : (o?.List?.items ?? []).map((i) => i.String?.sval).filter((x) => typeof x === "string");
+    if (parts.length === 0) return;
+    if (objectType === "OBJECT_SCHEMA") this.tables.add(`${parts[parts.length - 1]}.*`);
+    else if (RELATION_OBJECTS.has(objectType)) this.tables.add(parts.slice(-2).join("."));
+    else if (RELATION_PARTS.has(objectType) && parts.length > 1) this.tables.add(parts.slice(-3, -1).join("."));
+  }
   /** Tables named by a statement that does not run (plain EXPLAIN), without its classes. */
   collectTables(node) {
     const inner = new _Walk(this.prepared);
@@ -20880,13 +21051,18 @@ var Walk = class _Walk {
   }
   relation(node) {
     const rel = String(node.relname);
-    this.tables.add(typeof node.schemaname === "string" ? `${node.schemaname}.${rel}` : rel);
+    if (typeof node.schemaname !== "string" && this.scopes.some((s) => s.has(rel))) return;
+    this.tables.add(relationName(node));
   }
-  /** Relations named, without references to the statement's own CTEs. */
+  /** Relations named, as `schema.table`, bare `table`, or `schema.*` for a whole schema. */
   relations() {
-    return [...this.tables].filter((t) => !this.ctes.has(t)).sort();
+    return [...this.tables].sort();
   }
 };
+function relationName(rangeVar) {
+  const rel = String(rangeVar.relname);
+  return typeof rangeVar.schemaname === "string" ? `${rangeVar.schemaname}.${rel}` : rel;
+}
 function isFalse(arg) {
   const a = arg;
   if (!a) return false;
@@ -20895,12 +21071,100 @@ function isFalse(arg) {
   return s === "false" || s === "off" || s === "0";
 }
 
+// gateway/postgres/classification-cache.ts
+var MAX_ENTRIES = 4096;
+var MAX_TEXT2 = 4096;
+var cache = /* @__PURE__ */ new Map();
+var PLAIN = /^[A-Za-z0-9_ \t\r\n,.;()=<>+\-*/%'"[\]:!|&^~@#?]*$/;
+var UNSAFE = /--|\/\*|&|\buescape\b|\bexplain\b|\bexecute\b|\bprepare\b|\bdeallocate\b/i;
+function literalShape(text) {
+  if (text.length > MAX_TEXT2 || !PLAIN.test(text) || UNSAFE.test(text)) return null;
+  let out = "";
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === 39) {
+      if (isWordChar(text.charCodeAt(i - 1)) || text.charCodeAt(i - 1) === 38) return null;
+      let j = i + 1;
+      for (; ; ) {
+        if (j >= n) return null;
+        if (text.charCodeAt(j) === 39) {
+          if (text.charCodeAt(j + 1) === 39) j += 2;
+          else break;
+        } else j++;
+      }
+      out += "?";
+      i = j + 1;
+    } else if (c === 34) {
+      const end = text.indexOf('"', i + 1);
+      if (end < 0) return null;
+      out += text.slice(i, end + 1);
+      i = end + 1;
+    } else if (c >= 65 && c <= 90 || c >= 97 && c <= 122 || c === 95) {
+      let j = i + 1;
+      while (isWordChar(text.charCodeAt(j))) j++;
+      out += text.slice(i, j);
+      i = j;
+    } else if (c >= 48 && c <= 57) {
+      if (isWordChar(text.charCodeAt(i - 1)) || text.charCodeAt(i - 1) === 46) return null;
+      let j = digits(text, i);
+      if (text.charCodeAt(j) === 46) {
+        if (!isDigit(text.charCodeAt(j + 1))) return null;
+        j = digits(text, j + 1);
+      }
+      if (text.charCodeAt(j) === 101 || text.charCodeAt(j) === 69) {
+        const sign = text.charCodeAt(j + 1) === 43 || text.charCodeAt(j + 1) === 45 ? 1 : 0;
+        if (!isDigit(text.charCodeAt(j + 1 + sign))) return null;
+        j = digits(text, j + 1 + sign);
+      }
+      if (isWordChar(text.charCodeAt(j)) || text.charCodeAt(j) === 46) return null;
+      out += "?";
+      i = j;
+    } else {
+      out += text[i];
+      i++;
+    }
+  }
+  return out;
+}
+function isWordChar(c) {
+  return c >= 48 && c <= 57 || c >= 65 && c <= 90 || c >= 97 && c <= 122 || c === 95;
+}
+function isDigit(c) {
+  return c >= 48 && c <= 57;
+}
+function digits(text, i) {
+  while (isDigit(text.charCodeAt(i))) i++;
+  return i;
+}
+function classifyCached(text, prepared, options) {
+  const shape = literalShape(text);
+  if (shape === null) return classify(text, prepared, options);
+  const hit = cache.get(shape);
+  if (hit) {
+    const s = hit.c.statements[0];
+    const own = text.slice(hit.prefix, text.length - hit.suffix);
+    return { ok: true, prepared: [], statements: [{ ...s, text: own, normalized: options.normalize ? normalizeSql(own) : "" }] };
+  }
+  const c = classify(text, prepared, options);
+  if (c.ok && c.prepared.length === 0 && c.statements.length === 1) {
+    const own = c.statements[0].text;
+    const prefix = text.indexOf(own);
+    if (prefix >= 0 && /^[\s;]*$/.test(text.slice(0, prefix) + text.slice(prefix + own.length))) {
+      if (cache.size >= MAX_ENTRIES) cache.clear();
+      cache.set(shape, { c, prefix, suffix: text.length - prefix - own.length });
+    }
+  }
+  return c;
+}
+
 // gateway/postgres/enforce.ts
 function policyContext(rules, claims, target, approvals = null) {
   return { rules, claims, target, needsText: rules.rules.some((r) => r.when.textMatches !== void 0), approvals };
 }
 function judge(ctx, text, prepared) {
-  const c = classify(text, prepared, { normalize: ctx.needsText });
+  const c = classifyCached(text, prepared, { normalize: ctx.needsText });
   if (!c.ok) {
     return { decision: decide(ctx.rules, { target: ctx.target, statements: null, unclassifiedReason: c.error }, ctx.claims), statements: null, prepares: [] };
   }
@@ -21234,9 +21498,7 @@ var PostgresSession = class {
         const cmd = this.rec.beginCommand({ text: this.logText(text), protocol: "simple", ...j ? decisionFields(j) : {} });
         const run = newRun();
         this.backend.expect({ kind: "query", cmd, run });
-        const remember = () => {
-          for (const [name, p] of j?.prepares ?? []) this.sqlPrepared.set(name, p);
-        };
+        const remember = () => this.rememberPrepares(j?.prepares ?? []);
         if (j?.decision.action === "approve") {
           return { hold: { decision: j.decision, cmd, text: this.logText(text), approved: remember, denied: (d, code) => this.refuseSimple(run, d, code) } };
         }
@@ -21260,10 +21522,12 @@ var PostgresSession = class {
           if (j.decision.action === "deny") return refuse2(j.decision);
           const approved = () => {
             cmd.finish({ status: "approved" });
+            this.rememberPrepares(j.prepares);
             this.backend.expect({ kind: "parse" });
           };
           return { hold: { decision: j.decision, cmd, text: this.logText(p.query), approved, denied: refuse2 } };
         }
+        if (j) this.rememberPrepares(j.prepares);
         this.backend.expect({ kind: "parse" });
         return "forward";
       }
@@ -21353,6 +21617,9 @@ var PostgresSession = class {
     }
   }
   /** Simple protocol: the server runs the refusal instead, answering ErrorResponse, ReadyForQuery. */
+  rememberPrepares(prepares) {
+    for (const [name, p] of prepares) this.sqlPrepared.set(name, p);
+  }
   /** The text as the session log keeps it: with detectors' findings masked when masking applies to the log. */
   logText(text) {
     return this.logMasker?.maskText(text)?.text ?? text;
@@ -21568,7 +21835,7 @@ var ResponseMasking = class {
         return this.copyData(type, body, head);
       case B.NoticeResponse:
       case B.ErrorResponse:
-        return this.notice(type, body);
+        return this.notice(type, body, head);
       default:
         return null;
     }
@@ -21602,16 +21869,19 @@ var ResponseMasking = class {
     const message = frame(type, Buffer.from(r.text));
     return { ...this.client ? { client: message } : {}, ...this.log ? { log: message.subarray(5) } : {} };
   }
-  notice(type, body) {
+  notice(type, body, head) {
     let changed = false;
+    const fired = [];
     const fields = decodeNoticeFields(body).map(([code, value]) => {
       if (!ECHOING_FIELDS.has(code)) return [code, value];
       const r = this.masker.maskText(value);
       if (!r) return [code, value];
       changed = true;
+      fired.push(...r.detectors);
       return [code, r.text];
     });
     if (!changed) return null;
+    if (head && (head.kind === "query" || head.kind === "execute")) head.cmd.noteMasked(0, [...new Set(fired)]);
     const message = encodeNoticeFields(type, fields);
     return { ...this.client ? { client: message } : {}, ...this.log ? { log: message.subarray(5) } : {} };
   }
@@ -22011,10 +22281,10 @@ var email = {
   mask: (s) => replaceAll(s, EMAIL, (m) => maskEmail(m[1], m[2]))
 };
 var CARD = /(?<![\w.]|\d[ -])\d{4}([ -]?)\d{3,7}(?:\1\d{3,7}){0,3}(?![\w]|[ -]\d|\.\d)/g;
-function luhnValid(digits) {
+function luhnValid(digits2) {
   let sum = 0;
-  for (let i = digits.length - 1, double = false; i >= 0; i--, double = !double) {
-    let d = digits.charCodeAt(i) - 48;
+  for (let i = digits2.length - 1, double = false; i >= 0; i--, double = !double) {
+    let d = digits2.charCodeAt(i) - 48;
     if (double && (d *= 2) > 9) d -= 9;
     sum += d;
   }
@@ -22024,9 +22294,9 @@ var creditCard = {
   name: "credit-card",
   hint: "\\d{4}[ -]?\\d{3}",
   mask: (s) => replaceAll(s, CARD, (m) => {
-    const digits = m[0].replace(/[ -]/g, "");
-    if (digits.length < 13 || digits.length > 19 || !luhnValid(digits)) return null;
-    return `****${digits.slice(-4)}`;
+    const digits2 = m[0].replace(/[ -]/g, "");
+    if (digits2.length < 13 || digits2.length > 19 || !luhnValid(digits2)) return null;
+    return `****${digits2.slice(-4)}`;
   })
 };
 var IBAN = /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])/g;
@@ -22264,8 +22534,8 @@ var Masker = class {
     const email2 = EMAIL_VALUE.exec(s);
     if (email2) return maskEmail(s, email2[1]);
     if (/^[\d\s().+/-]+$/.test(s)) {
-      const digits = s.replace(/\D/g, "");
-      if (digits.length >= 8) return `****${digits.slice(-4)}`;
+      const digits2 = s.replace(/\D/g, "");
+      if (digits2.length >= 8) return `****${digits2.slice(-4)}`;
     }
     return "****";
   }

@@ -98,10 +98,31 @@ function statementMatches(m: Matcher, s: StatementFacts): boolean {
   return true;
 }
 
-/** An unqualified relation may live in any schema, so `public.users` matches `users`. */
+/**
+ * An unqualified relation may live in any schema, so `public.users` matches `users`. A statement
+ * on a whole schema (`S.*`: ALTER SCHEMA S RENAME, GRANT ... ALL TABLES IN SCHEMA S) touches
+ * every table in it, so it matches any glob for a table in S.
+ */
 function tableMatches(glob: RegExp, table: string): boolean {
   if (glob.test(table)) return true;
+  if (table.endsWith('.*')) {
+    const schema = globSchemaPart(glob);
+    return schema === null || schema.test(table.slice(0, -2));
+  }
   return !table.includes('.') && (glob.test(`public.${table}`) || globTablePart(glob).test(table));
+}
+
+const schemaPartCache = new WeakMap<RegExp, RegExp | null>();
+/** The pattern's part before its first unescaped dot (null when it has none: any schema). */
+function globSchemaPart(glob: RegExp): RegExp | null {
+  let r = schemaPartCache.get(glob);
+  if (r === undefined) {
+    const src = glob.source.replace(/^\^/, '').replace(/\$$/, '');
+    const firstDot = src.indexOf('\\.');
+    r = firstDot >= 0 ? new RegExp(`^${src.slice(0, firstDot)}$`) : null;
+    schemaPartCache.set(glob, r);
+  }
+  return r;
 }
 
 const tablePartCache = new WeakMap<RegExp, RegExp>();

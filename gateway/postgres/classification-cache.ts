@@ -3,7 +3,8 @@
 // in their literals, so their classification is cached by the text's shape (the text with its
 // number and plain string literals replaced). The shape is taken only from plainly lexed text:
 // anything where two lexers could disagree (backslashes, dollar quotes, comments, prefixed or
-// Unicode strings, non-ASCII) is classified afresh, and so is anything whose classification
+// Unicode strings and names, whose UESCAPE literal changes what they spell, non-ASCII) is
+// classified afresh, and so is anything whose classification
 // depends on a literal's value (EXPLAIN options) or on session state (PREPARE/EXECUTE).
 import { classify, type Classification, type PreparedClasses } from './sql-classifier.ts';
 import { normalizeSql } from './sql-normalize.ts';
@@ -16,7 +17,7 @@ const cache = new Map<string, Entry>();
 
 /** Plain ASCII SQL without the constructs the shape cannot vouch for. */
 const PLAIN = /^[A-Za-z0-9_ \t\r\n,.;()=<>+\-*/%'"[\]:!|&^~@#?]*$/;
-const UNSAFE = /--|\/\*|\bexplain\b|\bexecute\b|\bprepare\b|\bdeallocate\b/i;
+const UNSAFE = /--|\/\*|&|\buescape\b|\bexplain\b|\bexecute\b|\bprepare\b|\bdeallocate\b/i;
 
 /** The text with literals replaced by `?`, or null when the text is not plain enough to say. */
 export function literalShape(text: string): string | null {

@@ -11,7 +11,7 @@ import { binaryValue, wireText, type CommandRecorder, type SessionRecorder, type
 import { newRun, type Portal, type RunState, type Statement } from './response-queue.ts';
 import { BackendTracker } from './backend-tracker.ts';
 import { decisionFields, judge, judgeOpaque, refusalExtended, refusalQuery, type PolicyContext } from './enforce.ts';
-import type { PreparedClasses } from './sql-classifier.ts';
+import type { PreparedClasses, PreparedStatement } from './sql-classifier.ts';
 import type { Decision } from '../policy/engine.ts';
 import { HeldCommand, type HoldPlan } from './approval-hold.ts';
 import type { ResponseMasking } from './response-masking.ts';
@@ -217,9 +217,7 @@ export class PostgresSession {
         const cmd = this.rec.beginCommand({ text: this.logText(text), protocol: 'simple', ...(j ? decisionFields(j) : {}) });
         const run = newRun();
         this.backend.expect({ kind: 'query', cmd, run });
-        const remember = (): void => {
-          for (const [name, p] of j?.prepares ?? []) this.sqlPrepared.set(name, p);
-        };
+        const remember = (): void => this.rememberPrepares(j?.prepares ?? []);
         if (j?.decision.action === 'approve') {
           return { hold: { decision: j.decision, cmd, text: this.logText(text), approved: remember, denied: (d, code) => this.refuseSimple(run, d, code) } };
         }
@@ -244,10 +242,13 @@ export class PostgresSession {
           if (j.decision.action === 'deny') return refuse(j.decision);
           const approved = (): void => {
             cmd.finish({ status: 'approved' });
+            this.rememberPrepares(j.prepares);
             this.backend.expect({ kind: 'parse' });
           };
           return { hold: { decision: j.decision, cmd, text: this.logText(p.query), approved, denied: refuse } };
         }
+        // A SQL PREPARE sent with Parse: a later EXECUTE runs what it defines.
+        if (j) this.rememberPrepares(j.prepares);
         this.backend.expect({ kind: 'parse' });
         return 'forward';
       }
@@ -341,6 +342,10 @@ export class PostgresSession {
   }
 
   /** Simple protocol: the server runs the refusal instead, answering ErrorResponse, ReadyForQuery. */
+  private rememberPrepares(prepares: [string, PreparedStatement][]): void {
+    for (const [name, p] of prepares) this.sqlPrepared.set(name, p);
+  }
+
   /** The text as the session log keeps it: with detectors' findings masked when masking applies to the log. */
   private logText(text: string): string {
     return this.logMasker?.maskText(text)?.text ?? text;

@@ -70,14 +70,11 @@ const UTILITY = ['VariableShowStmt', 'DiscardStmt', 'ConstraintsSetStmt', 'LoadS
 
 const SIMPLE: Record<string, string[]> = {
   SelectStmt: ['select'],
-  InsertStmt: ['insert'],
-  MergeStmt: ['merge', 'insert', 'update', 'delete'],
   TruncateStmt: ['truncate'],
   DoStmt: ['do-block'],
   // A procedure runs code the parser cannot see.
   CallStmt: ['do-block'],
   TransactionStmt: ['transaction'],
-  VariableSetStmt: ['set'],
   LockStmt: ['lock'],
   ListenStmt: ['listen'],
   NotifyStmt: ['notify'],
@@ -95,6 +92,10 @@ for (const t of MAINTENANCE) SIMPLE[t] = ['maintenance'];
 for (const t of UTILITY) SIMPLE[t] = ['utility'];
 
 const RELATION_OBJECTS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_INDEX', 'OBJECT_SEQUENCE', 'OBJECT_FOREIGN_TABLE']);
+/** Objects named `[schema.]relation.name`. */
+const RELATION_PARTS = new Set(['OBJECT_COLUMN', 'OBJECT_TRIGGER', 'OBJECT_RULE', 'OBJECT_POLICY', 'OBJECT_TABCONSTRAINT']);
+/** Settings that change the role whose privileges the session uses. */
+const SESSION_IDENTITY = new Set(['role', 'session_authorization']);
 
 /** What statements prepared by name earlier in the session (PREPARE ... AS) do. */
 export interface PreparedStatement { classes: string[]; tables: string[] }
@@ -114,6 +115,8 @@ export function classify(text: string, prepared?: PreparedClasses, options: { no
     if (isEmptyQuery(text)) return EMPTY;
     return { ok: false, error: `the SQL parser rejected the statement: ${(e as Error).message}` };
   }
+  const hazard = readingHazard(text);
+  if (hazard) return { ok: false, error: hazard };
   const statements: ClassifiedStatement[] = [];
   const known: PreparedClasses = new Map(prepared ?? []);
   const preparedHere: [string, PreparedStatement][] = [];
@@ -144,6 +147,88 @@ export function classify(text: string, prepared?: PreparedClasses, options: { no
 
 const EMPTY: Classification = { ok: true, statements: [], prepared: [] };
 
+/**
+ * Why the server may read `text` differently from the parser here, which reads it as UTF-8 with
+ * standard_conforming_strings on; null when it cannot. A client can switch either setting
+ * (SET, set_config(), startup parameters, ALTER DATABASE ... SET) without the text showing it,
+ * so any text whose meaning depends on them is unclassified, never read the harmless way:
+ *
+ * - standard_conforming_strings off: a backslash escapes the next character in '...' strings.
+ *   In `SELECT 'a\' /* ', 1; DELETE FROM t --` followed by the comment's end, the parser sees
+ *   the string 'a\' and a comment; the server sees the string 'a'' /* ' and runs the DELETE.
+ * - a client encoding such as SJIS, BIG5 or GBK, whose characters may end in the byte of `\`:
+ *   in `SELECT E'Á\'; DELETE FROM t; --'` the server (in SJIS) sees no backslash before the
+ *   second quote, so the string ends there and the DELETE runs.
+ * - bytes that are not UTF-8 (decoded here as U+FFFD): what they are depends on the encoding.
+ *
+ * Readings can only part inside a string literal, at a backslash, so each such literal is read
+ * the other ways too; where it ends the same, the readings go on together from there.
+ */
+function readingHazard(text: string): string | null {
+  if (text.includes('\uFFFD')) return 'the statement is not valid UTF-8, so what the server reads depends on the client encoding';
+  if (!text.includes('\\')) return null;
+  const bytes = Buffer.from(text, 'utf8');
+  const multibyte = /[^\x00-\x7f]/.test(text);
+  let tokens: { start: number; end: number; text: string; tokenName: string }[];
+  try {
+    tokens = parser().scanSync(text).tokens;
+  } catch (e) {
+    return `the SQL scanner rejected the statement: ${(e as Error).message}`;
+  }
+  for (const t of tokens) {
+    if (t.tokenName !== 'SCONST' || !t.text.includes('\\')) continue;
+    // '...' (also after N) and E'...'; U&'', $$, B'' and X'' give a backslash no say in where they end.
+    const plain = bytes[t.start] === 0x27;
+    if (!plain && !/^[eE]'/.test(t.text)) continue;
+    const quote = plain ? t.start : t.start + 1;
+    if (plain && stringEnd(bytes, quote, UTF8) !== t.end) {
+      return 'with standard_conforming_strings off a backslash in a string literal would end it elsewhere, and the server would read the statement differently';
+    }
+    if (multibyte && UNSAFE_ENCODINGS.some((mblen) => stringEnd(bytes, quote, mblen) !== t.end)) {
+      return 'in a client encoding such as SJIS, BIG5 or GBK a character would take the byte of a backslash that ends a string literal elsewhere here, and the server would read the statement differently';
+    }
+  }
+  return null;
+}
+
+/** Byte length of the character at `i` (of one at or above 0x80) in a client encoding. */
+type MbLen = (b: Buffer, i: number) => number;
+const UTF8: MbLen = () => 1;
+/** The client encodings where a character's later byte may be 0x5C, the byte of `\`. */
+const UNSAFE_ENCODINGS: MbLen[] = [
+  // SJIS: 0xA1-0xDF are one-byte katakana.
+  (b, i) => (b[i]! >= 0xa1 && b[i]! <= 0xdf ? 1 : 2),
+  // BIG5, GBK, UHC: a high byte starts a two-byte character.
+  () => 2,
+  // GB18030: four bytes when the second is a digit.
+  (b, i) => (b[i + 1]! >= 0x30 && b[i + 1]! <= 0x39 ? 4 : 2),
+  // JOHAB (EUC lengths): SS3 starts three bytes.
+  (b, i) => (b[i] === 0x8f ? 3 : 2),
+];
+
+/** SQL's string continuation: a quote on a later line, after whitespace and -- comments. */
+const CONTINUATION = /^[ \t\f]*[\n\r](?:[ \t\n\r\f\v]+|--[^\n\r]*[\n\r])*'/;
+
+/**
+ * Where the string whose quote is at `start` ends (exclusive; -1 if it does not) when a backslash
+ * escapes the next character (PostgreSQL's E'' rules), the bytes being characters of `mblen`.
+ */
+function stringEnd(bytes: Buffer, start: number, mblen: MbLen): number {
+  const step = (i: number): number => (bytes[i]! >= 0x80 ? mblen(bytes, i) : 1);
+  let i = start + 1;
+  while (i < bytes.length) {
+    const c = bytes[i];
+    if (c === 0x5c) i += 1 + (i + 1 < bytes.length ? step(i + 1) : 1);
+    else if (c === 0x27 && bytes[i + 1] === 0x27) i += 2;
+    else if (c === 0x27) {
+      const more = CONTINUATION.exec(bytes.subarray(i + 1, i + 1 + 4096).toString('latin1'));
+      if (!more) return i + 1;
+      i += 1 + more[0].length;
+    } else i += step(i);
+  }
+  return -1;
+}
+
 /** Only whitespace, comments and semicolons: the server answers EmptyQueryResponse. */
 function isEmptyQuery(text: string): boolean {
   if (/^[\s;]*$/.test(text)) return true;
@@ -157,7 +242,8 @@ function isEmptyQuery(text: string): boolean {
 class Walk {
   readonly classes = new Set<string>();
   private readonly tables = new Set<string>();
-  private readonly ctes = new Set<string>();
+  /** CTE names visible where the walk is, innermost last (see withScope). */
+  private readonly scopes: Set<string>[] = [];
   private readonly prepared: PreparedClasses | undefined;
   unknown: string | null = null;
 
@@ -176,11 +262,7 @@ class Walk {
     for (const [key, inner] of Object.entries(value as Node)) {
       // Node types are capitalized (DeleteStmt); fields are not (InsertStmt.selectStmt).
       if (/^[A-Z]\w*Stmt$/.test(key) && inner && typeof inner === 'object' && !Array.isArray(inner)) this.statement(key, inner as Node);
-      else if (key === 'CommonTableExpr') {
-        const name = (inner as Node).ctename;
-        if (typeof name === 'string') this.ctes.add(name);
-        this.visit(inner);
-      } else this.visit(inner);
+      else this.visit(inner);
     }
   }
 
@@ -196,37 +278,73 @@ class Walk {
       case 'UpdateStmt':
         this.add('update');
         if (!node.whereClause) this.add('update-without-where');
-        return this.visit(node);
+        return this.dataModifying(node);
       case 'DeleteStmt':
         this.add('delete');
         if (!node.whereClause) this.add('delete-without-where');
-        return this.visit(node);
+        return this.dataModifying(node);
+      case 'InsertStmt': {
+        this.add('insert');
+        // ON CONFLICT DO UPDATE changes rows that are already there.
+        const conflict = node.onConflictClause as { action?: string } | undefined;
+        if (conflict?.action === 'ONCONFLICT_UPDATE') this.add('update');
+        return this.dataModifying(node);
+      }
+      case 'MergeStmt':
+        this.add('merge', 'insert', 'update', 'delete');
+        return this.dataModifying(node);
       case 'SelectStmt':
         // A bare VALUES list (INSERT ... VALUES) reads nothing.
         if (!node.valuesLists) this.add('select');
         // SELECT ... INTO creates a table.
         if (node.intoClause) this.add('create', 'ddl');
-        return this.visit(node);
+        return this.withScope(node, () => this.visitFields(node, 'withClause'));
       case 'CopyStmt':
         this.add('copy', node.is_from ? 'insert' : 'select');
         if (node.is_program) this.add(node.is_from ? 'copy-from-program' : 'copy-to-program');
         return this.visit(node);
       case 'DropStmt':
         this.add('drop', 'ddl');
-        // Dropped relations are name lists, not RangeVars.
-        if (RELATION_OBJECTS.has(String(node.removeType))) {
-          for (const o of (node.objects as { List?: { items?: { String?: { sval?: string } }[] } }[] | undefined) ?? []) {
-            const parts = (o.List?.items ?? []).map((i) => i.String?.sval).filter((x): x is string => typeof x === 'string');
-            if (parts.length > 0) this.tables.add(parts.slice(-2).join('.'));
-          }
-        }
+        // Dropped objects are name lists, not RangeVars.
+        for (const o of (node.objects as Node[] | undefined) ?? []) this.objectName(String(node.removeType), o);
+        return this.visit(node);
+      case 'DropOwnedStmt':
+        // DROP OWNED also revokes every privilege granted to the roles.
+        this.add('drop', 'ddl', 'revoke');
+        return this.visit(node);
+      case 'CommentStmt':
+      case 'SecLabelStmt':
+        this.add('alter', 'ddl');
+        this.objectName(String(node.objtype), node.object);
+        return this.visit(node);
+      case 'RenameStmt':
+        this.add('alter', 'ddl');
+        // Renaming a schema renames every relation in it.
+        if (node.renameType === 'OBJECT_SCHEMA') for (const n of [node.subname, node.newname]) if (typeof n === 'string') this.tables.add(`${n}.*`);
+        return this.visit(node);
+      case 'AlterOwnerStmt':
+        this.add('alter', 'ddl');
+        if (node.objectType === 'OBJECT_SCHEMA') this.objectName('OBJECT_SCHEMA', node.object);
         return this.visit(node);
       case 'GrantStmt':
         this.add(node.is_grant ? 'grant' : 'revoke');
+        if (node.targtype === 'ACL_TARGET_ALL_IN_SCHEMA') for (const o of (node.objects as Node[] | undefined) ?? []) this.objectName('OBJECT_SCHEMA', o);
         return this.visit(node);
       case 'GrantRoleStmt':
         this.add(node.is_grant ? 'grant' : 'revoke', 'role');
         return this.visit(node);
+      case 'VariableSetStmt':
+        this.add('set');
+        // SET ROLE and SET SESSION AUTHORIZATION change whose privileges the session has.
+        if (SESSION_IDENTITY.has(String(node.name).toLowerCase())) this.add('role');
+        return this.visit(node);
+      case 'AlterDatabaseSetStmt': {
+        this.add('alter', 'ddl');
+        // ... and so does a database default for them, in every later session.
+        const set = node.setstmt as { name?: string } | undefined;
+        if (set?.name && SESSION_IDENTITY.has(set.name.toLowerCase())) this.add('role');
+        return this.visit(node);
+      }
       case 'ExplainStmt': {
         this.add('explain');
         // Only EXPLAIN ANALYZE executes the statement it explains.
@@ -265,6 +383,51 @@ class Walk {
     }
   }
 
+  private visitFields(node: Node, ...skip: string[]): void {
+    for (const [key, value] of Object.entries(node)) if (!skip.includes(key)) this.visit(value);
+  }
+
+  /**
+   * INSERT, UPDATE, DELETE, MERGE: the target is always a real table, even when a CTE of the
+   * same name is in scope (`WITH accounts AS (...) DELETE FROM accounts` deletes from the table).
+   */
+  private dataModifying(node: Node): void {
+    const target = node.relation as Node | undefined;
+    if (target && typeof target.relname === 'string') this.tables.add(relationName(target));
+    this.withScope(node, () => this.visitFields(node, 'withClause', 'relation'));
+  }
+
+  /**
+   * A WITH clause's names hide relations of the same (unqualified) name: in the statement that
+   * has the clause, and in the bodies of the CTEs listed after each one (all of them with
+   * RECURSIVE). A CTE's body does not see its own name otherwise: it is a table there.
+   */
+  private withScope(node: Node, rest: () => void): void {
+    const w = node.withClause as { ctes?: Node[]; recursive?: boolean } | undefined;
+    if (!w?.ctes?.length) return rest();
+    const names = w.ctes.map((c) => String((c.CommonTableExpr as Node | undefined)?.ctename ?? ''));
+    w.ctes.forEach((cte, i) => {
+      this.scopes.push(new Set(w.recursive ? names : names.slice(0, i)));
+      this.visit(cte);
+      this.scopes.pop();
+    });
+    this.scopes.push(new Set(names));
+    rest();
+    this.scopes.pop();
+  }
+
+  /** The relation behind an object named by a name list (DROP, COMMENT ON, ...), if any. */
+  private objectName(objectType: string, object: unknown): void {
+    const o = object as { List?: { items?: { String?: { sval?: string } }[] }; String?: { sval?: string } } | undefined;
+    const parts = o?.String?.sval !== undefined ? [o.String.sval] : (o?.List?.items ?? []).map((i) => i.String?.sval).filter((x): x is string => typeof x === 'string');
+    if (parts.length === 0) return;
+    // A schema stands for every relation in it.
+    if (objectType === 'OBJECT_SCHEMA') this.tables.add(`${parts[parts.length - 1]}.*`);
+    else if (RELATION_OBJECTS.has(objectType)) this.tables.add(parts.slice(-2).join('.'));
+    // Columns, triggers, rules, policies and constraints are named after their relation.
+    else if (RELATION_PARTS.has(objectType) && parts.length > 1) this.tables.add(parts.slice(-3, -1).join('.'));
+  }
+
   /** Tables named by a statement that does not run (plain EXPLAIN), without its classes. */
   private collectTables(node: unknown): void {
     const inner = new Walk(this.prepared);
@@ -274,13 +437,20 @@ class Walk {
 
   private relation(node: Node): void {
     const rel = String(node.relname);
-    this.tables.add(typeof node.schemaname === 'string' ? `${node.schemaname}.${rel}` : rel);
+    // An unqualified name that a CTE in scope defines is that CTE, not a relation.
+    if (typeof node.schemaname !== 'string' && this.scopes.some((s) => s.has(rel))) return;
+    this.tables.add(relationName(node));
   }
 
-  /** Relations named, without references to the statement's own CTEs. */
+  /** Relations named, as `schema.table`, bare `table`, or `schema.*` for a whole schema. */
   relations(): string[] {
-    return [...this.tables].filter((t) => !this.ctes.has(t)).sort();
+    return [...this.tables].sort();
   }
+}
+
+function relationName(rangeVar: Node): string {
+  const rel = String(rangeVar.relname);
+  return typeof rangeVar.schemaname === 'string' ? `${rangeVar.schemaname}.${rel}` : rel;
 }
 
 function isFalse(arg: unknown): boolean {

@@ -51,6 +51,13 @@ export function normalizeSql(sql: string): string {
       const end = close < 0 ? n : close + m[0].length;
       tokens.push(sql.slice(i, end));
       i = end;
+    } else if ((c === 'u' || c === 'U') && next === '&' && sql[i + 2] === '"') {
+      // U&"d\0061ta": the identifier the escapes spell, so rules see the name PostgreSQL uses.
+      const end = quoted(sql, i + 2, '"', false);
+      const escape = uescape(sql, end);
+      const name = escape ? decodeUnicodeEscapes(sql.slice(i + 3, end - 1).replaceAll('""', '"'), escape.char) : null;
+      tokens.push(name === null ? sql.slice(i, end) : `"${name.replaceAll('"', '""')}"`);
+      i = name === null ? end : escape!.end;
     } else if (WORD_START.test(c)) {
       let j = i + 1;
       while (j < n && WORD.test(sql[j]!)) j++;
@@ -88,6 +95,38 @@ export function normalizeSql(sql: string): string {
   for (const t of tokens) {
     out += glue || t === '.' ? t : ' ' + t;
     glue = t === '.';
+  }
+  return out;
+}
+
+/** The escape character of a U& literal ending at `from`: `\` or the one UESCAPE 'c' names. */
+function uescape(sql: string, from: number): { char: string; end: number } | null {
+  const m = /^(?:\s+|--[^\n]*|\/\*[\s\S]*?\*\/)*uescape(?:\s+|--[^\n]*|\/\*[\s\S]*?\*\/)*'([^'])'/i.exec(sql.slice(from, from + 1024));
+  if (!m) return { char: '\\', end: from };
+  // PostgreSQL refuses hex digits, +, quotes and whitespace as the escape character.
+  if (/[0-9a-fA-F+'"\s]/.test(m[1]!)) return null;
+  return { char: m[1]!, end: from + m[0].length };
+}
+
+/** `\XXXX`, `\+XXXXXX` and a doubled escape character; null where PostgreSQL would refuse. */
+function decodeUnicodeEscapes(body: string, esc: string): string | null {
+  let out = '';
+  for (let i = 0; i < body.length; ) {
+    if (body[i] !== esc) {
+      out += body[i++];
+      continue;
+    }
+    if (body[i + 1] === esc) {
+      out += esc;
+      i += 2;
+      continue;
+    }
+    const m = body[i + 1] === '+' ? /^[0-9a-fA-F]{6}/.exec(body.slice(i + 2)) : /^[0-9a-fA-F]{4}/.exec(body.slice(i + 1));
+    if (!m) return null;
+    const code = parseInt(m[0], 16);
+    if (code > 0x10ffff || code === 0) return null;
+    out += String.fromCodePoint(code);
+    i += (body[i + 1] === '+' ? 2 : 1) + m[0].length;
   }
   return out;
 }

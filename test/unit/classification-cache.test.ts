@@ -21,6 +21,7 @@ test('texts a second lexer could read differently have no shape', () => {
     'EXPLAIN (ANALYZE 1) DELETE FROM t', 'PREPARE p AS DELETE FROM t', 'EXECUTE p', 'DEALLOCATE p',
     'SELECT 1.', 'SELECT 1..5', 'SELECT 1e', 'SELECT 1abc', 'SELECT t.1', "SELECT 'unterminated", 'SELECT "unterminated',
     'SELECT \'é\'', 'SELECT 1\u00a0',
+    'DELETE FROM public.U&"ac!0063ounts" UESCAPE \'!\' WHERE id = 1', 'SELECT a & b FROM t',
   ]) assert.equal(literalShape(t), null, t);
 });
 

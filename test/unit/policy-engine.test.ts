@@ -91,3 +91,13 @@ test("the issue's policy, approve rule included, runs as written and announces i
   const approvals = fs.readFileSync(`${dir}/${log}`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; approvers?: string[] }).find((x) => x.type === 'approvals');
   assert.deepEqual(approvals?.approvers, ['local']);
 });
+
+test('a statement on a whole schema (S.*) matches every table glob in S', async () => {
+  const { decide, globToRegExp } = await import('../../gateway/policy/engine.ts');
+  const policy = { rules: [{ name: 'protect', targets: null, when: { tables: [globToRegExp('public.accounts'), globToRegExp('audit.*')] }, action: 'deny' as const }], default: 'allow' as const, unclassified: 'deny' as const };
+  const on = (tables: string[]): string => decide(policy, { target: 'db', statements: [{ classes: ['alter'], tables, normalized: '' }] }, {}).action;
+  assert.equal(on(['public.*']), 'deny');
+  assert.equal(on(['audit.*']), 'deny');
+  assert.equal(on(['sales.*']), 'allow');
+  assert.equal(on(['public.other']), 'allow');
+});
