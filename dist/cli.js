@@ -21176,7 +21176,14 @@ function judgeOpaque(ctx, why) {
 function decisionFields(j) {
   const d = j.decision;
   return {
-    decision: { action: d.action, rule: d.rule, reason: d.reason, ...d.matched.length ? { matched: d.matched } : {} },
+    // Lean for the common case (every allowed statement): the reason of an allow is implied by
+    // its rule, and `matched` only says more when other rules matched too.
+    decision: {
+      action: d.action,
+      rule: d.rule,
+      ...d.action !== "allow" ? { reason: d.reason } : {},
+      ...d.matched.length > 1 || d.matched.length === 1 && d.matched[0] !== d.rule ? { matched: d.matched } : {}
+    },
     ...j.statements ? { statements: j.statements.map((s) => ({ classes: s.classes, tables: s.tables })) } : {}
   };
 }
@@ -21468,9 +21475,7 @@ var PostgresSession = class {
     if (!this.held && !this.ended) this.client.resume();
   }
   toClient(bufs) {
-    let ok = true;
-    for (const b of bufs) ok = this.client.write(b);
-    if (!ok) this.upstream.pause();
+    if (!writeAll(this.client, bufs)) this.upstream.pause();
   }
   /** Forwards the messages; when they hold a new command, only once its record is written. */
   send(bufs, recorded) {
@@ -21481,9 +21486,7 @@ var PostgresSession = class {
     this.writeUpstream(bufs);
   }
   writeUpstream(bufs) {
-    let ok = true;
-    for (const b of bufs) ok = this.upstream.write(b);
-    if (!ok) this.client.pause();
+    if (!writeAll(this.upstream, bufs)) this.client.pause();
   }
   /**
    * 'forward' or 'recorded' (forward after the new command record is written), or the messages
@@ -21678,6 +21681,15 @@ var PostgresSession = class {
   }
 };
 var KEEPALIVE_MS = 3e4;
+function writeAll(socket, bufs) {
+  if (bufs.length === 1) return socket.write(bufs[0]);
+  if (bufs.length === 0) return true;
+  socket.cork();
+  let ok = true;
+  for (const b of bufs) ok = socket.write(b);
+  socket.uncork();
+  return ok;
+}
 var Outbox = class {
   chunk;
   bufs = [];

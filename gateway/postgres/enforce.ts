@@ -46,7 +46,14 @@ export function judgeOpaque(ctx: PolicyContext, why: string): Judgement {
 export function decisionFields(j: Judgement): Record<string, unknown> {
   const d = j.decision;
   return {
-    decision: { action: d.action, rule: d.rule, reason: d.reason, ...(d.matched.length ? { matched: d.matched } : {}) },
+    // Lean for the common case (every allowed statement): the reason of an allow is implied by
+    // its rule, and `matched` only says more when other rules matched too.
+    decision: {
+      action: d.action,
+      rule: d.rule,
+      ...(d.action !== 'allow' ? { reason: d.reason } : {}),
+      ...(d.matched.length > 1 || (d.matched.length === 1 && d.matched[0] !== d.rule) ? { matched: d.matched } : {}),
+    },
     ...(j.statements ? { statements: j.statements.map((s) => ({ classes: s.classes, tables: s.tables })) } : {}),
   };
 }

@@ -184,9 +184,7 @@ export class PostgresSession {
   }
 
   private toClient(bufs: Buffer[]): void {
-    let ok = true;
-    for (const b of bufs) ok = this.client.write(b);
-    if (!ok) this.upstream.pause();
+    if (!writeAll(this.client, bufs)) this.upstream.pause();
   }
 
   /** Forwards the messages; when they hold a new command, only once its record is written. */
@@ -199,9 +197,7 @@ export class PostgresSession {
   }
 
   private writeUpstream(bufs: Buffer[]): void {
-    let ok = true;
-    for (const b of bufs) ok = this.upstream.write(b);
-    if (!ok) this.client.pause();
+    if (!writeAll(this.upstream, bufs)) this.client.pause();
   }
 
   /**
@@ -414,6 +410,17 @@ export class PostgresSession {
 }
 
 const KEEPALIVE_MS = 30_000;
+
+/** Writes the pieces with one system call (writev) rather than one each; false when buffered. */
+function writeAll(socket: Socket, bufs: Buffer[]): boolean {
+  if (bufs.length === 1) return socket.write(bufs[0]!);
+  if (bufs.length === 0) return true;
+  socket.cork();
+  let ok = true;
+  for (const b of bufs) ok = socket.write(b);
+  socket.uncork();
+  return ok;
+}
 
 /** Collects what goes upstream from one chunk, coalescing adjacent messages into one slice. */
 class Outbox {
