@@ -19052,7 +19052,6 @@ function makeDirs(dir) {
 import { createHash as createHash2, hash as oneShotHash } from "node:crypto";
 var MAX_TEXT = 64 * 1024;
 var MAX_VALUE = 1024;
-var EMPTY = Buffer.alloc(0);
 function textValue(s, max = MAX_VALUE) {
   return s.length <= max ? s : s.slice(0, max) + `\u2026[${Buffer.byteLength(s)} bytes]`;
 }
@@ -19126,9 +19125,10 @@ var CommandRecorder = class {
   session;
   started = process.hrtime.bigint();
   sampleLimit;
-  // Most responses arrive in one chunk: keep it and hash it once at the end; switch to an
-  // incremental hash only when a second chunk comes.
-  firstChunk = null;
+  // Most responses are small: keep their pieces and hash them once at the end; switch to an
+  // incremental hash past 4 pieces or 64 KiB (pieces pin the chunks they come from).
+  pieces = [];
+  piecesLength = 0;
   hash = null;
   bytes = 0;
   inputHash = null;
@@ -19145,11 +19145,16 @@ var CommandRecorder = class {
   addResponse(chunk) {
     if (chunk.length === 0 || this.finished) return;
     this.bytes += chunk.length;
-    if (this.hash) this.hash.update(chunk);
-    else if (this.firstChunk === null) this.firstChunk = chunk;
-    else {
-      this.hash = createHash2("sha256").update(this.firstChunk).update(chunk);
-      this.firstChunk = null;
+    if (this.hash) {
+      this.hash.update(chunk);
+      return;
+    }
+    this.pieces.push(chunk);
+    this.piecesLength += chunk.length;
+    if (this.pieces.length > 4 || this.piecesLength > 65536) {
+      this.hash = createHash2("sha256");
+      for (const p of this.pieces) this.hash.update(p);
+      this.pieces = [];
     }
   }
   /** Bytes the client streams as input to this command (COPY FROM STDIN data). */
@@ -19191,7 +19196,7 @@ var CommandRecorder = class {
     if (outcome.status !== "skipped") {
       record.response = {
         bytes: this.bytes,
-        sha256: this.hash ? this.hash.digest("hex") : oneShotHash("sha256", this.firstChunk ?? EMPTY, "hex"),
+        sha256: this.hash ? this.hash.digest("hex") : oneShotHash("sha256", this.pieces.length === 1 ? this.pieces[0] : Buffer.concat(this.pieces, this.piecesLength), "hex"),
         ...this.columns ? { columns: this.columns } : {},
         sample: this.sample
       };
@@ -19277,7 +19282,7 @@ var MessageFramer = class {
         if (this.bodyRemaining === 0) {
           onMessage({
             type: this.type,
-            body: this.collecting ? EMPTY2 : null,
+            body: this.collecting ? EMPTY : null,
             start: msgStart,
             end: pos,
             assembled: msgStart < 0 && this.collecting ? Buffer.from(this.header) : null
@@ -19336,7 +19341,7 @@ var MessageFramer = class {
     }
   }
 };
-var EMPTY2 = Buffer.alloc(0);
+var EMPTY = Buffer.alloc(0);
 function describeType(t) {
   return t >= 32 && t < 127 ? `'${String.fromCharCode(t)}'` : `0x${t.toString(16).padStart(2, "0")}`;
 }
@@ -20780,12 +20785,12 @@ var RELATION_OBJECTS = /* @__PURE__ */ new Set(["OBJECT_TABLE", "OBJECT_VIEW", "
 var RELATION_PARTS = /* @__PURE__ */ new Set(["OBJECT_COLUMN", "OBJECT_TRIGGER", "OBJECT_RULE", "OBJECT_POLICY", "OBJECT_TABCONSTRAINT"]);
 var SESSION_IDENTITY = /* @__PURE__ */ new Set(["role", "session_authorization"]);
 function classify(text, prepared, options = {}) {
-  if (/^[\s;]*$/.test(text)) return EMPTY3;
+  if (/^[\s;]*$/.test(text)) return EMPTY2;
   let tree;
   try {
     tree = parser().parseSync(text);
   } catch (e) {
-    if (isEmptyQuery(text)) return EMPTY3;
+    if (isEmptyQuery(text)) return EMPTY2;
     return { ok: false, error: `the SQL parser rejected the statement: ${e.message}` };
   }
   const hazard = readingHazard(text);
@@ -20813,7 +20818,7 @@ function classify(text, prepared, options = {}) {
   }
   return { ok: true, statements, prepared: preparedHere };
 }
-var EMPTY3 = { ok: true, statements: [], prepared: [] };
+var EMPTY2 = { ok: true, statements: [], prepared: [] };
 function readingHazard(text) {
   if (text.includes("\uFFFD")) return "the statement is not valid UTF-8, so what the server reads depends on the client encoding";
   if (!text.includes("\\")) return null;
@@ -21211,6 +21216,8 @@ var ApprovalBroker = class {
   runId;
   approvers;
   open = /* @__PURE__ */ new Map();
+  /** Set once the gateway stops: what is asked from then on is denied at once. */
+  closedReason = null;
   constructor(opts) {
     this.runId = opts.runId;
     this.timeoutMs = opts.timeoutMs;
@@ -21245,6 +21252,7 @@ var ApprovalBroker = class {
     for (const a of this.approvers) {
       a.open(request, (ans) => settle({ ...ans, via: a.name, at: (/* @__PURE__ */ new Date()).toISOString() }));
     }
+    if (this.closedReason !== null) settle({ outcome: "denied", by: "gateway", via: "gateway", at: (/* @__PURE__ */ new Date()).toISOString(), reason: this.closedReason });
     return { request, verdict, withdraw: (by, reason) => settle({ outcome: "denied", by, via: by, at: (/* @__PURE__ */ new Date()).toISOString(), reason }) };
   }
   /** How to answer a request, one line per approver. */
@@ -21254,8 +21262,9 @@ var ApprovalBroker = class {
   pending() {
     return [...this.open.values()].map((o) => o.request);
   }
-  /** Denies everything still waiting (the gateway is stopping). */
+  /** Denies everything waiting, and everything asked from now on (the gateway is stopping). */
   withdrawAll(reason) {
+    this.closedReason = reason;
     for (const o of [...this.open.values()]) o.settle({ outcome: "denied", by: "gateway", via: "gateway", at: (/* @__PURE__ */ new Date()).toISOString(), reason });
   }
   newId() {
@@ -21322,7 +21331,7 @@ var HeldCommand = class {
       return null;
     }
     const d = this.plan.decision;
-    const why = v.via === "timeout" ? `request ${req.id} got no verdict within its time (${v.reason})` : v.via === "client" ? `request ${req.id} was cancelled by the client` : v.via === "gateway" ? `request ${req.id} was withdrawn: ${v.reason}` : `request ${req.id} was denied by ${v.by}${v.reason ? `: ${v.reason}` : ""}`;
+    const why = v.via === "timeout" ? `request ${req.id} timed out: ${v.reason}` : v.via === "client" ? `request ${req.id} was cancelled by the client` : v.via === "gateway" ? `request ${req.id} was withdrawn: ${v.reason}` : `request ${req.id} was denied by ${v.by}${v.reason ? `: ${v.reason}` : ""}`;
     const denied = { action: "deny", rule: d.rule, reason: why, matched: d.matched };
     return this.plan.denied(denied, v.via === "client" ? "57014" : "42501");
   }
@@ -21684,6 +21693,9 @@ var KEEPALIVE_MS = 3e4;
 function writeAll(socket, bufs) {
   if (bufs.length === 1) return socket.write(bufs[0]);
   if (bufs.length === 0) return true;
+  let total = 0;
+  for (const b of bufs) total += b.length;
+  if (total <= 16384) return socket.write(Buffer.concat(bufs, total));
   socket.cork();
   let ok = true;
   for (const b of bufs) ok = socket.write(b);

@@ -55,6 +55,8 @@ export class ApprovalBroker {
   private readonly runId: string;
   private readonly approvers: Approver[];
   private readonly open = new Map<string, { request: ApprovalRequest; settle: (v: Verdict) => void }>();
+  /** Set once the gateway stops: what is asked from then on is denied at once. */
+  private closedReason: string | null = null;
 
   constructor(opts: { runId: string; timeoutMs: number; approvers: Approver[] }) {
     this.runId = opts.runId;
@@ -91,6 +93,7 @@ export class ApprovalBroker {
     for (const a of this.approvers) {
       a.open(request, (ans) => settle({ ...ans, via: a.name, at: new Date().toISOString() }));
     }
+    if (this.closedReason !== null) settle({ outcome: 'denied', by: 'gateway', via: 'gateway', at: new Date().toISOString(), reason: this.closedReason });
     return { request, verdict, withdraw: (by, reason) => settle({ outcome: 'denied', by, via: by, at: new Date().toISOString(), reason }) };
   }
 
@@ -103,8 +106,9 @@ export class ApprovalBroker {
     return [...this.open.values()].map((o) => o.request);
   }
 
-  /** Denies everything still waiting (the gateway is stopping). */
+  /** Denies everything waiting, and everything asked from now on (the gateway is stopping). */
   withdrawAll(reason: string): void {
+    this.closedReason = reason;
     for (const o of [...this.open.values()]) o.settle({ outcome: 'denied', by: 'gateway', via: 'gateway', at: new Date().toISOString(), reason });
   }
 

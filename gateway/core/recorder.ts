@@ -10,7 +10,6 @@ export const MAX_VALUE = 1024;
 
 export interface RecorderOptions { sampleRows: number }
 
-const EMPTY = Buffer.alloc(0);
 
 export type Value = string | null | { format: 'binary'; hex: string; bytes?: number };
 
@@ -108,9 +107,10 @@ export class CommandRecorder {
   private readonly session: SessionRecorder;
   private readonly started = process.hrtime.bigint();
   private readonly sampleLimit: number;
-  // Most responses arrive in one chunk: keep it and hash it once at the end; switch to an
-  // incremental hash only when a second chunk comes.
-  private firstChunk: Buffer | null = null;
+  // Most responses are small: keep their pieces and hash them once at the end; switch to an
+  // incremental hash past 4 pieces or 64 KiB (pieces pin the chunks they come from).
+  private pieces: Buffer[] = [];
+  private piecesLength = 0;
   private hash: Hash | null = null;
   private bytes = 0;
   private inputHash: Hash | null = null;
@@ -129,11 +129,16 @@ export class CommandRecorder {
   addResponse(chunk: Buffer): void {
     if (chunk.length === 0 || this.finished) return;
     this.bytes += chunk.length;
-    if (this.hash) this.hash.update(chunk);
-    else if (this.firstChunk === null) this.firstChunk = chunk;
-    else {
-      this.hash = createHash('sha256').update(this.firstChunk).update(chunk);
-      this.firstChunk = null;
+    if (this.hash) {
+      this.hash.update(chunk);
+      return;
+    }
+    this.pieces.push(chunk);
+    this.piecesLength += chunk.length;
+    if (this.pieces.length > 4 || this.piecesLength > 65536) {
+      this.hash = createHash('sha256');
+      for (const p of this.pieces) this.hash.update(p);
+      this.pieces = [];
     }
   }
 
@@ -182,7 +187,7 @@ export class CommandRecorder {
     if (outcome.status !== 'skipped') {
       record.response = {
         bytes: this.bytes,
-        sha256: this.hash ? this.hash.digest('hex') : oneShotHash('sha256', this.firstChunk ?? EMPTY, 'hex'),
+        sha256: this.hash ? this.hash.digest('hex') : oneShotHash('sha256', this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces, this.piecesLength), 'hex'),
         ...(this.columns ? { columns: this.columns } : {}),
         sample: this.sample,
       };

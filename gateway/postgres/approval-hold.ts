@@ -70,7 +70,7 @@ export class HeldCommand {
       return null;
     }
     const d = this.plan.decision;
-    const why = v.via === 'timeout' ? `request ${req.id} got no verdict within its time (${v.reason})`
+    const why = v.via === 'timeout' ? `request ${req.id} timed out: ${v.reason}`
       : v.via === 'client' ? `request ${req.id} was cancelled by the client`
       : v.via === 'gateway' ? `request ${req.id} was withdrawn: ${v.reason}`
       : `request ${req.id} was denied by ${v.by}${v.reason ? `: ${v.reason}` : ''}`;

@@ -411,10 +411,16 @@ export class PostgresSession {
 
 const KEEPALIVE_MS = 30_000;
 
-/** Writes the pieces with one system call (writev) rather than one each; false when buffered. */
+/**
+ * Writes the pieces with one system call rather than one each (small pieces copied into one
+ * buffer, which costs less than writev's bookkeeping); false when the socket buffered them.
+ */
 function writeAll(socket: Socket, bufs: Buffer[]): boolean {
   if (bufs.length === 1) return socket.write(bufs[0]!);
   if (bufs.length === 0) return true;
+  let total = 0;
+  for (const b of bufs) total += b.length;
+  if (total <= 16384) return socket.write(Buffer.concat(bufs, total));
   socket.cork();
   let ok = true;
   for (const b of bufs) ok = socket.write(b);
