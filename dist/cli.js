@@ -21769,6 +21769,7 @@ function planRow(masker, cols, resultFormats, tableName) {
   const masked = [];
   const kinds = [];
   let active = false;
+  let complete = true;
   cols.forEach((c, i) => {
     const format = resultFormats && resultFormats.length > 0 ? resultFormats.length === 1 ? resultFormats[0] : resultFormats[i] ?? 0 : c.format;
     const kind = kindOf(c.typeOid, format);
@@ -21776,13 +21777,14 @@ function planRow(masker, cols, resultFormats, tableName) {
     if (c.tableOid === 0) m = masker.columnMasked(c.name, null);
     else {
       const table = tableName(c.tableOid);
+      if (table === void 0) complete = false;
       m = table === void 0 ? masker.columnMasked(c.name, null) || masker.columnNeedsTable(c.name) : masker.columnMasked(c.name, table);
     }
     masked.push(m);
     kinds.push(kind);
     if (m || kind !== KIND.other && masker.detects) active = true;
   });
-  return { masked, kinds, active };
+  return { masked, kinds, active, complete };
 }
 function maskRow(masker, plan, fields) {
   let out = null;
@@ -21870,7 +21872,7 @@ var ResponseMasking = class {
     const portal = head.kind === "execute" ? head.portal : null;
     const cols = run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
     if (run.maskPlanFor !== cols || run.maskPlan === null) {
-      run.maskPlan = planRow(this.masker, cols, portal ? portal.resultFormats : null, this.tableName);
+      run.maskPlan = this.plan(cols, portal ? portal.resultFormats : null);
       run.maskPlanFor = cols;
     }
     const plan = run.maskPlan;
@@ -21881,9 +21883,20 @@ var ResponseMasking = class {
     const message = encodeDataRow(masked.fields);
     return { ...this.client ? { client: message } : {}, ...this.log ? { log: message.subarray(5) } : {} };
   }
+  /** Plans once per described statement (prepared statements execute many times). */
+  plans = /* @__PURE__ */ new WeakMap();
+  plan(cols, resultFormats) {
+    if (!cols) return null;
+    const formats = resultFormats ? resultFormats.join(",") : "";
+    const cached = this.plans.get(cols);
+    if (cached && cached.formats === formats) return cached.plan;
+    const plan = planRow(this.masker, cols, resultFormats, this.tableName);
+    if (plan?.complete) this.plans.set(cols, { formats, plan });
+    return plan;
+  }
   blindPlan(body) {
     const n = body.readInt16BE(0);
-    return { masked: new Array(n).fill(false), kinds: new Array(n).fill(1), active: true };
+    return { masked: new Array(n).fill(false), kinds: new Array(n).fill(1), active: true, complete: false };
   }
   copyData(type, body, head) {
     if (!head || head.kind !== "query" && head.kind !== "execute" || head.run.copyBinary) return null;

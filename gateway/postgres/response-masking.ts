@@ -1,7 +1,8 @@
 // Masking of what the server sends: result rows, COPY rows and the texts of notices and errors,
 // for the client, the session log, or both (policy `masking.apply-to`).
 import { B, decodeDataRow, decodeNoticeFields, encodeDataRow, encodeNoticeFields } from './codec/backend.ts';
-import { maskRow, planRow, type TableNameLookup } from './row-masking.ts';
+import { maskRow, planRow, type RowMaskPlan, type TableNameLookup } from './row-masking.ts';
+import type { Column } from './codec/backend.ts';
 import type { Entry } from './response-queue.ts';
 import type { Masker } from '../masking/engine.ts';
 
@@ -57,7 +58,7 @@ export class ResponseMasking {
     const portal = head.kind === 'execute' ? head.portal : null;
     const cols = run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
     if (run.maskPlanFor !== cols || run.maskPlan === null) {
-      run.maskPlan = planRow(this.masker, cols, portal ? portal.resultFormats : null, this.tableName);
+      run.maskPlan = this.plan(cols, portal ? portal.resultFormats : null);
       run.maskPlanFor = cols;
     }
     const plan = run.maskPlan;
@@ -70,9 +71,22 @@ export class ResponseMasking {
     return { ...(this.client ? { client: message } : {}), ...(this.log ? { log: message.subarray(5) } : {}) };
   }
 
+  /** Plans once per described statement (prepared statements execute many times). */
+  private readonly plans = new WeakMap<Column[], { formats: string; plan: RowMaskPlan | null }>();
+
+  private plan(cols: Column[] | null, resultFormats: number[] | null): RowMaskPlan | null {
+    if (!cols) return null;
+    const formats = resultFormats ? resultFormats.join(',') : '';
+    const cached = this.plans.get(cols);
+    if (cached && cached.formats === formats) return cached.plan;
+    const plan = planRow(this.masker, cols, resultFormats, this.tableName);
+    if (plan?.complete) this.plans.set(cols, { formats, plan });
+    return plan;
+  }
+
   private blindPlan(body: Buffer): NonNullable<ReturnType<typeof planRow>> {
     const n = body.readInt16BE(0);
-    return { masked: new Array<boolean>(n).fill(false), kinds: new Array(n).fill(1), active: true };
+    return { masked: new Array<boolean>(n).fill(false), kinds: new Array(n).fill(1), active: true, complete: false };
   }
 
   private copyData(type: number, body: Buffer, head: Entry | undefined): MaskedMessage | null {

@@ -27,6 +27,8 @@ export interface RowMaskPlan {
   kinds: Kind[];
   /** Any column masked by name, or any text-like column detectors must read. */
   active: boolean;
+  /** Every table behind the columns was known: the plan will not change and may be reused. */
+  complete: boolean;
 }
 
 /** Resolves a table OID to `schema.table`: undefined while unknown. */
@@ -37,6 +39,7 @@ export function planRow(masker: Masker, cols: Column[] | null, resultFormats: nu
   const masked: boolean[] = [];
   const kinds: Kind[] = [];
   let active = false;
+  let complete = true;
   cols.forEach((c, i) => {
     const format = resultFormats && resultFormats.length > 0 ? (resultFormats.length === 1 ? resultFormats[0]! : resultFormats[i] ?? 0) : c.format;
     const kind = kindOf(c.typeOid, format);
@@ -44,6 +47,7 @@ export function planRow(masker: Masker, cols: Column[] | null, resultFormats: nu
     if (c.tableOid === 0) m = masker.columnMasked(c.name, null);
     else {
       const table = tableName(c.tableOid);
+      if (table === undefined) complete = false;
       // Until the table is known, a name a qualified pattern could match is masked: over-masking
       // is the safe mistake.
       m = table === undefined ? masker.columnMasked(c.name, null) || masker.columnNeedsTable(c.name) : masker.columnMasked(c.name, table);
@@ -52,7 +56,7 @@ export function planRow(masker: Masker, cols: Column[] | null, resultFormats: nu
     kinds.push(kind);
     if (m || (kind !== KIND.other && masker.detects)) active = true;
   });
-  return { masked, kinds, active };
+  return { masked, kinds, active, complete };
 }
 
 export interface MaskedRow { fields: (Buffer | null)[]; columns: number; detectors: DetectorName[] }

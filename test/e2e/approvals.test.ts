@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { appCluster, cli, cliAsync, policyFor, psqlAsync, readLog, startGateway, tempDir, waitFor, type Cluster, type LogRecord, type RunningGateway } from '../helpers/gateway.ts';
+import { spawn } from 'node:child_process';
+import { CLI, appCluster, cli, cliAsync, policyFor, psqlAsync, readLog, startGateway, tempDir, waitFor, type Cluster, type LogRecord, type RunningGateway } from '../helpers/gateway.ts';
 import { newPgClient, type PgError } from '../helpers/pg.ts';
 
 // Every gateway and CLI of this file announces itself here, not in the user's real runtime dir.
@@ -211,4 +212,22 @@ test('no verdict in time: denied by timeout, with progress NOTICEs meanwhile; a 
       // already stopped by the test
     }
   }
+});
+
+test('`gateway-action run` holds too: approve from another terminal while COMMAND waits', async () => {
+  makeTable('run_held');
+  const dir = tempDir('gw-run-approve-');
+  const policy = path.join(dir, 'gateway.yml');
+  fs.writeFileSync(policy, policyFor(cluster) + RULES('10m'));
+  const child = spawn(process.execPath, [CLI, 'run', '--policy', policy, '--log-dir', dir, '--', 'psql', '-X', '-c', 'DROP TABLE run_held'], {
+    env: { ...process.env, APP_DB_PASSWORD: 'deployer-pw' },
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  const id = await requestId(() => stderr);
+  const ok = cli(['approve', id]);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.equal(await exited, 0, stderr);
+  assert.ok(!tableExists('run_held'));
 });

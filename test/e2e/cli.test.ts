@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { appCluster, cli, parseEnv, policyFor, psql, readLog, tempDir, waitFor, type Cluster } from '../helpers/gateway.ts';
 
-const VERBS = ['run', 'start', 'stop', 'verify', 'demo'];
+const VERBS = ['run', 'start', 'stop', 'pending', 'approve', 'deny', 'verify', 'demo'];
 
 /** process.env without anything that would leak into or confuse the commands under test. */
 function baseEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
