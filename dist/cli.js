@@ -21294,7 +21294,12 @@ var HeldCommand = class {
     const d = plan.decision;
     this.pending = broker.request({ session: rec.id, command: plan.cmd.id, target: rec.target, text: plan.text, rule: d.rule, reason: d.reason });
     const req = this.pending.request;
-    rec.event("approval-request", { command: plan.cmd.id, id: req.id, rule: d.rule, reason: d.reason, expires_at: req.expiresAt });
+    try {
+      rec.event("approval-request", { command: plan.cmd.id, id: req.id, rule: d.rule, reason: d.reason, expires_at: req.expiresAt });
+    } catch (e) {
+      this.pending.withdraw("gateway", "the session log failed");
+      throw e;
+    }
     const timeout = formatDuration(broker.timeoutMs);
     notify(encodeNoticeResponse({
       severity: "NOTICE",
@@ -21313,6 +21318,25 @@ var HeldCommand = class {
   }
   /** Records the verdict; returns the refusal the server gets instead, or null once approved. */
   settle(v, rec) {
+    this.record(v, rec);
+    const req = this.pending.request;
+    if (v.outcome === "approved") {
+      this.plan.approved();
+      return null;
+    }
+    const d = this.plan.decision;
+    const why = v.via === "timeout" ? `request ${req.id} timed out: ${v.reason}` : v.via === "client" ? `request ${req.id} was cancelled by the client` : v.via === "gateway" ? `request ${req.id} was withdrawn: ${v.reason}` : `request ${req.id} was denied by ${v.by}${v.reason ? `: ${v.reason}` : ""}`;
+    const denied = { action: "deny", rule: d.rule, reason: why, matched: d.matched };
+    return this.plan.denied(denied, v.via === "client" ? "57014" : "42501");
+  }
+  /** The session ended while waiting: withdraw, and record the verdict and the command's end. */
+  abort(by, reason, rec) {
+    this.pending.withdraw(by, reason);
+    const v = { outcome: "denied", by, via: by, at: (/* @__PURE__ */ new Date()).toISOString(), reason };
+    this.record(v, rec);
+    this.plan.cmd.finish({ status: "denied", rule: this.plan.decision.rule, reason });
+  }
+  record(v, rec) {
     clearInterval(this.timer);
     const req = this.pending.request;
     rec.event("approval", {
@@ -21325,18 +21349,7 @@ var HeldCommand = class {
       waited_ms: Date.now() - this.startedAt,
       ...v.reason ? { reason: v.reason } : {}
     });
-    if (v.outcome === "approved") {
-      rec.totals.approved++;
-      this.plan.approved();
-      return null;
-    }
-    const d = this.plan.decision;
-    const why = v.via === "timeout" ? `request ${req.id} timed out: ${v.reason}` : v.via === "client" ? `request ${req.id} was cancelled by the client` : v.via === "gateway" ? `request ${req.id} was withdrawn: ${v.reason}` : `request ${req.id} was denied by ${v.by}${v.reason ? `: ${v.reason}` : ""}`;
-    const denied = { action: "deny", rule: d.rule, reason: why, matched: d.matched };
-    return this.plan.denied(denied, v.via === "client" ? "57014" : "42501");
-  }
-  stop() {
-    clearInterval(this.timer);
+    if (v.outcome === "approved") rec.totals.approved++;
   }
 };
 
@@ -21357,6 +21370,7 @@ var PostgresSession = class {
   /** The command waiting for approval, and the client messages that arrived after it. */
   held = null;
   backlog = [];
+  backlogBytes = 0;
   draining = false;
   terminatedByClient = false;
   onEnd;
@@ -21435,7 +21449,7 @@ var PostgresSession = class {
   onClientChunk(chunk) {
     const out = new Outbox(chunk);
     this.clientFramer.push(chunk, (m) => {
-      if (this.held) this.backlog.push(detached(m, chunk));
+      if (this.held) this.keepWhileHeld(m, chunk);
       else this.dispatch(m, out);
     });
     this.flushOutbox(out);
@@ -21445,7 +21459,18 @@ var PostgresSession = class {
     if (forward === "forward" || forward === "recorded") return out.message(m, forward === "recorded");
     if (Array.isArray(forward)) return out.replace(forward);
     this.flushOutbox(out);
-    this.hold(forward.hold, out.raw(m));
+    if (!this.ended) this.hold(forward.hold, out.raw(m));
+  }
+  /**
+   * The client keeps being read while a command is held, so a disconnect or Terminate is seen at
+   * once (and withdraws the request); past BACKLOG_LIMIT bytes reading pauses until the verdict.
+   */
+  keepWhileHeld(m, chunk) {
+    const kept = detached(m, chunk);
+    this.backlog.push(kept);
+    this.backlogBytes += kept.assembled.length;
+    if (m.type === F.Terminate) this.held?.pending.withdraw("client", "the client ended the session while the command waited for approval");
+    else if (this.backlogBytes > BACKLOG_LIMIT) this.client.pause();
   }
   flushOutbox(out) {
     const bufs = out.take();
@@ -21455,7 +21480,7 @@ var PostgresSession = class {
   hold(plan, message) {
     const broker = this.policy?.approvals;
     if (!broker) throw new Error("a rule asks for approval but no approver is configured");
-    this.client.pause();
+    this.backlogBytes = 0;
     this.held = new HeldCommand(plan, broker, this.rec, (notice) => this.toClient(this.backend.inject(notice)));
     const failure = this.rec.writer.flushSync();
     if (failure) return this.refuseUnlogged(failure);
@@ -21481,7 +21506,7 @@ var PostgresSession = class {
     const out = new Outbox(null);
     while (!this.held && !this.ended && this.backlog.length > 0) this.dispatch(this.backlog.shift(), out);
     if (!this.ended) this.flushOutbox(out);
-    if (!this.held && !this.ended) this.client.resume();
+    if (!this.held && !this.ended && !this.upstream.writableNeedDrain) this.client.resume();
   }
   toClient(bufs) {
     if (!writeAll(this.client, bufs)) this.upstream.pause();
@@ -21674,8 +21699,13 @@ var PostgresSession = class {
     if (this.ended) return;
     this.ended = true;
     if (this.held) {
-      this.held.stop();
-      this.held.pending.withdraw("client", `the session ended (${reason}) while the command waited for approval`);
+      const held = this.held;
+      this.held = null;
+      const by = this.terminatedByClient || /client/.test(reason) ? "client" : "gateway";
+      try {
+        held.abort(by, `the session ended (${reason}) while the command waited for approval`, this.rec);
+      } catch {
+      }
     }
     const error = notice ? { severity: notice.severity, code: notice.code, message: notice.message } : void 0;
     try {
@@ -21690,6 +21720,7 @@ var PostgresSession = class {
   }
 };
 var KEEPALIVE_MS = 3e4;
+var BACKLOG_LIMIT = 4 * 1024 * 1024;
 function writeAll(socket, bufs) {
   if (bufs.length === 1) return socket.write(bufs[0]);
   if (bufs.length === 0) return true;

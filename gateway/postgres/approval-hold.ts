@@ -30,7 +30,13 @@ export class HeldCommand {
     const d = plan.decision;
     this.pending = broker.request({ session: rec.id, command: plan.cmd.id, target: rec.target, text: plan.text, rule: d.rule, reason: d.reason });
     const req = this.pending.request;
-    rec.event('approval-request', { command: plan.cmd.id, id: req.id, rule: d.rule, reason: d.reason, expires_at: req.expiresAt });
+    try {
+      rec.event('approval-request', { command: plan.cmd.id, id: req.id, rule: d.rule, reason: d.reason, expires_at: req.expiresAt });
+    } catch (e) {
+      // A request the log does not show must not stay answerable.
+      this.pending.withdraw('gateway', 'the session log failed');
+      throw e;
+    }
     const timeout = formatDuration(broker.timeoutMs);
     notify(encodeNoticeResponse({
       severity: 'NOTICE',
@@ -52,20 +58,9 @@ export class HeldCommand {
 
   /** Records the verdict; returns the refusal the server gets instead, or null once approved. */
   settle(v: Verdict, rec: SessionRecorder): Buffer[] | null {
-    clearInterval(this.timer);
+    this.record(v, rec);
     const req = this.pending.request;
-    rec.event('approval', {
-      command: this.plan.cmd.id,
-      id: req.id,
-      outcome: v.outcome,
-      by: v.by,
-      via: v.via,
-      at: v.at,
-      waited_ms: Date.now() - this.startedAt,
-      ...(v.reason ? { reason: v.reason } : {}),
-    });
     if (v.outcome === 'approved') {
-      rec.totals.approved++;
       this.plan.approved();
       return null;
     }
@@ -78,7 +73,27 @@ export class HeldCommand {
     return this.plan.denied(denied, v.via === 'client' ? '57014' : '42501');
   }
 
-  stop(): void {
+  /** The session ended while waiting: withdraw, and record the verdict and the command's end. */
+  abort(by: 'client' | 'gateway', reason: string, rec: SessionRecorder): void {
+    this.pending.withdraw(by, reason);
+    const v: Verdict = { outcome: 'denied', by, via: by, at: new Date().toISOString(), reason };
+    this.record(v, rec);
+    this.plan.cmd.finish({ status: 'denied', rule: this.plan.decision.rule, reason });
+  }
+
+  private record(v: Verdict, rec: SessionRecorder): void {
     clearInterval(this.timer);
+    const req = this.pending.request;
+    rec.event('approval', {
+      command: this.plan.cmd.id,
+      id: req.id,
+      outcome: v.outcome,
+      by: v.by,
+      via: v.via,
+      at: v.at,
+      waited_ms: Date.now() - this.startedAt,
+      ...(v.reason ? { reason: v.reason } : {}),
+    });
+    if (v.outcome === 'approved') rec.totals.approved++;
   }
 }

@@ -35,6 +35,7 @@ export class PostgresSession {
   /** The command waiting for approval, and the client messages that arrived after it. */
   private held: HeldCommand | null = null;
   private backlog: FramedMessage[] = [];
+  private backlogBytes = 0;
   private draining = false;
   private terminatedByClient = false;
   private onEnd: () => void;
@@ -127,7 +128,7 @@ export class PostgresSession {
     const out = new Outbox(chunk);
     this.clientFramer.push(chunk, (m) => {
       // While a command waits for approval, everything after it waits too, in order.
-      if (this.held) this.backlog.push(detached(m, chunk));
+      if (this.held) this.keepWhileHeld(m, chunk);
       else this.dispatch(m, out);
     });
     this.flushOutbox(out);
@@ -140,7 +141,19 @@ export class PostgresSession {
     if (Array.isArray(forward)) return out.replace(forward);
     // Held: what came before goes now; the held message and the rest wait for the verdict.
     this.flushOutbox(out);
-    this.hold(forward.hold, out.raw(m));
+    if (!this.ended) this.hold(forward.hold, out.raw(m));
+  }
+
+  /**
+   * The client keeps being read while a command is held, so a disconnect or Terminate is seen at
+   * once (and withdraws the request); past BACKLOG_LIMIT bytes reading pauses until the verdict.
+   */
+  private keepWhileHeld(m: FramedMessage, chunk: Buffer): void {
+    const kept = detached(m, chunk);
+    this.backlog.push(kept);
+    this.backlogBytes += kept.assembled!.length;
+    if (m.type === F.Terminate) this.held?.pending.withdraw('client', 'the client ended the session while the command waited for approval');
+    else if (this.backlogBytes > BACKLOG_LIMIT) this.client.pause();
   }
 
   private flushOutbox(out: Outbox): void {
@@ -152,7 +165,7 @@ export class PostgresSession {
   private hold(plan: HoldPlan, message: Buffer): void {
     const broker = this.policy?.approvals;
     if (!broker) throw new Error('a rule asks for approval but no approver is configured');
-    this.client.pause();
+    this.backlogBytes = 0;
     this.held = new HeldCommand(plan, broker, this.rec, (notice) => this.toClient(this.backend.inject(notice)));
     const failure = this.rec.writer.flushSync();
     if (failure) return this.refuseUnlogged(failure);
@@ -180,7 +193,8 @@ export class PostgresSession {
     const out = new Outbox(null);
     while (!this.held && !this.ended && this.backlog.length > 0) this.dispatch(this.backlog.shift()!, out);
     if (!this.ended) this.flushOutbox(out);
-    if (!this.held && !this.ended) this.client.resume();
+    // Resume reading unless the upstream asked for a pause (it resumes the client on drain).
+    if (!this.held && !this.ended && !this.upstream.writableNeedDrain) this.client.resume();
   }
 
   private toClient(bufs: Buffer[]): void {
@@ -392,8 +406,15 @@ export class PostgresSession {
     if (this.ended) return;
     this.ended = true;
     if (this.held) {
-      this.held.stop();
-      this.held.pending.withdraw('client', `the session ended (${reason}) while the command waited for approval`);
+      // Recorded before the session's close: the request, its verdict and the command's end.
+      const held = this.held;
+      this.held = null;
+      const by = this.terminatedByClient || /client/.test(reason) ? 'client' : 'gateway';
+      try {
+        held.abort(by, `the session ended (${reason}) while the command waited for approval`, this.rec);
+      } catch {
+        // the log failed; the request is withdrawn all the same
+      }
     }
     const error = notice ? { severity: notice.severity, code: notice.code, message: notice.message } : undefined;
     try {
@@ -410,6 +431,8 @@ export class PostgresSession {
 }
 
 const KEEPALIVE_MS = 30_000;
+/** Client bytes kept behind a held command before reading pauses. */
+const BACKLOG_LIMIT = 4 * 1024 * 1024;
 
 /**
  * Writes the pieces with one system call rather than one each (small pieces copied into one

@@ -169,6 +169,22 @@ test('Ctrl-C in psql withdraws the held command: it never runs', async () => {
   await waitFor(() => records('approval').some((x) => x.id === id && x.via === 'client'), 'the cancellation in the log');
 });
 
+test('a client that disconnects while held withdraws the request; the log says so', async () => {
+  makeTable('abandoned');
+  const p = psqlAsync(gw.env, ['-c', 'DROP TABLE abandoned']);
+  const id = await requestId(() => p.output.stderr());
+  p.child.kill('SIGKILL');
+  await p.done;
+  await waitFor(() => JSON.parse(cli(['pending', '--json']).stdout).length === 0, 'the request to be withdrawn');
+  assert.equal(cli(['approve', id]).status, 1);
+  assert.ok(tableExists('abandoned'));
+  const verdict = await waitFor(() => records('approval').find((x) => x.id === id), 'the approval record');
+  assert.deepEqual([verdict!.outcome, verdict!.via], ['denied', 'client']);
+  const req = records('approval-request').find((x) => x.id === id)!;
+  const result = await waitFor(() => records('result').find((x) => x.command === req.command), 'the result record');
+  assert.equal(result!.status, 'denied');
+});
+
 test('approve with an unknown id names what is waiting; usage errors exit 2', () => {
   const r = cli(['approve', 'zzzzzzzz']);
   assert.equal(r.status, 1);
