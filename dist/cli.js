@@ -18549,10 +18549,9 @@ function statementMatches(m, s) {
 }
 function tableMatches(glob, table) {
   if (glob.test(table)) return true;
-  if (table.endsWith(".*")) {
-    const schema = globSchemaPart(glob);
-    return schema === null || schema.test(table.slice(0, -2));
-  }
+  const schema = globSchemaPart(glob);
+  if (table.endsWith(".*")) return schema === null || schema.test(table.slice(0, -2));
+  if (schema === null && table.includes(".")) return glob.test(table.slice(table.lastIndexOf(".") + 1));
   return !table.includes(".") && (glob.test(`public.${table}`) || globTablePart(glob).test(table));
 }
 var schemaPartCache = /* @__PURE__ */ new WeakMap();
@@ -22024,6 +22023,44 @@ var TableNames = class {
 // gateway/postgres/listener.ts
 var STARTUP_TIMEOUT_MS = 3e4;
 var PLAIN_STARTUP_PARAMS = /* @__PURE__ */ new Set(["user", "database", "application_name", "client_encoding", "DateStyle", "TimeZone", "extra_float_digits", "IntervalStyle", "fallback_application_name"]);
+function startupSettings(params) {
+  const out = [];
+  for (const [k, v] of params) {
+    if (PLAIN_STARTUP_PARAMS.has(k)) continue;
+    if (k !== "options") {
+      out.push([k, v]);
+      continue;
+    }
+    const words = [];
+    let cur = "";
+    let inWord = false;
+    for (let i = 0; i < v.length; i++) {
+      const c = v[i];
+      if (c === "\\" && i + 1 < v.length) {
+        cur += v[++i];
+        inWord = true;
+      } else if (/\s/.test(c)) {
+        if (inWord) words.push(cur);
+        cur = "";
+        inWord = false;
+      } else {
+        cur += c;
+        inWord = true;
+      }
+    }
+    if (inWord) words.push(cur);
+    for (let i = 0; i < words.length; i++) {
+      const w = words[i];
+      const setting = w === "-c" ? words[++i] : w.startsWith("-c") ? w.slice(2) : w.startsWith("--") ? w.slice(2) : void 0;
+      const eq = setting?.indexOf("=") ?? -1;
+      if (setting === void 0 || eq <= 0) out.push(["options", w]);
+      else out.push([setting.slice(0, eq).replaceAll("-", "_"), setting.slice(eq + 1)]);
+    }
+  }
+  return out;
+}
+var quoteIdent = (s) => `"${s.replaceAll('"', '""')}"`;
+var quoteLiteral = (s) => `'${s.replaceAll("'", "''")}'`;
 function refuse(socket, notice) {
   socket.end(encodeErrorResponse(notice));
   socket.setTimeout(1e3, () => socket.destroy());
@@ -22191,11 +22228,11 @@ var PostgresListener = class {
       rec.close("refused: wrong user or database");
       return fatal("28000", `gateway: this listener serves target "${t.name}" as user "${t.user}" on database "${t.database}" only (asked for user "${user}", database "${database}")`, `use the connection settings in ${"$"}GATEWAY_${t.name.toUpperCase().replace(/-/g, "_")}_URL`);
     }
-    if (this.opts.policy) {
-      const settings = [...params].filter(([k]) => !PLAIN_STARTUP_PARAMS.has(k));
+    if (this.policyContext) {
+      const settings = startupSettings(params);
       if (settings.length > 0) {
-        const text = settings.map(([k, v]) => `SET ${k} = ${v}`).join("; ");
-        const d = decide(this.opts.policy.rules, { target: t.name, statements: settings.map(() => ({ classes: ["set"], tables: [], normalized: text.toLowerCase() })) }, this.opts.policy.claims);
+        const text = settings.map(([k, v]) => `SET ${quoteIdent(k)} TO ${quoteLiteral(v)}`).join("; ");
+        const d = judge(this.policyContext, text, /* @__PURE__ */ new Map()).decision;
         if (d.action !== "allow") {
           rec.close("refused by policy: startup parameters", { decision: { action: d.action, rule: d.rule, reason: d.reason }, parameters: Object.fromEntries(settings) });
           const why = d.action === "approve" ? " (approval cannot be asked for during login; SET them after connecting)" : "";

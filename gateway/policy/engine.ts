@@ -99,16 +99,17 @@ function statementMatches(m: Matcher, s: StatementFacts): boolean {
 }
 
 /**
- * An unqualified relation may live in any schema, so `public.users` matches `users`. A statement
+ * An unqualified relation may live in any schema, so `public.users` matches `users`, and a glob
+ * without a schema matches the table in every schema. A statement
  * on a whole schema (`S.*`: ALTER SCHEMA S RENAME, GRANT ... ALL TABLES IN SCHEMA S) touches
  * every table in it, so it matches any glob for a table in S.
  */
 function tableMatches(glob: RegExp, table: string): boolean {
   if (glob.test(table)) return true;
-  if (table.endsWith('.*')) {
-    const schema = globSchemaPart(glob);
-    return schema === null || schema.test(table.slice(0, -2));
-  }
+  const schema = globSchemaPart(glob);
+  if (table.endsWith('.*')) return schema === null || schema.test(table.slice(0, -2));
+  // A glob without a schema (`accounts`) names the table in any schema.
+  if (schema === null && table.includes('.')) return glob.test(table.slice(table.lastIndexOf('.') + 1));
   return !table.includes('.') && (glob.test(`public.${table}`) || globTablePart(glob).test(table));
 }
 

@@ -117,11 +117,20 @@ test('server settings in startup parameters (PGOPTIONS) are decided like SET sta
   try {
     const r = psql({ ...strict.env, PGOPTIONS: '-c search_path=evil' }, ['-c', 'SELECT 1']);
     assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /denied by rule "no-set": startup parameters set server variables \(options\)/);
+    assert.match(r.stderr, /denied by rule "no-set": startup parameters set server variables \(search_path\)/);
     assert.equal(psql(strict.env, ['-c', 'SELECT 1']).status, 0, 'without settings the login works');
   } finally {
     strict.stop();
   }
+});
+
+test('a role switch in startup parameters is a `role` statement: denied by the privilege rule', () => {
+  for (const options of ['-c role=postgres', '--role=postgres', '-c statement_timeout=5s -csession_authorization=postgres']) {
+    const r = psql({ ...gw.env, PGOPTIONS: options }, ['-At', '-c', 'SELECT current_user']);
+    assert.notEqual(r.status, 0, options);
+    assert.match(r.stderr, /denied by rule "no-privilege-changes": startup parameters set server variables/, options);
+  }
+  assert.match(psql({ ...gw.env, PGOPTIONS: '-c statement_timeout=5s' }, ['-At', '-c', 'SELECT current_user']).stdout, /^deployer$/m);
 });
 
 test('with the SQL parser loaded and busy, the daemon stays small', async () => {

@@ -101,3 +101,14 @@ test('a statement on a whole schema (S.*) matches every table glob in S', async 
   assert.equal(on(['sales.*']), 'allow');
   assert.equal(on(['public.other']), 'allow');
 });
+
+test('a table glob without a schema names the table in every schema', async () => {
+  const { decide, globToRegExp } = await import('../../gateway/policy/engine.ts');
+  const policy = { rules: [{ name: 'protect', targets: null, when: { tables: [globToRegExp('accounts')] }, action: 'deny' as const }], default: 'allow' as const, unclassified: 'deny' as const };
+  const on = (tables: string[]): string => decide(policy, { target: 'db', statements: [{ classes: ['delete'], tables, normalized: '' }] }, {}).action;
+  assert.equal(on(['public.accounts']), 'deny');
+  assert.equal(on(['accounts']), 'deny');
+  assert.equal(on(['sales.accounts']), 'deny');
+  assert.equal(on(['public.*']), 'deny', 'a whole-schema statement touches it too');
+  assert.equal(on(['public.accounts_old']), 'allow');
+});
