@@ -19610,12 +19610,12 @@ function decodeRowDescription(body) {
   for (let i = 0; i < n; i++) {
     const name = r.cstring();
     const tableOid = r.int32() >>> 0;
-    r.int16();
+    const attnum = r.int16();
     const typeOid = r.int32() >>> 0;
     r.int16();
     r.int32();
     const format = r.int16();
-    cols.push({ name, tableOid, typeOid, format });
+    cols.push({ name, tableOid, attnum, typeOid, format });
   }
   return cols;
 }
@@ -21785,7 +21785,7 @@ var shutdownNotice = {
 
 // gateway/postgres/row-masking.ts
 var KIND = { other: 0, text: 1, json: 2, jsonb: 3, array: 4 };
-var TEXT_TYPES = /* @__PURE__ */ new Set([25, 1043, 1042, 19, 18, 705, 142]);
+var TEXT_TYPES = /* @__PURE__ */ new Set([25, 1043, 1042, 19, 705, 142]);
 var ARRAY_TYPES = /* @__PURE__ */ new Set([1009, 1015, 1014, 199, 3807]);
 function kindOf(typeOid, format) {
   if (TEXT_TYPES.has(typeOid)) return KIND.text;
@@ -21806,9 +21806,11 @@ function planRow(masker, cols, resultFormats, tableName) {
     let m;
     if (c.tableOid === 0) m = masker.columnMasked(c.name, null);
     else {
-      const table = tableName(c.tableOid);
-      if (table === void 0) complete = false;
-      m = table === void 0 ? masker.columnMasked(c.name, null) || masker.columnNeedsTable(c.name) : masker.columnMasked(c.name, table);
+      const table = tableName.table(c.tableOid);
+      const real = tableName.column(c.tableOid, c.attnum);
+      if (table === void 0 || real === void 0) complete = false;
+      const names = real === void 0 || real === c.name ? [c.name] : [c.name, real];
+      m = names.some((n) => table === void 0 ? masker.columnMasked(n, null) || masker.columnNeedsTable(n) : masker.columnMasked(n, table));
     }
     masked.push(m);
     kinds.push(kind);
@@ -21962,7 +21964,7 @@ function frame(type, body) {
 }
 
 // gateway/postgres/table-names.ts
-var CATALOG_QUERY = `SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`;
+var CATALOG_QUERY = `SELECT c.oid, n.nspname, c.relname, a.attnum, a.attname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`;
 var MIN_REFRESH_INTERVAL_MS = 1e3;
 var QUERY_TIMEOUT_MS = 15e3;
 var TableNames = class {
@@ -21980,11 +21982,18 @@ var TableNames = class {
     this.password = password;
     this.onError = onError;
   }
-  /** The table's name, or undefined while unknown (a refresh is then started). */
-  lookup = (oid) => {
-    const name = this.names.get(oid);
-    if (name === void 0) void this.refresh();
-    return name;
+  /** Names, or undefined while unknown (a refresh is then started). */
+  lookup = {
+    table: (oid) => {
+      const t = this.names.get(oid);
+      if (t === void 0) void this.refresh();
+      return t?.name;
+    },
+    column: (oid, attnum) => {
+      const c = this.names.get(oid)?.columns.get(attnum);
+      if (c === void 0) void this.refresh();
+      return c;
+    }
   };
   /** Reloads the catalog's table names (at most one load at a time, and one per second). */
   refresh() {
@@ -22007,8 +22016,10 @@ var TableNames = class {
       for (; ; ) {
         const m = await q.next(QUERY_TIMEOUT_MS, "catalog rows");
         if (m.type === B.DataRow) {
-          const [oid, schema, table] = decodeDataRow(m.body).map((f) => f?.toString("utf8") ?? "");
-          names.set(Number(oid), `${schema}.${table}`);
+          const [oid, schema, table, attnum, column] = decodeDataRow(m.body).map((f) => f?.toString("utf8") ?? "");
+          let t = names.get(Number(oid));
+          if (!t) names.set(Number(oid), t = { name: `${schema}.${table}`, columns: /* @__PURE__ */ new Map() });
+          t.columns.set(Number(attnum), column);
         } else if (m.type === B.ErrorResponse) throw new Error(decodeNotice(m.body).message);
         else if (m.type === B.ReadyForQuery) break;
       }
@@ -22100,7 +22111,7 @@ var PostgresListener = class {
         }
       );
       this.masking = new ResponseMasking(masker, tables.lookup);
-      if (masker.namesTables) this.tablesLoaded = tables.refresh();
+      if (masker.masksColumns) this.tablesLoaded = tables.refresh();
     }
     this.policyContext = opts.policy ? policyContext(opts.policy.rules, opts.policy.claims, opts.target.name, opts.approvals ?? null) : null;
     this.verifier = makeVerifier(opts.clientPassword);
@@ -22583,8 +22594,8 @@ var Masker = class {
   enabled;
   /** Any detectors: text values need scanning even in columns not masked by name. */
   detects;
-  /** Some column pattern names a table, so results need their columns' table names. */
-  namesTables;
+  /** Some columns are masked by name, so results need their columns' table and real names. */
+  masksColumns;
   applyTo;
   #columns;
   #detectors;
@@ -22597,7 +22608,7 @@ var Masker = class {
     this.#detectors = DETECTOR_ORDER.filter((n) => wanted.has(n)).map((n) => DETECTORS[n]);
     this.#precheck = this.#detectors.length ? new RegExp(this.#detectors.map((d) => `(?:${d.hint})`).join("|")) : null;
     this.detects = this.#detectors.length > 0;
-    this.namesTables = this.#columns.some((c) => c.table !== void 0);
+    this.masksColumns = this.#columns.length > 0;
     this.enabled = this.#columns.length > 0 || this.detects;
     this.applyTo = { client: rules.applyTo.client, log: rules.applyTo.log };
   }

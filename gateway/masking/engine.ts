@@ -79,8 +79,8 @@ export class Masker {
   readonly enabled: boolean;
   /** Any detectors: text values need scanning even in columns not masked by name. */
   readonly detects: boolean;
-  /** Some column pattern names a table, so results need their columns' table names. */
-  readonly namesTables: boolean;
+  /** Some columns are masked by name, so results need their columns' table and real names. */
+  readonly masksColumns: boolean;
   readonly applyTo: { readonly client: boolean; readonly log: boolean };
   readonly #columns: ColumnPattern[];
   readonly #detectors: Detector[];
@@ -94,7 +94,7 @@ export class Masker {
     this.#detectors = DETECTOR_ORDER.filter((n) => wanted.has(n)).map((n) => DETECTORS[n]);
     this.#precheck = this.#detectors.length ? new RegExp(this.#detectors.map((d) => `(?:${d.hint})`).join('|')) : null;
     this.detects = this.#detectors.length > 0;
-    this.namesTables = this.#columns.some((c) => c.table !== undefined);
+    this.masksColumns = this.#columns.length > 0;
     this.enabled = this.#columns.length > 0 || this.detects;
     this.applyTo = { client: rules.applyTo.client, log: rules.applyTo.log };
   }

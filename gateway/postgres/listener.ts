@@ -136,7 +136,7 @@ export class PostgresListener {
         },
       );
       this.masking = new ResponseMasking(masker, tables.lookup);
-      if (masker.namesTables) this.tablesLoaded = tables.refresh();
+      if (masker.masksColumns) this.tablesLoaded = tables.refresh();
     }
     this.policyContext = opts.policy ? policyContext(opts.policy.rules, opts.policy.claims, opts.target.name, opts.approvals ?? null) : null;
     this.verifier = makeVerifier(opts.clientPassword);

@@ -10,7 +10,7 @@ import type { DetectorName } from '../masking/detectors.ts';
 const KIND = { other: 0, text: 1, json: 2, jsonb: 3, array: 4 } as const;
 type Kind = (typeof KIND)[keyof typeof KIND];
 
-const TEXT_TYPES = new Set([25, 1043, 1042, 19, 18, 705, 142]); // text varchar bpchar name char unknown xml
+const TEXT_TYPES = new Set([25, 1043, 1042, 19, 705, 142]); // text varchar bpchar name unknown xml
 const ARRAY_TYPES = new Set([1009, 1015, 1014, 199, 3807]); // text[] varchar[] bpchar[] json[] jsonb[]
 
 function kindOf(typeOid: number, format: number): Kind {
@@ -31,8 +31,11 @@ export interface RowMaskPlan {
   complete: boolean;
 }
 
-/** Resolves a table OID to `schema.table`: undefined while unknown. */
-export type TableNameLookup = (oid: number) => string | undefined;
+/** Table OIDs to `schema.table` and column numbers to names: undefined while unknown. */
+export interface TableNameLookup {
+  table(oid: number): string | undefined;
+  column(oid: number, attnum: number): string | undefined;
+}
 
 export function planRow(masker: Masker, cols: Column[] | null, resultFormats: number[] | null, tableName: TableNameLookup): RowMaskPlan | null {
   if (!cols) return null;
@@ -46,11 +49,14 @@ export function planRow(masker: Masker, cols: Column[] | null, resultFormats: nu
     let m: boolean;
     if (c.tableOid === 0) m = masker.columnMasked(c.name, null);
     else {
-      const table = tableName(c.tableOid);
-      if (table === undefined) complete = false;
+      const table = tableName.table(c.tableOid);
+      // The table column's own name counts as well as the result's: an alias hides nothing.
+      const real = tableName.column(c.tableOid, c.attnum);
+      if (table === undefined || real === undefined) complete = false;
+      const names = real === undefined || real === c.name ? [c.name] : [c.name, real];
       // Until the table is known, a name a qualified pattern could match is masked: over-masking
       // is the safe mistake.
-      m = table === undefined ? masker.columnMasked(c.name, null) || masker.columnNeedsTable(c.name) : masker.columnMasked(c.name, table);
+      m = names.some((n) => (table === undefined ? masker.columnMasked(n, null) || masker.columnNeedsTable(n) : masker.columnMasked(n, table)));
     }
     masked.push(m);
     kinds.push(kind);

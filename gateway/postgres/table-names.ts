@@ -1,5 +1,5 @@
-// Table OIDs to `schema.table` names, for masking patterns that name a table (RowDescription
-// carries only the OID). Read from the catalog over a connection of the gateway's own, on first
+// Table OIDs to `schema.table` names and column numbers to column names, for masking patterns
+// that name a table and for columns renamed by an alias (RowDescription carries only numbers). Read from the catalog over a connection of the gateway's own, on first
 // need and again when an unknown OID shows up (a table created since); until a name is known,
 // masking treats the column as possibly that table's (over-masking is the safe mistake).
 import { serialize } from 'pg-protocol';
@@ -8,7 +8,7 @@ import { MessageQueue } from './message-queue.ts';
 import { B, decodeDataRow, decodeNotice } from './codec/backend.ts';
 import type { PostgresTarget } from '../config/policy.ts';
 
-const CATALOG_QUERY = `SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`;
+const CATALOG_QUERY = `SELECT c.oid, n.nspname, c.relname, a.attnum, a.attname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`;
 const MIN_REFRESH_INTERVAL_MS = 1000;
 const QUERY_TIMEOUT_MS = 15_000;
 
@@ -17,7 +17,7 @@ export class TableNames {
   private readonly password: () => Promise<string>;
   private readonly onError: (message: string) => void;
   private readonly record: (query: string) => void;
-  private names = new Map<number, string>();
+  private names = new Map<number, { name: string; columns: Map<number, string> }>();
   private loading: Promise<void> | null = null;
   private lastLoad = 0;
 
@@ -29,11 +29,18 @@ export class TableNames {
     this.onError = onError;
   }
 
-  /** The table's name, or undefined while unknown (a refresh is then started). */
-  readonly lookup = (oid: number): string | undefined => {
-    const name = this.names.get(oid);
-    if (name === undefined) void this.refresh();
-    return name;
+  /** Names, or undefined while unknown (a refresh is then started). */
+  readonly lookup = {
+    table: (oid: number): string | undefined => {
+      const t = this.names.get(oid);
+      if (t === undefined) void this.refresh();
+      return t?.name;
+    },
+    column: (oid: number, attnum: number): string | undefined => {
+      const c = this.names.get(oid)?.columns.get(attnum);
+      if (c === undefined) void this.refresh();
+      return c;
+    },
   };
 
   /** Reloads the catalog's table names (at most one load at a time, and one per second). */
@@ -56,12 +63,14 @@ export class TableNames {
     conn.socket.resume();
     try {
       conn.socket.write(serialize.query(CATALOG_QUERY));
-      const names = new Map<number, string>();
+      const names = new Map<number, { name: string; columns: Map<number, string> }>();
       for (;;) {
         const m = await q.next(QUERY_TIMEOUT_MS, 'catalog rows');
         if (m.type === B.DataRow) {
-          const [oid, schema, table] = decodeDataRow(m.body).map((f) => f?.toString('utf8') ?? '');
-          names.set(Number(oid), `${schema}.${table}`);
+          const [oid, schema, table, attnum, column] = decodeDataRow(m.body).map((f) => f?.toString('utf8') ?? '');
+          let t = names.get(Number(oid));
+          if (!t) names.set(Number(oid), (t = { name: `${schema}.${table}`, columns: new Map() }));
+          t.columns.set(Number(attnum), column!);
         } else if (m.type === B.ErrorResponse) throw new Error(decodeNotice(m.body).message);
         else if (m.type === B.ReadyForQuery) break;
       }

@@ -55,6 +55,11 @@ test('a column named like a qualified pattern is masked only in that table; comp
   assert.equal(r.stdout, '+1 555 0199\nx***@***.com|plain\n');
 });
 
+test('an alias does not hide a masked column: the table column behind it counts', () => {
+  const r = psql(gw.env, ['-A', '-t', '-c', 'SELECT ssn AS x, phone AS p, id AS n FROM customers WHERE id = 2', '-c', 'SELECT c.phone AS "Phone" FROM customers c JOIN suppliers s ON s.id = c.id']);
+  assert.equal(r.stdout, '****4321|****0000|2\n****0100\n');
+});
+
 test('node-postgres: typed values stay valid; a masked non-text column is NULL', async () => {
   const client = newPgClient({ connectionString: gw.env.GATEWAY_APP_DB_URL! });
   await client.connect();

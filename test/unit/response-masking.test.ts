@@ -28,6 +28,8 @@ const commandComplete = (tag: string): Buffer => new MessageWriter().cstring(tag
 
 // customers (OID 100) has phone masked; suppliers (OID 200) does not.
 const tables = new Map([[100, 'public.customers'], [200, 'public.suppliers']]);
+const columns = new Map([['100:1', 'email'], ['100:2', 'phone'], ['200:3', 'phone2']]);
+const lookup = { table: (oid: number) => tables.get(oid), column: (oid: number, attnum: number) => columns.get(`${oid}:${attnum}`) };
 const server = Buffer.concat([
   rowDescription([['email', 100, 25], ['phone', 100, 25], ['phone2', 200, 25], ['note', 0, 1043], ['n', 0, 23]]),
   encodeDataRow([text('alice@example.com'), text('+1 555 0100'), text('+1 555 0199'), text('card 4111 1111 1111 1111'), text('7')]),
@@ -49,7 +51,7 @@ function run(splits: number[]): { out: Buffer; log: Record<string, any>[] } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-mask-'));
   const writer = SessionLogWriter.create(dir, 'x.jsonl');
   const rec = new Recorder(writer, { sampleRows: 5 }).openSession('db', 'postgres', {});
-  const tracker = new BackendTracker(rec, new ResponseMasking(masker, (oid) => tables.get(oid)));
+  const tracker = new BackendTracker(rec, new ResponseMasking(masker, lookup));
   const cmd = rec.beginCommand({ text: 'SELECT ...' });
   tracker.expect({ kind: 'query', cmd, run: newRun() });
   const out: Buffer[] = [];

@@ -107,8 +107,8 @@ export function decodeReadyForQuery(body: Buffer): 'I' | 'T' | 'E' {
   return s === 'T' || s === 'E' ? s : 'I';
 }
 
-/** `tableOid` is 0 for a column no table column stands behind (an expression). */
-export interface Column { name: string; tableOid: number; typeOid: number; format: number }
+/** `tableOid` (and `attnum`) are 0 for a column no table column stands behind (an expression). */
+export interface Column { name: string; tableOid: number; attnum: number; typeOid: number; format: number }
 export function decodeRowDescription(body: Buffer): Column[] {
   const r = new BodyReader(body, 'RowDescription');
   const n = r.int16();
@@ -116,12 +116,12 @@ export function decodeRowDescription(body: Buffer): Column[] {
   for (let i = 0; i < n; i++) {
     const name = r.cstring();
     const tableOid = r.int32() >>> 0;
-    r.int16(); // column attribute number
+    const attnum = r.int16();
     const typeOid = r.int32() >>> 0;
     r.int16(); // type size
     r.int32(); // type modifier
     const format = r.int16();
-    cols.push({ name, tableOid, typeOid, format });
+    cols.push({ name, tableOid, attnum, typeOid, format });
   }
   return cols;
 }
