@@ -20451,6 +20451,14 @@ var BackendTracker = class {
           this.queue.shift();
         } else if (e?.kind === "sync") this.queue.shift();
         return;
+      case B.ParameterStatus:
+        if (this.masking) {
+          const [name, value] = decodeParameterStatus(body);
+          if (name === "client_encoding" && value !== "UTF8") {
+            throw new ProtocolError(`masking reads values as UTF-8, and the session set client_encoding to ${value}; the session is closed rather than pass values unmasked`, "0A000");
+          }
+        }
+        return;
       default:
         return;
     }
@@ -22280,6 +22288,12 @@ var PostgresListener = class {
       upstream.socket.destroy();
       rec.close(this.stopping ? "gateway shutdown" : "client disconnected during login");
       return;
+    }
+    const encoding = upstream.parameters.find(([k]) => k === "client_encoding")?.[1] ?? "UTF8";
+    if (this.masking && encoding !== "UTF8") {
+      upstream.socket.destroy();
+      rec.close("refused: masking needs client_encoding UTF8");
+      return fatal("0A000", `gateway: masking reads values as UTF-8, and this session asked for client_encoding ${encoding}`, "connect with client_encoding UTF8 (PGCLIENTENCODING=UTF8)");
     }
     const pid = upstream.backendKey.processId;
     const secret = this.newSecret(pid);

@@ -2,8 +2,8 @@
 // and what each command produced (tags, rows, errors, a sample, a digest of the bytes). The
 // server answers in order, so a FIFO of what the client sent attributes every message; after an
 // error in the extended protocol the server skips everything up to Sync, and so does this.
-import { MessageFramer } from './codec/framer.ts';
-import { B, decodeCommandComplete, decodeDataRow, decodeNotice, decodeReadyForQuery, decodeRowDescription, type NoticeFields } from './codec/backend.ts';
+import { MessageFramer, ProtocolError } from './codec/framer.ts';
+import { B, decodeParameterStatus, decodeCommandComplete, decodeDataRow, decodeNotice, decodeReadyForQuery, decodeRowDescription, type NoticeFields } from './codec/backend.ts';
 import { binaryValue, wireText, type CommandRecorder, type SessionRecorder } from '../core/recorder.ts';
 import type { ResponseMasking } from './response-masking.ts';
 import { ResponseQueue, sampleValues, tagRows, type Entry, type RunState } from './response-queue.ts';
@@ -276,8 +276,16 @@ export class BackendTracker {
           this.queue.shift();
         } else if (e?.kind === 'sync') this.queue.shift();
         return;
+      case B.ParameterStatus:
+        if (this.masking) {
+          const [name, value] = decodeParameterStatus(body!);
+          if (name === 'client_encoding' && value !== 'UTF8') {
+            throw new ProtocolError(`masking reads values as UTF-8, and the session set client_encoding to ${value}; the session is closed rather than pass values unmasked`, '0A000');
+          }
+        }
+        return;
       default:
-        return; // NoticeResponse, NotificationResponse, ParameterStatus, CopyDone, ...: relayed as they are
+        return; // NoticeResponse, NotificationResponse, CopyDone, ...: relayed as they are
     }
   }
 

@@ -324,6 +324,12 @@ export class PostgresListener {
       rec.close(this.stopping ? 'gateway shutdown' : 'client disconnected during login');
       return;
     }
+    const encoding = upstream.parameters.find(([k]) => k === 'client_encoding')?.[1] ?? 'UTF8';
+    if (this.masking && encoding !== 'UTF8') {
+      upstream.socket.destroy();
+      rec.close('refused: masking needs client_encoding UTF8');
+      return fatal('0A000', `gateway: masking reads values as UTF-8, and this session asked for client_encoding ${encoding}`, 'connect with client_encoding UTF8 (PGCLIENTENCODING=UTF8)');
+    }
 
     // The client sees the upstream backend's real pid (NOTIFY messages and pg_backend_pid()
     // carry it; clients compare them) with a secret of ours, so upstream's key never leaves.

@@ -79,6 +79,16 @@ test('node-postgres: typed values stay valid; a masked non-text column is NULL',
   }
 });
 
+test('a client encoding other than UTF-8 is refused, at login and when SET later: values are never passed unmasked', () => {
+  const atLogin = psql({ ...gw.env, PGCLIENTENCODING: 'LATIN1' }, ['-c', 'SELECT email FROM customers']);
+  assert.notEqual(atLogin.status, 0);
+  assert.match(atLogin.stderr, /masking reads values as UTF-8, and this session asked for client_encoding LATIN1/);
+  const later = psql(gw.env, ['-c', "SET client_encoding = 'LATIN1'", '-c', 'SELECT email FROM customers']);
+  assert.notEqual(later.status, 0);
+  assert.match(later.stderr, /the session set client_encoding to LATIN1; the session is closed rather than pass values unmasked/);
+  assert.ok(!later.stdout.includes('alice'));
+});
+
 test('notices that echo values are masked', () => {
   const r = psql(gw.env, ['-c', "DO $$ BEGIN RAISE NOTICE 'charging 4111-1111-1111-1111 for alice@example.com'; END $$"]);
   assert.match(r.stderr, /NOTICE: {2}charging \*\*\*\*1111 for a\*\*\*@\*\*\*\.com/);
