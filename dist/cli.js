@@ -18703,7 +18703,7 @@ function parsePolicy(text, file) {
     rules,
     hasRuleSettings: ["rules", "default", "unclassified"].some((k) => k in raw),
     hasApprovals: "approvals" in raw,
-    approvals: { timeoutMs: parseDuration(raw.approvals?.timeout ?? "15m") },
+    approvals: { timeoutMs: approvalTimeout(raw.approvals?.timeout, (p) => lineOf(locateNode(doc, p)), file) },
     sha256: createHash("sha256").update(text).digest("hex"),
     targets,
     sessionLog: { sampleRows: raw["session-log"]?.["sample-rows"] ?? 10 },
@@ -18851,6 +18851,12 @@ function parseRules(raw, targetNames, lineAt, file) {
 function globOrFail(glob, fail) {
   if (/[[\]?{}]/.test(glob) || glob.includes("**")) fail();
   return globToRegExp(glob);
+}
+var MAX_APPROVAL_TIMEOUT_MS = 24 * 36e5;
+function approvalTimeout(text, lineAt, file) {
+  const ms = parseDuration(text ?? "15m");
+  if (ms < 1e3 || ms > MAX_APPROVAL_TIMEOUT_MS) throw new PolicyError(file, lineAt(["approvals", "timeout"]), `approvals.timeout: ${text} is outside 1s to 24h`);
+  return ms;
 }
 function parseDuration(text) {
   const m = /^(\d+)(ms|s|m|h)$/.exec(text);
@@ -19663,6 +19669,10 @@ function encodeNoticeFields(type, fields) {
   for (const [code, value] of fields) w.byte(code.charCodeAt(0)).cstring(value);
   return w.byte(0).finish(type);
 }
+function decodeNotification(body) {
+  const r = new BodyReader(body, "NotificationResponse");
+  return { processId: r.int32(), channel: r.cstring(), payload: r.cstring() };
+}
 function decodeParameterStatus(body) {
   const r = new BodyReader(body, "ParameterStatus");
   return [r.cstring(), r.cstring()];
@@ -20265,7 +20275,8 @@ var BackendTracker = class {
       const e = this.queue.peek();
       return e !== void 0 && (e.kind === "query" || e.kind === "execute") && e.cmd.wantsSample;
     }
-    return t !== B.NotificationResponse && t !== B.FunctionCallResponse;
+    if (t === B.NotificationResponse) return this.masking !== null;
+    return t !== B.FunctionCallResponse;
   }
   headCommand() {
     const e = this.queue.peek();
@@ -21087,7 +21098,8 @@ function isFalse(arg) {
 var MAX_ENTRIES = 4096;
 var MAX_TEXT2 = 4096;
 var cache = /* @__PURE__ */ new Map();
-var PLAIN = /^[A-Za-z0-9_ \t\r\n,.;()=<>+\-*/%'"[\]:!|&^~@#?]*$/;
+var PLAIN = /^[A-Za-z0-9_ \t\r\n,.;()=<>+\-*/%'"[\]:!|&^~@#?$]*$/;
+var LITERAL = "\0";
 var UNSAFE = /--|\/\*|&|\buescape\b|\bexplain\b|\bexecute\b|\bprepare\b|\bdeallocate\b/i;
 function literalShape(text) {
   if (text.length > MAX_TEXT2 || !PLAIN.test(text) || UNSAFE.test(text)) return null;
@@ -21106,7 +21118,7 @@ function literalShape(text) {
           else break;
         } else j++;
       }
-      out += "?";
+      out += LITERAL;
       i = j + 1;
     } else if (c === 34) {
       const end = text.indexOf('"', i + 1);
@@ -21131,7 +21143,13 @@ function literalShape(text) {
         j = digits(text, j + 1 + sign);
       }
       if (isWordChar(text.charCodeAt(j)) || text.charCodeAt(j) === 46) return null;
-      out += "?";
+      out += LITERAL;
+      i = j;
+    } else if (c === 36) {
+      if (!isDigit(text.charCodeAt(i + 1))) return null;
+      const j = digits(text, i + 1);
+      if (isWordChar(text.charCodeAt(j))) return null;
+      out += text.slice(i, j);
       i = j;
     } else {
       out += text[i];
@@ -21888,10 +21906,7 @@ var ResponseMasking = class {
   }
   /** Message types whose bodies masking reads (and, for the client, may rewrite). */
   rewrites(type) {
-    return this.client && (type === B.DataRow || type === B.CopyData || type === B.NoticeResponse || type === B.ErrorResponse);
-  }
-  reads(type) {
-    return type === B.DataRow || type === B.CopyData;
+    return this.client && (type === B.DataRow || type === B.CopyData || type === B.NoticeResponse || type === B.ErrorResponse || type === B.NotificationResponse);
   }
   message(type, body, head) {
     switch (type) {
@@ -21902,6 +21917,8 @@ var ResponseMasking = class {
       case B.NoticeResponse:
       case B.ErrorResponse:
         return this.notice(type, body, head);
+      case B.NotificationResponse:
+        return this.notification(body);
       default:
         return null;
     }
@@ -21946,6 +21963,14 @@ var ResponseMasking = class {
     const message = frame(type, Buffer.from(r.text));
     return { ...this.client ? { client: message } : {}, ...this.log ? { log: message.subarray(5) } : {} };
   }
+  /** NOTIFY payloads (the channel is a name, not a value). */
+  notification(body) {
+    const n = decodeNotification(body);
+    const r = this.masker.maskText(n.payload);
+    if (!r) return null;
+    const message = new MessageWriter().int32(n.processId).cstring(n.channel).cstring(r.text).finish(B.NotificationResponse);
+    return { ...this.client ? { client: message } : {}, ...this.log ? { log: message.subarray(5) } : {} };
+  }
   notice(type, body, head) {
     let changed = false;
     const fired = [];
@@ -21964,11 +21989,7 @@ var ResponseMasking = class {
   }
 };
 function frame(type, body) {
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = type;
-  out.writeInt32BE(body.length + 4, 1);
-  body.copy(out, 5);
-  return out;
+  return new MessageWriter().bytes(body).finish(type);
 }
 
 // gateway/postgres/table-names.ts

@@ -115,7 +115,7 @@ export function parsePolicy(text: string, file: string): Policy {
     rules,
     hasRuleSettings: ['rules', 'default', 'unclassified'].some((k) => k in (raw as object)),
     hasApprovals: 'approvals' in (raw as object),
-    approvals: { timeoutMs: parseDuration((raw as RawPolicy).approvals?.timeout ?? '15m') },
+    approvals: { timeoutMs: approvalTimeout((raw as RawPolicy).approvals?.timeout, (p) => lineOf(locateNode(doc, p)), file) },
     sha256: createHash('sha256').update(text).digest('hex'),
     targets,
     sessionLog: { sampleRows: raw['session-log']?.['sample-rows'] ?? 10 },
@@ -294,6 +294,14 @@ function parseRules(raw: RawPolicy, targetNames: string[], lineAt: (p: (string |
 function globOrFail(glob: string, fail: () => never): RegExp {
   if (/[[\]?{}]/.test(glob) || glob.includes('**')) fail();
   return globToRegExp(glob);
+}
+
+const MAX_APPROVAL_TIMEOUT_MS = 24 * 3_600_000;
+
+function approvalTimeout(text: string | undefined, lineAt: (p: (string | number)[]) => number | null, file: string): number {
+  const ms = parseDuration(text ?? '15m');
+  if (ms < 1000 || ms > MAX_APPROVAL_TIMEOUT_MS) throw new PolicyError(file, lineAt(['approvals', 'timeout']), `approvals.timeout: ${text} is outside 1s to 24h`);
+  return ms;
 }
 
 export function parseDuration(text: string): number {

@@ -77,7 +77,8 @@ export class BackendTracker {
       const e = this.queue.peek();
       return e !== undefined && (e.kind === 'query' || e.kind === 'execute') && e.cmd.wantsSample;
     }
-    return t !== B.NotificationResponse && t !== B.FunctionCallResponse;
+    if (t === B.NotificationResponse) return this.masking !== null;
+    return t !== B.FunctionCallResponse;
   }
 
   private headCommand(): CommandRecorder | null {

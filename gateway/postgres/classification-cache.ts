@@ -16,10 +16,12 @@ interface Entry { c: Classification & { ok: true }; prefix: number; suffix: numb
 const cache = new Map<string, Entry>();
 
 /** Plain ASCII SQL without the constructs the shape cannot vouch for. */
-const PLAIN = /^[A-Za-z0-9_ \t\r\n,.;()=<>+\-*/%'"[\]:!|&^~@#?]*$/;
+const PLAIN = /^[A-Za-z0-9_ \t\r\n,.;()=<>+\-*/%'"[\]:!|&^~@#?$]*$/;
+/** Stands for a literal in a shape; never part of a plain text, so it cannot be forged. */
+const LITERAL = '\u0000';
 const UNSAFE = /--|\/\*|&|\buescape\b|\bexplain\b|\bexecute\b|\bprepare\b|\bdeallocate\b/i;
 
-/** The text with literals replaced by `?`, or null when the text is not plain enough to say. */
+/** The text with literals replaced by LITERAL, or null when the text is not plain enough to say. */
 export function literalShape(text: string): string | null {
   if (text.length > MAX_TEXT || !PLAIN.test(text) || UNSAFE.test(text)) return null;
   let out = '';
@@ -38,7 +40,7 @@ export function literalShape(text: string): string | null {
           else break;
         } else j++;
       }
-      out += '?';
+      out += LITERAL;
       i = j + 1;
     } else if (c === 34 /* " */) {
       const end = text.indexOf('"', i + 1);
@@ -65,7 +67,14 @@ export function literalShape(text: string): string | null {
         j = digits(text, j + 1 + sign);
       }
       if (isWordChar(text.charCodeAt(j)) || text.charCodeAt(j) === 46) return null;
-      out += '?';
+      out += LITERAL;
+      i = j;
+    } else if (c === 36 /* $ */) {
+      // Only parameters ($1): a dollar quote ($$, $tag$) is not plain text.
+      if (!isDigit(text.charCodeAt(i + 1))) return null;
+      const j = digits(text, i + 1);
+      if (isWordChar(text.charCodeAt(j))) return null;
+      out += text.slice(i, j);
       i = j;
     } else {
       out += text[i];

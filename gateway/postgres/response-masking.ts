@@ -1,6 +1,7 @@
 // Masking of what the server sends: result rows, COPY rows and the texts of notices and errors,
 // for the client, the session log, or both (policy `masking.apply-to`).
-import { B, decodeDataRow, decodeNoticeFields, encodeDataRow, encodeNoticeFields } from './codec/backend.ts';
+import { B, decodeDataRow, decodeNoticeFields, decodeNotification, encodeDataRow, encodeNoticeFields } from './codec/backend.ts';
+import { MessageWriter } from './codec/reader.ts';
 import { maskRow, planRow, type RowMaskPlan, type TableNameLookup } from './row-masking.ts';
 import type { Column } from './codec/backend.ts';
 import type { Entry } from './response-queue.ts';
@@ -31,11 +32,7 @@ export class ResponseMasking {
 
   /** Message types whose bodies masking reads (and, for the client, may rewrite). */
   rewrites(type: number): boolean {
-    return this.client && (type === B.DataRow || type === B.CopyData || type === B.NoticeResponse || type === B.ErrorResponse);
-  }
-
-  reads(type: number): boolean {
-    return type === B.DataRow || type === B.CopyData;
+    return this.client && (type === B.DataRow || type === B.CopyData || type === B.NoticeResponse || type === B.ErrorResponse || type === B.NotificationResponse);
   }
 
   message(type: number, body: Buffer, head: Entry | undefined): MaskedMessage | null {
@@ -47,6 +44,8 @@ export class ResponseMasking {
       case B.NoticeResponse:
       case B.ErrorResponse:
         return this.notice(type, body, head);
+      case B.NotificationResponse:
+        return this.notification(body);
       default:
         return null;
     }
@@ -98,6 +97,15 @@ export class ResponseMasking {
     return { ...(this.client ? { client: message } : {}), ...(this.log ? { log: message.subarray(5) } : {}) };
   }
 
+  /** NOTIFY payloads (the channel is a name, not a value). */
+  private notification(body: Buffer): MaskedMessage | null {
+    const n = decodeNotification(body);
+    const r = this.masker.maskText(n.payload);
+    if (!r) return null;
+    const message = new MessageWriter().int32(n.processId).cstring(n.channel).cstring(r.text).finish(B.NotificationResponse);
+    return { ...(this.client ? { client: message } : {}), ...(this.log ? { log: message.subarray(5) } : {}) };
+  }
+
   private notice(type: number, body: Buffer, head: Entry | undefined): MaskedMessage | null {
     let changed = false;
     const fired: string[] = [];
@@ -117,9 +125,5 @@ export class ResponseMasking {
 }
 
 function frame(type: number, body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = type;
-  out.writeInt32BE(body.length + 4, 1);
-  body.copy(out, 5);
-  return out;
+  return new MessageWriter().bytes(body).finish(type);
 }

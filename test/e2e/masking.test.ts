@@ -89,6 +89,19 @@ test('a client encoding other than UTF-8 is refused, at login and when SET later
   assert.ok(!later.stdout.includes('alice'));
 });
 
+test('NOTIFY payloads are masked for listeners', async () => {
+  const client = newPgClient({ connectionString: gw.env.GATEWAY_APP_DB_URL! });
+  await client.connect();
+  try {
+    const got = new Promise<string>((resolve) => (client as unknown as { on(e: 'notification', f: (n: { payload: string }) => void): void }).on('notification', (n) => resolve(n.payload)));
+    await client.query('LISTEN payments');
+    psql(gw.env, ['-c', "NOTIFY payments, 'paid with 4111 1111 1111 1111 by alice@example.com'"]);
+    assert.equal(await got, 'paid with ****1111 by a***@***.com');
+  } finally {
+    await client.end();
+  }
+});
+
 test('notices that echo values are masked', () => {
   const r = psql(gw.env, ['-c', "DO $$ BEGIN RAISE NOTICE 'charging 4111-1111-1111-1111 for alice@example.com'; END $$"]);
   assert.match(r.stderr, /NOTICE: {2}charging \*\*\*\*1111 for a\*\*\*@\*\*\*\.com/);

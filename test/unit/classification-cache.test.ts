@@ -8,8 +8,11 @@ import { classify, loadClassifier } from '../../gateway/postgres/sql-classifier.
 before(() => loadClassifier());
 
 test('literals are replaced; everything else is kept exactly', () => {
-  assert.equal(literalShape('SELECT abalance FROM pgbench_accounts WHERE aid = 123;'), 'SELECT abalance FROM pgbench_accounts WHERE aid = ?;');
-  assert.equal(literalShape("UPDATE t SET v = 'it''s', w = 1.5e-3 WHERE \"Id\" = 7"), 'UPDATE t SET v = ?, w = ? WHERE "Id" = ?');
+  const L = '\u0000';
+  assert.equal(literalShape('SELECT abalance FROM pgbench_accounts WHERE aid = 123;'), `SELECT abalance FROM pgbench_accounts WHERE aid = ${L};`);
+  assert.equal(literalShape("UPDATE t SET v = 'it''s', w = 1.5e-3 WHERE \"Id\" = 7"), `UPDATE t SET v = ${L}, w = ${L} WHERE "Id" = ${L}`);
+  assert.equal(literalShape('SELECT * FROM t WHERE a = $1 AND b = $12'), 'SELECT * FROM t WHERE a = $1 AND b = $12', 'parameters are kept');
+  assert.notEqual(literalShape("SELECT x FROM t WHERE v = 'a'"), literalShape('SELECT x FROM t WHERE v = ?'), 'a literal is not the ? operator');
   assert.equal(literalShape('SELECT "it\'s" FROM t1'), 'SELECT "it\'s" FROM t1', 'a quote inside a quoted identifier is not a string');
 });
 
@@ -17,7 +20,7 @@ test('texts a second lexer could read differently have no shape', () => {
   for (const t of [
     "SELECT E'a\\\\' ; DROP TABLE t; --'", // backslash escapes
     "SELECT 'a\\' ; DROP TABLE t; --'", // standard_conforming_strings off reads this differently
-    'SELECT $$x$$', 'SELECT $1', 'SELECT 1 -- comment', 'SELECT /* c */ 1', "SELECT U&'d\\0061t'", "SELECT x'1f'", "SELECT n'x'",
+    'SELECT $$x$$', 'SELECT $tag$x$tag$', 'SELECT $1a', 'SELECT 1 -- comment', 'SELECT /* c */ 1', "SELECT U&'d\\0061t'", "SELECT x'1f'", "SELECT n'x'",
     'EXPLAIN (ANALYZE 1) DELETE FROM t', 'PREPARE p AS DELETE FROM t', 'EXECUTE p', 'DEALLOCATE p',
     'SELECT 1.', 'SELECT 1..5', 'SELECT 1e', 'SELECT 1abc', 'SELECT t.1', "SELECT 'unterminated", 'SELECT "unterminated',
     'SELECT \'é\'', 'SELECT 1\u00a0',

@@ -273,3 +273,11 @@ test('malformed masking settings name their line: unknown detector, bad column p
   assert.match(atLine(errorOf(EXAMPLE + MASKING.replace('[client, log]', '[client, screen]')), 14), /^masking\.apply-to\.1 must be one of: client, log/);
   assert.match(atLine(errorOf(EXAMPLE + 'masking:\n  colums: [email]\n'), 12), /^unknown key "colums" in masking/);
 });
+
+test('approvals.timeout defaults to 15m and must lie between 1s and 24h', () => {
+  assert.equal(parsePolicy(EXAMPLE, FILE).approvals.timeoutMs, 900_000);
+  assert.equal(parsePolicy(EXAMPLE + 'approvals: { timeout: 90s }\n', FILE).approvals.timeoutMs, 90_000);
+  assert.equal(atLine(errorOf(EXAMPLE + 'approvals:\n  timeout: 25h\n'), 12), 'approvals.timeout: 25h is outside 1s to 24h');
+  assert.equal(atLine(errorOf(EXAMPLE + 'approvals:\n  timeout: 10ms\n'), 12), 'approvals.timeout: 10ms is outside 1s to 24h');
+  assert.match(atLine(errorOf(EXAMPLE + 'approvals:\n  timeout: soon\n'), 12), /approvals\.timeout must match/);
+});

@@ -175,6 +175,11 @@ export function encodeNoticeFields(type: number, fields: [string, string][]): Bu
   return w.byte(0).finish(type);
 }
 
+export function decodeNotification(body: Buffer): { processId: number; channel: string; payload: string } {
+  const r = new BodyReader(body, 'NotificationResponse');
+  return { processId: r.int32(), channel: r.cstring(), payload: r.cstring() };
+}
+
 export function decodeParameterStatus(body: Buffer): [string, string] {
   const r = new BodyReader(body, 'ParameterStatus');
   return [r.cstring(), r.cstring()];
