@@ -18184,6 +18184,304 @@ function requireOption(args, name, verb) {
 import { spawn } from "node:child_process";
 import { constants as osConstants } from "node:os";
 
+// gateway/masking/detectors.ts
+function anyCase(word) {
+  return word.replace(/[a-z]/gi, (c) => `[${c.toLowerCase()}${c.toUpperCase()}]`);
+}
+var MASKED = "[masked";
+function replaceAll(s, re, fn) {
+  re.lastIndex = 0;
+  let out = "";
+  let last = 0;
+  let changed = false;
+  for (let m = re.exec(s); m; m = re.exec(s)) {
+    const r = fn(m);
+    if (r === null) continue;
+    out += s.slice(last, m.index) + r;
+    last = m.index + m[0].length;
+    changed = true;
+  }
+  return changed ? out + s.slice(last) : null;
+}
+var EMAIL = /(?<![A-Za-z0-9._%+\-/])([A-Za-z0-9._%+-]{1,64})@(?:[A-Za-z0-9-]+\.)+([A-Za-z]{2,24})(?![A-Za-z0-9-])/g;
+function maskEmail(local, tld) {
+  return `${/^[A-Za-z0-9]/.test(local) ? local[0] : "*"}***@***.${tld}`;
+}
+var email = {
+  name: "email",
+  hint: "@",
+  mask: (s) => replaceAll(s, EMAIL, (m) => maskEmail(m[1], m[2]))
+};
+var CARD = /(?<![\w.]|\d[ -])\d{4}([ -]?)\d{3,7}(?:\1\d{3,7}){0,3}(?![\w]|[ -]\d|\.\d)/g;
+function luhnValid(digits2) {
+  let sum = 0;
+  for (let i = digits2.length - 1, double = false; i >= 0; i--, double = !double) {
+    let d = digits2.charCodeAt(i) - 48;
+    if (double && (d *= 2) > 9) d -= 9;
+    sum += d;
+  }
+  return sum % 10 === 0;
+}
+var creditCard = {
+  name: "credit-card",
+  hint: "\\d{4}[ -]?\\d{3}",
+  mask: (s) => replaceAll(s, CARD, (m) => {
+    const digits2 = m[0].replace(/[ -]/g, "");
+    if (digits2.length < 13 || digits2.length > 19 || !luhnValid(digits2)) return null;
+    return `****${digits2.slice(-4)}`;
+  })
+};
+var IBAN = /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])/g;
+function ibanValid(compact) {
+  if (compact.length < 15 || compact.length > 34) return false;
+  const rearranged = compact.slice(4) + compact.slice(0, 4);
+  let rem = 0;
+  for (const ch of rearranged) {
+    const v = Number.parseInt(ch, 36);
+    rem = (v > 9 ? rem * 100 + v : rem * 10 + v) % 97;
+  }
+  return rem === 1;
+}
+var iban = {
+  name: "iban",
+  hint: "[A-Z]{2}\\d{2}",
+  mask: (s) => replaceAll(s, IBAN, (m) => {
+    for (let cand = m[0]; ; ) {
+      const compact = cand.replace(/ /g, "");
+      if (ibanValid(compact)) return `${compact.slice(0, 2)}****${compact.slice(-4)}${m[0].slice(cand.length)}`;
+      const sp = cand.lastIndexOf(" ");
+      if (sp < 0) return null;
+      cand = cand.slice(0, sp);
+    }
+  })
+};
+var JWT = /(?<![A-Za-z0-9_-])(eyJ[A-Za-z0-9_-]{10,})\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g;
+function jsonObjectHeader(seg) {
+  try {
+    const v = JSON.parse(Buffer.from(seg, "base64url").toString("utf8"));
+    return typeof v === "object" && v !== null && !Array.isArray(v);
+  } catch {
+    return false;
+  }
+}
+var jwt = {
+  name: "jwt",
+  hint: "eyJ",
+  mask: (s) => replaceAll(s, JWT, (m) => jsonObjectHeader(m[1]) ? "[masked:jwt]" : null)
+};
+var STORAGE_KEY = /(?<![A-Za-z0-9+/-])[A-Za-z0-9+/]{86}==(?![A-Za-z0-9+/=])/g;
+var ACCOUNT_KEY = /(?<![A-Za-z0-9_])(AccountKey\s*=\s*)([^;\s"'\\{},&]+)/gi;
+var azureStorageKey = {
+  name: "azure-storage-key",
+  hint: `==|${anyCase("accountkey")}`,
+  mask: (s) => {
+    const a = replaceAll(s, ACCOUNT_KEY, (m) => m[2].startsWith(MASKED) ? null : `${m[1]}[masked:azure-storage-key]`);
+    const b = replaceAll(a ?? s, STORAGE_KEY, () => "[masked:azure-storage-key]");
+    return b ?? a;
+  }
+};
+var SAS_SIG = /(?<![A-Za-z0-9_])sig=([A-Za-z0-9%+/=_-]+)/g;
+var QUERY_STOP = /[\s"'<>\\{},;]/;
+var SAS_PARAM = /(?<![A-Za-z0-9_])s[vep]=/;
+var azureSasToken = {
+  name: "azure-sas-token",
+  hint: "sig=",
+  mask: (s) => {
+    let windowEnd = -1;
+    let isSas = false;
+    return replaceAll(s, SAS_SIG, (m) => {
+      if (m.index >= windowEnd) {
+        let from = m.index;
+        while (from > 0 && !QUERY_STOP.test(s[from - 1])) from--;
+        windowEnd = m.index + m[0].length;
+        while (windowEnd < s.length && !QUERY_STOP.test(s[windowEnd])) windowEnd++;
+        isSas = SAS_PARAM.test(s.slice(from, windowEnd));
+      }
+      return isSas ? "sig=[masked:azure-sas-token]" : null;
+    });
+  }
+};
+var URL_PASSWORD = /(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*:(?:\/\/|\\\/\\\/)[^\s:/?#@"'\\{},[\]]*:)([^\s/?#"'\\{},]+)@/g;
+var KV_SECRET = /(?<![A-Za-z0-9_])((?:password|pwd|accountkey|sharedaccesskey)\s*=\s*)('[^'"\\{}\n]*'|[^;\s"'\\{},&]+)/gi;
+var connectionString = {
+  name: "connection-string",
+  hint: [":\\/\\/", ":\\\\\\/", ...["password", "pwd", "accountkey", "sharedaccesskey"].map(anyCase)].join("|"),
+  mask: (s) => {
+    const a = replaceAll(s, URL_PASSWORD, (m) => m[2].startsWith(MASKED) ? null : `${m[1]}[masked]@`);
+    const b = replaceAll(a ?? s, KV_SECRET, (m) => {
+      const v = m[2];
+      if (v.startsWith(MASKED) || v.startsWith(`'${MASKED}`)) return null;
+      return `${m[1]}${v.startsWith("'") ? "'[masked]'" : "[masked]"}`;
+    });
+    return b ?? a;
+  }
+};
+var PEM_BODY = String.raw`(?:[A-Za-z0-9+/=\s:.,_-]|\\[nrt])`;
+var PRIVATE_KEY = new RegExp(
+  String.raw`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----${PEM_BODY}*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|(?!${PEM_BODY}))`,
+  "g"
+);
+var privateKey = {
+  name: "private-key",
+  hint: "-----BEGIN",
+  mask: (s) => replaceAll(s, PRIVATE_KEY, () => "[masked:private-key]")
+};
+var GITHUB_TOKEN = /(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})(?![A-Za-z0-9_])/g;
+var githubToken = {
+  name: "github-token",
+  hint: "gh[pousr]_|github_pat_",
+  mask: (s) => replaceAll(s, GITHUB_TOKEN, () => "[masked:github-token]")
+};
+var DETECTORS = {
+  email,
+  "credit-card": creditCard,
+  iban,
+  jwt,
+  "azure-storage-key": azureStorageKey,
+  "azure-sas-token": azureSasToken,
+  "connection-string": connectionString,
+  "private-key": privateKey,
+  "github-token": githubToken
+};
+var DETECTOR_ORDER = [
+  "private-key",
+  "jwt",
+  "azure-sas-token",
+  "azure-storage-key",
+  "connection-string",
+  "github-token",
+  "iban",
+  "credit-card",
+  "email"
+];
+
+// gateway/masking/engine.ts
+function splitIdentifiers(pattern) {
+  const parts = [];
+  let text = "";
+  let quoted2 = false;
+  let inQuotes = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const ch = pattern[i];
+    if (inQuotes) {
+      if (ch !== '"') text += ch;
+      else if (pattern[i + 1] === '"') text += pattern[++i];
+      else inQuotes = false;
+    } else if (ch === '"') {
+      inQuotes = quoted2 = true;
+    } else if (ch === ".") {
+      parts.push({ text, quoted: quoted2 });
+      text = "";
+      quoted2 = false;
+    } else {
+      text += ch;
+    }
+  }
+  if (inQuotes) throw new Error(`masking column pattern "${pattern}": unterminated quote`);
+  parts.push({ text, quoted: quoted2 });
+  return parts;
+}
+function nameTest(part, pattern) {
+  if (part.text === "") throw new Error(`masking column pattern "${pattern}": empty name`);
+  if (part.quoted) return (name) => name === part.text;
+  if (!part.text.includes("*")) {
+    const lower = part.text.toLowerCase();
+    return (name) => name.toLowerCase() === lower;
+  }
+  const re = new RegExp(`^${part.text.split("*").map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`, "is");
+  return (name) => re.test(name);
+}
+function compileColumn(pattern) {
+  const parts = splitIdentifiers(pattern.trim()).map((p) => ({ text: p.quoted ? p.text : p.text.trim(), quoted: p.quoted }));
+  if (parts.length > 3) throw new Error(`masking column pattern "${pattern}": at most schema.table.column`);
+  const tests = parts.map((p) => nameTest(p, pattern));
+  const column = tests.pop();
+  const table = tests.pop();
+  const schema = tests.pop();
+  return { column, table, schema };
+}
+function columnPatternProblem(pattern) {
+  if (/[[\]?{}]/.test(pattern) || pattern.includes("**")) return "only * is a wildcard";
+  try {
+    compileColumn(pattern);
+    return null;
+  } catch (e) {
+    return e.message.replace(/^masking column pattern "(?:[^"]|"")*": /, "");
+  }
+}
+function splitTable(table) {
+  const dot = table.indexOf(".");
+  return dot < 0 ? { schema: null, name: table } : { schema: table.slice(0, dot), name: table.slice(dot + 1) };
+}
+var EMAIL_VALUE = /^[^\s@]+@[^\s@]+\.([A-Za-z]{2,24})$/;
+var Masker = class {
+  /** Any columns or detectors. */
+  enabled;
+  /** Any detectors: text values need scanning even in columns not masked by name. */
+  detects;
+  /** Some columns are masked by name, so results need their columns' table and real names. */
+  masksColumns;
+  applyTo;
+  #columns;
+  #detectors;
+  /** One pass that rules out most text before any detector runs; null with no detectors. */
+  #precheck;
+  constructor(rules) {
+    this.#columns = rules.columns.map(compileColumn);
+    const wanted = new Set(rules.detectors);
+    for (const d of wanted) if (!Object.hasOwn(DETECTORS, d)) throw new Error(`unknown masking detector "${d}"`);
+    this.#detectors = DETECTOR_ORDER.filter((n) => wanted.has(n)).map((n) => DETECTORS[n]);
+    this.#precheck = this.#detectors.length ? new RegExp(this.#detectors.map((d) => `(?:${d.hint})`).join("|")) : null;
+    this.detects = this.#detectors.length > 0;
+    this.masksColumns = this.#columns.length > 0;
+    this.enabled = this.#columns.length > 0 || this.detects;
+    this.applyTo = { client: rules.applyTo.client, log: rules.applyTo.log };
+  }
+  /** Which columns of a result are masked by name. `table` is "schema.table" when the source
+   * table is known, null when the column is computed/unknown. A bare pattern matches the
+   * column anywhere; `table.col` that table in any schema; `schema.table.col` exactly; `*`
+   * globs within one part. Unquoted names compare case-insensitively. */
+  columnMasked(column, table) {
+    const t = table === null ? null : splitTable(table);
+    return this.#columns.some((p) => {
+      if (!p.column(column)) return false;
+      if (!p.table) return true;
+      if (!t || !p.table(t.name)) return false;
+      return !p.schema || t.schema === null || p.schema(t.schema);
+    });
+  }
+  /** True when a qualified pattern could match this column name if its table were known (so
+   * the caller can decide to over-mask when the table is unknown). */
+  columnNeedsTable(column) {
+    return this.#columns.some((p) => p.table !== void 0 && p.column(column));
+  }
+  /** Scans text with the enabled detectors; the masked text and which detectors fired, or
+   * null when nothing matched. */
+  maskText(s) {
+    if (this.#precheck === null || !this.#precheck.test(s)) return null;
+    let text = s;
+    let fired = null;
+    for (const d of this.#detectors) {
+      const out = d.mask(text);
+      if (out === null) continue;
+      text = out;
+      (fired ??= []).push(d.name);
+    }
+    return fired && { text, detectors: fired };
+  }
+  /** A whole value masked because its column is masked: keeps a hint of its shape (an email's
+   * first letter and TLD, a number's last 4 digits when it has 8 or more), never the value. */
+  maskWholeValue(s) {
+    const email2 = EMAIL_VALUE.exec(s);
+    if (email2) return maskEmail(s, email2[1]);
+    if (/^[\d\s().+/-]+$/.test(s)) {
+      const digits2 = s.replace(/\D/g, "");
+      if (digits2.length >= 8) return `****${digits2.slice(-4)}`;
+    }
+    return "****";
+  }
+};
+
 // gateway/config/policy.ts
 var import_ajv = __toESM(require_ajv(), 1);
 var import_yaml = __toESM(require_dist(), 1);
@@ -18702,7 +19000,6 @@ function parsePolicy(text, file) {
     path: path.resolve(file),
     rules,
     hasRuleSettings: ["rules", "default", "unclassified"].some((k) => k in raw),
-    hasApprovals: "approvals" in raw,
     approvals: { timeoutMs: approvalTimeout(raw.approvals?.timeout, (p) => lineOf(locateNode(doc, p)), file) },
     sha256: createHash("sha256").update(text).digest("hex"),
     targets,
@@ -18782,29 +19079,6 @@ function parseMasking(m, lineAt, file) {
   return { columns, detectors: m.detectors ?? [], applyTo: { client: applyTo.includes("client"), log: applyTo.includes("log") } };
 }
 var CLASS_SET = new Set(SQL_CLASSES);
-function columnPatternProblem(pattern) {
-  const parts = [];
-  let cur = "";
-  let quoted2 = false;
-  for (let i = 0; i < pattern.length; i++) {
-    const ch = pattern[i];
-    if (ch === '"') {
-      if (quoted2 && pattern[i + 1] === '"') {
-        cur += '"';
-        i++;
-      } else quoted2 = !quoted2;
-    } else if (ch === "." && !quoted2) {
-      parts.push(cur);
-      cur = "";
-    } else cur += ch;
-  }
-  if (quoted2) return "unterminated double quote";
-  parts.push(cur);
-  if (parts.length > 3) return "at most schema.table.column";
-  if (parts.some((p) => p === "")) return "empty name part";
-  if (/[[\]?{}]/.test(pattern) || pattern.includes("**")) return "only * is a wildcard";
-  return null;
-}
 function parseRules(raw, targetNames, lineAt, file) {
   const rules = [];
   const names = /* @__PURE__ */ new Set();
@@ -20351,7 +20625,7 @@ var BackendTracker = class {
   }
   mustHold() {
     if (this.swallowDue()) return true;
-    return this.masking !== null && this.masking.rewrites(this.serverFramer.partialType);
+    return this.masking !== null && this.masking.rewrites(this.serverFramer.partialType, this.queue.peek());
   }
   /** Replaces (or with null, removes) a whole message; start < 0: it began in held bytes. */
   edit(start2, end, replacement) {
@@ -20392,7 +20666,7 @@ var BackendTracker = class {
       case B.DataRow:
         if (run) {
           run.rows++;
-          if (body) {
+          if (body && e.cmd.wantsSample) {
             const portal = e.kind === "execute" ? e.portal : null;
             const cols = run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
             e.cmd.addSampleRow(sampleValues(decodeDataRow(body), cols, portal ? portal.resultFormats : null));
@@ -20447,7 +20721,7 @@ var BackendTracker = class {
         if (run) run.copyBinary = body[0] === 1;
         return;
       case B.CopyData:
-        if (run && body) {
+        if (run && body && e.cmd.wantsSample) {
           e.cmd.addSampleRow([run.copyBinary ? binaryValue(body) : wireText(body.at(-1) === 10 ? body.subarray(0, -1) : body)]);
         }
         return;
@@ -21905,8 +22179,18 @@ var ResponseMasking = class {
     this.log = masker.applyTo.log;
   }
   /** Message types whose bodies masking reads (and, for the client, may rewrite). */
-  rewrites(type) {
-    return this.client && (type === B.DataRow || type === B.CopyData || type === B.NoticeResponse || type === B.ErrorResponse || type === B.NotificationResponse);
+  /** Whether a message of this type, answering `head`, may be rewritten for the client. */
+  rewrites(type, head) {
+    if (!this.client) return false;
+    if (type === B.DataRow || type === B.CopyData) {
+      const run = head && (head.kind === "query" || head.kind === "execute") ? head.run : null;
+      if (!run) return false;
+      if (type === B.CopyData) return !run.copyBinary;
+      const portal = head.kind === "execute" ? head.portal : null;
+      const cols = run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
+      return run.maskPlanFor !== cols || run.maskPlan === null || run.maskPlan.active;
+    }
+    return type === B.NoticeResponse || type === B.ErrorResponse || type === B.NotificationResponse;
   }
   message(type, body, head) {
     switch (type) {
@@ -22391,304 +22675,12 @@ var LocalApprover = class {
   list() {
     return [...this.waiting.values()].map((w) => w.request);
   }
-  has(id) {
-    return this.waiting.has(id);
-  }
   /** Answers a waiting request; throws with the pending ids when there is no such request. */
   answer(id, outcome, reason) {
     const w = this.waiting.get(id);
     if (!w) throw new Error(`no request ${id} is waiting for approval${this.waiting.size ? ` (waiting: ${[...this.waiting.keys()].join(", ")})` : ""}`);
     w.answer({ outcome, by: this.user, ...reason ? { reason } : {} });
     return w.request;
-  }
-};
-
-// gateway/masking/detectors.ts
-function anyCase(word) {
-  return word.replace(/[a-z]/gi, (c) => `[${c.toLowerCase()}${c.toUpperCase()}]`);
-}
-var MASKED = "[masked";
-function replaceAll(s, re, fn) {
-  re.lastIndex = 0;
-  let out = "";
-  let last = 0;
-  let changed = false;
-  for (let m = re.exec(s); m; m = re.exec(s)) {
-    const r = fn(m);
-    if (r === null) continue;
-    out += s.slice(last, m.index) + r;
-    last = m.index + m[0].length;
-    changed = true;
-  }
-  return changed ? out + s.slice(last) : null;
-}
-var EMAIL = /(?<![A-Za-z0-9._%+\-/])([A-Za-z0-9._%+-]{1,64})@(?:[A-Za-z0-9-]+\.)+([A-Za-z]{2,24})(?![A-Za-z0-9-])/g;
-function maskEmail(local, tld) {
-  return `${/^[A-Za-z0-9]/.test(local) ? local[0] : "*"}***@***.${tld}`;
-}
-var email = {
-  name: "email",
-  hint: "@",
-  mask: (s) => replaceAll(s, EMAIL, (m) => maskEmail(m[1], m[2]))
-};
-var CARD = /(?<![\w.]|\d[ -])\d{4}([ -]?)\d{3,7}(?:\1\d{3,7}){0,3}(?![\w]|[ -]\d|\.\d)/g;
-function luhnValid(digits2) {
-  let sum = 0;
-  for (let i = digits2.length - 1, double = false; i >= 0; i--, double = !double) {
-    let d = digits2.charCodeAt(i) - 48;
-    if (double && (d *= 2) > 9) d -= 9;
-    sum += d;
-  }
-  return sum % 10 === 0;
-}
-var creditCard = {
-  name: "credit-card",
-  hint: "\\d{4}[ -]?\\d{3}",
-  mask: (s) => replaceAll(s, CARD, (m) => {
-    const digits2 = m[0].replace(/[ -]/g, "");
-    if (digits2.length < 13 || digits2.length > 19 || !luhnValid(digits2)) return null;
-    return `****${digits2.slice(-4)}`;
-  })
-};
-var IBAN = /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])/g;
-function ibanValid(compact) {
-  if (compact.length < 15 || compact.length > 34) return false;
-  const rearranged = compact.slice(4) + compact.slice(0, 4);
-  let rem = 0;
-  for (const ch of rearranged) {
-    const v = Number.parseInt(ch, 36);
-    rem = (v > 9 ? rem * 100 + v : rem * 10 + v) % 97;
-  }
-  return rem === 1;
-}
-var iban = {
-  name: "iban",
-  hint: "[A-Z]{2}\\d{2}",
-  mask: (s) => replaceAll(s, IBAN, (m) => {
-    for (let cand = m[0]; ; ) {
-      const compact = cand.replace(/ /g, "");
-      if (ibanValid(compact)) return `${compact.slice(0, 2)}****${compact.slice(-4)}${m[0].slice(cand.length)}`;
-      const sp = cand.lastIndexOf(" ");
-      if (sp < 0) return null;
-      cand = cand.slice(0, sp);
-    }
-  })
-};
-var JWT = /(?<![A-Za-z0-9_-])(eyJ[A-Za-z0-9_-]{10,})\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g;
-function jsonObjectHeader(seg) {
-  try {
-    const v = JSON.parse(Buffer.from(seg, "base64url").toString("utf8"));
-    return typeof v === "object" && v !== null && !Array.isArray(v);
-  } catch {
-    return false;
-  }
-}
-var jwt = {
-  name: "jwt",
-  hint: "eyJ",
-  mask: (s) => replaceAll(s, JWT, (m) => jsonObjectHeader(m[1]) ? "[masked:jwt]" : null)
-};
-var STORAGE_KEY = /(?<![A-Za-z0-9+/-])[A-Za-z0-9+/]{86}==(?![A-Za-z0-9+/=])/g;
-var ACCOUNT_KEY = /(?<![A-Za-z0-9_])(AccountKey\s*=\s*)([^;\s"'\\{},&]+)/gi;
-var azureStorageKey = {
-  name: "azure-storage-key",
-  hint: `==|${anyCase("accountkey")}`,
-  mask: (s) => {
-    const a = replaceAll(s, ACCOUNT_KEY, (m) => m[2].startsWith(MASKED) ? null : `${m[1]}[masked:azure-storage-key]`);
-    const b = replaceAll(a ?? s, STORAGE_KEY, () => "[masked:azure-storage-key]");
-    return b ?? a;
-  }
-};
-var SAS_SIG = /(?<![A-Za-z0-9_])sig=([A-Za-z0-9%+/=_-]+)/g;
-var QUERY_STOP = /[\s"'<>\\{},;]/;
-var SAS_PARAM = /(?<![A-Za-z0-9_])s[vep]=/;
-var azureSasToken = {
-  name: "azure-sas-token",
-  hint: "sig=",
-  mask: (s) => {
-    let windowEnd = -1;
-    let isSas = false;
-    return replaceAll(s, SAS_SIG, (m) => {
-      if (m.index >= windowEnd) {
-        let from = m.index;
-        while (from > 0 && !QUERY_STOP.test(s[from - 1])) from--;
-        windowEnd = m.index + m[0].length;
-        while (windowEnd < s.length && !QUERY_STOP.test(s[windowEnd])) windowEnd++;
-        isSas = SAS_PARAM.test(s.slice(from, windowEnd));
-      }
-      return isSas ? "sig=[masked:azure-sas-token]" : null;
-    });
-  }
-};
-var URL_PASSWORD = /(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*:(?:\/\/|\\\/\\\/)[^\s:/?#@"'\\{},[\]]*:)([^\s/?#"'\\{},]+)@/g;
-var KV_SECRET = /(?<![A-Za-z0-9_])((?:password|pwd|accountkey|sharedaccesskey)\s*=\s*)('[^'"\\{}\n]*'|[^;\s"'\\{},&]+)/gi;
-var connectionString = {
-  name: "connection-string",
-  hint: [":\\/\\/", ":\\\\\\/", ...["password", "pwd", "accountkey", "sharedaccesskey"].map(anyCase)].join("|"),
-  mask: (s) => {
-    const a = replaceAll(s, URL_PASSWORD, (m) => m[2].startsWith(MASKED) ? null : `${m[1]}[masked]@`);
-    const b = replaceAll(a ?? s, KV_SECRET, (m) => {
-      const v = m[2];
-      if (v.startsWith(MASKED) || v.startsWith(`'${MASKED}`)) return null;
-      return `${m[1]}${v.startsWith("'") ? "'[masked]'" : "[masked]"}`;
-    });
-    return b ?? a;
-  }
-};
-var PEM_BODY = String.raw`(?:[A-Za-z0-9+/=\s:.,_-]|\\[nrt])`;
-var PRIVATE_KEY = new RegExp(
-  String.raw`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----${PEM_BODY}*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|(?!${PEM_BODY}))`,
-  "g"
-);
-var privateKey = {
-  name: "private-key",
-  hint: "-----BEGIN",
-  mask: (s) => replaceAll(s, PRIVATE_KEY, () => "[masked:private-key]")
-};
-var GITHUB_TOKEN = /(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})(?![A-Za-z0-9_])/g;
-var githubToken = {
-  name: "github-token",
-  hint: "gh[pousr]_|github_pat_",
-  mask: (s) => replaceAll(s, GITHUB_TOKEN, () => "[masked:github-token]")
-};
-var DETECTORS = {
-  email,
-  "credit-card": creditCard,
-  iban,
-  jwt,
-  "azure-storage-key": azureStorageKey,
-  "azure-sas-token": azureSasToken,
-  "connection-string": connectionString,
-  "private-key": privateKey,
-  "github-token": githubToken
-};
-var DETECTOR_ORDER = [
-  "private-key",
-  "jwt",
-  "azure-sas-token",
-  "azure-storage-key",
-  "connection-string",
-  "github-token",
-  "iban",
-  "credit-card",
-  "email"
-];
-
-// gateway/masking/engine.ts
-function splitIdentifiers(pattern) {
-  const parts = [];
-  let text = "";
-  let quoted2 = false;
-  let inQuotes = false;
-  for (let i = 0; i < pattern.length; i++) {
-    const ch = pattern[i];
-    if (inQuotes) {
-      if (ch !== '"') text += ch;
-      else if (pattern[i + 1] === '"') text += pattern[++i];
-      else inQuotes = false;
-    } else if (ch === '"') {
-      inQuotes = quoted2 = true;
-    } else if (ch === ".") {
-      parts.push({ text, quoted: quoted2 });
-      text = "";
-      quoted2 = false;
-    } else {
-      text += ch;
-    }
-  }
-  if (inQuotes) throw new Error(`masking column pattern "${pattern}": unterminated quote`);
-  parts.push({ text, quoted: quoted2 });
-  return parts;
-}
-function nameTest(part, pattern) {
-  if (part.text === "") throw new Error(`masking column pattern "${pattern}": empty name`);
-  if (part.quoted) return (name) => name === part.text;
-  if (!part.text.includes("*")) {
-    const lower = part.text.toLowerCase();
-    return (name) => name.toLowerCase() === lower;
-  }
-  const re = new RegExp(`^${part.text.split("*").map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`, "is");
-  return (name) => re.test(name);
-}
-function compileColumn(pattern) {
-  const parts = splitIdentifiers(pattern.trim()).map((p) => ({ text: p.quoted ? p.text : p.text.trim(), quoted: p.quoted }));
-  if (parts.length > 3) throw new Error(`masking column pattern "${pattern}": at most schema.table.column`);
-  const tests = parts.map((p) => nameTest(p, pattern));
-  const column = tests.pop();
-  const table = tests.pop();
-  const schema = tests.pop();
-  return { column, table, schema };
-}
-function splitTable(table) {
-  const dot = table.indexOf(".");
-  return dot < 0 ? { schema: null, name: table } : { schema: table.slice(0, dot), name: table.slice(dot + 1) };
-}
-var EMAIL_VALUE = /^[^\s@]+@[^\s@]+\.([A-Za-z]{2,24})$/;
-var Masker = class {
-  /** Any columns or detectors. */
-  enabled;
-  /** Any detectors: text values need scanning even in columns not masked by name. */
-  detects;
-  /** Some columns are masked by name, so results need their columns' table and real names. */
-  masksColumns;
-  applyTo;
-  #columns;
-  #detectors;
-  /** One pass that rules out most text before any detector runs; null with no detectors. */
-  #precheck;
-  constructor(rules) {
-    this.#columns = rules.columns.map(compileColumn);
-    const wanted = new Set(rules.detectors);
-    for (const d of wanted) if (!Object.hasOwn(DETECTORS, d)) throw new Error(`unknown masking detector "${d}"`);
-    this.#detectors = DETECTOR_ORDER.filter((n) => wanted.has(n)).map((n) => DETECTORS[n]);
-    this.#precheck = this.#detectors.length ? new RegExp(this.#detectors.map((d) => `(?:${d.hint})`).join("|")) : null;
-    this.detects = this.#detectors.length > 0;
-    this.masksColumns = this.#columns.length > 0;
-    this.enabled = this.#columns.length > 0 || this.detects;
-    this.applyTo = { client: rules.applyTo.client, log: rules.applyTo.log };
-  }
-  /** Which columns of a result are masked by name. `table` is "schema.table" when the source
-   * table is known, null when the column is computed/unknown. A bare pattern matches the
-   * column anywhere; `table.col` that table in any schema; `schema.table.col` exactly; `*`
-   * globs within one part. Unquoted names compare case-insensitively. */
-  columnMasked(column, table) {
-    const t = table === null ? null : splitTable(table);
-    return this.#columns.some((p) => {
-      if (!p.column(column)) return false;
-      if (!p.table) return true;
-      if (!t || !p.table(t.name)) return false;
-      return !p.schema || t.schema === null || p.schema(t.schema);
-    });
-  }
-  /** True when a qualified pattern could match this column name if its table were known (so
-   * the caller can decide to over-mask when the table is unknown). */
-  columnNeedsTable(column) {
-    return this.#columns.some((p) => p.table !== void 0 && p.column(column));
-  }
-  /** Scans text with the enabled detectors; the masked text and which detectors fired, or
-   * null when nothing matched. */
-  maskText(s) {
-    if (this.#precheck === null || !this.#precheck.test(s)) return null;
-    let text = s;
-    let fired = null;
-    for (const d of this.#detectors) {
-      const out = d.mask(text);
-      if (out === null) continue;
-      text = out;
-      (fired ??= []).push(d.name);
-    }
-    return fired && { text, detectors: fired };
-  }
-  /** A whole value masked because its column is masked: keeps a hint of its shape (an email's
-   * first letter and TLD, a number's last 4 digits when it has 8 or more), never the value. */
-  maskWholeValue(s) {
-    const email2 = EMAIL_VALUE.exec(s);
-    if (email2) return maskEmail(s, email2[1]);
-    if (/^[\d\s().+/-]+$/.test(s)) {
-      const digits2 = s.replace(/\D/g, "");
-      if (digits2.length >= 8) return `****${digits2.slice(-4)}`;
-    }
-    return "****";
   }
 };
 

@@ -25,10 +25,6 @@ export class LocalApprover implements Approver {
     return [...this.waiting.values()].map((w) => w.request);
   }
 
-  has(id: string): boolean {
-    return this.waiting.has(id);
-  }
-
   /** Answers a waiting request; throws with the pending ids when there is no such request. */
   answer(id: string, outcome: 'approved' | 'denied', reason?: string): ApprovalRequest {
     const w = this.waiting.get(id);

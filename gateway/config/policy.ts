@@ -1,6 +1,6 @@
 // Loads the policy file: YAML, validated against the JSON Schema shipped beside this module, with
 // every error naming the file, the line and what is wrong.
-import type { MaskingRules } from '../masking/engine.ts';
+import { columnPatternProblem, type MaskingRules } from '../masking/engine.ts';
 import type { DetectorName } from '../masking/detectors.ts';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -29,7 +29,6 @@ export interface Policy {
   rules: PolicyRules;
   /** Whether the file sets rules, default or unclassified at all (else nothing is classified). */
   hasRuleSettings: boolean;
-  hasApprovals: boolean;
   approvals: { timeoutMs: number };
   /** SHA-256 of the file's bytes, recorded in the session log. */
   sha256: string;
@@ -114,7 +113,6 @@ export function parsePolicy(text: string, file: string): Policy {
     path: path.resolve(file),
     rules,
     hasRuleSettings: ['rules', 'default', 'unclassified'].some((k) => k in (raw as object)),
-    hasApprovals: 'approvals' in (raw as object),
     approvals: { timeoutMs: approvalTimeout((raw as RawPolicy).approvals?.timeout, (p) => lineOf(locateNode(doc, p)), file) },
     sha256: createHash('sha256').update(text).digest('hex'),
     targets,
@@ -220,31 +218,6 @@ function parseMasking(m: RawPolicy['masking'], lineAt: (p: (string | number)[]) 
 }
 
 const CLASS_SET = new Set<string>(SQL_CLASSES);
-
-/** Why a masking column pattern is malformed, or null: `[[schema.]table.]column`, quotes allowed. */
-function columnPatternProblem(pattern: string): string | null {
-  const parts: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < pattern.length; i++) {
-    const ch = pattern[i]!;
-    if (ch === '"') {
-      if (quoted && pattern[i + 1] === '"') {
-        cur += '"';
-        i++;
-      } else quoted = !quoted;
-    } else if (ch === '.' && !quoted) {
-      parts.push(cur);
-      cur = '';
-    } else cur += ch;
-  }
-  if (quoted) return 'unterminated double quote';
-  parts.push(cur);
-  if (parts.length > 3) return 'at most schema.table.column';
-  if (parts.some((p) => p === '')) return 'empty name part';
-  if (/[[\]?{}]/.test(pattern) || pattern.includes('**')) return 'only * is a wildcard';
-  return null;
-}
 
 function parseRules(raw: RawPolicy, targetNames: string[], lineAt: (p: (string | number)[]) => number | null, file: string): PolicyRules {
   const rules: Rule[] = [];

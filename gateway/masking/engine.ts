@@ -66,6 +66,17 @@ function compileColumn(pattern: string): ColumnPattern {
   return { column, table, schema };
 }
 
+/** Why a column pattern is malformed (for the policy loader's message), or null. */
+export function columnPatternProblem(pattern: string): string | null {
+  if (/[[\]?{}]/.test(pattern) || pattern.includes('**')) return 'only * is a wildcard';
+  try {
+    compileColumn(pattern);
+    return null;
+  } catch (e) {
+    return (e as Error).message.replace(/^masking column pattern "(?:[^"]|"")*": /, '');
+  }
+}
+
 /** `schema.table` as the caller knows it; a name without a schema leaves the schema unknown. */
 function splitTable(table: string): { schema: string | null; name: string } {
   const dot = table.indexOf('.');

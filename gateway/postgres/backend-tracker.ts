@@ -162,7 +162,7 @@ export class BackendTracker {
 
   private mustHold(): boolean {
     if (this.swallowDue()) return true;
-    return this.masking !== null && this.masking.rewrites(this.serverFramer.partialType!);
+    return this.masking !== null && this.masking.rewrites(this.serverFramer.partialType!, this.queue.peek());
   }
 
   /** Replaces (or with null, removes) a whole message; start < 0: it began in held bytes. */
@@ -207,7 +207,7 @@ export class BackendTracker {
       case B.DataRow:
         if (run) {
           run.rows++;
-          if (body) {
+          if (body && (e as { cmd: CommandRecorder }).cmd.wantsSample) {
             const portal = e!.kind === 'execute' ? e!.portal : null;
             const cols = run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
             (e as { cmd: CommandRecorder }).cmd.addSampleRow(sampleValues(decodeDataRow(body), cols, portal ? portal.resultFormats : null));
@@ -262,7 +262,7 @@ export class BackendTracker {
         if (run) run.copyBinary = body![0] === 1;
         return;
       case B.CopyData:
-        if (run && body) {
+        if (run && body && (e as { cmd: CommandRecorder }).cmd.wantsSample) {
           (e as { cmd: CommandRecorder }).cmd.addSampleRow([run.copyBinary ? binaryValue(body) : wireText(body.at(-1) === 0x0a ? body.subarray(0, -1) : body)]);
         }
         return;

@@ -31,8 +31,20 @@ export class ResponseMasking {
   }
 
   /** Message types whose bodies masking reads (and, for the client, may rewrite). */
-  rewrites(type: number): boolean {
-    return this.client && (type === B.DataRow || type === B.CopyData || type === B.NoticeResponse || type === B.ErrorResponse || type === B.NotificationResponse);
+  /** Whether a message of this type, answering `head`, may be rewritten for the client. */
+  rewrites(type: number, head: Entry | undefined): boolean {
+    if (!this.client) return false;
+    if (type === B.DataRow || type === B.CopyData) {
+      const run = head && (head.kind === 'query' || head.kind === 'execute') ? head.run : null;
+      if (!run) return false;
+      if (type === B.CopyData) return !run.copyBinary;
+      // Rows of a result whose plan masks nothing pass as they come; a result not planned yet
+      // (its first row) may need masking.
+      const portal = head!.kind === 'execute' ? head!.portal : null;
+      const cols = run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
+      return run.maskPlanFor !== cols || run.maskPlan === null || run.maskPlan.active;
+    }
+    return type === B.NoticeResponse || type === B.ErrorResponse || type === B.NotificationResponse;
   }
 
   message(type: number, body: Buffer, head: Entry | undefined): MaskedMessage | null {

@@ -268,7 +268,7 @@ test("the issue's masking section parses as written; apply-to defaults to client
 test('malformed masking settings name their line: unknown detector, bad column pattern, bad apply-to', () => {
   assert.match(atLine(errorOf(EXAMPLE + MASKING.replace('iban,', 'ibann,')), 13), /^masking\.detectors\.2 must be one of: email, credit-card, iban/);
   assert.equal(atLine(errorOf(EXAMPLE + MASKING.replace('"customers.phone"', '"a.b.c.d"')), 12), 'masking.columns: bad column pattern "a.b.c.d": at most schema.table.column');
-  assert.equal(atLine(errorOf(EXAMPLE + MASKING.replace('"customers.phone"', '"customers."')), 12), 'masking.columns: bad column pattern "customers.": empty name part');
+  assert.equal(atLine(errorOf(EXAMPLE + MASKING.replace('"customers.phone"', '"customers."')), 12), 'masking.columns: bad column pattern "customers.": empty name');
   assert.equal(atLine(errorOf(EXAMPLE + MASKING.replace('"*.card_number"', '"[ab].card"')), 12), 'masking.columns: bad column pattern "[ab].card": only * is a wildcard');
   assert.match(atLine(errorOf(EXAMPLE + MASKING.replace('[client, log]', '[client, screen]')), 14), /^masking\.apply-to\.1 must be one of: client, log/);
   assert.match(atLine(errorOf(EXAMPLE + 'masking:\n  colums: [email]\n'), 12), /^unknown key "colums" in masking/);

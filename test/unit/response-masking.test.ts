@@ -36,6 +36,13 @@ const server = Buffer.concat([
   encodeDataRow([null, text('x'.repeat(3000)), text('y'), text('nothing here'), text('8')]),
   encodeNoticeFields(B.NoticeResponse, [['S', 'NOTICE'], ['V', 'NOTICE'], ['C', '00000'], ['M', 'mail bob@example.org']]),
   commandComplete('SELECT 2'),
+  // A second statement's result that masks nothing, then a third that does again.
+  rowDescription([['n', 0, 23]]),
+  encodeDataRow([text('5')]),
+  commandComplete('SELECT 1'),
+  rowDescription([['email', 100, 25]]),
+  encodeDataRow([text('zed@example.com')]),
+  commandComplete('SELECT 1'),
   encodeReadyForQuery('I'),
 ]);
 const expected = Buffer.concat([
@@ -44,6 +51,12 @@ const expected = Buffer.concat([
   encodeDataRow([null, text('****'), text('y'), text('nothing here'), text('8')]),
   encodeNoticeFields(B.NoticeResponse, [['S', 'NOTICE'], ['V', 'NOTICE'], ['C', '00000'], ['M', 'mail b***@***.org']]),
   commandComplete('SELECT 2'),
+  rowDescription([['n', 0, 23]]),
+  encodeDataRow([text('5')]),
+  commandComplete('SELECT 1'),
+  rowDescription([['email', 100, 25]]),
+  encodeDataRow([text('z***@***.com')]),
+  commandComplete('SELECT 1'),
   encodeReadyForQuery('I'),
 ]);
 
@@ -82,5 +95,5 @@ test('byte-by-byte delivery and a masked row spanning many chunks', () => {
   assert.ok(out.equals(expected));
   const result = log.find((r) => r.type === 'result')!;
   assert.deepEqual(result.response.sample[0], ['a***@***.com', '****0100', '+1 555 0199', 'card ****1111', '7']);
-  assert.deepEqual(result.masked, { values: 5, detectors: ['credit-card', 'email'] });
+  assert.deepEqual(result.masked, { values: 6, detectors: ['credit-card', 'email'] });
 });
