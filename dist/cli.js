@@ -20599,7 +20599,11 @@ var BackendTracker = class {
       this.attributed = this.headCommand();
       if (!hold) this.attributed?.addResponse(chunk.subarray(cut));
     }
-    if (held === null && this.edits.length === 0 && !hold && this.injections.length === 0) return [chunk];
+    if (held === null && this.edits.length === 0 && !hold) {
+      if (this.injections.length === 0) return [chunk];
+      if (partial === null) return [chunk, ...this.injections.splice(0)];
+      if (partial > 0) return [chunk.subarray(0, partial), ...this.injections.splice(0), chunk.subarray(partial)];
+    }
     const out = this.edited(chunk, held, partial, hold);
     if (partial === null) out.push(...this.injections.splice(0));
     return out;
