@@ -20957,6 +20957,60 @@ function quoted(sql, start2, q, backslashes) {
   return sql.length;
 }
 
+// gateway/postgres/sql-reading-hazards.ts
+function readingHazard(text, scan) {
+  if (text.includes("\uFFFD")) return "the statement is not valid UTF-8, so what the server reads depends on the client encoding";
+  if (!text.includes("\\")) return null;
+  const bytes = Buffer.from(text, "utf8");
+  const multibyte = /[^\x00-\x7f]/.test(text);
+  let tokens;
+  try {
+    tokens = scan(text);
+  } catch (e) {
+    return `the SQL scanner rejected the statement: ${e.message}`;
+  }
+  for (const t of tokens) {
+    if (t.tokenName !== "SCONST" || !t.text.includes("\\")) continue;
+    const plain = bytes[t.start] === 39;
+    if (!plain && !/^[eE]'/.test(t.text)) continue;
+    const quote = plain ? t.start : t.start + 1;
+    if (plain && stringEnd(bytes, quote, UTF8) !== t.end) {
+      return "with standard_conforming_strings off a backslash in a string literal would end it elsewhere, and the server would read the statement differently";
+    }
+    if (multibyte && UNSAFE_ENCODINGS.some((mblen) => stringEnd(bytes, quote, mblen) !== t.end)) {
+      return "in a client encoding such as SJIS, BIG5 or GBK a character would take the byte of a backslash that ends a string literal elsewhere here, and the server would read the statement differently";
+    }
+  }
+  return null;
+}
+var UTF8 = () => 1;
+var UNSAFE_ENCODINGS = [
+  // SJIS: 0xA1-0xDF are one-byte katakana.
+  (b, i) => b[i] >= 161 && b[i] <= 223 ? 1 : 2,
+  // BIG5, GBK, UHC: a high byte starts a two-byte character.
+  () => 2,
+  // GB18030: four bytes when the second is a digit.
+  (b, i) => b[i + 1] >= 48 && b[i + 1] <= 57 ? 4 : 2,
+  // JOHAB (EUC lengths): SS3 starts three bytes.
+  (b, i) => b[i] === 143 ? 3 : 2
+];
+var CONTINUATION = /^[ \t\f]*[\n\r](?:[ \t\n\r\f\v]+|--[^\n\r]*[\n\r])*'/;
+function stringEnd(bytes, start2, mblen) {
+  const step = (i2) => bytes[i2] >= 128 ? mblen(bytes, i2) : 1;
+  let i = start2 + 1;
+  while (i < bytes.length) {
+    const c = bytes[i];
+    if (c === 92) i += 1 + (i + 1 < bytes.length ? step(i + 1) : 1);
+    else if (c === 39 && bytes[i + 1] === 39) i += 2;
+    else if (c === 39) {
+      const more = CONTINUATION.exec(bytes.subarray(i + 1, i + 1 + 4096).toString("latin1"));
+      if (!more) return i + 1;
+      i += 1 + more[0].length;
+    } else i += step(i);
+  }
+  return -1;
+}
+
 // gateway/postgres/sql-classifier.ts
 var BASELINE_WASM_FLAG = "--liftoff-only";
 var pgQuery = null;
@@ -21089,7 +21143,7 @@ function classify(text, prepared, options = {}) {
     if (isEmptyQuery(text)) return EMPTY2;
     return { ok: false, error: `the SQL parser rejected the statement: ${e.message}` };
   }
-  const hazard = readingHazard(text);
+  const hazard = readingHazard(text, (t) => parser().scanSync(t).tokens);
   if (hazard) return { ok: false, error: hazard };
   const statements = [];
   const known = new Map(prepared ?? []);
@@ -21115,58 +21169,6 @@ function classify(text, prepared, options = {}) {
   return { ok: true, statements, prepared: preparedHere };
 }
 var EMPTY2 = { ok: true, statements: [], prepared: [] };
-function readingHazard(text) {
-  if (text.includes("\uFFFD")) return "the statement is not valid UTF-8, so what the server reads depends on the client encoding";
-  if (!text.includes("\\")) return null;
-  const bytes = Buffer.from(text, "utf8");
-  const multibyte = /[^\x00-\x7f]/.test(text);
-  let tokens;
-  try {
-    tokens = parser().scanSync(text).tokens;
-  } catch (e) {
-    return `the SQL scanner rejected the statement: ${e.message}`;
-  }
-  for (const t of tokens) {
-    if (t.tokenName !== "SCONST" || !t.text.includes("\\")) continue;
-    const plain = bytes[t.start] === 39;
-    if (!plain && !/^[eE]'/.test(t.text)) continue;
-    const quote = plain ? t.start : t.start + 1;
-    if (plain && stringEnd(bytes, quote, UTF8) !== t.end) {
-      return "with standard_conforming_strings off a backslash in a string literal would end it elsewhere, and the server would read the statement differently";
-    }
-    if (multibyte && UNSAFE_ENCODINGS.some((mblen) => stringEnd(bytes, quote, mblen) !== t.end)) {
-      return "in a client encoding such as SJIS, BIG5 or GBK a character would take the byte of a backslash that ends a string literal elsewhere here, and the server would read the statement differently";
-    }
-  }
-  return null;
-}
-var UTF8 = () => 1;
-var UNSAFE_ENCODINGS = [
-  // SJIS: 0xA1-0xDF are one-byte katakana.
-  (b, i) => b[i] >= 161 && b[i] <= 223 ? 1 : 2,
-  // BIG5, GBK, UHC: a high byte starts a two-byte character.
-  () => 2,
-  // GB18030: four bytes when the second is a digit.
-  (b, i) => b[i + 1] >= 48 && b[i + 1] <= 57 ? 4 : 2,
-  // JOHAB (EUC lengths): SS3 starts three bytes.
-  (b, i) => b[i] === 143 ? 3 : 2
-];
-var CONTINUATION = /^[ \t\f]*[\n\r](?:[ \t\n\r\f\v]+|--[^\n\r]*[\n\r])*'/;
-function stringEnd(bytes, start2, mblen) {
-  const step = (i2) => bytes[i2] >= 128 ? mblen(bytes, i2) : 1;
-  let i = start2 + 1;
-  while (i < bytes.length) {
-    const c = bytes[i];
-    if (c === 92) i += 1 + (i + 1 < bytes.length ? step(i + 1) : 1);
-    else if (c === 39 && bytes[i + 1] === 39) i += 2;
-    else if (c === 39) {
-      const more = CONTINUATION.exec(bytes.subarray(i + 1, i + 1 + 4096).toString("latin1"));
-      if (!more) return i + 1;
-      i += 1 + more[0].length;
-    } else i += step(i);
-  }
-  return -1;
-}
 function isEmptyQuery(text) {
   if (/^[\s;]*$/.test(text)) return true;
   try {
@@ -21656,6 +21658,65 @@ var HeldCommand = class {
   }
 };
 
+// gateway/postgres/outbox.ts
+function writeAll(socket, bufs) {
+  if (bufs.length === 1) return socket.write(bufs[0]);
+  if (bufs.length === 0) return true;
+  let total = 0;
+  for (const b of bufs) total += b.length;
+  if (total <= 16384) return socket.write(Buffer.concat(bufs, total));
+  socket.cork();
+  let ok = true;
+  for (const b of bufs) ok = socket.write(b);
+  socket.uncork();
+  return ok;
+}
+var Outbox = class {
+  chunk;
+  bufs = [];
+  runStart = -1;
+  runEnd = -1;
+  /** Some message in it is a new command whose record must be written first. */
+  recorded = false;
+  constructor(chunk) {
+    this.chunk = chunk;
+  }
+  message(m, recorded) {
+    if (recorded) this.recorded = true;
+    if (m.start >= 0 && m.start === this.runEnd) {
+      this.runEnd = m.end;
+      return;
+    }
+    this.endRun();
+    if (m.start >= 0 && this.chunk) {
+      this.runStart = m.start;
+      this.runEnd = m.end;
+    } else this.bufs.push(m.assembled);
+  }
+  replace(bufs) {
+    this.recorded = true;
+    this.endRun();
+    this.bufs.push(...bufs);
+  }
+  /** The message's own bytes. */
+  raw(m) {
+    return m.start >= 0 ? this.chunk.subarray(m.start, m.end) : m.assembled;
+  }
+  take() {
+    this.endRun();
+    return this.bufs.splice(0);
+  }
+  endRun() {
+    if (this.runStart < 0) return;
+    const c = this.chunk;
+    this.bufs.push(this.runStart === 0 && this.runEnd === c.length ? c : c.subarray(this.runStart, this.runEnd));
+    this.runStart = this.runEnd = -1;
+  }
+};
+function detached(m, chunk) {
+  return m.start >= 0 ? { type: m.type, body: m.body, start: -1, end: -1, assembled: chunk.subarray(m.start, m.end) } : m;
+}
+
 // gateway/postgres/session.ts
 var MAX_CLIENT_MESSAGE = 64 * 1024 * 1024;
 var PostgresSession = class {
@@ -22024,68 +22085,52 @@ var PostgresSession = class {
 };
 var KEEPALIVE_MS = 3e4;
 var BACKLOG_LIMIT = 4 * 1024 * 1024;
-function writeAll(socket, bufs) {
-  if (bufs.length === 1) return socket.write(bufs[0]);
-  if (bufs.length === 0) return true;
-  let total = 0;
-  for (const b of bufs) total += b.length;
-  if (total <= 16384) return socket.write(Buffer.concat(bufs, total));
-  socket.cork();
-  let ok = true;
-  for (const b of bufs) ok = socket.write(b);
-  socket.uncork();
-  return ok;
-}
-var Outbox = class {
-  chunk;
-  bufs = [];
-  runStart = -1;
-  runEnd = -1;
-  /** Some message in it is a new command whose record must be written first. */
-  recorded = false;
-  constructor(chunk) {
-    this.chunk = chunk;
-  }
-  message(m, recorded) {
-    if (recorded) this.recorded = true;
-    if (m.start >= 0 && m.start === this.runEnd) {
-      this.runEnd = m.end;
-      return;
-    }
-    this.endRun();
-    if (m.start >= 0 && this.chunk) {
-      this.runStart = m.start;
-      this.runEnd = m.end;
-    } else this.bufs.push(m.assembled);
-  }
-  replace(bufs) {
-    this.recorded = true;
-    this.endRun();
-    this.bufs.push(...bufs);
-  }
-  /** The message's own bytes. */
-  raw(m) {
-    return m.start >= 0 ? this.chunk.subarray(m.start, m.end) : m.assembled;
-  }
-  take() {
-    this.endRun();
-    return this.bufs.splice(0);
-  }
-  endRun() {
-    if (this.runStart < 0) return;
-    const c = this.chunk;
-    this.bufs.push(this.runStart === 0 && this.runEnd === c.length ? c : c.subarray(this.runStart, this.runEnd));
-    this.runStart = this.runEnd = -1;
-  }
-};
-function detached(m, chunk) {
-  return m.start >= 0 ? { type: m.type, body: m.body, start: -1, end: -1, assembled: chunk.subarray(m.start, m.end) } : m;
-}
 var shutdownNotice = {
   severity: "FATAL",
   code: "57P01",
   message: "terminating connection because the gateway is shutting down"
 };
+
+// gateway/postgres/startup-settings.ts
+var PLAIN_STARTUP_PARAMS = /* @__PURE__ */ new Set(["user", "database", "application_name", "client_encoding", "DateStyle", "TimeZone", "extra_float_digits", "IntervalStyle", "fallback_application_name"]);
+function startupSettings(params) {
+  const out = [];
+  for (const [k, v] of params) {
+    if (PLAIN_STARTUP_PARAMS.has(k)) continue;
+    if (k !== "options") {
+      out.push([k, v]);
+      continue;
+    }
+    const words = [];
+    let cur = "";
+    let inWord = false;
+    for (let i = 0; i < v.length; i++) {
+      const c = v[i];
+      if (c === "\\" && i + 1 < v.length) {
+        cur += v[++i];
+        inWord = true;
+      } else if (/\s/.test(c)) {
+        if (inWord) words.push(cur);
+        cur = "";
+        inWord = false;
+      } else {
+        cur += c;
+        inWord = true;
+      }
+    }
+    if (inWord) words.push(cur);
+    for (let i = 0; i < words.length; i++) {
+      const w = words[i];
+      const setting = w === "-c" ? words[++i] : w.startsWith("-c") ? w.slice(2) : w.startsWith("--") ? w.slice(2) : void 0;
+      const eq = setting?.indexOf("=") ?? -1;
+      if (setting === void 0 || eq <= 0) out.push(["options", w]);
+      else out.push([setting.slice(0, eq).replaceAll("-", "_"), setting.slice(eq + 1)]);
+    }
+  }
+  return out;
+}
+var quoteIdent = (s) => `"${s.replaceAll('"', '""')}"`;
+var quoteLiteral = (s) => `'${s.replaceAll("'", "''")}'`;
 
 // gateway/postgres/row-masking.ts
 var KIND = { other: 0, text: 1, json: 2, jsonb: 3, array: 4 };
@@ -22217,7 +22262,7 @@ var ResponseMasking = class {
     const portal = head.kind === "execute" ? head.portal : null;
     const cols = run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
     if (run.maskPlanFor !== cols || run.maskPlan === null) {
-      run.maskPlan = this.plan(cols, portal ? portal.resultFormats : null);
+      run.maskPlan = this.plan(cols, portal ? portal.resultFormats : null, run.columns === null);
       run.maskPlanFor = cols;
     }
     const plan = run.maskPlan;
@@ -22230,8 +22275,9 @@ var ResponseMasking = class {
   }
   /** Plans once per described statement (prepared statements execute many times). */
   plans = /* @__PURE__ */ new WeakMap();
-  plan(cols, resultFormats) {
+  plan(cols, resultFormats, reusable) {
     if (!cols) return null;
+    if (!reusable) return planRow(this.masker, cols, resultFormats, this.tableName);
     const formats = resultFormats ? resultFormats.join(",") : "";
     const cached = this.plans.get(cols);
     if (cached && cached.formats === formats) return cached.plan;
@@ -22350,45 +22396,6 @@ var TableNames = class {
 
 // gateway/postgres/listener.ts
 var STARTUP_TIMEOUT_MS = 3e4;
-var PLAIN_STARTUP_PARAMS = /* @__PURE__ */ new Set(["user", "database", "application_name", "client_encoding", "DateStyle", "TimeZone", "extra_float_digits", "IntervalStyle", "fallback_application_name"]);
-function startupSettings(params) {
-  const out = [];
-  for (const [k, v] of params) {
-    if (PLAIN_STARTUP_PARAMS.has(k)) continue;
-    if (k !== "options") {
-      out.push([k, v]);
-      continue;
-    }
-    const words = [];
-    let cur = "";
-    let inWord = false;
-    for (let i = 0; i < v.length; i++) {
-      const c = v[i];
-      if (c === "\\" && i + 1 < v.length) {
-        cur += v[++i];
-        inWord = true;
-      } else if (/\s/.test(c)) {
-        if (inWord) words.push(cur);
-        cur = "";
-        inWord = false;
-      } else {
-        cur += c;
-        inWord = true;
-      }
-    }
-    if (inWord) words.push(cur);
-    for (let i = 0; i < words.length; i++) {
-      const w = words[i];
-      const setting = w === "-c" ? words[++i] : w.startsWith("-c") ? w.slice(2) : w.startsWith("--") ? w.slice(2) : void 0;
-      const eq = setting?.indexOf("=") ?? -1;
-      if (setting === void 0 || eq <= 0) out.push(["options", w]);
-      else out.push([setting.slice(0, eq).replaceAll("-", "_"), setting.slice(eq + 1)]);
-    }
-  }
-  return out;
-}
-var quoteIdent = (s) => `"${s.replaceAll('"', '""')}"`;
-var quoteLiteral = (s) => `'${s.replaceAll("'", "''")}'`;
 function refuse(socket, notice) {
   socket.end(encodeErrorResponse(notice));
   socket.setTimeout(1e3, () => socket.destroy());

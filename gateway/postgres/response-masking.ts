@@ -69,7 +69,9 @@ export class ResponseMasking {
     const portal = head.kind === 'execute' ? head.portal : null;
     const cols = run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
     if (run.maskPlanFor !== cols || run.maskPlan === null) {
-      run.maskPlan = this.plan(cols, portal ? portal.resultFormats : null);
+      // Only described statements are planned once for many executions; a simple query's
+      // columns are new each time, and caching them would only churn the WeakMap.
+      run.maskPlan = this.plan(cols, portal ? portal.resultFormats : null, run.columns === null);
       run.maskPlanFor = cols;
     }
     const plan = run.maskPlan;
@@ -85,8 +87,9 @@ export class ResponseMasking {
   /** Plans once per described statement (prepared statements execute many times). */
   private readonly plans = new WeakMap<Column[], { formats: string; plan: RowMaskPlan | null }>();
 
-  private plan(cols: Column[] | null, resultFormats: number[] | null): RowMaskPlan | null {
+  private plan(cols: Column[] | null, resultFormats: number[] | null, reusable: boolean): RowMaskPlan | null {
     if (!cols) return null;
+    if (!reusable) return planRow(this.masker, cols, resultFormats, this.tableName);
     const formats = resultFormats ? resultFormats.join(',') : '';
     const cached = this.plans.get(cols);
     if (cached && cached.formats === formats) return cached.plan;
