@@ -20830,7 +20830,8 @@ import { randomBytes as randomBytes2 } from "node:crypto";
 // gateway/postgres/sql-normalize.ts
 var OPERATOR = /[+\-*/<>=~!@#%^&|`?]/;
 var WORD_START = /[A-Za-z_\u0080-\uffff]/;
-var WORD = /[A-Za-z0-9_$\u0080-\uffff]/;
+var WORD_REST = /[A-Za-z0-9_$\u0080-\uffff]*/y;
+var NUMBER_REST = /[0-9A-Za-z_.]*/y;
 function normalizeSql(sql) {
   const tokens = [];
   const n = sql.length;
@@ -20881,8 +20882,9 @@ function normalizeSql(sql) {
       tokens.push(name === null ? sql.slice(i, end) : `"${name.replaceAll('"', '""')}"`);
       i = name === null ? end : escape2.end;
     } else if (WORD_START.test(c)) {
-      let j = i + 1;
-      while (j < n && WORD.test(sql[j])) j++;
+      WORD_REST.lastIndex = i + 1;
+      WORD_REST.test(sql);
+      const j = WORD_REST.lastIndex;
       const word = sql.slice(i, j);
       if (j - i === 1 && sql[j] === "'" && /[eEbBxXnN]/.test(c)) {
         const end = quoted(sql, j, "'", c === "e" || c === "E");
@@ -20893,8 +20895,9 @@ function normalizeSql(sql) {
         i = j;
       }
     } else if (/[0-9]/.test(c) || c === "." && next !== void 0 && /[0-9]/.test(next)) {
-      let j = i + 1;
-      while (j < n && /[0-9A-Za-z_.]/.test(sql[j])) j++;
+      NUMBER_REST.lastIndex = i + 1;
+      NUMBER_REST.test(sql);
+      const j = NUMBER_REST.lastIndex;
       tokens.push(sql.slice(i, j).toLowerCase());
       i = j;
     } else if (c === ":" && next === ":") {

@@ -6,7 +6,9 @@
 
 const OPERATOR = /[+\-*/<>=~!@#%^&|`?]/;
 const WORD_START = /[A-Za-z_\u0080-\uffff]/;
-const WORD = /[A-Za-z0-9_$\u0080-\uffff]/;
+// Sticky: one match takes the rest of a word (or number) instead of one test per character.
+const WORD_REST = /[A-Za-z0-9_$\u0080-\uffff]*/y;
+const NUMBER_REST = /[0-9A-Za-z_.]*/y;
 
 export function normalizeSql(sql: string): string {
   const tokens: string[] = [];
@@ -59,8 +61,9 @@ export function normalizeSql(sql: string): string {
       tokens.push(name === null ? sql.slice(i, end) : `"${name.replaceAll('"', '""')}"`);
       i = name === null ? end : escape!.end;
     } else if (WORD_START.test(c)) {
-      let j = i + 1;
-      while (j < n && WORD.test(sql[j]!)) j++;
+      WORD_REST.lastIndex = i + 1;
+      WORD_REST.test(sql);
+      const j = WORD_REST.lastIndex;
       const word = sql.slice(i, j);
       // E'...', B'...', X'...', N'...': a prefixed string literal is one token.
       if (j - i === 1 && sql[j] === "'" && /[eEbBxXnN]/.test(c)) {
@@ -72,8 +75,9 @@ export function normalizeSql(sql: string): string {
         i = j;
       }
     } else if (/[0-9]/.test(c) || (c === '.' && next !== undefined && /[0-9]/.test(next))) {
-      let j = i + 1;
-      while (j < n && /[0-9A-Za-z_.]/.test(sql[j]!)) j++;
+      NUMBER_REST.lastIndex = i + 1;
+      NUMBER_REST.test(sql);
+      const j = NUMBER_REST.lastIndex;
       tokens.push(sql.slice(i, j).toLowerCase());
       i = j;
     } else if (c === ':' && next === ':') {
