@@ -2,7 +2,9 @@
 // pgbench -S at 1 and 8 clients in simple and prepared modes, then a streamed multi-GB
 // COPY TO STDOUT. Prints TPS ratios, added latency per query and the gateway's peak RSS, and the
 // cost of policy rules and masking at 8 clients against the gateway without them.
-// Environment: BENCH_SECONDS (per pgbench run, default 10), BENCH_COPY_GB (default 2).
+// Environment: BENCH_SECONDS (per pgbench run, default 10), BENCH_COPY_GB (default 2);
+// BENCH_POLICY_ONLY=1 skips the direct/pipe/gateway table, BENCH_MODES=simple limits the policy
+// runs to one mode, BENCH_MASKING_ONLY=1 adds a variant with masking and no rules.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -76,7 +78,7 @@ try {
 
   console.log(`gateway-action benchmark: PostgreSQL ${cluster.port}, gateway pid ${daemonPid}, ${os.cpus().length} cores, ${seconds}s per pgbench run\n`);
   console.log('pgbench -S (select-only)   direct TPS   bare pipe TPS (ratio)   gateway TPS (ratio)   gateway added latency/query');
-  for (const mode of ['simple', 'prepared']) {
+  for (const mode of process.env.BENCH_POLICY_ONLY ? [] : ['simple', 'prepared']) {
     for (const clients of [1, 8]) {
       const d = pgbench(direct, mode, clients);
       const p = pgbench(piped, mode, clients);
@@ -91,6 +93,7 @@ try {
   // classified and decided), then also masking (five masked columns, every detector on every
   // text value), each against the gateway without them, measured in this same run.
   const variants: [string, string][] = [['10 rules', TEN_RULES], ['10 rules + masking', TEN_RULES + MASKING]];
+  if (process.env.BENCH_MASKING_ONLY) variants.push(['masking', MASKING]);
   console.log('\npolicy cost (8 clients)              gateway TPS   with policy TPS   ratio');
   for (const [name, extra] of variants) {
     const dir = path.join(work, name.replace(/\W+/g, '-'));
@@ -103,7 +106,7 @@ try {
     if (started2.status !== 0) throw new Error(`gateway start (${name}) failed: ${started2.stderr}`);
     const gw2: Record<string, string> = Object.fromEntries(started2.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
     const ruled = { ...through, PGPORT: gw2.PGPORT!, PGPASSWORD: gw2.PGPASSWORD! };
-    for (const mode of ['simple', 'prepared']) {
+    for (const mode of process.env.BENCH_MODES?.split(',') ?? ['simple', 'prepared']) {
       // Alternated (g r r g g r r g) so drift during the run weighs on both sides alike.
       let g = 0;
       let r = 0;
