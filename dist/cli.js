@@ -23122,7 +23122,7 @@ async function daemon(argv) {
   let stopping = null;
   const stopGateway = (reason) => stopping ??= gw.stop(reason);
   const server = await serveControl(stateDir, async (req) => {
-    if (req.op === "status") return { ok: true, pid: process.pid, log: gw.logPath, run: gw.runId };
+    if (req.op === "status") return { ok: true, pid: process.pid, log: gw.logPath, run: gw.runId, memory: process.memoryUsage() };
     if (req.op === "stop") {
       const { log, sealError } = await stopGateway("stopped by request");
       if (!sealError) fs7.rmSync(path5.join(stateDir, "daemon.json"), { force: true });

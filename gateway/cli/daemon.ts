@@ -108,7 +108,7 @@ export async function daemon(argv: string[]): Promise<number> {
   let stopping: Promise<StopResult> | null = null;
   const stopGateway = (reason: string): Promise<StopResult> => (stopping ??= gw.stop(reason));
   const server = await serveControl(stateDir, async (req) => {
-    if (req.op === 'status') return { ok: true, pid: process.pid, log: gw.logPath, run: gw.runId };
+    if (req.op === 'status') return { ok: true, pid: process.pid, log: gw.logPath, run: gw.runId, memory: process.memoryUsage() };
     if (req.op === 'stop') {
       const { log, sealError } = await stopGateway('stopped by request');
       if (!sealError) fs.rmSync(path.join(stateDir, 'daemon.json'), { force: true });
