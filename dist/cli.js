@@ -20439,7 +20439,7 @@ function noteStreamed(bytes) {
 
 // gateway/postgres/response-queue.ts
 function newRun() {
-  return { tags: [], rows: 0, columns: null, copyBinary: false, error: null, denied: null, maskPlan: null, maskPlanFor: null };
+  return { tags: [], rows: 0, columns: null, copyBinary: false, error: null, denied: null, maskPlan: null, maskPlanFor: null, copyOuts: null, copyPlan: null };
 }
 function tagRows(tag) {
   const m = /\s(\d+)$/.exec(tag);
@@ -20722,7 +20722,10 @@ var BackendTracker = class {
         return;
       case B.CopyOutResponse:
       case B.CopyBothResponse:
-        if (run) run.copyBinary = body[0] === 1;
+        if (run) {
+          run.copyBinary = body[0] === 1;
+          if (this.masking && type === B.CopyOutResponse) this.masking.startCopy(run);
+        }
         return;
       case B.CopyData:
         if (run && body && e.cmd.wantsSample) {
@@ -21137,6 +21140,32 @@ for (const t of UTILITY) SIMPLE[t] = ["utility"];
 var RELATION_OBJECTS = /* @__PURE__ */ new Set(["OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW", "OBJECT_INDEX", "OBJECT_SEQUENCE", "OBJECT_FOREIGN_TABLE"]);
 var RELATION_PARTS = /* @__PURE__ */ new Set(["OBJECT_COLUMN", "OBJECT_TRIGGER", "OBJECT_RULE", "OBJECT_POLICY", "OBJECT_TABCONSTRAINT"]);
 var SESSION_IDENTITY = /* @__PURE__ */ new Set(["role", "session_authorization"]);
+function parseCopyOut(text) {
+  const tree = parser().parseSync(text);
+  const out = [];
+  for (const raw of tree.stmts ?? []) {
+    const c = raw.stmt?.CopyStmt;
+    if (!c || c.is_from || c.is_program || c.filename) continue;
+    const rel = c.relation;
+    const opt = (name) => {
+      for (const o of c.options ?? []) {
+        const d = o.DefElem;
+        if (d?.defname === name) return d.arg?.String?.sval;
+      }
+      return void 0;
+    };
+    const format = (opt("format") ?? "text").toLowerCase();
+    out.push({
+      schema: rel?.schemaname ?? null,
+      table: rel?.relname ?? null,
+      columns: c.attlist ? c.attlist.map((a) => a.String?.sval ?? "") : null,
+      format: format === "csv" ? "csv" : format === "binary" ? "binary" : "text",
+      delimiter: opt("delimiter") ?? (format === "csv" ? "," : "	"),
+      quote: opt("quote") ?? '"'
+    });
+  }
+  return out;
+}
 function classify(text, prepared, options = {}) {
   if (/^[\s;]*$/.test(text)) return EMPTY2;
   let tree;
@@ -21720,6 +21749,64 @@ function detached(m, chunk) {
   return m.start >= 0 ? { type: m.type, body: m.body, start: -1, end: -1, assembled: chunk.subarray(m.start, m.end) } : m;
 }
 
+// gateway/postgres/copy-masking.ts
+var TEXT_TYPES = /* @__PURE__ */ new Set([25, 1043, 1042, 19, 705, 142]);
+function copyOuts(text) {
+  if (!/copy/i.test(text)) return [];
+  try {
+    return parseCopyOut(text);
+  } catch {
+    return [];
+  }
+}
+function planCopy(masker, copy, table) {
+  if (copy.format === "binary" || copy.table === null) return null;
+  const tableName = table?.name ?? (copy.schema ? `${copy.schema}.${copy.table}` : copy.table);
+  const byName = new Map((table?.columns ?? []).map((c) => [c.name, c]));
+  const names = copy.columns ?? (table?.columns ?? []).map((c) => c.name);
+  const masks = names.map((n) => {
+    if (!masker.columnMasked(n, tableName)) return null;
+    const type = byName.get(n)?.typeOid;
+    return type !== void 0 && TEXT_TYPES.has(type) ? "text" : "null";
+  });
+  if (!masks.some((m) => m !== null)) return null;
+  return { format: copy.format, delimiter: copy.delimiter, quote: copy.quote, masks };
+}
+function maskCopyRow(masker, plan, row) {
+  const eol = row.endsWith("\n") ? "\n" : "";
+  const fields = splitRow(plan, eol ? row.slice(0, -1) : row);
+  if (fields.length !== plan.masks.length) return { row: fields.map(() => nullOf(plan)).join(plan.delimiter) + eol, masked: fields.length };
+  let masked = 0;
+  for (let i = 0; i < fields.length; i++) {
+    const m = plan.masks[i];
+    const f = fields[i];
+    if (m === null || f === nullOf(plan)) continue;
+    fields[i] = m === "null" ? nullOf(plan) : masker.maskWholeValue(plan.format === "csv" ? unquoteCsv(f, plan.quote) : f);
+    masked++;
+  }
+  return masked ? { row: fields.join(plan.delimiter) + eol, masked } : null;
+}
+var nullOf = (plan) => plan.format === "csv" ? "" : "\\N";
+function splitRow(plan, row) {
+  const out = [];
+  let start2 = 0;
+  let inQuote = false;
+  for (let i = 0; i < row.length; i++) {
+    const c = row[i];
+    if (plan.format === "text" && c === "\\") i++;
+    else if (plan.format === "csv" && c === plan.quote) inQuote = !inQuote;
+    else if (c === plan.delimiter && !inQuote) {
+      out.push(row.slice(start2, i));
+      start2 = i + 1;
+    }
+  }
+  out.push(row.slice(start2));
+  return out;
+}
+function unquoteCsv(f, q) {
+  return f.length >= 2 && f.startsWith(q) && f.endsWith(q) ? f.slice(1, -1).replaceAll(q + q, q) : f;
+}
+
 // gateway/postgres/session.ts
 var MAX_CLIENT_MESSAGE = 64 * 1024 * 1024;
 var PostgresSession = class {
@@ -21743,6 +21830,8 @@ var PostgresSession = class {
   onEnd;
   /** Masks what the log records of the client's side (command text, parameters); null for none. */
   logMasker;
+  /** COPY ... TO STDOUT needs its table named for column masking. */
+  copyMasking;
   constructor(client, upstream, rec, policy, masking, masker, onEnd) {
     this.logMasker = masker?.enabled && masker.applyTo.log && masker.detects ? masker : null;
     this.policy = policy;
@@ -21752,6 +21841,7 @@ var PostgresSession = class {
     this.onEnd = onEnd;
     this.clientFramer = new MessageFramer({ collect: () => true, maxCollectedBody: MAX_CLIENT_MESSAGE, isValidType: isFrontendType, peer: "client" });
     this.backend = new BackendTracker(rec, masking);
+    this.copyMasking = masking?.masksCopyColumns ?? false;
   }
   start() {
     this.client.on("data", (c) => {
@@ -21901,6 +21991,7 @@ var PostgresSession = class {
         const j = this.policy ? judge(this.policy, text, this.sqlPrepared) : null;
         const cmd = this.rec.beginCommand({ text: this.logText(text), protocol: "simple", ...j ? decisionFields(j) : {} });
         const run = newRun();
+        if (this.copyMasking) run.copyOuts = copyOuts(text);
         this.backend.expect({ kind: "query", cmd, run });
         const remember = () => this.rememberPrepares(j?.prepares ?? []);
         if (j?.decision.action === "approve") {
@@ -21913,6 +22004,7 @@ var PostgresSession = class {
       case F.Parse: {
         const p = decodeParse(body);
         const statement = { text: p.query, paramTypes: p.paramTypes, columns: null };
+        if (this.copyMasking) statement.copyOuts = copyOuts(p.query);
         this.statements.set(p.statement, statement);
         const j = this.policy ? judge(this.policy, p.query, this.sqlPrepared) : null;
         if (j) statement.decision = { action: j.decision.action, rule: j.decision.rule };
@@ -21971,6 +22063,7 @@ var PostgresSession = class {
         });
         const run = newRun();
         if (portal?.statement?.denied) run.denied = portal.statement.denied;
+        if (portal?.statement?.copyOuts) run.copyOuts = [...portal.statement.copyOuts];
         this.backend.expect({ kind: "execute", cmd, run, portal });
         return "recorded";
       }
@@ -22137,10 +22230,10 @@ var quoteLiteral = (s) => `'${s.replaceAll("'", "''")}'`;
 
 // gateway/postgres/row-masking.ts
 var KIND = { other: 0, text: 1, json: 2, jsonb: 3, array: 4 };
-var TEXT_TYPES = /* @__PURE__ */ new Set([25, 1043, 1042, 19, 705, 142]);
+var TEXT_TYPES2 = /* @__PURE__ */ new Set([25, 1043, 1042, 19, 705, 142]);
 var ARRAY_TYPES = /* @__PURE__ */ new Set([1009, 1015, 1014, 199, 3807]);
 function kindOf(typeOid, format) {
-  if (TEXT_TYPES.has(typeOid)) return KIND.text;
+  if (TEXT_TYPES2.has(typeOid)) return KIND.text;
   if (typeOid === 114) return KIND.json;
   if (typeOid === 3802) return format === 1 ? KIND.jsonb : KIND.json;
   if (ARRAY_TYPES.has(typeOid) && format === 0) return KIND.array;
@@ -22224,13 +22317,24 @@ var ResponseMasking = class {
   tableName;
   client;
   log;
-  constructor(masker, tableName) {
+  tableByName;
+  constructor(masker, tableName, tableByName = () => void 0) {
     this.masker = masker;
+    this.tableByName = tableByName;
     this.tableName = tableName;
     this.client = masker.applyTo.client;
     this.log = masker.applyTo.log;
   }
   /** Message types whose bodies masking reads (and, for the client, may rewrite). */
+  /** Whether COPY statements need their table named (some columns are masked by name). */
+  get masksCopyColumns() {
+    return this.masker.masksColumns;
+  }
+  /** A COPY ... TO STDOUT began: plan its columns from the statement's table. */
+  startCopy(run) {
+    const copy = run.copyOuts?.shift();
+    run.copyPlan = copy && copy.table !== null ? planCopy(this.masker, copy, this.tableByName(copy.schema, copy.table)) : null;
+  }
   /** Whether a message of this type, answering `head`, may be rewritten for the client. */
   rewrites(type, head) {
     if (!this.client) return false;
@@ -22294,10 +22398,19 @@ var ResponseMasking = class {
   }
   copyData(type, body, head) {
     if (!head || head.kind !== "query" && head.kind !== "execute" || head.run.copyBinary) return null;
-    const r = this.masker.maskText(body.toString("utf8"));
-    if (!r) return null;
-    head.cmd.noteMasked(0, r.detectors);
-    const message = frame(type, Buffer.from(r.text));
+    let row = body.toString("utf8");
+    let columns = 0;
+    if (head.run.copyPlan) {
+      const c = maskCopyRow(this.masker, head.run.copyPlan, row);
+      if (c) {
+        row = c.row;
+        columns = c.masked;
+      }
+    }
+    const r = this.masker.maskText(row);
+    if (!r && columns === 0) return null;
+    head.cmd.noteMasked(columns, r?.detectors ?? []);
+    const message = frame(type, Buffer.from(r?.text ?? row));
     return { ...this.client ? { client: message } : {}, ...this.log ? { log: message.subarray(5) } : {} };
   }
   /** NOTIFY payloads (the channel is a name, not a value). */
@@ -22330,7 +22443,7 @@ function frame(type, body) {
 }
 
 // gateway/postgres/table-names.ts
-var CATALOG_QUERY = `SELECT c.oid, n.nspname, c.relname, a.attnum, a.attname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`;
+var CATALOG_QUERY = `SELECT c.oid, n.nspname, c.relname, a.attnum, a.attname, a.atttypid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`;
 var MIN_REFRESH_INTERVAL_MS = 1e3;
 var QUERY_TIMEOUT_MS = 15e3;
 var TableNames = class {
@@ -22358,9 +22471,22 @@ var TableNames = class {
     column: (oid, attnum) => {
       const c = this.names.get(oid)?.columns.get(attnum);
       if (c === void 0) void this.refresh();
-      return c;
+      return c?.name;
     }
   };
+  /** A table by name (`schema` null: the one in public, else any), with its columns in order. */
+  byName(schema, table) {
+    let found;
+    for (const t of this.names.values()) {
+      if (t.table !== table || schema !== null && t.schema !== schema) continue;
+      if (!found || t.schema === "public") found = t;
+    }
+    if (!found) {
+      void this.refresh();
+      return void 0;
+    }
+    return { name: found.name, columns: [...found.columns].sort((a, b) => a[0] - b[0]).map(([, c]) => c) };
+  }
   /** Reloads the catalog's table names (at most one load at a time, and one per second). */
   refresh() {
     if (this.loading) return this.loading;
@@ -22382,10 +22508,10 @@ var TableNames = class {
       for (; ; ) {
         const m = await q.next(QUERY_TIMEOUT_MS, "catalog rows");
         if (m.type === B.DataRow) {
-          const [oid, schema, table, attnum, column] = decodeDataRow(m.body).map((f) => f?.toString("utf8") ?? "");
+          const [oid, schema, table, attnum, column, type] = decodeDataRow(m.body).map((f) => f?.toString("utf8") ?? "");
           let t = names.get(Number(oid));
-          if (!t) names.set(Number(oid), t = { name: `${schema}.${table}`, columns: /* @__PURE__ */ new Map() });
-          t.columns.set(Number(attnum), column);
+          if (!t) names.set(Number(oid), t = { name: `${schema}.${table}`, schema, table, columns: /* @__PURE__ */ new Map() });
+          t.columns.set(Number(attnum), { name: column, typeOid: Number(type) });
         } else if (m.type === B.ErrorResponse) throw new Error(decodeNotice(m.body).message);
         else if (m.type === B.ReadyForQuery) break;
       }
@@ -22437,7 +22563,7 @@ var PostgresListener = class {
           }
         }
       );
-      this.masking = new ResponseMasking(masker, tables.lookup);
+      this.masking = new ResponseMasking(masker, tables.lookup, (schema, table) => tables.byName(schema, table));
       if (masker.masksColumns) this.tablesLoaded = tables.refresh();
     }
     this.policyContext = opts.policy ? policyContext(opts.policy.rules, opts.policy.claims, opts.target.name, opts.approvals ?? null) : null;
@@ -22814,7 +22940,7 @@ var Gateway = class _Gateway {
     this.writer = writer;
   }
   static async start(opts) {
-    if (opts.policy.hasRuleSettings) await loadClassifier();
+    if (opts.policy.hasRuleSettings || (opts.policy.masking?.columns.length ?? 0) > 0) await loadClassifier();
     const env = opts.env ?? process.env;
     const passwords = /* @__PURE__ */ new Map();
     for (const t of opts.policy.targets) {
@@ -22978,7 +23104,7 @@ async function main(argv) {
   if (!args.rest || args.rest.length === 0) throw new UsageError("run: give the command to run after `--` (see gateway-action run --help)");
   if (args.positional.length > 0) throw new UsageError(`run: unexpected argument "${args.positional[0]}"; put the command after \`--\``);
   const policy = loadPolicy(policyFile);
-  if (policy.hasRuleSettings && !process.execArgv.includes(BASELINE_WASM_FLAG)) {
+  if ((policy.hasRuleSettings || (policy.masking?.columns.length ?? 0) > 0) && !process.execArgv.includes(BASELINE_WASM_FLAG)) {
     return relaunch([BASELINE_WASM_FLAG, ...process.execArgv, process.argv[1], "run", ...argv]);
   }
   const gw = await Gateway.start({ policy, logDir: args.options["log-dir"] ?? "gateway-logs", identity: localIdentity(), claims: localClaims() });

@@ -29,7 +29,7 @@ export async function main(argv: string[]): Promise<number> {
   if (!args.rest || args.rest.length === 0) throw new UsageError('run: give the command to run after `--` (see gateway-action run --help)');
   if (args.positional.length > 0) throw new UsageError(`run: unexpected argument "${args.positional[0]}"; put the command after \`--\``);
   const policy = loadPolicy(policyFile);
-  if (policy.hasRuleSettings && !process.execArgv.includes(BASELINE_WASM_FLAG)) {
+  if ((policy.hasRuleSettings || (policy.masking?.columns.length ?? 0) > 0) && !process.execArgv.includes(BASELINE_WASM_FLAG)) {
     return relaunch([BASELINE_WASM_FLAG, ...process.execArgv, process.argv[1]!, 'run', ...argv]);
   }
   const gw = await Gateway.start({ policy, logDir: (args.options['log-dir'] as string) ?? 'gateway-logs', identity: localIdentity(), claims: localClaims() });

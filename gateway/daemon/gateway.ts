@@ -49,7 +49,8 @@ export class Gateway {
   }
 
   static async start(opts: GatewayOptions): Promise<Gateway> {
-    if (opts.policy.hasRuleSettings) await loadClassifier();
+    // Masking by column name reads COPY statements for their table, with the same parser.
+    if (opts.policy.hasRuleSettings || (opts.policy.masking?.columns.length ?? 0) > 0) await loadClassifier();
     const env = opts.env ?? process.env;
     const passwords = new Map<string, string>();
     for (const t of opts.policy.targets) {

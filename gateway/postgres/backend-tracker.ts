@@ -264,7 +264,10 @@ export class BackendTracker {
         return;
       case B.CopyOutResponse:
       case B.CopyBothResponse:
-        if (run) run.copyBinary = body![0] === 1;
+        if (run) {
+          run.copyBinary = body![0] === 1;
+          if (this.masking && type === B.CopyOutResponse) this.masking.startCopy(run);
+        }
         return;
       case B.CopyData:
         if (run && body && (e as { cmd: CommandRecorder }).cmd.wantsSample) {

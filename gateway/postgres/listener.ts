@@ -88,7 +88,7 @@ export class PostgresListener {
           }
         },
       );
-      this.masking = new ResponseMasking(masker, tables.lookup);
+      this.masking = new ResponseMasking(masker, tables.lookup, (schema, table) => tables.byName(schema, table));
       if (masker.masksColumns) this.tablesLoaded = tables.refresh();
     }
     this.policyContext = opts.policy ? policyContext(opts.policy.rules, opts.policy.claims, opts.target.name, opts.approvals ?? null) : null;

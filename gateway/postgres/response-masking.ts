@@ -4,7 +4,9 @@ import { B, decodeDataRow, decodeNoticeFields, decodeNotification, encodeDataRow
 import { MessageWriter } from './codec/reader.ts';
 import { maskRow, planRow, type RowMaskPlan, type TableNameLookup } from './row-masking.ts';
 import type { Column } from './codec/backend.ts';
-import type { Entry } from './response-queue.ts';
+import type { Entry, RunState } from './response-queue.ts';
+import { maskCopyRow, planCopy } from './copy-masking.ts';
+import type { TableColumns } from './table-names.ts';
 import type { Masker } from '../masking/engine.ts';
 
 /** Notice and error fields that may echo values: message, detail, hint, context, query. */
@@ -23,14 +25,28 @@ export class ResponseMasking {
   private readonly client: boolean;
   private readonly log: boolean;
 
-  constructor(masker: Masker, tableName: TableNameLookup) {
+  private readonly tableByName: (schema: string | null, table: string) => TableColumns | undefined;
+
+  constructor(masker: Masker, tableName: TableNameLookup, tableByName: (schema: string | null, table: string) => TableColumns | undefined = () => undefined) {
     this.masker = masker;
+    this.tableByName = tableByName;
     this.tableName = tableName;
     this.client = masker.applyTo.client;
     this.log = masker.applyTo.log;
   }
 
   /** Message types whose bodies masking reads (and, for the client, may rewrite). */
+  /** Whether COPY statements need their table named (some columns are masked by name). */
+  get masksCopyColumns(): boolean {
+    return this.masker.masksColumns;
+  }
+
+  /** A COPY ... TO STDOUT began: plan its columns from the statement's table. */
+  startCopy(run: RunState): void {
+    const copy = run.copyOuts?.shift();
+    run.copyPlan = copy && copy.table !== null ? planCopy(this.masker, copy, this.tableByName(copy.schema, copy.table)) : null;
+  }
+
   /** Whether a message of this type, answering `head`, may be rewritten for the client. */
   rewrites(type: number, head: Entry | undefined): boolean {
     if (!this.client) return false;
@@ -105,10 +121,19 @@ export class ResponseMasking {
 
   private copyData(type: number, body: Buffer, head: Entry | undefined): MaskedMessage | null {
     if (!head || (head.kind !== 'query' && head.kind !== 'execute') || head.run.copyBinary) return null;
-    const r = this.masker.maskText(body.toString('utf8'));
-    if (!r) return null;
-    head.cmd.noteMasked(0, r.detectors);
-    const message = frame(type, Buffer.from(r.text));
+    let row = body.toString('utf8');
+    let columns = 0;
+    if (head.run.copyPlan) {
+      const c = maskCopyRow(this.masker, head.run.copyPlan, row);
+      if (c) {
+        row = c.row;
+        columns = c.masked;
+      }
+    }
+    const r = this.masker.maskText(row);
+    if (!r && columns === 0) return null;
+    head.cmd.noteMasked(columns, r?.detectors ?? []);
+    const message = frame(type, Buffer.from(r?.text ?? row));
     return { ...(this.client ? { client: message } : {}), ...(this.log ? { log: message.subarray(5) } : {}) };
   }
 

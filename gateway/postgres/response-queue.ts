@@ -5,6 +5,8 @@ import { binaryValue, wireText } from '../core/recorder.ts';
 import type { Column } from './codec/backend.ts';
 import type { Decision } from '../policy/engine.ts';
 import type { RowMaskPlan } from './row-masking.ts';
+import type { CopyOut } from './sql-classifier.ts';
+import type { CopyPlan } from './copy-masking.ts';
 
 /** What the gateway knows of a prepared statement or portal, shared with pending entries. */
 export interface Described { columns: Column[] | null }
@@ -15,6 +17,8 @@ export interface Statement extends Described {
   /** What policy decided at Parse, repeated in the record of each Execute. */
   decision?: { action: string; rule: string };
   denied?: Decision;
+  /** Its COPY ... TO STDOUT, when masking needs to know the table. */
+  copyOuts?: CopyOut[];
 }
 export interface Portal extends Described { statement: Statement | null; params: Value[]; resultFormats: number[] }
 
@@ -38,10 +42,13 @@ export interface RunState {
   /** How rows of the current result are masked, and for which columns it was planned. */
   maskPlan: RowMaskPlan | null;
   maskPlanFor: Column[] | null;
+  /** The COPY ... TO STDOUT statements of the command still to answer, and the current one's plan. */
+  copyOuts: CopyOut[] | null;
+  copyPlan: CopyPlan | null;
 }
 
 export function newRun(): RunState {
-  return { tags: [], rows: 0, columns: null, copyBinary: false, error: null, denied: null, maskPlan: null, maskPlanFor: null };
+  return { tags: [], rows: 0, columns: null, copyBinary: false, error: null, denied: null, maskPlan: null, maskPlanFor: null, copyOuts: null, copyPlan: null };
 }
 
 /** Rows affected or returned, from a CommandComplete tag such as "INSERT 0 3" or "SELECT 5". */

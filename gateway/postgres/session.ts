@@ -16,6 +16,7 @@ import type { Decision } from '../policy/engine.ts';
 import { HeldCommand, type HoldPlan } from './approval-hold.ts';
 import { Outbox, detached, writeAll } from './outbox.ts';
 import type { ResponseMasking } from './response-masking.ts';
+import { copyOuts } from './copy-masking.ts';
 import type { Masker } from '../masking/engine.ts';
 
 /** Largest client message the gateway assembles; a larger one ends the session. */
@@ -43,6 +44,8 @@ export class PostgresSession {
 
   /** Masks what the log records of the client's side (command text, parameters); null for none. */
   private readonly logMasker: Masker | null;
+  /** COPY ... TO STDOUT needs its table named for column masking. */
+  private readonly copyMasking: boolean;
 
   constructor(client: Socket, upstream: Socket, rec: SessionRecorder, policy: PolicyContext | null, masking: ResponseMasking | null, masker: Masker | null, onEnd: () => void) {
     this.logMasker = masker?.enabled && masker.applyTo.log && masker.detects ? masker : null;
@@ -53,6 +56,7 @@ export class PostgresSession {
     this.onEnd = onEnd;
     this.clientFramer = new MessageFramer({ collect: () => true, maxCollectedBody: MAX_CLIENT_MESSAGE, isValidType: isFrontendType, peer: 'client' });
     this.backend = new BackendTracker(rec, masking);
+    this.copyMasking = masking?.masksCopyColumns ?? false;
   }
 
   start(): void {
@@ -227,6 +231,7 @@ export class PostgresSession {
         const j = this.policy ? judge(this.policy, text, this.sqlPrepared) : null;
         const cmd = this.rec.beginCommand({ text: this.logText(text), protocol: 'simple', ...(j ? decisionFields(j) : {}) });
         const run = newRun();
+        if (this.copyMasking) run.copyOuts = copyOuts(text);
         this.backend.expect({ kind: 'query', cmd, run });
         const remember = (): void => this.rememberPrepares(j?.prepares ?? []);
         if (j?.decision.action === 'approve') {
@@ -239,6 +244,7 @@ export class PostgresSession {
       case F.Parse: {
         const p = decodeParse(body);
         const statement: Statement = { text: p.query, paramTypes: p.paramTypes, columns: null };
+        if (this.copyMasking) statement.copyOuts = copyOuts(p.query);
         this.statements.set(p.statement, statement);
         const j = this.policy ? judge(this.policy, p.query, this.sqlPrepared) : null;
         if (j) statement.decision = { action: j.decision.action, rule: j.decision.rule };
@@ -300,6 +306,7 @@ export class PostgresSession {
         });
         const run = newRun();
         if (portal?.statement?.denied) run.denied = portal.statement.denied;
+        if (portal?.statement?.copyOuts) run.copyOuts = [...portal.statement.copyOuts];
         this.backend.expect({ kind: 'execute', cmd, run, portal });
         return 'recorded';
       }

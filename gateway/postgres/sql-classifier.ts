@@ -99,6 +99,44 @@ const RELATION_PARTS = new Set(['OBJECT_COLUMN', 'OBJECT_TRIGGER', 'OBJECT_RULE'
 const SESSION_IDENTITY = new Set(['role', 'session_authorization']);
 
 /** What statements prepared by name earlier in the session (PREPARE ... AS) do. */
+/** A COPY ... TO STDOUT: the table (null for COPY of a query), its columns if listed, the format. */
+export interface CopyOut {
+  schema: string | null;
+  table: string | null;
+  columns: string[] | null;
+  format: 'text' | 'csv' | 'binary';
+  delimiter: string;
+  quote: string;
+}
+
+/** Every COPY ... TO STDOUT in the text, in order; throws when the text does not parse. */
+export function parseCopyOut(text: string): CopyOut[] {
+  const tree = parser().parseSync(text) as { stmts?: { stmt?: Node }[] };
+  const out: CopyOut[] = [];
+  for (const raw of tree.stmts ?? []) {
+    const c = (raw.stmt as { CopyStmt?: Node } | undefined)?.CopyStmt;
+    if (!c || c.is_from || c.is_program || c.filename) continue;
+    const rel = c.relation as { schemaname?: string; relname?: string } | undefined;
+    const opt = (name: string): string | undefined => {
+      for (const o of (c.options as Node[] | undefined) ?? []) {
+        const d = (o as { DefElem?: { defname?: string; arg?: { String?: { sval?: string } } } }).DefElem;
+        if (d?.defname === name) return d.arg?.String?.sval;
+      }
+      return undefined;
+    };
+    const format = (opt('format') ?? 'text').toLowerCase();
+    out.push({
+      schema: rel?.schemaname ?? null,
+      table: rel?.relname ?? null,
+      columns: c.attlist ? (c.attlist as { String?: { sval?: string } }[]).map((a) => a.String?.sval ?? '') : null,
+      format: format === 'csv' ? 'csv' : format === 'binary' ? 'binary' : 'text',
+      delimiter: opt('delimiter') ?? (format === 'csv' ? ',' : '\t'),
+      quote: opt('quote') ?? '"',
+    });
+  }
+  return out;
+}
+
 export interface PreparedStatement { classes: string[]; tables: string[] }
 export type PreparedClasses = Map<string, PreparedStatement>;
 

@@ -8,8 +8,12 @@ import { MessageQueue } from './message-queue.ts';
 import { B, decodeDataRow, decodeNotice } from './codec/backend.ts';
 import type { PostgresTarget } from '../config/policy.ts';
 
-const CATALOG_QUERY = `SELECT c.oid, n.nspname, c.relname, a.attnum, a.attname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`;
+const CATALOG_QUERY = `SELECT c.oid, n.nspname, c.relname, a.attnum, a.attname, a.atttypid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`;
 const MIN_REFRESH_INTERVAL_MS = 1000;
+
+interface Table { name: string; schema: string; table: string; columns: Map<number, { name: string; typeOid: number }> }
+/** A table's `schema.table` name and its columns in order. */
+export interface TableColumns { name: string; columns: { name: string; typeOid: number }[] }
 const QUERY_TIMEOUT_MS = 15_000;
 
 export class TableNames {
@@ -17,7 +21,7 @@ export class TableNames {
   private readonly password: () => Promise<string>;
   private readonly onError: (message: string) => void;
   private readonly record: (query: string) => void;
-  private names = new Map<number, { name: string; columns: Map<number, string> }>();
+  private names = new Map<number, Table>();
   private loading: Promise<void> | null = null;
   private lastLoad = 0;
 
@@ -39,9 +43,23 @@ export class TableNames {
     column: (oid: number, attnum: number): string | undefined => {
       const c = this.names.get(oid)?.columns.get(attnum);
       if (c === undefined) void this.refresh();
-      return c;
+      return c?.name;
     },
   };
+
+  /** A table by name (`schema` null: the one in public, else any), with its columns in order. */
+  byName(schema: string | null, table: string): TableColumns | undefined {
+    let found: Table | undefined;
+    for (const t of this.names.values()) {
+      if (t.table !== table || (schema !== null && t.schema !== schema)) continue;
+      if (!found || t.schema === 'public') found = t;
+    }
+    if (!found) {
+      void this.refresh();
+      return undefined;
+    }
+    return { name: found.name, columns: [...found.columns].sort((a, b) => a[0] - b[0]).map(([, c]) => c) };
+  }
 
   /** Reloads the catalog's table names (at most one load at a time, and one per second). */
   refresh(): Promise<void> {
@@ -63,14 +81,14 @@ export class TableNames {
     conn.socket.resume();
     try {
       conn.socket.write(serialize.query(CATALOG_QUERY));
-      const names = new Map<number, { name: string; columns: Map<number, string> }>();
+      const names = new Map<number, Table>();
       for (;;) {
         const m = await q.next(QUERY_TIMEOUT_MS, 'catalog rows');
         if (m.type === B.DataRow) {
-          const [oid, schema, table, attnum, column] = decodeDataRow(m.body).map((f) => f?.toString('utf8') ?? '');
+          const [oid, schema, table, attnum, column, type] = decodeDataRow(m.body).map((f) => f?.toString('utf8') ?? '');
           let t = names.get(Number(oid));
-          if (!t) names.set(Number(oid), (t = { name: `${schema}.${table}`, columns: new Map() }));
-          t.columns.set(Number(attnum), column!);
+          if (!t) names.set(Number(oid), (t = { name: `${schema}.${table}`, schema: schema!, table: table!, columns: new Map() }));
+          t.columns.set(Number(attnum), { name: column!, typeOid: Number(type) });
         } else if (m.type === B.ErrorResponse) throw new Error(decodeNotice(m.body).message);
         else if (m.type === B.ReadyForQuery) break;
       }

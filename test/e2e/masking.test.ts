@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { appCluster, policyFor, psql, readLog, startGateway, type Cluster, type RunningGateway } from '../helpers/gateway.ts';
 import { newPgClient, type PgError } from '../helpers/pg.ts';
 
@@ -58,6 +58,20 @@ test('a column named like a qualified pattern is masked only in that table; comp
 test('an alias does not hide a masked column: the table column behind it counts', () => {
   const r = psql(gw.env, ['-A', '-t', '-c', 'SELECT ssn AS x, phone AS p, id AS n FROM customers WHERE id = 2', '-c', 'SELECT c.phone AS "Phone" FROM customers c JOIN suppliers s ON s.id = c.id']);
   assert.equal(r.stdout, '****4321|****0000|2\n****0100\n');
+});
+
+test('COPY TO STDOUT of a table (psql \\copy, CSV, pg_dump) masks its columns too; COPY of a query gets detectors', () => {
+  const text = psql(gw.env, ['-c', '\\copy customers to stdout']);
+  assert.equal(text.status, 0, text.stderr);
+  assert.equal(text.stdout.split('\n')[0], '1\ta***@***.com\t****6789\t****0100\t****1111\tpaid with ****0004; token [masked:github-token]\t{"iban": "DE****3000", "contact": "b***@***.org"}\t41');
+  const csv = psql(gw.env, ['-c', 'COPY orders (id, card_number, placed) TO STDOUT WITH (FORMAT csv)', '-c', 'COPY suppliers TO STDOUT (FORMAT csv, DELIMITER \';\')']);
+  assert.equal(csv.stdout, '1,,2026-01-02\n1;+1 555 0199\n', 'a bigint card_number is NULL; suppliers.phone is not customers.phone');
+  const dump = spawnSync('pg_dump', ['--data-only', '-t', 'customers'], { env: { ...process.env, ...gw.env }, encoding: 'utf8' });
+  assert.equal(dump.status, 0, dump.stderr);
+  assert.match(dump.stdout, /\n1\ta\*\*\*@\*\*\*\.com\t\*\*\*\*6789\t\*\*\*\*0100\t\*\*\*\*1111\t/);
+  assert.ok(!dump.stdout.includes('+1 555 0100') && !dump.stdout.includes('123-45-6789'));
+  const query = psql(gw.env, ['-c', 'COPY (SELECT email, phone FROM customers WHERE id = 1) TO STDOUT']);
+  assert.equal(query.stdout, 'a***@***.com\t+1 555 0100\n', 'a query has no table columns behind it: detectors only');
 });
 
 test('node-postgres: typed values stay valid; a masked non-text column is NULL', async () => {
