@@ -20441,6 +20441,10 @@ function noteStreamed(bytes) {
 function newRun() {
   return { tags: [], rows: 0, columns: null, copyBinary: false, error: null, denied: null, maskPlan: null, maskPlanFor: null, copyOuts: null, copyPlan: null };
 }
+function resultColumns(e) {
+  const portal = e.kind === "execute" ? e.portal : null;
+  return e.run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
+}
 function tagRows(tag) {
   const m = /\s(\d+)$/.exec(tag);
   return m ? Number(m[1]) : null;
@@ -20672,7 +20676,7 @@ var BackendTracker = class {
           run.rows++;
           if (body && e.cmd.wantsSample) {
             const portal = e.kind === "execute" ? e.portal : null;
-            const cols = run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
+            const cols = resultColumns(e);
             e.cmd.addSampleRow(sampleValues(decodeDataRow(body), cols, portal ? portal.resultFormats : null));
           }
         }
@@ -21749,8 +21753,100 @@ function detached(m, chunk) {
   return m.start >= 0 ? { type: m.type, body: m.body, start: -1, end: -1, assembled: chunk.subarray(m.start, m.end) } : m;
 }
 
-// gateway/postgres/copy-masking.ts
+// gateway/postgres/row-masking.ts
+var KIND = { other: 0, text: 1, json: 2, jsonb: 3, array: 4 };
 var TEXT_TYPES = /* @__PURE__ */ new Set([25, 1043, 1042, 19, 705, 142]);
+var ARRAY_TYPES = /* @__PURE__ */ new Set([1009, 1015, 1014, 199, 3807]);
+function isTextType(typeOid) {
+  return TEXT_TYPES.has(typeOid);
+}
+function blindPlan(columns, resultFormats) {
+  const kinds = [];
+  for (let i = 0; i < columns; i++) kinds.push(formatOf(resultFormats, i, 0) === 0 ? KIND.text : KIND.other);
+  return { masked: new Array(columns).fill(false), kinds, active: true, complete: false };
+}
+function formatOf(resultFormats, i, described) {
+  return resultFormats && resultFormats.length > 0 ? resultFormats.length === 1 ? resultFormats[0] : resultFormats[i] ?? 0 : described;
+}
+function kindOf(typeOid, format) {
+  if (TEXT_TYPES.has(typeOid)) return KIND.text;
+  if (typeOid === 114) return KIND.json;
+  if (typeOid === 3802) return format === 1 ? KIND.jsonb : KIND.json;
+  if (ARRAY_TYPES.has(typeOid) && format === 0) return KIND.array;
+  return KIND.other;
+}
+function planRow(masker, cols, resultFormats, tableName) {
+  if (!cols) return null;
+  const masked = [];
+  const kinds = [];
+  let active = false;
+  let complete = true;
+  cols.forEach((c, i) => {
+    const format = formatOf(resultFormats, i, c.format);
+    const kind = kindOf(c.typeOid, format);
+    let m;
+    if (c.tableOid === 0) m = masker.columnMasked(c.name, null);
+    else {
+      const table = tableName.table(c.tableOid);
+      const real = tableName.column(c.tableOid, c.attnum);
+      if (table === void 0 || real === void 0) complete = false;
+      const names = real === void 0 || real === c.name ? [c.name] : [c.name, real];
+      m = names.some((n) => table === void 0 ? masker.columnMasked(n, null) || masker.columnNeedsTable(n) : masker.columnMasked(n, table));
+    }
+    masked.push(m);
+    kinds.push(kind);
+    if (m || kind !== KIND.other && masker.detects) active = true;
+  });
+  return { masked, kinds, active, complete };
+}
+function maskRow(masker, plan, fields) {
+  let out = null;
+  let columns = 0;
+  let detectors = [];
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i];
+    if (f === null) continue;
+    const kind = plan.kinds[i] ?? KIND.other;
+    let next;
+    if (plan.masked[i]) {
+      next = wholeValue(masker, kind, f);
+      columns++;
+    } else if (kind !== KIND.other) {
+      const start2 = kind === KIND.jsonb ? 1 : 0;
+      const r = masker.maskText(f.toString("utf8", start2));
+      if (r) {
+        next = kind === KIND.jsonb ? Buffer.concat([f.subarray(0, 1), Buffer.from(r.text)]) : Buffer.from(r.text);
+        for (const d of r.detectors) if (!detectors.includes(d)) detectors = [...detectors, d];
+      }
+    }
+    if (next !== void 0) (out ??= fields.slice())[i] = next;
+  }
+  return out && { fields: out, columns, detectors };
+}
+function wholeValue(masker, kind, f) {
+  switch (kind) {
+    case KIND.text:
+      return Buffer.from(masker.maskWholeValue(f.toString("utf8")));
+    case KIND.json:
+      return Buffer.from(JSON.stringify(masker.maskWholeValue(jsonScalar(f.toString("utf8")))));
+    case KIND.jsonb:
+      return Buffer.concat([f.subarray(0, 1), Buffer.from(JSON.stringify(masker.maskWholeValue(jsonScalar(f.toString("utf8", 1)))))]);
+    default:
+      return null;
+  }
+}
+function jsonScalar(s) {
+  if (s.length >= 2 && s.startsWith('"') && s.endsWith('"')) {
+    try {
+      return JSON.parse(s);
+    } catch {
+      return s;
+    }
+  }
+  return s;
+}
+
+// gateway/postgres/copy-masking.ts
 function copyOuts(text) {
   if (!/copy/i.test(text)) return [];
   try {
@@ -21767,7 +21863,7 @@ function planCopy(masker, copy, table) {
   const masks = names.map((n) => {
     if (!masker.columnMasked(n, tableName)) return null;
     const type = byName.get(n)?.typeOid;
-    return type !== void 0 && TEXT_TYPES.has(type) ? "text" : "null";
+    return type !== void 0 && isTextType(type) ? "text" : "null";
   });
   if (!masks.some((m) => m !== null)) return null;
   return { format: copy.format, delimiter: copy.delimiter, quote: copy.quote, masks };
@@ -22228,88 +22324,6 @@ function startupSettings(params) {
 var quoteIdent = (s) => `"${s.replaceAll('"', '""')}"`;
 var quoteLiteral = (s) => `'${s.replaceAll("'", "''")}'`;
 
-// gateway/postgres/row-masking.ts
-var KIND = { other: 0, text: 1, json: 2, jsonb: 3, array: 4 };
-var TEXT_TYPES2 = /* @__PURE__ */ new Set([25, 1043, 1042, 19, 705, 142]);
-var ARRAY_TYPES = /* @__PURE__ */ new Set([1009, 1015, 1014, 199, 3807]);
-function kindOf(typeOid, format) {
-  if (TEXT_TYPES2.has(typeOid)) return KIND.text;
-  if (typeOid === 114) return KIND.json;
-  if (typeOid === 3802) return format === 1 ? KIND.jsonb : KIND.json;
-  if (ARRAY_TYPES.has(typeOid) && format === 0) return KIND.array;
-  return KIND.other;
-}
-function planRow(masker, cols, resultFormats, tableName) {
-  if (!cols) return null;
-  const masked = [];
-  const kinds = [];
-  let active = false;
-  let complete = true;
-  cols.forEach((c, i) => {
-    const format = resultFormats && resultFormats.length > 0 ? resultFormats.length === 1 ? resultFormats[0] : resultFormats[i] ?? 0 : c.format;
-    const kind = kindOf(c.typeOid, format);
-    let m;
-    if (c.tableOid === 0) m = masker.columnMasked(c.name, null);
-    else {
-      const table = tableName.table(c.tableOid);
-      const real = tableName.column(c.tableOid, c.attnum);
-      if (table === void 0 || real === void 0) complete = false;
-      const names = real === void 0 || real === c.name ? [c.name] : [c.name, real];
-      m = names.some((n) => table === void 0 ? masker.columnMasked(n, null) || masker.columnNeedsTable(n) : masker.columnMasked(n, table));
-    }
-    masked.push(m);
-    kinds.push(kind);
-    if (m || kind !== KIND.other && masker.detects) active = true;
-  });
-  return { masked, kinds, active, complete };
-}
-function maskRow(masker, plan, fields) {
-  let out = null;
-  let columns = 0;
-  let detectors = [];
-  for (let i = 0; i < fields.length; i++) {
-    const f = fields[i];
-    if (f === null) continue;
-    const kind = plan.kinds[i] ?? KIND.other;
-    let next;
-    if (plan.masked[i]) {
-      next = wholeValue(masker, kind, f);
-      columns++;
-    } else if (kind !== KIND.other) {
-      const start2 = kind === KIND.jsonb ? 1 : 0;
-      const r = masker.maskText(f.toString("utf8", start2));
-      if (r) {
-        next = kind === KIND.jsonb ? Buffer.concat([f.subarray(0, 1), Buffer.from(r.text)]) : Buffer.from(r.text);
-        for (const d of r.detectors) if (!detectors.includes(d)) detectors = [...detectors, d];
-      }
-    }
-    if (next !== void 0) (out ??= fields.slice())[i] = next;
-  }
-  return out && { fields: out, columns, detectors };
-}
-function wholeValue(masker, kind, f) {
-  switch (kind) {
-    case KIND.text:
-      return Buffer.from(masker.maskWholeValue(f.toString("utf8")));
-    case KIND.json:
-      return Buffer.from(JSON.stringify(masker.maskWholeValue(jsonScalar(f.toString("utf8")))));
-    case KIND.jsonb:
-      return Buffer.concat([f.subarray(0, 1), Buffer.from(JSON.stringify(masker.maskWholeValue(jsonScalar(f.toString("utf8", 1)))))]);
-    default:
-      return null;
-  }
-}
-function jsonScalar(s) {
-  if (s.length >= 2 && s.startsWith('"') && s.endsWith('"')) {
-    try {
-      return JSON.parse(s);
-    } catch {
-      return s;
-    }
-  }
-  return s;
-}
-
 // gateway/postgres/response-masking.ts
 var ECHOING_FIELDS = /* @__PURE__ */ new Set(["M", "D", "H", "W", "q"]);
 var ResponseMasking = class {
@@ -22342,8 +22356,7 @@ var ResponseMasking = class {
       const run = head && (head.kind === "query" || head.kind === "execute") ? head.run : null;
       if (!run) return false;
       if (type === B.CopyData) return !run.copyBinary;
-      const portal = head.kind === "execute" ? head.portal : null;
-      const cols = run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
+      const cols = resultColumns(head);
       return run.maskPlanFor !== cols || run.maskPlan === null || run.maskPlan.active;
     }
     return type === B.NoticeResponse || type === B.ErrorResponse || type === B.NotificationResponse;
@@ -22367,18 +22380,18 @@ var ResponseMasking = class {
     if (!head || head.kind !== "query" && head.kind !== "execute") return null;
     const run = head.run;
     const portal = head.kind === "execute" ? head.portal : null;
-    const cols = run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
+    const cols = resultColumns(head);
     if (run.maskPlanFor !== cols || run.maskPlan === null) {
       run.maskPlan = this.plan(cols, portal ? portal.resultFormats : null, run.columns === null);
       run.maskPlanFor = cols;
     }
     const plan = run.maskPlan;
     if (plan && !plan.active) return null;
-    const masked = maskRow(this.masker, plan ?? this.blindPlan(body), decodeDataRow(body));
+    const masked = maskRow(this.masker, plan ?? blindPlan(body.readInt16BE(0), portal ? portal.resultFormats : null), decodeDataRow(body));
     if (!masked) return null;
     head.cmd.noteMasked(masked.columns, masked.detectors);
     const message = encodeDataRow(masked.fields);
-    return { ...this.client ? { client: message } : {}, ...this.log ? { log: message.subarray(5) } : {} };
+    return this.output(message);
   }
   /** Plans once per described statement (prepared statements execute many times). */
   plans = /* @__PURE__ */ new WeakMap();
@@ -22392,9 +22405,9 @@ var ResponseMasking = class {
     if (plan?.complete) this.plans.set(cols, { formats, plan });
     return plan;
   }
-  blindPlan(body) {
-    const n = body.readInt16BE(0);
-    return { masked: new Array(n).fill(false), kinds: new Array(n).fill(1), active: true, complete: false };
+  /** What the client receives instead and what the log records instead, per `apply-to`. */
+  output(message) {
+    return { ...this.client ? { client: message } : {}, ...this.log ? { log: message.subarray(5) } : {} };
   }
   copyData(type, body, head) {
     if (!head || head.kind !== "query" && head.kind !== "execute" || head.run.copyBinary) return null;
@@ -22411,7 +22424,7 @@ var ResponseMasking = class {
     if (!r && columns === 0) return null;
     head.cmd.noteMasked(columns, r?.detectors ?? []);
     const message = frame(type, Buffer.from(r?.text ?? row));
-    return { ...this.client ? { client: message } : {}, ...this.log ? { log: message.subarray(5) } : {} };
+    return this.output(message);
   }
   /** NOTIFY payloads (the channel is a name, not a value). */
   notification(body) {
@@ -22419,7 +22432,7 @@ var ResponseMasking = class {
     const r = this.masker.maskText(n.payload);
     if (!r) return null;
     const message = new MessageWriter().int32(n.processId).cstring(n.channel).cstring(r.text).finish(B.NotificationResponse);
-    return { ...this.client ? { client: message } : {}, ...this.log ? { log: message.subarray(5) } : {} };
+    return this.output(message);
   }
   notice(type, body, head) {
     let changed = false;
@@ -22435,7 +22448,7 @@ var ResponseMasking = class {
     if (!changed) return null;
     if (head && (head.kind === "query" || head.kind === "execute")) head.cmd.noteMasked(0, [...new Set(fired)]);
     const message = encodeNoticeFields(type, fields);
-    return { ...this.client ? { client: message } : {}, ...this.log ? { log: message.subarray(5) } : {} };
+    return this.output(message);
   }
 };
 function frame(type, body) {

@@ -6,7 +6,7 @@ import { MessageFramer, ProtocolError } from './codec/framer.ts';
 import { B, decodeParameterStatus, decodeCommandComplete, decodeDataRow, decodeNotice, decodeReadyForQuery, decodeRowDescription, type NoticeFields } from './codec/backend.ts';
 import { binaryValue, wireText, type CommandRecorder, type SessionRecorder } from '../core/recorder.ts';
 import type { ResponseMasking } from './response-masking.ts';
-import { ResponseQueue, sampleValues, tagRows, type Entry, type RunState } from './response-queue.ts';
+import { ResponseQueue, resultColumns, sampleValues, tagRows, type Entry, type RunState } from './response-queue.ts';
 
 export type Transaction = 'I' | 'T' | 'E';
 
@@ -214,7 +214,7 @@ export class BackendTracker {
           run.rows++;
           if (body && (e as { cmd: CommandRecorder }).cmd.wantsSample) {
             const portal = e!.kind === 'execute' ? e!.portal : null;
-            const cols = run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
+            const cols = resultColumns(e as Entry & { run: RunState });
             (e as { cmd: CommandRecorder }).cmd.addSampleRow(sampleValues(decodeDataRow(body), cols, portal ? portal.resultFormats : null));
           }
         }

@@ -4,9 +4,8 @@
 // columns behind it and gets detectors only, as computed columns do; binary COPY passes as is.
 import { parseCopyOut, type CopyOut } from './sql-classifier.ts';
 import type { Masker } from '../masking/engine.ts';
+import { isTextType } from './row-masking.ts';
 import type { TableColumns } from './table-names.ts';
-
-const TEXT_TYPES = new Set([25, 1043, 1042, 19, 705, 142]);
 
 export interface CopyPlan {
   format: 'text' | 'csv';
@@ -34,7 +33,7 @@ export function planCopy(masker: Masker, copy: CopyOut, table: TableColumns | un
   const masks = names.map((n) => {
     if (!masker.columnMasked(n, tableName)) return null;
     const type = byName.get(n)?.typeOid;
-    return type !== undefined && TEXT_TYPES.has(type) ? 'text' : 'null';
+    return type !== undefined && isTextType(type) ? 'text' : 'null';
   });
   if (!masks.some((m) => m !== null)) return null;
   return { format: copy.format, delimiter: copy.delimiter, quote: copy.quote, masks };

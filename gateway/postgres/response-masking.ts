@@ -2,9 +2,9 @@
 // for the client, the session log, or both (policy `masking.apply-to`).
 import { B, decodeDataRow, decodeNoticeFields, decodeNotification, encodeDataRow, encodeNoticeFields } from './codec/backend.ts';
 import { MessageWriter } from './codec/reader.ts';
-import { maskRow, planRow, type RowMaskPlan, type TableNameLookup } from './row-masking.ts';
+import { blindPlan, maskRow, planRow, type RowMaskPlan, type TableNameLookup } from './row-masking.ts';
 import type { Column } from './codec/backend.ts';
-import type { Entry, RunState } from './response-queue.ts';
+import { resultColumns, type Entry, type RunState } from './response-queue.ts';
 import { maskCopyRow, planCopy } from './copy-masking.ts';
 import type { TableColumns } from './table-names.ts';
 import type { Masker } from '../masking/engine.ts';
@@ -56,8 +56,7 @@ export class ResponseMasking {
       if (type === B.CopyData) return !run.copyBinary;
       // Rows of a result whose plan masks nothing pass as they come; a result not planned yet
       // (its first row) may need masking.
-      const portal = head!.kind === 'execute' ? head!.portal : null;
-      const cols = run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
+      const cols = resultColumns(head as Entry & { run: RunState });
       return run.maskPlanFor !== cols || run.maskPlan === null || run.maskPlan.active;
     }
     return type === B.NoticeResponse || type === B.ErrorResponse || type === B.NotificationResponse;
@@ -83,7 +82,7 @@ export class ResponseMasking {
     if (!head || (head.kind !== 'query' && head.kind !== 'execute')) return null;
     const run = head.run;
     const portal = head.kind === 'execute' ? head.portal : null;
-    const cols = run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
+    const cols = resultColumns(head);
     if (run.maskPlanFor !== cols || run.maskPlan === null) {
       // Only described statements are planned once for many executions; a simple query's
       // columns are new each time, and caching them would only churn the WeakMap.
@@ -93,11 +92,11 @@ export class ResponseMasking {
     const plan = run.maskPlan;
     if (plan && !plan.active) return null;
     // No column names known (a result never described): detectors read every value as text.
-    const masked = maskRow(this.masker, plan ?? this.blindPlan(body), decodeDataRow(body));
+    const masked = maskRow(this.masker, plan ?? blindPlan(body.readInt16BE(0), portal ? portal.resultFormats : null), decodeDataRow(body));
     if (!masked) return null;
     head.cmd.noteMasked(masked.columns, masked.detectors);
     const message = encodeDataRow(masked.fields);
-    return { ...(this.client ? { client: message } : {}), ...(this.log ? { log: message.subarray(5) } : {}) };
+    return this.output(message);
   }
 
   /** Plans once per described statement (prepared statements execute many times). */
@@ -114,9 +113,9 @@ export class ResponseMasking {
     return plan;
   }
 
-  private blindPlan(body: Buffer): NonNullable<ReturnType<typeof planRow>> {
-    const n = body.readInt16BE(0);
-    return { masked: new Array<boolean>(n).fill(false), kinds: new Array(n).fill(1), active: true, complete: false };
+  /** What the client receives instead and what the log records instead, per `apply-to`. */
+  private output(message: Buffer): MaskedMessage {
+    return { ...(this.client ? { client: message } : {}), ...(this.log ? { log: message.subarray(5) } : {}) };
   }
 
   private copyData(type: number, body: Buffer, head: Entry | undefined): MaskedMessage | null {
@@ -134,7 +133,7 @@ export class ResponseMasking {
     if (!r && columns === 0) return null;
     head.cmd.noteMasked(columns, r?.detectors ?? []);
     const message = frame(type, Buffer.from(r?.text ?? row));
-    return { ...(this.client ? { client: message } : {}), ...(this.log ? { log: message.subarray(5) } : {}) };
+    return this.output(message);
   }
 
   /** NOTIFY payloads (the channel is a name, not a value). */
@@ -143,7 +142,7 @@ export class ResponseMasking {
     const r = this.masker.maskText(n.payload);
     if (!r) return null;
     const message = new MessageWriter().int32(n.processId).cstring(n.channel).cstring(r.text).finish(B.NotificationResponse);
-    return { ...(this.client ? { client: message } : {}), ...(this.log ? { log: message.subarray(5) } : {}) };
+    return this.output(message);
   }
 
   private notice(type: number, body: Buffer, head: Entry | undefined): MaskedMessage | null {
@@ -160,7 +159,7 @@ export class ResponseMasking {
     if (!changed) return null;
     if (head && (head.kind === 'query' || head.kind === 'execute')) head.cmd.noteMasked(0, [...new Set(fired)]);
     const message = encodeNoticeFields(type, fields);
-    return { ...(this.client ? { client: message } : {}), ...(this.log ? { log: message.subarray(5) } : {}) };
+    return this.output(message);
   }
 }
 

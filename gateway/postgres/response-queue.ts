@@ -51,6 +51,12 @@ export function newRun(): RunState {
   return { tags: [], rows: 0, columns: null, copyBinary: false, error: null, denied: null, maskPlan: null, maskPlanFor: null, copyOuts: null, copyPlan: null };
 }
 
+/** The columns of the result an entry is receiving: from its RowDescription or its Describe. */
+export function resultColumns(e: Entry & { run: RunState }): Column[] | null {
+  const portal = e.kind === 'execute' ? e.portal : null;
+  return e.run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
+}
+
 /** Rows affected or returned, from a CommandComplete tag such as "INSERT 0 3" or "SELECT 5". */
 export function tagRows(tag: string): number | null {
   const m = /\s(\d+)$/.exec(tag);

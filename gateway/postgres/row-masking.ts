@@ -13,6 +13,22 @@ type Kind = (typeof KIND)[keyof typeof KIND];
 const TEXT_TYPES = new Set([25, 1043, 1042, 19, 705, 142]); // text varchar bpchar name unknown xml
 const ARRAY_TYPES = new Set([1009, 1015, 1014, 199, 3807]); // text[] varchar[] bpchar[] json[] jsonb[]
 
+/** Types whose values are text, in both wire formats (what masking can rewrite in place). */
+export function isTextType(typeOid: number): boolean {
+  return TEXT_TYPES.has(typeOid);
+}
+
+/** A result never described: every text-format value is read as text by detectors. */
+export function blindPlan(columns: number, resultFormats: number[] | null): RowMaskPlan {
+  const kinds: Kind[] = [];
+  for (let i = 0; i < columns; i++) kinds.push(formatOf(resultFormats, i, 0) === 0 ? KIND.text : KIND.other);
+  return { masked: new Array<boolean>(columns).fill(false), kinds, active: true, complete: false };
+}
+
+function formatOf(resultFormats: number[] | null, i: number, described: number): number {
+  return resultFormats && resultFormats.length > 0 ? (resultFormats.length === 1 ? resultFormats[0]! : resultFormats[i] ?? 0) : described;
+}
+
 function kindOf(typeOid: number, format: number): Kind {
   if (TEXT_TYPES.has(typeOid)) return KIND.text; // binary send format of these is the text itself
   if (typeOid === 114) return KIND.json;
@@ -44,7 +60,7 @@ export function planRow(masker: Masker, cols: Column[] | null, resultFormats: nu
   let active = false;
   let complete = true;
   cols.forEach((c, i) => {
-    const format = resultFormats && resultFormats.length > 0 ? (resultFormats.length === 1 ? resultFormats[0]! : resultFormats[i] ?? 0) : c.format;
+    const format = formatOf(resultFormats, i, c.format);
     const kind = kindOf(c.typeOid, format);
     let m: boolean;
     if (c.tableOid === 0) m = masker.columnMasked(c.name, null);
