@@ -19,6 +19,10 @@ var __require = /* @__PURE__ */ ((x) => typeof require !== "undefined" ? require
 var __commonJS = (cb, mod) => function __require2() {
   return mod || (0, cb[__getOwnPropNames(cb)[0]])((mod = { exports: {} }).exports, mod), mod.exports;
 };
+var __export = (target, all) => {
+  for (var name in all)
+    __defProp(target, name, { get: all[name], enumerable: true });
+};
 var __copyProps = (to, from, except, desc) => {
   if (from && typeof from === "object" || typeof from === "function") {
     for (let key of __getOwnPropNames(from))
@@ -1367,12 +1371,12 @@ var require_errors = __commonJS({
       }
       return [E.schemaPath, schPath];
     }
-    function extraErrorProps(cxt, { params, message }, keyValues) {
+    function extraErrorProps(cxt, { params, message: message2 }, keyValues) {
       const { keyword, data, schemaValue, it } = cxt;
       const { opts, propertyName, topSchemaRef, schemaPath } = it;
       keyValues.push([E.keyword, keyword], [E.params, typeof params == "function" ? params(cxt) : params || (0, codegen_1._)`{}`]);
       if (opts.messages) {
-        keyValues.push([E.message, typeof message == "function" ? message(cxt) : message]);
+        keyValues.push([E.message, typeof message2 == "function" ? message2(cxt) : message2]);
       }
       if (opts.verbose) {
         keyValues.push([E.schema, schemaValue], [E.parentSchema, (0, codegen_1._)`${topSchemaRef}${schemaPath}`], [names_1.default.data, data]);
@@ -4558,11 +4562,11 @@ var require_core = __commonJS({
         }
         const valid = this.validate($schema, schema);
         if (!valid && throwOrLogError) {
-          const message = "schema is invalid: " + this.errorsText();
+          const message2 = "schema is invalid: " + this.errorsText();
           if (this.opts.validateSchema === "log")
-            this.logger.error(message);
+            this.logger.error(message2);
           else
-            throw new Error(message);
+            throw new Error(message2);
         }
         return valid;
       }
@@ -5113,8 +5117,8 @@ var require_multipleOf = __commonJS({
         const { gen, data, schemaCode, it } = cxt;
         const prec = it.opts.multipleOfPrecision;
         const res = gen.let("res");
-        const invalid = prec ? (0, codegen_1._)`Math.abs(Math.round(${res}) - ${res}) > 1e-${prec}` : (0, codegen_1._)`${res} !== parseInt(${res})`;
-        cxt.fail$data((0, codegen_1._)`(${schemaCode} === 0 || (${res} = ${data}/${schemaCode}, ${invalid}))`);
+        const invalid2 = prec ? (0, codegen_1._)`Math.abs(Math.round(${res}) - ${res}) > 1e-${prec}` : (0, codegen_1._)`${res} !== parseInt(${res})`;
+        cxt.fail$data((0, codegen_1._)`(${schemaCode} === 0 || (${res} = ${data}/${schemaCode}, ${invalid2}))`);
       }
     };
     exports.default = def;
@@ -6621,7 +6625,7 @@ var require_discriminator = __commonJS({
     var util_1 = require_util();
     var error = {
       message: ({ params: { discrError, tagName } }) => discrError === types_1.DiscrError.Tag ? `tag "${tagName}" must be string` : `value of tag "${tagName}" must be in oneOf`,
-      params: ({ params: { discrError, tag, tagName } }) => (0, codegen_1._)`{error: ${discrError}, tag: ${tagName}, tagValue: ${tag}}`
+      params: ({ params: { discrError, tag: tag2, tagName } }) => (0, codegen_1._)`{error: ${discrError}, tag: ${tagName}, tagValue: ${tag2}}`
     };
     var def = {
       keyword: "discriminator",
@@ -6642,18 +6646,18 @@ var require_discriminator = __commonJS({
         if (!oneOf)
           throw new Error("discriminator: requires oneOf keyword");
         const valid = gen.let("valid", false);
-        const tag = gen.const("tag", (0, codegen_1._)`${data}${(0, codegen_1.getProperty)(tagName)}`);
-        gen.if((0, codegen_1._)`typeof ${tag} == "string"`, () => validateMapping(), () => cxt.error(false, { discrError: types_1.DiscrError.Tag, tag, tagName }));
+        const tag2 = gen.const("tag", (0, codegen_1._)`${data}${(0, codegen_1.getProperty)(tagName)}`);
+        gen.if((0, codegen_1._)`typeof ${tag2} == "string"`, () => validateMapping(), () => cxt.error(false, { discrError: types_1.DiscrError.Tag, tag: tag2, tagName }));
         cxt.ok(valid);
         function validateMapping() {
           const mapping = getMapping();
           gen.if(false);
           for (const tagValue in mapping) {
-            gen.elseIf((0, codegen_1._)`${tag} === ${tagValue}`);
+            gen.elseIf((0, codegen_1._)`${tag2} === ${tagValue}`);
             gen.assign(valid, applyTagSchema(mapping[tagValue]));
           }
           gen.else();
-          cxt.error(false, { discrError: types_1.DiscrError.Mapping, tag, tagName });
+          cxt.error(false, { discrError: types_1.DiscrError.Mapping, tag: tag2, tagName });
           gen.endIf();
         }
         function applyTagSchema(schemaProp) {
@@ -7292,12 +7296,12 @@ var require_directives = __commonJS({
        * Given a fully resolved tag, returns its printable string form,
        * taking into account current tag prefixes and defaults.
        */
-      tagString(tag) {
+      tagString(tag2) {
         for (const [handle, prefix] of Object.entries(this.tags)) {
-          if (tag.startsWith(prefix))
-            return handle + escapeTagName(tag.substring(prefix.length));
+          if (tag2.startsWith(prefix))
+            return handle + escapeTagName(tag2.substring(prefix.length));
         }
-        return tag[0] === "!" ? tag : `!<${tag}>`;
+        return tag2[0] === "!" ? tag2 : `!<${tag2}>`;
       }
       toString(doc) {
         const lines = this.yaml.explicit ? [`%YAML ${this.yaml.version || "1.2"}`] : [];
@@ -8276,7 +8280,7 @@ ${indent2}${start2}${value}${end}`;
       const str = value.replace(/\n+/g, `$&
 ${indent2}`);
       if (actualString) {
-        const test = (tag) => tag.default && tag.tag !== "tag:yaml.org,2002:str" && tag.test?.test(str);
+        const test = (tag2) => tag2.default && tag2.tag !== "tag:yaml.org,2002:str" && tag2.test?.test(str);
         const { compat, tags } = ctx.doc.schema;
         if (tags.some(test) || compat?.some(test))
           return quotedString(value, ctx);
@@ -8406,9 +8410,9 @@ var require_stringify = __commonJS({
         anchors$1.add(anchor);
         props.push(`&${anchor}`);
       }
-      const tag = node.tag ?? (tagObj.default ? null : tagObj.tag);
-      if (tag)
-        props.push(doc.directives.tagString(tag));
+      const tag2 = node.tag ?? (tagObj.default ? null : tagObj.tag);
+      if (tag2)
+        props.push(doc.directives.tagString(tag2));
       return props.join(" ");
     }
     function stringify(item, ctx, onComment, onChompKeep) {
@@ -8616,7 +8620,7 @@ var require_merge = __commonJS({
       }),
       stringify: () => MERGE_KEY
     };
-    var isMergeKey = (ctx, key) => (merge.identify(key) || identity.isScalar(key) && (!key.type || key.type === Scalar.Scalar.PLAIN) && merge.identify(key.value)) && ctx?.doc.schema.tags.some((tag) => tag.tag === merge.tag && tag.default);
+    var isMergeKey = (ctx, key) => (merge.identify(key) || identity.isScalar(key) && (!key.type || key.type === Scalar.Scalar.PLAIN) && merge.identify(key.value)) && ctx?.doc.schema.tags.some((tag2) => tag2.tag === merge.tag && tag2.default);
     function addMergeToJSMap(ctx, map, value) {
       const source = resolveAliasValue(ctx, value);
       if (identity.isSeq(source))
@@ -9283,14 +9287,14 @@ var require_bool = __commonJS({
 var require_stringifyNumber = __commonJS({
   "node_modules/yaml/dist/stringify/stringifyNumber.js"(exports) {
     "use strict";
-    function stringifyNumber({ format, minFractionDigits, tag, value }) {
+    function stringifyNumber({ format, minFractionDigits, tag: tag2, value }) {
       if (typeof value === "bigint")
         return String(value);
       const num = typeof value === "number" ? value : Number(value);
       if (!isFinite(num))
         return isNaN(num) ? ".nan" : num < 0 ? "-.inf" : ".inf";
       let n = Object.is(value, -0) ? "-0" : JSON.stringify(value);
-      if (!format && minFractionDigits && (!tag || tag === "tag:yaml.org,2002:float") && /^-?\d/.test(n) && !n.includes("e")) {
+      if (!format && minFractionDigits && (!tag2 || tag2 === "tag:yaml.org,2002:float") && /^-?\d/.test(n) && !n.includes("e")) {
         let i = n.indexOf(".");
         if (i < 0) {
           i = n.length;
@@ -9802,8 +9806,8 @@ var require_int2 = __commonJS({
     var stringifyNumber = require_stringifyNumber();
     var intIdentify = (value) => typeof value === "bigint" || Number.isInteger(value);
     function intResolve(str, offset, radix, { intAsBigInt }) {
-      const sign = str[0];
-      if (sign === "-" || sign === "+")
+      const sign2 = str[0];
+      if (sign2 === "-" || sign2 === "+")
         offset += 1;
       str = str.substring(offset).replace(/_/g, "");
       if (intAsBigInt) {
@@ -9819,10 +9823,10 @@ var require_int2 = __commonJS({
             break;
         }
         const n2 = BigInt(str);
-        return sign === "-" ? BigInt(-1) * n2 : n2;
+        return sign2 === "-" ? BigInt(-1) * n2 : n2;
       }
       const n = parseInt(str, radix);
-      return sign === "-" ? -1 * n : n;
+      return sign2 === "-" ? -1 * n : n;
     }
     function intStringify(node, radix, prefix) {
       const { value } = node;
@@ -9969,11 +9973,11 @@ var require_timestamp = __commonJS({
     "use strict";
     var stringifyNumber = require_stringifyNumber();
     function parseSexagesimal(str, asBigInt) {
-      const sign = str[0];
-      const parts = sign === "-" || sign === "+" ? str.substring(1) : str;
+      const sign2 = str[0];
+      const parts = sign2 === "-" || sign2 === "+" ? str.substring(1) : str;
       const num = (n) => asBigInt ? BigInt(n) : Number(n);
       const res = parts.replace(/_/g, "").split(":").reduce((res2, p) => res2 * num(60) + num(p), num(0));
-      return sign === "-" ? num(-1) * res : res;
+      return sign2 === "-" ? num(-1) * res : res;
     }
     function stringifySexagesimal(node) {
       let { value } = node;
@@ -9982,9 +9986,9 @@ var require_timestamp = __commonJS({
         num = (n) => BigInt(n);
       else if (isNaN(value) || !isFinite(value))
         return stringifyNumber.stringifyNumber(node);
-      let sign = "";
+      let sign2 = "";
       if (value < 0) {
-        sign = "-";
+        sign2 = "-";
         value *= num(-1);
       }
       const _60 = num(60);
@@ -9999,7 +10003,7 @@ var require_timestamp = __commonJS({
           parts.unshift(value);
         }
       }
-      return sign + parts.map((n) => String(n).padStart(2, "0")).join(":").replace(/000000\d*$/, "");
+      return sign2 + parts.map((n) => String(n).padStart(2, "0")).join(":").replace(/000000\d*$/, "");
     }
     var intTime = {
       identify: (value) => typeof value === "bigint" || Number.isInteger(value),
@@ -10165,17 +10169,17 @@ var require_tags = __commonJS({
         }
       }
       if (Array.isArray(customTags)) {
-        for (const tag of customTags)
-          tags = tags.concat(tag);
+        for (const tag2 of customTags)
+          tags = tags.concat(tag2);
       } else if (typeof customTags === "function") {
         tags = customTags(tags.slice());
       }
       if (addMergeTag)
         tags = tags.concat(merge.merge);
-      return tags.reduce((tags2, tag) => {
-        const tagObj = typeof tag === "string" ? tagsByName[tag] : tag;
+      return tags.reduce((tags2, tag2) => {
+        const tagObj = typeof tag2 === "string" ? tagsByName[tag2] : tag2;
         if (!tagObj) {
-          const tagName = JSON.stringify(tag);
+          const tagName = JSON.stringify(tag2);
           const keys = Object.keys(tagsByName).map((key) => JSON.stringify(key)).join(", ");
           throw new Error(`Unknown custom tag ${tagName}; use one of ${keys}`);
         }
@@ -10415,7 +10419,7 @@ var require_Document = __commonJS({
           options = replacer;
           replacer = void 0;
         }
-        const { aliasDuplicateObjects, anchorPrefix, flow, keepUndefined, onTagObj, tag } = options ?? {};
+        const { aliasDuplicateObjects, anchorPrefix, flow, keepUndefined, onTagObj, tag: tag2 } = options ?? {};
         const { onAnchor, setAnchors, sourceObjects } = anchors.createNodeAnchors(
           this,
           // eslint-disable-next-line @typescript-eslint/prefer-nullish-coalescing
@@ -10430,7 +10434,7 @@ var require_Document = __commonJS({
           schema: this.schema,
           sourceObjects
         };
-        const node = createNode.createNode(value, tag, ctx);
+        const node = createNode.createNode(value, tag2, ctx);
         if (flow && identity.isCollection(node))
           node.flow = true;
         setAnchors();
@@ -10615,22 +10619,22 @@ var require_errors2 = __commonJS({
   "node_modules/yaml/dist/errors.js"(exports) {
     "use strict";
     var YAMLError = class extends Error {
-      constructor(name, pos, code, message) {
+      constructor(name, pos, code, message2) {
         super();
         this.name = name;
         this.code = code;
-        this.message = message;
+        this.message = message2;
         this.pos = pos;
       }
     };
     var YAMLParseError = class extends YAMLError {
-      constructor(pos, code, message) {
-        super("YAMLParseError", pos, code, message);
+      constructor(pos, code, message2) {
+        super("YAMLParseError", pos, code, message2);
       }
     };
     var YAMLWarning = class extends YAMLError {
-      constructor(pos, code, message) {
-        super("YAMLWarning", pos, code, message);
+      constructor(pos, code, message2) {
+        super("YAMLWarning", pos, code, message2);
       }
     };
     var prettifyError = (src, lc) => (error) => {
@@ -10689,7 +10693,7 @@ var require_resolve_props = __commonJS({
       let reqSpace = false;
       let tab = null;
       let anchor = null;
-      let tag = null;
+      let tag2 = null;
       let newlineAfterProp = null;
       let comma = null;
       let found = null;
@@ -10735,7 +10739,7 @@ var require_resolve_props = __commonJS({
               commentSep += token.source;
             atNewline = true;
             hasNewline = true;
-            if (anchor || tag)
+            if (anchor || tag2)
               newlineAfterProp = token;
             hasSpace = true;
             break;
@@ -10751,9 +10755,9 @@ var require_resolve_props = __commonJS({
             reqSpace = true;
             break;
           case "tag": {
-            if (tag)
+            if (tag2)
               onError(token, "MULTIPLE_TAGS", "A node can have at most one tag");
-            tag = token;
+            tag2 = token;
             start2 ?? (start2 = token.offset);
             atNewline = false;
             hasSpace = false;
@@ -10761,7 +10765,7 @@ var require_resolve_props = __commonJS({
             break;
           }
           case indicator:
-            if (anchor || tag)
+            if (anchor || tag2)
               onError(token, "BAD_PROP_ORDER", `Anchors and tags must be after the ${token.source} indicator`);
             if (found)
               onError(token, "UNEXPECTED_TOKEN", `Unexpected ${token.source} in ${flow ?? "collection"}`);
@@ -10799,7 +10803,7 @@ var require_resolve_props = __commonJS({
         comment,
         hasNewline,
         anchor,
-        tag,
+        tag: tag2,
         newlineAfterProp,
         end,
         start: start2 ?? end
@@ -10896,8 +10900,8 @@ var require_resolve_block_map = __commonJS({
     var utilFlowIndentCheck = require_util_flow_indent_check();
     var utilMapIncludes = require_util_map_includes();
     var startColMsg = "All mapping items must start at the same column";
-    function resolveBlockMap({ composeNode, composeEmptyNode }, ctx, bm, onError, tag) {
-      const NodeClass = tag?.nodeClass ?? YAMLMap.YAMLMap;
+    function resolveBlockMap({ composeNode, composeEmptyNode }, ctx, bm, onError, tag2) {
+      const NodeClass = tag2?.nodeClass ?? YAMLMap.YAMLMap;
       const map = new NodeClass(ctx.schema);
       if (ctx.atRoot)
         ctx.atRoot = false;
@@ -11000,8 +11004,8 @@ var require_resolve_block_seq = __commonJS({
     var YAMLSeq = require_YAMLSeq();
     var resolveProps = require_resolve_props();
     var utilFlowIndentCheck = require_util_flow_indent_check();
-    function resolveBlockSeq({ composeNode, composeEmptyNode }, ctx, bs, onError, tag) {
-      const NodeClass = tag?.nodeClass ?? YAMLSeq.YAMLSeq;
+    function resolveBlockSeq({ composeNode, composeEmptyNode }, ctx, bs, onError, tag2) {
+      const NodeClass = tag2?.nodeClass ?? YAMLSeq.YAMLSeq;
       const seq = new NodeClass(ctx.schema);
       if (ctx.atRoot)
         ctx.atRoot = false;
@@ -11101,10 +11105,10 @@ var require_resolve_flow_collection = __commonJS({
     var utilMapIncludes = require_util_map_includes();
     var blockMsg = "Block collections are not allowed within flow collections";
     var isBlock = (token) => token && (token.type === "block-map" || token.type === "block-seq");
-    function resolveFlowCollection({ composeNode, composeEmptyNode }, ctx, fc, onError, tag) {
+    function resolveFlowCollection({ composeNode, composeEmptyNode }, ctx, fc, onError, tag2) {
       const isMap2 = fc.start.source === "{";
       const fcName = isMap2 ? "flow map" : "flow sequence";
-      const NodeClass = tag?.nodeClass ?? (isMap2 ? YAMLMap.YAMLMap : YAMLSeq.YAMLSeq);
+      const NodeClass = tag2?.nodeClass ?? (isMap2 ? YAMLMap.YAMLMap : YAMLSeq.YAMLSeq);
       const coll = new NodeClass(ctx.schema);
       coll.flow = true;
       const atRoot = ctx.atRoot;
@@ -11292,8 +11296,8 @@ var require_compose_collection = __commonJS({
     var resolveBlockMap = require_resolve_block_map();
     var resolveBlockSeq = require_resolve_block_seq();
     var resolveFlowCollection = require_resolve_flow_collection();
-    function resolveCollection(CN, ctx, token, onError, tagName, tag) {
-      const coll = token.type === "block-map" ? resolveBlockMap.resolveBlockMap(CN, ctx, token, onError, tag) : token.type === "block-seq" ? resolveBlockSeq.resolveBlockSeq(CN, ctx, token, onError, tag) : resolveFlowCollection.resolveFlowCollection(CN, ctx, token, onError, tag);
+    function resolveCollection(CN, ctx, token, onError, tagName, tag2) {
+      const coll = token.type === "block-map" ? resolveBlockMap.resolveBlockMap(CN, ctx, token, onError, tag2) : token.type === "block-seq" ? resolveBlockSeq.resolveBlockSeq(CN, ctx, token, onError, tag2) : resolveFlowCollection.resolveFlowCollection(CN, ctx, token, onError, tag2);
       const Coll = coll.constructor;
       if (tagName === "!" || tagName === Coll.tagName) {
         coll.tag = Coll.tagName;
@@ -11310,20 +11314,20 @@ var require_compose_collection = __commonJS({
         const { anchor, newlineAfterProp: nl } = props;
         const lastProp = anchor && tagToken ? anchor.offset > tagToken.offset ? anchor : tagToken : anchor ?? tagToken;
         if (lastProp && (!nl || nl.offset < lastProp.offset)) {
-          const message = "Missing newline after block sequence props";
-          onError(lastProp, "MISSING_CHAR", message);
+          const message2 = "Missing newline after block sequence props";
+          onError(lastProp, "MISSING_CHAR", message2);
         }
       }
       const expType = token.type === "block-map" ? "map" : token.type === "block-seq" ? "seq" : token.start.source === "{" ? "map" : "seq";
       if (!tagToken || !tagName || tagName === "!" || tagName === YAMLMap.YAMLMap.tagName && expType === "map" || tagName === YAMLSeq.YAMLSeq.tagName && expType === "seq") {
         return resolveCollection(CN, ctx, token, onError, tagName);
       }
-      let tag = ctx.schema.tags.find((t) => t.tag === tagName && t.collection === expType);
-      if (!tag) {
+      let tag2 = ctx.schema.tags.find((t) => t.tag === tagName && t.collection === expType);
+      if (!tag2) {
         const kt = ctx.schema.knownTags[tagName];
         if (kt?.collection === expType) {
           ctx.schema.tags.push(Object.assign({}, kt, { default: false }));
-          tag = kt;
+          tag2 = kt;
         } else {
           if (kt) {
             onError(tagToken, "BAD_COLLECTION_TYPE", `${kt.tag} used for ${expType} collection, but expects ${kt.collection ?? "scalar"}`, true);
@@ -11333,13 +11337,13 @@ var require_compose_collection = __commonJS({
           return resolveCollection(CN, ctx, token, onError, tagName);
         }
       }
-      const coll = resolveCollection(CN, ctx, token, onError, tagName, tag);
-      const res = tag.resolve?.(coll, (msg) => onError(tagToken, "TAG_RESOLVE_FAILED", msg), ctx.options) ?? coll;
+      const coll = resolveCollection(CN, ctx, token, onError, tagName, tag2);
+      const res = tag2.resolve?.(coll, (msg) => onError(tagToken, "TAG_RESOLVE_FAILED", msg), ctx.options) ?? coll;
       const node = identity.isNode(res) ? res : new Scalar.Scalar(res);
       node.range = coll.range;
       node.tag = tagName;
-      if (tag?.format)
-        node.format = tag.format;
+      if (tag2?.format)
+        node.format = tag2.format;
       return node;
     }
     exports.composeCollection = composeCollection;
@@ -11383,15 +11387,15 @@ var require_resolve_block_scalar = __commonJS({
             trimIndent = indent2.length;
         } else {
           if (indent2.length < trimIndent) {
-            const message = "Block scalars with more-indented leading empty lines must use an explicit indentation indicator";
-            onError(offset + indent2.length, "MISSING_CHAR", message);
+            const message2 = "Block scalars with more-indented leading empty lines must use an explicit indentation indicator";
+            onError(offset + indent2.length, "MISSING_CHAR", message2);
           }
           if (header.indent === 0)
             trimIndent = indent2.length;
           contentStart = i;
           if (trimIndent === 0 && !ctx.atRoot) {
-            const message = "Block scalar values in collections must be indented";
-            onError(offset, "BAD_INDENT", message);
+            const message2 = "Block scalar values in collections must be indented";
+            onError(offset, "BAD_INDENT", message2);
           }
           break;
         }
@@ -11414,8 +11418,8 @@ var require_resolve_block_scalar = __commonJS({
           content = content.slice(0, -1);
         if (content && indent2.length < trimIndent) {
           const src = header.indent ? "explicit indentation indicator" : "first line";
-          const message = `Block scalar lines must not be less indented than their ${src}`;
-          onError(offset - content.length - (crlf ? 2 : 1), "BAD_INDENT", message);
+          const message2 = `Block scalar lines must not be less indented than their ${src}`;
+          onError(offset - content.length - (crlf ? 2 : 1), "BAD_INDENT", message2);
           indent2 = "";
         }
         if (type === Scalar.Scalar.BLOCK_LITERAL) {
@@ -11493,8 +11497,8 @@ var require_resolve_block_scalar = __commonJS({
             break;
           case "comment":
             if (strict && !hasSpace) {
-              const message = "Comments must be separated from other tokens by white space characters";
-              onError(token, "MISSING_CHAR", message);
+              const message2 = "Comments must be separated from other tokens by white space characters";
+              onError(token, "MISSING_CHAR", message2);
             }
             length += token.source.length;
             comment = token.source.substring(1);
@@ -11505,8 +11509,8 @@ var require_resolve_block_scalar = __commonJS({
             break;
           /* istanbul ignore next should not happen */
           default: {
-            const message = `Unexpected token in block scalar header: ${token.type}`;
-            onError(token, "UNEXPECTED_TOKEN", message);
+            const message2 = `Unexpected token in block scalar header: ${token.type}`;
+            onError(token, "UNEXPECTED_TOKEN", message2);
             const ts = token.source;
             if (ts && typeof ts === "string")
               length += ts.length;
@@ -11761,18 +11765,18 @@ var require_compose_scalar = __commonJS({
     function composeScalar(ctx, token, tagToken, onError) {
       const { value, type, comment, range } = token.type === "block-scalar" ? resolveBlockScalar.resolveBlockScalar(ctx, token, onError) : resolveFlowScalar.resolveFlowScalar(token, ctx.options.strict, onError);
       const tagName = tagToken ? ctx.directives.tagName(tagToken.source, (msg) => onError(tagToken, "TAG_RESOLVE_FAILED", msg)) : null;
-      let tag;
+      let tag2;
       if (ctx.options.stringKeys && ctx.atKey) {
-        tag = ctx.schema[identity.SCALAR];
+        tag2 = ctx.schema[identity.SCALAR];
       } else if (tagName)
-        tag = findScalarTagByName(ctx.schema, value, tagName, tagToken, onError);
+        tag2 = findScalarTagByName(ctx.schema, value, tagName, tagToken, onError);
       else if (token.type === "scalar")
-        tag = findScalarTagByTest(ctx, value, token, onError);
+        tag2 = findScalarTagByTest(ctx, value, token, onError);
       else
-        tag = ctx.schema[identity.SCALAR];
+        tag2 = ctx.schema[identity.SCALAR];
       let scalar;
       try {
-        const res = tag.resolve(value, (msg) => onError(tagToken ?? token, "TAG_RESOLVE_FAILED", msg), ctx.options);
+        const res = tag2.resolve(value, (msg) => onError(tagToken ?? token, "TAG_RESOLVE_FAILED", msg), ctx.options);
         scalar = identity.isScalar(res) ? res : new Scalar.Scalar(res);
       } catch (error) {
         const msg = error instanceof Error ? error.message : String(error);
@@ -11785,8 +11789,8 @@ var require_compose_scalar = __commonJS({
         scalar.type = type;
       if (tagName)
         scalar.tag = tagName;
-      if (tag.format)
-        scalar.format = tag.format;
+      if (tag2.format)
+        scalar.format = tag2.format;
       if (comment)
         scalar.comment = comment;
       return scalar;
@@ -11795,17 +11799,17 @@ var require_compose_scalar = __commonJS({
       if (tagName === "!")
         return schema[identity.SCALAR];
       const matchWithTest = [];
-      for (const tag of schema.tags) {
-        if (!tag.collection && tag.tag === tagName) {
-          if (tag.default && tag.test)
-            matchWithTest.push(tag);
+      for (const tag2 of schema.tags) {
+        if (!tag2.collection && tag2.tag === tagName) {
+          if (tag2.default && tag2.test)
+            matchWithTest.push(tag2);
           else
-            return tag;
+            return tag2;
         }
       }
-      for (const tag of matchWithTest)
-        if (tag.test?.test(value))
-          return tag;
+      for (const tag2 of matchWithTest)
+        if (tag2.test?.test(value))
+          return tag2;
       const kt = schema.knownTags[tagName];
       if (kt && !kt.collection) {
         schema.tags.push(Object.assign({}, kt, { default: false, test: void 0 }));
@@ -11815,17 +11819,17 @@ var require_compose_scalar = __commonJS({
       return schema[identity.SCALAR];
     }
     function findScalarTagByTest({ atKey, directives, schema }, value, token, onError) {
-      const tag = schema.tags.find((tag2) => (tag2.default === true || atKey && tag2.default === "key") && tag2.test?.test(value)) || schema[identity.SCALAR];
+      const tag2 = schema.tags.find((tag3) => (tag3.default === true || atKey && tag3.default === "key") && tag3.test?.test(value)) || schema[identity.SCALAR];
       if (schema.compat) {
-        const compat = schema.compat.find((tag2) => tag2.default && tag2.test?.test(value)) ?? schema[identity.SCALAR];
-        if (tag.tag !== compat.tag) {
-          const ts = directives.tagString(tag.tag);
+        const compat = schema.compat.find((tag3) => tag3.default && tag3.test?.test(value)) ?? schema[identity.SCALAR];
+        if (tag2.tag !== compat.tag) {
+          const ts = directives.tagString(tag2.tag);
           const cs = directives.tagString(compat.tag);
           const msg = `Value may be parsed as either ${ts} or ${cs}`;
           onError(token, "TAG_RESOLVE_FAILED", msg, true);
         }
       }
-      return tag;
+      return tag2;
     }
     exports.composeScalar = composeScalar;
   }
@@ -11874,20 +11878,20 @@ var require_compose_node = __commonJS({
     var CN = { composeNode, composeEmptyNode };
     function composeNode(ctx, token, props, onError) {
       const atKey = ctx.atKey;
-      const { spaceBefore, comment, anchor, tag } = props;
+      const { spaceBefore, comment, anchor, tag: tag2 } = props;
       let node;
       let isSrcToken = true;
       switch (token.type) {
         case "alias":
           node = composeAlias(ctx, token, onError);
-          if (anchor || tag)
+          if (anchor || tag2)
             onError(token, "ALIAS_PROPS", "An alias node must not specify any properties");
           break;
         case "scalar":
         case "single-quoted-scalar":
         case "double-quoted-scalar":
         case "block-scalar":
-          node = composeScalar.composeScalar(ctx, token, tag, onError);
+          node = composeScalar.composeScalar(ctx, token, tag2, onError);
           if (anchor)
             node.anchor = anchor.source.substring(1);
           break;
@@ -11899,13 +11903,13 @@ var require_compose_node = __commonJS({
             if (anchor)
               node.anchor = anchor.source.substring(1);
           } catch (error) {
-            const message = error instanceof Error ? error.message : String(error);
-            onError(token, "RESOURCE_EXHAUSTION", message);
+            const message2 = error instanceof Error ? error.message : String(error);
+            onError(token, "RESOURCE_EXHAUSTION", message2);
           }
           break;
         default: {
-          const message = token.type === "error" ? token.message : `Unsupported token (type: ${token.type})`;
-          onError(token, "UNEXPECTED_TOKEN", message);
+          const message2 = token.type === "error" ? token.message : `Unsupported token (type: ${token.type})`;
+          onError(token, "UNEXPECTED_TOKEN", message2);
           isSrcToken = false;
         }
       }
@@ -11914,7 +11918,7 @@ var require_compose_node = __commonJS({
         onError(anchor, "BAD_ALIAS", "Anchor cannot be an empty string");
       if (atKey && ctx.options.stringKeys && (!identity.isScalar(node) || typeof node.value !== "string" || node.tag && node.tag !== "tag:yaml.org,2002:str")) {
         const msg = "With stringKeys, all keys must be strings";
-        onError(tag ?? token, "NON_STRING_KEY", msg);
+        onError(tag2 ?? token, "NON_STRING_KEY", msg);
       }
       if (spaceBefore)
         node.spaceBefore = true;
@@ -11928,14 +11932,14 @@ var require_compose_node = __commonJS({
         node.srcToken = token;
       return node;
     }
-    function composeEmptyNode(ctx, offset, before, pos, { spaceBefore, comment, anchor, tag, end }, onError) {
+    function composeEmptyNode(ctx, offset, before, pos, { spaceBefore, comment, anchor, tag: tag2, end }, onError) {
       const token = {
         type: "scalar",
         offset: utilEmptyScalarPosition.emptyScalarPosition(offset, before, pos),
         indent: -1,
         source: ""
       };
-      const node = composeScalar.composeScalar(ctx, token, tag, onError);
+      const node = composeScalar.composeScalar(ctx, token, tag2, onError);
       if (anchor) {
         node.anchor = anchor.source.substring(1);
         if (node.anchor === "")
@@ -12061,12 +12065,12 @@ var require_composer = __commonJS({
         this.prelude = [];
         this.errors = [];
         this.warnings = [];
-        this.onError = (source, code, message, warning) => {
+        this.onError = (source, code, message2, warning) => {
           const pos = getErrorPos(source);
           if (warning)
-            this.warnings.push(new errors.YAMLWarning(pos, code, message));
+            this.warnings.push(new errors.YAMLWarning(pos, code, message2));
           else
-            this.errors.push(new errors.YAMLParseError(pos, code, message));
+            this.errors.push(new errors.YAMLParseError(pos, code, message2));
         };
         this.directives = new directives.Directives({ version: options.version || "1.2" });
         this.options = options;
@@ -12136,10 +12140,10 @@ ${cb}` : comment;
           console.dir(token, { depth: null });
         switch (token.type) {
           case "directive":
-            this.directives.add(token.source, (offset, message, warning) => {
+            this.directives.add(token.source, (offset, message2, warning) => {
               const pos = getErrorPos(token);
               pos[0] += offset;
-              this.onError(pos, "BAD_DIRECTIVE", message, warning);
+              this.onError(pos, "BAD_DIRECTIVE", message2, warning);
             });
             this.prelude.push(token.source);
             this.atDirectives = true;
@@ -12228,12 +12232,12 @@ var require_cst_scalar = __commonJS({
     var stringifyString = require_stringifyString();
     function resolveAsScalar(token, strict = true, onError) {
       if (token) {
-        const _onError = (pos, code, message) => {
+        const _onError = (pos, code, message2) => {
           const offset = typeof pos === "number" ? pos : Array.isArray(pos) ? pos[0] : pos.offset;
           if (onError)
-            onError(offset, code, message);
+            onError(offset, code, message2);
           else
-            throw new errors.YAMLParseError([offset, offset + 1], code, message);
+            throw new errors.YAMLParseError([offset, offset + 1], code, message2);
         };
         switch (token.type) {
           case "scalar":
@@ -13393,8 +13397,8 @@ var require_parser = __commonJS({
         }
         const type = cst.tokenType(source);
         if (!type) {
-          const message = `Not a YAML token: ${source}`;
-          yield* this.pop({ type: "error", offset: this.offset, message, source });
+          const message2 = `Not a YAML token: ${source}`;
+          yield* this.pop({ type: "error", offset: this.offset, message: message2, source });
           this.offset += source.length;
         } else if (type === "scalar") {
           this.atNewLine = false;
@@ -13484,8 +13488,8 @@ var require_parser = __commonJS({
       *pop(error) {
         const token = error ?? this.stack.pop();
         if (!token) {
-          const message = "Tried to pop an empty stack";
-          yield { type: "error", offset: this.offset, source: "", message };
+          const message2 = "Tried to pop an empty stack";
+          yield { type: "error", offset: this.offset, source: "", message: message2 };
         } else if (this.stack.length === 0) {
           yield token;
         } else {
@@ -13822,14 +13826,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs12 = this.flowScalar(this.type);
+              const fs14 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start: start2, key: fs12, sep: [] });
+                map.items.push({ start: start2, key: fs14, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs12);
+                this.stack.push(fs14);
               } else {
-                Object.assign(it, { key: fs12, sep: [] });
+                Object.assign(it, { key: fs14, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -13957,13 +13961,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs12 = this.flowScalar(this.type);
+              const fs14 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs12, sep: [] });
+                fc.items.push({ start: [], key: fs14, sep: [] });
               else if (it.sep)
-                this.stack.push(fs12);
+                this.stack.push(fs14);
               else
-                Object.assign(it, { key: fs12, sep: [] });
+                Object.assign(it, { key: fs14, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -14310,8 +14314,8 @@ var require_messages = __commonJS({
       length: 4
     };
     var DatabaseError2 = class extends Error {
-      constructor(message, length, name) {
-        super(message);
+      constructor(message2, length, name) {
+        super(message2);
         this.length = length;
         this.name = name;
       }
@@ -14426,9 +14430,9 @@ var require_messages = __commonJS({
     };
     exports.DataRowMessage = DataRowMessage;
     var NoticeMessage = class {
-      constructor(length, message) {
+      constructor(length, message2) {
         this.length = length;
-        this.message = message;
+        this.message = message2;
         this.name = "notice";
       }
     };
@@ -14719,8 +14723,8 @@ var require_serializer = __commonJS({
         /* code.copyFromChunk */
       );
     };
-    var copyFail = (message) => {
-      return cstringMessage(102, message);
+    var copyFail = (message2) => {
+      return cstringMessage(102, message2);
     };
     var codeOnlyBuffer = (code) => Buffer.from([code, 0, 0, 0, 4]);
     var flushBuffer = codeOnlyBuffer(
@@ -14855,8 +14859,8 @@ var require_parser2 = __commonJS({
           const length = this.buffer.readUInt32BE(offset + CODE_LENGTH);
           const fullMessageLength = CODE_LENGTH + length;
           if (fullMessageLength + offset <= bufferFullLength) {
-            const message = this.handlePacket(offset + HEADER_LENGTH, code, length, this.buffer);
-            callback(message);
+            const message2 = this.handlePacket(offset + HEADER_LENGTH, code, length, this.buffer);
+            callback(message2);
             offset += fullMessageLength;
           } else {
             break;
@@ -14901,80 +14905,80 @@ var require_parser2 = __commonJS({
       handlePacket(offset, code, length, bytes) {
         const { reader } = this;
         reader.setBuffer(offset, bytes);
-        let message;
+        let message2;
         switch (code) {
           case 50:
-            message = messages_1.bindComplete;
+            message2 = messages_1.bindComplete;
             break;
           case 49:
-            message = messages_1.parseComplete;
+            message2 = messages_1.parseComplete;
             break;
           case 51:
-            message = messages_1.closeComplete;
+            message2 = messages_1.closeComplete;
             break;
           case 110:
-            message = messages_1.noData;
+            message2 = messages_1.noData;
             break;
           case 115:
-            message = messages_1.portalSuspended;
+            message2 = messages_1.portalSuspended;
             break;
           case 99:
-            message = messages_1.copyDone;
+            message2 = messages_1.copyDone;
             break;
           case 87:
-            message = messages_1.replicationStart;
+            message2 = messages_1.replicationStart;
             break;
           case 73:
-            message = messages_1.emptyQuery;
+            message2 = messages_1.emptyQuery;
             break;
           case 68:
-            message = parseDataRowMessage(reader);
+            message2 = parseDataRowMessage(reader);
             break;
           case 67:
-            message = parseCommandCompleteMessage(reader);
+            message2 = parseCommandCompleteMessage(reader);
             break;
           case 90:
-            message = parseReadyForQueryMessage(reader);
+            message2 = parseReadyForQueryMessage(reader);
             break;
           case 65:
-            message = parseNotificationMessage(reader);
+            message2 = parseNotificationMessage(reader);
             break;
           case 82:
-            message = parseAuthenticationResponse(reader, length);
+            message2 = parseAuthenticationResponse(reader, length);
             break;
           case 83:
-            message = parseParameterStatusMessage(reader);
+            message2 = parseParameterStatusMessage(reader);
             break;
           case 75:
-            message = parseBackendKeyData(reader);
+            message2 = parseBackendKeyData(reader);
             break;
           case 69:
-            message = parseErrorMessage(reader, "error");
+            message2 = parseErrorMessage(reader, "error");
             break;
           case 78:
-            message = parseErrorMessage(reader, "notice");
+            message2 = parseErrorMessage(reader, "notice");
             break;
           case 84:
-            message = parseRowDescriptionMessage(reader);
+            message2 = parseRowDescriptionMessage(reader);
             break;
           case 116:
-            message = parseParameterDescriptionMessage(reader);
+            message2 = parseParameterDescriptionMessage(reader);
             break;
           case 71:
-            message = parseCopyInMessage(reader);
+            message2 = parseCopyInMessage(reader);
             break;
           case 72:
-            message = parseCopyOutMessage(reader);
+            message2 = parseCopyOutMessage(reader);
             break;
           case 100:
-            message = parseCopyData(reader, length);
+            message2 = parseCopyData(reader, length);
             break;
           default:
             return new messages_1.DatabaseError("received invalid response: " + code.toString(16), length, "error");
         }
         reader.setBuffer(0, emptyBuffer);
-        message.length = length;
-        return message;
+        message2.length = length;
+        return message2;
       }
     };
     exports.Parser = Parser;
@@ -14995,11 +14999,11 @@ var require_parser2 = __commonJS({
     var parseCopyMessage = (reader, messageName) => {
       const isBinary = reader.byte() !== 0;
       const columnCount = reader.int16();
-      const message = new messages_1.CopyResponse(LATEINIT_LENGTH, messageName, isBinary, columnCount);
+      const message2 = new messages_1.CopyResponse(LATEINIT_LENGTH, messageName, isBinary, columnCount);
       for (let i = 0; i < columnCount; i++) {
-        message.columnTypes[i] = reader.int16();
+        message2.columnTypes[i] = reader.int16();
       }
-      return message;
+      return message2;
     };
     var parseNotificationMessage = (reader) => {
       const processId = reader.int32();
@@ -15009,11 +15013,11 @@ var require_parser2 = __commonJS({
     };
     var parseRowDescriptionMessage = (reader) => {
       const fieldCount = reader.int16();
-      const message = new messages_1.RowDescriptionMessage(LATEINIT_LENGTH, fieldCount);
+      const message2 = new messages_1.RowDescriptionMessage(LATEINIT_LENGTH, fieldCount);
       for (let i = 0; i < fieldCount; i++) {
-        message.fields[i] = parseField(reader);
+        message2.fields[i] = parseField(reader);
       }
-      return message;
+      return message2;
     };
     var parseField = (reader) => {
       const name = reader.cstring();
@@ -15027,11 +15031,11 @@ var require_parser2 = __commonJS({
     };
     var parseParameterDescriptionMessage = (reader) => {
       const parameterCount = reader.int16();
-      const message = new messages_1.ParameterDescriptionMessage(LATEINIT_LENGTH, parameterCount);
+      const message2 = new messages_1.ParameterDescriptionMessage(LATEINIT_LENGTH, parameterCount);
       for (let i = 0; i < parameterCount; i++) {
-        message.dataTypeIDs[i] = reader.uint32();
+        message2.dataTypeIDs[i] = reader.uint32();
       }
-      return message;
+      return message2;
     };
     var parseDataRowMessage = (reader) => {
       const fieldCount = reader.int16();
@@ -15054,7 +15058,7 @@ var require_parser2 = __commonJS({
     };
     var parseAuthenticationResponse = (reader, length) => {
       const code = reader.int32();
-      const message = {
+      const message2 = {
         name: "authenticationOk",
         length
       };
@@ -15062,42 +15066,42 @@ var require_parser2 = __commonJS({
         case 0:
           break;
         case 3:
-          if (message.length === 8) {
-            message.name = "authenticationCleartextPassword";
+          if (message2.length === 8) {
+            message2.name = "authenticationCleartextPassword";
           }
           break;
         case 5:
-          if (message.length === 12) {
-            message.name = "authenticationMD5Password";
+          if (message2.length === 12) {
+            message2.name = "authenticationMD5Password";
             const salt = reader.bytes(4);
             return new messages_1.AuthenticationMD5Password(LATEINIT_LENGTH, salt);
           }
           break;
         case 10:
           {
-            message.name = "authenticationSASL";
-            message.mechanisms = [];
+            message2.name = "authenticationSASL";
+            message2.mechanisms = [];
             let mechanism;
             do {
               mechanism = reader.cstring();
               if (mechanism) {
-                message.mechanisms.push(mechanism);
+                message2.mechanisms.push(mechanism);
               }
             } while (mechanism);
           }
           break;
         case 11:
-          message.name = "authenticationSASLContinue";
-          message.data = reader.string(length - 8);
+          message2.name = "authenticationSASLContinue";
+          message2.data = reader.string(length - 8);
           break;
         case 12:
-          message.name = "authenticationSASLFinal";
-          message.data = reader.string(length - 8);
+          message2.name = "authenticationSASLFinal";
+          message2.data = reader.string(length - 8);
           break;
         default:
           throw new Error("Unknown authenticationOk message type " + code);
       }
-      return message;
+      return message2;
     };
     var parseErrorMessage = (reader, name) => {
       const fields = {};
@@ -15107,24 +15111,24 @@ var require_parser2 = __commonJS({
         fieldType = reader.string(1);
       }
       const messageValue = fields.M;
-      const message = name === "notice" ? new messages_1.NoticeMessage(LATEINIT_LENGTH, messageValue) : new messages_1.DatabaseError(messageValue, LATEINIT_LENGTH, name);
-      message.severity = fields.S;
-      message.code = fields.C;
-      message.detail = fields.D;
-      message.hint = fields.H;
-      message.position = fields.P;
-      message.internalPosition = fields.p;
-      message.internalQuery = fields.q;
-      message.where = fields.W;
-      message.schema = fields.s;
-      message.table = fields.t;
-      message.column = fields.c;
-      message.dataType = fields.d;
-      message.constraint = fields.n;
-      message.file = fields.F;
-      message.line = fields.L;
-      message.routine = fields.R;
-      return message;
+      const message2 = name === "notice" ? new messages_1.NoticeMessage(LATEINIT_LENGTH, messageValue) : new messages_1.DatabaseError(messageValue, LATEINIT_LENGTH, name);
+      message2.severity = fields.S;
+      message2.code = fields.C;
+      message2.detail = fields.D;
+      message2.hint = fields.H;
+      message2.position = fields.P;
+      message2.internalPosition = fields.p;
+      message2.internalQuery = fields.q;
+      message2.where = fields.W;
+      message2.schema = fields.s;
+      message2.table = fields.t;
+      message2.column = fields.c;
+      message2.dataType = fields.d;
+      message2.constraint = fields.n;
+      message2.file = fields.F;
+      message2.line = fields.L;
+      message2.routine = fields.R;
+      return message2;
     };
   }
 });
@@ -15224,16 +15228,16 @@ var require_libpg_query = __commonJS({
         }
         var readAsync, readBinary;
         if (ENVIRONMENT_IS_NODE) {
-          var fs12 = __require("node:fs");
+          var fs14 = __require("node:fs");
           scriptDirectory = __dirname + "/";
           readBinary = (filename) => {
             filename = isFileURI(filename) ? new URL(filename) : filename;
-            var ret = fs12.readFileSync(filename);
+            var ret = fs14.readFileSync(filename);
             return ret;
           };
           readAsync = async (filename, binary = true) => {
             filename = isFileURI(filename) ? new URL(filename) : filename;
-            var ret = fs12.readFileSync(filename, binary ? void 0 : "utf8");
+            var ret = fs14.readFileSync(filename, binary ? void 0 : "utf8");
             return ret;
           };
           if (process.argv.length > 1) {
@@ -15745,7 +15749,7 @@ var require_libpg_query = __commonJS({
               var bytesRead = 0;
               var fd = process.stdin.fd;
               try {
-                bytesRead = fs12.readSync(fd, buf, 0, BUFSIZE);
+                bytesRead = fs14.readSync(fd, buf, 0, BUFSIZE);
               } catch (e) {
                 if (e.toString().includes("EOF")) bytesRead = 0;
                 else throw e;
@@ -17795,8 +17799,8 @@ var require_wasm = __commonJS({
     __exportStar(require_types3(), exports);
     var SqlError = class extends Error {
       sqlDetails;
-      constructor(message, details) {
-        super(message);
+      constructor(message2, details) {
+        super(message2);
         this.name = "SqlError";
         this.sqlDetails = details;
       }
@@ -17913,11 +17917,11 @@ var require_wasm = __commonJS({
           const filenamePtr = wasmModule.getValue(errorPtr + 8, "i32");
           const lineno = wasmModule.getValue(errorPtr + 12, "i32");
           const cursorpos = wasmModule.getValue(errorPtr + 16, "i32");
-          const message = messagePtr ? wasmModule.UTF8ToString(messagePtr) : "Unknown error";
+          const message2 = messagePtr ? wasmModule.UTF8ToString(messagePtr) : "Unknown error";
           const funcname = funcnamePtr ? wasmModule.UTF8ToString(funcnamePtr) : void 0;
           const filename = filenamePtr ? wasmModule.UTF8ToString(filenamePtr) : void 0;
-          throw new SqlError(message, {
-            message,
+          throw new SqlError(message2, {
+            message: message2,
             cursorPosition: cursorpos > 0 ? cursorpos - 1 : 0,
             // Convert to 0-based
             fileName: filename,
@@ -18014,11 +18018,11 @@ var require_wasm = __commonJS({
           const filenamePtr = wasmModule.getValue(errorPtr + 8, "i32");
           const lineno = wasmModule.getValue(errorPtr + 12, "i32");
           const cursorpos = wasmModule.getValue(errorPtr + 16, "i32");
-          const message = messagePtr ? wasmModule.UTF8ToString(messagePtr) : "Unknown error";
+          const message2 = messagePtr ? wasmModule.UTF8ToString(messagePtr) : "Unknown error";
           const funcname = funcnamePtr ? wasmModule.UTF8ToString(funcnamePtr) : void 0;
           const filename = filenamePtr ? wasmModule.UTF8ToString(filenamePtr) : void 0;
-          throw new SqlError(message, {
-            message,
+          throw new SqlError(message2, {
+            message: message2,
             cursorPosition: cursorpos > 0 ? cursorpos - 1 : 0,
             // Convert to 0-based
             fileName: filename,
@@ -18396,9 +18400,9 @@ function compileColumn(pattern) {
   if (parts.length > 3) throw new Error(`masking column pattern "${pattern}": at most schema.table.column`);
   const tests = parts.map((p) => nameTest(p, pattern));
   const column = tests.pop();
-  const table = tests.pop();
+  const table2 = tests.pop();
   const schema = tests.pop();
-  return { column, table, schema };
+  return { column, table: table2, schema };
 }
 function columnPatternProblem(pattern) {
   if (/[[\]?{}]/.test(pattern) || pattern.includes("**")) return "only * is a wildcard";
@@ -18409,9 +18413,9 @@ function columnPatternProblem(pattern) {
     return e.message.replace(/^masking column pattern "(?:[^"]|"")*": /, "");
   }
 }
-function splitTable(table) {
-  const dot = table.indexOf(".");
-  return dot < 0 ? { schema: null, name: table } : { schema: table.slice(0, dot), name: table.slice(dot + 1) };
+function splitTable(table2) {
+  const dot = table2.indexOf(".");
+  return dot < 0 ? { schema: null, name: table2 } : { schema: table2.slice(0, dot), name: table2.slice(dot + 1) };
 }
 var EMAIL_VALUE = /^[^\s@]+@[^\s@]+\.([A-Za-z]{2,24})$/;
 var Masker = class {
@@ -18441,8 +18445,8 @@ var Masker = class {
    * table is known, null when the column is computed/unknown. A bare pattern matches the
    * column anywhere; `table.col` that table in any schema; `schema.table.col` exactly; `*`
    * globs within one part. Unquoted names compare case-insensitively. */
-  columnMasked(column, table) {
-    const t = table === null ? null : splitTable(table);
+  columnMasked(column, table2) {
+    const t = table2 === null ? null : splitTable(table2);
     return this.#columns.some((p) => {
       if (!p.column(column)) return false;
       if (!p.table) return true;
@@ -18528,6 +18532,26 @@ var policy_schema_default = {
           minimum: 0,
           maximum: 1e3,
           default: 10
+        },
+        checkpoints: {
+          description: "When the log's chain head is signed. A daemon killed without a clean stop leaves a log verifiable up to its last checkpoint. The seal at stop is always signed.",
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            "every-records": {
+              description: "Sign after this many records (0: no count trigger).",
+              type: "integer",
+              minimum: 0,
+              maximum: 1e6,
+              default: 1e3
+            },
+            every: {
+              description: "Sign unsigned records at least this often, e.g. 5s, 500ms (0s: no time trigger).",
+              type: "string",
+              pattern: "^[0-9]+(ms|s|m|h)$",
+              default: "5s"
+            }
+          }
         }
       }
     },
@@ -18845,12 +18869,12 @@ function statementMatches(m, s) {
   if (m.textMatches && !m.textMatches.test(s.normalized)) return false;
   return true;
 }
-function tableMatches(glob, table) {
-  if (glob.test(table)) return true;
+function tableMatches(glob, table2) {
+  if (glob.test(table2)) return true;
   const schema = globSchemaPart(glob);
-  if (table.endsWith(".*")) return schema === null || schema.test(table.slice(0, -2));
-  if (schema === null && table.includes(".")) return glob.test(table.slice(table.lastIndexOf(".") + 1));
-  return !table.includes(".") && (glob.test(`public.${table}`) || globTablePart(glob).test(table));
+  if (table2.endsWith(".*")) return schema === null || schema.test(table2.slice(0, -2));
+  if (schema === null && table2.includes(".")) return glob.test(table2.slice(table2.lastIndexOf(".") + 1));
+  return !table2.includes(".") && (glob.test(`public.${table2}`) || globTablePart(glob).test(table2));
 }
 var schemaPartCache = /* @__PURE__ */ new WeakMap();
 function globSchemaPart(glob) {
@@ -18929,8 +18953,8 @@ var SQL_CLASSES = [
 
 // gateway/config/policy.ts
 var PolicyError = class extends Error {
-  constructor(file, line, message) {
-    super(`${file}${line ? `:${line}` : ""}: ${message}`);
+  constructor(file, line, message2) {
+    super(`${file}${line ? `:${line}` : ""}: ${message2}`);
     this.name = "PolicyError";
   }
 };
@@ -19003,7 +19027,10 @@ function parsePolicy(text, file) {
     approvals: { timeoutMs: approvalTimeout(raw.approvals?.timeout, (p) => lineOf(locateNode(doc, p)), file) },
     sha256: createHash("sha256").update(text).digest("hex"),
     targets,
-    sessionLog: { sampleRows: raw["session-log"]?.["sample-rows"] ?? 10 },
+    sessionLog: {
+      sampleRows: raw["session-log"]?.["sample-rows"] ?? 10,
+      checkpoints: { everyRecords: raw["session-log"]?.checkpoints?.["every-records"] ?? 1e3, everyMs: checkpointInterval(raw["session-log"]?.checkpoints?.every, (p) => lineOf(locateNode(doc, p)), file) }
+    },
     masking: parseMasking(raw.masking, (p) => lineOf(locateNode(doc, p)), file)
   };
 }
@@ -19083,8 +19110,8 @@ function parseRules(raw, targetNames, lineAt, file) {
   const rules = [];
   const names = /* @__PURE__ */ new Set();
   (raw.rules ?? []).forEach((r, i) => {
-    const fail = (rest, message) => {
-      throw new PolicyError(file, lineAt(["rules", i, ...rest]), `rule "${r.name}": ${message}`);
+    const fail = (rest, message2) => {
+      throw new PolicyError(file, lineAt(["rules", i, ...rest]), `rule "${r.name}": ${message2}`);
     };
     if (names.has(r.name)) fail(["name"], "another rule has the same name");
     names.add(r.name);
@@ -19132,6 +19159,14 @@ function approvalTimeout(text, lineAt, file) {
   if (ms < 1e3 || ms > MAX_APPROVAL_TIMEOUT_MS) throw new PolicyError(file, lineAt(["approvals", "timeout"]), `approvals.timeout: ${text} is outside 1s to 24h`);
   return ms;
 }
+var MAX_CHECKPOINT_INTERVAL_MS = 36e5;
+function checkpointInterval(text, lineAt, file) {
+  const ms = parseDuration(text ?? "5s");
+  if (ms !== 0 && (ms < 100 || ms > MAX_CHECKPOINT_INTERVAL_MS)) {
+    throw new PolicyError(file, lineAt(["session-log", "checkpoints", "every"]), `session-log.checkpoints.every: ${text} is outside 100ms to 1h (0s turns the time trigger off)`);
+  }
+  return ms;
+}
 function parseDuration(text) {
   const m = /^(\d+)(ms|s|m|h)$/.exec(text);
   return Number(m[1]) * { ms: 1, s: 1e3, m: 6e4, h: 36e5 }[m[2]];
@@ -19145,7 +19180,7 @@ function locateNode(doc, p) {
 }
 
 // gateway/daemon/gateway.ts
-import os3 from "node:os";
+import os4 from "node:os";
 import { randomBytes as randomBytes3 } from "node:crypto";
 
 // gateway/evidence/log-writer.ts
@@ -19204,7 +19239,7 @@ function needsEscape(k) {
 }
 
 // gateway/evidence/log-writer.ts
-var LOG_FORMAT = "gateway-action/session-log@1";
+var LOG_FORMAT = "gateway-action/session-log@2";
 var GENESIS_HASH = "0".repeat(64);
 var LAZY_FLUSH_MS = 20;
 var LogUnavailableError = class extends Error {
@@ -19215,6 +19250,7 @@ var LogUnavailableError = class extends Error {
     this.cause = cause;
   }
 };
+var DEFAULT_CHECKPOINTS = { everyRecords: 1e3, everyMs: 5e3 };
 var SessionLogWriter = class _SessionLogWriter {
   path;
   fd;
@@ -19223,6 +19259,10 @@ var SessionLogWriter = class _SessionLogWriter {
   pending = [];
   failure = null;
   closed = false;
+  signing = null;
+  /** Records appended since the last checkpoint. */
+  unsigned = 0;
+  checkpointTimer = null;
   constructor(file, fd) {
     this.path = file;
     this.fd = fd;
@@ -19235,6 +19275,22 @@ var SessionLogWriter = class _SessionLogWriter {
       return new _SessionLogWriter(file, fs2.openSync(file, "wx", 384));
     } catch (e) {
       throw new Error(`cannot create the session log ${file} (${e.code ?? e.message})`);
+    }
+  }
+  /**
+   * From now on, a checkpoint signed by `signer` follows every `everyRecords` records, and any
+   * unsigned records are signed every `everyMs`; close() signs the seal.
+   */
+  signWith(run, signer, schedule = DEFAULT_CHECKPOINTS) {
+    this.signing = { run, signer, schedule };
+    if (schedule.everyMs > 0) {
+      this.checkpointTimer = setInterval(() => {
+        if (this.unsigned > 0 && !this.failure && !this.closed) {
+          this.checkpoint(false);
+          this.flushSync();
+        }
+      }, schedule.everyMs);
+      this.checkpointTimer.unref();
     }
   }
   get failed() {
@@ -19262,7 +19318,15 @@ var SessionLogWriter = class _SessionLogWriter {
     this.seq = seq + 1;
     this.prev = hash;
     if (!this.lazyTimer) this.lazyTimer = setTimeout(this.lazyFlush, LAZY_FLUSH_MS);
+    if (this.signing && type !== "checkpoint" && ++this.unsigned === this.signing.schedule.everyRecords) this.checkpoint(false);
     return { seq, hash };
+  }
+  /** Appends a checkpoint record whose JWS signs the current chain head. */
+  checkpoint(seal) {
+    const s = this.signing;
+    this.unsigned = 0;
+    const payload = { run: s.run, seq: this.seq - 1, head: this.prev, seal };
+    this.append("checkpoint", { covers: payload.seq, seal, jws: s.signer.sign(payload) });
   }
   lazyTimer = null;
   lazyFlush = () => {
@@ -19298,13 +19362,20 @@ var SessionLogWriter = class _SessionLogWriter {
     }
     return this.failure;
   }
-  /** Appends the final record, flushes, fsyncs and closes; throws if the log is not sealed. */
+  /**
+   * Appends the final record and, when signing, the seal (a final checkpoint); flushes, fsyncs
+   * and closes. Throws if the log is not sealed.
+   */
   close(type, fields) {
     if (this.closed) return;
-    if (!this.failure) this.append(type, fields);
+    if (!this.failure) {
+      this.append(type, fields);
+      if (this.signing) this.checkpoint(true);
+    }
     this.flushSync();
     this.closed = true;
     if (this.lazyTimer) clearTimeout(this.lazyTimer);
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     try {
       if (!this.failure) fs2.fsyncSync(this.fd);
     } catch (e) {
@@ -19494,8 +19565,8 @@ import { randomInt as randomInt2 } from "node:crypto";
 // gateway/postgres/codec/framer.ts
 var ProtocolError = class extends Error {
   sqlState;
-  constructor(message, sqlState = "08P01") {
-    super(message);
+  constructor(message2, sqlState = "08P01") {
+    super(message2);
     this.name = "ProtocolError";
     this.sqlState = sqlState;
   }
@@ -20289,8 +20360,8 @@ var serialize2 = protocol.serialize;
 var CONNECT_TIMEOUT_MS = 15e3;
 var UpstreamError = class extends Error {
   sqlState;
-  constructor(message, sqlState) {
-    super(message);
+  constructor(message2, sqlState) {
+    super(message2);
     this.name = "UpstreamError";
     this.sqlState = sqlState;
   }
@@ -20319,22 +20390,22 @@ async function openUpstreamSocket(target) {
     plain.destroy();
     throw new UpstreamError(`upstream ${target.host}:${target.port} does not accept TLS, but the target requires it (tls: ${target.tls})`, "08001");
   }
-  const verify = target.tls === "verify-full";
+  const verify2 = target.tls === "verify-full";
   const secure = await new Promise((resolve, reject) => {
     const s = tls.connect({
       socket: plain,
       servername: net.isIP(target.host) ? void 0 : target.host,
       ca: target.caFile ? fs3.readFileSync(target.caFile) : void 0,
-      rejectUnauthorized: verify,
+      rejectUnauthorized: verify2,
       // verify-full checks the name against the certificate; require only encrypts, as in libpq.
-      checkServerIdentity: verify ? (_servername, cert) => tls.checkServerIdentity(target.host, cert) : () => void 0
+      checkServerIdentity: verify2 ? (_servername, cert) => tls.checkServerIdentity(target.host, cert) : () => void 0
     });
     s.once("secureConnect", () => (s.off("error", reject), resolve(s)));
     s.once("error", reject);
   }).catch((e) => {
     plain.destroy();
     const reason = e.message.replace(/; if the root CA is installed locally.*$/, "");
-    const hint = verify ? target.caFile ? ` (trusted CAs: ${target.caFile})` : " (trusted CAs: Node's bundled list; set ca-file for a private CA)" : "";
+    const hint = verify2 ? target.caFile ? ` (trusted CAs: ${target.caFile})` : " (trusted CAs: Node's bundled list; set ca-file for a private CA)" : "";
     throw new UpstreamError(`TLS to ${target.host}:${target.port} failed (tls: ${target.tls}): ${reason}${hint}`, "08001");
   });
   const cipher = secure.getCipher();
@@ -20445,8 +20516,8 @@ function resultColumns(e) {
   const portal = e.kind === "execute" ? e.portal : null;
   return e.run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
 }
-function tagRows(tag) {
-  const m = /\s(\d+)$/.exec(tag);
+function tagRows(tag2) {
+  const m = /\s(\d+)$/.exec(tag2);
   return m ? Number(m[1]) : null;
 }
 function sampleValues(fields, columns, resultFormats) {
@@ -20622,9 +20693,9 @@ var BackendTracker = class {
    * A message of the gateway's own for the client (a NOTICE): returned to send now when the
    * server's stream is between messages, else kept for the next boundary.
    */
-  inject(message) {
-    if (this.serverFramer.idle && this.heldParts === null && this.injections.length === 0) return [message];
-    this.injections.push(message);
+  inject(message2) {
+    if (this.serverFramer.idle && this.heldParts === null && this.injections.length === 0) return [message2];
+    this.injections.push(message2);
     return [];
   }
   swallowDue() {
@@ -21454,9 +21525,9 @@ function literalShape(text) {
         j = digits(text, j + 1);
       }
       if (text.charCodeAt(j) === 101 || text.charCodeAt(j) === 69) {
-        const sign = text.charCodeAt(j + 1) === 43 || text.charCodeAt(j + 1) === 45 ? 1 : 0;
-        if (!isDigit(text.charCodeAt(j + 1 + sign))) return null;
-        j = digits(text, j + 1 + sign);
+        const sign2 = text.charCodeAt(j + 1) === 43 || text.charCodeAt(j + 1) === 45 ? 1 : 0;
+        if (!isDigit(text.charCodeAt(j + 1 + sign2))) return null;
+        j = digits(text, j + 1 + sign2);
       }
       if (isWordChar(text.charCodeAt(j)) || text.charCodeAt(j) === 46) return null;
       out += LITERAL;
@@ -21538,9 +21609,9 @@ function refusalMessage(d) {
   return `gateway: denied by rule "${d.rule}"${reason}`;
 }
 function refusalSql(d, sqlState = "42501") {
-  const tag = `gw${randomBytes2(6).toString("hex")}`;
-  const quote = (s) => `$${tag}$${s.replaceAll(`$${tag}$`, "")}$${tag}$`;
-  return `DO $${tag}body$ BEGIN RAISE EXCEPTION USING ERRCODE = '${sqlState}', MESSAGE = ${quote(refusalMessage(d))}, HINT = ${quote("the session log records this decision; see the policy file")}; END $${tag}body$`;
+  const tag2 = `gw${randomBytes2(6).toString("hex")}`;
+  const quote = (s) => `$${tag2}$${s.replaceAll(`$${tag2}$`, "")}$${tag2}$`;
+  return `DO $${tag2}body$ BEGIN RAISE EXCEPTION USING ERRCODE = '${sqlState}', MESSAGE = ${quote(refusalMessage(d))}, HINT = ${quote("the session log records this decision; see the policy file")}; END $${tag2}body$`;
 }
 function refusalQuery(d, sqlState) {
   return serialize2.query(refusalSql(d, sqlState));
@@ -21787,11 +21858,11 @@ function planRow(masker, cols, resultFormats, tableName) {
     let m;
     if (c.tableOid === 0) m = masker.columnMasked(c.name, null);
     else {
-      const table = tableName.table(c.tableOid);
+      const table2 = tableName.table(c.tableOid);
       const real = tableName.column(c.tableOid, c.attnum);
-      if (table === void 0 || real === void 0) complete = false;
+      if (table2 === void 0 || real === void 0) complete = false;
       const names = real === void 0 || real === c.name ? [c.name] : [c.name, real];
-      m = names.some((n) => table === void 0 ? masker.columnMasked(n, null) || masker.columnNeedsTable(n) : masker.columnMasked(n, table));
+      m = names.some((n) => table2 === void 0 ? masker.columnMasked(n, null) || masker.columnNeedsTable(n) : masker.columnMasked(n, table2));
     }
     masked.push(m);
     kinds.push(kind);
@@ -21855,11 +21926,11 @@ function copyOuts(text) {
     return [];
   }
 }
-function planCopy(masker, copy, table) {
+function planCopy(masker, copy, table2) {
   if (copy.format === "binary" || copy.table === null) return null;
-  const tableName = table?.name ?? (copy.schema ? `${copy.schema}.${copy.table}` : copy.table);
-  const byName = new Map((table?.columns ?? []).map((c) => [c.name, c]));
-  const names = copy.columns ?? (table?.columns ?? []).map((c) => c.name);
+  const tableName = table2?.name ?? (copy.schema ? `${copy.schema}.${copy.table}` : copy.table);
+  const byName = new Map((table2?.columns ?? []).map((c) => [c.name, c]));
+  const names = copy.columns ?? (table2?.columns ?? []).map((c) => c.name);
   const masks = names.map((n) => {
     if (!masker.columnMasked(n, tableName)) return null;
     const type = byName.get(n)?.typeOid;
@@ -21990,8 +22061,8 @@ var PostgresSession = class {
       } catch {
       }
       const code = err instanceof ProtocolError ? err.sqlState : "XX000";
-      const message = peer === "client" ? `gateway: protocol error: ${err.message}` : `gateway: upstream protocol error: ${err.message}`;
-      this.closeWithError({ severity: "FATAL", code, message }, `protocol error (${peer})`);
+      const message2 = peer === "client" ? `gateway: protocol error: ${err.message}` : `gateway: upstream protocol error: ${err.message}`;
+      this.closeWithError({ severity: "FATAL", code, message: message2 }, `protocol error (${peer})`);
     }
   }
   /** Fail closed: a command that cannot be recorded is not forwarded, and the session ends. */
@@ -22030,7 +22101,7 @@ var PostgresSession = class {
     if (bufs.length > 0) this.send(bufs, out.recorded);
     out.recorded = false;
   }
-  hold(plan, message) {
+  hold(plan, message2) {
     const broker = this.policy?.approvals;
     if (!broker) throw new Error("a rule asks for approval but no approver is configured");
     this.backlogBytes = 0;
@@ -22041,7 +22112,7 @@ var PostgresSession = class {
     void held.pending.verdict.then((v) => {
       if (this.ended || this.held !== held) return;
       this.guard(() => {
-        const bufs = held.settle(v, this.rec) ?? [message];
+        const bufs = held.settle(v, this.rec) ?? [message2];
         this.held = null;
         this.send(bufs, true);
         this.replayBacklog();
@@ -22390,8 +22461,8 @@ var ResponseMasking = class {
     const masked = maskRow(this.masker, plan ?? blindPlan(body.readInt16BE(0), portal ? portal.resultFormats : null), decodeDataRow(body));
     if (!masked) return null;
     head.cmd.noteMasked(masked.columns, masked.detectors);
-    const message = encodeDataRow(masked.fields);
-    return this.output(message);
+    const message2 = encodeDataRow(masked.fields);
+    return this.output(message2);
   }
   /** Plans once per described statement (prepared statements execute many times). */
   plans = /* @__PURE__ */ new WeakMap();
@@ -22406,8 +22477,8 @@ var ResponseMasking = class {
     return plan;
   }
   /** What the client receives instead and what the log records instead, per `apply-to`. */
-  output(message) {
-    return { ...this.client ? { client: message } : {}, ...this.log ? { log: message.subarray(5) } : {} };
+  output(message2) {
+    return { ...this.client ? { client: message2 } : {}, ...this.log ? { log: message2.subarray(5) } : {} };
   }
   copyData(type, body, head) {
     if (!head || head.kind !== "query" && head.kind !== "execute" || head.run.copyBinary) return null;
@@ -22423,16 +22494,16 @@ var ResponseMasking = class {
     const r = this.masker.maskText(row);
     if (!r && columns === 0) return null;
     head.cmd.noteMasked(columns, r?.detectors ?? []);
-    const message = frame(type, Buffer.from(r?.text ?? row));
-    return this.output(message);
+    const message2 = frame(type, Buffer.from(r?.text ?? row));
+    return this.output(message2);
   }
   /** NOTIFY payloads (the channel is a name, not a value). */
   notification(body) {
     const n = decodeNotification(body);
     const r = this.masker.maskText(n.payload);
     if (!r) return null;
-    const message = new MessageWriter().int32(n.processId).cstring(n.channel).cstring(r.text).finish(B.NotificationResponse);
-    return this.output(message);
+    const message2 = new MessageWriter().int32(n.processId).cstring(n.channel).cstring(r.text).finish(B.NotificationResponse);
+    return this.output(message2);
   }
   notice(type, body, head) {
     let changed = false;
@@ -22447,8 +22518,8 @@ var ResponseMasking = class {
     });
     if (!changed) return null;
     if (head && (head.kind === "query" || head.kind === "execute")) head.cmd.noteMasked(0, [...new Set(fired)]);
-    const message = encodeNoticeFields(type, fields);
-    return this.output(message);
+    const message2 = encodeNoticeFields(type, fields);
+    return this.output(message2);
   }
 };
 function frame(type, body) {
@@ -22488,10 +22559,10 @@ var TableNames = class {
     }
   };
   /** A table by name (`schema` null: the one in public, else any), with its columns in order. */
-  byName(schema, table) {
+  byName(schema, table2) {
     let found;
     for (const t of this.names.values()) {
-      if (t.table !== table || schema !== null && t.schema !== schema) continue;
+      if (t.table !== table2 || schema !== null && t.schema !== schema) continue;
       if (!found || t.schema === "public") found = t;
     }
     if (!found) {
@@ -22521,9 +22592,9 @@ var TableNames = class {
       for (; ; ) {
         const m = await q.next(QUERY_TIMEOUT_MS, "catalog rows");
         if (m.type === B.DataRow) {
-          const [oid, schema, table, attnum, column, type] = decodeDataRow(m.body).map((f) => f?.toString("utf8") ?? "");
+          const [oid, schema, table2, attnum, column, type] = decodeDataRow(m.body).map((f) => f?.toString("utf8") ?? "");
           let t = names.get(Number(oid));
-          if (!t) names.set(Number(oid), t = { name: `${schema}.${table}`, schema, table, columns: /* @__PURE__ */ new Map() });
+          if (!t) names.set(Number(oid), t = { name: `${schema}.${table2}`, schema, table: table2, columns: /* @__PURE__ */ new Map() });
           t.columns.set(Number(attnum), { name: column, typeOid: Number(type) });
         } else if (m.type === B.ErrorResponse) throw new Error(decodeNotice(m.body).message);
         else if (m.type === B.ReadyForQuery) break;
@@ -22569,14 +22640,14 @@ var PostgresListener = class {
           const failure = writer.flushSync();
           if (failure) throw failure;
         },
-        (message) => {
+        (message2) => {
           try {
-            writer.append("gateway-error", { target: opts.target.name, message });
+            writer.append("gateway-error", { target: opts.target.name, message: message2 });
           } catch {
           }
         }
       );
-      this.masking = new ResponseMasking(masker, tables.lookup, (schema, table) => tables.byName(schema, table));
+      this.masking = new ResponseMasking(masker, tables.lookup, (schema, table2) => tables.byName(schema, table2));
       if (masker.masksColumns) this.tablesLoaded = tables.refresh();
     }
     this.policyContext = opts.policy ? policyContext(opts.policy.rules, opts.policy.claims, opts.target.name, opts.approvals ?? null) : null;
@@ -22683,7 +22754,7 @@ var PostgresListener = class {
     if (packet.kind !== "startup") return;
     const t = this.opts.target;
     const params = packet.parameters;
-    const fatal = (code, message, hint) => refuse(socket, { severity: "FATAL", code, message, hint });
+    const fatal = (code, message2, hint) => refuse(socket, { severity: "FATAL", code, message: message2, hint });
     if (this.stopping) return fatal("57P03", "the gateway is shutting down");
     if (packet.minor > 0 || packet.protocolOptions.length > 0) {
       socket.write(encodeNegotiateProtocolVersion(0, packet.protocolOptions));
@@ -22799,9 +22870,9 @@ var PostgresListener = class {
     if (k.rec.writer.flushSync()) return;
     await sendUpstreamCancel(this.opts.target, k.upstreamKey).catch(() => void 0);
   }
-  recordRejected(socket, message) {
+  recordRejected(socket, message2) {
     try {
-      this.opts.recorder.writer.append("protocol-error", { target: this.opts.target.name, peer: "client", client: { address: socket.remoteAddress, port: socket.remotePort }, message });
+      this.opts.recorder.writer.append("protocol-error", { target: this.opts.target.name, peer: "client", client: { address: socket.remoteAddress, port: socket.remotePort }, message: message2 });
     } catch {
     }
   }
@@ -22937,6 +23008,166 @@ function sendControlAt(file, req, timeoutMs = 12e4, notRunning = `no gateway is 
 
 // gateway/daemon/gateway.ts
 import fs6 from "node:fs";
+
+// gateway/evidence/checkpoint.ts
+import { createHash as createHash4, createPublicKey, generateKeyPairSync, sign, verify } from "node:crypto";
+var JWS_TYPE = "gateway-action-checkpoint";
+function keyAudience(thumbprint) {
+  return `gateway-action:jwk:${thumbprint}`;
+}
+function jwkThumbprint(jwk) {
+  return createHash4("sha256").update(`{"crv":"${jwk.crv}","kty":"${jwk.kty}","x":"${jwk.x}"}`).digest("base64url");
+}
+function checkpointPayloadText(p) {
+  return canonicalJson({ head: p.head, run: p.run, seal: p.seal, seq: p.seq });
+}
+var CheckpointSigner = class {
+  jwk;
+  thumbprint;
+  privateKey;
+  header;
+  constructor() {
+    const { publicKey, privateKey: privateKey2 } = generateKeyPairSync("ed25519");
+    const x = publicKey.export({ format: "jwk" }).x;
+    this.jwk = { kty: "OKP", crv: "Ed25519", x };
+    this.thumbprint = jwkThumbprint(this.jwk);
+    this.privateKey = privateKey2;
+    this.header = b64(canonicalJson({ alg: "EdDSA", kid: this.thumbprint, typ: JWS_TYPE }));
+  }
+  /** Compact JWS over the canonical payload. */
+  sign(p) {
+    const input = this.header + "." + b64(checkpointPayloadText(p));
+    return input + "." + sign(null, Buffer.from(input), this.privateKey).toString("base64url");
+  }
+};
+var CheckpointVerifier = class {
+  key;
+  thumbprint;
+  constructor(jwk) {
+    if (!isPublicJwk(jwk)) throw new Error("the run-start key is not an Ed25519 public JWK");
+    this.key = createPublicKey({ key: { kty: jwk.kty, crv: jwk.crv, x: jwk.x }, format: "jwk" });
+    this.thumbprint = jwkThumbprint(jwk);
+  }
+  /** Null when `jws` is a valid signature by this key over exactly `expected`. */
+  problem(jws, expected) {
+    if (typeof jws !== "string") return "has no JWS";
+    const parts = jws.split(".");
+    if (parts.length !== 3) return "has a JWS that is not in compact form";
+    const [h, p, s] = parts;
+    let header;
+    try {
+      header = JSON.parse(Buffer.from(h, "base64url").toString("utf8"));
+    } catch {
+      return "has a JWS whose header is not JSON";
+    }
+    if (header.alg !== "EdDSA") return `has a JWS with algorithm ${JSON.stringify(header.alg)}, expected EdDSA`;
+    if (!verify(null, Buffer.from(h + "." + p), this.key, Buffer.from(s, "base64url"))) {
+      return "has a signature that does not verify with the log's public key";
+    }
+    const signed = Buffer.from(p, "base64url").toString("utf8");
+    if (signed !== checkpointPayloadText(expected)) {
+      return `signs ${signed}, which is not this position in the chain (expected ${checkpointPayloadText(expected)})`;
+    }
+    return null;
+  }
+};
+function isPublicJwk(v) {
+  const j = v;
+  return typeof j === "object" && j !== null && j.kty === "OKP" && j.crv === "Ed25519" && typeof j.x === "string" && /^[A-Za-z0-9_-]{43}$/.test(j.x);
+}
+function b64(s) {
+  return Buffer.from(s).toString("base64url");
+}
+
+// gateway/identity/local.ts
+import { spawnSync } from "node:child_process";
+import os3 from "node:os";
+function localIdentity() {
+  const u = os3.userInfo();
+  return { kind: "local", user: u.username, uid: u.uid, host: os3.hostname() };
+}
+function localClaims(env = process.env) {
+  let ref = env.GITHUB_REF;
+  if (!ref) {
+    const r = spawnSync("git", ["symbolic-ref", "-q", "HEAD"], { encoding: "utf8" });
+    if (r.status === 0 && r.stdout.trim()) ref = r.stdout.trim();
+  }
+  return {
+    ...ref ? { ref } : {},
+    actor: env.GITHUB_ACTOR || os3.userInfo().username,
+    event: env.GITHUB_EVENT_NAME || "local",
+    ...env.GATEWAY_ENVIRONMENT ? { environment: env.GATEWAY_ENVIRONMENT } : {}
+  };
+}
+
+// gateway/identity/github-oidc.ts
+var GITHUB_ISSUER = "https://token.actions.githubusercontent.com";
+var OidcRequestError = class extends Error {
+};
+function canRequestIdToken(env) {
+  return Boolean(env.ACTIONS_ID_TOKEN_REQUEST_URL);
+}
+var ATTEMPTS = 3;
+async function requestIdToken(env, audience) {
+  const base = env.ACTIONS_ID_TOKEN_REQUEST_URL;
+  const bearer = env.ACTIONS_ID_TOKEN_REQUEST_TOKEN;
+  if (!base) throw new OidcRequestError("ACTIONS_ID_TOKEN_REQUEST_URL is not set (the job needs `permissions: id-token: write`)");
+  if (!bearer) throw new OidcRequestError("ACTIONS_ID_TOKEN_REQUEST_URL is set but ACTIONS_ID_TOKEN_REQUEST_TOKEN is not");
+  let url;
+  try {
+    url = new URL(base);
+  } catch {
+    throw new OidcRequestError("ACTIONS_ID_TOKEN_REQUEST_URL is not a URL");
+  }
+  url.searchParams.set("audience", audience);
+  let last = "";
+  for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+    try {
+      const res = await fetch(url, { headers: { authorization: `Bearer ${bearer}`, accept: "application/json; api-version=2.0" }, signal: AbortSignal.timeout(15e3) });
+      const body = await res.text();
+      if (res.ok) {
+        const value = safeJson(body)?.value;
+        if (typeof value !== "string" || value.split(".").length !== 3) throw new OidcRequestError(`the OIDC token request to ${url.host} answered without a token`);
+        return value;
+      }
+      last = `HTTP ${res.status} ${res.statusText}`;
+      if (res.status < 500 && res.status !== 429) break;
+    } catch (e) {
+      if (e instanceof OidcRequestError) throw e;
+      last = e.message;
+    }
+    if (attempt < ATTEMPTS) await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+  }
+  throw new OidcRequestError(`the OIDC token request to ${url.host} failed: ${last}`);
+}
+function actionsIdentity(env) {
+  const pick = (k) => env[k] || void 0;
+  return {
+    kind: "github-actions",
+    repository: pick("GITHUB_REPOSITORY"),
+    workflow_ref: pick("GITHUB_WORKFLOW_REF"),
+    run_id: pick("GITHUB_RUN_ID"),
+    run_attempt: pick("GITHUB_RUN_ATTEMPT"),
+    sha: pick("GITHUB_SHA"),
+    ref: pick("GITHUB_REF"),
+    event_name: pick("GITHUB_EVENT_NAME"),
+    actor: pick("GITHUB_ACTOR"),
+    triggering_actor: pick("GITHUB_TRIGGERING_ACTOR"),
+    job: pick("GITHUB_JOB")
+  };
+}
+function safeJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+function runIdentity(env = process.env) {
+  return env.GITHUB_ACTIONS === "true" ? actionsIdentity(env) : localIdentity();
+}
+
+// gateway/daemon/gateway.ts
 var ConfigurationError = class extends Error {
 };
 var STOP_GRACE_MS = 3e4;
@@ -22964,23 +23195,29 @@ var Gateway = class _Gateway {
       passwords.set(t.name, v);
     }
     const runId = randomBytes3(6).toString("hex");
+    const signer = new CheckpointSigner();
+    const attestation = await attest(signer, opts.runnerEnv ?? process.env);
     const stamp = (/* @__PURE__ */ new Date()).toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
     const writer = SessionLogWriter.create(opts.logDir, `gateway-${stamp}-${runId}.jsonl`);
     const gw = new _Gateway(runId, writer);
+    const checkpoints = opts.policy.sessionLog.checkpoints;
+    writer.signWith(runId, signer, checkpoints);
     const recorder = new Recorder(writer, { sampleRows: opts.policy.sessionLog.sampleRows });
     gw.recorder = recorder;
     writer.append("run-start", {
       format: LOG_FORMAT,
       run: runId,
       gateway: { version: VERSION, node: process.version },
-      host: os3.hostname(),
+      host: os4.hostname(),
       pid: process.pid,
       policy: { path: opts.policy.path, sha256: opts.policy.sha256 },
       identity: opts.identity,
       ...opts.policy.hasRuleSettings ? { claims: opts.claims ?? {}, rules: { count: opts.policy.rules.rules.length, default: opts.policy.rules.default, unclassified: opts.policy.rules.unclassified } } : {},
       ...opts.policy.masking ? { masking: { columns: opts.policy.masking.columns, detectors: opts.policy.masking.detectors, apply_to: Object.entries(opts.policy.masking.applyTo).filter(([, v]) => v).map(([k]) => k) } } : {},
       targets: opts.policy.targets.map((t) => ({ name: t.name, kind: t.kind, host: t.host, port: t.port, database: t.database, user: t.user, tls: t.tls })),
-      attestation: "unattested"
+      key: { alg: "EdDSA", jwk: signer.jwk, thumbprint: signer.thumbprint },
+      checkpoints: { every_records: checkpoints.everyRecords, every_ms: checkpoints.everyMs },
+      attestation
     });
     const failure = writer.flushSync();
     if (failure) throw failure;
@@ -23072,26 +23309,14 @@ var Gateway = class _Gateway {
     return { ok: false, error: "unknown request" };
   }
 };
-
-// gateway/identity/local.ts
-import { spawnSync } from "node:child_process";
-import os4 from "node:os";
-function localIdentity() {
-  const u = os4.userInfo();
-  return { kind: "local", user: u.username, uid: u.uid, host: os4.hostname() };
-}
-function localClaims(env = process.env) {
-  let ref = env.GITHUB_REF;
-  if (!ref) {
-    const r = spawnSync("git", ["symbolic-ref", "-q", "HEAD"], { encoding: "utf8" });
-    if (r.status === 0 && r.stdout.trim()) ref = r.stdout.trim();
+async function attest(signer, env) {
+  if (!canRequestIdToken(env)) return "unattested";
+  const audience = keyAudience(signer.thumbprint);
+  try {
+    return { kind: "github-oidc", audience, token: await requestIdToken(env, audience) };
+  } catch (e) {
+    throw new ConfigurationError(`cannot bind the session log's signing key to this job: ${e.message}`);
   }
-  return {
-    ...ref ? { ref } : {},
-    actor: env.GITHUB_ACTOR || os4.userInfo().username,
-    event: env.GITHUB_EVENT_NAME || "local",
-    ...env.GATEWAY_ENVIRONMENT ? { environment: env.GATEWAY_ENVIRONMENT } : {}
-  };
 }
 
 // gateway/cli/run.ts
@@ -23120,13 +23345,13 @@ async function main(argv) {
   if ((policy.hasRuleSettings || (policy.masking?.columns.length ?? 0) > 0) && !process.execArgv.includes(BASELINE_WASM_FLAG)) {
     return relaunch([BASELINE_WASM_FLAG, ...process.execArgv, process.argv[1], "run", ...argv]);
   }
-  const gw = await Gateway.start({ policy, logDir: args.options["log-dir"] ?? "gateway-logs", identity: localIdentity(), claims: localClaims() });
+  const gw = await Gateway.start({ policy, logDir: args.options["log-dir"] ?? "gateway-logs", identity: runIdentity(), claims: localClaims() });
   const env = { ...process.env, ...gw.connectionEnv() };
   for (const name of gw.secretEnvNames(policy)) delete env[name];
   const [cmd, ...cmdArgs] = args.rest;
   const child = spawn(cmd, cmdArgs, { stdio: "inherit", env });
   const ignore = () => void 0;
-  const forward = (sig) => void child.kill(sig);
+  const forward = (sig2) => void child.kill(sig2);
   process.on("SIGINT", ignore);
   process.on("SIGTERM", forward);
   const status = await new Promise((resolve) => {
@@ -23152,7 +23377,7 @@ async function main(argv) {
 function relaunch(args) {
   const child = spawn(process.execPath, args, { stdio: "inherit", env: process.env });
   const ignore = () => void 0;
-  const forward = (sig) => void child.kill(sig);
+  const forward = (sig2) => void child.kill(sig2);
   process.on("SIGINT", ignore);
   process.on("SIGTERM", forward);
   return new Promise((resolve) => {
@@ -23246,14 +23471,14 @@ async function stop(argv) {
 async function daemon(argv) {
   const args = parseArgs(argv, { policy: "string", "state-dir": "string", "log-dir": "string" }, "daemon");
   const stateDir = requireOption(args, "state-dir", "daemon");
-  const report2 = (m) => void (process.send ? process.send(m) : void 0);
+  const report = (m) => void (process.send ? process.send(m) : void 0);
   let gw;
   try {
     const policy = loadPolicy(requireOption(args, "policy", "daemon"));
     const secrets = process.send ? await new Promise((resolve) => process.once("message", (m) => resolve(m.secrets ?? {}))) : process.env;
-    gw = await Gateway.start({ policy, logDir: requireOption(args, "log-dir", "daemon"), identity: localIdentity(), claims: localClaims(), env: secrets });
+    gw = await Gateway.start({ policy, logDir: requireOption(args, "log-dir", "daemon"), identity: runIdentity(), claims: localClaims(), env: secrets });
   } catch (e) {
-    report2({ error: e.message });
+    report({ error: e.message });
     process.stderr.write(`gateway-action daemon: ${e.message}
 `);
     return 1;
@@ -23270,8 +23495,8 @@ async function daemon(argv) {
     }
     return gw.answerControl(req);
   });
-  for (const sig of ["SIGTERM", "SIGINT"]) {
-    process.on(sig, () => void stopGateway(`signal ${sig}`).then((r) => process.exit(r.sealError ? 1 : 0)));
+  for (const sig2 of ["SIGTERM", "SIGINT"]) {
+    process.on(sig2, () => void stopGateway(`signal ${sig2}`).then((r) => process.exit(r.sealError ? 1 : 0)));
   }
   const envFile = path5.join(stateDir, "env");
   fs7.writeFileSync(envFile, formatEnv(gw.connectionEnv()), { mode: 384 });
@@ -23279,36 +23504,102 @@ async function daemon(argv) {
   fs7.writeFileSync(path5.join(stateDir, "daemon.json"), JSON.stringify({ pid: process.pid, log: gw.logPath, run: gw.runId }) + "\n", { mode: 384 });
   process.stdout.write(`gateway-action daemon: pid ${process.pid}, session log ${gw.logPath}
 `);
-  report2({ ready: true });
+  report({ ready: true });
   process.disconnect?.();
   return new Promise(() => void 0);
 }
 
+// gateway/cli/verify.ts
+import fs10 from "node:fs";
+
 // gateway/evidence/log-verifier.ts
-import { createHash as createHash4 } from "node:crypto";
+import { createHash as createHash5 } from "node:crypto";
 import fs8 from "node:fs";
 import { StringDecoder } from "node:string_decoder";
-var VERIFY_EXIT = { valid: 0, tampered: 1, unreadable: 3, unsealed: 4 };
-var LogVerifier = class {
-  summary = {
+
+// gateway/evidence/log-totals.ts
+function emptyTotals() {
+  return {
     runId: null,
     startedAt: null,
     endedAt: null,
     records: 0,
     sessions: 0,
     commands: 0,
+    denied: 0,
+    approved: 0,
+    approvedBy: {},
+    maskedCommands: 0,
+    maskedValues: 0,
     errors: 0,
     skipped: 0,
     protocolErrors: 0,
+    checkpoints: 0,
     targets: [],
     identity: null
   };
+}
+function tally(s, r) {
+  s.records++;
+  switch (r.type) {
+    case "run-start":
+      s.runId = String(r.run ?? "");
+      s.startedAt = String(r.time ?? "");
+      s.identity = r.identity ?? null;
+      s.targets = Array.isArray(r.targets) ? r.targets.map((t) => String(t.name)) : [];
+      break;
+    case "session-open":
+      s.sessions++;
+      break;
+    case "command":
+      s.commands++;
+      break;
+    case "approval":
+      if (r.outcome === "approved") {
+        s.approved++;
+        const by = String(r.by ?? "unknown");
+        s.approvedBy[by] = (s.approvedBy[by] ?? 0) + 1;
+      }
+      break;
+    case "result": {
+      if (r.status === "error") s.errors++;
+      else if (r.status === "skipped") s.skipped++;
+      else if (r.status === "denied") s.denied++;
+      const masked = r.masked;
+      if (masked) {
+        s.maskedCommands++;
+        s.maskedValues += typeof masked.values === "number" ? masked.values : 0;
+      }
+      break;
+    }
+    case "protocol-error":
+      s.protocolErrors++;
+      break;
+    case "checkpoint":
+      s.checkpoints++;
+      break;
+    case "run-end":
+      s.endedAt = String(r.time ?? "");
+      break;
+  }
+}
+
+// gateway/evidence/log-verifier.ts
+var LogVerifier = class {
+  totals = emptyTotals();
+  signing = { thumbprint: null, lastCheckpoint: null, unsignedRecords: 0 };
+  runStart = null;
+  keys = null;
   prev = GENESIS_HASH;
+  prevType = "";
   index = 0;
   sealed = false;
   verdict = null;
+  result(status, problem) {
+    return { status, problem, sealed: status === "valid", signing: this.signing, totals: this.totals, runStart: this.runStart };
+  }
   stop(status, problem) {
-    this.verdict = { status, problem, sealed: false, summary: this.summary };
+    this.verdict = this.result(status, problem);
     return false;
   }
   /** Feeds one complete line (without its newline); returns false once a verdict is reached. */
@@ -23327,8 +23618,11 @@ var LogVerifier = class {
     }
     if (this.sealed) return this.stop("tampered", `${where2} was appended after the seal`);
     const { hash, ...rest } = rec;
-    if (i === 0 && (rest.type !== "run-start" || rest.format !== LOG_FORMAT)) {
-      return this.stop("unreadable", `line 1 is not the start of a ${LOG_FORMAT} log`);
+    if (i === 0) {
+      if (rest.type !== "run-start" || typeof rest.format !== "string" || !rest.format.startsWith("gateway-action/session-log@")) {
+        return this.stop("unreadable", "line 1 is not the start of a gateway-action session log");
+      }
+      if (rest.format !== LOG_FORMAT) return this.stop("unreadable", `the log's format is ${rest.format}; this verifier reads ${LOG_FORMAT}`);
     }
     if (rest.seq !== i) return this.stop("tampered", `${where2} has sequence number ${JSON.stringify(rest.seq)}, expected ${i} (records removed, inserted or reordered)`);
     if (rest.prev !== this.prev) return this.stop("tampered", `${where2} does not chain to the record before it (prev hash mismatch)`);
@@ -23338,46 +23632,73 @@ var LogVerifier = class {
     } catch (e) {
       return this.stop("tampered", `${where2} cannot be canonicalized: ${e.message}`);
     }
-    const computed = createHash4("sha256").update(canonical).digest("hex");
+    const computed = createHash5("sha256").update(canonical).digest("hex");
     if (hash !== computed) return this.stop("tampered", `${where2} has been modified (hash mismatch)`);
     if (text !== canonical.slice(0, -1) + ',"hash":"' + computed + '"}') {
       return this.stop("tampered", `${where2} is not in canonical form (extra spaces, duplicate members or altered spelling)`);
     }
+    if (i === 0 && !this.readKey(rest)) return false;
+    if (rest.type === "checkpoint" && !this.checkpoint(rest, i, where2)) return false;
     this.prev = computed;
-    this.summary.records++;
-    tally(this.summary, rest);
-    if (rest.type === "run-end") this.sealed = true;
+    this.prevType = String(rest.type);
+    tally(this.totals, rest);
+    if (rest.type !== "checkpoint") this.signing.unsignedRecords++;
+    return true;
+  }
+  readKey(runStart) {
+    const key = runStart.key;
+    try {
+      this.keys = new CheckpointVerifier(key?.jwk);
+    } catch (e) {
+      return this.stop("tampered", `record 0 (line 1): ${e.message}`);
+    }
+    if (key.thumbprint !== this.keys.thumbprint) return this.stop("tampered", "record 0 (line 1): the key thumbprint does not match the key");
+    this.signing.thumbprint = this.keys.thumbprint;
+    this.runStart = runStart;
+    return true;
+  }
+  checkpoint(rec, i, where2) {
+    const seal = rec.seal === true;
+    if (rec.covers !== i - 1) return this.stop("tampered", `${where2}, a checkpoint, covers ${JSON.stringify(rec.covers)} instead of record ${i - 1}`);
+    const problem = this.keys.problem(rec.jws, { run: String(this.runStart.run), seq: i - 1, head: this.prev, seal });
+    if (problem) return this.stop("tampered", `${where2}, a checkpoint, ${problem}`);
+    if (seal && this.prevType !== "run-end") return this.stop("tampered", `${where2} is a seal that does not follow the run-end record`);
+    this.signing.lastCheckpoint = i;
+    this.signing.unsignedRecords = 0;
+    this.sealed = seal;
     return true;
   }
   /** Call at the end of the file; `torn` is the text after the last newline, if any. */
   finish(torn) {
     if (this.verdict) return this.verdict;
-    if (this.index === 0 && torn === "") return { status: "unreadable", problem: "the file is empty", sealed: false, summary: this.summary };
+    if (this.index === 0 && torn === "") return this.result("unreadable", "the file is empty");
+    const s = this.signing;
+    const tail = s.lastCheckpoint === null ? `no checkpoint was signed, so none of its ${this.totals.records} records is signed` : `the last signed checkpoint is record ${s.lastCheckpoint}; the ${s.unsignedRecords} records after it are unsigned`;
     if (torn !== "") {
       const where2 = `record ${this.index} (line ${this.index + 1})`;
-      if (this.index === 0) return { status: "unreadable", problem: "line 1 is not a session log record", sealed: false, summary: this.summary };
-      if (this.sealed) return { status: "tampered", problem: `${where2} was appended after the seal`, sealed: false, summary: this.summary };
-      return { status: "unsealed", problem: `${where2} is torn (the file ends mid-record); ${this.index} records before it verify`, sealed: false, summary: this.summary };
+      if (this.index === 0) return this.result("unreadable", "line 1 is not a session log record");
+      if (this.sealed) return this.result("tampered", `${where2} was appended after the seal`);
+      return this.result("unsealed", `${where2} is torn (the file ends mid-record); ${tail}`);
     }
     if (!this.sealed) {
-      return { status: "unsealed", problem: `the log has no seal (run-end record): the gateway did not stop cleanly; all ${this.summary.records} records verify`, sealed: false, summary: this.summary };
+      return this.result("unsealed", `the log has no seal: the gateway did not stop cleanly, or the log was cut short; ${tail}`);
     }
-    return { status: "valid", problem: null, sealed: true, summary: this.summary };
+    return this.result("valid", null);
   }
 };
-function verifyLogText(text) {
+function verifyChainText(text) {
   const v = new LogVerifier();
   const lines = text.split("\n");
   const torn = lines.pop();
   for (const l of lines) if (!v.line(l)) break;
   return v.finish(torn);
 }
-async function verifyLogFile(file) {
+async function verifyChainFile(file) {
   const v = new LogVerifier();
   let rest = "";
-  const decoder = new StringDecoder("utf8");
+  const decoder2 = new StringDecoder("utf8");
   for await (const chunk of fs8.createReadStream(file, { highWaterMark: 1 << 20 })) {
-    const text = rest + decoder.write(chunk);
+    const text = rest + decoder2.write(chunk);
     let start2 = 0;
     for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n", start2)) {
       if (!v.line(text.slice(start2, nl))) return v.finish("");
@@ -23385,93 +23706,1025 @@ async function verifyLogFile(file) {
     }
     rest = text.slice(start2);
   }
-  return v.finish(rest + decoder.end());
+  return v.finish(rest + decoder2.end());
 }
-function tally(s, r) {
-  switch (r.type) {
-    case "run-start":
-      s.runId = String(r.run ?? "");
-      s.startedAt = String(r.time ?? "");
-      s.identity = r.identity ?? null;
-      s.targets = Array.isArray(r.targets) ? r.targets.map((t) => String(t.name)) : [];
-      break;
-    case "session-open":
-      s.sessions++;
-      break;
-    case "command":
-      s.commands++;
-      break;
-    case "result":
-      if (r.status === "error") s.errors++;
-      if (r.status === "skipped") s.skipped++;
-      break;
-    case "protocol-error":
-      s.protocolErrors++;
-      break;
-    case "run-end":
-      s.endedAt = String(r.time ?? "");
-      break;
+
+// gateway/evidence/attestation-check.ts
+import fs9 from "node:fs";
+
+// node_modules/jose/dist/webapi/lib/buffer_utils.js
+var encoder = new TextEncoder();
+var decoder = new TextDecoder();
+var strictDecoder = new TextDecoder("utf-8", { fatal: true });
+var UINT32_RANGE = 2 ** 32;
+function concat(...buffers) {
+  const size = buffers.reduce((acc, { length }) => acc + length, 0), buf = new Uint8Array(size);
+  let i = 0;
+  for (const buffer of buffers)
+    buf.set(buffer, i), i += buffer.length;
+  return buf;
+}
+var NON_ASCII = /[^\x00-\x7f]/;
+function encode(string) {
+  if (typeof string == "string" && string.length >= 128) {
+    if (NON_ASCII.test(string))
+      throw new TypeError("non-ASCII string encountered in encode()");
+    return encoder.encode(string);
+  }
+  const bytes = new Uint8Array(string.length);
+  for (let i = 0; i < string.length; i++) {
+    const code = string.charCodeAt(i);
+    if (code > 127)
+      throw new TypeError("non-ASCII string encountered in encode()");
+    bytes[i] = code;
+  }
+  return bytes;
+}
+function decodeBase64(encoded, url = false) {
+  if (Uint8Array.fromBase64)
+    return Uint8Array.fromBase64(encoded, { alphabet: url ? "base64url" : "base64" });
+  if (url) {
+    if (encoded.includes("+") || encoded.includes("/"))
+      throw new TypeError("Invalid base64url");
+    encoded = encoded.replace(/-/g, "+").replace(/_/g, "/");
+  }
+  const binary = atob(encoded), bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++)
+    bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+// node_modules/jose/dist/webapi/util/errors.js
+var errors_exports = {};
+__export(errors_exports, {
+  JOSEAlgNotAllowed: () => JOSEAlgNotAllowed,
+  JOSEError: () => JOSEError,
+  JOSENotSupported: () => JOSENotSupported,
+  JWEDecryptionFailed: () => JWEDecryptionFailed,
+  JWEInvalid: () => JWEInvalid,
+  JWKInvalid: () => JWKInvalid,
+  JWKSInvalid: () => JWKSInvalid,
+  JWKSMultipleMatchingKeys: () => JWKSMultipleMatchingKeys,
+  JWKSNoMatchingKey: () => JWKSNoMatchingKey,
+  JWKSTimeout: () => JWKSTimeout,
+  JWSInvalid: () => JWSInvalid,
+  JWSSignatureVerificationFailed: () => JWSSignatureVerificationFailed,
+  JWTClaimValidationFailed: () => JWTClaimValidationFailed,
+  JWTExpired: () => JWTExpired,
+  JWTInvalid: () => JWTInvalid
+});
+var JOSEError = class extends Error {
+  static code = "ERR_JOSE_GENERIC";
+  code = "ERR_JOSE_GENERIC";
+  constructor(message2, options) {
+    super(message2, options), this.name = this.constructor.name, Error.captureStackTrace?.(this, this.constructor);
+  }
+};
+var JWTClaimValidationFailed = class extends JOSEError {
+  static code = "ERR_JWT_CLAIM_VALIDATION_FAILED";
+  code = "ERR_JWT_CLAIM_VALIDATION_FAILED";
+  claim;
+  reason;
+  payload;
+  constructor(message2, payload, claim = "unspecified", reason = "unspecified") {
+    super(message2, { cause: { claim, reason, payload } }), this.claim = claim, this.reason = reason, this.payload = payload;
+  }
+};
+var JWTExpired = class extends JOSEError {
+  static code = "ERR_JWT_EXPIRED";
+  code = "ERR_JWT_EXPIRED";
+  claim;
+  reason;
+  payload;
+  constructor(message2, payload, claim = "unspecified", reason = "unspecified") {
+    super(message2, { cause: { claim, reason, payload } }), this.claim = claim, this.reason = reason, this.payload = payload;
+  }
+};
+var JOSEAlgNotAllowed = class extends JOSEError {
+  static code = "ERR_JOSE_ALG_NOT_ALLOWED";
+  code = "ERR_JOSE_ALG_NOT_ALLOWED";
+};
+var JOSENotSupported = class extends JOSEError {
+  static code = "ERR_JOSE_NOT_SUPPORTED";
+  code = "ERR_JOSE_NOT_SUPPORTED";
+};
+var JWEDecryptionFailed = class extends JOSEError {
+  static code = "ERR_JWE_DECRYPTION_FAILED";
+  code = "ERR_JWE_DECRYPTION_FAILED";
+  constructor(message2 = "decryption operation failed", options) {
+    super(message2, options);
+  }
+};
+var JWEInvalid = class extends JOSEError {
+  static code = "ERR_JWE_INVALID";
+  code = "ERR_JWE_INVALID";
+};
+var JWSInvalid = class extends JOSEError {
+  static code = "ERR_JWS_INVALID";
+  code = "ERR_JWS_INVALID";
+};
+var JWTInvalid = class extends JOSEError {
+  static code = "ERR_JWT_INVALID";
+  code = "ERR_JWT_INVALID";
+};
+var JWKInvalid = class extends JOSEError {
+  static code = "ERR_JWK_INVALID";
+  code = "ERR_JWK_INVALID";
+};
+var JWKSInvalid = class extends JOSEError {
+  static code = "ERR_JWKS_INVALID";
+  code = "ERR_JWKS_INVALID";
+};
+var JWKSNoMatchingKey = class extends JOSEError {
+  static code = "ERR_JWKS_NO_MATCHING_KEY";
+  code = "ERR_JWKS_NO_MATCHING_KEY";
+  constructor(message2 = "no applicable key found in the JSON Web Key Set", options) {
+    super(message2, options);
+  }
+};
+var JWKSMultipleMatchingKeys = class extends JOSEError {
+  [Symbol.asyncIterator] = async function* () {
+  };
+  static code = "ERR_JWKS_MULTIPLE_MATCHING_KEYS";
+  code = "ERR_JWKS_MULTIPLE_MATCHING_KEYS";
+  constructor(message2 = "multiple matching keys found in the JSON Web Key Set", options) {
+    super(message2, options);
+  }
+};
+var JWKSTimeout = class extends JOSEError {
+  static code = "ERR_JWKS_TIMEOUT";
+  code = "ERR_JWKS_TIMEOUT";
+  constructor(message2 = "request timed out", options) {
+    super(message2, options);
+  }
+};
+var JWSSignatureVerificationFailed = class extends JOSEError {
+  static code = "ERR_JWS_SIGNATURE_VERIFICATION_FAILED";
+  code = "ERR_JWS_SIGNATURE_VERIFICATION_FAILED";
+  constructor(message2 = "signature verification failed", options) {
+    super(message2, options);
+  }
+};
+
+// node_modules/jose/dist/webapi/util/base64url.js
+var invalid = "The input to be decoded is not correctly encoded.";
+function decode(input) {
+  try {
+    return decodeBase64(typeof input == "string" ? input : decoder.decode(input), true);
+  } catch (cause) {
+    throw new TypeError(invalid, { cause });
+  }
+}
+
+// node_modules/jose/dist/webapi/lib/validate.js
+function isObject(input) {
+  if (typeof input != "object" || input === null || Object.prototype.toString.call(input) !== "[object Object]")
+    return false;
+  const prototype = Object.getPrototypeOf(input);
+  return prototype === null || Object.getPrototypeOf(prototype) === null;
+}
+function isJwkSet(input) {
+  return isObject(input) && Array.isArray(input.keys) && Array.from(input.keys).every(isObject);
+}
+function isDisjoint(...headers) {
+  const parameters = /* @__PURE__ */ new Set();
+  for (const header of headers)
+    if (header)
+      for (const parameter of Object.keys(header)) {
+        if (parameters.has(parameter))
+          return false;
+        parameters.add(parameter);
+      }
+  return true;
+}
+function decodeBase64url(value, label, ErrorClass) {
+  try {
+    return decode(value);
+  } catch (cause) {
+    throw new ErrorClass(`Failed to base64url decode the ${label}`, { cause });
+  }
+}
+function encodeAsciiMember(value, label, ErrorClass) {
+  try {
+    return encode(value);
+  } catch (cause) {
+    throw new ErrorClass(`The ${label} is not a valid base64url string`, { cause });
+  }
+}
+function parseJoseHeader(encodedProtectedHeader, ErrorClass, message2) {
+  let parsed;
+  try {
+    parsed = JSON.parse(strictDecoder.decode(decode(encodedProtectedHeader)));
+  } catch (cause) {
+    throw new ErrorClass(message2, { cause });
+  }
+  if (!isObject(parsed))
+    throw new ErrorClass(message2);
+  return parsed;
+}
+var JWS_RECOGNIZED = { __proto__: null, b64: true };
+function validateAlgorithms(option, algorithms) {
+  if (algorithms !== void 0 && (!Array.isArray(algorithms) || algorithms.some((s) => typeof s != "string")))
+    throw new TypeError(`"${option}" option must be an array of strings`);
+  return algorithms === void 0 ? void 0 : new Set(algorithms);
+}
+function validateCrit(Err, recognizedDefault, recognizedOption, protectedHeader, joseHeader) {
+  if (joseHeader.crit !== void 0 && protectedHeader?.crit === void 0)
+    throw new Err('"crit" (Critical) Header Parameter MUST be integrity protected');
+  if (!protectedHeader || protectedHeader.crit === void 0)
+    return [];
+  if (!Array.isArray(protectedHeader.crit) || protectedHeader.crit.length === 0 || protectedHeader.crit.some((input) => typeof input != "string" || input.length === 0))
+    throw new Err('"crit" (Critical) Header Parameter MUST be an array of non-empty strings when present');
+  const recognized = recognizedOption === void 0 ? recognizedDefault : { __proto__: null, ...recognizedOption, ...recognizedDefault };
+  for (const parameter of protectedHeader.crit) {
+    if (!(parameter in recognized))
+      throw new JOSENotSupported(`Extension Header Parameter "${parameter}" is not recognized`);
+    if (!Object.hasOwn(joseHeader, parameter) || joseHeader[parameter] === void 0)
+      throw new Err(`Extension Header Parameter "${parameter}" is missing`);
+    if (recognized[parameter] && (!Object.hasOwn(protectedHeader, parameter) || protectedHeader[parameter] === void 0))
+      throw new Err(`Extension Header Parameter "${parameter}" MUST be integrity protected`);
+  }
+  return protectedHeader.crit;
+}
+function validateB64(protectedHeader, extensions) {
+  if (extensions.includes("b64")) {
+    const b642 = protectedHeader.b64;
+    if (typeof b642 != "boolean")
+      throw new JWSInvalid('The "b64" (base64url-encode payload) Header Parameter must be a boolean');
+    return b642;
+  }
+  return true;
+}
+
+// node_modules/jose/dist/webapi/lib/key.js
+var tag = (key) => key[Symbol.toStringTag];
+var jwkMatchesOp = (entry, key, usage2) => {
+  const { alg } = entry;
+  if (key.use !== void 0) {
+    const expected = usage2 === "sign" || usage2 === "verify" ? "sig" : "enc";
+    if (key.use !== expected)
+      throw new TypeError(`Invalid key for this operation, its "use" must be "${expected}" when present`);
+  }
+  if (key.alg !== void 0 && key.alg !== alg)
+    throw new TypeError(`Invalid key for this operation, its "alg" must be "${alg}" when present`);
+  if (Array.isArray(key.key_ops)) {
+    const expectedKeyOp = usage2 === "encrypt" || usage2 === "decrypt" ? entry.ops?.[usage2 === "encrypt" ? 0 : 1] : usage2;
+    if (expectedKeyOp && !key.key_ops.includes(expectedKeyOp))
+      throw new TypeError(`Invalid key for this operation, its "key_ops" must include "${expectedKeyOp}" when present`);
+  }
+};
+async function prepareKey(entry, key, usage2) {
+  const { alg, secret } = entry, requiresPrivateKey = usage2 === "decrypt" || usage2 === "sign";
+  if (secret && key instanceof Uint8Array)
+    return key;
+  let normalized, keyObject;
+  if (isObject(key)) {
+    if (normalized = normalizeJwk(key), typeof normalized.kty != "string")
+      throw invalidKeyType(alg, key, secret);
+    if (!(secret ? normalized.kty === "oct" && typeof normalized.k == "string" : normalized.kty !== "oct" && (requiresPrivateKey ? normalized.kty === "AKP" && typeof normalized.priv == "string" || typeof normalized.d == "string" : normalized.d === void 0 && normalized.priv === void 0)))
+      throw new TypeError(secret ? 'JSON Web Key for symmetric algorithms must have JWK "kty" (Key Type) equal to "oct" and the JWK "k" (Key Value) present' : `JSON Web Key for this operation must be a ${requiresPrivateKey ? "private" : "public"} JWK`);
+    if (jwkMatchesOp(entry, normalized, usage2), normalized.kty === "oct")
+      return decode(normalized.k);
+    if (!Object.isFrozen(key)) {
+      const { key_ops } = key;
+      Array.isArray(key_ops) && Object.freeze(key_ops), Object.freeze(key);
+    }
+  } else {
+    if (!isKeyLike(key))
+      throw invalidKeyType(alg, key, secret);
+    const expectedType = secret ? "secret" : requiresPrivateKey ? "private" : "public";
+    if (key.type !== expectedType && (secret || ["secret", "public", "private"].includes(key.type)))
+      throw new TypeError(`${tag(key)} instances must be of type "${expectedType}" for the ${alg} algorithm`);
+    if (isCryptoKey(key))
+      return key;
+    if (keyObject = key, keyObject.type === "secret")
+      return keyObject.export();
+  }
+  cache2 ||= /* @__PURE__ */ new WeakMap();
+  const cacheKey = key;
+  let cached = cache2.get(cacheKey);
+  if (cached?.[alg])
+    return cached[alg];
+  if (cached || cache2.set(cacheKey, cached = {}), keyObject && typeof keyObject.toCryptoKey == "function") {
+    const isPublic = keyObject.type === "public", crv = nist[keyObject.asymmetricKeyDetails?.namedCurve], params = entry.resolve?.({ crv, asymmetricKeyType: keyObject.asymmetricKeyType }) ?? entry.subtle;
+    return cached[alg] = keyObject.toCryptoKey(params, isPublic, entry.usages[isPublic ? 0 : 1]);
+  }
+  return normalized ??= keyObject.export({ format: "jwk" }), normalized.alg = alg, cached[alg] = await jwkToKey(entry, normalized);
+}
+var cache2;
+var nist = {
+  __proto__: null,
+  prime256v1: "P-256",
+  secp384r1: "P-384",
+  secp521r1: "P-521"
+};
+var isCryptoKey = (key) => {
+  if (key?.[Symbol.toStringTag] === "CryptoKey")
+    return true;
+  try {
+    return key instanceof CryptoKey;
+  } catch {
+    return false;
+  }
+};
+var isKeyObject = (key) => key?.[Symbol.toStringTag] === "KeyObject";
+var isKeyLike = (key) => isCryptoKey(key) || isKeyObject(key);
+function message(msg, actual, ...types) {
+  if (types.length > 2) {
+    const last = types.pop();
+    msg += `one of type ${types.join(", ")}, or ${last}.`;
+  } else types.length === 2 ? msg += `one of type ${types[0]} or ${types[1]}.` : msg += `of type ${types[0]}.`;
+  return actual == null ? msg += ` Received ${actual}` : typeof actual == "function" && actual.name ? msg += ` Received function ${actual.name}` : typeof actual == "object" && actual != null && actual.constructor?.name && (msg += ` Received an instance of ${actual.constructor.name}`), msg;
+}
+function invalidKeyType(alg, actual, secret) {
+  const types = ["CryptoKey", "KeyObject", "JSON Web Key"];
+  return secret && types.push("Uint8Array"), new TypeError(message(`Key for the ${alg} algorithm must be `, actual, ...types));
+}
+var unusable = (name, prop = "algorithm.name") => new TypeError(`CryptoKey does not support this operation, its ${prop} must be ${name}`);
+function checkUsage(key, usage2) {
+  if (usage2 && !key.usages.includes(usage2))
+    throw new TypeError(`CryptoKey does not support this operation, its usages must include ${usage2}.`);
+}
+function checkModulusLength(alg, key) {
+  const { modulusLength } = key.algorithm;
+  if (typeof modulusLength != "number" || modulusLength < 2048)
+    throw new TypeError(`${alg} requires key modulusLength to be 2048 bits or larger`);
+}
+function checkCryptoKey(key, expected, usage2) {
+  const algorithm = key.algorithm;
+  if (algorithm.name !== expected.name)
+    throw unusable(expected.name);
+  if (expected.hash && algorithm.hash?.name !== expected.hash)
+    throw unusable(expected.hash, "algorithm.hash");
+  if (expected.namedCurve && algorithm.namedCurve !== expected.namedCurve)
+    throw unusable(expected.namedCurve, "algorithm.namedCurve");
+  if (expected.length !== void 0 && algorithm.length !== expected.length)
+    throw unusable(expected.length, "algorithm.length");
+  checkUsage(key, usage2);
+}
+function snapshotJwk(jwk) {
+  return { __proto__: null, ...jwk };
+}
+function normalizeJwk(jwk) {
+  const normalized = snapshotJwk(jwk);
+  if (normalized.ext !== void 0 && typeof normalized.ext != "boolean")
+    throw new TypeError('"ext" (Extractable) Parameter must be a boolean');
+  if (normalized.key_ops !== void 0) {
+    const value = normalized.key_ops, keyOps = Array.isArray(value) ? [...value] : void 0;
+    if (!keyOps || keyOps.some((operation) => typeof operation != "string") || new Set(keyOps).size !== keyOps.length)
+      throw new TypeError('"key_ops" (Key Operations) Parameter must be an array of unique strings');
+    normalized.key_ops = keyOps;
+  }
+  return normalized;
+}
+async function jwkToKey(entry, jwk, extractable) {
+  if (!entry.kty.includes(jwk.kty))
+    throw new JOSENotSupported('Invalid or unsupported JWK "alg" (Algorithm) Parameter value');
+  const algorithm = entry.resolve?.({ kty: jwk.kty, crv: jwk.crv }) ?? entry.subtle, isPrivate = !!(jwk.d || jwk.priv), keyData = { ...jwk, ext: extractable ?? jwk.ext };
+  return keyData.kty !== "AKP" && delete keyData.alg, delete keyData.use, crypto.subtle.importKey("jwk", keyData, algorithm, keyData.ext ?? !isPrivate, jwk.key_ops ?? entry.usages[isPrivate ? 1 : 0]);
+}
+async function rawKey(key, expected, usage2, extractable = false) {
+  return key instanceof Uint8Array && (key = await crypto.subtle.importKey("raw", key, expected, extractable, [usage2])), checkCryptoKey(key, expected, usage2), key;
+}
+
+// node_modules/jose/dist/webapi/lib/key_descriptor.js
+function table(entries) {
+  const out = { __proto__: null };
+  for (const alg in entries)
+    out[alg] = { ...entries[alg], alg };
+  return out;
+}
+
+// node_modules/jose/dist/webapi/lib/jws_algorithms.js
+var sig = [["verify"], ["sign"]];
+function hmac2(bits) {
+  const subtle = { name: "HMAC", hash: `SHA-${bits}` };
+  return { kty: ["oct"], secret: true, subtle, signing: subtle, usages: sig };
+}
+function rsa(bits, saltLength) {
+  const subtle = { name: saltLength ? "RSA-PSS" : "RSASSA-PKCS1-v1_5", hash: `SHA-${bits}` };
+  return {
+    kty: ["RSA"],
+    subtle,
+    signing: saltLength ? { ...subtle, saltLength } : subtle,
+    usages: sig,
+    minRsaBits: 2048
+  };
+}
+function ecdsa(crv, bits) {
+  return {
+    kty: ["EC"],
+    crv,
+    subtle: { name: "ECDSA", namedCurve: crv },
+    signing: { name: "ECDSA", hash: `SHA-${bits}` },
+    usages: sig
+  };
+}
+function eddsa() {
+  const subtle = { name: "Ed25519" };
+  return {
+    kty: ["OKP"],
+    crv: "Ed25519",
+    subtle,
+    signing: subtle,
+    usages: sig
+  };
+}
+function mldsa(parameterSet) {
+  const subtle = { name: `ML-DSA-${parameterSet}` };
+  return {
+    kty: ["AKP"],
+    subtle,
+    signing: subtle,
+    usages: sig
+  };
+}
+var JWS = table({
+  HS256: hmac2(256),
+  HS384: hmac2(384),
+  HS512: hmac2(512),
+  RS256: rsa(256),
+  RS384: rsa(384),
+  RS512: rsa(512),
+  PS256: rsa(256, 32),
+  PS384: rsa(384, 48),
+  PS512: rsa(512, 64),
+  ES256: ecdsa("P-256", 256),
+  ES384: ecdsa("P-384", 384),
+  ES512: ecdsa("P-521", 512),
+  EdDSA: eddsa(),
+  Ed25519: eddsa(),
+  "ML-DSA-44": mldsa(44),
+  "ML-DSA-65": mldsa(65),
+  "ML-DSA-87": mldsa(87)
+});
+function jwsAlgorithm(alg) {
+  const entry = typeof alg == "string" ? JWS[alg] : void 0;
+  if (!entry)
+    throw new JOSENotSupported(`alg ${alg} is not supported either by JOSE or your javascript runtime`);
+  return entry;
+}
+
+// node_modules/jose/dist/webapi/lib/jws_verify.js
+function prepareVerify(options) {
+  return [options && validateAlgorithms("algorithms", options.algorithms), options?.crit];
+}
+function parseProtectedHeader(encodedProtectedHeader) {
+  return encodedProtectedHeader === void 0 ? {} : parseJoseHeader(encodedProtectedHeader, JWSInvalid, "JWS Protected Header is invalid");
+}
+function encodeCompactUnencodedPayload(payload) {
+  try {
+    return encode(payload);
+  } catch (cause) {
+    throw new JWSInvalid("JWS Compact Serialization payload must use only ASCII characters", {
+      cause
+    });
+  }
+}
+async function verifySignature(jws, shared, key, encodeUnencodedPayload, parsedProtected) {
+  const { protected: encodedProtectedHeader, header, payload: inputPayload } = jws, protectedHeader = parsedProtected ?? parseProtectedHeader(encodedProtectedHeader);
+  if (!isDisjoint(protectedHeader, header))
+    throw new JWSInvalid("JWS Protected and JWS Unprotected Header Parameter names must be disjoint");
+  const joseHeader = { ...protectedHeader, ...header }, b642 = validateB64(protectedHeader, validateCrit(JWSInvalid, JWS_RECOGNIZED, shared[1], protectedHeader, joseHeader)), { alg } = joseHeader;
+  if (typeof alg != "string" || !alg)
+    throw new JWSInvalid('JWS "alg" (Algorithm) Header Parameter missing or invalid');
+  if (shared[0] && !shared[0].has(alg))
+    throw new JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed');
+  if (b642) {
+    if (typeof inputPayload != "string")
+      throw new JWSInvalid("JWS Payload must be a string");
+  } else if (typeof inputPayload != "string" && !(inputPayload instanceof Uint8Array))
+    throw new JWSInvalid("JWS Payload must be a string or an Uint8Array instance");
+  const signingPayload = b642 || typeof inputPayload != "string" ? inputPayload : encodeUnencodedPayload(inputPayload);
+  let resolvedKey = false;
+  typeof key == "function" && (key = await key(protectedHeader, jws), resolvedKey = true);
+  const entry = jwsAlgorithm(alg), signingInput = concat(encodedProtectedHeader !== void 0 ? encode(encodedProtectedHeader) : new Uint8Array(), encode("."), typeof signingPayload == "string" ? shared[2] ??= encodeAsciiMember(signingPayload, "payload", JWSInvalid) : signingPayload), signature = decodeBase64url(jws.signature, "signature", JWSInvalid), verificationKey = await prepareKey(entry, key, "verify"), cryptoKey = await rawKey(verificationKey, entry.subtle, "verify");
+  entry.minRsaBits && checkModulusLength(entry.alg, cryptoKey);
+  let verified = false;
+  try {
+    verified = await crypto.subtle.verify(entry.signing, cryptoKey, signature, signingInput);
+  } catch (cause) {
+    throw new JWSSignatureVerificationFailed(void 0, { cause });
+  }
+  if (!verified)
+    throw new JWSSignatureVerificationFailed();
+  const result = { payload: typeof signingPayload == "string" ? decodeBase64url(signingPayload, "payload", JWSInvalid) : signingPayload };
+  return encodedProtectedHeader !== void 0 && (result.protectedHeader = protectedHeader), header !== void 0 && (result.unprotectedHeader = header), resolvedKey ? [{ ...result, key: verificationKey }, b642] : [result, b642];
+}
+async function verifyCompact(jws, shared, key) {
+  if (jws instanceof Uint8Array && (jws = decoder.decode(jws)), typeof jws != "string")
+    throw new JWSInvalid("Compact JWS must be a string or Uint8Array");
+  const { 0: protectedHeader, 1: payload, 2: signature, length } = jws.split(".");
+  if (length !== 3)
+    throw new JWSInvalid("Invalid Compact JWS");
+  return verifySignature({ payload, protected: protectedHeader, signature }, shared, key, encodeCompactUnencodedPayload);
+}
+
+// node_modules/jose/dist/webapi/lib/jwt_claims_set.js
+var epoch = (date) => Math.floor(date.getTime() / 1e3);
+var multipliers = {
+  s: 1,
+  m: 60,
+  h: 3600,
+  d: 86400,
+  w: 604800,
+  y: 31557600
+};
+var REGEX = /^(\+|\-)? ?(\d+|\d+\.\d+) ?(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|w|years?|yrs?|y)(?: (ago|from now))?$/i;
+var checkFailed = "check_failed";
+function invalidDuration() {
+  throw new TypeError("Invalid time period format");
+}
+function secs(str) {
+  typeof str != "string" && invalidDuration();
+  const matched = REGEX.exec(str);
+  (!matched || matched[4] && matched[1]) && invalidDuration();
+  const value = parseFloat(matched[2]), durationSeconds = Math.round(value * multipliers[matched[3][0].toLowerCase()]);
+  return Number.isFinite(durationSeconds) || invalidDuration(), matched[1] === "-" || matched[4] === "ago" ? -durationSeconds : durationSeconds;
+}
+function validateInput(label, input) {
+  if (!Number.isFinite(input))
+    throw new TypeError(`Invalid ${label} input`);
+  return input;
+}
+var normalizeTyp = (value) => {
+  const normalized = value.toLowerCase();
+  return value.includes("/") ? normalized : `application/${normalized}`;
+};
+var checkAudiencePresence = (audPayload, audOption) => typeof audPayload == "string" ? audOption.includes(audPayload) : Array.isArray(audPayload) ? audOption.some((aud) => audPayload.includes(aud)) : false;
+function validateNumericDate(claimsSet, claim, required = false) {
+  const value = claimsSet[claim];
+  if (!(value === void 0 && !required)) {
+    if (typeof value != "number")
+      throw new JWTClaimValidationFailed(`"${claim}" claim must be a number`, claimsSet, claim, "invalid");
+    return value;
+  }
+}
+function unexpectedClaim(claimsSet, claim) {
+  throw new JWTClaimValidationFailed(`unexpected "${claim}" claim value`, claimsSet, claim, checkFailed);
+}
+function validateClaimsSet(protectedHeader, claimsSetBytes, options = {}) {
+  let claimsSet;
+  try {
+    claimsSet = JSON.parse(strictDecoder.decode(claimsSetBytes));
+  } catch (cause) {
+    throw new JWTInvalid("JWT Claims Set must be a top-level JSON object", { cause });
+  }
+  if (!isObject(claimsSet))
+    throw new JWTInvalid("JWT Claims Set must be a top-level JSON object");
+  const { typ } = options;
+  if (typ !== void 0 && (typeof protectedHeader.typ != "string" || normalizeTyp(protectedHeader.typ) !== normalizeTyp(typ)))
+    throw new JWTClaimValidationFailed('unexpected "typ" JWT header value', claimsSet, "typ", checkFailed);
+  const { requiredClaims = [], issuer, subject, audience, maxTokenAge } = options, presenceCheck = [...requiredClaims];
+  maxTokenAge !== void 0 && presenceCheck.push("iat"), audience !== void 0 && presenceCheck.push("aud"), subject !== void 0 && presenceCheck.push("sub"), issuer !== void 0 && presenceCheck.push("iss");
+  for (const claim of new Set(presenceCheck.reverse()))
+    if (!Object.hasOwn(claimsSet, claim))
+      throw new JWTClaimValidationFailed(`missing required "${claim}" claim`, claimsSet, claim, "missing");
+  issuer !== void 0 && !(Array.isArray(issuer) ? issuer : [issuer]).includes(claimsSet.iss) && unexpectedClaim(claimsSet, "iss"), subject !== void 0 && claimsSet.sub !== subject && unexpectedClaim(claimsSet, "sub"), audience !== void 0 && !checkAudiencePresence(claimsSet.aud, typeof audience == "string" ? [audience] : audience) && unexpectedClaim(claimsSet, "aud");
+  const { clockTolerance } = options;
+  let tolerance = 0;
+  if (typeof clockTolerance == "string")
+    tolerance = secs(clockTolerance);
+  else if (clockTolerance !== void 0) {
+    if (typeof clockTolerance != "number")
+      throw new TypeError("Invalid clockTolerance option type");
+    tolerance = clockTolerance;
+  }
+  if (validateInput("clockTolerance option", tolerance), tolerance < 0)
+    throw new TypeError("Invalid clockTolerance option input");
+  const { currentDate } = options, now = validateInput("currentDate option", epoch(currentDate === void 0 ? /* @__PURE__ */ new Date() : currentDate)), iat = validateNumericDate(claimsSet, "iat", maxTokenAge !== void 0), nbf = validateNumericDate(claimsSet, "nbf");
+  if (nbf !== void 0 && nbf > now + tolerance)
+    throw new JWTClaimValidationFailed('"nbf" claim timestamp check failed', claimsSet, "nbf", checkFailed);
+  const exp = validateNumericDate(claimsSet, "exp");
+  if (exp !== void 0 && exp <= now - tolerance)
+    throw new JWTExpired('"exp" claim timestamp check failed', claimsSet, "exp", checkFailed);
+  if (maxTokenAge !== void 0) {
+    const age = now - iat, max = validateInput("maxTokenAge option", typeof maxTokenAge == "number" ? maxTokenAge : secs(maxTokenAge));
+    if (max < 0)
+      throw new TypeError("Invalid maxTokenAge option input");
+    if (age - tolerance > max)
+      throw new JWTExpired('"iat" claim timestamp check failed (too far in the past)', claimsSet, "iat", checkFailed);
+    if (age < -tolerance)
+      throw new JWTClaimValidationFailed('"iat" claim timestamp check failed (it should be in the past)', claimsSet, "iat", checkFailed);
+  }
+  return claimsSet;
+}
+
+// node_modules/jose/dist/webapi/jwt/verify.js
+async function jwtVerify(jwt2, key, options) {
+  const [verified, b642] = await verifyCompact(jwt2, prepareVerify(options), key);
+  if (!b642)
+    throw new JWTInvalid("JWTs MUST NOT use unencoded payload");
+  const payload = validateClaimsSet(verified.protectedHeader, verified.payload, options);
+  return { ...verified, payload };
+}
+
+// node_modules/jose/dist/webapi/jwks/local.js
+function isUsableJWK(jwk, entry, alg, kid) {
+  const { kty, key_ops: keyOps, ext, kid: jwkKid, alg: jwkAlg, use, crv } = jwk;
+  return (ext === void 0 || typeof ext == "boolean") && (keyOps === void 0 || Array.isArray(keyOps) && keyOps.every((operation, index) => typeof operation == "string" && keyOps.indexOf(operation) === index) && keyOps.includes("verify")) && entry.kty.includes(kty) && (kid === void 0 || typeof kid == "string" && kid === jwkKid) && (jwkAlg === void 0 ? kty !== "AKP" : alg === jwkAlg) && (use === void 0 || use === "sig") && (!entry.crv || crv === entry.crv);
+}
+async function importWithAlgCache(cache3, jwk, entry) {
+  const cached = cache3.get(jwk) || cache3.set(jwk, {}).get(jwk), { alg } = entry;
+  if (cached[alg] === void 0) {
+    const pending2 = jwkToKey(entry, jwk, true).then((key) => {
+      if (key.type !== "public")
+        throw new JWKSInvalid("JSON Web Key Set members must be public keys");
+      return cached[alg] = key, key;
+    }).catch((error) => {
+      throw cached[alg] === pending2 && delete cached[alg], error;
+    });
+    cached[alg] = pending2;
+  }
+  return cached[alg];
+}
+function createLocalJWKSet(jwks) {
+  let snapshot;
+  try {
+    snapshot = structuredClone(jwks);
+  } catch (cause) {
+    throw new JWKSInvalid("JSON Web Key Set malformed", { cause });
+  }
+  if (!isJwkSet(snapshot))
+    throw new JWKSInvalid("JSON Web Key Set malformed");
+  const metadata = snapshot.keys.map((jwk) => {
+    const normalized = snapshotJwk(jwk);
+    return Array.isArray(normalized.key_ops) && (normalized.key_ops = [...normalized.key_ops]), normalized;
+  }), cached = /* @__PURE__ */ new WeakMap();
+  return Object.defineProperty(async (protectedHeader, token) => {
+    const { alg, kid } = { ...protectedHeader, ...token?.header }, entry = typeof alg == "string" ? JWS[alg] : void 0;
+    if (!entry || entry.secret)
+      throw new JOSENotSupported('Unsupported "alg" value for a JSON Web Key Set');
+    const candidates = snapshot.keys.filter((_, index) => isUsableJWK(metadata[index], entry, alg, kid)), { 0: jwk, length } = candidates;
+    if (!length)
+      throw new JWKSNoMatchingKey();
+    if (length !== 1) {
+      const error = new JWKSMultipleMatchingKeys();
+      throw error[Symbol.asyncIterator] = async function* () {
+        for (const jwk2 of candidates)
+          try {
+            yield await importWithAlgCache(cached, jwk2, entry);
+          } catch {
+          }
+      }, error;
+    }
+    return importWithAlgCache(cached, jwk, entry);
+  }, "jwks", {
+    value: () => structuredClone(snapshot)
+  });
+}
+
+// node_modules/jose/dist/webapi/util/decode_jwt.js
+function decodeJwt(jwt2) {
+  if (typeof jwt2 != "string")
+    throw new JWTInvalid("JWTs must use Compact JWS serialization, JWT must be a string");
+  const { 1: encodedPayload, length } = jwt2.split(".");
+  if (length === 5)
+    throw new JWTInvalid("Only JWTs using Compact JWS serialization can be decoded");
+  if (length !== 3)
+    throw new JWTInvalid("Invalid JWT");
+  if (!encodedPayload)
+    throw new JWTInvalid("JWTs must contain a payload");
+  let claimsSetBytes;
+  try {
+    claimsSetBytes = decode(encodedPayload);
+  } catch (cause) {
+    throw new JWTInvalid("Failed to base64url decode the payload", { cause });
+  }
+  let claimsSet;
+  try {
+    claimsSet = JSON.parse(strictDecoder.decode(claimsSetBytes));
+  } catch (cause) {
+    throw new JWTInvalid("Failed to parse the decoded payload as JSON", { cause });
+  }
+  if (!isObject(claimsSet))
+    throw new JWTInvalid("Invalid JWT Claims Set");
+  return claimsSet;
+}
+
+// gateway/evidence/attestation-check.ts
+var ISSUED_BEFORE_START_S = 300;
+var ISSUED_AFTER_START_S = 60;
+async function checkAttestation(runStart, opts = {}) {
+  const issuer = (opts.issuer ?? GITHUB_ISSUER).replace(/\/+$/, "");
+  const expect = opts.expect ?? {};
+  const demanded = Object.values(expect).some(Boolean) || opts.jwksFile !== void 0 || opts.issuer !== void 0;
+  const base = { status: "unattested", problem: null, issuer: null, claims: null, jwks: null };
+  const a = runStart.attestation;
+  if (a === "unattested" || a === void 0) {
+    if (!demanded) return base;
+    return { ...base, status: "mismatch", problem: "the log is unattested (it was not written in a GitHub Actions job with id-token: write), so its identity cannot be checked" };
+  }
+  if (typeof a !== "object" || a.kind !== "github-oidc" || typeof a.token !== "string") {
+    return { ...base, status: "mismatch", problem: "the run-start attestation is not a GitHub OIDC token" };
+  }
+  const thumbprint = String(runStart.key?.thumbprint ?? "");
+  let claims;
+  try {
+    claims = decodeJwt(a.token);
+  } catch {
+    return { ...base, status: "mismatch", problem: "the attestation token is not a JWT" };
+  }
+  const fail = (status, problem, jwks2 = null) => ({ status, problem, issuer, claims, jwks: jwks2 });
+  if (typeof claims.iat !== "number") return fail("mismatch", "the attestation token has no issue time (iat)");
+  let jwks;
+  try {
+    jwks = opts.jwksFile ? readJwks(opts.jwksFile) : await fetchJwks(issuer);
+  } catch (e) {
+    return fail("unavailable", e.message);
+  }
+  try {
+    await jwtVerify(a.token, createLocalJWKSet(jwks), {
+      issuer,
+      audience: keyAudience(thumbprint),
+      currentDate: new Date(claims.iat * 1e3)
+    });
+  } catch (e) {
+    return fail("mismatch", explain(e, claims, issuer, thumbprint), jwks);
+  }
+  const started = Date.parse(String(runStart.time));
+  const skew = claims.iat - Math.floor(started / 1e3);
+  if (!(skew >= -ISSUED_BEFORE_START_S && skew <= ISSUED_AFTER_START_S)) {
+    return fail("mismatch", `the attestation token was issued at ${new Date(claims.iat * 1e3).toISOString()}, which does not fit the log's start at ${String(runStart.time)} (allowed: ${ISSUED_BEFORE_START_S}s before to ${ISSUED_AFTER_START_S}s after)`, jwks);
+  }
+  const mismatch = expectationProblem(claims, expect) ?? recordedIdentityProblem(claims, runStart.identity);
+  if (mismatch) return fail("mismatch", mismatch, jwks);
+  return { status: "verified", problem: null, issuer, claims, jwks };
+}
+function explain(e, claims, issuer, thumbprint) {
+  if (e instanceof errors_exports.JWTClaimValidationFailed) {
+    if (e.claim === "aud") return `the attestation token's audience ${JSON.stringify(claims.aud)} does not name this log's signing key (${keyAudience(thumbprint)}): the key was replaced or the token belongs to another log`;
+    if (e.claim === "iss") return `the attestation token was issued by ${JSON.stringify(claims.iss)}, expected ${issuer}`;
+    return `the attestation token's ${e.claim} claim is invalid: ${e.message}`;
+  }
+  if (e instanceof errors_exports.JWTExpired) return `the attestation token had expired at its own issue time: ${e.message}`;
+  if (e instanceof errors_exports.JWKSNoMatchingKey) return `no key in ${issuer}'s key set matches the attestation token (forged, or the key set is not the issuer's)`;
+  if (e instanceof errors_exports.JWSSignatureVerificationFailed) return `the attestation token's signature does not verify with ${issuer}'s key set (forged or altered)`;
+  return `the attestation token does not verify: ${e.message}`;
+}
+function expectationProblem(c, expect) {
+  const repo = String(c.repository ?? "");
+  if (expect.repository && repo.toLowerCase() !== expect.repository.toLowerCase()) {
+    return `the token was issued to repository ${repo || "(none)"}, expected ${expect.repository}`;
+  }
+  const wf = String(c.workflow_ref ?? "");
+  if (expect.workflow && !workflowMatches(wf, repo, expect.workflow)) {
+    return `the token was issued to workflow ${wf || "(none)"}, expected ${expect.workflow}`;
+  }
+  const sha = String(c.sha ?? "").toLowerCase();
+  const want = expect.sha?.toLowerCase();
+  if (want && !(sha === want || want.length >= 7 && /^[0-9a-f]+$/.test(want) && sha.startsWith(want))) {
+    return `the token was issued for commit ${sha || "(none)"}, expected ${expect.sha}`;
+  }
+  return null;
+}
+function workflowMatches(workflowRef, repository, want) {
+  const [path8, ref] = splitAt(workflowRef);
+  const inRepo = path8.toLowerCase().startsWith(repository.toLowerCase() + "/") ? path8.slice(repository.length + 1) : path8;
+  const [wantPath, wantRef] = splitAt(want);
+  const pathOk = wantPath === path8 || wantPath === inRepo;
+  return pathOk && (wantRef === "" || wantRef === ref);
+}
+function splitAt(s) {
+  const at = s.indexOf("@");
+  return at < 0 ? [s, ""] : [s.slice(0, at), s.slice(at + 1)];
+}
+function recordedIdentityProblem(c, id) {
+  if (!id || id.kind !== "github-actions") return null;
+  for (const k of ["repository", "run_id", "run_attempt", "sha"]) {
+    if (id[k] !== void 0 && c[k] !== void 0 && String(id[k]) !== String(c[k])) {
+      return `the log's identity says ${k} ${String(id[k])} but the attestation token says ${String(c[k])}`;
+    }
+  }
+  return null;
+}
+function readJwks(file) {
+  let text;
+  try {
+    text = fs9.readFileSync(file, "utf8");
+  } catch (e) {
+    throw new Error(`cannot read the key set ${file} (${e.code ?? e.message})`);
+  }
+  const jwks = safeJson2(text);
+  if (!jwks || !Array.isArray(jwks.keys)) throw new Error(`${file} is not a JWKS (a JSON object with a "keys" array)`);
+  return jwks;
+}
+async function fetchJwks(issuer) {
+  const get = async (url) => {
+    const res = await fetch(url, { headers: { accept: "application/json" }, signal: AbortSignal.timeout(15e3) });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    return res.json();
+  };
+  const discovery = `${issuer}/.well-known/openid-configuration`;
+  try {
+    const config = await get(discovery);
+    if (typeof config.jwks_uri !== "string") throw new Error("the discovery document has no jwks_uri");
+    const jwks = await get(config.jwks_uri);
+    if (!Array.isArray(jwks?.keys)) throw new Error(`${config.jwks_uri} is not a JWKS`);
+    return jwks;
+  } catch (e) {
+    const why = e.cause ? `${e.message}: ${String(e.cause.message ?? e.cause)}` : e.message;
+    throw new Error(`cannot fetch the key set of ${issuer} (${why}); to verify offline, pass the saved key set with --jwks FILE`);
+  }
+}
+function safeJson2(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+// gateway/evidence/verification.ts
+var VERIFY_EXIT = {
+  valid: 0,
+  tampered: 1,
+  unreadable: 3,
+  unsealed: 4,
+  "identity-mismatch": 5,
+  "identity-unchecked": 6
+};
+async function verifyLog(file, opts = {}) {
+  let chain;
+  try {
+    chain = await verifyChainFile(file);
+  } catch (e) {
+    const problem = `cannot read ${file} (${e.code ?? e.message})`;
+    chain = { status: "unreadable", problem, sealed: false, signing: { thumbprint: null, lastCheckpoint: null, unsignedRecords: 0 }, totals: emptyTotals(), runStart: null };
+  }
+  if (chain.status === "unreadable" || chain.status === "tampered" || !chain.runStart) {
+    return { file, status: chain.status === "valid" ? "unreadable" : chain.status, problem: chain.problem, chain, identity: null };
+  }
+  const identity = await checkAttestation(chain.runStart, opts);
+  if (identity.status === "mismatch") return { file, status: "identity-mismatch", problem: identity.problem, chain, identity };
+  if (identity.status === "unavailable") return { file, status: "identity-unchecked", problem: identity.problem, chain, identity };
+  return { file, status: chain.status, problem: chain.problem, chain, identity };
+}
+var IDENTITY_FIELDS = [
+  ["repository", "repository"],
+  ["workflow_ref", "workflow"],
+  ["run_id", "run id"],
+  ["run_attempt", "run attempt"],
+  ["sha", "commit"],
+  ["ref", "ref"],
+  ["event_name", "event"],
+  ["actor", "actor"],
+  ["triggering_actor", "triggering actor"]
+];
+function identitySummary(v) {
+  const claims = {};
+  const id = v.identity;
+  if (id?.claims) {
+    for (const [k] of IDENTITY_FIELDS) if (id.claims[k] !== void 0) claims[k] = String(id.claims[k]);
+    return { status: id.status, issuer: id.issuer, claims };
+  }
+  const recorded = v.chain.totals.identity ?? {};
+  for (const [k, val] of Object.entries(recorded)) if (val !== void 0 && val !== null) claims[k] = String(val);
+  return { status: id?.status ?? "unchecked", issuer: null, claims };
+}
+function headline(v) {
+  const c = v.chain;
+  const sig2 = `${c.totals.checkpoints} checkpoint${c.totals.checkpoints === 1 ? "" : "s"} signed`;
+  const who = v.identity?.status === "verified" ? `identity verified by ${v.identity.issuer}` : v.identity?.status === "unattested" ? "identity unattested (no OIDC token: a local run)" : "";
+  switch (v.status) {
+    case "valid":
+      return `VALID: hash chain intact, ${sig2}, sealed; ${who}`;
+    case "tampered":
+      return `TAMPERED: ${v.problem}`;
+    case "unsealed":
+      return `UNSEALED: ${v.problem}${who ? `; ${who}` : ""}`;
+    case "unreadable":
+      return `UNREADABLE: ${v.problem}`;
+    case "identity-mismatch":
+      return `IDENTITY MISMATCH: ${v.problem}`;
+    case "identity-unchecked":
+      return `IDENTITY NOT CHECKED: ${v.problem}`;
   }
 }
 
 // gateway/cli/verify.ts
-var help2 = `Usage: gateway-action verify LOG [--json]
+var help2 = `Usage: gateway-action verify LOG [--jwks FILE | --issuer URL] [--repository OWNER/NAME]
+                             [--workflow REF] [--sha SHA] [--json] [--save-jwks FILE]
 
-Recomputes the session log's hash chain and prints a summary: identity, sessions, commands,
-errors. Exit status: 0 valid and sealed; 1 tampered (the first bad record is named by sequence
-number and line); 3 unreadable (missing, empty, or not a session log); 4 unsealed (every record
-verifies but the gateway did not stop cleanly, or the last record is torn).
+Checks a session log: its hash chain, every checkpoint signature, that it is sealed, and the
+GitHub OIDC token that binds its signing key to a workflow run (signature against the issuer's
+key set, issuer, audience naming the key, issue time within the log's start, as of that time).
+Prints the identity and totals.
 
 Options:
-  --json    print the result as JSON
+  --jwks FILE             verify the token offline against this saved key set (JWKS)
+  --issuer URL            the token issuer (default https://token.actions.githubusercontent.com);
+                          its key set is fetched unless --jwks is given
+  --repository OWNER/NAME require the token's repository
+  --workflow REF          require the token's workflow: OWNER/REPO/.github/workflows/F.yml@REF,
+                          or the workflow file's path, each with or without @REF
+  --sha SHA               require the token's commit (full, or a prefix of 7 or more)
+  --json                  print the result as JSON
+  --save-jwks FILE        write the key set the token was checked against (for offline use)
+
+Giving --jwks, --issuer or an expectation requires the log to be attested.
+
+Exit status:
+  0  valid: chain intact, checkpoints signed, sealed, identity verified or unattested
+  1  tampered: a record edited, removed, inserted, reordered, or appended after the seal
+  2  usage error
+  3  unreadable: missing, empty, or not a session log
+  4  unsealed: everything verifies up to the last checkpoint, but there is no seal
+  5  identity mismatch: the token is forged, names another key, or fails an expectation
+  6  identity not checked: the issuer's key set could not be fetched (use --jwks)
 `;
 async function main2(argv) {
-  const args = parseArgs(argv, { json: "boolean" }, "verify");
+  const args = parseArgs(argv, { json: "boolean", jwks: "string", issuer: "string", repository: "string", workflow: "string", sha: "string", "save-jwks": "string" }, "verify");
   if (args.options.help) return void process.stdout.write(help2), 0;
   if (args.positional.length !== 1) throw new UsageError("verify: give exactly one session log file (see gateway-action verify --help)");
-  const file = args.positional[0];
-  let result;
-  try {
-    result = await verifyLogFile(file);
-  } catch (e) {
-    result = { ...verifyLogText(""), problem: `cannot read ${file} (${e.code ?? e.message})` };
-  }
-  return report(file, result, Boolean(args.options.json));
-}
-function report(file, r, json) {
-  const code = VERIFY_EXIT[r.status];
-  if (json) {
-    process.stdout.write(JSON.stringify({ file, status: r.status, sealed: r.sealed, problem: r.problem, exit_code: code, ...r.summary }, null, 2) + "\n");
-    return code;
-  }
-  const s = r.summary;
-  const lines = [`session log: ${file}`];
-  if (r.status === "valid") lines.push("status:      VALID: hash chain intact, log sealed");
-  else lines.push(`status:      ${r.status.toUpperCase()}: ${r.problem}`);
-  if (s.runId) {
-    lines.push(`run:         ${s.runId}, ${s.startedAt ?? "?"} to ${s.endedAt ?? "(not sealed)"}`);
-    const id = s.identity ?? {};
-    lines.push(`identity:    ${id.kind === "local" ? `local user ${String(id.user)} on ${String(id.host)} (unattested)` : JSON.stringify(id)}`);
-    lines.push(`targets:     ${s.targets.join(", ") || "(none)"}`);
-    lines.push(`records:     ${s.records}`);
-    lines.push(`sessions:    ${s.sessions}`);
-    lines.push(`commands:    ${s.commands} (${s.errors} failed, ${s.skipped} skipped)`);
-    lines.push(`protocol errors: ${s.protocolErrors}`);
-  }
-  (r.status === "valid" ? process.stdout : process.stderr).write(lines.join("\n") + "\n");
+  const v = await verifyLog(args.positional[0], identityOptions(args.options));
+  const saveTo = args.options["save-jwks"];
+  if (saveTo && v.identity?.jwks) fs10.writeFileSync(saveTo, JSON.stringify(v.identity.jwks, null, 2) + "\n");
+  const code = VERIFY_EXIT[v.status];
+  if (args.options.json) process.stdout.write(JSON.stringify(verificationJson(v), null, 2) + "\n");
+  else (code === 0 ? process.stdout : process.stderr).write(verificationText(v));
   return code;
+}
+function identityOptions(o) {
+  if (o.issuer !== void 0) {
+    try {
+      new URL(String(o.issuer));
+    } catch {
+      throw new UsageError(`--issuer: ${String(o.issuer)} is not a URL`);
+    }
+  }
+  const str = (k) => typeof o[k] === "string" ? o[k] : void 0;
+  return { jwksFile: str("jwks"), issuer: str("issuer"), expect: { repository: str("repository"), workflow: str("workflow"), sha: str("sha") } };
+}
+function verificationJson(v) {
+  const t = v.chain.totals;
+  const id = identitySummary(v);
+  return {
+    file: v.file,
+    status: v.status,
+    exit_code: VERIFY_EXIT[v.status],
+    problem: v.problem,
+    sealed: v.chain.sealed,
+    chain: { status: v.chain.status, problem: v.chain.problem },
+    signing: { key_thumbprint: v.chain.signing.thumbprint, checkpoints: t.checkpoints, last_checkpoint: v.chain.signing.lastCheckpoint, unsigned_records: v.chain.signing.unsignedRecords },
+    identity: { status: id.status, issuer: id.issuer, problem: v.identity?.problem ?? null, ...id.claims },
+    run: { id: t.runId, started_at: t.startedAt, ended_at: t.endedAt, targets: t.targets },
+    totals: {
+      records: t.records,
+      sessions: t.sessions,
+      commands: t.commands,
+      denied: t.denied,
+      approved: t.approved,
+      approved_by: t.approvedBy,
+      masked_commands: t.maskedCommands,
+      masked_values: t.maskedValues,
+      errors: t.errors,
+      skipped: t.skipped,
+      protocol_errors: t.protocolErrors
+    }
+  };
+}
+function verificationText(v) {
+  const t = v.chain.totals;
+  const lines = [`session log: ${v.file}`, `status:      ${headline(v)}`];
+  if (v.status !== "valid" && v.chain.problem && v.chain.problem !== v.problem) lines.push(`             also: ${v.chain.problem}`);
+  if (!t.runId) return lines.join("\n") + "\n";
+  lines.push(`signing key: Ed25519, thumbprint ${v.chain.signing.thumbprint ?? "(none)"}`);
+  const id = identitySummary(v);
+  if (id.status === "verified") {
+    lines.push(`identity:    verified (token signed by ${id.issuer})`);
+    for (const [k, label] of IDENTITY_FIELDS) if (id.claims[k] !== void 0) lines.push(`  ${(label + ":").padEnd(18)} ${id.claims[k]}`);
+  } else if (id.claims.kind === "local") {
+    lines.push(`identity:    unattested: local user ${id.claims.user ?? "?"} on ${id.claims.host ?? "?"} (nothing proves who wrote this log)`);
+  } else {
+    lines.push(`identity:    NOT VERIFIED (${id.status}); the log claims:`);
+    for (const [k, label] of IDENTITY_FIELDS) if (id.claims[k] !== void 0) lines.push(`  ${(label + ":").padEnd(18)} ${id.claims[k]}`);
+  }
+  lines.push(`run:         ${t.runId}, ${t.startedAt ?? "?"} to ${t.endedAt ?? "(not sealed)"}`);
+  lines.push(`targets:     ${t.targets.join(", ") || "(none)"}`);
+  lines.push(`records:     ${t.records} (${t.checkpoints} checkpoints)`);
+  lines.push(`sessions:    ${t.sessions}`);
+  lines.push(`commands:    ${t.commands}`);
+  lines.push(`  denied:    ${t.denied}`);
+  const by = Object.entries(t.approvedBy).map(([who, n]) => `${who}${n > 1 ? ` \xD7${n}` : ""}`).join(", ");
+  lines.push(`  approved:  ${t.approved}${by ? ` (by ${by})` : ""}`);
+  lines.push(`  masked:    ${t.maskedCommands}${t.maskedValues ? ` (${t.maskedValues} values)` : ""}`);
+  lines.push(`  errors:    ${t.errors}`);
+  if (t.skipped) lines.push(`  skipped:   ${t.skipped}`);
+  if (t.protocolErrors) lines.push(`protocol errors: ${t.protocolErrors}`);
+  return lines.join("\n") + "\n";
 }
 
 // gateway/cli/demo.ts
 import { spawn as spawn3, spawnSync as spawnSync3 } from "node:child_process";
 import { randomBytes as randomBytes4 } from "node:crypto";
-import fs10 from "node:fs";
+import fs12 from "node:fs";
 import os6 from "node:os";
 import path7 from "node:path";
 
 // gateway/demo/pg-cluster.ts
 import { execFileSync, spawnSync as spawnSync2 } from "node:child_process";
-import fs9 from "node:fs";
+import fs11 from "node:fs";
 import net4 from "node:net";
 import os5 from "node:os";
 import path6 from "node:path";
@@ -23479,12 +24732,12 @@ function findPostgresBin() {
   const env = process.env.GATEWAY_PG_BIN;
   if (env) return env;
   const base = "/usr/lib/postgresql";
-  if (fs9.existsSync(base)) {
-    const versions = fs9.readdirSync(base).filter((v) => fs9.existsSync(path6.join(base, v, "bin", "initdb"))).sort((a, b) => Number(b) - Number(a));
+  if (fs11.existsSync(base)) {
+    const versions = fs11.readdirSync(base).filter((v) => fs11.existsSync(path6.join(base, v, "bin", "initdb"))).sort((a, b) => Number(b) - Number(a));
     if (versions.length > 0) return path6.join(base, versions[0], "bin");
   }
   for (const dir of (process.env.PATH ?? "").split(":")) {
-    if (dir && fs9.existsSync(path6.join(dir, "initdb"))) return dir;
+    if (dir && fs11.existsSync(path6.join(dir, "initdb"))) return dir;
   }
   throw new Error("PostgreSQL server binaries (initdb, pg_ctl) were not found; install them with `apt-get install postgresql` or set GATEWAY_PG_BIN");
 }
@@ -23508,12 +24761,12 @@ function runAsServerUser(bin, args, opts = {}) {
 }
 async function startCluster(opts = {}) {
   const binDir = findPostgresBin();
-  const root = fs9.mkdtempSync(path6.join(os5.tmpdir(), "gw-pg-"));
+  const root = fs11.mkdtempSync(path6.join(os5.tmpdir(), "gw-pg-"));
   const dataDir = path6.join(root, "data");
   const socketDir = path6.join(root, "sock");
-  fs9.mkdirSync(socketDir);
+  fs11.mkdirSync(socketDir);
   if (asRoot) {
-    fs9.chmodSync(root, 493);
+    fs11.chmodSync(root, 493);
     execFileSync("chown", ["-R", "postgres:postgres", root]);
   }
   runAsServerUser(path6.join(binDir, "initdb"), ["-D", dataDir, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "-N"]);
@@ -23523,16 +24776,16 @@ async function startCluster(opts = {}) {
     "host all postgres 127.0.0.1/32 trust",
     "host all all 127.0.0.1/32 scram-sha-256"
   ];
-  fs9.writeFileSync(path6.join(dataDir, "pg_hba.conf"), hba.join("\n") + "\n");
+  fs11.writeFileSync(path6.join(dataDir, "pg_hba.conf"), hba.join("\n") + "\n");
   const settings = { fsync: "off", synchronous_commit: "off", full_page_writes: "off", max_connections: "200", ...opts.settings };
   if (opts.tls) {
-    fs9.copyFileSync(opts.tls.cert, path6.join(dataDir, "server.crt"));
-    fs9.copyFileSync(opts.tls.key, path6.join(dataDir, "server.key"));
-    fs9.chmodSync(path6.join(dataDir, "server.key"), 384);
+    fs11.copyFileSync(opts.tls.cert, path6.join(dataDir, "server.crt"));
+    fs11.copyFileSync(opts.tls.key, path6.join(dataDir, "server.key"));
+    fs11.chmodSync(path6.join(dataDir, "server.key"), 384);
     if (asRoot) execFileSync("chown", ["postgres:postgres", path6.join(dataDir, "server.crt"), path6.join(dataDir, "server.key")]);
     settings.ssl = "on";
   }
-  fs9.appendFileSync(path6.join(dataDir, "postgresql.conf"), Object.entries(settings).map(([k, v]) => `${k} = '${v}'`).join("\n") + "\n");
+  fs11.appendFileSync(path6.join(dataDir, "postgresql.conf"), Object.entries(settings).map(([k, v]) => `${k} = '${v}'`).join("\n") + "\n");
   if (asRoot) execFileSync("chown", ["-R", "postgres:postgres", dataDir]);
   const port = await freePort();
   runAsServerUser(path6.join(binDir, "pg_ctl"), ["-D", dataDir, "-l", path6.join(root, "server.log"), "-w", "-t", "60", "-o", `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1`, "start"]);
@@ -23555,7 +24808,7 @@ async function startCluster(opts = {}) {
         runAsServerUser(path6.join(binDir, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
       } catch {
       }
-      fs9.rmSync(root, { recursive: true, force: true });
+      fs11.rmSync(root, { recursive: true, force: true });
     }
   };
   return cluster;
@@ -23597,7 +24850,7 @@ async function main3(argv) {
   const say = (s) => void process.stdout.write(s + "\n");
   say("Starting a throwaway PostgreSQL cluster...");
   const cluster = await startCluster();
-  const work = fs10.mkdtempSync(path7.join(os6.tmpdir(), "gw-demo-"));
+  const work = fs12.mkdtempSync(path7.join(os6.tmpdir(), "gw-demo-"));
   try {
     const password = randomBytes4(18).toString("base64url");
     const seed = spawnSync3("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", `pw=${password}`, "-h", cluster.socketDir, "-p", String(cluster.port), "-U", "postgres", "-d", "postgres"], { input: SEED, encoding: "utf8" });
@@ -23614,11 +24867,11 @@ targets:
     tls: disable
 `;
     const policyFile = path7.join(work, "gateway.yml");
-    fs10.writeFileSync(policyFile, policyText);
+    fs12.writeFileSync(policyFile, policyText);
     say(`PostgreSQL ${cluster.port} is up with tables customers and orders. Policy:
 
 ${indent(policyText)}`);
-    const gw = await Gateway.start({ policy: parsePolicy(policyText, policyFile), logDir, identity: localIdentity(), env: { APP_DB_PASSWORD: password } });
+    const gw = await Gateway.start({ policy: parsePolicy(policyText, policyFile), logDir, identity: runIdentity(), env: { APP_DB_PASSWORD: password } });
     const conn = gw.connectionEnv();
     say(`Gateway listening; the pipeline gets PGHOST=${conn.PGHOST} PGPORT=${conn.PGPORT} PGUSER=${conn.PGUSER} and a per-run PGPASSWORD.
 `);
@@ -23632,8 +24885,8 @@ $ psql ${step.args.map(shellQuote).join(" ")}`);
   (psql exited ${r.status})`) + "\n");
     }
     const { log } = await gw.stop("demo finished");
-    const text = fs10.readFileSync(log, "utf8");
-    const result = verifyLogText(text);
+    const text = fs12.readFileSync(log, "utf8");
+    const result = verifyChainText(text);
     say("\u2500\u2500 What the session log recorded:");
     for (const line of text.trimEnd().split("\n")) {
       const r = JSON.parse(line);
@@ -23643,15 +24896,15 @@ $ psql ${step.args.map(shellQuote).join(" ")}`);
         say(`        -> ${String(r.status)}${err ? ` ${err.code} ${err.message}` : ""}, ${String(r.rows)} rows, ${String(r.duration_us)} \xB5s`);
       }
     }
-    const s = result.summary;
+    const s = result.totals;
     say(`
 Session log: ${path7.resolve(log)}`);
-    say(`Verification: ${result.status === "valid" ? "VALID (hash chain intact, sealed)" : result.status.toUpperCase() + ": " + result.problem}; ${s.records} records, ${s.sessions} sessions, ${s.commands} commands, ${s.errors} failed.`);
+    say(`Verification: ${result.status === "valid" ? "VALID (hash chain intact, checkpoints signed, sealed)" : result.status.toUpperCase() + ": " + result.problem}; ${s.records} records, ${s.sessions} sessions, ${s.commands} commands, ${s.errors} failed.`);
     say(`Check it yourself: node ${path7.relative(process.cwd(), process.argv[1])} verify ${path7.relative(process.cwd(), log)}`);
     return result.status === "valid" ? 0 : 1;
   } finally {
     cluster.stop();
-    fs10.rmSync(work, { recursive: true, force: true });
+    fs12.rmSync(work, { recursive: true, force: true });
   }
 }
 function runPsql(args, env) {
@@ -23669,7 +24922,7 @@ var oneLine = (s) => (s.length > 90 ? s.slice(0, 87) + "..." : s).replace(/\s+/g
 var shellQuote = (s) => /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 
 // gateway/cli/approve.ts
-import fs11 from "node:fs";
+import fs13 from "node:fs";
 var where = `Options:
   --state-dir DIR   ask only the gateway started with \`gateway-action start --state-dir DIR\`
                     (default: every gateway of this OS user, found in $GATEWAY_ACTION_RUNTIME_DIR,
@@ -23705,7 +24958,7 @@ async function gateways(stateDir) {
       reply = await sendControlAt(socket, { op: "pending" }, 1e4, `no gateway is running for state directory ${stateDir ?? ""}`);
     } catch (e) {
       if (stateDir) throw e;
-      if (e.code === "ECONNREFUSED") fs11.rmSync(socket, { force: true });
+      if (e.code === "ECONNREFUSED") fs13.rmSync(socket, { force: true });
       continue;
     }
     if (reply.ok) found.push({ socket, run: String(reply.run), pending: reply.pending });
@@ -23764,7 +25017,10 @@ Verbs:
   pending  [--json]                                       list commands waiting for approval
   approve  ID                                             approve a held command
   deny     ID [--reason TEXT]                             deny a held command
-  verify   LOG [--json]                                   check a session log's hash chain
+  verify   LOG [--jwks FILE | --issuer URL] [--repository OWNER/NAME] [--workflow REF] [--sha SHA] [--json]
+                                                          check a session log: chain, signatures, seal, identity
+  replay   LOG [--session ID]                             the run as a terminal timeline
+  report   LOG -o FILE.html                               a self-contained HTML report for auditors
   demo     [--log-dir DIR]                                a local PostgreSQL, a scripted pipeline, a verified log
 
 \`gateway-action <verb> --help\` describes each verb.

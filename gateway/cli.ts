@@ -19,7 +19,10 @@ Verbs:
   pending  [--json]                                       list commands waiting for approval
   approve  ID                                             approve a held command
   deny     ID [--reason TEXT]                             deny a held command
-  verify   LOG [--json]                                   check a session log's hash chain
+  verify   LOG [--jwks FILE | --issuer URL] [--repository OWNER/NAME] [--workflow REF] [--sha SHA] [--json]
+                                                          check a session log: chain, signatures, seal, identity
+  replay   LOG [--session ID]                             the run as a terminal timeline
+  report   LOG -o FILE.html                               a self-contained HTML report for auditors
   demo     [--log-dir DIR]                                a local PostgreSQL, a scripted pipeline, a verified log
 
 \`gateway-action <verb> --help\` describes each verb.

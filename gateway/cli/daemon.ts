@@ -9,7 +9,8 @@ import { loadPolicy } from '../config/policy.ts';
 import { Gateway, type StopResult } from '../daemon/gateway.ts';
 import { BASELINE_WASM_FLAG } from '../postgres/sql-classifier.ts';
 import { serveControl, sendControl } from '../daemon/control.ts';
-import { localClaims, localIdentity } from '../identity/local.ts';
+import { localClaims } from '../identity/local.ts';
+import { runIdentity } from '../identity/github-oidc.ts';
 
 export const startHelp = `Usage: gateway-action start --policy FILE --state-dir DIR [--log-dir DIR]
 
@@ -99,7 +100,7 @@ export async function daemon(argv: string[]): Promise<number> {
     const secrets = process.send
       ? await new Promise<Record<string, string>>((resolve) => process.once('message', (m) => resolve((m as { secrets: Record<string, string> }).secrets ?? {})))
       : process.env;
-    gw = await Gateway.start({ policy, logDir: requireOption(args, 'log-dir', 'daemon'), identity: localIdentity(), claims: localClaims(), env: secrets as NodeJS.ProcessEnv });
+    gw = await Gateway.start({ policy, logDir: requireOption(args, 'log-dir', 'daemon'), identity: runIdentity(), claims: localClaims(), env: secrets as NodeJS.ProcessEnv });
   } catch (e) {
     report({ error: (e as Error).message });
     process.stderr.write(`gateway-action daemon: ${(e as Error).message}\n`);

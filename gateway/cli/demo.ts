@@ -8,9 +8,9 @@ import path from 'node:path';
 import { parseArgs } from './args.ts';
 import { parsePolicy } from '../config/policy.ts';
 import { Gateway } from '../daemon/gateway.ts';
-import { localIdentity } from '../identity/local.ts';
+import { runIdentity } from '../identity/github-oidc.ts';
 import { startCluster } from '../demo/pg-cluster.ts';
-import { verifyLogText } from '../evidence/log-verifier.ts';
+import { verifyChainText } from '../evidence/log-verifier.ts';
 
 export const help = `Usage: gateway-action demo [--log-dir DIR]
 
@@ -61,7 +61,7 @@ export async function main(argv: string[]): Promise<number> {
     fs.writeFileSync(policyFile, policyText);
     say(`PostgreSQL ${cluster.port} is up with tables customers and orders. Policy:\n\n${indent(policyText)}`);
 
-    const gw = await Gateway.start({ policy: parsePolicy(policyText, policyFile), logDir, identity: localIdentity(), env: { APP_DB_PASSWORD: password } });
+    const gw = await Gateway.start({ policy: parsePolicy(policyText, policyFile), logDir, identity: runIdentity(), env: { APP_DB_PASSWORD: password } });
     const conn = gw.connectionEnv();
     say(`Gateway listening; the pipeline gets PGHOST=${conn.PGHOST} PGPORT=${conn.PGPORT} PGUSER=${conn.PGUSER} and a per-run PGPASSWORD.\n`);
     const env: NodeJS.ProcessEnv = { ...process.env, ...conn, PSQLRC: '/dev/null' };
@@ -73,7 +73,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const { log } = await gw.stop('demo finished');
     const text = fs.readFileSync(log, 'utf8');
-    const result = verifyLogText(text);
+    const result = verifyChainText(text);
     say('── What the session log recorded:');
     for (const line of text.trimEnd().split('\n')) {
       const r = JSON.parse(line) as Record<string, unknown>;
@@ -83,9 +83,9 @@ export async function main(argv: string[]): Promise<number> {
         say(`        -> ${String(r.status)}${err ? ` ${err.code} ${err.message}` : ''}, ${String(r.rows)} rows, ${String(r.duration_us)} µs`);
       }
     }
-    const s = result.summary;
+    const s = result.totals;
     say(`\nSession log: ${path.resolve(log)}`);
-    say(`Verification: ${result.status === 'valid' ? 'VALID (hash chain intact, sealed)' : result.status.toUpperCase() + ': ' + result.problem}; ${s.records} records, ${s.sessions} sessions, ${s.commands} commands, ${s.errors} failed.`);
+    say(`Verification: ${result.status === 'valid' ? 'VALID (hash chain intact, checkpoints signed, sealed)' : result.status.toUpperCase() + ': ' + result.problem}; ${s.records} records, ${s.sessions} sessions, ${s.commands} commands, ${s.errors} failed.`);
     say(`Check it yourself: node ${path.relative(process.cwd(), process.argv[1]!)} verify ${path.relative(process.cwd(), log)}`);
     return result.status === 'valid' ? 0 : 1;
   } finally {

@@ -4,7 +4,8 @@ import { parseArgs, requireOption, UsageError } from './args.ts';
 import { loadPolicy } from '../config/policy.ts';
 import { Gateway } from '../daemon/gateway.ts';
 import { BASELINE_WASM_FLAG } from '../postgres/sql-classifier.ts';
-import { localClaims, localIdentity } from '../identity/local.ts';
+import { localClaims } from '../identity/local.ts';
+import { runIdentity } from '../identity/github-oidc.ts';
 
 export const help = `Usage: gateway-action run --policy FILE [--log-dir DIR] -- COMMAND [ARGS...]
 
@@ -32,7 +33,7 @@ export async function main(argv: string[]): Promise<number> {
   if ((policy.hasRuleSettings || (policy.masking?.columns.length ?? 0) > 0) && !process.execArgv.includes(BASELINE_WASM_FLAG)) {
     return relaunch([BASELINE_WASM_FLAG, ...process.execArgv, process.argv[1]!, 'run', ...argv]);
   }
-  const gw = await Gateway.start({ policy, logDir: (args.options['log-dir'] as string) ?? 'gateway-logs', identity: localIdentity(), claims: localClaims() });
+  const gw = await Gateway.start({ policy, logDir: (args.options['log-dir'] as string) ?? 'gateway-logs', identity: runIdentity(), claims: localClaims() });
 
   const env: NodeJS.ProcessEnv = { ...process.env, ...gw.connectionEnv() };
   for (const name of gw.secretEnvNames(policy)) delete env[name];

@@ -1,51 +1,112 @@
+import fs from 'node:fs';
 import { parseArgs, UsageError } from './args.ts';
-import { VERIFY_EXIT, verifyLogFile, verifyLogText, type VerifyResult } from '../evidence/log-verifier.ts';
+import { headline, identitySummary, IDENTITY_FIELDS, VERIFY_EXIT, verifyLog, type Verification } from '../evidence/verification.ts';
+import type { IdentityOptions } from '../evidence/attestation-check.ts';
 
-export const help = `Usage: gateway-action verify LOG [--json]
+export const help = `Usage: gateway-action verify LOG [--jwks FILE | --issuer URL] [--repository OWNER/NAME]
+                             [--workflow REF] [--sha SHA] [--json] [--save-jwks FILE]
 
-Recomputes the session log's hash chain and prints a summary: identity, sessions, commands,
-errors. Exit status: 0 valid and sealed; 1 tampered (the first bad record is named by sequence
-number and line); 3 unreadable (missing, empty, or not a session log); 4 unsealed (every record
-verifies but the gateway did not stop cleanly, or the last record is torn).
+Checks a session log: its hash chain, every checkpoint signature, that it is sealed, and the
+GitHub OIDC token that binds its signing key to a workflow run (signature against the issuer's
+key set, issuer, audience naming the key, issue time within the log's start, as of that time).
+Prints the identity and totals.
 
 Options:
-  --json    print the result as JSON
+  --jwks FILE             verify the token offline against this saved key set (JWKS)
+  --issuer URL            the token issuer (default https://token.actions.githubusercontent.com);
+                          its key set is fetched unless --jwks is given
+  --repository OWNER/NAME require the token's repository
+  --workflow REF          require the token's workflow: OWNER/REPO/.github/workflows/F.yml@REF,
+                          or the workflow file's path, each with or without @REF
+  --sha SHA               require the token's commit (full, or a prefix of 7 or more)
+  --json                  print the result as JSON
+  --save-jwks FILE        write the key set the token was checked against (for offline use)
+
+Giving --jwks, --issuer or an expectation requires the log to be attested.
+
+Exit status:
+  0  valid: chain intact, checkpoints signed, sealed, identity verified or unattested
+  1  tampered: a record edited, removed, inserted, reordered, or appended after the seal
+  2  usage error
+  3  unreadable: missing, empty, or not a session log
+  4  unsealed: everything verifies up to the last checkpoint, but there is no seal
+  5  identity mismatch: the token is forged, names another key, or fails an expectation
+  6  identity not checked: the issuer's key set could not be fetched (use --jwks)
 `;
 
 export async function main(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { json: 'boolean' }, 'verify');
+  const args = parseArgs(argv, { json: 'boolean', jwks: 'string', issuer: 'string', repository: 'string', workflow: 'string', sha: 'string', 'save-jwks': 'string' }, 'verify');
   if (args.options.help) return void process.stdout.write(help), 0;
   if (args.positional.length !== 1) throw new UsageError('verify: give exactly one session log file (see gateway-action verify --help)');
-  const file = args.positional[0]!;
-  let result: VerifyResult;
-  try {
-    result = await verifyLogFile(file);
-  } catch (e) {
-    result = { ...verifyLogText(''), problem: `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` };
-  }
-  return report(file, result, Boolean(args.options.json));
+  const v = await verifyLog(args.positional[0]!, identityOptions(args.options));
+  const saveTo = args.options['save-jwks'] as string | undefined;
+  if (saveTo && v.identity?.jwks) fs.writeFileSync(saveTo, JSON.stringify(v.identity.jwks, null, 2) + '\n');
+  const code = VERIFY_EXIT[v.status];
+  if (args.options.json) process.stdout.write(JSON.stringify(verificationJson(v), null, 2) + '\n');
+  else (code === 0 ? process.stdout : process.stderr).write(verificationText(v));
+  return code;
 }
 
-function report(file: string, r: VerifyResult, json: boolean): number {
-  const code = VERIFY_EXIT[r.status];
-  if (json) {
-    process.stdout.write(JSON.stringify({ file, status: r.status, sealed: r.sealed, problem: r.problem, exit_code: code, ...r.summary }, null, 2) + '\n');
-    return code;
+export function identityOptions(o: Record<string, string | boolean>): IdentityOptions {
+  if (o.issuer !== undefined) {
+    try {
+      new URL(String(o.issuer));
+    } catch {
+      throw new UsageError(`--issuer: ${String(o.issuer)} is not a URL`);
+    }
   }
-  const s = r.summary;
-  const lines = [`session log: ${file}`];
-  if (r.status === 'valid') lines.push('status:      VALID: hash chain intact, log sealed');
-  else lines.push(`status:      ${r.status.toUpperCase()}: ${r.problem}`);
-  if (s.runId) {
-    lines.push(`run:         ${s.runId}, ${s.startedAt ?? '?'} to ${s.endedAt ?? '(not sealed)'}`);
-    const id = s.identity ?? {};
-    lines.push(`identity:    ${id.kind === 'local' ? `local user ${String(id.user)} on ${String(id.host)} (unattested)` : JSON.stringify(id)}`);
-    lines.push(`targets:     ${s.targets.join(', ') || '(none)'}`);
-    lines.push(`records:     ${s.records}`);
-    lines.push(`sessions:    ${s.sessions}`);
-    lines.push(`commands:    ${s.commands} (${s.errors} failed, ${s.skipped} skipped)`);
-    lines.push(`protocol errors: ${s.protocolErrors}`);
+  const str = (k: string): string | undefined => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
+  return { jwksFile: str('jwks'), issuer: str('issuer'), expect: { repository: str('repository'), workflow: str('workflow'), sha: str('sha') } };
+}
+
+export function verificationJson(v: Verification): Record<string, unknown> {
+  const t = v.chain.totals;
+  const id = identitySummary(v);
+  return {
+    file: v.file,
+    status: v.status,
+    exit_code: VERIFY_EXIT[v.status],
+    problem: v.problem,
+    sealed: v.chain.sealed,
+    chain: { status: v.chain.status, problem: v.chain.problem },
+    signing: { key_thumbprint: v.chain.signing.thumbprint, checkpoints: t.checkpoints, last_checkpoint: v.chain.signing.lastCheckpoint, unsigned_records: v.chain.signing.unsignedRecords },
+    identity: { status: id.status, issuer: id.issuer, problem: v.identity?.problem ?? null, ...id.claims },
+    run: { id: t.runId, started_at: t.startedAt, ended_at: t.endedAt, targets: t.targets },
+    totals: {
+      records: t.records, sessions: t.sessions, commands: t.commands, denied: t.denied, approved: t.approved,
+      approved_by: t.approvedBy, masked_commands: t.maskedCommands, masked_values: t.maskedValues,
+      errors: t.errors, skipped: t.skipped, protocol_errors: t.protocolErrors,
+    },
+  };
+}
+
+export function verificationText(v: Verification): string {
+  const t = v.chain.totals;
+  const lines = [`session log: ${v.file}`, `status:      ${headline(v)}`];
+  if (v.status !== 'valid' && v.chain.problem && v.chain.problem !== v.problem) lines.push(`             also: ${v.chain.problem}`);
+  if (!t.runId) return lines.join('\n') + '\n';
+  lines.push(`signing key: Ed25519, thumbprint ${v.chain.signing.thumbprint ?? '(none)'}`);
+  const id = identitySummary(v);
+  if (id.status === 'verified') {
+    lines.push(`identity:    verified (token signed by ${id.issuer})`);
+    for (const [k, label] of IDENTITY_FIELDS) if (id.claims[k] !== undefined) lines.push(`  ${(label + ':').padEnd(18)} ${id.claims[k]}`);
+  } else if (id.claims.kind === 'local') {
+    lines.push(`identity:    unattested: local user ${id.claims.user ?? '?'} on ${id.claims.host ?? '?'} (nothing proves who wrote this log)`);
+  } else {
+    lines.push(`identity:    NOT VERIFIED (${id.status}); the log claims:`);
+    for (const [k, label] of IDENTITY_FIELDS) if (id.claims[k] !== undefined) lines.push(`  ${(label + ':').padEnd(18)} ${id.claims[k]}`);
   }
-  (r.status === 'valid' ? process.stdout : process.stderr).write(lines.join('\n') + '\n');
-  return code;
+  lines.push(`run:         ${t.runId}, ${t.startedAt ?? '?'} to ${t.endedAt ?? '(not sealed)'}`);
+  lines.push(`targets:     ${t.targets.join(', ') || '(none)'}`);
+  lines.push(`records:     ${t.records} (${t.checkpoints} checkpoints)`);
+  lines.push(`sessions:    ${t.sessions}`);
+  lines.push(`commands:    ${t.commands}`);
+  lines.push(`  denied:    ${t.denied}`);
+  const by = Object.entries(t.approvedBy).map(([who, n]) => `${who}${n > 1 ? ` ×${n}` : ''}`).join(', ');
+  lines.push(`  approved:  ${t.approved}${by ? ` (by ${by})` : ''}`);
+  lines.push(`  masked:    ${t.maskedCommands}${t.maskedValues ? ` (${t.maskedValues} values)` : ''}`);
+  lines.push(`  errors:    ${t.errors}`);
+  if (t.skipped) lines.push(`  skipped:   ${t.skipped}`);
+  if (t.protocolErrors) lines.push(`protocol errors: ${t.protocolErrors}`);
+  return lines.join('\n') + '\n';
 }

@@ -33,7 +33,7 @@ export interface Policy {
   /** SHA-256 of the file's bytes, recorded in the session log. */
   sha256: string;
   targets: Target[];
-  sessionLog: { sampleRows: number };
+  sessionLog: { sampleRows: number; checkpoints: { everyRecords: number; everyMs: number } };
   /** Null when the file has no masking section. */
   masking: MaskingRules | null;
 }
@@ -77,7 +77,7 @@ export function parsePolicy(text: string, file: string): Policy {
     const err = pickError(validate.errors ?? []);
     throw new PolicyError(file, lineOf(locate(doc, err)), describe(err));
   }
-  const raw = data as { targets: Record<string, Record<string, unknown>>; 'session-log'?: { 'sample-rows'?: number } };
+  const raw = data as { targets: Record<string, Record<string, unknown>>; 'session-log'?: { 'sample-rows'?: number; checkpoints?: { 'every-records'?: number; every?: string } } };
   const baseDir = path.dirname(path.resolve(file));
   const targets: Target[] = Object.entries(raw.targets).map(([name, t]) => ({
     name,
@@ -116,7 +116,10 @@ export function parsePolicy(text: string, file: string): Policy {
     approvals: { timeoutMs: approvalTimeout((raw as RawPolicy).approvals?.timeout, (p) => lineOf(locateNode(doc, p)), file) },
     sha256: createHash('sha256').update(text).digest('hex'),
     targets,
-    sessionLog: { sampleRows: raw['session-log']?.['sample-rows'] ?? 10 },
+    sessionLog: {
+      sampleRows: raw['session-log']?.['sample-rows'] ?? 10,
+      checkpoints: { everyRecords: raw['session-log']?.checkpoints?.['every-records'] ?? 1000, everyMs: checkpointInterval(raw['session-log']?.checkpoints?.every, (p) => lineOf(locateNode(doc, p)), file) },
+    },
     masking: parseMasking((raw as RawPolicy).masking, (p) => lineOf(locateNode(doc, p)), file),
   };
 }
@@ -274,6 +277,16 @@ const MAX_APPROVAL_TIMEOUT_MS = 24 * 3_600_000;
 function approvalTimeout(text: string | undefined, lineAt: (p: (string | number)[]) => number | null, file: string): number {
   const ms = parseDuration(text ?? '15m');
   if (ms < 1000 || ms > MAX_APPROVAL_TIMEOUT_MS) throw new PolicyError(file, lineAt(['approvals', 'timeout']), `approvals.timeout: ${text} is outside 1s to 24h`);
+  return ms;
+}
+
+const MAX_CHECKPOINT_INTERVAL_MS = 3_600_000;
+
+function checkpointInterval(text: string | undefined, lineAt: (p: (string | number)[]) => number | null, file: string): number {
+  const ms = parseDuration(text ?? '5s');
+  if (ms !== 0 && (ms < 100 || ms > MAX_CHECKPOINT_INTERVAL_MS)) {
+    throw new PolicyError(file, lineAt(['session-log', 'checkpoints', 'every']), `session-log.checkpoints.every: ${text} is outside 100ms to 1h (0s turns the time trigger off)`);
+  }
   return ms;
 }
 

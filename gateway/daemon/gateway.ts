@@ -17,6 +17,8 @@ import { approvalSocketPath, ensureRuntimeDir } from './runtime-dir.ts';
 import { serveControlAt, type ControlReply, type ControlRequest } from './control.ts';
 import type net from 'node:net';
 import fs from 'node:fs';
+import { CheckpointSigner, keyAudience } from '../evidence/checkpoint.ts';
+import { canRequestIdToken, requestIdToken } from '../identity/github-oidc.ts';
 
 export interface GatewayOptions {
   policy: Policy;
@@ -26,6 +28,8 @@ export interface GatewayOptions {
   claims?: Claims;
   /** Where upstream passwords come from; defaults to the process environment. */
   env?: NodeJS.ProcessEnv;
+  /** The runner's environment, for the OIDC token that binds the signing key; defaults to process.env. */
+  runnerEnv?: NodeJS.ProcessEnv;
 }
 
 export class ConfigurationError extends Error {}
@@ -61,9 +65,14 @@ export class Gateway {
       passwords.set(t.name, v);
     }
     const runId = randomBytes(6).toString('hex');
+    // The private key never leaves this process; the token proves which job held it.
+    const signer = new CheckpointSigner();
+    const attestation = await attest(signer, opts.runnerEnv ?? process.env);
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
     const writer = SessionLogWriter.create(opts.logDir, `gateway-${stamp}-${runId}.jsonl`);
     const gw = new Gateway(runId, writer);
+    const checkpoints = opts.policy.sessionLog.checkpoints;
+    writer.signWith(runId, signer, checkpoints);
     const recorder = new Recorder(writer, { sampleRows: opts.policy.sessionLog.sampleRows });
     gw.recorder = recorder;
     writer.append('run-start', {
@@ -77,7 +86,9 @@ export class Gateway {
       ...(opts.policy.hasRuleSettings ? { claims: opts.claims ?? {}, rules: { count: opts.policy.rules.rules.length, default: opts.policy.rules.default, unclassified: opts.policy.rules.unclassified } } : {}),
       ...(opts.policy.masking ? { masking: { columns: opts.policy.masking.columns, detectors: opts.policy.masking.detectors, apply_to: Object.entries(opts.policy.masking.applyTo).filter(([, v]) => v).map(([k]) => k) } } : {}),
       targets: opts.policy.targets.map((t) => ({ name: t.name, kind: t.kind, host: t.host, port: t.port, database: t.database, user: t.user, tls: t.tls })),
-      attestation: 'unattested',
+      key: { alg: 'EdDSA', jwk: signer.jwk, thumbprint: signer.thumbprint },
+      checkpoints: { every_records: checkpoints.everyRecords, every_ms: checkpoints.everyMs },
+      attestation,
     });
     const failure = writer.flushSync();
     if (failure) throw failure;
@@ -175,5 +186,21 @@ export class Gateway {
       return { ok: true, run: this.runId, request };
     }
     return { ok: false, error: 'unknown request' };
+  }
+}
+
+/**
+ * Under GitHub Actions, a GitHub OIDC token whose audience names the signing key's thumbprint:
+ * GitHub's signature then binds the key to this job. Without the token request variables the
+ * log is unattested. A failed request stops the start: evidence that claims an identity it
+ * cannot prove is worse than none.
+ */
+async function attest(signer: CheckpointSigner, env: NodeJS.ProcessEnv): Promise<unknown> {
+  if (!canRequestIdToken(env)) return 'unattested';
+  const audience = keyAudience(signer.thumbprint);
+  try {
+    return { kind: 'github-oidc', audience, token: await requestIdToken(env, audience) };
+  } catch (e) {
+    throw new ConfigurationError(`cannot bind the session log's signing key to this job: ${(e as Error).message}`);
   }
 }

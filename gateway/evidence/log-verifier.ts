@@ -1,36 +1,34 @@
-// Recomputes a session log's hash chain and summarizes what it records. Pure over the file's
-// text, so it runs offline on a downloaded artifact.
+// Recomputes a session log's hash chain and checks its signed checkpoints. Pure over the file's
+// text, so it runs offline on a downloaded artifact. The identity behind the signing key is
+// checked separately (attestation-check.ts); verification.ts combines the two.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { canonicalJson } from './canonical-json.ts';
+import { CheckpointVerifier } from './checkpoint.ts';
 import { GENESIS_HASH, LOG_FORMAT } from './log-writer.ts';
+import { emptyTotals, tally, type LogTotals } from './log-totals.ts';
 
-export type VerifyStatus = 'valid' | 'tampered' | 'unsealed' | 'unreadable';
+export type ChainStatus = 'valid' | 'tampered' | 'unsealed' | 'unreadable';
 
-/** Exit codes of `gateway-action verify`, documented in docs/session-log.md. */
-export const VERIFY_EXIT: Record<VerifyStatus, number> = { valid: 0, tampered: 1, unreadable: 3, unsealed: 4 };
-
-export interface VerifySummary {
-  runId: string | null;
-  startedAt: string | null;
-  endedAt: string | null;
-  records: number;
-  sessions: number;
-  commands: number;
-  errors: number;
-  skipped: number;
-  protocolErrors: number;
-  targets: string[];
-  identity: Record<string, unknown> | null;
+export interface Signing {
+  /** The run-start key's RFC 7638 thumbprint. */
+  thumbprint: string | null;
+  /** Sequence number of the last checkpoint whose signature verifies, or null if none. */
+  lastCheckpoint: number | null;
+  /** Records after the last checkpoint: nothing proves they were written by the gateway. */
+  unsignedRecords: number;
 }
 
-export interface VerifyResult {
-  status: VerifyStatus;
+export interface ChainResult {
+  status: ChainStatus;
   /** What is wrong, naming the record by sequence number and line. */
   problem: string | null;
   sealed: boolean;
-  summary: VerifySummary;
+  signing: Signing;
+  totals: LogTotals;
+  /** The run-start record, for the identity check. */
+  runStart: Record<string, unknown> | null;
 }
 
 type Rec = Record<string, unknown>;
@@ -42,17 +40,22 @@ type Rec = Record<string, unknown>;
  * follows docs/session-log.md, textual or JSON-based, reaches the same verdict.
  */
 export class LogVerifier {
-  readonly summary: VerifySummary = {
-    runId: null, startedAt: null, endedAt: null, records: 0, sessions: 0, commands: 0,
-    errors: 0, skipped: 0, protocolErrors: 0, targets: [], identity: null,
-  };
+  readonly totals = emptyTotals();
+  private readonly signing: Signing = { thumbprint: null, lastCheckpoint: null, unsignedRecords: 0 };
+  private runStart: Rec | null = null;
+  private keys: CheckpointVerifier | null = null;
   private prev = GENESIS_HASH;
+  private prevType = '';
   private index = 0;
   private sealed = false;
-  private verdict: VerifyResult | null = null;
+  private verdict: ChainResult | null = null;
 
-  private stop(status: VerifyStatus, problem: string): false {
-    this.verdict = { status, problem, sealed: false, summary: this.summary };
+  private result(status: ChainStatus, problem: string | null): ChainResult {
+    return { status, problem, sealed: status === 'valid', signing: this.signing, totals: this.totals, runStart: this.runStart };
+  }
+
+  private stop(status: ChainStatus, problem: string): false {
+    this.verdict = this.result(status, problem);
     return false;
   }
 
@@ -72,8 +75,11 @@ export class LogVerifier {
     }
     if (this.sealed) return this.stop('tampered', `${where} was appended after the seal`);
     const { hash, ...rest } = rec;
-    if (i === 0 && (rest.type !== 'run-start' || rest.format !== LOG_FORMAT)) {
-      return this.stop('unreadable', `line 1 is not the start of a ${LOG_FORMAT} log`);
+    if (i === 0) {
+      if (rest.type !== 'run-start' || typeof rest.format !== 'string' || !rest.format.startsWith('gateway-action/session-log@')) {
+        return this.stop('unreadable', 'line 1 is not the start of a gateway-action session log');
+      }
+      if (rest.format !== LOG_FORMAT) return this.stop('unreadable', `the log's format is ${rest.format}; this verifier reads ${LOG_FORMAT}`);
     }
     if (rest.seq !== i) return this.stop('tampered', `${where} has sequence number ${JSON.stringify(rest.seq)}, expected ${i} (records removed, inserted or reordered)`);
     if (rest.prev !== this.prev) return this.stop('tampered', `${where} does not chain to the record before it (prev hash mismatch)`);
@@ -88,31 +94,62 @@ export class LogVerifier {
     if (text !== canonical.slice(0, -1) + ',"hash":"' + computed + '"}') {
       return this.stop('tampered', `${where} is not in canonical form (extra spaces, duplicate members or altered spelling)`);
     }
+    if (i === 0 && !this.readKey(rest)) return false;
+    if (rest.type === 'checkpoint' && !this.checkpoint(rest, i, where)) return false;
     this.prev = computed;
-    this.summary.records++;
-    tally(this.summary, rest);
-    if (rest.type === 'run-end') this.sealed = true;
+    this.prevType = String(rest.type);
+    tally(this.totals, rest);
+    if (rest.type !== 'checkpoint') this.signing.unsignedRecords++;
+    return true;
+  }
+
+  private readKey(runStart: Rec): boolean {
+    const key = runStart.key as { jwk?: unknown; thumbprint?: unknown } | undefined;
+    try {
+      this.keys = new CheckpointVerifier(key?.jwk);
+    } catch (e) {
+      return this.stop('tampered', `record 0 (line 1): ${(e as Error).message}`);
+    }
+    if (key!.thumbprint !== this.keys.thumbprint) return this.stop('tampered', 'record 0 (line 1): the key thumbprint does not match the key');
+    this.signing.thumbprint = this.keys.thumbprint;
+    this.runStart = runStart;
+    return true;
+  }
+
+  private checkpoint(rec: Rec, i: number, where: string): boolean {
+    const seal = rec.seal === true;
+    if (rec.covers !== i - 1) return this.stop('tampered', `${where}, a checkpoint, covers ${JSON.stringify(rec.covers)} instead of record ${i - 1}`);
+    const problem = this.keys!.problem(rec.jws, { run: String(this.runStart!.run), seq: i - 1, head: this.prev, seal });
+    if (problem) return this.stop('tampered', `${where}, a checkpoint, ${problem}`);
+    if (seal && this.prevType !== 'run-end') return this.stop('tampered', `${where} is a seal that does not follow the run-end record`);
+    this.signing.lastCheckpoint = i;
+    this.signing.unsignedRecords = 0;
+    this.sealed = seal;
     return true;
   }
 
   /** Call at the end of the file; `torn` is the text after the last newline, if any. */
-  finish(torn: string): VerifyResult {
+  finish(torn: string): ChainResult {
     if (this.verdict) return this.verdict;
-    if (this.index === 0 && torn === '') return { status: 'unreadable', problem: 'the file is empty', sealed: false, summary: this.summary };
+    if (this.index === 0 && torn === '') return this.result('unreadable', 'the file is empty');
+    const s = this.signing;
+    const tail = s.lastCheckpoint === null
+      ? `no checkpoint was signed, so none of its ${this.totals.records} records is signed`
+      : `the last signed checkpoint is record ${s.lastCheckpoint}; the ${s.unsignedRecords} records after it are unsigned`;
     if (torn !== '') {
       const where = `record ${this.index} (line ${this.index + 1})`;
-      if (this.index === 0) return { status: 'unreadable', problem: 'line 1 is not a session log record', sealed: false, summary: this.summary };
-      if (this.sealed) return { status: 'tampered', problem: `${where} was appended after the seal`, sealed: false, summary: this.summary };
-      return { status: 'unsealed', problem: `${where} is torn (the file ends mid-record); ${this.index} records before it verify`, sealed: false, summary: this.summary };
+      if (this.index === 0) return this.result('unreadable', 'line 1 is not a session log record');
+      if (this.sealed) return this.result('tampered', `${where} was appended after the seal`);
+      return this.result('unsealed', `${where} is torn (the file ends mid-record); ${tail}`);
     }
     if (!this.sealed) {
-      return { status: 'unsealed', problem: `the log has no seal (run-end record): the gateway did not stop cleanly; all ${this.summary.records} records verify`, sealed: false, summary: this.summary };
+      return this.result('unsealed', `the log has no seal: the gateway did not stop cleanly, or the log was cut short; ${tail}`);
     }
-    return { status: 'valid', problem: null, sealed: true, summary: this.summary };
+    return this.result('valid', null);
   }
 }
 
-export function verifyLogText(text: string): VerifyResult {
+export function verifyChainText(text: string): ChainResult {
   const v = new LogVerifier();
   const lines = text.split('\n');
   const torn = lines.pop()!;
@@ -120,8 +157,8 @@ export function verifyLogText(text: string): VerifyResult {
   return v.finish(torn);
 }
 
-/** Verifies a log file, reading it in chunks. */
-export async function verifyLogFile(file: string): Promise<VerifyResult> {
+/** Verifies a log file's chain, reading it in chunks. */
+export async function verifyChainFile(file: string): Promise<ChainResult> {
   const v = new LogVerifier();
   let rest = '';
   const decoder = new StringDecoder('utf8');
@@ -135,31 +172,4 @@ export async function verifyLogFile(file: string): Promise<VerifyResult> {
     rest = text.slice(start);
   }
   return v.finish(rest + decoder.end());
-}
-
-function tally(s: VerifySummary, r: Rec): void {
-  switch (r.type) {
-    case 'run-start':
-      s.runId = String(r.run ?? '');
-      s.startedAt = String(r.time ?? '');
-      s.identity = (r.identity as Rec) ?? null;
-      s.targets = Array.isArray(r.targets) ? (r.targets as Rec[]).map((t) => String(t.name)) : [];
-      break;
-    case 'session-open':
-      s.sessions++;
-      break;
-    case 'command':
-      s.commands++;
-      break;
-    case 'result':
-      if (r.status === 'error') s.errors++;
-      if (r.status === 'skipped') s.skipped++;
-      break;
-    case 'protocol-error':
-      s.protocolErrors++;
-      break;
-    case 'run-end':
-      s.endedAt = String(r.time ?? '');
-      break;
-  }
 }

@@ -5,8 +5,9 @@ import { hash as sha256 } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { canonicalJson } from './canonical-json.ts';
+import type { CheckpointSigner } from './checkpoint.ts';
 
-export const LOG_FORMAT = 'gateway-action/session-log@1';
+export const LOG_FORMAT = 'gateway-action/session-log@2';
 export const GENESIS_HASH = '0'.repeat(64);
 /** Longest a record nobody waits for stays in memory before it is written. */
 const LAZY_FLUSH_MS = 20;
@@ -22,6 +23,12 @@ export class LogUnavailableError extends Error {
 
 export interface AppendResult { seq: number; hash: string }
 
+/** When signed checkpoints are written; 0 turns a trigger off (the seal is always signed). */
+export interface CheckpointSchedule { everyRecords: number; everyMs: number }
+export const DEFAULT_CHECKPOINTS: CheckpointSchedule = { everyRecords: 1000, everyMs: 5000 };
+
+interface Signing { run: string; signer: CheckpointSigner; schedule: CheckpointSchedule }
+
 export class SessionLogWriter {
   readonly path: string;
   private fd: number;
@@ -30,6 +37,10 @@ export class SessionLogWriter {
   private pending: string[] = [];
   private failure: LogUnavailableError | null = null;
   private closed = false;
+  private signing: Signing | null = null;
+  /** Records appended since the last checkpoint. */
+  private unsigned = 0;
+  private checkpointTimer: NodeJS.Timeout | null = null;
 
   private constructor(file: string, fd: number) {
     this.path = file;
@@ -44,6 +55,23 @@ export class SessionLogWriter {
       return new SessionLogWriter(file, fs.openSync(file, 'wx', 0o600));
     } catch (e) {
       throw new Error(`cannot create the session log ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
+
+  /**
+   * From now on, a checkpoint signed by `signer` follows every `everyRecords` records, and any
+   * unsigned records are signed every `everyMs`; close() signs the seal.
+   */
+  signWith(run: string, signer: CheckpointSigner, schedule: CheckpointSchedule = DEFAULT_CHECKPOINTS): void {
+    this.signing = { run, signer, schedule };
+    if (schedule.everyMs > 0) {
+      this.checkpointTimer = setInterval(() => {
+        if (this.unsigned > 0 && !this.failure && !this.closed) {
+          this.checkpoint(false);
+          this.flushSync();
+        }
+      }, schedule.everyMs);
+      this.checkpointTimer.unref();
     }
   }
 
@@ -75,7 +103,16 @@ export class SessionLogWriter {
     this.seq = seq + 1;
     this.prev = hash;
     if (!this.lazyTimer) this.lazyTimer = setTimeout(this.lazyFlush, LAZY_FLUSH_MS);
+    if (this.signing && type !== 'checkpoint' && ++this.unsigned === this.signing.schedule.everyRecords) this.checkpoint(false);
     return { seq, hash };
+  }
+
+  /** Appends a checkpoint record whose JWS signs the current chain head. */
+  private checkpoint(seal: boolean): void {
+    const s = this.signing!;
+    this.unsigned = 0;
+    const payload = { run: s.run, seq: this.seq - 1, head: this.prev, seal };
+    this.append('checkpoint', { covers: payload.seq, seal, jws: s.signer.sign(payload) });
   }
 
   private lazyTimer: NodeJS.Timeout | null = null;
@@ -116,13 +153,20 @@ export class SessionLogWriter {
     return this.failure;
   }
 
-  /** Appends the final record, flushes, fsyncs and closes; throws if the log is not sealed. */
+  /**
+   * Appends the final record and, when signing, the seal (a final checkpoint); flushes, fsyncs
+   * and closes. Throws if the log is not sealed.
+   */
   close(type: string, fields: Record<string, unknown>): void {
     if (this.closed) return;
-    if (!this.failure) this.append(type, fields);
+    if (!this.failure) {
+      this.append(type, fields);
+      if (this.signing) this.checkpoint(true);
+    }
     this.flushSync();
     this.closed = true;
     if (this.lazyTimer) clearTimeout(this.lazyTimer);
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     try {
       if (!this.failure) fs.fsyncSync(this.fd);
     } catch (e) {

@@ -92,10 +92,15 @@ test('SIGKILL under load: the log is unsealed but intact, and every row that rea
   assert.equal(v.status, 4, v.stderr);
   // Killed mid-write, the last line may be torn; either way every complete record verifies.
   const { records, torn } = completeRecords(logPath);
-  assert.match(v.stderr, torn === null ? /UNSEALED: the log has no seal \(run-end record\)/ : /UNSEALED: record \d+ \(line \d+\) is torn/);
-  const json = JSON.parse(cli(['verify', logPath, '--json']).stdout) as { status: string; records: number };
+  assert.match(v.stderr, torn === null ? /UNSEALED: the log has no seal/ : /UNSEALED: record \d+ \(line \d+\) is torn/);
+  // Over a thousand commands: checkpoints were signed along the way, and the tail is named.
+  assert.match(v.stderr, /the last signed checkpoint is record \d+; the \d+ records after it are unsigned/);
+  const json = JSON.parse(cli(['verify', logPath, '--json']).stdout) as { status: string; totals: { records: number }; signing: { last_checkpoint: number; unsigned_records: number; checkpoints: number } };
   assert.equal(json.status, 'unsealed');
-  assert.equal(json.records, records.length, 'every complete record verifies');
+  assert.equal(json.totals.records, records.length, 'every complete record verifies');
+  assert.ok(json.signing.checkpoints >= 2, `checkpoints every 1000 records (${json.signing.checkpoints})`);
+  assert.equal(records[json.signing.last_checkpoint]!.type, 'checkpoint');
+  assert.equal(json.signing.unsigned_records, records.length - 1 - json.signing.last_checkpoint, 'the unsigned tail is every record after the last checkpoint');
 
   const logged = new Set<string>();
   for (const r of records) {
@@ -254,9 +259,10 @@ test('verify tells tampered, torn, unsealed and unreadable logs apart', { timeou
   assert.equal(e4.status, 4);
   assert.match(e4.stderr, new RegExp(`UNSEALED: record ${lines.length - 1} \\(line ${lines.length}\\) is torn`));
 
-  // A well-formed, correctly chained record appended after the run-end seal.
+  // A well-formed, correctly chained record appended after the seal.
   const sealed = log.at(-1)!;
-  assert.equal(sealed.type, 'run-end');
+  assert.equal(sealed.type, 'checkpoint');
+  assert.equal(sealed.seal, true);
   const extra = canonicalJson({ type: 'command', session: 's1', command: 's1.99', target: 'app-db', text: 'DROP TABLE evidence', protocol: 'simple', seq: sealed.seq + 1, prev: sealed.hash, time: new Date().toISOString() });
   const appended = text + extra.slice(0, -1) + `,"hash":"${createHash('sha256').update(extra).digest('hex')}"}\n`;
   const e5 = cli(['verify', variant('appended.jsonl', appended)]);

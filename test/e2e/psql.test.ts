@@ -272,8 +272,10 @@ test('the session log of the run verifies and is sealed', () => {
   assert.equal(j.status, 0, j.stderr);
   const summary = JSON.parse(j.stdout) as Record<string, unknown>;
   assert.equal(summary.status, 'valid');
-  assert.equal(summary.sessions, 1);
-  assert.equal(summary.commands, records.filter((r) => r.type === 'command').length);
-  assert.equal(summary.errors, records.filter((r) => r.type === 'result' && r.status === 'error').length);
-  assert.equal(records.at(-1)?.type, 'run-end');
+  const totals = summary.totals as Record<string, number>;
+  assert.equal(totals.sessions, 1);
+  assert.equal(totals.commands, records.filter((r) => r.type === 'command').length);
+  assert.equal(totals.errors, records.filter((r) => r.type === 'result' && r.status === 'error').length);
+  assert.equal(records.at(-2)?.type, 'run-end');
+  assert.equal(records.at(-1)?.type, 'checkpoint');
 });

@@ -361,7 +361,8 @@ test('a graceful stop lets the command in flight finish, then seals the log', { 
   assert.deepEqual(result.tags, ['SELECT 1']);
   const close = log.find((x) => x.type === 'session-close' && x.session === cmd.session);
   assert.ok(close && close.seq > result.seq, 'the session closes after the command finished');
-  assert.equal(log.at(-1)!.type, 'run-end');
+  assert.equal(log.at(-2)!.type, 'run-end');
+  assert.equal(log.at(-1)!.seal, true, 'the seal follows run-end');
 });
 
 test('a graceful stop closes idle sessions with a shutdown error, then seals the log', { timeout: 90_000 }, async () => {

@@ -7,8 +7,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { canonicalJson } from '../../gateway/evidence/canonical-json.ts';
 import { SessionLogWriter, LOG_FORMAT } from '../../gateway/evidence/log-writer.ts';
-import { verifyLogText } from '../../gateway/evidence/log-verifier.ts';
+import { verifyChainText as verifyLogText } from '../../gateway/evidence/log-verifier.ts';
+import { CheckpointSigner } from '../../gateway/evidence/checkpoint.ts';
 import { tempDir } from '../helpers/gateway.ts';
+import { resign } from '../helpers/log-forgery.ts';
 
 test('canonical JSON follows RFC 8785 for the values the log uses', () => {
   assert.equal(canonicalJson({ b: 1, a: [true, null, 'x'], c: { z: 1.5, y: -0 } }), '{"a":[true,null,"x"],"b":1,"c":{"y":0,"z":1.5}}');
@@ -21,9 +23,12 @@ test('canonical JSON follows RFC 8785 for the values the log uses', () => {
   assert.throws(() => canonicalJson({ f: () => 1 }), /no representation/);
 });
 
+/** A signed log with a checkpoint after every 5 records (records 5, 11 and 17), then the seal. */
 function writeSampleLog(dir: string, records = 6, seal = true): string {
   const w = SessionLogWriter.create(dir, 'sample.jsonl');
-  w.append('run-start', { format: LOG_FORMAT, run: 'r1', identity: { kind: 'local', user: 'u', host: 'h' }, targets: [{ name: 'app-db' }] });
+  const signer = new CheckpointSigner();
+  w.signWith('r1', signer, { everyRecords: 5, everyMs: 0 });
+  w.append('run-start', { format: LOG_FORMAT, run: 'r1', identity: { kind: 'local', user: 'u', host: 'h' }, targets: [{ name: 'app-db' }], key: { alg: 'EdDSA', jwk: signer.jwk, thumbprint: signer.thumbprint }, attestation: 'unattested' });
   w.append('session-open', { session: 's1', target: 'app-db' });
   for (let i = 0; i < records; i++) {
     w.append('command', { session: 's1', command: `s1.${i + 1}`, text: `SELECT ${i} -- “quoted” ü` });
@@ -40,9 +45,11 @@ test('a written log verifies, and each line hashes to its hash member as documen
   const text = fs.readFileSync(file, 'utf8');
   const r = verifyLogText(text);
   assert.equal(r.status, 'valid', r.problem ?? '');
-  assert.equal(r.summary.commands, 6);
-  assert.equal(r.summary.errors, 1);
-  assert.equal(r.summary.sessions, 1);
+  assert.equal(r.totals.commands, 6);
+  assert.equal(r.totals.errors, 1);
+  assert.equal(r.totals.sessions, 1);
+  assert.equal(r.totals.checkpoints, 4, 'after every 5 records, then the seal');
+  assert.equal(r.signing.unsignedRecords, 0);
   // The documented recipe without a JCS library: strip the trailing hash member textually.
   let prev = '0'.repeat(64);
   for (const line of text.trimEnd().split('\n')) {
@@ -81,8 +88,15 @@ test('every kind of tampering is detected and the first bad record named', () =>
     ['reordered records', join([...lines.slice(0, 3), lines[4]!, lines[3]!, ...lines.slice(5)]), 'tampered', /record 3 \(line 4\)/],
     ['inserted record', join([...lines.slice(0, 3), lines[3]!, ...lines.slice(3)]), 'tampered', /record 4 \(line 5\)/],
     ['appended after seal', join([...lines, lines[3]!]), 'tampered', /appended after the seal/],
-    ['truncated after a record', join(lines.slice(0, 8)), 'unsealed', /no seal/],
+    ['truncated after a record', join(lines.slice(0, 8)), 'unsealed', /no seal.*the last signed checkpoint is record 5; the 2 records after it are unsigned/],
+    ['truncated after a checkpoint', join(lines.slice(0, 6)), 'unsealed', /no seal.*checkpoint is record 5; the 0 records after it/],
+    ['truncated before any checkpoint', join(lines.slice(0, 3)), 'unsealed', /no checkpoint was signed, so none of its 3 records is signed/],
     ['truncated mid-line', join(lines.slice(0, 8)) + lines[8]!.slice(0, 40), 'unsealed', /record 8 \(line 9\) is torn/],
+    ['the seal removed', join(lines.slice(0, -1)), 'unsealed', /no seal/],
+    ['re-hashed from an edit to the end', join(rehashFrom(edit(4, (r) => (r.text = 'x')), 4)), 'tampered', /record 5 \(line 6\), a checkpoint, signs .* which is not this position in the chain/],
+    ['a checkpoint signed by another key', join(rehashFrom(edit(5, (r) => (r.jws = new CheckpointSigner().sign({ run: 'r1', seq: 4, head: String(r.prev), seal: false }))), 5)), 'tampered', /record 5 \(line 6\), a checkpoint, has a signature that does not verify with the log's public key/],
+    ['a seal moved before the end', join(rehashFrom(edit(5, (r) => (r.seal = true)), 5)), 'tampered', /record 5 \(line 6\), a checkpoint, signs .*"seal":false/],
+    ['no key in run-start', join(rehashFrom(edit(0, (r) => delete r.key), 0)), 'tampered', /record 0 \(line 1\): the run-start key is not an Ed25519 public JWK/],
     ['garbage line in the middle', join([...lines.slice(0, 3), '{not json', ...lines.slice(4)]), 'tampered', /record 3 \(line 4\) is not valid JSON/],
     ['not a log at all', 'hello\n', 'unreadable', /line 1/],
     ['a duplicate member that parsers disagree on', join(lines.map((l, i) => (i === 4 ? l.replace('{', '{"text":"SELECT 1",') : l))), 'tampered', /record 4 \(line 5\) is not in canonical form/],
@@ -95,6 +109,25 @@ test('every kind of tampering is detected and the first bad record named', () =>
     assert.equal(r.status, status, `${name}: ${r.problem}`);
     assert.match(r.problem ?? '', problem, name);
   }
+});
+
+/** Recomputes every hash from record i on, as a forger without the signing key would. */
+function rehashFrom(lines: string[], i: number): string[] {
+  let out = lines;
+  for (let j = i; j < lines.length; j++) {
+    if (j > 0) out = out.map((l, k) => (k === j ? JSON.stringify({ ...JSON.parse(l), prev: JSON.parse(out[j - 1]!).hash }) : l));
+    out = rehash(out, j);
+  }
+  return out;
+}
+
+test('a forger who holds a key of their own can re-sign a whole log: the chain verifies, under another key', () => {
+  const lines = fs.readFileSync(writeSampleLog(tempDir()), 'utf8').trimEnd().split('\n');
+  const original = verifyLogText(lines.join('\n') + '\n');
+  const forged = verifyLogText(resign(lines, (r) => (r.type === 'command' ? { ...r, text: 'SELECT harmless' } : r)).join('\n') + '\n');
+  assert.equal(forged.status, 'valid', forged.problem ?? '');
+  // Only the identity binding (the OIDC token's audience) can tell them apart.
+  assert.notEqual(forged.signing.thumbprint, original.signing.thumbprint);
 });
 
 function rehash(lines: string[], i: number): string[] {

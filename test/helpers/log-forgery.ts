@@ -1,0 +1,39 @@
+// What a forger with write access to the artifact can do: rewrite records, then recompute every
+// hash and re-sign every checkpoint with a key of their own. The verifier's chain check cannot
+// catch this; the OIDC token's audience (the original key's thumbprint) must.
+import { createHash } from 'node:crypto';
+import { canonicalJson } from '../../gateway/evidence/canonical-json.ts';
+import { CheckpointSigner } from '../../gateway/evidence/checkpoint.ts';
+
+type Rec = Record<string, unknown>;
+
+/** Re-chains and re-signs `lines` (a log's records) after `edit`; returns the new lines. */
+export function resign(lines: string[], edit: (r: Rec, i: number) => Rec | null = (r) => r, keepKey = false): string[] {
+  const signer = new CheckpointSigner();
+  const out: string[] = [];
+  let prev = '0'.repeat(64);
+  let run = '';
+  let seq = 0;
+  lines.forEach((line, i) => {
+    const parsed = JSON.parse(line) as Rec;
+    delete parsed.hash;
+    const r = edit(parsed, i);
+    if (r === null) return;
+    if (r.type === 'run-start') {
+      run = String(r.run);
+      if (!keepKey) r.key = { alg: 'EdDSA', jwk: signer.jwk, thumbprint: signer.thumbprint };
+    }
+    r.seq = seq;
+    r.prev = prev;
+    if (r.type === 'checkpoint') {
+      r.covers = seq - 1;
+      r.jws = signer.sign({ run, seq: seq - 1, head: prev, seal: r.seal === true });
+    }
+    const body = canonicalJson(r);
+    const hash = createHash('sha256').update(body).digest('hex');
+    out.push(body.slice(0, -1) + ',"hash":"' + hash + '"}');
+    prev = hash;
+    seq++;
+  });
+  return out;
+}
