@@ -108,7 +108,7 @@ var require_code = __commonJS({
     }
     exports._ = _;
     var plus = new _Code("+");
-    function str(strs, ...args) {
+    function str2(strs, ...args) {
       const expr = [safeStringify(strs[0])];
       let i = 0;
       while (i < args.length) {
@@ -119,7 +119,7 @@ var require_code = __commonJS({
       optimize(expr);
       return new _Code(expr);
     }
-    exports.str = str;
+    exports.str = str2;
     function addCodeArg(code, arg) {
       if (arg instanceof _Code)
         code.push(...arg._items);
@@ -162,7 +162,7 @@ var require_code = __commonJS({
       return;
     }
     function strConcat(c1, c2) {
-      return c2.emptyStr() ? c1 : c1.emptyStr() ? c2 : str`${c1}${c2}`;
+      return c2.emptyStr() ? c1 : c1.emptyStr() ? c2 : str2`${c1}${c2}`;
     }
     exports.strConcat = strConcat;
     function interpolate(x) {
@@ -1124,22 +1124,22 @@ var require_util = __commonJS({
       return (0, codegen_1._)`${topSchemaRef}${schemaPath}${(0, codegen_1.getProperty)(keyword)}`;
     }
     exports.schemaRefOrVal = schemaRefOrVal;
-    function unescapeFragment(str) {
-      return unescapeJsonPointer(decodeURIComponent(str));
+    function unescapeFragment(str2) {
+      return unescapeJsonPointer(decodeURIComponent(str2));
     }
     exports.unescapeFragment = unescapeFragment;
-    function escapeFragment(str) {
-      return encodeURIComponent(escapeJsonPointer(str));
+    function escapeFragment(str2) {
+      return encodeURIComponent(escapeJsonPointer(str2));
     }
     exports.escapeFragment = escapeFragment;
-    function escapeJsonPointer(str) {
-      if (typeof str == "number")
-        return `${str}`;
-      return str.replace(/~/g, "~0").replace(/\//g, "~1");
+    function escapeJsonPointer(str2) {
+      if (typeof str2 == "number")
+        return `${str2}`;
+      return str2.replace(/~/g, "~0").replace(/\//g, "~1");
     }
     exports.escapeJsonPointer = escapeJsonPointer;
-    function unescapeJsonPointer(str) {
-      return str.replace(/~1/g, "/").replace(/~0/g, "~");
+    function unescapeJsonPointer(str2) {
+      return str2.replace(/~1/g, "/").replace(/~0/g, "~");
     }
     exports.unescapeJsonPointer = unescapeJsonPointer;
     function eachItem(xs, f) {
@@ -2164,8 +2164,8 @@ var require_json_schema_traverse = __commonJS({
         post(schema, jsonPtr, rootSchema, parentJsonPtr, parentKeyword, parentSchema, keyIndex);
       }
     }
-    function escapeJsonPtr(str) {
-      return str.replace(/~/g, "~0").replace(/\//g, "~1");
+    function escapeJsonPtr(str2) {
+      return str2.replace(/~/g, "~0").replace(/\//g, "~1");
     }
   }
 });
@@ -3262,10 +3262,10 @@ var require_utils = __commonJS({
         isIPV6: true
       };
     }
-    function findToken(str, token) {
+    function findToken(str2, token) {
       let ind = 0;
-      for (let i = 0; i < str.length; i++) {
-        if (str[i] === token) ind++;
+      for (let i = 0; i < str2.length; i++) {
+        if (str2[i] === token) ind++;
       }
       return ind;
     }
@@ -4335,7 +4335,7 @@ var require_core = __commonJS({
     var util_1 = require_util();
     var $dataRefSchema = require_data();
     var uri_1 = require_uri();
-    var defaultRegExp = (str, flags) => new RegExp(str, flags);
+    var defaultRegExp = (str2, flags) => new RegExp(str2, flags);
     defaultRegExp.code = "new RegExp";
     var META_IGNORE_OPTIONS = ["removeAdditional", "useDefaults", "coerceTypes"];
     var EXT_SCOPE_NAMES = /* @__PURE__ */ new Set([
@@ -5130,16 +5130,16 @@ var require_ucs2length = __commonJS({
   "node_modules/ajv/dist/runtime/ucs2length.js"(exports) {
     "use strict";
     Object.defineProperty(exports, "__esModule", { value: true });
-    function ucs2length(str) {
-      const len = str.length;
+    function ucs2length(str2) {
+      const len = str2.length;
       let length = 0;
       let pos = 0;
       let value;
       while (pos < len) {
         length++;
-        value = str.charCodeAt(pos++);
+        value = str2.charCodeAt(pos++);
         if (value >= 55296 && value <= 56319 && pos < len) {
-          value = str.charCodeAt(pos);
+          value = str2.charCodeAt(pos);
           if ((value & 64512) === 56320)
             pos++;
         }
@@ -7892,13 +7892,13 @@ var require_Collection = __commonJS({
 var require_stringifyComment = __commonJS({
   "node_modules/yaml/dist/stringify/stringifyComment.js"(exports) {
     "use strict";
-    var stringifyComment = (str) => str.replace(/^(?!$)(?: $)?/gm, "#");
+    var stringifyComment = (str2) => str2.replace(/^(?!$)(?: $)?/gm, "#");
     function indentComment(comment, indent2) {
       if (/^\n+$/.test(comment))
         return comment.substring(1);
       return indent2 ? comment.replace(/^(?! *$)/gm, indent2) : comment;
     }
-    var lineComment = (str, indent2, comment) => str.endsWith("\n") ? indentComment(comment, indent2) : comment.includes("\n") ? "\n" + indentComment(comment, indent2) : (str.endsWith(" ") ? "" : " ") + comment;
+    var lineComment = (str2, indent2, comment) => str2.endsWith("\n") ? indentComment(comment, indent2) : comment.includes("\n") ? "\n" + indentComment(comment, indent2) : (str2.endsWith(" ") ? "" : " ") + comment;
     exports.indentComment = indentComment;
     exports.lineComment = lineComment;
     exports.stringifyComment = stringifyComment;
@@ -8052,16 +8052,16 @@ var require_stringifyString = __commonJS({
       lineWidth: ctx.options.lineWidth,
       minContentWidth: ctx.options.minContentWidth
     });
-    var containsDocumentMarker = (str) => /^(%|---|\.\.\.)/m.test(str);
-    function lineLengthOverLimit(str, lineWidth, indentLength) {
+    var containsDocumentMarker = (str2) => /^(%|---|\.\.\.)/m.test(str2);
+    function lineLengthOverLimit(str2, lineWidth, indentLength) {
       if (!lineWidth || lineWidth < 0)
         return false;
       const limit = lineWidth - indentLength;
-      const strLen = str.length;
+      const strLen = str2.length;
       if (strLen <= limit)
         return false;
       for (let i = 0, start2 = 0; i < strLen; ++i) {
-        if (str[i] === "\n") {
+        if (str2[i] === "\n") {
           if (i - start2 > limit)
             return true;
           start2 = i + 1;
@@ -8078,11 +8078,11 @@ var require_stringifyString = __commonJS({
       const { implicitKey } = ctx;
       const minMultiLineLength = ctx.options.doubleQuotedMinMultiLineLength;
       const indent2 = ctx.indent || (containsDocumentMarker(value) ? "  " : "");
-      let str = "";
+      let str2 = "";
       let start2 = 0;
       for (let i = 0, ch = json[i]; ch; ch = json[++i]) {
         if (ch === " " && json[i + 1] === "\\" && json[i + 2] === "n") {
-          str += json.slice(start2, i) + "\\ ";
+          str2 += json.slice(start2, i) + "\\ ";
           i += 1;
           start2 = i;
           ch = "\\";
@@ -8091,38 +8091,38 @@ var require_stringifyString = __commonJS({
           switch (json[i + 1]) {
             case "u":
               {
-                str += json.slice(start2, i);
+                str2 += json.slice(start2, i);
                 const code = json.substr(i + 2, 4);
                 switch (code) {
                   case "0000":
-                    str += "\\0";
+                    str2 += "\\0";
                     break;
                   case "0007":
-                    str += "\\a";
+                    str2 += "\\a";
                     break;
                   case "000b":
-                    str += "\\v";
+                    str2 += "\\v";
                     break;
                   case "001b":
-                    str += "\\e";
+                    str2 += "\\e";
                     break;
                   case "0085":
-                    str += "\\N";
+                    str2 += "\\N";
                     break;
                   case "00a0":
-                    str += "\\_";
+                    str2 += "\\_";
                     break;
                   case "2028":
-                    str += "\\L";
+                    str2 += "\\L";
                     break;
                   case "2029":
-                    str += "\\P";
+                    str2 += "\\P";
                     break;
                   default:
                     if (code.substr(0, 2) === "00")
-                      str += "\\x" + code.substr(2);
+                      str2 += "\\x" + code.substr(2);
                     else
-                      str += json.substr(i, 6);
+                      str2 += json.substr(i, 6);
                 }
                 i += 5;
                 start2 = i + 1;
@@ -8132,14 +8132,14 @@ var require_stringifyString = __commonJS({
               if (implicitKey || json[i + 2] === '"' || json.length < minMultiLineLength) {
                 i += 1;
               } else {
-                str += json.slice(start2, i) + "\n\n";
+                str2 += json.slice(start2, i) + "\n\n";
                 while (json[i + 2] === "\\" && json[i + 3] === "n" && json[i + 4] !== '"') {
-                  str += "\n";
+                  str2 += "\n";
                   i += 2;
                 }
-                str += indent2;
+                str2 += indent2;
                 if (json[i + 2] === " ")
-                  str += "\\";
+                  str2 += "\\";
                 i += 1;
                 start2 = i + 1;
               }
@@ -8148,8 +8148,8 @@ var require_stringifyString = __commonJS({
               i += 1;
           }
       }
-      str = start2 ? str + json.slice(start2) : json;
-      return implicitKey ? str : foldFlowLines.foldFlowLines(str, indent2, foldFlowLines.FOLD_QUOTED, getFoldOptions(ctx, false));
+      str2 = start2 ? str2 + json.slice(start2) : json;
+      return implicitKey ? str2 : foldFlowLines.foldFlowLines(str2, indent2, foldFlowLines.FOLD_QUOTED, getFoldOptions(ctx, false));
     }
     function singleQuotedString(value, ctx) {
       if (ctx.options.singleQuote === false || ctx.implicitKey && value.includes("\n") || /[ \t]\n|\n[ \t]/.test(value))
@@ -8277,15 +8277,15 @@ ${indent2}${start2}${value}${end}`;
           return quotedString(value, ctx);
         }
       }
-      const str = value.replace(/\n+/g, `$&
+      const str2 = value.replace(/\n+/g, `$&
 ${indent2}`);
       if (actualString) {
-        const test = (tag2) => tag2.default && tag2.tag !== "tag:yaml.org,2002:str" && tag2.test?.test(str);
+        const test = (tag2) => tag2.default && tag2.tag !== "tag:yaml.org,2002:str" && tag2.test?.test(str2);
         const { compat, tags } = ctx.doc.schema;
         if (tags.some(test) || compat?.some(test))
           return quotedString(value, ctx);
       }
-      return implicitKey ? str : foldFlowLines.foldFlowLines(str, indent2, foldFlowLines.FOLD_FLOW, getFoldOptions(ctx, false));
+      return implicitKey ? str2 : foldFlowLines.foldFlowLines(str2, indent2, foldFlowLines.FOLD_FLOW, getFoldOptions(ctx, false));
     }
     function stringifyString(item, ctx, onComment, onChompKeep) {
       const { implicitKey, inFlow } = ctx;
@@ -8437,11 +8437,11 @@ var require_stringify = __commonJS({
       const props = stringifyProps(node, tagObj, ctx);
       if (props.length > 0)
         ctx.indentAtStart = (ctx.indentAtStart ?? 0) + props.length + 1;
-      const str = typeof tagObj.stringify === "function" ? tagObj.stringify(node, ctx, onComment, onChompKeep) : identity.isScalar(node) ? stringifyString.stringifyString(node, ctx, onComment, onChompKeep) : node.toString(ctx, onComment, onChompKeep);
+      const str2 = typeof tagObj.stringify === "function" ? tagObj.stringify(node, ctx, onComment, onChompKeep) : identity.isScalar(node) ? stringifyString.stringifyString(node, ctx, onComment, onChompKeep) : node.toString(ctx, onComment, onChompKeep);
       if (!props)
-        return str;
-      return identity.isScalar(node) || str[0] === "{" || str[0] === "[" ? `${props} ${str}` : `${props}
-${ctx.indent}${str}`;
+        return str2;
+      return identity.isScalar(node) || str2[0] === "{" || str2[0] === "[" ? `${props} ${str2}` : `${props}
+${ctx.indent}${str2}`;
     }
     exports.createStringifyContext = createStringifyContext;
     exports.stringify = stringify;
@@ -8476,8 +8476,8 @@ var require_stringifyPair = __commonJS({
       });
       let keyCommentDone = false;
       let chompKeep = false;
-      let str = stringify.stringify(key, ctx, () => keyCommentDone = true, () => chompKeep = true);
-      if (!explicitKey && !ctx.inFlow && str.length > 1024) {
+      let str2 = stringify.stringify(key, ctx, () => keyCommentDone = true, () => chompKeep = true);
+      if (!explicitKey && !ctx.inFlow && str2.length > 1024) {
         if (simpleKeys)
           throw new Error("With simple keys, single line scalar must not span more than 1024 characters");
         explicitKey = true;
@@ -8486,27 +8486,27 @@ var require_stringifyPair = __commonJS({
         if (allNullValues || value == null) {
           if (keyCommentDone && onComment)
             onComment();
-          return str === "" ? "?" : explicitKey ? `? ${str}` : str;
+          return str2 === "" ? "?" : explicitKey ? `? ${str2}` : str2;
         }
       } else if (allNullValues && !simpleKeys || value == null && explicitKey) {
-        str = `? ${str}`;
+        str2 = `? ${str2}`;
         if (keyComment && !keyCommentDone) {
-          str += stringifyComment.lineComment(str, ctx.indent, commentString(keyComment));
+          str2 += stringifyComment.lineComment(str2, ctx.indent, commentString(keyComment));
         } else if (chompKeep && onChompKeep)
           onChompKeep();
-        return str;
+        return str2;
       }
       if (keyCommentDone)
         keyComment = null;
       if (explicitKey) {
         if (keyComment)
-          str += stringifyComment.lineComment(str, ctx.indent, commentString(keyComment));
-        str = `? ${str}
+          str2 += stringifyComment.lineComment(str2, ctx.indent, commentString(keyComment));
+        str2 = `? ${str2}
 ${indent2}:`;
       } else {
-        str = `${str}:`;
+        str2 = `${str2}:`;
         if (keyComment)
-          str += stringifyComment.lineComment(str, ctx.indent, commentString(keyComment));
+          str2 += stringifyComment.lineComment(str2, ctx.indent, commentString(keyComment));
       }
       let vsb, vcb, valueComment;
       if (identity.isNode(value)) {
@@ -8522,7 +8522,7 @@ ${indent2}:`;
       }
       ctx.implicitKey = false;
       if (!explicitKey && !keyComment && identity.isScalar(value))
-        ctx.indentAtStart = str.length + 1;
+        ctx.indentAtStart = str2.length + 1;
       chompKeep = false;
       if (!indentSeq && indentStep.length >= 2 && !ctx.inFlow && !explicitKey && identity.isSeq(value) && !value.flow && !value.tag && !value.anchor) {
         ctx.indent = ctx.indent.substring(2);
@@ -8566,16 +8566,16 @@ ${ctx.indent}`;
       } else if (valueStr === "" || valueStr[0] === "\n") {
         ws = "";
       }
-      str += ws + valueStr;
+      str2 += ws + valueStr;
       if (ctx.inFlow) {
         if (valueCommentDone && onComment)
           onComment();
       } else if (valueComment && !valueCommentDone) {
-        str += stringifyComment.lineComment(str, ctx.indent, commentString(valueComment));
+        str2 += stringifyComment.lineComment(str2, ctx.indent, commentString(valueComment));
       } else if (chompKeep && onChompKeep) {
         onChompKeep();
       }
-      return str;
+      return str2;
     }
     exports.stringifyPair = stringifyPair;
   }
@@ -8802,31 +8802,31 @@ var require_stringifyCollection = __commonJS({
           }
         }
         chompKeep = false;
-        let str2 = stringify.stringify(item, itemCtx, () => comment2 = null, () => chompKeep = true);
+        let str3 = stringify.stringify(item, itemCtx, () => comment2 = null, () => chompKeep = true);
         if (comment2)
-          str2 += stringifyComment.lineComment(str2, itemIndent, commentString(comment2));
+          str3 += stringifyComment.lineComment(str3, itemIndent, commentString(comment2));
         if (chompKeep && comment2)
           chompKeep = false;
-        lines.push(blockItemPrefix + str2);
+        lines.push(blockItemPrefix + str3);
       }
-      let str;
+      let str2;
       if (lines.length === 0) {
-        str = flowChars.start + flowChars.end;
+        str2 = flowChars.start + flowChars.end;
       } else {
-        str = lines[0];
+        str2 = lines[0];
         for (let i = 1; i < lines.length; ++i) {
           const line = lines[i];
-          str += line ? `
+          str2 += line ? `
 ${indent2}${line}` : "\n";
         }
       }
       if (comment) {
-        str += "\n" + stringifyComment.indentComment(commentString(comment), indent2);
+        str2 += "\n" + stringifyComment.indentComment(commentString(comment), indent2);
         if (onComment)
           onComment();
       } else if (chompKeep && onChompKeep)
         onChompKeep();
-      return str;
+      return str2;
     }
     function stringifyFlowCollection({ items }, ctx, { flowChars, itemIndent }) {
       const { indent: indent2, indentStep, flowCollectionPadding: fcPadding, options: { commentString } } = ctx;
@@ -8869,21 +8869,21 @@ ${indent2}${line}` : "\n";
         }
         if (comment)
           reqNewline = true;
-        let str = stringify.stringify(item, itemCtx, () => comment = null);
-        reqNewline || (reqNewline = lines.length > linesAtValue || str.includes("\n"));
+        let str2 = stringify.stringify(item, itemCtx, () => comment = null);
+        reqNewline || (reqNewline = lines.length > linesAtValue || str2.includes("\n"));
         if (i < items.length - 1) {
-          str += ",";
+          str2 += ",";
         } else if (ctx.options.trailingComma) {
           if (ctx.options.lineWidth > 0) {
-            reqNewline || (reqNewline = lines.reduce((sum, line) => sum + line.length + 2, 2) + (str.length + 2) > ctx.options.lineWidth);
+            reqNewline || (reqNewline = lines.reduce((sum, line) => sum + line.length + 2, 2) + (str2.length + 2) > ctx.options.lineWidth);
           }
           if (reqNewline) {
-            str += ",";
+            str2 += ",";
           }
         }
         if (comment)
-          str += stringifyComment.lineComment(str, itemIndent, commentString(comment));
-        lines.push(str);
+          str2 += stringifyComment.lineComment(str2, itemIndent, commentString(comment));
+        lines.push(str2);
         linesAtValue = lines.length;
       }
       const { start: start2, end } = flowChars;
@@ -8895,11 +8895,11 @@ ${indent2}${line}` : "\n";
           reqNewline = ctx.options.lineWidth > 0 && len > ctx.options.lineWidth;
         }
         if (reqNewline) {
-          let str = start2;
+          let str2 = start2;
           for (const line of lines)
-            str += line ? `
+            str2 += line ? `
 ${indentStep}${indent2}${line}` : "\n";
-          return `${str}
+          return `${str2}
 ${indent2}${end}`;
         } else {
           return `${start2}${fcPadding}${lines.join(" ")}${fcPadding}${end}`;
@@ -9231,7 +9231,7 @@ var require_string = __commonJS({
       identify: (value) => typeof value === "string",
       default: true,
       tag: "tag:yaml.org,2002:str",
-      resolve: (str) => str,
+      resolve: (str2) => str2,
       stringify(item, ctx, onComment, onChompKeep) {
         ctx = Object.assign({ actualString: true }, ctx);
         return stringifyString.stringifyString(item, ctx, onComment, onChompKeep);
@@ -9269,7 +9269,7 @@ var require_bool = __commonJS({
       default: true,
       tag: "tag:yaml.org,2002:bool",
       test: /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/,
-      resolve: (str) => new Scalar.Scalar(str[0] === "t" || str[0] === "T"),
+      resolve: (str2) => new Scalar.Scalar(str2[0] === "t" || str2[0] === "T"),
       stringify({ source, value }, ctx) {
         if (source && boolTag.test.test(source)) {
           const sv = source[0] === "t" || source[0] === "T";
@@ -9290,9 +9290,9 @@ var require_stringifyNumber = __commonJS({
     function stringifyNumber({ format, minFractionDigits, tag: tag2, value }) {
       if (typeof value === "bigint")
         return String(value);
-      const num = typeof value === "number" ? value : Number(value);
-      if (!isFinite(num))
-        return isNaN(num) ? ".nan" : num < 0 ? "-.inf" : ".inf";
+      const num2 = typeof value === "number" ? value : Number(value);
+      if (!isFinite(num2))
+        return isNaN(num2) ? ".nan" : num2 < 0 ? "-.inf" : ".inf";
       let n = Object.is(value, -0) ? "-0" : JSON.stringify(value);
       if (!format && minFractionDigits && (!tag2 || tag2 === "tag:yaml.org,2002:float") && /^-?\d/.test(n) && !n.includes("e")) {
         let i = n.indexOf(".");
@@ -9321,7 +9321,7 @@ var require_float = __commonJS({
       default: true,
       tag: "tag:yaml.org,2002:float",
       test: /^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/,
-      resolve: (str) => str.slice(-3).toLowerCase() === "nan" ? NaN : str[0] === "-" ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY,
+      resolve: (str2) => str2.slice(-3).toLowerCase() === "nan" ? NaN : str2[0] === "-" ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY,
       stringify: stringifyNumber.stringifyNumber
     };
     var floatExp = {
@@ -9330,10 +9330,10 @@ var require_float = __commonJS({
       tag: "tag:yaml.org,2002:float",
       format: "EXP",
       test: /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/,
-      resolve: (str) => parseFloat(str),
+      resolve: (str2) => parseFloat(str2),
       stringify(node) {
-        const num = Number(node.value);
-        return isFinite(num) ? num.toExponential() : stringifyNumber.stringifyNumber(node);
+        const num2 = Number(node.value);
+        return isFinite(num2) ? num2.toExponential() : stringifyNumber.stringifyNumber(node);
       }
     };
     var float = {
@@ -9341,11 +9341,11 @@ var require_float = __commonJS({
       default: true,
       tag: "tag:yaml.org,2002:float",
       test: /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/,
-      resolve(str) {
-        const node = new Scalar.Scalar(parseFloat(str));
-        const dot = str.indexOf(".");
-        if (dot !== -1 && str[str.length - 1] === "0")
-          node.minFractionDigits = str.length - dot - 1;
+      resolve(str2) {
+        const node = new Scalar.Scalar(parseFloat(str2));
+        const dot = str2.indexOf(".");
+        if (dot !== -1 && str2[str2.length - 1] === "0")
+          node.minFractionDigits = str2.length - dot - 1;
         return node;
       },
       stringify: stringifyNumber.stringifyNumber
@@ -9362,7 +9362,7 @@ var require_int = __commonJS({
     "use strict";
     var stringifyNumber = require_stringifyNumber();
     var intIdentify = (value) => typeof value === "bigint" || Number.isInteger(value);
-    var intResolve = (str, offset, radix, { intAsBigInt }) => intAsBigInt ? BigInt(str) : parseInt(str.substring(offset), radix);
+    var intResolve = (str2, offset, radix, { intAsBigInt }) => intAsBigInt ? BigInt(str2) : parseInt(str2.substring(offset), radix);
     function intStringify(node, radix, prefix) {
       const { value } = node;
       if (intIdentify(value) && value >= 0)
@@ -9375,7 +9375,7 @@ var require_int = __commonJS({
       tag: "tag:yaml.org,2002:int",
       format: "OCT",
       test: /^0o[0-7]+$/,
-      resolve: (str, _onError, opt) => intResolve(str, 2, 8, opt),
+      resolve: (str2, _onError, opt) => intResolve(str2, 2, 8, opt),
       stringify: (node) => intStringify(node, 8, "0o")
     };
     var int = {
@@ -9383,7 +9383,7 @@ var require_int = __commonJS({
       default: true,
       tag: "tag:yaml.org,2002:int",
       test: /^[-+]?[0-9]+$/,
-      resolve: (str, _onError, opt) => intResolve(str, 0, 10, opt),
+      resolve: (str2, _onError, opt) => intResolve(str2, 0, 10, opt),
       stringify: stringifyNumber.stringifyNumber
     };
     var intHex = {
@@ -9392,7 +9392,7 @@ var require_int = __commonJS({
       tag: "tag:yaml.org,2002:int",
       format: "HEX",
       test: /^0x[0-9a-fA-F]+$/,
-      resolve: (str, _onError, opt) => intResolve(str, 2, 16, opt),
+      resolve: (str2, _onError, opt) => intResolve(str2, 2, 16, opt),
       stringify: (node) => intStringify(node, 16, "0x")
     };
     exports.int = int;
@@ -9445,7 +9445,7 @@ var require_schema2 = __commonJS({
         identify: (value) => typeof value === "string",
         default: true,
         tag: "tag:yaml.org,2002:str",
-        resolve: (str) => str,
+        resolve: (str2) => str2,
         stringify: stringifyJSON
       },
       {
@@ -9462,7 +9462,7 @@ var require_schema2 = __commonJS({
         default: true,
         tag: "tag:yaml.org,2002:bool",
         test: /^true$|^false$/,
-        resolve: (str) => str === "true",
+        resolve: (str2) => str2 === "true",
         stringify: stringifyJSON
       },
       {
@@ -9470,7 +9470,7 @@ var require_schema2 = __commonJS({
         default: true,
         tag: "tag:yaml.org,2002:int",
         test: /^-?(?:0|[1-9][0-9]*)$/,
-        resolve: (str, _onError, { intAsBigInt }) => intAsBigInt ? BigInt(str) : parseInt(str, 10),
+        resolve: (str2, _onError, { intAsBigInt }) => intAsBigInt ? BigInt(str2) : parseInt(str2, 10),
         stringify: ({ value }) => intIdentify(value) ? value.toString() : JSON.stringify(value)
       },
       {
@@ -9478,7 +9478,7 @@ var require_schema2 = __commonJS({
         default: true,
         tag: "tag:yaml.org,2002:float",
         test: /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?$/,
-        resolve: (str) => parseFloat(str),
+        resolve: (str2) => parseFloat(str2),
         stringify: stringifyJSON
       }
     ];
@@ -9486,9 +9486,9 @@ var require_schema2 = __commonJS({
       default: true,
       tag: "",
       test: /^/,
-      resolve(str, onError) {
-        onError(`Unresolved plain scalar ${JSON.stringify(str)}`);
-        return str;
+      resolve(str2, onError) {
+        onError(`Unresolved plain scalar ${JSON.stringify(str2)}`);
+        return str2;
       }
     };
     var schema = [map.map, seq.seq].concat(jsonScalars, jsonError);
@@ -9520,10 +9520,10 @@ var require_binary = __commonJS({
         if (typeof node_buffer.Buffer === "function") {
           return node_buffer.Buffer.from(src, "base64");
         } else if (typeof atob === "function") {
-          const str = atob(src.replace(/[\n\r]/g, ""));
-          const buffer = new Uint8Array(str.length);
-          for (let i = 0; i < str.length; ++i)
-            buffer[i] = str.charCodeAt(i);
+          const str2 = atob(src.replace(/[\n\r]/g, ""));
+          const buffer = new Uint8Array(str2.length);
+          for (let i = 0; i < str2.length; ++i)
+            buffer[i] = str2.charCodeAt(i);
           return buffer;
         } else {
           onError("This environment does not support reading binary tags; either Buffer or atob is required");
@@ -9534,28 +9534,28 @@ var require_binary = __commonJS({
         if (!value)
           return "";
         const buf = value;
-        let str;
+        let str2;
         if (typeof node_buffer.Buffer === "function") {
-          str = buf instanceof node_buffer.Buffer ? buf.toString("base64") : node_buffer.Buffer.from(buf.buffer).toString("base64");
+          str2 = buf instanceof node_buffer.Buffer ? buf.toString("base64") : node_buffer.Buffer.from(buf.buffer).toString("base64");
         } else if (typeof btoa === "function") {
           let s = "";
           for (let i = 0; i < buf.length; ++i)
             s += String.fromCharCode(buf[i]);
-          str = btoa(s);
+          str2 = btoa(s);
         } else {
           throw new Error("This environment does not support writing binary tags; either Buffer or btoa is required");
         }
         type ?? (type = Scalar.Scalar.BLOCK_LITERAL);
         if (type !== Scalar.Scalar.QUOTE_DOUBLE) {
           const lineWidth = Math.max(ctx.options.lineWidth - ctx.indent.length, ctx.options.minContentWidth);
-          const n = Math.ceil(str.length / lineWidth);
+          const n = Math.ceil(str2.length / lineWidth);
           const lines = new Array(n);
           for (let i = 0, o = 0; i < n; ++i, o += lineWidth) {
-            lines[i] = str.substr(o, lineWidth);
+            lines[i] = str2.substr(o, lineWidth);
           }
-          str = lines.join(type === Scalar.Scalar.BLOCK_LITERAL ? "\n" : " ");
+          str2 = lines.join(type === Scalar.Scalar.BLOCK_LITERAL ? "\n" : " ");
         }
-        return stringifyString.stringifyString({ comment, type, value: str }, ctx, onComment, onChompKeep);
+        return stringifyString.stringifyString({ comment, type, value: str2 }, ctx, onComment, onChompKeep);
       }
     };
     exports.binary = binary;
@@ -9761,7 +9761,7 @@ var require_float2 = __commonJS({
       default: true,
       tag: "tag:yaml.org,2002:float",
       test: /^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/,
-      resolve: (str) => str.slice(-3).toLowerCase() === "nan" ? NaN : str[0] === "-" ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY,
+      resolve: (str2) => str2.slice(-3).toLowerCase() === "nan" ? NaN : str2[0] === "-" ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY,
       stringify: stringifyNumber.stringifyNumber
     };
     var floatExp = {
@@ -9770,10 +9770,10 @@ var require_float2 = __commonJS({
       tag: "tag:yaml.org,2002:float",
       format: "EXP",
       test: /^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$/,
-      resolve: (str) => parseFloat(str.replace(/_/g, "")),
+      resolve: (str2) => parseFloat(str2.replace(/_/g, "")),
       stringify(node) {
-        const num = Number(node.value);
-        return isFinite(num) ? num.toExponential() : stringifyNumber.stringifyNumber(node);
+        const num2 = Number(node.value);
+        return isFinite(num2) ? num2.toExponential() : stringifyNumber.stringifyNumber(node);
       }
     };
     var float = {
@@ -9781,11 +9781,11 @@ var require_float2 = __commonJS({
       default: true,
       tag: "tag:yaml.org,2002:float",
       test: /^[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*$/,
-      resolve(str) {
-        const node = new Scalar.Scalar(parseFloat(str.replace(/_/g, "")));
-        const dot = str.indexOf(".");
+      resolve(str2) {
+        const node = new Scalar.Scalar(parseFloat(str2.replace(/_/g, "")));
+        const dot = str2.indexOf(".");
         if (dot !== -1) {
-          const f = str.substring(dot + 1).replace(/_/g, "");
+          const f = str2.substring(dot + 1).replace(/_/g, "");
           if (f[f.length - 1] === "0")
             node.minFractionDigits = f.length;
         }
@@ -9805,34 +9805,34 @@ var require_int2 = __commonJS({
     "use strict";
     var stringifyNumber = require_stringifyNumber();
     var intIdentify = (value) => typeof value === "bigint" || Number.isInteger(value);
-    function intResolve(str, offset, radix, { intAsBigInt }) {
-      const sign2 = str[0];
+    function intResolve(str2, offset, radix, { intAsBigInt }) {
+      const sign2 = str2[0];
       if (sign2 === "-" || sign2 === "+")
         offset += 1;
-      str = str.substring(offset).replace(/_/g, "");
+      str2 = str2.substring(offset).replace(/_/g, "");
       if (intAsBigInt) {
         switch (radix) {
           case 2:
-            str = `0b${str}`;
+            str2 = `0b${str2}`;
             break;
           case 8:
-            str = `0o${str}`;
+            str2 = `0o${str2}`;
             break;
           case 16:
-            str = `0x${str}`;
+            str2 = `0x${str2}`;
             break;
         }
-        const n2 = BigInt(str);
+        const n2 = BigInt(str2);
         return sign2 === "-" ? BigInt(-1) * n2 : n2;
       }
-      const n = parseInt(str, radix);
+      const n = parseInt(str2, radix);
       return sign2 === "-" ? -1 * n : n;
     }
     function intStringify(node, radix, prefix) {
       const { value } = node;
       if (intIdentify(value)) {
-        const str = value.toString(radix);
-        return value < 0 ? "-" + prefix + str.substr(1) : prefix + str;
+        const str2 = value.toString(radix);
+        return value < 0 ? "-" + prefix + str2.substr(1) : prefix + str2;
       }
       return stringifyNumber.stringifyNumber(node);
     }
@@ -9842,7 +9842,7 @@ var require_int2 = __commonJS({
       tag: "tag:yaml.org,2002:int",
       format: "BIN",
       test: /^[-+]?0b[0-1_]+$/,
-      resolve: (str, _onError, opt) => intResolve(str, 2, 2, opt),
+      resolve: (str2, _onError, opt) => intResolve(str2, 2, 2, opt),
       stringify: (node) => intStringify(node, 2, "0b")
     };
     var intOct = {
@@ -9851,7 +9851,7 @@ var require_int2 = __commonJS({
       tag: "tag:yaml.org,2002:int",
       format: "OCT",
       test: /^[-+]?0[0-7_]+$/,
-      resolve: (str, _onError, opt) => intResolve(str, 1, 8, opt),
+      resolve: (str2, _onError, opt) => intResolve(str2, 1, 8, opt),
       stringify: (node) => intStringify(node, 8, "0")
     };
     var int = {
@@ -9859,7 +9859,7 @@ var require_int2 = __commonJS({
       default: true,
       tag: "tag:yaml.org,2002:int",
       test: /^[-+]?[0-9][0-9_]*$/,
-      resolve: (str, _onError, opt) => intResolve(str, 0, 10, opt),
+      resolve: (str2, _onError, opt) => intResolve(str2, 0, 10, opt),
       stringify: stringifyNumber.stringifyNumber
     };
     var intHex = {
@@ -9868,7 +9868,7 @@ var require_int2 = __commonJS({
       tag: "tag:yaml.org,2002:int",
       format: "HEX",
       test: /^[-+]?0x[0-9a-fA-F_]+$/,
-      resolve: (str, _onError, opt) => intResolve(str, 2, 16, opt),
+      resolve: (str2, _onError, opt) => intResolve(str2, 2, 16, opt),
       stringify: (node) => intStringify(node, 16, "0x")
     };
     exports.int = int;
@@ -9972,26 +9972,26 @@ var require_timestamp = __commonJS({
   "node_modules/yaml/dist/schema/yaml-1.1/timestamp.js"(exports) {
     "use strict";
     var stringifyNumber = require_stringifyNumber();
-    function parseSexagesimal(str, asBigInt) {
-      const sign2 = str[0];
-      const parts = sign2 === "-" || sign2 === "+" ? str.substring(1) : str;
-      const num = (n) => asBigInt ? BigInt(n) : Number(n);
-      const res = parts.replace(/_/g, "").split(":").reduce((res2, p) => res2 * num(60) + num(p), num(0));
-      return sign2 === "-" ? num(-1) * res : res;
+    function parseSexagesimal(str2, asBigInt) {
+      const sign2 = str2[0];
+      const parts = sign2 === "-" || sign2 === "+" ? str2.substring(1) : str2;
+      const num2 = (n) => asBigInt ? BigInt(n) : Number(n);
+      const res = parts.replace(/_/g, "").split(":").reduce((res2, p) => res2 * num2(60) + num2(p), num2(0));
+      return sign2 === "-" ? num2(-1) * res : res;
     }
     function stringifySexagesimal(node) {
       let { value } = node;
-      let num = (n) => n;
+      let num2 = (n) => n;
       if (typeof value === "bigint")
-        num = (n) => BigInt(n);
+        num2 = (n) => BigInt(n);
       else if (isNaN(value) || !isFinite(value))
         return stringifyNumber.stringifyNumber(node);
       let sign2 = "";
       if (value < 0) {
         sign2 = "-";
-        value *= num(-1);
+        value *= num2(-1);
       }
-      const _60 = num(60);
+      const _60 = num2(60);
       const parts = [value % _60];
       if (value < 60) {
         parts.unshift(0);
@@ -10011,7 +10011,7 @@ var require_timestamp = __commonJS({
       tag: "tag:yaml.org,2002:int",
       format: "TIME",
       test: /^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+$/,
-      resolve: (str, _onError, { intAsBigInt }) => parseSexagesimal(str, intAsBigInt),
+      resolve: (str2, _onError, { intAsBigInt }) => parseSexagesimal(str2, intAsBigInt),
       stringify: stringifySexagesimal
     };
     var floatTime = {
@@ -10020,7 +10020,7 @@ var require_timestamp = __commonJS({
       tag: "tag:yaml.org,2002:float",
       format: "TIME",
       test: /^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*$/,
-      resolve: (str) => parseSexagesimal(str, false),
+      resolve: (str2) => parseSexagesimal(str2, false),
       stringify: stringifySexagesimal
     };
     var timestamp = {
@@ -10031,8 +10031,8 @@ var require_timestamp = __commonJS({
       // may be omitted altogether, resulting in a date format. In such a case, the time part is
       // assumed to be 00:00:00Z (start of day, UTC).
       test: RegExp("^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:(?:t|T|[ \\t]+)([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2}(\\.[0-9]+)?)(?:[ \\t]*(Z|[-+][012]?[0-9](?::[0-9]{2})?))?)?$"),
-      resolve(str) {
-        const match = str.match(timestamp.test);
+      resolve(str2) {
+        const match = str2.match(timestamp.test);
         if (!match)
           throw new Error("!!timestamp expects a date, starting with yyyy-mm-dd");
         const [, year, month, day, hour, minute, second] = match.map(Number);
@@ -13826,14 +13826,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs14 = this.flowScalar(this.type);
+              const fs16 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start: start2, key: fs14, sep: [] });
+                map.items.push({ start: start2, key: fs16, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs14);
+                this.stack.push(fs16);
               } else {
-                Object.assign(it, { key: fs14, sep: [] });
+                Object.assign(it, { key: fs16, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -13961,13 +13961,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs14 = this.flowScalar(this.type);
+              const fs16 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs14, sep: [] });
+                fc.items.push({ start: [], key: fs16, sep: [] });
               else if (it.sep)
-                this.stack.push(fs14);
+                this.stack.push(fs16);
               else
-                Object.assign(it, { key: fs14, sep: [] });
+                Object.assign(it, { key: fs16, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -14462,18 +14462,18 @@ var require_buffer_writer = __commonJS({
           oldBuffer.copy(this.buffer, 0, 0, this.offset);
         }
       }
-      addInt32(num) {
+      addInt32(num2) {
         this.ensure(4);
-        this.buffer[this.offset++] = num >>> 24 & 255;
-        this.buffer[this.offset++] = num >>> 16 & 255;
-        this.buffer[this.offset++] = num >>> 8 & 255;
-        this.buffer[this.offset++] = num >>> 0 & 255;
+        this.buffer[this.offset++] = num2 >>> 24 & 255;
+        this.buffer[this.offset++] = num2 >>> 16 & 255;
+        this.buffer[this.offset++] = num2 >>> 8 & 255;
+        this.buffer[this.offset++] = num2 >>> 0 & 255;
         return this;
       }
-      addInt16(num) {
+      addInt16(num2) {
         this.ensure(2);
-        this.buffer[this.offset++] = num >>> 8 & 255;
-        this.buffer[this.offset++] = num >>> 0 & 255;
+        this.buffer[this.offset++] = num2 >>> 8 & 255;
+        this.buffer[this.offset++] = num2 >>> 0 & 255;
         return this;
       }
       addCString(string) {
@@ -15228,16 +15228,16 @@ var require_libpg_query = __commonJS({
         }
         var readAsync, readBinary;
         if (ENVIRONMENT_IS_NODE) {
-          var fs14 = __require("node:fs");
+          var fs16 = __require("node:fs");
           scriptDirectory = __dirname + "/";
           readBinary = (filename) => {
             filename = isFileURI(filename) ? new URL(filename) : filename;
-            var ret = fs14.readFileSync(filename);
+            var ret = fs16.readFileSync(filename);
             return ret;
           };
           readAsync = async (filename, binary = true) => {
             filename = isFileURI(filename) ? new URL(filename) : filename;
-            var ret = fs14.readFileSync(filename, binary ? void 0 : "utf8");
+            var ret = fs16.readFileSync(filename, binary ? void 0 : "utf8");
             return ret;
           };
           if (process.argv.length > 1) {
@@ -15464,16 +15464,16 @@ var require_libpg_query = __commonJS({
           if (endPtr - idx > 16 && heapOrArray.buffer && UTF8Decoder) {
             return UTF8Decoder.decode(heapOrArray.subarray(idx, endPtr));
           }
-          var str = "";
+          var str2 = "";
           while (idx < endPtr) {
             var u0 = heapOrArray[idx++];
             if (!(u0 & 128)) {
-              str += String.fromCharCode(u0);
+              str2 += String.fromCharCode(u0);
               continue;
             }
             var u1 = heapOrArray[idx++] & 63;
             if ((u0 & 224) == 192) {
-              str += String.fromCharCode((u0 & 31) << 6 | u1);
+              str2 += String.fromCharCode((u0 & 31) << 6 | u1);
               continue;
             }
             var u2 = heapOrArray[idx++] & 63;
@@ -15483,13 +15483,13 @@ var require_libpg_query = __commonJS({
               u0 = (u0 & 7) << 18 | u1 << 12 | u2 << 6 | heapOrArray[idx++] & 63;
             }
             if (u0 < 65536) {
-              str += String.fromCharCode(u0);
+              str2 += String.fromCharCode(u0);
             } else {
               var ch = u0 - 65536;
-              str += String.fromCharCode(55296 | ch >> 10, 56320 | ch & 1023);
+              str2 += String.fromCharCode(55296 | ch >> 10, 56320 | ch & 1023);
             }
           }
-          return str;
+          return str2;
         };
         var UTF8ToString = (ptr, maxBytesToRead, ignoreNul) => ptr ? UTF8ArrayToString(HEAPU8, ptr, maxBytesToRead, ignoreNul) : "";
         var ___assert_fail = (condition, filename, line, func) => abort(`Assertion failed: ${UTF8ToString(condition)}, at: ` + [filename ? UTF8ToString(filename) : "unknown filename", line, func ? UTF8ToString(func) : "unknown function"]);
@@ -15686,10 +15686,10 @@ var require_libpg_query = __commonJS({
           return outputParts.join("/");
         } };
         var FS_stdin_getChar_buffer = [];
-        var lengthBytesUTF8 = (str) => {
+        var lengthBytesUTF8 = (str2) => {
           var len = 0;
-          for (var i = 0; i < str.length; ++i) {
-            var c = str.charCodeAt(i);
+          for (var i = 0; i < str2.length; ++i) {
+            var c = str2.charCodeAt(i);
             if (c <= 127) {
               len++;
             } else if (c <= 2047) {
@@ -15703,12 +15703,12 @@ var require_libpg_query = __commonJS({
           }
           return len;
         };
-        var stringToUTF8Array = (str, heap, outIdx, maxBytesToWrite) => {
+        var stringToUTF8Array = (str2, heap, outIdx, maxBytesToWrite) => {
           if (!(maxBytesToWrite > 0)) return 0;
           var startIdx = outIdx;
           var endIdx = outIdx + maxBytesToWrite - 1;
-          for (var i = 0; i < str.length; ++i) {
-            var u = str.codePointAt(i);
+          for (var i = 0; i < str2.length; ++i) {
+            var u = str2.codePointAt(i);
             if (u <= 127) {
               if (outIdx >= endIdx) break;
               heap[outIdx++] = u;
@@ -15749,7 +15749,7 @@ var require_libpg_query = __commonJS({
               var bytesRead = 0;
               var fd = process.stdin.fd;
               try {
-                bytesRead = fs14.readSync(fd, buf, 0, BUFSIZE);
+                bytesRead = fs16.readSync(fd, buf, 0, BUFSIZE);
               } catch (e) {
                 if (e.toString().includes("EOF")) bytesRead = 0;
                 else throw e;
@@ -16058,12 +16058,12 @@ var require_libpg_query = __commonJS({
           MEMFS.stream_ops.write(stream, buffer, 0, length, offset, false);
           return 0;
         } } };
-        var FS_modeStringToFlags = (str) => {
-          if (typeof str != "string") return str;
+        var FS_modeStringToFlags = (str2) => {
+          if (typeof str2 != "string") return str2;
           var flagModes = { r: 0, "r+": 2, w: 512 | 64 | 1, "w+": 512 | 64 | 2, a: 1024 | 64 | 1, "a+": 1024 | 64 | 2 };
-          var flags = flagModes[str];
+          var flags = flagModes[str2];
           if (typeof flags == "undefined") {
-            throw new Error(`Unknown file open mode: ${str}`);
+            throw new Error(`Unknown file open mode: ${str2}`);
           }
           return flags;
         };
@@ -17496,8 +17496,8 @@ var require_libpg_query = __commonJS({
         function _fd_read(fd, iov, iovcnt, pnum) {
           try {
             var stream = SYSCALLS.getStreamFromFD(fd);
-            var num = doReadv(stream, iov, iovcnt);
-            HEAPU32[pnum >> 2] = num;
+            var num2 = doReadv(stream, iov, iovcnt);
+            HEAPU32[pnum >> 2] = num2;
             return 0;
           } catch (e) {
             if (typeof FS == "undefined" || !(e.name === "ErrnoError")) throw e;
@@ -17506,7 +17506,7 @@ var require_libpg_query = __commonJS({
         }
         var INT53_MAX = 9007199254740992;
         var INT53_MIN = -9007199254740992;
-        var bigintToI53Checked = (num) => num < INT53_MIN || num > INT53_MAX ? NaN : Number(num);
+        var bigintToI53Checked = (num2) => num2 < INT53_MIN || num2 > INT53_MAX ? NaN : Number(num2);
         function _fd_seek(fd, offset, whence, newOffset) {
           offset = bigintToI53Checked(offset);
           try {
@@ -17542,8 +17542,8 @@ var require_libpg_query = __commonJS({
         function _fd_write(fd, iov, iovcnt, pnum) {
           try {
             var stream = SYSCALLS.getStreamFromFD(fd);
-            var num = doWritev(stream, iov, iovcnt);
-            HEAPU32[pnum >> 2] = num;
+            var num2 = doWritev(stream, iov, iovcnt);
+            HEAPU32[pnum >> 2] = num2;
             return 0;
           } catch (e) {
             if (typeof FS == "undefined" || !(e.name === "ErrnoError")) throw e;
@@ -17558,7 +17558,7 @@ var require_libpg_query = __commonJS({
           }
           return func;
         };
-        var stringToUTF8 = (str, outPtr, maxBytesToWrite) => stringToUTF8Array(str, HEAPU8, outPtr, maxBytesToWrite);
+        var stringToUTF8 = (str2, outPtr, maxBytesToWrite) => stringToUTF8Array(str2, HEAPU8, outPtr, maxBytesToWrite);
         FS.createPreloadedFile = FS_createPreloadedFile;
         FS.preloadFile = FS_preloadFile;
         FS.staticInit();
@@ -17872,15 +17872,15 @@ var require_wasm = __commonJS({
         return fn(...args);
       });
     }
-    function stringToPtr(str) {
+    function stringToPtr(str2) {
       ensureLoaded();
-      if (typeof str !== "string") {
-        throw new TypeError(`Expected a string, got ${typeof str}`);
+      if (typeof str2 !== "string") {
+        throw new TypeError(`Expected a string, got ${typeof str2}`);
       }
-      const len = wasmModule.lengthBytesUTF8(str) + 1;
+      const len = wasmModule.lengthBytesUTF8(str2) + 1;
       const ptr = wasmModule._malloc(len);
       try {
-        wasmModule.stringToUTF8(str, ptr, len);
+        wasmModule.stringToUTF8(str2, ptr, len);
         return ptr;
       } catch (error) {
         wasmModule._free(ptr);
@@ -18832,18 +18832,18 @@ var policy_schema_default = {
 
 // gateway/policy/engine.ts
 var STRICTNESS = { allow: 0, approve: 1, deny: 2 };
-function decide(policy, command, claims) {
-  if (command.statements === null) {
+function decide(policy, command2, claims) {
+  if (command2.statements === null) {
     return {
       action: policy.unclassified,
       rule: "unclassified",
-      reason: `the statement could not be classified (${command.unclassifiedReason ?? "unknown reason"}); policy unclassified: ${policy.unclassified}`,
+      reason: `the statement could not be classified (${command2.unclassifiedReason ?? "unknown reason"}); policy unclassified: ${policy.unclassified}`,
       matched: []
     };
   }
   let result = null;
-  for (const s of command.statements) {
-    const d = decideStatement(policy, command.target, s, claims);
+  for (const s of command2.statements) {
+    const d = decideStatement(policy, command2.target, s, claims);
     result = result ? strictest(result, d) : d;
   }
   return result ?? { action: "allow", rule: "empty", reason: "empty query", matched: [] };
@@ -19263,6 +19263,8 @@ var SessionLogWriter = class _SessionLogWriter {
   /** Records appended since the last checkpoint. */
   unsigned = 0;
   checkpointTimer = null;
+  /** The final record is being written: the seal, not a count checkpoint, must follow it. */
+  sealing = false;
   constructor(file, fd) {
     this.path = file;
     this.fd = fd;
@@ -19318,7 +19320,7 @@ var SessionLogWriter = class _SessionLogWriter {
     this.seq = seq + 1;
     this.prev = hash;
     if (!this.lazyTimer) this.lazyTimer = setTimeout(this.lazyFlush, LAZY_FLUSH_MS);
-    if (this.signing && type !== "checkpoint" && ++this.unsigned === this.signing.schedule.everyRecords) this.checkpoint(false);
+    if (this.signing && type !== "checkpoint" && ++this.unsigned === this.signing.schedule.everyRecords && !this.sealing) this.checkpoint(false);
     return { seq, hash };
   }
   /** Appends a checkpoint record whose JWS signs the current chain head. */
@@ -19369,6 +19371,7 @@ var SessionLogWriter = class _SessionLogWriter {
   close(type, fields) {
     if (this.closed) return;
     if (!this.failure) {
+      this.sealing = true;
       this.append(type, fields);
       if (this.signing) this.checkpoint(true);
     }
@@ -19486,8 +19489,8 @@ var CommandRecorder = class {
   columns = null;
   sample = [];
   finished = false;
-  constructor(session, id, sampleLimit) {
-    this.session = session;
+  constructor(session2, id, sampleLimit) {
+    this.session = session2;
     this.id = id;
     this.sampleLimit = sampleLimit;
   }
@@ -22826,18 +22829,18 @@ var PostgresListener = class {
     }
     const pid = upstream.backendKey.processId;
     const secret = this.newSecret(pid);
-    const session = new PostgresSession(socket, upstream.socket, rec, this.policyContext, this.masking, this.opts.masker ?? null, () => {
-      this.sessions.delete(session);
-      if (this.cancelKeys.get(pid)?.session === session) this.cancelKeys.delete(pid);
+    const session2 = new PostgresSession(socket, upstream.socket, rec, this.policyContext, this.masking, this.opts.masker ?? null, () => {
+      this.sessions.delete(session2);
+      if (this.cancelKeys.get(pid)?.session === session2) this.cancelKeys.delete(pid);
       if (this.sessions.size === 0) for (const w of this.idleWaiters.splice(0)) w();
     });
-    this.sessions.add(session);
-    this.cancelKeys.set(pid, { secret, session, upstreamKey: upstream.backendKey, rec });
+    this.sessions.add(session2);
+    this.cancelKeys.set(pid, { secret, session: session2, upstreamKey: upstream.backendKey, rec });
     const hello = [encodeAuthentication(AUTH.Ok)];
     for (const [k, v] of upstream.parameters) hello.push(encodeParameterStatus(k, v));
     hello.push(encodeBackendKeyData(pid, secret), encodeReadyForQuery("I"));
     socket.write(Buffer.concat(hello));
-    session.start();
+    session2.start();
   }
   async authenticateClient(socket, q) {
     socket.write(encodeAuthenticationSASL(["SCRAM-SHA-256"]));
@@ -23618,11 +23621,8 @@ var LogVerifier = class {
     }
     if (this.sealed) return this.stop("tampered", `${where2} was appended after the seal`);
     const { hash, ...rest } = rec;
-    if (i === 0) {
-      if (rest.type !== "run-start" || typeof rest.format !== "string" || !rest.format.startsWith("gateway-action/session-log@")) {
-        return this.stop("unreadable", "line 1 is not the start of a gateway-action session log");
-      }
-      if (rest.format !== LOG_FORMAT) return this.stop("unreadable", `the log's format is ${rest.format}; this verifier reads ${LOG_FORMAT}`);
+    if (i === 0 && (typeof hash !== "string" || rest.seq === void 0 || rest.prev === void 0)) {
+      return this.stop("unreadable", "line 1 is not the start of a gateway-action session log");
     }
     if (rest.seq !== i) return this.stop("tampered", `${where2} has sequence number ${JSON.stringify(rest.seq)}, expected ${i} (records removed, inserted or reordered)`);
     if (rest.prev !== this.prev) return this.stop("tampered", `${where2} does not chain to the record before it (prev hash mismatch)`);
@@ -23637,7 +23637,13 @@ var LogVerifier = class {
     if (text !== canonical.slice(0, -1) + ',"hash":"' + computed + '"}') {
       return this.stop("tampered", `${where2} is not in canonical form (extra spaces, duplicate members or altered spelling)`);
     }
-    if (i === 0 && !this.readKey(rest)) return false;
+    if (i === 0) {
+      if (rest.type !== "run-start" || typeof rest.format !== "string" || !rest.format.startsWith("gateway-action/session-log@")) {
+        return this.stop("unreadable", "line 1 is not the start of a gateway-action session log");
+      }
+      if (rest.format !== LOG_FORMAT) return this.stop("unreadable", `the log's format is ${rest.format}; this verifier reads ${LOG_FORMAT}`);
+      if (!this.readKey(rest)) return false;
+    }
     if (rest.type === "checkpoint" && !this.checkpoint(rest, i, where2)) return false;
     this.prev = computed;
     this.prevType = String(rest.type);
@@ -24235,9 +24241,9 @@ var checkFailed = "check_failed";
 function invalidDuration() {
   throw new TypeError("Invalid time period format");
 }
-function secs(str) {
-  typeof str != "string" && invalidDuration();
-  const matched = REGEX.exec(str);
+function secs(str2) {
+  typeof str2 != "string" && invalidDuration();
+  const matched = REGEX.exec(str2);
   (!matched || matched[4] && matched[1]) && invalidDuration();
   const value = parseFloat(matched[2]), durationSeconds = Math.round(value * multipliers[matched[3][0].toLowerCase()]);
   return Number.isFinite(durationSeconds) || invalidDuration(), matched[1] === "-" || matched[4] === "ago" ? -durationSeconds : durationSeconds;
@@ -24653,8 +24659,8 @@ function identityOptions(o) {
       throw new UsageError(`--issuer: ${String(o.issuer)} is not a URL`);
     }
   }
-  const str = (k) => typeof o[k] === "string" ? o[k] : void 0;
-  return { jwksFile: str("jwks"), issuer: str("issuer"), expect: { repository: str("repository"), workflow: str("workflow"), sha: str("sha") } };
+  const str2 = (k) => typeof o[k] === "string" ? o[k] : void 0;
+  return { jwksFile: str2("jwks"), issuer: str2("issuer"), expect: { repository: str2("repository"), workflow: str2("workflow"), sha: str2("sha") } };
 }
 function verificationJson(v) {
   const t = v.chain.totals;
@@ -24715,16 +24721,264 @@ function verificationText(v) {
   return lines.join("\n") + "\n";
 }
 
+// gateway/cli/replay.ts
+import fs12 from "node:fs";
+
+// gateway/evidence/timeline.ts
+import fs11 from "node:fs";
+function readTimeline(file) {
+  const records = [];
+  let unreadable = 0;
+  for (const line of fs11.readFileSync(file, "utf8").split("\n")) {
+    if (!line) continue;
+    try {
+      const r = JSON.parse(line);
+      if (r && typeof r === "object" && !Array.isArray(r)) records.push(r);
+      else unreadable++;
+    } catch {
+      unreadable++;
+    }
+  }
+  return buildTimeline(records, unreadable);
+}
+var str = (v) => typeof v === "string" ? v : v === void 0 || v === null ? "" : String(v);
+var num = (v) => typeof v === "number" ? v : null;
+function buildTimeline(records, unreadableLines = 0) {
+  const t = { run: null, startedAt: null, endedAt: null, targets: [], sessions: [], events: [], unreadableLines };
+  const sessions = /* @__PURE__ */ new Map();
+  const commands = /* @__PURE__ */ new Map();
+  const approvals = /* @__PURE__ */ new Map();
+  const event = (r, kind, message2) => ({ seq: num(r.seq) ?? -1, time: str(r.time), kind, message: message2 });
+  for (const r of records) {
+    switch (r.type) {
+      case "run-start":
+        t.run = str(r.run);
+        t.startedAt = str(r.time);
+        t.targets = Array.isArray(r.targets) ? r.targets.map((x) => ({ name: str(x.name), kind: str(x.kind), host: str(x.host), port: num(x.port) ?? 0, database: str(x.database) })) : [];
+        break;
+      case "run-end":
+        t.endedAt = str(r.time);
+        break;
+      case "session-open": {
+        const c = r.client ?? {};
+        const s = {
+          id: str(r.session),
+          target: str(r.target),
+          openedAt: str(r.time),
+          closedAt: null,
+          closeReason: null,
+          client: { user: str(c.user), database: str(c.database), application: str(c.application_name), address: c.address ? `${str(c.address)}:${str(c.port)}` : "" },
+          login: null,
+          commands: [],
+          events: []
+        };
+        sessions.set(s.id, s);
+        t.sessions.push(s);
+        break;
+      }
+      case "upstream-login": {
+        const s = sessions.get(str(r.session));
+        if (s) s.login = r.ok ? `${str(r.auth)}${r.tls ? ", TLS" : ""}` : `failed: ${str(r.error?.message ?? r.error)}`;
+        break;
+      }
+      case "session-close": {
+        const s = sessions.get(str(r.session));
+        if (s) {
+          s.closedAt = str(r.time);
+          s.closeReason = str(r.reason);
+        }
+        break;
+      }
+      case "command": {
+        const d = r.decision ?? null;
+        const statements = Array.isArray(r.statements) ? r.statements : [];
+        const c = {
+          id: str(r.command),
+          session: str(r.session),
+          target: str(r.target),
+          seq: num(r.seq) ?? -1,
+          time: str(r.time),
+          text: str(r.text),
+          protocol: str(r.protocol),
+          params: Array.isArray(r.params) ? r.params : null,
+          decision: d ? str(d.action) : "none",
+          rule: d ? str(d.rule) || null : null,
+          reason: d ? str(d.reason) || null : null,
+          classes: [...new Set(statements.flatMap((s) => Array.isArray(s.classes) ? s.classes : []))],
+          tables: [...new Set(statements.flatMap((s) => Array.isArray(s.tables) ? s.tables : []))],
+          approval: null,
+          status: null,
+          tags: [],
+          rows: null,
+          durationUs: null,
+          error: null,
+          columns: null,
+          sample: [],
+          masked: null
+        };
+        commands.set(c.id, c);
+        sessions.get(c.session)?.commands.push(c);
+        break;
+      }
+      case "approval-request": {
+        const a = { id: str(r.id), requestedAt: str(r.time), outcome: "pending", by: null, via: null, at: null, waitedMs: null, reason: null, url: str(r.url) || str(r.comment_url) || null };
+        approvals.set(a.id, a);
+        const c = commands.get(str(r.command));
+        if (c) c.approval = a;
+        break;
+      }
+      case "approval": {
+        const a = approvals.get(str(r.id));
+        if (a) Object.assign(a, { outcome: r.outcome === "approved" ? "approved" : "denied", by: str(r.by) || null, via: str(r.via) || null, at: str(r.at) || null, waitedMs: num(r.waited_ms), reason: str(r.reason) || null });
+        break;
+      }
+      case "result": {
+        const c = commands.get(str(r.command));
+        if (!c) break;
+        const resp = r.response ?? {};
+        const err = r.error;
+        Object.assign(c, {
+          status: str(r.status),
+          tags: Array.isArray(r.tags) ? r.tags : [],
+          rows: num(r.rows),
+          durationUs: num(r.duration_us),
+          error: err ? { code: str(err.code), message: str(err.message) } : null,
+          columns: Array.isArray(resp.columns) ? resp.columns : null,
+          sample: Array.isArray(resp.sample) ? resp.sample : [],
+          masked: r.masked ? { values: num(r.masked.values) ?? 0, detectors: r.masked.detectors ?? [] } : null
+        });
+        break;
+      }
+      case "protocol-error":
+      case "server-error":
+      case "cancel-request": {
+        const msg = r.type === "cancel-request" ? `cancel request${r.forwarded ? " forwarded" : " not forwarded"}` : str(r.error?.message ?? r.message);
+        const s = sessions.get(str(r.session));
+        (s ? s.events : t.events).push(event(r, str(r.type), msg));
+        break;
+      }
+      case "gateway-error":
+      case "gateway-query":
+        t.events.push(event(r, str(r.type), r.type === "gateway-query" ? `${str(r.purpose)}` : str(r.message)));
+        break;
+    }
+  }
+  return t;
+}
+function outcomeOf(c) {
+  if (c.status === "denied") return "denied";
+  if (c.status === "error") return "error";
+  if (c.status === "skipped") return "skipped";
+  if (c.status === null) return c.approval?.outcome === "pending" ? "held" : "unfinished";
+  return "ok";
+}
+
+// gateway/evidence/replay-text.ts
+var CODES = { red: 31, green: 32, yellow: 33, blue: 34, magenta: 35, cyan: 36, dim: 2, bold: 1 };
+function renderReplay(t, opts) {
+  const paint = (style, s) => opts.color ? `\x1B[${CODES[style]}m${s}\x1B[0m` : s;
+  const out = [];
+  out.push(paint("bold", `run ${t.run ?? "(unknown)"}`) + `  ${clock(t.startedAt, true)} to ${t.endedAt ? clock(t.endedAt, true) : paint("yellow", "(not sealed)")}`);
+  if (opts.status) out.push(opts.status);
+  for (const target of t.targets) out.push(paint("dim", `target ${target.name}: ${target.kind} ${target.host}:${target.port}/${target.database}`));
+  const sessions = opts.session ? t.sessions.filter((s) => s.id === opts.session) : t.sessions;
+  for (const s of sessions) out.push("", ...session(s, paint));
+  for (const e of t.events) if (e.kind !== "gateway-query") out.push("", paint("red", `${clock(e.time)}  ${e.kind}: ${e.message}`));
+  if (t.unreadableLines) out.push("", paint("red", `${t.unreadableLines} line(s) of the log could not be read`));
+  return out.join("\n") + "\n";
+}
+function session(s, paint) {
+  const who = [s.client.user && s.client.database ? `${s.client.user}@${s.client.database}` : "", s.client.application, s.client.address].filter(Boolean).join("  ");
+  const end = s.closedAt ? `${clock(s.closedAt)} (${s.closeReason ?? "closed"})` : paint("yellow", "still open when the log ends");
+  const lines = [paint("bold", `session ${s.id}`) + `  ${paint("cyan", s.target)}  ${who}  ${clock(s.openedAt)} to ${end}`];
+  if (s.login?.startsWith("failed")) lines.push(paint("red", `  upstream login ${s.login}`));
+  const events = [...s.events];
+  for (const c of s.commands) {
+    while (events.length && events[0].seq < c.seq) lines.push(eventLine(events.shift(), paint));
+    lines.push(...command(c, paint));
+  }
+  for (const e of events) lines.push(eventLine(e, paint));
+  if (s.commands.length === 0) lines.push(paint("dim", "  (no commands)"));
+  return lines;
+}
+function eventLine(e, paint) {
+  return paint(e.kind === "cancel-request" ? "yellow" : "red", `  ${clock(e.time)}  ${e.kind}: ${e.message}`);
+}
+var DECISION_STYLE = { allow: "green", deny: "red", approve: "yellow", none: "dim" };
+var OUTCOME_STYLE = { ok: "green", error: "red", denied: "red", held: "yellow", skipped: "dim", unfinished: "yellow" };
+function command(c, paint) {
+  const outcome = outcomeOf(c);
+  const rows = c.rows === null || outcome === "denied" ? "" : `${c.rows} row${c.rows === 1 ? "" : "s"}`;
+  const head = [
+    `  ${clock(c.time)}`,
+    c.id.padEnd(6),
+    paint(DECISION_STYLE[c.decision] ?? "dim", c.decision.toUpperCase().padEnd(7)),
+    paint(OUTCOME_STYLE[outcome] ?? "dim", outcome.padEnd(8)),
+    rows.padStart(9),
+    (c.durationUs === null ? "" : duration(c.durationUs)).padStart(9)
+  ].join(" ");
+  const [first, ...more] = c.text.split("\n");
+  const lines = [`${head}  ${first}`, ...more.map((l) => `${" ".repeat(60)}${l}`)];
+  const note = (style, s) => lines.push(paint(style, `${" ".repeat(18)}${s}`));
+  if (c.decision !== "allow" && c.decision !== "none" && c.rule) note(c.decision === "deny" ? "red" : "yellow", `rule "${c.rule}"${c.reason ? `: ${c.reason}` : ""}`);
+  const a = c.approval;
+  if (a) {
+    const waited = a.waitedMs === null ? "" : ` after ${duration(a.waitedMs * 1e3)}`;
+    note(a.outcome === "approved" ? "green" : "red", a.outcome === "pending" ? `held as request ${a.id}; no verdict in the log` : `request ${a.id} ${a.outcome} by ${a.by ?? "?"}${waited}${a.reason ? `: ${a.reason}` : ""}${a.url ? ` (${a.url})` : ""}`);
+  }
+  if (c.error) note("red", `${c.error.code} ${c.error.message}`);
+  if (c.masked) note("magenta", `masked ${c.masked.values} value${c.masked.values === 1 ? "" : "s"}${c.masked.detectors.length ? ` (${c.masked.detectors.join(", ")})` : ""}`);
+  return lines;
+}
+function clock(iso, full = false) {
+  if (!iso) return "?";
+  return full ? iso.replace("T", " ") : iso.slice(11, 23);
+}
+function duration(us) {
+  if (us < 1e3) return `${us} \xB5s`;
+  if (us < 1e6) return `${(us / 1e3).toFixed(1)} ms`;
+  return `${(us / 1e6).toFixed(2)} s`;
+}
+
+// gateway/cli/replay.ts
+var help3 = `Usage: gateway-action replay LOG [--session ID]
+
+Prints the run as a timeline: each session (target, client, open and close), and each command
+with its decision, outcome, rows, duration, rule, approval, error and masking. The first line
+says whether the log's chain and signatures verify; the identity is checked by
+\`gateway-action verify\`. Colors on a terminal unless NO_COLOR is set.
+
+Options:
+  --session ID   only this session (s1, s2, ...)
+`;
+async function main3(argv) {
+  const args = parseArgs(argv, { session: "string" }, "replay");
+  if (args.options.help) return void process.stdout.write(help3), 0;
+  if (args.positional.length !== 1) throw new UsageError("replay: give exactly one session log file (see gateway-action replay --help)");
+  const file = args.positional[0];
+  if (!fs12.existsSync(file)) throw new Error(`cannot read ${file} (ENOENT)`);
+  const timeline = readTimeline(file);
+  const session2 = args.options.session;
+  if (session2 && !timeline.sessions.some((s) => s.id === session2)) {
+    throw new UsageError(`replay: no session ${session2} in this log (sessions: ${timeline.sessions.map((s) => s.id).join(", ") || "none"})`);
+  }
+  const chain = await verifyChainFile(file);
+  const status = chain.status === "valid" ? "chain: VALID (intact, signed, sealed)" : `chain: ${chain.status.toUpperCase()}: ${chain.problem}`;
+  const color = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
+  process.stdout.write(renderReplay(timeline, { color, session: session2, status }));
+  return chain.status === "valid" ? 0 : 1;
+}
+
 // gateway/cli/demo.ts
 import { spawn as spawn3, spawnSync as spawnSync3 } from "node:child_process";
 import { randomBytes as randomBytes4 } from "node:crypto";
-import fs12 from "node:fs";
+import fs14 from "node:fs";
 import os6 from "node:os";
 import path7 from "node:path";
 
 // gateway/demo/pg-cluster.ts
 import { execFileSync, spawnSync as spawnSync2 } from "node:child_process";
-import fs11 from "node:fs";
+import fs13 from "node:fs";
 import net4 from "node:net";
 import os5 from "node:os";
 import path6 from "node:path";
@@ -24732,12 +24986,12 @@ function findPostgresBin() {
   const env = process.env.GATEWAY_PG_BIN;
   if (env) return env;
   const base = "/usr/lib/postgresql";
-  if (fs11.existsSync(base)) {
-    const versions = fs11.readdirSync(base).filter((v) => fs11.existsSync(path6.join(base, v, "bin", "initdb"))).sort((a, b) => Number(b) - Number(a));
+  if (fs13.existsSync(base)) {
+    const versions = fs13.readdirSync(base).filter((v) => fs13.existsSync(path6.join(base, v, "bin", "initdb"))).sort((a, b) => Number(b) - Number(a));
     if (versions.length > 0) return path6.join(base, versions[0], "bin");
   }
   for (const dir of (process.env.PATH ?? "").split(":")) {
-    if (dir && fs11.existsSync(path6.join(dir, "initdb"))) return dir;
+    if (dir && fs13.existsSync(path6.join(dir, "initdb"))) return dir;
   }
   throw new Error("PostgreSQL server binaries (initdb, pg_ctl) were not found; install them with `apt-get install postgresql` or set GATEWAY_PG_BIN");
 }
@@ -24761,12 +25015,12 @@ function runAsServerUser(bin, args, opts = {}) {
 }
 async function startCluster(opts = {}) {
   const binDir = findPostgresBin();
-  const root = fs11.mkdtempSync(path6.join(os5.tmpdir(), "gw-pg-"));
+  const root = fs13.mkdtempSync(path6.join(os5.tmpdir(), "gw-pg-"));
   const dataDir = path6.join(root, "data");
   const socketDir = path6.join(root, "sock");
-  fs11.mkdirSync(socketDir);
+  fs13.mkdirSync(socketDir);
   if (asRoot) {
-    fs11.chmodSync(root, 493);
+    fs13.chmodSync(root, 493);
     execFileSync("chown", ["-R", "postgres:postgres", root]);
   }
   runAsServerUser(path6.join(binDir, "initdb"), ["-D", dataDir, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "-N"]);
@@ -24776,16 +25030,16 @@ async function startCluster(opts = {}) {
     "host all postgres 127.0.0.1/32 trust",
     "host all all 127.0.0.1/32 scram-sha-256"
   ];
-  fs11.writeFileSync(path6.join(dataDir, "pg_hba.conf"), hba.join("\n") + "\n");
+  fs13.writeFileSync(path6.join(dataDir, "pg_hba.conf"), hba.join("\n") + "\n");
   const settings = { fsync: "off", synchronous_commit: "off", full_page_writes: "off", max_connections: "200", ...opts.settings };
   if (opts.tls) {
-    fs11.copyFileSync(opts.tls.cert, path6.join(dataDir, "server.crt"));
-    fs11.copyFileSync(opts.tls.key, path6.join(dataDir, "server.key"));
-    fs11.chmodSync(path6.join(dataDir, "server.key"), 384);
+    fs13.copyFileSync(opts.tls.cert, path6.join(dataDir, "server.crt"));
+    fs13.copyFileSync(opts.tls.key, path6.join(dataDir, "server.key"));
+    fs13.chmodSync(path6.join(dataDir, "server.key"), 384);
     if (asRoot) execFileSync("chown", ["postgres:postgres", path6.join(dataDir, "server.crt"), path6.join(dataDir, "server.key")]);
     settings.ssl = "on";
   }
-  fs11.appendFileSync(path6.join(dataDir, "postgresql.conf"), Object.entries(settings).map(([k, v]) => `${k} = '${v}'`).join("\n") + "\n");
+  fs13.appendFileSync(path6.join(dataDir, "postgresql.conf"), Object.entries(settings).map(([k, v]) => `${k} = '${v}'`).join("\n") + "\n");
   if (asRoot) execFileSync("chown", ["-R", "postgres:postgres", dataDir]);
   const port = await freePort();
   runAsServerUser(path6.join(binDir, "pg_ctl"), ["-D", dataDir, "-l", path6.join(root, "server.log"), "-w", "-t", "60", "-o", `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1`, "start"]);
@@ -24808,14 +25062,14 @@ async function startCluster(opts = {}) {
         runAsServerUser(path6.join(binDir, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
       } catch {
       }
-      fs11.rmSync(root, { recursive: true, force: true });
+      fs13.rmSync(root, { recursive: true, force: true });
     }
   };
   return cluster;
 }
 
 // gateway/cli/demo.ts
-var help3 = `Usage: gateway-action demo [--log-dir DIR]
+var help4 = `Usage: gateway-action demo [--log-dir DIR]
 
 Starts a throwaway local PostgreSQL (needs the PostgreSQL server binaries: apt-get install
 postgresql), seeds a customers and an orders table, runs a short pipeline through the gateway
@@ -24843,14 +25097,14 @@ var PIPELINE = [
   { title: "A mistake (expected to fail)", args: ["-c", "SELECT * FROM invoices"] },
   { title: "Export orders as CSV", args: ["-c", "\\copy (SELECT id, customer_id, amount FROM orders ORDER BY id LIMIT 3) TO STDOUT WITH CSV HEADER"] }
 ];
-async function main3(argv) {
+async function main4(argv) {
   const args = parseArgs(argv, { "log-dir": "string" }, "demo");
-  if (args.options.help) return void process.stdout.write(help3), 0;
+  if (args.options.help) return void process.stdout.write(help4), 0;
   const logDir = args.options["log-dir"] ?? "gateway-logs";
   const say = (s) => void process.stdout.write(s + "\n");
   say("Starting a throwaway PostgreSQL cluster...");
   const cluster = await startCluster();
-  const work = fs12.mkdtempSync(path7.join(os6.tmpdir(), "gw-demo-"));
+  const work = fs14.mkdtempSync(path7.join(os6.tmpdir(), "gw-demo-"));
   try {
     const password = randomBytes4(18).toString("base64url");
     const seed = spawnSync3("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", `pw=${password}`, "-h", cluster.socketDir, "-p", String(cluster.port), "-U", "postgres", "-d", "postgres"], { input: SEED, encoding: "utf8" });
@@ -24867,7 +25121,7 @@ targets:
     tls: disable
 `;
     const policyFile = path7.join(work, "gateway.yml");
-    fs12.writeFileSync(policyFile, policyText);
+    fs14.writeFileSync(policyFile, policyText);
     say(`PostgreSQL ${cluster.port} is up with tables customers and orders. Policy:
 
 ${indent(policyText)}`);
@@ -24885,7 +25139,7 @@ $ psql ${step.args.map(shellQuote).join(" ")}`);
   (psql exited ${r.status})`) + "\n");
     }
     const { log } = await gw.stop("demo finished");
-    const text = fs12.readFileSync(log, "utf8");
+    const text = fs14.readFileSync(log, "utf8");
     const result = verifyChainText(text);
     say("\u2500\u2500 What the session log recorded:");
     for (const line of text.trimEnd().split("\n")) {
@@ -24904,7 +25158,7 @@ Session log: ${path7.resolve(log)}`);
     return result.status === "valid" ? 0 : 1;
   } finally {
     cluster.stop();
-    fs12.rmSync(work, { recursive: true, force: true });
+    fs14.rmSync(work, { recursive: true, force: true });
   }
 }
 function runPsql(args, env) {
@@ -24922,7 +25176,7 @@ var oneLine = (s) => (s.length > 90 ? s.slice(0, 87) + "..." : s).replace(/\s+/g
 var shellQuote = (s) => /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 
 // gateway/cli/approve.ts
-import fs13 from "node:fs";
+import fs15 from "node:fs";
 var where = `Options:
   --state-dir DIR   ask only the gateway started with \`gateway-action start --state-dir DIR\`
                     (default: every gateway of this OS user, found in $GATEWAY_ACTION_RUNTIME_DIR,
@@ -24958,7 +25212,7 @@ async function gateways(stateDir) {
       reply = await sendControlAt(socket, { op: "pending" }, 1e4, `no gateway is running for state directory ${stateDir ?? ""}`);
     } catch (e) {
       if (stateDir) throw e;
-      if (e.code === "ECONNREFUSED") fs13.rmSync(socket, { force: true });
+      if (e.code === "ECONNREFUSED") fs15.rmSync(socket, { force: true });
       continue;
     }
     if (reply.ok) found.push({ socket, run: String(reply.run), pending: reply.pending });
@@ -25031,12 +25285,13 @@ var verbs = {
   stop,
   daemon,
   verify: main2,
+  replay: main3,
   pending,
   approve,
   deny,
-  demo: main3
+  demo: main4
 };
-async function main4(argv) {
+async function main5(argv) {
   const [verb, ...rest] = argv;
   if (!verb || verb === "--help" || verb === "-h" || verb === "help") {
     process.stdout.write(usage);
@@ -25045,10 +25300,10 @@ async function main4(argv) {
   if (verb === "--version") return void process.stdout.write(`${VERSION}
 `), 0;
   const fn = verbs[verb];
-  if (!fn) throw new UsageError(`unknown verb "${verb}" (verbs: run, start, stop, pending, approve, deny, verify, demo; see gateway-action --help)`);
+  if (!fn) throw new UsageError(`unknown verb "${verb}" (verbs: run, start, stop, pending, approve, deny, verify, replay, report, demo; see gateway-action --help)`);
   return fn(rest);
 }
-main4(process.argv.slice(2)).then(
+main5(process.argv.slice(2)).then(
   // Exit explicitly: stdout is synchronous on Linux, and nothing should linger after a verb.
   (code) => process.exit(code),
   (e) => {

@@ -3,6 +3,7 @@ import { UsageError } from './cli/args.ts';
 import * as run from './cli/run.ts';
 import * as daemonVerbs from './cli/daemon.ts';
 import * as verify from './cli/verify.ts';
+import * as replay from './cli/replay.ts';
 import * as demo from './cli/demo.ts';
 import * as approvals from './cli/approve.ts';
 import { PolicyError } from './config/policy.ts';
@@ -34,6 +35,7 @@ const verbs: Record<string, (argv: string[]) => Promise<number>> = {
   stop: daemonVerbs.stop,
   daemon: daemonVerbs.daemon,
   verify: verify.main,
+  replay: replay.main,
   pending: approvals.pending,
   approve: approvals.approve,
   deny: approvals.deny,
@@ -48,7 +50,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (verb === '--version') return void process.stdout.write(`${VERSION}\n`), 0;
   const fn = verbs[verb];
-  if (!fn) throw new UsageError(`unknown verb "${verb}" (verbs: run, start, stop, pending, approve, deny, verify, demo; see gateway-action --help)`);
+  if (!fn) throw new UsageError(`unknown verb "${verb}" (verbs: run, start, stop, pending, approve, deny, verify, replay, report, demo; see gateway-action --help)`);
   return fn(rest);
 }
 

@@ -75,11 +75,9 @@ export class LogVerifier {
     }
     if (this.sealed) return this.stop('tampered', `${where} was appended after the seal`);
     const { hash, ...rest } = rec;
-    if (i === 0) {
-      if (rest.type !== 'run-start' || typeof rest.format !== 'string' || !rest.format.startsWith('gateway-action/session-log@')) {
-        return this.stop('unreadable', 'line 1 is not the start of a gateway-action session log');
-      }
-      if (rest.format !== LOG_FORMAT) return this.stop('unreadable', `the log's format is ${rest.format}; this verifier reads ${LOG_FORMAT}`);
+    // A first line without the chain's members is some other file; with them, an edit is tampering.
+    if (i === 0 && (typeof hash !== 'string' || rest.seq === undefined || rest.prev === undefined)) {
+      return this.stop('unreadable', 'line 1 is not the start of a gateway-action session log');
     }
     if (rest.seq !== i) return this.stop('tampered', `${where} has sequence number ${JSON.stringify(rest.seq)}, expected ${i} (records removed, inserted or reordered)`);
     if (rest.prev !== this.prev) return this.stop('tampered', `${where} does not chain to the record before it (prev hash mismatch)`);
@@ -94,7 +92,13 @@ export class LogVerifier {
     if (text !== canonical.slice(0, -1) + ',"hash":"' + computed + '"}') {
       return this.stop('tampered', `${where} is not in canonical form (extra spaces, duplicate members or altered spelling)`);
     }
-    if (i === 0 && !this.readKey(rest)) return false;
+    if (i === 0) {
+      if (rest.type !== 'run-start' || typeof rest.format !== 'string' || !rest.format.startsWith('gateway-action/session-log@')) {
+        return this.stop('unreadable', 'line 1 is not the start of a gateway-action session log');
+      }
+      if (rest.format !== LOG_FORMAT) return this.stop('unreadable', `the log's format is ${rest.format}; this verifier reads ${LOG_FORMAT}`);
+      if (!this.readKey(rest)) return false;
+    }
     if (rest.type === 'checkpoint' && !this.checkpoint(rest, i, where)) return false;
     this.prev = computed;
     this.prevType = String(rest.type);

@@ -41,6 +41,8 @@ export class SessionLogWriter {
   /** Records appended since the last checkpoint. */
   private unsigned = 0;
   private checkpointTimer: NodeJS.Timeout | null = null;
+  /** The final record is being written: the seal, not a count checkpoint, must follow it. */
+  private sealing = false;
 
   private constructor(file: string, fd: number) {
     this.path = file;
@@ -103,7 +105,7 @@ export class SessionLogWriter {
     this.seq = seq + 1;
     this.prev = hash;
     if (!this.lazyTimer) this.lazyTimer = setTimeout(this.lazyFlush, LAZY_FLUSH_MS);
-    if (this.signing && type !== 'checkpoint' && ++this.unsigned === this.signing.schedule.everyRecords) this.checkpoint(false);
+    if (this.signing && type !== 'checkpoint' && ++this.unsigned === this.signing.schedule.everyRecords && !this.sealing) this.checkpoint(false);
     return { seq, hash };
   }
 
@@ -160,6 +162,7 @@ export class SessionLogWriter {
   close(type: string, fields: Record<string, unknown>): void {
     if (this.closed) return;
     if (!this.failure) {
+      this.sealing = true;
       this.append(type, fields);
       if (this.signing) this.checkpoint(true);
     }

@@ -7,9 +7,13 @@ import { CheckpointSigner } from '../../gateway/evidence/checkpoint.ts';
 
 type Rec = Record<string, unknown>;
 
-/** Re-chains and re-signs `lines` (a log's records) after `edit`; returns the new lines. */
-export function resign(lines: string[], edit: (r: Rec, i: number) => Rec | null = (r) => r, keepKey = false): string[] {
-  const signer = new CheckpointSigner();
+/**
+ * Re-chains and re-signs `lines` (a log's records) after `edit`; returns the new lines. The new
+ * key replaces the run-start key unless `keepKey` (then the checkpoints no longer verify).
+ */
+export function resign(lines: string[], edit: (r: Rec, i: number) => Rec | null = (r) => r, opts: { keepKey?: boolean; signer?: CheckpointSigner } = {}): string[] {
+  const signer = opts.signer ?? new CheckpointSigner();
+  const keepKey = opts.keepKey ?? false;
   const out: string[] = [];
   let prev = '0'.repeat(64);
   let run = '';

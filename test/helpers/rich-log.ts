@@ -38,11 +38,11 @@ export async function writeRichLog(extraEnv: Record<string, string> = {}): Promi
     if (!/Ada/.test(first.stdout)) throw new Error(`unexpected psql output: ${first.stdout}${first.stderr}`);
     psql(gw.env, ['-c', 'DELETE FROM scratch', '-c', 'SELECT count(*) FROM scratch']);
     const approved = psqlAsync(gw.env, ['-c', 'DROP TABLE old_audit']);
-    const approvalId = (await waitFor(() => /request ([a-z0-9]{8})/.exec(approved.output.stderr()), 'the approval NOTICE'))[1]!;
+    const approvalId = (await waitFor(() => /request ([a-z0-9]{8})/.exec(approved.output.stderr()), 'the approval NOTICE'))![1]!;
     cli(['approve', approvalId]);
     await approved.done;
     const denied = psqlAsync(gw.env, ['-c', 'TRUNCATE customers']);
-    const deniedId = (await waitFor(() => /request ([a-z0-9]{8})/.exec(denied.output.stderr()), 'the approval NOTICE'))[1]!;
+    const deniedId = (await waitFor(() => /request ([a-z0-9]{8})/.exec(denied.output.stderr()), 'the approval NOTICE'))![1]!;
     cli(['deny', deniedId, '--reason', 'customers stay']);
     await denied.done;
     return { log: gw.stop(), cluster, approvalId, deniedId };

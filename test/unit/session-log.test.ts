@@ -156,3 +156,22 @@ test('a log directory that cannot be created is reported, never looped on', () =
   assert.throws(() => SessionLogWriter.create('/proc/no-such-dir', 'x.jsonl'), /cannot create the session log \/proc\/no-such-dir\/x\.jsonl \(ENOENT\)/);
   assert.throws(() => SessionLogWriter.create('/etc/hostname/sub', 'x.jsonl'), /cannot create the session log .* \(ENOTDIR\)/);
 });
+
+test('the seal directly follows run-end whatever the count schedule, and every schedule verifies', () => {
+  for (const everyRecords of [0, 1, 2, 3, 4, 5, 7]) {
+    const dir = tempDir();
+    const w = SessionLogWriter.create(dir, 'x.jsonl');
+    const signer = new CheckpointSigner();
+    w.signWith('r1', signer, { everyRecords, everyMs: 0 });
+    w.append('run-start', { format: LOG_FORMAT, run: 'r1', key: { alg: 'EdDSA', jwk: signer.jwk, thumbprint: signer.thumbprint }, attestation: 'unattested' });
+    for (let i = 0; i < 9; i++) w.append('command', { text: `SELECT ${i}` });
+    w.close('run-end', { run: 'r1' });
+    const text = fs.readFileSync(w.path, 'utf8');
+    const r = verifyLogText(text);
+    assert.equal(r.status, 'valid', `every ${everyRecords}: ${r.problem}`);
+    const types = text.trimEnd().split('\n').map((l) => (JSON.parse(l) as { type: string }).type);
+    assert.deepEqual(types.slice(-2), ['run-end', 'checkpoint']);
+    // Ten records before run-end, which never triggers a count checkpoint of its own.
+    assert.equal(r.totals.checkpoints, 1 + (everyRecords ? Math.floor(10 / everyRecords) : 0), `every ${everyRecords}`);
+  }
+});
