@@ -1,7 +1,8 @@
 // npm run bench: PostgreSQL direct vs through the gateway, in one run on one cluster.
 // pgbench -S at 1 and 8 clients in simple and prepared modes, then a streamed multi-GB
 // COPY TO STDOUT. Prints TPS ratios, added latency per query and the gateway's peak RSS, and the
-// cost of policy rules and masking at 8 clients against the gateway without them.
+// cost of policy rules and masking at 8 clients against the gateway without them, and of signed
+// checkpoints (on, the default, vs off). bench/verify.ts then times verify on a 1M-record log.
 // Environment: BENCH_SECONDS (per pgbench run, default 10), BENCH_COPY_GB (default 2);
 // BENCH_POLICY_ONLY=1 skips the direct/pipe/gateway table, BENCH_MODES=simple limits the policy
 // runs to one mode, BENCH_MASKING_ONLY=1 adds a variant with masking and no rules.
@@ -46,6 +47,7 @@ const MASKING = `masking:
   apply-to: [client, log]
 `;
 
+const CHECKPOINTS_OFF = 'checkpoints off';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const copyGB = Number(process.env.BENCH_COPY_GB ?? 2);
@@ -92,8 +94,11 @@ try {
   // The same load through gateways whose policies add ten rules (every statement parsed,
   // classified and decided), then also masking (five masked columns, every detector on every
   // text value), each against the gateway without them, measured in this same run.
+  // The last variant turns signed checkpoints off (only the seal is signed): the ratio of the
+  // default gateway (checkpoints every 1000 records or 5s) to it is the cost of signing.
   const variants: [string, string][] = [['10 rules', TEN_RULES], ['10 rules + masking', TEN_RULES + MASKING]];
   if (process.env.BENCH_MASKING_ONLY) variants.push(['masking', MASKING]);
+  variants.push([CHECKPOINTS_OFF, 'session-log:\n  checkpoints: { every-records: 0, every: 0s }\n']);
   console.log('\npolicy cost (8 clients)              gateway TPS   with policy TPS   ratio');
   for (const [name, extra] of variants) {
     const dir = path.join(work, name.replace(/\W+/g, '-'));
@@ -116,7 +121,11 @@ try {
         r += pgbench(ruled, mode, 8) / 4;
         g += pgbench(through, mode, 8) / 4;
       }
-      console.log(`  ${name.padEnd(20)} ${mode.padEnd(8)}  ${g.toFixed(0).padStart(9)}   ${r.toFixed(0).padStart(15)}   ${(r / g).toFixed(2)}x`);
+      if (name === CHECKPOINTS_OFF) {
+        console.log(`  checkpoints on vs off ${mode.padEnd(8)} on ${g.toFixed(0).padStart(9)}   off ${r.toFixed(0).padStart(11)}   on/off ${(g / r).toFixed(2)}x`);
+      } else {
+        console.log(`  ${name.padEnd(20)} ${mode.padEnd(8)}  ${g.toFixed(0).padStart(9)}   ${r.toFixed(0).padStart(15)}   ${(r / g).toFixed(2)}x`);
+      }
     }
     spawnSync(process.execPath, [path.join(root, 'dist/cli.js'), 'stop', '--state-dir', path.join(dir, 'state')]);
   }
@@ -135,8 +144,8 @@ try {
   daemonPid = 0;
   const log = stop.stdout.trim();
   const verify = spawnSync(process.execPath, [path.join(root, 'dist/cli.js'), 'verify', '--json', log], { encoding: 'utf8' });
-  const v = JSON.parse(verify.stdout) as { status: string; commands: number; records: number };
-  console.log(`session log: ${v.status}, ${v.commands} commands in ${v.records} records, ${(fs.statSync(log).size / 1024 ** 2).toFixed(1)} MB`);
+  const v = JSON.parse(verify.stdout) as { status: string; totals: { commands: number; records: number }; signing: { checkpoints: number } };
+  console.log(`session log: ${v.status}, ${v.totals.commands} commands in ${v.totals.records} records (${v.signing.checkpoints} signed checkpoints), ${(fs.statSync(log).size / 1024 ** 2).toFixed(1)} MB`);
 } finally {
   if (daemonPid) spawnSync(process.execPath, [path.join(root, 'dist/cli.js'), 'stop', '--state-dir', stateDir]);
   cluster.stop();
