@@ -13826,14 +13826,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs16 = this.flowScalar(this.type);
+              const fs17 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start: start2, key: fs16, sep: [] });
+                map.items.push({ start: start2, key: fs17, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs16);
+                this.stack.push(fs17);
               } else {
-                Object.assign(it, { key: fs16, sep: [] });
+                Object.assign(it, { key: fs17, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -13961,13 +13961,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs16 = this.flowScalar(this.type);
+              const fs17 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs16, sep: [] });
+                fc.items.push({ start: [], key: fs17, sep: [] });
               else if (it.sep)
-                this.stack.push(fs16);
+                this.stack.push(fs17);
               else
-                Object.assign(it, { key: fs16, sep: [] });
+                Object.assign(it, { key: fs17, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -15228,16 +15228,16 @@ var require_libpg_query = __commonJS({
         }
         var readAsync, readBinary;
         if (ENVIRONMENT_IS_NODE) {
-          var fs16 = __require("node:fs");
+          var fs17 = __require("node:fs");
           scriptDirectory = __dirname + "/";
           readBinary = (filename) => {
             filename = isFileURI(filename) ? new URL(filename) : filename;
-            var ret = fs16.readFileSync(filename);
+            var ret = fs17.readFileSync(filename);
             return ret;
           };
           readAsync = async (filename, binary = true) => {
             filename = isFileURI(filename) ? new URL(filename) : filename;
-            var ret = fs16.readFileSync(filename, binary ? void 0 : "utf8");
+            var ret = fs17.readFileSync(filename, binary ? void 0 : "utf8");
             return ret;
           };
           if (process.argv.length > 1) {
@@ -15749,7 +15749,7 @@ var require_libpg_query = __commonJS({
               var bytesRead = 0;
               var fd = process.stdin.fd;
               try {
-                bytesRead = fs16.readSync(fd, buf, 0, BUFSIZE);
+                bytesRead = fs17.readSync(fd, buf, 0, BUFSIZE);
               } catch (e) {
                 if (e.toString().includes("EOF")) bytesRead = 0;
                 else throw e;
@@ -18832,18 +18832,18 @@ var policy_schema_default = {
 
 // gateway/policy/engine.ts
 var STRICTNESS = { allow: 0, approve: 1, deny: 2 };
-function decide(policy, command2, claims) {
-  if (command2.statements === null) {
+function decide(policy, command3, claims) {
+  if (command3.statements === null) {
     return {
       action: policy.unclassified,
       rule: "unclassified",
-      reason: `the statement could not be classified (${command2.unclassifiedReason ?? "unknown reason"}); policy unclassified: ${policy.unclassified}`,
+      reason: `the statement could not be classified (${command3.unclassifiedReason ?? "unknown reason"}); policy unclassified: ${policy.unclassified}`,
       matched: []
     };
   }
   let result = null;
-  for (const s of command2.statements) {
-    const d = decideStatement(policy, command2.target, s, claims);
+  for (const s of command3.statements) {
+    const d = decideStatement(policy, command3.target, s, claims);
     result = result ? strictest(result, d) : d;
   }
   return result ?? { action: "allow", rule: "empty", reason: "empty query", matched: [] };
@@ -19489,8 +19489,8 @@ var CommandRecorder = class {
   columns = null;
   sample = [];
   finished = false;
-  constructor(session2, id, sampleLimit) {
-    this.session = session2;
+  constructor(session3, id, sampleLimit) {
+    this.session = session3;
     this.id = id;
     this.sampleLimit = sampleLimit;
   }
@@ -21008,15 +21008,15 @@ function uescape(sql, from) {
   if (/[0-9a-fA-F+'"\s]/.test(m[1])) return null;
   return { char: m[1], end: from + m[0].length };
 }
-function decodeUnicodeEscapes(body, esc) {
+function decodeUnicodeEscapes(body, esc2) {
   let out = "";
   for (let i = 0; i < body.length; ) {
-    if (body[i] !== esc) {
+    if (body[i] !== esc2) {
       out += body[i++];
       continue;
     }
-    if (body[i + 1] === esc) {
-      out += esc;
+    if (body[i + 1] === esc2) {
+      out += esc2;
       i += 2;
       continue;
     }
@@ -22829,18 +22829,18 @@ var PostgresListener = class {
     }
     const pid = upstream.backendKey.processId;
     const secret = this.newSecret(pid);
-    const session2 = new PostgresSession(socket, upstream.socket, rec, this.policyContext, this.masking, this.opts.masker ?? null, () => {
-      this.sessions.delete(session2);
-      if (this.cancelKeys.get(pid)?.session === session2) this.cancelKeys.delete(pid);
+    const session3 = new PostgresSession(socket, upstream.socket, rec, this.policyContext, this.masking, this.opts.masker ?? null, () => {
+      this.sessions.delete(session3);
+      if (this.cancelKeys.get(pid)?.session === session3) this.cancelKeys.delete(pid);
       if (this.sessions.size === 0) for (const w of this.idleWaiters.splice(0)) w();
     });
-    this.sessions.add(session2);
-    this.cancelKeys.set(pid, { secret, session: session2, upstreamKey: upstream.backendKey, rec });
+    this.sessions.add(session3);
+    this.cancelKeys.set(pid, { secret, session: session3, upstreamKey: upstream.backendKey, rec });
     const hello = [encodeAuthentication(AUTH.Ok)];
     for (const [k, v] of upstream.parameters) hello.push(encodeParameterStatus(k, v));
     hello.push(encodeBackendKeyData(pid, secret), encodeReadyForQuery("I"));
     socket.write(Buffer.concat(hello));
-    session2.start();
+    session3.start();
   }
   async authenticateClient(socket, q) {
     socket.write(encodeAuthenticationSASL(["SCRAM-SHA-256"]));
@@ -23203,8 +23203,8 @@ var Gateway = class _Gateway {
     const stamp = (/* @__PURE__ */ new Date()).toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
     const writer = SessionLogWriter.create(opts.logDir, `gateway-${stamp}-${runId}.jsonl`);
     const gw = new _Gateway(runId, writer);
-    const checkpoints = opts.policy.sessionLog.checkpoints;
-    writer.signWith(runId, signer, checkpoints);
+    const checkpoints2 = opts.policy.sessionLog.checkpoints;
+    writer.signWith(runId, signer, checkpoints2);
     const recorder = new Recorder(writer, { sampleRows: opts.policy.sessionLog.sampleRows });
     gw.recorder = recorder;
     writer.append("run-start", {
@@ -23219,7 +23219,7 @@ var Gateway = class _Gateway {
       ...opts.policy.masking ? { masking: { columns: opts.policy.masking.columns, detectors: opts.policy.masking.detectors, apply_to: Object.entries(opts.policy.masking.applyTo).filter(([, v]) => v).map(([k]) => k) } } : {},
       targets: opts.policy.targets.map((t) => ({ name: t.name, kind: t.kind, host: t.host, port: t.port, database: t.database, user: t.user, tls: t.tls })),
       key: { alg: "EdDSA", jwk: signer.jwk, thumbprint: signer.thumbprint },
-      checkpoints: { every_records: checkpoints.everyRecords, every_ms: checkpoints.everyMs },
+      checkpoints: { every_records: checkpoints2.everyRecords, every_ms: checkpoints2.everyMs },
       attestation
     });
     const failure = writer.flushSync();
@@ -24872,8 +24872,20 @@ function outcomeOf(c) {
   if (c.status === null) return c.approval?.outcome === "pending" ? "held" : "unfinished";
   return "ok";
 }
+function valueText(v) {
+  if (v === null) return "NULL";
+  if (typeof v === "string") return v;
+  const b = v;
+  if (b?.format === "binary") return `\\x${b.hex ?? ""}`;
+  return JSON.stringify(v);
+}
 
 // gateway/evidence/replay-text.ts
+function wantsColor(out, env = process.env) {
+  if (env.NO_COLOR) return false;
+  if (env.FORCE_COLOR && env.FORCE_COLOR !== "0") return true;
+  return Boolean(out.isTTY);
+}
 var CODES = { red: 31, green: 32, yellow: 33, blue: 34, magenta: 35, cyan: 36, dim: 2, bold: 1 };
 function renderReplay(t, opts) {
   const paint = (style, s) => opts.color ? `\x1B[${CODES[style]}m${s}\x1B[0m` : s;
@@ -24912,7 +24924,7 @@ function command(c, paint) {
   const head = [
     `  ${clock(c.time)}`,
     c.id.padEnd(6),
-    paint(DECISION_STYLE[c.decision] ?? "dim", c.decision.toUpperCase().padEnd(7)),
+    paint(DECISION_STYLE[c.decision] ?? "dim", (c.decision === "none" ? "-" : c.decision.toUpperCase()).padEnd(7)),
     paint(OUTCOME_STYLE[outcome] ?? "dim", outcome.padEnd(8)),
     rows.padStart(9),
     (c.durationUs === null ? "" : duration(c.durationUs)).padStart(9)
@@ -24957,15 +24969,14 @@ async function main3(argv) {
   if (args.positional.length !== 1) throw new UsageError("replay: give exactly one session log file (see gateway-action replay --help)");
   const file = args.positional[0];
   if (!fs12.existsSync(file)) throw new Error(`cannot read ${file} (ENOENT)`);
-  const timeline = readTimeline(file);
-  const session2 = args.options.session;
-  if (session2 && !timeline.sessions.some((s) => s.id === session2)) {
-    throw new UsageError(`replay: no session ${session2} in this log (sessions: ${timeline.sessions.map((s) => s.id).join(", ") || "none"})`);
+  const timeline2 = readTimeline(file);
+  const session3 = args.options.session;
+  if (session3 && !timeline2.sessions.some((s) => s.id === session3)) {
+    throw new UsageError(`replay: no session ${session3} in this log (sessions: ${timeline2.sessions.map((s) => s.id).join(", ") || "none"})`);
   }
   const chain = await verifyChainFile(file);
   const status = chain.status === "valid" ? "chain: VALID (intact, signed, sealed)" : `chain: ${chain.status.toUpperCase()}: ${chain.problem}`;
-  const color = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
-  process.stdout.write(renderReplay(timeline, { color, session: session2, status }));
+  process.stdout.write(renderReplay(timeline2, { color: wantsColor(process.stdout), session: session3, status }));
   return chain.status === "valid" ? 0 : 1;
 }
 
@@ -25139,22 +25150,16 @@ $ psql ${step.args.map(shellQuote).join(" ")}`);
   (psql exited ${r.status})`) + "\n");
     }
     const { log } = await gw.stop("demo finished");
-    const text = fs14.readFileSync(log, "utf8");
-    const result = verifyChainText(text);
-    say("\u2500\u2500 What the session log recorded:");
-    for (const line of text.trimEnd().split("\n")) {
-      const r = JSON.parse(line);
-      if (r.type === "command") say(`  #${String(r.seq).padEnd(3)} ${String(r.session)} ${oneLine(String(r.text))}`);
-      if (r.type === "result") {
-        const err = r.error;
-        say(`        -> ${String(r.status)}${err ? ` ${err.code} ${err.message}` : ""}, ${String(r.rows)} rows, ${String(r.duration_us)} \xB5s`);
-      }
-    }
+    const result = verifyChainText(fs14.readFileSync(log, "utf8"));
+    say("\u2500\u2500 What the session log recorded (gateway-action replay):");
+    say(renderReplay(readTimeline(log), { color: wantsColor(process.stdout) }).trimEnd());
     const s = result.totals;
     say(`
 Session log: ${path7.resolve(log)}`);
     say(`Verification: ${result.status === "valid" ? "VALID (hash chain intact, checkpoints signed, sealed)" : result.status.toUpperCase() + ": " + result.problem}; ${s.records} records, ${s.sessions} sessions, ${s.commands} commands, ${s.errors} failed.`);
-    say(`Check it yourself: node ${path7.relative(process.cwd(), process.argv[1])} verify ${path7.relative(process.cwd(), log)}`);
+    const cli = `node ${path7.relative(process.cwd(), process.argv[1])}`;
+    say(`Check it yourself: ${cli} verify ${path7.relative(process.cwd(), log)}`);
+    say(`An HTML report:    ${cli} report ${path7.relative(process.cwd(), log)} -o report.html`);
     return result.status === "valid" ? 0 : 1;
   } finally {
     cluster.stop();
@@ -25172,7 +25177,6 @@ function runPsql(args, env) {
   });
 }
 var indent = (s) => s.split("\n").map((l) => "  " + l).join("\n");
-var oneLine = (s) => (s.length > 90 ? s.slice(0, 87) + "..." : s).replace(/\s+/g, " ");
 var shellQuote = (s) => /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 
 // gateway/cli/approve.ts
@@ -25235,7 +25239,7 @@ async function answer(verb, argv) {
   const reply = await sendControlAt(holder.socket, req);
   if (!reply.ok) throw new Error(reply.error);
   const r = reply.request;
-  process.stdout.write(`${verb === "approve" ? "approved" : "denied"} ${r.id}: ${r.target} ${r.session} rule "${r.rule}": ${oneLine2(r.text, 100)}
+  process.stdout.write(`${verb === "approve" ? "approved" : "denied"} ${r.id}: ${r.target} ${r.session} rule "${r.rule}": ${oneLine(r.text, 100)}
 `);
   return 0;
 }
@@ -25248,15 +25252,484 @@ async function pending(argv) {
   const requests = (await gateways(args.options["state-dir"])).flatMap((g) => g.pending);
   if (args.options.json) return void process.stdout.write(JSON.stringify(requests, null, 2) + "\n"), 0;
   if (requests.length === 0) return void process.stdout.write("nothing is waiting for approval\n"), 0;
-  const rows = requests.map((r) => [r.id, r.target, r.rule, `${Math.max(0, Math.round((Date.parse(r.expiresAt) - Date.now()) / 1e3))}s`, oneLine2(r.text, 80)]);
+  const rows = requests.map((r) => [r.id, r.target, r.rule, `${Math.max(0, Math.round((Date.parse(r.expiresAt) - Date.now()) / 1e3))}s`, oneLine(r.text, 80)]);
   const head = ["ID", "TARGET", "RULE", "LEFT", "COMMAND"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   for (const row of [head, ...rows]) process.stdout.write(row.map((c, i) => i === row.length - 1 ? c : c.padEnd(widths[i])).join("  ") + "\n");
   return 0;
 }
-function oneLine2(text, max) {
+function oneLine(text, max) {
   const t = text.replace(/\s+/g, " ").trim();
   return t.length <= max ? t : `${t.slice(0, max - 1)}\u2026`;
+}
+
+// gateway/cli/report.ts
+import { createHash as createHash7 } from "node:crypto";
+import fs16 from "node:fs";
+
+// gateway/evidence/report-html.ts
+import { createHash as createHash6 } from "node:crypto";
+
+// gateway/evidence/report-assets.ts
+var REPORT_CSS = `
+:root { color-scheme: light; --fg: #1f2328; --muted: #59636e; --line: #d1d9e0; --bg: #f6f8fa;
+  --ok: #1a7f37; --ok-bg: #dafbe1; --bad: #cf222e; --bad-bg: #ffebe9; --warn: #9a6700; --warn-bg: #fff8c5;
+  --mono: ui-monospace, SFMono-Regular, "SF Mono", Menlo, Consolas, "Liberation Mono", monospace; }
+* { box-sizing: border-box; }
+[hidden] { display: none !important; }
+html { -webkit-text-size-adjust: 100%; }
+body { margin: 0; color: var(--fg); background: #fff; font: 14px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", sans-serif; }
+main { max-width: 1180px; margin: 0 auto; padding: 0 24px 48px; }
+h1 { font-size: 22px; margin: 24px 0 2px; }
+h2 { font-size: 17px; margin: 28px 0 10px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
+h3 { font-size: 14px; margin: 0; }
+a { color: #0969da; }
+code, pre, .mono { font-family: var(--mono); font-size: 12.5px; }
+.sub { color: var(--muted); margin: 0; }
+.banner { border-bottom: 4px solid; padding: 18px 24px; }
+.banner-inner { max-width: 1132px; margin: 0 auto; display: flex; gap: 18px; align-items: flex-start; }
+.banner-mark { flex: none; width: 44px; height: 44px; border-radius: 50%; color: #fff; font: 700 26px/44px system-ui, sans-serif; text-align: center; }
+.banner-title { font-size: 24px; font-weight: 800; letter-spacing: .04em; }
+.banner-detail { font-size: 15px; font-weight: 600; overflow-wrap: anywhere; }
+.banner-note { margin-top: 4px; color: #333; }
+.banner.good { background: var(--ok-bg); border-color: var(--ok); } .banner.good .banner-mark { background: var(--ok); } .banner.good .banner-title { color: var(--ok); }
+.banner.bad { background: var(--bad-bg); border-color: var(--bad); } .banner.bad .banner-mark { background: var(--bad); } .banner.bad .banner-title { color: var(--bad); }
+.banner.warn { background: var(--warn-bg); border-color: #d4a72c; } .banner.warn .banner-mark { background: #bf8700; } .banner.warn .banner-title { color: var(--warn); }
+.panels { display: grid; grid-template-columns: repeat(auto-fit, minmax(340px, 1fr)); gap: 16px; margin-top: 18px; }
+.panel { border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px; background: #fff; }
+.panel h2 { margin: 0 0 8px; border: 0; padding: 0; font-size: 15px; }
+dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: 3px 14px; margin: 0; }
+dl.kv dt { color: var(--muted); } dl.kv dd { margin: 0; overflow-wrap: anywhere; }
+.status-line { font-weight: 600; margin: 0 0 8px; }
+.status-line.good { color: var(--ok); } .status-line.bad { color: var(--bad); } .status-line.warn { color: var(--warn); }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: 12px; margin-top: 16px; }
+.card { border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; background: var(--bg); }
+.card .n { font-size: 26px; font-weight: 700; line-height: 1.2; }
+.card .l { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .05em; }
+.card .x { font-size: 12px; color: var(--muted); overflow-wrap: anywhere; }
+.card.hot-bad { background: var(--bad-bg); border-color: #ff8182; } .card.hot-bad .n { color: var(--bad); }
+.card.hot-warn { background: var(--warn-bg); border-color: #d4a72c; } .card.hot-warn .n { color: var(--warn); }
+.note { color: var(--muted); font-size: 12.5px; margin: 6px 0 0; }
+.attention { list-style: none; margin: 0; padding: 0; display: grid; gap: 8px; }
+.attention li { border: 1px solid var(--line); border-left: 5px solid; border-radius: 6px; padding: 8px 12px; }
+.attention li.is-denied { background: var(--bad-bg); border-left-color: var(--bad); }
+.attention li.is-held { background: var(--warn-bg); border-left-color: #bf8700; }
+.attention .what { display: flex; flex-wrap: wrap; gap: 6px 10px; align-items: baseline; }
+.attention code.q { display: block; margin-top: 4px; white-space: pre-wrap; overflow-wrap: anywhere; }
+.empty { color: var(--muted); font-style: italic; }
+.filters { position: sticky; top: 0; z-index: 2; display: flex; flex-wrap: wrap; gap: 10px 16px; align-items: center; background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 8px 12px; margin-bottom: 14px; box-shadow: 0 1px 3px rgba(0,0,0,.06); }
+.filters label { color: var(--muted); font-size: 12.5px; display: flex; gap: 6px; align-items: center; }
+.filters select, .filters input, .filters button { font: inherit; font-size: 13px; padding: 3px 6px; border: 1px solid var(--line); border-radius: 6px; background: #fff; color: var(--fg); }
+.filters input { width: 220px; }
+.filters button { cursor: pointer; }
+#match-count { margin-left: auto; font-weight: 600; }
+.session { border: 1px solid var(--line); border-radius: 8px; margin-bottom: 16px; overflow: hidden; }
+.session-head { background: var(--bg); border-bottom: 1px solid var(--line); padding: 8px 12px; display: flex; flex-wrap: wrap; gap: 4px 18px; align-items: baseline; }
+.session-head .meta { color: var(--muted); font-size: 12.5px; }
+.session-events { margin: 0; padding: 6px 12px 6px 30px; font-size: 12.5px; color: var(--warn); border-bottom: 1px solid var(--line); }
+.command { padding: 8px 12px 10px; border-top: 1px solid #eaeef2; border-left: 5px solid transparent; background: #fff; }
+.session-head + .command, .session-events + .command { border-top: 0; }
+.command-none { padding: 8px 12px; }
+.command.is-denied { background: #fff0ee; border-left-color: var(--bad); }
+.command.is-held { background: #fffbe6; border-left-color: #bf8700; }
+.command.is-error { border-left-color: #fb8f44; }
+.command:target { outline: 2px solid #0969da; outline-offset: -2px; }
+.cmd-head { display: flex; flex-wrap: wrap; gap: 4px 10px; align-items: baseline; }
+.cmd-head time { font-family: var(--mono); font-size: 12px; color: var(--muted); }
+.cmd-head .cid { font-family: var(--mono); font-size: 12px; font-weight: 600; text-decoration: none; }
+.cmd-head .rule { font-family: var(--mono); font-size: 12px; }
+.cmd-head .meta { color: var(--muted); font-size: 12px; }
+.badge { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 11.5px; font-weight: 700; line-height: 18px; border: 1px solid transparent; text-transform: uppercase; letter-spacing: .03em; }
+.d-allow { background: #eef1f4; color: #3d444d; } .d-deny { background: var(--bad); color: #fff; } .d-approve { background: #bf8700; color: #fff; } .d-none { background: #eef1f4; color: var(--muted); }
+.o-ok { color: var(--ok); border-color: #4ac26b; } .o-error { color: #bc4c00; border-color: #fb8f44; } .o-denied { color: var(--bad); border-color: #ff8182; }
+.o-held, .o-unfinished, .o-skipped { color: var(--warn); border-color: #d4a72c; }
+.b-masked { background: #ddf4ff; color: #0550ae; } .b-trust { background: #82071e; color: #fff; }
+pre.sql { margin: 6px 0 0; padding: 6px 10px; background: #f6f8fa; border: 1px solid #eaeef2; border-radius: 6px; white-space: pre-wrap; overflow-wrap: anywhere; max-height: 320px; overflow: auto; }
+.command.is-denied pre.sql, .command.is-held pre.sql { background: rgba(255,255,255,.7); }
+.line { margin-top: 4px; font-size: 13px; overflow-wrap: anywhere; }
+.line .k { color: var(--muted); }
+.line.err { color: #a40e26; }
+table.sample { border-collapse: collapse; margin-top: 2px; font-family: var(--mono); font-size: 12px; max-width: 100%; display: block; overflow-x: auto; }
+.sample-caption { margin-top: 6px; color: var(--muted); font-size: 12px; }
+table.sample th, table.sample td { border: 1px solid #d8dee4; padding: 1px 8px; text-align: left; white-space: pre; max-width: 420px; overflow: hidden; text-overflow: ellipsis; }
+table.sample th { background: #f6f8fa; font-weight: 600; }
+td.null { color: var(--muted); font-style: italic; }
+td.masked { background: #ddf4ff; color: #0550ae; }
+details.events { margin-top: 24px; }
+details.events summary { cursor: pointer; color: var(--muted); }
+details.events ul { font-size: 12.5px; }
+footer { margin-top: 32px; padding-top: 10px; border-top: 1px solid var(--line); color: var(--muted); font-size: 12px; overflow-wrap: anywhere; }
+@media print {
+  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  body { font-size: 10.5pt; } main { max-width: none; padding: 0; }
+  .filters { display: none; }
+  .session, .command, .attention li, .panel, .card { break-inside: avoid; }
+  pre.sql { max-height: none; overflow: visible; }
+  a { color: inherit; text-decoration: none; }
+  details.events > * { display: block; }
+}
+`;
+var REPORT_JS = `
+(function () {
+  'use strict';
+  var byId = function (id) { return document.getElementById(id); };
+  var target = byId('filter-target'), decision = byId('filter-decision'), outcome = byId('filter-outcome');
+  var text = byId('filter-text'), count = byId('match-count'), reset = byId('filter-reset');
+  if (!target || !count) return;
+  var commands = Array.prototype.slice.call(document.querySelectorAll('.command'));
+  var sessions = Array.prototype.slice.call(document.querySelectorAll('.session'));
+  var sqlOf = commands.map(function (c) { var p = c.querySelector('.sql'); return p ? p.textContent.toLowerCase() : ''; });
+  function apply() {
+    var t = target.value, d = decision.value, o = outcome.value, q = text.value.trim().toLowerCase(), shown = 0;
+    commands.forEach(function (c, i) {
+      var ok = (!t || c.getAttribute('data-target') === t) && (!d || c.getAttribute('data-decision') === d) &&
+        (!o || c.getAttribute('data-outcome') === o) && (!q || sqlOf[i].indexOf(q) !== -1);
+      c.hidden = !ok;
+      if (ok) shown++;
+    });
+    var filtering = !!(t || d || o || q);
+    sessions.forEach(function (s) {
+      s.hidden = filtering && !s.querySelector('.command:not([hidden])');
+    });
+    count.textContent = shown + ' of ' + commands.length + ' command' + (commands.length === 1 ? '' : 's');
+    byId('no-match').hidden = shown > 0 || commands.length === 0;
+  }
+  function clear() { target.value = ''; decision.value = ''; outcome.value = ''; text.value = ''; apply(); }
+  [target, decision, outcome].forEach(function (el) { el.addEventListener('change', apply); });
+  text.addEventListener('input', apply);
+  reset.addEventListener('click', clear);
+  // A link to a command the filters hide (from the needs-attention list) clears the filters first.
+  document.addEventListener('click', function (e) {
+    var a = e.target && e.target.closest ? e.target.closest('a[href^="#cmd-"]') : null;
+    if (!a) return;
+    var el = byId(decodeURIComponent(a.getAttribute('href').slice(1)));
+    if (el && el.hidden) clear();
+  });
+  apply();
+})();
+`;
+
+// gateway/evidence/report-html.ts
+var ESC = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+function esc(v) {
+  return String(v ?? "").replace(/[&<>"']/g, (ch) => ESC[ch]);
+}
+var LABEL = {
+  valid: "VALID",
+  tampered: "TAMPERED",
+  unsealed: "UNSEALED",
+  unreadable: "UNREADABLE",
+  "identity-mismatch": "IDENTITY MISMATCH",
+  "identity-unchecked": "IDENTITY NOT CHECKED"
+};
+var TONE = {
+  valid: "good",
+  tampered: "bad",
+  unreadable: "bad",
+  "identity-mismatch": "bad",
+  unsealed: "warn",
+  "identity-unchecked": "warn"
+};
+var MARK = { good: "\u2713", bad: "\u2717", warn: "!" };
+var MEANING = {
+  valid: "Every record is hash-chained and covered by a signed checkpoint, and the gateway sealed the log when it stopped: nothing was added, removed or changed after it was written.",
+  tampered: 'The log was changed after the gateway wrote it. Records before the one named are intact; that record and everything after it (marked "unverified" below) cannot be trusted.',
+  unsealed: 'Everything up to the last signed checkpoint verifies, but the log has no seal: the gateway did not stop cleanly, or the log was cut short. Records after the last checkpoint (marked "unsigned" below) are not protected by a signature.',
+  unreadable: "This file could not be read as a gateway-action session log. Nothing below is verified.",
+  "identity-mismatch": "The hash chain verifies, but the signing key is not bound to the expected workflow run: the log may have been rewritten and re-signed by someone else.",
+  "identity-unchecked": "The hash chain verifies, but the identity token could not be checked against its issuer (the key set was unreachable). Re-run with --jwks FILE to check it offline."
+};
+var sha256b64 = (s) => createHash6("sha256").update(s).digest("base64");
+var CSP = `default-src 'none'; style-src 'sha256-${sha256b64(REPORT_CSS)}'; script-src 'sha256-${sha256b64(REPORT_JS)}'; img-src data:; base-uri 'none'; form-action 'none'`;
+var plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+var timeOfDay = (iso) => /^\d{4}-\d\d-\d\dT(\d\d:\d\d:\d\d(?:\.\d+)?)/.exec(iso)?.[1] ?? iso;
+var when = (iso) => iso ? esc(iso.replace("T", " ").replace(/Z$/, " UTC")) : '<span class="empty">none</span>';
+function fmtUs(us) {
+  if (us < 1e3) return `${us} \xB5s`;
+  if (us < 1e6) return `${(us / 1e3).toFixed(us < 1e4 ? 1 : 0)} ms`;
+  return fmtMs(us / 1e3);
+}
+function fmtMs(ms) {
+  if (ms < 1e3) return `${Math.round(ms)} ms`;
+  if (ms < 6e4) return `${(ms / 1e3).toFixed(1)} s`;
+  return `${Math.floor(ms / 6e4)} min ${Math.round(ms % 6e4 / 1e3)} s`;
+}
+var span = (from, to) => {
+  const ms = from && to ? Date.parse(to) - Date.parse(from) : NaN;
+  return Number.isFinite(ms) && ms >= 0 ? ` (${fmtMs(ms)})` : "";
+};
+var safeUrl = (u) => u && /^https?:\/\//i.test(u) ? u : null;
+var byList = (m) => Object.entries(m).map(([who, n]) => `${who}${n > 1 ? ` \xD7${n}` : ""}`).join(", ");
+var cmdAnchor = (c) => `cmd-${c.id}`;
+function timelineTotals(t) {
+  const cmds = t.sessions.flatMap((s) => s.commands);
+  const approvedBy = {};
+  for (const c of cmds) if (c.approval?.outcome === "approved") approvedBy[c.approval.by ?? "unknown"] = (approvedBy[c.approval.by ?? "unknown"] ?? 0) + 1;
+  return {
+    sessions: t.sessions.length,
+    commands: cmds.length,
+    denied: cmds.filter((c) => c.status === "denied").length,
+    approved: Object.values(approvedBy).reduce((a, b) => a + b, 0),
+    approvedBy,
+    maskedCommands: cmds.filter((c) => c.masked).length,
+    maskedValues: cmds.reduce((a, c) => a + (c.masked?.values ?? 0), 0),
+    errors: cmds.filter((c) => c.status === "error").length
+  };
+}
+function trustBoundary(v) {
+  if (v.status === "unreadable") return { from: 0, label: "unverified" };
+  if (v.status === "tampered") {
+    const m = /record (\d+)/.exec(v.chain.problem ?? v.problem ?? "");
+    return { from: m ? Number(m[1]) : 0, label: "unverified" };
+  }
+  if (v.status === "unsealed") return { from: (v.chain.signing.lastCheckpoint ?? -1) + 1, label: "unsigned" };
+  return null;
+}
+function renderReport(v, t, opts = {}) {
+  const generatedAt = opts.generatedAt ?? (/* @__PURE__ */ new Date()).toISOString();
+  const tone = TONE[v.status];
+  const boundary = trustBoundary(v);
+  const commands = t.sessions.flatMap((s) => s.commands);
+  const title = `${LABEL[v.status]}: session log report${t.run ? ` for run ${t.run}` : ""}`;
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${esc(CSP)}">
+<meta name="referrer" content="no-referrer">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="gateway-action ${esc(VERSION)}">
+<title>${esc(title)}</title>
+<style>${REPORT_CSS}</style>
+</head>
+<body>
+${banner(v, t, tone)}
+<main>
+<h1>Session log report${t.run ? `: run <span class="mono">${esc(t.run)}</span>` : ""}</h1>
+<p class="sub">${esc(v.file)} \xB7 ${plural(t.sessions.length, "session")}, ${plural(commands.length, "command")} \xB7 times are UTC</p>
+<div class="panels">${identityPanel(v)}${runPanel(v, t, opts)}</div>
+${totalsCards(v, t)}
+${attention(commands, boundary)}
+${timeline(t, commands, boundary)}
+${gatewayEvents(t)}
+<footer>Generated by gateway-action ${esc(VERSION)} at ${esc(generatedAt)} from <span class="mono">${esc(v.file)}</span>${opts.logSha256 ? ` (SHA-256 <span class="mono">${esc(opts.logSha256)}</span>)` : ""}.
+Check the log itself with <code>gateway-action verify</code>: this page shows the verifier's verdict, it is not a proof.</footer>
+</main>
+<script>${REPORT_JS}</script>
+</body>
+</html>
+`;
+}
+function banner(v, t, tone) {
+  const label = LABEL[v.status];
+  const head = headline(v);
+  const detail = head.startsWith(`${label}: `) ? head.slice(label.length + 2) : head;
+  const extra = [];
+  if (v.chain.problem && v.chain.problem !== v.problem) extra.push(`Also: ${esc(v.chain.problem)}`);
+  if (t.unreadableLines) extra.push(`${plural(t.unreadableLines, "line")} of the file could not be parsed and ${t.unreadableLines === 1 ? "is" : "are"} not shown.`);
+  return `<header id="verification" class="banner ${tone}" data-status="${esc(v.status)}" role="status">
+<div class="banner-inner"><div class="banner-mark" aria-hidden="true">${MARK[tone]}</div>
+<div><div class="banner-title">${esc(label)}</div>
+<div class="banner-detail">${esc(detail)}</div>
+<div class="banner-note">${esc(MEANING[v.status])}</div>${extra.map((e) => `
+<div class="banner-note">${e}</div>`).join("")}</div></div>
+</header>`;
+}
+function identityPanel(v) {
+  const id = identitySummary(v);
+  const rows = () => IDENTITY_FIELDS.filter(([k]) => id.claims[k] !== void 0).map(([k, label]) => `<dt>${esc(label)}</dt><dd>${esc(id.claims[k])}</dd>`).join("");
+  let body;
+  if (id.status === "verified") {
+    body = `<p class="status-line good">Verified: token signed by ${esc(id.issuer)}</p><dl class="kv">${rows()}</dl>`;
+  } else if (id.claims.kind === "local") {
+    body = `<p class="status-line warn">Unattested: local user ${esc(id.claims.user ?? "?")} on host ${esc(id.claims.host ?? "?")}</p>
+<p class="note">The log was not written in a GitHub Actions job with an OIDC token, so nothing proves who wrote it.</p>`;
+  } else {
+    const problem = v.identity?.problem ? `<p class="note">${esc(v.identity.problem)}</p>` : "";
+    const claimed = rows();
+    body = `<p class="status-line ${v.identity ? "bad" : "warn"}">Not verified (${esc(id.status)})${claimed ? ": the log claims" : ""}</p>${problem}${claimed ? `<dl class="kv">${claimed}</dl>` : ""}`;
+  }
+  return `<section class="panel" id="identity"><h2>Identity</h2>${body}</section>`;
+}
+function runPanel(v, t, opts) {
+  const s = v.chain.signing;
+  const targets = t.targets.map((x) => `${esc(x.name)} <span class="empty">(${esc(x.kind)} ${esc(x.host)}:${esc(x.port)}/${esc(x.database)})</span>`).join("<br>");
+  const rows = [
+    ["run id", t.run ? `<span class="mono">${esc(t.run)}</span>` : '<span class="empty">unknown</span>'],
+    ["started", when(t.startedAt)],
+    ["ended", `${t.endedAt ? when(t.endedAt) : '<span class="empty">no run-end record</span>'}${esc(span(t.startedAt, t.endedAt))}`],
+    ["targets", targets || '<span class="empty">none</span>'],
+    ["signing key", s.thumbprint ? `Ed25519, thumbprint <span class="mono">${esc(s.thumbprint)}</span>` : '<span class="empty">not verified</span>'],
+    ["checkpoints", checkpoints(v)]
+  ];
+  if (opts.logSha256) rows.push(["log SHA-256", `<span class="mono">${esc(opts.logSha256)}</span>`]);
+  return `<section class="panel" id="run"><h2>Run and signing</h2><dl class="kv">${rows.map(([k, val]) => `<dt>${k}</dt><dd>${val}</dd>`).join("")}</dl></section>`;
+}
+function checkpoints(v) {
+  const s = v.chain.signing;
+  const n = v.chain.totals.checkpoints;
+  if (v.status === "tampered" || v.status === "unreadable") return `${n} verified before verification stopped`;
+  if (s.lastCheckpoint === null) return `none signed: all ${plural(s.unsignedRecords, "record")} unsigned`;
+  return `${n} signed, the last is record ${s.lastCheckpoint}${s.unsignedRecords ? `; ${plural(s.unsignedRecords, "record")} after it unsigned` : ""}${v.chain.sealed ? "; sealed" : ""}`;
+}
+function totalsCards(v, t) {
+  const trusted = v.status !== "tampered" && v.status !== "unreadable";
+  const x = trusted ? v.chain.totals : timelineTotals(t);
+  const card = (label, n, extra = "", hot = "") => `<div class="card${n && hot ? ` hot-${hot}` : ""}" data-total="${esc(label)}"><div class="n">${n}</div><div class="l">${esc(label)}</div>${extra ? `<div class="x">${extra}</div>` : ""}</div>`;
+  const by = byList(x.approvedBy);
+  return `<section id="totals"><div class="cards">
+${card("sessions", x.sessions)}${card("commands", x.commands)}${card("denied", x.denied, "", "bad")}
+${card("approved", x.approved, by ? `by ${esc(by)}` : "", "warn")}
+${card("masked", x.maskedCommands, x.maskedValues ? `commands, ${plural(x.maskedValues, "value")} masked` : "")}${card("errors", x.errors, "", "warn")}
+</div>${trusted ? "" : '<p class="note">Counted from the records as read: the log did not verify, so these numbers are not trustworthy.</p>'}</section>`;
+}
+var isDenied = (c) => c.decision === "deny" || outcomeOf(c) === "denied";
+var isHeld = (c) => c.approval !== null || c.decision === "approve";
+function approvalLine(c) {
+  const a = c.approval;
+  if (!a) return c.decision === "approve" ? '<div class="line"><span class="k">approval:</span> no approval request recorded</div>' : "";
+  const url = safeUrl(a.url);
+  const link = url ? ` \xB7 <a href="${esc(url)}" rel="noopener noreferrer">review request</a>` : a.url ? ` \xB7 review at ${esc(a.url)}` : "";
+  const who = a.outcome === "pending" ? "<strong>pending</strong>: never answered" : `<strong>${esc(a.outcome)}</strong>${a.by ? ` by ${esc(a.by)}` : ""}${a.via ? ` via ${esc(a.via)}` : ""}${a.at ? ` at ${esc(timeOfDay(a.at))}` : ""}${a.waitedMs !== null ? `, waited ${esc(fmtMs(a.waitedMs))}` : ""}`;
+  return `<div class="line"><span class="k">approval <span class="mono">${esc(a.id)}</span>:</span> ${who}${a.reason ? ` \xB7 \u201C${esc(a.reason)}\u201D` : ""}${link}</div>`;
+}
+function attention(commands, boundary) {
+  const items = commands.filter((c) => isDenied(c) || isHeld(c));
+  const li = (c) => `<li class="${isDenied(c) ? "is-denied" : "is-held"}" data-id="${esc(c.id)}"><div class="what">
+<a class="mono" href="#${esc(encodeURIComponent(cmdAnchor(c)))}">${esc(c.id)}</a> <span class="mono empty">${esc(timeOfDay(c.time))}</span> ${decisionBadge(c)} ${outcomeBadge(c)}${trustBadge(c, boundary)}
+<span>on <strong>${esc(c.target)}</strong></span> <span>rule <strong class="mono">${esc(c.rule ?? "(none)")}</strong></span>${c.reason ? ` <span>\u201C${esc(c.reason)}\u201D</span>` : ""}</div>
+<code class="q">${esc(c.text.length > 400 ? `${c.text.slice(0, 400)}\u2026` : c.text)}</code>${approvalLine(c)}${c.error && isDenied(c) ? `<div class="line err">${esc(c.error.message)}</div>` : ""}</li>`;
+  const body = items.length ? `<ul class="attention">${items.map(li).join("\n")}</ul>` : '<p class="empty">Nothing needs attention: no command was denied or held for approval.</p>';
+  return `<section id="attention"><h2>Needs attention (${items.length})</h2>
+<p class="note">Commands the policy denied and commands held for a person's approval, approved or not.</p>${body}</section>`;
+}
+var decisionBadge = (c) => `<span class="badge d-${esc(c.decision)}" title="policy decision">${esc(c.decision === "none" ? "no decision" : c.decision)}</span>`;
+var outcomeBadge = (c) => `<span class="badge o-${outcomeOf(c)}" title="outcome">${outcomeOf(c)}</span>`;
+function timeline(t, commands, boundary) {
+  const targets = [.../* @__PURE__ */ new Set([...t.targets.map((x) => x.name), ...t.sessions.map((s) => s.target)])].filter(Boolean);
+  const count = (f) => commands.filter(f).length;
+  const opt = (value, label, n) => `<option value="${esc(value)}">${esc(label)} (${n})</option>`;
+  const outcomes = ["ok", "error", "denied", "held", "skipped", "unfinished"].filter((o) => ["ok", "error", "denied"].includes(o) || count((c) => outcomeOf(c) === o));
+  const filters = `<div class="filters" role="search">
+<label>Target <select id="filter-target"><option value="">all</option>${targets.map((x) => opt(x, x, count((c) => c.target === x))).join("")}</select></label>
+<label>Decision <select id="filter-decision"><option value="">all</option>${["allow", "deny", "approve"].map((d) => opt(d, d, count((c) => c.decision === d))).join("")}</select></label>
+<label>Outcome <select id="filter-outcome"><option value="">all</option>${outcomes.map((o) => opt(o, o, count((c) => outcomeOf(c) === o))).join("")}</select></label>
+<label>SQL contains <input id="filter-text" type="search" placeholder="text in the SQL" autocomplete="off"></label>
+<button type="button" id="filter-reset">Clear</button>
+<span id="match-count" aria-live="polite">${plural(commands.length, "command")}</span></div>`;
+  const sessions = t.sessions.length ? t.sessions.map((s) => session2(s, boundary)).join("\n") : '<p class="empty">The log records no client sessions.</p>';
+  return `<section id="timeline"><h2>Timeline</h2>${filters}
+<p id="no-match" class="empty" hidden>No command matches these filters.</p>
+${sessions}</section>`;
+}
+function session2(s, boundary) {
+  const client = `${esc(s.client.user || "?")}@${esc(s.client.database || "?")}${s.client.application ? ` (${esc(s.client.application)})` : ""}${s.client.address ? ` from ${esc(s.client.address)}` : ""}`;
+  const closed = s.closedAt ? `closed ${esc(timeOfDay(s.closedAt))}${s.closeReason ? `: ${esc(s.closeReason)}` : ""}${esc(span(s.openedAt, s.closedAt))}` : "never closed";
+  const events = s.events.length ? `<ul class="session-events">${s.events.map((e) => `<li><span class="mono">${esc(timeOfDay(e.time))}</span> ${esc(e.kind)}: ${esc(e.message)}</li>`).join("")}</ul>` : "";
+  return `<section class="session" data-target="${esc(s.target)}" id="session-${esc(s.id)}">
+<div class="session-head"><h3>Session <span class="mono">${esc(s.id)}</span> \u2192 ${esc(s.target)}</h3>
+<span class="meta">${client}</span><span class="meta">opened ${when(s.openedAt)}, ${closed}</span>${s.login ? `<span class="meta">login: ${esc(s.login)}</span>` : ""}</div>
+${events}${s.commands.length ? s.commands.map((c) => command2(c, boundary)).join("\n") : '<div class="command-none empty">No commands.</div>'}
+</section>`;
+}
+var trustBadge = (c, b) => b && c.seq >= b.from ? ` <span class="badge b-trust" title="record ${c.seq} is not covered by the verified chain">${esc(b.label)}</span>` : "";
+function command2(c, boundary) {
+  const outcome = outcomeOf(c);
+  const cls = ["command", isDenied(c) ? "is-denied" : isHeld(c) ? "is-held" : "", outcome === "error" ? "is-error" : ""].filter(Boolean).join(" ");
+  const meta = [
+    c.durationUs !== null ? fmtUs(c.durationUs) : "",
+    c.rows !== null ? plural(c.rows, "row") : "",
+    c.tags.length ? c.tags.join(", ") : "",
+    c.tables.length ? `tables: ${c.tables.join(", ")}` : "",
+    c.protocol && c.protocol !== "simple" ? `${c.protocol} protocol` : ""
+  ].filter(Boolean).join(" \xB7 ");
+  const untrusted = trustBadge(c, boundary);
+  const masked = c.masked ? ` <span class="badge b-masked" title="masked by the gateway before it was logged">masked ${c.masked.values}${c.masked.detectors.length ? ` \xB7 ${esc(c.masked.detectors.join(", "))}` : ""}</span>` : "";
+  const params = c.params?.length ? `<div class="line"><span class="k">params:</span> <span class="mono">${c.params.map((p, i) => `$${i + 1} = ${esc(valueText(p))}`).join(", ")}</span></div>` : "";
+  return `<div class="${cls}" id="${esc(cmdAnchor(c))}" data-id="${esc(c.id)}" data-target="${esc(c.target)}" data-decision="${esc(c.decision)}" data-outcome="${outcome}" data-seq="${c.seq}">
+<div class="cmd-head"><time datetime="${esc(c.time)}" title="${esc(c.time)}">${esc(timeOfDay(c.time))}</time><a class="cid" href="#${esc(encodeURIComponent(cmdAnchor(c)))}">${esc(c.id)}</a>
+${decisionBadge(c)}${outcomeBadge(c)}${masked}${untrusted}<span class="rule" title="policy rule">${esc(c.rule ?? "")}</span><span class="meta">${esc(meta)}</span></div>
+<pre class="sql">${esc(c.text)}</pre>${params}${c.reason ? `<div class="line"><span class="k">reason:</span> ${esc(c.reason)}</div>` : ""}${approvalLine(c)}
+${c.error ? `<div class="line err"><span class="mono">${esc(c.error.code)}</span> ${esc(c.error.message)}</div>` : ""}${sample(c)}</div>`;
+}
+function sample(c) {
+  if (!c.columns?.length && !c.sample.length) return "";
+  const looksMasked = (s) => c.masked !== null && /\*{3,}/.test(s);
+  const cell = (v) => {
+    const s = valueText(v);
+    const cls = v === null ? ' class="null"' : looksMasked(s) ? ' class="masked" title="masked"' : "";
+    return `<td${cls}>${esc(s)}</td>`;
+  };
+  const caption = `response sample: ${c.sample.length}${c.rows !== null && c.rows > c.sample.length ? ` of ${c.rows}` : ""} row${c.sample.length === 1 ? "" : "s"}${c.masked ? ", masked values highlighted" : ""}`;
+  const head = c.columns?.length ? `<thead><tr>${c.columns.map((x) => `<th>${esc(x)}</th>`).join("")}</tr></thead>` : "";
+  const rows = c.sample.map((r) => `<tr>${(Array.isArray(r) ? r : [r]).map(cell).join("")}</tr>`).join("");
+  return `<div class="sample-caption">${esc(caption)}</div><table class="sample">${head}<tbody>${rows}</tbody></table>`;
+}
+function gatewayEvents(t) {
+  if (!t.events.length) return "";
+  const li = t.events.map((e) => `<li><span class="mono">${esc(timeOfDay(e.time))}</span> ${esc(e.kind)}: ${esc(e.message)}</li>`).join("");
+  return `<details class="events" id="gateway-events"><summary>Gateway events outside sessions (${t.events.length})</summary><ul>${li}</ul></details>`;
+}
+
+// gateway/cli/report.ts
+var help5 = `Usage: gateway-action report LOG -o FILE.html [--jwks FILE | --issuer URL]
+                             [--repository OWNER/NAME] [--workflow REF] [--sha SHA]
+
+Writes a self-contained HTML report of a session log for auditors: the verifier's verdict at the
+top (the same checks as \`gateway-action verify\`), who ran it, the totals, the commands that were
+denied or held for approval, and every session's commands with filters. The file loads nothing
+from the network and can be opened straight from a downloaded artifact.
+
+Options:
+  -o, --output FILE       where to write the report (required)
+  --jwks FILE             verify the identity token offline against this saved key set (JWKS)
+  --issuer URL            the token issuer (default https://token.actions.githubusercontent.com)
+  --repository OWNER/NAME require the token's repository
+  --workflow REF          require the token's workflow
+  --sha SHA               require the token's commit (full, or a prefix of 7 or more)
+
+A report is written for a log that fails verification too: its banner says why (TAMPERED,
+UNSEALED, ...). Use \`gateway-action verify\` where the exit status must gate a pipeline.
+
+Exit status:
+  0  the report was written (whatever the log's verdict; it is printed)
+  2  usage error
+  1  the report cannot be written
+  3  the log cannot be read (missing, a directory, no permission)
+`;
+async function main5(argv) {
+  const end = argv.indexOf("--");
+  const head = (end < 0 ? argv : argv.slice(0, end)).map((a) => a === "-o" ? "--output" : a.startsWith("-o=") ? `--output=${a.slice(3)}` : a);
+  const args = parseArgs(end < 0 ? head : [...head, ...argv.slice(end)], { output: "string", jwks: "string", issuer: "string", repository: "string", workflow: "string", sha: "string" }, "report");
+  if (args.options.help) return void process.stdout.write(help5), 0;
+  const logs = [...args.positional, ...args.rest ?? []];
+  if (logs.length !== 1) throw new UsageError("report: give exactly one session log file (see gateway-action report --help)");
+  const out = args.options.output;
+  if (typeof out !== "string") throw new UsageError("report: -o FILE is required (see gateway-action report --help)");
+  const file = logs[0];
+  const opts = identityOptions(args.options);
+  let timeline2;
+  let sha2563;
+  try {
+    const bytes = fs16.readFileSync(file);
+    sha2563 = createHash7("sha256").update(bytes).digest("hex");
+    timeline2 = readTimeline(file);
+  } catch (e) {
+    process.stderr.write(`gateway-action: report: cannot read ${file} (${e.code ?? e.message})
+`);
+    return 3;
+  }
+  const v = await verifyLog(file, opts);
+  try {
+    fs16.writeFileSync(out, renderReport(v, timeline2, { logSha256: sha2563 }), { mode: 420 });
+  } catch (e) {
+    process.stderr.write(`gateway-action: report: cannot write ${out} (${e.code ?? e.message})
+`);
+    return 1;
+  }
+  process.stdout.write(`report: ${out} (${v.status})
+`);
+  return 0;
 }
 
 // gateway/cli.ts
@@ -25289,9 +25762,10 @@ var verbs = {
   pending,
   approve,
   deny,
-  demo: main4
+  demo: main4,
+  report: main5
 };
-async function main5(argv) {
+async function main6(argv) {
   const [verb, ...rest] = argv;
   if (!verb || verb === "--help" || verb === "-h" || verb === "help") {
     process.stdout.write(usage);
@@ -25303,7 +25777,7 @@ async function main5(argv) {
   if (!fn) throw new UsageError(`unknown verb "${verb}" (verbs: run, start, stop, pending, approve, deny, verify, replay, report, demo; see gateway-action --help)`);
   return fn(rest);
 }
-main5(process.argv.slice(2)).then(
+main6(process.argv.slice(2)).then(
   // Exit explicitly: stdout is synchronous on Linux, and nothing should linger after a verb.
   (code) => process.exit(code),
   (e) => {

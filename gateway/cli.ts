@@ -6,6 +6,7 @@ import * as verify from './cli/verify.ts';
 import * as replay from './cli/replay.ts';
 import * as demo from './cli/demo.ts';
 import * as approvals from './cli/approve.ts';
+import * as report from './cli/report.ts';
 import { PolicyError } from './config/policy.ts';
 import { VERSION } from './version.ts';
 
@@ -40,6 +41,7 @@ const verbs: Record<string, (argv: string[]) => Promise<number>> = {
   approve: approvals.approve,
   deny: approvals.deny,
   demo: demo.main,
+  report: report.main,
 };
 
 async function main(argv: string[]): Promise<number> {

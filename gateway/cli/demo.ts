@@ -11,6 +11,8 @@ import { Gateway } from '../daemon/gateway.ts';
 import { runIdentity } from '../identity/github-oidc.ts';
 import { startCluster } from '../demo/pg-cluster.ts';
 import { verifyChainText } from '../evidence/log-verifier.ts';
+import { readTimeline } from '../evidence/timeline.ts';
+import { renderReplay, wantsColor } from '../evidence/replay-text.ts';
 
 export const help = `Usage: gateway-action demo [--log-dir DIR]
 
@@ -72,21 +74,15 @@ export async function main(argv: string[]): Promise<number> {
       say(indent((r.stdout + r.stderr).trimEnd()) + (r.status === 0 ? '' : `\n  (psql exited ${r.status})`) + '\n');
     }
     const { log } = await gw.stop('demo finished');
-    const text = fs.readFileSync(log, 'utf8');
-    const result = verifyChainText(text);
-    say('── What the session log recorded:');
-    for (const line of text.trimEnd().split('\n')) {
-      const r = JSON.parse(line) as Record<string, unknown>;
-      if (r.type === 'command') say(`  #${String(r.seq).padEnd(3)} ${String(r.session)} ${oneLine(String(r.text))}`);
-      if (r.type === 'result') {
-        const err = r.error as { code: string; message: string } | undefined;
-        say(`        -> ${String(r.status)}${err ? ` ${err.code} ${err.message}` : ''}, ${String(r.rows)} rows, ${String(r.duration_us)} µs`);
-      }
-    }
+    const result = verifyChainText(fs.readFileSync(log, 'utf8'));
+    say('── What the session log recorded (gateway-action replay):');
+    say(renderReplay(readTimeline(log), { color: wantsColor(process.stdout) }).trimEnd());
     const s = result.totals;
     say(`\nSession log: ${path.resolve(log)}`);
     say(`Verification: ${result.status === 'valid' ? 'VALID (hash chain intact, checkpoints signed, sealed)' : result.status.toUpperCase() + ': ' + result.problem}; ${s.records} records, ${s.sessions} sessions, ${s.commands} commands, ${s.errors} failed.`);
-    say(`Check it yourself: node ${path.relative(process.cwd(), process.argv[1]!)} verify ${path.relative(process.cwd(), log)}`);
+    const cli = `node ${path.relative(process.cwd(), process.argv[1]!)}`;
+    say(`Check it yourself: ${cli} verify ${path.relative(process.cwd(), log)}`);
+    say(`An HTML report:    ${cli} report ${path.relative(process.cwd(), log)} -o report.html`);
     return result.status === 'valid' ? 0 : 1;
   } finally {
     cluster.stop();
@@ -107,5 +103,4 @@ function runPsql(args: string[], env: NodeJS.ProcessEnv): Promise<{ status: numb
 }
 
 const indent = (s: string): string => s.split('\n').map((l) => '  ' + l).join('\n');
-const oneLine = (s: string): string => (s.length > 90 ? s.slice(0, 87) + '...' : s).replace(/\s+/g, ' ');
 const shellQuote = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { parseArgs, UsageError } from './args.ts';
 import { readTimeline } from '../evidence/timeline.ts';
-import { renderReplay } from '../evidence/replay-text.ts';
+import { renderReplay, wantsColor } from '../evidence/replay-text.ts';
 import { verifyChainFile } from '../evidence/log-verifier.ts';
 
 export const help = `Usage: gateway-action replay LOG [--session ID]
@@ -28,7 +28,6 @@ export async function main(argv: string[]): Promise<number> {
   }
   const chain = await verifyChainFile(file);
   const status = chain.status === 'valid' ? 'chain: VALID (intact, signed, sealed)' : `chain: ${chain.status.toUpperCase()}: ${chain.problem}`;
-  const color = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
-  process.stdout.write(renderReplay(timeline, { color, session, status }));
+  process.stdout.write(renderReplay(timeline, { color: wantsColor(process.stdout), session, status }));
   return chain.status === 'valid' ? 0 : 1;
 }

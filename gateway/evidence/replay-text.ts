@@ -5,6 +5,13 @@ import { outcomeOf, type Timeline, type TimelineCommand, type TimelineSession } 
 
 export interface ReplayOptions { color: boolean; session?: string; status?: string }
 
+/** Colors on a terminal; NO_COLOR turns them off, FORCE_COLOR on (for `less -R`). */
+export function wantsColor(out: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (env.NO_COLOR) return false;
+  if (env.FORCE_COLOR && env.FORCE_COLOR !== '0') return true;
+  return Boolean(out.isTTY);
+}
+
 const CODES = { red: 31, green: 32, yellow: 33, blue: 34, magenta: 35, cyan: 36, dim: 2, bold: 1 } as const;
 type Style = keyof typeof CODES;
 
@@ -49,7 +56,7 @@ function command(c: TimelineCommand, paint: (style: Style, s: string) => string)
   const head = [
     `  ${clock(c.time)}`,
     c.id.padEnd(6),
-    paint(DECISION_STYLE[c.decision] ?? 'dim', c.decision.toUpperCase().padEnd(7)),
+    paint(DECISION_STYLE[c.decision] ?? 'dim', (c.decision === 'none' ? '-' : c.decision.toUpperCase()).padEnd(7)),
     paint(OUTCOME_STYLE[outcome] ?? 'dim', outcome.padEnd(8)),
     rows.padStart(9),
     (c.durationUs === null ? '' : duration(c.durationUs)).padStart(9),

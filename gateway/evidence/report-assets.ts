@@ -80,8 +80,8 @@ pre.sql { margin: 6px 0 0; padding: 6px 10px; background: #f6f8fa; border: 1px s
 .line { margin-top: 4px; font-size: 13px; overflow-wrap: anywhere; }
 .line .k { color: var(--muted); }
 .line.err { color: #a40e26; }
-table.sample { border-collapse: collapse; margin-top: 6px; font-family: var(--mono); font-size: 12px; max-width: 100%; display: block; overflow-x: auto; }
-table.sample caption { caption-side: top; text-align: left; color: var(--muted); font-family: system-ui, sans-serif; font-size: 12px; padding-bottom: 2px; }
+table.sample { border-collapse: collapse; margin-top: 2px; font-family: var(--mono); font-size: 12px; max-width: 100%; display: block; overflow-x: auto; }
+.sample-caption { margin-top: 6px; color: var(--muted); font-size: 12px; }
 table.sample th, table.sample td { border: 1px solid #d8dee4; padding: 1px 8px; text-align: left; white-space: pre; max-width: 420px; overflow: hidden; text-overflow: ellipsis; }
 table.sample th { background: #f6f8fa; font-weight: 600; }
 td.null { color: var(--muted); font-style: italic; }
