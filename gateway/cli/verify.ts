@@ -98,7 +98,7 @@ export function verificationText(v: Verification): string {
   }
   lines.push(`run:         ${t.runId}, ${t.startedAt ?? '?'} to ${t.endedAt ?? '(not sealed)'}`);
   lines.push(`targets:     ${t.targets.join(', ') || '(none)'}`);
-  lines.push(`records:     ${t.records} (${t.checkpoints} checkpoints)`);
+  lines.push(`records:     ${t.records} (${t.checkpoints} checkpoint${t.checkpoints === 1 ? "" : "s"})`);
   lines.push(`sessions:    ${t.sessions}`);
   lines.push(`commands:    ${t.commands}`);
   lines.push(`  denied:    ${t.denied}`);
