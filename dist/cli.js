@@ -19288,7 +19288,7 @@ var SessionLogWriter = class _SessionLogWriter {
     if (schedule.everyMs > 0) {
       this.checkpointTimer = setInterval(() => {
         if (this.unsigned > 0 && !this.failure && !this.closed) {
-          this.checkpoint(false);
+          this.signNow();
           this.flushSync();
         }
       }, schedule.everyMs);
@@ -19307,13 +19307,16 @@ var SessionLogWriter = class _SessionLogWriter {
    * with the next durable flush or within LAZY_FLUSH_MS, which halves the writes per command.
    */
   append(type, fields) {
+    return this.appendAt(type, fields, this.now());
+  }
+  appendAt(type, fields, time) {
     if (this.failure) throw this.failure;
     if (this.closed) throw new LogUnavailableError(new Error("the log is sealed"));
     const seq = this.seq;
     fields.type = type;
     fields.seq = seq;
     fields.prev = this.prev;
-    fields.time = this.now();
+    fields.time = time;
     const body = canonicalJson(fields);
     const hash = sha256("sha256", body, "hex");
     this.pending.push(body.slice(0, -1) + ',"hash":"' + hash + '"}\n');
@@ -19323,12 +19326,17 @@ var SessionLogWriter = class _SessionLogWriter {
     if (this.signing && type !== "checkpoint" && ++this.unsigned === this.signing.schedule.everyRecords && !this.sealing) this.checkpoint(false);
     return { seq, hash };
   }
-  /** Appends a checkpoint record whose JWS signs the current chain head. */
+  /** Signs what has been written so far now (the gateway does so right after run-start). */
+  signNow() {
+    if (this.signing && this.unsigned > 0 && !this.failure && !this.closed) this.checkpoint(false);
+  }
+  /** Appends a checkpoint record whose JWS signs the current chain head and its own time. */
   checkpoint(seal) {
     const s = this.signing;
     this.unsigned = 0;
-    const payload = { run: s.run, seq: this.seq - 1, head: this.prev, seal };
-    this.append("checkpoint", { covers: payload.seq, seal, jws: s.signer.sign(payload) });
+    const time = this.now();
+    const payload = { run: s.run, seq: this.seq - 1, head: this.prev, seal, time };
+    this.appendAt("checkpoint", { covers: payload.seq, seal, jws: s.signer.sign(payload) }, time);
   }
   lazyTimer = null;
   lazyFlush = () => {
@@ -23022,7 +23030,7 @@ function jwkThumbprint(jwk) {
   return createHash4("sha256").update(`{"crv":"${jwk.crv}","kty":"${jwk.kty}","x":"${jwk.x}"}`).digest("base64url");
 }
 function checkpointPayloadText(p) {
-  return canonicalJson({ head: p.head, run: p.run, seal: p.seal, seq: p.seq });
+  return canonicalJson({ head: p.head, run: p.run, seal: p.seal, seq: p.seq, time: p.time });
 }
 var CheckpointSigner = class {
   jwk;
@@ -23063,13 +23071,16 @@ var CheckpointVerifier = class {
     } catch {
       return "has a JWS whose header is not JSON";
     }
-    if (header.alg !== "EdDSA") return `has a JWS with algorithm ${JSON.stringify(header.alg)}, expected EdDSA`;
+    if (header === null || typeof header !== "object") return "has a JWS whose header is not a JSON object";
+    const alg = header.alg;
+    if (alg !== "EdDSA") return `has a JWS with algorithm ${typeof alg === "string" ? JSON.stringify(alg.slice(0, 40)) : typeof alg}, expected EdDSA`;
+    if (s.length !== 86 || Buffer.from(s, "base64url").toString("base64url") !== s) return "has a JWS signature that is not canonical base64url";
     if (!verify(null, Buffer.from(h + "." + p), this.key, Buffer.from(s, "base64url"))) {
       return "has a signature that does not verify with the log's public key";
     }
     const signed = Buffer.from(p, "base64url").toString("utf8");
     if (signed !== checkpointPayloadText(expected)) {
-      return `signs ${signed}, which is not this position in the chain (expected ${checkpointPayloadText(expected)})`;
+      return `signs ${signed.slice(0, 300)}, which is not this position in the chain (expected ${checkpointPayloadText(expected)})`;
     }
     return null;
   }
@@ -23222,6 +23233,7 @@ var Gateway = class _Gateway {
       checkpoints: { every_records: checkpoints2.everyRecords, every_ms: checkpoints2.everyMs },
       attestation
     });
+    writer.signNow();
     const failure = writer.flushSync();
     if (failure) throw failure;
     try {
@@ -23518,7 +23530,6 @@ import fs10 from "node:fs";
 // gateway/evidence/log-verifier.ts
 import { createHash as createHash5 } from "node:crypto";
 import fs8 from "node:fs";
-import { StringDecoder } from "node:string_decoder";
 
 // gateway/evidence/log-totals.ts
 function emptyTotals() {
@@ -23531,7 +23542,7 @@ function emptyTotals() {
     commands: 0,
     denied: 0,
     approved: 0,
-    approvedBy: {},
+    approvedBy: /* @__PURE__ */ new Map(),
     maskedCommands: 0,
     maskedValues: 0,
     errors: 0,
@@ -23548,8 +23559,8 @@ function tally(s, r) {
     case "run-start":
       s.runId = String(r.run ?? "");
       s.startedAt = String(r.time ?? "");
-      s.identity = r.identity ?? null;
-      s.targets = Array.isArray(r.targets) ? r.targets.map((t) => String(t.name)) : [];
+      s.identity = r.identity !== null && typeof r.identity === "object" ? r.identity : null;
+      s.targets = Array.isArray(r.targets) ? r.targets.map((t) => String(t?.name ?? "")) : [];
       break;
     case "session-open":
       s.sessions++;
@@ -23561,7 +23572,7 @@ function tally(s, r) {
       if (r.outcome === "approved") {
         s.approved++;
         const by = String(r.by ?? "unknown");
-        s.approvedBy[by] = (s.approvedBy[by] ?? 0) + 1;
+        s.approvedBy.set(by, (s.approvedBy.get(by) ?? 0) + 1);
       }
       break;
     case "result": {
@@ -23588,6 +23599,7 @@ function tally(s, r) {
 }
 
 // gateway/evidence/log-verifier.ts
+var CHECKPOINT_MEMBERS = "covers,jws,prev,seal,seq,time,type";
 var LogVerifier = class {
   totals = emptyTotals();
   signing = { thumbprint: null, lastCheckpoint: null, unsignedRecords: 0 };
@@ -23608,6 +23620,26 @@ var LogVerifier = class {
   /** Feeds one complete line (without its newline); returns false once a verdict is reached. */
   line(text) {
     if (this.verdict) return false;
+    const i = this.index;
+    try {
+      return this.check(text);
+    } catch (e) {
+      return this.stop(i === 0 ? "unreadable" : "tampered", `record ${i} (line ${i + 1}) cannot be checked: ${e.message}`);
+    }
+  }
+  /** The next line is not valid UTF-8. */
+  badEncoding() {
+    const i = this.index;
+    this.verdict ??= this.result(i === 0 ? "unreadable" : "tampered", `record ${i} (line ${i + 1}) is not valid UTF-8`);
+    return this.verdict;
+  }
+  /** The next line is longer than any record the writer produces. */
+  tooLong() {
+    const i = this.index;
+    this.verdict ??= this.result(i === 0 ? "unreadable" : "tampered", `record ${i} (line ${i + 1}) is longer than any record the gateway writes`);
+    return this.verdict;
+  }
+  check(text) {
     const i = this.index++;
     const where2 = `record ${i} (line ${i + 1})`;
     let rec;
@@ -23624,7 +23656,7 @@ var LogVerifier = class {
     if (i === 0 && (typeof hash !== "string" || rest.seq === void 0 || rest.prev === void 0)) {
       return this.stop("unreadable", "line 1 is not the start of a gateway-action session log");
     }
-    if (rest.seq !== i) return this.stop("tampered", `${where2} has sequence number ${JSON.stringify(rest.seq)}, expected ${i} (records removed, inserted or reordered)`);
+    if (rest.seq !== i) return this.stop("tampered", `${where2} has sequence number ${typeof rest.seq === "number" ? rest.seq : typeof rest.seq}, expected ${i} (records removed, inserted or reordered)`);
     if (rest.prev !== this.prev) return this.stop("tampered", `${where2} does not chain to the record before it (prev hash mismatch)`);
     let canonical;
     try {
@@ -23664,9 +23696,12 @@ var LogVerifier = class {
     return true;
   }
   checkpoint(rec, i, where2) {
-    const seal = rec.seal === true;
-    if (rec.covers !== i - 1) return this.stop("tampered", `${where2}, a checkpoint, covers ${JSON.stringify(rec.covers)} instead of record ${i - 1}`);
-    const problem = this.keys.problem(rec.jws, { run: String(this.runStart.run), seq: i - 1, head: this.prev, seal });
+    const members = Object.keys(rec).sort().join(",");
+    if (members !== CHECKPOINT_MEMBERS) return this.stop("tampered", `${where2}, a checkpoint, has the members ${members.slice(0, 200)}, expected ${CHECKPOINT_MEMBERS}`);
+    if (typeof rec.seal !== "boolean") return this.stop("tampered", `${where2}, a checkpoint, has a seal that is not true or false`);
+    const seal = rec.seal;
+    if (rec.covers !== i - 1) return this.stop("tampered", `${where2}, a checkpoint, does not cover record ${i - 1}`);
+    const problem = this.keys.problem(rec.jws, { run: String(this.runStart.run), seq: i - 1, head: this.prev, seal, time: String(rec.time) });
     if (problem) return this.stop("tampered", `${where2}, a checkpoint, ${problem}`);
     if (seal && this.prevType !== "run-end") return this.stop("tampered", `${where2} is a seal that does not follow the run-end record`);
     this.signing.lastCheckpoint = i;
@@ -23701,18 +23736,31 @@ function verifyChainText(text) {
 }
 async function verifyChainFile(file) {
   const v = new LogVerifier();
-  let rest = "";
-  const decoder2 = new StringDecoder("utf8");
+  let carry = null;
   for await (const chunk of fs8.createReadStream(file, { highWaterMark: 1 << 20 })) {
-    const text = rest + decoder2.write(chunk);
+    const buf = carry ? Buffer.concat([carry, chunk]) : chunk;
     let start2 = 0;
-    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n", start2)) {
-      if (!v.line(text.slice(start2, nl))) return v.finish("");
+    for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10, start2)) {
+      const text = strictUtf8(buf, start2, nl);
+      if (text === null) return v.badEncoding();
+      if (!v.line(text)) return v.finish("");
       start2 = nl + 1;
     }
-    rest = text.slice(start2);
+    carry = start2 < buf.length ? buf.subarray(start2) : null;
+    if (carry && carry.length > MAX_LINE_BYTES) return v.tooLong();
   }
-  return v.finish(rest + decoder2.end());
+  return v.finish(carry ? carry.toString("utf8") : "");
+}
+var MAX_LINE_BYTES = 256 * 1024 * 1024;
+var fatalUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+function strictUtf8(buf, start2, end) {
+  const s = buf.toString("utf8", start2, end);
+  if (!s.includes("\uFFFD")) return s;
+  try {
+    return fatalUtf8.decode(buf.subarray(start2, end));
+  } catch {
+    return null;
+  }
 }
 
 // gateway/evidence/attestation-check.ts
@@ -24421,7 +24469,7 @@ async function checkAttestation(runStart, opts = {}) {
     if (!demanded) return base;
     return { ...base, status: "mismatch", problem: "the log is unattested (it was not written in a GitHub Actions job with id-token: write), so its identity cannot be checked" };
   }
-  if (typeof a !== "object" || a.kind !== "github-oidc" || typeof a.token !== "string") {
+  if (a === null || typeof a !== "object" || a.kind !== "github-oidc" || typeof a.token !== "string") {
     return { ...base, status: "mismatch", problem: "the run-start attestation is not a GitHub OIDC token" };
   }
   const thumbprint = String(runStart.key?.thumbprint ?? "");
@@ -24432,7 +24480,8 @@ async function checkAttestation(runStart, opts = {}) {
     return { ...base, status: "mismatch", problem: "the attestation token is not a JWT" };
   }
   const fail = (status, problem, jwks2 = null) => ({ status, problem, issuer, claims, jwks: jwks2 });
-  if (typeof claims.iat !== "number") return fail("mismatch", "the attestation token has no issue time (iat)");
+  if (typeof claims.iat !== "number" || !Number.isFinite(claims.iat)) return fail("mismatch", "the attestation token has no issue time (iat)");
+  if (typeof claims.aud !== "string") return fail("mismatch", "the attestation token's audience is not a single string");
   let jwks;
   try {
     jwks = opts.jwksFile ? readJwks(opts.jwksFile) : await fetchJwks(issuer);
@@ -24443,7 +24492,9 @@ async function checkAttestation(runStart, opts = {}) {
     await jwtVerify(a.token, createLocalJWKSet(jwks), {
       issuer,
       audience: keyAudience(thumbprint),
-      currentDate: new Date(claims.iat * 1e3)
+      currentDate: new Date(claims.iat * 1e3),
+      algorithms: ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"],
+      requiredClaims: ["iss", "aud", "iat", "exp"]
     });
   } catch (e) {
     return fail("mismatch", explain(e, claims, issuer, thumbprint), jwks);
@@ -24469,7 +24520,7 @@ function explain(e, claims, issuer, thumbprint) {
   return `the attestation token does not verify: ${e.message}`;
 }
 function expectationProblem(c, expect) {
-  const repo = String(c.repository ?? "");
+  const repo = typeof c.repository === "string" ? c.repository : "";
   if (expect.repository && repo.toLowerCase() !== expect.repository.toLowerCase()) {
     return `the token was issued to repository ${repo || "(none)"}, expected ${expect.repository}`;
   }
@@ -24643,7 +24694,10 @@ async function main2(argv) {
   const args = parseArgs(argv, { json: "boolean", jwks: "string", issuer: "string", repository: "string", workflow: "string", sha: "string", "save-jwks": "string" }, "verify");
   if (args.options.help) return void process.stdout.write(help2), 0;
   if (args.positional.length !== 1) throw new UsageError("verify: give exactly one session log file (see gateway-action verify --help)");
-  const v = await verifyLog(args.positional[0], identityOptions(args.options));
+  const opts = identityOptions(args.options);
+  for (const note of weakExpectations(opts)) process.stderr.write(`gateway-action verify: note: ${note}
+`);
+  const v = await verifyLog(args.positional[0], opts);
   const saveTo = args.options["save-jwks"];
   if (saveTo && v.identity?.jwks) fs10.writeFileSync(saveTo, JSON.stringify(v.identity.jwks, null, 2) + "\n");
   const code = VERIFY_EXIT[v.status];
@@ -24662,6 +24716,14 @@ function identityOptions(o) {
   const str2 = (k) => typeof o[k] === "string" ? o[k] : void 0;
   return { jwksFile: str2("jwks"), issuer: str2("issuer"), expect: { repository: str2("repository"), workflow: str2("workflow"), sha: str2("sha") } };
 }
+function weakExpectations(o) {
+  const e = o.expect ?? {};
+  if (e.repository) return [];
+  const notes = [];
+  if (e.workflow && e.workflow.startsWith(".github/")) notes.push("--workflow names a file path that any repository can have; add --repository OWNER/NAME");
+  if (e.sha) notes.push("--sha matches the commit in forks too; add --repository OWNER/NAME");
+  return notes;
+}
 function verificationJson(v) {
   const t = v.chain.totals;
   const id = identitySummary(v);
@@ -24673,7 +24735,14 @@ function verificationJson(v) {
     sealed: v.chain.sealed,
     chain: { status: v.chain.status, problem: v.chain.problem },
     signing: { key_thumbprint: v.chain.signing.thumbprint, checkpoints: t.checkpoints, last_checkpoint: v.chain.signing.lastCheckpoint, unsigned_records: v.chain.signing.unsignedRecords },
-    identity: { status: id.status, issuer: id.issuer, problem: v.identity?.problem ?? null, ...id.claims },
+    // Only what the token proves goes in `claims`; what the log says of itself stays apart.
+    identity: {
+      status: id.status,
+      issuer: id.issuer,
+      problem: v.identity?.problem ?? null,
+      claims: id.status === "verified" ? id.claims : null,
+      recorded: v.chain.totals.identity
+    },
     run: { id: t.runId, started_at: t.startedAt, ended_at: t.endedAt, targets: t.targets },
     totals: {
       records: t.records,
@@ -24681,7 +24750,7 @@ function verificationJson(v) {
       commands: t.commands,
       denied: t.denied,
       approved: t.approved,
-      approved_by: t.approvedBy,
+      approved_by: Object.fromEntries(t.approvedBy),
       masked_commands: t.maskedCommands,
       masked_values: t.maskedValues,
       errors: t.errors,
@@ -24712,7 +24781,7 @@ function verificationText(v) {
   lines.push(`sessions:    ${t.sessions}`);
   lines.push(`commands:    ${t.commands}`);
   lines.push(`  denied:    ${t.denied}`);
-  const by = Object.entries(t.approvedBy).map(([who, n]) => `${who}${n > 1 ? ` \xD7${n}` : ""}`).join(", ");
+  const by = [...t.approvedBy].map(([who, n]) => `${who}${n > 1 ? ` \xD7${n}` : ""}`).join(", ");
   lines.push(`  approved:  ${t.approved}${by ? ` (by ${by})` : ""}`);
   lines.push(`  masked:    ${t.maskedCommands}${t.maskedValues ? ` (${t.maskedValues} values)` : ""}`);
   lines.push(`  errors:    ${t.errors}`);
@@ -25459,17 +25528,17 @@ var span = (from, to) => {
   return Number.isFinite(ms) && ms >= 0 ? ` (${fmtMs(ms)})` : "";
 };
 var safeUrl = (u) => u && /^https?:\/\//i.test(u) ? u : null;
-var byList = (m) => Object.entries(m).map(([who, n]) => `${who}${n > 1 ? ` \xD7${n}` : ""}`).join(", ");
+var byList = (m) => [...m].map(([who, n]) => `${who}${n > 1 ? ` \xD7${n}` : ""}`).join(", ");
 var cmdAnchor = (c) => `cmd-${c.id}`;
 function timelineTotals(t) {
   const cmds = t.sessions.flatMap((s) => s.commands);
-  const approvedBy = {};
-  for (const c of cmds) if (c.approval?.outcome === "approved") approvedBy[c.approval.by ?? "unknown"] = (approvedBy[c.approval.by ?? "unknown"] ?? 0) + 1;
+  const approvedBy = /* @__PURE__ */ new Map();
+  for (const c of cmds) if (c.approval?.outcome === "approved") approvedBy.set(c.approval.by ?? "unknown", (approvedBy.get(c.approval.by ?? "unknown") ?? 0) + 1);
   return {
     sessions: t.sessions.length,
     commands: cmds.length,
     denied: cmds.filter((c) => c.status === "denied").length,
-    approved: Object.values(approvedBy).reduce((a, b) => a + b, 0),
+    approved: [...approvedBy.values()].reduce((a, b) => a + b, 0),
     approvedBy,
     maskedCommands: cmds.filter((c) => c.masked).length,
     maskedValues: cmds.reduce((a, c) => a + (c.masked?.values ?? 0), 0),

@@ -38,7 +38,9 @@ export async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv, { json: 'boolean', jwks: 'string', issuer: 'string', repository: 'string', workflow: 'string', sha: 'string', 'save-jwks': 'string' }, 'verify');
   if (args.options.help) return void process.stdout.write(help), 0;
   if (args.positional.length !== 1) throw new UsageError('verify: give exactly one session log file (see gateway-action verify --help)');
-  const v = await verifyLog(args.positional[0]!, identityOptions(args.options));
+  const opts = identityOptions(args.options);
+  for (const note of weakExpectations(opts)) process.stderr.write(`gateway-action verify: note: ${note}\n`);
+  const v = await verifyLog(args.positional[0]!, opts);
   const saveTo = args.options['save-jwks'] as string | undefined;
   if (saveTo && v.identity?.jwks) fs.writeFileSync(saveTo, JSON.stringify(v.identity.jwks, null, 2) + '\n');
   const code = VERIFY_EXIT[v.status];
@@ -59,6 +61,16 @@ export function identityOptions(o: Record<string, string | boolean>): IdentityOp
   return { jwksFile: str('jwks'), issuer: str('issuer'), expect: { repository: str('repository'), workflow: str('workflow'), sha: str('sha') } };
 }
 
+/** Expectations that any repository could meet: said, so nobody mistakes them for a strong check. */
+export function weakExpectations(o: IdentityOptions): string[] {
+  const e = o.expect ?? {};
+  if (e.repository) return [];
+  const notes: string[] = [];
+  if (e.workflow && e.workflow.startsWith('.github/')) notes.push('--workflow names a file path that any repository can have; add --repository OWNER/NAME');
+  if (e.sha) notes.push('--sha matches the commit in forks too; add --repository OWNER/NAME');
+  return notes;
+}
+
 export function verificationJson(v: Verification): Record<string, unknown> {
   const t = v.chain.totals;
   const id = identitySummary(v);
@@ -70,11 +82,18 @@ export function verificationJson(v: Verification): Record<string, unknown> {
     sealed: v.chain.sealed,
     chain: { status: v.chain.status, problem: v.chain.problem },
     signing: { key_thumbprint: v.chain.signing.thumbprint, checkpoints: t.checkpoints, last_checkpoint: v.chain.signing.lastCheckpoint, unsigned_records: v.chain.signing.unsignedRecords },
-    identity: { status: id.status, issuer: id.issuer, problem: v.identity?.problem ?? null, ...id.claims },
+    // Only what the token proves goes in `claims`; what the log says of itself stays apart.
+    identity: {
+      status: id.status,
+      issuer: id.issuer,
+      problem: v.identity?.problem ?? null,
+      claims: id.status === 'verified' ? id.claims : null,
+      recorded: v.chain.totals.identity,
+    },
     run: { id: t.runId, started_at: t.startedAt, ended_at: t.endedAt, targets: t.targets },
     totals: {
       records: t.records, sessions: t.sessions, commands: t.commands, denied: t.denied, approved: t.approved,
-      approved_by: t.approvedBy, masked_commands: t.maskedCommands, masked_values: t.maskedValues,
+      approved_by: Object.fromEntries(t.approvedBy), masked_commands: t.maskedCommands, masked_values: t.maskedValues,
       errors: t.errors, skipped: t.skipped, protocol_errors: t.protocolErrors,
     },
   };
@@ -102,7 +121,7 @@ export function verificationText(v: Verification): string {
   lines.push(`sessions:    ${t.sessions}`);
   lines.push(`commands:    ${t.commands}`);
   lines.push(`  denied:    ${t.denied}`);
-  const by = Object.entries(t.approvedBy).map(([who, n]) => `${who}${n > 1 ? ` ×${n}` : ''}`).join(', ');
+  const by = [...t.approvedBy].map(([who, n]) => `${who}${n > 1 ? ` ×${n}` : ''}`).join(', ');
   lines.push(`  approved:  ${t.approved}${by ? ` (by ${by})` : ''}`);
   lines.push(`  masked:    ${t.maskedCommands}${t.maskedValues ? ` (${t.maskedValues} values)` : ''}`);
   lines.push(`  errors:    ${t.errors}`);

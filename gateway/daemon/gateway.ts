@@ -90,6 +90,8 @@ export class Gateway {
       checkpoints: { every_records: checkpoints.everyRecords, every_ms: checkpoints.everyMs },
       attestation,
     });
+    // The run's identity, policy and targets are signed before anything else happens.
+    writer.signNow();
     const failure = writer.flushSync();
     if (failure) throw failure;
     try {

@@ -44,7 +44,7 @@ export async function checkAttestation(runStart: Record<string, unknown>, opts: 
     if (!demanded) return base;
     return { ...base, status: 'mismatch', problem: 'the log is unattested (it was not written in a GitHub Actions job with id-token: write), so its identity cannot be checked' };
   }
-  if (typeof a !== 'object' || a.kind !== 'github-oidc' || typeof a.token !== 'string') {
+  if (a === null || typeof a !== 'object' || a.kind !== 'github-oidc' || typeof a.token !== 'string') {
     return { ...base, status: 'mismatch', problem: 'the run-start attestation is not a GitHub OIDC token' };
   }
   const thumbprint = String((runStart.key as { thumbprint?: unknown } | undefined)?.thumbprint ?? '');
@@ -55,7 +55,9 @@ export async function checkAttestation(runStart: Record<string, unknown>, opts: 
     return { ...base, status: 'mismatch', problem: 'the attestation token is not a JWT' };
   }
   const fail = (status: IdentityStatus, problem: string, jwks: JSONWebKeySet | null = null): IdentityCheck => ({ status, problem, issuer, claims, jwks });
-  if (typeof claims.iat !== 'number') return fail('mismatch', 'the attestation token has no issue time (iat)');
+  if (typeof claims.iat !== 'number' || !Number.isFinite(claims.iat)) return fail('mismatch', 'the attestation token has no issue time (iat)');
+  // One audience, exactly this key's: a token valid for several audiences is not bound to one key.
+  if (typeof claims.aud !== 'string') return fail('mismatch', 'the attestation token\'s audience is not a single string');
   let jwks: JSONWebKeySet;
   try {
     jwks = opts.jwksFile ? readJwks(opts.jwksFile) : await fetchJwks(issuer);
@@ -67,6 +69,8 @@ export async function checkAttestation(runStart: Record<string, unknown>, opts: 
       issuer,
       audience: keyAudience(thumbprint),
       currentDate: new Date(claims.iat * 1000),
+      algorithms: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'],
+      requiredClaims: ['iss', 'aud', 'iat', 'exp'],
     });
   } catch (e) {
     return fail('mismatch', explain(e, claims, issuer, thumbprint), jwks);
@@ -94,7 +98,7 @@ function explain(e: unknown, claims: JWTPayload, issuer: string, thumbprint: str
 }
 
 function expectationProblem(c: JWTPayload, expect: Expectations): string | null {
-  const repo = String(c.repository ?? '');
+  const repo = typeof c.repository === 'string' ? c.repository : '';
   if (expect.repository && repo.toLowerCase() !== expect.repository.toLowerCase()) {
     return `the token was issued to repository ${repo || '(none)'}, expected ${expect.repository}`;
   }

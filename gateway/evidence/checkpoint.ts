@@ -17,6 +17,8 @@ export interface CheckpointPayload {
   head: string;
   /** True for the final checkpoint: nothing may follow it. */
   seal: boolean;
+  /** The checkpoint record's own `time`: signed, so even the seal's record is covered. */
+  time: string;
 }
 
 export const JWS_TYPE = 'gateway-action-checkpoint';
@@ -33,7 +35,7 @@ export function jwkThumbprint(jwk: PublicJwk): string {
 }
 
 export function checkpointPayloadText(p: CheckpointPayload): string {
-  return canonicalJson({ head: p.head, run: p.run, seal: p.seal, seq: p.seq });
+  return canonicalJson({ head: p.head, run: p.run, seal: p.seal, seq: p.seq, time: p.time });
 }
 
 export class CheckpointSigner {
@@ -75,19 +77,24 @@ export class CheckpointVerifier {
     const parts = jws.split('.');
     if (parts.length !== 3) return 'has a JWS that is not in compact form';
     const [h, p, s] = parts as [string, string, string];
-    let header: Record<string, unknown>;
+    let header: unknown;
     try {
-      header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as Record<string, unknown>;
+      header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
     } catch {
       return 'has a JWS whose header is not JSON';
     }
-    if (header.alg !== 'EdDSA') return `has a JWS with algorithm ${JSON.stringify(header.alg)}, expected EdDSA`;
+    if (header === null || typeof header !== 'object') return 'has a JWS whose header is not a JSON object';
+    const alg = (header as { alg?: unknown }).alg;
+    if (alg !== 'EdDSA') return `has a JWS with algorithm ${typeof alg === 'string' ? JSON.stringify(alg.slice(0, 40)) : typeof alg}, expected EdDSA`;
+    // Node's base64url decoder skips stray characters: only the one canonical spelling counts,
+    // or the seal's record could be re-spelled without the key.
+    if (s.length !== 86 || Buffer.from(s, 'base64url').toString('base64url') !== s) return 'has a JWS signature that is not canonical base64url';
     if (!verify(null, Buffer.from(h + '.' + p), this.key, Buffer.from(s, 'base64url'))) {
       return 'has a signature that does not verify with the log\'s public key';
     }
     const signed = Buffer.from(p, 'base64url').toString('utf8');
     if (signed !== checkpointPayloadText(expected)) {
-      return `signs ${signed}, which is not this position in the chain (expected ${checkpointPayloadText(expected)})`;
+      return `signs ${signed.slice(0, 300)}, which is not this position in the chain (expected ${checkpointPayloadText(expected)})`;
     }
     return null;
   }

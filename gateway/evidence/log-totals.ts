@@ -11,7 +11,7 @@ export interface LogTotals {
   denied: number;
   approved: number;
   /** Approvals by approver (`local:alice`, `github:bob`): how many each gave. */
-  approvedBy: Record<string, number>;
+  approvedBy: Map<string, number>;
   /** Commands whose response or record had values masked, and the values masked in all. */
   maskedCommands: number;
   maskedValues: number;
@@ -27,7 +27,7 @@ export interface LogTotals {
 export function emptyTotals(): LogTotals {
   return {
     runId: null, startedAt: null, endedAt: null, records: 0, sessions: 0, commands: 0, denied: 0, approved: 0,
-    approvedBy: {}, maskedCommands: 0, maskedValues: 0, errors: 0, skipped: 0, protocolErrors: 0, checkpoints: 0,
+    approvedBy: new Map(), maskedCommands: 0, maskedValues: 0, errors: 0, skipped: 0, protocolErrors: 0, checkpoints: 0,
     targets: [], identity: null,
   };
 }
@@ -40,8 +40,8 @@ export function tally(s: LogTotals, r: Rec): void {
     case 'run-start':
       s.runId = String(r.run ?? '');
       s.startedAt = String(r.time ?? '');
-      s.identity = (r.identity as Rec) ?? null;
-      s.targets = Array.isArray(r.targets) ? (r.targets as Rec[]).map((t) => String(t.name)) : [];
+      s.identity = r.identity !== null && typeof r.identity === 'object' ? (r.identity as Rec) : null;
+      s.targets = Array.isArray(r.targets) ? (r.targets as (Rec | null)[]).map((t) => String(t?.name ?? '')) : [];
       break;
     case 'session-open':
       s.sessions++;
@@ -53,7 +53,7 @@ export function tally(s: LogTotals, r: Rec): void {
       if (r.outcome === 'approved') {
         s.approved++;
         const by = String(r.by ?? 'unknown');
-        s.approvedBy[by] = (s.approvedBy[by] ?? 0) + 1;
+        s.approvedBy.set(by, (s.approvedBy.get(by) ?? 0) + 1);
       }
       break;
     case 'result': {

@@ -3,7 +3,6 @@
 // checked separately (attestation-check.ts); verification.ts combines the two.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { StringDecoder } from 'node:string_decoder';
 import { canonicalJson } from './canonical-json.ts';
 import { CheckpointVerifier } from './checkpoint.ts';
 import { GENESIS_HASH, LOG_FORMAT } from './log-writer.ts';
@@ -32,6 +31,8 @@ export interface ChainResult {
 }
 
 type Rec = Record<string, unknown>;
+
+const CHECKPOINT_MEMBERS = 'covers,jws,prev,seal,seq,time,type';
 
 /**
  * Verifies a log line by line in bounded memory (logs reach gigabytes). Every line must be
@@ -62,6 +63,30 @@ export class LogVerifier {
   /** Feeds one complete line (without its newline); returns false once a verdict is reached. */
   line(text: string): boolean {
     if (this.verdict) return false;
+    const i = this.index;
+    try {
+      return this.check(text);
+    } catch (e) {
+      // Hostile shapes (deep nesting, odd types) must end in a verdict, never a crash.
+      return this.stop(i === 0 ? 'unreadable' : 'tampered', `record ${i} (line ${i + 1}) cannot be checked: ${(e as Error).message}`);
+    }
+  }
+
+  /** The next line is not valid UTF-8. */
+  badEncoding(): ChainResult {
+    const i = this.index;
+    this.verdict ??= this.result(i === 0 ? 'unreadable' : 'tampered', `record ${i} (line ${i + 1}) is not valid UTF-8`);
+    return this.verdict;
+  }
+
+  /** The next line is longer than any record the writer produces. */
+  tooLong(): ChainResult {
+    const i = this.index;
+    this.verdict ??= this.result(i === 0 ? 'unreadable' : 'tampered', `record ${i} (line ${i + 1}) is longer than any record the gateway writes`);
+    return this.verdict;
+  }
+
+  private check(text: string): boolean {
     const i = this.index++;
     const where = `record ${i} (line ${i + 1})`;
     let rec: Rec;
@@ -79,7 +104,7 @@ export class LogVerifier {
     if (i === 0 && (typeof hash !== 'string' || rest.seq === undefined || rest.prev === undefined)) {
       return this.stop('unreadable', 'line 1 is not the start of a gateway-action session log');
     }
-    if (rest.seq !== i) return this.stop('tampered', `${where} has sequence number ${JSON.stringify(rest.seq)}, expected ${i} (records removed, inserted or reordered)`);
+    if (rest.seq !== i) return this.stop('tampered', `${where} has sequence number ${typeof rest.seq === 'number' ? rest.seq : typeof rest.seq}, expected ${i} (records removed, inserted or reordered)`);
     if (rest.prev !== this.prev) return this.stop('tampered', `${where} does not chain to the record before it (prev hash mismatch)`);
     let canonical: string;
     try {
@@ -121,9 +146,13 @@ export class LogVerifier {
   }
 
   private checkpoint(rec: Rec, i: number, where: string): boolean {
-    const seal = rec.seal === true;
-    if (rec.covers !== i - 1) return this.stop('tampered', `${where}, a checkpoint, covers ${JSON.stringify(rec.covers)} instead of record ${i - 1}`);
-    const problem = this.keys!.problem(rec.jws, { run: String(this.runStart!.run), seq: i - 1, head: this.prev, seal });
+    // Every member of a checkpoint is signed or derived from what is: nothing else may ride on it.
+    const members = Object.keys(rec).sort().join(',');
+    if (members !== CHECKPOINT_MEMBERS) return this.stop('tampered', `${where}, a checkpoint, has the members ${members.slice(0, 200)}, expected ${CHECKPOINT_MEMBERS}`);
+    if (typeof rec.seal !== 'boolean') return this.stop('tampered', `${where}, a checkpoint, has a seal that is not true or false`);
+    const seal = rec.seal;
+    if (rec.covers !== i - 1) return this.stop('tampered', `${where}, a checkpoint, does not cover record ${i - 1}`);
+    const problem = this.keys!.problem(rec.jws, { run: String(this.runStart!.run), seq: i - 1, head: this.prev, seal, time: String(rec.time) });
     if (problem) return this.stop('tampered', `${where}, a checkpoint, ${problem}`);
     if (seal && this.prevType !== 'run-end') return this.stop('tampered', `${where} is a seal that does not follow the run-end record`);
     this.signing.lastCheckpoint = i;
@@ -161,19 +190,41 @@ export function verifyChainText(text: string): ChainResult {
   return v.finish(torn);
 }
 
-/** Verifies a log file's chain, reading it in chunks. */
+/**
+ * Verifies a log file's chain, reading it in chunks and splitting lines on bytes. A line that is
+ * not UTF-8 is tampering: a lenient decoder would map different bytes to the same U+FFFD and
+ * verify a changed file. (A newline byte never occurs inside a UTF-8 sequence.)
+ */
 export async function verifyChainFile(file: string): Promise<ChainResult> {
   const v = new LogVerifier();
-  let rest = '';
-  const decoder = new StringDecoder('utf8');
+  let carry: Buffer | null = null;
   for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) {
-    const text = rest + decoder.write(chunk as Buffer);
+    const buf: Buffer = carry ? Buffer.concat([carry, chunk as Buffer]) : (chunk as Buffer);
     let start = 0;
-    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
-      if (!v.line(text.slice(start, nl))) return v.finish('');
+    for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10, start)) {
+      const text = strictUtf8(buf, start, nl);
+      if (text === null) return v.badEncoding();
+      if (!v.line(text)) return v.finish('');
       start = nl + 1;
     }
-    rest = text.slice(start);
+    carry = start < buf.length ? buf.subarray(start) : null;
+    if (carry && carry.length > MAX_LINE_BYTES) return v.tooLong();
   }
-  return v.finish(rest + decoder.end());
+  // A torn last line may end inside a character: it is reported as torn, not decoded strictly.
+  return v.finish(carry ? carry.toString('utf8') : '');
+}
+
+/** No record the writer produces comes near this; a longer line is not from it. */
+const MAX_LINE_BYTES = 256 * 1024 * 1024;
+
+const fatalUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function strictUtf8(buf: Buffer, start: number, end: number): string | null {
+  const s = buf.toString('utf8', start, end);
+  if (!s.includes('\ufffd')) return s;
+  try {
+    return fatalUtf8.decode(buf.subarray(start, end));
+  } catch {
+    return null;
+  }
 }

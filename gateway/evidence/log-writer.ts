@@ -69,7 +69,7 @@ export class SessionLogWriter {
     if (schedule.everyMs > 0) {
       this.checkpointTimer = setInterval(() => {
         if (this.unsigned > 0 && !this.failure && !this.closed) {
-          this.checkpoint(false);
+          this.signNow();
           this.flushSync();
         }
       }, schedule.everyMs);
@@ -91,13 +91,17 @@ export class SessionLogWriter {
    * with the next durable flush or within LAZY_FLUSH_MS, which halves the writes per command.
    */
   append(type: string, fields: Record<string, unknown>): AppendResult {
+    return this.appendAt(type, fields, this.now());
+  }
+
+  private appendAt(type: string, fields: Record<string, unknown>, time: string): AppendResult {
     if (this.failure) throw this.failure;
     if (this.closed) throw new LogUnavailableError(new Error('the log is sealed'));
     const seq = this.seq;
     fields.type = type;
     fields.seq = seq;
     fields.prev = this.prev;
-    fields.time = this.now();
+    fields.time = time;
     const body = canonicalJson(fields);
     const hash = sha256('sha256', body, 'hex');
     // The hash member goes last so a verifier without a JCS library can strip it textually.
@@ -109,12 +113,18 @@ export class SessionLogWriter {
     return { seq, hash };
   }
 
-  /** Appends a checkpoint record whose JWS signs the current chain head. */
+  /** Signs what has been written so far now (the gateway does so right after run-start). */
+  signNow(): void {
+    if (this.signing && this.unsigned > 0 && !this.failure && !this.closed) this.checkpoint(false);
+  }
+
+  /** Appends a checkpoint record whose JWS signs the current chain head and its own time. */
   private checkpoint(seal: boolean): void {
     const s = this.signing!;
     this.unsigned = 0;
-    const payload = { run: s.run, seq: this.seq - 1, head: this.prev, seal };
-    this.append('checkpoint', { covers: payload.seq, seal, jws: s.signer.sign(payload) });
+    const time = this.now();
+    const payload = { run: s.run, seq: this.seq - 1, head: this.prev, seal, time };
+    this.appendAt('checkpoint', { covers: payload.seq, seal, jws: s.signer.sign(payload) }, time);
   }
 
   private lazyTimer: NodeJS.Timeout | null = null;

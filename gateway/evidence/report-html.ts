@@ -60,22 +60,22 @@ const span = (from: string | null, to: string | null): string => {
 };
 /** Only web links become links: a javascript: URL in the log must not. */
 const safeUrl = (u: string | null): string | null => (u && /^https?:\/\//i.test(u) ? u : null);
-const byList = (m: Record<string, number>): string => Object.entries(m).map(([who, n]) => `${who}${n > 1 ? ` ×${n}` : ''}`).join(', ');
+const byList = (m: Map<string, number>): string => [...m].map(([who, n]) => `${who}${n > 1 ? ` ×${n}` : ''}`).join(', ');
 const cmdAnchor = (c: TimelineCommand): string => `cmd-${c.id}`;
 
 /** The first record not covered by the verified chain, and what to call such records. */
 type Boundary = { from: number; label: string } | null;
 
-interface Totals { sessions: number; commands: number; denied: number; approved: number; approvedBy: Record<string, number>; maskedCommands: number; maskedValues: number; errors: number }
+interface Totals { sessions: number; commands: number; denied: number; approved: number; approvedBy: Map<string, number>; maskedCommands: number; maskedValues: number; errors: number }
 
 /** Counted from the records as read: used when the verifier stopped early (tampered, unreadable). */
 function timelineTotals(t: Timeline): Totals {
   const cmds = t.sessions.flatMap((s) => s.commands);
-  const approvedBy: Record<string, number> = {};
-  for (const c of cmds) if (c.approval?.outcome === 'approved') approvedBy[c.approval.by ?? 'unknown'] = (approvedBy[c.approval.by ?? 'unknown'] ?? 0) + 1;
+  const approvedBy = new Map<string, number>();
+  for (const c of cmds) if (c.approval?.outcome === 'approved') approvedBy.set(c.approval.by ?? 'unknown', (approvedBy.get(c.approval.by ?? 'unknown') ?? 0) + 1);
   return {
     sessions: t.sessions.length, commands: cmds.length, denied: cmds.filter((c) => c.status === 'denied').length,
-    approved: Object.values(approvedBy).reduce((a, b) => a + b, 0), approvedBy,
+    approved: [...approvedBy.values()].reduce((a, b) => a + b, 0), approvedBy,
     maskedCommands: cmds.filter((c) => c.masked).length, maskedValues: cmds.reduce((a, c) => a + (c.masked?.values ?? 0), 0),
     errors: cmds.filter((c) => c.status === 'error').length,
   };

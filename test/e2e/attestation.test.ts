@@ -65,7 +65,8 @@ test('under Actions the signing key is bound to the job: the token names the key
   }
   const j = JSON.parse((await verify([attested, '--issuer', issuer.url, '--json'])).stdout) as Record<string, any>;
   assert.equal(j.identity.status, 'verified');
-  assert.equal(j.identity.repository, 'octo-org/payments');
+  assert.equal(j.identity.claims.repository, 'octo-org/payments');
+  assert.equal(j.identity.recorded.kind, 'github-actions');
   assert.equal(j.totals.commands, 4);
   assert.ok(j.signing.checkpoints >= 3, 'every 4 records, and the seal');
 });
@@ -98,6 +99,9 @@ test('expectations: repository, workflow and commit must match the token', async
   await ok(['--workflow', '.github/workflows/migrate.yml']);
   await ok(['--workflow', '.github/workflows/migrate.yml@refs/heads/main']);
   await ok(['--sha', 'a3c5e1f']);
+  // Checks any fork or repository could pass are said to be weak.
+  assert.match((await verify([attested, '--issuer', issuer.url, '--sha', 'a3c5e1f'])).stderr, /note: --sha matches the commit in forks too; add --repository OWNER\/NAME/);
+  assert.equal((await verify([attested, '--issuer', issuer.url, '--sha', 'a3c5e1f', '--repository', 'octo-org/payments'])).stderr, '');
   for (const [args, message] of [
     [['--repository', 'octo-org/other'], /issued to repository octo-org\/payments, expected octo-org\/other/],
     [['--workflow', '.github/workflows/deploy.yml'], /issued to workflow .*migrate\.yml@refs\/heads\/main, expected \.github\/workflows\/deploy\.yml/],
@@ -186,6 +190,17 @@ test('a replaced key, a token of another repository or issuer, and a stale token
   const g = await verify([variant('rogue.jsonl', forgedIssuerToken), '--issuer', issuer.url]);
   assert.equal(g.status, 5, g.stderr);
   assert.match(g.stderr, /issued by "http:\/\/127\.0\.0\.1:\d+", expected|no key in .* key set matches/);
+
+  // A genuine token for the key that also names another audience: not bound to one key.
+  const multi = await withToken((aud) => issuer.mint([aud, 'api://AzureADTokenExchange']));
+  const m = await verify([variant('multi-aud.jsonl', multi), '--issuer', issuer.url]);
+  assert.equal(m.status, 5, m.stderr);
+  assert.match(m.stderr, /audience is not a single string/);
+
+  // Odd shapes are verdicts, not crashes.
+  const nullAttestation = await verify([variant('null-attestation.jsonl', resign(lines, (r) => (r.type === 'run-start' ? { ...r, attestation: null } : r))), '--issuer', issuer.url]);
+  assert.equal(nullAttestation.status, 5, nullAttestation.stderr);
+  assert.match(nullAttestation.stderr, /the run-start attestation is not a GitHub OIDC token/);
 
   // A genuine token for the key, but issued long before this log began.
   const stale = await withToken((aud) => issuer.mint(aud, {}, Math.floor(Date.now() / 1000) - 3600));

@@ -31,7 +31,7 @@ export function resign(lines: string[], edit: (r: Rec, i: number) => Rec | null 
     r.prev = prev;
     if (r.type === 'checkpoint') {
       r.covers = seq - 1;
-      r.jws = signer.sign({ run, seq: seq - 1, head: prev, seal: r.seal === true });
+      r.jws = signer.sign({ run, seq: seq - 1, head: prev, seal: r.seal === true, time: String(r.time) });
     }
     const body = canonicalJson(r);
     const hash = createHash('sha256').update(body).digest('hex');

@@ -44,7 +44,7 @@ export interface OidcIssuer {
   /** The public key set, as served at jwks_uri. */
   jwks(): { keys: JWK[] };
   /** Signs a token directly (for forgeries and edge cases), with claims overridden. */
-  mint(audience: string, overrides?: Record<string, unknown>, iat?: number): Promise<string>;
+  mint(audience: string | string[], overrides?: Record<string, unknown>, iat?: number): Promise<string>;
   /** Audiences requested through the runner contract, in order. */
   requests: string[];
   /** How often the JWKS was fetched (offline verification must not fetch it). */

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { canonicalJson } from '../../gateway/evidence/canonical-json.ts';
 import { SessionLogWriter, LOG_FORMAT } from '../../gateway/evidence/log-writer.ts';
-import { verifyChainText as verifyLogText } from '../../gateway/evidence/log-verifier.ts';
+import { verifyChainFile, verifyChainText as verifyLogText } from '../../gateway/evidence/log-verifier.ts';
 import { CheckpointSigner } from '../../gateway/evidence/checkpoint.ts';
 import { tempDir } from '../helpers/gateway.ts';
 import { resign } from '../helpers/log-forgery.ts';
@@ -94,7 +94,7 @@ test('every kind of tampering is detected and the first bad record named', () =>
     ['truncated mid-line', join(lines.slice(0, 8)) + lines[8]!.slice(0, 40), 'unsealed', /record 8 \(line 9\) is torn/],
     ['the seal removed', join(lines.slice(0, -1)), 'unsealed', /no seal/],
     ['re-hashed from an edit to the end', join(rehashFrom(edit(4, (r) => (r.text = 'x')), 4)), 'tampered', /record 5 \(line 6\), a checkpoint, signs .* which is not this position in the chain/],
-    ['a checkpoint signed by another key', join(rehashFrom(edit(5, (r) => (r.jws = new CheckpointSigner().sign({ run: 'r1', seq: 4, head: String(r.prev), seal: false }))), 5)), 'tampered', /record 5 \(line 6\), a checkpoint, has a signature that does not verify with the log's public key/],
+    ['a checkpoint signed by another key', join(rehashFrom(edit(5, (r) => (r.jws = new CheckpointSigner().sign({ run: 'r1', seq: 4, head: String(r.prev), seal: false, time: String(r.time) }))), 5)), 'tampered', /record 5 \(line 6\), a checkpoint, has a signature that does not verify with the log's public key/],
     ['a seal moved before the end', join(rehashFrom(edit(5, (r) => (r.seal = true)), 5)), 'tampered', /record 5 \(line 6\), a checkpoint, signs .*"seal":false/],
     ['no key in run-start', join(rehashFrom(edit(0, (r) => delete r.key), 0)), 'tampered', /record 0 \(line 1\): the run-start key is not an Ed25519 public JWK/],
     ['garbage line in the middle', join([...lines.slice(0, 3), '{not json', ...lines.slice(4)]), 'tampered', /record 3 \(line 4\) is not valid JSON/],
@@ -175,3 +175,47 @@ test('the seal directly follows run-end whatever the count schedule, and every s
     assert.equal(r.totals.checkpoints, 1 + (everyRecords ? Math.floor(10 / everyRecords) : 0), `every ${everyRecords}`);
   }
 });
+
+test('hostile files end in a verdict naming the record, never a crash or a wrong "valid"', async () => {
+  const dir = tempDir();
+  const file = writeSampleLog(dir);
+  const lines = fs.readFileSync(file, 'utf8').trimEnd().split('\n');
+  const seal = lines.length - 1;
+  const put = (name: string, content: string | Buffer): string => {
+    const f = path.join(dir, name);
+    fs.writeFileSync(f, content);
+    return f;
+  };
+  const cases: [string, string, string, RegExp][] = [
+    // The seal is covered by no later record: every member of it must be signed or derived.
+    ['seal with an extra member', put('extra.jsonl', rehash(edit(lines, seal, (r) => (r.note = 'x')), seal).join('\n') + '\n'), 'tampered', new RegExp(`record ${seal} \\(line ${seal + 1}\\), a checkpoint, has the members covers,jws,note,prev`)],
+    ['seal with another time', put('time.jsonl', rehash(edit(lines, seal, (r) => (r.time = '2030-01-01T00:00:00.000Z')), seal).join('\n') + '\n'), 'tampered', /a checkpoint, signs .* which is not this position/],
+    ['seal signature re-spelled', put('spelled.jsonl', rehash(edit(lines, seal, (r) => (r.jws = String(r.jws).slice(0, -20) + '!*~' + String(r.jws).slice(-20))), seal).join('\n') + '\n'), 'tampered', /not canonical base64url/],
+    ['a checkpoint header that is null', put('null-header.jsonl', rehashFrom(edit(lines, 5, (r) => (r.jws = Buffer.from('null').toString('base64url') + String(r.jws).slice(String(r.jws).indexOf('.')))), 5).join('\n') + '\n'), 'tampered', /header is not a JSON object/],
+    ['targets: [null]', put('null-target.jsonl', rehashFrom(edit(lines, 0, (r) => (r.targets = [null])), 0).join('\n') + '\n'), 'tampered', /record 5 \(line 6\), a checkpoint/],
+    ['deeply nested seq', put('deep.jsonl', lines.map((l, i) => (i === 3 ? l.replace(/"seq":3/, '"seq":' + '['.repeat(200000) + ']'.repeat(200000)) : l)).join('\n') + '\n'), 'tampered', /^record 3 \(line 4\)/],
+    ['a NUL byte in a record', put('nul.jsonl', lines.map((l, i) => (i === 2 ? l.replace('"session"', '"sess\u0000ion"') : l)).join('\n') + '\n'), 'tampered', /^record 2 \(line 3\)/],
+  ];
+  // Invalid UTF-8 that a lenient decoder maps to the U+FFFD a record really contains.
+  const withReplacement = lines.findIndex((l) => l.includes('\ufffd'));
+  assert.equal(withReplacement, -1);
+  const bytes = Buffer.from(lines.join('\n') + '\n');
+  const at = bytes.indexOf(Buffer.from('“'));
+  const invalid = Buffer.concat([bytes.subarray(0, at), Buffer.from([0xff]), bytes.subarray(at + 3)]);
+  const badLine = bytes.subarray(0, at).toString().split('\n').length - 1;
+  cases.push(['invalid UTF-8', put('ff.jsonl', invalid), 'tampered', new RegExp(`^record ${badLine} \\(line ${badLine + 1}\\) is not valid UTF-8`)]);
+  for (const [name, f, status, problem] of cases) {
+    const r = await verifyChainFile(f);
+    assert.equal(r.status, status, `${name}: ${r.problem}`);
+    assert.match(r.problem ?? '', problem, name);
+  }
+  // A torn tail that ends inside a multibyte character is a crash's torn line, not tampering.
+  const torn = put('torn-utf8.jsonl', Buffer.concat([Buffer.from(lines.slice(0, 4).join('\n') + '\n'), Buffer.from(lines[4]!).subarray(0, Buffer.from(lines[4]!).indexOf(Buffer.from('“')) + 1)]));
+  assert.equal((await verifyChainFile(torn)).status, 'unsealed');
+});
+
+function edit(lines: string[], i: number, f: (r: Record<string, unknown>) => void): string[] {
+  const r = JSON.parse(lines[i]!) as Record<string, unknown>;
+  f(r);
+  return lines.map((l, k) => (k === i ? JSON.stringify(r) : l));
+}
