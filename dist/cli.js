@@ -24948,6 +24948,16 @@ function valueText(v) {
   if (b?.format === "binary") return `\\x${b.hex ?? ""}`;
   return JSON.stringify(v);
 }
+function formatMicros(us) {
+  if (us < 1e3) return `${us} \xB5s`;
+  if (us < 1e6) return `${(us / 1e3).toFixed(us < 1e4 ? 1 : 0)} ms`;
+  return formatMillis(us / 1e3);
+}
+function formatMillis(ms) {
+  if (ms < 1e3) return `${Math.round(ms)} ms`;
+  if (ms < 6e4) return `${(ms / 1e3).toFixed(1)} s`;
+  return `${Math.floor(ms / 6e4)} min ${Math.round(ms % 6e4 / 1e3)} s`;
+}
 
 // gateway/evidence/replay-text.ts
 function wantsColor(out, env = process.env) {
@@ -24996,7 +25006,7 @@ function command(c, paint) {
     paint(DECISION_STYLE[c.decision] ?? "dim", (c.decision === "none" ? "-" : c.decision.toUpperCase()).padEnd(7)),
     paint(OUTCOME_STYLE[outcome] ?? "dim", outcome.padEnd(8)),
     rows.padStart(9),
-    (c.durationUs === null ? "" : duration(c.durationUs)).padStart(9)
+    (c.durationUs === null ? "" : formatMicros(c.durationUs)).padStart(9)
   ].join(" ");
   const [first, ...more] = c.text.split("\n");
   const lines = [`${head}  ${first}`, ...more.map((l) => `${" ".repeat(60)}${l}`)];
@@ -25004,7 +25014,7 @@ function command(c, paint) {
   if (c.decision !== "allow" && c.decision !== "none" && c.rule) note(c.decision === "deny" ? "red" : "yellow", `rule "${c.rule}"${c.reason ? `: ${c.reason}` : ""}`);
   const a = c.approval;
   if (a) {
-    const waited = a.waitedMs === null ? "" : ` after ${duration(a.waitedMs * 1e3)}`;
+    const waited = a.waitedMs === null ? "" : ` after ${formatMillis(a.waitedMs)}`;
     note(a.outcome === "approved" ? "green" : "red", a.outcome === "pending" ? `held as request ${a.id}; no verdict in the log` : `request ${a.id} ${a.outcome} by ${a.by ?? "?"}${waited}${a.reason ? `: ${a.reason}` : ""}${a.url ? ` (${a.url})` : ""}`);
   }
   if (c.error) note("red", `${c.error.code} ${c.error.message}`);
@@ -25014,11 +25024,6 @@ function command(c, paint) {
 function clock(iso, full = false) {
   if (!iso) return "?";
   return full ? iso.replace("T", " ") : iso.slice(11, 23);
-}
-function duration(us) {
-  if (us < 1e3) return `${us} \xB5s`;
-  if (us < 1e6) return `${(us / 1e3).toFixed(1)} ms`;
-  return `${(us / 1e6).toFixed(2)} s`;
 }
 
 // gateway/cli/replay.ts
@@ -25513,19 +25518,9 @@ var CSP = `default-src 'none'; style-src 'sha256-${sha256b64(REPORT_CSS)}'; scri
 var plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 var timeOfDay = (iso) => /^\d{4}-\d\d-\d\dT(\d\d:\d\d:\d\d(?:\.\d+)?)/.exec(iso)?.[1] ?? iso;
 var when = (iso) => iso ? esc(iso.replace("T", " ").replace(/Z$/, " UTC")) : '<span class="empty">none</span>';
-function fmtUs(us) {
-  if (us < 1e3) return `${us} \xB5s`;
-  if (us < 1e6) return `${(us / 1e3).toFixed(us < 1e4 ? 1 : 0)} ms`;
-  return fmtMs(us / 1e3);
-}
-function fmtMs(ms) {
-  if (ms < 1e3) return `${Math.round(ms)} ms`;
-  if (ms < 6e4) return `${(ms / 1e3).toFixed(1)} s`;
-  return `${Math.floor(ms / 6e4)} min ${Math.round(ms % 6e4 / 1e3)} s`;
-}
 var span = (from, to) => {
   const ms = from && to ? Date.parse(to) - Date.parse(from) : NaN;
-  return Number.isFinite(ms) && ms >= 0 ? ` (${fmtMs(ms)})` : "";
+  return Number.isFinite(ms) && ms >= 0 ? ` (${formatMillis(ms)})` : "";
 };
 var safeUrl = (u) => u && /^https?:\/\//i.test(u) ? u : null;
 var byList = (m) => [...m].map(([who, n]) => `${who}${n > 1 ? ` \xD7${n}` : ""}`).join(", ");
@@ -25659,7 +25654,7 @@ function approvalLine(c) {
   if (!a) return c.decision === "approve" ? '<div class="line"><span class="k">approval:</span> no approval request recorded</div>' : "";
   const url = safeUrl(a.url);
   const link = url ? ` \xB7 <a href="${esc(url)}" rel="noopener noreferrer">review request</a>` : a.url ? ` \xB7 review at ${esc(a.url)}` : "";
-  const who = a.outcome === "pending" ? "<strong>pending</strong>: never answered" : `<strong>${esc(a.outcome)}</strong>${a.by ? ` by ${esc(a.by)}` : ""}${a.via ? ` via ${esc(a.via)}` : ""}${a.at ? ` at ${esc(timeOfDay(a.at))}` : ""}${a.waitedMs !== null ? `, waited ${esc(fmtMs(a.waitedMs))}` : ""}`;
+  const who = a.outcome === "pending" ? "<strong>pending</strong>: never answered" : `<strong>${esc(a.outcome)}</strong>${a.by ? ` by ${esc(a.by)}` : ""}${a.via ? ` via ${esc(a.via)}` : ""}${a.at ? ` at ${esc(timeOfDay(a.at))}` : ""}${a.waitedMs !== null ? `, waited ${esc(formatMillis(a.waitedMs))}` : ""}`;
   return `<div class="line"><span class="k">approval <span class="mono">${esc(a.id)}</span>:</span> ${who}${a.reason ? ` \xB7 \u201C${esc(a.reason)}\u201D` : ""}${link}</div>`;
 }
 function attention(commands, boundary) {
@@ -25706,7 +25701,7 @@ function command2(c, boundary) {
   const outcome = outcomeOf(c);
   const cls = ["command", isDenied(c) ? "is-denied" : isHeld(c) ? "is-held" : "", outcome === "error" ? "is-error" : ""].filter(Boolean).join(" ");
   const meta = [
-    c.durationUs !== null ? fmtUs(c.durationUs) : "",
+    c.durationUs !== null ? formatMicros(c.durationUs) : "",
     c.rows !== null ? plural(c.rows, "row") : "",
     c.tags.length ? c.tags.join(", ") : "",
     c.tables.length ? `tables: ${c.tables.join(", ")}` : "",

@@ -1,7 +1,7 @@
 // The run as a terminal timeline: one block per session, one line per command with its
 // decision, outcome, rows and duration, then what an auditor needs under it (approval, error,
 // masking). Colors only when asked (a TTY without NO_COLOR).
-import { outcomeOf, type Timeline, type TimelineCommand, type TimelineSession } from './timeline.ts';
+import { formatMicros, formatMillis, outcomeOf, type Timeline, type TimelineCommand, type TimelineSession } from './timeline.ts';
 
 export interface ReplayOptions { color: boolean; session?: string; status?: string }
 
@@ -59,7 +59,7 @@ function command(c: TimelineCommand, paint: (style: Style, s: string) => string)
     paint(DECISION_STYLE[c.decision] ?? 'dim', (c.decision === 'none' ? '-' : c.decision.toUpperCase()).padEnd(7)),
     paint(OUTCOME_STYLE[outcome] ?? 'dim', outcome.padEnd(8)),
     rows.padStart(9),
-    (c.durationUs === null ? '' : duration(c.durationUs)).padStart(9),
+    (c.durationUs === null ? '' : formatMicros(c.durationUs)).padStart(9),
   ].join(' ');
   const [first, ...more] = c.text.split('\n');
   const lines = [`${head}  ${first}`, ...more.map((l) => `${' '.repeat(60)}${l}`)];
@@ -67,7 +67,7 @@ function command(c: TimelineCommand, paint: (style: Style, s: string) => string)
   if (c.decision !== 'allow' && c.decision !== 'none' && c.rule) note(c.decision === 'deny' ? 'red' : 'yellow', `rule "${c.rule}"${c.reason ? `: ${c.reason}` : ''}`);
   const a = c.approval;
   if (a) {
-    const waited = a.waitedMs === null ? '' : ` after ${duration(a.waitedMs * 1000)}`;
+    const waited = a.waitedMs === null ? '' : ` after ${formatMillis(a.waitedMs)}`;
     note(a.outcome === 'approved' ? 'green' : 'red', a.outcome === 'pending'
       ? `held as request ${a.id}; no verdict in the log`
       : `request ${a.id} ${a.outcome} by ${a.by ?? '?'}${waited}${a.reason ? `: ${a.reason}` : ''}${a.url ? ` (${a.url})` : ''}`);
@@ -81,10 +81,4 @@ function command(c: TimelineCommand, paint: (style: Style, s: string) => string)
 function clock(iso: string | null, full = false): string {
   if (!iso) return '?';
   return full ? iso.replace('T', ' ') : iso.slice(11, 23);
-}
-
-function duration(us: number): string {
-  if (us < 1000) return `${us} µs`;
-  if (us < 1_000_000) return `${(us / 1000).toFixed(1)} ms`;
-  return `${(us / 1_000_000).toFixed(2)} s`;
 }

@@ -4,7 +4,7 @@
 // Everything taken from the log is attacker-controlled and goes through esc() (or attr()).
 import { createHash } from 'node:crypto';
 import { headline, identitySummary, IDENTITY_FIELDS, type Verification, type VerifyStatus } from './verification.ts';
-import { outcomeOf, valueText, type Timeline, type TimelineCommand, type TimelineSession } from './timeline.ts';
+import { formatMicros as fmtUs, formatMillis as fmtMs, outcomeOf, valueText, type Timeline, type TimelineCommand, type TimelineSession } from './timeline.ts';
 import { REPORT_CSS, REPORT_JS } from './report-assets.ts';
 import { VERSION } from '../version.ts';
 
@@ -44,16 +44,6 @@ const CSP = `default-src 'none'; style-src 'sha256-${sha256b64(REPORT_CSS)}'; sc
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 const timeOfDay = (iso: string): string => (/^\d{4}-\d\d-\d\dT(\d\d:\d\d:\d\d(?:\.\d+)?)/.exec(iso)?.[1] ?? iso);
 const when = (iso: string | null): string => (iso ? esc(iso.replace('T', ' ').replace(/Z$/, ' UTC')) : '<span class="empty">none</span>');
-function fmtUs(us: number): string {
-  if (us < 1000) return `${us} µs`;
-  if (us < 1_000_000) return `${(us / 1000).toFixed(us < 10_000 ? 1 : 0)} ms`;
-  return fmtMs(us / 1000);
-}
-function fmtMs(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
-  return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
-}
 const span = (from: string | null, to: string | null): string => {
   const ms = from && to ? Date.parse(to) - Date.parse(from) : NaN;
   return Number.isFinite(ms) && ms >= 0 ? ` (${fmtMs(ms)})` : '';

@@ -206,3 +206,16 @@ export function valueText(v: unknown): string {
   if (b?.format === 'binary') return `\\x${b.hex ?? ''}`;
   return JSON.stringify(v);
 }
+
+/** A duration for people: µs below a millisecond, then ms, s, and minutes. */
+export function formatMicros(us: number): string {
+  if (us < 1000) return `${us} µs`;
+  if (us < 1_000_000) return `${(us / 1000).toFixed(us < 10_000 ? 1 : 0)} ms`;
+  return formatMillis(us / 1000);
+}
+
+export function formatMillis(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
