@@ -23553,6 +23553,9 @@ function emptyTotals() {
     identity: null
   };
 }
+function copyTotals(t) {
+  return { ...t, approvedBy: new Map(t.approvedBy), targets: [...t.targets] };
+}
 function tally(s, r) {
   s.records++;
   switch (r.type) {
@@ -23604,6 +23607,7 @@ var LogVerifier = class {
   totals = emptyTotals();
   signing = { thumbprint: null, lastCheckpoint: null, unsignedRecords: 0 };
   runStart = null;
+  signedTotals = null;
   keys = null;
   prev = GENESIS_HASH;
   prevType = "";
@@ -23611,7 +23615,7 @@ var LogVerifier = class {
   sealed = false;
   verdict = null;
   result(status, problem) {
-    return { status, problem, sealed: status === "valid", signing: this.signing, totals: this.totals, runStart: this.runStart };
+    return { status, problem, sealed: status === "valid", signing: this.signing, totals: this.totals, signedTotals: this.signedTotals, runStart: this.runStart };
   }
   stop(status, problem) {
     this.verdict = this.result(status, problem);
@@ -23681,6 +23685,7 @@ var LogVerifier = class {
     this.prevType = String(rest.type);
     tally(this.totals, rest);
     if (rest.type !== "checkpoint") this.signing.unsignedRecords++;
+    else this.signedTotals = copyTotals(this.totals);
     return true;
   }
   readKey(runStart) {
@@ -24607,7 +24612,7 @@ async function verifyLog(file, opts = {}) {
     chain = await verifyChainFile(file);
   } catch (e) {
     const problem = `cannot read ${file} (${e.code ?? e.message})`;
-    chain = { status: "unreadable", problem, sealed: false, signing: { thumbprint: null, lastCheckpoint: null, unsignedRecords: 0 }, totals: emptyTotals(), runStart: null };
+    chain = { status: "unreadable", problem, sealed: false, signing: { thumbprint: null, lastCheckpoint: null, unsignedRecords: 0 }, totals: emptyTotals(), signedTotals: null, runStart: null };
   }
   if (chain.status === "unreadable" || chain.status === "tampered" || !chain.runStart) {
     return { file, status: chain.status === "valid" ? "unreadable" : chain.status, problem: chain.problem, chain, identity: null };
@@ -24744,19 +24749,24 @@ function verificationJson(v) {
       recorded: v.chain.totals.identity
     },
     run: { id: t.runId, started_at: t.startedAt, ended_at: t.endedAt, targets: t.targets },
-    totals: {
-      records: t.records,
-      sessions: t.sessions,
-      commands: t.commands,
-      denied: t.denied,
-      approved: t.approved,
-      approved_by: Object.fromEntries(t.approvedBy),
-      masked_commands: t.maskedCommands,
-      masked_values: t.maskedValues,
-      errors: t.errors,
-      skipped: t.skipped,
-      protocol_errors: t.protocolErrors
-    }
+    totals: totalsJson(t),
+    // An unsealed log's totals include records no signature covers; these are the signed ones.
+    ...v.chain.sealed ? {} : { signed_totals: totalsJson(v.chain.signedTotals ?? emptyTotals()) }
+  };
+}
+function totalsJson(t) {
+  return {
+    records: t.records,
+    sessions: t.sessions,
+    commands: t.commands,
+    denied: t.denied,
+    approved: t.approved,
+    approved_by: Object.fromEntries(t.approvedBy),
+    masked_commands: t.maskedCommands,
+    masked_values: t.maskedValues,
+    errors: t.errors,
+    skipped: t.skipped,
+    protocol_errors: t.protocolErrors
   };
 }
 function verificationText(v) {
@@ -24778,13 +24788,15 @@ function verificationText(v) {
   lines.push(`run:         ${t.runId}, ${t.startedAt ?? "?"} to ${t.endedAt ?? "(not sealed)"}`);
   lines.push(`targets:     ${t.targets.join(", ") || "(none)"}`);
   lines.push(`records:     ${t.records} (${t.checkpoints} checkpoint${t.checkpoints === 1 ? "" : "s"})`);
-  lines.push(`sessions:    ${t.sessions}`);
-  lines.push(`commands:    ${t.commands}`);
-  lines.push(`  denied:    ${t.denied}`);
+  const signed = v.chain.sealed ? t : v.chain.signedTotals ?? emptyTotals();
+  const unsigned = (k) => t[k] > signed[k] ? `, ${t[k] - signed[k]} of them after the last checkpoint (unsigned)` : "";
+  lines.push(`sessions:    ${t.sessions}${unsigned("sessions")}`);
+  lines.push(`commands:    ${t.commands}${unsigned("commands")}`);
+  lines.push(`  denied:    ${t.denied}${unsigned("denied")}`);
   const by = [...t.approvedBy].map(([who, n]) => `${who}${n > 1 ? ` \xD7${n}` : ""}`).join(", ");
-  lines.push(`  approved:  ${t.approved}${by ? ` (by ${by})` : ""}`);
-  lines.push(`  masked:    ${t.maskedCommands}${t.maskedValues ? ` (${t.maskedValues} values)` : ""}`);
-  lines.push(`  errors:    ${t.errors}`);
+  lines.push(`  approved:  ${t.approved}${by ? ` (by ${by})` : ""}${unsigned("approved")}`);
+  lines.push(`  masked:    ${t.maskedCommands}${t.maskedValues ? ` (${t.maskedValues} values)` : ""}${unsigned("maskedCommands")}`);
+  lines.push(`  errors:    ${t.errors}${unsigned("errors")}`);
   if (t.skipped) lines.push(`  skipped:   ${t.skipped}`);
   if (t.protocolErrors) lines.push(`protocol errors: ${t.protocolErrors}`);
   return lines.join("\n") + "\n";

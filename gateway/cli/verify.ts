@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { parseArgs, UsageError } from './args.ts';
 import { headline, identitySummary, IDENTITY_FIELDS, VERIFY_EXIT, verifyLog, type Verification } from '../evidence/verification.ts';
 import type { IdentityOptions } from '../evidence/attestation-check.ts';
+import { emptyTotals, type LogTotals } from '../evidence/log-totals.ts';
 
 export const help = `Usage: gateway-action verify LOG [--jwks FILE | --issuer URL] [--repository OWNER/NAME]
                              [--workflow REF] [--sha SHA] [--json] [--save-jwks FILE]
@@ -91,11 +92,17 @@ export function verificationJson(v: Verification): Record<string, unknown> {
       recorded: v.chain.totals.identity,
     },
     run: { id: t.runId, started_at: t.startedAt, ended_at: t.endedAt, targets: t.targets },
-    totals: {
-      records: t.records, sessions: t.sessions, commands: t.commands, denied: t.denied, approved: t.approved,
-      approved_by: Object.fromEntries(t.approvedBy), masked_commands: t.maskedCommands, masked_values: t.maskedValues,
-      errors: t.errors, skipped: t.skipped, protocol_errors: t.protocolErrors,
-    },
+    totals: totalsJson(t),
+    // An unsealed log's totals include records no signature covers; these are the signed ones.
+    ...(v.chain.sealed ? {} : { signed_totals: totalsJson(v.chain.signedTotals ?? emptyTotals()) }),
+  };
+}
+
+function totalsJson(t: LogTotals): Record<string, unknown> {
+  return {
+    records: t.records, sessions: t.sessions, commands: t.commands, denied: t.denied, approved: t.approved,
+    approved_by: Object.fromEntries(t.approvedBy), masked_commands: t.maskedCommands, masked_values: t.maskedValues,
+    errors: t.errors, skipped: t.skipped, protocol_errors: t.protocolErrors,
   };
 }
 
@@ -118,13 +125,15 @@ export function verificationText(v: Verification): string {
   lines.push(`run:         ${t.runId}, ${t.startedAt ?? '?'} to ${t.endedAt ?? '(not sealed)'}`);
   lines.push(`targets:     ${t.targets.join(', ') || '(none)'}`);
   lines.push(`records:     ${t.records} (${t.checkpoints} checkpoint${t.checkpoints === 1 ? "" : "s"})`);
-  lines.push(`sessions:    ${t.sessions}`);
-  lines.push(`commands:    ${t.commands}`);
-  lines.push(`  denied:    ${t.denied}`);
+  const signed = v.chain.sealed ? t : (v.chain.signedTotals ?? emptyTotals());
+  const unsigned = (k: 'sessions' | 'commands' | 'denied' | 'approved' | 'maskedCommands' | 'errors'): string => (t[k] > signed[k] ? `, ${t[k] - signed[k]} of them after the last checkpoint (unsigned)` : '');
+  lines.push(`sessions:    ${t.sessions}${unsigned('sessions')}`);
+  lines.push(`commands:    ${t.commands}${unsigned('commands')}`);
+  lines.push(`  denied:    ${t.denied}${unsigned('denied')}`);
   const by = [...t.approvedBy].map(([who, n]) => `${who}${n > 1 ? ` ×${n}` : ''}`).join(', ');
-  lines.push(`  approved:  ${t.approved}${by ? ` (by ${by})` : ''}`);
-  lines.push(`  masked:    ${t.maskedCommands}${t.maskedValues ? ` (${t.maskedValues} values)` : ''}`);
-  lines.push(`  errors:    ${t.errors}`);
+  lines.push(`  approved:  ${t.approved}${by ? ` (by ${by})` : ''}${unsigned('approved')}`);
+  lines.push(`  masked:    ${t.maskedCommands}${t.maskedValues ? ` (${t.maskedValues} values)` : ''}${unsigned('maskedCommands')}`);
+  lines.push(`  errors:    ${t.errors}${unsigned('errors')}`);
   if (t.skipped) lines.push(`  skipped:   ${t.skipped}`);
   if (t.protocolErrors) lines.push(`protocol errors: ${t.protocolErrors}`);
   return lines.join('\n') + '\n';

@@ -32,6 +32,10 @@ export function emptyTotals(): LogTotals {
   };
 }
 
+export function copyTotals(t: LogTotals): LogTotals {
+  return { ...t, approvedBy: new Map(t.approvedBy), targets: [...t.targets] };
+}
+
 type Rec = Record<string, unknown>;
 
 export function tally(s: LogTotals, r: Rec): void {

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { canonicalJson } from './canonical-json.ts';
 import { CheckpointVerifier } from './checkpoint.ts';
 import { GENESIS_HASH, LOG_FORMAT } from './log-writer.ts';
-import { emptyTotals, tally, type LogTotals } from './log-totals.ts';
+import { copyTotals, emptyTotals, tally, type LogTotals } from './log-totals.ts';
 
 export type ChainStatus = 'valid' | 'tampered' | 'unsealed' | 'unreadable';
 
@@ -26,6 +26,8 @@ export interface ChainResult {
   sealed: boolean;
   signing: Signing;
   totals: LogTotals;
+  /** The totals up to the last checkpoint: what the signatures vouch for. */
+  signedTotals: LogTotals | null;
   /** The run-start record, for the identity check. */
   runStart: Record<string, unknown> | null;
 }
@@ -44,6 +46,7 @@ export class LogVerifier {
   readonly totals = emptyTotals();
   private readonly signing: Signing = { thumbprint: null, lastCheckpoint: null, unsignedRecords: 0 };
   private runStart: Rec | null = null;
+  private signedTotals: LogTotals | null = null;
   private keys: CheckpointVerifier | null = null;
   private prev = GENESIS_HASH;
   private prevType = '';
@@ -52,7 +55,7 @@ export class LogVerifier {
   private verdict: ChainResult | null = null;
 
   private result(status: ChainStatus, problem: string | null): ChainResult {
-    return { status, problem, sealed: status === 'valid', signing: this.signing, totals: this.totals, runStart: this.runStart };
+    return { status, problem, sealed: status === 'valid', signing: this.signing, totals: this.totals, signedTotals: this.signedTotals, runStart: this.runStart };
   }
 
   private stop(status: ChainStatus, problem: string): false {
@@ -129,6 +132,7 @@ export class LogVerifier {
     this.prevType = String(rest.type);
     tally(this.totals, rest);
     if (rest.type !== 'checkpoint') this.signing.unsignedRecords++;
+    else this.signedTotals = copyTotals(this.totals);
     return true;
   }
 

@@ -95,12 +95,15 @@ test('SIGKILL under load: the log is unsealed but intact, and every row that rea
   assert.match(v.stderr, torn === null ? /UNSEALED: the log has no seal/ : /UNSEALED: record \d+ \(line \d+\) is torn/);
   // Over a thousand commands: checkpoints were signed along the way, and the tail is named.
   assert.match(v.stderr, /the last signed checkpoint is record \d+; the \d+ records after it are unsigned/);
-  const json = JSON.parse(cli(['verify', logPath, '--json']).stdout) as { status: string; totals: { records: number }; signing: { last_checkpoint: number; unsigned_records: number; checkpoints: number } };
+  const json = JSON.parse(cli(['verify', logPath, '--json']).stdout) as { status: string; totals: { records: number; commands: number }; signed_totals: { commands: number }; signing: { last_checkpoint: number; unsigned_records: number; checkpoints: number } };
   assert.equal(json.status, 'unsealed');
   assert.equal(json.totals.records, records.length, 'every complete record verifies');
   assert.ok(json.signing.checkpoints >= 2, `checkpoints every 1000 records (${json.signing.checkpoints})`);
   assert.equal(records[json.signing.last_checkpoint]!.type, 'checkpoint');
   assert.equal(json.signing.unsigned_records, records.length - 1 - json.signing.last_checkpoint, 'the unsigned tail is every record after the last checkpoint');
+  const unsignedCommands = records.slice(json.signing.last_checkpoint + 1).filter((r) => r.type === 'command').length;
+  assert.equal(json.signed_totals.commands, json.totals.commands - unsignedCommands, 'signed totals stop at the last checkpoint');
+  if (unsignedCommands > 0) assert.match(v.stderr, new RegExp(`commands: +${json.totals.commands}, ${unsignedCommands} of them after the last checkpoint \\(unsigned\\)`));
 
   const logged = new Set<string>();
   for (const r of records) {
