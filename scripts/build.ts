@@ -22,7 +22,7 @@ await build({
   banner: {
     // ESM bundles of CommonJS dependencies need a require(); the shebang makes dist/cli.js the bin.
     // __dirname lets the bundled WebAssembly loader find libpg-query.wasm beside the bundle.
-    js: "#!/usr/bin/env node\nimport { createRequire as __gwCreateRequire } from 'node:module';\nimport { dirname as __gwDirname } from 'node:path';\nimport { fileURLToPath as __gwFileURLToPath } from 'node:url';\nconst require = __gwCreateRequire(import.meta.url);\nconst __dirname = __gwDirname(__gwFileURLToPath(import.meta.url));",
+    js: "#!/usr/bin/env node\nimport { createRequire as __gwCreateRequire } from 'node:module';\nimport { dirname as __gwDirname } from 'node:path';\nimport { fileURLToPath as __gwFileURLToPath } from 'node:url';\nconst require = __gwCreateRequire(import.meta.url);\nvar __dirname = __gwDirname(__gwFileURLToPath(import.meta.url));",
   },
 });
 

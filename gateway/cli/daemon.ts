@@ -48,22 +48,47 @@ export async function start(argv: string[]): Promise<number> {
   const secrets: Record<string, string> = {};
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const t of policy.targets) {
+    if (t.auth.kind !== 'password-env') continue;
     const v = process.env[t.auth.passwordEnv];
     if (v !== undefined) secrets[t.auth.passwordEnv] = v;
     delete env[t.auth.passwordEnv];
   }
-  const out = fs.openSync(path.join(stateDir, 'daemon.log'), 'a', 0o600);
-  const child = spawn(process.execPath, [...process.execArgv, BASELINE_WASM_FLAG, process.argv[1]!, 'daemon', '--policy', policyFile, '--state-dir', stateDir, '--log-dir', logDir], {
+  await launchDaemon({ cli: process.argv[1]!, policyFile, stateDir, logDir, env, secrets });
+  process.stdout.write(fs.readFileSync(path.join(stateDir, 'env'), 'utf8'));
+  return 0;
+}
+
+export interface LaunchOptions {
+  /** The CLI script the daemon runs (dist/cli.js). */
+  cli: string;
+  policyFile: string;
+  stateDir: string;
+  logDir: string;
+  /** The daemon's whole environment: nothing else is inherited. */
+  env: NodeJS.ProcessEnv;
+  /** Upstream passwords by variable name, sent over IPC (never in the environment). */
+  secrets: Record<string, string>;
+}
+
+/**
+ * Starts `cli daemon` detached (stdio to STATE/daemon.log, so no pipe keeps the caller alive) and
+ * resolves once it accepts connections; STATE/env then holds the connection environment.
+ */
+export async function launchDaemon(o: LaunchOptions): Promise<{ pid: number }> {
+  fs.mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(o.stateDir, 0o700);
+  const out = fs.openSync(path.join(o.stateDir, 'daemon.log'), 'a', 0o600);
+  const child = spawn(process.execPath, [...process.execArgv, BASELINE_WASM_FLAG, o.cli, 'daemon', '--policy', o.policyFile, '--state-dir', o.stateDir, '--log-dir', o.logDir], {
     detached: true,
     stdio: ['ignore', out, out, 'ipc'],
-    env,
+    env: o.env,
   });
   fs.closeSync(out);
-  child.send({ secrets });
-  const reply = await new Promise<{ ready?: boolean; error?: string; env?: Record<string, string> }>((resolve) => {
-    const timer = setTimeout(() => resolve({ error: `the daemon did not become ready within ${READY_TIMEOUT_MS / 1000}s; see ${path.join(stateDir, 'daemon.log')}` }), READY_TIMEOUT_MS);
+  child.send({ secrets: o.secrets });
+  const reply = await new Promise<{ ready?: boolean; error?: string }>((resolve) => {
+    const timer = setTimeout(() => resolve({ error: `the daemon did not become ready within ${READY_TIMEOUT_MS / 1000}s; see ${path.join(o.stateDir, 'daemon.log')}` }), READY_TIMEOUT_MS);
     child.once('message', (m) => (clearTimeout(timer), resolve(m as { ready?: boolean; error?: string })));
-    child.once('exit', (code) => (clearTimeout(timer), resolve({ error: `the daemon exited (status ${code}); see ${path.join(stateDir, 'daemon.log')}` })));
+    child.once('exit', (code) => (clearTimeout(timer), resolve({ error: `the daemon exited (status ${code}); see ${path.join(o.stateDir, 'daemon.log')}` })));
   });
   if (!reply.ready) {
     child.kill();
@@ -71,8 +96,7 @@ export async function start(argv: string[]): Promise<number> {
   }
   child.disconnect();
   child.unref();
-  process.stdout.write(fs.readFileSync(path.join(stateDir, 'env'), 'utf8'));
-  return 0;
+  return { pid: child.pid! };
 }
 
 export async function stop(argv: string[]): Promise<number> {

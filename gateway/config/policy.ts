@@ -18,7 +18,8 @@ export interface PostgresTarget {
   port: number;
   database: string;
   user: string;
-  auth: { passwordEnv: string };
+  /** An environment variable's password, or an Entra ID token for `scope` (Azure Database for PostgreSQL). */
+  auth: { kind: 'password-env'; passwordEnv: string } | { kind: 'azure'; scope: string };
   tls: 'disable' | 'require' | 'verify-full';
   caFile?: string;
 }
@@ -37,6 +38,9 @@ export interface Policy {
   /** Null when the file has no masking section. */
   masking: MaskingRules | null;
 }
+
+/** The Entra ID scope of Azure Database for PostgreSQL (flexible server). */
+export const AZURE_POSTGRES_SCOPE = 'https://ossrdbms-aad.database.windows.net/.default';
 
 export class PolicyError extends Error {
   constructor(file: string, line: number | null, message: string) {
@@ -67,12 +71,6 @@ export function parsePolicy(text: string, file: string): Policy {
   }
   const data: unknown = doc.toJS();
   if (data === null || data === undefined) throw new PolicyError(file, 1, 'the policy file is empty; it needs at least `version: 1` and `targets:`');
-  for (const [name, t] of Object.entries((data as { targets?: Record<string, { auth?: unknown }> }).targets ?? {})) {
-    if (t && typeof t === 'object' && t.auth === 'azure') {
-      const node = doc.getIn(['targets', name, 'auth'], true) as YamlNode | undefined;
-      throw new PolicyError(file, lineOf(node?.range?.[0]), `targets.${name}.auth: azure (Entra ID workload identity) is not supported by this version yet; use auth: { password-env: NAME }`);
-    }
-  }
   if (!validate(data)) {
     const err = pickError(validate.errors ?? []);
     throw new PolicyError(file, lineOf(locate(doc, err)), describe(err));
@@ -86,10 +84,16 @@ export function parsePolicy(text: string, file: string): Policy {
     port: (t.port as number | undefined) ?? 5432,
     database: String(t.database),
     user: String(t.user),
-    auth: { passwordEnv: String((t.auth as Record<string, string>)['password-env']) },
+    auth: t.auth === 'azure' ? { kind: 'azure', scope: AZURE_POSTGRES_SCOPE } : { kind: 'password-env', passwordEnv: String((t.auth as Record<string, string>)['password-env']) },
     tls: ((t.tls as PostgresTarget['tls'] | undefined) ?? 'verify-full'),
     caFile: t['ca-file'] ? path.resolve(baseDir, String(t['ca-file'])) : undefined,
   }));
+  for (const t of targets) {
+    // An Entra token is a bearer password: it must never cross the network in the clear.
+    if (t.auth.kind === 'azure' && t.tls === 'disable') {
+      throw new PolicyError(file, lineOf(locateNode(doc, ['targets', t.name, 'tls'])), `targets.${t.name}: auth: azure needs TLS to the server (tls: require or verify-full), not tls: disable`);
+    }
+  }
   for (const t of targets) {
     if (!t.caFile) continue;
     const line = lineOf(locateNode(doc, ['targets', t.name, 'ca-file']));

@@ -19,6 +19,7 @@ import type net from 'node:net';
 import fs from 'node:fs';
 import { CheckpointSigner, keyAudience } from '../evidence/checkpoint.ts';
 import { canRequestIdToken, requestIdToken } from '../identity/github-oidc.ts';
+import { AzureTokens, azureSettingsFromEnv } from '../identity/azure.ts';
 
 export interface GatewayOptions {
   policy: Policy;
@@ -55,15 +56,7 @@ export class Gateway {
   static async start(opts: GatewayOptions): Promise<Gateway> {
     // Masking by column name reads COPY statements for their table, with the same parser.
     if (opts.policy.hasRuleSettings || (opts.policy.masking?.columns.length ?? 0) > 0) await loadClassifier();
-    const env = opts.env ?? process.env;
-    const passwords = new Map<string, string>();
-    for (const t of opts.policy.targets) {
-      const v = env[t.auth.passwordEnv];
-      if (v === undefined || v === '') {
-        throw new ConfigurationError(`target "${t.name}": environment variable ${t.auth.passwordEnv} (auth.password-env) is not set`);
-      }
-      passwords.set(t.name, v);
-    }
+    const passwords = await upstreamPasswords(opts);
     const runId = randomBytes(6).toString('hex');
     // The private key never leaves this process; the token proves which job held it.
     const signer = new CheckpointSigner();
@@ -85,7 +78,7 @@ export class Gateway {
       identity: opts.identity,
       ...(opts.policy.hasRuleSettings ? { claims: opts.claims ?? {}, rules: { count: opts.policy.rules.rules.length, default: opts.policy.rules.default, unclassified: opts.policy.rules.unclassified } } : {}),
       ...(opts.policy.masking ? { masking: { columns: opts.policy.masking.columns, detectors: opts.policy.masking.detectors, apply_to: Object.entries(opts.policy.masking.applyTo).filter(([, v]) => v).map(([k]) => k) } } : {}),
-      targets: opts.policy.targets.map((t) => ({ name: t.name, kind: t.kind, host: t.host, port: t.port, database: t.database, user: t.user, tls: t.tls })),
+      targets: opts.policy.targets.map((t) => ({ name: t.name, kind: t.kind, host: t.host, port: t.port, database: t.database, user: t.user, tls: t.tls, auth: t.auth.kind })),
       key: { alg: 'EdDSA', jwk: signer.jwk, thumbprint: signer.thumbprint },
       checkpoints: { every_records: checkpoints.everyRecords, every_ms: checkpoints.everyMs },
       attestation,
@@ -101,7 +94,7 @@ export class Gateway {
         const upstream = passwords.get(target.name)!;
         const password = randomBytes(24).toString('base64url');
         const policy = opts.policy.hasRuleSettings ? { rules: opts.policy.rules, claims: opts.claims ?? {} } : null;
-        const listener = new PostgresListener({ target, clientPassword: password, upstreamPassword: async () => upstream, recorder, policy, approvals: broker, masker });
+        const listener = new PostgresListener({ target, clientPassword: password, upstreamPassword: upstream, recorder, policy, approvals: broker, masker });
         const port = await listener.listen();
         gw.listeners.push({ listener, port, password });
         writer.append('listener', { target: target.name, listen: `127.0.0.1:${port}` });
@@ -134,7 +127,7 @@ export class Gateway {
 
   /** Variables that must not reach the commands run through the gateway (upstream secrets). */
   secretEnvNames(policy: Policy): string[] {
-    return policy.targets.map((t) => t.auth.passwordEnv);
+    return policy.targets.flatMap((t) => (t.auth.kind === 'password-env' ? [t.auth.passwordEnv] : []));
   }
 
   /**
@@ -189,6 +182,41 @@ export class Gateway {
     }
     return { ok: false, error: 'unknown request' };
   }
+}
+
+/**
+ * How each target's upstream password is obtained: read once from the environment, or an Entra
+ * ID token asked of the credential for every new upstream connection (it refreshes before
+ * expiry). One token per Azure scope is fetched now, so a missing federated credential fails the
+ * start with Entra's reason instead of the first client's login.
+ */
+async function upstreamPasswords(opts: GatewayOptions): Promise<Map<string, () => Promise<string>>> {
+  const env = opts.env ?? process.env;
+  const runnerEnv = opts.runnerEnv ?? process.env;
+  const out = new Map<string, () => Promise<string>>();
+  let azure: AzureTokens | null = null;
+  for (const t of opts.policy.targets) {
+    const auth = t.auth;
+    if (auth.kind === 'password-env') {
+      const v = env[auth.passwordEnv];
+      if (v === undefined || v === '') throw new ConfigurationError(`target "${t.name}": environment variable ${auth.passwordEnv} (auth.password-env) is not set`);
+      out.set(t.name, async () => v);
+      continue;
+    }
+    if (!azure) {
+      const settings = azureSettingsFromEnv(runnerEnv);
+      if (!settings) throw new ConfigurationError(`target "${t.name}": auth: azure needs the Entra app's client and tenant ids (the action's azure-client-id and azure-tenant-id inputs, or AZURE_CLIENT_ID and AZURE_TENANT_ID)`);
+      azure = new AzureTokens(settings, runnerEnv);
+    }
+    const tokens = azure;
+    try {
+      await tokens.token(auth.scope);
+    } catch (e) {
+      throw new ConfigurationError(`target "${t.name}": ${(e as Error).message}`);
+    }
+    out.set(t.name, () => tokens.token(auth.scope));
+  }
+  return out;
 }
 
 /**

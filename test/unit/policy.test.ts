@@ -18,7 +18,7 @@ targets:
     port: 5432
     database: app
     user: deployer
-    auth: { password-env: APP_DB_PASSWORD }   # later also: azure
+    auth: { password-env: APP_DB_PASSWORD }   # or: azure
     tls: disable                              # disable | require | verify-full (with ca-file)
 `;
 
@@ -50,7 +50,7 @@ test("the issue's example policy parses as written", () => {
   assert.equal(t.database, 'app');
   assert.equal(t.user, 'deployer');
   assert.equal(t.tls, 'disable');
-  assert.deepEqual(t.auth, { passwordEnv: 'APP_DB_PASSWORD' });
+  assert.deepEqual(t.auth, { kind: 'password-env', passwordEnv: 'APP_DB_PASSWORD' });
   assert.equal(t.caFile, undefined);
   assert.equal(p.path, path.resolve(FILE));
   assert.match(p.sha256, /^[0-9a-f]{64}$/);
@@ -214,13 +214,6 @@ test('a kind other than postgres lists the supported kinds', () => {
   assert.match(msg, /postgres/);
 });
 
-test('auth: azure is reported as not yet supported', () => {
-  const msg = atLine(errorOf(EXAMPLE.replace('auth: { password-env: APP_DB_PASSWORD }', 'auth: azure')), 9);
-  assert.match(msg, /auth/);
-  assert.match(msg, /azure/i, 'the message should name what was written (azure)');
-  assert.match(msg, /support/i, 'the message should say azure is not (yet) supported');
-});
-
 test('auth without password-env says what is missing', () => {
   const msg = atLine(errorOf(EXAMPLE.replace('auth: { password-env: APP_DB_PASSWORD }', 'auth: {}')), 9);
   assert.match(msg, /password-env/);
@@ -280,4 +273,12 @@ test('approvals.timeout defaults to 15m and must lie between 1s and 24h', () => 
   assert.equal(atLine(errorOf(EXAMPLE + 'approvals:\n  timeout: 25h\n'), 12), 'approvals.timeout: 25h is outside 1s to 24h');
   assert.equal(atLine(errorOf(EXAMPLE + 'approvals:\n  timeout: 10ms\n'), 12), 'approvals.timeout: 10ms is outside 1s to 24h');
   assert.match(atLine(errorOf(EXAMPLE + 'approvals:\n  timeout: soon\n'), 12), /approvals\.timeout must match/);
+});
+
+test('auth: azure is an Entra ID token for Azure Database for PostgreSQL and needs TLS', () => {
+  const azure = parsePolicy(EXAMPLE.replace('auth: { password-env: APP_DB_PASSWORD }', 'auth: azure').replace('tls: disable', 'tls: require'), FILE);
+  assert.deepEqual(azure.targets[0]!.auth, { kind: 'azure', scope: 'https://ossrdbms-aad.database.windows.net/.default' });
+  // The example policy has tls: disable on line 10.
+  assert.match(atLine(errorOf(EXAMPLE.replace('auth: { password-env: APP_DB_PASSWORD }', 'auth: azure')), 10), /targets\.app-db: auth: azure needs TLS to the server \(tls: require or verify-full\), not tls: disable/);
+  assert.match(errorOf(EXAMPLE.replace('auth: { password-env: APP_DB_PASSWORD }', 'auth: entra')), /auth must be "azure"|must be equal to constant/);
 });

@@ -1,0 +1,52 @@
+// The job summary: who ran it, whether the evidence verifies, what each target saw, every denied
+// and approval-held command with its rule, and where the artifact is.
+import * as core from '@actions/core';
+import { headline, identitySummary, IDENTITY_FIELDS, type Verification } from '../gateway/evidence/verification.ts';
+import { outcomeOf } from '../gateway/evidence/timeline.ts';
+import type { Outcome } from './outcome.ts';
+
+export interface SummaryContext { artifactName: string | null; artifactUrl: string | null; artifactError: string | null; daemonDied: string | null; statusContext: string; statusSha: string | null }
+
+const code = (s: string): string => `<code>${escapeHtml(s)}</code>`;
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+const oneLine = (s: string): string => (s.length > 200 ? s.slice(0, 197) + '…' : s).replace(/\s+/g, ' ');
+
+export async function writeSummary(v: Verification, o: Outcome, ctx: SummaryContext): Promise<void> {
+  const s = core.summary;
+  s.addHeading('gateway-action: session evidence', 2);
+  s.addRaw(`<p><strong>${v.status === 'valid' && !ctx.daemonDied ? '✅' : '❌'} ${escapeHtml(headline(v))}</strong></p>`, true);
+  if (ctx.daemonDied) s.addRaw(`<p>❌ <strong>The gateway daemon died during the job</strong>: ${escapeHtml(ctx.daemonDied)}. Its log is kept as written, up to its last signed checkpoint.</p>`, true);
+  const id = identitySummary(v);
+  const rows = IDENTITY_FIELDS.filter(([k]) => id.claims[k] !== undefined).map(([k, label]) => [label, code(id.claims[k]!)]);
+  rows.push(['signing key', code(v.chain.signing.thumbprint ?? '(none)')]);
+  rows.push(['identity', escapeHtml(id.status === 'verified' ? `verified (OIDC token signed by ${id.issuer})` : id.status)]);
+  s.addTable([[{ data: 'run', header: true }, { data: escapeHtml(v.chain.totals.runId ?? '?'), header: true }], ...rows]);
+  s.addHeading('Targets', 3);
+  s.addTable([
+    ['target', 'commands', 'allowed', 'denied', 'approved', 'not approved', 'errors', 'masked'].map((h) => ({ data: h, header: true })),
+    ...o.targets.map((t) => [code(t.target), ...[t.commands, t.allowed, t.denied, t.approved, t.unapproved, t.errors, t.masked].map(String)]),
+  ]);
+  if (o.attention.length > 0) {
+    s.addHeading('Denied and approval-held commands', 3);
+    s.addTable([
+      ['command', 'target', 'decision', 'rule', 'outcome', 'approval', 'SQL'].map((h) => ({ data: h, header: true })),
+      ...o.attention.map((c) => {
+        const a = c.approval;
+        const approval = a
+          ? `${escapeHtml(a.outcome)}${a.by ? ` by ${escapeHtml(a.by)}` : ''}${a.waitedMs !== null ? ` after ${Math.round(a.waitedMs / 1000)} s` : ''}${a.reason ? `: ${escapeHtml(a.reason)}` : ''}${a.url && /^https?:\/\//.test(a.url) ? ` (<a href="${escapeHtml(a.url)}">request</a>)` : ''}`
+          : '';
+        return [code(c.id), code(c.target), escapeHtml(c.decision), c.rule ? code(c.rule) : '', escapeHtml(outcomeOf(c)), approval, code(oneLine(c.text))];
+      }),
+    ]);
+  }
+  const t = v.chain.totals;
+  if (t.approvedBy.size > 0) s.addRaw(`<p>Approved by: ${[...t.approvedBy].map(([who, n]) => `${escapeHtml(who)} (${n})`).join(', ')}</p>`, true);
+  const artifact = ctx.artifactError
+    ? `❌ the artifact could not be uploaded: ${escapeHtml(ctx.artifactError)}`
+    : ctx.artifactName ? `Artifact ${ctx.artifactUrl ? `<a href="${escapeHtml(ctx.artifactUrl)}">${code(ctx.artifactName)}</a>` : code(ctx.artifactName)}: the session log, the HTML report and the OIDC issuer's key set. Check it offline with ${code('gateway-action verify LOG --jwks jwks.json')}.` : '';
+  if (artifact) s.addRaw(`<p>${artifact}</p>`, true);
+  s.addRaw(`<p>Commit status ${code(ctx.statusContext)}: <strong>${o.state}</strong> (${escapeHtml(o.description)})${ctx.statusSha ? ` on ${code(ctx.statusSha.slice(0, 12))}` : ''}.</p>`, true);
+  await s.write();
+}
