@@ -45475,6 +45475,7 @@ var AZURE_ASSERTION_AUDIENCE = "api://AzureADTokenExchange";
 var AZURE_PUBLIC_AUTHORITY = "https://login.microsoftonline.com";
 var AzureAuthError = class extends Error {
 };
+var ASSERTION_REUSE_MS = 1e4;
 function azureSettingsFromEnv(env) {
   if (!env.AZURE_TENANT_ID || !env.AZURE_CLIENT_ID) return null;
   return { tenantId: env.AZURE_TENANT_ID, clientId: env.AZURE_CLIENT_ID, authorityHost: env.AZURE_AUTHORITY_HOST || AZURE_PUBLIC_AUTHORITY };
@@ -45482,13 +45483,16 @@ function azureSettingsFromEnv(env) {
 var AzureTokens = class {
   credential;
   presented = null;
+  recent = null;
   settings;
   constructor(settings, runnerEnv) {
     this.settings = settings;
     this.credential = new ClientAssertionCredential(settings.tenantId, settings.clientId, async () => {
+      if (this.recent && Date.now() - this.recent.at < ASSERTION_REUSE_MS) return this.recent.token;
       const token = await requestIdToken(runnerEnv, AZURE_ASSERTION_AUDIENCE);
       const c = decodeJwt(token);
       this.presented = { sub: String(c.sub ?? ""), iss: String(c.iss ?? "") };
+      this.recent = { token, at: Date.now() };
       return token;
     }, {
       authorityHost: settings.authorityHost,

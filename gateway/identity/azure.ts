@@ -13,6 +13,9 @@ export interface AzureSettings { tenantId: string; clientId: string; authorityHo
 
 export class AzureAuthError extends Error {}
 
+/** An assertion is reused this long at most: GitHub's tokens live minutes, Entra wants them fresh. */
+const ASSERTION_REUSE_MS = 10_000;
+
 /** AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_AUTHORITY_HOST, as @azure/identity names them. */
 export function azureSettingsFromEnv(env: NodeJS.ProcessEnv): AzureSettings | null {
   if (!env.AZURE_TENANT_ID || !env.AZURE_CLIENT_ID) return null;
@@ -22,14 +25,18 @@ export function azureSettingsFromEnv(env: NodeJS.ProcessEnv): AzureSettings | nu
 export class AzureTokens {
   private readonly credential: ClientAssertionCredential;
   private presented: { sub: string; iss: string } | null = null;
+  private recent: { token: string; at: number } | null = null;
   private readonly settings: AzureSettings;
 
   constructor(settings: AzureSettings, runnerEnv: NodeJS.ProcessEnv) {
     this.settings = settings;
     this.credential = new ClientAssertionCredential(settings.tenantId, settings.clientId, async () => {
+      // msal asks twice per token request and sends the first; one GitHub token serves both.
+      if (this.recent && Date.now() - this.recent.at < ASSERTION_REUSE_MS) return this.recent.token;
       const token = await requestIdToken(runnerEnv, AZURE_ASSERTION_AUDIENCE);
       const c = decodeJwt(token);
       this.presented = { sub: String(c.sub ?? ''), iss: String(c.iss ?? '') };
+      this.recent = { token, at: Date.now() };
       return token;
     }, {
       authorityHost: settings.authorityHost,

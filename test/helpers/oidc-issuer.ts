@@ -108,7 +108,8 @@ export async function startOidcIssuer(job: Partial<JobClaims> = {}): Promise<Oid
       const [owner] = j.repository.split('/');
       const workflowRef = `${j.repository}/${j.workflowFile}@${j.ref}`;
       const claims: Record<string, unknown> = {
-        jti: randomUUID(), sub: `repo:${j.repository}:ref:${j.ref}`, ref: j.ref, sha: j.sha, repository: j.repository,
+        // GitHub's subject: the environment when the job has one, else pull_request for PR events, else the ref.
+        jti: randomUUID(), sub: j.environment ? `repo:${j.repository}:environment:${j.environment}` : j.eventName.startsWith('pull_request') ? `repo:${j.repository}:pull_request` : `repo:${j.repository}:ref:${j.ref}`, ref: j.ref, sha: j.sha, repository: j.repository,
         repository_owner: owner, repository_owner_id: '1001', repository_id: '2002', repository_visibility: 'private',
         run_id: j.runId, run_number: '42', run_attempt: j.runAttempt, actor: j.actor, actor_id: '3003',
         triggering_actor: j.triggeringActor, workflow: 'migrate', workflow_ref: workflowRef, workflow_sha: j.sha,

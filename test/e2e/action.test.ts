@@ -1,0 +1,218 @@
+// The bundled action driven the way the runner drives it: dist/main.js, pipeline steps, then
+// dist/post.js as separate processes with the runner's contract, against real stand-ins for
+// GitHub's OIDC issuer, Entra ID over HTTPS, GitHub's REST API and the Actions artifact service
+// (Azurite), and a real PostgreSQL whose role's password is the token Entra issues.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { appCluster, cliAsync, ROOT, tempDir, type Cluster } from '../helpers/gateway.ts';
+import { startOidcIssuer, type OidcIssuer } from '../helpers/oidc-issuer.ts';
+import { startEntraStandIn, type EntraStandIn } from '../helpers/entra-stand-in.ts';
+import { startGitHubApi, type GitHubApi } from '../helpers/github-api.ts';
+import { startArtifactService, type ArtifactService } from '../helpers/artifact-service.ts';
+import { runJob, type JobResult } from '../helpers/runner.ts';
+
+const SCOPE = 'https://ossrdbms-aad.database.windows.net/.default';
+const HEAD_SHA = 'b'.repeat(40);
+const MERGE_SHA = 'c'.repeat(40);
+const PG_TOKEN = `eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.${'A'.repeat(600)}.sig-${Date.now()}`;
+
+let cluster: Cluster;
+let issuer: OidcIssuer;
+let entra: EntraStandIn;
+let api: GitHubApi;
+let artifacts: ArtifactService;
+let work: string;
+
+const POLICY = (port: number): string => `version: 1
+targets:
+  app-db:
+    kind: postgres
+    host: 127.0.0.1
+    port: ${port}
+    database: app
+    user: azure_deployer
+    auth: azure
+    tls: require
+rules:
+  - name: no-unbounded-writes
+    when: { sql: [delete-without-where, update-without-where] }
+    action: deny
+    reason: add a WHERE clause
+default: allow
+unclassified: deny
+`;
+
+before(async () => {
+  work = tempDir('gw-action-');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'server.key', '-out', 'server.crt', '-days', '2', '-subj', '/CN=localhost'], { cwd: work, stdio: 'pipe' });
+  cluster = await appCluster({
+    tls: { cert: path.join(work, 'server.crt'), key: path.join(work, 'server.key') },
+    hba: ['hostssl all azure_deployer 127.0.0.1/32 scram-sha-256', 'hostnossl all azure_deployer 127.0.0.1/32 reject'],
+  });
+  // Azure Database for PostgreSQL checks the Entra token as the password; here the role's password is that token.
+  cluster.sql(`CREATE ROLE azure_deployer LOGIN PASSWORD '${PG_TOKEN}'; GRANT ALL ON DATABASE app TO azure_deployer`);
+  cluster.sql('CREATE TABLE scratch (id int); ALTER TABLE scratch OWNER TO azure_deployer; INSERT INTO scratch VALUES (1)', 'app');
+  issuer = await startOidcIssuer({ eventName: 'pull_request', ref: 'refs/pull/7/merge', sha: MERGE_SHA });
+  entra = await startEntraStandIn({ federatedCredentials: [{ issuer: issuer.url, subject: 'repo:octo-org/payments:pull_request' }], tokens: { [SCOPE]: PG_TOKEN } });
+  api = await startGitHubApi({ owner: 'octo-org', name: 'payments', pulls: [{ number: 7, headSha: HEAD_SHA, mergeSha: MERGE_SHA, author: 'bob' }], grantedPermissions: ['statuses', 'issues', 'pull_requests'] });
+  artifacts = await startArtifactService();
+});
+
+const runnerTemps: string[] = [];
+after(async () => {
+  await Promise.all([issuer?.close(), entra?.close(), api?.close(), artifacts?.close()]);
+  cluster?.stop();
+  for (const d of [...runnerTemps, work]) fs.rmSync(d, { recursive: true, force: true });
+});
+
+let jobs = 0;
+async function job(steps: Parameters<typeof runJob>[0]['steps'], opts: { inputs?: Record<string, string>; cancelAfterStep?: number; event?: string } = {}): Promise<JobResult> {
+  const workspace = fs.mkdtempSync(path.join(work, `ws${++jobs}-`));
+  fs.mkdirSync(path.join(workspace, '.github'));
+  fs.writeFileSync(path.join(workspace, '.github/gateway.yml'), POLICY(cluster.port));
+  const eventPath = path.join(workspace, '..', `event-${jobs}.json`);
+  // The issuer's claims follow the event, as GitHub's do (the subject names pull_request or the ref).
+  issuer.job.eventName = opts.event ?? 'pull_request';
+  issuer.job.ref = issuer.job.eventName === 'pull_request' ? 'refs/pull/7/merge' : 'refs/heads/main';
+  fs.writeFileSync(eventPath, JSON.stringify({ number: 7, pull_request: { number: 7, head: { sha: HEAD_SHA }, user: { login: 'bob' } } }));
+  const r = await runJob({
+    actionDir: ROOT,
+    workspace,
+    inputs: { policy: '.github/gateway.yml', 'azure-client-id': entra.clientId, 'azure-tenant-id': entra.tenantId, 'azure-authority-host': entra.authorityHost, ...opts.inputs },
+    env: {
+      ...issuer.requestEnv,
+      ...issuer.githubEnv(),
+      GITHUB_EVENT_NAME: opts.event ?? 'pull_request',
+      GITHUB_EVENT_PATH: eventPath,
+      GITHUB_SHA: MERGE_SHA,
+      GITHUB_API_URL: api.url,
+      GITHUB_TOKEN: api.token,
+      ...artifacts.env(),
+      NODE_EXTRA_CA_CERTS: entra.caFile,
+      GATEWAY_ACTION_OIDC_ISSUER: issuer.url,
+      GATEWAY_ACTION_RUNTIME_DIR: path.join(work, 'run'),
+    },
+    steps,
+    cancelAfterStep: opts.cancelAfterStep,
+    keepRunnerTemp: true,
+  });
+  runnerTemps.push(r.runnerTemp);
+  return r;
+}
+
+/** Every secret the job had: none may appear anywhere a later step, a log reader or the artifact sees. */
+function secrets(): Record<string, string> {
+  return {
+    'Entra token (upstream password)': PG_TOKEN,
+    'OIDC request token': issuer.requestEnv.ACTIONS_ID_TOKEN_REQUEST_TOKEN,
+    'Actions runtime token': artifacts.env().ACTIONS_RUNTIME_TOKEN!,
+    'GitHub token': api.token,
+  };
+}
+
+function assertNoSecrets(where: string, text: string): void {
+  for (const [name, value] of Object.entries(secrets())) assert.equal(text.includes(value), false, `${name} leaked into ${where}`);
+}
+
+test('a pull request job: psql through the gateway on Azure auth, then a verifiable artifact, a summary and a status on the PR head', async (t) => {
+  const r = await job(['psql -X -At -c "SELECT current_user, count(*) FROM scratch"', 'psql -X -c "DELETE FROM scratch" || echo "denied as expected"']);
+  assert.equal(r.main.outcome, 'success', r.main.stdout + r.main.stderr);
+  const ready = /gateway ready in (\d+) ms/.exec(r.main.stdout);
+  assert.ok(ready, r.main.stdout);
+  // Measured, not asserted: the startup budget (2 s from step start to ready) is reported here.
+  t.diagnostic(`main step: ${r.main.durationMs} ms from process start to exit; ${ready[1]} ms from inputs to ready (includes the local Entra stand-in)`);
+  assert.equal(r.steps[0]!.outcome, 'success', r.steps[0]!.stderr);
+  assert.equal(r.steps[0]!.stdout.trim(), 'azure_deployer|1');
+  assert.match(r.steps[1]!.stderr, /ERROR: {2}gateway: denied by rule "no-unbounded-writes": add a WHERE clause/);
+  assert.ok(r.post, 'post ran');
+  // fail-on: denied (the default): the denied DELETE fails the check and the post step.
+  assert.equal(r.post.outcome, 'failure');
+  assert.match(r.post.stdout + r.post.stderr, /fail-on: denied/);
+
+  // The commit status is on the PR's head, not the merge commit.
+  const status = api.statuses.find((s) => s.context === 'gateway/audit');
+  assert.ok(status, 'a status was set');
+  assert.equal(status.sha, HEAD_SHA);
+  assert.equal(status.state, 'failure');
+  assert.match(status.description, /^2 commands, 1 denied, 0 approved, 0 not approved; log verified$/);
+
+  // The summary shows the verdict, the identity and the counts by target.
+  assert.match(r.summary, /VALID: hash chain intact/);
+  assert.match(r.summary, /octo-org\/payments/);
+  assert.match(r.summary, /<td><code>app-db<\/code><\/td><td>2<\/td><td>1<\/td><td>1<\/td>/);
+  assert.match(r.summary, /no-unbounded-writes/);
+  assert.match(r.summary, /gateway-session-log-/);
+
+  // The artifact downloads and verifies offline with the key set it carries.
+  const name = r.outputs['artifact-name']!;
+  const dir = fs.mkdtempSync(path.join(work, 'download-'));
+  const files = await artifacts.download(name, dir);
+  const log = files.find((f) => f.endsWith('.jsonl'))!;
+  assert.deepEqual(files.map((f) => path.basename(f)).sort(), [path.basename(log), 'jwks.json', 'report.html'].sort());
+  const v = await cliAsync(['verify', path.join(dir, log), '--jwks', path.join(dir, 'jwks.json'), '--issuer', issuer.url, '--repository', 'octo-org/payments']);
+  assert.equal(v.status, 0, v.stderr);
+  assert.match(v.stdout, /event: +pull_request/);
+
+  // Azure: every token request carried a fresh assertion with the PR subject.
+  assert.ok(entra.requests.length >= 1 && entra.requests.every((q) => q.ok && q.subject === 'repo:octo-org/payments:pull_request'));
+
+  // No secret in any file-command file, output, summary, step output, daemon output or the artifact.
+  for (const [k, text] of Object.entries(r.commandFiles)) assertNoSecrets(`file command ${k}`, text);
+  assertNoSecrets('the job log', r.log);
+  assertNoSecrets('the summary', r.summary);
+  assertNoSecrets('the outputs', JSON.stringify(r.outputs));
+  const stateDir = r.state['state-dir']!;
+  assertNoSecrets('the daemon output', fs.readFileSync(path.join(stateDir, 'daemon.log'), 'utf8'));
+  for (const f of files) assertNoSecrets(`artifact file ${f}`, fs.readFileSync(path.join(dir, f), 'utf8'));
+  // The per-run password is in GITHUB_ENV by design, and masked.
+  assert.ok(r.masks.includes(r.exportedEnv.PGPASSWORD!), 'the per-run password is masked');
+  assert.equal(r.exportedEnv.GATEWAY_APP_DB_URL?.startsWith('postgresql://azure_deployer:'), true);
+  // The daemon's environment is an allowlist.
+  const pid = Number(r.state.pid);
+  assert.ok(pid > 0);
+});
+
+test('fail-on: never keeps the status green despite a denial; outputs carry the counts', async () => {
+  const r = await job(['psql -X -c "DELETE FROM scratch" || true'], { inputs: { 'fail-on': 'never', 'status-context': 'gateway/audit-never' } });
+  assert.equal(r.post?.outcome, 'success', (r.post?.stdout ?? '') + (r.post?.stderr ?? '') + r.main.stdout + r.main.stderr);
+  const status = api.statuses.find((s) => s.context === 'gateway/audit-never');
+  assert.equal(status?.state, 'success');
+  assert.equal(r.outputs.denied, '1');
+  assert.equal(r.outputs.verification, 'valid');
+});
+
+test('a subject Entra does not trust fails the main step with the translated error; post has nothing to stop', async () => {
+  const r = await job(['psql -X -c "SELECT 1"'], { event: 'push' });
+  assert.equal(r.main.outcome, 'failure');
+  const text = r.main.stdout + r.main.stderr;
+  assert.match(text, /Azure refused the job's identity for https:\/\/ossrdbms-aad\.database\.windows\.net\/\.default: no federated credential matches the subject "repo:octo-org\/payments:ref:refs\/heads\/main" the job presented; add a federated credential/);
+  assert.match(text, /AADSTS700213/);
+  assert.equal(r.steps[0]!.outcome, 'skipped');
+  assert.match(r.post?.stdout ?? '', /did not start in this job; nothing to stop/);
+});
+
+test('a cancelled job still uploads a sealed, verifiable log', async () => {
+  const r = await job(['psql -X -At -c "SELECT 42"', 'sleep 60'], { cancelAfterStep: 1 });
+  assert.equal(r.cancelled, true);
+  assert.ok(r.post);
+  const files = await artifacts.download(r.outputs['artifact-name']!, fs.mkdtempSync(path.join(work, 'cancel-')));
+  assert.ok(files.some((f) => f.endsWith('.jsonl')));
+  assert.equal(r.outputs.verification, 'valid');
+  assert.equal(r.outputs.commands, '1');
+});
+
+test('a daemon that crashed fails the job loudly, and what it logged is still uploaded', async () => {
+  const r = await job(['psql -X -At -c "SELECT 1"', 'kill -9 "$(jq -r .pid "$RUNNER_TEMP"/gateway-action-*/daemon.json)"'], { inputs: { 'status-context': 'gateway/audit-crash' } });
+  assert.equal(r.post?.outcome, 'failure');
+  assert.match(r.post!.stdout + r.post!.stderr, /the gateway daemon died during the job/);
+  assert.equal(r.outputs.verification, 'unsealed');
+  assert.equal(api.statuses.find((s) => s.context === 'gateway/audit-crash')?.state, 'failure');
+  const dir = fs.mkdtempSync(path.join(work, 'crash-'));
+  const files = await artifacts.download(r.outputs['artifact-name']!, dir);
+  const log = files.find((f) => f.endsWith('.jsonl'))!;
+  const v = await cliAsync(['verify', path.join(dir, log), '--jwks', path.join(dir, 'jwks.json'), '--issuer', issuer.url]);
+  assert.equal(v.status, 4, v.stderr);
+});
