@@ -82,6 +82,14 @@ async function post(): Promise<void> {
   core.setOutput('errors', String(t.errors));
   core.setOutput('artifact-name', artifactName);
   core.info(`gateway-action: ${outcome.description}; status ${inputs.statusContext}: ${outcome.state}`);
+  if (inputs.logLevel === 'debug' || daemonDied) {
+    // The daemon's own output (it never holds secrets: they reach it over IPC, tokens stay in memory).
+    const daemonLog = path.join(stateDir, 'daemon.log');
+    core.startGroup('gateway-action: daemon output');
+    core.info(fs.existsSync(daemonLog) ? fs.readFileSync(daemonLog, 'utf8').slice(-20_000) : '(none)');
+    core.endGroup();
+  }
+  if (inputs.logLevel === 'debug') core.info(`gateway-action: verification ${JSON.stringify({ status: v.status, problem: v.problem, signing: v.chain.signing })}`);
   if (daemonDied) failures.unshift(`the gateway daemon died during the job (${daemonDied})`);
   if (outcome.state === 'failure' && failures.length === 0) failures.push(`fail-on: ${inputs.failOn}: ${outcome.description}`);
   if (failures.length > 0) core.setFailed(`gateway-action: ${failures.join('; ')}`);

@@ -2,6 +2,7 @@
 // $ACTIONS_ID_TOKEN_REQUEST_URL with an `audience` query parameter and the bearer
 // $ACTIONS_ID_TOKEN_REQUEST_TOKEN; the answer is {"value": "<JWT>"}. The job needs
 // `permissions: id-token: write`, without which the runner does not set the variables.
+import fs from 'node:fs';
 import { localIdentity, type Identity } from './local.ts';
 
 export const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com';
@@ -68,7 +69,23 @@ export function actionsIdentity(env: NodeJS.ProcessEnv): Identity {
     actor: pick('GITHUB_ACTOR'),
     triggering_actor: pick('GITHUB_TRIGGERING_ACTOR'),
     job: pick('GITHUB_JOB'),
+    ...pullRequestOf(env),
   };
+}
+
+/** The pull request a job runs for, from the event payload: its number and head commit. */
+function pullRequestOf(env: NodeJS.ProcessEnv): { pull_request?: number; head_sha?: string } {
+  if (!env.GITHUB_EVENT_PATH || !(env.GITHUB_EVENT_NAME ?? '').startsWith('pull_request')) return {};
+  try {
+    const event = JSON.parse(fs.readFileSync(env.GITHUB_EVENT_PATH, 'utf8')) as { pull_request?: { number?: unknown; head?: { sha?: unknown } } };
+    const pr = event.pull_request;
+    return {
+      ...(typeof pr?.number === 'number' ? { pull_request: pr.number } : {}),
+      ...(typeof pr?.head?.sha === 'string' ? { head_sha: pr.head.sha } : {}),
+    };
+  } catch {
+    return {};
+  }
 }
 
 function safeJson(text: string): unknown {

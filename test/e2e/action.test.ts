@@ -118,7 +118,12 @@ function assertNoSecrets(where: string, text: string): void {
 }
 
 test('a pull request job: psql through the gateway on Azure auth, then a verifiable artifact, a summary and a status on the PR head', async (t) => {
-  const r = await job(['psql -X -At -c "SELECT current_user, count(*) FROM scratch"', 'psql -X -c "DELETE FROM scratch" || echo "denied as expected"']);
+  const r = await job([
+    'psql -X -At -c "SELECT current_user, count(*) FROM scratch"',
+    'psql -X -c "DELETE FROM scratch" || echo "denied as expected"',
+    // What a later step could read of the daemon: its whole environment.
+    'tr "\\0" "\\n" < /proc/"$(jq -r .pid "$RUNNER_TEMP"/gateway-action-*/daemon.json)"/environ > "$RUNNER_TEMP/daemon-environ.txt"',
+  ]);
   assert.equal(r.main.outcome, 'success', r.main.stdout + r.main.stderr);
   const ready = /gateway ready in (\d+) ms/.exec(r.main.stdout);
   assert.ok(ready, r.main.stdout);
@@ -170,9 +175,18 @@ test('a pull request job: psql through the gateway on Azure auth, then a verifia
   // The per-run password is in GITHUB_ENV by design, and masked.
   assert.ok(r.masks.includes(r.exportedEnv.PGPASSWORD!), 'the per-run password is masked');
   assert.equal(r.exportedEnv.GATEWAY_APP_DB_URL?.startsWith('postgresql://azure_deployer:'), true);
-  // The daemon's environment is an allowlist.
-  const pid = Number(r.state.pid);
-  assert.ok(pid > 0);
+  // The daemon's environment is an allowlist: no inputs, no runtime or GitHub token, no file commands.
+  const environ = fs.readFileSync(path.join(r.runnerTemp, 'daemon-environ.txt'), 'utf8');
+  assert.match(environ, /^GITHUB_REPOSITORY=octo-org\/payments$/m);
+  assert.match(environ, /^AZURE_CLIENT_ID=/m);
+  for (const banned of [/^INPUT_/m, /^ACTIONS_RUNTIME_TOKEN=/m, /^ACTIONS_RESULTS_URL=/m, /^GITHUB_TOKEN=/m, /^GITHUB_ENV=/m, /^GITHUB_OUTPUT=/m, /^GITHUB_STATE=/m]) {
+    assert.doesNotMatch(environ, banned);
+  }
+  assertNoSecrets('the daemon environment', environ.replace(issuer.requestEnv.ACTIONS_ID_TOKEN_REQUEST_TOKEN, ''));
+  // The log names the pull request behind the run.
+  const start = JSON.parse(fs.readFileSync(path.join(dir, log), 'utf8').split('\n')[0]!) as { identity: Record<string, unknown> };
+  assert.equal(start.identity.pull_request, 7);
+  assert.equal(start.identity.head_sha, HEAD_SHA);
 });
 
 test('fail-on: never keeps the status green despite a denial; outputs carry the counts', async () => {
@@ -192,6 +206,22 @@ test('a subject Entra does not trust fails the main step with the translated err
   assert.match(text, /AADSTS700213/);
   assert.equal(r.steps[0]!.outcome, 'skipped');
   assert.match(r.post?.stdout ?? '', /did not start in this job; nothing to stop/);
+});
+
+test('bad inputs and a malformed policy stop the main step with the input or the policy line named', async () => {
+  const bad = await job(['true'], { inputs: { 'fail-on': 'sometimes' } });
+  assert.equal(bad.main.outcome, 'failure');
+  assert.match(bad.main.stdout, /input "fail-on" is "sometimes": use denied/);
+  const guid = await job(['true'], { inputs: { 'azure-client-id': 'my-app' } });
+  assert.match(guid.main.stdout, /input "azure-client-id" is "my-app", which is not a GUID/);
+  const missing = await job(['true'], { inputs: { policy: '.github/nope.yml' } });
+  assert.match(missing.main.stdout, /input "policy": \.github\/nope\.yml does not exist in the workspace/);
+  const workspace = fs.mkdtempSync(path.join(work, 'badpolicy-'));
+  fs.mkdirSync(path.join(workspace, '.github'));
+  fs.writeFileSync(path.join(workspace, '.github/broken.yml'), POLICY(cluster.port).replace('tls: require', 'tls: sometimes'));
+  const broken = await job(['true'], { inputs: { policy: path.join(workspace, '.github/broken.yml') } });
+  assert.match(broken.main.stdout, /broken\.yml:10: targets\.app-db\.tls/);
+  for (const r of [bad, guid, missing, broken]) assert.equal(r.steps[0]!.outcome, 'skipped');
 });
 
 test('a cancelled job still uploads a sealed, verifiable log', async () => {
