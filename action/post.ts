@@ -13,6 +13,7 @@ import { readInputs } from './inputs.ts';
 import { summarize } from './outcome.ts';
 import { writeSummary } from './summary.ts';
 import { setCommitStatus, statusSha } from './status.ts';
+import { attestLog } from './attestation.ts';
 
 async function post(): Promise<void> {
   const stateDir = core.getState('state-dir');
@@ -62,6 +63,17 @@ async function post(): Promise<void> {
     failures.push(`the evidence artifact could not be uploaded: ${artifactError} (the files are in ${outDir})`);
   }
 
+  let attestation: string | null = null;
+  if (inputs.attest) {
+    try {
+      const a = await attestLog(log, v, inputs.githubToken);
+      attestation = `sha256:${a.digest}${a.id ? ` (attestation ${a.id})` : ''}`;
+      core.info(`gateway-action: Sigstore attestation of the session log ${attestation}`);
+    } catch (e) {
+      failures.push(`the Sigstore attestation of the log failed: ${causes(e as Error)} (the job needs permissions id-token: write and attestations: write)`);
+    }
+  }
+
   const sha = statusSha(process.env);
   try {
     if (!inputs.githubToken) throw new Error('no github-token');
@@ -70,7 +82,7 @@ async function post(): Promise<void> {
   } catch (e) {
     failures.push(`commit status "${inputs.statusContext}": ${(e as Error).message}`);
   }
-  await writeSummary(v, outcome, { artifactName: artifactError ? null : artifactName, artifactUrl, artifactError, daemonDied, statusContext: inputs.statusContext, statusSha: sha }).catch((e: Error) => failures.push(`job summary: ${e.message}`));
+  await writeSummary(v, outcome, { artifactName: artifactError ? null : artifactName, artifactUrl, artifactError, daemonDied, statusContext: inputs.statusContext, statusSha: sha, attestation }).catch((e: Error) => failures.push(`job summary: ${e.message}`));
 
   const t = v.chain.totals;
   core.setOutput('status', outcome.state);
@@ -93,6 +105,17 @@ async function post(): Promise<void> {
   if (daemonDied) failures.unshift(`the gateway daemon died during the job (${daemonDied})`);
   if (outcome.state === 'failure' && failures.length === 0) failures.push(`fail-on: ${inputs.failOn}: ${outcome.description}`);
   if (failures.length > 0) core.setFailed(`gateway-action: ${failures.join('; ')}`);
+}
+
+/** An error with the causes libraries wrap it around ("error creating signing certificate: fetch failed: ENOTFOUND ..."). */
+function causes(e: Error): string {
+  const parts: string[] = [];
+  for (let c: unknown = e; c instanceof Error && parts.length < 5; c = c.cause) {
+    const code = (c as NodeJS.ErrnoException).code;
+    const host = (c as { hostname?: string }).hostname;
+    parts.push(`${c.message}${code && !c.message.includes(code) ? ` (${code}${host ? ` ${host}` : ''})` : ''}`);
+  }
+  return parts.join(': ');
 }
 
 post().catch((e: Error) => core.setFailed(`gateway-action post: ${e.message}`));

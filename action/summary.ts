@@ -5,7 +5,7 @@ import { headline, identitySummary, IDENTITY_FIELDS, type Verification } from '.
 import { outcomeOf } from '../gateway/evidence/timeline.ts';
 import type { Outcome } from './outcome.ts';
 
-export interface SummaryContext { artifactName: string | null; artifactUrl: string | null; artifactError: string | null; daemonDied: string | null; statusContext: string; statusSha: string | null }
+export interface SummaryContext { artifactName: string | null; artifactUrl: string | null; artifactError: string | null; daemonDied: string | null; statusContext: string; statusSha: string | null; attestation: string | null }
 
 const code = (s: string): string => `<code>${escapeHtml(s)}</code>`;
 function escapeHtml(s: string): string {
@@ -47,6 +47,7 @@ export async function writeSummary(v: Verification, o: Outcome, ctx: SummaryCont
     ? `❌ the artifact could not be uploaded: ${escapeHtml(ctx.artifactError)}`
     : ctx.artifactName ? `Artifact ${ctx.artifactUrl ? `<a href="${escapeHtml(ctx.artifactUrl)}">${code(ctx.artifactName)}</a>` : code(ctx.artifactName)}: the session log, the HTML report and the OIDC issuer's key set. Check it offline with ${code('gateway-action verify LOG --jwks jwks.json')}.` : '';
   if (artifact) s.addRaw(`<p>${artifact}</p>`, true);
+  if (ctx.attestation) s.addRaw(`<p>Sigstore attestation of the log: ${code(ctx.attestation)}; check it with ${code('gh attestation verify LOG --repo OWNER/REPO')}.</p>`, true);
   s.addRaw(`<p>Commit status ${code(ctx.statusContext)}: <strong>${o.state}</strong> (${escapeHtml(o.description)})${ctx.statusSha ? ` on ${code(ctx.statusSha.slice(0, 12))}` : ''}.</p>`, true);
   await s.write();
 }

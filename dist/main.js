@@ -40240,7 +40240,7 @@ function readInputs() {
   if (artifactName && BAD_ARTIFACT_CHARS.test(artifactName)) throw new InputError(`input "artifact-name" is "${artifactName}": artifact names cannot contain " : < > | * ? \\ / or line breaks`);
   const attest = get("attest") || "false";
   if (attest !== "true" && attest !== "false") throw new InputError(`input "attest" is "${attest}": use true or false`);
-  if (attest === "true") throw new InputError('input "attest": Sigstore attestations of the log are not available in this version; remove the input (the log is signed and bound to the job by its OIDC token either way)');
+  if (attest === "true" && !process.env.ACTIONS_ID_TOKEN_REQUEST_URL) throw new InputError('input "attest": a Sigstore attestation needs the job\'s OIDC token: add `permissions: id-token: write` (and `attestations: write`) to the job');
   const logLevel = get("log-level") || "info";
   if (logLevel !== "info" && logLevel !== "debug") throw new InputError(`input "log-level" is "${logLevel}": use info or debug`);
   const statusContext = get("status-context") || "gateway/audit";
@@ -40252,7 +40252,7 @@ function readInputs() {
     retentionDays,
     statusContext,
     failOn,
-    attest: false,
+    attest: attest === "true",
     logLevel
   };
 }

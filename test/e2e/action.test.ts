@@ -224,6 +224,19 @@ test('bad inputs and a malformed policy stop the main step with the input or the
   for (const r of [bad, guid, missing, broken]) assert.equal(r.steps[0]!.outcome, 'skipped');
 });
 
+test('attest: true signs for the job identity through Sigstore; unreachable here, it fails the post step only after the artifact and the status', async (t) => {
+  const before = issuer.requests.length;
+  const r = await job(['psql -X -At -c "SELECT 1"'], { inputs: { attest: 'true', 'status-context': 'gateway/audit-attest' } });
+  assert.equal(r.main.outcome, 'success', r.main.stdout);
+  assert.equal(r.post?.outcome, 'failure');
+  const failure = /the Sigstore attestation of the log failed: [^\n]*/.exec(r.post!.stdout + r.post!.stderr)?.[0] ?? '';
+  assert.match(failure, /fulcio|sigstore|ENOTFOUND|fetch failed/i);
+  t.diagnostic(failure);
+  assert.ok(issuer.requests.slice(before).includes('sigstore'), `the job's OIDC token was requested for Sigstore (${issuer.requests.slice(before).join(', ')})`);
+  assert.equal(api.statuses.find((s) => s.context === 'gateway/audit-attest')?.state, 'success');
+  assert.ok((await artifacts.download(r.outputs['artifact-name']!, fs.mkdtempSync(path.join(work, 'attest-')))).length === 3);
+});
+
 test('a cancelled job still uploads a sealed, verifiable log', async () => {
   const r = await job(['psql -X -At -c "SELECT 42"', 'sleep 60'], { cancelAfterStep: 1 });
   assert.equal(r.cancelled, true);
