@@ -45575,6 +45575,7 @@ var Gateway = class _Gateway {
     const runId = randomBytes3(6).toString("hex");
     const signer = new CheckpointSigner();
     const attestation = await attest(signer, opts.runnerEnv ?? process.env);
+    const claims = claimsOf(attestation, opts.claims ?? {});
     const stamp = (/* @__PURE__ */ new Date()).toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
     const writer = SessionLogWriter.create(opts.logDir, `gateway-${stamp}-${runId}.jsonl`);
     const gw = new _Gateway(runId, writer);
@@ -45590,7 +45591,7 @@ var Gateway = class _Gateway {
       pid: process.pid,
       policy: { path: opts.policy.path, sha256: opts.policy.sha256 },
       identity: opts.identity,
-      ...opts.policy.hasRuleSettings ? { claims: opts.claims ?? {}, rules: { count: opts.policy.rules.rules.length, default: opts.policy.rules.default, unclassified: opts.policy.rules.unclassified } } : {},
+      ...opts.policy.hasRuleSettings ? { claims, rules: { count: opts.policy.rules.rules.length, default: opts.policy.rules.default, unclassified: opts.policy.rules.unclassified } } : {},
       ...opts.policy.masking ? { masking: { columns: opts.policy.masking.columns, detectors: opts.policy.masking.detectors, apply_to: Object.entries(opts.policy.masking.applyTo).filter(([, v]) => v).map(([k]) => k) } } : {},
       targets: opts.policy.targets.map((t) => ({ name: t.name, kind: t.kind, host: t.host, port: t.port, database: t.database, user: t.user, tls: t.tls, auth: t.auth.kind })),
       key: { alg: "EdDSA", jwk: signer.jwk, thumbprint: signer.thumbprint },
@@ -45606,7 +45607,7 @@ var Gateway = class _Gateway {
       for (const target of opts.policy.targets) {
         const upstream = passwords.get(target.name);
         const password = randomBytes3(24).toString("base64url");
-        const policy = opts.policy.hasRuleSettings ? { rules: opts.policy.rules, claims: opts.claims ?? {} } : null;
+        const policy = opts.policy.hasRuleSettings ? { rules: opts.policy.rules, claims } : null;
         const listener = new PostgresListener({ target, clientPassword: password, upstreamPassword: upstream, recorder, policy, approvals: broker, masker });
         const port = await listener.listen();
         gw.listeners.push({ listener, port, password });
@@ -45724,6 +45725,23 @@ async function attest(signer, env) {
   } catch (e) {
     throw new ConfigurationError(`cannot bind the session log's signing key to this job: ${e.message}`);
   }
+}
+function claimsOf(attestation, local) {
+  const token = attestation?.token;
+  if (typeof token !== "string") return local;
+  let c;
+  try {
+    c = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8"));
+  } catch {
+    return local;
+  }
+  const str2 = (v) => typeof v === "string" && v !== "" ? v : void 0;
+  const out = { ...local };
+  for (const [claim, key] of [["ref", "ref"], ["actor", "actor"], ["event_name", "event"], ["environment", "environment"]]) {
+    const v = str2(c[claim]);
+    if (v !== void 0) out[key] = v;
+  }
+  return out;
 }
 
 // gateway/cli/run.ts

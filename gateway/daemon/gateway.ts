@@ -61,6 +61,7 @@ export class Gateway {
     // The private key never leaves this process; the token proves which job held it.
     const signer = new CheckpointSigner();
     const attestation = await attest(signer, opts.runnerEnv ?? process.env);
+    const claims = claimsOf(attestation, opts.claims ?? {});
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
     const writer = SessionLogWriter.create(opts.logDir, `gateway-${stamp}-${runId}.jsonl`);
     const gw = new Gateway(runId, writer);
@@ -76,7 +77,7 @@ export class Gateway {
       pid: process.pid,
       policy: { path: opts.policy.path, sha256: opts.policy.sha256 },
       identity: opts.identity,
-      ...(opts.policy.hasRuleSettings ? { claims: opts.claims ?? {}, rules: { count: opts.policy.rules.rules.length, default: opts.policy.rules.default, unclassified: opts.policy.rules.unclassified } } : {}),
+      ...(opts.policy.hasRuleSettings ? { claims, rules: { count: opts.policy.rules.rules.length, default: opts.policy.rules.default, unclassified: opts.policy.rules.unclassified } } : {}),
       ...(opts.policy.masking ? { masking: { columns: opts.policy.masking.columns, detectors: opts.policy.masking.detectors, apply_to: Object.entries(opts.policy.masking.applyTo).filter(([, v]) => v).map(([k]) => k) } } : {}),
       targets: opts.policy.targets.map((t) => ({ name: t.name, kind: t.kind, host: t.host, port: t.port, database: t.database, user: t.user, tls: t.tls, auth: t.auth.kind })),
       key: { alg: 'EdDSA', jwk: signer.jwk, thumbprint: signer.thumbprint },
@@ -93,7 +94,7 @@ export class Gateway {
       for (const target of opts.policy.targets) {
         const upstream = passwords.get(target.name)!;
         const password = randomBytes(24).toString('base64url');
-        const policy = opts.policy.hasRuleSettings ? { rules: opts.policy.rules, claims: opts.claims ?? {} } : null;
+        const policy = opts.policy.hasRuleSettings ? { rules: opts.policy.rules, claims } : null;
         const listener = new PostgresListener({ target, clientPassword: password, upstreamPassword: upstream, recorder, policy, approvals: broker, masker });
         const port = await listener.listen();
         gw.listeners.push({ listener, port, password });
@@ -233,4 +234,27 @@ async function attest(signer: CheckpointSigner, env: NodeJS.ProcessEnv): Promise
   } catch (e) {
     throw new ConfigurationError(`cannot bind the session log's signing key to this job: ${(e as Error).message}`);
   }
+}
+
+/**
+ * The claims rules match on. Under Actions they come from the OIDC token GitHub signed (ref,
+ * actor, event and the job's environment, which no variable names), not from variables a
+ * workflow could set; elsewhere from the local environment.
+ */
+function claimsOf(attestation: unknown, local: Claims): Claims {
+  const token = (attestation as { token?: unknown } | null)?.token;
+  if (typeof token !== 'string') return local;
+  let c: Record<string, unknown>;
+  try {
+    c = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return local;
+  }
+  const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+  const out: Claims = { ...local };
+  for (const [claim, key] of [['ref', 'ref'], ['actor', 'actor'], ['event_name', 'event'], ['environment', 'environment']] as const) {
+    const v = str(c[claim]);
+    if (v !== undefined) out[key] = v;
+  }
+  return out;
 }

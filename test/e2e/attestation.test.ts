@@ -265,3 +265,29 @@ test('an idle daemon signs what it wrote within the interval, so a SIGKILL leave
   assert.equal(r.status, 4, r.stderr);
   assert.match(r.stderr, /UNSEALED: the log has no seal.*the 0 records after it are unsigned/);
 });
+
+test("under Actions, rules match the claims GitHub signed: the job's environment comes from the token", async () => {
+  const rulesPolicy = path.join(work, 'env-rules.yml');
+  fs.writeFileSync(rulesPolicy, policyFor(cluster) + `rules:
+  - name: production-is-read-only
+    when: { environment: production, sql: [insert, update, delete, ddl] }
+    action: deny
+    reason: production changes go through the release job
+default: allow
+unclassified: deny
+`);
+  issuer.job.environment = 'production';
+  try {
+    const logDir = fs.mkdtempSync(path.join(work, 'env-'));
+    const r = await cliAsync(['run', '--policy', rulesPolicy, '--log-dir', logDir, '--', 'psql', '-X', '-c', 'CREATE TABLE prod_t (id int)'], {
+      // A variable cannot claim another environment: the token's claim wins.
+      env: { ...process.env, ...issuer.requestEnv, ...issuer.githubEnv(), GATEWAY_ENVIRONMENT: 'staging', APP_DB_PASSWORD: 'deployer-pw' },
+    });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /denied by rule "production-is-read-only"/);
+    const start = readLog(/session log: (.*)/.exec(r.stderr)![1]!.trim())[0]!;
+    assert.equal(start.claims.environment, 'production');
+  } finally {
+    delete issuer.job.environment;
+  }
+});
