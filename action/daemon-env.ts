@@ -10,6 +10,10 @@ const PASS = [
   'GITHUB_TRIGGERING_ACTOR', 'GITHUB_JOB', 'GITHUB_SERVER_URL', 'GITHUB_API_URL', 'GITHUB_WORKSPACE',
   'ACTIONS_ID_TOKEN_REQUEST_URL', 'ACTIONS_ID_TOKEN_REQUEST_TOKEN',
   'GATEWAY_ACTION_RUNTIME_DIR', 'GATEWAY_ENVIRONMENT',
+  // Self-hosted runners behind a proxy reach Entra ID through it.
+  'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY', 'https_proxy', 'http_proxy', 'no_proxy',
+  // The runner's orphan clean-up finds leftover processes of the job by this marker.
+  'RUNNER_TRACKING_ID',
 ];
 
 export function daemonEnv(from: NodeJS.ProcessEnv, inputs: ActionInputs): NodeJS.ProcessEnv {

@@ -36,18 +36,30 @@ async function main(): Promise<void> {
   const stateDir = fs.mkdtempSync(path.join(temp, 'gateway-action-'));
   const logDir = path.join(temp, `gateway-logs-${path.basename(stateDir).slice('gateway-action-'.length)}`);
   const { pid } = await launchDaemon({ cli: path.join(here, 'cli.js'), policyFile, stateDir, logDir, env: daemonEnv(process.env, inputs), secrets });
-  const info = JSON.parse(fs.readFileSync(path.join(stateDir, 'daemon.json'), 'utf8')) as { log: string; run: string };
+  const info = JSON.parse(fs.readFileSync(path.join(stateDir, 'daemon.json'), 'utf8')) as { log: string; run: string; key: string; attested: boolean };
+  // State is written by this step alone: post compares the log it finds with this key.
+  const artifactName = inputs.artifactName ?? `gateway-session-log-${process.env.GITHUB_JOB ?? 'job'}-${process.env.GITHUB_RUN_ATTEMPT ?? '1'}-${info.run}`;
   core.saveState('state-dir', stateDir);
   core.saveState('log', info.log);
   core.saveState('run', info.run);
   core.saveState('pid', String(pid));
+  core.saveState('key', info.key);
+  core.saveState('attested', String(info.attested));
+  core.saveState('artifact-name', artifactName);
+  if (!info.attested) core.warning('gateway-action: the job cannot request OIDC tokens (no `permissions: id-token: write`), so the session log is unattested: nothing will bind it to this job');
 
   const connection = parseEnvFile(fs.readFileSync(path.join(stateDir, 'env'), 'utf8'));
-  if (connection.PGPASSWORD) core.setSecret(connection.PGPASSWORD);
+  // Every target's per-run password, not only the first's (PGPASSWORD): each URL carries one.
+  for (const [k, v] of Object.entries(connection)) {
+    if (k === 'PGPASSWORD') core.setSecret(v);
+    else if (k.startsWith('GATEWAY_') && k.endsWith('_URL')) core.setSecret(decodeURIComponent(new URL(v).password));
+  }
   for (const [k, v] of Object.entries(connection)) core.exportVariable(k, v);
   const urlVariables = Object.fromEntries(policy.targets.map((t) => [t.name, envName(t.name)]));
   core.setOutput('session-log', info.log);
   core.setOutput('run-id', info.run);
+  core.setOutput('artifact-name', artifactName);
+  core.setOutput('key-thumbprint', info.key);
   core.setOutput('url-variables', JSON.stringify(urlVariables));
   for (const t of policy.targets) core.setOutput(`${t.name}-url-variable`, envName(t.name));
   const ms = Math.round(performance.now() - started);

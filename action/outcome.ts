@@ -14,7 +14,7 @@ export interface Outcome {
   description: string;
 }
 
-export function summarize(v: Verification, t: Timeline, failOn: FailOn, daemonDied: boolean): Outcome {
+export function summarize(v: Verification, t: Timeline, failOn: FailOn, daemonDied: boolean, missingEvidence: string | null = null): Outcome {
   const byTarget = new Map<string, TargetCounts>();
   for (const x of t.targets) byTarget.set(x.name, { target: x.name, commands: 0, allowed: 0, denied: 0, approved: 0, unapproved: 0, errors: 0, masked: 0 });
   const attention: TimelineCommand[] = [];
@@ -37,10 +37,10 @@ export function summarize(v: Verification, t: Timeline, failOn: FailOn, daemonDi
   const sum = (k: keyof Omit<TargetCounts, 'target'>): number => targets.reduce((a, x) => a + x[k], 0);
   const denied = sum('denied');
   const unapproved = sum('unapproved');
-  const evidenceOk = v.status === 'valid' && !daemonDied;
+  const evidenceOk = v.status === 'valid' && !daemonDied && !missingEvidence;
   const policyFails = failOn === 'denied' ? denied + unapproved > 0 : failOn === 'unapproved' ? unapproved > 0 : false;
   const state = evidenceOk && !policyFails ? 'success' : 'failure';
   const counts = `${sum('commands')} commands, ${denied} denied, ${sum('approved')} approved, ${unapproved} not approved`;
-  const evidence = daemonDied ? 'the gateway died: log unsealed' : v.status === 'valid' ? 'log verified' : `log ${v.status}`;
+  const evidence = daemonDied ? 'the gateway did not stop cleanly: log unsealed' : v.status !== 'valid' ? `log ${v.status}` : missingEvidence ? `log verified, ${missingEvidence}` : 'log verified';
   return { targets, attention, state, description: `${counts}; ${evidence}`.slice(0, 140) };
 }

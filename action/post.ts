@@ -1,12 +1,14 @@
 // The action's post step (runs on success, failure and cancellation): stop the gateway and seal
 // the log, verify it exactly as `gateway-action verify` does, render the report, upload the
-// evidence as one artifact, write the job summary and set the commit status.
+// evidence as one artifact, write the job summary and set the commit status. Every part runs even
+// when an earlier one failed; the step fails at the end, naming each failure.
 import * as core from '@actions/core';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { sendControl } from '../gateway/daemon/control.ts';
-import { verifyLog } from '../gateway/evidence/verification.ts';
-import { readTimeline } from '../gateway/evidence/timeline.ts';
+import { verifyLog, type Verification } from '../gateway/evidence/verification.ts';
+import { buildTimeline, readTimeline, type Timeline } from '../gateway/evidence/timeline.ts';
 import { renderReport } from '../gateway/evidence/report-html.ts';
 import { GITHUB_ISSUER } from '../gateway/identity/github-oidc.ts';
 import { readInputs } from './inputs.ts';
@@ -14,6 +16,8 @@ import { summarize } from './outcome.ts';
 import { writeSummary } from './summary.ts';
 import { setCommitStatus, statusSha } from './status.ts';
 import { attestLog } from './attestation.ts';
+
+const STOP_TIMEOUT_MS = 60_000;
 
 async function post(): Promise<void> {
   const stateDir = core.getState('state-dir');
@@ -24,34 +28,41 @@ async function post(): Promise<void> {
   }
   const inputs = readInputs();
   const failures: string[] = [];
-  let daemonDied: string | null = null;
-  try {
-    const reply = await sendControl(stateDir, { op: 'stop' }, 60_000);
-    if (!reply.ok) failures.push(`the gateway stopped but could not seal its log: ${String(reply.error)}`);
-  } catch (e) {
-    daemonDied = `pid ${core.getState('pid')} did not answer (${(e as Error).message}); see ${path.join(stateDir, 'daemon.log')}`;
-    core.error(`gateway-action: the gateway daemon died during the job: ${daemonDied}. Every command it forwarded is in the log, which ends unsealed.`);
-  }
-  const outDir = fs.mkdtempSync(path.join(path.dirname(log), 'evidence-'));
-  const issuer = process.env.GATEWAY_ACTION_OIDC_ISSUER || GITHUB_ISSUER;
-  const expect = process.env.GITHUB_REPOSITORY ? { repository: process.env.GITHUB_REPOSITORY } : {};
-  const attested = fs.readFileSync(log, 'utf8').slice(0, 20_000).includes('"kind":"github-oidc"');
-  const v = await verifyLog(log, attested ? { issuer, expect } : {});
-  const files = [path.join(outDir, path.basename(log))];
-  fs.copyFileSync(log, files[0]!);
-  if (v.identity?.jwks) {
-    files.push(path.join(outDir, 'jwks.json'));
-    fs.writeFileSync(files[1]!, JSON.stringify(v.identity.jwks, null, 2) + '\n');
-  }
-  const timeline = readTimeline(log);
-  const report = path.join(outDir, 'report.html');
-  fs.writeFileSync(report, renderReport(v, timeline));
-  files.push(report);
-  if (v.status !== 'valid') failures.push(`the session log does not verify: ${v.status}: ${v.problem}`);
-  const outcome = summarize(v, timeline, inputs.failOn, daemonDied !== null);
+  const { daemonDied, head } = await stopDaemon(stateDir, failures);
 
-  const runId = core.getState('run');
-  const artifactName = inputs.artifactName ?? `gateway-session-log-${process.env.GITHUB_JOB ?? 'job'}-${process.env.GITHUB_RUN_ATTEMPT ?? '1'}-${runId}`;
+  // Work on a copy taken now: later changes to the file on the runner change nothing.
+  const outDir = fs.mkdtempSync(path.join(process.env.RUNNER_TEMP || os.tmpdir(), 'gateway-evidence-'));
+  const copy = path.join(outDir, path.basename(log));
+  let v: Verification;
+  try {
+    fs.copyFileSync(log, copy);
+    const attested = core.getState('attested') === 'true';
+    const issuer = process.env.GATEWAY_ACTION_OIDC_ISSUER || GITHUB_ISSUER;
+    v = await verifyLog(copy, attested ? { issuer, expect: process.env.GITHUB_REPOSITORY ? { repository: process.env.GITHUB_REPOSITORY } : {} } : {});
+  } catch (e) {
+    v = await verifyLog(path.join(outDir, 'missing.jsonl'));
+    v.problem = `the session log ${log} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+  }
+  const substituted = substitution(v, head);
+  if (substituted) {
+    v = { ...v, status: 'tampered', problem: substituted };
+  }
+  if (v.status !== 'valid') failures.push(`the session log does not verify: ${v.status}: ${v.problem}`);
+  const files = fs.existsSync(copy) ? [copy] : [];
+  if (v.identity?.jwks) {
+    fs.writeFileSync(path.join(outDir, 'jwks.json'), JSON.stringify(v.identity.jwks, null, 2) + '\n');
+    files.push(path.join(outDir, 'jwks.json'));
+  }
+  let timeline: Timeline;
+  try {
+    timeline = readTimeline(copy);
+  } catch {
+    timeline = buildTimeline([]);
+  }
+  fs.writeFileSync(path.join(outDir, 'report.html'), renderReport(v, timeline));
+  files.push(path.join(outDir, 'report.html'));
+
+  const artifactName = core.getState('artifact-name') || `gateway-session-log-${core.getState('run')}`;
   let artifactUrl: string | null = null;
   let artifactError: string | null = null;
   try {
@@ -59,21 +70,26 @@ async function post(): Promise<void> {
     const up = await new DefaultArtifactClient().uploadArtifact(artifactName, files, outDir, inputs.retentionDays ? { retentionDays: inputs.retentionDays } : {});
     if (up.id && process.env.GITHUB_SERVER_URL) artifactUrl = `${process.env.GITHUB_SERVER_URL}/${process.env.GITHUB_REPOSITORY}/actions/runs/${process.env.GITHUB_RUN_ID}/artifacts/${up.id}`;
   } catch (e) {
-    artifactError = (e as Error).message;
+    artifactError = causes(e as Error);
     failures.push(`the evidence artifact could not be uploaded: ${artifactError} (the files are in ${outDir})`);
   }
 
   let attestation: string | null = null;
-  if (inputs.attest) {
+  let attestationError: string | null = null;
+  if (inputs.attest && files.includes(copy)) {
     try {
-      const a = await attestLog(log, v, inputs.githubToken);
+      const a = await attestLog(copy, v, inputs.githubToken);
       attestation = `sha256:${a.digest}${a.id ? ` (attestation ${a.id})` : ''}`;
       core.info(`gateway-action: Sigstore attestation of the session log ${attestation}`);
     } catch (e) {
-      failures.push(`the Sigstore attestation of the log failed: ${causes(e as Error)} (the job needs permissions id-token: write and attestations: write)`);
+      attestationError = causes(e as Error);
+      failures.push(`the Sigstore attestation of the log failed: ${attestationError} (the job needs permissions id-token: write and attestations: write)`);
     }
   }
 
+  // Evidence that is missing (no artifact, no attestation asked for) fails the check too.
+  const missing = artifactError ? 'artifact not uploaded' : attestationError ? 'attestation failed' : null;
+  const outcome = summarize(v, timeline, inputs.failOn, daemonDied !== null, missing);
   const sha = statusSha(process.env);
   try {
     if (!inputs.githubToken) throw new Error('no github-token');
@@ -82,17 +98,16 @@ async function post(): Promise<void> {
   } catch (e) {
     failures.push(`commit status "${inputs.statusContext}": ${(e as Error).message}`);
   }
-  await writeSummary(v, outcome, { artifactName: artifactError ? null : artifactName, artifactUrl, artifactError, daemonDied, statusContext: inputs.statusContext, statusSha: sha, attestation }).catch((e: Error) => failures.push(`job summary: ${e.message}`));
+  await writeSummary(v, outcome, { artifactName: artifactError ? null : artifactName, artifactUrl, artifactError, daemonDied, statusContext: inputs.statusContext, statusSha: sha, attestation })
+    .catch((e: Error) => failures.push(`job summary: ${e.message}`));
 
   const t = v.chain.totals;
+  // The runner keeps no outputs of a post step; these serve logs and local harnesses only.
   core.setOutput('status', outcome.state);
   core.setOutput('verification', v.status);
   core.setOutput('commands', String(t.commands));
   core.setOutput('denied', String(t.denied));
   core.setOutput('approved', String(t.approved));
-  core.setOutput('masked', String(t.maskedCommands));
-  core.setOutput('errors', String(t.errors));
-  core.setOutput('artifact-name', artifactName);
   core.info(`gateway-action: ${outcome.description}; status ${inputs.statusContext}: ${outcome.state}`);
   if (inputs.logLevel === 'debug' || daemonDied) {
     // The daemon's own output (it never holds secrets: they reach it over IPC, tokens stay in memory).
@@ -102,9 +117,51 @@ async function post(): Promise<void> {
     core.endGroup();
   }
   if (inputs.logLevel === 'debug') core.info(`gateway-action: verification ${JSON.stringify({ status: v.status, problem: v.problem, signing: v.chain.signing })}`);
-  if (daemonDied) failures.unshift(`the gateway daemon died during the job (${daemonDied})`);
+  if (daemonDied) failures.unshift(`the gateway daemon did not stop cleanly (${daemonDied})`);
   if (outcome.state === 'failure' && failures.length === 0) failures.push(`fail-on: ${inputs.failOn}: ${outcome.description}`);
   if (failures.length > 0) core.setFailed(`gateway-action: ${failures.join('; ')}`);
+}
+
+/**
+ * Asks the daemon to stop and seal. One that does not answer is killed (a hung daemon must not
+ * outlive the job with secrets in memory); either way the log is what it wrote.
+ */
+async function stopDaemon(stateDir: string, failures: string[]): Promise<{ daemonDied: string | null; head: string | null }> {
+  try {
+    const reply = await sendControl(stateDir, { op: 'stop' }, STOP_TIMEOUT_MS);
+    if (!reply.ok) failures.push(`the gateway stopped but could not seal its log: ${String(reply.error)}`);
+    const head = (reply as { head?: unknown }).head;
+    return { daemonDied: null, head: typeof head === 'string' ? head : null };
+  } catch (e) {
+    const pid = Number(core.getState('pid'));
+    // Nothing listening: it died. Listening but silent: it hangs, and is killed.
+    const gone = ['ENOENT', 'ECONNREFUSED'].includes(String((e as NodeJS.ErrnoException).code));
+    let what = `pid ${pid} died during the job`;
+    if (!gone) {
+      try {
+        if (pid > 0) process.kill(pid, 'SIGKILL');
+        what = `pid ${pid} did not answer and was killed`;
+      } catch {
+        // Already gone.
+      }
+    }
+    const daemonDied = `${what} (${(e as Error).message}); see ${path.join(stateDir, 'daemon.log')}`;
+    core.error(`gateway-action: the gateway daemon did not stop cleanly: ${daemonDied}. The log is kept as written: verifiable up to its last signed checkpoint, and unsealed.`);
+    return { daemonDied, head: null };
+  }
+}
+
+/** A log that is not the one this job's gateway wrote: another key, or not the seal it reported. */
+function substitution(v: Verification, head: string | null): string | null {
+  const key = core.getState('key');
+  const found = v.chain.signing.thumbprint;
+  if (key && found && found !== key) return `the session log on the runner is not the one this job's gateway wrote: it is signed by key ${found}, the gateway's key is ${key} (a later step replaced the file)`;
+  if (key && !found && v.chain.status !== 'unreadable') return `the session log on the runner has no key; the gateway's key is ${key}`;
+  if (head && v.chain.sealed) {
+    const last = v.chain.lastHash;
+    if (last !== head) return `the session log on the runner does not end with the seal the gateway reported (${head.slice(0, 16)}…): the file was replaced`;
+  }
+  return null;
 }
 
 /** An error with the causes libraries wrap it around ("error creating signing certificate: fetch failed: ENOTFOUND ..."). */

@@ -20,7 +20,7 @@ export function statusSha(env: NodeJS.ProcessEnv): string | null {
 
 export async function setCommitStatus(token: string, env: NodeJS.ProcessEnv, sha: string, context: string, o: Outcome): Promise<void> {
   const [owner, repo] = (env.GITHUB_REPOSITORY ?? '/').split('/') as [string, string];
-  const octokit = new Octokit({ auth: token, baseUrl: env.GITHUB_API_URL || 'https://api.github.com', request: { retries: 0 } });
+  const octokit = new Octokit({ auth: token, baseUrl: env.GITHUB_API_URL || 'https://api.github.com', request: { retries: 0, signal: AbortSignal.timeout(30_000) } });
   const runUrl = env.GITHUB_SERVER_URL && env.GITHUB_RUN_ID ? `${env.GITHUB_SERVER_URL}/${env.GITHUB_REPOSITORY}/actions/runs/${env.GITHUB_RUN_ID}` : undefined;
   try {
     await octokit.rest.repos.createCommitStatus({ owner, repo, sha, state: o.state, context, description: o.description, ...(runUrl ? { target_url: runUrl } : {}) });

@@ -25115,7 +25115,6 @@ var SQL_CLASSES = [
 ];
 
 // gateway/config/policy.ts
-var AZURE_POSTGRES_SCOPE = "https://ossrdbms-aad.database.windows.net/.default";
 var PolicyError = class extends Error {
   constructor(file, line, message2) {
     super(`${file}${line ? `:${line}` : ""}: ${message2}`);
@@ -25155,7 +25154,7 @@ function parsePolicy(text, file) {
     port: t.port ?? 5432,
     database: String(t.database),
     user: String(t.user),
-    auth: t.auth === "azure" ? { kind: "azure", scope: AZURE_POSTGRES_SCOPE } : { kind: "password-env", passwordEnv: String(t.auth["password-env"]) },
+    auth: t.auth === "azure" ? { kind: "azure" } : { kind: "password-env", passwordEnv: String(t.auth["password-env"]) },
     tls: t.tls ?? "verify-full",
     caFile: t["ca-file"] ? path.resolve(baseDir, String(t["ca-file"])) : void 0
   }));
@@ -25460,6 +25459,10 @@ var SessionLogWriter = class _SessionLogWriter {
   }
   get failed() {
     return this.failure;
+  }
+  /** The hash of the last record appended: after close(), the seal's. */
+  get head() {
+    return this.prev;
   }
   get nextSeq() {
     return this.seq;
@@ -45490,6 +45493,12 @@ function decodeJwt(jwt3) {
 // gateway/identity/azure.ts
 var AZURE_ASSERTION_AUDIENCE = "api://AzureADTokenExchange";
 var AZURE_PUBLIC_AUTHORITY = "https://login.microsoftonline.com";
+function postgresScope(authorityHost) {
+  const host = new URL(authorityHost).hostname;
+  if (host.endsWith(".us")) return "https://ossrdbms-aad.database.usgovcloudapi.net/.default";
+  if (host.endsWith(".cn")) return "https://ossrdbms-aad.database.chinacloudapi.cn/.default";
+  return "https://ossrdbms-aad.database.windows.net/.default";
+}
 var AzureAuthError = class extends Error {
 };
 var ASSERTION_REUSE_MS = 1e4;
@@ -45560,6 +45569,8 @@ var STOP_GRACE_MS = 3e4;
 var Gateway = class _Gateway {
   runId;
   writer;
+  /** The signing key's thumbprint and whether an OIDC token binds it, for whoever started the daemon. */
+  key = { thumbprint: "", attested: false };
   listeners = [];
   recorder = null;
   startedAt = Date.now();
@@ -45579,6 +45590,7 @@ var Gateway = class _Gateway {
     const stamp = (/* @__PURE__ */ new Date()).toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
     const writer = SessionLogWriter.create(opts.logDir, `gateway-${stamp}-${runId}.jsonl`);
     const gw = new _Gateway(runId, writer);
+    gw.key = { thumbprint: signer.thumbprint, attested: attestation !== "unattested" };
     const checkpoints2 = opts.policy.sessionLog.checkpoints;
     writer.signWith(runId, signer, checkpoints2);
     const recorder = new Recorder(writer, { sampleRows: opts.policy.sessionLog.sampleRows });
@@ -45655,9 +45667,9 @@ var Gateway = class _Gateway {
       }
       try {
         this.writer.close("run-end", { run: this.runId, reason, duration_ms: Date.now() - this.startedAt, records: this.writer.nextSeq + 1 });
-        return { log: this.writer.path, sealError: null };
+        return { log: this.writer.path, sealError: null, head: this.writer.head, records: this.writer.nextSeq };
       } catch (e) {
-        return { log: this.writer.path, sealError: e.message };
+        return { log: this.writer.path, sealError: e.message, head: this.writer.head, records: this.writer.nextSeq };
       }
     })();
     return this.stopped;
@@ -45705,15 +45717,15 @@ async function upstreamPasswords(opts) {
     if (!azure) {
       const settings = azureSettingsFromEnv(runnerEnv);
       if (!settings) throw new ConfigurationError(`target "${t.name}": auth: azure needs the Entra app's client and tenant ids (the action's azure-client-id and azure-tenant-id inputs, or AZURE_CLIENT_ID and AZURE_TENANT_ID)`);
-      azure = new AzureTokens(settings, runnerEnv);
+      azure = { tokens: new AzureTokens(settings, runnerEnv), scope: postgresScope(settings.authorityHost) };
     }
-    const tokens = azure;
+    const { tokens, scope } = azure;
     try {
-      await tokens.token(auth.scope);
+      await tokens.token(scope);
     } catch (e) {
       throw new ConfigurationError(`target "${t.name}": ${e.message}`);
     }
-    out.set(t.name, () => tokens.token(auth.scope));
+    out.set(t.name, () => tokens.token(scope));
   }
   return out;
 }
@@ -45920,10 +45932,10 @@ async function daemon(argv) {
   const server = await serveControl(stateDir, async (req) => {
     if (req.op === "status") return { ok: true, pid: process.pid, log: gw.logPath, run: gw.runId, memory: process.memoryUsage() };
     if (req.op === "stop") {
-      const { log: log2, sealError } = await stopGateway("stopped by request");
+      const { log: log2, sealError, head, records } = await stopGateway("stopped by request");
       if (!sealError) fs13.rmSync(path7.join(stateDir, "daemon.json"), { force: true });
       setImmediate(() => server.close(() => process.exit(sealError ? 1 : 0)));
-      return sealError ? { ok: false, error: `${sealError} (${log2})`, log: log2 } : { ok: true, log: log2 };
+      return sealError ? { ok: false, error: `${sealError} (${log2})`, log: log2, head, records } : { ok: true, log: log2, head, records };
     }
     return gw.answerControl(req);
   });
@@ -45933,7 +45945,7 @@ async function daemon(argv) {
   const envFile = path7.join(stateDir, "env");
   fs13.writeFileSync(envFile, formatEnv(gw.connectionEnv()), { mode: 384 });
   fs13.chmodSync(envFile, 384);
-  fs13.writeFileSync(path7.join(stateDir, "daemon.json"), JSON.stringify({ pid: process.pid, log: gw.logPath, run: gw.runId }) + "\n", { mode: 384 });
+  fs13.writeFileSync(path7.join(stateDir, "daemon.json"), JSON.stringify({ pid: process.pid, log: gw.logPath, run: gw.runId, key: gw.key.thumbprint, attested: gw.key.attested }) + "\n", { mode: 384 });
   process.stdout.write(`gateway-action daemon: pid ${process.pid}, session log ${gw.logPath}
 `);
   report({ ready: true });
@@ -46032,7 +46044,7 @@ var LogVerifier = class {
   sealed = false;
   verdict = null;
   result(status, problem) {
-    return { status, problem, sealed: status === "valid", signing: this.signing, totals: this.totals, signedTotals: this.signedTotals, runStart: this.runStart };
+    return { status, problem, sealed: status === "valid", signing: this.signing, totals: this.totals, signedTotals: this.signedTotals, runStart: this.runStart, lastHash: this.prev };
   }
   stop(status, problem) {
     this.verdict = this.result(status, problem);
@@ -46337,7 +46349,7 @@ async function verifyLog(file, opts = {}) {
     chain = await verifyChainFile(file);
   } catch (e) {
     const problem = `cannot read ${file} (${e.code ?? e.message})`;
-    chain = { status: "unreadable", problem, sealed: false, signing: { thumbprint: null, lastCheckpoint: null, unsignedRecords: 0 }, totals: emptyTotals(), signedTotals: null, runStart: null };
+    chain = { status: "unreadable", problem, sealed: false, signing: { thumbprint: null, lastCheckpoint: null, unsignedRecords: 0 }, totals: emptyTotals(), signedTotals: null, runStart: null, lastHash: "" };
   }
   if (chain.status === "unreadable" || chain.status === "tampered" || !chain.runStart) {
     return { file, status: chain.status === "valid" ? "unreadable" : chain.status, problem: chain.problem, chain, identity: null };

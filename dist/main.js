@@ -27704,12 +27704,12 @@ var require_log = __commonJS({
       if (logLevel === "debug")
         console.log(...messages);
     }
-    function warn(logLevel, warning) {
+    function warn(logLevel, warning2) {
       if (logLevel === "debug" || logLevel === "warn") {
         if (typeof node_process.emitWarning === "function")
-          node_process.emitWarning(warning);
+          node_process.emitWarning(warning2);
         else
-          console.warn(warning);
+          console.warn(warning2);
       }
     }
     exports.debug = debug2;
@@ -31179,9 +31179,9 @@ var require_composer = __commonJS({
         this.prelude = [];
         this.errors = [];
         this.warnings = [];
-        this.onError = (source, code, message, warning) => {
+        this.onError = (source, code, message, warning2) => {
           const pos = getErrorPos(source);
-          if (warning)
+          if (warning2)
             this.warnings.push(new errors.YAMLWarning(pos, code, message));
           else
             this.errors.push(new errors.YAMLParseError(pos, code, message));
@@ -31254,10 +31254,10 @@ ${cb}` : comment;
           console.dir(token, { depth: null });
         switch (token.type) {
           case "directive":
-            this.directives.add(token.source, (offset, message, warning) => {
+            this.directives.add(token.source, (offset, message, warning2) => {
               const pos = getErrorPos(token);
               pos[0] += offset;
-              this.onError(pos, "BAD_DIRECTIVE", message, warning);
+              this.onError(pos, "BAD_DIRECTIVE", message, warning2);
             });
             this.prelude.push(token.source);
             this.atDirectives = true;
@@ -33299,7 +33299,7 @@ var require_public_api = __commonJS({
       const doc = parseDocument2(src, options);
       if (!doc)
         return null;
-      doc.warnings.forEach((warning) => log2.warn(doc.options.logLevel, warning));
+      doc.warnings.forEach((warning2) => log2.warn(doc.options.logLevel, warning2));
       if (doc.errors.length > 0) {
         if (doc.options.logLevel !== "silent")
           throw doc.errors[0];
@@ -40186,6 +40186,9 @@ function setFailed(message) {
 function error(message, properties = {}) {
   issueCommand("error", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
+function warning(message, properties = {}) {
+  issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+}
 function info(message) {
   process.stdout.write(message + os4.EOL);
 }
@@ -40290,7 +40293,16 @@ var PASS = [
   "ACTIONS_ID_TOKEN_REQUEST_URL",
   "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
   "GATEWAY_ACTION_RUNTIME_DIR",
-  "GATEWAY_ENVIRONMENT"
+  "GATEWAY_ENVIRONMENT",
+  // Self-hosted runners behind a proxy reach Entra ID through it.
+  "HTTPS_PROXY",
+  "HTTP_PROXY",
+  "NO_PROXY",
+  "https_proxy",
+  "http_proxy",
+  "no_proxy",
+  // The runner's orphan clean-up finds leftover processes of the job by this marker.
+  "RUNNER_TRACKING_ID"
 ];
 function daemonEnv(from, inputs) {
   const env = {};
@@ -40804,7 +40816,6 @@ var SQL_CLASSES = [
 ];
 
 // gateway/config/policy.ts
-var AZURE_POSTGRES_SCOPE = "https://ossrdbms-aad.database.windows.net/.default";
 var PolicyError = class extends Error {
   constructor(file, line, message) {
     super(`${file}${line ? `:${line}` : ""}: ${message}`);
@@ -40844,7 +40855,7 @@ function parsePolicy(text, file) {
     port: t.port ?? 5432,
     database: String(t.database),
     user: String(t.user),
-    auth: t.auth === "azure" ? { kind: "azure", scope: AZURE_POSTGRES_SCOPE } : { kind: "password-env", passwordEnv: String(t.auth["password-env"]) },
+    auth: t.auth === "azure" ? { kind: "azure" } : { kind: "password-env", passwordEnv: String(t.auth["password-env"]) },
     tls: t.tls ?? "verify-full",
     caFile: t["ca-file"] ? path.resolve(baseDir, String(t["ca-file"])) : void 0
   }));
@@ -41497,7 +41508,7 @@ function credentialLoggerInstance(title, parent, log2 = logger) {
   function info2(message) {
     log2.info(`${fullTitle} =>`, message);
   }
-  function warning(message) {
+  function warning2(message) {
     log2.warning(`${fullTitle} =>`, message);
   }
   function verbose(message) {
@@ -41510,7 +41521,7 @@ function credentialLoggerInstance(title, parent, log2 = logger) {
     title,
     fullTitle,
     info: info2,
-    warning,
+    warning: warning2,
     verbose,
     error: error2
   };
@@ -44849,16 +44860,26 @@ async function main() {
   const logDir = path3.join(temp, `gateway-logs-${path3.basename(stateDir).slice("gateway-action-".length)}`);
   const { pid } = await launchDaemon({ cli: path3.join(here, "cli.js"), policyFile, stateDir, logDir, env: daemonEnv(process.env, inputs), secrets });
   const info2 = JSON.parse(fs5.readFileSync(path3.join(stateDir, "daemon.json"), "utf8"));
+  const artifactName = inputs.artifactName ?? `gateway-session-log-${process.env.GITHUB_JOB ?? "job"}-${process.env.GITHUB_RUN_ATTEMPT ?? "1"}-${info2.run}`;
   saveState("state-dir", stateDir);
   saveState("log", info2.log);
   saveState("run", info2.run);
   saveState("pid", String(pid));
+  saveState("key", info2.key);
+  saveState("attested", String(info2.attested));
+  saveState("artifact-name", artifactName);
+  if (!info2.attested) warning("gateway-action: the job cannot request OIDC tokens (no `permissions: id-token: write`), so the session log is unattested: nothing will bind it to this job");
   const connection = parseEnvFile(fs5.readFileSync(path3.join(stateDir, "env"), "utf8"));
-  if (connection.PGPASSWORD) setSecret(connection.PGPASSWORD);
+  for (const [k, v] of Object.entries(connection)) {
+    if (k === "PGPASSWORD") setSecret(v);
+    else if (k.startsWith("GATEWAY_") && k.endsWith("_URL")) setSecret(decodeURIComponent(new URL(v).password));
+  }
   for (const [k, v] of Object.entries(connection)) exportVariable(k, v);
   const urlVariables = Object.fromEntries(policy.targets.map((t) => [t.name, envName(t.name)]));
   setOutput("session-log", info2.log);
   setOutput("run-id", info2.run);
+  setOutput("artifact-name", artifactName);
+  setOutput("key-thumbprint", info2.key);
   setOutput("url-variables", JSON.stringify(urlVariables));
   for (const t of policy.targets) setOutput(`${t.name}-url-variable`, envName(t.name));
   const ms = Math.round(performance.now() - started);

@@ -135,10 +135,10 @@ export async function daemon(argv: string[]): Promise<number> {
   const server = await serveControl(stateDir, async (req) => {
     if (req.op === 'status') return { ok: true, pid: process.pid, log: gw.logPath, run: gw.runId, memory: process.memoryUsage() };
     if (req.op === 'stop') {
-      const { log, sealError } = await stopGateway('stopped by request');
+      const { log, sealError, head, records } = await stopGateway('stopped by request');
       if (!sealError) fs.rmSync(path.join(stateDir, 'daemon.json'), { force: true });
       setImmediate(() => server.close(() => process.exit(sealError ? 1 : 0)));
-      return sealError ? { ok: false, error: `${sealError} (${log})`, log } : { ok: true, log };
+      return sealError ? { ok: false, error: `${sealError} (${log})`, log, head, records } : { ok: true, log, head, records };
     }
     return gw.answerControl(req);
   });
@@ -148,7 +148,7 @@ export async function daemon(argv: string[]): Promise<number> {
   const envFile = path.join(stateDir, 'env');
   fs.writeFileSync(envFile, formatEnv(gw.connectionEnv()), { mode: 0o600 });
   fs.chmodSync(envFile, 0o600); // an older file keeps its mode otherwise
-  fs.writeFileSync(path.join(stateDir, 'daemon.json'), JSON.stringify({ pid: process.pid, log: gw.logPath, run: gw.runId }) + '\n', { mode: 0o600 });
+  fs.writeFileSync(path.join(stateDir, 'daemon.json'), JSON.stringify({ pid: process.pid, log: gw.logPath, run: gw.runId, key: gw.key.thumbprint, attested: gw.key.attested }) + '\n', { mode: 0o600 });
   process.stdout.write(`gateway-action daemon: pid ${process.pid}, session log ${gw.logPath}\n`);
   report({ ready: true });
   process.disconnect?.();

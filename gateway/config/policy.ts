@@ -18,8 +18,8 @@ export interface PostgresTarget {
   port: number;
   database: string;
   user: string;
-  /** An environment variable's password, or an Entra ID token for `scope` (Azure Database for PostgreSQL). */
-  auth: { kind: 'password-env'; passwordEnv: string } | { kind: 'azure'; scope: string };
+  /** An environment variable's password, or an Entra ID token (Azure Database for PostgreSQL; the scope follows the cloud). */
+  auth: { kind: 'password-env'; passwordEnv: string } | { kind: 'azure' };
   tls: 'disable' | 'require' | 'verify-full';
   caFile?: string;
 }
@@ -38,9 +38,6 @@ export interface Policy {
   /** Null when the file has no masking section. */
   masking: MaskingRules | null;
 }
-
-/** The Entra ID scope of Azure Database for PostgreSQL (flexible server). */
-export const AZURE_POSTGRES_SCOPE = 'https://ossrdbms-aad.database.windows.net/.default';
 
 export class PolicyError extends Error {
   constructor(file: string, line: number | null, message: string) {
@@ -84,7 +81,7 @@ export function parsePolicy(text: string, file: string): Policy {
     port: (t.port as number | undefined) ?? 5432,
     database: String(t.database),
     user: String(t.user),
-    auth: t.auth === 'azure' ? { kind: 'azure', scope: AZURE_POSTGRES_SCOPE } : { kind: 'password-env', passwordEnv: String((t.auth as Record<string, string>)['password-env']) },
+    auth: t.auth === 'azure' ? { kind: 'azure' } : { kind: 'password-env', passwordEnv: String((t.auth as Record<string, string>)['password-env']) },
     tls: ((t.tls as PostgresTarget['tls'] | undefined) ?? 'verify-full'),
     caFile: t['ca-file'] ? path.resolve(baseDir, String(t['ca-file'])) : undefined,
   }));

@@ -19,7 +19,7 @@ import type net from 'node:net';
 import fs from 'node:fs';
 import { CheckpointSigner, keyAudience } from '../evidence/checkpoint.ts';
 import { canRequestIdToken, requestIdToken } from '../identity/github-oidc.ts';
-import { AzureTokens, azureSettingsFromEnv } from '../identity/azure.ts';
+import { AzureTokens, azureSettingsFromEnv, postgresScope } from '../identity/azure.ts';
 
 export interface GatewayOptions {
   policy: Policy;
@@ -35,13 +35,16 @@ export interface GatewayOptions {
 
 export class ConfigurationError extends Error {}
 
-export interface StopResult { log: string; sealError: string | null }
+/** `head` is the seal's hash: whoever holds it can tell this log from a file put in its place. */
+export interface StopResult { log: string; sealError: string | null; head: string; records: number }
 
 const STOP_GRACE_MS = 30_000;
 
 export class Gateway {
   readonly runId: string;
   readonly writer: SessionLogWriter;
+  /** The signing key's thumbprint and whether an OIDC token binds it, for whoever started the daemon. */
+  key = { thumbprint: '', attested: false };
   private readonly listeners: { listener: PostgresListener; port: number; password: string }[] = [];
   private recorder: Recorder | null = null;
   private readonly startedAt = Date.now();
@@ -65,6 +68,7 @@ export class Gateway {
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
     const writer = SessionLogWriter.create(opts.logDir, `gateway-${stamp}-${runId}.jsonl`);
     const gw = new Gateway(runId, writer);
+    gw.key = { thumbprint: signer.thumbprint, attested: attestation !== 'unattested' };
     const checkpoints = opts.policy.sessionLog.checkpoints;
     writer.signWith(runId, signer, checkpoints);
     const recorder = new Recorder(writer, { sampleRows: opts.policy.sessionLog.sampleRows });
@@ -148,9 +152,9 @@ export class Gateway {
       }
       try {
         this.writer.close('run-end', { run: this.runId, reason, duration_ms: Date.now() - this.startedAt, records: this.writer.nextSeq + 1 });
-        return { log: this.writer.path, sealError: null };
+        return { log: this.writer.path, sealError: null, head: this.writer.head, records: this.writer.nextSeq };
       } catch (e) {
-        return { log: this.writer.path, sealError: (e as Error).message };
+        return { log: this.writer.path, sealError: (e as Error).message, head: this.writer.head, records: this.writer.nextSeq };
       }
     })();
     return this.stopped;
@@ -195,7 +199,7 @@ async function upstreamPasswords(opts: GatewayOptions): Promise<Map<string, () =
   const env = opts.env ?? process.env;
   const runnerEnv = opts.runnerEnv ?? process.env;
   const out = new Map<string, () => Promise<string>>();
-  let azure: AzureTokens | null = null;
+  let azure: { tokens: AzureTokens; scope: string } | null = null;
   for (const t of opts.policy.targets) {
     const auth = t.auth;
     if (auth.kind === 'password-env') {
@@ -207,15 +211,15 @@ async function upstreamPasswords(opts: GatewayOptions): Promise<Map<string, () =
     if (!azure) {
       const settings = azureSettingsFromEnv(runnerEnv);
       if (!settings) throw new ConfigurationError(`target "${t.name}": auth: azure needs the Entra app's client and tenant ids (the action's azure-client-id and azure-tenant-id inputs, or AZURE_CLIENT_ID and AZURE_TENANT_ID)`);
-      azure = new AzureTokens(settings, runnerEnv);
+      azure = { tokens: new AzureTokens(settings, runnerEnv), scope: postgresScope(settings.authorityHost) };
     }
-    const tokens = azure;
+    const { tokens, scope } = azure;
     try {
-      await tokens.token(auth.scope);
+      await tokens.token(scope);
     } catch (e) {
       throw new ConfigurationError(`target "${t.name}": ${(e as Error).message}`);
     }
-    out.set(t.name, () => tokens.token(auth.scope));
+    out.set(t.name, () => tokens.token(scope));
   }
   return out;
 }

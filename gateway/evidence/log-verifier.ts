@@ -30,6 +30,8 @@ export interface ChainResult {
   signedTotals: LogTotals | null;
   /** The run-start record, for the identity check. */
   runStart: Record<string, unknown> | null;
+  /** The hash of the last record that verified (the seal's, in a valid log). */
+  lastHash: string;
 }
 
 type Rec = Record<string, unknown>;
@@ -55,7 +57,7 @@ export class LogVerifier {
   private verdict: ChainResult | null = null;
 
   private result(status: ChainStatus, problem: string | null): ChainResult {
-    return { status, problem, sealed: status === 'valid', signing: this.signing, totals: this.totals, signedTotals: this.signedTotals, runStart: this.runStart };
+    return { status, problem, sealed: status === 'valid', signing: this.signing, totals: this.totals, signedTotals: this.signedTotals, runStart: this.runStart, lastHash: this.prev };
   }
 
   private stop(status: ChainStatus, problem: string): false {

@@ -81,6 +81,11 @@ export class SessionLogWriter {
     return this.failure;
   }
 
+  /** The hash of the last record appended: after close(), the seal's. */
+  get head(): string {
+    return this.prev;
+  }
+
   get nextSeq(): number {
     return this.seq;
   }

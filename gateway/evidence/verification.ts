@@ -32,7 +32,7 @@ export async function verifyLog(file: string, opts: IdentityOptions = {}): Promi
     chain = await verifyChainFile(file);
   } catch (e) {
     const problem = `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
-    chain = { status: 'unreadable', problem, sealed: false, signing: { thumbprint: null, lastCheckpoint: null, unsignedRecords: 0 }, totals: emptyTotals(), signedTotals: null, runStart: null };
+    chain = { status: 'unreadable', problem, sealed: false, signing: { thumbprint: null, lastCheckpoint: null, unsignedRecords: 0 }, totals: emptyTotals(), signedTotals: null, runStart: null, lastHash: '' };
   }
   if (chain.status === 'unreadable' || chain.status === 'tampered' || !chain.runStart) {
     return { file, status: chain.status === 'valid' ? 'unreadable' : chain.status, problem: chain.problem, chain, identity: null };

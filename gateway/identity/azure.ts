@@ -9,6 +9,17 @@ import { requestIdToken } from './github-oidc.ts';
 export const AZURE_ASSERTION_AUDIENCE = 'api://AzureADTokenExchange';
 export const AZURE_PUBLIC_AUTHORITY = 'https://login.microsoftonline.com';
 
+/**
+ * The Entra ID scope of Azure Database for PostgreSQL in the cloud the authority belongs to
+ * (public, US Government, China).
+ */
+export function postgresScope(authorityHost: string): string {
+  const host = new URL(authorityHost).hostname;
+  if (host.endsWith('.us')) return 'https://ossrdbms-aad.database.usgovcloudapi.net/.default';
+  if (host.endsWith('.cn')) return 'https://ossrdbms-aad.database.chinacloudapi.cn/.default';
+  return 'https://ossrdbms-aad.database.windows.net/.default';
+}
+
 export interface AzureSettings { tenantId: string; clientId: string; authorityHost: string }
 
 export class AzureAuthError extends Error {}

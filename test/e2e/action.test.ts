@@ -13,6 +13,8 @@ import { startEntraStandIn, type EntraStandIn } from '../helpers/entra-stand-in.
 import { startGitHubApi, type GitHubApi } from '../helpers/github-api.ts';
 import { startArtifactService, type ArtifactService } from '../helpers/artifact-service.ts';
 import { runJob, type JobResult } from '../helpers/runner.ts';
+import { SessionLogWriter, LOG_FORMAT } from '../../gateway/evidence/log-writer.ts';
+import { CheckpointSigner } from '../../gateway/evidence/checkpoint.ts';
 
 const SCOPE = 'https://ossrdbms-aad.database.windows.net/.default';
 const HEAD_SHA = 'b'.repeat(40);
@@ -69,10 +71,10 @@ after(async () => {
 });
 
 let jobs = 0;
-async function job(steps: Parameters<typeof runJob>[0]['steps'], opts: { inputs?: Record<string, string>; cancelAfterStep?: number; event?: string } = {}): Promise<JobResult> {
+async function job(steps: Parameters<typeof runJob>[0]['steps'], opts: { inputs?: Record<string, string>; cancelAfterStep?: number; event?: string; policy?: string; env?: Record<string, string> } = {}): Promise<JobResult> {
   const workspace = fs.mkdtempSync(path.join(work, `ws${++jobs}-`));
   fs.mkdirSync(path.join(workspace, '.github'));
-  fs.writeFileSync(path.join(workspace, '.github/gateway.yml'), POLICY(cluster.port));
+  fs.writeFileSync(path.join(workspace, '.github/gateway.yml'), opts.policy ?? POLICY(cluster.port));
   const eventPath = path.join(workspace, '..', `event-${jobs}.json`);
   // The issuer's claims follow the event, as GitHub's do (the subject names pull_request or the ref).
   issuer.job.eventName = opts.event ?? 'pull_request';
@@ -94,6 +96,7 @@ async function job(steps: Parameters<typeof runJob>[0]['steps'], opts: { inputs?
       NODE_EXTRA_CA_CERTS: entra.caFile,
       GATEWAY_ACTION_OIDC_ISSUER: issuer.url,
       GATEWAY_ACTION_RUNTIME_DIR: path.join(work, 'run'),
+      ...opts.env,
     },
     steps,
     cancelAfterStep: opts.cancelAfterStep,
@@ -194,8 +197,8 @@ test('fail-on: never keeps the status green despite a denial; outputs carry the 
   assert.equal(r.post?.outcome, 'success', (r.post?.stdout ?? '') + (r.post?.stderr ?? '') + r.main.stdout + r.main.stderr);
   const status = api.statuses.find((s) => s.context === 'gateway/audit-never');
   assert.equal(status?.state, 'success');
-  assert.equal(r.outputs.denied, '1');
-  assert.equal(r.outputs.verification, 'valid');
+  assert.equal(r.post!.outputs.denied, '1');
+  assert.equal(r.post!.outputs.verification, 'valid');
 });
 
 test('a subject Entra does not trust fails the main step with the translated error; post has nothing to stop', async () => {
@@ -233,8 +236,43 @@ test('attest: true signs for the job identity through Sigstore; unreachable here
   assert.match(failure, /fulcio|sigstore|ENOTFOUND|fetch failed/i);
   t.diagnostic(failure);
   assert.ok(issuer.requests.slice(before).includes('sigstore'), `the job's OIDC token was requested for Sigstore (${issuer.requests.slice(before).join(', ')})`);
-  assert.equal(api.statuses.find((s) => s.context === 'gateway/audit-attest')?.state, 'success');
+  assert.equal(api.statuses.find((s) => s.context === 'gateway/audit-attest')?.state, 'failure', 'evidence that was asked for and is missing fails the check');
   assert.ok((await artifacts.download(r.outputs['artifact-name']!, fs.mkdtempSync(path.join(work, 'attest-')))).length === 3);
+});
+
+test('every target gets its own per-run password, and every one is masked, as is the upstream password', async () => {
+  const twoTargets = POLICY(cluster.port).replace('rules:', `  reporting:
+    kind: postgres
+    host: 127.0.0.1
+    port: ${cluster.port}
+    database: app
+    user: deployer
+    auth: { password-env: REPORTING_PASSWORD }
+    tls: require
+rules:`);
+  const r = await job(['psql -X -At "$GATEWAY_REPORTING_URL" -c "SELECT current_user"'], { policy: twoTargets, env: { REPORTING_PASSWORD: 'deployer-pw' } });
+  assert.equal(r.steps[0]!.stdout.trim(), 'deployer', r.steps[0]!.stderr);
+  const passwordOf = (url: string): string => decodeURIComponent(new URL(url).password);
+  for (const v of ['GATEWAY_APP_DB_URL', 'GATEWAY_REPORTING_URL']) assert.ok(r.masks.includes(passwordOf(r.exportedEnv[v]!)), `${v}'s password is masked`);
+  assert.ok(r.masks.includes('deployer-pw'), 'the upstream password is masked too');
+  assert.notEqual(passwordOf(r.exportedEnv.GATEWAY_APP_DB_URL!), passwordOf(r.exportedEnv.GATEWAY_REPORTING_URL!));
+  assert.equal(r.log.includes(passwordOf(r.exportedEnv.GATEWAY_REPORTING_URL!)), false, 'no per-run password in the job log');
+});
+
+test('a later step that replaces the log file is caught: the uploaded evidence says so and the check fails', async () => {
+  // A consistent, unattested log of the forger's own: its chain verifies on its own.
+  const forged = path.join(work, 'forged.jsonl');
+  const w = SessionLogWriter.create(work, 'forged.jsonl');
+  const signer = new CheckpointSigner();
+  w.signWith('f0f0f0f0f0f0', signer);
+  w.append('run-start', { format: LOG_FORMAT, run: 'f0f0f0f0f0f0', identity: { kind: 'local', user: 'x', host: 'y' }, targets: [{ name: 'app-db' }], key: { alg: 'EdDSA', jwk: signer.jwk, thumbprint: signer.thumbprint }, attestation: 'unattested' });
+  w.close('run-end', { run: 'f0f0f0f0f0f0', reason: 'stopped' });
+  const r = await job(['psql -X -c "DELETE FROM scratch" || true', `log=$(ls "$RUNNER_TEMP"/gateway-logs-*/gateway-*.jsonl) && cp ${forged} "$log.new" && mv "$log.new" "$log"`], { inputs: { 'status-context': 'gateway/audit-swap', 'fail-on': 'never' } });
+  assert.equal(r.post?.outcome, 'failure');
+  assert.match(r.post!.stdout + r.post!.stderr, /the session log on the runner is not the one this job's gateway wrote: it is signed by key [\w-]+, the gateway's key is [\w-]+ \(a later step replaced the file\)/);
+  assert.equal(api.statuses.find((s) => s.context === 'gateway/audit-swap')?.state, 'failure');
+  assert.equal(r.outputs['key-thumbprint']?.length, 43);
+  assert.match(r.summary, /TAMPERED/);
 });
 
 test('a cancelled job still uploads a sealed, verifiable log', async () => {
@@ -243,15 +281,15 @@ test('a cancelled job still uploads a sealed, verifiable log', async () => {
   assert.ok(r.post);
   const files = await artifacts.download(r.outputs['artifact-name']!, fs.mkdtempSync(path.join(work, 'cancel-')));
   assert.ok(files.some((f) => f.endsWith('.jsonl')));
-  assert.equal(r.outputs.verification, 'valid');
-  assert.equal(r.outputs.commands, '1');
+  assert.equal(r.post!.outputs.verification, 'valid');
+  assert.equal(r.post!.outputs.commands, '1');
 });
 
 test('a daemon that crashed fails the job loudly, and what it logged is still uploaded', async () => {
   const r = await job(['psql -X -At -c "SELECT 1"', 'kill -9 "$(jq -r .pid "$RUNNER_TEMP"/gateway-action-*/daemon.json)"'], { inputs: { 'status-context': 'gateway/audit-crash' } });
   assert.equal(r.post?.outcome, 'failure');
-  assert.match(r.post!.stdout + r.post!.stderr, /the gateway daemon died during the job/);
-  assert.equal(r.outputs.verification, 'unsealed');
+  assert.match(r.post!.stdout + r.post!.stderr, /the gateway daemon did not stop cleanly: pid \d+ died during the job/);
+  assert.equal(r.post!.outputs.verification, 'unsealed');
   assert.equal(api.statuses.find((s) => s.context === 'gateway/audit-crash')?.state, 'failure');
   const dir = fs.mkdtempSync(path.join(work, 'crash-'));
   const files = await artifacts.download(r.outputs['artifact-name']!, dir);

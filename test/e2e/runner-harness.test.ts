@@ -153,10 +153,13 @@ test('inputs, defaults, outputs, env, path, state, summary, masks reach where th
   assert.equal(o['token-env'], 'undefined', 'GITHUB_TOKEN is a context, not in the environment');
   assert.equal(o.cwd, job.workspace);
   assert.equal(o.legacy, 'old-style');
-  assert.equal(o['post-state'], 'yes');
-  assert.equal(o['post-secret-ok'], 'true');
-  assert.equal(o['post-env'], 'hello|"a\\nb"');
-  assert.equal(o['post-input'], 'alice');
+  // A post step's outputs are the step's own: the runner keeps them nowhere.
+  const p = job.post!.outputs;
+  assert.equal(o['post-state'], undefined);
+  assert.equal(p['post-state'], 'yes');
+  assert.equal(p['post-secret-ok'], 'true');
+  assert.equal(p['post-env'], 'hello|"a\\nb"');
+  assert.equal(p['post-input'], 'alice');
   assert.equal(o.STEP_VAR, undefined, 'run steps have their own outputs');
   assert.equal(job.steps[1]!.outputs.STEP_VAR, 'step-level');
 
@@ -212,7 +215,8 @@ core.setOutput('post-path', process.env.PATH.split(':')[0]);
   });
   const job = await run({ actionDir, inputs: { policy: 'policy.yml' }, env: {}, steps: ['echo "url=$GATEWAY_URL"'] });
   assert.equal(job.main.status, 0, job.main.stderr);
-  assert.deepEqual(job.outputs, { policy: 'policy.yml', json: '{"a":[1,2]}', level: 'info', 'post-pid': '1234', 'post-url': 'postgres://127.0.0.1:6432', 'post-path': '/opt/gateway/bin' });
+  assert.deepEqual(job.outputs, { policy: 'policy.yml', json: '{"a":[1,2]}', level: 'info' });
+  assert.deepEqual(job.post!.outputs, { 'post-pid': '1234', 'post-url': 'postgres://127.0.0.1:6432', 'post-path': '/opt/gateway/bin' });
   assert.deepEqual(job.exportedEnv, { GATEWAY_URL: 'postgres://127.0.0.1:6432' });
   assert.deepEqual(job.state, { pid: '1234' });
   assert.deepEqual(job.paths, ['/opt/gateway/bin']);
@@ -234,7 +238,7 @@ test('a failing main skips the steps (not `if: always()`), post still runs; bad 
   assert.deepEqual(job.steps.map((s) => s.outcome), ['skipped', 'success', 'success']);
   assert.equal(job.steps[1]!.stdout, 'always\n');
   assert.equal(job.post?.outcome, 'success');
-  assert.equal(job.outputs['post-state'], 'yes');
+  assert.equal(job.post!.outputs['post-state'], 'yes');
   assert.equal(job.failed, true);
 
   const bad = await run({
@@ -271,7 +275,7 @@ test('cancellation: the running step gets SIGINT, then SIGKILL if it ignores it;
   assert.ok(graceful.steps[1]!.durationMs < 2500, `SIGINT was honoured at once (${graceful.steps[1]!.durationMs} ms)`);
   assert.equal(graceful.steps[3]!.stdout, 'cleanup-after-cancel\n');
   assert.equal(graceful.post?.outcome, 'success', 'post runs after a cancellation');
-  assert.equal(graceful.outputs['post-state'], 'yes', 'and sees the state main saved');
+  assert.equal(graceful.post!.outputs['post-state'], 'yes', 'and sees the state main saved');
   // Only the step's shell got the signal (as on GitHub); its background `sleep` is an orphan.
   assert.equal(graceful.orphans.length, 1);
   assert.match(graceful.orphanDetails[0]!.cmdline, /^sleep 30/);

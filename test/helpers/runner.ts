@@ -567,7 +567,9 @@ export async function runJob(opts: RunJobOptions): Promise<JobResult> {
         annotate('error', (e as Error).message);
       }
     }
-    if (name === 'main' || name === 'post') Object.assign(outputs, stepOutputs);
+    // The runner keeps a post step's outputs nowhere (actions/runner: a post child has no context
+    // name, and SetOutput drops outputs without one); they stay in that step's own result.
+    if (name === 'main') Object.assign(outputs, stepOutputs);
 
     let outcome: Outcome = r.status === 0 && !fileCommandFailed ? 'success' : 'failure';
     if (timedOut) {
