@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startCluster, type Cluster, type ClusterOptions } from '../../gateway/demo/pg-cluster.ts';
+import { parseEnvFile } from '../../gateway/cli/env-file.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(ROOT, 'dist/cli.js');
@@ -95,14 +96,7 @@ export function startGateway(policyText: string, upstreamPassword = 'deployer-pw
   };
 }
 
-export function parseEnv(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const eq = line.indexOf('=');
-    if (eq > 0) env[line.slice(0, eq)] = line.slice(eq + 1);
-  }
-  return env;
-}
+export const parseEnv = parseEnvFile;
 
 export type LogRecord = Record<string, any>;
 
