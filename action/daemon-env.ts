@@ -9,7 +9,7 @@ const PASS = [
   'GITHUB_SHA', 'GITHUB_REF', 'GITHUB_HEAD_REF', 'GITHUB_BASE_REF', 'GITHUB_EVENT_NAME', 'GITHUB_EVENT_PATH', 'GITHUB_ACTOR',
   'GITHUB_TRIGGERING_ACTOR', 'GITHUB_JOB', 'GITHUB_SERVER_URL', 'GITHUB_API_URL', 'GITHUB_WORKSPACE',
   'ACTIONS_ID_TOKEN_REQUEST_URL', 'ACTIONS_ID_TOKEN_REQUEST_TOKEN',
-  'GATEWAY_ACTION_RUNTIME_DIR', 'GATEWAY_ENVIRONMENT',
+  'GATEWAY_ACTION_RUNTIME_DIR', 'GATEWAY_ENVIRONMENT', 'GATEWAY_ACTION_APPROVAL_POLL_MS',
   // Self-hosted runners behind a proxy reach Entra ID through it.
   'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY', 'https_proxy', 'http_proxy', 'no_proxy',
   // The runner's orphan clean-up finds leftover processes of the job by this marker.

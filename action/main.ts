@@ -10,6 +10,7 @@ import { InputError, readInputs } from './inputs.ts';
 import { daemonEnv } from './daemon-env.ts';
 import { envName, loadPolicy, PolicyError } from '../gateway/config/policy.ts';
 import { launchDaemon } from '../gateway/cli/daemon.ts';
+import { GITHUB_TOKEN_SECRET, policyCanHold } from '../gateway/daemon/gateway.ts';
 import { parseEnvFile } from '../gateway/cli/env-file.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -31,6 +32,11 @@ async function main(): Promise<void> {
     if (!v) throw new InputError(`target "${t.name}": the environment variable ${t.auth.passwordEnv} (auth.password-env) is not set for this step; pass it with \`env: { ${t.auth.passwordEnv}: \${{ secrets.${t.auth.passwordEnv} }} }\``);
     secrets[t.auth.passwordEnv] = v;
     core.setSecret(v);
+  }
+  // The token reaches the daemon only when it may have to ask on the pull request.
+  if (policyCanHold(policy)) {
+    if (!inputs.githubToken) throw new InputError('the policy holds commands for approval on the pull request: the github-token input is empty');
+    secrets[GITHUB_TOKEN_SECRET] = inputs.githubToken;
   }
   const temp = process.env.RUNNER_TEMP || os.tmpdir();
   const stateDir = fs.mkdtempSync(path.join(temp, 'gateway-action-'));

@@ -1604,11 +1604,11 @@ var require_dataType = __commonJS({
       gen.if((0, codegen_1._)`${parentData} !== undefined`, () => gen.assign((0, codegen_1._)`${parentData}[${parentDataProperty}]`, expr));
     }
     function checkDataType(dataType, data, strictNums, correct = DataType.Correct) {
-      const EQ = correct === DataType.Correct ? codegen_1.operators.EQ : codegen_1.operators.NEQ;
+      const EQ2 = correct === DataType.Correct ? codegen_1.operators.EQ : codegen_1.operators.NEQ;
       let cond;
       switch (dataType) {
         case "null":
-          return (0, codegen_1._)`${data} ${EQ} null`;
+          return (0, codegen_1._)`${data} ${EQ2} null`;
         case "array":
           cond = (0, codegen_1._)`Array.isArray(${data})`;
           break;
@@ -1622,7 +1622,7 @@ var require_dataType = __commonJS({
           cond = numCond();
           break;
         default:
-          return (0, codegen_1._)`typeof ${data} ${EQ} ${dataType}`;
+          return (0, codegen_1._)`typeof ${data} ${EQ2} ${dataType}`;
       }
       return correct === DataType.Correct ? cond : (0, codegen_1.not)(cond);
       function numCond(_cond = codegen_1.nil) {
@@ -3881,7 +3881,7 @@ var require_fast_uri = __commonJS({
         normalizeString(uri, options);
       } else if (typeof uri === "object") {
         uri = /** @type {T} */
-        parse3(serialize3(uri, options), options);
+        parse5(serialize3(uri, options), options);
       }
       return uri;
     }
@@ -3924,8 +3924,8 @@ var require_fast_uri = __commonJS({
     function resolveComponent(base, relative, options, skipNormalization) {
       const target = {};
       if (!skipNormalization) {
-        base = parse3(serialize3(base, options), options);
-        relative = parse3(serialize3(relative, options), options);
+        base = parse5(serialize3(base, options), options);
+        relative = parse5(serialize3(relative, options), options);
       }
       options = options || {};
       if (!options.tolerant && relative.scheme) {
@@ -4243,7 +4243,7 @@ var require_fast_uri = __commonJS({
       }
       return { parsed, malformedAuthorityOrPort, malformedPercentEncoding, malformedSchemeSpecific, malformedHost, malformedScheme };
     }
-    function parse3(uri, opts) {
+    function parse5(uri, opts) {
       return parseWithStatus(uri, opts).parsed;
     }
     function normalizeString(uri, opts) {
@@ -4280,7 +4280,7 @@ var require_fast_uri = __commonJS({
       resolveComponent,
       equal,
       serialize: serialize3,
-      parse: parse3
+      parse: parse5
     };
     module.exports = fastUri;
     module.exports.default = fastUri;
@@ -7778,7 +7778,7 @@ var require_Collection = __commonJS({
       });
     }
     var isEmptyPath = (path10) => path10 == null || typeof path10 === "object" && !!path10[Symbol.iterator]().next().done;
-    var Collection = class extends Node.NodeBase {
+    var Collection2 = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
         Object.defineProperty(this, "schema", {
@@ -7885,7 +7885,7 @@ var require_Collection = __commonJS({
         }
       }
     };
-    exports.Collection = Collection;
+    exports.Collection = Collection2;
     exports.collectionFromPath = collectionFromPath;
     exports.isEmptyPath = isEmptyPath;
   }
@@ -7896,12 +7896,12 @@ var require_stringifyComment = __commonJS({
   "node_modules/yaml/dist/stringify/stringifyComment.js"(exports) {
     "use strict";
     var stringifyComment = (str2) => str2.replace(/^(?!$)(?: $)?/gm, "#");
-    function indentComment(comment, indent2) {
-      if (/^\n+$/.test(comment))
-        return comment.substring(1);
-      return indent2 ? comment.replace(/^(?! *$)/gm, indent2) : comment;
+    function indentComment(comment2, indent2) {
+      if (/^\n+$/.test(comment2))
+        return comment2.substring(1);
+      return indent2 ? comment2.replace(/^(?! *$)/gm, indent2) : comment2;
     }
-    var lineComment = (str2, indent2, comment) => str2.endsWith("\n") ? indentComment(comment, indent2) : comment.includes("\n") ? "\n" + indentComment(comment, indent2) : (str2.endsWith(" ") ? "" : " ") + comment;
+    var lineComment = (str2, indent2, comment2) => str2.endsWith("\n") ? indentComment(comment2, indent2) : comment2.includes("\n") ? "\n" + indentComment(comment2, indent2) : (str2.endsWith(" ") ? "" : " ") + comment2;
     exports.indentComment = indentComment;
     exports.lineComment = lineComment;
     exports.stringifyComment = stringifyComment;
@@ -8185,7 +8185,7 @@ ${indent2}`) + "'";
     } catch {
       blockEndNewlines = /\n+(?!\n|$)/g;
     }
-    function blockString({ comment, type, value }, ctx, onComment, onChompKeep) {
+    function blockString({ comment: comment2, type, value }, ctx, onComment, onChompKeep) {
       const { blockQuote, commentString, lineWidth } = ctx.options;
       if (!blockQuote || /\n[\t ]+$/.test(value)) {
         return quotedString(value, ctx);
@@ -8237,8 +8237,8 @@ ${indent2}`) + "'";
       }
       const indentSize = indent2 ? "2" : "1";
       let header = (startWithSpace ? indentSize : "") + chomp;
-      if (comment) {
-        header += " " + commentString(comment.replace(/ ?[\r\n]+/g, " "));
+      if (comment2) {
+        header += " " + commentString(comment2.replace(/ ?[\r\n]+/g, " "));
         if (onComment)
           onComment();
       }
@@ -8613,7 +8613,7 @@ var require_merge = __commonJS({
     var identity = require_identity();
     var Scalar = require_Scalar();
     var MERGE_KEY = "<<";
-    var merge = {
+    var merge2 = {
       identify: (value) => value === MERGE_KEY || typeof value === "symbol" && value.description === MERGE_KEY,
       default: "key",
       tag: "tag:yaml.org,2002:merge",
@@ -8623,7 +8623,7 @@ var require_merge = __commonJS({
       }),
       stringify: () => MERGE_KEY
     };
-    var isMergeKey = (ctx, key) => (merge.identify(key) || identity.isScalar(key) && (!key.type || key.type === Scalar.Scalar.PLAIN) && merge.identify(key.value)) && ctx?.doc.schema.tags.some((tag2) => tag2.tag === merge.tag && tag2.default);
+    var isMergeKey = (ctx, key) => (merge2.identify(key) || identity.isScalar(key) && (!key.type || key.type === Scalar.Scalar.PLAIN) && merge2.identify(key.value)) && ctx?.doc.schema.tags.some((tag2) => tag2.tag === merge2.tag && tag2.default);
     function addMergeToJSMap(ctx, map, value) {
       const source = resolveAliasValue(ctx, value);
       if (identity.isSeq(source))
@@ -8662,7 +8662,7 @@ var require_merge = __commonJS({
     }
     exports.addMergeToJSMap = addMergeToJSMap;
     exports.isMergeKey = isMergeKey;
-    exports.merge = merge;
+    exports.merge = merge2;
   }
 });
 
@@ -8671,15 +8671,15 @@ var require_addPairToJSMap = __commonJS({
   "node_modules/yaml/dist/nodes/addPairToJSMap.js"(exports) {
     "use strict";
     var log2 = require_log();
-    var merge = require_merge();
+    var merge2 = require_merge();
     var stringify = require_stringify();
     var identity = require_identity();
     var toJS = require_toJS();
     function addPairToJSMap(ctx, map, { key, value }) {
       if (identity.isNode(key) && key.addToJSMap)
         key.addToJSMap(ctx, map, value);
-      else if (merge.isMergeKey(ctx, key))
-        merge.addMergeToJSMap(ctx, map, value);
+      else if (merge2.isMergeKey(ctx, key))
+        merge2.addMergeToJSMap(ctx, map, value);
       else {
         const jsKey = toJS.toJS(key, "", ctx);
         if (map instanceof Map) {
@@ -8782,20 +8782,20 @@ var require_stringifyCollection = __commonJS({
       const stringify2 = flow ? stringifyFlowCollection : stringifyBlockCollection;
       return stringify2(collection, ctx, options);
     }
-    function stringifyBlockCollection({ comment, items }, ctx, { blockItemPrefix, flowChars, itemIndent, onChompKeep, onComment }) {
+    function stringifyBlockCollection({ comment: comment2, items }, ctx, { blockItemPrefix, flowChars, itemIndent, onChompKeep, onComment }) {
       const { indent: indent2, options: { commentString } } = ctx;
       const itemCtx = Object.assign({}, ctx, { indent: itemIndent, type: null });
       let chompKeep = false;
       const lines = [];
       for (let i = 0; i < items.length; ++i) {
         const item = items[i];
-        let comment2 = null;
+        let comment3 = null;
         if (identity.isNode(item)) {
           if (!chompKeep && item.spaceBefore)
             lines.push("");
           addCommentBefore(ctx, lines, item.commentBefore, chompKeep);
           if (item.comment)
-            comment2 = item.comment;
+            comment3 = item.comment;
         } else if (identity.isPair(item)) {
           const ik = identity.isNode(item.key) ? item.key : null;
           if (ik) {
@@ -8805,10 +8805,10 @@ var require_stringifyCollection = __commonJS({
           }
         }
         chompKeep = false;
-        let str3 = stringify.stringify(item, itemCtx, () => comment2 = null, () => chompKeep = true);
-        if (comment2)
-          str3 += stringifyComment.lineComment(str3, itemIndent, commentString(comment2));
-        if (chompKeep && comment2)
+        let str3 = stringify.stringify(item, itemCtx, () => comment3 = null, () => chompKeep = true);
+        if (comment3)
+          str3 += stringifyComment.lineComment(str3, itemIndent, commentString(comment3));
+        if (chompKeep && comment3)
           chompKeep = false;
         lines.push(blockItemPrefix + str3);
       }
@@ -8823,8 +8823,8 @@ var require_stringifyCollection = __commonJS({
 ${indent2}${line}` : "\n";
         }
       }
-      if (comment) {
-        str2 += "\n" + stringifyComment.indentComment(commentString(comment), indent2);
+      if (comment2) {
+        str2 += "\n" + stringifyComment.indentComment(commentString(comment2), indent2);
         if (onComment)
           onComment();
       } else if (chompKeep && onChompKeep)
@@ -8844,13 +8844,13 @@ ${indent2}${line}` : "\n";
       const lines = [];
       for (let i = 0; i < items.length; ++i) {
         const item = items[i];
-        let comment = null;
+        let comment2 = null;
         if (identity.isNode(item)) {
           if (item.spaceBefore)
             lines.push("");
           addCommentBefore(ctx, lines, item.commentBefore, false);
           if (item.comment)
-            comment = item.comment;
+            comment2 = item.comment;
         } else if (identity.isPair(item)) {
           const ik = identity.isNode(item.key) ? item.key : null;
           if (ik) {
@@ -8863,16 +8863,16 @@ ${indent2}${line}` : "\n";
           const iv = identity.isNode(item.value) ? item.value : null;
           if (iv) {
             if (iv.comment)
-              comment = iv.comment;
+              comment2 = iv.comment;
             if (iv.commentBefore)
               reqNewline = true;
           } else if (item.value == null && ik?.comment) {
-            comment = ik.comment;
+            comment2 = ik.comment;
           }
         }
-        if (comment)
+        if (comment2)
           reqNewline = true;
-        let str2 = stringify.stringify(item, itemCtx, () => comment = null);
+        let str2 = stringify.stringify(item, itemCtx, () => comment2 = null);
         reqNewline || (reqNewline = lines.length > linesAtValue || str2.includes("\n"));
         if (i < items.length - 1) {
           str2 += ",";
@@ -8884,8 +8884,8 @@ ${indent2}${line}` : "\n";
             str2 += ",";
           }
         }
-        if (comment)
-          str2 += stringifyComment.lineComment(str2, itemIndent, commentString(comment));
+        if (comment2)
+          str2 += stringifyComment.lineComment(str2, itemIndent, commentString(comment2));
         lines.push(str2);
         linesAtValue = lines.length;
       }
@@ -8909,11 +8909,11 @@ ${indent2}${end}`;
         }
       }
     }
-    function addCommentBefore({ indent: indent2, options: { commentString } }, lines, comment, chompKeep) {
-      if (comment && chompKeep)
-        comment = comment.replace(/^\n+/, "");
-      if (comment) {
-        const ic = stringifyComment.indentComment(commentString(comment), indent2);
+    function addCommentBefore({ indent: indent2, options: { commentString } }, lines, comment2, chompKeep) {
+      if (comment2 && chompKeep)
+        comment2 = comment2.replace(/^\n+/, "");
+      if (comment2) {
+        const ic = stringifyComment.indentComment(commentString(comment2), indent2);
         lines.push(ic.trimStart());
       }
     }
@@ -8927,7 +8927,7 @@ var require_YAMLMap = __commonJS({
     "use strict";
     var stringifyCollection = require_stringifyCollection();
     var addPairToJSMap = require_addPairToJSMap();
-    var Collection = require_Collection();
+    var Collection2 = require_Collection();
     var identity = require_identity();
     var Pair = require_Pair();
     var Scalar = require_Scalar();
@@ -8943,7 +8943,7 @@ var require_YAMLMap = __commonJS({
       }
       return void 0;
     }
-    var YAMLMap = class extends Collection.Collection {
+    var YAMLMap = class extends Collection2.Collection {
       static get tagName() {
         return "tag:yaml.org,2002:map";
       }
@@ -9093,11 +9093,11 @@ var require_YAMLSeq = __commonJS({
     "use strict";
     var createNode = require_createNode();
     var stringifyCollection = require_stringifyCollection();
-    var Collection = require_Collection();
+    var Collection2 = require_Collection();
     var identity = require_identity();
     var Scalar = require_Scalar();
     var toJS = require_toJS();
-    var YAMLSeq = class extends Collection.Collection {
+    var YAMLSeq = class extends Collection2.Collection {
       static get tagName() {
         return "tag:yaml.org,2002:seq";
       }
@@ -9533,7 +9533,7 @@ var require_binary = __commonJS({
           return src;
         }
       },
-      stringify({ comment, type, value }, ctx, onComment, onChompKeep) {
+      stringify({ comment: comment2, type, value }, ctx, onComment, onChompKeep) {
         if (!value)
           return "";
         const buf = value;
@@ -9558,7 +9558,7 @@ var require_binary = __commonJS({
           }
           str2 = lines.join(type === Scalar.Scalar.BLOCK_LITERAL ? "\n" : " ");
         }
-        return stringifyString.stringifyString({ comment, type, value: str2 }, ctx, onComment, onChompKeep);
+        return stringifyString.stringifyString({ comment: comment2, type, value: str2 }, ctx, onComment, onChompKeep);
       }
     };
     exports.binary = binary;
@@ -10070,7 +10070,7 @@ var require_schema3 = __commonJS({
     var bool = require_bool2();
     var float = require_float2();
     var int = require_int2();
-    var merge = require_merge();
+    var merge2 = require_merge();
     var omap = require_omap();
     var pairs = require_pairs();
     var set = require_set();
@@ -10090,7 +10090,7 @@ var require_schema3 = __commonJS({
       float.floatExp,
       float.float,
       binary.binary,
-      merge.merge,
+      merge2.merge,
       omap.omap,
       pairs.pairs,
       set.set,
@@ -10116,7 +10116,7 @@ var require_tags = __commonJS({
     var schema = require_schema();
     var schema$1 = require_schema2();
     var binary = require_binary();
-    var merge = require_merge();
+    var merge2 = require_merge();
     var omap = require_omap();
     var pairs = require_pairs();
     var schema$2 = require_schema3();
@@ -10141,7 +10141,7 @@ var require_tags = __commonJS({
       intOct: int.intOct,
       intTime: timestamp.intTime,
       map: map.map,
-      merge: merge.merge,
+      merge: merge2.merge,
       null: _null.nullTag,
       omap: omap.omap,
       pairs: pairs.pairs,
@@ -10151,7 +10151,7 @@ var require_tags = __commonJS({
     };
     var coreKnownTags = {
       "tag:yaml.org,2002:binary": binary.binary,
-      "tag:yaml.org,2002:merge": merge.merge,
+      "tag:yaml.org,2002:merge": merge2.merge,
       "tag:yaml.org,2002:omap": omap.omap,
       "tag:yaml.org,2002:pairs": pairs.pairs,
       "tag:yaml.org,2002:set": set.set,
@@ -10160,7 +10160,7 @@ var require_tags = __commonJS({
     function getTags(customTags, schemaName, addMergeTag) {
       const schemaTags = schemas.get(schemaName);
       if (schemaTags && !customTags) {
-        return addMergeTag && !schemaTags.includes(merge.merge) ? schemaTags.concat(merge.merge) : schemaTags.slice();
+        return addMergeTag && !schemaTags.includes(merge2.merge) ? schemaTags.concat(merge2.merge) : schemaTags.slice();
       }
       let tags = schemaTags;
       if (!tags) {
@@ -10178,7 +10178,7 @@ var require_tags = __commonJS({
         tags = customTags(tags.slice());
       }
       if (addMergeTag)
-        tags = tags.concat(merge.merge);
+        tags = tags.concat(merge2.merge);
       return tags.reduce((tags2, tag2) => {
         const tagObj = typeof tag2 === "string" ? tagsByName[tag2] : tag2;
         if (!tagObj) {
@@ -10207,11 +10207,11 @@ var require_Schema = __commonJS({
     var tags = require_tags();
     var sortMapEntriesByKey = (a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
     var Schema = class _Schema {
-      constructor({ compat, customTags, merge, resolveKnownTags, schema, sortMapEntries, toStringDefaults }) {
+      constructor({ compat, customTags, merge: merge2, resolveKnownTags, schema, sortMapEntries, toStringDefaults }) {
         this.compat = Array.isArray(compat) ? tags.getTags(compat, "compat") : compat ? tags.getTags(null, compat) : null;
         this.name = typeof schema === "string" && schema || "core";
         this.knownTags = resolveKnownTags ? tags.coreKnownTags : {};
-        this.tags = tags.getTags(customTags, this.name, merge);
+        this.tags = tags.getTags(customTags, this.name, merge2);
         this.toStringOptions = toStringDefaults ?? null;
         Object.defineProperty(this, identity.MAP, { value: map.map });
         Object.defineProperty(this, identity.SCALAR, { value: string.string });
@@ -10313,7 +10313,7 @@ var require_Document = __commonJS({
   "node_modules/yaml/dist/doc/Document.js"(exports) {
     "use strict";
     var Alias = require_Alias();
-    var Collection = require_Collection();
+    var Collection2 = require_Collection();
     var identity = require_identity();
     var Pair = require_Pair();
     var toJS = require_toJS();
@@ -10464,7 +10464,7 @@ var require_Document = __commonJS({
        * @returns `true` if the item was found and removed.
        */
       deleteIn(path10) {
-        if (Collection.isEmptyPath(path10)) {
+        if (Collection2.isEmptyPath(path10)) {
           if (this.contents == null)
             return false;
           this.contents = null;
@@ -10486,7 +10486,7 @@ var require_Document = __commonJS({
        * `true` (collections are always returned intact).
        */
       getIn(path10, keepScalar) {
-        if (Collection.isEmptyPath(path10))
+        if (Collection2.isEmptyPath(path10))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
         return identity.isCollection(this.contents) ? this.contents.getIn(path10, keepScalar) : void 0;
       }
@@ -10500,7 +10500,7 @@ var require_Document = __commonJS({
        * Checks if the document includes a value at `path`.
        */
       hasIn(path10) {
-        if (Collection.isEmptyPath(path10))
+        if (Collection2.isEmptyPath(path10))
           return this.contents !== void 0;
         return identity.isCollection(this.contents) ? this.contents.hasIn(path10) : false;
       }
@@ -10510,7 +10510,7 @@ var require_Document = __commonJS({
        */
       set(key, value) {
         if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, [key], value);
+          this.contents = Collection2.collectionFromPath(this.schema, [key], value);
         } else if (assertCollection(this.contents)) {
           this.contents.set(key, value);
         }
@@ -10520,10 +10520,10 @@ var require_Document = __commonJS({
        * boolean to add/remove the item from the set.
        */
       setIn(path10, value) {
-        if (Collection.isEmptyPath(path10)) {
+        if (Collection2.isEmptyPath(path10)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path10), value);
+          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path10), value);
         } else if (assertCollection(this.contents)) {
           this.contents.setIn(path10, value);
         }
@@ -10690,7 +10690,7 @@ var require_resolve_props = __commonJS({
       let spaceBefore = false;
       let atNewline = startOnNewline;
       let hasSpace = startOnNewline;
-      let comment = "";
+      let comment2 = "";
       let commentSep = "";
       let hasNewline = false;
       let reqSpace = false;
@@ -10724,18 +10724,18 @@ var require_resolve_props = __commonJS({
             if (!hasSpace)
               onError(token, "MISSING_CHAR", "Comments must be separated from other tokens by white space characters");
             const cb = token.source.substring(1) || " ";
-            if (!comment)
-              comment = cb;
+            if (!comment2)
+              comment2 = cb;
             else
-              comment += commentSep + cb;
+              comment2 += commentSep + cb;
             commentSep = "";
             atNewline = false;
             break;
           }
           case "newline":
             if (atNewline) {
-              if (comment)
-                comment += token.source;
+              if (comment2)
+                comment2 += token.source;
               else if (!found || indicator !== "seq-item-ind")
                 spaceBefore = true;
             } else
@@ -10803,7 +10803,7 @@ var require_resolve_props = __commonJS({
         comma,
         found,
         spaceBefore,
-        comment,
+        comment: comment2,
         hasNewline,
         anchor,
         tag: tag2,
@@ -10911,10 +10911,10 @@ var require_resolve_block_map = __commonJS({
       let offset = bm.offset;
       let commentEnd = null;
       for (const collItem of bm.items) {
-        const { start: start2, key, sep, value } = collItem;
+        const { start: start2, key, sep: sep2, value } = collItem;
         const keyProps = resolveProps.resolveProps(start2, {
           indicator: "explicit-key-ind",
-          next: key ?? sep?.[0],
+          next: key ?? sep2?.[0],
           offset,
           onError,
           parentIndent: bm.indent,
@@ -10928,7 +10928,7 @@ var require_resolve_block_map = __commonJS({
             else if ("indent" in key && key.indent !== bm.indent)
               onError(offset, "BAD_INDENT", startColMsg);
           }
-          if (!keyProps.anchor && !keyProps.tag && !sep) {
+          if (!keyProps.anchor && !keyProps.tag && !sep2) {
             commentEnd = keyProps.end;
             if (keyProps.comment) {
               if (map.comment)
@@ -10952,7 +10952,7 @@ var require_resolve_block_map = __commonJS({
         ctx.atKey = false;
         if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
           onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
-        const valueProps = resolveProps.resolveProps(sep ?? [], {
+        const valueProps = resolveProps.resolveProps(sep2 ?? [], {
           indicator: "map-value-ind",
           next: value,
           offset: keyNode.range[2],
@@ -10968,7 +10968,7 @@ var require_resolve_block_map = __commonJS({
             if (ctx.options.strict && keyProps.start < valueProps.found.offset - 1024)
               onError(keyNode.range, "KEY_OVER_1024_CHARS", "The : indicator must be at most 1024 chars after the start of an implicit block mapping key");
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep, null, valueProps, onError);
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep2, null, valueProps, onError);
           if (ctx.schema.compat)
             utilFlowIndentCheck.flowIndentCheck(bm.indent, value, onError);
           offset = valueNode.range[2];
@@ -11056,10 +11056,10 @@ var require_resolve_end = __commonJS({
   "node_modules/yaml/dist/compose/resolve-end.js"(exports) {
     "use strict";
     function resolveEnd(end, offset, reqSpace, onError) {
-      let comment = "";
+      let comment2 = "";
       if (end) {
         let hasSpace = false;
-        let sep = "";
+        let sep2 = "";
         for (const token of end) {
           const { source, type } = token;
           switch (type) {
@@ -11070,16 +11070,16 @@ var require_resolve_end = __commonJS({
               if (reqSpace && !hasSpace)
                 onError(token, "MISSING_CHAR", "Comments must be separated from other tokens by white space characters");
               const cb = source.substring(1) || " ";
-              if (!comment)
-                comment = cb;
+              if (!comment2)
+                comment2 = cb;
               else
-                comment += sep + cb;
-              sep = "";
+                comment2 += sep2 + cb;
+              sep2 = "";
               break;
             }
             case "newline":
-              if (comment)
-                sep += source;
+              if (comment2)
+                sep2 += source;
               hasSpace = true;
               break;
             default:
@@ -11088,7 +11088,7 @@ var require_resolve_end = __commonJS({
           offset += source.length;
         }
       }
-      return { comment, offset };
+      return { comment: comment2, offset };
     }
     exports.resolveEnd = resolveEnd;
   }
@@ -11122,18 +11122,18 @@ var require_resolve_flow_collection = __commonJS({
       let offset = fc.offset + fc.start.source.length;
       for (let i = 0; i < fc.items.length; ++i) {
         const collItem = fc.items[i];
-        const { start: start2, key, sep, value } = collItem;
+        const { start: start2, key, sep: sep2, value } = collItem;
         const props = resolveProps.resolveProps(start2, {
           flow: fcName,
           indicator: "explicit-key-ind",
-          next: key ?? sep?.[0],
+          next: key ?? sep2?.[0],
           offset,
           onError,
           parentIndent: fc.indent,
           startOnNewline: false
         });
         if (!props.found) {
-          if (!props.anchor && !props.tag && !sep && !value) {
+          if (!props.anchor && !props.tag && !sep2 && !value) {
             if (i === 0 && props.comma)
               onError(props.comma, "UNEXPECTED_TOKEN", `Unexpected , in ${fcName}`);
             else if (i < fc.items.length - 1)
@@ -11187,8 +11187,8 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap2 && !sep && !props.found) {
-          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep, null, props, onError);
+        if (!isMap2 && !sep2 && !props.found) {
+          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep2, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
           if (isBlock(value))
@@ -11200,7 +11200,7 @@ var require_resolve_flow_collection = __commonJS({
           if (isBlock(key))
             onError(keyNode.range, "BLOCK_IN_FLOW", blockMsg);
           ctx.atKey = false;
-          const valueProps = resolveProps.resolveProps(sep ?? [], {
+          const valueProps = resolveProps.resolveProps(sep2 ?? [], {
             flow: fcName,
             indicator: "map-value-ind",
             next: value,
@@ -11211,8 +11211,8 @@ var require_resolve_flow_collection = __commonJS({
           });
           if (valueProps.found) {
             if (!isMap2 && !props.found && ctx.options.strict) {
-              if (sep)
-                for (const st of sep) {
+              if (sep2)
+                for (const st of sep2) {
                   if (st === valueProps.found)
                     break;
                   if (st.type === "newline") {
@@ -11229,7 +11229,7 @@ var require_resolve_flow_collection = __commonJS({
             else
               onError(valueProps.start, "MISSING_CHAR", `Missing , or : between ${fcName} items`);
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep, null, valueProps, onError) : null;
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep2, null, valueProps, onError) : null;
           if (valueNode) {
             if (isBlock(value))
               onError(valueNode.range, "BLOCK_IN_FLOW", blockMsg);
@@ -11409,7 +11409,7 @@ var require_resolve_block_scalar = __commonJS({
           chompStart = i + 1;
       }
       let value = "";
-      let sep = "";
+      let sep2 = "";
       let prevMoreIndented = false;
       for (let i = 0; i < contentStart; ++i)
         value += lines[i][0].slice(trimIndent) + "\n";
@@ -11426,24 +11426,24 @@ var require_resolve_block_scalar = __commonJS({
           indent2 = "";
         }
         if (type === Scalar.Scalar.BLOCK_LITERAL) {
-          value += sep + indent2.slice(trimIndent) + content;
-          sep = "\n";
+          value += sep2 + indent2.slice(trimIndent) + content;
+          sep2 = "\n";
         } else if (indent2.length > trimIndent || content[0] === "	") {
-          if (sep === " ")
-            sep = "\n";
-          else if (!prevMoreIndented && sep === "\n")
-            sep = "\n\n";
-          value += sep + indent2.slice(trimIndent) + content;
-          sep = "\n";
+          if (sep2 === " ")
+            sep2 = "\n";
+          else if (!prevMoreIndented && sep2 === "\n")
+            sep2 = "\n\n";
+          value += sep2 + indent2.slice(trimIndent) + content;
+          sep2 = "\n";
           prevMoreIndented = true;
         } else if (content === "") {
-          if (sep === "\n")
+          if (sep2 === "\n")
             value += "\n";
           else
-            sep = "\n";
+            sep2 = "\n";
         } else {
-          value += sep + content;
-          sep = " ";
+          value += sep2 + content;
+          sep2 = " ";
           prevMoreIndented = false;
         }
       }
@@ -11487,7 +11487,7 @@ var require_resolve_block_scalar = __commonJS({
       if (error !== -1)
         onError(error, "UNEXPECTED_TOKEN", `Block scalar header includes extra characters: ${source}`);
       let hasSpace = false;
-      let comment = "";
+      let comment2 = "";
       let length = source.length;
       for (let i = 1; i < props.length; ++i) {
         const token = props[i];
@@ -11504,7 +11504,7 @@ var require_resolve_block_scalar = __commonJS({
               onError(token, "MISSING_CHAR", message2);
             }
             length += token.source.length;
-            comment = token.source.substring(1);
+            comment2 = token.source.substring(1);
             break;
           case "error":
             onError(token, "UNEXPECTED_TOKEN", token.message);
@@ -11520,7 +11520,7 @@ var require_resolve_block_scalar = __commonJS({
           }
         }
       }
-      return { mode, indent: indent2, chomp, comment, length };
+      return { mode, indent: indent2, chomp, comment: comment2, length };
     }
     function splitLines(source) {
       const split = source.split(/\n( *)/);
@@ -11626,25 +11626,25 @@ var require_resolve_flow_scalar = __commonJS({
         trimBoth = /^[ \t]+|[ \t]+$/g;
       }
       let res = match[1].replace(trimEnd, "");
-      let sep = " ";
+      let sep2 = " ";
       let pos = line.lastIndex;
       while (match = line.exec(source)) {
         const lm = match[1].replace(trimBoth, "");
         if (lm === "") {
-          if (sep === "\n")
-            res += sep;
+          if (sep2 === "\n")
+            res += sep2;
           else
-            sep = "\n";
+            sep2 = "\n";
         } else {
-          res += sep + lm;
-          sep = " ";
+          res += sep2 + lm;
+          sep2 = " ";
         }
         pos = line.lastIndex;
       }
       const last = /[ \t]*(.*)/sy;
       last.lastIndex = pos;
       match = last.exec(source);
-      return res + sep + (match?.[1] ?? "");
+      return res + sep2 + (match?.[1] ?? "");
     }
     function doubleQuotedValue(source, onError) {
       let res = "";
@@ -11766,7 +11766,7 @@ var require_compose_scalar = __commonJS({
     var resolveBlockScalar = require_resolve_block_scalar();
     var resolveFlowScalar = require_resolve_flow_scalar();
     function composeScalar(ctx, token, tagToken, onError) {
-      const { value, type, comment, range } = token.type === "block-scalar" ? resolveBlockScalar.resolveBlockScalar(ctx, token, onError) : resolveFlowScalar.resolveFlowScalar(token, ctx.options.strict, onError);
+      const { value, type, comment: comment2, range } = token.type === "block-scalar" ? resolveBlockScalar.resolveBlockScalar(ctx, token, onError) : resolveFlowScalar.resolveFlowScalar(token, ctx.options.strict, onError);
       const tagName = tagToken ? ctx.directives.tagName(tagToken.source, (msg) => onError(tagToken, "TAG_RESOLVE_FAILED", msg)) : null;
       let tag2;
       if (ctx.options.stringKeys && ctx.atKey) {
@@ -11794,8 +11794,8 @@ var require_compose_scalar = __commonJS({
         scalar.tag = tagName;
       if (tag2.format)
         scalar.format = tag2.format;
-      if (comment)
-        scalar.comment = comment;
+      if (comment2)
+        scalar.comment = comment2;
       return scalar;
     }
     function findScalarTagByName(schema, value, tagName, tagToken, onError) {
@@ -11881,7 +11881,7 @@ var require_compose_node = __commonJS({
     var CN = { composeNode, composeEmptyNode };
     function composeNode(ctx, token, props, onError) {
       const atKey = ctx.atKey;
-      const { spaceBefore, comment, anchor, tag: tag2 } = props;
+      const { spaceBefore, comment: comment2, anchor, tag: tag2 } = props;
       let node;
       let isSrcToken = true;
       switch (token.type) {
@@ -11925,17 +11925,17 @@ var require_compose_node = __commonJS({
       }
       if (spaceBefore)
         node.spaceBefore = true;
-      if (comment) {
+      if (comment2) {
         if (token.type === "scalar" && token.source === "")
-          node.comment = comment;
+          node.comment = comment2;
         else
-          node.commentBefore = comment;
+          node.commentBefore = comment2;
       }
       if (ctx.options.keepSourceTokens && isSrcToken)
         node.srcToken = token;
       return node;
     }
-    function composeEmptyNode(ctx, offset, before, pos, { spaceBefore, comment, anchor, tag: tag2, end }, onError) {
+    function composeEmptyNode(ctx, offset, before, pos, { spaceBefore, comment: comment2, anchor, tag: tag2, end }, onError) {
       const token = {
         type: "scalar",
         offset: utilEmptyScalarPosition.emptyScalarPosition(offset, before, pos),
@@ -11950,8 +11950,8 @@ var require_compose_node = __commonJS({
       }
       if (spaceBefore)
         node.spaceBefore = true;
-      if (comment) {
-        node.comment = comment;
+      if (comment2) {
+        node.comment = comment2;
         node.range[2] = end;
       }
       return node;
@@ -12037,14 +12037,14 @@ var require_composer = __commonJS({
       return [offset, offset + (typeof source === "string" ? source.length : 1)];
     }
     function parsePrelude(prelude) {
-      let comment = "";
+      let comment2 = "";
       let atComment = false;
       let afterEmptyLine = false;
       for (let i = 0; i < prelude.length; ++i) {
         const source = prelude[i];
         switch (source[0]) {
           case "#":
-            comment += (comment === "" ? "" : afterEmptyLine ? "\n\n" : "\n") + (source.substring(1) || " ");
+            comment2 += (comment2 === "" ? "" : afterEmptyLine ? "\n\n" : "\n") + (source.substring(1) || " ");
             atComment = true;
             afterEmptyLine = false;
             break;
@@ -12059,7 +12059,7 @@ var require_composer = __commonJS({
             atComment = false;
         }
       }
-      return { comment, afterEmptyLine };
+      return { comment: comment2, afterEmptyLine };
     }
     var Composer = class {
       constructor(options = {}) {
@@ -12079,25 +12079,25 @@ var require_composer = __commonJS({
         this.options = options;
       }
       decorate(doc, afterDoc) {
-        const { comment, afterEmptyLine } = parsePrelude(this.prelude);
-        if (comment) {
+        const { comment: comment2, afterEmptyLine } = parsePrelude(this.prelude);
+        if (comment2) {
           const dc = doc.contents;
           if (afterDoc) {
             doc.comment = doc.comment ? `${doc.comment}
-${comment}` : comment;
+${comment2}` : comment2;
           } else if (afterEmptyLine || doc.directives.docStart || !dc) {
-            doc.commentBefore = comment;
+            doc.commentBefore = comment2;
           } else if (identity.isCollection(dc) && !dc.flow && dc.items.length > 0) {
             let it = dc.items[0];
             if (identity.isPair(it))
               it = it.key;
             const cb = it.commentBefore;
-            it.commentBefore = cb ? `${comment}
-${cb}` : comment;
+            it.commentBefore = cb ? `${comment2}
+${cb}` : comment2;
           } else {
             const cb = dc.commentBefore;
-            dc.commentBefore = cb ? `${comment}
-${cb}` : comment;
+            dc.commentBefore = cb ? `${comment2}
+${cb}` : comment2;
           }
         }
         if (afterDoc) {
@@ -12454,14 +12454,14 @@ var require_cst_stringify = __commonJS({
         }
       }
     }
-    function stringifyItem({ start: start2, key, sep, value }) {
+    function stringifyItem({ start: start2, key, sep: sep2, value }) {
       let res = "";
       for (const st of start2)
         res += st.source;
       if (key)
         res += stringifyToken(key);
-      if (sep)
-        for (const st of sep)
+      if (sep2)
+        for (const st of sep2)
           res += st.source;
       if (value)
         res += stringifyToken(value);
@@ -13628,18 +13628,18 @@ var require_parser = __commonJS({
         if (this.type === "map-value-ind") {
           const prev = getPrevProps(this.peek(2));
           const start2 = getFirstKeyStartProps(prev);
-          let sep;
+          let sep2;
           if (scalar.end) {
-            sep = scalar.end;
-            sep.push(this.sourceToken);
+            sep2 = scalar.end;
+            sep2.push(this.sourceToken);
             delete scalar.end;
           } else
-            sep = [this.sourceToken];
+            sep2 = [this.sourceToken];
           const map = {
             type: "block-map",
             offset: scalar.offset,
             indent: scalar.indent,
-            items: [{ start: start2, key: scalar, sep }]
+            items: [{ start: start2, key: scalar, sep: sep2 }]
           };
           this.onKeyLine = true;
           this.stack[this.stack.length - 1] = map;
@@ -13792,15 +13792,15 @@ var require_parser = __commonJS({
                 } else if (isFlowToken(it.key) && !includesToken(it.sep, "newline")) {
                   const start3 = getFirstKeyStartProps(it.start);
                   const key = it.key;
-                  const sep = it.sep;
-                  sep.push(this.sourceToken);
+                  const sep2 = it.sep;
+                  sep2.push(this.sourceToken);
                   delete it.key;
                   delete it.sep;
                   this.stack.push({
                     type: "block-map",
                     offset: this.offset,
                     indent: this.indent,
-                    items: [{ start: start3, key, sep }]
+                    items: [{ start: start3, key, sep: sep2 }]
                   });
                 } else if (start2.length > 0) {
                   it.sep = it.sep.concat(start2, this.sourceToken);
@@ -13829,14 +13829,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs23 = this.flowScalar(this.type);
+              const fs24 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start: start2, key: fs23, sep: [] });
+                map.items.push({ start: start2, key: fs24, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs23);
+                this.stack.push(fs24);
               } else {
-                Object.assign(it, { key: fs23, sep: [] });
+                Object.assign(it, { key: fs24, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -13964,13 +13964,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs23 = this.flowScalar(this.type);
+              const fs24 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs23, sep: [] });
+                fc.items.push({ start: [], key: fs24, sep: [] });
               else if (it.sep)
-                this.stack.push(fs23);
+                this.stack.push(fs24);
               else
-                Object.assign(it, { key: fs23, sep: [] });
+                Object.assign(it, { key: fs24, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -13994,13 +13994,13 @@ var require_parser = __commonJS({
             const prev = getPrevProps(parent);
             const start2 = getFirstKeyStartProps(prev);
             fixFlowSeqItems(fc);
-            const sep = fc.end.splice(1, fc.end.length);
-            sep.push(this.sourceToken);
+            const sep2 = fc.end.splice(1, fc.end.length);
+            sep2.push(this.sourceToken);
             const map = {
               type: "block-map",
               offset: fc.offset,
               indent: fc.indent,
-              items: [{ start: start2, key: fc, sep }]
+              items: [{ start: start2, key: fc, sep: sep2 }]
             };
             this.onKeyLine = true;
             this.stack[this.stack.length - 1] = map;
@@ -14178,7 +14178,7 @@ var require_public_api = __commonJS({
       }
       return doc;
     }
-    function parse3(src, reviver, options) {
+    function parse5(src, reviver, options) {
       let _reviver = void 0;
       if (typeof reviver === "function") {
         _reviver = reviver;
@@ -14219,7 +14219,7 @@ var require_public_api = __commonJS({
         return value.toString(options);
       return new Document.Document(value, _replacer, options).toString(options);
     }
-    exports.parse = parse3;
+    exports.parse = parse5;
     exports.parseAllDocuments = parseAllDocuments;
     exports.parseDocument = parseDocument2;
     exports.stringify = stringify;
@@ -14606,7 +14606,7 @@ var require_serializer = __commonJS({
       );
     };
     var emptyArray = [];
-    var parse3 = (query2) => {
+    var parse5 = (query2) => {
       const name3 = query2.name || "";
       if (name3.length > 63) {
         console.error("Warning! Postgres only supports 63 characters for query names.");
@@ -14643,7 +14643,7 @@ var require_serializer = __commonJS({
         buf[formatsOffset++] = formatByte;
       }
     };
-    var bind = (config = {}) => {
+    var bind2 = (config = {}) => {
       const portal = config.portal || "";
       const statement = config.statement || "";
       const binary = config.binary || false;
@@ -14753,8 +14753,8 @@ var require_serializer = __commonJS({
       sendSASLInitialResponseMessage,
       sendSCRAMClientFinalMessage,
       query,
-      parse: parse3,
-      bind,
+      parse: parse5,
+      bind: bind2,
       execute,
       describe: describe2,
       close,
@@ -15142,7 +15142,7 @@ var require_dist2 = __commonJS({
     "use strict";
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.DatabaseError = exports.serialize = void 0;
-    exports.parse = parse3;
+    exports.parse = parse5;
     var messages_1 = require_messages();
     Object.defineProperty(exports, "DatabaseError", { enumerable: true, get: function() {
       return messages_1.DatabaseError;
@@ -15152,7 +15152,7 @@ var require_dist2 = __commonJS({
       return serializer_1.serialize;
     } });
     var parser_1 = require_parser2();
-    function parse3(stream, callback) {
+    function parse5(stream, callback) {
       const parser2 = new parser_1.Parser();
       stream.on("data", (buffer) => parser2.parse(buffer, callback));
       return new Promise((resolve) => stream.on("end", () => resolve()));
@@ -15231,16 +15231,16 @@ var require_libpg_query = __commonJS({
         }
         var readAsync, readBinary;
         if (ENVIRONMENT_IS_NODE) {
-          var fs23 = __require("node:fs");
+          var fs24 = __require("node:fs");
           scriptDirectory = __dirname + "/";
           readBinary = (filename) => {
             filename = isFileURI(filename) ? new URL(filename) : filename;
-            var ret = fs23.readFileSync(filename);
+            var ret = fs24.readFileSync(filename);
             return ret;
           };
           readAsync = async (filename, binary = true) => {
             filename = isFileURI(filename) ? new URL(filename) : filename;
-            var ret = fs23.readFileSync(filename, binary ? void 0 : "utf8");
+            var ret = fs24.readFileSync(filename, binary ? void 0 : "utf8");
             return ret;
           };
           if (process.argv.length > 1) {
@@ -15752,7 +15752,7 @@ var require_libpg_query = __commonJS({
               var bytesRead = 0;
               var fd = process.stdin.fd;
               try {
-                bytesRead = fs23.readSync(fd, buf, 0, BUFSIZE);
+                bytesRead = fs24.readSync(fd, buf, 0, BUFSIZE);
               } catch (e) {
                 if (e.toString().includes("EOF")) bytesRead = 0;
                 else throw e;
@@ -19015,7 +19015,7 @@ var require_ms = __commonJS({
       options = options || {};
       var type = typeof val;
       if (type === "string" && val.length > 0) {
-        return parse3(val);
+        return parse5(val);
       } else if (type === "number" && isFinite(val)) {
         return options.long ? fmtLong(val) : fmtShort(val);
       }
@@ -19023,7 +19023,7 @@ var require_ms = __commonJS({
         "val is not a non-empty string or a valid number. val=" + JSON.stringify(val)
       );
     };
-    function parse3(str2) {
+    function parse5(str2) {
       str2 = String(str2);
       if (str2.length > 100) {
         return;
@@ -19638,7 +19638,7 @@ var require_parse = __commonJS({
   "node_modules/semver/functions/parse.js"(exports, module) {
     "use strict";
     var SemVer = require_semver();
-    var parse3 = (version3, options, throwErrors = false) => {
+    var parse5 = (version3, options, throwErrors = false) => {
       if (version3 instanceof SemVer) {
         return version3;
       }
@@ -19651,7 +19651,7 @@ var require_parse = __commonJS({
         throw er;
       }
     };
-    module.exports = parse3;
+    module.exports = parse5;
   }
 });
 
@@ -19659,9 +19659,9 @@ var require_parse = __commonJS({
 var require_valid = __commonJS({
   "node_modules/semver/functions/valid.js"(exports, module) {
     "use strict";
-    var parse3 = require_parse();
+    var parse5 = require_parse();
     var valid = (version3, options) => {
-      const v = parse3(version3, options);
+      const v = parse5(version3, options);
       return v ? v.version : null;
     };
     module.exports = valid;
@@ -19672,9 +19672,9 @@ var require_valid = __commonJS({
 var require_clean = __commonJS({
   "node_modules/semver/functions/clean.js"(exports, module) {
     "use strict";
-    var parse3 = require_parse();
+    var parse5 = require_parse();
     var clean = (version3, options) => {
-      const s = parse3(version3.trim().replace(/^[=v]+/, ""), options);
+      const s = parse5(version3.trim().replace(/^[=v]+/, ""), options);
       return s ? s.version : null;
     };
     module.exports = clean;
@@ -19709,10 +19709,10 @@ var require_inc = __commonJS({
 var require_diff = __commonJS({
   "node_modules/semver/functions/diff.js"(exports, module) {
     "use strict";
-    var parse3 = require_parse();
+    var parse5 = require_parse();
     var diff = (version1, version22) => {
-      const v1 = parse3(version1, null, true);
-      const v2 = parse3(version22, null, true);
+      const v1 = parse5(version1, null, true);
+      const v2 = parse5(version22, null, true);
       const comparison = v1.compare(v2);
       if (comparison === 0) {
         return null;
@@ -19783,9 +19783,9 @@ var require_patch = __commonJS({
 var require_prerelease = __commonJS({
   "node_modules/semver/functions/prerelease.js"(exports, module) {
     "use strict";
-    var parse3 = require_parse();
+    var parse5 = require_parse();
     var prerelease = (version3, options) => {
-      const parsed = parse3(version3, options);
+      const parsed = parse5(version3, options);
       return parsed && parsed.prerelease.length ? parsed.prerelease : null;
     };
     module.exports = prerelease;
@@ -19971,7 +19971,7 @@ var require_coerce = __commonJS({
   "node_modules/semver/functions/coerce.js"(exports, module) {
     "use strict";
     var SemVer = require_semver();
-    var parse3 = require_parse();
+    var parse5 = require_parse();
     var { safeRe: re, t } = require_re();
     var coerce = (version3, options) => {
       if (version3 instanceof SemVer) {
@@ -20006,7 +20006,7 @@ var require_coerce = __commonJS({
       const patch = match[4] || "0";
       const prerelease = options.includePrerelease && match[5] ? `-${match[5]}` : "";
       const build = options.includePrerelease && match[6] ? `+${match[6]}` : "";
-      return parse3(`${major}.${minor}.${patch}${prerelease}${build}`, options);
+      return parse5(`${major}.${minor}.${patch}${prerelease}${build}`, options);
     };
     module.exports = coerce;
   }
@@ -20016,7 +20016,7 @@ var require_coerce = __commonJS({
 var require_truncate = __commonJS({
   "node_modules/semver/functions/truncate.js"(exports, module) {
     "use strict";
-    var parse3 = require_parse();
+    var parse5 = require_parse();
     var constants = require_constants();
     var SemVer = require_semver();
     var truncate = (version3, truncation, options) => {
@@ -20028,7 +20028,7 @@ var require_truncate = __commonJS({
     };
     var cloneInputVersion = (version3, options) => {
       const versionStringToParse = version3 instanceof SemVer ? version3.version : version3;
-      return parse3(versionStringToParse, options);
+      return parse5(versionStringToParse, options);
     };
     var doTruncation = (version3, truncation) => {
       if (isPrerelease(truncation)) {
@@ -21263,7 +21263,7 @@ var require_semver2 = __commonJS({
     var constants = require_constants();
     var SemVer = require_semver();
     var identifiers = require_identifiers();
-    var parse3 = require_parse();
+    var parse5 = require_parse();
     var valid = require_valid();
     var clean = require_clean();
     var inc = require_inc();
@@ -21302,7 +21302,7 @@ var require_semver2 = __commonJS({
     var simplifyRange = require_simplify();
     var subset = require_subset();
     module.exports = {
-      parse: parse3,
+      parse: parse5,
       valid,
       clean,
       inc,
@@ -21953,7 +21953,7 @@ var require_lodash5 = __commonJS({
     function isObjectLike(value) {
       return !!value && typeof value == "object";
     }
-    function isPlainObject3(value) {
+    function isPlainObject5(value) {
       if (!isObjectLike(value) || objectToString.call(value) != objectTag || isHostObject(value)) {
         return false;
       }
@@ -21964,7 +21964,7 @@ var require_lodash5 = __commonJS({
       var Ctor = hasOwnProperty.call(proto, "constructor") && proto.constructor;
       return typeof Ctor == "function" && Ctor instanceof Ctor && funcToString.call(Ctor) == objectCtorString;
     }
-    module.exports = isPlainObject3;
+    module.exports = isPlainObject5;
   }
 });
 
@@ -22077,7 +22077,7 @@ var require_sign = __commonJS({
     var isBoolean = require_lodash2();
     var isInteger = require_lodash3();
     var isNumber = require_lodash4();
-    var isPlainObject3 = require_lodash5();
+    var isPlainObject5 = require_lodash5();
     var isString = require_lodash6();
     var once = require_lodash7();
     var { KeyObject, createSecretKey, createPrivateKey } = __require("crypto");
@@ -22096,7 +22096,7 @@ var require_sign = __commonJS({
         return isString(value) || Array.isArray(value);
       }, message: '"audience" must be a string or array' },
       algorithm: { isValid: includes.bind(null, SUPPORTED_ALGS), message: '"algorithm" must be a valid string enum value' },
-      header: { isValid: isPlainObject3, message: '"header" must be an object' },
+      header: { isValid: isPlainObject5, message: '"header" must be an object' },
       encoding: { isValid: isString, message: '"encoding" must be a string' },
       issuer: { isValid: isString, message: '"issuer" must be a string' },
       subject: { isValid: isString, message: '"subject" must be a string' },
@@ -22113,7 +22113,7 @@ var require_sign = __commonJS({
       nbf: { isValid: isNumber, message: '"nbf" should be a number of seconds' }
     };
     function validate2(schema, allowUnknown, object, parameterName) {
-      if (!isPlainObject3(object)) {
+      if (!isPlainObject5(object)) {
         throw new Error('Expected "' + parameterName + '" to be a plain object.');
       }
       Object.keys(object).forEach(function(key) {
@@ -23333,7 +23333,7 @@ var require_dist4 = __commonJS({
         this.connectOpts = {
           // Attempt to negotiate http/1.1 for proxy servers that support http/2
           ALPNProtocols: ["http/1.1"],
-          ...opts ? omit(opts, "headers") : null,
+          ...opts ? omit2(opts, "headers") : null,
           host,
           port
         };
@@ -23360,8 +23360,8 @@ var require_dist4 = __commonJS({
         let payload = `CONNECT ${host}:${opts.port} HTTP/1.1\r
 `;
         if (proxy.username || proxy.password) {
-          const auth = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
-          headers["Proxy-Authorization"] = `Basic ${Buffer.from(auth).toString("base64")}`;
+          const auth2 = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
+          headers["Proxy-Authorization"] = `Basic ${Buffer.from(auth2).toString("base64")}`;
         }
         headers.Host = `${host}:${opts.port}`;
         if (!headers["Proxy-Connection"]) {
@@ -23382,7 +23382,7 @@ var require_dist4 = __commonJS({
           if (opts.secureEndpoint) {
             debug("Upgrading socket connection to TLS");
             return tls2.connect({
-              ...omit(setServernameFromNonIpHost(opts), "host", "path", "port"),
+              ...omit2(setServernameFromNonIpHost(opts), "host", "path", "port"),
               socket
             });
           }
@@ -23405,7 +23405,7 @@ var require_dist4 = __commonJS({
     function resume(socket) {
       socket.resume();
     }
-    function omit(obj, ...keys) {
+    function omit2(obj, ...keys) {
       const ret = {};
       let key;
       for (key in obj) {
@@ -23470,7 +23470,7 @@ var require_dist5 = __commonJS({
         const host = (this.proxy.hostname || this.proxy.host).replace(/^\[|\]$/g, "");
         const port = this.proxy.port ? parseInt(this.proxy.port, 10) : this.proxy.protocol === "https:" ? 443 : 80;
         this.connectOpts = {
-          ...opts ? omit(opts, "headers") : null,
+          ...opts ? omit2(opts, "headers") : null,
           host,
           port
         };
@@ -23492,8 +23492,8 @@ var require_dist5 = __commonJS({
         req.path = String(url);
         const headers = typeof this.proxyHeaders === "function" ? this.proxyHeaders() : { ...this.proxyHeaders };
         if (proxy.username || proxy.password) {
-          const auth = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
-          headers["Proxy-Authorization"] = `Basic ${Buffer.from(auth).toString("base64")}`;
+          const auth2 = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
+          headers["Proxy-Authorization"] = `Basic ${Buffer.from(auth2).toString("base64")}`;
         }
         if (!headers["Proxy-Connection"]) {
           headers["Proxy-Connection"] = this.keepAlive ? "Keep-Alive" : "close";
@@ -23535,7 +23535,7 @@ var require_dist5 = __commonJS({
     };
     HttpProxyAgent2.protocols = ["http", "https"];
     exports.HttpProxyAgent = HttpProxyAgent2;
-    function omit(obj, ...keys) {
+    function omit2(obj, ...keys) {
       const ret = {};
       let key;
       for (key in obj) {
@@ -24745,6 +24745,32 @@ var policy_schema_default = {
           type: "string",
           pattern: "^[0-9]+(ms|s|m|h)$",
           default: "15m"
+        },
+        approvers: {
+          description: "Who may approve on GitHub: users (alice) and teams (@my-org/dba-team). Without it: anyone with write, maintain or admin permission on the repository.",
+          type: "array",
+          items: {
+            type: "string",
+            pattern: "^(@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?/[A-Za-z0-9._-]+|@?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)$"
+          }
+        },
+        "min-approvals": {
+          description: "Distinct approvers needed before a held command runs.",
+          type: "integer",
+          minimum: 1,
+          maximum: 10,
+          default: 1
+        },
+        "allow-self-approval": {
+          description: "Whether the pull request's author and the run's actor and triggering actor may approve.",
+          type: "boolean",
+          default: false
+        },
+        where: {
+          description: "Where approval requests are posted on GitHub: pull-request (the run's pull request, or the one its commit belongs to) or issue:NUMBER.",
+          type: "string",
+          pattern: "^(pull-request|issue:[1-9][0-9]*)$",
+          default: "pull-request"
         }
       }
     },
@@ -25186,7 +25212,7 @@ function parsePolicy(text, file) {
     path: path.resolve(file),
     rules,
     hasRuleSettings: ["rules", "default", "unclassified"].some((k) => k in raw),
-    approvals: { timeoutMs: approvalTimeout(raw.approvals?.timeout, (p) => lineOf(locateNode(doc, p)), file) },
+    approvals: approvalSettings(raw.approvals, (p) => lineOf(locateNode(doc, p)), file),
     sha256: createHash("sha256").update(text).digest("hex"),
     targets,
     sessionLog: {
@@ -25316,6 +25342,18 @@ function globOrFail(glob, fail) {
   return globToRegExp(glob);
 }
 var MAX_APPROVAL_TIMEOUT_MS = 24 * 36e5;
+function approvalSettings(raw, lineAt, file) {
+  const approvers = raw?.approvers ?? [];
+  const where2 = raw?.where ?? "pull-request";
+  return {
+    timeoutMs: approvalTimeout(raw?.timeout, lineAt, file),
+    users: approvers.filter((a) => !a.includes("/")).map((a) => a.replace(/^@/, "").toLowerCase()),
+    teams: approvers.filter((a) => a.includes("/")).map((a) => a.replace(/^@/, "").toLowerCase()),
+    minApprovals: raw?.["min-approvals"] ?? 1,
+    allowSelfApproval: raw?.["allow-self-approval"] ?? false,
+    where: where2 === "pull-request" ? { kind: "pull-request" } : { kind: "issue", number: Number(where2.slice("issue:".length)) }
+  };
+}
 function approvalTimeout(text, lineAt, file) {
   const ms = parseDuration(text ?? "15m");
   if (ms < 1e3 || ms > MAX_APPROVAL_TIMEOUT_MS) throw new PolicyError(file, lineAt(["approvals", "timeout"]), `approvals.timeout: ${text} is outside 1s to 24h`);
@@ -27798,7 +27836,7 @@ function refusalExtended(d, sqlState) {
 }
 
 // gateway/approval/broker.ts
-import { randomInt } from "node:crypto";
+import { createHash as createHash4, randomInt } from "node:crypto";
 var ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789";
 var ApprovalBroker = class {
   timeoutMs;
@@ -27807,19 +27845,25 @@ var ApprovalBroker = class {
   open = /* @__PURE__ */ new Map();
   /** Set once the gateway stops: what is asked from then on is denied at once. */
   closedReason = null;
+  /** What ids are bound to (repository, workflow run and attempt), or null for random ids. */
+  binding;
+  counter = 0;
   constructor(opts) {
     this.runId = opts.runId;
     this.timeoutMs = opts.timeoutMs;
     this.approvers = opts.approvers;
+    this.binding = opts.binding ?? null;
   }
   request(fields) {
     const now = Date.now();
-    const request = {
-      id: this.newId(),
+    const digest = createHash4("sha256").update(fields.text).digest("hex");
+    const request2 = {
+      id: this.newId(digest),
       run: this.runId,
       ...fields,
       requestedAt: new Date(now).toISOString(),
-      expiresAt: new Date(now + this.timeoutMs).toISOString()
+      expiresAt: new Date(now + this.timeoutMs).toISOString(),
+      digest
     };
     let settle;
     const verdict = new Promise((resolve) => {
@@ -27832,17 +27876,17 @@ var ApprovalBroker = class {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        this.open.delete(request.id);
-        for (const a of this.approvers) a.settled(request, v);
+        this.open.delete(request2.id);
+        for (const a of this.approvers) a.settled(request2, v);
         resolve(v);
       };
     });
-    this.open.set(request.id, { request, settle });
+    this.open.set(request2.id, { request: request2, settle });
     for (const a of this.approvers) {
-      a.open(request, (ans) => settle({ ...ans, via: a.name, at: (/* @__PURE__ */ new Date()).toISOString() }));
+      a.open(request2, (ans) => settle({ ...ans, via: a.name, at: (/* @__PURE__ */ new Date()).toISOString() }));
     }
     if (this.closedReason !== null) settle({ outcome: "denied", by: "gateway", via: "gateway", at: (/* @__PURE__ */ new Date()).toISOString(), reason: this.closedReason });
-    return { request, verdict, withdraw: (by, reason) => settle({ outcome: "denied", by, via: by, at: (/* @__PURE__ */ new Date()).toISOString(), reason }) };
+    return { request: request2, verdict, withdraw: (by, reason) => settle({ outcome: "denied", by, via: by, at: (/* @__PURE__ */ new Date()).toISOString(), reason }) };
   }
   /** How to answer a request, one line per approver. */
   instructions(req) {
@@ -27856,10 +27900,23 @@ var ApprovalBroker = class {
     this.closedReason = reason;
     for (const o of [...this.open.values()]) o.settle({ outcome: "denied", by: "gateway", via: "gateway", at: (/* @__PURE__ */ new Date()).toISOString(), reason });
   }
-  newId() {
+  /**
+   * Bound ids are derived from the workflow run and attempt, this gateway run, the command's
+   * digest and a counter: an approval naming one cannot be replayed for another command, run or
+   * attempt. Otherwise ids are random.
+   */
+  newId(digest) {
     for (; ; ) {
       let id = "";
-      for (let i = 0; i < 8; i++) id += ID_ALPHABET[randomInt(ID_ALPHABET.length)];
+      if (this.binding !== null) {
+        const h = createHash4("sha256").update(`${this.binding}
+${this.runId}
+${digest}
+${this.counter++}`).digest();
+        for (let i = 0; i < 10; i++) id += ID_ALPHABET[h[i] % ID_ALPHABET.length];
+      } else {
+        for (let i = 0; i < 8; i++) id += ID_ALPHABET[randomInt(ID_ALPHABET.length)];
+      }
       if (!this.open.has(id)) return id;
     }
   }
@@ -27899,7 +27956,7 @@ var HeldCommand = class {
     const every = Math.max(1e3, Math.min(MAX_PROGRESS_INTERVAL_MS, Math.floor(broker.timeoutMs / 4)));
     this.timer = setInterval(() => {
       const left = Math.max(0, Date.parse(req.expiresAt) - Date.now());
-      notify(encodeNoticeResponse({ severity: "NOTICE", code: "00000", message: `gateway: still waiting for approval of request ${req.id} (${formatDuration(Math.ceil(left / 1e3) * 1e3)} left)` }));
+      notify(encodeNoticeResponse({ severity: "NOTICE", code: "00000", message: `gateway: still waiting for approval of request ${req.id} (${formatDuration(Math.ceil(left / 1e3) * 1e3)} left): ${broker.instructions(req)}` }));
     }, every);
   }
   get id() {
@@ -29067,8 +29124,8 @@ var LocalApprover = class {
   instructions(req) {
     return `approve with \`gateway-action approve ${req.id}\`, deny with \`gateway-action deny ${req.id} --reason TEXT\``;
   }
-  open(request, answer2) {
-    this.waiting.set(request.id, { request, answer: answer2 });
+  open(request2, answer2) {
+    this.waiting.set(request2.id, { request: request2, answer: answer2 });
   }
   settled(req, _verdict) {
     this.waiting.delete(req.id);
@@ -29184,16 +29241,16 @@ function sendControlAt(file, req, timeoutMs = 12e4, notRunning = `no gateway is 
 }
 
 // gateway/daemon/gateway.ts
-import fs12 from "node:fs";
+import fs13 from "node:fs";
 
 // gateway/evidence/checkpoint.ts
-import { createHash as createHash4, createPublicKey, generateKeyPairSync, sign, verify } from "node:crypto";
+import { createHash as createHash5, createPublicKey, generateKeyPairSync, sign, verify } from "node:crypto";
 var JWS_TYPE = "gateway-action-checkpoint";
 function keyAudience(thumbprint) {
   return `gateway-action:jwk:${thumbprint}`;
 }
 function jwkThumbprint(jwk) {
-  return createHash4("sha256").update(`{"crv":"${jwk.crv}","kty":"${jwk.kty}","x":"${jwk.x}"}`).digest("base64url");
+  return createHash5("sha256").update(`{"crv":"${jwk.crv}","kty":"${jwk.kty}","x":"${jwk.x}"}`).digest("base64url");
 }
 function checkpointPayloadText(p) {
   return canonicalJson({ head: p.head, run: p.run, seal: p.seal, seq: p.seq, time: p.time });
@@ -29774,7 +29831,7 @@ function createLoggerContext(options) {
   function shouldEnable(logger27) {
     return Boolean(logLevel && levelMap[logger27.level] <= levelMap[logLevel]);
   }
-  function createLogger(parent, level) {
+  function createLogger2(parent, level) {
     const logger27 = Object.assign(parent.extend(level), {
       level
     });
@@ -29793,10 +29850,10 @@ function createLoggerContext(options) {
     const clientRootLogger = clientLogger.extend(namespace);
     patchLogMethod(clientLogger, clientRootLogger);
     return {
-      error: createLogger(clientRootLogger, "error"),
-      warning: createLogger(clientRootLogger, "warning"),
-      info: createLogger(clientRootLogger, "info"),
-      verbose: createLogger(clientRootLogger, "verbose")
+      error: createLogger2(clientRootLogger, "error"),
+      warning: createLogger2(clientRootLogger, "warning"),
+      info: createLogger2(clientRootLogger, "info"),
+      verbose: createLogger2(clientRootLogger, "verbose")
     };
   }
   return {
@@ -32045,7 +32102,7 @@ var Authority = class _Authority {
    * @param urlString
    */
   replacePath(urlString) {
-    let endpoint = urlString;
+    let endpoint2 = urlString;
     const cachedAuthorityUrl = new UrlString(this.metadata.canonical_authority, this.correlationId);
     const cachedAuthorityUrlComponents = cachedAuthorityUrl.getUrlComponents();
     const cachedAuthorityParts = cachedAuthorityUrlComponents.PathSegments;
@@ -32060,10 +32117,10 @@ var Authority = class _Authority {
         }
       }
       if (currentPart !== cachedPart) {
-        endpoint = endpoint.replace(`/${cachedPart}/`, `/${currentPart}/`);
+        endpoint2 = endpoint2.replace(`/${cachedPart}/`, `/${currentPart}/`);
       }
     });
-    return this.replaceTenant(endpoint);
+    return this.replaceTenant(endpoint2);
   }
   /**
    * The default open id configuration endpoint for any canonical authority.
@@ -33310,8 +33367,8 @@ var DEFAULT_CRYPTO_IMPLEMENTATION = {
 
 // node_modules/@azure/msal-common/dist/crypto/ITokenBindingKeyManager.mjs
 var DEFAULT_TOKEN_BINDING_KEY_MANAGER = {
-  async provisionTokenBindingKey(request) {
-    throw createClientAuthError(methodNotImplemented, request.correlationId);
+  async provisionTokenBindingKey(request2) {
+    throw createClientAuthError(methodNotImplemented, request2.correlationId);
   },
   async removeTokenBindingKey(_kid, correlationId) {
     throw createClientAuthError(methodNotImplemented, correlationId);
@@ -34176,14 +34233,14 @@ var CacheManager = class {
    * @param tokenKeys {?TokenKeys}
    * @param performanceClient {?IPerformanceClient}
    */
-  getAccessToken(account, request, tokenKeys, targetRealm) {
-    const correlationId = request.correlationId;
+  getAccessToken(account, request2, tokenKeys, targetRealm) {
+    const correlationId = request2.correlationId;
     this.commonLogger.trace("CacheManager - getAccessToken called", correlationId);
-    const scopes = ScopeSet.createSearchScopes(request.scopes, correlationId);
-    const authScheme = request.authenticationScheme || AuthenticationScheme.BEARER;
+    const scopes = ScopeSet.createSearchScopes(request2.scopes, correlationId);
+    const authScheme = request2.authenticationScheme || AuthenticationScheme.BEARER;
     const normalizedAuthScheme = authScheme.toLowerCase();
     const credentialType = authScheme && authScheme.toLowerCase() !== AuthenticationScheme.BEARER.toLowerCase() ? CredentialType.ACCESS_TOKEN_WITH_AUTH_SCHEME : CredentialType.ACCESS_TOKEN;
-    const attributeTokenPartition = serializeAttributeTokens(request.attributeTokens);
+    const attributeTokenPartition = serializeAttributeTokens(request2.attributeTokens);
     const additionalCacheKeyComponents = attributeTokenPartition ? {
       attribute_tokens: attributeTokenPartition
     } : void 0;
@@ -34195,7 +34252,7 @@ var CacheManager = class {
       realm: targetRealm || account.tenantId,
       target: scopes,
       tokenType: authScheme,
-      keyId: authScheme === AuthenticationScheme.SSH ? request.sshKid : normalizedAuthScheme === AuthenticationScheme.DPOP.toLowerCase() ? request.popKid || request.dpopJkt : void 0,
+      keyId: authScheme === AuthenticationScheme.SSH ? request2.sshKid : normalizedAuthScheme === AuthenticationScheme.DPOP.toLowerCase() ? request2.popKid || request2.dpopJkt : void 0,
       additionalCacheKeyComponents
     };
     const accessTokenKeys = tokenKeys && tokenKeys.accessToken || this.getTokenKeys().accessToken;
@@ -34919,8 +34976,8 @@ var PopTokenGenerator = class {
    * @param request
    * @returns
    */
-  async generateCnf(request, logger27) {
-    const reqCnf = await invokeAsync(this.generateKid.bind(this), PopTokenGenerateCnf, logger27, this.performanceClient, request.correlationId)(request);
+  async generateCnf(request2, logger27) {
+    const reqCnf = await invokeAsync(this.generateKid.bind(this), PopTokenGenerateCnf, logger27, this.performanceClient, request2.correlationId)(request2);
     const reqCnfString = this.cryptoUtils.base64UrlEncode(JSON.stringify(reqCnf));
     return {
       kid: reqCnf.kid,
@@ -34932,9 +34989,9 @@ var PopTokenGenerator = class {
    * @param request
    * @returns
    */
-  async generateKid(request) {
+  async generateKid(request2) {
     const kidThumbprint = await this.tokenBindingKeyManager.provisionTokenBindingKey({
-      correlationId: request.correlationId,
+      correlationId: request2.correlationId,
       tokenBindingKeyType: SHR_TOKEN_BINDING_KEY_TYPE,
       tokenBindingKeyAlgorithm: SHR_TOKEN_BINDING_KEY_ALGORITHM
     });
@@ -34949,8 +35006,8 @@ var PopTokenGenerator = class {
    * @param request
    * @returns
    */
-  async signPopToken(accessToken, keyId, request) {
-    return this.signPayload(accessToken, keyId, request);
+  async signPopToken(accessToken, keyId, request2) {
+    return this.signPayload(accessToken, keyId, request2);
   }
   /**
    * Utility function to generate the signed JWT for an access_token
@@ -34960,18 +35017,18 @@ var PopTokenGenerator = class {
    * @param claims
    * @returns
    */
-  async signPayload(payload, keyId, request, claims) {
-    const { resourceRequestMethod, resourceRequestUri, shrClaims, shrNonce, shrOptions } = request;
-    const resourceUrlString = resourceRequestUri ? new UrlString(resourceRequestUri, request.correlationId) : void 0;
+  async signPayload(payload, keyId, request2, claims) {
+    const { resourceRequestMethod, resourceRequestUri, shrClaims, shrNonce, shrOptions } = request2;
+    const resourceUrlString = resourceRequestUri ? new UrlString(resourceRequestUri, request2.correlationId) : void 0;
     const resourceUrlComponents = resourceUrlString?.getUrlComponents();
-    const publicKeyJwk = await this.tokenBindingKeyManager.getTokenBindingPublicKeyJwk(keyId, request.correlationId);
+    const publicKeyJwk = await this.tokenBindingKeyManager.getTokenBindingPublicKeyJwk(keyId, request2.correlationId);
     const encodedKeyIdThumbprint = this.cryptoUtils.base64UrlEncode(JSON.stringify({ kid: keyId }));
     const shrAlgorithm = shrOptions?.header?.alg || publicKeyJwk.alg || SHR_TOKEN_BINDING_KEY_ALGORITHM;
     const shrHeader = JoseHeader.getShrHeader({
       ...shrOptions?.header,
       alg: shrAlgorithm,
       kid: encodedKeyIdThumbprint
-    }, request.correlationId);
+    }, request2.correlationId);
     const shrPayload = {
       at: payload,
       ts: nowSeconds(),
@@ -34986,7 +35043,7 @@ var PopTokenGenerator = class {
         jwk: publicKeyJwk
       }
     };
-    return this.cryptoUtils.signTokenBindingJwt(shrHeader, shrPayload, keyId, request.correlationId);
+    return this.cryptoUtils.signTokenBindingJwt(shrHeader, shrPayload, keyId, request2.correlationId);
   }
 };
 
@@ -35268,46 +35325,46 @@ ${serverError}`, correlationId);
    * @param serverTokenResponse
    * @param authority
    */
-  async handleServerTokenResponse(serverTokenResponse, authority, reqTimestamp, request, apiId, authCodePayload, userAssertionHash, handlingRefreshTokenResponse, forceCacheRefreshTokenResponse, serverRequestId, additionalCacheKeyComponents) {
+  async handleServerTokenResponse(serverTokenResponse, authority, reqTimestamp, request2, apiId, authCodePayload, userAssertionHash, handlingRefreshTokenResponse, forceCacheRefreshTokenResponse, serverRequestId, additionalCacheKeyComponents) {
     let idTokenClaims;
     if (serverTokenResponse.id_token) {
-      idTokenClaims = extractTokenClaims(serverTokenResponse.id_token || "", this.cryptoObj.base64Decode, request.correlationId);
+      idTokenClaims = extractTokenClaims(serverTokenResponse.id_token || "", this.cryptoObj.base64Decode, request2.correlationId);
     }
     if (authCodePayload && Object.prototype.hasOwnProperty.call(authCodePayload, "nonce")) {
       const expectedNonce = authCodePayload.nonce;
       const tokenNonce = idTokenClaims?.nonce;
       if (tokenNonce !== void 0 && expectedNonce === void 0) {
-        this.logger.warning("Authorization code response contains an ID Token nonce, but no expected nonce was supplied. Rejecting the response.", request.correlationId);
-        throw createClientAuthError(nonceMismatch, request.correlationId);
+        this.logger.warning("Authorization code response contains an ID Token nonce, but no expected nonce was supplied. Rejecting the response.", request2.correlationId);
+        throw createClientAuthError(nonceMismatch, request2.correlationId);
       }
       if (expectedNonce !== void 0 && (typeof expectedNonce !== "string" || typeof tokenNonce !== "string" || expectedNonce !== tokenNonce)) {
-        throw createClientAuthError(nonceMismatch, request.correlationId);
+        throw createClientAuthError(nonceMismatch, request2.correlationId);
       }
     }
-    this.homeAccountIdentifier = generateHomeAccountId(serverTokenResponse.client_info || "", authority.authorityType, this.logger, this.cryptoObj, request.correlationId, idTokenClaims);
+    this.homeAccountIdentifier = generateHomeAccountId(serverTokenResponse.client_info || "", authority.authorityType, this.logger, this.cryptoObj, request2.correlationId, idTokenClaims);
     let requestStateObj;
     if (!!authCodePayload && !!authCodePayload.state) {
-      requestStateObj = parseRequestState(this.cryptoObj.base64Decode, authCodePayload.state, request.correlationId);
+      requestStateObj = parseRequestState(this.cryptoObj.base64Decode, authCodePayload.state, request2.correlationId);
     }
-    serverTokenResponse.key_id = serverTokenResponse.key_id || request.dpopJkt || request.sshKid || void 0;
-    if (request.authenticationScheme === AuthenticationScheme.DPOP) {
+    serverTokenResponse.key_id = serverTokenResponse.key_id || request2.dpopJkt || request2.sshKid || void 0;
+    if (request2.authenticationScheme === AuthenticationScheme.DPOP) {
       if (serverTokenResponse.token_type?.toLowerCase() !== AuthenticationScheme.DPOP.toLowerCase()) {
         this.performanceClient?.addFields({
           dpopTokenTypeMismatch: serverTokenResponse.token_type
-        }, request.correlationId);
-        throw createClientAuthError(dpopTokenTypeMismatch, request.correlationId);
+        }, request2.correlationId);
+        throw createClientAuthError(dpopTokenTypeMismatch, request2.correlationId);
       }
       serverTokenResponse.token_type = AuthenticationScheme.DPOP;
     }
-    const attributeTokenPartition = serializeAttributeTokens(request.attributeTokens);
+    const attributeTokenPartition = serializeAttributeTokens(request2.attributeTokens);
     const cacheKeyComponents = additionalCacheKeyComponents ?? (attributeTokenPartition ? {
       attribute_tokens: attributeTokenPartition
     } : void 0);
-    const cacheRecord = this.generateCacheRecord(serverTokenResponse, authority, reqTimestamp, request, idTokenClaims, userAssertionHash, authCodePayload, cacheKeyComponents);
+    const cacheRecord = this.generateCacheRecord(serverTokenResponse, authority, reqTimestamp, request2, idTokenClaims, userAssertionHash, authCodePayload, cacheKeyComponents);
     let cacheContext;
     try {
       if (this.persistencePlugin && this.serializableCache) {
-        this.logger.verbose("Persistence enabled, calling beforeCacheAccess", request.correlationId);
+        this.logger.verbose("Persistence enabled, calling beforeCacheAccess", request2.correlationId);
         cacheContext = new TokenCacheContext(this.serializableCache, true);
         await this.persistencePlugin.beforeCacheAccess(cacheContext);
       }
@@ -35315,13 +35372,13 @@ ${serverError}`, correlationId);
         const cachedAccounts = this.cacheStorage.getAllAccounts({
           homeAccountId: cacheRecord.account.homeAccountId,
           environment: cacheRecord.account.environment
-        }, request.correlationId);
+        }, request2.correlationId);
         if (cachedAccounts.length < 1) {
-          this.logger.warning("Account used to refresh tokens not in persistence, refreshed tokens will not be stored in the cache", request.correlationId);
+          this.logger.warning("Account used to refresh tokens not in persistence, refreshed tokens will not be stored in the cache", request2.correlationId);
           this.performanceClient?.addFields({
             acntLoggedOut: true
-          }, request.correlationId);
-          return await _ResponseHandler.generateAuthenticationResult(this.cryptoObj, authority, cacheRecord, false, request, this.performanceClient, {
+          }, request2.correlationId);
+          return await _ResponseHandler.generateAuthenticationResult(this.cryptoObj, authority, cacheRecord, false, request2, this.performanceClient, {
             idTokenClaims,
             requestState: requestStateObj,
             requestId: serverRequestId,
@@ -35329,14 +35386,14 @@ ${serverError}`, correlationId);
           });
         }
       }
-      await this.cacheStorage.saveCacheRecord(cacheRecord, request.correlationId, isKmsi(idTokenClaims || {}), apiId, request.storeInCache);
+      await this.cacheStorage.saveCacheRecord(cacheRecord, request2.correlationId, isKmsi(idTokenClaims || {}), apiId, request2.storeInCache);
     } finally {
       if (this.persistencePlugin && this.serializableCache && cacheContext) {
-        this.logger.verbose("Persistence enabled, calling afterCacheAccess", request.correlationId);
+        this.logger.verbose("Persistence enabled, calling afterCacheAccess", request2.correlationId);
         await this.persistencePlugin.afterCacheAccess(cacheContext);
       }
     }
-    return _ResponseHandler.generateAuthenticationResult(this.cryptoObj, authority, cacheRecord, false, request, this.performanceClient, {
+    return _ResponseHandler.generateAuthenticationResult(this.cryptoObj, authority, cacheRecord, false, request2, this.performanceClient, {
       idTokenClaims,
       requestState: requestStateObj,
       serverTokenResponse,
@@ -35350,10 +35407,10 @@ ${serverError}`, correlationId);
    * @param idTokenObj
    * @param authority
    */
-  generateCacheRecord(serverTokenResponse, authority, reqTimestamp, request, idTokenClaims, userAssertionHash, authCodePayload, additionalCacheKeyComponents) {
+  generateCacheRecord(serverTokenResponse, authority, reqTimestamp, request2, idTokenClaims, userAssertionHash, authCodePayload, additionalCacheKeyComponents) {
     const env = authority.getPreferredCache();
     if (!env) {
-      throw createClientAuthError(invalidCacheEnvironment, request.correlationId);
+      throw createClientAuthError(invalidCacheEnvironment, request2.correlationId);
     }
     const claimsTenantId = getTenantIdFromIdTokenClaims(idTokenClaims);
     let cachedIdToken;
@@ -35365,7 +35422,7 @@ ${serverError}`, correlationId);
         authority,
         this.homeAccountIdentifier,
         this.cryptoObj.base64Decode,
-        request.correlationId,
+        request2.correlationId,
         idTokenClaims,
         serverTokenResponse.client_info,
         env,
@@ -35379,15 +35436,15 @@ ${serverError}`, correlationId);
     }
     let cachedAccessToken = null;
     if (serverTokenResponse.access_token) {
-      const responseScopes = serverTokenResponse.scope ? ScopeSet.fromString(serverTokenResponse.scope, request.correlationId) : new ScopeSet(request.scopes || [], request.correlationId);
+      const responseScopes = serverTokenResponse.scope ? ScopeSet.fromString(serverTokenResponse.scope, request2.correlationId) : new ScopeSet(request2.scopes || [], request2.correlationId);
       const expiresIn = (typeof serverTokenResponse.expires_in === "string" ? parseInt(serverTokenResponse.expires_in, 10) : serverTokenResponse.expires_in) || 0;
       const extExpiresIn = (typeof serverTokenResponse.ext_expires_in === "string" ? parseInt(serverTokenResponse.ext_expires_in, 10) : serverTokenResponse.ext_expires_in) || 0;
       const refreshIn = (typeof serverTokenResponse.refresh_in === "string" ? parseInt(serverTokenResponse.refresh_in, 10) : serverTokenResponse.refresh_in) || void 0;
       const tokenExpirationSeconds = reqTimestamp + expiresIn;
       const extendedTokenExpirationSeconds = tokenExpirationSeconds + extExpiresIn;
       const refreshOnSeconds = refreshIn && refreshIn > 0 ? reqTimestamp + refreshIn : void 0;
-      cachedAccessToken = createAccessTokenEntity(this.homeAccountIdentifier, env, serverTokenResponse.access_token, this.clientId, claimsTenantId || authority.tenant || "", responseScopes.printScopes(), tokenExpirationSeconds, extendedTokenExpirationSeconds, this.cryptoObj.base64Decode, request.correlationId, refreshOnSeconds, serverTokenResponse.token_type, userAssertionHash, serverTokenResponse.key_id, additionalCacheKeyComponents);
-      const resource = request.resource || null;
+      cachedAccessToken = createAccessTokenEntity(this.homeAccountIdentifier, env, serverTokenResponse.access_token, this.clientId, claimsTenantId || authority.tenant || "", responseScopes.printScopes(), tokenExpirationSeconds, extendedTokenExpirationSeconds, this.cryptoObj.base64Decode, request2.correlationId, refreshOnSeconds, serverTokenResponse.token_type, userAssertionHash, serverTokenResponse.key_id, additionalCacheKeyComponents);
+      const resource = request2.resource || null;
       if (resource) {
         cachedAccessToken.resource = resource;
       }
@@ -35398,7 +35455,7 @@ ${serverError}`, correlationId);
       if (serverTokenResponse.refresh_token_expires_in) {
         const rtExpiresIn = typeof serverTokenResponse.refresh_token_expires_in === "string" ? parseInt(serverTokenResponse.refresh_token_expires_in, 10) : serverTokenResponse.refresh_token_expires_in;
         rtExpiresOn = reqTimestamp + rtExpiresIn;
-        this.performanceClient?.addFields({ ntwkRtExpiresOnSeconds: rtExpiresOn }, request.correlationId);
+        this.performanceClient?.addFields({ ntwkRtExpiresOnSeconds: rtExpiresOn }, request2.correlationId);
       }
       cachedRefreshToken = createRefreshTokenEntity(this.homeAccountIdentifier, env, serverTokenResponse.refresh_token, this.clientId, serverTokenResponse.foci, userAssertionHash, rtExpiresOn);
     }
@@ -35428,7 +35485,7 @@ ${serverError}`, correlationId);
    * @param fromTokenCache
    * @param stateString
    */
-  static async generateAuthenticationResult(cryptoObj, authority, cacheRecord, fromTokenCache, request, performanceClient, options = {}) {
+  static async generateAuthenticationResult(cryptoObj, authority, cacheRecord, fromTokenCache, request2, performanceClient, options = {}) {
     const { idTokenClaims, requestState, serverTokenResponse, requestId, tokenBindingKeyManager = DEFAULT_TOKEN_BINDING_KEY_MANAGER } = options;
     let accessToken = "";
     let responseScopes = [];
@@ -35439,28 +35496,28 @@ ${serverError}`, correlationId);
     let dpopProof;
     if (cacheRecord.accessToken) {
       const accessTokenType = cacheRecord.accessToken.tokenType?.toLowerCase();
-      if (cacheRecord.accessToken.tokenType === AuthenticationScheme.POP && !request.popKid) {
+      if (cacheRecord.accessToken.tokenType === AuthenticationScheme.POP && !request2.popKid) {
         const popTokenGenerator = new PopTokenGenerator(cryptoObj, tokenBindingKeyManager, performanceClient);
         const { secret, keyId } = cacheRecord.accessToken;
         if (!keyId) {
-          throw createClientAuthError(keyIdMissing, request.correlationId);
+          throw createClientAuthError(keyIdMissing, request2.correlationId);
         }
-        accessToken = await popTokenGenerator.signPopToken(secret, keyId, request);
+        accessToken = await popTokenGenerator.signPopToken(secret, keyId, request2);
       } else {
         accessToken = cacheRecord.accessToken.secret;
       }
       if (accessTokenType === AuthenticationScheme.DPOP.toLowerCase()) {
         if (!cacheRecord.accessToken.keyId) {
-          throw createClientAuthError(keyIdMissing, request.correlationId);
+          throw createClientAuthError(keyIdMissing, request2.correlationId);
         }
         const dpopProofGenerator = new DpopProofGenerator(cryptoObj, tokenBindingKeyManager);
         dpopProof = await dpopProofGenerator.generateResourceProof({
-          htu: request.resourceRequestUri,
-          htm: request.resourceRequestMethod,
+          htu: request2.resourceRequestUri,
+          htm: request2.resourceRequestMethod,
           accessToken: cacheRecord.accessToken.secret
-        }, cacheRecord.accessToken.keyId, request.correlationId);
+        }, cacheRecord.accessToken.keyId, request2.correlationId);
       }
-      responseScopes = ScopeSet.fromString(cacheRecord.accessToken.target, request.correlationId).asArray();
+      responseScopes = ScopeSet.fromString(cacheRecord.accessToken.target, request2.correlationId).asArray();
       expiresOn = toDateFromSeconds(cacheRecord.accessToken.expiresOn);
       extExpiresOn = toDateFromSeconds(cacheRecord.accessToken.extendedExpiresOn);
       if (cacheRecord.accessToken.refreshOn) {
@@ -35474,7 +35531,7 @@ ${serverError}`, correlationId);
     const tid = idTokenClaims?.tid || "";
     const regionSubScope = idTokenClaims?.tenant_region_sub_scope;
     if (typeof regionSubScope === "string") {
-      performanceClient?.addFields({ regionSubScope }, request.correlationId);
+      performanceClient?.addFields({ regionSubScope }, request2.correlationId);
     }
     if (serverTokenResponse?.spa_accountid && !!cacheRecord.account) {
       cacheRecord.account.nativeAccountId = serverTokenResponse?.spa_accountid;
@@ -35507,7 +35564,7 @@ ${serverError}`, correlationId);
       expiresOn,
       extExpiresOn,
       refreshOn,
-      correlationId: request.correlationId,
+      correlationId: request2.correlationId,
       requestId: requestId || "",
       familyId,
       tokenType: cacheRecord.accessToken?.tokenType?.toLowerCase() === AuthenticationScheme.DPOP.toLowerCase() ? AuthenticationScheme.DPOP : cacheRecord.accessToken?.tokenType || "",
@@ -35570,21 +35627,21 @@ async function getClientAssertion(clientAssertion, clientId, tokenEndpoint, fmiP
 }
 
 // node_modules/@azure/msal-common/dist/network/RequestThumbprint.mjs
-function getRequestThumbprint(clientId, request, homeAccountId) {
+function getRequestThumbprint(clientId, request2, homeAccountId) {
   return {
     clientId,
-    authority: request.authority,
-    scopes: request.scopes,
+    authority: request2.authority,
+    scopes: request2.scopes,
     homeAccountIdentifier: homeAccountId,
-    claims: request.claims,
-    authenticationScheme: request.authenticationScheme,
-    resourceRequestMethod: request.resourceRequestMethod,
-    resourceRequestUri: request.resourceRequestUri,
-    shrClaims: request.shrClaims,
-    sshKid: request.sshKid,
-    embeddedClientId: request.embeddedClientId || request.extraParameters?.clientId,
-    resource: request.resource,
-    attributeTokens: serializeAttributeTokens(request.attributeTokens)
+    claims: request2.claims,
+    authenticationScheme: request2.authenticationScheme,
+    resourceRequestMethod: request2.resourceRequestMethod,
+    resourceRequestUri: request2.resourceRequestUri,
+    shrClaims: request2.shrClaims,
+    sshKid: request2.sshKid,
+    embeddedClientId: request2.embeddedClientId || request2.extraParameters?.clientId,
+    resource: request2.resource,
+    attributeTokens: serializeAttributeTokens(request2.attributeTokens)
   };
 }
 
@@ -35665,10 +35722,10 @@ var ThrottlingUtils = class _ThrottlingUtils {
     const currentSeconds = Date.now() / 1e3;
     return Math.floor(Math.min(currentSeconds + (time || DEFAULT_THROTTLE_TIME_SECONDS), currentSeconds + DEFAULT_MAX_THROTTLE_TIME_SECONDS) * 1e3);
   }
-  static removeThrottle(cacheManager, clientId, request, homeAccountIdentifier) {
-    const thumbprint = getRequestThumbprint(clientId, request, homeAccountIdentifier);
+  static removeThrottle(cacheManager, clientId, request2, homeAccountIdentifier) {
+    const thumbprint = getRequestThumbprint(clientId, request2, homeAccountIdentifier);
     const key = this.generateThrottlingStorageKey(thumbprint);
-    cacheManager.removeItem(key, request.correlationId);
+    cacheManager.removeItem(key, request2.correlationId);
   }
 };
 function getRetryAfterHeader(response) {
@@ -35715,29 +35772,29 @@ function createTokenRequestHeaders(logger27, preventCorsPreflight, ccsCred) {
   }
   return headers;
 }
-async function addDpopTokenProofHeader(headers, request, tokenEndpoint, cryptoUtils, tokenBindingKeyManager) {
-  if (request.authenticationScheme !== AuthenticationScheme.DPOP) {
+async function addDpopTokenProofHeader(headers, request2, tokenEndpoint, cryptoUtils, tokenBindingKeyManager) {
+  if (request2.authenticationScheme !== AuthenticationScheme.DPOP) {
     return;
   }
   const dpopProofGenerator = new DpopProofGenerator(cryptoUtils, tokenBindingKeyManager);
-  const keyId = request.dpopJkt;
+  const keyId = request2.dpopJkt;
   if (!keyId?.trim()) {
-    throw createClientAuthError(keyIdMissing, request.correlationId);
+    throw createClientAuthError(keyIdMissing, request2.correlationId);
   }
   headers[HeaderNames.DPOP] = await dpopProofGenerator.generateTokenProof({
     tokenEndpoint
-  }, keyId, request.correlationId);
+  }, keyId, request2.correlationId);
 }
-function createTokenQueryParameters(request, clientId, redirectUri, performanceClient) {
+function createTokenQueryParameters(request2, clientId, redirectUri, performanceClient) {
   const parameters = /* @__PURE__ */ new Map();
-  if (request.embeddedClientId) {
+  if (request2.embeddedClientId) {
     addBrokerParameters(parameters, clientId, redirectUri);
   }
-  if (request.extraQueryParameters) {
-    addExtraParameters(parameters, request.extraQueryParameters);
+  if (request2.extraQueryParameters) {
+    addExtraParameters(parameters, request2.extraQueryParameters);
   }
-  addCorrelationId(parameters, request.correlationId);
-  instrumentBrokerParams(parameters, request.correlationId, performanceClient);
+  addCorrelationId(parameters, request2.correlationId);
+  instrumentBrokerParams(parameters, request2.correlationId, performanceClient);
   return mapToQueryString(parameters);
 }
 async function executePostToTokenEndpoint(tokenEndpoint, queryString, headers, thumbprint, correlationId, cacheManager, networkClient, logger27, performanceClient, serverTelemetryManager) {
@@ -35802,19 +35859,19 @@ var AuthorizationCodeClient = class {
    * authorization_code_grant
    * @param request
    */
-  async acquireToken(request, apiId, authCodePayload) {
-    if (!request.code) {
-      throw createClientAuthError(requestCannotBeMade, request.correlationId);
+  async acquireToken(request2, apiId, authCodePayload) {
+    if (!request2.code) {
+      throw createClientAuthError(requestCannotBeMade, request2.correlationId);
     }
     if (authCodePayload && authCodePayload.cloud_instance_host_name) {
-      await invokeAsync(this.updateTokenEndpointAuthority.bind(this), UpdateTokenEndpointAuthority, this.logger, this.performanceClient, request.correlationId)(authCodePayload.cloud_instance_host_name, request.correlationId);
+      await invokeAsync(this.updateTokenEndpointAuthority.bind(this), UpdateTokenEndpointAuthority, this.logger, this.performanceClient, request2.correlationId)(authCodePayload.cloud_instance_host_name, request2.correlationId);
     }
     const reqTimestamp = nowSeconds();
-    const response = await invokeAsync(this.executeTokenRequest.bind(this), AuthClientExecuteTokenRequest, this.logger, this.performanceClient, request.correlationId)(this.authority, request, this.serverTelemetryManager);
+    const response = await invokeAsync(this.executeTokenRequest.bind(this), AuthClientExecuteTokenRequest, this.logger, this.performanceClient, request2.correlationId)(this.authority, request2, this.serverTelemetryManager);
     const requestId = response.headers?.[HeaderNames.X_MS_REQUEST_ID];
     const responseHandler = new ResponseHandler(this.config.authOptions.clientId, this.cacheManager, this.cryptoUtils, this.logger, this.performanceClient, this.config.serializableCache, this.config.persistencePlugin, this.config.tokenBindingKeyManager);
-    responseHandler.validateTokenResponse(response.body, request.correlationId);
-    return invokeAsync(responseHandler.handleServerTokenResponse.bind(responseHandler), HandleServerTokenResponse, this.logger, this.performanceClient, request.correlationId)(response.body, this.authority, reqTimestamp, request, apiId, authCodePayload, void 0, void 0, void 0, requestId);
+    responseHandler.validateTokenResponse(response.body, request2.correlationId);
+    return invokeAsync(responseHandler.handleServerTokenResponse.bind(responseHandler), HandleServerTokenResponse, this.logger, this.performanceClient, request2.correlationId)(response.body, this.authority, reqTimestamp, request2, apiId, authCodePayload, void 0, void 0, void 0, requestId);
   }
   /**
    * Used to log out the current user, and redirect the user to the postLogoutRedirectUri.
@@ -35833,99 +35890,99 @@ var AuthorizationCodeClient = class {
    * @param authority
    * @param request
    */
-  async executeTokenRequest(authority, request, serverTelemetryManager) {
-    const queryParametersString = createTokenQueryParameters(request, this.config.authOptions.clientId, this.config.authOptions.redirectUri, this.performanceClient);
-    const endpoint = UrlString.appendQueryString(authority.tokenEndpoint, queryParametersString);
-    const requestBody = await invokeAsync(this.createTokenRequestBody.bind(this), AuthClientCreateTokenRequestBody, this.logger, this.performanceClient, request.correlationId)(request);
+  async executeTokenRequest(authority, request2, serverTelemetryManager) {
+    const queryParametersString = createTokenQueryParameters(request2, this.config.authOptions.clientId, this.config.authOptions.redirectUri, this.performanceClient);
+    const endpoint2 = UrlString.appendQueryString(authority.tokenEndpoint, queryParametersString);
+    const requestBody = await invokeAsync(this.createTokenRequestBody.bind(this), AuthClientCreateTokenRequestBody, this.logger, this.performanceClient, request2.correlationId)(request2);
     let ccsCredential = void 0;
-    if (request.clientInfo) {
+    if (request2.clientInfo) {
       try {
-        const clientInfo = buildClientInfo(request.clientInfo, this.cryptoUtils.base64Decode);
+        const clientInfo = buildClientInfo(request2.clientInfo, this.cryptoUtils.base64Decode);
         ccsCredential = {
           credential: `${clientInfo.uid}${CLIENT_INFO_SEPARATOR}${clientInfo.utid}`,
           type: CcsCredentialType.HOME_ACCOUNT_ID
         };
       } catch (e) {
-        this.logger.verbose(`Could not parse client info for CCS Header: '${e}'`, request.correlationId);
+        this.logger.verbose(`Could not parse client info for CCS Header: '${e}'`, request2.correlationId);
       }
     }
-    const headers = createTokenRequestHeaders(this.logger, this.config.systemOptions.preventCorsPreflight, ccsCredential || request.ccsCredential);
-    await addDpopTokenProofHeader(headers, request, endpoint, this.cryptoUtils, this.config.tokenBindingKeyManager);
-    const thumbprint = getRequestThumbprint(this.config.authOptions.clientId, request);
-    return invokeAsync(executePostToTokenEndpoint, AuthorizationCodeClientExecutePostToTokenEndpoint, this.logger, this.performanceClient, request.correlationId)(endpoint, requestBody, headers, thumbprint, request.correlationId, this.cacheManager, this.networkClient, this.logger, this.performanceClient, serverTelemetryManager);
+    const headers = createTokenRequestHeaders(this.logger, this.config.systemOptions.preventCorsPreflight, ccsCredential || request2.ccsCredential);
+    await addDpopTokenProofHeader(headers, request2, endpoint2, this.cryptoUtils, this.config.tokenBindingKeyManager);
+    const thumbprint = getRequestThumbprint(this.config.authOptions.clientId, request2);
+    return invokeAsync(executePostToTokenEndpoint, AuthorizationCodeClientExecutePostToTokenEndpoint, this.logger, this.performanceClient, request2.correlationId)(endpoint2, requestBody, headers, thumbprint, request2.correlationId, this.cacheManager, this.networkClient, this.logger, this.performanceClient, serverTelemetryManager);
   }
   /**
    * Generates a map for all the params to be sent to the service
    * @param request
    */
-  async createTokenRequestBody(request) {
+  async createTokenRequestBody(request2) {
     const parameters = /* @__PURE__ */ new Map();
-    addClientId(parameters, request.embeddedClientId || request.extraParameters?.[CLIENT_ID] || this.config.authOptions.clientId);
+    addClientId(parameters, request2.embeddedClientId || request2.extraParameters?.[CLIENT_ID] || this.config.authOptions.clientId);
     if (!this.includeRedirectUri) {
-      if (!request.redirectUri) {
-        throw createClientConfigurationError(redirectUriEmpty, request.correlationId);
+      if (!request2.redirectUri) {
+        throw createClientConfigurationError(redirectUriEmpty, request2.correlationId);
       }
     } else {
-      addRedirectUri(parameters, request.redirectUri);
+      addRedirectUri(parameters, request2.redirectUri);
     }
-    addScopes(parameters, request.scopes, request.correlationId, true, this.oidcDefaultScopes);
-    addResource(parameters, request.resource);
-    if (request.attributeTokens) {
-      addAttributeTokens(parameters, request.attributeTokens);
+    addScopes(parameters, request2.scopes, request2.correlationId, true, this.oidcDefaultScopes);
+    addResource(parameters, request2.resource);
+    if (request2.attributeTokens) {
+      addAttributeTokens(parameters, request2.attributeTokens);
     }
     this.performanceClient?.addFields({
-      hasAttributeTokens: !!request.attributeTokens?.length
-    }, request.correlationId);
-    addAuthorizationCode(parameters, request.code);
+      hasAttributeTokens: !!request2.attributeTokens?.length
+    }, request2.correlationId);
+    addAuthorizationCode(parameters, request2.code);
     addLibraryInfo(parameters, this.config.libraryInfo);
     addApplicationTelemetry(parameters, this.config.telemetry.application);
     addThrottling(parameters);
     if (this.serverTelemetryManager && !isOidcProtocolMode(this.config)) {
       addServerTelemetry(parameters, this.serverTelemetryManager);
     }
-    if (request.codeVerifier) {
-      addCodeVerifier(parameters, request.codeVerifier);
+    if (request2.codeVerifier) {
+      addCodeVerifier(parameters, request2.codeVerifier);
     }
     if (this.config.clientCredentials.clientSecret) {
       addClientSecret(parameters, this.config.clientCredentials.clientSecret);
     }
     if (this.config.clientCredentials.clientAssertion) {
       const clientAssertion = this.config.clientCredentials.clientAssertion;
-      addClientAssertion(parameters, await getClientAssertion(clientAssertion.assertion, this.config.authOptions.clientId, request.resourceRequestUri));
+      addClientAssertion(parameters, await getClientAssertion(clientAssertion.assertion, this.config.authOptions.clientId, request2.resourceRequestUri));
       addClientAssertionType(parameters, clientAssertion.assertionType);
     }
     addGrantType(parameters, GrantType.AUTHORIZATION_CODE_GRANT);
     addClientInfo(parameters);
-    if (request.authenticationScheme === AuthenticationScheme.POP) {
+    if (request2.authenticationScheme === AuthenticationScheme.POP) {
       const popTokenGenerator = new PopTokenGenerator(this.cryptoUtils, this.config.tokenBindingKeyManager, this.performanceClient);
       let reqCnfData;
-      if (!request.popKid) {
-        const generatedReqCnfData = await invokeAsync(popTokenGenerator.generateCnf.bind(popTokenGenerator), PopTokenGenerateCnf, this.logger, this.performanceClient, request.correlationId)(request, this.logger);
+      if (!request2.popKid) {
+        const generatedReqCnfData = await invokeAsync(popTokenGenerator.generateCnf.bind(popTokenGenerator), PopTokenGenerateCnf, this.logger, this.performanceClient, request2.correlationId)(request2, this.logger);
         reqCnfData = generatedReqCnfData.reqCnfString;
       } else {
-        reqCnfData = this.cryptoUtils.encodeKid(request.popKid);
+        reqCnfData = this.cryptoUtils.encodeKid(request2.popKid);
       }
       addPopToken(parameters, reqCnfData);
-    } else if (request.authenticationScheme === AuthenticationScheme.SSH) {
-      if (request.sshJwk) {
-        addSshJwk(parameters, request.sshJwk);
+    } else if (request2.authenticationScheme === AuthenticationScheme.SSH) {
+      if (request2.sshJwk) {
+        addSshJwk(parameters, request2.sshJwk);
       } else {
-        throw createClientConfigurationError(missingSshJwk, request.correlationId);
+        throw createClientConfigurationError(missingSshJwk, request2.correlationId);
       }
     }
     let ccsCred = void 0;
-    if (request.clientInfo) {
+    if (request2.clientInfo) {
       try {
-        const clientInfo = buildClientInfo(request.clientInfo, this.cryptoUtils.base64Decode);
+        const clientInfo = buildClientInfo(request2.clientInfo, this.cryptoUtils.base64Decode);
         ccsCred = {
           credential: `${clientInfo.uid}${CLIENT_INFO_SEPARATOR}${clientInfo.utid}`,
           type: CcsCredentialType.HOME_ACCOUNT_ID
         };
       } catch (e) {
-        this.logger.verbose(`Could not parse client info for CCS Header: '${e}'`, request.correlationId);
+        this.logger.verbose(`Could not parse client info for CCS Header: '${e}'`, request2.correlationId);
       }
     } else {
-      ccsCred = request.ccsCredential;
+      ccsCred = request2.ccsCredential;
     }
     if (this.config.systemOptions.preventCorsPreflight && ccsCred) {
       switch (ccsCred.type) {
@@ -35934,7 +35991,7 @@ var AuthorizationCodeClient = class {
             const clientInfo = buildClientInfoFromHomeAccountId(ccsCred.credential);
             addCcsOid(parameters, clientInfo);
           } catch (e) {
-            this.logger.verbose(`Could not parse home account ID for CCS Header: '${e}'`, request.correlationId);
+            this.logger.verbose(`Could not parse home account ID for CCS Header: '${e}'`, request2.correlationId);
           }
           break;
         case CcsCredentialType.UPN:
@@ -35942,47 +35999,47 @@ var AuthorizationCodeClient = class {
           break;
       }
     }
-    if (request.embeddedClientId) {
+    if (request2.embeddedClientId) {
       addBrokerParameters(parameters, this.config.authOptions.clientId, this.config.authOptions.redirectUri);
     }
-    if (request.extraParameters) {
-      addExtraParameters(parameters, request.extraParameters);
+    if (request2.extraParameters) {
+      addExtraParameters(parameters, request2.extraParameters);
     }
-    if (request.enableSpaAuthorizationCode && (!request.extraParameters || !request.extraParameters[RETURN_SPA_CODE])) {
+    if (request2.enableSpaAuthorizationCode && (!request2.extraParameters || !request2.extraParameters[RETURN_SPA_CODE])) {
       addExtraParameters(parameters, {
         [RETURN_SPA_CODE]: "1"
       });
     }
-    instrumentBrokerParams(parameters, request.correlationId, this.performanceClient);
-    addClaims(parameters, request.correlationId, request.claims, this.config.authOptions.clientCapabilities, request.skipBrokerClaims);
+    instrumentBrokerParams(parameters, request2.correlationId, this.performanceClient);
+    addClaims(parameters, request2.correlationId, request2.claims, this.config.authOptions.clientCapabilities, request2.skipBrokerClaims);
     return mapToQueryString(parameters);
   }
   /**
    * This API validates the `EndSessionRequest` and creates a URL
    * @param request
    */
-  createLogoutUrlQueryString(request) {
+  createLogoutUrlQueryString(request2) {
     const parameters = /* @__PURE__ */ new Map();
-    if (request.postLogoutRedirectUri) {
-      addPostLogoutRedirectUri(parameters, request.postLogoutRedirectUri);
+    if (request2.postLogoutRedirectUri) {
+      addPostLogoutRedirectUri(parameters, request2.postLogoutRedirectUri);
     }
-    if (request.correlationId) {
-      addCorrelationId(parameters, request.correlationId);
+    if (request2.correlationId) {
+      addCorrelationId(parameters, request2.correlationId);
     }
-    if (request.idTokenHint) {
-      addIdTokenHint(parameters, request.idTokenHint);
+    if (request2.idTokenHint) {
+      addIdTokenHint(parameters, request2.idTokenHint);
     }
-    if (request.state) {
-      addState(parameters, request.state);
+    if (request2.state) {
+      addState(parameters, request2.state);
     }
-    if (request.logoutHint) {
-      addLogoutHint(parameters, request.logoutHint);
+    if (request2.logoutHint) {
+      addLogoutHint(parameters, request2.logoutHint);
     }
-    if (request.popupOriginCheckDone) {
+    if (request2.popupOriginCheckDone) {
       addPopupOriginCheckDone(parameters);
     }
-    if (request.extraQueryParameters) {
-      addExtraParameters(parameters, request.extraQueryParameters);
+    if (request2.extraQueryParameters) {
+      addExtraParameters(parameters, request2.extraQueryParameters);
     }
     if (this.config.authOptions.instanceAware) {
       addInstanceAware(parameters);
@@ -36009,100 +36066,100 @@ __export(Authorize_exports, {
   getStandardAuthorizeRequestParameters: () => getStandardAuthorizeRequestParameters,
   validateAuthorizationResponse: () => validateAuthorizationResponse
 });
-function getStandardAuthorizeRequestParameters(authOptions, request, logger27, performanceClient) {
-  const correlationId = request.correlationId;
+function getStandardAuthorizeRequestParameters(authOptions, request2, logger27, performanceClient) {
+  const correlationId = request2.correlationId;
   const parameters = /* @__PURE__ */ new Map();
-  addClientId(parameters, request.embeddedClientId || request.extraQueryParameters?.[CLIENT_ID] || authOptions.clientId);
+  addClientId(parameters, request2.embeddedClientId || request2.extraQueryParameters?.[CLIENT_ID] || authOptions.clientId);
   const requestScopes = [
-    ...request.scopes || [],
-    ...request.extraScopesToConsent || []
+    ...request2.scopes || [],
+    ...request2.extraScopesToConsent || []
   ];
-  addScopes(parameters, requestScopes, request.correlationId, true, authOptions.authority.options.OIDCOptions?.defaultScopes);
-  addResource(parameters, request.resource);
-  addRedirectUri(parameters, request.redirectUri);
+  addScopes(parameters, requestScopes, request2.correlationId, true, authOptions.authority.options.OIDCOptions?.defaultScopes);
+  addResource(parameters, request2.resource);
+  addRedirectUri(parameters, request2.redirectUri);
   addCorrelationId(parameters, correlationId);
-  addResponseMode(parameters, request.responseMode);
+  addResponseMode(parameters, request2.responseMode);
   addClientInfo(parameters);
   addCliData(parameters);
-  if (request.prompt) {
-    addPrompt(parameters, request.prompt);
-    performanceClient?.addFields({ prompt: request.prompt }, correlationId);
+  if (request2.prompt) {
+    addPrompt(parameters, request2.prompt);
+    performanceClient?.addFields({ prompt: request2.prompt }, correlationId);
   }
-  if (request.domainHint) {
-    addDomainHint(parameters, request.domainHint);
+  if (request2.domainHint) {
+    addDomainHint(parameters, request2.domainHint);
     performanceClient?.addFields({ domainHintFromRequest: true }, correlationId);
   }
-  if (request.prompt !== PromptValue.SELECT_ACCOUNT) {
-    if (request.sid && request.prompt === PromptValue.NONE) {
-      logger27.verbose("createAuthCodeUrlQueryString: Prompt is none, adding sid from request", request.correlationId);
-      addSid(parameters, request.sid);
+  if (request2.prompt !== PromptValue.SELECT_ACCOUNT) {
+    if (request2.sid && request2.prompt === PromptValue.NONE) {
+      logger27.verbose("createAuthCodeUrlQueryString: Prompt is none, adding sid from request", request2.correlationId);
+      addSid(parameters, request2.sid);
       performanceClient?.addFields({ sidFromRequest: true }, correlationId);
-    } else if (request.account) {
-      const accountSid = extractAccountSid(request.account);
-      let accountLoginHintClaim = extractLoginHint(request.account);
-      if (accountLoginHintClaim && request.domainHint) {
-        logger27.warning(`AuthorizationCodeClient.createAuthCodeUrlQueryString: "domainHint" param is set, skipping opaque "login_hint" claim. Please consider not passing domainHint`, request.correlationId);
+    } else if (request2.account) {
+      const accountSid = extractAccountSid(request2.account);
+      let accountLoginHintClaim = extractLoginHint(request2.account);
+      if (accountLoginHintClaim && request2.domainHint) {
+        logger27.warning(`AuthorizationCodeClient.createAuthCodeUrlQueryString: "domainHint" param is set, skipping opaque "login_hint" claim. Please consider not passing domainHint`, request2.correlationId);
         accountLoginHintClaim = null;
       }
       if (accountLoginHintClaim) {
-        logger27.verbose("createAuthCodeUrlQueryString: login_hint claim present on account", request.correlationId);
+        logger27.verbose("createAuthCodeUrlQueryString: login_hint claim present on account", request2.correlationId);
         addLoginHint(parameters, accountLoginHintClaim);
         performanceClient?.addFields({ loginHintFromClaim: true }, correlationId);
         try {
-          const clientInfo = buildClientInfoFromHomeAccountId(request.account.homeAccountId);
+          const clientInfo = buildClientInfoFromHomeAccountId(request2.account.homeAccountId);
           addCcsOid(parameters, clientInfo);
         } catch (e) {
-          logger27.verbose("createAuthCodeUrlQueryString: Could not parse home account ID for CCS Header", request.correlationId);
+          logger27.verbose("createAuthCodeUrlQueryString: Could not parse home account ID for CCS Header", request2.correlationId);
         }
-      } else if (accountSid && request.prompt === PromptValue.NONE) {
-        logger27.verbose("createAuthCodeUrlQueryString: Prompt is none, adding sid from account", request.correlationId);
+      } else if (accountSid && request2.prompt === PromptValue.NONE) {
+        logger27.verbose("createAuthCodeUrlQueryString: Prompt is none, adding sid from account", request2.correlationId);
         addSid(parameters, accountSid);
         performanceClient?.addFields({ sidFromClaim: true }, correlationId);
         try {
-          const clientInfo = buildClientInfoFromHomeAccountId(request.account.homeAccountId);
+          const clientInfo = buildClientInfoFromHomeAccountId(request2.account.homeAccountId);
           addCcsOid(parameters, clientInfo);
         } catch (e) {
-          logger27.verbose("createAuthCodeUrlQueryString: Could not parse home account ID for CCS Header", request.correlationId);
+          logger27.verbose("createAuthCodeUrlQueryString: Could not parse home account ID for CCS Header", request2.correlationId);
         }
-      } else if (request.loginHint) {
-        logger27.verbose("createAuthCodeUrlQueryString: Adding login_hint from request", request.correlationId);
-        addLoginHint(parameters, request.loginHint);
-        addCcsUpn(parameters, request.loginHint);
+      } else if (request2.loginHint) {
+        logger27.verbose("createAuthCodeUrlQueryString: Adding login_hint from request", request2.correlationId);
+        addLoginHint(parameters, request2.loginHint);
+        addCcsUpn(parameters, request2.loginHint);
         performanceClient?.addFields({ loginHintFromRequest: true }, correlationId);
-      } else if (request.account.username) {
-        logger27.verbose("createAuthCodeUrlQueryString: Adding login_hint from account", request.correlationId);
-        addLoginHint(parameters, request.account.username);
+      } else if (request2.account.username) {
+        logger27.verbose("createAuthCodeUrlQueryString: Adding login_hint from account", request2.correlationId);
+        addLoginHint(parameters, request2.account.username);
         performanceClient?.addFields({ loginHintFromUpn: true }, correlationId);
         try {
-          const clientInfo = buildClientInfoFromHomeAccountId(request.account.homeAccountId);
+          const clientInfo = buildClientInfoFromHomeAccountId(request2.account.homeAccountId);
           addCcsOid(parameters, clientInfo);
         } catch (e) {
-          logger27.verbose("createAuthCodeUrlQueryString: Could not parse home account ID for CCS Header", request.correlationId);
+          logger27.verbose("createAuthCodeUrlQueryString: Could not parse home account ID for CCS Header", request2.correlationId);
         }
       }
-    } else if (request.loginHint) {
-      logger27.verbose("createAuthCodeUrlQueryString: No account, adding login_hint from request", request.correlationId);
-      addLoginHint(parameters, request.loginHint);
-      addCcsUpn(parameters, request.loginHint);
+    } else if (request2.loginHint) {
+      logger27.verbose("createAuthCodeUrlQueryString: No account, adding login_hint from request", request2.correlationId);
+      addLoginHint(parameters, request2.loginHint);
+      addCcsUpn(parameters, request2.loginHint);
       performanceClient?.addFields({ loginHintFromRequest: true }, correlationId);
     }
   } else {
-    logger27.verbose("createAuthCodeUrlQueryString: Prompt is select_account, ignoring account hints", request.correlationId);
+    logger27.verbose("createAuthCodeUrlQueryString: Prompt is select_account, ignoring account hints", request2.correlationId);
   }
-  if (request.nonce) {
-    addNonce(parameters, request.nonce);
+  if (request2.nonce) {
+    addNonce(parameters, request2.nonce);
   }
-  if (request.state) {
-    addState(parameters, request.state);
+  if (request2.state) {
+    addState(parameters, request2.state);
   }
-  if (request.embeddedClientId) {
+  if (request2.embeddedClientId) {
     addBrokerParameters(parameters, authOptions.clientId, authOptions.redirectUri);
   }
-  addClaims(parameters, request.correlationId, request.claims, authOptions.clientCapabilities, request.skipBrokerClaims);
-  if (authOptions.instanceAware && (!request.extraQueryParameters || !Object.keys(request.extraQueryParameters).includes(INSTANCE_AWARE))) {
+  addClaims(parameters, request2.correlationId, request2.claims, authOptions.clientCapabilities, request2.skipBrokerClaims);
+  if (authOptions.instanceAware && (!request2.extraQueryParameters || !Object.keys(request2.extraQueryParameters).includes(INSTANCE_AWARE))) {
     addInstanceAware(parameters);
   }
-  if (request.popupOriginCheckDone) {
+  if (request2.popupOriginCheckDone) {
     addPopupOriginCheckDone(parameters);
   }
   return parameters;
@@ -36170,81 +36227,81 @@ var RefreshTokenClient = class {
     this.authority = this.config.authOptions.authority;
     this.performanceClient = performanceClient;
   }
-  async acquireToken(request, apiId) {
+  async acquireToken(request2, apiId) {
     const reqTimestamp = nowSeconds();
-    const response = await invokeAsync(this.executeTokenRequest.bind(this), RefreshTokenClientExecuteTokenRequest, this.logger, this.performanceClient, request.correlationId)(request, this.authority);
+    const response = await invokeAsync(this.executeTokenRequest.bind(this), RefreshTokenClientExecuteTokenRequest, this.logger, this.performanceClient, request2.correlationId)(request2, this.authority);
     const requestId = response.headers?.[HeaderNames.X_MS_REQUEST_ID];
     const responseHandler = new ResponseHandler(this.config.authOptions.clientId, this.cacheManager, this.cryptoUtils, this.logger, this.performanceClient, this.config.serializableCache, this.config.persistencePlugin, this.config.tokenBindingKeyManager);
-    responseHandler.validateTokenResponse(response.body, request.correlationId);
-    return invokeAsync(responseHandler.handleServerTokenResponse.bind(responseHandler), HandleServerTokenResponse, this.logger, this.performanceClient, request.correlationId)(response.body, this.authority, reqTimestamp, request, apiId, void 0, void 0, true, request.forceCache, requestId);
+    responseHandler.validateTokenResponse(response.body, request2.correlationId);
+    return invokeAsync(responseHandler.handleServerTokenResponse.bind(responseHandler), HandleServerTokenResponse, this.logger, this.performanceClient, request2.correlationId)(response.body, this.authority, reqTimestamp, request2, apiId, void 0, void 0, true, request2.forceCache, requestId);
   }
   /**
    * Gets cached refresh token and attaches to request, then calls acquireToken API
    * @param request
    */
-  async acquireTokenByRefreshToken(request, apiId) {
-    if (!request) {
+  async acquireTokenByRefreshToken(request2, apiId) {
+    if (!request2) {
       throw createClientConfigurationError(tokenRequestEmpty, "");
     }
-    if (!request.account) {
-      throw createClientAuthError(noAccountInSilentRequest, request.correlationId);
+    if (!request2.account) {
+      throw createClientAuthError(noAccountInSilentRequest, request2.correlationId);
     }
-    const isFOCI = this.cacheManager.isAppMetadataFOCI(request.account.environment, request.correlationId);
+    const isFOCI = this.cacheManager.isAppMetadataFOCI(request2.account.environment, request2.correlationId);
     if (isFOCI) {
       try {
-        return await invokeAsync(this.acquireTokenWithCachedRefreshToken.bind(this), RefreshTokenClientAcquireTokenWithCachedRefreshToken, this.logger, this.performanceClient, request.correlationId)(request, true, apiId);
+        return await invokeAsync(this.acquireTokenWithCachedRefreshToken.bind(this), RefreshTokenClientAcquireTokenWithCachedRefreshToken, this.logger, this.performanceClient, request2.correlationId)(request2, true, apiId);
       } catch (e) {
         const noFamilyRTInCache = e instanceof InteractionRequiredAuthError && e.errorCode === noTokensFound;
         const clientMismatchErrorWithFamilyRT = e instanceof ServerError && e.errorCode === INVALID_GRANT_ERROR && e.subError === CLIENT_MISMATCH_ERROR;
         if (noFamilyRTInCache || clientMismatchErrorWithFamilyRT) {
-          return invokeAsync(this.acquireTokenWithCachedRefreshToken.bind(this), RefreshTokenClientAcquireTokenWithCachedRefreshToken, this.logger, this.performanceClient, request.correlationId)(request, false, apiId);
+          return invokeAsync(this.acquireTokenWithCachedRefreshToken.bind(this), RefreshTokenClientAcquireTokenWithCachedRefreshToken, this.logger, this.performanceClient, request2.correlationId)(request2, false, apiId);
         } else {
           throw e;
         }
       }
     }
-    return invokeAsync(this.acquireTokenWithCachedRefreshToken.bind(this), RefreshTokenClientAcquireTokenWithCachedRefreshToken, this.logger, this.performanceClient, request.correlationId)(request, false, apiId);
+    return invokeAsync(this.acquireTokenWithCachedRefreshToken.bind(this), RefreshTokenClientAcquireTokenWithCachedRefreshToken, this.logger, this.performanceClient, request2.correlationId)(request2, false, apiId);
   }
   /**
    * makes a network call to acquire tokens by exchanging RefreshToken available in userCache; throws if refresh token is not cached
    * @param request
    */
-  async acquireTokenWithCachedRefreshToken(request, foci, apiId) {
-    const refreshToken = invoke(this.cacheManager.getRefreshToken.bind(this.cacheManager), CacheManagerGetRefreshToken, this.logger, this.performanceClient, request.correlationId)(request.account, foci, request.correlationId, void 0);
+  async acquireTokenWithCachedRefreshToken(request2, foci, apiId) {
+    const refreshToken = invoke(this.cacheManager.getRefreshToken.bind(this.cacheManager), CacheManagerGetRefreshToken, this.logger, this.performanceClient, request2.correlationId)(request2.account, foci, request2.correlationId, void 0);
     if (!refreshToken) {
-      throw createInteractionRequiredAuthError(noTokensFound, request.correlationId);
+      throw createInteractionRequiredAuthError(noTokensFound, request2.correlationId);
     }
     if (refreshToken.expiresOn) {
-      const offset = request.refreshTokenExpirationOffsetSeconds || DEFAULT_REFRESH_TOKEN_EXPIRATION_OFFSET_SECONDS;
+      const offset = request2.refreshTokenExpirationOffsetSeconds || DEFAULT_REFRESH_TOKEN_EXPIRATION_OFFSET_SECONDS;
       this.performanceClient?.addFields({
         cacheRtExpiresOnSeconds: Number(refreshToken.expiresOn),
         rtOffsetSeconds: offset
-      }, request.correlationId);
+      }, request2.correlationId);
       if (isTokenExpired(refreshToken.expiresOn, offset)) {
-        throw createInteractionRequiredAuthError(refreshTokenExpired, request.correlationId);
+        throw createInteractionRequiredAuthError(refreshTokenExpired, request2.correlationId);
       }
     }
     const refreshTokenRequest = {
-      ...request,
+      ...request2,
       refreshToken: refreshToken.secret,
-      authenticationScheme: request.authenticationScheme || AuthenticationScheme.BEARER,
+      authenticationScheme: request2.authenticationScheme || AuthenticationScheme.BEARER,
       ccsCredential: {
-        credential: request.account.homeAccountId,
+        credential: request2.account.homeAccountId,
         type: CcsCredentialType.HOME_ACCOUNT_ID
       }
     };
     if (refreshTokenRequest.authenticationScheme === AuthenticationScheme.DPOP && !refreshTokenRequest.dpopJkt) {
       const dpopProofGenerator = new DpopProofGenerator(this.cryptoUtils, this.config.tokenBindingKeyManager);
-      refreshTokenRequest.dpopJkt = await dpopProofGenerator.generateJkt(request.correlationId);
+      refreshTokenRequest.dpopJkt = await dpopProofGenerator.generateJkt(request2.correlationId);
     }
     try {
-      return await invokeAsync(this.acquireToken.bind(this), RefreshTokenClientAcquireToken, this.logger, this.performanceClient, request.correlationId)(refreshTokenRequest, apiId);
+      return await invokeAsync(this.acquireToken.bind(this), RefreshTokenClientAcquireToken, this.logger, this.performanceClient, request2.correlationId)(refreshTokenRequest, apiId);
     } catch (e) {
       if (e instanceof InteractionRequiredAuthError) {
         if (e.subError === badToken) {
-          this.logger.verbose("acquireTokenWithRefreshToken: bad refresh token, removing from cache", request.correlationId);
+          this.logger.verbose("acquireTokenWithRefreshToken: bad refresh token, removing from cache", request2.correlationId);
           const badRefreshTokenKey = this.cacheManager.generateCredentialKey(refreshToken);
-          this.cacheManager.removeRefreshToken(badRefreshTokenKey, request.correlationId);
+          this.cacheManager.removeRefreshToken(badRefreshTokenKey, request2.correlationId);
         }
       }
       throw e;
@@ -36255,27 +36312,27 @@ var RefreshTokenClient = class {
    * @param request
    * @param authority
    */
-  async executeTokenRequest(request, authority) {
-    const queryParametersString = createTokenQueryParameters(request, this.config.authOptions.clientId, this.config.authOptions.redirectUri, this.performanceClient);
-    const endpoint = UrlString.appendQueryString(authority.tokenEndpoint, queryParametersString);
-    const requestBody = await invokeAsync(this.createTokenRequestBody.bind(this), RefreshTokenClientCreateTokenRequestBody, this.logger, this.performanceClient, request.correlationId)(request);
-    const headers = createTokenRequestHeaders(this.logger, this.config.systemOptions.preventCorsPreflight, request.ccsCredential);
-    await addDpopTokenProofHeader(headers, request, endpoint, this.cryptoUtils, this.config.tokenBindingKeyManager);
-    const thumbprint = getRequestThumbprint(this.config.authOptions.clientId, request);
-    return invokeAsync(executePostToTokenEndpoint, RefreshTokenClientExecutePostToTokenEndpoint, this.logger, this.performanceClient, request.correlationId)(endpoint, requestBody, headers, thumbprint, request.correlationId, this.cacheManager, this.networkClient, this.logger, this.performanceClient, this.serverTelemetryManager);
+  async executeTokenRequest(request2, authority) {
+    const queryParametersString = createTokenQueryParameters(request2, this.config.authOptions.clientId, this.config.authOptions.redirectUri, this.performanceClient);
+    const endpoint2 = UrlString.appendQueryString(authority.tokenEndpoint, queryParametersString);
+    const requestBody = await invokeAsync(this.createTokenRequestBody.bind(this), RefreshTokenClientCreateTokenRequestBody, this.logger, this.performanceClient, request2.correlationId)(request2);
+    const headers = createTokenRequestHeaders(this.logger, this.config.systemOptions.preventCorsPreflight, request2.ccsCredential);
+    await addDpopTokenProofHeader(headers, request2, endpoint2, this.cryptoUtils, this.config.tokenBindingKeyManager);
+    const thumbprint = getRequestThumbprint(this.config.authOptions.clientId, request2);
+    return invokeAsync(executePostToTokenEndpoint, RefreshTokenClientExecutePostToTokenEndpoint, this.logger, this.performanceClient, request2.correlationId)(endpoint2, requestBody, headers, thumbprint, request2.correlationId, this.cacheManager, this.networkClient, this.logger, this.performanceClient, this.serverTelemetryManager);
   }
   /**
    * Helper function to create the token request body
    * @param request
    */
-  async createTokenRequestBody(request) {
+  async createTokenRequestBody(request2) {
     const parameters = /* @__PURE__ */ new Map();
-    addClientId(parameters, request.embeddedClientId || request.extraParameters?.[CLIENT_ID] || this.config.authOptions.clientId);
-    if (request.redirectUri) {
-      addRedirectUri(parameters, request.redirectUri);
+    addClientId(parameters, request2.embeddedClientId || request2.extraParameters?.[CLIENT_ID] || this.config.authOptions.clientId);
+    if (request2.redirectUri) {
+      addRedirectUri(parameters, request2.redirectUri);
     }
-    addScopes(parameters, request.scopes, request.correlationId, true, this.config.authOptions.authority.options.OIDCOptions?.defaultScopes);
-    addResource(parameters, request.resource);
+    addScopes(parameters, request2.scopes, request2.correlationId, true, this.config.authOptions.authority.options.OIDCOptions?.defaultScopes);
+    addResource(parameters, request2.resource);
     addGrantType(parameters, GrantType.REFRESH_TOKEN_GRANT);
     addClientInfo(parameters);
     addLibraryInfo(parameters, this.config.libraryInfo);
@@ -36284,63 +36341,63 @@ var RefreshTokenClient = class {
     if (this.serverTelemetryManager && !isOidcProtocolMode(this.config)) {
       addServerTelemetry(parameters, this.serverTelemetryManager);
     }
-    addRefreshToken(parameters, request.refreshToken);
-    if (request.attributeTokens) {
-      addAttributeTokens(parameters, request.attributeTokens);
+    addRefreshToken(parameters, request2.refreshToken);
+    if (request2.attributeTokens) {
+      addAttributeTokens(parameters, request2.attributeTokens);
     }
     this.performanceClient?.addFields({
-      hasAttributeTokens: !!request.attributeTokens?.length
-    }, request.correlationId);
+      hasAttributeTokens: !!request2.attributeTokens?.length
+    }, request2.correlationId);
     if (this.config.clientCredentials.clientSecret) {
       addClientSecret(parameters, this.config.clientCredentials.clientSecret);
     }
     if (this.config.clientCredentials.clientAssertion) {
       const clientAssertion = this.config.clientCredentials.clientAssertion;
-      addClientAssertion(parameters, await getClientAssertion(clientAssertion.assertion, this.config.authOptions.clientId, request.resourceRequestUri));
+      addClientAssertion(parameters, await getClientAssertion(clientAssertion.assertion, this.config.authOptions.clientId, request2.resourceRequestUri));
       addClientAssertionType(parameters, clientAssertion.assertionType);
     }
-    if (request.authenticationScheme === AuthenticationScheme.POP) {
+    if (request2.authenticationScheme === AuthenticationScheme.POP) {
       const popTokenGenerator = new PopTokenGenerator(this.cryptoUtils, this.config.tokenBindingKeyManager, this.performanceClient);
       let reqCnfData;
-      if (!request.popKid) {
-        const generatedReqCnfData = await invokeAsync(popTokenGenerator.generateCnf.bind(popTokenGenerator), PopTokenGenerateCnf, this.logger, this.performanceClient, request.correlationId)(request, this.logger);
+      if (!request2.popKid) {
+        const generatedReqCnfData = await invokeAsync(popTokenGenerator.generateCnf.bind(popTokenGenerator), PopTokenGenerateCnf, this.logger, this.performanceClient, request2.correlationId)(request2, this.logger);
         reqCnfData = generatedReqCnfData.reqCnfString;
       } else {
-        reqCnfData = this.cryptoUtils.encodeKid(request.popKid);
+        reqCnfData = this.cryptoUtils.encodeKid(request2.popKid);
       }
       addPopToken(parameters, reqCnfData);
-    } else if (request.authenticationScheme === AuthenticationScheme.SSH) {
-      if (request.sshJwk) {
-        addSshJwk(parameters, request.sshJwk);
+    } else if (request2.authenticationScheme === AuthenticationScheme.SSH) {
+      if (request2.sshJwk) {
+        addSshJwk(parameters, request2.sshJwk);
       } else {
-        throw createClientConfigurationError(missingSshJwk, request.correlationId);
+        throw createClientConfigurationError(missingSshJwk, request2.correlationId);
       }
     }
-    if (this.config.systemOptions.preventCorsPreflight && request.ccsCredential) {
-      switch (request.ccsCredential.type) {
+    if (this.config.systemOptions.preventCorsPreflight && request2.ccsCredential) {
+      switch (request2.ccsCredential.type) {
         case CcsCredentialType.HOME_ACCOUNT_ID:
           try {
-            const clientInfo = buildClientInfoFromHomeAccountId(request.ccsCredential.credential);
+            const clientInfo = buildClientInfoFromHomeAccountId(request2.ccsCredential.credential);
             addCcsOid(parameters, clientInfo);
           } catch (e) {
-            this.logger.verbose(`Could not parse home account ID for CCS Header: '${e}'`, request.correlationId);
+            this.logger.verbose(`Could not parse home account ID for CCS Header: '${e}'`, request2.correlationId);
           }
           break;
         case CcsCredentialType.UPN:
-          addCcsUpn(parameters, request.ccsCredential.credential);
+          addCcsUpn(parameters, request2.ccsCredential.credential);
           break;
       }
     }
-    if (request.embeddedClientId) {
+    if (request2.embeddedClientId) {
       addBrokerParameters(parameters, this.config.authOptions.clientId, this.config.authOptions.redirectUri);
     }
-    if (request.extraParameters) {
+    if (request2.extraParameters) {
       addExtraParameters(parameters, {
-        ...request.extraParameters
+        ...request2.extraParameters
       });
     }
-    instrumentBrokerParams(parameters, request.correlationId, this.performanceClient);
-    addClaims(parameters, request.correlationId, request.claims, this.config.authOptions.clientCapabilities, request.skipBrokerClaims);
+    instrumentBrokerParams(parameters, request2.correlationId, this.performanceClient);
+    addClaims(parameters, request2.correlationId, request2.claims, this.config.authOptions.clientCapabilities, request2.skipBrokerClaims);
     return mapToQueryString(parameters);
   }
 };
@@ -36396,7 +36453,7 @@ var ServerTelemetryManager = class _ServerTelemetryManager {
    * API to add MSER Telemetry to request
    */
   generateCurrentRequestHeaderValue() {
-    const request = `${this.apiId}${SERVER_TELEM_VALUE_SEPARATOR}${this.cacheOutcome}`;
+    const request2 = `${this.apiId}${SERVER_TELEM_VALUE_SEPARATOR}${this.cacheOutcome}`;
     const platformFieldsArr = [this.wrapperSKU, this.wrapperVer];
     const nativeBrokerErrorCode = this.getNativeBrokerErrorCode();
     if (nativeBrokerErrorCode?.length) {
@@ -36405,7 +36462,7 @@ var ServerTelemetryManager = class _ServerTelemetryManager {
     const platformFields = platformFieldsArr.join(SERVER_TELEM_VALUE_SEPARATOR);
     const regionDiscoveryFields = this.getRegionDiscoveryFields();
     const requestWithRegionDiscoveryFields = [
-      request,
+      request2,
       regionDiscoveryFields
     ].join(SERVER_TELEM_VALUE_SEPARATOR);
     return [
@@ -36590,28 +36647,28 @@ var SilentFlowClient = class {
    * Retrieves token from cache or throws an error if it must be refreshed.
    * @param request
    */
-  async acquireCachedToken(request) {
+  async acquireCachedToken(request2) {
     let lastCacheOutcome = CacheOutcome.NOT_APPLICABLE;
-    if (request.forceRefresh || !StringUtils.isEmptyObj(request.claims)) {
-      this.setCacheOutcome(CacheOutcome.FORCE_REFRESH_OR_CLAIMS, request.correlationId);
-      throw createClientAuthError(tokenRefreshRequired, request.correlationId);
+    if (request2.forceRefresh || !StringUtils.isEmptyObj(request2.claims)) {
+      this.setCacheOutcome(CacheOutcome.FORCE_REFRESH_OR_CLAIMS, request2.correlationId);
+      throw createClientAuthError(tokenRefreshRequired, request2.correlationId);
     }
-    if (!request.account) {
-      throw createClientAuthError(noAccountInSilentRequest, request.correlationId);
+    if (!request2.account) {
+      throw createClientAuthError(noAccountInSilentRequest, request2.correlationId);
     }
-    const requestTenantId = request.account.tenantId || getTenantFromAuthorityString(request.authority, request.correlationId);
+    const requestTenantId = request2.account.tenantId || getTenantFromAuthorityString(request2.authority, request2.correlationId);
     const tokenKeys = this.cacheManager.getTokenKeys();
-    const cachedAccessToken = this.cacheManager.getAccessToken(request.account, request, tokenKeys, requestTenantId);
+    const cachedAccessToken = this.cacheManager.getAccessToken(request2.account, request2, tokenKeys, requestTenantId);
     if (!cachedAccessToken) {
-      this.setCacheOutcome(CacheOutcome.NO_CACHED_ACCESS_TOKEN, request.correlationId);
-      throw createClientAuthError(tokenRefreshRequired, request.correlationId);
+      this.setCacheOutcome(CacheOutcome.NO_CACHED_ACCESS_TOKEN, request2.correlationId);
+      throw createClientAuthError(tokenRefreshRequired, request2.correlationId);
     } else if (wasClockTurnedBack(cachedAccessToken.cachedAt) || isTokenExpired(cachedAccessToken.expiresOn, this.config.systemOptions.tokenRenewalOffsetSeconds)) {
-      this.setCacheOutcome(CacheOutcome.CACHED_ACCESS_TOKEN_EXPIRED, request.correlationId);
-      throw createClientAuthError(tokenRefreshRequired, request.correlationId);
-    } else if (request.resource) {
-      if (cachedAccessToken.resource !== request.resource) {
-        this.setCacheOutcome(CacheOutcome.NO_CACHED_ACCESS_TOKEN, request.correlationId);
-        throw createClientAuthError(tokenRefreshRequired, request.correlationId);
+      this.setCacheOutcome(CacheOutcome.CACHED_ACCESS_TOKEN_EXPIRED, request2.correlationId);
+      throw createClientAuthError(tokenRefreshRequired, request2.correlationId);
+    } else if (request2.resource) {
+      if (cachedAccessToken.resource !== request2.resource) {
+        this.setCacheOutcome(CacheOutcome.NO_CACHED_ACCESS_TOKEN, request2.correlationId);
+        throw createClientAuthError(tokenRefreshRequired, request2.correlationId);
       }
     } else if (cachedAccessToken.refreshOn && isTokenExpired(cachedAccessToken.refreshOn, 0)) {
       lastCacheOutcome = CacheOutcome.PROACTIVELY_REFRESHED;
@@ -36619,32 +36676,32 @@ var SilentFlowClient = class {
     const cachedAccessTokenType = cachedAccessToken.tokenType?.toLowerCase();
     if (cachedAccessTokenType === AuthenticationScheme.DPOP.toLowerCase()) {
       if (!cachedAccessToken.keyId) {
-        this.logger.info("SilentFlowClient:acquireCachedToken - Cached DPoP access token is missing keyId; refresh required", request.correlationId);
-        this.setCacheOutcome(CacheOutcome.NO_CACHED_ACCESS_TOKEN, request.correlationId);
-        throw createClientAuthError(tokenRefreshRequired, request.correlationId);
+        this.logger.info("SilentFlowClient:acquireCachedToken - Cached DPoP access token is missing keyId; refresh required", request2.correlationId);
+        this.setCacheOutcome(CacheOutcome.NO_CACHED_ACCESS_TOKEN, request2.correlationId);
+        throw createClientAuthError(tokenRefreshRequired, request2.correlationId);
       }
       try {
-        await this.config.tokenBindingKeyManager.getTokenBindingPublicKeyJwk(cachedAccessToken.keyId, request.correlationId);
+        await this.config.tokenBindingKeyManager.getTokenBindingPublicKeyJwk(cachedAccessToken.keyId, request2.correlationId);
       } catch {
-        this.logger.info("SilentFlowClient:acquireCachedToken - Local DPoP key was not found for cached access token; refresh required", request.correlationId);
-        this.setCacheOutcome(CacheOutcome.NO_CACHED_ACCESS_TOKEN, request.correlationId);
-        throw createClientAuthError(tokenRefreshRequired, request.correlationId);
+        this.logger.info("SilentFlowClient:acquireCachedToken - Local DPoP key was not found for cached access token; refresh required", request2.correlationId);
+        this.setCacheOutcome(CacheOutcome.NO_CACHED_ACCESS_TOKEN, request2.correlationId);
+        throw createClientAuthError(tokenRefreshRequired, request2.correlationId);
       }
     }
-    const environment = request.authority || this.authority.getPreferredCache();
+    const environment = request2.authority || this.authority.getPreferredCache();
     const cacheRecord = {
-      account: this.cacheManager.getAccount(this.cacheManager.generateAccountKey(request.account), request.correlationId),
+      account: this.cacheManager.getAccount(this.cacheManager.generateAccountKey(request2.account), request2.correlationId),
       accessToken: cachedAccessToken,
-      idToken: this.cacheManager.getIdToken(request.account, request.correlationId, tokenKeys, requestTenantId),
+      idToken: this.cacheManager.getIdToken(request2.account, request2.correlationId, tokenKeys, requestTenantId),
       refreshToken: null,
-      appMetadata: this.cacheManager.readAppMetadataFromCache(environment, request.correlationId)
+      appMetadata: this.cacheManager.readAppMetadataFromCache(environment, request2.correlationId)
     };
-    this.setCacheOutcome(lastCacheOutcome, request.correlationId);
+    this.setCacheOutcome(lastCacheOutcome, request2.correlationId);
     if (this.config.serverTelemetryManager) {
       this.config.serverTelemetryManager.incrementCacheHits();
     }
     return [
-      await invokeAsync(this.generateResultFromCacheRecord.bind(this), SilentFlowClientGenerateResultFromCacheRecord, this.logger, this.performanceClient, request.correlationId)(cacheRecord, request),
+      await invokeAsync(this.generateResultFromCacheRecord.bind(this), SilentFlowClientGenerateResultFromCacheRecord, this.logger, this.performanceClient, request2.correlationId)(cacheRecord, request2),
       lastCacheOutcome
     ];
   }
@@ -36661,12 +36718,12 @@ var SilentFlowClient = class {
    * Helper function to build response object from the CacheRecord
    * @param cacheRecord
    */
-  async generateResultFromCacheRecord(cacheRecord, request) {
+  async generateResultFromCacheRecord(cacheRecord, request2) {
     let idTokenClaims;
     if (cacheRecord.idToken) {
-      idTokenClaims = extractTokenClaims(cacheRecord.idToken.secret, this.config.cryptoInterface.base64Decode, request.correlationId);
+      idTokenClaims = extractTokenClaims(cacheRecord.idToken.secret, this.config.cryptoInterface.base64Decode, request2.correlationId);
     }
-    return ResponseHandler.generateAuthenticationResult(this.cryptoUtils, this.authority, cacheRecord, true, request, this.performanceClient, {
+    return ResponseHandler.generateAuthenticationResult(this.cryptoUtils, this.authority, cacheRecord, true, request2, this.performanceClient, {
       idTokenClaims,
       tokenBindingKeyManager: this.config.tokenBindingKeyManager
     });
@@ -36674,15 +36731,15 @@ var SilentFlowClient = class {
 };
 
 // node_modules/@azure/msal-common/dist/request/BaseAuthRequest.mjs
-function enforceResourceParameter(isMcp, request) {
+function enforceResourceParameter(isMcp, request2) {
   if (!isMcp) {
     return;
   }
-  if (request.resource && (containsResourceParam(request.extraParameters) || containsResourceParam(request.extraQueryParameters))) {
-    throw createClientAuthError(misplacedResourceParam, request.correlationId || "");
+  if (request2.resource && (containsResourceParam(request2.extraParameters) || containsResourceParam(request2.extraQueryParameters))) {
+    throw createClientAuthError(misplacedResourceParam, request2.correlationId || "");
   }
-  if (!request.resource) {
-    throw createClientAuthError(resourceParameterRequired, request.correlationId || "");
+  if (!request2.resource) {
+    throw createClientAuthError(resourceParameterRequired, request2.correlationId || "");
   }
 }
 function containsResourceParam(params) {
@@ -37280,18 +37337,18 @@ var DEFAULT_TELEMETRY_OPTIONS2 = {
     appVersion: ""
   }
 };
-function buildAppConfiguration({ auth, broker, cache: cache3, system, telemetry }) {
+function buildAppConfiguration({ auth: auth2, broker, cache: cache3, system, telemetry }) {
   const systemOptions = {
     ...DEFAULT_SYSTEM_OPTIONS2,
     networkClient: new HttpClient(),
     loggerOptions: system?.loggerOptions || DEFAULT_LOGGER_OPTIONS,
     disableInternalRetries: system?.disableInternalRetries || false
   };
-  if (!!auth.clientCertificate && !!!auth.clientCertificate.thumbprint && !!!auth.clientCertificate.thumbprintSha256) {
+  if (!!auth2.clientCertificate && !!!auth2.clientCertificate.thumbprint && !!!auth2.clientCertificate.thumbprintSha256) {
     throw NodeAuthError.createStateNotFoundError();
   }
   return {
-    auth: { ...DEFAULT_AUTH_OPTIONS, ...auth },
+    auth: { ...DEFAULT_AUTH_OPTIONS, ...auth2 },
     broker: { ...broker },
     cache: { ...cache3 },
     system: { ...systemOptions, ...system },
@@ -37493,7 +37550,7 @@ var CryptoProvider = class {
 };
 
 // node_modules/@azure/msal-node/dist/cache/CacheHelpers.mjs
-import { createHash as createHash5 } from "crypto";
+import { createHash as createHash6 } from "crypto";
 function computeAdditionalCacheKeyHash(components) {
   const sortedKeys = Object.keys(components).sort();
   let input = "";
@@ -37501,7 +37558,7 @@ function computeAdditionalCacheKeyHash(components) {
     const value = components[key];
     input += `${Buffer.byteLength(key, "utf8")}:${key}${Buffer.byteLength(value, "utf8")}:${value}`;
   }
-  return createHash5("sha256").update(input, "utf8").digest("base64url");
+  return createHash6("sha256").update(input, "utf8").digest("base64url");
 }
 function generateCredentialKey(credential, hash) {
   const familyId = credential.credentialType === Constants_exports.CredentialType.REFRESH_TOKEN && credential.familyId || credential.clientId;
@@ -38357,8 +38414,8 @@ var BaseClient = class {
    * Creates query string for the /token request
    * @param request
    */
-  createTokenQueryParameters(request) {
-    return Token_exports.createTokenQueryParameters(request, this.config.authOptions.clientId, this.config.authOptions.redirectUri, this.performanceClient);
+  createTokenQueryParameters(request2) {
+    return Token_exports.createTokenQueryParameters(request2, this.config.authOptions.clientId, this.config.authOptions.redirectUri, this.performanceClient);
   }
 };
 
@@ -38372,13 +38429,13 @@ var UsernamePasswordClient = class extends BaseClient {
    * password_grant
    * @param request - CommonUsernamePasswordRequest
    */
-  async acquireToken(request) {
-    this.logger.info("in acquireToken call in username-password client", request.correlationId);
+  async acquireToken(request2) {
+    this.logger.info("in acquireToken call in username-password client", request2.correlationId);
     const reqTimestamp = TimeUtils_exports.nowSeconds();
-    const response = await this.executeTokenRequest(this.authority, request);
+    const response = await this.executeTokenRequest(this.authority, request2);
     const responseHandler = new ResponseHandler(this.config.authOptions.clientId, this.cacheManager, this.cryptoUtils, this.logger, this.performanceClient, this.config.serializableCache, this.config.persistencePlugin, this.config.tokenBindingKeyManager);
-    responseHandler.validateTokenResponse(response.body, request.correlationId);
-    const tokenResponse = responseHandler.handleServerTokenResponse(response.body, this.authority, reqTimestamp, request, ApiId.acquireTokenByUsernamePassword);
+    responseHandler.validateTokenResponse(response.body, request2.correlationId);
+    const tokenResponse = responseHandler.handleServerTokenResponse(response.body, this.authority, reqTimestamp, request2, ApiId.acquireTokenByUsernamePassword);
     return tokenResponse;
   }
   /**
@@ -38386,37 +38443,37 @@ var UsernamePasswordClient = class extends BaseClient {
    * @param authority - authority object
    * @param request - CommonUsernamePasswordRequest provided by the developer
    */
-  async executeTokenRequest(authority, request) {
-    const queryParametersString = this.createTokenQueryParameters(request);
-    const endpoint = UrlString.appendQueryString(authority.tokenEndpoint, queryParametersString);
-    const requestBody = await this.createTokenRequestBody(request);
+  async executeTokenRequest(authority, request2) {
+    const queryParametersString = this.createTokenQueryParameters(request2);
+    const endpoint2 = UrlString.appendQueryString(authority.tokenEndpoint, queryParametersString);
+    const requestBody = await this.createTokenRequestBody(request2);
     const headers = this.createTokenRequestHeaders({
-      credential: request.username,
+      credential: request2.username,
       type: CcsCredentialType.UPN
     });
     const thumbprint = {
       clientId: this.config.authOptions.clientId,
       authority: authority.canonicalAuthority,
-      scopes: request.scopes,
-      claims: request.claims,
-      authenticationScheme: request.authenticationScheme,
-      resourceRequestMethod: request.resourceRequestMethod,
-      resourceRequestUri: request.resourceRequestUri,
-      shrClaims: request.shrClaims,
-      sshKid: request.sshKid
+      scopes: request2.scopes,
+      claims: request2.claims,
+      authenticationScheme: request2.authenticationScheme,
+      resourceRequestMethod: request2.resourceRequestMethod,
+      resourceRequestUri: request2.resourceRequestUri,
+      shrClaims: request2.shrClaims,
+      sshKid: request2.sshKid
     };
-    return this.executePostToTokenEndpoint(endpoint, requestBody, headers, thumbprint, request.correlationId);
+    return this.executePostToTokenEndpoint(endpoint2, requestBody, headers, thumbprint, request2.correlationId);
   }
   /**
    * Generates a map for all the params to be sent to the service
    * @param request - CommonUsernamePasswordRequest provided by the developer
    */
-  async createTokenRequestBody(request) {
+  async createTokenRequestBody(request2) {
     const parameters = /* @__PURE__ */ new Map();
     RequestParameterBuilder_exports.addClientId(parameters, this.config.authOptions.clientId);
-    RequestParameterBuilder_exports.addUsername(parameters, request.username);
-    RequestParameterBuilder_exports.addPassword(parameters, request.password);
-    RequestParameterBuilder_exports.addScopes(parameters, request.scopes, request.correlationId);
+    RequestParameterBuilder_exports.addUsername(parameters, request2.username);
+    RequestParameterBuilder_exports.addPassword(parameters, request2.password);
+    RequestParameterBuilder_exports.addScopes(parameters, request2.scopes, request2.correlationId);
     RequestParameterBuilder_exports.addResponseType(parameters, Constants_exports.OAuthResponseType.IDTOKEN_TOKEN);
     RequestParameterBuilder_exports.addGrantType(parameters, Constants_exports.GrantType.RESOURCE_OWNER_PASSWORD_GRANT);
     RequestParameterBuilder_exports.addClientInfo(parameters);
@@ -38426,33 +38483,33 @@ var UsernamePasswordClient = class extends BaseClient {
     if (this.serverTelemetryManager) {
       RequestParameterBuilder_exports.addServerTelemetry(parameters, this.serverTelemetryManager);
     }
-    const correlationId = request.correlationId || this.config.cryptoInterface.createNewGuid();
+    const correlationId = request2.correlationId || this.config.cryptoInterface.createNewGuid();
     RequestParameterBuilder_exports.addCorrelationId(parameters, correlationId);
     if (this.config.clientCredentials.clientSecret) {
       RequestParameterBuilder_exports.addClientSecret(parameters, this.config.clientCredentials.clientSecret);
     }
     const clientAssertion = this.config.clientCredentials.clientAssertion;
     if (clientAssertion) {
-      RequestParameterBuilder_exports.addClientAssertion(parameters, await getClientAssertion(clientAssertion.assertion, this.config.authOptions.clientId, request.resourceRequestUri));
+      RequestParameterBuilder_exports.addClientAssertion(parameters, await getClientAssertion(clientAssertion.assertion, this.config.authOptions.clientId, request2.resourceRequestUri));
       RequestParameterBuilder_exports.addClientAssertionType(parameters, clientAssertion.assertionType);
     }
-    if (!StringUtils.isEmptyObj(request.claims) || this.config.authOptions.clientCapabilities && this.config.authOptions.clientCapabilities.length > 0) {
-      RequestParameterBuilder_exports.addClaims(parameters, request.correlationId, request.claims, this.config.authOptions.clientCapabilities);
+    if (!StringUtils.isEmptyObj(request2.claims) || this.config.authOptions.clientCapabilities && this.config.authOptions.clientCapabilities.length > 0) {
+      RequestParameterBuilder_exports.addClaims(parameters, request2.correlationId, request2.claims, this.config.authOptions.clientCapabilities);
     }
-    if (this.config.systemOptions.preventCorsPreflight && request.username) {
-      RequestParameterBuilder_exports.addCcsUpn(parameters, request.username);
+    if (this.config.systemOptions.preventCorsPreflight && request2.username) {
+      RequestParameterBuilder_exports.addCcsUpn(parameters, request2.username);
     }
     return UrlUtils_exports.mapToQueryString(parameters);
   }
 };
 
 // node_modules/@azure/msal-node/dist/protocol/Authorize.mjs
-function getAuthCodeRequestUrl(config, authority, request, logger27) {
+function getAuthCodeRequestUrl(config, authority, request2, logger27) {
   const parameters = Authorize_exports.getStandardAuthorizeRequestParameters({
     ...config.auth,
     authority,
-    redirectUri: request.redirectUri || ""
-  }, request, logger27);
+    redirectUri: request2.redirectUri || ""
+  }, request2, logger27);
   RequestParameterBuilder_exports.addLibraryInfo(parameters, {
     sku: Constants.MSAL_SKU,
     version: version2,
@@ -38463,10 +38520,10 @@ function getAuthCodeRequestUrl(config, authority, request, logger27) {
     RequestParameterBuilder_exports.addApplicationTelemetry(parameters, config.telemetry.application);
   }
   RequestParameterBuilder_exports.addResponseType(parameters, Constants_exports.OAuthResponseType.CODE);
-  if (request.codeChallenge && request.codeChallengeMethod) {
-    RequestParameterBuilder_exports.addCodeChallengeParams(parameters, request.codeChallenge, request.codeChallengeMethod);
+  if (request2.codeChallenge && request2.codeChallengeMethod) {
+    RequestParameterBuilder_exports.addCodeChallengeParams(parameters, request2.codeChallenge, request2.codeChallengeMethod);
   }
-  RequestParameterBuilder_exports.addExtraParameters(parameters, request.extraQueryParameters || {});
+  RequestParameterBuilder_exports.addExtraParameters(parameters, request2.extraQueryParameters || {});
   return Authorize_exports.getAuthorizeUrl(authority, parameters);
 }
 
@@ -38494,21 +38551,21 @@ function acquireTokenSilentDeduped(owner, logger27, silentRequestKey, correlatio
   return applyCallerCorrelationIdToResult(activeRequest, correlationId);
 }
 function getSilentRequestKey(input) {
-  const { request } = input;
-  const authority = input.requestType === "native" ? request.authority : input.authority;
+  const { request: request2 } = input;
+  const authority = input.requestType === "native" ? request2.authority : input.authority;
   const commonKeyFields = {
     requestType: input.requestType,
     clientId: input.requestType === "native" ? input.request.clientId : input.clientId,
     authority,
-    scopes: canonicalizeRequestValues(request.scopes),
-    claims: request.claims,
-    authenticationScheme: request.authenticationScheme,
-    resourceRequestMethod: request.resourceRequestMethod,
-    resourceRequestUri: request.resourceRequestUri,
-    forceRefresh: request.forceRefresh,
-    redirectUri: request.redirectUri || "",
-    resource: request.resource,
-    extraParameters: canonicalizeRequestValues(request.extraParameters)
+    scopes: canonicalizeRequestValues(request2.scopes),
+    claims: request2.claims,
+    authenticationScheme: request2.authenticationScheme,
+    resourceRequestMethod: request2.resourceRequestMethod,
+    resourceRequestUri: request2.resourceRequestUri,
+    forceRefresh: request2.forceRefresh,
+    redirectUri: request2.redirectUri || "",
+    resource: request2.resource,
+    extraParameters: canonicalizeRequestValues(request2.extraParameters)
   };
   if (input.requestType === "native") {
     return JSON.stringify({
@@ -38532,12 +38589,12 @@ function getSilentRequestKey(input) {
     skipBrokerClaims: thumbprint.embeddedClientId || nonNativeRequest.extraParameters?.[AADServerParamKeys_exports.BROKER_CLIENT_ID] ? nonNativeRequest.skipBrokerClaims : void 0
   });
 }
-function snapshotNativeRequest(request) {
+function snapshotNativeRequest(request2) {
   return {
-    ...request,
-    scopes: [...request.scopes],
-    extraParameters: request.extraParameters ? { ...request.extraParameters } : void 0,
-    extraScopesToConsent: request.extraScopesToConsent ? [...request.extraScopesToConsent] : void 0
+    ...request2,
+    scopes: [...request2.scopes],
+    extraParameters: request2.extraParameters ? { ...request2.extraParameters } : void 0,
+    extraScopesToConsent: request2.extraScopesToConsent ? [...request2.extraScopesToConsent] : void 0
   };
 }
 function canonicalizeRequestValues(values2) {
@@ -38574,17 +38631,17 @@ var ClientApplication = class {
    * sent in the request and should contain an authorization code, which can then be used to acquire tokens via
    * `acquireTokenByCode(AuthorizationCodeRequest)`.
    */
-  async getAuthCodeUrl(request) {
-    this.logger.info("getAuthCodeUrl called", request.correlationId || "");
+  async getAuthCodeUrl(request2) {
+    this.logger.info("getAuthCodeUrl called", request2.correlationId || "");
     const validRequest = {
-      ...request,
-      ...await this.initializeBaseRequest(request),
-      responseMode: request.responseMode || Constants_exports.ResponseMode.QUERY,
+      ...request2,
+      ...await this.initializeBaseRequest(request2),
+      responseMode: request2.responseMode || Constants_exports.ResponseMode.QUERY,
       authenticationScheme: Constants_exports.AuthenticationScheme.BEARER,
-      state: request.state || "",
-      nonce: request.nonce || ""
+      state: request2.state || "",
+      nonce: request2.nonce || ""
     };
-    const discoveredAuthority = await this.createAuthority(validRequest.authority, validRequest.correlationId, void 0, request.azureCloudOptions);
+    const discoveredAuthority = await this.createAuthority(validRequest.authority, validRequest.correlationId, void 0, request2.azureCloudOptions);
     return getAuthCodeRequestUrl(this.config, discoveredAuthority, validRequest, this.logger);
   }
   /**
@@ -38595,31 +38652,31 @@ var ClientApplication = class {
    * Authorization Code flow. Ensure that values for redirectUri and scopes in AuthorizationCodeUrlRequest and
    * AuthorizationCodeRequest are the same.
    */
-  async acquireTokenByCode(request, authCodePayLoad) {
-    this.logger.info("acquireTokenByCode called", request.correlationId || "");
+  async acquireTokenByCode(request2, authCodePayLoad) {
+    this.logger.info("acquireTokenByCode called", request2.correlationId || "");
     let validatedAuthCodePayload = authCodePayLoad;
-    if (request.state && validatedAuthCodePayload) {
-      this.logger.info("acquireTokenByCode - validating state", request.correlationId || "");
-      this.validateState(request.state, validatedAuthCodePayload.state || "", request.correlationId || "");
+    if (request2.state && validatedAuthCodePayload) {
+      this.logger.info("acquireTokenByCode - validating state", request2.correlationId || "");
+      this.validateState(request2.state, validatedAuthCodePayload.state || "", request2.correlationId || "");
       validatedAuthCodePayload = {
         ...validatedAuthCodePayload,
         state: ""
       };
     }
-    const expectedNonce = request.nonce !== void 0 ? request.nonce : validatedAuthCodePayload?.nonce;
+    const expectedNonce = request2.nonce !== void 0 ? request2.nonce : validatedAuthCodePayload?.nonce;
     validatedAuthCodePayload = {
       ...validatedAuthCodePayload,
-      code: request.code,
+      code: request2.code,
       nonce: expectedNonce
     };
     const validRequest = {
-      ...request,
-      ...await this.initializeBaseRequest(request),
+      ...request2,
+      ...await this.initializeBaseRequest(request2),
       authenticationScheme: Constants_exports.AuthenticationScheme.BEARER
     };
     const serverTelemetryManager = this.initializeServerTelemetryManager(ApiId.acquireTokenByCode, validRequest.correlationId);
     try {
-      const discoveredAuthority = await this.createAuthority(validRequest.authority, validRequest.correlationId, void 0, request.azureCloudOptions);
+      const discoveredAuthority = await this.createAuthority(validRequest.authority, validRequest.correlationId, void 0, request2.azureCloudOptions);
       const authClientConfig = await this.buildOauthClientConfiguration(discoveredAuthority, validRequest.correlationId, validRequest.redirectUri, serverTelemetryManager);
       const authorizationCodeClient = new AuthorizationCodeClient(authClientConfig, new StubPerformanceClient());
       this.logger.verbose("Auth code client created", validRequest.correlationId);
@@ -38639,16 +38696,16 @@ var ClientApplication = class {
    * recommended that you use `acquireTokenSilent()` for silent scenarios. When using `acquireTokenSilent()`, MSAL will
    * handle the caching and refreshing of tokens automatically.
    */
-  async acquireTokenByRefreshToken(request) {
-    this.logger.info("acquireTokenByRefreshToken called", request.correlationId || "");
+  async acquireTokenByRefreshToken(request2) {
+    this.logger.info("acquireTokenByRefreshToken called", request2.correlationId || "");
     const validRequest = {
-      ...request,
-      ...await this.initializeBaseRequest(request),
+      ...request2,
+      ...await this.initializeBaseRequest(request2),
       authenticationScheme: Constants_exports.AuthenticationScheme.BEARER
     };
     const serverTelemetryManager = this.initializeServerTelemetryManager(ApiId.acquireTokenByRefreshToken, validRequest.correlationId);
     try {
-      const discoveredAuthority = await this.createAuthority(validRequest.authority, validRequest.correlationId, void 0, request.azureCloudOptions);
+      const discoveredAuthority = await this.createAuthority(validRequest.authority, validRequest.correlationId, void 0, request2.azureCloudOptions);
       const refreshTokenClientConfig = await this.buildOauthClientConfiguration(discoveredAuthority, validRequest.correlationId, validRequest.redirectUri || "", serverTelemetryManager);
       const refreshTokenClient = new RefreshTokenClient(refreshTokenClientConfig, new StubPerformanceClient());
       this.logger.verbose("Refresh token client created", validRequest.correlationId);
@@ -38670,23 +38727,23 @@ var ClientApplication = class {
    * In case the refresh_token is expired or not found, an error is thrown
    * and the guidance is for the user to call any interactive token acquisition API (eg: `acquireTokenByCode()`).
    */
-  async acquireTokenSilent(request) {
+  async acquireTokenSilent(request2) {
     const validRequest = {
-      ...request,
-      ...await this.initializeBaseRequest(request),
-      forceRefresh: request.forceRefresh || false
+      ...request2,
+      ...await this.initializeBaseRequest(request2),
+      forceRefresh: request2.forceRefresh || false
     };
     if (!validRequest.account) {
-      return this.acquireTokenSilentAsync(validRequest, request.azureCloudOptions);
+      return this.acquireTokenSilentAsync(validRequest, request2.azureCloudOptions);
     }
-    const authorityForThumbprint = Authority.generateAuthority(validRequest.authority, request.azureCloudOptions || this.config.auth.azureCloudOptions);
+    const authorityForThumbprint = Authority.generateAuthority(validRequest.authority, request2.azureCloudOptions || this.config.auth.azureCloudOptions);
     const silentRequestKey = getSilentRequestKey({
       requestType: "non-native",
       request: validRequest,
       authority: authorityForThumbprint,
       clientId: this.config.auth.clientId
     });
-    return acquireTokenSilentDeduped(this, this.logger, silentRequestKey, validRequest.correlationId, () => this.acquireTokenSilentAsync(validRequest, request.azureCloudOptions));
+    return acquireTokenSilentDeduped(this, this.logger, silentRequestKey, validRequest.correlationId, () => this.acquireTokenSilentAsync(validRequest, request2.azureCloudOptions));
   }
   async acquireTokenSilentAsync(validRequest, azureCloudOptions) {
     const serverTelemetryManager = this.initializeServerTelemetryManager(ApiId.acquireTokenSilent, validRequest.correlationId, validRequest.forceRefresh);
@@ -38739,15 +38796,15 @@ var ClientApplication = class {
    * @param request - UsenamePasswordRequest
    * @deprecated - Use a more secure flow instead
    */
-  async acquireTokenByUsernamePassword(request) {
-    this.logger.info("acquireTokenByUsernamePassword called", request.correlationId || "");
+  async acquireTokenByUsernamePassword(request2) {
+    this.logger.info("acquireTokenByUsernamePassword called", request2.correlationId || "");
     const validRequest = {
-      ...request,
-      ...await this.initializeBaseRequest(request)
+      ...request2,
+      ...await this.initializeBaseRequest(request2)
     };
     const serverTelemetryManager = this.initializeServerTelemetryManager(ApiId.acquireTokenByUsernamePassword, validRequest.correlationId);
     try {
-      const discoveredAuthority = await this.createAuthority(validRequest.authority, validRequest.correlationId, void 0, request.azureCloudOptions);
+      const discoveredAuthority = await this.createAuthority(validRequest.authority, validRequest.correlationId, void 0, request2.azureCloudOptions);
       const usernamePasswordClientConfig = await this.buildOauthClientConfiguration(discoveredAuthority, validRequest.correlationId, "", serverTelemetryManager);
       const usernamePasswordClient = new UsernamePasswordClient(usernamePasswordClientConfig);
       this.logger.verbose("Username password client created", validRequest.correlationId);
@@ -39076,45 +39133,45 @@ var DeviceCodeClient = class extends BaseClient {
    * polls token endpoint to exchange device code for tokens
    * @param request - developer provided CommonDeviceCodeRequest
    */
-  async acquireToken(request) {
-    const deviceCodeResponse = await this.getDeviceCode(request);
-    request.deviceCodeCallback(deviceCodeResponse);
+  async acquireToken(request2) {
+    const deviceCodeResponse = await this.getDeviceCode(request2);
+    request2.deviceCodeCallback(deviceCodeResponse);
     const reqTimestamp = TimeUtils_exports.nowSeconds();
-    const response = await this.acquireTokenWithDeviceCode(request, deviceCodeResponse);
+    const response = await this.acquireTokenWithDeviceCode(request2, deviceCodeResponse);
     const responseHandler = new ResponseHandler(this.config.authOptions.clientId, this.cacheManager, this.cryptoUtils, this.logger, this.performanceClient, this.config.serializableCache, this.config.persistencePlugin, this.config.tokenBindingKeyManager);
-    responseHandler.validateTokenResponse(response, request.correlationId);
-    return responseHandler.handleServerTokenResponse(response, this.authority, reqTimestamp, request, ApiId.acquireTokenByDeviceCode);
+    responseHandler.validateTokenResponse(response, request2.correlationId);
+    return responseHandler.handleServerTokenResponse(response, this.authority, reqTimestamp, request2, ApiId.acquireTokenByDeviceCode);
   }
   /**
    * Creates device code request and executes http GET
    * @param request - developer provided CommonDeviceCodeRequest
    */
-  async getDeviceCode(request) {
-    const queryParametersString = this.createExtraQueryParameters(request);
-    const endpoint = UrlString.appendQueryString(this.authority.deviceCodeEndpoint, queryParametersString);
-    const queryString = this.createQueryString(request);
+  async getDeviceCode(request2) {
+    const queryParametersString = this.createExtraQueryParameters(request2);
+    const endpoint2 = UrlString.appendQueryString(this.authority.deviceCodeEndpoint, queryParametersString);
+    const queryString = this.createQueryString(request2);
     const headers = this.createTokenRequestHeaders();
     const thumbprint = {
       clientId: this.config.authOptions.clientId,
-      authority: request.authority,
-      scopes: request.scopes,
-      claims: request.claims,
-      authenticationScheme: request.authenticationScheme,
-      resourceRequestMethod: request.resourceRequestMethod,
-      resourceRequestUri: request.resourceRequestUri,
-      shrClaims: request.shrClaims,
-      sshKid: request.sshKid
+      authority: request2.authority,
+      scopes: request2.scopes,
+      claims: request2.claims,
+      authenticationScheme: request2.authenticationScheme,
+      resourceRequestMethod: request2.resourceRequestMethod,
+      resourceRequestUri: request2.resourceRequestUri,
+      shrClaims: request2.shrClaims,
+      sshKid: request2.sshKid
     };
-    return this.executePostRequestToDeviceCodeEndpoint(endpoint, queryString, headers, thumbprint, request.correlationId);
+    return this.executePostRequestToDeviceCodeEndpoint(endpoint2, queryString, headers, thumbprint, request2.correlationId);
   }
   /**
    * Creates query string for the device code request
    * @param request - developer provided CommonDeviceCodeRequest
    */
-  createExtraQueryParameters(request) {
+  createExtraQueryParameters(request2) {
     const parameters = /* @__PURE__ */ new Map();
-    if (request.extraQueryParameters) {
-      RequestParameterBuilder_exports.addExtraParameters(parameters, request.extraQueryParameters);
+    if (request2.extraQueryParameters) {
+      RequestParameterBuilder_exports.addExtraParameters(parameters, request2.extraQueryParameters);
     }
     return UrlUtils_exports.mapToQueryString(parameters);
   }
@@ -39144,15 +39201,15 @@ var DeviceCodeClient = class extends BaseClient {
    * Create device code endpoint query parameters and returns string
    * @param request - developer provided CommonDeviceCodeRequest
    */
-  createQueryString(request) {
+  createQueryString(request2) {
     const parameters = /* @__PURE__ */ new Map();
-    RequestParameterBuilder_exports.addScopes(parameters, request.scopes, request.correlationId);
+    RequestParameterBuilder_exports.addScopes(parameters, request2.scopes, request2.correlationId);
     RequestParameterBuilder_exports.addClientId(parameters, this.config.authOptions.clientId);
-    if (request.extraQueryParameters) {
-      RequestParameterBuilder_exports.addExtraParameters(parameters, request.extraQueryParameters);
+    if (request2.extraQueryParameters) {
+      RequestParameterBuilder_exports.addExtraParameters(parameters, request2.extraQueryParameters);
     }
-    if (request.claims || this.config.authOptions.clientCapabilities && this.config.authOptions.clientCapabilities.length > 0) {
-      RequestParameterBuilder_exports.addClaims(parameters, request.correlationId, request.claims, this.config.authOptions.clientCapabilities);
+    if (request2.claims || this.config.authOptions.clientCapabilities && this.config.authOptions.clientCapabilities.length > 0) {
+      RequestParameterBuilder_exports.addClaims(parameters, request2.correlationId, request2.claims, this.config.authOptions.clientCapabilities);
     }
     return UrlUtils_exports.mapToQueryString(parameters);
   }
@@ -39184,55 +39241,55 @@ var DeviceCodeClient = class extends BaseClient {
    * @param request - developer provided CommonDeviceCodeRequest
    * @param deviceCodeResponse - DeviceCodeResponse returned by the security token service device code endpoint
    */
-  async acquireTokenWithDeviceCode(request, deviceCodeResponse) {
-    const queryParametersString = this.createTokenQueryParameters(request);
-    const endpoint = UrlString.appendQueryString(this.authority.tokenEndpoint, queryParametersString);
-    const requestBody = this.createTokenRequestBody(request, deviceCodeResponse);
+  async acquireTokenWithDeviceCode(request2, deviceCodeResponse) {
+    const queryParametersString = this.createTokenQueryParameters(request2);
+    const endpoint2 = UrlString.appendQueryString(this.authority.tokenEndpoint, queryParametersString);
+    const requestBody = this.createTokenRequestBody(request2, deviceCodeResponse);
     const headers = this.createTokenRequestHeaders();
-    const userSpecifiedTimeout = request.timeout ? TimeUtils_exports.nowSeconds() + request.timeout : void 0;
+    const userSpecifiedTimeout = request2.timeout ? TimeUtils_exports.nowSeconds() + request2.timeout : void 0;
     const deviceCodeExpirationTime = TimeUtils_exports.nowSeconds() + deviceCodeResponse.expiresIn;
     const pollingIntervalMilli = deviceCodeResponse.interval * 1e3;
-    while (this.continuePolling(deviceCodeExpirationTime, request.correlationId, userSpecifiedTimeout, request.cancel)) {
+    while (this.continuePolling(deviceCodeExpirationTime, request2.correlationId, userSpecifiedTimeout, request2.cancel)) {
       const thumbprint = {
         clientId: this.config.authOptions.clientId,
-        authority: request.authority,
-        scopes: request.scopes,
-        claims: request.claims,
-        authenticationScheme: request.authenticationScheme,
-        resourceRequestMethod: request.resourceRequestMethod,
-        resourceRequestUri: request.resourceRequestUri,
-        shrClaims: request.shrClaims,
-        sshKid: request.sshKid
+        authority: request2.authority,
+        scopes: request2.scopes,
+        claims: request2.claims,
+        authenticationScheme: request2.authenticationScheme,
+        resourceRequestMethod: request2.resourceRequestMethod,
+        resourceRequestUri: request2.resourceRequestUri,
+        shrClaims: request2.shrClaims,
+        sshKid: request2.sshKid
       };
-      const response = await this.executePostToTokenEndpoint(endpoint, requestBody, headers, thumbprint, request.correlationId);
+      const response = await this.executePostToTokenEndpoint(endpoint2, requestBody, headers, thumbprint, request2.correlationId);
       if (response.body && response.body.error) {
         if (response.body.error === Constants_exports.AUTHORIZATION_PENDING) {
-          this.logger.info("Authorization pending. Continue polling.", request.correlationId);
+          this.logger.info("Authorization pending. Continue polling.", request2.correlationId);
           await TimeUtils_exports.delay(pollingIntervalMilli);
         } else {
-          this.logger.info("Unexpected error in polling from the server", request.correlationId);
-          throw createAuthError(AuthErrorCodes_exports.postRequestFailed, request.correlationId, response.body.error);
+          this.logger.info("Unexpected error in polling from the server", request2.correlationId);
+          throw createAuthError(AuthErrorCodes_exports.postRequestFailed, request2.correlationId, response.body.error);
         }
       } else {
-        this.logger.verbose("Authorization completed successfully. Polling stopped.", request.correlationId);
+        this.logger.verbose("Authorization completed successfully. Polling stopped.", request2.correlationId);
         return response.body;
       }
     }
-    this.logger.error("Polling stopped for unknown reasons.", request.correlationId);
-    throw createClientAuthError(deviceCodeUnknownError, request.correlationId);
+    this.logger.error("Polling stopped for unknown reasons.", request2.correlationId);
+    throw createClientAuthError(deviceCodeUnknownError, request2.correlationId);
   }
   /**
    * Creates query parameters and converts to string.
    * @param request - developer provided CommonDeviceCodeRequest
    * @param deviceCodeResponse - DeviceCodeResponse returned by the security token service device code endpoint
    */
-  createTokenRequestBody(request, deviceCodeResponse) {
+  createTokenRequestBody(request2, deviceCodeResponse) {
     const parameters = /* @__PURE__ */ new Map();
-    RequestParameterBuilder_exports.addScopes(parameters, request.scopes, request.correlationId);
+    RequestParameterBuilder_exports.addScopes(parameters, request2.scopes, request2.correlationId);
     RequestParameterBuilder_exports.addClientId(parameters, this.config.authOptions.clientId);
     RequestParameterBuilder_exports.addGrantType(parameters, Constants_exports.GrantType.DEVICE_CODE_GRANT);
     RequestParameterBuilder_exports.addDeviceCode(parameters, deviceCodeResponse.deviceCode);
-    const correlationId = request.correlationId || this.config.cryptoInterface.createNewGuid();
+    const correlationId = request2.correlationId || this.config.cryptoInterface.createNewGuid();
     RequestParameterBuilder_exports.addCorrelationId(parameters, correlationId);
     RequestParameterBuilder_exports.addClientInfo(parameters);
     RequestParameterBuilder_exports.addLibraryInfo(parameters, this.config.libraryInfo);
@@ -39241,8 +39298,8 @@ var DeviceCodeClient = class extends BaseClient {
     if (this.serverTelemetryManager) {
       RequestParameterBuilder_exports.addServerTelemetry(parameters, this.serverTelemetryManager);
     }
-    if (!StringUtils.isEmptyObj(request.claims) || this.config.authOptions.clientCapabilities && this.config.authOptions.clientCapabilities.length > 0) {
-      RequestParameterBuilder_exports.addClaims(parameters, request.correlationId, request.claims, this.config.authOptions.clientCapabilities);
+    if (!StringUtils.isEmptyObj(request2.claims) || this.config.authOptions.clientCapabilities && this.config.authOptions.clientCapabilities.length > 0) {
+      RequestParameterBuilder_exports.addClaims(parameters, request2.correlationId, request2.claims, this.config.authOptions.clientCapabilities);
     }
     return UrlUtils_exports.mapToQueryString(parameters);
   }
@@ -39291,13 +39348,13 @@ var PublicClientApplication = class extends ClientApplication {
    * Since the client cannot receive incoming requests, it polls the authorization server repeatedly
    * until the end-user completes input of credentials.
    */
-  async acquireTokenByDeviceCode(request) {
-    this.logger.info("acquireTokenByDeviceCode called", request.correlationId || "");
-    enforceResourceParameter(this.config.auth.isMcp, request);
-    const validRequest = Object.assign(request, await this.initializeBaseRequest(request));
+  async acquireTokenByDeviceCode(request2) {
+    this.logger.info("acquireTokenByDeviceCode called", request2.correlationId || "");
+    enforceResourceParameter(this.config.auth.isMcp, request2);
+    const validRequest = Object.assign(request2, await this.initializeBaseRequest(request2));
     const serverTelemetryManager = this.initializeServerTelemetryManager(ApiId.acquireTokenByDeviceCode, validRequest.correlationId);
     try {
-      const discoveredAuthority = await this.createAuthority(validRequest.authority, validRequest.correlationId, void 0, request.azureCloudOptions);
+      const discoveredAuthority = await this.createAuthority(validRequest.authority, validRequest.correlationId, void 0, request2.azureCloudOptions);
       const deviceCodeConfig = await this.buildOauthClientConfiguration(discoveredAuthority, validRequest.correlationId, "", serverTelemetryManager);
       const deviceCodeClient = new DeviceCodeClient(deviceCodeConfig);
       this.logger.verbose("Device code client created", validRequest.correlationId);
@@ -39313,18 +39370,18 @@ var PublicClientApplication = class extends ClientApplication {
   /**
    * Acquires a token interactively via the browser by requesting an authorization code then exchanging it for a token.
    */
-  async acquireTokenInteractive(request) {
-    const correlationId = request.correlationId || this.cryptoProvider.createNewGuid();
+  async acquireTokenInteractive(request2) {
+    const correlationId = request2.correlationId || this.cryptoProvider.createNewGuid();
     this.logger.trace("acquireTokenInteractive called", correlationId);
-    enforceResourceParameter(this.config.auth.isMcp, request);
-    const { openBrowser, successTemplate, errorTemplate, windowHandle, preferredPort, ...remainingProperties } = request;
+    enforceResourceParameter(this.config.auth.isMcp, request2);
+    const { openBrowser, successTemplate, errorTemplate, windowHandle, preferredPort, ...remainingProperties } = request2;
     if (this.nativeBrokerPlugin) {
       const brokerRequest = {
         ...remainingProperties,
         clientId: this.config.auth.clientId,
-        scopes: request.scopes || Constants_exports.OIDC_DEFAULT_SCOPES,
-        redirectUri: request.redirectUri || "",
-        authority: request.authority || this.config.auth.authority,
+        scopes: request2.scopes || Constants_exports.OIDC_DEFAULT_SCOPES,
+        redirectUri: request2.redirectUri || "",
+        authority: request2.authority || this.config.auth.authority,
         correlationId,
         extraParameters: {
           ...remainingProperties.extraQueryParameters,
@@ -39335,11 +39392,11 @@ var PublicClientApplication = class extends ClientApplication {
       };
       return this.nativeBrokerPlugin.acquireTokenInteractive(brokerRequest, windowHandle);
     }
-    if (request.redirectUri) {
+    if (request2.redirectUri) {
       if (!this.config.broker.nativeBrokerPlugin) {
         throw NodeAuthError.createRedirectUriNotSupportedError(correlationId);
       }
-      request.redirectUri = "";
+      request2.redirectUri = "";
     }
     const { verifier, challenge } = await this.cryptoProvider.generatePkceCodes();
     const loopbackClient = new LoopbackClient(preferredPort);
@@ -39360,7 +39417,7 @@ var PublicClientApplication = class extends ClientApplication {
       const validRequest = {
         ...remainingProperties,
         correlationId,
-        scopes: request.scopes || Constants_exports.OIDC_DEFAULT_SCOPES,
+        scopes: request2.scopes || Constants_exports.OIDC_DEFAULT_SCOPES,
         redirectUri,
         responseMode: Constants_exports.ResponseMode.FORM_POST,
         codeChallenge: challenge,
@@ -39397,26 +39454,26 @@ var PublicClientApplication = class extends ClientApplication {
    * @param request - developer provided SilentFlowRequest
    * @returns
    */
-  async acquireTokenSilent(request) {
-    const correlationId = request.correlationId || this.cryptoProvider.createNewGuid();
+  async acquireTokenSilent(request2) {
+    const correlationId = request2.correlationId || this.cryptoProvider.createNewGuid();
     this.logger.trace("acquireTokenSilent called", correlationId);
-    enforceResourceParameter(this.config.auth.isMcp, request);
+    enforceResourceParameter(this.config.auth.isMcp, request2);
     if (this.nativeBrokerPlugin) {
       const nativeBrokerPlugin = this.nativeBrokerPlugin;
       const brokerRequest = snapshotNativeRequest({
-        ...request,
+        ...request2,
         clientId: this.config.auth.clientId,
-        scopes: request.scopes || Constants_exports.OIDC_DEFAULT_SCOPES,
-        redirectUri: request.redirectUri || "",
-        authority: request.authority || this.config.auth.authority,
+        scopes: request2.scopes || Constants_exports.OIDC_DEFAULT_SCOPES,
+        redirectUri: request2.redirectUri || "",
+        authority: request2.authority || this.config.auth.authority,
         correlationId,
         extraParameters: {
-          ...request.extraQueryParameters,
-          ...request.extraParameters,
+          ...request2.extraQueryParameters,
+          ...request2.extraParameters,
           [AADServerParamKeys_exports.X_CLIENT_EXTRA_SKU]: this.skus
         },
-        accountId: request.account.nativeAccountId,
-        forceRefresh: request.forceRefresh || false
+        accountId: request2.account.nativeAccountId,
+        forceRefresh: request2.forceRefresh || false
       });
       const silentRequestKey = getSilentRequestKey({
         requestType: "native",
@@ -39424,45 +39481,45 @@ var PublicClientApplication = class extends ClientApplication {
       });
       return acquireTokenSilentDeduped(this, this.logger, silentRequestKey, correlationId, () => nativeBrokerPlugin.acquireTokenSilent(brokerRequest));
     }
-    if (request.redirectUri) {
+    if (request2.redirectUri) {
       if (!this.config.broker.nativeBrokerPlugin) {
         throw NodeAuthError.createRedirectUriNotSupportedError(correlationId);
       }
-      request.redirectUri = "";
+      request2.redirectUri = "";
     }
-    return super.acquireTokenSilent(request);
+    return super.acquireTokenSilent(request2);
   }
   /**
    * Acquires a token by exchanging the authorization code received from the first step of OAuth 2.0 Authorization Code Flow.
    * In MCP mode, a resource parameter is required on the request.
    */
-  async acquireTokenByCode(request, authCodePayLoad) {
-    enforceResourceParameter(this.config.auth.isMcp, request);
-    return super.acquireTokenByCode(request, authCodePayLoad);
+  async acquireTokenByCode(request2, authCodePayLoad) {
+    enforceResourceParameter(this.config.auth.isMcp, request2);
+    return super.acquireTokenByCode(request2, authCodePayLoad);
   }
   /**
    * Acquires a token by exchanging the refresh token provided for a new set of tokens.
    * In MCP mode, a resource parameter is required on the request.
    */
-  async acquireTokenByRefreshToken(request) {
-    enforceResourceParameter(this.config.auth.isMcp, request);
-    return super.acquireTokenByRefreshToken(request);
+  async acquireTokenByRefreshToken(request2) {
+    enforceResourceParameter(this.config.auth.isMcp, request2);
+    return super.acquireTokenByRefreshToken(request2);
   }
   /**
    * Removes cache artifacts associated with the given account
    * @param request - developer provided SignOutRequest
    * @returns
    */
-  async signOut(request) {
-    if (this.nativeBrokerPlugin && request.account.nativeAccountId) {
+  async signOut(request2) {
+    if (this.nativeBrokerPlugin && request2.account.nativeAccountId) {
       const signoutRequest = {
         clientId: this.config.auth.clientId,
-        accountId: request.account.nativeAccountId,
-        correlationId: request.correlationId || this.cryptoProvider.createNewGuid()
+        accountId: request2.account.nativeAccountId,
+        correlationId: request2.correlationId || this.cryptoProvider.createNewGuid()
       };
       await this.nativeBrokerPlugin.signOut(signoutRequest);
     }
-    await this.getTokenCache().removeAccount(request.account, request.correlationId);
+    await this.getTokenCache().removeAccount(request2.account, request2.correlationId);
   }
   /**
    * Returns all cached accounts for this application. If brokering is enabled this request will be serviced by the broker.
@@ -39519,40 +39576,40 @@ var ClientCredentialClient = class extends BaseClient {
    * Public API to acquire a token with ClientCredential Flow for Confidential clients
    * @param request - CommonClientCredentialRequest provided by the developer
    */
-  async acquireToken(request) {
+  async acquireToken(request2) {
     let additionalCacheKeyComponents;
-    if (request.fmiPath) {
+    if (request2.fmiPath) {
       additionalCacheKeyComponents = {
         ...additionalCacheKeyComponents,
-        fmi_path: request.fmiPath
+        fmi_path: request2.fmiPath
       };
     }
-    if (request.claimsFromClient && !StringUtils.isEmptyObj(request.claimsFromClient)) {
+    if (request2.claimsFromClient && !StringUtils.isEmptyObj(request2.claimsFromClient)) {
       additionalCacheKeyComponents = {
         ...additionalCacheKeyComponents,
-        client_claims: request.claimsFromClient
+        client_claims: request2.claimsFromClient
       };
     }
-    if (request.skipCache || !StringUtils.isEmptyObj(request.claims)) {
+    if (request2.skipCache || !StringUtils.isEmptyObj(request2.claims)) {
       return this.executeTokenRequest(
-        request,
+        request2,
         this.authority,
         /* refreshAccessToken */
         void 0,
         additionalCacheKeyComponents
       );
     }
-    const [cachedAuthenticationResult, lastCacheOutcome] = await this.getCachedAuthenticationResult(request, this.config, this.cryptoUtils, this.authority, this.cacheManager, this.serverTelemetryManager, additionalCacheKeyComponents);
+    const [cachedAuthenticationResult, lastCacheOutcome] = await this.getCachedAuthenticationResult(request2, this.config, this.cryptoUtils, this.authority, this.cacheManager, this.serverTelemetryManager, additionalCacheKeyComponents);
     if (cachedAuthenticationResult) {
       if (lastCacheOutcome === Constants_exports.CacheOutcome.PROACTIVELY_REFRESHED) {
-        this.logger.info("ClientCredentialClient:getCachedAuthenticationResult - Cached access token's refreshOn property has been exceeded'. It's not expired, but must be refreshed.", request.correlationId);
+        this.logger.info("ClientCredentialClient:getCachedAuthenticationResult - Cached access token's refreshOn property has been exceeded'. It's not expired, but must be refreshed.", request2.correlationId);
         const refreshAccessToken = true;
-        await this.executeTokenRequest(request, this.authority, refreshAccessToken, additionalCacheKeyComponents);
+        await this.executeTokenRequest(request2, this.authority, refreshAccessToken, additionalCacheKeyComponents);
       }
       return cachedAuthenticationResult;
     } else {
       return this.executeTokenRequest(
-        request,
+        request2,
         this.authority,
         /* refreshAccessToken */
         void 0,
@@ -39563,7 +39620,7 @@ var ClientCredentialClient = class extends BaseClient {
   /**
    * looks up cache if the tokens are cached already
    */
-  async getCachedAuthenticationResult(request, config, cryptoUtils, authority, cacheManager, serverTelemetryManager, additionalCacheKeyComponents) {
+  async getCachedAuthenticationResult(request2, config, cryptoUtils, authority, cacheManager, serverTelemetryManager, additionalCacheKeyComponents) {
     const clientConfiguration = config;
     const managedIdentityConfiguration = config;
     let lastCacheOutcome = Constants_exports.CacheOutcome.NOT_APPLICABLE;
@@ -39572,7 +39629,7 @@ var ClientCredentialClient = class extends BaseClient {
       cacheContext = new TokenCacheContext(clientConfiguration.serializableCache, false);
       await clientConfiguration.persistencePlugin.beforeCacheAccess(cacheContext);
     }
-    const cachedAccessToken = this.readAccessTokenFromCache(authority, managedIdentityConfiguration.managedIdentityId?.id || clientConfiguration.authOptions.clientId, new ScopeSet(request.scopes || [], request.correlationId), cacheManager, request.correlationId, additionalCacheKeyComponents);
+    const cachedAccessToken = this.readAccessTokenFromCache(authority, managedIdentityConfiguration.managedIdentityId?.id || clientConfiguration.authOptions.clientId, new ScopeSet(request2.scopes || [], request2.correlationId), cacheManager, request2.correlationId, additionalCacheKeyComponents);
     if (clientConfiguration.serializableCache && clientConfiguration.persistencePlugin && cacheContext) {
       await clientConfiguration.persistencePlugin.afterCacheAccess(cacheContext);
     }
@@ -39595,7 +39652,7 @@ var ClientCredentialClient = class extends BaseClient {
         accessToken: cachedAccessToken,
         refreshToken: null,
         appMetadata: null
-      }, true, request, this.performanceClient, {
+      }, true, request2, this.performanceClient, {
         tokenBindingKeyManager: this.config.tokenBindingKeyManager
       }),
       lastCacheOutcome
@@ -39627,16 +39684,16 @@ var ClientCredentialClient = class extends BaseClient {
    * @param request - CommonClientCredentialRequest provided by the developer
    * @param authority - authority object
    */
-  async executeTokenRequest(request, authority, refreshAccessToken, additionalCacheKeyComponents) {
+  async executeTokenRequest(request2, authority, refreshAccessToken, additionalCacheKeyComponents) {
     let serverTokenResponse;
     let reqTimestamp;
     if (this.appTokenProvider) {
-      this.logger.info("Using appTokenProvider extensibility.", request.correlationId);
+      this.logger.info("Using appTokenProvider extensibility.", request2.correlationId);
       const appTokenPropviderParameters = {
-        correlationId: request.correlationId,
+        correlationId: request2.correlationId,
         tenantId: this.config.authOptions.authority.tenant,
-        scopes: request.scopes,
-        claims: request.claims
+        scopes: request2.scopes,
+        claims: request2.claims
       };
       reqTimestamp = TimeUtils_exports.nowSeconds();
       const appTokenProviderResult = await this.appTokenProvider(appTokenPropviderParameters);
@@ -39647,34 +39704,34 @@ var ClientCredentialClient = class extends BaseClient {
         token_type: Constants_exports.AuthenticationScheme.BEARER
       };
     } else {
-      const queryParametersString = this.createTokenQueryParameters(request);
-      const endpoint = UrlString.appendQueryString(authority.tokenEndpoint, queryParametersString);
-      const requestBody = await this.createTokenRequestBody(request);
+      const queryParametersString = this.createTokenQueryParameters(request2);
+      const endpoint2 = UrlString.appendQueryString(authority.tokenEndpoint, queryParametersString);
+      const requestBody = await this.createTokenRequestBody(request2);
       const headers = this.createTokenRequestHeaders();
       const thumbprint = {
         clientId: this.config.authOptions.clientId,
-        authority: request.authority,
-        scopes: request.scopes,
-        claims: request.claims,
-        authenticationScheme: request.authenticationScheme,
-        resourceRequestMethod: request.resourceRequestMethod,
-        resourceRequestUri: request.resourceRequestUri,
-        shrClaims: request.shrClaims,
-        sshKid: request.sshKid
+        authority: request2.authority,
+        scopes: request2.scopes,
+        claims: request2.claims,
+        authenticationScheme: request2.authenticationScheme,
+        resourceRequestMethod: request2.resourceRequestMethod,
+        resourceRequestUri: request2.resourceRequestUri,
+        shrClaims: request2.shrClaims,
+        sshKid: request2.sshKid
       };
-      this.logger.info("Sending token request to endpoint: " + authority.tokenEndpoint, request.correlationId);
+      this.logger.info("Sending token request to endpoint: " + authority.tokenEndpoint, request2.correlationId);
       reqTimestamp = TimeUtils_exports.nowSeconds();
-      const response = await this.executePostToTokenEndpoint(endpoint, requestBody, headers, thumbprint, request.correlationId);
+      const response = await this.executePostToTokenEndpoint(endpoint2, requestBody, headers, thumbprint, request2.correlationId);
       serverTokenResponse = response.body;
       serverTokenResponse.status = response.status;
     }
     const responseHandler = new ResponseHandler(this.config.authOptions.clientId, this.cacheManager, this.cryptoUtils, this.logger, this.performanceClient, this.config.serializableCache, this.config.persistencePlugin, this.config.tokenBindingKeyManager);
-    responseHandler.validateTokenResponse(serverTokenResponse, request.correlationId, refreshAccessToken);
+    responseHandler.validateTokenResponse(serverTokenResponse, request2.correlationId, refreshAccessToken);
     const tokenResponse = await responseHandler.handleServerTokenResponse(
       serverTokenResponse,
       this.authority,
       reqTimestamp,
-      request,
+      request2,
       ApiId.acquireTokenByClientCredential,
       void 0,
       // authCodePayload
@@ -39694,10 +39751,10 @@ var ClientCredentialClient = class extends BaseClient {
    * generate the request to the server in the acceptable format
    * @param request - CommonClientCredentialRequest provided by the developer
    */
-  async createTokenRequestBody(request) {
+  async createTokenRequestBody(request2) {
     const parameters = /* @__PURE__ */ new Map();
     RequestParameterBuilder_exports.addClientId(parameters, this.config.authOptions.clientId);
-    RequestParameterBuilder_exports.addScopes(parameters, request.scopes, request.correlationId, false);
+    RequestParameterBuilder_exports.addScopes(parameters, request2.scopes, request2.correlationId, false);
     RequestParameterBuilder_exports.addGrantType(parameters, Constants_exports.GrantType.CLIENT_CREDENTIALS_GRANT);
     RequestParameterBuilder_exports.addLibraryInfo(parameters, this.config.libraryInfo);
     RequestParameterBuilder_exports.addApplicationTelemetry(parameters, this.config.telemetry.application);
@@ -39705,21 +39762,21 @@ var ClientCredentialClient = class extends BaseClient {
     if (this.serverTelemetryManager) {
       RequestParameterBuilder_exports.addServerTelemetry(parameters, this.serverTelemetryManager);
     }
-    const correlationId = request.correlationId || this.config.cryptoInterface.createNewGuid();
+    const correlationId = request2.correlationId || this.config.cryptoInterface.createNewGuid();
     RequestParameterBuilder_exports.addCorrelationId(parameters, correlationId);
     if (this.config.clientCredentials.clientSecret) {
       RequestParameterBuilder_exports.addClientSecret(parameters, this.config.clientCredentials.clientSecret);
     }
-    const clientAssertion = request.clientAssertion || this.config.clientCredentials.clientAssertion;
+    const clientAssertion = request2.clientAssertion || this.config.clientCredentials.clientAssertion;
     if (clientAssertion) {
-      RequestParameterBuilder_exports.addClientAssertion(parameters, await getClientAssertion(clientAssertion.assertion, this.config.authOptions.clientId, this.authority.tokenEndpoint, request.fmiPath));
+      RequestParameterBuilder_exports.addClientAssertion(parameters, await getClientAssertion(clientAssertion.assertion, this.config.authOptions.clientId, this.authority.tokenEndpoint, request2.fmiPath));
       RequestParameterBuilder_exports.addClientAssertionType(parameters, clientAssertion.assertionType);
     }
-    if (request.fmiPath) {
-      parameters.set(AADServerParamKeys_exports.FMI_PATH, request.fmiPath);
+    if (request2.fmiPath) {
+      parameters.set(AADServerParamKeys_exports.FMI_PATH, request2.fmiPath);
     }
-    if (!StringUtils.isEmptyObj(request.claims) || !StringUtils.isEmptyObj(request.claimsFromClient) || this.config.authOptions.clientCapabilities && this.config.authOptions.clientCapabilities.length > 0) {
-      RequestParameterBuilder_exports.addClaims(parameters, request.correlationId, request.claims, this.config.authOptions.clientCapabilities, void 0, request.claimsFromClient);
+    if (!StringUtils.isEmptyObj(request2.claims) || !StringUtils.isEmptyObj(request2.claimsFromClient) || this.config.authOptions.clientCapabilities && this.config.authOptions.clientCapabilities.length > 0) {
+      RequestParameterBuilder_exports.addClaims(parameters, request2.correlationId, request2.claims, this.config.authOptions.clientCapabilities, void 0, request2.claimsFromClient);
     }
     return UrlUtils_exports.mapToQueryString(parameters);
   }
@@ -39734,22 +39791,22 @@ var OnBehalfOfClient = class extends BaseClient {
    * Public API to acquire tokens with on behalf of flow
    * @param request - developer provided CommonOnBehalfOfRequest
    */
-  async acquireToken(request) {
-    this.scopeSet = new ScopeSet(request.scopes || [], request.correlationId);
-    this.userAssertionHash = await this.cryptoUtils.hashString(request.oboAssertion);
+  async acquireToken(request2) {
+    this.scopeSet = new ScopeSet(request2.scopes || [], request2.correlationId);
+    this.userAssertionHash = await this.cryptoUtils.hashString(request2.oboAssertion);
     let additionalCacheKeyComponents;
-    if (request.claimsFromClient && !StringUtils.isEmptyObj(request.claimsFromClient)) {
+    if (request2.claimsFromClient && !StringUtils.isEmptyObj(request2.claimsFromClient)) {
       additionalCacheKeyComponents = {
-        client_claims: request.claimsFromClient
+        client_claims: request2.claimsFromClient
       };
     }
-    if (request.skipCache || !StringUtils.isEmptyObj(request.claims)) {
-      return this.executeTokenRequest(request, this.authority, this.userAssertionHash, additionalCacheKeyComponents);
+    if (request2.skipCache || !StringUtils.isEmptyObj(request2.claims)) {
+      return this.executeTokenRequest(request2, this.authority, this.userAssertionHash, additionalCacheKeyComponents);
     }
     try {
-      return await this.getCachedAuthenticationResult(request, additionalCacheKeyComponents);
+      return await this.getCachedAuthenticationResult(request2, additionalCacheKeyComponents);
     } catch (e) {
-      return await this.executeTokenRequest(request, this.authority, this.userAssertionHash, additionalCacheKeyComponents);
+      return await this.executeTokenRequest(request2, this.authority, this.userAssertionHash, additionalCacheKeyComponents);
     }
   }
   /**
@@ -39760,22 +39817,22 @@ var OnBehalfOfClient = class extends BaseClient {
    * This is to prevent security issues when the assertion changes over time, however, longlived RT helps retaining the session
    * @param request - developer provided CommonOnBehalfOfRequest
    */
-  async getCachedAuthenticationResult(request, additionalCacheKeyComponents) {
-    const cachedAccessToken = this.readAccessTokenFromCacheForOBO(this.config.authOptions.clientId, request, additionalCacheKeyComponents);
+  async getCachedAuthenticationResult(request2, additionalCacheKeyComponents) {
+    const cachedAccessToken = this.readAccessTokenFromCacheForOBO(this.config.authOptions.clientId, request2, additionalCacheKeyComponents);
     if (!cachedAccessToken) {
       this.serverTelemetryManager?.setCacheOutcome(Constants_exports.CacheOutcome.NO_CACHED_ACCESS_TOKEN);
-      this.logger.info("SilentFlowClient:acquireCachedToken - No access token found in cache for the given properties.", request.correlationId);
-      throw createClientAuthError(ClientAuthErrorCodes_exports.tokenRefreshRequired, request.correlationId);
+      this.logger.info("SilentFlowClient:acquireCachedToken - No access token found in cache for the given properties.", request2.correlationId);
+      throw createClientAuthError(ClientAuthErrorCodes_exports.tokenRefreshRequired, request2.correlationId);
     } else if (TimeUtils_exports.isTokenExpired(cachedAccessToken.expiresOn, this.config.systemOptions.tokenRenewalOffsetSeconds)) {
       this.serverTelemetryManager?.setCacheOutcome(Constants_exports.CacheOutcome.CACHED_ACCESS_TOKEN_EXPIRED);
-      this.logger.info(`OnbehalfofFlow:getCachedAuthenticationResult - Cached access token is expired or will expire within ${this.config.systemOptions.tokenRenewalOffsetSeconds} seconds.`, request.correlationId);
-      throw createClientAuthError(ClientAuthErrorCodes_exports.tokenRefreshRequired, request.correlationId);
+      this.logger.info(`OnbehalfofFlow:getCachedAuthenticationResult - Cached access token is expired or will expire within ${this.config.systemOptions.tokenRenewalOffsetSeconds} seconds.`, request2.correlationId);
+      throw createClientAuthError(ClientAuthErrorCodes_exports.tokenRefreshRequired, request2.correlationId);
     }
-    const cachedIdToken = this.readIdTokenFromCacheForOBO(cachedAccessToken.homeAccountId, request.correlationId);
+    const cachedIdToken = this.readIdTokenFromCacheForOBO(cachedAccessToken.homeAccountId, request2.correlationId);
     let idTokenClaims;
     let cachedAccount = null;
     if (cachedIdToken) {
-      idTokenClaims = AuthToken_exports.extractTokenClaims(cachedIdToken.secret, EncodingUtils.base64Decode, request.correlationId);
+      idTokenClaims = AuthToken_exports.extractTokenClaims(cachedIdToken.secret, EncodingUtils.base64Decode, request2.correlationId);
       const localAccountId = idTokenClaims.oid || idTokenClaims.sub;
       const accountInfo = {
         homeAccountId: cachedIdToken.homeAccountId,
@@ -39784,7 +39841,7 @@ var OnBehalfOfClient = class extends BaseClient {
         username: "",
         localAccountId: localAccountId || ""
       };
-      cachedAccount = this.cacheManager.getAccount(this.cacheManager.generateAccountKey(accountInfo), request.correlationId);
+      cachedAccount = this.cacheManager.getAccount(this.cacheManager.generateAccountKey(accountInfo), request2.correlationId);
     }
     if (this.config.serverTelemetryManager) {
       this.config.serverTelemetryManager.incrementCacheHits();
@@ -39795,7 +39852,7 @@ var OnBehalfOfClient = class extends BaseClient {
       idToken: cachedIdToken,
       refreshToken: null,
       appMetadata: null
-    }, true, request, this.performanceClient, {
+    }, true, request2, this.performanceClient, {
       idTokenClaims,
       tokenBindingKeyManager: this.config.tokenBindingKeyManager
     });
@@ -39824,24 +39881,24 @@ var OnBehalfOfClient = class extends BaseClient {
    * @param clientId - client id
    * @param request - developer provided CommonOnBehalfOfRequest
    */
-  readAccessTokenFromCacheForOBO(clientId, request, additionalCacheKeyComponents) {
-    const authScheme = request.authenticationScheme || Constants_exports.AuthenticationScheme.BEARER;
+  readAccessTokenFromCacheForOBO(clientId, request2, additionalCacheKeyComponents) {
+    const authScheme = request2.authenticationScheme || Constants_exports.AuthenticationScheme.BEARER;
     const credentialType = authScheme && authScheme.toLowerCase() !== Constants_exports.AuthenticationScheme.BEARER.toLowerCase() ? Constants_exports.CredentialType.ACCESS_TOKEN_WITH_AUTH_SCHEME : Constants_exports.CredentialType.ACCESS_TOKEN;
     const accessTokenFilter = {
       credentialType,
       clientId,
-      target: ScopeSet.createSearchScopes(this.scopeSet.asArray(), request.correlationId),
+      target: ScopeSet.createSearchScopes(this.scopeSet.asArray(), request2.correlationId),
       tokenType: authScheme,
-      keyId: request.sshKid,
+      keyId: request2.sshKid,
       userAssertionHash: this.userAssertionHash,
       additionalCacheKeyComponents
     };
-    const accessTokens = this.cacheManager.getAccessTokensByFilter(accessTokenFilter, request.correlationId);
+    const accessTokens = this.cacheManager.getAccessTokensByFilter(accessTokenFilter, request2.correlationId);
     const numAccessTokens = accessTokens.length;
     if (numAccessTokens < 1) {
       return null;
     } else if (numAccessTokens > 1) {
-      throw createClientAuthError(ClientAuthErrorCodes_exports.multipleMatchingTokens, request.correlationId);
+      throw createClientAuthError(ClientAuthErrorCodes_exports.multipleMatchingTokens, request2.correlationId);
     }
     return accessTokens[0];
   }
@@ -39850,31 +39907,31 @@ var OnBehalfOfClient = class extends BaseClient {
    * @param request - developer provided CommonOnBehalfOfRequest
    * @param authority - authority object
    */
-  async executeTokenRequest(request, authority, userAssertionHash, additionalCacheKeyComponents) {
-    const queryParametersString = this.createTokenQueryParameters(request);
-    const endpoint = UrlString.appendQueryString(authority.tokenEndpoint, queryParametersString);
-    const requestBody = await this.createTokenRequestBody(request);
+  async executeTokenRequest(request2, authority, userAssertionHash, additionalCacheKeyComponents) {
+    const queryParametersString = this.createTokenQueryParameters(request2);
+    const endpoint2 = UrlString.appendQueryString(authority.tokenEndpoint, queryParametersString);
+    const requestBody = await this.createTokenRequestBody(request2);
     const headers = this.createTokenRequestHeaders();
     const thumbprint = {
       clientId: this.config.authOptions.clientId,
-      authority: request.authority,
-      scopes: request.scopes,
-      claims: request.claims,
-      authenticationScheme: request.authenticationScheme,
-      resourceRequestMethod: request.resourceRequestMethod,
-      resourceRequestUri: request.resourceRequestUri,
-      shrClaims: request.shrClaims,
-      sshKid: request.sshKid
+      authority: request2.authority,
+      scopes: request2.scopes,
+      claims: request2.claims,
+      authenticationScheme: request2.authenticationScheme,
+      resourceRequestMethod: request2.resourceRequestMethod,
+      resourceRequestUri: request2.resourceRequestUri,
+      shrClaims: request2.shrClaims,
+      sshKid: request2.sshKid
     };
     const reqTimestamp = TimeUtils_exports.nowSeconds();
-    const response = await this.executePostToTokenEndpoint(endpoint, requestBody, headers, thumbprint, request.correlationId);
+    const response = await this.executePostToTokenEndpoint(endpoint2, requestBody, headers, thumbprint, request2.correlationId);
     const responseHandler = new ResponseHandler(this.config.authOptions.clientId, this.cacheManager, this.cryptoUtils, this.logger, this.performanceClient, this.config.serializableCache, this.config.persistencePlugin, this.config.tokenBindingKeyManager);
-    responseHandler.validateTokenResponse(response.body, request.correlationId);
+    responseHandler.validateTokenResponse(response.body, request2.correlationId);
     const tokenResponse = await responseHandler.handleServerTokenResponse(
       response.body,
       this.authority,
       reqTimestamp,
-      request,
+      request2,
       ApiId.acquireTokenByOBO,
       void 0,
       // authCodePayload
@@ -39894,10 +39951,10 @@ var OnBehalfOfClient = class extends BaseClient {
    * generate a server request in accepable format
    * @param request - developer provided CommonOnBehalfOfRequest
    */
-  async createTokenRequestBody(request) {
+  async createTokenRequestBody(request2) {
     const parameters = /* @__PURE__ */ new Map();
     RequestParameterBuilder_exports.addClientId(parameters, this.config.authOptions.clientId);
-    RequestParameterBuilder_exports.addScopes(parameters, request.scopes, request.correlationId);
+    RequestParameterBuilder_exports.addScopes(parameters, request2.scopes, request2.correlationId);
     RequestParameterBuilder_exports.addGrantType(parameters, Constants_exports.GrantType.JWT_BEARER);
     RequestParameterBuilder_exports.addClientInfo(parameters);
     RequestParameterBuilder_exports.addLibraryInfo(parameters, this.config.libraryInfo);
@@ -39906,20 +39963,20 @@ var OnBehalfOfClient = class extends BaseClient {
     if (this.serverTelemetryManager) {
       RequestParameterBuilder_exports.addServerTelemetry(parameters, this.serverTelemetryManager);
     }
-    const correlationId = request.correlationId || this.config.cryptoInterface.createNewGuid();
+    const correlationId = request2.correlationId || this.config.cryptoInterface.createNewGuid();
     RequestParameterBuilder_exports.addCorrelationId(parameters, correlationId);
     RequestParameterBuilder_exports.addRequestTokenUse(parameters, AADServerParamKeys_exports.ON_BEHALF_OF);
-    RequestParameterBuilder_exports.addOboAssertion(parameters, request.oboAssertion);
+    RequestParameterBuilder_exports.addOboAssertion(parameters, request2.oboAssertion);
     if (this.config.clientCredentials.clientSecret) {
       RequestParameterBuilder_exports.addClientSecret(parameters, this.config.clientCredentials.clientSecret);
     }
     const clientAssertion = this.config.clientCredentials.clientAssertion;
     if (clientAssertion) {
-      RequestParameterBuilder_exports.addClientAssertion(parameters, await getClientAssertion(clientAssertion.assertion, this.config.authOptions.clientId, request.resourceRequestUri));
+      RequestParameterBuilder_exports.addClientAssertion(parameters, await getClientAssertion(clientAssertion.assertion, this.config.authOptions.clientId, request2.resourceRequestUri));
       RequestParameterBuilder_exports.addClientAssertionType(parameters, clientAssertion.assertionType);
     }
-    if (!StringUtils.isEmptyObj(request.claims) || !StringUtils.isEmptyObj(request.claimsFromClient) || this.config.authOptions.clientCapabilities && this.config.authOptions.clientCapabilities.length > 0) {
-      RequestParameterBuilder_exports.addClaims(parameters, request.correlationId, request.claims, this.config.authOptions.clientCapabilities, void 0, request.claimsFromClient);
+    if (!StringUtils.isEmptyObj(request2.claims) || !StringUtils.isEmptyObj(request2.claimsFromClient) || this.config.authOptions.clientCapabilities && this.config.authOptions.clientCapabilities.length > 0) {
+      RequestParameterBuilder_exports.addClaims(parameters, request2.correlationId, request2.claims, this.config.authOptions.clientCapabilities, void 0, request2.claimsFromClient);
     }
     return UrlUtils_exports.mapToQueryString(parameters);
   }
@@ -39935,52 +39992,52 @@ var UserFederatedIdentityCredentialClient = class extends BaseClient {
    * Always hits the network (no cache lookup for the network call).
    * Developers use acquireTokenSilent for cached FIC tokens.
    */
-  async acquireToken(request) {
-    return this.executeTokenRequest(request, this.authority);
+  async acquireToken(request2) {
+    return this.executeTokenRequest(request2, this.authority);
   }
   /**
    * Makes a network call to the token endpoint
    */
-  async executeTokenRequest(request, authority) {
-    const scopeSet = new ScopeSet(request.scopes || [], request.correlationId);
+  async executeTokenRequest(request2, authority) {
+    const scopeSet = new ScopeSet(request2.scopes || [], request2.correlationId);
     scopeSet.appendScopes(Constants_exports.OIDC_DEFAULT_SCOPES);
     const augmentedScopes = scopeSet.asArray();
-    const queryParametersString = this.createTokenQueryParameters(request);
-    const endpoint = UrlString.appendQueryString(authority.tokenEndpoint, queryParametersString);
-    const requestBody = await this.createTokenRequestBody(request, augmentedScopes);
+    const queryParametersString = this.createTokenQueryParameters(request2);
+    const endpoint2 = UrlString.appendQueryString(authority.tokenEndpoint, queryParametersString);
+    const requestBody = await this.createTokenRequestBody(request2, augmentedScopes);
     const headers = this.createTokenRequestHeaders();
     const thumbprint = {
       clientId: this.config.authOptions.clientId,
-      authority: request.authority,
+      authority: request2.authority,
       scopes: augmentedScopes,
-      claims: request.claims,
-      authenticationScheme: request.authenticationScheme,
-      resourceRequestMethod: request.resourceRequestMethod,
-      resourceRequestUri: request.resourceRequestUri,
-      shrClaims: request.shrClaims,
-      sshKid: request.sshKid
+      claims: request2.claims,
+      authenticationScheme: request2.authenticationScheme,
+      resourceRequestMethod: request2.resourceRequestMethod,
+      resourceRequestUri: request2.resourceRequestUri,
+      shrClaims: request2.shrClaims,
+      sshKid: request2.sshKid
     };
     const reqTimestamp = TimeUtils_exports.nowSeconds();
-    const response = await this.executePostToTokenEndpoint(endpoint, requestBody, headers, thumbprint, request.correlationId);
+    const response = await this.executePostToTokenEndpoint(endpoint2, requestBody, headers, thumbprint, request2.correlationId);
     const responseHandler = new ResponseHandler(this.config.authOptions.clientId, this.cacheManager, this.cryptoUtils, this.logger, this.performanceClient, this.config.serializableCache, this.config.persistencePlugin, this.config.tokenBindingKeyManager);
-    responseHandler.validateTokenResponse(response.body, request.correlationId);
-    const tokenResponse = await responseHandler.handleServerTokenResponse(response.body, this.authority, reqTimestamp, request, ApiId.acquireTokenByUserFederatedIdentityCredential);
+    responseHandler.validateTokenResponse(response.body, request2.correlationId);
+    const tokenResponse = await responseHandler.handleServerTokenResponse(response.body, this.authority, reqTimestamp, request2, ApiId.acquireTokenByUserFederatedIdentityCredential);
     return tokenResponse;
   }
   /**
    * Builds the request body for the user_fic grant type
    */
-  async createTokenRequestBody(request, augmentedScopes) {
+  async createTokenRequestBody(request2, augmentedScopes) {
     const parameters = /* @__PURE__ */ new Map();
     RequestParameterBuilder_exports.addClientId(parameters, this.config.authOptions.clientId);
-    RequestParameterBuilder_exports.addScopes(parameters, augmentedScopes, request.correlationId);
+    RequestParameterBuilder_exports.addScopes(parameters, augmentedScopes, request2.correlationId);
     RequestParameterBuilder_exports.addGrantType(parameters, Constants_exports.GrantType.USER_FIC);
     RequestParameterBuilder_exports.addClientInfo(parameters);
-    parameters.set(AADServerParamKeys_exports.USER_FEDERATED_IDENTITY_CREDENTIAL, request.assertion);
-    if (request.username) {
-      parameters.set(AADServerParamKeys_exports.USERNAME, request.username);
-    } else if (request.userObjectId) {
-      parameters.set(AADServerParamKeys_exports.USER_ID, request.userObjectId);
+    parameters.set(AADServerParamKeys_exports.USER_FEDERATED_IDENTITY_CREDENTIAL, request2.assertion);
+    if (request2.username) {
+      parameters.set(AADServerParamKeys_exports.USERNAME, request2.username);
+    } else if (request2.userObjectId) {
+      parameters.set(AADServerParamKeys_exports.USER_ID, request2.userObjectId);
     }
     RequestParameterBuilder_exports.addLibraryInfo(parameters, this.config.libraryInfo);
     RequestParameterBuilder_exports.addApplicationTelemetry(parameters, this.config.telemetry.application);
@@ -39988,18 +40045,18 @@ var UserFederatedIdentityCredentialClient = class extends BaseClient {
     if (this.serverTelemetryManager) {
       RequestParameterBuilder_exports.addServerTelemetry(parameters, this.serverTelemetryManager);
     }
-    const correlationId = request.correlationId || this.config.cryptoInterface.createNewGuid();
+    const correlationId = request2.correlationId || this.config.cryptoInterface.createNewGuid();
     RequestParameterBuilder_exports.addCorrelationId(parameters, correlationId);
     if (this.config.clientCredentials.clientSecret) {
       RequestParameterBuilder_exports.addClientSecret(parameters, this.config.clientCredentials.clientSecret);
     }
-    const clientAssertion = request.clientAssertion || this.config.clientCredentials.clientAssertion;
+    const clientAssertion = request2.clientAssertion || this.config.clientCredentials.clientAssertion;
     if (clientAssertion) {
       RequestParameterBuilder_exports.addClientAssertion(parameters, await getClientAssertion(clientAssertion.assertion, this.config.authOptions.clientId, this.authority.tokenEndpoint));
       RequestParameterBuilder_exports.addClientAssertionType(parameters, clientAssertion.assertionType);
     }
-    if (!StringUtils.isEmptyObj(request.claims) || !StringUtils.isEmptyObj(request.claimsFromClient) || this.config.authOptions.clientCapabilities && this.config.authOptions.clientCapabilities.length > 0) {
-      RequestParameterBuilder_exports.addClaims(parameters, request.correlationId, request.claims, this.config.authOptions.clientCapabilities, void 0, request.claimsFromClient);
+    if (!StringUtils.isEmptyObj(request2.claims) || !StringUtils.isEmptyObj(request2.claimsFromClient) || this.config.authOptions.clientCapabilities && this.config.authOptions.clientCapabilities.length > 0) {
+      RequestParameterBuilder_exports.addClaims(parameters, request2.correlationId, request2.claims, this.config.authOptions.clientCapabilities, void 0, request2.claimsFromClient);
     }
     return UrlUtils_exports.mapToQueryString(parameters);
   }
@@ -40063,22 +40120,22 @@ var ConfidentialClientApplication = class extends ClientApplication {
   /**
    * Creates the URL of the authorization request.
    */
-  async getAuthCodeUrl(request) {
-    if (request.extraQueryParameters && Object.prototype.hasOwnProperty.call(request.extraQueryParameters, "instance_aware")) {
-      throw NodeAuthError.createUnsupportedCcaInstanceAwareError(request.correlationId);
+  async getAuthCodeUrl(request2) {
+    if (request2.extraQueryParameters && Object.prototype.hasOwnProperty.call(request2.extraQueryParameters, "instance_aware")) {
+      throw NodeAuthError.createUnsupportedCcaInstanceAwareError(request2.correlationId);
     }
-    return super.getAuthCodeUrl(request);
+    return super.getAuthCodeUrl(request2);
   }
   /**
    * Acquires a token by exchanging an authorization code.
    */
-  async acquireTokenByCode(request, authCodePayload) {
+  async acquireTokenByCode(request2, authCodePayload) {
     const sanitizedAuthCodePayload = authCodePayload ? {
-      code: request.code,
+      code: request2.code,
       state: authCodePayload.state,
-      nonce: request.nonce
+      nonce: request2.nonce
     } : void 0;
-    return super.acquireTokenByCode(request, sanitizedAuthCodePayload);
+    return super.acquireTokenByCode(request2, sanitizedAuthCodePayload);
   }
   /**
    * This extensibility point only works for the client_credential flow, i.e. acquireTokenByClientCredential and
@@ -40092,26 +40149,26 @@ var ConfidentialClientApplication = class extends ClientApplication {
   /**
    * Acquires tokens from the authority for the application (not for an end user).
    */
-  async acquireTokenByClientCredential(request) {
-    this.logger.info("acquireTokenByClientCredential called", request.correlationId || "");
+  async acquireTokenByClientCredential(request2) {
+    this.logger.info("acquireTokenByClientCredential called", request2.correlationId || "");
     let clientAssertion;
-    if (request.clientAssertion) {
+    if (request2.clientAssertion) {
       clientAssertion = {
         assertion: await getClientAssertion(
-          request.clientAssertion,
+          request2.clientAssertion,
           this.config.auth.clientId
           // tokenEndpoint will be undefined. resourceRequestUri is omitted in ClientCredentialRequest
         ),
         assertionType: Constants.JWT_BEARER_ASSERTION_TYPE
       };
     }
-    const baseRequest = await this.initializeBaseRequest(request);
+    const baseRequest = await this.initializeBaseRequest(request2);
     const validBaseRequest = {
       ...baseRequest,
       scopes: baseRequest.scopes.filter((scope) => !Constants_exports.OIDC_DEFAULT_SCOPES.includes(scope))
     };
     const validRequest = {
-      ...request,
+      ...request2,
       ...validBaseRequest,
       clientAssertion
     };
@@ -40135,7 +40192,7 @@ var ConfidentialClientApplication = class extends ClientApplication {
     };
     const serverTelemetryManager = this.initializeServerTelemetryManager(ApiId.acquireTokenByClientCredential, validRequest.correlationId, validRequest.skipCache);
     try {
-      const discoveredAuthority = await this.createAuthority(validRequest.authority, validRequest.correlationId, azureRegionConfiguration, request.azureCloudOptions);
+      const discoveredAuthority = await this.createAuthority(validRequest.authority, validRequest.correlationId, azureRegionConfiguration, request2.azureCloudOptions);
       const clientCredentialConfig = await this.buildOauthClientConfiguration(discoveredAuthority, validRequest.correlationId, "", serverTelemetryManager);
       const clientCredentialClient = new ClientCredentialClient(clientCredentialConfig, this.appTokenProvider);
       this.logger.verbose("Client credential client created", validRequest.correlationId);
@@ -40159,14 +40216,14 @@ var ConfidentialClientApplication = class extends ClientApplication {
    * See how to gain consent upfront for your middle-tier app from this article.
    * https://docs.microsoft.com/en-us/azure/active-directory/develop/v2-oauth2-on-behalf-of-flow#gaining-consent-for-the-middle-tier-application
    */
-  async acquireTokenOnBehalfOf(request) {
-    this.logger.info("acquireTokenOnBehalfOf called", request.correlationId || "");
+  async acquireTokenOnBehalfOf(request2) {
+    this.logger.info("acquireTokenOnBehalfOf called", request2.correlationId || "");
     const validRequest = {
-      ...request,
-      ...await this.initializeBaseRequest(request)
+      ...request2,
+      ...await this.initializeBaseRequest(request2)
     };
     try {
-      const discoveredAuthority = await this.createAuthority(validRequest.authority, validRequest.correlationId, void 0, request.azureCloudOptions);
+      const discoveredAuthority = await this.createAuthority(validRequest.authority, validRequest.correlationId, void 0, request2.azureCloudOptions);
       const onBehalfOfConfig = await this.buildOauthClientConfiguration(discoveredAuthority, validRequest.correlationId, "", void 0);
       const oboClient = new OnBehalfOfClient(onBehalfOfConfig);
       this.logger.verbose("On behalf of client created", validRequest.correlationId);
@@ -40186,34 +40243,34 @@ var ConfidentialClientApplication = class extends ClientApplication {
    *
    * This method always makes a network call. Use `acquireTokenSilent` to retrieve cached FIC tokens.
    */
-  async acquireTokenByUserFederatedIdentityCredential(request) {
-    this.logger.info("acquireTokenByUserFederatedIdentityCredential called", request.correlationId || "");
-    if (request.userObjectId && request.username) {
-      throw createClientAuthError(conflictingUserIdentifiers, request.correlationId || "");
+  async acquireTokenByUserFederatedIdentityCredential(request2) {
+    this.logger.info("acquireTokenByUserFederatedIdentityCredential called", request2.correlationId || "");
+    if (request2.userObjectId && request2.username) {
+      throw createClientAuthError(conflictingUserIdentifiers, request2.correlationId || "");
     }
-    if (!request.userObjectId && !request.username) {
-      throw createClientAuthError(missingUserIdentifier, request.correlationId || "");
+    if (!request2.userObjectId && !request2.username) {
+      throw createClientAuthError(missingUserIdentifier, request2.correlationId || "");
     }
-    if (!request.assertion) {
-      throw createClientAuthError(emptyFicAssertion, request.correlationId || "");
+    if (!request2.assertion) {
+      throw createClientAuthError(emptyFicAssertion, request2.correlationId || "");
     }
     let clientAssertion;
-    if (request.clientAssertion) {
+    if (request2.clientAssertion) {
       clientAssertion = {
-        assertion: await getClientAssertion(request.clientAssertion, this.config.auth.clientId),
+        assertion: await getClientAssertion(request2.clientAssertion, this.config.auth.clientId),
         assertionType: Constants.JWT_BEARER_ASSERTION_TYPE
       };
     }
-    const baseRequest = await this.initializeBaseRequest(request);
+    const baseRequest = await this.initializeBaseRequest(request2);
     const validRequest = {
-      ...request,
+      ...request2,
       ...baseRequest,
-      assertion: request.assertion,
+      assertion: request2.assertion,
       clientAssertion
     };
     const serverTelemetryManager = this.initializeServerTelemetryManager(ApiId.acquireTokenByUserFederatedIdentityCredential, validRequest.correlationId);
     try {
-      const discoveredAuthority = await this.createAuthority(validRequest.authority, validRequest.correlationId, void 0, request.azureCloudOptions);
+      const discoveredAuthority = await this.createAuthority(validRequest.authority, validRequest.correlationId, void 0, request2.azureCloudOptions);
       const clientConfig = await this.buildOauthClientConfiguration(discoveredAuthority, validRequest.correlationId, "", serverTelemetryManager);
       const ficClient = new UserFederatedIdentityCredentialClient(clientConfig);
       this.logger.verbose("UserFederatedIdentityCredential client created", validRequest.correlationId);
@@ -41148,14 +41205,14 @@ var HttpPipeline = class _HttpPipeline {
     this._orderedPolicies = void 0;
     return removedPolicies;
   }
-  sendRequest(httpClient, request) {
+  sendRequest(httpClient, request2) {
     const policies = this.getOrderedPolicies();
     const pipeline = policies.reduceRight((next, policy) => {
       return (req) => {
         return policy.sendRequest(req, next);
       };
     }, (req) => httpClient.sendRequest(req));
-    return pipeline(request);
+    return pipeline(request2);
   }
   getOrderedPolicies() {
     if (!this._orderedPolicies) {
@@ -41382,15 +41439,15 @@ function isStreamComplete(stream) {
     return Promise.resolve();
   }
   return new Promise((resolve) => {
-    const handler = () => {
+    const handler2 = () => {
       resolve();
-      stream.removeListener("close", handler);
-      stream.removeListener("end", handler);
-      stream.removeListener("error", handler);
+      stream.removeListener("close", handler2);
+      stream.removeListener("end", handler2);
+      stream.removeListener("error", handler2);
     };
-    stream.on("close", handler);
-    stream.on("end", handler);
-    stream.on("error", handler);
+    stream.on("close", handler2);
+    stream.on("end", handler2);
+    stream.on("error", handler2);
   });
 }
 function isArrayBuffer(body) {
@@ -41422,11 +41479,11 @@ var NodeHttpClient = class {
    * Makes a request over an underlying transport layer and returns the response.
    * @param request - The request to be made.
    */
-  async sendRequest(request) {
+  async sendRequest(request2) {
     const abortController = new AbortController();
     let abortListener;
-    if (request.abortSignal) {
-      if (request.abortSignal.aborted) {
+    if (request2.abortSignal) {
+      if (request2.abortSignal.aborted) {
         throw new AbortError2("The operation was aborted. Request has already been canceled.");
       }
       abortListener = (event) => {
@@ -41434,29 +41491,29 @@ var NodeHttpClient = class {
           abortController.abort();
         }
       };
-      request.abortSignal.addEventListener("abort", abortListener);
+      request2.abortSignal.addEventListener("abort", abortListener);
     }
     let timeoutId;
-    if (request.timeout > 0) {
+    if (request2.timeout > 0) {
       timeoutId = setTimeout(() => {
         const sanitizer = new Sanitizer();
-        logger4.info(`request to '${sanitizer.sanitizeUrl(request.url)}' timed out. canceling...`);
+        logger4.info(`request to '${sanitizer.sanitizeUrl(request2.url)}' timed out. canceling...`);
         abortController.abort();
-      }, request.timeout);
+      }, request2.timeout);
     }
-    const acceptEncoding = request.headers.get("Accept-Encoding");
+    const acceptEncoding = request2.headers.get("Accept-Encoding");
     const shouldDecompress = acceptEncoding?.includes("gzip") || acceptEncoding?.includes("deflate");
-    let body = typeof request.body === "function" ? request.body() : request.body;
-    if (body && !request.headers.has("Content-Length")) {
+    let body = typeof request2.body === "function" ? request2.body() : request2.body;
+    if (body && !request2.headers.has("Content-Length")) {
       const bodyLength = getBodyLength(body);
       if (bodyLength !== null) {
-        request.headers.set("Content-Length", bodyLength);
+        request2.headers.set("Content-Length", bodyLength);
       }
     }
     let responseStream;
     try {
-      if (body && request.onUploadProgress) {
-        const onUploadProgress = request.onUploadProgress;
+      if (body && request2.onUploadProgress) {
+        const onUploadProgress = request2.onUploadProgress;
         const uploadReportStream = new ReportTransform(onUploadProgress);
         uploadReportStream.on("error", (e) => {
           logger4.error("Error in upload progress", e);
@@ -41468,7 +41525,7 @@ var NodeHttpClient = class {
         }
         body = uploadReportStream;
       }
-      const res = await this.makeRequest(request, abortController, body);
+      const res = await this.makeRequest(request2, abortController, body);
       if (timeoutId !== void 0) {
         clearTimeout(timeoutId);
       }
@@ -41477,14 +41534,14 @@ var NodeHttpClient = class {
       const response = {
         status,
         headers,
-        request
+        request: request2
       };
-      if (request.method === "HEAD") {
+      if (request2.method === "HEAD") {
         res.resume();
         return response;
       }
       responseStream = shouldDecompress ? getDecodedResponseStream(res, headers) : res;
-      const onDownloadProgress = request.onDownloadProgress;
+      const onDownloadProgress = request2.onDownloadProgress;
       if (onDownloadProgress) {
         const downloadReportStream = new ReportTransform(onDownloadProgress);
         downloadReportStream.on("error", (e) => {
@@ -41495,7 +41552,7 @@ var NodeHttpClient = class {
       }
       if (
         // Value of POSITIVE_INFINITY in streamResponseStatusCodes is considered as any status code
-        request.streamResponseStatusCodes?.has(Number.POSITIVE_INFINITY) || request.streamResponseStatusCodes?.has(response.status)
+        request2.streamResponseStatusCodes?.has(Number.POSITIVE_INFINITY) || request2.streamResponseStatusCodes?.has(response.status)
       ) {
         response.readableStreamBody = responseStream;
       } else {
@@ -41503,7 +41560,7 @@ var NodeHttpClient = class {
       }
       return response;
     } finally {
-      if (request.abortSignal && abortListener) {
+      if (request2.abortSignal && abortListener) {
         let uploadStreamDone = Promise.resolve();
         if (isReadableStream(body)) {
           uploadStreamDone = isStreamComplete(body);
@@ -41514,7 +41571,7 @@ var NodeHttpClient = class {
         }
         Promise.all([uploadStreamDone, downloadStreamDone]).then(() => {
           if (abortListener) {
-            request.abortSignal?.removeEventListener("abort", abortListener);
+            request2.abortSignal?.removeEventListener("abort", abortListener);
           }
         }).catch((e) => {
           logger4.warning("Error when cleaning up abortListener on httpRequest", e);
@@ -41522,26 +41579,26 @@ var NodeHttpClient = class {
       }
     }
   }
-  makeRequest(request, abortController, body) {
-    const url = new URL(request.url);
+  makeRequest(request2, abortController, body) {
+    const url = new URL(request2.url);
     const isInsecure = url.protocol !== "https:";
-    if (isInsecure && !request.allowInsecureConnection) {
-      throw new Error(`Cannot connect to ${request.url} while allowInsecureConnection is false.`);
+    if (isInsecure && !request2.allowInsecureConnection) {
+      throw new Error(`Cannot connect to ${request2.url} while allowInsecureConnection is false.`);
     }
-    const agent = request.agent ?? this.getOrCreateAgent(request, isInsecure);
+    const agent = request2.agent ?? this.getOrCreateAgent(request2, isInsecure);
     const options = {
       agent,
       hostname: url.hostname,
       path: `${url.pathname}${url.search}`,
       port: url.port,
-      method: request.method,
-      headers: request.headers.toJSON({ preserveCase: true }),
-      ...request.requestOverrides
+      method: request2.method,
+      headers: request2.headers.toJSON({ preserveCase: true }),
+      ...request2.requestOverrides
     };
     return new Promise((resolve, reject) => {
       const req = isInsecure ? http2.request(options, resolve) : https.request(options, resolve);
       req.once("error", (err) => {
-        reject(new RestError(err.message, { code: err.code ?? RestError.REQUEST_SEND_ERROR, request }));
+        reject(new RestError(err.message, { code: err.code ?? RestError.REQUEST_SEND_ERROR, request: request2 }));
       });
       abortController.signal.addEventListener("abort", () => {
         const abortError = new AbortError2("The operation was aborted. Rejecting from abort signal callback while making request.");
@@ -41564,8 +41621,8 @@ var NodeHttpClient = class {
       }
     });
   }
-  getOrCreateAgent(request, isInsecure) {
-    const disableKeepAlive = request.disableKeepAlive;
+  getOrCreateAgent(request2, isInsecure) {
+    const disableKeepAlive = request2.disableKeepAlive;
     if (isInsecure) {
       if (disableKeepAlive) {
         return http2.globalAgent;
@@ -41575,10 +41632,10 @@ var NodeHttpClient = class {
       }
       return this.cachedHttpAgent;
     } else {
-      if (disableKeepAlive && !request.tlsSettings) {
+      if (disableKeepAlive && !request2.tlsSettings) {
         return https.globalAgent;
       }
-      const tlsSettings = request.tlsSettings ?? DEFAULT_TLS_SETTINGS;
+      const tlsSettings = request2.tlsSettings ?? DEFAULT_TLS_SETTINGS;
       let agent = this.cachedHttpsAgents.get(tlsSettings);
       if (agent && agent.options.keepAlive === !disableKeepAlive) {
         return agent;
@@ -41680,12 +41737,12 @@ function logPolicy(options = {}) {
   });
   return {
     name: logPolicyName,
-    async sendRequest(request, next) {
+    async sendRequest(request2, next) {
       if (!logger27.enabled) {
-        return next(request);
+        return next(request2);
       }
-      logger27(`Request: ${sanitizer.sanitize(request)}`);
-      const response = await next(request);
+      logger27(`Request: ${sanitizer.sanitize(request2)}`);
+      const response = await next(request2);
       logger27(`Response status code: ${response.status}`);
       logger27(`Headers: ${sanitizer.sanitize(response.headers)}`);
       return response;
@@ -41838,7 +41895,7 @@ function retryPolicy(strategies, options = { maxRetries: DEFAULT_RETRY_POLICY_CO
   const logger27 = options.logger || retryPolicyLogger;
   return {
     name: retryPolicyName,
-    async sendRequest(request, next) {
+    async sendRequest(request2, next) {
       let response;
       let responseError;
       let retryCount = -1;
@@ -41847,18 +41904,18 @@ function retryPolicy(strategies, options = { maxRetries: DEFAULT_RETRY_POLICY_CO
         response = void 0;
         responseError = void 0;
         try {
-          logger27.info(`Retry ${retryCount}: Attempting to send request`, request.requestId);
-          response = await next(request);
-          logger27.info(`Retry ${retryCount}: Received a response from request`, request.requestId);
+          logger27.info(`Retry ${retryCount}: Attempting to send request`, request2.requestId);
+          response = await next(request2);
+          logger27.info(`Retry ${retryCount}: Received a response from request`, request2.requestId);
         } catch (e) {
-          logger27.error(`Retry ${retryCount}: Received an error from request`, request.requestId);
+          logger27.error(`Retry ${retryCount}: Received an error from request`, request2.requestId);
           if (!isRestError(e)) {
             throw e;
           }
           responseError = e;
           response = e.response;
         }
-        if (request.abortSignal?.aborted) {
+        if (request2.abortSignal?.aborted) {
           logger27.error(`Retry ${retryCount}: Request aborted.`);
           const abortError = new AbortError2();
           throw abortError;
@@ -41893,12 +41950,12 @@ function retryPolicy(strategies, options = { maxRetries: DEFAULT_RETRY_POLICY_CO
           }
           if (retryAfterInMs || retryAfterInMs === 0) {
             strategyLogger.info(`Retry ${retryCount}: Retry strategy ${strategy.name} retries after ${retryAfterInMs}`);
-            await delay3(retryAfterInMs, void 0, { abortSignal: request.abortSignal });
+            await delay3(retryAfterInMs, void 0, { abortSignal: request2.abortSignal });
             continue retryRequest;
           }
           if (redirectTo) {
             strategyLogger.info(`Retry ${retryCount}: Retry strategy ${strategy.name} redirects to ${redirectTo}`);
-            request.url = redirectTo;
+            request2.url = redirectTo;
             continue retryRequest;
           }
         }
@@ -41948,22 +42005,22 @@ var formDataPolicyName = "formDataPolicy";
 function formDataPolicy() {
   return {
     name: formDataPolicyName,
-    async sendRequest(request, next) {
-      const converted = convertBodyToFormDataMap(request.body);
+    async sendRequest(request2, next) {
+      const converted = convertBodyToFormDataMap(request2.body);
       if (converted) {
-        request.formData = converted;
-        request.body = void 0;
+        request2.formData = converted;
+        request2.body = void 0;
       }
-      if (request.formData) {
-        const contentType = request.headers.get("Content-Type");
+      if (request2.formData) {
+        const contentType = request2.headers.get("Content-Type");
         if (contentType && contentType.indexOf("application/x-www-form-urlencoded") !== -1) {
-          request.body = wwwFormUrlEncode(request.formData);
+          request2.body = wwwFormUrlEncode(request2.formData);
         } else {
-          await prepareFormData(request.formData, request);
+          await prepareFormData(request2.formData, request2);
         }
-        request.formData = void 0;
+        request2.formData = void 0;
       }
-      return next(request);
+      return next(request2);
     }
   };
 }
@@ -41980,12 +42037,12 @@ function wwwFormUrlEncode(formData) {
   }
   return urlSearchParams.toString();
 }
-async function prepareFormData(formData, request) {
-  const contentType = request.headers.get("Content-Type");
+async function prepareFormData(formData, request2) {
+  const contentType = request2.headers.get("Content-Type");
   if (contentType && !contentType.startsWith("multipart/form-data")) {
     return;
   }
-  request.headers.set("Content-Type", contentType ?? "multipart/form-data");
+  request2.headers.set("Content-Type", contentType ?? "multipart/form-data");
   const parts = [];
   for (const [fieldName, values2] of Object.entries(formData)) {
     for (const value of Array.isArray(values2) ? values2 : [values2]) {
@@ -42010,7 +42067,7 @@ async function prepareFormData(formData, request) {
       }
     }
   }
-  request.multipartBody = { parts };
+  request2.multipartBody = { parts };
 }
 
 // node_modules/@typespec/ts-http-runtime/dist/esm/policies/agentPolicy.js
@@ -42124,25 +42181,25 @@ function getUrlFromProxySettings(settings) {
   }
   return parsedProxyUrl;
 }
-function setProxyAgentOnRequest(request, cachedAgents, proxyUrl) {
-  if (request.agent) {
+function setProxyAgentOnRequest(request2, cachedAgents, proxyUrl) {
+  if (request2.agent) {
     return;
   }
-  const url = new URL(request.url);
+  const url = new URL(request2.url);
   const isInsecure = url.protocol !== "https:";
-  if (request.tlsSettings) {
+  if (request2.tlsSettings) {
     logger4.warning("TLS settings are not supported in combination with custom Proxy, certificates provided to the client will be ignored.");
   }
   if (isInsecure) {
     if (!cachedAgents.httpProxyAgent) {
       cachedAgents.httpProxyAgent = new import_http_proxy_agent.HttpProxyAgent(proxyUrl);
     }
-    request.agent = cachedAgents.httpProxyAgent;
+    request2.agent = cachedAgents.httpProxyAgent;
   } else {
     if (!cachedAgents.httpsProxyAgent) {
       cachedAgents.httpsProxyAgent = new import_https_proxy_agent.HttpsProxyAgent(proxyUrl);
     }
-    request.agent = cachedAgents.httpsProxyAgent;
+    request2.agent = cachedAgents.httpsProxyAgent;
   }
 }
 function proxyPolicy(proxySettings, options) {
@@ -42153,13 +42210,13 @@ function proxyPolicy(proxySettings, options) {
   const cachedAgents = {};
   return {
     name: proxyPolicyName,
-    async sendRequest(request, next) {
-      if (!request.proxySettings && defaultProxy && !isBypassed(request.url, options?.customNoProxyList ?? globalNoProxyList, options?.customNoProxyList ? void 0 : globalBypassedMap)) {
-        setProxyAgentOnRequest(request, cachedAgents, defaultProxy);
-      } else if (request.proxySettings) {
-        setProxyAgentOnRequest(request, cachedAgents, getUrlFromProxySettings(request.proxySettings));
+    async sendRequest(request2, next) {
+      if (!request2.proxySettings && defaultProxy && !isBypassed(request2.url, options?.customNoProxyList ?? globalNoProxyList, options?.customNoProxyList ? void 0 : globalBypassedMap)) {
+        setProxyAgentOnRequest(request2, cachedAgents, defaultProxy);
+      } else if (request2.proxySettings) {
+        setProxyAgentOnRequest(request2, cachedAgents, getUrlFromProxySettings(request2.proxySettings));
       }
-      return next(request);
+      return next(request2);
     }
   };
 }
@@ -42169,11 +42226,11 @@ var decompressResponsePolicyName = "decompressResponsePolicy";
 function decompressResponsePolicy() {
   return {
     name: decompressResponsePolicyName,
-    async sendRequest(request, next) {
-      if (request.method !== "HEAD") {
-        request.headers.set("Accept-Encoding", "gzip,deflate");
+    async sendRequest(request2, next) {
+      if (request2.method !== "HEAD") {
+        request2.headers.set("Accept-Encoding", "gzip,deflate");
       }
-      return next(request);
+      return next(request2);
     }
   };
 }
@@ -42185,32 +42242,32 @@ function redirectPolicy(options = {}) {
   const { maxRetries = 20, allowCrossOriginRedirects = false } = options;
   return {
     name: redirectPolicyName,
-    async sendRequest(request, next) {
-      const response = await next(request);
+    async sendRequest(request2, next) {
+      const response = await next(request2);
       return handleRedirect(next, response, maxRetries, allowCrossOriginRedirects);
     }
   };
 }
 async function handleRedirect(next, response, maxRetries, allowCrossOriginRedirects, currentRetries = 0) {
-  const { request, status, headers } = response;
+  const { request: request2, status, headers } = response;
   const locationHeader = headers.get("location");
-  if (locationHeader && (status === 300 || status === 301 && allowedRedirect.includes(request.method) || status === 302 && allowedRedirect.includes(request.method) || status === 303 && request.method === "POST" || status === 307) && currentRetries < maxRetries) {
-    const url = new URL(locationHeader, request.url);
+  if (locationHeader && (status === 300 || status === 301 && allowedRedirect.includes(request2.method) || status === 302 && allowedRedirect.includes(request2.method) || status === 303 && request2.method === "POST" || status === 307) && currentRetries < maxRetries) {
+    const url = new URL(locationHeader, request2.url);
     if (!allowCrossOriginRedirects) {
-      const originalUrl = new URL(request.url);
+      const originalUrl = new URL(request2.url);
       if (url.origin !== originalUrl.origin) {
         logger4.verbose(`Skipping cross-origin redirect from ${originalUrl.origin} to ${url.origin}.`);
         return response;
       }
     }
-    request.url = url.toString();
+    request2.url = url.toString();
     if (status === 303) {
-      request.method = "GET";
-      request.headers.delete("Content-Length");
-      delete request.body;
+      request2.method = "GET";
+      request2.headers.delete("Content-Length");
+      delete request2.body;
     }
-    request.headers.delete("Authorization");
-    const res = await next(request);
+    request2.headers.delete("Authorization");
+    const res = await next(request2);
     return handleRedirect(next, res, maxRetries, allowCrossOriginRedirects, currentRetries + 1);
   }
   return response;
@@ -42308,7 +42365,7 @@ function getTotalLength(sources) {
   }
   return total;
 }
-async function buildRequestBody(request, parts, boundary) {
+async function buildRequestBody(request2, parts, boundary) {
   const sources = [
     stringToUint8Array(`--${boundary}`, "utf-8"),
     ...parts.flatMap((part) => [
@@ -42323,9 +42380,9 @@ async function buildRequestBody(request, parts, boundary) {
   ];
   const contentLength = getTotalLength(sources);
   if (contentLength) {
-    request.headers.set("Content-Length", contentLength);
+    request2.headers.set("Content-Length", contentLength);
   }
-  request.body = await concat(sources);
+  request2.body = await concat(sources);
 }
 var multipartPolicyName = "multipartPolicy";
 var maxBoundaryLength = 70;
@@ -42341,15 +42398,15 @@ function assertValidBoundary(boundary) {
 function multipartPolicy() {
   return {
     name: multipartPolicyName,
-    async sendRequest(request, next) {
-      if (!request.multipartBody) {
-        return next(request);
+    async sendRequest(request2, next) {
+      if (!request2.multipartBody) {
+        return next(request2);
       }
-      if (request.body) {
+      if (request2.body) {
         throw new Error("multipartBody and regular body cannot be set at the same time");
       }
-      let boundary = request.multipartBody.boundary;
-      const contentTypeHeader = request.headers.get("Content-Type") ?? "multipart/mixed";
+      let boundary = request2.multipartBody.boundary;
+      const contentTypeHeader = request2.headers.get("Content-Type") ?? "multipart/mixed";
       const parsedHeader = contentTypeHeader.match(/^(multipart\/[^ ;]+)(?:; *boundary=(.+))?$/);
       if (!parsedHeader) {
         throw new Error(`Got multipart request body, but content-type header was not multipart: ${contentTypeHeader}`);
@@ -42364,10 +42421,10 @@ function multipartPolicy() {
       } else {
         boundary = generateBoundary();
       }
-      request.headers.set("Content-Type", `${contentType}; boundary=${boundary}`);
-      await buildRequestBody(request, request.multipartBody.parts, boundary);
-      request.multipartBody = void 0;
-      return next(request);
+      request2.headers.set("Content-Type", `${contentType}; boundary=${boundary}`);
+      await buildRequestBody(request2, request2.multipartBody.parts, boundary);
+      request2.multipartBody = void 0;
+      return next(request2);
     }
   };
 }
@@ -42443,11 +42500,11 @@ function userAgentPolicy2(options = {}) {
   const userAgentValue = getUserAgentValue2(options.userAgentPrefix);
   return {
     name: userAgentPolicyName2,
-    async sendRequest(request, next) {
-      if (!request.headers.has(UserAgentHeaderName2)) {
-        request.headers.set(UserAgentHeaderName2, await userAgentValue);
+    async sendRequest(request2, next) {
+      if (!request2.headers.has(UserAgentHeaderName2)) {
+        request2.headers.set(UserAgentHeaderName2, await userAgentValue);
       }
-      return next(request);
+      return next(request2);
     }
   };
 }
@@ -42471,15 +42528,15 @@ function multipartPolicy2() {
   const tspPolicy = multipartPolicy();
   return {
     name: multipartPolicyName2,
-    sendRequest: async (request, next) => {
-      if (request.multipartBody) {
-        for (const part of request.multipartBody.parts) {
+    sendRequest: async (request2, next) => {
+      if (request2.multipartBody) {
+        for (const part of request2.multipartBody.parts) {
           if (hasRawContent(part.body)) {
             part.body = getRawContent(part.body);
           }
         }
       }
-      return tspPolicy.sendRequest(request, next);
+      return tspPolicy.sendRequest(request2, next);
     }
   };
 }
@@ -42509,11 +42566,11 @@ var setClientRequestIdPolicyName = "setClientRequestIdPolicy";
 function setClientRequestIdPolicy(requestIdHeaderName = "x-ms-client-request-id") {
   return {
     name: setClientRequestIdPolicyName,
-    async sendRequest(request, next) {
-      if (!request.headers.has(requestIdHeaderName)) {
-        request.headers.set(requestIdHeaderName, request.requestId);
+    async sendRequest(request2, next) {
+      if (!request2.headers.has(requestIdHeaderName)) {
+        request2.headers.set(requestIdHeaderName, request2.requestId);
       }
-      return next(request);
+      return next(request2);
     }
   };
 }
@@ -42544,26 +42601,26 @@ function tracingPolicy(options = {}) {
   const tracingClient2 = tryCreateTracingClient();
   return {
     name: tracingPolicyName,
-    async sendRequest(request, next) {
+    async sendRequest(request2, next) {
       if (!tracingClient2) {
-        return next(request);
+        return next(request2);
       }
-      const userAgent = await userAgentPromise;
+      const userAgent2 = await userAgentPromise;
       const spanAttributes = {
-        "http.url": sanitizer.sanitizeUrl(request.url),
-        "http.method": request.method,
-        "http.user_agent": userAgent,
-        requestId: request.requestId
+        "http.url": sanitizer.sanitizeUrl(request2.url),
+        "http.method": request2.method,
+        "http.user_agent": userAgent2,
+        requestId: request2.requestId
       };
-      if (userAgent) {
-        spanAttributes["http.user_agent"] = userAgent;
+      if (userAgent2) {
+        spanAttributes["http.user_agent"] = userAgent2;
       }
-      const { span: span2, tracingContext } = tryCreateSpan(tracingClient2, request, spanAttributes) ?? {};
+      const { span: span2, tracingContext } = tryCreateSpan(tracingClient2, request2, spanAttributes) ?? {};
       if (!span2 || !tracingContext) {
-        return next(request);
+        return next(request2);
       }
       try {
-        const response = await tracingClient2.withContext(tracingContext, next, request);
+        const response = await tracingClient2.withContext(tracingContext, next, request2);
         tryProcessResponse(span2, response);
         return response;
       } catch (err) {
@@ -42585,9 +42642,9 @@ function tryCreateTracingClient() {
     return void 0;
   }
 }
-function tryCreateSpan(tracingClient2, request, spanAttributes) {
+function tryCreateSpan(tracingClient2, request2, spanAttributes) {
   try {
-    const { span: span2, updatedOptions } = tracingClient2.startSpan(`HTTP ${request.method}`, { tracingOptions: request.tracingOptions }, {
+    const { span: span2, updatedOptions } = tracingClient2.startSpan(`HTTP ${request2.method}`, { tracingOptions: request2.tracingOptions }, {
       spanKind: "client",
       spanAttributes
     });
@@ -42597,7 +42654,7 @@ function tryCreateSpan(tracingClient2, request, spanAttributes) {
     }
     const headers = tracingClient2.createRequestHeaders(updatedOptions.tracingOptions.tracingContext);
     for (const [key, value] of Object.entries(headers)) {
-      request.headers.set(key, value);
+      request2.headers.set(key, value);
     }
     return { span: span2, tracingContext: updatedOptions.tracingOptions.tracingContext };
   } catch (e) {
@@ -42668,14 +42725,14 @@ var wrapAbortSignalLikePolicyName = "wrapAbortSignalLikePolicy";
 function wrapAbortSignalLikePolicy() {
   return {
     name: wrapAbortSignalLikePolicyName,
-    sendRequest: async (request, next) => {
-      if (!request.abortSignal) {
-        return next(request);
+    sendRequest: async (request2, next) => {
+      if (!request2.abortSignal) {
+        return next(request2);
       }
-      const { abortSignal, cleanup } = wrapAbortSignalLike(request.abortSignal);
-      request.abortSignal = abortSignal;
+      const { abortSignal, cleanup } = wrapAbortSignalLike(request2.abortSignal);
+      request2.abortSignal = abortSignal;
       try {
-        return await next(request);
+        return await next(request2);
       } finally {
         cleanup?.();
       }
@@ -42716,11 +42773,11 @@ function createPipelineFromOptions2(options) {
 function createDefaultHttpClient2() {
   const client = createDefaultHttpClient();
   return {
-    async sendRequest(request) {
-      const { abortSignal, cleanup } = request.abortSignal ? wrapAbortSignalLike(request.abortSignal) : {};
+    async sendRequest(request2) {
+      const { abortSignal, cleanup } = request2.abortSignal ? wrapAbortSignalLike(request2.abortSignal) : {};
       try {
-        request.abortSignal = abortSignal;
-        return await client.sendRequest(request);
+        request2.abortSignal = abortSignal;
+        return await client.sendRequest(request2);
       } finally {
         cleanup?.();
       }
@@ -42853,9 +42910,9 @@ function createTokenCycler(credential, tokenCyclerOptions) {
 
 // node_modules/@azure/core-rest-pipeline/dist/esm/policies/bearerTokenAuthenticationPolicy.js
 var bearerTokenAuthenticationPolicyName = "bearerTokenAuthenticationPolicy";
-async function trySendRequest(request, next) {
+async function trySendRequest(request2, next) {
   try {
-    return [await next(request), void 0];
+    return [await next(request2), void 0];
   } catch (e) {
     if (isRestError2(e) && e.response) {
       return [e.response, e];
@@ -42865,10 +42922,10 @@ async function trySendRequest(request, next) {
   }
 }
 async function defaultAuthorizeRequest(options) {
-  const { scopes, getAccessToken, request } = options;
+  const { scopes, getAccessToken, request: request2 } = options;
   const getTokenOptions = {
-    abortSignal: request.abortSignal,
-    tracingOptions: request.tracingOptions,
+    abortSignal: request2.abortSignal,
+    tracingOptions: request2.tracingOptions,
     enableCae: true
   };
   const accessToken = await getAccessToken(scopes, getTokenOptions);
@@ -42917,20 +42974,20 @@ function bearerTokenAuthenticationPolicy(options) {
      * - Process a challenge if the response contains it.
      * - Retrieve a token with the challenge information, then re-send the request.
      */
-    async sendRequest(request, next) {
-      if (!request.url.toLowerCase().startsWith("https://")) {
+    async sendRequest(request2, next) {
+      if (!request2.url.toLowerCase().startsWith("https://")) {
         throw new Error("Bearer token authentication is not permitted for non-TLS protected (non-https) URLs.");
       }
       await callbacks.authorizeRequest({
         scopes: Array.isArray(scopes) ? scopes : [scopes],
-        request,
+        request: request2,
         getAccessToken,
         logger: logger27
       });
       let response;
       let error;
       let shouldSendRequest;
-      [response, error] = await trySendRequest(request, next);
+      [response, error] = await trySendRequest(request2, next);
       if (isChallengeResponse(response)) {
         let claims = getCaeChallengeClaims(response.headers.get("WWW-Authenticate"));
         if (claims) {
@@ -42944,23 +43001,23 @@ function bearerTokenAuthenticationPolicy(options) {
           shouldSendRequest = await authorizeRequestOnCaeChallenge({
             scopes: Array.isArray(scopes) ? scopes : [scopes],
             response,
-            request,
+            request: request2,
             getAccessToken,
             logger: logger27
           }, parsedClaim);
           if (shouldSendRequest) {
-            [response, error] = await trySendRequest(request, next);
+            [response, error] = await trySendRequest(request2, next);
           }
         } else if (callbacks.authorizeRequestOnChallenge) {
           shouldSendRequest = await callbacks.authorizeRequestOnChallenge({
             scopes: Array.isArray(scopes) ? scopes : [scopes],
-            request,
+            request: request2,
             response,
             getAccessToken,
             logger: logger27
           });
           if (shouldSendRequest) {
-            [response, error] = await trySendRequest(request, next);
+            [response, error] = await trySendRequest(request2, next);
           }
           if (isChallengeResponse(response)) {
             claims = getCaeChallengeClaims(response.headers.get("WWW-Authenticate") ?? "");
@@ -42975,12 +43032,12 @@ function bearerTokenAuthenticationPolicy(options) {
               shouldSendRequest = await authorizeRequestOnCaeChallenge({
                 scopes: Array.isArray(scopes) ? scopes : [scopes],
                 response,
-                request,
+                request: request2,
                 getAccessToken,
                 logger: logger27
               }, parsedClaim);
               if (shouldSendRequest) {
-                [response, error] = await trySendRequest(request, next);
+                [response, error] = await trySendRequest(request2, next);
               }
             }
           }
@@ -43090,17 +43147,17 @@ function getPropertyFromParameterPath(parent, parameterPath) {
   return result;
 }
 var originalRequestSymbol = Symbol.for("@azure/core-client original request");
-function hasOriginalRequest(request) {
-  return originalRequestSymbol in request;
+function hasOriginalRequest(request2) {
+  return originalRequestSymbol in request2;
 }
-function getOperationRequestInfo(request) {
-  if (hasOriginalRequest(request)) {
-    return getOperationRequestInfo(request[originalRequestSymbol]);
+function getOperationRequestInfo(request2) {
+  if (hasOriginalRequest(request2)) {
+    return getOperationRequestInfo(request2[originalRequestSymbol]);
   }
-  let info = state2.operationRequestMap.get(request);
+  let info = state2.operationRequestMap.get(request2);
   if (!info) {
     info = {};
-    state2.operationRequestMap.set(request, info);
+    state2.operationRequestMap.set(request2, info);
   }
   return info;
 }
@@ -43123,16 +43180,16 @@ function deserializationPolicy(options = {}) {
   };
   return {
     name: deserializationPolicyName,
-    async sendRequest(request, next) {
-      const response = await next(request);
+    async sendRequest(request2, next) {
+      const response = await next(request2);
       return deserializeResponseBody(jsonContentTypes, xmlContentTypes, response, updatedOptions, parseXML);
     }
   };
 }
 function getOperationResponseMap(parsedResponse) {
   let result;
-  const request = parsedResponse.request;
-  const operationInfo = getOperationRequestInfo(request);
+  const request2 = parsedResponse.request;
+  const operationInfo = getOperationRequestInfo(request2);
   const operationSpec = operationInfo?.operationSpec;
   if (operationSpec) {
     if (!operationInfo?.operationResponseGetter) {
@@ -43144,8 +43201,8 @@ function getOperationResponseMap(parsedResponse) {
   return result;
 }
 function shouldDeserializeResponse(parsedResponse) {
-  const request = parsedResponse.request;
-  const operationInfo = getOperationRequestInfo(request);
+  const request2 = parsedResponse.request;
+  const operationInfo = getOperationRequestInfo(request2);
   const shouldDeserialize = operationInfo?.shouldDeserialize;
   let result;
   if (shouldDeserialize === void 0) {
@@ -43320,19 +43377,19 @@ function serializationPolicy(options = {}) {
   const stringifyXML = options.stringifyXML;
   return {
     name: serializationPolicyName,
-    sendRequest(request, next) {
-      const operationInfo = getOperationRequestInfo(request);
+    sendRequest(request2, next) {
+      const operationInfo = getOperationRequestInfo(request2);
       const operationSpec = operationInfo?.operationSpec;
       const operationArguments = operationInfo?.operationArguments;
       if (operationSpec && operationArguments) {
-        serializeHeaders(request, operationArguments, operationSpec);
-        serializeRequestBody(request, operationArguments, operationSpec, stringifyXML);
+        serializeHeaders(request2, operationArguments, operationSpec);
+        serializeRequestBody(request2, operationArguments, operationSpec, stringifyXML);
       }
-      return next(request);
+      return next(request2);
     }
   };
 }
-function serializeHeaders(request, operationArguments, operationSpec) {
+function serializeHeaders(request2, operationArguments, operationSpec) {
   if (operationSpec.headerParameters) {
     for (const headerParameter of operationSpec.headerParameters) {
       let headerValue = getOperationArgumentValueFromParameter(operationArguments, headerParameter);
@@ -43341,10 +43398,10 @@ function serializeHeaders(request, operationArguments, operationSpec) {
         const headerCollectionPrefix = headerParameter.mapper.headerCollectionPrefix;
         if (headerCollectionPrefix) {
           for (const key of Object.keys(headerValue)) {
-            request.headers.set(headerCollectionPrefix + key, headerValue[key]);
+            request2.headers.set(headerCollectionPrefix + key, headerValue[key]);
           }
         } else {
-          request.headers.set(headerParameter.mapper.serializedName || getPathStringFromParameter(headerParameter), headerValue);
+          request2.headers.set(headerParameter.mapper.serializedName || getPathStringFromParameter(headerParameter), headerValue);
         }
       }
     }
@@ -43352,11 +43409,11 @@ function serializeHeaders(request, operationArguments, operationSpec) {
   const customHeaders = operationArguments.options?.requestOptions?.customHeaders;
   if (customHeaders) {
     for (const customHeaderName of Object.keys(customHeaders)) {
-      request.headers.set(customHeaderName, customHeaders[customHeaderName]);
+      request2.headers.set(customHeaderName, customHeaders[customHeaderName]);
     }
   }
 }
-function serializeRequestBody(request, operationArguments, operationSpec, stringifyXML = function() {
+function serializeRequestBody(request2, operationArguments, operationSpec, stringifyXML = function() {
   throw new Error("XML serialization unsupported!");
 }) {
   const serializerOptions = operationArguments.options?.serializerOptions;
@@ -43369,22 +43426,22 @@ function serializeRequestBody(request, operationArguments, operationSpec, string
   };
   const xmlCharKey = updatedOptions.xml.xmlCharKey;
   if (operationSpec.requestBody && operationSpec.requestBody.mapper) {
-    request.body = getOperationArgumentValueFromParameter(operationArguments, operationSpec.requestBody);
+    request2.body = getOperationArgumentValueFromParameter(operationArguments, operationSpec.requestBody);
     const bodyMapper = operationSpec.requestBody.mapper;
     const { required, serializedName, xmlName, xmlElementName, xmlNamespace, xmlNamespacePrefix, nullable } = bodyMapper;
     const typeName = bodyMapper.type.name;
     try {
-      if (request.body !== void 0 && request.body !== null || nullable && request.body === null || required) {
+      if (request2.body !== void 0 && request2.body !== null || nullable && request2.body === null || required) {
         const requestBodyParameterPathString = getPathStringFromParameter(operationSpec.requestBody);
-        request.body = operationSpec.serializer.serialize(bodyMapper, request.body, requestBodyParameterPathString, updatedOptions);
+        request2.body = operationSpec.serializer.serialize(bodyMapper, request2.body, requestBodyParameterPathString, updatedOptions);
         const isStream = typeName === MapperTypeNames.Stream;
         if (operationSpec.isXML) {
           const xmlnsKey = xmlNamespacePrefix ? `xmlns:${xmlNamespacePrefix}` : "xmlns";
-          const value = getXmlValueWithNamespace(xmlNamespace, xmlnsKey, typeName, request.body, updatedOptions);
+          const value = getXmlValueWithNamespace(xmlNamespace, xmlnsKey, typeName, request2.body, updatedOptions);
           if (typeName === MapperTypeNames.Sequence) {
-            request.body = stringifyXML(prepareXMLRootList(value, xmlElementName || xmlName || serializedName, xmlnsKey, xmlNamespace), { rootName: xmlName || serializedName, xmlCharKey });
+            request2.body = stringifyXML(prepareXMLRootList(value, xmlElementName || xmlName || serializedName, xmlnsKey, xmlNamespace), { rootName: xmlName || serializedName, xmlCharKey });
           } else if (!isStream) {
-            request.body = stringifyXML(value, {
+            request2.body = stringifyXML(value, {
               rootName: xmlName || serializedName,
               xmlCharKey
             });
@@ -43392,19 +43449,19 @@ function serializeRequestBody(request, operationArguments, operationSpec, string
         } else if (typeName === MapperTypeNames.String && (operationSpec.contentType?.match("text/plain") || operationSpec.mediaType === "text")) {
           return;
         } else if (!isStream) {
-          request.body = JSON.stringify(request.body);
+          request2.body = JSON.stringify(request2.body);
         }
       }
     } catch (error) {
       throw new Error(`Error "${error.message}" occurred in serializing the payload - ${JSON.stringify(serializedName, void 0, "  ")}.`);
     }
   } else if (operationSpec.formDataParameters && operationSpec.formDataParameters.length > 0) {
-    request.formData = {};
+    request2.formData = {};
     for (const formDataParameter of operationSpec.formDataParameters) {
       const formDataParameterValue = getOperationArgumentValueFromParameter(operationArguments, formDataParameter);
       if (formDataParameterValue !== void 0 && formDataParameterValue !== null) {
         const formDataParameterPropertyName = formDataParameter.mapper.serializedName || getPathStringFromParameter(formDataParameter);
-        request.formData[formDataParameterPropertyName] = operationSpec.serializer.serialize(formDataParameter.mapper, formDataParameterValue, getPathStringFromParameter(formDataParameter), updatedOptions);
+        request2.formData[formDataParameterPropertyName] = operationSpec.serializer.serialize(formDataParameter.mapper, formDataParameterValue, getPathStringFromParameter(formDataParameter), updatedOptions);
       }
     }
   }
@@ -43699,8 +43756,8 @@ var ServiceClient = class {
   /**
    * Send the provided httpRequest.
    */
-  sendRequest(request) {
-    return this.pipeline.sendRequest(this._httpClient, request);
+  sendRequest(request2) {
+    return this.pipeline.sendRequest(this._httpClient, request2);
   }
   /**
    * Send an HTTP request that is populated using the provided OperationSpec.
@@ -43709,57 +43766,57 @@ var ServiceClient = class {
    * @param operationSpec - The OperationSpec to use to populate the httpRequest.
    */
   async sendOperationRequest(operationArguments, operationSpec) {
-    const endpoint = operationSpec.baseUrl || this._endpoint;
-    if (!endpoint) {
+    const endpoint2 = operationSpec.baseUrl || this._endpoint;
+    if (!endpoint2) {
       throw new Error("If operationSpec.baseUrl is not specified, then the ServiceClient must have a endpoint string property that contains the base URL to use.");
     }
-    const url = getRequestUrl(endpoint, operationSpec, operationArguments, this);
-    const request = createPipelineRequest2({
+    const url = getRequestUrl(endpoint2, operationSpec, operationArguments, this);
+    const request2 = createPipelineRequest2({
       url
     });
-    request.method = operationSpec.httpMethod;
-    const operationInfo = getOperationRequestInfo(request);
+    request2.method = operationSpec.httpMethod;
+    const operationInfo = getOperationRequestInfo(request2);
     operationInfo.operationSpec = operationSpec;
     operationInfo.operationArguments = operationArguments;
     const contentType = operationSpec.contentType || this._requestContentType;
     if (contentType && operationSpec.requestBody) {
-      request.headers.set("Content-Type", contentType);
+      request2.headers.set("Content-Type", contentType);
     }
     const options = operationArguments.options;
     if (options) {
       const requestOptions = options.requestOptions;
       if (requestOptions) {
         if (requestOptions.timeout) {
-          request.timeout = requestOptions.timeout;
+          request2.timeout = requestOptions.timeout;
         }
         if (requestOptions.onUploadProgress) {
-          request.onUploadProgress = requestOptions.onUploadProgress;
+          request2.onUploadProgress = requestOptions.onUploadProgress;
         }
         if (requestOptions.onDownloadProgress) {
-          request.onDownloadProgress = requestOptions.onDownloadProgress;
+          request2.onDownloadProgress = requestOptions.onDownloadProgress;
         }
         if (requestOptions.shouldDeserialize !== void 0) {
           operationInfo.shouldDeserialize = requestOptions.shouldDeserialize;
         }
         if (requestOptions.allowInsecureConnection) {
-          request.allowInsecureConnection = true;
+          request2.allowInsecureConnection = true;
         }
       }
       if (options.abortSignal) {
-        request.abortSignal = options.abortSignal;
+        request2.abortSignal = options.abortSignal;
       }
       if (options.tracingOptions) {
-        request.tracingOptions = options.tracingOptions;
+        request2.tracingOptions = options.tracingOptions;
       }
     }
     if (this._allowInsecureConnection) {
-      request.allowInsecureConnection = true;
+      request2.allowInsecureConnection = true;
     }
-    if (request.streamResponseStatusCodes === void 0) {
-      request.streamResponseStatusCodes = getStreamingResponseStatusCodes(operationSpec);
+    if (request2.streamResponseStatusCodes === void 0) {
+      request2.streamResponseStatusCodes = getStreamingResponseStatusCodes(operationSpec);
     }
     try {
-      const rawResponse = await this.sendRequest(request);
+      const rawResponse = await this.sendRequest(request2);
       const flatResponse = flattenResponse(rawResponse, operationSpec.responses[rawResponse.status]);
       if (options?.onResponse) {
         options.onResponse(rawResponse, flatResponse);
@@ -43902,9 +43959,9 @@ var IdentityClient = class extends ServiceClient {
       this.allowInsecureConnection = options.allowInsecureConnection;
     }
   }
-  async sendTokenRequest(request) {
-    logger.info(`IdentityClient: sending token request to [${request.url}]`);
-    const response = await this.sendRequest(request);
+  async sendTokenRequest(request2) {
+    logger.info(`IdentityClient: sending token request to [${request2.url}]`);
+    const response = await this.sendRequest(request2);
     if (response.bodyAsText && (response.status === 200 || response.status === 201)) {
       const parsedBody = JSON.parse(response.bodyAsText);
       if (!parsedBody.access_token) {
@@ -43920,7 +43977,7 @@ var IdentityClient = class extends ServiceClient {
         },
         refreshToken: parsedBody.refresh_token
       };
-      logger.info(`IdentityClient: [${request.url}] token acquired, expires on ${token.accessToken.expiresOnTimestamp}`);
+      logger.info(`IdentityClient: [${request2.url}] token acquired, expires on ${token.accessToken.expiresOnTimestamp}`);
       return token;
     } else {
       const error = new AuthenticationError(response.status, response.bodyAsText);
@@ -43946,7 +44003,7 @@ var IdentityClient = class extends ServiceClient {
     return tracingClient.withSpan("IdentityClient.refreshAccessToken", options, async (updatedOptions) => {
       try {
         const urlSuffix = getIdentityTokenEndpointSuffix(tenantId);
-        const request = createPipelineRequest2({
+        const request2 = createPipelineRequest2({
           url: `${this.authorityHost}/${tenantId}/${urlSuffix}`,
           method: "POST",
           body: query.toString(),
@@ -43957,7 +44014,7 @@ var IdentityClient = class extends ServiceClient {
           }),
           tracingOptions: updatedOptions.tracingOptions
         });
-        const response = await this.sendTokenRequest(request);
+        const response = await this.sendTokenRequest(request2);
         logger.info(`IdentityClient: refreshed token for client ID: ${clientId}`);
         return response;
       } catch (err) {
@@ -44008,7 +44065,7 @@ var IdentityClient = class extends ServiceClient {
   }
   // The MSAL network module methods follow
   async sendGetRequestAsync(url, options) {
-    const request = createPipelineRequest2({
+    const request2 = createPipelineRequest2({
       url,
       method: "GET",
       body: options?.body,
@@ -44016,7 +44073,7 @@ var IdentityClient = class extends ServiceClient {
       headers: createHttpHeaders2(options?.headers),
       abortSignal: this.generateAbortSignal(noCorrelationId)
     });
-    const response = await this.sendRequest(request);
+    const response = await this.sendRequest(request2);
     this.logIdentifiers(response);
     return {
       body: this.parseResponseBody(response),
@@ -44025,7 +44082,7 @@ var IdentityClient = class extends ServiceClient {
     };
   }
   async sendPostRequestAsync(url, options) {
-    const request = createPipelineRequest2({
+    const request2 = createPipelineRequest2({
       url,
       method: "POST",
       body: options?.body,
@@ -44034,7 +44091,7 @@ var IdentityClient = class extends ServiceClient {
       // MSAL doesn't send the correlation ID on the get requests.
       abortSignal: this.generateAbortSignal(this.getCorrelationId(options))
     });
-    const response = await this.sendRequest(request);
+    const response = await this.sendRequest(request2);
     this.logIdentifiers(response);
     return {
       body: this.parseResponseBody(response),
@@ -45562,6 +45619,4413 @@ function explainAzureError(e, s, scope, presented) {
   return `${head}: ${entra ?? text.split("\n")[0]}`;
 }
 
+// gateway/approval/github-approver.ts
+import fs12 from "node:fs";
+
+// gateway/approval/reply-check.ts
+function replyCommands(body) {
+  const out = [];
+  for (const line of body.split(/\r?\n/)) {
+    const m = /^\s*\/(approve|deny)\s+([A-Za-z0-9]+)\b[ \t]*(.*)$/.exec(line);
+    if (m) out.push({ verb: m[1], id: m[2].toLowerCase(), reason: m[3].trim() });
+  }
+  return out;
+}
+function checkReply(c, requestId, request2, selfLogins) {
+  const commands = replyCommands(c.body);
+  if (commands.length === 0) return { kind: "unrelated" };
+  const mine = commands.find((x) => x.id === requestId);
+  if (!mine) return { kind: "ignored", why: `names request ${commands.map((x) => x.id).join(", ")}, not ${requestId}` };
+  if (c.id <= request2.id || Date.parse(c.createdAt) < Date.parse(request2.createdAt)) return { kind: "ignored", why: "written before the request was posted" };
+  if (c.createdAt !== c.updatedAt) return { kind: "ignored", why: "edited after it was written (an edited comment never counts)" };
+  if (c.isBot) return { kind: "ignored", why: `written by a bot (${c.login})` };
+  if (selfLogins.includes(c.login.toLowerCase())) return { kind: "ignored", why: `${c.login} is the pull request's author or the run's actor, and self-approval is not allowed` };
+  return { kind: "candidate", verb: mine.verb, reason: mine.reason };
+}
+
+// node_modules/universal-user-agent/index.js
+function getUserAgent() {
+  if (typeof navigator === "object" && "userAgent" in navigator) {
+    return navigator.userAgent;
+  }
+  if (typeof process === "object" && process.version !== void 0) {
+    return `Node.js/${process.version.substr(1)} (${process.platform}; ${process.arch})`;
+  }
+  return "<environment undetectable>";
+}
+
+// node_modules/before-after-hook/lib/register.js
+function register(state3, name3, method, options) {
+  if (typeof method !== "function") {
+    throw new Error("method for before hook must be a function");
+  }
+  if (!options) {
+    options = {};
+  }
+  if (Array.isArray(name3)) {
+    return name3.reverse().reduce((callback, name4) => {
+      return register.bind(null, state3, name4, callback, options);
+    }, method)();
+  }
+  return Promise.resolve().then(() => {
+    if (!state3.registry[name3]) {
+      return method(options);
+    }
+    return state3.registry[name3].reduce((method2, registered) => {
+      return registered.hook.bind(null, method2, options);
+    }, method)();
+  });
+}
+
+// node_modules/before-after-hook/lib/add.js
+function addHook(state3, kind, name3, hook2) {
+  const orig = hook2;
+  if (!state3.registry[name3]) {
+    state3.registry[name3] = [];
+  }
+  if (kind === "before") {
+    hook2 = (method, options) => {
+      return Promise.resolve().then(orig.bind(null, options)).then(method.bind(null, options));
+    };
+  }
+  if (kind === "after") {
+    hook2 = (method, options) => {
+      let result;
+      return Promise.resolve().then(method.bind(null, options)).then((result_) => {
+        result = result_;
+        return orig(result, options);
+      }).then(() => {
+        return result;
+      });
+    };
+  }
+  if (kind === "error") {
+    hook2 = (method, options) => {
+      return Promise.resolve().then(method.bind(null, options)).catch((error) => {
+        return orig(error, options);
+      });
+    };
+  }
+  state3.registry[name3].push({
+    hook: hook2,
+    orig
+  });
+}
+
+// node_modules/before-after-hook/lib/remove.js
+function removeHook(state3, name3, method) {
+  if (!state3.registry[name3]) {
+    return;
+  }
+  const index = state3.registry[name3].map((registered) => {
+    return registered.orig;
+  }).indexOf(method);
+  if (index === -1) {
+    return;
+  }
+  state3.registry[name3].splice(index, 1);
+}
+
+// node_modules/before-after-hook/index.js
+var bind = Function.bind;
+var bindable = bind.bind(bind);
+function bindApi(hook2, state3, name3) {
+  const removeHookRef = bindable(removeHook, null).apply(
+    null,
+    name3 ? [state3, name3] : [state3]
+  );
+  hook2.api = { remove: removeHookRef };
+  hook2.remove = removeHookRef;
+  ["before", "error", "after", "wrap"].forEach((kind) => {
+    const args = name3 ? [state3, kind, name3] : [state3, kind];
+    hook2[kind] = hook2.api[kind] = bindable(addHook, null).apply(null, args);
+  });
+}
+function Singular() {
+  const singularHookName = Symbol("Singular");
+  const singularHookState = {
+    registry: {}
+  };
+  const singularHook = register.bind(null, singularHookState, singularHookName);
+  bindApi(singularHook, singularHookState, singularHookName);
+  return singularHook;
+}
+function Collection() {
+  const state3 = {
+    registry: {}
+  };
+  const hook2 = register.bind(null, state3);
+  bindApi(hook2, state3);
+  return hook2;
+}
+var before_after_hook_default = { Singular, Collection };
+
+// node_modules/@octokit/endpoint/dist-bundle/index.js
+var VERSION2 = "0.0.0-development";
+var userAgent = `octokit-endpoint.js/${VERSION2} ${getUserAgent()}`;
+var DEFAULTS = {
+  method: "GET",
+  baseUrl: "https://api.github.com",
+  headers: {
+    accept: "application/vnd.github.v3+json",
+    "user-agent": userAgent
+  },
+  mediaType: {
+    format: ""
+  }
+};
+function lowercaseKeys(object) {
+  if (!object) {
+    return {};
+  }
+  return Object.keys(object).reduce((newObj, key) => {
+    newObj[key.toLowerCase()] = object[key];
+    return newObj;
+  }, {});
+}
+function isPlainObject3(value) {
+  if (typeof value !== "object" || value === null) return false;
+  if (Object.prototype.toString.call(value) !== "[object Object]") return false;
+  const proto = Object.getPrototypeOf(value);
+  if (proto === null) return true;
+  const Ctor = Object.prototype.hasOwnProperty.call(proto, "constructor") && proto.constructor;
+  return typeof Ctor === "function" && Ctor instanceof Ctor && Function.prototype.call(Ctor) === Function.prototype.call(value);
+}
+function mergeDeep(defaults, options) {
+  const result = Object.assign({}, defaults);
+  Object.keys(options).forEach((key) => {
+    if (isPlainObject3(options[key])) {
+      if (!(key in defaults)) Object.assign(result, { [key]: options[key] });
+      else result[key] = mergeDeep(defaults[key], options[key]);
+    } else {
+      Object.assign(result, { [key]: options[key] });
+    }
+  });
+  return result;
+}
+function removeUndefinedProperties(obj) {
+  for (const key in obj) {
+    if (obj[key] === void 0) {
+      delete obj[key];
+    }
+  }
+  return obj;
+}
+function merge(defaults, route, options) {
+  if (typeof route === "string") {
+    let [method, url] = route.split(" ");
+    options = Object.assign(url ? { method, url } : { url: method }, options);
+  } else {
+    options = Object.assign({}, route);
+  }
+  options.headers = lowercaseKeys(options.headers);
+  removeUndefinedProperties(options);
+  removeUndefinedProperties(options.headers);
+  const mergedOptions = mergeDeep(defaults || {}, options);
+  if (options.url === "/graphql") {
+    if (defaults && defaults.mediaType.previews?.length) {
+      mergedOptions.mediaType.previews = defaults.mediaType.previews.filter(
+        (preview) => !mergedOptions.mediaType.previews.includes(preview)
+      ).concat(mergedOptions.mediaType.previews);
+    }
+    mergedOptions.mediaType.previews = (mergedOptions.mediaType.previews || []).map((preview) => preview.replace(/-preview/, ""));
+  }
+  return mergedOptions;
+}
+function addQueryParameters(url, parameters) {
+  const separator = /\?/.test(url) ? "&" : "?";
+  const names = Object.keys(parameters);
+  if (names.length === 0) {
+    return url;
+  }
+  return url + separator + names.map((name3) => {
+    if (name3 === "q") {
+      return "q=" + parameters.q.split("+").map(encodeURIComponent).join("+");
+    }
+    return `${name3}=${encodeURIComponent(parameters[name3])}`;
+  }).join("&");
+}
+var urlVariableRegex = /\{[^{}}]+\}/g;
+function removeNonChars(variableName) {
+  return variableName.replace(/(?:^\W+)|(?:(?<!\W)\W+$)/g, "").split(/,/);
+}
+function extractUrlVariableNames(url) {
+  const matches = url.match(urlVariableRegex);
+  if (!matches) {
+    return [];
+  }
+  return matches.map(removeNonChars).reduce((a, b) => a.concat(b), []);
+}
+function omit(object, keysToOmit) {
+  const result = { __proto__: null };
+  for (const key of Object.keys(object)) {
+    if (keysToOmit.indexOf(key) === -1) {
+      result[key] = object[key];
+    }
+  }
+  return result;
+}
+function encodeReserved(str2) {
+  return str2.split(/(%[0-9A-Fa-f]{2})/g).map(function(part) {
+    if (!/%[0-9A-Fa-f]/.test(part)) {
+      part = encodeURI(part).replace(/%5B/g, "[").replace(/%5D/g, "]");
+    }
+    return part;
+  }).join("");
+}
+function encodeUnreserved(str2) {
+  return encodeURIComponent(str2).replace(/[!'()*]/g, function(c) {
+    return "%" + c.charCodeAt(0).toString(16).toUpperCase();
+  });
+}
+function encodeValue(operator, value, key) {
+  value = operator === "+" || operator === "#" ? encodeReserved(value) : encodeUnreserved(value);
+  if (key) {
+    return encodeUnreserved(key) + "=" + value;
+  } else {
+    return value;
+  }
+}
+function isDefined2(value) {
+  return value !== void 0 && value !== null;
+}
+function isKeyOperator(operator) {
+  return operator === ";" || operator === "&" || operator === "?";
+}
+function getValues(context3, operator, key, modifier) {
+  var value = context3[key], result = [];
+  if (isDefined2(value) && value !== "") {
+    if (typeof value === "string" || typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") {
+      value = value.toString();
+      if (modifier && modifier !== "*") {
+        value = value.substring(0, parseInt(modifier, 10));
+      }
+      result.push(
+        encodeValue(operator, value, isKeyOperator(operator) ? key : "")
+      );
+    } else {
+      if (modifier === "*") {
+        if (Array.isArray(value)) {
+          value.filter(isDefined2).forEach(function(value2) {
+            result.push(
+              encodeValue(operator, value2, isKeyOperator(operator) ? key : "")
+            );
+          });
+        } else {
+          Object.keys(value).forEach(function(k) {
+            if (isDefined2(value[k])) {
+              result.push(encodeValue(operator, value[k], k));
+            }
+          });
+        }
+      } else {
+        const tmp = [];
+        if (Array.isArray(value)) {
+          value.filter(isDefined2).forEach(function(value2) {
+            tmp.push(encodeValue(operator, value2));
+          });
+        } else {
+          Object.keys(value).forEach(function(k) {
+            if (isDefined2(value[k])) {
+              tmp.push(encodeUnreserved(k));
+              tmp.push(encodeValue(operator, value[k].toString()));
+            }
+          });
+        }
+        if (isKeyOperator(operator)) {
+          result.push(encodeUnreserved(key) + "=" + tmp.join(","));
+        } else if (tmp.length !== 0) {
+          result.push(tmp.join(","));
+        }
+      }
+    }
+  } else {
+    if (operator === ";") {
+      if (isDefined2(value)) {
+        result.push(encodeUnreserved(key));
+      }
+    } else if (value === "" && (operator === "&" || operator === "?")) {
+      result.push(encodeUnreserved(key) + "=");
+    } else if (value === "") {
+      result.push("");
+    }
+  }
+  return result;
+}
+function parseUrl(template) {
+  return {
+    expand: expand.bind(null, template)
+  };
+}
+function expand(template, context3) {
+  var operators = ["+", "#", ".", "/", ";", "?", "&"];
+  template = template.replace(
+    /\{([^\{\}]+)\}|([^\{\}]+)/g,
+    function(_, expression, literal) {
+      if (expression) {
+        let operator = "";
+        const values2 = [];
+        if (operators.indexOf(expression.charAt(0)) !== -1) {
+          operator = expression.charAt(0);
+          expression = expression.substr(1);
+        }
+        expression.split(/,/g).forEach(function(variable) {
+          var tmp = /([^:\*]*)(?::(\d+)|(\*))?/.exec(variable);
+          values2.push(getValues(context3, operator, tmp[1], tmp[2] || tmp[3]));
+        });
+        if (operator && operator !== "+") {
+          var separator = ",";
+          if (operator === "?") {
+            separator = "&";
+          } else if (operator !== "#") {
+            separator = operator;
+          }
+          return (values2.length !== 0 ? operator : "") + values2.join(separator);
+        } else {
+          return values2.join(",");
+        }
+      } else {
+        return encodeReserved(literal);
+      }
+    }
+  );
+  if (template === "/") {
+    return template;
+  } else {
+    return template.replace(/\/$/, "");
+  }
+}
+function parse3(options) {
+  let method = options.method.toUpperCase();
+  let url = (options.url || "/").replace(/:([a-z]\w+)/g, "{$1}");
+  let headers = Object.assign({}, options.headers);
+  let body;
+  let parameters = omit(options, [
+    "method",
+    "baseUrl",
+    "url",
+    "headers",
+    "request",
+    "mediaType"
+  ]);
+  const urlVariableNames = extractUrlVariableNames(url);
+  url = parseUrl(url).expand(parameters);
+  if (!/^http/.test(url)) {
+    url = options.baseUrl + url;
+  }
+  const omittedParameters = Object.keys(options).filter((option) => urlVariableNames.includes(option)).concat("baseUrl");
+  const remainingParameters = omit(parameters, omittedParameters);
+  const isBinaryRequest = /application\/octet-stream/i.test(headers.accept);
+  if (!isBinaryRequest) {
+    if (options.mediaType.format) {
+      headers.accept = headers.accept.split(/,/).map(
+        (format) => format.replace(
+          /application\/vnd(\.\w+)(\.v3)?(\.\w+)?(\+json)?$/,
+          `application/vnd$1$2.${options.mediaType.format}`
+        )
+      ).join(",");
+    }
+    if (url.endsWith("/graphql")) {
+      if (options.mediaType.previews?.length) {
+        const previewsFromAcceptHeader = headers.accept.match(/(?<![\w-])[\w-]+(?=-preview)/g) || [];
+        headers.accept = previewsFromAcceptHeader.concat(options.mediaType.previews).map((preview) => {
+          const format = options.mediaType.format ? `.${options.mediaType.format}` : "+json";
+          return `application/vnd.github.${preview}-preview${format}`;
+        }).join(",");
+      }
+    }
+  }
+  if (["GET", "HEAD"].includes(method)) {
+    url = addQueryParameters(url, remainingParameters);
+  } else {
+    if ("data" in remainingParameters) {
+      body = remainingParameters.data;
+    } else {
+      if (Object.keys(remainingParameters).length) {
+        body = remainingParameters;
+      }
+    }
+  }
+  if (!headers["content-type"] && typeof body !== "undefined") {
+    headers["content-type"] = "application/json; charset=utf-8";
+  }
+  if (["PATCH", "PUT"].includes(method) && typeof body === "undefined") {
+    body = "";
+  }
+  return Object.assign(
+    { method, url, headers },
+    typeof body !== "undefined" ? { body } : null,
+    options.request ? { request: options.request } : null
+  );
+}
+function endpointWithDefaults(defaults, route, options) {
+  return parse3(merge(defaults, route, options));
+}
+function withDefaults(oldDefaults, newDefaults) {
+  const DEFAULTS2 = merge(oldDefaults, newDefaults);
+  const endpoint2 = endpointWithDefaults.bind(null, DEFAULTS2);
+  return Object.assign(endpoint2, {
+    DEFAULTS: DEFAULTS2,
+    defaults: withDefaults.bind(null, DEFAULTS2),
+    merge: merge.bind(null, DEFAULTS2),
+    parse: parse3
+  });
+}
+var endpoint = withDefaults(null, DEFAULTS);
+
+// node_modules/content-type/dist/index.js
+var SP = 32;
+var HTAB = 9;
+var SEMI = 59;
+var EQ = 61;
+var DQUOTE = 34;
+var BSLASH = 92;
+var COMMA = 44;
+var LOWER_CASE = 1;
+var OWS = 2;
+var SEMI_FLAG = 4;
+var COMMA_FLAG = 8;
+var TOKEN_FLAG = 16;
+var NON_ASCII2 = 65280;
+var CASE_FLAGS = LOWER_CASE | NON_ASCII2;
+var CHAR_MAP = new Uint8Array(256);
+CHAR_MAP[HTAB] |= OWS;
+CHAR_MAP[SP] |= OWS;
+CHAR_MAP[SEMI] |= SEMI_FLAG;
+CHAR_MAP[COMMA] |= COMMA_FLAG;
+for (let code = 128; code <= 255; code++) {
+  CHAR_MAP[code] |= LOWER_CASE;
+}
+for (const char of "!#$%&'*+-.^_`|~") {
+  CHAR_MAP[char.charCodeAt(0)] |= TOKEN_FLAG;
+}
+for (let code = 48; code <= 57; code++) {
+  CHAR_MAP[code] |= TOKEN_FLAG;
+}
+for (let code = 65; code <= 90; code++) {
+  CHAR_MAP[code] |= LOWER_CASE | TOKEN_FLAG;
+}
+for (let code = 97; code <= 122; code++) {
+  CHAR_MAP[code] |= TOKEN_FLAG;
+}
+var NullObject = /* @__PURE__ */ (() => {
+  const C = function() {
+  };
+  C.prototype = /* @__PURE__ */ Object.create(null);
+  return C;
+})();
+function parse4(header, options) {
+  const stopFlags = SEMI_FLAG | (options?.comma === true ? COMMA_FLAG : 0);
+  const len = header.length;
+  let valueStart = options?.start ?? 0;
+  while ((CHAR_MAP[header.charCodeAt(valueStart)] & OWS) !== 0) {
+    valueStart++;
+  }
+  let index = valueStart;
+  let typeFlags = 0;
+  let whitespace = -1;
+  let stop2 = options?.parameters === false ? COMMA_FLAG : 0;
+  while (index < len) {
+    const code = header.charCodeAt(index);
+    const flags = CHAR_MAP[code];
+    if ((flags & stopFlags) !== 0) {
+      stop2 |= flags & COMMA_FLAG;
+      break;
+    }
+    if ((flags & OWS) !== 0) {
+      if (whitespace === -1)
+        whitespace = index;
+    } else {
+      whitespace = -1;
+    }
+    typeFlags |= code & NON_ASCII2 | flags;
+    index++;
+  }
+  const valueEnd = whitespace === -1 ? index : whitespace;
+  const value = header.slice(valueStart, valueEnd);
+  const type = (typeFlags & CASE_FLAGS) === 0 ? value : value.toLowerCase();
+  if (index === len || stop2 !== 0) {
+    return { type, index, parameters: new NullObject() };
+  }
+  return parseParameters(header, type, index, len, stopFlags);
+}
+function parseParameters(header, type, index, len, stopFlags) {
+  const parameters = new NullObject();
+  parameter: while (index < len) {
+    index++;
+    while ((CHAR_MAP[header.charCodeAt(index)] & OWS) !== 0) {
+      index++;
+    }
+    const keyStart = index;
+    let keyFlags = 0;
+    let keyWhitespace = -1;
+    while (index < len) {
+      const code = header.charCodeAt(index);
+      const flags = CHAR_MAP[code];
+      if ((flags & stopFlags) !== 0) {
+        if ((flags & COMMA_FLAG) !== 0)
+          break parameter;
+        continue parameter;
+      }
+      if (code === EQ) {
+        const keyEnd = keyWhitespace === -1 ? index : keyWhitespace;
+        const value = header.slice(keyStart, keyEnd);
+        const key = (keyFlags & CASE_FLAGS) === 0 ? value : value.toLowerCase();
+        index++;
+        while ((CHAR_MAP[header.charCodeAt(index)] & OWS) !== 0) {
+          index++;
+        }
+        if (index < len && header.charCodeAt(index) === DQUOTE) {
+          const quotedStart = ++index;
+          let escaped = false;
+          while (index < len) {
+            const code2 = header.charCodeAt(index);
+            if (code2 === DQUOTE) {
+              if (parameters[key] === void 0) {
+                parameters[key] = escaped ? unescapeQuotedPairs(header, quotedStart, index) : header.slice(quotedStart, index);
+              }
+              index++;
+              let stop3 = 0;
+              while (index < len) {
+                const code3 = header.charCodeAt(index);
+                const flags2 = CHAR_MAP[code3];
+                if ((flags2 & stopFlags) !== 0) {
+                  stop3 = flags2 & COMMA_FLAG;
+                  break;
+                }
+                index++;
+              }
+              if (stop3 !== 0)
+                break parameter;
+              continue parameter;
+            }
+            if (code2 === BSLASH && index + 1 < len) {
+              escaped = true;
+              index += 2;
+              continue;
+            }
+            index++;
+          }
+          continue parameter;
+        }
+        const valueStart = index;
+        let stop2 = 0;
+        let valueWhitespace = -1;
+        while (index < len) {
+          const code2 = header.charCodeAt(index);
+          const flags2 = CHAR_MAP[code2];
+          if ((flags2 & stopFlags) !== 0) {
+            stop2 = flags2 & COMMA_FLAG;
+            break;
+          }
+          if ((flags2 & OWS) !== 0) {
+            if (valueWhitespace === -1)
+              valueWhitespace = index;
+          } else {
+            valueWhitespace = -1;
+          }
+          index++;
+        }
+        if (parameters[key] === void 0) {
+          const valueEnd = valueWhitespace === -1 ? index : valueWhitespace;
+          parameters[key] = header.slice(valueStart, valueEnd);
+        }
+        if (stop2 !== 0)
+          break parameter;
+        continue parameter;
+      }
+      if ((flags & OWS) !== 0) {
+        if (keyWhitespace === -1)
+          keyWhitespace = index;
+      } else {
+        keyWhitespace = -1;
+      }
+      keyFlags |= code & NON_ASCII2 | flags;
+      index++;
+    }
+  }
+  return { type, index, parameters };
+}
+function unescapeQuotedPairs(str2, start2, end) {
+  let result = "";
+  for (let index = start2; index < end; index++) {
+    if (str2.charCodeAt(index) === BSLASH) {
+      result += str2.slice(start2, index);
+      start2 = ++index;
+    }
+  }
+  return result + str2.slice(start2, end);
+}
+
+// node_modules/json-with-bigint/json-with-bigint.js
+var intRegex = /^-?\d+$/;
+var noiseValue = /^-?\d+n+$/;
+var originalStringify = JSON.stringify;
+var originalParse = JSON.parse;
+var customFormat = /^-?\d+n$/;
+var bigIntsStringify = /([\[:])?"(-?\d+)n"($|\s*[,\}\]])/g;
+var noiseStringify = /([\[:])?("-?\d+n+)n("$|"\s*[,\}\]])/g;
+var isUnstringifiable = (val) => val === void 0 || typeof val === "function" || typeof val === "symbol";
+var isRawJSON = (val) => val !== null && typeof val === "object" && val.constructor && val.constructor.name === "RawJSON";
+var stringifyIteratively = (rootValue, replacer, spaceParam) => {
+  let space = "";
+  if (typeof spaceParam === "number") {
+    space = " ".repeat(Math.min(10, Math.max(0, Math.floor(spaceParam))));
+  } else if (typeof spaceParam === "string") {
+    space = spaceParam.slice(0, 10);
+  }
+  const isFunctionReplacer = typeof replacer === "function";
+  const propertyList = Array.isArray(replacer) ? new Set(replacer.map(String)) : null;
+  const prepareVal = (parent, key, val) => {
+    const isObject3 = val !== null && typeof val === "object";
+    const hasToJSON = isObject3 && typeof val.toJSON === "function";
+    if (hasToJSON) {
+      val = val.toJSON(key);
+    }
+    const isNoise = typeof val === "string" && noiseValue.test(val);
+    if (isNoise) return val + "n";
+    const isBigInt = typeof val === "bigint";
+    if (isBigInt) {
+      const supportsRawJSON = "rawJSON" in JSON;
+      if (supportsRawJSON) return JSON.rawJSON(val.toString());
+      return val.toString() + "n";
+    }
+    if (isFunctionReplacer) {
+      val = replacer.call(parent, key, val);
+    }
+    const isPostReplacerObject = val !== null && typeof val === "object";
+    if (isPostReplacerObject) {
+      const isPrimitiveWrapper = val instanceof Number || val instanceof String || val instanceof Boolean;
+      if (isPrimitiveWrapper) {
+        val = val.valueOf();
+      }
+    }
+    return val;
+  };
+  const rootProcessed = prepareVal({ "": rootValue }, "", rootValue);
+  if (isUnstringifiable(rootProcessed)) {
+    return void 0;
+  }
+  const isRootPrimitive = rootProcessed === null || typeof rootProcessed !== "object";
+  const isRootNativeRawJSON = isRawJSON(rootProcessed);
+  if (isRootPrimitive || isRootNativeRawJSON) {
+    return originalStringify(rootProcessed);
+  }
+  const chunks = [];
+  let level = 0;
+  const stack = [
+    {
+      parent: { "": rootProcessed },
+      key: "",
+      val: rootProcessed,
+      isArray: Array.isArray(rootProcessed),
+      keys: Array.isArray(rootProcessed) ? null : Object.keys(rootProcessed),
+      index: 0,
+      first: true
+    }
+  ];
+  const visited = new WeakSet([rootProcessed]);
+  while (stack.length > 0) {
+    const node = stack[stack.length - 1];
+    if (node.index === 0) {
+      chunks.push(node.isArray ? "[" : "{");
+      level++;
+    }
+    let isDone = false;
+    if (node.isArray) {
+      if (node.index < node.val.length) {
+        if (!node.first) chunks.push(",");
+        if (space) chunks.push("\n" + space.repeat(level));
+        const childRaw = node.val[node.index];
+        const childVal = prepareVal(node.val, String(node.index), childRaw);
+        if (isUnstringifiable(childVal)) {
+          chunks.push("null");
+          node.first = false;
+          node.index++;
+        } else {
+          const isComplexObject = childVal !== null && typeof childVal === "object";
+          const isNativeRaw = isRawJSON(childVal);
+          if (isComplexObject && !isNativeRaw) {
+            if (visited.has(childVal)) {
+              throw new TypeError("Converting circular structure to JSON");
+            }
+            visited.add(childVal);
+            stack.push({
+              parent: node.val,
+              key: String(node.index),
+              val: childVal,
+              isArray: Array.isArray(childVal),
+              keys: Array.isArray(childVal) ? null : Object.keys(childVal),
+              index: 0,
+              first: true
+            });
+            node.first = false;
+            node.index++;
+          } else {
+            chunks.push(originalStringify(childVal));
+            node.first = false;
+            node.index++;
+          }
+        }
+      } else {
+        isDone = true;
+      }
+    } else {
+      while (node.index < node.keys.length) {
+        const k = node.keys[node.index++];
+        const isFilteredOutByArray = propertyList && !propertyList.has(k);
+        if (isFilteredOutByArray) continue;
+        const childRaw = node.val[k];
+        const childVal = prepareVal(node.val, k, childRaw);
+        if (isUnstringifiable(childVal)) continue;
+        if (!node.first) chunks.push(",");
+        if (space) {
+          chunks.push("\n" + space.repeat(level) + originalStringify(k) + ": ");
+        } else {
+          chunks.push(originalStringify(k) + ":");
+        }
+        const isComplexObject = childVal !== null && typeof childVal === "object";
+        const isNativeRaw = isRawJSON(childVal);
+        if (isComplexObject && !isNativeRaw) {
+          if (visited.has(childVal)) {
+            throw new TypeError("Converting circular structure to JSON");
+          }
+          visited.add(childVal);
+          stack.push({
+            parent: node.val,
+            key: k,
+            val: childVal,
+            isArray: Array.isArray(childVal),
+            keys: Array.isArray(childVal) ? null : Object.keys(childVal),
+            index: 0,
+            first: true
+          });
+          node.first = false;
+          break;
+        } else {
+          chunks.push(originalStringify(childVal));
+          node.first = false;
+        }
+      }
+      const isNodeFullyProcessed = node.index >= node.keys.length && stack[stack.length - 1] === node;
+      if (isNodeFullyProcessed) {
+        isDone = true;
+      }
+    }
+    if (isDone) {
+      level--;
+      if (!node.first && space) chunks.push("\n" + space.repeat(level));
+      chunks.push(node.isArray ? "]" : "}");
+      visited.delete(node.val);
+      stack.pop();
+    }
+  }
+  return chunks.join("");
+};
+var JSONStringify = (value, replacer, space) => {
+  try {
+    const supportsRawJSON = "rawJSON" in JSON;
+    if (supportsRawJSON) {
+      return originalStringify(
+        value,
+        (key, val) => {
+          if (typeof val === "bigint") return JSON.rawJSON(val.toString());
+          const hasFunctionReplacer = typeof replacer === "function";
+          if (hasFunctionReplacer) return replacer(key, val);
+          const isKeyInArrayReplacer = Array.isArray(replacer) && replacer.includes(key);
+          if (isKeyInArrayReplacer) return val;
+          return val;
+        },
+        space
+      );
+    }
+    if (!value) return originalStringify(value, replacer, space);
+    const convertedToCustomJSON = originalStringify(
+      value,
+      (key, val) => {
+        const isNoise = typeof val === "string" && noiseValue.test(val);
+        if (isNoise) return val.toString() + "n";
+        if (typeof val === "bigint") return val.toString() + "n";
+        const hasFunctionReplacer = typeof replacer === "function";
+        if (hasFunctionReplacer) return replacer(key, val);
+        const isKeyInArrayReplacer = Array.isArray(replacer) && replacer.includes(key);
+        if (isKeyInArrayReplacer) return val;
+        return val;
+      },
+      space
+    );
+    const processedJSON = convertedToCustomJSON.replace(
+      bigIntsStringify,
+      "$1$2$3"
+    );
+    const denoisedJSON = processedJSON.replace(noiseStringify, "$1$2$3");
+    return denoisedJSON;
+  } catch (error) {
+    if (error instanceof RangeError) {
+      const convertedJSON = stringifyIteratively(value, replacer, space);
+      if (convertedJSON === void 0) return void 0;
+      const supportsRawJSON = "rawJSON" in JSON;
+      if (supportsRawJSON) return convertedJSON;
+      const processedJSON = convertedJSON.replace(bigIntsStringify, "$1$2$3");
+      return processedJSON.replace(noiseStringify, "$1$2$3");
+    }
+    throw error;
+  }
+};
+var featureCache = /* @__PURE__ */ new Map();
+var isContextSourceSupported = () => {
+  const parseFingerprint = JSON.parse.toString();
+  if (featureCache.has(parseFingerprint)) {
+    return featureCache.get(parseFingerprint);
+  }
+  try {
+    const result = JSON.parse(
+      "1",
+      (_, __, context3) => !!context3?.source && context3.source === "1"
+    );
+    featureCache.set(parseFingerprint, result);
+    return result;
+  } catch {
+    featureCache.set(parseFingerprint, false);
+    return false;
+  }
+};
+var convertMarkedBigIntsReviver = (key, value, context3, userReviver) => {
+  const isCustomFormatBigInt = typeof value === "string" && customFormat.test(value);
+  if (isCustomFormatBigInt) return BigInt(value.slice(0, -1));
+  const isNoiseValue = typeof value === "string" && noiseValue.test(value);
+  if (isNoiseValue) return value.slice(0, -1);
+  const hasUserReviver = typeof userReviver === "function";
+  if (!hasUserReviver) return value;
+  return userReviver(key, value, context3);
+};
+var JSONParseV2 = (text, reviver) => {
+  return JSON.parse(text, (key, value, context3) => {
+    const isNumber = typeof value === "number";
+    const isOutOfBounds = value > Number.MAX_SAFE_INTEGER || value < Number.MIN_SAFE_INTEGER;
+    const isBigNumber = isNumber && isOutOfBounds;
+    const isInt = context3 && intRegex.test(context3.source);
+    const isBigInt = isBigNumber && isInt;
+    if (isBigInt) return BigInt(context3.source);
+    const hasCustomReviver = typeof reviver === "function";
+    if (!hasCustomReviver) return value;
+    return reviver(key, value, context3);
+  });
+};
+var MAX_INT = Number.MAX_SAFE_INTEGER.toString();
+var MAX_DIGITS = MAX_INT.length;
+var stringsOrLargeNumbers = /"(?:[^"\\]|\\.)*"|-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/g;
+var noiseValueWithQuotes = /^"-?\d+n+"$/;
+var applyReviverIteratively = (parsed, userReviver) => {
+  const rootHolder = { "": parsed };
+  const stack = [{ parent: rootHolder, key: "", visited: false }];
+  while (stack.length > 0) {
+    const node = stack[stack.length - 1];
+    if (!node.visited) {
+      node.visited = true;
+      const value = node.parent[node.key];
+      const isComplexObject = value !== null && typeof value === "object";
+      if (isComplexObject) {
+        const keys = Object.keys(value);
+        for (let i = keys.length - 1; i >= 0; i--) {
+          stack.push({ parent: value, key: keys[i], visited: false });
+        }
+      }
+    } else {
+      const { parent, key } = node;
+      let value = parent[key];
+      if (typeof value === "string") {
+        const isCustomFormatBigInt = customFormat.test(value);
+        if (isCustomFormatBigInt) {
+          value = BigInt(value.slice(0, -1));
+        } else {
+          const isNoise = noiseValue.test(value);
+          if (isNoise) value = value.slice(0, -1);
+        }
+      }
+      const hasUserReviver = typeof userReviver === "function";
+      if (hasUserReviver) {
+        value = userReviver.call(parent, key, value);
+      }
+      const isDeleted = value === void 0;
+      if (isDeleted) {
+        delete parent[key];
+      } else {
+        parent[key] = value;
+      }
+      stack.pop();
+    }
+  }
+  return rootHolder[""];
+};
+var serializeBigInts = (text) => {
+  return text.replace(
+    stringsOrLargeNumbers,
+    (match, digits2, fractional, exponential) => {
+      const isString = match[0] === '"';
+      const isNoise = isString && noiseValueWithQuotes.test(match);
+      if (isNoise) return match.substring(0, match.length - 1) + 'n"';
+      const hasFractionalOrExponential = fractional || exponential;
+      const isLessThanMaxSafeInt = digits2 && (digits2.length < MAX_DIGITS || digits2.length === MAX_DIGITS && digits2 <= MAX_INT);
+      const isStandardValue = isString || hasFractionalOrExponential || isLessThanMaxSafeInt;
+      if (isStandardValue) return match;
+      return '"' + match + 'n"';
+    }
+  );
+};
+var JSONParse = (text, reviver) => {
+  if (!text) return originalParse(text, reviver);
+  try {
+    if (isContextSourceSupported()) return JSONParseV2(text, reviver);
+    const serializedData = serializeBigInts(text);
+    return originalParse(
+      serializedData,
+      (key, value, context3) => convertMarkedBigIntsReviver(key, value, context3, reviver)
+    );
+  } catch (error) {
+    if (error instanceof RangeError) {
+      const serializedData = serializeBigInts(text);
+      const parsed = originalParse(serializedData);
+      return applyReviverIteratively(parsed, reviver);
+    }
+    throw error;
+  }
+};
+
+// node_modules/@octokit/request-error/dist-src/index.js
+var RequestError = class extends Error {
+  name;
+  /**
+   * http status code
+   */
+  status;
+  /**
+   * Request options that lead to the error.
+   */
+  request;
+  /**
+   * Response object if a response was received
+   */
+  response;
+  constructor(message2, statusCode, options) {
+    super(message2, { cause: options.cause });
+    this.name = "HttpError";
+    this.status = Number.parseInt(statusCode);
+    if (Number.isNaN(this.status)) {
+      this.status = 0;
+    }
+    if ("response" in options) {
+      this.response = options.response;
+    }
+    const requestCopy = Object.assign({}, options.request);
+    if (options.request.headers.authorization) {
+      requestCopy.headers = Object.assign({}, options.request.headers, {
+        authorization: options.request.headers.authorization.replace(
+          /(?<! ) .*$/,
+          " [REDACTED]"
+        )
+      });
+    }
+    requestCopy.url = requestCopy.url.replace(/\bclient_secret=\w+/g, "client_secret=[REDACTED]").replace(/\baccess_token=\w+/g, "access_token=[REDACTED]");
+    this.request = requestCopy;
+  }
+};
+
+// node_modules/@octokit/request/dist-bundle/index.js
+var VERSION3 = "10.0.16";
+var defaults_default = {
+  headers: {
+    "user-agent": `octokit-request.js/${VERSION3} ${getUserAgent()}`
+  }
+};
+function isPlainObject4(value) {
+  if (typeof value !== "object" || value === null) return false;
+  if (Object.prototype.toString.call(value) !== "[object Object]") return false;
+  const proto = Object.getPrototypeOf(value);
+  if (proto === null) return true;
+  const Ctor = Object.prototype.hasOwnProperty.call(proto, "constructor") && proto.constructor;
+  return typeof Ctor === "function" && Ctor instanceof Ctor && Function.prototype.call(Ctor) === Function.prototype.call(value);
+}
+var noop = () => "";
+async function fetchWrapper(requestOptions) {
+  const fetch2 = requestOptions.request?.fetch || globalThis.fetch;
+  if (!fetch2) {
+    throw new Error(
+      "fetch is not set. Please pass a fetch implementation as new Octokit({ request: { fetch }}). Learn more at https://github.com/octokit/octokit.js/#fetch-missing"
+    );
+  }
+  const log2 = requestOptions.request?.log || console;
+  const parseSuccessResponseBody = requestOptions.request?.parseSuccessResponseBody !== false;
+  const body = isPlainObject4(requestOptions.body) || Array.isArray(requestOptions.body) ? JSONStringify(requestOptions.body) : requestOptions.body;
+  const requestHeaders = Object.fromEntries(
+    Object.entries(requestOptions.headers).map(([name3, value]) => [
+      name3,
+      String(value)
+    ])
+  );
+  let fetchResponse;
+  try {
+    fetchResponse = await fetch2(requestOptions.url, {
+      method: requestOptions.method,
+      body,
+      redirect: requestOptions.request?.redirect,
+      headers: requestHeaders,
+      signal: requestOptions.request?.signal,
+      // duplex must be set if request.body is ReadableStream or Async Iterables.
+      // See https://fetch.spec.whatwg.org/#dom-requestinit-duplex.
+      ...requestOptions.body && { duplex: "half" }
+    });
+  } catch (error) {
+    let message2 = "Unknown Error";
+    if (error instanceof Error) {
+      if (error.name === "AbortError") {
+        error.status = 500;
+        throw error;
+      }
+      message2 = error.message;
+      if (error.name === "TypeError" && "cause" in error) {
+        if (error.cause instanceof Error) {
+          message2 = error.cause.message;
+        } else if (typeof error.cause === "string") {
+          message2 = error.cause;
+        }
+      }
+    }
+    const requestError = new RequestError(message2, 500, {
+      request: requestOptions
+    });
+    requestError.cause = error;
+    throw requestError;
+  }
+  const status = fetchResponse.status;
+  const url = fetchResponse.url;
+  const responseHeaders = {};
+  for (const [key, value] of fetchResponse.headers) {
+    responseHeaders[key] = value;
+  }
+  const octokitResponse = {
+    url,
+    status,
+    headers: responseHeaders,
+    data: ""
+  };
+  if ("deprecation" in responseHeaders) {
+    const matches = responseHeaders.link && responseHeaders.link.match(/<([^<>]+)>; rel="deprecation"/);
+    const deprecationLink = matches && matches.pop();
+    log2.warn(
+      `[@octokit/request] "${requestOptions.method} ${requestOptions.url}" is deprecated. It is scheduled to be removed on ${responseHeaders.sunset}${deprecationLink ? `. See ${deprecationLink}` : ""}`
+    );
+  }
+  if (status === 204 || status === 205) {
+    return octokitResponse;
+  }
+  if (requestOptions.method === "HEAD") {
+    if (status < 400) {
+      return octokitResponse;
+    }
+    throw new RequestError(fetchResponse.statusText, status, {
+      response: octokitResponse,
+      request: requestOptions
+    });
+  }
+  if (status === 304) {
+    octokitResponse.data = await getResponseData(fetchResponse);
+    throw new RequestError("Not modified", status, {
+      response: octokitResponse,
+      request: requestOptions
+    });
+  }
+  if (status >= 400) {
+    octokitResponse.data = await getResponseData(fetchResponse);
+    throw new RequestError(toErrorMessage(octokitResponse.data), status, {
+      response: octokitResponse,
+      request: requestOptions
+    });
+  }
+  octokitResponse.data = parseSuccessResponseBody ? await getResponseData(fetchResponse) : fetchResponse.body;
+  return octokitResponse;
+}
+async function getResponseData(response) {
+  const contentType = response.headers.get("content-type");
+  if (!contentType) {
+    return response.text().catch(noop);
+  }
+  const mimetype = parse4(contentType);
+  if (isJSONResponse(mimetype)) {
+    let text = "";
+    try {
+      text = await response.text();
+      return JSONParse(text);
+    } catch (err) {
+      return text;
+    }
+  } else if (mimetype.type.startsWith("text/") || // `application/octet-stream` is the canonical "arbitrary binary" type
+  // (RFC 2046) and must never be decoded as text, even when the response
+  // carries a (misleading) `charset=utf-8` parameter — see #751.
+  mimetype.parameters.charset?.toLowerCase() === "utf-8" && mimetype.type !== "application/octet-stream") {
+    return response.text().catch(noop);
+  } else {
+    return response.arrayBuffer().catch(
+      /* v8 ignore next -- @preserve */
+      () => new ArrayBuffer(0)
+    );
+  }
+}
+function isJSONResponse(mimetype) {
+  return mimetype.type === "application/json" || mimetype.type === "application/scim+json";
+}
+function toErrorMessage(data) {
+  if (typeof data === "string") {
+    return data;
+  }
+  if (data instanceof ArrayBuffer) {
+    return "Unknown error";
+  }
+  if (typeof data === "object" && data !== null && "message" in data) {
+    const objectData = data;
+    const suffix = "documentation_url" in objectData ? ` - ${objectData.documentation_url}` : "";
+    return Array.isArray(objectData.errors) ? `${objectData.message}: ${objectData.errors.map((v) => JSON.stringify(v)).join(", ")}${suffix}` : `${objectData.message}${suffix}`;
+  }
+  return `Unknown error: ${JSON.stringify(data)}`;
+}
+function withDefaults2(oldEndpoint, newDefaults) {
+  const endpoint2 = oldEndpoint.defaults(newDefaults);
+  const newApi = function(route, parameters) {
+    const endpointOptions = endpoint2.merge(route, parameters);
+    if (!endpointOptions.request || !endpointOptions.request.hook) {
+      return fetchWrapper(endpoint2.parse(endpointOptions));
+    }
+    const request2 = (route2, parameters2) => {
+      return fetchWrapper(
+        endpoint2.parse(endpoint2.merge(route2, parameters2))
+      );
+    };
+    Object.assign(request2, {
+      endpoint: endpoint2,
+      defaults: withDefaults2.bind(null, endpoint2)
+    });
+    return endpointOptions.request.hook(request2, endpointOptions);
+  };
+  return Object.assign(newApi, {
+    endpoint: endpoint2,
+    defaults: withDefaults2.bind(null, endpoint2)
+  });
+}
+var request = withDefaults2(endpoint, defaults_default);
+
+// node_modules/@octokit/graphql/dist-bundle/index.js
+var VERSION4 = "0.0.0-development";
+function _buildMessageForResponseErrors(data) {
+  return `Request failed due to following response errors:
+` + data.errors.map((e) => ` - ${e.message}`).join("\n");
+}
+var GraphqlResponseError = class extends Error {
+  constructor(request2, headers, response) {
+    super(_buildMessageForResponseErrors(response));
+    this.request = request2;
+    this.headers = headers;
+    this.response = response;
+    this.errors = response.errors;
+    this.data = response.data;
+    if (Error.captureStackTrace) {
+      Error.captureStackTrace(this, this.constructor);
+    }
+  }
+  request;
+  headers;
+  response;
+  name = "GraphqlResponseError";
+  errors;
+  data;
+};
+var NON_VARIABLE_OPTIONS = [
+  "method",
+  "baseUrl",
+  "url",
+  "headers",
+  "request",
+  "query",
+  "mediaType",
+  "operationName"
+];
+var FORBIDDEN_VARIABLE_OPTIONS = ["query", "method", "url"];
+var GHES_V3_SUFFIX_REGEX = /\/api\/v3\/?$/;
+function graphql(request2, query, options) {
+  if (options) {
+    if (typeof query === "string" && "query" in options) {
+      return Promise.reject(
+        new Error(`[@octokit/graphql] "query" cannot be used as variable name`)
+      );
+    }
+    for (const key in options) {
+      if (!FORBIDDEN_VARIABLE_OPTIONS.includes(key)) continue;
+      return Promise.reject(
+        new Error(
+          `[@octokit/graphql] "${key}" cannot be used as variable name`
+        )
+      );
+    }
+  }
+  const parsedOptions = typeof query === "string" ? Object.assign({ query }, options) : query;
+  const requestOptions = Object.keys(
+    parsedOptions
+  ).reduce((result, key) => {
+    if (NON_VARIABLE_OPTIONS.includes(key)) {
+      result[key] = parsedOptions[key];
+      return result;
+    }
+    if (!result.variables) {
+      result.variables = {};
+    }
+    result.variables[key] = parsedOptions[key];
+    return result;
+  }, {});
+  const baseUrl = parsedOptions.baseUrl || request2.endpoint.DEFAULTS.baseUrl;
+  if (GHES_V3_SUFFIX_REGEX.test(baseUrl)) {
+    requestOptions.url = baseUrl.replace(GHES_V3_SUFFIX_REGEX, "/api/graphql");
+  }
+  return request2(requestOptions).then((response) => {
+    if (response.data.errors) {
+      const headers = {};
+      for (const key of Object.keys(response.headers)) {
+        headers[key] = response.headers[key];
+      }
+      throw new GraphqlResponseError(
+        requestOptions,
+        headers,
+        response.data
+      );
+    }
+    return response.data.data;
+  });
+}
+function withDefaults3(request2, newDefaults) {
+  const newRequest = request2.defaults(newDefaults);
+  const newApi = (query, options) => {
+    return graphql(newRequest, query, options);
+  };
+  return Object.assign(newApi, {
+    defaults: withDefaults3.bind(null, newRequest),
+    endpoint: newRequest.endpoint
+  });
+}
+var graphql2 = withDefaults3(request, {
+  headers: {
+    "user-agent": `octokit-graphql.js/${VERSION4} ${getUserAgent()}`
+  },
+  method: "POST",
+  url: "/graphql"
+});
+function withCustomRequest(customRequest) {
+  return withDefaults3(customRequest, {
+    method: "POST",
+    url: "/graphql"
+  });
+}
+
+// node_modules/@octokit/auth-token/dist-bundle/index.js
+var b64url = "(?:[a-zA-Z0-9_-]+)";
+var sep = "\\.";
+var jwtRE = new RegExp(`^${b64url}${sep}${b64url}${sep}${b64url}$`);
+var isJWT = jwtRE.test.bind(jwtRE);
+async function auth(token) {
+  const isApp = isJWT(token);
+  const isInstallation = token.startsWith("v1.") || token.startsWith("ghs_");
+  const isUserToServer = token.startsWith("ghu_");
+  const tokenType = isApp ? "app" : isInstallation ? "installation" : isUserToServer ? "user-to-server" : "oauth";
+  return {
+    type: "token",
+    token,
+    tokenType
+  };
+}
+function withAuthorizationPrefix(token) {
+  if (token.split(/\./).length === 3) {
+    return `bearer ${token}`;
+  }
+  return `token ${token}`;
+}
+async function hook(token, request2, route, parameters) {
+  const endpoint2 = request2.endpoint.merge(
+    route,
+    parameters
+  );
+  endpoint2.headers.authorization = withAuthorizationPrefix(token);
+  return request2(endpoint2);
+}
+var createTokenAuth = function createTokenAuth2(token) {
+  if (!token) {
+    throw new Error("[@octokit/auth-token] No token passed to createTokenAuth");
+  }
+  if (typeof token !== "string") {
+    throw new Error(
+      "[@octokit/auth-token] Token passed to createTokenAuth is not a string"
+    );
+  }
+  token = token.replace(/^(token|bearer) +/i, "");
+  return Object.assign(auth.bind(null, token), {
+    hook: hook.bind(null, token)
+  });
+};
+
+// node_modules/@octokit/core/dist-src/version.js
+var VERSION5 = "7.0.8";
+
+// node_modules/@octokit/core/dist-src/index.js
+var noop2 = () => {
+};
+var consoleWarn = console.warn.bind(console);
+var consoleError = console.error.bind(console);
+function createLogger(logger27 = {}) {
+  if (typeof logger27.debug !== "function") {
+    logger27.debug = noop2;
+  }
+  if (typeof logger27.info !== "function") {
+    logger27.info = noop2;
+  }
+  if (typeof logger27.warn !== "function") {
+    logger27.warn = consoleWarn;
+  }
+  if (typeof logger27.error !== "function") {
+    logger27.error = consoleError;
+  }
+  return logger27;
+}
+var userAgentTrail = `octokit-core.js/${VERSION5} ${getUserAgent()}`;
+var Octokit = class {
+  static VERSION = VERSION5;
+  static defaults(defaults) {
+    const OctokitWithDefaults = class extends this {
+      constructor(...args) {
+        const options = args[0] || {};
+        if (typeof defaults === "function") {
+          super(defaults(options));
+          return;
+        }
+        super(
+          Object.assign(
+            {},
+            defaults,
+            options,
+            options.userAgent && defaults.userAgent ? {
+              userAgent: `${options.userAgent} ${defaults.userAgent}`
+            } : null
+          )
+        );
+      }
+    };
+    return OctokitWithDefaults;
+  }
+  static plugins = [];
+  /**
+   * Attach a plugin (or many) to your Octokit instance.
+   *
+   * @example
+   * const API = Octokit.plugin(plugin1, plugin2, plugin3, ...)
+   */
+  static plugin(...newPlugins) {
+    const currentPlugins = this.plugins;
+    const NewOctokit = class extends this {
+      static plugins = currentPlugins.concat(
+        newPlugins.filter((plugin) => !currentPlugins.includes(plugin))
+      );
+    };
+    return NewOctokit;
+  }
+  constructor(options = {}) {
+    const hook2 = new before_after_hook_default.Collection();
+    const requestDefaults = {
+      baseUrl: request.endpoint.DEFAULTS.baseUrl,
+      headers: {},
+      request: Object.assign({}, options.request, {
+        // @ts-ignore internal usage only, no need to type
+        hook: hook2.bind(null, "request")
+      }),
+      mediaType: {
+        previews: [],
+        format: ""
+      }
+    };
+    requestDefaults.headers["user-agent"] = options.userAgent ? `${options.userAgent} ${userAgentTrail}` : userAgentTrail;
+    if (options.baseUrl) {
+      requestDefaults.baseUrl = options.baseUrl;
+    }
+    if (options.previews) {
+      requestDefaults.mediaType.previews = options.previews;
+    }
+    if (options.timeZone) {
+      requestDefaults.headers["time-zone"] = options.timeZone;
+    }
+    this.request = request.defaults(requestDefaults);
+    this.graphql = withCustomRequest(this.request).defaults(requestDefaults);
+    this.log = createLogger(options.log);
+    this.hook = hook2;
+    if (!options.authStrategy) {
+      if (!options.auth) {
+        this.auth = async () => ({
+          type: "unauthenticated"
+        });
+      } else {
+        const auth2 = createTokenAuth(options.auth);
+        hook2.wrap("request", auth2.hook);
+        this.auth = auth2;
+      }
+    } else {
+      const { authStrategy, ...otherOptions } = options;
+      const auth2 = authStrategy(
+        Object.assign(
+          {
+            request: this.request,
+            log: this.log,
+            // we pass the current octokit instance as well as its constructor options
+            // to allow for authentication strategies that return a new octokit instance
+            // that shares the same internal state as the current one. The original
+            // requirement for this was the "event-octokit" authentication strategy
+            // of https://github.com/probot/octokit-auth-probot.
+            octokit: this,
+            octokitOptions: otherOptions
+          },
+          options.auth
+        )
+      );
+      hook2.wrap("request", auth2.hook);
+      this.auth = auth2;
+    }
+    const classConstructor = this.constructor;
+    for (let i = 0; i < classConstructor.plugins.length; ++i) {
+      Object.assign(this, classConstructor.plugins[i](this, options));
+    }
+  }
+  // assigned during constructor
+  request;
+  graphql;
+  log;
+  hook;
+  // TODO: type `octokit.auth` based on passed options.authStrategy
+  auth;
+};
+
+// node_modules/@octokit/plugin-request-log/dist-src/version.js
+var VERSION6 = "6.0.0";
+
+// node_modules/@octokit/plugin-request-log/dist-src/index.js
+function requestLog(octokit) {
+  octokit.hook.wrap("request", (request2, options) => {
+    octokit.log.debug("request", options);
+    const start2 = Date.now();
+    const requestOptions = octokit.request.endpoint.parse(options);
+    const path10 = requestOptions.url.replace(options.baseUrl, "");
+    return request2(options).then((response) => {
+      const requestId = response.headers["x-github-request-id"];
+      octokit.log.info(
+        `${requestOptions.method} ${path10} - ${response.status} with id ${requestId} in ${Date.now() - start2}ms`
+      );
+      return response;
+    }).catch((error) => {
+      const requestId = error.response?.headers["x-github-request-id"] || "UNKNOWN";
+      octokit.log.error(
+        `${requestOptions.method} ${path10} - ${error.status} with id ${requestId} in ${Date.now() - start2}ms`
+      );
+      throw error;
+    });
+  });
+}
+requestLog.VERSION = VERSION6;
+
+// node_modules/@octokit/plugin-paginate-rest/dist-bundle/index.js
+var VERSION7 = "0.0.0-development";
+function normalizePaginatedListResponse(response) {
+  if (!response.data) {
+    return {
+      ...response,
+      data: []
+    };
+  }
+  const responseNeedsNormalization = ("total_count" in response.data || "total_commits" in response.data) && !("url" in response.data);
+  if (!responseNeedsNormalization) return response;
+  const incompleteResults = response.data.incomplete_results;
+  const repositorySelection = response.data.repository_selection;
+  const totalCount = response.data.total_count;
+  const totalCommits = response.data.total_commits;
+  delete response.data.incomplete_results;
+  delete response.data.repository_selection;
+  delete response.data.total_count;
+  delete response.data.total_commits;
+  const namespaceKey = Object.keys(response.data)[0];
+  const data = response.data[namespaceKey];
+  response.data = data;
+  if (typeof incompleteResults !== "undefined") {
+    response.data.incomplete_results = incompleteResults;
+  }
+  if (typeof repositorySelection !== "undefined") {
+    response.data.repository_selection = repositorySelection;
+  }
+  response.data.total_count = totalCount;
+  response.data.total_commits = totalCommits;
+  return response;
+}
+function iterator(octokit, route, parameters) {
+  const options = typeof route === "function" ? route.endpoint(parameters) : octokit.request.endpoint(route, parameters);
+  const requestMethod = typeof route === "function" ? route : octokit.request;
+  const method = options.method;
+  const headers = options.headers;
+  let url = options.url;
+  return {
+    [Symbol.asyncIterator]: () => ({
+      async next() {
+        if (!url) return { done: true };
+        try {
+          const response = await requestMethod({ method, url, headers });
+          const normalizedResponse = normalizePaginatedListResponse(response);
+          url = ((normalizedResponse.headers.link || "").match(
+            /<([^<>]+)>;\s*rel="next"/
+          ) || [])[1];
+          if (!url && "total_commits" in normalizedResponse.data) {
+            const parsedUrl = new URL(normalizedResponse.url);
+            const params = parsedUrl.searchParams;
+            const page = parseInt(params.get("page") || "1", 10);
+            const per_page = parseInt(params.get("per_page") || "250", 10);
+            if (page * per_page < normalizedResponse.data.total_commits) {
+              params.set("page", String(page + 1));
+              url = parsedUrl.toString();
+            }
+          }
+          return { value: normalizedResponse };
+        } catch (error) {
+          if (error.status !== 409) throw error;
+          url = "";
+          return {
+            value: {
+              status: 200,
+              headers: {},
+              data: []
+            }
+          };
+        }
+      }
+    })
+  };
+}
+function paginate(octokit, route, parameters, mapFn) {
+  if (typeof parameters === "function") {
+    mapFn = parameters;
+    parameters = void 0;
+  }
+  return gather(
+    octokit,
+    [],
+    iterator(octokit, route, parameters)[Symbol.asyncIterator](),
+    mapFn
+  );
+}
+function gather(octokit, results, iterator2, mapFn) {
+  return iterator2.next().then((result) => {
+    if (result.done) {
+      return results;
+    }
+    let earlyExit = false;
+    function done() {
+      earlyExit = true;
+    }
+    results = results.concat(
+      mapFn ? mapFn(result.value, done) : result.value.data
+    );
+    if (earlyExit) {
+      return results;
+    }
+    return gather(octokit, results, iterator2, mapFn);
+  });
+}
+var composePaginateRest = Object.assign(paginate, {
+  iterator
+});
+function paginateRest(octokit) {
+  return {
+    paginate: Object.assign(paginate.bind(null, octokit), {
+      iterator: iterator.bind(null, octokit)
+    })
+  };
+}
+paginateRest.VERSION = VERSION7;
+
+// node_modules/@octokit/plugin-rest-endpoint-methods/dist-src/version.js
+var VERSION8 = "17.0.0";
+
+// node_modules/@octokit/plugin-rest-endpoint-methods/dist-src/generated/endpoints.js
+var Endpoints = {
+  actions: {
+    addCustomLabelsToSelfHostedRunnerForOrg: [
+      "POST /orgs/{org}/actions/runners/{runner_id}/labels"
+    ],
+    addCustomLabelsToSelfHostedRunnerForRepo: [
+      "POST /repos/{owner}/{repo}/actions/runners/{runner_id}/labels"
+    ],
+    addRepoAccessToSelfHostedRunnerGroupInOrg: [
+      "PUT /orgs/{org}/actions/runner-groups/{runner_group_id}/repositories/{repository_id}"
+    ],
+    addSelectedRepoToOrgSecret: [
+      "PUT /orgs/{org}/actions/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    addSelectedRepoToOrgVariable: [
+      "PUT /orgs/{org}/actions/variables/{name}/repositories/{repository_id}"
+    ],
+    approveWorkflowRun: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/approve"
+    ],
+    cancelWorkflowRun: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel"
+    ],
+    createEnvironmentVariable: [
+      "POST /repos/{owner}/{repo}/environments/{environment_name}/variables"
+    ],
+    createHostedRunnerForOrg: ["POST /orgs/{org}/actions/hosted-runners"],
+    createOrUpdateEnvironmentSecret: [
+      "PUT /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}"
+    ],
+    createOrUpdateOrgSecret: ["PUT /orgs/{org}/actions/secrets/{secret_name}"],
+    createOrUpdateRepoSecret: [
+      "PUT /repos/{owner}/{repo}/actions/secrets/{secret_name}"
+    ],
+    createOrgVariable: ["POST /orgs/{org}/actions/variables"],
+    createRegistrationTokenForOrg: [
+      "POST /orgs/{org}/actions/runners/registration-token"
+    ],
+    createRegistrationTokenForRepo: [
+      "POST /repos/{owner}/{repo}/actions/runners/registration-token"
+    ],
+    createRemoveTokenForOrg: ["POST /orgs/{org}/actions/runners/remove-token"],
+    createRemoveTokenForRepo: [
+      "POST /repos/{owner}/{repo}/actions/runners/remove-token"
+    ],
+    createRepoVariable: ["POST /repos/{owner}/{repo}/actions/variables"],
+    createWorkflowDispatch: [
+      "POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches"
+    ],
+    deleteActionsCacheById: [
+      "DELETE /repos/{owner}/{repo}/actions/caches/{cache_id}"
+    ],
+    deleteActionsCacheByKey: [
+      "DELETE /repos/{owner}/{repo}/actions/caches{?key,ref}"
+    ],
+    deleteArtifact: [
+      "DELETE /repos/{owner}/{repo}/actions/artifacts/{artifact_id}"
+    ],
+    deleteCustomImageFromOrg: [
+      "DELETE /orgs/{org}/actions/hosted-runners/images/custom/{image_definition_id}"
+    ],
+    deleteCustomImageVersionFromOrg: [
+      "DELETE /orgs/{org}/actions/hosted-runners/images/custom/{image_definition_id}/versions/{version}"
+    ],
+    deleteEnvironmentSecret: [
+      "DELETE /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}"
+    ],
+    deleteEnvironmentVariable: [
+      "DELETE /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}"
+    ],
+    deleteHostedRunnerForOrg: [
+      "DELETE /orgs/{org}/actions/hosted-runners/{hosted_runner_id}"
+    ],
+    deleteOrgSecret: ["DELETE /orgs/{org}/actions/secrets/{secret_name}"],
+    deleteOrgVariable: ["DELETE /orgs/{org}/actions/variables/{name}"],
+    deleteRepoSecret: [
+      "DELETE /repos/{owner}/{repo}/actions/secrets/{secret_name}"
+    ],
+    deleteRepoVariable: [
+      "DELETE /repos/{owner}/{repo}/actions/variables/{name}"
+    ],
+    deleteSelfHostedRunnerFromOrg: [
+      "DELETE /orgs/{org}/actions/runners/{runner_id}"
+    ],
+    deleteSelfHostedRunnerFromRepo: [
+      "DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}"
+    ],
+    deleteWorkflowRun: ["DELETE /repos/{owner}/{repo}/actions/runs/{run_id}"],
+    deleteWorkflowRunLogs: [
+      "DELETE /repos/{owner}/{repo}/actions/runs/{run_id}/logs"
+    ],
+    disableSelectedRepositoryGithubActionsOrganization: [
+      "DELETE /orgs/{org}/actions/permissions/repositories/{repository_id}"
+    ],
+    disableWorkflow: [
+      "PUT /repos/{owner}/{repo}/actions/workflows/{workflow_id}/disable"
+    ],
+    downloadArtifact: [
+      "GET /repos/{owner}/{repo}/actions/artifacts/{artifact_id}/{archive_format}"
+    ],
+    downloadJobLogsForWorkflowRun: [
+      "GET /repos/{owner}/{repo}/actions/jobs/{job_id}/logs"
+    ],
+    downloadWorkflowRunAttemptLogs: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}/logs"
+    ],
+    downloadWorkflowRunLogs: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/logs"
+    ],
+    enableSelectedRepositoryGithubActionsOrganization: [
+      "PUT /orgs/{org}/actions/permissions/repositories/{repository_id}"
+    ],
+    enableWorkflow: [
+      "PUT /repos/{owner}/{repo}/actions/workflows/{workflow_id}/enable"
+    ],
+    forceCancelWorkflowRun: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/force-cancel"
+    ],
+    generateRunnerJitconfigForOrg: [
+      "POST /orgs/{org}/actions/runners/generate-jitconfig"
+    ],
+    generateRunnerJitconfigForRepo: [
+      "POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig"
+    ],
+    getActionsCacheList: ["GET /repos/{owner}/{repo}/actions/caches"],
+    getActionsCacheUsage: ["GET /repos/{owner}/{repo}/actions/cache/usage"],
+    getActionsCacheUsageByRepoForOrg: [
+      "GET /orgs/{org}/actions/cache/usage-by-repository"
+    ],
+    getActionsCacheUsageForOrg: ["GET /orgs/{org}/actions/cache/usage"],
+    getAllowedActionsOrganization: [
+      "GET /orgs/{org}/actions/permissions/selected-actions"
+    ],
+    getAllowedActionsRepository: [
+      "GET /repos/{owner}/{repo}/actions/permissions/selected-actions"
+    ],
+    getArtifact: ["GET /repos/{owner}/{repo}/actions/artifacts/{artifact_id}"],
+    getCustomImageForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/custom/{image_definition_id}"
+    ],
+    getCustomImageVersionForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/custom/{image_definition_id}/versions/{version}"
+    ],
+    getCustomOidcSubClaimForRepo: [
+      "GET /repos/{owner}/{repo}/actions/oidc/customization/sub"
+    ],
+    getEnvironmentPublicKey: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets/public-key"
+    ],
+    getEnvironmentSecret: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}"
+    ],
+    getEnvironmentVariable: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}"
+    ],
+    getGithubActionsDefaultWorkflowPermissionsOrganization: [
+      "GET /orgs/{org}/actions/permissions/workflow"
+    ],
+    getGithubActionsDefaultWorkflowPermissionsRepository: [
+      "GET /repos/{owner}/{repo}/actions/permissions/workflow"
+    ],
+    getGithubActionsPermissionsOrganization: [
+      "GET /orgs/{org}/actions/permissions"
+    ],
+    getGithubActionsPermissionsRepository: [
+      "GET /repos/{owner}/{repo}/actions/permissions"
+    ],
+    getHostedRunnerForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/{hosted_runner_id}"
+    ],
+    getHostedRunnersGithubOwnedImagesForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/github-owned"
+    ],
+    getHostedRunnersLimitsForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/limits"
+    ],
+    getHostedRunnersMachineSpecsForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/machine-sizes"
+    ],
+    getHostedRunnersPartnerImagesForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/partner"
+    ],
+    getHostedRunnersPlatformsForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/platforms"
+    ],
+    getJobForWorkflowRun: ["GET /repos/{owner}/{repo}/actions/jobs/{job_id}"],
+    getOrgPublicKey: ["GET /orgs/{org}/actions/secrets/public-key"],
+    getOrgSecret: ["GET /orgs/{org}/actions/secrets/{secret_name}"],
+    getOrgVariable: ["GET /orgs/{org}/actions/variables/{name}"],
+    getPendingDeploymentsForRun: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/pending_deployments"
+    ],
+    getRepoPermissions: [
+      "GET /repos/{owner}/{repo}/actions/permissions",
+      {},
+      { renamed: ["actions", "getGithubActionsPermissionsRepository"] }
+    ],
+    getRepoPublicKey: ["GET /repos/{owner}/{repo}/actions/secrets/public-key"],
+    getRepoSecret: ["GET /repos/{owner}/{repo}/actions/secrets/{secret_name}"],
+    getRepoVariable: ["GET /repos/{owner}/{repo}/actions/variables/{name}"],
+    getReviewsForRun: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/approvals"
+    ],
+    getSelfHostedRunnerForOrg: ["GET /orgs/{org}/actions/runners/{runner_id}"],
+    getSelfHostedRunnerForRepo: [
+      "GET /repos/{owner}/{repo}/actions/runners/{runner_id}"
+    ],
+    getWorkflow: ["GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}"],
+    getWorkflowAccessToRepository: [
+      "GET /repos/{owner}/{repo}/actions/permissions/access"
+    ],
+    getWorkflowRun: ["GET /repos/{owner}/{repo}/actions/runs/{run_id}"],
+    getWorkflowRunAttempt: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}"
+    ],
+    getWorkflowRunUsage: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/timing"
+    ],
+    getWorkflowUsage: [
+      "GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/timing"
+    ],
+    listArtifactsForRepo: ["GET /repos/{owner}/{repo}/actions/artifacts"],
+    listCustomImageVersionsForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/custom/{image_definition_id}/versions"
+    ],
+    listCustomImagesForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/custom"
+    ],
+    listEnvironmentSecrets: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets"
+    ],
+    listEnvironmentVariables: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/variables"
+    ],
+    listGithubHostedRunnersInGroupForOrg: [
+      "GET /orgs/{org}/actions/runner-groups/{runner_group_id}/hosted-runners"
+    ],
+    listHostedRunnersForOrg: ["GET /orgs/{org}/actions/hosted-runners"],
+    listJobsForWorkflowRun: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs"
+    ],
+    listJobsForWorkflowRunAttempt: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}/jobs"
+    ],
+    listLabelsForSelfHostedRunnerForOrg: [
+      "GET /orgs/{org}/actions/runners/{runner_id}/labels"
+    ],
+    listLabelsForSelfHostedRunnerForRepo: [
+      "GET /repos/{owner}/{repo}/actions/runners/{runner_id}/labels"
+    ],
+    listOrgSecrets: ["GET /orgs/{org}/actions/secrets"],
+    listOrgVariables: ["GET /orgs/{org}/actions/variables"],
+    listRepoOrganizationSecrets: [
+      "GET /repos/{owner}/{repo}/actions/organization-secrets"
+    ],
+    listRepoOrganizationVariables: [
+      "GET /repos/{owner}/{repo}/actions/organization-variables"
+    ],
+    listRepoSecrets: ["GET /repos/{owner}/{repo}/actions/secrets"],
+    listRepoVariables: ["GET /repos/{owner}/{repo}/actions/variables"],
+    listRepoWorkflows: ["GET /repos/{owner}/{repo}/actions/workflows"],
+    listRunnerApplicationsForOrg: ["GET /orgs/{org}/actions/runners/downloads"],
+    listRunnerApplicationsForRepo: [
+      "GET /repos/{owner}/{repo}/actions/runners/downloads"
+    ],
+    listSelectedReposForOrgSecret: [
+      "GET /orgs/{org}/actions/secrets/{secret_name}/repositories"
+    ],
+    listSelectedReposForOrgVariable: [
+      "GET /orgs/{org}/actions/variables/{name}/repositories"
+    ],
+    listSelectedRepositoriesEnabledGithubActionsOrganization: [
+      "GET /orgs/{org}/actions/permissions/repositories"
+    ],
+    listSelfHostedRunnersForOrg: ["GET /orgs/{org}/actions/runners"],
+    listSelfHostedRunnersForRepo: ["GET /repos/{owner}/{repo}/actions/runners"],
+    listWorkflowRunArtifacts: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/artifacts"
+    ],
+    listWorkflowRuns: [
+      "GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs"
+    ],
+    listWorkflowRunsForRepo: ["GET /repos/{owner}/{repo}/actions/runs"],
+    reRunJobForWorkflowRun: [
+      "POST /repos/{owner}/{repo}/actions/jobs/{job_id}/rerun"
+    ],
+    reRunWorkflow: ["POST /repos/{owner}/{repo}/actions/runs/{run_id}/rerun"],
+    reRunWorkflowFailedJobs: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/rerun-failed-jobs"
+    ],
+    removeAllCustomLabelsFromSelfHostedRunnerForOrg: [
+      "DELETE /orgs/{org}/actions/runners/{runner_id}/labels"
+    ],
+    removeAllCustomLabelsFromSelfHostedRunnerForRepo: [
+      "DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}/labels"
+    ],
+    removeCustomLabelFromSelfHostedRunnerForOrg: [
+      "DELETE /orgs/{org}/actions/runners/{runner_id}/labels/{name}"
+    ],
+    removeCustomLabelFromSelfHostedRunnerForRepo: [
+      "DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}/labels/{name}"
+    ],
+    removeSelectedRepoFromOrgSecret: [
+      "DELETE /orgs/{org}/actions/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    removeSelectedRepoFromOrgVariable: [
+      "DELETE /orgs/{org}/actions/variables/{name}/repositories/{repository_id}"
+    ],
+    reviewCustomGatesForRun: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/deployment_protection_rule"
+    ],
+    reviewPendingDeploymentsForRun: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/pending_deployments"
+    ],
+    setAllowedActionsOrganization: [
+      "PUT /orgs/{org}/actions/permissions/selected-actions"
+    ],
+    setAllowedActionsRepository: [
+      "PUT /repos/{owner}/{repo}/actions/permissions/selected-actions"
+    ],
+    setCustomLabelsForSelfHostedRunnerForOrg: [
+      "PUT /orgs/{org}/actions/runners/{runner_id}/labels"
+    ],
+    setCustomLabelsForSelfHostedRunnerForRepo: [
+      "PUT /repos/{owner}/{repo}/actions/runners/{runner_id}/labels"
+    ],
+    setCustomOidcSubClaimForRepo: [
+      "PUT /repos/{owner}/{repo}/actions/oidc/customization/sub"
+    ],
+    setGithubActionsDefaultWorkflowPermissionsOrganization: [
+      "PUT /orgs/{org}/actions/permissions/workflow"
+    ],
+    setGithubActionsDefaultWorkflowPermissionsRepository: [
+      "PUT /repos/{owner}/{repo}/actions/permissions/workflow"
+    ],
+    setGithubActionsPermissionsOrganization: [
+      "PUT /orgs/{org}/actions/permissions"
+    ],
+    setGithubActionsPermissionsRepository: [
+      "PUT /repos/{owner}/{repo}/actions/permissions"
+    ],
+    setSelectedReposForOrgSecret: [
+      "PUT /orgs/{org}/actions/secrets/{secret_name}/repositories"
+    ],
+    setSelectedReposForOrgVariable: [
+      "PUT /orgs/{org}/actions/variables/{name}/repositories"
+    ],
+    setSelectedRepositoriesEnabledGithubActionsOrganization: [
+      "PUT /orgs/{org}/actions/permissions/repositories"
+    ],
+    setWorkflowAccessToRepository: [
+      "PUT /repos/{owner}/{repo}/actions/permissions/access"
+    ],
+    updateEnvironmentVariable: [
+      "PATCH /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}"
+    ],
+    updateHostedRunnerForOrg: [
+      "PATCH /orgs/{org}/actions/hosted-runners/{hosted_runner_id}"
+    ],
+    updateOrgVariable: ["PATCH /orgs/{org}/actions/variables/{name}"],
+    updateRepoVariable: [
+      "PATCH /repos/{owner}/{repo}/actions/variables/{name}"
+    ]
+  },
+  activity: {
+    checkRepoIsStarredByAuthenticatedUser: ["GET /user/starred/{owner}/{repo}"],
+    deleteRepoSubscription: ["DELETE /repos/{owner}/{repo}/subscription"],
+    deleteThreadSubscription: [
+      "DELETE /notifications/threads/{thread_id}/subscription"
+    ],
+    getFeeds: ["GET /feeds"],
+    getRepoSubscription: ["GET /repos/{owner}/{repo}/subscription"],
+    getThread: ["GET /notifications/threads/{thread_id}"],
+    getThreadSubscriptionForAuthenticatedUser: [
+      "GET /notifications/threads/{thread_id}/subscription"
+    ],
+    listEventsForAuthenticatedUser: ["GET /users/{username}/events"],
+    listNotificationsForAuthenticatedUser: ["GET /notifications"],
+    listOrgEventsForAuthenticatedUser: [
+      "GET /users/{username}/events/orgs/{org}"
+    ],
+    listPublicEvents: ["GET /events"],
+    listPublicEventsForRepoNetwork: ["GET /networks/{owner}/{repo}/events"],
+    listPublicEventsForUser: ["GET /users/{username}/events/public"],
+    listPublicOrgEvents: ["GET /orgs/{org}/events"],
+    listReceivedEventsForUser: ["GET /users/{username}/received_events"],
+    listReceivedPublicEventsForUser: [
+      "GET /users/{username}/received_events/public"
+    ],
+    listRepoEvents: ["GET /repos/{owner}/{repo}/events"],
+    listRepoNotificationsForAuthenticatedUser: [
+      "GET /repos/{owner}/{repo}/notifications"
+    ],
+    listReposStarredByAuthenticatedUser: ["GET /user/starred"],
+    listReposStarredByUser: ["GET /users/{username}/starred"],
+    listReposWatchedByUser: ["GET /users/{username}/subscriptions"],
+    listStargazersForRepo: ["GET /repos/{owner}/{repo}/stargazers"],
+    listWatchedReposForAuthenticatedUser: ["GET /user/subscriptions"],
+    listWatchersForRepo: ["GET /repos/{owner}/{repo}/subscribers"],
+    markNotificationsAsRead: ["PUT /notifications"],
+    markRepoNotificationsAsRead: ["PUT /repos/{owner}/{repo}/notifications"],
+    markThreadAsDone: ["DELETE /notifications/threads/{thread_id}"],
+    markThreadAsRead: ["PATCH /notifications/threads/{thread_id}"],
+    setRepoSubscription: ["PUT /repos/{owner}/{repo}/subscription"],
+    setThreadSubscription: [
+      "PUT /notifications/threads/{thread_id}/subscription"
+    ],
+    starRepoForAuthenticatedUser: ["PUT /user/starred/{owner}/{repo}"],
+    unstarRepoForAuthenticatedUser: ["DELETE /user/starred/{owner}/{repo}"]
+  },
+  apps: {
+    addRepoToInstallation: [
+      "PUT /user/installations/{installation_id}/repositories/{repository_id}",
+      {},
+      { renamed: ["apps", "addRepoToInstallationForAuthenticatedUser"] }
+    ],
+    addRepoToInstallationForAuthenticatedUser: [
+      "PUT /user/installations/{installation_id}/repositories/{repository_id}"
+    ],
+    checkToken: ["POST /applications/{client_id}/token"],
+    createFromManifest: ["POST /app-manifests/{code}/conversions"],
+    createInstallationAccessToken: [
+      "POST /app/installations/{installation_id}/access_tokens"
+    ],
+    deleteAuthorization: ["DELETE /applications/{client_id}/grant"],
+    deleteInstallation: ["DELETE /app/installations/{installation_id}"],
+    deleteToken: ["DELETE /applications/{client_id}/token"],
+    getAuthenticated: ["GET /app"],
+    getBySlug: ["GET /apps/{app_slug}"],
+    getInstallation: ["GET /app/installations/{installation_id}"],
+    getOrgInstallation: ["GET /orgs/{org}/installation"],
+    getRepoInstallation: ["GET /repos/{owner}/{repo}/installation"],
+    getSubscriptionPlanForAccount: [
+      "GET /marketplace_listing/accounts/{account_id}"
+    ],
+    getSubscriptionPlanForAccountStubbed: [
+      "GET /marketplace_listing/stubbed/accounts/{account_id}"
+    ],
+    getUserInstallation: ["GET /users/{username}/installation"],
+    getWebhookConfigForApp: ["GET /app/hook/config"],
+    getWebhookDelivery: ["GET /app/hook/deliveries/{delivery_id}"],
+    listAccountsForPlan: ["GET /marketplace_listing/plans/{plan_id}/accounts"],
+    listAccountsForPlanStubbed: [
+      "GET /marketplace_listing/stubbed/plans/{plan_id}/accounts"
+    ],
+    listInstallationReposForAuthenticatedUser: [
+      "GET /user/installations/{installation_id}/repositories"
+    ],
+    listInstallationRequestsForAuthenticatedApp: [
+      "GET /app/installation-requests"
+    ],
+    listInstallations: ["GET /app/installations"],
+    listInstallationsForAuthenticatedUser: ["GET /user/installations"],
+    listPlans: ["GET /marketplace_listing/plans"],
+    listPlansStubbed: ["GET /marketplace_listing/stubbed/plans"],
+    listReposAccessibleToInstallation: ["GET /installation/repositories"],
+    listSubscriptionsForAuthenticatedUser: ["GET /user/marketplace_purchases"],
+    listSubscriptionsForAuthenticatedUserStubbed: [
+      "GET /user/marketplace_purchases/stubbed"
+    ],
+    listWebhookDeliveries: ["GET /app/hook/deliveries"],
+    redeliverWebhookDelivery: [
+      "POST /app/hook/deliveries/{delivery_id}/attempts"
+    ],
+    removeRepoFromInstallation: [
+      "DELETE /user/installations/{installation_id}/repositories/{repository_id}",
+      {},
+      { renamed: ["apps", "removeRepoFromInstallationForAuthenticatedUser"] }
+    ],
+    removeRepoFromInstallationForAuthenticatedUser: [
+      "DELETE /user/installations/{installation_id}/repositories/{repository_id}"
+    ],
+    resetToken: ["PATCH /applications/{client_id}/token"],
+    revokeInstallationAccessToken: ["DELETE /installation/token"],
+    scopeToken: ["POST /applications/{client_id}/token/scoped"],
+    suspendInstallation: ["PUT /app/installations/{installation_id}/suspended"],
+    unsuspendInstallation: [
+      "DELETE /app/installations/{installation_id}/suspended"
+    ],
+    updateWebhookConfigForApp: ["PATCH /app/hook/config"]
+  },
+  billing: {
+    getGithubActionsBillingOrg: ["GET /orgs/{org}/settings/billing/actions"],
+    getGithubActionsBillingUser: [
+      "GET /users/{username}/settings/billing/actions"
+    ],
+    getGithubBillingPremiumRequestUsageReportOrg: [
+      "GET /organizations/{org}/settings/billing/premium_request/usage"
+    ],
+    getGithubBillingPremiumRequestUsageReportUser: [
+      "GET /users/{username}/settings/billing/premium_request/usage"
+    ],
+    getGithubBillingUsageReportOrg: [
+      "GET /organizations/{org}/settings/billing/usage"
+    ],
+    getGithubBillingUsageReportUser: [
+      "GET /users/{username}/settings/billing/usage"
+    ],
+    getGithubPackagesBillingOrg: ["GET /orgs/{org}/settings/billing/packages"],
+    getGithubPackagesBillingUser: [
+      "GET /users/{username}/settings/billing/packages"
+    ],
+    getSharedStorageBillingOrg: [
+      "GET /orgs/{org}/settings/billing/shared-storage"
+    ],
+    getSharedStorageBillingUser: [
+      "GET /users/{username}/settings/billing/shared-storage"
+    ]
+  },
+  campaigns: {
+    createCampaign: ["POST /orgs/{org}/campaigns"],
+    deleteCampaign: ["DELETE /orgs/{org}/campaigns/{campaign_number}"],
+    getCampaignSummary: ["GET /orgs/{org}/campaigns/{campaign_number}"],
+    listOrgCampaigns: ["GET /orgs/{org}/campaigns"],
+    updateCampaign: ["PATCH /orgs/{org}/campaigns/{campaign_number}"]
+  },
+  checks: {
+    create: ["POST /repos/{owner}/{repo}/check-runs"],
+    createSuite: ["POST /repos/{owner}/{repo}/check-suites"],
+    get: ["GET /repos/{owner}/{repo}/check-runs/{check_run_id}"],
+    getSuite: ["GET /repos/{owner}/{repo}/check-suites/{check_suite_id}"],
+    listAnnotations: [
+      "GET /repos/{owner}/{repo}/check-runs/{check_run_id}/annotations"
+    ],
+    listForRef: ["GET /repos/{owner}/{repo}/commits/{ref}/check-runs"],
+    listForSuite: [
+      "GET /repos/{owner}/{repo}/check-suites/{check_suite_id}/check-runs"
+    ],
+    listSuitesForRef: ["GET /repos/{owner}/{repo}/commits/{ref}/check-suites"],
+    rerequestRun: [
+      "POST /repos/{owner}/{repo}/check-runs/{check_run_id}/rerequest"
+    ],
+    rerequestSuite: [
+      "POST /repos/{owner}/{repo}/check-suites/{check_suite_id}/rerequest"
+    ],
+    setSuitesPreferences: [
+      "PATCH /repos/{owner}/{repo}/check-suites/preferences"
+    ],
+    update: ["PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}"]
+  },
+  codeScanning: {
+    commitAutofix: [
+      "POST /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/autofix/commits"
+    ],
+    createAutofix: [
+      "POST /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/autofix"
+    ],
+    createVariantAnalysis: [
+      "POST /repos/{owner}/{repo}/code-scanning/codeql/variant-analyses"
+    ],
+    deleteAnalysis: [
+      "DELETE /repos/{owner}/{repo}/code-scanning/analyses/{analysis_id}{?confirm_delete}"
+    ],
+    deleteCodeqlDatabase: [
+      "DELETE /repos/{owner}/{repo}/code-scanning/codeql/databases/{language}"
+    ],
+    getAlert: [
+      "GET /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}",
+      {},
+      { renamedParameters: { alert_id: "alert_number" } }
+    ],
+    getAnalysis: [
+      "GET /repos/{owner}/{repo}/code-scanning/analyses/{analysis_id}"
+    ],
+    getAutofix: [
+      "GET /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/autofix"
+    ],
+    getCodeqlDatabase: [
+      "GET /repos/{owner}/{repo}/code-scanning/codeql/databases/{language}"
+    ],
+    getDefaultSetup: ["GET /repos/{owner}/{repo}/code-scanning/default-setup"],
+    getSarif: ["GET /repos/{owner}/{repo}/code-scanning/sarifs/{sarif_id}"],
+    getVariantAnalysis: [
+      "GET /repos/{owner}/{repo}/code-scanning/codeql/variant-analyses/{codeql_variant_analysis_id}"
+    ],
+    getVariantAnalysisRepoTask: [
+      "GET /repos/{owner}/{repo}/code-scanning/codeql/variant-analyses/{codeql_variant_analysis_id}/repos/{repo_owner}/{repo_name}"
+    ],
+    listAlertInstances: [
+      "GET /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/instances"
+    ],
+    listAlertsForOrg: ["GET /orgs/{org}/code-scanning/alerts"],
+    listAlertsForRepo: ["GET /repos/{owner}/{repo}/code-scanning/alerts"],
+    listAlertsInstances: [
+      "GET /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/instances",
+      {},
+      { renamed: ["codeScanning", "listAlertInstances"] }
+    ],
+    listCodeqlDatabases: [
+      "GET /repos/{owner}/{repo}/code-scanning/codeql/databases"
+    ],
+    listRecentAnalyses: ["GET /repos/{owner}/{repo}/code-scanning/analyses"],
+    updateAlert: [
+      "PATCH /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}"
+    ],
+    updateDefaultSetup: [
+      "PATCH /repos/{owner}/{repo}/code-scanning/default-setup"
+    ],
+    uploadSarif: ["POST /repos/{owner}/{repo}/code-scanning/sarifs"]
+  },
+  codeSecurity: {
+    attachConfiguration: [
+      "POST /orgs/{org}/code-security/configurations/{configuration_id}/attach"
+    ],
+    attachEnterpriseConfiguration: [
+      "POST /enterprises/{enterprise}/code-security/configurations/{configuration_id}/attach"
+    ],
+    createConfiguration: ["POST /orgs/{org}/code-security/configurations"],
+    createConfigurationForEnterprise: [
+      "POST /enterprises/{enterprise}/code-security/configurations"
+    ],
+    deleteConfiguration: [
+      "DELETE /orgs/{org}/code-security/configurations/{configuration_id}"
+    ],
+    deleteConfigurationForEnterprise: [
+      "DELETE /enterprises/{enterprise}/code-security/configurations/{configuration_id}"
+    ],
+    detachConfiguration: [
+      "DELETE /orgs/{org}/code-security/configurations/detach"
+    ],
+    getConfiguration: [
+      "GET /orgs/{org}/code-security/configurations/{configuration_id}"
+    ],
+    getConfigurationForRepository: [
+      "GET /repos/{owner}/{repo}/code-security-configuration"
+    ],
+    getConfigurationsForEnterprise: [
+      "GET /enterprises/{enterprise}/code-security/configurations"
+    ],
+    getConfigurationsForOrg: ["GET /orgs/{org}/code-security/configurations"],
+    getDefaultConfigurations: [
+      "GET /orgs/{org}/code-security/configurations/defaults"
+    ],
+    getDefaultConfigurationsForEnterprise: [
+      "GET /enterprises/{enterprise}/code-security/configurations/defaults"
+    ],
+    getRepositoriesForConfiguration: [
+      "GET /orgs/{org}/code-security/configurations/{configuration_id}/repositories"
+    ],
+    getRepositoriesForEnterpriseConfiguration: [
+      "GET /enterprises/{enterprise}/code-security/configurations/{configuration_id}/repositories"
+    ],
+    getSingleConfigurationForEnterprise: [
+      "GET /enterprises/{enterprise}/code-security/configurations/{configuration_id}"
+    ],
+    setConfigurationAsDefault: [
+      "PUT /orgs/{org}/code-security/configurations/{configuration_id}/defaults"
+    ],
+    setConfigurationAsDefaultForEnterprise: [
+      "PUT /enterprises/{enterprise}/code-security/configurations/{configuration_id}/defaults"
+    ],
+    updateConfiguration: [
+      "PATCH /orgs/{org}/code-security/configurations/{configuration_id}"
+    ],
+    updateEnterpriseConfiguration: [
+      "PATCH /enterprises/{enterprise}/code-security/configurations/{configuration_id}"
+    ]
+  },
+  codesOfConduct: {
+    getAllCodesOfConduct: ["GET /codes_of_conduct"],
+    getConductCode: ["GET /codes_of_conduct/{key}"]
+  },
+  codespaces: {
+    addRepositoryForSecretForAuthenticatedUser: [
+      "PUT /user/codespaces/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    addSelectedRepoToOrgSecret: [
+      "PUT /orgs/{org}/codespaces/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    checkPermissionsForDevcontainer: [
+      "GET /repos/{owner}/{repo}/codespaces/permissions_check"
+    ],
+    codespaceMachinesForAuthenticatedUser: [
+      "GET /user/codespaces/{codespace_name}/machines"
+    ],
+    createForAuthenticatedUser: ["POST /user/codespaces"],
+    createOrUpdateOrgSecret: [
+      "PUT /orgs/{org}/codespaces/secrets/{secret_name}"
+    ],
+    createOrUpdateRepoSecret: [
+      "PUT /repos/{owner}/{repo}/codespaces/secrets/{secret_name}"
+    ],
+    createOrUpdateSecretForAuthenticatedUser: [
+      "PUT /user/codespaces/secrets/{secret_name}"
+    ],
+    createWithPrForAuthenticatedUser: [
+      "POST /repos/{owner}/{repo}/pulls/{pull_number}/codespaces"
+    ],
+    createWithRepoForAuthenticatedUser: [
+      "POST /repos/{owner}/{repo}/codespaces"
+    ],
+    deleteForAuthenticatedUser: ["DELETE /user/codespaces/{codespace_name}"],
+    deleteFromOrganization: [
+      "DELETE /orgs/{org}/members/{username}/codespaces/{codespace_name}"
+    ],
+    deleteOrgSecret: ["DELETE /orgs/{org}/codespaces/secrets/{secret_name}"],
+    deleteRepoSecret: [
+      "DELETE /repos/{owner}/{repo}/codespaces/secrets/{secret_name}"
+    ],
+    deleteSecretForAuthenticatedUser: [
+      "DELETE /user/codespaces/secrets/{secret_name}"
+    ],
+    exportForAuthenticatedUser: [
+      "POST /user/codespaces/{codespace_name}/exports"
+    ],
+    getCodespacesForUserInOrg: [
+      "GET /orgs/{org}/members/{username}/codespaces"
+    ],
+    getExportDetailsForAuthenticatedUser: [
+      "GET /user/codespaces/{codespace_name}/exports/{export_id}"
+    ],
+    getForAuthenticatedUser: ["GET /user/codespaces/{codespace_name}"],
+    getOrgPublicKey: ["GET /orgs/{org}/codespaces/secrets/public-key"],
+    getOrgSecret: ["GET /orgs/{org}/codespaces/secrets/{secret_name}"],
+    getPublicKeyForAuthenticatedUser: [
+      "GET /user/codespaces/secrets/public-key"
+    ],
+    getRepoPublicKey: [
+      "GET /repos/{owner}/{repo}/codespaces/secrets/public-key"
+    ],
+    getRepoSecret: [
+      "GET /repos/{owner}/{repo}/codespaces/secrets/{secret_name}"
+    ],
+    getSecretForAuthenticatedUser: [
+      "GET /user/codespaces/secrets/{secret_name}"
+    ],
+    listDevcontainersInRepositoryForAuthenticatedUser: [
+      "GET /repos/{owner}/{repo}/codespaces/devcontainers"
+    ],
+    listForAuthenticatedUser: ["GET /user/codespaces"],
+    listInOrganization: [
+      "GET /orgs/{org}/codespaces",
+      {},
+      { renamedParameters: { org_id: "org" } }
+    ],
+    listInRepositoryForAuthenticatedUser: [
+      "GET /repos/{owner}/{repo}/codespaces"
+    ],
+    listOrgSecrets: ["GET /orgs/{org}/codespaces/secrets"],
+    listRepoSecrets: ["GET /repos/{owner}/{repo}/codespaces/secrets"],
+    listRepositoriesForSecretForAuthenticatedUser: [
+      "GET /user/codespaces/secrets/{secret_name}/repositories"
+    ],
+    listSecretsForAuthenticatedUser: ["GET /user/codespaces/secrets"],
+    listSelectedReposForOrgSecret: [
+      "GET /orgs/{org}/codespaces/secrets/{secret_name}/repositories"
+    ],
+    preFlightWithRepoForAuthenticatedUser: [
+      "GET /repos/{owner}/{repo}/codespaces/new"
+    ],
+    publishForAuthenticatedUser: [
+      "POST /user/codespaces/{codespace_name}/publish"
+    ],
+    removeRepositoryForSecretForAuthenticatedUser: [
+      "DELETE /user/codespaces/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    removeSelectedRepoFromOrgSecret: [
+      "DELETE /orgs/{org}/codespaces/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    repoMachinesForAuthenticatedUser: [
+      "GET /repos/{owner}/{repo}/codespaces/machines"
+    ],
+    setRepositoriesForSecretForAuthenticatedUser: [
+      "PUT /user/codespaces/secrets/{secret_name}/repositories"
+    ],
+    setSelectedReposForOrgSecret: [
+      "PUT /orgs/{org}/codespaces/secrets/{secret_name}/repositories"
+    ],
+    startForAuthenticatedUser: ["POST /user/codespaces/{codespace_name}/start"],
+    stopForAuthenticatedUser: ["POST /user/codespaces/{codespace_name}/stop"],
+    stopInOrganization: [
+      "POST /orgs/{org}/members/{username}/codespaces/{codespace_name}/stop"
+    ],
+    updateForAuthenticatedUser: ["PATCH /user/codespaces/{codespace_name}"]
+  },
+  copilot: {
+    addCopilotSeatsForTeams: [
+      "POST /orgs/{org}/copilot/billing/selected_teams"
+    ],
+    addCopilotSeatsForUsers: [
+      "POST /orgs/{org}/copilot/billing/selected_users"
+    ],
+    cancelCopilotSeatAssignmentForTeams: [
+      "DELETE /orgs/{org}/copilot/billing/selected_teams"
+    ],
+    cancelCopilotSeatAssignmentForUsers: [
+      "DELETE /orgs/{org}/copilot/billing/selected_users"
+    ],
+    copilotMetricsForOrganization: ["GET /orgs/{org}/copilot/metrics"],
+    copilotMetricsForTeam: ["GET /orgs/{org}/team/{team_slug}/copilot/metrics"],
+    getCopilotOrganizationDetails: ["GET /orgs/{org}/copilot/billing"],
+    getCopilotSeatDetailsForUser: [
+      "GET /orgs/{org}/members/{username}/copilot"
+    ],
+    listCopilotSeats: ["GET /orgs/{org}/copilot/billing/seats"]
+  },
+  credentials: { revoke: ["POST /credentials/revoke"] },
+  dependabot: {
+    addSelectedRepoToOrgSecret: [
+      "PUT /orgs/{org}/dependabot/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    createOrUpdateOrgSecret: [
+      "PUT /orgs/{org}/dependabot/secrets/{secret_name}"
+    ],
+    createOrUpdateRepoSecret: [
+      "PUT /repos/{owner}/{repo}/dependabot/secrets/{secret_name}"
+    ],
+    deleteOrgSecret: ["DELETE /orgs/{org}/dependabot/secrets/{secret_name}"],
+    deleteRepoSecret: [
+      "DELETE /repos/{owner}/{repo}/dependabot/secrets/{secret_name}"
+    ],
+    getAlert: ["GET /repos/{owner}/{repo}/dependabot/alerts/{alert_number}"],
+    getOrgPublicKey: ["GET /orgs/{org}/dependabot/secrets/public-key"],
+    getOrgSecret: ["GET /orgs/{org}/dependabot/secrets/{secret_name}"],
+    getRepoPublicKey: [
+      "GET /repos/{owner}/{repo}/dependabot/secrets/public-key"
+    ],
+    getRepoSecret: [
+      "GET /repos/{owner}/{repo}/dependabot/secrets/{secret_name}"
+    ],
+    listAlertsForEnterprise: [
+      "GET /enterprises/{enterprise}/dependabot/alerts"
+    ],
+    listAlertsForOrg: ["GET /orgs/{org}/dependabot/alerts"],
+    listAlertsForRepo: ["GET /repos/{owner}/{repo}/dependabot/alerts"],
+    listOrgSecrets: ["GET /orgs/{org}/dependabot/secrets"],
+    listRepoSecrets: ["GET /repos/{owner}/{repo}/dependabot/secrets"],
+    listSelectedReposForOrgSecret: [
+      "GET /orgs/{org}/dependabot/secrets/{secret_name}/repositories"
+    ],
+    removeSelectedRepoFromOrgSecret: [
+      "DELETE /orgs/{org}/dependabot/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    repositoryAccessForOrg: [
+      "GET /organizations/{org}/dependabot/repository-access"
+    ],
+    setRepositoryAccessDefaultLevel: [
+      "PUT /organizations/{org}/dependabot/repository-access/default-level"
+    ],
+    setSelectedReposForOrgSecret: [
+      "PUT /orgs/{org}/dependabot/secrets/{secret_name}/repositories"
+    ],
+    updateAlert: [
+      "PATCH /repos/{owner}/{repo}/dependabot/alerts/{alert_number}"
+    ],
+    updateRepositoryAccessForOrg: [
+      "PATCH /organizations/{org}/dependabot/repository-access"
+    ]
+  },
+  dependencyGraph: {
+    createRepositorySnapshot: [
+      "POST /repos/{owner}/{repo}/dependency-graph/snapshots"
+    ],
+    diffRange: [
+      "GET /repos/{owner}/{repo}/dependency-graph/compare/{basehead}"
+    ],
+    exportSbom: ["GET /repos/{owner}/{repo}/dependency-graph/sbom"]
+  },
+  emojis: { get: ["GET /emojis"] },
+  enterpriseTeamMemberships: {
+    add: [
+      "PUT /enterprises/{enterprise}/teams/{enterprise-team}/memberships/{username}"
+    ],
+    bulkAdd: [
+      "POST /enterprises/{enterprise}/teams/{enterprise-team}/memberships/add"
+    ],
+    bulkRemove: [
+      "POST /enterprises/{enterprise}/teams/{enterprise-team}/memberships/remove"
+    ],
+    get: [
+      "GET /enterprises/{enterprise}/teams/{enterprise-team}/memberships/{username}"
+    ],
+    list: ["GET /enterprises/{enterprise}/teams/{enterprise-team}/memberships"],
+    remove: [
+      "DELETE /enterprises/{enterprise}/teams/{enterprise-team}/memberships/{username}"
+    ]
+  },
+  enterpriseTeamOrganizations: {
+    add: [
+      "PUT /enterprises/{enterprise}/teams/{enterprise-team}/organizations/{org}"
+    ],
+    bulkAdd: [
+      "POST /enterprises/{enterprise}/teams/{enterprise-team}/organizations/add"
+    ],
+    bulkRemove: [
+      "POST /enterprises/{enterprise}/teams/{enterprise-team}/organizations/remove"
+    ],
+    delete: [
+      "DELETE /enterprises/{enterprise}/teams/{enterprise-team}/organizations/{org}"
+    ],
+    getAssignment: [
+      "GET /enterprises/{enterprise}/teams/{enterprise-team}/organizations/{org}"
+    ],
+    getAssignments: [
+      "GET /enterprises/{enterprise}/teams/{enterprise-team}/organizations"
+    ]
+  },
+  enterpriseTeams: {
+    create: ["POST /enterprises/{enterprise}/teams"],
+    delete: ["DELETE /enterprises/{enterprise}/teams/{team_slug}"],
+    get: ["GET /enterprises/{enterprise}/teams/{team_slug}"],
+    list: ["GET /enterprises/{enterprise}/teams"],
+    update: ["PATCH /enterprises/{enterprise}/teams/{team_slug}"]
+  },
+  gists: {
+    checkIsStarred: ["GET /gists/{gist_id}/star"],
+    create: ["POST /gists"],
+    createComment: ["POST /gists/{gist_id}/comments"],
+    delete: ["DELETE /gists/{gist_id}"],
+    deleteComment: ["DELETE /gists/{gist_id}/comments/{comment_id}"],
+    fork: ["POST /gists/{gist_id}/forks"],
+    get: ["GET /gists/{gist_id}"],
+    getComment: ["GET /gists/{gist_id}/comments/{comment_id}"],
+    getRevision: ["GET /gists/{gist_id}/{sha}"],
+    list: ["GET /gists"],
+    listComments: ["GET /gists/{gist_id}/comments"],
+    listCommits: ["GET /gists/{gist_id}/commits"],
+    listForUser: ["GET /users/{username}/gists"],
+    listForks: ["GET /gists/{gist_id}/forks"],
+    listPublic: ["GET /gists/public"],
+    listStarred: ["GET /gists/starred"],
+    star: ["PUT /gists/{gist_id}/star"],
+    unstar: ["DELETE /gists/{gist_id}/star"],
+    update: ["PATCH /gists/{gist_id}"],
+    updateComment: ["PATCH /gists/{gist_id}/comments/{comment_id}"]
+  },
+  git: {
+    createBlob: ["POST /repos/{owner}/{repo}/git/blobs"],
+    createCommit: ["POST /repos/{owner}/{repo}/git/commits"],
+    createRef: ["POST /repos/{owner}/{repo}/git/refs"],
+    createTag: ["POST /repos/{owner}/{repo}/git/tags"],
+    createTree: ["POST /repos/{owner}/{repo}/git/trees"],
+    deleteRef: ["DELETE /repos/{owner}/{repo}/git/refs/{ref}"],
+    getBlob: ["GET /repos/{owner}/{repo}/git/blobs/{file_sha}"],
+    getCommit: ["GET /repos/{owner}/{repo}/git/commits/{commit_sha}"],
+    getRef: ["GET /repos/{owner}/{repo}/git/ref/{ref}"],
+    getTag: ["GET /repos/{owner}/{repo}/git/tags/{tag_sha}"],
+    getTree: ["GET /repos/{owner}/{repo}/git/trees/{tree_sha}"],
+    listMatchingRefs: ["GET /repos/{owner}/{repo}/git/matching-refs/{ref}"],
+    updateRef: ["PATCH /repos/{owner}/{repo}/git/refs/{ref}"]
+  },
+  gitignore: {
+    getAllTemplates: ["GET /gitignore/templates"],
+    getTemplate: ["GET /gitignore/templates/{name}"]
+  },
+  hostedCompute: {
+    createNetworkConfigurationForOrg: [
+      "POST /orgs/{org}/settings/network-configurations"
+    ],
+    deleteNetworkConfigurationFromOrg: [
+      "DELETE /orgs/{org}/settings/network-configurations/{network_configuration_id}"
+    ],
+    getNetworkConfigurationForOrg: [
+      "GET /orgs/{org}/settings/network-configurations/{network_configuration_id}"
+    ],
+    getNetworkSettingsForOrg: [
+      "GET /orgs/{org}/settings/network-settings/{network_settings_id}"
+    ],
+    listNetworkConfigurationsForOrg: [
+      "GET /orgs/{org}/settings/network-configurations"
+    ],
+    updateNetworkConfigurationForOrg: [
+      "PATCH /orgs/{org}/settings/network-configurations/{network_configuration_id}"
+    ]
+  },
+  interactions: {
+    getRestrictionsForAuthenticatedUser: ["GET /user/interaction-limits"],
+    getRestrictionsForOrg: ["GET /orgs/{org}/interaction-limits"],
+    getRestrictionsForRepo: ["GET /repos/{owner}/{repo}/interaction-limits"],
+    getRestrictionsForYourPublicRepos: [
+      "GET /user/interaction-limits",
+      {},
+      { renamed: ["interactions", "getRestrictionsForAuthenticatedUser"] }
+    ],
+    removeRestrictionsForAuthenticatedUser: ["DELETE /user/interaction-limits"],
+    removeRestrictionsForOrg: ["DELETE /orgs/{org}/interaction-limits"],
+    removeRestrictionsForRepo: [
+      "DELETE /repos/{owner}/{repo}/interaction-limits"
+    ],
+    removeRestrictionsForYourPublicRepos: [
+      "DELETE /user/interaction-limits",
+      {},
+      { renamed: ["interactions", "removeRestrictionsForAuthenticatedUser"] }
+    ],
+    setRestrictionsForAuthenticatedUser: ["PUT /user/interaction-limits"],
+    setRestrictionsForOrg: ["PUT /orgs/{org}/interaction-limits"],
+    setRestrictionsForRepo: ["PUT /repos/{owner}/{repo}/interaction-limits"],
+    setRestrictionsForYourPublicRepos: [
+      "PUT /user/interaction-limits",
+      {},
+      { renamed: ["interactions", "setRestrictionsForAuthenticatedUser"] }
+    ]
+  },
+  issues: {
+    addAssignees: [
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/assignees"
+    ],
+    addBlockedByDependency: [
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by"
+    ],
+    addLabels: ["POST /repos/{owner}/{repo}/issues/{issue_number}/labels"],
+    addSubIssue: [
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/sub_issues"
+    ],
+    checkUserCanBeAssigned: ["GET /repos/{owner}/{repo}/assignees/{assignee}"],
+    checkUserCanBeAssignedToIssue: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/assignees/{assignee}"
+    ],
+    create: ["POST /repos/{owner}/{repo}/issues"],
+    createComment: [
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/comments"
+    ],
+    createLabel: ["POST /repos/{owner}/{repo}/labels"],
+    createMilestone: ["POST /repos/{owner}/{repo}/milestones"],
+    deleteComment: [
+      "DELETE /repos/{owner}/{repo}/issues/comments/{comment_id}"
+    ],
+    deleteLabel: ["DELETE /repos/{owner}/{repo}/labels/{name}"],
+    deleteMilestone: [
+      "DELETE /repos/{owner}/{repo}/milestones/{milestone_number}"
+    ],
+    get: ["GET /repos/{owner}/{repo}/issues/{issue_number}"],
+    getComment: ["GET /repos/{owner}/{repo}/issues/comments/{comment_id}"],
+    getEvent: ["GET /repos/{owner}/{repo}/issues/events/{event_id}"],
+    getLabel: ["GET /repos/{owner}/{repo}/labels/{name}"],
+    getMilestone: ["GET /repos/{owner}/{repo}/milestones/{milestone_number}"],
+    getParent: ["GET /repos/{owner}/{repo}/issues/{issue_number}/parent"],
+    list: ["GET /issues"],
+    listAssignees: ["GET /repos/{owner}/{repo}/assignees"],
+    listComments: ["GET /repos/{owner}/{repo}/issues/{issue_number}/comments"],
+    listCommentsForRepo: ["GET /repos/{owner}/{repo}/issues/comments"],
+    listDependenciesBlockedBy: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by"
+    ],
+    listDependenciesBlocking: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocking"
+    ],
+    listEvents: ["GET /repos/{owner}/{repo}/issues/{issue_number}/events"],
+    listEventsForRepo: ["GET /repos/{owner}/{repo}/issues/events"],
+    listEventsForTimeline: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/timeline"
+    ],
+    listForAuthenticatedUser: ["GET /user/issues"],
+    listForOrg: ["GET /orgs/{org}/issues"],
+    listForRepo: ["GET /repos/{owner}/{repo}/issues"],
+    listLabelsForMilestone: [
+      "GET /repos/{owner}/{repo}/milestones/{milestone_number}/labels"
+    ],
+    listLabelsForRepo: ["GET /repos/{owner}/{repo}/labels"],
+    listLabelsOnIssue: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/labels"
+    ],
+    listMilestones: ["GET /repos/{owner}/{repo}/milestones"],
+    listSubIssues: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/sub_issues"
+    ],
+    lock: ["PUT /repos/{owner}/{repo}/issues/{issue_number}/lock"],
+    removeAllLabels: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/labels"
+    ],
+    removeAssignees: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/assignees"
+    ],
+    removeDependencyBlockedBy: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by/{issue_id}"
+    ],
+    removeLabel: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/labels/{name}"
+    ],
+    removeSubIssue: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/sub_issue"
+    ],
+    reprioritizeSubIssue: [
+      "PATCH /repos/{owner}/{repo}/issues/{issue_number}/sub_issues/priority"
+    ],
+    setLabels: ["PUT /repos/{owner}/{repo}/issues/{issue_number}/labels"],
+    unlock: ["DELETE /repos/{owner}/{repo}/issues/{issue_number}/lock"],
+    update: ["PATCH /repos/{owner}/{repo}/issues/{issue_number}"],
+    updateComment: ["PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}"],
+    updateLabel: ["PATCH /repos/{owner}/{repo}/labels/{name}"],
+    updateMilestone: [
+      "PATCH /repos/{owner}/{repo}/milestones/{milestone_number}"
+    ]
+  },
+  licenses: {
+    get: ["GET /licenses/{license}"],
+    getAllCommonlyUsed: ["GET /licenses"],
+    getForRepo: ["GET /repos/{owner}/{repo}/license"]
+  },
+  markdown: {
+    render: ["POST /markdown"],
+    renderRaw: [
+      "POST /markdown/raw",
+      { headers: { "content-type": "text/plain; charset=utf-8" } }
+    ]
+  },
+  meta: {
+    get: ["GET /meta"],
+    getAllVersions: ["GET /versions"],
+    getOctocat: ["GET /octocat"],
+    getZen: ["GET /zen"],
+    root: ["GET /"]
+  },
+  migrations: {
+    deleteArchiveForAuthenticatedUser: [
+      "DELETE /user/migrations/{migration_id}/archive"
+    ],
+    deleteArchiveForOrg: [
+      "DELETE /orgs/{org}/migrations/{migration_id}/archive"
+    ],
+    downloadArchiveForOrg: [
+      "GET /orgs/{org}/migrations/{migration_id}/archive"
+    ],
+    getArchiveForAuthenticatedUser: [
+      "GET /user/migrations/{migration_id}/archive"
+    ],
+    getStatusForAuthenticatedUser: ["GET /user/migrations/{migration_id}"],
+    getStatusForOrg: ["GET /orgs/{org}/migrations/{migration_id}"],
+    listForAuthenticatedUser: ["GET /user/migrations"],
+    listForOrg: ["GET /orgs/{org}/migrations"],
+    listReposForAuthenticatedUser: [
+      "GET /user/migrations/{migration_id}/repositories"
+    ],
+    listReposForOrg: ["GET /orgs/{org}/migrations/{migration_id}/repositories"],
+    listReposForUser: [
+      "GET /user/migrations/{migration_id}/repositories",
+      {},
+      { renamed: ["migrations", "listReposForAuthenticatedUser"] }
+    ],
+    startForAuthenticatedUser: ["POST /user/migrations"],
+    startForOrg: ["POST /orgs/{org}/migrations"],
+    unlockRepoForAuthenticatedUser: [
+      "DELETE /user/migrations/{migration_id}/repos/{repo_name}/lock"
+    ],
+    unlockRepoForOrg: [
+      "DELETE /orgs/{org}/migrations/{migration_id}/repos/{repo_name}/lock"
+    ]
+  },
+  oidc: {
+    getOidcCustomSubTemplateForOrg: [
+      "GET /orgs/{org}/actions/oidc/customization/sub"
+    ],
+    updateOidcCustomSubTemplateForOrg: [
+      "PUT /orgs/{org}/actions/oidc/customization/sub"
+    ]
+  },
+  orgs: {
+    addSecurityManagerTeam: [
+      "PUT /orgs/{org}/security-managers/teams/{team_slug}",
+      {},
+      {
+        deprecated: "octokit.rest.orgs.addSecurityManagerTeam() is deprecated, see https://docs.github.com/rest/orgs/security-managers#add-a-security-manager-team"
+      }
+    ],
+    assignTeamToOrgRole: [
+      "PUT /orgs/{org}/organization-roles/teams/{team_slug}/{role_id}"
+    ],
+    assignUserToOrgRole: [
+      "PUT /orgs/{org}/organization-roles/users/{username}/{role_id}"
+    ],
+    blockUser: ["PUT /orgs/{org}/blocks/{username}"],
+    cancelInvitation: ["DELETE /orgs/{org}/invitations/{invitation_id}"],
+    checkBlockedUser: ["GET /orgs/{org}/blocks/{username}"],
+    checkMembershipForUser: ["GET /orgs/{org}/members/{username}"],
+    checkPublicMembershipForUser: ["GET /orgs/{org}/public_members/{username}"],
+    convertMemberToOutsideCollaborator: [
+      "PUT /orgs/{org}/outside_collaborators/{username}"
+    ],
+    createArtifactStorageRecord: [
+      "POST /orgs/{org}/artifacts/metadata/storage-record"
+    ],
+    createInvitation: ["POST /orgs/{org}/invitations"],
+    createIssueType: ["POST /orgs/{org}/issue-types"],
+    createWebhook: ["POST /orgs/{org}/hooks"],
+    customPropertiesForOrgsCreateOrUpdateOrganizationValues: [
+      "PATCH /organizations/{org}/org-properties/values"
+    ],
+    customPropertiesForOrgsGetOrganizationValues: [
+      "GET /organizations/{org}/org-properties/values"
+    ],
+    customPropertiesForReposCreateOrUpdateOrganizationDefinition: [
+      "PUT /orgs/{org}/properties/schema/{custom_property_name}"
+    ],
+    customPropertiesForReposCreateOrUpdateOrganizationDefinitions: [
+      "PATCH /orgs/{org}/properties/schema"
+    ],
+    customPropertiesForReposCreateOrUpdateOrganizationValues: [
+      "PATCH /orgs/{org}/properties/values"
+    ],
+    customPropertiesForReposDeleteOrganizationDefinition: [
+      "DELETE /orgs/{org}/properties/schema/{custom_property_name}"
+    ],
+    customPropertiesForReposGetOrganizationDefinition: [
+      "GET /orgs/{org}/properties/schema/{custom_property_name}"
+    ],
+    customPropertiesForReposGetOrganizationDefinitions: [
+      "GET /orgs/{org}/properties/schema"
+    ],
+    customPropertiesForReposGetOrganizationValues: [
+      "GET /orgs/{org}/properties/values"
+    ],
+    delete: ["DELETE /orgs/{org}"],
+    deleteAttestationsBulk: ["POST /orgs/{org}/attestations/delete-request"],
+    deleteAttestationsById: [
+      "DELETE /orgs/{org}/attestations/{attestation_id}"
+    ],
+    deleteAttestationsBySubjectDigest: [
+      "DELETE /orgs/{org}/attestations/digest/{subject_digest}"
+    ],
+    deleteIssueType: ["DELETE /orgs/{org}/issue-types/{issue_type_id}"],
+    deleteWebhook: ["DELETE /orgs/{org}/hooks/{hook_id}"],
+    disableSelectedRepositoryImmutableReleasesOrganization: [
+      "DELETE /orgs/{org}/settings/immutable-releases/repositories/{repository_id}"
+    ],
+    enableSelectedRepositoryImmutableReleasesOrganization: [
+      "PUT /orgs/{org}/settings/immutable-releases/repositories/{repository_id}"
+    ],
+    get: ["GET /orgs/{org}"],
+    getImmutableReleasesSettings: [
+      "GET /orgs/{org}/settings/immutable-releases"
+    ],
+    getImmutableReleasesSettingsRepositories: [
+      "GET /orgs/{org}/settings/immutable-releases/repositories"
+    ],
+    getMembershipForAuthenticatedUser: ["GET /user/memberships/orgs/{org}"],
+    getMembershipForUser: ["GET /orgs/{org}/memberships/{username}"],
+    getOrgRole: ["GET /orgs/{org}/organization-roles/{role_id}"],
+    getOrgRulesetHistory: ["GET /orgs/{org}/rulesets/{ruleset_id}/history"],
+    getOrgRulesetVersion: [
+      "GET /orgs/{org}/rulesets/{ruleset_id}/history/{version_id}"
+    ],
+    getWebhook: ["GET /orgs/{org}/hooks/{hook_id}"],
+    getWebhookConfigForOrg: ["GET /orgs/{org}/hooks/{hook_id}/config"],
+    getWebhookDelivery: [
+      "GET /orgs/{org}/hooks/{hook_id}/deliveries/{delivery_id}"
+    ],
+    list: ["GET /organizations"],
+    listAppInstallations: ["GET /orgs/{org}/installations"],
+    listArtifactStorageRecords: [
+      "GET /orgs/{org}/artifacts/{subject_digest}/metadata/storage-records"
+    ],
+    listAttestationRepositories: ["GET /orgs/{org}/attestations/repositories"],
+    listAttestations: ["GET /orgs/{org}/attestations/{subject_digest}"],
+    listAttestationsBulk: [
+      "POST /orgs/{org}/attestations/bulk-list{?per_page,before,after}"
+    ],
+    listBlockedUsers: ["GET /orgs/{org}/blocks"],
+    listFailedInvitations: ["GET /orgs/{org}/failed_invitations"],
+    listForAuthenticatedUser: ["GET /user/orgs"],
+    listForUser: ["GET /users/{username}/orgs"],
+    listInvitationTeams: ["GET /orgs/{org}/invitations/{invitation_id}/teams"],
+    listIssueTypes: ["GET /orgs/{org}/issue-types"],
+    listMembers: ["GET /orgs/{org}/members"],
+    listMembershipsForAuthenticatedUser: ["GET /user/memberships/orgs"],
+    listOrgRoleTeams: ["GET /orgs/{org}/organization-roles/{role_id}/teams"],
+    listOrgRoleUsers: ["GET /orgs/{org}/organization-roles/{role_id}/users"],
+    listOrgRoles: ["GET /orgs/{org}/organization-roles"],
+    listOrganizationFineGrainedPermissions: [
+      "GET /orgs/{org}/organization-fine-grained-permissions"
+    ],
+    listOutsideCollaborators: ["GET /orgs/{org}/outside_collaborators"],
+    listPatGrantRepositories: [
+      "GET /orgs/{org}/personal-access-tokens/{pat_id}/repositories"
+    ],
+    listPatGrantRequestRepositories: [
+      "GET /orgs/{org}/personal-access-token-requests/{pat_request_id}/repositories"
+    ],
+    listPatGrantRequests: ["GET /orgs/{org}/personal-access-token-requests"],
+    listPatGrants: ["GET /orgs/{org}/personal-access-tokens"],
+    listPendingInvitations: ["GET /orgs/{org}/invitations"],
+    listPublicMembers: ["GET /orgs/{org}/public_members"],
+    listSecurityManagerTeams: [
+      "GET /orgs/{org}/security-managers",
+      {},
+      {
+        deprecated: "octokit.rest.orgs.listSecurityManagerTeams() is deprecated, see https://docs.github.com/rest/orgs/security-managers#list-security-manager-teams"
+      }
+    ],
+    listWebhookDeliveries: ["GET /orgs/{org}/hooks/{hook_id}/deliveries"],
+    listWebhooks: ["GET /orgs/{org}/hooks"],
+    pingWebhook: ["POST /orgs/{org}/hooks/{hook_id}/pings"],
+    redeliverWebhookDelivery: [
+      "POST /orgs/{org}/hooks/{hook_id}/deliveries/{delivery_id}/attempts"
+    ],
+    removeMember: ["DELETE /orgs/{org}/members/{username}"],
+    removeMembershipForUser: ["DELETE /orgs/{org}/memberships/{username}"],
+    removeOutsideCollaborator: [
+      "DELETE /orgs/{org}/outside_collaborators/{username}"
+    ],
+    removePublicMembershipForAuthenticatedUser: [
+      "DELETE /orgs/{org}/public_members/{username}"
+    ],
+    removeSecurityManagerTeam: [
+      "DELETE /orgs/{org}/security-managers/teams/{team_slug}",
+      {},
+      {
+        deprecated: "octokit.rest.orgs.removeSecurityManagerTeam() is deprecated, see https://docs.github.com/rest/orgs/security-managers#remove-a-security-manager-team"
+      }
+    ],
+    reviewPatGrantRequest: [
+      "POST /orgs/{org}/personal-access-token-requests/{pat_request_id}"
+    ],
+    reviewPatGrantRequestsInBulk: [
+      "POST /orgs/{org}/personal-access-token-requests"
+    ],
+    revokeAllOrgRolesTeam: [
+      "DELETE /orgs/{org}/organization-roles/teams/{team_slug}"
+    ],
+    revokeAllOrgRolesUser: [
+      "DELETE /orgs/{org}/organization-roles/users/{username}"
+    ],
+    revokeOrgRoleTeam: [
+      "DELETE /orgs/{org}/organization-roles/teams/{team_slug}/{role_id}"
+    ],
+    revokeOrgRoleUser: [
+      "DELETE /orgs/{org}/organization-roles/users/{username}/{role_id}"
+    ],
+    setImmutableReleasesSettings: [
+      "PUT /orgs/{org}/settings/immutable-releases"
+    ],
+    setImmutableReleasesSettingsRepositories: [
+      "PUT /orgs/{org}/settings/immutable-releases/repositories"
+    ],
+    setMembershipForUser: ["PUT /orgs/{org}/memberships/{username}"],
+    setPublicMembershipForAuthenticatedUser: [
+      "PUT /orgs/{org}/public_members/{username}"
+    ],
+    unblockUser: ["DELETE /orgs/{org}/blocks/{username}"],
+    update: ["PATCH /orgs/{org}"],
+    updateIssueType: ["PUT /orgs/{org}/issue-types/{issue_type_id}"],
+    updateMembershipForAuthenticatedUser: [
+      "PATCH /user/memberships/orgs/{org}"
+    ],
+    updatePatAccess: ["POST /orgs/{org}/personal-access-tokens/{pat_id}"],
+    updatePatAccesses: ["POST /orgs/{org}/personal-access-tokens"],
+    updateWebhook: ["PATCH /orgs/{org}/hooks/{hook_id}"],
+    updateWebhookConfigForOrg: ["PATCH /orgs/{org}/hooks/{hook_id}/config"]
+  },
+  packages: {
+    deletePackageForAuthenticatedUser: [
+      "DELETE /user/packages/{package_type}/{package_name}"
+    ],
+    deletePackageForOrg: [
+      "DELETE /orgs/{org}/packages/{package_type}/{package_name}"
+    ],
+    deletePackageForUser: [
+      "DELETE /users/{username}/packages/{package_type}/{package_name}"
+    ],
+    deletePackageVersionForAuthenticatedUser: [
+      "DELETE /user/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    deletePackageVersionForOrg: [
+      "DELETE /orgs/{org}/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    deletePackageVersionForUser: [
+      "DELETE /users/{username}/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    getAllPackageVersionsForAPackageOwnedByAnOrg: [
+      "GET /orgs/{org}/packages/{package_type}/{package_name}/versions",
+      {},
+      { renamed: ["packages", "getAllPackageVersionsForPackageOwnedByOrg"] }
+    ],
+    getAllPackageVersionsForAPackageOwnedByTheAuthenticatedUser: [
+      "GET /user/packages/{package_type}/{package_name}/versions",
+      {},
+      {
+        renamed: [
+          "packages",
+          "getAllPackageVersionsForPackageOwnedByAuthenticatedUser"
+        ]
+      }
+    ],
+    getAllPackageVersionsForPackageOwnedByAuthenticatedUser: [
+      "GET /user/packages/{package_type}/{package_name}/versions"
+    ],
+    getAllPackageVersionsForPackageOwnedByOrg: [
+      "GET /orgs/{org}/packages/{package_type}/{package_name}/versions"
+    ],
+    getAllPackageVersionsForPackageOwnedByUser: [
+      "GET /users/{username}/packages/{package_type}/{package_name}/versions"
+    ],
+    getPackageForAuthenticatedUser: [
+      "GET /user/packages/{package_type}/{package_name}"
+    ],
+    getPackageForOrganization: [
+      "GET /orgs/{org}/packages/{package_type}/{package_name}"
+    ],
+    getPackageForUser: [
+      "GET /users/{username}/packages/{package_type}/{package_name}"
+    ],
+    getPackageVersionForAuthenticatedUser: [
+      "GET /user/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    getPackageVersionForOrganization: [
+      "GET /orgs/{org}/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    getPackageVersionForUser: [
+      "GET /users/{username}/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    listDockerMigrationConflictingPackagesForAuthenticatedUser: [
+      "GET /user/docker/conflicts"
+    ],
+    listDockerMigrationConflictingPackagesForOrganization: [
+      "GET /orgs/{org}/docker/conflicts"
+    ],
+    listDockerMigrationConflictingPackagesForUser: [
+      "GET /users/{username}/docker/conflicts"
+    ],
+    listPackagesForAuthenticatedUser: ["GET /user/packages"],
+    listPackagesForOrganization: ["GET /orgs/{org}/packages"],
+    listPackagesForUser: ["GET /users/{username}/packages"],
+    restorePackageForAuthenticatedUser: [
+      "POST /user/packages/{package_type}/{package_name}/restore{?token}"
+    ],
+    restorePackageForOrg: [
+      "POST /orgs/{org}/packages/{package_type}/{package_name}/restore{?token}"
+    ],
+    restorePackageForUser: [
+      "POST /users/{username}/packages/{package_type}/{package_name}/restore{?token}"
+    ],
+    restorePackageVersionForAuthenticatedUser: [
+      "POST /user/packages/{package_type}/{package_name}/versions/{package_version_id}/restore"
+    ],
+    restorePackageVersionForOrg: [
+      "POST /orgs/{org}/packages/{package_type}/{package_name}/versions/{package_version_id}/restore"
+    ],
+    restorePackageVersionForUser: [
+      "POST /users/{username}/packages/{package_type}/{package_name}/versions/{package_version_id}/restore"
+    ]
+  },
+  privateRegistries: {
+    createOrgPrivateRegistry: ["POST /orgs/{org}/private-registries"],
+    deleteOrgPrivateRegistry: [
+      "DELETE /orgs/{org}/private-registries/{secret_name}"
+    ],
+    getOrgPrivateRegistry: ["GET /orgs/{org}/private-registries/{secret_name}"],
+    getOrgPublicKey: ["GET /orgs/{org}/private-registries/public-key"],
+    listOrgPrivateRegistries: ["GET /orgs/{org}/private-registries"],
+    updateOrgPrivateRegistry: [
+      "PATCH /orgs/{org}/private-registries/{secret_name}"
+    ]
+  },
+  projects: {
+    addItemForOrg: ["POST /orgs/{org}/projectsV2/{project_number}/items"],
+    addItemForUser: [
+      "POST /users/{username}/projectsV2/{project_number}/items"
+    ],
+    deleteItemForOrg: [
+      "DELETE /orgs/{org}/projectsV2/{project_number}/items/{item_id}"
+    ],
+    deleteItemForUser: [
+      "DELETE /users/{username}/projectsV2/{project_number}/items/{item_id}"
+    ],
+    getFieldForOrg: [
+      "GET /orgs/{org}/projectsV2/{project_number}/fields/{field_id}"
+    ],
+    getFieldForUser: [
+      "GET /users/{username}/projectsV2/{project_number}/fields/{field_id}"
+    ],
+    getForOrg: ["GET /orgs/{org}/projectsV2/{project_number}"],
+    getForUser: ["GET /users/{username}/projectsV2/{project_number}"],
+    getOrgItem: ["GET /orgs/{org}/projectsV2/{project_number}/items/{item_id}"],
+    getUserItem: [
+      "GET /users/{username}/projectsV2/{project_number}/items/{item_id}"
+    ],
+    listFieldsForOrg: ["GET /orgs/{org}/projectsV2/{project_number}/fields"],
+    listFieldsForUser: [
+      "GET /users/{username}/projectsV2/{project_number}/fields"
+    ],
+    listForOrg: ["GET /orgs/{org}/projectsV2"],
+    listForUser: ["GET /users/{username}/projectsV2"],
+    listItemsForOrg: ["GET /orgs/{org}/projectsV2/{project_number}/items"],
+    listItemsForUser: [
+      "GET /users/{username}/projectsV2/{project_number}/items"
+    ],
+    updateItemForOrg: [
+      "PATCH /orgs/{org}/projectsV2/{project_number}/items/{item_id}"
+    ],
+    updateItemForUser: [
+      "PATCH /users/{username}/projectsV2/{project_number}/items/{item_id}"
+    ]
+  },
+  pulls: {
+    checkIfMerged: ["GET /repos/{owner}/{repo}/pulls/{pull_number}/merge"],
+    create: ["POST /repos/{owner}/{repo}/pulls"],
+    createReplyForReviewComment: [
+      "POST /repos/{owner}/{repo}/pulls/{pull_number}/comments/{comment_id}/replies"
+    ],
+    createReview: ["POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews"],
+    createReviewComment: [
+      "POST /repos/{owner}/{repo}/pulls/{pull_number}/comments"
+    ],
+    deletePendingReview: [
+      "DELETE /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}"
+    ],
+    deleteReviewComment: [
+      "DELETE /repos/{owner}/{repo}/pulls/comments/{comment_id}"
+    ],
+    dismissReview: [
+      "PUT /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/dismissals"
+    ],
+    get: ["GET /repos/{owner}/{repo}/pulls/{pull_number}"],
+    getReview: [
+      "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}"
+    ],
+    getReviewComment: ["GET /repos/{owner}/{repo}/pulls/comments/{comment_id}"],
+    list: ["GET /repos/{owner}/{repo}/pulls"],
+    listCommentsForReview: [
+      "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/comments"
+    ],
+    listCommits: ["GET /repos/{owner}/{repo}/pulls/{pull_number}/commits"],
+    listFiles: ["GET /repos/{owner}/{repo}/pulls/{pull_number}/files"],
+    listRequestedReviewers: [
+      "GET /repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"
+    ],
+    listReviewComments: [
+      "GET /repos/{owner}/{repo}/pulls/{pull_number}/comments"
+    ],
+    listReviewCommentsForRepo: ["GET /repos/{owner}/{repo}/pulls/comments"],
+    listReviews: ["GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews"],
+    merge: ["PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge"],
+    removeRequestedReviewers: [
+      "DELETE /repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"
+    ],
+    requestReviewers: [
+      "POST /repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"
+    ],
+    submitReview: [
+      "POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/events"
+    ],
+    update: ["PATCH /repos/{owner}/{repo}/pulls/{pull_number}"],
+    updateBranch: [
+      "PUT /repos/{owner}/{repo}/pulls/{pull_number}/update-branch"
+    ],
+    updateReview: [
+      "PUT /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}"
+    ],
+    updateReviewComment: [
+      "PATCH /repos/{owner}/{repo}/pulls/comments/{comment_id}"
+    ]
+  },
+  rateLimit: { get: ["GET /rate_limit"] },
+  reactions: {
+    createForCommitComment: [
+      "POST /repos/{owner}/{repo}/comments/{comment_id}/reactions"
+    ],
+    createForIssue: [
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/reactions"
+    ],
+    createForIssueComment: [
+      "POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions"
+    ],
+    createForPullRequestReviewComment: [
+      "POST /repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions"
+    ],
+    createForRelease: [
+      "POST /repos/{owner}/{repo}/releases/{release_id}/reactions"
+    ],
+    createForTeamDiscussionCommentInOrg: [
+      "POST /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}/reactions"
+    ],
+    createForTeamDiscussionInOrg: [
+      "POST /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/reactions"
+    ],
+    deleteForCommitComment: [
+      "DELETE /repos/{owner}/{repo}/comments/{comment_id}/reactions/{reaction_id}"
+    ],
+    deleteForIssue: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/reactions/{reaction_id}"
+    ],
+    deleteForIssueComment: [
+      "DELETE /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions/{reaction_id}"
+    ],
+    deleteForPullRequestComment: [
+      "DELETE /repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions/{reaction_id}"
+    ],
+    deleteForRelease: [
+      "DELETE /repos/{owner}/{repo}/releases/{release_id}/reactions/{reaction_id}"
+    ],
+    deleteForTeamDiscussion: [
+      "DELETE /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/reactions/{reaction_id}"
+    ],
+    deleteForTeamDiscussionComment: [
+      "DELETE /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}/reactions/{reaction_id}"
+    ],
+    listForCommitComment: [
+      "GET /repos/{owner}/{repo}/comments/{comment_id}/reactions"
+    ],
+    listForIssue: ["GET /repos/{owner}/{repo}/issues/{issue_number}/reactions"],
+    listForIssueComment: [
+      "GET /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions"
+    ],
+    listForPullRequestReviewComment: [
+      "GET /repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions"
+    ],
+    listForRelease: [
+      "GET /repos/{owner}/{repo}/releases/{release_id}/reactions"
+    ],
+    listForTeamDiscussionCommentInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}/reactions"
+    ],
+    listForTeamDiscussionInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/reactions"
+    ]
+  },
+  repos: {
+    acceptInvitation: [
+      "PATCH /user/repository_invitations/{invitation_id}",
+      {},
+      { renamed: ["repos", "acceptInvitationForAuthenticatedUser"] }
+    ],
+    acceptInvitationForAuthenticatedUser: [
+      "PATCH /user/repository_invitations/{invitation_id}"
+    ],
+    addAppAccessRestrictions: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/apps",
+      {},
+      { mapToData: "apps" }
+    ],
+    addCollaborator: ["PUT /repos/{owner}/{repo}/collaborators/{username}"],
+    addStatusCheckContexts: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks/contexts",
+      {},
+      { mapToData: "contexts" }
+    ],
+    addTeamAccessRestrictions: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/teams",
+      {},
+      { mapToData: "teams" }
+    ],
+    addUserAccessRestrictions: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/users",
+      {},
+      { mapToData: "users" }
+    ],
+    cancelPagesDeployment: [
+      "POST /repos/{owner}/{repo}/pages/deployments/{pages_deployment_id}/cancel"
+    ],
+    checkAutomatedSecurityFixes: [
+      "GET /repos/{owner}/{repo}/automated-security-fixes"
+    ],
+    checkCollaborator: ["GET /repos/{owner}/{repo}/collaborators/{username}"],
+    checkImmutableReleases: ["GET /repos/{owner}/{repo}/immutable-releases"],
+    checkPrivateVulnerabilityReporting: [
+      "GET /repos/{owner}/{repo}/private-vulnerability-reporting"
+    ],
+    checkVulnerabilityAlerts: [
+      "GET /repos/{owner}/{repo}/vulnerability-alerts"
+    ],
+    codeownersErrors: ["GET /repos/{owner}/{repo}/codeowners/errors"],
+    compareCommits: ["GET /repos/{owner}/{repo}/compare/{base}...{head}"],
+    compareCommitsWithBasehead: [
+      "GET /repos/{owner}/{repo}/compare/{basehead}"
+    ],
+    createAttestation: ["POST /repos/{owner}/{repo}/attestations"],
+    createAutolink: ["POST /repos/{owner}/{repo}/autolinks"],
+    createCommitComment: [
+      "POST /repos/{owner}/{repo}/commits/{commit_sha}/comments"
+    ],
+    createCommitSignatureProtection: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/required_signatures"
+    ],
+    createCommitStatus: ["POST /repos/{owner}/{repo}/statuses/{sha}"],
+    createDeployKey: ["POST /repos/{owner}/{repo}/keys"],
+    createDeployment: ["POST /repos/{owner}/{repo}/deployments"],
+    createDeploymentBranchPolicy: [
+      "POST /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies"
+    ],
+    createDeploymentProtectionRule: [
+      "POST /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules"
+    ],
+    createDeploymentStatus: [
+      "POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses"
+    ],
+    createDispatchEvent: ["POST /repos/{owner}/{repo}/dispatches"],
+    createForAuthenticatedUser: ["POST /user/repos"],
+    createFork: ["POST /repos/{owner}/{repo}/forks"],
+    createInOrg: ["POST /orgs/{org}/repos"],
+    createOrUpdateEnvironment: [
+      "PUT /repos/{owner}/{repo}/environments/{environment_name}"
+    ],
+    createOrUpdateFileContents: ["PUT /repos/{owner}/{repo}/contents/{path}"],
+    createOrgRuleset: ["POST /orgs/{org}/rulesets"],
+    createPagesDeployment: ["POST /repos/{owner}/{repo}/pages/deployments"],
+    createPagesSite: ["POST /repos/{owner}/{repo}/pages"],
+    createRelease: ["POST /repos/{owner}/{repo}/releases"],
+    createRepoRuleset: ["POST /repos/{owner}/{repo}/rulesets"],
+    createUsingTemplate: [
+      "POST /repos/{template_owner}/{template_repo}/generate"
+    ],
+    createWebhook: ["POST /repos/{owner}/{repo}/hooks"],
+    customPropertiesForReposCreateOrUpdateRepositoryValues: [
+      "PATCH /repos/{owner}/{repo}/properties/values"
+    ],
+    customPropertiesForReposGetRepositoryValues: [
+      "GET /repos/{owner}/{repo}/properties/values"
+    ],
+    declineInvitation: [
+      "DELETE /user/repository_invitations/{invitation_id}",
+      {},
+      { renamed: ["repos", "declineInvitationForAuthenticatedUser"] }
+    ],
+    declineInvitationForAuthenticatedUser: [
+      "DELETE /user/repository_invitations/{invitation_id}"
+    ],
+    delete: ["DELETE /repos/{owner}/{repo}"],
+    deleteAccessRestrictions: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/restrictions"
+    ],
+    deleteAdminBranchProtection: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/enforce_admins"
+    ],
+    deleteAnEnvironment: [
+      "DELETE /repos/{owner}/{repo}/environments/{environment_name}"
+    ],
+    deleteAutolink: ["DELETE /repos/{owner}/{repo}/autolinks/{autolink_id}"],
+    deleteBranchProtection: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection"
+    ],
+    deleteCommitComment: ["DELETE /repos/{owner}/{repo}/comments/{comment_id}"],
+    deleteCommitSignatureProtection: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/required_signatures"
+    ],
+    deleteDeployKey: ["DELETE /repos/{owner}/{repo}/keys/{key_id}"],
+    deleteDeployment: [
+      "DELETE /repos/{owner}/{repo}/deployments/{deployment_id}"
+    ],
+    deleteDeploymentBranchPolicy: [
+      "DELETE /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies/{branch_policy_id}"
+    ],
+    deleteFile: ["DELETE /repos/{owner}/{repo}/contents/{path}"],
+    deleteInvitation: [
+      "DELETE /repos/{owner}/{repo}/invitations/{invitation_id}"
+    ],
+    deleteOrgRuleset: ["DELETE /orgs/{org}/rulesets/{ruleset_id}"],
+    deletePagesSite: ["DELETE /repos/{owner}/{repo}/pages"],
+    deletePullRequestReviewProtection: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/required_pull_request_reviews"
+    ],
+    deleteRelease: ["DELETE /repos/{owner}/{repo}/releases/{release_id}"],
+    deleteReleaseAsset: [
+      "DELETE /repos/{owner}/{repo}/releases/assets/{asset_id}"
+    ],
+    deleteRepoRuleset: ["DELETE /repos/{owner}/{repo}/rulesets/{ruleset_id}"],
+    deleteWebhook: ["DELETE /repos/{owner}/{repo}/hooks/{hook_id}"],
+    disableAutomatedSecurityFixes: [
+      "DELETE /repos/{owner}/{repo}/automated-security-fixes"
+    ],
+    disableDeploymentProtectionRule: [
+      "DELETE /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules/{protection_rule_id}"
+    ],
+    disableImmutableReleases: [
+      "DELETE /repos/{owner}/{repo}/immutable-releases"
+    ],
+    disablePrivateVulnerabilityReporting: [
+      "DELETE /repos/{owner}/{repo}/private-vulnerability-reporting"
+    ],
+    disableVulnerabilityAlerts: [
+      "DELETE /repos/{owner}/{repo}/vulnerability-alerts"
+    ],
+    downloadArchive: [
+      "GET /repos/{owner}/{repo}/zipball/{ref}",
+      {},
+      { renamed: ["repos", "downloadZipballArchive"] }
+    ],
+    downloadTarballArchive: ["GET /repos/{owner}/{repo}/tarball/{ref}"],
+    downloadZipballArchive: ["GET /repos/{owner}/{repo}/zipball/{ref}"],
+    enableAutomatedSecurityFixes: [
+      "PUT /repos/{owner}/{repo}/automated-security-fixes"
+    ],
+    enableImmutableReleases: ["PUT /repos/{owner}/{repo}/immutable-releases"],
+    enablePrivateVulnerabilityReporting: [
+      "PUT /repos/{owner}/{repo}/private-vulnerability-reporting"
+    ],
+    enableVulnerabilityAlerts: [
+      "PUT /repos/{owner}/{repo}/vulnerability-alerts"
+    ],
+    generateReleaseNotes: [
+      "POST /repos/{owner}/{repo}/releases/generate-notes"
+    ],
+    get: ["GET /repos/{owner}/{repo}"],
+    getAccessRestrictions: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/restrictions"
+    ],
+    getAdminBranchProtection: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/enforce_admins"
+    ],
+    getAllDeploymentProtectionRules: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules"
+    ],
+    getAllEnvironments: ["GET /repos/{owner}/{repo}/environments"],
+    getAllStatusCheckContexts: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks/contexts"
+    ],
+    getAllTopics: ["GET /repos/{owner}/{repo}/topics"],
+    getAppsWithAccessToProtectedBranch: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/apps"
+    ],
+    getAutolink: ["GET /repos/{owner}/{repo}/autolinks/{autolink_id}"],
+    getBranch: ["GET /repos/{owner}/{repo}/branches/{branch}"],
+    getBranchProtection: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection"
+    ],
+    getBranchRules: ["GET /repos/{owner}/{repo}/rules/branches/{branch}"],
+    getClones: ["GET /repos/{owner}/{repo}/traffic/clones"],
+    getCodeFrequencyStats: ["GET /repos/{owner}/{repo}/stats/code_frequency"],
+    getCollaboratorPermissionLevel: [
+      "GET /repos/{owner}/{repo}/collaborators/{username}/permission"
+    ],
+    getCombinedStatusForRef: ["GET /repos/{owner}/{repo}/commits/{ref}/status"],
+    getCommit: ["GET /repos/{owner}/{repo}/commits/{ref}"],
+    getCommitActivityStats: ["GET /repos/{owner}/{repo}/stats/commit_activity"],
+    getCommitComment: ["GET /repos/{owner}/{repo}/comments/{comment_id}"],
+    getCommitSignatureProtection: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/required_signatures"
+    ],
+    getCommunityProfileMetrics: ["GET /repos/{owner}/{repo}/community/profile"],
+    getContent: ["GET /repos/{owner}/{repo}/contents/{path}"],
+    getContributorsStats: ["GET /repos/{owner}/{repo}/stats/contributors"],
+    getCustomDeploymentProtectionRule: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules/{protection_rule_id}"
+    ],
+    getDeployKey: ["GET /repos/{owner}/{repo}/keys/{key_id}"],
+    getDeployment: ["GET /repos/{owner}/{repo}/deployments/{deployment_id}"],
+    getDeploymentBranchPolicy: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies/{branch_policy_id}"
+    ],
+    getDeploymentStatus: [
+      "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses/{status_id}"
+    ],
+    getEnvironment: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}"
+    ],
+    getLatestPagesBuild: ["GET /repos/{owner}/{repo}/pages/builds/latest"],
+    getLatestRelease: ["GET /repos/{owner}/{repo}/releases/latest"],
+    getOrgRuleSuite: ["GET /orgs/{org}/rulesets/rule-suites/{rule_suite_id}"],
+    getOrgRuleSuites: ["GET /orgs/{org}/rulesets/rule-suites"],
+    getOrgRuleset: ["GET /orgs/{org}/rulesets/{ruleset_id}"],
+    getOrgRulesets: ["GET /orgs/{org}/rulesets"],
+    getPages: ["GET /repos/{owner}/{repo}/pages"],
+    getPagesBuild: ["GET /repos/{owner}/{repo}/pages/builds/{build_id}"],
+    getPagesDeployment: [
+      "GET /repos/{owner}/{repo}/pages/deployments/{pages_deployment_id}"
+    ],
+    getPagesHealthCheck: ["GET /repos/{owner}/{repo}/pages/health"],
+    getParticipationStats: ["GET /repos/{owner}/{repo}/stats/participation"],
+    getPullRequestReviewProtection: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/required_pull_request_reviews"
+    ],
+    getPunchCardStats: ["GET /repos/{owner}/{repo}/stats/punch_card"],
+    getReadme: ["GET /repos/{owner}/{repo}/readme"],
+    getReadmeInDirectory: ["GET /repos/{owner}/{repo}/readme/{dir}"],
+    getRelease: ["GET /repos/{owner}/{repo}/releases/{release_id}"],
+    getReleaseAsset: ["GET /repos/{owner}/{repo}/releases/assets/{asset_id}"],
+    getReleaseByTag: ["GET /repos/{owner}/{repo}/releases/tags/{tag}"],
+    getRepoRuleSuite: [
+      "GET /repos/{owner}/{repo}/rulesets/rule-suites/{rule_suite_id}"
+    ],
+    getRepoRuleSuites: ["GET /repos/{owner}/{repo}/rulesets/rule-suites"],
+    getRepoRuleset: ["GET /repos/{owner}/{repo}/rulesets/{ruleset_id}"],
+    getRepoRulesetHistory: [
+      "GET /repos/{owner}/{repo}/rulesets/{ruleset_id}/history"
+    ],
+    getRepoRulesetVersion: [
+      "GET /repos/{owner}/{repo}/rulesets/{ruleset_id}/history/{version_id}"
+    ],
+    getRepoRulesets: ["GET /repos/{owner}/{repo}/rulesets"],
+    getStatusChecksProtection: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks"
+    ],
+    getTeamsWithAccessToProtectedBranch: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/teams"
+    ],
+    getTopPaths: ["GET /repos/{owner}/{repo}/traffic/popular/paths"],
+    getTopReferrers: ["GET /repos/{owner}/{repo}/traffic/popular/referrers"],
+    getUsersWithAccessToProtectedBranch: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/users"
+    ],
+    getViews: ["GET /repos/{owner}/{repo}/traffic/views"],
+    getWebhook: ["GET /repos/{owner}/{repo}/hooks/{hook_id}"],
+    getWebhookConfigForRepo: [
+      "GET /repos/{owner}/{repo}/hooks/{hook_id}/config"
+    ],
+    getWebhookDelivery: [
+      "GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}"
+    ],
+    listActivities: ["GET /repos/{owner}/{repo}/activity"],
+    listAttestations: [
+      "GET /repos/{owner}/{repo}/attestations/{subject_digest}"
+    ],
+    listAutolinks: ["GET /repos/{owner}/{repo}/autolinks"],
+    listBranches: ["GET /repos/{owner}/{repo}/branches"],
+    listBranchesForHeadCommit: [
+      "GET /repos/{owner}/{repo}/commits/{commit_sha}/branches-where-head"
+    ],
+    listCollaborators: ["GET /repos/{owner}/{repo}/collaborators"],
+    listCommentsForCommit: [
+      "GET /repos/{owner}/{repo}/commits/{commit_sha}/comments"
+    ],
+    listCommitCommentsForRepo: ["GET /repos/{owner}/{repo}/comments"],
+    listCommitStatusesForRef: [
+      "GET /repos/{owner}/{repo}/commits/{ref}/statuses"
+    ],
+    listCommits: ["GET /repos/{owner}/{repo}/commits"],
+    listContributors: ["GET /repos/{owner}/{repo}/contributors"],
+    listCustomDeploymentRuleIntegrations: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules/apps"
+    ],
+    listDeployKeys: ["GET /repos/{owner}/{repo}/keys"],
+    listDeploymentBranchPolicies: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies"
+    ],
+    listDeploymentStatuses: [
+      "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses"
+    ],
+    listDeployments: ["GET /repos/{owner}/{repo}/deployments"],
+    listForAuthenticatedUser: ["GET /user/repos"],
+    listForOrg: ["GET /orgs/{org}/repos"],
+    listForUser: ["GET /users/{username}/repos"],
+    listForks: ["GET /repos/{owner}/{repo}/forks"],
+    listInvitations: ["GET /repos/{owner}/{repo}/invitations"],
+    listInvitationsForAuthenticatedUser: ["GET /user/repository_invitations"],
+    listLanguages: ["GET /repos/{owner}/{repo}/languages"],
+    listPagesBuilds: ["GET /repos/{owner}/{repo}/pages/builds"],
+    listPublic: ["GET /repositories"],
+    listPullRequestsAssociatedWithCommit: [
+      "GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls"
+    ],
+    listReleaseAssets: [
+      "GET /repos/{owner}/{repo}/releases/{release_id}/assets"
+    ],
+    listReleases: ["GET /repos/{owner}/{repo}/releases"],
+    listTags: ["GET /repos/{owner}/{repo}/tags"],
+    listTeams: ["GET /repos/{owner}/{repo}/teams"],
+    listWebhookDeliveries: [
+      "GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries"
+    ],
+    listWebhooks: ["GET /repos/{owner}/{repo}/hooks"],
+    merge: ["POST /repos/{owner}/{repo}/merges"],
+    mergeUpstream: ["POST /repos/{owner}/{repo}/merge-upstream"],
+    pingWebhook: ["POST /repos/{owner}/{repo}/hooks/{hook_id}/pings"],
+    redeliverWebhookDelivery: [
+      "POST /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}/attempts"
+    ],
+    removeAppAccessRestrictions: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/apps",
+      {},
+      { mapToData: "apps" }
+    ],
+    removeCollaborator: [
+      "DELETE /repos/{owner}/{repo}/collaborators/{username}"
+    ],
+    removeStatusCheckContexts: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks/contexts",
+      {},
+      { mapToData: "contexts" }
+    ],
+    removeStatusCheckProtection: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks"
+    ],
+    removeTeamAccessRestrictions: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/teams",
+      {},
+      { mapToData: "teams" }
+    ],
+    removeUserAccessRestrictions: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/users",
+      {},
+      { mapToData: "users" }
+    ],
+    renameBranch: ["POST /repos/{owner}/{repo}/branches/{branch}/rename"],
+    replaceAllTopics: ["PUT /repos/{owner}/{repo}/topics"],
+    requestPagesBuild: ["POST /repos/{owner}/{repo}/pages/builds"],
+    setAdminBranchProtection: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/enforce_admins"
+    ],
+    setAppAccessRestrictions: [
+      "PUT /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/apps",
+      {},
+      { mapToData: "apps" }
+    ],
+    setStatusCheckContexts: [
+      "PUT /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks/contexts",
+      {},
+      { mapToData: "contexts" }
+    ],
+    setTeamAccessRestrictions: [
+      "PUT /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/teams",
+      {},
+      { mapToData: "teams" }
+    ],
+    setUserAccessRestrictions: [
+      "PUT /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/users",
+      {},
+      { mapToData: "users" }
+    ],
+    testPushWebhook: ["POST /repos/{owner}/{repo}/hooks/{hook_id}/tests"],
+    transfer: ["POST /repos/{owner}/{repo}/transfer"],
+    update: ["PATCH /repos/{owner}/{repo}"],
+    updateBranchProtection: [
+      "PUT /repos/{owner}/{repo}/branches/{branch}/protection"
+    ],
+    updateCommitComment: ["PATCH /repos/{owner}/{repo}/comments/{comment_id}"],
+    updateDeploymentBranchPolicy: [
+      "PUT /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies/{branch_policy_id}"
+    ],
+    updateInformationAboutPagesSite: ["PUT /repos/{owner}/{repo}/pages"],
+    updateInvitation: [
+      "PATCH /repos/{owner}/{repo}/invitations/{invitation_id}"
+    ],
+    updateOrgRuleset: ["PUT /orgs/{org}/rulesets/{ruleset_id}"],
+    updatePullRequestReviewProtection: [
+      "PATCH /repos/{owner}/{repo}/branches/{branch}/protection/required_pull_request_reviews"
+    ],
+    updateRelease: ["PATCH /repos/{owner}/{repo}/releases/{release_id}"],
+    updateReleaseAsset: [
+      "PATCH /repos/{owner}/{repo}/releases/assets/{asset_id}"
+    ],
+    updateRepoRuleset: ["PUT /repos/{owner}/{repo}/rulesets/{ruleset_id}"],
+    updateStatusCheckPotection: [
+      "PATCH /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks",
+      {},
+      { renamed: ["repos", "updateStatusCheckProtection"] }
+    ],
+    updateStatusCheckProtection: [
+      "PATCH /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks"
+    ],
+    updateWebhook: ["PATCH /repos/{owner}/{repo}/hooks/{hook_id}"],
+    updateWebhookConfigForRepo: [
+      "PATCH /repos/{owner}/{repo}/hooks/{hook_id}/config"
+    ],
+    uploadReleaseAsset: [
+      "POST /repos/{owner}/{repo}/releases/{release_id}/assets{?name,label}",
+      { baseUrl: "https://uploads.github.com" }
+    ]
+  },
+  search: {
+    code: ["GET /search/code"],
+    commits: ["GET /search/commits"],
+    issuesAndPullRequests: ["GET /search/issues"],
+    labels: ["GET /search/labels"],
+    repos: ["GET /search/repositories"],
+    topics: ["GET /search/topics"],
+    users: ["GET /search/users"]
+  },
+  secretScanning: {
+    createPushProtectionBypass: [
+      "POST /repos/{owner}/{repo}/secret-scanning/push-protection-bypasses"
+    ],
+    getAlert: [
+      "GET /repos/{owner}/{repo}/secret-scanning/alerts/{alert_number}"
+    ],
+    getScanHistory: ["GET /repos/{owner}/{repo}/secret-scanning/scan-history"],
+    listAlertsForOrg: ["GET /orgs/{org}/secret-scanning/alerts"],
+    listAlertsForRepo: ["GET /repos/{owner}/{repo}/secret-scanning/alerts"],
+    listLocationsForAlert: [
+      "GET /repos/{owner}/{repo}/secret-scanning/alerts/{alert_number}/locations"
+    ],
+    listOrgPatternConfigs: [
+      "GET /orgs/{org}/secret-scanning/pattern-configurations"
+    ],
+    updateAlert: [
+      "PATCH /repos/{owner}/{repo}/secret-scanning/alerts/{alert_number}"
+    ],
+    updateOrgPatternConfigs: [
+      "PATCH /orgs/{org}/secret-scanning/pattern-configurations"
+    ]
+  },
+  securityAdvisories: {
+    createFork: [
+      "POST /repos/{owner}/{repo}/security-advisories/{ghsa_id}/forks"
+    ],
+    createPrivateVulnerabilityReport: [
+      "POST /repos/{owner}/{repo}/security-advisories/reports"
+    ],
+    createRepositoryAdvisory: [
+      "POST /repos/{owner}/{repo}/security-advisories"
+    ],
+    createRepositoryAdvisoryCveRequest: [
+      "POST /repos/{owner}/{repo}/security-advisories/{ghsa_id}/cve"
+    ],
+    getGlobalAdvisory: ["GET /advisories/{ghsa_id}"],
+    getRepositoryAdvisory: [
+      "GET /repos/{owner}/{repo}/security-advisories/{ghsa_id}"
+    ],
+    listGlobalAdvisories: ["GET /advisories"],
+    listOrgRepositoryAdvisories: ["GET /orgs/{org}/security-advisories"],
+    listRepositoryAdvisories: ["GET /repos/{owner}/{repo}/security-advisories"],
+    updateRepositoryAdvisory: [
+      "PATCH /repos/{owner}/{repo}/security-advisories/{ghsa_id}"
+    ]
+  },
+  teams: {
+    addOrUpdateMembershipForUserInOrg: [
+      "PUT /orgs/{org}/teams/{team_slug}/memberships/{username}"
+    ],
+    addOrUpdateRepoPermissionsInOrg: [
+      "PUT /orgs/{org}/teams/{team_slug}/repos/{owner}/{repo}"
+    ],
+    checkPermissionsForRepoInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/repos/{owner}/{repo}"
+    ],
+    create: ["POST /orgs/{org}/teams"],
+    createDiscussionCommentInOrg: [
+      "POST /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments"
+    ],
+    createDiscussionInOrg: ["POST /orgs/{org}/teams/{team_slug}/discussions"],
+    deleteDiscussionCommentInOrg: [
+      "DELETE /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}"
+    ],
+    deleteDiscussionInOrg: [
+      "DELETE /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}"
+    ],
+    deleteInOrg: ["DELETE /orgs/{org}/teams/{team_slug}"],
+    getByName: ["GET /orgs/{org}/teams/{team_slug}"],
+    getDiscussionCommentInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}"
+    ],
+    getDiscussionInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}"
+    ],
+    getMembershipForUserInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/memberships/{username}"
+    ],
+    list: ["GET /orgs/{org}/teams"],
+    listChildInOrg: ["GET /orgs/{org}/teams/{team_slug}/teams"],
+    listDiscussionCommentsInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments"
+    ],
+    listDiscussionsInOrg: ["GET /orgs/{org}/teams/{team_slug}/discussions"],
+    listForAuthenticatedUser: ["GET /user/teams"],
+    listMembersInOrg: ["GET /orgs/{org}/teams/{team_slug}/members"],
+    listPendingInvitationsInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/invitations"
+    ],
+    listReposInOrg: ["GET /orgs/{org}/teams/{team_slug}/repos"],
+    removeMembershipForUserInOrg: [
+      "DELETE /orgs/{org}/teams/{team_slug}/memberships/{username}"
+    ],
+    removeRepoInOrg: [
+      "DELETE /orgs/{org}/teams/{team_slug}/repos/{owner}/{repo}"
+    ],
+    updateDiscussionCommentInOrg: [
+      "PATCH /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}"
+    ],
+    updateDiscussionInOrg: [
+      "PATCH /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}"
+    ],
+    updateInOrg: ["PATCH /orgs/{org}/teams/{team_slug}"]
+  },
+  users: {
+    addEmailForAuthenticated: [
+      "POST /user/emails",
+      {},
+      { renamed: ["users", "addEmailForAuthenticatedUser"] }
+    ],
+    addEmailForAuthenticatedUser: ["POST /user/emails"],
+    addSocialAccountForAuthenticatedUser: ["POST /user/social_accounts"],
+    block: ["PUT /user/blocks/{username}"],
+    checkBlocked: ["GET /user/blocks/{username}"],
+    checkFollowingForUser: ["GET /users/{username}/following/{target_user}"],
+    checkPersonIsFollowedByAuthenticated: ["GET /user/following/{username}"],
+    createGpgKeyForAuthenticated: [
+      "POST /user/gpg_keys",
+      {},
+      { renamed: ["users", "createGpgKeyForAuthenticatedUser"] }
+    ],
+    createGpgKeyForAuthenticatedUser: ["POST /user/gpg_keys"],
+    createPublicSshKeyForAuthenticated: [
+      "POST /user/keys",
+      {},
+      { renamed: ["users", "createPublicSshKeyForAuthenticatedUser"] }
+    ],
+    createPublicSshKeyForAuthenticatedUser: ["POST /user/keys"],
+    createSshSigningKeyForAuthenticatedUser: ["POST /user/ssh_signing_keys"],
+    deleteAttestationsBulk: [
+      "POST /users/{username}/attestations/delete-request"
+    ],
+    deleteAttestationsById: [
+      "DELETE /users/{username}/attestations/{attestation_id}"
+    ],
+    deleteAttestationsBySubjectDigest: [
+      "DELETE /users/{username}/attestations/digest/{subject_digest}"
+    ],
+    deleteEmailForAuthenticated: [
+      "DELETE /user/emails",
+      {},
+      { renamed: ["users", "deleteEmailForAuthenticatedUser"] }
+    ],
+    deleteEmailForAuthenticatedUser: ["DELETE /user/emails"],
+    deleteGpgKeyForAuthenticated: [
+      "DELETE /user/gpg_keys/{gpg_key_id}",
+      {},
+      { renamed: ["users", "deleteGpgKeyForAuthenticatedUser"] }
+    ],
+    deleteGpgKeyForAuthenticatedUser: ["DELETE /user/gpg_keys/{gpg_key_id}"],
+    deletePublicSshKeyForAuthenticated: [
+      "DELETE /user/keys/{key_id}",
+      {},
+      { renamed: ["users", "deletePublicSshKeyForAuthenticatedUser"] }
+    ],
+    deletePublicSshKeyForAuthenticatedUser: ["DELETE /user/keys/{key_id}"],
+    deleteSocialAccountForAuthenticatedUser: ["DELETE /user/social_accounts"],
+    deleteSshSigningKeyForAuthenticatedUser: [
+      "DELETE /user/ssh_signing_keys/{ssh_signing_key_id}"
+    ],
+    follow: ["PUT /user/following/{username}"],
+    getAuthenticated: ["GET /user"],
+    getById: ["GET /user/{account_id}"],
+    getByUsername: ["GET /users/{username}"],
+    getContextForUser: ["GET /users/{username}/hovercard"],
+    getGpgKeyForAuthenticated: [
+      "GET /user/gpg_keys/{gpg_key_id}",
+      {},
+      { renamed: ["users", "getGpgKeyForAuthenticatedUser"] }
+    ],
+    getGpgKeyForAuthenticatedUser: ["GET /user/gpg_keys/{gpg_key_id}"],
+    getPublicSshKeyForAuthenticated: [
+      "GET /user/keys/{key_id}",
+      {},
+      { renamed: ["users", "getPublicSshKeyForAuthenticatedUser"] }
+    ],
+    getPublicSshKeyForAuthenticatedUser: ["GET /user/keys/{key_id}"],
+    getSshSigningKeyForAuthenticatedUser: [
+      "GET /user/ssh_signing_keys/{ssh_signing_key_id}"
+    ],
+    list: ["GET /users"],
+    listAttestations: ["GET /users/{username}/attestations/{subject_digest}"],
+    listAttestationsBulk: [
+      "POST /users/{username}/attestations/bulk-list{?per_page,before,after}"
+    ],
+    listBlockedByAuthenticated: [
+      "GET /user/blocks",
+      {},
+      { renamed: ["users", "listBlockedByAuthenticatedUser"] }
+    ],
+    listBlockedByAuthenticatedUser: ["GET /user/blocks"],
+    listEmailsForAuthenticated: [
+      "GET /user/emails",
+      {},
+      { renamed: ["users", "listEmailsForAuthenticatedUser"] }
+    ],
+    listEmailsForAuthenticatedUser: ["GET /user/emails"],
+    listFollowedByAuthenticated: [
+      "GET /user/following",
+      {},
+      { renamed: ["users", "listFollowedByAuthenticatedUser"] }
+    ],
+    listFollowedByAuthenticatedUser: ["GET /user/following"],
+    listFollowersForAuthenticatedUser: ["GET /user/followers"],
+    listFollowersForUser: ["GET /users/{username}/followers"],
+    listFollowingForUser: ["GET /users/{username}/following"],
+    listGpgKeysForAuthenticated: [
+      "GET /user/gpg_keys",
+      {},
+      { renamed: ["users", "listGpgKeysForAuthenticatedUser"] }
+    ],
+    listGpgKeysForAuthenticatedUser: ["GET /user/gpg_keys"],
+    listGpgKeysForUser: ["GET /users/{username}/gpg_keys"],
+    listPublicEmailsForAuthenticated: [
+      "GET /user/public_emails",
+      {},
+      { renamed: ["users", "listPublicEmailsForAuthenticatedUser"] }
+    ],
+    listPublicEmailsForAuthenticatedUser: ["GET /user/public_emails"],
+    listPublicKeysForUser: ["GET /users/{username}/keys"],
+    listPublicSshKeysForAuthenticated: [
+      "GET /user/keys",
+      {},
+      { renamed: ["users", "listPublicSshKeysForAuthenticatedUser"] }
+    ],
+    listPublicSshKeysForAuthenticatedUser: ["GET /user/keys"],
+    listSocialAccountsForAuthenticatedUser: ["GET /user/social_accounts"],
+    listSocialAccountsForUser: ["GET /users/{username}/social_accounts"],
+    listSshSigningKeysForAuthenticatedUser: ["GET /user/ssh_signing_keys"],
+    listSshSigningKeysForUser: ["GET /users/{username}/ssh_signing_keys"],
+    setPrimaryEmailVisibilityForAuthenticated: [
+      "PATCH /user/email/visibility",
+      {},
+      { renamed: ["users", "setPrimaryEmailVisibilityForAuthenticatedUser"] }
+    ],
+    setPrimaryEmailVisibilityForAuthenticatedUser: [
+      "PATCH /user/email/visibility"
+    ],
+    unblock: ["DELETE /user/blocks/{username}"],
+    unfollow: ["DELETE /user/following/{username}"],
+    updateAuthenticated: ["PATCH /user"]
+  }
+};
+var endpoints_default = Endpoints;
+
+// node_modules/@octokit/plugin-rest-endpoint-methods/dist-src/endpoints-to-methods.js
+var endpointMethodsMap = /* @__PURE__ */ new Map();
+for (const [scope, endpoints] of Object.entries(endpoints_default)) {
+  for (const [methodName, endpoint2] of Object.entries(endpoints)) {
+    const [route, defaults, decorations] = endpoint2;
+    const [method, url] = route.split(/ /);
+    const endpointDefaults = Object.assign(
+      {
+        method,
+        url
+      },
+      defaults
+    );
+    if (!endpointMethodsMap.has(scope)) {
+      endpointMethodsMap.set(scope, /* @__PURE__ */ new Map());
+    }
+    endpointMethodsMap.get(scope).set(methodName, {
+      scope,
+      methodName,
+      endpointDefaults,
+      decorations
+    });
+  }
+}
+var handler = {
+  has({ scope }, methodName) {
+    return endpointMethodsMap.get(scope).has(methodName);
+  },
+  getOwnPropertyDescriptor(target, methodName) {
+    return {
+      value: this.get(target, methodName),
+      // ensures method is in the cache
+      configurable: true,
+      writable: true,
+      enumerable: true
+    };
+  },
+  defineProperty(target, methodName, descriptor) {
+    Object.defineProperty(target.cache, methodName, descriptor);
+    return true;
+  },
+  deleteProperty(target, methodName) {
+    delete target.cache[methodName];
+    return true;
+  },
+  ownKeys({ scope }) {
+    return [...endpointMethodsMap.get(scope).keys()];
+  },
+  set(target, methodName, value) {
+    return target.cache[methodName] = value;
+  },
+  get({ octokit, scope, cache: cache3 }, methodName) {
+    if (cache3[methodName]) {
+      return cache3[methodName];
+    }
+    const method = endpointMethodsMap.get(scope).get(methodName);
+    if (!method) {
+      return void 0;
+    }
+    const { endpointDefaults, decorations } = method;
+    if (decorations) {
+      cache3[methodName] = decorate(
+        octokit,
+        scope,
+        methodName,
+        endpointDefaults,
+        decorations
+      );
+    } else {
+      cache3[methodName] = octokit.request.defaults(endpointDefaults);
+    }
+    return cache3[methodName];
+  }
+};
+function endpointsToMethods(octokit) {
+  const newMethods = {};
+  for (const scope of endpointMethodsMap.keys()) {
+    newMethods[scope] = new Proxy({ octokit, scope, cache: {} }, handler);
+  }
+  return newMethods;
+}
+function decorate(octokit, scope, methodName, defaults, decorations) {
+  const requestWithDefaults = octokit.request.defaults(defaults);
+  function withDecorations(...args) {
+    let options = requestWithDefaults.endpoint.merge(...args);
+    if (decorations.mapToData) {
+      options = Object.assign({}, options, {
+        data: options[decorations.mapToData],
+        [decorations.mapToData]: void 0
+      });
+      return requestWithDefaults(options);
+    }
+    if (decorations.renamed) {
+      const [newScope, newMethodName] = decorations.renamed;
+      octokit.log.warn(
+        `octokit.${scope}.${methodName}() has been renamed to octokit.${newScope}.${newMethodName}()`
+      );
+    }
+    if (decorations.deprecated) {
+      octokit.log.warn(decorations.deprecated);
+    }
+    if (decorations.renamedParameters) {
+      const options2 = requestWithDefaults.endpoint.merge(...args);
+      for (const [name3, alias] of Object.entries(
+        decorations.renamedParameters
+      )) {
+        if (name3 in options2) {
+          octokit.log.warn(
+            `"${name3}" parameter is deprecated for "octokit.${scope}.${methodName}()". Use "${alias}" instead`
+          );
+          if (!(alias in options2)) {
+            options2[alias] = options2[name3];
+          }
+          delete options2[name3];
+        }
+      }
+      return requestWithDefaults(options2);
+    }
+    return requestWithDefaults(...args);
+  }
+  return Object.assign(withDecorations, requestWithDefaults);
+}
+
+// node_modules/@octokit/plugin-rest-endpoint-methods/dist-src/index.js
+function restEndpointMethods(octokit) {
+  const api = endpointsToMethods(octokit);
+  return {
+    rest: api
+  };
+}
+restEndpointMethods.VERSION = VERSION8;
+function legacyRestEndpointMethods(octokit) {
+  const api = endpointsToMethods(octokit);
+  return {
+    ...api,
+    rest: api
+  };
+}
+legacyRestEndpointMethods.VERSION = VERSION8;
+
+// node_modules/@octokit/rest/dist-src/version.js
+var VERSION9 = "22.0.1";
+
+// node_modules/@octokit/rest/dist-src/index.js
+var Octokit2 = Octokit.plugin(requestLog, legacyRestEndpointMethods, paginateRest).defaults(
+  {
+    userAgent: `octokit-rest.js/${VERSION9}`
+  }
+);
+
+// gateway/github/repo-client.ts
+var GitHubApiError = class extends Error {
+  kind;
+  status;
+  /** When to try again, for rate limits. */
+  retryAfterMs;
+  constructor(kind, status, message2, retryAfterMs = null) {
+    super(message2);
+    this.kind = kind;
+    this.status = status;
+    this.retryAfterMs = retryAfterMs;
+  }
+};
+var RepoClient = class {
+  octokit;
+  ref;
+  constructor(ref) {
+    this.ref = ref;
+    this.octokit = new Octokit2({ auth: ref.token, baseUrl: ref.apiUrl, request: { retries: 0 } });
+  }
+  async createComment(issue, body) {
+    const r = await this.call(`post a comment on #${issue}`, () => this.octokit.rest.issues.createComment({ owner: this.ref.owner, repo: this.ref.repo, issue_number: issue, body }));
+    return comment(r.data);
+  }
+  async updateComment(id, body) {
+    await this.call(`edit comment ${id}`, () => this.octokit.rest.issues.updateComment({ owner: this.ref.owner, repo: this.ref.repo, comment_id: id, body }));
+  }
+  /** Comments updated since `since`; null when unchanged since the answer that carried `etag`. */
+  async commentsSince(issue, since, etag) {
+    const out = [];
+    let nextEtag = null;
+    for (let page = 1; page <= 10; page++) {
+      try {
+        const r = await this.call(`read the comments of #${issue}`, () => this.octokit.rest.issues.listComments({
+          owner: this.ref.owner,
+          repo: this.ref.repo,
+          issue_number: issue,
+          since,
+          per_page: 100,
+          page,
+          headers: page === 1 && etag ? { "if-none-match": etag } : {}
+        }));
+        if (page === 1) nextEtag = r.headers.etag ?? null;
+        out.push(...r.data.map(comment));
+        if (r.data.length < 100) break;
+      } catch (e) {
+        if (e instanceof GitHubApiError && e.status === 304) return null;
+        throw e;
+      }
+    }
+    return { comments: out, etag: nextEtag };
+  }
+  async pull(n) {
+    const r = await this.call(`read pull request #${n}`, () => this.octokit.rest.pulls.get({ owner: this.ref.owner, repo: this.ref.repo, pull_number: n }));
+    return { author: String(r.data.user?.login ?? ""), headSha: r.data.head.sha };
+  }
+  /** Open pull requests whose head is `sha`, newest first. */
+  async pullsForCommit(sha) {
+    const r = await this.call(`find the pull request of commit ${sha.slice(0, 12)}`, () => this.octokit.rest.repos.listPullRequestsAssociatedWithCommit({ owner: this.ref.owner, repo: this.ref.repo, commit_sha: sha }));
+    return r.data.filter((p) => p.state === void 0 || p.state === "open").map((p) => ({ number: p.number, author: String(p.user?.login ?? "") }));
+  }
+  /** The user's permission on the repository (`none` for non-collaborators). */
+  async permission(user) {
+    try {
+      const r = await this.call(`read ${user}'s permission`, () => this.octokit.rest.repos.getCollaboratorPermissionLevel({ owner: this.ref.owner, repo: this.ref.repo, username: user }));
+      const d = r.data;
+      return d.role_name ?? d.permission ?? "none";
+    } catch (e) {
+      if (e instanceof GitHubApiError && e.kind === "not-found") return "none";
+      throw e;
+    }
+  }
+  async isTeamMember(org, team, user) {
+    try {
+      const r = await this.call(`read ${org}/${team}'s membership of ${user}`, () => this.octokit.rest.teams.getMembershipForUserInOrg({ org, team_slug: team, username: user }));
+      return r.data.state === "active";
+    } catch (e) {
+      if (e instanceof GitHubApiError && e.kind === "not-found") return false;
+      throw e;
+    }
+  }
+  async call(what, fn) {
+    try {
+      return await fn();
+    } catch (e) {
+      throw classify2(e, what);
+    }
+  }
+};
+function comment(c) {
+  const login = String(c.user?.login ?? "");
+  return { id: c.id, body: c.body ?? "", login, isBot: c.user?.type === "Bot" || login.endsWith("[bot]"), createdAt: c.created_at, updatedAt: c.updated_at, url: c.html_url };
+}
+function classify2(e, what) {
+  const err = e;
+  const status = err.status ?? 0;
+  const h = err.response?.headers ?? {};
+  if (status === 304) return new GitHubApiError("other", 304, "not modified");
+  const retryAfter = h["retry-after"] ? Number(h["retry-after"]) * 1e3 : null;
+  const reset = h["x-ratelimit-reset"] && h["x-ratelimit-remaining"] === "0" ? Number(h["x-ratelimit-reset"]) * 1e3 - Date.now() : null;
+  if (status === 429 || status === 403 && (retryAfter !== null || reset !== null)) {
+    return new GitHubApiError("rate-limit", status, `GitHub rate-limited the request to ${what}`, Math.max(1e3, retryAfter ?? reset ?? 6e4));
+  }
+  if (status === 403) return new GitHubApiError("forbidden", 403, `GitHub refused to ${what} (403 ${err.message ?? ""}): the job's token needs permissions pull-requests: write and issues: write`);
+  if (status === 404) return new GitHubApiError("not-found", 404, `GitHub found nothing when asked to ${what} (404): check the pull request or issue number and that the token can see the repository`);
+  return new GitHubApiError("other", status, `GitHub failed to ${what}: ${err.message ?? String(e)}`);
+}
+
+// gateway/approval/github-approver.ts
+function githubJobFromEnv(env) {
+  if (env.GITHUB_ACTIONS !== "true" || !env.GITHUB_REPOSITORY) return null;
+  let pr = null;
+  if ((env.GITHUB_EVENT_NAME ?? "").startsWith("pull_request") && env.GITHUB_EVENT_PATH) {
+    try {
+      const e = JSON.parse(fs12.readFileSync(env.GITHUB_EVENT_PATH, "utf8"));
+      if (typeof e.pull_request?.number === "number") pr = { number: e.pull_request.number, author: String(e.pull_request.user?.login ?? "") };
+    } catch {
+    }
+  }
+  return {
+    repository: env.GITHUB_REPOSITORY,
+    runId: env.GITHUB_RUN_ID ?? "",
+    attempt: env.GITHUB_RUN_ATTEMPT ?? "1",
+    actor: env.GITHUB_ACTOR ?? "",
+    triggeringActor: env.GITHUB_TRIGGERING_ACTOR ?? env.GITHUB_ACTOR ?? "",
+    sha: env.GITHUB_SHA ?? "",
+    serverUrl: env.GITHUB_SERVER_URL ?? "https://github.com",
+    eventName: env.GITHUB_EVENT_NAME ?? "",
+    pr
+  };
+}
+var MAX_POLL_MS = 3e4;
+var GitHubApprover = class {
+  name = "github";
+  client;
+  settings;
+  job;
+  record;
+  pollMs;
+  waiting = /* @__PURE__ */ new Map();
+  where = null;
+  polling = false;
+  etag = null;
+  since = null;
+  allowed = /* @__PURE__ */ new Map();
+  constructor(opts) {
+    this.client = opts.client;
+    this.settings = opts.settings;
+    this.job = opts.job;
+    this.record = opts.record;
+    this.pollMs = opts.pollMs ?? 5e3;
+  }
+  instructions(req) {
+    const url = this.waiting.get(req.id)?.comment?.url;
+    return `a reviewer replies \`/approve ${req.id}\` or \`/deny ${req.id} REASON\` ${url ? `on ${url}` : "on the pull request"}`;
+  }
+  open(req, answer2) {
+    const w = { req, answer: answer2, comment: null, approvals: /* @__PURE__ */ new Map(), seen: /* @__PURE__ */ new Set(), done: false };
+    this.waiting.set(req.id, w);
+    void this.post(w);
+  }
+  settled(req, v) {
+    const w = this.waiting.get(req.id);
+    this.waiting.delete(req.id);
+    if (!w) return;
+    w.done = true;
+    if (!w.comment) return;
+    const line = v.outcome === "approved" ? `\u2705 **Approved** by ${v.by.split(",").map((b) => "@" + b.replace(/^github:/, "")).join(", ")} at ${v.at}; the command ran.` : `\u26D4 **Denied**${v.by.startsWith("github:") ? ` by @${v.by.slice(7)}` : ` (${v.via})`} at ${v.at}${v.reason ? `: ${v.reason}` : ""}`;
+    this.client.updateComment(w.comment.id, `${w.comment.body}
+
+---
+${line}`).catch((e) => this.record("gateway-error", { target: req.target, message: `approval request ${req.id}: the verdict could not be written on the comment: ${e.message}` }));
+  }
+  async post(w) {
+    const where2 = await (this.where ??= this.resolveWhere());
+    if ("error" in where2) return this.fail(w, where2.error);
+    const body = this.body(w.req, where2.prAuthor);
+    try {
+      const c = await this.client.createComment(where2.issue, body);
+      if (w.done) return;
+      w.comment = { id: c.id, createdAt: c.createdAt, url: c.url, body };
+      this.since ??= new Date(Date.parse(c.createdAt) - 1e3).toISOString().replace(/\.\d{3}Z$/, "Z");
+      this.record("approval-comment", { session: w.req.session, command: w.req.command, id: w.req.id, issue: where2.issue, comment_id: c.id, url: c.url });
+      this.kick();
+    } catch (e) {
+      this.fail(w, e.message);
+    }
+  }
+  /** The PR of the run; else the one its commit belongs to; else the configured issue. */
+  async resolveWhere() {
+    const w = this.settings.where;
+    if (w.kind === "issue") return { issue: w.number, prAuthor: null };
+    try {
+      if (this.job.pr) return { issue: this.job.pr.number, prAuthor: this.job.pr.author || (await this.client.pull(this.job.pr.number)).author };
+      const prs = await this.client.pullsForCommit(this.job.sha);
+      if (prs[0]) return { issue: prs[0].number, prAuthor: prs[0].author };
+      return { error: `there is nowhere to ask for approval: this ${this.job.eventName || "run"} has no pull request (commit ${this.job.sha.slice(0, 12)} belongs to none); set approvals.where: issue:NUMBER to ask on an issue` };
+    } catch (e) {
+      return { error: e.message };
+    }
+  }
+  fail(w, why) {
+    if (w.done) return;
+    this.record("gateway-error", { target: w.req.target, message: `approval request ${w.req.id} cannot be asked on GitHub: ${why}` });
+    w.answer({ outcome: "denied", by: "github", reason: `cannot ask for approval on GitHub: ${why}` });
+  }
+  kick() {
+    if (this.polling) return;
+    this.polling = true;
+    void this.poll().finally(() => this.polling = false);
+  }
+  async poll() {
+    let interval = this.pollMs;
+    let rateLimited = false;
+    while ([...this.waiting.values()].some((w) => w.comment)) {
+      await new Promise((r) => setTimeout(r, interval).unref());
+      const where2 = await this.where;
+      if ("error" in where2) return;
+      try {
+        const r = await this.client.commentsSince(where2.issue, this.since, this.etag);
+        rateLimited = false;
+        if (r === null) {
+          interval = Math.min(MAX_POLL_MS, Math.round(interval * 1.5));
+          continue;
+        }
+        this.etag = r.etag;
+        interval = this.pollMs;
+        await this.consider(r.comments, where2.prAuthor);
+      } catch (e) {
+        const err = e;
+        if (err instanceof GitHubApiError && err.kind === "rate-limit") {
+          if (!rateLimited) this.record("gateway-error", { message: `${err.message}; asking again in ${formatDuration(Math.ceil(err.retryAfterMs / 1e3) * 1e3)}` });
+          rateLimited = true;
+          interval = Math.min(err.retryAfterMs, 15 * 6e4);
+        } else if (err instanceof GitHubApiError && (err.kind === "forbidden" || err.kind === "not-found")) {
+          for (const w of [...this.waiting.values()]) this.fail(w, err.message);
+          return;
+        } else {
+          this.record("gateway-error", { message: `reading approval replies: ${e.message}` });
+          interval = Math.min(MAX_POLL_MS, interval * 2);
+        }
+      }
+    }
+  }
+  async consider(comments, prAuthor) {
+    const self2 = this.settings.allowSelfApproval ? [] : [prAuthor, this.job.actor, this.job.triggeringActor].filter((x) => Boolean(x)).map((x) => x.toLowerCase());
+    const sorted = [...comments].sort((a, b) => a.id - b.id);
+    for (const w of [...this.waiting.values()]) {
+      if (!w.comment || w.done) continue;
+      for (const c of sorted) {
+        if (w.done || w.seen.has(c.id) || c.id === w.comment.id) continue;
+        w.seen.add(c.id);
+        const check = checkReply(c, w.req.id, w.comment, self2);
+        if (check.kind === "unrelated") continue;
+        const reply = { session: w.req.session, command: w.req.command, id: w.req.id, comment_id: c.id, comment_url: c.url, author: c.login };
+        if (check.kind === "ignored") {
+          this.record("approval-reply", { ...reply, counted: false, why: check.why });
+          continue;
+        }
+        const may = await this.mayApprove(c.login);
+        if (!may.ok) {
+          this.record("approval-reply", { ...reply, verb: check.verb, counted: false, why: may.why });
+          continue;
+        }
+        if (w.done) break;
+        if (check.verb === "deny") {
+          this.record("approval-reply", { ...reply, verb: "deny", counted: true, why: may.why });
+          w.answer({ outcome: "denied", by: `github:${c.login}`, ...check.reason ? { reason: check.reason } : {} });
+          break;
+        }
+        w.approvals.set(c.login.toLowerCase(), c.url);
+        this.record("approval-reply", { ...reply, verb: "approve", counted: true, why: `${may.why}; ${w.approvals.size} of ${this.settings.minApprovals} approvals` });
+        if (w.approvals.size >= this.settings.minApprovals) {
+          w.answer({ outcome: "approved", by: [...w.approvals.keys()].map((l) => `github:${l}`).join(",") });
+          break;
+        }
+      }
+    }
+  }
+  /** Listed user, member of a listed team, or (with no list) write access or above. */
+  mayApprove(login) {
+    const key = login.toLowerCase();
+    let p = this.allowed.get(key);
+    if (!p) {
+      p = (async () => {
+        const s = this.settings;
+        if (s.users.length === 0 && s.teams.length === 0) {
+          const perm = await this.client.permission(login);
+          return ["admin", "maintain", "write"].includes(perm) ? { ok: true, why: `${login} has ${perm} permission` } : { ok: false, why: `${login} has ${perm} permission; approving needs write, maintain or admin` };
+        }
+        if (s.users.includes(key)) return { ok: true, why: `${login} is a listed approver` };
+        for (const t of s.teams) {
+          const [org, slug] = t.split("/");
+          if (await this.client.isTeamMember(org, slug, login)) return { ok: true, why: `${login} is a member of @${t}` };
+        }
+        return { ok: false, why: `${login} is not a listed approver nor a member of ${s.teams.map((t) => "@" + t).join(", ") || "a listed team"}` };
+      })().catch((e) => {
+        this.allowed.delete(key);
+        return { ok: false, why: `could not check ${login}: ${e.message}` };
+      });
+      this.allowed.set(key, p);
+    }
+    return p;
+  }
+  body(req, prAuthor) {
+    const j = this.job;
+    const fence = "`".repeat(Math.max(3, ...[...req.text.matchAll(/`+/g)].map((m) => m[0].length + 1)));
+    const s = this.settings;
+    const who = s.users.length || s.teams.length ? [...s.users, ...s.teams.map((t) => `@${t}`)].join(", ") : "anyone with write access";
+    const self2 = s.allowSelfApproval ? "" : ` ${[prAuthor, j.actor, j.triggeringActor].filter(Boolean).filter((v, i, a) => a.indexOf(v) === i).map((l) => `@${l}`).join(", ")} cannot approve.`;
+    return [
+      `### gateway-action: approval requested \`${req.id}\``,
+      "",
+      `A command on **${req.target}** is held by rule **${req.rule}**${req.reason ? `: ${req.reason}` : ""}`,
+      "",
+      `${fence}sql`,
+      req.text,
+      fence,
+      "",
+      `| | |`,
+      `|---|---|`,
+      `| run | [${j.repository} run ${j.runId}, attempt ${j.attempt}](${j.serverUrl}/${j.repository}/actions/runs/${j.runId}/attempts/${j.attempt}) |`,
+      `| commit | \`${j.sha.slice(0, 12)}\` |`,
+      `| actor | @${j.actor}${j.triggeringActor && j.triggeringActor !== j.actor ? ` (triggered by @${j.triggeringActor})` : ""} |`,
+      `| expires | ${req.expiresAt} |`,
+      "",
+      `Reply \`/approve ${req.id}\` or \`/deny ${req.id} <reason>\`. Who may approve: ${who}; ${s.minApprovals} approval${s.minApprovals === 1 ? "" : "s"} needed.${self2} Edited comments do not count.`,
+      "",
+      `<!-- gateway-action approval ${req.id} run ${req.run} sha256 ${req.digest} -->`
+    ].join("\n");
+  }
+};
+
 // gateway/daemon/gateway.ts
 var ConfigurationError = class extends Error {
 };
@@ -45614,7 +50078,7 @@ var Gateway = class _Gateway {
     const failure = writer.flushSync();
     if (failure) throw failure;
     try {
-      const broker = await gw.serveApprovals(opts.policy);
+      const broker = await gw.serveApprovals(opts);
       const masker = opts.policy.masking ? new Masker(opts.policy.masking) : null;
       for (const target of opts.policy.targets) {
         const upstream = passwords.get(target.name);
@@ -45650,7 +50114,7 @@ var Gateway = class _Gateway {
   }
   /** Variables that must not reach the commands run through the gateway (upstream secrets). */
   secretEnvNames(policy) {
-    return policy.targets.flatMap((t) => t.auth.kind === "password-env" ? [t.auth.passwordEnv] : []);
+    return [...policy.targets.flatMap((t) => t.auth.kind === "password-env" ? [t.auth.passwordEnv] : []), GITHUB_TOKEN_SECRET];
   }
   /**
    * Finishes in-flight commands, closes sessions, seals the log. `sealError` says why the log
@@ -45663,7 +50127,7 @@ var Gateway = class _Gateway {
       for (const s of this.recorder?.open ?? []) s.close("gateway shutdown");
       if (this.approvals) {
         this.approvals.server.close();
-        fs12.rmSync(this.approvals.socket, { force: true });
+        fs13.rmSync(this.approvals.socket, { force: true });
       }
       try {
         this.writer.close("run-end", { run: this.runId, reason, duration_ms: Date.now() - this.startedAt, records: this.writer.nextSeq + 1 });
@@ -45678,25 +50142,53 @@ var Gateway = class _Gateway {
    * When the policy can hold commands: the broker, the local approver, and a control socket in
    * the user's runtime directory where `gateway-action approve|deny|pending` find this run.
    */
-  async serveApprovals(policy) {
-    const r = policy.rules;
-    if (!(r.default === "approve" || r.unclassified === "approve" || r.rules.some((x) => x.action === "approve"))) return null;
+  async serveApprovals(opts) {
+    const policy = opts.policy;
+    if (!policyCanHold(policy)) return null;
     const local = new LocalApprover();
-    const broker = new ApprovalBroker({ runId: this.runId, timeoutMs: policy.approvals.timeoutMs, approvers: [local] });
+    const job = githubJobFromEnv(opts.runnerEnv ?? process.env);
+    const token = (opts.env ?? process.env)[GITHUB_TOKEN_SECRET];
+    let github = null;
+    if (job) {
+      if (!token) throw new ConfigurationError(`the policy holds commands for approval, but the gateway has no GitHub token to ask on the pull request (the action passes its github-token input; with the CLI set ${GITHUB_TOKEN_SECRET})`);
+      const [owner, repo] = job.repository.split("/");
+      const client = new RepoClient({ owner, repo, token, apiUrl: (opts.runnerEnv ?? process.env).GITHUB_API_URL || "https://api.github.com" });
+      const record = (type, fields) => {
+        try {
+          this.writer.append(type, fields);
+        } catch {
+        }
+      };
+      const pollMs = Number((opts.runnerEnv ?? process.env).GATEWAY_ACTION_APPROVAL_POLL_MS) || void 0;
+      github = new GitHubApprover({ client, settings: policy.approvals, job, record, pollMs });
+    }
+    const broker = new ApprovalBroker({
+      runId: this.runId,
+      timeoutMs: policy.approvals.timeoutMs,
+      approvers: github ? [github] : [local],
+      ...job ? { binding: `${job.repository}:${job.runId}:${job.attempt}` } : {}
+    });
     const socket = approvalSocketPath(this.runId, ensureRuntimeDir());
     const server = await serveControlAt(socket, async (req) => this.answerControl(req));
-    this.approvals = { broker, local, server, socket };
-    this.writer.append("approvals", { approvers: ["local"], timeout_ms: policy.approvals.timeoutMs, control_socket: socket });
+    this.approvals = { broker, local, server, socket, github: github !== null };
+    const a = policy.approvals;
+    this.writer.append("approvals", {
+      approvers: github ? ["github"] : ["local"],
+      timeout_ms: a.timeoutMs,
+      control_socket: socket,
+      ...github ? { where: a.where.kind === "issue" ? `issue:${a.where.number}` : "pull-request", users: a.users, teams: a.teams, min_approvals: a.minApprovals, allow_self_approval: a.allowSelfApproval } : {}
+    });
     return broker;
   }
   /** The approval verbs of the control protocol (pending, approve, deny). */
   async answerControl(req) {
     const a = this.approvals;
-    if (req.op === "pending") return { ok: true, run: this.runId, pending: a ? a.local.list() : [] };
+    if (req.op === "pending") return { ok: true, run: this.runId, pending: a ? a.broker.pending() : [] };
     if (req.op === "approve" || req.op === "deny") {
       if (!a) return { ok: false, error: `this gateway (run ${this.runId}) holds no commands for approval` };
-      const request = a.local.answer(req.id, req.op === "approve" ? "approved" : "denied", req.op === "deny" ? req.reason : void 0);
-      return { ok: true, run: this.runId, request };
+      if (a.github) return { ok: false, error: `this gateway (run ${this.runId}) takes verdicts on the pull request only: reply /${req.op} ${req.id} there` };
+      const request2 = a.local.answer(req.id, req.op === "approve" ? "approved" : "denied", req.op === "deny" ? req.reason : void 0);
+      return { ok: true, run: this.runId, request: request2 };
     }
     return { ok: false, error: "unknown request" };
   }
@@ -45707,10 +50199,10 @@ async function upstreamPasswords(opts) {
   const out = /* @__PURE__ */ new Map();
   let azure = null;
   for (const t of opts.policy.targets) {
-    const auth = t.auth;
-    if (auth.kind === "password-env") {
-      const v = env[auth.passwordEnv];
-      if (v === void 0 || v === "") throw new ConfigurationError(`target "${t.name}": environment variable ${auth.passwordEnv} (auth.password-env) is not set`);
+    const auth2 = t.auth;
+    if (auth2.kind === "password-env") {
+      const v = env[auth2.passwordEnv];
+      if (v === void 0 || v === "") throw new ConfigurationError(`target "${t.name}": environment variable ${auth2.passwordEnv} (auth.password-env) is not set`);
       out.set(t.name, async () => v);
       continue;
     }
@@ -45754,6 +50246,11 @@ function claimsOf(attestation, local) {
     if (v !== void 0) out[key] = v;
   }
   return out;
+}
+var GITHUB_TOKEN_SECRET = "GATEWAY_GITHUB_TOKEN";
+function policyCanHold(policy) {
+  const r = policy.rules;
+  return r.default === "approve" || r.unclassified === "approve" || r.rules.some((x) => x.action === "approve");
 }
 
 // gateway/cli/run.ts
@@ -45824,7 +50321,7 @@ function relaunch(args) {
 
 // gateway/cli/daemon.ts
 import { spawn as spawn3 } from "node:child_process";
-import fs13 from "node:fs";
+import fs14 from "node:fs";
 import path7 from "node:path";
 
 // gateway/cli/env-file.ts
@@ -45858,8 +50355,8 @@ async function start(argv) {
   const stateDir = path7.resolve(requireOption(args, "state-dir", "start"));
   const logDir = path7.resolve(args.options["log-dir"] ?? "gateway-logs");
   const policy = loadPolicy(policyFile);
-  fs13.mkdirSync(stateDir, { recursive: true, mode: 448 });
-  fs13.chmodSync(stateDir, 448);
+  fs14.mkdirSync(stateDir, { recursive: true, mode: 448 });
+  fs14.chmodSync(stateDir, 448);
   const running = await sendControl(stateDir, { op: "status" }, 5e3).catch(() => null);
   if (running?.ok) throw new Error(`a gateway is already running for ${stateDir} (pid ${String(running.pid)}); stop it first`);
   const secrets = {};
@@ -45870,20 +50367,22 @@ async function start(argv) {
     if (v !== void 0) secrets[t.auth.passwordEnv] = v;
     delete env[t.auth.passwordEnv];
   }
+  if (process.env[GITHUB_TOKEN_SECRET]) secrets[GITHUB_TOKEN_SECRET] = process.env[GITHUB_TOKEN_SECRET];
+  delete env[GITHUB_TOKEN_SECRET];
   await launchDaemon({ cli: process.argv[1], policyFile, stateDir, logDir, env, secrets });
-  process.stdout.write(fs13.readFileSync(path7.join(stateDir, "env"), "utf8"));
+  process.stdout.write(fs14.readFileSync(path7.join(stateDir, "env"), "utf8"));
   return 0;
 }
 async function launchDaemon(o) {
-  fs13.mkdirSync(o.stateDir, { recursive: true, mode: 448 });
-  fs13.chmodSync(o.stateDir, 448);
-  const out = fs13.openSync(path7.join(o.stateDir, "daemon.log"), "a", 384);
+  fs14.mkdirSync(o.stateDir, { recursive: true, mode: 448 });
+  fs14.chmodSync(o.stateDir, 448);
+  const out = fs14.openSync(path7.join(o.stateDir, "daemon.log"), "a", 384);
   const child = spawn3(process.execPath, [...process.execArgv, BASELINE_WASM_FLAG, o.cli, "daemon", "--policy", o.policyFile, "--state-dir", o.stateDir, "--log-dir", o.logDir], {
     detached: true,
     stdio: ["ignore", out, out, "ipc"],
     env: o.env
   });
-  fs13.closeSync(out);
+  fs14.closeSync(out);
   child.send({ secrets: o.secrets });
   const reply = await new Promise((resolve) => {
     const timer = setTimeout(() => resolve({ error: `the daemon did not become ready within ${READY_TIMEOUT_MS / 1e3}s; see ${path7.join(o.stateDir, "daemon.log")}` }), READY_TIMEOUT_MS);
@@ -45904,7 +50403,7 @@ async function stop(argv) {
   const stateDir = requireOption(args, "state-dir", "stop");
   const reply = await sendControl(stateDir, { op: "stop" }).catch((e) => {
     const info = path7.join(stateDir, "daemon.json");
-    const log2 = fs13.existsSync(info) ? JSON.parse(fs13.readFileSync(info, "utf8")).log : void 0;
+    const log2 = fs14.existsSync(info) ? JSON.parse(fs14.readFileSync(info, "utf8")).log : void 0;
     throw new Error(log2 ? `${e.message}; its last session log, ${log2}, was not sealed by a clean stop (check it with gateway-action verify)` : e.message);
   });
   if (!reply.ok) throw new Error(`the gateway stopped, but the session log is not sealed: ${reply.error}`);
@@ -45933,7 +50432,7 @@ async function daemon(argv) {
     if (req.op === "status") return { ok: true, pid: process.pid, log: gw.logPath, run: gw.runId, memory: process.memoryUsage() };
     if (req.op === "stop") {
       const { log: log2, sealError, head, records } = await stopGateway("stopped by request");
-      if (!sealError) fs13.rmSync(path7.join(stateDir, "daemon.json"), { force: true });
+      if (!sealError) fs14.rmSync(path7.join(stateDir, "daemon.json"), { force: true });
       setImmediate(() => server.close(() => process.exit(sealError ? 1 : 0)));
       return sealError ? { ok: false, error: `${sealError} (${log2})`, log: log2, head, records } : { ok: true, log: log2, head, records };
     }
@@ -45943,9 +50442,9 @@ async function daemon(argv) {
     process.on(sig2, () => void stopGateway(`signal ${sig2}`).then((r) => process.exit(r.sealError ? 1 : 0)));
   }
   const envFile = path7.join(stateDir, "env");
-  fs13.writeFileSync(envFile, formatEnv(gw.connectionEnv()), { mode: 384 });
-  fs13.chmodSync(envFile, 384);
-  fs13.writeFileSync(path7.join(stateDir, "daemon.json"), JSON.stringify({ pid: process.pid, log: gw.logPath, run: gw.runId, key: gw.key.thumbprint, attested: gw.key.attested }) + "\n", { mode: 384 });
+  fs14.writeFileSync(envFile, formatEnv(gw.connectionEnv()), { mode: 384 });
+  fs14.chmodSync(envFile, 384);
+  fs14.writeFileSync(path7.join(stateDir, "daemon.json"), JSON.stringify({ pid: process.pid, log: gw.logPath, run: gw.runId, key: gw.key.thumbprint, attested: gw.key.attested }) + "\n", { mode: 384 });
   process.stdout.write(`gateway-action daemon: pid ${process.pid}, session log ${gw.logPath}
 `);
   report({ ready: true });
@@ -45954,11 +50453,11 @@ async function daemon(argv) {
 }
 
 // gateway/cli/verify.ts
-import fs16 from "node:fs";
+import fs17 from "node:fs";
 
 // gateway/evidence/log-verifier.ts
-import { createHash as createHash6 } from "node:crypto";
-import fs14 from "node:fs";
+import { createHash as createHash7 } from "node:crypto";
+import fs15 from "node:fs";
 
 // gateway/evidence/log-totals.ts
 function emptyTotals() {
@@ -46097,7 +50596,7 @@ var LogVerifier = class {
     } catch (e) {
       return this.stop("tampered", `${where2} cannot be canonicalized: ${e.message}`);
     }
-    const computed = createHash6("sha256").update(canonical).digest("hex");
+    const computed = createHash7("sha256").update(canonical).digest("hex");
     if (hash !== computed) return this.stop("tampered", `${where2} has been modified (hash mismatch)`);
     if (text !== canonical.slice(0, -1) + ',"hash":"' + computed + '"}') {
       return this.stop("tampered", `${where2} is not in canonical form (extra spaces, duplicate members or altered spelling)`);
@@ -46171,7 +50670,7 @@ function verifyChainText(text) {
 async function verifyChainFile(file) {
   const v = new LogVerifier();
   let carry = null;
-  for await (const chunk of fs14.createReadStream(file, { highWaterMark: 1 << 20 })) {
+  for await (const chunk of fs15.createReadStream(file, { highWaterMark: 1 << 20 })) {
     const buf = carry ? Buffer.concat([carry, chunk]) : chunk;
     let start2 = 0;
     for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10, start2)) {
@@ -46198,7 +50697,7 @@ function strictUtf8(buf, start2, end) {
 }
 
 // gateway/evidence/attestation-check.ts
-import fs15 from "node:fs";
+import fs16 from "node:fs";
 var ISSUED_BEFORE_START_S = 300;
 var ISSUED_AFTER_START_S = 60;
 async function checkAttestation(runStart, opts = {}) {
@@ -46300,7 +50799,7 @@ function recordedIdentityProblem(c, id) {
 function readJwks(file) {
   let text;
   try {
-    text = fs15.readFileSync(file, "utf8");
+    text = fs16.readFileSync(file, "utf8");
   } catch (e) {
     throw new Error(`cannot read the key set ${file} (${e.code ?? e.message})`);
   }
@@ -46441,7 +50940,7 @@ async function main2(argv) {
 `);
   const v = await verifyLog(args.positional[0], opts);
   const saveTo = args.options["save-jwks"];
-  if (saveTo && v.identity?.jwks) fs16.writeFileSync(saveTo, JSON.stringify(v.identity.jwks, null, 2) + "\n");
+  if (saveTo && v.identity?.jwks) fs17.writeFileSync(saveTo, JSON.stringify(v.identity.jwks, null, 2) + "\n");
   const code = VERIFY_EXIT[v.status];
   if (args.options.json) process.stdout.write(JSON.stringify(verificationJson(v), null, 2) + "\n");
   else (code === 0 ? process.stdout : process.stderr).write(verificationText(v));
@@ -46540,14 +51039,14 @@ function verificationText(v) {
 }
 
 // gateway/cli/replay.ts
-import fs18 from "node:fs";
+import fs19 from "node:fs";
 
 // gateway/evidence/timeline.ts
-import fs17 from "node:fs";
+import fs18 from "node:fs";
 function readTimeline(file) {
   const records = [];
   let unreadable = 0;
-  for (const line of fs17.readFileSync(file, "utf8").split("\n")) {
+  for (const line of fs18.readFileSync(file, "utf8").split("\n")) {
     if (!line) continue;
     try {
       const r = JSON.parse(line);
@@ -46643,6 +51142,11 @@ function buildTimeline(records, unreadableLines = 0) {
         approvals.set(a.id, a);
         const c = commands.get(str(r.command));
         if (c) c.approval = a;
+        break;
+      }
+      case "approval-comment": {
+        const a = approvals.get(str(r.id));
+        if (a && /^https?:\/\//.test(str(r.url))) a.url = str(r.url);
         break;
       }
       case "approval": {
@@ -46791,7 +51295,7 @@ async function main3(argv) {
   if (args.options.help) return void process.stdout.write(help3), 0;
   if (args.positional.length !== 1) throw new UsageError("replay: give exactly one session log file (see gateway-action replay --help)");
   const file = args.positional[0];
-  if (!fs18.existsSync(file)) throw new Error(`cannot read ${file} (ENOENT)`);
+  if (!fs19.existsSync(file)) throw new Error(`cannot read ${file} (ENOENT)`);
   const timeline2 = readTimeline(file);
   const session3 = args.options.session;
   if (session3 && !timeline2.sessions.some((s) => s.id === session3)) {
@@ -46806,13 +51310,13 @@ async function main3(argv) {
 // gateway/cli/demo.ts
 import { spawn as spawn4, spawnSync as spawnSync4 } from "node:child_process";
 import { randomBytes as randomBytes4 } from "node:crypto";
-import fs20 from "node:fs";
+import fs21 from "node:fs";
 import os8 from "node:os";
 import path9 from "node:path";
 
 // gateway/demo/pg-cluster.ts
 import { execFileSync as execFileSync2, spawnSync as spawnSync3 } from "node:child_process";
-import fs19 from "node:fs";
+import fs20 from "node:fs";
 import net4 from "node:net";
 import os7 from "node:os";
 import path8 from "node:path";
@@ -46820,12 +51324,12 @@ function findPostgresBin() {
   const env = process.env.GATEWAY_PG_BIN;
   if (env) return env;
   const base = "/usr/lib/postgresql";
-  if (fs19.existsSync(base)) {
-    const versions = fs19.readdirSync(base).filter((v) => fs19.existsSync(path8.join(base, v, "bin", "initdb"))).sort((a, b) => Number(b) - Number(a));
+  if (fs20.existsSync(base)) {
+    const versions = fs20.readdirSync(base).filter((v) => fs20.existsSync(path8.join(base, v, "bin", "initdb"))).sort((a, b) => Number(b) - Number(a));
     if (versions.length > 0) return path8.join(base, versions[0], "bin");
   }
   for (const dir of (process.env.PATH ?? "").split(":")) {
-    if (dir && fs19.existsSync(path8.join(dir, "initdb"))) return dir;
+    if (dir && fs20.existsSync(path8.join(dir, "initdb"))) return dir;
   }
   throw new Error("PostgreSQL server binaries (initdb, pg_ctl) were not found; install them with `apt-get install postgresql` or set GATEWAY_PG_BIN");
 }
@@ -46849,12 +51353,12 @@ function runAsServerUser(bin, args, opts = {}) {
 }
 async function startCluster(opts = {}) {
   const binDir = findPostgresBin();
-  const root = fs19.mkdtempSync(path8.join(os7.tmpdir(), "gw-pg-"));
+  const root = fs20.mkdtempSync(path8.join(os7.tmpdir(), "gw-pg-"));
   const dataDir = path8.join(root, "data");
   const socketDir = path8.join(root, "sock");
-  fs19.mkdirSync(socketDir);
+  fs20.mkdirSync(socketDir);
   if (asRoot) {
-    fs19.chmodSync(root, 493);
+    fs20.chmodSync(root, 493);
     execFileSync2("chown", ["-R", "postgres:postgres", root]);
   }
   runAsServerUser(path8.join(binDir, "initdb"), ["-D", dataDir, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "-N"]);
@@ -46864,16 +51368,16 @@ async function startCluster(opts = {}) {
     "host all postgres 127.0.0.1/32 trust",
     "host all all 127.0.0.1/32 scram-sha-256"
   ];
-  fs19.writeFileSync(path8.join(dataDir, "pg_hba.conf"), hba.join("\n") + "\n");
+  fs20.writeFileSync(path8.join(dataDir, "pg_hba.conf"), hba.join("\n") + "\n");
   const settings = { fsync: "off", synchronous_commit: "off", full_page_writes: "off", max_connections: "200", ...opts.settings };
   if (opts.tls) {
-    fs19.copyFileSync(opts.tls.cert, path8.join(dataDir, "server.crt"));
-    fs19.copyFileSync(opts.tls.key, path8.join(dataDir, "server.key"));
-    fs19.chmodSync(path8.join(dataDir, "server.key"), 384);
+    fs20.copyFileSync(opts.tls.cert, path8.join(dataDir, "server.crt"));
+    fs20.copyFileSync(opts.tls.key, path8.join(dataDir, "server.key"));
+    fs20.chmodSync(path8.join(dataDir, "server.key"), 384);
     if (asRoot) execFileSync2("chown", ["postgres:postgres", path8.join(dataDir, "server.crt"), path8.join(dataDir, "server.key")]);
     settings.ssl = "on";
   }
-  fs19.appendFileSync(path8.join(dataDir, "postgresql.conf"), Object.entries(settings).map(([k, v]) => `${k} = '${v}'`).join("\n") + "\n");
+  fs20.appendFileSync(path8.join(dataDir, "postgresql.conf"), Object.entries(settings).map(([k, v]) => `${k} = '${v}'`).join("\n") + "\n");
   if (asRoot) execFileSync2("chown", ["-R", "postgres:postgres", dataDir]);
   const port = await freePort();
   runAsServerUser(path8.join(binDir, "pg_ctl"), ["-D", dataDir, "-l", path8.join(root, "server.log"), "-w", "-t", "60", "-o", `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1`, "start"]);
@@ -46896,7 +51400,7 @@ async function startCluster(opts = {}) {
         runAsServerUser(path8.join(binDir, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
       } catch {
       }
-      fs19.rmSync(root, { recursive: true, force: true });
+      fs20.rmSync(root, { recursive: true, force: true });
     }
   };
   return cluster;
@@ -46938,7 +51442,7 @@ async function main4(argv) {
   const say = (s) => void process.stdout.write(s + "\n");
   say("Starting a throwaway PostgreSQL cluster...");
   const cluster = await startCluster();
-  const work = fs20.mkdtempSync(path9.join(os8.tmpdir(), "gw-demo-"));
+  const work = fs21.mkdtempSync(path9.join(os8.tmpdir(), "gw-demo-"));
   try {
     const password = randomBytes4(18).toString("base64url");
     const seed = spawnSync4("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", `pw=${password}`, "-h", cluster.socketDir, "-p", String(cluster.port), "-U", "postgres", "-d", "postgres"], { input: SEED, encoding: "utf8" });
@@ -46955,7 +51459,7 @@ targets:
     tls: disable
 `;
     const policyFile = path9.join(work, "gateway.yml");
-    fs20.writeFileSync(policyFile, policyText);
+    fs21.writeFileSync(policyFile, policyText);
     say(`PostgreSQL ${cluster.port} is up with tables customers and orders. Policy:
 
 ${indent(policyText)}`);
@@ -46973,7 +51477,7 @@ $ psql ${step.args.map(shellQuote).join(" ")}`);
   (psql exited ${r.status})`) + "\n");
     }
     const { log: log2 } = await gw.stop("demo finished");
-    const result = verifyChainText(fs20.readFileSync(log2, "utf8"));
+    const result = verifyChainText(fs21.readFileSync(log2, "utf8"));
     say("\u2500\u2500 What the session log recorded (gateway-action replay):");
     say(renderReplay(readTimeline(log2), { color: wantsColor(process.stdout) }).trimEnd());
     const s = result.totals;
@@ -46986,7 +51490,7 @@ Session log: ${path9.resolve(log2)}`);
     return result.status === "valid" ? 0 : 1;
   } finally {
     cluster.stop();
-    fs20.rmSync(work, { recursive: true, force: true });
+    fs21.rmSync(work, { recursive: true, force: true });
   }
 }
 function runPsql(args, env) {
@@ -47003,7 +51507,7 @@ var indent = (s) => s.split("\n").map((l) => "  " + l).join("\n");
 var shellQuote = (s) => /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 
 // gateway/cli/approve.ts
-import fs21 from "node:fs";
+import fs22 from "node:fs";
 var where = `Options:
   --state-dir DIR   ask only the gateway started with \`gateway-action start --state-dir DIR\`
                     (default: every gateway of this OS user, found in $GATEWAY_ACTION_RUNTIME_DIR,
@@ -47039,7 +51543,7 @@ async function gateways(stateDir) {
       reply = await sendControlAt(socket, { op: "pending" }, 1e4, `no gateway is running for state directory ${stateDir ?? ""}`);
     } catch (e) {
       if (stateDir) throw e;
-      if (e.code === "ECONNREFUSED") fs21.rmSync(socket, { force: true });
+      if (e.code === "ECONNREFUSED") fs22.rmSync(socket, { force: true });
       continue;
     }
     if (reply.ok) found.push({ socket, run: String(reply.run), pending: reply.pending });
@@ -47087,11 +51591,11 @@ function oneLine(text, max) {
 }
 
 // gateway/cli/report.ts
-import { createHash as createHash8 } from "node:crypto";
-import fs22 from "node:fs";
+import { createHash as createHash9 } from "node:crypto";
+import fs23 from "node:fs";
 
 // gateway/evidence/report-html.ts
-import { createHash as createHash7 } from "node:crypto";
+import { createHash as createHash8 } from "node:crypto";
 
 // gateway/evidence/report-assets.ts
 var REPORT_CSS = `
@@ -47262,7 +51766,7 @@ var MEANING = {
   "identity-mismatch": "The hash chain verifies, but the signing key is not bound to the expected workflow run: the log may have been rewritten and re-signed by someone else.",
   "identity-unchecked": "The hash chain verifies, but the identity token could not be checked against its issuer (the key set was unreachable). Re-run with --jwks FILE to check it offline."
 };
-var sha256b64 = (s) => createHash7("sha256").update(s).digest("base64");
+var sha256b64 = (s) => createHash8("sha256").update(s).digest("base64");
 var CSP = `default-src 'none'; style-src 'sha256-${sha256b64(REPORT_CSS)}'; script-src 'sha256-${sha256b64(REPORT_JS)}'; img-src data:; base-uri 'none'; form-action 'none'`;
 var plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 var timeOfDay = (iso) => /^\d{4}-\d\d-\d\dT(\d\d:\d\d:\d\d(?:\.\d+)?)/.exec(iso)?.[1] ?? iso;
@@ -47524,8 +52028,8 @@ async function main5(argv) {
   let timeline2;
   let sha2563;
   try {
-    const bytes = fs22.readFileSync(file);
-    sha2563 = createHash8("sha256").update(bytes).digest("hex");
+    const bytes = fs23.readFileSync(file);
+    sha2563 = createHash9("sha256").update(bytes).digest("hex");
     timeline2 = readTimeline(file);
   } catch (e) {
     process.stderr.write(`gateway-action: report: cannot read ${file} (${e.code ?? e.message})
@@ -47534,7 +52038,7 @@ async function main5(argv) {
   }
   const v = await verifyLog(file, opts);
   try {
-    fs22.writeFileSync(out, renderReport(v, timeline2, { logSha256: sha2563 }), { mode: 420 });
+    fs23.writeFileSync(out, renderReport(v, timeline2, { logSha256: sha2563 }), { mode: 420 });
   } catch (e) {
     process.stderr.write(`gateway-action: report: cannot write ${out} (${e.code ?? e.message})
 `);

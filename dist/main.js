@@ -40294,6 +40294,7 @@ var PASS = [
   "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
   "GATEWAY_ACTION_RUNTIME_DIR",
   "GATEWAY_ENVIRONMENT",
+  "GATEWAY_ACTION_APPROVAL_POLL_MS",
   // Self-hosted runners behind a proxy reach Entra ID through it.
   "HTTPS_PROXY",
   "HTTP_PROXY",
@@ -40525,6 +40526,32 @@ var policy_schema_default = {
           type: "string",
           pattern: "^[0-9]+(ms|s|m|h)$",
           default: "15m"
+        },
+        approvers: {
+          description: "Who may approve on GitHub: users (alice) and teams (@my-org/dba-team). Without it: anyone with write, maintain or admin permission on the repository.",
+          type: "array",
+          items: {
+            type: "string",
+            pattern: "^(@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?/[A-Za-z0-9._-]+|@?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)$"
+          }
+        },
+        "min-approvals": {
+          description: "Distinct approvers needed before a held command runs.",
+          type: "integer",
+          minimum: 1,
+          maximum: 10,
+          default: 1
+        },
+        "allow-self-approval": {
+          description: "Whether the pull request's author and the run's actor and triggering actor may approve.",
+          type: "boolean",
+          default: false
+        },
+        where: {
+          description: "Where approval requests are posted on GitHub: pull-request (the run's pull request, or the one its commit belongs to) or issue:NUMBER.",
+          type: "string",
+          pattern: "^(pull-request|issue:[1-9][0-9]*)$",
+          default: "pull-request"
         }
       }
     },
@@ -40887,7 +40914,7 @@ function parsePolicy(text, file) {
     path: path.resolve(file),
     rules,
     hasRuleSettings: ["rules", "default", "unclassified"].some((k) => k in raw),
-    approvals: { timeoutMs: approvalTimeout(raw.approvals?.timeout, (p) => lineOf(locateNode(doc, p)), file) },
+    approvals: approvalSettings(raw.approvals, (p) => lineOf(locateNode(doc, p)), file),
     sha256: createHash("sha256").update(text).digest("hex"),
     targets,
     sessionLog: {
@@ -41017,6 +41044,18 @@ function globOrFail(glob, fail) {
   return globToRegExp(glob);
 }
 var MAX_APPROVAL_TIMEOUT_MS = 24 * 36e5;
+function approvalSettings(raw, lineAt, file) {
+  const approvers = raw?.approvers ?? [];
+  const where = raw?.where ?? "pull-request";
+  return {
+    timeoutMs: approvalTimeout(raw?.timeout, lineAt, file),
+    users: approvers.filter((a) => !a.includes("/")).map((a) => a.replace(/^@/, "").toLowerCase()),
+    teams: approvers.filter((a) => a.includes("/")).map((a) => a.replace(/^@/, "").toLowerCase()),
+    minApprovals: raw?.["min-approvals"] ?? 1,
+    allowSelfApproval: raw?.["allow-self-approval"] ?? false,
+    where: where === "pull-request" ? { kind: "pull-request" } : { kind: "issue", number: Number(where.slice("issue:".length)) }
+  };
+}
 function approvalTimeout(text, lineAt, file) {
   const ms = parseDuration(text ?? "15m");
   if (ms < 1e3 || ms > MAX_APPROVAL_TIMEOUT_MS) throw new PolicyError(file, lineAt(["approvals", "timeout"]), `approvals.timeout: ${text} is outside 1s to 24h`);
@@ -44808,6 +44847,13 @@ var logger25 = credentialLogger("AuthorizationCodeCredential");
 var credentialName5 = "OnBehalfOfCredential";
 var logger26 = credentialLogger(credentialName5);
 
+// gateway/daemon/gateway.ts
+var GITHUB_TOKEN_SECRET = "GATEWAY_GITHUB_TOKEN";
+function policyCanHold(policy) {
+  const r = policy.rules;
+  return r.default === "approve" || r.unclassified === "approve" || r.rules.some((x) => x.action === "approve");
+}
+
 // gateway/cli/daemon.ts
 var READY_TIMEOUT_MS = 3e4;
 async function launchDaemon(o) {
@@ -44854,6 +44900,10 @@ async function main() {
     if (!v) throw new InputError(`target "${t.name}": the environment variable ${t.auth.passwordEnv} (auth.password-env) is not set for this step; pass it with \`env: { ${t.auth.passwordEnv}: \${{ secrets.${t.auth.passwordEnv} }} }\``);
     secrets[t.auth.passwordEnv] = v;
     setSecret(v);
+  }
+  if (policyCanHold(policy)) {
+    if (!inputs.githubToken) throw new InputError("the policy holds commands for approval on the pull request: the github-token input is empty");
+    secrets[GITHUB_TOKEN_SECRET] = inputs.githubToken;
   }
   const temp = process.env.RUNNER_TEMP || os5.tmpdir();
   const stateDir = fs5.mkdtempSync(path3.join(temp, "gateway-action-"));

@@ -2,7 +2,7 @@
 // later) see every request and may answer it; the first verdict wins. A request nobody answers
 // in time is denied, and so is every request still open when its client leaves or the gateway
 // stops: a command is never left waiting for an answer that can no longer come.
-import { randomInt } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 
 export interface ApprovalRequest {
   /** Short and unambiguous to type: lower-case letters and digits without look-alikes. */
@@ -17,6 +17,8 @@ export interface ApprovalRequest {
   reason: string;
   requestedAt: string;
   expiresAt: string;
+  /** SHA-256 of `text`: the id is derived from it (with the run) when the broker is bound. */
+  digest: string;
 }
 
 export interface Verdict {
@@ -57,21 +59,27 @@ export class ApprovalBroker {
   private readonly open = new Map<string, { request: ApprovalRequest; settle: (v: Verdict) => void }>();
   /** Set once the gateway stops: what is asked from then on is denied at once. */
   private closedReason: string | null = null;
+  /** What ids are bound to (repository, workflow run and attempt), or null for random ids. */
+  private readonly binding: string | null;
+  private counter = 0;
 
-  constructor(opts: { runId: string; timeoutMs: number; approvers: Approver[] }) {
+  constructor(opts: { runId: string; timeoutMs: number; approvers: Approver[]; binding?: string }) {
     this.runId = opts.runId;
     this.timeoutMs = opts.timeoutMs;
     this.approvers = opts.approvers;
+    this.binding = opts.binding ?? null;
   }
 
-  request(fields: Omit<ApprovalRequest, 'id' | 'run' | 'requestedAt' | 'expiresAt'>): PendingApproval {
+  request(fields: Omit<ApprovalRequest, 'id' | 'run' | 'requestedAt' | 'expiresAt' | 'digest'>): PendingApproval {
     const now = Date.now();
+    const digest = createHash('sha256').update(fields.text).digest('hex');
     const request: ApprovalRequest = {
-      id: this.newId(),
+      id: this.newId(digest),
       run: this.runId,
       ...fields,
       requestedAt: new Date(now).toISOString(),
       expiresAt: new Date(now + this.timeoutMs).toISOString(),
+      digest,
     };
     let settle!: (v: Verdict) => void;
     const verdict = new Promise<Verdict>((resolve) => {
@@ -112,10 +120,20 @@ export class ApprovalBroker {
     for (const o of [...this.open.values()]) o.settle({ outcome: 'denied', by: 'gateway', via: 'gateway', at: new Date().toISOString(), reason });
   }
 
-  private newId(): string {
+  /**
+   * Bound ids are derived from the workflow run and attempt, this gateway run, the command's
+   * digest and a counter: an approval naming one cannot be replayed for another command, run or
+   * attempt. Otherwise ids are random.
+   */
+  private newId(digest: string): string {
     for (;;) {
       let id = '';
-      for (let i = 0; i < 8; i++) id += ID_ALPHABET[randomInt(ID_ALPHABET.length)];
+      if (this.binding !== null) {
+        const h = createHash('sha256').update(`${this.binding}\n${this.runId}\n${digest}\n${this.counter++}`).digest();
+        for (let i = 0; i < 10; i++) id += ID_ALPHABET[h[i]! % ID_ALPHABET.length];
+      } else {
+        for (let i = 0; i < 8; i++) id += ID_ALPHABET[randomInt(ID_ALPHABET.length)];
+      }
       if (!this.open.has(id)) return id;
     }
   }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { parseArgs, requireOption } from './args.ts';
 import { formatEnv } from './env-file.ts';
 import { loadPolicy } from '../config/policy.ts';
-import { Gateway, type StopResult } from '../daemon/gateway.ts';
+import { Gateway, GITHUB_TOKEN_SECRET, type StopResult } from '../daemon/gateway.ts';
 import { BASELINE_WASM_FLAG } from '../postgres/sql-classifier.ts';
 import { serveControl, sendControl } from '../daemon/control.ts';
 import { localClaims } from '../identity/local.ts';
@@ -53,6 +53,8 @@ export async function start(argv: string[]): Promise<number> {
     if (v !== undefined) secrets[t.auth.passwordEnv] = v;
     delete env[t.auth.passwordEnv];
   }
+  if (process.env[GITHUB_TOKEN_SECRET]) secrets[GITHUB_TOKEN_SECRET] = process.env[GITHUB_TOKEN_SECRET];
+  delete env[GITHUB_TOKEN_SECRET];
   await launchDaemon({ cli: process.argv[1]!, policyFile, stateDir, logDir, env, secrets });
   process.stdout.write(fs.readFileSync(path.join(stateDir, 'env'), 'utf8'));
   return 0;

@@ -30,13 +30,24 @@ export interface Policy {
   rules: PolicyRules;
   /** Whether the file sets rules, default or unclassified at all (else nothing is classified). */
   hasRuleSettings: boolean;
-  approvals: { timeoutMs: number };
+  approvals: ApprovalSettings;
   /** SHA-256 of the file's bytes, recorded in the session log. */
   sha256: string;
   targets: Target[];
   sessionLog: { sampleRows: number; checkpoints: { everyRecords: number; everyMs: number } };
   /** Null when the file has no masking section. */
   masking: MaskingRules | null;
+}
+
+export interface ApprovalSettings {
+  timeoutMs: number;
+  /** GitHub users (lower-case logins) and teams (`org/slug`); empty: repository write access. */
+  users: string[];
+  teams: string[];
+  minApprovals: number;
+  allowSelfApproval: boolean;
+  /** The pull request of the run, or a fixed issue. */
+  where: { kind: 'pull-request' } | { kind: 'issue'; number: number };
 }
 
 export class PolicyError extends Error {
@@ -114,7 +125,7 @@ export function parsePolicy(text: string, file: string): Policy {
     path: path.resolve(file),
     rules,
     hasRuleSettings: ['rules', 'default', 'unclassified'].some((k) => k in (raw as object)),
-    approvals: { timeoutMs: approvalTimeout((raw as RawPolicy).approvals?.timeout, (p) => lineOf(locateNode(doc, p)), file) },
+    approvals: approvalSettings((raw as RawPolicy).approvals, (p) => lineOf(locateNode(doc, p)), file),
     sha256: createHash('sha256').update(text).digest('hex'),
     targets,
     sessionLog: {
@@ -206,7 +217,7 @@ interface RawPolicy {
   rules?: RawRule[];
   default?: Action;
   unclassified?: Action;
-  approvals?: { timeout?: string };
+  approvals?: { timeout?: string; approvers?: string[]; 'min-approvals'?: number; 'allow-self-approval'?: boolean; where?: string };
   masking?: { columns?: string[]; detectors?: DetectorName[]; 'apply-to'?: ('client' | 'log')[] };
 }
 
@@ -274,6 +285,19 @@ function globOrFail(glob: string, fail: () => never): RegExp {
 }
 
 const MAX_APPROVAL_TIMEOUT_MS = 24 * 3_600_000;
+
+function approvalSettings(raw: RawPolicy['approvals'], lineAt: (p: (string | number)[]) => number | null, file: string): ApprovalSettings {
+  const approvers = raw?.approvers ?? [];
+  const where = raw?.where ?? 'pull-request';
+  return {
+    timeoutMs: approvalTimeout(raw?.timeout, lineAt, file),
+    users: approvers.filter((a) => !a.includes('/')).map((a) => a.replace(/^@/, '').toLowerCase()),
+    teams: approvers.filter((a) => a.includes('/')).map((a) => a.replace(/^@/, '').toLowerCase()),
+    minApprovals: raw?.['min-approvals'] ?? 1,
+    allowSelfApproval: raw?.['allow-self-approval'] ?? false,
+    where: where === 'pull-request' ? { kind: 'pull-request' } : { kind: 'issue', number: Number(where.slice('issue:'.length)) },
+  };
+}
 
 function approvalTimeout(text: string | undefined, lineAt: (p: (string | number)[]) => number | null, file: string): number {
   const ms = parseDuration(text ?? '15m');

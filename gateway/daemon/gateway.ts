@@ -20,6 +20,8 @@ import fs from 'node:fs';
 import { CheckpointSigner, keyAudience } from '../evidence/checkpoint.ts';
 import { canRequestIdToken, requestIdToken } from '../identity/github-oidc.ts';
 import { AzureTokens, azureSettingsFromEnv, postgresScope } from '../identity/azure.ts';
+import { GitHubApprover, githubJobFromEnv } from '../approval/github-approver.ts';
+import { RepoClient } from '../github/repo-client.ts';
 
 export interface GatewayOptions {
   policy: Policy;
@@ -49,7 +51,7 @@ export class Gateway {
   private recorder: Recorder | null = null;
   private readonly startedAt = Date.now();
   private stopped: Promise<StopResult> | null = null;
-  private approvals: { broker: ApprovalBroker; local: LocalApprover; server: net.Server; socket: string } | null = null;
+  private approvals: { broker: ApprovalBroker; local: LocalApprover; server: net.Server; socket: string; github: boolean } | null = null;
 
   private constructor(runId: string, writer: SessionLogWriter) {
     this.runId = runId;
@@ -93,7 +95,7 @@ export class Gateway {
     const failure = writer.flushSync();
     if (failure) throw failure;
     try {
-      const broker = await gw.serveApprovals(opts.policy);
+      const broker = await gw.serveApprovals(opts);
       const masker = opts.policy.masking ? new Masker(opts.policy.masking) : null;
       for (const target of opts.policy.targets) {
         const upstream = passwords.get(target.name)!;
@@ -132,7 +134,7 @@ export class Gateway {
 
   /** Variables that must not reach the commands run through the gateway (upstream secrets). */
   secretEnvNames(policy: Policy): string[] {
-    return policy.targets.flatMap((t) => (t.auth.kind === 'password-env' ? [t.auth.passwordEnv] : []));
+    return [...policy.targets.flatMap((t) => (t.auth.kind === 'password-env' ? [t.auth.passwordEnv] : [])), GITHUB_TOKEN_SECRET];
   }
 
   /**
@@ -164,24 +166,55 @@ export class Gateway {
    * When the policy can hold commands: the broker, the local approver, and a control socket in
    * the user's runtime directory where `gateway-action approve|deny|pending` find this run.
    */
-  private async serveApprovals(policy: Policy): Promise<ApprovalBroker | null> {
-    const r = policy.rules;
-    if (!(r.default === 'approve' || r.unclassified === 'approve' || r.rules.some((x) => x.action === 'approve'))) return null;
+  private async serveApprovals(opts: GatewayOptions): Promise<ApprovalBroker | null> {
+    const policy = opts.policy;
+    if (!policyCanHold(policy)) return null;
     const local = new LocalApprover();
-    const broker = new ApprovalBroker({ runId: this.runId, timeoutMs: policy.approvals.timeoutMs, approvers: [local] });
+    const job = githubJobFromEnv(opts.runnerEnv ?? process.env);
+    const token = (opts.env ?? process.env)[GITHUB_TOKEN_SECRET];
+    let github: GitHubApprover | null = null;
+    if (job) {
+      // In a job, any step runs as the daemon's user: the local socket cannot tell a reviewer
+      // from the pipeline itself, so approvals come from the pull request only.
+      if (!token) throw new ConfigurationError(`the policy holds commands for approval, but the gateway has no GitHub token to ask on the pull request (the action passes its github-token input; with the CLI set ${GITHUB_TOKEN_SECRET})`);
+      const [owner, repo] = job.repository.split('/') as [string, string];
+      const client = new RepoClient({ owner, repo, token, apiUrl: (opts.runnerEnv ?? process.env).GITHUB_API_URL || 'https://api.github.com' });
+      const record = (type: string, fields: Record<string, unknown>): void => {
+        try {
+          this.writer.append(type, fields);
+        } catch {
+          // The log failed: every held command is refused by the session anyway.
+        }
+      };
+      const pollMs = Number((opts.runnerEnv ?? process.env).GATEWAY_ACTION_APPROVAL_POLL_MS) || undefined;
+      github = new GitHubApprover({ client, settings: policy.approvals, job, record, pollMs });
+    }
+    const broker = new ApprovalBroker({
+      runId: this.runId,
+      timeoutMs: policy.approvals.timeoutMs,
+      approvers: github ? [github] : [local],
+      ...(job ? { binding: `${job.repository}:${job.runId}:${job.attempt}` } : {}),
+    });
     const socket = approvalSocketPath(this.runId, ensureRuntimeDir());
     const server = await serveControlAt(socket, async (req) => this.answerControl(req));
-    this.approvals = { broker, local, server, socket };
-    this.writer.append('approvals', { approvers: ['local'], timeout_ms: policy.approvals.timeoutMs, control_socket: socket });
+    this.approvals = { broker, local, server, socket, github: github !== null };
+    const a = policy.approvals;
+    this.writer.append('approvals', {
+      approvers: github ? ['github'] : ['local'],
+      timeout_ms: a.timeoutMs,
+      control_socket: socket,
+      ...(github ? { where: a.where.kind === 'issue' ? `issue:${a.where.number}` : 'pull-request', users: a.users, teams: a.teams, min_approvals: a.minApprovals, allow_self_approval: a.allowSelfApproval } : {}),
+    });
     return broker;
   }
 
   /** The approval verbs of the control protocol (pending, approve, deny). */
   async answerControl(req: ControlRequest): Promise<ControlReply> {
     const a = this.approvals;
-    if (req.op === 'pending') return { ok: true, run: this.runId, pending: a ? a.local.list() : [] };
+    if (req.op === 'pending') return { ok: true, run: this.runId, pending: a ? a.broker.pending() : [] };
     if (req.op === 'approve' || req.op === 'deny') {
       if (!a) return { ok: false, error: `this gateway (run ${this.runId}) holds no commands for approval` };
+      if (a.github) return { ok: false, error: `this gateway (run ${this.runId}) takes verdicts on the pull request only: reply /${req.op} ${req.id} there` };
       const request = a.local.answer(req.id, req.op === 'approve' ? 'approved' : 'denied', req.op === 'deny' ? req.reason : undefined);
       return { ok: true, run: this.runId, request };
     }
@@ -261,4 +294,13 @@ function claimsOf(attestation: unknown, local: Claims): Claims {
     if (v !== undefined) out[key] = v;
   }
   return out;
+}
+
+/** The secret (over IPC, never the environment) that carries the token for PR-comment approvals. */
+export const GITHUB_TOKEN_SECRET = 'GATEWAY_GITHUB_TOKEN';
+
+/** Whether any decision of the policy can hold a command for approval. */
+export function policyCanHold(policy: Policy): boolean {
+  const r = policy.rules;
+  return r.default === 'approve' || r.unclassified === 'approve' || r.rules.some((x) => x.action === 'approve');
 }

@@ -153,6 +153,11 @@ export function buildTimeline(records: Rec[], unreadableLines = 0): Timeline {
         if (c) c.approval = a;
         break;
       }
+      case 'approval-comment': {
+        const a = approvals.get(str(r.id));
+        if (a && /^https?:\/\//.test(str(r.url))) a.url = str(r.url);
+        break;
+      }
       case 'approval': {
         const a = approvals.get(str(r.id));
         if (a) Object.assign(a, { outcome: r.outcome === 'approved' ? 'approved' : 'denied', by: str(r.by) || null, via: str(r.via) || null, at: str(r.at) || null, waitedMs: num(r.waited_ms), reason: str(r.reason) || null });

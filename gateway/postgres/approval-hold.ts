@@ -48,7 +48,7 @@ export class HeldCommand {
     const every = Math.max(1000, Math.min(MAX_PROGRESS_INTERVAL_MS, Math.floor(broker.timeoutMs / 4)));
     this.timer = setInterval(() => {
       const left = Math.max(0, Date.parse(req.expiresAt) - Date.now());
-      notify(encodeNoticeResponse({ severity: 'NOTICE', code: '00000', message: `gateway: still waiting for approval of request ${req.id} (${formatDuration(Math.ceil(left / 1000) * 1000)} left)` }));
+      notify(encodeNoticeResponse({ severity: 'NOTICE', code: '00000', message: `gateway: still waiting for approval of request ${req.id} (${formatDuration(Math.ceil(left / 1000) * 1000)} left): ${broker.instructions(req)}` }));
     }, every);
   }
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { appCluster, cliAsync, ROOT, tempDir, type Cluster } from '../helpers/gateway.ts';
+import { appCluster, cliAsync, ROOT, tempDir, waitFor, type Cluster } from '../helpers/gateway.ts';
 import { startOidcIssuer, type OidcIssuer } from '../helpers/oidc-issuer.ts';
 import { startEntraStandIn, type EntraStandIn } from '../helpers/entra-stand-in.ts';
 import { startGitHubApi, type GitHubApi } from '../helpers/github-api.ts';
@@ -273,6 +273,29 @@ test('a later step that replaces the log file is caught: the uploaded evidence s
   assert.equal(api.statuses.find((s) => s.context === 'gateway/audit-swap')?.state, 'failure');
   assert.equal(r.outputs['key-thumbprint']?.length, 43);
   assert.match(r.summary, /TAMPERED/);
+});
+
+test('a DROP TABLE held in the job is approved by a PR comment, then runs; the status and the summary show the approval', async () => {
+  cluster.sql('CREATE TABLE IF NOT EXISTS legacy (id int); ALTER TABLE legacy OWNER TO azure_deployer', 'app');
+  const held = POLICY(cluster.port).replace('default: allow', `  - name: approve-drops
+    when: { sql: [drop] }
+    action: approve
+    reason: dropping a table needs a DBA
+default: allow`) + 'approvals:\n  approvers: [carol]\n  timeout: 2m\n';
+  const running = job(['psql -X -v ON_ERROR_STOP=1 -c "DROP TABLE legacy"'], { policy: held, inputs: { 'status-context': 'gateway/audit-approval' }, env: { GATEWAY_ACTION_APPROVAL_POLL_MS: '200' } });
+  const request = await waitFor(() => api.comments.find((c) => c.issue === 7 && c.body.includes('DROP TABLE legacy') && c.body.includes('approval requested')), 'the request on the PR', 60_000);
+  const id = /approval requested `([a-z0-9]+)`/.exec(request!.body)![1]!;
+  api.addComment(7, { login: 'carol' }, `/approve ${id}`);
+  const r = await running;
+  assert.equal(r.steps[0]!.outcome, 'success', r.steps[0]!.stderr);
+  assert.match(r.steps[0]!.stderr, new RegExp(`waiting for approval: rule "approve-drops" holds this command as request ${id}`));
+  assert.equal(cluster.sql("SELECT to_regclass('legacy') IS NULL", 'app').trim(), 't');
+  assert.equal(r.post?.outcome, 'success', r.post?.stdout);
+  const status = api.statuses.find((s) => s.context === 'gateway/audit-approval')!;
+  assert.equal(status.state, 'success');
+  assert.match(status.description, /^1 commands, 0 denied, 1 approved, 0 not approved; log verified$/);
+  assert.match(r.summary, new RegExp(`approved by github:carol.*href="${request!.html_url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`));
+  assert.match(r.summary, /Approved by: github:carol \(1\)/);
 });
 
 test('a cancelled job still uploads a sealed, verifiable log', async () => {

@@ -1,0 +1,261 @@
+// Approval by pull-request comment: a held command is posted on the PR with the exact text and
+// the reply to type; reviewers answer `/approve ID` or `/deny ID reason`. One poller per gateway
+// reads the comments (ETag-conditional, backing off when nothing changes or GitHub rate-limits)
+// for every waiting request. Every reply considered is recorded with why it counted or not; any
+// GitHub failure that leaves nowhere to ask denies the command (fail closed).
+import fs from 'node:fs';
+import type { Answer, ApprovalRequest, Approver, Verdict } from './broker.ts';
+import { formatDuration } from './broker.ts';
+import { checkReply } from './reply-check.ts';
+import { GitHubApiError, type IssueComment, type RepoClient } from '../github/repo-client.ts';
+import type { ApprovalSettings } from '../config/policy.ts';
+
+export interface GitHubJob {
+  repository: string; runId: string; attempt: string; actor: string; triggeringActor: string; sha: string;
+  serverUrl: string; eventName: string;
+  /** From the event payload for pull_request events. */
+  pr: { number: number; author: string } | null;
+}
+
+export function githubJobFromEnv(env: NodeJS.ProcessEnv): GitHubJob | null {
+  if (env.GITHUB_ACTIONS !== 'true' || !env.GITHUB_REPOSITORY) return null;
+  let pr: GitHubJob['pr'] = null;
+  if ((env.GITHUB_EVENT_NAME ?? '').startsWith('pull_request') && env.GITHUB_EVENT_PATH) {
+    try {
+      const e = JSON.parse(fs.readFileSync(env.GITHUB_EVENT_PATH, 'utf8')) as { pull_request?: { number?: number; user?: { login?: string } } };
+      if (typeof e.pull_request?.number === 'number') pr = { number: e.pull_request.number, author: String(e.pull_request.user?.login ?? '') };
+    } catch {
+      // Resolved through the API instead.
+    }
+  }
+  return {
+    repository: env.GITHUB_REPOSITORY, runId: env.GITHUB_RUN_ID ?? '', attempt: env.GITHUB_RUN_ATTEMPT ?? '1',
+    actor: env.GITHUB_ACTOR ?? '', triggeringActor: env.GITHUB_TRIGGERING_ACTOR ?? env.GITHUB_ACTOR ?? '',
+    sha: env.GITHUB_SHA ?? '', serverUrl: env.GITHUB_SERVER_URL ?? 'https://github.com', eventName: env.GITHUB_EVENT_NAME ?? '', pr,
+  };
+}
+
+interface Waiting {
+  req: ApprovalRequest;
+  answer: (a: Answer) => void;
+  comment: { id: number; createdAt: string; url: string; body: string } | null;
+  approvals: Map<string, string>;
+  seen: Set<number>;
+  done: boolean;
+}
+
+type Record = (type: string, fields: { [k: string]: unknown }) => void;
+
+const MAX_POLL_MS = 30_000;
+
+export class GitHubApprover implements Approver {
+  readonly name = 'github';
+  private readonly client: RepoClient;
+  private readonly settings: ApprovalSettings;
+  private readonly job: GitHubJob;
+  private readonly record: Record;
+  private readonly pollMs: number;
+  private readonly waiting = new Map<string, Waiting>();
+  private where: Promise<{ issue: number; prAuthor: string | null } | { error: string }> | null = null;
+  private polling = false;
+  private etag: string | null = null;
+  private since: string | null = null;
+  private readonly allowed = new Map<string, Promise<{ ok: boolean; why: string }>>();
+
+  constructor(opts: { client: RepoClient; settings: ApprovalSettings; job: GitHubJob; record: Record; pollMs?: number }) {
+    this.client = opts.client;
+    this.settings = opts.settings;
+    this.job = opts.job;
+    this.record = opts.record;
+    this.pollMs = opts.pollMs ?? 5000;
+  }
+
+  instructions(req: ApprovalRequest): string {
+    const url = this.waiting.get(req.id)?.comment?.url;
+    return `a reviewer replies \`/approve ${req.id}\` or \`/deny ${req.id} REASON\` ${url ? `on ${url}` : 'on the pull request'}`;
+  }
+
+  open(req: ApprovalRequest, answer: (a: Answer) => void): void {
+    const w: Waiting = { req, answer, comment: null, approvals: new Map(), seen: new Set(), done: false };
+    this.waiting.set(req.id, w);
+    void this.post(w);
+  }
+
+  settled(req: ApprovalRequest, v: Verdict): void {
+    const w = this.waiting.get(req.id);
+    this.waiting.delete(req.id);
+    if (!w) return;
+    w.done = true;
+    if (!w.comment) return;
+    const line = v.outcome === 'approved'
+      ? `✅ **Approved** by ${v.by.split(',').map((b) => '@' + b.replace(/^github:/, '')).join(', ')} at ${v.at}; the command ran.`
+      : `⛔ **Denied**${v.by.startsWith('github:') ? ` by @${v.by.slice(7)}` : ` (${v.via})`} at ${v.at}${v.reason ? `: ${v.reason}` : ''}`;
+    this.client.updateComment(w.comment.id, `${w.comment.body}\n\n---\n${line}`).catch((e: Error) => this.record('gateway-error', { target: req.target, message: `approval request ${req.id}: the verdict could not be written on the comment: ${e.message}` }));
+  }
+
+  private async post(w: Waiting): Promise<void> {
+    const where = await (this.where ??= this.resolveWhere());
+    if ('error' in where) return this.fail(w, where.error);
+    const body = this.body(w.req, where.prAuthor);
+    try {
+      const c = await this.client.createComment(where.issue, body);
+      if (w.done) return;
+      w.comment = { id: c.id, createdAt: c.createdAt, url: c.url, body };
+      this.since ??= new Date(Date.parse(c.createdAt) - 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+      this.record('approval-comment', { session: w.req.session, command: w.req.command, id: w.req.id, issue: where.issue, comment_id: c.id, url: c.url });
+      this.kick();
+    } catch (e) {
+      this.fail(w, (e as Error).message);
+    }
+  }
+
+  /** The PR of the run; else the one its commit belongs to; else the configured issue. */
+  private async resolveWhere(): Promise<{ issue: number; prAuthor: string | null } | { error: string }> {
+    const w = this.settings.where;
+    if (w.kind === 'issue') return { issue: w.number, prAuthor: null };
+    try {
+      if (this.job.pr) return { issue: this.job.pr.number, prAuthor: this.job.pr.author || (await this.client.pull(this.job.pr.number)).author };
+      const prs = await this.client.pullsForCommit(this.job.sha);
+      if (prs[0]) return { issue: prs[0].number, prAuthor: prs[0].author };
+      return { error: `there is nowhere to ask for approval: this ${this.job.eventName || 'run'} has no pull request (commit ${this.job.sha.slice(0, 12)} belongs to none); set approvals.where: issue:NUMBER to ask on an issue` };
+    } catch (e) {
+      return { error: (e as Error).message };
+    }
+  }
+
+  private fail(w: Waiting, why: string): void {
+    if (w.done) return;
+    this.record('gateway-error', { target: w.req.target, message: `approval request ${w.req.id} cannot be asked on GitHub: ${why}` });
+    w.answer({ outcome: 'denied', by: 'github', reason: `cannot ask for approval on GitHub: ${why}` });
+  }
+
+  private kick(): void {
+    if (this.polling) return;
+    this.polling = true;
+    void this.poll().finally(() => (this.polling = false));
+  }
+
+  private async poll(): Promise<void> {
+    let interval = this.pollMs;
+    let rateLimited = false;
+    while ([...this.waiting.values()].some((w) => w.comment)) {
+      await new Promise((r) => setTimeout(r, interval).unref());
+      const where = await this.where!;
+      if ('error' in where) return;
+      try {
+        const r = await this.client.commentsSince(where.issue, this.since!, this.etag);
+        rateLimited = false;
+        if (r === null) {
+          interval = Math.min(MAX_POLL_MS, Math.round(interval * 1.5));
+          continue;
+        }
+        this.etag = r.etag;
+        interval = this.pollMs;
+        await this.consider(r.comments, where.prAuthor);
+      } catch (e) {
+        const err = e as GitHubApiError;
+        if (err instanceof GitHubApiError && err.kind === 'rate-limit') {
+          if (!rateLimited) this.record('gateway-error', { message: `${err.message}; asking again in ${formatDuration(Math.ceil(err.retryAfterMs! / 1000) * 1000)}` });
+          rateLimited = true;
+          interval = Math.min(err.retryAfterMs!, 15 * 60_000);
+        } else if (err instanceof GitHubApiError && (err.kind === 'forbidden' || err.kind === 'not-found')) {
+          for (const w of [...this.waiting.values()]) this.fail(w, err.message);
+          return;
+        } else {
+          this.record('gateway-error', { message: `reading approval replies: ${(e as Error).message}` });
+          interval = Math.min(MAX_POLL_MS, interval * 2);
+        }
+      }
+    }
+  }
+
+  private async consider(comments: IssueComment[], prAuthor: string | null): Promise<void> {
+    const self = this.settings.allowSelfApproval ? [] : [prAuthor, this.job.actor, this.job.triggeringActor].filter((x): x is string => Boolean(x)).map((x) => x.toLowerCase());
+    const sorted = [...comments].sort((a, b) => a.id - b.id);
+    for (const w of [...this.waiting.values()]) {
+      if (!w.comment || w.done) continue;
+      for (const c of sorted) {
+        if (w.done || w.seen.has(c.id) || c.id === w.comment.id) continue;
+        w.seen.add(c.id);
+        const check = checkReply(c, w.req.id, w.comment, self);
+        if (check.kind === 'unrelated') continue;
+        const reply = { session: w.req.session, command: w.req.command, id: w.req.id, comment_id: c.id, comment_url: c.url, author: c.login };
+        if (check.kind === 'ignored') {
+          this.record('approval-reply', { ...reply, counted: false, why: check.why });
+          continue;
+        }
+        const may = await this.mayApprove(c.login);
+        if (!may.ok) {
+          this.record('approval-reply', { ...reply, verb: check.verb, counted: false, why: may.why });
+          continue;
+        }
+        if (w.done) break;
+        if (check.verb === 'deny') {
+          this.record('approval-reply', { ...reply, verb: 'deny', counted: true, why: may.why });
+          w.answer({ outcome: 'denied', by: `github:${c.login}`, ...(check.reason ? { reason: check.reason } : {}) });
+          break;
+        }
+        w.approvals.set(c.login.toLowerCase(), c.url);
+        this.record('approval-reply', { ...reply, verb: 'approve', counted: true, why: `${may.why}; ${w.approvals.size} of ${this.settings.minApprovals} approvals` });
+        if (w.approvals.size >= this.settings.minApprovals) {
+          w.answer({ outcome: 'approved', by: [...w.approvals.keys()].map((l) => `github:${l}`).join(',') });
+          break;
+        }
+      }
+    }
+  }
+
+  /** Listed user, member of a listed team, or (with no list) write access or above. */
+  private mayApprove(login: string): Promise<{ ok: boolean; why: string }> {
+    const key = login.toLowerCase();
+    let p = this.allowed.get(key);
+    if (!p) {
+      p = (async () => {
+        const s = this.settings;
+        if (s.users.length === 0 && s.teams.length === 0) {
+          const perm = await this.client.permission(login);
+          return ['admin', 'maintain', 'write'].includes(perm) ? { ok: true, why: `${login} has ${perm} permission` } : { ok: false, why: `${login} has ${perm} permission; approving needs write, maintain or admin` };
+        }
+        if (s.users.includes(key)) return { ok: true, why: `${login} is a listed approver` };
+        for (const t of s.teams) {
+          const [org, slug] = t.split('/') as [string, string];
+          if (await this.client.isTeamMember(org, slug, login)) return { ok: true, why: `${login} is a member of @${t}` };
+        }
+        return { ok: false, why: `${login} is not a listed approver nor a member of ${s.teams.map((t) => '@' + t).join(', ') || 'a listed team'}` };
+      })().catch((e: Error) => {
+        this.allowed.delete(key);
+        return { ok: false, why: `could not check ${login}: ${e.message}` };
+      });
+      this.allowed.set(key, p);
+    }
+    return p;
+  }
+
+  private body(req: ApprovalRequest, prAuthor: string | null): string {
+    const j = this.job;
+    const fence = '`'.repeat(Math.max(3, ...[...req.text.matchAll(/`+/g)].map((m) => m[0].length + 1)));
+    const s = this.settings;
+    const who = s.users.length || s.teams.length ? [...s.users, ...s.teams.map((t) => `@${t}`)].join(', ') : 'anyone with write access';
+    const self = s.allowSelfApproval ? '' : ` ${[prAuthor, j.actor, j.triggeringActor].filter(Boolean).filter((v, i, a) => a.indexOf(v) === i).map((l) => `@${l}`).join(', ')} cannot approve.`;
+    return [
+      `### gateway-action: approval requested \`${req.id}\``,
+      '',
+      `A command on **${req.target}** is held by rule **${req.rule}**${req.reason ? `: ${req.reason}` : ''}`,
+      '',
+      `${fence}sql`,
+      req.text,
+      fence,
+      '',
+      `| | |`,
+      `|---|---|`,
+      `| run | [${j.repository} run ${j.runId}, attempt ${j.attempt}](${j.serverUrl}/${j.repository}/actions/runs/${j.runId}/attempts/${j.attempt}) |`,
+      `| commit | \`${j.sha.slice(0, 12)}\` |`,
+      `| actor | @${j.actor}${j.triggeringActor && j.triggeringActor !== j.actor ? ` (triggered by @${j.triggeringActor})` : ''} |`,
+      `| expires | ${req.expiresAt} |`,
+      '',
+      `Reply \`/approve ${req.id}\` or \`/deny ${req.id} <reason>\`. Who may approve: ${who}; ${s.minApprovals} approval${s.minApprovals === 1 ? '' : 's'} needed.${self} Edited comments do not count.`,
+      '',
+      `<!-- gateway-action approval ${req.id} run ${req.run} sha256 ${req.digest} -->`,
+    ].join('\n');
+  }
+}

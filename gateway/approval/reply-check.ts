@@ -1,0 +1,41 @@
+// Whether a PR comment is a valid verdict on a request, as far as the comment itself tells: a
+// forged approval is worse than none, so every rule that does not need GitHub's API is here, pure.
+// Whether the author may approve at all (listed, team member, write access) is asked of GitHub
+// by the approver afterwards.
+import type { IssueComment } from '../github/repo-client.ts';
+
+export interface ReplyCommand { verb: 'approve' | 'deny'; id: string; reason: string }
+
+/** `/approve ID` and `/deny ID [reason]` lines of a comment. */
+export function replyCommands(body: string): ReplyCommand[] {
+  const out: ReplyCommand[] = [];
+  for (const line of body.split(/\r?\n/)) {
+    const m = /^\s*\/(approve|deny)\s+([A-Za-z0-9]+)\b[ \t]*(.*)$/.exec(line);
+    if (m) out.push({ verb: m[1] as 'approve' | 'deny', id: m[2]!.toLowerCase(), reason: m[3]!.trim() });
+  }
+  return out;
+}
+
+export interface RequestComment { id: number; createdAt: string }
+
+export type ReplyCheck =
+  | { kind: 'candidate'; verb: 'approve' | 'deny'; reason: string }
+  | { kind: 'ignored'; why: string }
+  | { kind: 'unrelated' };
+
+/**
+ * `selfLogins`: the PR author and the run's actor and triggering actor (lower-case), who may not
+ * approve unless the policy allows self-approval; empty when it does.
+ */
+export function checkReply(c: IssueComment, requestId: string, request: RequestComment, selfLogins: string[]): ReplyCheck {
+  const commands = replyCommands(c.body);
+  if (commands.length === 0) return { kind: 'unrelated' };
+  const mine = commands.find((x) => x.id === requestId);
+  if (!mine) return { kind: 'ignored', why: `names request ${commands.map((x) => x.id).join(', ')}, not ${requestId}` };
+  // Comment ids grow with time; the timestamps have whole seconds only.
+  if (c.id <= request.id || Date.parse(c.createdAt) < Date.parse(request.createdAt)) return { kind: 'ignored', why: 'written before the request was posted' };
+  if (c.createdAt !== c.updatedAt) return { kind: 'ignored', why: 'edited after it was written (an edited comment never counts)' };
+  if (c.isBot) return { kind: 'ignored', why: `written by a bot (${c.login})` };
+  if (selfLogins.includes(c.login.toLowerCase())) return { kind: 'ignored', why: `${c.login} is the pull request's author or the run's actor, and self-approval is not allowed` };
+  return { kind: 'candidate', verb: mine.verb, reason: mine.reason };
+}

@@ -1,0 +1,233 @@
+// Approval by pull-request comment against the GitHub REST stand-in, driven by the real Octokit
+// inside a real gateway daemon: a held psql command is posted on the PR, reviewers answer there,
+// and every forgery is ignored with its reason recorded.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { appCluster, policyFor, psqlAsync, readLog, startGateway, tempDir, waitFor, type Cluster, type LogRecord, type RunningGateway } from '../helpers/gateway.ts';
+import { startGitHubApi, type GitHubApi } from '../helpers/github-api.ts';
+
+let cluster: Cluster;
+let api: GitHubApi;
+let work: string;
+const gateways: RunningGateway[] = [];
+
+const HEAD = 'd'.repeat(40);
+
+before(async () => {
+  cluster = await appCluster();
+  work = tempDir('gw-ghapprovals-');
+  api = await startGitHubApi({
+    owner: 'octo-org', name: 'payments',
+    pulls: [{ number: 7, headSha: HEAD, author: 'bob' }, { number: 8, headSha: 'e'.repeat(40), author: 'bob' }],
+    collaborators: { alice: 'write', bob: 'write', mallory: 'write', rita: 'read', wanda: 'write', dave: 'none', erin: 'none', carol: 'none' },
+    teams: { 'octo-org/dba-team': ['dave', 'erin'] },
+  });
+});
+after(async () => {
+  for (const g of gateways) {
+    try {
+      g.stop();
+    } catch {
+      // Already stopped.
+    }
+  }
+  await api?.close();
+  cluster?.stop();
+});
+
+function jobEnv(over: Record<string, string> = {}, pr = 7): Record<string, string> {
+  const event = path.join(work, `event-${pr}.json`);
+  fs.writeFileSync(event, JSON.stringify({ pull_request: { number: pr, head: { sha: HEAD }, user: { login: 'bob' } } }));
+  return {
+    GITHUB_ACTIONS: 'true', GITHUB_REPOSITORY: 'octo-org/payments', GITHUB_RUN_ID: '555', GITHUB_RUN_ATTEMPT: '1',
+    GITHUB_ACTOR: 'alice', GITHUB_TRIGGERING_ACTOR: 'alice', GITHUB_SHA: 'f'.repeat(40), GITHUB_EVENT_NAME: 'pull_request',
+    GITHUB_EVENT_PATH: event, GITHUB_SERVER_URL: 'https://github.com', GITHUB_API_URL: api.url,
+    GATEWAY_GITHUB_TOKEN: api.token, GATEWAY_ACTION_APPROVAL_POLL_MS: '150',
+    GATEWAY_ACTION_RUNTIME_DIR: path.join(work, 'run'),
+    ...over,
+  };
+}
+
+function gateway(approvals: string, env: Record<string, string> = {}, pr = 7): RunningGateway {
+  const g = startGateway(policyFor(cluster) + `rules:
+  - name: approve-drops
+    when: { sql: [drop, truncate] }
+    action: approve
+    reason: destructive
+default: allow
+unclassified: deny
+approvals:
+${approvals}`, 'deployer-pw', jobEnv(env, pr));
+  gateways.push(g);
+  return g;
+}
+
+const LISTED = `  approvers: ["@octo-org/dba-team", "carol"]
+  timeout: 60s
+`;
+
+function makeTable(name: string): void {
+  cluster.sql(`DROP TABLE IF EXISTS ${name}; CREATE TABLE ${name} (id int); ALTER TABLE ${name} OWNER TO deployer`, 'app');
+}
+const exists = (name: string): boolean => cluster.sql(`SELECT to_regclass('${name}') IS NOT NULL`, 'app').trim() === 't';
+
+/** The request comment the gateway posted for `text`, and its request id. */
+async function requestFor(text: string): Promise<{ id: string; commentId: number; url: string }> {
+  const c = (await waitFor(() => api.comments.find((x) => x.body.includes(text) && x.body.includes('approval requested')), `the request comment for ${text}`))!;
+  const id = /approval requested `([a-z0-9]+)`/.exec(c.body)![1]!;
+  return { id, commentId: c.id, url: c.html_url };
+}
+
+const records = (g: RunningGateway, type: string): LogRecord[] => readLog(g.logPath()).filter((r) => r.type === type);
+
+test('approve: the command is posted on the PR, a listed team member approves, it runs, and the comment says so', async () => {
+  const g = gateway(LISTED);
+  makeTable('gh_a');
+  const p = psqlAsync(g.env, ['-c', 'DROP TABLE gh_a']);
+  const req = await requestFor('DROP TABLE gh_a');
+  assert.match(api.comments.find((c) => c.id === req.commentId)!.body, /```sql\nDROP TABLE gh_a\n```/);
+  assert.match(api.comments.find((c) => c.id === req.commentId)!.body, new RegExp(`Reply \`/approve ${req.id}\` or \`/deny ${req.id} <reason>\``));
+  assert.equal(req.id.length, 10, 'ids are bound to the run, attempt and command');
+  api.addComment(7, { login: 'dave' }, `LGTM\n/approve ${req.id}`);
+  const r = await p.done;
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(exists('gh_a'), false);
+  const verdict = records(g, 'approval').find((x) => x.id === req.id)!;
+  assert.equal(verdict.outcome, 'approved');
+  assert.equal(verdict.by, 'github:dave');
+  assert.equal(records(g, 'approval-comment').find((x) => x.id === req.id)!.url, req.url);
+  const reply = records(g, 'approval-reply').find((x) => x.id === req.id && x.counted)!;
+  assert.equal(reply.author, 'dave');
+  assert.match(reply.why, /dave is a member of @octo-org\/dba-team/);
+  await waitFor(() => /Approved\*\* by @dave/.test(api.comments.find((c) => c.id === req.commentId)!.body), 'the comment to show the verdict');
+});
+
+test('deny with a reason: the client gets it, the table stays', async () => {
+  const g = gateway(LISTED);
+  makeTable('gh_d');
+  const p = psqlAsync(g.env, ['-c', 'DROP TABLE gh_d']);
+  const req = await requestFor('DROP TABLE gh_d');
+  api.addComment(7, { login: 'carol' }, `/deny ${req.id} not during the freeze`);
+  const r = await p.done;
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, new RegExp(`denied by rule "approve-drops": request ${req.id} was denied by github:carol: not during the freeze`));
+  assert.equal(exists('gh_d'), true);
+  await waitFor(() => /Denied\*\* by @carol/.test(api.comments.find((c) => c.id === req.commentId)!.body), 'the comment to show the verdict');
+});
+
+test('forgeries are ignored, each with its reason in the log; then a real approval counts', async () => {
+  const g = gateway(LISTED);
+  makeTable('gh_f');
+  // A comment written before the request exists, naming nothing yet.
+  const p = psqlAsync(g.env, ['-c', 'DROP TABLE gh_f']);
+  const req = await requestFor('DROP TABLE gh_f');
+  // Written an hour before the request (then touched, so the since-filtered poll returns it).
+  const early = api.addComment(7, { login: 'dave' }, `/approve ${req.id}`, new Date(Date.now() - 3_600_000));
+  api.editComment(early.id, `/approve ${req.id}`);
+  api.addComment(7, { login: 'bob' }, `/approve ${req.id}`);            // the PR author
+  api.addComment(7, { login: 'alice' }, `/approve ${req.id}`);          // the run's (triggering) actor
+  api.addComment(7, { login: 'renovate[bot]', type: 'Bot' }, `/approve ${req.id}`);
+  api.addComment(7, { login: 'mallory' }, `/approve ${req.id}`);        // write access, but not listed
+  api.addComment(7, { login: 'erin' }, '/approve zzzzzzzzzz');          // another request's id
+  const edited = api.addComment(7, { login: 'erin' }, 'looks fine');
+  api.editComment(edited.id, `/approve ${req.id}`);                     // edited into an approval
+  await waitFor(() => records(g, 'approval-reply').filter((x) => x.id === req.id).length >= 7, 'all replies to be considered');
+  assert.equal(exists('gh_f'), true, 'nothing approved it');
+  const why = (author: string): string => records(g, 'approval-reply').filter((x) => x.id === req.id && x.author === author).map((x) => `${x.counted}:${x.why}`).join(' | ');
+  assert.match(why('dave'), /false:written before the request was posted/);
+  assert.match(why('bob'), /false:bob is the pull request's author or the run's actor/);
+  assert.match(why('alice'), /false:alice is the pull request's author or the run's actor/);
+  assert.match(why('renovate[bot]'), /false:written by a bot/);
+  assert.match(why('mallory'), /false:mallory is not a listed approver nor a member of @octo-org\/dba-team/);
+  assert.match(why('erin'), /false:names request zzzzzzzzzz, not/);
+  assert.match(why('erin'), /false:edited after it was written/);
+  api.addComment(7, { login: 'erin' }, `/approve ${req.id}`);
+  assert.equal((await p.done).status, 0);
+  assert.equal(exists('gh_f'), false);
+});
+
+test('without a list, collaborators with write access approve and read access does not; ids differ per run attempt', async () => {
+  const g = gateway('  timeout: 60s\n');
+  makeTable('gh_w');
+  const p = psqlAsync(g.env, ['-c', 'DROP TABLE gh_w']);
+  const req = await requestFor('DROP TABLE gh_w');
+  // The same command in attempt 2 of the run gets another id: attempt 1's approval cannot be replayed.
+  const g2 = gateway('  timeout: 60s\n', { GITHUB_RUN_ATTEMPT: '2' });
+  const p2 = psqlAsync(g2.env, ['-c', 'DROP TABLE gh_w']);
+  const req2 = await waitFor(async () => {
+    const cs = api.comments.filter((x) => x.body.includes('DROP TABLE gh_w') && x.body.includes('approval requested') && !x.body.includes(req.id));
+    return cs[0] ? /approval requested `([a-z0-9]+)`/.exec(cs[0].body)![1]! : null;
+  }, 'the attempt-2 request');
+  assert.notEqual(req2, req.id);
+  api.addComment(7, { login: 'rita' }, `/approve ${req.id}`);
+  await waitFor(() => records(g, 'approval-reply').some((x) => x.author === 'rita'), 'rita\'s reply to be considered');
+  assert.match(records(g, 'approval-reply').find((x) => x.author === 'rita')!.why, /rita has read permission; approving needs write, maintain or admin/);
+  api.addComment(7, { login: 'wanda' }, `/approve ${req.id}`);
+  assert.equal((await p.done).status, 0);
+  await waitFor(() => records(g2, 'approval-reply').some((x) => x.author === 'wanda'), 'attempt 2 to see the approval of attempt 1');
+  assert.match(records(g2, 'approval-reply').find((x) => x.author === 'wanda')!.why, new RegExp(`names request ${req.id}, not ${req2}`));
+  api.addComment(7, { login: 'wanda' }, `/deny ${req2} already done in attempt 1`);
+  assert.notEqual((await p2.done).status, 0);
+});
+
+test('two concurrent requests are approved separately; min-approvals counts distinct approvers', async () => {
+  const g = gateway('  approvers: ["@octo-org/dba-team", "carol"]\n  min-approvals: 2\n  timeout: 60s\n');
+  makeTable('gh_c1');
+  makeTable('gh_c2');
+  const p1 = psqlAsync(g.env, ['-c', 'DROP TABLE gh_c1']);
+  const p2 = psqlAsync(g.env, ['-c', 'DROP TABLE gh_c2']);
+  const r1 = await requestFor('DROP TABLE gh_c1');
+  const r2 = await requestFor('DROP TABLE gh_c2');
+  api.addComment(7, { login: 'dave' }, `/approve ${r2.id}`);
+  api.addComment(7, { login: 'dave' }, `/approve ${r2.id}`);   // the same person twice is one approval
+  await waitFor(() => records(g, 'approval-reply').filter((x) => x.id === r2.id && x.counted).length >= 2, 'both of dave\'s replies');
+  assert.equal(exists('gh_c2'), true, 'one distinct approver is not two');
+  api.addComment(7, { login: 'carol' }, `/approve ${r2.id}`);
+  assert.equal((await p2.done).status, 0);
+  assert.equal(exists('gh_c1'), true, 'the other request is still waiting');
+  api.addComment(7, { login: 'erin' }, `/approve ${r1.id}`);
+  api.addComment(7, { login: 'carol' }, `/approve ${r1.id}`);
+  assert.equal((await p1.done).status, 0);
+  assert.equal(records(g, 'approval').find((x) => x.id === r2.id)!.by, 'github:dave,github:carol');
+});
+
+test('a timeout denies, and the comment says so', async () => {
+  const g = gateway('  approvers: [carol]\n  timeout: 2s\n');
+  makeTable('gh_t');
+  const r = await psqlAsync(g.env, ['-c', 'DROP TABLE gh_t']).done;
+  assert.match(r.stderr, /timed out: no verdict within 2s/);
+  assert.equal(exists('gh_t'), true);
+  const c = api.comments.filter((x) => x.body.includes('DROP TABLE gh_t')).at(-1)!;
+  await waitFor(() => /Denied\*\* \(timeout\)/.test(api.comments.find((x) => x.id === c.id)!.body), 'the comment to show the timeout');
+});
+
+test('rate limits back off and the approval still arrives; the log says GitHub rate-limited', async () => {
+  const g = gateway(LISTED);
+  makeTable('gh_r');
+  const p = psqlAsync(g.env, ['-c', 'DROP TABLE gh_r']);
+  const req = await requestFor('DROP TABLE gh_r');
+  api.rateLimit(/\/issues\/7\/comments/, 2, '429', 1);
+  api.rateLimit(/\/issues\/7\/comments/, 1, '403', 1);
+  api.addComment(7, { login: 'dave' }, `/approve ${req.id}`);
+  assert.equal((await p.done).status, 0);
+  assert.ok(readLog(g.logPath()).some((x) => x.type === 'gateway-error' && /GitHub rate-limited the request to read the comments of #7; asking again in \d+s/.test(x.message)));
+});
+
+test('a pull request GitHub does not know, or a push with no pull request, denies with a clear reason', async () => {
+  const g = gateway(LISTED, {}, 99);
+  makeTable('gh_404');
+  const r = await psqlAsync(g.env, ['-c', 'DROP TABLE gh_404']).done;
+  assert.match(r.stderr, /cannot ask for approval on GitHub: GitHub found nothing when asked to post a comment on #99 \(404\)/);
+  assert.equal(exists('gh_404'), true);
+  const push = gateway(LISTED, { GITHUB_EVENT_NAME: 'push', GITHUB_SHA: '0'.repeat(40) });
+  const r2 = await psqlAsync(push.env, ['-c', 'DROP TABLE gh_404']).done;
+  assert.match(r2.stderr, /there is nowhere to ask for approval: this push has no pull request .* set approvals\.where: issue:NUMBER/);
+  // A push whose commit belongs to a PR asks there.
+  const viaCommit = gateway(LISTED, { GITHUB_EVENT_NAME: 'push', GITHUB_SHA: 'e'.repeat(40) });
+  const p = psqlAsync(viaCommit.env, ['-c', 'DROP TABLE gh_404']);
+  const c = (await waitFor(() => api.comments.find((x) => x.issue === 8 && x.body.includes('DROP TABLE gh_404')), 'the request on PR #8'))!;
+  api.addComment(8, { login: 'carol' }, `/approve ${/approval requested `([a-z0-9]+)`/.exec(c.body)![1]}`);
+  assert.equal((await p.done).status, 0);
+});
