@@ -21,7 +21,7 @@ before(async () => {
   api = await startGitHubApi({
     owner: 'octo-org', name: 'payments',
     pulls: [{ number: 7, headSha: HEAD, author: 'bob' }, { number: 8, headSha: 'e'.repeat(40), author: 'bob' }],
-    collaborators: { alice: 'write', bob: 'write', mallory: 'write', rita: 'read', wanda: 'write', dave: 'none', erin: 'none', carol: 'none' },
+    collaborators: { alice: 'write', tina: 'admin', bob: 'write', mallory: 'write', rita: 'read', wanda: 'write', dave: 'none', erin: 'none', carol: 'none' },
     teams: { 'octo-org/dba-team': ['dave', 'erin'] },
   });
 });
@@ -42,7 +42,7 @@ function jobEnv(over: Record<string, string> = {}, pr = 7): Record<string, strin
   fs.writeFileSync(event, JSON.stringify({ pull_request: { number: pr, head: { sha: HEAD }, user: { login: 'bob' } } }));
   return {
     GITHUB_ACTIONS: 'true', GITHUB_REPOSITORY: 'octo-org/payments', GITHUB_RUN_ID: '555', GITHUB_RUN_ATTEMPT: '1',
-    GITHUB_ACTOR: 'alice', GITHUB_TRIGGERING_ACTOR: 'alice', GITHUB_SHA: 'f'.repeat(40), GITHUB_EVENT_NAME: 'pull_request',
+    GITHUB_ACTOR: 'alice', GITHUB_TRIGGERING_ACTOR: 'tina', GITHUB_SHA: 'f'.repeat(40), GITHUB_EVENT_NAME: 'pull_request',
     GITHUB_EVENT_PATH: event, GITHUB_SERVER_URL: 'https://github.com', GITHUB_API_URL: api.url,
     GATEWAY_GITHUB_TOKEN: api.token, GATEWAY_ACTION_APPROVAL_POLL_MS: '150',
     GATEWAY_ACTION_RUNTIME_DIR: path.join(work, 'run'),
@@ -127,18 +127,20 @@ test('forgeries are ignored, each with its reason in the log; then a real approv
   const early = api.addComment(7, { login: 'dave' }, `/approve ${req.id}`, new Date(Date.now() - 3_600_000));
   api.editComment(early.id, `/approve ${req.id}`);
   api.addComment(7, { login: 'bob' }, `/approve ${req.id}`);            // the PR author
-  api.addComment(7, { login: 'alice' }, `/approve ${req.id}`);          // the run's (triggering) actor
+  api.addComment(7, { login: 'alice' }, `/approve ${req.id}`);          // the run's actor
+  api.addComment(7, { login: 'tina' }, `/approve ${req.id}`);           // who re-ran it (triggering actor)
   api.addComment(7, { login: 'renovate[bot]', type: 'Bot' }, `/approve ${req.id}`);
   api.addComment(7, { login: 'mallory' }, `/approve ${req.id}`);        // write access, but not listed
   api.addComment(7, { login: 'erin' }, '/approve zzzzzzzzzz');          // another request's id
   const edited = api.addComment(7, { login: 'erin' }, 'looks fine');
   api.editComment(edited.id, `/approve ${req.id}`);                     // edited into an approval
-  await waitFor(() => records(g, 'approval-reply').filter((x) => x.id === req.id).length >= 7, 'all replies to be considered');
+  await waitFor(() => records(g, 'approval-reply').filter((x) => x.id === req.id).length >= 8, 'all replies to be considered');
   assert.equal(exists('gh_f'), true, 'nothing approved it');
   const why = (author: string): string => records(g, 'approval-reply').filter((x) => x.id === req.id && x.author === author).map((x) => `${x.counted}:${x.why}`).join(' | ');
   assert.match(why('dave'), /false:written before the request was posted/);
   assert.match(why('bob'), /false:bob is the pull request's author or the run's actor/);
   assert.match(why('alice'), /false:alice is the pull request's author or the run's actor/);
+  assert.match(why('tina'), /false:tina is the pull request's author or the run's actor/);
   assert.match(why('renovate[bot]'), /false:written by a bot/);
   assert.match(why('mallory'), /false:mallory is not a listed approver nor a member of @octo-org\/dba-team/);
   assert.match(why('erin'), /false:names request zzzzzzzzzz, not/);
@@ -230,4 +232,17 @@ test('a pull request GitHub does not know, or a push with no pull request, denie
   const c = (await waitFor(() => api.comments.find((x) => x.issue === 8 && x.body.includes('DROP TABLE gh_404')), 'the request on PR #8'))!;
   api.addComment(8, { login: 'carol' }, `/approve ${/approval requested `([a-z0-9]+)`/.exec(c.body)![1]}`);
   assert.equal((await p.done).status, 0);
+});
+
+test('a token without pull-requests: write denies the held command with a message naming the permission', async () => {
+  const readOnly = await startGitHubApi({ owner: 'octo-org', name: 'payments', pulls: [{ number: 7, headSha: HEAD, author: 'bob' }], grantedPermissions: ['statuses'] });
+  try {
+    const g = gateway(LISTED, { GITHUB_API_URL: readOnly.url, GATEWAY_GITHUB_TOKEN: readOnly.token });
+    makeTable('gh_ro');
+    const r = await psqlAsync(g.env, ['-c', 'DROP TABLE gh_ro']).done;
+    assert.match(r.stderr, /cannot ask for approval on GitHub: GitHub refused to post a comment on #7 \(403 .*\): the job's token needs permissions pull-requests: write and issues: write/);
+    assert.equal(exists('gh_ro'), true);
+  } finally {
+    await readOnly.close();
+  }
 });
