@@ -37,6 +37,7 @@ async function main(): Promise<void> {
   if (policyCanHold(policy)) {
     if (!inputs.githubToken) throw new InputError('the policy holds commands for approval on the pull request: the github-token input is empty');
     secrets[GITHUB_TOKEN_SECRET] = inputs.githubToken;
+    core.setSecret(inputs.githubToken);
   }
   const temp = process.env.RUNNER_TEMP || os.tmpdir();
   const stateDir = fs.mkdtempSync(path.join(temp, 'gateway-action-'));

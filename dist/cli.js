@@ -24749,6 +24749,7 @@ var policy_schema_default = {
         approvers: {
           description: "Who may approve on GitHub: users (alice) and teams (@my-org/dba-team). Without it: anyone with write, maintain or admin permission on the repository.",
           type: "array",
+          minItems: 1,
           items: {
             type: "string",
             pattern: "^(@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?/[A-Za-z0-9._-]+|@?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)$"
@@ -45625,8 +45626,16 @@ import fs12 from "node:fs";
 // gateway/approval/reply-check.ts
 function replyCommands(body) {
   const out = [];
+  let fence = null;
   for (const line of body.split(/\r?\n/)) {
-    const m = /^\s*\/(approve|deny)\s+([A-Za-z0-9]+)\b[ \t]*(.*)$/.exec(line);
+    const f = /^ {0,3}(`{3,}|~{3,})/.exec(line);
+    if (f) {
+      if (fence === null) fence = f[1];
+      else if (f[1][0] === fence[0] && f[1].length >= fence.length) fence = null;
+      continue;
+    }
+    if (fence !== null || /^( {4}|\t)/.test(line)) continue;
+    const m = /^ {0,3}\/(approve|deny)\s+([A-Za-z0-9]+)\b[ \t]*(.*)$/.exec(line);
     if (m) out.push({ verb: m[1], id: m[2].toLowerCase(), reason: m[3].trim() });
   }
   return out;
@@ -45639,7 +45648,7 @@ function checkReply(c, requestId, request2, selfLogins) {
   if (c.id <= request2.id || Date.parse(c.createdAt) < Date.parse(request2.createdAt)) return { kind: "ignored", why: "written before the request was posted" };
   if (c.createdAt !== c.updatedAt) return { kind: "ignored", why: "edited after it was written (an edited comment never counts)" };
   if (c.isBot) return { kind: "ignored", why: `written by a bot (${c.login})` };
-  if (selfLogins.includes(c.login.toLowerCase())) return { kind: "ignored", why: `${c.login} is the pull request's author or the run's actor, and self-approval is not allowed` };
+  if (mine.verb === "approve" && selfLogins.includes(c.login.toLowerCase())) return { kind: "ignored", why: `${c.login} is the pull request's author or the run's actor, and self-approval is not allowed` };
   return { kind: "candidate", verb: mine.verb, reason: mine.reason };
 }
 
@@ -49738,6 +49747,8 @@ var RepoClient = class {
         if (page === 1) nextEtag = r.headers.etag ?? null;
         out.push(...r.data.map(comment));
         if (r.data.length < 100) break;
+        nextEtag = null;
+        if (page === 10) throw new GitHubApiError("other", 0, `more than 1000 comments changed on #${issue} since ${since}; reading them in part`);
       } catch (e) {
         if (e instanceof GitHubApiError && e.status === 304) return null;
         throw e;
@@ -49749,10 +49760,10 @@ var RepoClient = class {
     const r = await this.call(`read pull request #${n}`, () => this.octokit.rest.pulls.get({ owner: this.ref.owner, repo: this.ref.repo, pull_number: n }));
     return { author: String(r.data.user?.login ?? ""), headSha: r.data.head.sha };
   }
-  /** Open pull requests whose head is `sha`, newest first. */
+  /** Open pull requests that contain `sha`, the one whose head it is first. */
   async pullsForCommit(sha) {
     const r = await this.call(`find the pull request of commit ${sha.slice(0, 12)}`, () => this.octokit.rest.repos.listPullRequestsAssociatedWithCommit({ owner: this.ref.owner, repo: this.ref.repo, commit_sha: sha }));
-    return r.data.filter((p) => p.state === void 0 || p.state === "open").map((p) => ({ number: p.number, author: String(p.user?.login ?? "") }));
+    return r.data.filter((p) => p.state === void 0 || p.state === "open").map((p) => ({ number: p.number, author: String(p.user?.login ?? ""), isHead: p.head?.sha === sha })).sort((a, b) => Number(b.isHead) - Number(a.isHead));
   }
   /** The user's permission on the repository (`none` for non-collaborators). */
   async permission(user) {
@@ -49834,6 +49845,8 @@ var GitHubApprover = class {
   pollMs;
   waiting = /* @__PURE__ */ new Map();
   where = null;
+  /** The login the gateway comments as: its own comments never count, whatever its type. */
+  ownLogin = null;
   polling = false;
   etag = null;
   since = null;
@@ -49860,7 +49873,7 @@ var GitHubApprover = class {
     if (!w) return;
     w.done = true;
     if (!w.comment) return;
-    const line = v.outcome === "approved" ? `\u2705 **Approved** by ${v.by.split(",").map((b) => "@" + b.replace(/^github:/, "")).join(", ")} at ${v.at}; the command ran.` : `\u26D4 **Denied**${v.by.startsWith("github:") ? ` by @${v.by.slice(7)}` : ` (${v.via})`} at ${v.at}${v.reason ? `: ${v.reason}` : ""}`;
+    const line = v.outcome === "approved" ? `\u2705 **Approved** by ${v.by.split(",").map((b) => "@" + b.replace(/^github:/, "")).join(", ")} at ${v.at}; the command goes to the server.` : `\u26D4 **Denied**${v.by.startsWith("github:") ? ` by @${v.by.slice(7)}` : ` (${v.via})`} at ${v.at}${v.reason ? `: ${v.reason}` : ""}`;
     this.client.updateComment(w.comment.id, `${w.comment.body}
 
 ---
@@ -49869,9 +49882,10 @@ ${line}`).catch((e) => this.record("gateway-error", { target: req.target, messag
   async post(w) {
     const where2 = await (this.where ??= this.resolveWhere());
     if ("error" in where2) return this.fail(w, where2.error);
-    const body = this.body(w.req, where2.prAuthor);
+    const body = this.body(w.req, where2.authors);
     try {
       const c = await this.client.createComment(where2.issue, body);
+      this.ownLogin = c.login.toLowerCase();
       if (w.done) return;
       w.comment = { id: c.id, createdAt: c.createdAt, url: c.url, body };
       this.since ??= new Date(Date.parse(c.createdAt) - 1e3).toISOString().replace(/\.\d{3}Z$/, "Z");
@@ -49881,14 +49895,22 @@ ${line}`).catch((e) => this.record("gateway-error", { target: req.target, messag
       this.fail(w, e.message);
     }
   }
-  /** The PR of the run; else the one its commit belongs to; else the configured issue. */
+  /**
+   * Where to ask: the run's PR, else the PR whose head the commit is, else the configured issue.
+   * The authors of every PR the run belongs to may not approve, wherever the request is posted.
+   */
   async resolveWhere() {
     const w = this.settings.where;
-    if (w.kind === "issue") return { issue: w.number, prAuthor: null };
     try {
-      if (this.job.pr) return { issue: this.job.pr.number, prAuthor: this.job.pr.author || (await this.client.pull(this.job.pr.number)).author };
-      const prs = await this.client.pullsForCommit(this.job.sha);
-      if (prs[0]) return { issue: prs[0].number, prAuthor: prs[0].author };
+      let pr = null;
+      if (this.job.pr) pr = { number: this.job.pr.number, authors: [this.job.pr.author || (await this.client.pull(this.job.pr.number)).author] };
+      else if (this.job.sha) {
+        const prs = await this.client.pullsForCommit(this.job.sha);
+        if (prs[0]) pr = { number: prs[0].number, authors: prs.map((p) => p.author) };
+      }
+      const authors = (pr?.authors ?? []).filter(Boolean);
+      if (w.kind === "issue") return { issue: w.number, authors };
+      if (pr) return { issue: pr.number, authors };
       return { error: `there is nowhere to ask for approval: this ${this.job.eventName || "run"} has no pull request (commit ${this.job.sha.slice(0, 12)} belongs to none); set approvals.where: issue:NUMBER to ask on an issue` };
     } catch (e) {
       return { error: e.message };
@@ -49920,7 +49942,10 @@ ${line}`).catch((e) => this.record("gateway-error", { target: req.target, messag
         }
         this.etag = r.etag;
         interval = this.pollMs;
-        await this.consider(r.comments, where2.prAuthor);
+        const retry = await this.consider(r.comments, where2.authors);
+        const newest = r.comments.reduce((m, c) => Math.max(m, Date.parse(c.updatedAt)), 0);
+        if (retry) this.etag = null;
+        else if (newest > 0) this.since = new Date(Math.max(Date.parse(this.since), newest - 1e3)).toISOString().replace(/\.\d{3}Z$/, "Z");
       } catch (e) {
         const err = e;
         if (err instanceof GitHubApiError && err.kind === "rate-limit") {
@@ -49937,13 +49962,28 @@ ${line}`).catch((e) => this.record("gateway-error", { target: req.target, messag
       }
     }
   }
-  async consider(comments, prAuthor) {
-    const self2 = this.settings.allowSelfApproval ? [] : [prAuthor, this.job.actor, this.job.triggeringActor].filter((x) => Boolean(x)).map((x) => x.toLowerCase());
+  /**
+   * Weighs new replies for every waiting request. All of a batch is checked before anything is
+   * decided, so a /deny wins over approvals read with it. Returns true when a reply could not be
+   * checked (GitHub failed) and must be read again.
+   */
+  async consider(comments, authors) {
+    const self2 = this.settings.allowSelfApproval ? [] : [...authors, this.job.actor, this.job.triggeringActor].filter(Boolean).map((x) => x.toLowerCase());
     const sorted = [...comments].sort((a, b) => a.id - b.id);
+    let retry = false;
     for (const w of [...this.waiting.values()]) {
       if (!w.comment || w.done) continue;
+      const mine = sorted.find((c) => c.id === w.comment.id);
+      if (mine && (mine.updatedAt !== mine.createdAt || mine.body !== w.comment.body)) {
+        this.record("approval-reply", { session: w.req.session, command: w.req.command, id: w.req.id, comment_id: mine.id, comment_url: mine.url, author: mine.login, counted: false, why: "the request comment itself was edited" });
+        w.answer({ outcome: "denied", by: "github", reason: "the request comment was edited while the command waited: reviewers may not have seen the real command" });
+        continue;
+      }
+      const approvals = [];
+      let deny2 = null;
       for (const c of sorted) {
-        if (w.done || w.seen.has(c.id) || c.id === w.comment.id) continue;
+        if (w.seen.has(c.id) || c.id === w.comment.id) continue;
+        if (this.ownLogin !== null && c.login.toLowerCase() === this.ownLogin) continue;
         w.seen.add(c.id);
         const check = checkReply(c, w.req.id, w.comment, self2);
         if (check.kind === "unrelated") continue;
@@ -49953,24 +49993,33 @@ ${line}`).catch((e) => this.record("gateway-error", { target: req.target, messag
           continue;
         }
         const may = await this.mayApprove(c.login);
+        if (may.transient) {
+          w.seen.delete(c.id);
+          retry = true;
+          this.record("approval-reply", { ...reply, verb: check.verb, counted: false, why: `${may.why}; will check again` });
+          continue;
+        }
         if (!may.ok) {
           this.record("approval-reply", { ...reply, verb: check.verb, counted: false, why: may.why });
           continue;
         }
-        if (w.done) break;
-        if (check.verb === "deny") {
-          this.record("approval-reply", { ...reply, verb: "deny", counted: true, why: may.why });
-          w.answer({ outcome: "denied", by: `github:${c.login}`, ...check.reason ? { reason: check.reason } : {} });
-          break;
-        }
-        w.approvals.set(c.login.toLowerCase(), c.url);
-        this.record("approval-reply", { ...reply, verb: "approve", counted: true, why: `${may.why}; ${w.approvals.size} of ${this.settings.minApprovals} approvals` });
-        if (w.approvals.size >= this.settings.minApprovals) {
-          w.answer({ outcome: "approved", by: [...w.approvals.keys()].map((l) => `github:${l}`).join(",") });
-          break;
-        }
+        if (check.verb === "deny") deny2 ??= { login: c.login, reason: check.reason, why: may.why, reply };
+        else approvals.push({ login: c.login, url: c.url, why: may.why, reply });
+      }
+      if (deny2) {
+        this.record("approval-reply", { ...deny2.reply, verb: "deny", counted: true, why: deny2.why });
+        w.answer({ outcome: "denied", by: `github:${deny2.login}`, ...deny2.reason ? { reason: deny2.reason } : {} });
+        continue;
+      }
+      for (const a of approvals) {
+        w.approvals.set(a.login.toLowerCase(), a.url);
+        this.record("approval-reply", { ...a.reply, verb: "approve", counted: true, why: `${a.why}; ${w.approvals.size} of ${this.settings.minApprovals} approvals` });
+      }
+      if (w.approvals.size >= this.settings.minApprovals) {
+        w.answer({ outcome: "approved", by: [...w.approvals.keys()].map((l) => `github:${l}`).join(",") });
       }
     }
+    return retry;
   }
   /** Listed user, member of a listed team, or (with no list) write access or above. */
   mayApprove(login) {
@@ -49991,18 +50040,18 @@ ${line}`).catch((e) => this.record("gateway-error", { target: req.target, messag
         return { ok: false, why: `${login} is not a listed approver nor a member of ${s.teams.map((t) => "@" + t).join(", ") || "a listed team"}` };
       })().catch((e) => {
         this.allowed.delete(key);
-        return { ok: false, why: `could not check ${login}: ${e.message}` };
+        return { ok: false, transient: true, why: `could not check ${login}: ${e.message}` };
       });
       this.allowed.set(key, p);
     }
     return p;
   }
-  body(req, prAuthor) {
+  body(req, authors) {
     const j = this.job;
     const fence = "`".repeat(Math.max(3, ...[...req.text.matchAll(/`+/g)].map((m) => m[0].length + 1)));
     const s = this.settings;
     const who = s.users.length || s.teams.length ? [...s.users, ...s.teams.map((t) => `@${t}`)].join(", ") : "anyone with write access";
-    const self2 = s.allowSelfApproval ? "" : ` ${[prAuthor, j.actor, j.triggeringActor].filter(Boolean).filter((v, i, a) => a.indexOf(v) === i).map((l) => `@${l}`).join(", ")} cannot approve.`;
+    const self2 = s.allowSelfApproval ? "" : ` ${[...authors, j.actor, j.triggeringActor].filter(Boolean).filter((v, i, a) => a.indexOf(v) === i).map((l) => `@${l}`).join(", ")} cannot approve.`;
     return [
       `### gateway-action: approval requested \`${req.id}\``,
       "",

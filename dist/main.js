@@ -40530,6 +40530,7 @@ var policy_schema_default = {
         approvers: {
           description: "Who may approve on GitHub: users (alice) and teams (@my-org/dba-team). Without it: anyone with write, maintain or admin permission on the repository.",
           type: "array",
+          minItems: 1,
           items: {
             type: "string",
             pattern: "^(@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?/[A-Za-z0-9._-]+|@?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)$"
@@ -44904,6 +44905,7 @@ async function main() {
   if (policyCanHold(policy)) {
     if (!inputs.githubToken) throw new InputError("the policy holds commands for approval on the pull request: the github-token input is empty");
     secrets[GITHUB_TOKEN_SECRET] = inputs.githubToken;
+    setSecret(inputs.githubToken);
   }
   const temp = process.env.RUNNER_TEMP || os5.tmpdir();
   const stateDir = fs5.mkdtempSync(path3.join(temp, "gateway-action-"));

@@ -44,7 +44,7 @@ interface Waiting {
   done: boolean;
 }
 
-type Record = (type: string, fields: { [k: string]: unknown }) => void;
+type RecordFn = (type: string, fields: { [k: string]: unknown }) => void;
 
 const MAX_POLL_MS = 30_000;
 
@@ -53,16 +53,18 @@ export class GitHubApprover implements Approver {
   private readonly client: RepoClient;
   private readonly settings: ApprovalSettings;
   private readonly job: GitHubJob;
-  private readonly record: Record;
+  private readonly record: RecordFn;
   private readonly pollMs: number;
   private readonly waiting = new Map<string, Waiting>();
-  private where: Promise<{ issue: number; prAuthor: string | null } | { error: string }> | null = null;
+  private where: Promise<{ issue: number; authors: string[] } | { error: string }> | null = null;
+  /** The login the gateway comments as: its own comments never count, whatever its type. */
+  private ownLogin: string | null = null;
   private polling = false;
   private etag: string | null = null;
   private since: string | null = null;
-  private readonly allowed = new Map<string, Promise<{ ok: boolean; why: string }>>();
+  private readonly allowed = new Map<string, Promise<{ ok: boolean; why: string; transient?: boolean }>>();
 
-  constructor(opts: { client: RepoClient; settings: ApprovalSettings; job: GitHubJob; record: Record; pollMs?: number }) {
+  constructor(opts: { client: RepoClient; settings: ApprovalSettings; job: GitHubJob; record: RecordFn; pollMs?: number }) {
     this.client = opts.client;
     this.settings = opts.settings;
     this.job = opts.job;
@@ -88,7 +90,7 @@ export class GitHubApprover implements Approver {
     w.done = true;
     if (!w.comment) return;
     const line = v.outcome === 'approved'
-      ? `✅ **Approved** by ${v.by.split(',').map((b) => '@' + b.replace(/^github:/, '')).join(', ')} at ${v.at}; the command ran.`
+      ? `✅ **Approved** by ${v.by.split(',').map((b) => '@' + b.replace(/^github:/, '')).join(', ')} at ${v.at}; the command goes to the server.`
       : `⛔ **Denied**${v.by.startsWith('github:') ? ` by @${v.by.slice(7)}` : ` (${v.via})`} at ${v.at}${v.reason ? `: ${v.reason}` : ''}`;
     this.client.updateComment(w.comment.id, `${w.comment.body}\n\n---\n${line}`).catch((e: Error) => this.record('gateway-error', { target: req.target, message: `approval request ${req.id}: the verdict could not be written on the comment: ${e.message}` }));
   }
@@ -96,9 +98,10 @@ export class GitHubApprover implements Approver {
   private async post(w: Waiting): Promise<void> {
     const where = await (this.where ??= this.resolveWhere());
     if ('error' in where) return this.fail(w, where.error);
-    const body = this.body(w.req, where.prAuthor);
+    const body = this.body(w.req, where.authors);
     try {
       const c = await this.client.createComment(where.issue, body);
+      this.ownLogin = c.login.toLowerCase();
       if (w.done) return;
       w.comment = { id: c.id, createdAt: c.createdAt, url: c.url, body };
       this.since ??= new Date(Date.parse(c.createdAt) - 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -109,14 +112,22 @@ export class GitHubApprover implements Approver {
     }
   }
 
-  /** The PR of the run; else the one its commit belongs to; else the configured issue. */
-  private async resolveWhere(): Promise<{ issue: number; prAuthor: string | null } | { error: string }> {
+  /**
+   * Where to ask: the run's PR, else the PR whose head the commit is, else the configured issue.
+   * The authors of every PR the run belongs to may not approve, wherever the request is posted.
+   */
+  private async resolveWhere(): Promise<{ issue: number; authors: string[] } | { error: string }> {
     const w = this.settings.where;
-    if (w.kind === 'issue') return { issue: w.number, prAuthor: null };
     try {
-      if (this.job.pr) return { issue: this.job.pr.number, prAuthor: this.job.pr.author || (await this.client.pull(this.job.pr.number)).author };
-      const prs = await this.client.pullsForCommit(this.job.sha);
-      if (prs[0]) return { issue: prs[0].number, prAuthor: prs[0].author };
+      let pr: { number: number; authors: string[] } | null = null;
+      if (this.job.pr) pr = { number: this.job.pr.number, authors: [this.job.pr.author || (await this.client.pull(this.job.pr.number)).author] };
+      else if (this.job.sha) {
+        const prs = await this.client.pullsForCommit(this.job.sha);
+        if (prs[0]) pr = { number: prs[0].number, authors: prs.map((p) => p.author) };
+      }
+      const authors = (pr?.authors ?? []).filter(Boolean);
+      if (w.kind === 'issue') return { issue: w.number, authors };
+      if (pr) return { issue: pr.number, authors };
       return { error: `there is nowhere to ask for approval: this ${this.job.eventName || 'run'} has no pull request (commit ${this.job.sha.slice(0, 12)} belongs to none); set approvals.where: issue:NUMBER to ask on an issue` };
     } catch (e) {
       return { error: (e as Error).message };
@@ -151,7 +162,12 @@ export class GitHubApprover implements Approver {
         }
         this.etag = r.etag;
         interval = this.pollMs;
-        await this.consider(r.comments, where.prAuthor);
+        const retry = await this.consider(r.comments, where.authors);
+        // Later polls ask only for what changed after what was read (GitHub's times have whole
+        // seconds: one second of overlap), unless a reply must be looked at again.
+        const newest = r.comments.reduce((m, c) => Math.max(m, Date.parse(c.updatedAt)), 0);
+        if (retry) this.etag = null;
+        else if (newest > 0) this.since = new Date(Math.max(Date.parse(this.since!), newest - 1000)).toISOString().replace(/\.\d{3}Z$/, 'Z');
       } catch (e) {
         const err = e as GitHubApiError;
         if (err instanceof GitHubApiError && err.kind === 'rate-limit') {
@@ -169,13 +185,29 @@ export class GitHubApprover implements Approver {
     }
   }
 
-  private async consider(comments: IssueComment[], prAuthor: string | null): Promise<void> {
-    const self = this.settings.allowSelfApproval ? [] : [prAuthor, this.job.actor, this.job.triggeringActor].filter((x): x is string => Boolean(x)).map((x) => x.toLowerCase());
+  /**
+   * Weighs new replies for every waiting request. All of a batch is checked before anything is
+   * decided, so a /deny wins over approvals read with it. Returns true when a reply could not be
+   * checked (GitHub failed) and must be read again.
+   */
+  private async consider(comments: IssueComment[], authors: string[]): Promise<boolean> {
+    const self = this.settings.allowSelfApproval ? [] : [...authors, this.job.actor, this.job.triggeringActor].filter(Boolean).map((x) => x.toLowerCase());
     const sorted = [...comments].sort((a, b) => a.id - b.id);
+    let retry = false;
     for (const w of [...this.waiting.values()]) {
       if (!w.comment || w.done) continue;
+      const mine = sorted.find((c) => c.id === w.comment!.id);
+      // The request comment must still say what was posted: an edit could show reviewers another command.
+      if (mine && (mine.updatedAt !== mine.createdAt || mine.body !== w.comment.body)) {
+        this.record('approval-reply', { session: w.req.session, command: w.req.command, id: w.req.id, comment_id: mine.id, comment_url: mine.url, author: mine.login, counted: false, why: 'the request comment itself was edited' });
+        w.answer({ outcome: 'denied', by: 'github', reason: 'the request comment was edited while the command waited: reviewers may not have seen the real command' });
+        continue;
+      }
+      const approvals: { login: string; url: string; why: string; reply: Record<string, unknown> }[] = [];
+      let deny: { login: string; reason: string; why: string; reply: Record<string, unknown> } | null = null;
       for (const c of sorted) {
-        if (w.done || w.seen.has(c.id) || c.id === w.comment.id) continue;
+        if (w.seen.has(c.id) || c.id === w.comment.id) continue;
+        if (this.ownLogin !== null && c.login.toLowerCase() === this.ownLogin) continue;
         w.seen.add(c.id);
         const check = checkReply(c, w.req.id, w.comment, self);
         if (check.kind === 'unrelated') continue;
@@ -185,28 +217,38 @@ export class GitHubApprover implements Approver {
           continue;
         }
         const may = await this.mayApprove(c.login);
+        if (may.transient) {
+          // Look at it again on the next poll rather than lose a valid verdict.
+          w.seen.delete(c.id);
+          retry = true;
+          this.record('approval-reply', { ...reply, verb: check.verb, counted: false, why: `${may.why}; will check again` });
+          continue;
+        }
         if (!may.ok) {
           this.record('approval-reply', { ...reply, verb: check.verb, counted: false, why: may.why });
           continue;
         }
-        if (w.done) break;
-        if (check.verb === 'deny') {
-          this.record('approval-reply', { ...reply, verb: 'deny', counted: true, why: may.why });
-          w.answer({ outcome: 'denied', by: `github:${c.login}`, ...(check.reason ? { reason: check.reason } : {}) });
-          break;
-        }
-        w.approvals.set(c.login.toLowerCase(), c.url);
-        this.record('approval-reply', { ...reply, verb: 'approve', counted: true, why: `${may.why}; ${w.approvals.size} of ${this.settings.minApprovals} approvals` });
-        if (w.approvals.size >= this.settings.minApprovals) {
-          w.answer({ outcome: 'approved', by: [...w.approvals.keys()].map((l) => `github:${l}`).join(',') });
-          break;
-        }
+        if (check.verb === 'deny') deny ??= { login: c.login, reason: check.reason, why: may.why, reply };
+        else approvals.push({ login: c.login, url: c.url, why: may.why, reply });
+      }
+      if (deny) {
+        this.record('approval-reply', { ...deny.reply, verb: 'deny', counted: true, why: deny.why });
+        w.answer({ outcome: 'denied', by: `github:${deny.login}`, ...(deny.reason ? { reason: deny.reason } : {}) });
+        continue;
+      }
+      for (const a of approvals) {
+        w.approvals.set(a.login.toLowerCase(), a.url);
+        this.record('approval-reply', { ...a.reply, verb: 'approve', counted: true, why: `${a.why}; ${w.approvals.size} of ${this.settings.minApprovals} approvals` });
+      }
+      if (w.approvals.size >= this.settings.minApprovals) {
+        w.answer({ outcome: 'approved', by: [...w.approvals.keys()].map((l) => `github:${l}`).join(',') });
       }
     }
+    return retry;
   }
 
   /** Listed user, member of a listed team, or (with no list) write access or above. */
-  private mayApprove(login: string): Promise<{ ok: boolean; why: string }> {
+  private mayApprove(login: string): Promise<{ ok: boolean; why: string; transient?: boolean }> {
     const key = login.toLowerCase();
     let p = this.allowed.get(key);
     if (!p) {
@@ -224,19 +266,19 @@ export class GitHubApprover implements Approver {
         return { ok: false, why: `${login} is not a listed approver nor a member of ${s.teams.map((t) => '@' + t).join(', ') || 'a listed team'}` };
       })().catch((e: Error) => {
         this.allowed.delete(key);
-        return { ok: false, why: `could not check ${login}: ${e.message}` };
+        return { ok: false, transient: true, why: `could not check ${login}: ${e.message}` };
       });
       this.allowed.set(key, p);
     }
     return p;
   }
 
-  private body(req: ApprovalRequest, prAuthor: string | null): string {
+  private body(req: ApprovalRequest, authors: string[]): string {
     const j = this.job;
     const fence = '`'.repeat(Math.max(3, ...[...req.text.matchAll(/`+/g)].map((m) => m[0].length + 1)));
     const s = this.settings;
     const who = s.users.length || s.teams.length ? [...s.users, ...s.teams.map((t) => `@${t}`)].join(', ') : 'anyone with write access';
-    const self = s.allowSelfApproval ? '' : ` ${[prAuthor, j.actor, j.triggeringActor].filter(Boolean).filter((v, i, a) => a.indexOf(v) === i).map((l) => `@${l}`).join(', ')} cannot approve.`;
+    const self = s.allowSelfApproval ? '' : ` ${[...authors, j.actor, j.triggeringActor].filter(Boolean).filter((v, i, a) => a.indexOf(v) === i).map((l) => `@${l}`).join(', ')} cannot approve.`;
     return [
       `### gateway-action: approval requested \`${req.id}\``,
       '',

@@ -9,8 +9,17 @@ export interface ReplyCommand { verb: 'approve' | 'deny'; id: string; reason: st
 /** `/approve ID` and `/deny ID [reason]` lines of a comment. */
 export function replyCommands(body: string): ReplyCommand[] {
   const out: ReplyCommand[] = [];
+  let fence: string | null = null;
   for (const line of body.split(/\r?\n/)) {
-    const m = /^\s*\/(approve|deny)\s+([A-Za-z0-9]+)\b[ \t]*(.*)$/.exec(line);
+    // Text inside code blocks is quoted, not said: pasted SQL must not approve anything.
+    const f = /^ {0,3}(`{3,}|~{3,})/.exec(line);
+    if (f) {
+      if (fence === null) fence = f[1]!;
+      else if (f[1]![0] === fence[0] && f[1]!.length >= fence.length) fence = null;
+      continue;
+    }
+    if (fence !== null || /^( {4}|\t)/.test(line)) continue;
+    const m = /^ {0,3}\/(approve|deny)\s+([A-Za-z0-9]+)\b[ \t]*(.*)$/.exec(line);
     if (m) out.push({ verb: m[1] as 'approve' | 'deny', id: m[2]!.toLowerCase(), reason: m[3]!.trim() });
   }
   return out;
@@ -36,6 +45,6 @@ export function checkReply(c: IssueComment, requestId: string, request: RequestC
   if (c.id <= request.id || Date.parse(c.createdAt) < Date.parse(request.createdAt)) return { kind: 'ignored', why: 'written before the request was posted' };
   if (c.createdAt !== c.updatedAt) return { kind: 'ignored', why: 'edited after it was written (an edited comment never counts)' };
   if (c.isBot) return { kind: 'ignored', why: `written by a bot (${c.login})` };
-  if (selfLogins.includes(c.login.toLowerCase())) return { kind: 'ignored', why: `${c.login} is the pull request's author or the run's actor, and self-approval is not allowed` };
+  if (mine.verb === 'approve' && selfLogins.includes(c.login.toLowerCase())) return { kind: 'ignored', why: `${c.login} is the pull request's author or the run's actor, and self-approval is not allowed` };
   return { kind: 'candidate', verb: mine.verb, reason: mine.reason };
 }

@@ -54,6 +54,9 @@ export class RepoClient {
         if (page === 1) nextEtag = (r.headers.etag as string | undefined) ?? null;
         out.push(...(r.data as RawComment[]).map(comment));
         if ((r.data as unknown[]).length < 100) break;
+        // A page-1 ETag says nothing about later pages: ask unconditionally next time.
+        nextEtag = null;
+        if (page === 10) throw new GitHubApiError('other', 0, `more than 1000 comments changed on #${issue} since ${since}; reading them in part`);
       } catch (e) {
         if (e instanceof GitHubApiError && e.status === 304) return null;
         throw e;
@@ -67,12 +70,13 @@ export class RepoClient {
     return { author: String(r.data.user?.login ?? ''), headSha: r.data.head.sha };
   }
 
-  /** Open pull requests whose head is `sha`, newest first. */
-  async pullsForCommit(sha: string): Promise<{ number: number; author: string }[]> {
+  /** Open pull requests that contain `sha`, the one whose head it is first. */
+  async pullsForCommit(sha: string): Promise<{ number: number; author: string; isHead: boolean }[]> {
     const r = await this.call(`find the pull request of commit ${sha.slice(0, 12)}`, () => this.octokit.rest.repos.listPullRequestsAssociatedWithCommit({ owner: this.ref.owner, repo: this.ref.repo, commit_sha: sha }));
-    return (r.data as { number: number; state?: string; user?: { login?: string } | null }[])
+    return (r.data as { number: number; state?: string; user?: { login?: string } | null; head?: { sha?: string } }[])
       .filter((p) => p.state === undefined || p.state === 'open')
-      .map((p) => ({ number: p.number, author: String(p.user?.login ?? '') }));
+      .map((p) => ({ number: p.number, author: String(p.user?.login ?? ''), isHead: p.head?.sha === sha }))
+      .sort((a, b) => Number(b.isHead) - Number(a.isHead));
   }
 
   /** The user's permission on the repository (`none` for non-collaborators). */

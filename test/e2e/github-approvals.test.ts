@@ -246,3 +246,47 @@ test('a token without pull-requests: write denies the held command with a messag
     await readOnly.close();
   }
 });
+
+test('an edited request comment denies; a /deny wins over an approval read with it; the PR author may deny', async () => {
+  const g = gateway(LISTED);
+  makeTable('gh_e');
+  const p = psqlAsync(g.env, ['-c', 'DROP TABLE gh_e']);
+  const req = await requestFor('DROP TABLE gh_e');
+  const body = api.comments.find((c) => c.id === req.commentId)!.body;
+  api.editComment(req.commentId, body.replace('DROP TABLE gh_e', 'DROP TABLE harmless_scratch'));
+  api.addComment(7, { login: 'dave' }, `/approve ${req.id}`);
+  const r = await p.done;
+  assert.match(r.stderr, /the request comment was edited while the command waited/);
+  assert.equal(exists('gh_e'), true);
+
+  makeTable('gh_b');
+  const p2 = psqlAsync(g.env, ['-c', 'DROP TABLE gh_b']);
+  const req2 = await requestFor('DROP TABLE gh_b');
+  api.addComment(7, { login: 'dave' }, `/approve ${req2.id}`);
+  api.addComment(7, { login: 'carol' }, `/deny ${req2.id} wait for the backup`);
+  assert.match((await p2.done).stderr, /denied by github:carol: wait for the backup/);
+  assert.equal(exists('gh_b'), true);
+
+  const open = gateway('  timeout: 60s\n');
+  const p3 = psqlAsync(open.env, ['-c', 'DROP TABLE gh_b']);
+  const req3 = await waitFor(() => api.comments.filter((c) => c.body.includes('DROP TABLE gh_b') && c.body.includes('approval requested')).find((c) => !c.body.includes(req2.id)), 'the third request');
+  api.addComment(7, { login: 'bob' }, `/deny ${/approval requested `([a-z0-9]+)`/.exec(req3!.body)![1]} oops, wrong table`);
+  assert.match((await p3.done).stderr, /denied by github:bob: oops, wrong table/, 'self-approval rules stop approvals, not denials');
+});
+
+test('asked on an issue, the PR author still cannot approve; a failed permission check is asked again', async () => {
+  const g = gateway('  where: issue:8\n  timeout: 60s\n');
+  makeTable('gh_i');
+  const p = psqlAsync(g.env, ['-c', 'DROP TABLE gh_i']);
+  const c = (await waitFor(() => api.comments.find((x) => x.issue === 8 && x.body.includes('DROP TABLE gh_i')), 'the request on issue 8'))!;
+  const id = /approval requested `([a-z0-9]+)`/.exec(c.body)![1]!;
+  assert.match(c.body, /@bob, @alice, @tina cannot approve/);
+  api.addComment(8, { login: 'bob' }, `/approve ${id}`);
+  api.rateLimit(/collaborators\/wanda\/permission/, 1, '429', 1);
+  api.addComment(8, { login: 'wanda' }, `/approve ${id}`);
+  assert.equal((await p.done).status, 0);
+  const replies = records(g, 'approval-reply').filter((x) => x.id === id);
+  assert.match(replies.find((x) => x.author === 'bob')!.why, /bob is the pull request's author/);
+  assert.ok(replies.some((x) => x.author === 'wanda' && !x.counted && /could not check wanda: .*will check again/.test(x.why)));
+  assert.ok(replies.some((x) => x.author === 'wanda' && x.counted));
+});

@@ -34,3 +34,10 @@ test('each rule that needs no API call rejects its forgery, with the reason', ()
   assert.equal(checkReply(comment({ login: 'bob' }), 'abcdefghjk', request, []).kind, 'candidate', 'self-approval allowed by policy');
   assert.deepEqual(checkReply(comment({ body: '/deny abcdefghjk no' }), 'abcdefghjk', request, []), { kind: 'candidate', verb: 'deny', reason: 'no' });
 });
+
+test('commands inside code blocks and quotes are text, not verdicts', () => {
+  assert.deepEqual(replyCommands('Is this right?\n```sql\nDROP TABLE x /*\n/approve abcdefghjk\n*/\n```'), []);
+  assert.deepEqual(replyCommands('~~~\n/approve abcdefghjk\n~~~\n/deny abcdefghjk no'), [{ verb: 'deny', id: 'abcdefghjk', reason: 'no' }]);
+  assert.deepEqual(replyCommands('    /approve abcdefghjk'), [], 'indented code');
+  assert.deepEqual(replyCommands('````\n```\n/approve abcdefghjk\n````'), [], 'a shorter fence does not close a longer one');
+});
