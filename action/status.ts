@@ -1,21 +1,11 @@
 // The commit status branch protection can require, on the commit the workflow is about: for pull
 // request events the PR's head commit (GITHUB_SHA is then a merge commit nobody pushed).
-import fs from 'node:fs';
+import { pullRequestOfEvent } from '../gateway/identity/github-oidc.ts';
 import { Octokit } from '@octokit/rest';
 import type { Outcome } from './outcome.ts';
 
-const PR_EVENTS = new Set(['pull_request', 'pull_request_target', 'pull_request_review', 'pull_request_review_comment']);
-
 export function statusSha(env: NodeJS.ProcessEnv): string | null {
-  if (PR_EVENTS.has(env.GITHUB_EVENT_NAME ?? '') && env.GITHUB_EVENT_PATH) {
-    try {
-      const event = JSON.parse(fs.readFileSync(env.GITHUB_EVENT_PATH, 'utf8')) as { pull_request?: { head?: { sha?: string } } };
-      if (event.pull_request?.head?.sha) return event.pull_request.head.sha;
-    } catch {
-      // Fall back to GITHUB_SHA below.
-    }
-  }
-  return env.GITHUB_SHA || null;
+  return pullRequestOfEvent(env)?.headSha ?? (env.GITHUB_SHA || null);
 }
 
 export async function setCommitStatus(token: string, env: NodeJS.ProcessEnv, sha: string, context: string, o: Outcome): Promise<void> {

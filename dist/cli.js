@@ -13829,14 +13829,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs24 = this.flowScalar(this.type);
+              const fs23 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start: start2, key: fs24, sep: [] });
+                map.items.push({ start: start2, key: fs23, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs24);
+                this.stack.push(fs23);
               } else {
-                Object.assign(it, { key: fs24, sep: [] });
+                Object.assign(it, { key: fs23, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -13964,13 +13964,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs24 = this.flowScalar(this.type);
+              const fs23 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs24, sep: [] });
+                fc.items.push({ start: [], key: fs23, sep: [] });
               else if (it.sep)
-                this.stack.push(fs24);
+                this.stack.push(fs23);
               else
-                Object.assign(it, { key: fs24, sep: [] });
+                Object.assign(it, { key: fs23, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -15231,16 +15231,16 @@ var require_libpg_query = __commonJS({
         }
         var readAsync, readBinary;
         if (ENVIRONMENT_IS_NODE) {
-          var fs24 = __require("node:fs");
+          var fs23 = __require("node:fs");
           scriptDirectory = __dirname + "/";
           readBinary = (filename) => {
             filename = isFileURI(filename) ? new URL(filename) : filename;
-            var ret = fs24.readFileSync(filename);
+            var ret = fs23.readFileSync(filename);
             return ret;
           };
           readAsync = async (filename, binary = true) => {
             filename = isFileURI(filename) ? new URL(filename) : filename;
-            var ret = fs24.readFileSync(filename, binary ? void 0 : "utf8");
+            var ret = fs23.readFileSync(filename, binary ? void 0 : "utf8");
             return ret;
           };
           if (process.argv.length > 1) {
@@ -15752,7 +15752,7 @@ var require_libpg_query = __commonJS({
               var bytesRead = 0;
               var fd = process.stdin.fd;
               try {
-                bytesRead = fs24.readSync(fd, buf, 0, BUFSIZE);
+                bytesRead = fs23.readSync(fd, buf, 0, BUFSIZE);
               } catch (e) {
                 if (e.toString().includes("EOF")) bytesRead = 0;
                 else throw e;
@@ -29242,7 +29242,7 @@ function sendControlAt(file, req, timeoutMs = 12e4, notRunning = `no gateway is 
 }
 
 // gateway/daemon/gateway.ts
-import fs13 from "node:fs";
+import fs12 from "node:fs";
 
 // gateway/evidence/checkpoint.ts
 import { createHash as createHash5, createPublicKey, generateKeyPairSync, sign, verify } from "node:crypto";
@@ -29395,21 +29395,24 @@ function actionsIdentity(env) {
     actor: pick("GITHUB_ACTOR"),
     triggering_actor: pick("GITHUB_TRIGGERING_ACTOR"),
     job: pick("GITHUB_JOB"),
-    ...pullRequestOf(env)
+    ...prClaims(pullRequestOfEvent(env))
   };
 }
-function pullRequestOf(env) {
-  if (!env.GITHUB_EVENT_PATH || !(env.GITHUB_EVENT_NAME ?? "").startsWith("pull_request")) return {};
+function pullRequestOfEvent(env) {
+  if (!env.GITHUB_EVENT_PATH || !(env.GITHUB_EVENT_NAME ?? "").startsWith("pull_request")) return null;
   try {
-    const event = JSON.parse(fs6.readFileSync(env.GITHUB_EVENT_PATH, "utf8"));
-    const pr = event.pull_request;
-    return {
-      ...typeof pr?.number === "number" ? { pull_request: pr.number } : {},
-      ...typeof pr?.head?.sha === "string" ? { head_sha: pr.head.sha } : {}
-    };
+    const pr = JSON.parse(fs6.readFileSync(env.GITHUB_EVENT_PATH, "utf8")).pull_request;
+    if (typeof pr?.number !== "number") return null;
+    return { number: pr.number, author: typeof pr.user?.login === "string" ? pr.user.login : "", headSha: typeof pr.head?.sha === "string" ? pr.head.sha : null };
   } catch {
-    return {};
+    return null;
   }
+}
+function prClaims(pr) {
+  return pr ? { pull_request: pr.number, ...pr.headSha ? { head_sha: pr.headSha } : {} } : {};
+}
+function runIdentity(env = process.env) {
+  return env.GITHUB_ACTIONS === "true" ? actionsIdentity(env) : localIdentity();
 }
 function safeJson(text) {
   try {
@@ -29417,9 +29420,6 @@ function safeJson(text) {
   } catch {
     return null;
   }
-}
-function runIdentity(env = process.env) {
-  return env.GITHUB_ACTIONS === "true" ? actionsIdentity(env) : localIdentity();
 }
 
 // node_modules/@azure/identity/dist/esm/constants.js
@@ -45620,9 +45620,6 @@ function explainAzureError(e, s, scope, presented) {
   return `${head}: ${entra ?? text.split("\n")[0]}`;
 }
 
-// gateway/approval/github-approver.ts
-import fs12 from "node:fs";
-
 // gateway/approval/reply-check.ts
 function replyCommands(body) {
   const out = [];
@@ -49815,14 +49812,8 @@ function classify2(e, what) {
 // gateway/approval/github-approver.ts
 function githubJobFromEnv(env) {
   if (env.GITHUB_ACTIONS !== "true" || !env.GITHUB_REPOSITORY) return null;
-  let pr = null;
-  if ((env.GITHUB_EVENT_NAME ?? "").startsWith("pull_request") && env.GITHUB_EVENT_PATH) {
-    try {
-      const e = JSON.parse(fs12.readFileSync(env.GITHUB_EVENT_PATH, "utf8"));
-      if (typeof e.pull_request?.number === "number") pr = { number: e.pull_request.number, author: String(e.pull_request.user?.login ?? "") };
-    } catch {
-    }
-  }
+  const event = pullRequestOfEvent(env);
+  const pr = event ? { number: event.number, author: event.author } : null;
   return {
     repository: env.GITHUB_REPOSITORY,
     runId: env.GITHUB_RUN_ID ?? "",
@@ -50176,7 +50167,7 @@ var Gateway = class _Gateway {
       for (const s of this.recorder?.open ?? []) s.close("gateway shutdown");
       if (this.approvals) {
         this.approvals.server.close();
-        fs13.rmSync(this.approvals.socket, { force: true });
+        fs12.rmSync(this.approvals.socket, { force: true });
       }
       try {
         this.writer.close("run-end", { run: this.runId, reason, duration_ms: Date.now() - this.startedAt, records: this.writer.nextSeq + 1 });
@@ -50370,7 +50361,7 @@ function relaunch(args) {
 
 // gateway/cli/daemon.ts
 import { spawn as spawn3 } from "node:child_process";
-import fs14 from "node:fs";
+import fs13 from "node:fs";
 import path7 from "node:path";
 
 // gateway/cli/env-file.ts
@@ -50404,8 +50395,8 @@ async function start(argv) {
   const stateDir = path7.resolve(requireOption(args, "state-dir", "start"));
   const logDir = path7.resolve(args.options["log-dir"] ?? "gateway-logs");
   const policy = loadPolicy(policyFile);
-  fs14.mkdirSync(stateDir, { recursive: true, mode: 448 });
-  fs14.chmodSync(stateDir, 448);
+  fs13.mkdirSync(stateDir, { recursive: true, mode: 448 });
+  fs13.chmodSync(stateDir, 448);
   const running = await sendControl(stateDir, { op: "status" }, 5e3).catch(() => null);
   if (running?.ok) throw new Error(`a gateway is already running for ${stateDir} (pid ${String(running.pid)}); stop it first`);
   const secrets = {};
@@ -50419,19 +50410,19 @@ async function start(argv) {
   if (process.env[GITHUB_TOKEN_SECRET]) secrets[GITHUB_TOKEN_SECRET] = process.env[GITHUB_TOKEN_SECRET];
   delete env[GITHUB_TOKEN_SECRET];
   await launchDaemon({ cli: process.argv[1], policyFile, stateDir, logDir, env, secrets });
-  process.stdout.write(fs14.readFileSync(path7.join(stateDir, "env"), "utf8"));
+  process.stdout.write(fs13.readFileSync(path7.join(stateDir, "env"), "utf8"));
   return 0;
 }
 async function launchDaemon(o) {
-  fs14.mkdirSync(o.stateDir, { recursive: true, mode: 448 });
-  fs14.chmodSync(o.stateDir, 448);
-  const out = fs14.openSync(path7.join(o.stateDir, "daemon.log"), "a", 384);
+  fs13.mkdirSync(o.stateDir, { recursive: true, mode: 448 });
+  fs13.chmodSync(o.stateDir, 448);
+  const out = fs13.openSync(path7.join(o.stateDir, "daemon.log"), "a", 384);
   const child = spawn3(process.execPath, [...process.execArgv, BASELINE_WASM_FLAG, o.cli, "daemon", "--policy", o.policyFile, "--state-dir", o.stateDir, "--log-dir", o.logDir], {
     detached: true,
     stdio: ["ignore", out, out, "ipc"],
     env: o.env
   });
-  fs14.closeSync(out);
+  fs13.closeSync(out);
   child.send({ secrets: o.secrets });
   const reply = await new Promise((resolve) => {
     const timer = setTimeout(() => resolve({ error: `the daemon did not become ready within ${READY_TIMEOUT_MS / 1e3}s; see ${path7.join(o.stateDir, "daemon.log")}` }), READY_TIMEOUT_MS);
@@ -50452,7 +50443,7 @@ async function stop(argv) {
   const stateDir = requireOption(args, "state-dir", "stop");
   const reply = await sendControl(stateDir, { op: "stop" }).catch((e) => {
     const info = path7.join(stateDir, "daemon.json");
-    const log2 = fs14.existsSync(info) ? JSON.parse(fs14.readFileSync(info, "utf8")).log : void 0;
+    const log2 = fs13.existsSync(info) ? JSON.parse(fs13.readFileSync(info, "utf8")).log : void 0;
     throw new Error(log2 ? `${e.message}; its last session log, ${log2}, was not sealed by a clean stop (check it with gateway-action verify)` : e.message);
   });
   if (!reply.ok) throw new Error(`the gateway stopped, but the session log is not sealed: ${reply.error}`);
@@ -50481,7 +50472,7 @@ async function daemon(argv) {
     if (req.op === "status") return { ok: true, pid: process.pid, log: gw.logPath, run: gw.runId, memory: process.memoryUsage() };
     if (req.op === "stop") {
       const { log: log2, sealError, head, records } = await stopGateway("stopped by request");
-      if (!sealError) fs14.rmSync(path7.join(stateDir, "daemon.json"), { force: true });
+      if (!sealError) fs13.rmSync(path7.join(stateDir, "daemon.json"), { force: true });
       setImmediate(() => server.close(() => process.exit(sealError ? 1 : 0)));
       return sealError ? { ok: false, error: `${sealError} (${log2})`, log: log2, head, records } : { ok: true, log: log2, head, records };
     }
@@ -50491,9 +50482,9 @@ async function daemon(argv) {
     process.on(sig2, () => void stopGateway(`signal ${sig2}`).then((r) => process.exit(r.sealError ? 1 : 0)));
   }
   const envFile = path7.join(stateDir, "env");
-  fs14.writeFileSync(envFile, formatEnv(gw.connectionEnv()), { mode: 384 });
-  fs14.chmodSync(envFile, 384);
-  fs14.writeFileSync(path7.join(stateDir, "daemon.json"), JSON.stringify({ pid: process.pid, log: gw.logPath, run: gw.runId, key: gw.key.thumbprint, attested: gw.key.attested }) + "\n", { mode: 384 });
+  fs13.writeFileSync(envFile, formatEnv(gw.connectionEnv()), { mode: 384 });
+  fs13.chmodSync(envFile, 384);
+  fs13.writeFileSync(path7.join(stateDir, "daemon.json"), JSON.stringify({ pid: process.pid, log: gw.logPath, run: gw.runId, key: gw.key.thumbprint, attested: gw.key.attested }) + "\n", { mode: 384 });
   process.stdout.write(`gateway-action daemon: pid ${process.pid}, session log ${gw.logPath}
 `);
   report({ ready: true });
@@ -50502,11 +50493,11 @@ async function daemon(argv) {
 }
 
 // gateway/cli/verify.ts
-import fs17 from "node:fs";
+import fs16 from "node:fs";
 
 // gateway/evidence/log-verifier.ts
 import { createHash as createHash7 } from "node:crypto";
-import fs15 from "node:fs";
+import fs14 from "node:fs";
 
 // gateway/evidence/log-totals.ts
 function emptyTotals() {
@@ -50719,7 +50710,7 @@ function verifyChainText(text) {
 async function verifyChainFile(file) {
   const v = new LogVerifier();
   let carry = null;
-  for await (const chunk of fs15.createReadStream(file, { highWaterMark: 1 << 20 })) {
+  for await (const chunk of fs14.createReadStream(file, { highWaterMark: 1 << 20 })) {
     const buf = carry ? Buffer.concat([carry, chunk]) : chunk;
     let start2 = 0;
     for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10, start2)) {
@@ -50746,7 +50737,7 @@ function strictUtf8(buf, start2, end) {
 }
 
 // gateway/evidence/attestation-check.ts
-import fs16 from "node:fs";
+import fs15 from "node:fs";
 var ISSUED_BEFORE_START_S = 300;
 var ISSUED_AFTER_START_S = 60;
 async function checkAttestation(runStart, opts = {}) {
@@ -50848,7 +50839,7 @@ function recordedIdentityProblem(c, id) {
 function readJwks(file) {
   let text;
   try {
-    text = fs16.readFileSync(file, "utf8");
+    text = fs15.readFileSync(file, "utf8");
   } catch (e) {
     throw new Error(`cannot read the key set ${file} (${e.code ?? e.message})`);
   }
@@ -50989,7 +50980,7 @@ async function main2(argv) {
 `);
   const v = await verifyLog(args.positional[0], opts);
   const saveTo = args.options["save-jwks"];
-  if (saveTo && v.identity?.jwks) fs17.writeFileSync(saveTo, JSON.stringify(v.identity.jwks, null, 2) + "\n");
+  if (saveTo && v.identity?.jwks) fs16.writeFileSync(saveTo, JSON.stringify(v.identity.jwks, null, 2) + "\n");
   const code = VERIFY_EXIT[v.status];
   if (args.options.json) process.stdout.write(JSON.stringify(verificationJson(v), null, 2) + "\n");
   else (code === 0 ? process.stdout : process.stderr).write(verificationText(v));
@@ -51088,14 +51079,14 @@ function verificationText(v) {
 }
 
 // gateway/cli/replay.ts
-import fs19 from "node:fs";
+import fs18 from "node:fs";
 
 // gateway/evidence/timeline.ts
-import fs18 from "node:fs";
+import fs17 from "node:fs";
 function readTimeline(file) {
   const records = [];
   let unreadable = 0;
-  for (const line of fs18.readFileSync(file, "utf8").split("\n")) {
+  for (const line of fs17.readFileSync(file, "utf8").split("\n")) {
     if (!line) continue;
     try {
       const r = JSON.parse(line);
@@ -51344,7 +51335,7 @@ async function main3(argv) {
   if (args.options.help) return void process.stdout.write(help3), 0;
   if (args.positional.length !== 1) throw new UsageError("replay: give exactly one session log file (see gateway-action replay --help)");
   const file = args.positional[0];
-  if (!fs19.existsSync(file)) throw new Error(`cannot read ${file} (ENOENT)`);
+  if (!fs18.existsSync(file)) throw new Error(`cannot read ${file} (ENOENT)`);
   const timeline2 = readTimeline(file);
   const session3 = args.options.session;
   if (session3 && !timeline2.sessions.some((s) => s.id === session3)) {
@@ -51359,13 +51350,13 @@ async function main3(argv) {
 // gateway/cli/demo.ts
 import { spawn as spawn4, spawnSync as spawnSync4 } from "node:child_process";
 import { randomBytes as randomBytes4 } from "node:crypto";
-import fs21 from "node:fs";
+import fs20 from "node:fs";
 import os8 from "node:os";
 import path9 from "node:path";
 
 // gateway/demo/pg-cluster.ts
 import { execFileSync as execFileSync2, spawnSync as spawnSync3 } from "node:child_process";
-import fs20 from "node:fs";
+import fs19 from "node:fs";
 import net4 from "node:net";
 import os7 from "node:os";
 import path8 from "node:path";
@@ -51373,12 +51364,12 @@ function findPostgresBin() {
   const env = process.env.GATEWAY_PG_BIN;
   if (env) return env;
   const base = "/usr/lib/postgresql";
-  if (fs20.existsSync(base)) {
-    const versions = fs20.readdirSync(base).filter((v) => fs20.existsSync(path8.join(base, v, "bin", "initdb"))).sort((a, b) => Number(b) - Number(a));
+  if (fs19.existsSync(base)) {
+    const versions = fs19.readdirSync(base).filter((v) => fs19.existsSync(path8.join(base, v, "bin", "initdb"))).sort((a, b) => Number(b) - Number(a));
     if (versions.length > 0) return path8.join(base, versions[0], "bin");
   }
   for (const dir of (process.env.PATH ?? "").split(":")) {
-    if (dir && fs20.existsSync(path8.join(dir, "initdb"))) return dir;
+    if (dir && fs19.existsSync(path8.join(dir, "initdb"))) return dir;
   }
   throw new Error("PostgreSQL server binaries (initdb, pg_ctl) were not found; install them with `apt-get install postgresql` or set GATEWAY_PG_BIN");
 }
@@ -51402,12 +51393,12 @@ function runAsServerUser(bin, args, opts = {}) {
 }
 async function startCluster(opts = {}) {
   const binDir = findPostgresBin();
-  const root = fs20.mkdtempSync(path8.join(os7.tmpdir(), "gw-pg-"));
+  const root = fs19.mkdtempSync(path8.join(os7.tmpdir(), "gw-pg-"));
   const dataDir = path8.join(root, "data");
   const socketDir = path8.join(root, "sock");
-  fs20.mkdirSync(socketDir);
+  fs19.mkdirSync(socketDir);
   if (asRoot) {
-    fs20.chmodSync(root, 493);
+    fs19.chmodSync(root, 493);
     execFileSync2("chown", ["-R", "postgres:postgres", root]);
   }
   runAsServerUser(path8.join(binDir, "initdb"), ["-D", dataDir, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "-N"]);
@@ -51417,16 +51408,16 @@ async function startCluster(opts = {}) {
     "host all postgres 127.0.0.1/32 trust",
     "host all all 127.0.0.1/32 scram-sha-256"
   ];
-  fs20.writeFileSync(path8.join(dataDir, "pg_hba.conf"), hba.join("\n") + "\n");
+  fs19.writeFileSync(path8.join(dataDir, "pg_hba.conf"), hba.join("\n") + "\n");
   const settings = { fsync: "off", synchronous_commit: "off", full_page_writes: "off", max_connections: "200", ...opts.settings };
   if (opts.tls) {
-    fs20.copyFileSync(opts.tls.cert, path8.join(dataDir, "server.crt"));
-    fs20.copyFileSync(opts.tls.key, path8.join(dataDir, "server.key"));
-    fs20.chmodSync(path8.join(dataDir, "server.key"), 384);
+    fs19.copyFileSync(opts.tls.cert, path8.join(dataDir, "server.crt"));
+    fs19.copyFileSync(opts.tls.key, path8.join(dataDir, "server.key"));
+    fs19.chmodSync(path8.join(dataDir, "server.key"), 384);
     if (asRoot) execFileSync2("chown", ["postgres:postgres", path8.join(dataDir, "server.crt"), path8.join(dataDir, "server.key")]);
     settings.ssl = "on";
   }
-  fs20.appendFileSync(path8.join(dataDir, "postgresql.conf"), Object.entries(settings).map(([k, v]) => `${k} = '${v}'`).join("\n") + "\n");
+  fs19.appendFileSync(path8.join(dataDir, "postgresql.conf"), Object.entries(settings).map(([k, v]) => `${k} = '${v}'`).join("\n") + "\n");
   if (asRoot) execFileSync2("chown", ["-R", "postgres:postgres", dataDir]);
   const port = await freePort();
   runAsServerUser(path8.join(binDir, "pg_ctl"), ["-D", dataDir, "-l", path8.join(root, "server.log"), "-w", "-t", "60", "-o", `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1`, "start"]);
@@ -51449,7 +51440,7 @@ async function startCluster(opts = {}) {
         runAsServerUser(path8.join(binDir, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
       } catch {
       }
-      fs20.rmSync(root, { recursive: true, force: true });
+      fs19.rmSync(root, { recursive: true, force: true });
     }
   };
   return cluster;
@@ -51491,7 +51482,7 @@ async function main4(argv) {
   const say = (s) => void process.stdout.write(s + "\n");
   say("Starting a throwaway PostgreSQL cluster...");
   const cluster = await startCluster();
-  const work = fs21.mkdtempSync(path9.join(os8.tmpdir(), "gw-demo-"));
+  const work = fs20.mkdtempSync(path9.join(os8.tmpdir(), "gw-demo-"));
   try {
     const password = randomBytes4(18).toString("base64url");
     const seed = spawnSync4("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", `pw=${password}`, "-h", cluster.socketDir, "-p", String(cluster.port), "-U", "postgres", "-d", "postgres"], { input: SEED, encoding: "utf8" });
@@ -51508,7 +51499,7 @@ targets:
     tls: disable
 `;
     const policyFile = path9.join(work, "gateway.yml");
-    fs21.writeFileSync(policyFile, policyText);
+    fs20.writeFileSync(policyFile, policyText);
     say(`PostgreSQL ${cluster.port} is up with tables customers and orders. Policy:
 
 ${indent(policyText)}`);
@@ -51526,7 +51517,7 @@ $ psql ${step.args.map(shellQuote).join(" ")}`);
   (psql exited ${r.status})`) + "\n");
     }
     const { log: log2 } = await gw.stop("demo finished");
-    const result = verifyChainText(fs21.readFileSync(log2, "utf8"));
+    const result = verifyChainText(fs20.readFileSync(log2, "utf8"));
     say("\u2500\u2500 What the session log recorded (gateway-action replay):");
     say(renderReplay(readTimeline(log2), { color: wantsColor(process.stdout) }).trimEnd());
     const s = result.totals;
@@ -51539,7 +51530,7 @@ Session log: ${path9.resolve(log2)}`);
     return result.status === "valid" ? 0 : 1;
   } finally {
     cluster.stop();
-    fs21.rmSync(work, { recursive: true, force: true });
+    fs20.rmSync(work, { recursive: true, force: true });
   }
 }
 function runPsql(args, env) {
@@ -51556,7 +51547,7 @@ var indent = (s) => s.split("\n").map((l) => "  " + l).join("\n");
 var shellQuote = (s) => /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 
 // gateway/cli/approve.ts
-import fs22 from "node:fs";
+import fs21 from "node:fs";
 var where = `Options:
   --state-dir DIR   ask only the gateway started with \`gateway-action start --state-dir DIR\`
                     (default: every gateway of this OS user, found in $GATEWAY_ACTION_RUNTIME_DIR,
@@ -51592,7 +51583,7 @@ async function gateways(stateDir) {
       reply = await sendControlAt(socket, { op: "pending" }, 1e4, `no gateway is running for state directory ${stateDir ?? ""}`);
     } catch (e) {
       if (stateDir) throw e;
-      if (e.code === "ECONNREFUSED") fs22.rmSync(socket, { force: true });
+      if (e.code === "ECONNREFUSED") fs21.rmSync(socket, { force: true });
       continue;
     }
     if (reply.ok) found.push({ socket, run: String(reply.run), pending: reply.pending });
@@ -51641,7 +51632,7 @@ function oneLine(text, max) {
 
 // gateway/cli/report.ts
 import { createHash as createHash9 } from "node:crypto";
-import fs23 from "node:fs";
+import fs22 from "node:fs";
 
 // gateway/evidence/report-html.ts
 import { createHash as createHash8 } from "node:crypto";
@@ -52077,7 +52068,7 @@ async function main5(argv) {
   let timeline2;
   let sha2563;
   try {
-    const bytes = fs23.readFileSync(file);
+    const bytes = fs22.readFileSync(file);
     sha2563 = createHash9("sha256").update(bytes).digest("hex");
     timeline2 = readTimeline(file);
   } catch (e) {
@@ -52087,7 +52078,7 @@ async function main5(argv) {
   }
   const v = await verifyLog(file, opts);
   try {
-    fs23.writeFileSync(out, renderReport(v, timeline2, { logSha256: sha2563 }), { mode: 420 });
+    fs22.writeFileSync(out, renderReport(v, timeline2, { logSha256: sha2563 }), { mode: 420 });
   } catch (e) {
     process.stderr.write(`gateway-action: report: cannot write ${out} (${e.code ?? e.message})
 `);

@@ -3,12 +3,12 @@
 // reads the comments (ETag-conditional, backing off when nothing changes or GitHub rate-limits)
 // for every waiting request. Every reply considered is recorded with why it counted or not; any
 // GitHub failure that leaves nowhere to ask denies the command (fail closed).
-import fs from 'node:fs';
 import type { Answer, ApprovalRequest, Approver, Verdict } from './broker.ts';
 import { formatDuration } from './broker.ts';
 import { checkReply } from './reply-check.ts';
 import { GitHubApiError, type IssueComment, type RepoClient } from '../github/repo-client.ts';
 import type { ApprovalSettings } from '../config/policy.ts';
+import { pullRequestOfEvent } from '../identity/github-oidc.ts';
 
 export interface GitHubJob {
   repository: string; runId: string; attempt: string; actor: string; triggeringActor: string; sha: string;
@@ -19,15 +19,8 @@ export interface GitHubJob {
 
 export function githubJobFromEnv(env: NodeJS.ProcessEnv): GitHubJob | null {
   if (env.GITHUB_ACTIONS !== 'true' || !env.GITHUB_REPOSITORY) return null;
-  let pr: GitHubJob['pr'] = null;
-  if ((env.GITHUB_EVENT_NAME ?? '').startsWith('pull_request') && env.GITHUB_EVENT_PATH) {
-    try {
-      const e = JSON.parse(fs.readFileSync(env.GITHUB_EVENT_PATH, 'utf8')) as { pull_request?: { number?: number; user?: { login?: string } } };
-      if (typeof e.pull_request?.number === 'number') pr = { number: e.pull_request.number, author: String(e.pull_request.user?.login ?? '') };
-    } catch {
-      // Resolved through the API instead.
-    }
-  }
+  const event = pullRequestOfEvent(env);
+  const pr: GitHubJob['pr'] = event ? { number: event.number, author: event.author } : null;
   return {
     repository: env.GITHUB_REPOSITORY, runId: env.GITHUB_RUN_ID ?? '', attempt: env.GITHUB_RUN_ATTEMPT ?? '1',
     actor: env.GITHUB_ACTOR ?? '', triggeringActor: env.GITHUB_TRIGGERING_ACTOR ?? env.GITHUB_ACTOR ?? '',

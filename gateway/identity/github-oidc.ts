@@ -69,23 +69,34 @@ export function actionsIdentity(env: NodeJS.ProcessEnv): Identity {
     actor: pick('GITHUB_ACTOR'),
     triggering_actor: pick('GITHUB_TRIGGERING_ACTOR'),
     job: pick('GITHUB_JOB'),
-    ...pullRequestOf(env),
+    ...prClaims(pullRequestOfEvent(env)),
   };
 }
 
-/** The pull request a job runs for, from the event payload: its number and head commit. */
-function pullRequestOf(env: NodeJS.ProcessEnv): { pull_request?: number; head_sha?: string } {
-  if (!env.GITHUB_EVENT_PATH || !(env.GITHUB_EVENT_NAME ?? '').startsWith('pull_request')) return {};
+export interface EventPullRequest { number: number; author: string; headSha: string | null }
+
+/**
+ * The pull request a job runs for, from the event payload (GITHUB_EVENT_PATH) of pull_request*
+ * events: its number, author and head commit (GITHUB_SHA is then a merge commit nobody pushed).
+ */
+export function pullRequestOfEvent(env: NodeJS.ProcessEnv): EventPullRequest | null {
+  if (!env.GITHUB_EVENT_PATH || !(env.GITHUB_EVENT_NAME ?? '').startsWith('pull_request')) return null;
   try {
-    const event = JSON.parse(fs.readFileSync(env.GITHUB_EVENT_PATH, 'utf8')) as { pull_request?: { number?: unknown; head?: { sha?: unknown } } };
-    const pr = event.pull_request;
-    return {
-      ...(typeof pr?.number === 'number' ? { pull_request: pr.number } : {}),
-      ...(typeof pr?.head?.sha === 'string' ? { head_sha: pr.head.sha } : {}),
-    };
+    const pr = (JSON.parse(fs.readFileSync(env.GITHUB_EVENT_PATH, 'utf8')) as { pull_request?: { number?: unknown; user?: { login?: unknown }; head?: { sha?: unknown } } }).pull_request;
+    if (typeof pr?.number !== 'number') return null;
+    return { number: pr.number, author: typeof pr.user?.login === 'string' ? pr.user.login : '', headSha: typeof pr.head?.sha === 'string' ? pr.head.sha : null };
   } catch {
-    return {};
+    return null;
   }
+}
+
+function prClaims(pr: EventPullRequest | null): { pull_request?: number; head_sha?: string } {
+  return pr ? { pull_request: pr.number, ...(pr.headSha ? { head_sha: pr.headSha } : {}) } : {};
+}
+
+/** The identity a run records: the GitHub job's when in Actions, else the local user. */
+export function runIdentity(env: NodeJS.ProcessEnv = process.env): Identity {
+  return env.GITHUB_ACTIONS === 'true' ? actionsIdentity(env) : localIdentity();
 }
 
 function safeJson(text: string): unknown {
@@ -94,9 +105,4 @@ function safeJson(text: string): unknown {
   } catch {
     return null;
   }
-}
-
-/** The identity a run records: the GitHub job's when in Actions, else the local user. */
-export function runIdentity(env: NodeJS.ProcessEnv = process.env): Identity {
-  return env.GITHUB_ACTIONS === 'true' ? actionsIdentity(env) : localIdentity();
 }
