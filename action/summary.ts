@@ -3,26 +3,24 @@
 import * as core from '@actions/core';
 import { headline, identitySummary, IDENTITY_FIELDS, type Verification } from '../gateway/evidence/verification.ts';
 import { outcomeOf } from '../gateway/evidence/timeline.ts';
+import { esc } from '../gateway/evidence/report-html.ts';
 import type { Outcome } from './outcome.ts';
 
 export interface SummaryContext { artifactName: string | null; artifactUrl: string | null; artifactError: string | null; daemonDied: string | null; statusContext: string; statusSha: string | null; attestation: string | null }
 
-const code = (s: string): string => `<code>${escapeHtml(s)}</code>`;
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
+const code = (s: string): string => `<code>${esc(s)}</code>`;
 const oneLine = (s: string): string => (s.length > 200 ? s.slice(0, 197) + '…' : s).replace(/\s+/g, ' ');
 
 export async function writeSummary(v: Verification, o: Outcome, ctx: SummaryContext): Promise<void> {
   const s = core.summary;
   s.addHeading('gateway-action: session evidence', 2);
-  s.addRaw(`<p><strong>${v.status === 'valid' && !ctx.daemonDied ? '✅' : '❌'} ${escapeHtml(headline(v))}</strong></p>`, true);
-  if (ctx.daemonDied) s.addRaw(`<p>❌ <strong>The gateway daemon died during the job</strong>: ${escapeHtml(ctx.daemonDied)}. Its log is kept as written, up to its last signed checkpoint.</p>`, true);
+  s.addRaw(`<p><strong>${v.status === 'valid' && !ctx.daemonDied ? '✅' : '❌'} ${esc(headline(v))}</strong></p>`, true);
+  if (ctx.daemonDied) s.addRaw(`<p>❌ <strong>The gateway daemon died during the job</strong>: ${esc(ctx.daemonDied)}. Its log is kept as written, up to its last signed checkpoint.</p>`, true);
   const id = identitySummary(v);
   const rows = IDENTITY_FIELDS.filter(([k]) => id.claims[k] !== undefined).map(([k, label]) => [label, code(id.claims[k]!)]);
   rows.push(['signing key', code(v.chain.signing.thumbprint ?? '(none)')]);
-  rows.push(['identity', escapeHtml(id.status === 'verified' ? `verified (OIDC token signed by ${id.issuer})` : id.status)]);
-  s.addTable([[{ data: 'run', header: true }, { data: escapeHtml(v.chain.totals.runId ?? '?'), header: true }], ...rows]);
+  rows.push(['identity', esc(id.status === 'verified' ? `verified (OIDC token signed by ${id.issuer})` : id.status)]);
+  s.addTable([[{ data: 'run', header: true }, { data: esc(v.chain.totals.runId ?? '?'), header: true }], ...rows]);
   s.addHeading('Targets', 3);
   s.addTable([
     ['target', 'commands', 'allowed', 'denied', 'approved', 'not approved', 'errors', 'masked'].map((h) => ({ data: h, header: true })),
@@ -35,19 +33,19 @@ export async function writeSummary(v: Verification, o: Outcome, ctx: SummaryCont
       ...o.attention.map((c) => {
         const a = c.approval;
         const approval = a
-          ? `${escapeHtml(a.outcome)}${a.by ? ` by ${escapeHtml(a.by)}` : ''}${a.waitedMs !== null ? ` after ${Math.round(a.waitedMs / 1000)} s` : ''}${a.reason ? `: ${escapeHtml(a.reason)}` : ''}${a.url && /^https?:\/\//.test(a.url) ? ` (<a href="${escapeHtml(a.url)}">request</a>)` : ''}`
+          ? `${esc(a.outcome)}${a.by ? ` by ${esc(a.by)}` : ''}${a.waitedMs !== null ? ` after ${Math.round(a.waitedMs / 1000)} s` : ''}${a.reason ? `: ${esc(a.reason)}` : ''}${a.url && /^https?:\/\//.test(a.url) ? ` (<a href="${esc(a.url)}">request</a>)` : ''}`
           : '';
-        return [code(c.id), code(c.target), escapeHtml(c.decision), c.rule ? code(c.rule) : '', escapeHtml(outcomeOf(c)), approval, code(oneLine(c.text))];
+        return [code(c.id), code(c.target), esc(c.decision), c.rule ? code(c.rule) : '', esc(outcomeOf(c)), approval, code(oneLine(c.text))];
       }),
     ]);
   }
   const t = v.chain.totals;
-  if (t.approvedBy.size > 0) s.addRaw(`<p>Approved by: ${[...t.approvedBy].map(([who, n]) => `${escapeHtml(who)} (${n})`).join(', ')}</p>`, true);
+  if (t.approvedBy.size > 0) s.addRaw(`<p>Approved by: ${[...t.approvedBy].map(([who, n]) => `${esc(who)} (${n})`).join(', ')}</p>`, true);
   const artifact = ctx.artifactError
-    ? `❌ the artifact could not be uploaded: ${escapeHtml(ctx.artifactError)}`
-    : ctx.artifactName ? `Artifact ${ctx.artifactUrl ? `<a href="${escapeHtml(ctx.artifactUrl)}">${code(ctx.artifactName)}</a>` : code(ctx.artifactName)}: the session log, the HTML report and the OIDC issuer's key set. Check it offline with ${code('gateway-action verify LOG --jwks jwks.json')}.` : '';
+    ? `❌ the artifact could not be uploaded: ${esc(ctx.artifactError)}`
+    : ctx.artifactName ? `Artifact ${ctx.artifactUrl ? `<a href="${esc(ctx.artifactUrl)}">${code(ctx.artifactName)}</a>` : code(ctx.artifactName)}: the session log, the HTML report and the OIDC issuer's key set. Check it offline with ${code('gateway-action verify LOG --jwks jwks.json')}.` : '';
   if (artifact) s.addRaw(`<p>${artifact}</p>`, true);
   if (ctx.attestation) s.addRaw(`<p>Sigstore attestation of the log: ${code(ctx.attestation)}; check it with ${code('gh attestation verify LOG --repo OWNER/REPO')}.</p>`, true);
-  s.addRaw(`<p>Commit status ${code(ctx.statusContext)}: <strong>${o.state}</strong> (${escapeHtml(o.description)})${ctx.statusSha ? ` on ${code(ctx.statusSha.slice(0, 12))}` : ''}.</p>`, true);
+  s.addRaw(`<p>Commit status ${code(ctx.statusContext)}: <strong>${o.state}</strong> (${esc(o.description)})${ctx.statusSha ? ` on ${code(ctx.statusSha.slice(0, 12))}` : ''}.</p>`, true);
   await s.write();
 }

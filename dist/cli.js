@@ -51178,7 +51178,7 @@ function buildTimeline(records, unreadableLines = 0) {
         break;
       }
       case "approval-request": {
-        const a = { id: str(r.id), requestedAt: str(r.time), outcome: "pending", by: null, via: null, at: null, waitedMs: null, reason: null, url: str(r.url) || str(r.comment_url) || null };
+        const a = { id: str(r.id), requestedAt: str(r.time), outcome: "pending", by: null, via: null, at: null, waitedMs: null, reason: null, url: null };
         approvals.set(a.id, a);
         const c = commands.get(str(r.command));
         if (c) c.approval = a;

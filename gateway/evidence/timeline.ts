@@ -17,7 +17,7 @@ export interface TimelineApproval {
   at: string | null;
   waitedMs: number | null;
   reason: string | null;
-  /** Where the request was posted for review (a PR comment), when it was. */
+  /** The PR comment the request was posted as (an http(s) URL), when it was. */
   url: string | null;
 }
 
@@ -147,7 +147,7 @@ export function buildTimeline(records: Rec[], unreadableLines = 0): Timeline {
         break;
       }
       case 'approval-request': {
-        const a: TimelineApproval = { id: str(r.id), requestedAt: str(r.time), outcome: 'pending', by: null, via: null, at: null, waitedMs: null, reason: null, url: str(r.url) || str(r.comment_url) || null };
+        const a: TimelineApproval = { id: str(r.id), requestedAt: str(r.time), outcome: 'pending', by: null, via: null, at: null, waitedMs: null, reason: null, url: null };
         approvals.set(a.id, a);
         const c = commands.get(str(r.command));
         if (c) c.approval = a;
