@@ -51186,7 +51186,7 @@ function buildTimeline(records, unreadableLines = 0) {
       }
       case "approval-comment": {
         const a = approvals.get(str(r.id));
-        if (a && /^https?:\/\//.test(str(r.url))) a.url = str(r.url);
+        if (a) a.url = str(r.url) || null;
         break;
       }
       case "approval": {

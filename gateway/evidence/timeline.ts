@@ -17,7 +17,7 @@ export interface TimelineApproval {
   at: string | null;
   waitedMs: number | null;
   reason: string | null;
-  /** The PR comment the request was posted as (an http(s) URL), when it was. */
+  /** The PR comment the request was posted as, when it was (as the log says: renderers link only http(s)). */
   url: string | null;
 }
 
@@ -155,7 +155,8 @@ export function buildTimeline(records: Rec[], unreadableLines = 0): Timeline {
       }
       case 'approval-comment': {
         const a = approvals.get(str(r.id));
-        if (a && /^https?:\/\//.test(str(r.url))) a.url = str(r.url);
+        // Carried as written; renderers link only http(s) URLs.
+        if (a) a.url = str(r.url) || null;
         break;
       }
       case 'approval': {

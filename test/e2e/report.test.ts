@@ -281,7 +281,8 @@ test('log content is text: markup in SQL, names, samples, errors and approvals d
     if (r.type === 'command' && r.text === 'DELETE FROM scratch') (r.decision as Record<string, unknown>).rule = evilRule;
     if (r.type === 'result' && (r.response as { sample?: unknown[][] })?.sample?.length) (r.response as { sample: unknown[][] }).sample[0]![1] = evilCell;
     if (r.type === 'result' && (r.error as { code?: string } | undefined)?.code === '42P01') (r.error as Record<string, unknown>).message = evilError;
-    if (r.type === 'approval-request') r.url = evilUrl;
+    // The comment link an approver records, here hostile.
+    if (r.type === 'approval-request') return [r, { type: 'approval-comment', time: r.time, session: r.session, command: r.command, id: r.id, issue: 7, comment_id: 1, url: evilUrl }];
     if (r.type === 'approval') r.by = evilBy;
     return r;
   });

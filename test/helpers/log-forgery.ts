@@ -8,10 +8,11 @@ import { CheckpointSigner } from '../../gateway/evidence/checkpoint.ts';
 type Rec = Record<string, unknown>;
 
 /**
- * Re-chains and re-signs `lines` (a log's records) after `edit`; returns the new lines. The new
- * key replaces the run-start key unless `keepKey` (then the checkpoints no longer verify).
+ * Re-chains and re-signs `lines` (a log's records) after `edit`, which may drop a record (null)
+ * or add some (an array); returns the new lines. The new key replaces the run-start key unless
+ * `keepKey` (then the checkpoints no longer verify).
  */
-export function resign(lines: string[], edit: (r: Rec, i: number) => Rec | null = (r) => r, opts: { keepKey?: boolean; signer?: CheckpointSigner } = {}): string[] {
+export function resign(lines: string[], edit: (r: Rec, i: number) => Rec | Rec[] | null = (r) => r, opts: { keepKey?: boolean; signer?: CheckpointSigner } = {}): string[] {
   const signer = opts.signer ?? new CheckpointSigner();
   const keepKey = opts.keepKey ?? false;
   const out: string[] = [];
@@ -21,8 +22,12 @@ export function resign(lines: string[], edit: (r: Rec, i: number) => Rec | null 
   lines.forEach((line, i) => {
     const parsed = JSON.parse(line) as Rec;
     delete parsed.hash;
-    const r = edit(parsed, i);
-    if (r === null) return;
+    const edited = edit(parsed, i);
+    for (const r of edited === null ? [] : Array.isArray(edited) ? edited : [edited]) append(r);
+  });
+  return out;
+
+  function append(r: Rec): void {
     if (r.type === 'run-start') {
       run = String(r.run);
       if (!keepKey) r.key = { alg: 'EdDSA', jwk: signer.jwk, thumbprint: signer.thumbprint };
@@ -38,6 +43,5 @@ export function resign(lines: string[], edit: (r: Rec, i: number) => Rec | null 
     out.push(body.slice(0, -1) + ',"hash":"' + hash + '"}');
     prev = hash;
     seq++;
-  });
-  return out;
+  }
 }
