@@ -3,7 +3,7 @@
 import * as core from '@actions/core';
 import { headline, identitySummary, IDENTITY_FIELDS, type Verification } from '../gateway/evidence/verification.ts';
 import { outcomeOf } from '../gateway/evidence/timeline.ts';
-import { esc } from '../gateway/evidence/report-html.ts';
+import { esc, safeUrl } from '../gateway/evidence/report-html.ts';
 import type { Outcome } from './outcome.ts';
 
 export interface SummaryContext { artifactName: string | null; artifactUrl: string | null; artifactError: string | null; daemonDied: string | null; statusContext: string; statusSha: string | null; attestation: string | null }
@@ -33,7 +33,7 @@ export async function writeSummary(v: Verification, o: Outcome, ctx: SummaryCont
       ...o.attention.map((c) => {
         const a = c.approval;
         const approval = a
-          ? `${esc(a.outcome)}${a.by ? ` by ${esc(a.by)}` : ''}${a.waitedMs !== null ? ` after ${Math.round(a.waitedMs / 1000)} s` : ''}${a.reason ? `: ${esc(a.reason)}` : ''}${a.url && /^https?:\/\//.test(a.url) ? ` (<a href="${esc(a.url)}">request</a>)` : ''}`
+          ? `${esc(a.outcome)}${a.by ? ` by ${esc(a.by)}` : ''}${a.waitedMs !== null ? ` after ${Math.round(a.waitedMs / 1000)} s` : ''}${a.reason ? `: ${esc(a.reason)}` : ''}${safeUrl(a.url) ? ` (<a href="${esc(a.url!)}">request</a>)` : ''}`
           : '';
         return [code(c.id), code(c.target), esc(c.decision), c.rule ? code(c.rule) : '', esc(outcomeOf(c)), approval, code(oneLine(c.text))];
       }),

@@ -49,7 +49,8 @@ const span = (from: string | null, to: string | null): string => {
   return Number.isFinite(ms) && ms >= 0 ? ` (${fmtMs(ms)})` : '';
 };
 /** Only web links become links: a javascript: URL in the log must not. */
-const safeUrl = (u: string | null): string | null => (u && /^https?:\/\//i.test(u) ? u : null);
+/** Only http(s) links are made from log content (a javascript: URL stays text). */
+export const safeUrl = (u: string | null): string | null => (u && /^https?:\/\//i.test(u) ? u : null);
 const byList = (m: Map<string, number>): string => [...m].map(([who, n]) => `${who}${n > 1 ? ` ×${n}` : ''}`).join(', ');
 const cmdAnchor = (c: TimelineCommand): string => `cmd-${c.id}`;
 
