@@ -55,7 +55,7 @@ async function post(): Promise<void> {
   }
   let timeline: Timeline;
   try {
-    timeline = readTimeline(copy);
+    timeline = await readTimeline(copy);
   } catch {
     timeline = buildTimeline([]);
   }

@@ -13829,14 +13829,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs23 = this.flowScalar(this.type);
+              const fs22 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start: start2, key: fs23, sep: [] });
+                map.items.push({ start: start2, key: fs22, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs23);
+                this.stack.push(fs22);
               } else {
-                Object.assign(it, { key: fs23, sep: [] });
+                Object.assign(it, { key: fs22, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -13964,13 +13964,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs23 = this.flowScalar(this.type);
+              const fs22 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs23, sep: [] });
+                fc.items.push({ start: [], key: fs22, sep: [] });
               else if (it.sep)
-                this.stack.push(fs23);
+                this.stack.push(fs22);
               else
-                Object.assign(it, { key: fs23, sep: [] });
+                Object.assign(it, { key: fs22, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -15231,16 +15231,16 @@ var require_libpg_query = __commonJS({
         }
         var readAsync, readBinary;
         if (ENVIRONMENT_IS_NODE) {
-          var fs23 = __require("node:fs");
+          var fs22 = __require("node:fs");
           scriptDirectory = __dirname + "/";
           readBinary = (filename) => {
             filename = isFileURI(filename) ? new URL(filename) : filename;
-            var ret = fs23.readFileSync(filename);
+            var ret = fs22.readFileSync(filename);
             return ret;
           };
           readAsync = async (filename, binary = true) => {
             filename = isFileURI(filename) ? new URL(filename) : filename;
-            var ret = fs23.readFileSync(filename, binary ? void 0 : "utf8");
+            var ret = fs22.readFileSync(filename, binary ? void 0 : "utf8");
             return ret;
           };
           if (process.argv.length > 1) {
@@ -15752,7 +15752,7 @@ var require_libpg_query = __commonJS({
               var bytesRead = 0;
               var fd = process.stdin.fd;
               try {
-                bytesRead = fs23.readSync(fd, buf, 0, BUFSIZE);
+                bytesRead = fs22.readSync(fd, buf, 0, BUFSIZE);
               } catch (e) {
                 if (e.toString().includes("EOF")) bytesRead = 0;
                 else throw e;
@@ -50497,7 +50497,38 @@ import fs16 from "node:fs";
 
 // gateway/evidence/log-verifier.ts
 import { createHash as createHash7 } from "node:crypto";
+
+// gateway/evidence/log-lines.ts
 import fs14 from "node:fs";
+var MAX_LINE_BYTES = 256 * 1024 * 1024;
+var fatalUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+async function* readLogLines(file) {
+  let carry = null;
+  for await (const chunk of fs14.createReadStream(file, { highWaterMark: 1 << 20 })) {
+    const buf = carry ? Buffer.concat([carry, chunk]) : chunk;
+    let start2 = 0;
+    for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10, start2)) {
+      const text = strictUtf8(buf, start2, nl);
+      yield text === null ? { kind: "not-utf8" } : { kind: "line", text };
+      start2 = nl + 1;
+    }
+    carry = start2 < buf.length ? buf.subarray(start2) : null;
+    if (carry && carry.length > MAX_LINE_BYTES) {
+      yield { kind: "too-long" };
+      return;
+    }
+  }
+  if (carry) yield { kind: "torn", text: carry.toString("utf8") };
+}
+function strictUtf8(buf, start2, end) {
+  const s = buf.toString("utf8", start2, end);
+  if (!s.includes("\uFFFD")) return s;
+  try {
+    return fatalUtf8.decode(buf.subarray(start2, end));
+  } catch {
+    return null;
+  }
+}
 
 // gateway/evidence/log-totals.ts
 function emptyTotals() {
@@ -50709,31 +50740,13 @@ function verifyChainText(text) {
 }
 async function verifyChainFile(file) {
   const v = new LogVerifier();
-  let carry = null;
-  for await (const chunk of fs14.createReadStream(file, { highWaterMark: 1 << 20 })) {
-    const buf = carry ? Buffer.concat([carry, chunk]) : chunk;
-    let start2 = 0;
-    for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10, start2)) {
-      const text = strictUtf8(buf, start2, nl);
-      if (text === null) return v.badEncoding();
-      if (!v.line(text)) return v.finish("");
-      start2 = nl + 1;
-    }
-    carry = start2 < buf.length ? buf.subarray(start2) : null;
-    if (carry && carry.length > MAX_LINE_BYTES) return v.tooLong();
+  for await (const l of readLogLines(file)) {
+    if (l.kind === "not-utf8") return v.badEncoding();
+    if (l.kind === "too-long") return v.tooLong();
+    if (l.kind === "torn") return v.finish(l.text);
+    if (!v.line(l.text)) break;
   }
-  return v.finish(carry ? carry.toString("utf8") : "");
-}
-var MAX_LINE_BYTES = 256 * 1024 * 1024;
-var fatalUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-function strictUtf8(buf, start2, end) {
-  const s = buf.toString("utf8", start2, end);
-  if (!s.includes("\uFFFD")) return s;
-  try {
-    return fatalUtf8.decode(buf.subarray(start2, end));
-  } catch {
-    return null;
-  }
+  return v.finish("");
 }
 
 // gateway/evidence/attestation-check.ts
@@ -51079,34 +51092,44 @@ function verificationText(v) {
 }
 
 // gateway/cli/replay.ts
-import fs18 from "node:fs";
+import fs17 from "node:fs";
 
 // gateway/evidence/timeline.ts
-import fs17 from "node:fs";
-function readTimeline(file) {
-  const records = [];
-  let unreadable = 0;
-  for (const line of fs17.readFileSync(file, "utf8").split("\n")) {
-    if (!line) continue;
+var TIMELINE_MAX_COMMANDS = 2e4;
+async function readTimeline(file, maxCommands = TIMELINE_MAX_COMMANDS) {
+  const b = new TimelineBuilder(maxCommands);
+  for await (const l of readLogLines(file)) {
+    if (l.kind === "too-long") break;
+    if (l.kind === "not-utf8") {
+      b.t.unreadableLines++;
+      continue;
+    }
+    if (!l.text) continue;
     try {
-      const r = JSON.parse(line);
-      if (r && typeof r === "object" && !Array.isArray(r)) records.push(r);
-      else unreadable++;
+      const r = JSON.parse(l.text);
+      if (r && typeof r === "object" && !Array.isArray(r)) b.add(r);
+      else b.t.unreadableLines++;
     } catch {
-      unreadable++;
+      b.t.unreadableLines++;
     }
   }
-  return buildTimeline(records, unreadable);
+  return b.t;
 }
 var str = (v) => typeof v === "string" ? v : v === void 0 || v === null ? "" : String(v);
 var num = (v) => typeof v === "number" ? v : null;
-function buildTimeline(records, unreadableLines = 0) {
-  const t = { run: null, startedAt: null, endedAt: null, targets: [], sessions: [], events: [], unreadableLines };
-  const sessions = /* @__PURE__ */ new Map();
-  const commands = /* @__PURE__ */ new Map();
-  const approvals = /* @__PURE__ */ new Map();
-  const event = (r, kind, message2) => ({ seq: num(r.seq) ?? -1, time: str(r.time), kind, message: message2 });
-  for (const r of records) {
+var TimelineBuilder = class {
+  t = { run: null, startedAt: null, endedAt: null, targets: [], sessions: [], events: [], unreadableLines: 0, omittedCommands: 0 };
+  sessions = /* @__PURE__ */ new Map();
+  commands = /* @__PURE__ */ new Map();
+  approvals = /* @__PURE__ */ new Map();
+  kept = 0;
+  maxCommands;
+  constructor(maxCommands) {
+    this.maxCommands = maxCommands;
+  }
+  add(r) {
+    const { t, sessions, commands, approvals } = this;
+    const event = (x, kind, message2) => ({ seq: num(x.seq) ?? -1, time: str(x.time), kind, message: message2 });
     switch (r.type) {
       case "run-start":
         t.run = str(r.run);
@@ -51148,6 +51171,12 @@ function buildTimeline(records, unreadableLines = 0) {
       }
       case "command": {
         const d = r.decision ?? null;
+        const action = d ? str(d.action) : "none";
+        if (this.kept >= this.maxCommands && (action === "allow" || action === "none")) {
+          t.omittedCommands++;
+          break;
+        }
+        this.kept++;
         const statements = Array.isArray(r.statements) ? r.statements : [];
         const c = {
           id: str(r.command),
@@ -51225,8 +51254,7 @@ function buildTimeline(records, unreadableLines = 0) {
         break;
     }
   }
-  return t;
-}
+};
 function outcomeOf(c) {
   if (c.status === "denied") return "denied";
   if (c.status === "error") return "error";
@@ -51268,6 +51296,7 @@ function renderReplay(t, opts) {
   const sessions = opts.session ? t.sessions.filter((s) => s.id === opts.session) : t.sessions;
   for (const s of sessions) out.push("", ...session(s, paint));
   for (const e of t.events) if (e.kind !== "gateway-query") out.push("", paint("red", `${clock(e.time)}  ${e.kind}: ${e.message}`));
+  if (t.omittedCommands) out.push("", paint("dim", `${t.omittedCommands} more allowed commands are not shown (past the first ${t.sessions.reduce((n, s) => n + s.commands.length, 0)}); every denied and held one is`));
   if (t.unreadableLines) out.push("", paint("red", `${t.unreadableLines} line(s) of the log could not be read`));
   return out.join("\n") + "\n";
 }
@@ -51335,8 +51364,8 @@ async function main3(argv) {
   if (args.options.help) return void process.stdout.write(help3), 0;
   if (args.positional.length !== 1) throw new UsageError("replay: give exactly one session log file (see gateway-action replay --help)");
   const file = args.positional[0];
-  if (!fs18.existsSync(file)) throw new Error(`cannot read ${file} (ENOENT)`);
-  const timeline2 = readTimeline(file);
+  if (!fs17.existsSync(file)) throw new Error(`cannot read ${file} (ENOENT)`);
+  const timeline2 = await readTimeline(file);
   const session3 = args.options.session;
   if (session3 && !timeline2.sessions.some((s) => s.id === session3)) {
     throw new UsageError(`replay: no session ${session3} in this log (sessions: ${timeline2.sessions.map((s) => s.id).join(", ") || "none"})`);
@@ -51350,13 +51379,13 @@ async function main3(argv) {
 // gateway/cli/demo.ts
 import { spawn as spawn4, spawnSync as spawnSync4 } from "node:child_process";
 import { randomBytes as randomBytes4 } from "node:crypto";
-import fs20 from "node:fs";
+import fs19 from "node:fs";
 import os8 from "node:os";
 import path9 from "node:path";
 
 // gateway/demo/pg-cluster.ts
 import { execFileSync as execFileSync2, spawnSync as spawnSync3 } from "node:child_process";
-import fs19 from "node:fs";
+import fs18 from "node:fs";
 import net4 from "node:net";
 import os7 from "node:os";
 import path8 from "node:path";
@@ -51364,12 +51393,12 @@ function findPostgresBin() {
   const env = process.env.GATEWAY_PG_BIN;
   if (env) return env;
   const base = "/usr/lib/postgresql";
-  if (fs19.existsSync(base)) {
-    const versions = fs19.readdirSync(base).filter((v) => fs19.existsSync(path8.join(base, v, "bin", "initdb"))).sort((a, b) => Number(b) - Number(a));
+  if (fs18.existsSync(base)) {
+    const versions = fs18.readdirSync(base).filter((v) => fs18.existsSync(path8.join(base, v, "bin", "initdb"))).sort((a, b) => Number(b) - Number(a));
     if (versions.length > 0) return path8.join(base, versions[0], "bin");
   }
   for (const dir of (process.env.PATH ?? "").split(":")) {
-    if (dir && fs19.existsSync(path8.join(dir, "initdb"))) return dir;
+    if (dir && fs18.existsSync(path8.join(dir, "initdb"))) return dir;
   }
   throw new Error("PostgreSQL server binaries (initdb, pg_ctl) were not found; install them with `apt-get install postgresql` or set GATEWAY_PG_BIN");
 }
@@ -51393,12 +51422,12 @@ function runAsServerUser(bin, args, opts = {}) {
 }
 async function startCluster(opts = {}) {
   const binDir = findPostgresBin();
-  const root = fs19.mkdtempSync(path8.join(os7.tmpdir(), "gw-pg-"));
+  const root = fs18.mkdtempSync(path8.join(os7.tmpdir(), "gw-pg-"));
   const dataDir = path8.join(root, "data");
   const socketDir = path8.join(root, "sock");
-  fs19.mkdirSync(socketDir);
+  fs18.mkdirSync(socketDir);
   if (asRoot) {
-    fs19.chmodSync(root, 493);
+    fs18.chmodSync(root, 493);
     execFileSync2("chown", ["-R", "postgres:postgres", root]);
   }
   runAsServerUser(path8.join(binDir, "initdb"), ["-D", dataDir, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "-N"]);
@@ -51408,16 +51437,16 @@ async function startCluster(opts = {}) {
     "host all postgres 127.0.0.1/32 trust",
     "host all all 127.0.0.1/32 scram-sha-256"
   ];
-  fs19.writeFileSync(path8.join(dataDir, "pg_hba.conf"), hba.join("\n") + "\n");
+  fs18.writeFileSync(path8.join(dataDir, "pg_hba.conf"), hba.join("\n") + "\n");
   const settings = { fsync: "off", synchronous_commit: "off", full_page_writes: "off", max_connections: "200", ...opts.settings };
   if (opts.tls) {
-    fs19.copyFileSync(opts.tls.cert, path8.join(dataDir, "server.crt"));
-    fs19.copyFileSync(opts.tls.key, path8.join(dataDir, "server.key"));
-    fs19.chmodSync(path8.join(dataDir, "server.key"), 384);
+    fs18.copyFileSync(opts.tls.cert, path8.join(dataDir, "server.crt"));
+    fs18.copyFileSync(opts.tls.key, path8.join(dataDir, "server.key"));
+    fs18.chmodSync(path8.join(dataDir, "server.key"), 384);
     if (asRoot) execFileSync2("chown", ["postgres:postgres", path8.join(dataDir, "server.crt"), path8.join(dataDir, "server.key")]);
     settings.ssl = "on";
   }
-  fs19.appendFileSync(path8.join(dataDir, "postgresql.conf"), Object.entries(settings).map(([k, v]) => `${k} = '${v}'`).join("\n") + "\n");
+  fs18.appendFileSync(path8.join(dataDir, "postgresql.conf"), Object.entries(settings).map(([k, v]) => `${k} = '${v}'`).join("\n") + "\n");
   if (asRoot) execFileSync2("chown", ["-R", "postgres:postgres", dataDir]);
   const port = await freePort();
   runAsServerUser(path8.join(binDir, "pg_ctl"), ["-D", dataDir, "-l", path8.join(root, "server.log"), "-w", "-t", "60", "-o", `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1`, "start"]);
@@ -51440,7 +51469,7 @@ async function startCluster(opts = {}) {
         runAsServerUser(path8.join(binDir, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
       } catch {
       }
-      fs19.rmSync(root, { recursive: true, force: true });
+      fs18.rmSync(root, { recursive: true, force: true });
     }
   };
   return cluster;
@@ -51482,7 +51511,7 @@ async function main4(argv) {
   const say = (s) => void process.stdout.write(s + "\n");
   say("Starting a throwaway PostgreSQL cluster...");
   const cluster = await startCluster();
-  const work = fs20.mkdtempSync(path9.join(os8.tmpdir(), "gw-demo-"));
+  const work = fs19.mkdtempSync(path9.join(os8.tmpdir(), "gw-demo-"));
   try {
     const password = randomBytes4(18).toString("base64url");
     const seed = spawnSync4("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", `pw=${password}`, "-h", cluster.socketDir, "-p", String(cluster.port), "-U", "postgres", "-d", "postgres"], { input: SEED, encoding: "utf8" });
@@ -51499,7 +51528,7 @@ targets:
     tls: disable
 `;
     const policyFile = path9.join(work, "gateway.yml");
-    fs20.writeFileSync(policyFile, policyText);
+    fs19.writeFileSync(policyFile, policyText);
     say(`PostgreSQL ${cluster.port} is up with tables customers and orders. Policy:
 
 ${indent(policyText)}`);
@@ -51517,9 +51546,9 @@ $ psql ${step.args.map(shellQuote).join(" ")}`);
   (psql exited ${r.status})`) + "\n");
     }
     const { log: log2 } = await gw.stop("demo finished");
-    const result = verifyChainText(fs20.readFileSync(log2, "utf8"));
+    const result = verifyChainText(fs19.readFileSync(log2, "utf8"));
     say("\u2500\u2500 What the session log recorded (gateway-action replay):");
-    say(renderReplay(readTimeline(log2), { color: wantsColor(process.stdout) }).trimEnd());
+    say(renderReplay(await readTimeline(log2), { color: wantsColor(process.stdout) }).trimEnd());
     const s = result.totals;
     say(`
 Session log: ${path9.resolve(log2)}`);
@@ -51530,7 +51559,7 @@ Session log: ${path9.resolve(log2)}`);
     return result.status === "valid" ? 0 : 1;
   } finally {
     cluster.stop();
-    fs20.rmSync(work, { recursive: true, force: true });
+    fs19.rmSync(work, { recursive: true, force: true });
   }
 }
 function runPsql(args, env) {
@@ -51547,7 +51576,7 @@ var indent = (s) => s.split("\n").map((l) => "  " + l).join("\n");
 var shellQuote = (s) => /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 
 // gateway/cli/approve.ts
-import fs21 from "node:fs";
+import fs20 from "node:fs";
 var where = `Options:
   --state-dir DIR   ask only the gateway started with \`gateway-action start --state-dir DIR\`
                     (default: every gateway of this OS user, found in $GATEWAY_ACTION_RUNTIME_DIR,
@@ -51583,7 +51612,7 @@ async function gateways(stateDir) {
       reply = await sendControlAt(socket, { op: "pending" }, 1e4, `no gateway is running for state directory ${stateDir ?? ""}`);
     } catch (e) {
       if (stateDir) throw e;
-      if (e.code === "ECONNREFUSED") fs21.rmSync(socket, { force: true });
+      if (e.code === "ECONNREFUSED") fs20.rmSync(socket, { force: true });
       continue;
     }
     if (reply.ok) found.push({ socket, run: String(reply.run), pending: reply.pending });
@@ -51632,7 +51661,7 @@ function oneLine(text, max) {
 
 // gateway/cli/report.ts
 import { createHash as createHash9 } from "node:crypto";
-import fs22 from "node:fs";
+import fs21 from "node:fs";
 
 // gateway/evidence/report-html.ts
 import { createHash as createHash8 } from "node:crypto";
@@ -51975,7 +52004,8 @@ function timeline(t, commands, boundary) {
 <button type="button" id="filter-reset">Clear</button>
 <span id="match-count" aria-live="polite">${plural(commands.length, "command")}</span></div>`;
   const sessions = t.sessions.length ? t.sessions.map((s) => session2(s, boundary)).join("\n") : '<p class="empty">The log records no client sessions.</p>';
-  return `<section id="timeline"><h2>Timeline</h2>${filters}
+  const omitted = t.omittedCommands ? `<p class="empty">${esc(plural(t.omittedCommands, "more allowed command"))} past the first ${commands.length} ${t.omittedCommands === 1 ? "is" : "are"} not shown here; every denied and held command is, and the totals above count them all.</p>` : "";
+  return `<section id="timeline"><h2>Timeline</h2>${filters}${omitted}
 <p id="no-match" class="empty" hidden>No command matches these filters.</p>
 ${sessions}</section>`;
 }
@@ -52068,9 +52098,9 @@ async function main5(argv) {
   let timeline2;
   let sha2563;
   try {
-    const bytes = fs22.readFileSync(file);
+    const bytes = fs21.readFileSync(file);
     sha2563 = createHash9("sha256").update(bytes).digest("hex");
-    timeline2 = readTimeline(file);
+    timeline2 = await readTimeline(file);
   } catch (e) {
     process.stderr.write(`gateway-action: report: cannot read ${file} (${e.code ?? e.message})
 `);
@@ -52078,7 +52108,7 @@ async function main5(argv) {
   }
   const v = await verifyLog(file, opts);
   try {
-    fs22.writeFileSync(out, renderReport(v, timeline2, { logSha256: sha2563 }), { mode: 420 });
+    fs21.writeFileSync(out, renderReport(v, timeline2, { logSha256: sha2563 }), { mode: 420 });
   } catch (e) {
     process.stderr.write(`gateway-action: report: cannot write ${out} (${e.code ?? e.message})
 `);

@@ -76,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
     const { log } = await gw.stop('demo finished');
     const result = verifyChainText(fs.readFileSync(log, 'utf8'));
     say('── What the session log recorded (gateway-action replay):');
-    say(renderReplay(readTimeline(log), { color: wantsColor(process.stdout) }).trimEnd());
+    say(renderReplay(await readTimeline(log), { color: wantsColor(process.stdout) }).trimEnd());
     const s = result.totals;
     say(`\nSession log: ${path.resolve(log)}`);
     say(`Verification: ${result.status === 'valid' ? 'VALID (hash chain intact, checkpoints signed, sealed)' : result.status.toUpperCase() + ': ' + result.problem}; ${s.records} records, ${s.sessions} sessions, ${s.commands} commands, ${s.errors} failed.`);

@@ -21,7 +21,7 @@ export async function main(argv: string[]): Promise<number> {
   if (args.positional.length !== 1) throw new UsageError('replay: give exactly one session log file (see gateway-action replay --help)');
   const file = args.positional[0]!;
   if (!fs.existsSync(file)) throw new Error(`cannot read ${file} (ENOENT)`);
-  const timeline = readTimeline(file);
+  const timeline = await readTimeline(file);
   const session = args.options.session as string | undefined;
   if (session && !timeline.sessions.some((s) => s.id === session)) {
     throw new UsageError(`replay: no session ${session} in this log (sessions: ${timeline.sessions.map((s) => s.id).join(', ') || 'none'})`);

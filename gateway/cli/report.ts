@@ -49,7 +49,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const bytes = fs.readFileSync(file);
     sha256 = createHash('sha256').update(bytes).digest('hex');
-    timeline = readTimeline(file);
+    timeline = await readTimeline(file);
   } catch (e) {
     process.stderr.write(`gateway-action: report: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})\n`);
     return 3;

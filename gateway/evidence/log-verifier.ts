@@ -2,10 +2,10 @@
 // text, so it runs offline on a downloaded artifact. The identity behind the signing key is
 // checked separately (attestation-check.ts); verification.ts combines the two.
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
 import { canonicalJson } from './canonical-json.ts';
 import { CheckpointVerifier } from './checkpoint.ts';
 import { GENESIS_HASH, LOG_FORMAT } from './log-writer.ts';
+import { readLogLines } from './log-lines.ts';
 import { copyTotals, emptyTotals, tally, type LogTotals } from './log-totals.ts';
 
 export type ChainStatus = 'valid' | 'tampered' | 'unsealed' | 'unreadable';
@@ -196,41 +196,14 @@ export function verifyChainText(text: string): ChainResult {
   return v.finish(torn);
 }
 
-/**
- * Verifies a log file's chain, reading it in chunks and splitting lines on bytes. A line that is
- * not UTF-8 is tampering: a lenient decoder would map different bytes to the same U+FFFD and
- * verify a changed file. (A newline byte never occurs inside a UTF-8 sequence.)
- */
+/** Verifies a log file's chain in bounded memory (see log-lines.ts). */
 export async function verifyChainFile(file: string): Promise<ChainResult> {
   const v = new LogVerifier();
-  let carry: Buffer | null = null;
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) {
-    const buf: Buffer = carry ? Buffer.concat([carry, chunk as Buffer]) : (chunk as Buffer);
-    let start = 0;
-    for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10, start)) {
-      const text = strictUtf8(buf, start, nl);
-      if (text === null) return v.badEncoding();
-      if (!v.line(text)) return v.finish('');
-      start = nl + 1;
-    }
-    carry = start < buf.length ? buf.subarray(start) : null;
-    if (carry && carry.length > MAX_LINE_BYTES) return v.tooLong();
+  for await (const l of readLogLines(file)) {
+    if (l.kind === 'not-utf8') return v.badEncoding();
+    if (l.kind === 'too-long') return v.tooLong();
+    if (l.kind === 'torn') return v.finish(l.text);
+    if (!v.line(l.text)) break;
   }
-  // A torn last line may end inside a character: it is reported as torn, not decoded strictly.
-  return v.finish(carry ? carry.toString('utf8') : '');
-}
-
-/** No record the writer produces comes near this; a longer line is not from it. */
-const MAX_LINE_BYTES = 256 * 1024 * 1024;
-
-const fatalUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
-function strictUtf8(buf: Buffer, start: number, end: number): string | null {
-  const s = buf.toString('utf8', start, end);
-  if (!s.includes('\ufffd')) return s;
-  try {
-    return fatalUtf8.decode(buf.subarray(start, end));
-  } catch {
-    return null;
-  }
+  return v.finish('');
 }

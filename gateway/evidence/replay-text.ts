@@ -24,6 +24,7 @@ export function renderReplay(t: Timeline, opts: ReplayOptions): string {
   const sessions = opts.session ? t.sessions.filter((s) => s.id === opts.session) : t.sessions;
   for (const s of sessions) out.push('', ...session(s, paint));
   for (const e of t.events) if (e.kind !== 'gateway-query') out.push('', paint('red', `${clock(e.time)}  ${e.kind}: ${e.message}`));
+  if (t.omittedCommands) out.push('', paint('dim', `${t.omittedCommands} more allowed commands are not shown (past the first ${t.sessions.reduce((n, s) => n + s.commands.length, 0)}); every denied and held one is`));
   if (t.unreadableLines) out.push('', paint('red', `${t.unreadableLines} line(s) of the log could not be read`));
   return out.join('\n') + '\n';
 }

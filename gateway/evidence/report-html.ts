@@ -228,7 +228,8 @@ function timeline(t: Timeline, commands: TimelineCommand[], boundary: Boundary):
 <button type="button" id="filter-reset">Clear</button>
 <span id="match-count" aria-live="polite">${plural(commands.length, 'command')}</span></div>`;
   const sessions = t.sessions.length ? t.sessions.map((s) => session(s, boundary)).join('\n') : '<p class="empty">The log records no client sessions.</p>';
-  return `<section id="timeline"><h2>Timeline</h2>${filters}
+  const omitted = t.omittedCommands ? `<p class="empty">${esc(plural(t.omittedCommands, 'more allowed command'))} past the first ${commands.length} ${t.omittedCommands === 1 ? 'is' : 'are'} not shown here; every denied and held command is, and the totals above count them all.</p>` : '';
+  return `<section id="timeline"><h2>Timeline</h2>${filters}${omitted}
 <p id="no-match" class="empty" hidden>No command matches these filters.</p>
 ${sessions}</section>`;
 }

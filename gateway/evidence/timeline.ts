@@ -2,7 +2,7 @@
 // approval, outcome, rows, duration and response sample. Shared by `replay` (terminal) and
 // `report` (HTML). It reads whatever parses, tampered or not: the verdict comes from the
 // verifier and is shown next to it, never inferred here.
-import fs from 'node:fs';
+import { readLogLines } from './log-lines.ts';
 
 type Rec = Record<string, unknown>;
 
@@ -70,34 +70,62 @@ export interface Timeline {
   events: { seq: number; time: string; kind: string; message: string }[];
   /** Lines that did not parse (a torn tail or tampering). */
   unreadableLines: number;
+  /** Allowed commands past the timeline's size limit: counted, not kept. */
+  omittedCommands: number;
 }
 
-export function readTimeline(file: string): Timeline {
-  const records: Rec[] = [];
-  let unreadable = 0;
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    if (!line) continue;
+/** Past this many commands only denied and held ones are kept (the rest are counted). */
+export const TIMELINE_MAX_COMMANDS = 20_000;
+
+/**
+ * Reads a log into a timeline, streaming: logs reach gigabytes. Beyond `maxCommands` commands,
+ * allowed ones are counted in `omittedCommands` instead of kept; denied and held ones always are.
+ */
+export async function readTimeline(file: string, maxCommands = TIMELINE_MAX_COMMANDS): Promise<Timeline> {
+  const b = new TimelineBuilder(maxCommands);
+  for await (const l of readLogLines(file)) {
+    if (l.kind === 'too-long') break;
+    if (l.kind === 'not-utf8') {
+      b.t.unreadableLines++;
+      continue;
+    }
+    if (!l.text) continue;
     try {
-      const r = JSON.parse(line) as unknown;
-      if (r && typeof r === 'object' && !Array.isArray(r)) records.push(r as Rec);
-      else unreadable++;
+      const r = JSON.parse(l.text) as unknown;
+      if (r && typeof r === 'object' && !Array.isArray(r)) b.add(r as Rec);
+      else b.t.unreadableLines++;
     } catch {
-      unreadable++;
+      b.t.unreadableLines++;
     }
   }
-  return buildTimeline(records, unreadable);
+  return b.t;
 }
 
 const str = (v: unknown): string => (typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v));
 const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
 
 export function buildTimeline(records: Rec[], unreadableLines = 0): Timeline {
-  const t: Timeline = { run: null, startedAt: null, endedAt: null, targets: [], sessions: [], events: [], unreadableLines };
-  const sessions = new Map<string, TimelineSession>();
-  const commands = new Map<string, TimelineCommand>();
-  const approvals = new Map<string, TimelineApproval>();
-  const event = (r: Rec, kind: string, message: string) => ({ seq: num(r.seq) ?? -1, time: str(r.time), kind, message });
-  for (const r of records) {
+  const b = new TimelineBuilder(Infinity);
+  b.t.unreadableLines = unreadableLines;
+  for (const r of records) b.add(r);
+  return b.t;
+}
+
+class TimelineBuilder {
+  readonly t: Timeline = { run: null, startedAt: null, endedAt: null, targets: [], sessions: [], events: [], unreadableLines: 0, omittedCommands: 0 };
+  private readonly sessions = new Map<string, TimelineSession>();
+  private readonly commands = new Map<string, TimelineCommand>();
+  private readonly approvals = new Map<string, TimelineApproval>();
+  private kept = 0;
+  private readonly maxCommands: number;
+
+  constructor(maxCommands: number) {
+    this.maxCommands = maxCommands;
+  }
+
+  add(r: Rec): void {
+    const { t, sessions, commands, approvals } = this;
+    const event = (x: Rec, kind: string, message: string) => ({ seq: num(x.seq) ?? -1, time: str(x.time), kind, message });
     switch (r.type) {
       case 'run-start':
         t.run = str(r.run);
@@ -133,6 +161,12 @@ export function buildTimeline(records: Rec[], unreadableLines = 0): Timeline {
       }
       case 'command': {
         const d = (r.decision ?? null) as Rec | null;
+        const action = d ? str(d.action) : 'none';
+        if (this.kept >= this.maxCommands && (action === 'allow' || action === 'none')) {
+          t.omittedCommands++;
+          break;
+        }
+        this.kept++;
         const statements = Array.isArray(r.statements) ? (r.statements as Rec[]) : [];
         const c: TimelineCommand = {
           id: str(r.command), session: str(r.session), target: str(r.target), seq: num(r.seq) ?? -1, time: str(r.time),
@@ -192,7 +226,6 @@ export function buildTimeline(records: Rec[], unreadableLines = 0): Timeline {
         break;
     }
   }
-  return t;
 }
 
 /** How a command ended, as one word for display and filtering. */

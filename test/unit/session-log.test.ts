@@ -11,6 +11,7 @@ import { verifyChainFile, verifyChainText as verifyLogText } from '../../gateway
 import { CheckpointSigner } from '../../gateway/evidence/checkpoint.ts';
 import { tempDir } from '../helpers/gateway.ts';
 import { resign } from '../helpers/log-forgery.ts';
+import { readTimeline } from '../../gateway/evidence/timeline.ts';
 
 test('canonical JSON follows RFC 8785 for the values the log uses', () => {
   assert.equal(canonicalJson({ b: 1, a: [true, null, 'x'], c: { z: 1.5, y: -0 } }), '{"a":[true,null,"x"],"b":1,"c":{"y":0,"z":1.5}}');
@@ -219,3 +220,25 @@ function edit(lines: string[], i: number, f: (r: Record<string, unknown>) => voi
   f(r);
   return lines.map((l, k) => (k === i ? JSON.stringify(r) : l));
 }
+
+test('the timeline streams the log and stays bounded: past the limit allowed commands are counted, denied ones kept', async () => {
+  const dir = tempDir();
+  const w = SessionLogWriter.create(dir, 'big.jsonl');
+  const signer = new CheckpointSigner();
+  w.signWith('r1', signer, { everyRecords: 100, everyMs: 0 });
+  w.append('run-start', { format: LOG_FORMAT, run: 'r1', key: { alg: 'EdDSA', jwk: signer.jwk, thumbprint: signer.thumbprint }, attestation: 'unattested', targets: [{ name: 'app-db' }] });
+  w.append('session-open', { session: 's1', target: 'app-db', client: { user: 'u', database: 'd' } });
+  for (let i = 1; i <= 30; i++) {
+    w.append('command', { session: 's1', command: `s1.${i}`, target: 'app-db', text: `SELECT ${i}`, decision: { action: 'allow', rule: 'default' } });
+    w.append('result', { session: 's1', command: `s1.${i}`, status: 'ok', rows: 1 });
+  }
+  w.append('command', { session: 's1', command: 's1.31', target: 'app-db', text: 'DELETE FROM t', decision: { action: 'deny', rule: 'no-deletes', reason: 'no' } });
+  w.append('result', { session: 's1', command: 's1.31', status: 'denied', rule: 'no-deletes' });
+  w.close('run-end', { run: 'r1' });
+  const t = await readTimeline(w.path, 10);
+  const kept = t.sessions[0]!.commands;
+  assert.deepEqual(kept.map((c) => c.id), [...Array.from({ length: 10 }, (_, i) => `s1.${i + 1}`), 's1.31']);
+  assert.equal(kept.at(-1)!.status, 'denied');
+  assert.equal(t.omittedCommands, 20);
+  assert.equal((await readTimeline(w.path)).omittedCommands, 0);
+});
