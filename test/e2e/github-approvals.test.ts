@@ -290,3 +290,16 @@ test('asked on an issue, the PR author still cannot approve; a failed permission
   assert.ok(replies.some((x) => x.author === 'wanda' && !x.counted && /could not check wanda: .*will check again/.test(x.why)));
   assert.ok(replies.some((x) => x.author === 'wanda' && x.counted));
 });
+
+test('while it waits, the client gets progress NOTICEs that link to the request comment', async () => {
+  const g = gateway('  approvers: [carol]\n  timeout: 8s\n');
+  makeTable('gh_n');
+  const p = psqlAsync(g.env, ['-c', 'DROP TABLE gh_n']);
+  const req = await requestFor('DROP TABLE gh_n');
+  assert.match(p.output.stderr(), new RegExp(`HINT: {2}a reviewer replies \`/approve ${req.id}\` or \`/deny ${req.id} REASON\``));
+  // Every quarter of the 8 s timeout: waiting, time left, and where to answer.
+  await waitFor(() => p.output.stderr().includes(`still waiting for approval of request ${req.id}`) && p.output.stderr().includes(req.url), 'a progress NOTICE with the link', 6000);
+  assert.match(p.output.stderr(), new RegExp(`NOTICE: {2}gateway: still waiting for approval of request ${req.id} \\(\\d+s left\\): a reviewer replies .* on ${req.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  api.addComment(7, { login: 'carol' }, `/approve ${req.id}`);
+  assert.equal((await p.done).status, 0);
+});
