@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { sendControl } from '../gateway/daemon/control.ts';
-import { verifyLog, type Verification } from '../gateway/evidence/verification.ts';
+import { unreadableLog, verifyLog, type Verification } from '../gateway/evidence/verification.ts';
 import { buildTimeline, readTimeline, type Timeline } from '../gateway/evidence/timeline.ts';
 import { renderReport } from '../gateway/evidence/report-html.ts';
 import { GITHUB_ISSUER } from '../gateway/identity/github-oidc.ts';
@@ -40,8 +40,7 @@ async function post(): Promise<void> {
     const issuer = process.env.GATEWAY_ACTION_OIDC_ISSUER || GITHUB_ISSUER;
     v = await verifyLog(copy, attested ? { issuer, expect: process.env.GITHUB_REPOSITORY ? { repository: process.env.GITHUB_REPOSITORY } : {} } : {});
   } catch (e) {
-    v = await verifyLog(path.join(outDir, 'missing.jsonl'));
-    v.problem = `the session log ${log} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+    v = unreadableLog(log, `the session log ${log} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   const substituted = substitution(v, head);
   if (substituted) {

@@ -29422,6 +29422,36 @@ function safeJson(text) {
   }
 }
 
+// gateway/identity/key-binding.ts
+var KeyBindingError = class extends Error {
+};
+async function attest(signer, env) {
+  if (!canRequestIdToken(env)) return "unattested";
+  const audience = keyAudience(signer.thumbprint);
+  try {
+    return { kind: "github-oidc", audience, token: await requestIdToken(env, audience) };
+  } catch (e) {
+    throw new KeyBindingError(`cannot bind the session log's signing key to this job: ${e.message}`);
+  }
+}
+function claimsOf(attestation, local) {
+  const token = attestation?.token;
+  if (typeof token !== "string") return local;
+  let c;
+  try {
+    c = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8"));
+  } catch {
+    return local;
+  }
+  const str2 = (v) => typeof v === "string" && v !== "" ? v : void 0;
+  const out = { ...local };
+  for (const [claim, key] of [["ref", "ref"], ["actor", "actor"], ["event_name", "event"], ["environment", "environment"]]) {
+    const v = str2(c[claim]);
+    if (v !== void 0) out[key] = v;
+  }
+  return out;
+}
+
 // node_modules/@azure/identity/dist/esm/constants.js
 var SDK_VERSION = `4.14.1`;
 var DeveloperSignOnClientId = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
@@ -45620,6 +45650,38 @@ function explainAzureError(e, s, scope, presented) {
   return `${head}: ${entra ?? text.split("\n")[0]}`;
 }
 
+// gateway/daemon/upstream-passwords.ts
+var UpstreamAuthError = class extends Error {
+};
+async function upstreamPasswords(opts) {
+  const env = opts.env ?? process.env;
+  const runnerEnv = opts.runnerEnv ?? process.env;
+  const out = /* @__PURE__ */ new Map();
+  let azure = null;
+  for (const t of opts.policy.targets) {
+    const auth2 = t.auth;
+    if (auth2.kind === "password-env") {
+      const v = env[auth2.passwordEnv];
+      if (v === void 0 || v === "") throw new UpstreamAuthError(`target "${t.name}": environment variable ${auth2.passwordEnv} (auth.password-env) is not set`);
+      out.set(t.name, async () => v);
+      continue;
+    }
+    if (!azure) {
+      const settings = azureSettingsFromEnv(runnerEnv);
+      if (!settings) throw new UpstreamAuthError(`target "${t.name}": auth: azure needs the Entra app's client and tenant ids (the action's azure-client-id and azure-tenant-id inputs, or AZURE_CLIENT_ID and AZURE_TENANT_ID)`);
+      azure = { tokens: new AzureTokens(settings, runnerEnv), scope: postgresScope(settings.authorityHost) };
+    }
+    const { tokens, scope } = azure;
+    try {
+      await tokens.token(scope);
+    } catch (e) {
+      throw new UpstreamAuthError(`target "${t.name}": ${e.message}`);
+    }
+    out.set(t.name, () => tokens.token(scope));
+  }
+  return out;
+}
+
 // gateway/approval/reply-check.ts
 function replyCommands(body) {
   const out = [];
@@ -50233,60 +50295,6 @@ var Gateway = class _Gateway {
     return { ok: false, error: "unknown request" };
   }
 };
-async function upstreamPasswords(opts) {
-  const env = opts.env ?? process.env;
-  const runnerEnv = opts.runnerEnv ?? process.env;
-  const out = /* @__PURE__ */ new Map();
-  let azure = null;
-  for (const t of opts.policy.targets) {
-    const auth2 = t.auth;
-    if (auth2.kind === "password-env") {
-      const v = env[auth2.passwordEnv];
-      if (v === void 0 || v === "") throw new ConfigurationError(`target "${t.name}": environment variable ${auth2.passwordEnv} (auth.password-env) is not set`);
-      out.set(t.name, async () => v);
-      continue;
-    }
-    if (!azure) {
-      const settings = azureSettingsFromEnv(runnerEnv);
-      if (!settings) throw new ConfigurationError(`target "${t.name}": auth: azure needs the Entra app's client and tenant ids (the action's azure-client-id and azure-tenant-id inputs, or AZURE_CLIENT_ID and AZURE_TENANT_ID)`);
-      azure = { tokens: new AzureTokens(settings, runnerEnv), scope: postgresScope(settings.authorityHost) };
-    }
-    const { tokens, scope } = azure;
-    try {
-      await tokens.token(scope);
-    } catch (e) {
-      throw new ConfigurationError(`target "${t.name}": ${e.message}`);
-    }
-    out.set(t.name, () => tokens.token(scope));
-  }
-  return out;
-}
-async function attest(signer, env) {
-  if (!canRequestIdToken(env)) return "unattested";
-  const audience = keyAudience(signer.thumbprint);
-  try {
-    return { kind: "github-oidc", audience, token: await requestIdToken(env, audience) };
-  } catch (e) {
-    throw new ConfigurationError(`cannot bind the session log's signing key to this job: ${e.message}`);
-  }
-}
-function claimsOf(attestation, local) {
-  const token = attestation?.token;
-  if (typeof token !== "string") return local;
-  let c;
-  try {
-    c = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8"));
-  } catch {
-    return local;
-  }
-  const str2 = (v) => typeof v === "string" && v !== "" ? v : void 0;
-  const out = { ...local };
-  for (const [claim, key] of [["ref", "ref"], ["actor", "actor"], ["event_name", "event"], ["environment", "environment"]]) {
-    const v = str2(c[claim]);
-    if (v !== void 0) out[key] = v;
-  }
-  return out;
-}
 var GITHUB_TOKEN_SECRET = "GATEWAY_GITHUB_TOKEN";
 function policyCanHold(policy) {
   const r = policy.rules;
@@ -50895,13 +50903,16 @@ var VERIFY_EXIT = {
   "identity-mismatch": 5,
   "identity-unchecked": 6
 };
+function unreadableLog(file, problem) {
+  const chain = { status: "unreadable", problem, sealed: false, signing: { thumbprint: null, lastCheckpoint: null, unsignedRecords: 0 }, totals: emptyTotals(), signedTotals: null, runStart: null, lastHash: "" };
+  return { file, status: "unreadable", problem, chain, identity: null };
+}
 async function verifyLog(file, opts = {}) {
   let chain;
   try {
     chain = await verifyChainFile(file);
   } catch (e) {
-    const problem = `cannot read ${file} (${e.code ?? e.message})`;
-    chain = { status: "unreadable", problem, sealed: false, signing: { thumbprint: null, lastCheckpoint: null, unsignedRecords: 0 }, totals: emptyTotals(), signedTotals: null, runStart: null, lastHash: "" };
+    return unreadableLog(file, `cannot read ${file} (${e.code ?? e.message})`);
   }
   if (chain.status === "unreadable" || chain.status === "tampered" || !chain.runStart) {
     return { file, status: chain.status === "valid" ? "unreadable" : chain.status, problem: chain.problem, chain, identity: null };

@@ -40241,9 +40241,9 @@ function readInputs() {
   if (failOn !== "denied" && failOn !== "unapproved" && failOn !== "never") throw new InputError(`input "fail-on" is "${failOn}": use denied (any denied or unapproved command fails the check), unapproved (only commands held for approval and not approved), or never`);
   const artifactName = get("artifact-name") || null;
   if (artifactName && BAD_ARTIFACT_CHARS.test(artifactName)) throw new InputError(`input "artifact-name" is "${artifactName}": artifact names cannot contain " : < > | * ? \\ / or line breaks`);
-  const attest = get("attest") || "false";
-  if (attest !== "true" && attest !== "false") throw new InputError(`input "attest" is "${attest}": use true or false`);
-  if (attest === "true" && !process.env.ACTIONS_ID_TOKEN_REQUEST_URL) throw new InputError('input "attest": a Sigstore attestation needs the job\'s OIDC token: add `permissions: id-token: write` (and `attestations: write`) to the job');
+  const attest2 = get("attest") || "false";
+  if (attest2 !== "true" && attest2 !== "false") throw new InputError(`input "attest" is "${attest2}": use true or false`);
+  if (attest2 === "true" && !process.env.ACTIONS_ID_TOKEN_REQUEST_URL) throw new InputError('input "attest": a Sigstore attestation needs the job\'s OIDC token: add `permissions: id-token: write` (and `attestations: write`) to the job');
   const logLevel = get("log-level") || "info";
   if (logLevel !== "info" && logLevel !== "debug") throw new InputError(`input "log-level" is "${logLevel}": use info or debug`);
   const statusContext = get("status-context") || "gateway/audit";
@@ -40255,7 +40255,7 @@ function readInputs() {
     retentionDays,
     statusContext,
     failOn,
-    attest: attest === "true",
+    attest: attest2 === "true",
     logLevel
   };
 }

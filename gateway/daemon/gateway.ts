@@ -17,9 +17,9 @@ import { approvalSocketPath, ensureRuntimeDir } from './runtime-dir.ts';
 import { serveControlAt, type ControlReply, type ControlRequest } from './control.ts';
 import type net from 'node:net';
 import fs from 'node:fs';
-import { CheckpointSigner, keyAudience } from '../evidence/checkpoint.ts';
-import { canRequestIdToken, requestIdToken } from '../identity/github-oidc.ts';
-import { AzureTokens, azureSettingsFromEnv, postgresScope } from '../identity/azure.ts';
+import { CheckpointSigner } from '../evidence/checkpoint.ts';
+import { attest, claimsOf } from '../identity/key-binding.ts';
+import { upstreamPasswords } from './upstream-passwords.ts';
 import { GitHubApprover, githubJobFromEnv } from '../approval/github-approver.ts';
 import { RepoClient } from '../github/repo-client.ts';
 
@@ -220,80 +220,6 @@ export class Gateway {
     }
     return { ok: false, error: 'unknown request' };
   }
-}
-
-/**
- * How each target's upstream password is obtained: read once from the environment, or an Entra
- * ID token asked of the credential for every new upstream connection (it refreshes before
- * expiry). One token per Azure scope is fetched now, so a missing federated credential fails the
- * start with Entra's reason instead of the first client's login.
- */
-async function upstreamPasswords(opts: GatewayOptions): Promise<Map<string, () => Promise<string>>> {
-  const env = opts.env ?? process.env;
-  const runnerEnv = opts.runnerEnv ?? process.env;
-  const out = new Map<string, () => Promise<string>>();
-  let azure: { tokens: AzureTokens; scope: string } | null = null;
-  for (const t of opts.policy.targets) {
-    const auth = t.auth;
-    if (auth.kind === 'password-env') {
-      const v = env[auth.passwordEnv];
-      if (v === undefined || v === '') throw new ConfigurationError(`target "${t.name}": environment variable ${auth.passwordEnv} (auth.password-env) is not set`);
-      out.set(t.name, async () => v);
-      continue;
-    }
-    if (!azure) {
-      const settings = azureSettingsFromEnv(runnerEnv);
-      if (!settings) throw new ConfigurationError(`target "${t.name}": auth: azure needs the Entra app's client and tenant ids (the action's azure-client-id and azure-tenant-id inputs, or AZURE_CLIENT_ID and AZURE_TENANT_ID)`);
-      azure = { tokens: new AzureTokens(settings, runnerEnv), scope: postgresScope(settings.authorityHost) };
-    }
-    const { tokens, scope } = azure;
-    try {
-      await tokens.token(scope);
-    } catch (e) {
-      throw new ConfigurationError(`target "${t.name}": ${(e as Error).message}`);
-    }
-    out.set(t.name, () => tokens.token(scope));
-  }
-  return out;
-}
-
-/**
- * Under GitHub Actions, a GitHub OIDC token whose audience names the signing key's thumbprint:
- * GitHub's signature then binds the key to this job. Without the token request variables the
- * log is unattested. A failed request stops the start: evidence that claims an identity it
- * cannot prove is worse than none.
- */
-async function attest(signer: CheckpointSigner, env: NodeJS.ProcessEnv): Promise<unknown> {
-  if (!canRequestIdToken(env)) return 'unattested';
-  const audience = keyAudience(signer.thumbprint);
-  try {
-    return { kind: 'github-oidc', audience, token: await requestIdToken(env, audience) };
-  } catch (e) {
-    throw new ConfigurationError(`cannot bind the session log's signing key to this job: ${(e as Error).message}`);
-  }
-}
-
-/**
- * The claims rules match on. Under Actions they come from the OIDC token GitHub signed (ref,
- * actor, event and the job's environment, which no variable names), not from variables a
- * workflow could set; elsewhere from the local environment.
- */
-function claimsOf(attestation: unknown, local: Claims): Claims {
-  const token = (attestation as { token?: unknown } | null)?.token;
-  if (typeof token !== 'string') return local;
-  let c: Record<string, unknown>;
-  try {
-    c = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
-  } catch {
-    return local;
-  }
-  const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
-  const out: Claims = { ...local };
-  for (const [claim, key] of [['ref', 'ref'], ['actor', 'actor'], ['event_name', 'event'], ['environment', 'environment']] as const) {
-    const v = str(c[claim]);
-    if (v !== undefined) out[key] = v;
-  }
-  return out;
 }
 
 /** The secret (over IPC, never the environment) that carries the token for PR-comment approvals. */

@@ -26,13 +26,18 @@ export interface Verification {
  * wrong identity matters more than a missing seal; an identity that could not be checked
  * (issuer unreachable) is reported before the seal because it is fixable with --jwks.
  */
+/** The verdict on a log that cannot be read at all. */
+export function unreadableLog(file: string, problem: string): Verification {
+  const chain: ChainResult = { status: 'unreadable', problem, sealed: false, signing: { thumbprint: null, lastCheckpoint: null, unsignedRecords: 0 }, totals: emptyTotals(), signedTotals: null, runStart: null, lastHash: '' };
+  return { file, status: 'unreadable', problem, chain, identity: null };
+}
+
 export async function verifyLog(file: string, opts: IdentityOptions = {}): Promise<Verification> {
   let chain: ChainResult;
   try {
     chain = await verifyChainFile(file);
   } catch (e) {
-    const problem = `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
-    chain = { status: 'unreadable', problem, sealed: false, signing: { thumbprint: null, lastCheckpoint: null, unsignedRecords: 0 }, totals: emptyTotals(), signedTotals: null, runStart: null, lastHash: '' };
+    return unreadableLog(file, `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   if (chain.status === 'unreadable' || chain.status === 'tampered' || !chain.runStart) {
     return { file, status: chain.status === 'valid' ? 'unreadable' : chain.status, problem: chain.problem, chain, identity: null };
