@@ -1,16 +1,15 @@
 // `attest: true`: a Sigstore attestation (in-toto statement, signed with a Fulcio certificate for
 // the job's OIDC identity and stored through GitHub's attestations API) naming the session log by
 // its SHA-256, so `gh attestation verify LOG --repo OWNER/REPO` proves where the file came from.
-import { createHash } from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Verification } from '../gateway/evidence/verification.ts';
 import { LOG_FORMAT } from '../gateway/evidence/log-writer.ts';
+import { fileSha256 } from '../gateway/evidence/log-lines.ts';
 
 export const SESSION_LOG_PREDICATE = 'https://github.com/org/gateway-action/session-log/v1';
 
 export async function attestLog(file: string, v: Verification, token: string): Promise<{ id: string | null; digest: string }> {
-  const digest = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  const digest = await fileSha256(file);
   const t = v.chain.totals;
   const { attest } = await import('@actions/attest');
   const a = await attest({

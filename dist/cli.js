@@ -50504,9 +50504,10 @@ async function daemon(argv) {
 import fs16 from "node:fs";
 
 // gateway/evidence/log-verifier.ts
-import { createHash as createHash7 } from "node:crypto";
+import { createHash as createHash8 } from "node:crypto";
 
 // gateway/evidence/log-lines.ts
+import { createHash as createHash7 } from "node:crypto";
 import fs14 from "node:fs";
 var MAX_LINE_BYTES = 256 * 1024 * 1024;
 var fatalUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -50536,6 +50537,11 @@ function strictUtf8(buf, start2, end) {
   } catch {
     return null;
   }
+}
+async function fileSha256(file) {
+  const hash = createHash7("sha256");
+  for await (const chunk of fs14.createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk);
+  return hash.digest("hex");
 }
 
 // gateway/evidence/log-totals.ts
@@ -50675,7 +50681,7 @@ var LogVerifier = class {
     } catch (e) {
       return this.stop("tampered", `${where2} cannot be canonicalized: ${e.message}`);
     }
-    const computed = createHash7("sha256").update(canonical).digest("hex");
+    const computed = createHash8("sha256").update(canonical).digest("hex");
     if (hash !== computed) return this.stop("tampered", `${where2} has been modified (hash mismatch)`);
     if (text !== canonical.slice(0, -1) + ',"hash":"' + computed + '"}') {
       return this.stop("tampered", `${where2} is not in canonical form (extra spaces, duplicate members or altered spelling)`);
@@ -51671,11 +51677,10 @@ function oneLine(text, max) {
 }
 
 // gateway/cli/report.ts
-import { createHash as createHash9 } from "node:crypto";
 import fs21 from "node:fs";
 
 // gateway/evidence/report-html.ts
-import { createHash as createHash8 } from "node:crypto";
+import { createHash as createHash9 } from "node:crypto";
 
 // gateway/evidence/report-assets.ts
 var REPORT_CSS = `
@@ -51846,7 +51851,7 @@ var MEANING = {
   "identity-mismatch": "The hash chain verifies, but the signing key is not bound to the expected workflow run: the log may have been rewritten and re-signed by someone else.",
   "identity-unchecked": "The hash chain verifies, but the identity token could not be checked against its issuer (the key set was unreachable). Re-run with --jwks FILE to check it offline."
 };
-var sha256b64 = (s) => createHash8("sha256").update(s).digest("base64");
+var sha256b64 = (s) => createHash9("sha256").update(s).digest("base64");
 var CSP = `default-src 'none'; style-src 'sha256-${sha256b64(REPORT_CSS)}'; script-src 'sha256-${sha256b64(REPORT_JS)}'; img-src data:; base-uri 'none'; form-action 'none'`;
 var plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 var timeOfDay = (iso) => /^\d{4}-\d\d-\d\dT(\d\d:\d\d:\d\d(?:\.\d+)?)/.exec(iso)?.[1] ?? iso;
@@ -52109,8 +52114,7 @@ async function main5(argv) {
   let timeline2;
   let sha2563;
   try {
-    const bytes = fs21.readFileSync(file);
-    sha2563 = createHash9("sha256").update(bytes).digest("hex");
+    sha2563 = await fileSha256(file);
     timeline2 = await readTimeline(file);
   } catch (e) {
     process.stderr.write(`gateway-action: report: cannot read ${file} (${e.code ?? e.message})

@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { parseArgs, UsageError } from './args.ts';
 import { identityOptions } from './verify.ts';
 import { verifyLog } from '../evidence/verification.ts';
 import { readTimeline, type Timeline } from '../evidence/timeline.ts';
 import { renderReport } from '../evidence/report-html.ts';
+import { fileSha256 } from '../evidence/log-lines.ts';
 
 export const help = `Usage: gateway-action report LOG -o FILE.html [--jwks FILE | --issuer URL]
                              [--repository OWNER/NAME] [--workflow REF] [--sha SHA]
@@ -47,8 +47,7 @@ export async function main(argv: string[]): Promise<number> {
   let timeline: Timeline;
   let sha256: string;
   try {
-    const bytes = fs.readFileSync(file);
-    sha256 = createHash('sha256').update(bytes).digest('hex');
+    sha256 = await fileSha256(file);
     timeline = await readTimeline(file);
   } catch (e) {
     process.stderr.write(`gateway-action: report: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})\n`);

@@ -1,6 +1,7 @@
 // A session log's lines, read in chunks and split on bytes (a newline never occurs inside a
 // UTF-8 sequence), so logs of gigabytes pass through bounded memory. Lines that are not UTF-8
 // are reported as such: a lenient decoder would map different bytes to the same U+FFFD.
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 
 export type LogLine =
@@ -43,4 +44,11 @@ function strictUtf8(buf: Buffer, start: number, end: number): string | null {
   } catch {
     return null;
   }
+}
+
+/** SHA-256 (hex) of a file's bytes, streamed. */
+export async function fileSha256(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }
