@@ -9,6 +9,7 @@ import * as approvals from './cli/approve.ts';
 import * as report from './cli/report.ts';
 import { PolicyError } from './config/policy.ts';
 import { VERSION } from './version.ts';
+import { terminalLines } from './evidence/terminal-text.ts';
 
 const usage = `gateway-action ${VERSION}: an ephemeral access gateway that records every command in a session log
 
@@ -61,7 +62,8 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: Error) => {
     const prefix = e instanceof UsageError || e instanceof PolicyError ? '' : 'error: ';
-    process.stderr.write(`gateway-action: ${prefix}${e.message}\n`);
+    // Messages can quote what a gateway or a log said: escaped like every other printed text.
+    process.stderr.write(`gateway-action: ${prefix}${terminalLines(e.message, '')}\n`);
     process.exitCode = e instanceof UsageError ? 2 : 1;
   },
 );

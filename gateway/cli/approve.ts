@@ -6,6 +6,7 @@ import { parseArgs, UsageError } from './args.ts';
 import { controlSocketPath, sendControlAt, type ControlReply, type ControlRequest } from '../daemon/control.ts';
 import { announcedSockets, runtimeDir } from '../daemon/runtime-dir.ts';
 import type { ApprovalRequest } from '../approval/broker.ts';
+import { terminalJson, terminalOneLine, terminalText } from '../evidence/terminal-text.ts';
 
 const where = `Options:
   --state-dir DIR   ask only the gateway started with \`gateway-action start --state-dir DIR\`
@@ -73,7 +74,8 @@ async function answer(verb: 'approve' | 'deny', argv: string[]): Promise<number>
   const reply = await sendControlAt(holder.socket, req);
   if (!reply.ok) throw new Error(reply.error);
   const r = reply.request as ApprovalRequest;
-  process.stdout.write(`${verb === 'approve' ? 'approved' : 'denied'} ${r.id}: ${r.target} ${r.session} rule "${r.rule}": ${oneLine(r.text, 100)}\n`);
+  const t = terminalText;
+  process.stdout.write(`${verb === 'approve' ? 'approved' : 'denied'} ${t(r.id)}: ${t(r.target)} ${t(r.session)} rule "${t(r.rule)}": ${terminalOneLine(r.text, 100)}\n`);
   return 0;
 }
 
@@ -85,16 +87,12 @@ export async function pending(argv: string[]): Promise<number> {
   if (args.options.help) return void process.stdout.write(pendingHelp), 0;
   if (args.positional.length > 0) throw new UsageError(`pending: unexpected argument "${args.positional[0]}"`);
   const requests = (await gateways(args.options['state-dir'] as string | undefined)).flatMap((g) => g.pending);
-  if (args.options.json) return void process.stdout.write(JSON.stringify(requests, null, 2) + '\n'), 0;
+  if (args.options.json) return void process.stdout.write(terminalJson(requests, 2) + '\n'), 0;
   if (requests.length === 0) return void process.stdout.write('nothing is waiting for approval\n'), 0;
-  const rows = requests.map((r) => [r.id, r.target, r.rule, `${Math.max(0, Math.round((Date.parse(r.expiresAt) - Date.now()) / 1000))}s`, oneLine(r.text, 80)]);
+  const t = terminalText;
+  const rows = requests.map((r) => [t(r.id), t(r.target), t(r.rule), `${Math.max(0, Math.round((Date.parse(r.expiresAt) - Date.now()) / 1000))}s`, terminalOneLine(r.text, 80)]);
   const head = ['ID', 'TARGET', 'RULE', 'LEFT', 'COMMAND'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   for (const row of [head, ...rows]) process.stdout.write(row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ') + '\n');
   return 0;
-}
-
-function oneLine(text: string, max: number): string {
-  const t = text.replace(/\s+/g, ' ').trim();
-  return t.length <= max ? t : `${t.slice(0, max - 1)}…`;
 }

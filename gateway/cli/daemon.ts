@@ -11,6 +11,7 @@ import { BASELINE_WASM_FLAG } from '../postgres/sql-classifier.ts';
 import { serveControl, sendControl } from '../daemon/control.ts';
 import { localClaims } from '../identity/local.ts';
 import { runIdentity } from '../identity/github-oidc.ts';
+import { terminalText } from '../evidence/terminal-text.ts';
 
 export const startHelp = `Usage: gateway-action start --policy FILE --state-dir DIR [--log-dir DIR]
 
@@ -111,7 +112,7 @@ export async function stop(argv: string[]): Promise<number> {
     throw new Error(log ? `${e.message}; its last session log, ${log}, was not sealed by a clean stop (check it with gateway-action verify)` : e.message);
   });
   if (!reply.ok) throw new Error(`the gateway stopped, but the session log is not sealed: ${reply.error}`);
-  process.stdout.write(`${String(reply.log)}\n`);
+  process.stdout.write(`${terminalText(String(reply.log))}\n`);
   return 0;
 }
 

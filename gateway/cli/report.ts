@@ -5,6 +5,7 @@ import { verifyLog } from '../evidence/verification.ts';
 import { readTimeline, type Timeline } from '../evidence/timeline.ts';
 import { renderReport } from '../evidence/report-html.ts';
 import { fileSha256 } from '../evidence/log-lines.ts';
+import { terminalText } from '../evidence/terminal-text.ts';
 
 export const help = `Usage: gateway-action report LOG -o FILE.html [--jwks FILE | --issuer URL]
                              [--repository OWNER/NAME] [--workflow REF] [--sha SHA]
@@ -50,16 +51,16 @@ export async function main(argv: string[]): Promise<number> {
     sha256 = await fileSha256(file);
     timeline = await readTimeline(file);
   } catch (e) {
-    process.stderr.write(`gateway-action: report: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})\n`);
+    process.stderr.write(`gateway-action: report: cannot read ${terminalText(file)} (${terminalText((e as NodeJS.ErrnoException).code ?? (e as Error).message)})\n`);
     return 3;
   }
   const v = await verifyLog(file, opts);
   try {
     fs.writeFileSync(out, renderReport(v, timeline, { logSha256: sha256 }), { mode: 0o644 });
   } catch (e) {
-    process.stderr.write(`gateway-action: report: cannot write ${out} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})\n`);
+    process.stderr.write(`gateway-action: report: cannot write ${terminalText(out)} (${terminalText((e as NodeJS.ErrnoException).code ?? (e as Error).message)})\n`);
     return 1;
   }
-  process.stdout.write(`report: ${out} (${v.status})\n`);
+  process.stdout.write(`report: ${terminalText(out)} (${v.status})\n`);
   return 0;
 }

@@ -3,6 +3,7 @@ import { parseArgs, UsageError } from './args.ts';
 import { headline, identitySummary, IDENTITY_FIELDS, VERIFY_EXIT, verifyLog, type Verification } from '../evidence/verification.ts';
 import type { IdentityOptions } from '../evidence/attestation-check.ts';
 import { emptyTotals, type LogTotals } from '../evidence/log-totals.ts';
+import { terminalJson, terminalText } from '../evidence/terminal-text.ts';
 
 export const help = `Usage: gateway-action verify LOG [--jwks FILE | --issuer URL] [--repository OWNER/NAME]
                              [--workflow REF] [--sha SHA] [--json] [--save-jwks FILE]
@@ -45,7 +46,7 @@ export async function main(argv: string[]): Promise<number> {
   const saveTo = args.options['save-jwks'] as string | undefined;
   if (saveTo && v.identity?.jwks) fs.writeFileSync(saveTo, JSON.stringify(v.identity.jwks, null, 2) + '\n');
   const code = VERIFY_EXIT[v.status];
-  if (args.options.json) process.stdout.write(JSON.stringify(verificationJson(v), null, 2) + '\n');
+  if (args.options.json) process.stdout.write(terminalJson(verificationJson(v), 2) + '\n');
   else (code === 0 ? process.stdout : process.stderr).write(verificationText(v));
   return code;
 }
@@ -110,7 +111,8 @@ export function verificationText(v: Verification): string {
   const t = v.chain.totals;
   const lines = [`session log: ${v.file}`, `status:      ${headline(v)}`];
   if (v.status !== 'valid' && v.chain.problem && v.chain.problem !== v.problem) lines.push(`             also: ${v.chain.problem}`);
-  if (!t.runId) return lines.join('\n') + '\n';
+  // Each line escaped whole: the file name, problems, claims and targets come from the log.
+  if (!t.runId) return lines.map(terminalText).join('\n') + '\n';
   lines.push(`signing key: Ed25519, thumbprint ${v.chain.signing.thumbprint ?? '(none)'}`);
   const id = identitySummary(v);
   if (id.status === 'verified') {
@@ -136,5 +138,5 @@ export function verificationText(v: Verification): string {
   lines.push(`  errors:    ${t.errors}${unsigned('errors')}`);
   if (t.skipped) lines.push(`  skipped:   ${t.skipped}`);
   if (t.protocolErrors) lines.push(`protocol errors: ${t.protocolErrors}`);
-  return lines.join('\n') + '\n';
+  return lines.map(terminalText).join('\n') + '\n';
 }

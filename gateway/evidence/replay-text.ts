@@ -1,7 +1,9 @@
 // The run as a terminal timeline: one block per session, one line per command with its
 // decision, outcome, rows and duration, then what an auditor needs under it (approval, error,
-// masking). Colors only when asked (a TTY without NO_COLOR).
+// masking). Colors only when asked (a TTY without NO_COLOR). Everything the log says is printed
+// through terminal-text.ts: a log's text never acts on the terminal.
 import { formatMicros, formatMillis, outcomeOf, type Timeline, type TimelineCommand, type TimelineSession } from './timeline.ts';
+import { terminalLines, terminalText as t } from './terminal-text.ts';
 
 export interface ReplayOptions { color: boolean; session?: string; status?: string }
 
@@ -15,25 +17,25 @@ export function wantsColor(out: { isTTY?: boolean }, env: NodeJS.ProcessEnv = pr
 const CODES = { red: 31, green: 32, yellow: 33, blue: 34, magenta: 35, cyan: 36, dim: 2, bold: 1 } as const;
 type Style = keyof typeof CODES;
 
-export function renderReplay(t: Timeline, opts: ReplayOptions): string {
+export function renderReplay(tl: Timeline, opts: ReplayOptions): string {
   const paint = (style: Style, s: string): string => (opts.color ? `\x1b[${CODES[style]}m${s}\x1b[0m` : s);
   const out: string[] = [];
-  out.push(paint('bold', `run ${t.run ?? '(unknown)'}`) + `  ${clock(t.startedAt, true)} to ${t.endedAt ? clock(t.endedAt, true) : paint('yellow', '(not sealed)')}`);
-  if (opts.status) out.push(opts.status);
-  for (const target of t.targets) out.push(paint('dim', `target ${target.name}: ${target.kind} ${target.host}:${target.port}/${target.database}`));
-  const sessions = opts.session ? t.sessions.filter((s) => s.id === opts.session) : t.sessions;
+  out.push(paint('bold', `run ${t(tl.run ?? '(unknown)')}`) + `  ${clock(tl.startedAt, true)} to ${tl.endedAt ? clock(tl.endedAt, true) : paint('yellow', '(not sealed)')}`);
+  if (opts.status) out.push(t(opts.status));
+  for (const target of tl.targets) out.push(paint('dim', `target ${t(target.name)}: ${t(target.kind)} ${t(target.host)}:${target.port}/${t(target.database)}`));
+  const sessions = opts.session ? tl.sessions.filter((s) => s.id === opts.session) : tl.sessions;
   for (const s of sessions) out.push('', ...session(s, paint));
-  for (const e of t.events) if (e.kind !== 'gateway-query') out.push('', paint('red', `${clock(e.time)}  ${e.kind}: ${e.message}`));
-  if (t.omittedCommands) out.push('', paint('dim', `${t.omittedCommands} more allowed commands are not shown (past the first ${t.sessions.reduce((n, s) => n + s.commands.length, 0)}); every denied and held one is`));
-  if (t.unreadableLines) out.push('', paint('red', `${t.unreadableLines} line(s) of the log could not be read`));
+  for (const e of tl.events) if (e.kind !== 'gateway-query') out.push('', paint('red', `${clock(e.time)}  ${t(e.kind)}: ${t(e.message)}`));
+  if (tl.omittedCommands) out.push('', paint('dim', `${tl.omittedCommands} more allowed commands are not shown (past the first ${tl.sessions.reduce((n, s) => n + s.commands.length, 0)}); every denied and held one is`));
+  if (tl.unreadableLines) out.push('', paint('red', `${tl.unreadableLines} line(s) of the log could not be read`));
   return out.join('\n') + '\n';
 }
 
 function session(s: TimelineSession, paint: (style: Style, s: string) => string): string[] {
-  const who = [s.client.user && s.client.database ? `${s.client.user}@${s.client.database}` : '', s.client.application, s.client.address].filter(Boolean).join('  ');
-  const end = s.closedAt ? `${clock(s.closedAt)} (${s.closeReason ?? 'closed'})` : paint('yellow', 'still open when the log ends');
-  const lines = [paint('bold', `session ${s.id}`) + `  ${paint('cyan', s.target)}  ${who}  ${clock(s.openedAt)} to ${end}`];
-  if (s.login?.startsWith('failed')) lines.push(paint('red', `  upstream login ${s.login}`));
+  const who = [s.client.user && s.client.database ? `${s.client.user}@${s.client.database}` : '', s.client.application, s.client.address].filter(Boolean).map(t).join('  ');
+  const end = s.closedAt ? `${clock(s.closedAt)} (${t(s.closeReason ?? 'closed')})` : paint('yellow', 'still open when the log ends');
+  const lines = [paint('bold', `session ${t(s.id)}`) + `  ${paint('cyan', t(s.target))}  ${who}  ${clock(s.openedAt)} to ${end}`];
+  if (s.login?.startsWith('failed')) lines.push(paint('red', `  upstream login ${t(s.login)}`));
   const events = [...s.events];
   for (const c of s.commands) {
     while (events.length && events[0]!.seq < c.seq) lines.push(eventLine(events.shift()!, paint));
@@ -45,7 +47,7 @@ function session(s: TimelineSession, paint: (style: Style, s: string) => string)
 }
 
 function eventLine(e: { time: string; kind: string; message: string }, paint: (style: Style, s: string) => string): string {
-  return paint(e.kind === 'cancel-request' ? 'yellow' : 'red', `  ${clock(e.time)}  ${e.kind}: ${e.message}`);
+  return paint(e.kind === 'cancel-request' ? 'yellow' : 'red', `  ${clock(e.time)}  ${t(e.kind)}: ${t(e.message)}`);
 }
 
 const DECISION_STYLE: Record<string, Style> = { allow: 'green', deny: 'red', approve: 'yellow', none: 'dim' };
@@ -56,30 +58,30 @@ function command(c: TimelineCommand, paint: (style: Style, s: string) => string)
   const rows = c.rows === null || outcome === 'denied' ? '' : `${c.rows} row${c.rows === 1 ? '' : 's'}`;
   const head = [
     `  ${clock(c.time)}`,
-    c.id.padEnd(6),
-    paint(DECISION_STYLE[c.decision] ?? 'dim', (c.decision === 'none' ? '-' : c.decision.toUpperCase()).padEnd(7)),
+    t(c.id).padEnd(6),
+    paint(DECISION_STYLE[c.decision] ?? 'dim', (c.decision === 'none' ? '-' : t(c.decision.toUpperCase())).padEnd(7)),
     paint(OUTCOME_STYLE[outcome] ?? 'dim', outcome.padEnd(8)),
     rows.padStart(9),
     (c.durationUs === null ? '' : formatMicros(c.durationUs)).padStart(9),
   ].join(' ');
-  const [first, ...more] = c.text.split('\n');
-  const lines = [`${head}  ${first}`, ...more.map((l) => `${' '.repeat(60)}${l}`)];
+  // Lines of the text after the first start at column 60, where no line of the replay's own does.
+  const lines = [`${head}  ${terminalLines(c.text, ' '.repeat(60))}`];
   const note = (style: Style, s: string): number => lines.push(paint(style, `${' '.repeat(18)}${s}`));
-  if (c.decision !== 'allow' && c.decision !== 'none' && c.rule) note(c.decision === 'deny' ? 'red' : 'yellow', `rule "${c.rule}"${c.reason ? `: ${c.reason}` : ''}`);
+  if (c.decision !== 'allow' && c.decision !== 'none' && c.rule) note(c.decision === 'deny' ? 'red' : 'yellow', `rule "${t(c.rule)}"${c.reason ? `: ${t(c.reason)}` : ''}`);
   const a = c.approval;
   if (a) {
     const waited = a.waitedMs === null ? '' : ` after ${formatMillis(a.waitedMs)}`;
     note(a.outcome === 'approved' ? 'green' : 'red', a.outcome === 'pending'
-      ? `held as request ${a.id}; no verdict in the log`
-      : `request ${a.id} ${a.outcome} by ${a.by ?? '?'}${waited}${a.reason ? `: ${a.reason}` : ''}${a.url ? ` (${a.url})` : ''}`);
+      ? `held as request ${t(a.id)}; no verdict in the log`
+      : `request ${t(a.id)} ${a.outcome} by ${t(a.by ?? '?')}${waited}${a.reason ? `: ${t(a.reason)}` : ''}${a.url ? ` (${t(a.url)})` : ''}`);
   }
-  if (c.error) note('red', `${c.error.code} ${c.error.message}`);
-  if (c.masked) note('magenta', `masked ${c.masked.values} value${c.masked.values === 1 ? '' : 's'}${c.masked.detectors.length ? ` (${c.masked.detectors.join(', ')})` : ''}`);
+  if (c.error) note('red', `${t(c.error.code)} ${t(c.error.message)}`);
+  if (c.masked) note('magenta', `masked ${c.masked.values} value${c.masked.values === 1 ? '' : 's'}${c.masked.detectors.length ? ` (${c.masked.detectors.map((d) => t(String(d))).join(', ')})` : ''}`);
   return lines;
 }
 
 /** HH:MM:SS.mmm in UTC; with the date when `full`. */
 function clock(iso: string | null, full = false): string {
   if (!iso) return '?';
-  return full ? iso.replace('T', ' ') : iso.slice(11, 23);
+  return t(full ? iso.replace('T', ' ') : iso.slice(11, 23));
 }
