@@ -5,8 +5,8 @@
 // GitHub failure that leaves nowhere to ask denies the command (fail closed).
 import type { Answer, ApprovalRequest, Approver, Verdict } from './broker.ts';
 import { formatDuration } from './broker.ts';
-import { checkReply } from './reply-check.ts';
-import { GitHubApiError, type IssueComment, type RepoClient } from '../github/repo-client.ts';
+import { checkReply, describePermission, permissionVerdict } from './reply-check.ts';
+import { GitHubApiError, type IssueComment, type RepoClient, type RepoPermission } from '../github/repo-client.ts';
 import type { ApprovalSettings } from '../config/policy.ts';
 import { pullRequestOfEvent } from '../identity/github-oidc.ts';
 
@@ -32,12 +32,16 @@ interface Waiting {
   req: ApprovalRequest;
   answer: (a: Answer) => void;
   comment: { id: number; createdAt: string; url: string; body: string } | null;
-  approvals: Map<string, string>;
+  /** Counted approvals by lower-case login: the reply's record and the poll that checked its author. */
+  approvals: Map<string, { reply: Record<string, unknown>; poll: number }>;
   seen: Set<number>;
   done: boolean;
 }
 
 type RecordFn = (type: string, fields: { [k: string]: unknown }) => void;
+
+/** Whether a reply's author may approve, with the permission GitHub reported (when it answered). */
+interface AuthorCheck { ok: boolean; why: string; transient?: boolean; permission?: RepoPermission }
 
 const MAX_POLL_MS = 30_000;
 
@@ -55,7 +59,8 @@ export class GitHubApprover implements Approver {
   private polling = false;
   private etag: string | null = null;
   private since: string | null = null;
-  private readonly allowed = new Map<string, Promise<{ ok: boolean; why: string; transient?: boolean }>>();
+  /** Numbers the batches of replies weighed, so an approval knows how old its author check is. */
+  private pollNo = 0;
 
   constructor(opts: { client: RepoClient; settings: ApprovalSettings; job: GitHubJob; record: RecordFn; pollMs?: number }) {
     this.client = opts.client;
@@ -187,6 +192,11 @@ export class GitHubApprover implements Approver {
     const self = this.settings.allowSelfApproval ? [] : [...authors, this.job.actor, this.job.triggeringActor].filter(Boolean).map((x) => x.toLowerCase());
     const sorted = [...comments].sort((a, b) => a.id - b.id);
     let retry = false;
+    // Permissions are read when a reply is weighed, never remembered from an earlier poll: access
+    // lowered or removed since then must stop the next reply. Within one batch (replies read at
+    // the same moment) each author is asked once.
+    const poll = ++this.pollNo;
+    const asked = new Map<string, Promise<AuthorCheck>>();
     for (const w of [...this.waiting.values()]) {
       if (!w.comment || w.done) continue;
       const mine = sorted.find((c) => c.id === w.comment!.id);
@@ -209,7 +219,8 @@ export class GitHubApprover implements Approver {
           this.record('approval-reply', { ...reply, counted: false, why: check.why });
           continue;
         }
-        const may = await this.mayApprove(c.login);
+        const may = await this.mayApprove(c.login, asked);
+        const seenPerm = may.permission ? { permission: may.permission.permission, role_name: may.permission.roleName } : {};
         if (may.transient) {
           // Look at it again on the next poll rather than lose a valid verdict.
           w.seen.delete(c.id);
@@ -218,11 +229,11 @@ export class GitHubApprover implements Approver {
           continue;
         }
         if (!may.ok) {
-          this.record('approval-reply', { ...reply, verb: check.verb, counted: false, why: may.why });
+          this.record('approval-reply', { ...reply, verb: check.verb, counted: false, why: may.why, ...seenPerm });
           continue;
         }
-        if (check.verb === 'deny') deny ??= { login: c.login, reason: check.reason, why: may.why, reply };
-        else approvals.push({ login: c.login, url: c.url, why: may.why, reply });
+        if (check.verb === 'deny') deny ??= { login: c.login, reason: check.reason, why: may.why, reply: { ...reply, ...seenPerm } };
+        else approvals.push({ login: c.login, url: c.url, why: may.why, reply: { ...reply, ...seenPerm } });
       }
       if (deny) {
         this.record('approval-reply', { ...deny.reply, verb: 'deny', counted: true, why: deny.why });
@@ -230,38 +241,59 @@ export class GitHubApprover implements Approver {
         continue;
       }
       for (const a of approvals) {
-        w.approvals.set(a.login.toLowerCase(), a.url);
+        w.approvals.set(a.login.toLowerCase(), { reply: a.reply, poll });
         this.record('approval-reply', { ...a.reply, verb: 'approve', counted: true, why: `${a.why}; ${w.approvals.size} of ${this.settings.minApprovals} approvals` });
       }
-      if (w.approvals.size >= this.settings.minApprovals) {
+      if (w.approvals.size < this.settings.minApprovals) continue;
+      // Approvals counted in earlier polls are checked again before they release anything: an
+      // approver whose access was lowered while waiting for the others no longer counts.
+      let stale = false;
+      for (const [key, a] of [...w.approvals]) {
+        if (a.poll === poll) continue;
+        const login = String(a.reply.author);
+        const may = await this.mayApprove(login, asked);
+        if (may.transient) {
+          stale = true;
+          retry = true;
+          continue;
+        }
+        if (may.ok) {
+          a.poll = poll;
+          continue;
+        }
+        w.approvals.delete(key);
+        this.record('approval-reply', { ...a.reply, verb: 'approve', counted: false, why: `no longer counted: ${may.why}; ${w.approvals.size} of ${this.settings.minApprovals} approvals`, ...(may.permission ? { permission: may.permission.permission, role_name: may.permission.roleName } : {}) });
+      }
+      if (!stale && w.approvals.size >= this.settings.minApprovals) {
         w.answer({ outcome: 'approved', by: [...w.approvals.keys()].map((l) => `github:${l}`).join(',') });
       }
     }
     return retry;
   }
 
-  /** Listed user, member of a listed team, or (with no list) write access or above. */
-  private mayApprove(login: string): Promise<{ ok: boolean; why: string; transient?: boolean }> {
+  /**
+   * Write access or above now (asked of GitHub for every reply, also for listed approvers), and,
+   * when the policy lists approvers, listed by name or a member of a listed team now. `asked`
+   * shares answers within one batch of replies only.
+   */
+  private mayApprove(login: string, asked: Map<string, Promise<AuthorCheck>>): Promise<AuthorCheck> {
     const key = login.toLowerCase();
-    let p = this.allowed.get(key);
+    let p = asked.get(key);
     if (!p) {
-      p = (async () => {
+      p = (async (): Promise<AuthorCheck> => {
         const s = this.settings;
-        if (s.users.length === 0 && s.teams.length === 0) {
-          const perm = await this.client.permission(login);
-          return ['admin', 'maintain', 'write'].includes(perm) ? { ok: true, why: `${login} has ${perm} permission` } : { ok: false, why: `${login} has ${perm} permission; approving needs write, maintain or admin` };
-        }
-        if (s.users.includes(key)) return { ok: true, why: `${login} is a listed approver` };
+        const permission = await this.client.permission(login);
+        const verdict = permissionVerdict(login, permission);
+        if (!verdict.ok || (s.users.length === 0 && s.teams.length === 0)) return { ...verdict, permission };
+        const seen = describePermission(permission);
+        if (s.users.includes(key)) return { ok: true, why: `${login} is a listed approver with ${seen} permission`, permission };
         for (const t of s.teams) {
           const [org, slug] = t.split('/') as [string, string];
-          if (await this.client.isTeamMember(org, slug, login)) return { ok: true, why: `${login} is a member of @${t}` };
+          if (await this.client.isTeamMember(org, slug, login)) return { ok: true, why: `${login} is a member of @${t} with ${seen} permission`, permission };
         }
-        return { ok: false, why: `${login} is not a listed approver nor a member of ${s.teams.map((t) => '@' + t).join(', ') || 'a listed team'}` };
-      })().catch((e: Error) => {
-        this.allowed.delete(key);
-        return { ok: false, transient: true, why: `could not check ${login}: ${e.message}` };
-      });
-      this.allowed.set(key, p);
+        return { ok: false, why: `${login} is not a listed approver nor a member of ${s.teams.map((t) => '@' + t).join(', ') || 'a listed team'}`, permission };
+      })().catch((e: Error) => ({ ok: false, transient: true, why: `could not check ${login}: ${e.message}` }));
+      asked.set(key, p);
     }
     return p;
   }

@@ -1,8 +1,8 @@
 // Whether a PR comment is a valid verdict on a request, as far as the comment itself tells: a
 // forged approval is worse than none, so every rule that does not need GitHub's API is here, pure.
-// Whether the author may approve at all (listed, team member, write access) is asked of GitHub
-// by the approver afterwards.
-import type { IssueComment } from '../github/repo-client.ts';
+// Whether the author may approve at all (write access now, and listed or a team member) is asked
+// of GitHub by the approver afterwards, and judged by `permissionVerdict` here.
+import type { IssueComment, RepoPermission } from '../github/repo-client.ts';
 
 export interface ReplyCommand { verb: 'approve' | 'deny'; id: string; reason: string }
 
@@ -47,4 +47,23 @@ export function checkReply(c: IssueComment, requestId: string, request: RequestC
   if (c.isBot) return { kind: 'ignored', why: `written by a bot (${c.login})` };
   if (mine.verb === 'approve' && selfLogins.includes(c.login.toLowerCase())) return { kind: 'ignored', why: `${c.login} is the pull request's author or the run's actor, and self-approval is not allowed` };
   return { kind: 'candidate', verb: mine.verb, reason: mine.reason };
+}
+
+/** `write (role maintain)`, or just `read` when the role is named as the permission. */
+export function describePermission(p: RepoPermission): string {
+  return p.roleName && p.roleName !== p.permission ? `${p.permission} (role ${p.roleName})` : p.permission;
+}
+
+/**
+ * Whether the author's current permission lets a reply count, as branch protection counts only
+ * reviews from people with write access: GitHub's base `permission` must be admin or write
+ * (maintain is reported as write). A role's name is never trusted (custom roles are named freely),
+ * and any other value, including one this code does not know, refuses: a listed approver whose
+ * access was lowered or removed releases nothing.
+ */
+export function permissionVerdict(login: string, p: RepoPermission): { ok: boolean; why: string } {
+  const seen = describePermission(p);
+  if (p.permission === 'admin' || p.permission === 'write') return { ok: true, why: `${login} has ${seen} permission` };
+  const has = p.permission === 'none' ? `no access to the repository (permission none${p.roleName && p.roleName !== 'none' ? `, role ${p.roleName}` : ''})` : `${seen} permission`;
+  return { ok: false, why: `${login} has ${has}; approving needs write, maintain or admin on the repository, also for a listed approver` };
 }

@@ -6,6 +6,8 @@ import { Octokit } from '@octokit/rest';
 
 export interface IssueComment { id: number; body: string; login: string; isBot: boolean; createdAt: string; updatedAt: string; url: string }
 
+export interface RepoPermission { permission: string; roleName: string | null }
+
 export type GitHubErrorKind = 'rate-limit' | 'forbidden' | 'not-found' | 'other';
 
 export class GitHubApiError extends Error {
@@ -79,14 +81,20 @@ export class RepoClient {
       .sort((a, b) => Number(b.isHead) - Number(a.isHead));
   }
 
-  /** The user's permission on the repository (`none` for non-collaborators). */
-  async permission(user: string): Promise<string> {
+  /**
+   * The user's access to the repository as GitHub computes it now (the highest of every grant:
+   * repository, teams, organization, enterprise). `permission` is GitHub's legacy base role,
+   * `admin`, `write`, `read` or `none` (maintain is reported as write, triage as read, a custom
+   * role as the base role it inherits); `roleName` is the assigned role's name (`maintain`,
+   * `triage`, a custom role). A user GitHub does not know as a collaborator has `none`.
+   */
+  async permission(user: string): Promise<RepoPermission> {
     try {
       const r = await this.call(`read ${user}'s permission`, () => this.octokit.rest.repos.getCollaboratorPermissionLevel({ owner: this.ref.owner, repo: this.ref.repo, username: user }));
-      const d = r.data as { permission?: string; role_name?: string };
-      return d.role_name ?? d.permission ?? 'none';
+      const d = r.data as { permission?: unknown; role_name?: unknown };
+      return { permission: typeof d.permission === 'string' ? d.permission : 'none', roleName: typeof d.role_name === 'string' ? d.role_name : null };
     } catch (e) {
-      if (e instanceof GitHubApiError && e.kind === 'not-found') return 'none';
+      if (e instanceof GitHubApiError && e.kind === 'not-found') return { permission: 'none', roleName: null };
       throw e;
     }
   }

@@ -59,7 +59,7 @@ before(async () => {
   cluster.sql('CREATE TABLE scratch (id int); ALTER TABLE scratch OWNER TO azure_deployer; INSERT INTO scratch VALUES (1)', 'app');
   issuer = await startOidcIssuer({ eventName: 'pull_request', ref: 'refs/pull/7/merge', sha: MERGE_SHA });
   entra = await startEntraStandIn({ federatedCredentials: [{ issuer: issuer.url, subject: 'repo:octo-org/payments:pull_request' }], tokens: { [SCOPE]: PG_TOKEN } });
-  api = await startGitHubApi({ owner: 'octo-org', name: 'payments', pulls: [{ number: 7, headSha: HEAD_SHA, mergeSha: MERGE_SHA, author: 'bob' }], grantedPermissions: ['statuses', 'issues', 'pull_requests'] });
+  api = await startGitHubApi({ owner: 'octo-org', name: 'payments', pulls: [{ number: 7, headSha: HEAD_SHA, mergeSha: MERGE_SHA, author: 'bob' }], collaborators: { carol: 'write' }, grantedPermissions: ['statuses', 'issues', 'pull_requests'] });
   artifacts = await startArtifactService();
 });
 

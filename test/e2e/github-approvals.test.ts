@@ -21,8 +21,13 @@ before(async () => {
   api = await startGitHubApi({
     owner: 'octo-org', name: 'payments',
     pulls: [{ number: 7, headSha: HEAD, author: 'bob' }, { number: 8, headSha: 'e'.repeat(40), author: 'bob' }],
-    collaborators: { alice: 'write', tina: 'admin', bob: 'write', mallory: 'write', rita: 'read', wanda: 'write', dave: 'none', erin: 'none', carol: 'none' },
-    teams: { 'octo-org/dba-team': ['dave', 'erin'] },
+    collaborators: {
+      alice: 'write', tina: 'admin', bob: 'write', mallory: 'write', rita: 'read', wanda: 'write', dave: 'maintain', erin: 'write', carol: 'write',
+      // For the permission tests: listed or team members without write access, and roles that have it.
+      lena: 'read', tom: 'triage', max: 'write', walt: 'write', mona: 'maintain', adam: 'admin',
+      cora: { custom: 'deployer', base: 'write' }, rory: { custom: 'release-manager', base: 'triage' },
+    },
+    teams: { 'octo-org/dba-team': ['dave', 'erin', 'tom'] },
   });
 });
 after(async () => {
@@ -302,4 +307,124 @@ test('while it waits, the client gets progress NOTICEs that link to the request 
   assert.match(p.output.stderr(), new RegExp(`NOTICE: {2}gateway: still waiting for approval of request ${req.id} \\(\\d+s left\\): a reviewer replies .* on ${req.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
   api.addComment(7, { login: 'carol' }, `/approve ${req.id}`);
   assert.equal((await p.done).status, 0);
+});
+
+/** The approval-reply records of request `id` by `author`. */
+const repliesOf = (g: RunningGateway, id: string, author: string): LogRecord[] => records(g, 'approval-reply').filter((x) => x.id === id && x.author === author);
+
+test('listed approvers without write access now cannot approve: read by name, triage through a team, removed; the log shows the permission seen', async () => {
+  const g = gateway('  approvers: ["lena", "rex", "@octo-org/dba-team"]\n  timeout: 8s\n');
+  makeTable('gh_pr');
+  const p = psqlAsync(g.env, ['-c', 'DROP TABLE gh_pr']);
+  const req = await requestFor('DROP TABLE gh_pr');
+  api.addComment(7, { login: 'lena' }, `/approve ${req.id}`);   // listed by name, read permission
+  api.addComment(7, { login: 'tom' }, `/approve ${req.id}`);    // member of the listed team, triage (read)
+  api.addComment(7, { login: 'rex' }, `/approve ${req.id}`);    // listed, but no longer a collaborator
+  const r = await p.done;
+  assert.match(r.stderr, /timed out: no verdict within 8s/, 'nothing released the command');
+  assert.equal(exists('gh_pr'), true);
+  const lena = repliesOf(g, req.id, 'lena');
+  assert.equal(lena.length, 1);
+  assert.equal(lena[0]!.counted, false);
+  assert.equal(lena[0]!.permission, 'read');
+  assert.equal(lena[0]!.role_name, 'read');
+  assert.match(lena[0]!.why, /lena has read permission; approving needs write, maintain or admin on the repository, also for a listed approver/);
+  const tom = repliesOf(g, req.id, 'tom')[0]!;
+  assert.equal(tom.counted, false);
+  assert.deepEqual([tom.permission, tom.role_name], ['read', 'triage']);
+  assert.match(tom.why, /tom has read \(role triage\) permission; approving needs write/);
+  const rex = repliesOf(g, req.id, 'rex')[0]!;
+  assert.equal(rex.counted, false);
+  assert.equal(rex.permission, 'none');
+  assert.equal(records(g, 'approval').find((x) => x.id === req.id)!.outcome, 'denied');
+});
+
+test('access lowered between two polls: the later reply is refused, with or without an approvers list', async () => {
+  // Without a list: walt approves the first request with write access, then is lowered to read.
+  const open = gateway('  timeout: 60s\n');
+  makeTable('gh_lo1');
+  makeTable('gh_lo2');
+  const p1 = psqlAsync(open.env, ['-c', 'DROP TABLE gh_lo1']);
+  const r1 = await requestFor('DROP TABLE gh_lo1');
+  api.addComment(7, { login: 'walt' }, `/approve ${r1.id}`);
+  assert.equal((await p1.done).status, 0);
+  assert.equal(repliesOf(open, r1.id, 'walt')[0]!.permission, 'write');
+  api.setRole('walt', 'read');
+  const p2 = psqlAsync(open.env, ['-c', 'DROP TABLE gh_lo2']);
+  const r2 = await requestFor('DROP TABLE gh_lo2');
+  api.addComment(7, { login: 'walt' }, `/approve ${r2.id}`);
+  const refused = (await waitFor(() => repliesOf(open, r2.id, 'walt').find((x) => x.verb === 'approve'), 'walt\'s second reply to be weighed'))!;
+  assert.equal(refused.counted, false);
+  assert.equal(refused.permission, 'read');
+  assert.match(refused.why, /walt has read permission; approving needs write/);
+  assert.equal(exists('gh_lo2'), true, 'still held');
+  api.addComment(7, { login: 'wanda' }, `/deny ${r2.id} walt lost access`);
+  assert.match((await p2.done).stderr, /denied by github:wanda: walt lost access/);
+  assert.equal(exists('gh_lo2'), true);
+
+  // Listed by name: approves one request, is removed from the repository, then approves the next.
+  const listed = gateway('  approvers: [max, wanda]\n  timeout: 60s\n');
+  makeTable('gh_lo3');
+  makeTable('gh_lo5');
+  const p3 = psqlAsync(listed.env, ['-c', 'DROP TABLE gh_lo3']);
+  const r3 = await requestFor('DROP TABLE gh_lo3');
+  api.addComment(7, { login: 'max' }, `/approve ${r3.id}`);
+  assert.equal((await p3.done).status, 0);
+  api.setRole('max', null);
+  const p5 = psqlAsync(listed.env, ['-c', 'DROP TABLE gh_lo5']);
+  const r5 = await requestFor('DROP TABLE gh_lo5');
+  api.addComment(7, { login: 'max' }, `/approve ${r5.id}`);
+  const gone = (await waitFor(() => repliesOf(listed, r5.id, 'max').find((x) => x.verb === 'approve'), 'max\'s second approval to be weighed'))!;
+  assert.equal(gone.counted, false);
+  assert.equal(gone.permission, 'none');
+  assert.match(gone.why, /max has no access to the repository \(permission none\); approving needs write/);
+  assert.equal(exists('gh_lo5'), true, 'still held');
+  api.addComment(7, { login: 'wanda' }, `/deny ${r5.id} max left`);
+  assert.notEqual((await p5.done).status, 0);
+  assert.equal(exists('gh_lo5'), true);
+  api.setRole('max', 'write');
+  api.setRole('walt', 'write');
+});
+
+test('with min-approvals, an approval counted earlier no longer counts once its author lost write access', async () => {
+  const g = gateway('  approvers: [max, carol]\n  min-approvals: 2\n  timeout: 60s\n');
+  makeTable('gh_lo4');
+  const p = psqlAsync(g.env, ['-c', 'DROP TABLE gh_lo4']);
+  const req = await requestFor('DROP TABLE gh_lo4');
+  api.addComment(7, { login: 'max' }, `/approve ${req.id}`);
+  const first = (await waitFor(() => repliesOf(g, req.id, 'max').find((x) => x.counted), 'max\'s approval to count'))!;
+  assert.match(first.why, /max is a listed approver with write permission; 1 of 2 approvals/);
+  api.setRole('max', 'read');
+  api.addComment(7, { login: 'carol' }, `/approve ${req.id}`);
+  const withdrawn = (await waitFor(() => repliesOf(g, req.id, 'max').find((x) => !x.counted), 'max\'s approval to be checked again'))!;
+  assert.match(withdrawn.why, /^no longer counted: max has read permission; approving needs write.*; 1 of 2 approvals$/);
+  assert.equal(withdrawn.permission, 'read');
+  assert.equal(exists('gh_lo4'), true, 'one current approver is not two');
+  api.setRole('max', 'write');
+  api.addComment(7, { login: 'max' }, `/approve ${req.id}`);
+  assert.equal((await p.done).status, 0);
+  assert.equal(records(g, 'approval').find((x) => x.id === req.id)!.by, 'github:carol,github:max');
+});
+
+test('write, maintain, admin and a custom role based on write count; a custom role based on triage does not', async () => {
+  const g = gateway('  min-approvals: 3\n  timeout: 60s\n');
+  makeTable('gh_roles');
+  const p = psqlAsync(g.env, ['-c', 'DROP TABLE gh_roles']);
+  const req = await requestFor('DROP TABLE gh_roles');
+  api.addComment(7, { login: 'rory' }, `/approve ${req.id}`);
+  const rory = (await waitFor(() => repliesOf(g, req.id, 'rory')[0], 'rory\'s reply'))!;
+  assert.equal(rory.counted, false);
+  assert.deepEqual([rory.permission, rory.role_name], ['read', 'release-manager']);
+  assert.match(rory.why, /rory has read \(role release-manager\) permission; approving needs write/);
+  api.addComment(7, { login: 'mona' }, `/approve ${req.id}`);
+  api.addComment(7, { login: 'adam' }, `/approve ${req.id}`);
+  await waitFor(() => repliesOf(g, req.id, 'adam')[0] && repliesOf(g, req.id, 'mona')[0], 'mona and adam');
+  assert.equal(exists('gh_roles'), true, 'two of three');
+  api.addComment(7, { login: 'cora' }, `/approve ${req.id}`);
+  assert.equal((await p.done).status, 0);
+  const seen = (who: string): unknown[] => { const x = repliesOf(g, req.id, who)[0]!; return [x.counted, x.permission, x.role_name]; };
+  assert.deepEqual(seen('mona'), [true, 'write', 'maintain']);
+  assert.deepEqual(seen('adam'), [true, 'admin', 'admin']);
+  assert.deepEqual(seen('cora'), [true, 'write', 'deployer']);
+  assert.match(repliesOf(g, req.id, 'cora')[0]!.why, /cora has write \(role deployer\) permission/);
 });

@@ -13,6 +13,11 @@ import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 
 export type Permission = 'admin' | 'maintain' | 'write' | 'triage' | 'read' | 'none';
+/**
+ * A collaborator's role: a built-in one, or a custom repository role (`role_name`) inheriting a
+ * base role, which is what GitHub's legacy `permission` field then reports.
+ */
+export type Role = Permission | { custom: string; base: 'admin' | 'maintain' | 'write' | 'triage' | 'read' };
 export type GrantedPermission = 'statuses' | 'issues' | 'pull_requests';
 
 export interface User {
@@ -74,7 +79,7 @@ export interface RepoSpec {
   owner: string;
   name: string;
   pulls?: PullSpec[];
-  collaborators?: Record<string, Permission>;
+  collaborators?: Record<string, Role>;
   /** 'org/slug' → member logins. */
   teams?: Record<string, string[]>;
   /** What the job's `permissions:` grants GITHUB_TOKEN for writing; all of them when absent. */
@@ -99,6 +104,8 @@ export interface GitHubApi {
    * `retryAfterS`, default 60).
    */
   rateLimit(re: RegExp, count: number, kind: '403' | '429', retryAfterS?: number): void;
+  /** Changes a user's role on the repository from now on; null removes the collaborator. */
+  setRole(login: string, role: Role | null): void;
   close(): Promise<void>;
 }
 
@@ -380,14 +387,18 @@ export async function startGitHubApi(repo: RepoSpec): Promise<GitHubApi> {
       if (role === undefined) {
         throw new HttpError(404, { message: `${login} is not a user`, documentation_url: `${DOCS}/collaborators/collaborators#get-repository-permissions-for-a-user`, status: '404' });
       }
-      const permission = role === 'maintain' ? 'write' : role === 'triage' ? 'read' : role;
-      const rank = ['none', 'read', 'triage', 'write', 'maintain', 'admin'].indexOf(role);
+      // `permission` is the legacy base role (maintain maps to write, triage to read); `role_name`
+      // the assigned role, custom roles included; `user.permissions` the base role's abilities.
+      const base = typeof role === 'string' ? role : role.base;
+      const roleName = typeof role === 'string' ? role : role.custom;
+      const permission = base === 'maintain' ? 'write' : base === 'triage' ? 'read' : base;
+      const rank = ['none', 'read', 'triage', 'write', 'maintain', 'admin'].indexOf(base);
       const u2 = {
         ...user(login),
         permissions: { admin: rank >= 5, maintain: rank >= 4, push: rank >= 3, triage: rank >= 2, pull: rank >= 1 },
-        role_name: role,
+        role_name: roleName,
       };
-      return { status: 200, body: { permission, role_name: role, user: u2 } };
+      return { status: 200, body: { permission, role_name: roleName, user: u2 } };
     }
     throw notFound();
   };
@@ -522,6 +533,10 @@ export async function startGitHubApi(repo: RepoSpec): Promise<GitHubApi> {
     },
     rateLimit(re, count, kind, retryAfterS = 60) {
       limits.push({ re, left: count, kind, retryAfterS });
+    },
+    setRole(login, role) {
+      if (role === null) collaborators.delete(lc(login));
+      else collaborators.set(lc(login), role);
     },
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());

@@ -2,7 +2,7 @@
 // approval has to get past before the approver asks GitHub whether its author may approve.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkReply, replyCommands } from '../../gateway/approval/reply-check.ts';
+import { checkReply, permissionVerdict, replyCommands } from '../../gateway/approval/reply-check.ts';
 import type { IssueComment } from '../../gateway/github/repo-client.ts';
 
 const request = { id: 1000, createdAt: '2026-11-22T10:00:00Z' };
@@ -40,4 +40,25 @@ test('commands inside code blocks and quotes are text, not verdicts', () => {
   assert.deepEqual(replyCommands('~~~\n/approve abcdefghjk\n~~~\n/deny abcdefghjk no'), [{ verb: 'deny', id: 'abcdefghjk', reason: 'no' }]);
   assert.deepEqual(replyCommands('    /approve abcdefghjk'), [], 'indented code');
   assert.deepEqual(replyCommands('````\n```\n/approve abcdefghjk\n````'), [], 'a shorter fence does not close a longer one');
+});
+
+test('only write access counts, judged on GitHub\'s base permission, never on a role name', () => {
+  const v = (permission: string, roleName: string | null): string => {
+    const r = permissionVerdict('lena', { permission, roleName });
+    return `${r.ok}:${r.why}`;
+  };
+  // GitHub reports maintain as write and a custom role as the base role it inherits.
+  assert.equal(v('admin', 'admin'), 'true:lena has admin permission');
+  assert.equal(v('write', 'write'), 'true:lena has write permission');
+  assert.equal(v('write', 'maintain'), 'true:lena has write (role maintain) permission');
+  assert.equal(v('write', 'deployer'), 'true:lena has write (role deployer) permission');
+  // triage is reported as read; a custom role named like a writer is still only what its base is.
+  assert.match(v('read', 'triage'), /^false:lena has read \(role triage\) permission; approving needs write, maintain or admin on the repository, also for a listed approver$/);
+  assert.match(v('read', 'write'), /^false:lena has read \(role write\) permission/);
+  assert.match(v('read', 'read'), /^false:lena has read permission;/);
+  assert.match(v('none', null), /^false:lena has no access to the repository \(permission none\);/);
+  // A value this code does not know refuses (fail closed), whatever the role is called.
+  assert.match(v('maintain', 'maintain'), /^false:/);
+  assert.match(v('push', 'admin'), /^false:/);
+  assert.match(v('', null), /^false:/);
 });
