@@ -18,6 +18,7 @@ import { Outbox, detached, writeAll } from './outbox.ts';
 import type { ResponseMasking } from './response-masking.ts';
 import { copyOuts } from './copy-masking.ts';
 import type { Masker } from '../masking/engine.ts';
+import { maskPasswords, MASKED_PASSWORD } from './role-passwords.ts';
 
 /** Largest client message the gateway assembles; a larger one ends the session. */
 export const MAX_CLIENT_MESSAGE = 64 * 1024 * 1024;
@@ -278,10 +279,13 @@ export class PostgresSession {
           this.portals.set(b.portal, { statement, params: [], resultFormats: b.resultFormats, columns: null });
           return this.refuseExtended(cmd, statement.denied);
         }
+        // A parameter in a password's place (PASSWORD $1) is a password: masked like the literal.
+        const passwords = statement ? maskPasswords(statement.text).params : [];
         const params: Value[] = b.params.map((v, i) => {
           if (v === null) return null;
+          if (passwords.includes(i + 1)) return MASKED_PASSWORD;
           const format = b.paramFormats.length === 1 ? b.paramFormats[0] : b.paramFormats[i] ?? 0;
-          return format === 1 ? binaryValue(v) : this.logText(wireText(v));
+          return format === 1 ? binaryValue(v) : this.logValue(wireText(v));
         });
         this.portals.set(b.portal, { statement, params, resultFormats: b.resultFormats, columns: null });
         this.backend.expect({ kind: 'bind' });
@@ -364,8 +368,16 @@ export class PostgresSession {
     for (const [name, p] of prepares) this.sqlPrepared.set(name, p);
   }
 
-  /** The text as the session log keeps it: with detectors' findings masked when masking applies to the log. */
+  /**
+   * SQL as the session log (and approval requests) keep it: passwords of role and user-mapping
+   * statements masked (role-passwords.ts), and detectors' findings when masking applies to the log.
+   */
   private logText(text: string): string {
+    return this.logValue(maskPasswords(text).text);
+  }
+
+  /** A value (a parameter) as the log keeps it: with detectors' findings masked. */
+  private logValue(text: string): string {
     return this.logMasker?.maskText(text)?.text ?? text;
   }
 

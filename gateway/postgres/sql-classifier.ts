@@ -47,6 +47,11 @@ function parser(): LibPgQuery {
   return pgQuery;
 }
 
+/** The parser if a policy needed it loaded, else null (role-passwords.ts then masks coarsely). */
+export function loadedParser(): LibPgQuery | null {
+  return pgQuery;
+}
+
 type Node = Record<string, unknown>;
 
 const CREATE = ['CreateStmt', 'CreateSchemaStmt', 'CreateTableSpaceStmt', 'CreateExtensionStmt', 'CreateFdwStmt',
