@@ -7,6 +7,7 @@ import { B, decodeParameterStatus, decodeCommandComplete, decodeDataRow, decodeN
 import { binaryValue, wireText, type CommandRecorder, type SessionRecorder } from '../core/recorder.ts';
 import type { ResponseMasking } from './response-masking.ts';
 import { ResponseQueue, resultColumns, sampleValues, tagRows, type Entry, type RunState } from './response-queue.ts';
+import { StatementRegistry } from './statement-registry.ts';
 
 export type Transaction = 'I' | 'T' | 'E';
 
@@ -23,10 +24,13 @@ export class BackendTracker {
   private rangeStart = 0;
 
   private readonly masking: ResponseMasking | null;
+  /** Statement and portal names as the server's answers confirm them. */
+  readonly names: StatementRegistry;
 
-  constructor(rec: SessionRecorder, masking: ResponseMasking | null = null) {
+  constructor(rec: SessionRecorder, masking: ResponseMasking | null = null, names: StatementRegistry = new StatementRegistry()) {
     this.rec = rec;
     this.masking = masking;
+    this.names = names;
     this.serverFramer = new MessageFramer({ collect: (t) => this.wantServerBody(t), maxCollectedBody: 1 << 30, peer: 'upstream' });
   }
 
@@ -81,9 +85,14 @@ export class BackendTracker {
     return t !== B.FunctionCallResponse;
   }
 
-  private headCommand(): CommandRecorder | null {
+  /** The command a server message of this type belongs to, for its bytes. */
+  private ownerOf(type: number): CommandRecorder | null {
     const e = this.queue.peek();
-    return e !== undefined && (e.kind === 'query' || e.kind === 'execute') ? e.cmd : null;
+    if (e === undefined) return null;
+    if (e.kind === 'query' || e.kind === 'execute') return e.cmd;
+    // An error at Parse, Bind or Describe is the failure of the Execute they prepared (see onServerError).
+    if (type === B.ErrorResponse && e.kind !== 'sync') return this.queue.nextExecute()?.cmd ?? null;
+    return null;
   }
 
   /**
@@ -102,7 +111,7 @@ export class BackendTracker {
       // A message belongs to the command at the head of the queue when it starts; responses are
       // hashed in contiguous ranges to keep per-message work small.
       if (m.start >= 0) {
-        const owner = this.headCommand();
+        const owner = this.ownerOf(m.type);
         if (owner !== this.attributed) {
           this.attributed?.addResponse(chunk.subarray(this.rangeStart, m.start));
           this.attributed = owner;
@@ -129,7 +138,7 @@ export class BackendTracker {
     const cut = partial === null ? chunk.length : Math.max(partial, this.rangeStart);
     this.attributed?.addResponse(chunk.subarray(this.rangeStart, cut));
     if (partial !== null) {
-      this.attributed = this.headCommand();
+      this.attributed = this.ownerOf(this.serverFramer.partialType!);
       if (!hold) this.attributed?.addResponse(chunk.subarray(cut));
     }
     if (held === null && this.edits.length === 0 && !hold) {
@@ -162,7 +171,7 @@ export class BackendTracker {
 
   private swallowDue(): boolean {
     const e = this.queue.peek();
-    return e !== undefined && (e.kind === 'parse' || e.kind === 'bind') && e.swallow === true;
+    return e !== undefined && (e.kind === 'parse' || e.kind === 'bind' || e.kind === 'describe') && e.swallow === true;
   }
 
   private mustHold(): boolean {
@@ -225,13 +234,18 @@ export class BackendTracker {
           if (e.target) e.target.columns = cols;
           this.queue.shift();
         } else if (run) {
+          if (e.swallow) this.edit(start, end, null);
           run.columns = cols;
           (e as { cmd: CommandRecorder }).cmd.setColumns(cols.map((c) => c.name));
         }
         return;
       }
       case B.NoData:
-        if (e?.kind === 'describe') this.queue.shift();
+        if (e?.kind === 'describe') {
+          if (e.target) e.target.noData = true;
+          if (e.swallow) this.edit(start, end, null);
+          this.queue.shift();
+        }
         return;
       case B.ParameterDescription:
         return;
@@ -242,12 +256,17 @@ export class BackendTracker {
           if (e.swallow) this.edit(start, end, null);
           this.queue.shift();
         }
+          for (const c of e.changes ?? []) this.names.confirm(c);
         return;
       case B.CommandComplete:
       case B.EmptyQueryResponse:
       case B.PortalSuspended:
         if (run) {
-          if (type === B.CommandComplete) run.tags.push(decodeCommandComplete(body!));
+          if (type === B.CommandComplete) {
+            const tag = decodeCommandComplete(body!);
+            run.tags.push(tag);
+            this.names.completed(run.effects[run.completed++], tag);
+          }
           if (type === B.PortalSuspended) run.tags.push('(portal suspended)');
           if (e!.kind === 'execute') {
             this.afterShift(chunk, end);
@@ -279,6 +298,8 @@ export class BackendTracker {
         return;
       case B.ReadyForQuery:
         this.transaction = decodeReadyForQuery(body!);
+        // Outside a transaction block the implicit transaction has ended; in a failed one no portal runs.
+        if (this.transaction !== 'T') this.names.endPortals();
         if (e?.kind === 'query') {
           this.afterShift(chunk, end);
           this.finishRun(e.cmd, e.run, false);
@@ -309,6 +330,8 @@ export class BackendTracker {
     if (e.kind === 'query') {
       e.run.error ??= error;
       return;
+    // The transaction failed: none of its portals can run any more.
+    this.names.endPortals();
     }
     if (e.kind === 'sync') return;
     // Extended protocol: this message failed and the server discards everything up to Sync.
@@ -324,6 +347,8 @@ export class BackendTracker {
     for (const d of discarded) {
       if (d === failed && d.kind === 'execute') {
         d.run.error = error;
+    } else if (e.kind !== 'describe') {
+      for (const c of e.changes ?? []) this.names.drop(c, true);
         this.finishRun(d.cmd, d.run, false);
       } else this.skip(d);
     }
@@ -331,6 +356,8 @@ export class BackendTracker {
 
   /** A command completed mid-chunk: bytes after this message belong to the next owner. */
   private afterShift(chunk: Buffer, end: number): void {
+        // The error's bytes are this command's (see ownerOf).
+        this.afterShift(chunk, end);
     this.attributed?.addResponse(chunk.subarray(this.rangeStart, end));
     this.attributed = null;
     this.rangeStart = end;
@@ -355,6 +382,7 @@ export class BackendTracker {
     let rows: number | null = null;
     for (const t of run.tags) {
       const n = tagRows(t);
+    if (run.pendingNames) this.names.drop(run.pendingNames, false);
       if (n !== null) rows = (rows ?? 0) + n;
     }
     cmd.finish({
@@ -375,3 +403,5 @@ export class BackendTracker {
     }
   }
 }
+    if (e.kind === 'parse' || e.kind === 'bind' || e.kind === 'close') for (const c of e.changes ?? []) this.names.skip(c);
+      if (e.run.pendingNames) this.names.drop(e.run.pendingNames, false);

@@ -42,6 +42,15 @@ export function judgeOpaque(ctx: PolicyContext, why: string): Judgement {
   return { decision: decide(ctx.rules, { target: ctx.target, statements: null, unclassifiedReason: why }, ctx.claims), statements: null, prepares: [] };
 }
 
+/**
+ * A statement prepared with SQL PREPARE and run by a protocol Bind/Execute: decided as `EXECUTE
+ * name` would be, on the statement it prepared (its classes, `execute` instead of `prepare`).
+ */
+export function judgePrepared(ctx: PolicyContext, statement: ClassifiedStatement): Judgement {
+  const s: ClassifiedStatement = { ...statement, classes: [...new Set(['execute', ...statement.classes.filter((c) => c !== 'prepare')])].sort() };
+  return { decision: decide(ctx.rules, { target: ctx.target, statements: [s] }, ctx.claims), statements: [s], prepares: [] };
+}
+
 /** What the command record says about the decision. */
 export function decisionFields(j: Judgement): Record<string, unknown> {
   const d = j.decision;
@@ -81,6 +90,6 @@ export function refusalQuery(d: Decision, sqlState?: string): Buffer {
  * The server answers ParseComplete and BindComplete (swallowed), then the refusal's
  * ErrorResponse, and discards the client's messages up to Sync, as for any error.
  */
-export function refusalExtended(d: Decision, sqlState?: string): Buffer[] {
-  return [serialize.parse({ text: refusalSql(d, sqlState) }), serialize.bind({}), serialize.execute({})];
+export function refusalExtended(sql: string): Buffer[] {
+  return [serialize.parse({ text: sql }), serialize.bind({}), serialize.execute({})];
 }

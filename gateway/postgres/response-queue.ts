@@ -7,9 +7,15 @@ import type { Decision } from '../policy/engine.ts';
 import type { RowMaskPlan } from './row-masking.ts';
 import type { CopyOut } from './sql-classifier.ts';
 import type { CopyPlan } from './copy-masking.ts';
+import type { PreparedStatement } from './sql-classifier.ts';
+import type { Change, Effect } from './statement-registry.ts';
 
 /** What the gateway knows of a prepared statement or portal, shared with pending entries. */
-export interface Described { columns: Column[] | null }
+export interface Described {
+  columns: Column[] | null;
+  /** A Describe answered NoData: the statement returns no rows. */
+  noData?: boolean;
+}
 /** `denied`: policy refused the statement at Parse; it does not exist upstream. */
 export interface Statement extends Described {
   text: string;
@@ -19,15 +25,23 @@ export interface Statement extends Described {
   denied?: Decision;
   /** Its COPY ... TO STDOUT, when masking needs to know the table. */
   copyOuts?: CopyOut[];
+  /** Its classes and tables, for an `EXECUTE name` of it in SQL. */
+  prepared?: PreparedStatement;
+  /** What running it does to statement and portal names (PREPARE, DEALLOCATE, ...), in order. */
+  effects?: Effect[];
+  /** Running it may create names the gateway can only learn from the server's answer. */
+  mayAddNames?: boolean;
 }
-export interface Portal extends Described { statement: Statement | null; params: Value[]; resultFormats: number[] }
+/** `statement` null: the gateway cannot know which statement the Bind named (`unknown` says why). */
+export interface Portal extends Described { statement: Statement | null; unknown?: string; params: Value[]; resultFormats: number[] }
 
 export type Entry =
   | { kind: 'query'; cmd: CommandRecorder; run: RunState }
   | { kind: 'execute'; cmd: CommandRecorder; run: RunState; portal: Portal | null }
-  | { kind: 'describe'; target: Described | null }
   /** `swallow`: the gateway sent this message itself; its answer must not reach the client. */
-  | { kind: 'parse' | 'bind' | 'close'; swallow?: boolean }
+  | { kind: 'describe'; target: Described | null; swallow?: boolean }
+  /** `changes`: what the server's confirmation applies to statement and portal names. */
+  | { kind: 'parse' | 'bind' | 'close'; swallow?: boolean; changes?: Change[] }
   | { kind: 'sync' };
 
 /** What a running command has produced so far. */
@@ -45,10 +59,15 @@ export interface RunState {
   /** The COPY ... TO STDOUT statements of the command still to answer, and the current one's plan. */
   copyOuts: CopyOut[] | null;
   copyPlan: CopyPlan | null;
+  /** Per statement run, what it does to names, applied at its CommandComplete (see statement-registry.ts). */
+  effects: Effect[];
+  completed: number;
+  /** Names this command may create, unknown until it completes. */
+  pendingNames: Change | null;
 }
 
 export function newRun(): RunState {
-  return { tags: [], rows: 0, columns: null, copyBinary: false, error: null, denied: null, maskPlan: null, maskPlanFor: null, copyOuts: null, copyPlan: null };
+  return { tags: [], rows: 0, columns: null, copyBinary: false, error: null, denied: null, maskPlan: null, maskPlanFor: null, copyOuts: null, copyPlan: null, effects: [], completed: 0, pendingNames: null };
 }
 
 /** The columns of the result an entry is receiving: from its RowDescription or its Describe. */
@@ -96,6 +115,15 @@ export class ResponseQueue {
       this.head = 0;
     }
     return e;
+  }
+  /** The first Execute before the next Sync. */
+  nextExecute(): (Entry & { kind: 'execute' }) | undefined {
+    for (let i = this.head; i < this.items.length; i++) {
+      const e = this.items[i]!;
+      if (e.kind === 'sync') return undefined;
+      if (e.kind === 'execute') return e;
+    }
+    return undefined;
   }
   /** Removes everything up to (not including) the next Sync; returns what was removed. */
   discardUntilSync(): Entry[] {

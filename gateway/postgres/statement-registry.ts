@@ -1,0 +1,200 @@
+// What the server holds under each prepared-statement and portal name, as far as its answers
+// confirmed. A name gets a statement only on ParseComplete or the CommandComplete of a SQL
+// PREPARE, a portal only on BindComplete; it loses them on CloseComplete, DEALLOCATE, DISCARD
+// ALL, CLOSE, an error or the end of the transaction. Changes the server has not answered yet
+// wait in send order: a message that names a statement or portal is resolved against them.
+//
+// Resolution at send time (the command record is written before the Execute is forwarded):
+// - the newest unanswered change to the name was sent in the same Sync block: the server applies
+//   it before this message, or fails it and then discards this message too, so its outcome is
+//   the only one that can run;
+// - it was sent in an earlier block: it may succeed or fail, and this message runs either way, so
+//   what runs is unknown;
+// - no unanswered change: what the server confirmed; a name it never confirmed is unknown.
+// Unknown is never guessed: the command is recorded and decided as unclassified.
+import type { PreparedClasses } from './sql-classifier.ts';
+import type { Portal, Statement } from './response-queue.ts';
+
+export type Resolved<T> = { known: T } | { unknown: string };
+
+/** A change to one name (or, with name null, to any name of its kind), pending the server's answer. */
+export interface Change {
+  kind: 'statement' | 'portal';
+  name: string | null;
+  block: number;
+  /** What the name holds once confirmed: null for nothing, undefined when the gateway cannot tell. */
+  to: Statement | Portal | null | undefined;
+  settled: boolean;
+  /**
+   * The server discards it (an earlier message of its block failed): the rest of the block is
+   * discarded too, so the messages after it in the block are still recorded against it.
+   */
+  skipped?: boolean;
+}
+
+/** What running a statement does to the names (see namespaceEffects in sql-classifier.ts). */
+export type Effect =
+  | { kind: 'prepare'; name: string; statement: Statement }
+  | { kind: 'deallocate'; name: string | null }
+  | { kind: 'discard-all' }
+  | { kind: 'close-cursor'; name: string | null }
+  | { kind: 'none' };
+
+/** Command tags of statements that end the transaction, and with it every portal. */
+const TRANSACTION_END = /^(COMMIT|ROLLBACK|PREPARE TRANSACTION)\b/;
+
+export const describeName = (kind: 'statement' | 'portal', name: string): string => (name === '' ? `the unnamed ${kind}` : `${kind} "${name}"`);
+
+export class StatementRegistry {
+  private readonly statements = new Map<string, Statement>();
+  private readonly portals = new Map<string, Portal>();
+  private pending: Change[] = [];
+  private block = 0;
+
+  /** A Sync or a Query message: what comes after it is no longer discarded when what came before fails. */
+  nextBlock(): void {
+    this.block++;
+    this.compact();
+  }
+
+  /** A message that will change `name` (null: any name) once the server confirms it. */
+  expect(kind: 'statement' | 'portal', name: string | null, to: Statement | Portal | null | undefined): Change {
+    const c: Change = { kind, name, block: this.block, to, settled: false };
+    this.pending.push(c);
+    return c;
+  }
+
+  /** The server confirmed the change (ParseComplete, BindComplete, CloseComplete). */
+  confirm(c: Change): void {
+    if (c.settled) return;
+    if (c.name === null || c.to === undefined) this.forget(c.kind, c.name);
+    else if (c.to === null) this.map(c.kind).delete(c.name);
+    else if (c.kind === 'statement') this.statements.set(c.name, c.to as Statement);
+    else this.portals.set(c.name, c.to as Portal);
+    this.settle(c);
+  }
+
+  /**
+   * The server answered without applying the change: it failed it (`failed`) or discarded it.
+   * A failed Parse of the unnamed statement has already dropped the previous one.
+   */
+  drop(c: Change, failed: boolean): void {
+    if (c.settled) return;
+    if (failed && c.kind === 'statement' && c.name === '' && c.to !== null) this.statements.delete('');
+    this.settle(c);
+  }
+
+  /** The server discards the change with the rest of its block (see Change.skipped). */
+  skip(c: Change): void {
+    if (c.settled) return;
+    c.skipped = true;
+    this.settle(c);
+  }
+
+  private settle(c: Change): void {
+    c.settled = true;
+    this.compact();
+  }
+
+  private compact(): void {
+    let n = 0;
+    for (const c of this.pending) {
+      if (!c.settled || (c.skipped && c.block === this.block)) break;
+      n++;
+    }
+    if (n > 0) this.pending.splice(0, n);
+  }
+
+  statement(name: string): Resolved<Statement> {
+    return this.resolve('statement', name) as Resolved<Statement>;
+  }
+
+  portal(name: string): Resolved<Portal> {
+    return this.resolve('portal', name) as Resolved<Portal>;
+  }
+
+  private resolve(kind: 'statement' | 'portal', name: string): Resolved<Statement | Portal> {
+    const what = describeName(kind, name);
+    for (let i = this.pending.length - 1; i >= 0; i--) {
+      const c = this.pending[i]!;
+      if ((c.settled && !(c.skipped && c.block === this.block)) || c.kind !== kind || (c.name !== null && c.name !== name)) continue;
+      if (c.block !== this.block) return { unknown: `${what} is changed by a message before the last Sync that the server has not answered yet, so it may or may not have applied` };
+      if (c.to === undefined || c.name === null) return { unknown: `a command the server has not answered yet may change ${what}` };
+      if (c.to === null) return { unknown: `${what} is closed by an earlier message` };
+      return { known: c.to };
+    }
+    const known = this.map(kind).get(name);
+    return known ? { known } : { unknown: `the server never confirmed ${what} to the gateway (not created, closed, deallocated, or created in a way the gateway cannot follow)` };
+  }
+
+  /**
+   * The statements an `EXECUTE name` in `text` may run, by name, for the classifier: only those
+   * resolved and classified (built only when the text can hold an EXECUTE at all).
+   */
+  preparedClasses(text: string): PreparedClasses {
+    const out: PreparedClasses = new Map();
+    if (!/execute/i.test(text)) return out;
+    const names = new Set<string>(this.statements.keys());
+    for (const c of this.pending) if (c.kind === 'statement' && c.name !== null) names.add(c.name);
+    for (const name of names) {
+      if (name === '') continue;
+      const r = this.statement(name);
+      if ('known' in r && r.known.prepared) out.set(name, r.known.prepared);
+    }
+    return out;
+  }
+
+  /**
+   * A CommandComplete of a command that ran `effect`: the server confirmed what the tag says. A
+   * tag that changes names the gateway did not expect (an EXECUTE of a statement that
+   * deallocates, a statement it could not parse) makes it forget every name of that kind.
+   */
+  completed(effect: Effect | undefined, tag: string): void {
+    const e = effect ?? { kind: 'none' };
+    if (TRANSACTION_END.test(tag)) this.portals.clear();
+    switch (tag) {
+      case 'PREPARE':
+        if (e.kind === 'prepare') this.statements.set(e.name, e.statement);
+        else this.forget('statement', null);
+        return;
+      case 'DEALLOCATE':
+        if (e.kind === 'deallocate' && e.name !== null) this.statements.delete(e.name);
+        else this.forget('statement', null);
+        return;
+      case 'DEALLOCATE ALL':
+        this.forget('statement', null);
+        return;
+      case 'DISCARD ALL':
+        this.statements.clear();
+        this.portals.clear();
+        return;
+      case 'CLOSE CURSOR':
+        if (e.kind === 'close-cursor' && e.name !== null) this.portals.delete(e.name);
+        else this.portals.clear();
+        return;
+      case 'CLOSE CURSOR ALL':
+      case 'DECLARE CURSOR':
+        // A cursor is a portal the gateway does not follow: its name is unknown from now on.
+        this.portals.clear();
+        return;
+      default:
+    }
+  }
+
+  /** An error or the end of the transaction: no portal of the transaction can run any more. */
+  endPortals(): void {
+    this.portals.clear();
+  }
+
+  /** Every named statement, and with `name` null every name of the kind, is unknown from now on. */
+  private forget(kind: 'statement' | 'portal', name: string | null): void {
+    const m = this.map(kind);
+    if (name !== null) m.delete(name);
+    else if (kind === 'portal') m.clear();
+    else for (const k of [...m.keys()]) if (k !== '') m.delete(k);
+  }
+
+  private map(kind: 'statement' | 'portal'): Map<string, Statement | Portal> {
+    return kind === 'statement' ? this.statements : this.portals;
+  }
+}

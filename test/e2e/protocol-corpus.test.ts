@@ -1,0 +1,210 @@
+// The protocol-sequence corpus (test/corpus/protocol-sequences.txt): each case's messages go
+// through the gateway to a real server over a raw protocol connection, exactly as written and
+// pipelined where the case says so; then the session's command records must be exactly the
+// expected ones: the text the server ran (or the unclassified marker when the gateway cannot
+// know it), the decision, and the outcome.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { serialize } from 'pg-protocol';
+import { ROOT, appCluster, cli, policyFor, readLog, startGateway, type Cluster, type LogRecord, type RunningGateway } from '../helpers/gateway.ts';
+import { RawClient } from '../helpers/raw-pg.ts';
+
+const CORPUS = path.join(ROOT, 'test/corpus/protocol-sequences.txt');
+
+const POLICY = `
+rules:
+  - name: no-unbounded-delete
+    when: { sql: [delete-without-where] }
+    action: deny
+default: allow
+unclassified: deny
+`;
+
+interface Expected { line: number; action: string; rule: string | null; status: string; classes: string[]; text: string | null }
+interface Step { line: number; kind: string; message: Buffer | null; answers: number; expected: Expected | null }
+interface Case { line: number; title: string; steps: Step[] }
+
+const name = (n: string): string => (n === '_' ? '' : n);
+
+function parseExpected(line: number, raw: string, ownText: string | null, kind: string): Expected {
+  const [head, ...rest] = raw.split(' | ');
+  const [decision, status, ...classes] = head!.trim().split(/\s+/);
+  const [action, rule] = decision!.split(':') as [string, string | undefined];
+  if (!['allow', 'deny'].includes(action)) throw new Error(`${CORPUS}:${line}: unknown action "${action}"`);
+  if (!['ok', 'error', 'skipped', 'denied'].includes(status ?? '')) throw new Error(`${CORPUS}:${line}: unknown status "${status}"`);
+  for (const c of classes) if (!c.startsWith('+')) throw new Error(`${CORPUS}:${line}: expected +CLASS, got "${c}"`);
+  const text = rest.length > 0 ? rest.join(' | ') : ownText;
+  if (text === null && rule !== 'unclassified') throw new Error(`${CORPUS}:${line}: a ${kind} line names the text it expects`);
+  return { line, action, rule: rule ?? null, status: status!, classes: classes.map((c) => c.slice(1)), text };
+}
+
+function parseCorpus(text: string): Case[] {
+  const cases: Case[] = [];
+  let current: Case | null = null;
+  text.split('\n').forEach((raw, i) => {
+    const line = i + 1;
+    const l = raw.trimEnd();
+    if (l.trim() === '' || l.startsWith('#')) return;
+    if (l.startsWith('== ')) {
+      cases.push((current = { line, title: l.slice(3), steps: [] }));
+      return;
+    }
+    if (!current) throw new Error(`${CORPUS}:${line}: a message before the first case`);
+    const arrow = l.indexOf(' => ');
+    const msg = arrow >= 0 ? l.slice(0, arrow) : l;
+    const expect = arrow >= 0 ? l.slice(arrow + 4) : null;
+    const [kind, ...args] = msg.split(' ');
+    const after = (sep: string): string => msg.slice(msg.indexOf(sep) + sep.length);
+    let message: Buffer | null = null;
+    let own: string | null = null;
+    let answers = 0;
+    switch (kind) {
+      case 'query':
+        own = after('query ');
+        message = serialize.query(own);
+        answers = 1;
+        break;
+      case 'parse': {
+        own = after(' | ');
+        message = serialize.parse({ name: name(args[0]!), text: own });
+        break;
+      }
+      case 'bind':
+        message = serialize.bind({ portal: name(args[0]!), statement: name(args[1]!) });
+        break;
+      case 'execute':
+        message = serialize.execute({ portal: name(args[0]!) });
+        break;
+      case 'describe':
+      case 'close':
+        if (args[0] !== 'S' && args[0] !== 'P') throw new Error(`${CORPUS}:${line}: ${kind} S|P NAME`);
+        message = (kind === 'describe' ? serialize.describe : serialize.close)({ type: args[0], name: name(args[1]!) });
+        break;
+      case 'sync':
+        message = serialize.sync();
+        answers = 1;
+        break;
+      case 'wait':
+        break;
+      default:
+        throw new Error(`${CORPUS}:${line}: unknown message "${kind}"`);
+    }
+    const expected = expect !== null ? parseExpected(line, expect, own, kind!) : kind === 'query' ? parseExpected(line, 'allow ok', own, kind) : null;
+    current.steps.push({ line, kind: kind!, message, answers, expected });
+  });
+  return cases;
+}
+
+const cases = parseCorpus(fs.readFileSync(CORPUS, 'utf8'));
+
+let cluster: Cluster;
+let gw: RunningGateway;
+
+before(async () => {
+  cluster = await appCluster();
+  cluster.sql("CREATE TABLE scratch (id int PRIMARY KEY, v text); INSERT INTO scratch SELECT g, 'row ' || g FROM generate_series(1, 100) g; ALTER TABLE scratch OWNER TO deployer", 'app');
+  gw = startGateway(policyFor(cluster) + POLICY);
+});
+after(() => {
+  try {
+    gw?.stop();
+  } finally {
+    cluster?.stop();
+  }
+});
+
+/** Sends the steps, pipelined between waits, and reads every answer. */
+async function run(c: Case, appName: string): Promise<void> {
+  const client = await RawClient.connect(gw.env, appName);
+  try {
+    let batch: Buffer[] = [];
+    let answers = 0;
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0) return;
+      assert.ok(answers > 0, `${CORPUS}:${c.line}: a wait after messages that are not answered without a Sync`);
+      await client.roundTrip(batch);
+      for (let i = 1; i < answers; i++) await client.roundTrip([]);
+      batch = [];
+      answers = 0;
+    };
+    for (const s of c.steps) {
+      if (s.kind === 'wait') await flush();
+      else {
+        batch.push(s.message!);
+        answers += s.answers;
+      }
+    }
+    await flush();
+  } finally {
+    await client.end();
+  }
+}
+
+function commandsOf(log: LogRecord[], appName: string): { command: LogRecord; result: LogRecord | undefined }[] {
+  const session = log.find((r) => r.type === 'session-open' && r.client?.application_name === appName)?.session;
+  assert.ok(session, `a session for ${appName}`);
+  return log
+    .filter((r) => r.type === 'command' && r.session === session)
+    .map((command) => ({ command, result: log.find((r) => r.type === 'result' && r.command === command.command) }));
+}
+
+test('the corpus covers what the issue asks for', () => {
+  assert.ok(cases.length >= 15, `${cases.length} cases`);
+  const has = (re: RegExp, what: string): void => assert.ok(cases.some((c) => re.test(c.title)), `no case of ${what}`);
+  has(/rejects/, 'a duplicate Parse the server rejects');
+  has(/^SQL PREPARE, then a protocol Bind/, 'SQL PREPARE then protocol Bind/Execute');
+  has(/^DEALLOCATE, a re-Parse/, 'DEALLOCATE, re-Parse, EXECUTE');
+  has(/DISCARD ALL/, 'DISCARD ALL');
+  has(/failed Parse of the unnamed/, 'the unnamed statement after a failed Parse');
+  has(/^Close, then a Bind/, 'Close then Bind');
+  has(/after COMMIT/, 'a portal after COMMIT');
+  has(/after an error in its block/, 'a Parse skipped until Sync');
+});
+
+test('client: every sequence runs through the gateway', async (t) => {
+  for (const [i, c] of cases.entries()) await t.test(`line ${c.line}: ${c.title}`, () => run(c, `seq-${i}`));
+});
+
+describe('what the sealed log recorded', () => {
+  let log: LogRecord[] = [];
+  let sealed = '';
+  before(() => {
+    sealed = gw.stop();
+    log = readLog(sealed);
+  });
+
+  test('log: every sequence is logged with the text that ran and its decision', async (t) => {
+    for (const [i, c] of cases.entries()) {
+      await t.test(`line ${c.line}: ${c.title}`, () => {
+        const expected = c.steps.filter((s) => s.expected).map((s) => s.expected!);
+        const got = commandsOf(log, `seq-${i}`);
+        const show = got.map((g) => `${g.command.decision?.action}:${g.command.decision?.rule} ${g.result?.status} | ${g.command.text}`).join('\n  ');
+        assert.equal(got.length, expected.length, `${CORPUS}:${c.line}: ${got.length} command records, expected ${expected.length}:\n  ${show}`);
+        got.forEach(({ command, result }, k) => {
+          const e = expected[k]!;
+          const where = `${CORPUS}:${e.line}`;
+          assert.equal(command.decision?.action, e.action, `${where}: decision ${command.decision?.action}:${command.decision?.rule}, expected ${e.action}\n  ${show}`);
+          if (e.rule) assert.equal(command.decision?.rule, e.rule, `${where}: rule ${command.decision?.rule}, expected ${e.rule}\n  ${show}`);
+          assert.equal(result?.status, e.status, `${where}: status ${result?.status}, expected ${e.status}\n  ${show}`);
+          if (e.rule === 'unclassified') {
+            assert.ok(typeof command.unclassified === 'string' && command.unclassified.length > 0, `${where}: the record says why it is unclassified`);
+            assert.match(command.text, /^-- unknown statement/, `${where}: an unknown statement is not logged as any text`);
+          } else {
+            assert.equal(command.unclassified, undefined, `${where}: not unclassified`);
+            assert.equal(command.text, e.text, `${where}: text`);
+          }
+          for (const cls of e.classes) {
+            assert.ok((command.statements ?? []).some((s: { classes: string[] }) => s.classes.includes(cls)), `${where}: class ${cls} in ${JSON.stringify(command.statements)}`);
+          }
+        });
+      });
+    }
+  });
+
+  test('log: the log verifies', () => {
+    const r = cli(['verify', sealed]);
+    assert.equal(r.status, 0, r.stderr);
+  });
+});
