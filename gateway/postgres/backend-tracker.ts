@@ -66,6 +66,7 @@ export class BackendTracker {
 
   /** The session ended: every command still open is finished with the error that ended it. */
   abandon(error: { severity: string; code: string; message: string }): void {
+    this.masking?.catalogChanges?.sessionEnded(this);
     this.copyIn = null;
     this.finishAfterCopy?.();
     for (const e of this.queue.drain()) {
@@ -261,6 +262,8 @@ export class BackendTracker {
       case B.CommandComplete:
       case B.EmptyQueryResponse:
       case B.PortalSuspended:
+        // Column masking reads the catalog again after DDL (table-names.ts).
+        if (type === B.CommandComplete) this.masking?.catalogChanges?.commandCompleted(this, decodeCommandComplete(body!));
         if (run) {
           if (type === B.CommandComplete) {
             const tag = decodeCommandComplete(body!);
@@ -298,6 +301,7 @@ export class BackendTracker {
         return;
       case B.ReadyForQuery:
         this.transaction = decodeReadyForQuery(body!);
+        this.masking?.catalogChanges?.readyForQuery(this, this.transaction);
         // Outside a transaction block the implicit transaction has ended; in a failed one no portal runs.
         if (this.transaction !== 'T') this.names.endPortals();
         if (e?.kind === 'query') {

@@ -31,7 +31,8 @@ export function planCopy(masker: Masker, copy: CopyOut, table: TableColumns | un
   const byName = new Map((table?.columns ?? []).map((c) => [c.name, c]));
   const names = copy.columns ?? (table?.columns ?? []).map((c) => c.name);
   const masks = names.map((n) => {
-    if (!masker.columnMasked(n, tableName)) return null;
+    // The column's identity counts too: masked under a name it had earlier in the run (a rename).
+    if (!masker.columnMasked(n, tableName) && byName.get(n)?.masked !== true) return null;
     const type = byName.get(n)?.typeOid;
     return type !== undefined && isTextType(type) ? 'text' : 'null';
   });

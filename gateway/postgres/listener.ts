@@ -74,9 +74,10 @@ export class PostgresListener {
       const writer = opts.recorder.writer;
       const tables = new TableNames(
         opts.target,
+        masker,
         opts.upstreamPassword,
         (query) => {
-          writer.append('gateway-query', { target: opts.target.name, purpose: 'table names for masking', text: query });
+          writer.append('gateway-query', { target: opts.target.name, purpose: 'catalog for column masking', text: query });
           const failure = writer.flushSync();
           if (failure) throw failure;
         },
@@ -88,8 +89,8 @@ export class PostgresListener {
           }
         },
       );
-      this.masking = new ResponseMasking(masker, tables.lookup, (schema, table) => tables.byName(schema, table));
-      if (masker.masksColumns) this.tablesLoaded = tables.refresh();
+      this.masking = new ResponseMasking(masker, tables.masking, (schema, table) => tables.byName(schema, table), masker.masksColumns ? tables : null);
+      if (masker.masksColumns) this.tablesLoaded = tables.refreshNow();
     }
     this.policyContext = opts.policy ? policyContext(opts.policy.rules, opts.policy.claims, opts.target.name, opts.approvals ?? null) : null;
     this.verifier = makeVerifier(opts.clientPassword);

@@ -2,11 +2,11 @@
 // for the client, the session log, or both (policy `masking.apply-to`).
 import { B, decodeDataRow, decodeNoticeFields, decodeNotification, encodeDataRow, encodeNoticeFields } from './codec/backend.ts';
 import { MessageWriter } from './codec/reader.ts';
-import { blindPlan, maskRow, planRow, type RowMaskPlan, type TableNameLookup } from './row-masking.ts';
+import { blindPlan, maskRow, planRow, type RowMaskPlan, type ColumnCatalog } from './row-masking.ts';
 import type { Column } from './codec/backend.ts';
 import { resultColumns, type Entry, type RunState } from './response-queue.ts';
 import { maskCopyRow, planCopy } from './copy-masking.ts';
-import type { TableColumns } from './table-names.ts';
+import type { CatalogChanges, TableColumns } from './table-names.ts';
 import type { Masker } from '../masking/engine.ts';
 
 /** Notice and error fields that may echo values: message, detail, hint, context, query. */
@@ -21,16 +21,19 @@ export interface MaskedMessage {
 
 export class ResponseMasking {
   private readonly masker: Masker;
-  private readonly tableName: TableNameLookup;
+  private readonly catalog: ColumnCatalog;
+  /** Told of completed commands, so the catalog is read again after DDL (table-names.ts). */
+  readonly catalogChanges: CatalogChanges | null;
   private readonly client: boolean;
   private readonly log: boolean;
 
   private readonly tableByName: (schema: string | null, table: string) => TableColumns | undefined;
 
-  constructor(masker: Masker, tableName: TableNameLookup, tableByName: (schema: string | null, table: string) => TableColumns | undefined = () => undefined) {
+  constructor(masker: Masker, catalog: ColumnCatalog, tableByName: (schema: string | null, table: string) => TableColumns | undefined = () => undefined, catalogChanges: CatalogChanges | null = null) {
     this.masker = masker;
     this.tableByName = tableByName;
-    this.tableName = tableName;
+    this.catalog = catalog;
+    this.catalogChanges = catalogChanges;
     this.client = masker.applyTo.client;
     this.log = masker.applyTo.log;
   }
@@ -104,11 +107,12 @@ export class ResponseMasking {
 
   private plan(cols: Column[] | null, resultFormats: number[] | null, reusable: boolean): RowMaskPlan | null {
     if (!cols) return null;
-    if (!reusable) return planRow(this.masker, cols, resultFormats, this.tableName);
-    const formats = resultFormats ? resultFormats.join(',') : '';
+    if (!reusable) return planRow(this.masker, cols, resultFormats, this.catalog);
+    // A catalog read or change since the plan was made (a view redefined) plans again.
+    const formats = `${resultFormats ? resultFormats.join(',') : ''}@${this.catalog.generation}`;
     const cached = this.plans.get(cols);
     if (cached && cached.formats === formats) return cached.plan;
-    const plan = planRow(this.masker, cols, resultFormats, this.tableName);
+    const plan = planRow(this.masker, cols, resultFormats, this.catalog);
     if (plan?.complete) this.plans.set(cols, { formats, plan });
     return plan;
   }

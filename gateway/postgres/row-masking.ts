@@ -47,13 +47,15 @@ export interface RowMaskPlan {
   complete: boolean;
 }
 
-/** Table OIDs to `schema.table` and column numbers to names: undefined while unknown. */
-export interface TableNameLookup {
-  table(oid: number): string | undefined;
-  column(oid: number, attnum: number): string | undefined;
+/** Whether a result column is masked by name, by the column it is, or by its type (see
+ * column-identity.ts); `settled` false: masked whole for now, and the plan is not reused. */
+export interface ColumnCatalog {
+  columnMasked(column: Column): { masked: boolean; settled: boolean };
+  /** Changes with every catalog read and every catalog change seen: plans made before are stale. */
+  readonly generation: number;
 }
 
-export function planRow(masker: Masker, cols: Column[] | null, resultFormats: number[] | null, tableName: TableNameLookup): RowMaskPlan | null {
+export function planRow(masker: Masker, cols: Column[] | null, resultFormats: number[] | null, catalog: ColumnCatalog): RowMaskPlan | null {
   if (!cols) return null;
   const masked: boolean[] = [];
   const kinds: Kind[] = [];
@@ -62,18 +64,9 @@ export function planRow(masker: Masker, cols: Column[] | null, resultFormats: nu
   cols.forEach((c, i) => {
     const format = formatOf(resultFormats, i, c.format);
     const kind = kindOf(c.typeOid, format);
-    let m: boolean;
-    if (c.tableOid === 0) m = masker.columnMasked(c.name, null);
-    else {
-      const table = tableName.table(c.tableOid);
-      // The table column's own name counts as well as the result's: an alias hides nothing.
-      const real = tableName.column(c.tableOid, c.attnum);
-      if (table === undefined || real === undefined) complete = false;
-      const names = real === undefined || real === c.name ? [c.name] : [c.name, real];
-      // Until the table is known, a name a qualified pattern could match is masked: over-masking
-      // is the safe mistake.
-      m = names.some((n) => (table === undefined ? masker.columnMasked(n, null) || masker.columnNeedsTable(n) : masker.columnMasked(n, table)));
-    }
+    const id = catalog.columnMasked(c);
+    if (!id.settled) complete = false;
+    const m = id.masked;
     masked.push(m);
     kinds.push(kind);
     if (m || (kind !== KIND.other && masker.detects)) active = true;

@@ -1,101 +1,214 @@
-// Table OIDs to `schema.table` names and column numbers to column names, for masking patterns
-// that name a table and for columns renamed by an alias (RowDescription carries only numbers). Read from the catalog over a connection of the gateway's own, on first
-// need and again when an unknown OID shows up (a table created since); until a name is known,
-// masking treats the column as possibly that table's (over-masking is the safe mistake).
+// The catalog behind column masking: relations and their columns, user types, and what each
+// view's columns are, read over a connection of the gateway's own (each read recorded in the
+// log before it is sent) and bound to column identities (column-identity.ts). Read when the
+// listener starts, again after every catalog change a session of this target completes (DDL,
+// before the next result is planned where the timing allows, and masked safely where it does
+// not), and again when a result names a relation or type the last read did not hold.
 import { serialize } from 'pg-protocol';
 import { loginUpstream } from './upstream.ts';
 import { MessageQueue } from './message-queue.ts';
 import { B, decodeDataRow, decodeNotice } from './codec/backend.ts';
+import { ColumnMasking, type CatalogSnapshot } from './column-identity.ts';
+import { viewColumnOrigins } from './view-columns.ts';
 import type { PostgresTarget } from '../config/policy.ts';
+import type { Masker } from '../masking/engine.ts';
 
-const CATALOG_QUERY = `SELECT c.oid, n.nspname, c.relname, a.attnum, a.attname, a.atttypid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`;
+/** Four result sets, in this order: columns of relations, user types, view queries, view dependencies. */
+const CATALOG_QUERY = [
+  `SELECT c.oid, n.nspname, c.relname, c.relkind, a.attnum, a.attname, a.atttypid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'c') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
+  `SELECT t.oid, t.typrelid, t.typelem, t.typbasetype FROM pg_catalog.pg_type t WHERE t.oid >= 16384`,
+  `SELECT r.ev_class, r.ev_action FROM pg_catalog.pg_rewrite r WHERE r.rulename = '_RETURN' AND r.ev_class >= 16384`,
+  `SELECT DISTINCT r.ev_class, d.refobjid, d.refobjsubid FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND r.rulename = '_RETURN'`,
+].join('; ');
+/** Reads asked for by an unknown relation or type: at most one a second. */
 const MIN_REFRESH_INTERVAL_MS = 1000;
-
-interface Table { name: string; schema: string; table: string; columns: Map<number, { name: string; typeOid: number }> }
-/** A table's `schema.table` name and its columns in order. */
-export interface TableColumns { name: string; columns: { name: string; typeOid: number }[] }
 const QUERY_TIMEOUT_MS = 15_000;
 
-export class TableNames {
+/**
+ * Command tags of statements that cannot change a relation's, view's or type's definition.
+ * Every other tag (CREATE, ALTER, DROP, DO, CALL, COMMIT PREPARED, and tags of later versions)
+ * counts as a catalog change. `SELECT n` also ends CREATE TABLE AS and CREATE MATERIALIZED
+ * VIEW: they make new relations, which stay masked whole until a read holds them.
+ */
+const CATALOG_KEEPING_TAGS = new Set(['SHOW', 'SET', 'RESET', 'BEGIN', 'START TRANSACTION', 'COMMIT', 'ROLLBACK', 'SAVEPOINT', 'RELEASE', 'LISTEN', 'UNLISTEN', 'NOTIFY', 'DECLARE CURSOR', 'CLOSE CURSOR', 'CLOSE CURSOR ALL', 'PREPARE', 'DEALLOCATE', 'DEALLOCATE ALL', 'DISCARD ALL', 'DISCARD PLANS', 'DISCARD SEQUENCES', 'DISCARD TEMP', 'EXPLAIN', 'VACUUM', 'ANALYZE', 'CHECKPOINT', 'LOCK TABLE', 'TRUNCATE TABLE', 'CLUSTER', 'REINDEX', 'REFRESH MATERIALIZED VIEW', 'SET CONSTRAINTS', 'PREPARE TRANSACTION']);
+const COUNTED_TAG = /^(?:SELECT|INSERT|UPDATE|DELETE|MERGE|COPY|FETCH|MOVE)(?: \d+)+$/;
+
+export function changesCatalog(tag: string): boolean {
+  return !COUNTED_TAG.test(tag) && !CATALOG_KEEPING_TAGS.has(tag);
+}
+
+/** A table's `schema.table` name and its columns in order, with which are masked by identity. */
+export interface TableColumns { name: string; columns: { name: string; typeOid: number; masked?: boolean }[] }
+
+/** What a session tells the catalog so it knows when to read again (see backend-tracker.ts). */
+export interface CatalogChanges {
+  /** The server completed a statement with this command tag. */
+  commandCompleted(session: object, tag: string): void;
+  /** The server is ready for the next query; `I`: no transaction is open. */
+  readyForQuery(session: object, transaction: string): void;
+  sessionEnded(session: object): void;
+}
+
+export class TableNames implements CatalogChanges {
   private readonly target: PostgresTarget;
   private readonly password: () => Promise<string>;
   private readonly onError: (message: string) => void;
   private readonly record: (query: string) => void;
-  private names = new Map<number, Table>();
+  readonly masking: ColumnMasking;
   private loading: Promise<void> | null = null;
+  private loadAgain = false;
   private lastLoad = 0;
+  private retry: NodeJS.Timeout | null = null;
+  /** Sessions that completed a catalog change in a transaction still open (others cannot see it yet). */
+  private readonly changing = new Set<object>();
+  /** Catalog changes committed, and how many of them the last successful read began after. */
+  private changes = 0;
+  private changesRead = 0;
 
   /** `record` logs the gateway's own query before it is sent (and throws if it cannot). */
-  constructor(target: PostgresTarget, password: () => Promise<string>, record: (query: string) => void, onError: (message: string) => void) {
+  constructor(target: PostgresTarget, masker: Masker, password: () => Promise<string>, record: (query: string) => void, onError: (message: string) => void) {
     this.record = record;
     this.target = target;
     this.password = password;
     this.onError = onError;
+    this.masking = new ColumnMasking(masker, () => this.refresh());
   }
 
-  /** Names, or undefined while unknown (a refresh is then started). */
-  readonly lookup = {
-    table: (oid: number): string | undefined => {
-      const t = this.names.get(oid);
-      if (t === undefined) void this.refresh();
-      return t?.name;
-    },
-    column: (oid: number, attnum: number): string | undefined => {
-      const c = this.names.get(oid)?.columns.get(attnum);
-      if (c === undefined) void this.refresh();
-      return c?.name;
-    },
-  };
+  commandCompleted(session: object, tag: string): void {
+    if (!changesCatalog(tag)) return;
+    this.changing.add(session);
+    this.updateStale();
+  }
+
+  readyForQuery(session: object, transaction: string): void {
+    if (transaction === 'I') this.settled(session);
+  }
+
+  sessionEnded(session: object): void {
+    this.settled(session);
+  }
+
+  /** A session's catalog changes are committed (or rolled back): read the catalog again. */
+  private settled(session: object): void {
+    if (!this.changing.delete(session)) return;
+    this.changes++;
+    this.updateStale();
+    void this.load();
+  }
+
+  private updateStale(): void {
+    this.masking.stale = this.changing.size > 0 || this.changesRead < this.changes;
+  }
 
   /** A table by name (`schema` null: the one in public, else any), with its columns in order. */
   byName(schema: string | null, table: string): TableColumns | undefined {
-    let found: Table | undefined;
-    for (const t of this.names.values()) {
-      if (t.table !== table || (schema !== null && t.schema !== schema)) continue;
-      if (!found || t.schema === 'public') found = t;
+    let found: number | undefined;
+    for (const [oid, t] of this.masking.relations) {
+      if (t.name !== table || (schema !== null && t.schema !== schema)) continue;
+      if (found === undefined || t.schema === 'public') found = oid;
     }
-    if (!found) {
-      void this.refresh();
+    const rel = found === undefined ? undefined : this.masking.relation(found);
+    if (!rel) {
+      this.refresh();
       return undefined;
     }
-    return { name: found.name, columns: [...found.columns].sort((a, b) => a[0] - b[0]).map(([, c]) => c) };
+    return { name: `${rel.schema}.${rel.name}`, columns: [...rel.columns].sort((a, b) => a[0] - b[0]).map(([attnum, c]) => ({ ...c, masked: rel.masked.has(attnum) })) };
   }
 
-  /** Reloads the catalog's table names (at most one load at a time, and one per second). */
-  refresh(): Promise<void> {
-    if (this.loading) return this.loading;
-    if (Date.now() - this.lastLoad < MIN_REFRESH_INTERVAL_MS) return Promise.resolve();
+  /** Reads the catalog now (the listener's first read). */
+  refreshNow(): Promise<void> {
+    return this.load();
+  }
+
+  /** Reads the catalog again, at most once a second (an unknown relation or type was named). */
+  refresh(): void {
+    if (this.retry) return;
+    const wait = this.lastLoad + MIN_REFRESH_INTERVAL_MS - Date.now();
+    if (wait <= 0 && !this.loading) {
+      void this.load();
+      return;
+    }
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      void this.load();
+    }, Math.max(wait, 0) + (this.loading ? MIN_REFRESH_INTERVAL_MS : 0));
+    this.retry.unref();
+  }
+
+  /** One read at a time; a read asked for during another starts when it ends. */
+  private load(): Promise<void> {
+    if (this.loading) {
+      this.loadAgain = true;
+      return this.loading;
+    }
+    const changes = this.changes;
     this.lastLoad = Date.now();
-    this.loading = this.load()
-      .catch((e: Error) => this.onError(`cannot read table names from ${this.target.name}: ${e.message}; columns named by masking patterns with a table are masked in every table`))
+    this.loading = this.read()
+      .then(
+        (snapshot) => {
+          this.masking.update(snapshot);
+          this.changesRead = Math.max(this.changesRead, changes);
+        },
+        (e: Error) => this.onError(`cannot read the catalog of ${this.target.name}: ${e.message}; columns of relations and types it does not hold are masked whole`),
+      )
       .finally(() => {
         this.loading = null;
+        this.updateStale();
+        if (this.loadAgain) {
+          this.loadAgain = false;
+          void this.load();
+        }
       });
     return this.loading;
   }
 
-  private async load(): Promise<void> {
+  private async read(): Promise<CatalogSnapshot> {
     this.record(CATALOG_QUERY);
     const conn = await loginUpstream(this.target, await this.password(), new Map([['application_name', 'gateway-action catalog']]));
     const q = new MessageQueue(conn.socket, `upstream ${this.target.name}`);
     conn.socket.resume();
     try {
       conn.socket.write(serialize.query(CATALOG_QUERY));
-      const names = new Map<number, Table>();
+      const snapshot: CatalogSnapshot = { relations: new Map(), types: new Map(), viewOrigins: new Map(), viewDependencies: new Map() };
+      let set = 0;
       for (;;) {
         const m = await q.next(QUERY_TIMEOUT_MS, 'catalog rows');
-        if (m.type === B.DataRow) {
-          const [oid, schema, table, attnum, column, type] = decodeDataRow(m.body).map((f) => f?.toString('utf8') ?? '');
-          let t = names.get(Number(oid));
-          if (!t) names.set(Number(oid), (t = { name: `${schema}.${table}`, schema: schema!, table: table!, columns: new Map() }));
-          t.columns.set(Number(attnum), { name: column!, typeOid: Number(type) });
-        } else if (m.type === B.ErrorResponse) throw new Error(decodeNotice(m.body).message);
+        if (m.type === B.DataRow) addRow(snapshot, set, decodeDataRow(m.body).map((f) => f?.toString('utf8') ?? ''));
+        else if (m.type === B.CommandComplete) set++;
+        else if (m.type === B.ErrorResponse) throw new Error(decodeNotice(m.body).message);
         else if (m.type === B.ReadyForQuery) break;
       }
-      this.names = names;
+      if (set !== 4) throw new Error(`the catalog query returned ${set} results, not 4`);
+      return snapshot;
     } finally {
       conn.socket.end(serialize.end());
       conn.socket.destroy();
     }
   }
 }
+
+function addRow(s: CatalogSnapshot, set: number, f: string[]): void {
+  switch (set) {
+    case 0: {
+      const [oid, schema, name, kind, attnum, column, type] = f as [string, string, string, string, string, string, string];
+      let rel = s.relations.get(Number(oid));
+      if (!rel) s.relations.set(Number(oid), (rel = { schema, name, kind, columns: new Map() }));
+      rel.columns.set(Number(attnum), { name: column, typeOid: Number(type) });
+      return;
+    }
+    case 1:
+      s.types.set(Number(f[0]), { relation: Number(f[1]), element: Number(f[2]), base: Number(f[3]) });
+      return;
+    case 2:
+      s.viewOrigins.set(Number(f[0]), viewColumnOrigins(f[1]!));
+      return;
+    case 3: {
+      const view = Number(f[0]);
+      const deps = s.viewDependencies.get(view) ?? [];
+      deps.push({ table: Number(f[1]), column: Number(f[2]) });
+      s.viewDependencies.set(view, deps);
+      return;
+    }
+  }
+}
+

@@ -15,6 +15,7 @@ import { SessionLogWriter } from '../../gateway/evidence/log-writer.ts';
 import { B, encodeDataRow, encodeNoticeFields, encodeReadyForQuery } from '../../gateway/postgres/codec/backend.ts';
 import { MessageWriter } from '../../gateway/postgres/codec/reader.ts';
 import { newRun } from '../../gateway/postgres/response-queue.ts';
+import { ColumnMasking } from '../../gateway/postgres/column-identity.ts';
 
 const masker = new Masker({ columns: ['email', 'customers.phone'], detectors: ['email', 'credit-card'], applyTo: { client: true, log: true } });
 
@@ -27,9 +28,16 @@ const text = (s: string | null): Buffer | null => (s === null ? null : Buffer.fr
 const commandComplete = (tag: string): Buffer => new MessageWriter().cstring(tag).finish(B.CommandComplete);
 
 // customers (OID 100) has phone masked; suppliers (OID 200) does not.
-const tables = new Map([[100, 'public.customers'], [200, 'public.suppliers']]);
-const columns = new Map([['100:1', 'email'], ['100:2', 'phone'], ['200:3', 'phone2']]);
-const lookup = { table: (oid: number) => tables.get(oid), column: (oid: number, attnum: number) => columns.get(`${oid}:${attnum}`) };
+const lookup = new ColumnMasking(masker);
+lookup.update({
+  relations: new Map([
+    [100, { schema: 'public', name: 'customers', kind: 'r', columns: new Map([[1, { name: 'email', typeOid: 25 }], [2, { name: 'phone', typeOid: 25 }]]) }],
+    [200, { schema: 'public', name: 'suppliers', kind: 'r', columns: new Map([[3, { name: 'phone2', typeOid: 25 }]]) }],
+  ]),
+  types: new Map(),
+  viewOrigins: new Map(),
+  viewDependencies: new Map(),
+});
 const server = Buffer.concat([
   rowDescription([['email', 100, 25], ['phone', 100, 25], ['phone2', 200, 25], ['note', 0, 1043], ['n', 0, 23]]),
   encodeDataRow([text('alice@example.com'), text('+1 555 0100'), text('+1 555 0199'), text('card 4111 1111 1111 1111'), text('7')]),

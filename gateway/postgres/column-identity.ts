@@ -1,0 +1,173 @@
+// Column masking bound to what a column IS, not what it is called today. Masking patterns name
+// columns (`phone`, `customers.phone`); each catalog read binds those names to column identities
+// (table OID + column number, the numbers RowDescription carries) and the identities stay
+// masked for the whole run: `ALTER TABLE customers RENAME COLUMN phone TO tel` or `RENAME TO
+// clients` changes names, never the identity. From the masked base columns it follows:
+// - views and materialized views: a view column that is a masked column (through views of
+//   views) is masked; one that is an expression, or that the view's query does not resolve, is
+//   masked whole when the view depends on any masked column (over-masking is the safe mistake);
+// - row types: a whole-row value of a relation with a masked column (`SELECT c FROM customers
+//   c`), arrays and domains of such types, and columns of those types are masked whole.
+// Pure: a catalog snapshot and the masker in, the masked sets grown (never shrunk) out.
+import type { Masker } from '../masking/engine.ts';
+import type { ColumnOrigin } from './view-columns.ts';
+
+export interface CatalogRelation {
+  schema: string;
+  name: string;
+  /** pg_class.relkind: r table, p partitioned, v view, m materialized view, f foreign table. */
+  kind: string;
+  columns: Map<number, { name: string; typeOid: number }>;
+}
+
+/** A user-defined type (OID >= 16384): the relation of a row type, an array's element, a domain's base. */
+export interface CatalogType { relation: number; element: number; base: number }
+
+export interface CatalogSnapshot {
+  relations: Map<number, CatalogRelation>;
+  types: Map<number, CatalogType>;
+  /** Per view or materialized view: its columns' origins; null when its query could not be read. */
+  viewOrigins: Map<number, Map<number, ColumnOrigin> | null>;
+  /** Per view or materialized view: the relations and columns its query reads (column 0: the whole row). */
+  viewDependencies: Map<number, ColumnOrigin[]>;
+}
+
+/** OIDs from here on are not built in: a type above it the catalog has not listed is new. */
+export const FIRST_USER_OID = 16384;
+
+/** Everything masked so far in this run. Sets only grow: once masked, masked for the run. */
+export class MaskedIdentities {
+  /** `oid:attnum` of masked columns. */
+  readonly columns = new Set<string>();
+  /** Relations with a masked column: their whole-row values are masked. */
+  readonly relations = new Set<number>();
+  /** Types whose values may carry a masked column (row types, their arrays and domains). */
+  readonly types = new Set<number>();
+
+  column(table: number, attnum: number): boolean {
+    return attnum === 0 ? this.relations.has(table) : this.columns.has(`${table}:${attnum}`);
+  }
+
+  /** Binds the masking patterns to the identities of this snapshot, adding to what is masked. */
+  bind(snapshot: CatalogSnapshot, masker: Masker): void {
+    const add = (table: number, attnum: number): boolean => {
+      const key = `${table}:${attnum}`;
+      if (this.columns.has(key)) return false;
+      this.columns.add(key);
+      return true;
+    };
+    for (const [oid, rel] of snapshot.relations) {
+      for (const [attnum, col] of rel.columns) if (masker.columnMasked(col.name, `${rel.schema}.${rel.name}`)) add(oid, attnum);
+    }
+    const dependsOnMasked = (view: number): boolean => (snapshot.viewDependencies.get(view) ?? []).some((d) => d.table !== view && this.column(d.table, d.column));
+    // Views of views and types of types: repeat until nothing new is masked.
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (const [oid, rel] of snapshot.relations) {
+        for (const [attnum, col] of rel.columns) if (this.types.has(col.typeOid) && add(oid, attnum)) changed = true;
+        if (!snapshot.viewOrigins.has(oid)) continue;
+        const origins = snapshot.viewOrigins.get(oid) ?? null;
+        for (const attnum of rel.columns.keys()) {
+          const origin = origins?.get(attnum);
+          const masked = origin && origin.table !== 0 ? this.column(origin.table, origin.column) : dependsOnMasked(oid);
+          if (masked && add(oid, attnum)) changed = true;
+        }
+      }
+      for (const key of this.columns) {
+        const table = Number(key.slice(0, key.indexOf(':')));
+        if (!this.relations.has(table)) {
+          this.relations.add(table);
+          changed = true;
+        }
+      }
+      for (const [oid, t] of snapshot.types) {
+        if (this.types.has(oid)) continue;
+        if ((t.relation !== 0 && this.relations.has(t.relation)) || this.types.has(t.element) || this.types.has(t.base)) {
+          this.types.add(oid);
+          changed = true;
+        }
+      }
+    }
+  }
+}
+
+/** A result column as RowDescription describes it. */
+export interface ResultColumn { name: string; tableOid: number; attnum: number; typeOid: number }
+
+/**
+ * Decides, per result column, whether it is masked: by its result name (an alias named like a
+ * masked column), by the identity behind it, or by its type. `settled` false: the catalog could
+ * not settle it (a relation, column or type it has not read yet, or a catalog change not read
+ * yet), so the column was masked whole if it could be masked at all, and the plan is not reused.
+ */
+export class ColumnMasking {
+  private readonly masker: Masker;
+  private readonly identities = new MaskedIdentities();
+  private snapshot: CatalogSnapshot | null = null;
+  #stale = false;
+  /** Counts reads and changes of `stale`: plans made at an older generation are made again. */
+  generation = 0;
+  /** Called when a column names something the catalog does not hold yet. */
+  private readonly onUnknown: () => void;
+
+  constructor(masker: Masker, onUnknown: () => void = () => undefined) {
+    this.masker = masker;
+    this.onUnknown = onUnknown;
+  }
+
+  /** A new catalog read: its identities are bound; what was masked before stays masked. */
+  update(snapshot: CatalogSnapshot): void {
+    this.identities.bind(snapshot, this.masker);
+    this.snapshot = snapshot;
+    this.generation++;
+  }
+
+  /** A catalog change (DDL) is known and not read yet: views may have been redefined. */
+  get stale(): boolean {
+    return this.#stale;
+  }
+  set stale(value: boolean) {
+    if (value !== this.#stale) this.generation++;
+    this.#stale = value;
+  }
+
+  /** The relation by OID and its columns in order (for COPY), with which are masked. */
+  relation(oid: number): (CatalogRelation & { masked: Set<number> }) | undefined {
+    const rel = this.snapshot?.relations.get(oid);
+    if (!rel) return undefined;
+    const masked = new Set<number>();
+    for (const attnum of rel.columns.keys()) if (this.identities.column(oid, attnum)) masked.add(attnum);
+    return { ...rel, masked };
+  }
+
+  get relations(): Map<number, CatalogRelation> {
+    return this.snapshot?.relations ?? new Map();
+  }
+
+  columnMasked(c: ResultColumn): { masked: boolean; settled: boolean } {
+    if (!this.masker.masksColumns) return { masked: false, settled: true };
+    const type = this.typeMasked(c.typeOid);
+    const rel = c.tableOid === 0 ? undefined : this.snapshot?.relations.get(c.tableOid);
+    // A computed column (or a built-in catalog's): only its result name and its type can say.
+    if (c.tableOid === 0 || (!rel && c.tableOid < FIRST_USER_OID)) return { masked: this.masker.columnMasked(c.name, null) || type.masked, settled: type.known && !this.#stale };
+    if (!rel || (c.attnum !== 0 && !rel.columns.has(c.attnum))) {
+      // Created since the last read (or the catalog could not be read): it could be a view of a
+      // masked column, or a column renamed before it was ever seen.
+      this.onUnknown();
+      return { masked: true, settled: false };
+    }
+    let masked = this.identities.column(c.tableOid, c.attnum) || this.masker.columnMasked(c.name, `${rel.schema}.${rel.name}`) || type.masked;
+    // A view redefined by a change not read yet may now show a masked column here.
+    if (this.#stale && (rel.kind === 'v' || rel.kind === 'm')) masked = true;
+    return { masked, settled: type.known && !this.#stale };
+  }
+
+  private typeMasked(oid: number): { masked: boolean; known: boolean } {
+    if (oid < FIRST_USER_OID) return { masked: false, known: true };
+    if (this.identities.types.has(oid)) return { masked: true, known: true };
+    if (this.snapshot?.types.has(oid)) return { masked: false, known: true };
+    // A type created since the last read may be the row type of a relation with a masked column.
+    this.onUnknown();
+    return { masked: true, known: false };
+  }
+}
