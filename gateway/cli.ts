@@ -26,7 +26,8 @@ Verbs:
                                                           check a session log: chain, signatures, seal, identity
   replay   LOG [--session ID]                             the run as a terminal timeline
   report   LOG -o FILE.html                               a self-contained HTML report for auditors
-  demo     [--log-dir DIR]                                a local PostgreSQL, a scripted pipeline, a verified log
+  demo     [--log-dir DIR]                                ten seconds of what it does: masking, a denied DELETE,
+                                                          a DROP approved, the log verified, replayed, reported
 
 \`gateway-action <verb> --help\` describes each verb.
 `;

@@ -64,7 +64,8 @@ export async function main(argv: string[]): Promise<number> {
   return status;
 }
 
-function relaunch(args: string[]): Promise<number> {
+/** Runs this CLI again with `args` (Node flags first), passing signals on; resolves to its exit status. */
+export function relaunch(args: string[]): Promise<number> {
   const child = spawn(process.execPath, args, { stdio: 'inherit', env: process.env });
   const ignore = (): void => undefined;
   const forward = (sig: NodeJS.Signals): void => void child.kill(sig);

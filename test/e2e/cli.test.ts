@@ -301,22 +301,45 @@ describe('with a PostgreSQL cluster', () => {
   });
 });
 
-test('demo runs a pipeline, prints VALID and the log path, and the log verifies', () => {
+test('demo shows masking, a denied DELETE, a DROP approved with `gateway-action approve`, then verify, replay and the report', () => {
   const cwd = tempDir('gw-demo-cwd-');
   const logDir = path.join(tempDir('gw-demo-logs-'), 'logs');
-  const r = cli(['demo', '--log-dir', logDir], { cwd, env: baseEnv() });
+  const r = cli(['demo', '--log-dir', logDir], { cwd, env: baseEnv({ NO_COLOR: '1' }) });
   assert.equal(r.status, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /VALID/);
-  const m = /^Session log: (.+)$/m.exec(r.stdout);
-  assert.ok(m, r.stdout);
-  const log = m[1]!;
+  const out = r.stdout;
+  // Every step, in order, with a heading a first-time user can follow.
+  assert.deepEqual([...out.matchAll(/^── (\d\. .+?) ─+$/gm)].map((m) => m[1]), [
+    '1. A throwaway PostgreSQL', '2. The policy', '3. A query with personal data: masked', '4. A DELETE without WHERE: denied',
+    '5. A DROP TABLE: held until someone approves', '6. The session log, verified', '7. The session log, replayed', '8. A report for auditors',
+  ]);
+  assert.match(out, /^ {2}rules:\n {4}- name: no-unbounded-deletes$/m, 'the policy is shown');
+  assert.match(out, /^ {2}masking:$/m);
+  // Masked in psql's own output: the email column by name, card numbers by the detector.
+  assert.match(out, /Ada Lovelace +\| a\*\*\*@\*\*\*\.com +\| \*\*\*\*1111/);
+  for (const clear of ['ada@example.com', 'grace@example.com', '4111 1111 1111 1111', '5555 5555 5555 4444']) assert.equal(out.includes(clear), false, `${clear} is shown`);
+  assert.match(out, /\$ psql -c 'DELETE FROM orders'\n {2}ERROR: {2}gateway: denied by rule "no-unbounded-deletes"/);
+  // Held, then approved by the real verb in its own process.
+  const id = /holds this command as request ([a-z0-9]{8})/.exec(out)?.[1];
+  assert.ok(id, out);
+  assert.match(out, new RegExp(`\\$ gateway-action approve ${id}\\n {2}approved ${id}: app-db s\\d+ rule "drops-need-approval": DROP TABLE orders_2019\\n\\npsql goes on once approved:\\n {2}DROP TABLE\\n`));
+  assert.match(out, /^ {2}status: {6}VALID: hash chain intact/m);
+  assert.match(out, /DENY +denied .*DELETE FROM orders/);
+  assert.match(out, new RegExp(`request ${id} approved by local:\\S+ after`));
+  assert.match(out, /masked 6 values \(credit-card\)/);
+
+  const log = /^Session log: (.+)$/m.exec(out)?.[1];
+  const report = /^HTML report: (.+)$/m.exec(out)?.[1];
+  assert.ok(log && report, out);
   assert.equal(path.dirname(log), logDir);
-  assert.ok(fs.existsSync(log));
+  assert.equal(report, log.replace(/\.jsonl$/, '.html'), 'the report is written next to the log');
+  assert.match(fs.readFileSync(report, 'utf8'), /^<!doctype html>/i);
+  assert.match(out, /^Verification: VALID$/m);
   const v = cli(['verify', log]);
   assert.equal(v.status, 0, v.stderr);
-  assert.match(v.stdout, /VALID/);
   const records = readLog(log);
-  assert.ok(records.some((x) => x.type === 'result' && x.status === 'error'), 'the expected failure is recorded');
+  assert.ok(records.some((x) => x.type === 'approval' && x.id === id && x.outcome === 'approved' && x.via === 'local'), 'the approval is recorded');
+  assert.ok(records.some((x) => x.type === 'command' && x.text === 'DELETE FROM orders' && x.decision?.action === 'deny'));
+  assert.equal(JSON.stringify(records).includes('ada@example.com'), false, 'the log holds only masked values');
   assert.ok(!fs.existsSync(path.join(cwd, 'gateway-logs')), '--log-dir is honoured');
   fs.rmSync(cwd, { recursive: true, force: true });
   fs.rmSync(path.dirname(logDir), { recursive: true, force: true });
