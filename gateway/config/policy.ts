@@ -5,9 +5,10 @@ import type { DetectorName } from '../masking/detectors.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { Ajv, type ErrorObject } from 'ajv';
+import { Ajv } from 'ajv';
 import { LineCounter, isMap, isScalar, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import schema from './policy.schema.json' with { type: 'json' };
+import { explain, schemaPointers } from './schema-errors.ts';
 import { globToRegExp, type Action, type Matcher, type PolicyRules, type Rule } from '../policy/engine.ts';
 import { SQL_CLASSES } from '../policy/sql-classes.ts';
 
@@ -51,13 +52,22 @@ export interface ApprovalSettings {
 }
 
 export class PolicyError extends Error {
-  constructor(file: string, line: number | null, message: string) {
+  /** For a schema error, the failed keyword's place in the schema (tests check every one has words). */
+  readonly schemaPath: string | undefined;
+  constructor(file: string, line: number | null, message: string, schemaPath?: string) {
     super(`${file}${line ? `:${line}` : ''}: ${message}`);
     this.name = 'PolicyError';
+    this.schemaPath = schemaPath;
   }
 }
 
-const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
+// verbose: errors carry the failing value and schema node, which the sentences need. The schema's
+// own words for a constraint (x-expected, x-hint; see schema-errors.ts) are declared keywords.
+const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
+ajv.addKeyword({ keyword: 'x-expected', metaSchema: { type: 'string', minLength: 1 } });
+ajv.addKeyword({ keyword: 'x-hint', metaSchema: { type: 'string', minLength: 1 } });
+const validate = ajv.compile(schema);
+const pointers = schemaPointers(schema);
 
 export function loadPolicy(file: string): Policy {
   let text: string;
@@ -80,8 +90,9 @@ export function parsePolicy(text: string, file: string): Policy {
   const data: unknown = doc.toJS();
   if (data === null || data === undefined) throw new PolicyError(file, 1, 'the policy file is empty; it needs at least `version: 1` and `targets:`');
   if (!validate(data)) {
-    const err = pickError(validate.errors ?? []);
-    throw new PolicyError(file, lineOf(locate(doc, err)), describe(err));
+    const problem = explain(validate.errors ?? [], data, pointers);
+    const offset = problem.key !== undefined ? keyOffset(doc, problem.path, problem.key) : locateValue(doc, problem.path);
+    throw new PolicyError(file, lineOf(offset), problem.message, problem.schemaPath);
   }
   const raw = data as { targets: Record<string, Record<string, unknown>>; 'session-log'?: { 'sample-rows'?: number; checkpoints?: { 'every-records'?: number; every?: string } } };
   const baseDir = path.dirname(path.resolve(file));
@@ -141,67 +152,11 @@ export function envName(target: string): string {
   return `GATEWAY_${target.toUpperCase().replace(/-/g, '_')}_URL`;
 }
 
-// The most specific error is the most useful one: the deepest, and at equal depth the one that
-// names what the user wrote (an unknown key says more than the required key it replaced).
-const PRIORITY: Record<string, number> = { additionalProperties: 0, propertyNames: 1, enum: 2, const: 2, type: 3, required: 5 };
-function pickError(errors: ErrorObject[]): ErrorObject {
-  const useful = errors.filter((e) => e.keyword !== 'if' && e.keyword !== '$ref' && !(e.keyword === 'pattern' && 'propertyName' in e));
-  const pool = useful.length ? useful : errors;
-  const depth = (e: ErrorObject): number => e.instancePath.split('/').length;
-  const rank = (e: ErrorObject): number => PRIORITY[e.keyword] ?? 4;
-  return [...pool].sort((a, b) => depth(b) - depth(a) || rank(a) - rank(b))[0]!;
-}
-
-function pathOf(err: ErrorObject): string[] {
-  return err.instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
-}
-
-function describe(err: ErrorObject): string {
-  const where = pathOf(err).join('.') || 'top level';
-  const p = err.params as Record<string, unknown>;
-  switch (err.keyword) {
-    case 'additionalProperties':
-      return `unknown key "${String(p.additionalProperty)}" in ${where}`;
-    case 'required':
-      return `${where} is missing required key "${String(p.missingProperty)}"`;
-    case 'enum':
-      return `${where} must be one of: ${(p.allowedValues as unknown[]).join(', ')}`;
-    case 'const':
-      return `${where} must be ${JSON.stringify(p.allowedValue)}`;
-    case 'propertyNames':
-      return `target name "${String(p.propertyName)}" must start with a letter and contain only letters, digits, '-' and '_'`;
-    case 'pattern':
-      return `${where} ${err.message}`;
-    case 'type':
-      return `${where} must be ${p.type === 'integer' ? 'an integer' : `of type ${String(p.type)}`}`;
-    case 'minProperties':
-      return `${where} must not be empty`;
-    default:
-      return `${where} ${err.message ?? 'is invalid'}`;
-  }
-}
-
-function keyOffset(doc: Document, parent: string[], key: string): number | undefined {
+function keyOffset(doc: Document, parent: (string | number)[], key: string): number | undefined {
   const node = parent.length ? doc.getIn(parent, true) : doc.contents;
   if (!isMap(node)) return undefined;
   for (const pair of node.items) {
     if (isScalar(pair.key) && String(pair.key.value) === key) return pair.key.range?.[0];
-  }
-  return undefined;
-}
-
-function locate(doc: Document, err: ErrorObject): number | undefined {
-  const p = pathOf(err);
-  const params = err.params as Record<string, unknown>;
-  if (err.keyword === 'additionalProperties') return keyOffset(doc, p, String(params.additionalProperty));
-  if (err.keyword === 'propertyNames') return keyOffset(doc, p, String(params.propertyName));
-  for (let n = p.length; n >= 0; n--) {
-    const node = (n === 0 ? doc.contents : doc.getIn(p.slice(0, n), true)) as YamlNode | null;
-    if (node && node.range) return node.range[0];
-    if (n > 0) {
-      const k = keyOffset(doc, p.slice(0, n - 1), p[n - 1]!);
-      if (k !== undefined) return k;
-    }
   }
   return undefined;
 }
@@ -318,6 +273,19 @@ function checkpointInterval(text: string | undefined, lineAt: (p: (string | numb
 export function parseDuration(text: string): number {
   const m = /^(\d+)(ms|s|m|h)$/.exec(text)!;
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+}
+
+/** The value at `p`, else its key, else the nearest enclosing node that has a place. */
+function locateValue(doc: Document, p: (string | number)[]): number | undefined {
+  for (let n = p.length; n >= 0; n--) {
+    const node = (n === 0 ? doc.contents : doc.getIn(p.slice(0, n), true)) as YamlNode | null;
+    if (node && node.range) return node.range[0];
+    if (n > 0) {
+      const k = keyOffset(doc, p.slice(0, n - 1), String(p[n - 1]));
+      if (k !== undefined) return k;
+    }
+  }
+  return undefined;
 }
 
 function locateNode(doc: Document, p: (string | number)[]): number | undefined {

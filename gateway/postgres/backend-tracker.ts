@@ -83,7 +83,8 @@ export class BackendTracker {
       return e !== undefined && (e.kind === 'query' || e.kind === 'execute') && e.cmd.wantsSample;
     }
     if (t === B.NotificationResponse) return this.masking !== null;
-    return t !== B.FunctionCallResponse;
+    // A fast-path function's result is masked like any value (response-masking.ts).
+    return t !== B.FunctionCallResponse || this.masking !== null;
   }
 
   /** The command a server message of this type belongs to, for its bytes. */
@@ -288,7 +289,7 @@ export class BackendTracker {
       case B.CopyBothResponse:
         if (run) {
           run.copyBinary = body![0] === 1;
-          if (this.masking && type === B.CopyOutResponse) this.masking.startCopy(run);
+          if (this.masking && type === B.CopyOutResponse) this.masking.startCopy(run, body!);
         }
         return;
       case B.CopyData:

@@ -1,7 +1,9 @@
-// Masking of what the server sends: result rows, COPY rows and the texts of notices and errors,
-// for the client, the session log, or both (policy `masking.apply-to`).
-import { B, decodeDataRow, decodeNoticeFields, decodeNotification, encodeDataRow, encodeNoticeFields } from './codec/backend.ts';
+// Masking of what the server sends: result rows, COPY rows, fast-path function results, and
+// every text of notices, errors, notifications and parameter statuses, for the client, the
+// session log, or both (policy `masking.apply-to`).
+import { B, decodeDataRow, decodeNoticeFields, decodeNotification, decodeParameterStatus, encodeDataRow, encodeNoticeFields, encodeParameterStatus } from './codec/backend.ts';
 import { MessageWriter } from './codec/reader.ts';
+import { READ, maskValue } from './value-masking.ts';
 import { blindPlan, maskRow, planRow, type RowMaskPlan, type ColumnCatalog } from './row-masking.ts';
 import type { Column } from './codec/backend.ts';
 import { resultColumns, type Entry, type RunState } from './response-queue.ts';
@@ -9,8 +11,14 @@ import { maskCopyRow, planCopy } from './copy-masking.ts';
 import type { CatalogChanges, TableColumns } from './table-names.ts';
 import type { Masker } from '../masking/engine.ts';
 
-/** Notice and error fields that may echo values: message, detail, hint, context, query. */
-const ECHOING_FIELDS = new Set(['M', 'D', 'H', 'W', 'q']);
+/**
+ * Notice and error fields the server fills from a fixed vocabulary or with numbers: severity (S,
+ * V), SQLSTATE (C), cursor positions (P, p), and the server's source file, line and routine (F,
+ * L, R). Every other field, including codes added in later versions, is read by detectors:
+ * message, detail, hint, context, internal query, and the schema, table, column, data type and
+ * constraint names, which a user chose and may have filled with anything.
+ */
+const FIXED_FIELDS = new Set(['S', 'V', 'C', 'P', 'p', 'F', 'L', 'R']);
 
 export interface MaskedMessage {
   /** The whole message the client receives instead, when masking applies to the client. */
@@ -38,16 +46,17 @@ export class ResponseMasking {
     this.log = masker.applyTo.log;
   }
 
-  /** Message types whose bodies masking reads (and, for the client, may rewrite). */
-  /** Whether COPY statements need their table named (some columns are masked by name). */
+  /** Whether COPY statements must be read for their table and options (any masking). */
   get masksCopyColumns(): boolean {
-    return this.masker.masksColumns;
+    return this.masker.enabled;
   }
 
-  /** A COPY ... TO STDOUT began: plan its columns from the statement's table. */
-  startCopy(run: RunState): void {
+  /** A COPY ... TO STDOUT began (its CopyOutResponse): plan how its rows are split and masked. */
+  startCopy(run: RunState, copyOutResponse: Buffer): void {
     const copy = run.copyOuts?.shift();
-    run.copyPlan = copy && copy.table !== null ? planCopy(this.masker, copy, this.tableByName(copy.schema, copy.table)) : null;
+    const binary = copyOutResponse[0] === 1;
+    const columns = copyOutResponse.length >= 3 ? copyOutResponse.readInt16BE(1) : 0;
+    run.copyPlan = planCopy(this.masker, copy, columns, binary, this.tableByName);
   }
 
   /** Whether a message of this type, answering `head`, may be rewritten for the client. */
@@ -56,13 +65,13 @@ export class ResponseMasking {
     if (type === B.DataRow || type === B.CopyData) {
       const run = head && (head.kind === 'query' || head.kind === 'execute') ? head.run : null;
       if (!run) return false;
-      if (type === B.CopyData) return !run.copyBinary;
+      if (type === B.CopyData) return true;
       // Rows of a result whose plan masks nothing pass as they come; a result not planned yet
       // (its first row) may need masking.
       const cols = resultColumns(head as Entry & { run: RunState });
       return run.maskPlanFor !== cols || run.maskPlan === null || run.maskPlan.active;
     }
-    return type === B.NoticeResponse || type === B.ErrorResponse || type === B.NotificationResponse;
+    return type === B.NoticeResponse || type === B.ErrorResponse || type === B.NotificationResponse || type === B.ParameterStatus || type === B.FunctionCallResponse;
   }
 
   message(type: number, body: Buffer, head: Entry | undefined): MaskedMessage | null {
@@ -76,6 +85,10 @@ export class ResponseMasking {
         return this.notice(type, body, head);
       case B.NotificationResponse:
         return this.notification(body);
+      case B.ParameterStatus:
+        return this.parameterStatus(body);
+      case B.FunctionCallResponse:
+        return this.functionResult(body, head);
       default:
         return null;
     }
@@ -94,8 +107,8 @@ export class ResponseMasking {
     }
     const plan = run.maskPlan;
     if (plan && !plan.active) return null;
-    // No column names known (a result never described): detectors read every value as text.
-    const masked = maskRow(this.masker, plan ?? blindPlan(body.readInt16BE(0), portal ? portal.resultFormats : null), decodeDataRow(body));
+    // No columns known (a result never described): see blindPlan.
+    const masked = maskRow(this.masker, plan ?? blindPlan(this.masker, body.readInt16BE(0), portal ? portal.resultFormats : null), decodeDataRow(body));
     if (!masked) return null;
     head.cmd.noteMasked(masked.columns, masked.detectors);
     const message = encodeDataRow(masked.fields);
@@ -123,21 +136,15 @@ export class ResponseMasking {
   }
 
   private copyData(type: number, body: Buffer, head: Entry | undefined): MaskedMessage | null {
-    if (!head || (head.kind !== 'query' && head.kind !== 'execute') || head.run.copyBinary) return null;
-    let row = body.toString('utf8');
-    let columns = 0;
-    if (head.run.copyPlan) {
-      const c = maskCopyRow(this.masker, head.run.copyPlan, row);
-      if (c) {
-        row = c.row;
-        columns = c.masked;
-      }
-    }
-    const r = this.masker.maskText(row);
-    if (!r && columns === 0) return null;
-    head.cmd.noteMasked(columns, r?.detectors ?? []);
-    const message = frame(type, Buffer.from(r?.text ?? row));
-    return this.output(message);
+    if (!head || (head.kind !== 'query' && head.kind !== 'execute')) return null;
+    // COPY data with no CopyOutResponse seen (cannot happen with a server that follows the
+    // protocol): read as text by the detectors.
+    const plan = head.run.copyPlan;
+    const c = plan ? maskCopyRow(this.masker, plan, body) : null;
+    const r = plan ? null : this.masker.maskText(body.toString('utf8'));
+    if (!c && !r) return null;
+    head.cmd.noteMasked(c?.masked ?? 0, c?.detectors ?? r!.detectors);
+    return this.output(frame(type, c ? c.row : Buffer.from(r!.text)));
   }
 
   /** NOTIFY payloads (the channel is a name, not a value). */
@@ -149,11 +156,31 @@ export class ResponseMasking {
     return this.output(message);
   }
 
+  /** A setting's value as the server reports it (`set_config('application_name', email, false)`
+   * echoes a value a query chose). */
+  private parameterStatus(body: Buffer): MaskedMessage | null {
+    const [name, value] = decodeParameterStatus(body);
+    const r = this.masker.maskText(value);
+    return r && this.output(encodeParameterStatus(name, r.text));
+  }
+
+  /** A fast-path FunctionCall's result: its type is not known here and it may be text or binary,
+   * so its bytes are read as bytes (as bytea is), and what detectors find masked in place. */
+  private functionResult(body: Buffer, head: Entry | undefined): MaskedMessage | null {
+    const len = body.length >= 4 ? body.readInt32BE(0) : -1;
+    if (len <= 0 || 4 + len > body.length) return null;
+    const r = maskValue(this.masker, READ.byteaBinary, body.subarray(4, 4 + len));
+    if (!r) return null;
+    if (head && (head.kind === 'query' || head.kind === 'execute')) head.cmd.noteMasked(0, r.detectors);
+    const value = r.value!;
+    return this.output(new MessageWriter().int32(value.length).bytes(value).finish(B.FunctionCallResponse));
+  }
+
   private notice(type: number, body: Buffer, head: Entry | undefined): MaskedMessage | null {
     let changed = false;
     const fired: string[] = [];
     const fields = decodeNoticeFields(body).map(([code, value]): [string, string] => {
-      if (!ECHOING_FIELDS.has(code)) return [code, value];
+      if (FIXED_FIELDS.has(code)) return [code, value];
       const r = this.masker.maskText(value);
       if (!r) return [code, value];
       changed = true;

@@ -104,7 +104,8 @@ const RELATION_PARTS = new Set(['OBJECT_COLUMN', 'OBJECT_TRIGGER', 'OBJECT_RULE'
 const SESSION_IDENTITY = new Set(['role', 'session_authorization']);
 
 /** What statements prepared by name earlier in the session (PREPARE ... AS) do. */
-/** A COPY ... TO STDOUT: the table (null for COPY of a query), its columns if listed, the format. */
+/** A COPY ... TO STDOUT: the table (null for COPY of a query), its columns if listed, the format,
+ * and every option as the parser read it (copy-masking.ts interprets them). */
 export interface CopyOut {
   schema: string | null;
   table: string | null;
@@ -112,6 +113,41 @@ export interface CopyOut {
   format: 'text' | 'csv' | 'binary';
   delimiter: string;
   quote: string;
+  /** `value`: the option's argument as text, true when it has none, a list for column lists (`*` for all). */
+  options: { name: string; value: string | true | string[] }[];
+  /** COPY (SELECT ... FROM one relation): the relation and, per output column, the column name a
+   * plain column reference reads (null for anything else). Absent for other queries. */
+  select?: { schema: string | null; table: string; targets: (string | null)[] };
+}
+
+function optionValue(arg: unknown): string | true | string[] {
+  const a = arg as { String?: { sval?: string }; Boolean?: { boolval?: boolean }; Integer?: { ival?: number }; Float?: { fval?: string }; A_Star?: object; List?: { items?: { String?: { sval?: string } }[] } } | undefined;
+  if (!a) return true;
+  if (a.String) return a.String.sval ?? '';
+  if (a.Boolean) return a.Boolean.boolval === true ? 'true' : 'false';
+  if (a.Integer) return String(a.Integer.ival ?? 0);
+  if (a.Float) return String(a.Float.fval ?? '');
+  if (a.A_Star) return ['*'];
+  if (a.List) return (a.List.items ?? []).map((i) => i.String?.sval ?? '');
+  return ['?'];
+}
+
+/** The relation and plain column references of `SELECT cols FROM one_relation ...`, if it is that. */
+function simpleSelect(query: unknown): CopyOut['select'] {
+  const q = (query as { SelectStmt?: Node } | undefined)?.SelectStmt;
+  if (!q || q.withClause || q.op !== 'SETOP_NONE' || q.valuesLists) return undefined;
+  const from = q.fromClause as { RangeVar?: Node }[] | undefined;
+  const rel = from?.length === 1 ? from[0]!.RangeVar : undefined;
+  if (!rel || typeof rel.relname !== 'string') return undefined;
+  const alias = (rel.alias as { aliasname?: string } | undefined)?.aliasname ?? rel.relname;
+  const targets = ((q.targetList as { ResTarget?: { val?: Node } }[] | undefined) ?? []).map((t) => {
+    const fields = (t.ResTarget?.val as { ColumnRef?: { fields?: { String?: { sval?: string } }[] } } | undefined)?.ColumnRef?.fields;
+    if (!fields || fields.some((f) => f.String?.sval === undefined)) return null;
+    const names = fields.map((f) => f.String!.sval!);
+    if (names.length === 1) return names[0]!;
+    return names.length === 2 && names[0] === alias ? names[1]! : null;
+  });
+  return { schema: typeof rel.schemaname === 'string' ? rel.schemaname : null, table: rel.relname, targets };
 }
 
 /** Every COPY ... TO STDOUT in the text, in order; throws when the text does not parse. */
@@ -122,12 +158,13 @@ export function parseCopyOut(text: string): CopyOut[] {
     const c = (raw.stmt as { CopyStmt?: Node } | undefined)?.CopyStmt;
     if (!c || c.is_from || c.is_program || c.filename) continue;
     const rel = c.relation as { schemaname?: string; relname?: string } | undefined;
+    const options = ((c.options as Node[] | undefined) ?? []).map((o) => {
+      const d = (o as { DefElem?: { defname?: string; arg?: unknown } }).DefElem;
+      return { name: String(d?.defname ?? '?').toLowerCase(), value: optionValue(d?.arg) };
+    });
     const opt = (name: string): string | undefined => {
-      for (const o of (c.options as Node[] | undefined) ?? []) {
-        const d = (o as { DefElem?: { defname?: string; arg?: { String?: { sval?: string } } } }).DefElem;
-        if (d?.defname === name) return d.arg?.String?.sval;
-      }
-      return undefined;
+      const v = options.find((o) => o.name === name)?.value;
+      return typeof v === 'string' ? v : undefined;
     };
     const format = (opt('format') ?? 'text').toLowerCase();
     out.push({
@@ -137,9 +174,54 @@ export function parseCopyOut(text: string): CopyOut[] {
       format: format === 'csv' ? 'csv' : format === 'binary' ? 'binary' : 'text',
       delimiter: opt('delimiter') ?? (format === 'csv' ? ',' : '\t'),
       quote: opt('quote') ?? '"',
+      options,
+      ...(c.query ? { select: simpleSelect(c.query) } : {}),
     });
   }
   return out;
+}
+
+/** What one statement of a text does to prepared-statement and portal names, when it succeeds. */
+export type NamespaceEffect =
+  | { kind: 'prepare'; name: string; text: string }
+  | { kind: 'deallocate'; name: string | null }
+  | { kind: 'discard-all' }
+  | { kind: 'close-cursor'; name: string | null }
+  | { kind: 'none' };
+
+/** Words without which a text cannot prepare, deallocate, discard or close anything by name. */
+const NAMESPACE_WORDS = /prepare|deallocate|discard|close/i;
+
+/**
+ * Per top-level statement of `text`, in order (the server answers one CommandComplete each):
+ * what it does to names. Null when the parser is not loaded or rejects the text.
+ */
+export function namespaceEffects(text: string): NamespaceEffect[] | null {
+  if (!pgQuery) return null;
+  let tree: { stmts?: { stmt?: Node; stmt_location?: number; stmt_len?: number }[] };
+  try {
+    tree = pgQuery.parseSync(text) as typeof tree;
+  } catch {
+    return null;
+  }
+  const bytes = Buffer.from(text, 'utf8');
+  return (tree.stmts ?? []).map((raw): NamespaceEffect => {
+    const st = (raw.stmt ?? {}) as Record<string, Node | undefined>;
+    if (st.PrepareStmt) {
+      const start = raw.stmt_location ?? 0;
+      const own = (raw.stmt_len ? bytes.subarray(start, start + raw.stmt_len) : bytes.subarray(start)).toString('utf8').trim();
+      return { kind: 'prepare', name: String(st.PrepareStmt.name ?? ''), text: own };
+    }
+    if (st.DeallocateStmt) return { kind: 'deallocate', name: st.DeallocateStmt.isall || typeof st.DeallocateStmt.name !== 'string' ? null : st.DeallocateStmt.name };
+    if (st.DiscardStmt?.target === 'DISCARD_ALL') return { kind: 'discard-all' };
+    if (st.ClosePortalStmt) return { kind: 'close-cursor', name: typeof st.ClosePortalStmt.portalname === 'string' ? st.ClosePortalStmt.portalname : null };
+    return { kind: 'none' };
+  });
+}
+
+/** Whether the text can change names at all (a cheap test before namespaceEffects). */
+export function mayChangeNames(text: string): boolean {
+  return NAMESPACE_WORDS.test(text);
 }
 
 export interface PreparedStatement { classes: string[]; tables: string[] }

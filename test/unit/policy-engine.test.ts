@@ -75,8 +75,8 @@ test('malformed rules are reported with their line', () => {
   assert.match(bad('"pg_sleep"', '"pg_sleep("'), /^gateway\.yml:20: rule "no-pg-sleep": bad regular expression/);
   assert.match(bad('"audit.*"', '"audit.[a-z]"'), /^gateway\.yml:17: rule "audit-is-read-only": bad table glob "audit\.\[a-z\]"/);
   assert.match(bad('target: app-db', 'target: app-dbb'), /^gateway\.yml:6: rule "approve-destructive-ddl": target "app-dbb" is not defined/);
-  assert.match(bad('action: approve', 'action: maybe'), /^gateway\.yml:8: rules\.0\.action must be one of: allow, deny, approve/);
-  assert.match(bad('default: allow', 'default: perhaps'), /^gateway\.yml:22: default must be one of/);
+  assert.equal(bad('action: approve', 'action: maybe'), 'gateway.yml:8: rules[0].action: "maybe" is not a decision; use one of: allow, deny, approve');
+  assert.match(bad('default: allow', 'default: perhaps'), /^gateway\.yml:22: default: "perhaps" is not a decision; use one of: allow, deny, approve/);
 });
 
 test("the issue's policy, approve rule included, runs as written and announces its approver", async () => {

@@ -104,7 +104,7 @@ test('a missing or non-PEM ca-file is reported at load, on its line', () => {
 
 test('an unknown top-level key is named with its line', () => {
   const msg = atLine(errorOf(EXAMPLE.replace('targets:\n', 'target-list: []\ntargets:\n')), 2);
-  assert.match(msg, /unknown key "target-list"/);
+  assert.equal(msg, 'unknown top-level key "target-list" (did you mean "targets"?)');
 });
 
 test('an unknown key inside a target is named with its line', () => {
@@ -139,11 +139,9 @@ test('tls: maybe lists the allowed values', () => {
 
 test('a port that is not a number, or out of range, is rejected on its line', () => {
   const notNumber = atLine(errorOf(EXAMPLE.replace('port: 5432', 'port: "x"')), 6);
-  assert.match(notNumber, /port/);
-  assert.match(notNumber, /integer/);
+  assert.equal(notNumber, 'targets.app-db.port must be a whole number, not the text "x"');
   const tooBig = atLine(errorOf(EXAMPLE.replace('port: 5432', 'port: 70000')), 6);
-  assert.match(tooBig, /port/);
-  assert.match(tooBig, /65535/);
+  assert.equal(tooBig, 'targets.app-db.port: 70000 is out of range; use 1 to 65535');
   const zero = atLine(errorOf(EXAMPLE.replace('port: 5432', 'port: 0')), 6);
   assert.match(zero, /port/);
 });
@@ -205,7 +203,7 @@ test('target names that map to the same environment variable are rejected', () =
 test('a target name that cannot become an environment variable is rejected', () => {
   const second = EXAMPLE.split('\n').slice(2).join('\n').replace('app-db:', '1st.db:');
   const msg = atLine(errorOf(EXAMPLE + second), 11);
-  assert.match(msg, /"1st\.db"/);
+  assert.equal(msg, `targets: "1st.db" is not a target name; start with a letter, then up to 62 letters, digits, '-' or '_'`);
 });
 
 test('a kind other than postgres lists the supported kinds', () => {
@@ -230,7 +228,7 @@ test('through the CLI a policy error is one FILE:LINE line on stderr with exit s
   assert.equal(r.stdout, '');
   const lines = r.stderr.trimEnd().split('\n');
   assert.equal(lines.length, 1, r.stderr);
-  assert.equal(lines[0], `gateway-action: ${file}:10: targets.app-db.tls must be one of: disable, require, verify-full`);
+  assert.equal(lines[0], `gateway-action: ${file}:10: targets.app-db.tls: "maybe" is not a TLS mode; use one of: disable, require, verify-full`);
   assert.ok(!fs.existsSync(path.join(dir, 'gateway-logs')), 'no session log is started for an invalid policy');
 
   const missing = cli(['run', '--policy', path.join(dir, 'missing.yml'), '--', 'true'], { cwd: dir });
@@ -259,12 +257,12 @@ test("the issue's masking section parses as written; apply-to defaults to client
 });
 
 test('malformed masking settings name their line: unknown detector, bad column pattern, bad apply-to', () => {
-  assert.match(atLine(errorOf(EXAMPLE + MASKING.replace('iban,', 'ibann,')), 13), /^masking\.detectors\.2 must be one of: email, credit-card, iban/);
+  assert.equal(atLine(errorOf(EXAMPLE + MASKING.replace('iban,', 'ibann,')), 13), 'masking.detectors[2]: "ibann" is not a detector; use one of: email, credit-card, iban, jwt, azure-storage-key, azure-sas-token, connection-string, private-key, github-token (did you mean "iban"?)');
   assert.equal(atLine(errorOf(EXAMPLE + MASKING.replace('"customers.phone"', '"a.b.c.d"')), 12), 'masking.columns: bad column pattern "a.b.c.d": at most schema.table.column');
   assert.equal(atLine(errorOf(EXAMPLE + MASKING.replace('"customers.phone"', '"customers."')), 12), 'masking.columns: bad column pattern "customers.": empty name');
   assert.equal(atLine(errorOf(EXAMPLE + MASKING.replace('"*.card_number"', '"[ab].card"')), 12), 'masking.columns: bad column pattern "[ab].card": only * is a wildcard');
-  assert.match(atLine(errorOf(EXAMPLE + MASKING.replace('[client, log]', '[client, screen]')), 14), /^masking\.apply-to\.1 must be one of: client, log/);
-  assert.match(atLine(errorOf(EXAMPLE + 'masking:\n  colums: [email]\n'), 12), /^unknown key "colums" in masking/);
+  assert.equal(atLine(errorOf(EXAMPLE + MASKING.replace('[client, log]', '[client, screen]')), 14), 'masking.apply-to[1]: "screen" is not a place masking applies to; use one of: client, log');
+  assert.equal(atLine(errorOf(EXAMPLE + 'masking:\n  colums: [email]\n'), 12), 'masking: unknown key "colums" (did you mean "columns"?)');
 });
 
 test('approvals.timeout defaults to 15m and must lie between 1s and 24h', () => {
@@ -272,7 +270,7 @@ test('approvals.timeout defaults to 15m and must lie between 1s and 24h', () => 
   assert.equal(parsePolicy(EXAMPLE + 'approvals: { timeout: 90s }\n', FILE).approvals.timeoutMs, 90_000);
   assert.equal(atLine(errorOf(EXAMPLE + 'approvals:\n  timeout: 25h\n'), 12), 'approvals.timeout: 25h is outside 1s to 24h');
   assert.equal(atLine(errorOf(EXAMPLE + 'approvals:\n  timeout: 10ms\n'), 12), 'approvals.timeout: 10ms is outside 1s to 24h');
-  assert.match(atLine(errorOf(EXAMPLE + 'approvals:\n  timeout: soon\n'), 12), /approvals\.timeout must match/);
+  assert.equal(atLine(errorOf(EXAMPLE + 'approvals:\n  timeout: soon\n'), 12), 'approvals.timeout: "soon" is not a duration; write a whole number and a unit, such as 90s, 15m or 1h');
 });
 
 test('auth: azure is an Entra ID token for Azure Database for PostgreSQL and needs TLS', () => {
@@ -280,5 +278,5 @@ test('auth: azure is an Entra ID token for Azure Database for PostgreSQL and nee
   assert.deepEqual(azure.targets[0]!.auth, { kind: 'azure' });
   // The example policy has tls: disable on line 10.
   assert.match(atLine(errorOf(EXAMPLE.replace('auth: { password-env: APP_DB_PASSWORD }', 'auth: azure')), 10), /targets\.app-db: auth: azure needs TLS to the server \(tls: require or verify-full\), not tls: disable/);
-  assert.match(errorOf(EXAMPLE.replace('auth: { password-env: APP_DB_PASSWORD }', 'auth: entra')), /auth must be "azure"|must be equal to constant/);
+  assert.equal(atLine(errorOf(EXAMPLE.replace('auth: { password-env: APP_DB_PASSWORD }', 'auth: entra')), 9), 'targets.app-db.auth: "entra" is not an auth method; write azure, or a mapping { password-env: NAME }');
 });
