@@ -12,7 +12,7 @@
 //   that word to the end of the string;
 // - a text the scanner rejects, one whose reading depends on settings (sql-reading-hazards.ts),
 //   or any text while the parser is not loaded (a policy without rules or masked columns does
-//   not load it): from the first "password" to the end of the text.
+//   not load it): from the first "password" (or U&" / U&' escape) to the end of the text.
 import { loadedParser } from './sql-classifier.ts';
 import { readingHazard, type ScanToken } from './sql-reading-hazards.ts';
 
@@ -27,19 +27,18 @@ export interface PasswordMasking {
 
 /** Option names whose value is a password (a DefElem's defname, lower case). */
 const PASSWORD_OPTIONS = new Set(['password']);
-const MENTION = /password/i;
-/** The word, also spelt with Unicode escapes in a U&"..." identifier, which only the parser reads. */
-const MAYBE = /password|u&/i;
+/** The word, or a Unicode-escaped identifier or string (U&"p\0061ssword"), which only the parser reads. */
+const MENTION = /password|u&["']/i;
 
 type Node = Record<string, unknown>;
 type Span = { start: number; end: number; replacement: string };
 
 /** A keyword or an identifier (quoted too): not a constant, parameter or punctuation. */
-const isWord = (t: ScanToken): boolean => t.tokenName === 'IDENT' || t.tokenName === 'UIDENT' || (t.tokenName === 'UNKNOWN' && /^[A-Za-z_][A-Za-z0-9_$]*$/.test(t.text));
+const isWord = (t: ScanToken): boolean => t.tokenName === 'IDENT' || t.tokenName === 'UIDENT' || (t.tokenName === 'UNKNOWN' && /^(?:[A-Za-z_][A-Za-z0-9_$]*|[Uu]&".*")$/s.test(t.text));
 
 /** `text` with role and user-mapping passwords masked; see the top of this file for what is masked. */
 export function maskPasswords(text: string): PasswordMasking {
-  if (!MAYBE.test(text)) return { text, params: [] };
+  if (!MENTION.test(text)) return { text, params: [] };
   const pg = loadedParser();
   if (!pg) return coarse(text);
   let tokens: ScanToken[];
@@ -49,7 +48,7 @@ export function maskPasswords(text: string): PasswordMasking {
     return coarse(text);
   }
   // Where the server may read the text differently, the scanner's spans cannot be trusted.
-  if (MENTION.test(text) && readingHazard(text, () => tokens)) return coarse(text);
+  if (readingHazard(text, () => tokens)) return coarse(text);
   const bytes = Buffer.from(text, 'utf8');
   const code = tokens.filter((t) => t.tokenName !== 'SQL_COMMENT' && t.tokenName !== 'C_COMMENT');
   const spans: Span[] = [];
@@ -121,7 +120,7 @@ function passwordOptions(tree: unknown): { location: number; arg: unknown; param
   return found;
 }
 
-/** Without a reliable reading: from the first mention of a password to the end of the text. */
+/** Without a reliable reading: from the first mention of a password (or a U& escape) to the end of the text. */
 function coarse(text: string): PasswordMasking {
   const m = MENTION.exec(text);
   if (!m) return { text, params: [] };

@@ -20,6 +20,8 @@ test('each way of writing a role password is found by the parser and masked as a
     ["ALTER GROUP a RENAME TO b; CREATE ROLE \"Pw\" PASSWORD 'p1' IN ROLE x", `ALTER GROUP a RENAME TO b; CREATE ROLE "Pw" PASSWORD '${M}' IN ROLE x`],
     ["CREATE USER MAPPING FOR a SERVER s OPTIONS (user 'u', \"password\" 'p1')", `CREATE USER MAPPING FOR a SERVER s OPTIONS (user 'u', "password" '${M}')`],
     ["ALTER SERVER s OPTIONS (SET password 'p1', DROP password)", `ALTER SERVER s OPTIONS (SET password '${M}', DROP password)`],
+    // The option's name spelt with Unicode escapes: the parser reads it as password.
+    ['CREATE USER MAPPING FOR a SERVER s OPTIONS (U&"p\\0061ssword" \'p1\')', `CREATE USER MAPPING FOR a SERVER s OPTIONS (U&"p\\0061ssword" '${M}')`],
   ];
   for (const [sql, logged] of cases) assert.deepEqual(maskPasswords(sql), { text: logged, params: [] }, sql);
 });
