@@ -181,7 +181,7 @@ function parseMasking(m: RawPolicy['masking'], lineAt: (p: (string | number)[]) 
   const columns = m.columns ?? [];
   columns.forEach((c, i) => {
     const problem = columnPatternProblem(c);
-    if (problem) throw new PolicyError(file, lineAt(['masking', 'columns', i]), `masking.columns: bad column pattern "${c}": ${problem}`);
+    if (problem) throw new PolicyError(file, lineAt(['masking', 'columns', i]), `masking.columns[${i}]: "${c}" is not a column pattern: ${problem}`);
   });
   const applyTo = m['apply-to'] ?? ['client', 'log'];
   return { columns, detectors: m.detectors ?? [], applyTo: { client: applyTo.includes('client'), log: applyTo.includes('log') } };

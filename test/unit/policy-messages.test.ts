@@ -97,6 +97,8 @@ const CASES: [string, number, string][] = [
   [BASE.replace('APP_DB_PASSWORD', '$APP_DB_PASSWORD'), 9, 'targets.app-db.auth.password-env: "$APP_DB_PASSWORD" is not an environment variable name; use letters, digits and _, not starting with a digit'],
   [BASE.replace('tls: disable', 'tls: on'), 10, 'targets.app-db.tls: "on" is not a TLS mode; use one of: disable, require, verify-full'],
   [RULE('    target: { name: app-db }\n    when: { sql: [drop] }\n    action: deny\n'), 13, 'rules[0].target must be a name or glob, or a list of them, not a mapping'],
+  [RULE('    target: [app-db, 5]\n    when: { sql: [drop] }\n    action: deny\n'), 13, 'rules[0].target[1] must be text, not the number 5'],
+  [RULE('    target: []\n    when: { sql: [drop] }\n    action: deny\n'), 13, 'rules[0].target must not be an empty list'],
   [BASE + 'rules:\n  - name: "no drops!"\n    when: { sql: [drop] }\n    action: deny\n', 12, `rules[0].name: "no drops!" is not a rule name; start with a letter or digit, then letters, digits, '_', '.' or '-'`],
   [RULE('    when: { sql: [drop] }\n    action: refuse\n'), 14, 'rules[0].action: "refuse" is not a decision; use one of: allow, deny, approve'],
   // Generic sentences.
@@ -109,6 +111,7 @@ const CASES: [string, number, string][] = [
   [BASE + 'approvals:\n  approvers: []\n', 12, 'approvals.approvers must not be an empty list'],
   ['version: 1\ntargets: {}\n', 2, 'targets must not be empty: name at least one entry'],
   [BASE + 'masking:\n  apply-to: [log, log]\n', 12, 'masking.apply-to lists "log" twice'],
+  [BASE.replace('    kind: postgres\n', ''), 4, 'targets.app-db is missing required key "kind": the kind of system the target is: postgres'],
   [BASE.replace('    database: app\n', ''), 4, 'targets.app-db is missing required key "database": the database clients are connected to; clients cannot choose another'],
   [BASE.replace('version: 1\n', ''), 1, 'the policy file is missing required key "version": policy file format version'],
   [BASE.replace('    tls: disable', '    tsl: disable'), 10, 'targets.app-db: unknown key "tsl" (did you mean "tls"?)'],

@@ -258,9 +258,9 @@ test("the issue's masking section parses as written; apply-to defaults to client
 
 test('malformed masking settings name their line: unknown detector, bad column pattern, bad apply-to', () => {
   assert.equal(atLine(errorOf(EXAMPLE + MASKING.replace('iban,', 'ibann,')), 13), 'masking.detectors[2]: "ibann" is not a detector; use one of: email, credit-card, iban, jwt, azure-storage-key, azure-sas-token, connection-string, private-key, github-token (did you mean "iban"?)');
-  assert.equal(atLine(errorOf(EXAMPLE + MASKING.replace('"customers.phone"', '"a.b.c.d"')), 12), 'masking.columns: bad column pattern "a.b.c.d": at most schema.table.column');
-  assert.equal(atLine(errorOf(EXAMPLE + MASKING.replace('"customers.phone"', '"customers."')), 12), 'masking.columns: bad column pattern "customers.": empty name');
-  assert.equal(atLine(errorOf(EXAMPLE + MASKING.replace('"*.card_number"', '"[ab].card"')), 12), 'masking.columns: bad column pattern "[ab].card": only * is a wildcard');
+  assert.equal(atLine(errorOf(EXAMPLE + MASKING.replace('"customers.phone"', '"a.b.c.d"')), 12), 'masking.columns[2]: "a.b.c.d" is not a column pattern: at most schema.table.column');
+  assert.equal(atLine(errorOf(EXAMPLE + MASKING.replace('"customers.phone"', '"customers."')), 12), 'masking.columns[2]: "customers." is not a column pattern: empty name');
+  assert.equal(atLine(errorOf(EXAMPLE + MASKING.replace('"*.card_number"', '"[ab].card"')), 12), 'masking.columns[3]: "[ab].card" is not a column pattern: only * is a wildcard');
   assert.equal(atLine(errorOf(EXAMPLE + MASKING.replace('[client, log]', '[client, screen]')), 14), 'masking.apply-to[1]: "screen" is not a place masking applies to; use one of: client, log');
   assert.equal(atLine(errorOf(EXAMPLE + 'masking:\n  colums: [email]\n'), 12), 'masking: unknown key "colums" (did you mean "columns"?)');
 });
