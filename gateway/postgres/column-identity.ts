@@ -30,10 +30,16 @@ export interface CatalogSnapshot {
   viewOrigins: Map<number, Map<number, ColumnOrigin> | null>;
   /** Per view or materialized view: the relations and columns its query reads (column 0: the whole row). */
   viewDependencies: Map<number, ColumnOrigin[]>;
+  /** Per partition or inheriting table: its parents (pg_inherits). */
+  parents: Map<number, number[]>;
 }
 
 /** OIDs from here on are not built in: a type above it the catalog has not listed is new. */
 export const FIRST_USER_OID = 16384;
+/** `anyarray`: statistics views (pg_stats, pg_statistic) hold sample values of every column in it. */
+const ANYARRAY = 2277;
+/** Columns of the built-in statistics views that hold sample values of other columns. */
+const STATISTICS_VALUES = new Set(['most_common_vals', 'most_common_elems', 'histogram_bounds']);
 
 /** Everything masked so far in this run. Sets only grow: once masked, masked for the run. */
 export class MaskedIdentities {
@@ -71,6 +77,22 @@ export class MaskedIdentities {
           const origin = origins?.get(attnum);
           const masked = origin && origin.table !== 0 ? this.column(origin.table, origin.column) : dependsOnMasked(oid);
           if (masked && add(oid, attnum)) changed = true;
+        }
+      }
+      // A partition or inheriting table shows its columns through its parent, and the parent's
+      // columns are its children's (matched by name, as PostgreSQL matches them): both ways.
+      for (const [child, parents] of snapshot.parents) {
+        const c = snapshot.relations.get(child);
+        for (const parent of parents) {
+          const p = snapshot.relations.get(parent);
+          if (!c || !p) continue;
+          for (const [ca, ccol] of c.columns) {
+            for (const [pa, pcol] of p.columns) {
+              if (ccol.name !== pcol.name) continue;
+              if (this.column(parent, pa) && add(child, ca)) changed = true;
+              if (this.column(child, ca) && add(parent, pa)) changed = true;
+            }
+          }
         }
       }
       for (const key of this.columns) {
@@ -148,8 +170,12 @@ export class ColumnMasking {
     if (!this.masker.masksColumns) return { masked: false, settled: true };
     const type = this.typeMasked(c.typeOid);
     const rel = c.tableOid === 0 ? undefined : this.snapshot?.relations.get(c.tableOid);
-    // A computed column (or a built-in catalog's): only its result name and its type can say.
-    if (c.tableOid === 0 || (!rel && c.tableOid < FIRST_USER_OID)) return { masked: this.masker.columnMasked(c.name, null) || type.masked, settled: type.known && !this.#stale };
+    const settled = type.known && !this.#stale;
+    // A computed column (an expression, a function's result, a field of a row value): no table
+    // says which column it is, so a name any pattern gives a column is masked.
+    if (c.tableOid === 0) return { masked: this.masker.columnMasked(c.name, null) || this.masker.columnNeedsTable(c.name) || type.masked, settled };
+    // A built-in catalog's column: by name; sample values in statistics views are masked whole.
+    if (!rel && c.tableOid < FIRST_USER_OID) return { masked: this.masker.columnMasked(c.name, null) || STATISTICS_VALUES.has(c.name) || type.masked, settled };
     if (!rel || (c.attnum !== 0 && !rel.columns.has(c.attnum))) {
       // Created since the last read (or the catalog could not be read): it could be a view of a
       // masked column, or a column renamed before it was ever seen.
@@ -159,11 +185,11 @@ export class ColumnMasking {
     let masked = this.identities.column(c.tableOid, c.attnum) || this.masker.columnMasked(c.name, `${rel.schema}.${rel.name}`) || type.masked;
     // A view redefined by a change not read yet may now show a masked column here.
     if (this.#stale && (rel.kind === 'v' || rel.kind === 'm')) masked = true;
-    return { masked, settled: type.known && !this.#stale };
+    return { masked, settled };
   }
 
   private typeMasked(oid: number): { masked: boolean; known: boolean } {
-    if (oid < FIRST_USER_OID) return { masked: false, known: true };
+    if (oid < FIRST_USER_OID) return { masked: oid === ANYARRAY, known: true };
     if (this.identities.types.has(oid)) return { masked: true, known: true };
     if (this.snapshot?.types.has(oid)) return { masked: false, known: true };
     // A type created since the last read may be the row type of a relation with a masked column.

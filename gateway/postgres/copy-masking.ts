@@ -117,7 +117,9 @@ function mapColumns(masker: Masker, copy: CopyOut, tableByName: TableByName): { 
     // whole-row reference, `*`) cannot be checked against the patterns: masked whole.
     let masked: boolean;
     if (n === null || (copy.table === null && !col)) masked = masker.masksColumns;
-    else if (tableName === null) masked = masker.columnMasked(n, null) || masker.columnNeedsTable(n);
+    // A table the catalog does not hold yet (created or renamed since its last read): any of its
+    // columns may be one masked under an earlier name.
+    else if (tableName === null) masked = masker.masksColumns;
     // The column's identity counts too: masked under a name it had earlier in the run (a rename).
     else masked = masker.columnMasked(n, tableName) || col?.masked === true;
     masks.push(!masked ? null : col && isTextType(col.typeOid) ? 'text' : 'null');

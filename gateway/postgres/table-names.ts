@@ -13,12 +13,13 @@ import { viewColumnOrigins } from './view-columns.ts';
 import type { PostgresTarget } from '../config/policy.ts';
 import type { Masker } from '../masking/engine.ts';
 
-/** Four result sets, in this order: columns of relations, user types, view queries, view dependencies. */
+/** Five result sets, in this order: columns of relations, user types, view queries, view dependencies, inheritance. */
 const CATALOG_QUERY = [
   `SELECT c.oid, n.nspname, c.relname, c.relkind, a.attnum, a.attname, a.atttypid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'c') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
   `SELECT t.oid, t.typrelid, t.typelem, t.typbasetype FROM pg_catalog.pg_type t WHERE t.oid >= 16384`,
   `SELECT r.ev_class, r.ev_action FROM pg_catalog.pg_rewrite r WHERE r.rulename = '_RETURN' AND r.ev_class >= 16384`,
   `SELECT DISTINCT r.ev_class, d.refobjid, d.refobjsubid FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND r.rulename = '_RETURN'`,
+  `SELECT i.inhrelid, i.inhparent FROM pg_catalog.pg_inherits i`,
 ].join('; ');
 /** Reads asked for by an unknown relation or type: at most one a second. */
 const MIN_REFRESH_INTERVAL_MS = 1000;
@@ -169,7 +170,7 @@ export class TableNames implements CatalogChanges {
     conn.socket.resume();
     try {
       conn.socket.write(serialize.query(CATALOG_QUERY));
-      const snapshot: CatalogSnapshot = { relations: new Map(), types: new Map(), viewOrigins: new Map(), viewDependencies: new Map() };
+      const snapshot: CatalogSnapshot = { relations: new Map(), types: new Map(), viewOrigins: new Map(), viewDependencies: new Map(), parents: new Map() };
       let set = 0;
       for (;;) {
         const m = await q.next(QUERY_TIMEOUT_MS, 'catalog rows');
@@ -178,7 +179,7 @@ export class TableNames implements CatalogChanges {
         else if (m.type === B.ErrorResponse) throw new Error(decodeNotice(m.body).message);
         else if (m.type === B.ReadyForQuery) break;
       }
-      if (set !== 4) throw new Error(`the catalog query returned ${set} results, not 4`);
+      if (set !== 5) throw new Error(`the catalog query returned ${set} results, not 5`);
       return snapshot;
     } finally {
       conn.socket.end(serialize.end());
@@ -207,6 +208,11 @@ function addRow(s: CatalogSnapshot, set: number, f: string[]): void {
       const deps = s.viewDependencies.get(view) ?? [];
       deps.push({ table: Number(f[1]), column: Number(f[2]) });
       s.viewDependencies.set(view, deps);
+      return;
+    }
+    case 4: {
+      const child = Number(f[0]);
+      s.parents.set(child, [...(s.parents.get(child) ?? []), Number(f[1])]);
       return;
     }
   }

@@ -37,6 +37,7 @@ lookup.update({
   types: new Map(),
   viewOrigins: new Map(),
   viewDependencies: new Map(),
+  parents: new Map(),
 });
 const server = Buffer.concat([
   rowDescription([['email', 100, 25], ['phone', 100, 25], ['phone2', 200, 25], ['note', 0, 1043], ['n', 0, 23]]),
