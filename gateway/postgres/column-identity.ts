@@ -49,6 +49,9 @@ export class MaskedIdentities {
   readonly relations = new Set<number>();
   /** Types whose values may carry a masked column (row types, their arrays and domains). */
   readonly types = new Set<number>();
+  /** Every name a masked column of a table or composite type has had in this run: a function's
+   * result columns (`SELECT * FROM f()` of `SETOF customers`) are computed, known only by name. */
+  readonly names = new Set<string>();
 
   column(table: number, attnum: number): boolean {
     return attnum === 0 ? this.relations.has(table) : this.columns.has(`${table}:${attnum}`);
@@ -109,6 +112,11 @@ export class MaskedIdentities {
           changed = true;
         }
       }
+    }
+    // Views are left out: their unresolved columns (`id` of a UNION) would mask every `id`.
+    for (const [oid, rel] of snapshot.relations) {
+      if (rel.kind === 'v' || rel.kind === 'm') continue;
+      for (const [attnum, col] of rel.columns) if (this.columns.has(`${oid}:${attnum}`)) this.names.add(col.name);
     }
   }
 }
@@ -173,7 +181,7 @@ export class ColumnMasking {
     const settled = type.known && !this.#stale;
     // A computed column (an expression, a function's result, a field of a row value): no table
     // says which column it is, so a name any pattern gives a column is masked.
-    if (c.tableOid === 0) return { masked: this.masker.columnMasked(c.name, null) || this.masker.columnNeedsTable(c.name) || type.masked, settled };
+    if (c.tableOid === 0) return { masked: this.masker.columnMasked(c.name, null) || this.masker.columnNeedsTable(c.name) || this.identities.names.has(c.name) || type.masked, settled };
     // A built-in catalog's column: by name; sample values in statistics views are masked whole.
     if (!rel && c.tableOid < FIRST_USER_OID) return { masked: this.masker.columnMasked(c.name, null) || STATISTICS_VALUES.has(c.name) || type.masked, settled };
     if (!rel || (c.attnum !== 0 && !rel.columns.has(c.attnum))) {

@@ -194,6 +194,9 @@ test('partitions, fields of row values and statistics views do not show a masked
   assert.equal(rows(['-c', 'SELECT phone FROM accounts_low WHERE id = 1', '-c', 'SELECT phone FROM accounts WHERE id = 2']), '****0100\n****0100\n');
   // Fields of a row value are computed columns: a name a pattern gives a column is masked.
   assert.equal(rows(['-c', 'SELECT (x.a).* FROM (SELECT a FROM accounts a WHERE id = 3) x']), '3|****0100\n');
+  // A function's result columns are computed: the names masked columns have had count.
+  rows(['-c', "CREATE FUNCTION all_clients() RETURNS SETOF clients LANGUAGE sql AS 'SELECT * FROM clients'"]);
+  assert.equal(rows(['-c', 'SELECT id, tel, notes FROM all_clients()']), '1|****0100|likes tea\n');
   // The planner's sample values of the column are in pg_stats.
   const stats = rows(['-c', "SELECT attname, most_common_vals, histogram_bounds FROM pg_stats WHERE tablename = 'accounts_low' AND attname = 'phone'"]);
   assert.equal(stats, 'phone||\n');
