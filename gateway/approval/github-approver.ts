@@ -302,7 +302,7 @@ export class GitHubApprover implements Approver {
     const j = this.job;
     const fence = '`'.repeat(Math.max(3, ...[...req.text.matchAll(/`+/g)].map((m) => m[0].length + 1)));
     const s = this.settings;
-    const who = s.users.length || s.teams.length ? [...s.users, ...s.teams.map((t) => `@${t}`)].join(', ') : 'anyone with write access';
+    const who = s.users.length || s.teams.length ? `${[...s.users, ...s.teams.map((t) => `@${t}`)].join(', ')}, while they have write access to the repository` : 'anyone with write access to the repository';
     const self = s.allowSelfApproval ? '' : ` ${[...authors, j.actor, j.triggeringActor].filter(Boolean).filter((v, i, a) => a.indexOf(v) === i).map((l) => `@${l}`).join(', ')} cannot approve.`;
     return [
       `### gateway-action: approval requested \`${req.id}\``,

@@ -20,7 +20,9 @@ export class BackendTracker {
   transaction: Transaction = 'I';
   lastServerWasFatal = false;
   // Attribution of forwarded server bytes to the command they answer (see observe).
-  private attributed: CommandRecorder | null = null;
+  private attributed: ResponseSink | null = null;
+  /** An error at Parse, Bind or Describe before the client sent the Execute it fails (see expect). */
+  private failure: { error: { severity: string; code: string; message: string }; bytes: KeptBytes } | null = null;
   private rangeStart = 0;
 
   private readonly masking: ResponseMasking | null;
@@ -41,8 +43,15 @@ export class BackendTracker {
 
   /** A client message that expects a response; skipped when the server is discarding until Sync. */
   expect(e: Entry): void {
-    if (this.queue.skippingUntilSync) this.skip(e);
-    else this.queue.push(e);
+    if (!this.queue.skippingUntilSync) this.queue.push(e);
+    else if (e.kind === 'execute' && this.failure && !e.run.denied) {
+      // The first Execute after a failed Parse or Bind is the command that failed, with the error's bytes.
+      const { error, bytes } = this.failure;
+      this.failure = null;
+      for (const b of bytes.parts) e.cmd.addResponse(b);
+      e.run.error = error;
+      this.finishRun(e.cmd, e.run, false);
+    } else this.skip(e);
   }
 
   /** The server is about to fail a message of ours: it discards the client's until Sync. */
@@ -56,6 +65,7 @@ export class BackendTracker {
 
   sync(): void {
     this.queue.skippingUntilSync = false;
+    this.failure = null;
     this.queue.push({ kind: 'sync' });
   }
 
@@ -88,12 +98,13 @@ export class BackendTracker {
   }
 
   /** The command a server message of this type belongs to, for its bytes. */
-  private ownerOf(type: number): CommandRecorder | null {
+  private ownerOf(type: number): ResponseSink | null {
     const e = this.queue.peek();
     if (e === undefined) return null;
     if (e.kind === 'query' || e.kind === 'execute') return e.cmd;
-    // An error at Parse, Bind or Describe is the failure of the Execute they prepared (see onServerError).
-    if (type === B.ErrorResponse && e.kind !== 'sync') return this.queue.nextExecute()?.cmd ?? null;
+    // An error at Parse, Bind or Describe is the failure of the Execute they prepared (see
+    // onServerError), or of the one the client has yet to send: its bytes are kept for it.
+    if (type === B.ErrorResponse && e.kind !== 'sync') return this.queue.nextExecute()?.cmd ?? new KeptBytes();
     return null;
   }
 
@@ -234,9 +245,9 @@ export class BackendTracker {
         const cols = decodeRowDescription(body!);
         if (e?.kind === 'describe') {
           if (e.target) e.target.columns = cols;
+          if (e.swallow) this.edit(start, end, null);
           this.queue.shift();
         } else if (run) {
-          if (e.swallow) this.edit(start, end, null);
           run.columns = cols;
           (e as { cmd: CommandRecorder }).cmd.setColumns(cols.map((c) => c.name));
         }
@@ -256,9 +267,9 @@ export class BackendTracker {
       case B.CloseComplete:
         if (e && (e.kind === 'parse' || e.kind === 'bind' || e.kind === 'close')) {
           if (e.swallow) this.edit(start, end, null);
+          for (const c of e.changes ?? []) this.names.confirm(c);
           this.queue.shift();
         }
-          for (const c of e.changes ?? []) this.names.confirm(c);
         return;
       case B.CommandComplete:
       case B.EmptyQueryResponse:
@@ -302,9 +313,9 @@ export class BackendTracker {
         return;
       case B.ReadyForQuery:
         this.transaction = decodeReadyForQuery(body!);
-        this.masking?.catalogChanges?.readyForQuery(this, this.transaction);
         // Outside a transaction block the implicit transaction has ended; in a failed one no portal runs.
         if (this.transaction !== 'T') this.names.endPortals();
+        this.masking?.catalogChanges?.readyForQuery(this, this.transaction);
         if (e?.kind === 'query') {
           this.afterShift(chunk, end);
           this.finishRun(e.cmd, e.run, false);
@@ -328,6 +339,8 @@ export class BackendTracker {
     const e = this.queue.peek();
     const error = { severity: err.severity, code: err.code, message: err.message };
     this.lastServerWasFatal = err.severity === 'FATAL' || err.severity === 'PANIC';
+    // The transaction failed: none of its portals can run any more.
+    this.names.endPortals();
     if (!e) {
       this.rec.event('server-error', { error });
       return;
@@ -335,8 +348,6 @@ export class BackendTracker {
     if (e.kind === 'query') {
       e.run.error ??= error;
       return;
-    // The transaction failed: none of its portals can run any more.
-    this.names.endPortals();
     }
     if (e.kind === 'sync') return;
     // Extended protocol: this message failed and the server discards everything up to Sync.
@@ -345,15 +356,22 @@ export class BackendTracker {
       e.run.error = error;
       this.afterShift(chunk, end);
       this.finishRun(e.cmd, e.run, false);
+    } else if (e.kind !== 'describe') {
+      for (const c of e.changes ?? []) this.names.drop(c, true);
     }
     const discarded = this.queue.discardUntilSync();
     // A failed Parse or Bind is the failure of the Execute it was preparing.
     const failed = e.kind === 'execute' ? undefined : discarded.find((d) => d.kind === 'execute');
+    if (this.attributed instanceof KeptBytes) {
+      const bytes = this.attributed;
+      this.afterShift(chunk, end);
+      if (this.queue.skippingUntilSync) this.failure = { error, bytes };
+    }
     for (const d of discarded) {
       if (d === failed && d.kind === 'execute') {
         d.run.error = error;
-    } else if (e.kind !== 'describe') {
-      for (const c of e.changes ?? []) this.names.drop(c, true);
+        // The error's bytes are this command's (see ownerOf).
+        this.afterShift(chunk, end);
         this.finishRun(d.cmd, d.run, false);
       } else this.skip(d);
     }
@@ -361,8 +379,6 @@ export class BackendTracker {
 
   /** A command completed mid-chunk: bytes after this message belong to the next owner. */
   private afterShift(chunk: Buffer, end: number): void {
-        // The error's bytes are this command's (see ownerOf).
-        this.afterShift(chunk, end);
     this.attributed?.addResponse(chunk.subarray(this.rangeStart, end));
     this.attributed = null;
     this.rangeStart = end;
@@ -380,6 +396,7 @@ export class BackendTracker {
   }
 
   private finishRun(cmd: CommandRecorder, run: RunState, suspended: boolean): void {
+    if (run.pendingNames) this.names.drop(run.pendingNames, false);
     if (cmd === this.copyIn) {
       this.finishAfterCopy = () => this.finishRun(cmd, run, suspended);
       return;
@@ -387,7 +404,6 @@ export class BackendTracker {
     let rows: number | null = null;
     for (const t of run.tags) {
       const n = tagRows(t);
-    if (run.pendingNames) this.names.drop(run.pendingNames, false);
       if (n !== null) rows = (rows ?? 0) + n;
     }
     cmd.finish({
@@ -402,11 +418,22 @@ export class BackendTracker {
   }
 
   private skip(e: Entry): void {
+    if (e.kind === 'parse' || e.kind === 'bind' || e.kind === 'close') for (const c of e.changes ?? []) this.names.skip(c);
     if (e.kind === 'execute' || e.kind === 'query') {
+      if (e.run.pendingNames) this.names.drop(e.run.pendingNames, false);
       if (e.run.denied) e.cmd.finish({ status: 'denied', rule: e.run.denied.rule, reason: e.run.denied.reason });
       else e.cmd.finish({ status: 'skipped', reason: 'an earlier message in the same pipeline failed; the server discarded this one until Sync' });
     }
   }
 }
-    if (e.kind === 'parse' || e.kind === 'bind' || e.kind === 'close') for (const c of e.changes ?? []) this.names.skip(c);
-      if (e.run.pendingNames) this.names.drop(e.run.pendingNames, false);
+
+/** Where a server message's bytes are counted: a command, or bytes kept for a command to come. */
+interface ResponseSink { addResponse(chunk: Buffer): void }
+
+class KeptBytes implements ResponseSink {
+  readonly parts: Buffer[] = [];
+  addResponse(chunk: Buffer): void {
+    // Copied: the chunk's memory is reused once it is forwarded.
+    if (chunk.length > 0) this.parts.push(Buffer.from(chunk));
+  }
+}

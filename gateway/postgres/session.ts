@@ -7,20 +7,19 @@ import { F, decodeBind, decodeCopyFail, decodeExecute, decodeFunctionCall, decod
 import { encodeErrorResponse, type NoticeFields } from './codec/backend.ts';
 import { LogUnavailableError } from '../evidence/log-writer.ts';
 import { noteStreamed } from '../core/buffer-reclaim.ts';
-import { binaryValue, wireText, type CommandRecorder, type SessionRecorder, type Value } from '../core/recorder.ts';
-import { newRun, type Portal, type RunState, type Statement } from './response-queue.ts';
+import { binaryValue, type SessionRecorder } from '../core/recorder.ts';
+import { newRun, type RunState } from './response-queue.ts';
 import { BackendTracker } from './backend-tracker.ts';
-import { decisionFields, judge, judgeOpaque, judgePrepared, refusalExtended, refusalQuery, refusalSql, type Judgement, type PolicyContext } from './enforce.ts';
-import { mayChangeNames, namespaceEffects, type PreparedStatement } from './sql-classifier.ts';
-import { StatementRegistry, describeName, type Change, type Effect } from './statement-registry.ts';
-import { serialize } from 'pg-protocol';
+import { decisionFields, judge, judgeOpaque, refusalQuery, type PolicyContext } from './enforce.ts';
+import { StatementRegistry } from './statement-registry.ts';
+import { ExtendedProtocol, mayAddNames, type ExtendedAction } from './extended-protocol.ts';
 import type { Decision } from '../policy/engine.ts';
 import { HeldCommand, type HoldPlan } from './approval-hold.ts';
 import { Outbox, detached, writeAll } from './outbox.ts';
 import type { ResponseMasking } from './response-masking.ts';
 import { copyOuts } from './copy-masking.ts';
 import type { Masker } from '../masking/engine.ts';
-import { maskPasswords, MASKED_PASSWORD } from './role-passwords.ts';
+import { maskPasswords } from './role-passwords.ts';
 
 /** Largest client message the gateway assembles; a larger one ends the session. */
 export const MAX_CLIENT_MESSAGE = 64 * 1024 * 1024;
@@ -47,9 +46,9 @@ export class PostgresSession {
   private readonly logMasker: Masker | null;
   /** COPY ... TO STDOUT needs its table named for column masking. */
   private readonly copyMasking: boolean;
+  /** Parse, Bind, Describe, Execute, Close and Sync. */
+  private readonly extended: ExtendedProtocol;
 
-  /** Masking plans rows by their columns: an Execute of a portal never described gets the gateway's own Describe. */
-  private readonly learnsColumns: boolean;
   constructor(client: Socket, upstream: Socket, rec: SessionRecorder, policy: PolicyContext | null, masking: ResponseMasking | null, masker: Masker | null, onEnd: () => void) {
     this.logMasker = masker?.enabled && masker.applyTo.log && masker.detects ? masker : null;
     this.policy = policy;
@@ -60,8 +59,17 @@ export class PostgresSession {
     this.clientFramer = new MessageFramer({ collect: () => true, maxCollectedBody: MAX_CLIENT_MESSAGE, isValidType: isFrontendType, peer: 'client' });
     this.backend = new BackendTracker(rec, masking, this.names);
     this.copyMasking = masking?.masksCopyColumns ?? false;
+    this.extended = new ExtendedProtocol({
+      rec,
+      policy,
+      backend: this.backend,
+      names: this.names,
+      copyMasking: this.copyMasking,
+      learnsColumns: masking !== null,
+      logText: (t) => this.logText(t),
+      logValue: (v) => this.logValue(v),
+    });
   }
-    this.learnsColumns = masking !== null;
 
   start(): void {
     this.client.on('data', (c: Buffer) => {
@@ -148,9 +156,9 @@ export class PostgresSession {
     if (forward === 'forward' || forward === 'recorded') return out.message(m, forward === 'recorded');
     // Denied: the refusal goes upstream in place of the client's message.
     if (Array.isArray(forward)) return out.replace(forward);
-    // Held: what came before goes now; the held message and the rest wait for the verdict.
     // The gateway's own messages (a Describe) go right before the client's.
     if (!('hold' in forward)) return out.replace([...forward.before, out.raw(m)]);
+    // Held: what came before goes now; the held message and the rest wait for the verdict.
     this.flushOutbox(out);
     if (!this.ended) this.hold(forward.hold, forward.before ? Buffer.concat([...forward.before, out.raw(m)]) : out.raw(m));
   }
@@ -240,8 +248,8 @@ export class PostgresSession {
         const cmd = this.rec.beginCommand({ text: this.logText(text), protocol: 'simple', ...(j ? decisionFields(j) : {}) });
         const run = newRun();
         if (this.copyMasking) run.copyOuts = copyOuts(text);
+        this.extended.followNames(run, this.extended.effectsOf(text, j), mayAddNames(text));
         this.backend.expect({ kind: 'query', cmd, run });
-        this.followNames(run, this.effectsOf(text, j), mayAddNames(text));
         this.names.nextBlock();
         if (j?.decision.action === 'approve') {
           return { hold: { decision: j.decision, cmd, text: this.logText(text), approved: () => undefined, denied: (d, code) => this.refuseSimple(run, d, code) } };
@@ -249,76 +257,18 @@ export class PostgresSession {
         if (j && j.decision.action !== 'allow') return this.refuseSimple(run, j.decision);
         return 'recorded';
       }
-      case F.Parse: {
-        const p = decodeParse(body);
-        const statement: Statement = { text: p.query, paramTypes: p.paramTypes, columns: null };
-        const j = this.policy ? judge(this.policy, p.query, this.names.preparedClasses(p.query)) : null;
-        if (this.copyMasking) statement.copyOuts = copyOuts(p.query);
-        statement.effects = this.effectsOf(p.query, j);
-        statement.mayAddNames = mayAddNames(p.query);
-        if (j) {
-          statement.decision = { action: j.decision.action, rule: j.decision.rule };
-          const prepared = preparedOf(j);
-          if (prepared) statement.prepared = prepared;
-        }
-        if (j && j.decision.action !== 'allow') {
-          // Recorded as a command of its own: the text is refused or held at Parse.
-          const cmd = this.rec.beginCommand({ text: this.logText(p.query), protocol: 'extended', phase: 'parse', ...(p.statement ? { statement: p.statement } : {}), ...decisionFields(j) });
-          const refuse = (d: Decision, code?: string): Buffer[] => {
-            statement.denied = d;
-            statement.decision = { action: 'deny', rule: d.rule };
-            return this.refuseExtended(cmd, d, code, { statement: [p.statement, statement] });
-          };
-          if (j.decision.action === 'deny') return refuse(j.decision);
-          const approved = (): void => {
-            cmd.finish({ status: 'approved' });
-            this.expectParse(p.statement, statement);
-          };
-          return { hold: { decision: j.decision, cmd, text: this.logText(p.query), approved, denied: refuse } };
-        }
-        this.expectParse(p.statement, statement);
-        return 'forward';
-      }
-      case F.Bind: {
-        const b = decodeBind(body);
-        const resolved = this.names.statement(b.statement);
-        const statement = 'known' in resolved ? resolved.known : null;
-        if (statement?.denied && !this.backend.skipping) {
-          // A statement refused earlier does not exist upstream: refuse again, with the reason.
-          const cmd = this.rec.beginCommand({ text: this.logText(statement.text), protocol: 'extended', phase: 'bind', ...(b.statement ? { statement: b.statement } : {}), decision: { action: statement.denied.action, rule: statement.denied.rule, reason: statement.denied.reason } });
-          // The client's Execute that follows is discarded by the server: its record names the refusal.
-          const portal = this.names.expect('portal', b.portal, { statement, params: [], resultFormats: b.resultFormats, columns: null });
-          return this.refuseExtended(cmd, statement.denied, undefined, { portal });
-        }
-        // A parameter in a password's place (PASSWORD $1) is a password: masked like the literal.
-        const passwords = statement ? maskPasswords(statement.text).params : [];
-        const params: Value[] = b.params.map((v, i) => {
-          if (v === null) return null;
-          if (passwords.includes(i + 1)) return MASKED_PASSWORD;
-          const format = b.paramFormats.length === 1 ? b.paramFormats[0] : b.paramFormats[i] ?? 0;
-          return format === 1 ? binaryValue(v) : this.logValue(wireText(v));
-        });
-        const portal: Portal = { statement, params, resultFormats: b.resultFormats, columns: null, ...('unknown' in resolved ? { unknown: resolved.unknown } : {}) };
-        this.backend.expect({ kind: 'bind', changes: [this.names.expect('portal', b.portal, portal)] });
-        return 'forward';
-      }
-      case F.Describe: {
-        const d = decodeTarget(body, 'Describe message');
-        const r = d.kind === 'S' ? this.names.statement(d.name) : this.names.portal(d.name);
-        this.backend.expect({ kind: 'describe', target: 'known' in r ? r.known : null });
-        return 'forward';
-      }
+      case F.Parse:
+        return this.extended.parse(decodeParse(body));
+      case F.Bind:
+        return this.extended.bind(decodeBind(body));
+      case F.Describe:
+        return this.extended.describe(decodeTarget(body, 'Describe message'));
       case F.Execute:
-        return this.execute(decodeExecute(body));
-      case F.Close: {
-        const c = decodeTarget(body, 'Close message');
-        this.backend.expect({ kind: 'close', changes: [this.names.expect(c.kind === 'S' ? 'statement' : 'portal', c.name, null)] });
-        return 'forward';
-      }
+        return this.extended.execute(decodeExecute(body));
+      case F.Close:
+        return this.extended.close(decodeTarget(body, 'Close message'));
       case F.Sync:
-        this.backend.sync();
-        return 'forward';
-        this.names.nextBlock();
+        return this.extended.sync();
       case F.Flush:
         return 'forward';
       case F.FunctionCall: {
@@ -359,82 +309,6 @@ export class PostgresSession {
   }
 
   /**
-   * An Execute is recorded with the text of the statement its portal runs, as far as the server
-   * confirmed it (see statement-registry.ts); a portal or statement the gateway cannot know is
-   * recorded and decided as unclassified, never as another statement's text.
-   */
-  private execute(e: { portal: string; maxRows: number }): ClientAction {
-    const r = this.names.portal(e.portal);
-    const portal: Portal = 'known' in r ? r.known : { statement: null, unknown: r.unknown, params: [], resultFormats: [], columns: null };
-    const statement = portal.statement;
-    const unknown = statement ? null : portal.unknown ?? `${describeName('portal', e.portal)} runs a statement the gateway cannot know`;
-    const j = unknown !== null && this.policy ? judgeOpaque(this.policy, unknown) : null;
-    const text = statement ? this.logText(statement.text) : `-- unknown statement (${describeName('portal', e.portal)})`;
-    const cmd = this.rec.beginCommand({
-      text,
-      protocol: 'extended',
-      params: portal.params,
-      ...(e.portal ? { portal: e.portal } : {}),
-      ...(e.maxRows ? { max_rows: e.maxRows } : {}),
-      ...(statement?.decision ? { decision: statement.decision } : {}),
-      ...(unknown !== null ? { unclassified: unknown } : {}),
-      ...(j ? decisionFields(j) : {}),
-    });
-    const run = newRun();
-    if (statement?.denied) run.denied = statement.denied;
-    if (statement?.copyOuts) run.copyOuts = [...statement.copyOuts];
-    // Masking plans rows by their columns: a portal nobody described is described by the gateway.
-    const describe = this.learnsColumns && !this.backend.skipping && !isDescribed(portal);
-    const go = (): void => {
-      this.followNames(run, statement?.effects ?? [], statement ? statement.mayAddNames === true : true);
-      if (describe) this.backend.expect({ kind: 'describe', target: portal, swallow: true });
-      this.backend.expect({ kind: 'execute', cmd, run, portal });
-    };
-    const before = describe ? [serialize.describe({ type: 'P', name: e.portal })] : [];
-    if (j && j.decision.action !== 'allow' && !this.backend.skipping) {
-      if (j.decision.action === 'deny') return this.refuseExtended(cmd, j.decision);
-      return { hold: { decision: j.decision, cmd, text, approved: go, denied: (d, code) => this.refuseExtended(cmd, d, code) }, before };
-    }
-    go();
-    return describe ? { before } : 'recorded';
-  }
-
-  private expectParse(name: string, statement: Statement): void {
-    this.backend.expect({ kind: 'parse', changes: [this.names.expect('statement', name, statement)] });
-  }
-
-  /**
-   * What the statements of `text` do to names when they run, in order: a PREPARE's statement is
-   * decided here (as an EXECUTE of it would be), so a later protocol Bind of it is recorded with
-   * its text and decision.
-   */
-  private effectsOf(text: string, j: Judgement | null): Effect[] {
-    if (!mayChangeNames(text)) return [];
-    const raw = namespaceEffects(text);
-    // Not parsed: the server's CommandComplete tags say what changed, and names are forgotten.
-    if (!raw) return [];
-    return raw.map((r, i): Effect => {
-      if (r.kind !== 'prepare') return r;
-      const classified = j?.statements?.[i];
-      const statement: Statement = { text: r.text, paramTypes: [], columns: null };
-      if (this.policy && j) {
-        const own = classified ? judgePrepared(this.policy, classified) : j;
-        statement.decision = { action: own.decision.action, rule: own.decision.rule };
-        if (own.decision.action === 'deny') statement.denied = own.decision;
-        const prepared = preparedOf(own);
-        if (prepared) statement.prepared = prepared;
-      }
-      return { kind: 'prepare', name: r.name, statement };
-    });
-  }
-
-  /** A command that may create names holds every name of their kinds unknown until it completes. */
-  private followNames(run: RunState, effects: Effect[], mayAdd: boolean): void {
-    run.effects = effects;
-    if (mayAdd) run.pendingNames = this.names.expect('statement', null, undefined);
-  }
-
-  /**
    * SQL as the session log (and approval requests) keep it: passwords of role and user-mapping
    * statements masked (role-passwords.ts), and detectors' findings when masking applies to the log.
    */
@@ -450,24 +324,6 @@ export class PostgresSession {
   private refuseSimple(run: RunState, decision: Decision, sqlState?: string): Buffer[] {
     run.denied = decision;
     return [refusalQuery(decision, sqlState)];
-  }
-
-  /** Sends the refusal upstream; the server errors and then discards until the client's Sync. */
-  private refuseExtended(cmd: CommandRecorder, denied: Decision, sqlState?: string, client: { statement?: [string, Statement]; portal?: Change } = {}): Buffer[] {
-    const run = newRun();
-    run.denied = denied;
-    const sql = refusalSql(denied, sqlState);
-    // The refusal replaces the unnamed statement: a later Bind of it is refused again. A statement
-    // refused at Parse stays refused by its name.
-    const [name, statement] = client.statement ?? ['', null];
-    const refusal: Statement = { text: sql, paramTypes: [], columns: null, denied, decision: { action: 'deny', rule: denied.rule } };
-    const changes = [this.names.expect('statement', '', name === '' && statement ? statement : refusal)];
-    if (name !== '' && statement) changes.push(this.names.expect('statement', name, statement));
-    this.backend.expect({ kind: 'parse', swallow: true, changes });
-    this.backend.expect({ kind: 'bind', swallow: true, ...(client.portal ? { changes: [client.portal] } : {}) });
-    this.backend.expect({ kind: 'execute', cmd, run, portal: null });
-    this.backend.skipUntilSync();
-    return refusalExtended(sql);
   }
 
   // ---- upstream -> client ----------------------------------------------------------------
@@ -523,27 +379,9 @@ export class PostgresSession {
   }
 }
 
+type ClientAction = ExtendedAction;
+
 const KEEPALIVE_MS = 30_000;
-type ClientAction = 'forward' | 'recorded' | Buffer[] | { before: Buffer[] } | { hold: HoldPlan; before?: Buffer[] };
-
-/** The classes and tables of a statement, for an `EXECUTE name` of it. */
-function preparedOf(j: Judgement): PreparedStatement | null {
-  if (!j.statements) return null;
-  return {
-    classes: [...new Set(j.statements.flatMap((s) => s.classes))].sort(),
-    tables: [...new Set(j.statements.flatMap((s) => s.tables))].sort(),
-  };
-}
-
-/** Texts that can create a prepared statement or a portal by name (PREPARE, DECLARE, EXECUTE of either). */
-function mayAddNames(text: string): boolean {
-  return /prepare|declare|execute/i.test(text);
-}
-
-function isDescribed(portal: Portal): boolean {
-  return portal.columns !== null || portal.noData === true || (portal.statement !== null && (portal.statement.columns !== null || portal.statement.noData === true));
-}
-
 /** Client bytes kept behind a held command before reading pauses. */
 const BACKLOG_LIMIT = 4 * 1024 * 1024;
 

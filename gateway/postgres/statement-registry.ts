@@ -26,8 +26,8 @@ export interface Change {
   to: Statement | Portal | null | undefined;
   settled: boolean;
   /**
-   * The server discards it (an earlier message of its block failed): the rest of the block is
-   * discarded too, so the messages after it in the block are still recorded against it.
+   * The server failed or discarded it: the rest of its block is discarded too, so the messages
+   * after it in the block are still recorded against it (they run nothing).
    */
   skipped?: boolean;
 }
@@ -81,6 +81,8 @@ export class StatementRegistry {
   drop(c: Change, failed: boolean): void {
     if (c.settled) return;
     if (failed && c.kind === 'statement' && c.name === '' && c.to !== null) this.statements.delete('');
+    // A failed message's block is discarded after it, like a skipped one's.
+    if (failed) c.skipped = true;
     this.settle(c);
   }
 

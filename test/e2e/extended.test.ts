@@ -63,6 +63,8 @@ class RawClient {
   private readonly socket: net.Socket;
   private readonly inbox: Msg[] = [];
   private wake: (() => void) | null = null;
+  /** Every byte received after login. */
+  readonly received: Buffer[] = [];
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
@@ -105,6 +107,7 @@ class RawClient {
       } else if (m.name === 'error') {
         throw new Error(`login failed: ${String(m.message)}`);
       } else if (m.name === 'readyForQuery') {
+        socket.on('data', (d: Buffer) => c.received.push(d));
         return c;
       }
     }
@@ -125,12 +128,17 @@ class RawClient {
 
   /** Sends the messages in one write and returns every reply up to the next ReadyForQuery. */
   async roundTrip(messages: Buffer[]): Promise<Msg[]> {
+    return this.until('readyForQuery', messages);
+  }
+
+  /** Sends the messages in one write and returns every reply up to the first named `last`. */
+  async until(last: string, messages: Buffer[]): Promise<Msg[]> {
     this.socket.write(Buffer.concat(messages));
     const out: Msg[] = [];
     for (;;) {
       const m = await this.next();
       out.push(m);
-      if (m.name === 'readyForQuery') return out;
+      if (m.name === last) return out;
     }
   }
 
@@ -258,6 +266,36 @@ test('client: in a pipeline, messages after a failed Execute are discarded until
   assert.deepEqual(again.map((m) => m.name), ['parseComplete', 'bindComplete', 'dataRow', 'commandComplete', 'readyForQuery']);
   assert.deepEqual(again[2]!.fields, ['after sync']);
   await raw.end();
+});
+
+/** Each whole server message in the bytes: [type, the message's bytes]. */
+function serverMessages(bytes: Buffer): [string, Buffer][] {
+  const out: [string, Buffer][] = [];
+  for (let at = 0; at + 5 <= bytes.length; ) {
+    const end = at + 1 + bytes.readInt32BE(at + 1);
+    out.push([String.fromCharCode(bytes[at]!), bytes.subarray(at, end)]);
+    at = end;
+  }
+  return out;
+}
+/** The ErrorResponse each scenario's client received, for the log phase. */
+const bindErrors = new Map<string, Buffer>();
+
+test('client: an error raised at Bind, with the Execute sent with it or after the error arrived', async () => {
+  for (const [appName, split] of [['e2e-bind-error', false], ['e2e-bind-error-later', true]] as const) {
+    const raw = await RawClient.connect(gw.env, appName);
+    const parse = serialize.parse({ text: 'SELECT $1::int AS n' });
+    const bind = serialize.bind({ values: ['abc'] });
+    const replies = split
+      ? [...(await raw.until('error', [parse, bind, serialize.flush()])), ...(await raw.roundTrip([serialize.execute({}), serialize.sync()]))]
+      : await raw.roundTrip([parse, bind, serialize.execute({}), serialize.sync()]);
+    assert.deepEqual(replies.map((m) => m.name), ['parseComplete', 'error', 'readyForQuery']);
+    assert.equal(replies[1]!.code, '22P02');
+    const errors = serverMessages(Buffer.concat(raw.received)).filter(([t]) => t === 'E');
+    assert.equal(errors.length, 1);
+    bindErrors.set(appName, errors[0]![1]);
+    await raw.end();
+  }
 });
 
 // ---- log phase ----
@@ -403,6 +441,19 @@ describe('what the sealed log recorded', () => {
     assert.equal(queued.status, 'ok');
     assert.deepEqual(cmds[4]!.command.params, ['still fine']);
     assert.deepEqual(queued.response.sample, [['still fine']]);
+  });
+
+  test('log: an error raised at Bind is the Execute\'s error, with the error\'s bytes as its response', () => {
+    for (const appName of ['e2e-bind-error', 'e2e-bind-error-later']) {
+      const cmds = commandsOf(appName);
+      assert.equal(cmds.length, 1, appName);
+      assert.equal(cmds[0]!.command.text, 'SELECT $1::int AS n');
+      const r = onlyResult(cmds[0]!);
+      assert.equal(r.status, 'error', appName);
+      assert.equal(r.error.code, '22P02');
+      const bytes = bindErrors.get(appName)!;
+      assert.deepEqual(r.response && { bytes: r.response.bytes, sha256: r.response.sha256 }, { bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') }, `${appName}: the response is the ErrorResponse the client received`);
+    }
   });
 
   test('log: in a raw pipeline the failed Execute is an error and the discarded one is skipped', () => {

@@ -94,6 +94,7 @@ test('approve: the command is posted on the PR, a listed team member approves, i
   const req = await requestFor('DROP TABLE gh_a');
   assert.match(api.comments.find((c) => c.id === req.commentId)!.body, /```sql\nDROP TABLE gh_a\n```/);
   assert.match(api.comments.find((c) => c.id === req.commentId)!.body, new RegExp(`Reply \`/approve ${req.id}\` or \`/deny ${req.id} <reason>\``));
+  assert.match(api.comments.find((c) => c.id === req.commentId)!.body, /Who may approve: carol, @octo-org\/dba-team, while they have write access to the repository;/);
   assert.equal(req.id.length, 10, 'ids are bound to the run, attempt and command');
   api.addComment(7, { login: 'dave' }, `LGTM\n/approve ${req.id}`);
   const r = await p.done;
