@@ -133,6 +133,8 @@ export interface MaskedCopyRow { row: Buffer; masked: number; detectors: Detecto
  * nothing in it changed. */
 export function maskCopyRow(masker: Masker, plan: CopyPlan, data: Buffer): MaskedCopyRow | null {
   if (plan.format === 'binary') return maskBinaryCopy(masker, plan, data);
+  // Nothing masked by name and no detector: a text row has nothing to change.
+  if (!masker.detects && plan.whole === null && plan.masks.every((m) => m === null)) return null;
   const s = data.toString('utf8');
   const eol = s.endsWith('\n') ? '\n' : '';
   const line = eol ? s.slice(0, -1) : s;
