@@ -267,8 +267,9 @@ function maskBinaryCopy(masker: Masker, plan: CopyPlan, data: Buffer): MaskedCop
   let pos = 0;
   if (data.length >= SIGNATURE.length && data.subarray(0, SIGNATURE.length).equals(SIGNATURE)) {
     if (data.length < 19) return binaryNulls(plan, data.subarray(0, 0));
-    pos = 19 + data.readInt32BE(15);
-    if (pos > data.length) return binaryNulls(plan, data.subarray(0, 0));
+    const extension = data.readInt32BE(15);
+    if (extension < 0 || 19 + extension > data.length) return binaryNulls(plan, data.subarray(0, 0));
+    pos = 19 + extension;
   }
   const parts: Buffer[] = [data.subarray(0, pos)];
   let masked = 0;
