@@ -4,7 +4,9 @@
 import net from 'node:net';
 import { randomInt } from 'node:crypto';
 import { ProtocolError } from './codec/framer.ts';
-import { decodeStartupPacket, startupPacketLength, type StartupPacket } from './codec/startup.ts';
+import type { StartupPacket } from './codec/startup.ts';
+import { readStartup, StartupRefusal } from './startup-reader.ts';
+import { closeAfter, LoginGuard, MAX_AUTH_MESSAGE_BODY } from './login-limits.ts';
 import {
   AUTH, encodeAuthentication, encodeAuthenticationSASL, encodeBackendKeyData, encodeErrorResponse,
   encodeNegotiateProtocolVersion, encodeParameterStatus, encodeReadyForQuery, type NoticeFields,
@@ -16,21 +18,17 @@ import { loginUpstream, sendUpstreamCancel, UpstreamError } from './upstream.ts'
 import { PostgresSession } from './session.ts';
 import type { PostgresTarget } from '../config/policy.ts';
 import type { Recorder, SessionRecorder } from '../core/recorder.ts';
-import type { Claims, PolicyRules } from '../policy/engine.ts';
+import type { Claims, Decision, PolicyRules } from '../policy/engine.ts';
 import { judge, policyContext, type PolicyContext } from './enforce.ts';
-import { quoteIdent, quoteLiteral, startupSettings } from './startup-settings.ts';
+import { asSetStatements, readStartupParameters, type StartupReading } from './startup-settings.ts';
 import type { ApprovalBroker } from '../approval/broker.ts';
 import type { Masker } from '../masking/engine.ts';
 import { ResponseMasking } from './response-masking.ts';
 import { TableNames } from './table-names.ts';
 
-const STARTUP_TIMEOUT_MS = 30_000;
-
-
-/** Sends a final error and closes; a client that never closes its side is cut off after 1 s. */
+/** Sends a final error and closes; what the client sends meanwhile is discarded, and it is cut off after 1 s. */
 function refuse(socket: net.Socket, notice: NoticeFields): void {
-  socket.end(encodeErrorResponse(notice));
-  socket.setTimeout(1000, () => socket.destroy());
+  closeAfter(socket, encodeErrorResponse(notice));
 }
 
 export interface ListenerOptions {
@@ -46,6 +44,8 @@ export interface ListenerOptions {
   approvals?: ApprovalBroker | null;
   /** Masking rules; null when the policy masks nothing. */
   masker?: Masker | null;
+  /** Bounds on connections that have not authenticated yet (default: login-limits.ts). */
+  loginGuard?: LoginGuard;
 }
 
 interface CancelKey { secret: number; session: PostgresSession; upstreamKey: { processId: number; secretKey: Buffer }; rec: SessionRecorder }
@@ -56,6 +56,7 @@ export class PostgresListener {
   private readonly server: net.Server;
   private readonly sessions = new Set<PostgresSession>();
   private readonly pendingSockets = new Set<net.Socket>();
+  private readonly loginGuard: LoginGuard;
   private readonly cancelKeys = new Map<number, CancelKey>();
   private stopping = false;
   private idleWaiters: (() => void)[] = [];
@@ -94,6 +95,7 @@ export class PostgresListener {
     }
     this.policyContext = opts.policy ? policyContext(opts.policy.rules, opts.policy.claims, opts.target.name, opts.approvals ?? null) : null;
     this.verifier = makeVerifier(opts.clientPassword);
+    this.loginGuard = opts.loginGuard ?? new LoginGuard();
     this.server = net.createServer((s) => this.accept(s));
   }
 
@@ -130,74 +132,39 @@ export class PostgresListener {
 
   private accept(socket: net.Socket): void {
     if (this.stopping) return void socket.destroy();
+    socket.on('error', () => socket.destroy());
+    // Until it authenticates a client gets a bounded share: a deadline, a count, and no buffering
+    // beyond one startup packet or authentication message.
+    let rec: SessionRecorder | null = null;
+    const admitted = this.loginGuard.admit(socket, () => {
+      try {
+        rec?.close('client authentication timed out', { timeout_ms: this.loginGuard.timeout });
+      } catch {
+        // log unavailable: the connection is closed either way
+      }
+    });
+    if (!admitted) {
+      // As the server answers past max_connections, before reading anything.
+      return refuse(socket, { severity: 'FATAL', code: '53300', message: `sorry, too many clients already: the gateway has ${this.loginGuard.count} connections that have not logged in yet` });
+    }
     socket.setNoDelay(true);
     this.pendingSockets.add(socket);
-    socket.on('error', () => socket.destroy());
-    this.startup(socket)
+    this.startup(socket, (r) => (rec = r))
       .catch(() => socket.destroy())
-      .finally(() => this.pendingSockets.delete(socket));
+      .finally(() => {
+        this.pendingSockets.delete(socket);
+        this.loginGuard.release(socket);
+      });
   }
 
-  /** Reads untyped startup packets until a StartupMessage or CancelRequest arrives. */
-  private async readStartup(socket: net.Socket): Promise<StartupPacket | null> {
-    let buf = Buffer.alloc(0);
-    const timer = setTimeout(() => socket.destroy(), STARTUP_TIMEOUT_MS);
-    try {
-      for (;;) {
-        const packet = await new Promise<Buffer | null>((resolve, reject) => {
-          const tryParse = (): boolean => {
-            if (buf.length >= 1 && buf[0] === 0x16) {
-              reject(new ProtocolError('direct TLS connections are not supported by the gateway; use sslmode=disable (the listener is on loopback)'));
-              return true;
-            }
-            const len = startupPacketLength(buf);
-            if (len === null || buf.length < len) return false;
-            const p = buf.subarray(0, len);
-            buf = buf.subarray(len);
-            resolve(p);
-            return true;
-          };
-          if (tryParse()) return;
-          const onData = (d: Buffer): void => {
-            buf = Buffer.concat([buf, d]);
-            try {
-              if (tryParse()) cleanup();
-            } catch (e) {
-              cleanup();
-              reject(e);
-            }
-          };
-          const onClose = (): void => (cleanup(), resolve(null));
-          const cleanup = (): void => {
-            socket.off('data', onData);
-            socket.off('close', onClose);
-          };
-          socket.on('data', onData);
-          socket.on('close', onClose);
-        });
-        if (!packet) return null;
-        const p = decodeStartupPacket(packet);
-        if (p.kind === 'ssl-request' || p.kind === 'gssenc-request') {
-          // TLS to the client is not offered: the listener is bound to loopback only.
-          socket.write('N');
-          continue;
-        }
-        if (buf.length > 0 && p.kind === 'cancel') throw new ProtocolError('unexpected data after cancel request');
-        if (buf.length > 0) socket.unshift(buf);
-        return p;
-      }
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  private async startup(socket: net.Socket): Promise<void> {
+  private async startup(socket: net.Socket, opened: (rec: SessionRecorder) => void): Promise<void> {
     let packet: StartupPacket | null;
     try {
-      packet = await this.readStartup(socket);
+      packet = await readStartup(socket);
     } catch (e) {
-      const err = e as ProtocolError;
-      refuse(socket, { severity: 'FATAL', code: err.sqlState ?? '08P01', message: `gateway: ${err.message}` });
+      const err = e as StartupRefusal;
+      if (err.reply) refuse(socket, { severity: 'FATAL', code: err.reply.code, message: `gateway: ${err.reply.message}` });
+      else closeAfter(socket);
       this.recordRejected(socket, err.message);
       return;
     }
@@ -215,12 +182,26 @@ export class PostgresListener {
     const user = params.get('user') ?? '';
     const database = params.get('database') || user;
     const client = { address: socket.remoteAddress, port: socket.remotePort, user, database, application_name: params.get('application_name') ?? null, protocol: `${packet.major}.${packet.minor}` };
+
+    // Startup parameters other than user and database set server variables, as SET statements
+    // would; `options` (PGOPTIONS) holds command-line switches, read here exactly as the server
+    // reads them (startup-settings.ts). With rules, the settings are decided as the SET
+    // statements they amount to, so `-nc role=admin` is a `role` statement.
+    const reading = readStartupParameters(params);
+    const decision = reading.refusal || !this.policyContext || reading.decided.length === 0
+      ? null
+      : judge(this.policyContext, asSetStatements(reading.decided), new Map()).decision;
     let rec: SessionRecorder;
     try {
-      rec = this.opts.recorder.openSession(t.name, 'postgres', { client, upstream: { host: t.host, port: t.port, database: t.database, user: t.user } });
+      rec = this.opts.recorder.openSession(t.name, 'postgres', {
+        client,
+        upstream: { host: t.host, port: t.port, database: t.database, user: t.user },
+        startup: this.startupRecord(params, reading, decision),
+      });
     } catch (e) {
       return fatal('58030', `gateway: ${(e as Error).message}; no session can be opened`);
     }
+    opened(rec);
     if (params.has('replication')) {
       rec.close('refused: replication connection');
       return fatal('0A000', 'gateway: replication connections are not supported');
@@ -229,27 +210,22 @@ export class PostgresListener {
       rec.close('refused: wrong user or database');
       return fatal('28000', `gateway: this listener serves target "${t.name}" as user "${t.user}" on database "${t.database}" only (asked for user "${user}", database "${database}")`, `use the connection settings in ${'$'}GATEWAY_${t.name.toUpperCase().replace(/-/g, '_')}_URL`);
     }
-
-    // Startup parameters other than these set server variables, as SET statements would
-    // (PGOPTIONS arrives as `options`, holding `-c name=value` settings): with rules, each is
-    // decided as the SET statement it amounts to, so `-c role=admin` is a `role` statement.
-    if (this.policyContext) {
-      const settings = startupSettings(params);
-      if (settings.length > 0) {
-        const text = settings.map(([k, v]) => `SET ${quoteIdent(k)} TO ${quoteLiteral(v)}`).join('; ');
-        const d = judge(this.policyContext, text, new Map()).decision;
-        if (d.action !== 'allow') {
-          rec.close('refused by policy: startup parameters', { decision: { action: d.action, rule: d.rule, reason: d.reason }, parameters: Object.fromEntries(settings) });
-          // Nothing can wait for approval before login completes: a hold here is a refusal.
-          const why = d.action === 'approve' ? ' (approval cannot be asked for during login; SET them after connecting)' : '';
-          return fatal('42501', `gateway: ${d.action === 'approve' ? 'refused' : 'denied'} by rule "${d.rule}": startup parameters set server variables (${settings.map(([k]) => k).join(', ')})${why}`);
-        }
-      }
+    if (reading.refusal) {
+      rec.close('refused: startup options cannot be read', { error: reading.refusal });
+      return fatal('42601', `gateway: ${reading.refusal}`, 'pass settings as "-c name=value" (or set them with SET after connecting)');
+    }
+    if (decision && decision.action !== 'allow') {
+      rec.close('refused by policy: startup parameters', { decision: { action: decision.action, rule: decision.rule, reason: decision.reason } });
+      // Nothing can wait for approval before login completes: a hold here is a refusal.
+      const why = decision.action === 'approve' ? ' (approval cannot be asked for during login; SET them after connecting)' : '';
+      const names = [...new Set(reading.decided.map((x) => x.name))].join(', ');
+      return fatal('42501', `gateway: ${decision.action === 'approve' ? 'refused' : 'denied'} by rule "${decision.rule}": startup parameters set server variables (${names})${why}`);
     }
 
-    const q = new MessageQueue(socket, 'client');
+    const q = new MessageQueue(socket, 'client', { maxBody: MAX_AUTH_MESSAGE_BODY });
     try {
       await this.authenticateClient(socket, q);
+      this.loginGuard.release(socket);
     } catch (e) {
       rec.close('client authentication failed', { error: (e as Error).message });
       return fatal('28P01', `password authentication failed for user "${user}"`, 'use the per-run password the gateway exported (PGPASSWORD or the GATEWAY_*_URL)');
@@ -305,13 +281,14 @@ export class PostgresListener {
 
   private async authenticateClient(socket: net.Socket, q: MessageQueue): Promise<void> {
     socket.write(encodeAuthenticationSASL(['SCRAM-SHA-256']));
-    const first = await q.next(STARTUP_TIMEOUT_MS, 'SASLInitialResponse');
+    // The login guard's deadline bounds the whole exchange; these waits only name what was missing.
+    const first = await q.next(this.loginGuard.timeout, 'SASLInitialResponse');
     if (first.type !== F.Password) throw new ProtocolError('expected SASLInitialResponse');
     const init = decodeSASLInitialResponse(first.body);
     if (init.mechanism !== 'SCRAM-SHA-256') throw new ProtocolError(`unsupported SASL mechanism ${init.mechanism}`);
     const scram = new ScramServer(this.verifier);
     socket.write(encodeAuthentication(AUTH.SASLContinue, Buffer.from(scram.first(init.data.toString('utf8')))));
-    const final = await q.next(STARTUP_TIMEOUT_MS, 'SASLResponse');
+    const final = await q.next(this.loginGuard.timeout, 'SASLResponse');
     if (final.type !== F.Password) throw new ProtocolError('expected SASLResponse');
     socket.write(encodeAuthentication(AUTH.SASLFinal, Buffer.from(scram.final(final.body.toString('utf8')))));
   }
@@ -338,6 +315,23 @@ export class PostgresListener {
     }
     if (k.rec.writer.flushSync()) return;
     await sendUpstreamCancel(this.opts.target, k.upstreamKey).catch(() => undefined);
+  }
+
+  /**
+   * What session-open records of the startup packet: every parameter as sent (`options` raw),
+   * `options` switch by switch as the server reads it, the settings they make, and the decision.
+   * Values go through the log's detectors when masking applies to the log.
+   */
+  private startupRecord(params: Map<string, string>, reading: StartupReading, decision: Decision | null): Record<string, unknown> {
+    const m = this.opts.masker;
+    const mask = m?.enabled && m.applyTo.log && m.detects ? (v: string): string => m.maskText(v)?.text ?? v : (v: string): string => v;
+    return {
+      parameters: Object.fromEntries([...params].map(([k, v]) => [k, mask(v)])),
+      ...(reading.options ? { options: reading.options.map((o) => ({ ...o, ...(o.argument !== undefined ? { argument: mask(o.argument) } : {}), sets: o.sets.map(([k, v]) => [k, mask(v)]) })) } : {}),
+      settings: reading.settings.map((x) => ({ ...x, value: mask(x.value), decided: reading.decided.includes(x) })),
+      ...(reading.refusal ? { unreadable: mask(reading.refusal) } : {}),
+      ...(decision ? { decision: { action: decision.action, rule: decision.rule, ...(decision.action !== 'allow' ? { reason: decision.reason } : {}) } } : {}),
+    };
   }
 
   private recordRejected(socket: net.Socket, message: string): void {

@@ -1,5 +1,6 @@
 // Reads whole typed messages from a socket during the short login phases, where simplicity beats
-// the zero-copy path used once a session is running.
+// the zero-copy path used once a session is running. It holds at most what one read brings: while
+// a message waits to be taken, the socket is paused, so a peer that streams cannot fill memory.
 import type { Socket } from 'node:net';
 import { MessageFramer, ProtocolError } from './codec/framer.ts';
 
@@ -12,6 +13,8 @@ export class MessageQueue {
   private error: Error | null = null;
   private readonly socket: Socket;
   private readonly onData = (chunk: Buffer): void => {
+    // After an error nothing more is read into memory; the owner closes the socket.
+    if (this.error) return;
     try {
       this.framer.push(chunk, (m) => this.deliver({ type: m.type, body: Buffer.from(m.body!) }));
     } catch (e) {
@@ -22,19 +25,21 @@ export class MessageQueue {
   private readonly onError = (e: Error): void => this.fail(e);
   private readonly peer: string;
 
-  constructor(socket: Socket, peer: string, initial?: Buffer) {
+  /** maxBody: the largest message body accepted (PostgreSQL takes authentication messages up to 65535 bytes). */
+  constructor(socket: Socket, peer: string, opts: { maxBody?: number } = {}) {
     this.socket = socket;
     this.peer = peer;
-    this.framer = new MessageFramer({ collect: () => true, maxCollectedBody: 1 << 20, peer });
+    this.framer = new MessageFramer({ collect: () => true, maxCollectedBody: opts.maxBody ?? 1 << 20, peer });
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('close', this.onEnd);
     socket.on('error', this.onError);
-    if (initial && initial.length) this.onData(initial);
+    socket.resume();
   }
 
   next(timeoutMs: number, what: string): Promise<Message> {
     const m = this.queue.shift();
+    if (this.queue.length === 0 && !this.error && !this.socket.destroyed) this.socket.resume();
     if (m) return Promise.resolve(m);
     if (this.error) return Promise.reject(this.error);
     return new Promise((resolve, reject) => {
@@ -66,7 +71,10 @@ export class MessageQueue {
       const w = this.waiter;
       this.waiter = null;
       w.resolve(m);
-    } else this.queue.push(m);
+    } else {
+      this.queue.push(m);
+      this.socket.pause();
+    }
   }
 
   private fail(e: Error): void {

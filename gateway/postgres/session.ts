@@ -16,6 +16,7 @@ import { ExtendedProtocol, mayAddNames, type ExtendedAction } from './extended-p
 import type { Decision } from '../policy/engine.ts';
 import { HeldCommand, type HoldPlan } from './approval-hold.ts';
 import { Outbox, detached, writeAll } from './outbox.ts';
+import { closeWithFinalError } from './final-error.ts';
 import type { ResponseMasking } from './response-masking.ts';
 import { copyOuts } from './copy-masking.ts';
 import type { Masker } from '../masking/engine.ts';
@@ -347,7 +348,8 @@ export class PostgresSession {
 
   private closeWithError(notice: NoticeFields, reason: string): void {
     if (this.ended) return;
-    if (!this.client.destroyed) this.client.end(encodeErrorResponse(notice));
+    // The client reads the error even while it is still sending (final-error.ts).
+    closeWithFinalError(this.client, encodeErrorResponse(notice), FINAL_ERROR_MAX_MS);
     this.end(reason, notice);
   }
 
@@ -374,7 +376,6 @@ export class PostgresSession {
     }
     this.upstream.destroy();
     if (!notice) this.client.destroy();
-    else this.client.setTimeout(1000, () => this.client.destroy());
     this.onEnd();
   }
 }
@@ -382,6 +383,8 @@ export class PostgresSession {
 type ClientAction = ExtendedAction;
 
 const KEEPALIVE_MS = 30_000;
+/** How long a closing session's client may keep sending (discarded) before it is cut off. */
+const FINAL_ERROR_MAX_MS = 30_000;
 /** Client bytes kept behind a held command before reading pauses. */
 const BACKLOG_LIMIT = 4 * 1024 * 1024;
 

@@ -4,9 +4,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import {
-  appCluster, cli, cliAsync, policyFor, psql, psqlAsync, readLog, startGateway, waitFor,
+  appCluster, cli, cliAsync, policyFor, psql, psqlAsync, readLog, startGateway, tempDir, waitFor,
   type Cluster, type LogRecord, type RunningGateway,
 } from '../helpers/gateway.ts';
 import { newPgClient, type PgClient, type PgError } from '../helpers/pg.ts';
@@ -200,28 +202,33 @@ test('a backend killed with SIGKILL: the client gets an error, the gateway serve
   await selectOne(still, 'after recovery');
 });
 
-test('garbage instead of a startup packet gets an ErrorResponse and a closed socket, and is recorded', { timeout: 60_000 }, async () => {
+test('a malformed first packet is answered as PostgreSQL answers it: silence for a bad length, FATAL for a bad layout; recorded', { timeout: 60_000 }, async () => {
   const bystander = await connect(gw.env);
   await selectOne(bystander, 'before garbage');
 
   const http = Buffer.from('GET / HTTP/1.1\r\n\r\n');
   const random = randomBytes(64);
   random[0] = random[0]! | 0x80; // a negative length: never mistaken for a startup packet
-  const cases = [
-    { bytes: http, code: '08P01', message: `invalid startup packet length ${http.readInt32BE(0)}` },
-    { bytes: random, code: '08P01', message: `invalid startup packet length ${random.readInt32BE(0)}` },
-    // Well framed, but no protocol version the gateway speaks.
+  const terminate = Buffer.from([0x58, 0, 0, 0, 4]); // a Terminate message before any startup packet
+  // The server closes these without a word (postmaster.c logs "invalid length of startup packet").
+  for (const bytes of [http, random, terminate, Buffer.concat([int32(12), int32(80877102), int32(1)])]) {
+    const reply = await rawExchange(bytes);
+    assert.equal(reply.length, 0, `no reply to ${JSON.stringify(bytes.toString('latin1'))}, got ${JSON.stringify(reply.toString('latin1'))}`);
+  }
+  // Well framed, but no protocol version the server speaks, or no terminator: a FATAL, as the server sends.
+  const noTerminator = Buffer.concat([int32(16), int32(196608), Buffer.from('user\0bob')]);
+  for (const c of [
     { bytes: Buffer.concat([int32(8), int32(0x12345678)]), code: '0A000', message: 'unsupported frontend protocol 4660.22136: server supports 3.0' },
-  ];
-  for (const c of cases) {
+    { bytes: noTerminator, code: '08P01', message: 'malformed startup packet: unterminated string' },
+  ]) {
     const f = errorFields(await rawExchange(c.bytes));
     assert.equal(f.S, 'FATAL');
     assert.equal(f.C, c.code);
     assert.equal(f.M, `gateway: ${c.message}`);
   }
 
-  for (const { message } of cases) {
-    const rec = (await waitFor(() => readLog(gw.logPath()).find((r) => r.type === 'protocol-error' && r.message === message), 'a protocol-error record for the garbage'))!;
+  for (const message of [`invalid startup packet length ${http.readInt32BE(0)}`, `invalid startup packet length ${terminate.readInt32BE(0)}`, 'unsupported frontend protocol 4660.22136: server supports 3.0']) {
+    const rec = (await waitFor(() => readLog(gw.logPath()).find((r) => r.type === 'protocol-error' && r.message === message), `a protocol-error record: ${message}`))!;
     assert.equal(rec.peer, 'client');
     assert.equal(rec.target, 'app-db');
   }
@@ -229,6 +236,22 @@ test('garbage instead of a startup packet gets an ErrorResponse and a closed soc
   await selectOne(bystander, 'after garbage');
   const fresh = await connect(gw.env);
   await selectOne(fresh, 'new session after garbage');
+});
+
+test('node-postgres connect() then end() at once (a Terminate before the startup packet) ends quietly', { timeout: 60_000 }, async () => {
+  for (let i = 0; i < 5; i++) {
+    const client = newPgClient(gw.env);
+    const errors: Error[] = [];
+    client.on('error', (e) => errors.push(e));
+    const connecting = client.connect().then(() => 'connected', (e: Error) => e.message);
+    const closed = new Promise((resolve) => client.connection.stream.once('close', resolve));
+    // (end()'s promise waits for an event node-postgres never emits here, against the server too.)
+    void client.end();
+    await closed;
+    const outcome = await Promise.race([connecting, new Promise((r) => setImmediate(r, 'pending'))]);
+    assert.deepEqual(errors, [], `no error event (a server error here is thrown out of the client): ${errors.map((e) => e.message).join('; ')}`);
+    assert.doesNotMatch(String(outcome), /invalid startup packet|FATAL|08P01/);
+  }
 });
 
 test('a malformed message after login ends only that session, with a protocol error recorded', { timeout: 60_000 }, async () => {
@@ -282,6 +305,14 @@ test('an oversized message ends the session with an error naming the limit; the 
   assert.ok(fatal, `the client receives an error: ${victim.errors.map((e) => e.message).join('; ')}`);
   assert.equal(fatal.code, '54000');
   assert.match(fatal.message, new RegExp(`message type 'Q' from client is ${declared - 4} bytes, over the limit of ${64 * 1024 * 1024}`));
+
+  // psql sends the whole query before it reads: it still gets the FATAL, not a lost connection.
+  const file = path.join(tempDir(), 'big.sql');
+  fs.writeFileSync(file, `SELECT length('${'x'.repeat(65 * 1024 * 1024)}');\n`);
+  const big = psql(gw.env, ['-f', file]);
+  fs.rmSync(file);
+  assert.notEqual(big.status, 0);
+  assert.match(big.stderr, /FATAL: {2}gateway: protocol error: message type 'Q' from client is \d+ bytes, over the limit of 67108864/);
 
   assert.doesNotThrow(() => process.kill(gw.pid, 0), 'the daemon is still running');
   await selectOne(bystander, 'bystander after');

@@ -1,0 +1,178 @@
+// No client that has not logged in can exhaust the daemon: it keeps no more than the startup
+// exchange needs, at most 64 such connections are served at once, each for a bounded time. The
+// daemon's own memory (VmRSS in /proc) is read to show nothing piled up.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import { appCluster, policyFor, psql, readLog, startGateway, waitFor, type Cluster, type RunningGateway } from '../helpers/gateway.ts';
+
+let cluster: Cluster;
+let gw: RunningGateway;
+before(async () => {
+  cluster = await appCluster();
+  gw = startGateway(policyFor(cluster));
+});
+after(() => {
+  try {
+    gw?.stop();
+  } finally {
+    cluster?.stop();
+  }
+});
+
+const MiB = 1024 * 1024;
+
+function int32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n);
+  return b;
+}
+
+function startupMessage(params: Record<string, string>): Buffer {
+  const body = Buffer.concat([int32(196608), ...Object.entries(params).map(([k, v]) => Buffer.from(`${k}\0${v}\0`)), Buffer.from([0])]);
+  return Buffer.concat([int32(body.length + 4), body]);
+}
+
+/** A typed message: type byte, length, body. */
+function message(type: string, body: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(type), int32(body.length + 4), body]);
+}
+
+function vmRssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  assert.ok(m, 'VmRSS of the daemon');
+  return Number(m[1]);
+}
+
+/**
+ * Connects, sends `opening`, then writes `chunk` over and over as fast as the gateway takes it,
+ * until the gateway closes the connection or `cap` bytes were taken. Returns the bytes taken.
+ */
+function flood(port: number, opening: Buffer, chunk: Buffer, cap: number): Promise<{ taken: number; closed: boolean }> {
+  return new Promise((resolve) => {
+    // Half-open allowed: the client keeps writing after the gateway closes its side, as an
+    // attacker would, instead of stopping politely at the first FATAL.
+    const s = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    s.on('data', () => undefined);
+    let done = false;
+    const finish = (closed: boolean): void => {
+      if (done) return;
+      done = true;
+      const taken = s.bytesWritten;
+      s.destroy();
+      resolve({ taken, closed });
+    };
+    s.on('error', () => finish(true));
+    s.on('close', () => finish(true));
+    const pump = (): void => {
+      while (!done) {
+        if (s.bytesWritten > cap) return finish(false);
+        if (!s.write(chunk)) return void s.once('drain', pump);
+      }
+    };
+    s.on('connect', () => {
+      s.write(opening);
+      pump();
+    });
+  });
+}
+
+test('a client that logs in and then streams without authenticating is cut off, and the daemon keeps nothing', { timeout: 120_000 }, async () => {
+  const port = Number(gw.env.PGPORT);
+  const startup = startupMessage({ user: gw.env.PGUSER!, database: gw.env.PGDATABASE! });
+  const cap = 256 * MiB;
+  const rssBefore = vmRssKiB(gw.pid);
+  const variants = [
+    // password messages, one after another, never waiting for an answer
+    { name: 'a stream of password messages', opening: startup, chunk: Buffer.concat(Array.from({ length: 16 }, () => message('p', Buffer.alloc(60_000, 0x41)))) },
+    // one password message that says it is 1 GB long, and its body
+    { name: 'a 1 GB password message', opening: Buffer.concat([startup, Buffer.from('p'), int32(0x3fffffff)]), chunk: Buffer.alloc(MiB, 0x41) },
+    // SSL requests, over and over (each would be answered, and the answers never read)
+    { name: 'repeated SSL requests', opening: Buffer.alloc(0), chunk: Buffer.concat(Array.from({ length: 8192 }, () => Buffer.concat([int32(8), int32(80877103)]))) },
+    // a startup packet that never ends
+    { name: 'an endless startup packet', opening: Buffer.concat([int32(1 << 30), int32(196608)]), chunk: Buffer.alloc(MiB, 0x41) },
+  ];
+  for (const v of variants) {
+    const r = await flood(port, v.opening, v.chunk, cap);
+    assert.ok(r.closed, `${v.name}: the gateway closed the connection (it took ${r.taken} bytes)`);
+    // What the kernel's socket buffers hold, at most: the gateway itself read no more than a packet.
+    assert.ok(r.taken < 32 * MiB, `${v.name}: the gateway took ${(r.taken / MiB).toFixed(1)} MiB before closing`);
+  }
+  const grown = vmRssKiB(gw.pid) - rssBefore;
+  assert.ok(grown < 64 * 1024, `the daemon grew by ${(grown / 1024).toFixed(0)} MiB`);
+  assert.equal(psql(gw.env, ['-tA', '-c', 'SELECT 1']).stdout.trim(), '1', 'and it still serves');
+});
+
+/** Opens a connection that has sent an SSL request and seen the answer: it is then an unauthenticated client of the gateway. */
+function idleClient(port: number): Promise<{ socket: net.Socket; answer: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port }, () => socket.write(Buffer.concat([int32(8), int32(80877103)])));
+    socket.once('data', (d: Buffer) => resolve({ socket, answer: d.toString('latin1') }));
+    socket.once('error', reject);
+  });
+}
+
+test('past 64 connections that have not logged in, more are refused with 53300 until one goes away', { timeout: 60_000 }, async () => {
+  const port = Number(gw.env.PGPORT);
+  const idle: net.Socket[] = [];
+  try {
+    for (let i = 0; i < 64; i++) {
+      const c = await idleClient(port);
+      assert.equal(c.answer, 'N', `connection ${i + 1} is served`);
+      idle.push(c.socket);
+    }
+    const extra = await idleClient(port);
+    assert.equal(extra.answer[0], 'E', 'the 65th gets an ErrorResponse instead of an answer');
+    assert.match(extra.answer, /C53300\0/);
+    assert.match(extra.answer, /too many clients already/);
+    extra.socket.destroy();
+    // A client that logs in is not held up by them once one of them leaves.
+    idle.pop()!.destroy();
+    let served = '';
+    for (let i = 0; i < 100 && served !== 'N'; i++) {
+      const c = await idleClient(port);
+      served = c.answer;
+      c.socket.destroy();
+      if (served !== 'N') await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(served, 'N');
+  } finally {
+    for (const s of idle) s.destroy();
+  }
+});
+
+test('a connection that does not complete its login in time is closed, even one that trickles bytes', { timeout: 25_000 }, () => {
+  // A short login timeout (the variable exists for tests and slow machines; the default is 10 s).
+  const quick = startGateway(policyFor(cluster), 'deployer-pw', { GATEWAY_ACTION_LOGIN_TIMEOUT_MS: '1500' });
+  const port = Number(quick.env.PGPORT);
+  const closed = (s: net.Socket): Promise<void> => new Promise((resolve) => s.once('close', () => resolve()));
+  const startup = startupMessage({ user: quick.env.PGUSER!, database: quick.env.PGDATABASE! });
+  return (async () => {
+    try {
+      // Silent after connecting.
+      const silent = net.connect({ host: '127.0.0.1', port });
+      silent.on('error', () => undefined);
+      // Sends its startup packet one byte at a time, never finishing within the limit.
+      const trickle = net.connect({ host: '127.0.0.1', port });
+      trickle.on('error', () => undefined);
+      let i = 0;
+      const timer = setInterval(() => {
+        if (i < startup.length - 1 && !trickle.destroyed) trickle.write(startup.subarray(i, ++i));
+      }, 100);
+      // Logged in as far as the password request, then silent.
+      const stalled = net.connect({ host: '127.0.0.1', port }, () => stalled.write(startup));
+      stalled.on('error', () => undefined);
+      const stalledReply: Buffer[] = [];
+      stalled.on('data', (d: Buffer) => stalledReply.push(d));
+      await Promise.all([closed(silent), closed(trickle), closed(stalled)]);
+      clearInterval(timer);
+      assert.equal(String.fromCharCode(Buffer.concat(stalledReply)[0]!), 'R', 'the stalled client was asked for its password first');
+      const close = await waitFor(() => readLog(quick.logPath()).find((r) => r.type === 'session-close' && r.reason === 'client authentication timed out'), 'the timed-out session closed in the log');
+      assert.equal(close?.timeout_ms, 1500);
+      assert.equal(psql(quick.env, ['-tA', '-c', 'SELECT 2']).stdout.trim(), '2', 'a client that logs in promptly is served');
+    } finally {
+      quick.stop();
+    }
+  })();
+});
