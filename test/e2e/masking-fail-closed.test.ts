@@ -89,6 +89,19 @@ test('binary format: text-like values, records, arrays and bytea are read; value
   }
 });
 
+test('a BINARY cursor: its rows are binary whatever the client asked, and are read the same way', async () => {
+  const raw = await RawClient.connect(gw.env, 'binary-cursor');
+  try {
+    const replies = await raw.roundTrip([serialize.query(`BEGIN; DECLARE c BINARY CURSOR FOR SELECT email, row(email, card_number), '${EMAIL}'::mood, avatar FROM customers; FETCH ALL c; COMMIT`)]);
+    assert.equal(replies.filter((m) => m.name === 'dataRow').length, 1);
+    const got = Buffer.concat(raw.received).toString('latin1');
+    assertNoSecret(got, 'bytes received');
+    assert.ok(got.includes('a***@***.com') && got.includes('****1111') && got.includes('contact b***@***.org'));
+  } finally {
+    await raw.end();
+  }
+});
+
 test('a result never described (Parse, Bind, Execute, Sync): no masked column or finding passes, in binary or text', async () => {
   const raw = await RawClient.connect(gw.env, 'no-describe');
   try {
