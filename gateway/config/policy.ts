@@ -62,10 +62,11 @@ export class PolicyError extends Error {
 }
 
 // verbose: errors carry the failing value and schema node, which the sentences need. The schema's
-// own words for a constraint (x-expected, x-hint; see schema-errors.ts) are declared keywords.
+// own words for a constraint (x-expected, x-hint) and x-secret (see schema-errors.ts) are declared.
 const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
 ajv.addKeyword({ keyword: 'x-expected', metaSchema: { type: 'string', minLength: 1 } });
 ajv.addKeyword({ keyword: 'x-hint', metaSchema: { type: 'string', minLength: 1 } });
+ajv.addKeyword({ keyword: 'x-secret', metaSchema: { type: 'boolean' } });
 const validate = ajv.compile(schema);
 const pointers = schemaPointers(schema);
 

@@ -3,7 +3,9 @@
 // guessed from a regular expression or a list, so every pattern, enum, const, oneOf/anyOf, not
 // and format carries its own words in the schema, next to the constraint:
 //   "x-expected": noun phrase of what is wanted ("a GitHub login or @org/team"),
-//   "x-hint": optional advice appended after a semicolon ("bots never approve").
+//   "x-hint": optional advice appended after a semicolon ("bots never approve"),
+//   "x-secret": true on a node whose values may be secrets (auth): they are never repeated,
+//   since the message goes to CI logs (a password written where its variable's name belongs).
 // Everything else (types, ranges, lengths, required and unknown keys) has a generic sentence here.
 // A keyword this module does not know still gives a sentence naming the place and the value;
 // test/unit/policy-messages.test.ts fails when the schema uses a keyword without its words.
@@ -19,7 +21,7 @@ export const GENERIC_KEYWORDS = [
 /** Keywords that only hold other schemas or describe; they fail through what they hold. */
 export const STRUCTURAL_KEYWORDS = [
   '$schema', '$id', '$ref', 'title', 'description', 'default', 'examples', 'definitions', 'properties', 'items',
-  'allOf', 'if', 'then', 'else', 'x-expected', 'x-hint',
+  'allOf', 'if', 'then', 'else', 'x-expected', 'x-hint', 'x-secret',
 ] as const;
 
 type Schema = Record<string, unknown>;
@@ -63,9 +65,11 @@ export function explain(errors: ErrorObject[], data: unknown, pointers: Map<obje
   const depth = (e: ErrorObject): number => e.instancePath.split('/').length + (typeof e.propertyName === 'string' ? 1 : 0);
   const rank = (e: ErrorObject): number => RANK[e.keyword] ?? 4;
   const err = [...pool].sort((a, b) => depth(b) - depth(a) || rank(a) - rank(b))[0]!;
-  const problem = sentence(err, data);
   const base = err.parentSchema ? pointers.get(err.parentSchema) : undefined;
-  return base ? { ...problem, schemaPath: `${base}/${err.keyword}` } : problem;
+  const schemaPath = base ? `${base}/${err.keyword}` : err.schemaPath;
+  // A value under a node marked x-secret (or whose place is unknown) is never repeated.
+  const secret = !base || [...pointers].some(([node, ptr]) => (node as Schema)['x-secret'] === true && (schemaPath === ptr || schemaPath.startsWith(`${ptr}/`)));
+  return { ...sentence(err, data, secret), schemaPath };
 }
 
 /**
@@ -136,12 +140,16 @@ const TYPE_WORDS: Record<string, string> = {
 
 const count = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
 
-function sentence(err: ErrorObject, data: unknown): SchemaProblem {
+const HIDDEN = '(not repeated here: it may be a secret)';
+
+function sentence(err: ErrorObject, data: unknown, secret: boolean): SchemaProblem {
   const path = typedPath(err, data);
   const where = formatPath(path);
   const p = err.params as Record<string, unknown>;
   const node = (err.parentSchema ?? {}) as Schema;
   const value = err.data;
+  const show = (v: unknown): string => (secret ? `the value written ${HIDDEN}` : showValue(v));
+  const kind = (v: unknown): string => (secret && typeof v === 'string' ? `text ${HIDDEN}` : secret && typeof v === 'number' ? `a number ${HIDDEN}` : kindOf(v));
   const expected = typeof node['x-expected'] === 'string' ? node['x-expected'] : null;
   const hint = typeof node['x-hint'] === 'string' ? `; ${node['x-hint']}` : '';
   const at = (text: string): string => (where ? `${where}: ${text}` : text);
@@ -169,21 +177,21 @@ function sentence(err: ErrorObject, data: unknown): SchemaProblem {
         const key = err.propertyName;
         return problem(`${where ? `${where}: ` : ''}${showValue(key)} is not ${expected ?? 'an allowed name here'}${hint}`, key);
       }
-      return problem(at(`${showValue(value)} is not ${expected ?? 'valid here'}${hint}`));
+      return problem(at(`${show(value)} is not ${expected ?? 'valid here'}${hint}`));
     case 'enum': {
       const allowed = (p.allowedValues as unknown[]).map(String);
-      const near = typeof value === 'string' ? closest(value, allowed) : null;
-      return problem(at(`${showValue(value)} is not ${expected ?? 'an allowed value'}; use one of: ${allowed.join(', ')}${near ? ` (did you mean "${near}"?)` : ''}${hint}`));
+      const near = typeof value === 'string' && !secret ? closest(value, allowed) : null;
+      return problem(at(`${show(value)} is not ${expected ?? 'an allowed value'}; use one of: ${allowed.join(', ')}${near ? ` (did you mean "${near}"?)` : ''}${hint}`));
     }
     case 'const':
-      return problem(at(`${showValue(value)} is not ${expected ?? `allowed here; use ${JSON.stringify(p.allowedValue)}`}${hint}`));
+      return problem(at(`${show(value)} is not ${expected ?? `allowed here; use ${JSON.stringify(p.allowedValue)}`}${hint}`));
     case 'oneOf':
     case 'anyOf':
-      return problem(`${where || 'the policy file'} must be ${expected ?? 'one of the allowed forms'}, not ${kindOf(value)}${hint}`);
+      return problem(`${where || 'the policy file'} must be ${expected ?? 'one of the allowed forms'}, not ${kind(value)}${hint}`);
     case 'type': {
-      if (!where) return problem(`the policy file must be a mapping of keys (version:, targets:, ...), not ${kindOf(value)}`);
+      if (!where) return problem(`the policy file must be a mapping of keys (version:, targets:, ...), not ${kind(value)}`);
       const wanted = expected ?? String(p.type).split(',').map((t) => TYPE_WORDS[t] ?? t).join(' or ');
-      return problem(`${where} must be ${wanted}, not ${kindOf(value)}${hint}`);
+      return problem(`${where} must be ${wanted}, not ${kind(value)}${hint}`);
     }
     case 'minimum':
     case 'maximum':
@@ -192,7 +200,7 @@ function sentence(err: ErrorObject, data: unknown): SchemaProblem {
       const lo = typeof node.minimum === 'number' ? node.minimum : null;
       const hi = typeof node.maximum === 'number' ? node.maximum : null;
       const range = lo !== null && hi !== null ? `use ${lo} to ${hi}` : lo !== null ? `use ${lo} or more` : hi !== null ? `use at most ${hi}` : String(err.message);
-      return problem(at(`${showValue(value)} is out of range; ${range}`));
+      return problem(at(`${show(value)} is out of range; ${range}`));
     }
     case 'minLength':
       return problem(Number(p.limit) === 1 ? `${where} must not be empty` : `${where} must be at least ${count(Number(p.limit), 'character', 'characters')} long`);
@@ -208,11 +216,11 @@ function sentence(err: ErrorObject, data: unknown): SchemaProblem {
       return problem(`${where} must have at most ${count(Number(p.limit), 'entry', 'entries')}`);
     case 'uniqueItems': {
       const list = Array.isArray(value) ? value : [];
-      return problem(`${where} lists ${showValue(list[Number(p.j)])} twice`);
+      return problem(`${where} lists ${show(list[Number(p.j)])} twice`);
     }
     default:
       // A keyword without a sentence yet still names the place and the value (and fails a test).
-      return problem(at(`${showValue(value)} is not valid here (${err.message ?? err.keyword})`));
+      return problem(at(`${show(value)} is not valid here (${err.message ?? err.keyword})`));
   }
 }
 

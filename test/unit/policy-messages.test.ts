@@ -92,9 +92,9 @@ const CASES: [string, number, string][] = [
   [BASE + 'masking:\n  detectors: [email, creditcard]\n', 12, 'masking.detectors[1]: "creditcard" is not a detector; use one of: email, credit-card, iban, jwt, azure-storage-key, azure-sas-token, connection-string, private-key, github-token (did you mean "credit-card"?)'],
   [BASE + 'masking:\n  apply-to: [logs]\n', 12, 'masking.apply-to[0]: "logs" is not a place masking applies to; use one of: client, log (did you mean "log"?)'],
   [BASE.replace('kind: postgres', 'kind: postgresql'), 4, 'targets.app-db.kind: "postgresql" is not a target kind this gateway supports; use one of: postgres (did you mean "postgres"?)'],
-  [BASE.replace('{ password-env: APP_DB_PASSWORD }', 'entra'), 9, 'targets.app-db.auth: "entra" is not an auth method; write azure, or a mapping { password-env: NAME }'],
+  [BASE.replace('{ password-env: APP_DB_PASSWORD }', 'entra'), 9, 'targets.app-db.auth: the value written (not repeated here: it may be a secret) is not an auth method; write azure, or a mapping { password-env: NAME }'],
   [BASE.replace('{ password-env: APP_DB_PASSWORD }', '[APP_DB_PASSWORD]'), 9, 'targets.app-db.auth must be azure or a mapping { password-env: NAME }, not a list'],
-  [BASE.replace('APP_DB_PASSWORD', '$APP_DB_PASSWORD'), 9, 'targets.app-db.auth.password-env: "$APP_DB_PASSWORD" is not an environment variable name; use letters, digits and _, not starting with a digit'],
+  [BASE.replace('APP_DB_PASSWORD', '$APP_DB_PASSWORD'), 9, 'targets.app-db.auth.password-env: the value written (not repeated here: it may be a secret) is not an environment variable name; use letters, digits and _, not starting with a digit'],
   [BASE.replace('tls: disable', 'tls: on'), 10, 'targets.app-db.tls: "on" is not a TLS mode; use one of: disable, require, verify-full'],
   [RULE('    target: { name: app-db }\n    when: { sql: [drop] }\n    action: deny\n'), 13, 'rules[0].target must be a name or glob, or a list of them, not a mapping'],
   [RULE('    target: [app-db, 5]\n    when: { sql: [drop] }\n    action: deny\n'), 13, 'rules[0].target[1] must be text, not the number 5'],
@@ -187,6 +187,22 @@ test('values are shown short and paths in a.b[3] form; a keyword without words s
   const p = explain(validate.errors!, data, schemaPointers(s));
   assert.equal(p.message, 'list[1]: 7 is not valid here (must be multiple of 5)');
   assert.equal(p.schemaPath, '#/properties/list/items/multipleOf');
+});
+
+test('a value under auth is never repeated: it may be the password written where its variable name belongs', () => {
+  const cases: [string, string][] = [
+    ['{ password-env: "hunter2 s3cret" }', 'targets.app-db.auth.password-env: the value written (not repeated here: it may be a secret) is not an environment variable name; use letters, digits and _, not starting with a digit'],
+    ['"hunter2 s3cret"', 'targets.app-db.auth: the value written (not repeated here: it may be a secret) is not an auth method; write azure, or a mapping { password-env: NAME }'],
+    ['{ password-env: [hunter2, s3cret] }', 'targets.app-db.auth.password-env must be an environment variable name, not a list; use letters, digits and _, not starting with a digit'],
+    ['12345678', 'targets.app-db.auth must be azure or a mapping { password-env: NAME }, not a number (not repeated here: it may be a secret)'],
+  ];
+  for (const [auth, message] of cases) {
+    assert.throws(() => parsePolicy(BASE.replace('{ password-env: APP_DB_PASSWORD }', auth), FILE), (e: Error) => {
+      assert.equal(e.message, `${FILE}:9: ${message}`);
+      assert.ok(!/hunter2|s3cret|12345678/.test(e.message));
+      return true;
+    }, auth);
+  }
 });
 
 test('through the CLI: gateway-action run --policy bad.yml prints the file, the line and the sentence', () => {

@@ -278,5 +278,5 @@ test('auth: azure is an Entra ID token for Azure Database for PostgreSQL and nee
   assert.deepEqual(azure.targets[0]!.auth, { kind: 'azure' });
   // The example policy has tls: disable on line 10.
   assert.match(atLine(errorOf(EXAMPLE.replace('auth: { password-env: APP_DB_PASSWORD }', 'auth: azure')), 10), /targets\.app-db: auth: azure needs TLS to the server \(tls: require or verify-full\), not tls: disable/);
-  assert.equal(atLine(errorOf(EXAMPLE.replace('auth: { password-env: APP_DB_PASSWORD }', 'auth: entra')), 9), 'targets.app-db.auth: "entra" is not an auth method; write azure, or a mapping { password-env: NAME }');
+  assert.equal(atLine(errorOf(EXAMPLE.replace('auth: { password-env: APP_DB_PASSWORD }', 'auth: entra')), 9), 'targets.app-db.auth: the value written (not repeated here: it may be a secret) is not an auth method; write azure, or a mapping { password-env: NAME }');
 });
