@@ -20,8 +20,9 @@ export interface CatalogRelation {
   columns: Map<number, { name: string; typeOid: number }>;
 }
 
-/** A user-defined type (OID >= 16384): the relation of a row type, an array's element, a domain's base. */
-export interface CatalogType { relation: number; element: number; base: number }
+/** A user-defined type (OID >= 16384): the relation of a row type, an array's element, a
+ * domain's base, a range's subtype (a multirange's range). */
+export interface CatalogType { relation: number; element: number; base: number; range: number }
 
 export interface CatalogSnapshot {
   relations: Map<number, CatalogRelation>;
@@ -47,7 +48,7 @@ export class MaskedIdentities {
   readonly columns = new Set<string>();
   /** Relations with a masked column: their whole-row values are masked. */
   readonly relations = new Set<number>();
-  /** Types whose values may carry a masked column (row types, their arrays and domains). */
+  /** Types whose values may carry a masked column (row types, their arrays, domains and ranges). */
   readonly types = new Set<number>();
   /** Every name a masked column of a table or composite type has had in this run: a function's
    * result columns (`SELECT * FROM f()` of `SETOF customers`) are computed, known only by name. */
@@ -107,7 +108,7 @@ export class MaskedIdentities {
       }
       for (const [oid, t] of snapshot.types) {
         if (this.types.has(oid)) continue;
-        if ((t.relation !== 0 && this.relations.has(t.relation)) || this.types.has(t.element) || this.types.has(t.base)) {
+        if ((t.relation !== 0 && this.relations.has(t.relation)) || this.types.has(t.element) || this.types.has(t.base) || this.types.has(t.range)) {
           this.types.add(oid);
           changed = true;
         }

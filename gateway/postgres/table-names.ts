@@ -16,7 +16,7 @@ import type { Masker } from '../masking/engine.ts';
 /** Five result sets, in this order: columns of relations, user types, view queries, view dependencies, inheritance. */
 const CATALOG_QUERY = [
   `SELECT c.oid, n.nspname, c.relname, c.relkind, a.attnum, a.attname, a.atttypid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'c') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
-  `SELECT t.oid, t.typrelid, t.typelem, t.typbasetype FROM pg_catalog.pg_type t WHERE t.oid >= 16384`,
+  `SELECT t.oid, t.typrelid, t.typelem, t.typbasetype, coalesce(r.rngsubtype, m.rngtypid, 0) FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_range r ON r.rngtypid = t.oid LEFT JOIN pg_catalog.pg_range m ON m.rngmultitypid = t.oid WHERE t.oid >= 16384`,
   `SELECT r.ev_class, r.ev_action FROM pg_catalog.pg_rewrite r WHERE r.rulename = '_RETURN' AND r.ev_class >= 16384`,
   `SELECT DISTINCT r.ev_class, d.refobjid, d.refobjsubid FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND r.rulename = '_RETURN'`,
   `SELECT i.inhrelid, i.inhparent FROM pg_catalog.pg_inherits i`,
@@ -198,7 +198,7 @@ function addRow(s: CatalogSnapshot, set: number, f: string[]): void {
       return;
     }
     case 1:
-      s.types.set(Number(f[0]), { relation: Number(f[1]), element: Number(f[2]), base: Number(f[3]) });
+      s.types.set(Number(f[0]), { relation: Number(f[1]), element: Number(f[2]), base: Number(f[3]), range: Number(f[4]) });
       return;
     case 2:
       s.viewOrigins.set(Number(f[0]), viewColumnOrigins(f[1]!));

@@ -138,6 +138,10 @@ test('views: a view column that is a masked column is masked, through views of v
 test('whole-row values of a table with a masked column are masked (NULL), and columns of that row type', async () => {
   assert.equal(rows(['-c', 'SELECT c FROM clients c', '-c', 'SELECT array_agg(c) FROM clients c', '-c', 'SELECT (c).notes, (c).tel FROM clients c']), '\n\nlikes tea|****0100\n');
   assert.equal(rows(['-c', 'SELECT id, c FROM wrapped', '-c', 'SELECT s FROM suppliers s']), '1|\n(7,"+1 555 0199")\n', 'suppliers has no masked column');
+  // Ranges (and multiranges) of the row type carry it too.
+  rows(['-c', 'CREATE TYPE client_range AS RANGE (subtype = clients)']);
+  await catalogReadAgain('probe3');
+  assert.equal(rows(['-c', "SELECT 1, client_range(c, c, '[]'), client_multirange(client_range(c, c, '[]')) FROM clients c"]), '1||\n');
   const client = newPgClient({ connectionString: gw.env.GATEWAY_APP_DB_URL! });
   await client.connect();
   try {
