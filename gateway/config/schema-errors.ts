@@ -161,6 +161,7 @@ function sentence(err: ErrorObject, data: unknown, secret: boolean): SchemaProbl
       const known = Object.keys((node.properties ?? {}) as Schema);
       const near = closest(key, known);
       const advice = near ? ` (did you mean "${near}"?)` : known.length ? ` (known keys: ${known.join(', ')})` : '';
+      if (secret) return problem(`${where}: an unknown key ${HIDDEN}${advice}`, key);
       return problem(where ? `${where}: unknown key "${key}"${advice}` : `unknown top-level key "${key}"${advice}`, key);
     }
     case 'required': {

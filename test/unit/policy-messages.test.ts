@@ -195,6 +195,7 @@ test('a value under auth is never repeated: it may be the password written where
     ['"hunter2 s3cret"', 'targets.app-db.auth: the value written (not repeated here: it may be a secret) is not an auth method; write azure, or a mapping { password-env: NAME }'],
     ['{ password-env: [hunter2, s3cret] }', 'targets.app-db.auth.password-env must be an environment variable name, not a list; use letters, digits and _, not starting with a digit'],
     ['12345678', 'targets.app-db.auth must be azure or a mapping { password-env: NAME }, not a number (not repeated here: it may be a secret)'],
+    ['{ password-env=hunter2 }', 'targets.app-db.auth: an unknown key (not repeated here: it may be a secret) (did you mean "password-env"?)'],
   ];
   for (const [auth, message] of cases) {
     assert.throws(() => parsePolicy(BASE.replace('{ password-env: APP_DB_PASSWORD }', auth), FILE), (e: Error) => {
