@@ -16,6 +16,8 @@ import { summarize } from './outcome.ts';
 import { writeSummary } from './summary.ts';
 import { setCommitStatus, statusSha } from './status.ts';
 import { attestLog } from './attestation.ts';
+import { terminalLines } from '../gateway/evidence/terminal-text.ts';
+import { randomBytes } from 'node:crypto';
 
 const STOP_TIMEOUT_MS = 60_000;
 
@@ -112,7 +114,7 @@ async function post(): Promise<void> {
     // The daemon's own output (it never holds secrets: they reach it over IPC, tokens stay in memory).
     const daemonLog = path.join(stateDir, 'daemon.log');
     core.startGroup('gateway-action: daemon output');
-    core.info(fs.existsSync(daemonLog) ? fs.readFileSync(daemonLog, 'utf8').slice(-20_000) : '(none)');
+    printUntrusted(fs.existsSync(daemonLog) ? fs.readFileSync(daemonLog, 'utf8').slice(-20_000) : '(none)');
     core.endGroup();
   }
   if (inputs.logLevel === 'debug') core.info(`gateway-action: verification ${JSON.stringify({ status: v.status, problem: v.problem, signing: v.chain.signing })}`);
@@ -175,3 +177,15 @@ function causes(e: Error): string {
 }
 
 post().catch((e: Error) => core.setFailed(`gateway-action post: ${e.message}`));
+
+/**
+ * Text the gateway did not write itself (the daemon's output quotes clients and servers) goes to
+ * the job log with workflow commands switched off by an unguessable token, so a `::` line inside
+ * it cannot set outputs, add masks or stop commands, and with terminal controls escaped.
+ */
+function printUntrusted(text: string): void {
+  const token = randomBytes(16).toString('hex');
+  process.stdout.write(`::stop-commands::${token}${os.EOL}`);
+  core.info(terminalLines(text, '  '));
+  process.stdout.write(`::${token}::${os.EOL}`);
+}

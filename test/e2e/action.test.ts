@@ -201,6 +201,21 @@ test('fail-on: never keeps the status green despite a denial; outputs carry the 
   assert.equal(r.post!.outputs.verification, 'valid');
 });
 
+test('log-level: debug prints the daemon output with workflow commands off: a :: line a step planted there sets nothing', async () => {
+  // A later step can write where the daemon writes (the threat model says so); what post prints of
+  // it must not act as workflow commands (set an output, add an annotation, stop commands).
+  const r = await job([
+    'printf "::set-output name=verification::forged\\n::error::planted annotation\\n::stop-commands::x\\n\\033[2Kfake line\\n" >> "$RUNNER_TEMP"/gateway-action-*/daemon.log',
+  ], { inputs: { 'log-level': 'debug', 'status-context': 'gateway/audit-debug' } });
+  const post = r.post!;
+  assert.equal(post.outcome, 'success', post.stdout + post.stderr + r.main.stdout + r.main.stderr);
+  assert.match(post.stdout, /::set-output name=verification::forged/, 'the planted line is shown as text');
+  assert.equal(post.outputs.verification, 'valid');
+  assert.equal(r.annotations.some((a) => /planted annotation/.test(a.message)), false);
+  assert.equal(post.stdout.includes('\u001b'), false, 'terminal controls are escaped');
+  assert.match(post.stdout, /\\x1b\[2Kfake line/);
+});
+
 test('a subject Entra does not trust fails the main step with the translated error; post has nothing to stop', async () => {
   const r = await job(['psql -X -c "SELECT 1"'], { event: 'push' });
   assert.equal(r.main.outcome, 'failure');
