@@ -174,6 +174,11 @@ export class StatementRegistry {
         if (e.kind === 'close-cursor' && e.name !== null) this.portals.delete(e.name);
         else this.portals.clear();
         return;
+      case 'DO':
+        // A DO block's dynamic SQL can DEALLOCATE and PREPARE (or CLOSE and OPEN) any name.
+        this.forget('statement', null);
+        this.portals.clear();
+        return;
       case 'CLOSE CURSOR ALL':
       case 'DECLARE CURSOR':
         // A cursor is a portal the gateway does not follow: its name is unknown from now on.
