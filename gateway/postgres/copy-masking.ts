@@ -104,7 +104,8 @@ function mapColumns(masker: Masker, copy: CopyOut, tableByName: TableByName): { 
     else return null;
   } else if (copy.select) {
     table = tableByName(copy.select.schema, copy.select.table);
-    names = copy.select.targets;
+    // `*` stands for the relation's columns in order; unknown until the catalog holds it.
+    names = copy.select.targets.flatMap((t) => (t !== '*' ? [t] : table ? table.columns.map((c) => c.name) : [null]));
   } else return null;
   const tableName = table?.name ?? null;
   const byName = new Map((table?.columns ?? []).map((c) => [c.name, c]));
@@ -159,9 +160,12 @@ export function maskCopyRow(masker: Masker, plan: CopyPlan, data: Buffer): Maske
     if (m === 'null') next = plan.nullString;
     else if (m === 'text') next = encode(plan, masker.maskWholeValue(value));
     else {
-      const r = masker.maskText(value);
+      // Read by the column's type, as a result value is (bytea's hex behind it, textless types
+      // skipped); a column of unknown type as text.
+      const r = maskValue(masker, readOf(masker, plan.types[i] ?? 0, 0), Buffer.from(value));
       if (r) {
-        next = encode(plan, r.text);
+        next = r.value === null ? plan.nullString : encode(plan, r.value.toString('utf8'));
+        if (r.value === null) masked++;
         for (const d of r.detectors) if (!detectors.includes(d)) detectors = [...detectors, d];
       }
     }

@@ -116,7 +116,8 @@ export interface CopyOut {
   /** `value`: the option's argument as text, true when it has none, a list for column lists (`*` for all). */
   options: { name: string; value: string | true | string[] }[];
   /** COPY (SELECT ... FROM one relation): the relation and, per output column, the column name a
-   * plain column reference reads (null for anything else). Absent for other queries. */
+   * plain column reference reads, `*` for all the relation's columns, null for anything else.
+   * Absent for other queries. */
   select?: { schema: string | null; table: string; targets: (string | null)[] };
 }
 
@@ -141,11 +142,14 @@ function simpleSelect(query: unknown): CopyOut['select'] {
   if (!rel || typeof rel.relname !== 'string') return undefined;
   const alias = (rel.alias as { aliasname?: string } | undefined)?.aliasname ?? rel.relname;
   const targets = ((q.targetList as { ResTarget?: { val?: Node } }[] | undefined) ?? []).map((t) => {
-    const fields = (t.ResTarget?.val as { ColumnRef?: { fields?: { String?: { sval?: string } }[] } } | undefined)?.ColumnRef?.fields;
-    if (!fields || fields.some((f) => f.String?.sval === undefined)) return null;
-    const names = fields.map((f) => f.String!.sval!);
-    if (names.length === 1) return names[0]!;
-    return names.length === 2 && names[0] === alias ? names[1]! : null;
+    const fields = (t.ResTarget?.val as { ColumnRef?: { fields?: { String?: { sval?: string }; A_Star?: object }[] } } | undefined)?.ColumnRef?.fields;
+    if (!fields) return null;
+    const last = fields[fields.length - 1]!;
+    if (fields.length > 2 || (fields.length === 2 && fields[0]!.String?.sval !== alias)) return null;
+    if (last.A_Star) return '*';
+    // A column really named "*" is not told apart from the star: masked whole.
+    const name = last.String?.sval;
+    return name === undefined || name === '*' ? null : name;
   });
   return { schema: typeof rel.schemaname === 'string' ? rel.schemaname : null, table: rel.relname, targets };
 }

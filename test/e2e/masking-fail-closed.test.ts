@@ -184,6 +184,9 @@ test('COPY follows every option: CSV delimiter, quote and escape, header, old sy
   assert.equal(run("COPY customers (id, phone, notes) TO STDOUT WITH CSV HEADER DELIMITER AS '|' FORCE QUOTE *"), 'id|phone|notes\n"1"|"****0100"|"vip"\n');
   assert.equal(run("COPY customers (id, phone) TO STDOUT (DELIMITER '*', NULL 'nothing')"), '1*\\*\\*\\*\\*0100\n');
   assert.equal(run('COPY (SELECT id, c.phone, card_of(id), upper(phone) FROM customers c) TO STDOUT'), '1\t****0100\t\\N\t\\N\n', 'expressions are masked whole');
+  const all = run("COPY (SELECT * FROM customers WHERE id = 1) TO STDOUT (FORMAT csv)").trim().split(',');
+  assert.deepEqual(all.slice(0, 5), ['1', '"a***@***.com"', '"****0100"', '"****1111"', 'vip'], 'the table\'s columns through *');
+  assert.equal(Buffer.from(all[5]!.slice(3, -1), 'hex').toString(), 'contact b***@***.org', 'bytea read as its bytes in COPY too');
   assert.equal(run("COPY customers (id, phone) TO STDOUT (ENCODING 'LATIN1')"), '\\N\t\\N\n', 'an encoding other than UTF-8 is not read');
   const bin = spawnSync('psql', ['-X', '-c', 'COPY customers (id, phone, card_number, avatar) TO STDOUT (FORMAT binary)'], { env: { ...process.env, ...gw.env } });
   assert.equal(bin.status, 0, String(bin.stderr));
