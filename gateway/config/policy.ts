@@ -20,7 +20,7 @@ export interface PostgresTarget {
   database: string;
   user: string;
   /** An environment variable's password, or an Entra ID token (Azure Database for PostgreSQL; the scope follows the cloud). */
-  auth: { kind: 'password-env'; passwordEnv: string } | { kind: 'azure' };
+  auth: { kind: 'password-env'; passwordEnv: string; allowCleartext: boolean } | { kind: 'azure' };
   tls: 'disable' | 'require' | 'verify-full';
   caFile?: string;
 }
@@ -104,7 +104,7 @@ export function parsePolicy(text: string, file: string): Policy {
     port: (t.port as number | undefined) ?? 5432,
     database: String(t.database),
     user: String(t.user),
-    auth: t.auth === 'azure' ? { kind: 'azure' } : { kind: 'password-env', passwordEnv: String((t.auth as Record<string, string>)['password-env']) },
+    auth: t.auth === 'azure' ? { kind: 'azure' } : { kind: 'password-env', passwordEnv: String((t.auth as Record<string, string>)['password-env']), allowCleartext: (t.auth as Record<string, unknown>)['allow-cleartext'] === true },
     tls: ((t.tls as PostgresTarget['tls'] | undefined) ?? 'verify-full'),
     caFile: t['ca-file'] ? path.resolve(baseDir, String(t['ca-file'])) : undefined,
   }));

@@ -9,6 +9,7 @@ import { encodeStartupMessage } from './codec/startup.ts';
 import { AUTH, B, decodeAuthentication, decodeBackendKeyData, decodeNotice, decodeParameterStatus } from './codec/backend.ts';
 import { MessageQueue } from './message-queue.ts';
 import { ScramClient, md5Password } from './scram.ts';
+import { checkPeerNameLikeLibpq } from './peer-name.ts';
 import type { PostgresTarget } from '../config/policy.ts';
 
 const CONNECT_TIMEOUT_MS = 15_000;
@@ -63,8 +64,9 @@ export async function openUpstreamSocket(target: PostgresTarget): Promise<{ sock
       servername: net.isIP(target.host) ? undefined : target.host,
       ca: target.caFile ? fs.readFileSync(target.caFile) : undefined,
       rejectUnauthorized: verify,
-      // verify-full checks the name against the certificate; require only encrypts, as in libpq.
-      checkServerIdentity: verify ? (_servername, cert) => tls.checkServerIdentity(target.host, cert) : () => undefined,
+      // verify-full checks the name against the certificate as libpq does (peer-name.ts);
+      // require only encrypts, as in libpq.
+      checkServerIdentity: verify ? (_servername, cert) => checkPeerNameLikeLibpq(target.host, cert) : () => undefined,
     });
     s.once('secureConnect', () => (s.off('error', reject), resolve(s)));
     s.once('error', reject);
@@ -102,9 +104,11 @@ export async function loginUpstream(target: PostgresTarget, password: string, pa
         const a = decodeAuthentication(m.body);
         if (a.code === AUTH.Ok) continue;
         if (a.code === AUTH.CleartextPassword) {
+          refuseUnsafePasswordAuth(target, 'cleartext');
           authMethod = 'password';
           socket.write(serialize.password(password));
         } else if (a.code === AUTH.MD5Password && 'salt' in a) {
+          refuseUnsafePasswordAuth(target, 'md5');
           authMethod = 'md5';
           socket.write(serialize.password(md5Password(target.user, password, a.salt)));
         } else if (a.code === AUTH.SASL && 'mechanisms' in a) {
@@ -141,6 +145,26 @@ export async function loginUpstream(target: PostgresTarget, password: string, pa
     const err = e as Error & { sqlState?: string };
     throw new UpstreamError(err.message, err.sqlState ?? '08006');
   }
+}
+
+/**
+ * A server that asks for the password in cleartext or as md5, over a connection whose server is
+ * not authenticated (tls: disable or require), gets it only when the policy says so: whoever
+ * answers at the address would receive the password itself, or an md5 answer it can relay to the
+ * real server or crack offline. SCRAM never hands over either, and under verify-full the
+ * certificate proves the server. An Entra token (auth: azure) is sent as Azure asks, in
+ * cleartext, never without TLS (the policy refuses tls: disable for it).
+ */
+function refuseUnsafePasswordAuth(target: PostgresTarget, method: 'cleartext' | 'md5'): void {
+  if (target.tls === 'verify-full' || target.auth.kind === 'azure' || target.auth.allowCleartext) return;
+  const channel = target.tls === 'disable' ? 'an unencrypted connection (tls: disable)' : 'a connection whose server certificate is not checked (tls: require)';
+  const risk = method === 'cleartext'
+    ? 'anyone able to answer at that address would receive the password itself'
+    : 'anyone able to answer at that address could relay the md5 answer to log in, or crack the password from it';
+  throw new UpstreamError(
+    `upstream ${target.host}:${target.port} asks for the password ${method === 'cleartext' ? 'in cleartext' : 'as md5'} over ${channel}: ${risk}, so the gateway does not send it. Use tls: verify-full, or scram-sha-256 on the server, or accept the risk with auth: { password-env: ${target.auth.passwordEnv}, allow-cleartext: true }`,
+    '28000',
+  );
 }
 
 /** Asks upstream to cancel whatever the given backend is running. */

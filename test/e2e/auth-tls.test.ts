@@ -3,9 +3,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
-import { appCluster, cli, policyFor, psql, readLog, startGateway, tempDir, type Cluster, type LogRecord } from '../helpers/gateway.ts';
+import tls from 'node:tls';
+import { appCluster, cli, directEnv, policyFor, psql, readLog, startGateway, tempDir, waitFor, type Cluster, type LogRecord } from '../helpers/gateway.ts';
 
 /** Starts a gateway for policyText, runs psql through it, stops it; returns psql's result and the log. */
 function throughGateway(policyText: string, upstreamPassword: string, args: string[], envOverride: Record<string, string> = {}) {
@@ -36,7 +39,11 @@ function makeCa(dir: string, cn: string): void {
 describe('upstream authentication methods', () => {
   let cluster: Cluster;
   before(async () => {
+    // TLS on, so tls: require can be tried too (a self-signed certificate: require checks none).
+    const certDir = tempDir('gw-auth-tls-');
+    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'server.key', '-out', 'server.crt', '-days', '2', '-subj', '/CN=localhost'], certDir);
     cluster = await appCluster({
+      tls: { cert: path.join(certDir, 'server.crt'), key: path.join(certDir, 'server.key') },
       hba: [
         'host all u_md5 127.0.0.1/32 md5',
         'host all u_clear 127.0.0.1/32 password',
@@ -56,7 +63,10 @@ describe('upstream authentication methods', () => {
     ['u_scram', 'scram-pw', 'scram-sha-256'],
   ] as const) {
     test(`logs in upstream as ${role} with ${method} and records the method`, () => {
-      const r = throughGateway(policyFor(cluster, { user: role }), password, ['-At', '-c', 'SELECT current_user, current_database()']);
+      // cleartext and md5 without a verified server need the policy's opt-in (the next tests).
+      const optIn = method === 'scram-sha-256' ? '' : ', allow-cleartext: true';
+      const policy = policyFor(cluster, { user: role }).replace('auth: { password-env: APP_DB_PASSWORD }', `auth: { password-env: APP_DB_PASSWORD${optIn} }`);
+      const r = throughGateway(policy, password, ['-At', '-c', 'SELECT current_user, current_database()']);
       assert.equal(r.status, 0, r.stderr);
       assert.equal(r.stdout.trim(), `${role}|app`);
       assert.equal(r.env.PGUSER, role);
@@ -66,6 +76,25 @@ describe('upstream authentication methods', () => {
       assert.equal(logins[0]!.auth, method);
       assert.equal(logins[0]!.tls, null);
     });
+  }
+
+  for (const [role, password, method, how] of [
+    ['u_clear', 'clear-pw', 'cleartext', 'in cleartext'],
+    ['u_md5', 'md5-pw', 'md5', 'as md5'],
+  ] as const) {
+    for (const tls of ['disable', 'require'] as const) {
+      test(`a server asking for the password ${how} under tls: ${tls} does not get it unless the policy opts in`, () => {
+        const r = throughGateway(policyFor(cluster, { user: role, tls }), password, ['-At', '-c', 'SELECT current_user']);
+        assert.notEqual(r.status, 0);
+        assert.match(r.stderr, new RegExp(`FATAL: {2}gateway: login to upstream "app-db" failed: upstream 127\\.0\\.0\\.1:\\d+ asks for the password ${how} over`));
+        assert.match(r.stderr, method === 'cleartext' ? /anyone able to answer at that address would receive the password itself/ : /could relay the md5 answer to log in, or crack the password from it/);
+        assert.match(r.stderr, /allow-cleartext: true/);
+        const [login] = upstreamLogins(r.log);
+        assert.equal(login!.ok, false);
+        // The password never left: the server saw a connection that gave up, not a wrong password.
+        assert.doesNotMatch(r.stderr, /password authentication failed/);
+      });
+    }
   }
 
   test('a wrong upstream password: the client sees FATAL naming the upstream login failure', () => {
@@ -227,4 +256,82 @@ describe('upstream TLS', () => {
     assert.match(String(login!.tls?.protocol), /^TLSv1\.[23]$/);
     fs.rmSync(cwd, { recursive: true, force: true });
   });
+});
+
+/** The fingerprint of the certificate the server presents now (after SSLRequest, without verifying it). */
+function servedFingerprint(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const plain = net.connect({ host: '127.0.0.1', port }, () => plain.write(Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])));
+    plain.once('error', reject);
+    plain.once('data', () => {
+      const s = tls.connect({ socket: plain, rejectUnauthorized: false }, () => {
+        const fp = s.getPeerCertificate().fingerprint256;
+        s.destroy();
+        resolve(fp);
+      });
+      s.once('error', reject);
+    });
+  });
+}
+
+describe('verify-full checks the server name as libpq does', () => {
+  let cluster: Cluster;
+  let dir: string;
+  const caFile = (): string => path.join(dir, 'ca.crt');
+
+  /** Issues a server certificate with this subject and SAN (none: no extension), serves it, and waits until the server does. */
+  async function serve(cn: string, san: string | null): Promise<void> {
+    issue(cn, san);
+    for (const f of ['server.crt', 'server.key']) {
+      fs.copyFileSync(path.join(dir, f), path.join(cluster.dataDir, f));
+      if (process.getuid?.() === 0) execFileSync('chown', ['postgres:postgres', path.join(cluster.dataDir, f)]);
+      fs.chmodSync(path.join(cluster.dataDir, f), 0o600);
+    }
+    cluster.sql('SELECT pg_reload_conf()');
+    const want = new X509Certificate(fs.readFileSync(path.join(dir, 'server.crt'))).fingerprint256;
+    await waitFor(async () => (await servedFingerprint(cluster.port)) === want, 'the server to present the new certificate');
+  }
+
+  function issue(cn: string, san: string | null): void {
+    openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', `/CN=${cn}`], dir);
+    fs.writeFileSync(path.join(dir, 'server.ext'), `${san ? `subjectAltName = ${san}\n` : ''}basicConstraints = CA:FALSE\nextendedKeyUsage = serverAuth\n`);
+    openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'server.ext'], dir);
+  }
+
+  before(async () => {
+    dir = tempDir('gw-tls-names-');
+    makeCa(dir, 'gateway names CA');
+    issue('localhost', 'DNS:localhost');
+    cluster = await appCluster({
+      tls: { cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key') },
+      hba: ['hostssl all deployer 127.0.0.1/32 scram-sha-256', 'hostnossl all deployer 127.0.0.1/32 reject'],
+    });
+  });
+  after(() => {
+    cluster?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  // [subject CN, subjectAltName, host the target names, whether libpq accepts]
+  const cases: [string, string | null, string, boolean][] = [
+    ['127.0.0.1', null, '127.0.0.1', true], // the issue's case: an IP address in the CN, no SAN
+    ['127.0.0.2', null, '127.0.0.1', false],
+    ['127.0.0.1', 'IP:127.0.0.2', '127.0.0.1', false], // an IP SAN present: the CN is not consulted
+    ['127.0.0.1', 'DNS:localhost', '127.0.0.1', true], // DNS SANs only: libpq still reads the CN for an address
+    ['localhost', 'IP:127.0.0.1', 'localhost', true], // and the CN for a name when only IP SANs are present
+    ['LOCALHOST', null, 'localhost', true],
+    ['*.localhost', null, 'localhost', false],
+    ['other', 'DNS:*.localdomain, DNS:localhost', 'localhost', true],
+  ];
+  for (const [cn, san, host, accepted] of cases) {
+    test(`CN=${cn}${san ? `, SAN ${san}` : ', no SAN'}, host ${host}: ${accepted ? 'accepted' : 'refused'}, as by psql with sslmode=verify-full`, async () => {
+      await serve(cn, san);
+      const direct = psql({ ...directEnv(cluster), PGHOST: host, PGSSLMODE: 'verify-full', PGSSLROOTCERT: caFile() }, ['-At', '-c', 'SELECT 1']);
+      assert.equal(direct.status === 0, accepted, `libpq itself: ${direct.stderr}`);
+      const r = throughGateway(policyFor(cluster, { host, tls: 'verify-full', 'ca-file': caFile() }), 'deployer-pw', ['-At', '-c', 'SELECT current_user']);
+      assert.equal(r.status === 0, accepted, r.stderr);
+      if (accepted) assert.equal(r.stdout.trim(), 'deployer');
+      else assert.match(r.stderr, new RegExp(`server certificate for "[^"]+".* does not match host name "${host}"`));
+    });
+  }
 });

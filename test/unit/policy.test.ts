@@ -50,7 +50,7 @@ test("the issue's example policy parses as written", () => {
   assert.equal(t.database, 'app');
   assert.equal(t.user, 'deployer');
   assert.equal(t.tls, 'disable');
-  assert.deepEqual(t.auth, { kind: 'password-env', passwordEnv: 'APP_DB_PASSWORD' });
+  assert.deepEqual(t.auth, { kind: 'password-env', passwordEnv: 'APP_DB_PASSWORD', allowCleartext: false });
   assert.equal(t.caFile, undefined);
   assert.equal(p.path, path.resolve(FILE));
   assert.match(p.sha256, /^[0-9a-f]{64}$/);
