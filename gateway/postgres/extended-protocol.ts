@@ -49,7 +49,7 @@ export class ExtendedProtocol {
     const statement: Statement = { text: p.query, paramTypes: p.paramTypes, columns: null };
     if (this.ctx.copyMasking) statement.copyOuts = copyOuts(p.query);
     statement.effects = this.effectsOf(p.query, j);
-    statement.mayAddNames = mayAddNames(p.query);
+    statement.mayAddNames = mayAddNames(p.query, j);
     if (j) {
       statement.decision = { action: j.decision.action, rule: j.decision.rule };
       const prepared = preparedOf(j);
@@ -225,9 +225,17 @@ function preparedOf(j: Judgement): PreparedStatement | null {
   };
 }
 
-/** Texts that can create a prepared statement or a portal by name (PREPARE, DECLARE, EXECUTE of either). */
-export function mayAddNames(text: string): boolean {
-  return /prepare|declare|execute/i.test(text);
+/** Statement classes that can create a prepared statement or a portal by name when they run. */
+const ADDS_NAMES = new Set(['prepare', 'cursor', 'execute', 'do-block']);
+
+/**
+ * Whether running the text can create a prepared statement or a portal by name (PREPARE,
+ * DECLARE, EXECUTE of either, code the parser cannot see): by its classes when it was
+ * classified, else by its words.
+ */
+export function mayAddNames(text: string, j: Judgement | null): boolean {
+  if (j?.statements) return j.statements.some((s) => s.classes.some((c) => ADDS_NAMES.has(c)));
+  return /prepare|declare|execute|do|call/i.test(text);
 }
 
 function isDescribed(portal: Portal): boolean {

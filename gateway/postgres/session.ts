@@ -249,7 +249,7 @@ export class PostgresSession {
         const cmd = this.rec.beginCommand({ text: this.logText(text), protocol: 'simple', ...(j ? decisionFields(j) : {}) });
         const run = newRun();
         if (this.copyMasking) run.copyOuts = copyOuts(text);
-        this.extended.followNames(run, this.extended.effectsOf(text, j), mayAddNames(text));
+        this.extended.followNames(run, this.extended.effectsOf(text, j), mayAddNames(text, j));
         this.backend.expect({ kind: 'query', cmd, run });
         this.names.nextBlock();
         if (j?.decision.action === 'approve') {

@@ -41,7 +41,7 @@ test('an Execute of a SQL cursor is held as unclassified, and runs masked once a
     await client.roundTrip([serialize.query('BEGIN')]);
     await client.roundTrip([serialize.query('DECLARE c CURSOR FOR SELECT id, email FROM people')]);
     const done = client.roundTrip([serialize.execute({ portal: 'c' }), serialize.sync()]);
-    const id = (await waitFor(() => /holds this command as request ([a-z0-9]{8})/.exec(Buffer.concat(client.received).toString('latin1')), 'the approval NOTICE'))[1]!;
+    const id = (await waitFor(() => /holds this command as request ([a-z0-9]{8})/.exec(Buffer.concat(client.received).toString('latin1')), 'the approval NOTICE'))![1]!;
     const ok = cli(['approve', id]);
     assert.equal(ok.status, 0, ok.stderr);
     const replies = await done;
