@@ -18,6 +18,7 @@ import { HeldCommand, type HoldPlan } from './approval-hold.ts';
 import { Outbox, detached, writeAll } from './outbox.ts';
 import { closeWithFinalError } from './final-error.ts';
 import type { ResponseMasking } from './response-masking.ts';
+import type { CatalogChanges } from './table-names.ts';
 import { copyOuts } from './copy-masking.ts';
 import type { Masker } from '../masking/engine.ts';
 import { maskPasswords } from './role-passwords.ts';
@@ -49,6 +50,10 @@ export class PostgresSession {
   private readonly copyMasking: boolean;
   /** Parse, Bind, Describe, Execute, Close and Sync. */
   private readonly extended: ExtendedProtocol;
+  /** Column masking's catalog, told of DDL; while it is read after this session's DDL, what the
+   * server sends waits here (with its ReadyForQuery), so the next result is planned with it. */
+  private readonly catalog: CatalogChanges | null;
+  private awaitingCatalog: Buffer[] | null = null;
 
   constructor(client: Socket, upstream: Socket, rec: SessionRecorder, policy: PolicyContext | null, masking: ResponseMasking | null, masker: Masker | null, onEnd: () => void) {
     this.logMasker = masker?.enabled && masker.applyTo.log && masker.detects ? masker : null;
@@ -60,6 +65,7 @@ export class PostgresSession {
     this.clientFramer = new MessageFramer({ collect: () => true, maxCollectedBody: MAX_CLIENT_MESSAGE, isValidType: isFrontendType, peer: 'client' });
     this.backend = new BackendTracker(rec, masking, this.names);
     this.copyMasking = masking?.masksCopyColumns ?? false;
+    this.catalog = masking?.catalogChanges ?? null;
     this.extended = new ExtendedProtocol({
       rec,
       policy,
@@ -330,7 +336,27 @@ export class PostgresSession {
   // ---- upstream -> client ----------------------------------------------------------------
 
   private onServerChunk(chunk: Buffer): void {
-    this.toClient(this.backend.observe(chunk));
+    const out = this.backend.observe(chunk);
+    if (this.awaitingCatalog) {
+      this.awaitingCatalog.push(...out);
+      return;
+    }
+    const read = this.catalog?.catalogRead(this.backend) ?? null;
+    if (read) {
+      this.awaitingCatalog = out;
+      this.upstream.pause();
+      void read.then(() => this.guard(() => this.catalogWasRead(), 'upstream'));
+      return;
+    }
+    this.toClient(out);
+    if (this.draining && this.isIdle()) this.closeWithError(shutdownNotice, 'gateway shutdown');
+  }
+
+  private catalogWasRead(): void {
+    const out = this.awaitingCatalog ?? [];
+    this.awaitingCatalog = null;
+    this.toClient(out);
+    if (!this.client.writableNeedDrain) this.upstream.resume();
     if (this.draining && this.isIdle()) this.closeWithError(shutdownNotice, 'gateway shutdown');
   }
 

@@ -48,6 +48,12 @@ export interface CatalogChanges {
   /** The server is ready for the next query; `I`: no transaction is open. */
   readyForQuery(session: object, transaction: string): void;
   sessionEnded(session: object): void;
+  /**
+   * After this session's catalog change was committed: resolves once the catalog has been read
+   * since (or a read failed: masking then stays over-masked), so the session can hold its
+   * ReadyForQuery until then and its next result is planned with the change. Null: nothing to wait for.
+   */
+  catalogRead(session: object): Promise<void> | null;
 }
 
 export class TableNames implements CatalogChanges {
@@ -65,6 +71,9 @@ export class TableNames implements CatalogChanges {
   /** Catalog changes committed, and how many of them the last successful read began after. */
   private changes = 0;
   private changesRead = 0;
+  /** Per session, the change it committed last and nobody has waited for yet. */
+  private readonly committed = new Map<object, number>();
+  private readonly readers: { change: number; resolve: () => void }[] = [];
 
   /** `record` logs the gateway's own query before it is sent (and throws if it cannot). */
   constructor(target: PostgresTarget, masker: Masker, password: () => Promise<string>, record: (query: string) => void, onError: (message: string) => void) {
@@ -87,12 +96,22 @@ export class TableNames implements CatalogChanges {
 
   sessionEnded(session: object): void {
     this.settled(session);
+    this.committed.delete(session);
+  }
+
+  catalogRead(session: object): Promise<void> | null {
+    const change = this.committed.get(session);
+    if (change === undefined) return null;
+    this.committed.delete(session);
+    if (this.changesRead >= change) return null;
+    return new Promise((resolve) => this.readers.push({ change, resolve }));
   }
 
   /** A session's catalog changes are committed (or rolled back): read the catalog again. */
   private settled(session: object): void {
     if (!this.changing.delete(session)) return;
     this.changes++;
+    this.committed.set(session, this.changes);
     this.updateStale();
     void this.load();
   }
@@ -155,6 +174,13 @@ export class TableNames implements CatalogChanges {
       .finally(() => {
         this.loading = null;
         this.updateStale();
+        // Sessions waiting for this read go on (after a failed read too: views stay masked whole).
+        for (let i = this.readers.length - 1; i >= 0; i--) {
+          const r = this.readers[i]!;
+          if (r.change > changes) continue;
+          this.readers.splice(i, 1);
+          r.resolve();
+        }
         if (this.loadAgain) {
           this.loadAgain = false;
           void this.load();
