@@ -128,6 +128,7 @@ export class PostgresListener {
       ]);
     }
     for (const s of this.sessions) s.forceClose();
+    this.masking?.catalogChanges?.close();
   }
 
   private accept(socket: net.Socket): void {
@@ -302,7 +303,8 @@ export class PostgresListener {
   }
 
   private async cancel(pid: number, secretKey: Buffer, socket: net.Socket): Promise<void> {
-    socket.end();
+    // Nothing is answered to a cancel request, and nothing more is read.
+    closeAfter(socket);
     const k = this.cancelKeys.get(pid);
     // As PostgreSQL does, a cancel with an unknown key is ignored without a reply.
     if (!k || secretKey.length !== 4 || secretKey.readInt32BE(0) !== k.secret) return;
