@@ -4,6 +4,7 @@
 // listener starts, again after every catalog change a session of this target completes (DDL,
 // before the next result is planned where the timing allows, and masked safely where it does
 // not), and again when a result names a relation or type the last read did not hold.
+import type { Socket } from 'node:net';
 import { serialize } from 'pg-protocol';
 import { loginUpstream } from './upstream.ts';
 import { MessageQueue } from './message-queue.ts';
@@ -24,6 +25,7 @@ const CATALOG_QUERY = [
 /** Reads asked for by an unknown relation or type: at most one a second. */
 const MIN_REFRESH_INTERVAL_MS = 1000;
 const QUERY_TIMEOUT_MS = 15_000;
+const MAX_CATALOG_VALUE = 256 * 1024 * 1024;
 
 /**
  * Command tags of statements that cannot change a relation's, view's or type's definition.
@@ -54,6 +56,8 @@ export interface CatalogChanges {
    * ReadyForQuery until then and its next result is planned with the change. Null: nothing to wait for.
    */
   catalogRead(session: object): Promise<void> | null;
+  /** The target's listener stops. */
+  close(): void;
 }
 
 export class TableNames implements CatalogChanges {
@@ -74,6 +78,7 @@ export class TableNames implements CatalogChanges {
   /** Per session, the change it committed last and nobody has waited for yet. */
   private readonly committed = new Map<object, number>();
   private readonly readers: { change: number; resolve: () => void }[] = [];
+  private conn: { socket: Socket; q: MessageQueue } | null = null;
 
   /** `record` logs the gateway's own query before it is sent (and throws if it cannot). */
   constructor(target: PostgresTarget, masker: Masker, password: () => Promise<string>, record: (query: string) => void, onError: (message: string) => void) {
@@ -189,13 +194,28 @@ export class TableNames implements CatalogChanges {
     return this.loading;
   }
 
+  /**
+   * One read over the gateway's own connection, kept open between reads (a login per DDL costs
+   * more than the read). A kept connection the server has closed meanwhile (idle timeout,
+   * restart) fails the read; it is tried once more on a new one.
+   */
   private async read(): Promise<CatalogSnapshot> {
-    this.record(CATALOG_QUERY);
-    const conn = await loginUpstream(this.target, await this.password(), new Map([['application_name', 'gateway-action catalog']]));
-    const q = new MessageQueue(conn.socket, `upstream ${this.target.name}`);
-    conn.socket.resume();
+    const reused = this.conn !== null;
     try {
-      conn.socket.write(serialize.query(CATALOG_QUERY));
+      return await this.readOnce();
+    } catch (e) {
+      this.close();
+      if (!reused) throw e;
+      return await this.readOnce();
+    }
+  }
+
+  private async readOnce(): Promise<CatalogSnapshot> {
+    this.record(CATALOG_QUERY);
+    const { socket, q } = this.conn ?? (this.conn = await this.connect());
+    socket.ref();
+    try {
+      socket.write(serialize.query(CATALOG_QUERY));
       const snapshot: CatalogSnapshot = { relations: new Map(), types: new Map(), viewOrigins: new Map(), viewDependencies: new Map(), parents: new Map() };
       let set = 0;
       for (;;) {
@@ -208,9 +228,27 @@ export class TableNames implements CatalogChanges {
       if (set !== 5) throw new Error(`the catalog query returned ${set} results, not 5`);
       return snapshot;
     } finally {
-      conn.socket.end(serialize.end());
-      conn.socket.destroy();
+      // Idle between reads, the connection does not keep the daemon running.
+      socket.unref();
     }
+  }
+
+  private async connect(): Promise<{ socket: Socket; q: MessageQueue }> {
+    const conn = await loginUpstream(this.target, await this.password(), new Map([['application_name', 'gateway-action catalog']]));
+    // A view's stored query is one value: allow large ones (a value past this fails the read, and
+    // masking stays over-masked).
+    const q = new MessageQueue(conn.socket, `upstream ${this.target.name}`, { maxBody: MAX_CATALOG_VALUE });
+    conn.socket.resume();
+    return { socket: conn.socket, q };
+  }
+
+  /** Ends the kept connection (the listener stops; or a read failed on it). */
+  close(): void {
+    const conn = this.conn;
+    this.conn = null;
+    if (!conn) return;
+    conn.socket.end(serialize.end());
+    conn.socket.destroy();
   }
 }
 

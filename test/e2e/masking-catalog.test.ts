@@ -203,3 +203,14 @@ test('partitions, fields of row values and statistics views do not show a masked
   assert.equal(stats, 'phone||\n');
   assertLogClean();
 });
+
+test('the catalog connection is kept between reads; when the server ends it, the next read logs in again', () => {
+  const catalogBackends = (): string => cluster.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'gateway-action catalog'", 'app').trim();
+  assert.equal(catalogBackends(), '1');
+  cluster.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'gateway-action catalog'", 'app');
+  rows(['-c', 'CREATE VIEW after_restart AS SELECT id, tel AS p, notes FROM clients']);
+  assert.equal(rows(['-c', 'SELECT * FROM after_restart']), '1|****0100|likes tea\n', 'read on a new connection, not masked whole for want of one');
+  assert.equal(catalogBackends(), '1');
+  const errors = readLog(gw.logPath()).filter((r) => r.type === 'gateway-error');
+  assert.deepEqual(errors, []);
+});
