@@ -137,7 +137,9 @@ export class TableNames implements CatalogChanges {
       this.refresh();
       return undefined;
     }
-    return { name: `${rel.schema}.${rel.name}`, columns: [...rel.columns].sort((a, b) => a[0] - b[0]).map(([attnum, c]) => ({ ...c, masked: rel.masked.has(attnum) })) };
+    // A view read while a catalog change is unread may have been redefined: all of it is masked.
+    const redefinable = this.masking.stale && (rel.kind === 'v' || rel.kind === 'm');
+    return { name: `${rel.schema}.${rel.name}`, columns: [...rel.columns].sort((a, b) => a[0] - b[0]).map(([attnum, c]) => ({ ...c, masked: redefinable || rel.masked.has(attnum) })) };
   }
 
   /** Reads the catalog now (the listener's first read). */

@@ -166,6 +166,11 @@ test('a view redefined in the same statement as it is read is masked whole; once
   // columns are masked whole.
   assert.equal(rows(['-c', 'CREATE OR REPLACE VIEW shifting AS SELECT id, tel AS p FROM clients; SELECT id, p FROM shifting']), '|****0100\n');
   assert.equal(rows(['-c', 'SELECT id, p FROM shifting']), '1|****0100\n');
+  // COPY of a query over the view: the same, by column once read, whole while a change is unread.
+  assert.equal(rows(['-c', 'COPY (SELECT id, p FROM shifting) TO STDOUT']), '1\t****0100\n');
+  rows(['-c', 'CREATE VIEW shifting2 AS SELECT id, notes AS p FROM clients']);
+  assert.equal(rows(['-c', 'COPY (SELECT id, p FROM shifting2) TO STDOUT']), '1\tlikes tea\n');
+  assert.equal(rows(['-c', 'CREATE OR REPLACE VIEW shifting2 AS SELECT id, tel AS p FROM clients; COPY (SELECT id, p FROM shifting2) TO STDOUT']), '\\N\t****0100\n');
   assertLogClean();
 });
 
