@@ -1,8 +1,9 @@
 // Startup parameters as the server variables they set, read exactly as PostgreSQL reads them, so
 // policy can decide them as the SET statements they amount to.
 //
-// The server (PostgreSQL 15; 11 to 18 accept the same switches from clients) takes every startup
-// parameter but `user`, `database`, `options`, `replication` and `_pq_.*` as a setting
+// The server (PostgreSQL 15; later versions take the same switches, older ones also `-o`, which is
+// refused here) takes every startup parameter but `user`, `database`, `options`, `replication`
+// and `_pq_.*` as a setting
 // (postmaster.c ProcessStartupPacket), and splits `options` into words (postinit.c
 // pg_split_opts: ASCII whitespace separates, a backslash takes the next character literally)
 // that it reads as command-line switches (postgres.c process_postgres_switches, getopt with
