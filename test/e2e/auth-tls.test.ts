@@ -304,8 +304,9 @@ describe('verify-full checks the server name as libpq does', () => {
     issue('localhost', 'DNS:localhost');
     cluster = await appCluster({
       tls: { cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key') },
-      hba: ['hostssl all deployer 127.0.0.1/32 scram-sha-256', 'hostnossl all deployer 127.0.0.1/32 reject'],
+      hba: ['hostssl all deployer 127.0.0.1/32 scram-sha-256', 'hostnossl all deployer 127.0.0.1/32 reject', 'hostssl all u_clear 127.0.0.1/32 password'],
     });
+    cluster.sql(`CREATE ROLE u_clear LOGIN PASSWORD 'clear-pw'; GRANT CONNECT ON DATABASE app TO u_clear`);
   });
   after(() => {
     cluster?.stop();
@@ -334,4 +335,12 @@ describe('verify-full checks the server name as libpq does', () => {
       else assert.match(r.stderr, new RegExp(`server certificate for "[^"]+".* does not match host name "${host}"`));
     });
   }
+
+  test('under verify-full a server that asks for the password in cleartext gets it: the certificate proved the server', async () => {
+    await serve('127.0.0.1', null);
+    const r = throughGateway(policyFor(cluster, { user: 'u_clear', tls: 'verify-full', 'ca-file': caFile() }), 'clear-pw', ['-At', '-c', 'SELECT current_user']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'u_clear');
+    assert.equal(upstreamLogins(r.log)[0]!.auth, 'password');
+  });
 });
