@@ -207,7 +207,7 @@ test('behind a command held for approval, a logged-in client cannot pile up byte
     assert.ok(taken < 64 * MiB, `the daemon took ${(taken / MiB).toFixed(0)} MiB behind the held command`);
     const grown = vmHwmKiB(holding.pid) - peakBefore;
     assert.ok(grown < 64 * 1024, `the daemon's peak memory grew by ${(grown / 1024).toFixed(0)} MiB`);
-    const deny = cli(['deny', String(request.id), '--reason', 'test over']);
+    const deny = cli(['deny', String(request?.id), '--reason', 'test over']);
     assert.equal(deny.status, 0, deny.stderr);
     assert.equal((await held)?.code, '42501');
     assert.equal(await allWritten, true, 'once the verdict is in, the rest is read');
