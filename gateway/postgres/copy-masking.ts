@@ -153,7 +153,7 @@ export function maskCopyRow(masker: Masker, plan: CopyPlan, data: Buffer): Maske
   let detectors: DetectorName[] = [];
   for (let i = 0; i < fields.length; i++) {
     const f = fields[i]!;
-    if (f === plan.nullString) continue;
+    if (f === plan.nullString && !nullCouldBeData(plan)) continue;
     const m = plan.masks[i];
     const value = plan.format === 'csv' ? decodeCsv(plan, f) : decodeText(f);
     let next: string | null = null;
@@ -175,6 +175,30 @@ export function maskCopyRow(masker: Masker, plan: CopyPlan, data: Buffer): Maske
     changed = true;
   }
   return changed ? { row: Buffer.from(fields.join(plan.delimiter) + eol), masked, detectors } : null;
+}
+
+/**
+ * Whether a field written as the NULL string may be a value. CSV quotes a value equal to the
+ * NULL string, so an unquoted one is NULL; text format never quotes, and a NULL option a value
+ * prints as (`NULL 'x'`, `NULL '+1 555 0100'`) makes them the same bytes: such a field is read
+ * as a value (masked, or read by detectors), which a real NULL also gets. `\N` cannot be data:
+ * a value's backslash is written doubled.
+ */
+function nullCouldBeData(plan: CopyPlan): boolean {
+  return plan.format === 'text' && encodeText(decodeText(plan.nullString), plan.delimiter) === plan.nullString;
+}
+
+/** PostgreSQL's text COPY escapes (CopyAttributeOutText): backslash, the delimiter and control characters. */
+const TEXT_OUT_ESCAPES: Record<string, string> = { '\b': 'b', '\f': 'f', '\n': 'n', '\r': 'r', '\t': 't', '\v': 'v' };
+
+function encodeText(value: string, delimiter: string): string {
+  let out = '';
+  for (const c of value) {
+    if (c === '\\' || c === delimiter) out += '\\' + c;
+    else if (TEXT_OUT_ESCAPES[c] !== undefined) out += '\\' + TEXT_OUT_ESCAPES[c];
+    else out += c;
+  }
+  return out;
 }
 
 // Text format: fields are separated by the delimiter; a backslash escapes the next character

@@ -147,6 +147,24 @@ export class ResponseMasking {
     return this.output(frame(type, c ? c.row : Buffer.from(r!.text)));
   }
 
+  /**
+   * Whether an error's DETAIL may print values of masked columns, which detectors cannot
+   * recognise (a phone number): constraint violations print the failing row or key of their
+   * table whole. With columns masked by name, the DETAIL of a notice that names a table is
+   * masked whole unless the catalog holds that table with no masked column (a table it does not
+   * hold yet may be anything), and so is the DETAIL of a violation that names no table.
+   */
+  private detailShowsRows(fields: [string, string][]): boolean {
+    if (!this.masker.masksColumns) return false;
+    const field = (code: string): string | undefined => fields.find(([c]) => c === code)?.[1];
+    const table = field('t');
+    if (table !== undefined) {
+      const known = this.tableByName(field('s') ?? null, table);
+      return !known || known.columns.some((c) => c.masked);
+    }
+    return ROW_ECHO_CLASSES.has((field('C') ?? '').slice(0, 2));
+  }
+
   /** NOTIFY payloads (the channel is a name, not a value). */
   private notification(body: Buffer): MaskedMessage | null {
     const n = decodeNotification(body);
@@ -178,8 +196,16 @@ export class ResponseMasking {
 
   private notice(type: number, body: Buffer, head: Entry | undefined): MaskedMessage | null {
     let changed = false;
+    let maskedDetail = 0;
     const fired: string[] = [];
-    const fields = decodeNoticeFields(body).map(([code, value]): [string, string] => {
+    const decoded = decodeNoticeFields(body);
+    const detailWhole = this.detailShowsRows(decoded);
+    const fields = decoded.map(([code, value]): [string, string] => {
+      if (code === 'D' && detailWhole) {
+        changed = true;
+        maskedDetail = 1;
+        return [code, MASKED_DETAIL];
+      }
       if (FIXED_FIELDS.has(code)) return [code, value];
       const r = this.masker.maskText(value);
       if (!r) return [code, value];
@@ -188,11 +214,18 @@ export class ResponseMasking {
       return [code, r.text];
     });
     if (!changed) return null;
-    if (head && (head.kind === 'query' || head.kind === 'execute')) head.cmd.noteMasked(0, [...new Set(fired)]);
+    if (head && (head.kind === 'query' || head.kind === 'execute')) head.cmd.noteMasked(maskedDetail, [...new Set(fired)]);
     const message = encodeNoticeFields(type, fields);
     return this.output(message);
   }
 }
+
+const MASKED_DETAIL = '[masked: it may show values of masked columns]';
+
+/** SQLSTATE classes whose DETAIL echoes stored values: integrity constraint violations (23:
+ * "Failing row contains (...)", "Key (phone)=(...)") and WITH CHECK OPTION violations (44, which
+ * name no table). */
+const ROW_ECHO_CLASSES = new Set(['23', '44']);
 
 function frame(type: number, body: Buffer): Buffer {
   return new MessageWriter().bytes(body).finish(type);
