@@ -322,14 +322,17 @@ export class BackendTracker {
           this.queue.shift();
         } else if (e?.kind === 'sync') this.queue.shift();
         return;
-      case B.ParameterStatus:
+      case B.ParameterStatus: {
+        const [name, value] = decodeParameterStatus(body!);
+        // Statement names are keyed by their bytes in the server's encoding (statement-registry.ts).
+        this.names.parameterStatus(name, value);
         if (this.masking) {
-          const [name, value] = decodeParameterStatus(body!);
           if (name === 'client_encoding' && value !== 'UTF8') {
             throw new ProtocolError(`masking reads values as UTF-8, and the session set client_encoding to ${value}; the session is closed rather than pass values unmasked`, '0A000');
           }
         }
         return;
+      }
       default:
         return; // NoticeResponse, NotificationResponse, CopyDone, ...: relayed as they are
     }

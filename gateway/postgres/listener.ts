@@ -271,6 +271,7 @@ export class PostgresListener {
       if (this.cancelKeys.get(pid)?.session === session) this.cancelKeys.delete(pid);
       if (this.sessions.size === 0) for (const w of this.idleWaiters.splice(0)) w();
     });
+    session.loginParameters(upstream.parameters);
     this.sessions.add(session);
     this.cancelKeys.set(pid, { secret, session, upstreamKey: upstream.backendKey, rec });
     const hello = [encodeAuthentication(AUTH.Ok)];

@@ -55,6 +55,11 @@ export class PostgresSession {
   private readonly catalog: CatalogChanges | null;
   private awaitingCatalog: Buffer[] | null = null;
 
+  /** The ParameterStatus values of the login (encodings key statement names, statement-registry.ts). */
+  loginParameters(parameters: [string, string][]): void {
+    for (const [k, v] of parameters) this.names.parameterStatus(k, v);
+  }
+
   constructor(client: Socket, upstream: Socket, rec: SessionRecorder, policy: PolicyContext | null, masking: ResponseMasking | null, masker: Masker | null, onEnd: () => void) {
     this.logMasker = masker?.enabled && masker.applyTo.log && masker.detects ? masker : null;
     this.policy = policy;

@@ -12,6 +12,13 @@
 //   what runs is unknown;
 // - no unanswered change: what the server confirmed; a name it never confirmed is unknown.
 // Unknown is never guessed: the command is recorded and decided as unclassified.
+//
+// Names are kept as the server keys them (serverKey): its hash tables of prepared statements
+// and portals compare the first 63 bytes of a name (NAMEDATALEN - 1) in the server's encoding,
+// and its parser truncates SQL identifiers to 63 bytes, so `Close` of one long name closes
+// another that shares those bytes. A name whose server bytes the gateway cannot know (not ASCII
+// while client or server encoding is not UTF8, or not valid UTF-8 as sent) is never matched:
+// changing it makes every name of its kind unknown, and naming it is unknown.
 import type { PreparedClasses } from './sql-classifier.ts';
 import type { Portal, Statement } from './response-queue.ts';
 
@@ -40,6 +47,29 @@ export type Effect =
   | { kind: 'close-cursor'; name: string | null }
   | { kind: 'none' };
 
+/** The bytes of a name the server compares (NAMEDATALEN - 1). */
+export const NAME_KEY_BYTES = 63;
+
+/**
+ * A name as the server keys it: its first 63 bytes when encoded as the server does, or null when
+ * the gateway cannot know those bytes. `utf8`: client and server encoding are both UTF8, so the
+ * bytes the gateway decoded are the server's.
+ */
+export function serverKey(name: string, utf8: boolean): string | null {
+  // eslint-disable-next-line no-control-regex
+  const ascii = /^[\x00-\x7f]*$/.test(name);
+  // U+FFFD: bytes that were not UTF-8 (or the character itself; either way not matched).
+  if (!ascii && (!utf8 || name.includes('\ufffd'))) return null;
+  if (ascii) return name.length <= NAME_KEY_BYTES ? name : name.slice(0, NAME_KEY_BYTES);
+  const bytes = Buffer.from(name, 'utf8');
+  if (bytes.length <= NAME_KEY_BYTES) return name;
+  const head = bytes.subarray(0, NAME_KEY_BYTES);
+  const text = head.toString('utf8');
+  // Cut inside a character: no SQL identifier (cut at a character boundary) names it; a NUL
+  // prefix keeps the key apart from every name, which cannot hold NUL.
+  return Buffer.from(text, 'utf8').equals(head) ? text : `\u0000${head.toString('hex')}`;
+}
+
 /** Command tags of statements that end the transaction, and with it every portal. */
 const TRANSACTION_END = /^(COMMIT|ROLLBACK|PREPARE TRANSACTION)\b/;
 
@@ -50,6 +80,18 @@ export class StatementRegistry {
   private readonly portals = new Map<string, Portal>();
   private pending: Change[] = [];
   private block = 0;
+  /** client_encoding and server_encoding as the server last reported them. */
+  private readonly encodings = new Map<string, string>();
+
+  /** A ParameterStatus from the server (at login and whenever a setting it reports changes). */
+  parameterStatus(name: string, value: string): void {
+    if (name === 'client_encoding' || name === 'server_encoding') this.encodings.set(name, value);
+  }
+
+  /** `name` as the server keys it (see serverKey); null: the gateway cannot match it. */
+  private key(name: string): string | null {
+    return serverKey(name, this.encodings.get('client_encoding') === 'UTF8' && this.encodings.get('server_encoding') === 'UTF8');
+  }
 
   /** A Sync or a Query message: what comes after it is no longer discarded when what came before fails. */
   nextBlock(): void {
@@ -59,7 +101,9 @@ export class StatementRegistry {
 
   /** A message that will change `name` (null: any name) once the server confirms it. */
   expect(kind: 'statement' | 'portal', name: string | null, to: Statement | Portal | null | undefined): Change {
-    const c: Change = { kind, name, block: this.block, to, settled: false };
+    const key = name === null ? null : this.key(name);
+    // A name the gateway cannot key may be any name of its kind once the server applies it.
+    const c: Change = key === null ? { kind, name: null, block: this.block, to: undefined, settled: false } : { kind, name: key, block: this.block, to, settled: false };
     this.pending.push(c);
     return c;
   }
@@ -115,8 +159,14 @@ export class StatementRegistry {
     return this.resolve('portal', name) as Resolved<Portal>;
   }
 
-  private resolve(kind: 'statement' | 'portal', name: string): Resolved<Statement | Portal> {
-    const what = describeName(kind, name);
+  private resolve(kind: 'statement' | 'portal', raw: string): Resolved<Statement | Portal> {
+    const what = describeName(kind, raw);
+    const name = this.key(raw);
+    if (name === null) return { unknown: `the server compares ${what} by bytes the gateway cannot know (a name that is not ASCII while client or server encoding is not UTF8, or not valid UTF-8)` };
+    return this.resolveKey(kind, name, what);
+  }
+
+  private resolveKey(kind: 'statement' | 'portal', name: string, what: string): Resolved<Statement | Portal> {
     for (let i = this.pending.length - 1; i >= 0; i--) {
       const c = this.pending[i]!;
       if ((c.settled && !(c.skipped && c.block === this.block)) || c.kind !== kind || (c.name !== null && c.name !== name)) continue;
@@ -139,8 +189,9 @@ export class StatementRegistry {
     const names = new Set<string>(this.statements.keys());
     for (const c of this.pending) if (c.kind === 'statement' && c.name !== null) names.add(c.name);
     for (const name of names) {
-      if (name === '') continue;
-      const r = this.statement(name);
+      // A key cut inside a character is named by no SQL identifier.
+      if (name === '' || name.startsWith('\u0000')) continue;
+      const r = this.resolveKey('statement', name, describeName('statement', name)) as Resolved<Statement>;
       if ('known' in r && r.known.prepared) out.set(name, r.known.prepared);
     }
     return out;
@@ -155,14 +206,18 @@ export class StatementRegistry {
     const e = effect ?? { kind: 'none' };
     if (TRANSACTION_END.test(tag)) this.portals.clear();
     switch (tag) {
-      case 'PREPARE':
-        if (e.kind === 'prepare') this.statements.set(e.name, e.statement);
+      case 'PREPARE': {
+        const key = e.kind === 'prepare' ? this.key(e.name) : null;
+        if (e.kind === 'prepare' && key !== null) this.statements.set(key, e.statement);
         else this.forget('statement', null);
         return;
-      case 'DEALLOCATE':
-        if (e.kind === 'deallocate' && e.name !== null) this.statements.delete(e.name);
+      }
+      case 'DEALLOCATE': {
+        const key = e.kind === 'deallocate' && e.name !== null ? this.key(e.name) : null;
+        if (key !== null) this.statements.delete(key);
         else this.forget('statement', null);
         return;
+      }
       case 'DEALLOCATE ALL':
         this.forget('statement', null);
         return;
@@ -170,10 +225,12 @@ export class StatementRegistry {
         this.statements.clear();
         this.portals.clear();
         return;
-      case 'CLOSE CURSOR':
-        if (e.kind === 'close-cursor' && e.name !== null) this.portals.delete(e.name);
+      case 'CLOSE CURSOR': {
+        const key = e.kind === 'close-cursor' && e.name !== null ? this.key(e.name) : null;
+        if (key !== null) this.portals.delete(key);
         else this.portals.clear();
         return;
+      }
       case 'DO':
         // A DO block's dynamic SQL can DEALLOCATE and PREPARE (or CLOSE and OPEN) any name.
         this.forget('statement', null);

@@ -28,6 +28,24 @@ interface Case { line: number; title: string; steps: Step[] }
 
 const name = (n: string): string => (n === '_' ? '' : n);
 
+/** A NAME as sent: `\xHH` is that byte (a name in a client encoding other than UTF-8), the rest UTF-8. */
+const nameBytes = (n: string): Buffer => Buffer.concat(name(n).split(/(\\x[0-9a-fA-F]{2})/).map((p) => (/^\\x[0-9a-fA-F]{2}$/.test(p) ? Buffer.from([parseInt(p.slice(2), 16)]) : Buffer.from(p, 'utf8'))));
+const cstr = (b: Buffer): Buffer => Buffer.concat([b, Buffer.from([0])]);
+const int16 = (n: number): Buffer => Buffer.from([n >> 8, n & 0xff]);
+function message(type: string, body: Buffer[]): Buffer {
+  const b = Buffer.concat(body);
+  const len = Buffer.alloc(4);
+  len.writeInt32BE(b.length + 4);
+  return Buffer.concat([Buffer.from(type), len, b]);
+}
+/** Messages of the extended protocol with names as raw bytes (pg-protocol's take strings). */
+const wire = {
+  parse: (n: string, text: string): Buffer => message('P', [cstr(nameBytes(n)), cstr(Buffer.from(text, 'utf8')), int16(0)]),
+  bind: (portal: string, statement: string): Buffer => message('B', [cstr(nameBytes(portal)), cstr(nameBytes(statement)), int16(0), int16(0), int16(0)]),
+  execute: (portal: string): Buffer => message('E', [cstr(nameBytes(portal)), Buffer.alloc(4)]),
+  target: (type: 'D' | 'C', kind: string, n: string): Buffer => message(type, [Buffer.from(kind), cstr(nameBytes(n))]),
+};
+
 function parseExpected(line: number, raw: string, ownText: string | null, kind: string): Expected {
   const [head, ...rest] = raw.split(' | ');
   const [decision, status, ...classes] = head!.trim().split(/\s+/);
@@ -68,19 +86,19 @@ function parseCorpus(text: string): Case[] {
         break;
       case 'parse': {
         own = after(' | ');
-        message = serialize.parse({ name: name(args[0]!), text: own });
+        message = wire.parse(args[0]!, own);
         break;
       }
       case 'bind':
-        message = serialize.bind({ portal: name(args[0]!), statement: name(args[1]!) });
+        message = wire.bind(args[0]!, args[1]!);
         break;
       case 'execute':
-        message = serialize.execute({ portal: name(args[0]!) });
+        message = wire.execute(args[0]!);
         break;
       case 'describe':
       case 'close':
         if (args[0] !== 'S' && args[0] !== 'P') throw new Error(`${CORPUS}:${line}: ${kind} S|P NAME`);
-        message = (kind === 'describe' ? serialize.describe : serialize.close)({ type: args[0], name: name(args[1]!) });
+        message = wire.target(kind === 'describe' ? 'D' : 'C', args[0], args[1]!);
         break;
       case 'sync':
         message = serialize.sync();
