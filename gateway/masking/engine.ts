@@ -83,6 +83,14 @@ function splitTable(table: string): { schema: string | null; name: string } {
   return dot < 0 ? { schema: null, name: table } : { schema: table.slice(0, dot), name: table.slice(dot + 1) };
 }
 
+/** A `\u` escape (behind any number of backslashes: JSON inside an array or record literal
+ * doubles them) of a character detectors match: letters, digits, `@ . _ % + - / : = ~` and space.
+ * Structural characters (quotes, backslashes, commas, braces) stay escaped, so the decoded text
+ * parses as the original did. */
+const TOKEN_CHAR = /^[A-Za-z0-9@._%+\-/:=~ ]$/;
+const ESCAPED_TOKEN_CHAR = /\\u00[2-7][0-9A-Fa-f]/;
+const ESCAPED_TOKEN_CHARS = /\\+u(00[2-7][0-9A-Fa-f])/g;
+
 const EMAIL_VALUE = /^[^\s@]+@[^\s@]+\.([A-Za-z]{2,24})$/;
 
 export class Masker {
@@ -134,6 +142,18 @@ export class Masker {
   /** Scans text with the enabled detectors; the masked text and which detectors fired, or
    * null when nothing matched. */
   maskText(s: string): { text: string; detectors: DetectorName[] } | null {
+    if (this.#precheck === null) return null;
+    // JSON may write any character as \uXXXX (`"alice\u0040example.com"`; json values keep
+    // the escapes as written): detectors read the text with escapes of the characters secrets
+    // are made of decoded, and when they find something, that decoded text is what is returned.
+    if (ESCAPED_TOKEN_CHAR.test(s)) {
+      const r = this.#scan(s.replace(ESCAPED_TOKEN_CHARS, (m, hex: string) => (TOKEN_CHAR.test(String.fromCharCode(parseInt(hex, 16))) ? String.fromCharCode(parseInt(hex, 16)) : m)));
+      if (r) return r;
+    }
+    return this.#scan(s);
+  }
+
+  #scan(s: string): { text: string; detectors: DetectorName[] } | null {
     if (this.#precheck === null || !this.#precheck.test(s)) return null;
     let text = s;
     let fired: DetectorName[] | null = null;

@@ -4,6 +4,7 @@
 // clear.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { newPgClient } from '../helpers/pg.ts';
 import { appCluster, policyFor, psql, readLog, startGateway, type Cluster, type RunningGateway } from '../helpers/gateway.ts';
 
 const EMAIL = 'alice.smith@example.com';
@@ -24,7 +25,9 @@ before(async () => {
     CREATE TABLE parted_a PARTITION OF parted FOR VALUES IN ('a');
     CREATE TABLE plain (id int PRIMARY KEY, label text);
     INSERT INTO plain VALUES (1, 'one');
-    ALTER TABLE customers OWNER TO deployer; ALTER TABLE parted OWNER TO deployer; ALTER TABLE parted_a OWNER TO deployer; ALTER TABLE plain OWNER TO deployer;`, 'app');
+    CREATE TABLE docs (id int, body json, note text);
+    INSERT INTO docs VALUES (1, '{"e": "alice.smith\\u0040example.com", "c": "4111\\u00201111\\u00201111\\u00201111"}', '{"e": "\\u0061lice.smith\\u0040example.com"}');
+    ALTER TABLE customers OWNER TO deployer; ALTER TABLE parted OWNER TO deployer; ALTER TABLE parted_a OWNER TO deployer; ALTER TABLE plain OWNER TO deployer; ALTER TABLE docs OWNER TO deployer;`, 'app');
   gw = startGateway(policyFor(cluster) + `masking:
   columns: [phone, "customers.card_number"]
   detectors: [email, credit-card]
@@ -88,6 +91,24 @@ test('text COPY with a NULL string a value prints as: that value is still masked
   assert.equal(lines[1], `1\t****0100\t****1111\ta***@***.com`);
   assert.equal(lines[2], `1|****0100|****1111|a***@***.com`);
   assert.equal(lines[3], '1\t\\N');
+});
+
+test('JSON \\u escapes do not hide a secret from detectors: json as written, text holding JSON, arrays of them, binary format', async () => {
+  const r = psql(gw.env, ['-X', '-A', '-t', '-F', '|', '-c', 'SELECT body, note, ARRAY[body], row(body) FROM docs']);
+  assert.equal(r.status, 0, r.stderr);
+  const escaped = ['alice.smith\\u0040example.com', '\\u0061lice', '4111\\u00201111'];
+  for (const e of escaped) assert.ok(!r.stdout.includes(e), `psql output shows ${e}:\n${r.stdout}`);
+  const [body, note] = r.stdout.trim().split('|');
+  assert.deepEqual(JSON.parse(body!), { e: 'a***@***.com', c: '****1111' }, 'still valid JSON');
+  assert.deepEqual(JSON.parse(note!), { e: 'a***@***.com' });
+  const client = newPgClient({ connectionString: gw.env.GATEWAY_APP_DB_URL! });
+  await client.connect();
+  try {
+    const b = await client.query({ text: 'SELECT body FROM docs WHERE id = $1', values: [1], binary: true });
+    assert.deepEqual(JSON.parse(String(b.rows[0]!.body)), { e: 'a***@***.com', c: '****1111' });
+  } finally {
+    await client.end();
+  }
 });
 
 test('the session log holds none of these values in clear (but the texts the client wrote)', () => {
