@@ -275,7 +275,10 @@ export class PostgresListener {
     this.sessions.add(session);
     this.cancelKeys.set(pid, { secret, session, upstreamKey: upstream.backendKey, rec });
     const hello = [encodeAuthentication(AUTH.Ok)];
-    for (const [k, v] of upstream.parameters) hello.push(encodeParameterStatus(k, v));
+    // Settings the server reports at login come from the role's and database's settings too
+    // (ALTER ROLE ... SET application_name = <an email>): read by the detectors like any later.
+    const masker = this.opts.masker?.applyTo.client ? this.opts.masker : null;
+    for (const [k, v] of upstream.parameters) hello.push(encodeParameterStatus(k, masker?.maskText(v)?.text ?? v));
     hello.push(encodeBackendKeyData(pid, secret), encodeReadyForQuery('I'));
     socket.write(Buffer.concat(hello));
     session.start();

@@ -111,6 +111,21 @@ test('JSON \\u escapes do not hide a secret from detectors: json as written, tex
   }
 });
 
+test('parameter statuses at login (a role\'s setting, not the client\'s) are read by the detectors', async () => {
+  cluster.sql(`ALTER ROLE deployer SET application_name = '${EMAIL}'`, 'app');
+  const client = newPgClient({ connectionString: gw.env.GATEWAY_APP_DB_URL! });
+  const seen: string[] = [];
+  (client as unknown as { connection: { on(e: string, f: (m: { parameterName: string; parameterValue: string }) => void): void } }).connection.on('parameterStatus', (m) => seen.push(`${m.parameterName}=${m.parameterValue}`));
+  try {
+    await client.connect();
+    assert.ok(seen.includes('application_name=a***@***.com'), seen.join('\n'));
+    assertNoSecret(seen.join('\n'), 'parameter statuses');
+  } finally {
+    await client.end();
+    cluster.sql('ALTER ROLE deployer RESET application_name', 'app');
+  }
+});
+
 test('the session log holds none of these values in clear (but the texts the client wrote)', () => {
   const records = readLog(gw.logPath()).filter((r) => r.type !== 'command' && r.type !== 'decision');
   assert.ok(records.some((r) => r.type === 'result'));
