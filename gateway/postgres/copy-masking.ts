@@ -115,9 +115,10 @@ function mapColumns(masker: Masker, copy: CopyOut, tableByName: TableByName): { 
     const col = n === null ? undefined : byName.get(n);
     types.push(col?.typeOid ?? 0);
     // In a query, an output column that is not a plain column of the table (an expression, a
-    // whole-row reference, `*`) cannot be checked against the patterns: masked whole.
+    // whole-row reference, `*`) cannot be checked against the patterns: masked whole; so is a
+    // column the catalog does not hold (added, or renamed from a masked one, since its last read).
     let masked: boolean;
-    if (n === null || (copy.table === null && !col)) masked = masker.masksColumns;
+    if (n === null || !col) masked = masker.masksColumns;
     // A table the catalog does not hold yet (created or renamed since its last read): any of its
     // columns may be one masked under an earlier name.
     else if (tableName === null) masked = masker.masksColumns;

@@ -137,8 +137,10 @@ export class TableNames implements CatalogChanges {
       this.refresh();
       return undefined;
     }
-    // A view read while a catalog change is unread may have been redefined: all of it is masked.
-    const redefinable = this.masking.stale && (rel.kind === 'v' || rel.kind === 'm');
+    // A relation read by name while a catalog change is unread may have been redefined (a view)
+    // or had its columns renamed, dropped or added (a table, in a transaction still open: `COPY
+    // customers (tel)` after renaming phone to tel): all of it is masked.
+    const redefinable = this.masking.stale;
     return { name: `${rel.schema}.${rel.name}`, columns: [...rel.columns].sort((a, b) => a[0] - b[0]).map(([attnum, c]) => ({ ...c, masked: redefinable || rel.masked.has(attnum) })) };
   }
 

@@ -126,6 +126,25 @@ test('parameter statuses at login (a role\'s setting, not the client\'s) are rea
   }
 });
 
+test('COPY of a table in the transaction that renamed, dropped or added its columns: what moved is masked', () => {
+  const r = psql(gw.env, ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1'], [
+    'BEGIN;',
+    'ALTER TABLE customers RENAME COLUMN phone TO tel;',
+    'ALTER TABLE customers RENAME COLUMN notes TO phone;',
+    'COPY customers (id, tel, phone) TO STDOUT;',
+    'ROLLBACK;',
+    'BEGIN;',
+    // the phone moves to where the email was
+    'ALTER TABLE customers DROP COLUMN email, ADD COLUMN z text;',
+    'COPY customers TO STDOUT;',
+    'ROLLBACK;',
+  ].join('\n'));
+  assert.equal(r.status, 0, r.stderr);
+  assertNoSecret(r.stdout, 'COPY output');
+  const rows = r.stdout.split('\n').filter((l) => l.startsWith('1\t') || l.startsWith('\\N'));
+  assert.equal(rows.length, 2, r.stdout);
+});
+
 test('the session log holds none of these values in clear (but the texts the client wrote)', () => {
   const records = readLog(gw.logPath()).filter((r) => r.type !== 'command' && r.type !== 'decision');
   assert.ok(records.some((r) => r.type === 'result'));
