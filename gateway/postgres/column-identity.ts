@@ -11,6 +11,7 @@
 // Pure: a catalog snapshot and the masker in, the masked sets grown (never shrunk) out.
 import type { Masker } from '../masking/engine.ts';
 import type { ColumnOrigin } from './view-columns.ts';
+import type { ComputedCatalog } from './computed-columns.ts';
 
 export interface CatalogRelation {
   schema: string;
@@ -33,6 +34,8 @@ export interface CatalogSnapshot {
   viewDependencies: Map<number, ColumnOrigin[]>;
   /** Per partition or inheriting table: its parents (pg_inherits). */
   parents: Map<number, number[]>;
+  /** Names (lower case) of functions and procedures outside pg_catalog and information_schema. */
+  routines?: Set<string>;
 }
 
 /** OIDs from here on are not built in: a type above it the catalog has not listed is new. */
@@ -41,6 +44,9 @@ export const FIRST_USER_OID = 16384;
 const ANYARRAY = 2277;
 /** Columns of the built-in statistics views that hold sample values of other columns. */
 const STATISTICS_VALUES = new Set(['most_common_vals', 'most_common_elems', 'histogram_bounds']);
+/** Built-in relations holding those sample values. */
+const STATISTICS_RELATIONS = /^pg_stat(?:s|s_ext|s_ext_exprs|istic|istic_ext_data)$/i;
+const BUILT_IN_SCHEMAS = new Set(['pg_catalog', 'information_schema']);
 
 /** Everything masked so far in this run. Sets only grow: once masked, masked for the run. */
 export class MaskedIdentities {
@@ -131,7 +137,7 @@ export interface ResultColumn { name: string; tableOid: number; attnum: number; 
  * not settle it (a relation, column or type it has not read yet, or a catalog change not read
  * yet), so the column was masked whole if it could be masked at all, and the plan is not reused.
  */
-export class ColumnMasking {
+export class ColumnMasking implements ComputedCatalog {
   private readonly masker: Masker;
   private readonly identities = new MaskedIdentities();
   private snapshot: CatalogSnapshot | null = null;
@@ -195,6 +201,56 @@ export class ColumnMasking {
     // A view redefined by a change not read yet may now show a masked column here.
     if (this.#stale && (rel.kind === 'v' || rel.kind === 'm')) masked = true;
     return { masked, settled };
+  }
+
+  // ---- what computed columns need (computed-columns.ts) ------------------------------------
+
+  /** Weighs statements for computed columns (computed-columns.ts). */
+  get computed(): ComputedCatalog {
+    return this;
+  }
+
+  private byName: { generation: number; relations: Map<string, { schema: string; masked: boolean; maskedNames: string[] }[]>; maskedNames: Set<string>; masked: Set<string> } | null = null;
+
+  /** Relations by lower-case name, masked column names and masked relation names, per catalog generation. */
+  private names(): NonNullable<ColumnMasking['byName']> {
+    if (this.byName?.generation === this.generation) return this.byName;
+    const relations = new Map<string, { schema: string; masked: boolean; maskedNames: string[] }[]>();
+    const masked = new Set<string>();
+    for (const [oid, rel] of this.relations) {
+      const maskedNames: string[] = [];
+      for (const [attnum, col] of rel.columns) if (this.identities.column(oid, attnum)) maskedNames.push(col.name);
+      // A view read while a catalog change is unread may have been redefined over a masked column.
+      const isMasked = maskedNames.length > 0 || (this.#stale && (rel.kind === 'v' || rel.kind === 'm'));
+      const key = rel.name.toLowerCase();
+      relations.set(key, [...(relations.get(key) ?? []), { schema: rel.schema, masked: isMasked, maskedNames }]);
+      if (isMasked) masked.add(key);
+    }
+    const maskedNames = new Set([...this.identities.names].map((n) => n.toLowerCase()));
+    this.byName = { generation: this.generation, relations, maskedNames, masked };
+    return this.byName;
+  }
+
+  nameMasked(name: string): boolean {
+    return this.masker.columnMasked(name, null) || this.masker.columnNeedsTable(name) || this.names().maskedNames.has(name.toLowerCase());
+  }
+
+  relationsNamed(schema: string | null, name: string): { masked: boolean; maskedNames: string[] }[] {
+    const found = (this.names().relations.get(name.toLowerCase()) ?? []).filter((r) => schema === null || r.schema.toLowerCase() === schema.toLowerCase());
+    if (found.length > 0 || this.#stale) return found;
+    // Built-in relations are not read into the catalog: known, and holding no masked value except
+    // the planner's statistics (sample values of every column).
+    const builtIn = schema === null ? name.toLowerCase().startsWith('pg_') : BUILT_IN_SCHEMAS.has(schema.toLowerCase());
+    if (!builtIn) return [];
+    return [{ masked: STATISTICS_RELATIONS.test(name), maskedNames: [...STATISTICS_VALUES] }];
+  }
+
+  maskedRelationNames(): ReadonlySet<string> {
+    return this.names().masked;
+  }
+
+  userRoutine(name: string): boolean {
+    return this.snapshot?.routines?.has(name.toLowerCase()) ?? true;
   }
 
   private typeMasked(oid: number): { masked: boolean; known: boolean } {

@@ -15,6 +15,7 @@ import type { Decision } from '../policy/engine.ts';
 import type { HoldPlan } from './approval-hold.ts';
 import { copyOuts } from './copy-masking.ts';
 import { maskPasswords, MASKED_PASSWORD } from './role-passwords.ts';
+import { CursorSources, statementFacts, type ComputedSource, type Run, type StatementFacts } from './computed-columns.ts';
 
 type ParseMessage = ReturnType<typeof decodeParse>;
 type BindMessage = ReturnType<typeof decodeBind>;
@@ -30,6 +31,8 @@ export interface ExtendedContext {
   copyMasking: boolean;
   /** Masking plans rows by their columns: an Execute of a portal never described gets the gateway's own Describe. */
   learnsColumns: boolean;
+  /** Column masking: each run says what its computed columns may come from (computed-columns.ts). */
+  masksComputed: boolean;
   /** SQL and parameter values as the log keeps them. */
   logText(text: string): string;
   logValue(text: string): string;
@@ -38,6 +41,8 @@ export interface ExtendedContext {
 export class ExtendedProtocol {
   private readonly ctx: ExtendedContext;
   private readonly names: StatementRegistry;
+  /** SQL cursors DECLAREd in the session, for what a FETCH reads (computed-columns.ts). */
+  private readonly cursors = new CursorSources();
 
   constructor(ctx: ExtendedContext) {
     this.ctx = ctx;
@@ -48,6 +53,8 @@ export class ExtendedProtocol {
     const j = this.ctx.policy ? judge(this.ctx.policy, p.query, this.names.preparedClasses(p.query)) : null;
     const statement: Statement = { text: p.query, paramTypes: p.paramTypes, columns: null };
     if (this.ctx.copyMasking) statement.copyOuts = copyOuts(p.query);
+    // Read once here: every Execute of the statement reuses it.
+    if (this.ctx.masksComputed) statement.facts = statementFacts(p.query);
     statement.effects = this.effectsOf(p.query, j);
     statement.mayAddNames = mayAddNames(p.query, j);
     if (j) {
@@ -133,6 +140,8 @@ export class ExtendedProtocol {
     const run = newRun();
     if (statement?.denied) run.denied = statement.denied;
     if (statement?.copyOuts) run.copyOuts = [...statement.copyOuts];
+    // A statement the gateway cannot know leaves `computed` null: its computed columns are masked.
+    if (this.ctx.masksComputed && statement) run.computed = this.computedSource(statement.facts ?? statementFacts(statement.text));
     // Masking plans rows by their columns: a portal nobody described is described by the gateway.
     const describe = this.ctx.learnsColumns && !this.ctx.backend.skipping && !isDescribed(portal);
     const go = (): void => {
@@ -147,6 +156,18 @@ export class ExtendedProtocol {
     }
     go();
     return describe ? { before } : 'recorded';
+  }
+
+  /** The facts of a run's text, with those of the prepared statements its EXECUTEs run and of the
+   * cursors its FETCHes read, as resolved now (null for one the gateway cannot know). Called once
+   * per run, in the order runs are sent. */
+  computedSource(facts: StatementFacts): ComputedSource {
+    const runs: Run[] = facts.executes.map((name) => {
+      const r = this.names.statement(name);
+      return 'known' in r ? { facts: r.known.facts ?? statementFacts(r.known.text), cursor: false } : null;
+    });
+    runs.push(...this.cursors.sent(facts));
+    return { facts, runs };
   }
 
   private expectParse(name: string, statement: Statement): void {

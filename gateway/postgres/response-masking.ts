@@ -10,6 +10,7 @@ import { resultColumns, type Entry, type RunState } from './response-queue.ts';
 import { maskCopyRow, planCopy } from './copy-masking.ts';
 import type { CatalogChanges, TableColumns } from './table-names.ts';
 import type { Masker } from '../masking/engine.ts';
+import { computedColumnsMasked } from './computed-columns.ts';
 
 /**
  * Notice and error fields the server fills from a fixed vocabulary or with numbers: severity (S,
@@ -44,6 +45,11 @@ export class ResponseMasking {
     this.catalogChanges = catalogChanges;
     this.client = masker.applyTo.client;
     this.log = masker.applyTo.log;
+  }
+
+  /** Whether runs must say what their computed columns may come from (column masking). */
+  get masksComputed(): boolean {
+    return this.masker.masksColumns && this.catalog.computed !== undefined;
   }
 
   /** Whether COPY statements must be read for their table and options (any masking). */
@@ -102,7 +108,8 @@ export class ResponseMasking {
     if (run.maskPlanFor !== cols || run.maskPlan === null) {
       // Only described statements are planned once for many executions; a simple query's
       // columns are new each time, and caching them would only churn the WeakMap.
-      run.maskPlan = this.plan(cols, portal ? portal.resultFormats : null, run.columns === null);
+      const computed = this.masksComputed && computedColumnsMasked(run.computed, this.catalog.computed!);
+      run.maskPlan = this.plan(cols, portal ? portal.resultFormats : null, run.columns === null, computed);
       run.maskPlanFor = cols;
     }
     const plan = run.maskPlan;
@@ -118,14 +125,14 @@ export class ResponseMasking {
   /** Plans once per described statement (prepared statements execute many times). */
   private readonly plans = new WeakMap<Column[], { formats: string; plan: RowMaskPlan | null }>();
 
-  private plan(cols: Column[] | null, resultFormats: number[] | null, reusable: boolean): RowMaskPlan | null {
+  private plan(cols: Column[] | null, resultFormats: number[] | null, reusable: boolean, computed: boolean): RowMaskPlan | null {
     if (!cols) return null;
-    if (!reusable) return planRow(this.masker, cols, resultFormats, this.catalog);
+    if (!reusable) return planRow(this.masker, cols, resultFormats, this.catalog, computed);
     // A catalog read or change since the plan was made (a view redefined) plans again.
-    const formats = `${resultFormats ? resultFormats.join(',') : ''}@${this.catalog.generation}`;
+    const formats = `${resultFormats ? resultFormats.join(',') : ''}@${this.catalog.generation}${computed ? '+computed' : ''}`;
     const cached = this.plans.get(cols);
     if (cached && cached.formats === formats) return cached.plan;
-    const plan = planRow(this.masker, cols, resultFormats, this.catalog);
+    const plan = planRow(this.masker, cols, resultFormats, this.catalog, computed);
     if (plan?.complete) this.plans.set(cols, { formats, plan });
     return plan;
   }

@@ -9,6 +9,7 @@ import type { CopyOut } from './sql-classifier.ts';
 import type { CopyPlan } from './copy-masking.ts';
 import type { PreparedStatement } from './sql-classifier.ts';
 import type { Change, Effect } from './statement-registry.ts';
+import type { ComputedSource, StatementFacts } from './computed-columns.ts';
 
 /** What the gateway knows of a prepared statement or portal, shared with pending entries. */
 export interface Described {
@@ -31,6 +32,8 @@ export interface Statement extends Described {
   effects?: Effect[];
   /** Running it may create names the gateway can only learn from the server's answer. */
   mayAddNames?: boolean;
+  /** What its results may be computed from, read once at Parse (with column masking). */
+  facts?: StatementFacts;
 }
 /** `statement` null: the gateway cannot know which statement the Bind named (`unknown` says why). */
 export interface Portal extends Described { statement: Statement | null; unknown?: string; params: Value[]; resultFormats: number[] }
@@ -64,10 +67,13 @@ export interface RunState {
   completed: number;
   /** Names this command may create, unknown until it completes. */
   pendingNames: Change | null;
+  /** What its results' computed columns may come from (computed-columns.ts); null: not known,
+   * so with column masking every computed column is masked whole. */
+  computed: ComputedSource | null;
 }
 
 export function newRun(): RunState {
-  return { tags: [], rows: 0, columns: null, copyBinary: false, error: null, denied: null, maskPlan: null, maskPlanFor: null, copyOuts: null, copyPlan: null, effects: [], completed: 0, pendingNames: null };
+  return { tags: [], rows: 0, columns: null, copyBinary: false, error: null, denied: null, maskPlan: null, maskPlanFor: null, copyOuts: null, copyPlan: null, effects: [], completed: 0, pendingNames: null, computed: null };
 }
 
 /** The columns of the result an entry is receiving: from its RowDescription or its Describe. */

@@ -7,6 +7,7 @@ import type { Masker } from '../masking/engine.ts';
 import type { DetectorName } from '../masking/detectors.ts';
 import { TEXT_TYPES, JSON_TYPE } from './pg-types.ts';
 import { READ, maskValue, readOf, wholeValue, type Read } from './value-masking.ts';
+import type { ComputedCatalog } from './computed-columns.ts';
 
 /** Types whose masked whole value is text, in both wire formats (COPY writes them as text). */
 export function isTextType(typeOid: number): boolean {
@@ -49,9 +50,15 @@ export interface ColumnCatalog {
   columnMasked(column: Column): { masked: boolean; settled: boolean };
   /** Changes with every catalog read and every catalog change seen: plans made before are stale. */
   readonly generation: number;
+  /** Weighs what a statement's computed columns may come from (computed-columns.ts). */
+  readonly computed?: ComputedCatalog;
 }
 
-export function planRow(masker: Masker, cols: Column[] | null, resultFormats: number[] | null, catalog: ColumnCatalog): RowMaskPlan | null {
+/**
+ * `computedMasked`: the statement could compute a value from a masked column, so every computed
+ * column (no table behind it, table OID 0) is masked whole too (see computed-columns.ts).
+ */
+export function planRow(masker: Masker, cols: Column[] | null, resultFormats: number[] | null, catalog: ColumnCatalog, computedMasked = false): RowMaskPlan | null {
   if (!cols) return null;
   const masked: boolean[] = [];
   const reads: Read[] = [];
@@ -64,7 +71,7 @@ export function planRow(masker: Masker, cols: Column[] | null, resultFormats: nu
     const read = readOf(masker, c.typeOid, format);
     const id = catalog.columnMasked(c);
     if (!id.settled) complete = false;
-    const m = id.masked;
+    const m = id.masked || (computedMasked && c.tableOid === 0);
     masked.push(m);
     reads.push(read);
     types.push(c.typeOid);

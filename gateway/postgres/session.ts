@@ -22,6 +22,7 @@ import type { CatalogChanges } from './table-names.ts';
 import { copyOuts } from './copy-masking.ts';
 import type { Masker } from '../masking/engine.ts';
 import { maskPasswords } from './role-passwords.ts';
+import { statementFacts } from './computed-columns.ts';
 
 /** Largest client message the gateway assembles; a larger one ends the session. */
 export const MAX_CLIENT_MESSAGE = 64 * 1024 * 1024;
@@ -40,6 +41,8 @@ export class PostgresSession {
   private held: HeldCommand | null = null;
   private backlog: FramedMessage[] = [];
   private backlogBytes = 0;
+  /** Reading the client paused until the server answers (MAX_UNANSWERED). */
+  private waitingForAnswers = false;
   private draining = false;
   private terminatedByClient = false;
   private onEnd: () => void;
@@ -50,6 +53,8 @@ export class PostgresSession {
   private readonly copyMasking: boolean;
   /** Parse, Bind, Describe, Execute, Close and Sync. */
   private readonly extended: ExtendedProtocol;
+  /** Column masking: each run says what its computed columns may come from (computed-columns.ts). */
+  private readonly masksComputed: boolean;
   /** Column masking's catalog, told of DDL; while it is read after this session's DDL, what the
    * server sends waits here (with its ReadyForQuery), so the next result is planned with it. */
   private readonly catalog: CatalogChanges | null;
@@ -71,6 +76,7 @@ export class PostgresSession {
     this.backend = new BackendTracker(rec, masking, this.names);
     this.copyMasking = masking?.masksCopyColumns ?? false;
     this.catalog = masking?.catalogChanges ?? null;
+    this.masksComputed = masking?.masksComputed ?? false;
     this.extended = new ExtendedProtocol({
       rec,
       policy,
@@ -78,6 +84,7 @@ export class PostgresSession {
       names: this.names,
       copyMasking: this.copyMasking,
       learnsColumns: masking !== null,
+      masksComputed: this.masksComputed,
       logText: (t) => this.logText(t),
       logValue: (v) => this.logValue(v),
     });
@@ -96,7 +103,7 @@ export class PostgresSession {
     });
     this.client.on('drain', () => this.upstream.resume());
     this.upstream.on('drain', () => {
-      if (!this.held) this.client.resume();
+      if (!this.held && !this.waitingForAnswers) this.client.resume();
     });
     // A command may wait minutes for approval: keep both connections alive meanwhile.
     this.client.setKeepAlive(true, KEEPALIVE_MS);
@@ -157,10 +164,31 @@ export class PostgresSession {
     const out = new Outbox(chunk);
     this.clientFramer.push(chunk, (m) => {
       // While a command waits for approval, everything after it waits too, in order.
-      if (this.held) this.keepWhileHeld(m, chunk);
+      // Also while the backlog is replayed, so messages stay in order.
+      if (this.held || this.backlog.length > 0) this.keepWhileHeld(m, chunk);
       else this.dispatch(m, out);
     });
     this.flushOutbox(out);
+    this.boundUnanswered();
+  }
+
+  /**
+   * Each forwarded message waits in the response queue (with its statement and record) until the
+   * server answers it: past MAX_UNANSWERED the client is not read until answers bring the queue
+   * down to half, so a client pipelining without reading cannot grow it without bound.
+   */
+  private boundUnanswered(): void {
+    if (this.waitingForAnswers || this.ended || this.backend.unanswered <= MAX_UNANSWERED) return;
+    this.waitingForAnswers = true;
+    this.client.pause();
+  }
+
+  /** Answers arrived: reading resumes (and the backlog replays) once the queue is down to half. */
+  private answersArrived(): void {
+    if (!this.waitingForAnswers || this.ended || this.backend.unanswered > MAX_UNANSWERED / 2) return;
+    this.waitingForAnswers = false;
+    if (this.backlog.length > 0 && !this.held) this.guard(() => this.replayBacklog(), 'client');
+    else if (!this.held && !this.upstream.writableNeedDrain) this.client.resume();
   }
 
   private dispatch(m: FramedMessage, out: Outbox): void {
@@ -222,10 +250,12 @@ export class PostgresSession {
   /** After a verdict: the messages that arrived meanwhile, until the next hold. */
   private replayBacklog(): void {
     const out = new Outbox(null);
-    while (!this.held && !this.ended && this.backlog.length > 0) this.dispatch(this.backlog.shift()!, out);
+    while (!this.held && !this.ended && this.backlog.length > 0 && this.backend.unanswered <= MAX_UNANSWERED) this.dispatch(this.backlog.shift()!, out);
     if (!this.ended) this.flushOutbox(out);
+    // The rest of the backlog waits for answers (answersArrived replays it).
+    if (!this.held && this.backlog.length > 0) this.boundUnanswered();
     // Resume reading unless the upstream asked for a pause (it resumes the client on drain).
-    if (!this.held && !this.ended && !this.upstream.writableNeedDrain) this.client.resume();
+    if (!this.held && !this.ended && !this.waitingForAnswers && !this.upstream.writableNeedDrain) this.client.resume();
   }
 
   private toClient(bufs: Buffer[]): void {
@@ -260,6 +290,7 @@ export class PostgresSession {
         const cmd = this.rec.beginCommand({ text: this.logText(text), protocol: 'simple', ...(j ? decisionFields(j) : {}) });
         const run = newRun();
         if (this.copyMasking) run.copyOuts = copyOuts(text);
+        if (this.masksComputed) run.computed = this.extended.computedSource(statementFacts(text));
         this.extended.followNames(run, this.extended.effectsOf(text, j), mayAddNames(text, j));
         this.backend.expect({ kind: 'query', cmd, run });
         this.names.nextBlock();
@@ -354,6 +385,7 @@ export class PostgresSession {
       return;
     }
     this.toClient(out);
+    this.answersArrived();
     if (this.draining && this.isIdle()) this.closeWithError(shutdownNotice, 'gateway shutdown');
   }
 
@@ -361,6 +393,7 @@ export class PostgresSession {
     const out = this.awaitingCatalog ?? [];
     this.awaitingCatalog = null;
     this.toClient(out);
+    this.answersArrived();
     if (!this.client.writableNeedDrain) this.upstream.resume();
     if (this.draining && this.isIdle()) this.closeWithError(shutdownNotice, 'gateway shutdown');
   }
@@ -418,6 +451,12 @@ const KEEPALIVE_MS = 30_000;
 const FINAL_ERROR_MAX_MS = 30_000;
 /** Client bytes kept behind a held command before reading pauses. */
 const BACKLOG_LIMIT = 4 * 1024 * 1024;
+/**
+ * Client messages forwarded and not yet answered, past which the client is not read. Far above
+ * what the server can hold back unflushed (its 8 KiB output buffer: about 1600 five-byte answers
+ * before a Flush or Sync), so waiting for answers cannot wait for the client.
+ */
+export const MAX_UNANSWERED = 16384;
 
 const shutdownNotice: NoticeFields = {
   severity: 'FATAL',

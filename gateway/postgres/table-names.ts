@@ -14,13 +14,16 @@ import { viewColumnOrigins } from './view-columns.ts';
 import type { PostgresTarget } from '../config/policy.ts';
 import type { Masker } from '../masking/engine.ts';
 
-/** Five result sets, in this order: columns of relations, user types, view queries, view dependencies, inheritance. */
+/** Six result sets, in this order: columns of relations, user types, view queries, view dependencies, inheritance,
+ * names of functions and procedures not built in (computed-columns.ts). */
 const CATALOG_QUERY = [
   `SELECT c.oid, n.nspname, c.relname, c.relkind, a.attnum, a.attname, a.atttypid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'c') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
   `SELECT t.oid, t.typrelid, t.typelem, t.typbasetype, coalesce(r.rngsubtype, m.rngtypid, 0) FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_range r ON r.rngtypid = t.oid LEFT JOIN pg_catalog.pg_range m ON m.rngmultitypid = t.oid WHERE t.oid >= 16384`,
   `SELECT r.ev_class, r.ev_action FROM pg_catalog.pg_rewrite r WHERE r.rulename = '_RETURN' AND r.ev_class >= 16384`,
   `SELECT DISTINCT r.ev_class, d.refobjid, d.refobjsubid FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND r.rulename = '_RETURN'`,
   `SELECT i.inhrelid, i.inhparent FROM pg_catalog.pg_inherits i`,
+  // Constructors of user range and multirange types are built-in code (they read no table).
+  `SELECT DISTINCT p.proname FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN pg_catalog.pg_language l ON l.oid = p.prolang WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND NOT (l.lanname = 'internal' AND p.prosrc IN ('range_constructor2', 'range_constructor3', 'multirange_constructor0', 'multirange_constructor1', 'multirange_constructor2'))`,
 ].join('; ');
 /** Reads asked for by an unknown relation or type: at most one a second. */
 const MIN_REFRESH_INTERVAL_MS = 1000;
@@ -220,7 +223,7 @@ export class TableNames implements CatalogChanges {
     socket.ref();
     try {
       socket.write(serialize.query(CATALOG_QUERY));
-      const snapshot: CatalogSnapshot = { relations: new Map(), types: new Map(), viewOrigins: new Map(), viewDependencies: new Map(), parents: new Map() };
+      const snapshot: CatalogSnapshot = { relations: new Map(), types: new Map(), viewOrigins: new Map(), viewDependencies: new Map(), parents: new Map(), routines: new Set() };
       let set = 0;
       for (;;) {
         const m = await q.next(QUERY_TIMEOUT_MS, 'catalog rows');
@@ -229,7 +232,7 @@ export class TableNames implements CatalogChanges {
         else if (m.type === B.ErrorResponse) throw new Error(decodeNotice(m.body).message);
         else if (m.type === B.ReadyForQuery) break;
       }
-      if (set !== 5) throw new Error(`the catalog query returned ${set} results, not 5`);
+      if (set !== 6) throw new Error(`the catalog query returned ${set} results, not 6`);
       return snapshot;
     } finally {
       // Idle between reads, the connection does not keep the daemon running.
@@ -283,6 +286,9 @@ function addRow(s: CatalogSnapshot, set: number, f: string[]): void {
       s.parents.set(child, [...(s.parents.get(child) ?? []), Number(f[1])]);
       return;
     }
+    case 5:
+      s.routines?.add(f[0]!.toLowerCase());
+      return;
   }
 }
 
