@@ -36,6 +36,8 @@ export interface CatalogSnapshot {
   parents: Map<number, number[]>;
   /** Names (lower case) of functions and procedures outside pg_catalog and information_schema. */
   routines?: Set<string>;
+  /** Names (lower case) of the built-in ones (a name in both is a user's too). */
+  builtInRoutines?: Set<string>;
 }
 
 /** OIDs from here on are not built in: a type above it the catalog has not listed is new. */
@@ -237,11 +239,18 @@ export class ColumnMasking implements ComputedCatalog {
 
   relationsNamed(schema: string | null, name: string): { masked: boolean; maskedNames: string[] }[] {
     const found = (this.names().relations.get(name.toLowerCase()) ?? []).filter((r) => schema === null || r.schema.toLowerCase() === schema.toLowerCase());
-    if (found.length > 0 || this.#stale) return found;
+    if (found.length > 0) return found;
+    if (this.#stale) {
+      this.onUnknown();
+      return found;
+    }
     // Built-in relations are not read into the catalog: known, and holding no masked value except
     // the planner's statistics (sample values of every column).
     const builtIn = schema === null ? name.toLowerCase().startsWith('pg_') : BUILT_IN_SCHEMAS.has(schema.toLowerCase());
-    if (!builtIn) return [];
+    if (!builtIn) {
+      this.onUnknown();
+      return [];
+    }
     return [{ masked: STATISTICS_RELATIONS.test(name), maskedNames: [...STATISTICS_VALUES] }];
   }
 
@@ -250,7 +259,12 @@ export class ColumnMasking implements ComputedCatalog {
   }
 
   userRoutine(name: string): boolean {
-    return this.snapshot?.routines?.has(name.toLowerCase()) ?? true;
+    const key = name.toLowerCase();
+    if (this.snapshot?.routines?.has(key)) return true;
+    if (this.snapshot?.builtInRoutines?.has(key)) return false;
+    // Created since the last read (or never read): nothing says what it reads.
+    this.onUnknown();
+    return true;
   }
 
   private typeMasked(oid: number): { masked: boolean; known: boolean } {

@@ -15,7 +15,7 @@
 // - it reads a relation with a masked column (or one the catalog does not hold) other than by
 //   column names: a whole-row reference (`c`, `row_to_json(c)`), `*` anywhere but a plain
 //   select list, or columns renamed by an alias list (`customers AS c(i, x)`);
-// - it calls a function or procedure that is not built in (its body may read any
+// - it calls a function or procedure not known to be built in (its body may read any
 //   table), or one of the built-in functions that run SQL text or read tables by name
 //   (query_to_xml, table_to_xml, ..., logical decoding);
 // - it runs what is not in its text and the gateway cannot resolve: an EXECUTE of a prepared
@@ -59,7 +59,8 @@ export interface ComputedCatalog {
   relationsNamed(schema: string | null, name: string): { masked: boolean; maskedNames: string[] }[];
   /** Names (lower case) of relations with a masked column. */
   maskedRelationNames(): ReadonlySet<string>;
-  /** A function or procedure defined outside pg_catalog and information_schema. */
+  /** A function or procedure not known to be built in: defined outside pg_catalog and
+   * information_schema, or not in the catalog at all (created since the last read). */
   userRoutine(name: string): boolean;
   /** A catalog change is not read yet: relations and routines may be new or redefined. */
   readonly stale: boolean;

@@ -15,15 +15,16 @@ import type { PostgresTarget } from '../config/policy.ts';
 import type { Masker } from '../masking/engine.ts';
 
 /** Six result sets, in this order: columns of relations, user types, view queries, view dependencies, inheritance,
- * names of functions and procedures not built in (computed-columns.ts). */
+ * names of functions and procedures, built in or not (computed-columns.ts). */
 const CATALOG_QUERY = [
   `SELECT c.oid, n.nspname, c.relname, c.relkind, a.attnum, a.attname, a.atttypid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'c') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
   `SELECT t.oid, t.typrelid, t.typelem, t.typbasetype, coalesce(r.rngsubtype, m.rngtypid, 0) FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_range r ON r.rngtypid = t.oid LEFT JOIN pg_catalog.pg_range m ON m.rngmultitypid = t.oid WHERE t.oid >= 16384`,
   `SELECT r.ev_class, r.ev_action FROM pg_catalog.pg_rewrite r WHERE r.rulename = '_RETURN' AND r.ev_class >= 16384`,
   `SELECT DISTINCT r.ev_class, d.refobjid, d.refobjsubid FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND r.rulename = '_RETURN'`,
   `SELECT i.inhrelid, i.inhparent FROM pg_catalog.pg_inherits i`,
-  // Constructors of user range and multirange types are built-in code (they read no table).
-  `SELECT DISTINCT p.proname FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN pg_catalog.pg_language l ON l.oid = p.prolang WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND NOT (l.lanname = 'internal' AND p.prosrc IN ('range_constructor2', 'range_constructor3', 'multirange_constructor0', 'multirange_constructor1', 'multirange_constructor2'))`,
+  // Per function name: whether it is built in. Constructors of user range and multirange types
+  // are built-in code (they read no table).
+  `SELECT DISTINCT p.proname, n.nspname IN ('pg_catalog', 'information_schema') OR (l.lanname = 'internal' AND p.prosrc IN ('range_constructor2', 'range_constructor3', 'multirange_constructor0', 'multirange_constructor1', 'multirange_constructor2')) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN pg_catalog.pg_language l ON l.oid = p.prolang`,
 ].join('; ');
 /** Reads asked for by an unknown relation or type: at most one a second. */
 const MIN_REFRESH_INTERVAL_MS = 1000;
@@ -223,7 +224,7 @@ export class TableNames implements CatalogChanges {
     socket.ref();
     try {
       socket.write(serialize.query(CATALOG_QUERY));
-      const snapshot: CatalogSnapshot = { relations: new Map(), types: new Map(), viewOrigins: new Map(), viewDependencies: new Map(), parents: new Map(), routines: new Set() };
+      const snapshot: CatalogSnapshot = { relations: new Map(), types: new Map(), viewOrigins: new Map(), viewDependencies: new Map(), parents: new Map(), routines: new Set(), builtInRoutines: new Set() };
       let set = 0;
       for (;;) {
         const m = await q.next(QUERY_TIMEOUT_MS, 'catalog rows');
@@ -287,7 +288,7 @@ function addRow(s: CatalogSnapshot, set: number, f: string[]): void {
       return;
     }
     case 5:
-      s.routines?.add(f[0]!.toLowerCase());
+      (f[1] === 't' ? s.builtInRoutines : s.routines)?.add(f[0]!.toLowerCase());
       return;
   }
 }

@@ -28,6 +28,7 @@ before(async () => {
     INSERT INTO customers VALUES (1, '${PHONE}', 'ada');
     CREATE VIEW v AS SELECT id, phone AS p FROM customers;
     CREATE FUNCTION first_phone() RETURNS text LANGUAGE plpgsql AS $$ BEGIN RETURN (SELECT c.phone FROM customers c LIMIT 1); END $$;
+    CREATE FUNCTION open_phones(refcursor) RETURNS refcursor LANGUAGE plpgsql AS $$ BEGIN OPEN $1 FOR SELECT c.phone || '' FROM customers c; RETURN $1; END $$;
     ALTER TABLE customers OWNER TO deployer; ALTER VIEW v OWNER TO deployer; ALTER FUNCTION first_phone() OWNER TO deployer;`,
     'app',
   );
@@ -89,9 +90,17 @@ test('every computed column of a statement that reads a masked column is masked,
   // What runs from a prepared statement or a cursor is masked as its own text would be.
   assert.equal(run(['-c', "PREPARE p AS SELECT phone || '' FROM customers", '-c', 'EXECUTE p']), '****0100\n');
   assert.equal(run(['-c', 'BEGIN', '-c', "DECLARE cur CURSOR FOR SELECT phone || '' AS x FROM customers", '-c', 'FETCH ALL FROM cur', '-c', 'COMMIT']), '****0100\n');
+  // A cursor a function opened under a name the client chose: the gateway never saw its query.
+  assert.equal(run(['-c', 'BEGIN', '-c', "SELECT open_phones('pc')", '-c', 'FETCH ALL FROM pc', '-c', 'COMMIT']), '****\n****0100\n', 'the function is not built in: its result is masked too');
+  // A cursor DECLAREd over no masked column, then a statement that could reopen it by name unseen.
+  assert.equal(run(['-c', 'BEGIN', '-c', 'DECLARE d SCROLL CURSOR FOR SELECT upper(name) FROM customers', '-c', 'FETCH FIRST FROM d', '-c', 'SELECT 1', '-c', 'FETCH FIRST FROM d', '-c', 'COMMIT']), 'ADA\n1\n****\n');
+  // A function created by a connection that does not pass through the gateway: not in the
+  // catalog yet, so nothing says what it reads.
+  cluster.sql("CREATE FUNCTION later_phone() RETURNS text LANGUAGE sql AS 'SELECT phone FROM customers LIMIT 1'; ALTER FUNCTION later_phone() OWNER TO deployer", 'app');
+  assert.equal(run(['-c', 'SELECT later_phone()']), '****0100\n');
   // Several statements in one Query are weighed as one text: the computed `1` is masked too.
   assert.equal(run(['-c', "SELECT 1; SELECT lower(phone) FROM customers"]), '\n****0100\n');
-  await logClean(LEAKS.length + 6);
+  await logClean(LEAKS.length + 9);
 });
 
 test('the same through node-postgres (extended protocol), text and binary, prepared and executed twice', async () => {
@@ -125,6 +134,9 @@ test('statements that read no masked column are not masked', async () => {
   assert.equal(run(['-c', "SELECT count(*), max(id), string_agg(name, ',') FROM customers"]), '1|1|ada\n');
   assert.equal(run(['-c', 'SELECT * FROM customers']), '1|****0100|ada\n', 'direct columns are planned by the catalog');
   assert.equal(run(['-c', "SELECT 'x' || name AS n FROM customers c WHERE c.id = 1"]), 'xada\n');
+  // psql's FETCH_COUNT reads through a cursor it DECLAREs: weighed by the DECLARE's query.
+  assert.equal(run(['-v', 'FETCH_COUNT=1', '-c', 'SELECT id, upper(name) FROM customers']), '1|ADA\n');
+  assert.equal(run(['-v', 'FETCH_COUNT=1', '-c', "SELECT id, phone || '' FROM customers"]), '1|****0100\n');
   assert.equal(run(['-c', 'EXPLAIN (COSTS OFF) SELECT phone FROM customers']).includes('Seq Scan on customers'), true, 'a plan is not data');
   const client = newPgClient({ connectionString: gw.env.GATEWAY_APP_DB_URL! });
   await client.connect();
