@@ -47,6 +47,13 @@ export type Effect =
   | { kind: 'close-cursor'; name: string | null }
   | { kind: 'none' };
 
+/**
+ * Changes of the current block the server discards are kept so later messages of the block are
+ * recorded against them; past this many they collapse into one that makes every name unknown
+ * until the Sync, so a client that never sends Sync cannot grow the list without bound.
+ */
+export const MAX_KEPT_SKIPPED = 1024;
+
 /** The bytes of a name the server compares (NAMEDATALEN - 1). */
 export const NAME_KEY_BYTES = 63;
 
@@ -105,6 +112,7 @@ export class StatementRegistry {
     // A name the gateway cannot key may be any name of its kind once the server applies it.
     const c: Change = key === null ? { kind, name: null, block: this.block, to: undefined, settled: false } : { kind, name: key, block: this.block, to, settled: false };
     this.pending.push(c);
+    if (this.pending.length > MAX_KEPT_SKIPPED) this.collapseSkipped();
     return c;
   }
 
@@ -135,6 +143,18 @@ export class StatementRegistry {
     if (c.settled) return;
     c.skipped = true;
     this.settle(c);
+  }
+
+  /**
+   * The discarded changes of the current block, past MAX_KEPT_SKIPPED, become one per kind that
+   * names any name: the server runs none of the block's messages, and the gateway records them
+   * against an unknown statement rather than keep every one.
+   */
+  private collapseSkipped(): void {
+    const skipped = this.pending.filter((c) => c.settled && c.skipped && c.block === this.block);
+    if (skipped.length <= MAX_KEPT_SKIPPED / 2) return;
+    this.pending = this.pending.filter((c) => !(c.settled && c.skipped && c.block === this.block));
+    for (const kind of ['statement', 'portal'] as const) this.pending.push({ kind, name: null, block: this.block, to: undefined, settled: true, skipped: true });
   }
 
   private settle(c: Change): void {

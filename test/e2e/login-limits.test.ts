@@ -9,6 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { appCluster, cli, policyFor, psql, readLog, startGateway, tempDir, waitFor, type Cluster, type RunningGateway } from '../helpers/gateway.ts';
 import { newPgClient, type PgError } from '../helpers/pg.ts';
+import { RawClient } from '../helpers/raw-pg.ts';
 
 // Gateways and CLIs of this file announce their control sockets here, not in the user's runtime dir.
 process.env.GATEWAY_ACTION_RUNTIME_DIR = path.join(tempDir('gw-limits-'), 'run');
@@ -223,3 +224,27 @@ function vmHwmKiB(pid: number): number {
   assert.ok(m, 'VmHWM of the daemon');
   return Number(m[1]);
 }
+
+test('a logged-in client pipelining messages the server discards, with no Sync, cannot pile up memory in the daemon', { timeout: 180_000 }, async () => {
+  const client = await RawClient.connect(gw.env, 'no-sync');
+  try {
+    const socket = client['socket'] as net.Socket;
+    const peakBefore = vmHwmKiB(gw.pid);
+    // The server fails this Parse and discards every message after it until a Sync; the gateway
+    // must not keep a change per discarded message (statement-registry.ts).
+    socket.write(message('P', Buffer.from('\0SELECT * FROM no_such_table\0\0\0')));
+    const parse = message('P', Buffer.from('n\0\0\0\0'));
+    const chunk = Buffer.concat(Array(Math.ceil(MiB / parse.length)).fill(parse));
+    for (let sent = 0; sent < 24 * MiB; sent += chunk.length) {
+      if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
+    }
+    const answers = await client.roundTrip([message('S', Buffer.alloc(0))]);
+    assert.deepEqual(answers.map((m) => m.name), ['error', 'readyForQuery']);
+    const grown = vmHwmKiB(gw.pid) - peakBefore;
+    assert.ok(grown < 256 * 1024, `the daemon's peak memory grew by ${(grown / 1024).toFixed(0)} MiB for 24 MiB of discarded messages`);
+    const after = await client.roundTrip([message('Q', Buffer.from("SELECT 'still here'\0"))]);
+    assert.ok(after.some((m) => m.name === 'dataRow'));
+  } finally {
+    await client.end();
+  }
+});
