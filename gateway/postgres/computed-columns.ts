@@ -144,7 +144,8 @@ function readFacts(text: string): StatementFacts {
     const inner = s?.PrepareStmt?.query ?? s?.DeclareCursorStmt?.query;
     if (inner) s = inner as typeof s;
     const sel = s?.SelectStmt;
-    const list = sel ? (sel.op === 'SETOP_NONE' ? sel.targetList : undefined) : (s?.InsertStmt ?? s?.UpdateStmt ?? s?.DeleteStmt ?? s?.MergeStmt)?.returningList;
+    const dml = s?.InsertStmt ?? s?.UpdateStmt ?? s?.DeleteStmt ?? s?.MergeStmt;
+    const list = sel ? (sel.op === 'SETOP_NONE' ? sel.targetList : undefined) : ((dml?.returningClause as Node | undefined)?.exprs ?? dml?.returningList);
     for (const t of (list as { ResTarget?: { val?: { ColumnRef?: { fields?: Node[] } } } }[] | undefined) ?? []) {
       const ref = t.ResTarget?.val?.ColumnRef;
       if (ref?.fields?.some((f) => 'A_Star' in f)) directStars.add(ref);
@@ -155,12 +156,20 @@ function readFacts(text: string): StatementFacts {
     const name = names[names.length - 1] ?? '';
     return [names.length > 1 ? names[names.length - 2]! : null, name];
   };
+  const range = (v: Node): void => {
+    relations.push({ schema: typeof v.schemaname === 'string' ? v.schemaname : null, name: String(v.relname ?? '') });
+    rangeNames.add(String(v.relname ?? ''));
+  };
   const visit = (n: unknown): void => {
     if (Array.isArray(n)) return n.forEach(visit);
     if (!n || typeof n !== 'object') return;
     const node = n as Node;
     for (const [key, value] of Object.entries(node)) {
       const v = value as Node;
+      // A field typed as a RangeVar or a FuncCall is not wrapped in its node name (an UPDATE's
+      // or INSERT's `relation`, a CALL's `funccall`).
+      if (key !== 'RangeVar' && v && typeof v === 'object' && !Array.isArray(v) && typeof v.relname === 'string') range(v);
+      if (key === 'funccall') routines.push(nameOf(v.funcname));
       switch (key) {
         case 'A_Const':
           // A constant's text: only its words count, never as identifiers.
@@ -179,8 +188,7 @@ function readFacts(text: string): StatementFacts {
           if (((v.indirection as Node[] | undefined) ?? []).some((f) => 'A_Star' in f)) rowUse = true;
           break;
         case 'RangeVar':
-          relations.push({ schema: typeof v.schemaname === 'string' ? v.schemaname : null, name: String(v.relname ?? '') });
-          rangeNames.add(String(v.relname ?? ''));
+          range(v);
           break;
         case 'alias': {
           // RangeVar, RangeSubselect, RangeFunction and JoinExpr aliases: names of ranges.

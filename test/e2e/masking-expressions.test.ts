@@ -84,6 +84,7 @@ test('every computed column of a statement that reads a masked column is masked,
   const dml = [
     "INSERT INTO customers SELECT 2, phone, name FROM customers WHERE id = 1 RETURNING phone || ''",
     "UPDATE customers SET name = name WHERE id = 2 RETURNING upper(phone)",
+    'UPDATE customers c SET name = name WHERE id = 2 RETURNING c::text',
     "DELETE FROM customers WHERE id = 2 RETURNING 'x' || phone",
   ];
   for (const sql of dml) assert.match(run(["-c", sql]), /^\*\*\*\*(?:0100)?\n$/, sql);
