@@ -41,8 +41,12 @@ export class BackendTracker {
     return this.queue.length === 0 && !this.copyIn;
   }
 
+  /** How many client messages expecting a response have been seen: what ran in between. */
+  expectedCount = 0;
+
   /** A client message that expects a response; skipped when the server is discarding until Sync. */
   expect(e: Entry): void {
+    this.expectedCount++;
     if (!this.queue.skippingUntilSync) this.queue.push(e);
     else if (e.kind === 'execute' && this.failure && !e.run.denied) {
       // The first Execute after a failed Parse or Bind is the command that failed, with the error's bytes.

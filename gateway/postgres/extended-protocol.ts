@@ -2,7 +2,7 @@
 // each Execute is recorded before it is forwarded, with the text of the statement its portal
 // runs as the server confirmed it (statement-registry.ts), its parameters and the decision made
 // at Parse; a statement the gateway cannot know is recorded and decided as unclassified. With
-// masking, a portal nobody described is described by the gateway itself before its Execute.
+// masking, a portal not described right before its Execute is described by the gateway itself.
 import { serialize } from 'pg-protocol';
 import type { decodeBind, decodeParse, decodeTarget } from './codec/frontend.ts';
 import { binaryValue, wireText, type CommandRecorder, type SessionRecorder, type Value } from '../core/recorder.ts';
@@ -29,7 +29,7 @@ export interface ExtendedContext {
   names: StatementRegistry;
   /** COPY ... TO STDOUT needs its table named for column masking. */
   copyMasking: boolean;
-  /** Masking plans rows by their columns: an Execute of a portal never described gets the gateway's own Describe. */
+  /** Masking plans rows by their columns: an Execute of a portal not described right before it gets the gateway's own Describe. */
   learnsColumns: boolean;
   /** Column masking: each run says what its computed columns may come from (computed-columns.ts). */
   masksComputed: boolean;
@@ -107,7 +107,23 @@ export class ExtendedProtocol {
   describe(d: TargetMessage): ExtendedAction {
     const r = d.kind === 'S' ? this.names.statement(d.name) : this.names.portal(d.name);
     this.ctx.backend.expect({ kind: 'describe', target: 'known' in r ? r.known : null });
+    this.describedPortal = d.kind === 'P' && 'known' in r ? { portal: r.known as Portal, at: this.ctx.backend.expectedCount } : null;
     return 'forward';
+  }
+
+  /** The portal the client's last message described, if that was its last message expecting a reply. */
+  private describedPortal: { portal: Portal; at: number } | null = null;
+
+  /**
+   * Whether an Execute's columns are known from the server for what it runs now: only a Describe
+   * of the portal right before it says so. A description from earlier (the statement's, or the
+   * portal's before other commands ran) may be stale: a function's dynamic SQL can DEALLOCATE
+   * and PREPARE a statement, or CLOSE and OPEN a cursor, under the same name without the gateway
+   * seeing it, and rows planned by the old columns would pass a masked one.
+   */
+  private describedJustNow(portal: Portal): boolean {
+    const d = this.describedPortal;
+    return d !== null && d.portal === portal && d.at === this.ctx.backend.expectedCount;
   }
 
   close(c: TargetMessage): ExtendedAction {
@@ -142,8 +158,9 @@ export class ExtendedProtocol {
     if (statement?.copyOuts) run.copyOuts = [...statement.copyOuts];
     // A statement the gateway cannot know leaves `computed` null: its computed columns are masked.
     if (this.ctx.masksComputed && statement) run.computed = this.computedSource(statement.facts ?? statementFacts(statement.text));
-    // Masking plans rows by their columns: a portal nobody described is described by the gateway.
-    const describe = this.ctx.learnsColumns && !this.ctx.backend.skipping && !isDescribed(portal);
+    // Masking plans rows by their columns: a portal not described right before its Execute is
+    // described by the gateway (see describedJustNow).
+    const describe = this.ctx.learnsColumns && !this.ctx.backend.skipping && !this.describedJustNow(portal);
     const go = (): void => {
       this.followNames(run, statement?.effects ?? [], statement ? statement.mayAddNames === true : true);
       if (describe) this.ctx.backend.expect({ kind: 'describe', target: portal, swallow: true });
@@ -257,8 +274,4 @@ const ADDS_NAMES = new Set(['prepare', 'cursor', 'execute', 'do-block']);
 export function mayAddNames(text: string, j: Judgement | null): boolean {
   if (j?.statements) return j.statements.some((s) => s.classes.some((c) => ADDS_NAMES.has(c)));
   return /prepare|declare|execute|do|call/i.test(text);
-}
-
-function isDescribed(portal: Portal): boolean {
-  return portal.columns !== null || portal.noData === true || (portal.statement !== null && (portal.statement.columns !== null || portal.statement.noData === true));
 }

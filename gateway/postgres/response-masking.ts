@@ -167,7 +167,13 @@ export class ResponseMasking {
     const table = field('t');
     if (table !== undefined) {
       const known = this.tableByName(field('s') ?? null, table);
-      return !known || known.columns.some((c) => c.masked);
+      if (!known) return true;
+      if (!known.columns.some((c) => c.masked)) return false;
+      // A key of columns none of which is masked ("Key (email)=(...) already exists"): the
+      // values are theirs, read by detectors. Anything else (a failing row, a key on an
+      // expression or a masked column) is masked whole.
+      const keyColumns = keyColumnsOf(field('D') ?? '');
+      return keyColumns === null || !keyColumns.every((name) => known.columns.some((c) => c.name === name && !c.masked));
     }
     return ROW_ECHO_CLASSES.has((field('C') ?? '').slice(0, 2));
   }
@@ -233,6 +239,15 @@ const MASKED_DETAIL = '[masked: it may show values of masked columns]';
  * "Failing row contains (...)", "Key (phone)=(...)") and WITH CHECK OPTION violations (44, which
  * name no table). */
 const ROW_ECHO_CLASSES = new Set(['23', '44']);
+
+/** The column names of a DETAIL that starts `Key (a, b)=(`, as the server prints them (quoted
+ * only when they need it); null for any other DETAIL or a name that is not a plain one. */
+function keyColumnsOf(detail: string): string[] | null {
+  const m = /^Key \((.*?)\)=\(/.exec(detail);
+  if (!m) return null;
+  const names = m[1]!.split(', ').map((n) => (/^[a-z_][a-z0-9_$]*$/.test(n) ? n : /^"(?:[^"]|"")+"$/.test(n) ? n.slice(1, -1).replace(/""/g, '"') : null));
+  return names.every((n) => n !== null) ? (names as string[]) : null;
+}
 
 function frame(type: number, body: Buffer): Buffer {
   return new MessageWriter().bytes(body).finish(type);

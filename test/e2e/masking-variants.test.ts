@@ -4,7 +4,9 @@
 // clear.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { serialize } from 'pg-protocol';
 import { newPgClient } from '../helpers/pg.ts';
+import { RawClient } from '../helpers/raw-pg.ts';
 import { appCluster, policyFor, psql, readLog, startGateway, type Cluster, type RunningGateway } from '../helpers/gateway.ts';
 
 const EMAIL = 'alice.smith@example.com';
@@ -19,7 +21,8 @@ let gw: RunningGateway;
 before(async () => {
   cluster = await appCluster();
   cluster.sql(`
-    CREATE TABLE customers (id int PRIMARY KEY, email text, phone text CHECK (phone <> 'x'), card_number text, notes text NOT NULL);
+    CREATE TABLE customers (id int PRIMARY KEY, email text UNIQUE, phone text CHECK (phone <> 'x'), card_number text, notes text NOT NULL);
+    CREATE UNIQUE INDEX ON customers (lower(phone));
     INSERT INTO customers VALUES (1, '${EMAIL}', '${PHONE}', '${CARD}', 'vip');
     CREATE TABLE parted (phone text) PARTITION BY LIST (phone);
     CREATE TABLE parted_a PARTITION OF parted FOR VALUES IN ('a');
@@ -55,6 +58,8 @@ test('errors that print a failing row or key of a table with masked columns: the
     // a partition key: "Partition key of the failing row contains (phone) = (...)"
     `INSERT INTO parted SELECT phone FROM customers`,
     `INSERT INTO parted_a SELECT phone FROM customers`,
+    // a key on an expression of a masked column
+    `INSERT INTO customers SELECT 2, 'x@y.io', phone, NULL, 'n' FROM customers`,
   ]) {
     const r = psql(gw.env, ['-X', '-c', sql]);
     assert.notEqual(r.status, 0, sql);
@@ -64,17 +69,20 @@ test('errors that print a failing row or key of a table with masked columns: the
 });
 
 test('a WITH CHECK OPTION violation names no table: its failing row is masked whole too', () => {
-  const r = psql(gw.env, ['-X', '-c', `CREATE TEMP VIEW vco AS SELECT * FROM customers WHERE phone <> 'zz' WITH CHECK OPTION; INSERT INTO vco SELECT 5, email, 'zz', card_number, phone FROM customers`]);
+  const r = psql(gw.env, ['-X', '-c', `CREATE TEMP VIEW vco AS SELECT * FROM customers WHERE phone <> 'zz' WITH CHECK OPTION; INSERT INTO vco SELECT 5, 'e@x.io', 'zz', card_number, phone FROM customers`]);
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /violates check option/);
   assert.match(r.stderr, /DETAIL: {2}\[masked: it may show values of masked columns\]/, r.stderr);
   assertNoSecret(r.stderr, 'check option error');
 });
 
-test('the DETAIL of an error on a table without masked columns is read by detectors only', () => {
+test('the DETAIL of an error on a table without masked columns, or of a key of unmasked columns, is read by detectors only', () => {
   const r = psql(gw.env, ['-X', '-c', `INSERT INTO plain VALUES (1, 'two')`]);
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /DETAIL: {2}Key \(id\)=\(1\) already exists\./, r.stderr);
+  const k = psql(gw.env, ['-X', '-c', `INSERT INTO customers SELECT 2, email, '+1 555 0199', NULL, 'n' FROM customers`]);
+  assert.notEqual(k.status, 0);
+  assert.match(k.stderr, /DETAIL: {2}Key \(email\)=\(a\*\*\*@\*\*\*\.com\) already exists\./, k.stderr);
 });
 
 test('text COPY with a NULL string a value prints as: that value is still masked', () => {
@@ -143,6 +151,34 @@ test('COPY of a table in the transaction that renamed, dropped or added its colu
   assertNoSecret(r.stdout, 'COPY output');
   const rows = r.stdout.split('\n').filter((l) => l.startsWith('1\t') || l.startsWith('\\N'));
   assert.equal(rows.length, 2, r.stdout);
+});
+
+test('a statement or cursor replaced by a function\'s dynamic SQL after it was described: its rows are planned by what runs now', async () => {
+  const A = 'SELECT id, notes FROM customers WHERE id = 1';
+  const B = 'SELECT phone, card_number FROM customers WHERE id = 1';
+  const setup = await RawClient.connect(gw.env, 'setup');
+  await setup.roundTrip([serialize.query(`
+    CREATE OR REPLACE FUNCTION reprepare() RETURNS int LANGUAGE plpgsql AS $f$BEGIN EXECUTE 'DEALLOCATE s1'; EXECUTE 'PREPARE s1 AS ${B}'; RETURN 1; END$f$;
+    CREATE OR REPLACE FUNCTION reopen() RETURNS int LANGUAGE plpgsql AS $f$DECLARE c refcursor := 'c1'; BEGIN CLOSE c; OPEN c FOR ${B}; RETURN 1; END$f$`)]);
+  await setup.end();
+  for (const binary of [false, true]) {
+    const raw = await RawClient.connect(gw.env, 'replaced');
+    try {
+      await raw.roundTrip([serialize.parse({ name: 's1', text: A }), serialize.describe({ type: 'S', name: 's1' }), serialize.sync()]);
+      await raw.roundTrip([serialize.query('SELECT reprepare()')]);
+      const statement = await raw.roundTrip([serialize.bind({ statement: 's1', binary }), serialize.execute({}), serialize.sync()]);
+      assert.equal(statement.filter((m) => m.name === 'dataRow').length, 1, JSON.stringify(statement.map((m) => m.name)));
+      await raw.roundTrip([serialize.query(`BEGIN; DECLARE c1 CURSOR FOR ${A}`)]);
+      await raw.roundTrip([serialize.describe({ type: 'P', name: 'c1' }), serialize.sync()]);
+      await raw.roundTrip([serialize.query('SELECT reopen()')]);
+      const cursor = await raw.roundTrip([serialize.execute({ portal: 'c1' }), serialize.sync()]);
+      assert.equal(cursor.filter((m) => m.name === 'dataRow').length, 1, JSON.stringify(cursor.map((m) => m.name)));
+      await raw.roundTrip([serialize.query('COMMIT')]);
+      assertNoSecret(Buffer.concat(raw.received).toString('latin1'), `bytes received (${binary ? 'binary' : 'text'})`);
+    } finally {
+      await raw.end();
+    }
+  }
 });
 
 test('the session log holds none of these values in clear (but the texts the client wrote)', () => {

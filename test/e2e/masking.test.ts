@@ -87,7 +87,8 @@ test('node-postgres: typed values stay valid; a masked non-text column is NULL',
     assert.deepEqual(p.rows, [{ echoed: 'key [masked:jwt]' }]);
     const err = await client.query("INSERT INTO customers (id, email) VALUES (3, 'alice.smith@example.com')").then(() => null, (e: PgError & { detail?: string }) => e);
     assert.equal(err?.code, '23505');
-    assert.equal((err as { detail?: string }).detail, 'Key (email)=(a***@***.com) already exists.');
+    // email is masked by name: a key of a masked column is masked whole (masking-variants.test.ts)
+    assert.equal((err as { detail?: string }).detail, '[masked: it may show values of masked columns]');
   } finally {
     await client.end();
   }
