@@ -97,7 +97,8 @@ const TABLE_READING = /^(?:(?:query|table|cursor|schema|database)_to_xml(?:schem
 const CURSOR_CONTROL = new Set(['DeclareCursorStmt', 'FetchStmt', 'ClosePortalStmt', 'TransactionStmt']);
 
 const MAX_CACHED = 4096;
-const MAX_CACHED_TEXT = 64 * 1024;
+/** Longer texts are read again each time (a prepared statement's facts stay on it regardless). */
+const MAX_CACHED_TEXT = 8192;
 const cache = new Map<string, StatementFacts>();
 
 const OPAQUE: StatementFacts = { opaque: true, identifiers: [], words: [], relations: [], rowUse: true, routines: [], executes: [], fetches: [], declares: [], cursorsOnly: false };
