@@ -212,13 +212,12 @@ export class ColumnMasking implements ComputedCatalog {
     return this;
   }
 
-  private byName: { generation: number; relations: Map<string, { schema: string; masked: boolean; maskedNames: string[] }[]>; maskedNames: Set<string>; masked: Set<string> } | null = null;
+  private byName: { generation: number; relations: Map<string, { schema: string; masked: boolean; maskedNames: string[] }[]>; maskedNames: Set<string> } | null = null;
 
-  /** Relations by lower-case name, masked column names and masked relation names, per catalog generation. */
+  /** Relations by lower-case name and masked column names, per catalog generation. */
   private names(): NonNullable<ColumnMasking['byName']> {
     if (this.byName?.generation === this.generation) return this.byName;
     const relations = new Map<string, { schema: string; masked: boolean; maskedNames: string[] }[]>();
-    const masked = new Set<string>();
     for (const [oid, rel] of this.relations) {
       const maskedNames: string[] = [];
       for (const [attnum, col] of rel.columns) if (this.identities.column(oid, attnum)) maskedNames.push(col.name);
@@ -226,10 +225,9 @@ export class ColumnMasking implements ComputedCatalog {
       const isMasked = maskedNames.length > 0 || (this.#stale && (rel.kind === 'v' || rel.kind === 'm'));
       const key = rel.name.toLowerCase();
       relations.set(key, [...(relations.get(key) ?? []), { schema: rel.schema, masked: isMasked, maskedNames }]);
-      if (isMasked) masked.add(key);
     }
     const maskedNames = new Set([...this.identities.names].map((n) => n.toLowerCase()));
-    this.byName = { generation: this.generation, relations, maskedNames, masked };
+    this.byName = { generation: this.generation, relations, maskedNames };
     return this.byName;
   }
 
@@ -252,10 +250,6 @@ export class ColumnMasking implements ComputedCatalog {
       return [];
     }
     return [{ masked: STATISTICS_RELATIONS.test(name), maskedNames: [...STATISTICS_VALUES] }];
-  }
-
-  maskedRelationNames(): ReadonlySet<string> {
-    return this.names().masked;
   }
 
   userRoutine(name: string): boolean {

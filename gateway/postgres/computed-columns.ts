@@ -10,8 +10,7 @@
 // - an identifier in it (a column reference, a field, an alias, anything but a constant) is a
 //   masked column's name: any pattern's, any a masked column had this run, or a masked column's
 //   of a relation it names (a view's `p` for `phone`); compared ignoring case;
-// - a string constant in it holds such a name or the name of a relation with a masked column as a
-//   word (`query_to_xml('select phone from customers', ...)`, dblink, `ts_stat`);
+// - a string constant in it holds such a name as a word (`query_to_xml('select phone ...')`);
 // - it reads a relation with a masked column (or one the catalog does not hold) other than by
 //   column names: a whole-row reference (`c`, `row_to_json(c)`), `*` anywhere but a plain
 //   select list, or columns renamed by an alias list (`customers AS c(i, x)`);
@@ -57,8 +56,6 @@ export interface ComputedCatalog {
   nameMasked(name: string): boolean;
   /** Relations with this name (schema null: any schema): none when the catalog does not hold it. */
   relationsNamed(schema: string | null, name: string): { masked: boolean; maskedNames: string[] }[];
-  /** Names (lower case) of relations with a masked column. */
-  maskedRelationNames(): ReadonlySet<string>;
   /** A function or procedure not known to be built in: defined outside pg_catalog and
    * information_schema, or not in the catalog at all (created since the last read). */
   userRoutine(name: string): boolean;
@@ -271,8 +268,9 @@ export function computesFromMasked(facts: StatementFacts, catalog: ComputedCatal
     }
   }
   if (readsMasked && facts.rowUse) return true;
-  const masked = catalog.maskedRelationNames();
-  if (facts.words.some((w) => masked.has(w) || catalog.nameMasked(w))) return true;
+  // (Not relation names: psql's \d names its table in a constant. The built-in functions that run
+  // SQL text are weighed by name below, and so is any function that is not built in.)
+  if (facts.words.some((w) => catalog.nameMasked(w))) return true;
   for (const [schema, name] of facts.routines) {
     if (schema === 'pg_catalog' ? TABLE_READING.test(name) : TABLE_READING.test(name) || catalog.userRoutine(name)) return true;
     // A routine created since the last read is not known yet.

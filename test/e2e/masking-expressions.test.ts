@@ -139,6 +139,8 @@ test('statements that read no masked column are not masked', async () => {
   assert.equal(run(['-v', 'FETCH_COUNT=1', '-c', 'SELECT id, upper(name) FROM customers']), '1|ADA\n');
   assert.equal(run(['-v', 'FETCH_COUNT=1', '-c', "SELECT id, phone || '' FROM customers"]), '1|****0100\n');
   assert.equal(run(['-c', 'EXPLAIN (COSTS OFF) SELECT phone FROM customers']).includes('Seq Scan on customers'), true, 'a plan is not data');
+  // psql's \d names the table in a string constant; its computed columns (the types) stay.
+  assert.match(run(['-c', '\\d customers']), /^phone\|text\|/m);
   const client = newPgClient({ connectionString: gw.env.GATEWAY_APP_DB_URL! });
   await client.connect();
   try {
