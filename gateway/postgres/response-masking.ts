@@ -200,7 +200,17 @@ export class ResponseMasking {
   private functionResult(body: Buffer, head: Entry | undefined): MaskedMessage | null {
     const len = body.length >= 4 ? body.readInt32BE(0) : -1;
     if (len <= 0 || 4 + len > body.length) return null;
-    const r = maskValue(this.masker, READ.byteaBinary, body.subarray(4, 4 + len));
+    const run = head && (head.kind === 'query' || head.kind === 'execute') ? head.run : null;
+    if (this.masker.masksColumns && !(run?.functionOid !== undefined && LARGE_OBJECT_FUNCTIONS.has(run.functionOid))) {
+      // A function called by OID may compute from a masked column (a user function reading the
+      // table, table_to_xml, query_to_xml): with columns masked, its result is masked whole
+      // (NULL), but for libpq's large-object calls, whose results are a large object's bytes.
+      if (head && (head.kind === 'query' || head.kind === 'execute')) head.cmd.noteMasked(1, []);
+      return this.output(new MessageWriter().int32(-1).finish(B.FunctionCallResponse));
+    }
+    // A text-format result of a bytea function (loread) is `\x` and hex: its bytes are read.
+    const result = body.subarray(4, 4 + len);
+    const r = maskValue(this.masker, /^\\x(?:[0-9a-fA-F]{2})*$/.test(result.toString('latin1')) ? READ.byteaText : READ.byteaBinary, result);
     if (!r) return null;
     if (head && (head.kind === 'query' || head.kind === 'execute')) head.cmd.noteMasked(0, r.detectors);
     const value = r.value!;
@@ -232,6 +242,10 @@ export class ResponseMasking {
     return this.output(message);
   }
 }
+
+/** libpq's fast-path large-object functions (lo_create, lo_open, lo_close, loread, lowrite,
+ * lo_lseek, lo_creat, lo_tell, lo_unlink, lo_truncate and their 64-bit forms): built-in OIDs. */
+const LARGE_OBJECT_FUNCTIONS = new Set([715, 952, 953, 954, 955, 956, 957, 958, 964, 1004, 3170, 3171, 3172]);
 
 const MASKED_DETAIL = '[masked: it may show values of masked columns]';
 

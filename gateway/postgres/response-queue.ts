@@ -70,6 +70,8 @@ export interface RunState {
   /** What its results' computed columns may come from (computed-columns.ts); null: not known,
    * so with column masking every computed column is masked whole. */
   computed: ComputedSource | null;
+  /** A fast-path FunctionCall's function OID (its result is masked by what the function is). */
+  functionOid?: number;
 }
 
 export function newRun(): RunState {

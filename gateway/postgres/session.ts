@@ -325,6 +325,7 @@ export class PostgresSession {
           ...(j ? decisionFields(j) : {}),
         });
         const run = newRun();
+        run.functionOid = f.oid;
         this.backend.expect({ kind: 'query', cmd, run });
         // The reply to a FunctionCall, like a Query's, ends with ReadyForQuery.
         if (j?.decision.action === 'approve') {

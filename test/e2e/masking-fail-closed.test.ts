@@ -157,7 +157,7 @@ test('ParameterStatus echoes a value a query set: masked', async () => {
   }
 });
 
-test('a fast-path FunctionCall result is read by the detectors', async () => {
+test('a fast-path FunctionCall result of a function that may read a masked column is NULL', async () => {
   const oid = Number(psql(gw.env, ['-A', '-t', '-c', "SELECT 'card_of(int)'::regprocedure::oid"]).stdout.trim());
   assert.ok(oid > 0);
   const raw = await RawClient.connect(gw.env, 'function-call');
@@ -169,7 +169,9 @@ test('a fast-path FunctionCall result is read by the detectors', async () => {
     }
     const got = Buffer.concat(raw.received).toString('latin1');
     assertNoSecret(got, 'bytes received');
-    assert.equal(got.split('V\0\0\0\x10\0\0\0\x08****1111Z').length, 3, 'both results, masked');
+    // `columns` is set: a function called by OID may compute from a masked column, so its result
+    // is NULL (masking-variants.test.ts: large-object reads are read by detectors instead).
+    assert.equal(got.split('V\0\0\0\x08\xff\xff\xff\xffZ').length, 3, 'both results, masked');
   } finally {
     await raw.end();
   }
