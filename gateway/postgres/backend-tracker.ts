@@ -319,6 +319,7 @@ export class BackendTracker {
         this.transaction = decodeReadyForQuery(body!);
         // Outside a transaction block the implicit transaction has ended; in a failed one no portal runs.
         if (this.transaction !== 'T') this.names.endPortals();
+        if (this.transaction === 'I') this.names.transactionIdle();
         this.masking?.catalogChanges?.readyForQuery(this, this.transaction);
         if (e?.kind === 'query') {
           this.afterShift(chunk, end);

@@ -43,6 +43,17 @@ export function judgeOpaque(ctx: PolicyContext, why: string): Judgement {
 }
 
 /**
+ * A classified command that also does what no statement of it describes (a FETCH of a portal a
+ * protocol Bind made): the stricter of its own decision and the unclassified one, so neither its
+ * statements' rules nor the unclassified decision is bypassed.
+ */
+export function judgeWithHazard(ctx: PolicyContext, j: Judgement, hazard: string): Judgement {
+  const o = judgeOpaque(ctx, hazard);
+  const rank = { allow: 0, approve: 1, deny: 2 } as const;
+  return rank[o.decision.action] > rank[j.decision.action] ? { ...j, decision: o.decision } : j;
+}
+
+/**
  * A statement prepared with SQL PREPARE and run by a protocol Bind/Execute: decided as `EXECUTE
  * name` would be, on the statement it prepared (its classes, `execute` instead of `prepare`).
  */

@@ -9,7 +9,7 @@ import { binaryValue, wireText, type CommandRecorder, type SessionRecorder, type
 import { newRun, type Portal, type RunState, type Statement } from './response-queue.ts';
 import type { BackendTracker } from './backend-tracker.ts';
 import { decisionFields, judge, judgeOpaque, judgePrepared, refusalExtended, refusalSql, type Judgement, type PolicyContext } from './enforce.ts';
-import { mayChangeNames, namespaceEffects, type PreparedStatement } from './sql-classifier.ts';
+import { fetchedPortals, mayChangeNames, namespaceEffects, type PreparedStatement } from './sql-classifier.ts';
 import { describeName, type Change, type Effect, type StatementRegistry } from './statement-registry.ts';
 import type { Decision } from '../policy/engine.ts';
 import type { HoldPlan } from './approval-hold.ts';
@@ -140,7 +140,9 @@ export class ExtendedProtocol {
     const r = this.names.portal(e.portal);
     const portal: Portal = 'known' in r ? r.known : { statement: null, unknown: r.unknown, params: [], resultFormats: [], columns: null };
     const statement = portal.statement;
-    const unknown = statement ? null : portal.unknown ?? `${describeName('portal', e.portal)} runs a statement the gateway cannot know`;
+    // A known statement that FETCHes a portal a Bind made runs what no record names: unclassified.
+    const hazard = statement && !statement.denied ? this.fetchHazard(statement.text) : null;
+    const unknown = statement ? hazard : portal.unknown ?? `${describeName('portal', e.portal)} runs a statement the gateway cannot know`;
     const j = unknown !== null && this.ctx.policy ? judgeOpaque(this.ctx.policy, unknown) : null;
     const text = statement ? this.ctx.logText(statement.text) : `-- unknown statement (${describeName('portal', e.portal)})`;
     const cmd = this.ctx.rec.beginCommand({
@@ -185,6 +187,20 @@ export class ExtendedProtocol {
     });
     runs.push(...this.cursors.sent(facts));
     return { facts, runs };
+  }
+
+  /**
+   * Why a text's FETCH or MOVE cannot be recorded as itself: it may read a portal a protocol
+   * Bind made, and so run that portal's statement (StatementRegistry.fetchHazard); null if not.
+   */
+  fetchHazard(text: string): string | null {
+    const portals = fetchedPortals(text);
+    if (portals === null) return this.names.anyBound() ? 'the text may FETCH or MOVE a portal made by a protocol Bind, and the gateway could not read which' : null;
+    for (const p of portals) {
+      const h = this.names.fetchHazard(p);
+      if (h) return h;
+    }
+    return null;
   }
 
   private expectParse(name: string, statement: Statement): void {

@@ -10,7 +10,7 @@ import { noteStreamed } from '../core/buffer-reclaim.ts';
 import { binaryValue, type SessionRecorder } from '../core/recorder.ts';
 import { newRun, type RunState } from './response-queue.ts';
 import { BackendTracker } from './backend-tracker.ts';
-import { decisionFields, judge, judgeOpaque, refusalQuery, type PolicyContext } from './enforce.ts';
+import { decisionFields, judge, judgeOpaque, judgeWithHazard, refusalQuery, type PolicyContext } from './enforce.ts';
 import { StatementRegistry } from './statement-registry.ts';
 import { ExtendedProtocol, mayAddNames, type ExtendedAction } from './extended-protocol.ts';
 import type { Decision } from '../policy/engine.ts';
@@ -41,8 +41,6 @@ export class PostgresSession {
   private held: HeldCommand | null = null;
   private backlog: FramedMessage[] = [];
   private backlogBytes = 0;
-  /** Reading the client paused until the server answers (MAX_UNANSWERED). */
-  private waitingForAnswers = false;
   private draining = false;
   private terminatedByClient = false;
   private onEnd: () => void;
@@ -103,7 +101,7 @@ export class PostgresSession {
     });
     this.client.on('drain', () => this.upstream.resume());
     this.upstream.on('drain', () => {
-      if (!this.held && !this.waitingForAnswers) this.client.resume();
+      if (!this.held) this.client.resume();
     });
     // A command may wait minutes for approval: keep both connections alive meanwhile.
     this.client.setKeepAlive(true, KEEPALIVE_MS);
@@ -164,31 +162,10 @@ export class PostgresSession {
     const out = new Outbox(chunk);
     this.clientFramer.push(chunk, (m) => {
       // While a command waits for approval, everything after it waits too, in order.
-      // Also while the backlog is replayed, so messages stay in order.
-      if (this.held || this.backlog.length > 0) this.keepWhileHeld(m, chunk);
+      if (this.held) this.keepWhileHeld(m, chunk);
       else this.dispatch(m, out);
     });
     this.flushOutbox(out);
-    this.boundUnanswered();
-  }
-
-  /**
-   * Each forwarded message waits in the response queue (with its statement and record) until the
-   * server answers it: past MAX_UNANSWERED the client is not read until answers bring the queue
-   * down to half, so a client pipelining without reading cannot grow it without bound.
-   */
-  private boundUnanswered(): void {
-    if (this.waitingForAnswers || this.ended || this.backend.unanswered <= MAX_UNANSWERED) return;
-    this.waitingForAnswers = true;
-    this.client.pause();
-  }
-
-  /** Answers arrived: reading resumes (and the backlog replays) once the queue is down to half. */
-  private answersArrived(): void {
-    if (!this.waitingForAnswers || this.ended || this.backend.unanswered > MAX_UNANSWERED / 2) return;
-    this.waitingForAnswers = false;
-    if (this.backlog.length > 0 && !this.held) this.guard(() => this.replayBacklog(), 'client');
-    else if (!this.held && !this.upstream.writableNeedDrain) this.client.resume();
   }
 
   private dispatch(m: FramedMessage, out: Outbox): void {
@@ -250,12 +227,10 @@ export class PostgresSession {
   /** After a verdict: the messages that arrived meanwhile, until the next hold. */
   private replayBacklog(): void {
     const out = new Outbox(null);
-    while (!this.held && !this.ended && this.backlog.length > 0 && this.backend.unanswered <= MAX_UNANSWERED) this.dispatch(this.backlog.shift()!, out);
+    while (!this.held && !this.ended && this.backlog.length > 0) this.dispatch(this.backlog.shift()!, out);
     if (!this.ended) this.flushOutbox(out);
-    // The rest of the backlog waits for answers (answersArrived replays it).
-    if (!this.held && this.backlog.length > 0) this.boundUnanswered();
     // Resume reading unless the upstream asked for a pause (it resumes the client on drain).
-    if (!this.held && !this.ended && !this.waitingForAnswers && !this.upstream.writableNeedDrain) this.client.resume();
+    if (!this.held && !this.ended && !this.upstream.writableNeedDrain) this.client.resume();
   }
 
   private toClient(bufs: Buffer[]): void {
@@ -286,8 +261,11 @@ export class PostgresSession {
         const text = decodeQuery(body);
         // A Query is a unit of its own: an error in it discards nothing after it, and before it.
         this.names.nextBlock();
-        const j = this.policy ? judge(this.policy, text, this.names.preparedClasses(text)) : null;
-        const cmd = this.rec.beginCommand({ text: this.logText(text), protocol: 'simple', ...(j ? decisionFields(j) : {}) });
+        // A FETCH or MOVE of a portal a protocol Bind made runs its statement: unclassified too.
+        const hazard = this.extended.fetchHazard(text);
+        const own = this.policy ? judge(this.policy, text, this.names.preparedClasses(text)) : null;
+        const j = own && hazard && this.policy ? judgeWithHazard(this.policy, own, hazard) : own;
+        const cmd = this.rec.beginCommand({ text: this.logText(text), protocol: 'simple', ...(hazard ? { unclassified: hazard } : {}), ...(j ? decisionFields(j) : {}) });
         const run = newRun();
         if (this.copyMasking) run.copyOuts = copyOuts(text);
         if (this.masksComputed) run.computed = this.extended.computedSource(statementFacts(text));
@@ -386,7 +364,6 @@ export class PostgresSession {
       return;
     }
     this.toClient(out);
-    this.answersArrived();
     if (this.draining && this.isIdle()) this.closeWithError(shutdownNotice, 'gateway shutdown');
   }
 
@@ -394,7 +371,6 @@ export class PostgresSession {
     const out = this.awaitingCatalog ?? [];
     this.awaitingCatalog = null;
     this.toClient(out);
-    this.answersArrived();
     if (!this.client.writableNeedDrain) this.upstream.resume();
     if (this.draining && this.isIdle()) this.closeWithError(shutdownNotice, 'gateway shutdown');
   }
@@ -452,12 +428,6 @@ const KEEPALIVE_MS = 30_000;
 const FINAL_ERROR_MAX_MS = 30_000;
 /** Client bytes kept behind a held command before reading pauses. */
 const BACKLOG_LIMIT = 4 * 1024 * 1024;
-/**
- * Client messages forwarded and not yet answered, past which the client is not read. Far above
- * what the server can hold back unflushed (its 8 KiB output buffer: about 1600 five-byte answers
- * before a Flush or Sync), so waiting for answers cannot wait for the client.
- */
-export const MAX_UNANSWERED = 16384;
 
 const shutdownNotice: NoticeFields = {
   severity: 'FATAL',

@@ -223,6 +223,28 @@ export function namespaceEffects(text: string): NamespaceEffect[] | null {
   });
 }
 
+/**
+ * The portals a text's FETCH and MOVE statements read, by name; null when the text cannot be
+ * parsed. A FETCH or MOVE of a portal made by a protocol Bind runs that portal's statement
+ * (PortalRunFetch fills the portal's store), which no command record would otherwise name.
+ */
+export function fetchedPortals(text: string): string[] | null {
+  if (!/fetch|move/i.test(text)) return [];
+  if (!pgQuery) return null;
+  let tree: { stmts?: { stmt?: Node }[] };
+  try {
+    tree = pgQuery.parseSync(text) as typeof tree;
+  } catch {
+    return null;
+  }
+  const names: string[] = [];
+  for (const raw of tree.stmts ?? []) {
+    const f = ((raw.stmt ?? {}) as Record<string, Node | undefined>).FetchStmt;
+    if (f) names.push(typeof f.portalname === 'string' ? f.portalname : '');
+  }
+  return names;
+}
+
 /** Whether the text can change names at all (a cheap test before namespaceEffects). */
 export function mayChangeNames(text: string): boolean {
   return NAMESPACE_WORDS.test(text);

@@ -87,6 +87,12 @@ export class StatementRegistry {
   private readonly portals = new Map<string, Portal>();
   private pending: Change[] = [];
   private block = 0;
+  /**
+   * Names a protocol Bind may have left a live portal under (keys), with the Bind changes not yet
+   * answered: a SQL FETCH or MOVE of one runs that portal's statement. A name leaves only when the
+   * server confirms the portal gone (CloseComplete, SQL CLOSE, the end of its transaction).
+   */
+  private readonly bound = new Map<string, Set<Change>>();
   /** client_encoding and server_encoding as the server last reported them. */
   private readonly encodings = new Map<string, string>();
 
@@ -113,12 +119,21 @@ export class StatementRegistry {
     const c: Change = key === null ? { kind, name: null, block: this.block, to: undefined, settled: false } : { kind, name: key, block: this.block, to, settled: false };
     this.pending.push(c);
     if (this.pending.length > MAX_KEPT_SKIPPED) this.collapseSkipped();
+    if (kind === 'portal' && to !== null && name !== '') {
+      // A Bind: its name may hold a live portal from now on (an unkeyable one: any name). SQL
+      // cannot name the unnamed portal (an empty identifier is a syntax error).
+      const k = key ?? '\u0000any';
+      const open = this.bound.get(k) ?? new Set<Change>();
+      open.add(c);
+      this.bound.set(k, open);
+    }
     return c;
   }
 
   /** The server confirmed the change (ParseComplete, BindComplete, CloseComplete). */
   confirm(c: Change): void {
     if (c.settled) return;
+    if (c.kind === 'portal' && c.to === null && c.name !== null) this.unbind(c.name);
     if (c.name === null || c.to === undefined) this.forget(c.kind, c.name);
     else if (c.to === null) this.map(c.kind).delete(c.name);
     else if (c.kind === 'statement') this.statements.set(c.name, c.to as Statement);
@@ -155,6 +170,38 @@ export class StatementRegistry {
     if (skipped.length <= MAX_KEPT_SKIPPED / 2) return;
     this.pending = this.pending.filter((c) => !(c.settled && c.skipped && c.block === this.block));
     for (const kind of ['statement', 'portal'] as const) this.pending.push({ kind, name: null, block: this.block, to: undefined, settled: true, skipped: true });
+  }
+
+  /** The server confirmed every portal of `key` gone (null: every portal). */
+  private unbind(key: string | null): void {
+    if (key === null) {
+      for (const [k, open] of this.bound) this.unbindIfAnswered(k, open);
+      return;
+    }
+    const open = this.bound.get(key);
+    if (open) this.unbindIfAnswered(key, open);
+  }
+
+  /** Binds still unanswered were sent after what ended the portal: they may still create one. */
+  private unbindIfAnswered(key: string, open: Set<Change>): void {
+    for (const c of open) if (c.settled) open.delete(c);
+    if (open.size === 0) this.bound.delete(key);
+  }
+
+  /**
+   * Why a SQL FETCH or MOVE of `portal` cannot be recorded as itself: a protocol Bind may have
+   * left a portal of that name, and reading it runs the portal's statement. Null when no Bind
+   * could have.
+   */
+  /** Whether any name may hold a portal a Bind made. */
+  anyBound(): boolean {
+    return this.bound.size > 0;
+  }
+
+  fetchHazard(portal: string): string | null {
+    const key = this.key(portal);
+    if (key !== null && !this.bound.has(key) && !this.bound.has('\u0000any')) return null;
+    return `FETCH or MOVE of ${describeName('portal', portal)} may run the statement of a portal made by a protocol Bind, which the gateway does not record as this command`;
   }
 
   private settle(c: Change): void {
@@ -244,11 +291,14 @@ export class StatementRegistry {
       case 'DISCARD ALL':
         this.statements.clear();
         this.portals.clear();
+        this.unbind(null);
         return;
       case 'CLOSE CURSOR': {
         const key = e.kind === 'close-cursor' && e.name !== null ? this.key(e.name) : null;
-        if (key !== null) this.portals.delete(key);
-        else this.portals.clear();
+        if (key !== null) {
+          this.portals.delete(key);
+          this.unbind(key);
+        } else this.portals.clear();
         return;
       }
       case 'DO':
@@ -257,6 +307,9 @@ export class StatementRegistry {
         this.portals.clear();
         return;
       case 'CLOSE CURSOR ALL':
+        this.portals.clear();
+        this.unbind(null);
+        return;
       case 'DECLARE CURSOR':
         // A cursor is a portal the gateway does not follow: its name is unknown from now on.
         this.portals.clear();
@@ -268,6 +321,15 @@ export class StatementRegistry {
   /** An error or the end of the transaction: no portal of the transaction can run any more. */
   endPortals(): void {
     this.portals.clear();
+  }
+
+  /**
+   * ReadyForQuery outside any transaction: every portal a Bind answered so far is gone. (Not at
+   * COMMIT/ROLLBACK tags or errors: ROLLBACK TO SAVEPOINT has the tag ROLLBACK and keeps the
+   * portals made before the savepoint.)
+   */
+  transactionIdle(): void {
+    this.unbind(null);
   }
 
   /** Every named statement, and with `name` null every name of the kind, is unknown from now on. */
