@@ -3,7 +3,7 @@
 // session log, or both (policy `masking.apply-to`).
 import { B, decodeDataRow, decodeNoticeFields, decodeNotification, decodeParameterStatus, encodeDataRow, encodeNoticeFields, encodeParameterStatus } from './codec/backend.ts';
 import { MessageWriter } from './codec/reader.ts';
-import { READ, maskValue } from './value-masking.ts';
+import { READ, maskTextValue, maskValue } from './value-masking.ts';
 import { blindPlan, maskRow, planRow, type RowMaskPlan, type ColumnCatalog } from './row-masking.ts';
 import type { Column } from './codec/backend.ts';
 import { resultColumns, type Entry, type RunState } from './response-queue.ts';
@@ -230,7 +230,7 @@ export class ResponseMasking {
         return [code, MASKED_DETAIL];
       }
       if (FIXED_FIELDS.has(code)) return [code, value];
-      const r = this.masker.maskText(value);
+      const r = maskTextValue(this.masker, value);
       if (!r) return [code, value];
       changed = true;
       fired.push(...r.detectors);

@@ -65,7 +65,7 @@ export function maskValue(masker: Masker, read: Read, f: Buffer, depth = 0): Mas
     case READ.none:
       return null;
     case READ.text: {
-      const r = masker.maskText(f.toString('utf8'));
+      const r = maskTextValue(masker, f.toString('utf8'));
       return r && { value: Buffer.from(r.text), detectors: r.detectors, whole: false };
     }
     case READ.versioned: {
@@ -84,6 +84,31 @@ export function maskValue(masker: Masker, read: Read, f: Buffer, depth = 0): Mas
     default:
       return OPAQUE;
   }
+}
+
+/** bytea's hex form inside a text (a record's, an array's or JSON's text form, an error's
+ * failing row), behind any number of backslashes: `"\\x6d61696c..."`. */
+const HEX_BYTES = /(\\+x)((?:[0-9a-fA-F]{2}){4,})/g;
+
+/**
+ * A text value through the detectors, and the bytes of each bytea written inside it in hex
+ * (`(1,"\\x6d61...")` of a row with a bytea field), found masked and written back in hex.
+ */
+export function maskTextValue(masker: Masker, s: string): { text: string; detectors: DetectorName[] } | null {
+  let text = s;
+  let detectors: DetectorName[] = [];
+  const direct = masker.maskText(s);
+  if (direct) ({ text, detectors } = direct);
+  if (!masker.detects || !text.includes('\\x')) return direct;
+  let changed = false;
+  const out = text.replace(HEX_BYTES, (m, prefix: string, hex: string) => {
+    const r = masker.maskText(Buffer.from(hex, 'hex').toString('latin1'));
+    if (!r) return m;
+    changed = true;
+    for (const d of r.detectors) if (!detectors.includes(d)) detectors = [...detectors, d];
+    return prefix + Buffer.from(r.text, 'latin1').toString('hex');
+  });
+  return changed ? { text: out, detectors } : direct;
 }
 
 /** Bytes are read one character per byte (latin1): detectors look for ASCII, and every byte they

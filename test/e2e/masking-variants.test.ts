@@ -28,9 +28,11 @@ before(async () => {
     CREATE TABLE parted_a PARTITION OF parted FOR VALUES IN ('a');
     CREATE TABLE plain (id int PRIMARY KEY, label text);
     INSERT INTO plain VALUES (1, 'one');
+    CREATE TABLE blobs (id int PRIMARY KEY, b bytea CHECK (length(b) < 100));
+    INSERT INTO blobs VALUES (1, convert_to('mail ${EMAIL}', 'UTF8'));
     CREATE TABLE docs (id int, body json, note text);
     INSERT INTO docs VALUES (1, '{"e": "alice.smith\\u0040example.com", "c": "4111\\u00201111\\u00201111\\u00201111"}', '{"e": "\\u0061lice.smith\\u0040example.com"}');
-    ALTER TABLE customers OWNER TO deployer; ALTER TABLE parted OWNER TO deployer; ALTER TABLE parted_a OWNER TO deployer; ALTER TABLE plain OWNER TO deployer; ALTER TABLE docs OWNER TO deployer;`, 'app');
+    ALTER TABLE customers OWNER TO deployer; ALTER TABLE parted OWNER TO deployer; ALTER TABLE parted_a OWNER TO deployer; ALTER TABLE plain OWNER TO deployer; ALTER TABLE docs OWNER TO deployer; ALTER TABLE blobs OWNER TO deployer;`, 'app');
   gw = startGateway(policyFor(cluster) + `masking:
   columns: [phone, "customers.card_number"]
   detectors: [email, credit-card]
@@ -216,6 +218,19 @@ test('fast-path FunctionCall: a function that may read a masked column (table_to
   } finally {
     await raw.end();
   }
+});
+
+test('bytea inside the text of a row, an array, JSON or an error\'s failing row: its bytes are read', () => {
+  const hex = Buffer.from(EMAIL).toString('hex');
+  const r = psql(gw.env, ['-X', '-A', '-t', '-F', '|', '-c', `SELECT x, ARRAY[b], json_build_object('b', b) FROM blobs x`]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(!r.stdout.includes(hex), r.stdout);
+  const masked = Buffer.from('mail a***@***.com').toString('hex');
+  assert.equal(r.stdout.trim(), `(1,"\\\\x${masked}")|{"\\\\x${masked}"}|{"b" : "\\\\x${masked}"}`);
+  const e = psql(gw.env, ['-X', '-c', `UPDATE blobs SET b = b || repeat('x', 100)::bytea`]);
+  assert.notEqual(e.status, 0);
+  assert.match(e.stderr, /Failing row contains/, 'a table without masked columns: the DETAIL is read by detectors');
+  assert.ok(!e.stderr.includes(hex), e.stderr);
 });
 
 test('the session log holds none of these values in clear (but the texts the client wrote)', () => {
