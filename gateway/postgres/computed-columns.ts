@@ -280,6 +280,28 @@ export function computesFromMasked(facts: StatementFacts, catalog: ComputedCatal
 }
 
 /**
+ * Errors and notices a statement raises can quote a value it computed (`phone::int` fails with
+ * `invalid input syntax for type integer: "+1 555 0100"`; a function's `RAISE NOTICE '%', phone`):
+ * for a statement that could compute from a masked column, their texts that can quote one
+ * (message, detail, hint, context) are masked whole, unless the SQLSTATE's class is one whose
+ * texts name objects and states only (syntax and access, connections, transactions, resources,
+ * configuration).
+ */
+export const MASKED_ECHO = '[masked: it may quote a value computed from a masked column]';
+const STRUCTURAL_CLASSES = new Set(['08', '0A', '0B', '0F', '0L', '0P', '25', '26', '28', '2B', '2D', '34', '3B', '3D', '3F', '40', '42', '53', '54', '55', '57', '58', '72', 'F0']);
+const ALL_TEXTS = new Set(['M', 'D', 'H', 'W']);
+/** Integrity and check-option violations name the constraint in their message; the row or key is in the detail. */
+const DETAIL_TEXTS = new Set(['D', 'H', 'W']);
+
+/** Which fields of a notice or error (its fields, by code) may quote a value, by its SQLSTATE's class. */
+export function quotingFields(fields: [string, string][]): ReadonlySet<string> {
+  const cls = (fields.find(([c]) => c === 'C')?.[1] ?? '').slice(0, 2);
+  if (STRUCTURAL_CLASSES.has(cls)) return NONE;
+  return cls === '23' || cls === '44' ? DETAIL_TEXTS : ALL_TEXTS;
+}
+const NONE: ReadonlySet<string> = new Set();
+
+/**
  * The cursors a session DECLAREd, by name, with the facts of the text that declared them. Any
  * statement other than cursor and transaction control may open or reopen a cursor by any name
  * unseen (a function's OPEN, a DO block): it forgets them all, so a FETCH from a name the gateway

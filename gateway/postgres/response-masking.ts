@@ -10,7 +10,7 @@ import { resultColumns, type Entry, type RunState } from './response-queue.ts';
 import { maskCopyRow, planCopy } from './copy-masking.ts';
 import type { CatalogChanges, TableColumns } from './table-names.ts';
 import type { Masker } from '../masking/engine.ts';
-import { computedColumnsMasked } from './computed-columns.ts';
+import { MASKED_ECHO, computedColumnsMasked, quotingFields } from './computed-columns.ts';
 
 /**
  * Notice and error fields the server fills from a fixed vocabulary or with numbers: severity (S,
@@ -223,11 +223,21 @@ export class ResponseMasking {
     const fired: string[] = [];
     const decoded = decodeNoticeFields(body);
     const detailWhole = this.detailShowsRows(decoded);
+    // Raised by a statement that could compute from a masked column: texts that may quote a value
+    // it computed are masked whole (computed-columns.ts).
+    const run = head && (head.kind === 'query' || head.kind === 'execute') ? head.run : null;
+    const quoting = run !== null && this.masksComputed ? quotingFields(decoded) : null;
+    const echoes = quoting !== null && quoting.size > 0 && computedColumnsMasked(run!.computed, this.catalog.computed!);
     const fields = decoded.map(([code, value]): [string, string] => {
       if (code === 'D' && detailWhole) {
         changed = true;
         maskedDetail = 1;
         return [code, MASKED_DETAIL];
+      }
+      if (echoes && quoting!.has(code)) {
+        changed = true;
+        maskedDetail = 1;
+        return [code, MASKED_ECHO];
       }
       if (FIXED_FIELDS.has(code)) return [code, value];
       const r = maskTextValue(this.masker, value);

@@ -28,6 +28,7 @@ before(async () => {
     INSERT INTO customers VALUES (1, '${PHONE}', 'ada');
     CREATE VIEW v AS SELECT id, phone AS p FROM customers;
     CREATE FUNCTION first_phone() RETURNS text LANGUAGE plpgsql AS $$ BEGIN RETURN (SELECT c.phone FROM customers c LIMIT 1); END $$;
+    CREATE FUNCTION noisy() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'first: %', (SELECT c.phone FROM customers c LIMIT 1); RETURN 1; END $$;
     CREATE FUNCTION open_phones(refcursor) RETURNS refcursor LANGUAGE plpgsql AS $$ BEGIN OPEN $1 FOR SELECT c.phone || '' FROM customers c; RETURN $1; END $$;
     ALTER TABLE customers OWNER TO deployer; ALTER VIEW v OWNER TO deployer; ALTER FUNCTION first_phone() OWNER TO deployer;`,
     'app',
@@ -149,6 +150,30 @@ test('statements that read no masked column are not masked', async () => {
   } finally {
     await client.end();
   }
+});
+
+test('errors and notices of such a statement that may quote a computed value are masked; others are not', async () => {
+  const failing = psql(gw.env, ['-q', '-A', '-t', '-c', 'SELECT phone::int FROM customers']);
+  assert.notEqual(failing.status, 0);
+  assert.ok(!DIGITS.test(failing.stderr), failing.stderr);
+  assert.match(failing.stderr, /masked: it may quote a value computed from a masked column/);
+  const notice = psql(gw.env, ['-q', '-A', '-t', '-c', 'SELECT noisy()']);
+  assert.ok(!DIGITS.test(notice.stderr), notice.stderr);
+  assert.match(notice.stderr, /NOTICE: +\[masked/);
+  // A statement that reads no masked column, and an error that names objects only, stay readable.
+  assert.match(psql(gw.env, ['-q', '-c', "SELECT 'abc'::int"]).stderr, /invalid input syntax for type integer: "abc"/);
+  assert.match(psql(gw.env, ['-q', '-c', 'SELECT phone FROM customers WHERE nosuch = 1']).stderr, /column "nosuch" does not exist/);
+  const client = newPgClient({ connectionString: gw.env.GATEWAY_APP_DB_URL! });
+  await client.connect();
+  try {
+    const err = await client.query('SELECT upper(phone)::int FROM customers WHERE id = $1', [1]).then(() => null, (e: Error & { code?: string }) => e);
+    assert.equal(err?.code, '22P02');
+    assert.ok(!DIGITS.test(err!.message), err!.message);
+  } finally {
+    await client.end();
+  }
+  const text = fs.readFileSync(gw.logPath(), 'utf8');
+  assert.ok(!text.includes('555 0100'), 'the log holds no phone number in clear');
 });
 
 /** The log holds the results (their samples masked) and no phone number in clear. */
