@@ -154,6 +154,9 @@ function readFacts(text: string): StatementFacts {
     const name = names[names.length - 1] ?? '';
     return [names.length > 1 ? names[names.length - 2]! : null, name];
   };
+  const addWords = (text: string): void => {
+    for (const w of text.toLowerCase().split(/[^a-z0-9_$\u0080-\uffff]+/)) if (w) words.add(w);
+  };
   const range = (v: Node): void => {
     relations.push({ schema: typeof v.schemaname === 'string' ? v.schemaname : null, name: String(v.relname ?? '') });
     rangeNames.add(String(v.relname ?? ''));
@@ -171,11 +174,15 @@ function readFacts(text: string): StatementFacts {
       switch (key) {
         case 'A_Const':
           // A constant's text: only its words count, never as identifiers.
-          if (v.sval) for (const w of String((v.sval as { sval?: string }).sval ?? '').toLowerCase().split(/[^a-z0-9_$\u0080-\uffff]+/)) if (w) words.add(w);
+          if (v.sval) addWords(String((v.sval as { sval?: string }).sval ?? ''));
           continue;
-        case 'String':
-          identifiers.add(String(v.sval ?? ''));
+        case 'String': {
+          const sval = String(v.sval ?? '');
+          identifiers.add(sval);
+          // Not a plain name: a DO block's body, a quoted name with spaces. Its words count too.
+          if (/[^A-Za-z0-9_$]/.test(sval)) addWords(sval);
           continue;
+        }
         case 'ColumnRef': {
           const fields = (v.fields as Node[] | undefined) ?? [];
           if (fields.some((f) => 'A_Star' in f) && !directStars.has(v)) rowUse = true;

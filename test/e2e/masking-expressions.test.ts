@@ -160,6 +160,9 @@ test('errors and notices of such a statement that may quote a computed value are
   const notice = psql(gw.env, ['-q', '-A', '-t', '-c', 'SELECT noisy()']);
   assert.ok(!DIGITS.test(notice.stderr), notice.stderr);
   assert.match(notice.stderr, /NOTICE: +\[masked/);
+  const block = psql(gw.env, ['-q', '-c', "DO $$BEGIN RAISE NOTICE '%', (SELECT c.phone FROM customers c LIMIT 1); END$$"]);
+  assert.equal(block.status, 0, block.stderr);
+  assert.ok(!DIGITS.test(block.stderr), block.stderr);
   // A statement that reads no masked column, and an error that names objects only, stay readable.
   assert.match(psql(gw.env, ['-q', '-c', "SELECT 'abc'::int"]).stderr, /invalid input syntax for type integer: "abc"/);
   assert.match(psql(gw.env, ['-q', '-c', 'SELECT phone FROM customers WHERE nosuch = 1']).stderr, /column "nosuch" does not exist/);
