@@ -248,3 +248,23 @@ test('a logged-in client pipelining messages the server discards, with no Sync, 
     await client.end();
   }
 });
+
+test('a statement too long to parse is unclassified, and parsing it does not blow up the daemon', { timeout: 180_000 }, async () => {
+  const parsing = startGateway(policyFor(cluster) + 'rules:\n  - name: no-drops\n    when: { sql: [drop] }\n    action: deny\ndefault: allow\nunclassified: deny\n');
+  const client = await RawClient.connect(parsing.env, 'long-text');
+  try {
+    const peakBefore = vmHwmKiB(parsing.pid);
+    // 4 MiB of select list: a parse tree hundreds of times the text (1.3 GB without the bound).
+    const answers = await client.roundTrip([message('Q', Buffer.from(`SELECT ${'1,'.repeat(2 * MiB)}1\0`))]);
+    const error = answers.find((m) => m.name === 'error') as { code?: string; message?: string } | undefined;
+    assert.equal(error?.code, '42501', JSON.stringify(error));
+    assert.match(String(error?.message), /unclassified.*parses at most 1048576/);
+    const grown = vmHwmKiB(parsing.pid) - peakBefore;
+    assert.ok(grown < 256 * 1024, `the daemon's peak memory grew by ${(grown / 1024).toFixed(0)} MiB for a 4 MiB statement`);
+    const after = await client.roundTrip([message('Q', Buffer.from("SELECT 'still parsed'\0"))]);
+    assert.ok(after.some((m) => m.name === 'dataRow'));
+  } finally {
+    await client.end();
+    parsing.stop();
+  }
+});
