@@ -54,6 +54,12 @@ export type Effect =
  */
 export const MAX_KEPT_SKIPPED = 1024;
 
+/** Names noted as maybe holding a portal a Bind made, past which they count as any name. */
+export const MAX_BOUND_NAMES = 1024;
+
+/** The `bound` key standing for every name (no name holds NUL). */
+const ANY_NAME = '\u0000any';
+
 /** The bytes of a name the server compares (NAMEDATALEN - 1). */
 export const NAME_KEY_BYTES = 63;
 
@@ -119,14 +125,7 @@ export class StatementRegistry {
     const c: Change = key === null ? { kind, name: null, block: this.block, to: undefined, settled: false } : { kind, name: key, block: this.block, to, settled: false };
     this.pending.push(c);
     if (this.pending.length > MAX_KEPT_SKIPPED) this.collapseSkipped();
-    if (kind === 'portal' && to !== null && name !== '') {
-      // A Bind: its name may hold a live portal from now on (an unkeyable one: any name). SQL
-      // cannot name the unnamed portal (an empty identifier is a syntax error).
-      const k = key ?? '\u0000any';
-      const open = this.bound.get(k) ?? new Set<Change>();
-      open.add(c);
-      this.bound.set(k, open);
-    }
+    if (kind === 'portal' && to !== null && name !== '') this.noteBind(key ?? ANY_NAME, c);
     return c;
   }
 
@@ -172,6 +171,24 @@ export class StatementRegistry {
     for (const kind of ['statement', 'portal'] as const) this.pending.push({ kind, name: null, block: this.block, to: undefined, settled: true, skipped: true });
   }
 
+  /**
+   * A Bind: its name may hold a live portal from now on (an unkeyable one: any name). SQL cannot
+   * name the unnamed portal (an empty identifier is a syntax error), so it is not noted. A name
+   * keeps only its unanswered Binds; past MAX_BOUND_NAMES names (a transaction binding without
+   * end) they become one entry for any name, so the map stays bounded.
+   */
+  private noteBind(key: string, c: Change): void {
+    const open = this.bound.get(key) ?? new Set<Change>();
+    for (const old of open) if (old.settled) open.delete(old);
+    open.add(c);
+    this.bound.set(key, open);
+    if (this.bound.size <= MAX_BOUND_NAMES) return;
+    const any = new Set<Change>();
+    for (const set of this.bound.values()) for (const x of set) if (!x.settled) any.add(x);
+    this.bound.clear();
+    this.bound.set(ANY_NAME, any);
+  }
+
   /** The server confirmed every portal of `key` gone (null: every portal). */
   private unbind(key: string | null): void {
     if (key === null) {
@@ -200,7 +217,7 @@ export class StatementRegistry {
 
   fetchHazard(portal: string): string | null {
     const key = this.key(portal);
-    if (key !== null && !this.bound.has(key) && !this.bound.has('\u0000any')) return null;
+    if (key !== null && !this.bound.has(key) && !this.bound.has(ANY_NAME)) return null;
     return `FETCH or MOVE of ${describeName('portal', portal)} may run the statement of a portal made by a protocol Bind, which the gateway does not record as this command`;
   }
 
