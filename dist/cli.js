@@ -2230,20 +2230,20 @@ var require_resolve = __commonJS({
       return false;
     }
     function countKeys(schema) {
-      let count = 0;
+      let count2 = 0;
       for (const key in schema) {
         if (key === "$ref")
           return Infinity;
-        count++;
+        count2++;
         if (SIMPLE_INLINED.has(key))
           continue;
         if (typeof schema[key] == "object") {
-          (0, util_1.eachItem)(schema[key], (sch) => count += countKeys(sch));
+          (0, util_1.eachItem)(schema[key], (sch) => count2 += countKeys(sch));
         }
-        if (count === Infinity)
+        if (count2 === Infinity)
           return Infinity;
       }
-      return count;
+      return count2;
     }
     function getFullPath(resolver, id = "", normalize) {
       if (normalize !== false)
@@ -2821,8 +2821,8 @@ var require_validate = __commonJS({
           return data;
       }
       let expr = data;
-      const segments = jsonPointer.split("/");
-      for (const segment of segments) {
+      const segments2 = jsonPointer.split("/");
+      for (const segment of segments2) {
         if (segment) {
           data = (0, codegen_1._)`${data}${(0, codegen_1.getProperty)((0, util_1.unescapeJsonPointer)(segment))}`;
           expr = (0, codegen_1._)`${expr} && ${data}`;
@@ -3351,12 +3351,12 @@ var require_utils = __commonJS({
       if (path10 === "" || path10[0] === "/") {
         return removeDotSegments(path10);
       }
-      const segments = path10.split("/");
-      const last = segments.length - 1;
+      const segments2 = path10.split("/");
+      const last = segments2.length - 1;
       const output = [];
       let trailingDirectory = false;
       for (let i = 0; i <= last; i++) {
-        const segment = segments[i];
+        const segment = segments2[i];
         if (segment === "." || segment === "..") {
           if (segment === "..") {
             if (output.length !== 0 && output[output.length - 1] !== "..") {
@@ -4697,9 +4697,9 @@ var require_core = __commonJS({
         const rules = this.RULES.all;
         metaSchema = JSON.parse(JSON.stringify(metaSchema));
         for (const jsonPointer of keywordsJsonPointers) {
-          const segments = jsonPointer.split("/").slice(1);
+          const segments2 = jsonPointer.split("/").slice(1);
           let keywords = metaSchema;
-          for (const seg of segments)
+          for (const seg of segments2)
             keywords = keywords[seg];
           for (const key in rules) {
             const rule = rules[key];
@@ -5781,8 +5781,8 @@ var require_contains = __commonJS({
         cxt.result(valid, () => cxt.reset());
         function validateItemsWithCount() {
           const schValid = gen.name("_valid");
-          const count = gen.let("count", 0);
-          validateItems(schValid, () => gen.if(schValid, () => checkLimits(count)));
+          const count2 = gen.let("count", 0);
+          validateItems(schValid, () => gen.if(schValid, () => checkLimits(count2)));
         }
         function validateItems(_valid, block) {
           gen.forRange("i", 0, len, (i) => {
@@ -5795,16 +5795,16 @@ var require_contains = __commonJS({
             block();
           });
         }
-        function checkLimits(count) {
-          gen.code((0, codegen_1._)`${count}++`);
+        function checkLimits(count2) {
+          gen.code((0, codegen_1._)`${count2}++`);
           if (max === void 0) {
-            gen.if((0, codegen_1._)`${count} >= ${min}`, () => gen.assign(valid, true).break());
+            gen.if((0, codegen_1._)`${count2} >= ${min}`, () => gen.assign(valid, true).break());
           } else {
-            gen.if((0, codegen_1._)`${count} > ${max}`, () => gen.assign(valid, false).break());
+            gen.if((0, codegen_1._)`${count2} > ${max}`, () => gen.assign(valid, false).break());
             if (min === 1)
               gen.assign(valid, true);
             else
-              gen.if((0, codegen_1._)`${count} >= ${min}`, () => gen.assign(valid, true));
+              gen.if((0, codegen_1._)`${count2} >= ${min}`, () => gen.assign(valid, true));
           }
         }
       }
@@ -6974,7 +6974,7 @@ var require_identity = __commonJS({
         }
       return false;
     }
-    function isNode(node) {
+    function isNode2(node) {
       if (node && typeof node === "object")
         switch (node[NODE_TYPE]) {
           case ALIAS:
@@ -6998,7 +6998,7 @@ var require_identity = __commonJS({
     exports.isCollection = isCollection;
     exports.isDocument = isDocument;
     exports.isMap = isMap2;
-    exports.isNode = isNode;
+    exports.isNode = isNode2;
     exports.isPair = isPair;
     exports.isScalar = isScalar2;
     exports.isSeq = isSeq;
@@ -7516,8 +7516,8 @@ var require_Node = __commonJS({
         };
         const res = toJS.toJS(this, "", ctx);
         if (typeof onAnchor === "function")
-          for (const { count, res: res2 } of ctx.anchors.values())
-            onAnchor(res2, count);
+          for (const { count: count2, res: res2 } of ctx.anchors.values())
+            onAnchor(res2, count2);
         return typeof reviver === "function" ? applyReviver.applyReviver(reviver, { "": res }, "", res) : res;
       }
     };
@@ -7625,13 +7625,13 @@ var require_Alias = __commonJS({
         const anchor = anchors2 && source && anchors2.get(source);
         return anchor ? anchor.count * anchor.aliasCount : 0;
       } else if (identity.isCollection(node)) {
-        let count = 0;
+        let count2 = 0;
         for (const item of node.items) {
           const c = getAliasCount(doc, item, anchors2);
-          if (c > count)
-            count = c;
+          if (c > count2)
+            count2 = c;
         }
-        return count;
+        return count2;
       } else if (identity.isPair(node)) {
         const kc = getAliasCount(doc, node.key, anchors2);
         const vc = getAliasCount(doc, node.value, anchors2);
@@ -10584,8 +10584,8 @@ var require_Document = __commonJS({
         };
         const res = toJS.toJS(this.contents, jsonArg ?? "", ctx);
         if (typeof onAnchor === "function")
-          for (const { count, res: res2 } of ctx.anchors.values())
-            onAnchor(res2, count);
+          for (const { count: count2, res: res2 } of ctx.anchors.values())
+            onAnchor(res2, count2);
         return typeof reviver === "function" ? applyReviver.applyReviver(reviver, { "": res }, "", res) : res;
       }
       /**
@@ -10662,12 +10662,12 @@ var require_errors2 = __commonJS({
         lineStr = prev + lineStr;
       }
       if (/[^ ]/.test(lineStr)) {
-        let count = 1;
+        let count2 = 1;
         const end = error.linePos[1];
         if (end?.line === line && end.col > col) {
-          count = Math.max(1, Math.min(end.col - col, 80 - ci));
+          count2 = Math.max(1, Math.min(end.col - col, 80 - ci));
         }
-        const pointer = " ".repeat(ci) + "^".repeat(count);
+        const pointer = " ".repeat(ci) + "^".repeat(count2);
         error.message += `:
 
 ${lineStr}
@@ -14140,13 +14140,13 @@ var require_public_api = __commonJS({
     var identity = require_identity();
     var lineCounter = require_line_counter();
     var parser2 = require_parser();
-    function parseOptions(options) {
+    function parseOptions2(options) {
       const prettyErrors = options.prettyErrors !== false;
       const lineCounter$1 = options.lineCounter || prettyErrors && new lineCounter.LineCounter() || null;
       return { lineCounter: lineCounter$1, prettyErrors };
     }
     function parseAllDocuments(source, options = {}) {
-      const { lineCounter: lineCounter2, prettyErrors } = parseOptions(options);
+      const { lineCounter: lineCounter2, prettyErrors } = parseOptions2(options);
       const parser$1 = new parser2.Parser(lineCounter2?.addNewLine);
       const composer$1 = new composer.Composer(options);
       const docs = Array.from(composer$1.compose(parser$1.parse(source)));
@@ -14160,7 +14160,7 @@ var require_public_api = __commonJS({
       return Object.assign([], { empty: true }, composer$1.streamInfo());
     }
     function parseDocument2(source, options = {}) {
-      const { lineCounter: lineCounter2, prettyErrors } = parseOptions(options);
+      const { lineCounter: lineCounter2, prettyErrors } = parseOptions2(options);
       const parser$1 = new parser2.Parser(lineCounter2?.addNewLine);
       const composer$1 = new composer.Composer(options);
       let doc = null;
@@ -14713,7 +14713,7 @@ var require_serializer = __commonJS({
       68
       /* code.describe */
     );
-    var describe2 = (msg) => {
+    var describe = (msg) => {
       return msg.name ? cstringMessage(68, `${msg.type}${msg.name || ""}`) : msg.type === "P" ? emptyDescribePortal : emptyDescribeStatement;
     };
     var close = (msg) => {
@@ -14756,7 +14756,7 @@ var require_serializer = __commonJS({
       parse: parse5,
       bind: bind2,
       execute,
-      describe: describe2,
+      describe,
       close,
       flush: () => flushBuffer,
       sync: () => syncBuffer,
@@ -19303,7 +19303,7 @@ var require_parse_options = __commonJS({
     "use strict";
     var looseOption = Object.freeze({ loose: true });
     var emptyOpts = Object.freeze({});
-    var parseOptions = (options) => {
+    var parseOptions2 = (options) => {
       if (!options) {
         return emptyOpts;
       }
@@ -19312,7 +19312,7 @@ var require_parse_options = __commonJS({
       }
       return options;
     };
-    module.exports = parseOptions;
+    module.exports = parseOptions2;
   }
 });
 
@@ -19348,7 +19348,7 @@ var require_semver = __commonJS({
     var debug = require_debug();
     var { MAX_LENGTH, MAX_SAFE_INTEGER } = require_constants();
     var { safeRe: re, t } = require_re();
-    var parseOptions = require_parse_options();
+    var parseOptions2 = require_parse_options();
     var { compareIdentifiers } = require_identifiers();
     var isPrereleaseIdentifier = (prerelease, identifier) => {
       const identifiers = identifier.split(".");
@@ -19364,7 +19364,7 @@ var require_semver = __commonJS({
     };
     var SemVer = class _SemVer {
       constructor(version3, options) {
-        options = parseOptions(options);
+        options = parseOptions2(options);
         if (version3 instanceof _SemVer) {
           if (version3.loose === !!options.loose && version3.includePrerelease === !!options.includePrerelease) {
             return version3;
@@ -20289,7 +20289,7 @@ var require_range = __commonJS({
     var SPACE_CHARACTERS = /\s+/g;
     var Range = class _Range {
       constructor(range, options) {
-        options = parseOptions(options);
+        options = parseOptions2(options);
         if (range instanceof _Range) {
           if (range.loose === !!options.loose && range.includePrerelease === !!options.includePrerelease) {
             return range;
@@ -20355,7 +20355,7 @@ var require_range = __commonJS({
         range = range.replace(BUILDSTRIPRE, "");
         const memoOpts = (this.options.includePrerelease && FLAG_INCLUDE_PRERELEASE) | (this.options.loose && FLAG_LOOSE);
         const memoKey = memoOpts + ":" + range;
-        const cached = cache3.get(memoKey);
+        const cached = cache4.get(memoKey);
         if (cached) {
           return cached;
         }
@@ -20389,7 +20389,7 @@ var require_range = __commonJS({
           rangeMap.delete("");
         }
         const result = [...rangeMap.values()];
-        cache3.set(memoKey, result);
+        cache4.set(memoKey, result);
         return result;
       }
       intersects(range, options) {
@@ -20428,8 +20428,8 @@ var require_range = __commonJS({
     };
     module.exports = Range;
     var LRU = require_lrucache();
-    var cache3 = new LRU();
-    var parseOptions = require_parse_options();
+    var cache4 = new LRU();
+    var parseOptions2 = require_parse_options();
     var Comparator = require_comparator();
     var debug = require_debug();
     var SemVer = require_semver();
@@ -20677,7 +20677,7 @@ var require_comparator = __commonJS({
         return ANY;
       }
       constructor(comp, options) {
-        options = parseOptions(options);
+        options = parseOptions2(options);
         if (comp instanceof _Comparator) {
           if (comp.loose === !!options.loose) {
             return comp;
@@ -20745,7 +20745,7 @@ var require_comparator = __commonJS({
           }
           return new Range(this.value, options).test(comp.semver);
         }
-        options = parseOptions(options);
+        options = parseOptions2(options);
         if (options.includePrerelease && (this.value === "<0.0.0-0" || comp.value === "<0.0.0-0")) {
           return false;
         }
@@ -20771,7 +20771,7 @@ var require_comparator = __commonJS({
       }
     };
     module.exports = Comparator;
-    var parseOptions = require_parse_options();
+    var parseOptions2 = require_parse_options();
     var { safeRe: re, t } = require_re();
     var cmp = require_cmp();
     var debug = require_debug();
@@ -23052,7 +23052,7 @@ var require_dist3 = __commonJS({
     };
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.Agent = void 0;
-    var net5 = __importStar(__require("net"));
+    var net6 = __importStar(__require("net"));
     var http3 = __importStar(__require("http"));
     var https_1 = __require("https");
     __exportStar(require_helpers(), exports);
@@ -23092,7 +23092,7 @@ var require_dist3 = __commonJS({
         if (!this.sockets[name3]) {
           this.sockets[name3] = [];
         }
-        const fakeSocket = new net5.Socket({ writable: false });
+        const fakeSocket = new net6.Socket({ writable: false });
         this.sockets[name3].push(fakeSocket);
         this.totalSocketCount++;
         return fakeSocket;
@@ -23304,7 +23304,7 @@ var require_dist4 = __commonJS({
     };
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.HttpsProxyAgent = void 0;
-    var net5 = __importStar(__require("net"));
+    var net6 = __importStar(__require("net"));
     var tls2 = __importStar(__require("tls"));
     var assert_1 = __importDefault(__require("assert"));
     var debug_1 = __importDefault(require_src());
@@ -23313,7 +23313,7 @@ var require_dist4 = __commonJS({
     var parse_proxy_response_1 = require_parse_proxy_response();
     var debug = (0, debug_1.default)("https-proxy-agent");
     var setServernameFromNonIpHost = (options) => {
-      if (options.servername === void 0 && options.host && !net5.isIP(options.host)) {
+      if (options.servername === void 0 && options.host && !net6.isIP(options.host)) {
         return {
           ...options,
           servername: options.host
@@ -23353,10 +23353,10 @@ var require_dist4 = __commonJS({
           socket = tls2.connect(setServernameFromNonIpHost(this.connectOpts));
         } else {
           debug("Creating `net.Socket`: %o", this.connectOpts);
-          socket = net5.connect(this.connectOpts);
+          socket = net6.connect(this.connectOpts);
         }
         const headers = typeof this.proxyHeaders === "function" ? this.proxyHeaders() : { ...this.proxyHeaders };
-        const host = net5.isIPv6(opts.host) ? `[${opts.host}]` : opts.host;
+        const host = net6.isIPv6(opts.host) ? `[${opts.host}]` : opts.host;
         let payload = `CONNECT ${host}:${opts.port} HTTP/1.1\r
 `;
         if (proxy.username || proxy.password) {
@@ -23389,7 +23389,7 @@ var require_dist4 = __commonJS({
           return socket;
         }
         socket.destroy();
-        const fakeSocket = new net5.Socket({ writable: false });
+        const fakeSocket = new net6.Socket({ writable: false });
         fakeSocket.readable = true;
         req.once("socket", (s) => {
           debug("Replaying proxy buffer for failed request");
@@ -23454,7 +23454,7 @@ var require_dist5 = __commonJS({
     };
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.HttpProxyAgent = void 0;
-    var net5 = __importStar(__require("net"));
+    var net6 = __importStar(__require("net"));
     var tls2 = __importStar(__require("tls"));
     var debug_1 = __importDefault(require_src());
     var events_1 = __require("events");
@@ -23527,7 +23527,7 @@ var require_dist5 = __commonJS({
           socket = tls2.connect(this.connectOpts);
         } else {
           debug("Creating `net.Socket`: %o", this.connectOpts);
-          socket = net5.connect(this.connectOpts);
+          socket = net6.connect(this.connectOpts);
         }
         await (0, events_1.once)(socket, "connect");
         return socket;
@@ -24572,6 +24572,9 @@ function splitTable(table2) {
   const dot = table2.indexOf(".");
   return dot < 0 ? { schema: null, name: table2 } : { schema: table2.slice(0, dot), name: table2.slice(dot + 1) };
 }
+var TOKEN_CHAR = /^[A-Za-z0-9@._%+\-/:=~ ]$/;
+var ESCAPED_TOKEN_CHAR = /\\u00[2-7][0-9A-Fa-f]/;
+var ESCAPED_TOKEN_CHARS = /\\+u(00[2-7][0-9A-Fa-f])/g;
 var EMAIL_VALUE = /^[^\s@]+@[^\s@]+\.([A-Za-z]{2,24})$/;
 var Masker = class {
   /** Any columns or detectors. */
@@ -24617,6 +24620,14 @@ var Masker = class {
   /** Scans text with the enabled detectors; the masked text and which detectors fired, or
    * null when nothing matched. */
   maskText(s) {
+    if (this.#precheck === null) return null;
+    if (ESCAPED_TOKEN_CHAR.test(s)) {
+      const r = this.#scan(s.replace(ESCAPED_TOKEN_CHARS, (m, hex) => TOKEN_CHAR.test(String.fromCharCode(parseInt(hex, 16))) ? String.fromCharCode(parseInt(hex, 16)) : m));
+      if (r) return r;
+    }
+    return this.#scan(s);
+  }
+  #scan(s) {
     if (this.#precheck === null || !this.#precheck.test(s)) return null;
     let text = s;
     let fired = null;
@@ -24663,14 +24674,18 @@ var policy_schema_default = {
   properties: {
     version: {
       description: "Policy file format version.",
-      const: 1
+      const: 1,
+      "x-expected": "a policy format version this gateway reads",
+      "x-hint": "write version: 1"
     },
     targets: {
       description: "Upstream systems the gateway serves, by name. Each gets a listener on 127.0.0.1 and a GATEWAY_<NAME>_URL.",
       type: "object",
       minProperties: 1,
       propertyNames: {
-        pattern: "^[A-Za-z][A-Za-z0-9_-]{0,62}$"
+        pattern: "^[A-Za-z][A-Za-z0-9_-]{0,62}$",
+        "x-expected": "a target name",
+        "x-hint": "start with a letter, then up to 62 letters, digits, '-' or '_'"
       },
       additionalProperties: {
         $ref: "#/definitions/target"
@@ -24704,7 +24719,9 @@ var policy_schema_default = {
               description: "Sign unsigned records at least this often, e.g. 5s, 500ms (0s: no time trigger).",
               type: "string",
               pattern: "^[0-9]+(ms|s|m|h)$",
-              default: "5s"
+              default: "5s",
+              "x-expected": "a duration",
+              "x-hint": "write a whole number and a unit: 500ms, 5s, 1m or 1h (0s turns the time trigger off)"
             }
           }
         }
@@ -24724,7 +24741,8 @@ var policy_schema_default = {
         "deny",
         "approve"
       ],
-      default: "allow"
+      default: "allow",
+      "x-expected": "a decision"
     },
     unclassified: {
       description: "What happens to a statement the engine cannot parse or classify.",
@@ -24733,7 +24751,8 @@ var policy_schema_default = {
         "deny",
         "approve"
       ],
-      default: "deny"
+      default: "deny",
+      "x-expected": "a decision"
     },
     approvals: {
       description: "How held commands are approved.",
@@ -24744,15 +24763,30 @@ var policy_schema_default = {
           description: "How long a held command waits before it is denied, e.g. 90s, 15m, 1h.",
           type: "string",
           pattern: "^[0-9]+(ms|s|m|h)$",
-          default: "15m"
+          default: "15m",
+          "x-expected": "a duration",
+          "x-hint": "write a whole number and a unit, such as 90s, 15m or 1h"
         },
         approvers: {
-          description: "Who may approve on GitHub: users (alice) and teams (@my-org/dba-team). Without it: anyone with write, maintain or admin permission on the repository.",
+          description: "Who may approve on GitHub: users (alice) and teams (@my-org/dba-team), each only while they have write, maintain or admin permission on the repository; bots never approve. Without it: anyone with that permission.",
           type: "array",
           minItems: 1,
           items: {
             type: "string",
-            pattern: "^(@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?/[A-Za-z0-9._-]+|@?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)$"
+            allOf: [
+              {
+                not: {
+                  pattern: "\\[[Bb][Oo][Tt]\\]$|^@?[Aa][Pp][Pp]/"
+                },
+                "x-expected": "a GitHub login or @org/team",
+                "x-hint": "bots never approve"
+              },
+              {
+                pattern: "^(@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?/[A-Za-z0-9._-]+|@?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)$",
+                "x-expected": "a GitHub login or @org/team",
+                "x-hint": "a login has letters, digits and single hyphens (alice, @alice), a team is @org/team-slug"
+              }
+            ]
           }
         },
         "min-approvals": {
@@ -24771,7 +24805,9 @@ var policy_schema_default = {
           description: "Where approval requests are posted on GitHub: pull-request (the run's pull request, or the one its commit belongs to) or issue:NUMBER.",
           type: "string",
           pattern: "^(pull-request|issue:[1-9][0-9]*)$",
-          default: "pull-request"
+          default: "pull-request",
+          "x-expected": "a place to ask for approval",
+          "x-hint": "use pull-request or issue:NUMBER, such as issue:42"
         }
       }
     },
@@ -24803,7 +24839,8 @@ var policy_schema_default = {
               "connection-string",
               "private-key",
               "github-token"
-            ]
+            ],
+            "x-expected": "a detector"
           }
         },
         "apply-to": {
@@ -24815,7 +24852,8 @@ var policy_schema_default = {
             enum: [
               "client",
               "log"
-            ]
+            ],
+            "x-expected": "a place masking applies to"
           },
           default: [
             "client",
@@ -24833,9 +24871,11 @@ var policy_schema_default = {
       ],
       properties: {
         kind: {
+          description: "The kind of system the target is: postgres.",
           enum: [
             "postgres"
-          ]
+          ],
+          "x-expected": "a target kind this gateway supports"
         }
       },
       if: {
@@ -24861,7 +24901,7 @@ var policy_schema_default = {
       ],
       properties: {
         kind: {
-          const: "postgres"
+          description: "The kind of system the target is: postgres."
         },
         host: {
           description: "Upstream host name or IP address.",
@@ -24887,11 +24927,14 @@ var policy_schema_default = {
         },
         auth: {
           description: "How the gateway obtains the upstream password: `azure` (an Entra ID token for Azure Database for PostgreSQL, through the job's OIDC token; TLS required) or { password-env: NAME }. Never exported to later steps.",
+          "x-secret": true,
           if: {
             type: "string"
           },
           then: {
-            const: "azure"
+            const: "azure",
+            "x-expected": "an auth method",
+            "x-hint": "write azure, or a mapping { password-env: NAME }"
           },
           else: {
             type: "object",
@@ -24903,9 +24946,17 @@ var policy_schema_default = {
               "password-env": {
                 description: "Name of the environment variable holding the upstream password.",
                 type: "string",
-                pattern: "^[A-Za-z_][A-Za-z0-9_]*$"
+                pattern: "^[A-Za-z_][A-Za-z0-9_]*$",
+                "x-expected": "an environment variable name",
+                "x-hint": "use letters, digits and _, not starting with a digit"
+              },
+              "allow-cleartext": {
+                description: "Send the password when the server asks for it in cleartext or as md5 while TLS does not verify the server (tls: disable or require): whoever answers at the address then gets the password, or an md5 answer it can relay or crack. Default false: such logins are refused.",
+                type: "boolean",
+                default: false
               }
-            }
+            },
+            "x-expected": "azure or a mapping { password-env: NAME }"
           }
         },
         tls: {
@@ -24915,7 +24966,8 @@ var policy_schema_default = {
             "require",
             "verify-full"
           ],
-          default: "verify-full"
+          default: "verify-full",
+          "x-expected": "a TLS mode"
         },
         "ca-file": {
           description: "PEM file of CA certificates for verify-full (default: Node's bundled CAs).",
@@ -24938,7 +24990,8 @@ var policy_schema_default = {
             minLength: 1
           }
         }
-      ]
+      ],
+      "x-expected": "a name or glob, or a list of them"
     },
     rule: {
       type: "object",
@@ -24952,7 +25005,9 @@ var policy_schema_default = {
         name: {
           description: "Names the rule in errors, notices and the session log.",
           type: "string",
-          pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+          pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+          "x-expected": "a rule name",
+          "x-hint": "start with a letter or digit, then letters, digits, '_', '.' or '-'"
         },
         target: {
           description: "Target name, glob (`*`) or list of them; every target when omitted.",
@@ -25008,7 +25063,8 @@ var policy_schema_default = {
             "allow",
             "deny",
             "approve"
-          ]
+          ],
+          "x-expected": "a decision"
         },
         reason: {
           description: "Told to the client and recorded.",
@@ -25019,6 +25075,192 @@ var policy_schema_default = {
     }
   }
 };
+
+// gateway/config/schema-errors.ts
+var RANK = { additionalProperties: 0, propertyNames: 1, not: 1, enum: 2, const: 2, type: 3, required: 5 };
+function schemaPointers(root) {
+  const out = /* @__PURE__ */ new Map();
+  const walk = (node, ptr) => {
+    if (node === null || typeof node !== "object" || out.has(node)) return;
+    out.set(node, ptr);
+    for (const [k, v] of Object.entries(node)) walk(v, `${ptr}/${k.replace(/~/g, "~0").replace(/\//g, "~1")}`);
+  };
+  walk(root, "#");
+  return out;
+}
+function explain(errors, data, pointers2) {
+  const pool = relevant(errors);
+  const depth = (e) => e.instancePath.split("/").length + (typeof e.propertyName === "string" ? 1 : 0);
+  const rank = (e) => RANK[e.keyword] ?? 4;
+  const err = [...pool].sort((a, b) => depth(b) - depth(a) || rank(a) - rank(b))[0];
+  const base = err.parentSchema ? pointers2.get(err.parentSchema) : void 0;
+  const schemaPath = base ? `${base}/${err.keyword}` : err.schemaPath;
+  const secret = !base || [...pointers2].some(([node, ptr]) => node["x-secret"] === true && (schemaPath === ptr || schemaPath.startsWith(`${ptr}/`)));
+  return { ...sentence(err, data, secret), schemaPath };
+}
+function relevant(errors) {
+  let out = errors.filter((e) => e.keyword !== "if" && e.keyword !== "$ref" && e.keyword !== "propertyNames");
+  for (const c of out.filter((e) => e.keyword === "oneOf" || e.keyword === "anyOf")) {
+    const inside = out.filter((e) => e !== c && e.schemaPath.startsWith(`${c.schemaPath}/`) && e.instancePath.startsWith(c.instancePath));
+    const fitting = inside.filter((e) => !(e.keyword === "type" && e.instancePath === c.instancePath));
+    out = fitting.length > 0 ? out.filter((e) => e !== c && !(inside.includes(e) && !fitting.includes(e))) : out.filter((e) => !inside.includes(e));
+  }
+  return out.length ? out : errors;
+}
+function segments(err) {
+  return err.instancePath.split("/").slice(1).map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
+}
+function typedPath(err, data) {
+  const out = [];
+  let node = data;
+  for (const s of segments(err)) {
+    const isIndex = Array.isArray(node) && /^\d+$/.test(s);
+    out.push(isIndex ? Number(s) : s);
+    node = node !== null && typeof node === "object" ? node[s] : void 0;
+  }
+  return out;
+}
+function formatPath(path10) {
+  let out = "";
+  for (const p of path10) {
+    if (typeof p === "number") out += `[${p}]`;
+    else if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(p)) out += out ? `.${p}` : p;
+    else out += `[${JSON.stringify(p)}]`;
+  }
+  return out;
+}
+function showValue(v) {
+  if (typeof v === "string") return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
+  if (v === null || v === void 0) return "empty";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a mapping";
+  return String(v);
+}
+function kindOf(v) {
+  if (typeof v === "string") return `the text ${showValue(v)}`;
+  if (typeof v === "number") return `the number ${v}`;
+  if (typeof v === "boolean") return String(v);
+  if (v === null || v === void 0) return "empty";
+  if (Array.isArray(v)) return "a list";
+  return "a mapping";
+}
+var TYPE_WORDS = {
+  string: "text",
+  integer: "a whole number",
+  number: "a number",
+  boolean: "true or false",
+  array: "a list",
+  object: "a mapping of keys to values",
+  null: "empty"
+};
+var count = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+var HIDDEN = "(not repeated here: it may be a secret)";
+function sentence(err, data, secret) {
+  const path10 = typedPath(err, data);
+  const where2 = formatPath(path10);
+  const p = err.params;
+  const node = err.parentSchema ?? {};
+  const value = err.data;
+  const show = (v) => secret ? `the value written ${HIDDEN}` : showValue(v);
+  const kind = (v) => secret && typeof v === "string" ? `text ${HIDDEN}` : secret && typeof v === "number" ? `a number ${HIDDEN}` : kindOf(v);
+  const expected = typeof node["x-expected"] === "string" ? node["x-expected"] : null;
+  const hint = typeof node["x-hint"] === "string" ? `; ${node["x-hint"]}` : "";
+  const at = (text) => where2 ? `${where2}: ${text}` : text;
+  const problem = (message2, key) => ({ path: path10, message: message2, schemaPath: err.schemaPath, ...key !== void 0 ? { key } : {} });
+  switch (err.keyword) {
+    case "additionalProperties": {
+      const key = String(p.additionalProperty);
+      const known = Object.keys(node.properties ?? {});
+      const near = closest(key, known);
+      const advice = near ? ` (did you mean "${near}"?)` : known.length ? ` (known keys: ${known.join(", ")})` : "";
+      if (secret) return problem(`${where2}: an unknown key ${HIDDEN}${advice}`, key);
+      return problem(where2 ? `${where2}: unknown key "${key}"${advice}` : `unknown top-level key "${key}"${advice}`, key);
+    }
+    case "required": {
+      const key = String(p.missingProperty);
+      const d = (node.properties ?? {})[key]?.description;
+      const what = typeof d === "string" ? `: ${d.charAt(0).toLowerCase()}${d.slice(1).replace(/\.$/, "")}` : "";
+      return problem(`${where2 || "the policy file"} is missing required key "${key}"${what}`);
+    }
+    case "pattern":
+    case "not":
+    case "format":
+      if (typeof err.propertyName === "string") {
+        const key = err.propertyName;
+        return problem(`${where2 ? `${where2}: ` : ""}${showValue(key)} is not ${expected ?? "an allowed name here"}${hint}`, key);
+      }
+      return problem(at(`${show(value)} is not ${expected ?? "valid here"}${hint}`));
+    case "enum": {
+      const allowed = p.allowedValues.map(String);
+      const near = typeof value === "string" && !secret ? closest(value, allowed) : null;
+      return problem(at(`${show(value)} is not ${expected ?? "an allowed value"}; use one of: ${allowed.join(", ")}${near ? ` (did you mean "${near}"?)` : ""}${hint}`));
+    }
+    case "const":
+      return problem(at(`${show(value)} is not ${expected ?? `allowed here; use ${JSON.stringify(p.allowedValue)}`}${hint}`));
+    case "oneOf":
+    case "anyOf":
+      return problem(`${where2 || "the policy file"} must be ${expected ?? "one of the allowed forms"}, not ${kind(value)}${hint}`);
+    case "type": {
+      if (!where2) return problem(`the policy file must be a mapping of keys (version:, targets:, ...), not ${kind(value)}`);
+      const wanted = expected ?? String(p.type).split(",").map((t) => TYPE_WORDS[t] ?? t).join(" or ");
+      return problem(`${where2} must be ${wanted}, not ${kind(value)}${hint}`);
+    }
+    case "minimum":
+    case "maximum":
+    case "exclusiveMinimum":
+    case "exclusiveMaximum": {
+      const lo = typeof node.minimum === "number" ? node.minimum : null;
+      const hi = typeof node.maximum === "number" ? node.maximum : null;
+      const range = lo !== null && hi !== null ? `use ${lo} to ${hi}` : lo !== null ? `use ${lo} or more` : hi !== null ? `use at most ${hi}` : String(err.message);
+      return problem(at(`${show(value)} is out of range; ${range}`));
+    }
+    case "minLength":
+      return problem(Number(p.limit) === 1 ? `${where2} must not be empty` : `${where2} must be at least ${count(Number(p.limit), "character", "characters")} long`);
+    case "maxLength":
+      return problem(`${where2} must be at most ${count(Number(p.limit), "character", "characters")} long`);
+    case "minItems":
+      return problem(Number(p.limit) === 1 ? `${where2} must not be an empty list` : `${where2} must list at least ${count(Number(p.limit), "entry", "entries")}`);
+    case "maxItems":
+      return problem(`${where2} must list at most ${count(Number(p.limit), "entry", "entries")}`);
+    case "minProperties":
+      return problem(Number(p.limit) === 1 ? `${where2} must not be empty: name at least one entry` : `${where2} needs at least ${count(Number(p.limit), "entry", "entries")}`);
+    case "maxProperties":
+      return problem(`${where2} must have at most ${count(Number(p.limit), "entry", "entries")}`);
+    case "uniqueItems": {
+      const list = Array.isArray(value) ? value : [];
+      return problem(`${where2} lists ${show(list[Number(p.j)])} twice`);
+    }
+    default:
+      return problem(at(`${show(value)} is not valid here (${err.message ?? err.keyword})`));
+  }
+}
+function closest(word, known) {
+  const w = word.toLowerCase();
+  let best = null;
+  for (const k of known) {
+    const d = distance(w, k.toLowerCase());
+    if (d <= Math.max(1, Math.floor(Math.max(w.length, k.length) / 3)) && (!best || d < best.d)) best = { k, d };
+  }
+  if (best) return best.k;
+  let prefix = null;
+  for (const k of known) {
+    let n = 0;
+    while (n < w.length && n < k.length && w[n] === k[n].toLowerCase()) n++;
+    if (n >= 4 && (!prefix || n > prefix.n)) prefix = { k, n };
+  }
+  return prefix?.k ?? null;
+}
+function distance(a, b) {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_2, j) => i === 0 ? j : j === 0 ? i : 0));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const row = d[i];
+      row[j] = Math.min(d[i - 1][j] + 1, row[j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
 
 // gateway/policy/engine.ts
 var STRICTNESS = { allow: 0, approve: 1, deny: 2 };
@@ -25143,12 +25385,20 @@ var SQL_CLASSES = [
 
 // gateway/config/policy.ts
 var PolicyError = class extends Error {
-  constructor(file, line, message2) {
+  /** For a schema error, the failed keyword's place in the schema (tests check every one has words). */
+  schemaPath;
+  constructor(file, line, message2, schemaPath) {
     super(`${file}${line ? `:${line}` : ""}: ${message2}`);
     this.name = "PolicyError";
+    this.schemaPath = schemaPath;
   }
 };
-var validate = new import_ajv.Ajv({ allErrors: true, strict: false }).compile(policy_schema_default);
+var ajv = new import_ajv.Ajv({ allErrors: true, strict: false, verbose: true });
+ajv.addKeyword({ keyword: "x-expected", metaSchema: { type: "string", minLength: 1 } });
+ajv.addKeyword({ keyword: "x-hint", metaSchema: { type: "string", minLength: 1 } });
+ajv.addKeyword({ keyword: "x-secret", metaSchema: { type: "boolean" } });
+var validate = ajv.compile(policy_schema_default);
+var pointers = schemaPointers(policy_schema_default);
 function loadPolicy(file) {
   let text;
   try {
@@ -25169,8 +25419,9 @@ function parsePolicy(text, file) {
   const data = doc.toJS();
   if (data === null || data === void 0) throw new PolicyError(file, 1, "the policy file is empty; it needs at least `version: 1` and `targets:`");
   if (!validate(data)) {
-    const err = pickError(validate.errors ?? []);
-    throw new PolicyError(file, lineOf(locate(doc, err)), describe(err));
+    const problem = explain(validate.errors ?? [], data, pointers);
+    const offset = problem.key !== void 0 ? keyOffset(doc, problem.path, problem.key) : locateValue(doc, problem.path);
+    throw new PolicyError(file, lineOf(offset), problem.message, problem.schemaPath);
   }
   const raw = data;
   const baseDir = path.dirname(path.resolve(file));
@@ -25181,7 +25432,7 @@ function parsePolicy(text, file) {
     port: t.port ?? 5432,
     database: String(t.database),
     user: String(t.user),
-    auth: t.auth === "azure" ? { kind: "azure" } : { kind: "password-env", passwordEnv: String(t.auth["password-env"]) },
+    auth: t.auth === "azure" ? { kind: "azure" } : { kind: "password-env", passwordEnv: String(t.auth["password-env"]), allowCleartext: t.auth["allow-cleartext"] === true },
     tls: t.tls ?? "verify-full",
     caFile: t["ca-file"] ? path.resolve(baseDir, String(t["ca-file"])) : void 0
   }));
@@ -25226,41 +25477,6 @@ function parsePolicy(text, file) {
 function envName(target) {
   return `GATEWAY_${target.toUpperCase().replace(/-/g, "_")}_URL`;
 }
-var PRIORITY = { additionalProperties: 0, propertyNames: 1, enum: 2, const: 2, type: 3, required: 5 };
-function pickError(errors) {
-  const useful = errors.filter((e) => e.keyword !== "if" && e.keyword !== "$ref" && !(e.keyword === "pattern" && "propertyName" in e));
-  const pool = useful.length ? useful : errors;
-  const depth = (e) => e.instancePath.split("/").length;
-  const rank = (e) => PRIORITY[e.keyword] ?? 4;
-  return [...pool].sort((a, b) => depth(b) - depth(a) || rank(a) - rank(b))[0];
-}
-function pathOf(err) {
-  return err.instancePath.split("/").slice(1).map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
-}
-function describe(err) {
-  const where2 = pathOf(err).join(".") || "top level";
-  const p = err.params;
-  switch (err.keyword) {
-    case "additionalProperties":
-      return `unknown key "${String(p.additionalProperty)}" in ${where2}`;
-    case "required":
-      return `${where2} is missing required key "${String(p.missingProperty)}"`;
-    case "enum":
-      return `${where2} must be one of: ${p.allowedValues.join(", ")}`;
-    case "const":
-      return `${where2} must be ${JSON.stringify(p.allowedValue)}`;
-    case "propertyNames":
-      return `target name "${String(p.propertyName)}" must start with a letter and contain only letters, digits, '-' and '_'`;
-    case "pattern":
-      return `${where2} ${err.message}`;
-    case "type":
-      return `${where2} must be ${p.type === "integer" ? "an integer" : `of type ${String(p.type)}`}`;
-    case "minProperties":
-      return `${where2} must not be empty`;
-    default:
-      return `${where2} ${err.message ?? "is invalid"}`;
-  }
-}
 function keyOffset(doc, parent, key) {
   const node = parent.length ? doc.getIn(parent, true) : doc.contents;
   if (!(0, import_yaml.isMap)(node)) return void 0;
@@ -25269,27 +25485,12 @@ function keyOffset(doc, parent, key) {
   }
   return void 0;
 }
-function locate(doc, err) {
-  const p = pathOf(err);
-  const params = err.params;
-  if (err.keyword === "additionalProperties") return keyOffset(doc, p, String(params.additionalProperty));
-  if (err.keyword === "propertyNames") return keyOffset(doc, p, String(params.propertyName));
-  for (let n = p.length; n >= 0; n--) {
-    const node = n === 0 ? doc.contents : doc.getIn(p.slice(0, n), true);
-    if (node && node.range) return node.range[0];
-    if (n > 0) {
-      const k = keyOffset(doc, p.slice(0, n - 1), p[n - 1]);
-      if (k !== void 0) return k;
-    }
-  }
-  return void 0;
-}
 function parseMasking(m, lineAt, file) {
   if (!m) return null;
   const columns = m.columns ?? [];
   columns.forEach((c, i) => {
     const problem = columnPatternProblem(c);
-    if (problem) throw new PolicyError(file, lineAt(["masking", "columns", i]), `masking.columns: bad column pattern "${c}": ${problem}`);
+    if (problem) throw new PolicyError(file, lineAt(["masking", "columns", i]), `masking.columns[${i}]: "${c}" is not a column pattern: ${problem}`);
   });
   const applyTo = m["apply-to"] ?? ["client", "log"];
   return { columns, detectors: m.detectors ?? [], applyTo: { client: applyTo.includes("client"), log: applyTo.includes("log") } };
@@ -25371,6 +25572,17 @@ function checkpointInterval(text, lineAt, file) {
 function parseDuration(text) {
   const m = /^(\d+)(ms|s|m|h)$/.exec(text);
   return Number(m[1]) * { ms: 1, s: 1e3, m: 6e4, h: 36e5 }[m[2]];
+}
+function locateValue(doc, p) {
+  for (let n = p.length; n >= 0; n--) {
+    const node = n === 0 ? doc.contents : doc.getIn(p.slice(0, n), true);
+    if (node && node.range) return node.range[0];
+    if (n > 0) {
+      const k = keyOffset(doc, p.slice(0, n - 1), String(p[n - 1]));
+      if (k !== void 0) return k;
+    }
+  }
+  return void 0;
 }
 function locateNode(doc, p) {
   for (let n = p.length; n > 0; n--) {
@@ -25775,7 +25987,7 @@ var CommandRecorder = class {
 };
 
 // gateway/postgres/listener.ts
-import net2 from "node:net";
+import net3 from "node:net";
 import { randomInt as randomInt2 } from "node:crypto";
 
 // gateway/postgres/codec/framer.ts
@@ -26054,6 +26266,133 @@ function encodeStartupMessage(parameters) {
   const w = new MessageWriter().int32(PROTOCOL_3_0);
   for (const [k, v] of parameters) w.cstring(k).cstring(v);
   return w.byte(0).finish(null);
+}
+
+// gateway/postgres/startup-reader.ts
+var StartupRefusal = class extends Error {
+  reply;
+  constructor(message2, reply) {
+    super(message2);
+    this.name = "StartupRefusal";
+    this.reply = reply;
+  }
+};
+function nextPacket(socket, state3) {
+  return new Promise((resolve, reject) => {
+    const tryParse = () => {
+      const buf = state3.buf;
+      if (buf.length >= 1 && buf[0] === 22) {
+        reject(new StartupRefusal("direct TLS handshake", { code: "08P01", message: "direct TLS connections are not supported by the gateway; use sslmode=disable (the listener is on loopback)" }));
+        return true;
+      }
+      let len;
+      try {
+        len = startupPacketLength(buf);
+      } catch (e) {
+        reject(new StartupRefusal(e.message, null));
+        return true;
+      }
+      if (len === null || buf.length < len) return false;
+      state3.buf = buf.subarray(len);
+      resolve(buf.subarray(0, len));
+      return true;
+    };
+    if (tryParse()) return;
+    const onData = (d) => {
+      state3.buf = state3.buf.length ? Buffer.concat([state3.buf, d]) : d;
+      if (tryParse()) cleanup();
+    };
+    const onClose = () => (cleanup(), resolve(null));
+    const cleanup = () => {
+      socket.off("data", onData);
+      socket.off("close", onClose);
+    };
+    socket.on("data", onData);
+    socket.on("close", onClose);
+  });
+}
+async function readStartup(socket) {
+  const state3 = { buf: Buffer.alloc(0) };
+  let sslDone = false;
+  let gssDone = false;
+  for (; ; ) {
+    const packet = await nextPacket(socket, state3);
+    if (!packet) return null;
+    const code = packet.readInt32BE(4);
+    let p;
+    try {
+      p = decodeStartupPacket(packet);
+    } catch (e) {
+      const err = e;
+      if (code === CANCEL_REQUEST) throw new StartupRefusal(err.message, null);
+      throw new StartupRefusal(err.message, { code: err.sqlState ?? "08P01", message: err.message });
+    }
+    if (p.kind === "ssl-request" && !sslDone || p.kind === "gssenc-request" && !gssDone) {
+      if (state3.buf.length > 0) throw new StartupRefusal("data after an encryption request", { code: "08P01", message: `received unencrypted data after ${p.kind === "ssl-request" ? "SSL" : "GSSAPI encryption"} request` });
+      socket.write("N");
+      if (p.kind === "ssl-request") sslDone = true;
+      else gssDone = true;
+      continue;
+    }
+    if (p.kind === "ssl-request" || p.kind === "gssenc-request") {
+      throw new StartupRefusal("repeated encryption request", { code: "0A000", message: `unsupported frontend protocol ${code >>> 16}.${code & 65535}: server supports 3.0` });
+    }
+    socket.pause();
+    if (p.kind !== "cancel" && state3.buf.length > 0) socket.unshift(state3.buf);
+    return p;
+  }
+}
+
+// gateway/postgres/login-limits.ts
+var MAX_UNAUTHENTICATED = 64;
+var DEFAULT_LOGIN_TIMEOUT_MS = 1e4;
+var LOGIN_TIMEOUT_ENV = "GATEWAY_ACTION_LOGIN_TIMEOUT_MS";
+var MAX_AUTH_MESSAGE_BODY = 65535 - 4;
+var REFUSAL_LINGER_MS = 1e3;
+function loginTimeoutMs(env = process.env) {
+  const v = Number(env[LOGIN_TIMEOUT_ENV]);
+  return Number.isInteger(v) && v > 0 ? v : DEFAULT_LOGIN_TIMEOUT_MS;
+}
+var LoginGuard = class {
+  pending = /* @__PURE__ */ new Map();
+  timeoutMs;
+  max;
+  constructor(timeoutMs = loginTimeoutMs(), max = MAX_UNAUTHENTICATED) {
+    this.timeoutMs = timeoutMs;
+    this.max = max;
+  }
+  /** Starts the socket's deadline; false when the listener already has too many. */
+  admit(socket, onTimeout) {
+    if (this.pending.size >= this.max) return false;
+    const timer = setTimeout(() => {
+      this.pending.delete(socket);
+      onTimeout();
+      socket.destroy();
+    }, this.timeoutMs);
+    this.pending.set(socket, timer);
+    socket.once("close", () => this.release(socket));
+    return true;
+  }
+  /** The client authenticated (or the connection ended): it no longer counts. */
+  release(socket) {
+    const timer = this.pending.get(socket);
+    if (timer === void 0) return;
+    clearTimeout(timer);
+    this.pending.delete(socket);
+  }
+  get count() {
+    return this.pending.size;
+  }
+  get timeout() {
+    return this.timeoutMs;
+  }
+};
+function closeAfter(socket, finalMessage) {
+  socket.removeAllListeners("data");
+  socket.pause();
+  if (finalMessage) socket.end(finalMessage);
+  else socket.end();
+  setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
 }
 
 // gateway/postgres/codec/backend.ts
@@ -26399,6 +26738,7 @@ var MessageQueue = class {
   error = null;
   socket;
   onData = (chunk) => {
+    if (this.error) return;
     try {
       this.framer.push(chunk, (m) => this.deliver({ type: m.type, body: Buffer.from(m.body) }));
     } catch (e) {
@@ -26408,18 +26748,20 @@ var MessageQueue = class {
   onEnd = () => this.fail(new ProtocolError(`${this.peer} closed the connection`, "08006"));
   onError = (e) => this.fail(e);
   peer;
-  constructor(socket, peer, initial) {
+  /** maxBody: the largest message body accepted (PostgreSQL takes authentication messages up to 65535 bytes). */
+  constructor(socket, peer, opts = {}) {
     this.socket = socket;
     this.peer = peer;
-    this.framer = new MessageFramer({ collect: () => true, maxCollectedBody: 1 << 20, peer });
+    this.framer = new MessageFramer({ collect: () => true, maxCollectedBody: opts.maxBody ?? 1 << 20, peer });
     socket.on("data", this.onData);
     socket.on("end", this.onEnd);
     socket.on("close", this.onEnd);
     socket.on("error", this.onError);
-    if (initial && initial.length) this.onData(initial);
+    socket.resume();
   }
   next(timeoutMs, what) {
     const m = this.queue.shift();
+    if (this.queue.length === 0 && !this.error && !this.socket.destroyed) this.socket.resume();
     if (m) return Promise.resolve(m);
     if (this.error) return Promise.reject(this.error);
     return new Promise((resolve, reject) => {
@@ -26449,7 +26791,10 @@ var MessageQueue = class {
       const w = this.waiter;
       this.waiter = null;
       w.resolve(m);
-    } else this.queue.push(m);
+    } else {
+      this.queue.push(m);
+      this.socket.pause();
+    }
   }
   fail(e) {
     if (this.error) return;
@@ -26564,13 +26909,103 @@ function md5Password(user, password, salt) {
 }
 
 // gateway/postgres/upstream.ts
-import net from "node:net";
+import net2 from "node:net";
 import tls from "node:tls";
 import fs3 from "node:fs";
 
 // node_modules/pg-protocol/esm/index.js
 var protocol = __toESM(require_dist2());
 var serialize2 = protocol.serialize;
+
+// gateway/postgres/peer-name.ts
+import net from "node:net";
+function parseSubjectAltName(s) {
+  const out = [];
+  if (!s) return out;
+  let i = 0;
+  while (i < s.length) {
+    const colon = s.indexOf(":", i);
+    if (colon < 0) return null;
+    const type = s.slice(i, colon);
+    let value;
+    let next;
+    if (s[colon + 1] === '"') {
+      let end = colon + 2;
+      let parsed = null;
+      for (; end <= s.length; end++) {
+        if (s[end - 1] !== '"' || end === colon + 2) continue;
+        try {
+          parsed = JSON.parse(s.slice(colon + 1, end));
+          break;
+        } catch {
+        }
+      }
+      if (parsed === null) return null;
+      value = parsed;
+      next = end;
+    } else {
+      const sep2 = s.indexOf(", ", colon + 1);
+      next = sep2 < 0 ? s.length : sep2;
+      value = s.slice(colon + 1, next);
+    }
+    out.push({ type, value });
+    if (next >= s.length) break;
+    if (s.slice(next, next + 2) !== ", ") return null;
+    i = next + 2;
+  }
+  return out;
+}
+var asciiLower = (s) => s.replace(/[A-Z]/g, (c) => c.toLowerCase());
+function nameMatches(pattern, host) {
+  const p = asciiLower(pattern);
+  const h = asciiLower(host);
+  if (p === h) return true;
+  if (p.length < 3 || !p.startsWith("*.") || p.length > h.length) return false;
+  if (!h.endsWith(p.slice(1))) return false;
+  return !(h.indexOf(".") < h.length - p.length);
+}
+function addressesEqual(a, b) {
+  const fa = net.isIP(a);
+  const fb = net.isIP(b);
+  if (!fa || fa !== fb) return false;
+  const list = new net.BlockList();
+  const family = fa === 4 ? "ipv4" : "ipv6";
+  list.addAddress(a, family);
+  return list.check(b, family);
+}
+function checkPeerNameLikeLibpq(host, cert) {
+  const hostIsIp = net.isIP(host) !== 0;
+  const sans = parseSubjectAltName(cert.subjectaltname);
+  if (!sans) return new Error(`the server certificate's subject alternative names cannot be read: ${JSON.stringify(cert.subjectaltname)}`);
+  const examined = [];
+  let checkCn = true;
+  for (const san of sans) {
+    const isDns = san.type === "DNS";
+    const isIp = san.type === "IP Address";
+    if (hostIsIp && isIp || !hostIsIp && isDns) checkCn = false;
+    if (isDns) {
+      if (san.value.includes("\0")) return new Error("the server certificate's name contains an embedded null");
+      examined.push(san.value);
+      if (nameMatches(san.value, host)) return void 0;
+    } else if (isIp) {
+      if (!net.isIP(san.value)) return new Error(`the server certificate contains an IP address that cannot be read: ${JSON.stringify(san.value)}`);
+      examined.push(san.value);
+      if (hostIsIp && addressesEqual(san.value, host)) return void 0;
+    }
+  }
+  if (checkCn) {
+    const cnField = cert.subject?.CN;
+    const cn = Array.isArray(cnField) ? cnField[0] : cnField;
+    if (cn !== void 0) {
+      if (cn.includes("\0")) return new Error("the server certificate's name contains an embedded null");
+      examined.push(cn);
+      if (nameMatches(cn, host)) return void 0;
+    }
+  }
+  if (examined.length === 0) return new Error("could not get the server's host name from its certificate");
+  const others = examined.length > 1 ? ` (and ${examined.length - 1} other name${examined.length > 2 ? "s" : ""})` : "";
+  return new Error(`server certificate for "${examined[0]}"${others} does not match host name "${host}"`);
+}
 
 // gateway/postgres/upstream.ts
 var CONNECT_TIMEOUT_MS = 15e3;
@@ -26584,7 +27019,7 @@ var UpstreamError = class extends Error {
 };
 async function openUpstreamSocket(target) {
   const plain = await new Promise((resolve, reject) => {
-    const s = net.connect({ host: target.host, port: target.port });
+    const s = net2.connect({ host: target.host, port: target.port });
     const timer = setTimeout(() => s.destroy(new Error(`connect timeout after ${CONNECT_TIMEOUT_MS / 1e3}s`)), CONNECT_TIMEOUT_MS);
     s.once("connect", () => (clearTimeout(timer), s.off("error", reject), resolve(s)));
     s.once("error", (e) => (clearTimeout(timer), reject(e)));
@@ -26610,11 +27045,12 @@ async function openUpstreamSocket(target) {
   const secure = await new Promise((resolve, reject) => {
     const s = tls.connect({
       socket: plain,
-      servername: net.isIP(target.host) ? void 0 : target.host,
+      servername: net2.isIP(target.host) ? void 0 : target.host,
       ca: target.caFile ? fs3.readFileSync(target.caFile) : void 0,
       rejectUnauthorized: verify2,
-      // verify-full checks the name against the certificate; require only encrypts, as in libpq.
-      checkServerIdentity: verify2 ? (_servername, cert) => tls.checkServerIdentity(target.host, cert) : () => void 0
+      // verify-full checks the name against the certificate as libpq does (peer-name.ts);
+      // require only encrypts, as in libpq.
+      checkServerIdentity: verify2 ? (_servername, cert) => checkPeerNameLikeLibpq(target.host, cert) : () => void 0
     });
     s.once("secureConnect", () => (s.off("error", reject), resolve(s)));
     s.once("error", reject);
@@ -26645,9 +27081,11 @@ async function loginUpstream(target, password, params) {
         const a = decodeAuthentication(m.body);
         if (a.code === AUTH.Ok) continue;
         if (a.code === AUTH.CleartextPassword) {
+          refuseUnsafePasswordAuth(target, "cleartext");
           authMethod = "password";
           socket.write(serialize2.password(password));
         } else if (a.code === AUTH.MD5Password && "salt" in a) {
+          refuseUnsafePasswordAuth(target, "md5");
           authMethod = "md5";
           socket.write(serialize2.password(md5Password(target.user, password, a.salt)));
         } else if (a.code === AUTH.SASL && "mechanisms" in a) {
@@ -26684,6 +27122,15 @@ async function loginUpstream(target, password, params) {
     const err = e;
     throw new UpstreamError(err.message, err.sqlState ?? "08006");
   }
+}
+function refuseUnsafePasswordAuth(target, method) {
+  if (target.tls === "verify-full" || target.auth.kind === "azure" || target.auth.allowCleartext) return;
+  const channel = target.tls === "disable" ? "an unencrypted connection (tls: disable)" : "a connection whose server certificate is not checked (tls: require)";
+  const risk = method === "cleartext" ? "anyone able to answer at that address would receive the password itself" : "anyone able to answer at that address could relay the md5 answer to log in, or crack the password from it";
+  throw new UpstreamError(
+    `upstream ${target.host}:${target.port} asks for the password ${method === "cleartext" ? "in cleartext" : "as md5"} over ${channel}: ${risk}, so the gateway does not send it. Use tls: verify-full, or scram-sha-256 on the server, or accept the risk with auth: { password-env: ${target.auth.passwordEnv}, allow-cleartext: true }`,
+    "28000"
+  );
 }
 async function sendUpstreamCancel(target, key) {
   const { socket } = await openUpstreamSocket(target);
@@ -26726,7 +27173,7 @@ function noteStreamed(bytes) {
 
 // gateway/postgres/response-queue.ts
 function newRun() {
-  return { tags: [], rows: 0, columns: null, copyBinary: false, error: null, denied: null, maskPlan: null, maskPlanFor: null, copyOuts: null, copyPlan: null };
+  return { tags: [], rows: 0, columns: null, copyBinary: false, error: null, denied: null, maskPlan: null, maskPlanFor: null, copyOuts: null, copyPlan: null, effects: [], completed: 0, pendingNames: null, computed: null };
 }
 function resultColumns(e) {
   const portal = e.kind === "execute" ? e.portal : null;
@@ -26767,6 +27214,15 @@ var ResponseQueue = class {
     }
     return e;
   }
+  /** The first Execute before the next Sync. */
+  nextExecute() {
+    for (let i = this.head; i < this.items.length; i++) {
+      const e = this.items[i];
+      if (e.kind === "sync") return void 0;
+      if (e.kind === "execute") return e;
+    }
+    return void 0;
+  }
   /** Removes everything up to (not including) the next Sync; returns what was removed. */
   discardUntilSync() {
     const removed = [];
@@ -26782,6 +27238,267 @@ var ResponseQueue = class {
   }
 };
 
+// gateway/postgres/statement-registry.ts
+var MAX_KEPT_SKIPPED = 1024;
+var MAX_BOUND_NAMES = 1024;
+var ANY_NAME = "\0any";
+var NAME_KEY_BYTES = 63;
+function serverKey(name3, utf8) {
+  const ascii = /^[\x00-\x7f]*$/.test(name3);
+  if (!ascii && (!utf8 || name3.includes("\uFFFD"))) return null;
+  if (ascii) return name3.length <= NAME_KEY_BYTES ? name3 : name3.slice(0, NAME_KEY_BYTES);
+  const bytes = Buffer.from(name3, "utf8");
+  if (bytes.length <= NAME_KEY_BYTES) return name3;
+  const head = bytes.subarray(0, NAME_KEY_BYTES);
+  const text = head.toString("utf8");
+  return Buffer.from(text, "utf8").equals(head) ? text : `\0${head.toString("hex")}`;
+}
+var TRANSACTION_END = /^(COMMIT|ROLLBACK|PREPARE TRANSACTION)\b/;
+var describeName = (kind, name3) => name3 === "" ? `the unnamed ${kind}` : `${kind} "${name3}"`;
+var StatementRegistry = class {
+  statements = /* @__PURE__ */ new Map();
+  portals = /* @__PURE__ */ new Map();
+  pending = [];
+  block = 0;
+  /**
+   * Names a protocol Bind may have left a live portal under (keys), with the Bind changes not yet
+   * answered: a SQL FETCH or MOVE of one runs that portal's statement. A name leaves only when the
+   * server confirms the portal gone (CloseComplete, SQL CLOSE, the end of its transaction).
+   */
+  bound = /* @__PURE__ */ new Map();
+  /** client_encoding and server_encoding as the server last reported them. */
+  encodings = /* @__PURE__ */ new Map();
+  /** A ParameterStatus from the server (at login and whenever a setting it reports changes). */
+  parameterStatus(name3, value) {
+    if (name3 === "client_encoding" || name3 === "server_encoding") this.encodings.set(name3, value);
+  }
+  /** `name` as the server keys it (see serverKey); null: the gateway cannot match it. */
+  key(name3) {
+    return serverKey(name3, this.encodings.get("client_encoding") === "UTF8" && this.encodings.get("server_encoding") === "UTF8");
+  }
+  /** A Sync or a Query message: what comes after it is no longer discarded when what came before fails. */
+  nextBlock() {
+    this.block++;
+    this.compact();
+  }
+  /** A message that will change `name` (null: any name) once the server confirms it. */
+  expect(kind, name3, to) {
+    const key = name3 === null ? null : this.key(name3);
+    const c = key === null ? { kind, name: null, block: this.block, to: void 0, settled: false } : { kind, name: key, block: this.block, to, settled: false };
+    this.pending.push(c);
+    if (this.pending.length > MAX_KEPT_SKIPPED) this.collapseSkipped();
+    if (kind === "portal" && to !== null && name3 !== "") this.noteBind(key ?? ANY_NAME, c);
+    return c;
+  }
+  /** The server confirmed the change (ParseComplete, BindComplete, CloseComplete). */
+  confirm(c) {
+    if (c.settled) return;
+    if (c.kind === "portal" && c.to === null && c.name !== null) this.unbind(c.name);
+    if (c.name === null || c.to === void 0) this.forget(c.kind, c.name);
+    else if (c.to === null) this.map(c.kind).delete(c.name);
+    else if (c.kind === "statement") this.statements.set(c.name, c.to);
+    else this.portals.set(c.name, c.to);
+    this.settle(c);
+  }
+  /**
+   * The server answered without applying the change: it failed it (`failed`) or discarded it.
+   * A failed Parse of the unnamed statement has already dropped the previous one.
+   */
+  drop(c, failed) {
+    if (c.settled) return;
+    if (failed && c.kind === "statement" && c.name === "" && c.to !== null) this.statements.delete("");
+    if (failed) c.skipped = true;
+    this.settle(c);
+  }
+  /** The server discards the change with the rest of its block (see Change.skipped). */
+  skip(c) {
+    if (c.settled) return;
+    c.skipped = true;
+    this.settle(c);
+  }
+  /**
+   * The discarded changes of the current block, past MAX_KEPT_SKIPPED, become one per kind that
+   * names any name: the server runs none of the block's messages, and the gateway records them
+   * against an unknown statement rather than keep every one.
+   */
+  collapseSkipped() {
+    const skipped = this.pending.filter((c) => c.settled && c.skipped && c.block === this.block);
+    if (skipped.length <= MAX_KEPT_SKIPPED / 2) return;
+    this.pending = this.pending.filter((c) => !(c.settled && c.skipped && c.block === this.block));
+    for (const kind of ["statement", "portal"]) this.pending.push({ kind, name: null, block: this.block, to: void 0, settled: true, skipped: true });
+  }
+  /**
+   * A Bind: its name may hold a live portal from now on (an unkeyable one: any name). SQL cannot
+   * name the unnamed portal (an empty identifier is a syntax error), so it is not noted. A name
+   * keeps only its unanswered Binds; past MAX_BOUND_NAMES names (a transaction binding without
+   * end) they become one entry for any name, so the map stays bounded.
+   */
+  noteBind(key, c) {
+    const open2 = this.bound.get(key) ?? /* @__PURE__ */ new Set();
+    for (const old of open2) if (old.settled) open2.delete(old);
+    open2.add(c);
+    this.bound.set(key, open2);
+    if (this.bound.size <= MAX_BOUND_NAMES) return;
+    const any = /* @__PURE__ */ new Set();
+    for (const set of this.bound.values()) for (const x of set) if (!x.settled) any.add(x);
+    this.bound.clear();
+    this.bound.set(ANY_NAME, any);
+  }
+  /** The server confirmed every portal of `key` gone (null: every portal). */
+  unbind(key) {
+    if (key === null) {
+      for (const [k, open3] of this.bound) this.unbindIfAnswered(k, open3);
+      return;
+    }
+    const open2 = this.bound.get(key);
+    if (open2) this.unbindIfAnswered(key, open2);
+  }
+  /** Binds still unanswered were sent after what ended the portal: they may still create one. */
+  unbindIfAnswered(key, open2) {
+    for (const c of open2) if (c.settled) open2.delete(c);
+    if (open2.size === 0) this.bound.delete(key);
+  }
+  /**
+   * Why a SQL FETCH or MOVE of `portal` cannot be recorded as itself: a protocol Bind may have
+   * left a portal of that name, and reading it runs the portal's statement. Null when no Bind
+   * could have.
+   */
+  /** Whether any name may hold a portal a Bind made. */
+  anyBound() {
+    return this.bound.size > 0;
+  }
+  fetchHazard(portal) {
+    const key = this.key(portal);
+    if (key !== null && !this.bound.has(key) && !this.bound.has(ANY_NAME)) return null;
+    return `FETCH or MOVE of ${describeName("portal", portal)} may run the statement of a portal made by a protocol Bind, which the gateway does not record as this command`;
+  }
+  settle(c) {
+    c.settled = true;
+    this.compact();
+  }
+  compact() {
+    let n = 0;
+    for (const c of this.pending) {
+      if (!c.settled || c.skipped && c.block === this.block) break;
+      n++;
+    }
+    if (n > 0) this.pending.splice(0, n);
+  }
+  statement(name3) {
+    return this.resolve("statement", name3);
+  }
+  portal(name3) {
+    return this.resolve("portal", name3);
+  }
+  resolve(kind, raw) {
+    const what = describeName(kind, raw);
+    const name3 = this.key(raw);
+    if (name3 === null) return { unknown: `the server compares ${what} by bytes the gateway cannot know (a name that is not ASCII while client or server encoding is not UTF8, or not valid UTF-8)` };
+    return this.resolveKey(kind, name3, what);
+  }
+  resolveKey(kind, name3, what) {
+    for (let i = this.pending.length - 1; i >= 0; i--) {
+      const c = this.pending[i];
+      if (c.settled && !(c.skipped && c.block === this.block) || c.kind !== kind || c.name !== null && c.name !== name3) continue;
+      if (c.block !== this.block) return { unknown: `${what} is changed by a message before the last Sync that the server has not answered yet, so it may or may not have applied` };
+      if (c.to === void 0 || c.name === null) return { unknown: `a command the server has not answered yet may change ${what}` };
+      if (c.to === null) return { unknown: `${what} is closed by an earlier message` };
+      return { known: c.to };
+    }
+    const known = this.map(kind).get(name3);
+    return known ? { known } : { unknown: `the server never confirmed ${what} to the gateway (not created, closed, deallocated, or created in a way the gateway cannot follow)` };
+  }
+  /**
+   * The statements an `EXECUTE name` in `text` may run, by name, for the classifier: only those
+   * resolved and classified (built only when the text can hold an EXECUTE at all).
+   */
+  preparedClasses(text) {
+    const out = /* @__PURE__ */ new Map();
+    if (!/execute/i.test(text)) return out;
+    const names = new Set(this.statements.keys());
+    for (const c of this.pending) if (c.kind === "statement" && c.name !== null) names.add(c.name);
+    for (const name3 of names) {
+      if (name3 === "" || name3.startsWith("\0")) continue;
+      const r = this.resolveKey("statement", name3, describeName("statement", name3));
+      if ("known" in r && r.known.prepared) out.set(name3, r.known.prepared);
+    }
+    return out;
+  }
+  /**
+   * A CommandComplete of a command that ran `effect`: the server confirmed what the tag says. A
+   * tag that changes names the gateway did not expect (an EXECUTE of a statement that
+   * deallocates, a statement it could not parse) makes it forget every name of that kind.
+   */
+  completed(effect, tag2) {
+    const e = effect ?? { kind: "none" };
+    if (TRANSACTION_END.test(tag2)) this.portals.clear();
+    switch (tag2) {
+      case "PREPARE": {
+        const key = e.kind === "prepare" ? this.key(e.name) : null;
+        if (e.kind === "prepare" && key !== null) this.statements.set(key, e.statement);
+        else this.forget("statement", null);
+        return;
+      }
+      case "DEALLOCATE": {
+        const key = e.kind === "deallocate" && e.name !== null ? this.key(e.name) : null;
+        if (key !== null) this.statements.delete(key);
+        else this.forget("statement", null);
+        return;
+      }
+      case "DEALLOCATE ALL":
+        this.forget("statement", null);
+        return;
+      case "DISCARD ALL":
+        this.statements.clear();
+        this.portals.clear();
+        this.unbind(null);
+        return;
+      case "CLOSE CURSOR": {
+        const key = e.kind === "close-cursor" && e.name !== null ? this.key(e.name) : null;
+        if (key !== null) {
+          this.portals.delete(key);
+          this.unbind(key);
+        } else this.portals.clear();
+        return;
+      }
+      case "DO":
+        this.forget("statement", null);
+        this.portals.clear();
+        return;
+      case "CLOSE CURSOR ALL":
+        this.portals.clear();
+        this.unbind(null);
+        return;
+      case "DECLARE CURSOR":
+        this.portals.clear();
+        return;
+      default:
+    }
+  }
+  /** An error or the end of the transaction: no portal of the transaction can run any more. */
+  endPortals() {
+    this.portals.clear();
+  }
+  /**
+   * ReadyForQuery outside any transaction: every portal a Bind answered so far is gone. (Not at
+   * COMMIT/ROLLBACK tags or errors: ROLLBACK TO SAVEPOINT has the tag ROLLBACK and keeps the
+   * portals made before the savepoint.)
+   */
+  transactionIdle() {
+    this.unbind(null);
+  }
+  /** Every named statement, and with `name` null every name of the kind, is unknown from now on. */
+  forget(kind, name3) {
+    const m = this.map(kind);
+    if (name3 !== null) m.delete(name3);
+    else if (kind === "portal") m.clear();
+    else for (const k of [...m.keys()]) if (k !== "") m.delete(k);
+  }
+  map(kind) {
+    return kind === "statement" ? this.statements : this.portals;
+  }
+};
+
 // gateway/postgres/backend-tracker.ts
 var BackendTracker = class {
   rec;
@@ -26793,21 +27510,35 @@ var BackendTracker = class {
   lastServerWasFatal = false;
   // Attribution of forwarded server bytes to the command they answer (see observe).
   attributed = null;
+  /** An error at Parse, Bind or Describe before the client sent the Execute it fails (see expect). */
+  failure = null;
   rangeStart = 0;
   masking;
-  constructor(rec, masking = null) {
+  /** Statement and portal names as the server's answers confirm them. */
+  names;
+  constructor(rec, masking = null, names = new StatementRegistry()) {
     this.rec = rec;
     this.masking = masking;
+    this.names = names;
     this.serverFramer = new MessageFramer({ collect: (t) => this.wantServerBody(t), maxCollectedBody: 1 << 30, peer: "upstream" });
   }
   /** Nothing in flight: no response pending and no COPY data expected from the client. */
   get idle() {
     return this.queue.length === 0 && !this.copyIn;
   }
+  /** How many client messages expecting a response have been seen: what ran in between. */
+  expectedCount = 0;
   /** A client message that expects a response; skipped when the server is discarding until Sync. */
   expect(e) {
-    if (this.queue.skippingUntilSync) this.skip(e);
-    else this.queue.push(e);
+    this.expectedCount++;
+    if (!this.queue.skippingUntilSync) this.queue.push(e);
+    else if (e.kind === "execute" && this.failure && !e.run.denied) {
+      const { error, bytes } = this.failure;
+      this.failure = null;
+      for (const b of bytes.parts) e.cmd.addResponse(b);
+      e.run.error = error;
+      this.finishRun(e.cmd, e.run, false);
+    } else this.skip(e);
   }
   /** The server is about to fail a message of ours: it discards the client's until Sync. */
   skipUntilSync() {
@@ -26818,6 +27549,7 @@ var BackendTracker = class {
   }
   sync() {
     this.queue.skippingUntilSync = false;
+    this.failure = null;
     this.queue.push({ kind: "sync" });
   }
   /** COPY data from the client, counted into the command that asked for it. */
@@ -26826,6 +27558,7 @@ var BackendTracker = class {
   }
   /** The session ended: every command still open is finished with the error that ended it. */
   abandon(error) {
+    this.masking?.catalogChanges?.sessionEnded(this);
     this.copyIn = null;
     this.finishAfterCopy?.();
     for (const e of this.queue.drain()) {
@@ -26841,11 +27574,15 @@ var BackendTracker = class {
       return e !== void 0 && (e.kind === "query" || e.kind === "execute") && e.cmd.wantsSample;
     }
     if (t === B.NotificationResponse) return this.masking !== null;
-    return t !== B.FunctionCallResponse;
+    return t !== B.FunctionCallResponse || this.masking !== null;
   }
-  headCommand() {
+  /** The command a server message of this type belongs to, for its bytes. */
+  ownerOf(type) {
     const e = this.queue.peek();
-    return e !== void 0 && (e.kind === "query" || e.kind === "execute") ? e.cmd : null;
+    if (e === void 0) return null;
+    if (e.kind === "query" || e.kind === "execute") return e.cmd;
+    if (type === B.ErrorResponse && e.kind !== "sync") return this.queue.nextExecute()?.cmd ?? new KeptBytes();
+    return null;
   }
   /**
    * Follows one chunk of server bytes and returns what the client must receive: the chunk itself,
@@ -26861,7 +27598,7 @@ var BackendTracker = class {
     this.heldResolved = false;
     this.serverFramer.push(chunk, (m) => {
       if (m.start >= 0) {
-        const owner = this.headCommand();
+        const owner = this.ownerOf(m.type);
         if (owner !== this.attributed) {
           this.attributed?.addResponse(chunk.subarray(this.rangeStart, m.start));
           this.attributed = owner;
@@ -26887,7 +27624,7 @@ var BackendTracker = class {
     const cut = partial === null ? chunk.length : Math.max(partial, this.rangeStart);
     this.attributed?.addResponse(chunk.subarray(this.rangeStart, cut));
     if (partial !== null) {
-      this.attributed = this.headCommand();
+      this.attributed = this.ownerOf(this.serverFramer.partialType);
       if (!hold) this.attributed?.addResponse(chunk.subarray(cut));
     }
     if (held === null && this.edits.length === 0 && !hold) {
@@ -26916,7 +27653,7 @@ var BackendTracker = class {
   }
   swallowDue() {
     const e = this.queue.peek();
-    return e !== void 0 && (e.kind === "parse" || e.kind === "bind") && e.swallow === true;
+    return e !== void 0 && (e.kind === "parse" || e.kind === "bind" || e.kind === "describe") && e.swallow === true;
   }
   mustHold() {
     if (this.swallowDue()) return true;
@@ -26972,6 +27709,7 @@ var BackendTracker = class {
         const cols = decodeRowDescription(body);
         if (e?.kind === "describe") {
           if (e.target) e.target.columns = cols;
+          if (e.swallow) this.edit(start2, end, null);
           this.queue.shift();
         } else if (run) {
           run.columns = cols;
@@ -26980,7 +27718,11 @@ var BackendTracker = class {
         return;
       }
       case B.NoData:
-        if (e?.kind === "describe") this.queue.shift();
+        if (e?.kind === "describe") {
+          if (e.target) e.target.noData = true;
+          if (e.swallow) this.edit(start2, end, null);
+          this.queue.shift();
+        }
         return;
       case B.ParameterDescription:
         return;
@@ -26989,14 +27731,20 @@ var BackendTracker = class {
       case B.CloseComplete:
         if (e && (e.kind === "parse" || e.kind === "bind" || e.kind === "close")) {
           if (e.swallow) this.edit(start2, end, null);
+          for (const c of e.changes ?? []) this.names.confirm(c);
           this.queue.shift();
         }
         return;
       case B.CommandComplete:
       case B.EmptyQueryResponse:
       case B.PortalSuspended:
+        if (type === B.CommandComplete) this.masking?.catalogChanges?.commandCompleted(this, decodeCommandComplete(body));
         if (run) {
-          if (type === B.CommandComplete) run.tags.push(decodeCommandComplete(body));
+          if (type === B.CommandComplete) {
+            const tag2 = decodeCommandComplete(body);
+            run.tags.push(tag2);
+            this.names.completed(run.effects[run.completed++], tag2);
+          }
           if (type === B.PortalSuspended) run.tags.push("(portal suspended)");
           if (e.kind === "execute") {
             this.afterShift(chunk, end);
@@ -27015,7 +27763,7 @@ var BackendTracker = class {
       case B.CopyBothResponse:
         if (run) {
           run.copyBinary = body[0] === 1;
-          if (this.masking && type === B.CopyOutResponse) this.masking.startCopy(run);
+          if (this.masking && type === B.CopyOutResponse) this.masking.startCopy(run, body);
         }
         return;
       case B.CopyData:
@@ -27028,20 +27776,25 @@ var BackendTracker = class {
         return;
       case B.ReadyForQuery:
         this.transaction = decodeReadyForQuery(body);
+        if (this.transaction !== "T") this.names.endPortals();
+        if (this.transaction === "I") this.names.transactionIdle();
+        this.masking?.catalogChanges?.readyForQuery(this, this.transaction);
         if (e?.kind === "query") {
           this.afterShift(chunk, end);
           this.finishRun(e.cmd, e.run, false);
           this.queue.shift();
         } else if (e?.kind === "sync") this.queue.shift();
         return;
-      case B.ParameterStatus:
+      case B.ParameterStatus: {
+        const [name3, value] = decodeParameterStatus(body);
+        this.names.parameterStatus(name3, value);
         if (this.masking) {
-          const [name3, value] = decodeParameterStatus(body);
           if (name3 === "client_encoding" && value !== "UTF8") {
             throw new ProtocolError(`masking reads values as UTF-8, and the session set client_encoding to ${value}; the session is closed rather than pass values unmasked`, "0A000");
           }
         }
         return;
+      }
       default:
         return;
     }
@@ -27050,6 +27803,7 @@ var BackendTracker = class {
     const e = this.queue.peek();
     const error = { severity: err.severity, code: err.code, message: err.message };
     this.lastServerWasFatal = err.severity === "FATAL" || err.severity === "PANIC";
+    this.names.endPortals();
     if (!e) {
       this.rec.event("server-error", { error });
       return;
@@ -27064,12 +27818,20 @@ var BackendTracker = class {
       e.run.error = error;
       this.afterShift(chunk, end);
       this.finishRun(e.cmd, e.run, false);
+    } else if (e.kind !== "describe") {
+      for (const c of e.changes ?? []) this.names.drop(c, true);
     }
     const discarded = this.queue.discardUntilSync();
     const failed = e.kind === "execute" ? void 0 : discarded.find((d) => d.kind === "execute");
+    if (this.attributed instanceof KeptBytes) {
+      const bytes = this.attributed;
+      this.afterShift(chunk, end);
+      if (this.queue.skippingUntilSync) this.failure = { error, bytes };
+    }
     for (const d of discarded) {
       if (d === failed && d.kind === "execute") {
         d.run.error = error;
+        this.afterShift(chunk, end);
         this.finishRun(d.cmd, d.run, false);
       } else this.skip(d);
     }
@@ -27091,6 +27853,7 @@ var BackendTracker = class {
     finish?.();
   }
   finishRun(cmd, run, suspended) {
+    if (run.pendingNames) this.names.drop(run.pendingNames, false);
     if (cmd === this.copyIn) {
       this.finishAfterCopy = () => this.finishRun(cmd, run, suspended);
       return;
@@ -27111,10 +27874,18 @@ var BackendTracker = class {
     });
   }
   skip(e) {
+    if (e.kind === "parse" || e.kind === "bind" || e.kind === "close") for (const c of e.changes ?? []) this.names.skip(c);
     if (e.kind === "execute" || e.kind === "query") {
+      if (e.run.pendingNames) this.names.drop(e.run.pendingNames, false);
       if (e.run.denied) e.cmd.finish({ status: "denied", rule: e.run.denied.rule, reason: e.run.denied.reason });
       else e.cmd.finish({ status: "skipped", reason: "an earlier message in the same pipeline failed; the server discarded this one until Sync" });
     }
+  }
+};
+var KeptBytes = class {
+  parts = [];
+  addResponse(chunk) {
+    if (chunk.length > 0) this.parts.push(Buffer.from(chunk));
   }
 };
 
@@ -27311,15 +28082,29 @@ function stringEnd(bytes, start2, mblen) {
 // gateway/postgres/sql-classifier.ts
 var BASELINE_WASM_FLAG = "--liftoff-only";
 var pgQuery = null;
+var MAX_PARSED_TEXT = 1024 * 1024;
+function bounded(m) {
+  const check = (text) => {
+    if (text.length > MAX_PARSED_TEXT) throw new Error(`the text is ${text.length} characters long and the gateway parses at most ${MAX_PARSED_TEXT}`);
+  };
+  return {
+    ...m,
+    parseSync: ((text) => (check(text), m.parseSync(text))),
+    scanSync: ((text) => (check(text), m.scanSync(text)))
+  };
+}
 var ready = null;
 function loadClassifier() {
   return ready ??= Promise.resolve().then(() => __toESM(require_wasm(), 1)).then(async (m) => {
     await m.loadModule();
-    pgQuery = m;
+    pgQuery = bounded(m);
   });
 }
 function parser() {
   if (!pgQuery) throw new Error("the SQL classifier is not loaded (call loadClassifier first)");
+  return pgQuery;
+}
+function loadedParser() {
   return pgQuery;
 }
 var CREATE = [
@@ -27431,6 +28216,35 @@ for (const t of UTILITY) SIMPLE[t] = ["utility"];
 var RELATION_OBJECTS = /* @__PURE__ */ new Set(["OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW", "OBJECT_INDEX", "OBJECT_SEQUENCE", "OBJECT_FOREIGN_TABLE"]);
 var RELATION_PARTS = /* @__PURE__ */ new Set(["OBJECT_COLUMN", "OBJECT_TRIGGER", "OBJECT_RULE", "OBJECT_POLICY", "OBJECT_TABCONSTRAINT"]);
 var SESSION_IDENTITY = /* @__PURE__ */ new Set(["role", "session_authorization"]);
+function optionValue(arg) {
+  const a = arg;
+  if (!a) return true;
+  if (a.String) return a.String.sval ?? "";
+  if (a.Boolean) return a.Boolean.boolval === true ? "true" : "false";
+  if (a.Integer) return String(a.Integer.ival ?? 0);
+  if (a.Float) return String(a.Float.fval ?? "");
+  if (a.A_Star) return ["*"];
+  if (a.List) return (a.List.items ?? []).map((i) => i.String?.sval ?? "");
+  return ["?"];
+}
+function simpleSelect(query) {
+  const q = query?.SelectStmt;
+  if (!q || q.withClause || q.op !== "SETOP_NONE" || q.valuesLists) return void 0;
+  const from = q.fromClause;
+  const rel = from?.length === 1 ? from[0].RangeVar : void 0;
+  if (!rel || typeof rel.relname !== "string") return void 0;
+  const alias = rel.alias?.aliasname ?? rel.relname;
+  const targets = (q.targetList ?? []).map((t) => {
+    const fields = t.ResTarget?.val?.ColumnRef?.fields;
+    if (!fields) return null;
+    const last = fields[fields.length - 1];
+    if (fields.length > 2 || fields.length === 2 && fields[0].String?.sval !== alias) return null;
+    if (last.A_Star) return "*";
+    const name3 = last.String?.sval;
+    return name3 === void 0 || name3 === "*" ? null : name3;
+  });
+  return { schema: typeof rel.schemaname === "string" ? rel.schemaname : null, table: rel.relname, targets };
+}
 function parseCopyOut(text) {
   const tree = parser().parseSync(text);
   const out = [];
@@ -27438,12 +28252,13 @@ function parseCopyOut(text) {
     const c = raw.stmt?.CopyStmt;
     if (!c || c.is_from || c.is_program || c.filename) continue;
     const rel = c.relation;
+    const options = (c.options ?? []).map((o) => {
+      const d = o.DefElem;
+      return { name: String(d?.defname ?? "?").toLowerCase(), value: optionValue(d?.arg) };
+    });
     const opt = (name3) => {
-      for (const o of c.options ?? []) {
-        const d = o.DefElem;
-        if (d?.defname === name3) return d.arg?.String?.sval;
-      }
-      return void 0;
+      const v = options.find((o) => o.name === name3)?.value;
+      return typeof v === "string" ? v : void 0;
     };
     const format = (opt("format") ?? "text").toLowerCase();
     out.push({
@@ -27452,10 +28267,54 @@ function parseCopyOut(text) {
       columns: c.attlist ? c.attlist.map((a) => a.String?.sval ?? "") : null,
       format: format === "csv" ? "csv" : format === "binary" ? "binary" : "text",
       delimiter: opt("delimiter") ?? (format === "csv" ? "," : "	"),
-      quote: opt("quote") ?? '"'
+      quote: opt("quote") ?? '"',
+      options,
+      ...c.query ? { select: simpleSelect(c.query) } : {}
     });
   }
   return out;
+}
+var NAMESPACE_WORDS = /prepare|deallocate|discard|close/i;
+function namespaceEffects(text) {
+  if (!pgQuery) return null;
+  let tree;
+  try {
+    tree = pgQuery.parseSync(text);
+  } catch {
+    return null;
+  }
+  const bytes = Buffer.from(text, "utf8");
+  return (tree.stmts ?? []).map((raw) => {
+    const st = raw.stmt ?? {};
+    if (st.PrepareStmt) {
+      const start2 = raw.stmt_location ?? 0;
+      const own = (raw.stmt_len ? bytes.subarray(start2, start2 + raw.stmt_len) : bytes.subarray(start2)).toString("utf8").trim();
+      return { kind: "prepare", name: String(st.PrepareStmt.name ?? ""), text: own };
+    }
+    if (st.DeallocateStmt) return { kind: "deallocate", name: st.DeallocateStmt.isall || typeof st.DeallocateStmt.name !== "string" ? null : st.DeallocateStmt.name };
+    if (st.DiscardStmt?.target === "DISCARD_ALL") return { kind: "discard-all" };
+    if (st.ClosePortalStmt) return { kind: "close-cursor", name: typeof st.ClosePortalStmt.portalname === "string" ? st.ClosePortalStmt.portalname : null };
+    return { kind: "none" };
+  });
+}
+function fetchedPortals(text) {
+  if (!/fetch|move/i.test(text)) return [];
+  if (!pgQuery) return null;
+  let tree;
+  try {
+    tree = pgQuery.parseSync(text);
+  } catch {
+    return null;
+  }
+  const names = [];
+  for (const raw of tree.stmts ?? []) {
+    const f = (raw.stmt ?? {}).FetchStmt;
+    if (f) names.push(typeof f.portalname === "string" ? f.portalname : "");
+  }
+  return names;
+}
+function mayChangeNames(text) {
+  return NAMESPACE_WORDS.test(text);
 }
 function classify(text, prepared, options = {}) {
   if (/^[\s;]*$/.test(text)) return EMPTY2;
@@ -27806,6 +28665,15 @@ function judge(ctx, text, prepared) {
 function judgeOpaque(ctx, why) {
   return { decision: decide(ctx.rules, { target: ctx.target, statements: null, unclassifiedReason: why }, ctx.claims), statements: null, prepares: [] };
 }
+function judgeWithHazard(ctx, j, hazard) {
+  const o = judgeOpaque(ctx, hazard);
+  const rank = { allow: 0, approve: 1, deny: 2 };
+  return rank[o.decision.action] > rank[j.decision.action] ? { ...j, decision: o.decision } : j;
+}
+function judgePrepared(ctx, statement) {
+  const s = { ...statement, classes: [.../* @__PURE__ */ new Set(["execute", ...statement.classes.filter((c) => c !== "prepare")])].sort() };
+  return { decision: decide(ctx.rules, { target: ctx.target, statements: [s] }, ctx.claims), statements: [s], prepares: [] };
+}
 function decisionFields(j) {
   const d = j.decision;
   return {
@@ -27832,8 +28700,1188 @@ function refusalSql(d, sqlState = "42501") {
 function refusalQuery(d, sqlState) {
   return serialize2.query(refusalSql(d, sqlState));
 }
-function refusalExtended(d, sqlState) {
-  return [serialize2.parse({ text: refusalSql(d, sqlState) }), serialize2.bind({}), serialize2.execute({})];
+function refusalExtended(sql) {
+  return [serialize2.parse({ text: sql }), serialize2.bind({}), serialize2.execute({})];
+}
+
+// gateway/postgres/pg-types.ts
+var TEXTLESS_TYPES = /* @__PURE__ */ new Set([
+  16,
+  18,
+  20,
+  21,
+  22,
+  23,
+  26,
+  27,
+  28,
+  29,
+  30,
+  // bool "char" int8 int2 int2vector int4 oid tid xid cid oidvector
+  600,
+  601,
+  602,
+  603,
+  604,
+  628,
+  718,
+  // point lseg path box polygon line circle
+  650,
+  700,
+  701,
+  774,
+  790,
+  829,
+  869,
+  // cidr float4 float8 macaddr8 money macaddr inet
+  1082,
+  1083,
+  1114,
+  1184,
+  1186,
+  1266,
+  // date time timestamp timestamptz interval timetz
+  1560,
+  1562,
+  1700,
+  2950,
+  2970,
+  3220,
+  5038,
+  5069,
+  2278,
+  // bit varbit numeric uuid txid_snapshot pg_lsn pg_snapshot xid8 void
+  3904,
+  3906,
+  3908,
+  3910,
+  3912,
+  3926,
+  // int4range numrange tsrange tstzrange daterange int8range
+  4451,
+  4532,
+  4533,
+  4534,
+  4535,
+  4536,
+  // their multiranges
+  // ... and arrays of all of the above
+  1e3,
+  1002,
+  1016,
+  1005,
+  1006,
+  1007,
+  1028,
+  1010,
+  1011,
+  1012,
+  1013,
+  1017,
+  1018,
+  1019,
+  1020,
+  1027,
+  629,
+  719,
+  651,
+  1021,
+  1022,
+  775,
+  791,
+  1040,
+  1041,
+  1182,
+  1183,
+  1115,
+  1185,
+  1187,
+  1270,
+  1561,
+  1563,
+  1231,
+  2951,
+  2949,
+  3221,
+  5039,
+  271,
+  3905,
+  3907,
+  3909,
+  3911,
+  3913,
+  3927,
+  6150,
+  6151,
+  6152,
+  6153,
+  6155,
+  6157
+]);
+var BINARY_TEXTLESS_TYPES = /* @__PURE__ */ new Set([24, 2202, 2203, 2204, 2205, 2206, 3734, 3769, 4089, 4096, 4191]);
+var TEXT_TYPES = /* @__PURE__ */ new Set([25, 1043, 1042, 19, 705, 142, 1790, 114]);
+var JSON_TYPE = 114;
+var JSONB_TYPE = 3802;
+var VERSIONED_TEXT_TYPES = /* @__PURE__ */ new Set([JSONB_TYPE, 4072]);
+var BYTEA_TYPE = 17;
+var RECORD_TYPE = 2249;
+var TEXT_ARRAY_TYPES = /* @__PURE__ */ new Set([
+  1009,
+  1015,
+  1014,
+  1003,
+  143,
+  2201,
+  199,
+  3807,
+  4073,
+  1001,
+  2287,
+  // text varchar bpchar name xml refcursor json jsonb jsonpath bytea record
+  1008,
+  2207,
+  2208,
+  2209,
+  2210,
+  2211,
+  3735,
+  3770,
+  4090,
+  4097,
+  4192,
+  1263,
+  3643,
+  3645,
+  1034
+  // reg* cstring tsvector tsquery aclitem
+]);
+
+// gateway/postgres/value-masking.ts
+var READ = {
+  /** Nothing to read: a textless type, or text while no detector is on. */
+  none: 0,
+  /** UTF-8 text: the text format of any type, the binary format of text types. */
+  text: 1,
+  /** A version byte, then text (binary jsonb and jsonpath). */
+  versioned: 2,
+  /** bytea's text form, `\x` and hex (or the old escape form): its bytes are read. */
+  byteaText: 3,
+  /** bytea in binary: the bytes themselves. */
+  byteaBinary: 4,
+  binaryArray: 5,
+  binaryRecord: 6,
+  /** A binary value of a type whose layout is unknown: masked whole. */
+  opaque: 7
+};
+var MAX_DEPTH = 8;
+function readOf(masker, typeOid, format) {
+  if (TEXTLESS_TYPES.has(typeOid)) return READ.none;
+  if (format !== 1) {
+    if (!masker.detects) return READ.none;
+    return typeOid === BYTEA_TYPE ? READ.byteaText : READ.text;
+  }
+  if (BINARY_TEXTLESS_TYPES.has(typeOid)) return READ.none;
+  if (TEXT_TYPES.has(typeOid)) return masker.detects ? READ.text : READ.none;
+  if (VERSIONED_TEXT_TYPES.has(typeOid)) return masker.detects ? READ.versioned : READ.none;
+  if (typeOid === BYTEA_TYPE) return masker.detects ? READ.byteaBinary : READ.none;
+  if (typeOid === RECORD_TYPE) return READ.binaryRecord;
+  if (TEXT_ARRAY_TYPES.has(typeOid)) return READ.binaryArray;
+  return READ.opaque;
+}
+var OPAQUE = { value: null, detectors: [], whole: true };
+function maskValue(masker, read, f, depth = 0) {
+  switch (read) {
+    case READ.none:
+      return null;
+    case READ.text: {
+      const r = maskTextValue(masker, f.toString("utf8"));
+      return r && { value: Buffer.from(r.text), detectors: r.detectors, whole: false };
+    }
+    case READ.versioned: {
+      if (f.length === 0) return null;
+      const r = masker.maskText(f.toString("utf8", 1));
+      return r && { value: Buffer.concat([f.subarray(0, 1), Buffer.from(r.text)]), detectors: r.detectors, whole: false };
+    }
+    case READ.byteaText:
+      return maskByteaText(masker, f);
+    case READ.byteaBinary:
+      return maskBytes(masker, f);
+    case READ.binaryArray:
+      return depth < MAX_DEPTH ? maskBinaryArray(masker, f, depth) ?? null : OPAQUE;
+    case READ.binaryRecord:
+      return depth < MAX_DEPTH ? maskBinaryRecord(masker, f, depth) ?? null : OPAQUE;
+    default:
+      return OPAQUE;
+  }
+}
+var HEX_BYTES = /(\\+x)((?:[0-9a-fA-F]{2}){4,})/g;
+function maskTextValue(masker, s) {
+  let text = s;
+  let detectors = [];
+  const direct = masker.maskText(s);
+  if (direct) ({ text, detectors } = direct);
+  if (!masker.detects || !text.includes("\\x")) return direct;
+  let changed = false;
+  const out = text.replace(HEX_BYTES, (m, prefix, hex) => {
+    const r = masker.maskText(Buffer.from(hex, "hex").toString("latin1"));
+    if (!r) return m;
+    changed = true;
+    for (const d of r.detectors) if (!detectors.includes(d)) detectors = [...detectors, d];
+    return prefix + Buffer.from(r.text, "latin1").toString("hex");
+  });
+  return changed ? { text: out, detectors } : direct;
+}
+function maskBytes(masker, f) {
+  const r = masker.maskText(f.toString("latin1"));
+  return r && { value: Buffer.from(r.text, "latin1"), detectors: r.detectors, whole: false };
+}
+function maskByteaText(masker, f) {
+  if (f.length >= 2 && f[0] === 92 && f[1] === 120) {
+    const bytes = Buffer.from(f.toString("latin1", 2), "hex");
+    const r = maskBytes(masker, bytes);
+    return r && { ...r, value: Buffer.from(`\\x${r.value.toString("hex")}`, "latin1") };
+  }
+  return maskBytes(masker, f);
+}
+function maskElements(masker, f, start2, count2, typeAt, fixedType, depth) {
+  let pos = start2;
+  let changed = false;
+  let whole = false;
+  let detectors = [];
+  const parts = [];
+  const types = [];
+  for (let i = 0; i < count2; i++) {
+    let type = fixedType;
+    if (typeAt) {
+      if (pos + 4 > f.length) return "malformed";
+      type = typeAt(pos);
+      pos += 4;
+    }
+    if (pos + 4 > f.length) return "malformed";
+    const len = f.readInt32BE(pos);
+    pos += 4;
+    types.push(type);
+    if (len === -1) {
+      parts.push(null);
+      continue;
+    }
+    if (len < 0 || pos + len > f.length) return "malformed";
+    const v = f.subarray(pos, pos + len);
+    pos += len;
+    const m = maskValue(masker, readOf(masker, type, 1), v, depth + 1);
+    if (m) {
+      changed = true;
+      whole ||= m.whole;
+      for (const d of m.detectors) if (!detectors.includes(d)) detectors = [...detectors, d];
+      parts.push(m.value);
+    } else parts.push(v);
+  }
+  if (pos !== f.length) return "malformed";
+  return changed ? { parts, types, out: { value: null, detectors, whole } } : null;
+}
+function lengthPrefixed(parts, types) {
+  const out = [];
+  parts.forEach((p, i) => {
+    const head = Buffer.alloc(types ? 8 : 4);
+    if (types) head.writeUInt32BE(types[i], 0);
+    head.writeInt32BE(p === null ? -1 : p.length, types ? 4 : 0);
+    out.push(head);
+    if (p) out.push(p);
+  });
+  return out;
+}
+function maskBinaryArray(masker, f, depth) {
+  if (f.length < 12) return OPAQUE;
+  const ndim = f.readInt32BE(0);
+  const elemType = f.readUInt32BE(8);
+  if (ndim < 0 || ndim > 6 || 12 + ndim * 8 > f.length) return OPAQUE;
+  let count2 = ndim === 0 ? 0 : 1;
+  for (let d = 0; d < ndim; d++) {
+    const size = f.readInt32BE(12 + d * 8);
+    if (size < 0) return OPAQUE;
+    count2 *= size;
+  }
+  const start2 = 12 + ndim * 8;
+  if (readOf(masker, elemType, 1) === READ.none) return null;
+  const r = maskElements(masker, f, start2, count2, null, elemType, depth);
+  if (r === "malformed") return OPAQUE;
+  if (r === null) return null;
+  const head = Buffer.from(f.subarray(0, start2));
+  if (r.parts.includes(null)) head.writeInt32BE(1, 4);
+  return { ...r.out, value: Buffer.concat([head, ...lengthPrefixed(r.parts, null)]) };
+}
+function maskBinaryRecord(masker, f, depth) {
+  if (f.length < 4) return OPAQUE;
+  const n = f.readInt32BE(0);
+  if (n < 0) return OPAQUE;
+  const r = maskElements(masker, f, 4, n, (pos) => f.readUInt32BE(pos), 0, depth);
+  if (r === "malformed") return OPAQUE;
+  if (r === null) return null;
+  return { ...r.out, value: Buffer.concat([f.subarray(0, 4), ...lengthPrefixed(r.parts, r.types)]) };
+}
+function wholeValue(masker, typeOid, format, f) {
+  if (typeOid === JSON_TYPE || typeOid === JSONB_TYPE && format !== 1) return Buffer.from(JSON.stringify(masker.maskWholeValue(jsonScalar(f.toString("utf8")))));
+  if (typeOid === JSONB_TYPE) return Buffer.concat([f.subarray(0, 1), Buffer.from(JSON.stringify(masker.maskWholeValue(jsonScalar(f.toString("utf8", 1)))))]);
+  if (TEXT_TYPES.has(typeOid)) return Buffer.from(masker.maskWholeValue(f.toString("utf8")));
+  return null;
+}
+function jsonScalar(s) {
+  if (s.length >= 2 && s.startsWith('"') && s.endsWith('"')) {
+    try {
+      return JSON.parse(s);
+    } catch {
+      return s;
+    }
+  }
+  return s;
+}
+
+// gateway/postgres/row-masking.ts
+function isTextType(typeOid) {
+  return TEXT_TYPES.has(typeOid) && typeOid !== JSON_TYPE;
+}
+function blindPlan(masker, columns, resultFormats) {
+  const reads = [];
+  for (let i = 0; i < columns; i++) reads.push(formatOf(resultFormats, i, 0) === 1 ? READ.opaque : READ.text);
+  return { masked: new Array(columns).fill(masker.masksColumns), reads, types: new Array(columns).fill(0), formats: reads.map((r) => r === READ.opaque ? 1 : 0), active: true, complete: false };
+}
+function formatOf(resultFormats, i, described) {
+  return resultFormats && resultFormats.length > 0 ? resultFormats.length === 1 ? resultFormats[0] : resultFormats[i] ?? 0 : described;
+}
+function planRow(masker, cols, resultFormats, catalog, computedMasked = false) {
+  if (!cols) return null;
+  const masked = [];
+  const reads = [];
+  const types = [];
+  const formats = [];
+  let active = false;
+  let complete = true;
+  cols.forEach((c, i) => {
+    const format = formatOf(resultFormats, i, c.format);
+    const read = readOf(masker, c.typeOid, format);
+    const id = catalog.columnMasked(c);
+    if (!id.settled) complete = false;
+    const m = id.masked || computedMasked && c.tableOid === 0;
+    masked.push(m);
+    reads.push(read);
+    types.push(c.typeOid);
+    formats.push(format);
+    if (m || read !== READ.none) active = true;
+  });
+  return { masked, reads, types, formats, active, complete };
+}
+function maskRow(masker, plan, fields) {
+  let out = null;
+  let columns = 0;
+  let detectors = [];
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i];
+    if (f === null) continue;
+    let next;
+    if (i >= plan.reads.length || plan.masked[i]) {
+      next = i >= plan.reads.length ? null : wholeValue(masker, plan.types[i], plan.formats[i], f);
+      columns++;
+    } else {
+      const r = maskValue(masker, plan.reads[i], f);
+      if (r) {
+        next = r.value;
+        if (r.whole) columns++;
+        for (const d of r.detectors) if (!detectors.includes(d)) detectors = [...detectors, d];
+      }
+    }
+    if (next !== void 0) (out ??= fields.slice())[i] = next;
+  }
+  return out && { fields: out, columns, detectors };
+}
+
+// gateway/postgres/copy-masking.ts
+function copyOuts(text) {
+  if (!/copy/i.test(text)) return [];
+  try {
+    return parseCopyOut(text);
+  } catch {
+    return [];
+  }
+}
+var KNOWN_OPTIONS = /* @__PURE__ */ new Set(["format", "delimiter", "quote", "escape", "null", "default", "header", "force_quote", "force_not_null", "force_null", "encoding", "freeze"]);
+var UTF8_NAMES = /* @__PURE__ */ new Set(["utf8", "unicode"]);
+function planCopy(masker, copy, columns, binary, tableByName) {
+  const plan = {
+    format: binary ? "binary" : "text",
+    delimiter: "	",
+    quote: '"',
+    escape: '"',
+    nullString: "\\N",
+    header: false,
+    columns,
+    masks: new Array(columns).fill(null),
+    types: new Array(columns).fill(0),
+    whole: null
+  };
+  if (!copy) return { ...plan, whole: "the COPY statement is not known" };
+  const opts = new Map(copy.options.map((o) => [o.name, o.value]));
+  const text = (name3) => {
+    const v = opts.get(name3);
+    return typeof v === "string" ? v : void 0;
+  };
+  for (const name3 of opts.keys()) if (!KNOWN_OPTIONS.has(name3)) return { ...plan, whole: `COPY option ${name3} is not known` };
+  const format = (text("format") ?? "text").toLowerCase();
+  if (format !== "text" && format !== "csv" && format !== "binary") return { ...plan, whole: `COPY format ${format} is not known` };
+  if (format === "binary" !== binary) return { ...plan, whole: "the server answered in another format than the statement asked" };
+  plan.format = format;
+  const encoding = text("encoding");
+  if (encoding !== void 0 && !UTF8_NAMES.has(encoding.toLowerCase().replace(/[-_]/g, ""))) return { ...plan, whole: `COPY writes encoding ${encoding}, not UTF-8` };
+  if (format === "csv") {
+    plan.delimiter = text("delimiter") ?? ",";
+    plan.quote = text("quote") ?? '"';
+    plan.escape = text("escape") ?? plan.quote;
+    plan.nullString = text("null") ?? "";
+  } else if (format === "text") {
+    plan.delimiter = text("delimiter") ?? "	";
+    plan.nullString = text("null") ?? "\\N";
+  }
+  if ([plan.delimiter, plan.quote, plan.escape].some((c) => c.length !== 1)) return { ...plan, whole: "a COPY delimiter, quote or escape that is not one character" };
+  if (opts.has("header")) {
+    const h = opts.get("header");
+    const v = h === true ? "true" : typeof h === "string" ? h.toLowerCase() : "?";
+    if (["true", "on", "1", "match"].includes(v)) plan.header = format !== "binary";
+    else if (!["false", "off", "0"].includes(v)) return { ...plan, whole: `COPY HEADER ${v} is not known` };
+  }
+  const mapped = mapColumns(masker, copy, tableByName);
+  if (mapped === null) return masker.masksColumns ? { ...plan, whole: "the columns of COPY of a query cannot be mapped to table columns" } : plan;
+  if (mapped.masks.length !== columns) return { ...plan, whole: `the COPY statement names ${mapped.masks.length} columns and the server sent ${columns}` };
+  return { ...plan, masks: mapped.masks, types: mapped.types };
+}
+function mapColumns(masker, copy, tableByName) {
+  let names;
+  let table2;
+  if (copy.table !== null) {
+    table2 = tableByName(copy.schema, copy.table);
+    if (copy.columns) names = copy.columns;
+    else if (table2) names = table2.columns.map((c) => c.name);
+    else return null;
+  } else if (copy.select) {
+    table2 = tableByName(copy.select.schema, copy.select.table);
+    names = copy.select.targets.flatMap((t) => t !== "*" ? [t] : table2 ? table2.columns.map((c) => c.name) : [null]);
+  } else return null;
+  const tableName = table2?.name ?? null;
+  const byName = new Map((table2?.columns ?? []).map((c) => [c.name, c]));
+  const masks = [];
+  const types = [];
+  for (const n of names) {
+    const col = n === null ? void 0 : byName.get(n);
+    types.push(col?.typeOid ?? 0);
+    let masked;
+    if (n === null || !col) masked = masker.masksColumns;
+    else if (tableName === null) masked = masker.masksColumns;
+    else masked = masker.columnMasked(n, tableName) || col?.masked === true;
+    masks.push(!masked ? null : col && isTextType(col.typeOid) ? "text" : "null");
+  }
+  return { masks, types };
+}
+function maskCopyRow(masker, plan, data) {
+  if (plan.format === "binary") return maskBinaryCopy(masker, plan, data);
+  if (!masker.detects && plan.whole === null && plan.masks.every((m) => m === null)) return null;
+  const s = data.toString("utf8");
+  const eol = s.endsWith("\n") ? "\n" : "";
+  const line = eol ? s.slice(0, -1) : s;
+  if (plan.header) {
+    plan.header = false;
+    const r = masker.maskText(line);
+    return r && { row: Buffer.from(r.text + eol), masked: 0, detectors: r.detectors };
+  }
+  const fields = plan.whole === null ? plan.format === "csv" ? splitCsv(plan, line) : splitText(plan, line) : null;
+  if (fields === null || fields.length !== plan.columns) return { row: Buffer.from(new Array(plan.columns).fill(plan.nullString).join(plan.delimiter) + eol), masked: plan.columns, detectors: [] };
+  let masked = 0;
+  let changed = false;
+  let detectors = [];
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i];
+    if (f === plan.nullString && !nullCouldBeData(plan)) continue;
+    const m = plan.masks[i];
+    const value = plan.format === "csv" ? decodeCsv(plan, f) : decodeText(f);
+    let next = null;
+    if (m === "null") next = plan.nullString;
+    else if (m === "text") next = encode(plan, masker.maskWholeValue(value));
+    else {
+      const r = maskValue(masker, readOf(masker, plan.types[i] ?? 0, 0), Buffer.from(value));
+      if (r) {
+        next = r.value === null ? plan.nullString : encode(plan, r.value.toString("utf8"));
+        if (r.value === null) masked++;
+        for (const d of r.detectors) if (!detectors.includes(d)) detectors = [...detectors, d];
+      }
+    }
+    if (next === null) continue;
+    if (m) masked++;
+    fields[i] = next;
+    changed = true;
+  }
+  return changed ? { row: Buffer.from(fields.join(plan.delimiter) + eol), masked, detectors } : null;
+}
+function nullCouldBeData(plan) {
+  return plan.format === "text" && encodeText(decodeText(plan.nullString), plan.delimiter) === plan.nullString;
+}
+var TEXT_OUT_ESCAPES = { "\b": "b", "\f": "f", "\n": "n", "\r": "r", "	": "t", "\v": "v" };
+function encodeText(value, delimiter) {
+  let out = "";
+  for (const c of value) {
+    if (c === "\\" || c === delimiter) out += "\\" + c;
+    else if (TEXT_OUT_ESCAPES[c] !== void 0) out += "\\" + TEXT_OUT_ESCAPES[c];
+    else out += c;
+  }
+  return out;
+}
+function splitText(plan, line) {
+  const out = [];
+  let start2 = 0;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === "\\") i++;
+    else if (c === plan.delimiter) {
+      out.push(line.slice(start2, i));
+      start2 = i + 1;
+    }
+  }
+  out.push(line.slice(start2));
+  return out;
+}
+var TEXT_ESCAPES = { b: "\b", f: "\f", n: "\n", r: "\r", t: "	", v: "\v" };
+function decodeText(f) {
+  if (!f.includes("\\")) return f;
+  return f.replace(/\\(x[0-9A-Fa-f]{1,2}|[0-7]{1,3}|[\s\S])/g, (_, e) => {
+    if (e[0] === "x" && e.length > 1) return String.fromCharCode(parseInt(e.slice(1), 16));
+    if (/^[0-7]/.test(e)) return String.fromCharCode(parseInt(e, 8));
+    return TEXT_ESCAPES[e] ?? e;
+  });
+}
+function splitCsv(plan, line) {
+  const out = [];
+  let start2 = 0;
+  let inQuote = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (inQuote) {
+      const next = line[i + 1];
+      if (c === plan.escape && (next === plan.quote || next === plan.escape) && i + 1 < line.length) i++;
+      else if (c === plan.quote) inQuote = false;
+    } else if (c === plan.quote) inQuote = true;
+    else if (c === plan.delimiter) {
+      out.push(line.slice(start2, i));
+      start2 = i + 1;
+    }
+  }
+  if (inQuote) return null;
+  out.push(line.slice(start2));
+  return out;
+}
+function decodeCsv(plan, f) {
+  let out = "";
+  let inQuote = false;
+  for (let i = 0; i < f.length; i++) {
+    const c = f[i];
+    if (inQuote) {
+      const next = f[i + 1];
+      if (c === plan.escape && (next === plan.quote || next === plan.escape) && i + 1 < f.length) out += f[++i];
+      else if (c === plan.quote) inQuote = false;
+      else out += c;
+    } else if (c === plan.quote) inQuote = true;
+    else out += c;
+  }
+  return out;
+}
+function encode(plan, value) {
+  if (plan.format === "csv") {
+    let body = "";
+    for (const c of value) body += c === plan.quote || c === plan.escape ? plan.escape + c : c;
+    return plan.quote + body + plan.quote;
+  }
+  let out = "";
+  for (const c of value) {
+    if (c === "\\" || c === plan.delimiter) out += "\\" + c;
+    else if (c === "\n") out += "\\n";
+    else if (c === "\r") out += "\\r";
+    else if (c === "	") out += "\\t";
+    else out += c;
+  }
+  return out;
+}
+var SIGNATURE = Buffer.from("PGCOPY\n\xFF\r\n\0", "latin1");
+function maskBinaryCopy(masker, plan, data) {
+  let pos = 0;
+  if (data.length >= SIGNATURE.length && data.subarray(0, SIGNATURE.length).equals(SIGNATURE)) {
+    if (data.length < 19) return binaryNulls(plan, data.subarray(0, 0));
+    const extension = data.readInt32BE(15);
+    if (extension < 0 || 19 + extension > data.length) return binaryNulls(plan, data.subarray(0, 0));
+    pos = 19 + extension;
+  }
+  const parts = [data.subarray(0, pos)];
+  let masked = 0;
+  let changed = false;
+  let detectors = [];
+  while (pos < data.length) {
+    if (pos + 2 > data.length) return binaryNulls(plan, data.subarray(0, 0));
+    const n = data.readInt16BE(pos);
+    if (n === -1) {
+      parts.push(data.subarray(pos, pos + 2));
+      pos += 2;
+      continue;
+    }
+    if (n !== plan.columns) return binaryNulls(plan, parts[0]);
+    parts.push(data.subarray(pos, pos + 2));
+    pos += 2;
+    for (let i = 0; i < n; i++) {
+      if (pos + 4 > data.length) return binaryNulls(plan, parts[0]);
+      const len = data.readInt32BE(pos);
+      const end = pos + 4 + Math.max(len, 0);
+      if (len < -1 || end > data.length) return binaryNulls(plan, parts[0]);
+      const f = len < 0 ? null : data.subarray(pos + 4, end);
+      let next;
+      if (f !== null) {
+        const m = plan.whole !== null ? "null" : plan.masks[i];
+        if (m === "null") next = null;
+        else if (m === "text") next = Buffer.from(masker.maskWholeValue(f.toString("utf8")));
+        else {
+          const r = maskValue(masker, readOf(masker, plan.types[i] ?? 0, 1), f);
+          if (r) {
+            next = r.value;
+            if (r.whole) masked++;
+            for (const d of r.detectors) if (!detectors.includes(d)) detectors = [...detectors, d];
+          }
+        }
+        if (m) masked++;
+      }
+      if (next === void 0) parts.push(data.subarray(pos, end));
+      else {
+        changed = true;
+        parts.push(lengthOf(next), ...next ? [next] : []);
+      }
+      pos = end;
+    }
+  }
+  return changed ? { row: Buffer.concat(parts), masked, detectors } : null;
+}
+function lengthOf(v) {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(v === null ? -1 : v.length);
+  return b;
+}
+function binaryNulls(plan, header) {
+  const row = Buffer.alloc(2 + 4 * plan.columns, 255);
+  row.writeInt16BE(plan.columns, 0);
+  return { row: Buffer.concat([header, row]), masked: plan.columns, detectors: [] };
+}
+
+// gateway/postgres/role-passwords.ts
+var MASKED_PASSWORD = "[masked:password]";
+var PASSWORD_OPTIONS = /* @__PURE__ */ new Set(["password"]);
+var MENTION = /password|u&["']/i;
+var isWord = (t) => t.tokenName === "IDENT" || t.tokenName === "UIDENT" || t.tokenName === "UNKNOWN" && /^(?:[A-Za-z_][A-Za-z0-9_$]*|[Uu]&".*")$/s.test(t.text);
+function maskPasswords(text) {
+  if (!MENTION.test(text)) return { text, params: [] };
+  const pg = loadedParser();
+  if (!pg) return coarse(text);
+  let tokens;
+  try {
+    tokens = pg.scanSync(text).tokens;
+  } catch {
+    return coarse(text);
+  }
+  if (readingHazard(text, () => tokens)) return coarse(text);
+  const bytes = Buffer.from(text, "utf8");
+  const code = tokens.filter((t) => t.tokenName !== "SQL_COMMENT" && t.tokenName !== "C_COMMENT");
+  const spans = [];
+  const params = /* @__PURE__ */ new Set();
+  const statementEnd = (at) => code.find((t) => t.start >= at && t.text === ";")?.start ?? bytes.length;
+  const toStatementEnd = (from) => {
+    const end = statementEnd(from);
+    spans.push({ start: from, end, replacement: ` ${MASKED_PASSWORD}` });
+    for (const t of code) if (t.start >= from && t.end <= end && t.tokenName === "PARAM") params.add(Number(t.text.slice(1)));
+  };
+  const isPasswordKeyword = (t) => t.text.toLowerCase() === "password" && t.tokenName !== "IDENT";
+  let tree;
+  try {
+    tree = pg.parseSync(text);
+  } catch {
+    tree = null;
+  }
+  if (!tree) {
+    for (const t of code) if (isPasswordKeyword(t)) toStatementEnd(t.end);
+  } else {
+    for (const option of passwordOptions(tree)) {
+      if (option.arg === void 0) continue;
+      const at = code.findIndex((t) => t.start === option.location);
+      if (at < 0) {
+        toStatementEnd(option.location >= 0 ? option.location : 0);
+        continue;
+      }
+      let i = at;
+      while (i < code.length && i < at + 3 && isWord(code[i]) && !/^null$/i.test(code[i].text)) i++;
+      const value = code[i];
+      if (value?.tokenName === "SCONST") spans.push({ start: value.start, end: value.end, replacement: `'${MASKED_PASSWORD}'` });
+      else if (value && /^null$/i.test(value.text)) continue;
+      else toStatementEnd(code[at].end);
+      if (option.param !== null) params.add(option.param);
+    }
+  }
+  for (const t of code) {
+    if (t.tokenName !== "SCONST" && !/^u&'/i.test(t.text)) continue;
+    if (spans.some((s) => s.start <= t.start && t.end <= s.end)) continue;
+    const m = /password/i.exec(t.text);
+    if (!m) continue;
+    const close = /\$[^$]*\$$/.exec(t.text)?.[0] ?? (t.text.endsWith("'") ? "'" : "");
+    const from = t.start + Buffer.byteLength(t.text.slice(0, m.index + m[0].length));
+    spans.push({ start: from, end: t.end, replacement: ` ${MASKED_PASSWORD}${close}` });
+  }
+  if (spans.length === 0) return { text, params: [...params] };
+  return { text: splice(bytes, spans), params: [...params].sort((a, b) => a - b) };
+}
+function passwordOptions(tree) {
+  const found = [];
+  const visit = (n) => {
+    if (Array.isArray(n)) return n.forEach(visit);
+    if (!n || typeof n !== "object") return;
+    const d = n.DefElem;
+    if (d && typeof d.defname === "string" && PASSWORD_OPTIONS.has(d.defname.toLowerCase())) {
+      const p = d.arg?.ParamRef;
+      found.push({ location: typeof d.location === "number" ? d.location : -1, arg: d.arg, param: p ? p.number ?? 0 : null });
+    }
+    for (const v of Object.values(n)) visit(v);
+  };
+  visit(tree);
+  return found;
+}
+function coarse(text) {
+  const m = MENTION.exec(text);
+  if (!m) return { text, params: [] };
+  const cut = m.index + m[0].length;
+  const params = [...new Set([...text.slice(cut).matchAll(/\$(\d+)/g)].map((p) => Number(p[1])))].sort((a, b) => a - b);
+  return { text: `${text.slice(0, cut)} ${MASKED_PASSWORD}`, params };
+}
+function splice(bytes, spans) {
+  spans.sort((a, b) => a.start - b.start || b.end - a.end);
+  let out = "";
+  let at = 0;
+  for (const s of spans) {
+    if (s.start < at) {
+      at = Math.max(at, s.end);
+      continue;
+    }
+    out += bytes.subarray(at, s.start).toString("utf8") + s.replacement;
+    at = s.end;
+  }
+  return out + bytes.subarray(at).toString("utf8");
+}
+
+// gateway/postgres/computed-columns.ts
+var verdicts = /* @__PURE__ */ new WeakMap();
+function computedColumnsMasked(source, catalog) {
+  if (!source) return true;
+  if (source.runs.length > 0) return computesFromMasked(source.facts, catalog, source.runs);
+  const hit = verdicts.get(source.facts);
+  if (hit && hit.catalog === catalog && hit.generation === catalog.generation) return hit.masked;
+  const masked = computesFromMasked(source.facts, catalog);
+  verdicts.set(source.facts, { catalog, generation: catalog.generation, masked });
+  return masked;
+}
+var TABLE_READING = /^(?:(?:query|table|cursor|schema|database)_to_xml(?:schema|_and_xmlschema)?|(?:query|table|cursor|schema|database)_to_xmlschema|ts_stat|pg_logical_slot_(?:get|peek)_(?:binary_)?changes|pg_logical_emit_message|dblink.*)$/i;
+var CURSOR_CONTROL = /* @__PURE__ */ new Set(["DeclareCursorStmt", "FetchStmt", "ClosePortalStmt", "TransactionStmt"]);
+var MAX_CACHED = 4096;
+var MAX_CACHED_TEXT = 8192;
+var cache2 = /* @__PURE__ */ new Map();
+var OPAQUE2 = { opaque: true, identifiers: [], words: [], relations: [], rowUse: true, routines: [], executes: [], fetches: [], declares: [], cursorsOnly: false };
+function statementFacts(text) {
+  const hit = cache2.get(text);
+  if (hit) return hit;
+  const facts = readFacts(text);
+  if (text.length <= MAX_CACHED_TEXT) {
+    if (cache2.size >= MAX_CACHED) cache2.clear();
+    cache2.set(text, facts);
+  }
+  return facts;
+}
+function readFacts(text) {
+  const pg = loadedParser();
+  if (!pg) return OPAQUE2;
+  let tree;
+  try {
+    tree = pg.parseSync(text);
+  } catch {
+    return OPAQUE2;
+  }
+  const identifiers = /* @__PURE__ */ new Set();
+  const words = /* @__PURE__ */ new Set();
+  const relations = [];
+  const ctes = /* @__PURE__ */ new Set();
+  const rangeNames = /* @__PURE__ */ new Set();
+  const singleRefs = /* @__PURE__ */ new Set();
+  const routines = [];
+  const executes = [];
+  const fetches = [];
+  const declares = [];
+  let rowUse = false;
+  const directStars = /* @__PURE__ */ new WeakSet();
+  const markDirect = (stmt) => {
+    let s = stmt;
+    const inner = s?.PrepareStmt?.query ?? s?.DeclareCursorStmt?.query;
+    if (inner) s = inner;
+    const sel = s?.SelectStmt;
+    const dml = s?.InsertStmt ?? s?.UpdateStmt ?? s?.DeleteStmt ?? s?.MergeStmt;
+    const list = sel ? sel.op === "SETOP_NONE" ? sel.targetList : void 0 : dml?.returningClause?.exprs ?? dml?.returningList;
+    for (const t of list ?? []) {
+      const ref = t.ResTarget?.val?.ColumnRef;
+      if (ref?.fields?.some((f) => "A_Star" in f)) directStars.add(ref);
+    }
+  };
+  const nameOf = (parts) => {
+    const names = (parts ?? []).map((p) => p.String?.sval ?? "");
+    const name3 = names[names.length - 1] ?? "";
+    return [names.length > 1 ? names[names.length - 2] : null, name3];
+  };
+  const addWords = (text2) => {
+    for (const w of text2.toLowerCase().split(/[^a-z0-9_$\u0080-\uffff]+/)) if (w) words.add(w);
+  };
+  const range = (v) => {
+    relations.push({ schema: typeof v.schemaname === "string" ? v.schemaname : null, name: String(v.relname ?? "") });
+    rangeNames.add(String(v.relname ?? ""));
+  };
+  const visit = (n) => {
+    if (Array.isArray(n)) return n.forEach(visit);
+    if (!n || typeof n !== "object") return;
+    const node = n;
+    for (const [key, value] of Object.entries(node)) {
+      const v = value;
+      if (key !== "RangeVar" && v && typeof v === "object" && !Array.isArray(v) && typeof v.relname === "string") range(v);
+      if (key === "funccall") routines.push(nameOf(v.funcname));
+      switch (key) {
+        case "A_Const":
+          if (v.sval) addWords(String(v.sval.sval ?? ""));
+          continue;
+        case "String": {
+          const sval = String(v.sval ?? "");
+          identifiers.add(sval);
+          if (/[^A-Za-z0-9_$]/.test(sval)) addWords(sval);
+          continue;
+        }
+        case "ColumnRef": {
+          const fields = v.fields ?? [];
+          if (fields.some((f) => "A_Star" in f) && !directStars.has(v)) rowUse = true;
+          if (fields.length === 1 && fields[0].String) singleRefs.add(String(fields[0].String.sval ?? ""));
+          break;
+        }
+        case "A_Indirection":
+          if ((v.indirection ?? []).some((f) => "A_Star" in f)) rowUse = true;
+          break;
+        case "RangeVar":
+          range(v);
+          break;
+        case "alias": {
+          const a = v;
+          if (typeof a.aliasname === "string") rangeNames.add(a.aliasname);
+          if (a.colnames && a.colnames.length > 0) rowUse = true;
+          break;
+        }
+        case "RangeSubselect":
+          markDirect(v.subquery);
+          break;
+        case "CommonTableExpr":
+          ctes.add(String(v.ctename ?? ""));
+          rangeNames.add(String(v.ctename ?? ""));
+          if ((v.aliascolnames ?? []).length > 0) rowUse = true;
+          markDirect(v.ctequery);
+          break;
+        case "FuncCall":
+          routines.push(nameOf(v.funcname));
+          break;
+        case "ExecuteStmt":
+          executes.push(String(v.name ?? ""));
+          break;
+        case "FetchStmt":
+          if (!v.ismove) fetches.push(String(v.portalname ?? ""));
+          break;
+        case "DeclareCursorStmt":
+          declares.push(String(v.portalname ?? ""));
+          break;
+        case "ExplainStmt":
+          continue;
+        default:
+      }
+      visit(value);
+    }
+  };
+  for (const raw of tree.stmts ?? []) {
+    markDirect(raw.stmt);
+    visit(raw.stmt);
+  }
+  for (const r of singleRefs) if (rangeNames.has(r)) rowUse = true;
+  return {
+    opaque: false,
+    identifiers: [...identifiers],
+    words: [...words],
+    relations: relations.filter((r) => r.schema !== null || !ctes.has(r.name)),
+    rowUse,
+    routines,
+    executes,
+    fetches,
+    declares,
+    cursorsOnly: (tree.stmts ?? []).every((raw) => Object.keys(raw.stmt ?? {}).every((k) => CURSOR_CONTROL.has(k)))
+  };
+}
+function computesFromMasked(facts, catalog, runs = [], cursor = false) {
+  if (facts.opaque) return true;
+  if (!cursor && facts.executes.length + facts.fetches.length > runs.length) return true;
+  if (runs.some((e) => e === null || e.facts !== facts && computesFromMasked(e.facts, catalog, [], e.cursor))) return true;
+  const lower = new Set(facts.identifiers.map((i) => i.toLowerCase()));
+  if (facts.identifiers.some((i) => catalog.nameMasked(i))) return true;
+  let readsMasked = false;
+  for (const r of facts.relations) {
+    const found = catalog.relationsNamed(r.schema, r.name);
+    if (found.length === 0) return true;
+    for (const rel of found) {
+      if (!rel.masked) continue;
+      readsMasked = true;
+      if (rel.maskedNames.some((n) => lower.has(n.toLowerCase()))) return true;
+    }
+  }
+  if (readsMasked && facts.rowUse) return true;
+  if (facts.words.some((w) => catalog.nameMasked(w))) return true;
+  for (const [schema, name3] of facts.routines) {
+    if (schema === "pg_catalog" ? TABLE_READING.test(name3) : TABLE_READING.test(name3) || catalog.userRoutine(name3)) return true;
+    if (catalog.stale && schema !== "pg_catalog") return true;
+  }
+  return false;
+}
+var MASKED_ECHO = "[masked: it may quote a value computed from a masked column]";
+var STRUCTURAL_CLASSES = /* @__PURE__ */ new Set(["08", "0A", "0B", "0F", "0L", "0P", "25", "26", "28", "2B", "2D", "34", "3B", "3D", "3F", "40", "42", "53", "54", "55", "57", "58", "72", "F0"]);
+var ALL_TEXTS = /* @__PURE__ */ new Set(["M", "D", "H", "W"]);
+var DETAIL_TEXTS = /* @__PURE__ */ new Set(["D", "H", "W"]);
+function quotingFields(fields) {
+  const cls = (fields.find(([c]) => c === "C")?.[1] ?? "").slice(0, 2);
+  if (STRUCTURAL_CLASSES.has(cls)) return NONE;
+  return cls === "23" || cls === "44" ? DETAIL_TEXTS : ALL_TEXTS;
+}
+var NONE = /* @__PURE__ */ new Set();
+var CursorSources = class {
+  cursors = /* @__PURE__ */ new Map();
+  /** Called for each statement text as it is sent, in order: what its FETCHes read. */
+  sent(facts) {
+    if (!facts.cursorsOnly) this.cursors.clear();
+    for (const name3 of facts.declares) this.cursors.set(name3, facts);
+    return facts.fetches.map((name3) => {
+      const declared = this.cursors.get(name3);
+      return declared ? { facts: declared, cursor: true } : null;
+    });
+  }
+};
+
+// gateway/postgres/extended-protocol.ts
+var ExtendedProtocol = class {
+  ctx;
+  names;
+  /** SQL cursors DECLAREd in the session, for what a FETCH reads (computed-columns.ts). */
+  cursors = new CursorSources();
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.names = ctx.names;
+  }
+  parse(p) {
+    const j = this.ctx.policy ? judge(this.ctx.policy, p.query, this.names.preparedClasses(p.query)) : null;
+    const statement = { text: p.query, paramTypes: p.paramTypes, columns: null };
+    if (this.ctx.copyMasking) statement.copyOuts = copyOuts(p.query);
+    if (this.ctx.masksComputed) statement.facts = statementFacts(p.query);
+    statement.effects = this.effectsOf(p.query, j);
+    statement.mayAddNames = mayAddNames(p.query, j);
+    if (j) {
+      statement.decision = { action: j.decision.action, rule: j.decision.rule };
+      const prepared = preparedOf(j);
+      if (prepared) statement.prepared = prepared;
+    }
+    if (j && j.decision.action !== "allow") {
+      const cmd = this.ctx.rec.beginCommand({ text: this.ctx.logText(p.query), protocol: "extended", phase: "parse", ...p.statement ? { statement: p.statement } : {}, ...decisionFields(j) });
+      const refuse2 = (d, code) => {
+        statement.denied = d;
+        statement.decision = { action: "deny", rule: d.rule };
+        return this.refuseExtended(cmd, d, code, { statement: [p.statement, statement] });
+      };
+      if (j.decision.action === "deny") return refuse2(j.decision);
+      const approved = () => {
+        cmd.finish({ status: "approved" });
+        this.expectParse(p.statement, statement);
+      };
+      return { hold: { decision: j.decision, cmd, text: this.ctx.logText(p.query), approved, denied: refuse2 } };
+    }
+    this.expectParse(p.statement, statement);
+    return "forward";
+  }
+  bind(b) {
+    const resolved = this.names.statement(b.statement);
+    const statement = "known" in resolved ? resolved.known : null;
+    if (statement?.denied && !this.ctx.backend.skipping) {
+      const cmd = this.ctx.rec.beginCommand({ text: this.ctx.logText(statement.text), protocol: "extended", phase: "bind", ...b.statement ? { statement: b.statement } : {}, decision: { action: statement.denied.action, rule: statement.denied.rule, reason: statement.denied.reason } });
+      const portal2 = this.names.expect("portal", b.portal, { statement, params: [], resultFormats: b.resultFormats, columns: null });
+      return this.refuseExtended(cmd, statement.denied, void 0, { portal: portal2 });
+    }
+    const passwords = statement ? maskPasswords(statement.text).params : [];
+    const params = b.params.map((v, i) => {
+      if (v === null) return null;
+      if (passwords.includes(i + 1)) return MASKED_PASSWORD;
+      const format = b.paramFormats.length === 1 ? b.paramFormats[0] : b.paramFormats[i] ?? 0;
+      return format === 1 ? binaryValue(v) : this.ctx.logValue(wireText(v));
+    });
+    const portal = { statement, params, resultFormats: b.resultFormats, columns: null, ..."unknown" in resolved ? { unknown: resolved.unknown } : {} };
+    this.ctx.backend.expect({ kind: "bind", changes: [this.names.expect("portal", b.portal, portal)] });
+    return "forward";
+  }
+  describe(d) {
+    const r = d.kind === "S" ? this.names.statement(d.name) : this.names.portal(d.name);
+    this.ctx.backend.expect({ kind: "describe", target: "known" in r ? r.known : null });
+    this.describedPortal = d.kind === "P" && "known" in r ? { portal: r.known, at: this.ctx.backend.expectedCount } : null;
+    return "forward";
+  }
+  /** The portal the client's last message described, if that was its last message expecting a reply. */
+  describedPortal = null;
+  /**
+   * Whether an Execute's columns are known from the server for what it runs now: only a Describe
+   * of the portal right before it says so. A description from earlier (the statement's, or the
+   * portal's before other commands ran) may be stale: a function's dynamic SQL can DEALLOCATE
+   * and PREPARE a statement, or CLOSE and OPEN a cursor, under the same name without the gateway
+   * seeing it, and rows planned by the old columns would pass a masked one.
+   */
+  describedJustNow(portal) {
+    const d = this.describedPortal;
+    return d !== null && d.portal === portal && d.at === this.ctx.backend.expectedCount;
+  }
+  close(c) {
+    this.ctx.backend.expect({ kind: "close", changes: [this.names.expect(c.kind === "S" ? "statement" : "portal", c.name, null)] });
+    return "forward";
+  }
+  /**
+   * An Execute is recorded with the text of the statement its portal runs, as far as the server
+   * confirmed it (see statement-registry.ts); a portal or statement the gateway cannot know is
+   * recorded and decided as unclassified, never as another statement's text.
+   */
+  execute(e) {
+    const r = this.names.portal(e.portal);
+    const portal = "known" in r ? r.known : { statement: null, unknown: r.unknown, params: [], resultFormats: [], columns: null };
+    const statement = portal.statement;
+    const hazard = statement && !statement.denied ? this.fetchHazard(statement.text) : null;
+    const unknown = statement ? hazard : portal.unknown ?? `${describeName("portal", e.portal)} runs a statement the gateway cannot know`;
+    const j = unknown !== null && this.ctx.policy ? judgeOpaque(this.ctx.policy, unknown) : null;
+    const text = statement ? this.ctx.logText(statement.text) : `-- unknown statement (${describeName("portal", e.portal)})`;
+    const cmd = this.ctx.rec.beginCommand({
+      text,
+      protocol: "extended",
+      params: portal.params,
+      ...e.portal ? { portal: e.portal } : {},
+      ...e.maxRows ? { max_rows: e.maxRows } : {},
+      ...statement?.decision ? { decision: statement.decision } : {},
+      ...unknown !== null ? { unclassified: unknown } : {},
+      ...j ? decisionFields(j) : {}
+    });
+    const run = newRun();
+    if (statement?.denied) run.denied = statement.denied;
+    if (statement?.copyOuts) run.copyOuts = [...statement.copyOuts];
+    if (this.ctx.masksComputed && statement) run.computed = this.computedSource(statement.facts ?? statementFacts(statement.text));
+    const describe = this.ctx.learnsColumns && !this.ctx.backend.skipping && !this.describedJustNow(portal);
+    const go = () => {
+      this.followNames(run, statement?.effects ?? [], statement ? statement.mayAddNames === true : true);
+      if (describe) this.ctx.backend.expect({ kind: "describe", target: portal, swallow: true });
+      this.ctx.backend.expect({ kind: "execute", cmd, run, portal });
+    };
+    const before = describe ? [serialize2.describe({ type: "P", name: e.portal })] : [];
+    if (j && j.decision.action !== "allow" && !this.ctx.backend.skipping) {
+      if (j.decision.action === "deny") return this.refuseExtended(cmd, j.decision);
+      return { hold: { decision: j.decision, cmd, text, approved: go, denied: (d, code) => this.refuseExtended(cmd, d, code) }, before };
+    }
+    go();
+    return describe ? { before } : "recorded";
+  }
+  /** The facts of a run's text, with those of the prepared statements its EXECUTEs run and of the
+   * cursors its FETCHes read, as resolved now (null for one the gateway cannot know). Called once
+   * per run, in the order runs are sent. */
+  computedSource(facts) {
+    const runs = facts.executes.map((name3) => {
+      const r = this.names.statement(name3);
+      return "known" in r ? { facts: r.known.facts ?? statementFacts(r.known.text), cursor: false } : null;
+    });
+    runs.push(...this.cursors.sent(facts));
+    return { facts, runs };
+  }
+  /**
+   * Why a text's FETCH or MOVE cannot be recorded as itself: it may read a portal a protocol
+   * Bind made, and so run that portal's statement (StatementRegistry.fetchHazard); null if not.
+   */
+  fetchHazard(text) {
+    const portals = fetchedPortals(text);
+    if (portals === null) return this.names.anyBound() ? "the text may FETCH or MOVE a portal made by a protocol Bind, and the gateway could not read which" : null;
+    for (const p of portals) {
+      const h = this.names.fetchHazard(p);
+      if (h) return h;
+    }
+    return null;
+  }
+  expectParse(name3, statement) {
+    this.ctx.backend.expect({ kind: "parse", changes: [this.names.expect("statement", name3, statement)] });
+  }
+  /**
+   * What the statements of `text` do to names when they run, in order: a PREPARE's statement is
+   * decided here (as an EXECUTE of it would be), so a later protocol Bind of it is recorded with
+   * its text and decision.
+   */
+  effectsOf(text, j) {
+    if (!mayChangeNames(text)) return [];
+    const raw = namespaceEffects(text);
+    if (!raw) return [];
+    return raw.map((r, i) => {
+      if (r.kind !== "prepare") return r;
+      const classified = j?.statements?.[i];
+      const statement = { text: r.text, paramTypes: [], columns: null };
+      if (this.ctx.policy && j) {
+        const own = classified ? judgePrepared(this.ctx.policy, classified) : j;
+        statement.decision = { action: own.decision.action, rule: own.decision.rule };
+        if (own.decision.action === "deny") statement.denied = own.decision;
+        const prepared = preparedOf(own);
+        if (prepared) statement.prepared = prepared;
+      }
+      return { kind: "prepare", name: r.name, statement };
+    });
+  }
+  /** A command that may create names holds every name of their kinds unknown until it completes. */
+  followNames(run, effects, mayAdd) {
+    run.effects = effects;
+    if (mayAdd) run.pendingNames = this.names.expect("statement", null, void 0);
+  }
+  /** Sends the refusal upstream; the server errors and then discards until the client's Sync. */
+  refuseExtended(cmd, denied, sqlState, client = {}) {
+    const run = newRun();
+    run.denied = denied;
+    const sql = refusalSql(denied, sqlState);
+    const [name3, statement] = client.statement ?? ["", null];
+    const refusal = { text: sql, paramTypes: [], columns: null, denied, decision: { action: "deny", rule: denied.rule } };
+    const changes = [this.names.expect("statement", "", name3 === "" && statement ? statement : refusal)];
+    if (name3 !== "" && statement) changes.push(this.names.expect("statement", name3, statement));
+    this.ctx.backend.expect({ kind: "parse", swallow: true, changes });
+    this.ctx.backend.expect({ kind: "bind", swallow: true, ...client.portal ? { changes: [client.portal] } : {} });
+    this.ctx.backend.expect({ kind: "execute", cmd, run, portal: null });
+    this.ctx.backend.skipUntilSync();
+    return refusalExtended(sql);
+  }
+  sync() {
+    this.ctx.backend.sync();
+    this.names.nextBlock();
+    return "forward";
+  }
+};
+function preparedOf(j) {
+  if (!j.statements) return null;
+  return {
+    classes: [...new Set(j.statements.flatMap((s) => s.classes))].sort(),
+    tables: [...new Set(j.statements.flatMap((s) => s.tables))].sort()
+  };
+}
+var ADDS_NAMES = /* @__PURE__ */ new Set(["prepare", "cursor", "execute", "do-block"]);
+function mayAddNames(text, j) {
+  if (j?.statements) return j.statements.some((s) => s.classes.some((c) => ADDS_NAMES.has(c)));
+  return /prepare|declare|execute|do|call/i.test(text);
 }
 
 // gateway/approval/broker.ts
@@ -28059,154 +30107,30 @@ function detached(m, chunk) {
   return m.start >= 0 ? { type: m.type, body: m.body, start: -1, end: -1, assembled: chunk.subarray(m.start, m.end) } : m;
 }
 
-// gateway/postgres/row-masking.ts
-var KIND = { other: 0, text: 1, json: 2, jsonb: 3, array: 4 };
-var TEXT_TYPES = /* @__PURE__ */ new Set([25, 1043, 1042, 19, 705, 142]);
-var ARRAY_TYPES = /* @__PURE__ */ new Set([1009, 1015, 1014, 199, 3807]);
-function isTextType(typeOid) {
-  return TEXT_TYPES.has(typeOid);
-}
-function blindPlan(columns, resultFormats) {
-  const kinds = [];
-  for (let i = 0; i < columns; i++) kinds.push(formatOf(resultFormats, i, 0) === 0 ? KIND.text : KIND.other);
-  return { masked: new Array(columns).fill(false), kinds, active: true, complete: false };
-}
-function formatOf(resultFormats, i, described) {
-  return resultFormats && resultFormats.length > 0 ? resultFormats.length === 1 ? resultFormats[0] : resultFormats[i] ?? 0 : described;
-}
-function kindOf(typeOid, format) {
-  if (TEXT_TYPES.has(typeOid)) return KIND.text;
-  if (typeOid === 114) return KIND.json;
-  if (typeOid === 3802) return format === 1 ? KIND.jsonb : KIND.json;
-  if (ARRAY_TYPES.has(typeOid) && format === 0) return KIND.array;
-  return KIND.other;
-}
-function planRow(masker, cols, resultFormats, tableName) {
-  if (!cols) return null;
-  const masked = [];
-  const kinds = [];
-  let active = false;
-  let complete = true;
-  cols.forEach((c, i) => {
-    const format = formatOf(resultFormats, i, c.format);
-    const kind = kindOf(c.typeOid, format);
-    let m;
-    if (c.tableOid === 0) m = masker.columnMasked(c.name, null);
-    else {
-      const table2 = tableName.table(c.tableOid);
-      const real = tableName.column(c.tableOid, c.attnum);
-      if (table2 === void 0 || real === void 0) complete = false;
-      const names = real === void 0 || real === c.name ? [c.name] : [c.name, real];
-      m = names.some((n) => table2 === void 0 ? masker.columnMasked(n, null) || masker.columnNeedsTable(n) : masker.columnMasked(n, table2));
-    }
-    masked.push(m);
-    kinds.push(kind);
-    if (m || kind !== KIND.other && masker.detects) active = true;
-  });
-  return { masked, kinds, active, complete };
-}
-function maskRow(masker, plan, fields) {
-  let out = null;
-  let columns = 0;
-  let detectors = [];
-  for (let i = 0; i < fields.length; i++) {
-    const f = fields[i];
-    if (f === null) continue;
-    const kind = plan.kinds[i] ?? KIND.other;
-    let next;
-    if (plan.masked[i]) {
-      next = wholeValue(masker, kind, f);
-      columns++;
-    } else if (kind !== KIND.other) {
-      const start2 = kind === KIND.jsonb ? 1 : 0;
-      const r = masker.maskText(f.toString("utf8", start2));
-      if (r) {
-        next = kind === KIND.jsonb ? Buffer.concat([f.subarray(0, 1), Buffer.from(r.text)]) : Buffer.from(r.text);
-        for (const d of r.detectors) if (!detectors.includes(d)) detectors = [...detectors, d];
-      }
-    }
-    if (next !== void 0) (out ??= fields.slice())[i] = next;
-  }
-  return out && { fields: out, columns, detectors };
-}
-function wholeValue(masker, kind, f) {
-  switch (kind) {
-    case KIND.text:
-      return Buffer.from(masker.maskWholeValue(f.toString("utf8")));
-    case KIND.json:
-      return Buffer.from(JSON.stringify(masker.maskWholeValue(jsonScalar(f.toString("utf8")))));
-    case KIND.jsonb:
-      return Buffer.concat([f.subarray(0, 1), Buffer.from(JSON.stringify(masker.maskWholeValue(jsonScalar(f.toString("utf8", 1)))))]);
-    default:
-      return null;
-  }
-}
-function jsonScalar(s) {
-  if (s.length >= 2 && s.startsWith('"') && s.endsWith('"')) {
-    try {
-      return JSON.parse(s);
-    } catch {
-      return s;
-    }
-  }
-  return s;
-}
-
-// gateway/postgres/copy-masking.ts
-function copyOuts(text) {
-  if (!/copy/i.test(text)) return [];
-  try {
-    return parseCopyOut(text);
-  } catch {
-    return [];
-  }
-}
-function planCopy(masker, copy, table2) {
-  if (copy.format === "binary" || copy.table === null) return null;
-  const tableName = table2?.name ?? (copy.schema ? `${copy.schema}.${copy.table}` : copy.table);
-  const byName = new Map((table2?.columns ?? []).map((c) => [c.name, c]));
-  const names = copy.columns ?? (table2?.columns ?? []).map((c) => c.name);
-  const masks = names.map((n) => {
-    if (!masker.columnMasked(n, tableName)) return null;
-    const type = byName.get(n)?.typeOid;
-    return type !== void 0 && isTextType(type) ? "text" : "null";
-  });
-  if (!masks.some((m) => m !== null)) return null;
-  return { format: copy.format, delimiter: copy.delimiter, quote: copy.quote, masks };
-}
-function maskCopyRow(masker, plan, row) {
-  const eol = row.endsWith("\n") ? "\n" : "";
-  const fields = splitRow(plan, eol ? row.slice(0, -1) : row);
-  if (fields.length !== plan.masks.length) return { row: fields.map(() => nullOf(plan)).join(plan.delimiter) + eol, masked: fields.length };
-  let masked = 0;
-  for (let i = 0; i < fields.length; i++) {
-    const m = plan.masks[i];
-    const f = fields[i];
-    if (m === null || f === nullOf(plan)) continue;
-    fields[i] = m === "null" ? nullOf(plan) : masker.maskWholeValue(plan.format === "csv" ? unquoteCsv(f, plan.quote) : f);
-    masked++;
-  }
-  return masked ? { row: fields.join(plan.delimiter) + eol, masked } : null;
-}
-var nullOf = (plan) => plan.format === "csv" ? "" : "\\N";
-function splitRow(plan, row) {
-  const out = [];
-  let start2 = 0;
-  let inQuote = false;
-  for (let i = 0; i < row.length; i++) {
-    const c = row[i];
-    if (plan.format === "text" && c === "\\") i++;
-    else if (plan.format === "csv" && c === plan.quote) inQuote = !inQuote;
-    else if (c === plan.delimiter && !inQuote) {
-      out.push(row.slice(start2, i));
-      start2 = i + 1;
-    }
-  }
-  out.push(row.slice(start2));
-  return out;
-}
-function unquoteCsv(f, q) {
-  return f.length >= 2 && f.startsWith(q) && f.endsWith(q) ? f.slice(1, -1).replaceAll(q + q, q) : f;
+// gateway/postgres/final-error.ts
+var QUIET_MS = 200;
+var READ_MS = 1e3;
+function closeWithFinalError(socket, finalMessage, maxMs) {
+  if (socket.destroyed) return;
+  socket.removeAllListeners("data");
+  socket.on("data", () => void 0);
+  socket.on("error", () => socket.destroy());
+  socket.resume();
+  const hardStop = setTimeout(() => socket.destroy(), maxMs);
+  hardStop.unref();
+  socket.once("close", () => clearTimeout(hardStop));
+  if (finalMessage) socket.write(finalMessage);
+  let ended = false;
+  const endNow = () => {
+    if (ended) return;
+    ended = true;
+    socket.setTimeout(0);
+    socket.end();
+    setTimeout(() => socket.destroy(), READ_MS).unref();
+  };
+  if (socket.readableEnded) endNow();
+  else socket.once("end", endNow);
+  socket.setTimeout(QUIET_MS, endNow);
 }
 
 // gateway/postgres/session.ts
@@ -28216,11 +30140,9 @@ var PostgresSession = class {
   upstream;
   rec;
   policy;
-  /** Statements prepared with SQL PREPARE, for classifying a later EXECUTE. */
-  sqlPrepared = /* @__PURE__ */ new Map();
   backend;
-  statements = /* @__PURE__ */ new Map();
-  portals = /* @__PURE__ */ new Map();
+  /** Prepared statements and portals, as the server confirmed them (see statement-registry.ts). */
+  names = new StatementRegistry();
   clientFramer;
   ended = false;
   /** The command waiting for approval, and the client messages that arrived after it. */
@@ -28234,6 +30156,18 @@ var PostgresSession = class {
   logMasker;
   /** COPY ... TO STDOUT needs its table named for column masking. */
   copyMasking;
+  /** Parse, Bind, Describe, Execute, Close and Sync. */
+  extended;
+  /** Column masking: each run says what its computed columns may come from (computed-columns.ts). */
+  masksComputed;
+  /** Column masking's catalog, told of DDL; while it is read after this session's DDL, what the
+   * server sends waits here (with its ReadyForQuery), so the next result is planned with it. */
+  catalog;
+  awaitingCatalog = null;
+  /** The ParameterStatus values of the login (encodings key statement names, statement-registry.ts). */
+  loginParameters(parameters) {
+    for (const [k, v] of parameters) this.names.parameterStatus(k, v);
+  }
   constructor(client, upstream, rec, policy, masking, masker, onEnd) {
     this.logMasker = masker?.enabled && masker.applyTo.log && masker.detects ? masker : null;
     this.policy = policy;
@@ -28242,8 +30176,21 @@ var PostgresSession = class {
     this.rec = rec;
     this.onEnd = onEnd;
     this.clientFramer = new MessageFramer({ collect: () => true, maxCollectedBody: MAX_CLIENT_MESSAGE, isValidType: isFrontendType, peer: "client" });
-    this.backend = new BackendTracker(rec, masking);
+    this.backend = new BackendTracker(rec, masking, this.names);
     this.copyMasking = masking?.masksCopyColumns ?? false;
+    this.catalog = masking?.catalogChanges ?? null;
+    this.masksComputed = masking?.masksComputed ?? false;
+    this.extended = new ExtendedProtocol({
+      rec,
+      policy,
+      backend: this.backend,
+      names: this.names,
+      copyMasking: this.copyMasking,
+      learnsColumns: masking !== null,
+      masksComputed: this.masksComputed,
+      logText: (t) => this.logText(t),
+      logValue: (v) => this.logValue(v)
+    });
   }
   start() {
     this.client.on("data", (c) => {
@@ -28317,8 +30264,9 @@ var PostgresSession = class {
     const forward = this.onClientMessage(m);
     if (forward === "forward" || forward === "recorded") return out.message(m, forward === "recorded");
     if (Array.isArray(forward)) return out.replace(forward);
+    if (!("hold" in forward)) return out.replace([...forward.before, out.raw(m)]);
     this.flushOutbox(out);
-    if (!this.ended) this.hold(forward.hold, out.raw(m));
+    if (!this.ended) this.hold(forward.hold, forward.before ? Buffer.concat([...forward.before, out.raw(m)]) : out.raw(m));
   }
   /**
    * The client keeps being read while a command is held, so a disconnect or Terminate is seen at
@@ -28390,95 +30338,35 @@ var PostgresSession = class {
     switch (m.type) {
       case F.Query: {
         const text = decodeQuery(body);
-        const j = this.policy ? judge(this.policy, text, this.sqlPrepared) : null;
-        const cmd = this.rec.beginCommand({ text: this.logText(text), protocol: "simple", ...j ? decisionFields(j) : {} });
+        this.names.nextBlock();
+        const hazard = this.extended.fetchHazard(text);
+        const own = this.policy ? judge(this.policy, text, this.names.preparedClasses(text)) : null;
+        const j = own && hazard && this.policy ? judgeWithHazard(this.policy, own, hazard) : own;
+        const cmd = this.rec.beginCommand({ text: this.logText(text), protocol: "simple", ...hazard ? { unclassified: hazard } : {}, ...j ? decisionFields(j) : {} });
         const run = newRun();
         if (this.copyMasking) run.copyOuts = copyOuts(text);
+        if (this.masksComputed) run.computed = this.extended.computedSource(statementFacts(text));
+        this.extended.followNames(run, this.extended.effectsOf(text, j), mayAddNames(text, j));
         this.backend.expect({ kind: "query", cmd, run });
-        const remember = () => this.rememberPrepares(j?.prepares ?? []);
+        this.names.nextBlock();
         if (j?.decision.action === "approve") {
-          return { hold: { decision: j.decision, cmd, text: this.logText(text), approved: remember, denied: (d, code) => this.refuseSimple(run, d, code) } };
+          return { hold: { decision: j.decision, cmd, text: this.logText(text), approved: () => void 0, denied: (d, code) => this.refuseSimple(run, d, code) } };
         }
         if (j && j.decision.action !== "allow") return this.refuseSimple(run, j.decision);
-        remember();
         return "recorded";
       }
-      case F.Parse: {
-        const p = decodeParse(body);
-        const statement = { text: p.query, paramTypes: p.paramTypes, columns: null };
-        if (this.copyMasking) statement.copyOuts = copyOuts(p.query);
-        this.statements.set(p.statement, statement);
-        const j = this.policy ? judge(this.policy, p.query, this.sqlPrepared) : null;
-        if (j) statement.decision = { action: j.decision.action, rule: j.decision.rule };
-        if (j && j.decision.action !== "allow") {
-          const cmd = this.rec.beginCommand({ text: this.logText(p.query), protocol: "extended", phase: "parse", ...p.statement ? { statement: p.statement } : {}, ...decisionFields(j) });
-          const refuse2 = (d, code) => {
-            statement.denied = d;
-            statement.decision = { action: "deny", rule: d.rule };
-            return this.refuseExtended(cmd, d, code);
-          };
-          if (j.decision.action === "deny") return refuse2(j.decision);
-          const approved = () => {
-            cmd.finish({ status: "approved" });
-            this.rememberPrepares(j.prepares);
-            this.backend.expect({ kind: "parse" });
-          };
-          return { hold: { decision: j.decision, cmd, text: this.logText(p.query), approved, denied: refuse2 } };
-        }
-        if (j) this.rememberPrepares(j.prepares);
-        this.backend.expect({ kind: "parse" });
-        return "forward";
-      }
-      case F.Bind: {
-        const b = decodeBind(body);
-        const statement = this.statements.get(b.statement) ?? null;
-        if (statement?.denied && !this.backend.skipping) {
-          const cmd = this.rec.beginCommand({ text: this.logText(statement.text), protocol: "extended", phase: "bind", ...b.statement ? { statement: b.statement } : {}, decision: { action: statement.denied.action, rule: statement.denied.rule, reason: statement.denied.reason } });
-          this.portals.set(b.portal, { statement, params: [], resultFormats: b.resultFormats, columns: null });
-          return this.refuseExtended(cmd, statement.denied);
-        }
-        const params = b.params.map((v, i) => {
-          if (v === null) return null;
-          const format = b.paramFormats.length === 1 ? b.paramFormats[0] : b.paramFormats[i] ?? 0;
-          return format === 1 ? binaryValue(v) : this.logText(wireText(v));
-        });
-        this.portals.set(b.portal, { statement, params, resultFormats: b.resultFormats, columns: null });
-        this.backend.expect({ kind: "bind" });
-        return "forward";
-      }
-      case F.Describe: {
-        const d = decodeTarget(body, "Describe message");
-        const target = d.kind === "S" ? this.statements.get(d.name) : this.portals.get(d.name);
-        this.backend.expect({ kind: "describe", target: target ?? null });
-        return "forward";
-      }
-      case F.Execute: {
-        const e = decodeExecute(body);
-        const portal = this.portals.get(e.portal) ?? null;
-        const cmd = this.rec.beginCommand({
-          text: this.logText(portal?.statement?.text ?? ""),
-          protocol: "extended",
-          params: portal?.params ?? [],
-          ...e.portal ? { portal: e.portal } : {},
-          ...e.maxRows ? { max_rows: e.maxRows } : {},
-          ...portal?.statement?.decision ? { decision: portal.statement.decision } : {}
-        });
-        const run = newRun();
-        if (portal?.statement?.denied) run.denied = portal.statement.denied;
-        if (portal?.statement?.copyOuts) run.copyOuts = [...portal.statement.copyOuts];
-        this.backend.expect({ kind: "execute", cmd, run, portal });
-        return "recorded";
-      }
-      case F.Close: {
-        const c = decodeTarget(body, "Close message");
-        if (c.kind === "S") this.statements.delete(c.name);
-        else this.portals.delete(c.name);
-        this.backend.expect({ kind: "close" });
-        return "forward";
-      }
+      case F.Parse:
+        return this.extended.parse(decodeParse(body));
+      case F.Bind:
+        return this.extended.bind(decodeBind(body));
+      case F.Describe:
+        return this.extended.describe(decodeTarget(body, "Describe message"));
+      case F.Execute:
+        return this.extended.execute(decodeExecute(body));
+      case F.Close:
+        return this.extended.close(decodeTarget(body, "Close message"));
       case F.Sync:
-        this.backend.sync();
-        return "forward";
+        return this.extended.sync();
       case F.Flush:
         return "forward";
       case F.FunctionCall: {
@@ -28491,6 +30379,7 @@ var PostgresSession = class {
           ...j ? decisionFields(j) : {}
         });
         const run = newRun();
+        run.functionOid = f.oid;
         this.backend.expect({ kind: "query", cmd, run });
         if (j?.decision.action === "approve") {
           return { hold: { decision: j.decision, cmd, text: `-- function call oid ${f.oid}`, approved: () => void 0, denied: (d, code) => this.refuseSimple(run, d, code) } };
@@ -28515,31 +30404,43 @@ var PostgresSession = class {
         throw new ProtocolError(`unexpected message type ${m.type} from client`);
     }
   }
-  /** Simple protocol: the server runs the refusal instead, answering ErrorResponse, ReadyForQuery. */
-  rememberPrepares(prepares) {
-    for (const [name3, p] of prepares) this.sqlPrepared.set(name3, p);
-  }
-  /** The text as the session log keeps it: with detectors' findings masked when masking applies to the log. */
+  /**
+   * SQL as the session log (and approval requests) keep it: passwords of role and user-mapping
+   * statements masked (role-passwords.ts), and detectors' findings when masking applies to the log.
+   */
   logText(text) {
+    return this.logValue(maskPasswords(text).text);
+  }
+  /** A value (a parameter) as the log keeps it: with detectors' findings masked. */
+  logValue(text) {
     return this.logMasker?.maskText(text)?.text ?? text;
   }
   refuseSimple(run, decision, sqlState) {
     run.denied = decision;
     return [refusalQuery(decision, sqlState)];
   }
-  /** Sends the refusal upstream; the server errors and then discards until the client's Sync. */
-  refuseExtended(cmd, denied, sqlState) {
-    const run = newRun();
-    run.denied = denied;
-    this.backend.expect({ kind: "parse", swallow: true });
-    this.backend.expect({ kind: "bind", swallow: true });
-    this.backend.expect({ kind: "execute", cmd, run, portal: null });
-    this.backend.skipUntilSync();
-    return refusalExtended(denied, sqlState);
-  }
   // ---- upstream -> client ----------------------------------------------------------------
   onServerChunk(chunk) {
-    this.toClient(this.backend.observe(chunk));
+    const out = this.backend.observe(chunk);
+    if (this.awaitingCatalog) {
+      this.awaitingCatalog.push(...out);
+      return;
+    }
+    const read = this.catalog?.catalogRead(this.backend) ?? null;
+    if (read) {
+      this.awaitingCatalog = out;
+      this.upstream.pause();
+      void read.then(() => this.guard(() => this.catalogWasRead(), "upstream"));
+      return;
+    }
+    this.toClient(out);
+    if (this.draining && this.isIdle()) this.closeWithError(shutdownNotice, "gateway shutdown");
+  }
+  catalogWasRead() {
+    const out = this.awaitingCatalog ?? [];
+    this.awaitingCatalog = null;
+    this.toClient(out);
+    if (!this.client.writableNeedDrain) this.upstream.resume();
     if (this.draining && this.isIdle()) this.closeWithError(shutdownNotice, "gateway shutdown");
   }
   // ---- endings ---------------------------------------------------------------------------
@@ -28554,7 +30455,7 @@ var PostgresSession = class {
   }
   closeWithError(notice, reason) {
     if (this.ended) return;
-    if (!this.client.destroyed) this.client.end(encodeErrorResponse(notice));
+    closeWithFinalError(this.client, encodeErrorResponse(notice), FINAL_ERROR_MAX_MS);
     this.end(reason, notice);
   }
   end(reason, notice) {
@@ -28577,11 +30478,11 @@ var PostgresSession = class {
     }
     this.upstream.destroy();
     if (!notice) this.client.destroy();
-    else this.client.setTimeout(1e3, () => this.client.destroy());
     this.onEnd();
   }
 };
 var KEEPALIVE_MS = 3e4;
+var FINAL_ERROR_MAX_MS = 3e4;
 var BACKLOG_LIMIT = 4 * 1024 * 1024;
 var shutdownNotice = {
   severity: "FATAL",
@@ -28590,70 +30491,198 @@ var shutdownNotice = {
 };
 
 // gateway/postgres/startup-settings.ts
-var PLAIN_STARTUP_PARAMS = /* @__PURE__ */ new Set(["user", "database", "application_name", "client_encoding", "DateStyle", "TimeZone", "extra_float_digits", "IntervalStyle", "fallback_application_name"]);
-function startupSettings(params) {
-  const out = [];
-  for (const [k, v] of params) {
-    if (PLAIN_STARTUP_PARAMS.has(k)) continue;
-    if (k !== "options") {
-      out.push([k, v]);
-      continue;
-    }
-    const words = [];
-    let cur = "";
-    let inWord = false;
-    for (let i = 0; i < v.length; i++) {
-      const c = v[i];
-      if (c === "\\" && i + 1 < v.length) {
-        cur += v[++i];
-        inWord = true;
-      } else if (/\s/.test(c)) {
-        if (inWord) words.push(cur);
-        cur = "";
-        inWord = false;
-      } else {
-        cur += c;
-        inWord = true;
+var NOT_SETTINGS = /* @__PURE__ */ new Set(["user", "database", "options", "replication"]);
+var PLAIN_STARTUP_SETTINGS = /* @__PURE__ */ new Set(["application_name", "client_encoding", "datestyle", "timezone", "extra_float_digits", "intervalstyle", "fallback_application_name"]);
+var isCSpace = (c) => c === " " || c >= "	" && c <= "\r";
+function splitOptions(raw) {
+  const words = [];
+  let i = 0;
+  while (i < raw.length) {
+    while (i < raw.length && isCSpace(raw[i])) i++;
+    if (i >= raw.length) break;
+    let word = "";
+    let escaped = false;
+    for (; i < raw.length; i++) {
+      const c = raw[i];
+      if (isCSpace(c) && !escaped) break;
+      if (!escaped && c === "\\") escaped = true;
+      else {
+        escaped = false;
+        word += c;
       }
     }
-    if (inWord) words.push(cur);
-    for (let i = 0; i < words.length; i++) {
-      const w = words[i];
-      const setting = w === "-c" ? words[++i] : w.startsWith("-c") ? w.slice(2) : w.startsWith("--") ? w.slice(2) : void 0;
-      const eq = setting?.indexOf("=") ?? -1;
-      if (setting === void 0 || eq <= 0) out.push(["options", w]);
-      else out.push([setting.slice(0, eq).replaceAll("-", "_"), setting.slice(eq + 1)]);
+    words.push(word);
+  }
+  return words;
+}
+var ignored = () => [];
+var sets = (name3, value) => (arg) => [[name3, value ?? arg]];
+var PLAN_TYPES = { s: "enable_seqscan", i: "enable_indexscan", o: "enable_indexonlyscan", b: "enable_bitmapscan", t: "enable_tidscan", n: "enable_nestloop", m: "enable_mergejoin", h: "enable_hashjoin" };
+function atoi(s) {
+  const m = /^[ \t\n\v\f\r]*([+-]?)(\d*)/.exec(s);
+  const digits2 = m[2].replace(/^0+(?=\d)/, "");
+  if (digits2.length > 9) return null;
+  const n = Number(digits2 || "0");
+  return m[1] === "-" ? -n : n;
+}
+function debugOptions(arg) {
+  const level = atoi(arg);
+  if (level === null) return `the debug level "${arg}" is out of range`;
+  const out = [["log_min_messages", level > 0 ? `debug${level}` : "notice"]];
+  if (level >= 2) out.push(["log_statement", "all"]);
+  if (level >= 3) out.push(["debug_print_parse", "true"]);
+  if (level >= 4) out.push(["debug_print_plan", "true"]);
+  if (level >= 5) out.push(["debug_print_rewritten", "true"]);
+  return out;
+}
+function longOption(flag) {
+  return (arg) => {
+    const eq = arg.indexOf("=");
+    if (eq < 0) return `${flag === "-" ? `--${arg}` : `-c ${arg}`} requires a value`;
+    const name3 = arg.slice(0, eq).replaceAll("-", "_");
+    if (name3 === "") return `"${arg}" names no setting`;
+    if (!SETTING_NAME.test(name3)) return `${JSON.stringify(name3)} is not a setting name`;
+    return [[asciiLower2(name3), arg.slice(eq + 1)]];
+  };
+}
+var SWITCHES = {
+  B: { takesArg: true, effect: sets("shared_buffers") },
+  b: { takesArg: false, effect: ignored },
+  c: { takesArg: true, effect: longOption("c") },
+  C: { takesArg: true, effect: ignored },
+  D: { takesArg: true, effect: ignored },
+  d: { takesArg: true, effect: debugOptions },
+  E: { takesArg: false, effect: ignored },
+  e: { takesArg: false, effect: sets("datestyle", "euro") },
+  F: { takesArg: false, effect: sets("fsync", "false") },
+  f: { takesArg: true, effect: (arg) => PLAN_TYPES[arg[0] ?? ""] ? [[PLAN_TYPES[arg[0]], "false"]] : `-f ${arg} names no plan type` },
+  h: { takesArg: true, effect: sets("listen_addresses") },
+  i: { takesArg: false, effect: sets("listen_addresses", "*") },
+  j: { takesArg: false, effect: ignored },
+  k: { takesArg: true, effect: sets("unix_socket_directories") },
+  l: { takesArg: false, effect: sets("ssl", "true") },
+  N: { takesArg: true, effect: sets("max_connections") },
+  n: { takesArg: false, effect: ignored },
+  O: { takesArg: false, effect: sets("allow_system_table_mods", "true") },
+  P: { takesArg: false, effect: sets("ignore_system_indexes", "true") },
+  p: { takesArg: true, effect: sets("port") },
+  r: { takesArg: true, effect: ignored },
+  S: { takesArg: true, effect: sets("work_mem") },
+  s: { takesArg: false, effect: sets("log_statement_stats", "true") },
+  T: { takesArg: false, effect: ignored },
+  t: {
+    takesArg: true,
+    // get_stats_option_name: "pa..." parser, "pl..." planner, "e..." executor.
+    effect: (arg) => {
+      const name3 = arg[0] === "p" ? arg[1] === "a" ? "log_parser_stats" : arg[1] === "l" ? "log_planner_stats" : null : arg[0] === "e" ? "log_executor_stats" : null;
+      return name3 ? [[name3, "true"]] : `-t ${arg} names no statistics`;
+    }
+  },
+  v: { takesArg: true, effect: ignored },
+  W: { takesArg: true, effect: sets("post_auth_delay") },
+  "-": { takesArg: true, effect: longOption("-") }
+};
+var SETTING_NAME = /^[A-Za-z0-9_$.]+$/;
+var asciiLower2 = (s) => s.replace(/[A-Z]/g, (c) => c.toLowerCase());
+function parseOptions(raw) {
+  const switches = [];
+  const refuse2 = (why) => ({ switches, refusal: why });
+  const odd = /[^\x20-\x7e\t\n\v\f\r]/.exec(raw);
+  if (odd) return refuse2(`it holds the character U+${odd[0].codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}, and only printable ASCII is read the same way by every server locale`);
+  const words = splitOptions(raw);
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i];
+    if (word === "--") {
+      if (i + 1 < words.length) return refuse2(`"${words[i + 1]}" after "--" is not a switch`);
+      break;
+    }
+    if (word.length < 2 || word[0] !== "-") return refuse2(`"${word}" is not a switch (switches start with "-")`);
+    for (let j = 1; j < word.length; j++) {
+      const letter = word[j];
+      const spec = SWITCHES[letter];
+      const name3 = letter === "-" ? "--" : `-${letter}`;
+      if (!spec) return refuse2(`${name3} (in "${word}") is not a switch the server accepts`);
+      if (!spec.takesArg) {
+        switches.push({ switch: name3, sets: spec.effect("") });
+        continue;
+      }
+      let arg;
+      if (j + 1 < word.length) arg = word.slice(j + 1);
+      else if (i + 1 < words.length) arg = words[++i];
+      else return refuse2(`${name3} (in "${word}") needs an argument`);
+      const effect = spec.effect(arg);
+      if (typeof effect === "string") return refuse2(effect);
+      switches.push({ switch: name3, argument: arg, sets: effect });
+      break;
     }
   }
-  return out;
+  return { switches, refusal: null };
+}
+function readStartupParameters(params) {
+  const settings = [];
+  const decided = [];
+  let options = null;
+  let refusal = null;
+  const raw = params.get("options");
+  if (raw !== void 0) {
+    const parsed = parseOptions(raw);
+    options = parsed.switches;
+    if (parsed.refusal) refusal ??= `options ${JSON.stringify(raw)} (PGOPTIONS) cannot be read as settings: ${parsed.refusal}`;
+    for (const s of parsed.switches) {
+      for (const [name3, value] of s.sets) {
+        const setting = { name: name3, value, from: s.switch };
+        settings.push(setting);
+        decided.push(setting);
+      }
+    }
+  }
+  for (const [k, v] of params) {
+    if (NOT_SETTINGS.has(k) || k.startsWith("_pq_.")) continue;
+    if (!SETTING_NAME.test(k)) refusal ??= `the startup parameter ${JSON.stringify(k)} is not a setting name`;
+    const setting = { name: asciiLower2(k), value: v, from: "parameter" };
+    settings.push(setting);
+    if (!PLAIN_STARTUP_SETTINGS.has(setting.name)) decided.push(setting);
+  }
+  return { settings, decided, options, refusal };
+}
+function asSetStatements(settings) {
+  return settings.map((s) => `SET ${quoteIdent(s.name)} TO ${quoteLiteral(s.value)}`).join("; ");
 }
 var quoteIdent = (s) => `"${s.replaceAll('"', '""')}"`;
 var quoteLiteral = (s) => `'${s.replaceAll("'", "''")}'`;
 
 // gateway/postgres/response-masking.ts
-var ECHOING_FIELDS = /* @__PURE__ */ new Set(["M", "D", "H", "W", "q"]);
+var FIXED_FIELDS = /* @__PURE__ */ new Set(["S", "V", "C", "P", "p", "F", "L", "R"]);
 var ResponseMasking = class {
   masker;
-  tableName;
+  catalog;
+  /** Told of completed commands, so the catalog is read again after DDL (table-names.ts). */
+  catalogChanges;
   client;
   log;
   tableByName;
-  constructor(masker, tableName, tableByName = () => void 0) {
+  constructor(masker, catalog, tableByName = () => void 0, catalogChanges = null) {
     this.masker = masker;
     this.tableByName = tableByName;
-    this.tableName = tableName;
+    this.catalog = catalog;
+    this.catalogChanges = catalogChanges;
     this.client = masker.applyTo.client;
     this.log = masker.applyTo.log;
   }
-  /** Message types whose bodies masking reads (and, for the client, may rewrite). */
-  /** Whether COPY statements need their table named (some columns are masked by name). */
-  get masksCopyColumns() {
-    return this.masker.masksColumns;
+  /** Whether runs must say what their computed columns may come from (column masking). */
+  get masksComputed() {
+    return this.masker.masksColumns && this.catalog.computed !== void 0;
   }
-  /** A COPY ... TO STDOUT began: plan its columns from the statement's table. */
-  startCopy(run) {
+  /** Whether COPY statements must be read for their table and options (any masking). */
+  get masksCopyColumns() {
+    return this.masker.enabled;
+  }
+  /** A COPY ... TO STDOUT began (its CopyOutResponse): plan how its rows are split and masked. */
+  startCopy(run, copyOutResponse) {
     const copy = run.copyOuts?.shift();
-    run.copyPlan = copy && copy.table !== null ? planCopy(this.masker, copy, this.tableByName(copy.schema, copy.table)) : null;
+    const binary = copyOutResponse[0] === 1;
+    const columns = copyOutResponse.length >= 3 ? copyOutResponse.readInt16BE(1) : 0;
+    run.copyPlan = planCopy(this.masker, copy, columns, binary, this.tableByName);
   }
   /** Whether a message of this type, answering `head`, may be rewritten for the client. */
   rewrites(type, head) {
@@ -28661,11 +30690,11 @@ var ResponseMasking = class {
     if (type === B.DataRow || type === B.CopyData) {
       const run = head && (head.kind === "query" || head.kind === "execute") ? head.run : null;
       if (!run) return false;
-      if (type === B.CopyData) return !run.copyBinary;
+      if (type === B.CopyData) return true;
       const cols = resultColumns(head);
       return run.maskPlanFor !== cols || run.maskPlan === null || run.maskPlan.active;
     }
-    return type === B.NoticeResponse || type === B.ErrorResponse || type === B.NotificationResponse;
+    return type === B.NoticeResponse || type === B.ErrorResponse || type === B.NotificationResponse || type === B.ParameterStatus || type === B.FunctionCallResponse;
   }
   message(type, body, head) {
     switch (type) {
@@ -28678,6 +30707,10 @@ var ResponseMasking = class {
         return this.notice(type, body, head);
       case B.NotificationResponse:
         return this.notification(body);
+      case B.ParameterStatus:
+        return this.parameterStatus(body);
+      case B.FunctionCallResponse:
+        return this.functionResult(body, head);
       default:
         return null;
     }
@@ -28688,12 +30721,13 @@ var ResponseMasking = class {
     const portal = head.kind === "execute" ? head.portal : null;
     const cols = resultColumns(head);
     if (run.maskPlanFor !== cols || run.maskPlan === null) {
-      run.maskPlan = this.plan(cols, portal ? portal.resultFormats : null, run.columns === null);
+      const computed = this.masksComputed && computedColumnsMasked(run.computed, this.catalog.computed);
+      run.maskPlan = this.plan(cols, portal ? portal.resultFormats : null, run.columns === null, computed);
       run.maskPlanFor = cols;
     }
     const plan = run.maskPlan;
     if (plan && !plan.active) return null;
-    const masked = maskRow(this.masker, plan ?? blindPlan(body.readInt16BE(0), portal ? portal.resultFormats : null), decodeDataRow(body));
+    const masked = maskRow(this.masker, plan ?? blindPlan(this.masker, body.readInt16BE(0), portal ? portal.resultFormats : null), decodeDataRow(body));
     if (!masked) return null;
     head.cmd.noteMasked(masked.columns, masked.detectors);
     const message2 = encodeDataRow(masked.fields);
@@ -28701,13 +30735,13 @@ var ResponseMasking = class {
   }
   /** Plans once per described statement (prepared statements execute many times). */
   plans = /* @__PURE__ */ new WeakMap();
-  plan(cols, resultFormats, reusable) {
+  plan(cols, resultFormats, reusable, computed) {
     if (!cols) return null;
-    if (!reusable) return planRow(this.masker, cols, resultFormats, this.tableName);
-    const formats = resultFormats ? resultFormats.join(",") : "";
+    if (!reusable) return planRow(this.masker, cols, resultFormats, this.catalog, computed);
+    const formats = `${resultFormats ? resultFormats.join(",") : ""}@${this.catalog.generation}${computed ? "+computed" : ""}`;
     const cached = this.plans.get(cols);
     if (cached && cached.formats === formats) return cached.plan;
-    const plan = planRow(this.masker, cols, resultFormats, this.tableName);
+    const plan = planRow(this.masker, cols, resultFormats, this.catalog, computed);
     if (plan?.complete) this.plans.set(cols, { formats, plan });
     return plan;
   }
@@ -28716,21 +30750,33 @@ var ResponseMasking = class {
     return { ...this.client ? { client: message2 } : {}, ...this.log ? { log: message2.subarray(5) } : {} };
   }
   copyData(type, body, head) {
-    if (!head || head.kind !== "query" && head.kind !== "execute" || head.run.copyBinary) return null;
-    let row = body.toString("utf8");
-    let columns = 0;
-    if (head.run.copyPlan) {
-      const c = maskCopyRow(this.masker, head.run.copyPlan, row);
-      if (c) {
-        row = c.row;
-        columns = c.masked;
-      }
+    if (!head || head.kind !== "query" && head.kind !== "execute") return null;
+    const plan = head.run.copyPlan;
+    const c = plan ? maskCopyRow(this.masker, plan, body) : null;
+    const r = plan ? null : this.masker.maskText(body.toString("utf8"));
+    if (!c && !r) return null;
+    head.cmd.noteMasked(c?.masked ?? 0, c?.detectors ?? r.detectors);
+    return this.output(frame(type, c ? c.row : Buffer.from(r.text)));
+  }
+  /**
+   * Whether an error's DETAIL may print values of masked columns, which detectors cannot
+   * recognise (a phone number): constraint violations print the failing row or key of their
+   * table whole. With columns masked by name, the DETAIL of a notice that names a table is
+   * masked whole unless the catalog holds that table with no masked column (a table it does not
+   * hold yet may be anything), and so is the DETAIL of a violation that names no table.
+   */
+  detailShowsRows(fields) {
+    if (!this.masker.masksColumns) return false;
+    const field = (code) => fields.find(([c]) => c === code)?.[1];
+    const table2 = field("t");
+    if (table2 !== void 0) {
+      const known = this.tableByName(field("s") ?? null, table2);
+      if (!known) return true;
+      if (!known.columns.some((c) => c.masked)) return false;
+      const keyColumns = keyColumnsOf(field("D") ?? "");
+      return keyColumns === null || !keyColumns.every((name3) => known.columns.some((c) => c.name === name3 && !c.masked));
     }
-    const r = this.masker.maskText(row);
-    if (!r && columns === 0) return null;
-    head.cmd.noteMasked(columns, r?.detectors ?? []);
-    const message2 = frame(type, Buffer.from(r?.text ?? row));
-    return this.output(message2);
+    return ROW_ECHO_CLASSES.has((field("C") ?? "").slice(0, 2));
   }
   /** NOTIFY payloads (the channel is a name, not a value). */
   notification(body) {
@@ -28740,113 +30786,614 @@ var ResponseMasking = class {
     const message2 = new MessageWriter().int32(n.processId).cstring(n.channel).cstring(r.text).finish(B.NotificationResponse);
     return this.output(message2);
   }
+  /** A setting's value as the server reports it (`set_config('application_name', email, false)`
+   * echoes a value a query chose). */
+  parameterStatus(body) {
+    const [name3, value] = decodeParameterStatus(body);
+    const r = this.masker.maskText(value);
+    return r && this.output(encodeParameterStatus(name3, r.text));
+  }
+  /** A fast-path FunctionCall's result: its type is not known here and it may be text or binary,
+   * so its bytes are read as bytes (as bytea is), and what detectors find masked in place. */
+  functionResult(body, head) {
+    const len = body.length >= 4 ? body.readInt32BE(0) : -1;
+    if (len <= 0 || 4 + len > body.length) return null;
+    const run = head && (head.kind === "query" || head.kind === "execute") ? head.run : null;
+    if (this.masker.masksColumns && !(run?.functionOid !== void 0 && LARGE_OBJECT_FUNCTIONS.has(run.functionOid))) {
+      if (head && (head.kind === "query" || head.kind === "execute")) head.cmd.noteMasked(1, []);
+      return this.output(new MessageWriter().int32(-1).finish(B.FunctionCallResponse));
+    }
+    const result = body.subarray(4, 4 + len);
+    const r = maskValue(this.masker, /^\\x(?:[0-9a-fA-F]{2})*$/.test(result.toString("latin1")) ? READ.byteaText : READ.byteaBinary, result);
+    if (!r) return null;
+    if (head && (head.kind === "query" || head.kind === "execute")) head.cmd.noteMasked(0, r.detectors);
+    const value = r.value;
+    return this.output(new MessageWriter().int32(value.length).bytes(value).finish(B.FunctionCallResponse));
+  }
   notice(type, body, head) {
     let changed = false;
+    let maskedDetail = 0;
     const fired = [];
-    const fields = decodeNoticeFields(body).map(([code, value]) => {
-      if (!ECHOING_FIELDS.has(code)) return [code, value];
-      const r = this.masker.maskText(value);
+    const decoded = decodeNoticeFields(body);
+    const detailWhole = this.detailShowsRows(decoded);
+    const run = head && (head.kind === "query" || head.kind === "execute") ? head.run : null;
+    const quoting = run !== null && this.masksComputed ? quotingFields(decoded) : null;
+    const echoes = quoting !== null && quoting.size > 0 && computedColumnsMasked(run.computed, this.catalog.computed);
+    const fields = decoded.map(([code, value]) => {
+      if (code === "D" && detailWhole) {
+        changed = true;
+        maskedDetail = 1;
+        return [code, MASKED_DETAIL];
+      }
+      if (echoes && quoting.has(code)) {
+        changed = true;
+        maskedDetail = 1;
+        return [code, MASKED_ECHO];
+      }
+      if (FIXED_FIELDS.has(code)) return [code, value];
+      const r = maskTextValue(this.masker, value);
       if (!r) return [code, value];
       changed = true;
       fired.push(...r.detectors);
       return [code, r.text];
     });
     if (!changed) return null;
-    if (head && (head.kind === "query" || head.kind === "execute")) head.cmd.noteMasked(0, [...new Set(fired)]);
+    if (head && (head.kind === "query" || head.kind === "execute")) head.cmd.noteMasked(maskedDetail, [...new Set(fired)]);
     const message2 = encodeNoticeFields(type, fields);
     return this.output(message2);
   }
 };
+var LARGE_OBJECT_FUNCTIONS = /* @__PURE__ */ new Set([715, 952, 953, 954, 955, 956, 957, 958, 964, 1004, 3170, 3171, 3172]);
+var MASKED_DETAIL = "[masked: it may show values of masked columns]";
+var ROW_ECHO_CLASSES = /* @__PURE__ */ new Set(["23", "44"]);
+function keyColumnsOf(detail) {
+  const m = /^Key \((.*?)\)=\(/.exec(detail);
+  if (!m) return null;
+  const names = m[1].split(", ").map((n) => /^[a-z_][a-z0-9_$]*$/.test(n) ? n : /^"(?:[^"]|"")+"$/.test(n) ? n.slice(1, -1).replace(/""/g, '"') : null);
+  return names.every((n) => n !== null) ? names : null;
+}
 function frame(type, body) {
   return new MessageWriter().bytes(body).finish(type);
 }
 
+// gateway/postgres/column-identity.ts
+var FIRST_USER_OID = 16384;
+var ANYARRAY = 2277;
+var STATISTICS_VALUES = /* @__PURE__ */ new Set(["most_common_vals", "most_common_elems", "histogram_bounds"]);
+var STATISTICS_RELATIONS = /^pg_stat(?:s|s_ext|s_ext_exprs|istic|istic_ext_data)$/i;
+var BUILT_IN_SCHEMAS = /* @__PURE__ */ new Set(["pg_catalog", "information_schema"]);
+var MaskedIdentities = class {
+  /** `oid:attnum` of masked columns. */
+  columns = /* @__PURE__ */ new Set();
+  /** Relations with a masked column: their whole-row values are masked. */
+  relations = /* @__PURE__ */ new Set();
+  /** Types whose values may carry a masked column (row types, their arrays, domains and ranges). */
+  types = /* @__PURE__ */ new Set();
+  /** Every name a masked column of a table or composite type has had in this run: a function's
+   * result columns (`SELECT * FROM f()` of `SETOF customers`) are computed, known only by name. */
+  names = /* @__PURE__ */ new Set();
+  column(table2, attnum) {
+    return attnum === 0 ? this.relations.has(table2) : this.columns.has(`${table2}:${attnum}`);
+  }
+  /** Binds the masking patterns to the identities of this snapshot, adding to what is masked. */
+  bind(snapshot, masker) {
+    const add = (table2, attnum) => {
+      const key = `${table2}:${attnum}`;
+      if (this.columns.has(key)) return false;
+      this.columns.add(key);
+      return true;
+    };
+    for (const [oid, rel] of snapshot.relations) {
+      for (const [attnum, col] of rel.columns) if (masker.columnMasked(col.name, `${rel.schema}.${rel.name}`)) add(oid, attnum);
+    }
+    const dependsOnMasked = (view) => (snapshot.viewDependencies.get(view) ?? []).some((d) => d.table !== view && this.column(d.table, d.column));
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (const [oid, rel] of snapshot.relations) {
+        for (const [attnum, col] of rel.columns) if (this.types.has(col.typeOid) && add(oid, attnum)) changed = true;
+        if (!snapshot.viewOrigins.has(oid)) continue;
+        const origins = snapshot.viewOrigins.get(oid) ?? null;
+        for (const attnum of rel.columns.keys()) {
+          const origin = origins?.get(attnum);
+          const masked = origin && origin.table !== 0 ? this.column(origin.table, origin.column) : dependsOnMasked(oid);
+          if (masked && add(oid, attnum)) changed = true;
+        }
+      }
+      for (const [child, parents] of snapshot.parents) {
+        const c = snapshot.relations.get(child);
+        for (const parent of parents) {
+          const p = snapshot.relations.get(parent);
+          if (!c || !p) continue;
+          for (const [ca, ccol] of c.columns) {
+            for (const [pa, pcol] of p.columns) {
+              if (ccol.name !== pcol.name) continue;
+              if (this.column(parent, pa) && add(child, ca)) changed = true;
+              if (this.column(child, ca) && add(parent, pa)) changed = true;
+            }
+          }
+        }
+      }
+      for (const key of this.columns) {
+        const table2 = Number(key.slice(0, key.indexOf(":")));
+        if (!this.relations.has(table2)) {
+          this.relations.add(table2);
+          changed = true;
+        }
+      }
+      for (const [oid, t] of snapshot.types) {
+        if (this.types.has(oid)) continue;
+        if (t.relation !== 0 && this.relations.has(t.relation) || this.types.has(t.element) || this.types.has(t.base) || this.types.has(t.range)) {
+          this.types.add(oid);
+          changed = true;
+        }
+      }
+    }
+    for (const [oid, rel] of snapshot.relations) {
+      if (rel.kind === "v" || rel.kind === "m") continue;
+      for (const [attnum, col] of rel.columns) if (this.columns.has(`${oid}:${attnum}`)) this.names.add(col.name);
+    }
+  }
+};
+var ColumnMasking = class {
+  masker;
+  identities = new MaskedIdentities();
+  snapshot = null;
+  #stale = false;
+  /** Counts reads and changes of `stale`: plans made at an older generation are made again. */
+  generation = 0;
+  /** Called when a column names something the catalog does not hold yet. */
+  onUnknown;
+  constructor(masker, onUnknown = () => void 0) {
+    this.masker = masker;
+    this.onUnknown = onUnknown;
+  }
+  /** A new catalog read: its identities are bound; what was masked before stays masked. */
+  update(snapshot) {
+    this.identities.bind(snapshot, this.masker);
+    this.snapshot = snapshot;
+    this.generation++;
+  }
+  /** A catalog change (DDL) is known and not read yet: views may have been redefined. */
+  get stale() {
+    return this.#stale;
+  }
+  set stale(value) {
+    if (value !== this.#stale) this.generation++;
+    this.#stale = value;
+  }
+  /** The relation by OID and its columns in order (for COPY), with which are masked. */
+  relation(oid) {
+    const rel = this.snapshot?.relations.get(oid);
+    if (!rel) return void 0;
+    const masked = /* @__PURE__ */ new Set();
+    for (const attnum of rel.columns.keys()) if (this.identities.column(oid, attnum)) masked.add(attnum);
+    return { ...rel, masked };
+  }
+  get relations() {
+    return this.snapshot?.relations ?? /* @__PURE__ */ new Map();
+  }
+  columnMasked(c) {
+    if (!this.masker.masksColumns) return { masked: false, settled: true };
+    const type = this.typeMasked(c.typeOid);
+    const rel = c.tableOid === 0 ? void 0 : this.snapshot?.relations.get(c.tableOid);
+    const settled = type.known && !this.#stale;
+    if (c.tableOid === 0) return { masked: this.masker.columnMasked(c.name, null) || this.masker.columnNeedsTable(c.name) || this.identities.names.has(c.name) || type.masked, settled };
+    if (!rel && c.tableOid < FIRST_USER_OID) return { masked: this.masker.columnMasked(c.name, null) || STATISTICS_VALUES.has(c.name) || type.masked, settled };
+    if (!rel || c.attnum !== 0 && !rel.columns.has(c.attnum)) {
+      this.onUnknown();
+      return { masked: true, settled: false };
+    }
+    let masked = this.identities.column(c.tableOid, c.attnum) || this.masker.columnMasked(c.name, `${rel.schema}.${rel.name}`) || type.masked;
+    if (this.#stale && (rel.kind === "v" || rel.kind === "m")) masked = true;
+    return { masked, settled };
+  }
+  // ---- what computed columns need (computed-columns.ts) ------------------------------------
+  /** Weighs statements for computed columns (computed-columns.ts). */
+  get computed() {
+    return this;
+  }
+  byName = null;
+  /** Relations by lower-case name and masked column names, per catalog generation. */
+  names() {
+    if (this.byName?.generation === this.generation) return this.byName;
+    const relations = /* @__PURE__ */ new Map();
+    for (const [oid, rel] of this.relations) {
+      const maskedNames2 = [];
+      for (const [attnum, col] of rel.columns) if (this.identities.column(oid, attnum)) maskedNames2.push(col.name);
+      const isMasked = maskedNames2.length > 0 || this.#stale && (rel.kind === "v" || rel.kind === "m");
+      const key = rel.name.toLowerCase();
+      relations.set(key, [...relations.get(key) ?? [], { schema: rel.schema, masked: isMasked, maskedNames: maskedNames2 }]);
+    }
+    const maskedNames = new Set([...this.identities.names].map((n) => n.toLowerCase()));
+    this.byName = { generation: this.generation, relations, maskedNames };
+    return this.byName;
+  }
+  nameMasked(name3) {
+    return this.masker.columnMasked(name3, null) || this.masker.columnNeedsTable(name3) || this.names().maskedNames.has(name3.toLowerCase());
+  }
+  relationsNamed(schema, name3) {
+    const found = (this.names().relations.get(name3.toLowerCase()) ?? []).filter((r) => schema === null || r.schema.toLowerCase() === schema.toLowerCase());
+    if (found.length > 0) return found;
+    if (this.#stale) {
+      this.onUnknown();
+      return found;
+    }
+    const builtIn = schema === null ? name3.toLowerCase().startsWith("pg_") : BUILT_IN_SCHEMAS.has(schema.toLowerCase());
+    if (!builtIn) {
+      this.onUnknown();
+      return [];
+    }
+    return [{ masked: STATISTICS_RELATIONS.test(name3), maskedNames: [...STATISTICS_VALUES] }];
+  }
+  userRoutine(name3) {
+    const key = name3.toLowerCase();
+    if (this.snapshot?.routines?.has(key)) return true;
+    if (this.snapshot?.builtInRoutines?.has(key)) return false;
+    this.onUnknown();
+    return true;
+  }
+  typeMasked(oid) {
+    if (oid < FIRST_USER_OID) return { masked: oid === ANYARRAY, known: true };
+    if (this.identities.types.has(oid)) return { masked: true, known: true };
+    if (this.snapshot?.types.has(oid)) return { masked: false, known: true };
+    this.onUnknown();
+    return { masked: true, known: false };
+  }
+};
+
+// gateway/postgres/view-columns.ts
+function viewColumnOrigins(action) {
+  let items;
+  try {
+    items = new NodeTreeReader(action).all();
+  } catch {
+    return null;
+  }
+  const list = items.length === 1 ? items[0] : void 0;
+  const query = Array.isArray(list) && list.length === 1 ? list[0] : void 0;
+  if (!isNode(query) || query.node !== "QUERY") return null;
+  const targets = query.fields.get("targetList");
+  if (!targets || targets.length !== 1 || !Array.isArray(targets[0])) return null;
+  const out = /* @__PURE__ */ new Map();
+  for (const t of targets[0]) {
+    if (!isNode(t) || t.node !== "TARGETENTRY") return null;
+    if (atom(t, "resjunk") === "true") continue;
+    const resno = Number(atom(t, "resno"));
+    const table2 = Number(atom(t, "resorigtbl"));
+    const column = Number(atom(t, "resorigcol"));
+    if (!Number.isInteger(resno) || !Number.isInteger(table2) || !Number.isInteger(column)) return null;
+    out.set(resno, table2 === 0 ? { table: 0, column: 0 } : { table: table2, column });
+  }
+  return out;
+}
+function isNode(i) {
+  return typeof i === "object" && i !== null && !Array.isArray(i);
+}
+function atom(n, key) {
+  const v = n.fields.get(key);
+  return v && v.length === 1 && typeof v[0] === "string" ? v[0] : void 0;
+}
+var NodeTreeReader = class {
+  pos = 0;
+  s;
+  constructor(s) {
+    this.s = s;
+  }
+  all() {
+    const out = [];
+    for (let t = this.token(); t !== null; t = this.token()) out.push(this.item(t));
+    return out;
+  }
+  item(t) {
+    if (t.kind === "open") {
+      if (t.text === "{") return this.node();
+      return this.list(t.text === "(" ? ")" : "]");
+    }
+    if (t.kind === "close") throw new Error(`unexpected ${t.text}`);
+    return t.text;
+  }
+  list(close) {
+    const out = [];
+    for (; ; ) {
+      const t = this.token();
+      if (t === null) throw new Error("unterminated list");
+      if (t.kind === "close") {
+        if (t.text !== close) throw new Error("mismatched list");
+        return out;
+      }
+      out.push(this.item(t));
+    }
+  }
+  node() {
+    const name3 = this.token();
+    if (name3 === null || name3.kind !== "word") throw new Error("node without a name");
+    const fields = /* @__PURE__ */ new Map();
+    let current = null;
+    for (; ; ) {
+      const t = this.token();
+      if (t === null) throw new Error("unterminated node");
+      if (t.kind === "close") {
+        if (t.text !== "}") throw new Error("mismatched node");
+        return { node: name3.text, fields };
+      }
+      if (t.kind === "word" && !t.escaped && t.text.startsWith(":")) {
+        current = [];
+        fields.set(t.text.slice(1), current);
+        continue;
+      }
+      const value = this.item(t);
+      current?.push(value);
+    }
+  }
+  token() {
+    const s = this.s;
+    while (this.pos < s.length && /\s/.test(s[this.pos])) this.pos++;
+    if (this.pos >= s.length) return null;
+    const c = s[this.pos];
+    if (c === "{" || c === "(" || c === "[") {
+      this.pos++;
+      return { kind: "open", text: c, escaped: false };
+    }
+    if (c === "}" || c === ")" || c === "]") {
+      this.pos++;
+      return { kind: "close", text: c, escaped: false };
+    }
+    if (c === '"') {
+      let text2 = "";
+      this.pos++;
+      while (this.pos < s.length && !(s[this.pos] === '"' && /^[\s)}\]]?$/.test(s[this.pos + 1] ?? ""))) {
+        if (s[this.pos] === "\\") this.pos++;
+        text2 += s[this.pos] ?? "";
+        this.pos++;
+      }
+      if (this.pos >= s.length) throw new Error("unterminated string");
+      this.pos++;
+      return { kind: "word", text: text2, escaped: true };
+    }
+    let text = "";
+    let escaped = false;
+    while (this.pos < s.length) {
+      const ch = s[this.pos];
+      if (ch === "\\") {
+        escaped = true;
+        text += s[this.pos + 1] ?? "";
+        this.pos += 2;
+        continue;
+      }
+      if (/\s/.test(ch) || "{}()[]".includes(ch)) break;
+      text += ch;
+      this.pos++;
+    }
+    return { kind: "word", text, escaped };
+  }
+};
+
 // gateway/postgres/table-names.ts
-var CATALOG_QUERY = `SELECT c.oid, n.nspname, c.relname, a.attnum, a.attname, a.atttypid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`;
+var CATALOG_QUERY = [
+  `SELECT c.oid, n.nspname, c.relname, c.relkind, a.attnum, a.attname, a.atttypid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'c') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
+  `SELECT t.oid, t.typrelid, t.typelem, t.typbasetype, coalesce(r.rngsubtype, m.rngtypid, 0) FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_range r ON r.rngtypid = t.oid LEFT JOIN pg_catalog.pg_range m ON m.rngmultitypid = t.oid WHERE t.oid >= 16384`,
+  `SELECT r.ev_class, r.ev_action FROM pg_catalog.pg_rewrite r WHERE r.rulename = '_RETURN' AND r.ev_class >= 16384`,
+  `SELECT DISTINCT r.ev_class, d.refobjid, d.refobjsubid FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND r.rulename = '_RETURN'`,
+  `SELECT i.inhrelid, i.inhparent FROM pg_catalog.pg_inherits i`,
+  // Per function name: whether it is built in. Constructors of user range and multirange types
+  // are built-in code (they read no table).
+  `SELECT DISTINCT p.proname, n.nspname IN ('pg_catalog', 'information_schema') OR (l.lanname = 'internal' AND p.prosrc IN ('range_constructor2', 'range_constructor3', 'multirange_constructor0', 'multirange_constructor1', 'multirange_constructor2')) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN pg_catalog.pg_language l ON l.oid = p.prolang`
+].join("; ");
 var MIN_REFRESH_INTERVAL_MS = 1e3;
 var QUERY_TIMEOUT_MS = 15e3;
+var MAX_CATALOG_VALUE = 256 * 1024 * 1024;
+var CATALOG_KEEPING_TAGS = /* @__PURE__ */ new Set(["SHOW", "SET", "RESET", "BEGIN", "START TRANSACTION", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "LISTEN", "UNLISTEN", "NOTIFY", "DECLARE CURSOR", "CLOSE CURSOR", "CLOSE CURSOR ALL", "PREPARE", "DEALLOCATE", "DEALLOCATE ALL", "DISCARD ALL", "DISCARD PLANS", "DISCARD SEQUENCES", "DISCARD TEMP", "EXPLAIN", "VACUUM", "ANALYZE", "CHECKPOINT", "LOCK TABLE", "TRUNCATE TABLE", "CLUSTER", "REINDEX", "REFRESH MATERIALIZED VIEW", "SET CONSTRAINTS", "PREPARE TRANSACTION"]);
+var COUNTED_TAG = /^(?:SELECT|INSERT|UPDATE|DELETE|MERGE|COPY|FETCH|MOVE)(?: \d+)+$/;
+function changesCatalog(tag2) {
+  return !COUNTED_TAG.test(tag2) && !CATALOG_KEEPING_TAGS.has(tag2);
+}
 var TableNames = class {
   target;
   password;
   onError;
   record;
-  names = /* @__PURE__ */ new Map();
+  masking;
   loading = null;
+  loadAgain = false;
   lastLoad = 0;
+  retry = null;
+  /** Sessions that completed a catalog change in a transaction still open (others cannot see it yet). */
+  changing = /* @__PURE__ */ new Set();
+  /** Catalog changes committed, and how many of them the last successful read began after. */
+  changes = 0;
+  changesRead = 0;
+  /** Per session, the change it committed last and nobody has waited for yet. */
+  committed = /* @__PURE__ */ new Map();
+  readers = [];
+  conn = null;
   /** `record` logs the gateway's own query before it is sent (and throws if it cannot). */
-  constructor(target, password, record, onError) {
+  constructor(target, masker, password, record, onError) {
     this.record = record;
     this.target = target;
     this.password = password;
     this.onError = onError;
+    this.masking = new ColumnMasking(masker, () => this.refresh());
   }
-  /** Names, or undefined while unknown (a refresh is then started). */
-  lookup = {
-    table: (oid) => {
-      const t = this.names.get(oid);
-      if (t === void 0) void this.refresh();
-      return t?.name;
-    },
-    column: (oid, attnum) => {
-      const c = this.names.get(oid)?.columns.get(attnum);
-      if (c === void 0) void this.refresh();
-      return c?.name;
-    }
-  };
+  commandCompleted(session3, tag2) {
+    if (!changesCatalog(tag2)) return;
+    this.changing.add(session3);
+    this.updateStale();
+  }
+  readyForQuery(session3, transaction) {
+    if (transaction === "I") this.settled(session3);
+  }
+  sessionEnded(session3) {
+    this.settled(session3);
+    this.committed.delete(session3);
+  }
+  catalogRead(session3) {
+    const change = this.committed.get(session3);
+    if (change === void 0) return null;
+    this.committed.delete(session3);
+    if (this.changesRead >= change) return null;
+    return new Promise((resolve) => this.readers.push({ change, resolve }));
+  }
+  /** A session's catalog changes are committed (or rolled back): read the catalog again. */
+  settled(session3) {
+    if (!this.changing.delete(session3)) return;
+    this.changes++;
+    this.committed.set(session3, this.changes);
+    this.updateStale();
+    void this.load();
+  }
+  updateStale() {
+    this.masking.stale = this.changing.size > 0 || this.changesRead < this.changes;
+  }
   /** A table by name (`schema` null: the one in public, else any), with its columns in order. */
   byName(schema, table2) {
     let found;
-    for (const t of this.names.values()) {
-      if (t.table !== table2 || schema !== null && t.schema !== schema) continue;
-      if (!found || t.schema === "public") found = t;
+    for (const [oid, t] of this.masking.relations) {
+      if (t.name !== table2 || schema !== null && t.schema !== schema) continue;
+      if (found === void 0 || t.schema === "public") found = oid;
     }
-    if (!found) {
-      void this.refresh();
+    const rel = found === void 0 ? void 0 : this.masking.relation(found);
+    if (!rel) {
+      this.refresh();
       return void 0;
     }
-    return { name: found.name, columns: [...found.columns].sort((a, b) => a[0] - b[0]).map(([, c]) => c) };
+    const redefinable = this.masking.stale;
+    return { name: `${rel.schema}.${rel.name}`, columns: [...rel.columns].sort((a, b) => a[0] - b[0]).map(([attnum, c]) => ({ ...c, masked: redefinable || rel.masked.has(attnum) })) };
   }
-  /** Reloads the catalog's table names (at most one load at a time, and one per second). */
+  /** Reads the catalog now (the listener's first read). */
+  refreshNow() {
+    return this.load();
+  }
+  /** Reads the catalog again, at most once a second (an unknown relation or type was named). */
   refresh() {
-    if (this.loading) return this.loading;
-    if (Date.now() - this.lastLoad < MIN_REFRESH_INTERVAL_MS) return Promise.resolve();
+    if (this.retry) return;
+    const wait = this.lastLoad + MIN_REFRESH_INTERVAL_MS - Date.now();
+    if (wait <= 0 && !this.loading) {
+      void this.load();
+      return;
+    }
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      void this.load();
+    }, Math.max(wait, 0) + (this.loading ? MIN_REFRESH_INTERVAL_MS : 0));
+    this.retry.unref();
+  }
+  /** One read at a time; a read asked for during another starts when it ends. */
+  load() {
+    if (this.loading) {
+      this.loadAgain = true;
+      return this.loading;
+    }
+    const changes = this.changes;
     this.lastLoad = Date.now();
-    this.loading = this.load().catch((e) => this.onError(`cannot read table names from ${this.target.name}: ${e.message}; columns named by masking patterns with a table are masked in every table`)).finally(() => {
+    this.loading = this.read().then(
+      (snapshot) => {
+        this.masking.update(snapshot);
+        this.changesRead = Math.max(this.changesRead, changes);
+      },
+      (e) => this.onError(`cannot read the catalog of ${this.target.name}: ${e.message}; columns of relations and types it does not hold are masked whole`)
+    ).finally(() => {
       this.loading = null;
+      this.updateStale();
+      for (let i = this.readers.length - 1; i >= 0; i--) {
+        const r = this.readers[i];
+        if (r.change > changes) continue;
+        this.readers.splice(i, 1);
+        r.resolve();
+      }
+      if (this.loadAgain) {
+        this.loadAgain = false;
+        void this.load();
+      }
     });
     return this.loading;
   }
-  async load() {
-    this.record(CATALOG_QUERY);
-    const conn = await loginUpstream(this.target, await this.password(), /* @__PURE__ */ new Map([["application_name", "gateway-action catalog"]]));
-    const q = new MessageQueue(conn.socket, `upstream ${this.target.name}`);
-    conn.socket.resume();
+  /**
+   * One read over the gateway's own connection, kept open between reads (a login per DDL costs
+   * more than the read). A kept connection the server has closed meanwhile (idle timeout,
+   * restart) fails the read; it is tried once more on a new one.
+   */
+  async read() {
+    const reused = this.conn !== null;
     try {
-      conn.socket.write(serialize2.query(CATALOG_QUERY));
-      const names = /* @__PURE__ */ new Map();
-      for (; ; ) {
-        const m = await q.next(QUERY_TIMEOUT_MS, "catalog rows");
-        if (m.type === B.DataRow) {
-          const [oid, schema, table2, attnum, column, type] = decodeDataRow(m.body).map((f) => f?.toString("utf8") ?? "");
-          let t = names.get(Number(oid));
-          if (!t) names.set(Number(oid), t = { name: `${schema}.${table2}`, schema, table: table2, columns: /* @__PURE__ */ new Map() });
-          t.columns.set(Number(attnum), { name: column, typeOid: Number(type) });
-        } else if (m.type === B.ErrorResponse) throw new Error(decodeNotice(m.body).message);
-        else if (m.type === B.ReadyForQuery) break;
-      }
-      this.names = names;
-    } finally {
-      conn.socket.end(serialize2.end());
-      conn.socket.destroy();
+      return await this.readOnce();
+    } catch (e) {
+      this.close();
+      if (!reused) throw e;
+      return await this.readOnce();
     }
   }
+  async readOnce() {
+    this.record(CATALOG_QUERY);
+    const { socket, q } = this.conn ?? (this.conn = await this.connect());
+    socket.ref();
+    try {
+      socket.write(serialize2.query(CATALOG_QUERY));
+      const snapshot = { relations: /* @__PURE__ */ new Map(), types: /* @__PURE__ */ new Map(), viewOrigins: /* @__PURE__ */ new Map(), viewDependencies: /* @__PURE__ */ new Map(), parents: /* @__PURE__ */ new Map(), routines: /* @__PURE__ */ new Set(), builtInRoutines: /* @__PURE__ */ new Set() };
+      let set = 0;
+      for (; ; ) {
+        const m = await q.next(QUERY_TIMEOUT_MS, "catalog rows");
+        if (m.type === B.DataRow) addRow(snapshot, set, decodeDataRow(m.body).map((f) => f?.toString("utf8") ?? ""));
+        else if (m.type === B.CommandComplete) set++;
+        else if (m.type === B.ErrorResponse) throw new Error(decodeNotice(m.body).message);
+        else if (m.type === B.ReadyForQuery) break;
+      }
+      if (set !== 6) throw new Error(`the catalog query returned ${set} results, not 6`);
+      return snapshot;
+    } finally {
+      socket.unref();
+    }
+  }
+  async connect() {
+    const conn = await loginUpstream(this.target, await this.password(), /* @__PURE__ */ new Map([["application_name", "gateway-action catalog"]]));
+    const q = new MessageQueue(conn.socket, `upstream ${this.target.name}`, { maxBody: MAX_CATALOG_VALUE });
+    conn.socket.resume();
+    return { socket: conn.socket, q };
+  }
+  /** Ends the kept connection (the listener stops; or a read failed on it). */
+  close() {
+    const conn = this.conn;
+    this.conn = null;
+    if (!conn) return;
+    conn.socket.end(serialize2.end());
+    conn.socket.destroy();
+  }
 };
+function addRow(s, set, f) {
+  switch (set) {
+    case 0: {
+      const [oid, schema, name3, kind, attnum, column, type] = f;
+      let rel = s.relations.get(Number(oid));
+      if (!rel) s.relations.set(Number(oid), rel = { schema, name: name3, kind, columns: /* @__PURE__ */ new Map() });
+      rel.columns.set(Number(attnum), { name: column, typeOid: Number(type) });
+      return;
+    }
+    case 1:
+      s.types.set(Number(f[0]), { relation: Number(f[1]), element: Number(f[2]), base: Number(f[3]), range: Number(f[4]) });
+      return;
+    case 2:
+      s.viewOrigins.set(Number(f[0]), viewColumnOrigins(f[1]));
+      return;
+    case 3: {
+      const view = Number(f[0]);
+      const deps = s.viewDependencies.get(view) ?? [];
+      deps.push({ table: Number(f[1]), column: Number(f[2]) });
+      s.viewDependencies.set(view, deps);
+      return;
+    }
+    case 4: {
+      const child = Number(f[0]);
+      s.parents.set(child, [...s.parents.get(child) ?? [], Number(f[1])]);
+      return;
+    }
+    case 5:
+      (f[1] === "t" ? s.builtInRoutines : s.routines)?.add(f[0].toLowerCase());
+      return;
+  }
+}
 
 // gateway/postgres/listener.ts
-var STARTUP_TIMEOUT_MS = 3e4;
 function refuse(socket, notice) {
-  socket.end(encodeErrorResponse(notice));
-  socket.setTimeout(1e3, () => socket.destroy());
+  closeAfter(socket, encodeErrorResponse(notice));
 }
 var PostgresListener = class {
   opts;
@@ -28854,6 +31401,7 @@ var PostgresListener = class {
   server;
   sessions = /* @__PURE__ */ new Set();
   pendingSockets = /* @__PURE__ */ new Set();
+  loginGuard;
   cancelKeys = /* @__PURE__ */ new Map();
   stopping = false;
   idleWaiters = [];
@@ -28869,9 +31417,10 @@ var PostgresListener = class {
       const writer = opts.recorder.writer;
       const tables = new TableNames(
         opts.target,
+        masker,
         opts.upstreamPassword,
         (query) => {
-          writer.append("gateway-query", { target: opts.target.name, purpose: "table names for masking", text: query });
+          writer.append("gateway-query", { target: opts.target.name, purpose: "catalog for column masking", text: query });
           const failure = writer.flushSync();
           if (failure) throw failure;
         },
@@ -28882,12 +31431,13 @@ var PostgresListener = class {
           }
         }
       );
-      this.masking = new ResponseMasking(masker, tables.lookup, (schema, table2) => tables.byName(schema, table2));
-      if (masker.masksColumns) this.tablesLoaded = tables.refresh();
+      this.masking = new ResponseMasking(masker, tables.masking, (schema, table2) => tables.byName(schema, table2), masker.masksColumns ? tables : null);
+      if (masker.masksColumns) this.tablesLoaded = tables.refreshNow();
     }
     this.policyContext = opts.policy ? policyContext(opts.policy.rules, opts.policy.claims, opts.target.name, opts.approvals ?? null) : null;
     this.verifier = makeVerifier(opts.clientPassword);
-    this.server = net2.createServer((s) => this.accept(s));
+    this.loginGuard = opts.loginGuard ?? new LoginGuard();
+    this.server = net3.createServer((s) => this.accept(s));
   }
   get target() {
     return this.opts.target;
@@ -28915,72 +31465,36 @@ var PostgresListener = class {
       ]);
     }
     for (const s of this.sessions) s.forceClose();
+    this.masking?.catalogChanges?.close();
   }
   accept(socket) {
     if (this.stopping) return void socket.destroy();
+    socket.on("error", () => socket.destroy());
+    let rec = null;
+    const admitted = this.loginGuard.admit(socket, () => {
+      try {
+        rec?.close("client authentication timed out", { timeout_ms: this.loginGuard.timeout });
+      } catch {
+      }
+    });
+    if (!admitted) {
+      return refuse(socket, { severity: "FATAL", code: "53300", message: `sorry, too many clients already: the gateway has ${this.loginGuard.count} connections that have not logged in yet` });
+    }
     socket.setNoDelay(true);
     this.pendingSockets.add(socket);
-    socket.on("error", () => socket.destroy());
-    this.startup(socket).catch(() => socket.destroy()).finally(() => this.pendingSockets.delete(socket));
+    this.startup(socket, (r) => rec = r).catch(() => socket.destroy()).finally(() => {
+      this.pendingSockets.delete(socket);
+      this.loginGuard.release(socket);
+    });
   }
-  /** Reads untyped startup packets until a StartupMessage or CancelRequest arrives. */
-  async readStartup(socket) {
-    let buf = Buffer.alloc(0);
-    const timer = setTimeout(() => socket.destroy(), STARTUP_TIMEOUT_MS);
-    try {
-      for (; ; ) {
-        const packet = await new Promise((resolve, reject) => {
-          const tryParse = () => {
-            if (buf.length >= 1 && buf[0] === 22) {
-              reject(new ProtocolError("direct TLS connections are not supported by the gateway; use sslmode=disable (the listener is on loopback)"));
-              return true;
-            }
-            const len = startupPacketLength(buf);
-            if (len === null || buf.length < len) return false;
-            const p2 = buf.subarray(0, len);
-            buf = buf.subarray(len);
-            resolve(p2);
-            return true;
-          };
-          if (tryParse()) return;
-          const onData = (d) => {
-            buf = Buffer.concat([buf, d]);
-            try {
-              if (tryParse()) cleanup();
-            } catch (e) {
-              cleanup();
-              reject(e);
-            }
-          };
-          const onClose = () => (cleanup(), resolve(null));
-          const cleanup = () => {
-            socket.off("data", onData);
-            socket.off("close", onClose);
-          };
-          socket.on("data", onData);
-          socket.on("close", onClose);
-        });
-        if (!packet) return null;
-        const p = decodeStartupPacket(packet);
-        if (p.kind === "ssl-request" || p.kind === "gssenc-request") {
-          socket.write("N");
-          continue;
-        }
-        if (buf.length > 0 && p.kind === "cancel") throw new ProtocolError("unexpected data after cancel request");
-        if (buf.length > 0) socket.unshift(buf);
-        return p;
-      }
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-  async startup(socket) {
+  async startup(socket, opened) {
     let packet;
     try {
-      packet = await this.readStartup(socket);
+      packet = await readStartup(socket);
     } catch (e) {
       const err = e;
-      refuse(socket, { severity: "FATAL", code: err.sqlState ?? "08P01", message: `gateway: ${err.message}` });
+      if (err.reply) refuse(socket, { severity: "FATAL", code: err.reply.code, message: `gateway: ${err.reply.message}` });
+      else closeAfter(socket);
       this.recordRejected(socket, err.message);
       return;
     }
@@ -28997,12 +31511,19 @@ var PostgresListener = class {
     const user = params.get("user") ?? "";
     const database = params.get("database") || user;
     const client = { address: socket.remoteAddress, port: socket.remotePort, user, database, application_name: params.get("application_name") ?? null, protocol: `${packet.major}.${packet.minor}` };
+    const reading = readStartupParameters(params);
+    const decision = reading.refusal || !this.policyContext || reading.decided.length === 0 ? null : judge(this.policyContext, asSetStatements(reading.decided), /* @__PURE__ */ new Map()).decision;
     let rec;
     try {
-      rec = this.opts.recorder.openSession(t.name, "postgres", { client, upstream: { host: t.host, port: t.port, database: t.database, user: t.user } });
+      rec = this.opts.recorder.openSession(t.name, "postgres", {
+        client,
+        upstream: { host: t.host, port: t.port, database: t.database, user: t.user },
+        startup: this.startupRecord(params, reading, decision)
+      });
     } catch (e) {
       return fatal("58030", `gateway: ${e.message}; no session can be opened`);
     }
+    opened(rec);
     if (params.has("replication")) {
       rec.close("refused: replication connection");
       return fatal("0A000", "gateway: replication connections are not supported");
@@ -29011,21 +31532,20 @@ var PostgresListener = class {
       rec.close("refused: wrong user or database");
       return fatal("28000", `gateway: this listener serves target "${t.name}" as user "${t.user}" on database "${t.database}" only (asked for user "${user}", database "${database}")`, `use the connection settings in ${"$"}GATEWAY_${t.name.toUpperCase().replace(/-/g, "_")}_URL`);
     }
-    if (this.policyContext) {
-      const settings = startupSettings(params);
-      if (settings.length > 0) {
-        const text = settings.map(([k, v]) => `SET ${quoteIdent(k)} TO ${quoteLiteral(v)}`).join("; ");
-        const d = judge(this.policyContext, text, /* @__PURE__ */ new Map()).decision;
-        if (d.action !== "allow") {
-          rec.close("refused by policy: startup parameters", { decision: { action: d.action, rule: d.rule, reason: d.reason }, parameters: Object.fromEntries(settings) });
-          const why = d.action === "approve" ? " (approval cannot be asked for during login; SET them after connecting)" : "";
-          return fatal("42501", `gateway: ${d.action === "approve" ? "refused" : "denied"} by rule "${d.rule}": startup parameters set server variables (${settings.map(([k]) => k).join(", ")})${why}`);
-        }
-      }
+    if (reading.refusal) {
+      rec.close("refused: startup options cannot be read", { error: reading.refusal });
+      return fatal("42601", `gateway: ${reading.refusal}`, 'pass settings as "-c name=value" (or set them with SET after connecting)');
     }
-    const q = new MessageQueue(socket, "client");
+    if (decision && decision.action !== "allow") {
+      rec.close("refused by policy: startup parameters", { decision: { action: decision.action, rule: decision.rule, reason: decision.reason } });
+      const why = decision.action === "approve" ? " (approval cannot be asked for during login; SET them after connecting)" : "";
+      const names = [...new Set(reading.decided.map((x) => x.name))].join(", ");
+      return fatal("42501", `gateway: ${decision.action === "approve" ? "refused" : "denied"} by rule "${decision.rule}": startup parameters set server variables (${names})${why}`);
+    }
+    const q = new MessageQueue(socket, "client", { maxBody: MAX_AUTH_MESSAGE_BODY });
     try {
       await this.authenticateClient(socket, q);
+      this.loginGuard.release(socket);
     } catch (e) {
       rec.close("client authentication failed", { error: e.message });
       return fatal("28P01", `password authentication failed for user "${user}"`, "use the per-run password the gateway exported (PGPASSWORD or the GATEWAY_*_URL)");
@@ -29066,23 +31586,25 @@ var PostgresListener = class {
       if (this.cancelKeys.get(pid)?.session === session3) this.cancelKeys.delete(pid);
       if (this.sessions.size === 0) for (const w of this.idleWaiters.splice(0)) w();
     });
+    session3.loginParameters(upstream.parameters);
     this.sessions.add(session3);
     this.cancelKeys.set(pid, { secret, session: session3, upstreamKey: upstream.backendKey, rec });
     const hello = [encodeAuthentication(AUTH.Ok)];
-    for (const [k, v] of upstream.parameters) hello.push(encodeParameterStatus(k, v));
+    const masker = this.opts.masker?.applyTo.client ? this.opts.masker : null;
+    for (const [k, v] of upstream.parameters) hello.push(encodeParameterStatus(k, masker?.maskText(v)?.text ?? v));
     hello.push(encodeBackendKeyData(pid, secret), encodeReadyForQuery("I"));
     socket.write(Buffer.concat(hello));
     session3.start();
   }
   async authenticateClient(socket, q) {
     socket.write(encodeAuthenticationSASL(["SCRAM-SHA-256"]));
-    const first = await q.next(STARTUP_TIMEOUT_MS, "SASLInitialResponse");
+    const first = await q.next(this.loginGuard.timeout, "SASLInitialResponse");
     if (first.type !== F.Password) throw new ProtocolError("expected SASLInitialResponse");
     const init = decodeSASLInitialResponse(first.body);
     if (init.mechanism !== "SCRAM-SHA-256") throw new ProtocolError(`unsupported SASL mechanism ${init.mechanism}`);
     const scram = new ScramServer(this.verifier);
     socket.write(encodeAuthentication(AUTH.SASLContinue, Buffer.from(scram.first(init.data.toString("utf8")))));
-    const final = await q.next(STARTUP_TIMEOUT_MS, "SASLResponse");
+    const final = await q.next(this.loginGuard.timeout, "SASLResponse");
     if (final.type !== F.Password) throw new ProtocolError("expected SASLResponse");
     socket.write(encodeAuthentication(AUTH.SASLFinal, Buffer.from(scram.final(final.body.toString("utf8")))));
   }
@@ -29093,7 +31615,7 @@ var PostgresListener = class {
     }
   }
   async cancel(pid, secretKey, socket) {
-    socket.end();
+    closeAfter(socket);
     const k = this.cancelKeys.get(pid);
     if (!k || secretKey.length !== 4 || secretKey.readInt32BE(0) !== k.secret) return;
     if (k.session.cancelHold()) return;
@@ -29104,6 +31626,22 @@ var PostgresListener = class {
     }
     if (k.rec.writer.flushSync()) return;
     await sendUpstreamCancel(this.opts.target, k.upstreamKey).catch(() => void 0);
+  }
+  /**
+   * What session-open records of the startup packet: every parameter as sent (`options` raw),
+   * `options` switch by switch as the server reads it, the settings they make, and the decision.
+   * Values go through the log's detectors when masking applies to the log.
+   */
+  startupRecord(params, reading, decision) {
+    const m = this.opts.masker;
+    const mask = m?.enabled && m.applyTo.log && m.detects ? (v) => m.maskText(v)?.text ?? v : (v) => v;
+    return {
+      parameters: Object.fromEntries([...params].map(([k, v]) => [k, mask(v)])),
+      ...reading.options ? { options: reading.options.map((o) => ({ ...o, ...o.argument !== void 0 ? { argument: mask(o.argument) } : {}, sets: o.sets.map(([k, v]) => [k, mask(v)]) })) } : {},
+      settings: reading.settings.map((x) => ({ ...x, value: mask(x.value), decided: reading.decided.includes(x) })),
+      ...reading.refusal ? { unreadable: mask(reading.refusal) } : {},
+      ...decision ? { decision: { action: decision.action, rule: decision.rule, ...decision.action !== "allow" ? { reason: decision.reason } : {} } } : {}
+    };
   }
   recordRejected(socket, message2) {
     try {
@@ -29175,7 +31713,7 @@ function announcedSockets(dir = runtimeDir()) {
 
 // gateway/daemon/control.ts
 import fs5 from "node:fs";
-import net3 from "node:net";
+import net4 from "node:net";
 import path4 from "node:path";
 function controlSocketPath(stateDir) {
   return path4.join(path4.resolve(stateDir), "control.sock");
@@ -29185,7 +31723,7 @@ function serveControl(stateDir, handle) {
 }
 function serveControlAt(file, handle) {
   fs5.rmSync(file, { force: true });
-  const server = net3.createServer((sock) => {
+  const server = net4.createServer((sock) => {
     let buf = "";
     sock.setEncoding("utf8");
     sock.on("error", () => sock.destroy());
@@ -29219,7 +31757,7 @@ function sendControl(stateDir, req, timeoutMs = 12e4) {
 }
 function sendControlAt(file, req, timeoutMs = 12e4, notRunning = `no gateway is listening on ${file}`) {
   return new Promise((resolve, reject) => {
-    const sock = net3.connect(file);
+    const sock = net4.connect(file);
     let buf = "";
     const timer = setTimeout(() => sock.destroy(new Error(`no reply from the gateway within ${timeoutMs / 1e3}s`)), timeoutMs);
     sock.setEncoding("utf8");
@@ -37368,7 +39906,7 @@ var DEFAULT_TELEMETRY_OPTIONS2 = {
     appVersion: ""
   }
 };
-function buildAppConfiguration({ auth: auth2, broker, cache: cache3, system, telemetry }) {
+function buildAppConfiguration({ auth: auth2, broker, cache: cache4, system, telemetry }) {
   const systemOptions = {
     ...DEFAULT_SYSTEM_OPTIONS2,
     networkClient: new HttpClient(),
@@ -37381,7 +39919,7 @@ function buildAppConfiguration({ auth: auth2, broker, cache: cache3, system, tel
   return {
     auth: { ...DEFAULT_AUTH_OPTIONS, ...auth2 },
     broker: { ...broker },
-    cache: { ...cache3 },
+    cache: { ...cache4 },
     system: { ...systemOptions, ...system },
     telemetry: { ...DEFAULT_TELEMETRY_OPTIONS2, ...telemetry }
   };
@@ -37643,7 +40181,7 @@ var NodeStorage = class extends CacheManager {
    * Converts cacheKVStore to InMemoryCache
    * @param cache - key value store
    */
-  cacheToInMemoryCache(cache3) {
+  cacheToInMemoryCache(cache4) {
     const inMemoryCache = {
       accounts: {},
       idTokens: {},
@@ -37651,8 +40189,8 @@ var NodeStorage = class extends CacheManager {
       refreshTokens: {},
       appMetadata: {}
     };
-    for (const key in cache3) {
-      const value = cache3[key];
+    for (const key in cache4) {
+      const value = cache4[key];
       if (typeof value !== "object") {
         continue;
       }
@@ -37677,16 +40215,16 @@ var NodeStorage = class extends CacheManager {
    * @param inMemoryCache - kvstore map for inmemory
    */
   inMemoryCacheToCache(inMemoryCache) {
-    let cache3 = this.getCache();
-    cache3 = {
-      ...cache3,
+    let cache4 = this.getCache();
+    cache4 = {
+      ...cache4,
       ...inMemoryCache.accounts,
       ...inMemoryCache.idTokens,
       ...inMemoryCache.accessTokens,
       ...inMemoryCache.refreshTokens,
       ...inMemoryCache.appMetadata
     };
-    return cache3;
+    return cache4;
   }
   /**
    * gets the current in memory cache for the client
@@ -37702,8 +40240,8 @@ var NodeStorage = class extends CacheManager {
    */
   setInMemoryCache(inMemoryCache) {
     this.logger.trace("Setting in-memory cache", "");
-    const cache3 = this.inMemoryCacheToCache(inMemoryCache);
-    this.setCache(cache3);
+    const cache4 = this.inMemoryCacheToCache(inMemoryCache);
+    this.setCache(cache4);
     this.emitChange();
   }
   /**
@@ -37717,9 +40255,9 @@ var NodeStorage = class extends CacheManager {
    * sets the current cache (key value store)
    * @param cacheMap - key value map
    */
-  setCache(cache3) {
+  setCache(cache4) {
     this.logger.trace("Setting cache key value store", "");
-    this.cache = cache3;
+    this.cache = cache4;
     this.emitChange();
   }
   /**
@@ -37728,8 +40266,8 @@ var NodeStorage = class extends CacheManager {
    */
   getItem(key) {
     this.logger.tracePii(`Item key: ${key}`, "");
-    const cache3 = this.getCache();
-    return cache3[key];
+    const cache4 = this.getCache();
+    return cache4[key];
   }
   /**
    * Gets cache item with given key-value
@@ -37738,9 +40276,9 @@ var NodeStorage = class extends CacheManager {
    */
   setItem(key, value) {
     this.logger.tracePii(`Item key: ${key}`, "");
-    const cache3 = this.getCache();
-    cache3[key] = value;
-    this.setCache(cache3);
+    const cache4 = this.getCache();
+    cache4[key] = value;
+    this.setCache(cache4);
   }
   generateCredentialKey(credential, additionalCacheKeyHash) {
     return generateCredentialKey(credential, additionalCacheKeyHash);
@@ -37931,13 +40469,13 @@ var NodeStorage = class extends CacheManager {
   removeItem(key) {
     this.logger.tracePii(`Item key: ${key}`, "");
     let result = false;
-    const cache3 = this.getCache();
-    if (!!cache3[key]) {
-      delete cache3[key];
+    const cache4 = this.getCache();
+    if (!!cache4[key]) {
+      delete cache4[key];
       result = true;
     }
     if (result) {
-      this.setCache(cache3);
+      this.setCache(cache4);
       this.emitChange();
     }
     return result;
@@ -37961,8 +40499,8 @@ var NodeStorage = class extends CacheManager {
    */
   getKeys() {
     this.logger.trace("Retrieving all cache keys", "");
-    const cache3 = this.getCache();
-    return [...Object.keys(cache3)];
+    const cache4 = this.getCache();
+    return [...Object.keys(cache4)];
   }
   /**
    * Clears all cache entries created by MSAL except authority metadata..
@@ -37982,8 +40520,8 @@ var NodeStorage = class extends CacheManager {
    * Initialize in memory cache from an exisiting cache vault
    * @param cache - blob formatted cache (JSON)
    */
-  static generateInMemoryCache(cache3) {
-    return Deserializer.deserializeAllCache(Deserializer.deserializeJSONBlob(cache3));
+  static generateInMemoryCache(cache4) {
+    return Deserializer.deserializeAllCache(Deserializer.deserializeJSONBlob(cache4));
   }
   /**
    * retrieves the final JSON
@@ -38055,9 +40593,9 @@ var TokenCache = class {
    * Deserializes JSON to in-memory cache. JSON should be in MSAL cache schema format
    * @param cache - blob formatted cache
    */
-  deserialize(cache3) {
+  deserialize(cache4) {
     this.logger.trace("Deserializing JSON to in-memory cache", "");
-    this.cacheSnapshot = cache3;
+    this.cacheSnapshot = cache4;
     if (this.cacheSnapshot) {
       this.logger.trace("Reading cache snapshot from disk", "");
       const deserializedCache = Deserializer.deserializeAllCache(this.overlayDefaults(JSON.parse(this.cacheSnapshot)));
@@ -44901,7 +47439,7 @@ function concat2(...buffers) {
   return buf;
 }
 var NON_ASCII = /[^\x00-\x7f]/;
-function encode(string) {
+function encode2(string) {
   if (typeof string == "string" && string.length >= 128) {
     if (NON_ASCII.test(string))
       throw new TypeError("non-ASCII string encountered in encode()");
@@ -45082,7 +47620,7 @@ function decodeBase64url(value, label, ErrorClass) {
 }
 function encodeAsciiMember(value, label, ErrorClass) {
   try {
-    return encode(value);
+    return encode2(value);
   } catch (cause) {
     throw new ErrorClass(`The ${label} is not a valid base64url string`, { cause });
   }
@@ -45176,18 +47714,18 @@ async function prepareKey(entry, key, usage2) {
     if (keyObject = key, keyObject.type === "secret")
       return keyObject.export();
   }
-  cache2 ||= /* @__PURE__ */ new WeakMap();
+  cache3 ||= /* @__PURE__ */ new WeakMap();
   const cacheKey = key;
-  let cached = cache2.get(cacheKey);
+  let cached = cache3.get(cacheKey);
   if (cached?.[alg])
     return cached[alg];
-  if (cached || cache2.set(cacheKey, cached = {}), keyObject && typeof keyObject.toCryptoKey == "function") {
+  if (cached || cache3.set(cacheKey, cached = {}), keyObject && typeof keyObject.toCryptoKey == "function") {
     const isPublic = keyObject.type === "public", crv = nist[keyObject.asymmetricKeyDetails?.namedCurve], params = entry.resolve?.({ crv, asymmetricKeyType: keyObject.asymmetricKeyType }) ?? entry.subtle;
     return cached[alg] = keyObject.toCryptoKey(params, isPublic, entry.usages[isPublic ? 0 : 1]);
   }
   return normalized ??= keyObject.export({ format: "jwk" }), normalized.alg = alg, cached[alg] = await jwkToKey(entry, normalized);
 }
-var cache2;
+var cache3;
 var nist = {
   __proto__: null,
   prime256v1: "P-256",
@@ -45350,7 +47888,7 @@ function parseProtectedHeader(encodedProtectedHeader) {
 }
 function encodeCompactUnencodedPayload(payload) {
   try {
-    return encode(payload);
+    return encode2(payload);
   } catch (cause) {
     throw new JWSInvalid("JWS Compact Serialization payload must use only ASCII characters", {
       cause
@@ -45374,7 +47912,7 @@ async function verifySignature(jws, shared, key, encodeUnencodedPayload, parsedP
   const signingPayload = b642 || typeof inputPayload != "string" ? inputPayload : encodeUnencodedPayload(inputPayload);
   let resolvedKey = false;
   typeof key == "function" && (key = await key(protectedHeader, jws), resolvedKey = true);
-  const entry = jwsAlgorithm(alg), signingInput = concat2(encodedProtectedHeader !== void 0 ? encode(encodedProtectedHeader) : new Uint8Array(), encode("."), typeof signingPayload == "string" ? shared[2] ??= encodeAsciiMember(signingPayload, "payload", JWSInvalid) : signingPayload), signature = decodeBase64url(jws.signature, "signature", JWSInvalid), verificationKey = await prepareKey(entry, key, "verify"), cryptoKey = await rawKey(verificationKey, entry.subtle, "verify");
+  const entry = jwsAlgorithm(alg), signingInput = concat2(encodedProtectedHeader !== void 0 ? encode2(encodedProtectedHeader) : new Uint8Array(), encode2("."), typeof signingPayload == "string" ? shared[2] ??= encodeAsciiMember(signingPayload, "payload", JWSInvalid) : signingPayload), signature = decodeBase64url(jws.signature, "signature", JWSInvalid), verificationKey = await prepareKey(entry, key, "verify"), cryptoKey = await rawKey(verificationKey, entry.subtle, "verify");
   entry.minRsaBits && checkModulusLength(entry.alg, cryptoKey);
   let verified = false;
   try {
@@ -45500,8 +48038,8 @@ function isUsableJWK(jwk, entry, alg, kid) {
   const { kty, key_ops: keyOps, ext, kid: jwkKid, alg: jwkAlg, use, crv } = jwk;
   return (ext === void 0 || typeof ext == "boolean") && (keyOps === void 0 || Array.isArray(keyOps) && keyOps.every((operation, index) => typeof operation == "string" && keyOps.indexOf(operation) === index) && keyOps.includes("verify")) && entry.kty.includes(kty) && (kid === void 0 || typeof kid == "string" && kid === jwkKid) && (jwkAlg === void 0 ? kty !== "AKP" : alg === jwkAlg) && (use === void 0 || use === "sig") && (!entry.crv || crv === entry.crv);
 }
-async function importWithAlgCache(cache3, jwk, entry) {
-  const cached = cache3.get(jwk) || cache3.set(jwk, {}).get(jwk), { alg } = entry;
+async function importWithAlgCache(cache4, jwk, entry) {
+  const cached = cache4.get(jwk) || cache4.set(jwk, {}).get(jwk), { alg } = entry;
   if (cached[alg] === void 0) {
     const pending2 = jwkToKey(entry, jwk, true).then((key) => {
       if (key.type !== "public")
@@ -45709,6 +48247,15 @@ function checkReply(c, requestId, request2, selfLogins) {
   if (c.isBot) return { kind: "ignored", why: `written by a bot (${c.login})` };
   if (mine.verb === "approve" && selfLogins.includes(c.login.toLowerCase())) return { kind: "ignored", why: `${c.login} is the pull request's author or the run's actor, and self-approval is not allowed` };
   return { kind: "candidate", verb: mine.verb, reason: mine.reason };
+}
+function describePermission(p) {
+  return p.roleName && p.roleName !== p.permission ? `${p.permission} (role ${p.roleName})` : p.permission;
+}
+function permissionVerdict(login, p) {
+  const seen = describePermission(p);
+  if (p.permission === "admin" || p.permission === "write") return { ok: true, why: `${login} has ${seen} permission` };
+  const has = p.permission === "none" ? `no access to the repository (permission none${p.roleName && p.roleName !== "none" ? `, role ${p.roleName}` : ""})` : `${seen} permission`;
+  return { ok: false, why: `${login} has ${has}; approving needs write, maintain or admin on the repository, also for a listed approver` };
 }
 
 // node_modules/universal-user-agent/index.js
@@ -49662,9 +52209,9 @@ var handler = {
   set(target, methodName, value) {
     return target.cache[methodName] = value;
   },
-  get({ octokit, scope, cache: cache3 }, methodName) {
-    if (cache3[methodName]) {
-      return cache3[methodName];
+  get({ octokit, scope, cache: cache4 }, methodName) {
+    if (cache4[methodName]) {
+      return cache4[methodName];
     }
     const method = endpointMethodsMap.get(scope).get(methodName);
     if (!method) {
@@ -49672,7 +52219,7 @@ var handler = {
     }
     const { endpointDefaults, decorations } = method;
     if (decorations) {
-      cache3[methodName] = decorate(
+      cache4[methodName] = decorate(
         octokit,
         scope,
         methodName,
@@ -49680,9 +52227,9 @@ var handler = {
         decorations
       );
     } else {
-      cache3[methodName] = octokit.request.defaults(endpointDefaults);
+      cache4[methodName] = octokit.request.defaults(endpointDefaults);
     }
-    return cache3[methodName];
+    return cache4[methodName];
   }
 };
 function endpointsToMethods(octokit) {
@@ -49824,14 +52371,20 @@ var RepoClient = class {
     const r = await this.call(`find the pull request of commit ${sha.slice(0, 12)}`, () => this.octokit.rest.repos.listPullRequestsAssociatedWithCommit({ owner: this.ref.owner, repo: this.ref.repo, commit_sha: sha }));
     return r.data.filter((p) => p.state === void 0 || p.state === "open").map((p) => ({ number: p.number, author: String(p.user?.login ?? ""), isHead: p.head?.sha === sha })).sort((a, b) => Number(b.isHead) - Number(a.isHead));
   }
-  /** The user's permission on the repository (`none` for non-collaborators). */
+  /**
+   * The user's access to the repository as GitHub computes it now (the highest of every grant:
+   * repository, teams, organization, enterprise). `permission` is GitHub's legacy base role,
+   * `admin`, `write`, `read` or `none` (maintain is reported as write, triage as read, a custom
+   * role as the base role it inherits); `roleName` is the assigned role's name (`maintain`,
+   * `triage`, a custom role). A user GitHub does not know as a collaborator has `none`.
+   */
   async permission(user) {
     try {
       const r = await this.call(`read ${user}'s permission`, () => this.octokit.rest.repos.getCollaboratorPermissionLevel({ owner: this.ref.owner, repo: this.ref.repo, username: user }));
       const d = r.data;
-      return d.role_name ?? d.permission ?? "none";
+      return { permission: typeof d.permission === "string" ? d.permission : "none", roleName: typeof d.role_name === "string" ? d.role_name : null };
     } catch (e) {
-      if (e instanceof GitHubApiError && e.kind === "not-found") return "none";
+      if (e instanceof GitHubApiError && e.kind === "not-found") return { permission: "none", roleName: null };
       throw e;
     }
   }
@@ -49903,7 +52456,8 @@ var GitHubApprover = class {
   polling = false;
   etag = null;
   since = null;
-  allowed = /* @__PURE__ */ new Map();
+  /** Numbers the batches of replies weighed, so an approval knows how old its author check is. */
+  pollNo = 0;
   constructor(opts) {
     this.client = opts.client;
     this.settings = opts.settings;
@@ -50024,6 +52578,8 @@ ${line}`).catch((e) => this.record("gateway-error", { target: req.target, messag
     const self2 = this.settings.allowSelfApproval ? [] : [...authors, this.job.actor, this.job.triggeringActor].filter(Boolean).map((x) => x.toLowerCase());
     const sorted = [...comments].sort((a, b) => a.id - b.id);
     let retry = false;
+    const poll = ++this.pollNo;
+    const asked = /* @__PURE__ */ new Map();
     for (const w of [...this.waiting.values()]) {
       if (!w.comment || w.done) continue;
       const mine = sorted.find((c) => c.id === w.comment.id);
@@ -50045,7 +52601,8 @@ ${line}`).catch((e) => this.record("gateway-error", { target: req.target, messag
           this.record("approval-reply", { ...reply, counted: false, why: check.why });
           continue;
         }
-        const may = await this.mayApprove(c.login);
+        const may = await this.mayApprove(c.login, asked);
+        const seenPerm = may.permission ? { permission: may.permission.permission, role_name: may.permission.roleName } : {};
         if (may.transient) {
           w.seen.delete(c.id);
           retry = true;
@@ -50053,11 +52610,11 @@ ${line}`).catch((e) => this.record("gateway-error", { target: req.target, messag
           continue;
         }
         if (!may.ok) {
-          this.record("approval-reply", { ...reply, verb: check.verb, counted: false, why: may.why });
+          this.record("approval-reply", { ...reply, verb: check.verb, counted: false, why: may.why, ...seenPerm });
           continue;
         }
-        if (check.verb === "deny") deny2 ??= { login: c.login, reason: check.reason, why: may.why, reply };
-        else approvals.push({ login: c.login, url: c.url, why: may.why, reply });
+        if (check.verb === "deny") deny2 ??= { login: c.login, reason: check.reason, why: may.why, reply: { ...reply, ...seenPerm } };
+        else approvals.push({ login: c.login, url: c.url, why: may.why, reply: { ...reply, ...seenPerm } });
       }
       if (deny2) {
         this.record("approval-reply", { ...deny2.reply, verb: "deny", counted: true, why: deny2.why });
@@ -50065,37 +52622,56 @@ ${line}`).catch((e) => this.record("gateway-error", { target: req.target, messag
         continue;
       }
       for (const a of approvals) {
-        w.approvals.set(a.login.toLowerCase(), a.url);
+        w.approvals.set(a.login.toLowerCase(), { reply: a.reply, poll });
         this.record("approval-reply", { ...a.reply, verb: "approve", counted: true, why: `${a.why}; ${w.approvals.size} of ${this.settings.minApprovals} approvals` });
       }
-      if (w.approvals.size >= this.settings.minApprovals) {
+      if (w.approvals.size < this.settings.minApprovals) continue;
+      let stale = false;
+      for (const [key, a] of [...w.approvals]) {
+        if (a.poll === poll) continue;
+        const login = String(a.reply.author);
+        const may = await this.mayApprove(login, asked);
+        if (may.transient) {
+          stale = true;
+          retry = true;
+          continue;
+        }
+        if (may.ok) {
+          a.poll = poll;
+          continue;
+        }
+        w.approvals.delete(key);
+        this.record("approval-reply", { ...a.reply, verb: "approve", counted: false, why: `no longer counted: ${may.why}; ${w.approvals.size} of ${this.settings.minApprovals} approvals`, ...may.permission ? { permission: may.permission.permission, role_name: may.permission.roleName } : {} });
+      }
+      if (!stale && w.approvals.size >= this.settings.minApprovals) {
         w.answer({ outcome: "approved", by: [...w.approvals.keys()].map((l) => `github:${l}`).join(",") });
       }
     }
     return retry;
   }
-  /** Listed user, member of a listed team, or (with no list) write access or above. */
-  mayApprove(login) {
+  /**
+   * Write access or above now (asked of GitHub for every reply, also for listed approvers), and,
+   * when the policy lists approvers, listed by name or a member of a listed team now. `asked`
+   * shares answers within one batch of replies only.
+   */
+  mayApprove(login, asked) {
     const key = login.toLowerCase();
-    let p = this.allowed.get(key);
+    let p = asked.get(key);
     if (!p) {
       p = (async () => {
         const s = this.settings;
-        if (s.users.length === 0 && s.teams.length === 0) {
-          const perm = await this.client.permission(login);
-          return ["admin", "maintain", "write"].includes(perm) ? { ok: true, why: `${login} has ${perm} permission` } : { ok: false, why: `${login} has ${perm} permission; approving needs write, maintain or admin` };
-        }
-        if (s.users.includes(key)) return { ok: true, why: `${login} is a listed approver` };
+        const permission = await this.client.permission(login);
+        const verdict = permissionVerdict(login, permission);
+        if (!verdict.ok || s.users.length === 0 && s.teams.length === 0) return { ...verdict, permission };
+        const seen = describePermission(permission);
+        if (s.users.includes(key)) return { ok: true, why: `${login} is a listed approver with ${seen} permission`, permission };
         for (const t of s.teams) {
           const [org, slug] = t.split("/");
-          if (await this.client.isTeamMember(org, slug, login)) return { ok: true, why: `${login} is a member of @${t}` };
+          if (await this.client.isTeamMember(org, slug, login)) return { ok: true, why: `${login} is a member of @${t} with ${seen} permission`, permission };
         }
-        return { ok: false, why: `${login} is not a listed approver nor a member of ${s.teams.map((t) => "@" + t).join(", ") || "a listed team"}` };
-      })().catch((e) => {
-        this.allowed.delete(key);
-        return { ok: false, transient: true, why: `could not check ${login}: ${e.message}` };
-      });
-      this.allowed.set(key, p);
+        return { ok: false, why: `${login} is not a listed approver nor a member of ${s.teams.map((t) => "@" + t).join(", ") || "a listed team"}`, permission };
+      })().catch((e) => ({ ok: false, transient: true, why: `could not check ${login}: ${e.message}` }));
+      asked.set(key, p);
     }
     return p;
   }
@@ -50103,7 +52679,7 @@ ${line}`).catch((e) => this.record("gateway-error", { target: req.target, messag
     const j = this.job;
     const fence = "`".repeat(Math.max(3, ...[...req.text.matchAll(/`+/g)].map((m) => m[0].length + 1)));
     const s = this.settings;
-    const who = s.users.length || s.teams.length ? [...s.users, ...s.teams.map((t) => `@${t}`)].join(", ") : "anyone with write access";
+    const who = s.users.length || s.teams.length ? `${[...s.users, ...s.teams.map((t) => `@${t}`)].join(", ")}, while they have write access to the repository` : "anyone with write access to the repository";
     const self2 = s.allowSelfApproval ? "" : ` ${[...authors, j.actor, j.triggeringActor].filter(Boolean).filter((v, i, a) => a.indexOf(v) === i).map((l) => `@${l}`).join(", ")} cannot approve.`;
     return [
       `### gateway-action: approval requested \`${req.id}\``,
@@ -50378,6 +52954,37 @@ function formatEnv(env) {
 `).join("");
 }
 
+// gateway/evidence/terminal-text.ts
+var UNSAFE2 = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+var UNSAFE_BUT_NEWLINE_TAB = /[^\n\t\P{Cc}]|[\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+var NAMED = { "\n": "\\n", "	": "\\t", "\r": "\\r" };
+function escapeChar(ch) {
+  const named = NAMED[ch];
+  if (named) return named;
+  const cp = ch.codePointAt(0);
+  if (cp <= 255) return `\\x${cp.toString(16).padStart(2, "0")}`;
+  if (cp <= 65535) return `\\u${cp.toString(16).padStart(4, "0")}`;
+  return `\\u{${cp.toString(16)}}`;
+}
+function terminalText(text) {
+  return text.replace(UNSAFE2, escapeChar);
+}
+function terminalLines(text, continuation) {
+  return text.replace(UNSAFE_BUT_NEWLINE_TAB, escapeChar).split("\n").join(`
+${continuation}`);
+}
+function terminalOneLine(text, max) {
+  const t = [...terminalText(text.replace(/[ \t\n]+/g, " ").trim())];
+  return t.length <= max ? t.join("") : `${t.slice(0, max - 1).join("")}\u2026`;
+}
+function terminalJson(value, space) {
+  return JSON.stringify(value, null, space).replace(/[\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}]/gu, (ch) => {
+    const cp = ch.codePointAt(0);
+    if (cp <= 65535) return `\\u${cp.toString(16).padStart(4, "0")}`;
+    return [...ch.split("")].map((u) => `\\u${u.charCodeAt(0).toString(16).padStart(4, "0")}`).join("");
+  });
+}
+
 // gateway/cli/daemon.ts
 var startHelp = `Usage: gateway-action start --policy FILE --state-dir DIR [--log-dir DIR]
 
@@ -50455,7 +53062,7 @@ async function stop(argv) {
     throw new Error(log2 ? `${e.message}; its last session log, ${log2}, was not sealed by a clean stop (check it with gateway-action verify)` : e.message);
   });
   if (!reply.ok) throw new Error(`the gateway stopped, but the session log is not sealed: ${reply.error}`);
-  process.stdout.write(`${String(reply.log)}
+  process.stdout.write(`${terminalText(String(reply.log))}
 `);
   return 0;
 }
@@ -50745,13 +53352,6 @@ var LogVerifier = class {
     return this.result("valid", null);
   }
 };
-function verifyChainText(text) {
-  const v = new LogVerifier();
-  const lines = text.split("\n");
-  const torn = lines.pop();
-  for (const l of lines) if (!v.line(l)) break;
-  return v.finish(torn);
-}
 async function verifyChainFile(file) {
   const v = new LogVerifier();
   for await (const l of readLogLines(file)) {
@@ -50805,7 +53405,7 @@ async function checkAttestation(runStart, opts = {}) {
       requiredClaims: ["iss", "aud", "iat", "exp"]
     });
   } catch (e) {
-    return fail("mismatch", explain(e, claims, issuer, thumbprint), jwks);
+    return fail("mismatch", explain2(e, claims, issuer, thumbprint), jwks);
   }
   const started = Date.parse(String(runStart.time));
   const skew = claims.iat - Math.floor(started / 1e3);
@@ -50816,7 +53416,7 @@ async function checkAttestation(runStart, opts = {}) {
   if (mismatch) return fail("mismatch", mismatch, jwks);
   return { status: "verified", problem: null, issuer, claims, jwks };
 }
-function explain(e, claims, issuer, thumbprint) {
+function explain2(e, claims, issuer, thumbprint) {
   if (e instanceof errors_exports.JWTClaimValidationFailed) {
     if (e.claim === "aud") return `the attestation token's audience ${JSON.stringify(claims.aud)} does not name this log's signing key (${keyAudience(thumbprint)}): the key was replaced or the token belongs to another log`;
     if (e.claim === "iss") return `the attestation token was issued by ${JSON.stringify(claims.iss)}, expected ${issuer}`;
@@ -51012,7 +53612,7 @@ async function main2(argv) {
   const saveTo = args.options["save-jwks"];
   if (saveTo && v.identity?.jwks) fs16.writeFileSync(saveTo, JSON.stringify(v.identity.jwks, null, 2) + "\n");
   const code = VERIFY_EXIT[v.status];
-  if (args.options.json) process.stdout.write(JSON.stringify(verificationJson(v), null, 2) + "\n");
+  if (args.options.json) process.stdout.write(terminalJson(verificationJson(v), 2) + "\n");
   else (code === 0 ? process.stdout : process.stderr).write(verificationText(v));
   return code;
 }
@@ -51079,7 +53679,7 @@ function verificationText(v) {
   const t = v.chain.totals;
   const lines = [`session log: ${v.file}`, `status:      ${headline(v)}`];
   if (v.status !== "valid" && v.chain.problem && v.chain.problem !== v.problem) lines.push(`             also: ${v.chain.problem}`);
-  if (!t.runId) return lines.join("\n") + "\n";
+  if (!t.runId) return lines.map(terminalText).join("\n") + "\n";
   lines.push(`signing key: Ed25519, thumbprint ${v.chain.signing.thumbprint ?? "(none)"}`);
   const id = identitySummary(v);
   if (id.status === "verified") {
@@ -51105,7 +53705,7 @@ function verificationText(v) {
   lines.push(`  errors:    ${t.errors}${unsigned("errors")}`);
   if (t.skipped) lines.push(`  skipped:   ${t.skipped}`);
   if (t.protocolErrors) lines.push(`protocol errors: ${t.protocolErrors}`);
-  return lines.join("\n") + "\n";
+  return lines.map(terminalText).join("\n") + "\n";
 }
 
 // gateway/cli/replay.ts
@@ -51304,24 +53904,24 @@ function wantsColor(out, env = process.env) {
   return Boolean(out.isTTY);
 }
 var CODES = { red: 31, green: 32, yellow: 33, blue: 34, magenta: 35, cyan: 36, dim: 2, bold: 1 };
-function renderReplay(t, opts) {
+function renderReplay(tl, opts) {
   const paint = (style, s) => opts.color ? `\x1B[${CODES[style]}m${s}\x1B[0m` : s;
   const out = [];
-  out.push(paint("bold", `run ${t.run ?? "(unknown)"}`) + `  ${clock(t.startedAt, true)} to ${t.endedAt ? clock(t.endedAt, true) : paint("yellow", "(not sealed)")}`);
-  if (opts.status) out.push(opts.status);
-  for (const target of t.targets) out.push(paint("dim", `target ${target.name}: ${target.kind} ${target.host}:${target.port}/${target.database}`));
-  const sessions = opts.session ? t.sessions.filter((s) => s.id === opts.session) : t.sessions;
+  out.push(paint("bold", `run ${terminalText(tl.run ?? "(unknown)")}`) + `  ${clock(tl.startedAt, true)} to ${tl.endedAt ? clock(tl.endedAt, true) : paint("yellow", "(not sealed)")}`);
+  if (opts.status) out.push(terminalText(opts.status));
+  for (const target of tl.targets) out.push(paint("dim", `target ${terminalText(target.name)}: ${terminalText(target.kind)} ${terminalText(target.host)}:${target.port}/${terminalText(target.database)}`));
+  const sessions = opts.session ? tl.sessions.filter((s) => s.id === opts.session) : tl.sessions;
   for (const s of sessions) out.push("", ...session(s, paint));
-  for (const e of t.events) if (e.kind !== "gateway-query") out.push("", paint("red", `${clock(e.time)}  ${e.kind}: ${e.message}`));
-  if (t.omittedCommands) out.push("", paint("dim", `${t.omittedCommands} more allowed commands are not shown (past the first ${t.sessions.reduce((n, s) => n + s.commands.length, 0)}); every denied and held one is`));
-  if (t.unreadableLines) out.push("", paint("red", `${t.unreadableLines} line(s) of the log could not be read`));
+  for (const e of tl.events) if (e.kind !== "gateway-query") out.push("", paint("red", `${clock(e.time)}  ${terminalText(e.kind)}: ${terminalText(e.message)}`));
+  if (tl.omittedCommands) out.push("", paint("dim", `${tl.omittedCommands} more allowed commands are not shown (past the first ${tl.sessions.reduce((n, s) => n + s.commands.length, 0)}); every denied and held one is`));
+  if (tl.unreadableLines) out.push("", paint("red", `${tl.unreadableLines} line(s) of the log could not be read`));
   return out.join("\n") + "\n";
 }
 function session(s, paint) {
-  const who = [s.client.user && s.client.database ? `${s.client.user}@${s.client.database}` : "", s.client.application, s.client.address].filter(Boolean).join("  ");
-  const end = s.closedAt ? `${clock(s.closedAt)} (${s.closeReason ?? "closed"})` : paint("yellow", "still open when the log ends");
-  const lines = [paint("bold", `session ${s.id}`) + `  ${paint("cyan", s.target)}  ${who}  ${clock(s.openedAt)} to ${end}`];
-  if (s.login?.startsWith("failed")) lines.push(paint("red", `  upstream login ${s.login}`));
+  const who = [s.client.user && s.client.database ? `${s.client.user}@${s.client.database}` : "", s.client.application, s.client.address].filter(Boolean).map(terminalText).join("  ");
+  const end = s.closedAt ? `${clock(s.closedAt)} (${terminalText(s.closeReason ?? "closed")})` : paint("yellow", "still open when the log ends");
+  const lines = [paint("bold", `session ${terminalText(s.id)}`) + `  ${paint("cyan", terminalText(s.target))}  ${who}  ${clock(s.openedAt)} to ${end}`];
+  if (s.login?.startsWith("failed")) lines.push(paint("red", `  upstream login ${terminalText(s.login)}`));
   const events = [...s.events];
   for (const c of s.commands) {
     while (events.length && events[0].seq < c.seq) lines.push(eventLine(events.shift(), paint));
@@ -51332,7 +53932,7 @@ function session(s, paint) {
   return lines;
 }
 function eventLine(e, paint) {
-  return paint(e.kind === "cancel-request" ? "yellow" : "red", `  ${clock(e.time)}  ${e.kind}: ${e.message}`);
+  return paint(e.kind === "cancel-request" ? "yellow" : "red", `  ${clock(e.time)}  ${terminalText(e.kind)}: ${terminalText(e.message)}`);
 }
 var DECISION_STYLE = { allow: "green", deny: "red", approve: "yellow", none: "dim" };
 var OUTCOME_STYLE = { ok: "green", error: "red", denied: "red", held: "yellow", skipped: "dim", unfinished: "yellow" };
@@ -51341,28 +53941,27 @@ function command(c, paint) {
   const rows = c.rows === null || outcome === "denied" ? "" : `${c.rows} row${c.rows === 1 ? "" : "s"}`;
   const head = [
     `  ${clock(c.time)}`,
-    c.id.padEnd(6),
-    paint(DECISION_STYLE[c.decision] ?? "dim", (c.decision === "none" ? "-" : c.decision.toUpperCase()).padEnd(7)),
+    terminalText(c.id).padEnd(6),
+    paint(DECISION_STYLE[c.decision] ?? "dim", (c.decision === "none" ? "-" : terminalText(c.decision.toUpperCase())).padEnd(7)),
     paint(OUTCOME_STYLE[outcome] ?? "dim", outcome.padEnd(8)),
     rows.padStart(9),
     (c.durationUs === null ? "" : formatMicros(c.durationUs)).padStart(9)
   ].join(" ");
-  const [first, ...more] = c.text.split("\n");
-  const lines = [`${head}  ${first}`, ...more.map((l) => `${" ".repeat(60)}${l}`)];
+  const lines = [`${head}  ${terminalLines(c.text, " ".repeat(60))}`];
   const note = (style, s) => lines.push(paint(style, `${" ".repeat(18)}${s}`));
-  if (c.decision !== "allow" && c.decision !== "none" && c.rule) note(c.decision === "deny" ? "red" : "yellow", `rule "${c.rule}"${c.reason ? `: ${c.reason}` : ""}`);
+  if (c.decision !== "allow" && c.decision !== "none" && c.rule) note(c.decision === "deny" ? "red" : "yellow", `rule "${terminalText(c.rule)}"${c.reason ? `: ${terminalText(c.reason)}` : ""}`);
   const a = c.approval;
   if (a) {
     const waited = a.waitedMs === null ? "" : ` after ${formatMillis(a.waitedMs)}`;
-    note(a.outcome === "approved" ? "green" : "red", a.outcome === "pending" ? `held as request ${a.id}; no verdict in the log` : `request ${a.id} ${a.outcome} by ${a.by ?? "?"}${waited}${a.reason ? `: ${a.reason}` : ""}${a.url ? ` (${a.url})` : ""}`);
+    note(a.outcome === "approved" ? "green" : "red", a.outcome === "pending" ? `held as request ${terminalText(a.id)}; no verdict in the log` : `request ${terminalText(a.id)} ${a.outcome} by ${terminalText(a.by ?? "?")}${waited}${a.reason ? `: ${terminalText(a.reason)}` : ""}${a.url ? ` (${terminalText(a.url)})` : ""}`);
   }
-  if (c.error) note("red", `${c.error.code} ${c.error.message}`);
-  if (c.masked) note("magenta", `masked ${c.masked.values} value${c.masked.values === 1 ? "" : "s"}${c.masked.detectors.length ? ` (${c.masked.detectors.join(", ")})` : ""}`);
+  if (c.error) note("red", `${terminalText(c.error.code)} ${terminalText(c.error.message)}`);
+  if (c.masked) note("magenta", `masked ${c.masked.values} value${c.masked.values === 1 ? "" : "s"}${c.masked.detectors.length ? ` (${c.masked.detectors.map((d) => terminalText(String(d))).join(", ")})` : ""}`);
   return lines;
 }
 function clock(iso, full = false) {
   if (!iso) return "?";
-  return full ? iso.replace("T", " ") : iso.slice(11, 23);
+  return terminalText(full ? iso.replace("T", " ") : iso.slice(11, 23));
 }
 
 // gateway/cli/replay.ts
@@ -51403,7 +54002,7 @@ import path9 from "node:path";
 // gateway/demo/pg-cluster.ts
 import { execFileSync as execFileSync2, spawnSync as spawnSync3 } from "node:child_process";
 import fs18 from "node:fs";
-import net4 from "node:net";
+import net5 from "node:net";
 import os7 from "node:os";
 import path8 from "node:path";
 function findPostgresBin() {
@@ -51421,7 +54020,7 @@ function findPostgresBin() {
 }
 function freePort() {
   return new Promise((resolve, reject) => {
-    const s = net4.createServer();
+    const s = net5.createServer();
     s.once("error", reject);
     s.listen(0, "127.0.0.1", () => {
       const port = s.address().port;
@@ -51491,193 +54090,6 @@ async function startCluster(opts = {}) {
   };
   return cluster;
 }
-
-// gateway/cli/demo.ts
-var help4 = `Usage: gateway-action demo [--log-dir DIR]
-
-Starts a throwaway local PostgreSQL (needs the PostgreSQL server binaries: apt-get install
-postgresql), seeds a customers and an orders table, runs a short pipeline through the gateway
-with real psql, verifies the session log and shows what it recorded. No GitHub, no Azure.
-
-Options:
-  --log-dir DIR   where the session log is written (default ./gateway-logs)
-`;
-var SEED = `
-CREATE ROLE deployer LOGIN PASSWORD :'pw';
-CREATE DATABASE app OWNER deployer;
-\\c app
-SET ROLE deployer;
-CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, email text NOT NULL);
-CREATE TABLE orders (id serial PRIMARY KEY, customer_id int REFERENCES customers, amount numeric(10,2), placed_at timestamptz DEFAULT now());
-INSERT INTO customers (name, email) VALUES
-  ('Ada Lovelace', 'ada@example.com'), ('Grace Hopper', 'grace@example.com'),
-  ('Edsger Dijkstra', 'edsger@example.com'), ('Barbara Liskov', 'barbara@example.com');
-INSERT INTO orders (customer_id, amount) SELECT 1 + (i % 4), (i * 7.5)::numeric FROM generate_series(1, 12) i;
-`;
-var PIPELINE = [
-  { title: "Check connectivity", args: ["-c", "SELECT current_user, current_database()"] },
-  { title: "Run a migration", args: ["-v", "ON_ERROR_STOP=1", "-c", "ALTER TABLE orders ADD COLUMN status text DEFAULT 'new'", "-c", "UPDATE orders SET status = 'shipped' WHERE placed_at < now()"] },
-  { title: "Report revenue per customer", args: ["-c", "SELECT c.name, sum(o.amount) AS revenue FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.name ORDER BY revenue DESC"] },
-  { title: "A mistake (expected to fail)", args: ["-c", "SELECT * FROM invoices"] },
-  { title: "Export orders as CSV", args: ["-c", "\\copy (SELECT id, customer_id, amount FROM orders ORDER BY id LIMIT 3) TO STDOUT WITH CSV HEADER"] }
-];
-async function main4(argv) {
-  const args = parseArgs(argv, { "log-dir": "string" }, "demo");
-  if (args.options.help) return void process.stdout.write(help4), 0;
-  const logDir = args.options["log-dir"] ?? "gateway-logs";
-  const say = (s) => void process.stdout.write(s + "\n");
-  say("Starting a throwaway PostgreSQL cluster...");
-  const cluster = await startCluster();
-  const work = fs19.mkdtempSync(path9.join(os8.tmpdir(), "gw-demo-"));
-  try {
-    const password = randomBytes4(18).toString("base64url");
-    const seed = spawnSync4("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", `pw=${password}`, "-h", cluster.socketDir, "-p", String(cluster.port), "-U", "postgres", "-d", "postgres"], { input: SEED, encoding: "utf8" });
-    if (seed.status !== 0) throw new Error(`seeding the demo database failed: ${seed.stderr}`);
-    const policyText = `version: 1
-targets:
-  app-db:
-    kind: postgres
-    host: 127.0.0.1
-    port: ${cluster.port}
-    database: app
-    user: deployer
-    auth: { password-env: APP_DB_PASSWORD }
-    tls: disable
-`;
-    const policyFile = path9.join(work, "gateway.yml");
-    fs19.writeFileSync(policyFile, policyText);
-    say(`PostgreSQL ${cluster.port} is up with tables customers and orders. Policy:
-
-${indent(policyText)}`);
-    const gw = await Gateway.start({ policy: parsePolicy(policyText, policyFile), logDir, identity: runIdentity(), env: { APP_DB_PASSWORD: password } });
-    const conn = gw.connectionEnv();
-    say(`Gateway listening; the pipeline gets PGHOST=${conn.PGHOST} PGPORT=${conn.PGPORT} PGUSER=${conn.PGUSER} and a per-run PGPASSWORD.
-`);
-    const env = { ...process.env, ...conn, PSQLRC: "/dev/null" };
-    delete env.APP_DB_PASSWORD;
-    for (const [i, step] of PIPELINE.entries()) {
-      say(`\u2500\u2500 step ${i + 1}: ${step.title}
-$ psql ${step.args.map(shellQuote).join(" ")}`);
-      const r = await runPsql(step.args, env);
-      say(indent((r.stdout + r.stderr).trimEnd()) + (r.status === 0 ? "" : `
-  (psql exited ${r.status})`) + "\n");
-    }
-    const { log: log2 } = await gw.stop("demo finished");
-    const result = verifyChainText(fs19.readFileSync(log2, "utf8"));
-    say("\u2500\u2500 What the session log recorded (gateway-action replay):");
-    say(renderReplay(await readTimeline(log2), { color: wantsColor(process.stdout) }).trimEnd());
-    const s = result.totals;
-    say(`
-Session log: ${path9.resolve(log2)}`);
-    say(`Verification: ${result.status === "valid" ? "VALID (hash chain intact, checkpoints signed, sealed)" : result.status.toUpperCase() + ": " + result.problem}; ${s.records} records, ${s.sessions} sessions, ${s.commands} commands, ${s.errors} failed.`);
-    const cli = `node ${path9.relative(process.cwd(), process.argv[1])}`;
-    say(`Check it yourself: ${cli} verify ${path9.relative(process.cwd(), log2)}`);
-    say(`An HTML report:    ${cli} report ${path9.relative(process.cwd(), log2)} -o report.html`);
-    return result.status === "valid" ? 0 : 1;
-  } finally {
-    cluster.stop();
-    fs19.rmSync(work, { recursive: true, force: true });
-  }
-}
-function runPsql(args, env) {
-  return new Promise((resolve) => {
-    const child = spawn4("psql", ["-X", ...args], { env });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => stdout += d);
-    child.stderr.on("data", (d) => stderr += d);
-    child.on("close", (code) => resolve({ status: code ?? 1, stdout, stderr }));
-  });
-}
-var indent = (s) => s.split("\n").map((l) => "  " + l).join("\n");
-var shellQuote = (s) => /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-
-// gateway/cli/approve.ts
-import fs20 from "node:fs";
-var where = `Options:
-  --state-dir DIR   ask only the gateway started with \`gateway-action start --state-dir DIR\`
-                    (default: every gateway of this OS user, found in $GATEWAY_ACTION_RUNTIME_DIR,
-                    else $XDG_RUNTIME_DIR/gateway-action, else /tmp/gateway-action-<uid>)`;
-var approveHelp = `Usage: gateway-action approve ID [--state-dir DIR]
-
-Approves the held command with request id ID: it runs at once. The session log records the
-approval as yours (local:<user>) with the time.
-
-${where}
-`;
-var denyHelp = `Usage: gateway-action deny ID [--reason TEXT] [--state-dir DIR]
-
-Denies the held command with request id ID: its client gets SQLSTATE 42501 naming the rule
-and your reason. The session log records who denied it, when and why.
-
-  --reason TEXT     why (shown to the client and recorded)
-${where}
-`;
-var pendingHelp = `Usage: gateway-action pending [--json] [--state-dir DIR]
-
-Lists the commands waiting for approval: request id, target, rule, time left, and the command.
-
-  --json            one JSON array of requests instead of the table
-${where}
-`;
-async function gateways(stateDir) {
-  const sockets = stateDir ? [controlSocketPath(stateDir)] : announcedSockets();
-  const found = [];
-  for (const socket of sockets) {
-    let reply;
-    try {
-      reply = await sendControlAt(socket, { op: "pending" }, 1e4, `no gateway is running for state directory ${stateDir ?? ""}`);
-    } catch (e) {
-      if (stateDir) throw e;
-      if (e.code === "ECONNREFUSED") fs20.rmSync(socket, { force: true });
-      continue;
-    }
-    if (reply.ok) found.push({ socket, run: String(reply.run), pending: reply.pending });
-  }
-  if (found.length === 0 && !stateDir) throw new Error(`no gateway is running for this user (looked in ${runtimeDir()})`);
-  return found;
-}
-async function answer(verb, argv) {
-  const args = parseArgs(argv, verb === "deny" ? { reason: "string", "state-dir": "string" } : { "state-dir": "string" }, verb);
-  if (args.options.help) return void process.stdout.write(verb === "deny" ? denyHelp : approveHelp), 0;
-  if (args.positional.length !== 1) throw new UsageError(`${verb}: give exactly one request id (see gateway-action pending)`);
-  const id = args.positional[0].trim().toLowerCase();
-  const all = await gateways(args.options["state-dir"]);
-  const holder = all.find((g) => g.pending.some((r2) => r2.id === id));
-  if (!holder) {
-    const ids = all.flatMap((g) => g.pending.map((r2) => r2.id));
-    throw new Error(`no command is waiting for approval with request id ${id}${ids.length ? ` (waiting: ${ids.join(", ")})` : " (nothing is waiting)"}`);
-  }
-  const req = verb === "approve" ? { op: "approve", id } : { op: "deny", id, ...args.options.reason ? { reason: args.options.reason } : {} };
-  const reply = await sendControlAt(holder.socket, req);
-  if (!reply.ok) throw new Error(reply.error);
-  const r = reply.request;
-  process.stdout.write(`${verb === "approve" ? "approved" : "denied"} ${r.id}: ${r.target} ${r.session} rule "${r.rule}": ${oneLine(r.text, 100)}
-`);
-  return 0;
-}
-var approve = (argv) => answer("approve", argv);
-var deny = (argv) => answer("deny", argv);
-async function pending(argv) {
-  const args = parseArgs(argv, { json: "boolean", "state-dir": "string" }, "pending");
-  if (args.options.help) return void process.stdout.write(pendingHelp), 0;
-  if (args.positional.length > 0) throw new UsageError(`pending: unexpected argument "${args.positional[0]}"`);
-  const requests = (await gateways(args.options["state-dir"])).flatMap((g) => g.pending);
-  if (args.options.json) return void process.stdout.write(JSON.stringify(requests, null, 2) + "\n"), 0;
-  if (requests.length === 0) return void process.stdout.write("nothing is waiting for approval\n"), 0;
-  const rows = requests.map((r) => [r.id, r.target, r.rule, `${Math.max(0, Math.round((Date.parse(r.expiresAt) - Date.now()) / 1e3))}s`, oneLine(r.text, 80)]);
-  const head = ["ID", "TARGET", "RULE", "LEFT", "COMMAND"];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-  for (const row of [head, ...rows]) process.stdout.write(row.map((c, i) => i === row.length - 1 ? c : c.padEnd(widths[i])).join("  ") + "\n");
-  return 0;
-}
-function oneLine(text, max) {
-  const t = text.replace(/\s+/g, " ").trim();
-  return t.length <= max ? t : `${t.slice(0, max - 1)}\u2026`;
-}
-
-// gateway/cli/report.ts
-import fs21 from "node:fs";
 
 // gateway/evidence/report-html.ts
 import { createHash as createHash9 } from "node:crypto";
@@ -52009,13 +54421,13 @@ var decisionBadge = (c) => `<span class="badge d-${esc(c.decision)}" title="poli
 var outcomeBadge = (c) => `<span class="badge o-${outcomeOf(c)}" title="outcome">${outcomeOf(c)}</span>`;
 function timeline(t, commands, boundary) {
   const targets = [.../* @__PURE__ */ new Set([...t.targets.map((x) => x.name), ...t.sessions.map((s) => s.target)])].filter(Boolean);
-  const count = (f) => commands.filter(f).length;
+  const count2 = (f) => commands.filter(f).length;
   const opt = (value, label, n) => `<option value="${esc(value)}">${esc(label)} (${n})</option>`;
-  const outcomes = ["ok", "error", "denied", "held", "skipped", "unfinished"].filter((o) => ["ok", "error", "denied"].includes(o) || count((c) => outcomeOf(c) === o));
+  const outcomes = ["ok", "error", "denied", "held", "skipped", "unfinished"].filter((o) => ["ok", "error", "denied"].includes(o) || count2((c) => outcomeOf(c) === o));
   const filters = `<div class="filters" role="search">
-<label>Target <select id="filter-target"><option value="">all</option>${targets.map((x) => opt(x, x, count((c) => c.target === x))).join("")}</select></label>
-<label>Decision <select id="filter-decision"><option value="">all</option>${["allow", "deny", "approve"].map((d) => opt(d, d, count((c) => c.decision === d))).join("")}</select></label>
-<label>Outcome <select id="filter-outcome"><option value="">all</option>${outcomes.map((o) => opt(o, o, count((c) => outcomeOf(c) === o))).join("")}</select></label>
+<label>Target <select id="filter-target"><option value="">all</option>${targets.map((x) => opt(x, x, count2((c) => c.target === x))).join("")}</select></label>
+<label>Decision <select id="filter-decision"><option value="">all</option>${["allow", "deny", "approve"].map((d) => opt(d, d, count2((c) => c.decision === d))).join("")}</select></label>
+<label>Outcome <select id="filter-outcome"><option value="">all</option>${outcomes.map((o) => opt(o, o, count2((c) => outcomeOf(c) === o))).join("")}</select></label>
 <label>SQL contains <input id="filter-text" type="search" placeholder="text in the SQL" autocomplete="off"></label>
 <button type="button" id="filter-reset">Clear</button>
 <span id="match-count" aria-live="polite">${plural(commands.length, "command")}</span></div>`;
@@ -52074,7 +54486,281 @@ function gatewayEvents(t) {
   return `<details class="events" id="gateway-events"><summary>Gateway events outside sessions (${t.events.length})</summary><ul>${li}</ul></details>`;
 }
 
+// gateway/cli/demo.ts
+var help4 = `Usage: gateway-action demo [--log-dir DIR]
+
+Shows what the gateway does, in about ten seconds: starts a throwaway local PostgreSQL (needs
+the PostgreSQL server binaries: apt-get install postgresql) with customers and orders, puts the
+gateway in front of it with a policy of rules and masking, and runs real psql through it:
+
+  1. a query whose emails and card numbers reach psql masked
+  2. a DELETE without WHERE, refused by a rule (SQLSTATE 42501 naming the rule)
+  3. a DROP TABLE held for approval, then approved with \`gateway-action approve\`
+  4. the session log verified, replayed, and written as an HTML report next to it
+
+No GitHub, no Azure, nothing to configure.
+
+Options:
+  --log-dir DIR   where the session log and the report are written (default ./gateway-logs)
+`;
+var SEED = `
+CREATE ROLE deployer LOGIN PASSWORD :'pw';
+CREATE DATABASE app OWNER deployer;
+\\c app
+SET ROLE deployer;
+CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, email text NOT NULL, card_number text);
+CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customers, amount numeric(10,2));
+CREATE TABLE orders_2019 (LIKE orders);
+INSERT INTO customers VALUES
+  (1, 'Ada Lovelace', 'ada@example.com', '4111 1111 1111 1111'),
+  (2, 'Grace Hopper', 'grace@example.com', '5555 5555 5555 4444'),
+  (3, 'Edsger Dijkstra', 'edsger@example.com', '3782 822463 10005');
+INSERT INTO orders SELECT i, 1 + (i % 3), (i * 7.5)::numeric FROM generate_series(1, 12) i;
+`;
+function demoPolicy(port) {
+  return `version: 1
+targets:
+  app-db:
+    kind: postgres
+    host: 127.0.0.1
+    port: ${port}
+    database: app
+    user: deployer
+    auth: { password-env: APP_DB_PASSWORD }
+    tls: disable
+rules:
+  - name: no-unbounded-deletes
+    when: { sql: [delete-without-where, update-without-where] }
+    action: deny
+    reason: "a DELETE or UPDATE without WHERE changes every row"
+  - name: drops-need-approval
+    when: { sql: [drop, truncate] }
+    action: approve
+    reason: "dropping or emptying a table needs a second pair of eyes"
+default: allow
+unclassified: deny
+approvals: { timeout: 2m }
+masking:
+  columns: ["customers.email"]
+  detectors: [credit-card]
+`;
+}
+var MASKED_QUERY = "SELECT name, email, card_number FROM customers ORDER BY id";
+var UNBOUNDED_DELETE = "DELETE FROM orders";
+var HELD_DROP = "DROP TABLE orders_2019";
+async function main4(argv) {
+  const args = parseArgs(argv, { "log-dir": "string" }, "demo");
+  if (args.options.help) return void process.stdout.write(help4), 0;
+  if (!process.execArgv.includes(BASELINE_WASM_FLAG)) return relaunch([BASELINE_WASM_FLAG, ...process.execArgv, process.argv[1], "demo", ...argv]);
+  const logDir = args.options["log-dir"] ?? "gateway-logs";
+  const color = wantsColor(process.stdout);
+  const say = (s = "") => void process.stdout.write(s + "\n");
+  const heading = (n, title, explain3) => {
+    say(`
+${color ? "\x1B[1m" : ""}\u2500\u2500 ${n}. ${title} ${"\u2500".repeat(Math.max(3, 72 - title.length))}${color ? "\x1B[0m" : ""}`);
+    say(explain3);
+  };
+  const cli = [process.argv[1]];
+  const shown = "gateway-action";
+  say("gateway-action demo: an access gateway between a pipeline and its database. Every command");
+  say("is decided by a policy, recorded in a signed session log before it runs, and masked on the");
+  say("way back. Each step below is real psql talking to a real PostgreSQL through the gateway.");
+  heading(1, "A throwaway PostgreSQL", "Tables customers (names, emails, card numbers), orders and orders_2019.");
+  const cluster = await startCluster();
+  const work = fs19.mkdtempSync(path9.join(os8.tmpdir(), "gw-demo-"));
+  const runtime = path9.join(work, "run");
+  process.env.GATEWAY_ACTION_RUNTIME_DIR = runtime;
+  let gw = null;
+  try {
+    const password = randomBytes4(18).toString("base64url");
+    const seed = spawnSync4("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", `pw=${password}`, "-h", cluster.socketDir, "-p", String(cluster.port), "-U", "postgres", "-d", "postgres"], { input: SEED, encoding: "utf8" });
+    if (seed.status !== 0) throw new Error(`seeding the demo database failed: ${seed.stderr}`);
+    say(`PostgreSQL is up on 127.0.0.1:${cluster.port}; only the gateway knows the password of its user deployer.`);
+    heading(2, "The policy", "Rules decide each statement (the first that matches wins); masking hides data in results\nand in the log. This is the whole configuration (gateway.yml):");
+    const policyText = demoPolicy(cluster.port);
+    const policyFile = path9.join(work, "gateway.yml");
+    fs19.writeFileSync(policyFile, policyText);
+    say(indent(policyText.trimEnd()));
+    gw = await Gateway.start({ policy: parsePolicy(policyText, policyFile), logDir, identity: runIdentity({}), claims: {}, env: { APP_DB_PASSWORD: password }, runnerEnv: {} });
+    const conn = gw.connectionEnv();
+    const env = { ...process.env, ...conn, PSQLRC: "/dev/null", PGAPPNAME: "psql" };
+    say(`
+The gateway listens on 127.0.0.1:${conn.PGPORT}. The pipeline gets PGHOST, PGPORT, PGUSER and a password that`);
+    say("is valid for this run only; the database password never leaves the gateway.");
+    heading(3, "A query with personal data: masked", "The column customers.email is masked by name, card numbers by the credit-card detector\n(wherever they appear). psql receives, and the log records, only the masked values:");
+    await showPsql(say, ["-c", MASKED_QUERY], env);
+    heading(4, "A DELETE without WHERE: denied", "The rule no-unbounded-deletes refuses it before it reaches the database: psql gets\nSQLSTATE 42501 naming the rule, and the orders are untouched.");
+    await showPsql(say, ["-c", UNBOUNDED_DELETE], env);
+    heading(5, "A DROP TABLE: held until someone approves", "The rule drops-need-approval holds the statement; psql waits with a NOTICE naming the\nrequest. In a workflow the request is a comment on the pull request; here, as in another\nterminal, `gateway-action approve ID` answers it.");
+    say(`$ psql -c ${shellQuote(HELD_DROP)}`);
+    const held = startPsql(["-v", "ON_ERROR_STOP=1", "-c", HELD_DROP], env);
+    const id = await held.requestId;
+    if (!id) {
+      const r = await held.done;
+      throw new Error(`the DROP was not held for approval: ${r.stdout}${r.stderr}`);
+    }
+    say(indent(held.stderrSoFar().trimEnd()));
+    say(`
+$ ${shown} approve ${id}`);
+    const approval = await runProcess(process.execPath, [...cli, "approve", id], { ...process.env, GATEWAY_ACTION_RUNTIME_DIR: runtime });
+    say(indent((approval.stdout + approval.stderr).trimEnd()));
+    if (approval.status !== 0) throw new Error(`gateway-action approve ${id} failed`);
+    const dropped = await held.done;
+    say(`
+psql goes on once approved:`);
+    say(indent(dropped.stdout.trimEnd() || "(no output)") + (dropped.status === 0 ? "" : `
+  (psql exited ${dropped.status})`));
+    const { log: log2, sealError } = await gw.stop("demo finished");
+    gw = null;
+    if (sealError) throw new Error(`the session log was not sealed: ${sealError}`);
+    const logShown = path9.relative(process.cwd(), log2) || log2;
+    heading(6, "The session log, verified", "Every command above was recorded before it ran, in a hash chain with signed checkpoints,\nsealed when the gateway stopped. Anyone can check it:");
+    const v = await verifyLog(log2);
+    say(`$ ${shown} verify ${logShown}`);
+    say(indent(verificationText(v).trimEnd()));
+    heading(7, "The session log, replayed", "What ran, what was refused, who approved what, and what was masked:");
+    say(`$ ${shown} replay ${logShown}`);
+    say(indent(renderReplay(await readTimeline(log2), { color }).trimEnd()));
+    heading(8, "A report for auditors", "A self-contained HTML page (no network needed) with the verdict, totals and every command:");
+    const report = path9.join(path9.dirname(log2), `${path9.basename(log2, ".jsonl")}.html`);
+    say(`$ ${shown} report ${logShown} -o ${path9.relative(process.cwd(), report) || report}`);
+    fs19.writeFileSync(report, renderReport(v, await readTimeline(log2), { logSha256: await fileSha256(log2) }), { mode: 420 });
+    say("");
+    say(`Session log: ${terminalText(path9.resolve(log2))}`);
+    say(`HTML report: ${terminalText(path9.resolve(report))}`);
+    say(`Verification: ${v.status === "valid" ? "VALID" : v.status.toUpperCase()}`);
+    say(`
+Next: README.md puts a policy like this one in a workflow; \`${shown} run --policy FILE -- COMMAND\``);
+    say("runs any command of yours through the gateway on this machine.");
+    return v.status === "valid" ? 0 : 1;
+  } finally {
+    if (gw) await gw.stop("demo failed");
+    cluster.stop();
+    fs19.rmSync(work, { recursive: true, force: true });
+  }
+}
+async function showPsql(say, args, env) {
+  say(`$ psql ${args.map(shellQuote).join(" ")}`);
+  const r = await startPsql(args, env).done;
+  say(indent((r.stdout + r.stderr).trimEnd()) + (r.status === 0 ? "" : `
+  (psql exited ${r.status})`));
+  return r;
+}
+function startPsql(args, env) {
+  const child = spawn4("psql", ["-X", ...args], { env });
+  let stdout = "";
+  let stderr = "";
+  let found = () => void 0;
+  const requestId = new Promise((resolve) => found = resolve);
+  child.stdout.on("data", (d) => stdout += d);
+  child.stderr.on("data", (d) => {
+    stderr += d;
+    const m = /holds this command as request ([a-z0-9]+)[\s\S]*HINT:.*\n/.exec(stderr);
+    if (m) found(m[1]);
+  });
+  const done = new Promise((resolve) => child.on("close", (code) => {
+    found(null);
+    resolve({ status: code ?? 1, stdout, stderr });
+  }));
+  return { done, requestId, stderrSoFar: () => stderr };
+}
+function runProcess(cmd, args, env) {
+  return new Promise((resolve) => {
+    const child = spawn4(cmd, args, { env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => stdout += d);
+    child.stderr.on("data", (d) => stderr += d);
+    child.on("close", (code) => resolve({ status: code ?? 1, stdout, stderr }));
+  });
+}
+var indent = (s) => s.split("\n").map((l) => "  " + l).join("\n");
+var shellQuote = (a) => /^[\w./=:-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+
+// gateway/cli/approve.ts
+import fs20 from "node:fs";
+var where = `Options:
+  --state-dir DIR   ask only the gateway started with \`gateway-action start --state-dir DIR\`
+                    (default: every gateway of this OS user, found in $GATEWAY_ACTION_RUNTIME_DIR,
+                    else $XDG_RUNTIME_DIR/gateway-action, else /tmp/gateway-action-<uid>)`;
+var approveHelp = `Usage: gateway-action approve ID [--state-dir DIR]
+
+Approves the held command with request id ID: it runs at once. The session log records the
+approval as yours (local:<user>) with the time.
+
+${where}
+`;
+var denyHelp = `Usage: gateway-action deny ID [--reason TEXT] [--state-dir DIR]
+
+Denies the held command with request id ID: its client gets SQLSTATE 42501 naming the rule
+and your reason. The session log records who denied it, when and why.
+
+  --reason TEXT     why (shown to the client and recorded)
+${where}
+`;
+var pendingHelp = `Usage: gateway-action pending [--json] [--state-dir DIR]
+
+Lists the commands waiting for approval: request id, target, rule, time left, and the command.
+
+  --json            one JSON array of requests instead of the table
+${where}
+`;
+async function gateways(stateDir) {
+  const sockets = stateDir ? [controlSocketPath(stateDir)] : announcedSockets();
+  const found = [];
+  for (const socket of sockets) {
+    let reply;
+    try {
+      reply = await sendControlAt(socket, { op: "pending" }, 1e4, `no gateway is running for state directory ${stateDir ?? ""}`);
+    } catch (e) {
+      if (stateDir) throw e;
+      if (e.code === "ECONNREFUSED") fs20.rmSync(socket, { force: true });
+      continue;
+    }
+    if (reply.ok) found.push({ socket, run: String(reply.run), pending: reply.pending });
+  }
+  if (found.length === 0 && !stateDir) throw new Error(`no gateway is running for this user (looked in ${runtimeDir()})`);
+  return found;
+}
+async function answer(verb, argv) {
+  const args = parseArgs(argv, verb === "deny" ? { reason: "string", "state-dir": "string" } : { "state-dir": "string" }, verb);
+  if (args.options.help) return void process.stdout.write(verb === "deny" ? denyHelp : approveHelp), 0;
+  if (args.positional.length !== 1) throw new UsageError(`${verb}: give exactly one request id (see gateway-action pending)`);
+  const id = args.positional[0].trim().toLowerCase();
+  const all = await gateways(args.options["state-dir"]);
+  const holder = all.find((g) => g.pending.some((r2) => r2.id === id));
+  if (!holder) {
+    const ids = all.flatMap((g) => g.pending.map((r2) => r2.id));
+    throw new Error(`no command is waiting for approval with request id ${id}${ids.length ? ` (waiting: ${ids.join(", ")})` : " (nothing is waiting)"}`);
+  }
+  const req = verb === "approve" ? { op: "approve", id } : { op: "deny", id, ...args.options.reason ? { reason: args.options.reason } : {} };
+  const reply = await sendControlAt(holder.socket, req);
+  if (!reply.ok) throw new Error(reply.error);
+  const r = reply.request;
+  const t = terminalText;
+  process.stdout.write(`${verb === "approve" ? "approved" : "denied"} ${t(r.id)}: ${t(r.target)} ${t(r.session)} rule "${t(r.rule)}": ${terminalOneLine(r.text, 100)}
+`);
+  return 0;
+}
+var approve = (argv) => answer("approve", argv);
+var deny = (argv) => answer("deny", argv);
+async function pending(argv) {
+  const args = parseArgs(argv, { json: "boolean", "state-dir": "string" }, "pending");
+  if (args.options.help) return void process.stdout.write(pendingHelp), 0;
+  if (args.positional.length > 0) throw new UsageError(`pending: unexpected argument "${args.positional[0]}"`);
+  const requests = (await gateways(args.options["state-dir"])).flatMap((g) => g.pending);
+  if (args.options.json) return void process.stdout.write(terminalJson(requests, 2) + "\n"), 0;
+  if (requests.length === 0) return void process.stdout.write("nothing is waiting for approval\n"), 0;
+  const t = terminalText;
+  const rows = requests.map((r) => [t(r.id), t(r.target), t(r.rule), `${Math.max(0, Math.round((Date.parse(r.expiresAt) - Date.now()) / 1e3))}s`, terminalOneLine(r.text, 80)]);
+  const head = ["ID", "TARGET", "RULE", "LEFT", "COMMAND"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  for (const row of [head, ...rows]) process.stdout.write(row.map((c, i) => i === row.length - 1 ? c : c.padEnd(widths[i])).join("  ") + "\n");
+  return 0;
+}
+
 // gateway/cli/report.ts
+import fs21 from "node:fs";
 var help5 = `Usage: gateway-action report LOG -o FILE.html [--jwks FILE | --issuer URL]
                              [--repository OWNER/NAME] [--workflow REF] [--sha SHA]
 
@@ -52117,7 +54803,7 @@ async function main5(argv) {
     sha2563 = await fileSha256(file);
     timeline2 = await readTimeline(file);
   } catch (e) {
-    process.stderr.write(`gateway-action: report: cannot read ${file} (${e.code ?? e.message})
+    process.stderr.write(`gateway-action: report: cannot read ${terminalText(file)} (${terminalText(e.code ?? e.message)})
 `);
     return 3;
   }
@@ -52125,11 +54811,11 @@ async function main5(argv) {
   try {
     fs21.writeFileSync(out, renderReport(v, timeline2, { logSha256: sha2563 }), { mode: 420 });
   } catch (e) {
-    process.stderr.write(`gateway-action: report: cannot write ${out} (${e.code ?? e.message})
+    process.stderr.write(`gateway-action: report: cannot write ${terminalText(out)} (${terminalText(e.code ?? e.message)})
 `);
     return 1;
   }
-  process.stdout.write(`report: ${out} (${v.status})
+  process.stdout.write(`report: ${terminalText(out)} (${v.status})
 `);
   return 0;
 }
@@ -52150,7 +54836,8 @@ Verbs:
                                                           check a session log: chain, signatures, seal, identity
   replay   LOG [--session ID]                             the run as a terminal timeline
   report   LOG -o FILE.html                               a self-contained HTML report for auditors
-  demo     [--log-dir DIR]                                a local PostgreSQL, a scripted pipeline, a verified log
+  demo     [--log-dir DIR]                                ten seconds of what it does: masking, a denied DELETE,
+                                                          a DROP approved, the log verified, replayed, reported
 
 \`gateway-action <verb> --help\` describes each verb.
 `;
@@ -52184,7 +54871,7 @@ main6(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e) => {
     const prefix = e instanceof UsageError || e instanceof PolicyError ? "" : "error: ";
-    process.stderr.write(`gateway-action: ${prefix}${e.message}
+    process.stderr.write(`gateway-action: ${prefix}${terminalLines(e.message, "")}
 `);
     process.exitCode = e instanceof UsageError ? 2 : 1;
   }

@@ -11241,11 +11241,11 @@ var require_pluralizer = __commonJS({
         this.singular = singular;
         this.plural = plural;
       }
-      pluralize(count) {
-        const one = count === 1;
+      pluralize(count2) {
+        const one = count2 === 1;
         const keys = one ? singulars : plurals;
         const noun = one ? this.singular : this.plural;
-        return { ...keys, count, noun };
+        return { ...keys, count: count2, noun };
       }
     };
   }
@@ -18664,15 +18664,15 @@ ${value}`;
           pos = 0;
         }
       }
-      discardLeadingBytes(count) {
-        while (count > 0 && this.lineChunkIndex < this.chunks.length) {
+      discardLeadingBytes(count2) {
+        while (count2 > 0 && this.lineChunkIndex < this.chunks.length) {
           const chunk = this.chunks[this.lineChunkIndex];
           const remaining = chunk.length - this.linePos;
-          if (count < remaining) {
-            this.linePos += count;
-            count = 0;
+          if (count2 < remaining) {
+            this.linePos += count2;
+            count2 = 0;
           } else {
-            count -= remaining;
+            count2 -= remaining;
             this.lineChunkIndex++;
             this.linePos = 0;
           }
@@ -21341,20 +21341,20 @@ var require_resolve = __commonJS({
       return false;
     }
     function countKeys(schema) {
-      let count = 0;
+      let count2 = 0;
       for (const key in schema) {
         if (key === "$ref")
           return Infinity;
-        count++;
+        count2++;
         if (SIMPLE_INLINED.has(key))
           continue;
         if (typeof schema[key] == "object") {
-          (0, util_1.eachItem)(schema[key], (sch) => count += countKeys(sch));
+          (0, util_1.eachItem)(schema[key], (sch) => count2 += countKeys(sch));
         }
-        if (count === Infinity)
+        if (count2 === Infinity)
           return Infinity;
       }
-      return count;
+      return count2;
     }
     function getFullPath(resolver, id = "", normalize) {
       if (normalize !== false)
@@ -21932,8 +21932,8 @@ var require_validate = __commonJS({
           return data;
       }
       let expr = data;
-      const segments = jsonPointer.split("/");
-      for (const segment of segments) {
+      const segments2 = jsonPointer.split("/");
+      for (const segment of segments2) {
         if (segment) {
           data = (0, codegen_1._)`${data}${(0, codegen_1.getProperty)((0, util_1.unescapeJsonPointer)(segment))}`;
           expr = (0, codegen_1._)`${expr} && ${data}`;
@@ -22462,12 +22462,12 @@ var require_utils2 = __commonJS({
       if (path4 === "" || path4[0] === "/") {
         return removeDotSegments(path4);
       }
-      const segments = path4.split("/");
-      const last = segments.length - 1;
+      const segments2 = path4.split("/");
+      const last = segments2.length - 1;
       const output = [];
       let trailingDirectory = false;
       for (let i = 0; i <= last; i++) {
-        const segment = segments[i];
+        const segment = segments2[i];
         if (segment === "." || segment === "..") {
           if (segment === "..") {
             if (output.length !== 0 && output[output.length - 1] !== "..") {
@@ -23808,9 +23808,9 @@ var require_core = __commonJS({
         const rules = this.RULES.all;
         metaSchema = JSON.parse(JSON.stringify(metaSchema));
         for (const jsonPointer of keywordsJsonPointers) {
-          const segments = jsonPointer.split("/").slice(1);
+          const segments2 = jsonPointer.split("/").slice(1);
           let keywords = metaSchema;
-          for (const seg of segments)
+          for (const seg of segments2)
             keywords = keywords[seg];
           for (const key in rules) {
             const rule = rules[key];
@@ -24892,8 +24892,8 @@ var require_contains = __commonJS({
         cxt.result(valid, () => cxt.reset());
         function validateItemsWithCount() {
           const schValid = gen.name("_valid");
-          const count = gen.let("count", 0);
-          validateItems(schValid, () => gen.if(schValid, () => checkLimits(count)));
+          const count2 = gen.let("count", 0);
+          validateItems(schValid, () => gen.if(schValid, () => checkLimits(count2)));
         }
         function validateItems(_valid, block) {
           gen.forRange("i", 0, len, (i) => {
@@ -24906,16 +24906,16 @@ var require_contains = __commonJS({
             block();
           });
         }
-        function checkLimits(count) {
-          gen.code((0, codegen_1._)`${count}++`);
+        function checkLimits(count2) {
+          gen.code((0, codegen_1._)`${count2}++`);
           if (max === void 0) {
-            gen.if((0, codegen_1._)`${count} >= ${min}`, () => gen.assign(valid, true).break());
+            gen.if((0, codegen_1._)`${count2} >= ${min}`, () => gen.assign(valid, true).break());
           } else {
-            gen.if((0, codegen_1._)`${count} > ${max}`, () => gen.assign(valid, false).break());
+            gen.if((0, codegen_1._)`${count2} > ${max}`, () => gen.assign(valid, false).break());
             if (min === 1)
               gen.assign(valid, true);
             else
-              gen.if((0, codegen_1._)`${count} >= ${min}`, () => gen.assign(valid, true));
+              gen.if((0, codegen_1._)`${count2} >= ${min}`, () => gen.assign(valid, true));
           }
         }
       }
@@ -26627,8 +26627,8 @@ var require_Node = __commonJS({
         };
         const res = toJS.toJS(this, "", ctx);
         if (typeof onAnchor === "function")
-          for (const { count, res: res2 } of ctx.anchors.values())
-            onAnchor(res2, count);
+          for (const { count: count2, res: res2 } of ctx.anchors.values())
+            onAnchor(res2, count2);
         return typeof reviver === "function" ? applyReviver.applyReviver(reviver, { "": res }, "", res) : res;
       }
     };
@@ -26736,13 +26736,13 @@ var require_Alias = __commonJS({
         const anchor = anchors2 && source && anchors2.get(source);
         return anchor ? anchor.count * anchor.aliasCount : 0;
       } else if (identity.isCollection(node)) {
-        let count = 0;
+        let count2 = 0;
         for (const item of node.items) {
           const c = getAliasCount(doc, item, anchors2);
-          if (c > count)
-            count = c;
+          if (c > count2)
+            count2 = c;
         }
-        return count;
+        return count2;
       } else if (identity.isPair(node)) {
         const kc = getAliasCount(doc, node.key, anchors2);
         const vc = getAliasCount(doc, node.value, anchors2);
@@ -29695,8 +29695,8 @@ var require_Document = __commonJS({
         };
         const res = toJS.toJS(this.contents, jsonArg ?? "", ctx);
         if (typeof onAnchor === "function")
-          for (const { count, res: res2 } of ctx.anchors.values())
-            onAnchor(res2, count);
+          for (const { count: count2, res: res2 } of ctx.anchors.values())
+            onAnchor(res2, count2);
         return typeof reviver === "function" ? applyReviver.applyReviver(reviver, { "": res }, "", res) : res;
       }
       /**
@@ -29773,12 +29773,12 @@ var require_errors3 = __commonJS({
         lineStr = prev + lineStr;
       }
       if (/[^ ]/.test(lineStr)) {
-        let count = 1;
+        let count2 = 1;
         const end = error2.linePos[1];
         if (end?.line === line && end.col > col) {
-          count = Math.max(1, Math.min(end.col - col, 80 - ci));
+          count2 = Math.max(1, Math.min(end.col - col, 80 - ci));
         }
-        const pointer = " ".repeat(ci) + "^".repeat(count);
+        const pointer = " ".repeat(ci) + "^".repeat(count2);
         error2.message += `:
 
 ${lineStr}
@@ -33824,7 +33824,7 @@ var require_serializer = __commonJS({
       68
       /* code.describe */
     );
-    var describe2 = (msg) => {
+    var describe = (msg) => {
       return msg.name ? cstringMessage(68, `${msg.type}${msg.name || ""}`) : msg.type === "P" ? emptyDescribePortal : emptyDescribeStatement;
     };
     var close = (msg) => {
@@ -33867,7 +33867,7 @@ var require_serializer = __commonJS({
       parse: parse2,
       bind,
       execute,
-      describe: describe2,
+      describe,
       close,
       flush: () => flushBuffer,
       sync: () => syncBuffer,
@@ -40444,14 +40444,18 @@ var policy_schema_default = {
   properties: {
     version: {
       description: "Policy file format version.",
-      const: 1
+      const: 1,
+      "x-expected": "a policy format version this gateway reads",
+      "x-hint": "write version: 1"
     },
     targets: {
       description: "Upstream systems the gateway serves, by name. Each gets a listener on 127.0.0.1 and a GATEWAY_<NAME>_URL.",
       type: "object",
       minProperties: 1,
       propertyNames: {
-        pattern: "^[A-Za-z][A-Za-z0-9_-]{0,62}$"
+        pattern: "^[A-Za-z][A-Za-z0-9_-]{0,62}$",
+        "x-expected": "a target name",
+        "x-hint": "start with a letter, then up to 62 letters, digits, '-' or '_'"
       },
       additionalProperties: {
         $ref: "#/definitions/target"
@@ -40485,7 +40489,9 @@ var policy_schema_default = {
               description: "Sign unsigned records at least this often, e.g. 5s, 500ms (0s: no time trigger).",
               type: "string",
               pattern: "^[0-9]+(ms|s|m|h)$",
-              default: "5s"
+              default: "5s",
+              "x-expected": "a duration",
+              "x-hint": "write a whole number and a unit: 500ms, 5s, 1m or 1h (0s turns the time trigger off)"
             }
           }
         }
@@ -40505,7 +40511,8 @@ var policy_schema_default = {
         "deny",
         "approve"
       ],
-      default: "allow"
+      default: "allow",
+      "x-expected": "a decision"
     },
     unclassified: {
       description: "What happens to a statement the engine cannot parse or classify.",
@@ -40514,7 +40521,8 @@ var policy_schema_default = {
         "deny",
         "approve"
       ],
-      default: "deny"
+      default: "deny",
+      "x-expected": "a decision"
     },
     approvals: {
       description: "How held commands are approved.",
@@ -40525,15 +40533,30 @@ var policy_schema_default = {
           description: "How long a held command waits before it is denied, e.g. 90s, 15m, 1h.",
           type: "string",
           pattern: "^[0-9]+(ms|s|m|h)$",
-          default: "15m"
+          default: "15m",
+          "x-expected": "a duration",
+          "x-hint": "write a whole number and a unit, such as 90s, 15m or 1h"
         },
         approvers: {
-          description: "Who may approve on GitHub: users (alice) and teams (@my-org/dba-team). Without it: anyone with write, maintain or admin permission on the repository.",
+          description: "Who may approve on GitHub: users (alice) and teams (@my-org/dba-team), each only while they have write, maintain or admin permission on the repository; bots never approve. Without it: anyone with that permission.",
           type: "array",
           minItems: 1,
           items: {
             type: "string",
-            pattern: "^(@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?/[A-Za-z0-9._-]+|@?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)$"
+            allOf: [
+              {
+                not: {
+                  pattern: "\\[[Bb][Oo][Tt]\\]$|^@?[Aa][Pp][Pp]/"
+                },
+                "x-expected": "a GitHub login or @org/team",
+                "x-hint": "bots never approve"
+              },
+              {
+                pattern: "^(@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?/[A-Za-z0-9._-]+|@?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)$",
+                "x-expected": "a GitHub login or @org/team",
+                "x-hint": "a login has letters, digits and single hyphens (alice, @alice), a team is @org/team-slug"
+              }
+            ]
           }
         },
         "min-approvals": {
@@ -40552,7 +40575,9 @@ var policy_schema_default = {
           description: "Where approval requests are posted on GitHub: pull-request (the run's pull request, or the one its commit belongs to) or issue:NUMBER.",
           type: "string",
           pattern: "^(pull-request|issue:[1-9][0-9]*)$",
-          default: "pull-request"
+          default: "pull-request",
+          "x-expected": "a place to ask for approval",
+          "x-hint": "use pull-request or issue:NUMBER, such as issue:42"
         }
       }
     },
@@ -40584,7 +40609,8 @@ var policy_schema_default = {
               "connection-string",
               "private-key",
               "github-token"
-            ]
+            ],
+            "x-expected": "a detector"
           }
         },
         "apply-to": {
@@ -40596,7 +40622,8 @@ var policy_schema_default = {
             enum: [
               "client",
               "log"
-            ]
+            ],
+            "x-expected": "a place masking applies to"
           },
           default: [
             "client",
@@ -40614,9 +40641,11 @@ var policy_schema_default = {
       ],
       properties: {
         kind: {
+          description: "The kind of system the target is: postgres.",
           enum: [
             "postgres"
-          ]
+          ],
+          "x-expected": "a target kind this gateway supports"
         }
       },
       if: {
@@ -40642,7 +40671,7 @@ var policy_schema_default = {
       ],
       properties: {
         kind: {
-          const: "postgres"
+          description: "The kind of system the target is: postgres."
         },
         host: {
           description: "Upstream host name or IP address.",
@@ -40668,11 +40697,14 @@ var policy_schema_default = {
         },
         auth: {
           description: "How the gateway obtains the upstream password: `azure` (an Entra ID token for Azure Database for PostgreSQL, through the job's OIDC token; TLS required) or { password-env: NAME }. Never exported to later steps.",
+          "x-secret": true,
           if: {
             type: "string"
           },
           then: {
-            const: "azure"
+            const: "azure",
+            "x-expected": "an auth method",
+            "x-hint": "write azure, or a mapping { password-env: NAME }"
           },
           else: {
             type: "object",
@@ -40684,9 +40716,17 @@ var policy_schema_default = {
               "password-env": {
                 description: "Name of the environment variable holding the upstream password.",
                 type: "string",
-                pattern: "^[A-Za-z_][A-Za-z0-9_]*$"
+                pattern: "^[A-Za-z_][A-Za-z0-9_]*$",
+                "x-expected": "an environment variable name",
+                "x-hint": "use letters, digits and _, not starting with a digit"
+              },
+              "allow-cleartext": {
+                description: "Send the password when the server asks for it in cleartext or as md5 while TLS does not verify the server (tls: disable or require): whoever answers at the address then gets the password, or an md5 answer it can relay or crack. Default false: such logins are refused.",
+                type: "boolean",
+                default: false
               }
-            }
+            },
+            "x-expected": "azure or a mapping { password-env: NAME }"
           }
         },
         tls: {
@@ -40696,7 +40736,8 @@ var policy_schema_default = {
             "require",
             "verify-full"
           ],
-          default: "verify-full"
+          default: "verify-full",
+          "x-expected": "a TLS mode"
         },
         "ca-file": {
           description: "PEM file of CA certificates for verify-full (default: Node's bundled CAs).",
@@ -40719,7 +40760,8 @@ var policy_schema_default = {
             minLength: 1
           }
         }
-      ]
+      ],
+      "x-expected": "a name or glob, or a list of them"
     },
     rule: {
       type: "object",
@@ -40733,7 +40775,9 @@ var policy_schema_default = {
         name: {
           description: "Names the rule in errors, notices and the session log.",
           type: "string",
-          pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+          pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+          "x-expected": "a rule name",
+          "x-hint": "start with a letter or digit, then letters, digits, '_', '.' or '-'"
         },
         target: {
           description: "Target name, glob (`*`) or list of them; every target when omitted.",
@@ -40789,7 +40833,8 @@ var policy_schema_default = {
             "allow",
             "deny",
             "approve"
-          ]
+          ],
+          "x-expected": "a decision"
         },
         reason: {
           description: "Told to the client and recorded.",
@@ -40800,6 +40845,192 @@ var policy_schema_default = {
     }
   }
 };
+
+// gateway/config/schema-errors.ts
+var RANK = { additionalProperties: 0, propertyNames: 1, not: 1, enum: 2, const: 2, type: 3, required: 5 };
+function schemaPointers(root) {
+  const out = /* @__PURE__ */ new Map();
+  const walk = (node, ptr) => {
+    if (node === null || typeof node !== "object" || out.has(node)) return;
+    out.set(node, ptr);
+    for (const [k, v] of Object.entries(node)) walk(v, `${ptr}/${k.replace(/~/g, "~0").replace(/\//g, "~1")}`);
+  };
+  walk(root, "#");
+  return out;
+}
+function explain(errors, data, pointers2) {
+  const pool = relevant(errors);
+  const depth = (e) => e.instancePath.split("/").length + (typeof e.propertyName === "string" ? 1 : 0);
+  const rank = (e) => RANK[e.keyword] ?? 4;
+  const err = [...pool].sort((a, b) => depth(b) - depth(a) || rank(a) - rank(b))[0];
+  const base = err.parentSchema ? pointers2.get(err.parentSchema) : void 0;
+  const schemaPath = base ? `${base}/${err.keyword}` : err.schemaPath;
+  const secret = !base || [...pointers2].some(([node, ptr]) => node["x-secret"] === true && (schemaPath === ptr || schemaPath.startsWith(`${ptr}/`)));
+  return { ...sentence(err, data, secret), schemaPath };
+}
+function relevant(errors) {
+  let out = errors.filter((e) => e.keyword !== "if" && e.keyword !== "$ref" && e.keyword !== "propertyNames");
+  for (const c of out.filter((e) => e.keyword === "oneOf" || e.keyword === "anyOf")) {
+    const inside = out.filter((e) => e !== c && e.schemaPath.startsWith(`${c.schemaPath}/`) && e.instancePath.startsWith(c.instancePath));
+    const fitting = inside.filter((e) => !(e.keyword === "type" && e.instancePath === c.instancePath));
+    out = fitting.length > 0 ? out.filter((e) => e !== c && !(inside.includes(e) && !fitting.includes(e))) : out.filter((e) => !inside.includes(e));
+  }
+  return out.length ? out : errors;
+}
+function segments(err) {
+  return err.instancePath.split("/").slice(1).map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
+}
+function typedPath(err, data) {
+  const out = [];
+  let node = data;
+  for (const s of segments(err)) {
+    const isIndex = Array.isArray(node) && /^\d+$/.test(s);
+    out.push(isIndex ? Number(s) : s);
+    node = node !== null && typeof node === "object" ? node[s] : void 0;
+  }
+  return out;
+}
+function formatPath(path4) {
+  let out = "";
+  for (const p of path4) {
+    if (typeof p === "number") out += `[${p}]`;
+    else if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(p)) out += out ? `.${p}` : p;
+    else out += `[${JSON.stringify(p)}]`;
+  }
+  return out;
+}
+function showValue(v) {
+  if (typeof v === "string") return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
+  if (v === null || v === void 0) return "empty";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a mapping";
+  return String(v);
+}
+function kindOf(v) {
+  if (typeof v === "string") return `the text ${showValue(v)}`;
+  if (typeof v === "number") return `the number ${v}`;
+  if (typeof v === "boolean") return String(v);
+  if (v === null || v === void 0) return "empty";
+  if (Array.isArray(v)) return "a list";
+  return "a mapping";
+}
+var TYPE_WORDS = {
+  string: "text",
+  integer: "a whole number",
+  number: "a number",
+  boolean: "true or false",
+  array: "a list",
+  object: "a mapping of keys to values",
+  null: "empty"
+};
+var count = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+var HIDDEN = "(not repeated here: it may be a secret)";
+function sentence(err, data, secret) {
+  const path4 = typedPath(err, data);
+  const where = formatPath(path4);
+  const p = err.params;
+  const node = err.parentSchema ?? {};
+  const value = err.data;
+  const show = (v) => secret ? `the value written ${HIDDEN}` : showValue(v);
+  const kind = (v) => secret && typeof v === "string" ? `text ${HIDDEN}` : secret && typeof v === "number" ? `a number ${HIDDEN}` : kindOf(v);
+  const expected = typeof node["x-expected"] === "string" ? node["x-expected"] : null;
+  const hint = typeof node["x-hint"] === "string" ? `; ${node["x-hint"]}` : "";
+  const at = (text) => where ? `${where}: ${text}` : text;
+  const problem = (message, key) => ({ path: path4, message, schemaPath: err.schemaPath, ...key !== void 0 ? { key } : {} });
+  switch (err.keyword) {
+    case "additionalProperties": {
+      const key = String(p.additionalProperty);
+      const known = Object.keys(node.properties ?? {});
+      const near = closest(key, known);
+      const advice = near ? ` (did you mean "${near}"?)` : known.length ? ` (known keys: ${known.join(", ")})` : "";
+      if (secret) return problem(`${where}: an unknown key ${HIDDEN}${advice}`, key);
+      return problem(where ? `${where}: unknown key "${key}"${advice}` : `unknown top-level key "${key}"${advice}`, key);
+    }
+    case "required": {
+      const key = String(p.missingProperty);
+      const d = (node.properties ?? {})[key]?.description;
+      const what = typeof d === "string" ? `: ${d.charAt(0).toLowerCase()}${d.slice(1).replace(/\.$/, "")}` : "";
+      return problem(`${where || "the policy file"} is missing required key "${key}"${what}`);
+    }
+    case "pattern":
+    case "not":
+    case "format":
+      if (typeof err.propertyName === "string") {
+        const key = err.propertyName;
+        return problem(`${where ? `${where}: ` : ""}${showValue(key)} is not ${expected ?? "an allowed name here"}${hint}`, key);
+      }
+      return problem(at(`${show(value)} is not ${expected ?? "valid here"}${hint}`));
+    case "enum": {
+      const allowed = p.allowedValues.map(String);
+      const near = typeof value === "string" && !secret ? closest(value, allowed) : null;
+      return problem(at(`${show(value)} is not ${expected ?? "an allowed value"}; use one of: ${allowed.join(", ")}${near ? ` (did you mean "${near}"?)` : ""}${hint}`));
+    }
+    case "const":
+      return problem(at(`${show(value)} is not ${expected ?? `allowed here; use ${JSON.stringify(p.allowedValue)}`}${hint}`));
+    case "oneOf":
+    case "anyOf":
+      return problem(`${where || "the policy file"} must be ${expected ?? "one of the allowed forms"}, not ${kind(value)}${hint}`);
+    case "type": {
+      if (!where) return problem(`the policy file must be a mapping of keys (version:, targets:, ...), not ${kind(value)}`);
+      const wanted = expected ?? String(p.type).split(",").map((t) => TYPE_WORDS[t] ?? t).join(" or ");
+      return problem(`${where} must be ${wanted}, not ${kind(value)}${hint}`);
+    }
+    case "minimum":
+    case "maximum":
+    case "exclusiveMinimum":
+    case "exclusiveMaximum": {
+      const lo = typeof node.minimum === "number" ? node.minimum : null;
+      const hi = typeof node.maximum === "number" ? node.maximum : null;
+      const range = lo !== null && hi !== null ? `use ${lo} to ${hi}` : lo !== null ? `use ${lo} or more` : hi !== null ? `use at most ${hi}` : String(err.message);
+      return problem(at(`${show(value)} is out of range; ${range}`));
+    }
+    case "minLength":
+      return problem(Number(p.limit) === 1 ? `${where} must not be empty` : `${where} must be at least ${count(Number(p.limit), "character", "characters")} long`);
+    case "maxLength":
+      return problem(`${where} must be at most ${count(Number(p.limit), "character", "characters")} long`);
+    case "minItems":
+      return problem(Number(p.limit) === 1 ? `${where} must not be an empty list` : `${where} must list at least ${count(Number(p.limit), "entry", "entries")}`);
+    case "maxItems":
+      return problem(`${where} must list at most ${count(Number(p.limit), "entry", "entries")}`);
+    case "minProperties":
+      return problem(Number(p.limit) === 1 ? `${where} must not be empty: name at least one entry` : `${where} needs at least ${count(Number(p.limit), "entry", "entries")}`);
+    case "maxProperties":
+      return problem(`${where} must have at most ${count(Number(p.limit), "entry", "entries")}`);
+    case "uniqueItems": {
+      const list = Array.isArray(value) ? value : [];
+      return problem(`${where} lists ${show(list[Number(p.j)])} twice`);
+    }
+    default:
+      return problem(at(`${show(value)} is not valid here (${err.message ?? err.keyword})`));
+  }
+}
+function closest(word, known) {
+  const w = word.toLowerCase();
+  let best = null;
+  for (const k of known) {
+    const d = distance(w, k.toLowerCase());
+    if (d <= Math.max(1, Math.floor(Math.max(w.length, k.length) / 3)) && (!best || d < best.d)) best = { k, d };
+  }
+  if (best) return best.k;
+  let prefix = null;
+  for (const k of known) {
+    let n = 0;
+    while (n < w.length && n < k.length && w[n] === k[n].toLowerCase()) n++;
+    if (n >= 4 && (!prefix || n > prefix.n)) prefix = { k, n };
+  }
+  return prefix?.k ?? null;
+}
+function distance(a, b) {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_2, j) => i === 0 ? j : j === 0 ? i : 0));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const row = d[i];
+      row[j] = Math.min(d[i - 1][j] + 1, row[j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
 
 // gateway/policy/engine.ts
 function globToRegExp(glob) {
@@ -40845,12 +41076,20 @@ var SQL_CLASSES = [
 
 // gateway/config/policy.ts
 var PolicyError = class extends Error {
-  constructor(file, line, message) {
+  /** For a schema error, the failed keyword's place in the schema (tests check every one has words). */
+  schemaPath;
+  constructor(file, line, message, schemaPath) {
     super(`${file}${line ? `:${line}` : ""}: ${message}`);
     this.name = "PolicyError";
+    this.schemaPath = schemaPath;
   }
 };
-var validate = new import_ajv.Ajv({ allErrors: true, strict: false }).compile(policy_schema_default);
+var ajv = new import_ajv.Ajv({ allErrors: true, strict: false, verbose: true });
+ajv.addKeyword({ keyword: "x-expected", metaSchema: { type: "string", minLength: 1 } });
+ajv.addKeyword({ keyword: "x-hint", metaSchema: { type: "string", minLength: 1 } });
+ajv.addKeyword({ keyword: "x-secret", metaSchema: { type: "boolean" } });
+var validate = ajv.compile(policy_schema_default);
+var pointers = schemaPointers(policy_schema_default);
 function loadPolicy(file) {
   let text;
   try {
@@ -40871,8 +41110,9 @@ function parsePolicy(text, file) {
   const data = doc.toJS();
   if (data === null || data === void 0) throw new PolicyError(file, 1, "the policy file is empty; it needs at least `version: 1` and `targets:`");
   if (!validate(data)) {
-    const err = pickError(validate.errors ?? []);
-    throw new PolicyError(file, lineOf(locate(doc, err)), describe(err));
+    const problem = explain(validate.errors ?? [], data, pointers);
+    const offset = problem.key !== void 0 ? keyOffset(doc, problem.path, problem.key) : locateValue(doc, problem.path);
+    throw new PolicyError(file, lineOf(offset), problem.message, problem.schemaPath);
   }
   const raw = data;
   const baseDir = path.dirname(path.resolve(file));
@@ -40883,7 +41123,7 @@ function parsePolicy(text, file) {
     port: t.port ?? 5432,
     database: String(t.database),
     user: String(t.user),
-    auth: t.auth === "azure" ? { kind: "azure" } : { kind: "password-env", passwordEnv: String(t.auth["password-env"]) },
+    auth: t.auth === "azure" ? { kind: "azure" } : { kind: "password-env", passwordEnv: String(t.auth["password-env"]), allowCleartext: t.auth["allow-cleartext"] === true },
     tls: t.tls ?? "verify-full",
     caFile: t["ca-file"] ? path.resolve(baseDir, String(t["ca-file"])) : void 0
   }));
@@ -40928,41 +41168,6 @@ function parsePolicy(text, file) {
 function envName(target) {
   return `GATEWAY_${target.toUpperCase().replace(/-/g, "_")}_URL`;
 }
-var PRIORITY = { additionalProperties: 0, propertyNames: 1, enum: 2, const: 2, type: 3, required: 5 };
-function pickError(errors) {
-  const useful = errors.filter((e) => e.keyword !== "if" && e.keyword !== "$ref" && !(e.keyword === "pattern" && "propertyName" in e));
-  const pool = useful.length ? useful : errors;
-  const depth = (e) => e.instancePath.split("/").length;
-  const rank = (e) => PRIORITY[e.keyword] ?? 4;
-  return [...pool].sort((a, b) => depth(b) - depth(a) || rank(a) - rank(b))[0];
-}
-function pathOf(err) {
-  return err.instancePath.split("/").slice(1).map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
-}
-function describe(err) {
-  const where = pathOf(err).join(".") || "top level";
-  const p = err.params;
-  switch (err.keyword) {
-    case "additionalProperties":
-      return `unknown key "${String(p.additionalProperty)}" in ${where}`;
-    case "required":
-      return `${where} is missing required key "${String(p.missingProperty)}"`;
-    case "enum":
-      return `${where} must be one of: ${p.allowedValues.join(", ")}`;
-    case "const":
-      return `${where} must be ${JSON.stringify(p.allowedValue)}`;
-    case "propertyNames":
-      return `target name "${String(p.propertyName)}" must start with a letter and contain only letters, digits, '-' and '_'`;
-    case "pattern":
-      return `${where} ${err.message}`;
-    case "type":
-      return `${where} must be ${p.type === "integer" ? "an integer" : `of type ${String(p.type)}`}`;
-    case "minProperties":
-      return `${where} must not be empty`;
-    default:
-      return `${where} ${err.message ?? "is invalid"}`;
-  }
-}
 function keyOffset(doc, parent, key) {
   const node = parent.length ? doc.getIn(parent, true) : doc.contents;
   if (!(0, import_yaml.isMap)(node)) return void 0;
@@ -40971,27 +41176,12 @@ function keyOffset(doc, parent, key) {
   }
   return void 0;
 }
-function locate(doc, err) {
-  const p = pathOf(err);
-  const params = err.params;
-  if (err.keyword === "additionalProperties") return keyOffset(doc, p, String(params.additionalProperty));
-  if (err.keyword === "propertyNames") return keyOffset(doc, p, String(params.propertyName));
-  for (let n = p.length; n >= 0; n--) {
-    const node = n === 0 ? doc.contents : doc.getIn(p.slice(0, n), true);
-    if (node && node.range) return node.range[0];
-    if (n > 0) {
-      const k = keyOffset(doc, p.slice(0, n - 1), p[n - 1]);
-      if (k !== void 0) return k;
-    }
-  }
-  return void 0;
-}
 function parseMasking(m, lineAt, file) {
   if (!m) return null;
   const columns = m.columns ?? [];
   columns.forEach((c, i) => {
     const problem = columnPatternProblem(c);
-    if (problem) throw new PolicyError(file, lineAt(["masking", "columns", i]), `masking.columns: bad column pattern "${c}": ${problem}`);
+    if (problem) throw new PolicyError(file, lineAt(["masking", "columns", i]), `masking.columns[${i}]: "${c}" is not a column pattern: ${problem}`);
   });
   const applyTo = m["apply-to"] ?? ["client", "log"];
   return { columns, detectors: m.detectors ?? [], applyTo: { client: applyTo.includes("client"), log: applyTo.includes("log") } };
@@ -41074,6 +41264,17 @@ function parseDuration(text) {
   const m = /^(\d+)(ms|s|m|h)$/.exec(text);
   return Number(m[1]) * { ms: 1, s: 1e3, m: 6e4, h: 36e5 }[m[2]];
 }
+function locateValue(doc, p) {
+  for (let n = p.length; n >= 0; n--) {
+    const node = n === 0 ? doc.contents : doc.getIn(p.slice(0, n), true);
+    if (node && node.range) return node.range[0];
+    if (n > 0) {
+      const k = keyOffset(doc, p.slice(0, n - 1), String(p[n - 1]));
+      if (k !== void 0) return k;
+    }
+  }
+  return void 0;
+}
 function locateNode(doc, p) {
   for (let n = p.length; n > 0; n--) {
     const node = doc.getIn(p.slice(0, n), true);
@@ -41105,6 +41306,9 @@ var MAX_TEXT = 64 * 1024;
 
 // gateway/postgres/codec/framer.ts
 var EMPTY = Buffer.alloc(0);
+
+// gateway/postgres/login-limits.ts
+var MAX_AUTH_MESSAGE_BODY = 65535 - 4;
 
 // gateway/postgres/codec/frontend.ts
 var F = {
@@ -41147,6 +41351,7 @@ var RECLAIM_EVERY_BYTES = 4 * 1024 * 1024;
 
 // gateway/postgres/sql-classifier.ts
 var BASELINE_WASM_FLAG = "--liftoff-only";
+var MAX_PARSED_TEXT = 1024 * 1024;
 var CREATE = [
   "CreateStmt",
   "CreateSchemaStmt",
@@ -41254,9 +41459,96 @@ for (const t of ROLE) SIMPLE[t] = ["role"];
 for (const t of MAINTENANCE) SIMPLE[t] = ["maintenance"];
 for (const t of UTILITY) SIMPLE[t] = ["utility"];
 
+// gateway/postgres/copy-masking.ts
+var SIGNATURE = Buffer.from("PGCOPY\n\xFF\r\n\0", "latin1");
+
 // gateway/postgres/session.ts
 var MAX_CLIENT_MESSAGE = 64 * 1024 * 1024;
 var BACKLOG_LIMIT = 4 * 1024 * 1024;
+
+// gateway/postgres/startup-settings.ts
+var ignored = () => [];
+var sets = (name2, value) => (arg) => [[name2, value ?? arg]];
+var PLAN_TYPES = { s: "enable_seqscan", i: "enable_indexscan", o: "enable_indexonlyscan", b: "enable_bitmapscan", t: "enable_tidscan", n: "enable_nestloop", m: "enable_mergejoin", h: "enable_hashjoin" };
+function atoi(s) {
+  const m = /^[ \t\n\v\f\r]*([+-]?)(\d*)/.exec(s);
+  const digits = m[2].replace(/^0+(?=\d)/, "");
+  if (digits.length > 9) return null;
+  const n = Number(digits || "0");
+  return m[1] === "-" ? -n : n;
+}
+function debugOptions(arg) {
+  const level = atoi(arg);
+  if (level === null) return `the debug level "${arg}" is out of range`;
+  const out = [["log_min_messages", level > 0 ? `debug${level}` : "notice"]];
+  if (level >= 2) out.push(["log_statement", "all"]);
+  if (level >= 3) out.push(["debug_print_parse", "true"]);
+  if (level >= 4) out.push(["debug_print_plan", "true"]);
+  if (level >= 5) out.push(["debug_print_rewritten", "true"]);
+  return out;
+}
+function longOption(flag) {
+  return (arg) => {
+    const eq = arg.indexOf("=");
+    if (eq < 0) return `${flag === "-" ? `--${arg}` : `-c ${arg}`} requires a value`;
+    const name2 = arg.slice(0, eq).replaceAll("-", "_");
+    if (name2 === "") return `"${arg}" names no setting`;
+    if (!SETTING_NAME.test(name2)) return `${JSON.stringify(name2)} is not a setting name`;
+    return [[asciiLower(name2), arg.slice(eq + 1)]];
+  };
+}
+var SWITCHES = {
+  B: { takesArg: true, effect: sets("shared_buffers") },
+  b: { takesArg: false, effect: ignored },
+  c: { takesArg: true, effect: longOption("c") },
+  C: { takesArg: true, effect: ignored },
+  D: { takesArg: true, effect: ignored },
+  d: { takesArg: true, effect: debugOptions },
+  E: { takesArg: false, effect: ignored },
+  e: { takesArg: false, effect: sets("datestyle", "euro") },
+  F: { takesArg: false, effect: sets("fsync", "false") },
+  f: { takesArg: true, effect: (arg) => PLAN_TYPES[arg[0] ?? ""] ? [[PLAN_TYPES[arg[0]], "false"]] : `-f ${arg} names no plan type` },
+  h: { takesArg: true, effect: sets("listen_addresses") },
+  i: { takesArg: false, effect: sets("listen_addresses", "*") },
+  j: { takesArg: false, effect: ignored },
+  k: { takesArg: true, effect: sets("unix_socket_directories") },
+  l: { takesArg: false, effect: sets("ssl", "true") },
+  N: { takesArg: true, effect: sets("max_connections") },
+  n: { takesArg: false, effect: ignored },
+  O: { takesArg: false, effect: sets("allow_system_table_mods", "true") },
+  P: { takesArg: false, effect: sets("ignore_system_indexes", "true") },
+  p: { takesArg: true, effect: sets("port") },
+  r: { takesArg: true, effect: ignored },
+  S: { takesArg: true, effect: sets("work_mem") },
+  s: { takesArg: false, effect: sets("log_statement_stats", "true") },
+  T: { takesArg: false, effect: ignored },
+  t: {
+    takesArg: true,
+    // get_stats_option_name: "pa..." parser, "pl..." planner, "e..." executor.
+    effect: (arg) => {
+      const name2 = arg[0] === "p" ? arg[1] === "a" ? "log_parser_stats" : arg[1] === "l" ? "log_planner_stats" : null : arg[0] === "e" ? "log_executor_stats" : null;
+      return name2 ? [[name2, "true"]] : `-t ${arg} names no statistics`;
+    }
+  },
+  v: { takesArg: true, effect: ignored },
+  W: { takesArg: true, effect: sets("post_auth_delay") },
+  "-": { takesArg: true, effect: longOption("-") }
+};
+var SETTING_NAME = /^[A-Za-z0-9_$.]+$/;
+var asciiLower = (s) => s.replace(/[A-Z]/g, (c) => c.toLowerCase());
+
+// gateway/postgres/table-names.ts
+var CATALOG_QUERY = [
+  `SELECT c.oid, n.nspname, c.relname, c.relkind, a.attnum, a.attname, a.atttypid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'c') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
+  `SELECT t.oid, t.typrelid, t.typelem, t.typbasetype, coalesce(r.rngsubtype, m.rngtypid, 0) FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_range r ON r.rngtypid = t.oid LEFT JOIN pg_catalog.pg_range m ON m.rngmultitypid = t.oid WHERE t.oid >= 16384`,
+  `SELECT r.ev_class, r.ev_action FROM pg_catalog.pg_rewrite r WHERE r.rulename = '_RETURN' AND r.ev_class >= 16384`,
+  `SELECT DISTINCT r.ev_class, d.refobjid, d.refobjsubid FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND r.rulename = '_RETURN'`,
+  `SELECT i.inhrelid, i.inhparent FROM pg_catalog.pg_inherits i`,
+  // Per function name: whether it is built in. Constructors of user range and multirange types
+  // are built-in code (they read no table).
+  `SELECT DISTINCT p.proname, n.nspname IN ('pg_catalog', 'information_schema') OR (l.lanname = 'internal' AND p.prosrc IN ('range_constructor2', 'range_constructor3', 'multirange_constructor0', 'multirange_constructor1', 'multirange_constructor2')) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN pg_catalog.pg_language l ON l.oid = p.prolang`
+].join("; ");
+var MAX_CATALOG_VALUE = 256 * 1024 * 1024;
 
 // node_modules/@azure/identity/dist/esm/constants.js
 var SDK_VERSION = `4.14.1`;
