@@ -28079,7 +28079,7 @@ function stringEnd(bytes, start2, mblen) {
   return -1;
 }
 
-// gateway/postgres/sql-classifier.ts
+// gateway/postgres/pg-parser.ts
 var BASELINE_WASM_FLAG = "--liftoff-only";
 var pgQuery = null;
 var MAX_PARSED_TEXT = 1024 * 1024;
@@ -28094,19 +28094,21 @@ function bounded(m) {
   };
 }
 var ready = null;
-function loadClassifier() {
+function loadSqlParser() {
   return ready ??= Promise.resolve().then(() => __toESM(require_wasm(), 1)).then(async (m) => {
     await m.loadModule();
     pgQuery = bounded(m);
   });
 }
 function parser() {
-  if (!pgQuery) throw new Error("the SQL classifier is not loaded (call loadClassifier first)");
+  if (!pgQuery) throw new Error("the SQL classifier is not loaded (call loadSqlParser first)");
   return pgQuery;
 }
 function loadedParser() {
   return pgQuery;
 }
+
+// gateway/postgres/sql-classifier.ts
 var CREATE = [
   "CreateStmt",
   "CreateSchemaStmt",
@@ -28216,106 +28218,6 @@ for (const t of UTILITY) SIMPLE[t] = ["utility"];
 var RELATION_OBJECTS = /* @__PURE__ */ new Set(["OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW", "OBJECT_INDEX", "OBJECT_SEQUENCE", "OBJECT_FOREIGN_TABLE"]);
 var RELATION_PARTS = /* @__PURE__ */ new Set(["OBJECT_COLUMN", "OBJECT_TRIGGER", "OBJECT_RULE", "OBJECT_POLICY", "OBJECT_TABCONSTRAINT"]);
 var SESSION_IDENTITY = /* @__PURE__ */ new Set(["role", "session_authorization"]);
-function optionValue(arg) {
-  const a = arg;
-  if (!a) return true;
-  if (a.String) return a.String.sval ?? "";
-  if (a.Boolean) return a.Boolean.boolval === true ? "true" : "false";
-  if (a.Integer) return String(a.Integer.ival ?? 0);
-  if (a.Float) return String(a.Float.fval ?? "");
-  if (a.A_Star) return ["*"];
-  if (a.List) return (a.List.items ?? []).map((i) => i.String?.sval ?? "");
-  return ["?"];
-}
-function simpleSelect(query) {
-  const q = query?.SelectStmt;
-  if (!q || q.withClause || q.op !== "SETOP_NONE" || q.valuesLists) return void 0;
-  const from = q.fromClause;
-  const rel = from?.length === 1 ? from[0].RangeVar : void 0;
-  if (!rel || typeof rel.relname !== "string") return void 0;
-  const alias = rel.alias?.aliasname ?? rel.relname;
-  const targets = (q.targetList ?? []).map((t) => {
-    const fields = t.ResTarget?.val?.ColumnRef?.fields;
-    if (!fields) return null;
-    const last = fields[fields.length - 1];
-    if (fields.length > 2 || fields.length === 2 && fields[0].String?.sval !== alias) return null;
-    if (last.A_Star) return "*";
-    const name3 = last.String?.sval;
-    return name3 === void 0 || name3 === "*" ? null : name3;
-  });
-  return { schema: typeof rel.schemaname === "string" ? rel.schemaname : null, table: rel.relname, targets };
-}
-function parseCopyOut(text) {
-  const tree = parser().parseSync(text);
-  const out = [];
-  for (const raw of tree.stmts ?? []) {
-    const c = raw.stmt?.CopyStmt;
-    if (!c || c.is_from || c.is_program || c.filename) continue;
-    const rel = c.relation;
-    const options = (c.options ?? []).map((o) => {
-      const d = o.DefElem;
-      return { name: String(d?.defname ?? "?").toLowerCase(), value: optionValue(d?.arg) };
-    });
-    const opt = (name3) => {
-      const v = options.find((o) => o.name === name3)?.value;
-      return typeof v === "string" ? v : void 0;
-    };
-    const format = (opt("format") ?? "text").toLowerCase();
-    out.push({
-      schema: rel?.schemaname ?? null,
-      table: rel?.relname ?? null,
-      columns: c.attlist ? c.attlist.map((a) => a.String?.sval ?? "") : null,
-      format: format === "csv" ? "csv" : format === "binary" ? "binary" : "text",
-      delimiter: opt("delimiter") ?? (format === "csv" ? "," : "	"),
-      quote: opt("quote") ?? '"',
-      options,
-      ...c.query ? { select: simpleSelect(c.query) } : {}
-    });
-  }
-  return out;
-}
-var NAMESPACE_WORDS = /prepare|deallocate|discard|close/i;
-function namespaceEffects(text) {
-  if (!pgQuery) return null;
-  let tree;
-  try {
-    tree = pgQuery.parseSync(text);
-  } catch {
-    return null;
-  }
-  const bytes = Buffer.from(text, "utf8");
-  return (tree.stmts ?? []).map((raw) => {
-    const st = raw.stmt ?? {};
-    if (st.PrepareStmt) {
-      const start2 = raw.stmt_location ?? 0;
-      const own = (raw.stmt_len ? bytes.subarray(start2, start2 + raw.stmt_len) : bytes.subarray(start2)).toString("utf8").trim();
-      return { kind: "prepare", name: String(st.PrepareStmt.name ?? ""), text: own };
-    }
-    if (st.DeallocateStmt) return { kind: "deallocate", name: st.DeallocateStmt.isall || typeof st.DeallocateStmt.name !== "string" ? null : st.DeallocateStmt.name };
-    if (st.DiscardStmt?.target === "DISCARD_ALL") return { kind: "discard-all" };
-    if (st.ClosePortalStmt) return { kind: "close-cursor", name: typeof st.ClosePortalStmt.portalname === "string" ? st.ClosePortalStmt.portalname : null };
-    return { kind: "none" };
-  });
-}
-function fetchedPortals(text) {
-  if (!/fetch|move/i.test(text)) return [];
-  if (!pgQuery) return null;
-  let tree;
-  try {
-    tree = pgQuery.parseSync(text);
-  } catch {
-    return null;
-  }
-  const names = [];
-  for (const raw of tree.stmts ?? []) {
-    const f = (raw.stmt ?? {}).FetchStmt;
-    if (f) names.push(typeof f.portalname === "string" ? f.portalname : "");
-  }
-  return names;
-}
-function mayChangeNames(text) {
-  return NAMESPACE_WORDS.test(text);
-}
 function classify(text, prepared, options = {}) {
   if (/^[\s;]*$/.test(text)) return EMPTY2;
   let tree;
@@ -28702,6 +28604,112 @@ function refusalQuery(d, sqlState) {
 }
 function refusalExtended(sql) {
   return [serialize2.parse({ text: sql }), serialize2.bind({}), serialize2.execute({})];
+}
+
+// gateway/postgres/statement-names.ts
+var NAMESPACE_WORDS = /prepare|deallocate|discard|close/i;
+function namespaceEffects(text) {
+  const pgQuery2 = loadedParser();
+  if (!pgQuery2) return null;
+  let tree;
+  try {
+    tree = pgQuery2.parseSync(text);
+  } catch {
+    return null;
+  }
+  const bytes = Buffer.from(text, "utf8");
+  return (tree.stmts ?? []).map((raw) => {
+    const st = raw.stmt ?? {};
+    if (st.PrepareStmt) {
+      const start2 = raw.stmt_location ?? 0;
+      const own = (raw.stmt_len ? bytes.subarray(start2, start2 + raw.stmt_len) : bytes.subarray(start2)).toString("utf8").trim();
+      return { kind: "prepare", name: String(st.PrepareStmt.name ?? ""), text: own };
+    }
+    if (st.DeallocateStmt) return { kind: "deallocate", name: st.DeallocateStmt.isall || typeof st.DeallocateStmt.name !== "string" ? null : st.DeallocateStmt.name };
+    if (st.DiscardStmt?.target === "DISCARD_ALL") return { kind: "discard-all" };
+    if (st.ClosePortalStmt) return { kind: "close-cursor", name: typeof st.ClosePortalStmt.portalname === "string" ? st.ClosePortalStmt.portalname : null };
+    return { kind: "none" };
+  });
+}
+function fetchedPortals(text) {
+  if (!/fetch|move/i.test(text)) return [];
+  const pgQuery2 = loadedParser();
+  if (!pgQuery2) return null;
+  let tree;
+  try {
+    tree = pgQuery2.parseSync(text);
+  } catch {
+    return null;
+  }
+  const names = [];
+  for (const raw of tree.stmts ?? []) {
+    const f = (raw.stmt ?? {}).FetchStmt;
+    if (f) names.push(typeof f.portalname === "string" ? f.portalname : "");
+  }
+  return names;
+}
+function mayChangeNames(text) {
+  return NAMESPACE_WORDS.test(text);
+}
+
+// gateway/postgres/copy-statements.ts
+function optionValue(arg) {
+  const a = arg;
+  if (!a) return true;
+  if (a.String) return a.String.sval ?? "";
+  if (a.Boolean) return a.Boolean.boolval === true ? "true" : "false";
+  if (a.Integer) return String(a.Integer.ival ?? 0);
+  if (a.Float) return String(a.Float.fval ?? "");
+  if (a.A_Star) return ["*"];
+  if (a.List) return (a.List.items ?? []).map((i) => i.String?.sval ?? "");
+  return ["?"];
+}
+function simpleSelect(query) {
+  const q = query?.SelectStmt;
+  if (!q || q.withClause || q.op !== "SETOP_NONE" || q.valuesLists) return void 0;
+  const from = q.fromClause;
+  const rel = from?.length === 1 ? from[0].RangeVar : void 0;
+  if (!rel || typeof rel.relname !== "string") return void 0;
+  const alias = rel.alias?.aliasname ?? rel.relname;
+  const targets = (q.targetList ?? []).map((t) => {
+    const fields = t.ResTarget?.val?.ColumnRef?.fields;
+    if (!fields) return null;
+    const last = fields[fields.length - 1];
+    if (fields.length > 2 || fields.length === 2 && fields[0].String?.sval !== alias) return null;
+    if (last.A_Star) return "*";
+    const name3 = last.String?.sval;
+    return name3 === void 0 || name3 === "*" ? null : name3;
+  });
+  return { schema: typeof rel.schemaname === "string" ? rel.schemaname : null, table: rel.relname, targets };
+}
+function parseCopyOut(text) {
+  const tree = parser().parseSync(text);
+  const out = [];
+  for (const raw of tree.stmts ?? []) {
+    const c = raw.stmt?.CopyStmt;
+    if (!c || c.is_from || c.is_program || c.filename) continue;
+    const rel = c.relation;
+    const options = (c.options ?? []).map((o) => {
+      const d = o.DefElem;
+      return { name: String(d?.defname ?? "?").toLowerCase(), value: optionValue(d?.arg) };
+    });
+    const opt = (name3) => {
+      const v = options.find((o) => o.name === name3)?.value;
+      return typeof v === "string" ? v : void 0;
+    };
+    const format = (opt("format") ?? "text").toLowerCase();
+    out.push({
+      schema: rel?.schemaname ?? null,
+      table: rel?.relname ?? null,
+      columns: c.attlist ? c.attlist.map((a) => a.String?.sval ?? "") : null,
+      format: format === "csv" ? "csv" : format === "binary" ? "binary" : "text",
+      delimiter: opt("delimiter") ?? (format === "csv" ? "," : "	"),
+      quote: opt("quote") ?? '"',
+      options,
+      ...c.query ? { select: simpleSelect(c.query) } : {}
+    });
+  }
+  return out;
 }
 
 // gateway/postgres/pg-types.ts
@@ -52723,7 +52731,7 @@ var Gateway = class _Gateway {
     this.writer = writer;
   }
   static async start(opts) {
-    if (opts.policy.hasRuleSettings || (opts.policy.masking?.columns.length ?? 0) > 0) await loadClassifier();
+    if (opts.policy.hasRuleSettings || (opts.policy.masking?.columns.length ?? 0) > 0) await loadSqlParser();
     const passwords = await upstreamPasswords(opts);
     const runId = randomBytes3(6).toString("hex");
     const signer = new CheckpointSigner();

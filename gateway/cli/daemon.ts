@@ -7,7 +7,7 @@ import { parseArgs, requireOption } from './args.ts';
 import { formatEnv } from './env-file.ts';
 import { loadPolicy } from '../config/policy.ts';
 import { Gateway, GITHUB_TOKEN_SECRET, type StopResult } from '../daemon/gateway.ts';
-import { BASELINE_WASM_FLAG } from '../postgres/sql-classifier.ts';
+import { BASELINE_WASM_FLAG } from '../postgres/pg-parser.ts';
 import { serveControl, sendControl } from '../daemon/control.ts';
 import { localClaims } from '../identity/local.ts';
 import { runIdentity } from '../identity/github-oidc.ts';

@@ -16,7 +16,7 @@ import { parsePolicy } from '../config/policy.ts';
 import { Gateway } from '../daemon/gateway.ts';
 import { runIdentity } from '../identity/github-oidc.ts';
 import { startCluster } from '../demo/pg-cluster.ts';
-import { BASELINE_WASM_FLAG } from '../postgres/sql-classifier.ts';
+import { BASELINE_WASM_FLAG } from '../postgres/pg-parser.ts';
 import { verifyLog } from '../evidence/verification.ts';
 import { readTimeline } from '../evidence/timeline.ts';
 import { renderReplay, wantsColor } from '../evidence/replay-text.ts';

@@ -3,7 +3,7 @@ import { constants as osConstants } from 'node:os';
 import { parseArgs, requireOption, UsageError } from './args.ts';
 import { loadPolicy } from '../config/policy.ts';
 import { Gateway } from '../daemon/gateway.ts';
-import { BASELINE_WASM_FLAG } from '../postgres/sql-classifier.ts';
+import { BASELINE_WASM_FLAG } from '../postgres/pg-parser.ts';
 import { localClaims } from '../identity/local.ts';
 import { runIdentity } from '../identity/github-oidc.ts';
 

@@ -8,7 +8,7 @@ import { PostgresListener } from '../postgres/listener.ts';
 import { envName, type Policy } from '../config/policy.ts';
 import type { Identity } from '../identity/local.ts';
 import type { Claims } from '../policy/engine.ts';
-import { loadClassifier } from '../postgres/sql-classifier.ts';
+import { loadSqlParser } from '../postgres/pg-parser.ts';
 import { VERSION } from '../version.ts';
 import { ApprovalBroker } from '../approval/broker.ts';
 import { LocalApprover } from '../approval/local.ts';
@@ -60,7 +60,7 @@ export class Gateway {
 
   static async start(opts: GatewayOptions): Promise<Gateway> {
     // Masking by column name reads COPY statements for their table, with the same parser.
-    if (opts.policy.hasRuleSettings || (opts.policy.masking?.columns.length ?? 0) > 0) await loadClassifier();
+    if (opts.policy.hasRuleSettings || (opts.policy.masking?.columns.length ?? 0) > 0) await loadSqlParser();
     const passwords = await upstreamPasswords(opts);
     const runId = randomBytes(6).toString('hex');
     // The private key never leaves this process; the token proves which job held it.

@@ -23,7 +23,7 @@
 //   that statement's or that DECLARE's text.
 // Over-masking is the safe mistake: a computed column of such a statement is masked even when it
 // does not come from the masked column.
-import { loadedParser } from './sql-classifier.ts';
+import { loadedParser } from './pg-parser.ts';
 
 /** What a statement text reads, as far as column masking cares; independent of the catalog. */
 export interface StatementFacts {

@@ -7,7 +7,7 @@
 // option not known here, an encoding other than UTF-8, a row that does not split into the
 // columns the server announced, a COPY statement the gateway did not see) has every field of
 // every row masked: nothing is guessed at.
-import { parseCopyOut, type CopyOut } from './sql-classifier.ts';
+import { parseCopyOut, type CopyOut } from './copy-statements.ts';
 import type { Masker } from '../masking/engine.ts';
 import type { DetectorName } from '../masking/detectors.ts';
 import { isTextType } from './row-masking.ts';

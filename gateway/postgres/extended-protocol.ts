@@ -9,7 +9,8 @@ import { binaryValue, wireText, type CommandRecorder, type SessionRecorder, type
 import { newRun, type Portal, type RunState, type Statement } from './response-queue.ts';
 import type { BackendTracker } from './backend-tracker.ts';
 import { decisionFields, judge, judgeOpaque, judgePrepared, refusalExtended, refusalSql, type Judgement, type PolicyContext } from './enforce.ts';
-import { fetchedPortals, mayChangeNames, namespaceEffects, type PreparedStatement } from './sql-classifier.ts';
+import { fetchedPortals, mayChangeNames, namespaceEffects } from './statement-names.ts';
+import type { PreparedStatement } from './sql-classifier.ts';
 import { describeName, type Change, type Effect, type StatementRegistry } from './statement-registry.ts';
 import type { Decision } from '../policy/engine.ts';
 import type { HoldPlan } from './approval-hold.ts';

@@ -5,7 +5,7 @@ import { binaryValue, wireText } from '../core/recorder.ts';
 import type { Column } from './codec/backend.ts';
 import type { Decision } from '../policy/engine.ts';
 import type { RowMaskPlan } from './row-masking.ts';
-import type { CopyOut } from './sql-classifier.ts';
+import type { CopyOut } from './copy-statements.ts';
 import type { CopyPlan } from './copy-masking.ts';
 import type { PreparedStatement } from './sql-classifier.ts';
 import type { Change, Effect } from './statement-registry.ts';

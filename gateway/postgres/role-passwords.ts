@@ -13,7 +13,7 @@
 // - a text the scanner rejects, one whose reading depends on settings (sql-reading-hazards.ts),
 //   or any text while the parser is not loaded (a policy without rules or masked columns does
 //   not load it): from the first "password" (or U&" / U&' escape) to the end of the text.
-import { loadedParser } from './sql-classifier.ts';
+import { loadedParser } from './pg-parser.ts';
 import { readingHazard, type ScanToken } from './sql-reading-hazards.ts';
 
 export const MASKED_PASSWORD = '[masked:password]';

@@ -5,17 +5,7 @@
 // blocks, procedure calls, dynamic EXECUTE) is opaque and classed `do-block`, never harmless.
 import { normalizeSql } from './sql-normalize.ts';
 import { readingHazard } from './sql-reading-hazards.ts';
-
-/**
- * The Node flag processes that classify must start with: V8's optimizing compiler needs about
- * 550 MB, briefly, to tier up the parser's WebAssembly, and a running process cannot opt out.
- * The baseline compiler parses about 20% slower and keeps the footprint under 100 MB.
- */
-export const BASELINE_WASM_FLAG = '--liftoff-only';
-
-// Loaded on first use: the WebAssembly parser costs memory that a policy without rules never needs.
-type LibPgQuery = typeof import('libpg-query');
-let pgQuery: LibPgQuery | null = null;
+import { parser } from './pg-parser.ts';
 
 export interface ClassifiedStatement {
   /** The statement's own text, cut from the message. */
@@ -31,46 +21,6 @@ export type Classification =
   /** `prepared`: statements this text prepares by name (PREPARE), with their classes. */
   | { ok: true; statements: ClassifiedStatement[]; prepared: [string, PreparedStatement][] }
   | { ok: false; error: string };
-
-
-/**
- * The longest text (in UTF-16 code units) the parser is given. A parse tree is hundreds of times
- * its text (`SELECT 1,1,...` of 4 MiB took 1.3 GB and 17 s of the one event loop every session
- * shares; 15 MiB aborted the parser), so a longer text is treated as one the parser rejects:
- * unclassified, masked coarsely, its names forgotten.
- */
-export const MAX_PARSED_TEXT = 1024 * 1024;
-
-/** The parser with every entry point refusing texts over MAX_PARSED_TEXT (every caller reads a throw as "does not parse"). */
-function bounded(m: LibPgQuery): LibPgQuery {
-  const check = (text: string): void => {
-    if (text.length > MAX_PARSED_TEXT) throw new Error(`the text is ${text.length} characters long and the gateway parses at most ${MAX_PARSED_TEXT}`);
-  };
-  return {
-    ...m,
-    parseSync: ((text: string) => (check(text), m.parseSync(text))) as LibPgQuery['parseSync'],
-    scanSync: ((text: string) => (check(text), m.scanSync(text))) as LibPgQuery['scanSync'],
-  };
-}
-
-let ready: Promise<void> | null = null;
-/** Loads the parser (about 20 ms); classify() may be called once this resolves. */
-export function loadClassifier(): Promise<void> {
-  return (ready ??= import('libpg-query').then(async (m) => {
-    await m.loadModule();
-    pgQuery = bounded(m);
-  }));
-}
-
-function parser(): LibPgQuery {
-  if (!pgQuery) throw new Error('the SQL classifier is not loaded (call loadClassifier first)');
-  return pgQuery;
-}
-
-/** The parser if a policy needed it loaded, else null (role-passwords.ts then masks coarsely). */
-export function loadedParser(): LibPgQuery | null {
-  return pgQuery;
-}
 
 type Node = Record<string, unknown>;
 
@@ -122,153 +72,6 @@ const RELATION_OBJECTS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW
 const RELATION_PARTS = new Set(['OBJECT_COLUMN', 'OBJECT_TRIGGER', 'OBJECT_RULE', 'OBJECT_POLICY', 'OBJECT_TABCONSTRAINT']);
 /** Settings that change the role whose privileges the session uses. */
 const SESSION_IDENTITY = new Set(['role', 'session_authorization']);
-
-/** What statements prepared by name earlier in the session (PREPARE ... AS) do. */
-/** A COPY ... TO STDOUT: the table (null for COPY of a query), its columns if listed, the format,
- * and every option as the parser read it (copy-masking.ts interprets them). */
-export interface CopyOut {
-  schema: string | null;
-  table: string | null;
-  columns: string[] | null;
-  format: 'text' | 'csv' | 'binary';
-  delimiter: string;
-  quote: string;
-  /** `value`: the option's argument as text, true when it has none, a list for column lists (`*` for all). */
-  options: { name: string; value: string | true | string[] }[];
-  /** COPY (SELECT ... FROM one relation): the relation and, per output column, the column name a
-   * plain column reference reads, `*` for all the relation's columns, null for anything else.
-   * Absent for other queries. */
-  select?: { schema: string | null; table: string; targets: (string | null)[] };
-}
-
-function optionValue(arg: unknown): string | true | string[] {
-  const a = arg as { String?: { sval?: string }; Boolean?: { boolval?: boolean }; Integer?: { ival?: number }; Float?: { fval?: string }; A_Star?: object; List?: { items?: { String?: { sval?: string } }[] } } | undefined;
-  if (!a) return true;
-  if (a.String) return a.String.sval ?? '';
-  if (a.Boolean) return a.Boolean.boolval === true ? 'true' : 'false';
-  if (a.Integer) return String(a.Integer.ival ?? 0);
-  if (a.Float) return String(a.Float.fval ?? '');
-  if (a.A_Star) return ['*'];
-  if (a.List) return (a.List.items ?? []).map((i) => i.String?.sval ?? '');
-  return ['?'];
-}
-
-/** The relation and plain column references of `SELECT cols FROM one_relation ...`, if it is that. */
-function simpleSelect(query: unknown): CopyOut['select'] {
-  const q = (query as { SelectStmt?: Node } | undefined)?.SelectStmt;
-  if (!q || q.withClause || q.op !== 'SETOP_NONE' || q.valuesLists) return undefined;
-  const from = q.fromClause as { RangeVar?: Node }[] | undefined;
-  const rel = from?.length === 1 ? from[0]!.RangeVar : undefined;
-  if (!rel || typeof rel.relname !== 'string') return undefined;
-  const alias = (rel.alias as { aliasname?: string } | undefined)?.aliasname ?? rel.relname;
-  const targets = ((q.targetList as { ResTarget?: { val?: Node } }[] | undefined) ?? []).map((t) => {
-    const fields = (t.ResTarget?.val as { ColumnRef?: { fields?: { String?: { sval?: string }; A_Star?: object }[] } } | undefined)?.ColumnRef?.fields;
-    if (!fields) return null;
-    const last = fields[fields.length - 1]!;
-    if (fields.length > 2 || (fields.length === 2 && fields[0]!.String?.sval !== alias)) return null;
-    if (last.A_Star) return '*';
-    // A column really named "*" is not told apart from the star: masked whole.
-    const name = last.String?.sval;
-    return name === undefined || name === '*' ? null : name;
-  });
-  return { schema: typeof rel.schemaname === 'string' ? rel.schemaname : null, table: rel.relname, targets };
-}
-
-/** Every COPY ... TO STDOUT in the text, in order; throws when the text does not parse. */
-export function parseCopyOut(text: string): CopyOut[] {
-  const tree = parser().parseSync(text) as { stmts?: { stmt?: Node }[] };
-  const out: CopyOut[] = [];
-  for (const raw of tree.stmts ?? []) {
-    const c = (raw.stmt as { CopyStmt?: Node } | undefined)?.CopyStmt;
-    if (!c || c.is_from || c.is_program || c.filename) continue;
-    const rel = c.relation as { schemaname?: string; relname?: string } | undefined;
-    const options = ((c.options as Node[] | undefined) ?? []).map((o) => {
-      const d = (o as { DefElem?: { defname?: string; arg?: unknown } }).DefElem;
-      return { name: String(d?.defname ?? '?').toLowerCase(), value: optionValue(d?.arg) };
-    });
-    const opt = (name: string): string | undefined => {
-      const v = options.find((o) => o.name === name)?.value;
-      return typeof v === 'string' ? v : undefined;
-    };
-    const format = (opt('format') ?? 'text').toLowerCase();
-    out.push({
-      schema: rel?.schemaname ?? null,
-      table: rel?.relname ?? null,
-      columns: c.attlist ? (c.attlist as { String?: { sval?: string } }[]).map((a) => a.String?.sval ?? '') : null,
-      format: format === 'csv' ? 'csv' : format === 'binary' ? 'binary' : 'text',
-      delimiter: opt('delimiter') ?? (format === 'csv' ? ',' : '\t'),
-      quote: opt('quote') ?? '"',
-      options,
-      ...(c.query ? { select: simpleSelect(c.query) } : {}),
-    });
-  }
-  return out;
-}
-
-/** What one statement of a text does to prepared-statement and portal names, when it succeeds. */
-export type NamespaceEffect =
-  | { kind: 'prepare'; name: string; text: string }
-  | { kind: 'deallocate'; name: string | null }
-  | { kind: 'discard-all' }
-  | { kind: 'close-cursor'; name: string | null }
-  | { kind: 'none' };
-
-/** Words without which a text cannot prepare, deallocate, discard or close anything by name. */
-const NAMESPACE_WORDS = /prepare|deallocate|discard|close/i;
-
-/**
- * Per top-level statement of `text`, in order (the server answers one CommandComplete each):
- * what it does to names. Null when the parser is not loaded or rejects the text.
- */
-export function namespaceEffects(text: string): NamespaceEffect[] | null {
-  if (!pgQuery) return null;
-  let tree: { stmts?: { stmt?: Node; stmt_location?: number; stmt_len?: number }[] };
-  try {
-    tree = pgQuery.parseSync(text) as typeof tree;
-  } catch {
-    return null;
-  }
-  const bytes = Buffer.from(text, 'utf8');
-  return (tree.stmts ?? []).map((raw): NamespaceEffect => {
-    const st = (raw.stmt ?? {}) as Record<string, Node | undefined>;
-    if (st.PrepareStmt) {
-      const start = raw.stmt_location ?? 0;
-      const own = (raw.stmt_len ? bytes.subarray(start, start + raw.stmt_len) : bytes.subarray(start)).toString('utf8').trim();
-      return { kind: 'prepare', name: String(st.PrepareStmt.name ?? ''), text: own };
-    }
-    if (st.DeallocateStmt) return { kind: 'deallocate', name: st.DeallocateStmt.isall || typeof st.DeallocateStmt.name !== 'string' ? null : st.DeallocateStmt.name };
-    if (st.DiscardStmt?.target === 'DISCARD_ALL') return { kind: 'discard-all' };
-    if (st.ClosePortalStmt) return { kind: 'close-cursor', name: typeof st.ClosePortalStmt.portalname === 'string' ? st.ClosePortalStmt.portalname : null };
-    return { kind: 'none' };
-  });
-}
-
-/**
- * The portals a text's FETCH and MOVE statements read, by name; null when the text cannot be
- * parsed. A FETCH or MOVE of a portal made by a protocol Bind runs that portal's statement
- * (PortalRunFetch fills the portal's store), which no command record would otherwise name.
- */
-export function fetchedPortals(text: string): string[] | null {
-  if (!/fetch|move/i.test(text)) return [];
-  if (!pgQuery) return null;
-  let tree: { stmts?: { stmt?: Node }[] };
-  try {
-    tree = pgQuery.parseSync(text) as typeof tree;
-  } catch {
-    return null;
-  }
-  const names: string[] = [];
-  for (const raw of tree.stmts ?? []) {
-    const f = ((raw.stmt ?? {}) as Record<string, Node | undefined>).FetchStmt;
-    if (f) names.push(typeof f.portalname === 'string' ? f.portalname : '');
-  }
-  return names;
-}
-
-/** Whether the text can change names at all (a cheap test before namespaceEffects). */
-export function mayChangeNames(text: string): boolean {
-  return NAMESPACE_WORDS.test(text);
-}
 
 export interface PreparedStatement { classes: string[]; tables: string[] }
 export type PreparedClasses = Map<string, PreparedStatement>;

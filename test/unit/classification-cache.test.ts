@@ -3,9 +3,10 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { classifyCached, literalShape } from '../../gateway/postgres/classification-cache.ts';
-import { classify, loadClassifier } from '../../gateway/postgres/sql-classifier.ts';
+import { classify } from '../../gateway/postgres/sql-classifier.ts';
+import { loadSqlParser } from '../../gateway/postgres/pg-parser.ts';
 
-before(() => loadClassifier());
+before(() => loadSqlParser());
 
 test('literals are replaced; everything else is kept exactly', () => {
   const L = '\u0000';

@@ -3,7 +3,7 @@
 // is masked, v.p is a view column over it, and suppliers has nothing masked.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadClassifier } from '../../gateway/postgres/sql-classifier.ts';
+import { loadSqlParser } from '../../gateway/postgres/pg-parser.ts';
 import { CursorSources, computesFromMasked, statementFacts, type ComputedCatalog } from '../../gateway/postgres/computed-columns.ts';
 
 const relations: Record<string, { masked: boolean; maskedNames: string[] }> = {
@@ -20,7 +20,7 @@ const catalog: ComputedCatalog = {
 };
 const weigh = (sql: string): boolean => computesFromMasked(statementFacts(sql), catalog, []);
 
-before(() => loadClassifier());
+before(() => loadSqlParser());
 
 test('statements that name, or read whole rows or stars of, a relation with a masked column', () => {
   for (const sql of [

@@ -5,7 +5,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyOuts, maskCopyRow, planCopy, type CopyPlan } from '../../gateway/postgres/copy-masking.ts';
-import { loadClassifier } from '../../gateway/postgres/sql-classifier.ts';
+import { loadSqlParser } from '../../gateway/postgres/pg-parser.ts';
 import { Masker } from '../../gateway/masking/engine.ts';
 
 const masker = new Masker({ columns: ['email', 'customers.card'], detectors: ['email', 'credit-card'], applyTo: { client: true, log: true } });
@@ -13,7 +13,7 @@ const detectOnly = new Masker({ columns: [], detectors: ['email', 'credit-card']
 const table = { name: 'public.customers', columns: [{ name: 'id', typeOid: 23 }, { name: 'email', typeOid: 25 }, { name: 'card', typeOid: 20 }, { name: 'note', typeOid: 25 }] };
 const tables = (_schema: string | null, name: string) => (name === 'customers' ? table : undefined);
 
-before(() => loadClassifier());
+before(() => loadSqlParser());
 
 function plan(sql: string, columns = 4, binary = false, m = masker): CopyPlan {
   return planCopy(m, copyOuts(sql)[0], columns, binary, tables);

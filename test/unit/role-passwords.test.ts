@@ -2,10 +2,10 @@
 // cannot say exactly (more, never less).
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadClassifier } from '../../gateway/postgres/sql-classifier.ts';
+import { loadSqlParser } from '../../gateway/postgres/pg-parser.ts';
 import { maskPasswords } from '../../gateway/postgres/role-passwords.ts';
 
-before(() => loadClassifier());
+before(() => loadSqlParser());
 
 const M = '[masked:password]';
 

@@ -1,11 +1,12 @@
 // Classification comes from the real PostgreSQL parser. One case per line: statement, classes.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { classify, loadClassifier } from '../../gateway/postgres/sql-classifier.ts';
+import { classify } from '../../gateway/postgres/sql-classifier.ts';
+import { loadSqlParser } from '../../gateway/postgres/pg-parser.ts';
 import { normalizeSql } from '../../gateway/postgres/sql-normalize.ts';
 import { SQL_CLASSES } from '../../gateway/policy/sql-classes.ts';
 
-before(() => loadClassifier());
+before(() => loadSqlParser());
 
 const CASES: [string, string[][]][] = [
   ['SELECT 1', [['select']]],
