@@ -41,6 +41,11 @@ export class BackendTracker {
     return this.queue.length === 0 && !this.copyIn;
   }
 
+  /** Client messages forwarded whose answer has not come back yet (each holds a queue entry). */
+  get unanswered(): number {
+    return this.queue.length;
+  }
+
   /** How many client messages expecting a response have been seen: what ran in between. */
   expectedCount = 0;
 

@@ -42,6 +42,8 @@ export class PostgresSession {
   private backlog: FramedMessage[] = [];
   private backlogBytes = 0;
   private draining = false;
+  /** Reading paused because too many client messages await their answer (see readClientIfAllowed). */
+  private tooManyUnanswered = false;
   private terminatedByClient = false;
   private onEnd: () => void;
 
@@ -100,9 +102,7 @@ export class PostgresSession {
       this.guard(() => this.onServerChunk(c), 'upstream');
     });
     this.client.on('drain', () => this.upstream.resume());
-    this.upstream.on('drain', () => {
-      if (!this.held) this.client.resume();
-    });
+    this.upstream.on('drain', () => this.readClientIfAllowed());
     // A command may wait minutes for approval: keep both connections alive meanwhile.
     this.client.setKeepAlive(true, KEEPALIVE_MS);
     this.upstream.setKeepAlive(true, KEEPALIVE_MS);
@@ -110,7 +110,7 @@ export class PostgresSession {
     this.upstream.on('close', () => this.upstreamClosed());
     this.client.on('error', () => this.client.destroy());
     this.upstream.on('error', () => this.upstream.destroy());
-    this.client.resume();
+    this.readClientIfAllowed();
     this.upstream.resume();
   }
 
@@ -166,6 +166,7 @@ export class PostgresSession {
       else this.dispatch(m, out);
     });
     this.flushOutbox(out);
+    this.readClientIfAllowed();
   }
 
   private dispatch(m: FramedMessage, out: Outbox): void {
@@ -187,9 +188,31 @@ export class PostgresSession {
   private keepWhileHeld(m: FramedMessage, chunk: Buffer): void {
     const kept = detached(m, chunk);
     this.backlog.push(kept);
-    this.backlogBytes += kept.assembled!.length;
+    // Each message counts its bookkeeping too, so tiny messages are bounded in number as well.
+    this.backlogBytes += kept.assembled!.length + BACKLOG_MESSAGE_COST;
     if (m.type === F.Terminate) this.held?.pending.withdraw('client', 'the client ended the session while the command waited for approval');
-    else if (this.backlogBytes > BACKLOG_LIMIT) this.client.pause();
+    else this.readClientIfAllowed();
+  }
+
+  /**
+   * The one place that decides whether the client is read, from every reason together, so that
+   * one reason's end never resumes reading another reason still pauses: the upstream's write
+   * buffer is full (until its 'drain'); bytes kept behind a held command are past BACKLOG_LIMIT
+   * (until the verdict); or too many forwarded messages await their answer. The last bounds what
+   * the gateway keeps per message (a response-queue entry, the names it may change) for a client
+   * that pipelines tiny messages and reads no answer: TCP's buffers alone would let a few MB of
+   * Syncs cost a hundred MB. The server answers in order what it was sent, so the count falls as
+   * it answers and reading resumes at half the mark; the server holds far fewer answers unflushed
+   * (its 8 kB output buffer) than the mark, so a client that reads its answers never waits on it.
+   */
+  private readClientIfAllowed(): void {
+    if (this.ended) return;
+    const unanswered = this.backend.unanswered;
+    if (unanswered > UNANSWERED_HIGH_WATER) this.tooManyUnanswered = true;
+    else if (unanswered <= UNANSWERED_HIGH_WATER / 2) this.tooManyUnanswered = false;
+    const backlogFull = this.held !== null && this.backlogBytes > BACKLOG_LIMIT;
+    if (this.tooManyUnanswered || backlogFull || this.upstream.writableNeedDrain) this.client.pause();
+    else this.client.resume();
   }
 
   private flushOutbox(out: Outbox): void {
@@ -229,8 +252,8 @@ export class PostgresSession {
     const out = new Outbox(null);
     while (!this.held && !this.ended && this.backlog.length > 0) this.dispatch(this.backlog.shift()!, out);
     if (!this.ended) this.flushOutbox(out);
-    // Resume reading unless the upstream asked for a pause (it resumes the client on drain).
-    if (!this.held && !this.ended && !this.upstream.writableNeedDrain) this.client.resume();
+    // The replayed messages may be many unanswered ones: reading waits until they drain.
+    this.readClientIfAllowed();
   }
 
   private toClient(bufs: Buffer[]): void {
@@ -247,7 +270,8 @@ export class PostgresSession {
   }
 
   private writeUpstream(bufs: Buffer[]): void {
-    if (!writeAll(this.upstream, bufs)) this.client.pause();
+    writeAll(this.upstream, bufs);
+    this.readClientIfAllowed();
   }
 
   /**
@@ -352,6 +376,8 @@ export class PostgresSession {
 
   private onServerChunk(chunk: Buffer): void {
     const out = this.backend.observe(chunk);
+    // Answers came back: the client may be read again (see readClientIfAllowed).
+    if (this.tooManyUnanswered) this.readClientIfAllowed();
     if (this.awaitingCatalog) {
       this.awaitingCatalog.push(...out);
       return;
@@ -428,6 +454,10 @@ const KEEPALIVE_MS = 30_000;
 const FINAL_ERROR_MAX_MS = 30_000;
 /** Client bytes kept behind a held command before reading pauses. */
 const BACKLOG_LIMIT = 4 * 1024 * 1024;
+/** What a message kept behind a held command counts beyond its bytes (its bookkeeping). */
+const BACKLOG_MESSAGE_COST = 256;
+/** Forwarded client messages awaiting their answer past which reading the client pauses (until half). */
+const UNANSWERED_HIGH_WATER = 16384;
 
 const shutdownNotice: NoticeFields = {
   severity: 'FATAL',

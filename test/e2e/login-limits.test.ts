@@ -268,3 +268,51 @@ test('a statement too long to parse is unclassified, and parsing it does not blo
     parsing.stop();
   }
 });
+
+test('a logged-in client pipelining tiny messages and reading no answer cannot pile up memory in the daemon', { timeout: 180_000 }, async (t) => {
+  // A gateway of its own with a 48 MB heap: what it keeps per unanswered message (a response-
+  // queue entry) must stay bounded, or the daemon runs out of memory (without the bound it did,
+  // with 4 MiB taken per session; the peak RSS alone is dominated by garbage awaiting collection).
+  const piping = startGateway(policyFor(cluster), 'deployer-pw', { NODE_OPTIONS: '--max-old-space-size=48' });
+  const clients = await Promise.all([1, 2, 3, 4].map((i) => RawClient.connect(piping.env, `unread-${i}`)));
+  try {
+    const peakBefore = vmHwmKiB(piping.pid);
+    const bind = message('B', Buffer.from('\0s\0\0\0\0\0\0\0'));
+    const execute = message('E', Buffer.from('\0\0\0\0\0'));
+    const sync = message('S', Buffer.alloc(0));
+    // Two kinds of tiny messages: Bind/Execute/Sync of a prepared statement, and bare Syncs.
+    const chunks = [Buffer.concat(Array(4096).fill(Buffer.concat([bind, execute, sync]))), Buffer.concat(Array(32768).fill(sync))];
+    const budget = 30 * MiB;
+    const flooded = clients.map(async (client, i) => {
+      const socket = client['socket'] as net.Socket;
+      await client.roundTrip([message('P', Buffer.from('s\0SELECT 1\0\0\0')), sync]);
+      // Reads no answer: the server's answers pile up in the kernel's buffers, then its own.
+      socket.pause();
+      const chunk = chunks[i % 2]!;
+      let sent = 0;
+      // Writes until the budget is spent, or until the writes stall (with the bound, TCP's
+      // buffers fill); the assertion is about memory, the 5 s only ends the wait for a stall.
+      const deadline = Date.now() + 5000;
+      while (sent < budget && Date.now() < deadline) {
+        sent += chunk.length;
+        if (!socket.write(chunk)) await Promise.race([new Promise((r) => socket.once('drain', r)), new Promise((r) => setTimeout(r, 500))]);
+      }
+      return socket;
+    });
+    const sockets = await Promise.all(flooded);
+    const grown = vmHwmKiB(piping.pid) - peakBefore;
+    t.diagnostic(`peak memory grew by ${(grown / 1024).toFixed(0)} MiB; sent ${sockets.map((s) => ((s.bytesWritten - s.writableLength) / MiB).toFixed(1)).join(', ')} MiB`);
+    // Then every client reads everything, and its session still answers.
+    for (const s of sockets) s.resume();
+    for (const [i, client] of clients.entries()) {
+      sockets[i]!.write(message('Q', Buffer.from("SELECT 'still here' AS answer\0")));
+      const row = await client.skipUntil((m) => (m.name === 'dataRow' && (m.fields as string[])[0] !== '1') || m.name === 'error');
+      assert.deepEqual(row.fields, ['still here'], 'the session still answers');
+    }
+  } finally {
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+    piping.stop();
+  }
+  const verify = cli(['verify', piping.logPath()]);
+  assert.equal(verify.status, 0, verify.stdout + verify.stderr);
+});

@@ -79,6 +79,17 @@ export class RawClient {
     }
   }
 
+  /** Discards replies until one that matches, and returns it (for tests that let replies pile up). */
+  async skipUntil(match: (m: Msg) => boolean): Promise<Msg> {
+    for (;;) {
+      const i = this.inbox.findIndex(match);
+      if (i >= 0) return this.inbox.splice(0, i + 1)[i]!;
+      this.inbox.length = 0;
+      const m = await this.next();
+      if (match(m)) return m;
+    }
+  }
+
   async end(): Promise<void> {
     if (this.socket.destroyed) return;
     this.socket.end(serialize.end());
