@@ -27526,6 +27526,10 @@ var BackendTracker = class {
   get idle() {
     return this.queue.length === 0 && !this.copyIn;
   }
+  /** Client messages forwarded whose answer has not come back yet (each holds a queue entry). */
+  get unanswered() {
+    return this.queue.length;
+  }
   /** How many client messages expecting a response have been seen: what ran in between. */
   expectedCount = 0;
   /** A client message that expects a response; skipped when the server is discarding until Sync. */
@@ -30158,6 +30162,8 @@ var PostgresSession = class {
   backlog = [];
   backlogBytes = 0;
   draining = false;
+  /** Reading paused because too many client messages await their answer (see readClientIfAllowed). */
+  tooManyUnanswered = false;
   terminatedByClient = false;
   onEnd;
   /** Masks what the log records of the client's side (command text, parameters); null for none. */
@@ -30212,16 +30218,14 @@ var PostgresSession = class {
       this.guard(() => this.onServerChunk(c), "upstream");
     });
     this.client.on("drain", () => this.upstream.resume());
-    this.upstream.on("drain", () => {
-      if (!this.held) this.client.resume();
-    });
+    this.upstream.on("drain", () => this.readClientIfAllowed());
     this.client.setKeepAlive(true, KEEPALIVE_MS);
     this.upstream.setKeepAlive(true, KEEPALIVE_MS);
     this.client.on("close", () => this.end(this.terminatedByClient ? "client terminated" : "client disconnected"));
     this.upstream.on("close", () => this.upstreamClosed());
     this.client.on("error", () => this.client.destroy());
     this.upstream.on("error", () => this.upstream.destroy());
-    this.client.resume();
+    this.readClientIfAllowed();
     this.upstream.resume();
   }
   /** Graceful stop: close now if idle, else after the command in flight completes. */
@@ -30267,6 +30271,7 @@ var PostgresSession = class {
       else this.dispatch(m, out);
     });
     this.flushOutbox(out);
+    this.readClientIfAllowed();
   }
   dispatch(m, out) {
     const forward = this.onClientMessage(m);
@@ -30283,9 +30288,29 @@ var PostgresSession = class {
   keepWhileHeld(m, chunk) {
     const kept = detached(m, chunk);
     this.backlog.push(kept);
-    this.backlogBytes += kept.assembled.length;
+    this.backlogBytes += kept.assembled.length + BACKLOG_MESSAGE_COST;
     if (m.type === F.Terminate) this.held?.pending.withdraw("client", "the client ended the session while the command waited for approval");
-    else if (this.backlogBytes > BACKLOG_LIMIT) this.client.pause();
+    else this.readClientIfAllowed();
+  }
+  /**
+   * The one place that decides whether the client is read, from every reason together, so that
+   * one reason's end never resumes reading another reason still pauses: the upstream's write
+   * buffer is full (until its 'drain'); bytes kept behind a held command are past BACKLOG_LIMIT
+   * (until the verdict); or too many forwarded messages await their answer. The last bounds what
+   * the gateway keeps per message (a response-queue entry, the names it may change) for a client
+   * that pipelines tiny messages and reads no answer: TCP's buffers alone would let a few MB of
+   * Syncs cost a hundred MB. The server answers in order what it was sent, so the count falls as
+   * it answers and reading resumes at half the mark; the server holds far fewer answers unflushed
+   * (its 8 kB output buffer) than the mark, so a client that reads its answers never waits on it.
+   */
+  readClientIfAllowed() {
+    if (this.ended) return;
+    const unanswered = this.backend.unanswered;
+    if (unanswered > UNANSWERED_HIGH_WATER) this.tooManyUnanswered = true;
+    else if (unanswered <= UNANSWERED_HIGH_WATER / 2) this.tooManyUnanswered = false;
+    const backlogFull = this.held !== null && this.backlogBytes > BACKLOG_LIMIT;
+    if (this.tooManyUnanswered || backlogFull || this.upstream.writableNeedDrain) this.client.pause();
+    else this.client.resume();
   }
   flushOutbox(out) {
     const bufs = out.take();
@@ -30321,7 +30346,7 @@ var PostgresSession = class {
     const out = new Outbox(null);
     while (!this.held && !this.ended && this.backlog.length > 0) this.dispatch(this.backlog.shift(), out);
     if (!this.ended) this.flushOutbox(out);
-    if (!this.held && !this.ended && !this.upstream.writableNeedDrain) this.client.resume();
+    this.readClientIfAllowed();
   }
   toClient(bufs) {
     if (!writeAll(this.client, bufs)) this.upstream.pause();
@@ -30335,7 +30360,8 @@ var PostgresSession = class {
     this.writeUpstream(bufs);
   }
   writeUpstream(bufs) {
-    if (!writeAll(this.upstream, bufs)) this.client.pause();
+    writeAll(this.upstream, bufs);
+    this.readClientIfAllowed();
   }
   /**
    * 'forward' or 'recorded' (forward after the new command record is written), or the messages
@@ -30430,6 +30456,7 @@ var PostgresSession = class {
   // ---- upstream -> client ----------------------------------------------------------------
   onServerChunk(chunk) {
     const out = this.backend.observe(chunk);
+    if (this.tooManyUnanswered) this.readClientIfAllowed();
     if (this.awaitingCatalog) {
       this.awaitingCatalog.push(...out);
       return;
@@ -30492,6 +30519,8 @@ var PostgresSession = class {
 var KEEPALIVE_MS = 3e4;
 var FINAL_ERROR_MAX_MS = 3e4;
 var BACKLOG_LIMIT = 4 * 1024 * 1024;
+var BACKLOG_MESSAGE_COST = 256;
+var UNANSWERED_HIGH_WATER = 16384;
 var shutdownNotice = {
   severity: "FATAL",
   code: "57P01",
