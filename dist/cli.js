@@ -30520,7 +30520,7 @@ var KEEPALIVE_MS = 3e4;
 var FINAL_ERROR_MAX_MS = 3e4;
 var BACKLOG_LIMIT = 4 * 1024 * 1024;
 var BACKLOG_MESSAGE_COST = 256;
-var UNANSWERED_HIGH_WATER = 16384;
+var UNANSWERED_HIGH_WATER = 4096;
 var shutdownNotice = {
   severity: "FATAL",
   code: "57P01",

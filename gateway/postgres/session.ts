@@ -457,7 +457,7 @@ const BACKLOG_LIMIT = 4 * 1024 * 1024;
 /** What a message kept behind a held command counts beyond its bytes (its bookkeeping). */
 const BACKLOG_MESSAGE_COST = 256;
 /** Forwarded client messages awaiting their answer past which reading the client pauses (until half). */
-const UNANSWERED_HIGH_WATER = 16384;
+const UNANSWERED_HIGH_WATER = 4096;
 
 const shutdownNotice: NoticeFields = {
   severity: 'FATAL',

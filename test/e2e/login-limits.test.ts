@@ -271,7 +271,7 @@ test('a statement too long to parse is unclassified, and parsing it does not blo
 
 test('a logged-in client pipelining tiny messages and reading no answer cannot pile up memory in the daemon', { timeout: 180_000 }, async (t) => {
   // A gateway of its own with a 48 MB heap: what it keeps per unanswered message (a response-
-  // queue entry) must stay bounded, or the daemon runs out of memory (without the bound it did,
+  // queue entry) must stay bounded, or the daemon runs out of memory (without the bound it did at times,
   // with 4 MiB taken per session; the peak RSS alone is dominated by garbage awaiting collection).
   const piping = startGateway(policyFor(cluster), 'deployer-pw', { NODE_OPTIONS: '--max-old-space-size=48' });
   const clients = await Promise.all([1, 2, 3, 4].map((i) => RawClient.connect(piping.env, `unread-${i}`)));
