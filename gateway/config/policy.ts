@@ -23,6 +23,10 @@ export interface PostgresTarget {
   auth: { kind: 'password-env'; passwordEnv: string; allowCleartext: boolean } | { kind: 'azure' };
   tls: 'disable' | 'require' | 'verify-full';
   caFile?: string;
+  /** Environment variables of the starting step that hold upstream secrets (TargetBase). */
+  secretEnv: string[];
+  /** Whether the gateway signs in with an Entra ID token (TargetBase). */
+  azure: boolean;
 }
 export type Target = PostgresTarget;
 
@@ -107,6 +111,8 @@ export function parsePolicy(text: string, file: string): Policy {
     auth: t.auth === 'azure' ? { kind: 'azure' } : { kind: 'password-env', passwordEnv: String((t.auth as Record<string, string>)['password-env']), allowCleartext: (t.auth as Record<string, unknown>)['allow-cleartext'] === true },
     tls: ((t.tls as PostgresTarget['tls'] | undefined) ?? 'verify-full'),
     caFile: t['ca-file'] ? path.resolve(baseDir, String(t['ca-file'])) : undefined,
+    secretEnv: t.auth === 'azure' ? [] : [String((t.auth as Record<string, string>)['password-env'])],
+    azure: t.auth === 'azure',
   }));
   for (const t of targets) {
     // An Entra token is a bearer password: it must never cross the network in the clear.
