@@ -2,7 +2,7 @@
 // request through the control sockets running gateways announce in the user's runtime directory
 // (or the one started with --state-dir), so a request id is all a person needs to type.
 import fs from 'node:fs';
-import { parseArgs, UsageError } from './args.ts';
+import { operands, parseArgs, UsageError } from './args.ts';
 import { controlSocketPath, sendControlAt, type ControlReply, type ControlRequest } from '../daemon/control.ts';
 import { announcedSockets, runtimeDir } from '../daemon/runtime-dir.ts';
 import type { ApprovalRequest } from '../approval/broker.ts';
@@ -38,6 +38,9 @@ Lists the commands waiting for approval: request id, target, rule, time left, an
 ${where}
 `;
 
+const APPROVE_OPTIONS = { 'state-dir': { type: 'string' } } as const;
+const DENY_OPTIONS = { ...APPROVE_OPTIONS, reason: { type: 'string' } } as const;
+
 interface Gateway { socket: string; run: string; pending: ApprovalRequest[] }
 
 /** The reachable gateways and what each holds; sockets of gateways that are gone are removed. */
@@ -60,17 +63,19 @@ async function gateways(stateDir: string | undefined): Promise<Gateway[]> {
 }
 
 async function answer(verb: 'approve' | 'deny', argv: string[]): Promise<number> {
-  const args = parseArgs(argv, verb === 'deny' ? { reason: 'string', 'state-dir': 'string' } : { 'state-dir': 'string' }, verb);
-  if (args.options.help) return void process.stdout.write(verb === 'deny' ? denyHelp : approveHelp), 0;
-  if (args.positional.length !== 1) throw new UsageError(`${verb}: give exactly one request id (see gateway-action pending)`);
-  const id = args.positional[0]!.trim().toLowerCase();
-  const all = await gateways(args.options['state-dir'] as string | undefined);
+  // approve takes no --reason: its spec lacks it, so parseArgs refuses one (values.reason stays unset).
+  const args = parseArgs(argv, (verb === 'deny' ? DENY_OPTIONS : APPROVE_OPTIONS) as typeof DENY_OPTIONS, verb);
+  if (args.values.help) return void process.stdout.write(verb === 'deny' ? denyHelp : approveHelp), 0;
+  const ids = operands(args);
+  if (ids.length !== 1) throw new UsageError(`${verb}: give exactly one request id (see gateway-action pending)`);
+  const id = ids[0]!.trim().toLowerCase();
+  const all = await gateways(args.values['state-dir']);
   const holder = all.find((g) => g.pending.some((r) => r.id === id));
   if (!holder) {
     const ids = all.flatMap((g) => g.pending.map((r) => r.id));
     throw new Error(`no command is waiting for approval with request id ${id}${ids.length ? ` (waiting: ${ids.join(', ')})` : ' (nothing is waiting)'}`);
   }
-  const req: ControlRequest = verb === 'approve' ? { op: 'approve', id } : { op: 'deny', id, ...(args.options.reason ? { reason: args.options.reason as string } : {}) };
+  const req: ControlRequest = verb === 'approve' ? { op: 'approve', id } : { op: 'deny', id, ...(args.values.reason ? { reason: args.values.reason } : {}) };
   const reply = await sendControlAt(holder.socket, req);
   if (!reply.ok) throw new Error(reply.error);
   const r = reply.request as ApprovalRequest;
@@ -83,11 +88,12 @@ export const approve = (argv: string[]): Promise<number> => answer('approve', ar
 export const deny = (argv: string[]): Promise<number> => answer('deny', argv);
 
 export async function pending(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { json: 'boolean', 'state-dir': 'string' }, 'pending');
-  if (args.options.help) return void process.stdout.write(pendingHelp), 0;
-  if (args.positional.length > 0) throw new UsageError(`pending: unexpected argument "${args.positional[0]}"`);
-  const requests = (await gateways(args.options['state-dir'] as string | undefined)).flatMap((g) => g.pending);
-  if (args.options.json) return void process.stdout.write(terminalJson(requests, 2) + '\n'), 0;
+  const args = parseArgs(argv, { json: { type: 'boolean' }, 'state-dir': { type: 'string' } }, 'pending');
+  if (args.values.help) return void process.stdout.write(pendingHelp), 0;
+  const extra = operands(args);
+  if (extra.length > 0) throw new UsageError(`pending: unexpected argument "${extra[0]}"`);
+  const requests = (await gateways(args.values['state-dir'])).flatMap((g) => g.pending);
+  if (args.values.json) return void process.stdout.write(terminalJson(requests, 2) + '\n'), 0;
   if (requests.length === 0) return void process.stdout.write('nothing is waiting for approval\n'), 0;
   const t = terminalText;
   const rows = requests.map((r) => [t(r.id), t(r.target), t(r.rule), `${Math.max(0, Math.round((Date.parse(r.expiresAt) - Date.now()) / 1000))}s`, terminalOneLine(r.text, 80)]);

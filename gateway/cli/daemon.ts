@@ -3,11 +3,10 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs, requireOption } from './args.ts';
+import { operands, parseArgs, requireOption, UsageError } from './args.ts';
 import { formatEnv } from './env-file.ts';
-import { loadPolicy } from '../config/policy.ts';
+import { loadPolicy, nodeFlags } from '../adapters.ts';
 import { Gateway, GITHUB_TOKEN_SECRET, type StopResult } from '../daemon/gateway.ts';
-import { BASELINE_WASM_FLAG } from '../postgres/pg-parser.ts';
 import { serveControl, sendControl } from '../daemon/control.ts';
 import { localClaims } from '../identity/local.ts';
 import { runIdentity } from '../identity/github-oidc.ts';
@@ -33,12 +32,16 @@ sessions, seals the session log, and prints the log's path.
 
 const READY_TIMEOUT_MS = 30_000;
 
+/** The options of `start` and of the daemon it launches. */
+const LAUNCH_OPTIONS = { policy: { type: 'string' }, 'state-dir': { type: 'string' }, 'log-dir': { type: 'string' } } as const;
+
 export async function start(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { policy: 'string', 'state-dir': 'string', 'log-dir': 'string' }, 'start');
-  if (args.options.help) return void process.stdout.write(startHelp), 0;
+  const args = parseArgs(argv, LAUNCH_OPTIONS, 'start');
+  if (args.values.help) return void process.stdout.write(startHelp), 0;
+  if (operands(args).length > 0) throw new UsageError(`start: unexpected argument "${operands(args)[0]}" (see gateway-action start --help)`);
   const policyFile = path.resolve(requireOption(args, 'policy', 'start'));
   const stateDir = path.resolve(requireOption(args, 'state-dir', 'start'));
-  const logDir = path.resolve((args.options['log-dir'] as string) ?? 'gateway-logs');
+  const logDir = path.resolve(args.values['log-dir'] ?? 'gateway-logs');
   const policy = loadPolicy(policyFile); // report policy errors here, not from the daemon's output
   fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   fs.chmodSync(stateDir, 0o700);
@@ -48,15 +51,14 @@ export async function start(argv: string[]): Promise<number> {
   // /proc/<pid>/environ keeps a process's initial environment for its whole life.
   const secrets: Record<string, string> = {};
   const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const t of policy.targets) {
-    if (t.auth.kind !== 'password-env') continue;
-    const v = process.env[t.auth.passwordEnv];
-    if (v !== undefined) secrets[t.auth.passwordEnv] = v;
-    delete env[t.auth.passwordEnv];
+  for (const name of policy.targets.flatMap((t) => t.secretEnv)) {
+    const v = process.env[name];
+    if (v !== undefined) secrets[name] = v;
+    delete env[name];
   }
   if (process.env[GITHUB_TOKEN_SECRET]) secrets[GITHUB_TOKEN_SECRET] = process.env[GITHUB_TOKEN_SECRET];
   delete env[GITHUB_TOKEN_SECRET];
-  await launchDaemon({ cli: process.argv[1]!, policyFile, stateDir, logDir, env, secrets });
+  await launchDaemon({ cli: process.argv[1]!, policyFile, stateDir, logDir, env, secrets, nodeFlags: nodeFlags(policy) });
   process.stdout.write(fs.readFileSync(path.join(stateDir, 'env'), 'utf8'));
   return 0;
 }
@@ -71,6 +73,8 @@ export interface LaunchOptions {
   env: NodeJS.ProcessEnv;
   /** Upstream passwords by variable name, sent over IPC (never in the environment). */
   secrets: Record<string, string>;
+  /** Node flags the policy's adapters need (gateway/adapters.ts nodeFlags). */
+  nodeFlags: string[];
 }
 
 /**
@@ -81,7 +85,7 @@ export async function launchDaemon(o: LaunchOptions): Promise<{ pid: number }> {
   fs.mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
   fs.chmodSync(o.stateDir, 0o700);
   const out = fs.openSync(path.join(o.stateDir, 'daemon.log'), 'a', 0o600);
-  const child = spawn(process.execPath, [...process.execArgv, BASELINE_WASM_FLAG, o.cli, 'daemon', '--policy', o.policyFile, '--state-dir', o.stateDir, '--log-dir', o.logDir], {
+  const child = spawn(process.execPath, [...process.execArgv, ...o.nodeFlags, o.cli, 'daemon', '--policy', o.policyFile, '--state-dir', o.stateDir, '--log-dir', o.logDir], {
     detached: true,
     stdio: ['ignore', out, out, 'ipc'],
     env: o.env,
@@ -103,8 +107,9 @@ export async function launchDaemon(o: LaunchOptions): Promise<{ pid: number }> {
 }
 
 export async function stop(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { 'state-dir': 'string' }, 'stop');
-  if (args.options.help) return void process.stdout.write(stopHelp), 0;
+  const args = parseArgs(argv, { 'state-dir': { type: 'string' } }, 'stop');
+  if (args.values.help) return void process.stdout.write(stopHelp), 0;
+  if (operands(args).length > 0) throw new UsageError(`stop: unexpected argument "${operands(args)[0]}" (see gateway-action stop --help)`);
   const stateDir = requireOption(args, 'state-dir', 'stop');
   const reply = await sendControl(stateDir, { op: 'stop' }).catch((e: Error) => {
     const info = path.join(stateDir, 'daemon.json');
@@ -118,7 +123,7 @@ export async function stop(argv: string[]): Promise<number> {
 
 /** The detached process itself (internal verb). */
 export async function daemon(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { policy: 'string', 'state-dir': 'string', 'log-dir': 'string' }, 'daemon');
+  const args = parseArgs(argv, LAUNCH_OPTIONS, 'daemon');
   const stateDir = requireOption(args, 'state-dir', 'daemon');
   const report = (m: object): void => void (process.send ? process.send(m) : undefined);
   let gw: Gateway;
@@ -148,9 +153,14 @@ export async function daemon(argv: string[]): Promise<number> {
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => void stopGateway(`signal ${sig}`).then((r) => process.exit(r.sealError ? 1 : 0)));
   }
-  const envFile = path.join(stateDir, 'env');
-  fs.writeFileSync(envFile, formatEnv(gw.connectionEnv()), { mode: 0o600 });
-  fs.chmodSync(envFile, 0o600); // an older file keeps its mode otherwise
+  // The connection environment: KEY=VALUE lines (env), and the whole export with the secret
+  // values the adapters declare and the files they wrote (connection.json), for the action.
+  const connection = gw.exportConnection(stateDir);
+  for (const [name, text] of [['env', formatEnv(connection.env)], ['connection.json', JSON.stringify({ env: connection.env, secrets: connection.secrets, files: connection.files.map((f) => ({ name: f.name, path: f.path, mode: f.mode })) }) + '\n']] as const) {
+    const file = path.join(stateDir, name);
+    fs.writeFileSync(file, text, { mode: 0o600 });
+    fs.chmodSync(file, 0o600); // an older file keeps its mode otherwise
+  }
   fs.writeFileSync(path.join(stateDir, 'daemon.json'), JSON.stringify({ pid: process.pid, log: gw.logPath, run: gw.runId, key: gw.key.thumbprint, attested: gw.key.attested }) + '\n', { mode: 0o600 });
   process.stdout.write(`gateway-action daemon: pid ${process.pid}, session log ${gw.logPath}\n`);
   report({ ready: true });

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseArgs } from './args.ts';
 import { relaunch } from './run.ts';
 import { verificationText } from './verify.ts';
-import { parsePolicy } from '../config/policy.ts';
+import { parsePolicy } from '../adapters.ts';
 import { Gateway } from '../daemon/gateway.ts';
 import { runIdentity } from '../identity/github-oidc.ts';
 import { startCluster } from '../demo/pg-cluster.ts';
@@ -91,11 +91,11 @@ const UNBOUNDED_DELETE = 'DELETE FROM orders';
 const HELD_DROP = 'DROP TABLE orders_2019';
 
 export async function main(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { 'log-dir': 'string' }, 'demo');
-  if (args.options.help) return void process.stdout.write(help), 0;
+  const args = parseArgs(argv, { 'log-dir': { type: 'string' } }, 'demo');
+  if (args.values.help) return void process.stdout.write(help), 0;
   // The policy has rules: the SQL parser loads, and with it the flag that bounds its memory.
   if (!process.execArgv.includes(BASELINE_WASM_FLAG)) return relaunch([BASELINE_WASM_FLAG, ...process.execArgv, process.argv[1]!, 'demo', ...argv]);
-  const logDir = (args.options['log-dir'] as string) ?? 'gateway-logs';
+  const logDir = args.values['log-dir'] ?? 'gateway-logs';
   const color = wantsColor(process.stdout);
   const say = (s = ''): void => void process.stdout.write(s + '\n');
   const heading = (n: number, title: string, explain: string): void => {

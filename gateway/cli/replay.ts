@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { parseArgs, UsageError } from './args.ts';
+import { operands, parseArgs, UsageError } from './args.ts';
 import { readTimeline } from '../evidence/timeline.ts';
 import { renderReplay, wantsColor } from '../evidence/replay-text.ts';
 import { verifyChainFile } from '../evidence/log-verifier.ts';
@@ -16,13 +16,14 @@ Options:
 `;
 
 export async function main(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { session: 'string' }, 'replay');
-  if (args.options.help) return void process.stdout.write(help), 0;
-  if (args.positional.length !== 1) throw new UsageError('replay: give exactly one session log file (see gateway-action replay --help)');
-  const file = args.positional[0]!;
+  const args = parseArgs(argv, { session: { type: 'string' } }, 'replay');
+  if (args.values.help) return void process.stdout.write(help), 0;
+  const logs = operands(args);
+  if (logs.length !== 1) throw new UsageError('replay: give exactly one session log file (see gateway-action replay --help)');
+  const file = logs[0]!;
   if (!fs.existsSync(file)) throw new Error(`cannot read ${file} (ENOENT)`);
   const timeline = await readTimeline(file);
-  const session = args.options.session as string | undefined;
+  const session = args.values.session;
   if (session && !timeline.sessions.some((s) => s.id === session)) {
     throw new UsageError(`replay: no session ${session} in this log (sessions: ${timeline.sessions.map((s) => s.id).join(', ') || 'none'})`);
   }

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
-import { parseArgs, UsageError } from './args.ts';
-import { identityOptions } from './verify.ts';
+import { operands, parseArgs, UsageError } from './args.ts';
+import { IDENTITY_OPTIONS, identityOptions } from './verify.ts';
 import { verifyLog } from '../evidence/verification.ts';
 import { readTimeline, type Timeline } from '../evidence/timeline.ts';
 import { renderReport } from '../evidence/report-html.ts';
@@ -34,17 +34,14 @@ Exit status:
 `;
 
 export async function main(argv: string[]): Promise<number> {
-  // parseArgs knows only --name options: -o FILE and -o=FILE are --output (before any `--`).
-  const end = argv.indexOf('--');
-  const head = (end < 0 ? argv : argv.slice(0, end)).map((a) => (a === '-o' ? '--output' : a.startsWith('-o=') ? `--output=${a.slice(3)}` : a));
-  const args = parseArgs(end < 0 ? head : [...head, ...argv.slice(end)], { output: 'string', jwks: 'string', issuer: 'string', repository: 'string', workflow: 'string', sha: 'string' }, 'report');
-  if (args.options.help) return void process.stdout.write(help), 0;
-  const logs = [...args.positional, ...(args.rest ?? [])];
+  const args = parseArgs(argv, { output: { type: 'string', short: 'o' }, ...IDENTITY_OPTIONS }, 'report');
+  if (args.values.help) return void process.stdout.write(help), 0;
+  const logs = operands(args);
   if (logs.length !== 1) throw new UsageError('report: give exactly one session log file (see gateway-action report --help)');
-  const out = args.options.output;
-  if (typeof out !== 'string') throw new UsageError('report: -o FILE is required (see gateway-action report --help)');
+  const out = args.values.output;
+  if (out === undefined) throw new UsageError('report: -o FILE is required (see gateway-action report --help)');
   const file = logs[0]!;
-  const opts = identityOptions(args.options);
+  const opts = identityOptions(args.values);
   let timeline: Timeline;
   let sha256: string;
   try {

@@ -1,9 +1,8 @@
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { parseArgs, requireOption, UsageError } from './args.ts';
-import { loadPolicy } from '../config/policy.ts';
+import { loadPolicy, nodeFlags } from '../adapters.ts';
 import { Gateway } from '../daemon/gateway.ts';
-import { BASELINE_WASM_FLAG } from '../postgres/pg-parser.ts';
 import { localClaims } from '../identity/local.ts';
 import { runIdentity } from '../identity/github-oidc.ts';
 
@@ -24,16 +23,17 @@ Options:
 `;
 
 export async function main(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { policy: 'string', 'log-dir': 'string' }, 'run');
-  if (args.options.help) return void process.stdout.write(help), 0;
+  const args = parseArgs(argv, { policy: { type: 'string' }, 'log-dir': { type: 'string' } }, 'run');
+  if (args.values.help) return void process.stdout.write(help), 0;
   const policyFile = requireOption(args, 'policy', 'run');
   if (!args.rest || args.rest.length === 0) throw new UsageError('run: give the command to run after `--` (see gateway-action run --help)');
   if (args.positional.length > 0) throw new UsageError(`run: unexpected argument "${args.positional[0]}"; put the command after \`--\``);
   const policy = loadPolicy(policyFile);
-  if ((policy.hasRuleSettings || (policy.masking?.columns.length ?? 0) > 0) && !process.execArgv.includes(BASELINE_WASM_FLAG)) {
-    return relaunch([BASELINE_WASM_FLAG, ...process.execArgv, process.argv[1]!, 'run', ...argv]);
+  const missing = nodeFlags(policy).filter((f) => !process.execArgv.includes(f));
+  if (missing.length > 0) {
+    return relaunch([...missing, ...process.execArgv, process.argv[1]!, 'run', ...argv]);
   }
-  const gw = await Gateway.start({ policy, logDir: (args.options['log-dir'] as string) ?? 'gateway-logs', identity: runIdentity(), claims: localClaims() });
+  const gw = await Gateway.start({ policy, logDir: args.values['log-dir'] ?? 'gateway-logs', identity: runIdentity(), claims: localClaims() });
 
   const env: NodeJS.ProcessEnv = { ...process.env, ...gw.connectionEnv() };
   for (const name of gw.secretEnvNames(policy)) delete env[name];

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { parseArgs, UsageError } from './args.ts';
+import { operands, parseArgs, UsageError, type OptionValues } from './args.ts';
 import { headline, identitySummary, IDENTITY_FIELDS, VERIFY_EXIT, verifyLog, type Verification } from '../evidence/verification.ts';
 import type { IdentityOptions } from '../evidence/attestation-check.ts';
 import { emptyTotals, type LogTotals } from '../evidence/log-totals.ts';
@@ -37,30 +37,33 @@ Exit status:
 `;
 
 export async function main(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { json: 'boolean', jwks: 'string', issuer: 'string', repository: 'string', workflow: 'string', sha: 'string', 'save-jwks': 'string' }, 'verify');
-  if (args.options.help) return void process.stdout.write(help), 0;
-  if (args.positional.length !== 1) throw new UsageError('verify: give exactly one session log file (see gateway-action verify --help)');
-  const opts = identityOptions(args.options);
+  const args = parseArgs(argv, { json: { type: 'boolean' }, ...IDENTITY_OPTIONS, 'save-jwks': { type: 'string' } }, 'verify');
+  if (args.values.help) return void process.stdout.write(help), 0;
+  const logs = operands(args);
+  if (logs.length !== 1) throw new UsageError('verify: give exactly one session log file (see gateway-action verify --help)');
+  const opts = identityOptions(args.values);
   for (const note of weakExpectations(opts)) process.stderr.write(`gateway-action verify: note: ${note}\n`);
-  const v = await verifyLog(args.positional[0]!, opts);
-  const saveTo = args.options['save-jwks'] as string | undefined;
+  const v = await verifyLog(logs[0]!, opts);
+  const saveTo = args.values['save-jwks'];
   if (saveTo && v.identity?.jwks) fs.writeFileSync(saveTo, JSON.stringify(v.identity.jwks, null, 2) + '\n');
   const code = VERIFY_EXIT[v.status];
-  if (args.options.json) process.stdout.write(terminalJson(verificationJson(v), 2) + '\n');
+  if (args.values.json) process.stdout.write(terminalJson(verificationJson(v), 2) + '\n');
   else (code === 0 ? process.stdout : process.stderr).write(verificationText(v));
   return code;
 }
 
-export function identityOptions(o: Record<string, string | boolean>): IdentityOptions {
+/** The options of `verify` and `report` that check the log's identity token. */
+export const IDENTITY_OPTIONS = { jwks: { type: 'string' }, issuer: { type: 'string' }, repository: { type: 'string' }, workflow: { type: 'string' }, sha: { type: 'string' } } as const;
+
+export function identityOptions(o: OptionValues<typeof IDENTITY_OPTIONS>): IdentityOptions {
   if (o.issuer !== undefined) {
     try {
-      new URL(String(o.issuer));
+      new URL(o.issuer);
     } catch {
-      throw new UsageError(`--issuer: ${String(o.issuer)} is not a URL`);
+      throw new UsageError(`--issuer: ${o.issuer} is not a URL`);
     }
   }
-  const str = (k: string): string | undefined => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
-  return { jwksFile: str('jwks'), issuer: str('issuer'), expect: { repository: str('repository'), workflow: str('workflow'), sha: str('sha') } };
+  return { jwksFile: o.jwks, issuer: o.issuer, expect: { repository: o.repository, workflow: o.workflow, sha: o.sha } };
 }
 
 /** Expectations that any repository could meet: said, so nobody mistakes them for a strong check. */
