@@ -8,7 +8,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError, readInputs } from './inputs.ts';
 import { daemonEnv } from './daemon-env.ts';
-import { envName, loadPolicy, PolicyError } from '../gateway/config/policy.ts';
+import { envName, PolicyError } from '../gateway/config/policy.ts';
+import { loadPolicy, nodeFlags } from '../gateway/adapters.ts';
 import { launchDaemon } from '../gateway/cli/daemon.ts';
 import { GITHUB_TOKEN_SECRET, policyCanHold } from '../gateway/daemon/gateway.ts';
 import { parseEnvFile } from '../gateway/cli/env-file.ts';
@@ -42,7 +43,7 @@ async function main(): Promise<void> {
   const temp = process.env.RUNNER_TEMP || os.tmpdir();
   const stateDir = fs.mkdtempSync(path.join(temp, 'gateway-action-'));
   const logDir = path.join(temp, `gateway-logs-${path.basename(stateDir).slice('gateway-action-'.length)}`);
-  const { pid } = await launchDaemon({ cli: path.join(here, 'cli.js'), policyFile, stateDir, logDir, env: daemonEnv(process.env, inputs), secrets });
+  const { pid } = await launchDaemon({ cli: path.join(here, 'cli.js'), policyFile, stateDir, logDir, env: daemonEnv(process.env, inputs), secrets, nodeFlags: nodeFlags(policy) });
   const info = JSON.parse(fs.readFileSync(path.join(stateDir, 'daemon.json'), 'utf8')) as { log: string; run: string; key: string; attested: boolean };
   // State is written by this step alone: post compares the log it finds with this key.
   const artifactName = inputs.artifactName ?? `gateway-session-log-${process.env.GITHUB_JOB ?? 'job'}-${process.env.GITHUB_RUN_ATTEMPT ?? '1'}-${info.run}`;

@@ -4,7 +4,7 @@
 import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, writeFileSync } from 'node:fs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = process.argv[2] ? path.resolve(process.argv[2]) : path.join(root, 'dist');
@@ -28,3 +28,11 @@ await build({
 
 // The SQL classifier's WebAssembly parser is loaded at run time from beside the bundle.
 copyFileSync(path.join(root, 'node_modules/libpg-query/wasm/libpg-query.wasm'), path.join(outdir, 'libpg-query.wasm'));
+
+// The policy schema editors read (yaml-language-server): the core's merged with every shipped
+// adapter's targets and conditions, as the loader validates. Written beside the loader, and only
+// for the real dist/ (a build into another directory, as the dist test does, leaves it alone).
+if (!process.argv[2]) {
+  const { policySchemaText } = await import('../gateway/adapters.ts');
+  writeFileSync(path.join(root, 'gateway/config/policy.schema.json'), policySchemaText());
+}

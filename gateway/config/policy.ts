@@ -7,31 +7,20 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { Ajv } from 'ajv';
 import { LineCounter, isMap, isScalar, parseDocument, type Document, type Node as YamlNode } from 'yaml';
-import schema from './policy.schema.json' with { type: 'json' };
 import { explain, schemaPointers } from './schema-errors.ts';
-import { globToRegExp, type Action, type Matcher, type PolicyRules, type Rule } from '../policy/engine.ts';
-import { SQL_CLASSES } from '../policy/sql-classes.ts';
+import { policySchema } from './policy-schema.ts';
+import type { Action, ClaimConditions, Condition, PolicyRules, Rule } from '../policy/engine.ts';
+import { hasWildcard, nameGlob, type Glob } from '../policy/glob.ts';
+import type { Adapter, TargetBase } from '../core/adapter.ts';
+import { targetVariable } from '../core/target-variable.ts';
 
-export interface PostgresTarget {
-  name: string;
-  kind: 'postgres';
-  host: string;
-  port: number;
-  database: string;
-  user: string;
-  /** An environment variable's password, or an Entra ID token (Azure Database for PostgreSQL; the scope follows the cloud). */
-  auth: { kind: 'password-env'; passwordEnv: string; allowCleartext: boolean } | { kind: 'azure' };
-  tls: 'disable' | 'require' | 'verify-full';
-  caFile?: string;
-  /** Environment variables of the starting step that hold upstream secrets (TargetBase). */
-  secretEnv: string[];
-  /** Whether the gateway signs in with an Entra ID token (TargetBase). */
-  azure: boolean;
-}
-export type Target = PostgresTarget;
+/** A target of any kind: the adapter of its kind knows the rest of its fields. */
+export type Target = TargetBase & Record<string, any>;
 
 export interface Policy {
   path: string;
+  /** The adapters the file was read with: the daemon serves each target through its kind's. */
+  adapters: readonly Adapter<any>[];
   rules: PolicyRules;
   /** Whether the file sets rules, default or unclassified at all (else nothing is classified). */
   hasRuleSettings: boolean;
@@ -71,20 +60,31 @@ const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
 ajv.addKeyword({ keyword: 'x-expected', metaSchema: { type: 'string', minLength: 1 } });
 ajv.addKeyword({ keyword: 'x-hint', metaSchema: { type: 'string', minLength: 1 } });
 ajv.addKeyword({ keyword: 'x-secret', metaSchema: { type: 'boolean' } });
-const validate = ajv.compile(schema);
-const pointers = schemaPointers(schema);
 
-export function loadPolicy(file: string): Policy {
+interface CompiledSchema { validate: ReturnType<typeof ajv.compile>; pointers: ReturnType<typeof schemaPointers> }
+const compiled = new WeakMap<readonly Adapter<any>[], CompiledSchema>();
+function compiledSchema(adapters: readonly Adapter<any>[]): CompiledSchema {
+  let c = compiled.get(adapters);
+  if (!c) {
+    const schema = policySchema(adapters);
+    c = { validate: ajv.compile(schema), pointers: schemaPointers(schema) };
+    compiled.set(adapters, c);
+  }
+  return c;
+}
+
+export function loadPolicy(file: string, adapters: readonly Adapter<any>[]): Policy {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     throw new PolicyError(file, null, `cannot read policy file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  return parsePolicy(text, file);
+  return parsePolicy(text, file, adapters);
 }
 
-export function parsePolicy(text: string, file: string): Policy {
+export function parsePolicy(text: string, file: string, adapters: readonly Adapter<any>[]): Policy {
+  const { validate, pointers } = compiledSchema(adapters);
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   const lineOf = (offset: number | undefined): number | null => (offset === undefined ? null : lines.linePos(offset).line);
@@ -101,36 +101,14 @@ export function parsePolicy(text: string, file: string): Policy {
   }
   const raw = data as { targets: Record<string, Record<string, unknown>>; 'session-log'?: { 'sample-rows'?: number; checkpoints?: { 'every-records'?: number; every?: string } } };
   const baseDir = path.dirname(path.resolve(file));
-  const targets: Target[] = Object.entries(raw.targets).map(([name, t]) => ({
-    name,
-    kind: 'postgres',
-    host: String(t.host),
-    port: (t.port as number | undefined) ?? 5432,
-    database: String(t.database),
-    user: String(t.user),
-    auth: t.auth === 'azure' ? { kind: 'azure' } : { kind: 'password-env', passwordEnv: String((t.auth as Record<string, string>)['password-env']), allowCleartext: (t.auth as Record<string, unknown>)['allow-cleartext'] === true },
-    tls: ((t.tls as PostgresTarget['tls'] | undefined) ?? 'verify-full'),
-    caFile: t['ca-file'] ? path.resolve(baseDir, String(t['ca-file'])) : undefined,
-    secretEnv: t.auth === 'azure' ? [] : [String((t.auth as Record<string, string>)['password-env'])],
-    azure: t.auth === 'azure',
-  }));
-  for (const t of targets) {
-    // An Entra token is a bearer password: it must never cross the network in the clear.
-    if (t.auth.kind === 'azure' && t.tls === 'disable') {
-      throw new PolicyError(file, lineOf(locateNode(doc, ['targets', t.name, 'tls'])), `targets.${t.name}: auth: azure needs TLS to the server (tls: require or verify-full), not tls: disable`);
-    }
-  }
-  for (const t of targets) {
-    if (!t.caFile) continue;
-    const line = lineOf(locateNode(doc, ['targets', t.name, 'ca-file']));
-    let pem: string;
-    try {
-      pem = fs.readFileSync(t.caFile, 'utf8');
-    } catch (e) {
-      throw new PolicyError(file, line, `targets.${t.name}.ca-file: cannot read ${t.caFile} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-    if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new PolicyError(file, line, `targets.${t.name}.ca-file: ${t.caFile} holds no PEM certificate`);
-  }
+  const byKind = new Map(adapters.map((ad) => [ad.kind, ad]));
+  const targets: Target[] = Object.entries(raw.targets).map(([name, t]) => {
+    const fail = (p: (string | number)[], message: string): never => {
+      throw new PolicyError(file, lineOf(locateNode(doc, ['targets', name, ...p])), message);
+    };
+    // The schema admits only the kinds of the adapters given.
+    return byKind.get(String(t.kind))!.parseTarget(name, t, { fail, baseDir }) as Target;
+  });
   const names = new Map<string, string>();
   for (const t of targets) {
     const env = envName(t.name);
@@ -138,9 +116,10 @@ export function parsePolicy(text: string, file: string): Policy {
     if (clash) throw new PolicyError(file, lineOf(keyOffset(doc, ['targets'], t.name)), `targets "${clash}" and "${t.name}" both map to ${env}`);
     names.set(env, t.name);
   }
-  const rules = parseRules(raw as RawPolicy, targets.map((t) => t.name), (p) => lineOf(locateNode(doc, p)), file);
+  const rules = parseRules(raw as RawPolicy, targets, adapters, (p) => lineOf(locateNode(doc, p)), file);
   return {
     path: path.resolve(file),
+    adapters,
     rules,
     hasRuleSettings: ['rules', 'default', 'unclassified'].some((k) => k in (raw as object)),
     approvals: approvalSettings((raw as RawPolicy).approvals, (p) => lineOf(locateNode(doc, p)), file),
@@ -154,10 +133,8 @@ export function parsePolicy(text: string, file: string): Policy {
   };
 }
 
-/** GATEWAY_<NAME>_URL's NAME part: upper-cased, '-' to '_'. */
-export function envName(target: string): string {
-  return `GATEWAY_${target.toUpperCase().replace(/-/g, '_')}_URL`;
-}
+/** GATEWAY_<NAME>_URL: the variable a target's connection string is exported in. */
+export const envName = (target: string): string => targetVariable(target);
 
 function keyOffset(doc: Document, parent: (string | number)[], key: string): number | undefined {
   const node = parent.length ? doc.getIn(parent, true) : doc.contents;
@@ -171,7 +148,7 @@ function keyOffset(doc: Document, parent: (string | number)[], key: string): num
 interface RawRule {
   name: string;
   target?: string | string[];
-  when: Record<string, string | string[]>;
+  when: Record<string, unknown>;
   action: Action;
   reason?: string;
 }
@@ -194,9 +171,10 @@ function parseMasking(m: RawPolicy['masking'], lineAt: (p: (string | number)[]) 
   return { columns, detectors: m.detectors ?? [], applyTo: { client: applyTo.includes('client'), log: applyTo.includes('log') } };
 }
 
-const CLASS_SET = new Set<string>(SQL_CLASSES);
+const CLAIM_KEYS: Record<string, keyof ClaimConditions> = { ref: 'ref', 'ref-not': 'refNot', environment: 'environment', actor: 'actor', event: 'event' };
 
-function parseRules(raw: RawPolicy, targetNames: string[], lineAt: (p: (string | number)[]) => number | null, file: string): PolicyRules {
+function parseRules(raw: RawPolicy, targets: Target[], adapters: readonly Adapter<any>[], lineAt: (p: (string | number)[]) => number | null, file: string): PolicyRules {
+  const targetNames = targets.map((t) => t.name);
   const rules: Rule[] = [];
   const names = new Set<string>();
   (raw.rules ?? []).forEach((r, i) => {
@@ -205,45 +183,48 @@ function parseRules(raw: RawPolicy, targetNames: string[], lineAt: (p: (string |
     };
     if (names.has(r.name)) fail(['name'], 'another rule has the same name');
     names.add(r.name);
-    const w = r.when;
-    const m: Matcher = {};
-    if (w.sql) {
-      (w.sql as string[]).forEach((c, k) => {
-        if (!CLASS_SET.has(c)) fail(['when', 'sql', k], `unknown SQL class "${c}" (classes: ${SQL_CLASSES.join(', ')})`);
-      });
-      m.sql = w.sql as string[];
-    }
-    if (w.tables) m.tables = (w.tables as string[]).map((g, k) => globOrFail(g, () => fail(['when', 'tables', k], `bad table glob "${g}": only * is a wildcard`)));
-    if (w['text-matches']) {
-      try {
-        m.textMatches = new RegExp(w['text-matches'] as string, 'u');
-      } catch (e) {
-        fail(['when', 'text-matches'], `bad regular expression: ${(e as Error).message}`);
-      }
-    }
-    const claim = (key: string): RegExp[] | undefined => {
-      const v = w[key];
-      if (v === undefined) return undefined;
-      return (Array.isArray(v) ? v : [v]).map((g) => globOrFail(g, () => fail(['when', key], `bad glob "${g}": only * is a wildcard`)));
-    };
-    m.ref = claim('ref');
-    m.refNot = claim('ref-not');
-    m.environment = claim('environment');
-    m.actor = claim('actor');
-    m.event = claim('event');
-    const targets = r.target === undefined ? null : (Array.isArray(r.target) ? r.target : [r.target]).map((g) => {
+    const ruleTargets = r.target === undefined ? null : (Array.isArray(r.target) ? r.target : [r.target]).map((g) => {
       // A plain name that names no target is a typo that would make the rule never apply.
-      if (!g.includes('*') && !targetNames.includes(g)) fail(['target'], `target "${g}" is not defined in targets (defined: ${targetNames.join(', ')})`);
+      if (!hasWildcard(g) && !targetNames.includes(g)) fail(['target'], `target "${g}" is not defined in targets (defined: ${targetNames.join(', ')})`);
       return globOrFail(g, () => fail(['target'], `bad target glob "${g}": only * is a wildcard`));
     });
-    rules.push({ name: r.name, targets, when: m, action: r.action, reason: r.reason });
+    const w = r.when;
+    const claims: ClaimConditions = {};
+    for (const [key, field] of Object.entries(CLAIM_KEYS)) {
+      const v = w[key];
+      if (v === undefined) continue;
+      claims[field] = (Array.isArray(v) ? v : [v]).map((g) => globOrFail(g, () => fail(['when', key], `bad glob "${g}": only * is a wildcard`)));
+    }
+    const keys = Object.keys(w);
+    const protocolKeys = keys.filter((k) => !(k in CLAIM_KEYS));
+    // The adapters of the targets this rule can apply to; each compiles the keys it offers.
+    const kinds = new Set(targets.filter((t) => ruleTargets === null || ruleTargets.some((g) => g(t.name))).map((t) => t.kind));
+    let conditions: Map<string, Condition[]> | null = null;
+    if (protocolKeys.length > 0) {
+      conditions = new Map();
+      for (const key of protocolKeys) {
+        if (!adapters.some((a) => kinds.has(a.kind) && a.conditions.some((c) => c.key === key))) {
+          const offered = adapters.filter((a) => a.conditions.some((c) => c.key === key)).map((a) => a.kind);
+          const scope = ruleTargets === null ? 'the targets' : 'the targets this rule applies to';
+          fail(['when', key], `when.${key} does not apply to ${scope} (${[...kinds].join(', ') || 'none'}): ${offered.length ? `it is a condition of ${offered.join(', ')} targets` : 'no target kind has it'}`);
+        }
+      }
+      for (const a of adapters) {
+        if (!kinds.has(a.kind)) continue;
+        const specs = protocolKeys.map((k) => a.conditions.find((c) => c.key === k));
+        // A kind that lacks one of the keys never matches the rule.
+        if (specs.some((c) => c === undefined)) continue;
+        conditions.set(a.kind, specs.map((c) => c!.compile(w[c!.key], (message, at = []) => fail(['when', c!.key, ...at], message))));
+      }
+    }
+    rules.push({ name: r.name, targets: ruleTargets, claims, conditions, keys, action: r.action, reason: r.reason });
   });
   return { rules, default: raw.default ?? 'allow', unclassified: raw.unclassified ?? 'deny' };
 }
 
-function globOrFail(glob: string, fail: () => never): RegExp {
+function globOrFail(glob: string, fail: () => never): Glob {
   if (/[[\]?{}]/.test(glob) || glob.includes('**')) fail();
-  return globToRegExp(glob);
+  return nameGlob(glob);
 }
 
 const MAX_APPROVAL_TIMEOUT_MS = 24 * 3_600_000;

@@ -5,7 +5,7 @@
 import type { Recorder } from './recorder.ts';
 import type { ApprovalBroker } from '../approval/broker.ts';
 import type { Masker } from '../masking/engine.ts';
-import type { Claims, PolicyRules } from '../policy/engine.ts';
+import type { Claims, Facts, PolicyRules } from '../policy/engine.ts';
 
 /** What every parsed target carries, whatever its kind. */
 export interface TargetBase {
@@ -30,10 +30,11 @@ export interface ConditionSpec {
 }
 
 /**
- * What an adapter read from one unit of a command (a statement, an exec line, a request), for
- * the conditions it registered. Keys are condition-defined; the core never reads them.
+ * Facts: what an adapter read from one unit of a command (a statement, an exec line, a
+ * request), for the conditions it registered. Keys are condition-defined; the core never reads
+ * them, except that an empty object says nothing (the command is then unclassified).
  */
-export type Facts = Readonly<Record<string, unknown>>;
+export type { Facts };
 
 /** What later steps receive to reach the targets through the gateway. */
 export interface ConnectionExport {
@@ -63,8 +64,25 @@ export interface CoreServices {
   policy: { rules: PolicyRules; claims: Claims } | null;
   approvals: ApprovalBroker | null;
   masker: Masker | null;
-  /** An upstream secret the starting step handed over (by its variable's name). */
+  credentials: Credentials;
+}
+
+/** Where adapters get upstream credentials; `who` names the target in errors. */
+export interface Credentials {
+  /** An upstream secret the starting step handed over, by its variable's name (undefined if unset or empty). */
   secret(name: string): string | undefined;
+  /** The Entra ID authority host of the run (the cloud decides a resource's scope). */
+  authorityHost(who: string): string;
+  /** An Entra ID token for the scope, through the job's OIDC token; refreshed before expiry. */
+  azureToken(who: string, scope: string): Promise<string>;
+}
+
+/** What of the policy decides which of an adapter's dependencies load. */
+export interface PolicyNeeds {
+  /** The policy decides commands (it sets rules, default or unclassified). */
+  rules: boolean;
+  /** The policy masks columns by name. */
+  maskColumns: boolean;
 }
 
 export interface TargetParsing {
@@ -83,10 +101,16 @@ export interface Adapter<T extends TargetBase = TargetBase> {
   readonly conditions: readonly ConditionSpec[];
   /** Builds a target from its validated YAML; checks what the schema cannot. */
   parseTarget(name: string, raw: Record<string, unknown>, ctx: TargetParsing): T;
-  /** Loads heavy dependencies; called only when a target of this kind is in the policy. */
-  prepare?(targets: readonly T[], usesRules: boolean, usesMasking: boolean): Promise<void>;
-  /** The listeners that serve these targets (all of this kind). */
-  listeners(targets: readonly T[], core: CoreServices): Listener[];
+  /**
+   * Node flags a process that serves these targets must start with (its heavy dependencies'
+   * needs); asked only when a target of this kind is in the policy.
+   */
+  nodeFlags?(targets: readonly T[], policy: PolicyNeeds): string[];
+  /**
+   * The listeners that serve these targets (all of this kind). Rejects when a target cannot be
+   * served (a missing secret, an Entra ID token refused): the gateway does not start then.
+   */
+  listeners(targets: readonly T[], core: CoreServices): Promise<Listener[]>;
   /** The target as run-start describes it (no secrets). */
   describe(target: T): Record<string, unknown>;
 }

@@ -4,11 +4,11 @@ import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { SessionLogWriter, LOG_FORMAT } from '../evidence/log-writer.ts';
 import { Recorder } from '../core/recorder.ts';
-import { PostgresListener } from '../postgres/listener.ts';
-import { envName, type Policy } from '../config/policy.ts';
+import type { Policy } from '../config/policy.ts';
 import type { Identity } from '../identity/local.ts';
 import type { Claims } from '../policy/engine.ts';
-import { loadSqlParser } from '../postgres/pg-parser.ts';
+import type { ConnectionExport, CoreServices, Listener } from '../core/adapter.ts';
+import path from 'node:path';
 import { VERSION } from '../version.ts';
 import { ApprovalBroker } from '../approval/broker.ts';
 import { LocalApprover } from '../approval/local.ts';
@@ -19,7 +19,7 @@ import type net from 'node:net';
 import fs from 'node:fs';
 import { CheckpointSigner } from '../evidence/checkpoint.ts';
 import { attest, claimsOf } from '../identity/key-binding.ts';
-import { upstreamPasswords } from './upstream-passwords.ts';
+import { credentials } from './credentials.ts';
 import { GitHubApprover, githubJobFromEnv } from '../approval/github-approver.ts';
 import { RepoClient } from '../github/repo-client.ts';
 
@@ -37,6 +37,9 @@ export interface GatewayOptions {
 
 export class ConfigurationError extends Error {}
 
+/** A ConnectionExport whose files are written, each with its path. */
+export interface ExportedConnection extends Omit<ConnectionExport, 'files'> { files: { name: string; path: string; mode: number; content: string }[] }
+
 /** `head` is the seal's hash: whoever holds it can tell this log from a file put in its place. */
 export interface StopResult { log: string; sealError: string | null; head: string; records: number }
 
@@ -47,7 +50,7 @@ export class Gateway {
   readonly writer: SessionLogWriter;
   /** The signing key's thumbprint and whether an OIDC token binds it, for whoever started the daemon. */
   key = { thumbprint: '', attested: false };
-  private readonly listeners: { listener: PostgresListener; port: number; password: string }[] = [];
+  private readonly listeners: Listener[] = [];
   private recorder: Recorder | null = null;
   private readonly startedAt = Date.now();
   private stopped: Promise<StopResult> | null = null;
@@ -59,9 +62,6 @@ export class Gateway {
   }
 
   static async start(opts: GatewayOptions): Promise<Gateway> {
-    // Masking by column name reads COPY statements for their table, with the same parser.
-    if (opts.policy.hasRuleSettings || (opts.policy.masking?.columns.length ?? 0) > 0) await loadSqlParser();
-    const passwords = await upstreamPasswords(opts);
     const runId = randomBytes(6).toString('hex');
     // The private key never leaves this process; the token proves which job held it.
     const signer = new CheckpointSigner();
@@ -85,7 +85,7 @@ export class Gateway {
       identity: opts.identity,
       ...(opts.policy.hasRuleSettings ? { claims, rules: { count: opts.policy.rules.rules.length, default: opts.policy.rules.default, unclassified: opts.policy.rules.unclassified } } : {}),
       ...(opts.policy.masking ? { masking: { columns: opts.policy.masking.columns, detectors: opts.policy.masking.detectors, apply_to: Object.entries(opts.policy.masking.applyTo).filter(([, v]) => v).map(([k]) => k) } } : {}),
-      targets: opts.policy.targets.map((t) => ({ name: t.name, kind: t.kind, host: t.host, port: t.port, database: t.database, user: t.user, tls: t.tls, auth: t.auth.kind })),
+      targets: opts.policy.targets.map((t) => opts.policy.adapters.find((a) => a.kind === t.kind)!.describe(t)),
       key: { alg: 'EdDSA', jwk: signer.jwk, thumbprint: signer.thumbprint },
       checkpoints: { every_records: checkpoints.everyRecords, every_ms: checkpoints.everyMs },
       attestation,
@@ -96,15 +96,22 @@ export class Gateway {
     if (failure) throw failure;
     try {
       const broker = await gw.serveApprovals(opts);
-      const masker = opts.policy.masking ? new Masker(opts.policy.masking) : null;
-      for (const target of opts.policy.targets) {
-        const upstream = passwords.get(target.name)!;
-        const password = randomBytes(24).toString('base64url');
-        const policy = opts.policy.hasRuleSettings ? { rules: opts.policy.rules, claims } : null;
-        const listener = new PostgresListener({ target, clientPassword: password, upstreamPassword: upstream, recorder, policy, approvals: broker, masker });
-        const port = await listener.listen();
-        gw.listeners.push({ listener, port, password });
-        writer.append('listener', { target: target.name, listen: `127.0.0.1:${port}` });
+      const core: CoreServices = {
+        recorder,
+        policy: opts.policy.hasRuleSettings ? { rules: opts.policy.rules, claims } : null,
+        approvals: broker,
+        masker: opts.policy.masking ? new Masker(opts.policy.masking) : null,
+        credentials: credentials(opts.env ?? process.env, opts.runnerEnv ?? process.env),
+      };
+      // Each adapter serves the targets of its kind; an adapter no target needs is never asked.
+      for (const adapter of opts.policy.adapters) {
+        const targets = opts.policy.targets.filter((t) => t.kind === adapter.kind);
+        if (targets.length === 0) continue;
+        for (const listener of await adapter.listeners(targets, core)) {
+          gw.listeners.push(listener);
+          const address = await listener.listen();
+          for (const target of listener.targets) writer.append('listener', { target, listen: address });
+        }
       }
     } catch (e) {
       await gw.stop(`start failed: ${(e as Error).message}`, 0);
@@ -117,24 +124,39 @@ export class Gateway {
     return this.writer.path;
   }
 
-  /** KEY=VALUE pairs later steps use to reach the targets through the gateway. */
-  connectionEnv(): Record<string, string> {
-    const env: Record<string, string> = {};
-    let first = true;
-    for (const { listener, port, password } of this.listeners) {
-      const t = listener.target;
-      env[envName(t.name)] = `postgresql://${encodeURIComponent(t.user)}:${password}@127.0.0.1:${port}/${encodeURIComponent(t.database)}?sslmode=disable`;
-      if (first) {
-        Object.assign(env, { PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: t.user, PGPASSWORD: password, PGDATABASE: t.database, PGSSLMODE: 'disable' });
-        first = false;
+  /**
+   * What later steps need to reach the targets through the gateway: every listener's variables,
+   * the secret values among them, and files written (mode as declared) into `stateDir`.
+   */
+  exportConnection(stateDir: string): ExportedConnection {
+    const out = { env: {} as Record<string, string>, secrets: [] as string[], files: [] as { name: string; path: string; mode: number; content: string }[] };
+    for (const l of this.listeners) {
+      const c = l.connection(stateDir);
+      for (const [k, v] of Object.entries(c.env)) {
+        if (k in out.env) throw new Error(`two listeners export ${k}`);
+        out.env[k] = v;
+      }
+      out.secrets.push(...c.secrets);
+      for (const f of c.files) {
+        const file = path.join(stateDir, f.name);
+        fs.writeFileSync(file, f.content, { mode: f.mode });
+        fs.chmodSync(file, f.mode); // an older file keeps its mode otherwise
+        out.files.push({ ...f, path: file });
       }
     }
+    return out;
+  }
+
+  /** KEY=VALUE pairs later steps use to reach the targets through the gateway (no files). */
+  connectionEnv(): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const l of this.listeners) Object.assign(env, l.connection('').env);
     return env;
   }
 
   /** Variables that must not reach the commands run through the gateway (upstream secrets). */
   secretEnvNames(policy: Policy): string[] {
-    return [...policy.targets.flatMap((t) => (t.auth.kind === 'password-env' ? [t.auth.passwordEnv] : [])), GITHUB_TOKEN_SECRET];
+    return [...policy.targets.flatMap((t) => t.secretEnv), GITHUB_TOKEN_SECRET];
   }
 
   /**
@@ -145,7 +167,7 @@ export class Gateway {
     this.stopped ??= (async () => {
       // Held commands are denied now rather than when the grace period runs out.
       this.approvals?.broker.withdrawAll('the gateway is stopping');
-      await Promise.all(this.listeners.map((l) => l.listener.stop(graceMs)));
+      await Promise.all(this.listeners.map((l) => l.stop(graceMs)));
       // Sessions still logging in when the listeners closed.
       for (const s of this.recorder?.open ?? []) s.close('gateway shutdown');
       if (this.approvals) {

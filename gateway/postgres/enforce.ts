@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { serialize } from 'pg-protocol';
 import { type ClassifiedStatement, type PreparedClasses, type PreparedStatement } from './sql-classifier.ts';
 import { classifyCached } from './classification-cache.ts';
-import { decide, type Claims, type Decision, type PolicyRules } from '../policy/engine.ts';
+import { decide, usesCondition, type Claims, type Decision, type PolicyRules } from '../policy/engine.ts';
 import type { ApprovalBroker } from '../approval/broker.ts';
 
 export interface PolicyContext {
@@ -19,7 +19,7 @@ export interface PolicyContext {
 }
 
 export function policyContext(rules: PolicyRules, claims: Claims, target: string, approvals: ApprovalBroker | null = null): PolicyContext {
-  return { rules, claims, target, needsText: rules.rules.some((r) => r.when.textMatches !== undefined), approvals };
+  return { rules, claims, target, needsText: usesCondition(rules, 'text-matches'), approvals };
 }
 
 export interface Judgement {
@@ -32,14 +32,14 @@ export interface Judgement {
 export function judge(ctx: PolicyContext, text: string, prepared: PreparedClasses): Judgement {
   const c = classifyCached(text, prepared, { normalize: ctx.needsText });
   if (!c.ok) {
-    return { decision: decide(ctx.rules, { target: ctx.target, statements: null, unclassifiedReason: c.error }, ctx.claims), statements: null, prepares: [] };
+    return { decision: decide(ctx.rules, { kind: 'postgres', target: ctx.target, units: null, unclassifiedReason: c.error }, ctx.claims), statements: null, prepares: [] };
   }
-  return { decision: decide(ctx.rules, { target: ctx.target, statements: c.statements }, ctx.claims), statements: c.statements, prepares: c.prepared };
+  return { decision: decide(ctx.rules, { kind: 'postgres', target: ctx.target, units: c.statements, runsNothing: c.statements.length === 0 }, ctx.claims), statements: c.statements, prepares: c.prepared };
 }
 
 /** A command no statement describes: it gets the policy's unclassified decision. */
 export function judgeOpaque(ctx: PolicyContext, why: string): Judgement {
-  return { decision: decide(ctx.rules, { target: ctx.target, statements: null, unclassifiedReason: why }, ctx.claims), statements: null, prepares: [] };
+  return { decision: decide(ctx.rules, { kind: 'postgres', target: ctx.target, units: null, unclassifiedReason: why }, ctx.claims), statements: null, prepares: [] };
 }
 
 /**
@@ -59,7 +59,7 @@ export function judgeWithHazard(ctx: PolicyContext, j: Judgement, hazard: string
  */
 export function judgePrepared(ctx: PolicyContext, statement: ClassifiedStatement): Judgement {
   const s: ClassifiedStatement = { ...statement, classes: [...new Set(['execute', ...statement.classes.filter((c) => c !== 'prepare')])].sort() };
-  return { decision: decide(ctx.rules, { target: ctx.target, statements: [s] }, ctx.claims), statements: [s], prepares: [] };
+  return { decision: decide(ctx.rules, { kind: 'postgres', target: ctx.target, units: [s] }, ctx.claims), statements: [s], prepares: [] };
 }
 
 /** What the command record says about the decision. */
@@ -74,7 +74,7 @@ export function decisionFields(j: Judgement): Record<string, unknown> {
       ...(d.action !== 'allow' ? { reason: d.reason } : {}),
       ...(d.matched.length > 1 || (d.matched.length === 1 && d.matched[0] !== d.rule) ? { matched: d.matched } : {}),
     },
-    ...(j.statements ? { statements: j.statements.map((s) => ({ classes: s.classes, tables: s.tables })) } : {}),
+    ...(j.statements ? { facts: j.statements.map((s) => ({ classes: s.classes, tables: s.tables })) } : {}),
   };
 }
 

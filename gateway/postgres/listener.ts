@@ -16,7 +16,8 @@ import { MessageQueue } from './message-queue.ts';
 import { ScramServer, makeVerifier, type ScramVerifier } from './scram.ts';
 import { loginUpstream, sendUpstreamCancel, UpstreamError } from './upstream.ts';
 import { PostgresSession } from './session.ts';
-import type { PostgresTarget } from '../config/policy.ts';
+import type { PostgresTarget } from './target.ts';
+import { targetVariable } from '../core/target-variable.ts';
 import type { Recorder, SessionRecorder } from '../core/recorder.ts';
 import type { Claims, Decision, PolicyRules } from '../policy/engine.ts';
 import { judge, policyContext, type PolicyContext } from './enforce.ts';
@@ -209,7 +210,7 @@ export class PostgresListener {
     }
     if (user !== t.user || database !== t.database) {
       rec.close('refused: wrong user or database');
-      return fatal('28000', `gateway: this listener serves target "${t.name}" as user "${t.user}" on database "${t.database}" only (asked for user "${user}", database "${database}")`, `use the connection settings in ${'$'}GATEWAY_${t.name.toUpperCase().replace(/-/g, '_')}_URL`);
+      return fatal('28000', `gateway: this listener serves target "${t.name}" as user "${t.user}" on database "${t.database}" only (asked for user "${user}", database "${database}")`, `use the connection settings in ${'$'}${targetVariable(t.name)}`);
     }
     if (reading.refusal) {
       rec.close('refused: startup options cannot be read', { error: reading.refusal });

@@ -11,7 +11,7 @@ import { MessageQueue } from './message-queue.ts';
 import { B, decodeDataRow, decodeNotice } from './codec/backend.ts';
 import { ColumnMasking, type CatalogSnapshot } from './column-identity.ts';
 import { viewColumnOrigins } from './view-columns.ts';
-import type { PostgresTarget } from '../config/policy.ts';
+import type { PostgresTarget } from './target.ts';
 import type { Masker } from '../masking/engine.ts';
 
 /** Six result sets, in this order: columns of relations, user types, view queries, view dependencies, inheritance,

@@ -10,7 +10,7 @@ import { AUTH, B, decodeAuthentication, decodeBackendKeyData, decodeNotice, deco
 import { MessageQueue } from './message-queue.ts';
 import { ScramClient, md5Password } from './scram.ts';
 import { checkPeerNameLikeLibpq } from './peer-name.ts';
-import type { PostgresTarget } from '../config/policy.ts';
+import type { PostgresTarget } from './target.ts';
 
 const CONNECT_TIMEOUT_MS = 15_000;
 

@@ -19,6 +19,12 @@ test('dist/ matches a fresh build of the sources', () => {
   fs.rmSync(out, { recursive: true, force: true });
 });
 
+test('gateway/config/policy.schema.json is the schema the loader validates with (the build writes it)', async () => {
+  const { policySchemaText } = await import('../../gateway/adapters.ts');
+  const committed = fs.readFileSync(path.join(ROOT, 'gateway/config/policy.schema.json'), 'utf8');
+  assert.ok(committed === policySchemaText(), 'gateway/config/policy.schema.json is stale: run `npm run build` and commit it');
+});
+
 test('the version in the code is the one in package.json', () => {
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
   assert.equal(VERSION, pkg.version);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decide, type CommandFacts } from '../../gateway/policy/engine.ts';
-import { parsePolicy } from '../../gateway/config/policy.ts';
+import { parsePolicy } from '../../gateway/adapters.ts';
 
 const POLICY = `version: 1
 targets:
@@ -29,7 +29,7 @@ unclassified: deny
 `;
 
 const policy = parsePolicy(POLICY, 'gateway.yml').rules;
-const stmt = (classes: string[], tables: string[] = [], normalized = ''): CommandFacts => ({ target: 'app-db', statements: [{ classes, tables, normalized }] });
+const stmt = (classes: string[], tables: string[] = [], normalized = ''): CommandFacts => ({ kind: 'postgres', target: 'app-db', units: [{ classes, tables, normalized }] });
 
 test('the strictest matching rule wins, then the default', () => {
   const main = { ref: 'refs/heads/main' };
@@ -46,7 +46,7 @@ test('the strictest matching rule wins, then the default', () => {
 });
 
 test('every statement of a message counts; the strictest decision applies to all of it', () => {
-  const d = decide(policy, { target: 'app-db', statements: [{ classes: ['select'], tables: [], normalized: '' }, { classes: ['truncate'], tables: [], normalized: '' }] }, { ref: 'refs/heads/main' });
+  const d = decide(policy, { kind: 'postgres', target: 'app-db', units: [{ classes: ['select'], tables: [], normalized: '' }, { classes: ['truncate'], tables: [], normalized: '' }] }, { ref: 'refs/heads/main' });
   assert.equal(d.action, 'approve');
 });
 
@@ -57,7 +57,7 @@ test('tables match with globs, unqualified names in any schema; text-matches see
 });
 
 test('unclassified statements get the unclassified action', () => {
-  const d = decide(policy, { target: 'app-db', statements: null, unclassifiedReason: 'syntax error' }, {});
+  const d = decide(policy, { kind: 'postgres', target: 'app-db', units: null, unclassifiedReason: 'syntax error' }, {});
   assert.deepEqual([d.action, d.rule], ['deny', 'unclassified']);
   assert.match(d.reason, /syntax error/);
 });
@@ -92,10 +92,13 @@ test("the issue's policy, approve rule included, runs as written and announces i
   assert.deepEqual(approvals?.approvers, ['local']);
 });
 
+/** A policy whose one rule denies statements on these tables. */
+const protecting = (tables: string[]): ReturnType<typeof parsePolicy>['rules'] =>
+  parsePolicy(`version: 1\ntargets:\n  app-db: { kind: postgres, host: 127.0.0.1, database: app, user: deployer, auth: { password-env: PW }, tls: disable }\nrules:\n  - name: protect\n    when: { tables: ${JSON.stringify(tables)} }\n    action: deny\n`, 'gateway.yml').rules;
+
 test('a statement on a whole schema (S.*) matches every table glob in S', async () => {
-  const { decide, globToRegExp } = await import('../../gateway/policy/engine.ts');
-  const policy = { rules: [{ name: 'protect', targets: null, when: { tables: [globToRegExp('public.accounts'), globToRegExp('audit.*')] }, action: 'deny' as const }], default: 'allow' as const, unclassified: 'deny' as const };
-  const on = (tables: string[]): string => decide(policy, { target: 'db', statements: [{ classes: ['alter'], tables, normalized: '' }] }, {}).action;
+  const policy = protecting(['public.accounts', 'audit.*']);
+  const on = (tables: string[]): string => decide(policy, { kind: 'postgres', target: 'app-db', units: [{ classes: ['alter'], tables, normalized: '' }] }, {}).action;
   assert.equal(on(['public.*']), 'deny');
   assert.equal(on(['audit.*']), 'deny');
   assert.equal(on(['sales.*']), 'allow');
@@ -103,9 +106,8 @@ test('a statement on a whole schema (S.*) matches every table glob in S', async 
 });
 
 test('a table glob without a schema names the table in every schema', async () => {
-  const { decide, globToRegExp } = await import('../../gateway/policy/engine.ts');
-  const policy = { rules: [{ name: 'protect', targets: null, when: { tables: [globToRegExp('accounts')] }, action: 'deny' as const }], default: 'allow' as const, unclassified: 'deny' as const };
-  const on = (tables: string[]): string => decide(policy, { target: 'db', statements: [{ classes: ['delete'], tables, normalized: '' }] }, {}).action;
+  const policy = protecting(['accounts']);
+  const on = (tables: string[]): string => decide(policy, { kind: 'postgres', target: 'app-db', units: [{ classes: ['delete'], tables, normalized: '' }] }, {}).action;
   assert.equal(on(['public.accounts']), 'deny');
   assert.equal(on(['accounts']), 'deny');
   assert.equal(on(['sales.accounts']), 'deny');

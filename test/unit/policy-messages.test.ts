@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Ajv } from 'ajv';
 import schema from '../../gateway/config/policy.schema.json' with { type: 'json' };
-import { parsePolicy, PolicyError } from '../../gateway/config/policy.ts';
+import { PolicyError } from '../../gateway/config/policy.ts';
+import { parsePolicy } from '../../gateway/adapters.ts';
 import { explain, schemaPointers, GENERIC_KEYWORDS, STRUCTURAL_KEYWORDS, WORDED_KEYWORDS } from '../../gateway/config/schema-errors.ts';
 import { cli, tempDir } from '../helpers/gateway.ts';
 

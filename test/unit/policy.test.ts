@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parsePolicy, loadPolicy } from '../../gateway/config/policy.ts';
+import { parsePolicy, loadPolicy } from '../../gateway/adapters.ts';
 import { cli, tempDir } from '../helpers/gateway.ts';
 
 const FILE = '/ci/gateway.yml';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { classify } from '../../gateway/postgres/sql-classifier.ts';
 import { loadSqlParser } from '../../gateway/postgres/pg-parser.ts';
 import { normalizeSql } from '../../gateway/postgres/sql-normalize.ts';
-import { SQL_CLASSES } from '../../gateway/policy/sql-classes.ts';
+import { SQL_CLASSES } from '../../gateway/postgres/sql-classes.ts';
 
 before(() => loadSqlParser());
 
