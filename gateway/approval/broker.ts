@@ -13,11 +13,16 @@ export interface ApprovalRequest {
   target: string;
   /** The command as it will run (masked per the policy's masking rules). */
   text: string;
+  /** The record kind of the command (`pg.query`, `ssh.exec`), for how the request is shown. */
+  kind?: string;
   rule: string;
   reason: string;
   requestedAt: string;
   expiresAt: string;
-  /** SHA-256 of `text`: the id is derived from it (with the run) when the broker is bound. */
+  /**
+   * SHA-256 of `text` and of every byte that goes to the target once approved (an HTTP body,
+   * a statement's parameters): the id is derived from it (with the run) when the broker is bound.
+   */
   digest: string;
 }
 
@@ -70,9 +75,9 @@ export class ApprovalBroker {
     this.binding = opts.binding ?? null;
   }
 
-  request(fields: Omit<ApprovalRequest, 'id' | 'run' | 'requestedAt' | 'expiresAt' | 'digest'>): PendingApproval {
+  request(fields: Omit<ApprovalRequest, 'id' | 'run' | 'requestedAt' | 'expiresAt' | 'digest'>, forwarded: readonly Buffer[] = []): PendingApproval {
     const now = Date.now();
-    const digest = createHash('sha256').update(fields.text).digest('hex');
+    const digest = requestDigest(fields.text, forwarded);
     const request: ApprovalRequest = {
       id: this.newId(digest),
       run: this.runId,
@@ -137,6 +142,22 @@ export class ApprovalBroker {
       if (!this.open.has(id)) return id;
     }
   }
+}
+
+/**
+ * The text and the forwarded bytes, each length-prefixed so no two different pairs hash alike:
+ * an approval of one body can never stand for another body under the same displayed text.
+ */
+export function requestDigest(text: string, forwarded: readonly Buffer[]): string {
+  const h = createHash('sha256');
+  const part = (b: Buffer): void => {
+    const n = Buffer.alloc(8);
+    n.writeBigUInt64BE(BigInt(b.length));
+    h.update(n).update(b);
+  };
+  part(Buffer.from(text, 'utf8'));
+  for (const b of forwarded) part(b);
+  return h.digest('hex');
 }
 
 export function formatDuration(ms: number): string {

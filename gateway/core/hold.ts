@@ -1,34 +1,48 @@
-// A command held for approval: the request, what the waiting client is told (a NOTICE at once
-// and progress NOTICEs while it waits, which also keep idle-timeouts of clients and proxies
-// from firing), and the decision that replaces the approve once the verdict is in.
-import { encodeNoticeResponse } from './codec/backend.ts';
+// A command held for approval, the same for every protocol: the request (its id bound to the
+// run and to a digest of everything that will be forwarded), what the waiting client is told (a
+// message at once and progress while it waits, which also keeps idle-timeouts of clients and
+// proxies from firing), the verdict records, and the decision that replaces the approve once the
+// verdict is in. An adapter supplies only how to tell its client and how to refuse.
 import { formatDuration, type ApprovalBroker, type PendingApproval, type Verdict } from '../approval/broker.ts';
-import type { CommandRecorder, SessionRecorder } from '../core/recorder.ts';
+import type { CommandRecorder, SessionRecorder } from './recorder.ts';
 import type { Decision } from '../policy/engine.ts';
 
-/** What the session does with the held message once the verdict is in. */
-export interface HoldPlan {
+/** Why a held command does not run: refused (denied, timed out, withdrawn) or cancelled by its client. */
+export type Refusal = 'refused' | 'cancelled';
+
+/** What the session does with the held command once the verdict is in; R is what a refusal sends. */
+export interface HoldPlan<R = Buffer[]> {
   decision: Decision;
   cmd: CommandRecorder;
+  /** The command as a person reads and approves it (masked per policy). */
   text: string;
-  /** Called once approved, before the held message itself goes to the server. */
+  /** The record kind of the command (`pg.query`), for how the request is shown. */
+  kind?: string;
+  /** Called once approved, before the held command itself is forwarded. */
   approved(): void;
-  /** Messages for the server once denied: a refusal raising `sqlState`. */
-  denied(d: Decision, sqlState: string): Buffer[];
+  /** What goes out instead once refused (a refusal the server raises, an error reply). */
+  denied(d: Decision, why: Refusal): R;
 }
+
+/**
+ * How an adapter tells its waiting client: `message` at once and as progress, `hint` how to
+ * answer. An adapter with no side channel (a forward proxy mid-request) may do nothing.
+ */
+export type TellClient = (message: string, hint: string) => void;
 
 export const MAX_PROGRESS_INTERVAL_MS = 30_000;
 
-export class HeldCommand {
-  readonly plan: HoldPlan;
+export class HeldCommand<R = Buffer[]> {
+  readonly plan: HoldPlan<R>;
   readonly pending: PendingApproval;
   private readonly timer: NodeJS.Timeout;
   private readonly startedAt = Date.now();
 
-  constructor(plan: HoldPlan, broker: ApprovalBroker, rec: SessionRecorder, notify: (notice: Buffer) => void) {
+  /** `forwarded`: every byte that goes to the target once approved; the request's id binds their digest. */
+  constructor(plan: HoldPlan<R>, forwarded: readonly Buffer[], broker: ApprovalBroker, rec: SessionRecorder, tell: TellClient) {
     this.plan = plan;
     const d = plan.decision;
-    this.pending = broker.request({ session: rec.id, command: plan.cmd.id, target: rec.target, text: plan.text, rule: d.rule, reason: d.reason });
+    this.pending = broker.request({ session: rec.id, command: plan.cmd.id, target: rec.target, text: plan.text, rule: d.rule, reason: d.reason, ...(plan.kind ? { kind: plan.kind } : {}) }, forwarded);
     const req = this.pending.request;
     try {
       rec.event('approval-request', { command: plan.cmd.id, id: req.id, rule: d.rule, reason: d.reason, expires_at: req.expiresAt });
@@ -38,17 +52,12 @@ export class HeldCommand {
       throw e;
     }
     const timeout = formatDuration(broker.timeoutMs);
-    notify(encodeNoticeResponse({
-      severity: 'NOTICE',
-      code: '00000',
-      message: `gateway: waiting for approval: rule "${d.rule}" holds this command as request ${req.id} (denied if there is no verdict within ${timeout})`,
-      hint: broker.instructions(req),
-    }));
+    tell(`gateway: waiting for approval: rule "${d.rule}" holds this command as request ${req.id} (denied if there is no verdict within ${timeout})`, broker.instructions(req));
     // Progress at least every 30 s, more often for short timeouts so the client sees some.
     const every = Math.max(1000, Math.min(MAX_PROGRESS_INTERVAL_MS, Math.floor(broker.timeoutMs / 4)));
     this.timer = setInterval(() => {
       const left = Math.max(0, Date.parse(req.expiresAt) - Date.now());
-      notify(encodeNoticeResponse({ severity: 'NOTICE', code: '00000', message: `gateway: still waiting for approval of request ${req.id} (${formatDuration(Math.ceil(left / 1000) * 1000)} left): ${broker.instructions(req)}` }));
+      tell(`gateway: still waiting for approval of request ${req.id} (${formatDuration(Math.ceil(left / 1000) * 1000)} left): ${broker.instructions(req)}`, '');
     }, every);
   }
 
@@ -56,8 +65,8 @@ export class HeldCommand {
     return this.pending.request.id;
   }
 
-  /** Records the verdict; returns the refusal the server gets instead, or null once approved. */
-  settle(v: Verdict, rec: SessionRecorder): Buffer[] | null {
+  /** Records the verdict; returns the refusal that goes out instead, or null once approved. */
+  settle(v: Verdict, rec: SessionRecorder): R | null {
     this.record(v, rec);
     const req = this.pending.request;
     if (v.outcome === 'approved') {
@@ -70,7 +79,7 @@ export class HeldCommand {
       : v.via === 'gateway' ? `request ${req.id} was withdrawn: ${v.reason}`
       : `request ${req.id} was denied by ${v.by}${v.reason ? `: ${v.reason}` : ''}`;
     const denied: Decision = { action: 'deny', rule: d.rule, reason: why, matched: d.matched };
-    return this.plan.denied(denied, v.via === 'client' ? '57014' : '42501');
+    return this.plan.denied(denied, v.via === 'client' ? 'cancelled' : 'refused');
   }
 
   /** The session ended while waiting: withdraw, and record the verdict and the command's end. */

@@ -8,6 +8,7 @@ import { type ClassifiedStatement, type PreparedClasses, type PreparedStatement 
 import { classifyCached } from './classification-cache.ts';
 import { decide, usesCondition, type Claims, type Decision, type PolicyRules } from '../policy/engine.ts';
 import type { ApprovalBroker } from '../approval/broker.ts';
+import type { Refusal } from '../core/hold.ts';
 
 export interface PolicyContext {
   rules: PolicyRules;
@@ -89,6 +90,11 @@ export function refusalSql(d: Decision, sqlState = '42501'): string {
   const tag = `gw${randomBytes(6).toString('hex')}`;
   const quote = (s: string): string => `$${tag}$${s.replaceAll(`$${tag}$`, '')}$${tag}$`;
   return `DO $${tag}body$ BEGIN RAISE EXCEPTION USING ERRCODE = '${sqlState}', MESSAGE = ${quote(refusalMessage(d))}, HINT = ${quote('the session log records this decision; see the policy file')}; END $${tag}body$`;
+}
+
+/** The SQLSTATE a held command's refusal raises: query_canceled when its client cancelled it. */
+export function refusalState(why: Refusal): string {
+  return why === 'cancelled' ? '57014' : '42501';
 }
 
 /** Simple protocol: the Query the server runs instead of the denied one. */

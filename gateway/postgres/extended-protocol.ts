@@ -8,12 +8,12 @@ import type { decodeBind, decodeParse, decodeTarget } from './codec/frontend.ts'
 import { binaryValue, wireText, type CommandRecorder, type SessionRecorder, type Value } from '../core/recorder.ts';
 import { newRun, type Portal, type RunState, type Statement } from './response-queue.ts';
 import type { BackendTracker } from './backend-tracker.ts';
-import { decisionFields, judge, judgeOpaque, judgePrepared, refusalExtended, refusalSql, type Judgement, type PolicyContext } from './enforce.ts';
+import { decisionFields, judge, judgeOpaque, judgePrepared, refusalExtended, refusalSql, refusalState, type Judgement, type PolicyContext } from './enforce.ts';
 import { fetchedPortals, mayChangeNames, namespaceEffects } from './statement-names.ts';
 import type { PreparedStatement } from './sql-classifier.ts';
 import { describeName, type Change, type Effect, type StatementRegistry } from './statement-registry.ts';
 import type { Decision } from '../policy/engine.ts';
-import type { HoldPlan } from './approval-hold.ts';
+import type { HoldPlan } from '../core/hold.ts';
 import { copyOuts } from './copy-masking.ts';
 import { maskPasswords, MASKED_PASSWORD } from './role-passwords.ts';
 import { CursorSources, statementFacts, type ComputedSource, type Run, type StatementFacts } from './computed-columns.ts';
@@ -65,7 +65,7 @@ export class ExtendedProtocol {
     }
     if (j && j.decision.action !== 'allow') {
       // Recorded as a command of its own: the text is refused or held at Parse.
-      const cmd = this.ctx.rec.beginCommand({ text: this.ctx.logText(p.query), protocol: 'extended', phase: 'parse', ...(p.statement ? { statement: p.statement } : {}), ...decisionFields(j) });
+      const cmd = this.ctx.rec.beginCommand({ kind: 'pg.query', text: this.ctx.logText(p.query), details: { protocol: 'extended', phase: 'parse', ...(p.statement ? { statement: p.statement } : {}) }, ...decisionFields(j) });
       const refuse = (d: Decision, code?: string): Buffer[] => {
         statement.denied = d;
         statement.decision = { action: 'deny', rule: d.rule };
@@ -76,7 +76,7 @@ export class ExtendedProtocol {
         cmd.finish({ status: 'approved' });
         this.expectParse(p.statement, statement);
       };
-      return { hold: { decision: j.decision, cmd, text: this.ctx.logText(p.query), approved, denied: refuse } };
+      return { hold: { decision: j.decision, cmd, text: this.ctx.logText(p.query), kind: 'pg.query', approved, denied: (d, why) => refuse(d, refusalState(why)) } };
     }
     this.expectParse(p.statement, statement);
     return 'forward';
@@ -87,7 +87,7 @@ export class ExtendedProtocol {
     const statement = 'known' in resolved ? resolved.known : null;
     if (statement?.denied && !this.ctx.backend.skipping) {
       // A statement refused earlier does not exist upstream: refuse again, with the reason.
-      const cmd = this.ctx.rec.beginCommand({ text: this.ctx.logText(statement.text), protocol: 'extended', phase: 'bind', ...(b.statement ? { statement: b.statement } : {}), decision: { action: statement.denied.action, rule: statement.denied.rule, reason: statement.denied.reason } });
+      const cmd = this.ctx.rec.beginCommand({ kind: 'pg.query', text: this.ctx.logText(statement.text), details: { protocol: 'extended', phase: 'bind', ...(b.statement ? { statement: b.statement } : {}) }, decision: { action: statement.denied.action, rule: statement.denied.rule, reason: statement.denied.reason } });
       // The client's Execute that follows is discarded by the server: its record names the refusal.
       const portal = this.names.expect('portal', b.portal, { statement, params: [], resultFormats: b.resultFormats, columns: null });
       return this.refuseExtended(cmd, statement.denied, undefined, { portal });
@@ -147,11 +147,9 @@ export class ExtendedProtocol {
     const j = unknown !== null && this.ctx.policy ? judgeOpaque(this.ctx.policy, unknown) : null;
     const text = statement ? this.ctx.logText(statement.text) : `-- unknown statement (${describeName('portal', e.portal)})`;
     const cmd = this.ctx.rec.beginCommand({
+      kind: 'pg.query',
       text,
-      protocol: 'extended',
-      params: portal.params,
-      ...(e.portal ? { portal: e.portal } : {}),
-      ...(e.maxRows ? { max_rows: e.maxRows } : {}),
+      details: { protocol: 'extended', params: portal.params, ...(e.portal ? { portal: e.portal } : {}), ...(e.maxRows ? { max_rows: e.maxRows } : {}) },
       ...(statement?.decision ? { decision: statement.decision } : {}),
       ...(unknown !== null ? { unclassified: unknown } : {}),
       ...(j ? decisionFields(j) : {}),
@@ -172,7 +170,7 @@ export class ExtendedProtocol {
     const before = describe ? [serialize.describe({ type: 'P', name: e.portal })] : [];
     if (j && j.decision.action !== 'allow' && !this.ctx.backend.skipping) {
       if (j.decision.action === 'deny') return this.refuseExtended(cmd, j.decision);
-      return { hold: { decision: j.decision, cmd, text, approved: go, denied: (d, code) => this.refuseExtended(cmd, d, code) }, before };
+      return { hold: { decision: j.decision, cmd, text, kind: 'pg.query', approved: go, denied: (d, why) => this.refuseExtended(cmd, d, refusalState(why)) }, before };
     }
     go();
     return describe ? { before } : 'recorded';

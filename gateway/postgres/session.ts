@@ -4,17 +4,17 @@
 import type { Socket } from 'node:net';
 import { MessageFramer, ProtocolError, type FramedMessage } from './codec/framer.ts';
 import { F, decodeBind, decodeCopyFail, decodeExecute, decodeFunctionCall, decodeParse, decodeQuery, decodeTarget, isFrontendType } from './codec/frontend.ts';
-import { encodeErrorResponse, type NoticeFields } from './codec/backend.ts';
+import { encodeErrorResponse, encodeNoticeResponse, type NoticeFields } from './codec/backend.ts';
 import { LogUnavailableError } from '../evidence/log-writer.ts';
 import { noteStreamed } from '../core/buffer-reclaim.ts';
 import { binaryValue, type SessionRecorder } from '../core/recorder.ts';
 import { newRun, type RunState } from './response-queue.ts';
 import { BackendTracker } from './backend-tracker.ts';
-import { decisionFields, judge, judgeOpaque, judgeWithHazard, refusalQuery, type PolicyContext } from './enforce.ts';
+import { decisionFields, judge, judgeOpaque, judgeWithHazard, refusalQuery, refusalState, type PolicyContext } from './enforce.ts';
 import { StatementRegistry } from './statement-registry.ts';
 import { ExtendedProtocol, mayAddNames, type ExtendedAction } from './extended-protocol.ts';
 import type { Decision } from '../policy/engine.ts';
-import { HeldCommand, type HoldPlan } from './approval-hold.ts';
+import { HeldCommand, type HoldPlan } from '../core/hold.ts';
 import { Outbox, detached, writeAll } from './outbox.ts';
 import { closeWithFinalError } from './final-error.ts';
 import type { ResponseMasking } from './response-masking.ts';
@@ -225,7 +225,7 @@ export class PostgresSession {
     const broker = this.policy?.approvals;
     if (!broker) throw new Error('a rule asks for approval but no approver is configured');
     this.backlogBytes = 0;
-    this.held = new HeldCommand(plan, broker, this.rec, (notice) => this.toClient(this.backend.inject(notice)));
+    this.held = new HeldCommand(plan, [message], broker, this.rec, (text, hint) => this.toClient(this.backend.inject(encodeNoticeResponse({ severity: 'NOTICE', code: '00000', message: text, ...(hint ? { hint } : {}) }))));
     const failure = this.rec.writer.flushSync();
     if (failure) return this.refuseUnlogged(failure);
     const held = this.held;
@@ -289,7 +289,7 @@ export class PostgresSession {
         const hazard = this.extended.fetchHazard(text);
         const own = this.policy ? judge(this.policy, text, this.names.preparedClasses(text)) : null;
         const j = own && hazard && this.policy ? judgeWithHazard(this.policy, own, hazard) : own;
-        const cmd = this.rec.beginCommand({ text: this.logText(text), protocol: 'simple', ...(hazard ? { unclassified: hazard } : {}), ...(j ? decisionFields(j) : {}) });
+        const cmd = this.rec.beginCommand({ kind: 'pg.query', text: this.logText(text), details: { protocol: 'simple' }, ...(hazard ? { unclassified: hazard } : {}), ...(j ? decisionFields(j) : {}) });
         const run = newRun();
         if (this.copyMasking) run.copyOuts = copyOuts(text);
         if (this.masksComputed) run.computed = this.extended.computedSource(statementFacts(text));
@@ -297,7 +297,7 @@ export class PostgresSession {
         this.backend.expect({ kind: 'query', cmd, run });
         this.names.nextBlock();
         if (j?.decision.action === 'approve') {
-          return { hold: { decision: j.decision, cmd, text: this.logText(text), approved: () => undefined, denied: (d, code) => this.refuseSimple(run, d, code) } };
+          return { hold: { decision: j.decision, cmd, text: this.logText(text), kind: 'pg.query', approved: () => undefined, denied: (d, why) => this.refuseSimple(run, d, refusalState(why)) } };
         }
         if (j && j.decision.action !== 'allow') return this.refuseSimple(run, j.decision);
         return 'recorded';
@@ -321,9 +321,9 @@ export class PostgresSession {
         // A function named by OID is opaque to the parser: it gets the unclassified decision.
         const j = this.policy ? judgeOpaque(this.policy, `a FunctionCall message runs function OID ${f.oid}, which no statement describes`) : null;
         const cmd = this.rec.beginCommand({
+          kind: 'pg.function-call',
           text: `-- function call oid ${f.oid}`,
-          protocol: 'function-call',
-          params: f.args.map((a) => (a === null ? null : binaryValue(a))),
+          details: { protocol: 'function-call', params: f.args.map((a) => (a === null ? null : binaryValue(a))) },
           ...(j ? decisionFields(j) : {}),
         });
         const run = newRun();
@@ -331,7 +331,7 @@ export class PostgresSession {
         this.backend.expect({ kind: 'query', cmd, run });
         // The reply to a FunctionCall, like a Query's, ends with ReadyForQuery.
         if (j?.decision.action === 'approve') {
-          return { hold: { decision: j.decision, cmd, text: `-- function call oid ${f.oid}`, approved: () => undefined, denied: (d, code) => this.refuseSimple(run, d, code) } };
+          return { hold: { decision: j.decision, cmd, text: `-- function call oid ${f.oid}`, kind: 'pg.function-call', approved: () => undefined, denied: (d, why) => this.refuseSimple(run, d, refusalState(why)) } };
         }
         if (j && j.decision.action !== 'allow') return this.refuseSimple(run, j.decision);
         return 'recorded';
