@@ -140,3 +140,17 @@ function claimsMatch(m: ClaimConditions, c: Claims): boolean {
 export function strictest(a: Decision, b: Decision): Decision {
   return STRICTNESS[b.action] > STRICTNESS[a.action] ? b : a;
 }
+
+/**
+ * The one way a decision is written into the session log, for every protocol: lean for the
+ * common case (the reason of an allow is implied by its rule, and `matched` only says more when
+ * other rules matched too).
+ */
+export function decisionRecord(d: Decision): Record<string, unknown> {
+  return {
+    action: d.action,
+    rule: d.rule,
+    ...(d.action !== 'allow' ? { reason: d.reason } : {}),
+    ...(d.matched.length > 1 || (d.matched.length === 1 && d.matched[0] !== d.rule) ? { matched: d.matched } : {}),
+  };
+}

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { serialize } from 'pg-protocol';
 import { type ClassifiedStatement, type PreparedClasses, type PreparedStatement } from './sql-classifier.ts';
 import { classifyCached } from './classification-cache.ts';
-import { decide, usesCondition, type Claims, type Decision, type PolicyRules } from '../policy/engine.ts';
+import { decide, decisionRecord, usesCondition, type Claims, type Decision, type PolicyRules } from '../policy/engine.ts';
 import type { ApprovalBroker } from '../approval/broker.ts';
 import type { Refusal } from '../core/hold.ts';
 
@@ -67,14 +67,7 @@ export function judgePrepared(ctx: PolicyContext, statement: ClassifiedStatement
 export function decisionFields(j: Judgement): Record<string, unknown> {
   const d = j.decision;
   return {
-    // Lean for the common case (every allowed statement): the reason of an allow is implied by
-    // its rule, and `matched` only says more when other rules matched too.
-    decision: {
-      action: d.action,
-      rule: d.rule,
-      ...(d.action !== 'allow' ? { reason: d.reason } : {}),
-      ...(d.matched.length > 1 || (d.matched.length === 1 && d.matched[0] !== d.rule) ? { matched: d.matched } : {}),
-    },
+    decision: decisionRecord(d),
     ...(j.statements ? { facts: j.statements.map((s) => ({ classes: s.classes, tables: s.tables })) } : {}),
   };
 }

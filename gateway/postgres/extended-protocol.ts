@@ -12,7 +12,7 @@ import { decisionFields, judge, judgeOpaque, judgePrepared, refusalExtended, ref
 import { fetchedPortals, mayChangeNames, namespaceEffects } from './statement-names.ts';
 import type { PreparedStatement } from './sql-classifier.ts';
 import { describeName, type Change, type Effect, type StatementRegistry } from './statement-registry.ts';
-import type { Decision } from '../policy/engine.ts';
+import { decisionRecord, type Decision } from '../policy/engine.ts';
 import type { HoldPlan } from '../core/hold.ts';
 import { copyOuts } from './copy-masking.ts';
 import { maskPasswords, MASKED_PASSWORD } from './role-passwords.ts';
@@ -87,7 +87,7 @@ export class ExtendedProtocol {
     const statement = 'known' in resolved ? resolved.known : null;
     if (statement?.denied && !this.ctx.backend.skipping) {
       // A statement refused earlier does not exist upstream: refuse again, with the reason.
-      const cmd = this.ctx.rec.beginCommand({ kind: 'pg.query', text: this.ctx.logText(statement.text), details: { protocol: 'extended', phase: 'bind', ...(b.statement ? { statement: b.statement } : {}) }, decision: { action: statement.denied.action, rule: statement.denied.rule, reason: statement.denied.reason } });
+      const cmd = this.ctx.rec.beginCommand({ kind: 'pg.query', text: this.ctx.logText(statement.text), details: { protocol: 'extended', phase: 'bind', ...(b.statement ? { statement: b.statement } : {}) }, decision: decisionRecord(statement.denied) });
       // The client's Execute that follows is discarded by the server: its record names the refusal.
       const portal = this.names.expect('portal', b.portal, { statement, params: [], resultFormats: b.resultFormats, columns: null });
       return this.refuseExtended(cmd, statement.denied, undefined, { portal });

@@ -19,7 +19,7 @@ import { PostgresSession } from './session.ts';
 import type { PostgresTarget } from './target.ts';
 import { targetVariable } from '../core/target-variable.ts';
 import type { Recorder, SessionRecorder } from '../core/recorder.ts';
-import type { Claims, Decision, PolicyRules } from '../policy/engine.ts';
+import { decisionRecord, type Claims, type Decision, type PolicyRules } from '../policy/engine.ts';
 import { judge, policyContext, type PolicyContext } from './enforce.ts';
 import { asSetStatements, readStartupParameters, type StartupReading } from './startup-settings.ts';
 import type { ApprovalBroker } from '../approval/broker.ts';
@@ -217,7 +217,7 @@ export class PostgresListener {
       return fatal('42601', `gateway: ${reading.refusal}`, 'pass settings as "-c name=value" (or set them with SET after connecting)');
     }
     if (decision && decision.action !== 'allow') {
-      rec.close('refused by policy: startup parameters', { decision: { action: decision.action, rule: decision.rule, reason: decision.reason } });
+      rec.close('refused by policy: startup parameters', { decision: decisionRecord(decision) });
       // Nothing can wait for approval before login completes: a hold here is a refusal.
       const why = decision.action === 'approve' ? ' (approval cannot be asked for during login; SET them after connecting)' : '';
       const names = [...new Set(reading.decided.map((x) => x.name))].join(', ');
@@ -337,7 +337,7 @@ export class PostgresListener {
       ...(reading.options ? { options: reading.options.map((o) => ({ ...o, ...(o.argument !== undefined ? { argument: mask(o.argument) } : {}), sets: o.sets.map(([k, v]) => [k, mask(v)]) })) } : {}),
       settings: reading.settings.map((x) => ({ ...x, value: mask(x.value), decided: reading.decided.includes(x) })),
       ...(reading.refusal ? { unreadable: mask(reading.refusal) } : {}),
-      ...(decision ? { decision: { action: decision.action, rule: decision.rule, ...(decision.action !== 'allow' ? { reason: decision.reason } : {}) } } : {}),
+      ...(decision ? { decision: decisionRecord(decision) } : {}),
     };
   }
 
