@@ -66,7 +66,8 @@ const compiled = new WeakMap<readonly Adapter<any>[], CompiledSchema>();
 function compiledSchema(adapters: readonly Adapter<any>[]): CompiledSchema {
   let c = compiled.get(adapters);
   if (!c) {
-    const schema = policySchema(adapters);
+    // Each set of adapters has its own schema under the same $id, which Ajv keeps one of.
+    const { $id: _id, ...schema } = policySchema(adapters);
     c = { validate: ajv.compile(schema), pointers: schemaPointers(schema) };
     compiled.set(adapters, c);
   }
