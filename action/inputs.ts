@@ -1,5 +1,5 @@
 // The action's inputs, validated before anything starts: an error names the input and how to fix it.
-import * as core from '@actions/core';
+import type { Step } from './step.ts';
 
 export type FailOn = 'denied' | 'unapproved' | 'never';
 
@@ -21,8 +21,8 @@ const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Artifact names may not contain these (the artifact service refuses them). */
 const BAD_ARTIFACT_CHARS = /["':<>|*?\\/\r\n]/;
 
-export function readInputs(): ActionInputs {
-  const get = (name: string): string => core.getInput(name).trim();
+export function readInputs(step: Pick<Step, 'input' | 'env'>): ActionInputs {
+  const get = (name: string): string => step.input(name).trim();
   const policy = get('policy');
   if (!policy) throw new InputError('input "policy" is required: the path of the policy file in the repository, e.g. .github/gateway.yml');
   const clientId = get('azure-client-id');
@@ -53,7 +53,7 @@ export function readInputs(): ActionInputs {
   if (artifactName && BAD_ARTIFACT_CHARS.test(artifactName)) throw new InputError(`input "artifact-name" is "${artifactName}": artifact names cannot contain " : < > | * ? \\ / or line breaks`);
   const attest = get('attest') || 'false';
   if (attest !== 'true' && attest !== 'false') throw new InputError(`input "attest" is "${attest}": use true or false`);
-  if (attest === 'true' && !process.env.ACTIONS_ID_TOKEN_REQUEST_URL) throw new InputError('input "attest": a Sigstore attestation needs the job\'s OIDC token: add `permissions: id-token: write` (and `attestations: write`) to the job');
+  if (attest === 'true' && !step.env.ACTIONS_ID_TOKEN_REQUEST_URL) throw new InputError('input "attest": a Sigstore attestation needs the job\'s OIDC token: add `permissions: id-token: write` (and `attestations: write`) to the job');
   const logLevel = get('log-level') || 'info';
   if (logLevel !== 'info' && logLevel !== 'debug') throw new InputError(`input "log-level" is "${logLevel}": use info or debug`);
   const statusContext = get('status-context') || 'gateway/audit';

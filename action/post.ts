@@ -1,8 +1,8 @@
 // The action's post step (runs on success, failure and cancellation): stop the gateway and seal
 // the log, verify it exactly as `gateway-action verify` does, render the report, upload the
 // evidence as one artifact, write the job summary and set the commit status. Every part runs even
-// when an earlier one failed; the step fails at the end, naming each failure.
-import * as core from '@actions/core';
+// when an earlier one failed; the step fails at the end, naming each failure. dist/post.js only
+// calls run() (action/entry/post.ts).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,37 +14,46 @@ import { GITHUB_ISSUER } from '../gateway/identity/github-oidc.ts';
 import { readInputs } from './inputs.ts';
 import { summarize } from './outcome.ts';
 import { writeSummary } from './summary.ts';
-import { setCommitStatus, statusSha } from './status.ts';
+import { jobContext, setCommitStatus } from './status.ts';
 import { attestLog } from './attestation.ts';
-import { terminalLines } from '../gateway/evidence/terminal-text.ts';
-import { randomBytes } from 'node:crypto';
+import { runnerStep, type Step } from './step.ts';
 
 const STOP_TIMEOUT_MS = 60_000;
 
-async function post(): Promise<void> {
-  const stateDir = core.getState('state-dir');
-  const log = core.getState('log');
+/** Runs the post step; a failure fails the step (step.setFailed), never throws. */
+export async function run(step: Step = runnerStep()): Promise<void> {
+  try {
+    await post(step);
+  } catch (e) {
+    step.setFailed(`gateway-action post: ${(e as Error).message}`);
+  }
+}
+
+async function post(step: Step): Promise<void> {
+  const env = step.env;
+  const stateDir = step.state('state-dir');
+  const log = step.state('log');
   if (!stateDir || !log) {
-    core.info('gateway-action: the gateway did not start in this job; nothing to stop');
+    step.info('gateway-action: the gateway did not start in this job; nothing to stop');
     return;
   }
-  const inputs = readInputs();
+  const inputs = readInputs(step);
   const failures: string[] = [];
-  const { daemonDied, head } = await stopDaemon(stateDir, failures);
+  const { daemonDied, head } = await stopDaemon(step, stateDir, failures);
 
   // Work on a copy taken now: later changes to the file on the runner change nothing.
-  const outDir = fs.mkdtempSync(path.join(process.env.RUNNER_TEMP || os.tmpdir(), 'gateway-evidence-'));
+  const outDir = fs.mkdtempSync(path.join(env.RUNNER_TEMP || os.tmpdir(), 'gateway-evidence-'));
   const copy = path.join(outDir, path.basename(log));
   let v: Verification;
   try {
     fs.copyFileSync(log, copy);
-    const attested = core.getState('attested') === 'true';
-    const issuer = process.env.GATEWAY_ACTION_OIDC_ISSUER || GITHUB_ISSUER;
-    v = await verifyLog(copy, attested ? { issuer, expect: process.env.GITHUB_REPOSITORY ? { repository: process.env.GITHUB_REPOSITORY } : {} } : {});
+    const attested = step.state('attested') === 'true';
+    const issuer = env.GATEWAY_ACTION_OIDC_ISSUER || GITHUB_ISSUER;
+    v = await verifyLog(copy, attested ? { issuer, expect: env.GITHUB_REPOSITORY ? { repository: env.GITHUB_REPOSITORY } : {} } : {});
   } catch (e) {
     v = unreadableLog(log, `the session log ${log} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  const substituted = substitution(v, head);
+  const substituted = substitution(v, head, step.state('key'));
   if (substituted) {
     v = { ...v, status: 'tampered', problem: substituted };
   }
@@ -63,13 +72,14 @@ async function post(): Promise<void> {
   fs.writeFileSync(path.join(outDir, 'report.html'), renderReport(v, timeline));
   files.push(path.join(outDir, 'report.html'));
 
-  const artifactName = core.getState('artifact-name') || `gateway-session-log-${core.getState('run')}`;
+  const job = await jobContext();
+  const artifactName = step.state('artifact-name') || `gateway-session-log-${step.state('run')}`;
   let artifactUrl: string | null = null;
   let artifactError: string | null = null;
   try {
     const { DefaultArtifactClient } = await import('@actions/artifact');
     const up = await new DefaultArtifactClient().uploadArtifact(artifactName, files, outDir, inputs.retentionDays ? { retentionDays: inputs.retentionDays } : {});
-    if (up.id && process.env.GITHUB_SERVER_URL) artifactUrl = `${process.env.GITHUB_SERVER_URL}/${process.env.GITHUB_REPOSITORY}/actions/runs/${process.env.GITHUB_RUN_ID}/artifacts/${up.id}`;
+    if (up.id && job.runUrl) artifactUrl = `${job.runUrl}/artifacts/${up.id}`;
   } catch (e) {
     artifactError = causes(e as Error);
     failures.push(`the evidence artifact could not be uploaded: ${artifactError} (the files are in ${outDir})`);
@@ -81,7 +91,7 @@ async function post(): Promise<void> {
     try {
       const a = await attestLog(copy, v, inputs.githubToken);
       attestation = `sha256:${a.digest}${a.id ? ` (attestation ${a.id})` : ''}`;
-      core.info(`gateway-action: Sigstore attestation of the session log ${attestation}`);
+      step.info(`gateway-action: Sigstore attestation of the session log ${attestation}`);
     } catch (e) {
       attestationError = causes(e as Error);
       failures.push(`the Sigstore attestation of the log failed: ${attestationError} (the job needs permissions id-token: write and attestations: write)`);
@@ -91,11 +101,11 @@ async function post(): Promise<void> {
   // Evidence that is missing (no artifact, no attestation asked for) fails the check too.
   const missing = artifactError ? 'artifact not uploaded' : attestationError ? 'attestation failed' : null;
   const outcome = summarize(v, timeline, inputs.failOn, daemonDied !== null, missing);
-  const sha = statusSha(process.env);
+  const sha = job.statusSha;
   try {
     if (!inputs.githubToken) throw new Error('no github-token');
     if (!sha) throw new Error('no commit (GITHUB_SHA is not set)');
-    await setCommitStatus(inputs.githubToken, process.env, sha, inputs.statusContext, outcome);
+    await setCommitStatus(inputs.githubToken, job, sha, inputs.statusContext, outcome);
   } catch (e) {
     failures.push(`commit status "${inputs.statusContext}": ${(e as Error).message}`);
   }
@@ -104,37 +114,35 @@ async function post(): Promise<void> {
 
   const t = v.chain.totals;
   // The runner keeps no outputs of a post step; these serve logs and local harnesses only.
-  core.setOutput('status', outcome.state);
-  core.setOutput('verification', v.status);
-  core.setOutput('commands', String(t.commands));
-  core.setOutput('denied', String(t.denied));
-  core.setOutput('approved', String(t.approved));
-  core.info(`gateway-action: ${outcome.description}; status ${inputs.statusContext}: ${outcome.state}`);
+  step.setOutput('status', outcome.state);
+  step.setOutput('verification', v.status);
+  step.setOutput('commands', String(t.commands));
+  step.setOutput('denied', String(t.denied));
+  step.setOutput('approved', String(t.approved));
+  step.info(`gateway-action: ${outcome.description}; status ${inputs.statusContext}: ${outcome.state}`);
   if (inputs.logLevel === 'debug' || daemonDied) {
     // The daemon's own output (it never holds secrets: they reach it over IPC, tokens stay in memory).
     const daemonLog = path.join(stateDir, 'daemon.log');
-    core.startGroup('gateway-action: daemon output');
-    printUntrusted(fs.existsSync(daemonLog) ? fs.readFileSync(daemonLog, 'utf8').slice(-20_000) : '(none)');
-    core.endGroup();
+    step.untrusted('gateway-action: daemon output', fs.existsSync(daemonLog) ? fs.readFileSync(daemonLog, 'utf8').slice(-20_000) : '(none)');
   }
-  if (inputs.logLevel === 'debug') core.info(`gateway-action: verification ${JSON.stringify({ status: v.status, problem: v.problem, signing: v.chain.signing })}`);
+  if (inputs.logLevel === 'debug') step.info(`gateway-action: verification ${JSON.stringify({ status: v.status, problem: v.problem, signing: v.chain.signing })}`);
   if (daemonDied) failures.unshift(`the gateway daemon did not stop cleanly (${daemonDied})`);
   if (outcome.state === 'failure' && failures.length === 0) failures.push(`fail-on: ${inputs.failOn}: ${outcome.description}`);
-  if (failures.length > 0) core.setFailed(`gateway-action: ${failures.join('; ')}`);
+  if (failures.length > 0) step.setFailed(`gateway-action: ${failures.join('; ')}`);
 }
 
 /**
  * Asks the daemon to stop and seal. One that does not answer is killed (a hung daemon must not
  * outlive the job with secrets in memory); either way the log is what it wrote.
  */
-async function stopDaemon(stateDir: string, failures: string[]): Promise<{ daemonDied: string | null; head: string | null }> {
+async function stopDaemon(step: Step, stateDir: string, failures: string[]): Promise<{ daemonDied: string | null; head: string | null }> {
   try {
     const reply = await sendControl(stateDir, { op: 'stop' }, STOP_TIMEOUT_MS);
     if (!reply.ok) failures.push(`the gateway stopped but could not seal its log: ${String(reply.error)}`);
     const head = (reply as { head?: unknown }).head;
     return { daemonDied: null, head: typeof head === 'string' ? head : null };
   } catch (e) {
-    const pid = Number(core.getState('pid'));
+    const pid = Number(step.state('pid'));
     // Nothing listening: it died. Listening but silent: it hangs, and is killed.
     const gone = ['ENOENT', 'ECONNREFUSED'].includes(String((e as NodeJS.ErrnoException).code));
     let what = `pid ${pid} died during the job`;
@@ -147,14 +155,13 @@ async function stopDaemon(stateDir: string, failures: string[]): Promise<{ daemo
       }
     }
     const daemonDied = `${what} (${(e as Error).message}); see ${path.join(stateDir, 'daemon.log')}`;
-    core.error(`gateway-action: the gateway daemon did not stop cleanly: ${daemonDied}. The log is kept as written: verifiable up to its last signed checkpoint, and unsealed.`);
+    step.error(`gateway-action: the gateway daemon did not stop cleanly: ${daemonDied}. The log is kept as written: verifiable up to its last signed checkpoint, and unsealed.`);
     return { daemonDied, head: null };
   }
 }
 
 /** A log that is not the one this job's gateway wrote: another key, or not the seal it reported. */
-function substitution(v: Verification, head: string | null): string | null {
-  const key = core.getState('key');
+function substitution(v: Verification, head: string | null, key: string): string | null {
   const found = v.chain.signing.thumbprint;
   if (key && found && found !== key) return `the session log on the runner is not the one this job's gateway wrote: it is signed by key ${found}, the gateway's key is ${key} (a later step replaced the file)`;
   if (key && !found && v.chain.status !== 'unreadable') return `the session log on the runner has no key; the gateway's key is ${key}`;
@@ -176,16 +183,3 @@ function causes(e: Error): string {
   return parts.join(': ');
 }
 
-post().catch((e: Error) => core.setFailed(`gateway-action post: ${e.message}`));
-
-/**
- * Text the gateway did not write itself (the daemon's output quotes clients and servers) goes to
- * the job log with workflow commands switched off by an unguessable token, so a `::` line inside
- * it cannot set outputs, add masks or stop commands, and with terminal controls escaped.
- */
-function printUntrusted(text: string): void {
-  const token = randomBytes(16).toString('hex');
-  process.stdout.write(`::stop-commands::${token}${os.EOL}`);
-  core.info(terminalLines(text, '  '));
-  process.stdout.write(`::${token}::${os.EOL}`);
-}

@@ -11,7 +11,7 @@ const outdir = process.argv[2] ? path.resolve(process.argv[2]) : path.join(root,
 
 await build({
   absWorkingDir: root,
-  entryPoints: { cli: 'gateway/cli.ts', main: 'action/main.ts', post: 'action/post.ts' },
+  entryPoints: { cli: 'gateway/cli.ts', main: 'action/entry/main.ts', post: 'action/entry/post.ts' },
   outdir,
   bundle: true,
   platform: 'node',
