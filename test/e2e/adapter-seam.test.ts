@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ADAPTERS } from '../../gateway/adapters.ts';
+import { ADAPTERS, nodeFlags } from '../../gateway/adapters.ts';
+import { loadedParser } from '../../gateway/postgres/pg-parser.ts';
 import { parsePolicy } from '../../gateway/config/policy.ts';
 import { Gateway } from '../../gateway/daemon/gateway.ts';
 import { runIdentity } from '../../gateway/identity/github-oidc.ts';
@@ -51,6 +52,9 @@ masking:
 `;
   const policy = parsePolicy(policyText, path.join(dir, 'gateway.yml'), [...ADAPTERS, echoAdapter]);
   const gw = await Gateway.start({ policy, logDir: path.join(dir, 'logs'), identity: runIdentity({}), claims: {}, env: {}, runnerEnv: {} });
+  // No postgres target: its parser (libpg-query) never loads, and the daemon needs none of its flags.
+  assert.equal(loadedParser(), null);
+  assert.deepEqual(nodeFlags(policy), []);
   let log = '';
   try {
     const state = path.join(dir, 'state');
