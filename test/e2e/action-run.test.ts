@@ -113,15 +113,25 @@ function recordingStep(inputs: Record<string, string>, env: NodeJS.ProcessEnv, s
   return { step, r };
 }
 
+function killLeftover(pid: number): void {
+  try {
+    if (pid > 0) process.kill(pid, 'SIGKILL');
+  } catch {
+    // Stopped by post.
+  }
+}
+
 function writePolicy(name: string, text: string): string {
   fs.writeFileSync(path.join(work, name), text);
   return name;
 }
 
-test('main starts the daemon and hands over the connection; post stops it, verifies, uploads, and sets the status on the PR head', async () => {
+test('main starts the daemon and hands over the connection; post stops it, verifies, uploads, and sets the status on the PR head', async (t) => {
   const inputs = { policy: writePolicy('gateway.yml', policyText(cluster.port)), 'github-token': api.token, 'status-context': 'gateway/audit' };
   const { step, r } = recordingStep(inputs, { ...jobEnv, APP_DB_PASSWORD: UPSTREAM_PASSWORD });
   await main.run(step, CLI);
+  // Should an assertion fail before post runs, the daemon does not outlive the test.
+  t.after(() => killLeftover(Number(r.state.pid)));
   assert.equal(r.failed, null, r.messages.join('\n'));
 
   // What later steps get is connection.json's env, exported as is; the masks are the upstream
@@ -144,6 +154,7 @@ test('main starts the daemon and hands over the connection; post stops it, verif
   assert.match(psql(r.exported, ['-X', '-c', 'DELETE FROM scratch']).stderr, /denied by rule "no-unbounded-writes"/);
 
   const pid = Number(r.state.pid);
+  assert.ok(pid > 0);
   const p = recordingStep(inputs, jobEnv, r.state);
   await post.run(p.step);
   // fail-on: denied (the default): the denied DELETE fails the check and the step, after everything ran.
