@@ -1,10 +1,25 @@
 // What the job's evidence amounts to: counts per target and decision, the commands a reviewer
-// must see, and the check's state under `fail-on`. Pure over the verification and the timeline.
+// must see, and the check's state under `fail-on`. The counts are the log's totals as `verify`
+// and the report count them (gateway/evidence/log-totals.ts), never a count of their own.
 import type { Verification } from '../gateway/evidence/verification.ts';
 import { outcomeOf, type Timeline, type TimelineCommand } from '../gateway/evidence/timeline.ts';
+import { allowedOf, emptyCounts, notApprovedOf, type CommandCounts } from '../gateway/evidence/log-totals.ts';
 import type { FailOn } from './inputs.ts';
 
-export interface TargetCounts { target: string; commands: number; allowed: number; denied: number; approved: number; unapproved: number; errors: number; masked: number }
+export interface TargetCounts {
+  target: string;
+  commands: number;
+  /** Ran without a hold and without a denial. */
+  allowed: number;
+  /** Never ran: denied by a rule, or held and then not approved. */
+  denied: number;
+  held: number;
+  approved: number;
+  /** Held and not approved: denied after the hold, or no verdict in the log (counted in `denied` when denied). */
+  unapproved: number;
+  errors: number;
+  masked: number;
+}
 
 export interface Outcome {
   targets: TargetCounts[];
@@ -12,35 +27,28 @@ export interface Outcome {
   attention: TimelineCommand[];
   state: 'success' | 'failure';
   description: string;
+  /** Records of types this version does not know, by type (shown in the report as recorded). */
+  unknownTypes: Map<string, number>;
+}
+
+function targetCounts(target: string, c: CommandCounts): TargetCounts {
+  return { target, commands: c.commands, allowed: allowedOf(c), denied: c.denied, held: c.held, approved: c.approved, unapproved: notApprovedOf(c), errors: c.errors, masked: c.maskedCommands };
 }
 
 export function summarize(v: Verification, t: Timeline, failOn: FailOn, daemonDied: boolean, missingEvidence: string | null = null): Outcome {
-  const byTarget = new Map<string, TargetCounts>();
-  for (const x of t.targets) byTarget.set(x.name, { target: x.name, commands: 0, allowed: 0, denied: 0, approved: 0, unapproved: 0, errors: 0, masked: 0 });
-  const attention: TimelineCommand[] = [];
-  for (const s of t.sessions) {
-    for (const c of s.commands) {
-      const n = byTarget.get(c.target) ?? { target: c.target, commands: 0, allowed: 0, denied: 0, approved: 0, unapproved: 0, errors: 0, masked: 0 };
-      byTarget.set(c.target, n);
-      n.commands++;
-      const out = outcomeOf(c);
-      if (c.approval?.outcome === 'approved') n.approved++;
-      else if (c.approval) n.unapproved++;
-      else if (out === 'denied') n.denied++;
-      else n.allowed++;
-      if (out === 'error') n.errors++;
-      if (c.masked) n.masked++;
-      if (out === 'denied' || c.approval) attention.push(c);
-    }
-  }
-  const targets = [...byTarget.values()];
-  const sum = (k: keyof Omit<TargetCounts, 'target'>): number => targets.reduce((a, x) => a + x[k], 0);
-  const denied = sum('denied');
-  const unapproved = sum('unapproved');
+  // Every record as read (the same count as verify's; the verdict says whether to trust it).
+  const totals = t.totals;
+  // A result no session names counts under no target: listed only if it holds commands.
+  const names = [...new Set([...t.targets.map((x) => x.name), ...totals.byTarget.keys()])].filter((n) => n !== '' || (totals.byTarget.get('')?.commands ?? 0) > 0);
+  const targets = names.map((n) => targetCounts(n, totals.byTarget.get(n) ?? emptyCounts()));
+  const attention = t.sessions.flatMap((s) => s.commands).filter((c) => outcomeOf(c) === 'denied' || c.approval !== null);
+  const unapproved = notApprovedOf(totals);
   const evidenceOk = v.status === 'valid' && !daemonDied && !missingEvidence;
-  const policyFails = failOn === 'denied' ? denied + unapproved > 0 : failOn === 'unapproved' ? unapproved > 0 : false;
+  // fail-on: denied fails on any command that did not run as asked (denied, or held without a
+  // verdict); unapproved only on held commands that were not approved.
+  const policyFails = failOn === 'denied' ? totals.denied + totals.pending > 0 : failOn === 'unapproved' ? unapproved > 0 : false;
   const state = evidenceOk && !policyFails ? 'success' : 'failure';
-  const counts = `${sum('commands')} commands, ${denied} denied, ${sum('approved')} approved, ${unapproved} not approved`;
+  const counts = `${totals.commands} commands, ${totals.denied} denied, ${totals.approved} approved, ${unapproved} not approved`;
   const evidence = daemonDied ? 'the gateway did not stop cleanly: log unsealed' : v.status !== 'valid' ? `log ${v.status}` : missingEvidence ? `log verified, ${missingEvidence}` : 'log verified';
-  return { targets, attention, state, description: `${counts}; ${evidence}`.slice(0, 140) };
+  return { targets, attention, state, description: `${counts}; ${evidence}`.slice(0, 140), unknownTypes: t.unknownTypes };
 }

@@ -10,6 +10,7 @@ import { sendControl } from '../gateway/daemon/control.ts';
 import { unreadableLog, verifyLog, type Verification } from '../gateway/evidence/verification.ts';
 import { buildTimeline, readTimeline, type Timeline } from '../gateway/evidence/timeline.ts';
 import { renderReport } from '../gateway/evidence/report-html.ts';
+import { RENDERERS } from '../gateway/adapters.ts';
 import { GITHUB_ISSUER } from '../gateway/identity/github-oidc.ts';
 import { readInputs } from './inputs.ts';
 import { summarize } from './outcome.ts';
@@ -69,7 +70,7 @@ async function post(step: Step): Promise<void> {
   } catch {
     timeline = buildTimeline([]);
   }
-  fs.writeFileSync(path.join(outDir, 'report.html'), renderReport(v, timeline));
+  fs.writeFileSync(path.join(outDir, 'report.html'), renderReport(v, timeline, RENDERERS));
   files.push(path.join(outDir, 'report.html'));
 
   const job = await jobContext();

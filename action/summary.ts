@@ -3,7 +3,10 @@
 import * as core from '@actions/core';
 import { headline, identitySummary, IDENTITY_FIELDS, type Verification } from '../gateway/evidence/verification.ts';
 import { outcomeOf } from '../gateway/evidence/timeline.ts';
-import { esc, safeUrl } from '../gateway/evidence/report-html.ts';
+import { esc, safeUrl } from '../gateway/evidence/html-text.ts';
+import { unknownTypesText } from '../gateway/evidence/report-html.ts';
+import { rendererSet, type Renderer } from '../gateway/evidence/renderers.ts';
+import { RENDERERS } from '../gateway/adapters.ts';
 import type { Outcome } from './outcome.ts';
 
 export interface SummaryContext { artifactName: string | null; artifactUrl: string | null; artifactError: string | null; daemonDied: string | null; statusContext: string; statusSha: string | null; attestation: string | null }
@@ -11,8 +14,9 @@ export interface SummaryContext { artifactName: string | null; artifactUrl: stri
 const code = (s: string): string => `<code>${esc(s)}</code>`;
 const oneLine = (s: string): string => (s.length > 200 ? s.slice(0, 197) + '…' : s).replace(/\s+/g, ' ');
 
-export async function writeSummary(v: Verification, o: Outcome, ctx: SummaryContext): Promise<void> {
+export async function writeSummary(v: Verification, o: Outcome, ctx: SummaryContext, list: readonly Renderer[] = RENDERERS): Promise<void> {
   const s = core.summary;
+  const renderers = rendererSet(list);
   s.addHeading('gateway-action: session evidence', 2);
   s.addRaw(`<p><strong>${v.status === 'valid' && !ctx.daemonDied ? '✅' : '❌'} ${esc(headline(v))}</strong></p>`, true);
   if (ctx.daemonDied) s.addRaw(`<p>❌ <strong>The gateway daemon died during the job</strong>: ${esc(ctx.daemonDied)}. Its log is kept as written, up to its last signed checkpoint.</p>`, true);
@@ -23,22 +27,24 @@ export async function writeSummary(v: Verification, o: Outcome, ctx: SummaryCont
   s.addTable([[{ data: 'run', header: true }, { data: esc(v.chain.totals.runId ?? '?'), header: true }], ...rows]);
   s.addHeading('Targets', 3);
   s.addTable([
-    ['target', 'commands', 'allowed', 'denied', 'approved', 'not approved', 'errors', 'masked'].map((h) => ({ data: h, header: true })),
-    ...o.targets.map((t) => [code(t.target), ...[t.commands, t.allowed, t.denied, t.approved, t.unapproved, t.errors, t.masked].map(String)]),
+    ['target', 'commands', 'allowed', 'denied', 'held', 'approved', 'not approved', 'errors', 'masked'].map((h) => ({ data: h, header: true })),
+    ...o.targets.map((t) => [code(t.target), ...[t.commands, t.allowed, t.denied, t.held, t.approved, t.unapproved, t.errors, t.masked].map(String)]),
   ]);
+  s.addRaw('<p><sub>denied: never ran (by a rule, or held and then not approved); held: waited for a person, then approved or not approved (denied, timed out, or no verdict in the log).</sub></p>', true);
   if (o.attention.length > 0) {
     s.addHeading('Denied and approval-held commands', 3);
     s.addTable([
-      ['command', 'target', 'decision', 'rule', 'outcome', 'approval', 'SQL'].map((h) => ({ data: h, header: true })),
+      ['command', 'target', 'decision', 'rule', 'outcome', 'approval', renderers.searchLabel(o.attention.map((c) => c.kind))].map((h) => ({ data: h, header: true })),
       ...o.attention.map((c) => {
         const a = c.approval;
         const approval = a
           ? `${esc(a.outcome)}${a.by ? ` by ${esc(a.by)}` : ''}${a.waitedMs !== null ? ` after ${Math.round(a.waitedMs / 1000)} s` : ''}${a.reason ? `: ${esc(a.reason)}` : ''}${safeUrl(a.url) ? ` (<a href="${esc(a.url!)}">request</a>)` : ''}`
           : '';
-        return [code(c.id), code(c.target), esc(c.decision), c.rule ? code(c.rule) : '', esc(outcomeOf(c)), approval, code(oneLine(c.text))];
+        return [code(c.id), code(c.target), esc(c.decision), c.rule ? code(c.rule) : '', esc(outcomeOf(c)), approval, code(oneLine(renderers.for(c.kind).line(c)))];
       }),
     ]);
   }
+  if (o.unknownTypes.size) s.addRaw(`<p>⚠️ The log holds ${esc(unknownTypesText(o.unknownTypes))}: the report shows them as recorded.</p>`, true);
   const t = v.chain.totals;
   if (t.approvedBy.size > 0) s.addRaw(`<p>Approved by: ${[...t.approvedBy].map(([who, n]) => `${esc(who)} (${n})`).join(', ')}</p>`, true);
   const artifact = ctx.artifactError

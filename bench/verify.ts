@@ -22,8 +22,8 @@ try {
   w.append('session-open', { session: 's1', target: 'app-db', protocol: 'postgres', client: { user: 'deployer', database: 'app', application_name: 'pgbench' } });
   for (let n = 1; w.nextSeq < total - 3; n++) {
     const id = 100000 + ((n * 7919) % 900000);
-    w.append('command', { session: 's1', command: `s1.${n}`, target: 'app-db', protocol: 'extended', text: 'SELECT abalance FROM pgbench_accounts WHERE aid = $1;', params: [String(id)], portal: '', max_rows: 0, decision: { action: 'allow', rule: 'reads-ok' }, statements: [{ classes: ['select'], tables: ['pgbench_accounts'] }] });
-    w.append('result', { session: 's1', command: `s1.${n}`, status: 'ok', tags: ['SELECT 1'], rows: 1, duration_us: 80 + (n % 50), transaction: 'I', response: { bytes: 54, sha256: 'f'.repeat(64), columns: ['abalance'], sample: [[String(n % 5000)]] } });
+    w.append('command', { session: 's1', command: `s1.${n}`, target: 'app-db', kind: 'pg.query', text: 'SELECT abalance FROM pgbench_accounts WHERE aid = $1;', details: { protocol: 'extended', params: [String(id)] }, decision: { action: 'allow', rule: 'reads-ok' }, facts: [{ classes: ['select'], tables: ['pgbench_accounts'] }] });
+    w.append('result', { session: 's1', command: `s1.${n}`, status: 'ok', count: 1, duration_us: 80 + (n % 50), details: { tags: ['SELECT 1'], transaction: 'I' }, response: { bytes: 54, sha256: 'f'.repeat(64), columns: ['abalance'], sample: [[String(n % 5000)]] } });
     if (n % 1000 === 0) w.flushSync();
   }
   w.append('session-close', { session: 's1', reason: 'client terminated', totals: { commands: 0 } });

@@ -9,6 +9,7 @@ import { checkReply, describePermission, permissionVerdict } from './reply-check
 import { GitHubApiError, type IssueComment, type RepoClient, type RepoPermission } from '../github/repo-client.ts';
 import type { ApprovalSettings } from '../config/policy.ts';
 import { pullRequestOfEvent } from '../identity/github-oidc.ts';
+import { rendererSet, type Renderer, type RendererSet } from '../evidence/renderers.ts';
 
 export interface GitHubJob {
   repository: string; runId: string; attempt: string; actor: string; triggeringActor: string; sha: string;
@@ -52,6 +53,8 @@ export class GitHubApprover implements Approver {
   private readonly job: GitHubJob;
   private readonly record: RecordFn;
   private readonly pollMs: number;
+  /** How each protocol's command is shown in the comment (its code fence follows the protocol). */
+  private readonly renderers: RendererSet;
   private readonly waiting = new Map<string, Waiting>();
   private where: Promise<{ issue: number; authors: string[] } | { error: string }> | null = null;
   /** The login the gateway comments as: its own comments never count, whatever its type. */
@@ -62,12 +65,13 @@ export class GitHubApprover implements Approver {
   /** Numbers the batches of replies weighed, so an approval knows how old its author check is. */
   private pollNo = 0;
 
-  constructor(opts: { client: RepoClient; settings: ApprovalSettings; job: GitHubJob; record: RecordFn; pollMs?: number }) {
+  constructor(opts: { client: RepoClient; settings: ApprovalSettings; job: GitHubJob; record: RecordFn; pollMs?: number; renderers?: readonly Renderer[] }) {
     this.client = opts.client;
     this.settings = opts.settings;
     this.job = opts.job;
     this.record = opts.record;
     this.pollMs = opts.pollMs ?? 5000;
+    this.renderers = rendererSet(opts.renderers);
   }
 
   instructions(req: ApprovalRequest): string {
@@ -300,7 +304,6 @@ export class GitHubApprover implements Approver {
 
   private body(req: ApprovalRequest, authors: string[]): string {
     const j = this.job;
-    const fence = '`'.repeat(Math.max(3, ...[...req.text.matchAll(/`+/g)].map((m) => m[0].length + 1)));
     const s = this.settings;
     const who = s.users.length || s.teams.length ? `${[...s.users, ...s.teams.map((t) => `@${t}`)].join(', ')}, while they have write access to the repository` : 'anyone with write access to the repository';
     const self = s.allowSelfApproval ? '' : ` ${[...authors, j.actor, j.triggeringActor].filter(Boolean).filter((v, i, a) => a.indexOf(v) === i).map((l) => `@${l}`).join(', ')} cannot approve.`;
@@ -309,9 +312,8 @@ export class GitHubApprover implements Approver {
       '',
       `A command on **${req.target}** is held by rule **${req.rule}**${req.reason ? `: ${req.reason}` : ''}`,
       '',
-      `${fence}sql`,
-      req.text,
-      fence,
+      // The command in a code block of its protocol's language (a kind nobody registered: plain, with its kind).
+      this.renderers.for(req.kind).markdown(req),
       '',
       `| | |`,
       `|---|---|`,

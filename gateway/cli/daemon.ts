@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { operands, parseArgs, requireOption, UsageError } from './args.ts';
 import { formatEnv } from './env-file.ts';
-import { loadPolicy, nodeFlags } from '../adapters.ts';
+import { loadPolicy, nodeFlags, RENDERERS } from '../adapters.ts';
 import { Gateway, GITHUB_TOKEN_SECRET, type StopResult } from '../daemon/gateway.ts';
 import { serveControl, sendControl } from '../daemon/control.ts';
 import { localClaims } from '../identity/local.ts';
@@ -132,7 +132,7 @@ export async function daemon(argv: string[]): Promise<number> {
     const secrets = process.send
       ? await new Promise<Record<string, string>>((resolve) => process.once('message', (m) => resolve((m as { secrets: Record<string, string> }).secrets ?? {})))
       : process.env;
-    gw = await Gateway.start({ policy, logDir: requireOption(args, 'log-dir', 'daemon'), identity: runIdentity(), claims: localClaims(), env: secrets as NodeJS.ProcessEnv });
+    gw = await Gateway.start({ policy, logDir: requireOption(args, 'log-dir', 'daemon'), identity: runIdentity(), claims: localClaims(), env: secrets as NodeJS.ProcessEnv, renderers: RENDERERS });
   } catch (e) {
     report({ error: (e as Error).message });
     process.stderr.write(`gateway-action daemon: ${(e as Error).message}\n`);

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseArgs } from './args.ts';
 import { relaunch } from './run.ts';
 import { verificationText } from './verify.ts';
-import { parsePolicy } from '../adapters.ts';
+import { parsePolicy, RENDERERS } from '../adapters.ts';
 import { Gateway } from '../daemon/gateway.ts';
 import { runIdentity } from '../identity/github-oidc.ts';
 import { startCluster } from '../demo/pg-cluster.ts';
@@ -170,12 +170,12 @@ export async function main(argv: string[]): Promise<number> {
 
     heading(7, 'The session log, replayed', 'What ran, what was refused, who approved what, and what was masked:');
     say(`$ ${shown} replay ${logShown}`);
-    say(indent(renderReplay(await readTimeline(log), { color }).trimEnd()));
+    say(indent(renderReplay(await readTimeline(log), RENDERERS, { color }).trimEnd()));
 
     heading(8, 'A report for auditors', 'A self-contained HTML page (no network needed) with the verdict, totals and every command:');
     const report = path.join(path.dirname(log), `${path.basename(log, '.jsonl')}.html`);
     say(`$ ${shown} report ${logShown} -o ${path.relative(process.cwd(), report) || report}`);
-    fs.writeFileSync(report, renderReport(v, await readTimeline(log), { logSha256: await fileSha256(log) }), { mode: 0o644 });
+    fs.writeFileSync(report, renderReport(v, await readTimeline(log), RENDERERS, { logSha256: await fileSha256(log) }), { mode: 0o644 });
 
     say('');
     say(`Session log: ${terminalText(path.resolve(log))}`);

@@ -3,6 +3,7 @@ import { operands, parseArgs, UsageError } from './args.ts';
 import { readTimeline } from '../evidence/timeline.ts';
 import { renderReplay, wantsColor } from '../evidence/replay-text.ts';
 import { verifyChainFile } from '../evidence/log-verifier.ts';
+import { RENDERERS } from '../adapters.ts';
 
 export const help = `Usage: gateway-action replay LOG [--session ID]
 
@@ -29,6 +30,6 @@ export async function main(argv: string[]): Promise<number> {
   }
   const chain = await verifyChainFile(file);
   const status = chain.status === 'valid' ? 'chain: VALID (intact, signed, sealed)' : `chain: ${chain.status.toUpperCase()}: ${chain.problem}`;
-  process.stdout.write(renderReplay(timeline, { color: wantsColor(process.stdout), session, status }));
+  process.stdout.write(renderReplay(timeline, RENDERERS, { color: wantsColor(process.stdout), session, status }));
   return chain.status === 'valid' ? 0 : 1;
 }

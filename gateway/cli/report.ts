@@ -6,6 +6,7 @@ import { readTimeline, type Timeline } from '../evidence/timeline.ts';
 import { renderReport } from '../evidence/report-html.ts';
 import { fileSha256 } from '../evidence/log-lines.ts';
 import { terminalText } from '../evidence/terminal-text.ts';
+import { RENDERERS } from '../adapters.ts';
 
 export const help = `Usage: gateway-action report LOG -o FILE.html [--jwks FILE | --issuer URL]
                              [--repository OWNER/NAME] [--workflow REF] [--sha SHA]
@@ -53,7 +54,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const v = await verifyLog(file, opts);
   try {
-    fs.writeFileSync(out, renderReport(v, timeline, { logSha256: sha256 }), { mode: 0o644 });
+    fs.writeFileSync(out, renderReport(v, timeline, RENDERERS, { logSha256: sha256 }), { mode: 0o644 });
   } catch (e) {
     process.stderr.write(`gateway-action: report: cannot write ${terminalText(out)} (${terminalText((e as NodeJS.ErrnoException).code ?? (e as Error).message)})\n`);
     return 1;

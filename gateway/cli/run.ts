@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { parseArgs, requireOption, UsageError } from './args.ts';
-import { loadPolicy, nodeFlags } from '../adapters.ts';
+import { loadPolicy, nodeFlags, RENDERERS } from '../adapters.ts';
 import { Gateway } from '../daemon/gateway.ts';
 import { localClaims } from '../identity/local.ts';
 import { runIdentity } from '../identity/github-oidc.ts';
@@ -33,7 +33,7 @@ export async function main(argv: string[]): Promise<number> {
   if (missing.length > 0) {
     return relaunch([...missing, ...process.execArgv, process.argv[1]!, 'run', ...argv]);
   }
-  const gw = await Gateway.start({ policy, logDir: args.values['log-dir'] ?? 'gateway-logs', identity: runIdentity(), claims: localClaims() });
+  const gw = await Gateway.start({ policy, logDir: args.values['log-dir'] ?? 'gateway-logs', identity: runIdentity(), claims: localClaims(), renderers: RENDERERS });
 
   const env: NodeJS.ProcessEnv = { ...process.env, ...gw.connectionEnv() };
   for (const name of gw.secretEnvNames(policy)) delete env[name];

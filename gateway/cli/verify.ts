@@ -105,6 +105,7 @@ export function verificationJson(v: Verification): Record<string, unknown> {
 function totalsJson(t: LogTotals): Record<string, unknown> {
   return {
     records: t.records, sessions: t.sessions, commands: t.commands, denied: t.denied, approved: t.approved,
+    held: t.held, denied_after_hold: t.deniedAfterHold, pending: t.pending,
     approved_by: Object.fromEntries(t.approvedBy), masked_commands: t.maskedCommands, masked_values: t.maskedValues,
     errors: t.errors, skipped: t.skipped, protocol_errors: t.protocolErrors,
   };
@@ -131,10 +132,11 @@ export function verificationText(v: Verification): string {
   lines.push(`targets:     ${t.targets.join(', ') || '(none)'}`);
   lines.push(`records:     ${t.records} (${t.checkpoints} checkpoint${t.checkpoints === 1 ? "" : "s"})`);
   const signed = v.chain.sealed ? t : (v.chain.signedTotals ?? emptyTotals());
-  const unsigned = (k: 'sessions' | 'commands' | 'denied' | 'approved' | 'maskedCommands' | 'errors'): string => (t[k] > signed[k] ? `, ${t[k] - signed[k]} of them after the last checkpoint (unsigned)` : '');
+  const unsigned = (k: 'sessions' | 'commands' | 'denied' | 'held' | 'approved' | 'maskedCommands' | 'errors'): string => (t[k] > signed[k] ? `, ${t[k] - signed[k]} of them after the last checkpoint (unsigned)` : '');
   lines.push(`sessions:    ${t.sessions}${unsigned('sessions')}`);
   lines.push(`commands:    ${t.commands}${unsigned('commands')}`);
-  lines.push(`  denied:    ${t.denied}${unsigned('denied')}`);
+  lines.push(`  denied:    ${t.denied}${t.deniedAfterHold ? ` (${t.deniedAfterHold} after a hold)` : ''}${unsigned('denied')}`);
+  if (t.held) lines.push(`  held:      ${t.held} (${t.approved} approved, ${t.deniedAfterHold} denied${t.pending ? `, ${t.pending} pending` : ''})${unsigned('held')}`);
   const by = [...t.approvedBy].map(([who, n]) => `${who}${n > 1 ? ` ×${n}` : ''}`).join(', ');
   lines.push(`  approved:  ${t.approved}${by ? ` (by ${by})` : ''}${unsigned('approved')}`);
   lines.push(`  masked:    ${t.maskedCommands}${t.maskedValues ? ` (${t.maskedValues} values)` : ''}${unsigned('maskedCommands')}`);

@@ -2,11 +2,14 @@
 // this module decides how it is written to the one session log.
 import { createHash, hash as oneShotHash, type Hash } from 'node:crypto';
 import type { SessionLogWriter } from '../evidence/log-writer.ts';
+import { TerminalRecording, type RecordingOptions } from './terminal-recording.ts';
 
 /** Longest command text kept in full; longer texts keep a prefix plus their length and digest. */
 export const MAX_TEXT = 64 * 1024;
 /** Longest parameter or sampled value kept in full. */
 export const MAX_VALUE = 1024;
+/** Characters of a text response kept as its sample. */
+export const MAX_TEXT_SAMPLE = 4096;
 
 export interface RecorderOptions { sampleRows: number }
 
@@ -45,7 +48,25 @@ export class Recorder {
   }
 }
 
-export interface CommandFields { text: string; [k: string]: unknown }
+/**
+ * A command as every protocol records it (format @3). `kind` picks the renderer that shows it
+ * (`pg.query`, `ssh.exec`, `http.request`); everything only its protocol understands goes in
+ * `details`, so replay, the report, the job summary and totals read one shape.
+ */
+export interface CommandFields {
+  /** `<protocol>.<what>`: pg.query, pg.function-call, ssh.exec, http.request. */
+  kind: string;
+  /** What a person reads and approves: the SQL, the command line, the request line. */
+  text: string;
+  /** What the policy matched on, one entry per unit (statement, exec, request); with rules only. */
+  facts?: readonly object[];
+  /** Protocol specifics (PostgreSQL: protocol, params, portal, max_rows, phase, statement). */
+  details?: Record<string, unknown>;
+  /** The policy's decision (action, rule, reason, matched); with rules only. */
+  decision?: Record<string, unknown>;
+  /** Why the adapter could not know what the command runs (then decided as unclassified). */
+  unclassified?: string;
+}
 
 export class SessionRecorder {
   readonly id: string;
@@ -74,14 +95,14 @@ export class SessionRecorder {
   beginCommand(fields: CommandFields): CommandRecorder {
     const id = `${this.id}.${++this.commandCount}`;
     const { text, ...rest } = fields;
-    const record: Record<string, unknown> = { session: this.id, command: id, target: this.target, text: textValue(text, MAX_TEXT), ...rest };
+    const record: Record<string, unknown> = { session: this.id, command: id, target: this.target, ...rest, text: textValue(text, MAX_TEXT) };
     if (text.length > MAX_TEXT) {
       record.text_bytes = Buffer.byteLength(text);
       record.text_sha256 = createHash('sha256').update(text).digest('hex');
     }
     this.recorder.writer.append('command', record);
     this.totals.commands++;
-    return new CommandRecorder(this, id, this.recorder.options.sampleRows);
+    return new CommandRecorder(this, id, fields.kind, this.recorder.options.sampleRows);
   }
 
   close(reason: string, fields: Record<string, unknown> = {}): void {
@@ -94,16 +115,25 @@ export class SessionRecorder {
   }
 }
 
+/** How a command ended (the `result` record), in the shape every protocol shares. */
 export interface Outcome {
+  /** `approved`: a statement approved where it was decided, before it ran (PostgreSQL's Parse). */
   status: 'ok' | 'error' | 'skipped' | 'denied' | 'approved';
-  tags?: string[];
-  rows?: number;
-  error?: { severity: string; code: string; message: string };
-  [k: string]: unknown;
+  /** How many units the command returned or affected, in its renderer's unit (rows for PostgreSQL). */
+  count?: number;
+  /** What went wrong; `code` is the protocol's (SQLSTATE, exit status, HTTP status). */
+  error?: { code: string; message: string; severity?: string };
+  /** Protocol specifics (PostgreSQL: tags, transaction, suspended). */
+  details?: Record<string, unknown>;
+  /** The rule that denied it (denied), or why it did not run (skipped, denied). */
+  rule?: string;
+  reason?: string;
 }
 
 export class CommandRecorder {
   readonly id: string;
+  /** The command's kind (pg.query): approvers render a held command by it. */
+  readonly kind: string;
   private readonly session: SessionRecorder;
   private readonly started = process.hrtime.bigint();
   private readonly sampleLimit: number;
@@ -117,11 +147,15 @@ export class CommandRecorder {
   private inputBytes = 0;
   private columns: string[] | null = null;
   private sample: Value[][] = [];
+  private textSample: string | null = null;
+  private textSampleBytes = 0;
+  private recording: TerminalRecording | null = null;
   finished = false;
 
-  constructor(session: SessionRecorder, id: string, sampleLimit: number) {
+  constructor(session: SessionRecorder, id: string, kind: string, sampleLimit: number) {
     this.session = session;
     this.id = id;
+    this.kind = kind;
     this.sampleLimit = sampleLimit;
   }
 
@@ -171,6 +205,29 @@ export class CommandRecorder {
     if (this.sample.length < this.sampleLimit) this.sample.push(values);
   }
 
+  /**
+   * A response that is text (an exec's output, an HTTP body), already masked: its first
+   * MAX_TEXT_SAMPLE characters are the sample, with the length of all of it.
+   */
+  addSampleText(text: string): void {
+    if (this.finished) return;
+    this.textSampleBytes += Buffer.byteLength(text);
+    const kept = this.textSample ?? '';
+    if (kept.length < MAX_TEXT_SAMPLE) this.textSample = kept + text.slice(0, MAX_TEXT_SAMPLE - kept.length);
+  }
+
+  /**
+   * Starts the command's terminal recording (`terminal` records, asciicast-compatible events).
+   * What is passed to it must be masked already: it is written as given.
+   */
+  startRecording(size: { width: number; height: number }, options?: Partial<RecordingOptions>): TerminalRecording {
+    if (this.recording) return this.recording;
+    this.recording = new TerminalRecording((fields) => {
+      if (!this.session.writer.failed) this.session.event('terminal', { command: this.id, ...fields });
+    }, size, options);
+    return this.recording;
+  }
+
   finish(outcome: Outcome): void {
     if (this.finished) return;
     this.finished = true;
@@ -184,12 +241,15 @@ export class CommandRecorder {
       ...outcome,
     };
     if (outcome.status === 'denied') t.denied++;
+    // The recording's last events are written before the result that ends it.
+    this.recording?.close();
     if (outcome.status !== 'skipped') {
       record.response = {
         bytes: this.bytes,
         sha256: this.hash ? this.hash.digest('hex') : oneShotHash('sha256', this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces, this.piecesLength), 'hex'),
         ...(this.columns ? { columns: this.columns } : {}),
-        sample: this.sample,
+        // A sample is rows (with columns), text, or the command's terminal recording.
+        ...(this.textSample !== null ? { text: this.textSample, text_bytes: this.textSampleBytes } : this.recording ? { recording: this.recording.summary() } : { sample: this.sample }),
       };
     }
     if (this.masked) record.masked = this.masked;

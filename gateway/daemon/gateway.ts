@@ -22,6 +22,7 @@ import { attest, claimsOf } from '../identity/key-binding.ts';
 import { credentials } from './credentials.ts';
 import { GitHubApprover, githubJobFromEnv } from '../approval/github-approver.ts';
 import { RepoClient } from '../github/repo-client.ts';
+import type { Renderer } from '../evidence/renderers.ts';
 
 export interface GatewayOptions {
   policy: Policy;
@@ -33,6 +34,8 @@ export interface GatewayOptions {
   env?: NodeJS.ProcessEnv;
   /** The runner's environment, for the OIDC token that binds the signing key; defaults to process.env. */
   runnerEnv?: NodeJS.ProcessEnv;
+  /** How approvers show each protocol's held commands (gateway/adapters.ts RENDERERS). */
+  renderers?: readonly Renderer[];
 }
 
 export class ConfigurationError extends Error {}
@@ -209,7 +212,7 @@ export class Gateway {
         }
       };
       const pollMs = Number((opts.runnerEnv ?? process.env).GATEWAY_ACTION_APPROVAL_POLL_MS) || undefined;
-      github = new GitHubApprover({ client, settings: policy.approvals, job, record, pollMs });
+      github = new GitHubApprover({ client, settings: policy.approvals, job, record, pollMs, renderers: opts.renderers });
     }
     const broker = new ApprovalBroker({
       runId: this.runId,

@@ -4,9 +4,9 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from './canonical-json.ts';
 import { CheckpointVerifier } from './checkpoint.ts';
-import { GENESIS_HASH, LOG_FORMAT } from './log-writer.ts';
+import { GENESIS_HASH, LOG_FORMAT, READABLE_FORMATS } from './log-writer.ts';
 import { readLogLines } from './log-lines.ts';
-import { copyTotals, emptyTotals, tally, type LogTotals } from './log-totals.ts';
+import { copyTotals, TotalsTally, type LogTotals } from './log-totals.ts';
 
 export type ChainStatus = 'valid' | 'tampered' | 'unsealed' | 'unreadable';
 
@@ -45,7 +45,8 @@ const CHECKPOINT_MEMBERS = 'covers,jws,prev,seal,seq,time,type';
  * follows docs/session-log.md, textual or JSON-based, reaches the same verdict.
  */
 export class LogVerifier {
-  readonly totals = emptyTotals();
+  private readonly tally = new TotalsTally();
+  readonly totals = this.tally.totals;
   private readonly signing: Signing = { thumbprint: null, lastCheckpoint: null, unsignedRecords: 0 };
   private runStart: Rec | null = null;
   private signedTotals: LogTotals | null = null;
@@ -126,13 +127,13 @@ export class LogVerifier {
       if (rest.type !== 'run-start' || typeof rest.format !== 'string' || !rest.format.startsWith('gateway-action/session-log@')) {
         return this.stop('unreadable', 'line 1 is not the start of a gateway-action session log');
       }
-      if (rest.format !== LOG_FORMAT) return this.stop('unreadable', `the log's format is ${rest.format}; this verifier reads ${LOG_FORMAT}`);
+      if (!READABLE_FORMATS.includes(rest.format)) return this.stop('unreadable', `the log's format is ${rest.format}; this verifier reads ${READABLE_FORMATS.join(', ')} (${LOG_FORMAT} is the newest)`);
       if (!this.readKey(rest)) return false;
     }
     if (rest.type === 'checkpoint' && !this.checkpoint(rest, i, where)) return false;
     this.prev = computed;
     this.prevType = String(rest.type);
-    tally(this.totals, rest);
+    this.tally.add(rest);
     if (rest.type !== 'checkpoint') this.signing.unsignedRecords++;
     else this.signedTotals = copyTotals(this.totals);
     return true;

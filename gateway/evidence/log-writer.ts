@@ -7,7 +7,13 @@ import path from 'node:path';
 import { canonicalJson } from './canonical-json.ts';
 import type { CheckpointSigner } from './checkpoint.ts';
 
-export const LOG_FORMAT = 'gateway-action/session-log@2';
+export const LOG_FORMAT = 'gateway-action/session-log@3';
+/**
+ * Every format `verify` reads, oldest first: auditors verify logs months after they were
+ * written. The chain, checkpoints and seal are the same in each; docs/session-log.md lists what
+ * changed between them.
+ */
+export const READABLE_FORMATS: readonly string[] = ['gateway-action/session-log@2', LOG_FORMAT];
 export const GENESIS_HASH = '0'.repeat(64);
 /** Longest a record nobody waits for stays in memory before it is written. */
 const LAZY_FLUSH_MS = 20;

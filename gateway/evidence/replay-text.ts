@@ -4,6 +4,7 @@
 // through terminal-text.ts: a log's text never acts on the terminal.
 import { formatMicros, formatMillis, outcomeOf, type Timeline, type TimelineCommand, type TimelineSession } from './timeline.ts';
 import { terminalLines, terminalText as t } from './terminal-text.ts';
+import { rendererSet, type Renderer, type RendererSet } from './renderers.ts';
 
 export interface ReplayOptions { color: boolean; session?: string; status?: string }
 
@@ -17,21 +18,24 @@ export function wantsColor(out: { isTTY?: boolean }, env: NodeJS.ProcessEnv = pr
 const CODES = { red: 31, green: 32, yellow: 33, blue: 34, magenta: 35, cyan: 36, dim: 2, bold: 1 } as const;
 type Style = keyof typeof CODES;
 
-export function renderReplay(tl: Timeline, opts: ReplayOptions): string {
+/** `renderers`: how each protocol's commands are shown (gateway/adapters.ts RENDERERS); others are shown generically. */
+export function renderReplay(tl: Timeline, list: readonly Renderer[], opts: ReplayOptions): string {
+  const renderers = rendererSet(list);
   const paint = (style: Style, s: string): string => (opts.color ? `\x1b[${CODES[style]}m${s}\x1b[0m` : s);
   const out: string[] = [];
   out.push(paint('bold', `run ${t(tl.run ?? '(unknown)')}`) + `  ${clock(tl.startedAt, true)} to ${tl.endedAt ? clock(tl.endedAt, true) : paint('yellow', '(not sealed)')}`);
   if (opts.status) out.push(t(opts.status));
-  for (const target of tl.targets) out.push(paint('dim', `target ${t(target.name)}: ${t(target.kind)} ${t(target.host)}:${target.port}/${t(target.database)}`));
+  for (const target of tl.targets) out.push(paint('dim', `target ${t(target.name)}: ${t(target.kind)} ${t(target.host)}:${target.port}${target.database ? `/${t(target.database)}` : ''}`));
   const sessions = opts.session ? tl.sessions.filter((s) => s.id === opts.session) : tl.sessions;
-  for (const s of sessions) out.push('', ...session(s, paint));
+  for (const s of sessions) out.push('', ...session(s, renderers, paint));
   for (const e of tl.events) if (e.kind !== 'gateway-query') out.push('', paint('red', `${clock(e.time)}  ${t(e.kind)}: ${t(e.message)}`));
   if (tl.omittedCommands) out.push('', paint('dim', `${tl.omittedCommands} more allowed commands are not shown (past the first ${tl.sessions.reduce((n, s) => n + s.commands.length, 0)}); every denied and held one is`));
   if (tl.unreadableLines) out.push('', paint('red', `${tl.unreadableLines} line(s) of the log could not be read`));
+  if (tl.unknownTypes.size) out.push('', paint('yellow', `${[...tl.unknownTypes.values()].reduce((a, b) => a + b, 0)} record(s) of a type this version does not know (${[...tl.unknownTypes.keys()].map(t).join(', ')}): shown above as recorded`));
   return out.join('\n') + '\n';
 }
 
-function session(s: TimelineSession, paint: (style: Style, s: string) => string): string[] {
+function session(s: TimelineSession, renderers: RendererSet, paint: (style: Style, s: string) => string): string[] {
   const who = [s.client.user && s.client.database ? `${s.client.user}@${s.client.database}` : '', s.client.application, s.client.address].filter(Boolean).map(t).join('  ');
   const end = s.closedAt ? `${clock(s.closedAt)} (${t(s.closeReason ?? 'closed')})` : paint('yellow', 'still open when the log ends');
   const lines = [paint('bold', `session ${t(s.id)}`) + `  ${paint('cyan', t(s.target))}  ${who}  ${clock(s.openedAt)} to ${end}`];
@@ -39,7 +43,7 @@ function session(s: TimelineSession, paint: (style: Style, s: string) => string)
   const events = [...s.events];
   for (const c of s.commands) {
     while (events.length && events[0]!.seq < c.seq) lines.push(eventLine(events.shift()!, paint));
-    lines.push(...command(c, paint));
+    lines.push(...command(c, renderers, paint));
   }
   for (const e of events) lines.push(eventLine(e, paint));
   if (s.commands.length === 0) lines.push(paint('dim', '  (no commands)'));
@@ -53,9 +57,10 @@ function eventLine(e: { time: string; kind: string; message: string }, paint: (s
 const DECISION_STYLE: Record<string, Style> = { allow: 'green', deny: 'red', approve: 'yellow', none: 'dim' };
 const OUTCOME_STYLE: Record<string, Style> = { ok: 'green', error: 'red', denied: 'red', held: 'yellow', skipped: 'dim', unfinished: 'yellow' };
 
-function command(c: TimelineCommand, paint: (style: Style, s: string) => string): string[] {
+function command(c: TimelineCommand, renderers: RendererSet, paint: (style: Style, s: string) => string): string[] {
+  const r = renderers.for(c.kind);
   const outcome = outcomeOf(c);
-  const rows = c.rows === null || outcome === 'denied' ? '' : `${c.rows} row${c.rows === 1 ? '' : 's'}`;
+  const rows = c.count === null || outcome === 'denied' ? '' : r.count(c.count);
   const head = [
     `  ${clock(c.time)}`,
     t(c.id).padEnd(6),
@@ -65,8 +70,10 @@ function command(c: TimelineCommand, paint: (style: Style, s: string) => string)
     (c.durationUs === null ? '' : formatMicros(c.durationUs)).padStart(9),
   ].join(' ');
   // Lines of the text after the first start at column 60, where no line of the replay's own does.
-  const lines = [`${head}  ${terminalLines(c.text, ' '.repeat(60))}`];
+  // A kind no renderer claims shows its kind before its text (and every field below).
+  const lines = [`${head}  ${terminalLines(r.kinds ? c.text : r.line(c), ' '.repeat(60))}`];
   const note = (style: Style, s: string): number => lines.push(paint(style, `${' '.repeat(18)}${s}`));
+  for (const n of r.notes(c)) note('dim', t(n));
   if (c.decision !== 'allow' && c.decision !== 'none' && c.rule) note(c.decision === 'deny' ? 'red' : 'yellow', `rule "${t(c.rule)}"${c.reason ? `: ${t(c.reason)}` : ''}`);
   const a = c.approval;
   if (a) {
@@ -77,7 +84,19 @@ function command(c: TimelineCommand, paint: (style: Style, s: string) => string)
   }
   if (c.error) note('red', `${t(c.error.code)} ${t(c.error.message)}`);
   if (c.masked) note('magenta', `masked ${c.masked.values} value${c.masked.values === 1 ? '' : 's'}${c.masked.detectors.length ? ` (${c.masked.detectors.map((d) => t(String(d))).join(', ')})` : ''}`);
+  if (c.sample?.kind === 'terminal') {
+    const s = c.sample;
+    note('dim', `terminal recording: ${s.events.length} event${s.events.length === 1 ? '' : 's'}, ${s.width}x${s.height}${s.truncated ? ' (cut here; the log holds all of it)' : ''}; output:`);
+    lines.push(`${' '.repeat(60)}${terminalLines(screenText(s.events), ' '.repeat(60))}`);
+  }
   return lines;
+}
+
+/** A recording's output as plain lines: CR LF as newlines, terminal control sequences left out. */
+function screenText(events: [number, string, string][]): string {
+  return events.filter((e) => e[1] === 'o').map((e) => e[2]).join('')
+    .replace(/\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]/g, '')
+    .replace(/\r+\n/g, '\n');
 }
 
 /** HH:MM:SS.mmm in UTC; with the date when `full`. */

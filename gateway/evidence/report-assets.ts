@@ -75,8 +75,9 @@ dl.kv dt { color: var(--muted); } dl.kv dd { margin: 0; overflow-wrap: anywhere;
 .o-ok { color: var(--ok); border-color: #4ac26b; } .o-error { color: #bc4c00; border-color: #fb8f44; } .o-denied { color: var(--bad); border-color: #ff8182; }
 .o-held, .o-unfinished, .o-skipped { color: var(--warn); border-color: #d4a72c; }
 .b-masked { background: #ddf4ff; color: #0550ae; } .b-trust { background: #82071e; color: #fff; }
-pre.sql { margin: 6px 0 0; padding: 6px 10px; background: #f6f8fa; border: 1px solid #eaeef2; border-radius: 6px; white-space: pre-wrap; overflow-wrap: anywhere; max-height: 320px; overflow: auto; }
-.command.is-denied pre.sql, .command.is-held pre.sql { background: rgba(255,255,255,.7); }
+pre.cmd-text, pre.fields, pre.sample-text { margin: 6px 0 0; padding: 6px 10px; background: #f6f8fa; border: 1px solid #eaeef2; border-radius: 6px; white-space: pre-wrap; overflow-wrap: anywhere; max-height: 320px; overflow: auto; }
+.command.is-denied pre.cmd-text, .command.is-held pre.cmd-text { background: rgba(255,255,255,.7); }
+pre.fields, pre.sample-text { font-size: 12px; }
 .line { margin-top: 4px; font-size: 13px; overflow-wrap: anywhere; }
 .line .k { color: var(--muted); }
 .line.err { color: #a40e26; }
@@ -95,7 +96,7 @@ footer { margin-top: 32px; padding-top: 10px; border-top: 1px solid var(--line);
   body { font-size: 10.5pt; } main { max-width: none; padding: 0; }
   .filters { display: none; }
   .session, .command, .attention li, .panel, .card { break-inside: avoid; }
-  pre.sql { max-height: none; overflow: visible; }
+  pre.cmd-text, pre.fields, pre.sample-text { max-height: none; overflow: visible; }
   a { color: inherit; text-decoration: none; }
   details.events > * { display: block; }
 }
@@ -110,12 +111,12 @@ export const REPORT_JS = `
   if (!target || !count) return;
   var commands = Array.prototype.slice.call(document.querySelectorAll('.command'));
   var sessions = Array.prototype.slice.call(document.querySelectorAll('.session'));
-  var sqlOf = commands.map(function (c) { var p = c.querySelector('.sql'); return p ? p.textContent.toLowerCase() : ''; });
+  var textOf = commands.map(function (c) { var p = c.querySelector('.cmd-text'); return p ? p.textContent.toLowerCase() : ''; });
   function apply() {
     var t = target.value, d = decision.value, o = outcome.value, q = text.value.trim().toLowerCase(), shown = 0;
     commands.forEach(function (c, i) {
       var ok = (!t || c.getAttribute('data-target') === t) && (!d || c.getAttribute('data-decision') === d) &&
-        (!o || c.getAttribute('data-outcome') === o) && (!q || sqlOf[i].indexOf(q) !== -1);
+        (!o || c.getAttribute('data-outcome') === o) && (!q || textOf[i].indexOf(q) !== -1);
       c.hidden = !ok;
       if (ok) shown++;
     });

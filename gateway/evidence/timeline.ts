@@ -3,10 +3,13 @@
 // `report` (HTML). It reads whatever parses, tampered or not: the verdict comes from the
 // verifier and is shown next to it, never inferred here.
 import { readLogLines } from './log-lines.ts';
+import { emptyTotals, TotalsTally, type LogTotals } from './log-totals.ts';
+import { addTerminal, commandShape, resultShape, type Sample } from './record-shapes.ts';
 
 type Rec = Record<string, unknown>;
 
 export type Decision = 'allow' | 'deny' | 'approve' | 'none';
+export type { Sample } from './record-shapes.ts';
 
 export interface TimelineApproval {
   id: string;
@@ -21,57 +24,85 @@ export interface TimelineApproval {
   url: string | null;
 }
 
+/**
+ * A command and how it ended, in the shape every protocol shares. What only its protocol
+ * understands is in `details` and `resultDetails`, for the renderer of its `kind`.
+ */
 export interface TimelineCommand {
   id: string;
   session: string;
   target: string;
   seq: number;
   time: string;
+  /** `pg.query`, `ssh.exec`...; empty when the record names none (shown by the generic renderer). */
+  kind: string;
   text: string;
-  protocol: string;
-  params: unknown[] | null;
+  /** What the policy matched on, one entry per unit. */
+  facts: Rec[];
+  /** The command's protocol specifics (PostgreSQL: protocol, params, portal...). */
+  details: Rec;
   decision: Decision;
   rule: string | null;
   reason: string | null;
-  classes: string[];
-  tables: string[];
+  /** Why the adapter could not know what the command runs. */
+  unclassified: string | null;
   approval: TimelineApproval | null;
-  /** ok, error, denied, skipped, approved (Parse-time), or null while it never finished. */
+  /** ok, error, denied, skipped, approved (decided before it ran), or null while it never finished. */
   status: string | null;
-  tags: string[];
-  rows: number | null;
+  /** How many units it returned or affected, in its renderer's unit (rows for PostgreSQL). */
+  count: number | null;
   durationUs: number | null;
   error: { code: string; message: string } | null;
-  columns: string[] | null;
-  sample: unknown[][];
+  /** The result's protocol specifics (PostgreSQL: tags, transaction). */
+  resultDetails: Rec;
+  sample: Sample | null;
   masked: { values: number; detectors: string[] } | null;
+  /** Members of its records that fit nowhere above, for renderers that show every field. */
+  extra: { command: Rec; result: Rec };
+}
+
+export interface TimelineEvent {
+  seq: number;
+  time: string;
+  kind: string;
+  message: string;
 }
 
 export interface TimelineSession {
   id: string;
   target: string;
+  /** The protocol the session spoke (`postgres`), as its session-open record says. */
+  protocol: string;
   openedAt: string;
   closedAt: string | null;
   closeReason: string | null;
   client: { user: string; database: string; application: string; address: string };
   login: string | null;
   commands: TimelineCommand[];
-  /** Protocol errors, server errors and cancels, in order. */
-  events: { seq: number; time: string; kind: string; message: string }[];
+  /** Protocol errors, server errors, cancels and records of types this version does not know, in order. */
+  events: TimelineEvent[];
 }
+
+export interface TimelineTarget { name: string; kind: string; host: string; port: number; database: string }
 
 export interface Timeline {
   run: string | null;
+  /** The log's format (`gateway-action/session-log@3`), as its run-start record says. */
+  format: string | null;
   startedAt: string | null;
   endedAt: string | null;
-  targets: { name: string; kind: string; host: string; port: number; database: string }[];
+  targets: TimelineTarget[];
   sessions: TimelineSession[];
-  /** Gateway-level events: gateway queries and errors, protocol errors outside sessions. */
-  events: { seq: number; time: string; kind: string; message: string }[];
+  /** Gateway-level events: gateway queries and errors, protocol errors outside sessions, unknown records. */
+  events: TimelineEvent[];
   /** Lines that did not parse (a torn tail or tampering). */
   unreadableLines: number;
   /** Allowed commands past the timeline's size limit: counted, not kept. */
   omittedCommands: number;
+  /** Every record read, counted as `verify` counts (the same code): what the summary and an unverified report show. */
+  totals: LogTotals;
+  /** Records of types this version does not know (a later version's, another writer's), by type: shown as recorded. */
+  unknownTypes: Map<string, number>;
 }
 
 /** Past this many commands only denied and held ones are kept (the rest are counted). */
@@ -111,8 +142,24 @@ export function buildTimeline(records: Rec[], unreadableLines = 0): Timeline {
   return b.t;
 }
 
+/** Record types the timeline reads or deliberately leaves out; any other type is shown as it is. */
+const KNOWN_TYPES = new Set([
+  'run-start', 'run-end', 'checkpoint', 'approvals', 'listener', 'session-open', 'upstream-login', 'session-close', 'command',
+  'approval-request', 'approval-comment', 'approval-reply', 'approval', 'result', 'terminal', 'protocol-error', 'server-error',
+  'cancel-request', 'gateway-error', 'gateway-query',
+]);
+const CHAIN_MEMBERS = new Set(['seq', 'prev', 'hash', 'time', 'type']);
+
+/** A record of a type this version does not know: every member but the chain's, as escaped-later JSON. */
+function unknownMessage(r: Rec): string {
+  const fields: Rec = {};
+  for (const [k, v] of Object.entries(r)) if (!CHAIN_MEMBERS.has(k)) fields[k] = v;
+  return `(record type unknown to this version) ${JSON.stringify(fields)}`;
+}
+
 class TimelineBuilder {
-  readonly t: Timeline = { run: null, startedAt: null, endedAt: null, targets: [], sessions: [], events: [], unreadableLines: 0, omittedCommands: 0 };
+  readonly t: Timeline = { run: null, format: null, startedAt: null, endedAt: null, targets: [], sessions: [], events: [], unreadableLines: 0, omittedCommands: 0, totals: emptyTotals(), unknownTypes: new Map() };
+  private readonly tally = new TotalsTally(this.t.totals);
   private readonly sessions = new Map<string, TimelineSession>();
   private readonly commands = new Map<string, TimelineCommand>();
   private readonly approvals = new Map<string, TimelineApproval>();
@@ -124,13 +171,15 @@ class TimelineBuilder {
   }
 
   add(r: Rec): void {
+    this.tally.add(r);
     const { t, sessions, commands, approvals } = this;
-    const event = (x: Rec, kind: string, message: string) => ({ seq: num(x.seq) ?? -1, time: str(x.time), kind, message });
+    const event = (x: Rec, kind: string, message: string): TimelineEvent => ({ seq: num(x.seq) ?? -1, time: str(x.time), kind, message });
     switch (r.type) {
       case 'run-start':
         t.run = str(r.run);
+        t.format = str(r.format) || null;
         t.startedAt = str(r.time);
-        t.targets = Array.isArray(r.targets) ? (r.targets as Rec[]).map((x) => ({ name: str(x.name), kind: str(x.kind), host: str(x.host), port: num(x.port) ?? 0, database: str(x.database) })) : [];
+        t.targets = Array.isArray(r.targets) ? (r.targets as Rec[]).map((x) => ({ name: str(x?.name), kind: str(x?.kind), host: str(x?.host), port: num(x?.port) ?? 0, database: str(x?.database) })) : [];
         break;
       case 'run-end':
         t.endedAt = str(r.time);
@@ -138,7 +187,7 @@ class TimelineBuilder {
       case 'session-open': {
         const c = (r.client ?? {}) as Rec;
         const s: TimelineSession = {
-          id: str(r.session), target: str(r.target), openedAt: str(r.time), closedAt: null, closeReason: null,
+          id: str(r.session), target: str(r.target), protocol: str(r.protocol), openedAt: str(r.time), closedAt: null, closeReason: null,
           client: { user: str(c.user), database: str(c.database), application: str(c.application_name), address: c.address ? `${str(c.address)}:${str(c.port)}` : '' },
           login: null, commands: [], events: [],
         };
@@ -167,14 +216,13 @@ class TimelineBuilder {
           break;
         }
         this.kept++;
-        const statements = Array.isArray(r.statements) ? (r.statements as Rec[]) : [];
+        const shape = commandShape(r, t.format);
         const c: TimelineCommand = {
           id: str(r.command), session: str(r.session), target: str(r.target), seq: num(r.seq) ?? -1, time: str(r.time),
-          text: str(r.text), protocol: str(r.protocol), params: Array.isArray(r.params) ? (r.params as unknown[]) : null,
+          kind: shape.kind, text: shape.text, facts: shape.facts, details: shape.details,
           decision: d ? (str(d.action) as Decision) : 'none', rule: d ? str(d.rule) || null : null, reason: d ? str(d.reason) || null : null,
-          classes: [...new Set(statements.flatMap((s) => (Array.isArray(s.classes) ? (s.classes as string[]) : [])))],
-          tables: [...new Set(statements.flatMap((s) => (Array.isArray(s.tables) ? (s.tables as string[]) : [])))],
-          approval: null, status: null, tags: [], rows: null, durationUs: null, error: null, columns: null, sample: [], masked: null,
+          unclassified: shape.unclassified, approval: null, status: null, count: null, durationUs: null, error: null, resultDetails: {},
+          sample: null, masked: null, extra: { command: shape.extra, result: {} },
         };
         commands.set(c.id, c);
         sessions.get(c.session)?.commands.push(c);
@@ -201,15 +249,19 @@ class TimelineBuilder {
       case 'result': {
         const c = commands.get(str(r.command));
         if (!c) break;
-        const resp = (r.response ?? {}) as Rec;
-        const err = r.error as Rec | undefined;
+        const shape = resultShape(r, t.format);
         Object.assign(c, {
-          status: str(r.status), tags: Array.isArray(r.tags) ? (r.tags as string[]) : [], rows: num(r.rows), durationUs: num(r.duration_us),
-          error: err ? { code: str(err.code), message: str(err.message) } : null,
-          columns: Array.isArray(resp.columns) ? (resp.columns as string[]) : null,
-          sample: Array.isArray(resp.sample) ? (resp.sample as unknown[][]) : [],
+          status: shape.status, count: shape.count, durationUs: num(r.duration_us), error: shape.error, resultDetails: shape.details,
+          // A recording's events came in its terminal records, before the result.
+          sample: c.sample?.kind === 'terminal' ? c.sample : shape.sample,
           masked: r.masked ? { values: num((r.masked as Rec).values) ?? 0, detectors: ((r.masked as Rec).detectors as string[]) ?? [] } : null,
+          extra: { command: c.extra.command, result: shape.extra },
         });
+        break;
+      }
+      case 'terminal': {
+        const c = commands.get(str(r.command));
+        if (c) c.sample = addTerminal(c.sample, r);
         break;
       }
       case 'protocol-error':
@@ -224,6 +276,14 @@ class TimelineBuilder {
       case 'gateway-query':
         t.events.push(event(r, str(r.type), r.type === 'gateway-query' ? `${str(r.purpose)}` : str(r.message)));
         break;
+      default:
+        // A record this version does not know (a later version's, or another writer's): shown, never dropped.
+        if (!KNOWN_TYPES.has(str(r.type))) {
+          const type = str(r.type) || '(no type)';
+          t.unknownTypes.set(type, (t.unknownTypes.get(type) ?? 0) + 1);
+          const s = sessions.get(str(r.session));
+          (s ? s.events : t.events).push(event(r, type, unknownMessage(r)));
+        }
     }
   }
 }

@@ -90,7 +90,7 @@ export class BackendTracker {
     this.finishAfterCopy?.();
     for (const e of this.queue.drain()) {
       if ((e.kind === 'query' || e.kind === 'execute') && !e.cmd.finished) {
-        e.cmd.finish({ status: 'error', tags: e.run.tags, rows: e.run.rows, error: e.run.error ?? error });
+        e.cmd.finish({ status: 'error', count: e.run.rows, error: e.run.error ?? error, details: { tags: e.run.tags } });
       }
     }
   }
@@ -422,11 +422,9 @@ export class BackendTracker {
     cmd.finish({
       status: run.denied ? 'denied' : run.error ? 'error' : 'ok',
       ...(run.denied ? { rule: run.denied.rule } : {}),
-      tags: run.tags,
-      rows: rows ?? run.rows,
-      ...(suspended ? { suspended: true } : {}),
+      count: rows ?? run.rows,
       ...(run.error ? { error: run.error } : {}),
-      transaction: this.transaction,
+      details: { tags: run.tags, transaction: this.transaction, ...(suspended ? { suspended: true } : {}) },
     });
   }
 

@@ -91,7 +91,7 @@ test('psql: a held DROP waits with a NOTICE, is listed by pending, and runs once
   assert.ok(verdict.waited_ms >= 0);
   const result = readLog(gw.logPath()).find((x) => x.type === 'result' && x.command === cmd.command)!;
   assert.equal(result.status, 'ok');
-  assert.deepEqual(result.tags, ['DROP TABLE']);
+  assert.deepEqual(result.details.tags, ['DROP TABLE']);
 });
 
 test('deny with a reason: the client gets 42501 with the reason, the table stays, the session goes on', async () => {

@@ -275,10 +275,10 @@ test('a COPY whose data fails early still takes all the data the client sends, t
 
 test('log: the COPY FROM record carries the input\'s exact size and SHA-256', () => {
   const { command, result } = commandResult(/^COPY\s+big_in FROM STDIN/);
-  assert.equal(command.protocol, 'simple');
+  assert.equal(command.details.protocol, 'simple');
   assert.equal(result.status, 'ok');
-  assert.deepEqual(result.tags, [`COPY ${IN_ROWS}`]);
-  assert.equal(result.rows, IN_ROWS);
+  assert.deepEqual(result.details.tags, [`COPY ${IN_ROWS}`]);
+  assert.equal(result.count, IN_ROWS);
   assert.deepEqual(result.input, { bytes: input.bytes, sha256: input.sha256 });
 });
 
@@ -286,8 +286,8 @@ test('log: the COPY TO record counts every row and samples the first 10 lines', 
   const { command, result } = commandResult(/^COPY \(SELECT i, repeat\('x', 200\)/);
   assert.equal(command.text, OUT_QUERY);
   assert.equal(result.status, 'ok');
-  assert.deepEqual(result.tags, [`COPY ${OUT_ROWS}`]);
-  assert.equal(result.rows, OUT_ROWS);
+  assert.deepEqual(result.details.tags, [`COPY ${OUT_ROWS}`]);
+  assert.equal(result.count, OUT_ROWS);
   assert.deepEqual(result.response.sample, Array.from({ length: 10 }, (_, i) => [outLine(i + 1).slice(0, -1)]));
   assert.ok(result.response.bytes > expectedOutput().bytes, 'the response size covers all the data');
   assert.equal(result.input, undefined);
@@ -320,7 +320,7 @@ test('log: the failed COPY is an error with its input, and the session went on',
   assert.deepEqual(results[2]!.response.sample, [['0']]);
   const good = results[3]!;
   assert.equal(good.status, 'ok');
-  assert.deepEqual(good.tags, ['COPY 2']);
+  assert.deepEqual(good.details.tags, ['COPY 2']);
   assert.deepEqual(good.input, { bytes: Buffer.byteLength(GOOD_INPUT), sha256: sha(GOOD_INPUT) });
   assert.deepEqual(results[4]!.response.sample, [['10', 'ten'], ['11', 'eleven']]);
   assert.equal(results.filter((r) => r.status === 'error').length, 1);

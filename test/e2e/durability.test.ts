@@ -107,7 +107,7 @@ test('SIGKILL under load: the log is unsealed but intact, and every row that rea
 
   const logged = new Set<string>();
   for (const r of records) {
-    if (r.type === 'command' && r.text === 'INSERT INTO marks VALUES ($1)') logged.add(r.params[0] as string);
+    if (r.type === 'command' && r.text === 'INSERT INTO marks VALUES ($1)') logged.add(r.details.params[0] as string);
   }
   const inserted = appRows('SELECT id FROM marks');
   assert.ok(inserted.length >= acknowledged, 'every acknowledged insert is in the table');

@@ -327,9 +327,9 @@ describe('what the sealed log recorded', () => {
     const cmds = commandsOf('e2e-params');
     assert.equal(cmds.length, 2);
     const [first, second] = cmds as [(typeof cmds)[0], (typeof cmds)[0]];
-    assert.equal(first.command.protocol, 'extended');
+    assert.equal(first.command.details.protocol, 'extended');
     assert.match(first.command.text, /^SELECT \$1::bytea AS b/);
-    assert.deepEqual(first.command.params, [
+    assert.deepEqual(first.command.details.params, [
       { format: 'binary', hex: BIN.toString('hex') },
       BIN.toString('hex'),
       TEXT,
@@ -339,10 +339,10 @@ describe('what the sealed log recorded', () => {
     ]);
     const r1 = onlyResult(first);
     assert.equal(r1.status, 'ok');
-    assert.equal(r1.rows, 1);
+    assert.equal(r1.count, 1);
     assert.deepEqual(r1.response.sample[0].slice(0, 5), [`\\x${BIN.toString('hex')}`, 't', TEXT, '43', 't']);
 
-    assert.deepEqual(second.command.params, ['7', { format: 'binary', hex: '00ff' }, '\\x00ff']);
+    assert.deepEqual(second.command.details.params, ['7', { format: 'binary', hex: '00ff' }, '\\x00ff']);
     const r2 = onlyResult(second);
     assert.equal(r2.status, 'ok');
     assert.deepEqual(r2.response.sample, [[{ format: 'binary', hex: '00000007' }, { format: 'binary', hex: '01' }]], 'binary results are sampled as hex');
@@ -354,8 +354,8 @@ describe('what the sealed log recorded', () => {
     assert.equal(named.length, 5);
     assert.equal(cmds.length, 10);
     named.forEach((c, i) => {
-      assert.equal(c.command.protocol, 'extended');
-      assert.deepEqual(c.command.params, [String(i + 1), `label-${i + 1}`]);
+      assert.equal(c.command.details.protocol, 'extended');
+      assert.deepEqual(c.command.details.params, [String(i + 1), `label-${i + 1}`]);
       const r = onlyResult(c);
       assert.equal(r.status, 'ok');
       assert.deepEqual(r.response.sample, [[String((i + 1) * 2), `label-${i + 1}`]]);
@@ -369,7 +369,7 @@ describe('what the sealed log recorded', () => {
     const actual = FAILING.map((_, i) => {
       const c = cmds[i * 2]!;
       const r = onlyResult(c);
-      return { text: c.command.text, params: c.command.params, status: r.status, code: r.error?.code };
+      return { text: c.command.text, params: c.command.details.params, status: r.status, code: r.error?.code };
     });
     const expected = FAILING.map((f) => ({ text: f.text, params: f.values.map(String), status: 'error', code: f.code }));
     assert.deepEqual(actual, expected);
@@ -393,9 +393,9 @@ describe('what the sealed log recorded', () => {
     const seen = new Map<string, LogRecord[]>();
     for (const cmd of commands) {
       let m: string | undefined;
-      if (cmd.protocol === 'extended') {
+      if (cmd.details.protocol === 'extended') {
         assert.equal(cmd.text, 'SELECT $1::text AS marker');
-        m = cmd.params?.[0];
+        m = cmd.details.params?.[0];
       } else {
         m = /^SELECT '([^']+)' AS marker$/.exec(cmd.text)?.[1];
       }
@@ -408,12 +408,12 @@ describe('what the sealed log recorded', () => {
         const cmds = seen.get(m) ?? [];
         assert.equal(cmds.length, 1, `marker ${m} is in exactly one command`);
         const cmd = cmds[0]!;
-        assert.equal(cmd.protocol, q % 2 === 0 ? 'extended' : 'simple');
+        assert.equal(cmd.details.protocol, q % 2 === 0 ? 'extended' : 'simple');
         assert.equal(sessionOfClient.get(cmd.session), c, `marker ${m} is in client ${c}'s session`);
         const rs = results.get(cmd.command) ?? [];
         assert.equal(rs.length, 1, `one result for ${m}`);
         assert.equal(rs[0]!.status, 'ok');
-        assert.equal(rs[0]!.rows, 1);
+        assert.equal(rs[0]!.count, 1);
         assert.deepEqual(rs[0]!.response.sample, [[m]], `the answer recorded for ${m} is its own`);
       }
     }
@@ -425,21 +425,21 @@ describe('what the sealed log recorded', () => {
     assert.equal(cmds.length, 5);
     const multi = cmds[1]!;
     assert.equal(multi.command.text, 'INSERT INTO pipeline_t VALUES (1); SELECT 1/0; INSERT INTO pipeline_t VALUES (3)');
-    assert.equal(multi.command.protocol, 'simple');
+    assert.equal(multi.command.details.protocol, 'simple');
     const mr = onlyResult(multi);
     assert.equal(mr.status, 'error');
     assert.equal(mr.error.code, '22012');
-    assert.deepEqual(mr.tags, ['INSERT 0 1'], 'only the statement before the error completed');
+    assert.deepEqual(mr.details.tags, ['INSERT 0 1'], 'only the statement before the error completed');
     assert.deepEqual(onlyResult(cmds[2]!).response.sample, [['0']]);
 
     const failed = onlyResult(cmds[3]!);
-    assert.equal(cmds[3]!.command.protocol, 'extended');
+    assert.equal(cmds[3]!.command.details.protocol, 'extended');
     assert.equal(failed.status, 'error');
     assert.equal(failed.error.code, '22012');
-    assert.equal(failed.rows, 1, 'the row sent before the error is counted');
+    assert.equal(failed.count, 1, 'the row sent before the error is counted');
     const queued = onlyResult(cmds[4]!);
     assert.equal(queued.status, 'ok');
-    assert.deepEqual(cmds[4]!.command.params, ['still fine']);
+    assert.deepEqual(cmds[4]!.command.details.params, ['still fine']);
     assert.deepEqual(queued.response.sample, [['still fine']]);
   });
 

@@ -129,12 +129,12 @@ test('the session log: samples, parameters and command texts masked; counts reco
     assert.ok(!text.includes(secret), `the log must not contain ${secret}`);
   }
   const log = readLog(gw.logPath());
-  const result = log.find((r) => r.type === 'result' && r.response?.columns?.[1] === 'email' && r.rows === 2)!;
+  const result = log.find((r) => r.type === 'result' && r.response?.columns?.[1] === 'email' && r.count === 2)!;
   assert.deepEqual(result.response.sample[0].slice(0, 5), ['1', 'a***@***.com', '****6789', '****0100', '****1111']);
   assert.ok(result.masked.values >= 8);
   assert.deepEqual(result.masked.detectors.sort(), ['credit-card', 'email', 'github-token', 'iban']);
   const bind = log.find((r) => r.type === 'command' && r.text === 'SELECT $1::text AS echoed')!;
-  assert.deepEqual(bind.params, ['key [masked:jwt]']);
+  assert.deepEqual(bind.details.params, ['key [masked:jwt]']);
   assert.ok(log.some((r) => r.type === 'command' && r.text === "SELECT email FROM customers WHERE email = 'c***@***.net'"));
   const start = log.find((r) => r.type === 'run-start')!;
   assert.deepEqual(start.masking.apply_to, ['client', 'log']);

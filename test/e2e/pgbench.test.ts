@@ -27,10 +27,10 @@ test('pgbench initializes and runs through the gateway; the log holds every quer
   const log = gw.stop();
   const records = readLog(log);
   const selects = records.filter((r) => r.type === 'command' && /SELECT abalance FROM pgbench_accounts WHERE aid = /.test(r.text));
-  assert.equal(selects.filter((r) => r.protocol === 'simple').length, 1000);
-  const prepared = selects.filter((r) => r.protocol === 'extended');
+  assert.equal(selects.filter((r) => r.details.protocol === 'simple').length, 1000);
+  const prepared = selects.filter((r) => r.details.protocol === 'extended');
   assert.equal(prepared.length, 1000);
-  assert.ok(prepared.every((r) => Array.isArray(r.params) && r.params.length === 1 && /^\d+$/.test(r.params[0])), 'each execution records its aid parameter');
+  assert.ok(prepared.every((r) => Array.isArray(r.details.params) && r.details.params.length === 1 && /^\d+$/.test(r.details.params[0])), 'each execution records its aid parameter');
   const copy = records.find((r) => r.type === 'command' && /^copy pgbench_accounts/i.test(r.text));
   assert.ok(copy, 'the COPY FROM STDIN of initialization is recorded');
   const copyResult = records.find((r) => r.type === 'result' && r.command === copy.command);

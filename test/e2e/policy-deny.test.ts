@@ -150,8 +150,8 @@ test('every decision is in the session log with the rule that made it', () => {
   const log = gw.stop();
   const records = readLog(log);
   const denied = records.filter((r) => r.type === 'command' && r.decision?.action === 'deny');
-  assert.ok(denied.some((r) => r.text === 'DELETE FROM items' && r.decision.rule === 'no-unbounded-writes' && r.statements[0].classes.includes('delete-without-where')));
-  assert.ok(denied.some((r) => r.protocol === 'extended' && r.phase === 'parse' && r.text === 'UPDATE items SET v = $1'));
+  assert.ok(denied.some((r) => r.text === 'DELETE FROM items' && r.decision.rule === 'no-unbounded-writes' && r.facts[0].classes.includes('delete-without-where')));
+  assert.ok(denied.some((r) => r.details.protocol === 'extended' && r.details.phase === 'parse' && r.text === 'UPDATE items SET v = $1'));
   const results = new Map(records.filter((r) => r.type === 'result').map((r) => [r.command, r]));
   for (const d of denied) assert.equal(results.get(d.command)?.status, 'denied', d.text);
   const allowed = records.find((r) => r.type === 'command' && r.text === 'DELETE FROM items WHERE id = 10');

@@ -220,7 +220,7 @@ describe('what the sealed log recorded', () => {
             assert.equal(command.text, e.text, `${where}: text`);
           }
           for (const cls of e.classes) {
-            assert.ok((command.statements ?? []).some((s: { classes: string[] }) => s.classes.includes(cls)), `${where}: class ${cls} in ${JSON.stringify(command.statements)}`);
+            assert.ok((command.facts ?? []).some((s: { classes: string[] }) => s.classes.includes(cls)), `${where}: class ${cls} in ${JSON.stringify(command.facts)}`);
           }
         });
       });

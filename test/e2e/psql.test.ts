@@ -181,7 +181,7 @@ test('every statement psql sent is in the log exactly once, in order, with the o
   assert.deepEqual(s.commands.map((c) => c.text), sent, 'command records are exactly the statements the server received');
   assert.deepEqual(s.commands.map((c) => c.command), sent.map((_, i) => `${s.id}.${i + 1}`), 'command ids are sequential');
   for (const c of s.commands) {
-    assert.equal(c.protocol, 'simple');
+    assert.equal(c.details.protocol, 'simple');
     assert.equal(s.results.get(c.command)?.length, 1, `one result for ${c.command} (${c.text})`);
   }
 
@@ -208,15 +208,15 @@ test('every statement psql sent is in the log exactly once, in order, with the o
 
   // Several statements in one Query message: one command, one tag per statement that completed.
   const multi = resultOf(s, 'SELECT 1 AS one ; SELECT');
-  assert.deepEqual(multi.result.tags, ['SELECT 1', 'SELECT 1']);
-  assert.equal(multi.result.rows, 2);
+  assert.deepEqual(multi.result.details.tags, ['SELECT 1', 'SELECT 1']);
+  assert.equal(multi.result.count, 2);
   assert.deepEqual(multi.result.response.sample, [['1'], ['two']]);
   const partial = resultOf(s, "SELECT 'first' AS a ; SELECT 1/0").result;
-  assert.deepEqual(partial.tags, ['SELECT 1'], 'only the statement before the error completed');
+  assert.deepEqual(partial.details.tags, ['SELECT 1'], 'only the statement before the error completed');
 
   const insert = resultOf(s, 'INSERT INTO items (name, price').result;
-  assert.deepEqual(insert.tags, ['INSERT 0 2']);
-  assert.equal(insert.rows, 2);
+  assert.deepEqual(insert.details.tags, ['INSERT 0 2']);
+  assert.equal(insert.count, 2);
   assert.deepEqual(insert.response.columns, ['id', 'name']);
   assert.deepEqual(insert.response.sample, [['1', 'widget'], ['2', 'Grüße, 日本 🐘']]);
 
@@ -225,34 +225,34 @@ test('every statement psql sent is in the log exactly once, in order, with the o
   assert.deepEqual(mixed.response.sample, [[null, 'naïve ☕', '0.3', '\\x00ff10', '{"b": [true, false]}', '{{1,2},{3,NULL}}', '{NULL,"x y",""}', '1 day 02:00:00', '2024-02-29']]);
 
   assert.deepEqual(resultOf(s, 'SHOW application_name').result.response.sample, [['psql']], 'startup parameters reach the server');
-  assert.deepEqual(resultOf(s, 'DO $$').result.tags, ['DO']);
-  assert.deepEqual(resultOf(s, 'NOTIFY e2e_channel').result.tags, ['NOTIFY']);
+  assert.deepEqual(resultOf(s, 'DO $$').result.details.tags, ['DO']);
+  assert.deepEqual(resultOf(s, 'NOTIFY e2e_channel').result.details.tags, ['NOTIFY']);
 
   const gset = resultOf(s, 'SELECT count(*) AS n, sum(price) AS total FROM items').result;
   assert.deepEqual(gset.response.sample, [['2', '12345688.89']]);
 
   const copy = resultOf(s, 'COPY  ( SELECT id, name, tags, note FROM items ORDER BY id ) TO STDOUT');
-  assert.deepEqual(copy.result.tags, ['COPY 2']);
-  assert.equal(copy.result.rows, 2);
+  assert.deepEqual(copy.result.details.tags, ['COPY 2']);
+  assert.equal(copy.result.count, 2);
   assert.deepEqual(copy.result.response.sample, [['1\twidget\t{a,"b c"}\t\\N'], ['2\tGrüße, 日本 🐘\t{}\tünïcödé']]);
 
   const rollback = resultOf(s, 'ROLLBACK').result;
-  assert.deepEqual(rollback.tags, ['ROLLBACK']);
-  assert.equal(rollback.transaction, 'I');
-  assert.equal(resultOf(s, "SELECT 'ignored'").result.transaction, 'E', 'the failed transaction is visible in the log');
+  assert.deepEqual(rollback.details.tags, ['ROLLBACK']);
+  assert.equal(rollback.details.transaction, 'I');
+  assert.equal(resultOf(s, "SELECT 'ignored'").result.details.transaction, 'E', 'the failed transaction is visible in the log');
   assert.deepEqual(resultOf(s, 'SELECT count(*) AS after_rollback').result.response.sample, [['2']]);
 
   const empty = resultOf(s, ';').result;
   assert.equal(empty.status, 'ok');
-  assert.deepEqual(empty.tags, []);
+  assert.deepEqual(empty.details.tags, []);
 
   const aggregate = resultOf(s, 'SELECT count(*) AS n, sum(i)').result;
-  assert.equal(aggregate.rows, 1);
+  assert.equal(aggregate.count, 1);
   assert.deepEqual(aggregate.response.sample[0].slice(0, 2), ['20000', '200010000']);
 
   const big = resultOf(s, 'SELECT i, md5(i::text)').result;
-  assert.deepEqual(big.tags, ['SELECT 5000']);
-  assert.equal(big.rows, 5000);
+  assert.deepEqual(big.details.tags, ['SELECT 5000']);
+  assert.equal(big.count, 5000);
   assert.deepEqual(big.response.columns, ['i', 'h', 'u']);
   assert.equal(big.response.sample.length, 10, 'the sample holds the default 10 rows');
   assert.deepEqual(big.response.sample[0], ['1', 'c4ca4238a0b923820dcc509a6f75849b', 'ü']);

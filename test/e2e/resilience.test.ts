@@ -389,7 +389,7 @@ test('a graceful stop lets the command in flight finish, then seals the log', { 
   const result = log.find((x) => x.type === 'result' && x.command === cmd.command);
   assert.ok(result, 'the in-flight command has a result record');
   assert.equal(result.status, 'ok');
-  assert.deepEqual(result.tags, ['SELECT 1']);
+  assert.deepEqual(result.details.tags, ['SELECT 1']);
   const close = log.find((x) => x.type === 'session-close' && x.session === cmd.session);
   assert.ok(close && close.seq > result.seq, 'the session closes after the command finished');
   assert.equal(log.at(-2)!.type, 'run-end');

@@ -104,8 +104,8 @@ test('role passwords in Query, multi-statement Query, Parse, Bind parameters, ps
     assert.ok(texts.includes("ALTER USER r3 PASSWORD '[masked:password]'"));
     assert.ok(texts.includes("CREATE ROLE r4 LOGIN PASSWORD '[masked:password]'"));
     assert.ok(texts.includes("ALTER ROLE r1 PASSWORD [masked:password]"));
-    const bound = readLog(log).find((x) => x.type === 'command' && x.text === 'CREATE ROLE r5 LOGIN PASSWORD [masked:password]' && Array.isArray(x.params));
-    assert.deepEqual(bound?.params, ['[masked:password]'], 'the bound password is masked');
+    const bound = readLog(log).find((x) => x.type === 'command' && x.text === 'CREATE ROLE r5 LOGIN PASSWORD [masked:password]' && Array.isArray(x.details?.params));
+    assert.deepEqual(bound?.details.params, ['[masked:password]'], 'the bound password is masked');
 
     // Each statement still ran as sent.
     assert.ok(canLogIn('r1', 'Secret-Six-666'), 'the DO block set r1 password');

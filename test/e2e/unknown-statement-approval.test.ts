@@ -54,7 +54,7 @@ test('an Execute of a SQL cursor is held as unclassified, and runs masked once a
   }
   const log = readLog(gw.stop());
   const session = log.find((r) => r.type === 'session-open' && r.client?.application_name === 'unknown-approve')!.session;
-  const cmd = log.find((r) => r.type === 'command' && r.session === session && r.portal === 'c')!;
+  const cmd = log.find((r) => r.type === 'command' && r.session === session && r.details?.portal === 'c')!;
   assert.match(cmd.text, /^-- unknown statement \(portal "c"\)/);
   assert.match(cmd.unclassified, /portal "c"/);
   assert.equal(cmd.decision.action, 'approve');
@@ -62,6 +62,6 @@ test('an Execute of a SQL cursor is held as unclassified, and runs masked once a
   assert.equal(log.find((r) => r.type === 'approval' && r.command === cmd.command)?.outcome, 'approved');
   const result = log.find((r) => r.type === 'result' && r.command === cmd.command)!;
   assert.equal(result.status, 'ok');
-  assert.equal(result.rows, 1);
+  assert.equal(result.count, 1);
   assert.deepEqual(result.response.sample, [['1', 'a***@***.com']]);
 });

@@ -74,7 +74,7 @@ function run(splits: number[]): { out: Buffer; log: Record<string, any>[] } {
   const writer = SessionLogWriter.create(dir, 'x.jsonl');
   const rec = new Recorder(writer, { sampleRows: 5 }).openSession('db', 'postgres', {});
   const tracker = new BackendTracker(rec, new ResponseMasking(masker, lookup));
-  const cmd = rec.beginCommand({ text: 'SELECT ...' });
+  const cmd = rec.beginCommand({ kind: 'pg.query', text: 'SELECT ...' });
   // A text that reads no masked column, so its computed columns are read by detectors (a run
   // whose source is not known has every computed column masked whole: computed-columns.ts).
   const r = newRun();
