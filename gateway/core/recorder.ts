@@ -223,7 +223,13 @@ export class CommandRecorder {
   startRecording(size: { width: number; height: number }, options?: Partial<RecordingOptions>): TerminalRecording {
     if (this.recording) return this.recording;
     this.recording = new TerminalRecording((fields) => {
-      if (!this.session.writer.failed) this.session.event('terminal', { command: this.id, ...fields });
+      if (this.session.writer.failed) return;
+      try {
+        this.session.event('terminal', { command: this.id, ...fields });
+      } catch {
+        // A chunk written from its timer after the log failed or closed: the session refuses
+        // what comes next on its own; a timer must never take the daemon down.
+      }
     }, size, options);
     return this.recording;
   }

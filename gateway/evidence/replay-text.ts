@@ -96,7 +96,8 @@ function command(c: TimelineCommand, renderers: RendererSet, paint: (style: Styl
 function screenText(events: [number, string, string][]): string {
   return events.filter((e) => e[1] === 'o').map((e) => e[2]).join('')
     .replace(/\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]/g, '')
-    .replace(/\r+\n/g, '\n');
+    .replace(/\r+\n/g, '\n')
+    .replace(/\n+$/, '');
 }
 
 /** HH:MM:SS.mmm in UTC; with the date when `full`. */
