@@ -44,6 +44,10 @@ before(() => {
   rec.input('status\r');
   rec.output('shields up\r\nhull 100%\r\n\x1b[31mred alert\x1b[0m\r\n');
   consoleCmd.finish({ status: 'ok' });
+  const scan = warp.beginCommand({ kind: 'warp.scan', text: 'scan sector 7', decision: { action: 'allow', rule: 'default' }, facts: [{ sector: 7 }] });
+  scan.addSampleText('no <life> signs\n');
+  scan.addSampleText('x'.repeat(5000));
+  scan.finish({ status: 'ok', count: 0 });
   warp.close('client terminated');
   writer.close('run-end', { run: 'r1' });
   log = writer.path;
@@ -65,7 +69,11 @@ test('verify: a log with an unknown record type and kind and a terminal recordin
   assert.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout) as { status: string; totals: Record<string, number> };
   assert.equal(j.status, 'valid');
-  assert.deepEqual([j.totals.commands, j.totals.denied, j.totals.sessions], [3, 1, 2]);
+  assert.deepEqual([j.totals.commands, j.totals.denied, j.totals.sessions], [4, 1, 2]);
+  const scan = records.find((r) => r.type === 'result' && r.command === 's2.3')!.response as Record<string, unknown>;
+  assert.equal(scan.text, `no <life> signs\n${'x'.repeat(4096 - 16)}`, 'a text sample keeps its first 4096 characters');
+  assert.equal(scan.text_bytes, 16 + 5000);
+  assert.equal(scan.sample, undefined);
 });
 
 test('replay shows the unknown record with every member, the unknown kind with its fields, and the recording', () => {
@@ -75,7 +83,7 @@ test('replay shows the unknown record with every member, the unknown kind with i
   assert.match(out, /s1\.1 +ALLOW +ok +1 row .*SELECT 1\n/, 'PostgreSQL is drawn by its renderer');
   assert.match(out, /s2\.1 +DENY +denied .*\[warp\.jump\] engage <b>warp 9<\/b>\n +kind warp\.jump \(no renderer for it\): \{"kind":"warp\.jump","status":"denied","facts":\[\{"speed":9\}\],"details":\{"heading":"Vulcan"\}/);
   assert.match(out, /teleport: \(record type unknown to this version\) \{"beam":"up","crew":\["<script>spock<\/script>"\],"session":"s2"\}/);
-  assert.match(out, /terminal recording: 2 events, 80x24; output:\n {60}shields up\n {60}hull 100%\n {60}red alert\n\n/);
+  assert.match(out, /terminal recording: 2 events, 80x24; output:\n {60}shields up\n {60}hull 100%\n {60}red alert\n(?! {60})/);
   assert.equal(out.includes('\x1b'), false, 'the recording cannot drive the terminal');
   assert.match(out, /1 record\(s\) of a type this version does not know \(teleport\): shown above as recorded/);
 });
@@ -93,6 +101,7 @@ test('the report shows them, escaped', () => {
   assert.match(html, /<pre class="cmd-text sql">SELECT 1<\/pre>/, 'PostgreSQL is drawn by its renderer');
   assert.match(html, /terminal recording: 2 events, 80x24; output shown as text<\/div><pre class="sample-text">shields up\r\nhull 100%\r\n\x1b\[31mred alert/);
   assert.match(html, /<label>SQL or text contains/);
+  assert.match(html, /response sample: 4096 characters of 5016 bytes<\/div><pre class="sample-text">no &lt;life&gt; signs\nxxx/);
 });
 
 test('the job summary lists the unknown kind and says the log holds records it cannot read', async () => {
@@ -103,7 +112,7 @@ test('the job summary lists the unknown kind and says the log holds records it c
   const o = summarize(v, await readTimeline(log), 'denied', false);
   await writeSummary(v, o, { artifactName: 'a', artifactUrl: null, artifactError: null, daemonDied: null, statusContext: 'gateway/audit', statusSha: null, attestation: null });
   const html = fs.readFileSync(file, 'utf8');
-  assert.match(html, /<td><code>bridge<\/code><\/td><td>2<\/td><td>1<\/td><td>1<\/td>/);
+  assert.match(html, /<td><code>bridge<\/code><\/td><td>3<\/td><td>2<\/td><td>1<\/td>/);
   assert.match(html, /<th>text<\/th>/);
   assert.match(html, /<td><code>\[warp\.jump\] engage &lt;b&gt;warp 9&lt;\/b&gt;<\/code><\/td>/);
   assert.match(html, /The log holds 1 record of a type this version does not know \(teleport ×1\)/);
