@@ -81,9 +81,10 @@ export class RendererSet {
     return (kind && this.list.find((r) => kind.startsWith(r.kinds))) || genericRenderer;
   }
 
-  /** What a text filter over these kinds searches (`SQL`, `SQL or command line`). */
+  /** What a text filter over these kinds searches (`SQL`, `SQL or command line`); no kinds: every registered one's. */
   searchLabel(kinds: Iterable<string>): string {
-    const labels = [...new Set([...kinds].map((k) => this.for(k).searchLabel))];
+    const given = [...kinds];
+    const labels = [...new Set(given.length ? given.map((k) => this.for(k).searchLabel) : this.list.map((r) => r.searchLabel))];
     return labels.length ? labels.join(' or ') : 'text';
   }
 }

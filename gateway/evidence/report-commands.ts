@@ -54,7 +54,7 @@ export function timeline(t: Timeline, commands: TimelineCommand[], boundary: Bou
   const count = (f: (c: TimelineCommand) => boolean): number => commands.filter(f).length;
   const opt = (value: string, label: string, n: number): string => `<option value="${esc(value)}">${esc(label)} (${n})</option>`;
   const outcomes = ['ok', 'error', 'denied', 'held', 'skipped', 'unfinished'].filter((o) => ['ok', 'error', 'denied'].includes(o) || count((c) => outcomeOf(c) === o));
-  const label = renderers.searchLabel(new Set(commands.map((c) => c.kind)).size ? new Set(commands.map((c) => c.kind)) : ['pg.']);
+  const label = renderers.searchLabel(new Set(commands.map((c) => c.kind)));
   const filters = `<div class="filters" role="search">
 <label>Target <select id="filter-target"><option value="">all</option>${targets.map((x) => opt(x, x, count((c) => c.target === x))).join('')}</select></label>
 <label>Decision <select id="filter-decision"><option value="">all</option>${['allow', 'deny', 'approve'].map((d) => opt(d, d, count((c) => c.decision === d))).join('')}</select></label>

@@ -62,6 +62,8 @@ test('renderers: the longest kind prefix wins; a kind nobody claims is drawn gen
   assert.equal(set.for(undefined), genericRenderer);
   assert.equal(set.searchLabel(['pg.query', 'pg.query']), 'SQL');
   assert.equal(set.searchLabel(['pg.query', 'warp.jump']), 'SQL or text');
+  assert.equal(rendererSet([postgresRenderer]).searchLabel([]), 'SQL', 'no commands: what the registered renderers search');
+  assert.equal(rendererSet([]).searchLabel([]), 'text');
   assert.equal(postgresRenderer.count(1), '1 row');
   assert.equal(postgresRenderer.line({ text: 'SELECT 1\n  FROM t' }), 'SELECT 1 FROM t');
   assert.equal(postgresRenderer.markdown({ kind: 'pg.query', text: 'DROP TABLE t' }), '```sql\nDROP TABLE t\n```');
