@@ -19,6 +19,18 @@ export interface Detector {
   readonly hint: string;
   /** The text with every occurrence replaced, or null when there is none. */
   mask(s: string): string | null;
+  /** For text streams (stream-masker.ts), a RegExp character-class body: the characters a
+   * match is made of or that its boundaries look at. A stream is never cut right after one
+   * of them, so a cut neither splits a match nor changes how one is read. */
+  readonly joins: string;
+  /** Characters after which a space may sit inside a match (groups of a card, an IBAN, the
+   * words of a PEM header): a stream is not cut after such a space either. */
+  readonly spaceJoins?: string;
+  /** Stretches a match may run through that hold characters outside `joins` (whitespace,
+   * punctuation, any character of a value), each found from its start (global, anchored on
+   * what starts it). Over-approximated: the stretch may be longer than any match. One that
+   * reaches the end of the text read so far is still open: a stream holds it back. */
+  readonly spans?: readonly RegExp[];
 }
 
 /** A case-insensitive RegExp source for a keyword. The pre-check is one case-sensitive RegExp:
@@ -57,6 +69,7 @@ const email: Detector = {
   name: 'email',
   hint: '@',
   mask: (s) => replaceAll(s, EMAIL, (m) => maskEmail(m[1]!, m[2]!)),
+  joins: 'A-Za-z0-9._%+\\-/@',
 };
 
 // The first group of every card scheme's printed form has 4 digits; the rest 3 to 7, with one
@@ -82,6 +95,8 @@ const creditCard: Detector = {
     if (digits.length < 13 || digits.length > 19 || !luhnValid(digits)) return null;
     return `****${digits.slice(-4)}`;
   }),
+  joins: 'A-Za-z0-9_.\\-',
+  spaceJoins: '0-9',
 };
 
 // Groups of four, optionally space-separated, as IBANs are printed; the trailing group may be
@@ -112,6 +127,8 @@ const iban: Detector = {
       cand = cand.slice(0, sp);
     }
   }),
+  joins: 'A-Za-z0-9',
+  spaceJoins: 'A-Z0-9',
 };
 
 // A JWS compact serialisation: the header is base64url JSON, so it starts `eyJ` (`{"`). The
@@ -131,6 +148,7 @@ const jwt: Detector = {
   name: 'jwt',
   hint: 'eyJ',
   mask: (s) => replaceAll(s, JWT, (m) => (jsonObjectHeader(m[1]!) ? '[masked:jwt]' : null)),
+  joins: 'A-Za-z0-9_.\\-',
 };
 
 // A storage account key is 64 random bytes in base64: exactly 88 characters ending `==`. The
@@ -146,6 +164,9 @@ const azureStorageKey: Detector = {
     const b = replaceAll(a ?? s, STORAGE_KEY, () => '[masked:azure-storage-key]');
     return b ?? a;
   },
+  joins: 'A-Za-z0-9+/=_\\-',
+  // `AccountKey`, then any spaces, `=` and the value (ACCOUNT_KEY's classes).
+  spans: [/(?<![A-Za-z0-9_])accountkey\s*(?:=\s*[^;\s"'\\{},&]*)?/gi],
 };
 
 // Only the signature is secret-bearing; the rest of a SAS (resource, permissions, expiry) is
@@ -173,6 +194,10 @@ const azureSasToken: Detector = {
       return isSas ? 'sig=[masked:azure-sas-token]' : null;
     });
   },
+  joins: 'A-Za-z0-9%+/=_\\-',
+  // Whether a `sig=` is masked depends on its whole query string: from its first `sig=` or
+  // SAS parameter to the next QUERY_STOP character.
+  spans: [/(?<![A-Za-z0-9_])s(?:ig|[vep])=[^\s"'<>\\{},;]*/g],
 };
 
 // `scheme://user:password@host`: only the password goes. The password may hold raw `@` or `:`
@@ -195,6 +220,13 @@ const connectionString: Detector = {
     });
     return b ?? a;
   },
+  joins: 'A-Za-z0-9+.:/\\\\@=_\\-',
+  spans: [
+    // From `://` (or `:\/\/`) through user, password and every `@` to the end of the authority.
+    /:(?:\/\/|\\\/\\\/)[^\s/?#"'\\{},]*/g,
+    // A keyword, any spaces and `=` (newlines too), and the value, quoted or not.
+    /(?<![A-Za-z0-9_])(?:password|pwd|accountkey|sharedaccesskey)\s*(?:=\s*(?:'[^'"\\{}\n]*'?|[^;\s"'\\{},&]*))?/gi,
+  ],
 };
 
 // The body is base64 and PEM headers, either with raw line breaks or as JSON `\n` escapes.
@@ -208,6 +240,11 @@ const privateKey: Detector = {
   name: 'private-key',
   hint: '-----BEGIN',
   mask: (s) => replaceAll(s, PRIVATE_KEY, () => '[masked:private-key]'),
+  joins: 'A-Za-z0-9+/=:._\\-\\\\',
+  spaceJoins: 'A-Z0-9',
+  // The header, then the body up to the first END line or the first character no body has.
+  // (A text cut inside the header's closing dashes or a body's `\n` escape still reaches its end.)
+  spans: [new RegExp(String.raw`-----BEGIN [A-Z0-9 ]*(?:-----(?:(?!-----END [A-Z0-9 ]*PRIVATE KEY-----)(?:${PEM_BODY}|\$))*(?:-----END [A-Z0-9 ]*PRIVATE KEY-----)?|-{1,4}$)?`, 'g')],
 };
 
 // Classic tokens are a prefix and 36 base62 characters; fine-grained PATs are `github_pat_`
@@ -218,6 +255,7 @@ const githubToken: Detector = {
   name: 'github-token',
   hint: 'gh[pousr]_|github_pat_',
   mask: (s) => replaceAll(s, GITHUB_TOKEN, () => '[masked:github-token]'),
+  joins: 'A-Za-z0-9_',
 };
 
 export const DETECTORS: Readonly<Record<DetectorName, Detector>> = {

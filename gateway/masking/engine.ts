@@ -3,6 +3,8 @@
 // where it applies (what the client receives, what the session log records).
 
 import { DETECTORS, DETECTOR_ORDER, maskEmail, type Detector, type DetectorName } from './detectors.ts';
+import { JsonMasker, type JsonOptions } from './json-masker.ts';
+import { StreamMasker, type StreamOptions } from './stream-masker.ts';
 
 export interface MaskingRules { columns: string[]; detectors: DetectorName[]; applyTo: { client: boolean; log: boolean } }
 
@@ -137,6 +139,25 @@ export class Masker {
    * the caller can decide to over-mask when the table is unknown). */
   columnNeedsTable(column: string): boolean {
     return this.#columns.some((p) => p.table !== undefined && p.column(column));
+  }
+
+  /** The enabled detectors, in the order they run (the stream and JSON faces derive their
+   * hold-back from them). */
+  get detectorList(): readonly Detector[] {
+    return this.#detectors;
+  }
+
+  /** A masker for one stream of text or terminal output (stream-masker.ts): the same
+   * detectors, across chunk boundaries. */
+  stream(options?: StreamOptions): StreamMasker {
+    return new StreamMasker(this, options);
+  }
+
+  /** A masker for one streamed JSON body (json-masker.ts): values at the given JSONPath-subset
+   * paths masked whole, every string (and key) read by the detectors. Throws on a path it
+   * cannot read (jsonPathProblem says why). */
+  json(paths: readonly string[], options?: JsonOptions): JsonMasker {
+    return new JsonMasker(this, paths, options);
   }
 
   /** Scans text with the enabled detectors; the masked text and which detectors fired, or
