@@ -1,20 +1,10 @@
 // The masking engine's face for JSON bodies (HTTP requests and responses, Kubernetes
-// objects): a streamed document, or several one after another (JSON Lines, Kubernetes watch
-// streams), masked as it passes.
-//
-// - A value at a masked path (json-path.ts) is replaced whole by a JSON string of the mask
-//   the engine gives masked columns (`"****"`, `"a***@***.com"`, `"****6789"`); an object or
-//   array there becomes that one string, whatever it held.
-// - Every other string, every object key and every number is read by the detectors, JSON
-//   escapes decoded first (`\u0067hp_...`, `\/`); one with a finding is written back as a JSON
-//   string of the masked text.
-// - Every other byte (whitespace, structure, strings and numbers without a finding) is passed
-//   exactly as it came.
-// - Memory is bounded by the longest string or number (at most `maxToken` bytes are kept; a
-//   longer one is masked whole, `"****"`), and the nesting depth (past MAX_DEPTH, an error).
-// - A body that is not JSON fails closed: from the first byte that cannot continue a JSON
-//   document (or the start of the string or number it falls in), everything is replaced by
-//   one `[masked:not-json]` mark, and `error` says where and why.
+// objects): a streamed document, or several one after another (JSON Lines, watch streams),
+// masked as it passes. A value at a masked path (json-path.ts) becomes a JSON string of the
+// whole-value mask; every other string, key and number is read by the detectors (json-tokens.ts);
+// every other byte passes as it came. What is kept is bounded by the longest string or number
+// (`maxToken`); a body that is not JSON is replaced from its first bad byte. docs/policy.md,
+// "Masking streams and JSON bodies", says precisely what is guaranteed.
 //
 // The tokenizer is its own, over bytes: the streaming JSON parsers on npm (@streamparser/json,
 // stream-json, jsonparse) yield decoded values, not the bytes they came from, and keep strings
@@ -24,6 +14,7 @@
 import type { DetectorName } from './detectors.ts';
 import type { Masker } from './engine.ts';
 import { JsonPaths, type PathState } from './json-path.ts';
+import { BOM, LITERALS, NUM, NUMBER, WHOLE_MASK, WS, scanString, stringValue, tokenVerdict, type TokenVerdict } from './json-tokens.ts';
 import type { MaskedChunk } from './stream-masker.ts';
 
 export interface JsonOptions {
@@ -36,7 +27,6 @@ export interface JsonOptions {
 export const JSON_MAX_TOKEN = 1 << 20;
 export const MAX_DEPTH = 1000;
 export const NOT_JSON_MASK = '[masked:not-json]';
-const TOO_LONG_MASK = '****';
 
 const S = {
   Bom: 0, Top: 1, Value: 2, ObjFirst: 3, ObjKey: 4, Colon: 5, ObjNext: 6, ArrFirst: 7, ArrNext: 8, Str: 9, Num: 10, Lit: 11, Error: 12,
@@ -44,16 +34,6 @@ const S = {
 type State = typeof S[keyof typeof S];
 
 interface Frame { obj: boolean; state: PathState; index: number }
-
-const WS = new Uint8Array(256);
-for (const c of [0x20, 0x09, 0x0a, 0x0d]) WS[c] = 1;
-const NUM = new Uint8Array(256);
-for (const c of '0123456789+-.eE') NUM[c.charCodeAt(0)] = 1;
-const HEX = new Uint8Array(256);
-for (const c of '0123456789abcdefABCDEF') HEX[c.charCodeAt(0)] = 1;
-const NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
-const BOM = [0xef, 0xbb, 0xbf];
-const LITERALS: Record<number, Buffer> = { 0x74: Buffer.from('true'), 0x66: Buffer.from('false'), 0x6e: Buffer.from('null') };
 
 export class JsonMasker {
   readonly #masker: Masker;
@@ -298,9 +278,7 @@ export class JsonMasker {
       }
       const obj = c === 0x7b;
       if (maskIt) {
-        this.#hold(chunk, i);
-        this.#write(JSON.stringify(TOO_LONG_MASK));
-        this.#values++;
+        this.#maskWhole(chunk, i);
         this.#maskDepth = this.#stack.length;
       } else this.#pass(i);
       this.#stack.push({ obj, state: this.#hidden ? this.#paths.none : state, index: 0 });
@@ -325,17 +303,21 @@ export class JsonMasker {
       this.#lit = lit;
       this.#litAt = 1;
       this.#litMasked = maskIt || this.#hidden;
-      if (maskIt) {
-        this.#hold(chunk, i);
-        this.#write(JSON.stringify(TOO_LONG_MASK));
-        this.#values++;
-      } else if (!this.#hidden) this.#pass(i);
+      if (maskIt) this.#maskWhole(chunk, i);
+      else this.#pass(i);
       this.#state = S.Lit;
       return true;
     }
     this.#hold(chunk, i);
     this.#fail('expected a value', this.#offset - chunk.length + i);
     return false;
+  }
+
+  /** A value at a masked path starts at i: its bytes give way to the mask. */
+  #maskWhole(chunk: Buffer, i: number): void {
+    this.#hold(chunk, i);
+    this.#write(JSON.stringify(WHOLE_MASK));
+    this.#values++;
   }
 
   #closeContainer(chunk: Buffer, i: number): void {
@@ -416,40 +398,23 @@ export class JsonMasker {
 
   /** Reads string bytes from i; returns where reading goes on. */
   #string(chunk: Buffer, i: number, base: number): number {
-    const n = chunk.length;
-    for (; i < n; i++) {
-      const c = chunk[i]!;
-      if (this.#esc === 0) {
-        if (c === 0x22) {
-          this.#endString(i);
-          return i + 1;
-        }
-        if (c === 0x5c) {
-          this.#esc = 1;
-          this.#tokenHasEscape = true;
-        } else if (c < 0x20) {
-          this.#tokenDrop();
-          this.#fail('control character in a string', base + i);
-          return n;
-        }
-      } else if (this.#esc === 1) {
-        if (c === 0x75) this.#esc = 5;
-        else if (c === 0x22 || c === 0x5c || c === 0x2f || c === 0x62 || c === 0x66 || c === 0x6e || c === 0x72 || c === 0x74) this.#esc = 0;
-        else {
-          this.#tokenDrop();
-          this.#fail('bad escape in a string', base + i);
-          return n;
-        }
-      } else {
-        if (!HEX[c]) {
-          this.#tokenDrop();
-          this.#fail('bad \\u escape in a string', base + i);
-          return n;
-        }
-        this.#esc = this.#esc === 2 ? 0 : this.#esc - 1;
-      }
+    const r = scanString(chunk, i, this.#esc);
+    this.#esc = r.esc;
+    if (r.escaped) this.#tokenHasEscape = true;
+    if (r.error) {
+      this.#tokenDrop();
+      this.#fail(r.error, base + r.at);
+      return chunk.length;
     }
-    return n;
+    if (r.end < 0) return chunk.length;
+    this.#endString(r.end);
+    return r.end + 1;
+  }
+
+  #apply(v: TokenVerdict): string | null {
+    this.#values += v.values;
+    for (const d of v.detectors) this.#fired.add(d);
+    return v.out;
   }
 
   /** The closing quote is at `q` in the current chunk. */
@@ -462,27 +427,8 @@ export class JsonMasker {
       return;
     }
     const bytes = this.#tokenBytes(q + 1);
-    let value: string | null = null;
-    if (bytes) {
-      const inner = bytes.toString('utf8', 1, bytes.length - 1);
-      // JSON.parse decodes every escape; the tokenizer has already checked them.
-      value = this.#tokenHasEscape ? (JSON.parse(`"${inner}"`) as string) : inner;
-    }
-    let out: string | null = null; // null: the bytes as they came
-    if (!isKey && this.#tokenMasked) {
-      out = JSON.stringify(value === null ? TOO_LONG_MASK : this.#masker.maskWholeValue(value));
-      this.#values++;
-    } else if (value === null) {
-      out = JSON.stringify(TOO_LONG_MASK);
-      this.#values++;
-    } else {
-      const r = this.#masker.maskText(value);
-      if (r) {
-        out = JSON.stringify(r.text);
-        for (const d of r.detectors) this.#fired.add(d);
-      }
-    }
-    this.#tokenEnd(out);
+    const value = bytes && stringValue(bytes, this.#tokenHasEscape);
+    this.#tokenEnd(this.#apply(tokenVerdict(this.#masker, value, !isKey && this.#tokenMasked)));
     if (isKey) {
       const f = this.#stack[this.#stack.length - 1]!;
       this.#next = this.#paths.child(f.state, value);
@@ -495,24 +441,13 @@ export class JsonMasker {
   #endNumber(end: number): boolean {
     if (!this.#hidden) {
       const bytes = this.#tokenBytes(end);
-      const text = bytes === null ? null : bytes.toString('latin1');
+      const text = bytes && bytes.toString('latin1');
       if (text !== null && !NUMBER.test(text)) {
         this.#tokenDrop();
         this.#fail('bad number', this.#tokenAt);
         return false;
       }
-      let out: string | null = null;
-      if (this.#tokenMasked || text === null) {
-        out = JSON.stringify(text === null ? TOO_LONG_MASK : this.#masker.maskWholeValue(text));
-        this.#values++;
-      } else {
-        const r = this.#masker.maskText(text);
-        if (r) {
-          out = JSON.stringify(r.text);
-          for (const d of r.detectors) this.#fired.add(d);
-        }
-      }
-      this.#tokenEnd(out);
+      this.#tokenEnd(this.#apply(tokenVerdict(this.#masker, text, this.#tokenMasked)));
     }
     this.#afterValue();
     return true;
