@@ -44,8 +44,8 @@ var __toESM = (mod, isNodeMode, target) => (target = mod != null ? __create(__ge
 var require_tunnel = __commonJS({
   "node_modules/tunnel/lib/tunnel.js"(exports) {
     "use strict";
-    var net = __require("net");
-    var tls = __require("tls");
+    var net4 = __require("net");
+    var tls2 = __require("tls");
     var http = __require("http");
     var https = __require("https");
     var events = __require("events");
@@ -80,44 +80,44 @@ var require_tunnel = __commonJS({
       return agent;
     }
     function TunnelingAgent(options) {
-      var self = this;
-      self.options = options || {};
-      self.proxyOptions = self.options.proxy || {};
-      self.maxSockets = self.options.maxSockets || http.Agent.defaultMaxSockets;
-      self.requests = [];
-      self.sockets = [];
-      self.on("free", function onFree(socket, host, port, localAddress) {
+      var self2 = this;
+      self2.options = options || {};
+      self2.proxyOptions = self2.options.proxy || {};
+      self2.maxSockets = self2.options.maxSockets || http.Agent.defaultMaxSockets;
+      self2.requests = [];
+      self2.sockets = [];
+      self2.on("free", function onFree(socket, host, port, localAddress) {
         var options2 = toOptions(host, port, localAddress);
-        for (var i = 0, len = self.requests.length; i < len; ++i) {
-          var pending = self.requests[i];
+        for (var i = 0, len = self2.requests.length; i < len; ++i) {
+          var pending = self2.requests[i];
           if (pending.host === options2.host && pending.port === options2.port) {
-            self.requests.splice(i, 1);
+            self2.requests.splice(i, 1);
             pending.request.onSocket(socket);
             return;
           }
         }
         socket.destroy();
-        self.removeSocket(socket);
+        self2.removeSocket(socket);
       });
     }
     util2.inherits(TunnelingAgent, events.EventEmitter);
     TunnelingAgent.prototype.addRequest = function addRequest(req, host, port, localAddress) {
-      var self = this;
-      var options = mergeOptions({ request: req }, self.options, toOptions(host, port, localAddress));
-      if (self.sockets.length >= this.maxSockets) {
-        self.requests.push(options);
+      var self2 = this;
+      var options = mergeOptions({ request: req }, self2.options, toOptions(host, port, localAddress));
+      if (self2.sockets.length >= this.maxSockets) {
+        self2.requests.push(options);
         return;
       }
-      self.createSocket(options, function(socket) {
+      self2.createSocket(options, function(socket) {
         socket.on("free", onFree);
         socket.on("close", onCloseOrRemove);
         socket.on("agentRemove", onCloseOrRemove);
         req.onSocket(socket);
         function onFree() {
-          self.emit("free", socket, options);
+          self2.emit("free", socket, options);
         }
         function onCloseOrRemove(err) {
-          self.removeSocket(socket);
+          self2.removeSocket(socket);
           socket.removeListener("free", onFree);
           socket.removeListener("close", onCloseOrRemove);
           socket.removeListener("agentRemove", onCloseOrRemove);
@@ -125,10 +125,10 @@ var require_tunnel = __commonJS({
       });
     };
     TunnelingAgent.prototype.createSocket = function createSocket(options, cb) {
-      var self = this;
+      var self2 = this;
       var placeholder = {};
-      self.sockets.push(placeholder);
-      var connectOptions = mergeOptions({}, self.proxyOptions, {
+      self2.sockets.push(placeholder);
+      var connectOptions = mergeOptions({}, self2.proxyOptions, {
         method: "CONNECT",
         path: options.host + ":" + options.port,
         agent: false,
@@ -144,7 +144,7 @@ var require_tunnel = __commonJS({
         connectOptions.headers["Proxy-Authorization"] = "Basic " + new Buffer(connectOptions.proxyAuth).toString("base64");
       }
       debug2("making CONNECT request");
-      var connectReq = self.request(connectOptions);
+      var connectReq = self2.request(connectOptions);
       connectReq.useChunkedEncodingByDefault = false;
       connectReq.once("response", onResponse);
       connectReq.once("upgrade", onUpgrade);
@@ -171,7 +171,7 @@ var require_tunnel = __commonJS({
           var error2 = new Error("tunneling socket could not be established, statusCode=" + res.statusCode);
           error2.code = "ECONNRESET";
           options.request.emit("error", error2);
-          self.removeSocket(placeholder);
+          self2.removeSocket(placeholder);
           return;
         }
         if (head.length > 0) {
@@ -180,11 +180,11 @@ var require_tunnel = __commonJS({
           var error2 = new Error("got illegal response body from proxy");
           error2.code = "ECONNRESET";
           options.request.emit("error", error2);
-          self.removeSocket(placeholder);
+          self2.removeSocket(placeholder);
           return;
         }
         debug2("tunneling connection has established");
-        self.sockets[self.sockets.indexOf(placeholder)] = socket;
+        self2.sockets[self2.sockets.indexOf(placeholder)] = socket;
         return cb(socket);
       }
       function onError(cause) {
@@ -197,7 +197,7 @@ var require_tunnel = __commonJS({
         var error2 = new Error("tunneling socket could not be established, cause=" + cause.message);
         error2.code = "ECONNRESET";
         options.request.emit("error", error2);
-        self.removeSocket(placeholder);
+        self2.removeSocket(placeholder);
       }
     };
     TunnelingAgent.prototype.removeSocket = function removeSocket(socket) {
@@ -214,15 +214,15 @@ var require_tunnel = __commonJS({
       }
     };
     function createSecureSocket(options, cb) {
-      var self = this;
-      TunnelingAgent.prototype.createSocket.call(self, options, function(socket) {
+      var self2 = this;
+      TunnelingAgent.prototype.createSocket.call(self2, options, function(socket) {
         var hostHeader = options.request.getHeader("host");
-        var tlsOptions = mergeOptions({}, self.options, {
+        var tlsOptions = mergeOptions({}, self2.options, {
           socket,
           servername: hostHeader ? hostHeader.replace(/:.*$/, "") : options.host
         });
-        var secureSocket = tls.connect(0, tlsOptions);
-        self.sockets[self.sockets.indexOf(socket)] = secureSocket;
+        var secureSocket = tls2.connect(0, tlsOptions);
+        self2.sockets[self2.sockets.indexOf(socket)] = secureSocket;
         cb(secureSocket);
       });
     }
@@ -971,7 +971,7 @@ var require_util = __commonJS({
     var { kDestroyed, kBodyUsed, kListeners, kBody } = require_symbols();
     var { IncomingMessage } = __require("node:http");
     var stream = __require("node:stream");
-    var net = __require("node:net");
+    var net4 = __require("node:net");
     var { Blob: Blob2 } = __require("node:buffer");
     var nodeUtil = __require("node:util");
     var { stringify } = __require("node:querystring");
@@ -1079,14 +1079,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path4 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path6 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path4 && path4[0] !== "/") {
-          path4 = `/${path4}`;
+        if (path6 && path6[0] !== "/") {
+          path6 = `/${path6}`;
         }
-        return new URL(`${origin}${path4}`);
+        return new URL(`${origin}${path6}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1116,7 +1116,7 @@ var require_util = __commonJS({
       }
       assert(typeof host === "string");
       const servername = getHostname(host);
-      if (net.isIP(servername)) {
+      if (net4.isIP(servername)) {
         return "";
       }
       return servername;
@@ -1537,39 +1537,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method, path: path4, origin }
+          request: { method, path: path6, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method, origin, path4);
+        debuglog("sending request to %s %s/%s", method, origin, path6);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method, path: path4, origin },
+          request: { method, path: path6, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method,
           origin,
-          path4,
+          path6,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method, path: path4, origin }
+          request: { method, path: path6, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method, origin, path4);
+        debuglog("trailers received from %s %s/%s", method, origin, path6);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method, path: path4, origin },
+          request: { method, path: path6, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method,
           origin,
-          path4,
+          path6,
           error2.message
         );
       });
@@ -1618,9 +1618,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method, path: path4, origin }
+            request: { method, path: path6, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method, origin, path4);
+          debuglog("sending request to %s %s/%s", method, origin, path6);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1683,7 +1683,7 @@ var require_request = __commonJS({
     var kHandler = Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path4,
+        path: path6,
         method,
         body,
         headers,
@@ -1698,11 +1698,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler) {
-        if (typeof path4 !== "string") {
+        if (typeof path6 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path4[0] !== "/" && !(path4.startsWith("http://") || path4.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path6[0] !== "/" && !(path6.startsWith("http://") || path6.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path4)) {
+        } else if (invalidPathRegex.test(path6)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method !== "string") {
@@ -1768,7 +1768,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path4, query) : path4;
+        this.path = query ? buildURL(path6, query) : path6;
         this.origin = origin;
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -2517,14 +2517,14 @@ var require_timers = __commonJS({
 var require_connect = __commonJS({
   "node_modules/undici/lib/core/connect.js"(exports, module) {
     "use strict";
-    var net = __require("node:net");
+    var net4 = __require("node:net");
     var assert = __require("node:assert");
     var util2 = require_util();
     var { InvalidArgumentError, ConnectTimeoutError } = require_errors();
     var timers = require_timers();
     function noop() {
     }
-    var tls;
+    var tls2;
     var SessionCache;
     if (global.FinalizationRegistry && !(process.env.NODE_V8_COVERAGE || process.env.UNDICI_NO_FG)) {
       SessionCache = class WeakSessionCache {
@@ -2585,15 +2585,15 @@ var require_connect = __commonJS({
       return function connect({ hostname, host, protocol: protocol2, port, servername, localAddress, httpSocket }, callback) {
         let socket;
         if (protocol2 === "https:") {
-          if (!tls) {
-            tls = __require("node:tls");
+          if (!tls2) {
+            tls2 = __require("node:tls");
           }
           servername = servername || options.servername || util2.getServerName(host) || null;
           const sessionKey = servername || hostname;
           assert(sessionKey);
           const session = customSession || sessionCache.get(sessionKey) || null;
           port = port || 443;
-          socket = tls.connect({
+          socket = tls2.connect({
             highWaterMark: 16384,
             // TLS in node can't have bigger HWM anyway...
             ...options,
@@ -2613,7 +2613,7 @@ var require_connect = __commonJS({
         } else {
           assert(!httpSocket, "httpSocket can only be sent on TLS update");
           port = port || 80;
-          socket = net.connect({
+          socket = net4.connect({
             highWaterMark: 64 * 1024,
             // Same as nodejs fs streams.
             ...options,
@@ -3375,13 +3375,13 @@ var require_data_url = __commonJS({
     }
     function collectASequenceOfCodePointsFast(char, input, position) {
       const idx = input.indexOf(char, position.position);
-      const start = position.position;
+      const start2 = position.position;
       if (idx === -1) {
         position.position = input.length;
-        return input.slice(start);
+        return input.slice(start2);
       }
       position.position = idx;
-      return input.slice(start, position.position);
+      return input.slice(start2, position.position);
     }
     function stringPercentDecode(input) {
       const bytes = encoder.encode(input);
@@ -4526,15 +4526,15 @@ var require_util2 = __commonJS({
             );
           }
           const index = this.#index;
-          const values = this.#target[kInternalIterator];
-          const len = values.length;
+          const values2 = this.#target[kInternalIterator];
+          const len = values2.length;
           if (index >= len) {
             return {
               value: void 0,
               done: true
             };
           }
-          const { [keyIndex]: key, [valueIndex]: value } = values[index];
+          const { [keyIndex]: key, [valueIndex]: value } = values2[index];
           this.#index = index + 1;
           let result;
           switch (this.#kind) {
@@ -4585,7 +4585,7 @@ var require_util2 = __commonJS({
           writable: true,
           enumerable: true,
           configurable: true,
-          value: function values() {
+          value: function values2() {
             webidl.brandCheck(this, object);
             return makeIterator(this, "value");
           }
@@ -4804,11 +4804,11 @@ var require_util2 = __commonJS({
       let charset = null;
       let essence = null;
       let mimeType = null;
-      const values = getDecodeSplit("content-type", headers);
-      if (values === null) {
+      const values2 = getDecodeSplit("content-type", headers);
+      if (values2 === null) {
         return "failure";
       }
-      for (const value of values) {
+      for (const value of values2) {
         const temporaryMimeType = parseMIMEType(value);
         if (temporaryMimeType === "failure" || temporaryMimeType.essence === "*/*") {
           continue;
@@ -4832,7 +4832,7 @@ var require_util2 = __commonJS({
     function gettingDecodingSplitting(value) {
       const input = value;
       const position = { position: 0 };
-      const values = [];
+      const values2 = [];
       let temporaryValue = "";
       while (position.position < input.length) {
         temporaryValue += collectASequenceOfCodePoints(
@@ -4855,13 +4855,13 @@ var require_util2 = __commonJS({
           }
         }
         temporaryValue = removeChars(temporaryValue, true, true, (char) => char === 9 || char === 32);
-        values.push(temporaryValue);
+        values2.push(temporaryValue);
         temporaryValue = "";
       }
-      return values;
+      return values2;
     }
-    function getDecodeSplit(name2, list) {
-      const value = list.get(name2, true);
+    function getDecodeSplit(name2, list2) {
+      const value = list2.get(name2, true);
       if (value === null) {
         return null;
       }
@@ -5387,11 +5387,11 @@ var require_formdata_parser = __commonJS({
       return name2;
     }
     function collectASequenceOfBytes(condition, input, position) {
-      let start = position.position;
-      while (start < input.length && condition(input[start])) {
-        ++start;
+      let start2 = position.position;
+      while (start2 < input.length && condition(input[start2])) {
+        ++start2;
       }
-      return input.subarray(position.position, position.position = start);
+      return input.subarray(position.position, position.position = start2);
     }
     function removeChars(buf, leading, trailing, predicate) {
       let lead = 0;
@@ -5404,12 +5404,12 @@ var require_formdata_parser = __commonJS({
       }
       return lead === 0 && trail === buf.length - 1 ? buf : buf.subarray(lead, trail + 1);
     }
-    function bufferStartsWith(buffer, start, position) {
-      if (buffer.length < start.length) {
+    function bufferStartsWith(buffer, start2, position) {
+      if (buffer.length < start2.length) {
         return false;
       }
-      for (let i = 0; i < start.length; i++) {
-        if (start[i] !== buffer[position.position + i]) {
+      for (let i = 0; i < start2.length; i++) {
+        if (start2[i] !== buffer[position.position + i]) {
           return false;
         }
       }
@@ -5815,8 +5815,8 @@ var require_client_h1 = __commonJS({
           },
           wasm_on_status: (p, at, len) => {
             assert(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
-            return currentParser.onStatus(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
+            const start2 = at - currentBufferPtr + currentBufferRef.byteOffset;
+            return currentParser.onStatus(new FastBuffer(currentBufferRef.buffer, start2, len)) || 0;
           },
           wasm_on_message_begin: (p) => {
             assert(currentParser.ptr === p);
@@ -5824,13 +5824,13 @@ var require_client_h1 = __commonJS({
           },
           wasm_on_header_field: (p, at, len) => {
             assert(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
-            return currentParser.onHeaderField(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
+            const start2 = at - currentBufferPtr + currentBufferRef.byteOffset;
+            return currentParser.onHeaderField(new FastBuffer(currentBufferRef.buffer, start2, len)) || 0;
           },
           wasm_on_header_value: (p, at, len) => {
             assert(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
-            return currentParser.onHeaderValue(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
+            const start2 = at - currentBufferPtr + currentBufferRef.byteOffset;
+            return currentParser.onHeaderValue(new FastBuffer(currentBufferRef.buffer, start2, len)) || 0;
           },
           wasm_on_headers_complete: (p, statusCode, upgrade, shouldKeepAlive) => {
             assert(currentParser.ptr === p);
@@ -5838,8 +5838,8 @@ var require_client_h1 = __commonJS({
           },
           wasm_on_body: (p, at, len) => {
             assert(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
-            return currentParser.onBody(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
+            const start2 = at - currentBufferPtr + currentBufferRef.byteOffset;
+            return currentParser.onBody(new FastBuffer(currentBufferRef.buffer, start2, len)) || 0;
           },
           wasm_on_message_complete: (p) => {
             assert(currentParser.ptr === p);
@@ -6461,7 +6461,7 @@ var require_client_h1 = __commonJS({
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
     function writeH1(client, request) {
-      const { method, path: path4, host, upgrade, blocking, reset } = request;
+      const { method, path: path6, host, upgrade, blocking, reset } = request;
       let { body, headers, contentLength } = request;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util2.isFormDataLike(body)) {
@@ -6542,7 +6542,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method} ${path4} HTTP/1.1\r
+      let header = `${method} ${path6} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -7071,7 +7071,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request) {
       const session = client[kHTTP2Session];
-      const { method, path: path4, host, upgrade, expectContinue, signal, headers: reqHeaders } = request;
+      const { method, path: path6, host, upgrade, expectContinue, signal, headers: reqHeaders } = request;
       let { body } = request;
       if (upgrade) {
         util2.errorRequest(client, request, new Error("Upgrade not supported for H2"));
@@ -7168,7 +7168,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path4;
+      headers[HTTP2_HEADER_PATH] = path6;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7521,9 +7521,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util2.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path4 = search ? `${pathname}${search}` : pathname;
+        const path6 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path4;
+        this.opts.path = path6;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -7626,7 +7626,7 @@ var require_client = __commonJS({
   "node_modules/undici/lib/dispatcher/client.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var net = __require("node:net");
+    var net4 = __require("node:net");
     var http = __require("node:http");
     var util2 = require_util();
     var { channels } = require_diagnostics();
@@ -7711,7 +7711,7 @@ var require_client = __commonJS({
         keepAliveTimeoutThreshold,
         socketPath,
         pipelining,
-        tls,
+        tls: tls2,
         strictContentLength,
         maxCachedSessions,
         maxRedirections,
@@ -7776,7 +7776,7 @@ var require_client = __commonJS({
         if (maxRequestsPerClient != null && (!Number.isInteger(maxRequestsPerClient) || maxRequestsPerClient < 0)) {
           throw new InvalidArgumentError("maxRequestsPerClient must be a positive number");
         }
-        if (localAddress != null && (typeof localAddress !== "string" || net.isIP(localAddress) === 0)) {
+        if (localAddress != null && (typeof localAddress !== "string" || net4.isIP(localAddress) === 0)) {
           throw new InvalidArgumentError("localAddress must be valid string IP address");
         }
         if (maxResponseSize != null && (!Number.isInteger(maxResponseSize) || maxResponseSize < -1)) {
@@ -7793,7 +7793,7 @@ var require_client = __commonJS({
         }
         if (typeof connect2 !== "function") {
           connect2 = buildConnector({
-            ...tls,
+            ...tls2,
             maxCachedSessions,
             allowH2,
             socketPath,
@@ -7940,7 +7940,7 @@ var require_client = __commonJS({
         const idx = hostname.indexOf("]");
         assert(idx !== -1);
         const ip = hostname.substring(1, idx);
-        assert(net.isIP(ip));
+        assert(net4.isIP(ip));
         hostname = ip;
       }
       client[kConnecting] = true;
@@ -8397,7 +8397,7 @@ var require_pool = __commonJS({
         factory = defaultFactory,
         connect,
         connectTimeout,
-        tls,
+        tls: tls2,
         maxCachedSessions,
         socketPath,
         autoSelectFamily,
@@ -8416,7 +8416,7 @@ var require_pool = __commonJS({
         }
         if (typeof connect !== "function") {
           connect = buildConnector({
-            ...tls,
+            ...tls2,
             maxCachedSessions,
             allowH2,
             socketPath,
@@ -8624,7 +8624,7 @@ var require_agent = __commonJS({
       return opts && opts.connections === 1 ? new Client(origin, opts) : new Pool(origin, opts);
     }
     var Agent = class extends DispatcherBase {
-      constructor({ factory = defaultFactory, maxRedirections = 0, connect, tls, ...options } = {}) {
+      constructor({ factory = defaultFactory, maxRedirections = 0, connect, tls: tls2, ...options } = {}) {
         if (typeof factory !== "function") {
           throw new InvalidArgumentError("factory must be a function.");
         }
@@ -8638,11 +8638,11 @@ var require_agent = __commonJS({
         if (connect && typeof connect !== "function") {
           connect = { ...connect };
         }
-        if (tls && typeof tls !== "function") {
-          tls = { ...tls };
+        if (tls2 && typeof tls2 !== "function") {
+          tls2 = { ...tls2 };
         }
         this[kInterceptors] = options.interceptors?.Agent && Array.isArray(options.interceptors.Agent) ? options.interceptors.Agent : [createRedirectInterceptor({ maxRedirections })];
-        this[kOptions] = { ...util2.deepClone(options), connect, tls };
+        this[kOptions] = { ...util2.deepClone(options), connect, tls: tls2 };
         this[kOptions].interceptors = options.interceptors ? { ...options.interceptors } : void 0;
         this[kMaxRedirections] = maxRedirections;
         this[kFactory] = factory;
@@ -8762,10 +8762,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path4 = "/",
+          path: path6 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path4;
+        opts.path = origin + path6;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -9287,8 +9287,8 @@ var require_retry_handler = __commonJS({
             this.abort(contentLengthError);
             return false;
           }
-          const { start, size, end = size - 1 } = contentRange;
-          if (this.start !== start || this.end != null && this.end !== end) {
+          const { start: start2, size, end = size - 1 } = contentRange;
+          if (this.start !== start2 || this.end != null && this.end !== end) {
             this.abort(
               new RequestRetryError("Content-Range mismatch", statusCode, {
                 headers,
@@ -9317,13 +9317,13 @@ var require_retry_handler = __commonJS({
               this.abort(contentLengthError);
               return false;
             }
-            const { start, size, end = size - 1 } = range;
+            const { start: start2, size, end = size - 1 } = range;
             assert(
-              start != null && Number.isFinite(start),
+              start2 != null && Number.isFinite(start2),
               "content-range mismatch"
             );
             assert(end != null && Number.isFinite(end), "invalid content-length");
-            this.start = start;
+            this.start = start2;
             this.end = end;
           }
           if (this.end == null) {
@@ -9601,11 +9601,11 @@ var require_readable = __commonJS({
         });
       }
     };
-    function isLocked(self) {
-      return self[kBody] && self[kBody].locked === true || self[kConsume];
+    function isLocked(self2) {
+      return self2[kBody] && self2[kBody].locked === true || self2[kConsume];
     }
-    function isUnusable(self) {
-      return util2.isDisturbed(self) || isLocked(self);
+    function isUnusable(self2) {
+      return util2.isDisturbed(self2) || isLocked(self2);
     }
     async function consume(stream, type) {
       assert(!stream[kConsume]);
@@ -9649,9 +9649,9 @@ var require_readable = __commonJS({
       }
       const { _readableState: state3 } = consume2.stream;
       if (state3.bufferIndex) {
-        const start = state3.bufferIndex;
+        const start2 = state3.bufferIndex;
         const end = state3.buffer.length;
-        for (let n = start; n < end; n++) {
+        for (let n = start2; n < end; n++) {
           consumePush(consume2, state3.buffer[n]);
         }
       } else {
@@ -9676,8 +9676,8 @@ var require_readable = __commonJS({
       }
       const buffer = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, length);
       const bufferLength = buffer.length;
-      const start = bufferLength > 2 && buffer[0] === 239 && buffer[1] === 187 && buffer[2] === 191 ? 3 : 0;
-      return buffer.utf8Slice(start, bufferLength);
+      const start2 = bufferLength > 2 && buffer[0] === 239 && buffer[1] === 187 && buffer[2] === 191 ? 3 : 0;
+      return buffer.utf8Slice(start2, bufferLength);
     }
     function chunksConcat(chunks, length) {
       if (chunks.length === 0 || length === 0) {
@@ -9992,42 +9992,42 @@ var require_abort_signal = __commonJS({
     var { RequestAbortedError } = require_errors();
     var kListener = Symbol("kListener");
     var kSignal = Symbol("kSignal");
-    function abort(self) {
-      if (self.abort) {
-        self.abort(self[kSignal]?.reason);
+    function abort(self2) {
+      if (self2.abort) {
+        self2.abort(self2[kSignal]?.reason);
       } else {
-        self.reason = self[kSignal]?.reason ?? new RequestAbortedError();
+        self2.reason = self2[kSignal]?.reason ?? new RequestAbortedError();
       }
-      removeSignal(self);
+      removeSignal(self2);
     }
-    function addSignal(self, signal) {
-      self.reason = null;
-      self[kSignal] = null;
-      self[kListener] = null;
+    function addSignal(self2, signal) {
+      self2.reason = null;
+      self2[kSignal] = null;
+      self2[kListener] = null;
       if (!signal) {
         return;
       }
       if (signal.aborted) {
-        abort(self);
+        abort(self2);
         return;
       }
-      self[kSignal] = signal;
-      self[kListener] = () => {
-        abort(self);
+      self2[kSignal] = signal;
+      self2[kListener] = () => {
+        abort(self2);
       };
-      addAbortListener(self[kSignal], self[kListener]);
+      addAbortListener(self2[kSignal], self2[kListener]);
     }
-    function removeSignal(self) {
-      if (!self[kSignal]) {
+    function removeSignal(self2) {
+      if (!self2[kSignal]) {
         return;
       }
-      if ("removeEventListener" in self[kSignal]) {
-        self[kSignal].removeEventListener("abort", self[kListener]);
+      if ("removeEventListener" in self2[kSignal]) {
+        self2[kSignal].removeEventListener("abort", self2[kListener]);
       } else {
-        self[kSignal].removeListener("abort", self[kListener]);
+        self2[kSignal].removeListener("abort", self2[kListener]);
       }
-      self[kSignal] = null;
-      self[kListener] = null;
+      self2[kSignal] = null;
+      self2[kListener] = null;
     }
     module.exports = {
       addSignal,
@@ -10737,20 +10737,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path4) {
-      if (typeof path4 !== "string") {
-        return path4;
+    function safeUrl(path6) {
+      if (typeof path6 !== "string") {
+        return path6;
       }
-      const pathSegments = path4.split("?");
+      const pathSegments = path6.split("?");
       if (pathSegments.length !== 2) {
-        return path4;
+        return path6;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path4, method, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path4);
+    function matchKey(mockDispatch2, { path: path6, method, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path6);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10772,7 +10772,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path4 }) => matchValue(safeUrl(path4), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path6 }) => matchValue(safeUrl(path6), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10810,9 +10810,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path4, method, body, headers, query } = opts;
+      const { path: path6, method, body, headers, query } = opts;
       return {
-        path: path4,
+        path: path6,
         method,
         body,
         headers,
@@ -11275,10 +11275,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path4, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path: path6, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path4,
+            Path: path6,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -12273,9 +12273,9 @@ var require_headers = __commonJS({
       // https://fetch.spec.whatwg.org/#dom-headers-getsetcookie
       getSetCookie() {
         webidl.brandCheck(this, _Headers);
-        const list = this.#headersList.cookies;
-        if (list) {
-          return [...list];
+        const list2 = this.#headersList.cookies;
+        if (list2) {
+          return [...list2];
         }
         return [];
       }
@@ -12315,8 +12315,8 @@ var require_headers = __commonJS({
       static getHeadersList(o) {
         return o.#headersList;
       }
-      static setHeadersList(o, list) {
-        o.#headersList = list;
+      static setHeadersList(o, list2) {
+        o.#headersList = list2;
       }
     };
     var { getHeadersGuard, setHeadersGuard, getHeadersList, setHeadersList } = Headers3;
@@ -13284,13 +13284,13 @@ var require_request2 = __commonJS({
         if (this.signal.aborted) {
           ac.abort(this.signal.reason);
         } else {
-          let list = dependentControllerMap.get(this.signal);
-          if (list === void 0) {
-            list = /* @__PURE__ */ new Set();
-            dependentControllerMap.set(this.signal, list);
+          let list2 = dependentControllerMap.get(this.signal);
+          if (list2 === void 0) {
+            list2 = /* @__PURE__ */ new Set();
+            dependentControllerMap.set(this.signal, list2);
           }
           const acRef = new WeakRef(ac);
-          list.add(acRef);
+          list2.add(acRef);
           util2.addAbortListener(
             ac.signal,
             buildAbort(acRef)
@@ -15412,14 +15412,14 @@ var require_util5 = __commonJS({
     }
     function getFieldValues(header) {
       assert(header !== null);
-      const values = [];
+      const values2 = [];
       for (let value of header.split(",")) {
         value = value.trim();
         if (isValidHeaderName(value)) {
-          values.push(value);
+          values2.push(value);
         }
       }
-      return values;
+      return values2;
     }
     module.exports = {
       urlEquals,
@@ -15763,8 +15763,8 @@ var require_cache = __commonJS({
        * @returns {requestResponseList}
        */
       #batchCacheOperations(operations) {
-        const cache = this.#relevantRequestResponseList;
-        const backupCache = [...cache];
+        const cache3 = this.#relevantRequestResponseList;
+        const backupCache = [...cache3];
         const addedItems = [];
         const resultList = [];
         try {
@@ -15791,9 +15791,9 @@ var require_cache = __commonJS({
                 return [];
               }
               for (const requestResponse of requestResponses) {
-                const idx = cache.indexOf(requestResponse);
+                const idx = cache3.indexOf(requestResponse);
                 assert(idx !== -1);
-                cache.splice(idx, 1);
+                cache3.splice(idx, 1);
               }
             } else if (operation.type === "put") {
               if (operation.response == null) {
@@ -15823,11 +15823,11 @@ var require_cache = __commonJS({
               }
               requestResponses = this.#queryCache(operation.request);
               for (const requestResponse of requestResponses) {
-                const idx = cache.indexOf(requestResponse);
+                const idx = cache3.indexOf(requestResponse);
                 assert(idx !== -1);
-                cache.splice(idx, 1);
+                cache3.splice(idx, 1);
               }
-              cache.push([operation.request, operation.response]);
+              cache3.push([operation.request, operation.response]);
               addedItems.push([operation.request, operation.response]);
             }
             resultList.push([operation.request, operation.response]);
@@ -16001,13 +16001,13 @@ var require_cachestorage = __commonJS({
         if (options.cacheName != null) {
           if (this.#caches.has(options.cacheName)) {
             const cacheList = this.#caches.get(options.cacheName);
-            const cache = new Cache(kConstruct, cacheList);
-            return await cache.match(request, options);
+            const cache3 = new Cache(kConstruct, cacheList);
+            return await cache3.match(request, options);
           }
         } else {
           for (const cacheList of this.#caches.values()) {
-            const cache = new Cache(kConstruct, cacheList);
-            const response = await cache.match(request, options);
+            const cache3 = new Cache(kConstruct, cacheList);
+            const response = await cache3.match(request, options);
             if (response !== void 0) {
               return response;
             }
@@ -16037,12 +16037,12 @@ var require_cachestorage = __commonJS({
         webidl.argumentLengthCheck(arguments, 1, prefix);
         cacheName = webidl.converters.DOMString(cacheName, prefix, "cacheName");
         if (this.#caches.has(cacheName)) {
-          const cache2 = this.#caches.get(cacheName);
-          return new Cache(kConstruct, cache2);
+          const cache4 = this.#caches.get(cacheName);
+          return new Cache(kConstruct, cache4);
         }
-        const cache = [];
-        this.#caches.set(cacheName, cache);
-        return new Cache(kConstruct, cache);
+        const cache3 = [];
+        this.#caches.set(cacheName, cache3);
+        return new Cache(kConstruct, cache3);
       }
       /**
        * @see https://w3c.github.io/ServiceWorker/#cache-storage-delete
@@ -16157,9 +16157,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path4) {
-      for (let i = 0; i < path4.length; ++i) {
-        const code = path4.charCodeAt(i);
+    function validateCookiePath(path6) {
+      for (let i = 0; i < path6.length; ++i) {
+        const code = path6.charCodeAt(i);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -16462,17 +16462,17 @@ var require_cookies = __commonJS({
       }
       return out;
     }
-    function deleteCookie(headers, name2, attributes) {
+    function deleteCookie(headers, name2, attributes2) {
       webidl.brandCheck(headers, Headers3, { strict: false });
       const prefix = "deleteCookie";
       webidl.argumentLengthCheck(arguments, 2, prefix);
       name2 = webidl.converters.DOMString(name2, prefix, "name");
-      attributes = webidl.converters.DeleteCookieAttributes(attributes);
+      attributes2 = webidl.converters.DeleteCookieAttributes(attributes2);
       setCookie(headers, {
         name: name2,
         value: "",
         expires: /* @__PURE__ */ new Date(0),
-        ...attributes
+        ...attributes2
       });
     }
     function getSetCookies(headers) {
@@ -17275,19 +17275,19 @@ var require_connection = __commonJS({
         ws[kReadyState] = states.CLOSING;
       } else if (ws[kSentClose] === sentCloseFrameState.NOT_SENT) {
         ws[kSentClose] = sentCloseFrameState.PROCESSING;
-        const frame = new WebsocketFrameSend();
+        const frame2 = new WebsocketFrameSend();
         if (code !== void 0 && reason === void 0) {
-          frame.frameData = Buffer.allocUnsafe(2);
-          frame.frameData.writeUInt16BE(code, 0);
+          frame2.frameData = Buffer.allocUnsafe(2);
+          frame2.frameData.writeUInt16BE(code, 0);
         } else if (code !== void 0 && reason !== void 0) {
-          frame.frameData = Buffer.allocUnsafe(2 + reasonByteLength);
-          frame.frameData.writeUInt16BE(code, 0);
-          frame.frameData.write(reason, 2, "utf-8");
+          frame2.frameData = Buffer.allocUnsafe(2 + reasonByteLength);
+          frame2.frameData.writeUInt16BE(code, 0);
+          frame2.frameData.write(reason, 2, "utf-8");
         } else {
-          frame.frameData = emptyBuffer;
+          frame2.frameData = emptyBuffer;
         }
         const socket = ws[kResponse].socket;
-        socket.write(frame.createFrame(opcodes.CLOSE));
+        socket.write(frame2.createFrame(opcodes.CLOSE));
         ws[kSentClose] = sentCloseFrameState.SENT;
         ws[kReadyState] = states.CLOSING;
       } else {
@@ -17781,8 +17781,8 @@ var require_receiver = __commonJS({
           return false;
         } else if (opcode === opcodes.PING) {
           if (!this.ws[kReceivedClose]) {
-            const frame = new WebsocketFrameSend(body);
-            this.ws[kResponse].socket.write(frame.createFrame(opcodes.PONG));
+            const frame2 = new WebsocketFrameSend(body);
+            this.ws[kResponse].socket.write(frame2.createFrame(opcodes.PONG));
             if (channels.ping.hasSubscribers) {
               channels.ping.publish({
                 payload: body
@@ -17832,14 +17832,14 @@ var require_sender = __commonJS({
       }
       add(item, cb, hint) {
         if (hint !== sendHints.blob) {
-          const frame = createFrame(item, hint);
+          const frame2 = createFrame(item, hint);
           if (!this.#running) {
-            this.#socket.write(frame, cb);
+            this.#socket.write(frame2, cb);
           } else {
             const node2 = {
               promise: null,
               callback: cb,
-              frame
+              frame: frame2
             };
             this.#queue.push(node2);
           }
@@ -18314,7 +18314,7 @@ var require_eventsource_stream = __commonJS({
     var buffer = __require("node:buffer");
     var { Transform } = __require("node:stream");
     var { isASCIINumber, isValidLastEventId } = require_util8();
-    var BOM = [239, 187, 191];
+    var BOM2 = [239, 187, 191];
     var LF = 10;
     var CR = 13;
     var COLON = 58;
@@ -18327,19 +18327,19 @@ var require_eventsource_stream = __commonJS({
     var minParserItems = 1024;
     var maxParserItems = 131072;
     var bytesPerParserItem = 128;
-    function isASCIINumberBytes(buffer2, start) {
-      if (start >= buffer2.length) {
+    function isASCIINumberBytes(buffer2, start2) {
+      if (start2 >= buffer2.length) {
         return false;
       }
-      for (let i = start; i < buffer2.length; i++) {
+      for (let i = start2; i < buffer2.length; i++) {
         if (buffer2[i] < 48 || buffer2[i] > 57) {
           return false;
         }
       }
       return true;
     }
-    function isValidLastEventIdBytes(buffer2, start) {
-      for (let i = start; i < buffer2.length; i++) {
+    function isValidLastEventIdBytes(buffer2, start2) {
+      for (let i = start2; i < buffer2.length; i++) {
         if (buffer2[i] === 0) {
           return false;
         }
@@ -18642,9 +18642,9 @@ ${value}`;
         let length = 0;
         for (let i = this.lineChunkIndex; i <= this.chunkIndex; i++) {
           const chunk = this.chunks[i];
-          const start = i === this.lineChunkIndex ? this.linePos : 0;
+          const start2 = i === this.lineChunkIndex ? this.linePos : 0;
           const end = i === this.chunkIndex ? this.pos : chunk.length;
-          const slice = chunk.subarray(start, end);
+          const slice = chunk.subarray(start2, end);
           length += slice.length;
           chunks.push(slice);
         }
@@ -18686,20 +18686,20 @@ ${value}`;
         const second = this.peekBufferedByte(1);
         const third = this.peekBufferedByte(2);
         if (second === void 0) {
-          if (first === BOM[0]) {
+          if (first === BOM2[0]) {
             return true;
           }
           this.checkBOM = false;
           return true;
         }
         if (third === void 0) {
-          if (first === BOM[0] && second === BOM[1]) {
+          if (first === BOM2[0] && second === BOM2[1]) {
             return true;
           }
           this.checkBOM = false;
           return false;
         }
-        if (first === BOM[0] && second === BOM[1] && third === BOM[2]) {
+        if (first === BOM2[0] && second === BOM2[1] && third === BOM2[2]) {
           this.discardLeadingBytes(3);
         }
         this.checkBOM = false;
@@ -19079,11 +19079,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path4 = opts.path;
+          let path6 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path4 = `/${path4}`;
+            path6 = `/${path6}`;
           }
-          url = new URL(util2.parseOrigin(url).origin + path4);
+          url = new URL(util2.parseOrigin(url).origin + path6);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -19409,24 +19409,24 @@ var require_scope = __commonJS({
           return;
         return vs.get(keyOrRef);
       }
-      scopeRefs(scopeName, values = this._values) {
-        return this._reduceValues(values, (name2) => {
+      scopeRefs(scopeName, values2 = this._values) {
+        return this._reduceValues(values2, (name2) => {
           if (name2.scopePath === void 0)
             throw new Error(`CodeGen: name "${name2}" has no value`);
           return (0, code_1._)`${scopeName}${name2.scopePath}`;
         });
       }
-      scopeCode(values = this._values, usedValues, getCode) {
-        return this._reduceValues(values, (name2) => {
+      scopeCode(values2 = this._values, usedValues, getCode) {
+        return this._reduceValues(values2, (name2) => {
           if (name2.value === void 0)
             throw new Error(`CodeGen: name "${name2}" has no value`);
           return name2.value.code;
         }, usedValues, getCode);
       }
-      _reduceValues(values, valueCode, usedValues = {}, getCode) {
+      _reduceValues(values2, valueCode, usedValues = {}, getCode) {
         let code = code_1.nil;
-        for (const prefix in values) {
-          const vs = values[prefix];
+        for (const prefix in values2) {
+          const vs = values2[prefix];
           if (!vs)
             continue;
           const nameSet = usedValues[prefix] = usedValues[prefix] || /* @__PURE__ */ new Map();
@@ -20198,12 +20198,12 @@ var require_util9 = __commonJS({
     }
     exports.alwaysValidSchema = alwaysValidSchema;
     function checkUnknownRules(it, schema = it.schema) {
-      const { opts, self } = it;
+      const { opts, self: self2 } = it;
       if (!opts.strictSchema)
         return;
       if (typeof schema === "boolean")
         return;
-      const rules = self.RULES.keywords;
+      const rules = self2.RULES.keywords;
       for (const key in schema) {
         if (!rules[key])
           checkStrictMode(it, `unknown keyword: "${key}"`);
@@ -20589,8 +20589,8 @@ var require_applicability = __commonJS({
     "use strict";
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.shouldUseRule = exports.shouldUseGroup = exports.schemaHasRulesForType = void 0;
-    function schemaHasRulesForType({ schema, self }, type) {
-      const group = self.RULES.types[type];
+    function schemaHasRulesForType({ schema, self: self2 }, type) {
+      const group = self2.RULES.types[type];
       return group && group !== true && shouldUseGroup(schema, group);
     }
     exports.schemaHasRulesForType = schemaHasRulesForType;
@@ -20991,8 +20991,8 @@ var require_keyword = __commonJS({
       var _a;
       const { gen, keyword, schema, parentSchema, $data, it } = cxt;
       checkAsyncKeyword(it, def);
-      const validate2 = !$data && def.compile ? def.compile.call(it.self, schema, parentSchema, it) : def.validate;
-      const validateRef = useKeyword(gen, keyword, validate2);
+      const validate = !$data && def.compile ? def.compile.call(it.self, schema, parentSchema, it) : def.validate;
+      const validateRef = useKeyword(gen, keyword, validate);
       const valid = gen.let("valid");
       cxt.block$data(valid, validateKeyword);
       cxt.ok((_a = def.valid) !== null && _a !== void 0 ? _a : valid);
@@ -21055,7 +21055,7 @@ var require_keyword = __commonJS({
       return !schemaType.length || schemaType.some((st) => st === "array" ? Array.isArray(schema) : st === "object" ? schema && typeof schema == "object" && !Array.isArray(schema) : typeof schema == st || allowUndefined && typeof schema == "undefined");
     }
     exports.validSchemaType = validSchemaType;
-    function validateKeywordUsage({ schema, opts, self, errSchemaPath }, def, keyword) {
+    function validateKeywordUsage({ schema, opts, self: self2, errSchemaPath }, def, keyword) {
       if (Array.isArray(def.keyword) ? !def.keyword.includes(keyword) : def.keyword !== keyword) {
         throw new Error("ajv implementation error");
       }
@@ -21066,9 +21066,9 @@ var require_keyword = __commonJS({
       if (def.validateSchema) {
         const valid = def.validateSchema(schema[keyword]);
         if (!valid) {
-          const msg = `keyword "${keyword}" value is invalid at path "${errSchemaPath}": ` + self.errorsText(def.validateSchema.errors);
+          const msg = `keyword "${keyword}" value is invalid at path "${errSchemaPath}": ` + self2.errorsText(def.validateSchema.errors);
           if (opts.validateSchema === "log")
-            self.logger.error(msg);
+            self2.logger.error(msg);
           else
             throw new Error(msg);
         }
@@ -21535,11 +21535,11 @@ var require_validate = __commonJS({
       }
       (0, boolSchema_1.boolOrEmptySchema)(it, valid);
     }
-    function schemaCxtHasRules({ schema, self }) {
+    function schemaCxtHasRules({ schema, self: self2 }) {
       if (typeof schema == "boolean")
         return !schema;
       for (const key in schema)
-        if (self.RULES.all[key])
+        if (self2.RULES.all[key])
           return true;
       return false;
     }
@@ -21568,9 +21568,9 @@ var require_validate = __commonJS({
       schemaKeywords(it, types, !checkedTypes, errsCount);
     }
     function checkRefsAndKeywords(it) {
-      const { schema, errSchemaPath, opts, self } = it;
-      if (schema.$ref && opts.ignoreKeywordsWithRef && (0, util_1.schemaHasRulesButRef)(schema, self.RULES)) {
-        self.logger.warn(`$ref: keywords ignored in schema at path "${errSchemaPath}"`);
+      const { schema, errSchemaPath, opts, self: self2 } = it;
+      if (schema.$ref && opts.ignoreKeywordsWithRef && (0, util_1.schemaHasRulesButRef)(schema, self2.RULES)) {
+        self2.logger.warn(`$ref: keywords ignored in schema at path "${errSchemaPath}"`);
       }
     }
     function checkNoDefault(it) {
@@ -21616,8 +21616,8 @@ var require_validate = __commonJS({
         gen.assign((0, codegen_1._)`${evaluated}.items`, items);
     }
     function schemaKeywords(it, types, typeErrors, errsCount) {
-      const { gen, schema, data, allErrors, opts, self } = it;
-      const { RULES } = self;
+      const { gen, schema, data, allErrors, opts, self: self2 } = it;
+      const { RULES } = self2;
       if (schema.$ref && (opts.ignoreKeywordsWithRef || !(0, util_1.schemaHasRulesButRef)(schema, RULES))) {
         gen.block(() => keywordCode(it, "$ref", RULES.all.$ref.definition));
         return;
@@ -22065,28 +22065,28 @@ var require_compile = __commonJS({
         if (this.opts.code.process)
           sourceCode = this.opts.code.process(sourceCode, sch);
         const makeValidate = new Function(`${names_1.default.self}`, `${names_1.default.scope}`, sourceCode);
-        const validate2 = makeValidate(this, this.scope.get());
-        this.scope.value(validateName, { ref: validate2 });
-        validate2.errors = null;
-        validate2.schema = sch.schema;
-        validate2.schemaEnv = sch;
+        const validate = makeValidate(this, this.scope.get());
+        this.scope.value(validateName, { ref: validate });
+        validate.errors = null;
+        validate.schema = sch.schema;
+        validate.schemaEnv = sch;
         if (sch.$async)
-          validate2.$async = true;
+          validate.$async = true;
         if (this.opts.code.source === true) {
-          validate2.source = { validateName, validateCode, scopeValues: gen._values };
+          validate.source = { validateName, validateCode, scopeValues: gen._values };
         }
         if (this.opts.unevaluated) {
           const { props, items } = schemaCxt;
-          validate2.evaluated = {
+          validate.evaluated = {
             props: props instanceof codegen_1.Name ? void 0 : props,
             items: items instanceof codegen_1.Name ? void 0 : items,
             dynamicProps: props instanceof codegen_1.Name,
             dynamicItems: items instanceof codegen_1.Name
           };
-          if (validate2.source)
-            validate2.source.evaluated = (0, codegen_1.stringify)(validate2.evaluated);
+          if (validate.source)
+            validate.source.evaluated = (0, codegen_1.stringify)(validate.evaluated);
         }
-        sch.validate = validate2;
+        sch.validate = validate;
         return sch;
       } catch (e) {
         delete sch.validate;
@@ -22383,8 +22383,8 @@ var require_utils2 = __commonJS({
       }
       return ind;
     }
-    function removeDotSegments(path4) {
-      let input = path4;
+    function removeDotSegments(path6) {
+      let input = path6;
       const output = [];
       let nextSlash = -1;
       let len = 0;
@@ -22458,11 +22458,11 @@ var require_utils2 = __commonJS({
       }
       return output.join("");
     }
-    function removeDotSegmentsRelative(path4) {
-      if (path4 === "" || path4[0] === "/") {
-        return removeDotSegments(path4);
+    function removeDotSegmentsRelative(path6) {
+      if (path6 === "" || path6[0] === "/") {
+        return removeDotSegments(path6);
       }
-      const segments2 = path4.split("/");
+      const segments2 = path6.split("/");
       const last = segments2.length - 1;
       const output = [];
       let trailingDirectory = false;
@@ -22825,8 +22825,8 @@ var require_schemes = __commonJS({
       }
       if (wsComponent.resourceName) {
         const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path4 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path4 && path4 !== "/" ? path4 : void 0;
+        const path6 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
+        wsComponent.path = path6 && path6 !== "/" ? path6 : void 0;
         wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
         wsComponent.resourceName = void 0;
       }
@@ -24053,11 +24053,11 @@ var require_ref = __commonJS({
       schemaType: "string",
       code(cxt) {
         const { gen, schema: $ref, it } = cxt;
-        const { baseId, schemaEnv: env, validateName, opts, self } = it;
+        const { baseId, schemaEnv: env, validateName, opts, self: self2 } = it;
         const { root } = env;
         if (($ref === "#" || $ref === "#/") && baseId === root.baseId)
           return callRootRef();
-        const schOrEnv = compile_1.resolveRef.call(self, root, baseId, $ref);
+        const schOrEnv = compile_1.resolveRef.call(self2, root, baseId, $ref);
         if (schOrEnv === void 0)
           throw new ref_error_1.default(it.opts.uriResolver, baseId, $ref);
         if (schOrEnv instanceof compile_1.SchemaEnv)
@@ -25585,7 +25585,7 @@ var require_format = __commonJS({
       error: error2,
       code(cxt, ruleType) {
         const { gen, data, $data, schema, schemaCode, it } = cxt;
-        const { opts, errSchemaPath, schemaEnv, self } = it;
+        const { opts, errSchemaPath, schemaEnv, self: self2 } = it;
         if (!opts.validateFormats)
           return;
         if ($data)
@@ -25594,7 +25594,7 @@ var require_format = __commonJS({
           validateFormat();
         function validate$DataFormat() {
           const fmts = gen.scopeValue("formats", {
-            ref: self.formats,
+            ref: self2.formats,
             code: opts.code.formats
           });
           const fDef = gen.const("fDef", (0, codegen_1._)`${fmts}[${schemaCode}]`);
@@ -25614,7 +25614,7 @@ var require_format = __commonJS({
           }
         }
         function validateFormat() {
-          const formatDef = self.formats[schema];
+          const formatDef = self2.formats[schema];
           if (!formatDef) {
             unknownFormat();
             return;
@@ -25626,7 +25626,7 @@ var require_format = __commonJS({
             cxt.pass(validCondition());
           function unknownFormat() {
             if (opts.strictSchema === false) {
-              self.logger.warn(unknownMsg());
+              self2.logger.warn(unknownMsg());
               return;
             }
             throw new Error(unknownMsg());
@@ -26085,7 +26085,7 @@ var require_identity = __commonJS({
         }
       return false;
     }
-    function isNode(node) {
+    function isNode2(node) {
       if (node && typeof node === "object")
         switch (node[NODE_TYPE]) {
           case ALIAS:
@@ -26109,7 +26109,7 @@ var require_identity = __commonJS({
     exports.isCollection = isCollection;
     exports.isDocument = isDocument;
     exports.isMap = isMap2;
-    exports.isNode = isNode;
+    exports.isNode = isNode2;
     exports.isPair = isPair;
     exports.isScalar = isScalar2;
     exports.isSeq = isSeq;
@@ -26136,17 +26136,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path4) {
-      const ctrl = callVisitor(key, node, visitor, path4);
+    function visit_(key, node, visitor, path6) {
+      const ctrl = callVisitor(key, node, visitor, path6);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path4, ctrl);
-        return visit_(key, ctrl, visitor, path4);
+        replaceNode(key, path6, ctrl);
+        return visit_(key, ctrl, visitor, path6);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path4 = Object.freeze(path4.concat(node));
+          path6 = Object.freeze(path6.concat(node));
           for (let i = 0; i < node.items.length; ++i) {
-            const ci = visit_(i, node.items[i], visitor, path4);
+            const ci = visit_(i, node.items[i], visitor, path6);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -26157,13 +26157,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path4 = Object.freeze(path4.concat(node));
-          const ck = visit_("key", node.key, visitor, path4);
+          path6 = Object.freeze(path6.concat(node));
+          const ck = visit_("key", node.key, visitor, path6);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path4);
+          const cv = visit_("value", node.value, visitor, path6);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -26184,17 +26184,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path4) {
-      const ctrl = await callVisitor(key, node, visitor, path4);
+    async function visitAsync_(key, node, visitor, path6) {
+      const ctrl = await callVisitor(key, node, visitor, path6);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path4, ctrl);
-        return visitAsync_(key, ctrl, visitor, path4);
+        replaceNode(key, path6, ctrl);
+        return visitAsync_(key, ctrl, visitor, path6);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path4 = Object.freeze(path4.concat(node));
+          path6 = Object.freeze(path6.concat(node));
           for (let i = 0; i < node.items.length; ++i) {
-            const ci = await visitAsync_(i, node.items[i], visitor, path4);
+            const ci = await visitAsync_(i, node.items[i], visitor, path6);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -26205,13 +26205,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path4 = Object.freeze(path4.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path4);
+          path6 = Object.freeze(path6.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path6);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path4);
+          const cv = await visitAsync_("value", node.value, visitor, path6);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -26238,23 +26238,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path4) {
+    function callVisitor(key, node, visitor, path6) {
       if (typeof visitor === "function")
-        return visitor(key, node, path4);
+        return visitor(key, node, path6);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path4);
+        return visitor.Map?.(key, node, path6);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path4);
+        return visitor.Seq?.(key, node, path6);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path4);
+        return visitor.Pair?.(key, node, path6);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path4);
+        return visitor.Scalar?.(key, node, path6);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path4);
+        return visitor.Alias?.(key, node, path6);
       return void 0;
     }
-    function replaceNode(key, path4, node) {
-      const parent = path4[path4.length - 1];
+    function replaceNode(key, path6, node) {
+      const parent = path6[path6.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -26866,10 +26866,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path4, value) {
+    function collectionFromPath(schema, path6, value) {
       let v = value;
-      for (let i = path4.length - 1; i >= 0; --i) {
-        const k = path4[i];
+      for (let i = path6.length - 1; i >= 0; --i) {
+        const k = path6[i];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -26888,7 +26888,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path4) => path4 == null || typeof path4 === "object" && !!path4[Symbol.iterator]().next().done;
+    var isEmptyPath = (path6) => path6 == null || typeof path6 === "object" && !!path6[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -26918,11 +26918,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path4, value) {
-        if (isEmptyPath(path4))
+      addIn(path6, value) {
+        if (isEmptyPath(path6))
           this.add(value);
         else {
-          const [key, ...rest] = path4;
+          const [key, ...rest] = path6;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -26936,8 +26936,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path4) {
-        const [key, ...rest] = path4;
+      deleteIn(path6) {
+        const [key, ...rest] = path6;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -26951,8 +26951,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path4, keepScalar) {
-        const [key, ...rest] = path4;
+      getIn(path6, keepScalar) {
+        const [key, ...rest] = path6;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -26970,8 +26970,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path4) {
-        const [key, ...rest] = path4;
+      hasIn(path6) {
+        const [key, ...rest] = path6;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -26981,8 +26981,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path4, value) {
-        const [key, ...rest] = path4;
+      setIn(path6, value) {
+        const [key, ...rest] = path6;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -27132,18 +27132,18 @@ ${indent}${text.slice(fold + 1, end2)}`;
     }
     function consumeMoreIndentedLines(text, i, indent) {
       let end = i;
-      let start = i + 1;
-      let ch = text[start];
+      let start2 = i + 1;
+      let ch = text[start2];
       while (ch === " " || ch === "	") {
-        if (i < start + indent) {
+        if (i < start2 + indent) {
           ch = text[++i];
         } else {
           do {
             ch = text[++i];
           } while (ch && ch !== "\n");
           end = i;
-          start = i + 1;
-          ch = text[start];
+          start2 = i + 1;
+          ch = text[start2];
         }
       }
       return end;
@@ -27174,12 +27174,12 @@ var require_stringifyString = __commonJS({
       const strLen = str.length;
       if (strLen <= limit)
         return false;
-      for (let i = 0, start = 0; i < strLen; ++i) {
+      for (let i = 0, start2 = 0; i < strLen; ++i) {
         if (str[i] === "\n") {
-          if (i - start > limit)
+          if (i - start2 > limit)
             return true;
-          start = i + 1;
-          if (strLen - start <= limit)
+          start2 = i + 1;
+          if (strLen - start2 <= limit)
             return false;
         }
       }
@@ -27193,19 +27193,19 @@ var require_stringifyString = __commonJS({
       const minMultiLineLength = ctx.options.doubleQuotedMinMultiLineLength;
       const indent = ctx.indent || (containsDocumentMarker(value) ? "  " : "");
       let str = "";
-      let start = 0;
+      let start2 = 0;
       for (let i = 0, ch = json[i]; ch; ch = json[++i]) {
         if (ch === " " && json[i + 1] === "\\" && json[i + 2] === "n") {
-          str += json.slice(start, i) + "\\ ";
+          str += json.slice(start2, i) + "\\ ";
           i += 1;
-          start = i;
+          start2 = i;
           ch = "\\";
         }
         if (ch === "\\")
           switch (json[i + 1]) {
             case "u":
               {
-                str += json.slice(start, i);
+                str += json.slice(start2, i);
                 const code = json.substr(i + 2, 4);
                 switch (code) {
                   case "0000":
@@ -27239,14 +27239,14 @@ var require_stringifyString = __commonJS({
                       str += json.substr(i, 6);
                 }
                 i += 5;
-                start = i + 1;
+                start2 = i + 1;
               }
               break;
             case "n":
               if (implicitKey || json[i + 2] === '"' || json.length < minMultiLineLength) {
                 i += 1;
               } else {
-                str += json.slice(start, i) + "\n\n";
+                str += json.slice(start2, i) + "\n\n";
                 while (json[i + 2] === "\\" && json[i + 3] === "n" && json[i + 4] !== '"') {
                   str += "\n";
                   i += 2;
@@ -27255,14 +27255,14 @@ var require_stringifyString = __commonJS({
                 if (json[i + 2] === " ")
                   str += "\\";
                 i += 1;
-                start = i + 1;
+                start2 = i + 1;
               }
               break;
             default:
               i += 1;
           }
       }
-      str = start ? str + json.slice(start) : json;
+      str = start2 ? str + json.slice(start2) : json;
       return implicitKey ? str : foldFlowLines.foldFlowLines(str, indent, foldFlowLines.FOLD_QUOTED, getFoldOptions(ctx, false));
     }
     function singleQuotedString(value, ctx) {
@@ -27341,10 +27341,10 @@ ${indent}`) + "'";
         else
           break;
       }
-      let start = value.substring(0, startNlPos < startEnd ? startNlPos + 1 : startEnd);
-      if (start) {
-        value = value.substring(start.length);
-        start = start.replace(/\n+/g, `$&${indent}`);
+      let start2 = value.substring(0, startNlPos < startEnd ? startNlPos + 1 : startEnd);
+      if (start2) {
+        value = value.substring(start2.length);
+        start2 = start2.replace(/\n+/g, `$&${indent}`);
       }
       const indentSize = indent ? "2" : "1";
       let header = (startWithSpace ? indentSize : "") + chomp;
@@ -27362,14 +27362,14 @@ ${indent}`) + "'";
             literalFallback = true;
           };
         }
-        const body = foldFlowLines.foldFlowLines(`${start}${foldedValue}${end}`, indent, foldFlowLines.FOLD_BLOCK, foldOptions);
+        const body = foldFlowLines.foldFlowLines(`${start2}${foldedValue}${end}`, indent, foldFlowLines.FOLD_BLOCK, foldOptions);
         if (!literalFallback)
           return `>${header}
 ${indent}${body}`;
       }
       value = value.replace(/\n+/g, `$&${indent}`);
       return `|${header}
-${indent}${start}${value}${end}`;
+${indent}${start2}${value}${end}`;
     }
     function plainString(item, ctx, onComment, onChompKeep) {
       const { type, value } = item;
@@ -28000,23 +28000,23 @@ ${indent}${line}` : "\n";
         lines.push(str);
         linesAtValue = lines.length;
       }
-      const { start, end } = flowChars;
+      const { start: start2, end } = flowChars;
       if (lines.length === 0) {
-        return start + end;
+        return start2 + end;
       } else {
         if (!reqNewline) {
           const len = lines.reduce((sum, line) => sum + line.length + 2, 2);
           reqNewline = ctx.options.lineWidth > 0 && len > ctx.options.lineWidth;
         }
         if (reqNewline) {
-          let str = start;
+          let str = start2;
           for (const line of lines)
             str += line ? `
 ${indentStep}${indent}${line}` : "\n";
           return `${str}
 ${indent}${end}`;
         } else {
-          return `${start}${fcPadding}${lines.join(" ")}${fcPadding}${end}`;
+          return `${start2}${fcPadding}${lines.join(" ")}${fcPadding}${end}`;
         }
       }
     }
@@ -29497,9 +29497,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path4, value) {
+      addIn(path6, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path4, value);
+          this.contents.addIn(path6, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -29574,14 +29574,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path4) {
-        if (Collection.isEmptyPath(path4)) {
+      deleteIn(path6) {
+        if (Collection.isEmptyPath(path6)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path4) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path6) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -29596,10 +29596,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path4, keepScalar) {
-        if (Collection.isEmptyPath(path4))
+      getIn(path6, keepScalar) {
+        if (Collection.isEmptyPath(path6))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path4, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path6, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -29610,10 +29610,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path4) {
-        if (Collection.isEmptyPath(path4))
+      hasIn(path6) {
+        if (Collection.isEmptyPath(path6))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path4) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path6) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -29630,13 +29630,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path4, value) {
-        if (Collection.isEmptyPath(path4)) {
+      setIn(path6, value) {
+        if (Collection.isEmptyPath(path6)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path4), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path6), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path4, value);
+          this.contents.setIn(path6, value);
         }
       }
       /**
@@ -29811,7 +29811,7 @@ var require_resolve_props = __commonJS({
       let newlineAfterProp = null;
       let comma = null;
       let found = null;
-      let start = null;
+      let start2 = null;
       for (const token of tokens) {
         if (reqSpace) {
           if (token.type !== "space" && token.type !== "newline" && token.type !== "comma")
@@ -29863,7 +29863,7 @@ var require_resolve_props = __commonJS({
             if (token.source.endsWith(":"))
               onError(token.offset + token.source.length - 1, "BAD_ALIAS", "Anchor ending in : is ambiguous", true);
             anchor = token;
-            start ?? (start = token.offset);
+            start2 ?? (start2 = token.offset);
             atNewline = false;
             hasSpace = false;
             reqSpace = true;
@@ -29872,7 +29872,7 @@ var require_resolve_props = __commonJS({
             if (tag)
               onError(token, "MULTIPLE_TAGS", "A node can have at most one tag");
             tag = token;
-            start ?? (start = token.offset);
+            start2 ?? (start2 = token.offset);
             atNewline = false;
             hasSpace = false;
             reqSpace = true;
@@ -29920,7 +29920,7 @@ var require_resolve_props = __commonJS({
         tag,
         newlineAfterProp,
         end,
-        start: start ?? end
+        start: start2 ?? end
       };
     }
     exports.resolveProps = resolveProps;
@@ -30022,8 +30022,8 @@ var require_resolve_block_map = __commonJS({
       let offset = bm.offset;
       let commentEnd = null;
       for (const collItem of bm.items) {
-        const { start, key, sep, value } = collItem;
-        const keyProps = resolveProps.resolveProps(start, {
+        const { start: start2, key, sep, value } = collItem;
+        const keyProps = resolveProps.resolveProps(start2, {
           indicator: "explicit-key-ind",
           next: key ?? sep?.[0],
           offset,
@@ -30050,14 +30050,14 @@ var require_resolve_block_map = __commonJS({
             continue;
           }
           if (keyProps.newlineAfterProp || utilContainsNewline.containsNewline(key)) {
-            onError(key ?? start[start.length - 1], "MULTILINE_IMPLICIT_KEY", "Implicit keys need to be on a single line");
+            onError(key ?? start2[start2.length - 1], "MULTILINE_IMPLICIT_KEY", "Implicit keys need to be on a single line");
           }
         } else if (keyProps.found?.indent !== bm.indent) {
           onError(offset, "BAD_INDENT", startColMsg);
         }
         ctx.atKey = true;
         const keyStart = keyProps.end;
-        const keyNode = key ? composeNode(ctx, key, keyProps, onError) : composeEmptyNode(ctx, keyStart, start, null, keyProps, onError);
+        const keyNode = key ? composeNode(ctx, key, keyProps, onError) : composeEmptyNode(ctx, keyStart, start2, null, keyProps, onError);
         if (ctx.schema.compat)
           utilFlowIndentCheck.flowIndentCheck(bm.indent, key, onError);
         ctx.atKey = false;
@@ -30127,8 +30127,8 @@ var require_resolve_block_seq = __commonJS({
         ctx.atKey = false;
       let offset = bs.offset;
       let commentEnd = null;
-      for (const { start, value } of bs.items) {
-        const props = resolveProps.resolveProps(start, {
+      for (const { start: start2, value } of bs.items) {
+        const props = resolveProps.resolveProps(start2, {
           indicator: "seq-item-ind",
           next: value,
           offset,
@@ -30149,7 +30149,7 @@ var require_resolve_block_seq = __commonJS({
             continue;
           }
         }
-        const node = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, start, null, props, onError);
+        const node = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, start2, null, props, onError);
         if (ctx.schema.compat)
           utilFlowIndentCheck.flowIndentCheck(bs.indent, value, onError);
         offset = node.range[2];
@@ -30233,8 +30233,8 @@ var require_resolve_flow_collection = __commonJS({
       let offset = fc.offset + fc.start.source.length;
       for (let i = 0; i < fc.items.length; ++i) {
         const collItem = fc.items[i];
-        const { start, key, sep, value } = collItem;
-        const props = resolveProps.resolveProps(start, {
+        const { start: start2, key, sep, value } = collItem;
+        const props = resolveProps.resolveProps(start2, {
           flow: fcName,
           indicator: "explicit-key-ind",
           next: key ?? sep?.[0],
@@ -30274,7 +30274,7 @@ var require_resolve_flow_collection = __commonJS({
             onError(props.start, "MISSING_CHAR", `Missing , between ${fcName} items`);
           if (props.comment) {
             let prevItemComment = "";
-            loop: for (const st of start) {
+            loop: for (const st of start2) {
               switch (st.type) {
                 case "comma":
                 case "space":
@@ -30307,7 +30307,7 @@ var require_resolve_flow_collection = __commonJS({
         } else {
           ctx.atKey = true;
           const keyStart = props.end;
-          const keyNode = key ? composeNode(ctx, key, props, onError) : composeEmptyNode(ctx, keyStart, start, null, props, onError);
+          const keyNode = key ? composeNode(ctx, key, props, onError) : composeEmptyNode(ctx, keyStart, start2, null, props, onError);
           if (isBlock(key))
             onError(keyNode.range, "BLOCK_IN_FLOW", blockMsg);
           ctx.atKey = false;
@@ -30470,10 +30470,10 @@ var require_resolve_block_scalar = __commonJS({
     "use strict";
     var Scalar = require_Scalar();
     function resolveBlockScalar(ctx, scalar, onError) {
-      const start = scalar.offset;
+      const start2 = scalar.offset;
       const header = parseBlockScalarHeader(scalar, ctx.options.strict, onError);
       if (!header)
-        return { value: "", type: null, comment: "", range: [start, start, start] };
+        return { value: "", type: null, comment: "", range: [start2, start2, start2] };
       const type = header.mode === ">" ? Scalar.Scalar.BLOCK_FOLDED : Scalar.Scalar.BLOCK_LITERAL;
       const lines = scalar.source ? splitLines(scalar.source) : [];
       let chompStart = lines.length;
@@ -30486,10 +30486,10 @@ var require_resolve_block_scalar = __commonJS({
       }
       if (chompStart === 0) {
         const value2 = header.chomp === "+" && lines.length > 0 ? "\n".repeat(Math.max(1, lines.length - 1)) : "";
-        let end2 = start + header.length;
+        let end2 = start2 + header.length;
         if (scalar.source)
           end2 += scalar.source.length;
-        return { value: value2, type, comment: header.comment, range: [start, end2, end2] };
+        return { value: value2, type, comment: header.comment, range: [start2, end2, end2] };
       }
       let trimIndent = scalar.indent + header.indent;
       let offset = scalar.offset + header.length;
@@ -30570,8 +30570,8 @@ var require_resolve_block_scalar = __commonJS({
         default:
           value += "\n";
       }
-      const end = start + header.length + scalar.source.length;
-      return { value, type, comment: header.comment, range: [start, end, end] };
+      const end = start2 + header.length + scalar.source.length;
+      return { value, type, comment: header.comment, range: [start2, end, end] };
     }
     function parseBlockScalarHeader({ offset, props }, strict, onError) {
       if (props[0].type !== "block-scalar-header") {
@@ -31093,7 +31093,7 @@ var require_compose_doc = __commonJS({
     var composeNode = require_compose_node();
     var resolveEnd = require_resolve_end();
     var resolveProps = require_resolve_props();
-    function composeDoc(options, directives, { offset, start, value, end }, onError) {
+    function composeDoc(options, directives, { offset, start: start2, value, end }, onError) {
       const opts = Object.assign({ _directives: directives }, options);
       const doc = new Document.Document(void 0, opts);
       const ctx = {
@@ -31103,7 +31103,7 @@ var require_compose_doc = __commonJS({
         options: doc.options,
         schema: doc.schema
       };
-      const props = resolveProps.resolveProps(start, {
+      const props = resolveProps.resolveProps(start2, {
         indicator: "doc-start",
         next: value ?? end?.[0],
         offset,
@@ -31116,7 +31116,7 @@ var require_compose_doc = __commonJS({
         if (value && (value.type === "block-map" || value.type === "block-seq") && !props.hasNewline)
           onError(props.end, "MISSING_CHAR", "Block collection cannot start on same line with directives-end marker");
       }
-      doc.contents = value ? composeNode.composeNode(ctx, value, props, onError) : composeNode.composeEmptyNode(ctx, props.end, start, null, props, onError);
+      doc.contents = value ? composeNode.composeNode(ctx, value, props, onError) : composeNode.composeEmptyNode(ctx, props.end, start2, null, props, onError);
       const contentEnd = doc.contents.range[2];
       const re = resolveEnd.resolveEnd(end, contentEnd, false, onError);
       if (re.comment)
@@ -31565,9 +31565,9 @@ var require_cst_stringify = __commonJS({
         }
       }
     }
-    function stringifyItem({ start, key, sep, value }) {
+    function stringifyItem({ start: start2, key, sep, value }) {
       let res = "";
-      for (const st of start)
+      for (const st of start2)
         res += st.source;
       if (key)
         res += stringifyToken(key);
@@ -31597,9 +31597,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path4) => {
+    visit.itemAtPath = (cst, path6) => {
       let item = cst;
-      for (const [field, index] of path4) {
+      for (const [field, index] of path6) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -31608,23 +31608,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path4) => {
-      const parent = visit.itemAtPath(cst, path4.slice(0, -1));
-      const field = path4[path4.length - 1][0];
+    visit.parentCollection = (cst, path6) => {
+      const parent = visit.itemAtPath(cst, path6.slice(0, -1));
+      const field = path6[path6.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path4, item, visitor) {
-      let ctrl = visitor(item, path4);
+    function _visit(path6, item, visitor) {
+      let ctrl = visitor(item, path6);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i = 0; i < token.items.length; ++i) {
-            const ci = _visit(Object.freeze(path4.concat([[field, i]])), token.items[i], visitor);
+            const ci = _visit(Object.freeze(path6.concat([[field, i]])), token.items[i], visitor);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -31635,10 +31635,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path4);
+            ctrl = ctrl(item, path6);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path4) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path6) : ctrl;
     }
     exports.visit = visit;
   }
@@ -31651,7 +31651,7 @@ var require_cst = __commonJS({
     var cstScalar = require_cst_scalar();
     var cstStringify = require_cst_stringify();
     var cstVisit = require_cst_visit();
-    var BOM = "\uFEFF";
+    var BOM2 = "\uFEFF";
     var DOCUMENT = "";
     var FLOW_END = "";
     var SCALAR = "";
@@ -31659,7 +31659,7 @@ var require_cst = __commonJS({
     var isScalar2 = (token) => !!token && (token.type === "scalar" || token.type === "single-quoted-scalar" || token.type === "double-quoted-scalar" || token.type === "block-scalar");
     function prettyToken(token) {
       switch (token) {
-        case BOM:
+        case BOM2:
           return "<BOM>";
         case DOCUMENT:
           return "<DOC>";
@@ -31673,7 +31673,7 @@ var require_cst = __commonJS({
     }
     function tokenType(source) {
       switch (source) {
-        case BOM:
+        case BOM2:
           return "byte-order-mark";
         case DOCUMENT:
           return "doc-mode";
@@ -31735,7 +31735,7 @@ var require_cst = __commonJS({
     exports.setScalarValue = cstScalar.setScalarValue;
     exports.stringify = cstStringify.stringify;
     exports.visit = cstVisit.visit;
-    exports.BOM = BOM;
+    exports.BOM = BOM2;
     exports.DOCUMENT = DOCUMENT;
     exports.FLOW_END = FLOW_END;
     exports.SCALAR = SCALAR;
@@ -32357,8 +32357,8 @@ var require_line_counter = __commonJS({
             return { line: low + 1, col: 1 };
           if (low === 0)
             return { line: 0, col: offset };
-          const start = this.lineStarts[low - 1];
-          return { line: low, col: offset - start + 1 };
+          const start2 = this.lineStarts[low - 1];
+          return { line: low, col: offset - start2 + 1 };
         };
       }
     };
@@ -32373,15 +32373,15 @@ var require_parser = __commonJS({
     var node_process = __require("process");
     var cst = require_cst();
     var lexer = require_lexer();
-    function includesToken(list, type) {
-      for (let i = 0; i < list.length; ++i)
-        if (list[i].type === type)
+    function includesToken(list2, type) {
+      for (let i = 0; i < list2.length; ++i)
+        if (list2[i].type === type)
           return true;
       return false;
     }
-    function findNonEmptyIndex(list) {
-      for (let i = 0; i < list.length; ++i) {
-        switch (list[i].type) {
+    function findNonEmptyIndex(list2) {
+      for (let i = 0; i < list2.length; ++i) {
+        switch (list2[i].type) {
           case "space":
           case "comment":
           case "newline":
@@ -32738,7 +32738,7 @@ var require_parser = __commonJS({
       *scalar(scalar) {
         if (this.type === "map-value-ind") {
           const prev = getPrevProps(this.peek(2));
-          const start = getFirstKeyStartProps(prev);
+          const start2 = getFirstKeyStartProps(prev);
           let sep;
           if (scalar.end) {
             sep = scalar.end;
@@ -32750,7 +32750,7 @@ var require_parser = __commonJS({
             type: "block-map",
             offset: scalar.offset,
             indent: scalar.indent,
-            items: [{ start, key: scalar, sep }]
+            items: [{ start: start2, key: scalar, sep }]
           };
           this.onKeyLine = true;
           this.stack[this.stack.length - 1] = map;
@@ -32825,7 +32825,7 @@ var require_parser = __commonJS({
         if (this.indent >= map.indent) {
           const atMapIndent = !this.onKeyLine && this.indent === map.indent;
           const atNextItem = atMapIndent && (it.sep || it.explicitKey) && this.type !== "seq-item-ind";
-          let start = [];
+          let start2 = [];
           if (atNextItem && it.sep && !it.value) {
             const nl = [];
             for (let i = 0; i < it.sep.length; ++i) {
@@ -32845,14 +32845,14 @@ var require_parser = __commonJS({
               }
             }
             if (nl.length >= 2)
-              start = it.sep.splice(nl[1]);
+              start2 = it.sep.splice(nl[1]);
           }
           switch (this.type) {
             case "anchor":
             case "tag":
               if (atNextItem || it.value) {
-                start.push(this.sourceToken);
-                map.items.push({ start });
+                start2.push(this.sourceToken);
+                map.items.push({ start: start2 });
                 this.onKeyLine = true;
               } else if (it.sep) {
                 it.sep.push(this.sourceToken);
@@ -32865,8 +32865,8 @@ var require_parser = __commonJS({
                 it.start.push(this.sourceToken);
                 it.explicitKey = true;
               } else if (atNextItem || it.value) {
-                start.push(this.sourceToken);
-                map.items.push({ start, explicitKey: true });
+                start2.push(this.sourceToken);
+                map.items.push({ start: start2, explicitKey: true });
               } else {
                 this.stack.push({
                   type: "block-map",
@@ -32883,12 +32883,12 @@ var require_parser = __commonJS({
                   if (includesToken(it.start, "newline")) {
                     Object.assign(it, { key: null, sep: [this.sourceToken] });
                   } else {
-                    const start2 = getFirstKeyStartProps(it.start);
+                    const start3 = getFirstKeyStartProps(it.start);
                     this.stack.push({
                       type: "block-map",
                       offset: this.offset,
                       indent: this.indent,
-                      items: [{ start: start2, key: null, sep: [this.sourceToken] }]
+                      items: [{ start: start3, key: null, sep: [this.sourceToken] }]
                     });
                   }
                 } else if (it.value) {
@@ -32898,10 +32898,10 @@ var require_parser = __commonJS({
                     type: "block-map",
                     offset: this.offset,
                     indent: this.indent,
-                    items: [{ start, key: null, sep: [this.sourceToken] }]
+                    items: [{ start: start2, key: null, sep: [this.sourceToken] }]
                   });
                 } else if (isFlowToken(it.key) && !includesToken(it.sep, "newline")) {
-                  const start2 = getFirstKeyStartProps(it.start);
+                  const start3 = getFirstKeyStartProps(it.start);
                   const key = it.key;
                   const sep = it.sep;
                   sep.push(this.sourceToken);
@@ -32911,10 +32911,10 @@ var require_parser = __commonJS({
                     type: "block-map",
                     offset: this.offset,
                     indent: this.indent,
-                    items: [{ start: start2, key, sep }]
+                    items: [{ start: start3, key, sep }]
                   });
-                } else if (start.length > 0) {
-                  it.sep = it.sep.concat(start, this.sourceToken);
+                } else if (start2.length > 0) {
+                  it.sep = it.sep.concat(start2, this.sourceToken);
                 } else {
                   it.sep.push(this.sourceToken);
                 }
@@ -32922,7 +32922,7 @@ var require_parser = __commonJS({
                 if (!it.sep) {
                   Object.assign(it, { key: null, sep: [this.sourceToken] });
                 } else if (it.value || atNextItem) {
-                  map.items.push({ start, key: null, sep: [this.sourceToken] });
+                  map.items.push({ start: start2, key: null, sep: [this.sourceToken] });
                 } else if (includesToken(it.sep, "map-value-ind")) {
                   this.stack.push({
                     type: "block-map",
@@ -32940,14 +32940,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs6 = this.flowScalar(this.type);
+              const fs9 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs6, sep: [] });
+                map.items.push({ start: start2, key: fs9, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs6);
+                this.stack.push(fs9);
               } else {
-                Object.assign(it, { key: fs6, sep: [] });
+                Object.assign(it, { key: fs9, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -32966,7 +32966,7 @@ var require_parser = __commonJS({
                     return;
                   }
                 } else if (atMapIndent) {
-                  map.items.push({ start });
+                  map.items.push({ start: start2 });
                 }
                 this.stack.push(bv);
                 return;
@@ -33075,13 +33075,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs6 = this.flowScalar(this.type);
+              const fs9 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs6, sep: [] });
+                fc.items.push({ start: [], key: fs9, sep: [] });
               else if (it.sep)
-                this.stack.push(fs6);
+                this.stack.push(fs9);
               else
-                Object.assign(it, { key: fs6, sep: [] });
+                Object.assign(it, { key: fs9, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -33103,7 +33103,7 @@ var require_parser = __commonJS({
             yield* this.step();
           } else if (this.type === "map-value-ind" && parent.type !== "flow-collection") {
             const prev = getPrevProps(parent);
-            const start = getFirstKeyStartProps(prev);
+            const start2 = getFirstKeyStartProps(prev);
             fixFlowSeqItems(fc);
             const sep = fc.end.splice(1, fc.end.length);
             sep.push(this.sourceToken);
@@ -33111,7 +33111,7 @@ var require_parser = __commonJS({
               type: "block-map",
               offset: fc.offset,
               indent: fc.indent,
-              items: [{ start, key: fc, sep }]
+              items: [{ start: start2, key: fc, sep }]
             };
             this.onKeyLine = true;
             this.stack[this.stack.length - 1] = map;
@@ -33170,35 +33170,35 @@ var require_parser = __commonJS({
           case "explicit-key-ind": {
             this.onKeyLine = true;
             const prev = getPrevProps(parent);
-            const start = getFirstKeyStartProps(prev);
-            start.push(this.sourceToken);
+            const start2 = getFirstKeyStartProps(prev);
+            start2.push(this.sourceToken);
             return {
               type: "block-map",
               offset: this.offset,
               indent: this.indent,
-              items: [{ start, explicitKey: true }]
+              items: [{ start: start2, explicitKey: true }]
             };
           }
           case "map-value-ind": {
             this.onKeyLine = true;
             const prev = getPrevProps(parent);
-            const start = getFirstKeyStartProps(prev);
+            const start2 = getFirstKeyStartProps(prev);
             return {
               type: "block-map",
               offset: this.offset,
               indent: this.indent,
-              items: [{ start, key: null, sep: [this.sourceToken] }]
+              items: [{ start: start2, key: null, sep: [this.sourceToken] }]
             };
           }
         }
         return null;
       }
-      atIndentedComment(start, indent) {
+      atIndentedComment(start2, indent) {
         if (this.type !== "comment")
           return false;
         if (this.indent <= indent)
           return false;
-        return start.every((st) => st.type === "newline" || st.type === "space");
+        return start2.every((st) => st.type === "newline" || st.type === "space");
       }
       *documentEnd(docEnd) {
         if (this.type !== "doc-mode") {
@@ -33251,13 +33251,13 @@ var require_public_api = __commonJS({
     var identity = require_identity();
     var lineCounter = require_line_counter();
     var parser2 = require_parser();
-    function parseOptions(options) {
+    function parseOptions2(options) {
       const prettyErrors = options.prettyErrors !== false;
       const lineCounter$1 = options.lineCounter || prettyErrors && new lineCounter.LineCounter() || null;
       return { lineCounter: lineCounter$1, prettyErrors };
     }
     function parseAllDocuments(source, options = {}) {
-      const { lineCounter: lineCounter2, prettyErrors } = parseOptions(options);
+      const { lineCounter: lineCounter2, prettyErrors } = parseOptions2(options);
       const parser$1 = new parser2.Parser(lineCounter2?.addNewLine);
       const composer$1 = new composer.Composer(options);
       const docs = Array.from(composer$1.compose(parser$1.parse(source)));
@@ -33271,7 +33271,7 @@ var require_public_api = __commonJS({
       return Object.assign([], { empty: true }, composer$1.streamInfo());
     }
     function parseDocument2(source, options = {}) {
-      const { lineCounter: lineCounter2, prettyErrors } = parseOptions(options);
+      const { lineCounter: lineCounter2, prettyErrors } = parseOptions2(options);
       const parser$1 = new parser2.Parser(lineCounter2?.addNewLine);
       const composer$1 = new composer.Composer(options);
       let doc = null;
@@ -33386,888 +33386,6 @@ var require_dist = __commonJS({
     exports.stringify = publicApi.stringify;
     exports.visit = visit.visit;
     exports.visitAsync = visit.visitAsync;
-  }
-});
-
-// node_modules/pg-protocol/dist/messages.js
-var require_messages = __commonJS({
-  "node_modules/pg-protocol/dist/messages.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.NoticeMessage = exports.DataRowMessage = exports.CommandCompleteMessage = exports.ReadyForQueryMessage = exports.NotificationResponseMessage = exports.BackendKeyDataMessage = exports.AuthenticationMD5Password = exports.ParameterStatusMessage = exports.ParameterDescriptionMessage = exports.RowDescriptionMessage = exports.Field = exports.CopyResponse = exports.CopyDataMessage = exports.DatabaseError = exports.copyDone = exports.emptyQuery = exports.replicationStart = exports.portalSuspended = exports.noData = exports.closeComplete = exports.bindComplete = exports.parseComplete = void 0;
-    exports.parseComplete = {
-      name: "parseComplete",
-      length: 5
-    };
-    exports.bindComplete = {
-      name: "bindComplete",
-      length: 5
-    };
-    exports.closeComplete = {
-      name: "closeComplete",
-      length: 5
-    };
-    exports.noData = {
-      name: "noData",
-      length: 5
-    };
-    exports.portalSuspended = {
-      name: "portalSuspended",
-      length: 5
-    };
-    exports.replicationStart = {
-      name: "replicationStart",
-      length: 4
-    };
-    exports.emptyQuery = {
-      name: "emptyQuery",
-      length: 4
-    };
-    exports.copyDone = {
-      name: "copyDone",
-      length: 4
-    };
-    var DatabaseError2 = class extends Error {
-      constructor(message, length, name2) {
-        super(message);
-        this.length = length;
-        this.name = name2;
-      }
-    };
-    exports.DatabaseError = DatabaseError2;
-    var CopyDataMessage = class {
-      constructor(length, chunk) {
-        this.length = length;
-        this.chunk = chunk;
-        this.name = "copyData";
-      }
-    };
-    exports.CopyDataMessage = CopyDataMessage;
-    var CopyResponse = class {
-      constructor(length, name2, binary, columnCount) {
-        this.length = length;
-        this.name = name2;
-        this.binary = binary;
-        this.columnTypes = new Array(columnCount);
-      }
-    };
-    exports.CopyResponse = CopyResponse;
-    var Field = class {
-      constructor(name2, tableID, columnID, dataTypeID, dataTypeSize, dataTypeModifier, format) {
-        this.name = name2;
-        this.tableID = tableID;
-        this.columnID = columnID;
-        this.dataTypeID = dataTypeID;
-        this.dataTypeSize = dataTypeSize;
-        this.dataTypeModifier = dataTypeModifier;
-        this.format = format;
-      }
-    };
-    exports.Field = Field;
-    var RowDescriptionMessage = class {
-      constructor(length, fieldCount) {
-        this.length = length;
-        this.fieldCount = fieldCount;
-        this.name = "rowDescription";
-        this.fields = new Array(this.fieldCount);
-      }
-    };
-    exports.RowDescriptionMessage = RowDescriptionMessage;
-    var ParameterDescriptionMessage = class {
-      constructor(length, parameterCount) {
-        this.length = length;
-        this.parameterCount = parameterCount;
-        this.name = "parameterDescription";
-        this.dataTypeIDs = new Array(this.parameterCount);
-      }
-    };
-    exports.ParameterDescriptionMessage = ParameterDescriptionMessage;
-    var ParameterStatusMessage = class {
-      constructor(length, parameterName, parameterValue) {
-        this.length = length;
-        this.parameterName = parameterName;
-        this.parameterValue = parameterValue;
-        this.name = "parameterStatus";
-      }
-    };
-    exports.ParameterStatusMessage = ParameterStatusMessage;
-    var AuthenticationMD5Password = class {
-      constructor(length, salt) {
-        this.length = length;
-        this.salt = salt;
-        this.name = "authenticationMD5Password";
-      }
-    };
-    exports.AuthenticationMD5Password = AuthenticationMD5Password;
-    var BackendKeyDataMessage = class {
-      constructor(length, processID, secretKey) {
-        this.length = length;
-        this.processID = processID;
-        this.secretKey = secretKey;
-        this.name = "backendKeyData";
-      }
-    };
-    exports.BackendKeyDataMessage = BackendKeyDataMessage;
-    var NotificationResponseMessage = class {
-      constructor(length, processId, channel, payload) {
-        this.length = length;
-        this.processId = processId;
-        this.channel = channel;
-        this.payload = payload;
-        this.name = "notification";
-      }
-    };
-    exports.NotificationResponseMessage = NotificationResponseMessage;
-    var ReadyForQueryMessage = class {
-      constructor(length, status) {
-        this.length = length;
-        this.status = status;
-        this.name = "readyForQuery";
-      }
-    };
-    exports.ReadyForQueryMessage = ReadyForQueryMessage;
-    var CommandCompleteMessage = class {
-      constructor(length, text) {
-        this.length = length;
-        this.text = text;
-        this.name = "commandComplete";
-      }
-    };
-    exports.CommandCompleteMessage = CommandCompleteMessage;
-    var DataRowMessage = class {
-      constructor(length, fields) {
-        this.length = length;
-        this.fields = fields;
-        this.name = "dataRow";
-        this.fieldCount = fields.length;
-      }
-    };
-    exports.DataRowMessage = DataRowMessage;
-    var NoticeMessage = class {
-      constructor(length, message) {
-        this.length = length;
-        this.message = message;
-        this.name = "notice";
-      }
-    };
-    exports.NoticeMessage = NoticeMessage;
-  }
-});
-
-// node_modules/pg-protocol/dist/buffer-writer.js
-var require_buffer_writer = __commonJS({
-  "node_modules/pg-protocol/dist/buffer-writer.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.Writer = void 0;
-    var Writer = class {
-      constructor(size = 256) {
-        this.size = size;
-        this.offset = 5;
-        this.headerPosition = 0;
-        this.buffer = Buffer.allocUnsafe(size);
-      }
-      ensure(size) {
-        const remaining = this.buffer.length - this.offset;
-        if (remaining < size) {
-          const oldBuffer = this.buffer;
-          const newSize = oldBuffer.length + (oldBuffer.length >> 1) + size;
-          this.buffer = Buffer.allocUnsafe(newSize);
-          oldBuffer.copy(this.buffer, 0, 0, this.offset);
-        }
-      }
-      addInt32(num) {
-        this.ensure(4);
-        this.buffer[this.offset++] = num >>> 24 & 255;
-        this.buffer[this.offset++] = num >>> 16 & 255;
-        this.buffer[this.offset++] = num >>> 8 & 255;
-        this.buffer[this.offset++] = num >>> 0 & 255;
-        return this;
-      }
-      addInt16(num) {
-        this.ensure(2);
-        this.buffer[this.offset++] = num >>> 8 & 255;
-        this.buffer[this.offset++] = num >>> 0 & 255;
-        return this;
-      }
-      addCString(string) {
-        if (!string) {
-          this.ensure(1);
-        } else {
-          const len = Buffer.byteLength(string);
-          this.ensure(len + 1);
-          this.buffer.write(string, this.offset, "utf-8");
-          this.offset += len;
-        }
-        this.buffer[this.offset++] = 0;
-        return this;
-      }
-      addString(string = "") {
-        const len = Buffer.byteLength(string);
-        this.ensure(len);
-        this.buffer.write(string, this.offset);
-        this.offset += len;
-        return this;
-      }
-      // Write an Int32 byte-length prefix immediately followed by the string's UTF-8
-      // bytes. Postgres' Bind wire format prefixes every parameter with its length,
-      // and doing it in one method computes Buffer.byteLength ONCE — the previous
-      // `addInt32(Buffer.byteLength(s)).addString(s)` pairing scanned the string
-      // three times (byteLength for the prefix, byteLength again inside addString,
-      // then the encode), which is costly for large text parameters.
-      addInt32PrefixedString(string) {
-        const len = Buffer.byteLength(string);
-        this.ensure(4 + len);
-        const buffer = this.buffer;
-        let offset = this.offset;
-        buffer[offset++] = len >>> 24 & 255;
-        buffer[offset++] = len >>> 16 & 255;
-        buffer[offset++] = len >>> 8 & 255;
-        buffer[offset++] = len >>> 0 & 255;
-        buffer.write(string, offset, "utf-8");
-        this.offset = offset + len;
-        return this;
-      }
-      add(otherBuffer) {
-        this.ensure(otherBuffer.length);
-        otherBuffer.copy(this.buffer, this.offset);
-        this.offset += otherBuffer.length;
-        return this;
-      }
-      /**
-       * Appends an uninitialized block of {@link size} bytes to the buffer and returns its offset.
-       */
-      reserveUnsafe(size) {
-        const offset = this.offset;
-        this.ensure(size);
-        this.offset += size;
-        return offset;
-      }
-      join(code) {
-        if (code) {
-          this.buffer[this.headerPosition] = code;
-          const length = this.offset - (this.headerPosition + 1);
-          this.buffer.writeInt32BE(length, this.headerPosition + 1);
-        }
-        return this.buffer.slice(code ? 0 : 5, this.offset);
-      }
-      flush(code) {
-        const result = this.join(code);
-        this.offset = 5;
-        this.headerPosition = 0;
-        this.buffer = Buffer.allocUnsafe(this.size);
-        return result;
-      }
-      clear() {
-        this.offset = 5;
-        this.headerPosition = 0;
-      }
-    };
-    exports.Writer = Writer;
-  }
-});
-
-// node_modules/pg-protocol/dist/serializer.js
-var require_serializer = __commonJS({
-  "node_modules/pg-protocol/dist/serializer.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.serialize = void 0;
-    var buffer_writer_1 = require_buffer_writer();
-    var writer = new buffer_writer_1.Writer();
-    var startup = (opts) => {
-      writer.addInt16(3).addInt16(0);
-      for (const key of Object.keys(opts)) {
-        writer.addCString(key).addCString(opts[key]);
-      }
-      writer.addCString("client_encoding").addCString("UTF8");
-      const bodyBuffer = writer.addCString("").flush();
-      const length = bodyBuffer.length + 4;
-      return new buffer_writer_1.Writer().addInt32(length).add(bodyBuffer).flush();
-    };
-    var requestSsl = () => {
-      const response = Buffer.allocUnsafe(8);
-      response.writeInt32BE(8, 0);
-      response.writeInt32BE(80877103, 4);
-      return response;
-    };
-    var password = (password2) => {
-      return writer.addCString(password2).flush(
-        112
-        /* code.startup */
-      );
-    };
-    var sendSASLInitialResponseMessage = function(mechanism, initialResponse) {
-      writer.addCString(mechanism).addInt32PrefixedString(initialResponse);
-      return writer.flush(
-        112
-        /* code.startup */
-      );
-    };
-    var sendSCRAMClientFinalMessage = function(additionalData) {
-      return writer.addString(additionalData).flush(
-        112
-        /* code.startup */
-      );
-    };
-    var query = (text) => {
-      return writer.addCString(text).flush(
-        81
-        /* code.query */
-      );
-    };
-    var emptyArray = [];
-    var parse2 = (query2) => {
-      const name2 = query2.name || "";
-      if (name2.length > 63) {
-        console.error("Warning! Postgres only supports 63 characters for query names.");
-        console.error("You supplied %s (%s)", name2, name2.length);
-        console.error("This can cause conflicts and silent errors executing queries");
-      }
-      const types = query2.types || emptyArray;
-      const len = types.length;
-      const buffer = writer.addCString(name2).addCString(query2.text).addInt16(len);
-      for (let i = 0; i < len; i++) {
-        buffer.addInt32(types[i]);
-      }
-      return writer.flush(
-        80
-        /* code.parse */
-      );
-    };
-    var writeValues = function(values, valueMapper, formatsOffset) {
-      const len = values.length;
-      for (let i = 0; i < len; i++) {
-        const mappedVal = valueMapper ? valueMapper(values[i], i) : values[i];
-        let formatByte = 0;
-        if (mappedVal == null) {
-          writer.addInt32(-1);
-        } else if (mappedVal instanceof Buffer) {
-          formatByte = 1;
-          writer.addInt32(mappedVal.length);
-          writer.add(mappedVal);
-        } else {
-          writer.addInt32PrefixedString(mappedVal);
-        }
-        const buf = writer.buffer;
-        buf[formatsOffset++] = 0;
-        buf[formatsOffset++] = formatByte;
-      }
-    };
-    var bind = (config = {}) => {
-      const portal = config.portal || "";
-      const statement = config.statement || "";
-      const binary = config.binary || false;
-      const values = config.values || emptyArray;
-      const len = values.length;
-      writer.addCString(portal).addCString(statement);
-      writer.addInt16(len);
-      const formatsOffset = writer.reserveUnsafe(len * 2);
-      writer.addInt16(len);
-      try {
-        writeValues(values, config.valueMapper, formatsOffset);
-      } catch (err) {
-        writer.clear();
-        throw err;
-      }
-      writer.addInt16(1);
-      writer.addInt16(
-        binary ? 1 : 0
-        /* ParamType.STRING */
-      );
-      return writer.flush(
-        66
-        /* code.bind */
-      );
-    };
-    var emptyExecute = Buffer.from([69, 0, 0, 0, 9, 0, 0, 0, 0, 0]);
-    var execute = (config) => {
-      if (!config || !config.portal && !config.rows) {
-        return emptyExecute;
-      }
-      const portal = config.portal || "";
-      const rows = config.rows || 0;
-      const portalLength = Buffer.byteLength(portal);
-      const len = 4 + portalLength + 1 + 4;
-      const buff = Buffer.allocUnsafe(1 + len);
-      buff[0] = 69;
-      buff.writeInt32BE(len, 1);
-      buff.write(portal, 5, "utf-8");
-      buff[portalLength + 5] = 0;
-      buff.writeUInt32BE(rows, buff.length - 4);
-      return buff;
-    };
-    var cancel = (processID, secretKey) => {
-      const buffer = Buffer.allocUnsafe(16);
-      buffer.writeInt32BE(16, 0);
-      buffer.writeInt16BE(1234, 4);
-      buffer.writeInt16BE(5678, 6);
-      buffer.writeInt32BE(processID, 8);
-      buffer.writeInt32BE(secretKey, 12);
-      return buffer;
-    };
-    var cstringMessage = (code, string) => {
-      const stringLen = Buffer.byteLength(string);
-      const len = 4 + stringLen + 1;
-      const buffer = Buffer.allocUnsafe(1 + len);
-      buffer[0] = code;
-      buffer.writeInt32BE(len, 1);
-      buffer.write(string, 5, "utf-8");
-      buffer[len] = 0;
-      return buffer;
-    };
-    var emptyDescribePortal = writer.addCString("P").flush(
-      68
-      /* code.describe */
-    );
-    var emptyDescribeStatement = writer.addCString("S").flush(
-      68
-      /* code.describe */
-    );
-    var describe = (msg) => {
-      return msg.name ? cstringMessage(68, `${msg.type}${msg.name || ""}`) : msg.type === "P" ? emptyDescribePortal : emptyDescribeStatement;
-    };
-    var close = (msg) => {
-      const text = `${msg.type}${msg.name || ""}`;
-      return cstringMessage(67, text);
-    };
-    var copyData = (chunk) => {
-      return writer.add(chunk).flush(
-        100
-        /* code.copyFromChunk */
-      );
-    };
-    var copyFail = (message) => {
-      return cstringMessage(102, message);
-    };
-    var codeOnlyBuffer = (code) => Buffer.from([code, 0, 0, 0, 4]);
-    var flushBuffer = codeOnlyBuffer(
-      72
-      /* code.flush */
-    );
-    var syncBuffer = codeOnlyBuffer(
-      83
-      /* code.sync */
-    );
-    var endBuffer = codeOnlyBuffer(
-      88
-      /* code.end */
-    );
-    var copyDoneBuffer = codeOnlyBuffer(
-      99
-      /* code.copyDone */
-    );
-    var serialize3 = {
-      startup,
-      password,
-      requestSsl,
-      sendSASLInitialResponseMessage,
-      sendSCRAMClientFinalMessage,
-      query,
-      parse: parse2,
-      bind,
-      execute,
-      describe,
-      close,
-      flush: () => flushBuffer,
-      sync: () => syncBuffer,
-      end: () => endBuffer,
-      copyData,
-      copyDone: () => copyDoneBuffer,
-      copyFail,
-      cancel
-    };
-    exports.serialize = serialize3;
-  }
-});
-
-// node_modules/pg-protocol/dist/buffer-reader.js
-var require_buffer_reader = __commonJS({
-  "node_modules/pg-protocol/dist/buffer-reader.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.BufferReader = void 0;
-    var BufferReader = class {
-      constructor(offset = 0) {
-        this.offset = offset;
-        this.buffer = Buffer.allocUnsafe(0);
-        this.encoding = "utf-8";
-      }
-      setBuffer(offset, buffer) {
-        this.offset = offset;
-        this.buffer = buffer;
-      }
-      int16() {
-        const result = this.buffer.readInt16BE(this.offset);
-        this.offset += 2;
-        return result;
-      }
-      byte() {
-        const result = this.buffer[this.offset];
-        this.offset++;
-        return result;
-      }
-      int32() {
-        const result = this.buffer.readInt32BE(this.offset);
-        this.offset += 4;
-        return result;
-      }
-      uint32() {
-        const result = this.buffer.readUInt32BE(this.offset);
-        this.offset += 4;
-        return result;
-      }
-      string(length) {
-        const result = this.buffer.toString(this.encoding, this.offset, this.offset + length);
-        this.offset += length;
-        return result;
-      }
-      cstring() {
-        const start = this.offset;
-        let end = start;
-        while (this.buffer[end++]) {
-        }
-        this.offset = end;
-        return this.buffer.toString(this.encoding, start, end - 1);
-      }
-      bytes(length) {
-        const result = this.buffer.slice(this.offset, this.offset + length);
-        this.offset += length;
-        return result;
-      }
-    };
-    exports.BufferReader = BufferReader;
-  }
-});
-
-// node_modules/pg-protocol/dist/parser.js
-var require_parser2 = __commonJS({
-  "node_modules/pg-protocol/dist/parser.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.Parser = void 0;
-    var messages_1 = require_messages();
-    var buffer_reader_1 = require_buffer_reader();
-    var CODE_LENGTH = 1;
-    var LEN_LENGTH = 4;
-    var HEADER_LENGTH = CODE_LENGTH + LEN_LENGTH;
-    var LATEINIT_LENGTH = -1;
-    var emptyBuffer = Buffer.allocUnsafe(0);
-    var Parser = class {
-      constructor(opts) {
-        this.buffer = emptyBuffer;
-        this.bufferLength = 0;
-        this.bufferOffset = 0;
-        this.reader = new buffer_reader_1.BufferReader();
-        if ((opts === null || opts === void 0 ? void 0 : opts.mode) === "binary") {
-          throw new Error("Binary mode not supported yet");
-        }
-        this.mode = (opts === null || opts === void 0 ? void 0 : opts.mode) || "text";
-      }
-      parse(buffer, callback) {
-        this.mergeBuffer(buffer);
-        const bufferFullLength = this.bufferOffset + this.bufferLength;
-        let offset = this.bufferOffset;
-        while (offset + HEADER_LENGTH <= bufferFullLength) {
-          const code = this.buffer[offset];
-          const length = this.buffer.readUInt32BE(offset + CODE_LENGTH);
-          const fullMessageLength = CODE_LENGTH + length;
-          if (fullMessageLength + offset <= bufferFullLength) {
-            const message = this.handlePacket(offset + HEADER_LENGTH, code, length, this.buffer);
-            callback(message);
-            offset += fullMessageLength;
-          } else {
-            break;
-          }
-        }
-        if (offset === bufferFullLength) {
-          this.buffer = emptyBuffer;
-          this.bufferLength = 0;
-          this.bufferOffset = 0;
-        } else {
-          this.bufferLength = bufferFullLength - offset;
-          this.bufferOffset = offset;
-        }
-      }
-      mergeBuffer(buffer) {
-        if (this.bufferLength > 0) {
-          const newLength = this.bufferLength + buffer.byteLength;
-          const newFullLength = newLength + this.bufferOffset;
-          if (newFullLength > this.buffer.byteLength) {
-            let newBuffer;
-            if (newLength <= this.buffer.byteLength && this.bufferOffset >= this.bufferLength) {
-              newBuffer = this.buffer;
-            } else {
-              let newBufferLength = this.buffer.byteLength * 2;
-              while (newLength >= newBufferLength) {
-                newBufferLength *= 2;
-              }
-              newBuffer = Buffer.allocUnsafe(newBufferLength);
-            }
-            this.buffer.copy(newBuffer, 0, this.bufferOffset, this.bufferOffset + this.bufferLength);
-            this.buffer = newBuffer;
-            this.bufferOffset = 0;
-          }
-          buffer.copy(this.buffer, this.bufferOffset + this.bufferLength);
-          this.bufferLength = newLength;
-        } else {
-          this.buffer = buffer;
-          this.bufferOffset = 0;
-          this.bufferLength = buffer.byteLength;
-        }
-      }
-      handlePacket(offset, code, length, bytes) {
-        const { reader } = this;
-        reader.setBuffer(offset, bytes);
-        let message;
-        switch (code) {
-          case 50:
-            message = messages_1.bindComplete;
-            break;
-          case 49:
-            message = messages_1.parseComplete;
-            break;
-          case 51:
-            message = messages_1.closeComplete;
-            break;
-          case 110:
-            message = messages_1.noData;
-            break;
-          case 115:
-            message = messages_1.portalSuspended;
-            break;
-          case 99:
-            message = messages_1.copyDone;
-            break;
-          case 87:
-            message = messages_1.replicationStart;
-            break;
-          case 73:
-            message = messages_1.emptyQuery;
-            break;
-          case 68:
-            message = parseDataRowMessage(reader);
-            break;
-          case 67:
-            message = parseCommandCompleteMessage(reader);
-            break;
-          case 90:
-            message = parseReadyForQueryMessage(reader);
-            break;
-          case 65:
-            message = parseNotificationMessage(reader);
-            break;
-          case 82:
-            message = parseAuthenticationResponse(reader, length);
-            break;
-          case 83:
-            message = parseParameterStatusMessage(reader);
-            break;
-          case 75:
-            message = parseBackendKeyData(reader);
-            break;
-          case 69:
-            message = parseErrorMessage(reader, "error");
-            break;
-          case 78:
-            message = parseErrorMessage(reader, "notice");
-            break;
-          case 84:
-            message = parseRowDescriptionMessage(reader);
-            break;
-          case 116:
-            message = parseParameterDescriptionMessage(reader);
-            break;
-          case 71:
-            message = parseCopyInMessage(reader);
-            break;
-          case 72:
-            message = parseCopyOutMessage(reader);
-            break;
-          case 100:
-            message = parseCopyData(reader, length);
-            break;
-          default:
-            return new messages_1.DatabaseError("received invalid response: " + code.toString(16), length, "error");
-        }
-        reader.setBuffer(0, emptyBuffer);
-        message.length = length;
-        return message;
-      }
-    };
-    exports.Parser = Parser;
-    var parseReadyForQueryMessage = (reader) => {
-      const status = reader.string(1);
-      return new messages_1.ReadyForQueryMessage(LATEINIT_LENGTH, status);
-    };
-    var parseCommandCompleteMessage = (reader) => {
-      const text = reader.cstring();
-      return new messages_1.CommandCompleteMessage(LATEINIT_LENGTH, text);
-    };
-    var parseCopyData = (reader, length) => {
-      const chunk = reader.bytes(length - 4);
-      return new messages_1.CopyDataMessage(LATEINIT_LENGTH, chunk);
-    };
-    var parseCopyInMessage = (reader) => parseCopyMessage(reader, "copyInResponse");
-    var parseCopyOutMessage = (reader) => parseCopyMessage(reader, "copyOutResponse");
-    var parseCopyMessage = (reader, messageName) => {
-      const isBinary = reader.byte() !== 0;
-      const columnCount = reader.int16();
-      const message = new messages_1.CopyResponse(LATEINIT_LENGTH, messageName, isBinary, columnCount);
-      for (let i = 0; i < columnCount; i++) {
-        message.columnTypes[i] = reader.int16();
-      }
-      return message;
-    };
-    var parseNotificationMessage = (reader) => {
-      const processId = reader.int32();
-      const channel = reader.cstring();
-      const payload = reader.cstring();
-      return new messages_1.NotificationResponseMessage(LATEINIT_LENGTH, processId, channel, payload);
-    };
-    var parseRowDescriptionMessage = (reader) => {
-      const fieldCount = reader.int16();
-      const message = new messages_1.RowDescriptionMessage(LATEINIT_LENGTH, fieldCount);
-      for (let i = 0; i < fieldCount; i++) {
-        message.fields[i] = parseField(reader);
-      }
-      return message;
-    };
-    var parseField = (reader) => {
-      const name2 = reader.cstring();
-      const tableID = reader.uint32();
-      const columnID = reader.int16();
-      const dataTypeID = reader.uint32();
-      const dataTypeSize = reader.int16();
-      const dataTypeModifier = reader.int32();
-      const mode = reader.int16() === 0 ? "text" : "binary";
-      return new messages_1.Field(name2, tableID, columnID, dataTypeID, dataTypeSize, dataTypeModifier, mode);
-    };
-    var parseParameterDescriptionMessage = (reader) => {
-      const parameterCount = reader.int16();
-      const message = new messages_1.ParameterDescriptionMessage(LATEINIT_LENGTH, parameterCount);
-      for (let i = 0; i < parameterCount; i++) {
-        message.dataTypeIDs[i] = reader.uint32();
-      }
-      return message;
-    };
-    var parseDataRowMessage = (reader) => {
-      const fieldCount = reader.int16();
-      const fields = new Array(fieldCount);
-      for (let i = 0; i < fieldCount; i++) {
-        const len = reader.int32();
-        fields[i] = len === -1 ? null : reader.string(len);
-      }
-      return new messages_1.DataRowMessage(LATEINIT_LENGTH, fields);
-    };
-    var parseParameterStatusMessage = (reader) => {
-      const name2 = reader.cstring();
-      const value = reader.cstring();
-      return new messages_1.ParameterStatusMessage(LATEINIT_LENGTH, name2, value);
-    };
-    var parseBackendKeyData = (reader) => {
-      const processID = reader.int32();
-      const secretKey = reader.int32();
-      return new messages_1.BackendKeyDataMessage(LATEINIT_LENGTH, processID, secretKey);
-    };
-    var parseAuthenticationResponse = (reader, length) => {
-      const code = reader.int32();
-      const message = {
-        name: "authenticationOk",
-        length
-      };
-      switch (code) {
-        case 0:
-          break;
-        case 3:
-          if (message.length === 8) {
-            message.name = "authenticationCleartextPassword";
-          }
-          break;
-        case 5:
-          if (message.length === 12) {
-            message.name = "authenticationMD5Password";
-            const salt = reader.bytes(4);
-            return new messages_1.AuthenticationMD5Password(LATEINIT_LENGTH, salt);
-          }
-          break;
-        case 10:
-          {
-            message.name = "authenticationSASL";
-            message.mechanisms = [];
-            let mechanism;
-            do {
-              mechanism = reader.cstring();
-              if (mechanism) {
-                message.mechanisms.push(mechanism);
-              }
-            } while (mechanism);
-          }
-          break;
-        case 11:
-          message.name = "authenticationSASLContinue";
-          message.data = reader.string(length - 8);
-          break;
-        case 12:
-          message.name = "authenticationSASLFinal";
-          message.data = reader.string(length - 8);
-          break;
-        default:
-          throw new Error("Unknown authenticationOk message type " + code);
-      }
-      return message;
-    };
-    var parseErrorMessage = (reader, name2) => {
-      const fields = {};
-      let fieldType = reader.string(1);
-      while (fieldType !== "\0") {
-        fields[fieldType] = reader.cstring();
-        fieldType = reader.string(1);
-      }
-      const messageValue = fields.M;
-      const message = name2 === "notice" ? new messages_1.NoticeMessage(LATEINIT_LENGTH, messageValue) : new messages_1.DatabaseError(messageValue, LATEINIT_LENGTH, name2);
-      message.severity = fields.S;
-      message.code = fields.C;
-      message.detail = fields.D;
-      message.hint = fields.H;
-      message.position = fields.P;
-      message.internalPosition = fields.p;
-      message.internalQuery = fields.q;
-      message.where = fields.W;
-      message.schema = fields.s;
-      message.table = fields.t;
-      message.column = fields.c;
-      message.dataType = fields.d;
-      message.constraint = fields.n;
-      message.file = fields.F;
-      message.line = fields.L;
-      message.routine = fields.R;
-      return message;
-    };
-  }
-});
-
-// node_modules/pg-protocol/dist/index.js
-var require_dist2 = __commonJS({
-  "node_modules/pg-protocol/dist/index.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.DatabaseError = exports.serialize = void 0;
-    exports.parse = parse2;
-    var messages_1 = require_messages();
-    Object.defineProperty(exports, "DatabaseError", { enumerable: true, get: function() {
-      return messages_1.DatabaseError;
-    } });
-    var serializer_1 = require_serializer();
-    Object.defineProperty(exports, "serialize", { enumerable: true, get: function() {
-      return serializer_1.serialize;
-    } });
-    var parser_1 = require_parser2();
-    function parse2(stream, callback) {
-      const parser2 = new parser_1.Parser();
-      stream.on("data", (buffer) => parser2.parse(buffer, callback));
-      return new Promise((resolve) => stream.on("end", () => resolve()));
-    }
   }
 });
 
@@ -34495,12 +33613,12 @@ var require_ecdsa_sig_formatter = __commonJS({
       dst = base64Url(dst);
       return dst;
     }
-    function countPadding(buf, start, stop) {
+    function countPadding(buf, start2, stop) {
       var padding = 0;
-      while (start + padding < stop && buf[start + padding] === 0) {
+      while (start2 + padding < stop && buf[start2 + padding] === 0) {
         ++padding;
       }
-      var needsSign = buf[start + padding] >= MAX_OCTET;
+      var needsSign = buf[start2 + padding] >= MAX_OCTET;
       if (needsSign) {
         --padding;
       }
@@ -34688,18 +33806,18 @@ var require_jwa = __commonJS({
       return function sign(thing, secret) {
         checkIsSecretKey(secret);
         thing = normalizeInput(thing);
-        var hmac = crypto3.createHmac("sha" + bits, secret);
-        var sig = (hmac.update(thing), hmac.digest("base64"));
+        var hmac2 = crypto3.createHmac("sha" + bits, secret);
+        var sig = (hmac2.update(thing), hmac2.digest("base64"));
         return fromBase64(sig);
       };
     }
     var bufferEqual;
-    var timingSafeEqual = "timingSafeEqual" in crypto3 ? function timingSafeEqual2(a, b) {
+    var timingSafeEqual2 = "timingSafeEqual" in crypto3 ? function timingSafeEqual3(a, b) {
       if (a.byteLength !== b.byteLength) {
         return false;
       }
       return crypto3.timingSafeEqual(a, b);
-    } : function timingSafeEqual2(a, b) {
+    } : function timingSafeEqual3(a, b) {
       if (!bufferEqual) {
         bufferEqual = require_buffer_equal_constant_time();
       }
@@ -34708,15 +33826,15 @@ var require_jwa = __commonJS({
     function createHmacVerifier(bits) {
       return function verify(thing, signature, secret) {
         var computedSig = createHmacSigner(bits)(thing, secret);
-        return timingSafeEqual(Buffer2.from(signature), Buffer2.from(computedSig));
+        return timingSafeEqual2(Buffer2.from(signature), Buffer2.from(computedSig));
       };
     }
     function createKeySigner(bits) {
-      return function sign(thing, privateKey) {
-        checkIsPrivateKey(privateKey);
+      return function sign(thing, privateKey2) {
+        checkIsPrivateKey(privateKey2);
         thing = normalizeInput(thing);
         var signer = crypto3.createSign("RSA-SHA" + bits);
-        var sig = (signer.update(thing), signer.sign(privateKey, "base64"));
+        var sig = (signer.update(thing), signer.sign(privateKey2, "base64"));
         return fromBase64(sig);
       };
     }
@@ -34731,12 +33849,12 @@ var require_jwa = __commonJS({
       };
     }
     function createPSSKeySigner(bits) {
-      return function sign(thing, privateKey) {
-        checkIsPrivateKey(privateKey);
+      return function sign(thing, privateKey2) {
+        checkIsPrivateKey(privateKey2);
         thing = normalizeInput(thing);
         var signer = crypto3.createSign("RSA-SHA" + bits);
         var sig = (signer.update(thing), signer.sign({
-          key: privateKey,
+          key: privateKey2,
           padding: crypto3.constants.RSA_PKCS1_PSS_PADDING,
           saltLength: crypto3.constants.RSA_PSS_SALTLEN_DIGEST
         }, "base64"));
@@ -34910,11 +34028,11 @@ var require_verify_stream = __commonJS({
     var toString = require_tostring();
     var util2 = __require("util");
     var JWS_REGEX = /^[a-zA-Z0-9\-_]+?\.[a-zA-Z0-9\-_]+?\.([a-zA-Z0-9\-_]+)?$/;
-    function isObject2(thing) {
+    function isObject3(thing) {
       return Object.prototype.toString.call(thing) === "[object Object]";
     }
     function safeJsonParse(thing) {
-      if (isObject2(thing))
+      if (isObject3(thing))
         return thing;
       try {
         return JSON.parse(thing);
@@ -35429,7 +34547,7 @@ var require_parse_options = __commonJS({
     "use strict";
     var looseOption = Object.freeze({ loose: true });
     var emptyOpts = Object.freeze({});
-    var parseOptions = (options) => {
+    var parseOptions2 = (options) => {
       if (!options) {
         return emptyOpts;
       }
@@ -35438,7 +34556,7 @@ var require_parse_options = __commonJS({
       }
       return options;
     };
-    module.exports = parseOptions;
+    module.exports = parseOptions2;
   }
 });
 
@@ -35474,7 +34592,7 @@ var require_semver = __commonJS({
     var debug2 = require_debug();
     var { MAX_LENGTH, MAX_SAFE_INTEGER } = require_constants6();
     var { safeRe: re, t } = require_re();
-    var parseOptions = require_parse_options();
+    var parseOptions2 = require_parse_options();
     var { compareIdentifiers } = require_identifiers();
     var isPrereleaseIdentifier = (prerelease, identifier) => {
       const identifiers = identifier.split(".");
@@ -35490,7 +34608,7 @@ var require_semver = __commonJS({
     };
     var SemVer = class _SemVer {
       constructor(version2, options) {
-        options = parseOptions(options);
+        options = parseOptions2(options);
         if (version2 instanceof _SemVer) {
           if (version2.loose === !!options.loose && version2.includePrerelease === !!options.includePrerelease) {
             return version2;
@@ -35967,7 +35085,7 @@ var require_sort = __commonJS({
   "node_modules/semver/functions/sort.js"(exports, module) {
     "use strict";
     var compareBuild = require_compare_build();
-    var sort = (list, loose) => list.sort((a, b) => compareBuild(a, b, loose));
+    var sort = (list2, loose) => list2.sort((a, b) => compareBuild(a, b, loose));
     module.exports = sort;
   }
 });
@@ -35977,7 +35095,7 @@ var require_rsort = __commonJS({
   "node_modules/semver/functions/rsort.js"(exports, module) {
     "use strict";
     var compareBuild = require_compare_build();
-    var rsort = (list, loose) => list.sort((a, b) => compareBuild(b, a, loose));
+    var rsort = (list2, loose) => list2.sort((a, b) => compareBuild(b, a, loose));
     module.exports = rsort;
   }
 });
@@ -36232,38 +35350,38 @@ var require_trim_comparator_whitespace = __commonJS({
     }
     var isWhitespace = (char) => char !== void 0 && whitespace[char.charCodeAt(0)] === 1;
     var isVersionPrefix = (char) => char === "v" || char === "=" || isWhitespace(char);
-    var isDigit = (char) => char !== void 0 && char >= "0" && char <= "9";
+    var isDigit2 = (char) => char !== void 0 && char >= "0" && char <= "9";
     var isLetter = (char) => char !== void 0 && (char >= "a" && char <= "z" || char >= "A" && char <= "Z");
-    var isIdentifierCharacter = (char) => isDigit(char) || isLetter(char) || char === "-";
-    var isVersionStart = (char) => isDigit(char) || char === "x" || char === "X" || char === "*";
-    var findDigitsEndIndex = (range, start, limit, digitRuns) => {
-      if (!isDigit(range[start])) {
-        return start;
+    var isIdentifierCharacter = (char) => isDigit2(char) || isLetter(char) || char === "-";
+    var isVersionStart = (char) => isDigit2(char) || char === "x" || char === "X" || char === "*";
+    var findDigitsEndIndex = (range, start2, limit, digitRuns) => {
+      if (!isDigit2(range[start2])) {
+        return start2;
       }
-      if (start >= digitRuns.start && start < digitRuns.end) {
-        return Math.min(start + limit, digitRuns.end);
+      if (start2 >= digitRuns.start && start2 < digitRuns.end) {
+        return Math.min(start2 + limit, digitRuns.end);
       }
-      if (start >= digitRuns.previousStart && start < digitRuns.previousEnd) {
-        return Math.min(start + limit, digitRuns.previousEnd);
+      if (start2 >= digitRuns.previousStart && start2 < digitRuns.previousEnd) {
+        return Math.min(start2 + limit, digitRuns.previousEnd);
       }
-      let end = start + 1;
-      while (isDigit(range[end])) {
+      let end = start2 + 1;
+      while (isDigit2(range[end])) {
         end++;
       }
       digitRuns.previousStart = digitRuns.start;
       digitRuns.previousEnd = digitRuns.end;
-      digitRuns.start = start;
+      digitRuns.start = start2;
       digitRuns.end = end;
-      return Math.min(start + limit, end);
+      return Math.min(start2 + limit, end);
     };
-    var findVersionNumberEndIndex = (range, start, loose, digitRuns) => {
-      if (!loose && range[start] === "0") {
-        return start + 1;
+    var findVersionNumberEndIndex = (range, start2, loose, digitRuns) => {
+      if (!loose && range[start2] === "0") {
+        return start2 + 1;
       }
-      return findDigitsEndIndex(range, start, loose ? MAX_LENGTH : MAX_LENGTH + 1, digitRuns);
+      return findDigitsEndIndex(range, start2, loose ? MAX_LENGTH : MAX_LENGTH + 1, digitRuns);
     };
-    var findPrereleaseIdentifierEndIndex = (range, start, loose, digitRuns) => {
-      const digitsEnd = findDigitsEndIndex(range, start, MAX_LENGTH, digitRuns);
+    var findPrereleaseIdentifierEndIndex = (range, start2, loose, digitRuns) => {
+      const digitsEnd = findDigitsEndIndex(range, start2, MAX_LENGTH, digitRuns);
       if (isLetter(range[digitsEnd]) || range[digitsEnd] === "-") {
         let end = digitsEnd + 1;
         const limit = end + MAX_SAFE_BUILD_LENGTH;
@@ -36272,20 +35390,20 @@ var require_trim_comparator_whitespace = __commonJS({
         }
         return end;
       }
-      return findVersionNumberEndIndex(range, start, loose, digitRuns);
+      return findVersionNumberEndIndex(range, start2, loose, digitRuns);
     };
-    var findPrereleaseEndIndex = (range, start, loose, digitRuns) => {
-      const hyphen = range[start] === "-";
+    var findPrereleaseEndIndex = (range, start2, loose, digitRuns) => {
+      const hyphen = range[start2] === "-";
       if (!loose && !hyphen) {
-        return start;
+        return start2;
       }
-      const identifierStart = start + (hyphen ? 1 : 0);
+      const identifierStart = start2 + (hyphen ? 1 : 0);
       let end = findPrereleaseIdentifierEndIndex(range, identifierStart, loose, digitRuns);
       if (end === identifierStart) {
         if (!loose || !hyphen) {
-          return start;
+          return start2;
         }
-        end = findPrereleaseIdentifierEndIndex(range, start, loose, digitRuns);
+        end = findPrereleaseIdentifierEndIndex(range, start2, loose, digitRuns);
       }
       while (range[end] === ".") {
         const next = findPrereleaseIdentifierEndIndex(range, end + 1, loose, digitRuns);
@@ -36296,20 +35414,20 @@ var require_trim_comparator_whitespace = __commonJS({
       }
       return end;
     };
-    var findBuildIdentifierEndIndex = (range, start) => {
-      let end = start;
-      while (end - start < MAX_SAFE_BUILD_LENGTH && isIdentifierCharacter(range[end])) {
+    var findBuildIdentifierEndIndex = (range, start2) => {
+      let end = start2;
+      while (end - start2 < MAX_SAFE_BUILD_LENGTH && isIdentifierCharacter(range[end])) {
         end++;
       }
       return end;
     };
-    var findBuildEndIndex = (range, start) => {
-      if (range[start] !== "+") {
-        return start;
+    var findBuildEndIndex = (range, start2) => {
+      if (range[start2] !== "+") {
+        return start2;
       }
-      let end = findBuildIdentifierEndIndex(range, start + 1);
-      if (end === start + 1) {
-        return start;
+      let end = findBuildIdentifierEndIndex(range, start2 + 1);
+      if (end === start2 + 1) {
+        return start2;
       }
       while (range[end] === ".") {
         const next = findBuildIdentifierEndIndex(range, end + 1);
@@ -36320,17 +35438,17 @@ var require_trim_comparator_whitespace = __commonJS({
       }
       return end;
     };
-    var findLooseFullVersionEndIndex = (range, start, digitRuns) => {
-      let end = start;
+    var findLooseFullVersionEndIndex = (range, start2, digitRuns) => {
+      let end = start2;
       for (let component = 0; component < 3; component++) {
         const next = findVersionNumberEndIndex(range, end, true, digitRuns);
         if (next === end) {
-          return start;
+          return start2;
         }
         end = next;
         if (component < 2) {
           if (range[end] !== ".") {
-            return start;
+            return start2;
           }
           end++;
         }
@@ -36338,14 +35456,14 @@ var require_trim_comparator_whitespace = __commonJS({
       const prereleaseEnd = findPrereleaseEndIndex(range, end, true, digitRuns);
       return findBuildEndIndex(range, prereleaseEnd);
     };
-    var findPartialVersionComponentEndIndex = (range, start, digitRuns) => {
-      if (isDigit(range[start])) {
-        return findVersionNumberEndIndex(range, start, false, digitRuns);
+    var findPartialVersionComponentEndIndex = (range, start2, digitRuns) => {
+      if (isDigit2(range[start2])) {
+        return findVersionNumberEndIndex(range, start2, false, digitRuns);
       }
-      return isVersionStart(range[start]) ? start + 1 : start;
+      return isVersionStart(range[start2]) ? start2 + 1 : start2;
     };
-    var findPartialVersionEndIndex = (range, start, digitRuns) => {
-      let end = findPartialVersionComponentEndIndex(range, start, digitRuns);
+    var findPartialVersionEndIndex = (range, start2, digitRuns) => {
+      let end = findPartialVersionComponentEndIndex(range, start2, digitRuns);
       for (let component = 0; component < 2; component++) {
         if (range[end] !== ".") {
           return end;
@@ -36359,9 +35477,9 @@ var require_trim_comparator_whitespace = __commonJS({
       const prereleaseEnd = findPrereleaseEndIndex(range, end, false, digitRuns);
       return findBuildEndIndex(range, prereleaseEnd);
     };
-    var findVersionEndIndex = (range, start, digitRuns) => {
-      const fullVersionEnd = findLooseFullVersionEndIndex(range, start, digitRuns);
-      return fullVersionEnd !== start ? fullVersionEnd : findPartialVersionEndIndex(range, start, digitRuns);
+    var findVersionEndIndex = (range, start2, digitRuns) => {
+      const fullVersionEnd = findLooseFullVersionEndIndex(range, start2, digitRuns);
+      return fullVersionEnd !== start2 ? fullVersionEnd : findPartialVersionEndIndex(range, start2, digitRuns);
     };
     var findRemovableWhitespaceIndex = (range, matchStart) => {
       let position = matchStart;
@@ -36415,7 +35533,7 @@ var require_range = __commonJS({
     var SPACE_CHARACTERS = /\s+/g;
     var Range = class _Range {
       constructor(range, options) {
-        options = parseOptions(options);
+        options = parseOptions2(options);
         if (range instanceof _Range) {
           if (range.loose === !!options.loose && range.includePrerelease === !!options.includePrerelease) {
             return range;
@@ -36481,7 +35599,7 @@ var require_range = __commonJS({
         range = range.replace(BUILDSTRIPRE, "");
         const memoOpts = (this.options.includePrerelease && FLAG_INCLUDE_PRERELEASE) | (this.options.loose && FLAG_LOOSE);
         const memoKey = memoOpts + ":" + range;
-        const cached = cache.get(memoKey);
+        const cached = cache3.get(memoKey);
         if (cached) {
           return cached;
         }
@@ -36515,7 +35633,7 @@ var require_range = __commonJS({
           rangeMap.delete("");
         }
         const result = [...rangeMap.values()];
-        cache.set(memoKey, result);
+        cache3.set(memoKey, result);
         return result;
       }
       intersects(range, options) {
@@ -36554,8 +35672,8 @@ var require_range = __commonJS({
     };
     module.exports = Range;
     var LRU = require_lrucache();
-    var cache = new LRU();
-    var parseOptions = require_parse_options();
+    var cache3 = new LRU();
+    var parseOptions2 = require_parse_options();
     var Comparator = require_comparator();
     var debug2 = require_debug();
     var SemVer = require_semver();
@@ -36803,7 +35921,7 @@ var require_comparator = __commonJS({
         return ANY;
       }
       constructor(comp, options) {
-        options = parseOptions(options);
+        options = parseOptions2(options);
         if (comp instanceof _Comparator) {
           if (comp.loose === !!options.loose) {
             return comp;
@@ -36871,7 +35989,7 @@ var require_comparator = __commonJS({
           }
           return new Range(this.value, options).test(comp.semver);
         }
-        options = parseOptions(options);
+        options = parseOptions2(options);
         if (options.includePrerelease && (this.value === "<0.0.0-0" || comp.value === "<0.0.0-0")) {
           return false;
         }
@@ -36897,7 +36015,7 @@ var require_comparator = __commonJS({
       }
     };
     module.exports = Comparator;
-    var parseOptions = require_parse_options();
+    var parseOptions2 = require_parse_options();
     var { safeRe: re, t } = require_re();
     var cmp = require_cmp();
     var debug2 = require_debug();
@@ -37831,9 +36949,9 @@ var require_lodash = __commonJS({
         return object[key];
       });
     }
-    function overArg(func, transform) {
+    function overArg(func, transform2) {
       return function(arg) {
-        return func(transform(arg));
+        return func(transform2(arg));
       };
     }
     var objectProto = Object.prototype;
@@ -37873,7 +36991,7 @@ var require_lodash = __commonJS({
       return value === proto;
     }
     function includes(collection, value, fromIndex, guard) {
-      collection = isArrayLike(collection) ? collection : values(collection);
+      collection = isArrayLike(collection) ? collection : values2(collection);
       fromIndex = fromIndex && !guard ? toInteger(fromIndex) : 0;
       var length = collection.length;
       if (fromIndex < 0) {
@@ -37892,13 +37010,13 @@ var require_lodash = __commonJS({
       return isObjectLike(value) && isArrayLike(value);
     }
     function isFunction(value) {
-      var tag = isObject2(value) ? objectToString.call(value) : "";
+      var tag = isObject3(value) ? objectToString.call(value) : "";
       return tag == funcTag || tag == genTag;
     }
     function isLength(value) {
       return typeof value == "number" && value > -1 && value % 1 == 0 && value <= MAX_SAFE_INTEGER;
     }
-    function isObject2(value) {
+    function isObject3(value) {
       var type = typeof value;
       return !!value && (type == "object" || type == "function");
     }
@@ -37933,9 +37051,9 @@ var require_lodash = __commonJS({
       if (isSymbol(value)) {
         return NAN;
       }
-      if (isObject2(value)) {
+      if (isObject3(value)) {
         var other = typeof value.valueOf == "function" ? value.valueOf() : value;
-        value = isObject2(other) ? other + "" : other;
+        value = isObject3(other) ? other + "" : other;
       }
       if (typeof value != "string") {
         return value === 0 ? value : +value;
@@ -37947,7 +37065,7 @@ var require_lodash = __commonJS({
     function keys(object) {
       return isArrayLike(object) ? arrayLikeKeys(object) : baseKeys(object);
     }
-    function values(object) {
+    function values2(object) {
       return object ? baseValues(object, keys(object)) : [];
     }
     module.exports = includes;
@@ -37987,7 +37105,7 @@ var require_lodash3 = __commonJS({
     function isInteger(value) {
       return typeof value == "number" && value == toInteger(value);
     }
-    function isObject2(value) {
+    function isObject3(value) {
       var type = typeof value;
       return !!value && (type == "object" || type == "function");
     }
@@ -38019,9 +37137,9 @@ var require_lodash3 = __commonJS({
       if (isSymbol(value)) {
         return NAN;
       }
-      if (isObject2(value)) {
+      if (isObject3(value)) {
         var other = typeof value.valueOf == "function" ? value.valueOf() : value;
-        value = isObject2(other) ? other + "" : other;
+        value = isObject3(other) ? other + "" : other;
       }
       if (typeof value != "string") {
         return value === 0 ? value : +value;
@@ -38064,9 +37182,9 @@ var require_lodash5 = __commonJS({
       }
       return result;
     }
-    function overArg(func, transform) {
+    function overArg(func, transform2) {
       return function(arg) {
-        return func(transform(arg));
+        return func(transform2(arg));
       };
     }
     var funcProto = Function.prototype;
@@ -38145,7 +37263,7 @@ var require_lodash7 = __commonJS({
     function once(func) {
       return before(2, func);
     }
-    function isObject2(value) {
+    function isObject3(value) {
       var type = typeof value;
       return !!value && (type == "object" || type == "function");
     }
@@ -38177,9 +37295,9 @@ var require_lodash7 = __commonJS({
       if (isSymbol(value)) {
         return NAN;
       }
-      if (isObject2(value)) {
+      if (isObject3(value)) {
         var other = typeof value.valueOf == "function" ? value.valueOf() : value;
-        value = isObject2(other) ? other + "" : other;
+        value = isObject3(other) ? other + "" : other;
       }
       if (typeof value != "string") {
         return value === 0 ? value : +value;
@@ -38238,7 +37356,7 @@ var require_sign = __commonJS({
       exp: { isValid: isNumber, message: '"exp" should be a number of seconds' },
       nbf: { isValid: isNumber, message: '"nbf" should be a number of seconds' }
     };
-    function validate2(schema, allowUnknown, object, parameterName) {
+    function validate(schema, allowUnknown, object, parameterName) {
       if (!isPlainObject2(object)) {
         throw new Error('Expected "' + parameterName + '" to be a plain object.');
       }
@@ -38256,10 +37374,10 @@ var require_sign = __commonJS({
       });
     }
     function validateOptions(options) {
-      return validate2(sign_options_schema, false, options, "options");
+      return validate(sign_options_schema, false, options, "options");
     }
     function validatePayload(payload) {
-      return validate2(registered_claims_schema, true, payload, "payload");
+      return validate(registered_claims_schema, true, payload, "payload");
     }
     var options_to_payload = {
       "audience": "aud",
@@ -38467,12 +37585,12 @@ var require_common = __commonJS({
           if (!debug2.enabled) {
             return;
           }
-          const self = debug2;
+          const self2 = debug2;
           const curr = Number(/* @__PURE__ */ new Date());
           const ms = curr - (prevTime || curr);
-          self.diff = ms;
-          self.prev = prevTime;
-          self.curr = curr;
+          self2.diff = ms;
+          self2.prev = prevTime;
+          self2.curr = curr;
           prevTime = curr;
           args[0] = createDebug.coerce(args[0]);
           if (typeof args[0] !== "string") {
@@ -38487,15 +37605,15 @@ var require_common = __commonJS({
             const formatter = createDebug.formatters[format];
             if (typeof formatter === "function") {
               const val = args[index];
-              match = formatter.call(self, val);
+              match = formatter.call(self2, val);
               args.splice(index, 1);
               index--;
             }
             return match;
           });
-          createDebug.formatArgs.call(self, args);
-          const logFn = self.log || createDebug.log;
-          logFn.apply(self, args);
+          createDebug.formatArgs.call(self2, args);
+          const logFn = self2.log || createDebug.log;
+          logFn.apply(self2, args);
         }
         debug2.namespace = namespace;
         debug2.useColors = createDebug.useColors();
@@ -38796,7 +37914,7 @@ var require_has_flag = __commonJS({
 var require_supports_color = __commonJS({
   "node_modules/supports-color/index.js"(exports, module) {
     "use strict";
-    var os6 = __require("os");
+    var os7 = __require("os");
     var hasFlag = require_has_flag();
     var env = process.env;
     var forceColor;
@@ -38834,7 +37952,7 @@ var require_supports_color = __commonJS({
       }
       const min = forceColor ? 1 : 0;
       if (process.platform === "win32") {
-        const osRelease = os6.release().split(".");
+        const osRelease = os7.release().split(".");
         if (Number(process.versions.node.split(".")[0]) >= 8 && Number(osRelease[0]) >= 10 && Number(osRelease[2]) >= 10586) {
           return Number(osRelease[2]) >= 14931 ? 3 : 2;
         }
@@ -39143,7 +38261,7 @@ var require_helpers = __commonJS({
 });
 
 // node_modules/agent-base/dist/index.js
-var require_dist3 = __commonJS({
+var require_dist2 = __commonJS({
   "node_modules/agent-base/dist/index.js"(exports) {
     "use strict";
     var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
@@ -39178,7 +38296,7 @@ var require_dist3 = __commonJS({
     };
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.Agent = void 0;
-    var net = __importStar(__require("net"));
+    var net4 = __importStar(__require("net"));
     var http = __importStar(__require("http"));
     var https_1 = __require("https");
     __exportStar(require_helpers(), exports);
@@ -39218,7 +38336,7 @@ var require_dist3 = __commonJS({
         if (!this.sockets[name2]) {
           this.sockets[name2] = [];
         }
-        const fakeSocket = new net.Socket({ writable: false });
+        const fakeSocket = new net4.Socket({ writable: false });
         this.sockets[name2].push(fakeSocket);
         this.totalSocketCount++;
         return fakeSocket;
@@ -39395,7 +38513,7 @@ var require_parse_proxy_response = __commonJS({
 });
 
 // node_modules/https-proxy-agent/dist/index.js
-var require_dist4 = __commonJS({
+var require_dist3 = __commonJS({
   "node_modules/https-proxy-agent/dist/index.js"(exports) {
     "use strict";
     var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
@@ -39430,16 +38548,16 @@ var require_dist4 = __commonJS({
     };
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.HttpsProxyAgent = void 0;
-    var net = __importStar(__require("net"));
-    var tls = __importStar(__require("tls"));
+    var net4 = __importStar(__require("net"));
+    var tls2 = __importStar(__require("tls"));
     var assert_1 = __importDefault(__require("assert"));
     var debug_1 = __importDefault(require_src());
-    var agent_base_1 = require_dist3();
+    var agent_base_1 = require_dist2();
     var url_1 = __require("url");
     var parse_proxy_response_1 = require_parse_proxy_response();
     var debug2 = (0, debug_1.default)("https-proxy-agent");
     var setServernameFromNonIpHost = (options) => {
-      if (options.servername === void 0 && options.host && !net.isIP(options.host)) {
+      if (options.servername === void 0 && options.host && !net4.isIP(options.host)) {
         return {
           ...options,
           servername: options.host
@@ -39476,13 +38594,13 @@ var require_dist4 = __commonJS({
         let socket;
         if (proxy.protocol === "https:") {
           debug2("Creating `tls.Socket`: %o", this.connectOpts);
-          socket = tls.connect(setServernameFromNonIpHost(this.connectOpts));
+          socket = tls2.connect(setServernameFromNonIpHost(this.connectOpts));
         } else {
           debug2("Creating `net.Socket`: %o", this.connectOpts);
-          socket = net.connect(this.connectOpts);
+          socket = net4.connect(this.connectOpts);
         }
         const headers = typeof this.proxyHeaders === "function" ? this.proxyHeaders() : { ...this.proxyHeaders };
-        const host = net.isIPv6(opts.host) ? `[${opts.host}]` : opts.host;
+        const host = net4.isIPv6(opts.host) ? `[${opts.host}]` : opts.host;
         let payload = `CONNECT ${host}:${opts.port} HTTP/1.1\r
 `;
         if (proxy.username || proxy.password) {
@@ -39507,7 +38625,7 @@ var require_dist4 = __commonJS({
           req.once("socket", resume);
           if (opts.secureEndpoint) {
             debug2("Upgrading socket connection to TLS");
-            return tls.connect({
+            return tls2.connect({
               ...omit(setServernameFromNonIpHost(opts), "host", "path", "port"),
               socket
             });
@@ -39515,7 +38633,7 @@ var require_dist4 = __commonJS({
           return socket;
         }
         socket.destroy();
-        const fakeSocket = new net.Socket({ writable: false });
+        const fakeSocket = new net4.Socket({ writable: false });
         fakeSocket.readable = true;
         req.once("socket", (s) => {
           debug2("Replaying proxy buffer for failed request");
@@ -39545,7 +38663,7 @@ var require_dist4 = __commonJS({
 });
 
 // node_modules/http-proxy-agent/dist/index.js
-var require_dist5 = __commonJS({
+var require_dist4 = __commonJS({
   "node_modules/http-proxy-agent/dist/index.js"(exports) {
     "use strict";
     var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
@@ -39580,11 +38698,11 @@ var require_dist5 = __commonJS({
     };
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.HttpProxyAgent = void 0;
-    var net = __importStar(__require("net"));
-    var tls = __importStar(__require("tls"));
+    var net4 = __importStar(__require("net"));
+    var tls2 = __importStar(__require("tls"));
     var debug_1 = __importDefault(require_src());
     var events_1 = __require("events");
-    var agent_base_1 = require_dist3();
+    var agent_base_1 = require_dist2();
     var url_1 = __require("url");
     var debug2 = (0, debug_1.default)("http-proxy-agent");
     var HttpProxyAgent2 = class extends agent_base_1.Agent {
@@ -39650,10 +38768,10 @@ var require_dist5 = __commonJS({
         let socket;
         if (this.proxy.protocol === "https:") {
           debug2("Creating `tls.Socket`: %o", this.connectOpts);
-          socket = tls.connect(this.connectOpts);
+          socket = tls2.connect(this.connectOpts);
         } else {
           debug2("Creating `net.Socket`: %o", this.connectOpts);
-          socket = net.connect(this.connectOpts);
+          socket = net4.connect(this.connectOpts);
         }
         await (0, events_1.once)(socket, "connect");
         return socket;
@@ -39686,6 +38804,4021 @@ var require_state_cjs = __commonJS({
   }
 });
 
+// node_modules/pg-protocol/dist/messages.js
+var require_messages = __commonJS({
+  "node_modules/pg-protocol/dist/messages.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.NoticeMessage = exports.DataRowMessage = exports.CommandCompleteMessage = exports.ReadyForQueryMessage = exports.NotificationResponseMessage = exports.BackendKeyDataMessage = exports.AuthenticationMD5Password = exports.ParameterStatusMessage = exports.ParameterDescriptionMessage = exports.RowDescriptionMessage = exports.Field = exports.CopyResponse = exports.CopyDataMessage = exports.DatabaseError = exports.copyDone = exports.emptyQuery = exports.replicationStart = exports.portalSuspended = exports.noData = exports.closeComplete = exports.bindComplete = exports.parseComplete = void 0;
+    exports.parseComplete = {
+      name: "parseComplete",
+      length: 5
+    };
+    exports.bindComplete = {
+      name: "bindComplete",
+      length: 5
+    };
+    exports.closeComplete = {
+      name: "closeComplete",
+      length: 5
+    };
+    exports.noData = {
+      name: "noData",
+      length: 5
+    };
+    exports.portalSuspended = {
+      name: "portalSuspended",
+      length: 5
+    };
+    exports.replicationStart = {
+      name: "replicationStart",
+      length: 4
+    };
+    exports.emptyQuery = {
+      name: "emptyQuery",
+      length: 4
+    };
+    exports.copyDone = {
+      name: "copyDone",
+      length: 4
+    };
+    var DatabaseError2 = class extends Error {
+      constructor(message, length, name2) {
+        super(message);
+        this.length = length;
+        this.name = name2;
+      }
+    };
+    exports.DatabaseError = DatabaseError2;
+    var CopyDataMessage = class {
+      constructor(length, chunk) {
+        this.length = length;
+        this.chunk = chunk;
+        this.name = "copyData";
+      }
+    };
+    exports.CopyDataMessage = CopyDataMessage;
+    var CopyResponse = class {
+      constructor(length, name2, binary, columnCount) {
+        this.length = length;
+        this.name = name2;
+        this.binary = binary;
+        this.columnTypes = new Array(columnCount);
+      }
+    };
+    exports.CopyResponse = CopyResponse;
+    var Field = class {
+      constructor(name2, tableID, columnID, dataTypeID, dataTypeSize, dataTypeModifier, format) {
+        this.name = name2;
+        this.tableID = tableID;
+        this.columnID = columnID;
+        this.dataTypeID = dataTypeID;
+        this.dataTypeSize = dataTypeSize;
+        this.dataTypeModifier = dataTypeModifier;
+        this.format = format;
+      }
+    };
+    exports.Field = Field;
+    var RowDescriptionMessage = class {
+      constructor(length, fieldCount) {
+        this.length = length;
+        this.fieldCount = fieldCount;
+        this.name = "rowDescription";
+        this.fields = new Array(this.fieldCount);
+      }
+    };
+    exports.RowDescriptionMessage = RowDescriptionMessage;
+    var ParameterDescriptionMessage = class {
+      constructor(length, parameterCount) {
+        this.length = length;
+        this.parameterCount = parameterCount;
+        this.name = "parameterDescription";
+        this.dataTypeIDs = new Array(this.parameterCount);
+      }
+    };
+    exports.ParameterDescriptionMessage = ParameterDescriptionMessage;
+    var ParameterStatusMessage = class {
+      constructor(length, parameterName, parameterValue) {
+        this.length = length;
+        this.parameterName = parameterName;
+        this.parameterValue = parameterValue;
+        this.name = "parameterStatus";
+      }
+    };
+    exports.ParameterStatusMessage = ParameterStatusMessage;
+    var AuthenticationMD5Password = class {
+      constructor(length, salt) {
+        this.length = length;
+        this.salt = salt;
+        this.name = "authenticationMD5Password";
+      }
+    };
+    exports.AuthenticationMD5Password = AuthenticationMD5Password;
+    var BackendKeyDataMessage = class {
+      constructor(length, processID, secretKey) {
+        this.length = length;
+        this.processID = processID;
+        this.secretKey = secretKey;
+        this.name = "backendKeyData";
+      }
+    };
+    exports.BackendKeyDataMessage = BackendKeyDataMessage;
+    var NotificationResponseMessage = class {
+      constructor(length, processId, channel, payload) {
+        this.length = length;
+        this.processId = processId;
+        this.channel = channel;
+        this.payload = payload;
+        this.name = "notification";
+      }
+    };
+    exports.NotificationResponseMessage = NotificationResponseMessage;
+    var ReadyForQueryMessage = class {
+      constructor(length, status) {
+        this.length = length;
+        this.status = status;
+        this.name = "readyForQuery";
+      }
+    };
+    exports.ReadyForQueryMessage = ReadyForQueryMessage;
+    var CommandCompleteMessage = class {
+      constructor(length, text) {
+        this.length = length;
+        this.text = text;
+        this.name = "commandComplete";
+      }
+    };
+    exports.CommandCompleteMessage = CommandCompleteMessage;
+    var DataRowMessage = class {
+      constructor(length, fields) {
+        this.length = length;
+        this.fields = fields;
+        this.name = "dataRow";
+        this.fieldCount = fields.length;
+      }
+    };
+    exports.DataRowMessage = DataRowMessage;
+    var NoticeMessage = class {
+      constructor(length, message) {
+        this.length = length;
+        this.message = message;
+        this.name = "notice";
+      }
+    };
+    exports.NoticeMessage = NoticeMessage;
+  }
+});
+
+// node_modules/pg-protocol/dist/buffer-writer.js
+var require_buffer_writer = __commonJS({
+  "node_modules/pg-protocol/dist/buffer-writer.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.Writer = void 0;
+    var Writer = class {
+      constructor(size = 256) {
+        this.size = size;
+        this.offset = 5;
+        this.headerPosition = 0;
+        this.buffer = Buffer.allocUnsafe(size);
+      }
+      ensure(size) {
+        const remaining = this.buffer.length - this.offset;
+        if (remaining < size) {
+          const oldBuffer = this.buffer;
+          const newSize = oldBuffer.length + (oldBuffer.length >> 1) + size;
+          this.buffer = Buffer.allocUnsafe(newSize);
+          oldBuffer.copy(this.buffer, 0, 0, this.offset);
+        }
+      }
+      addInt32(num) {
+        this.ensure(4);
+        this.buffer[this.offset++] = num >>> 24 & 255;
+        this.buffer[this.offset++] = num >>> 16 & 255;
+        this.buffer[this.offset++] = num >>> 8 & 255;
+        this.buffer[this.offset++] = num >>> 0 & 255;
+        return this;
+      }
+      addInt16(num) {
+        this.ensure(2);
+        this.buffer[this.offset++] = num >>> 8 & 255;
+        this.buffer[this.offset++] = num >>> 0 & 255;
+        return this;
+      }
+      addCString(string) {
+        if (!string) {
+          this.ensure(1);
+        } else {
+          const len = Buffer.byteLength(string);
+          this.ensure(len + 1);
+          this.buffer.write(string, this.offset, "utf-8");
+          this.offset += len;
+        }
+        this.buffer[this.offset++] = 0;
+        return this;
+      }
+      addString(string = "") {
+        const len = Buffer.byteLength(string);
+        this.ensure(len);
+        this.buffer.write(string, this.offset);
+        this.offset += len;
+        return this;
+      }
+      // Write an Int32 byte-length prefix immediately followed by the string's UTF-8
+      // bytes. Postgres' Bind wire format prefixes every parameter with its length,
+      // and doing it in one method computes Buffer.byteLength ONCE — the previous
+      // `addInt32(Buffer.byteLength(s)).addString(s)` pairing scanned the string
+      // three times (byteLength for the prefix, byteLength again inside addString,
+      // then the encode), which is costly for large text parameters.
+      addInt32PrefixedString(string) {
+        const len = Buffer.byteLength(string);
+        this.ensure(4 + len);
+        const buffer = this.buffer;
+        let offset = this.offset;
+        buffer[offset++] = len >>> 24 & 255;
+        buffer[offset++] = len >>> 16 & 255;
+        buffer[offset++] = len >>> 8 & 255;
+        buffer[offset++] = len >>> 0 & 255;
+        buffer.write(string, offset, "utf-8");
+        this.offset = offset + len;
+        return this;
+      }
+      add(otherBuffer) {
+        this.ensure(otherBuffer.length);
+        otherBuffer.copy(this.buffer, this.offset);
+        this.offset += otherBuffer.length;
+        return this;
+      }
+      /**
+       * Appends an uninitialized block of {@link size} bytes to the buffer and returns its offset.
+       */
+      reserveUnsafe(size) {
+        const offset = this.offset;
+        this.ensure(size);
+        this.offset += size;
+        return offset;
+      }
+      join(code) {
+        if (code) {
+          this.buffer[this.headerPosition] = code;
+          const length = this.offset - (this.headerPosition + 1);
+          this.buffer.writeInt32BE(length, this.headerPosition + 1);
+        }
+        return this.buffer.slice(code ? 0 : 5, this.offset);
+      }
+      flush(code) {
+        const result = this.join(code);
+        this.offset = 5;
+        this.headerPosition = 0;
+        this.buffer = Buffer.allocUnsafe(this.size);
+        return result;
+      }
+      clear() {
+        this.offset = 5;
+        this.headerPosition = 0;
+      }
+    };
+    exports.Writer = Writer;
+  }
+});
+
+// node_modules/pg-protocol/dist/serializer.js
+var require_serializer = __commonJS({
+  "node_modules/pg-protocol/dist/serializer.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.serialize = void 0;
+    var buffer_writer_1 = require_buffer_writer();
+    var writer = new buffer_writer_1.Writer();
+    var startup = (opts) => {
+      writer.addInt16(3).addInt16(0);
+      for (const key of Object.keys(opts)) {
+        writer.addCString(key).addCString(opts[key]);
+      }
+      writer.addCString("client_encoding").addCString("UTF8");
+      const bodyBuffer = writer.addCString("").flush();
+      const length = bodyBuffer.length + 4;
+      return new buffer_writer_1.Writer().addInt32(length).add(bodyBuffer).flush();
+    };
+    var requestSsl = () => {
+      const response = Buffer.allocUnsafe(8);
+      response.writeInt32BE(8, 0);
+      response.writeInt32BE(80877103, 4);
+      return response;
+    };
+    var password = (password2) => {
+      return writer.addCString(password2).flush(
+        112
+        /* code.startup */
+      );
+    };
+    var sendSASLInitialResponseMessage = function(mechanism, initialResponse) {
+      writer.addCString(mechanism).addInt32PrefixedString(initialResponse);
+      return writer.flush(
+        112
+        /* code.startup */
+      );
+    };
+    var sendSCRAMClientFinalMessage = function(additionalData) {
+      return writer.addString(additionalData).flush(
+        112
+        /* code.startup */
+      );
+    };
+    var query = (text) => {
+      return writer.addCString(text).flush(
+        81
+        /* code.query */
+      );
+    };
+    var emptyArray = [];
+    var parse2 = (query2) => {
+      const name2 = query2.name || "";
+      if (name2.length > 63) {
+        console.error("Warning! Postgres only supports 63 characters for query names.");
+        console.error("You supplied %s (%s)", name2, name2.length);
+        console.error("This can cause conflicts and silent errors executing queries");
+      }
+      const types = query2.types || emptyArray;
+      const len = types.length;
+      const buffer = writer.addCString(name2).addCString(query2.text).addInt16(len);
+      for (let i = 0; i < len; i++) {
+        buffer.addInt32(types[i]);
+      }
+      return writer.flush(
+        80
+        /* code.parse */
+      );
+    };
+    var writeValues = function(values2, valueMapper, formatsOffset) {
+      const len = values2.length;
+      for (let i = 0; i < len; i++) {
+        const mappedVal = valueMapper ? valueMapper(values2[i], i) : values2[i];
+        let formatByte = 0;
+        if (mappedVal == null) {
+          writer.addInt32(-1);
+        } else if (mappedVal instanceof Buffer) {
+          formatByte = 1;
+          writer.addInt32(mappedVal.length);
+          writer.add(mappedVal);
+        } else {
+          writer.addInt32PrefixedString(mappedVal);
+        }
+        const buf = writer.buffer;
+        buf[formatsOffset++] = 0;
+        buf[formatsOffset++] = formatByte;
+      }
+    };
+    var bind = (config = {}) => {
+      const portal = config.portal || "";
+      const statement = config.statement || "";
+      const binary = config.binary || false;
+      const values2 = config.values || emptyArray;
+      const len = values2.length;
+      writer.addCString(portal).addCString(statement);
+      writer.addInt16(len);
+      const formatsOffset = writer.reserveUnsafe(len * 2);
+      writer.addInt16(len);
+      try {
+        writeValues(values2, config.valueMapper, formatsOffset);
+      } catch (err) {
+        writer.clear();
+        throw err;
+      }
+      writer.addInt16(1);
+      writer.addInt16(
+        binary ? 1 : 0
+        /* ParamType.STRING */
+      );
+      return writer.flush(
+        66
+        /* code.bind */
+      );
+    };
+    var emptyExecute = Buffer.from([69, 0, 0, 0, 9, 0, 0, 0, 0, 0]);
+    var execute = (config) => {
+      if (!config || !config.portal && !config.rows) {
+        return emptyExecute;
+      }
+      const portal = config.portal || "";
+      const rows = config.rows || 0;
+      const portalLength = Buffer.byteLength(portal);
+      const len = 4 + portalLength + 1 + 4;
+      const buff = Buffer.allocUnsafe(1 + len);
+      buff[0] = 69;
+      buff.writeInt32BE(len, 1);
+      buff.write(portal, 5, "utf-8");
+      buff[portalLength + 5] = 0;
+      buff.writeUInt32BE(rows, buff.length - 4);
+      return buff;
+    };
+    var cancel = (processID, secretKey) => {
+      const buffer = Buffer.allocUnsafe(16);
+      buffer.writeInt32BE(16, 0);
+      buffer.writeInt16BE(1234, 4);
+      buffer.writeInt16BE(5678, 6);
+      buffer.writeInt32BE(processID, 8);
+      buffer.writeInt32BE(secretKey, 12);
+      return buffer;
+    };
+    var cstringMessage = (code, string) => {
+      const stringLen = Buffer.byteLength(string);
+      const len = 4 + stringLen + 1;
+      const buffer = Buffer.allocUnsafe(1 + len);
+      buffer[0] = code;
+      buffer.writeInt32BE(len, 1);
+      buffer.write(string, 5, "utf-8");
+      buffer[len] = 0;
+      return buffer;
+    };
+    var emptyDescribePortal = writer.addCString("P").flush(
+      68
+      /* code.describe */
+    );
+    var emptyDescribeStatement = writer.addCString("S").flush(
+      68
+      /* code.describe */
+    );
+    var describe = (msg) => {
+      return msg.name ? cstringMessage(68, `${msg.type}${msg.name || ""}`) : msg.type === "P" ? emptyDescribePortal : emptyDescribeStatement;
+    };
+    var close = (msg) => {
+      const text = `${msg.type}${msg.name || ""}`;
+      return cstringMessage(67, text);
+    };
+    var copyData = (chunk) => {
+      return writer.add(chunk).flush(
+        100
+        /* code.copyFromChunk */
+      );
+    };
+    var copyFail = (message) => {
+      return cstringMessage(102, message);
+    };
+    var codeOnlyBuffer = (code) => Buffer.from([code, 0, 0, 0, 4]);
+    var flushBuffer = codeOnlyBuffer(
+      72
+      /* code.flush */
+    );
+    var syncBuffer = codeOnlyBuffer(
+      83
+      /* code.sync */
+    );
+    var endBuffer = codeOnlyBuffer(
+      88
+      /* code.end */
+    );
+    var copyDoneBuffer = codeOnlyBuffer(
+      99
+      /* code.copyDone */
+    );
+    var serialize3 = {
+      startup,
+      password,
+      requestSsl,
+      sendSASLInitialResponseMessage,
+      sendSCRAMClientFinalMessage,
+      query,
+      parse: parse2,
+      bind,
+      execute,
+      describe,
+      close,
+      flush: () => flushBuffer,
+      sync: () => syncBuffer,
+      end: () => endBuffer,
+      copyData,
+      copyDone: () => copyDoneBuffer,
+      copyFail,
+      cancel
+    };
+    exports.serialize = serialize3;
+  }
+});
+
+// node_modules/pg-protocol/dist/buffer-reader.js
+var require_buffer_reader = __commonJS({
+  "node_modules/pg-protocol/dist/buffer-reader.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.BufferReader = void 0;
+    var BufferReader = class {
+      constructor(offset = 0) {
+        this.offset = offset;
+        this.buffer = Buffer.allocUnsafe(0);
+        this.encoding = "utf-8";
+      }
+      setBuffer(offset, buffer) {
+        this.offset = offset;
+        this.buffer = buffer;
+      }
+      int16() {
+        const result = this.buffer.readInt16BE(this.offset);
+        this.offset += 2;
+        return result;
+      }
+      byte() {
+        const result = this.buffer[this.offset];
+        this.offset++;
+        return result;
+      }
+      int32() {
+        const result = this.buffer.readInt32BE(this.offset);
+        this.offset += 4;
+        return result;
+      }
+      uint32() {
+        const result = this.buffer.readUInt32BE(this.offset);
+        this.offset += 4;
+        return result;
+      }
+      string(length) {
+        const result = this.buffer.toString(this.encoding, this.offset, this.offset + length);
+        this.offset += length;
+        return result;
+      }
+      cstring() {
+        const start2 = this.offset;
+        let end = start2;
+        while (this.buffer[end++]) {
+        }
+        this.offset = end;
+        return this.buffer.toString(this.encoding, start2, end - 1);
+      }
+      bytes(length) {
+        const result = this.buffer.slice(this.offset, this.offset + length);
+        this.offset += length;
+        return result;
+      }
+    };
+    exports.BufferReader = BufferReader;
+  }
+});
+
+// node_modules/pg-protocol/dist/parser.js
+var require_parser2 = __commonJS({
+  "node_modules/pg-protocol/dist/parser.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.Parser = void 0;
+    var messages_1 = require_messages();
+    var buffer_reader_1 = require_buffer_reader();
+    var CODE_LENGTH = 1;
+    var LEN_LENGTH = 4;
+    var HEADER_LENGTH = CODE_LENGTH + LEN_LENGTH;
+    var LATEINIT_LENGTH = -1;
+    var emptyBuffer = Buffer.allocUnsafe(0);
+    var Parser = class {
+      constructor(opts) {
+        this.buffer = emptyBuffer;
+        this.bufferLength = 0;
+        this.bufferOffset = 0;
+        this.reader = new buffer_reader_1.BufferReader();
+        if ((opts === null || opts === void 0 ? void 0 : opts.mode) === "binary") {
+          throw new Error("Binary mode not supported yet");
+        }
+        this.mode = (opts === null || opts === void 0 ? void 0 : opts.mode) || "text";
+      }
+      parse(buffer, callback) {
+        this.mergeBuffer(buffer);
+        const bufferFullLength = this.bufferOffset + this.bufferLength;
+        let offset = this.bufferOffset;
+        while (offset + HEADER_LENGTH <= bufferFullLength) {
+          const code = this.buffer[offset];
+          const length = this.buffer.readUInt32BE(offset + CODE_LENGTH);
+          const fullMessageLength = CODE_LENGTH + length;
+          if (fullMessageLength + offset <= bufferFullLength) {
+            const message = this.handlePacket(offset + HEADER_LENGTH, code, length, this.buffer);
+            callback(message);
+            offset += fullMessageLength;
+          } else {
+            break;
+          }
+        }
+        if (offset === bufferFullLength) {
+          this.buffer = emptyBuffer;
+          this.bufferLength = 0;
+          this.bufferOffset = 0;
+        } else {
+          this.bufferLength = bufferFullLength - offset;
+          this.bufferOffset = offset;
+        }
+      }
+      mergeBuffer(buffer) {
+        if (this.bufferLength > 0) {
+          const newLength = this.bufferLength + buffer.byteLength;
+          const newFullLength = newLength + this.bufferOffset;
+          if (newFullLength > this.buffer.byteLength) {
+            let newBuffer;
+            if (newLength <= this.buffer.byteLength && this.bufferOffset >= this.bufferLength) {
+              newBuffer = this.buffer;
+            } else {
+              let newBufferLength = this.buffer.byteLength * 2;
+              while (newLength >= newBufferLength) {
+                newBufferLength *= 2;
+              }
+              newBuffer = Buffer.allocUnsafe(newBufferLength);
+            }
+            this.buffer.copy(newBuffer, 0, this.bufferOffset, this.bufferOffset + this.bufferLength);
+            this.buffer = newBuffer;
+            this.bufferOffset = 0;
+          }
+          buffer.copy(this.buffer, this.bufferOffset + this.bufferLength);
+          this.bufferLength = newLength;
+        } else {
+          this.buffer = buffer;
+          this.bufferOffset = 0;
+          this.bufferLength = buffer.byteLength;
+        }
+      }
+      handlePacket(offset, code, length, bytes) {
+        const { reader } = this;
+        reader.setBuffer(offset, bytes);
+        let message;
+        switch (code) {
+          case 50:
+            message = messages_1.bindComplete;
+            break;
+          case 49:
+            message = messages_1.parseComplete;
+            break;
+          case 51:
+            message = messages_1.closeComplete;
+            break;
+          case 110:
+            message = messages_1.noData;
+            break;
+          case 115:
+            message = messages_1.portalSuspended;
+            break;
+          case 99:
+            message = messages_1.copyDone;
+            break;
+          case 87:
+            message = messages_1.replicationStart;
+            break;
+          case 73:
+            message = messages_1.emptyQuery;
+            break;
+          case 68:
+            message = parseDataRowMessage(reader);
+            break;
+          case 67:
+            message = parseCommandCompleteMessage(reader);
+            break;
+          case 90:
+            message = parseReadyForQueryMessage(reader);
+            break;
+          case 65:
+            message = parseNotificationMessage(reader);
+            break;
+          case 82:
+            message = parseAuthenticationResponse(reader, length);
+            break;
+          case 83:
+            message = parseParameterStatusMessage(reader);
+            break;
+          case 75:
+            message = parseBackendKeyData(reader);
+            break;
+          case 69:
+            message = parseErrorMessage(reader, "error");
+            break;
+          case 78:
+            message = parseErrorMessage(reader, "notice");
+            break;
+          case 84:
+            message = parseRowDescriptionMessage(reader);
+            break;
+          case 116:
+            message = parseParameterDescriptionMessage(reader);
+            break;
+          case 71:
+            message = parseCopyInMessage(reader);
+            break;
+          case 72:
+            message = parseCopyOutMessage(reader);
+            break;
+          case 100:
+            message = parseCopyData(reader, length);
+            break;
+          default:
+            return new messages_1.DatabaseError("received invalid response: " + code.toString(16), length, "error");
+        }
+        reader.setBuffer(0, emptyBuffer);
+        message.length = length;
+        return message;
+      }
+    };
+    exports.Parser = Parser;
+    var parseReadyForQueryMessage = (reader) => {
+      const status = reader.string(1);
+      return new messages_1.ReadyForQueryMessage(LATEINIT_LENGTH, status);
+    };
+    var parseCommandCompleteMessage = (reader) => {
+      const text = reader.cstring();
+      return new messages_1.CommandCompleteMessage(LATEINIT_LENGTH, text);
+    };
+    var parseCopyData = (reader, length) => {
+      const chunk = reader.bytes(length - 4);
+      return new messages_1.CopyDataMessage(LATEINIT_LENGTH, chunk);
+    };
+    var parseCopyInMessage = (reader) => parseCopyMessage(reader, "copyInResponse");
+    var parseCopyOutMessage = (reader) => parseCopyMessage(reader, "copyOutResponse");
+    var parseCopyMessage = (reader, messageName) => {
+      const isBinary = reader.byte() !== 0;
+      const columnCount = reader.int16();
+      const message = new messages_1.CopyResponse(LATEINIT_LENGTH, messageName, isBinary, columnCount);
+      for (let i = 0; i < columnCount; i++) {
+        message.columnTypes[i] = reader.int16();
+      }
+      return message;
+    };
+    var parseNotificationMessage = (reader) => {
+      const processId = reader.int32();
+      const channel = reader.cstring();
+      const payload = reader.cstring();
+      return new messages_1.NotificationResponseMessage(LATEINIT_LENGTH, processId, channel, payload);
+    };
+    var parseRowDescriptionMessage = (reader) => {
+      const fieldCount = reader.int16();
+      const message = new messages_1.RowDescriptionMessage(LATEINIT_LENGTH, fieldCount);
+      for (let i = 0; i < fieldCount; i++) {
+        message.fields[i] = parseField(reader);
+      }
+      return message;
+    };
+    var parseField = (reader) => {
+      const name2 = reader.cstring();
+      const tableID = reader.uint32();
+      const columnID = reader.int16();
+      const dataTypeID = reader.uint32();
+      const dataTypeSize = reader.int16();
+      const dataTypeModifier = reader.int32();
+      const mode = reader.int16() === 0 ? "text" : "binary";
+      return new messages_1.Field(name2, tableID, columnID, dataTypeID, dataTypeSize, dataTypeModifier, mode);
+    };
+    var parseParameterDescriptionMessage = (reader) => {
+      const parameterCount = reader.int16();
+      const message = new messages_1.ParameterDescriptionMessage(LATEINIT_LENGTH, parameterCount);
+      for (let i = 0; i < parameterCount; i++) {
+        message.dataTypeIDs[i] = reader.uint32();
+      }
+      return message;
+    };
+    var parseDataRowMessage = (reader) => {
+      const fieldCount = reader.int16();
+      const fields = new Array(fieldCount);
+      for (let i = 0; i < fieldCount; i++) {
+        const len = reader.int32();
+        fields[i] = len === -1 ? null : reader.string(len);
+      }
+      return new messages_1.DataRowMessage(LATEINIT_LENGTH, fields);
+    };
+    var parseParameterStatusMessage = (reader) => {
+      const name2 = reader.cstring();
+      const value = reader.cstring();
+      return new messages_1.ParameterStatusMessage(LATEINIT_LENGTH, name2, value);
+    };
+    var parseBackendKeyData = (reader) => {
+      const processID = reader.int32();
+      const secretKey = reader.int32();
+      return new messages_1.BackendKeyDataMessage(LATEINIT_LENGTH, processID, secretKey);
+    };
+    var parseAuthenticationResponse = (reader, length) => {
+      const code = reader.int32();
+      const message = {
+        name: "authenticationOk",
+        length
+      };
+      switch (code) {
+        case 0:
+          break;
+        case 3:
+          if (message.length === 8) {
+            message.name = "authenticationCleartextPassword";
+          }
+          break;
+        case 5:
+          if (message.length === 12) {
+            message.name = "authenticationMD5Password";
+            const salt = reader.bytes(4);
+            return new messages_1.AuthenticationMD5Password(LATEINIT_LENGTH, salt);
+          }
+          break;
+        case 10:
+          {
+            message.name = "authenticationSASL";
+            message.mechanisms = [];
+            let mechanism;
+            do {
+              mechanism = reader.cstring();
+              if (mechanism) {
+                message.mechanisms.push(mechanism);
+              }
+            } while (mechanism);
+          }
+          break;
+        case 11:
+          message.name = "authenticationSASLContinue";
+          message.data = reader.string(length - 8);
+          break;
+        case 12:
+          message.name = "authenticationSASLFinal";
+          message.data = reader.string(length - 8);
+          break;
+        default:
+          throw new Error("Unknown authenticationOk message type " + code);
+      }
+      return message;
+    };
+    var parseErrorMessage = (reader, name2) => {
+      const fields = {};
+      let fieldType = reader.string(1);
+      while (fieldType !== "\0") {
+        fields[fieldType] = reader.cstring();
+        fieldType = reader.string(1);
+      }
+      const messageValue = fields.M;
+      const message = name2 === "notice" ? new messages_1.NoticeMessage(LATEINIT_LENGTH, messageValue) : new messages_1.DatabaseError(messageValue, LATEINIT_LENGTH, name2);
+      message.severity = fields.S;
+      message.code = fields.C;
+      message.detail = fields.D;
+      message.hint = fields.H;
+      message.position = fields.P;
+      message.internalPosition = fields.p;
+      message.internalQuery = fields.q;
+      message.where = fields.W;
+      message.schema = fields.s;
+      message.table = fields.t;
+      message.column = fields.c;
+      message.dataType = fields.d;
+      message.constraint = fields.n;
+      message.file = fields.F;
+      message.line = fields.L;
+      message.routine = fields.R;
+      return message;
+    };
+  }
+});
+
+// node_modules/pg-protocol/dist/index.js
+var require_dist5 = __commonJS({
+  "node_modules/pg-protocol/dist/index.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.DatabaseError = exports.serialize = void 0;
+    exports.parse = parse2;
+    var messages_1 = require_messages();
+    Object.defineProperty(exports, "DatabaseError", { enumerable: true, get: function() {
+      return messages_1.DatabaseError;
+    } });
+    var serializer_1 = require_serializer();
+    Object.defineProperty(exports, "serialize", { enumerable: true, get: function() {
+      return serializer_1.serialize;
+    } });
+    var parser_1 = require_parser2();
+    function parse2(stream, callback) {
+      const parser2 = new parser_1.Parser();
+      stream.on("data", (buffer) => parser2.parse(buffer, callback));
+      return new Promise((resolve) => stream.on("end", () => resolve()));
+    }
+  }
+});
+
+// node_modules/@pgsql/types/types.js
+var require_types2 = __commonJS({
+  "node_modules/@pgsql/types/types.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/@pgsql/types/enums.js
+var require_enums = __commonJS({
+  "node_modules/@pgsql/types/enums.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/@pgsql/types/index.js
+var require_types3 = __commonJS({
+  "node_modules/@pgsql/types/index.js"(exports) {
+    "use strict";
+    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      var desc = Object.getOwnPropertyDescriptor(m, k);
+      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+        desc = { enumerable: true, get: function() {
+          return m[k];
+        } };
+      }
+      Object.defineProperty(o, k2, desc);
+    }) : (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      o[k2] = m[k];
+    }));
+    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
+      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
+    };
+    Object.defineProperty(exports, "__esModule", { value: true });
+    __exportStar(require_types2(), exports);
+    __exportStar(require_enums(), exports);
+  }
+});
+
+// node_modules/libpg-query/wasm/libpg-query.js
+var require_libpg_query = __commonJS({
+  "node_modules/libpg-query/wasm/libpg-query.js"(exports, module) {
+    var PgQueryModule = (() => {
+      var _scriptName = globalThis.document?.currentScript?.src;
+      return async function(moduleArg = {}) {
+        var Module = moduleArg;
+        var ENVIRONMENT_IS_WEB = !!globalThis.window;
+        var ENVIRONMENT_IS_WORKER = !!globalThis.WorkerGlobalScope;
+        var ENVIRONMENT_IS_NODE = globalThis.process?.versions?.node && globalThis.process?.type != "renderer";
+        var programArgs = [];
+        var thisProgram = "./this.program";
+        var quit_ = (status, toThrow) => {
+          throw toThrow;
+        };
+        if (typeof __filename != "undefined") {
+          _scriptName = __filename;
+        } else if (ENVIRONMENT_IS_WORKER) {
+          _scriptName = self.location.href;
+        }
+        var scriptDirectory = "";
+        function locateFile(path6) {
+          if (Module["locateFile"]) {
+            return Module["locateFile"](path6, scriptDirectory);
+          }
+          return scriptDirectory + path6;
+        }
+        var readAsync, readBinary;
+        if (ENVIRONMENT_IS_NODE) {
+          var fs9 = __require("node:fs");
+          scriptDirectory = __dirname + "/";
+          readBinary = (filename) => {
+            filename = isFileURI(filename) ? new URL(filename) : filename;
+            var ret = fs9.readFileSync(filename);
+            return ret;
+          };
+          readAsync = async (filename, binary = true) => {
+            filename = isFileURI(filename) ? new URL(filename) : filename;
+            var ret = fs9.readFileSync(filename, binary ? void 0 : "utf8");
+            return ret;
+          };
+          if (process.argv.length > 1) {
+            thisProgram = process.argv[1].replace(/\\/g, "/");
+          }
+          programArgs = process.argv.slice(2);
+          quit_ = (status, toThrow) => {
+            process.exitCode = status;
+            throw toThrow;
+          };
+        } else if (ENVIRONMENT_IS_WEB || ENVIRONMENT_IS_WORKER) {
+          try {
+            scriptDirectory = new URL(".", _scriptName).href;
+          } catch {
+          }
+          {
+            if (ENVIRONMENT_IS_WORKER) {
+              readBinary = (url) => {
+                var xhr = new XMLHttpRequest();
+                xhr.open("GET", url, false);
+                xhr.responseType = "arraybuffer";
+                xhr.send(null);
+                return new Uint8Array(xhr.response);
+              };
+            }
+            readAsync = async (url) => {
+              var response = await fetch(url, { credentials: "same-origin" });
+              if (response.ok) {
+                return response.arrayBuffer();
+              }
+              throw new Error(response.status + " : " + response.url);
+            };
+          }
+        } else {
+        }
+        var out = console.log.bind(console);
+        var err = console.error.bind(console);
+        var wasmBinary;
+        var ABORT = false;
+        var EXITSTATUS;
+        var isFileURI = (filename) => filename.startsWith("file://");
+        class EmscriptenEH {
+        }
+        class EmscriptenSjLj extends EmscriptenEH {
+        }
+        var runtimeInitialized = false;
+        function getMemoryBuffer() {
+          return wasmMemory.buffer;
+        }
+        function updateMemoryViews() {
+          if (HEAP8?.buffer?.resizable) return;
+          var b = getMemoryBuffer();
+          HEAP8 = new Int8Array(b);
+          HEAP16 = new Int16Array(b);
+          Module["HEAPU8"] = HEAPU8 = new Uint8Array(b);
+          HEAPU16 = new Uint16Array(b);
+          HEAP32 = new Int32Array(b);
+          Module["HEAPU32"] = HEAPU32 = new Uint32Array(b);
+          HEAPF32 = new Float32Array(b);
+          HEAPF64 = new Float64Array(b);
+          HEAP64 = new BigInt64Array(b);
+          HEAPU64 = new BigUint64Array(b);
+        }
+        function preRun() {
+          var preRun2 = Module["preRun"];
+          if (preRun2) {
+            if (typeof preRun2 == "function") preRun2 = [preRun2];
+            onPreRuns.push(...preRun2);
+          }
+          callRuntimeCallbacks(onPreRuns);
+        }
+        function initRuntime() {
+          runtimeInitialized = true;
+          if (!Module["noFSInit"] && !FS.initialized) FS.init();
+          TTY.init();
+          wasmExports["A"]();
+          FS.ignorePermissions = false;
+        }
+        function postRun() {
+          var postRun2 = Module["postRun"];
+          if (postRun2) {
+            if (typeof postRun2 == "function") postRun2 = [postRun2];
+            onPostRuns.push(...postRun2);
+          }
+          callRuntimeCallbacks(onPostRuns);
+        }
+        function abort(what) {
+          Module["onAbort"]?.(what);
+          what = `Aborted(${what})`;
+          err(what);
+          ABORT = true;
+          what += ". Build with -sASSERTIONS for more info.";
+          var e = new WebAssembly.RuntimeError(what);
+          throw e;
+        }
+        var wasmBinaryFile;
+        function findWasmBinary() {
+          return locateFile("libpg-query.wasm");
+        }
+        function getBinarySync(file) {
+          if (readBinary) {
+            return readBinary(file);
+          }
+          throw "both async and sync fetching of the wasm failed";
+        }
+        async function getWasmBinary(binaryFile) {
+          if (!wasmBinary) {
+            try {
+              var response = await readAsync(binaryFile);
+              return new Uint8Array(response);
+            } catch {
+            }
+          }
+          return getBinarySync(binaryFile);
+        }
+        async function instantiateArrayBuffer(binaryFile, imports) {
+          try {
+            var binary = await getWasmBinary(binaryFile);
+            var instance = await WebAssembly.instantiate(binary, imports);
+            return instance;
+          } catch (reason) {
+            err(`failed to asynchronously prepare wasm: ${reason}`);
+            abort(reason);
+          }
+        }
+        async function instantiateAsync(binary, binaryFile, imports) {
+          if (!binary && !ENVIRONMENT_IS_NODE) {
+            try {
+              var response = fetch(binaryFile, { credentials: "same-origin" });
+              var instantiationResult = await WebAssembly.instantiateStreaming(response, imports);
+              return instantiationResult;
+            } catch (reason) {
+              err(`wasm streaming compile failed: ${reason}`);
+              err("falling back to ArrayBuffer instantiation");
+            }
+          }
+          return instantiateArrayBuffer(binaryFile, imports);
+        }
+        function getWasmImports() {
+          var imports = { a: wasmImports };
+          return imports;
+        }
+        async function createWasm() {
+          function receiveInstance(instance) {
+            wasmExports = instance.exports;
+            assignWasmExports(wasmExports);
+            updateMemoryViews();
+            return wasmExports;
+          }
+          function receiveInstantiationResult(result2) {
+            return receiveInstance(result2["instance"]);
+          }
+          var info2 = getWasmImports();
+          var instantiateWasm = Module["instantiateWasm"];
+          if (instantiateWasm) {
+            return new Promise((resolve) => {
+              instantiateWasm(info2, (inst) => resolve(receiveInstance(inst)));
+            });
+          }
+          wasmBinaryFile ??= findWasmBinary();
+          var result = await instantiateAsync(wasmBinary, wasmBinaryFile, info2);
+          var exports2 = receiveInstantiationResult(result);
+          return exports2;
+        }
+        class ExitStatus {
+          name = "ExitStatus";
+          constructor(status) {
+            this.message = `Program terminated with exit(${status})`;
+            this.status = status;
+          }
+        }
+        var HEAP16;
+        var HEAP32;
+        var HEAP64;
+        var HEAP8;
+        var HEAPF32;
+        var HEAPF64;
+        var HEAPU16;
+        var HEAPU32;
+        var HEAPU64;
+        var HEAPU8;
+        var callRuntimeCallbacks = (callbacks) => {
+          while (callbacks.length > 0) {
+            callbacks.shift()(Module);
+          }
+        };
+        var onPostRuns = [];
+        var onPreRuns = [];
+        function getValue(ptr, type = "i8") {
+          if (type.endsWith("*")) type = "*";
+          switch (type) {
+            case "i1":
+              return HEAP8[ptr];
+            case "i8":
+              return HEAP8[ptr];
+            case "i16":
+              return HEAP16[ptr >> 1];
+            case "i32":
+              return HEAP32[ptr >> 2];
+            case "i64":
+              return HEAP64[ptr >> 3];
+            case "float":
+              return HEAPF32[ptr >> 2];
+            case "double":
+              return HEAPF64[ptr >> 3];
+            case "*":
+              return HEAPU32[ptr >> 2];
+            default:
+              abort(`invalid type for getValue: ${type}`);
+          }
+        }
+        var noExitRuntime = true;
+        var stackRestore = (val) => __emscripten_stack_restore(val);
+        var stackSave = () => _emscripten_stack_get_current();
+        var UTF8Decoder = globalThis.TextDecoder && new TextDecoder();
+        var findStringEnd = (heapOrArray, idx, maxBytesToRead, ignoreNul) => {
+          var maxIdx = idx + maxBytesToRead;
+          if (ignoreNul) return maxIdx;
+          while (heapOrArray[idx] && !(idx >= maxIdx)) ++idx;
+          return idx;
+        };
+        var UTF8ArrayToString = (heapOrArray, idx = 0, maxBytesToRead, ignoreNul) => {
+          var endPtr = findStringEnd(heapOrArray, idx, maxBytesToRead, ignoreNul);
+          if (endPtr - idx > 16 && heapOrArray.buffer && UTF8Decoder) {
+            return UTF8Decoder.decode(heapOrArray.subarray(idx, endPtr));
+          }
+          var str = "";
+          while (idx < endPtr) {
+            var u0 = heapOrArray[idx++];
+            if (!(u0 & 128)) {
+              str += String.fromCharCode(u0);
+              continue;
+            }
+            var u1 = heapOrArray[idx++] & 63;
+            if ((u0 & 224) == 192) {
+              str += String.fromCharCode((u0 & 31) << 6 | u1);
+              continue;
+            }
+            var u2 = heapOrArray[idx++] & 63;
+            if ((u0 & 240) == 224) {
+              u0 = (u0 & 15) << 12 | u1 << 6 | u2;
+            } else {
+              u0 = (u0 & 7) << 18 | u1 << 12 | u2 << 6 | heapOrArray[idx++] & 63;
+            }
+            if (u0 < 65536) {
+              str += String.fromCharCode(u0);
+            } else {
+              var ch = u0 - 65536;
+              str += String.fromCharCode(55296 | ch >> 10, 56320 | ch & 1023);
+            }
+          }
+          return str;
+        };
+        var UTF8ToString = (ptr, maxBytesToRead, ignoreNul) => ptr ? UTF8ArrayToString(HEAPU8, ptr, maxBytesToRead, ignoreNul) : "";
+        var ___assert_fail = (condition, filename, line, func) => abort(`Assertion failed: ${UTF8ToString(condition)}, at: ` + [filename ? UTF8ToString(filename) : "unknown filename", line, func ? UTF8ToString(func) : "unknown function"]);
+        var __abort_js = () => abort("");
+        var runtimeKeepaliveCounter = 0;
+        var __emscripten_runtime_keepalive_clear = () => {
+          noExitRuntime = false;
+          runtimeKeepaliveCounter = 0;
+        };
+        var __emscripten_throw_longjmp = () => {
+          throw new EmscriptenSjLj();
+        };
+        var timers = {};
+        var handleException = (e) => {
+          if (e instanceof ExitStatus || e == "unwind") {
+            return EXITSTATUS;
+          }
+          quit_(1, e);
+        };
+        var keepRuntimeAlive = () => noExitRuntime || runtimeKeepaliveCounter > 0;
+        var _proc_exit = (code) => {
+          EXITSTATUS = code;
+          if (!keepRuntimeAlive()) {
+            Module["onExit"]?.(code);
+            ABORT = true;
+          }
+          quit_(code, new ExitStatus(code));
+        };
+        var exitJS = (status, implicit) => {
+          EXITSTATUS = status;
+          _proc_exit(status);
+        };
+        var _exit = exitJS;
+        var maybeExit = () => {
+          if (!keepRuntimeAlive()) {
+            try {
+              _exit(EXITSTATUS);
+            } catch (e) {
+              handleException(e);
+            }
+          }
+        };
+        var callUserCallback = (func) => {
+          if (ABORT) {
+            return;
+          }
+          try {
+            return func();
+          } catch (e) {
+            handleException(e);
+          } finally {
+            maybeExit();
+          }
+        };
+        var _emscripten_get_now = () => performance.now();
+        var __setitimer_js = (which2, timeout_ms) => {
+          if (timers[which2]) {
+            clearTimeout(timers[which2].id);
+            delete timers[which2];
+          }
+          if (!timeout_ms) return 0;
+          var id = setTimeout(() => {
+            delete timers[which2];
+            callUserCallback(() => __emscripten_timeout(which2, _emscripten_get_now()));
+          }, timeout_ms);
+          timers[which2] = { id, timeout_ms };
+          return 0;
+        };
+        var getHeapMax = () => 1073741824;
+        var alignMemory = (size, alignment) => Math.ceil(size / alignment) * alignment;
+        var growMemory = (size) => {
+          var oldHeapSize = wasmMemory.buffer.byteLength;
+          var pages = (size - oldHeapSize + 65535) / 65536 | 0;
+          try {
+            wasmMemory.grow(pages);
+            updateMemoryViews();
+            return 1;
+          } catch (e) {
+          }
+        };
+        var _emscripten_resize_heap = (requestedSize) => {
+          var oldSize = HEAPU8.length;
+          requestedSize >>>= 0;
+          var maxHeapSize = getHeapMax();
+          if (requestedSize > maxHeapSize) {
+            return false;
+          }
+          for (var cutDown = 1; cutDown <= 4; cutDown *= 2) {
+            var overGrownHeapSize = oldSize * (1 + 0.2 / cutDown);
+            overGrownHeapSize = Math.min(overGrownHeapSize, requestedSize + 100663296);
+            var newSize = Math.min(maxHeapSize, alignMemory(Math.max(requestedSize, overGrownHeapSize), 65536));
+            var replacement = growMemory(newSize);
+            if (replacement) {
+              return true;
+            }
+          }
+          return false;
+        };
+        var PATH = { isAbs: (path6) => path6.charAt(0) === "/", splitPath: (filename) => {
+          var splitPathRe = /^(\/?|)([\s\S]*?)((?:\.{1,2}|[^\/]+?|)(\.[^.\/]*|))(?:[\/]*)$/;
+          return splitPathRe.exec(filename).slice(1);
+        }, normalizeArray: (parts, allowAboveRoot) => {
+          var up = 0;
+          for (var i = parts.length - 1; i >= 0; i--) {
+            var last = parts[i];
+            if (last === ".") {
+              parts.splice(i, 1);
+            } else if (last === "..") {
+              parts.splice(i, 1);
+              up++;
+            } else if (up) {
+              parts.splice(i, 1);
+              up--;
+            }
+          }
+          if (allowAboveRoot) {
+            for (; up; up--) {
+              parts.unshift("..");
+            }
+          }
+          return parts;
+        }, normalize: (path6) => {
+          var isAbsolute = PATH.isAbs(path6), trailingSlash = path6.slice(-1) === "/";
+          path6 = PATH.normalizeArray(path6.split("/").filter((p) => !!p), !isAbsolute).join("/");
+          if (!path6 && !isAbsolute) {
+            path6 = ".";
+          }
+          if (path6 && trailingSlash) {
+            path6 += "/";
+          }
+          return (isAbsolute ? "/" : "") + path6;
+        }, dirname: (path6) => {
+          var result = PATH.splitPath(path6), root = result[0], dir = result[1];
+          if (!root && !dir) {
+            return ".";
+          }
+          if (dir) {
+            dir = dir.slice(0, -1);
+          }
+          return root + dir;
+        }, basename: (path6) => path6 && path6.match(/([^\/]+|\/)\/*$/)[1], join: (...paths) => PATH.normalize(paths.join("/")), join2: (l, r) => PATH.normalize(l + "/" + r) };
+        var initRandomFill = () => {
+          if (ENVIRONMENT_IS_NODE) {
+            var nodeCrypto = __require("node:crypto");
+            return (view) => (nodeCrypto.randomFillSync(view), 0);
+          }
+          return (view) => (crypto.getRandomValues(view), 0);
+        };
+        var randomFill = (view) => (randomFill = initRandomFill())(view);
+        var PATH_FS = { resolve: (...args) => {
+          var resolvedPath = "", resolvedAbsolute = false;
+          for (var i = args.length - 1; i >= -1 && !resolvedAbsolute; i--) {
+            var path6 = i >= 0 ? args[i] : FS.cwd();
+            if (typeof path6 != "string") {
+              throw new TypeError("Arguments to path.resolve must be strings");
+            } else if (!path6) {
+              return "";
+            }
+            resolvedPath = path6 + "/" + resolvedPath;
+            resolvedAbsolute = PATH.isAbs(path6);
+          }
+          resolvedPath = PATH.normalizeArray(resolvedPath.split("/").filter((p) => !!p), !resolvedAbsolute).join("/");
+          return (resolvedAbsolute ? "/" : "") + resolvedPath || ".";
+        }, relative: (from, to) => {
+          from = PATH_FS.resolve(from).slice(1);
+          to = PATH_FS.resolve(to).slice(1);
+          function trim(arr) {
+            var start2 = 0;
+            for (; start2 < arr.length; start2++) {
+              if (arr[start2] !== "") break;
+            }
+            var end = arr.length - 1;
+            for (; end >= 0; end--) {
+              if (arr[end] !== "") break;
+            }
+            if (start2 > end) return [];
+            return arr.slice(start2, end - start2 + 1);
+          }
+          var fromParts = trim(from.split("/"));
+          var toParts = trim(to.split("/"));
+          var length = Math.min(fromParts.length, toParts.length);
+          var samePartsLength = length;
+          for (var i = 0; i < length; i++) {
+            if (fromParts[i] !== toParts[i]) {
+              samePartsLength = i;
+              break;
+            }
+          }
+          var outputParts = [];
+          for (var i = samePartsLength; i < fromParts.length; i++) {
+            outputParts.push("..");
+          }
+          outputParts = outputParts.concat(toParts.slice(samePartsLength));
+          return outputParts.join("/");
+        } };
+        var FS_stdin_getChar_buffer = [];
+        var lengthBytesUTF8 = (str) => {
+          var len = 0;
+          for (var i = 0; i < str.length; ++i) {
+            var c = str.charCodeAt(i);
+            if (c <= 127) {
+              len++;
+            } else if (c <= 2047) {
+              len += 2;
+            } else if (c >= 55296 && c <= 57343) {
+              len += 4;
+              ++i;
+            } else {
+              len += 3;
+            }
+          }
+          return len;
+        };
+        var stringToUTF8Array = (str, heap, outIdx, maxBytesToWrite) => {
+          if (!(maxBytesToWrite > 0)) return 0;
+          var startIdx = outIdx;
+          var endIdx = outIdx + maxBytesToWrite - 1;
+          for (var i = 0; i < str.length; ++i) {
+            var u = str.codePointAt(i);
+            if (u <= 127) {
+              if (outIdx >= endIdx) break;
+              heap[outIdx++] = u;
+            } else if (u <= 2047) {
+              if (outIdx + 1 >= endIdx) break;
+              heap[outIdx++] = 192 | u >> 6;
+              heap[outIdx++] = 128 | u & 63;
+            } else if (u <= 65535) {
+              if (outIdx + 2 >= endIdx) break;
+              heap[outIdx++] = 224 | u >> 12;
+              heap[outIdx++] = 128 | u >> 6 & 63;
+              heap[outIdx++] = 128 | u & 63;
+            } else {
+              if (outIdx + 3 >= endIdx) break;
+              heap[outIdx++] = 240 | u >> 18;
+              heap[outIdx++] = 128 | u >> 12 & 63;
+              heap[outIdx++] = 128 | u >> 6 & 63;
+              heap[outIdx++] = 128 | u & 63;
+              i++;
+            }
+          }
+          heap[outIdx] = 0;
+          return outIdx - startIdx;
+        };
+        var intArrayFromString = (stringy, dontAddNull, length) => {
+          var len = length > 0 ? length : lengthBytesUTF8(stringy) + 1;
+          var u8array = new Array(len);
+          var numBytesWritten = stringToUTF8Array(stringy, u8array, 0, u8array.length);
+          if (dontAddNull) u8array.length = numBytesWritten;
+          return u8array;
+        };
+        var FS_stdin_getChar = () => {
+          if (!FS_stdin_getChar_buffer.length) {
+            var result = null;
+            if (ENVIRONMENT_IS_NODE) {
+              var BUFSIZE = 256;
+              var buf = Buffer.alloc(BUFSIZE);
+              var bytesRead = 0;
+              var fd = process.stdin.fd;
+              try {
+                bytesRead = fs9.readSync(fd, buf, 0, BUFSIZE);
+              } catch (e) {
+                if (e.toString().includes("EOF")) bytesRead = 0;
+                else throw e;
+              }
+              if (bytesRead > 0) {
+                result = buf.slice(0, bytesRead).toString("utf-8");
+              }
+            } else if (globalThis.window?.prompt) {
+              result = window.prompt("Input: ");
+              if (result !== null) {
+                result += "\n";
+              }
+            } else {
+            }
+            if (!result) {
+              return null;
+            }
+            FS_stdin_getChar_buffer = intArrayFromString(result, true);
+          }
+          return FS_stdin_getChar_buffer.shift();
+        };
+        var TTY = { ttys: [], init() {
+        }, shutdown() {
+        }, register(dev, ops) {
+          TTY.ttys[dev] = { input: [], output: [], ops };
+          FS.registerDevice(dev, TTY.stream_ops);
+        }, stream_ops: { open(stream) {
+          var tty = TTY.ttys[stream.node.rdev];
+          if (!tty) {
+            throw new FS.ErrnoError(43);
+          }
+          stream.tty = tty;
+          stream.seekable = false;
+        }, close(stream) {
+          stream.tty.ops.fsync(stream.tty);
+        }, fsync(stream) {
+          stream.tty.ops.fsync(stream.tty);
+        }, read(stream, buffer, offset, length, pos) {
+          if (!stream.tty || !stream.tty.ops.get_char) {
+            throw new FS.ErrnoError(60);
+          }
+          var bytesRead = 0;
+          for (var i = 0; i < length; i++) {
+            var result;
+            try {
+              result = stream.tty.ops.get_char(stream.tty);
+            } catch (e) {
+              throw new FS.ErrnoError(29);
+            }
+            if (result === void 0 && bytesRead === 0) {
+              throw new FS.ErrnoError(6);
+            }
+            if (result === null || result === void 0) break;
+            bytesRead++;
+            buffer[offset + i] = result;
+          }
+          if (bytesRead) {
+            stream.node.atime = Date.now();
+          }
+          return bytesRead;
+        }, write(stream, buffer, offset, length, pos) {
+          if (!stream.tty || !stream.tty.ops.put_char) {
+            throw new FS.ErrnoError(60);
+          }
+          try {
+            for (var i = 0; i < length; i++) {
+              stream.tty.ops.put_char(stream.tty, buffer[offset + i]);
+            }
+          } catch (e) {
+            throw new FS.ErrnoError(29);
+          }
+          if (length) {
+            stream.node.mtime = stream.node.ctime = Date.now();
+          }
+          return i;
+        } }, default_tty_ops: { get_char(tty) {
+          return FS_stdin_getChar();
+        }, put_char(tty, val) {
+          if (val === null || val === 10) {
+            out(UTF8ArrayToString(tty.output));
+            tty.output = [];
+          } else {
+            if (val != 0) tty.output.push(val);
+          }
+        }, fsync(tty) {
+          if (tty.output?.length > 0) {
+            out(UTF8ArrayToString(tty.output));
+            tty.output = [];
+          }
+        }, ioctl_tcgets(tty) {
+          return { c_iflag: 25856, c_oflag: 5, c_cflag: 191, c_lflag: 35387, c_cc: [3, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0, 18, 15, 23, 22, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] };
+        }, ioctl_tcsets(tty, optional_actions, data) {
+          return 0;
+        }, ioctl_tiocgwinsz(tty) {
+          return [24, 80];
+        } }, default_tty1_ops: { put_char(tty, val) {
+          if (val === null || val === 10) {
+            err(UTF8ArrayToString(tty.output));
+            tty.output = [];
+          } else {
+            if (val != 0) tty.output.push(val);
+          }
+        }, fsync(tty) {
+          if (tty.output?.length > 0) {
+            err(UTF8ArrayToString(tty.output));
+            tty.output = [];
+          }
+        } } };
+        var mmapAlloc = (size) => {
+          abort();
+        };
+        var MEMFS = { ops_table: null, mount(mount) {
+          return MEMFS.createNode(null, "/", 16895, 0);
+        }, createNode(parent, name2, mode, dev) {
+          if (FS.isBlkdev(mode) || FS.isFIFO(mode)) {
+            throw new FS.ErrnoError(63);
+          }
+          MEMFS.ops_table ||= { dir: { node: { getattr: MEMFS.node_ops.getattr, setattr: MEMFS.node_ops.setattr, lookup: MEMFS.node_ops.lookup, mknod: MEMFS.node_ops.mknod, rename: MEMFS.node_ops.rename, unlink: MEMFS.node_ops.unlink, rmdir: MEMFS.node_ops.rmdir, readdir: MEMFS.node_ops.readdir, symlink: MEMFS.node_ops.symlink }, stream: { llseek: MEMFS.stream_ops.llseek } }, file: { node: { getattr: MEMFS.node_ops.getattr, setattr: MEMFS.node_ops.setattr }, stream: { llseek: MEMFS.stream_ops.llseek, read: MEMFS.stream_ops.read, write: MEMFS.stream_ops.write, mmap: MEMFS.stream_ops.mmap, msync: MEMFS.stream_ops.msync } }, link: { node: { getattr: MEMFS.node_ops.getattr, setattr: MEMFS.node_ops.setattr, readlink: MEMFS.node_ops.readlink }, stream: {} }, chrdev: { node: { getattr: MEMFS.node_ops.getattr, setattr: MEMFS.node_ops.setattr }, stream: FS.chrdev_stream_ops } };
+          var node = FS.createNode(parent, name2, mode, dev);
+          if (FS.isDir(node.mode)) {
+            node.node_ops = MEMFS.ops_table.dir.node;
+            node.stream_ops = MEMFS.ops_table.dir.stream;
+            node.contents = {};
+          } else if (FS.isFile(node.mode)) {
+            node.node_ops = MEMFS.ops_table.file.node;
+            node.stream_ops = MEMFS.ops_table.file.stream;
+            node.usedBytes = 0;
+            node.contents = MEMFS.emptyFileContents ??= new Uint8Array(0);
+          } else if (FS.isLink(node.mode)) {
+            node.node_ops = MEMFS.ops_table.link.node;
+            node.stream_ops = MEMFS.ops_table.link.stream;
+          } else if (FS.isChrdev(node.mode)) {
+            node.node_ops = MEMFS.ops_table.chrdev.node;
+            node.stream_ops = MEMFS.ops_table.chrdev.stream;
+          }
+          node.atime = node.mtime = node.ctime = Date.now();
+          if (parent) {
+            parent.contents[name2] = node;
+            parent.atime = parent.mtime = parent.ctime = node.atime;
+          }
+          return node;
+        }, getFileDataAsTypedArray(node) {
+          return node.contents.subarray(0, node.usedBytes);
+        }, expandFileStorage(node, newCapacity) {
+          var prevCapacity = node.contents.length;
+          if (prevCapacity >= newCapacity) return;
+          var CAPACITY_DOUBLING_MAX = 1024 * 1024;
+          newCapacity = Math.max(newCapacity, prevCapacity * (prevCapacity < CAPACITY_DOUBLING_MAX ? 2 : 1.125) >>> 0);
+          if (prevCapacity) newCapacity = Math.max(newCapacity, 256);
+          var oldContents = MEMFS.getFileDataAsTypedArray(node);
+          node.contents = new Uint8Array(newCapacity);
+          node.contents.set(oldContents);
+        }, resizeFileStorage(node, newSize) {
+          if (node.usedBytes == newSize) return;
+          var oldContents = node.contents;
+          node.contents = new Uint8Array(newSize);
+          node.contents.set(oldContents.subarray(0, Math.min(newSize, node.usedBytes)));
+          node.usedBytes = newSize;
+        }, node_ops: { getattr(node) {
+          var attr = {};
+          attr.dev = FS.isChrdev(node.mode) ? node.id : 1;
+          attr.ino = node.id;
+          attr.mode = node.mode;
+          attr.nlink = 1;
+          attr.uid = 0;
+          attr.gid = 0;
+          attr.rdev = node.rdev;
+          if (FS.isDir(node.mode)) {
+            attr.size = 4096;
+          } else if (FS.isFile(node.mode)) {
+            attr.size = node.usedBytes;
+          } else if (FS.isLink(node.mode)) {
+            attr.size = node.link.length;
+          } else {
+            attr.size = 0;
+          }
+          attr.atime = new Date(node.atime);
+          attr.mtime = new Date(node.mtime);
+          attr.ctime = new Date(node.ctime);
+          attr.blksize = 4096;
+          attr.blocks = Math.ceil(attr.size / attr.blksize);
+          return attr;
+        }, setattr(node, attr) {
+          for (const key of ["mode", "atime", "mtime", "ctime"]) {
+            if (attr[key] != null) {
+              node[key] = attr[key];
+            }
+          }
+          if (attr.size !== void 0) {
+            MEMFS.resizeFileStorage(node, attr.size);
+          }
+        }, lookup(parent, name2) {
+          if (!MEMFS.doesNotExistError) {
+            MEMFS.doesNotExistError = new FS.ErrnoError(44);
+            MEMFS.doesNotExistError.stack = "<generic error, no stack>";
+          }
+          throw MEMFS.doesNotExistError;
+        }, mknod(parent, name2, mode, dev) {
+          return MEMFS.createNode(parent, name2, mode, dev);
+        }, rename(old_node, new_dir, new_name) {
+          var new_node;
+          try {
+            new_node = FS.lookupNode(new_dir, new_name);
+          } catch (e) {
+          }
+          if (new_node) {
+            if (FS.isDir(old_node.mode)) {
+              for (var i in new_node.contents) {
+                throw new FS.ErrnoError(55);
+              }
+            }
+            FS.hashRemoveNode(new_node);
+          }
+          delete old_node.parent.contents[old_node.name];
+          new_dir.contents[new_name] = old_node;
+          old_node.name = new_name;
+          new_dir.ctime = new_dir.mtime = old_node.parent.ctime = old_node.parent.mtime = Date.now();
+        }, unlink(parent, name2) {
+          delete parent.contents[name2];
+          parent.ctime = parent.mtime = Date.now();
+        }, rmdir(parent, name2) {
+          var node = FS.lookupNode(parent, name2);
+          for (var i in node.contents) {
+            throw new FS.ErrnoError(55);
+          }
+          delete parent.contents[name2];
+          parent.ctime = parent.mtime = Date.now();
+        }, readdir(node) {
+          return [".", "..", ...Object.keys(node.contents)];
+        }, symlink(parent, newname, oldpath) {
+          var node = MEMFS.createNode(parent, newname, 511 | 40960, 0);
+          node.link = oldpath;
+          return node;
+        }, readlink(node) {
+          if (!FS.isLink(node.mode)) {
+            throw new FS.ErrnoError(28);
+          }
+          return node.link;
+        } }, stream_ops: { read(stream, buffer, offset, length, position) {
+          var contents = stream.node.contents;
+          if (position >= stream.node.usedBytes) return 0;
+          var size = Math.min(stream.node.usedBytes - position, length);
+          buffer.set(contents.subarray(position, position + size), offset);
+          return size;
+        }, write(stream, buffer, offset, length, position, canOwn) {
+          if (buffer.buffer === HEAP8.buffer) {
+            canOwn = false;
+          }
+          if (!length) return 0;
+          var node = stream.node;
+          node.mtime = node.ctime = Date.now();
+          if (canOwn) {
+            node.contents = buffer.subarray(offset, offset + length);
+            node.usedBytes = length;
+          } else if (node.usedBytes === 0 && position === 0) {
+            node.contents = buffer.slice(offset, offset + length);
+            node.usedBytes = length;
+          } else {
+            MEMFS.expandFileStorage(node, position + length);
+            node.contents.set(buffer.subarray(offset, offset + length), position);
+            node.usedBytes = Math.max(node.usedBytes, position + length);
+          }
+          return length;
+        }, llseek(stream, offset, whence) {
+          var position = offset;
+          if (whence === 1) {
+            position += stream.position;
+          } else if (whence === 2) {
+            if (FS.isFile(stream.node.mode)) {
+              position += stream.node.usedBytes;
+            }
+          }
+          if (position < 0) {
+            throw new FS.ErrnoError(28);
+          }
+          return position;
+        }, mmap(stream, length, position, prot, flags) {
+          if (!FS.isFile(stream.node.mode)) {
+            throw new FS.ErrnoError(43);
+          }
+          var ptr;
+          var allocated;
+          var contents = stream.node.contents;
+          if (!(flags & 2) && contents.buffer === HEAP8.buffer) {
+            allocated = false;
+            ptr = contents.byteOffset;
+          } else {
+            allocated = true;
+            ptr = mmapAlloc(length);
+            if (!ptr) {
+              throw new FS.ErrnoError(48);
+            }
+            if (contents) {
+              if (position > 0 || position + length < contents.length) {
+                if (contents.subarray) {
+                  contents = contents.subarray(position, position + length);
+                } else {
+                  contents = Array.prototype.slice.call(contents, position, position + length);
+                }
+              }
+              HEAP8.set(contents, ptr);
+            }
+          }
+          return { ptr, allocated };
+        }, msync(stream, buffer, offset, length, mmapFlags) {
+          MEMFS.stream_ops.write(stream, buffer, 0, length, offset, false);
+          return 0;
+        } } };
+        var FS_modeStringToFlags = (str) => {
+          if (typeof str != "string") return str;
+          var flagModes = { r: 0, "r+": 2, w: 512 | 64 | 1, "w+": 512 | 64 | 2, a: 1024 | 64 | 1, "a+": 1024 | 64 | 2 };
+          var flags = flagModes[str];
+          if (typeof flags == "undefined") {
+            throw new Error(`Unknown file open mode: ${str}`);
+          }
+          return flags;
+        };
+        var FS_fileDataToTypedArray = (data) => {
+          if (typeof data == "string") {
+            data = intArrayFromString(data, true);
+          }
+          if (!data.subarray) {
+            data = new Uint8Array(data);
+          }
+          return data;
+        };
+        var FS_getMode = (canRead, canWrite) => {
+          var mode = 0;
+          if (canRead) mode |= 292 | 73;
+          if (canWrite) mode |= 146;
+          return mode;
+        };
+        var asyncLoad = async (url) => {
+          var arrayBuffer = await readAsync(url);
+          return new Uint8Array(arrayBuffer);
+        };
+        var FS_createDataFile = (...args) => FS.createDataFile(...args);
+        var getUniqueRunDependency = (id) => id;
+        var dependenciesPromise = null;
+        var resolveRunDependencies = async () => dependenciesPromise;
+        var runDependencies = 0;
+        var dependenciesPromiseResolve = null;
+        var removeRunDependency = (id) => {
+          runDependencies--;
+          Module["monitorRunDependencies"]?.(runDependencies);
+          if (!runDependencies) {
+            dependenciesPromiseResolve();
+          }
+        };
+        var addRunDependency = (id) => {
+          if (!runDependencies) {
+            dependenciesPromise = new Promise((resolve) => dependenciesPromiseResolve = resolve);
+          }
+          runDependencies++;
+          Module["monitorRunDependencies"]?.(runDependencies);
+        };
+        var preloadPlugins = [];
+        var FS_handledByPreloadPlugin = async (byteArray, fullname) => {
+          if (typeof Browser != "undefined") Browser.init();
+          for (var plugin of preloadPlugins) {
+            if (plugin["canHandle"](fullname)) {
+              return plugin["handle"](byteArray, fullname);
+            }
+          }
+          return byteArray;
+        };
+        var FS_preloadFile = async (parent, name2, url, canRead, canWrite, dontCreateFile, canOwn, preFinish) => {
+          var fullname = name2 ? PATH_FS.resolve(PATH.join2(parent, name2)) : parent;
+          var dep = getUniqueRunDependency(`cp ${fullname}`);
+          addRunDependency(dep);
+          try {
+            var byteArray = url;
+            if (typeof url == "string") {
+              byteArray = await asyncLoad(url);
+            }
+            byteArray = await FS_handledByPreloadPlugin(byteArray, fullname);
+            preFinish?.();
+            if (!dontCreateFile) {
+              FS_createDataFile(parent, name2, byteArray, canRead, canWrite, canOwn);
+            }
+          } finally {
+            removeRunDependency(dep);
+          }
+        };
+        var FS_createPreloadedFile = (parent, name2, url, canRead, canWrite, onload, onerror, dontCreateFile, canOwn, preFinish) => {
+          FS_preloadFile(parent, name2, url, canRead, canWrite, dontCreateFile, canOwn, preFinish).then(onload).catch(onerror);
+        };
+        var FS = { root: null, mounts: [], devices: {}, streams: [], nextInode: 1, nameTable: null, currentPath: "/", initialized: false, ignorePermissions: true, filesystems: null, syncFSRequests: 0, ErrnoError: class {
+          name = "ErrnoError";
+          constructor(errno) {
+            this.errno = errno;
+          }
+        }, FSStream: class {
+          shared = {};
+          get object() {
+            return this.node;
+          }
+          set object(val) {
+            this.node = val;
+          }
+          get isRead() {
+            return (this.flags & 2097155) !== 1;
+          }
+          get isWrite() {
+            return (this.flags & 2097155) !== 0;
+          }
+          get isAppend() {
+            return this.flags & 1024;
+          }
+          get flags() {
+            return this.shared.flags;
+          }
+          set flags(val) {
+            this.shared.flags = val;
+          }
+          get position() {
+            return this.shared.position;
+          }
+          set position(val) {
+            this.shared.position = val;
+          }
+        }, FSNode: class {
+          node_ops = {};
+          stream_ops = {};
+          readMode = 292 | 73;
+          writeMode = 146;
+          mounted = null;
+          constructor(parent, name2, mode, rdev) {
+            if (!parent) {
+              parent = this;
+            }
+            this.parent = parent;
+            this.mount = parent.mount;
+            this.id = FS.nextInode++;
+            this.name = name2;
+            this.mode = mode;
+            this.rdev = rdev;
+            this.atime = this.mtime = this.ctime = Date.now();
+          }
+          get read() {
+            return (this.mode & this.readMode) === this.readMode;
+          }
+          set read(val) {
+            val ? this.mode |= this.readMode : this.mode &= ~this.readMode;
+          }
+          get write() {
+            return (this.mode & this.writeMode) === this.writeMode;
+          }
+          set write(val) {
+            val ? this.mode |= this.writeMode : this.mode &= ~this.writeMode;
+          }
+          get isFolder() {
+            return FS.isDir(this.mode);
+          }
+          get isDevice() {
+            return FS.isChrdev(this.mode);
+          }
+          addListener(cb, exclusive = false) {
+            var entry = { cb, exclusive };
+            var listeners = this.listeners ??= /* @__PURE__ */ new Set();
+            listeners.add(entry);
+            return { listeners, entry };
+          }
+          notifyListeners(flags) {
+            if (!this.listeners) return;
+            var excl;
+            for (var entry of this.listeners) {
+              if (entry.exclusive) (excl ||= []).push(entry);
+              else entry.cb(flags);
+            }
+            if (excl) {
+              var i = (this.exclTurn || 0) % excl.length;
+              this.exclTurn = i + 1;
+              excl[i].cb(flags);
+            }
+          }
+        }, lookupPath(path6, opts = {}) {
+          if (!path6) {
+            throw new FS.ErrnoError(44);
+          }
+          opts.follow_mount ??= true;
+          if (!PATH.isAbs(path6)) {
+            path6 = FS.cwd() + "/" + path6;
+          }
+          linkloop: for (var nlinks = 0; nlinks < 40; nlinks++) {
+            var parts = path6.split("/").filter((p) => !!p);
+            var current = FS.root;
+            var current_path = "/";
+            for (var i = 0; i < parts.length; i++) {
+              var islast = i === parts.length - 1;
+              if (islast && opts.parent) {
+                break;
+              }
+              if (parts[i] === ".") {
+                continue;
+              }
+              if (parts[i] === "..") {
+                current_path = PATH.dirname(current_path);
+                if (FS.isRoot(current)) {
+                  path6 = current_path + "/" + parts.slice(i + 1).join("/");
+                  nlinks--;
+                  continue linkloop;
+                } else {
+                  current = current.parent;
+                }
+                continue;
+              }
+              current_path = PATH.join2(current_path, parts[i]);
+              try {
+                current = FS.lookupNode(current, parts[i]);
+              } catch (e) {
+                if (e?.errno === 44 && islast && opts.noent_okay) {
+                  return { path: current_path };
+                }
+                throw e;
+              }
+              if (FS.isMountpoint(current) && (!islast || opts.follow_mount)) {
+                current = current.mounted.root;
+              }
+              if (FS.isLink(current.mode) && (!islast || opts.follow)) {
+                if (!current.node_ops.readlink) {
+                  throw new FS.ErrnoError(52);
+                }
+                var link = current.node_ops.readlink(current);
+                if (!PATH.isAbs(link)) {
+                  link = PATH.dirname(current_path) + "/" + link;
+                }
+                path6 = link + "/" + parts.slice(i + 1).join("/");
+                continue linkloop;
+              }
+            }
+            return { path: current_path, node: current };
+          }
+          throw new FS.ErrnoError(32);
+        }, getPath(node) {
+          var path6;
+          while (true) {
+            if (FS.isRoot(node)) {
+              var mount = node.mount.mountpoint;
+              if (!path6) return mount;
+              return mount[mount.length - 1] !== "/" ? `${mount}/${path6}` : mount + path6;
+            }
+            path6 = path6 ? `${node.name}/${path6}` : node.name;
+            node = node.parent;
+          }
+        }, hashName(parentid, name2) {
+          var hash = 0;
+          for (var i = 0; i < name2.length; i++) {
+            hash = (hash << 5) - hash + name2.charCodeAt(i) | 0;
+          }
+          return (parentid + hash >>> 0) % FS.nameTable.length;
+        }, hashAddNode(node) {
+          var hash = FS.hashName(node.parent.id, node.name);
+          node.name_next = FS.nameTable[hash];
+          FS.nameTable[hash] = node;
+        }, hashRemoveNode(node) {
+          var hash = FS.hashName(node.parent.id, node.name);
+          if (FS.nameTable[hash] === node) {
+            FS.nameTable[hash] = node.name_next;
+          } else {
+            var current = FS.nameTable[hash];
+            while (current) {
+              if (current.name_next === node) {
+                current.name_next = node.name_next;
+                break;
+              }
+              current = current.name_next;
+            }
+          }
+        }, lookupNode(parent, name2) {
+          var errCode = FS.mayLookup(parent);
+          if (errCode) {
+            throw new FS.ErrnoError(errCode);
+          }
+          var hash = FS.hashName(parent.id, name2);
+          for (var node = FS.nameTable[hash]; node; node = node.name_next) {
+            var nodeName = node.name;
+            if (node.parent.id === parent.id && nodeName === name2) {
+              return node;
+            }
+          }
+          return FS.lookup(parent, name2);
+        }, createNode(parent, name2, mode, rdev) {
+          var node = new FS.FSNode(parent, name2, mode, rdev);
+          FS.hashAddNode(node);
+          return node;
+        }, destroyNode(node) {
+          FS.hashRemoveNode(node);
+        }, isRoot(node) {
+          return node === node.parent;
+        }, isMountpoint(node) {
+          return !!node.mounted;
+        }, isFile(mode) {
+          return (mode & 61440) === 32768;
+        }, isDir(mode) {
+          return (mode & 61440) === 16384;
+        }, isLink(mode) {
+          return (mode & 61440) === 40960;
+        }, isChrdev(mode) {
+          return (mode & 61440) === 8192;
+        }, isBlkdev(mode) {
+          return (mode & 61440) === 24576;
+        }, isFIFO(mode) {
+          return (mode & 61440) === 4096;
+        }, isSocket(mode) {
+          return (mode & 49152) === 49152;
+        }, flagsToPermissionString(flag) {
+          var perms = ["r", "w", "rw"][flag & 3];
+          if (flag & 512) {
+            perms += "w";
+          }
+          return perms;
+        }, nodePermissions(node, perms) {
+          if (FS.ignorePermissions) {
+            return 0;
+          }
+          if (perms.includes("r") && !(node.mode & 292)) {
+            return 2;
+          }
+          if (perms.includes("w") && !(node.mode & 146)) {
+            return 2;
+          }
+          if (perms.includes("x") && !(node.mode & 73)) {
+            return 2;
+          }
+          return 0;
+        }, mayLookup(dir) {
+          if (!FS.isDir(dir.mode)) return 54;
+          var errCode = FS.nodePermissions(dir, "x");
+          if (errCode) return errCode;
+          if (!dir.node_ops.lookup) return 2;
+          return 0;
+        }, mayCreate(dir, name2) {
+          if (!FS.isDir(dir.mode)) {
+            return 54;
+          }
+          try {
+            var node = FS.lookupNode(dir, name2);
+            return 20;
+          } catch (e) {
+          }
+          return FS.nodePermissions(dir, "wx");
+        }, mayDelete(dir, name2, isdir) {
+          var node;
+          try {
+            node = FS.lookupNode(dir, name2);
+          } catch (e) {
+            return e.errno;
+          }
+          var errCode = FS.nodePermissions(dir, "wx");
+          if (errCode) {
+            return errCode;
+          }
+          if (isdir) {
+            if (!FS.isDir(node.mode)) {
+              return 54;
+            }
+            if (FS.isRoot(node) || FS.getPath(node) === FS.cwd()) {
+              return 10;
+            }
+          } else if (FS.isDir(node.mode)) {
+            return 31;
+          }
+          return 0;
+        }, mayOpen(node, flags) {
+          if (!node) {
+            return 44;
+          }
+          if (FS.isLink(node.mode)) {
+            return 32;
+          }
+          var mode = FS.flagsToPermissionString(flags);
+          if (FS.isDir(node.mode)) {
+            if (mode !== "r" || flags & (512 | 64)) {
+              return 31;
+            }
+          }
+          return FS.nodePermissions(node, mode);
+        }, checkOpExists(op, err2) {
+          if (!op) {
+            throw new FS.ErrnoError(err2);
+          }
+          return op;
+        }, MAX_OPEN_FDS: 4096, nextfd() {
+          for (var fd = 0; fd <= FS.MAX_OPEN_FDS; fd++) {
+            if (!FS.streams[fd]) {
+              return fd;
+            }
+          }
+          throw new FS.ErrnoError(33);
+        }, getStreamChecked(fd) {
+          var stream = FS.getStream(fd);
+          if (!stream) {
+            throw new FS.ErrnoError(8);
+          }
+          return stream;
+        }, getStream: (fd) => FS.streams[fd], createStream(stream, fd = -1) {
+          stream = Object.assign(new FS.FSStream(), stream);
+          if (fd == -1) {
+            fd = FS.nextfd();
+          }
+          stream.fd = fd;
+          FS.streams[fd] = stream;
+          return stream;
+        }, closeStream(fd) {
+          FS.streams[fd] = null;
+        }, dupStream(origStream, fd = -1) {
+          var stream = FS.createStream(origStream, fd);
+          stream.stream_ops?.dup?.(stream);
+          return stream;
+        }, doSetAttr(stream, node, attr) {
+          var setattr = stream?.stream_ops.setattr;
+          var arg = setattr ? stream : node;
+          setattr ??= node.node_ops.setattr;
+          FS.checkOpExists(setattr, 63);
+          try {
+            setattr(arg, attr);
+          } catch (e) {
+            if (e instanceof RangeError) {
+              throw new FS.ErrnoError(22);
+            }
+            throw e;
+          }
+        }, chrdev_stream_ops: { open(stream) {
+          var device = FS.getDevice(stream.node.rdev);
+          stream.stream_ops = device.stream_ops;
+          stream.stream_ops.open?.(stream);
+        }, llseek() {
+          throw new FS.ErrnoError(70);
+        } }, major: (dev) => dev >> 8, minor: (dev) => dev & 255, makedev: (ma, mi) => ma << 8 | mi, registerDevice(dev, ops) {
+          FS.devices[dev] = { stream_ops: ops };
+        }, getDevice: (dev) => FS.devices[dev], getMounts(mount) {
+          var mounts = [];
+          var check = [mount];
+          while (check.length) {
+            var m = check.pop();
+            mounts.push(m);
+            check.push(...m.mounts);
+          }
+          return mounts;
+        }, syncfs(populate, callback) {
+          if (typeof populate == "function") {
+            callback = populate;
+            populate = false;
+          }
+          FS.syncFSRequests++;
+          if (FS.syncFSRequests > 1) {
+            err(`warning: ${FS.syncFSRequests} FS.syncfs operations in flight at once, probably just doing extra work`);
+          }
+          var mounts = FS.getMounts(FS.root.mount);
+          var completed = 0;
+          function doCallback(errCode) {
+            FS.syncFSRequests--;
+            return callback(errCode);
+          }
+          function done(errCode) {
+            if (errCode) {
+              if (!done.errored) {
+                done.errored = true;
+                return doCallback(errCode);
+              }
+              return;
+            }
+            if (++completed >= mounts.length) {
+              doCallback(null);
+            }
+          }
+          for (var mount of mounts) {
+            if (mount.type.syncfs) {
+              mount.type.syncfs(mount, populate, done);
+            } else {
+              done(null);
+            }
+          }
+        }, mount(type, opts, mountpoint) {
+          var root = mountpoint === "/";
+          var pseudo = !mountpoint;
+          var node;
+          if (root && FS.root) {
+            throw new FS.ErrnoError(10);
+          } else if (!root && !pseudo) {
+            var lookup = FS.lookupPath(mountpoint, { follow_mount: false });
+            mountpoint = lookup.path;
+            node = lookup.node;
+            if (FS.isMountpoint(node)) {
+              throw new FS.ErrnoError(10);
+            }
+            if (!FS.isDir(node.mode)) {
+              throw new FS.ErrnoError(54);
+            }
+          }
+          var mount = { type, opts, mountpoint, mounts: [] };
+          var mountRoot = type.mount(mount);
+          mountRoot.mount = mount;
+          mount.root = mountRoot;
+          if (root) {
+            FS.root = mountRoot;
+          } else if (node) {
+            node.mounted = mount;
+            if (node.mount) {
+              node.mount.mounts.push(mount);
+            }
+          }
+          return mountRoot;
+        }, unmount(mountpoint) {
+          var lookup = FS.lookupPath(mountpoint, { follow_mount: false });
+          if (!FS.isMountpoint(lookup.node)) {
+            throw new FS.ErrnoError(28);
+          }
+          var node = lookup.node;
+          var mount = node.mounted;
+          var mounts = FS.getMounts(mount);
+          for (var [hash, current] of Object.entries(FS.nameTable)) {
+            while (current) {
+              var next = current.name_next;
+              if (mounts.includes(current.mount)) {
+                FS.destroyNode(current);
+              }
+              current = next;
+            }
+          }
+          node.mounted = null;
+          var idx = node.mount.mounts.indexOf(mount);
+          node.mount.mounts.splice(idx, 1);
+        }, lookup(parent, name2) {
+          return parent.node_ops.lookup(parent, name2);
+        }, mknod(path6, mode, dev) {
+          var lookup = FS.lookupPath(path6, { parent: true });
+          var parent = lookup.node;
+          var name2 = PATH.basename(path6);
+          if (!name2) {
+            throw new FS.ErrnoError(28);
+          }
+          if (name2 === "." || name2 === "..") {
+            throw new FS.ErrnoError(20);
+          }
+          var errCode = FS.mayCreate(parent, name2);
+          if (errCode) {
+            throw new FS.ErrnoError(errCode);
+          }
+          if (!parent.node_ops.mknod) {
+            throw new FS.ErrnoError(63);
+          }
+          return parent.node_ops.mknod(parent, name2, mode, dev);
+        }, statfs(path6) {
+          return FS.statfsNode(FS.lookupPath(path6, { follow: true }).node);
+        }, statfsStream(stream) {
+          return FS.statfsNode(stream.node);
+        }, statfsNode(node) {
+          var rtn = { bsize: 4096, frsize: 4096, blocks: 1e6, bfree: 5e5, bavail: 5e5, files: FS.nextInode, ffree: FS.nextInode - 1, fsid: 42, flags: 2, namelen: 255 };
+          if (node.node_ops.statfs) {
+            Object.assign(rtn, node.node_ops.statfs(node.mount.opts.root));
+          }
+          return rtn;
+        }, create(path6, mode = 438) {
+          mode &= 4095;
+          mode |= 32768;
+          return FS.mknod(path6, mode, 0);
+        }, mkdir(path6, mode = 511) {
+          mode &= 511 | 512;
+          mode |= 16384;
+          return FS.mknod(path6, mode, 0);
+        }, mkdirTree(path6, mode) {
+          var dirs = path6.split("/");
+          var d = "";
+          for (var dir of dirs) {
+            if (!dir) continue;
+            if (d || PATH.isAbs(path6)) d += "/";
+            d += dir;
+            try {
+              FS.mkdir(d, mode);
+            } catch (e) {
+              if (e.errno != 20) throw e;
+            }
+          }
+        }, mkdev(path6, mode, dev) {
+          if (typeof dev == "undefined") {
+            dev = mode;
+            mode = 438;
+          }
+          mode |= 8192;
+          return FS.mknod(path6, mode, dev);
+        }, symlink(oldpath, newpath) {
+          if (!PATH_FS.resolve(oldpath)) {
+            throw new FS.ErrnoError(44);
+          }
+          var lookup = FS.lookupPath(newpath, { parent: true });
+          var parent = lookup.node;
+          if (!parent) {
+            throw new FS.ErrnoError(44);
+          }
+          var newname = PATH.basename(newpath);
+          var errCode = FS.mayCreate(parent, newname);
+          if (errCode) {
+            throw new FS.ErrnoError(errCode);
+          }
+          if (!parent.node_ops.symlink) {
+            throw new FS.ErrnoError(63);
+          }
+          return parent.node_ops.symlink(parent, newname, oldpath);
+        }, link(oldpath, newpath, flags) {
+          var lookup = FS.lookupPath(newpath, { parent: true });
+          var parent = lookup.node;
+          if (!parent) {
+            throw new FS.ErrnoError(44);
+          }
+          var newname = PATH.basename(newpath);
+          var errCode = FS.mayCreate(parent, newname);
+          if (errCode) {
+            throw new FS.ErrnoError(errCode);
+          }
+          if (!parent.node_ops.link) {
+            throw new FS.ErrnoError(34);
+          }
+          return parent.node_ops.link(parent, newname, oldpath, flags);
+        }, rename(old_path, new_path) {
+          var old_dirname = PATH.dirname(old_path);
+          var new_dirname = PATH.dirname(new_path);
+          var old_name = PATH.basename(old_path);
+          var new_name = PATH.basename(new_path);
+          var lookup, old_dir, new_dir;
+          lookup = FS.lookupPath(old_path, { parent: true });
+          old_dir = lookup.node;
+          lookup = FS.lookupPath(new_path, { parent: true });
+          new_dir = lookup.node;
+          if (!old_dir || !new_dir) throw new FS.ErrnoError(44);
+          if (old_dir.mount !== new_dir.mount) {
+            throw new FS.ErrnoError(75);
+          }
+          var old_node = FS.lookupNode(old_dir, old_name);
+          var relative = PATH_FS.relative(old_path, new_dirname);
+          if (relative.charAt(0) !== ".") {
+            throw new FS.ErrnoError(28);
+          }
+          relative = PATH_FS.relative(new_path, old_dirname);
+          if (relative.charAt(0) !== ".") {
+            throw new FS.ErrnoError(55);
+          }
+          var new_node;
+          try {
+            new_node = FS.lookupNode(new_dir, new_name);
+          } catch (e) {
+          }
+          if (old_node === new_node) {
+            return;
+          }
+          var isdir = FS.isDir(old_node.mode);
+          var errCode = FS.mayDelete(old_dir, old_name, isdir);
+          if (errCode) {
+            throw new FS.ErrnoError(errCode);
+          }
+          errCode = new_node ? FS.mayDelete(new_dir, new_name, isdir) : FS.mayCreate(new_dir, new_name);
+          if (errCode) {
+            throw new FS.ErrnoError(errCode);
+          }
+          if (!old_dir.node_ops.rename) {
+            throw new FS.ErrnoError(63);
+          }
+          if (FS.isMountpoint(old_node) || new_node && FS.isMountpoint(new_node)) {
+            throw new FS.ErrnoError(10);
+          }
+          if (new_dir !== old_dir) {
+            errCode = FS.nodePermissions(old_dir, "w");
+            if (errCode) {
+              throw new FS.ErrnoError(errCode);
+            }
+          }
+          FS.hashRemoveNode(old_node);
+          try {
+            old_dir.node_ops.rename(old_node, new_dir, new_name);
+            old_node.parent = new_dir;
+          } catch (e) {
+            throw e;
+          } finally {
+            FS.hashAddNode(old_node);
+          }
+        }, rmdir(path6) {
+          var lookup = FS.lookupPath(path6, { parent: true });
+          var parent = lookup.node;
+          var name2 = PATH.basename(path6);
+          var node = FS.lookupNode(parent, name2);
+          var errCode = FS.mayDelete(parent, name2, true);
+          if (errCode) {
+            throw new FS.ErrnoError(errCode);
+          }
+          if (!parent.node_ops.rmdir) {
+            throw new FS.ErrnoError(63);
+          }
+          if (FS.isMountpoint(node)) {
+            throw new FS.ErrnoError(10);
+          }
+          parent.node_ops.rmdir(parent, name2);
+          FS.destroyNode(node);
+        }, readdir(path6) {
+          var lookup = FS.lookupPath(path6, { follow: true });
+          var node = lookup.node;
+          var readdir2 = FS.checkOpExists(node.node_ops.readdir, 54);
+          return readdir2(node);
+        }, unlink(path6) {
+          var lookup = FS.lookupPath(path6, { parent: true });
+          var parent = lookup.node;
+          if (!parent) {
+            throw new FS.ErrnoError(44);
+          }
+          var name2 = PATH.basename(path6);
+          var node = FS.lookupNode(parent, name2);
+          var errCode = FS.mayDelete(parent, name2, false);
+          if (errCode) {
+            throw new FS.ErrnoError(errCode);
+          }
+          if (!parent.node_ops.unlink) {
+            throw new FS.ErrnoError(63);
+          }
+          if (FS.isMountpoint(node)) {
+            throw new FS.ErrnoError(10);
+          }
+          parent.node_ops.unlink(parent, name2);
+          FS.destroyNode(node);
+        }, readlink(path6) {
+          var lookup = FS.lookupPath(path6);
+          var link = lookup.node;
+          if (!link) {
+            throw new FS.ErrnoError(44);
+          }
+          if (!link.node_ops.readlink) {
+            throw new FS.ErrnoError(28);
+          }
+          return link.node_ops.readlink(link);
+        }, stat(path6, dontFollow) {
+          var lookup = FS.lookupPath(path6, { follow: !dontFollow });
+          var node = lookup.node;
+          var getattr = FS.checkOpExists(node.node_ops.getattr, 63);
+          return getattr(node);
+        }, fstat(fd) {
+          var stream = FS.getStreamChecked(fd);
+          var node = stream.node;
+          var getattr = stream.stream_ops.getattr;
+          var arg = getattr ? stream : node;
+          getattr ??= node.node_ops.getattr;
+          FS.checkOpExists(getattr, 63);
+          return getattr(arg);
+        }, lstat(path6) {
+          return FS.stat(path6, true);
+        }, doChmod(stream, node, mode, dontFollow) {
+          FS.doSetAttr(stream, node, { mode: mode & 4095 | node.mode & ~4095, ctime: Date.now(), dontFollow });
+        }, chmod(path6, mode, dontFollow) {
+          var node;
+          if (typeof path6 == "string") {
+            var lookup = FS.lookupPath(path6, { follow: !dontFollow });
+            node = lookup.node;
+          } else {
+            node = path6;
+          }
+          FS.doChmod(null, node, mode, dontFollow);
+        }, lchmod(path6, mode) {
+          FS.chmod(path6, mode, true);
+        }, fchmod(fd, mode) {
+          var stream = FS.getStreamChecked(fd);
+          FS.doChmod(stream, stream.node, mode, false);
+        }, doChown(stream, node, dontFollow) {
+          FS.doSetAttr(stream, node, { timestamp: Date.now(), dontFollow });
+        }, chown(path6, uid, gid, dontFollow) {
+          var node;
+          if (typeof path6 == "string") {
+            var lookup = FS.lookupPath(path6, { follow: !dontFollow });
+            node = lookup.node;
+          } else {
+            node = path6;
+          }
+          FS.doChown(null, node, dontFollow);
+        }, lchown(path6, uid, gid) {
+          FS.chown(path6, uid, gid, true);
+        }, fchown(fd, uid, gid) {
+          var stream = FS.getStreamChecked(fd);
+          FS.doChown(stream, stream.node, false);
+        }, doTruncate(stream, node, len) {
+          if (FS.isDir(node.mode)) {
+            throw new FS.ErrnoError(31);
+          }
+          if (!FS.isFile(node.mode)) {
+            throw new FS.ErrnoError(28);
+          }
+          var errCode = FS.nodePermissions(node, "w");
+          if (errCode) {
+            throw new FS.ErrnoError(errCode);
+          }
+          FS.doSetAttr(stream, node, { size: len, timestamp: Date.now() });
+        }, truncate(path6, len) {
+          if (len < 0) {
+            throw new FS.ErrnoError(28);
+          }
+          var node;
+          if (typeof path6 == "string") {
+            var lookup = FS.lookupPath(path6, { follow: true });
+            node = lookup.node;
+          } else {
+            node = path6;
+          }
+          FS.doTruncate(null, node, len);
+        }, ftruncate(fd, len) {
+          var stream = FS.getStreamChecked(fd);
+          if (len < 0 || (stream.flags & 2097155) === 0) {
+            throw new FS.ErrnoError(28);
+          }
+          FS.doTruncate(stream, stream.node, len);
+        }, utime(path6, atime, mtime, dontFollow) {
+          var lookup = FS.lookupPath(path6, { follow: !dontFollow });
+          FS.doSetAttr(null, lookup.node, { atime, mtime, dontFollow });
+        }, open(path6, flags, mode = 438) {
+          if (path6 === "") {
+            throw new FS.ErrnoError(44);
+          }
+          flags = FS_modeStringToFlags(flags);
+          if (flags & 64) {
+            mode = mode & 4095 | 32768;
+          } else {
+            mode = 0;
+          }
+          var node;
+          var isDirPath;
+          if (typeof path6 == "object") {
+            node = path6;
+          } else {
+            isDirPath = path6.endsWith("/");
+            var lookup = FS.lookupPath(path6, { follow: !(flags & 131072), noent_okay: true });
+            node = lookup.node;
+            path6 = lookup.path;
+          }
+          var created = false;
+          if (flags & 64) {
+            if (node) {
+              if (flags & 128) {
+                throw new FS.ErrnoError(20);
+              }
+            } else if (isDirPath) {
+              throw new FS.ErrnoError(31);
+            } else {
+              node = FS.mknod(path6, mode | 511, 0);
+              created = true;
+            }
+          }
+          if (!node) {
+            throw new FS.ErrnoError(44);
+          }
+          if (FS.isChrdev(node.mode)) {
+            flags &= ~512;
+          }
+          if (flags & 65536 && !FS.isDir(node.mode)) {
+            throw new FS.ErrnoError(54);
+          }
+          if (!created) {
+            var errCode = FS.mayOpen(node, flags);
+            if (errCode) {
+              throw new FS.ErrnoError(errCode);
+            }
+          }
+          if (flags & 512 && !created) {
+            FS.truncate(node, 0);
+          }
+          flags &= ~(128 | 512 | 131072);
+          var stream = FS.createStream({ node, path: FS.getPath(node), flags, seekable: true, position: 0, stream_ops: node.stream_ops, ungotten: [], error: false });
+          if (stream.stream_ops.open) {
+            stream.stream_ops.open(stream);
+          }
+          if (created) {
+            FS.chmod(node, mode & 511);
+          }
+          return stream;
+        }, close(stream) {
+          if (FS.isClosed(stream)) {
+            throw new FS.ErrnoError(8);
+          }
+          if (stream.getdents) stream.getdents = null;
+          stream.node?.notifyListeners(32);
+          try {
+            if (stream.stream_ops.close) {
+              stream.stream_ops.close(stream);
+            }
+          } catch (e) {
+            throw e;
+          } finally {
+            FS.closeStream(stream.fd);
+          }
+          stream.fd = null;
+        }, isClosed(stream) {
+          return stream.fd === null;
+        }, llseek(stream, offset, whence) {
+          if (FS.isClosed(stream)) {
+            throw new FS.ErrnoError(8);
+          }
+          if (!stream.seekable || !stream.stream_ops.llseek) {
+            throw new FS.ErrnoError(70);
+          }
+          if (whence != 0 && whence != 1 && whence != 2) {
+            throw new FS.ErrnoError(28);
+          }
+          stream.position = stream.stream_ops.llseek(stream, offset, whence);
+          stream.ungotten = [];
+          return stream.position;
+        }, read(stream, buffer, offset, length, position) {
+          if (length < 0 || position < 0) {
+            throw new FS.ErrnoError(28);
+          }
+          if (FS.isClosed(stream)) {
+            throw new FS.ErrnoError(8);
+          }
+          if ((stream.flags & 2097155) === 1) {
+            throw new FS.ErrnoError(8);
+          }
+          if (FS.isDir(stream.node.mode)) {
+            throw new FS.ErrnoError(31);
+          }
+          if (!stream.stream_ops.read) {
+            throw new FS.ErrnoError(28);
+          }
+          var seeking = typeof position != "undefined";
+          if (!seeking) {
+            position = stream.position;
+          } else if (!stream.seekable) {
+            throw new FS.ErrnoError(70);
+          }
+          var bytesRead = stream.stream_ops.read(stream, buffer, offset, length, position);
+          if (!seeking) stream.position += bytesRead;
+          return bytesRead;
+        }, write(stream, buffer, offset, length, position, canOwn) {
+          if (length < 0 || position < 0) {
+            throw new FS.ErrnoError(28);
+          }
+          if (FS.isClosed(stream)) {
+            throw new FS.ErrnoError(8);
+          }
+          if ((stream.flags & 2097155) === 0) {
+            throw new FS.ErrnoError(8);
+          }
+          if (FS.isDir(stream.node.mode)) {
+            throw new FS.ErrnoError(31);
+          }
+          if (!stream.stream_ops.write) {
+            throw new FS.ErrnoError(28);
+          }
+          if (stream.seekable && stream.flags & 1024) {
+            FS.llseek(stream, 0, 2);
+          }
+          var seeking = typeof position != "undefined";
+          if (!seeking) {
+            position = stream.position;
+          } else if (!stream.seekable) {
+            throw new FS.ErrnoError(70);
+          }
+          var bytesWritten = stream.stream_ops.write(stream, buffer, offset, length, position, canOwn);
+          if (!seeking) stream.position += bytesWritten;
+          return bytesWritten;
+        }, mmap(stream, length, position, prot, flags) {
+          if ((prot & 2) !== 0 && (flags & 2) === 0 && (stream.flags & 2097155) !== 2) {
+            throw new FS.ErrnoError(2);
+          }
+          if ((stream.flags & 2097155) === 1) {
+            throw new FS.ErrnoError(2);
+          }
+          if (!stream.stream_ops.mmap) {
+            throw new FS.ErrnoError(43);
+          }
+          if (!length) {
+            throw new FS.ErrnoError(28);
+          }
+          return stream.stream_ops.mmap(stream, length, position, prot, flags);
+        }, msync(stream, buffer, offset, length, mmapFlags) {
+          if (!stream.stream_ops.msync) {
+            return 0;
+          }
+          return stream.stream_ops.msync(stream, buffer, offset, length, mmapFlags);
+        }, ioctl(stream, cmd, arg) {
+          if (!stream.stream_ops.ioctl) {
+            throw new FS.ErrnoError(59);
+          }
+          return stream.stream_ops.ioctl(stream, cmd, arg);
+        }, readFile(path6, opts = {}) {
+          opts.flags = opts.flags ?? 0;
+          opts.encoding = opts.encoding ?? "binary";
+          if (opts.encoding !== "utf8" && opts.encoding !== "binary") {
+            abort(`Invalid encoding type "${opts.encoding}"`);
+          }
+          var stream = FS.open(path6, opts.flags);
+          var stat2 = FS.stat(path6);
+          var length = stat2.size;
+          var buf = new Uint8Array(length);
+          FS.read(stream, buf, 0, length, 0);
+          if (opts.encoding === "utf8") {
+            buf = UTF8ArrayToString(buf);
+          }
+          FS.close(stream);
+          return buf;
+        }, writeFile(path6, data, opts = {}) {
+          opts.flags = opts.flags ?? 577;
+          var stream = FS.open(path6, opts.flags, opts.mode);
+          data = FS_fileDataToTypedArray(data);
+          FS.write(stream, data, 0, data.byteLength, void 0, opts.canOwn);
+          FS.close(stream);
+        }, cwd: () => FS.currentPath, chdir(path6) {
+          var lookup = FS.lookupPath(path6, { follow: true });
+          if (lookup.node === null) {
+            throw new FS.ErrnoError(44);
+          }
+          if (!FS.isDir(lookup.node.mode)) {
+            throw new FS.ErrnoError(54);
+          }
+          var errCode = FS.nodePermissions(lookup.node, "x");
+          if (errCode) {
+            throw new FS.ErrnoError(errCode);
+          }
+          FS.currentPath = lookup.path;
+        }, createDefaultDirectories() {
+          FS.mkdir("/tmp");
+          FS.mkdir("/home");
+          FS.mkdir("/home/web_user");
+        }, createDefaultDevices() {
+          FS.mkdir("/dev");
+          FS.registerDevice(FS.makedev(1, 3), { read: () => 0, write: (stream, buffer, offset, length, pos) => length, llseek: () => 0 });
+          FS.mkdev("/dev/null", FS.makedev(1, 3));
+          TTY.register(FS.makedev(5, 0), TTY.default_tty_ops);
+          TTY.register(FS.makedev(6, 0), TTY.default_tty1_ops);
+          FS.mkdev("/dev/tty", FS.makedev(5, 0));
+          FS.mkdev("/dev/tty1", FS.makedev(6, 0));
+          var randomBuffer = new Uint8Array(1024), randomLeft = 0;
+          var randomByte = () => {
+            if (randomLeft === 0) {
+              randomFill(randomBuffer);
+              randomLeft = randomBuffer.byteLength;
+            }
+            return randomBuffer[--randomLeft];
+          };
+          FS.createDevice("/dev", "random", randomByte);
+          FS.createDevice("/dev", "urandom", randomByte);
+          FS.mkdir("/dev/shm");
+          FS.mkdir("/dev/shm/tmp");
+        }, createSpecialDirectories() {
+          FS.mkdir("/proc");
+          var proc_self = FS.mkdir("/proc/self");
+          FS.mkdir("/proc/self/fd");
+          FS.mount({ mount() {
+            var node = FS.createNode(proc_self, "fd", 16895, 73);
+            node.stream_ops = { llseek: MEMFS.stream_ops.llseek };
+            node.node_ops = { lookup(parent, name2) {
+              var fd = +name2;
+              var stream = FS.getStreamChecked(fd);
+              var ret = { parent: null, mount: { mountpoint: "fake" }, node_ops: { readlink: () => stream.path }, id: fd + 1 };
+              ret.parent = ret;
+              return ret;
+            }, readdir() {
+              return Array.from(FS.streams.entries()).filter(([k, v]) => v).map(([k, v]) => k.toString());
+            } };
+            return node;
+          } }, {}, "/proc/self/fd");
+        }, createStandardStreams(input, output, error2) {
+          if (input) {
+            FS.createDevice("/dev", "stdin", input);
+          } else {
+            FS.symlink("/dev/tty", "/dev/stdin");
+          }
+          if (output) {
+            FS.createDevice("/dev", "stdout", null, output);
+          } else {
+            FS.symlink("/dev/tty", "/dev/stdout");
+          }
+          if (error2) {
+            FS.createDevice("/dev", "stderr", null, error2);
+          } else {
+            FS.symlink("/dev/tty1", "/dev/stderr");
+          }
+          var stdin = FS.open("/dev/stdin", 0);
+          var stdout = FS.open("/dev/stdout", 1);
+          var stderr = FS.open("/dev/stderr", 1);
+        }, staticInit() {
+          FS.nameTable = new Array(4096);
+          FS.mount(MEMFS, {}, "/");
+          FS.createDefaultDirectories();
+          FS.createDefaultDevices();
+          FS.createSpecialDirectories();
+          FS.filesystems = { MEMFS };
+        }, init(input, output, error2) {
+          FS.initialized = true;
+          input ??= Module["stdin"];
+          output ??= Module["stdout"];
+          error2 ??= Module["stderr"];
+          FS.createStandardStreams(input, output, error2);
+        }, quit() {
+          FS.initialized = false;
+          for (var stream of FS.streams) {
+            if (stream) {
+              FS.close(stream);
+            }
+          }
+        }, findObject(path6, dontResolveLastLink) {
+          var ret = FS.analyzePath(path6, dontResolveLastLink);
+          if (!ret.exists) {
+            return null;
+          }
+          return ret.object;
+        }, analyzePath(path6, dontResolveLastLink) {
+          try {
+            var lookup = FS.lookupPath(path6, { follow: !dontResolveLastLink });
+            path6 = lookup.path;
+          } catch (e) {
+          }
+          var ret = { isRoot: false, exists: false, error: 0, name: null, path: null, object: null, parentExists: false, parentPath: null, parentObject: null };
+          try {
+            var lookup = FS.lookupPath(path6, { parent: true });
+            ret.parentExists = true;
+            ret.parentPath = lookup.path;
+            ret.parentObject = lookup.node;
+            ret.name = PATH.basename(path6);
+            lookup = FS.lookupPath(path6, { follow: !dontResolveLastLink });
+            ret.exists = true;
+            ret.path = lookup.path;
+            ret.object = lookup.node;
+            ret.name = lookup.node.name;
+            ret.isRoot = lookup.path === "/";
+          } catch (e) {
+            ret.error = e.errno;
+          }
+          return ret;
+        }, createPath(parent, path6, canRead, canWrite) {
+          parent = typeof parent == "string" ? parent : FS.getPath(parent);
+          var parts = path6.split("/").reverse();
+          while (parts.length) {
+            var part = parts.pop();
+            if (!part) continue;
+            var current = PATH.join2(parent, part);
+            try {
+              FS.mkdir(current);
+            } catch (e) {
+              if (e.errno != 20) throw e;
+            }
+            parent = current;
+          }
+          return current;
+        }, createFile(parent, name2, properties, canRead, canWrite) {
+          var path6 = PATH.join2(typeof parent == "string" ? parent : FS.getPath(parent), name2);
+          var mode = FS_getMode(canRead, canWrite);
+          return FS.create(path6, mode);
+        }, createDataFile(parent, name2, data, canRead, canWrite, canOwn) {
+          var path6 = name2;
+          if (parent) {
+            parent = typeof parent == "string" ? parent : FS.getPath(parent);
+            path6 = name2 ? PATH.join2(parent, name2) : parent;
+          }
+          var mode = FS_getMode(canRead, canWrite);
+          var node = FS.create(path6, mode);
+          if (data) {
+            data = FS_fileDataToTypedArray(data);
+            FS.chmod(node, mode | 146);
+            var stream = FS.open(node, 577);
+            FS.write(stream, data, 0, data.length, 0, canOwn);
+            FS.close(stream);
+            FS.chmod(node, mode);
+          }
+        }, createDevice(parent, name2, input, output) {
+          var path6 = PATH.join2(typeof parent == "string" ? parent : FS.getPath(parent), name2);
+          var mode = FS_getMode(!!input, !!output);
+          FS.createDevice.major ??= 64;
+          var dev = FS.makedev(FS.createDevice.major++, 0);
+          FS.registerDevice(dev, { open(stream) {
+            stream.seekable = false;
+          }, close(stream) {
+            if (output?.buffer?.length) {
+              output(10);
+            }
+          }, read(stream, buffer, offset, length, pos) {
+            var bytesRead = 0;
+            for (var i = 0; i < length; i++) {
+              var result;
+              try {
+                result = input();
+              } catch (e) {
+                throw new FS.ErrnoError(29);
+              }
+              if (result === void 0 && bytesRead === 0) {
+                throw new FS.ErrnoError(6);
+              }
+              if (result === null || result === void 0) break;
+              bytesRead++;
+              buffer[offset + i] = result;
+            }
+            if (bytesRead) {
+              stream.node.atime = Date.now();
+            }
+            return bytesRead;
+          }, write(stream, buffer, offset, length, pos) {
+            for (var i = 0; i < length; i++) {
+              try {
+                output(buffer[offset + i]);
+              } catch (e) {
+                throw new FS.ErrnoError(29);
+              }
+            }
+            if (length) {
+              stream.node.mtime = stream.node.ctime = Date.now();
+            }
+            return i;
+          } });
+          return FS.mkdev(path6, mode, dev);
+        }, forceLoadFile(obj) {
+          if (obj.isDevice || obj.isFolder || obj.link || obj.contents) return true;
+          if (globalThis.XMLHttpRequest) {
+            abort("Lazy loading should have been performed (contents set) in createLazyFile, but it was not. Lazy loading only works in web workers. Use --embed-file or --preload-file in emcc on the main thread.");
+          } else {
+            try {
+              obj.contents = readBinary(obj.url);
+            } catch (e) {
+              throw new FS.ErrnoError(29);
+            }
+          }
+        }, createLazyFile(parent, name2, url, canRead, canWrite) {
+          class LazyUint8Array {
+            lengthKnown = false;
+            chunks = [];
+            get(idx) {
+              if (idx > this.length - 1 || idx < 0) {
+                return void 0;
+              }
+              var chunkOffset = idx % this.chunkSize;
+              var chunkNum = idx / this.chunkSize | 0;
+              return this.getter(chunkNum)[chunkOffset];
+            }
+            setDataGetter(getter) {
+              this.getter = getter;
+            }
+            cacheLength() {
+              var xhr = new XMLHttpRequest();
+              xhr.open("HEAD", url, false);
+              xhr.send(null);
+              if (!(xhr.status >= 200 && xhr.status < 300 || xhr.status === 304)) abort("Couldn't load " + url + ". Status: " + xhr.status);
+              var datalength = Number(xhr.getResponseHeader("Content-length"));
+              var header;
+              var hasByteServing = (header = xhr.getResponseHeader("Accept-Ranges")) && header === "bytes";
+              var usesGzip = (header = xhr.getResponseHeader("Content-Encoding")) && header === "gzip";
+              var chunkSize = 1024 * 1024;
+              if (!hasByteServing) chunkSize = datalength;
+              var doXHR = (from, to) => {
+                if (from > to) abort(`invalid range (${from}, ${to}) or no bytes requested!`);
+                if (to > datalength - 1) abort(`only ${datalength} bytes available! programmer error!`);
+                var xhr2 = new XMLHttpRequest();
+                xhr2.open("GET", url, false);
+                if (datalength !== chunkSize) xhr2.setRequestHeader("Range", "bytes=" + from + "-" + to);
+                xhr2.responseType = "arraybuffer";
+                if (xhr2.overrideMimeType) {
+                  xhr2.overrideMimeType("text/plain; charset=x-user-defined");
+                }
+                xhr2.send(null);
+                if (!(xhr2.status >= 200 && xhr2.status < 300 || xhr2.status === 304)) abort("Couldn't load " + url + ". Status: " + xhr2.status);
+                if (xhr2.response !== void 0) {
+                  return new Uint8Array(xhr2.response || []);
+                }
+                return intArrayFromString(xhr2.responseText ?? "", true);
+              };
+              var lazyArray2 = this;
+              lazyArray2.setDataGetter((chunkNum) => {
+                var start2 = chunkNum * chunkSize;
+                var end = (chunkNum + 1) * chunkSize - 1;
+                end = Math.min(end, datalength - 1);
+                if (typeof lazyArray2.chunks[chunkNum] == "undefined") {
+                  lazyArray2.chunks[chunkNum] = doXHR(start2, end);
+                }
+                if (typeof lazyArray2.chunks[chunkNum] == "undefined") abort("doXHR failed!");
+                return lazyArray2.chunks[chunkNum];
+              });
+              if (usesGzip || !datalength) {
+                chunkSize = datalength = 1;
+                datalength = this.getter(0).length;
+                chunkSize = datalength;
+                out("LazyFiles on gzip forces download of the whole file when length is accessed");
+              }
+              this._length = datalength;
+              this._chunkSize = chunkSize;
+              this.lengthKnown = true;
+            }
+            get length() {
+              if (!this.lengthKnown) {
+                this.cacheLength();
+              }
+              return this._length;
+            }
+            get chunkSize() {
+              if (!this.lengthKnown) {
+                this.cacheLength();
+              }
+              return this._chunkSize;
+            }
+          }
+          if (globalThis.XMLHttpRequest) {
+            if (!ENVIRONMENT_IS_WORKER) abort("Cannot do synchronous binary XHRs outside webworkers in modern browsers. Use --embed-file or --preload-file in emcc");
+            var lazyArray = new LazyUint8Array();
+            var properties = { isDevice: false, contents: lazyArray };
+          } else {
+            var properties = { isDevice: false, url };
+          }
+          var node = FS.createFile(parent, name2, properties, canRead, canWrite);
+          if (properties.contents) {
+            node.contents = properties.contents;
+          } else if (properties.url) {
+            node.contents = null;
+            node.url = properties.url;
+          }
+          Object.defineProperties(node, { usedBytes: { get: function() {
+            return this.contents.length;
+          } } });
+          var stream_ops = {};
+          for (const [key, fn] of Object.entries(node.stream_ops)) {
+            stream_ops[key] = (...args) => {
+              FS.forceLoadFile(node);
+              return fn(...args);
+            };
+          }
+          function writeChunks(stream, buffer, offset, length, position) {
+            var contents = stream.node.contents;
+            if (position >= contents.length) return 0;
+            var size = Math.min(contents.length - position, length);
+            if (contents.slice) {
+              for (var i = 0; i < size; i++) {
+                buffer[offset + i] = contents[position + i];
+              }
+            } else {
+              for (var i = 0; i < size; i++) {
+                buffer[offset + i] = contents.get(position + i);
+              }
+            }
+            return size;
+          }
+          stream_ops.read = (stream, buffer, offset, length, position) => {
+            FS.forceLoadFile(node);
+            return writeChunks(stream, buffer, offset, length, position);
+          };
+          stream_ops.mmap = (stream, length, position, prot, flags) => {
+            FS.forceLoadFile(node);
+            var ptr = mmapAlloc(length);
+            if (!ptr) {
+              throw new FS.ErrnoError(48);
+            }
+            writeChunks(stream, HEAP8, ptr, length, position);
+            return { ptr, allocated: true };
+          };
+          node.stream_ops = stream_ops;
+          return node;
+        } };
+        var SYSCALLS = { currentUmask: 18, calculateAt(dirfd, path6, allowEmpty) {
+          if (PATH.isAbs(path6)) {
+            return path6;
+          }
+          var dir;
+          if (dirfd === -100) {
+            dir = FS.cwd();
+          } else {
+            var dirstream = SYSCALLS.getStreamFromFD(dirfd);
+            dir = dirstream.path;
+          }
+          if (path6.length == 0) {
+            if (!allowEmpty) {
+              throw new FS.ErrnoError(44);
+            }
+            return dir;
+          }
+          return dir + "/" + path6;
+        }, writeStat(buf, stat2) {
+          HEAPU32[buf >> 2] = stat2.dev;
+          HEAPU32[buf + 4 >> 2] = stat2.mode;
+          HEAPU32[buf + 8 >> 2] = stat2.nlink;
+          HEAPU32[buf + 12 >> 2] = stat2.uid;
+          HEAPU32[buf + 16 >> 2] = stat2.gid;
+          HEAPU32[buf + 20 >> 2] = stat2.rdev;
+          HEAP64[buf + 24 >> 3] = BigInt(stat2.size);
+          HEAP32[buf + 32 >> 2] = 4096;
+          HEAP32[buf + 36 >> 2] = stat2.blocks;
+          var atime = stat2.atime.getTime();
+          var mtime = stat2.mtime.getTime();
+          var ctime = stat2.ctime.getTime();
+          HEAP64[buf + 40 >> 3] = BigInt(Math.floor(atime / 1e3));
+          HEAPU32[buf + 48 >> 2] = atime % 1e3 * 1e3 * 1e3;
+          HEAP64[buf + 56 >> 3] = BigInt(Math.floor(mtime / 1e3));
+          HEAPU32[buf + 64 >> 2] = mtime % 1e3 * 1e3 * 1e3;
+          HEAP64[buf + 72 >> 3] = BigInt(Math.floor(ctime / 1e3));
+          HEAPU32[buf + 80 >> 2] = ctime % 1e3 * 1e3 * 1e3;
+          HEAP64[buf + 88 >> 3] = BigInt(stat2.ino);
+          return 0;
+        }, writeStatFs(buf, stats) {
+          HEAPU32[buf + 4 >> 2] = stats.bsize;
+          HEAPU32[buf + 60 >> 2] = stats.bsize;
+          HEAP64[buf + 8 >> 3] = BigInt(stats.blocks);
+          HEAP64[buf + 16 >> 3] = BigInt(stats.bfree);
+          HEAP64[buf + 24 >> 3] = BigInt(stats.bavail);
+          HEAP64[buf + 32 >> 3] = BigInt(stats.files);
+          HEAP64[buf + 40 >> 3] = BigInt(stats.ffree);
+          HEAPU32[buf + 48 >> 2] = stats.fsid;
+          HEAPU32[buf + 64 >> 2] = stats.flags;
+          HEAPU32[buf + 56 >> 2] = stats.namelen;
+        }, doMsync(addr, stream, len, flags, offset) {
+          if (!FS.isFile(stream.node.mode)) {
+            throw new FS.ErrnoError(43);
+          }
+          if (flags & 2) {
+            return 0;
+          }
+          var buffer = HEAPU8.subarray(addr, addr + len);
+          FS.msync(stream, buffer, offset, len, flags);
+        }, getStreamFromFD(fd) {
+          var stream = FS.getStreamChecked(fd);
+          return stream;
+        }, varargs: void 0, getStr(ptr) {
+          var ret = UTF8ToString(ptr);
+          return ret;
+        } };
+        function _fd_close(fd) {
+          try {
+            var stream = SYSCALLS.getStreamFromFD(fd);
+            FS.close(stream);
+            return 0;
+          } catch (e) {
+            if (typeof FS == "undefined" || !(e.name === "ErrnoError")) throw e;
+            return e.errno;
+          }
+        }
+        var doReadv = (stream, iov, iovcnt, offset) => {
+          var ret = 0;
+          for (var i = 0; i < iovcnt; i++) {
+            var ptr = HEAPU32[iov >> 2];
+            var len = HEAPU32[iov + 4 >> 2];
+            iov += 8;
+            try {
+              var curr = FS.read(stream, HEAP8, ptr, len, offset);
+            } catch (e) {
+              if (ret > 0 && e instanceof FS.ErrnoError && (e.errno == 6 || e.errno == 6)) {
+                break;
+              }
+              throw e;
+            }
+            if (curr < 0) return -1;
+            ret += curr;
+            if (curr < len) break;
+            if (typeof offset != "undefined") {
+              offset += curr;
+            }
+          }
+          return ret;
+        };
+        function _fd_read(fd, iov, iovcnt, pnum) {
+          try {
+            var stream = SYSCALLS.getStreamFromFD(fd);
+            var num = doReadv(stream, iov, iovcnt);
+            HEAPU32[pnum >> 2] = num;
+            return 0;
+          } catch (e) {
+            if (typeof FS == "undefined" || !(e.name === "ErrnoError")) throw e;
+            return e.errno;
+          }
+        }
+        var INT53_MAX = 9007199254740992;
+        var INT53_MIN = -9007199254740992;
+        var bigintToI53Checked = (num) => num < INT53_MIN || num > INT53_MAX ? NaN : Number(num);
+        function _fd_seek(fd, offset, whence, newOffset) {
+          offset = bigintToI53Checked(offset);
+          try {
+            if (isNaN(offset)) return 22;
+            var stream = SYSCALLS.getStreamFromFD(fd);
+            FS.llseek(stream, offset, whence);
+            HEAP64[newOffset >> 3] = BigInt(stream.position);
+            if (stream.getdents && offset === 0 && whence === 0) stream.getdents = null;
+            return 0;
+          } catch (e) {
+            if (typeof FS == "undefined" || !(e.name === "ErrnoError")) throw e;
+            return e.errno;
+          }
+        }
+        var doWritev = (stream, iov, iovcnt, offset) => {
+          if (iovcnt == 1) {
+            return FS.write(stream, HEAP8, HEAPU32[iov >> 2], HEAPU32[iov + 4 >> 2], offset);
+          }
+          var total = 0;
+          for (var i = 0, p = iov; i < iovcnt; i++, p += 8) {
+            total += HEAPU32[p + 4 >> 2];
+          }
+          var view = new Uint8Array(total);
+          var voff = 0;
+          for (var i = 0; i < iovcnt; i++, iov += 8) {
+            var ptr = HEAPU32[iov >> 2];
+            var len = HEAPU32[iov + 4 >> 2];
+            view.set(HEAPU8.subarray(ptr, ptr + len), voff);
+            voff += len;
+          }
+          return FS.write(stream, view, 0, total, offset);
+        };
+        function _fd_write(fd, iov, iovcnt, pnum) {
+          try {
+            var stream = SYSCALLS.getStreamFromFD(fd);
+            var num = doWritev(stream, iov, iovcnt);
+            HEAPU32[pnum >> 2] = num;
+            return 0;
+          } catch (e) {
+            if (typeof FS == "undefined" || !(e.name === "ErrnoError")) throw e;
+            return e.errno;
+          }
+        }
+        var wasmTableMirror = [];
+        var getWasmTableEntry = (funcPtr) => {
+          var func = wasmTableMirror[funcPtr];
+          if (!func) {
+            wasmTableMirror[funcPtr] = func = wasmTable.get(funcPtr);
+          }
+          return func;
+        };
+        var stringToUTF8 = (str, outPtr, maxBytesToWrite) => stringToUTF8Array(str, HEAPU8, outPtr, maxBytesToWrite);
+        FS.createPreloadedFile = FS_createPreloadedFile;
+        FS.preloadFile = FS_preloadFile;
+        FS.staticInit();
+        {
+          if (Module["noExitRuntime"]) noExitRuntime = Module["noExitRuntime"];
+          if (Module["print"]) out = Module["print"];
+          if (Module["printErr"]) err = Module["printErr"];
+          if (Module["arguments"]) programArgs = Module["arguments"];
+          if (Module["thisProgram"]) thisProgram = Module["thisProgram"];
+          var preInit = Module["preInit"];
+          if (preInit) {
+            if (typeof preInit == "function") Module["preInit"] = preInit = [preInit];
+            while (preInit.length > 0) {
+              preInit.shift()();
+            }
+          }
+        }
+        Module["getValue"] = getValue;
+        Module["UTF8ToString"] = UTF8ToString;
+        Module["stringToUTF8"] = stringToUTF8;
+        Module["lengthBytesUTF8"] = lengthBytesUTF8;
+        var _wasm_parse_query, _malloc, _free, _wasm_parse_query_raw, _wasm_free_parse_result, _wasm_parse_plpgsql, _wasm_fingerprint, _wasm_normalize_query, _wasm_parse_query_detailed, _wasm_free_detailed_result, _wasm_scan, _wasm_free_string, __emscripten_timeout, _setThrew, __emscripten_stack_restore, _emscripten_stack_get_current, memory, __indirect_function_table, wasmMemory, wasmTable;
+        function assignWasmExports(wasmExports2) {
+          _wasm_parse_query = Module["_wasm_parse_query"] = wasmExports2["B"];
+          _malloc = Module["_malloc"] = wasmExports2["C"];
+          _free = Module["_free"] = wasmExports2["E"];
+          _wasm_parse_query_raw = Module["_wasm_parse_query_raw"] = wasmExports2["F"];
+          _wasm_free_parse_result = Module["_wasm_free_parse_result"] = wasmExports2["G"];
+          _wasm_parse_plpgsql = Module["_wasm_parse_plpgsql"] = wasmExports2["H"];
+          _wasm_fingerprint = Module["_wasm_fingerprint"] = wasmExports2["I"];
+          _wasm_normalize_query = Module["_wasm_normalize_query"] = wasmExports2["J"];
+          _wasm_parse_query_detailed = Module["_wasm_parse_query_detailed"] = wasmExports2["K"];
+          _wasm_free_detailed_result = Module["_wasm_free_detailed_result"] = wasmExports2["L"];
+          _wasm_scan = Module["_wasm_scan"] = wasmExports2["M"];
+          _wasm_free_string = Module["_wasm_free_string"] = wasmExports2["N"];
+          __emscripten_timeout = wasmExports2["O"];
+          _setThrew = wasmExports2["P"];
+          __emscripten_stack_restore = wasmExports2["Q"];
+          _emscripten_stack_get_current = wasmExports2["R"];
+          memory = wasmMemory = wasmExports2["z"];
+          __indirect_function_table = wasmTable = wasmExports2["D"];
+        }
+        var wasmImports = { c: ___assert_fail, x: __abort_js, w: __emscripten_runtime_keepalive_clear, p: __emscripten_throw_longjmp, o: __setitimer_js, q: _emscripten_resize_heap, m: _exit, u: _fd_close, r: _fd_read, s: _fd_seek, t: _fd_write, g: invoke_i, b: invoke_ii, a: invoke_iii, d: invoke_iiii, k: invoke_iiiii, l: invoke_ji, e: invoke_v, f: invoke_vi, h: invoke_vii, j: invoke_viii, i: invoke_viiii, y: invoke_viiiii, n: invoke_viiiiiiiiiiiii, v: _proc_exit };
+        function invoke_iii(index, a1, a2) {
+          var sp = stackSave();
+          try {
+            return getWasmTableEntry(index)(a1, a2);
+          } catch (e) {
+            stackRestore(sp);
+            if (!(e instanceof EmscriptenEH)) throw e;
+            _setThrew(1, 0);
+          }
+        }
+        function invoke_ii(index, a1) {
+          var sp = stackSave();
+          try {
+            return getWasmTableEntry(index)(a1);
+          } catch (e) {
+            stackRestore(sp);
+            if (!(e instanceof EmscriptenEH)) throw e;
+            _setThrew(1, 0);
+          }
+        }
+        function invoke_i(index) {
+          var sp = stackSave();
+          try {
+            return getWasmTableEntry(index)();
+          } catch (e) {
+            stackRestore(sp);
+            if (!(e instanceof EmscriptenEH)) throw e;
+            _setThrew(1, 0);
+          }
+        }
+        function invoke_v(index) {
+          var sp = stackSave();
+          try {
+            getWasmTableEntry(index)();
+          } catch (e) {
+            stackRestore(sp);
+            if (!(e instanceof EmscriptenEH)) throw e;
+            _setThrew(1, 0);
+          }
+        }
+        function invoke_iiii(index, a1, a2, a3) {
+          var sp = stackSave();
+          try {
+            return getWasmTableEntry(index)(a1, a2, a3);
+          } catch (e) {
+            stackRestore(sp);
+            if (!(e instanceof EmscriptenEH)) throw e;
+            _setThrew(1, 0);
+          }
+        }
+        function invoke_viiii(index, a1, a2, a3, a4) {
+          var sp = stackSave();
+          try {
+            getWasmTableEntry(index)(a1, a2, a3, a4);
+          } catch (e) {
+            stackRestore(sp);
+            if (!(e instanceof EmscriptenEH)) throw e;
+            _setThrew(1, 0);
+          }
+        }
+        function invoke_viiiiiiiiiiiii(index, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13) {
+          var sp = stackSave();
+          try {
+            getWasmTableEntry(index)(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13);
+          } catch (e) {
+            stackRestore(sp);
+            if (!(e instanceof EmscriptenEH)) throw e;
+            _setThrew(1, 0);
+          }
+        }
+        function invoke_iiiii(index, a1, a2, a3, a4) {
+          var sp = stackSave();
+          try {
+            return getWasmTableEntry(index)(a1, a2, a3, a4);
+          } catch (e) {
+            stackRestore(sp);
+            if (!(e instanceof EmscriptenEH)) throw e;
+            _setThrew(1, 0);
+          }
+        }
+        function invoke_viii(index, a1, a2, a3) {
+          var sp = stackSave();
+          try {
+            getWasmTableEntry(index)(a1, a2, a3);
+          } catch (e) {
+            stackRestore(sp);
+            if (!(e instanceof EmscriptenEH)) throw e;
+            _setThrew(1, 0);
+          }
+        }
+        function invoke_vi(index, a1) {
+          var sp = stackSave();
+          try {
+            getWasmTableEntry(index)(a1);
+          } catch (e) {
+            stackRestore(sp);
+            if (!(e instanceof EmscriptenEH)) throw e;
+            _setThrew(1, 0);
+          }
+        }
+        function invoke_vii(index, a1, a2) {
+          var sp = stackSave();
+          try {
+            getWasmTableEntry(index)(a1, a2);
+          } catch (e) {
+            stackRestore(sp);
+            if (!(e instanceof EmscriptenEH)) throw e;
+            _setThrew(1, 0);
+          }
+        }
+        function invoke_viiiii(index, a1, a2, a3, a4, a5) {
+          var sp = stackSave();
+          try {
+            getWasmTableEntry(index)(a1, a2, a3, a4, a5);
+          } catch (e) {
+            stackRestore(sp);
+            if (!(e instanceof EmscriptenEH)) throw e;
+            _setThrew(1, 0);
+          }
+        }
+        function invoke_ji(index, a1) {
+          var sp = stackSave();
+          try {
+            return getWasmTableEntry(index)(a1);
+          } catch (e) {
+            stackRestore(sp);
+            if (!(e instanceof EmscriptenEH)) throw e;
+            _setThrew(1, 0);
+            return 0n;
+          }
+        }
+        async function run2() {
+          preRun();
+          if (runDependencies) {
+            await resolveRunDependencies();
+          }
+          var setStatus = Module["setStatus"];
+          if (setStatus) {
+            setStatus("Running...");
+            await new Promise((resolve) => setTimeout(resolve, 1));
+            setTimeout(setStatus, 1, "");
+          }
+          if (ABORT) return;
+          initRuntime();
+          Module["onRuntimeInitialized"]?.();
+          postRun();
+        }
+        var wasmExports;
+        wasmExports = await createWasm();
+        await run2();
+        ;
+        return Module;
+      };
+    })();
+    if (typeof exports === "object" && typeof module === "object") {
+      module.exports = PgQueryModule;
+      module.exports.default = PgQueryModule;
+    } else if (typeof define === "function" && define["amd"]) define([], () => PgQueryModule);
+  }
+});
+
+// node_modules/libpg-query/wasm/index.cjs
+var require_wasm = __commonJS({
+  "node_modules/libpg-query/wasm/index.cjs"(exports) {
+    "use strict";
+    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      var desc = Object.getOwnPropertyDescriptor(m, k);
+      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+        desc = { enumerable: true, get: function() {
+          return m[k];
+        } };
+      }
+      Object.defineProperty(o, k2, desc);
+    }) : (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      o[k2] = m[k];
+    }));
+    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
+      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
+    };
+    var __importDefault = exports && exports.__importDefault || function(mod) {
+      return mod && mod.__esModule ? mod : { "default": mod };
+    };
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.scan = exports.normalize = exports.fingerprint = exports.parsePlPgSQL = exports.parse = exports.SqlError = void 0;
+    exports.hasSqlDetails = hasSqlDetails;
+    exports.formatSqlError = formatSqlError;
+    exports.loadModule = loadModule;
+    exports.parseSync = parseSync;
+    exports.parsePlPgSQLSync = parsePlPgSQLSync;
+    exports.fingerprintSync = fingerprintSync;
+    exports.normalizeSync = normalizeSync;
+    exports.scanSync = scanSync;
+    __exportStar(require_types3(), exports);
+    var SqlError = class extends Error {
+      sqlDetails;
+      constructor(message, details) {
+        super(message);
+        this.name = "SqlError";
+        this.sqlDetails = details;
+      }
+    };
+    exports.SqlError = SqlError;
+    function hasSqlDetails(error2) {
+      return error2 instanceof SqlError && error2.sqlDetails !== void 0;
+    }
+    function formatSqlError(error2, query, options = {}) {
+      const { showPosition = true, showQuery = true, color = false, maxQueryLength } = options;
+      const lines = [];
+      const red = color ? "\x1B[31m" : "";
+      const yellow = color ? "\x1B[33m" : "";
+      const reset = color ? "\x1B[0m" : "";
+      lines.push(`${red}Error: ${error2.message}${reset}`);
+      if (error2.sqlDetails) {
+        const { cursorPosition, fileName, functionName, lineNumber } = error2.sqlDetails;
+        if (cursorPosition !== void 0 && cursorPosition >= 0) {
+          lines.push(`Position: ${cursorPosition}`);
+        }
+        if (fileName || functionName || lineNumber) {
+          const details = [];
+          if (fileName)
+            details.push(`file: ${fileName}`);
+          if (functionName)
+            details.push(`function: ${functionName}`);
+          if (lineNumber)
+            details.push(`line: ${lineNumber}`);
+          lines.push(`Source: ${details.join(", ")}`);
+        }
+        if (showQuery && showPosition && cursorPosition !== void 0 && cursorPosition >= 0) {
+          let displayQuery = query;
+          let adjustedPosition = cursorPosition;
+          if (maxQueryLength && query.length > maxQueryLength) {
+            const start2 = Math.max(0, cursorPosition - Math.floor(maxQueryLength / 2));
+            const end = Math.min(query.length, start2 + maxQueryLength);
+            displayQuery = (start2 > 0 ? "..." : "") + query.substring(start2, end) + (end < query.length ? "..." : "");
+            adjustedPosition = cursorPosition - start2 + (start2 > 0 ? 3 : 0);
+          }
+          lines.push(displayQuery);
+          lines.push(" ".repeat(adjustedPosition) + `${yellow}^${reset}`);
+        }
+      } else if (showQuery) {
+        let displayQuery = query;
+        if (maxQueryLength && query.length > maxQueryLength) {
+          displayQuery = query.substring(0, maxQueryLength) + "...";
+        }
+        lines.push(`Query: ${displayQuery}`);
+      }
+      return lines.join("\n");
+    }
+    var libpg_query_js_1 = __importDefault(require_libpg_query());
+    var wasmModule;
+    var initPromise = (0, libpg_query_js_1.default)().then((module2) => {
+      wasmModule = module2;
+    });
+    function ensureLoaded() {
+      if (!wasmModule)
+        throw new Error("WASM module not initialized. Call `loadModule()` first.");
+    }
+    async function loadModule() {
+      if (!wasmModule) {
+        await initPromise;
+      }
+    }
+    function awaitInit(fn) {
+      return (async (...args) => {
+        await initPromise;
+        return fn(...args);
+      });
+    }
+    function stringToPtr(str) {
+      ensureLoaded();
+      if (typeof str !== "string") {
+        throw new TypeError(`Expected a string, got ${typeof str}`);
+      }
+      const len = wasmModule.lengthBytesUTF8(str) + 1;
+      const ptr = wasmModule._malloc(len);
+      try {
+        wasmModule.stringToUTF8(str, ptr, len);
+        return ptr;
+      } catch (error2) {
+        wasmModule._free(ptr);
+        throw error2;
+      }
+    }
+    function ptrToString(ptr) {
+      ensureLoaded();
+      if (typeof ptr !== "number") {
+        throw new TypeError(`Expected a number, got ${typeof ptr}`);
+      }
+      return wasmModule.UTF8ToString(ptr);
+    }
+    exports.parse = awaitInit(async (query) => {
+      if (query === null || query === void 0) {
+        throw new Error("Query cannot be null or undefined");
+      }
+      if (query === "") {
+        throw new Error("Query cannot be empty");
+      }
+      const queryPtr = stringToPtr(query);
+      let resultPtr = 0;
+      try {
+        resultPtr = wasmModule._wasm_parse_query_raw(queryPtr);
+        if (!resultPtr) {
+          throw new Error("Failed to parse query: memory allocation failed");
+        }
+        const parseTreePtr = wasmModule.getValue(resultPtr, "i32");
+        const stderrBufferPtr = wasmModule.getValue(resultPtr + 4, "i32");
+        const errorPtr = wasmModule.getValue(resultPtr + 8, "i32");
+        if (errorPtr) {
+          const messagePtr = wasmModule.getValue(errorPtr, "i32");
+          const funcnamePtr = wasmModule.getValue(errorPtr + 4, "i32");
+          const filenamePtr = wasmModule.getValue(errorPtr + 8, "i32");
+          const lineno = wasmModule.getValue(errorPtr + 12, "i32");
+          const cursorpos = wasmModule.getValue(errorPtr + 16, "i32");
+          const message = messagePtr ? wasmModule.UTF8ToString(messagePtr) : "Unknown error";
+          const funcname = funcnamePtr ? wasmModule.UTF8ToString(funcnamePtr) : void 0;
+          const filename = filenamePtr ? wasmModule.UTF8ToString(filenamePtr) : void 0;
+          throw new SqlError(message, {
+            message,
+            cursorPosition: cursorpos > 0 ? cursorpos - 1 : 0,
+            // Convert to 0-based
+            fileName: filename,
+            functionName: funcname,
+            lineNumber: lineno > 0 ? lineno : void 0
+          });
+        }
+        if (!parseTreePtr) {
+          throw new Error("No parse tree generated");
+        }
+        const parseTreeStr = wasmModule.UTF8ToString(parseTreePtr);
+        return JSON.parse(parseTreeStr);
+      } finally {
+        wasmModule._free(queryPtr);
+        if (resultPtr) {
+          wasmModule._wasm_free_parse_result(resultPtr);
+        }
+      }
+    });
+    exports.parsePlPgSQL = awaitInit(async (query) => {
+      const queryPtr = stringToPtr(query);
+      let resultPtr = 0;
+      try {
+        resultPtr = wasmModule._wasm_parse_plpgsql(queryPtr);
+        const resultStr = ptrToString(resultPtr);
+        if (!resultStr.startsWith("{")) {
+          throw new Error(resultStr);
+        }
+        return JSON.parse(resultStr);
+      } finally {
+        wasmModule._free(queryPtr);
+        if (resultPtr) {
+          wasmModule._wasm_free_string(resultPtr);
+        }
+      }
+    });
+    exports.fingerprint = awaitInit(async (query) => {
+      const queryPtr = stringToPtr(query);
+      let resultPtr = 0;
+      try {
+        resultPtr = wasmModule._wasm_fingerprint(queryPtr);
+        const resultStr = ptrToString(resultPtr);
+        if (resultStr.startsWith("syntax error") || resultStr.startsWith("deparse error") || resultStr.startsWith("ERROR")) {
+          throw new Error(resultStr);
+        }
+        return resultStr;
+      } finally {
+        wasmModule._free(queryPtr);
+        if (resultPtr) {
+          wasmModule._wasm_free_string(resultPtr);
+        }
+      }
+    });
+    exports.normalize = awaitInit(async (query) => {
+      const queryPtr = stringToPtr(query);
+      let resultPtr = 0;
+      try {
+        resultPtr = wasmModule._wasm_normalize_query(queryPtr);
+        const resultStr = ptrToString(resultPtr);
+        if (resultStr.startsWith("syntax error") || resultStr.startsWith("deparse error") || resultStr.startsWith("ERROR")) {
+          throw new Error(resultStr);
+        }
+        return resultStr;
+      } finally {
+        wasmModule._free(queryPtr);
+        if (resultPtr) {
+          wasmModule._wasm_free_string(resultPtr);
+        }
+      }
+    });
+    function parseSync(query) {
+      if (!wasmModule) {
+        throw new Error("WASM module not initialized. Call loadModule() first.");
+      }
+      if (query === null || query === void 0) {
+        throw new Error("Query cannot be null or undefined");
+      }
+      if (query === "") {
+        throw new Error("Query cannot be empty");
+      }
+      const queryPtr = stringToPtr(query);
+      let resultPtr = 0;
+      try {
+        resultPtr = wasmModule._wasm_parse_query_raw(queryPtr);
+        if (!resultPtr) {
+          throw new Error("Failed to parse query: memory allocation failed");
+        }
+        const parseTreePtr = wasmModule.getValue(resultPtr, "i32");
+        const stderrBufferPtr = wasmModule.getValue(resultPtr + 4, "i32");
+        const errorPtr = wasmModule.getValue(resultPtr + 8, "i32");
+        if (errorPtr) {
+          const messagePtr = wasmModule.getValue(errorPtr, "i32");
+          const funcnamePtr = wasmModule.getValue(errorPtr + 4, "i32");
+          const filenamePtr = wasmModule.getValue(errorPtr + 8, "i32");
+          const lineno = wasmModule.getValue(errorPtr + 12, "i32");
+          const cursorpos = wasmModule.getValue(errorPtr + 16, "i32");
+          const message = messagePtr ? wasmModule.UTF8ToString(messagePtr) : "Unknown error";
+          const funcname = funcnamePtr ? wasmModule.UTF8ToString(funcnamePtr) : void 0;
+          const filename = filenamePtr ? wasmModule.UTF8ToString(filenamePtr) : void 0;
+          throw new SqlError(message, {
+            message,
+            cursorPosition: cursorpos > 0 ? cursorpos - 1 : 0,
+            // Convert to 0-based
+            fileName: filename,
+            functionName: funcname,
+            lineNumber: lineno > 0 ? lineno : void 0
+          });
+        }
+        if (!parseTreePtr) {
+          throw new Error("No parse tree generated");
+        }
+        const parseTreeStr = wasmModule.UTF8ToString(parseTreePtr);
+        return JSON.parse(parseTreeStr);
+      } finally {
+        wasmModule._free(queryPtr);
+        if (resultPtr) {
+          wasmModule._wasm_free_parse_result(resultPtr);
+        }
+      }
+    }
+    function parsePlPgSQLSync(query) {
+      if (!wasmModule) {
+        throw new Error("WASM module not initialized. Call loadModule() first.");
+      }
+      const queryPtr = stringToPtr(query);
+      let resultPtr = 0;
+      try {
+        resultPtr = wasmModule._wasm_parse_plpgsql(queryPtr);
+        const resultStr = ptrToString(resultPtr);
+        if (!resultStr.startsWith("{")) {
+          throw new Error(resultStr);
+        }
+        return JSON.parse(resultStr);
+      } finally {
+        wasmModule._free(queryPtr);
+        if (resultPtr) {
+          wasmModule._wasm_free_string(resultPtr);
+        }
+      }
+    }
+    function fingerprintSync(query) {
+      if (!wasmModule) {
+        throw new Error("WASM module not initialized. Call loadModule() first.");
+      }
+      const queryPtr = stringToPtr(query);
+      let resultPtr = 0;
+      try {
+        resultPtr = wasmModule._wasm_fingerprint(queryPtr);
+        const resultStr = ptrToString(resultPtr);
+        if (resultStr.startsWith("syntax error") || resultStr.startsWith("deparse error") || resultStr.startsWith("ERROR")) {
+          throw new Error(resultStr);
+        }
+        return resultStr;
+      } finally {
+        wasmModule._free(queryPtr);
+        if (resultPtr) {
+          wasmModule._wasm_free_string(resultPtr);
+        }
+      }
+    }
+    function normalizeSync(query) {
+      if (!wasmModule) {
+        throw new Error("WASM module not initialized. Call loadModule() first.");
+      }
+      const queryPtr = stringToPtr(query);
+      let resultPtr = 0;
+      try {
+        resultPtr = wasmModule._wasm_normalize_query(queryPtr);
+        const resultStr = ptrToString(resultPtr);
+        if (resultStr.startsWith("syntax error") || resultStr.startsWith("deparse error") || resultStr.startsWith("ERROR")) {
+          throw new Error(resultStr);
+        }
+        return resultStr;
+      } finally {
+        wasmModule._free(queryPtr);
+        if (resultPtr) {
+          wasmModule._wasm_free_string(resultPtr);
+        }
+      }
+    }
+    exports.scan = awaitInit(async (query) => {
+      const queryPtr = stringToPtr(query);
+      let resultPtr = 0;
+      try {
+        resultPtr = wasmModule._wasm_scan(queryPtr);
+        const resultStr = ptrToString(resultPtr);
+        if (resultStr.startsWith("syntax error") || resultStr.startsWith("deparse error") || resultStr.startsWith("ERROR")) {
+          throw new Error(resultStr);
+        }
+        return JSON.parse(resultStr);
+      } finally {
+        wasmModule._free(queryPtr);
+        if (resultPtr) {
+          wasmModule._wasm_free_string(resultPtr);
+        }
+      }
+    });
+    function scanSync(query) {
+      if (!wasmModule) {
+        throw new Error("WASM module not initialized. Call loadModule() first.");
+      }
+      const queryPtr = stringToPtr(query);
+      let resultPtr = 0;
+      try {
+        resultPtr = wasmModule._wasm_scan(queryPtr);
+        const resultStr = ptrToString(resultPtr);
+        if (resultStr.startsWith("syntax error") || resultStr.startsWith("deparse error") || resultStr.startsWith("ERROR")) {
+          throw new Error(resultStr);
+        }
+        return JSON.parse(resultStr);
+      } finally {
+        wasmModule._free(queryPtr);
+        if (resultPtr) {
+          wasmModule._wasm_free_string(resultPtr);
+        }
+      }
+    }
+  }
+});
+
+// action/main.ts
+import fs8 from "node:fs";
+import os6 from "node:os";
+import path5 from "node:path";
+import { fileURLToPath } from "node:url";
+
+// action/inputs.ts
+var InputError = class extends Error {
+};
+var GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+var BAD_ARTIFACT_CHARS = /["':<>|*?\\/\r\n]/;
+function readInputs(step) {
+  const get = (name2) => step.input(name2).trim();
+  const policy = get("policy");
+  if (!policy) throw new InputError('input "policy" is required: the path of the policy file in the repository, e.g. .github/gateway.yml');
+  const clientId = get("azure-client-id");
+  const tenantId = get("azure-tenant-id");
+  if (Boolean(clientId) !== Boolean(tenantId)) {
+    throw new InputError(`input "${clientId ? "azure-tenant-id" : "azure-client-id"}" is missing: Azure needs both azure-client-id and azure-tenant-id (the app registration's Application (client) ID and Directory (tenant) ID)`);
+  }
+  for (const [name2, v] of [["azure-client-id", clientId], ["azure-tenant-id", tenantId]]) {
+    if (v && !GUID.test(v)) throw new InputError(`input "${name2}" is "${v}", which is not a GUID like 00000000-0000-0000-0000-000000000000 (copy it from the app registration's Overview)`);
+  }
+  const authorityHost = get("azure-authority-host") || "https://login.microsoftonline.com";
+  let authority;
+  try {
+    authority = new URL(authorityHost);
+  } catch {
+    throw new InputError(`input "azure-authority-host" is "${authorityHost}", which is not a URL (e.g. https://login.microsoftonline.us for Azure Government)`);
+  }
+  if (authority.protocol !== "https:") throw new InputError(`input "azure-authority-host" must be an https URL, not ${authorityHost}`);
+  const retention = get("retention-days");
+  let retentionDays = null;
+  if (retention) {
+    retentionDays = Number(retention);
+    if (!Number.isInteger(retentionDays) || retentionDays < 1 || retentionDays > 90) throw new InputError(`input "retention-days" is "${retention}": give a whole number of days from 1 to 90, or leave it empty for the repository's default`);
+  }
+  const failOn = get("fail-on") || "denied";
+  if (failOn !== "denied" && failOn !== "unapproved" && failOn !== "never") throw new InputError(`input "fail-on" is "${failOn}": use denied (any denied or unapproved command fails the check), unapproved (only commands held for approval and not approved), or never`);
+  const artifactName = get("artifact-name") || null;
+  if (artifactName && BAD_ARTIFACT_CHARS.test(artifactName)) throw new InputError(`input "artifact-name" is "${artifactName}": artifact names cannot contain " : < > | * ? \\ / or line breaks`);
+  const attest2 = get("attest") || "false";
+  if (attest2 !== "true" && attest2 !== "false") throw new InputError(`input "attest" is "${attest2}": use true or false`);
+  if (attest2 === "true" && !step.env.ACTIONS_ID_TOKEN_REQUEST_URL) throw new InputError('input "attest": a Sigstore attestation needs the job\'s OIDC token: add `permissions: id-token: write` (and `attestations: write`) to the job');
+  const logLevel = get("log-level") || "info";
+  if (logLevel !== "info" && logLevel !== "debug") throw new InputError(`input "log-level" is "${logLevel}": use info or debug`);
+  const statusContext = get("status-context") || "gateway/audit";
+  return {
+    policy,
+    azure: clientId ? { clientId, tenantId, authorityHost: authority.toString().replace(/\/$/, "") } : null,
+    githubToken: get("github-token"),
+    artifactName,
+    retentionDays,
+    statusContext,
+    failOn,
+    attest: attest2 === "true",
+    logLevel
+  };
+}
+
+// action/daemon-env.ts
+var PASS = [
+  "PATH",
+  "HOME",
+  "LANG",
+  "LC_ALL",
+  "TZ",
+  "TMPDIR",
+  "RUNNER_TEMP",
+  "NODE_EXTRA_CA_CERTS",
+  "SSL_CERT_FILE",
+  "SSL_CERT_DIR",
+  "GITHUB_ACTIONS",
+  "GITHUB_REPOSITORY",
+  "GITHUB_REPOSITORY_OWNER",
+  "GITHUB_WORKFLOW_REF",
+  "GITHUB_RUN_ID",
+  "GITHUB_RUN_ATTEMPT",
+  "GITHUB_SHA",
+  "GITHUB_REF",
+  "GITHUB_HEAD_REF",
+  "GITHUB_BASE_REF",
+  "GITHUB_EVENT_NAME",
+  "GITHUB_EVENT_PATH",
+  "GITHUB_ACTOR",
+  "GITHUB_TRIGGERING_ACTOR",
+  "GITHUB_JOB",
+  "GITHUB_SERVER_URL",
+  "GITHUB_API_URL",
+  "GITHUB_WORKSPACE",
+  "ACTIONS_ID_TOKEN_REQUEST_URL",
+  "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+  "GATEWAY_ACTION_RUNTIME_DIR",
+  "GATEWAY_ENVIRONMENT",
+  "GATEWAY_ACTION_APPROVAL_POLL_MS",
+  // Self-hosted runners behind a proxy reach Entra ID through it.
+  "HTTPS_PROXY",
+  "HTTP_PROXY",
+  "NO_PROXY",
+  "https_proxy",
+  "http_proxy",
+  "no_proxy",
+  // The runner's orphan clean-up finds leftover processes of the job by this marker.
+  "RUNNER_TRACKING_ID"
+];
+function daemonEnv(from, inputs) {
+  const env = {};
+  for (const k of PASS) if (from[k] !== void 0) env[k] = from[k];
+  if (inputs.azure) {
+    env.AZURE_CLIENT_ID = inputs.azure.clientId;
+    env.AZURE_TENANT_ID = inputs.azure.tenantId;
+    env.AZURE_AUTHORITY_HOST = inputs.azure.authorityHost;
+  }
+  return env;
+}
+
+// action/connection.ts
+import fs from "node:fs";
+import path from "node:path";
+var VARIABLE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+function readConnection(stateDir) {
+  const file = path.join(stateDir, "connection.json");
+  let raw;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new Error(`the gateway's connection file ${file} cannot be read (${e.code ?? e.message}); nothing was exported`);
+  }
+  const bad = (what) => {
+    throw new Error(`the gateway's connection file ${file} is malformed (${what}); nothing was exported`);
+  };
+  if (!isObject(raw)) return bad("not an object");
+  if (!isObject(raw.env)) return bad("env is not an object");
+  const env = {};
+  for (const [k, v] of Object.entries(raw.env)) {
+    if (!VARIABLE.test(k)) bad(`env has a variable named ${JSON.stringify(k)}`);
+    if (typeof v !== "string") bad(`env.${k} is not a string`);
+    env[k] = v;
+  }
+  if (!Array.isArray(raw.secrets) || !raw.secrets.every((s) => typeof s === "string")) return bad("secrets is not a list of strings");
+  const files = raw.files ?? [];
+  if (!Array.isArray(files) || !files.every((f) => isObject(f) && typeof f.name === "string" && typeof f.path === "string" && typeof f.mode === "number")) return bad("files is not a list of {name, path, mode}");
+  return { env, secrets: raw.secrets, files };
+}
+function isObject(v) {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
 // node_modules/@actions/core/lib/command.js
 import * as os from "os";
 
@@ -39716,6 +42849,9 @@ function toCommandProperties(annotationProperties) {
 function issueCommand(command, properties, message) {
   const cmd = new Command(command, properties, message);
   process.stdout.write(cmd.toString() + os.EOL);
+}
+function issue(name2, message = "") {
+  issueCommand(name2, {}, message);
 }
 var CMD_STRING = "::";
 var Command = class {
@@ -39759,17 +42895,17 @@ function escapeProperty(s) {
 
 // node_modules/@actions/core/lib/file-command.js
 import * as crypto2 from "crypto";
-import * as fs from "fs";
+import * as fs2 from "fs";
 import * as os2 from "os";
 function issueFileCommand(command, message) {
   const filePath = process.env[`GITHUB_${command}`];
   if (!filePath) {
     throw new Error(`Unable to find environment variable for file command ${command}`);
   }
-  if (!fs.existsSync(filePath)) {
+  if (!fs2.existsSync(filePath)) {
     throw new Error(`Missing file at path: ${filePath}`);
   }
-  fs.appendFileSync(filePath, `${toCommandValue(message)}${os2.EOL}`, {
+  fs2.appendFileSync(filePath, `${toCommandValue(message)}${os2.EOL}`, {
     encoding: "utf8"
   });
 }
@@ -40131,10 +43267,10 @@ var _summary = new Summary();
 import os3 from "os";
 
 // node_modules/@actions/io/lib/io-util.js
-import * as fs2 from "fs";
-var { chmod, copyFile, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, symlink, unlink } = fs2.promises;
+import * as fs3 from "fs";
+var { chmod, copyFile, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, symlink, unlink } = fs3.promises;
 var IS_WINDOWS = process.platform === "win32";
-var READONLY = fs2.constants.O_RDONLY;
+var READONLY = fs3.constants.O_RDONLY;
 
 // node_modules/@actions/exec/lib/toolrunner.js
 var IS_WINDOWS2 = process.platform === "win32";
@@ -40192,6 +43328,12 @@ function warning(message, properties = {}) {
 function info(message) {
   process.stdout.write(message + os4.EOL);
 }
+function startGroup(name2) {
+  issue("group", name2);
+}
+function endGroup() {
+  issue("endgroup");
+}
 function saveState(name2, value) {
   const filePath = process.env["GITHUB_STATE"] || "";
   if (filePath) {
@@ -40199,121 +43341,53 @@ function saveState(name2, value) {
   }
   issueCommand("save-state", { name: name2 }, toCommandValue(value));
 }
-
-// action/main.ts
-import fs5 from "node:fs";
-import os5 from "node:os";
-import path3 from "node:path";
-import { fileURLToPath } from "node:url";
-
-// action/inputs.ts
-var InputError = class extends Error {
-};
-var GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-var BAD_ARTIFACT_CHARS = /["':<>|*?\\/\r\n]/;
-function readInputs() {
-  const get = (name2) => getInput(name2).trim();
-  const policy = get("policy");
-  if (!policy) throw new InputError('input "policy" is required: the path of the policy file in the repository, e.g. .github/gateway.yml');
-  const clientId = get("azure-client-id");
-  const tenantId = get("azure-tenant-id");
-  if (Boolean(clientId) !== Boolean(tenantId)) {
-    throw new InputError(`input "${clientId ? "azure-tenant-id" : "azure-client-id"}" is missing: Azure needs both azure-client-id and azure-tenant-id (the app registration's Application (client) ID and Directory (tenant) ID)`);
-  }
-  for (const [name2, v] of [["azure-client-id", clientId], ["azure-tenant-id", tenantId]]) {
-    if (v && !GUID.test(v)) throw new InputError(`input "${name2}" is "${v}", which is not a GUID like 00000000-0000-0000-0000-000000000000 (copy it from the app registration's Overview)`);
-  }
-  const authorityHost = get("azure-authority-host") || "https://login.microsoftonline.com";
-  let authority;
-  try {
-    authority = new URL(authorityHost);
-  } catch {
-    throw new InputError(`input "azure-authority-host" is "${authorityHost}", which is not a URL (e.g. https://login.microsoftonline.us for Azure Government)`);
-  }
-  if (authority.protocol !== "https:") throw new InputError(`input "azure-authority-host" must be an https URL, not ${authorityHost}`);
-  const retention = get("retention-days");
-  let retentionDays = null;
-  if (retention) {
-    retentionDays = Number(retention);
-    if (!Number.isInteger(retentionDays) || retentionDays < 1 || retentionDays > 90) throw new InputError(`input "retention-days" is "${retention}": give a whole number of days from 1 to 90, or leave it empty for the repository's default`);
-  }
-  const failOn = get("fail-on") || "denied";
-  if (failOn !== "denied" && failOn !== "unapproved" && failOn !== "never") throw new InputError(`input "fail-on" is "${failOn}": use denied (any denied or unapproved command fails the check), unapproved (only commands held for approval and not approved), or never`);
-  const artifactName = get("artifact-name") || null;
-  if (artifactName && BAD_ARTIFACT_CHARS.test(artifactName)) throw new InputError(`input "artifact-name" is "${artifactName}": artifact names cannot contain " : < > | * ? \\ / or line breaks`);
-  const attest2 = get("attest") || "false";
-  if (attest2 !== "true" && attest2 !== "false") throw new InputError(`input "attest" is "${attest2}": use true or false`);
-  if (attest2 === "true" && !process.env.ACTIONS_ID_TOKEN_REQUEST_URL) throw new InputError('input "attest": a Sigstore attestation needs the job\'s OIDC token: add `permissions: id-token: write` (and `attestations: write`) to the job');
-  const logLevel = get("log-level") || "info";
-  if (logLevel !== "info" && logLevel !== "debug") throw new InputError(`input "log-level" is "${logLevel}": use info or debug`);
-  const statusContext = get("status-context") || "gateway/audit";
-  return {
-    policy,
-    azure: clientId ? { clientId, tenantId, authorityHost: authority.toString().replace(/\/$/, "") } : null,
-    githubToken: get("github-token"),
-    artifactName,
-    retentionDays,
-    statusContext,
-    failOn,
-    attest: attest2 === "true",
-    logLevel
-  };
+function getState(name2) {
+  return process.env[`STATE_${name2}`] || "";
 }
 
-// action/daemon-env.ts
-var PASS = [
-  "PATH",
-  "HOME",
-  "LANG",
-  "LC_ALL",
-  "TZ",
-  "TMPDIR",
-  "RUNNER_TEMP",
-  "NODE_EXTRA_CA_CERTS",
-  "SSL_CERT_FILE",
-  "SSL_CERT_DIR",
-  "GITHUB_ACTIONS",
-  "GITHUB_REPOSITORY",
-  "GITHUB_REPOSITORY_OWNER",
-  "GITHUB_WORKFLOW_REF",
-  "GITHUB_RUN_ID",
-  "GITHUB_RUN_ATTEMPT",
-  "GITHUB_SHA",
-  "GITHUB_REF",
-  "GITHUB_HEAD_REF",
-  "GITHUB_BASE_REF",
-  "GITHUB_EVENT_NAME",
-  "GITHUB_EVENT_PATH",
-  "GITHUB_ACTOR",
-  "GITHUB_TRIGGERING_ACTOR",
-  "GITHUB_JOB",
-  "GITHUB_SERVER_URL",
-  "GITHUB_API_URL",
-  "GITHUB_WORKSPACE",
-  "ACTIONS_ID_TOKEN_REQUEST_URL",
-  "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-  "GATEWAY_ACTION_RUNTIME_DIR",
-  "GATEWAY_ENVIRONMENT",
-  "GATEWAY_ACTION_APPROVAL_POLL_MS",
-  // Self-hosted runners behind a proxy reach Entra ID through it.
-  "HTTPS_PROXY",
-  "HTTP_PROXY",
-  "NO_PROXY",
-  "https_proxy",
-  "http_proxy",
-  "no_proxy",
-  // The runner's orphan clean-up finds leftover processes of the job by this marker.
-  "RUNNER_TRACKING_ID"
-];
-function daemonEnv(from, inputs) {
-  const env = {};
-  for (const k of PASS) if (from[k] !== void 0) env[k] = from[k];
-  if (inputs.azure) {
-    env.AZURE_CLIENT_ID = inputs.azure.clientId;
-    env.AZURE_TENANT_ID = inputs.azure.tenantId;
-    env.AZURE_AUTHORITY_HOST = inputs.azure.authorityHost;
-  }
-  return env;
+// action/step.ts
+import { randomBytes } from "node:crypto";
+import os5 from "node:os";
+
+// gateway/evidence/terminal-text.ts
+var UNSAFE_BUT_NEWLINE_TAB = /[^\n\t\P{Cc}]|[\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+var NAMED = { "\n": "\\n", "	": "\\t", "\r": "\\r" };
+function escapeChar(ch) {
+  const named = NAMED[ch];
+  if (named) return named;
+  const cp = ch.codePointAt(0);
+  if (cp <= 255) return `\\x${cp.toString(16).padStart(2, "0")}`;
+  if (cp <= 65535) return `\\u${cp.toString(16).padStart(4, "0")}`;
+  return `\\u{${cp.toString(16)}}`;
+}
+function terminalLines(text, continuation) {
+  return text.replace(UNSAFE_BUT_NEWLINE_TAB, escapeChar).split("\n").join(`
+${continuation}`);
+}
+
+// action/step.ts
+function runnerStep() {
+  return {
+    env: process.env,
+    input: (name2) => getInput(name2),
+    state: (name2) => getState(name2),
+    saveState: (name2, value) => saveState(name2, value),
+    setOutput: (name2, value) => setOutput(name2, value),
+    exportVariable: (name2, value) => exportVariable(name2, value),
+    setSecret: (value) => setSecret(value),
+    info: (message) => info(message),
+    warning: (message) => warning(message),
+    error: (message) => error(message),
+    untrusted(title, text) {
+      const token = randomBytes(16).toString("hex");
+      startGroup(title);
+      process.stdout.write(`::stop-commands::${token}${os5.EOL}`);
+      info(terminalLines(text, "  "));
+      process.stdout.write(`::${token}::${os5.EOL}`);
+      endGroup();
+    },
+    setFailed: (message) => setFailed(message)
+  };
 }
 
 // gateway/masking/detectors.ts
@@ -40344,7 +43418,10 @@ var azureStorageKey = {
     const a = replaceAll(s, ACCOUNT_KEY, (m) => m[2].startsWith(MASKED) ? null : `${m[1]}[masked:azure-storage-key]`);
     const b = replaceAll(a ?? s, STORAGE_KEY, () => "[masked:azure-storage-key]");
     return b ?? a;
-  }
+  },
+  joins: "A-Za-z0-9+/=_\\-",
+  // `AccountKey`, then any spaces, `=` and the value (ACCOUNT_KEY's classes).
+  spans: [/(?<![A-Za-z0-9_])accountkey\s*(?:=\s*[^;\s"'\\{},&]*)?/gi]
 };
 var URL_PASSWORD = /(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*:(?:\/\/|\\\/\\\/)[^\s:/?#@"'\\{},[\]]*:)([^\s/?#"'\\{},]+)@/g;
 var KV_SECRET = /(?<![A-Za-z0-9_])((?:password|pwd|accountkey|sharedaccesskey)\s*=\s*)('[^'"\\{}\n]*'|[^;\s"'\\{},&]+)/gi;
@@ -40359,19 +43436,51 @@ var connectionString = {
       return `${m[1]}${v.startsWith("'") ? "'[masked]'" : "[masked]"}`;
     });
     return b ?? a;
-  }
+  },
+  joins: "A-Za-z0-9+.:/\\\\@=_\\-",
+  spans: [
+    // From `://` (or `:\/\/`) through user, password and every `@` to the end of the authority.
+    /:(?:\/\/|\\\/\\\/)[^\s/?#"'\\{},]*/g,
+    // A keyword, any spaces and `=` (newlines too), and the value, quoted or not.
+    /(?<![A-Za-z0-9_])(?:password|pwd|accountkey|sharedaccesskey)\s*(?:=\s*(?:'[^'"\\{}\n]*'?|[^;\s"'\\{},&]*))?/gi
+  ]
 };
 var PEM_BODY = String.raw`(?:[A-Za-z0-9+/=\s:.,_-]|\\[nrt])`;
 var PRIVATE_KEY = new RegExp(
   String.raw`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----${PEM_BODY}*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|(?!${PEM_BODY}))`,
   "g"
 );
+var privateKey = {
+  name: "private-key",
+  hint: "-----BEGIN",
+  mask: (s) => replaceAll(s, PRIVATE_KEY, () => "[masked:private-key]"),
+  joins: "A-Za-z0-9+/=:._\\-\\\\",
+  spaceJoins: "A-Z0-9",
+  // The header, then the body up to the first END line or the first character no body has.
+  // (A text cut inside the header's closing dashes or a body's `\n` escape still reaches its end.)
+  spans: [new RegExp(String.raw`-----BEGIN [A-Z0-9 ]*(?:-----(?:(?!-----END [A-Z0-9 ]*PRIVATE KEY-----)(?:${PEM_BODY}|\$))*(?:-----END [A-Z0-9 ]*PRIVATE KEY-----)?|-{1,4}$)?`, "g")]
+};
+
+// gateway/masking/json-tokens.ts
+var WS = new Uint8Array(256);
+for (const c of [32, 9, 10, 13]) WS[c] = 1;
+var NUM = new Uint8Array(256);
+for (const c of "0123456789+-.eE") NUM[c.charCodeAt(0)] = 1;
+var HEX = new Uint8Array(256);
+for (const c of "0123456789abcdefABCDEF") HEX[c.charCodeAt(0)] = 1;
+var LITERALS = { 116: Buffer.from("true"), 102: Buffer.from("false"), 110: Buffer.from("null") };
+
+// gateway/masking/json-masker.ts
+var JSON_MAX_TOKEN = 1 << 20;
+
+// gateway/masking/stream-masker.ts
+var EMPTY = Object.freeze({ bytes: Buffer.alloc(0), values: 0, detectors: [] });
 
 // gateway/masking/engine.ts
 function splitIdentifiers(pattern) {
   const parts = [];
   let text = "";
-  let quoted = false;
+  let quoted2 = false;
   let inQuotes = false;
   for (let i = 0; i < pattern.length; i++) {
     const ch = pattern[i];
@@ -40380,17 +43489,17 @@ function splitIdentifiers(pattern) {
       else if (pattern[i + 1] === '"') text += pattern[++i];
       else inQuotes = false;
     } else if (ch === '"') {
-      inQuotes = quoted = true;
+      inQuotes = quoted2 = true;
     } else if (ch === ".") {
-      parts.push({ text, quoted });
+      parts.push({ text, quoted: quoted2 });
       text = "";
-      quoted = false;
+      quoted2 = false;
     } else {
       text += ch;
     }
   }
   if (inQuotes) throw new Error(`masking column pattern "${pattern}": unterminated quote`);
-  parts.push({ text, quoted });
+  parts.push({ text, quoted: quoted2 });
   return parts;
 }
 function nameTest(part, pattern) {
@@ -40425,12 +43534,198 @@ function columnPatternProblem(pattern) {
 // gateway/config/policy.ts
 var import_ajv = __toESM(require_ajv(), 1);
 var import_yaml = __toESM(require_dist(), 1);
-import fs3 from "node:fs";
-import path from "node:path";
+import fs4 from "node:fs";
+import path2 from "node:path";
 import { createHash } from "node:crypto";
 
-// gateway/config/policy.schema.json
-var policy_schema_default = {
+// gateway/config/schema-errors.ts
+var RANK = { additionalProperties: 0, propertyNames: 1, not: 1, enum: 2, const: 2, type: 3, required: 5 };
+function schemaPointers(root) {
+  const out = /* @__PURE__ */ new Map();
+  const walk = (node, ptr) => {
+    if (node === null || typeof node !== "object" || out.has(node)) return;
+    out.set(node, ptr);
+    for (const [k, v] of Object.entries(node)) walk(v, `${ptr}/${k.replace(/~/g, "~0").replace(/\//g, "~1")}`);
+  };
+  walk(root, "#");
+  return out;
+}
+function explain(errors, data, pointers) {
+  const pool = relevant(errors);
+  const depth = (e) => e.instancePath.split("/").length + (typeof e.propertyName === "string" ? 1 : 0);
+  const rank = (e) => RANK[e.keyword] ?? 4;
+  const err = [...pool].sort((a, b) => depth(b) - depth(a) || rank(a) - rank(b))[0];
+  const base = err.parentSchema ? pointers.get(err.parentSchema) : void 0;
+  const schemaPath = base ? `${base}/${err.keyword}` : err.schemaPath;
+  const secret = !base || [...pointers].some(([node, ptr]) => node["x-secret"] === true && (schemaPath === ptr || schemaPath.startsWith(`${ptr}/`)));
+  return { ...sentence(err, data, secret), schemaPath };
+}
+function relevant(errors) {
+  let out = errors.filter((e) => e.keyword !== "if" && e.keyword !== "$ref" && e.keyword !== "propertyNames");
+  for (const c of out.filter((e) => e.keyword === "oneOf" || e.keyword === "anyOf")) {
+    const inside = out.filter((e) => e !== c && e.schemaPath.startsWith(`${c.schemaPath}/`) && e.instancePath.startsWith(c.instancePath));
+    const fitting = inside.filter((e) => !(e.keyword === "type" && e.instancePath === c.instancePath));
+    out = fitting.length > 0 ? out.filter((e) => e !== c && !(inside.includes(e) && !fitting.includes(e))) : out.filter((e) => !inside.includes(e));
+  }
+  return out.length ? out : errors;
+}
+function segments(err) {
+  return err.instancePath.split("/").slice(1).map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
+}
+function typedPath(err, data) {
+  const out = [];
+  let node = data;
+  for (const s of segments(err)) {
+    const isIndex = Array.isArray(node) && /^\d+$/.test(s);
+    out.push(isIndex ? Number(s) : s);
+    node = node !== null && typeof node === "object" ? node[s] : void 0;
+  }
+  return out;
+}
+function formatPath(path6) {
+  let out = "";
+  for (const p of path6) {
+    if (typeof p === "number") out += `[${p}]`;
+    else if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(p)) out += out ? `.${p}` : p;
+    else out += `[${JSON.stringify(p)}]`;
+  }
+  return out;
+}
+function showValue(v) {
+  if (typeof v === "string") return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
+  if (v === null || v === void 0) return "empty";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a mapping";
+  return String(v);
+}
+function kindOf(v) {
+  if (typeof v === "string") return `the text ${showValue(v)}`;
+  if (typeof v === "number") return `the number ${v}`;
+  if (typeof v === "boolean") return String(v);
+  if (v === null || v === void 0) return "empty";
+  if (Array.isArray(v)) return "a list";
+  return "a mapping";
+}
+var TYPE_WORDS = {
+  string: "text",
+  integer: "a whole number",
+  number: "a number",
+  boolean: "true or false",
+  array: "a list",
+  object: "a mapping of keys to values",
+  null: "empty"
+};
+var count = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+var HIDDEN = "(not repeated here: it may be a secret)";
+function sentence(err, data, secret) {
+  const path6 = typedPath(err, data);
+  const where = formatPath(path6);
+  const p = err.params;
+  const node = err.parentSchema ?? {};
+  const value = err.data;
+  const show = (v) => secret ? `the value written ${HIDDEN}` : showValue(v);
+  const kind = (v) => secret && typeof v === "string" ? `text ${HIDDEN}` : secret && typeof v === "number" ? `a number ${HIDDEN}` : kindOf(v);
+  const expected = typeof node["x-expected"] === "string" ? node["x-expected"] : null;
+  const hint = typeof node["x-hint"] === "string" ? `; ${node["x-hint"]}` : "";
+  const at = (text) => where ? `${where}: ${text}` : text;
+  const problem = (message, key) => ({ path: path6, message, schemaPath: err.schemaPath, ...key !== void 0 ? { key } : {} });
+  switch (err.keyword) {
+    case "additionalProperties": {
+      const key = String(p.additionalProperty);
+      const known = Object.keys(node.properties ?? {});
+      const near = closest(key, known);
+      const advice = near ? ` (did you mean "${near}"?)` : known.length ? ` (known keys: ${known.join(", ")})` : "";
+      if (secret) return problem(`${where}: an unknown key ${HIDDEN}${advice}`, key);
+      return problem(where ? `${where}: unknown key "${key}"${advice}` : `unknown top-level key "${key}"${advice}`, key);
+    }
+    case "required": {
+      const key = String(p.missingProperty);
+      const d = (node.properties ?? {})[key]?.description;
+      const what = typeof d === "string" ? `: ${d.charAt(0).toLowerCase()}${d.slice(1).replace(/\.$/, "")}` : "";
+      return problem(`${where || "the policy file"} is missing required key "${key}"${what}`);
+    }
+    case "pattern":
+    case "not":
+    case "format":
+      if (typeof err.propertyName === "string") {
+        const key = err.propertyName;
+        return problem(`${where ? `${where}: ` : ""}${showValue(key)} is not ${expected ?? "an allowed name here"}${hint}`, key);
+      }
+      return problem(at(`${show(value)} is not ${expected ?? "valid here"}${hint}`));
+    case "enum": {
+      const allowed = p.allowedValues.map(String);
+      const near = typeof value === "string" && !secret ? closest(value, allowed) : null;
+      return problem(at(`${show(value)} is not ${expected ?? "an allowed value"}; use one of: ${allowed.join(", ")}${near ? ` (did you mean "${near}"?)` : ""}${hint}`));
+    }
+    case "const":
+      return problem(at(`${show(value)} is not ${expected ?? `allowed here; use ${JSON.stringify(p.allowedValue)}`}${hint}`));
+    case "oneOf":
+    case "anyOf":
+      return problem(`${where || "the policy file"} must be ${expected ?? "one of the allowed forms"}, not ${kind(value)}${hint}`);
+    case "type": {
+      if (!where) return problem(`the policy file must be a mapping of keys (version:, targets:, ...), not ${kind(value)}`);
+      const wanted = expected ?? String(p.type).split(",").map((t) => TYPE_WORDS[t] ?? t).join(" or ");
+      return problem(`${where} must be ${wanted}, not ${kind(value)}${hint}`);
+    }
+    case "minimum":
+    case "maximum":
+    case "exclusiveMinimum":
+    case "exclusiveMaximum": {
+      const lo = typeof node.minimum === "number" ? node.minimum : null;
+      const hi = typeof node.maximum === "number" ? node.maximum : null;
+      const range = lo !== null && hi !== null ? `use ${lo} to ${hi}` : lo !== null ? `use ${lo} or more` : hi !== null ? `use at most ${hi}` : String(err.message);
+      return problem(at(`${show(value)} is out of range; ${range}`));
+    }
+    case "minLength":
+      return problem(Number(p.limit) === 1 ? `${where} must not be empty` : `${where} must be at least ${count(Number(p.limit), "character", "characters")} long`);
+    case "maxLength":
+      return problem(`${where} must be at most ${count(Number(p.limit), "character", "characters")} long`);
+    case "minItems":
+      return problem(Number(p.limit) === 1 ? `${where} must not be an empty list` : `${where} must list at least ${count(Number(p.limit), "entry", "entries")}`);
+    case "maxItems":
+      return problem(`${where} must list at most ${count(Number(p.limit), "entry", "entries")}`);
+    case "minProperties":
+      return problem(Number(p.limit) === 1 ? `${where} must not be empty: name at least one entry` : `${where} needs at least ${count(Number(p.limit), "entry", "entries")}`);
+    case "maxProperties":
+      return problem(`${where} must have at most ${count(Number(p.limit), "entry", "entries")}`);
+    case "uniqueItems": {
+      const list2 = Array.isArray(value) ? value : [];
+      return problem(`${where} lists ${show(list2[Number(p.j)])} twice`);
+    }
+    default:
+      return problem(at(`${show(value)} is not valid here (${err.message ?? err.keyword})`));
+  }
+}
+function closest(word, known) {
+  const w = word.toLowerCase();
+  let best = null;
+  for (const k of known) {
+    const d = distance(w, k.toLowerCase());
+    if (d <= Math.max(1, Math.floor(Math.max(w.length, k.length) / 3)) && (!best || d < best.d)) best = { k, d };
+  }
+  if (best) return best.k;
+  let prefix = null;
+  for (const k of known) {
+    let n = 0;
+    while (n < w.length && n < k.length && w[n] === k[n].toLowerCase()) n++;
+    if (n >= 4 && (!prefix || n > prefix.n)) prefix = { k, n };
+  }
+  return prefix?.k ?? null;
+}
+function distance(a, b) {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_2, j) => i === 0 ? j : j === 0 ? i : 0));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const row = d[i];
+      row[j] = Math.min(d[i - 1][j] + 1, row[j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+// gateway/config/core.schema.json
+var core_schema_default = {
   $schema: "http://json-schema.org/draft-07/schema#",
   $id: "https://github.com/org/gateway-action/blob/main/gateway/config/policy.schema.json",
   title: "gateway-action policy file",
@@ -40641,108 +43936,9 @@ var policy_schema_default = {
       ],
       properties: {
         kind: {
-          description: "The kind of system the target is: postgres.",
-          enum: [
-            "postgres"
-          ],
+          description: "The kind of system the target is.",
+          enum: [],
           "x-expected": "a target kind this gateway supports"
-        }
-      },
-      if: {
-        properties: {
-          kind: {
-            const: "postgres"
-          }
-        }
-      },
-      then: {
-        $ref: "#/definitions/postgres"
-      }
-    },
-    postgres: {
-      type: "object",
-      additionalProperties: false,
-      required: [
-        "kind",
-        "host",
-        "database",
-        "user",
-        "auth"
-      ],
-      properties: {
-        kind: {
-          description: "The kind of system the target is: postgres."
-        },
-        host: {
-          description: "Upstream host name or IP address.",
-          type: "string",
-          minLength: 1
-        },
-        port: {
-          description: "Upstream port.",
-          type: "integer",
-          minimum: 1,
-          maximum: 65535,
-          default: 5432
-        },
-        database: {
-          description: "The database clients are connected to; clients cannot choose another.",
-          type: "string",
-          minLength: 1
-        },
-        user: {
-          description: "The upstream role the gateway logs in as.",
-          type: "string",
-          minLength: 1
-        },
-        auth: {
-          description: "How the gateway obtains the upstream password: `azure` (an Entra ID token for Azure Database for PostgreSQL, through the job's OIDC token; TLS required) or { password-env: NAME }. Never exported to later steps.",
-          "x-secret": true,
-          if: {
-            type: "string"
-          },
-          then: {
-            const: "azure",
-            "x-expected": "an auth method",
-            "x-hint": "write azure, or a mapping { password-env: NAME }"
-          },
-          else: {
-            type: "object",
-            additionalProperties: false,
-            required: [
-              "password-env"
-            ],
-            properties: {
-              "password-env": {
-                description: "Name of the environment variable holding the upstream password.",
-                type: "string",
-                pattern: "^[A-Za-z_][A-Za-z0-9_]*$",
-                "x-expected": "an environment variable name",
-                "x-hint": "use letters, digits and _, not starting with a digit"
-              },
-              "allow-cleartext": {
-                description: "Send the password when the server asks for it in cleartext or as md5 while TLS does not verify the server (tls: disable or require): whoever answers at the address then gets the password, or an md5 answer it can relay or crack. Default false: such logins are refused.",
-                type: "boolean",
-                default: false
-              }
-            },
-            "x-expected": "azure or a mapping { password-env: NAME }"
-          }
-        },
-        tls: {
-          description: "TLS to upstream: disable, require (encrypt, no verification) or verify-full (CA and host name).",
-          enum: [
-            "disable",
-            "require",
-            "verify-full"
-          ],
-          default: "verify-full",
-          "x-expected": "a TLS mode"
-        },
-        "ca-file": {
-          description: "PEM file of CA certificates for verify-full (default: Node's bundled CAs).",
-          type: "string",
-          minLength: 1
         }
       }
     },
@@ -40789,28 +43985,6 @@ var policy_schema_default = {
           additionalProperties: false,
           minProperties: 1,
           properties: {
-            sql: {
-              description: "Statement classes; any of them.",
-              type: "array",
-              minItems: 1,
-              items: {
-                type: "string"
-              }
-            },
-            tables: {
-              description: "Relation names or globs (`schema.table`, `audit.*`); any of them.",
-              type: "array",
-              minItems: 1,
-              items: {
-                type: "string",
-                minLength: 1
-              }
-            },
-            "text-matches": {
-              description: "Regular expression (JavaScript syntax) tested against the normalized statement.",
-              type: "string",
-              minLength: 1
-            },
             ref: {
               $ref: "#/definitions/stringOrList"
             },
@@ -40846,233 +44020,156 @@ var policy_schema_default = {
   }
 };
 
-// gateway/config/schema-errors.ts
-var RANK = { additionalProperties: 0, propertyNames: 1, not: 1, enum: 2, const: 2, type: 3, required: 5 };
-function schemaPointers(root) {
-  const out = /* @__PURE__ */ new Map();
-  const walk = (node, ptr) => {
-    if (node === null || typeof node !== "object" || out.has(node)) return;
-    out.set(node, ptr);
-    for (const [k, v] of Object.entries(node)) walk(v, `${ptr}/${k.replace(/~/g, "~0").replace(/\//g, "~1")}`);
-  };
-  walk(root, "#");
-  return out;
-}
-function explain(errors, data, pointers2) {
-  const pool = relevant(errors);
-  const depth = (e) => e.instancePath.split("/").length + (typeof e.propertyName === "string" ? 1 : 0);
-  const rank = (e) => RANK[e.keyword] ?? 4;
-  const err = [...pool].sort((a, b) => depth(b) - depth(a) || rank(a) - rank(b))[0];
-  const base = err.parentSchema ? pointers2.get(err.parentSchema) : void 0;
-  const schemaPath = base ? `${base}/${err.keyword}` : err.schemaPath;
-  const secret = !base || [...pointers2].some(([node, ptr]) => node["x-secret"] === true && (schemaPath === ptr || schemaPath.startsWith(`${ptr}/`)));
-  return { ...sentence(err, data, secret), schemaPath };
-}
-function relevant(errors) {
-  let out = errors.filter((e) => e.keyword !== "if" && e.keyword !== "$ref" && e.keyword !== "propertyNames");
-  for (const c of out.filter((e) => e.keyword === "oneOf" || e.keyword === "anyOf")) {
-    const inside = out.filter((e) => e !== c && e.schemaPath.startsWith(`${c.schemaPath}/`) && e.instancePath.startsWith(c.instancePath));
-    const fitting = inside.filter((e) => !(e.keyword === "type" && e.instancePath === c.instancePath));
-    out = fitting.length > 0 ? out.filter((e) => e !== c && !(inside.includes(e) && !fitting.includes(e))) : out.filter((e) => !inside.includes(e));
-  }
-  return out.length ? out : errors;
-}
-function segments(err) {
-  return err.instancePath.split("/").slice(1).map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
-}
-function typedPath(err, data) {
-  const out = [];
-  let node = data;
-  for (const s of segments(err)) {
-    const isIndex = Array.isArray(node) && /^\d+$/.test(s);
-    out.push(isIndex ? Number(s) : s);
-    node = node !== null && typeof node === "object" ? node[s] : void 0;
-  }
-  return out;
-}
-function formatPath(path4) {
-  let out = "";
-  for (const p of path4) {
-    if (typeof p === "number") out += `[${p}]`;
-    else if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(p)) out += out ? `.${p}` : p;
-    else out += `[${JSON.stringify(p)}]`;
-  }
-  return out;
-}
-function showValue(v) {
-  if (typeof v === "string") return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
-  if (v === null || v === void 0) return "empty";
-  if (Array.isArray(v)) return "a list";
-  if (typeof v === "object") return "a mapping";
-  return String(v);
-}
-function kindOf(v) {
-  if (typeof v === "string") return `the text ${showValue(v)}`;
-  if (typeof v === "number") return `the number ${v}`;
-  if (typeof v === "boolean") return String(v);
-  if (v === null || v === void 0) return "empty";
-  if (Array.isArray(v)) return "a list";
-  return "a mapping";
-}
-var TYPE_WORDS = {
-  string: "text",
-  integer: "a whole number",
-  number: "a number",
-  boolean: "true or false",
-  array: "a list",
-  object: "a mapping of keys to values",
-  null: "empty"
-};
-var count = (n, one, many) => `${n} ${n === 1 ? one : many}`;
-var HIDDEN = "(not repeated here: it may be a secret)";
-function sentence(err, data, secret) {
-  const path4 = typedPath(err, data);
-  const where = formatPath(path4);
-  const p = err.params;
-  const node = err.parentSchema ?? {};
-  const value = err.data;
-  const show = (v) => secret ? `the value written ${HIDDEN}` : showValue(v);
-  const kind = (v) => secret && typeof v === "string" ? `text ${HIDDEN}` : secret && typeof v === "number" ? `a number ${HIDDEN}` : kindOf(v);
-  const expected = typeof node["x-expected"] === "string" ? node["x-expected"] : null;
-  const hint = typeof node["x-hint"] === "string" ? `; ${node["x-hint"]}` : "";
-  const at = (text) => where ? `${where}: ${text}` : text;
-  const problem = (message, key) => ({ path: path4, message, schemaPath: err.schemaPath, ...key !== void 0 ? { key } : {} });
-  switch (err.keyword) {
-    case "additionalProperties": {
-      const key = String(p.additionalProperty);
-      const known = Object.keys(node.properties ?? {});
-      const near = closest(key, known);
-      const advice = near ? ` (did you mean "${near}"?)` : known.length ? ` (known keys: ${known.join(", ")})` : "";
-      if (secret) return problem(`${where}: an unknown key ${HIDDEN}${advice}`, key);
-      return problem(where ? `${where}: unknown key "${key}"${advice}` : `unknown top-level key "${key}"${advice}`, key);
+// gateway/config/policy-schema.ts
+function policySchema(adapters) {
+  const schema = structuredClone(core_schema_default);
+  const defs = schema.definitions;
+  const kinds = adapters.map((a) => a.kind);
+  const target = defs.target;
+  target.properties.kind.enum = kinds;
+  target.properties.kind.description = `The kind of system the target is: ${kinds.join(", ")}.`;
+  target.allOf = adapters.map((a) => ({ if: { properties: { kind: { const: a.kind } } }, then: { $ref: `#/definitions/${a.kind}` } }));
+  const when = defs.rule.properties.when.properties;
+  for (const a of adapters) {
+    if (defs[a.kind]) throw new Error(`adapter kind "${a.kind}" clashes with a definition of the policy schema`);
+    defs[a.kind] = a.targetSchema;
+    for (const c of a.conditions) {
+      when[c.key] ??= c.schema;
     }
-    case "required": {
-      const key = String(p.missingProperty);
-      const d = (node.properties ?? {})[key]?.description;
-      const what = typeof d === "string" ? `: ${d.charAt(0).toLowerCase()}${d.slice(1).replace(/\.$/, "")}` : "";
-      return problem(`${where || "the policy file"} is missing required key "${key}"${what}`);
+  }
+  return schema;
+}
+
+// node_modules/wildcard-match/build/index.es.mjs
+function escapeRegExpChar(char) {
+  if (char === "-" || char === "^" || char === "$" || char === "+" || char === "." || char === "(" || char === ")" || char === "|" || char === "[" || char === "]" || char === "{" || char === "}" || char === "*" || char === "?" || char === "\\") {
+    return "\\".concat(char);
+  } else {
+    return char;
+  }
+}
+function escapeRegExpString(str) {
+  var result = "";
+  for (var i = 0; i < str.length; i++) {
+    result += escapeRegExpChar(str[i]);
+  }
+  return result;
+}
+function transform(pattern, separator) {
+  if (separator === void 0) {
+    separator = true;
+  }
+  if (Array.isArray(pattern)) {
+    var regExpPatterns = pattern.map(function(p) {
+      return "^".concat(transform(p, separator), "$");
+    });
+    return "(?:".concat(regExpPatterns.join("|"), ")");
+  }
+  var separatorSplitter = "";
+  var separatorMatcher = "";
+  var wildcard = ".";
+  if (separator === true) {
+    separatorSplitter = "/";
+    separatorMatcher = "[/\\\\]";
+    wildcard = "[^/\\\\]";
+  } else if (separator) {
+    separatorSplitter = separator;
+    separatorMatcher = escapeRegExpString(separatorSplitter);
+    if (separatorMatcher.length > 1) {
+      separatorMatcher = "(?:".concat(separatorMatcher, ")");
+      wildcard = "((?!".concat(separatorMatcher, ").)");
+    } else {
+      wildcard = "[^".concat(separatorMatcher, "]");
     }
-    case "pattern":
-    case "not":
-    case "format":
-      if (typeof err.propertyName === "string") {
-        const key = err.propertyName;
-        return problem(`${where ? `${where}: ` : ""}${showValue(key)} is not ${expected ?? "an allowed name here"}${hint}`, key);
+  }
+  var requiredSeparator = separator ? "".concat(separatorMatcher, "+?") : "";
+  var optionalSeparator = separator ? "".concat(separatorMatcher, "*?") : "";
+  var segments2 = separator ? pattern.split(separatorSplitter) : [pattern];
+  var result = "";
+  for (var s = 0; s < segments2.length; s++) {
+    var segment = segments2[s];
+    var nextSegment = segments2[s + 1];
+    var currentSeparator = "";
+    if (!segment && s > 0) {
+      continue;
+    }
+    if (separator) {
+      if (s === segments2.length - 1) {
+        currentSeparator = optionalSeparator;
+      } else if (nextSegment !== "**") {
+        currentSeparator = requiredSeparator;
+      } else {
+        currentSeparator = "";
       }
-      return problem(at(`${show(value)} is not ${expected ?? "valid here"}${hint}`));
-    case "enum": {
-      const allowed = p.allowedValues.map(String);
-      const near = typeof value === "string" && !secret ? closest(value, allowed) : null;
-      return problem(at(`${show(value)} is not ${expected ?? "an allowed value"}; use one of: ${allowed.join(", ")}${near ? ` (did you mean "${near}"?)` : ""}${hint}`));
     }
-    case "const":
-      return problem(at(`${show(value)} is not ${expected ?? `allowed here; use ${JSON.stringify(p.allowedValue)}`}${hint}`));
-    case "oneOf":
-    case "anyOf":
-      return problem(`${where || "the policy file"} must be ${expected ?? "one of the allowed forms"}, not ${kind(value)}${hint}`);
-    case "type": {
-      if (!where) return problem(`the policy file must be a mapping of keys (version:, targets:, ...), not ${kind(value)}`);
-      const wanted = expected ?? String(p.type).split(",").map((t) => TYPE_WORDS[t] ?? t).join(" or ");
-      return problem(`${where} must be ${wanted}, not ${kind(value)}${hint}`);
+    if (separator && segment === "**") {
+      if (currentSeparator) {
+        result += s === 0 ? "" : s === segments2.length - 1 ? "(?:".concat(requiredSeparator, "|$)") : requiredSeparator;
+        result += "(?:".concat(wildcard, "*?").concat(currentSeparator, ")*?");
+      }
+      continue;
     }
-    case "minimum":
-    case "maximum":
-    case "exclusiveMinimum":
-    case "exclusiveMaximum": {
-      const lo = typeof node.minimum === "number" ? node.minimum : null;
-      const hi = typeof node.maximum === "number" ? node.maximum : null;
-      const range = lo !== null && hi !== null ? `use ${lo} to ${hi}` : lo !== null ? `use ${lo} or more` : hi !== null ? `use at most ${hi}` : String(err.message);
-      return problem(at(`${show(value)} is out of range; ${range}`));
+    for (var c = 0; c < segment.length; c++) {
+      var char = segment[c];
+      if (char === "\\") {
+        if (c < segment.length - 1) {
+          result += escapeRegExpChar(segment[c + 1]);
+          c++;
+        }
+      } else if (char === "?") {
+        result += wildcard;
+      } else if (char === "*") {
+        result += "".concat(wildcard, "*?");
+      } else {
+        result += escapeRegExpChar(char);
+      }
     }
-    case "minLength":
-      return problem(Number(p.limit) === 1 ? `${where} must not be empty` : `${where} must be at least ${count(Number(p.limit), "character", "characters")} long`);
-    case "maxLength":
-      return problem(`${where} must be at most ${count(Number(p.limit), "character", "characters")} long`);
-    case "minItems":
-      return problem(Number(p.limit) === 1 ? `${where} must not be an empty list` : `${where} must list at least ${count(Number(p.limit), "entry", "entries")}`);
-    case "maxItems":
-      return problem(`${where} must list at most ${count(Number(p.limit), "entry", "entries")}`);
-    case "minProperties":
-      return problem(Number(p.limit) === 1 ? `${where} must not be empty: name at least one entry` : `${where} needs at least ${count(Number(p.limit), "entry", "entries")}`);
-    case "maxProperties":
-      return problem(`${where} must have at most ${count(Number(p.limit), "entry", "entries")}`);
-    case "uniqueItems": {
-      const list = Array.isArray(value) ? value : [];
-      return problem(`${where} lists ${show(list[Number(p.j)])} twice`);
-    }
-    default:
-      return problem(at(`${show(value)} is not valid here (${err.message ?? err.keyword})`));
+    result += currentSeparator;
   }
+  return result;
 }
-function closest(word, known) {
-  const w = word.toLowerCase();
-  let best = null;
-  for (const k of known) {
-    const d = distance(w, k.toLowerCase());
-    if (d <= Math.max(1, Math.floor(Math.max(w.length, k.length) / 3)) && (!best || d < best.d)) best = { k, d };
+function isMatch(regexp, sample) {
+  if (typeof sample !== "string") {
+    throw new TypeError("Sample must be a string, but ".concat(typeof sample, " given"));
   }
-  if (best) return best.k;
-  let prefix = null;
-  for (const k of known) {
-    let n = 0;
-    while (n < w.length && n < k.length && w[n] === k[n].toLowerCase()) n++;
-    if (n >= 4 && (!prefix || n > prefix.n)) prefix = { k, n };
-  }
-  return prefix?.k ?? null;
+  return regexp.test(sample);
 }
-function distance(a, b) {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_2, j) => i === 0 ? j : j === 0 ? i : 0));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const row = d[i];
-      row[j] = Math.min(d[i - 1][j] + 1, row[j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j], d[i - 2][j - 2] + 1);
-    }
+function wildcardMatch(pattern, options) {
+  if (typeof pattern !== "string" && !Array.isArray(pattern)) {
+    throw new TypeError("The first argument must be a single pattern string or an array of patterns, but ".concat(typeof pattern, " given"));
   }
-  return d[a.length][b.length];
+  if (typeof options === "string" || typeof options === "boolean") {
+    options = { separator: options };
+  }
+  if (arguments.length === 2 && !(typeof options === "undefined" || typeof options === "object" && options !== null && !Array.isArray(options))) {
+    throw new TypeError("The second argument must be an options object or a string/boolean separator, but ".concat(typeof options, " given"));
+  }
+  options = options || {};
+  if (options.separator === "\\") {
+    throw new Error("\\ is not a valid separator because it is used for escaping. Try setting the separator to `true` instead");
+  }
+  var regexpPattern = transform(pattern, options.separator);
+  var regexp = new RegExp("^".concat(regexpPattern, "$"), options.flags);
+  var fn = isMatch.bind(null, regexp);
+  fn.options = options;
+  fn.pattern = pattern;
+  fn.regexp = regexp;
+  return fn;
 }
 
-// gateway/policy/engine.ts
-function globToRegExp(glob) {
-  const src = glob.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*");
-  return new RegExp(`^${src}$`);
+// gateway/policy/glob.ts
+function nameGlob(pattern) {
+  const match = wildcardMatch(pattern.replace(/[\\?]/g, "\\$&"), { separator: false });
+  return (value) => match(value);
+}
+function hasWildcard(pattern) {
+  return pattern.includes("*");
 }
 
-// gateway/policy/sql-classes.ts
-var SQL_CLASSES = [
-  "select",
-  "insert",
-  "update",
-  "delete",
-  "merge",
-  "update-without-where",
-  "delete-without-where",
-  "ddl",
-  "create",
-  "alter",
-  "drop",
-  "truncate",
-  "grant",
-  "revoke",
-  "role",
-  "copy",
-  "copy-to-program",
-  "copy-from-program",
-  "do-block",
-  "function-definition",
-  "transaction",
-  "set",
-  "explain",
-  "prepare",
-  "execute",
-  "cursor",
-  "lock",
-  "listen",
-  "notify",
-  "vacuum",
-  "maintenance",
-  "utility"
-];
+// gateway/core/target-variable.ts
+function targetVariable(target, suffix = "URL") {
+  return `GATEWAY_${target.toUpperCase().replace(/-/g, "_")}_${suffix}`;
+}
 
 // gateway/config/policy.ts
 var PolicyError = class extends Error {
@@ -41088,18 +44185,27 @@ var ajv = new import_ajv.Ajv({ allErrors: true, strict: false, verbose: true });
 ajv.addKeyword({ keyword: "x-expected", metaSchema: { type: "string", minLength: 1 } });
 ajv.addKeyword({ keyword: "x-hint", metaSchema: { type: "string", minLength: 1 } });
 ajv.addKeyword({ keyword: "x-secret", metaSchema: { type: "boolean" } });
-var validate = ajv.compile(policy_schema_default);
-var pointers = schemaPointers(policy_schema_default);
-function loadPolicy(file) {
+var compiled = /* @__PURE__ */ new WeakMap();
+function compiledSchema(adapters) {
+  let c = compiled.get(adapters);
+  if (!c) {
+    const { $id: _id, ...schema } = policySchema(adapters);
+    c = { validate: ajv.compile(schema), pointers: schemaPointers(schema) };
+    compiled.set(adapters, c);
+  }
+  return c;
+}
+function loadPolicy(file, adapters) {
   let text;
   try {
-    text = fs3.readFileSync(file, "utf8");
+    text = fs4.readFileSync(file, "utf8");
   } catch (e) {
     throw new PolicyError(file, null, `cannot read policy file (${e.code ?? e.message})`);
   }
-  return parsePolicy(text, file);
+  return parsePolicy(text, file, adapters);
 }
-function parsePolicy(text, file) {
+function parsePolicy(text, file, adapters) {
+  const { validate, pointers } = compiledSchema(adapters);
   const lines = new import_yaml.LineCounter();
   const doc = (0, import_yaml.parseDocument)(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   const lineOf = (offset) => offset === void 0 ? null : lines.linePos(offset).line;
@@ -41115,34 +44221,14 @@ function parsePolicy(text, file) {
     throw new PolicyError(file, lineOf(offset), problem.message, problem.schemaPath);
   }
   const raw = data;
-  const baseDir = path.dirname(path.resolve(file));
-  const targets = Object.entries(raw.targets).map(([name2, t]) => ({
-    name: name2,
-    kind: "postgres",
-    host: String(t.host),
-    port: t.port ?? 5432,
-    database: String(t.database),
-    user: String(t.user),
-    auth: t.auth === "azure" ? { kind: "azure" } : { kind: "password-env", passwordEnv: String(t.auth["password-env"]), allowCleartext: t.auth["allow-cleartext"] === true },
-    tls: t.tls ?? "verify-full",
-    caFile: t["ca-file"] ? path.resolve(baseDir, String(t["ca-file"])) : void 0
-  }));
-  for (const t of targets) {
-    if (t.auth.kind === "azure" && t.tls === "disable") {
-      throw new PolicyError(file, lineOf(locateNode(doc, ["targets", t.name, "tls"])), `targets.${t.name}: auth: azure needs TLS to the server (tls: require or verify-full), not tls: disable`);
-    }
-  }
-  for (const t of targets) {
-    if (!t.caFile) continue;
-    const line = lineOf(locateNode(doc, ["targets", t.name, "ca-file"]));
-    let pem;
-    try {
-      pem = fs3.readFileSync(t.caFile, "utf8");
-    } catch (e) {
-      throw new PolicyError(file, line, `targets.${t.name}.ca-file: cannot read ${t.caFile} (${e.code ?? e.message})`);
-    }
-    if (!pem.includes("-----BEGIN CERTIFICATE-----")) throw new PolicyError(file, line, `targets.${t.name}.ca-file: ${t.caFile} holds no PEM certificate`);
-  }
+  const baseDir = path2.dirname(path2.resolve(file));
+  const byKind = new Map(adapters.map((ad) => [ad.kind, ad]));
+  const targets = Object.entries(raw.targets).map(([name2, t]) => {
+    const fail = (p, message) => {
+      throw new PolicyError(file, lineOf(locateNode(doc, ["targets", name2, ...p])), message);
+    };
+    return byKind.get(String(t.kind)).parseTarget(name2, t, { fail, baseDir });
+  });
   const names = /* @__PURE__ */ new Map();
   for (const t of targets) {
     const env = envName(t.name);
@@ -41150,9 +44236,10 @@ function parsePolicy(text, file) {
     if (clash) throw new PolicyError(file, lineOf(keyOffset(doc, ["targets"], t.name)), `targets "${clash}" and "${t.name}" both map to ${env}`);
     names.set(env, t.name);
   }
-  const rules = parseRules(raw, targets.map((t) => t.name), (p) => lineOf(locateNode(doc, p)), file);
+  const rules = parseRules(raw, targets, adapters, (p) => lineOf(locateNode(doc, p)), file);
   return {
-    path: path.resolve(file),
+    path: path2.resolve(file),
+    adapters,
     rules,
     hasRuleSettings: ["rules", "default", "unclassified"].some((k) => k in raw),
     approvals: approvalSettings(raw.approvals, (p) => lineOf(locateNode(doc, p)), file),
@@ -41165,9 +44252,7 @@ function parsePolicy(text, file) {
     masking: parseMasking(raw.masking, (p) => lineOf(locateNode(doc, p)), file)
   };
 }
-function envName(target) {
-  return `GATEWAY_${target.toUpperCase().replace(/-/g, "_")}_URL`;
-}
+var envName = (target) => targetVariable(target);
 function keyOffset(doc, parent, key) {
   const node = parent.length ? doc.getIn(parent, true) : doc.contents;
   if (!(0, import_yaml.isMap)(node)) return void 0;
@@ -41186,8 +44271,9 @@ function parseMasking(m, lineAt, file) {
   const applyTo = m["apply-to"] ?? ["client", "log"];
   return { columns, detectors: m.detectors ?? [], applyTo: { client: applyTo.includes("client"), log: applyTo.includes("log") } };
 }
-var CLASS_SET = new Set(SQL_CLASSES);
-function parseRules(raw, targetNames, lineAt, file) {
+var CLAIM_KEYS = { ref: "ref", "ref-not": "refNot", environment: "environment", actor: "actor", event: "event" };
+function parseRules(raw, targets, adapters, lineAt, file) {
+  const targetNames = targets.map((t) => t.name);
   const rules = [];
   const names = /* @__PURE__ */ new Set();
   (raw.rules ?? []).forEach((r, i) => {
@@ -41196,43 +44282,44 @@ function parseRules(raw, targetNames, lineAt, file) {
     };
     if (names.has(r.name)) fail(["name"], "another rule has the same name");
     names.add(r.name);
-    const w = r.when;
-    const m = {};
-    if (w.sql) {
-      w.sql.forEach((c, k) => {
-        if (!CLASS_SET.has(c)) fail(["when", "sql", k], `unknown SQL class "${c}" (classes: ${SQL_CLASSES.join(", ")})`);
-      });
-      m.sql = w.sql;
-    }
-    if (w.tables) m.tables = w.tables.map((g, k) => globOrFail(g, () => fail(["when", "tables", k], `bad table glob "${g}": only * is a wildcard`)));
-    if (w["text-matches"]) {
-      try {
-        m.textMatches = new RegExp(w["text-matches"], "u");
-      } catch (e) {
-        fail(["when", "text-matches"], `bad regular expression: ${e.message}`);
-      }
-    }
-    const claim = (key) => {
-      const v = w[key];
-      if (v === void 0) return void 0;
-      return (Array.isArray(v) ? v : [v]).map((g) => globOrFail(g, () => fail(["when", key], `bad glob "${g}": only * is a wildcard`)));
-    };
-    m.ref = claim("ref");
-    m.refNot = claim("ref-not");
-    m.environment = claim("environment");
-    m.actor = claim("actor");
-    m.event = claim("event");
-    const targets = r.target === void 0 ? null : (Array.isArray(r.target) ? r.target : [r.target]).map((g) => {
-      if (!g.includes("*") && !targetNames.includes(g)) fail(["target"], `target "${g}" is not defined in targets (defined: ${targetNames.join(", ")})`);
+    const ruleTargets = r.target === void 0 ? null : (Array.isArray(r.target) ? r.target : [r.target]).map((g) => {
+      if (!hasWildcard(g) && !targetNames.includes(g)) fail(["target"], `target "${g}" is not defined in targets (defined: ${targetNames.join(", ")})`);
       return globOrFail(g, () => fail(["target"], `bad target glob "${g}": only * is a wildcard`));
     });
-    rules.push({ name: r.name, targets, when: m, action: r.action, reason: r.reason });
+    const w = r.when;
+    const claims = {};
+    for (const [key, field] of Object.entries(CLAIM_KEYS)) {
+      const v = w[key];
+      if (v === void 0) continue;
+      claims[field] = (Array.isArray(v) ? v : [v]).map((g) => globOrFail(g, () => fail(["when", key], `bad glob "${g}": only * is a wildcard`)));
+    }
+    const keys = Object.keys(w);
+    const protocolKeys = keys.filter((k) => !(k in CLAIM_KEYS));
+    const kinds = new Set(targets.filter((t) => ruleTargets === null || ruleTargets.some((g) => g(t.name))).map((t) => t.kind));
+    let conditions = null;
+    if (protocolKeys.length > 0) {
+      conditions = /* @__PURE__ */ new Map();
+      for (const key of protocolKeys) {
+        if (!adapters.some((a) => kinds.has(a.kind) && a.conditions.some((c) => c.key === key))) {
+          const offered = adapters.filter((a) => a.conditions.some((c) => c.key === key)).map((a) => a.kind);
+          const scope = ruleTargets === null ? "the targets" : "the targets this rule applies to";
+          fail(["when", key], `when.${key} does not apply to ${scope} (${[...kinds].join(", ") || "none"}): ${offered.length ? `it is a condition of ${offered.join(", ")} targets` : "no target kind has it"}`);
+        }
+      }
+      for (const a of adapters) {
+        if (!kinds.has(a.kind)) continue;
+        const specs = protocolKeys.map((k) => a.conditions.find((c) => c.key === k));
+        if (specs.some((c) => c === void 0)) continue;
+        conditions.set(a.kind, specs.map((c) => c.compile(w[c.key], (message, at = []) => fail(["when", c.key, ...at], message))));
+      }
+    }
+    rules.push({ name: r.name, targets: ruleTargets, claims, conditions, keys, action: r.action, reason: r.reason });
   });
   return { rules, default: raw.default ?? "allow", unclassified: raw.unclassified ?? "deny" };
 }
 function globOrFail(glob, fail) {
   if (/[[\]?{}]/.test(glob) || glob.includes("**")) fail();
-  return globToRegExp(glob);
+  return nameGlob(glob);
 }
 var MAX_APPROVAL_TIMEOUT_MS = 24 * 36e5;
 function approvalSettings(raw, lineAt, file) {
@@ -41283,274 +44370,8 @@ function locateNode(doc, p) {
   return void 0;
 }
 
-// gateway/cli/daemon.ts
-import { spawn as spawn2 } from "node:child_process";
-import fs4 from "node:fs";
-import path2 from "node:path";
-
-// gateway/cli/env-file.ts
-function parseEnvFile(text) {
-  const env = {};
-  for (const line of text.split("\n")) {
-    const eq = line.indexOf("=");
-    if (eq > 0) env[line.slice(0, eq)] = line.slice(eq + 1);
-  }
-  return env;
-}
-
-// gateway/evidence/log-writer.ts
-var GENESIS_HASH = "0".repeat(64);
-
-// gateway/core/recorder.ts
-var MAX_TEXT = 64 * 1024;
-
-// gateway/postgres/codec/framer.ts
-var EMPTY = Buffer.alloc(0);
-
-// gateway/postgres/login-limits.ts
-var MAX_AUTH_MESSAGE_BODY = 65535 - 4;
-
-// gateway/postgres/codec/frontend.ts
-var F = {
-  Bind: 66,
-  // B
-  Close: 67,
-  // C
-  Describe: 68,
-  // D
-  Execute: 69,
-  // E
-  FunctionCall: 70,
-  // F
-  Flush: 72,
-  // H
-  Parse: 80,
-  // P
-  Query: 81,
-  // Q
-  Sync: 83,
-  // S
-  Terminate: 88,
-  // X
-  CopyData: 100,
-  // d
-  CopyDone: 99,
-  // c
-  CopyFail: 102,
-  // f
-  Password: 112
-  // p (also SASLInitialResponse and SASLResponse)
-};
-var VALID = new Set(Object.values(F));
-
-// node_modules/pg-protocol/esm/index.js
-var protocol = __toESM(require_dist2());
-
-// gateway/core/buffer-reclaim.ts
-var RECLAIM_EVERY_BYTES = 4 * 1024 * 1024;
-
-// gateway/postgres/pg-parser.ts
-var BASELINE_WASM_FLAG = "--liftoff-only";
-var MAX_PARSED_TEXT = 1024 * 1024;
-
-// gateway/postgres/sql-classifier.ts
-var CREATE = [
-  "CreateStmt",
-  "CreateSchemaStmt",
-  "CreateTableSpaceStmt",
-  "CreateExtensionStmt",
-  "CreateFdwStmt",
-  "CreateForeignServerStmt",
-  "CreateForeignTableStmt",
-  "CreateUserMappingStmt",
-  "ImportForeignSchemaStmt",
-  "CreatePolicyStmt",
-  "CreateAmStmt",
-  "CreatePLangStmt",
-  "CreateSeqStmt",
-  "DefineStmt",
-  "CreateDomainStmt",
-  "CreateOpClassStmt",
-  "CreateOpFamilyStmt",
-  "IndexStmt",
-  "CreateStatsStmt",
-  "CompositeTypeStmt",
-  "CreateEnumStmt",
-  "CreateRangeStmt",
-  "ViewStmt",
-  "CreatedbStmt",
-  "CreateConversionStmt",
-  "CreateCastStmt",
-  "CreateTransformStmt",
-  "CreatePublicationStmt",
-  "CreateSubscriptionStmt",
-  "CreateTableAsStmt"
-];
-var CODE = ["CreateFunctionStmt", "CreateTrigStmt", "CreateEventTrigStmt", "RuleStmt"];
-var ALTER = [
-  "AlterTableStmt",
-  "ReplicaIdentityStmt",
-  "AlterCollationStmt",
-  "AlterDomainStmt",
-  "AlterTableSpaceOptionsStmt",
-  "AlterTableMoveAllStmt",
-  "AlterExtensionStmt",
-  "AlterExtensionContentsStmt",
-  "AlterFdwStmt",
-  "AlterForeignServerStmt",
-  "AlterUserMappingStmt",
-  "AlterPolicyStmt",
-  "AlterEventTrigStmt",
-  "AlterSeqStmt",
-  "AlterOpFamilyStmt",
-  "AlterStatsStmt",
-  "AlterFunctionStmt",
-  "RenameStmt",
-  "AlterObjectDependsStmt",
-  "AlterObjectSchemaStmt",
-  "AlterOwnerStmt",
-  "AlterOperatorStmt",
-  "AlterTypeStmt",
-  "AlterEnumStmt",
-  "AlterDatabaseStmt",
-  "AlterDatabaseRefreshCollStmt",
-  "AlterDatabaseSetStmt",
-  "AlterSystemStmt",
-  "AlterTSDictionaryStmt",
-  "AlterTSConfigurationStmt",
-  "AlterPublicationStmt",
-  "AlterSubscriptionStmt",
-  "CommentStmt",
-  "SecLabelStmt"
-];
-var DROP = ["DropStmt", "DropTableSpaceStmt", "DropUserMappingStmt", "DropdbStmt", "DropSubscriptionStmt", "DropOwnedStmt"];
-var ROLE = ["CreateRoleStmt", "AlterRoleStmt", "AlterRoleSetStmt", "DropRoleStmt", "ReassignOwnedStmt"];
-var MAINTENANCE = ["ClusterStmt", "ReindexStmt", "RefreshMatViewStmt", "CheckPointStmt"];
-var UTILITY = [
-  "VariableShowStmt",
-  "DiscardStmt",
-  "ConstraintsSetStmt",
-  "LoadStmt",
-  "DeallocateStmt",
-  "ClosePortalStmt",
-  "FetchStmt",
-  "UnlistenStmt",
-  "ReturnStmt",
-  "PLAssignStmt"
-];
-var SIMPLE = {
-  SelectStmt: ["select"],
-  TruncateStmt: ["truncate"],
-  DoStmt: ["do-block"],
-  // A procedure runs code the parser cannot see.
-  CallStmt: ["do-block"],
-  TransactionStmt: ["transaction"],
-  LockStmt: ["lock"],
-  ListenStmt: ["listen"],
-  NotifyStmt: ["notify"],
-  VacuumStmt: ["vacuum", "maintenance"],
-  AlterDefaultPrivilegesStmt: ["grant"],
-  PrepareStmt: ["prepare"],
-  DeclareCursorStmt: ["cursor"]
-};
-for (const t of CREATE) SIMPLE[t] = ["create", "ddl"];
-for (const t of CODE) SIMPLE[t] = ["create", "ddl", "function-definition"];
-for (const t of ALTER) SIMPLE[t] = ["alter", "ddl"];
-for (const t of DROP) SIMPLE[t] = ["drop", "ddl"];
-for (const t of ROLE) SIMPLE[t] = ["role"];
-for (const t of MAINTENANCE) SIMPLE[t] = ["maintenance"];
-for (const t of UTILITY) SIMPLE[t] = ["utility"];
-
-// gateway/postgres/copy-masking.ts
-var SIGNATURE = Buffer.from("PGCOPY\n\xFF\r\n\0", "latin1");
-
-// gateway/postgres/session.ts
-var MAX_CLIENT_MESSAGE = 64 * 1024 * 1024;
-var BACKLOG_LIMIT = 4 * 1024 * 1024;
-
-// gateway/postgres/startup-settings.ts
-var ignored = () => [];
-var sets = (name2, value) => (arg) => [[name2, value ?? arg]];
-var PLAN_TYPES = { s: "enable_seqscan", i: "enable_indexscan", o: "enable_indexonlyscan", b: "enable_bitmapscan", t: "enable_tidscan", n: "enable_nestloop", m: "enable_mergejoin", h: "enable_hashjoin" };
-function atoi(s) {
-  const m = /^[ \t\n\v\f\r]*([+-]?)(\d*)/.exec(s);
-  const digits = m[2].replace(/^0+(?=\d)/, "");
-  if (digits.length > 9) return null;
-  const n = Number(digits || "0");
-  return m[1] === "-" ? -n : n;
-}
-function debugOptions(arg) {
-  const level = atoi(arg);
-  if (level === null) return `the debug level "${arg}" is out of range`;
-  const out = [["log_min_messages", level > 0 ? `debug${level}` : "notice"]];
-  if (level >= 2) out.push(["log_statement", "all"]);
-  if (level >= 3) out.push(["debug_print_parse", "true"]);
-  if (level >= 4) out.push(["debug_print_plan", "true"]);
-  if (level >= 5) out.push(["debug_print_rewritten", "true"]);
-  return out;
-}
-function longOption(flag) {
-  return (arg) => {
-    const eq = arg.indexOf("=");
-    if (eq < 0) return `${flag === "-" ? `--${arg}` : `-c ${arg}`} requires a value`;
-    const name2 = arg.slice(0, eq).replaceAll("-", "_");
-    if (name2 === "") return `"${arg}" names no setting`;
-    if (!SETTING_NAME.test(name2)) return `${JSON.stringify(name2)} is not a setting name`;
-    return [[asciiLower(name2), arg.slice(eq + 1)]];
-  };
-}
-var SWITCHES = {
-  B: { takesArg: true, effect: sets("shared_buffers") },
-  b: { takesArg: false, effect: ignored },
-  c: { takesArg: true, effect: longOption("c") },
-  C: { takesArg: true, effect: ignored },
-  D: { takesArg: true, effect: ignored },
-  d: { takesArg: true, effect: debugOptions },
-  E: { takesArg: false, effect: ignored },
-  e: { takesArg: false, effect: sets("datestyle", "euro") },
-  F: { takesArg: false, effect: sets("fsync", "false") },
-  f: { takesArg: true, effect: (arg) => PLAN_TYPES[arg[0] ?? ""] ? [[PLAN_TYPES[arg[0]], "false"]] : `-f ${arg} names no plan type` },
-  h: { takesArg: true, effect: sets("listen_addresses") },
-  i: { takesArg: false, effect: sets("listen_addresses", "*") },
-  j: { takesArg: false, effect: ignored },
-  k: { takesArg: true, effect: sets("unix_socket_directories") },
-  l: { takesArg: false, effect: sets("ssl", "true") },
-  N: { takesArg: true, effect: sets("max_connections") },
-  n: { takesArg: false, effect: ignored },
-  O: { takesArg: false, effect: sets("allow_system_table_mods", "true") },
-  P: { takesArg: false, effect: sets("ignore_system_indexes", "true") },
-  p: { takesArg: true, effect: sets("port") },
-  r: { takesArg: true, effect: ignored },
-  S: { takesArg: true, effect: sets("work_mem") },
-  s: { takesArg: false, effect: sets("log_statement_stats", "true") },
-  T: { takesArg: false, effect: ignored },
-  t: {
-    takesArg: true,
-    // get_stats_option_name: "pa..." parser, "pl..." planner, "e..." executor.
-    effect: (arg) => {
-      const name2 = arg[0] === "p" ? arg[1] === "a" ? "log_parser_stats" : arg[1] === "l" ? "log_planner_stats" : null : arg[0] === "e" ? "log_executor_stats" : null;
-      return name2 ? [[name2, "true"]] : `-t ${arg} names no statistics`;
-    }
-  },
-  v: { takesArg: true, effect: ignored },
-  W: { takesArg: true, effect: sets("post_auth_delay") },
-  "-": { takesArg: true, effect: longOption("-") }
-};
-var SETTING_NAME = /^[A-Za-z0-9_$.]+$/;
-var asciiLower = (s) => s.replace(/[A-Z]/g, (c) => c.toLowerCase());
-
-// gateway/postgres/table-names.ts
-var CATALOG_QUERY = [
-  `SELECT c.oid, n.nspname, c.relname, c.relkind, a.attnum, a.attname, a.atttypid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'c') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
-  `SELECT t.oid, t.typrelid, t.typelem, t.typbasetype, coalesce(r.rngsubtype, m.rngtypid, 0) FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_range r ON r.rngtypid = t.oid LEFT JOIN pg_catalog.pg_range m ON m.rngmultitypid = t.oid WHERE t.oid >= 16384`,
-  `SELECT r.ev_class, r.ev_action FROM pg_catalog.pg_rewrite r WHERE r.rulename = '_RETURN' AND r.ev_class >= 16384`,
-  `SELECT DISTINCT r.ev_class, d.refobjid, d.refobjsubid FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND r.rulename = '_RETURN'`,
-  `SELECT i.inhrelid, i.inhparent FROM pg_catalog.pg_inherits i`,
-  // Per function name: whether it is built in. Constructors of user range and multirange types
-  // are built-in code (they read no table).
-  `SELECT DISTINCT p.proname, n.nspname IN ('pg_catalog', 'information_schema') OR (l.lanname = 'internal' AND p.prosrc IN ('range_constructor2', 'range_constructor3', 'multirange_constructor0', 'multirange_constructor1', 'multirange_constructor2')) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN pg_catalog.pg_language l ON l.oid = p.prolang`
-].join("; ");
-var MAX_CATALOG_VALUE = 256 * 1024 * 1024;
+// gateway/postgres/adapter.ts
+import { randomBytes as randomBytes4 } from "node:crypto";
 
 // node_modules/@azure/identity/dist/esm/constants.js
 var SDK_VERSION = `4.14.1`;
@@ -42031,7 +44852,7 @@ __export(AADServerParamKeys_exports, {
   CLIENT_REQUEST_ID: () => CLIENT_REQUEST_ID,
   CLIENT_SECRET: () => CLIENT_SECRET,
   CLI_DATA: () => CLI_DATA,
-  CODE: () => CODE2,
+  CODE: () => CODE,
   CODE_CHALLENGE: () => CODE_CHALLENGE,
   CODE_CHALLENGE_METHOD: () => CODE_CHALLENGE_METHOD,
   CODE_VERIFIER: () => CODE_VERIFIER,
@@ -42105,7 +44926,7 @@ var NONCE = "nonce";
 var PROMPT = "prompt";
 var SESSION_STATE = "session_state";
 var CLIENT_INFO = "client_info";
-var CODE2 = "code";
+var CODE = "code";
 var CODE_CHALLENGE = "code_challenge";
 var CODE_CHALLENGE_METHOD = "code_challenge_method";
 var CODE_VERIFIER = "code_verifier";
@@ -44753,7 +47574,7 @@ var PromptValue2 = Constants_exports.PromptValue;
 var ResponseMode2 = Constants_exports.ResponseMode;
 
 // node_modules/@typespec/ts-http-runtime/dist/esm/util/object.js
-function isObject(input) {
+function isObject2(input) {
   return typeof input === "object" && input !== null && !Array.isArray(input) && !(input instanceof RegExp) && !(input instanceof Date);
 }
 
@@ -44825,11 +47646,11 @@ var Sanitizer = class {
           message: value.message
         };
       }
-      if (key === "headers" && isObject(value)) {
+      if (key === "headers" && isObject2(value)) {
         return this.sanitizeHeaders(value);
       } else if (key === "url" && typeof value === "string") {
         return this.sanitizeUrl(value);
-      } else if (key === "query" && isObject(value)) {
+      } else if (key === "query" && isObject2(value)) {
         return this.sanitizeQuery(value);
       } else if (key === "body") {
         return void 0;
@@ -44837,7 +47658,7 @@ var Sanitizer = class {
         return void 0;
       } else if (key === "operationSpec") {
         return void 0;
-      } else if (Array.isArray(value) || isObject(value)) {
+      } else if (Array.isArray(value) || isObject2(value)) {
         if (seen.has(value)) {
           return "[Circular]";
         }
@@ -44926,8 +47747,8 @@ var DEFAULT_CLIENT_MAX_RETRY_INTERVAL = 1e3 * 64;
 var retryPolicyLogger = createClientLogger("ts-http-runtime retryPolicy");
 
 // node_modules/@typespec/ts-http-runtime/dist/esm/policies/proxyPolicy.js
-var import_https_proxy_agent = __toESM(require_dist4(), 1);
-var import_http_proxy_agent = __toESM(require_dist5(), 1);
+var import_https_proxy_agent = __toESM(require_dist3(), 1);
+var import_http_proxy_agent = __toESM(require_dist4(), 1);
 
 // node_modules/@typespec/ts-http-runtime/dist/esm/policies/multipartPolicy.js
 var validBoundaryCharacters = new Set(`abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'()+,-./:=?`);
@@ -45142,6 +47963,6065 @@ var logger25 = credentialLogger("AuthorizationCodeCredential");
 var credentialName5 = "OnBehalfOfCredential";
 var logger26 = credentialLogger(credentialName5);
 
+// gateway/identity/azure.ts
+function postgresScope(authorityHost) {
+  const host = new URL(authorityHost).hostname;
+  if (host.endsWith(".us")) return "https://ossrdbms-aad.database.usgovcloudapi.net/.default";
+  if (host.endsWith(".cn")) return "https://ossrdbms-aad.database.chinacloudapi.cn/.default";
+  return "https://ossrdbms-aad.database.windows.net/.default";
+}
+
+// gateway/postgres/listener.ts
+import net3 from "node:net";
+import { randomInt } from "node:crypto";
+
+// gateway/postgres/codec/framer.ts
+var ProtocolError = class extends Error {
+  sqlState;
+  constructor(message, sqlState = "08P01") {
+    super(message);
+    this.name = "ProtocolError";
+    this.sqlState = sqlState;
+  }
+};
+var MAX_MESSAGE_LENGTH = 1073741823;
+var MessageFramer = class {
+  opts;
+  header = Buffer.alloc(5);
+  headerHave = 0;
+  type = 0;
+  bodyRemaining = 0;
+  inBody = false;
+  collecting = false;
+  parts = [];
+  partsLength = 0;
+  headerCopy = null;
+  pendingStart = -1;
+  headerStart = -1;
+  constructor(opts) {
+    this.opts = opts;
+  }
+  /**
+   * After push: null when no partial message is pending, else the offset in the last chunk where
+   * the pending message began (-1 when it began in an earlier chunk).
+   */
+  get partialStart() {
+    if (this.headerHave > 0) return this.headerStart;
+    return this.inBody ? this.pendingStart : null;
+  }
+  /** The type of the partial message pending, or null. */
+  get partialType() {
+    if (this.headerHave > 0) return this.header[0];
+    return this.inBody ? this.type : null;
+  }
+  /** True when no partial message is pending. */
+  get idle() {
+    return this.headerHave === 0 && !this.inBody;
+  }
+  push(chunk, onMessage) {
+    this.pendingStart = -1;
+    this.headerStart = -1;
+    let pos = 0;
+    const len = chunk.length;
+    while (pos < len) {
+      if (!this.inBody) {
+        const msgStart = this.headerHave === 0 ? pos : -1;
+        if (this.headerHave === 0 && len - pos >= 5) {
+          this.type = chunk[pos];
+          this.startBody(chunk.readInt32BE(pos + 1));
+          pos += 5;
+        } else {
+          if (this.headerHave === 0) this.headerStart = pos;
+          else this.headerStart = -1;
+          const take2 = Math.min(5 - this.headerHave, len - pos);
+          chunk.copy(this.header, this.headerHave, pos, pos + take2);
+          this.headerHave += take2;
+          pos += take2;
+          if (this.headerHave < 5) return;
+          this.type = this.header[0];
+          this.startBody(this.header.readInt32BE(1));
+        }
+        this.headerHave = 0;
+        if (this.bodyRemaining === 0) {
+          onMessage({
+            type: this.type,
+            body: this.collecting ? EMPTY2 : null,
+            start: msgStart,
+            end: pos,
+            assembled: msgStart < 0 && this.collecting ? Buffer.from(this.header) : null
+          });
+          continue;
+        }
+        if (msgStart >= 0 && len - pos >= this.bodyRemaining) {
+          const end = pos + this.bodyRemaining;
+          const body2 = this.collecting ? chunk.subarray(pos, end) : null;
+          this.bodyRemaining = 0;
+          this.inBody = false;
+          pos = end;
+          onMessage({ type: this.type, body: body2, start: msgStart, end, assembled: null });
+          continue;
+        }
+        this.inBody = true;
+        if (this.collecting) this.headerCopy = Buffer.from(msgStart >= 0 ? chunk.subarray(msgStart, msgStart + 5) : this.header);
+        this.pendingStart = msgStart;
+      }
+      const take = Math.min(this.bodyRemaining, len - pos);
+      if (this.collecting) {
+        this.parts.push(chunk.subarray(pos, pos + take));
+        this.partsLength += take;
+      }
+      pos += take;
+      this.bodyRemaining -= take;
+      if (this.bodyRemaining > 0) return;
+      this.inBody = false;
+      let body = null;
+      let assembled = null;
+      if (this.collecting) {
+        assembled = Buffer.concat([this.headerCopy, ...this.parts], 5 + this.partsLength);
+        body = assembled.subarray(5);
+        this.parts = [];
+        this.partsLength = 0;
+        this.headerCopy = null;
+      }
+      onMessage({ type: this.type, body, start: this.pendingStart, end: pos, assembled });
+    }
+  }
+  startBody(length) {
+    const t = this.type;
+    if (this.opts.isValidType && !this.opts.isValidType(t)) {
+      throw new ProtocolError(`invalid message type 0x${t.toString(16).padStart(2, "0")} from ${this.opts.peer}`);
+    }
+    if (length < 4 || length > MAX_MESSAGE_LENGTH) {
+      throw new ProtocolError(`invalid message length ${length} for message type ${describeType(t)} from ${this.opts.peer}`);
+    }
+    this.bodyRemaining = length - 4;
+    this.collecting = this.opts.collect(t);
+    if (this.collecting && this.bodyRemaining > this.opts.maxCollectedBody) {
+      throw new ProtocolError(
+        `message type ${describeType(t)} from ${this.opts.peer} is ${this.bodyRemaining} bytes, over the limit of ${this.opts.maxCollectedBody}`,
+        "54000"
+      );
+    }
+  }
+};
+var EMPTY2 = Buffer.alloc(0);
+function describeType(t) {
+  return t >= 32 && t < 127 ? `'${String.fromCharCode(t)}'` : `0x${t.toString(16).padStart(2, "0")}`;
+}
+
+// gateway/postgres/codec/reader.ts
+var BodyReader = class {
+  pos = 0;
+  buf;
+  what;
+  constructor(buf, what) {
+    this.buf = buf;
+    this.what = what;
+  }
+  get remaining() {
+    return this.buf.length - this.pos;
+  }
+  need(n) {
+    if (n < 0 || this.pos + n > this.buf.length) throw new ProtocolError(`malformed ${this.what}: truncated`);
+  }
+  byte() {
+    this.need(1);
+    return this.buf[this.pos++];
+  }
+  int16() {
+    this.need(2);
+    const v = this.buf.readInt16BE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+  int32() {
+    this.need(4);
+    const v = this.buf.readInt32BE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  bytes(n) {
+    this.need(n);
+    const v = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return v;
+  }
+  cstring() {
+    const end = this.buf.indexOf(0, this.pos);
+    if (end < 0) throw new ProtocolError(`malformed ${this.what}: unterminated string`);
+    const v = this.buf.toString("utf8", this.pos, end);
+    this.pos = end + 1;
+    return v;
+  }
+  rest() {
+    const v = this.buf.subarray(this.pos);
+    this.pos = this.buf.length;
+    return v;
+  }
+  end() {
+    if (this.pos !== this.buf.length) throw new ProtocolError(`malformed ${this.what}: ${this.buf.length - this.pos} unexpected trailing bytes`);
+  }
+};
+var MessageWriter = class {
+  parts = [];
+  length = 0;
+  byte(v) {
+    return this.push(Buffer.from([v]));
+  }
+  int16(v) {
+    const b = Buffer.alloc(2);
+    b.writeInt16BE(v);
+    return this.push(b);
+  }
+  int32(v) {
+    const b = Buffer.alloc(4);
+    b.writeInt32BE(v);
+    return this.push(b);
+  }
+  cstring(s) {
+    return this.push(Buffer.from(s + "\0", "utf8"));
+  }
+  bytes(b) {
+    return this.push(b);
+  }
+  push(b) {
+    this.parts.push(b);
+    this.length += b.length;
+    return this;
+  }
+  /** A typed message; with type null, an untyped one (startup-phase packets). */
+  finish(type) {
+    const headerLen = type === null ? 4 : 5;
+    const out = Buffer.alloc(headerLen + this.length);
+    let pos = 0;
+    if (type !== null) out[pos++] = type;
+    out.writeInt32BE(this.length + 4, pos);
+    pos += 4;
+    for (const p of this.parts) {
+      p.copy(out, pos);
+      pos += p.length;
+    }
+    return out;
+  }
+};
+
+// gateway/postgres/codec/startup.ts
+var PROTOCOL_3_0 = 196608;
+var SSL_REQUEST = 80877103;
+var GSSENC_REQUEST = 80877104;
+var CANCEL_REQUEST = 80877102;
+var MAX_STARTUP_LENGTH = 1e4;
+function startupPacketLength(buf) {
+  if (buf.length < 4) return null;
+  const len = buf.readInt32BE(0);
+  if (len < 8 || len > MAX_STARTUP_LENGTH) {
+    throw new ProtocolError(`invalid startup packet length ${len}`);
+  }
+  return len;
+}
+function decodeStartupPacket(packet) {
+  const r = new BodyReader(packet.subarray(4), "startup packet");
+  const code = r.int32();
+  if (code === SSL_REQUEST) return { kind: "ssl-request" };
+  if (code === GSSENC_REQUEST) return { kind: "gssenc-request" };
+  if (code === CANCEL_REQUEST) {
+    const processId = r.int32();
+    const secretKey = Buffer.from(r.rest());
+    if (secretKey.length < 4 || secretKey.length > 256) throw new ProtocolError("malformed cancel request");
+    return { kind: "cancel", processId, secretKey };
+  }
+  const major = code >>> 16;
+  const minor = code & 65535;
+  if (major !== 3) {
+    throw new ProtocolError(`unsupported frontend protocol ${major}.${minor}: server supports 3.0`, "0A000");
+  }
+  const parameters = /* @__PURE__ */ new Map();
+  const protocolOptions = [];
+  for (; ; ) {
+    const key = r.cstring();
+    if (key === "") break;
+    const value = r.cstring();
+    if (key.startsWith("_pq_.")) protocolOptions.push(key);
+    else parameters.set(key, value);
+  }
+  r.end();
+  return { kind: "startup", major, minor, parameters, protocolOptions };
+}
+function encodeStartupMessage(parameters) {
+  const w = new MessageWriter().int32(PROTOCOL_3_0);
+  for (const [k, v] of parameters) w.cstring(k).cstring(v);
+  return w.byte(0).finish(null);
+}
+
+// gateway/postgres/startup-reader.ts
+var StartupRefusal = class extends Error {
+  reply;
+  constructor(message, reply) {
+    super(message);
+    this.name = "StartupRefusal";
+    this.reply = reply;
+  }
+};
+function nextPacket(socket, state3) {
+  return new Promise((resolve, reject) => {
+    const tryParse = () => {
+      const buf = state3.buf;
+      if (buf.length >= 1 && buf[0] === 22) {
+        reject(new StartupRefusal("direct TLS handshake", { code: "08P01", message: "direct TLS connections are not supported by the gateway; use sslmode=disable (the listener is on loopback)" }));
+        return true;
+      }
+      let len;
+      try {
+        len = startupPacketLength(buf);
+      } catch (e) {
+        reject(new StartupRefusal(e.message, null));
+        return true;
+      }
+      if (len === null || buf.length < len) return false;
+      state3.buf = buf.subarray(len);
+      resolve(buf.subarray(0, len));
+      return true;
+    };
+    if (tryParse()) return;
+    const onData = (d) => {
+      state3.buf = state3.buf.length ? Buffer.concat([state3.buf, d]) : d;
+      if (tryParse()) cleanup();
+    };
+    const onClose = () => (cleanup(), resolve(null));
+    const cleanup = () => {
+      socket.off("data", onData);
+      socket.off("close", onClose);
+    };
+    socket.on("data", onData);
+    socket.on("close", onClose);
+  });
+}
+async function readStartup(socket) {
+  const state3 = { buf: Buffer.alloc(0) };
+  let sslDone = false;
+  let gssDone = false;
+  for (; ; ) {
+    const packet = await nextPacket(socket, state3);
+    if (!packet) return null;
+    const code = packet.readInt32BE(4);
+    let p;
+    try {
+      p = decodeStartupPacket(packet);
+    } catch (e) {
+      const err = e;
+      if (code === CANCEL_REQUEST) throw new StartupRefusal(err.message, null);
+      throw new StartupRefusal(err.message, { code: err.sqlState ?? "08P01", message: err.message });
+    }
+    if (p.kind === "ssl-request" && !sslDone || p.kind === "gssenc-request" && !gssDone) {
+      if (state3.buf.length > 0) throw new StartupRefusal("data after an encryption request", { code: "08P01", message: `received unencrypted data after ${p.kind === "ssl-request" ? "SSL" : "GSSAPI encryption"} request` });
+      socket.write("N");
+      if (p.kind === "ssl-request") sslDone = true;
+      else gssDone = true;
+      continue;
+    }
+    if (p.kind === "ssl-request" || p.kind === "gssenc-request") {
+      throw new StartupRefusal("repeated encryption request", { code: "0A000", message: `unsupported frontend protocol ${code >>> 16}.${code & 65535}: server supports 3.0` });
+    }
+    socket.pause();
+    if (p.kind !== "cancel" && state3.buf.length > 0) socket.unshift(state3.buf);
+    return p;
+  }
+}
+
+// gateway/postgres/login-limits.ts
+var MAX_UNAUTHENTICATED = 64;
+var DEFAULT_LOGIN_TIMEOUT_MS = 1e4;
+var LOGIN_TIMEOUT_ENV = "GATEWAY_ACTION_LOGIN_TIMEOUT_MS";
+var MAX_AUTH_MESSAGE_BODY = 65535 - 4;
+var REFUSAL_LINGER_MS = 1e3;
+function loginTimeoutMs(env = process.env) {
+  const v = Number(env[LOGIN_TIMEOUT_ENV]);
+  return Number.isInteger(v) && v > 0 ? v : DEFAULT_LOGIN_TIMEOUT_MS;
+}
+var LoginGuard = class {
+  pending = /* @__PURE__ */ new Map();
+  timeoutMs;
+  max;
+  constructor(timeoutMs = loginTimeoutMs(), max = MAX_UNAUTHENTICATED) {
+    this.timeoutMs = timeoutMs;
+    this.max = max;
+  }
+  /** Starts the socket's deadline; false when the listener already has too many. */
+  admit(socket, onTimeout) {
+    if (this.pending.size >= this.max) return false;
+    const timer = setTimeout(() => {
+      this.pending.delete(socket);
+      onTimeout();
+      socket.destroy();
+    }, this.timeoutMs);
+    this.pending.set(socket, timer);
+    socket.once("close", () => this.release(socket));
+    return true;
+  }
+  /** The client authenticated (or the connection ended): it no longer counts. */
+  release(socket) {
+    const timer = this.pending.get(socket);
+    if (timer === void 0) return;
+    clearTimeout(timer);
+    this.pending.delete(socket);
+  }
+  get count() {
+    return this.pending.size;
+  }
+  get timeout() {
+    return this.timeoutMs;
+  }
+};
+function closeAfter(socket, finalMessage) {
+  socket.removeAllListeners("data");
+  socket.pause();
+  if (finalMessage) socket.end(finalMessage);
+  else socket.end();
+  setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
+}
+
+// gateway/postgres/codec/backend.ts
+var B = {
+  Authentication: 82,
+  // R
+  BackendKeyData: 75,
+  // K
+  BindComplete: 50,
+  // 2
+  CloseComplete: 51,
+  // 3
+  CommandComplete: 67,
+  // C
+  CopyData: 100,
+  // d
+  CopyDone: 99,
+  // c
+  CopyInResponse: 71,
+  // G
+  CopyOutResponse: 72,
+  // H
+  CopyBothResponse: 87,
+  // W
+  DataRow: 68,
+  // D
+  EmptyQueryResponse: 73,
+  // I
+  ErrorResponse: 69,
+  // E
+  FunctionCallResponse: 86,
+  // V
+  NegotiateProtocolVersion: 118,
+  // v
+  NoData: 110,
+  // n
+  NoticeResponse: 78,
+  // N
+  NotificationResponse: 65,
+  // A
+  ParameterDescription: 116,
+  // t
+  ParameterStatus: 83,
+  // S
+  ParseComplete: 49,
+  // 1
+  PortalSuspended: 115,
+  // s
+  ReadyForQuery: 90,
+  // Z
+  RowDescription: 84
+  // T
+};
+var AUTH = { Ok: 0, CleartextPassword: 3, MD5Password: 5, SASL: 10, SASLContinue: 11, SASLFinal: 12 };
+function noticeBody(f) {
+  const w = new MessageWriter();
+  w.byte(83).cstring(f.severity).byte(86).cstring(f.severity);
+  w.byte(67).cstring(f.code).byte(77).cstring(f.message);
+  if (f.detail) w.byte(68).cstring(f.detail);
+  if (f.hint) w.byte(72).cstring(f.hint);
+  return w.byte(0);
+}
+function encodeErrorResponse(f) {
+  return noticeBody(f).finish(B.ErrorResponse);
+}
+function encodeNoticeResponse(f) {
+  return noticeBody(f).finish(B.NoticeResponse);
+}
+function encodeAuthentication(code, data) {
+  const w = new MessageWriter().int32(code);
+  if (data) w.bytes(data);
+  return w.finish(B.Authentication);
+}
+function encodeAuthenticationSASL(mechanisms) {
+  const w = new MessageWriter().int32(AUTH.SASL);
+  for (const m of mechanisms) w.cstring(m);
+  return w.byte(0).finish(B.Authentication);
+}
+function encodeParameterStatus(name2, value) {
+  return new MessageWriter().cstring(name2).cstring(value).finish(B.ParameterStatus);
+}
+function encodeBackendKeyData(processId, secretKey) {
+  return new MessageWriter().int32(processId).int32(secretKey).finish(B.BackendKeyData);
+}
+function encodeReadyForQuery(status) {
+  return new MessageWriter().byte(status.charCodeAt(0)).finish(B.ReadyForQuery);
+}
+function encodeNegotiateProtocolVersion(newestMinor, unrecognized) {
+  const w = new MessageWriter().int32(newestMinor).int32(unrecognized.length);
+  for (const o of unrecognized) w.cstring(o);
+  return w.finish(B.NegotiateProtocolVersion);
+}
+function decodeNotice(body) {
+  const r = new BodyReader(body, "ErrorResponse/NoticeResponse");
+  const fields = /* @__PURE__ */ new Map();
+  for (; ; ) {
+    const code = r.byte();
+    if (code === 0) break;
+    fields.set(String.fromCharCode(code), r.cstring());
+  }
+  return {
+    severity: fields.get("V") ?? fields.get("S") ?? "ERROR",
+    code: fields.get("C") ?? "XX000",
+    message: fields.get("M") ?? "",
+    detail: fields.get("D"),
+    hint: fields.get("H")
+  };
+}
+function decodeCommandComplete(body) {
+  const end = body.indexOf(0);
+  return body.toString("utf8", 0, end < 0 ? body.length : end);
+}
+function decodeReadyForQuery(body) {
+  const s = String.fromCharCode(body[0] ?? 73);
+  return s === "T" || s === "E" ? s : "I";
+}
+function decodeRowDescription(body) {
+  const r = new BodyReader(body, "RowDescription");
+  const n = r.int16();
+  const cols = [];
+  for (let i = 0; i < n; i++) {
+    const name2 = r.cstring();
+    const tableOid = r.int32() >>> 0;
+    const attnum = r.int16();
+    const typeOid = r.int32() >>> 0;
+    r.int16();
+    r.int32();
+    const format = r.int16();
+    cols.push({ name: name2, tableOid, attnum, typeOid, format });
+  }
+  return cols;
+}
+function decodeDataRow(body) {
+  const r = new BodyReader(body, "DataRow");
+  const n = r.int16();
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const len = r.int32();
+    out.push(len < 0 ? null : r.bytes(len));
+  }
+  return out;
+}
+function encodeDataRow(fields) {
+  let size = 7;
+  for (const f of fields) size += 4 + (f ? f.length : 0);
+  const out = Buffer.allocUnsafe(size);
+  out[0] = B.DataRow;
+  out.writeInt32BE(size - 1, 1);
+  out.writeInt16BE(fields.length, 5);
+  let pos = 7;
+  for (const f of fields) {
+    if (f === null) {
+      out.writeInt32BE(-1, pos);
+      pos += 4;
+    } else {
+      out.writeInt32BE(f.length, pos);
+      f.copy(out, pos + 4);
+      pos += 4 + f.length;
+    }
+  }
+  return out;
+}
+function decodeNoticeFields(body) {
+  const r = new BodyReader(body, "ErrorResponse/NoticeResponse");
+  const fields = [];
+  for (; ; ) {
+    const code = r.byte();
+    if (code === 0) return fields;
+    fields.push([String.fromCharCode(code), r.cstring()]);
+  }
+}
+function encodeNoticeFields(type, fields) {
+  const w = new MessageWriter();
+  for (const [code, value] of fields) w.byte(code.charCodeAt(0)).cstring(value);
+  return w.byte(0).finish(type);
+}
+function decodeNotification(body) {
+  const r = new BodyReader(body, "NotificationResponse");
+  return { processId: r.int32(), channel: r.cstring(), payload: r.cstring() };
+}
+function decodeParameterStatus(body) {
+  const r = new BodyReader(body, "ParameterStatus");
+  return [r.cstring(), r.cstring()];
+}
+function decodeBackendKeyData(body) {
+  const r = new BodyReader(body, "BackendKeyData");
+  return { processId: r.int32(), secretKey: Buffer.from(r.rest()) };
+}
+function decodeAuthentication(body) {
+  const r = new BodyReader(body, "Authentication message");
+  const code = r.int32();
+  switch (code) {
+    case AUTH.MD5Password:
+      return { code, salt: Buffer.from(r.bytes(4)) };
+    case AUTH.SASL: {
+      const mechanisms = [];
+      for (; ; ) {
+        const m = r.cstring();
+        if (!m) break;
+        mechanisms.push(m);
+      }
+      return { code, mechanisms };
+    }
+    case AUTH.SASLContinue:
+    case AUTH.SASLFinal:
+      return { code, data: r.rest().toString("utf8") };
+    default:
+      return { code };
+  }
+}
+
+// gateway/postgres/codec/frontend.ts
+var F = {
+  Bind: 66,
+  // B
+  Close: 67,
+  // C
+  Describe: 68,
+  // D
+  Execute: 69,
+  // E
+  FunctionCall: 70,
+  // F
+  Flush: 72,
+  // H
+  Parse: 80,
+  // P
+  Query: 81,
+  // Q
+  Sync: 83,
+  // S
+  Terminate: 88,
+  // X
+  CopyData: 100,
+  // d
+  CopyDone: 99,
+  // c
+  CopyFail: 102,
+  // f
+  Password: 112
+  // p (also SASLInitialResponse and SASLResponse)
+};
+var VALID = new Set(Object.values(F));
+function isFrontendType(t) {
+  return VALID.has(t);
+}
+function decodeQuery(body) {
+  const r = new BodyReader(body, "Query message");
+  const q = r.cstring();
+  r.end();
+  return q;
+}
+function decodeParse(body) {
+  const r = new BodyReader(body, "Parse message");
+  const statement = r.cstring();
+  const query = r.cstring();
+  const n = r.int16();
+  if (n < 0) throw new ProtocolError("malformed Parse message: negative parameter count");
+  const paramTypes = [];
+  for (let i = 0; i < n; i++) paramTypes.push(r.int32() >>> 0);
+  r.end();
+  return { statement, query, paramTypes };
+}
+function formatCodes(r, what) {
+  const n = r.int16();
+  if (n < 0) throw new ProtocolError(`malformed ${what}: negative format count`);
+  const codes = [];
+  for (let i = 0; i < n; i++) {
+    const c = r.int16();
+    if (c !== 0 && c !== 1) throw new ProtocolError(`malformed ${what}: invalid format code ${c}`);
+    codes.push(c);
+  }
+  return codes;
+}
+function values(r, what) {
+  const n = r.int16();
+  if (n < 0) throw new ProtocolError(`malformed ${what}: negative value count`);
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const len = r.int32();
+    if (len < -1) throw new ProtocolError(`malformed ${what}: invalid value length ${len}`);
+    out.push(len === -1 ? null : r.bytes(len));
+  }
+  return out;
+}
+function decodeBind(body) {
+  const r = new BodyReader(body, "Bind message");
+  const portal = r.cstring();
+  const statement = r.cstring();
+  const paramFormats = formatCodes(r, "Bind message");
+  const params = values(r, "Bind message");
+  if (paramFormats.length > 1 && paramFormats.length !== params.length) {
+    throw new ProtocolError(`malformed Bind message: ${paramFormats.length} parameter formats for ${params.length} parameters`);
+  }
+  const resultFormats = formatCodes(r, "Bind message");
+  r.end();
+  return { portal, statement, paramFormats, params, resultFormats };
+}
+function decodeExecute(body) {
+  const r = new BodyReader(body, "Execute message");
+  const portal = r.cstring();
+  const maxRows = r.int32();
+  r.end();
+  return { portal, maxRows };
+}
+function decodeTarget(body, what) {
+  const r = new BodyReader(body, what);
+  const k = r.byte();
+  if (k !== 83 && k !== 80) throw new ProtocolError(`malformed ${what}: expected 'S' or 'P'`);
+  const name2 = r.cstring();
+  r.end();
+  return { kind: k === 83 ? "S" : "P", name: name2 };
+}
+function decodeCopyFail(body) {
+  const r = new BodyReader(body, "CopyFail message");
+  const m = r.cstring();
+  r.end();
+  return m;
+}
+function decodeFunctionCall(body) {
+  const r = new BodyReader(body, "FunctionCall message");
+  const oid = r.int32() >>> 0;
+  const argFormats = formatCodes(r, "FunctionCall message");
+  const args = values(r, "FunctionCall message");
+  const resultFormat = r.int16();
+  r.end();
+  return { oid, argFormats, args, resultFormat };
+}
+function decodeSASLInitialResponse(body) {
+  const r = new BodyReader(body, "SASLInitialResponse message");
+  const mechanism = r.cstring();
+  const len = r.int32();
+  const data = len === -1 ? Buffer.alloc(0) : r.bytes(len);
+  r.end();
+  return { mechanism, data };
+}
+
+// gateway/postgres/message-queue.ts
+var MessageQueue = class {
+  framer;
+  queue = [];
+  waiter = null;
+  error = null;
+  socket;
+  onData = (chunk) => {
+    if (this.error) return;
+    try {
+      this.framer.push(chunk, (m) => this.deliver({ type: m.type, body: Buffer.from(m.body) }));
+    } catch (e) {
+      this.fail(e);
+    }
+  };
+  onEnd = () => this.fail(new ProtocolError(`${this.peer} closed the connection`, "08006"));
+  onError = (e) => this.fail(e);
+  peer;
+  /** maxBody: the largest message body accepted (PostgreSQL takes authentication messages up to 65535 bytes). */
+  constructor(socket, peer, opts = {}) {
+    this.socket = socket;
+    this.peer = peer;
+    this.framer = new MessageFramer({ collect: () => true, maxCollectedBody: opts.maxBody ?? 1 << 20, peer });
+    socket.on("data", this.onData);
+    socket.on("end", this.onEnd);
+    socket.on("close", this.onEnd);
+    socket.on("error", this.onError);
+    socket.resume();
+  }
+  next(timeoutMs, what) {
+    const m = this.queue.shift();
+    if (this.queue.length === 0 && !this.error && !this.socket.destroyed) this.socket.resume();
+    if (m) return Promise.resolve(m);
+    if (this.error) return Promise.reject(this.error);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = null;
+        reject(new ProtocolError(`timed out after ${timeoutMs / 1e3}s waiting for ${what} from ${this.peer}`, "08006"));
+      }, timeoutMs);
+      this.waiter = {
+        resolve: (v) => (clearTimeout(timer), resolve(v)),
+        reject: (e) => (clearTimeout(timer), reject(e))
+      };
+    });
+  }
+  /** Stops reading (the socket stays paused for its next owner); leftover data is an error. */
+  detach() {
+    this.socket.pause();
+    this.socket.off("data", this.onData);
+    this.socket.off("end", this.onEnd);
+    this.socket.off("close", this.onEnd);
+    this.socket.off("error", this.onError);
+    if (this.queue.length > 0 || !this.framer.idle) {
+      throw new ProtocolError(`${this.peer} sent unexpected data during startup`);
+    }
+  }
+  deliver(m) {
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w.resolve(m);
+    } else {
+      this.queue.push(m);
+      this.socket.pause();
+    }
+  }
+  fail(e) {
+    if (this.error) return;
+    this.error = e;
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w.reject(e);
+    }
+  }
+};
+
+// gateway/postgres/scram.ts
+import { createHash as createHash2, createHmac, pbkdf2Sync, randomBytes as randomBytes2, timingSafeEqual } from "node:crypto";
+var ITERATIONS = 4096;
+var hmac = (key, data) => createHmac("sha256", key).update(data).digest();
+var sha256 = (data) => createHash2("sha256").update(data).digest();
+var xor = (a, b) => Buffer.from(a.map((v, i) => v ^ b[i]));
+function attributes(msg) {
+  const out = /* @__PURE__ */ new Map();
+  for (const part of msg.split(",")) {
+    const eq = part.indexOf("=");
+    if (eq === 1) out.set(part[0], part.slice(2));
+  }
+  return out;
+}
+var ScramError = class extends Error {
+};
+function makeVerifier(password) {
+  const salt = randomBytes2(16);
+  const salted = pbkdf2Sync(password.normalize("NFKC"), salt, ITERATIONS, 32, "sha256");
+  return { salt, iterations: ITERATIONS, storedKey: sha256(hmac(salted, "Client Key")), serverKey: hmac(salted, "Server Key") };
+}
+var ScramServer = class {
+  v;
+  clientFirstBare = "";
+  serverFirst = "";
+  nonce = "";
+  gs2 = "";
+  constructor(v) {
+    this.v = v;
+  }
+  first(clientFirst) {
+    const m = /^([ny](?:=[^,]*)?|p=[^,]*),([^,]*),(.*)$/.exec(clientFirst);
+    if (!m) throw new ScramError("malformed SCRAM client-first-message");
+    if (m[1].startsWith("p")) throw new ScramError("channel binding is not supported by the gateway");
+    this.gs2 = `${m[1]},${m[2]},`;
+    this.clientFirstBare = m[3];
+    const cnonce = attributes(this.clientFirstBare).get("r");
+    if (!cnonce) throw new ScramError("SCRAM client-first-message has no nonce");
+    this.nonce = cnonce + randomBytes2(18).toString("base64");
+    this.serverFirst = `r=${this.nonce},s=${this.v.salt.toString("base64")},i=${this.v.iterations}`;
+    return this.serverFirst;
+  }
+  /** Returns server-final-message, or throws when the proof is wrong. */
+  final(clientFinal) {
+    const idx = clientFinal.lastIndexOf(",p=");
+    if (idx < 0) throw new ScramError("SCRAM client-final-message has no proof");
+    const withoutProof = clientFinal.slice(0, idx);
+    const a = attributes(withoutProof);
+    if (a.get("c") !== Buffer.from(this.gs2).toString("base64")) throw new ScramError("SCRAM channel binding data mismatch");
+    if (a.get("r") !== this.nonce) throw new ScramError("SCRAM nonce mismatch");
+    const proof = Buffer.from(clientFinal.slice(idx + 3), "base64");
+    const authMessage = `${this.clientFirstBare},${this.serverFirst},${withoutProof}`;
+    const clientSignature = hmac(this.v.storedKey, authMessage);
+    if (proof.length !== clientSignature.length) throw new ScramError("password authentication failed");
+    const clientKey = xor(proof, clientSignature);
+    if (!timingSafeEqual(sha256(clientKey), this.v.storedKey)) throw new ScramError("password authentication failed");
+    return `v=${hmac(this.v.serverKey, authMessage).toString("base64")}`;
+  }
+};
+var ScramClient = class {
+  password;
+  cnonce = randomBytes2(18).toString("base64");
+  clientFirstBare = "";
+  expectedServerSignature = null;
+  constructor(password) {
+    this.password = password;
+  }
+  first() {
+    this.clientFirstBare = `n=*,r=${this.cnonce}`;
+    return `n,,${this.clientFirstBare}`;
+  }
+  final(serverFirst) {
+    const a = attributes(serverFirst);
+    const nonce = a.get("r");
+    const salt = a.get("s");
+    const iterations = Number(a.get("i"));
+    if (!nonce || !nonce.startsWith(this.cnonce) || !salt || !Number.isInteger(iterations) || iterations < 1) {
+      throw new ScramError("malformed SCRAM server-first-message from upstream");
+    }
+    const salted = pbkdf2Sync(this.password.normalize("NFKC"), Buffer.from(salt, "base64"), iterations, 32, "sha256");
+    const clientKey = hmac(salted, "Client Key");
+    const withoutProof = `c=biws,r=${nonce}`;
+    const authMessage = `${this.clientFirstBare},${serverFirst},${withoutProof}`;
+    const proof = xor(clientKey, hmac(sha256(clientKey), authMessage));
+    this.expectedServerSignature = hmac(hmac(salted, "Server Key"), authMessage);
+    return `${withoutProof},p=${proof.toString("base64")}`;
+  }
+  verify(serverFinal) {
+    const v = attributes(serverFinal).get("v");
+    const got = Buffer.from(v ?? "", "base64");
+    const want = this.expectedServerSignature;
+    if (!want || got.length !== want.length || !timingSafeEqual(got, want)) {
+      throw new ScramError("upstream server signature did not verify: the server does not know the password");
+    }
+  }
+};
+function md5Password(user, password, salt) {
+  const inner = createHash2("md5").update(password + user).digest("hex");
+  return "md5" + createHash2("md5").update(Buffer.concat([Buffer.from(inner), salt])).digest("hex");
+}
+
+// gateway/postgres/upstream.ts
+import net2 from "node:net";
+import tls from "node:tls";
+import fs5 from "node:fs";
+
+// node_modules/pg-protocol/esm/index.js
+var protocol = __toESM(require_dist5());
+var serialize2 = protocol.serialize;
+
+// gateway/postgres/peer-name.ts
+import net from "node:net";
+function parseSubjectAltName(s) {
+  const out = [];
+  if (!s) return out;
+  let i = 0;
+  while (i < s.length) {
+    const colon = s.indexOf(":", i);
+    if (colon < 0) return null;
+    const type = s.slice(i, colon);
+    let value;
+    let next;
+    if (s[colon + 1] === '"') {
+      let end = colon + 2;
+      let parsed = null;
+      for (; end <= s.length; end++) {
+        if (s[end - 1] !== '"' || end === colon + 2) continue;
+        try {
+          parsed = JSON.parse(s.slice(colon + 1, end));
+          break;
+        } catch {
+        }
+      }
+      if (parsed === null) return null;
+      value = parsed;
+      next = end;
+    } else {
+      const sep = s.indexOf(", ", colon + 1);
+      next = sep < 0 ? s.length : sep;
+      value = s.slice(colon + 1, next);
+    }
+    out.push({ type, value });
+    if (next >= s.length) break;
+    if (s.slice(next, next + 2) !== ", ") return null;
+    i = next + 2;
+  }
+  return out;
+}
+var asciiLower = (s) => s.replace(/[A-Z]/g, (c) => c.toLowerCase());
+function nameMatches(pattern, host) {
+  const p = asciiLower(pattern);
+  const h = asciiLower(host);
+  if (p === h) return true;
+  if (p.length < 3 || !p.startsWith("*.") || p.length > h.length) return false;
+  if (!h.endsWith(p.slice(1))) return false;
+  return !(h.indexOf(".") < h.length - p.length);
+}
+function addressesEqual(a, b) {
+  const fa = net.isIP(a);
+  const fb = net.isIP(b);
+  if (!fa || fa !== fb) return false;
+  const list2 = new net.BlockList();
+  const family = fa === 4 ? "ipv4" : "ipv6";
+  list2.addAddress(a, family);
+  return list2.check(b, family);
+}
+function checkPeerNameLikeLibpq(host, cert) {
+  const hostIsIp = net.isIP(host) !== 0;
+  const sans = parseSubjectAltName(cert.subjectaltname);
+  if (!sans) return new Error(`the server certificate's subject alternative names cannot be read: ${JSON.stringify(cert.subjectaltname)}`);
+  const examined = [];
+  let checkCn = true;
+  for (const san of sans) {
+    const isDns = san.type === "DNS";
+    const isIp = san.type === "IP Address";
+    if (hostIsIp && isIp || !hostIsIp && isDns) checkCn = false;
+    if (isDns) {
+      if (san.value.includes("\0")) return new Error("the server certificate's name contains an embedded null");
+      examined.push(san.value);
+      if (nameMatches(san.value, host)) return void 0;
+    } else if (isIp) {
+      if (!net.isIP(san.value)) return new Error(`the server certificate contains an IP address that cannot be read: ${JSON.stringify(san.value)}`);
+      examined.push(san.value);
+      if (hostIsIp && addressesEqual(san.value, host)) return void 0;
+    }
+  }
+  if (checkCn) {
+    const cnField = cert.subject?.CN;
+    const cn = Array.isArray(cnField) ? cnField[0] : cnField;
+    if (cn !== void 0) {
+      if (cn.includes("\0")) return new Error("the server certificate's name contains an embedded null");
+      examined.push(cn);
+      if (nameMatches(cn, host)) return void 0;
+    }
+  }
+  if (examined.length === 0) return new Error("could not get the server's host name from its certificate");
+  const others = examined.length > 1 ? ` (and ${examined.length - 1} other name${examined.length > 2 ? "s" : ""})` : "";
+  return new Error(`server certificate for "${examined[0]}"${others} does not match host name "${host}"`);
+}
+
+// gateway/postgres/upstream.ts
+var CONNECT_TIMEOUT_MS = 15e3;
+var UpstreamError = class extends Error {
+  sqlState;
+  constructor(message, sqlState) {
+    super(message);
+    this.name = "UpstreamError";
+    this.sqlState = sqlState;
+  }
+};
+async function openUpstreamSocket(target) {
+  const plain = await new Promise((resolve, reject) => {
+    const s = net2.connect({ host: target.host, port: target.port });
+    const timer = setTimeout(() => s.destroy(new Error(`connect timeout after ${CONNECT_TIMEOUT_MS / 1e3}s`)), CONNECT_TIMEOUT_MS);
+    s.once("connect", () => (clearTimeout(timer), s.off("error", reject), resolve(s)));
+    s.once("error", (e) => (clearTimeout(timer), reject(e)));
+  }).catch((e) => {
+    throw new UpstreamError(`cannot connect to ${target.host}:${target.port}: ${e.message}`, "08001");
+  });
+  plain.setNoDelay(true);
+  if (target.tls === "disable") return { socket: plain, tls: null };
+  plain.write(serialize2.requestSsl());
+  const answer = await new Promise((resolve, reject) => {
+    plain.once("data", (d) => {
+      if (d.length !== 1) reject(new UpstreamError("unexpected answer to SSLRequest from upstream", "08P01"));
+      else resolve(d[0]);
+    });
+    plain.once("error", reject);
+    plain.once("close", () => reject(new UpstreamError("upstream closed the connection during TLS negotiation", "08006")));
+  });
+  if (answer !== 83) {
+    plain.destroy();
+    throw new UpstreamError(`upstream ${target.host}:${target.port} does not accept TLS, but the target requires it (tls: ${target.tls})`, "08001");
+  }
+  const verify = target.tls === "verify-full";
+  const secure = await new Promise((resolve, reject) => {
+    const s = tls.connect({
+      socket: plain,
+      servername: net2.isIP(target.host) ? void 0 : target.host,
+      ca: target.caFile ? fs5.readFileSync(target.caFile) : void 0,
+      rejectUnauthorized: verify,
+      // verify-full checks the name against the certificate as libpq does (peer-name.ts);
+      // require only encrypts, as in libpq.
+      checkServerIdentity: verify ? (_servername, cert) => checkPeerNameLikeLibpq(target.host, cert) : () => void 0
+    });
+    s.once("secureConnect", () => (s.off("error", reject), resolve(s)));
+    s.once("error", reject);
+  }).catch((e) => {
+    plain.destroy();
+    const reason = e.message.replace(/; if the root CA is installed locally.*$/, "");
+    const hint = verify ? target.caFile ? ` (trusted CAs: ${target.caFile})` : " (trusted CAs: Node's bundled list; set ca-file for a private CA)" : "";
+    throw new UpstreamError(`TLS to ${target.host}:${target.port} failed (tls: ${target.tls}): ${reason}${hint}`, "08001");
+  });
+  const cipher = secure.getCipher();
+  return { socket: secure, tls: { protocol: secure.getProtocol(), cipher: cipher.name } };
+}
+async function loginUpstream(target, password, params) {
+  const { socket, tls: tlsInfo } = await openUpstreamSocket(target);
+  const q = new MessageQueue(socket, `upstream ${target.name}`);
+  try {
+    socket.write(encodeStartupMessage([["user", target.user], ["database", target.database], ...params]));
+    let authMethod = "trust";
+    let scram = null;
+    const parameters = [];
+    let backendKey = null;
+    for (; ; ) {
+      const m = await q.next(CONNECT_TIMEOUT_MS, "login response");
+      if (m.type === B.ErrorResponse) {
+        const e = decodeNotice(m.body);
+        throw new UpstreamError(e.message, e.code);
+      } else if (m.type === B.Authentication) {
+        const a = decodeAuthentication(m.body);
+        if (a.code === AUTH.Ok) continue;
+        if (a.code === AUTH.CleartextPassword) {
+          refuseUnsafePasswordAuth(target, "cleartext");
+          authMethod = "password";
+          socket.write(serialize2.password(password));
+        } else if (a.code === AUTH.MD5Password && "salt" in a) {
+          refuseUnsafePasswordAuth(target, "md5");
+          authMethod = "md5";
+          socket.write(serialize2.password(md5Password(target.user, password, a.salt)));
+        } else if (a.code === AUTH.SASL && "mechanisms" in a) {
+          if (!a.mechanisms.includes("SCRAM-SHA-256")) {
+            throw new UpstreamError(`upstream offers SASL mechanisms ${a.mechanisms.join(", ")}; the gateway supports SCRAM-SHA-256`, "28000");
+          }
+          authMethod = "scram-sha-256";
+          scram = new ScramClient(password);
+          socket.write(serialize2.sendSASLInitialResponseMessage("SCRAM-SHA-256", scram.first()));
+        } else if (a.code === AUTH.SASLContinue && "data" in a && scram) {
+          socket.write(serialize2.sendSCRAMClientFinalMessage(scram.final(a.data)));
+        } else if (a.code === AUTH.SASLFinal && "data" in a && scram) {
+          scram.verify(a.data);
+        } else {
+          throw new UpstreamError(`upstream requested authentication method ${a.code}, which the gateway does not support`, "28000");
+        }
+      } else if (m.type === B.ParameterStatus) {
+        parameters.push(decodeParameterStatus(m.body));
+      } else if (m.type === B.BackendKeyData) {
+        backendKey = decodeBackendKeyData(m.body);
+      } else if (m.type === B.NoticeResponse || m.type === B.NegotiateProtocolVersion) {
+        continue;
+      } else if (m.type === B.ReadyForQuery) {
+        q.detach();
+        if (!backendKey) throw new UpstreamError("upstream sent no BackendKeyData", "08P01");
+        return { socket, parameters, backendKey, authMethod, tls: tlsInfo };
+      } else {
+        throw new ProtocolError(`unexpected message type ${m.type} from upstream during login`);
+      }
+    }
+  } catch (e) {
+    socket.destroy();
+    if (e instanceof UpstreamError) throw e;
+    const err = e;
+    throw new UpstreamError(err.message, err.sqlState ?? "08006");
+  }
+}
+function refuseUnsafePasswordAuth(target, method) {
+  if (target.tls === "verify-full" || target.auth.kind === "azure" || target.auth.allowCleartext) return;
+  const channel = target.tls === "disable" ? "an unencrypted connection (tls: disable)" : "a connection whose server certificate is not checked (tls: require)";
+  const risk = method === "cleartext" ? "anyone able to answer at that address would receive the password itself" : "anyone able to answer at that address could relay the md5 answer to log in, or crack the password from it";
+  throw new UpstreamError(
+    `upstream ${target.host}:${target.port} asks for the password ${method === "cleartext" ? "in cleartext" : "as md5"} over ${channel}: ${risk}, so the gateway does not send it. Use tls: verify-full, or scram-sha-256 on the server, or accept the risk with auth: { password-env: ${target.auth.passwordEnv}, allow-cleartext: true }`,
+    "28000"
+  );
+}
+async function sendUpstreamCancel(target, key) {
+  const { socket } = await openUpstreamSocket(target);
+  const packet = Buffer.alloc(12 + key.secretKey.length);
+  packet.writeInt32BE(packet.length, 0);
+  packet.writeInt32BE(80877102, 4);
+  packet.writeInt32BE(key.processId, 8);
+  key.secretKey.copy(packet, 12);
+  await new Promise((resolve) => {
+    socket.end(packet, () => resolve());
+    socket.once("error", () => resolve());
+  });
+  socket.destroy();
+}
+
+// gateway/evidence/log-writer.ts
+var GENESIS_HASH = "0".repeat(64);
+var LogUnavailableError = class extends Error {
+  cause;
+  constructor(cause) {
+    super(`session log cannot be written (${cause.message})`);
+    this.name = "LogUnavailableError";
+    this.cause = cause;
+  }
+};
+
+// gateway/core/buffer-reclaim.ts
+import v8 from "node:v8";
+import vm from "node:vm";
+var RECLAIM_EVERY_BYTES = 4 * 1024 * 1024;
+var gc;
+var streamed = 0;
+function collector() {
+  if (gc === void 0) {
+    try {
+      v8.setFlagsFromString("--expose-gc");
+      gc = vm.runInNewContext("gc");
+    } catch {
+      gc = null;
+    }
+  }
+  return gc;
+}
+function noteStreamed(bytes) {
+  streamed += bytes;
+  if (streamed >= RECLAIM_EVERY_BYTES) {
+    streamed = 0;
+    collector()?.({ type: "minor" });
+  }
+}
+
+// gateway/core/terminal-recording.ts
+var DEFAULT_RECORDING = { maxChars: 16 * 1024, maxDelayMs: 500 };
+
+// gateway/core/recorder.ts
+var MAX_TEXT = 64 * 1024;
+var MAX_VALUE = 1024;
+function wireText(b) {
+  return b.length <= MAX_VALUE ? b.toString("utf8") : b.toString("utf8", 0, MAX_VALUE) + `\u2026[${b.length} bytes]`;
+}
+function binaryValue(b) {
+  return b.length <= MAX_VALUE / 2 ? { format: "binary", hex: b.toString("hex") } : { format: "binary", hex: b.subarray(0, MAX_VALUE / 2).toString("hex"), bytes: b.length };
+}
+
+// gateway/postgres/response-queue.ts
+function newRun() {
+  return { tags: [], rows: 0, columns: null, copyBinary: false, error: null, denied: null, maskPlan: null, maskPlanFor: null, copyOuts: null, copyPlan: null, effects: [], completed: 0, pendingNames: null, computed: null };
+}
+function resultColumns(e) {
+  const portal = e.kind === "execute" ? e.portal : null;
+  return e.run.columns ?? portal?.columns ?? portal?.statement?.columns ?? null;
+}
+function tagRows(tag) {
+  const m = /\s(\d+)$/.exec(tag);
+  return m ? Number(m[1]) : null;
+}
+function sampleValues(fields, columns, resultFormats) {
+  return fields.map((f, i) => {
+    if (f === null) return null;
+    const format = resultFormats && resultFormats.length > 0 ? resultFormats.length === 1 ? resultFormats[0] : resultFormats[i] : columns?.[i]?.format ?? 0;
+    return format === 1 ? binaryValue(f) : wireText(f);
+  });
+}
+var ResponseQueue = class {
+  items = [];
+  head = 0;
+  /** Set after an extended-protocol error until the next Sync reaches the server. */
+  skippingUntilSync = false;
+  get length() {
+    return this.items.length - this.head;
+  }
+  peek() {
+    return this.items[this.head];
+  }
+  push(e) {
+    this.items.push(e);
+  }
+  shift() {
+    const e = this.items[this.head];
+    if (e === void 0) return void 0;
+    this.items[this.head++] = void 0;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return e;
+  }
+  /** The first Execute before the next Sync. */
+  nextExecute() {
+    for (let i = this.head; i < this.items.length; i++) {
+      const e = this.items[i];
+      if (e.kind === "sync") return void 0;
+      if (e.kind === "execute") return e;
+    }
+    return void 0;
+  }
+  /** Removes everything up to (not including) the next Sync; returns what was removed. */
+  discardUntilSync() {
+    const removed = [];
+    for (let e = this.peek(); e && e.kind !== "sync"; e = this.peek()) removed.push(this.shift());
+    if (!this.peek()) this.skippingUntilSync = true;
+    return removed;
+  }
+  drain() {
+    const all = this.items.slice(this.head);
+    this.items = [];
+    this.head = 0;
+    return all;
+  }
+};
+
+// gateway/postgres/statement-registry.ts
+var MAX_KEPT_SKIPPED = 1024;
+var MAX_BOUND_NAMES = 1024;
+var ANY_NAME = "\0any";
+var NAME_KEY_BYTES = 63;
+function serverKey(name2, utf8) {
+  const ascii = /^[\x00-\x7f]*$/.test(name2);
+  if (!ascii && (!utf8 || name2.includes("\uFFFD"))) return null;
+  if (ascii) return name2.length <= NAME_KEY_BYTES ? name2 : name2.slice(0, NAME_KEY_BYTES);
+  const bytes = Buffer.from(name2, "utf8");
+  if (bytes.length <= NAME_KEY_BYTES) return name2;
+  const head = bytes.subarray(0, NAME_KEY_BYTES);
+  const text = head.toString("utf8");
+  return Buffer.from(text, "utf8").equals(head) ? text : `\0${head.toString("hex")}`;
+}
+var TRANSACTION_END = /^(COMMIT|ROLLBACK|PREPARE TRANSACTION)\b/;
+var describeName = (kind, name2) => name2 === "" ? `the unnamed ${kind}` : `${kind} "${name2}"`;
+var StatementRegistry = class {
+  statements = /* @__PURE__ */ new Map();
+  portals = /* @__PURE__ */ new Map();
+  pending = [];
+  block = 0;
+  /**
+   * Names a protocol Bind may have left a live portal under (keys), with the Bind changes not yet
+   * answered: a SQL FETCH or MOVE of one runs that portal's statement. A name leaves only when the
+   * server confirms the portal gone (CloseComplete, SQL CLOSE, the end of its transaction).
+   */
+  bound = /* @__PURE__ */ new Map();
+  /** client_encoding and server_encoding as the server last reported them. */
+  encodings = /* @__PURE__ */ new Map();
+  /** A ParameterStatus from the server (at login and whenever a setting it reports changes). */
+  parameterStatus(name2, value) {
+    if (name2 === "client_encoding" || name2 === "server_encoding") this.encodings.set(name2, value);
+  }
+  /** `name` as the server keys it (see serverKey); null: the gateway cannot match it. */
+  key(name2) {
+    return serverKey(name2, this.encodings.get("client_encoding") === "UTF8" && this.encodings.get("server_encoding") === "UTF8");
+  }
+  /** A Sync or a Query message: what comes after it is no longer discarded when what came before fails. */
+  nextBlock() {
+    this.block++;
+    this.compact();
+  }
+  /** A message that will change `name` (null: any name) once the server confirms it. */
+  expect(kind, name2, to) {
+    const key = name2 === null ? null : this.key(name2);
+    const c = key === null ? { kind, name: null, block: this.block, to: void 0, settled: false } : { kind, name: key, block: this.block, to, settled: false };
+    this.pending.push(c);
+    if (this.pending.length > MAX_KEPT_SKIPPED) this.collapseSkipped();
+    if (kind === "portal" && to !== null && name2 !== "") this.noteBind(key ?? ANY_NAME, c);
+    return c;
+  }
+  /** The server confirmed the change (ParseComplete, BindComplete, CloseComplete). */
+  confirm(c) {
+    if (c.settled) return;
+    if (c.kind === "portal" && c.to === null && c.name !== null) this.unbind(c.name);
+    if (c.name === null || c.to === void 0) this.forget(c.kind, c.name);
+    else if (c.to === null) this.map(c.kind).delete(c.name);
+    else if (c.kind === "statement") this.statements.set(c.name, c.to);
+    else this.portals.set(c.name, c.to);
+    this.settle(c);
+  }
+  /**
+   * The server answered without applying the change: it failed it (`failed`) or discarded it.
+   * A failed Parse of the unnamed statement has already dropped the previous one.
+   */
+  drop(c, failed) {
+    if (c.settled) return;
+    if (failed && c.kind === "statement" && c.name === "" && c.to !== null) this.statements.delete("");
+    if (failed) c.skipped = true;
+    this.settle(c);
+  }
+  /** The server discards the change with the rest of its block (see Change.skipped). */
+  skip(c) {
+    if (c.settled) return;
+    c.skipped = true;
+    this.settle(c);
+  }
+  /**
+   * The discarded changes of the current block, past MAX_KEPT_SKIPPED, become one per kind that
+   * names any name: the server runs none of the block's messages, and the gateway records them
+   * against an unknown statement rather than keep every one.
+   */
+  collapseSkipped() {
+    const skipped = this.pending.filter((c) => c.settled && c.skipped && c.block === this.block);
+    if (skipped.length <= MAX_KEPT_SKIPPED / 2) return;
+    this.pending = this.pending.filter((c) => !(c.settled && c.skipped && c.block === this.block));
+    for (const kind of ["statement", "portal"]) this.pending.push({ kind, name: null, block: this.block, to: void 0, settled: true, skipped: true });
+  }
+  /**
+   * A Bind: its name may hold a live portal from now on (an unkeyable one: any name). SQL cannot
+   * name the unnamed portal (an empty identifier is a syntax error), so it is not noted. A name
+   * keeps only its unanswered Binds; past MAX_BOUND_NAMES names (a transaction binding without
+   * end) they become one entry for any name, so the map stays bounded.
+   */
+  noteBind(key, c) {
+    const open2 = this.bound.get(key) ?? /* @__PURE__ */ new Set();
+    for (const old of open2) if (old.settled) open2.delete(old);
+    open2.add(c);
+    this.bound.set(key, open2);
+    if (this.bound.size <= MAX_BOUND_NAMES) return;
+    const any = /* @__PURE__ */ new Set();
+    for (const set of this.bound.values()) for (const x of set) if (!x.settled) any.add(x);
+    this.bound.clear();
+    this.bound.set(ANY_NAME, any);
+  }
+  /** The server confirmed every portal of `key` gone (null: every portal). */
+  unbind(key) {
+    if (key === null) {
+      for (const [k, open3] of this.bound) this.unbindIfAnswered(k, open3);
+      return;
+    }
+    const open2 = this.bound.get(key);
+    if (open2) this.unbindIfAnswered(key, open2);
+  }
+  /** Binds still unanswered were sent after what ended the portal: they may still create one. */
+  unbindIfAnswered(key, open2) {
+    for (const c of open2) if (c.settled) open2.delete(c);
+    if (open2.size === 0) this.bound.delete(key);
+  }
+  /**
+   * Why a SQL FETCH or MOVE of `portal` cannot be recorded as itself: a protocol Bind may have
+   * left a portal of that name, and reading it runs the portal's statement. Null when no Bind
+   * could have.
+   */
+  /** Whether any name may hold a portal a Bind made. */
+  anyBound() {
+    return this.bound.size > 0;
+  }
+  fetchHazard(portal) {
+    const key = this.key(portal);
+    if (key !== null && !this.bound.has(key) && !this.bound.has(ANY_NAME)) return null;
+    return `FETCH or MOVE of ${describeName("portal", portal)} may run the statement of a portal made by a protocol Bind, which the gateway does not record as this command`;
+  }
+  settle(c) {
+    c.settled = true;
+    this.compact();
+  }
+  compact() {
+    let n = 0;
+    for (const c of this.pending) {
+      if (!c.settled || c.skipped && c.block === this.block) break;
+      n++;
+    }
+    if (n > 0) this.pending.splice(0, n);
+  }
+  statement(name2) {
+    return this.resolve("statement", name2);
+  }
+  portal(name2) {
+    return this.resolve("portal", name2);
+  }
+  resolve(kind, raw) {
+    const what = describeName(kind, raw);
+    const name2 = this.key(raw);
+    if (name2 === null) return { unknown: `the server compares ${what} by bytes the gateway cannot know (a name that is not ASCII while client or server encoding is not UTF8, or not valid UTF-8)` };
+    return this.resolveKey(kind, name2, what);
+  }
+  resolveKey(kind, name2, what) {
+    for (let i = this.pending.length - 1; i >= 0; i--) {
+      const c = this.pending[i];
+      if (c.settled && !(c.skipped && c.block === this.block) || c.kind !== kind || c.name !== null && c.name !== name2) continue;
+      if (c.block !== this.block) return { unknown: `${what} is changed by a message before the last Sync that the server has not answered yet, so it may or may not have applied` };
+      if (c.to === void 0 || c.name === null) return { unknown: `a command the server has not answered yet may change ${what}` };
+      if (c.to === null) return { unknown: `${what} is closed by an earlier message` };
+      return { known: c.to };
+    }
+    const known = this.map(kind).get(name2);
+    return known ? { known } : { unknown: `the server never confirmed ${what} to the gateway (not created, closed, deallocated, or created in a way the gateway cannot follow)` };
+  }
+  /**
+   * The statements an `EXECUTE name` in `text` may run, by name, for the classifier: only those
+   * resolved and classified (built only when the text can hold an EXECUTE at all).
+   */
+  preparedClasses(text) {
+    const out = /* @__PURE__ */ new Map();
+    if (!/execute/i.test(text)) return out;
+    const names = new Set(this.statements.keys());
+    for (const c of this.pending) if (c.kind === "statement" && c.name !== null) names.add(c.name);
+    for (const name2 of names) {
+      if (name2 === "" || name2.startsWith("\0")) continue;
+      const r = this.resolveKey("statement", name2, describeName("statement", name2));
+      if ("known" in r && r.known.prepared) out.set(name2, r.known.prepared);
+    }
+    return out;
+  }
+  /**
+   * A CommandComplete of a command that ran `effect`: the server confirmed what the tag says. A
+   * tag that changes names the gateway did not expect (an EXECUTE of a statement that
+   * deallocates, a statement it could not parse) makes it forget every name of that kind.
+   */
+  completed(effect, tag) {
+    const e = effect ?? { kind: "none" };
+    if (TRANSACTION_END.test(tag)) this.portals.clear();
+    switch (tag) {
+      case "PREPARE": {
+        const key = e.kind === "prepare" ? this.key(e.name) : null;
+        if (e.kind === "prepare" && key !== null) this.statements.set(key, e.statement);
+        else this.forget("statement", null);
+        return;
+      }
+      case "DEALLOCATE": {
+        const key = e.kind === "deallocate" && e.name !== null ? this.key(e.name) : null;
+        if (key !== null) this.statements.delete(key);
+        else this.forget("statement", null);
+        return;
+      }
+      case "DEALLOCATE ALL":
+        this.forget("statement", null);
+        return;
+      case "DISCARD ALL":
+        this.statements.clear();
+        this.portals.clear();
+        this.unbind(null);
+        return;
+      case "CLOSE CURSOR": {
+        const key = e.kind === "close-cursor" && e.name !== null ? this.key(e.name) : null;
+        if (key !== null) {
+          this.portals.delete(key);
+          this.unbind(key);
+        } else this.portals.clear();
+        return;
+      }
+      case "DO":
+        this.forget("statement", null);
+        this.portals.clear();
+        return;
+      case "CLOSE CURSOR ALL":
+        this.portals.clear();
+        this.unbind(null);
+        return;
+      case "DECLARE CURSOR":
+        this.portals.clear();
+        return;
+      default:
+    }
+  }
+  /** An error or the end of the transaction: no portal of the transaction can run any more. */
+  endPortals() {
+    this.portals.clear();
+  }
+  /**
+   * ReadyForQuery outside any transaction: every portal a Bind answered so far is gone. (Not at
+   * COMMIT/ROLLBACK tags or errors: ROLLBACK TO SAVEPOINT has the tag ROLLBACK and keeps the
+   * portals made before the savepoint.)
+   */
+  transactionIdle() {
+    this.unbind(null);
+  }
+  /** Every named statement, and with `name` null every name of the kind, is unknown from now on. */
+  forget(kind, name2) {
+    const m = this.map(kind);
+    if (name2 !== null) m.delete(name2);
+    else if (kind === "portal") m.clear();
+    else for (const k of [...m.keys()]) if (k !== "") m.delete(k);
+  }
+  map(kind) {
+    return kind === "statement" ? this.statements : this.portals;
+  }
+};
+
+// gateway/postgres/backend-tracker.ts
+var BackendTracker = class {
+  rec;
+  queue = new ResponseQueue();
+  serverFramer;
+  copyIn = null;
+  finishAfterCopy = null;
+  transaction = "I";
+  lastServerWasFatal = false;
+  // Attribution of forwarded server bytes to the command they answer (see observe).
+  attributed = null;
+  /** An error at Parse, Bind or Describe before the client sent the Execute it fails (see expect). */
+  failure = null;
+  rangeStart = 0;
+  masking;
+  /** Statement and portal names as the server's answers confirm them. */
+  names;
+  constructor(rec, masking = null, names = new StatementRegistry()) {
+    this.rec = rec;
+    this.masking = masking;
+    this.names = names;
+    this.serverFramer = new MessageFramer({ collect: (t) => this.wantServerBody(t), maxCollectedBody: 1 << 30, peer: "upstream" });
+  }
+  /** Nothing in flight: no response pending and no COPY data expected from the client. */
+  get idle() {
+    return this.queue.length === 0 && !this.copyIn;
+  }
+  /** Client messages forwarded whose answer has not come back yet (each holds a queue entry). */
+  get unanswered() {
+    return this.queue.length;
+  }
+  /** How many client messages expecting a response have been seen: what ran in between. */
+  expectedCount = 0;
+  /** A client message that expects a response; skipped when the server is discarding until Sync. */
+  expect(e) {
+    this.expectedCount++;
+    if (!this.queue.skippingUntilSync) this.queue.push(e);
+    else if (e.kind === "execute" && this.failure && !e.run.denied) {
+      const { error: error2, bytes } = this.failure;
+      this.failure = null;
+      for (const b of bytes.parts) e.cmd.addResponse(b);
+      e.run.error = error2;
+      this.finishRun(e.cmd, e.run, false);
+    } else this.skip(e);
+  }
+  /** The server is about to fail a message of ours: it discards the client's until Sync. */
+  skipUntilSync() {
+    this.queue.skippingUntilSync = true;
+  }
+  get skipping() {
+    return this.queue.skippingUntilSync;
+  }
+  sync() {
+    this.queue.skippingUntilSync = false;
+    this.failure = null;
+    this.queue.push({ kind: "sync" });
+  }
+  /** COPY data from the client, counted into the command that asked for it. */
+  copyData(body) {
+    this.copyIn?.addInput(body);
+  }
+  /** The session ended: every command still open is finished with the error that ended it. */
+  abandon(error2) {
+    this.masking?.catalogChanges?.sessionEnded(this);
+    this.copyIn = null;
+    this.finishAfterCopy?.();
+    for (const e of this.queue.drain()) {
+      if ((e.kind === "query" || e.kind === "execute") && !e.cmd.finished) {
+        e.cmd.finish({ status: "error", count: e.run.rows, error: e.run.error ?? error2, details: { tags: e.run.tags } });
+      }
+    }
+  }
+  wantServerBody(t) {
+    if (t === B.DataRow || t === B.CopyData) {
+      if (this.masking) return true;
+      const e = this.queue.peek();
+      return e !== void 0 && (e.kind === "query" || e.kind === "execute") && e.cmd.wantsSample;
+    }
+    if (t === B.NotificationResponse) return this.masking !== null;
+    return t !== B.FunctionCallResponse || this.masking !== null;
+  }
+  /** The command a server message of this type belongs to, for its bytes. */
+  ownerOf(type) {
+    const e = this.queue.peek();
+    if (e === void 0) return null;
+    if (e.kind === "query" || e.kind === "execute") return e.cmd;
+    if (type === B.ErrorResponse && e.kind !== "sync") return this.queue.nextExecute()?.cmd ?? new KeptBytes();
+    return null;
+  }
+  /**
+   * Follows one chunk of server bytes and returns what the client must receive: the chunk itself,
+   * or, when messages are swallowed (answers to the gateway's own messages) or rewritten
+   * (masking), the chunk with those edits. A message that may need an edit and is not complete
+   * at the end of a chunk is held back until it is.
+   */
+  observe(chunk) {
+    this.rangeStart = 0;
+    this.chunk = chunk;
+    const held = this.heldParts;
+    this.heldParts = null;
+    this.heldResolved = false;
+    this.serverFramer.push(chunk, (m) => {
+      if (m.start >= 0) {
+        const owner = this.ownerOf(m.type);
+        if (owner !== this.attributed) {
+          this.attributed?.addResponse(chunk.subarray(this.rangeStart, m.start));
+          this.attributed = owner;
+          this.rangeStart = m.start;
+        }
+      }
+      let body = m.body;
+      if (this.masking && body) {
+        const masked = this.masking.message(m.type, body, this.queue.peek());
+        if (masked) {
+          if (masked.client) this.edit(m.start, m.end, masked.client);
+          if (masked.log) body = masked.log;
+        }
+      }
+      if (m.start < 0 && held && !this.heldResolved) {
+        this.heldResolved = true;
+        for (const h of held) this.attributed?.addResponse(h);
+      }
+      this.onServerMessage(m.type, body, chunk, m.end, m.start);
+    });
+    const partial = this.serverFramer.partialStart;
+    const hold = partial !== null && (partial >= 0 || held !== null) && this.mustHold();
+    const cut = partial === null ? chunk.length : Math.max(partial, this.rangeStart);
+    this.attributed?.addResponse(chunk.subarray(this.rangeStart, cut));
+    if (partial !== null) {
+      this.attributed = this.ownerOf(this.serverFramer.partialType);
+      if (!hold) this.attributed?.addResponse(chunk.subarray(cut));
+    }
+    if (held === null && this.edits.length === 0 && !hold) {
+      if (this.injections.length === 0) return [chunk];
+      if (partial === null) return [chunk, ...this.injections.splice(0)];
+      if (partial > 0) return [chunk.subarray(0, partial), ...this.injections.splice(0), chunk.subarray(partial)];
+    }
+    const out = this.edited(chunk, held, partial, hold);
+    if (partial === null) out.push(...this.injections.splice(0));
+    return out;
+  }
+  chunk = Buffer.alloc(0);
+  edits = [];
+  /** Bytes of a partial message held back from the client until it is complete. */
+  heldParts = null;
+  heldResolved = false;
+  injections = [];
+  /**
+   * A message of the gateway's own for the client (a NOTICE): returned to send now when the
+   * server's stream is between messages, else kept for the next boundary.
+   */
+  inject(message) {
+    if (this.serverFramer.idle && this.heldParts === null && this.injections.length === 0) return [message];
+    this.injections.push(message);
+    return [];
+  }
+  swallowDue() {
+    const e = this.queue.peek();
+    return e !== void 0 && (e.kind === "parse" || e.kind === "bind" || e.kind === "describe") && e.swallow === true;
+  }
+  mustHold() {
+    if (this.swallowDue()) return true;
+    return this.masking !== null && this.masking.rewrites(this.serverFramer.partialType, this.queue.peek());
+  }
+  /** Replaces (or with null, removes) a whole message; start < 0: it began in held bytes. */
+  edit(start2, end, replacement) {
+    if (start2 < 0) this.heldResolved = true;
+    else this.attributed?.addResponse(this.chunk.subarray(this.rangeStart, start2));
+    if (replacement) this.attributed?.addResponse(replacement);
+    this.rangeStart = end;
+    this.edits.push({ from: start2, to: end, with: replacement });
+  }
+  edited(chunk, held, partial, hold) {
+    const edits = this.edits;
+    this.edits = [];
+    if (hold && partial < 0) {
+      this.heldParts = [...held, chunk];
+      return [];
+    }
+    const out = [];
+    if (held && !(edits.length > 0 && edits[0].from < 0)) out.push(...held);
+    let pos = 0;
+    for (const e of edits) {
+      const from = Math.max(e.from, 0);
+      if (from > pos) out.push(chunk.subarray(pos, from));
+      if (e.with) out.push(e.with);
+      pos = e.to;
+    }
+    let end = chunk.length;
+    if (hold) {
+      end = Math.max(partial, pos);
+      this.heldParts = [Buffer.from(chunk.subarray(end))];
+    }
+    if (end > pos) out.push(chunk.subarray(pos, end));
+    return out;
+  }
+  onServerMessage(type, body, chunk, end, start2) {
+    const e = this.queue.peek();
+    const run2 = e && (e.kind === "query" || e.kind === "execute") ? e.run : null;
+    switch (type) {
+      case B.DataRow:
+        if (run2) {
+          run2.rows++;
+          if (body && e.cmd.wantsSample) {
+            const portal = e.kind === "execute" ? e.portal : null;
+            const cols = resultColumns(e);
+            e.cmd.addSampleRow(sampleValues(decodeDataRow(body), cols, portal ? portal.resultFormats : null));
+          }
+        }
+        return;
+      case B.RowDescription: {
+        const cols = decodeRowDescription(body);
+        if (e?.kind === "describe") {
+          if (e.target) e.target.columns = cols;
+          if (e.swallow) this.edit(start2, end, null);
+          this.queue.shift();
+        } else if (run2) {
+          run2.columns = cols;
+          e.cmd.setColumns(cols.map((c) => c.name));
+        }
+        return;
+      }
+      case B.NoData:
+        if (e?.kind === "describe") {
+          if (e.target) e.target.noData = true;
+          if (e.swallow) this.edit(start2, end, null);
+          this.queue.shift();
+        }
+        return;
+      case B.ParameterDescription:
+        return;
+      case B.ParseComplete:
+      case B.BindComplete:
+      case B.CloseComplete:
+        if (e && (e.kind === "parse" || e.kind === "bind" || e.kind === "close")) {
+          if (e.swallow) this.edit(start2, end, null);
+          for (const c of e.changes ?? []) this.names.confirm(c);
+          this.queue.shift();
+        }
+        return;
+      case B.CommandComplete:
+      case B.EmptyQueryResponse:
+      case B.PortalSuspended:
+        if (type === B.CommandComplete) this.masking?.catalogChanges?.commandCompleted(this, decodeCommandComplete(body));
+        if (run2) {
+          if (type === B.CommandComplete) {
+            const tag = decodeCommandComplete(body);
+            run2.tags.push(tag);
+            this.names.completed(run2.effects[run2.completed++], tag);
+          }
+          if (type === B.PortalSuspended) run2.tags.push("(portal suspended)");
+          if (e.kind === "execute") {
+            this.afterShift(chunk, end);
+            this.finishRun(e.cmd, run2, type === B.PortalSuspended);
+            this.queue.shift();
+          } else run2.columns = null;
+        }
+        return;
+      case B.CopyInResponse:
+        if (run2) {
+          this.copyIn = e.cmd;
+          this.copyIn.addInput(Buffer.alloc(0));
+        }
+        return;
+      case B.CopyOutResponse:
+      case B.CopyBothResponse:
+        if (run2) {
+          run2.copyBinary = body[0] === 1;
+          if (this.masking && type === B.CopyOutResponse) this.masking.startCopy(run2, body);
+        }
+        return;
+      case B.CopyData:
+        if (run2 && body && e.cmd.wantsSample) {
+          e.cmd.addSampleRow([run2.copyBinary ? binaryValue(body) : wireText(body.at(-1) === 10 ? body.subarray(0, -1) : body)]);
+        }
+        return;
+      case B.ErrorResponse:
+        this.onServerError(decodeNotice(body), chunk, end);
+        return;
+      case B.ReadyForQuery:
+        this.transaction = decodeReadyForQuery(body);
+        if (this.transaction !== "T") this.names.endPortals();
+        if (this.transaction === "I") this.names.transactionIdle();
+        this.masking?.catalogChanges?.readyForQuery(this, this.transaction);
+        if (e?.kind === "query") {
+          this.afterShift(chunk, end);
+          this.finishRun(e.cmd, e.run, false);
+          this.queue.shift();
+        } else if (e?.kind === "sync") this.queue.shift();
+        return;
+      case B.ParameterStatus: {
+        const [name2, value] = decodeParameterStatus(body);
+        this.names.parameterStatus(name2, value);
+        if (this.masking) {
+          if (name2 === "client_encoding" && value !== "UTF8") {
+            throw new ProtocolError(`masking reads values as UTF-8, and the session set client_encoding to ${value}; the session is closed rather than pass values unmasked`, "0A000");
+          }
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  }
+  onServerError(err, chunk, end) {
+    const e = this.queue.peek();
+    const error2 = { severity: err.severity, code: err.code, message: err.message };
+    this.lastServerWasFatal = err.severity === "FATAL" || err.severity === "PANIC";
+    this.names.endPortals();
+    if (!e) {
+      this.rec.event("server-error", { error: error2 });
+      return;
+    }
+    if (e.kind === "query") {
+      e.run.error ??= error2;
+      return;
+    }
+    if (e.kind === "sync") return;
+    this.queue.shift();
+    if (e.kind === "execute") {
+      e.run.error = error2;
+      this.afterShift(chunk, end);
+      this.finishRun(e.cmd, e.run, false);
+    } else if (e.kind !== "describe") {
+      for (const c of e.changes ?? []) this.names.drop(c, true);
+    }
+    const discarded = this.queue.discardUntilSync();
+    const failed = e.kind === "execute" ? void 0 : discarded.find((d) => d.kind === "execute");
+    if (this.attributed instanceof KeptBytes) {
+      const bytes = this.attributed;
+      this.afterShift(chunk, end);
+      if (this.queue.skippingUntilSync) this.failure = { error: error2, bytes };
+    }
+    for (const d of discarded) {
+      if (d === failed && d.kind === "execute") {
+        d.run.error = error2;
+        this.afterShift(chunk, end);
+        this.finishRun(d.cmd, d.run, false);
+      } else this.skip(d);
+    }
+  }
+  /** A command completed mid-chunk: bytes after this message belong to the next owner. */
+  afterShift(chunk, end) {
+    this.attributed?.addResponse(chunk.subarray(this.rangeStart, end));
+    this.attributed = null;
+    this.rangeStart = end;
+  }
+  /**
+   * The client ended its COPY data. A server that failed mid-COPY answered before the client
+   * stopped sending; the command's record waited here so its input covers every byte sent.
+   */
+  endCopyIn() {
+    this.copyIn = null;
+    const finish = this.finishAfterCopy;
+    this.finishAfterCopy = null;
+    finish?.();
+  }
+  finishRun(cmd, run2, suspended) {
+    if (run2.pendingNames) this.names.drop(run2.pendingNames, false);
+    if (cmd === this.copyIn) {
+      this.finishAfterCopy = () => this.finishRun(cmd, run2, suspended);
+      return;
+    }
+    let rows = null;
+    for (const t of run2.tags) {
+      const n = tagRows(t);
+      if (n !== null) rows = (rows ?? 0) + n;
+    }
+    cmd.finish({
+      status: run2.denied ? "denied" : run2.error ? "error" : "ok",
+      ...run2.denied ? { rule: run2.denied.rule } : {},
+      count: rows ?? run2.rows,
+      ...run2.error ? { error: run2.error } : {},
+      details: { tags: run2.tags, transaction: this.transaction, ...suspended ? { suspended: true } : {} }
+    });
+  }
+  skip(e) {
+    if (e.kind === "parse" || e.kind === "bind" || e.kind === "close") for (const c of e.changes ?? []) this.names.skip(c);
+    if (e.kind === "execute" || e.kind === "query") {
+      if (e.run.pendingNames) this.names.drop(e.run.pendingNames, false);
+      if (e.run.denied) e.cmd.finish({ status: "denied", rule: e.run.denied.rule, reason: e.run.denied.reason });
+      else e.cmd.finish({ status: "skipped", reason: "an earlier message in the same pipeline failed; the server discarded this one until Sync" });
+    }
+  }
+};
+var KeptBytes = class {
+  parts = [];
+  addResponse(chunk) {
+    if (chunk.length > 0) this.parts.push(Buffer.from(chunk));
+  }
+};
+
+// gateway/postgres/enforce.ts
+import { randomBytes as randomBytes3 } from "node:crypto";
+
+// gateway/postgres/sql-normalize.ts
+var OPERATOR = /[+\-*/<>=~!@#%^&|`?]/;
+var WORD_START = /[A-Za-z_\u0080-\uffff]/;
+var WORD_REST = /[A-Za-z0-9_$\u0080-\uffff]*/y;
+var NUMBER_REST = /[0-9A-Za-z_.]*/y;
+function normalizeSql(sql) {
+  const tokens = [];
+  const n = sql.length;
+  let i = 0;
+  while (i < n) {
+    const c = sql[i];
+    const next = sql[i + 1];
+    if (c === " " || c === "	" || c === "\n" || c === "\r" || c === "\f" || c === "\v") {
+      i++;
+    } else if (c === "-" && next === "-") {
+      while (i < n && sql[i] !== "\n") i++;
+    } else if (c === "/" && next === "*") {
+      let depth = 1;
+      i += 2;
+      while (i < n && depth > 0) {
+        if (sql[i] === "/" && sql[i + 1] === "*") depth++, i += 2;
+        else if (sql[i] === "*" && sql[i + 1] === "/") depth--, i += 2;
+        else i++;
+      }
+    } else if (c === "'") {
+      const end = quoted(sql, i, "'", false);
+      tokens.push(sql.slice(i, end));
+      i = end;
+    } else if (c === '"') {
+      const end = quoted(sql, i, '"', false);
+      tokens.push(sql.slice(i, end));
+      i = end;
+    } else if (c === "$" && next !== void 0 && /[0-9]/.test(next)) {
+      let j = i + 1;
+      while (j < n && /[0-9]/.test(sql[j])) j++;
+      tokens.push(sql.slice(i, j));
+      i = j;
+    } else if (c === "$") {
+      const m = /^\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.exec(sql.slice(i, i + 64));
+      if (!m) {
+        tokens.push("$");
+        i++;
+        continue;
+      }
+      const close = sql.indexOf(m[0], i + m[0].length);
+      const end = close < 0 ? n : close + m[0].length;
+      tokens.push(sql.slice(i, end));
+      i = end;
+    } else if ((c === "u" || c === "U") && next === "&" && sql[i + 2] === '"') {
+      const end = quoted(sql, i + 2, '"', false);
+      const escape2 = uescape(sql, end);
+      const name2 = escape2 ? decodeUnicodeEscapes(sql.slice(i + 3, end - 1).replaceAll('""', '"'), escape2.char) : null;
+      tokens.push(name2 === null ? sql.slice(i, end) : `"${name2.replaceAll('"', '""')}"`);
+      i = name2 === null ? end : escape2.end;
+    } else if (WORD_START.test(c)) {
+      WORD_REST.lastIndex = i + 1;
+      WORD_REST.test(sql);
+      const j = WORD_REST.lastIndex;
+      const word = sql.slice(i, j);
+      if (j - i === 1 && sql[j] === "'" && /[eEbBxXnN]/.test(c)) {
+        const end = quoted(sql, j, "'", c === "e" || c === "E");
+        tokens.push(c.toLowerCase() + sql.slice(j, end));
+        i = end;
+      } else {
+        tokens.push(word.toLowerCase());
+        i = j;
+      }
+    } else if (/[0-9]/.test(c) || c === "." && next !== void 0 && /[0-9]/.test(next)) {
+      NUMBER_REST.lastIndex = i + 1;
+      NUMBER_REST.test(sql);
+      const j = NUMBER_REST.lastIndex;
+      tokens.push(sql.slice(i, j).toLowerCase());
+      i = j;
+    } else if (c === ":" && next === ":") {
+      tokens.push("::");
+      i += 2;
+    } else if (OPERATOR.test(c)) {
+      let j = i + 1;
+      while (j < n && OPERATOR.test(sql[j]) && !(sql[j] === "-" && sql[j + 1] === "-") && !(sql[j] === "/" && sql[j + 1] === "*")) j++;
+      tokens.push(sql.slice(i, j));
+      i = j;
+    } else {
+      tokens.push(c);
+      i++;
+    }
+  }
+  let out = "";
+  let glue = true;
+  for (const t of tokens) {
+    out += glue || t === "." ? t : " " + t;
+    glue = t === ".";
+  }
+  return out;
+}
+function uescape(sql, from) {
+  const m = /^(?:\s+|--[^\n]*|\/\*[\s\S]*?\*\/)*uescape(?:\s+|--[^\n]*|\/\*[\s\S]*?\*\/)*'([^'])'/i.exec(sql.slice(from, from + 1024));
+  if (!m) return { char: "\\", end: from };
+  if (/[0-9a-fA-F+'"\s]/.test(m[1])) return null;
+  return { char: m[1], end: from + m[0].length };
+}
+function decodeUnicodeEscapes(body, esc) {
+  let out = "";
+  for (let i = 0; i < body.length; ) {
+    if (body[i] !== esc) {
+      out += body[i++];
+      continue;
+    }
+    if (body[i + 1] === esc) {
+      out += esc;
+      i += 2;
+      continue;
+    }
+    const m = body[i + 1] === "+" ? /^[0-9a-fA-F]{6}/.exec(body.slice(i + 2)) : /^[0-9a-fA-F]{4}/.exec(body.slice(i + 1));
+    if (!m) return null;
+    const code = parseInt(m[0], 16);
+    if (code > 1114111 || code === 0) return null;
+    out += String.fromCodePoint(code);
+    i += (body[i + 1] === "+" ? 2 : 1) + m[0].length;
+  }
+  return out;
+}
+function quoted(sql, start2, q, backslashes) {
+  let i = start2 + 1;
+  while (i < sql.length) {
+    const c = sql[i];
+    if (backslashes && c === "\\") i += 2;
+    else if (c === q && sql[i + 1] === q) i += 2;
+    else if (c === q) return i + 1;
+    else i++;
+  }
+  return sql.length;
+}
+
+// gateway/postgres/sql-reading-hazards.ts
+function readingHazard(text, scan) {
+  if (text.includes("\uFFFD")) return "the statement is not valid UTF-8, so what the server reads depends on the client encoding";
+  if (!text.includes("\\")) return null;
+  const bytes = Buffer.from(text, "utf8");
+  const multibyte = /[^\x00-\x7f]/.test(text);
+  let tokens;
+  try {
+    tokens = scan(text);
+  } catch (e) {
+    return `the SQL scanner rejected the statement: ${e.message}`;
+  }
+  for (const t of tokens) {
+    if (t.tokenName !== "SCONST" || !t.text.includes("\\")) continue;
+    const plain = bytes[t.start] === 39;
+    if (!plain && !/^[eE]'/.test(t.text)) continue;
+    const quote = plain ? t.start : t.start + 1;
+    if (plain && stringEnd(bytes, quote, UTF8) !== t.end) {
+      return "with standard_conforming_strings off a backslash in a string literal would end it elsewhere, and the server would read the statement differently";
+    }
+    if (multibyte && UNSAFE_ENCODINGS.some((mblen) => stringEnd(bytes, quote, mblen) !== t.end)) {
+      return "in a client encoding such as SJIS, BIG5 or GBK a character would take the byte of a backslash that ends a string literal elsewhere here, and the server would read the statement differently";
+    }
+  }
+  return null;
+}
+var UTF8 = () => 1;
+var UNSAFE_ENCODINGS = [
+  // SJIS: 0xA1-0xDF are one-byte katakana.
+  (b, i) => b[i] >= 161 && b[i] <= 223 ? 1 : 2,
+  // BIG5, GBK, UHC: a high byte starts a two-byte character.
+  () => 2,
+  // GB18030: four bytes when the second is a digit.
+  (b, i) => b[i + 1] >= 48 && b[i + 1] <= 57 ? 4 : 2,
+  // JOHAB (EUC lengths): SS3 starts three bytes.
+  (b, i) => b[i] === 143 ? 3 : 2
+];
+var CONTINUATION = /^[ \t\f]*[\n\r](?:[ \t\n\r\f\v]+|--[^\n\r]*[\n\r])*'/;
+function stringEnd(bytes, start2, mblen) {
+  const step = (i2) => bytes[i2] >= 128 ? mblen(bytes, i2) : 1;
+  let i = start2 + 1;
+  while (i < bytes.length) {
+    const c = bytes[i];
+    if (c === 92) i += 1 + (i + 1 < bytes.length ? step(i + 1) : 1);
+    else if (c === 39 && bytes[i + 1] === 39) i += 2;
+    else if (c === 39) {
+      const more = CONTINUATION.exec(bytes.subarray(i + 1, i + 1 + 4096).toString("latin1"));
+      if (!more) return i + 1;
+      i += 1 + more[0].length;
+    } else i += step(i);
+  }
+  return -1;
+}
+
+// gateway/postgres/pg-parser.ts
+var BASELINE_WASM_FLAG = "--liftoff-only";
+var pgQuery = null;
+var MAX_PARSED_TEXT = 1024 * 1024;
+function bounded(m) {
+  const check = (text) => {
+    if (text.length > MAX_PARSED_TEXT) throw new Error(`the text is ${text.length} characters long and the gateway parses at most ${MAX_PARSED_TEXT}`);
+  };
+  return {
+    ...m,
+    parseSync: ((text) => (check(text), m.parseSync(text))),
+    scanSync: ((text) => (check(text), m.scanSync(text)))
+  };
+}
+var ready = null;
+function loadSqlParser() {
+  return ready ??= Promise.resolve().then(() => __toESM(require_wasm(), 1)).then(async (m) => {
+    await m.loadModule();
+    pgQuery = bounded(m);
+  });
+}
+function parser() {
+  if (!pgQuery) throw new Error("the SQL classifier is not loaded (call loadSqlParser first)");
+  return pgQuery;
+}
+function loadedParser() {
+  return pgQuery;
+}
+
+// gateway/postgres/sql-classifier.ts
+var CREATE = [
+  "CreateStmt",
+  "CreateSchemaStmt",
+  "CreateTableSpaceStmt",
+  "CreateExtensionStmt",
+  "CreateFdwStmt",
+  "CreateForeignServerStmt",
+  "CreateForeignTableStmt",
+  "CreateUserMappingStmt",
+  "ImportForeignSchemaStmt",
+  "CreatePolicyStmt",
+  "CreateAmStmt",
+  "CreatePLangStmt",
+  "CreateSeqStmt",
+  "DefineStmt",
+  "CreateDomainStmt",
+  "CreateOpClassStmt",
+  "CreateOpFamilyStmt",
+  "IndexStmt",
+  "CreateStatsStmt",
+  "CompositeTypeStmt",
+  "CreateEnumStmt",
+  "CreateRangeStmt",
+  "ViewStmt",
+  "CreatedbStmt",
+  "CreateConversionStmt",
+  "CreateCastStmt",
+  "CreateTransformStmt",
+  "CreatePublicationStmt",
+  "CreateSubscriptionStmt",
+  "CreateTableAsStmt"
+];
+var CODE2 = ["CreateFunctionStmt", "CreateTrigStmt", "CreateEventTrigStmt", "RuleStmt"];
+var ALTER = [
+  "AlterTableStmt",
+  "ReplicaIdentityStmt",
+  "AlterCollationStmt",
+  "AlterDomainStmt",
+  "AlterTableSpaceOptionsStmt",
+  "AlterTableMoveAllStmt",
+  "AlterExtensionStmt",
+  "AlterExtensionContentsStmt",
+  "AlterFdwStmt",
+  "AlterForeignServerStmt",
+  "AlterUserMappingStmt",
+  "AlterPolicyStmt",
+  "AlterEventTrigStmt",
+  "AlterSeqStmt",
+  "AlterOpFamilyStmt",
+  "AlterStatsStmt",
+  "AlterFunctionStmt",
+  "RenameStmt",
+  "AlterObjectDependsStmt",
+  "AlterObjectSchemaStmt",
+  "AlterOwnerStmt",
+  "AlterOperatorStmt",
+  "AlterTypeStmt",
+  "AlterEnumStmt",
+  "AlterDatabaseStmt",
+  "AlterDatabaseRefreshCollStmt",
+  "AlterDatabaseSetStmt",
+  "AlterSystemStmt",
+  "AlterTSDictionaryStmt",
+  "AlterTSConfigurationStmt",
+  "AlterPublicationStmt",
+  "AlterSubscriptionStmt",
+  "CommentStmt",
+  "SecLabelStmt"
+];
+var DROP = ["DropStmt", "DropTableSpaceStmt", "DropUserMappingStmt", "DropdbStmt", "DropSubscriptionStmt", "DropOwnedStmt"];
+var ROLE = ["CreateRoleStmt", "AlterRoleStmt", "AlterRoleSetStmt", "DropRoleStmt", "ReassignOwnedStmt"];
+var MAINTENANCE = ["ClusterStmt", "ReindexStmt", "RefreshMatViewStmt", "CheckPointStmt"];
+var UTILITY = [
+  "VariableShowStmt",
+  "DiscardStmt",
+  "ConstraintsSetStmt",
+  "LoadStmt",
+  "DeallocateStmt",
+  "ClosePortalStmt",
+  "FetchStmt",
+  "UnlistenStmt",
+  "ReturnStmt",
+  "PLAssignStmt"
+];
+var SIMPLE = {
+  SelectStmt: ["select"],
+  TruncateStmt: ["truncate"],
+  DoStmt: ["do-block"],
+  // A procedure runs code the parser cannot see.
+  CallStmt: ["do-block"],
+  TransactionStmt: ["transaction"],
+  LockStmt: ["lock"],
+  ListenStmt: ["listen"],
+  NotifyStmt: ["notify"],
+  VacuumStmt: ["vacuum", "maintenance"],
+  AlterDefaultPrivilegesStmt: ["grant"],
+  PrepareStmt: ["prepare"],
+  DeclareCursorStmt: ["cursor"]
+};
+for (const t of CREATE) SIMPLE[t] = ["create", "ddl"];
+for (const t of CODE2) SIMPLE[t] = ["create", "ddl", "function-definition"];
+for (const t of ALTER) SIMPLE[t] = ["alter", "ddl"];
+for (const t of DROP) SIMPLE[t] = ["drop", "ddl"];
+for (const t of ROLE) SIMPLE[t] = ["role"];
+for (const t of MAINTENANCE) SIMPLE[t] = ["maintenance"];
+for (const t of UTILITY) SIMPLE[t] = ["utility"];
+var RELATION_OBJECTS = /* @__PURE__ */ new Set(["OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW", "OBJECT_INDEX", "OBJECT_SEQUENCE", "OBJECT_FOREIGN_TABLE"]);
+var RELATION_PARTS = /* @__PURE__ */ new Set(["OBJECT_COLUMN", "OBJECT_TRIGGER", "OBJECT_RULE", "OBJECT_POLICY", "OBJECT_TABCONSTRAINT"]);
+var SESSION_IDENTITY = /* @__PURE__ */ new Set(["role", "session_authorization"]);
+function classify(text, prepared, options = {}) {
+  if (/^[\s;]*$/.test(text)) return EMPTY3;
+  let tree;
+  try {
+    tree = parser().parseSync(text);
+  } catch (e) {
+    if (isEmptyQuery(text)) return EMPTY3;
+    return { ok: false, error: `the SQL parser rejected the statement: ${e.message}` };
+  }
+  const hazard = readingHazard(text, (t) => parser().scanSync(t).tokens);
+  if (hazard) return { ok: false, error: hazard };
+  const statements = [];
+  const known = new Map(prepared ?? []);
+  const preparedHere = [];
+  const bytes = Buffer.from(text, "utf8");
+  for (const raw of tree.stmts ?? []) {
+    const start2 = raw.stmt_location ?? 0;
+    const own = (raw.stmt_len ? bytes.subarray(start2, start2 + raw.stmt_len) : bytes.subarray(start2)).toString("utf8").trim();
+    const found = new Walk(known);
+    if (raw.stmt) found.visit(raw.stmt);
+    if (found.unknown) return { ok: false, error: found.unknown };
+    if (found.classes.size === 0) found.classes.add("select");
+    const classes = [...found.classes].sort();
+    const tables2 = found.relations();
+    statements.push({ text: own, normalized: options.normalize === false ? "" : normalizeSql(own), classes, tables: tables2 });
+    const prep = raw.stmt?.PrepareStmt;
+    if (prep?.name) {
+      const inner = { classes: classes.filter((c) => c !== "prepare"), tables: tables2 };
+      known.set(prep.name, inner);
+      preparedHere.push([prep.name, inner]);
+    }
+  }
+  return { ok: true, statements, prepared: preparedHere };
+}
+var EMPTY3 = { ok: true, statements: [], prepared: [] };
+function isEmptyQuery(text) {
+  if (/^[\s;]*$/.test(text)) return true;
+  try {
+    return parser().scanSync(text).tokens.every((t) => t.tokenName === "SQL_COMMENT" || t.tokenName === "C_COMMENT" || t.text === ";");
+  } catch {
+    return false;
+  }
+}
+var Walk = class _Walk {
+  classes = /* @__PURE__ */ new Set();
+  tables = /* @__PURE__ */ new Set();
+  /** CTE names visible where the walk is, innermost last (see withScope). */
+  scopes = [];
+  prepared;
+  unknown = null;
+  constructor(prepared) {
+    this.prepared = prepared;
+  }
+  visit(value) {
+    if (Array.isArray(value)) {
+      for (const v of value) this.visit(v);
+      return;
+    }
+    if (value === null || typeof value !== "object") return;
+    if (typeof value.relname === "string") return this.relation(value);
+    for (const [key, inner] of Object.entries(value)) {
+      if (/^[A-Z]\w*Stmt$/.test(key) && inner && typeof inner === "object" && !Array.isArray(inner)) this.statement(key, inner);
+      else this.visit(inner);
+    }
+  }
+  add(...classes) {
+    for (const c of classes) this.classes.add(c);
+  }
+  statement(type, node) {
+    switch (type) {
+      case "RawStmt":
+      case "SetOperationStmt":
+        return this.visit(node);
+      case "UpdateStmt":
+        this.add("update");
+        if (!node.whereClause) this.add("update-without-where");
+        return this.dataModifying(node);
+      case "DeleteStmt":
+        this.add("delete");
+        if (!node.whereClause) this.add("delete-without-where");
+        return this.dataModifying(node);
+      case "InsertStmt": {
+        this.add("insert");
+        const conflict = node.onConflictClause;
+        if (conflict?.action === "ONCONFLICT_UPDATE") this.add("update");
+        return this.dataModifying(node);
+      }
+      case "MergeStmt":
+        this.add("merge", "insert", "update", "delete");
+        return this.dataModifying(node);
+      case "SelectStmt":
+        if (!node.valuesLists) this.add("select");
+        if (node.intoClause) this.add("create", "ddl");
+        return this.withScope(node, () => this.visitFields(node, "withClause"));
+      case "CopyStmt":
+        this.add("copy", node.is_from ? "insert" : "select");
+        if (node.is_program) this.add(node.is_from ? "copy-from-program" : "copy-to-program");
+        return this.visit(node);
+      case "DropStmt":
+        this.add("drop", "ddl");
+        for (const o of node.objects ?? []) this.objectName(String(node.removeType), o);
+        return this.visit(node);
+      case "DropOwnedStmt":
+        this.add("drop", "ddl", "revoke");
+        return this.visit(node);
+      case "CommentStmt":
+      case "SecLabelStmt":
+        this.add("alter", "ddl");
+        this.objectName(String(node.objtype), node.object);
+        return this.visit(node);
+      case "RenameStmt":
+        this.add("alter", "ddl");
+        if (node.renameType === "OBJECT_SCHEMA") {
+          for (const n of [node.subname, node.newname]) if (typeof n === "string") this.tables.add(`${n}.*`);
+        }
+        return this.visit(node);
+      case "AlterOwnerStmt":
+        this.add("alter", "ddl");
+        if (node.objectType === "OBJECT_SCHEMA") this.objectName("OBJECT_SCHEMA", node.object);
+        return this.visit(node);
+      case "GrantStmt":
+        this.add(node.is_grant ? "grant" : "revoke");
+        if (node.targtype === "ACL_TARGET_ALL_IN_SCHEMA") for (const o of node.objects ?? []) this.objectName("OBJECT_SCHEMA", o);
+        return this.visit(node);
+      case "GrantRoleStmt":
+        this.add(node.is_grant ? "grant" : "revoke", "role");
+        return this.visit(node);
+      case "VariableSetStmt":
+        this.add("set");
+        if (SESSION_IDENTITY.has(String(node.name).toLowerCase())) this.add("role");
+        return this.visit(node);
+      case "AlterDatabaseSetStmt": {
+        this.add("alter", "ddl");
+        const set = node.setstmt;
+        if (set?.name && SESSION_IDENTITY.has(set.name.toLowerCase())) this.add("role");
+        return this.visit(node);
+      }
+      case "ExplainStmt": {
+        this.add("explain");
+        const analyze = (node.options ?? []).some((o) => {
+          const d = o.DefElem;
+          return d?.defname === "analyze" && !isFalse(d.arg);
+        });
+        if (analyze) this.visit(node.query);
+        else this.collectTables(node.query);
+        return;
+      }
+      case "PrepareStmt":
+        this.add("prepare");
+        return this.visit(node.query);
+      case "ExecuteStmt": {
+        this.add("execute");
+        const name2 = String(node.name ?? "");
+        const known = this.prepared?.get(name2);
+        if (!known) {
+          this.unknown = `EXECUTE of prepared statement "${name2}", which was not prepared through the gateway in this session`;
+          return;
+        }
+        this.add(...known.classes);
+        for (const t of known.tables) this.tables.add(t);
+        return this.visit(node);
+      }
+      default: {
+        const classes = SIMPLE[type];
+        if (!classes) {
+          this.unknown = `statement type ${type} is not known to the classifier`;
+          return;
+        }
+        this.add(...classes);
+        return this.visit(node);
+      }
+    }
+  }
+  visitFields(node, ...skip) {
+    for (const [key, value] of Object.entries(node)) if (!skip.includes(key)) this.visit(value);
+  }
+  /**
+   * INSERT, UPDATE, DELETE, MERGE: the target is always a real table, even when a CTE of the
+   * same name is in scope (`WITH accounts AS (...) DELETE FROM accounts` deletes from the table).
+   */
+  dataModifying(node) {
+    const target = node.relation;
+    if (target && typeof target.relname === "string") this.tables.add(relationName(target));
+    this.withScope(node, () => this.visitFields(node, "withClause", "relation"));
+  }
+  /**
+   * A WITH clause's names hide relations of the same (unqualified) name: in the statement that
+   * has the clause, and in the bodies of the CTEs listed after each one (all of them with
+   * RECURSIVE). A CTE's body does not see its own name otherwise: it is a table there.
+   */
+  withScope(node, rest) {
+    const w = node.withClause;
+    if (!w?.ctes?.length) return rest();
+    const names = w.ctes.map((c) => String(c.CommonTableExpr?.ctename ?? ""));
+    w.ctes.forEach((cte, i) => {
+      this.scopes.push(new Set(w.recursive ? names : names.slice(0, i)));
+      this.visit(cte);
+      this.scopes.pop();
+    });
+    this.scopes.push(new Set(names));
+    rest();
+    this.scopes.pop();
+  }
+  /** The relation behind an object named by a name list (DROP, COMMENT ON, ...), if any. */
+  objectName(objectType, object) {
+    const o = object;
+    const parts = o?.String?.sval !== void 0 ? [o.String.sval] : (o?.List?.items ?? []).map((i) => i.String?.sval).filter((x) => typeof x === "string");
+    if (parts.length === 0) return;
+    if (objectType === "OBJECT_SCHEMA") this.tables.add(`${parts[parts.length - 1]}.*`);
+    else if (RELATION_OBJECTS.has(objectType)) this.tables.add(parts.slice(-2).join("."));
+    else if (RELATION_PARTS.has(objectType) && parts.length > 1) this.tables.add(parts.slice(-3, -1).join("."));
+  }
+  /** Tables named by a statement that does not run (plain EXPLAIN), without its classes. */
+  collectTables(node) {
+    const inner = new _Walk(this.prepared);
+    inner.visit(node);
+    for (const t of inner.relations()) this.tables.add(t);
+  }
+  relation(node) {
+    const rel = String(node.relname);
+    if (typeof node.schemaname !== "string" && this.scopes.some((s) => s.has(rel))) return;
+    this.tables.add(relationName(node));
+  }
+  /** Relations named, as `schema.table`, bare `table`, or `schema.*` for a whole schema. */
+  relations() {
+    return [...this.tables].sort();
+  }
+};
+function relationName(rangeVar) {
+  const rel = String(rangeVar.relname);
+  return typeof rangeVar.schemaname === "string" ? `${rangeVar.schemaname}.${rel}` : rel;
+}
+function isFalse(arg) {
+  const a = arg;
+  if (!a) return false;
+  if (a.Boolean) return a.Boolean.boolval !== true;
+  const s = a.String?.sval?.toLowerCase();
+  return s === "false" || s === "off" || s === "0";
+}
+
+// gateway/postgres/classification-cache.ts
+var MAX_ENTRIES = 4096;
+var MAX_TEXT2 = 4096;
+var cache = /* @__PURE__ */ new Map();
+var PLAIN = /^[A-Za-z0-9_ \t\r\n,.;()=<>+\-*/%'"[\]:!|&^~@#?$]*$/;
+var LITERAL = "\0";
+var UNSAFE = /--|\/\*|&|\buescape\b|\bexplain\b|\bexecute\b|\bprepare\b|\bdeallocate\b/i;
+function literalShape(text) {
+  if (text.length > MAX_TEXT2 || !PLAIN.test(text) || UNSAFE.test(text)) return null;
+  let out = "";
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === 39) {
+      if (isWordChar(text.charCodeAt(i - 1)) || text.charCodeAt(i - 1) === 38) return null;
+      let j = i + 1;
+      for (; ; ) {
+        if (j >= n) return null;
+        if (text.charCodeAt(j) === 39) {
+          if (text.charCodeAt(j + 1) === 39) j += 2;
+          else break;
+        } else j++;
+      }
+      out += LITERAL;
+      i = j + 1;
+    } else if (c === 34) {
+      const end = text.indexOf('"', i + 1);
+      if (end < 0) return null;
+      out += text.slice(i, end + 1);
+      i = end + 1;
+    } else if (c >= 65 && c <= 90 || c >= 97 && c <= 122 || c === 95) {
+      let j = i + 1;
+      while (isWordChar(text.charCodeAt(j))) j++;
+      out += text.slice(i, j);
+      i = j;
+    } else if (c >= 48 && c <= 57) {
+      if (isWordChar(text.charCodeAt(i - 1)) || text.charCodeAt(i - 1) === 46) return null;
+      let j = digits(text, i);
+      if (text.charCodeAt(j) === 46) {
+        if (!isDigit(text.charCodeAt(j + 1))) return null;
+        j = digits(text, j + 1);
+      }
+      if (text.charCodeAt(j) === 101 || text.charCodeAt(j) === 69) {
+        const sign = text.charCodeAt(j + 1) === 43 || text.charCodeAt(j + 1) === 45 ? 1 : 0;
+        if (!isDigit(text.charCodeAt(j + 1 + sign))) return null;
+        j = digits(text, j + 1 + sign);
+      }
+      if (isWordChar(text.charCodeAt(j)) || text.charCodeAt(j) === 46) return null;
+      out += LITERAL;
+      i = j;
+    } else if (c === 36) {
+      if (!isDigit(text.charCodeAt(i + 1))) return null;
+      const j = digits(text, i + 1);
+      if (isWordChar(text.charCodeAt(j))) return null;
+      out += text.slice(i, j);
+      i = j;
+    } else {
+      out += text[i];
+      i++;
+    }
+  }
+  return out;
+}
+function isWordChar(c) {
+  return c >= 48 && c <= 57 || c >= 65 && c <= 90 || c >= 97 && c <= 122 || c === 95;
+}
+function isDigit(c) {
+  return c >= 48 && c <= 57;
+}
+function digits(text, i) {
+  while (isDigit(text.charCodeAt(i))) i++;
+  return i;
+}
+function classifyCached(text, prepared, options) {
+  const shape = literalShape(text);
+  if (shape === null) return classify(text, prepared, options);
+  const hit = cache.get(shape);
+  if (hit) {
+    const s = hit.c.statements[0];
+    const own = text.slice(hit.prefix, text.length - hit.suffix);
+    return { ok: true, prepared: [], statements: [{ ...s, text: own, normalized: options.normalize ? normalizeSql(own) : "" }] };
+  }
+  const c = classify(text, prepared, options);
+  if (c.ok && c.prepared.length === 0 && c.statements.length === 1) {
+    const own = c.statements[0].text;
+    const prefix = text.indexOf(own);
+    if (prefix >= 0 && /^[\s;]*$/.test(text.slice(0, prefix) + text.slice(prefix + own.length))) {
+      if (cache.size >= MAX_ENTRIES) cache.clear();
+      cache.set(shape, { c, prefix, suffix: text.length - prefix - own.length });
+    }
+  }
+  return c;
+}
+
+// gateway/policy/engine.ts
+var STRICTNESS = { allow: 0, approve: 1, deny: 2 };
+function usesCondition(policy, key) {
+  return policy.rules.some((r) => r.keys.includes(key));
+}
+function decide(policy, command, claims) {
+  const units = command.units;
+  const silent = units === null || units.length === 0 && !command.runsNothing || units.some((u) => u === null || typeof u !== "object" || Object.keys(u).length === 0);
+  if (silent) {
+    const why = command.unclassifiedReason ?? (units === null ? "unknown reason" : "the adapter produced no facts");
+    return {
+      action: policy.unclassified,
+      rule: "unclassified",
+      reason: `the statement could not be classified (${why}); policy unclassified: ${policy.unclassified}`,
+      matched: []
+    };
+  }
+  let result = null;
+  for (const u of units) {
+    const d = decideUnit(policy, command, u, claims);
+    result = result ? strictest(result, d) : d;
+  }
+  return result ?? { action: "allow", rule: "empty", reason: "empty query", matched: [] };
+}
+function decideUnit(policy, command, facts, claims) {
+  let best = null;
+  const matched = [];
+  for (const rule of policy.rules) {
+    if (rule.targets && !rule.targets.some((t) => t(command.target))) continue;
+    if (!claimsMatch(rule.claims, claims) || !conditionsMatch(rule, command.kind, facts)) continue;
+    matched.push(rule.name);
+    if (!best || STRICTNESS[rule.action] > STRICTNESS[best.action]) best = rule;
+  }
+  if (best) return { action: best.action, rule: best.name, reason: best.reason ?? defaultReason(best), matched };
+  return { action: policy.default, rule: "default", reason: `no rule matched; policy default: ${policy.default}`, matched };
+}
+function defaultReason(r) {
+  return r.action === "deny" ? `denied by rule ${r.name}` : r.action === "approve" ? `rule ${r.name} requires approval` : `allowed by rule ${r.name}`;
+}
+function conditionsMatch(rule, kind, facts) {
+  if (rule.conditions === null) return true;
+  const conditions = rule.conditions.get(kind);
+  return conditions !== void 0 && conditions.every((c) => c(facts));
+}
+function claimsMatch(m, c) {
+  const any = (globs, value) => value !== void 0 && globs.some((g) => g(value));
+  if (m.ref && !any(m.ref, c.ref)) return false;
+  if (m.refNot && any(m.refNot, c.ref)) return false;
+  if (m.environment && !any(m.environment, c.environment)) return false;
+  if (m.actor && !any(m.actor, c.actor)) return false;
+  if (m.event && !any(m.event, c.event)) return false;
+  return true;
+}
+function strictest(a, b) {
+  return STRICTNESS[b.action] > STRICTNESS[a.action] ? b : a;
+}
+function decisionRecord(d) {
+  return {
+    action: d.action,
+    rule: d.rule,
+    ...d.action !== "allow" ? { reason: d.reason } : {},
+    ...d.matched.length > 1 || d.matched.length === 1 && d.matched[0] !== d.rule ? { matched: d.matched } : {}
+  };
+}
+
+// gateway/postgres/enforce.ts
+function policyContext(rules, claims, target, approvals = null) {
+  return { rules, claims, target, needsText: usesCondition(rules, "text-matches"), approvals };
+}
+function judge(ctx, text, prepared) {
+  const c = classifyCached(text, prepared, { normalize: ctx.needsText });
+  if (!c.ok) {
+    return { decision: decide(ctx.rules, { kind: "postgres", target: ctx.target, units: null, unclassifiedReason: c.error }, ctx.claims), statements: null, prepares: [] };
+  }
+  return { decision: decide(ctx.rules, { kind: "postgres", target: ctx.target, units: c.statements, runsNothing: c.statements.length === 0 }, ctx.claims), statements: c.statements, prepares: c.prepared };
+}
+function judgeOpaque(ctx, why) {
+  return { decision: decide(ctx.rules, { kind: "postgres", target: ctx.target, units: null, unclassifiedReason: why }, ctx.claims), statements: null, prepares: [] };
+}
+function judgeWithHazard(ctx, j, hazard) {
+  const o = judgeOpaque(ctx, hazard);
+  const rank = { allow: 0, approve: 1, deny: 2 };
+  return rank[o.decision.action] > rank[j.decision.action] ? { ...j, decision: o.decision } : j;
+}
+function judgePrepared(ctx, statement) {
+  const s = { ...statement, classes: [.../* @__PURE__ */ new Set(["execute", ...statement.classes.filter((c) => c !== "prepare")])].sort() };
+  return { decision: decide(ctx.rules, { kind: "postgres", target: ctx.target, units: [s] }, ctx.claims), statements: [s], prepares: [] };
+}
+function decisionFields(j) {
+  const d = j.decision;
+  return {
+    decision: decisionRecord(d),
+    ...j.statements ? { facts: j.statements.map((s) => ({ classes: s.classes, tables: s.tables })) } : {}
+  };
+}
+function refusalMessage(d) {
+  const reason = d.reason === `denied by rule ${d.rule}` ? "" : `: ${d.reason}`;
+  return `gateway: denied by rule "${d.rule}"${reason}`;
+}
+function refusalSql(d, sqlState = "42501") {
+  const tag = `gw${randomBytes3(6).toString("hex")}`;
+  const quote = (s) => `$${tag}$${s.replaceAll(`$${tag}$`, "")}$${tag}$`;
+  return `DO $${tag}body$ BEGIN RAISE EXCEPTION USING ERRCODE = '${sqlState}', MESSAGE = ${quote(refusalMessage(d))}, HINT = ${quote("the session log records this decision; see the policy file")}; END $${tag}body$`;
+}
+function refusalState(why) {
+  return why === "cancelled" ? "57014" : "42501";
+}
+function refusalQuery(d, sqlState) {
+  return serialize2.query(refusalSql(d, sqlState));
+}
+function refusalExtended(sql) {
+  return [serialize2.parse({ text: sql }), serialize2.bind({}), serialize2.execute({})];
+}
+
+// gateway/postgres/statement-names.ts
+var NAMESPACE_WORDS = /prepare|deallocate|discard|close/i;
+function namespaceEffects(text) {
+  const pgQuery2 = loadedParser();
+  if (!pgQuery2) return null;
+  let tree;
+  try {
+    tree = pgQuery2.parseSync(text);
+  } catch {
+    return null;
+  }
+  const bytes = Buffer.from(text, "utf8");
+  return (tree.stmts ?? []).map((raw) => {
+    const st = raw.stmt ?? {};
+    if (st.PrepareStmt) {
+      const start2 = raw.stmt_location ?? 0;
+      const own = (raw.stmt_len ? bytes.subarray(start2, start2 + raw.stmt_len) : bytes.subarray(start2)).toString("utf8").trim();
+      return { kind: "prepare", name: String(st.PrepareStmt.name ?? ""), text: own };
+    }
+    if (st.DeallocateStmt) return { kind: "deallocate", name: st.DeallocateStmt.isall || typeof st.DeallocateStmt.name !== "string" ? null : st.DeallocateStmt.name };
+    if (st.DiscardStmt?.target === "DISCARD_ALL") return { kind: "discard-all" };
+    if (st.ClosePortalStmt) return { kind: "close-cursor", name: typeof st.ClosePortalStmt.portalname === "string" ? st.ClosePortalStmt.portalname : null };
+    return { kind: "none" };
+  });
+}
+function fetchedPortals(text) {
+  if (!/fetch|move/i.test(text)) return [];
+  const pgQuery2 = loadedParser();
+  if (!pgQuery2) return null;
+  let tree;
+  try {
+    tree = pgQuery2.parseSync(text);
+  } catch {
+    return null;
+  }
+  const names = [];
+  for (const raw of tree.stmts ?? []) {
+    const f = (raw.stmt ?? {}).FetchStmt;
+    if (f) names.push(typeof f.portalname === "string" ? f.portalname : "");
+  }
+  return names;
+}
+function mayChangeNames(text) {
+  return NAMESPACE_WORDS.test(text);
+}
+
+// gateway/postgres/copy-statements.ts
+function optionValue(arg) {
+  const a = arg;
+  if (!a) return true;
+  if (a.String) return a.String.sval ?? "";
+  if (a.Boolean) return a.Boolean.boolval === true ? "true" : "false";
+  if (a.Integer) return String(a.Integer.ival ?? 0);
+  if (a.Float) return String(a.Float.fval ?? "");
+  if (a.A_Star) return ["*"];
+  if (a.List) return (a.List.items ?? []).map((i) => i.String?.sval ?? "");
+  return ["?"];
+}
+function simpleSelect(query) {
+  const q = query?.SelectStmt;
+  if (!q || q.withClause || q.op !== "SETOP_NONE" || q.valuesLists) return void 0;
+  const from = q.fromClause;
+  const rel = from?.length === 1 ? from[0].RangeVar : void 0;
+  if (!rel || typeof rel.relname !== "string") return void 0;
+  const alias = rel.alias?.aliasname ?? rel.relname;
+  const targets = (q.targetList ?? []).map((t) => {
+    const fields = t.ResTarget?.val?.ColumnRef?.fields;
+    if (!fields) return null;
+    const last = fields[fields.length - 1];
+    if (fields.length > 2 || fields.length === 2 && fields[0].String?.sval !== alias) return null;
+    if (last.A_Star) return "*";
+    const name2 = last.String?.sval;
+    return name2 === void 0 || name2 === "*" ? null : name2;
+  });
+  return { schema: typeof rel.schemaname === "string" ? rel.schemaname : null, table: rel.relname, targets };
+}
+function parseCopyOut(text) {
+  const tree = parser().parseSync(text);
+  const out = [];
+  for (const raw of tree.stmts ?? []) {
+    const c = raw.stmt?.CopyStmt;
+    if (!c || c.is_from || c.is_program || c.filename) continue;
+    const rel = c.relation;
+    const options = (c.options ?? []).map((o) => {
+      const d = o.DefElem;
+      return { name: String(d?.defname ?? "?").toLowerCase(), value: optionValue(d?.arg) };
+    });
+    const opt = (name2) => {
+      const v = options.find((o) => o.name === name2)?.value;
+      return typeof v === "string" ? v : void 0;
+    };
+    const format = (opt("format") ?? "text").toLowerCase();
+    out.push({
+      schema: rel?.schemaname ?? null,
+      table: rel?.relname ?? null,
+      columns: c.attlist ? c.attlist.map((a) => a.String?.sval ?? "") : null,
+      format: format === "csv" ? "csv" : format === "binary" ? "binary" : "text",
+      delimiter: opt("delimiter") ?? (format === "csv" ? "," : "	"),
+      quote: opt("quote") ?? '"',
+      options,
+      ...c.query ? { select: simpleSelect(c.query) } : {}
+    });
+  }
+  return out;
+}
+
+// gateway/postgres/pg-types.ts
+var TEXTLESS_TYPES = /* @__PURE__ */ new Set([
+  16,
+  18,
+  20,
+  21,
+  22,
+  23,
+  26,
+  27,
+  28,
+  29,
+  30,
+  // bool "char" int8 int2 int2vector int4 oid tid xid cid oidvector
+  600,
+  601,
+  602,
+  603,
+  604,
+  628,
+  718,
+  // point lseg path box polygon line circle
+  650,
+  700,
+  701,
+  774,
+  790,
+  829,
+  869,
+  // cidr float4 float8 macaddr8 money macaddr inet
+  1082,
+  1083,
+  1114,
+  1184,
+  1186,
+  1266,
+  // date time timestamp timestamptz interval timetz
+  1560,
+  1562,
+  1700,
+  2950,
+  2970,
+  3220,
+  5038,
+  5069,
+  2278,
+  // bit varbit numeric uuid txid_snapshot pg_lsn pg_snapshot xid8 void
+  3904,
+  3906,
+  3908,
+  3910,
+  3912,
+  3926,
+  // int4range numrange tsrange tstzrange daterange int8range
+  4451,
+  4532,
+  4533,
+  4534,
+  4535,
+  4536,
+  // their multiranges
+  // ... and arrays of all of the above
+  1e3,
+  1002,
+  1016,
+  1005,
+  1006,
+  1007,
+  1028,
+  1010,
+  1011,
+  1012,
+  1013,
+  1017,
+  1018,
+  1019,
+  1020,
+  1027,
+  629,
+  719,
+  651,
+  1021,
+  1022,
+  775,
+  791,
+  1040,
+  1041,
+  1182,
+  1183,
+  1115,
+  1185,
+  1187,
+  1270,
+  1561,
+  1563,
+  1231,
+  2951,
+  2949,
+  3221,
+  5039,
+  271,
+  3905,
+  3907,
+  3909,
+  3911,
+  3913,
+  3927,
+  6150,
+  6151,
+  6152,
+  6153,
+  6155,
+  6157
+]);
+var BINARY_TEXTLESS_TYPES = /* @__PURE__ */ new Set([24, 2202, 2203, 2204, 2205, 2206, 3734, 3769, 4089, 4096, 4191]);
+var TEXT_TYPES = /* @__PURE__ */ new Set([25, 1043, 1042, 19, 705, 142, 1790, 114]);
+var JSON_TYPE = 114;
+var JSONB_TYPE = 3802;
+var VERSIONED_TEXT_TYPES = /* @__PURE__ */ new Set([JSONB_TYPE, 4072]);
+var BYTEA_TYPE = 17;
+var RECORD_TYPE = 2249;
+var TEXT_ARRAY_TYPES = /* @__PURE__ */ new Set([
+  1009,
+  1015,
+  1014,
+  1003,
+  143,
+  2201,
+  199,
+  3807,
+  4073,
+  1001,
+  2287,
+  // text varchar bpchar name xml refcursor json jsonb jsonpath bytea record
+  1008,
+  2207,
+  2208,
+  2209,
+  2210,
+  2211,
+  3735,
+  3770,
+  4090,
+  4097,
+  4192,
+  1263,
+  3643,
+  3645,
+  1034
+  // reg* cstring tsvector tsquery aclitem
+]);
+
+// gateway/postgres/value-masking.ts
+var READ = {
+  /** Nothing to read: a textless type, or text while no detector is on. */
+  none: 0,
+  /** UTF-8 text: the text format of any type, the binary format of text types. */
+  text: 1,
+  /** A version byte, then text (binary jsonb and jsonpath). */
+  versioned: 2,
+  /** bytea's text form, `\x` and hex (or the old escape form): its bytes are read. */
+  byteaText: 3,
+  /** bytea in binary: the bytes themselves. */
+  byteaBinary: 4,
+  binaryArray: 5,
+  binaryRecord: 6,
+  /** A binary value of a type whose layout is unknown: masked whole. */
+  opaque: 7
+};
+var MAX_DEPTH = 8;
+function readOf(masker, typeOid, format) {
+  if (TEXTLESS_TYPES.has(typeOid)) return READ.none;
+  if (format !== 1) {
+    if (!masker.detects) return READ.none;
+    return typeOid === BYTEA_TYPE ? READ.byteaText : READ.text;
+  }
+  if (BINARY_TEXTLESS_TYPES.has(typeOid)) return READ.none;
+  if (TEXT_TYPES.has(typeOid)) return masker.detects ? READ.text : READ.none;
+  if (VERSIONED_TEXT_TYPES.has(typeOid)) return masker.detects ? READ.versioned : READ.none;
+  if (typeOid === BYTEA_TYPE) return masker.detects ? READ.byteaBinary : READ.none;
+  if (typeOid === RECORD_TYPE) return READ.binaryRecord;
+  if (TEXT_ARRAY_TYPES.has(typeOid)) return READ.binaryArray;
+  return READ.opaque;
+}
+var OPAQUE = { value: null, detectors: [], whole: true };
+function maskValue(masker, read, f, depth = 0) {
+  switch (read) {
+    case READ.none:
+      return null;
+    case READ.text: {
+      const r = maskTextValue(masker, f.toString("utf8"));
+      return r && { value: Buffer.from(r.text), detectors: r.detectors, whole: false };
+    }
+    case READ.versioned: {
+      if (f.length === 0) return null;
+      const r = masker.maskText(f.toString("utf8", 1));
+      return r && { value: Buffer.concat([f.subarray(0, 1), Buffer.from(r.text)]), detectors: r.detectors, whole: false };
+    }
+    case READ.byteaText:
+      return maskByteaText(masker, f);
+    case READ.byteaBinary:
+      return maskBytes(masker, f);
+    case READ.binaryArray:
+      return depth < MAX_DEPTH ? maskBinaryArray(masker, f, depth) ?? null : OPAQUE;
+    case READ.binaryRecord:
+      return depth < MAX_DEPTH ? maskBinaryRecord(masker, f, depth) ?? null : OPAQUE;
+    default:
+      return OPAQUE;
+  }
+}
+var HEX_BYTES = /(\\+x)((?:[0-9a-fA-F]{2}){4,})/g;
+function maskTextValue(masker, s) {
+  let text = s;
+  let detectors = [];
+  const direct = masker.maskText(s);
+  if (direct) ({ text, detectors } = direct);
+  if (!masker.detects || !text.includes("\\x")) return direct;
+  let changed = false;
+  const out = text.replace(HEX_BYTES, (m, prefix, hex) => {
+    const r = masker.maskText(Buffer.from(hex, "hex").toString("latin1"));
+    if (!r) return m;
+    changed = true;
+    for (const d of r.detectors) if (!detectors.includes(d)) detectors = [...detectors, d];
+    return prefix + Buffer.from(r.text, "latin1").toString("hex");
+  });
+  return changed ? { text: out, detectors } : direct;
+}
+function maskBytes(masker, f) {
+  const r = masker.maskText(f.toString("latin1"));
+  return r && { value: Buffer.from(r.text, "latin1"), detectors: r.detectors, whole: false };
+}
+function maskByteaText(masker, f) {
+  if (f.length >= 2 && f[0] === 92 && f[1] === 120) {
+    const bytes = Buffer.from(f.toString("latin1", 2), "hex");
+    const r = maskBytes(masker, bytes);
+    return r && { ...r, value: Buffer.from(`\\x${r.value.toString("hex")}`, "latin1") };
+  }
+  return maskBytes(masker, f);
+}
+function maskElements(masker, f, start2, count2, typeAt, fixedType, depth) {
+  let pos = start2;
+  let changed = false;
+  let whole = false;
+  let detectors = [];
+  const parts = [];
+  const types = [];
+  for (let i = 0; i < count2; i++) {
+    let type = fixedType;
+    if (typeAt) {
+      if (pos + 4 > f.length) return "malformed";
+      type = typeAt(pos);
+      pos += 4;
+    }
+    if (pos + 4 > f.length) return "malformed";
+    const len = f.readInt32BE(pos);
+    pos += 4;
+    types.push(type);
+    if (len === -1) {
+      parts.push(null);
+      continue;
+    }
+    if (len < 0 || pos + len > f.length) return "malformed";
+    const v = f.subarray(pos, pos + len);
+    pos += len;
+    const m = maskValue(masker, readOf(masker, type, 1), v, depth + 1);
+    if (m) {
+      changed = true;
+      whole ||= m.whole;
+      for (const d of m.detectors) if (!detectors.includes(d)) detectors = [...detectors, d];
+      parts.push(m.value);
+    } else parts.push(v);
+  }
+  if (pos !== f.length) return "malformed";
+  return changed ? { parts, types, out: { value: null, detectors, whole } } : null;
+}
+function lengthPrefixed(parts, types) {
+  const out = [];
+  parts.forEach((p, i) => {
+    const head = Buffer.alloc(types ? 8 : 4);
+    if (types) head.writeUInt32BE(types[i], 0);
+    head.writeInt32BE(p === null ? -1 : p.length, types ? 4 : 0);
+    out.push(head);
+    if (p) out.push(p);
+  });
+  return out;
+}
+function maskBinaryArray(masker, f, depth) {
+  if (f.length < 12) return OPAQUE;
+  const ndim = f.readInt32BE(0);
+  const elemType = f.readUInt32BE(8);
+  if (ndim < 0 || ndim > 6 || 12 + ndim * 8 > f.length) return OPAQUE;
+  let count2 = ndim === 0 ? 0 : 1;
+  for (let d = 0; d < ndim; d++) {
+    const size = f.readInt32BE(12 + d * 8);
+    if (size < 0) return OPAQUE;
+    count2 *= size;
+  }
+  const start2 = 12 + ndim * 8;
+  if (readOf(masker, elemType, 1) === READ.none) return null;
+  const r = maskElements(masker, f, start2, count2, null, elemType, depth);
+  if (r === "malformed") return OPAQUE;
+  if (r === null) return null;
+  const head = Buffer.from(f.subarray(0, start2));
+  if (r.parts.includes(null)) head.writeInt32BE(1, 4);
+  return { ...r.out, value: Buffer.concat([head, ...lengthPrefixed(r.parts, null)]) };
+}
+function maskBinaryRecord(masker, f, depth) {
+  if (f.length < 4) return OPAQUE;
+  const n = f.readInt32BE(0);
+  if (n < 0) return OPAQUE;
+  const r = maskElements(masker, f, 4, n, (pos) => f.readUInt32BE(pos), 0, depth);
+  if (r === "malformed") return OPAQUE;
+  if (r === null) return null;
+  return { ...r.out, value: Buffer.concat([f.subarray(0, 4), ...lengthPrefixed(r.parts, r.types)]) };
+}
+function wholeValue(masker, typeOid, format, f) {
+  if (typeOid === JSON_TYPE || typeOid === JSONB_TYPE && format !== 1) return Buffer.from(JSON.stringify(masker.maskWholeValue(jsonScalar(f.toString("utf8")))));
+  if (typeOid === JSONB_TYPE) return Buffer.concat([f.subarray(0, 1), Buffer.from(JSON.stringify(masker.maskWholeValue(jsonScalar(f.toString("utf8", 1)))))]);
+  if (TEXT_TYPES.has(typeOid)) return Buffer.from(masker.maskWholeValue(f.toString("utf8")));
+  return null;
+}
+function jsonScalar(s) {
+  if (s.length >= 2 && s.startsWith('"') && s.endsWith('"')) {
+    try {
+      return JSON.parse(s);
+    } catch {
+      return s;
+    }
+  }
+  return s;
+}
+
+// gateway/postgres/row-masking.ts
+function isTextType(typeOid) {
+  return TEXT_TYPES.has(typeOid) && typeOid !== JSON_TYPE;
+}
+function blindPlan(masker, columns, resultFormats) {
+  const reads = [];
+  for (let i = 0; i < columns; i++) reads.push(formatOf(resultFormats, i, 0) === 1 ? READ.opaque : READ.text);
+  return { masked: new Array(columns).fill(masker.masksColumns), reads, types: new Array(columns).fill(0), formats: reads.map((r) => r === READ.opaque ? 1 : 0), active: true, complete: false };
+}
+function formatOf(resultFormats, i, described) {
+  return resultFormats && resultFormats.length > 0 ? resultFormats.length === 1 ? resultFormats[0] : resultFormats[i] ?? 0 : described;
+}
+function planRow(masker, cols, resultFormats, catalog, computedMasked = false) {
+  if (!cols) return null;
+  const masked = [];
+  const reads = [];
+  const types = [];
+  const formats = [];
+  let active = false;
+  let complete = true;
+  cols.forEach((c, i) => {
+    const format = formatOf(resultFormats, i, c.format);
+    const read = readOf(masker, c.typeOid, format);
+    const id = catalog.columnMasked(c);
+    if (!id.settled) complete = false;
+    const m = id.masked || computedMasked && c.tableOid === 0;
+    masked.push(m);
+    reads.push(read);
+    types.push(c.typeOid);
+    formats.push(format);
+    if (m || read !== READ.none) active = true;
+  });
+  return { masked, reads, types, formats, active, complete };
+}
+function maskRow(masker, plan, fields) {
+  let out = null;
+  let columns = 0;
+  let detectors = [];
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i];
+    if (f === null) continue;
+    let next;
+    if (i >= plan.reads.length || plan.masked[i]) {
+      next = i >= plan.reads.length ? null : wholeValue(masker, plan.types[i], plan.formats[i], f);
+      columns++;
+    } else {
+      const r = maskValue(masker, plan.reads[i], f);
+      if (r) {
+        next = r.value;
+        if (r.whole) columns++;
+        for (const d of r.detectors) if (!detectors.includes(d)) detectors = [...detectors, d];
+      }
+    }
+    if (next !== void 0) (out ??= fields.slice())[i] = next;
+  }
+  return out && { fields: out, columns, detectors };
+}
+
+// gateway/postgres/copy-masking.ts
+function copyOuts(text) {
+  if (!/copy/i.test(text)) return [];
+  try {
+    return parseCopyOut(text);
+  } catch {
+    return [];
+  }
+}
+var KNOWN_OPTIONS = /* @__PURE__ */ new Set(["format", "delimiter", "quote", "escape", "null", "default", "header", "force_quote", "force_not_null", "force_null", "encoding", "freeze"]);
+var UTF8_NAMES = /* @__PURE__ */ new Set(["utf8", "unicode"]);
+function planCopy(masker, copy, columns, binary, tableByName) {
+  const plan = {
+    format: binary ? "binary" : "text",
+    delimiter: "	",
+    quote: '"',
+    escape: '"',
+    nullString: "\\N",
+    header: false,
+    columns,
+    masks: new Array(columns).fill(null),
+    types: new Array(columns).fill(0),
+    whole: null
+  };
+  if (!copy) return { ...plan, whole: "the COPY statement is not known" };
+  const opts = new Map(copy.options.map((o) => [o.name, o.value]));
+  const text = (name2) => {
+    const v = opts.get(name2);
+    return typeof v === "string" ? v : void 0;
+  };
+  for (const name2 of opts.keys()) if (!KNOWN_OPTIONS.has(name2)) return { ...plan, whole: `COPY option ${name2} is not known` };
+  const format = (text("format") ?? "text").toLowerCase();
+  if (format !== "text" && format !== "csv" && format !== "binary") return { ...plan, whole: `COPY format ${format} is not known` };
+  if (format === "binary" !== binary) return { ...plan, whole: "the server answered in another format than the statement asked" };
+  plan.format = format;
+  const encoding = text("encoding");
+  if (encoding !== void 0 && !UTF8_NAMES.has(encoding.toLowerCase().replace(/[-_]/g, ""))) return { ...plan, whole: `COPY writes encoding ${encoding}, not UTF-8` };
+  if (format === "csv") {
+    plan.delimiter = text("delimiter") ?? ",";
+    plan.quote = text("quote") ?? '"';
+    plan.escape = text("escape") ?? plan.quote;
+    plan.nullString = text("null") ?? "";
+  } else if (format === "text") {
+    plan.delimiter = text("delimiter") ?? "	";
+    plan.nullString = text("null") ?? "\\N";
+  }
+  if ([plan.delimiter, plan.quote, plan.escape].some((c) => c.length !== 1)) return { ...plan, whole: "a COPY delimiter, quote or escape that is not one character" };
+  if (opts.has("header")) {
+    const h = opts.get("header");
+    const v = h === true ? "true" : typeof h === "string" ? h.toLowerCase() : "?";
+    if (["true", "on", "1", "match"].includes(v)) plan.header = format !== "binary";
+    else if (!["false", "off", "0"].includes(v)) return { ...plan, whole: `COPY HEADER ${v} is not known` };
+  }
+  const mapped = mapColumns(masker, copy, tableByName);
+  if (mapped === null) return masker.masksColumns ? { ...plan, whole: "the columns of COPY of a query cannot be mapped to table columns" } : plan;
+  if (mapped.masks.length !== columns) return { ...plan, whole: `the COPY statement names ${mapped.masks.length} columns and the server sent ${columns}` };
+  return { ...plan, masks: mapped.masks, types: mapped.types };
+}
+function mapColumns(masker, copy, tableByName) {
+  let names;
+  let table;
+  if (copy.table !== null) {
+    table = tableByName(copy.schema, copy.table);
+    if (copy.columns) names = copy.columns;
+    else if (table) names = table.columns.map((c) => c.name);
+    else return null;
+  } else if (copy.select) {
+    table = tableByName(copy.select.schema, copy.select.table);
+    names = copy.select.targets.flatMap((t) => t !== "*" ? [t] : table ? table.columns.map((c) => c.name) : [null]);
+  } else return null;
+  const tableName = table?.name ?? null;
+  const byName = new Map((table?.columns ?? []).map((c) => [c.name, c]));
+  const masks = [];
+  const types = [];
+  for (const n of names) {
+    const col = n === null ? void 0 : byName.get(n);
+    types.push(col?.typeOid ?? 0);
+    let masked;
+    if (n === null || !col) masked = masker.masksColumns;
+    else if (tableName === null) masked = masker.masksColumns;
+    else masked = masker.columnMasked(n, tableName) || col?.masked === true;
+    masks.push(!masked ? null : col && isTextType(col.typeOid) ? "text" : "null");
+  }
+  return { masks, types };
+}
+function maskCopyRow(masker, plan, data) {
+  if (plan.format === "binary") return maskBinaryCopy(masker, plan, data);
+  if (!masker.detects && plan.whole === null && plan.masks.every((m) => m === null)) return null;
+  const s = data.toString("utf8");
+  const eol = s.endsWith("\n") ? "\n" : "";
+  const line = eol ? s.slice(0, -1) : s;
+  if (plan.header) {
+    plan.header = false;
+    const r = masker.maskText(line);
+    return r && { row: Buffer.from(r.text + eol), masked: 0, detectors: r.detectors };
+  }
+  const fields = plan.whole === null ? plan.format === "csv" ? splitCsv(plan, line) : splitText(plan, line) : null;
+  if (fields === null || fields.length !== plan.columns) return { row: Buffer.from(new Array(plan.columns).fill(plan.nullString).join(plan.delimiter) + eol), masked: plan.columns, detectors: [] };
+  let masked = 0;
+  let changed = false;
+  let detectors = [];
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i];
+    if (f === plan.nullString && !nullCouldBeData(plan)) continue;
+    const m = plan.masks[i];
+    const value = plan.format === "csv" ? decodeCsv(plan, f) : decodeText(f);
+    let next = null;
+    if (m === "null") next = plan.nullString;
+    else if (m === "text") next = encode(plan, masker.maskWholeValue(value));
+    else {
+      const r = maskValue(masker, readOf(masker, plan.types[i] ?? 0, 0), Buffer.from(value));
+      if (r) {
+        next = r.value === null ? plan.nullString : encode(plan, r.value.toString("utf8"));
+        if (r.value === null) masked++;
+        for (const d of r.detectors) if (!detectors.includes(d)) detectors = [...detectors, d];
+      }
+    }
+    if (next === null) continue;
+    if (m) masked++;
+    fields[i] = next;
+    changed = true;
+  }
+  return changed ? { row: Buffer.from(fields.join(plan.delimiter) + eol), masked, detectors } : null;
+}
+function nullCouldBeData(plan) {
+  return plan.format === "text" && encodeText2(decodeText(plan.nullString), plan.delimiter) === plan.nullString;
+}
+var TEXT_OUT_ESCAPES = { "\b": "b", "\f": "f", "\n": "n", "\r": "r", "	": "t", "\v": "v" };
+function encodeText2(value, delimiter) {
+  let out = "";
+  for (const c of value) {
+    if (c === "\\" || c === delimiter) out += "\\" + c;
+    else if (TEXT_OUT_ESCAPES[c] !== void 0) out += "\\" + TEXT_OUT_ESCAPES[c];
+    else out += c;
+  }
+  return out;
+}
+function splitText(plan, line) {
+  const out = [];
+  let start2 = 0;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === "\\") i++;
+    else if (c === plan.delimiter) {
+      out.push(line.slice(start2, i));
+      start2 = i + 1;
+    }
+  }
+  out.push(line.slice(start2));
+  return out;
+}
+var TEXT_ESCAPES = { b: "\b", f: "\f", n: "\n", r: "\r", t: "	", v: "\v" };
+function decodeText(f) {
+  if (!f.includes("\\")) return f;
+  return f.replace(/\\(x[0-9A-Fa-f]{1,2}|[0-7]{1,3}|[\s\S])/g, (_, e) => {
+    if (e[0] === "x" && e.length > 1) return String.fromCharCode(parseInt(e.slice(1), 16));
+    if (/^[0-7]/.test(e)) return String.fromCharCode(parseInt(e, 8));
+    return TEXT_ESCAPES[e] ?? e;
+  });
+}
+function splitCsv(plan, line) {
+  const out = [];
+  let start2 = 0;
+  let inQuote = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (inQuote) {
+      const next = line[i + 1];
+      if (c === plan.escape && (next === plan.quote || next === plan.escape) && i + 1 < line.length) i++;
+      else if (c === plan.quote) inQuote = false;
+    } else if (c === plan.quote) inQuote = true;
+    else if (c === plan.delimiter) {
+      out.push(line.slice(start2, i));
+      start2 = i + 1;
+    }
+  }
+  if (inQuote) return null;
+  out.push(line.slice(start2));
+  return out;
+}
+function decodeCsv(plan, f) {
+  let out = "";
+  let inQuote = false;
+  for (let i = 0; i < f.length; i++) {
+    const c = f[i];
+    if (inQuote) {
+      const next = f[i + 1];
+      if (c === plan.escape && (next === plan.quote || next === plan.escape) && i + 1 < f.length) out += f[++i];
+      else if (c === plan.quote) inQuote = false;
+      else out += c;
+    } else if (c === plan.quote) inQuote = true;
+    else out += c;
+  }
+  return out;
+}
+function encode(plan, value) {
+  if (plan.format === "csv") {
+    let body = "";
+    for (const c of value) body += c === plan.quote || c === plan.escape ? plan.escape + c : c;
+    return plan.quote + body + plan.quote;
+  }
+  let out = "";
+  for (const c of value) {
+    if (c === "\\" || c === plan.delimiter) out += "\\" + c;
+    else if (c === "\n") out += "\\n";
+    else if (c === "\r") out += "\\r";
+    else if (c === "	") out += "\\t";
+    else out += c;
+  }
+  return out;
+}
+var SIGNATURE = Buffer.from("PGCOPY\n\xFF\r\n\0", "latin1");
+function maskBinaryCopy(masker, plan, data) {
+  let pos = 0;
+  if (data.length >= SIGNATURE.length && data.subarray(0, SIGNATURE.length).equals(SIGNATURE)) {
+    if (data.length < 19) return binaryNulls(plan, data.subarray(0, 0));
+    const extension = data.readInt32BE(15);
+    if (extension < 0 || 19 + extension > data.length) return binaryNulls(plan, data.subarray(0, 0));
+    pos = 19 + extension;
+  }
+  const parts = [data.subarray(0, pos)];
+  let masked = 0;
+  let changed = false;
+  let detectors = [];
+  while (pos < data.length) {
+    if (pos + 2 > data.length) return binaryNulls(plan, data.subarray(0, 0));
+    const n = data.readInt16BE(pos);
+    if (n === -1) {
+      parts.push(data.subarray(pos, pos + 2));
+      pos += 2;
+      continue;
+    }
+    if (n !== plan.columns) return binaryNulls(plan, parts[0]);
+    parts.push(data.subarray(pos, pos + 2));
+    pos += 2;
+    for (let i = 0; i < n; i++) {
+      if (pos + 4 > data.length) return binaryNulls(plan, parts[0]);
+      const len = data.readInt32BE(pos);
+      const end = pos + 4 + Math.max(len, 0);
+      if (len < -1 || end > data.length) return binaryNulls(plan, parts[0]);
+      const f = len < 0 ? null : data.subarray(pos + 4, end);
+      let next;
+      if (f !== null) {
+        const m = plan.whole !== null ? "null" : plan.masks[i];
+        if (m === "null") next = null;
+        else if (m === "text") next = Buffer.from(masker.maskWholeValue(f.toString("utf8")));
+        else {
+          const r = maskValue(masker, readOf(masker, plan.types[i] ?? 0, 1), f);
+          if (r) {
+            next = r.value;
+            if (r.whole) masked++;
+            for (const d of r.detectors) if (!detectors.includes(d)) detectors = [...detectors, d];
+          }
+        }
+        if (m) masked++;
+      }
+      if (next === void 0) parts.push(data.subarray(pos, end));
+      else {
+        changed = true;
+        parts.push(lengthOf(next), ...next ? [next] : []);
+      }
+      pos = end;
+    }
+  }
+  return changed ? { row: Buffer.concat(parts), masked, detectors } : null;
+}
+function lengthOf(v) {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(v === null ? -1 : v.length);
+  return b;
+}
+function binaryNulls(plan, header) {
+  const row = Buffer.alloc(2 + 4 * plan.columns, 255);
+  row.writeInt16BE(plan.columns, 0);
+  return { row: Buffer.concat([header, row]), masked: plan.columns, detectors: [] };
+}
+
+// gateway/postgres/role-passwords.ts
+var MASKED_PASSWORD = "[masked:password]";
+var PASSWORD_OPTIONS = /* @__PURE__ */ new Set(["password"]);
+var MENTION = /password|u&["']/i;
+var isWord = (t) => t.tokenName === "IDENT" || t.tokenName === "UIDENT" || t.tokenName === "UNKNOWN" && /^(?:[A-Za-z_][A-Za-z0-9_$]*|[Uu]&".*")$/s.test(t.text);
+function maskPasswords(text) {
+  if (!MENTION.test(text)) return { text, params: [] };
+  const pg = loadedParser();
+  if (!pg) return coarse(text);
+  let tokens;
+  try {
+    tokens = pg.scanSync(text).tokens;
+  } catch {
+    return coarse(text);
+  }
+  if (readingHazard(text, () => tokens)) return coarse(text);
+  const bytes = Buffer.from(text, "utf8");
+  const code = tokens.filter((t) => t.tokenName !== "SQL_COMMENT" && t.tokenName !== "C_COMMENT");
+  const spans = [];
+  const params = /* @__PURE__ */ new Set();
+  const statementEnd = (at) => code.find((t) => t.start >= at && t.text === ";")?.start ?? bytes.length;
+  const toStatementEnd = (from) => {
+    const end = statementEnd(from);
+    spans.push({ start: from, end, replacement: ` ${MASKED_PASSWORD}` });
+    for (const t of code) if (t.start >= from && t.end <= end && t.tokenName === "PARAM") params.add(Number(t.text.slice(1)));
+  };
+  const isPasswordKeyword = (t) => t.text.toLowerCase() === "password" && t.tokenName !== "IDENT";
+  let tree;
+  try {
+    tree = pg.parseSync(text);
+  } catch {
+    tree = null;
+  }
+  if (!tree) {
+    for (const t of code) if (isPasswordKeyword(t)) toStatementEnd(t.end);
+  } else {
+    for (const option of passwordOptions(tree)) {
+      if (option.arg === void 0) continue;
+      const at = code.findIndex((t) => t.start === option.location);
+      if (at < 0) {
+        toStatementEnd(option.location >= 0 ? option.location : 0);
+        continue;
+      }
+      let i = at;
+      while (i < code.length && i < at + 3 && isWord(code[i]) && !/^null$/i.test(code[i].text)) i++;
+      const value = code[i];
+      if (value?.tokenName === "SCONST") spans.push({ start: value.start, end: value.end, replacement: `'${MASKED_PASSWORD}'` });
+      else if (value && /^null$/i.test(value.text)) continue;
+      else toStatementEnd(code[at].end);
+      if (option.param !== null) params.add(option.param);
+    }
+  }
+  for (const t of code) {
+    if (t.tokenName !== "SCONST" && !/^u&'/i.test(t.text)) continue;
+    if (spans.some((s) => s.start <= t.start && t.end <= s.end)) continue;
+    const m = /password/i.exec(t.text);
+    if (!m) continue;
+    const close = /\$[^$]*\$$/.exec(t.text)?.[0] ?? (t.text.endsWith("'") ? "'" : "");
+    const from = t.start + Buffer.byteLength(t.text.slice(0, m.index + m[0].length));
+    spans.push({ start: from, end: t.end, replacement: ` ${MASKED_PASSWORD}${close}` });
+  }
+  if (spans.length === 0) return { text, params: [...params] };
+  return { text: splice(bytes, spans), params: [...params].sort((a, b) => a - b) };
+}
+function passwordOptions(tree) {
+  const found = [];
+  const visit = (n) => {
+    if (Array.isArray(n)) return n.forEach(visit);
+    if (!n || typeof n !== "object") return;
+    const d = n.DefElem;
+    if (d && typeof d.defname === "string" && PASSWORD_OPTIONS.has(d.defname.toLowerCase())) {
+      const p = d.arg?.ParamRef;
+      found.push({ location: typeof d.location === "number" ? d.location : -1, arg: d.arg, param: p ? p.number ?? 0 : null });
+    }
+    for (const v of Object.values(n)) visit(v);
+  };
+  visit(tree);
+  return found;
+}
+function coarse(text) {
+  const m = MENTION.exec(text);
+  if (!m) return { text, params: [] };
+  const cut = m.index + m[0].length;
+  const params = [...new Set([...text.slice(cut).matchAll(/\$(\d+)/g)].map((p) => Number(p[1])))].sort((a, b) => a - b);
+  return { text: `${text.slice(0, cut)} ${MASKED_PASSWORD}`, params };
+}
+function splice(bytes, spans) {
+  spans.sort((a, b) => a.start - b.start || b.end - a.end);
+  let out = "";
+  let at = 0;
+  for (const s of spans) {
+    if (s.start < at) {
+      at = Math.max(at, s.end);
+      continue;
+    }
+    out += bytes.subarray(at, s.start).toString("utf8") + s.replacement;
+    at = s.end;
+  }
+  return out + bytes.subarray(at).toString("utf8");
+}
+
+// gateway/postgres/computed-columns.ts
+var verdicts = /* @__PURE__ */ new WeakMap();
+function computedColumnsMasked(source, catalog) {
+  if (!source) return true;
+  if (source.runs.length > 0) return computesFromMasked(source.facts, catalog, source.runs);
+  const hit = verdicts.get(source.facts);
+  if (hit && hit.catalog === catalog && hit.generation === catalog.generation) return hit.masked;
+  const masked = computesFromMasked(source.facts, catalog);
+  verdicts.set(source.facts, { catalog, generation: catalog.generation, masked });
+  return masked;
+}
+var TABLE_READING = /^(?:(?:query|table|cursor|schema|database)_to_xml(?:schema|_and_xmlschema)?|(?:query|table|cursor|schema|database)_to_xmlschema|ts_stat|pg_logical_slot_(?:get|peek)_(?:binary_)?changes|pg_logical_emit_message|dblink.*)$/i;
+var CURSOR_CONTROL = /* @__PURE__ */ new Set(["DeclareCursorStmt", "FetchStmt", "ClosePortalStmt", "TransactionStmt"]);
+var MAX_CACHED = 4096;
+var MAX_CACHED_TEXT = 8192;
+var cache2 = /* @__PURE__ */ new Map();
+var OPAQUE2 = { opaque: true, identifiers: [], words: [], relations: [], rowUse: true, routines: [], executes: [], fetches: [], declares: [], cursorsOnly: false };
+function statementFacts(text) {
+  const hit = cache2.get(text);
+  if (hit) return hit;
+  const facts = readFacts(text);
+  if (text.length <= MAX_CACHED_TEXT) {
+    if (cache2.size >= MAX_CACHED) cache2.clear();
+    cache2.set(text, facts);
+  }
+  return facts;
+}
+function readFacts(text) {
+  const pg = loadedParser();
+  if (!pg) return OPAQUE2;
+  let tree;
+  try {
+    tree = pg.parseSync(text);
+  } catch {
+    return OPAQUE2;
+  }
+  const identifiers = /* @__PURE__ */ new Set();
+  const words = /* @__PURE__ */ new Set();
+  const relations = [];
+  const ctes = /* @__PURE__ */ new Set();
+  const rangeNames = /* @__PURE__ */ new Set();
+  const singleRefs = /* @__PURE__ */ new Set();
+  const routines = [];
+  const executes = [];
+  const fetches = [];
+  const declares = [];
+  let rowUse = false;
+  const directStars = /* @__PURE__ */ new WeakSet();
+  const markDirect = (stmt) => {
+    let s = stmt;
+    const inner = s?.PrepareStmt?.query ?? s?.DeclareCursorStmt?.query;
+    if (inner) s = inner;
+    const sel = s?.SelectStmt;
+    const dml = s?.InsertStmt ?? s?.UpdateStmt ?? s?.DeleteStmt ?? s?.MergeStmt;
+    const list2 = sel ? sel.op === "SETOP_NONE" ? sel.targetList : void 0 : dml?.returningClause?.exprs ?? dml?.returningList;
+    for (const t of list2 ?? []) {
+      const ref = t.ResTarget?.val?.ColumnRef;
+      if (ref?.fields?.some((f) => "A_Star" in f)) directStars.add(ref);
+    }
+  };
+  const nameOf = (parts) => {
+    const names = (parts ?? []).map((p) => p.String?.sval ?? "");
+    const name2 = names[names.length - 1] ?? "";
+    return [names.length > 1 ? names[names.length - 2] : null, name2];
+  };
+  const addWords = (text2) => {
+    for (const w of text2.toLowerCase().split(/[^a-z0-9_$\u0080-\uffff]+/)) if (w) words.add(w);
+  };
+  const range = (v) => {
+    relations.push({ schema: typeof v.schemaname === "string" ? v.schemaname : null, name: String(v.relname ?? "") });
+    rangeNames.add(String(v.relname ?? ""));
+  };
+  const visit = (n) => {
+    if (Array.isArray(n)) return n.forEach(visit);
+    if (!n || typeof n !== "object") return;
+    const node = n;
+    for (const [key, value] of Object.entries(node)) {
+      const v = value;
+      if (key !== "RangeVar" && v && typeof v === "object" && !Array.isArray(v) && typeof v.relname === "string") range(v);
+      if (key === "funccall") routines.push(nameOf(v.funcname));
+      switch (key) {
+        case "A_Const":
+          if (v.sval) addWords(String(v.sval.sval ?? ""));
+          continue;
+        case "String": {
+          const sval = String(v.sval ?? "");
+          identifiers.add(sval);
+          if (/[^A-Za-z0-9_$]/.test(sval)) addWords(sval);
+          continue;
+        }
+        case "ColumnRef": {
+          const fields = v.fields ?? [];
+          if (fields.some((f) => "A_Star" in f) && !directStars.has(v)) rowUse = true;
+          if (fields.length === 1 && fields[0].String) singleRefs.add(String(fields[0].String.sval ?? ""));
+          break;
+        }
+        case "A_Indirection":
+          if ((v.indirection ?? []).some((f) => "A_Star" in f)) rowUse = true;
+          break;
+        case "RangeVar":
+          range(v);
+          break;
+        case "alias": {
+          const a = v;
+          if (typeof a.aliasname === "string") rangeNames.add(a.aliasname);
+          if (a.colnames && a.colnames.length > 0) rowUse = true;
+          break;
+        }
+        case "RangeSubselect":
+          markDirect(v.subquery);
+          break;
+        case "CommonTableExpr":
+          ctes.add(String(v.ctename ?? ""));
+          rangeNames.add(String(v.ctename ?? ""));
+          if ((v.aliascolnames ?? []).length > 0) rowUse = true;
+          markDirect(v.ctequery);
+          break;
+        case "FuncCall":
+          routines.push(nameOf(v.funcname));
+          break;
+        case "ExecuteStmt":
+          executes.push(String(v.name ?? ""));
+          break;
+        case "FetchStmt":
+          if (!v.ismove) fetches.push(String(v.portalname ?? ""));
+          break;
+        case "DeclareCursorStmt":
+          declares.push(String(v.portalname ?? ""));
+          break;
+        case "ExplainStmt":
+          continue;
+        default:
+      }
+      visit(value);
+    }
+  };
+  for (const raw of tree.stmts ?? []) {
+    markDirect(raw.stmt);
+    visit(raw.stmt);
+  }
+  for (const r of singleRefs) if (rangeNames.has(r)) rowUse = true;
+  return {
+    opaque: false,
+    identifiers: [...identifiers],
+    words: [...words],
+    relations: relations.filter((r) => r.schema !== null || !ctes.has(r.name)),
+    rowUse,
+    routines,
+    executes,
+    fetches,
+    declares,
+    cursorsOnly: (tree.stmts ?? []).every((raw) => Object.keys(raw.stmt ?? {}).every((k) => CURSOR_CONTROL.has(k)))
+  };
+}
+function computesFromMasked(facts, catalog, runs = [], cursor = false) {
+  if (facts.opaque) return true;
+  if (!cursor && facts.executes.length + facts.fetches.length > runs.length) return true;
+  if (runs.some((e) => e === null || e.facts !== facts && computesFromMasked(e.facts, catalog, [], e.cursor))) return true;
+  const lower = new Set(facts.identifiers.map((i) => i.toLowerCase()));
+  if (facts.identifiers.some((i) => catalog.nameMasked(i))) return true;
+  let readsMasked = false;
+  for (const r of facts.relations) {
+    const found = catalog.relationsNamed(r.schema, r.name);
+    if (found.length === 0) return true;
+    for (const rel of found) {
+      if (!rel.masked) continue;
+      readsMasked = true;
+      if (rel.maskedNames.some((n) => lower.has(n.toLowerCase()))) return true;
+    }
+  }
+  if (readsMasked && facts.rowUse) return true;
+  if (facts.words.some((w) => catalog.nameMasked(w))) return true;
+  for (const [schema, name2] of facts.routines) {
+    if (schema === "pg_catalog" ? TABLE_READING.test(name2) : TABLE_READING.test(name2) || catalog.userRoutine(name2)) return true;
+    if (catalog.stale && schema !== "pg_catalog") return true;
+  }
+  return false;
+}
+var MASKED_ECHO = "[masked: it may quote a value computed from a masked column]";
+var STRUCTURAL_CLASSES = /* @__PURE__ */ new Set(["08", "0A", "0B", "0F", "0L", "0P", "25", "26", "28", "2B", "2D", "34", "3B", "3D", "3F", "40", "42", "53", "54", "55", "57", "58", "72", "F0"]);
+var ALL_TEXTS = /* @__PURE__ */ new Set(["M", "D", "H", "W"]);
+var DETAIL_TEXTS = /* @__PURE__ */ new Set(["D", "H", "W"]);
+function quotingFields(fields) {
+  const cls = (fields.find(([c]) => c === "C")?.[1] ?? "").slice(0, 2);
+  if (STRUCTURAL_CLASSES.has(cls)) return NONE;
+  return cls === "23" || cls === "44" ? DETAIL_TEXTS : ALL_TEXTS;
+}
+var NONE = /* @__PURE__ */ new Set();
+var CursorSources = class {
+  cursors = /* @__PURE__ */ new Map();
+  /** Called for each statement text as it is sent, in order: what its FETCHes read. */
+  sent(facts) {
+    if (!facts.cursorsOnly) this.cursors.clear();
+    for (const name2 of facts.declares) this.cursors.set(name2, facts);
+    return facts.fetches.map((name2) => {
+      const declared = this.cursors.get(name2);
+      return declared ? { facts: declared, cursor: true } : null;
+    });
+  }
+};
+
+// gateway/postgres/extended-protocol.ts
+var ExtendedProtocol = class {
+  ctx;
+  names;
+  /** SQL cursors DECLAREd in the session, for what a FETCH reads (computed-columns.ts). */
+  cursors = new CursorSources();
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.names = ctx.names;
+  }
+  parse(p) {
+    const j = this.ctx.policy ? judge(this.ctx.policy, p.query, this.names.preparedClasses(p.query)) : null;
+    const statement = { text: p.query, paramTypes: p.paramTypes, columns: null };
+    if (this.ctx.copyMasking) statement.copyOuts = copyOuts(p.query);
+    if (this.ctx.masksComputed) statement.facts = statementFacts(p.query);
+    statement.effects = this.effectsOf(p.query, j);
+    statement.mayAddNames = mayAddNames(p.query, j);
+    if (j) {
+      statement.decision = { action: j.decision.action, rule: j.decision.rule };
+      const prepared = preparedOf(j);
+      if (prepared) statement.prepared = prepared;
+    }
+    if (j && j.decision.action !== "allow") {
+      const cmd = this.ctx.rec.beginCommand({ kind: "pg.query", text: this.ctx.logText(p.query), details: { protocol: "extended", phase: "parse", ...p.statement ? { statement: p.statement } : {} }, ...decisionFields(j) });
+      const refuse2 = (d, code) => {
+        statement.denied = d;
+        statement.decision = { action: "deny", rule: d.rule };
+        return this.refuseExtended(cmd, d, code, { statement: [p.statement, statement] });
+      };
+      if (j.decision.action === "deny") return refuse2(j.decision);
+      const approved = () => {
+        cmd.finish({ status: "approved" });
+        this.expectParse(p.statement, statement);
+      };
+      return { hold: { decision: j.decision, cmd, text: this.ctx.logText(p.query), kind: "pg.query", approved, denied: (d, why) => refuse2(d, refusalState(why)) } };
+    }
+    this.expectParse(p.statement, statement);
+    return "forward";
+  }
+  bind(b) {
+    const resolved = this.names.statement(b.statement);
+    const statement = "known" in resolved ? resolved.known : null;
+    if (statement?.denied && !this.ctx.backend.skipping) {
+      const cmd = this.ctx.rec.beginCommand({ kind: "pg.query", text: this.ctx.logText(statement.text), details: { protocol: "extended", phase: "bind", ...b.statement ? { statement: b.statement } : {} }, decision: decisionRecord(statement.denied) });
+      const portal2 = this.names.expect("portal", b.portal, { statement, params: [], resultFormats: b.resultFormats, columns: null });
+      return this.refuseExtended(cmd, statement.denied, void 0, { portal: portal2 });
+    }
+    const passwords = statement ? maskPasswords(statement.text).params : [];
+    const params = b.params.map((v, i) => {
+      if (v === null) return null;
+      if (passwords.includes(i + 1)) return MASKED_PASSWORD;
+      const format = b.paramFormats.length === 1 ? b.paramFormats[0] : b.paramFormats[i] ?? 0;
+      return format === 1 ? binaryValue(v) : this.ctx.logValue(wireText(v));
+    });
+    const portal = { statement, params, resultFormats: b.resultFormats, columns: null, ..."unknown" in resolved ? { unknown: resolved.unknown } : {} };
+    this.ctx.backend.expect({ kind: "bind", changes: [this.names.expect("portal", b.portal, portal)] });
+    return "forward";
+  }
+  describe(d) {
+    const r = d.kind === "S" ? this.names.statement(d.name) : this.names.portal(d.name);
+    this.ctx.backend.expect({ kind: "describe", target: "known" in r ? r.known : null });
+    this.describedPortal = d.kind === "P" && "known" in r ? { portal: r.known, at: this.ctx.backend.expectedCount } : null;
+    return "forward";
+  }
+  /** The portal the client's last message described, if that was its last message expecting a reply. */
+  describedPortal = null;
+  /**
+   * Whether an Execute's columns are known from the server for what it runs now: only a Describe
+   * of the portal right before it says so. A description from earlier (the statement's, or the
+   * portal's before other commands ran) may be stale: a function's dynamic SQL can DEALLOCATE
+   * and PREPARE a statement, or CLOSE and OPEN a cursor, under the same name without the gateway
+   * seeing it, and rows planned by the old columns would pass a masked one.
+   */
+  describedJustNow(portal) {
+    const d = this.describedPortal;
+    return d !== null && d.portal === portal && d.at === this.ctx.backend.expectedCount;
+  }
+  close(c) {
+    this.ctx.backend.expect({ kind: "close", changes: [this.names.expect(c.kind === "S" ? "statement" : "portal", c.name, null)] });
+    return "forward";
+  }
+  /**
+   * An Execute is recorded with the text of the statement its portal runs, as far as the server
+   * confirmed it (see statement-registry.ts); a portal or statement the gateway cannot know is
+   * recorded and decided as unclassified, never as another statement's text.
+   */
+  execute(e) {
+    const r = this.names.portal(e.portal);
+    const portal = "known" in r ? r.known : { statement: null, unknown: r.unknown, params: [], resultFormats: [], columns: null };
+    const statement = portal.statement;
+    const hazard = statement && !statement.denied ? this.fetchHazard(statement.text) : null;
+    const unknown = statement ? hazard : portal.unknown ?? `${describeName("portal", e.portal)} runs a statement the gateway cannot know`;
+    const j = unknown !== null && this.ctx.policy ? judgeOpaque(this.ctx.policy, unknown) : null;
+    const text = statement ? this.ctx.logText(statement.text) : `-- unknown statement (${describeName("portal", e.portal)})`;
+    const cmd = this.ctx.rec.beginCommand({
+      kind: "pg.query",
+      text,
+      details: { protocol: "extended", params: portal.params, ...e.portal ? { portal: e.portal } : {}, ...e.maxRows ? { max_rows: e.maxRows } : {} },
+      ...statement?.decision ? { decision: statement.decision } : {},
+      ...unknown !== null ? { unclassified: unknown } : {},
+      ...j ? decisionFields(j) : {}
+    });
+    const run2 = newRun();
+    if (statement?.denied) run2.denied = statement.denied;
+    if (statement?.copyOuts) run2.copyOuts = [...statement.copyOuts];
+    if (this.ctx.masksComputed && statement) run2.computed = this.computedSource(statement.facts ?? statementFacts(statement.text));
+    const describe = this.ctx.learnsColumns && !this.ctx.backend.skipping && !this.describedJustNow(portal);
+    const go = () => {
+      this.followNames(run2, statement?.effects ?? [], statement ? statement.mayAddNames === true : true);
+      if (describe) this.ctx.backend.expect({ kind: "describe", target: portal, swallow: true });
+      this.ctx.backend.expect({ kind: "execute", cmd, run: run2, portal });
+    };
+    const before = describe ? [serialize2.describe({ type: "P", name: e.portal })] : [];
+    if (j && j.decision.action !== "allow" && !this.ctx.backend.skipping) {
+      if (j.decision.action === "deny") return this.refuseExtended(cmd, j.decision);
+      return { hold: { decision: j.decision, cmd, text, kind: "pg.query", approved: go, denied: (d, why) => this.refuseExtended(cmd, d, refusalState(why)) }, before };
+    }
+    go();
+    return describe ? { before } : "recorded";
+  }
+  /** The facts of a run's text, with those of the prepared statements its EXECUTEs run and of the
+   * cursors its FETCHes read, as resolved now (null for one the gateway cannot know). Called once
+   * per run, in the order runs are sent. */
+  computedSource(facts) {
+    const runs = facts.executes.map((name2) => {
+      const r = this.names.statement(name2);
+      return "known" in r ? { facts: r.known.facts ?? statementFacts(r.known.text), cursor: false } : null;
+    });
+    runs.push(...this.cursors.sent(facts));
+    return { facts, runs };
+  }
+  /**
+   * Why a text's FETCH or MOVE cannot be recorded as itself: it may read a portal a protocol
+   * Bind made, and so run that portal's statement (StatementRegistry.fetchHazard); null if not.
+   */
+  fetchHazard(text) {
+    const portals = fetchedPortals(text);
+    if (portals === null) return this.names.anyBound() ? "the text may FETCH or MOVE a portal made by a protocol Bind, and the gateway could not read which" : null;
+    for (const p of portals) {
+      const h = this.names.fetchHazard(p);
+      if (h) return h;
+    }
+    return null;
+  }
+  expectParse(name2, statement) {
+    this.ctx.backend.expect({ kind: "parse", changes: [this.names.expect("statement", name2, statement)] });
+  }
+  /**
+   * What the statements of `text` do to names when they run, in order: a PREPARE's statement is
+   * decided here (as an EXECUTE of it would be), so a later protocol Bind of it is recorded with
+   * its text and decision.
+   */
+  effectsOf(text, j) {
+    if (!mayChangeNames(text)) return [];
+    const raw = namespaceEffects(text);
+    if (!raw) return [];
+    return raw.map((r, i) => {
+      if (r.kind !== "prepare") return r;
+      const classified = j?.statements?.[i];
+      const statement = { text: r.text, paramTypes: [], columns: null };
+      if (this.ctx.policy && j) {
+        const own = classified ? judgePrepared(this.ctx.policy, classified) : j;
+        statement.decision = { action: own.decision.action, rule: own.decision.rule };
+        if (own.decision.action === "deny") statement.denied = own.decision;
+        const prepared = preparedOf(own);
+        if (prepared) statement.prepared = prepared;
+      }
+      return { kind: "prepare", name: r.name, statement };
+    });
+  }
+  /** A command that may create names holds every name of their kinds unknown until it completes. */
+  followNames(run2, effects, mayAdd) {
+    run2.effects = effects;
+    if (mayAdd) run2.pendingNames = this.names.expect("statement", null, void 0);
+  }
+  /** Sends the refusal upstream; the server errors and then discards until the client's Sync. */
+  refuseExtended(cmd, denied, sqlState, client = {}) {
+    const run2 = newRun();
+    run2.denied = denied;
+    const sql = refusalSql(denied, sqlState);
+    const [name2, statement] = client.statement ?? ["", null];
+    const refusal = { text: sql, paramTypes: [], columns: null, denied, decision: { action: "deny", rule: denied.rule } };
+    const changes = [this.names.expect("statement", "", name2 === "" && statement ? statement : refusal)];
+    if (name2 !== "" && statement) changes.push(this.names.expect("statement", name2, statement));
+    this.ctx.backend.expect({ kind: "parse", swallow: true, changes });
+    this.ctx.backend.expect({ kind: "bind", swallow: true, ...client.portal ? { changes: [client.portal] } : {} });
+    this.ctx.backend.expect({ kind: "execute", cmd, run: run2, portal: null });
+    this.ctx.backend.skipUntilSync();
+    return refusalExtended(sql);
+  }
+  sync() {
+    this.ctx.backend.sync();
+    this.names.nextBlock();
+    return "forward";
+  }
+};
+function preparedOf(j) {
+  if (!j.statements) return null;
+  return {
+    classes: [...new Set(j.statements.flatMap((s) => s.classes))].sort(),
+    tables: [...new Set(j.statements.flatMap((s) => s.tables))].sort()
+  };
+}
+var ADDS_NAMES = /* @__PURE__ */ new Set(["prepare", "cursor", "execute", "do-block"]);
+function mayAddNames(text, j) {
+  if (j?.statements) return j.statements.some((s) => s.classes.some((c) => ADDS_NAMES.has(c)));
+  return /prepare|declare|execute|do|call/i.test(text);
+}
+
+// gateway/approval/broker.ts
+function formatDuration(ms) {
+  if (ms % 36e5 === 0) return `${ms / 36e5}h`;
+  if (ms % 6e4 === 0) return `${ms / 6e4}m`;
+  if (ms % 1e3 === 0) return `${ms / 1e3}s`;
+  return `${ms}ms`;
+}
+
+// gateway/core/hold.ts
+var MAX_PROGRESS_INTERVAL_MS = 3e4;
+var HeldCommand = class {
+  plan;
+  pending;
+  timer;
+  startedAt = Date.now();
+  /** `forwarded`: every byte that goes to the target once approved; the request's id binds their digest. */
+  constructor(plan, forwarded, broker, rec, tell) {
+    this.plan = plan;
+    const d = plan.decision;
+    this.pending = broker.request({ session: rec.id, command: plan.cmd.id, target: rec.target, text: plan.text, rule: d.rule, reason: d.reason, ...plan.kind ? { kind: plan.kind } : {} }, forwarded);
+    const req = this.pending.request;
+    try {
+      rec.event("approval-request", { command: plan.cmd.id, id: req.id, rule: d.rule, reason: d.reason, expires_at: req.expiresAt });
+    } catch (e) {
+      this.pending.withdraw("gateway", "the session log failed");
+      throw e;
+    }
+    const timeout = formatDuration(broker.timeoutMs);
+    tell(`gateway: waiting for approval: rule "${d.rule}" holds this command as request ${req.id} (denied if there is no verdict within ${timeout})`, broker.instructions(req));
+    const every = Math.max(1e3, Math.min(MAX_PROGRESS_INTERVAL_MS, Math.floor(broker.timeoutMs / 4)));
+    this.timer = setInterval(() => {
+      const left = Math.max(0, Date.parse(req.expiresAt) - Date.now());
+      tell(`gateway: still waiting for approval of request ${req.id} (${formatDuration(Math.ceil(left / 1e3) * 1e3)} left): ${broker.instructions(req)}`, "");
+    }, every);
+  }
+  get id() {
+    return this.pending.request.id;
+  }
+  /** Records the verdict; returns the refusal that goes out instead, or null once approved. */
+  settle(v, rec) {
+    this.record(v, rec);
+    const req = this.pending.request;
+    if (v.outcome === "approved") {
+      this.plan.approved();
+      return null;
+    }
+    const d = this.plan.decision;
+    const why = v.via === "timeout" ? `request ${req.id} timed out: ${v.reason}` : v.via === "client" ? `request ${req.id} was cancelled by the client` : v.via === "gateway" ? `request ${req.id} was withdrawn: ${v.reason}` : `request ${req.id} was denied by ${v.by}${v.reason ? `: ${v.reason}` : ""}`;
+    const denied = { action: "deny", rule: d.rule, reason: why, matched: d.matched };
+    return this.plan.denied(denied, v.via === "client" ? "cancelled" : "refused");
+  }
+  /** The session ended while waiting: withdraw, and record the verdict and the command's end. */
+  abort(by, reason, rec) {
+    this.pending.withdraw(by, reason);
+    const v = { outcome: "denied", by, via: by, at: (/* @__PURE__ */ new Date()).toISOString(), reason };
+    this.record(v, rec);
+    this.plan.cmd.finish({ status: "denied", rule: this.plan.decision.rule, reason });
+  }
+  record(v, rec) {
+    clearInterval(this.timer);
+    const req = this.pending.request;
+    rec.event("approval", {
+      command: this.plan.cmd.id,
+      id: req.id,
+      outcome: v.outcome,
+      by: v.by,
+      via: v.via,
+      at: v.at,
+      waited_ms: Date.now() - this.startedAt,
+      ...v.reason ? { reason: v.reason } : {}
+    });
+    if (v.outcome === "approved") rec.totals.approved++;
+  }
+};
+
+// gateway/postgres/outbox.ts
+function writeAll(socket, bufs) {
+  if (bufs.length === 1) return socket.write(bufs[0]);
+  if (bufs.length === 0) return true;
+  let total = 0;
+  for (const b of bufs) total += b.length;
+  if (total <= 16384) return socket.write(Buffer.concat(bufs, total));
+  socket.cork();
+  let ok = true;
+  for (const b of bufs) ok = socket.write(b);
+  socket.uncork();
+  return ok;
+}
+var Outbox = class {
+  chunk;
+  bufs = [];
+  runStart = -1;
+  runEnd = -1;
+  /** Some message in it is a new command whose record must be written first. */
+  recorded = false;
+  constructor(chunk) {
+    this.chunk = chunk;
+  }
+  message(m, recorded) {
+    if (recorded) this.recorded = true;
+    if (m.start >= 0 && m.start === this.runEnd) {
+      this.runEnd = m.end;
+      return;
+    }
+    this.endRun();
+    if (m.start >= 0 && this.chunk) {
+      this.runStart = m.start;
+      this.runEnd = m.end;
+    } else this.bufs.push(m.assembled);
+  }
+  replace(bufs) {
+    this.recorded = true;
+    this.endRun();
+    this.bufs.push(...bufs);
+  }
+  /** The message's own bytes. */
+  raw(m) {
+    return m.start >= 0 ? this.chunk.subarray(m.start, m.end) : m.assembled;
+  }
+  take() {
+    this.endRun();
+    return this.bufs.splice(0);
+  }
+  endRun() {
+    if (this.runStart < 0) return;
+    const c = this.chunk;
+    this.bufs.push(this.runStart === 0 && this.runEnd === c.length ? c : c.subarray(this.runStart, this.runEnd));
+    this.runStart = this.runEnd = -1;
+  }
+};
+function detached(m, chunk) {
+  return m.start >= 0 ? { type: m.type, body: m.body, start: -1, end: -1, assembled: chunk.subarray(m.start, m.end) } : m;
+}
+
+// gateway/postgres/final-error.ts
+var QUIET_MS = 200;
+var READ_MS = 1e3;
+function closeWithFinalError(socket, finalMessage, maxMs) {
+  if (socket.destroyed) return;
+  socket.removeAllListeners("data");
+  socket.on("data", () => void 0);
+  socket.on("error", () => socket.destroy());
+  socket.resume();
+  const hardStop = setTimeout(() => socket.destroy(), maxMs);
+  hardStop.unref();
+  socket.once("close", () => clearTimeout(hardStop));
+  if (finalMessage) socket.write(finalMessage);
+  let ended = false;
+  const endNow = () => {
+    if (ended) return;
+    ended = true;
+    socket.setTimeout(0);
+    socket.end();
+    setTimeout(() => socket.destroy(), READ_MS).unref();
+  };
+  if (socket.readableEnded) endNow();
+  else socket.once("end", endNow);
+  socket.setTimeout(QUIET_MS, endNow);
+}
+
+// gateway/postgres/session.ts
+var MAX_CLIENT_MESSAGE = 64 * 1024 * 1024;
+var PostgresSession = class {
+  client;
+  upstream;
+  rec;
+  policy;
+  backend;
+  /** Prepared statements and portals, as the server confirmed them (see statement-registry.ts). */
+  names = new StatementRegistry();
+  clientFramer;
+  ended = false;
+  /** The command waiting for approval, and the client messages that arrived after it. */
+  held = null;
+  backlog = [];
+  backlogBytes = 0;
+  draining = false;
+  /** Reading paused because too many client messages await their answer (see readClientIfAllowed). */
+  tooManyUnanswered = false;
+  terminatedByClient = false;
+  onEnd;
+  /** Masks what the log records of the client's side (command text, parameters); null for none. */
+  logMasker;
+  /** COPY ... TO STDOUT needs its table named for column masking. */
+  copyMasking;
+  /** Parse, Bind, Describe, Execute, Close and Sync. */
+  extended;
+  /** Column masking: each run says what its computed columns may come from (computed-columns.ts). */
+  masksComputed;
+  /** Column masking's catalog, told of DDL; while it is read after this session's DDL, what the
+   * server sends waits here (with its ReadyForQuery), so the next result is planned with it. */
+  catalog;
+  awaitingCatalog = null;
+  /** The ParameterStatus values of the login (encodings key statement names, statement-registry.ts). */
+  loginParameters(parameters) {
+    for (const [k, v] of parameters) this.names.parameterStatus(k, v);
+  }
+  constructor(client, upstream, rec, policy, masking, masker, onEnd) {
+    this.logMasker = masker?.enabled && masker.applyTo.log && masker.detects ? masker : null;
+    this.policy = policy;
+    this.client = client;
+    this.upstream = upstream;
+    this.rec = rec;
+    this.onEnd = onEnd;
+    this.clientFramer = new MessageFramer({ collect: () => true, maxCollectedBody: MAX_CLIENT_MESSAGE, isValidType: isFrontendType, peer: "client" });
+    this.backend = new BackendTracker(rec, masking, this.names);
+    this.copyMasking = masking?.masksCopyColumns ?? false;
+    this.catalog = masking?.catalogChanges ?? null;
+    this.masksComputed = masking?.masksComputed ?? false;
+    this.extended = new ExtendedProtocol({
+      rec,
+      policy,
+      backend: this.backend,
+      names: this.names,
+      copyMasking: this.copyMasking,
+      learnsColumns: masking !== null,
+      masksComputed: this.masksComputed,
+      logText: (t) => this.logText(t),
+      logValue: (v) => this.logValue(v)
+    });
+  }
+  start() {
+    this.client.on("data", (c) => {
+      noteStreamed(c.length);
+      this.rec.totals.bytes_from_client += c.length;
+      this.guard(() => this.onClientChunk(c), "client");
+    });
+    this.upstream.on("data", (c) => {
+      noteStreamed(c.length);
+      this.rec.totals.bytes_to_client += c.length;
+      this.guard(() => this.onServerChunk(c), "upstream");
+    });
+    this.client.on("drain", () => this.upstream.resume());
+    this.upstream.on("drain", () => this.readClientIfAllowed());
+    this.client.setKeepAlive(true, KEEPALIVE_MS);
+    this.upstream.setKeepAlive(true, KEEPALIVE_MS);
+    this.client.on("close", () => this.end(this.terminatedByClient ? "client terminated" : "client disconnected"));
+    this.upstream.on("close", () => this.upstreamClosed());
+    this.client.on("error", () => this.client.destroy());
+    this.upstream.on("error", () => this.upstream.destroy());
+    this.readClientIfAllowed();
+    this.upstream.resume();
+  }
+  /** Graceful stop: close now if idle, else after the command in flight completes. */
+  shutdown() {
+    this.draining = true;
+    if (this.isIdle()) this.closeWithError(shutdownNotice, "gateway shutdown");
+  }
+  /** After the grace period: close whatever is still running. */
+  forceClose() {
+    this.closeWithError(shutdownNotice, "gateway shutdown (grace period over)");
+  }
+  get id() {
+    return this.rec.id;
+  }
+  isIdle() {
+    return this.backend.idle && this.clientFramer.idle && !this.held;
+  }
+  guard(fn, peer) {
+    if (this.ended) return;
+    try {
+      fn();
+    } catch (e) {
+      const err = e;
+      if (err instanceof LogUnavailableError) return this.refuseUnlogged(err);
+      try {
+        this.rec.event("protocol-error", { peer, message: err.message });
+      } catch {
+      }
+      const code = err instanceof ProtocolError ? err.sqlState : "XX000";
+      const message = peer === "client" ? `gateway: protocol error: ${err.message}` : `gateway: upstream protocol error: ${err.message}`;
+      this.closeWithError({ severity: "FATAL", code, message }, `protocol error (${peer})`);
+    }
+  }
+  /** Fail closed: a command that cannot be recorded is not forwarded, and the session ends. */
+  refuseUnlogged(err) {
+    this.closeWithError({ severity: "FATAL", code: "58030", message: `gateway: ${err.message}; the command was not forwarded` }, "session log unavailable");
+  }
+  // ---- client -> upstream ----------------------------------------------------------------
+  onClientChunk(chunk) {
+    const out = new Outbox(chunk);
+    this.clientFramer.push(chunk, (m) => {
+      if (this.held) this.keepWhileHeld(m, chunk);
+      else this.dispatch(m, out);
+    });
+    this.flushOutbox(out);
+    this.readClientIfAllowed();
+  }
+  dispatch(m, out) {
+    const forward = this.onClientMessage(m);
+    if (forward === "forward" || forward === "recorded") return out.message(m, forward === "recorded");
+    if (Array.isArray(forward)) return out.replace(forward);
+    if (!("hold" in forward)) return out.replace([...forward.before, out.raw(m)]);
+    this.flushOutbox(out);
+    if (!this.ended) this.hold(forward.hold, forward.before ? Buffer.concat([...forward.before, out.raw(m)]) : out.raw(m));
+  }
+  /**
+   * The client keeps being read while a command is held, so a disconnect or Terminate is seen at
+   * once (and withdraws the request); past BACKLOG_LIMIT bytes reading pauses until the verdict.
+   */
+  keepWhileHeld(m, chunk) {
+    const kept = detached(m, chunk);
+    this.backlog.push(kept);
+    this.backlogBytes += kept.assembled.length + BACKLOG_MESSAGE_COST;
+    if (m.type === F.Terminate) this.held?.pending.withdraw("client", "the client ended the session while the command waited for approval");
+    else this.readClientIfAllowed();
+  }
+  /**
+   * The one place that decides whether the client is read, from every reason together, so that
+   * one reason's end never resumes reading another reason still pauses: the upstream's write
+   * buffer is full (until its 'drain'); bytes kept behind a held command are past BACKLOG_LIMIT
+   * (until the verdict); or too many forwarded messages await their answer. The last bounds what
+   * the gateway keeps per message (a response-queue entry, the names it may change) for a client
+   * that pipelines tiny messages and reads no answer: TCP's buffers alone would let a few MB of
+   * Syncs cost a hundred MB. The server answers in order what it was sent, so the count falls as
+   * it answers and reading resumes at half the mark; the server holds far fewer answers unflushed
+   * (its 8 kB output buffer) than the mark, so a client that reads its answers never waits on it.
+   */
+  readClientIfAllowed() {
+    if (this.ended) return;
+    const unanswered = this.backend.unanswered;
+    if (unanswered > UNANSWERED_HIGH_WATER) this.tooManyUnanswered = true;
+    else if (unanswered <= UNANSWERED_HIGH_WATER / 2) this.tooManyUnanswered = false;
+    const backlogFull = this.held !== null && this.backlogBytes > BACKLOG_LIMIT;
+    if (this.tooManyUnanswered || backlogFull || this.upstream.writableNeedDrain) this.client.pause();
+    else this.client.resume();
+  }
+  flushOutbox(out) {
+    const bufs = out.take();
+    if (bufs.length > 0) this.send(bufs, out.recorded);
+    out.recorded = false;
+  }
+  hold(plan, message) {
+    const broker = this.policy?.approvals;
+    if (!broker) throw new Error("a rule asks for approval but no approver is configured");
+    this.backlogBytes = 0;
+    this.held = new HeldCommand(plan, [message], broker, this.rec, (text, hint) => this.toClient(this.backend.inject(encodeNoticeResponse({ severity: "NOTICE", code: "00000", message: text, ...hint ? { hint } : {} }))));
+    const failure = this.rec.writer.flushSync();
+    if (failure) return this.refuseUnlogged(failure);
+    const held = this.held;
+    void held.pending.verdict.then((v) => {
+      if (this.ended || this.held !== held) return;
+      this.guard(() => {
+        const bufs = held.settle(v, this.rec) ?? [message];
+        this.held = null;
+        this.send(bufs, true);
+        this.replayBacklog();
+      }, "client");
+    });
+  }
+  /** Withdraws a held command when the client cancels it (it never reached the server). */
+  cancelHold() {
+    if (!this.held) return false;
+    this.held.pending.withdraw("client", "cancelled by the client");
+    return true;
+  }
+  /** After a verdict: the messages that arrived meanwhile, until the next hold. */
+  replayBacklog() {
+    const out = new Outbox(null);
+    while (!this.held && !this.ended && this.backlog.length > 0) this.dispatch(this.backlog.shift(), out);
+    if (!this.ended) this.flushOutbox(out);
+    this.readClientIfAllowed();
+  }
+  toClient(bufs) {
+    if (!writeAll(this.client, bufs)) this.upstream.pause();
+  }
+  /** Forwards the messages; when they hold a new command, only once its record is written. */
+  send(bufs, recorded) {
+    if (recorded) {
+      const failure = this.rec.writer.flushSync();
+      if (failure) return this.refuseUnlogged(failure);
+    }
+    this.writeUpstream(bufs);
+  }
+  writeUpstream(bufs) {
+    writeAll(this.upstream, bufs);
+    this.readClientIfAllowed();
+  }
+  /**
+   * 'forward' or 'recorded' (forward after the new command record is written), or the messages
+   * to send upstream instead of a denied one.
+   */
+  onClientMessage(m) {
+    const body = m.body;
+    switch (m.type) {
+      case F.Query: {
+        const text = decodeQuery(body);
+        this.names.nextBlock();
+        const hazard = this.extended.fetchHazard(text);
+        const own = this.policy ? judge(this.policy, text, this.names.preparedClasses(text)) : null;
+        const j = own && hazard && this.policy ? judgeWithHazard(this.policy, own, hazard) : own;
+        const cmd = this.rec.beginCommand({ kind: "pg.query", text: this.logText(text), details: { protocol: "simple" }, ...hazard ? { unclassified: hazard } : {}, ...j ? decisionFields(j) : {} });
+        const run2 = newRun();
+        if (this.copyMasking) run2.copyOuts = copyOuts(text);
+        if (this.masksComputed) run2.computed = this.extended.computedSource(statementFacts(text));
+        this.extended.followNames(run2, this.extended.effectsOf(text, j), mayAddNames(text, j));
+        this.backend.expect({ kind: "query", cmd, run: run2 });
+        this.names.nextBlock();
+        if (j?.decision.action === "approve") {
+          return { hold: { decision: j.decision, cmd, text: this.logText(text), kind: "pg.query", approved: () => void 0, denied: (d, why) => this.refuseSimple(run2, d, refusalState(why)) } };
+        }
+        if (j && j.decision.action !== "allow") return this.refuseSimple(run2, j.decision);
+        return "recorded";
+      }
+      case F.Parse:
+        return this.extended.parse(decodeParse(body));
+      case F.Bind:
+        return this.extended.bind(decodeBind(body));
+      case F.Describe:
+        return this.extended.describe(decodeTarget(body, "Describe message"));
+      case F.Execute:
+        return this.extended.execute(decodeExecute(body));
+      case F.Close:
+        return this.extended.close(decodeTarget(body, "Close message"));
+      case F.Sync:
+        return this.extended.sync();
+      case F.Flush:
+        return "forward";
+      case F.FunctionCall: {
+        const f = decodeFunctionCall(body);
+        const j = this.policy ? judgeOpaque(this.policy, `a FunctionCall message runs function OID ${f.oid}, which no statement describes`) : null;
+        const cmd = this.rec.beginCommand({
+          kind: "pg.function-call",
+          text: `-- function call oid ${f.oid}`,
+          details: { protocol: "function-call", params: f.args.map((a) => a === null ? null : binaryValue(a)) },
+          ...j ? decisionFields(j) : {}
+        });
+        const run2 = newRun();
+        run2.functionOid = f.oid;
+        this.backend.expect({ kind: "query", cmd, run: run2 });
+        if (j?.decision.action === "approve") {
+          return { hold: { decision: j.decision, cmd, text: `-- function call oid ${f.oid}`, kind: "pg.function-call", approved: () => void 0, denied: (d, why) => this.refuseSimple(run2, d, refusalState(why)) } };
+        }
+        if (j && j.decision.action !== "allow") return this.refuseSimple(run2, j.decision);
+        return "recorded";
+      }
+      case F.CopyData:
+        this.backend.copyData(body);
+        return "forward";
+      case F.CopyDone:
+        this.backend.endCopyIn();
+        return "forward";
+      case F.CopyFail:
+        decodeCopyFail(body);
+        this.backend.endCopyIn();
+        return "forward";
+      case F.Terminate:
+        this.terminatedByClient = true;
+        return "forward";
+      default:
+        throw new ProtocolError(`unexpected message type ${m.type} from client`);
+    }
+  }
+  /**
+   * SQL as the session log (and approval requests) keep it: passwords of role and user-mapping
+   * statements masked (role-passwords.ts), and detectors' findings when masking applies to the log.
+   */
+  logText(text) {
+    return this.logValue(maskPasswords(text).text);
+  }
+  /** A value (a parameter) as the log keeps it: with detectors' findings masked. */
+  logValue(text) {
+    return this.logMasker?.maskText(text)?.text ?? text;
+  }
+  refuseSimple(run2, decision, sqlState) {
+    run2.denied = decision;
+    return [refusalQuery(decision, sqlState)];
+  }
+  // ---- upstream -> client ----------------------------------------------------------------
+  onServerChunk(chunk) {
+    const out = this.backend.observe(chunk);
+    if (this.tooManyUnanswered) this.readClientIfAllowed();
+    if (this.awaitingCatalog) {
+      this.awaitingCatalog.push(...out);
+      return;
+    }
+    const read = this.catalog?.catalogRead(this.backend) ?? null;
+    if (read) {
+      this.awaitingCatalog = out;
+      this.upstream.pause();
+      void read.then(() => this.guard(() => this.catalogWasRead(), "upstream"));
+      return;
+    }
+    this.toClient(out);
+    if (this.draining && this.isIdle()) this.closeWithError(shutdownNotice, "gateway shutdown");
+  }
+  catalogWasRead() {
+    const out = this.awaitingCatalog ?? [];
+    this.awaitingCatalog = null;
+    this.toClient(out);
+    if (!this.client.writableNeedDrain) this.upstream.resume();
+    if (this.draining && this.isIdle()) this.closeWithError(shutdownNotice, "gateway shutdown");
+  }
+  // ---- endings ---------------------------------------------------------------------------
+  upstreamClosed() {
+    if (this.ended) return;
+    if (this.terminatedByClient) return this.end("client terminated");
+    if (this.backend.lastServerWasFatal) return this.end("upstream closed the connection after a fatal error");
+    this.closeWithError(
+      { severity: "FATAL", code: "08006", message: `gateway: the connection to upstream ${this.rec.target} was lost` },
+      "upstream connection lost"
+    );
+  }
+  closeWithError(notice, reason) {
+    if (this.ended) return;
+    closeWithFinalError(this.client, encodeErrorResponse(notice), FINAL_ERROR_MAX_MS);
+    this.end(reason, notice);
+  }
+  end(reason, notice) {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.held) {
+      const held = this.held;
+      this.held = null;
+      const by = this.terminatedByClient || /client/.test(reason) ? "client" : "gateway";
+      try {
+        held.abort(by, `the session ended (${reason}) while the command waited for approval`, this.rec);
+      } catch {
+      }
+    }
+    const error2 = notice ? { severity: notice.severity, code: notice.code, message: notice.message } : void 0;
+    try {
+      this.backend.abandon(error2 ?? { severity: "FATAL", code: "08006", message: `session ended: ${reason}` });
+      this.rec.close(reason, { transaction: this.backend.transaction });
+    } catch {
+    }
+    this.upstream.destroy();
+    if (!notice) this.client.destroy();
+    this.onEnd();
+  }
+};
+var KEEPALIVE_MS = 3e4;
+var FINAL_ERROR_MAX_MS = 3e4;
+var BACKLOG_LIMIT = 4 * 1024 * 1024;
+var BACKLOG_MESSAGE_COST = 256;
+var UNANSWERED_HIGH_WATER = 4096;
+var shutdownNotice = {
+  severity: "FATAL",
+  code: "57P01",
+  message: "terminating connection because the gateway is shutting down"
+};
+
+// gateway/postgres/startup-settings.ts
+var NOT_SETTINGS = /* @__PURE__ */ new Set(["user", "database", "options", "replication"]);
+var PLAIN_STARTUP_SETTINGS = /* @__PURE__ */ new Set(["application_name", "client_encoding", "datestyle", "timezone", "extra_float_digits", "intervalstyle", "fallback_application_name"]);
+var isCSpace = (c) => c === " " || c >= "	" && c <= "\r";
+function splitOptions(raw) {
+  const words = [];
+  let i = 0;
+  while (i < raw.length) {
+    while (i < raw.length && isCSpace(raw[i])) i++;
+    if (i >= raw.length) break;
+    let word = "";
+    let escaped = false;
+    for (; i < raw.length; i++) {
+      const c = raw[i];
+      if (isCSpace(c) && !escaped) break;
+      if (!escaped && c === "\\") escaped = true;
+      else {
+        escaped = false;
+        word += c;
+      }
+    }
+    words.push(word);
+  }
+  return words;
+}
+var ignored = () => [];
+var sets = (name2, value) => (arg) => [[name2, value ?? arg]];
+var PLAN_TYPES = { s: "enable_seqscan", i: "enable_indexscan", o: "enable_indexonlyscan", b: "enable_bitmapscan", t: "enable_tidscan", n: "enable_nestloop", m: "enable_mergejoin", h: "enable_hashjoin" };
+function atoi(s) {
+  const m = /^[ \t\n\v\f\r]*([+-]?)(\d*)/.exec(s);
+  const digits2 = m[2].replace(/^0+(?=\d)/, "");
+  if (digits2.length > 9) return null;
+  const n = Number(digits2 || "0");
+  return m[1] === "-" ? -n : n;
+}
+function debugOptions(arg) {
+  const level = atoi(arg);
+  if (level === null) return `the debug level "${arg}" is out of range`;
+  const out = [["log_min_messages", level > 0 ? `debug${level}` : "notice"]];
+  if (level >= 2) out.push(["log_statement", "all"]);
+  if (level >= 3) out.push(["debug_print_parse", "true"]);
+  if (level >= 4) out.push(["debug_print_plan", "true"]);
+  if (level >= 5) out.push(["debug_print_rewritten", "true"]);
+  return out;
+}
+function longOption(flag) {
+  return (arg) => {
+    const eq = arg.indexOf("=");
+    if (eq < 0) return `${flag === "-" ? `--${arg}` : `-c ${arg}`} requires a value`;
+    const name2 = arg.slice(0, eq).replaceAll("-", "_");
+    if (name2 === "") return `"${arg}" names no setting`;
+    if (!SETTING_NAME.test(name2)) return `${JSON.stringify(name2)} is not a setting name`;
+    return [[asciiLower2(name2), arg.slice(eq + 1)]];
+  };
+}
+var SWITCHES = {
+  B: { takesArg: true, effect: sets("shared_buffers") },
+  b: { takesArg: false, effect: ignored },
+  c: { takesArg: true, effect: longOption("c") },
+  C: { takesArg: true, effect: ignored },
+  D: { takesArg: true, effect: ignored },
+  d: { takesArg: true, effect: debugOptions },
+  E: { takesArg: false, effect: ignored },
+  e: { takesArg: false, effect: sets("datestyle", "euro") },
+  F: { takesArg: false, effect: sets("fsync", "false") },
+  f: { takesArg: true, effect: (arg) => PLAN_TYPES[arg[0] ?? ""] ? [[PLAN_TYPES[arg[0]], "false"]] : `-f ${arg} names no plan type` },
+  h: { takesArg: true, effect: sets("listen_addresses") },
+  i: { takesArg: false, effect: sets("listen_addresses", "*") },
+  j: { takesArg: false, effect: ignored },
+  k: { takesArg: true, effect: sets("unix_socket_directories") },
+  l: { takesArg: false, effect: sets("ssl", "true") },
+  N: { takesArg: true, effect: sets("max_connections") },
+  n: { takesArg: false, effect: ignored },
+  O: { takesArg: false, effect: sets("allow_system_table_mods", "true") },
+  P: { takesArg: false, effect: sets("ignore_system_indexes", "true") },
+  p: { takesArg: true, effect: sets("port") },
+  r: { takesArg: true, effect: ignored },
+  S: { takesArg: true, effect: sets("work_mem") },
+  s: { takesArg: false, effect: sets("log_statement_stats", "true") },
+  T: { takesArg: false, effect: ignored },
+  t: {
+    takesArg: true,
+    // get_stats_option_name: "pa..." parser, "pl..." planner, "e..." executor.
+    effect: (arg) => {
+      const name2 = arg[0] === "p" ? arg[1] === "a" ? "log_parser_stats" : arg[1] === "l" ? "log_planner_stats" : null : arg[0] === "e" ? "log_executor_stats" : null;
+      return name2 ? [[name2, "true"]] : `-t ${arg} names no statistics`;
+    }
+  },
+  v: { takesArg: true, effect: ignored },
+  W: { takesArg: true, effect: sets("post_auth_delay") },
+  "-": { takesArg: true, effect: longOption("-") }
+};
+var SETTING_NAME = /^[A-Za-z0-9_$.]+$/;
+var asciiLower2 = (s) => s.replace(/[A-Z]/g, (c) => c.toLowerCase());
+function parseOptions(raw) {
+  const switches = [];
+  const refuse2 = (why) => ({ switches, refusal: why });
+  const odd = /[^\x20-\x7e\t\n\v\f\r]/.exec(raw);
+  if (odd) return refuse2(`it holds the character U+${odd[0].codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}, and only printable ASCII is read the same way by every server locale`);
+  const words = splitOptions(raw);
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i];
+    if (word === "--") {
+      if (i + 1 < words.length) return refuse2(`"${words[i + 1]}" after "--" is not a switch`);
+      break;
+    }
+    if (word.length < 2 || word[0] !== "-") return refuse2(`"${word}" is not a switch (switches start with "-")`);
+    for (let j = 1; j < word.length; j++) {
+      const letter = word[j];
+      const spec = SWITCHES[letter];
+      const name2 = letter === "-" ? "--" : `-${letter}`;
+      if (!spec) return refuse2(`${name2} (in "${word}") is not a switch the server accepts`);
+      if (!spec.takesArg) {
+        switches.push({ switch: name2, sets: spec.effect("") });
+        continue;
+      }
+      let arg;
+      if (j + 1 < word.length) arg = word.slice(j + 1);
+      else if (i + 1 < words.length) arg = words[++i];
+      else return refuse2(`${name2} (in "${word}") needs an argument`);
+      const effect = spec.effect(arg);
+      if (typeof effect === "string") return refuse2(effect);
+      switches.push({ switch: name2, argument: arg, sets: effect });
+      break;
+    }
+  }
+  return { switches, refusal: null };
+}
+function readStartupParameters(params) {
+  const settings = [];
+  const decided = [];
+  let options = null;
+  let refusal = null;
+  const raw = params.get("options");
+  if (raw !== void 0) {
+    const parsed = parseOptions(raw);
+    options = parsed.switches;
+    if (parsed.refusal) refusal ??= `options ${JSON.stringify(raw)} (PGOPTIONS) cannot be read as settings: ${parsed.refusal}`;
+    for (const s of parsed.switches) {
+      for (const [name2, value] of s.sets) {
+        const setting = { name: name2, value, from: s.switch };
+        settings.push(setting);
+        decided.push(setting);
+      }
+    }
+  }
+  for (const [k, v] of params) {
+    if (NOT_SETTINGS.has(k) || k.startsWith("_pq_.")) continue;
+    if (!SETTING_NAME.test(k)) refusal ??= `the startup parameter ${JSON.stringify(k)} is not a setting name`;
+    const setting = { name: asciiLower2(k), value: v, from: "parameter" };
+    settings.push(setting);
+    if (!PLAIN_STARTUP_SETTINGS.has(setting.name)) decided.push(setting);
+  }
+  return { settings, decided, options, refusal };
+}
+function asSetStatements(settings) {
+  return settings.map((s) => `SET ${quoteIdent(s.name)} TO ${quoteLiteral(s.value)}`).join("; ");
+}
+var quoteIdent = (s) => `"${s.replaceAll('"', '""')}"`;
+var quoteLiteral = (s) => `'${s.replaceAll("'", "''")}'`;
+
+// gateway/postgres/response-masking.ts
+var FIXED_FIELDS = /* @__PURE__ */ new Set(["S", "V", "C", "P", "p", "F", "L", "R"]);
+var ResponseMasking = class {
+  masker;
+  catalog;
+  /** Told of completed commands, so the catalog is read again after DDL (table-names.ts). */
+  catalogChanges;
+  client;
+  log;
+  tableByName;
+  constructor(masker, catalog, tableByName = () => void 0, catalogChanges = null) {
+    this.masker = masker;
+    this.tableByName = tableByName;
+    this.catalog = catalog;
+    this.catalogChanges = catalogChanges;
+    this.client = masker.applyTo.client;
+    this.log = masker.applyTo.log;
+  }
+  /** Whether runs must say what their computed columns may come from (column masking). */
+  get masksComputed() {
+    return this.masker.masksColumns && this.catalog.computed !== void 0;
+  }
+  /** Whether COPY statements must be read for their table and options (any masking). */
+  get masksCopyColumns() {
+    return this.masker.enabled;
+  }
+  /** A COPY ... TO STDOUT began (its CopyOutResponse): plan how its rows are split and masked. */
+  startCopy(run2, copyOutResponse) {
+    const copy = run2.copyOuts?.shift();
+    const binary = copyOutResponse[0] === 1;
+    const columns = copyOutResponse.length >= 3 ? copyOutResponse.readInt16BE(1) : 0;
+    run2.copyPlan = planCopy(this.masker, copy, columns, binary, this.tableByName);
+  }
+  /** Whether a message of this type, answering `head`, may be rewritten for the client. */
+  rewrites(type, head) {
+    if (!this.client) return false;
+    if (type === B.DataRow || type === B.CopyData) {
+      const run2 = head && (head.kind === "query" || head.kind === "execute") ? head.run : null;
+      if (!run2) return false;
+      if (type === B.CopyData) return true;
+      const cols = resultColumns(head);
+      return run2.maskPlanFor !== cols || run2.maskPlan === null || run2.maskPlan.active;
+    }
+    return type === B.NoticeResponse || type === B.ErrorResponse || type === B.NotificationResponse || type === B.ParameterStatus || type === B.FunctionCallResponse;
+  }
+  message(type, body, head) {
+    switch (type) {
+      case B.DataRow:
+        return this.dataRow(body, head);
+      case B.CopyData:
+        return this.copyData(type, body, head);
+      case B.NoticeResponse:
+      case B.ErrorResponse:
+        return this.notice(type, body, head);
+      case B.NotificationResponse:
+        return this.notification(body);
+      case B.ParameterStatus:
+        return this.parameterStatus(body);
+      case B.FunctionCallResponse:
+        return this.functionResult(body, head);
+      default:
+        return null;
+    }
+  }
+  dataRow(body, head) {
+    if (!head || head.kind !== "query" && head.kind !== "execute") return null;
+    const run2 = head.run;
+    const portal = head.kind === "execute" ? head.portal : null;
+    const cols = resultColumns(head);
+    if (run2.maskPlanFor !== cols || run2.maskPlan === null) {
+      const computed = this.masksComputed && computedColumnsMasked(run2.computed, this.catalog.computed);
+      run2.maskPlan = this.plan(cols, portal ? portal.resultFormats : null, run2.columns === null, computed);
+      run2.maskPlanFor = cols;
+    }
+    const plan = run2.maskPlan;
+    if (plan && !plan.active) return null;
+    const masked = maskRow(this.masker, plan ?? blindPlan(this.masker, body.readInt16BE(0), portal ? portal.resultFormats : null), decodeDataRow(body));
+    if (!masked) return null;
+    head.cmd.noteMasked(masked.columns, masked.detectors);
+    const message = encodeDataRow(masked.fields);
+    return this.output(message);
+  }
+  /** Plans once per described statement (prepared statements execute many times). */
+  plans = /* @__PURE__ */ new WeakMap();
+  plan(cols, resultFormats, reusable, computed) {
+    if (!cols) return null;
+    if (!reusable) return planRow(this.masker, cols, resultFormats, this.catalog, computed);
+    const formats = `${resultFormats ? resultFormats.join(",") : ""}@${this.catalog.generation}${computed ? "+computed" : ""}`;
+    const cached = this.plans.get(cols);
+    if (cached && cached.formats === formats) return cached.plan;
+    const plan = planRow(this.masker, cols, resultFormats, this.catalog, computed);
+    if (plan?.complete) this.plans.set(cols, { formats, plan });
+    return plan;
+  }
+  /** What the client receives instead and what the log records instead, per `apply-to`. */
+  output(message) {
+    return { ...this.client ? { client: message } : {}, ...this.log ? { log: message.subarray(5) } : {} };
+  }
+  copyData(type, body, head) {
+    if (!head || head.kind !== "query" && head.kind !== "execute") return null;
+    const plan = head.run.copyPlan;
+    const c = plan ? maskCopyRow(this.masker, plan, body) : null;
+    const r = plan ? null : this.masker.maskText(body.toString("utf8"));
+    if (!c && !r) return null;
+    head.cmd.noteMasked(c?.masked ?? 0, c?.detectors ?? r.detectors);
+    return this.output(frame(type, c ? c.row : Buffer.from(r.text)));
+  }
+  /**
+   * Whether an error's DETAIL may print values of masked columns, which detectors cannot
+   * recognise (a phone number): constraint violations print the failing row or key of their
+   * table whole. With columns masked by name, the DETAIL of a notice that names a table is
+   * masked whole unless the catalog holds that table with no masked column (a table it does not
+   * hold yet may be anything), and so is the DETAIL of a violation that names no table.
+   */
+  detailShowsRows(fields) {
+    if (!this.masker.masksColumns) return false;
+    const field = (code) => fields.find(([c]) => c === code)?.[1];
+    const table = field("t");
+    if (table !== void 0) {
+      const known = this.tableByName(field("s") ?? null, table);
+      if (!known) return true;
+      if (!known.columns.some((c) => c.masked)) return false;
+      const keyColumns = keyColumnsOf(field("D") ?? "");
+      return keyColumns === null || !keyColumns.every((name2) => known.columns.some((c) => c.name === name2 && !c.masked));
+    }
+    return ROW_ECHO_CLASSES.has((field("C") ?? "").slice(0, 2));
+  }
+  /** NOTIFY payloads (the channel is a name, not a value). */
+  notification(body) {
+    const n = decodeNotification(body);
+    const r = this.masker.maskText(n.payload);
+    if (!r) return null;
+    const message = new MessageWriter().int32(n.processId).cstring(n.channel).cstring(r.text).finish(B.NotificationResponse);
+    return this.output(message);
+  }
+  /** A setting's value as the server reports it (`set_config('application_name', email, false)`
+   * echoes a value a query chose). */
+  parameterStatus(body) {
+    const [name2, value] = decodeParameterStatus(body);
+    const r = this.masker.maskText(value);
+    return r && this.output(encodeParameterStatus(name2, r.text));
+  }
+  /** A fast-path FunctionCall's result: its type is not known here and it may be text or binary,
+   * so its bytes are read as bytes (as bytea is), and what detectors find masked in place. */
+  functionResult(body, head) {
+    const len = body.length >= 4 ? body.readInt32BE(0) : -1;
+    if (len <= 0 || 4 + len > body.length) return null;
+    const run2 = head && (head.kind === "query" || head.kind === "execute") ? head.run : null;
+    if (this.masker.masksColumns && !(run2?.functionOid !== void 0 && LARGE_OBJECT_FUNCTIONS.has(run2.functionOid))) {
+      if (head && (head.kind === "query" || head.kind === "execute")) head.cmd.noteMasked(1, []);
+      return this.output(new MessageWriter().int32(-1).finish(B.FunctionCallResponse));
+    }
+    const result = body.subarray(4, 4 + len);
+    const r = maskValue(this.masker, /^\\x(?:[0-9a-fA-F]{2})*$/.test(result.toString("latin1")) ? READ.byteaText : READ.byteaBinary, result);
+    if (!r) return null;
+    if (head && (head.kind === "query" || head.kind === "execute")) head.cmd.noteMasked(0, r.detectors);
+    const value = r.value;
+    return this.output(new MessageWriter().int32(value.length).bytes(value).finish(B.FunctionCallResponse));
+  }
+  notice(type, body, head) {
+    let changed = false;
+    let maskedDetail = 0;
+    const fired = [];
+    const decoded = decodeNoticeFields(body);
+    const detailWhole = this.detailShowsRows(decoded);
+    const run2 = head && (head.kind === "query" || head.kind === "execute") ? head.run : null;
+    const quoting = run2 !== null && this.masksComputed ? quotingFields(decoded) : null;
+    const echoes = quoting !== null && quoting.size > 0 && computedColumnsMasked(run2.computed, this.catalog.computed);
+    const fields = decoded.map(([code, value]) => {
+      if (code === "D" && detailWhole) {
+        changed = true;
+        maskedDetail = 1;
+        return [code, MASKED_DETAIL];
+      }
+      if (echoes && quoting.has(code)) {
+        changed = true;
+        maskedDetail = 1;
+        return [code, MASKED_ECHO];
+      }
+      if (FIXED_FIELDS.has(code)) return [code, value];
+      const r = maskTextValue(this.masker, value);
+      if (!r) return [code, value];
+      changed = true;
+      fired.push(...r.detectors);
+      return [code, r.text];
+    });
+    if (!changed) return null;
+    if (head && (head.kind === "query" || head.kind === "execute")) head.cmd.noteMasked(maskedDetail, [...new Set(fired)]);
+    const message = encodeNoticeFields(type, fields);
+    return this.output(message);
+  }
+};
+var LARGE_OBJECT_FUNCTIONS = /* @__PURE__ */ new Set([715, 952, 953, 954, 955, 956, 957, 958, 964, 1004, 3170, 3171, 3172]);
+var MASKED_DETAIL = "[masked: it may show values of masked columns]";
+var ROW_ECHO_CLASSES = /* @__PURE__ */ new Set(["23", "44"]);
+function keyColumnsOf(detail) {
+  const m = /^Key \((.*?)\)=\(/.exec(detail);
+  if (!m) return null;
+  const names = m[1].split(", ").map((n) => /^[a-z_][a-z0-9_$]*$/.test(n) ? n : /^"(?:[^"]|"")+"$/.test(n) ? n.slice(1, -1).replace(/""/g, '"') : null);
+  return names.every((n) => n !== null) ? names : null;
+}
+function frame(type, body) {
+  return new MessageWriter().bytes(body).finish(type);
+}
+
+// gateway/postgres/column-identity.ts
+var FIRST_USER_OID = 16384;
+var ANYARRAY = 2277;
+var STATISTICS_VALUES = /* @__PURE__ */ new Set(["most_common_vals", "most_common_elems", "histogram_bounds"]);
+var STATISTICS_RELATIONS = /^pg_stat(?:s|s_ext|s_ext_exprs|istic|istic_ext_data)$/i;
+var BUILT_IN_SCHEMAS = /* @__PURE__ */ new Set(["pg_catalog", "information_schema"]);
+var MaskedIdentities = class {
+  /** `oid:attnum` of masked columns. */
+  columns = /* @__PURE__ */ new Set();
+  /** Relations with a masked column: their whole-row values are masked. */
+  relations = /* @__PURE__ */ new Set();
+  /** Types whose values may carry a masked column (row types, their arrays, domains and ranges). */
+  types = /* @__PURE__ */ new Set();
+  /** Every name a masked column of a table or composite type has had in this run: a function's
+   * result columns (`SELECT * FROM f()` of `SETOF customers`) are computed, known only by name. */
+  names = /* @__PURE__ */ new Set();
+  column(table, attnum) {
+    return attnum === 0 ? this.relations.has(table) : this.columns.has(`${table}:${attnum}`);
+  }
+  /** Binds the masking patterns to the identities of this snapshot, adding to what is masked. */
+  bind(snapshot, masker) {
+    const add = (table, attnum) => {
+      const key = `${table}:${attnum}`;
+      if (this.columns.has(key)) return false;
+      this.columns.add(key);
+      return true;
+    };
+    for (const [oid, rel] of snapshot.relations) {
+      for (const [attnum, col] of rel.columns) if (masker.columnMasked(col.name, `${rel.schema}.${rel.name}`)) add(oid, attnum);
+    }
+    const dependsOnMasked = (view) => (snapshot.viewDependencies.get(view) ?? []).some((d) => d.table !== view && this.column(d.table, d.column));
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (const [oid, rel] of snapshot.relations) {
+        for (const [attnum, col] of rel.columns) if (this.types.has(col.typeOid) && add(oid, attnum)) changed = true;
+        if (!snapshot.viewOrigins.has(oid)) continue;
+        const origins = snapshot.viewOrigins.get(oid) ?? null;
+        for (const attnum of rel.columns.keys()) {
+          const origin = origins?.get(attnum);
+          const masked = origin && origin.table !== 0 ? this.column(origin.table, origin.column) : dependsOnMasked(oid);
+          if (masked && add(oid, attnum)) changed = true;
+        }
+      }
+      for (const [child, parents] of snapshot.parents) {
+        const c = snapshot.relations.get(child);
+        for (const parent of parents) {
+          const p = snapshot.relations.get(parent);
+          if (!c || !p) continue;
+          for (const [ca, ccol] of c.columns) {
+            for (const [pa, pcol] of p.columns) {
+              if (ccol.name !== pcol.name) continue;
+              if (this.column(parent, pa) && add(child, ca)) changed = true;
+              if (this.column(child, ca) && add(parent, pa)) changed = true;
+            }
+          }
+        }
+      }
+      for (const key of this.columns) {
+        const table = Number(key.slice(0, key.indexOf(":")));
+        if (!this.relations.has(table)) {
+          this.relations.add(table);
+          changed = true;
+        }
+      }
+      for (const [oid, t] of snapshot.types) {
+        if (this.types.has(oid)) continue;
+        if (t.relation !== 0 && this.relations.has(t.relation) || this.types.has(t.element) || this.types.has(t.base) || this.types.has(t.range)) {
+          this.types.add(oid);
+          changed = true;
+        }
+      }
+    }
+    for (const [oid, rel] of snapshot.relations) {
+      if (rel.kind === "v" || rel.kind === "m") continue;
+      for (const [attnum, col] of rel.columns) if (this.columns.has(`${oid}:${attnum}`)) this.names.add(col.name);
+    }
+  }
+};
+var ColumnMasking = class {
+  masker;
+  identities = new MaskedIdentities();
+  snapshot = null;
+  #stale = false;
+  /** Counts reads and changes of `stale`: plans made at an older generation are made again. */
+  generation = 0;
+  /** Called when a column names something the catalog does not hold yet. */
+  onUnknown;
+  constructor(masker, onUnknown = () => void 0) {
+    this.masker = masker;
+    this.onUnknown = onUnknown;
+  }
+  /** A new catalog read: its identities are bound; what was masked before stays masked. */
+  update(snapshot) {
+    this.identities.bind(snapshot, this.masker);
+    this.snapshot = snapshot;
+    this.generation++;
+  }
+  /** A catalog change (DDL) is known and not read yet: views may have been redefined. */
+  get stale() {
+    return this.#stale;
+  }
+  set stale(value) {
+    if (value !== this.#stale) this.generation++;
+    this.#stale = value;
+  }
+  /** The relation by OID and its columns in order (for COPY), with which are masked. */
+  relation(oid) {
+    const rel = this.snapshot?.relations.get(oid);
+    if (!rel) return void 0;
+    const masked = /* @__PURE__ */ new Set();
+    for (const attnum of rel.columns.keys()) if (this.identities.column(oid, attnum)) masked.add(attnum);
+    return { ...rel, masked };
+  }
+  get relations() {
+    return this.snapshot?.relations ?? /* @__PURE__ */ new Map();
+  }
+  columnMasked(c) {
+    if (!this.masker.masksColumns) return { masked: false, settled: true };
+    const type = this.typeMasked(c.typeOid);
+    const rel = c.tableOid === 0 ? void 0 : this.snapshot?.relations.get(c.tableOid);
+    const settled = type.known && !this.#stale;
+    if (c.tableOid === 0) return { masked: this.masker.columnMasked(c.name, null) || this.masker.columnNeedsTable(c.name) || this.identities.names.has(c.name) || type.masked, settled };
+    if (!rel && c.tableOid < FIRST_USER_OID) return { masked: this.masker.columnMasked(c.name, null) || STATISTICS_VALUES.has(c.name) || type.masked, settled };
+    if (!rel || c.attnum !== 0 && !rel.columns.has(c.attnum)) {
+      this.onUnknown();
+      return { masked: true, settled: false };
+    }
+    let masked = this.identities.column(c.tableOid, c.attnum) || this.masker.columnMasked(c.name, `${rel.schema}.${rel.name}`) || type.masked;
+    if (this.#stale && (rel.kind === "v" || rel.kind === "m")) masked = true;
+    return { masked, settled };
+  }
+  // ---- what computed columns need (computed-columns.ts) ------------------------------------
+  /** Weighs statements for computed columns (computed-columns.ts). */
+  get computed() {
+    return this;
+  }
+  byName = null;
+  /** Relations by lower-case name and masked column names, per catalog generation. */
+  names() {
+    if (this.byName?.generation === this.generation) return this.byName;
+    const relations = /* @__PURE__ */ new Map();
+    for (const [oid, rel] of this.relations) {
+      const maskedNames2 = [];
+      for (const [attnum, col] of rel.columns) if (this.identities.column(oid, attnum)) maskedNames2.push(col.name);
+      const isMasked = maskedNames2.length > 0 || this.#stale && (rel.kind === "v" || rel.kind === "m");
+      const key = rel.name.toLowerCase();
+      relations.set(key, [...relations.get(key) ?? [], { schema: rel.schema, masked: isMasked, maskedNames: maskedNames2 }]);
+    }
+    const maskedNames = new Set([...this.identities.names].map((n) => n.toLowerCase()));
+    this.byName = { generation: this.generation, relations, maskedNames };
+    return this.byName;
+  }
+  nameMasked(name2) {
+    return this.masker.columnMasked(name2, null) || this.masker.columnNeedsTable(name2) || this.names().maskedNames.has(name2.toLowerCase());
+  }
+  relationsNamed(schema, name2) {
+    const found = (this.names().relations.get(name2.toLowerCase()) ?? []).filter((r) => schema === null || r.schema.toLowerCase() === schema.toLowerCase());
+    if (found.length > 0) return found;
+    if (this.#stale) {
+      this.onUnknown();
+      return found;
+    }
+    const builtIn = schema === null ? name2.toLowerCase().startsWith("pg_") : BUILT_IN_SCHEMAS.has(schema.toLowerCase());
+    if (!builtIn) {
+      this.onUnknown();
+      return [];
+    }
+    return [{ masked: STATISTICS_RELATIONS.test(name2), maskedNames: [...STATISTICS_VALUES] }];
+  }
+  userRoutine(name2) {
+    const key = name2.toLowerCase();
+    if (this.snapshot?.routines?.has(key)) return true;
+    if (this.snapshot?.builtInRoutines?.has(key)) return false;
+    this.onUnknown();
+    return true;
+  }
+  typeMasked(oid) {
+    if (oid < FIRST_USER_OID) return { masked: oid === ANYARRAY, known: true };
+    if (this.identities.types.has(oid)) return { masked: true, known: true };
+    if (this.snapshot?.types.has(oid)) return { masked: false, known: true };
+    this.onUnknown();
+    return { masked: true, known: false };
+  }
+};
+
+// gateway/postgres/view-columns.ts
+function viewColumnOrigins(action) {
+  let items;
+  try {
+    items = new NodeTreeReader(action).all();
+  } catch {
+    return null;
+  }
+  const list2 = items.length === 1 ? items[0] : void 0;
+  const query = Array.isArray(list2) && list2.length === 1 ? list2[0] : void 0;
+  if (!isNode(query) || query.node !== "QUERY") return null;
+  const targets = query.fields.get("targetList");
+  if (!targets || targets.length !== 1 || !Array.isArray(targets[0])) return null;
+  const out = /* @__PURE__ */ new Map();
+  for (const t of targets[0]) {
+    if (!isNode(t) || t.node !== "TARGETENTRY") return null;
+    if (atom(t, "resjunk") === "true") continue;
+    const resno = Number(atom(t, "resno"));
+    const table = Number(atom(t, "resorigtbl"));
+    const column = Number(atom(t, "resorigcol"));
+    if (!Number.isInteger(resno) || !Number.isInteger(table) || !Number.isInteger(column)) return null;
+    out.set(resno, table === 0 ? { table: 0, column: 0 } : { table, column });
+  }
+  return out;
+}
+function isNode(i) {
+  return typeof i === "object" && i !== null && !Array.isArray(i);
+}
+function atom(n, key) {
+  const v = n.fields.get(key);
+  return v && v.length === 1 && typeof v[0] === "string" ? v[0] : void 0;
+}
+var NodeTreeReader = class {
+  pos = 0;
+  s;
+  constructor(s) {
+    this.s = s;
+  }
+  all() {
+    const out = [];
+    for (let t = this.token(); t !== null; t = this.token()) out.push(this.item(t));
+    return out;
+  }
+  item(t) {
+    if (t.kind === "open") {
+      if (t.text === "{") return this.node();
+      return this.list(t.text === "(" ? ")" : "]");
+    }
+    if (t.kind === "close") throw new Error(`unexpected ${t.text}`);
+    return t.text;
+  }
+  list(close) {
+    const out = [];
+    for (; ; ) {
+      const t = this.token();
+      if (t === null) throw new Error("unterminated list");
+      if (t.kind === "close") {
+        if (t.text !== close) throw new Error("mismatched list");
+        return out;
+      }
+      out.push(this.item(t));
+    }
+  }
+  node() {
+    const name2 = this.token();
+    if (name2 === null || name2.kind !== "word") throw new Error("node without a name");
+    const fields = /* @__PURE__ */ new Map();
+    let current = null;
+    for (; ; ) {
+      const t = this.token();
+      if (t === null) throw new Error("unterminated node");
+      if (t.kind === "close") {
+        if (t.text !== "}") throw new Error("mismatched node");
+        return { node: name2.text, fields };
+      }
+      if (t.kind === "word" && !t.escaped && t.text.startsWith(":")) {
+        current = [];
+        fields.set(t.text.slice(1), current);
+        continue;
+      }
+      const value = this.item(t);
+      current?.push(value);
+    }
+  }
+  token() {
+    const s = this.s;
+    while (this.pos < s.length && /\s/.test(s[this.pos])) this.pos++;
+    if (this.pos >= s.length) return null;
+    const c = s[this.pos];
+    if (c === "{" || c === "(" || c === "[") {
+      this.pos++;
+      return { kind: "open", text: c, escaped: false };
+    }
+    if (c === "}" || c === ")" || c === "]") {
+      this.pos++;
+      return { kind: "close", text: c, escaped: false };
+    }
+    if (c === '"') {
+      let text2 = "";
+      this.pos++;
+      while (this.pos < s.length && !(s[this.pos] === '"' && /^[\s)}\]]?$/.test(s[this.pos + 1] ?? ""))) {
+        if (s[this.pos] === "\\") this.pos++;
+        text2 += s[this.pos] ?? "";
+        this.pos++;
+      }
+      if (this.pos >= s.length) throw new Error("unterminated string");
+      this.pos++;
+      return { kind: "word", text: text2, escaped: true };
+    }
+    let text = "";
+    let escaped = false;
+    while (this.pos < s.length) {
+      const ch = s[this.pos];
+      if (ch === "\\") {
+        escaped = true;
+        text += s[this.pos + 1] ?? "";
+        this.pos += 2;
+        continue;
+      }
+      if (/\s/.test(ch) || "{}()[]".includes(ch)) break;
+      text += ch;
+      this.pos++;
+    }
+    return { kind: "word", text, escaped };
+  }
+};
+
+// gateway/postgres/table-names.ts
+var CATALOG_QUERY = [
+  `SELECT c.oid, n.nspname, c.relname, c.relkind, a.attnum, a.attname, a.atttypid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'c') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
+  `SELECT t.oid, t.typrelid, t.typelem, t.typbasetype, coalesce(r.rngsubtype, m.rngtypid, 0) FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_range r ON r.rngtypid = t.oid LEFT JOIN pg_catalog.pg_range m ON m.rngmultitypid = t.oid WHERE t.oid >= 16384`,
+  `SELECT r.ev_class, r.ev_action FROM pg_catalog.pg_rewrite r WHERE r.rulename = '_RETURN' AND r.ev_class >= 16384`,
+  `SELECT DISTINCT r.ev_class, d.refobjid, d.refobjsubid FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND r.rulename = '_RETURN'`,
+  `SELECT i.inhrelid, i.inhparent FROM pg_catalog.pg_inherits i`,
+  // Per function name: whether it is built in. Constructors of user range and multirange types
+  // are built-in code (they read no table).
+  `SELECT DISTINCT p.proname, n.nspname IN ('pg_catalog', 'information_schema') OR (l.lanname = 'internal' AND p.prosrc IN ('range_constructor2', 'range_constructor3', 'multirange_constructor0', 'multirange_constructor1', 'multirange_constructor2')) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN pg_catalog.pg_language l ON l.oid = p.prolang`
+].join("; ");
+var MIN_REFRESH_INTERVAL_MS = 1e3;
+var QUERY_TIMEOUT_MS = 15e3;
+var MAX_CATALOG_VALUE = 256 * 1024 * 1024;
+var CATALOG_KEEPING_TAGS = /* @__PURE__ */ new Set(["SHOW", "SET", "RESET", "BEGIN", "START TRANSACTION", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "LISTEN", "UNLISTEN", "NOTIFY", "DECLARE CURSOR", "CLOSE CURSOR", "CLOSE CURSOR ALL", "PREPARE", "DEALLOCATE", "DEALLOCATE ALL", "DISCARD ALL", "DISCARD PLANS", "DISCARD SEQUENCES", "DISCARD TEMP", "EXPLAIN", "VACUUM", "ANALYZE", "CHECKPOINT", "LOCK TABLE", "TRUNCATE TABLE", "CLUSTER", "REINDEX", "REFRESH MATERIALIZED VIEW", "SET CONSTRAINTS", "PREPARE TRANSACTION"]);
+var COUNTED_TAG = /^(?:SELECT|INSERT|UPDATE|DELETE|MERGE|COPY|FETCH|MOVE)(?: \d+)+$/;
+function changesCatalog(tag) {
+  return !COUNTED_TAG.test(tag) && !CATALOG_KEEPING_TAGS.has(tag);
+}
+var TableNames = class {
+  target;
+  password;
+  onError;
+  record;
+  masking;
+  loading = null;
+  loadAgain = false;
+  lastLoad = 0;
+  retry = null;
+  /** Sessions that completed a catalog change in a transaction still open (others cannot see it yet). */
+  changing = /* @__PURE__ */ new Set();
+  /** Catalog changes committed, and how many of them the last successful read began after. */
+  changes = 0;
+  changesRead = 0;
+  /** Per session, the change it committed last and nobody has waited for yet. */
+  committed = /* @__PURE__ */ new Map();
+  readers = [];
+  conn = null;
+  /** `record` logs the gateway's own query before it is sent (and throws if it cannot). */
+  constructor(target, masker, password, record, onError) {
+    this.record = record;
+    this.target = target;
+    this.password = password;
+    this.onError = onError;
+    this.masking = new ColumnMasking(masker, () => this.refresh());
+  }
+  commandCompleted(session, tag) {
+    if (!changesCatalog(tag)) return;
+    this.changing.add(session);
+    this.updateStale();
+  }
+  readyForQuery(session, transaction) {
+    if (transaction === "I") this.settled(session);
+  }
+  sessionEnded(session) {
+    this.settled(session);
+    this.committed.delete(session);
+  }
+  catalogRead(session) {
+    const change = this.committed.get(session);
+    if (change === void 0) return null;
+    this.committed.delete(session);
+    if (this.changesRead >= change) return null;
+    return new Promise((resolve) => this.readers.push({ change, resolve }));
+  }
+  /** A session's catalog changes are committed (or rolled back): read the catalog again. */
+  settled(session) {
+    if (!this.changing.delete(session)) return;
+    this.changes++;
+    this.committed.set(session, this.changes);
+    this.updateStale();
+    void this.load();
+  }
+  updateStale() {
+    this.masking.stale = this.changing.size > 0 || this.changesRead < this.changes;
+  }
+  /** A table by name (`schema` null: the one in public, else any), with its columns in order. */
+  byName(schema, table) {
+    let found;
+    for (const [oid, t] of this.masking.relations) {
+      if (t.name !== table || schema !== null && t.schema !== schema) continue;
+      if (found === void 0 || t.schema === "public") found = oid;
+    }
+    const rel = found === void 0 ? void 0 : this.masking.relation(found);
+    if (!rel) {
+      this.refresh();
+      return void 0;
+    }
+    const redefinable = this.masking.stale;
+    return { name: `${rel.schema}.${rel.name}`, columns: [...rel.columns].sort((a, b) => a[0] - b[0]).map(([attnum, c]) => ({ ...c, masked: redefinable || rel.masked.has(attnum) })) };
+  }
+  /** Reads the catalog now (the listener's first read). */
+  refreshNow() {
+    return this.load();
+  }
+  /** Reads the catalog again, at most once a second (an unknown relation or type was named). */
+  refresh() {
+    if (this.retry) return;
+    const wait = this.lastLoad + MIN_REFRESH_INTERVAL_MS - Date.now();
+    if (wait <= 0 && !this.loading) {
+      void this.load();
+      return;
+    }
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      void this.load();
+    }, Math.max(wait, 0) + (this.loading ? MIN_REFRESH_INTERVAL_MS : 0));
+    this.retry.unref();
+  }
+  /** One read at a time; a read asked for during another starts when it ends. */
+  load() {
+    if (this.loading) {
+      this.loadAgain = true;
+      return this.loading;
+    }
+    const changes = this.changes;
+    this.lastLoad = Date.now();
+    this.loading = this.read().then(
+      (snapshot) => {
+        this.masking.update(snapshot);
+        this.changesRead = Math.max(this.changesRead, changes);
+      },
+      (e) => this.onError(`cannot read the catalog of ${this.target.name}: ${e.message}; columns of relations and types it does not hold are masked whole`)
+    ).finally(() => {
+      this.loading = null;
+      this.updateStale();
+      for (let i = this.readers.length - 1; i >= 0; i--) {
+        const r = this.readers[i];
+        if (r.change > changes) continue;
+        this.readers.splice(i, 1);
+        r.resolve();
+      }
+      if (this.loadAgain) {
+        this.loadAgain = false;
+        void this.load();
+      }
+    });
+    return this.loading;
+  }
+  /**
+   * One read over the gateway's own connection, kept open between reads (a login per DDL costs
+   * more than the read). A kept connection the server has closed meanwhile (idle timeout,
+   * restart) fails the read; it is tried once more on a new one.
+   */
+  async read() {
+    const reused = this.conn !== null;
+    try {
+      return await this.readOnce();
+    } catch (e) {
+      this.close();
+      if (!reused) throw e;
+      return await this.readOnce();
+    }
+  }
+  async readOnce() {
+    this.record(CATALOG_QUERY);
+    const { socket, q } = this.conn ?? (this.conn = await this.connect());
+    socket.ref();
+    try {
+      socket.write(serialize2.query(CATALOG_QUERY));
+      const snapshot = { relations: /* @__PURE__ */ new Map(), types: /* @__PURE__ */ new Map(), viewOrigins: /* @__PURE__ */ new Map(), viewDependencies: /* @__PURE__ */ new Map(), parents: /* @__PURE__ */ new Map(), routines: /* @__PURE__ */ new Set(), builtInRoutines: /* @__PURE__ */ new Set() };
+      let set = 0;
+      for (; ; ) {
+        const m = await q.next(QUERY_TIMEOUT_MS, "catalog rows");
+        if (m.type === B.DataRow) addRow(snapshot, set, decodeDataRow(m.body).map((f) => f?.toString("utf8") ?? ""));
+        else if (m.type === B.CommandComplete) set++;
+        else if (m.type === B.ErrorResponse) throw new Error(decodeNotice(m.body).message);
+        else if (m.type === B.ReadyForQuery) break;
+      }
+      if (set !== 6) throw new Error(`the catalog query returned ${set} results, not 6`);
+      return snapshot;
+    } finally {
+      socket.unref();
+    }
+  }
+  async connect() {
+    const conn = await loginUpstream(this.target, await this.password(), /* @__PURE__ */ new Map([["application_name", "gateway-action catalog"]]));
+    const q = new MessageQueue(conn.socket, `upstream ${this.target.name}`, { maxBody: MAX_CATALOG_VALUE });
+    conn.socket.resume();
+    return { socket: conn.socket, q };
+  }
+  /** Ends the kept connection (the listener stops; or a read failed on it). */
+  close() {
+    const conn = this.conn;
+    this.conn = null;
+    if (!conn) return;
+    conn.socket.end(serialize2.end());
+    conn.socket.destroy();
+  }
+};
+function addRow(s, set, f) {
+  switch (set) {
+    case 0: {
+      const [oid, schema, name2, kind, attnum, column, type] = f;
+      let rel = s.relations.get(Number(oid));
+      if (!rel) s.relations.set(Number(oid), rel = { schema, name: name2, kind, columns: /* @__PURE__ */ new Map() });
+      rel.columns.set(Number(attnum), { name: column, typeOid: Number(type) });
+      return;
+    }
+    case 1:
+      s.types.set(Number(f[0]), { relation: Number(f[1]), element: Number(f[2]), base: Number(f[3]), range: Number(f[4]) });
+      return;
+    case 2:
+      s.viewOrigins.set(Number(f[0]), viewColumnOrigins(f[1]));
+      return;
+    case 3: {
+      const view = Number(f[0]);
+      const deps = s.viewDependencies.get(view) ?? [];
+      deps.push({ table: Number(f[1]), column: Number(f[2]) });
+      s.viewDependencies.set(view, deps);
+      return;
+    }
+    case 4: {
+      const child = Number(f[0]);
+      s.parents.set(child, [...s.parents.get(child) ?? [], Number(f[1])]);
+      return;
+    }
+    case 5:
+      (f[1] === "t" ? s.builtInRoutines : s.routines)?.add(f[0].toLowerCase());
+      return;
+  }
+}
+
+// gateway/postgres/listener.ts
+function refuse(socket, notice) {
+  closeAfter(socket, encodeErrorResponse(notice));
+}
+var PostgresListener = class {
+  opts;
+  verifier;
+  server;
+  sessions = /* @__PURE__ */ new Set();
+  pendingSockets = /* @__PURE__ */ new Set();
+  loginGuard;
+  cancelKeys = /* @__PURE__ */ new Map();
+  stopping = false;
+  idleWaiters = [];
+  /** Built once: every session of this target decides with the same rules and claims. */
+  policyContext;
+  masking = null;
+  /** The first read of table names, awaited before the listener accepts clients. */
+  tablesLoaded = Promise.resolve();
+  constructor(opts) {
+    this.opts = opts;
+    const masker = opts.masker;
+    if (masker?.enabled && (masker.applyTo.client || masker.applyTo.log)) {
+      const writer = opts.recorder.writer;
+      const tables2 = new TableNames(
+        opts.target,
+        masker,
+        opts.upstreamPassword,
+        (query) => {
+          writer.append("gateway-query", { target: opts.target.name, purpose: "catalog for column masking", text: query });
+          const failure = writer.flushSync();
+          if (failure) throw failure;
+        },
+        (message) => {
+          try {
+            writer.append("gateway-error", { target: opts.target.name, message });
+          } catch {
+          }
+        }
+      );
+      this.masking = new ResponseMasking(masker, tables2.masking, (schema, table) => tables2.byName(schema, table), masker.masksColumns ? tables2 : null);
+      if (masker.masksColumns) this.tablesLoaded = tables2.refreshNow();
+    }
+    this.policyContext = opts.policy ? policyContext(opts.policy.rules, opts.policy.claims, opts.target.name, opts.approvals ?? null) : null;
+    this.verifier = makeVerifier(opts.clientPassword);
+    this.loginGuard = opts.loginGuard ?? new LoginGuard();
+    this.server = net3.createServer((s) => this.accept(s));
+  }
+  get target() {
+    return this.opts.target;
+  }
+  async listen(port = 0) {
+    await this.tablesLoaded;
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen({ host: "127.0.0.1", port }, () => {
+        this.server.off("error", reject);
+        resolve(this.server.address().port);
+      });
+    });
+  }
+  /** Stops accepting, lets in-flight commands finish, closes every session. */
+  async stop(graceMs) {
+    this.stopping = true;
+    this.server.close();
+    for (const s of this.pendingSockets) s.destroy();
+    for (const s of this.sessions) s.shutdown();
+    if (this.sessions.size > 0) {
+      await Promise.race([
+        new Promise((r) => this.idleWaiters.push(r)),
+        new Promise((r) => setTimeout(r, graceMs).unref())
+      ]);
+    }
+    for (const s of this.sessions) s.forceClose();
+    this.masking?.catalogChanges?.close();
+  }
+  accept(socket) {
+    if (this.stopping) return void socket.destroy();
+    socket.on("error", () => socket.destroy());
+    let rec = null;
+    const admitted = this.loginGuard.admit(socket, () => {
+      try {
+        rec?.close("client authentication timed out", { timeout_ms: this.loginGuard.timeout });
+      } catch {
+      }
+    });
+    if (!admitted) {
+      return refuse(socket, { severity: "FATAL", code: "53300", message: `sorry, too many clients already: the gateway has ${this.loginGuard.count} connections that have not logged in yet` });
+    }
+    socket.setNoDelay(true);
+    this.pendingSockets.add(socket);
+    this.startup(socket, (r) => rec = r).catch(() => socket.destroy()).finally(() => {
+      this.pendingSockets.delete(socket);
+      this.loginGuard.release(socket);
+    });
+  }
+  async startup(socket, opened) {
+    let packet;
+    try {
+      packet = await readStartup(socket);
+    } catch (e) {
+      const err = e;
+      if (err.reply) refuse(socket, { severity: "FATAL", code: err.reply.code, message: `gateway: ${err.reply.message}` });
+      else closeAfter(socket);
+      this.recordRejected(socket, err.message);
+      return;
+    }
+    if (!packet) return;
+    if (packet.kind === "cancel") return this.cancel(packet.processId, packet.secretKey, socket);
+    if (packet.kind !== "startup") return;
+    const t = this.opts.target;
+    const params = packet.parameters;
+    const fatal = (code, message, hint) => refuse(socket, { severity: "FATAL", code, message, hint });
+    if (this.stopping) return fatal("57P03", "the gateway is shutting down");
+    if (packet.minor > 0 || packet.protocolOptions.length > 0) {
+      socket.write(encodeNegotiateProtocolVersion(0, packet.protocolOptions));
+    }
+    const user = params.get("user") ?? "";
+    const database = params.get("database") || user;
+    const client = { address: socket.remoteAddress, port: socket.remotePort, user, database, application_name: params.get("application_name") ?? null, protocol: `${packet.major}.${packet.minor}` };
+    const reading = readStartupParameters(params);
+    const decision = reading.refusal || !this.policyContext || reading.decided.length === 0 ? null : judge(this.policyContext, asSetStatements(reading.decided), /* @__PURE__ */ new Map()).decision;
+    let rec;
+    try {
+      rec = this.opts.recorder.openSession(t.name, "postgres", {
+        client,
+        upstream: { host: t.host, port: t.port, database: t.database, user: t.user },
+        startup: this.startupRecord(params, reading, decision)
+      });
+    } catch (e) {
+      return fatal("58030", `gateway: ${e.message}; no session can be opened`);
+    }
+    opened(rec);
+    if (params.has("replication")) {
+      rec.close("refused: replication connection");
+      return fatal("0A000", "gateway: replication connections are not supported");
+    }
+    if (user !== t.user || database !== t.database) {
+      rec.close("refused: wrong user or database");
+      return fatal("28000", `gateway: this listener serves target "${t.name}" as user "${t.user}" on database "${t.database}" only (asked for user "${user}", database "${database}")`, `use the connection settings in ${"$"}${targetVariable(t.name)}`);
+    }
+    if (reading.refusal) {
+      rec.close("refused: startup options cannot be read", { error: reading.refusal });
+      return fatal("42601", `gateway: ${reading.refusal}`, 'pass settings as "-c name=value" (or set them with SET after connecting)');
+    }
+    if (decision && decision.action !== "allow") {
+      rec.close("refused by policy: startup parameters", { decision: decisionRecord(decision) });
+      const why = decision.action === "approve" ? " (approval cannot be asked for during login; SET them after connecting)" : "";
+      const names = [...new Set(reading.decided.map((x) => x.name))].join(", ");
+      return fatal("42501", `gateway: ${decision.action === "approve" ? "refused" : "denied"} by rule "${decision.rule}": startup parameters set server variables (${names})${why}`);
+    }
+    const q = new MessageQueue(socket, "client", { maxBody: MAX_AUTH_MESSAGE_BODY });
+    try {
+      await this.authenticateClient(socket, q);
+      this.loginGuard.release(socket);
+    } catch (e) {
+      rec.close("client authentication failed", { error: e.message });
+      return fatal("28P01", `password authentication failed for user "${user}"`, "use the per-run password the gateway exported (PGPASSWORD or the GATEWAY_*_URL)");
+    }
+    let upstream;
+    const forwarded = new Map([...params].filter(([k]) => k !== "user" && k !== "database"));
+    try {
+      upstream = await loginUpstream(t, await this.opts.upstreamPassword(), forwarded);
+    } catch (e) {
+      const err = e;
+      rec.event("upstream-login", { ok: false, error: { code: err.sqlState ?? "08006", message: err.message } });
+      rec.close("upstream login failed");
+      return fatal(err.sqlState ?? "08006", `gateway: login to upstream "${t.name}" failed: ${err.message}`);
+    }
+    rec.event("upstream-login", { ok: true, auth: upstream.authMethod, backend_pid: upstream.backendKey.processId, tls: upstream.tls, server_version: upstream.parameters.find(([k]) => k === "server_version")?.[1] ?? null });
+    try {
+      q.detach();
+    } catch (e) {
+      upstream.socket.destroy();
+      rec.close("protocol error during startup");
+      return fatal("08P01", `gateway: ${e.message}`);
+    }
+    if (socket.destroyed || this.stopping) {
+      upstream.socket.destroy();
+      rec.close(this.stopping ? "gateway shutdown" : "client disconnected during login");
+      return;
+    }
+    const encoding = upstream.parameters.find(([k]) => k === "client_encoding")?.[1] ?? "UTF8";
+    if (this.masking && encoding !== "UTF8") {
+      upstream.socket.destroy();
+      rec.close("refused: masking needs client_encoding UTF8");
+      return fatal("0A000", `gateway: masking reads values as UTF-8, and this session asked for client_encoding ${encoding}`, "connect with client_encoding UTF8 (PGCLIENTENCODING=UTF8)");
+    }
+    const pid = upstream.backendKey.processId;
+    const secret = this.newSecret(pid);
+    const session = new PostgresSession(socket, upstream.socket, rec, this.policyContext, this.masking, this.opts.masker ?? null, () => {
+      this.sessions.delete(session);
+      if (this.cancelKeys.get(pid)?.session === session) this.cancelKeys.delete(pid);
+      if (this.sessions.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+    });
+    session.loginParameters(upstream.parameters);
+    this.sessions.add(session);
+    this.cancelKeys.set(pid, { secret, session, upstreamKey: upstream.backendKey, rec });
+    const hello = [encodeAuthentication(AUTH.Ok)];
+    const masker = this.opts.masker?.applyTo.client ? this.opts.masker : null;
+    for (const [k, v] of upstream.parameters) hello.push(encodeParameterStatus(k, masker?.maskText(v)?.text ?? v));
+    hello.push(encodeBackendKeyData(pid, secret), encodeReadyForQuery("I"));
+    socket.write(Buffer.concat(hello));
+    session.start();
+  }
+  async authenticateClient(socket, q) {
+    socket.write(encodeAuthenticationSASL(["SCRAM-SHA-256"]));
+    const first = await q.next(this.loginGuard.timeout, "SASLInitialResponse");
+    if (first.type !== F.Password) throw new ProtocolError("expected SASLInitialResponse");
+    const init = decodeSASLInitialResponse(first.body);
+    if (init.mechanism !== "SCRAM-SHA-256") throw new ProtocolError(`unsupported SASL mechanism ${init.mechanism}`);
+    const scram = new ScramServer(this.verifier);
+    socket.write(encodeAuthentication(AUTH.SASLContinue, Buffer.from(scram.first(init.data.toString("utf8")))));
+    const final = await q.next(this.loginGuard.timeout, "SASLResponse");
+    if (final.type !== F.Password) throw new ProtocolError("expected SASLResponse");
+    socket.write(encodeAuthentication(AUTH.SASLFinal, Buffer.from(scram.final(final.body.toString("utf8")))));
+  }
+  newSecret(pid) {
+    for (; ; ) {
+      const secret = randomInt(1, 2147483647);
+      if (this.cancelKeys.get(pid)?.secret !== secret) return secret;
+    }
+  }
+  async cancel(pid, secretKey, socket) {
+    closeAfter(socket);
+    const k = this.cancelKeys.get(pid);
+    if (!k || secretKey.length !== 4 || secretKey.readInt32BE(0) !== k.secret) return;
+    if (k.session.cancelHold()) return;
+    try {
+      k.rec.event("cancel-request", { forwarded: true });
+    } catch {
+      return;
+    }
+    if (k.rec.writer.flushSync()) return;
+    await sendUpstreamCancel(this.opts.target, k.upstreamKey).catch(() => void 0);
+  }
+  /**
+   * What session-open records of the startup packet: every parameter as sent (`options` raw),
+   * `options` switch by switch as the server reads it, the settings they make, and the decision.
+   * Values go through the log's detectors when masking applies to the log.
+   */
+  startupRecord(params, reading, decision) {
+    const m = this.opts.masker;
+    const mask = m?.enabled && m.applyTo.log && m.detects ? (v) => m.maskText(v)?.text ?? v : (v) => v;
+    return {
+      parameters: Object.fromEntries([...params].map(([k, v]) => [k, mask(v)])),
+      ...reading.options ? { options: reading.options.map((o) => ({ ...o, ...o.argument !== void 0 ? { argument: mask(o.argument) } : {}, sets: o.sets.map(([k, v]) => [k, mask(v)]) })) } : {},
+      settings: reading.settings.map((x) => ({ ...x, value: mask(x.value), decided: reading.decided.includes(x) })),
+      ...reading.refusal ? { unreadable: mask(reading.refusal) } : {},
+      ...decision ? { decision: decisionRecord(decision) } : {}
+    };
+  }
+  recordRejected(socket, message) {
+    try {
+      this.opts.recorder.writer.append("protocol-error", { target: this.opts.target.name, peer: "client", client: { address: socket.remoteAddress, port: socket.remotePort }, message });
+    } catch {
+    }
+  }
+};
+
+// gateway/postgres/sql-classes.ts
+var SQL_CLASSES = [
+  "select",
+  "insert",
+  "update",
+  "delete",
+  "merge",
+  "update-without-where",
+  "delete-without-where",
+  "ddl",
+  "create",
+  "alter",
+  "drop",
+  "truncate",
+  "grant",
+  "revoke",
+  "role",
+  "copy",
+  "copy-to-program",
+  "copy-from-program",
+  "do-block",
+  "function-definition",
+  "transaction",
+  "set",
+  "explain",
+  "prepare",
+  "execute",
+  "cursor",
+  "lock",
+  "listen",
+  "notify",
+  "vacuum",
+  "maintenance",
+  "utility"
+];
+
+// gateway/postgres/conditions.ts
+var CLASS_SET = new Set(SQL_CLASSES);
+var unit = (f) => f;
+var sqlCondition = {
+  key: "sql",
+  schema: { description: "Statement classes; any of them.", type: "array", minItems: 1, items: { type: "string" } },
+  compile(raw, fail) {
+    const classes = raw;
+    classes.forEach((c, k) => {
+      if (!CLASS_SET.has(c)) fail(`unknown SQL class "${c}" (classes: ${SQL_CLASSES.join(", ")})`, [k]);
+    });
+    return (f) => classes.some((c) => unit(f).classes.includes(c));
+  }
+};
+var tablesCondition = {
+  key: "tables",
+  schema: { description: "Relation names or globs (`schema.table`, `audit.*`); any of them.", type: "array", minItems: 1, items: { type: "string", minLength: 1 } },
+  compile(raw, fail) {
+    const globs = raw.map((g, k) => {
+      if (/[[\]?{}]/.test(g) || g.includes("**")) fail(`bad table glob "${g}": only * is a wildcard`, [k]);
+      return tableGlob(g);
+    });
+    return (f) => unit(f).tables.some((t) => globs.some((g) => g(t)));
+  }
+};
+var textMatchesCondition = {
+  key: "text-matches",
+  schema: { description: "Regular expression (JavaScript syntax) tested against the normalized statement.", type: "string", minLength: 1 },
+  compile(raw, fail) {
+    let re;
+    try {
+      re = new RegExp(raw, "u");
+    } catch (e) {
+      return fail(`bad regular expression: ${e.message}`);
+    }
+    return (f) => re.test(unit(f).normalized);
+  }
+};
+var POSTGRES_CONDITIONS = [sqlCondition, tablesCondition, textMatchesCondition];
+function tableGlob(pattern) {
+  const whole = nameGlob(pattern);
+  const firstDot = pattern.indexOf(".");
+  const lastDot = pattern.lastIndexOf(".");
+  const schema = firstDot >= 0 ? nameGlob(pattern.slice(0, firstDot)) : null;
+  const tablePart = nameGlob(lastDot >= 0 ? pattern.slice(lastDot + 1) : pattern);
+  return (table) => {
+    if (whole(table)) return true;
+    if (table.endsWith(".*")) return schema === null || schema(table.slice(0, -2));
+    if (schema === null && table.includes(".")) return whole(table.slice(table.lastIndexOf(".") + 1));
+    return !table.includes(".") && (whole(`public.${table}`) || tablePart(table));
+  };
+}
+
+// gateway/postgres/target.ts
+import fs6 from "node:fs";
+import path3 from "node:path";
+function parsePostgresTarget(name2, t, ctx) {
+  const auth = t.auth === "azure" ? { kind: "azure" } : { kind: "password-env", passwordEnv: String(t.auth["password-env"]), allowCleartext: t.auth["allow-cleartext"] === true };
+  const target = {
+    name: name2,
+    kind: "postgres",
+    host: String(t.host),
+    port: t.port ?? 5432,
+    database: String(t.database),
+    user: String(t.user),
+    auth,
+    tls: t.tls ?? "verify-full",
+    caFile: t["ca-file"] ? path3.resolve(ctx.baseDir, String(t["ca-file"])) : void 0,
+    secretEnv: auth.kind === "password-env" ? [auth.passwordEnv] : [],
+    azure: auth.kind === "azure"
+  };
+  if (target.azure && target.tls === "disable") {
+    ctx.fail(["tls"], `targets.${name2}: auth: azure needs TLS to the server (tls: require or verify-full), not tls: disable`);
+  }
+  if (target.caFile) {
+    let pem;
+    try {
+      pem = fs6.readFileSync(target.caFile, "utf8");
+    } catch (e) {
+      return ctx.fail(["ca-file"], `targets.${name2}.ca-file: cannot read ${target.caFile} (${e.code ?? e.message})`);
+    }
+    if (!pem.includes("-----BEGIN CERTIFICATE-----")) ctx.fail(["ca-file"], `targets.${name2}.ca-file: ${target.caFile} holds no PEM certificate`);
+  }
+  return target;
+}
+function describePostgresTarget(t) {
+  return { name: t.name, kind: t.kind, host: t.host, port: t.port, database: t.database, user: t.user, tls: t.tls, auth: t.auth.kind };
+}
+
+// gateway/postgres/target.schema.json
+var target_schema_default = {
+  type: "object",
+  additionalProperties: false,
+  required: [
+    "kind",
+    "host",
+    "database",
+    "user",
+    "auth"
+  ],
+  properties: {
+    kind: {
+      description: "The kind of system the target is: postgres."
+    },
+    host: {
+      description: "Upstream host name or IP address.",
+      type: "string",
+      minLength: 1
+    },
+    port: {
+      description: "Upstream port.",
+      type: "integer",
+      minimum: 1,
+      maximum: 65535,
+      default: 5432
+    },
+    database: {
+      description: "The database clients are connected to; clients cannot choose another.",
+      type: "string",
+      minLength: 1
+    },
+    user: {
+      description: "The upstream role the gateway logs in as.",
+      type: "string",
+      minLength: 1
+    },
+    auth: {
+      description: "How the gateway obtains the upstream password: `azure` (an Entra ID token for Azure Database for PostgreSQL, through the job's OIDC token; TLS required) or { password-env: NAME }. Never exported to later steps.",
+      "x-secret": true,
+      if: {
+        type: "string"
+      },
+      then: {
+        const: "azure",
+        "x-expected": "an auth method",
+        "x-hint": "write azure, or a mapping { password-env: NAME }"
+      },
+      else: {
+        type: "object",
+        additionalProperties: false,
+        required: [
+          "password-env"
+        ],
+        properties: {
+          "password-env": {
+            description: "Name of the environment variable holding the upstream password.",
+            type: "string",
+            pattern: "^[A-Za-z_][A-Za-z0-9_]*$",
+            "x-expected": "an environment variable name",
+            "x-hint": "use letters, digits and _, not starting with a digit"
+          },
+          "allow-cleartext": {
+            description: "Send the password when the server asks for it in cleartext or as md5 while TLS does not verify the server (tls: disable or require): whoever answers at the address then gets the password, or an md5 answer it can relay or crack. Default false: such logins are refused.",
+            type: "boolean",
+            default: false
+          }
+        },
+        "x-expected": "azure or a mapping { password-env: NAME }"
+      }
+    },
+    tls: {
+      description: "TLS to upstream: disable, require (encrypt, no verification) or verify-full (CA and host name).",
+      enum: [
+        "disable",
+        "require",
+        "verify-full"
+      ],
+      default: "verify-full",
+      "x-expected": "a TLS mode"
+    },
+    "ca-file": {
+      description: "PEM file of CA certificates for verify-full (default: Node's bundled CAs).",
+      type: "string",
+      minLength: 1
+    }
+  }
+};
+
+// gateway/evidence/renderers.ts
+function fenced(text, language) {
+  const fence = "`".repeat(Math.max(3, ...[...text.matchAll(/`+/g)].map((m) => m[0].length + 1)));
+  return `${fence}${language}
+${text}
+${fence}`;
+}
+
+// gateway/evidence/log-lines.ts
+var MAX_LINE_BYTES = 256 * 1024 * 1024;
+var fatalUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+// gateway/evidence/record-shapes.ts
+var CHAIN = ["type", "seq", "prev", "hash", "time", "session", "command"];
+var COMMAND_MEMBERS = /* @__PURE__ */ new Set([...CHAIN, "target", "kind", "text", "facts", "details", "decision", "unclassified"]);
+var RESULT_MEMBERS = /* @__PURE__ */ new Set([...CHAIN, "status", "count", "error", "details", "duration_us", "response", "masked", "rule", "reason"]);
+var MAX_TERMINAL_CHARS = 64 * 1024;
+
+// gateway/evidence/timeline.ts
+function valueText(v) {
+  if (v === null) return "NULL";
+  if (typeof v === "string") return v;
+  const b = v;
+  if (b?.format === "binary") return `\\x${b.hex ?? ""}`;
+  return JSON.stringify(v);
+}
+
+// gateway/postgres/renderer.ts
+var list = (v) => Array.isArray(v) ? v : [];
+function tables(c) {
+  return [...new Set(c.facts.flatMap((f) => list(f.tables).map(String)))];
+}
+var postgresRenderer = {
+  kinds: "pg.",
+  protocol: "PostgreSQL",
+  searchLabel: "SQL",
+  fence: "sql",
+  count: (n) => `${n} row${n === 1 ? "" : "s"}`,
+  line: (c) => c.text.replace(/\s+/g, " ").trim(),
+  notes: () => [],
+  meta(c) {
+    const tags = list(c.resultDetails.tags).map(String);
+    const protocol2 = typeof c.details.protocol === "string" ? c.details.protocol : "";
+    const t = tables(c);
+    return [
+      tags.length ? tags.join(", ") : "",
+      t.length ? `tables: ${t.join(", ")}` : "",
+      protocol2 && protocol2 !== "simple" ? `${protocol2} protocol` : ""
+    ].filter(Boolean);
+  },
+  html(c, esc) {
+    const params = list(c.details.params);
+    const bound = params.length ? `<div class="line"><span class="k">params:</span> <span class="mono">${params.map((p, i) => `$${i + 1} = ${esc(valueText(p))}`).join(", ")}</span></div>` : "";
+    return `<pre class="cmd-text sql">${esc(c.text)}</pre>${bound}`;
+  },
+  markdown: (c) => fenced(c.text, "sql")
+};
+
+// gateway/postgres/adapter.ts
+var needsParser = (p) => p.rules || p.maskColumns;
+var postgresAdapter = {
+  kind: "postgres",
+  targetSchema: target_schema_default,
+  conditions: POSTGRES_CONDITIONS,
+  parseTarget: parsePostgresTarget,
+  describe: describePostgresTarget,
+  renderer: postgresRenderer,
+  nodeFlags: (_targets, policy) => needsParser(policy) ? [BASELINE_WASM_FLAG] : [],
+  async listeners(targets, core) {
+    const needs = { rules: core.policy !== null, maskColumns: core.masker?.masksColumns ?? false };
+    if (needsParser(needs)) await loadSqlParser();
+    const out = [];
+    for (const [i, target] of targets.entries()) out.push(new PostgresTargetListener(target, await upstreamPassword(target, core), core, i === 0));
+    return out;
+  }
+};
+async function upstreamPassword(t, core) {
+  const who = `target "${t.name}"`;
+  if (t.auth.kind === "password-env") {
+    const v = core.credentials.secret(t.auth.passwordEnv);
+    if (v === void 0) throw new Error(`${who}: environment variable ${t.auth.passwordEnv} (auth.password-env) is not set`);
+    return async () => v;
+  }
+  const scope = postgresScope(core.credentials.authorityHost(who));
+  try {
+    await core.credentials.azureToken(who, scope);
+  } catch (e) {
+    throw new Error(`${who}: ${e.message}`);
+  }
+  return () => core.credentials.azureToken(who, scope);
+}
+var PostgresTargetListener = class {
+  targets;
+  listener;
+  target;
+  password = randomBytes4(24).toString("base64url");
+  first;
+  port = 0;
+  constructor(target, upstreamPassword2, core, first) {
+    this.target = target;
+    this.targets = [target.name];
+    this.first = first;
+    this.listener = new PostgresListener({ target, clientPassword: this.password, upstreamPassword: upstreamPassword2, recorder: core.recorder, policy: core.policy, approvals: core.approvals, masker: core.masker });
+  }
+  async listen() {
+    this.port = await this.listener.listen();
+    return `127.0.0.1:${this.port}`;
+  }
+  stop(graceMs) {
+    return this.listener.stop(graceMs);
+  }
+  /** The target's URL variable; the first target also gets libpq's PG* variables. */
+  connection() {
+    const t = this.target;
+    const env = {
+      [targetVariable(t.name)]: `postgresql://${encodeURIComponent(t.user)}:${this.password}@127.0.0.1:${this.port}/${encodeURIComponent(t.database)}?sslmode=disable`
+    };
+    if (this.first) Object.assign(env, { PGHOST: "127.0.0.1", PGPORT: String(this.port), PGUSER: t.user, PGPASSWORD: this.password, PGDATABASE: t.database, PGSSLMODE: "disable" });
+    return { env, secrets: [this.password], files: [] };
+  }
+};
+
+// gateway/adapters.ts
+var ADAPTERS = [postgresAdapter];
+var RENDERERS = ADAPTERS.flatMap((a) => a.renderer ? [a.renderer] : []);
+function loadPolicy2(file) {
+  return loadPolicy(file, ADAPTERS);
+}
+function nodeFlags(policy) {
+  const needs = { rules: policy.hasRuleSettings, maskColumns: (policy.masking?.columns.length ?? 0) > 0 };
+  const flags = /* @__PURE__ */ new Set();
+  for (const a of policy.adapters) {
+    const targets = policy.targets.filter((t) => t.kind === a.kind);
+    if (targets.length > 0) for (const f of a.nodeFlags?.(targets, needs) ?? []) flags.add(f);
+  }
+  return [...flags];
+}
+
+// gateway/cli/daemon.ts
+import { spawn as spawn2 } from "node:child_process";
+import fs7 from "node:fs";
+import path4 from "node:path";
+
 // gateway/daemon/gateway.ts
 var GITHUB_TOKEN_SECRET = "GATEWAY_GITHUB_TOKEN";
 function policyCanHold(policy) {
@@ -45152,20 +54032,20 @@ function policyCanHold(policy) {
 // gateway/cli/daemon.ts
 var READY_TIMEOUT_MS = 3e4;
 async function launchDaemon(o) {
-  fs4.mkdirSync(o.stateDir, { recursive: true, mode: 448 });
-  fs4.chmodSync(o.stateDir, 448);
-  const out = fs4.openSync(path2.join(o.stateDir, "daemon.log"), "a", 384);
-  const child = spawn2(process.execPath, [...process.execArgv, BASELINE_WASM_FLAG, o.cli, "daemon", "--policy", o.policyFile, "--state-dir", o.stateDir, "--log-dir", o.logDir], {
+  fs7.mkdirSync(o.stateDir, { recursive: true, mode: 448 });
+  fs7.chmodSync(o.stateDir, 448);
+  const out = fs7.openSync(path4.join(o.stateDir, "daemon.log"), "a", 384);
+  const child = spawn2(process.execPath, [...process.execArgv, ...o.nodeFlags, o.cli, "daemon", "--policy", o.policyFile, "--state-dir", o.stateDir, "--log-dir", o.logDir], {
     detached: true,
     stdio: ["ignore", out, out, "ipc"],
     env: o.env
   });
-  fs4.closeSync(out);
+  fs7.closeSync(out);
   child.send({ secrets: o.secrets });
   const reply = await new Promise((resolve) => {
-    const timer = setTimeout(() => resolve({ error: `the daemon did not become ready within ${READY_TIMEOUT_MS / 1e3}s; see ${path2.join(o.stateDir, "daemon.log")}` }), READY_TIMEOUT_MS);
+    const timer = setTimeout(() => resolve({ error: `the daemon did not become ready within ${READY_TIMEOUT_MS / 1e3}s; see ${path4.join(o.stateDir, "daemon.log")}` }), READY_TIMEOUT_MS);
     child.once("message", (m) => (clearTimeout(timer), resolve(m)));
-    child.once("exit", (code) => (clearTimeout(timer), resolve({ error: `the daemon exited (status ${code}); see ${path2.join(o.stateDir, "daemon.log")}` })));
+    child.once("exit", (code) => (clearTimeout(timer), resolve({ error: `the daemon exited (status ${code}); see ${path4.join(o.stateDir, "daemon.log")}` })));
   });
   if (!reply.ready) {
     child.kill();
@@ -45177,62 +54057,68 @@ async function launchDaemon(o) {
 }
 
 // action/main.ts
-var here = path3.dirname(fileURLToPath(import.meta.url));
-async function main() {
+var BUNDLED_CLI = path5.join(path5.dirname(fileURLToPath(import.meta.url)), "cli.js");
+async function run(step = runnerStep(), cli = BUNDLED_CLI) {
+  try {
+    await start(step, cli);
+  } catch (e) {
+    const known = e instanceof InputError || e instanceof PolicyError;
+    step.setFailed(`gateway-action: ${known ? "" : "could not start the gateway: "}${e.message}`);
+  }
+}
+async function start(step, cli) {
   const started = performance.now();
-  const inputs = readInputs();
-  const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
-  const policyFile = path3.resolve(workspace, inputs.policy);
-  if (!fs5.existsSync(policyFile)) throw new InputError(`input "policy": ${inputs.policy} does not exist in the workspace (${workspace}); check out the repository first (actions/checkout) or fix the path`);
-  const policy = loadPolicy(policyFile);
-  const azureTargets = policy.targets.filter((t) => t.auth.kind === "azure").map((t) => t.name);
-  if (azureTargets.length > 0 && !inputs.azure) throw new InputError(`target "${azureTargets[0]}" uses auth: azure: set the azure-client-id and azure-tenant-id inputs`);
-  if (azureTargets.length > 0 && !process.env.ACTIONS_ID_TOKEN_REQUEST_URL) throw new InputError("auth: azure needs the job's OIDC token: add `permissions: id-token: write` to the job");
+  const env = step.env;
+  const inputs = readInputs(step);
+  const workspace = env.GITHUB_WORKSPACE ?? process.cwd();
+  const policyFile = path5.resolve(workspace, inputs.policy);
+  if (!fs8.existsSync(policyFile)) throw new InputError(`input "policy": ${inputs.policy} does not exist in the workspace (${workspace}); check out the repository first (actions/checkout) or fix the path`);
+  const policy = loadPolicy2(policyFile);
+  const azureTarget = policy.targets.find((t) => t.azure)?.name;
+  if (azureTarget && !inputs.azure) throw new InputError(`target "${azureTarget}" signs in with an Entra ID token (auth: azure): set the azure-client-id and azure-tenant-id inputs`);
+  if (azureTarget && !env.ACTIONS_ID_TOKEN_REQUEST_URL) throw new InputError(`target "${azureTarget}" signs in with an Entra ID token, which needs the job's OIDC token: add \`permissions: id-token: write\` to the job`);
   const secrets = {};
   for (const t of policy.targets) {
-    if (t.auth.kind !== "password-env") continue;
-    const v = process.env[t.auth.passwordEnv];
-    if (!v) throw new InputError(`target "${t.name}": the environment variable ${t.auth.passwordEnv} (auth.password-env) is not set for this step; pass it with \`env: { ${t.auth.passwordEnv}: \${{ secrets.${t.auth.passwordEnv} }} }\``);
-    secrets[t.auth.passwordEnv] = v;
-    setSecret(v);
+    for (const name2 of t.secretEnv) {
+      const v = env[name2];
+      if (!v) throw new InputError(`target "${t.name}": the environment variable ${name2} (its upstream secret) is not set for this step; pass it with \`env: { ${name2}: \${{ secrets.${name2} }} }\``);
+      secrets[name2] = v;
+      step.setSecret(v);
+    }
   }
   if (policyCanHold(policy)) {
     if (!inputs.githubToken) throw new InputError("the policy holds commands for approval on the pull request: the github-token input is empty");
     secrets[GITHUB_TOKEN_SECRET] = inputs.githubToken;
-    setSecret(inputs.githubToken);
+    step.setSecret(inputs.githubToken);
   }
-  const temp = process.env.RUNNER_TEMP || os5.tmpdir();
-  const stateDir = fs5.mkdtempSync(path3.join(temp, "gateway-action-"));
-  const logDir = path3.join(temp, `gateway-logs-${path3.basename(stateDir).slice("gateway-action-".length)}`);
-  const { pid } = await launchDaemon({ cli: path3.join(here, "cli.js"), policyFile, stateDir, logDir, env: daemonEnv(process.env, inputs), secrets });
-  const info2 = JSON.parse(fs5.readFileSync(path3.join(stateDir, "daemon.json"), "utf8"));
-  const artifactName = inputs.artifactName ?? `gateway-session-log-${process.env.GITHUB_JOB ?? "job"}-${process.env.GITHUB_RUN_ATTEMPT ?? "1"}-${info2.run}`;
-  saveState("state-dir", stateDir);
-  saveState("log", info2.log);
-  saveState("run", info2.run);
-  saveState("pid", String(pid));
-  saveState("key", info2.key);
-  saveState("attested", String(info2.attested));
-  saveState("artifact-name", artifactName);
-  if (!info2.attested) warning("gateway-action: the job cannot request OIDC tokens (no `permissions: id-token: write`), so the session log is unattested: nothing will bind it to this job");
-  const connection = parseEnvFile(fs5.readFileSync(path3.join(stateDir, "env"), "utf8"));
-  for (const [k, v] of Object.entries(connection)) {
-    if (k === "PGPASSWORD") setSecret(v);
-    else if (k.startsWith("GATEWAY_") && k.endsWith("_URL")) setSecret(decodeURIComponent(new URL(v).password));
-  }
-  for (const [k, v] of Object.entries(connection)) exportVariable(k, v);
-  const urlVariables = Object.fromEntries(policy.targets.map((t) => [t.name, envName(t.name)]));
-  setOutput("session-log", info2.log);
-  setOutput("run-id", info2.run);
-  setOutput("artifact-name", artifactName);
-  setOutput("key-thumbprint", info2.key);
-  setOutput("url-variables", JSON.stringify(urlVariables));
-  for (const t of policy.targets) setOutput(`${t.name}-url-variable`, envName(t.name));
+  const temp = env.RUNNER_TEMP || os6.tmpdir();
+  const stateDir = fs8.mkdtempSync(path5.join(temp, "gateway-action-"));
+  const logDir = path5.join(temp, `gateway-logs-${path5.basename(stateDir).slice("gateway-action-".length)}`);
+  const { pid } = await launchDaemon({ cli, policyFile, stateDir, logDir, env: daemonEnv(env, inputs), secrets, nodeFlags: nodeFlags(policy) });
+  const info2 = JSON.parse(fs8.readFileSync(path5.join(stateDir, "daemon.json"), "utf8"));
+  const artifactName = inputs.artifactName ?? `gateway-session-log-${env.GITHUB_JOB ?? "job"}-${env.GITHUB_RUN_ATTEMPT ?? "1"}-${info2.run}`;
+  step.saveState("state-dir", stateDir);
+  step.saveState("log", info2.log);
+  step.saveState("run", info2.run);
+  step.saveState("pid", String(pid));
+  step.saveState("key", info2.key);
+  step.saveState("attested", String(info2.attested));
+  step.saveState("artifact-name", artifactName);
+  if (!info2.attested) step.warning("gateway-action: the job cannot request OIDC tokens (no `permissions: id-token: write`), so the session log is unattested: nothing will bind it to this job");
+  const connection = readConnection(stateDir);
+  for (const s of connection.secrets) if (s) step.setSecret(s);
+  for (const [k, v] of Object.entries(connection.env)) step.exportVariable(k, v);
+  const urlVariables = Object.fromEntries(policy.targets.map((t) => [t.name, targetVariable(t.name)]));
+  step.setOutput("session-log", info2.log);
+  step.setOutput("run-id", info2.run);
+  step.setOutput("artifact-name", artifactName);
+  step.setOutput("key-thumbprint", info2.key);
+  step.setOutput("url-variables", JSON.stringify(urlVariables));
+  for (const t of policy.targets) step.setOutput(`${t.name}-url-variable`, targetVariable(t.name));
   const ms = Math.round(performance.now() - started);
-  info(`gateway-action: gateway ready in ${ms} ms (run ${info2.run}, pid ${pid}); targets: ${policy.targets.map((t) => `${t.name} via $${envName(t.name)}`).join(", ")}`);
-  info(`gateway-action: session log ${info2.log}`);
+  step.info(`gateway-action: gateway ready in ${ms} ms (run ${info2.run}, pid ${pid}); targets: ${policy.targets.map((t) => `${t.name} via $${targetVariable(t.name)}`).join(", ")}`);
+  step.info(`gateway-action: session log ${info2.log}`);
 }
-main().catch((e) => {
-  const known = e instanceof InputError || e instanceof PolicyError;
-  setFailed(`gateway-action: ${known ? "" : "could not start the gateway: "}${e.message}`);
-});
+
+// action/entry/main.ts
+await run();

@@ -4,12 +4,11 @@
 import type { Adapter } from './core/adapter.ts';
 import { loadPolicy as loadWith, parsePolicy as parseWith, type Policy } from './config/policy.ts';
 import { postgresAdapter } from './postgres/adapter.ts';
-import { postgresRenderer } from './postgres/renderer.ts';
 import { policySchema } from './config/policy-schema.ts';
 
 export const ADAPTERS: readonly Adapter<any>[] = [postgresAdapter];
 /** How the evidence tools show each protocol's commands (replay, report, summary, approval comment). */
-export const RENDERERS = [postgresRenderer];
+export const RENDERERS = ADAPTERS.flatMap((a) => (a.renderer ? [a.renderer] : []));
 
 /** The policy file read with the shipped adapters. */
 export function loadPolicy(file: string): Policy {

@@ -5,6 +5,7 @@
 import type { Recorder } from './recorder.ts';
 import type { ApprovalBroker } from '../approval/broker.ts';
 import type { Masker } from '../masking/engine.ts';
+import type { Renderer } from '../evidence/renderers.ts';
 import type { Claims, Facts, PolicyRules } from '../policy/engine.ts';
 
 /** What every parsed target carries, whatever its kind. */
@@ -113,4 +114,6 @@ export interface Adapter<T extends TargetBase = TargetBase> {
   listeners(targets: readonly T[], core: CoreServices): Promise<Listener[]>;
   /** The target as run-start describes it (no secrets). */
   describe(target: T): Record<string, unknown>;
+  /** How replay, the report, the job summary and approval comments show this protocol's commands. */
+  readonly renderer?: Renderer;
 }

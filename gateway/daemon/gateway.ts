@@ -34,7 +34,7 @@ export interface GatewayOptions {
   env?: NodeJS.ProcessEnv;
   /** The runner's environment, for the OIDC token that binds the signing key; defaults to process.env. */
   runnerEnv?: NodeJS.ProcessEnv;
-  /** How approvers show each protocol's held commands (gateway/adapters.ts RENDERERS). */
+  /** How approvers show each protocol's held commands; default: the renderers of the policy's adapters. */
   renderers?: readonly Renderer[];
 }
 
@@ -212,7 +212,7 @@ export class Gateway {
         }
       };
       const pollMs = Number((opts.runnerEnv ?? process.env).GATEWAY_ACTION_APPROVAL_POLL_MS) || undefined;
-      github = new GitHubApprover({ client, settings: policy.approvals, job, record, pollMs, renderers: opts.renderers });
+      github = new GitHubApprover({ client, settings: policy.approvals, job, record, pollMs, renderers: opts.renderers ?? opts.policy.adapters.flatMap((a) => (a.renderer ? [a.renderer] : [])) });
     }
     const broker = new ApprovalBroker({
       runId: this.runId,

@@ -9,6 +9,7 @@ import { BASELINE_WASM_FLAG, loadSqlParser } from './pg-parser.ts';
 import { POSTGRES_CONDITIONS } from './conditions.ts';
 import { describePostgresTarget, parsePostgresTarget, type PostgresTarget } from './target.ts';
 import targetSchema from './target.schema.json' with { type: 'json' };
+import { postgresRenderer } from './renderer.ts';
 
 /** The parser is needed to decide commands and to follow masked columns through COPY. */
 const needsParser = (p: PolicyNeeds): boolean => p.rules || p.maskColumns;
@@ -19,6 +20,7 @@ export const postgresAdapter: Adapter<PostgresTarget> = {
   conditions: POSTGRES_CONDITIONS,
   parseTarget: parsePostgresTarget,
   describe: describePostgresTarget,
+  renderer: postgresRenderer,
   nodeFlags: (_targets, policy) => (needsParser(policy) ? [BASELINE_WASM_FLAG] : []),
   async listeners(targets, core) {
     const needs = { rules: core.policy !== null, maskColumns: core.masker?.masksColumns ?? false };

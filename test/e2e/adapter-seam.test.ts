@@ -8,12 +8,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ADAPTERS, nodeFlags } from '../../gateway/adapters.ts';
+import { ADAPTERS, nodeFlags, RENDERERS } from '../../gateway/adapters.ts';
 import { loadedParser } from '../../gateway/postgres/pg-parser.ts';
 import { parsePolicy } from '../../gateway/config/policy.ts';
 import { Gateway } from '../../gateway/daemon/gateway.ts';
 import { runIdentity } from '../../gateway/identity/github-oidc.ts';
-import { echoAdapter, echoServer } from '../helpers/echo-adapter.ts';
+import { echoAdapter, echoRenderer, echoServer } from '../helpers/echo-adapter.ts';
+import { readTimeline } from '../../gateway/evidence/timeline.ts';
+import { renderReplay } from '../../gateway/evidence/replay-text.ts';
 import { cliAsync, readLog, tempDir, waitFor } from '../helpers/gateway.ts';
 
 const GHP = `ghp_${'a1B2c3D4e5'.repeat(3)}abcdef`;
@@ -68,9 +70,10 @@ masking:
     assert.equal(fs.statSync(file.path).mode & 0o777, 0o600);
 
     const client = await lineClient(connection.env.GATEWAY_LINES_ECHO!, token);
-    client.send(`hello ${GHP}`);
-    await waitFor(() => client.received().includes('hello'), 'the echoed line');
-    assert.ok(!client.received().includes(GHP), 'the token in the answer is masked');
+    client.send(`hello ${GHP} and more`);
+    await waitFor(() => client.received().includes('and more'), 'the echoed line');
+    assert.ok(!client.received().includes(GHP), 'the token in the answer is masked, though it came in 7-byte pieces');
+    assert.ok(!client.received().includes(GHP.slice(4, 20)), 'no piece of it passes either');
     client.send('rm -rf /srv');
     await waitFor(() => client.received().includes('# denied'), 'the refusal');
     assert.match(client.received(), /# denied by rule "no-rm": nothing is removed from CI/);
@@ -107,4 +110,8 @@ masking:
   assert.equal(report.status, 0, report.stderr);
   const html = fs.readFileSync(path.join(dir, 'report.html'), 'utf8');
   for (const line of ['rm -rf /srv', 'deploy prod']) assert.ok(html.includes(line), `the report shows ${line}`);
+  // With the adapter's renderer registered, replay draws the lines its way.
+  const drawn = renderReplay(await readTimeline(log), [...RENDERERS, echoRenderer], { color: false });
+  assert.match(drawn, /deploy prod\n\s+\(an echo line\)/);
+  assert.ok(!replay.stdout.includes('(an echo line)'), 'the CLI, which ships no such renderer, drew them generically');
 });

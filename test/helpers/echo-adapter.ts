@@ -11,10 +11,26 @@ import { decide, decisionRecord, type Decision } from '../../gateway/policy/engi
 import { nameGlob } from '../../gateway/policy/glob.ts';
 import { HeldCommand, type HoldPlan } from '../../gateway/core/hold.ts';
 import { targetVariable } from '../../gateway/core/target-variable.ts';
+import { fenced, type Renderer } from '../../gateway/evidence/renderers.ts';
+import type { StreamMasker } from '../../gateway/masking/stream-masker.ts';
 
 export interface EchoTarget extends TargetBase { kind: 'echo'; host: string; port: number }
 
 interface LineFacts { line: string }
+
+/** How the evidence tools show echo lines: a shell-like line, answers counted in bytes. */
+export const echoRenderer: Renderer = {
+  kinds: 'echo.',
+  protocol: 'echo lines',
+  searchLabel: 'line',
+  fence: 'sh',
+  count: (n) => `${n} bytes`,
+  line: (c) => `echo> ${c.text}`,
+  notes: () => ['(an echo line)'],
+  meta: () => ['echo line'],
+  html: (c, esc) => `<pre class="cmd-text echo">echo&gt; ${esc(c.text)}</pre>`,
+  markdown: (c) => fenced(`echo> ${c.text}`, 'sh'),
+};
 
 export const echoAdapter: Adapter<EchoTarget> = {
   kind: 'echo',
@@ -41,6 +57,7 @@ export const echoAdapter: Adapter<EchoTarget> = {
     return { name, kind: 'echo', host: String(raw.host), port: Number(raw.port), secretEnv: [], azure: false };
   },
   describe: (t) => ({ name: t.name, kind: t.kind, host: t.host, port: t.port }),
+  renderer: echoRenderer,
   async listeners(targets, core) {
     return targets.map((t) => new EchoListener(t, core));
   },
@@ -89,6 +106,9 @@ class EchoListener implements Listener {
     const rec = this.core.recorder.openSession(this.target.name, 'echo', { client: { address: client.remoteAddress } });
     const upstream = net.connect(this.target.port, this.target.host);
     upstream.on('error', () => client.destroy());
+    // The upstream's answers are one stream per session, masked across chunk boundaries.
+    const masker = this.core.masker;
+    const answers = masker?.applyTo.client ? masker.stream() : null;
     client.on('close', () => {
       upstream.destroy();
       rec.close('client closed');
@@ -101,7 +121,7 @@ class EchoListener implements Listener {
     const next = (): void => {
       if (busy || queue.length === 0) return;
       busy = true;
-      void this.run(queue.shift()!, rec, client, upstream).finally(() => {
+      void this.run(queue.shift()!, rec, client, upstream, answers).finally(() => {
         busy = false;
         next();
       });
@@ -123,7 +143,7 @@ class EchoListener implements Listener {
     });
   }
 
-  private async run(line: string, rec: ReturnType<CoreServices['recorder']['openSession']>, client: net.Socket, upstream: net.Socket): Promise<void> {
+  private async run(line: string, rec: ReturnType<CoreServices['recorder']['openSession']>, client: net.Socket, upstream: net.Socket, answers: StreamMasker | null): Promise<void> {
     const policy = this.core.policy;
     const decision: Decision | null = policy ? decide(policy.rules, { kind: 'echo', target: this.target.name, units: [{ line }] }, policy.claims) : null;
     // What the log and the approval request show: with the detectors' findings masked.
@@ -145,13 +165,35 @@ class EchoListener implements Listener {
       });
       if (verdict) return refuse(verdict);
     }
-    const answer = await new Promise<string>((resolve) => {
-      upstream.once('data', (d: Buffer) => resolve(d.toString('utf8')));
+    // The answer is read in chunks of at most 7 bytes, as a slow upstream would send it: a secret
+    // is cut across chunks, and the stream masker must still mask it. The line's answer ends at
+    // its newline, where the stream is flushed.
+    const expected = Buffer.byteLength(line) + 1;
+    await new Promise<void>((resolve) => {
+      let got = 0;
+      const onData = (d: Buffer): void => {
+        for (let i = 0; i < d.length; i += 7) {
+          const piece = d.subarray(i, i + 7);
+          got += piece.length;
+          const out = answers ? answers.push(piece) : { bytes: piece, values: 0, detectors: [] };
+          if (out.values > 0) cmd.noteMasked(0, out.detectors);
+          client.write(out.bytes);
+          cmd.addResponse(out.bytes);
+        }
+        if (got >= expected) {
+          upstream.off('data', onData);
+          const rest = answers?.flush();
+          if (rest && rest.bytes.length) {
+            client.write(rest.bytes);
+            cmd.addResponse(rest.bytes);
+            if (rest.values > 0) cmd.noteMasked(0, rest.detectors);
+          }
+          resolve();
+        }
+      };
+      upstream.on('data', onData);
       upstream.write(`${line}\n`);
     });
-    const masked = masker?.applyTo.client ? (masker.maskText(answer)?.text ?? answer) : answer;
-    client.write(masked);
-    cmd.addResponse(Buffer.from(masked));
     cmd.finish({ status: 'ok' });
   }
 }
