@@ -5,6 +5,7 @@
 import { DETECTORS, DETECTOR_ORDER, maskEmail, type Detector, type DetectorName } from './detectors.ts';
 import { JsonMasker, type JsonOptions } from './json-masker.ts';
 import { StreamMasker, type StreamOptions } from './stream-masker.ts';
+import { nameGlob } from '../policy/glob.ts';
 
 export interface MaskingRules { columns: string[]; detectors: DetectorName[]; applyTo: { client: boolean; log: boolean } }
 
@@ -54,8 +55,7 @@ function nameTest(part: { text: string; quoted: boolean }, pattern: string): Nam
     const lower = part.text.toLowerCase();
     return (name) => name.toLowerCase() === lower;
   }
-  const re = new RegExp(`^${part.text.split('*').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 'is');
-  return (name) => re.test(name);
+  return nameGlob(part.text, { ignoreCase: true });
 }
 
 function compileColumn(pattern: string): ColumnPattern {

@@ -11,10 +11,14 @@ import wildcardMatch from 'wildcard-match';
 
 export type Glob = (value: string) => boolean;
 
-/** A name glob: `*` is any run of characters (separators included); all else is literal. */
-export function nameGlob(pattern: string): Glob {
-  const match = wildcardMatch(pattern.replace(/[\\?]/g, '\\$&'), { separator: false });
-  return (value) => match(value);
+/**
+ * A name glob: `*` is any run of characters (separators and line breaks included: a name may
+ * hold any character); all else is literal, compared exactly or, with `ignoreCase`, without case.
+ */
+export function nameGlob(pattern: string, opts: { ignoreCase?: boolean } = {}): Glob {
+  const compiled = wildcardMatch(pattern.replace(/[\\?]/g, '\\$&'), { separator: false }).regexp;
+  const re = new RegExp(compiled.source, `s${opts.ignoreCase ? 'i' : ''}`);
+  return (value) => re.test(value);
 }
 
 /** A path glob: `*` and `?` within one `/` segment, `**` across segments. */
