@@ -25446,6 +25446,133 @@ var StreamMasker = class {
   }
 };
 
+// node_modules/wildcard-match/build/index.es.mjs
+function escapeRegExpChar(char) {
+  if (char === "-" || char === "^" || char === "$" || char === "+" || char === "." || char === "(" || char === ")" || char === "|" || char === "[" || char === "]" || char === "{" || char === "}" || char === "*" || char === "?" || char === "\\") {
+    return "\\".concat(char);
+  } else {
+    return char;
+  }
+}
+function escapeRegExpString(str3) {
+  var result = "";
+  for (var i = 0; i < str3.length; i++) {
+    result += escapeRegExpChar(str3[i]);
+  }
+  return result;
+}
+function transform(pattern, separator) {
+  if (separator === void 0) {
+    separator = true;
+  }
+  if (Array.isArray(pattern)) {
+    var regExpPatterns = pattern.map(function(p) {
+      return "^".concat(transform(p, separator), "$");
+    });
+    return "(?:".concat(regExpPatterns.join("|"), ")");
+  }
+  var separatorSplitter = "";
+  var separatorMatcher = "";
+  var wildcard = ".";
+  if (separator === true) {
+    separatorSplitter = "/";
+    separatorMatcher = "[/\\\\]";
+    wildcard = "[^/\\\\]";
+  } else if (separator) {
+    separatorSplitter = separator;
+    separatorMatcher = escapeRegExpString(separatorSplitter);
+    if (separatorMatcher.length > 1) {
+      separatorMatcher = "(?:".concat(separatorMatcher, ")");
+      wildcard = "((?!".concat(separatorMatcher, ").)");
+    } else {
+      wildcard = "[^".concat(separatorMatcher, "]");
+    }
+  }
+  var requiredSeparator = separator ? "".concat(separatorMatcher, "+?") : "";
+  var optionalSeparator = separator ? "".concat(separatorMatcher, "*?") : "";
+  var segments2 = separator ? pattern.split(separatorSplitter) : [pattern];
+  var result = "";
+  for (var s = 0; s < segments2.length; s++) {
+    var segment = segments2[s];
+    var nextSegment = segments2[s + 1];
+    var currentSeparator = "";
+    if (!segment && s > 0) {
+      continue;
+    }
+    if (separator) {
+      if (s === segments2.length - 1) {
+        currentSeparator = optionalSeparator;
+      } else if (nextSegment !== "**") {
+        currentSeparator = requiredSeparator;
+      } else {
+        currentSeparator = "";
+      }
+    }
+    if (separator && segment === "**") {
+      if (currentSeparator) {
+        result += s === 0 ? "" : s === segments2.length - 1 ? "(?:".concat(requiredSeparator, "|$)") : requiredSeparator;
+        result += "(?:".concat(wildcard, "*?").concat(currentSeparator, ")*?");
+      }
+      continue;
+    }
+    for (var c = 0; c < segment.length; c++) {
+      var char = segment[c];
+      if (char === "\\") {
+        if (c < segment.length - 1) {
+          result += escapeRegExpChar(segment[c + 1]);
+          c++;
+        }
+      } else if (char === "?") {
+        result += wildcard;
+      } else if (char === "*") {
+        result += "".concat(wildcard, "*?");
+      } else {
+        result += escapeRegExpChar(char);
+      }
+    }
+    result += currentSeparator;
+  }
+  return result;
+}
+function isMatch(regexp, sample2) {
+  if (typeof sample2 !== "string") {
+    throw new TypeError("Sample must be a string, but ".concat(typeof sample2, " given"));
+  }
+  return regexp.test(sample2);
+}
+function wildcardMatch(pattern, options) {
+  if (typeof pattern !== "string" && !Array.isArray(pattern)) {
+    throw new TypeError("The first argument must be a single pattern string or an array of patterns, but ".concat(typeof pattern, " given"));
+  }
+  if (typeof options === "string" || typeof options === "boolean") {
+    options = { separator: options };
+  }
+  if (arguments.length === 2 && !(typeof options === "undefined" || typeof options === "object" && options !== null && !Array.isArray(options))) {
+    throw new TypeError("The second argument must be an options object or a string/boolean separator, but ".concat(typeof options, " given"));
+  }
+  options = options || {};
+  if (options.separator === "\\") {
+    throw new Error("\\ is not a valid separator because it is used for escaping. Try setting the separator to `true` instead");
+  }
+  var regexpPattern = transform(pattern, options.separator);
+  var regexp = new RegExp("^".concat(regexpPattern, "$"), options.flags);
+  var fn = isMatch.bind(null, regexp);
+  fn.options = options;
+  fn.pattern = pattern;
+  fn.regexp = regexp;
+  return fn;
+}
+
+// gateway/policy/glob.ts
+function nameGlob(pattern, opts = {}) {
+  const compiled2 = wildcardMatch(pattern.replace(/[\\?]/g, "\\$&"), { separator: false }).regexp;
+  const re = new RegExp(compiled2.source, `s${opts.ignoreCase ? "i" : ""}`);
+  return (value) => re.test(value);
+}
+function hasWildcard(pattern) {
+  return pattern.includes("*");
+}
+
 // gateway/masking/engine.ts
 function splitIdentifiers(pattern) {
   const parts = [];
@@ -25479,8 +25606,7 @@ function nameTest(part, pattern) {
     const lower = part.text.toLowerCase();
     return (name3) => name3.toLowerCase() === lower;
   }
-  const re = new RegExp(`^${part.text.split("*").map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`, "is");
-  return (name3) => re.test(name3);
+  return nameGlob(part.text, { ignoreCase: true });
 }
 function compileColumn(pattern) {
   const parts = splitIdentifiers(pattern.trim()).map((p) => ({ text: p.quoted ? p.text : p.text.trim(), quoted: p.quoted }));
@@ -26107,132 +26233,6 @@ function policySchema(adapters) {
     }
   }
   return schema;
-}
-
-// node_modules/wildcard-match/build/index.es.mjs
-function escapeRegExpChar(char) {
-  if (char === "-" || char === "^" || char === "$" || char === "+" || char === "." || char === "(" || char === ")" || char === "|" || char === "[" || char === "]" || char === "{" || char === "}" || char === "*" || char === "?" || char === "\\") {
-    return "\\".concat(char);
-  } else {
-    return char;
-  }
-}
-function escapeRegExpString(str3) {
-  var result = "";
-  for (var i = 0; i < str3.length; i++) {
-    result += escapeRegExpChar(str3[i]);
-  }
-  return result;
-}
-function transform(pattern, separator) {
-  if (separator === void 0) {
-    separator = true;
-  }
-  if (Array.isArray(pattern)) {
-    var regExpPatterns = pattern.map(function(p) {
-      return "^".concat(transform(p, separator), "$");
-    });
-    return "(?:".concat(regExpPatterns.join("|"), ")");
-  }
-  var separatorSplitter = "";
-  var separatorMatcher = "";
-  var wildcard = ".";
-  if (separator === true) {
-    separatorSplitter = "/";
-    separatorMatcher = "[/\\\\]";
-    wildcard = "[^/\\\\]";
-  } else if (separator) {
-    separatorSplitter = separator;
-    separatorMatcher = escapeRegExpString(separatorSplitter);
-    if (separatorMatcher.length > 1) {
-      separatorMatcher = "(?:".concat(separatorMatcher, ")");
-      wildcard = "((?!".concat(separatorMatcher, ").)");
-    } else {
-      wildcard = "[^".concat(separatorMatcher, "]");
-    }
-  }
-  var requiredSeparator = separator ? "".concat(separatorMatcher, "+?") : "";
-  var optionalSeparator = separator ? "".concat(separatorMatcher, "*?") : "";
-  var segments2 = separator ? pattern.split(separatorSplitter) : [pattern];
-  var result = "";
-  for (var s = 0; s < segments2.length; s++) {
-    var segment = segments2[s];
-    var nextSegment = segments2[s + 1];
-    var currentSeparator = "";
-    if (!segment && s > 0) {
-      continue;
-    }
-    if (separator) {
-      if (s === segments2.length - 1) {
-        currentSeparator = optionalSeparator;
-      } else if (nextSegment !== "**") {
-        currentSeparator = requiredSeparator;
-      } else {
-        currentSeparator = "";
-      }
-    }
-    if (separator && segment === "**") {
-      if (currentSeparator) {
-        result += s === 0 ? "" : s === segments2.length - 1 ? "(?:".concat(requiredSeparator, "|$)") : requiredSeparator;
-        result += "(?:".concat(wildcard, "*?").concat(currentSeparator, ")*?");
-      }
-      continue;
-    }
-    for (var c = 0; c < segment.length; c++) {
-      var char = segment[c];
-      if (char === "\\") {
-        if (c < segment.length - 1) {
-          result += escapeRegExpChar(segment[c + 1]);
-          c++;
-        }
-      } else if (char === "?") {
-        result += wildcard;
-      } else if (char === "*") {
-        result += "".concat(wildcard, "*?");
-      } else {
-        result += escapeRegExpChar(char);
-      }
-    }
-    result += currentSeparator;
-  }
-  return result;
-}
-function isMatch(regexp, sample2) {
-  if (typeof sample2 !== "string") {
-    throw new TypeError("Sample must be a string, but ".concat(typeof sample2, " given"));
-  }
-  return regexp.test(sample2);
-}
-function wildcardMatch(pattern, options) {
-  if (typeof pattern !== "string" && !Array.isArray(pattern)) {
-    throw new TypeError("The first argument must be a single pattern string or an array of patterns, but ".concat(typeof pattern, " given"));
-  }
-  if (typeof options === "string" || typeof options === "boolean") {
-    options = { separator: options };
-  }
-  if (arguments.length === 2 && !(typeof options === "undefined" || typeof options === "object" && options !== null && !Array.isArray(options))) {
-    throw new TypeError("The second argument must be an options object or a string/boolean separator, but ".concat(typeof options, " given"));
-  }
-  options = options || {};
-  if (options.separator === "\\") {
-    throw new Error("\\ is not a valid separator because it is used for escaping. Try setting the separator to `true` instead");
-  }
-  var regexpPattern = transform(pattern, options.separator);
-  var regexp = new RegExp("^".concat(regexpPattern, "$"), options.flags);
-  var fn = isMatch.bind(null, regexp);
-  fn.options = options;
-  fn.pattern = pattern;
-  fn.regexp = regexp;
-  return fn;
-}
-
-// gateway/policy/glob.ts
-function nameGlob(pattern) {
-  const match = wildcardMatch(pattern.replace(/[\\?]/g, "\\$&"), { separator: false });
-  return (value) => match(value);
-}
-function hasWildcard(pattern) {
-  return pattern.includes("*");
 }
 
 // gateway/core/target-variable.ts
