@@ -51787,7 +51787,7 @@ var ExtendedProtocol = class {
         cmd.finish({ status: "approved" });
         this.expectParse(p.statement, statement);
       };
-      return { hold: { decision: j.decision, cmd, text: this.ctx.logText(p.query), kind: "pg.query", approved, denied: (d, why) => refuse2(d, refusalState(why)) } };
+      return { hold: { decision: j.decision, cmd, text: this.ctx.logText(p.query), approved, denied: (d, why) => refuse2(d, refusalState(why)) } };
     }
     this.expectParse(p.statement, statement);
     return "forward";
@@ -51868,7 +51868,7 @@ var ExtendedProtocol = class {
     const before = describe ? [serialize2.describe({ type: "P", name: e.portal })] : [];
     if (j && j.decision.action !== "allow" && !this.ctx.backend.skipping) {
       if (j.decision.action === "deny") return this.refuseExtended(cmd, j.decision);
-      return { hold: { decision: j.decision, cmd, text, kind: "pg.query", approved: go, denied: (d, why) => this.refuseExtended(cmd, d, refusalState(why)) }, before };
+      return { hold: { decision: j.decision, cmd, text, approved: go, denied: (d, why) => this.refuseExtended(cmd, d, refusalState(why)) }, before };
     }
     go();
     return describe ? { before } : "recorded";
@@ -51981,7 +51981,7 @@ var HeldCommand = class {
   constructor(plan, forwarded, broker, rec, tell) {
     this.plan = plan;
     const d = plan.decision;
-    this.pending = broker.request({ session: rec.id, command: plan.cmd.id, target: rec.target, text: plan.text, rule: d.rule, reason: d.reason, ...plan.kind ? { kind: plan.kind } : {} }, forwarded);
+    this.pending = broker.request({ session: rec.id, command: plan.cmd.id, target: rec.target, text: plan.text, rule: d.rule, reason: d.reason, kind: plan.cmd.kind }, forwarded);
     const req = this.pending.request;
     try {
       rec.event("approval-request", { command: plan.cmd.id, id: req.id, rule: d.rule, reason: d.reason, expires_at: req.expiresAt });
@@ -52361,7 +52361,7 @@ var PostgresSession = class {
         this.backend.expect({ kind: "query", cmd, run: run2 });
         this.names.nextBlock();
         if (j?.decision.action === "approve") {
-          return { hold: { decision: j.decision, cmd, text: this.logText(text), kind: "pg.query", approved: () => void 0, denied: (d, why) => this.refuseSimple(run2, d, refusalState(why)) } };
+          return { hold: { decision: j.decision, cmd, text: this.logText(text), approved: () => void 0, denied: (d, why) => this.refuseSimple(run2, d, refusalState(why)) } };
         }
         if (j && j.decision.action !== "allow") return this.refuseSimple(run2, j.decision);
         return "recorded";
@@ -52393,7 +52393,7 @@ var PostgresSession = class {
         run2.functionOid = f.oid;
         this.backend.expect({ kind: "query", cmd, run: run2 });
         if (j?.decision.action === "approve") {
-          return { hold: { decision: j.decision, cmd, text: `-- function call oid ${f.oid}`, kind: "pg.function-call", approved: () => void 0, denied: (d, why) => this.refuseSimple(run2, d, refusalState(why)) } };
+          return { hold: { decision: j.decision, cmd, text: `-- function call oid ${f.oid}`, approved: () => void 0, denied: (d, why) => this.refuseSimple(run2, d, refusalState(why)) } };
         }
         if (j && j.decision.action !== "allow") return this.refuseSimple(run2, j.decision);
         return "recorded";

@@ -16,8 +16,6 @@ export interface HoldPlan<R = Buffer[]> {
   cmd: CommandRecorder;
   /** The command as a person reads and approves it (masked per policy). */
   text: string;
-  /** The record kind of the command (`pg.query`), for how the request is shown. */
-  kind?: string;
   /** Called once approved, before the held command itself is forwarded. */
   approved(): void;
   /** What goes out instead once refused (a refusal the server raises, an error reply). */
@@ -42,7 +40,7 @@ export class HeldCommand<R = Buffer[]> {
   constructor(plan: HoldPlan<R>, forwarded: readonly Buffer[], broker: ApprovalBroker, rec: SessionRecorder, tell: TellClient) {
     this.plan = plan;
     const d = plan.decision;
-    this.pending = broker.request({ session: rec.id, command: plan.cmd.id, target: rec.target, text: plan.text, rule: d.rule, reason: d.reason, ...(plan.kind ? { kind: plan.kind } : {}) }, forwarded);
+    this.pending = broker.request({ session: rec.id, command: plan.cmd.id, target: rec.target, text: plan.text, rule: d.rule, reason: d.reason, kind: plan.cmd.kind }, forwarded);
     const req = this.pending.request;
     try {
       rec.event('approval-request', { command: plan.cmd.id, id: req.id, rule: d.rule, reason: d.reason, expires_at: req.expiresAt });

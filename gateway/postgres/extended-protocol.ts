@@ -76,7 +76,7 @@ export class ExtendedProtocol {
         cmd.finish({ status: 'approved' });
         this.expectParse(p.statement, statement);
       };
-      return { hold: { decision: j.decision, cmd, text: this.ctx.logText(p.query), kind: 'pg.query', approved, denied: (d, why) => refuse(d, refusalState(why)) } };
+      return { hold: { decision: j.decision, cmd, text: this.ctx.logText(p.query), approved, denied: (d, why) => refuse(d, refusalState(why)) } };
     }
     this.expectParse(p.statement, statement);
     return 'forward';
@@ -170,7 +170,7 @@ export class ExtendedProtocol {
     const before = describe ? [serialize.describe({ type: 'P', name: e.portal })] : [];
     if (j && j.decision.action !== 'allow' && !this.ctx.backend.skipping) {
       if (j.decision.action === 'deny') return this.refuseExtended(cmd, j.decision);
-      return { hold: { decision: j.decision, cmd, text, kind: 'pg.query', approved: go, denied: (d, why) => this.refuseExtended(cmd, d, refusalState(why)) }, before };
+      return { hold: { decision: j.decision, cmd, text, approved: go, denied: (d, why) => this.refuseExtended(cmd, d, refusalState(why)) }, before };
     }
     go();
     return describe ? { before } : 'recorded';

@@ -297,7 +297,7 @@ export class PostgresSession {
         this.backend.expect({ kind: 'query', cmd, run });
         this.names.nextBlock();
         if (j?.decision.action === 'approve') {
-          return { hold: { decision: j.decision, cmd, text: this.logText(text), kind: 'pg.query', approved: () => undefined, denied: (d, why) => this.refuseSimple(run, d, refusalState(why)) } };
+          return { hold: { decision: j.decision, cmd, text: this.logText(text), approved: () => undefined, denied: (d, why) => this.refuseSimple(run, d, refusalState(why)) } };
         }
         if (j && j.decision.action !== 'allow') return this.refuseSimple(run, j.decision);
         return 'recorded';
@@ -331,7 +331,7 @@ export class PostgresSession {
         this.backend.expect({ kind: 'query', cmd, run });
         // The reply to a FunctionCall, like a Query's, ends with ReadyForQuery.
         if (j?.decision.action === 'approve') {
-          return { hold: { decision: j.decision, cmd, text: `-- function call oid ${f.oid}`, kind: 'pg.function-call', approved: () => undefined, denied: (d, why) => this.refuseSimple(run, d, refusalState(why)) } };
+          return { hold: { decision: j.decision, cmd, text: `-- function call oid ${f.oid}`, approved: () => undefined, denied: (d, why) => this.refuseSimple(run, d, refusalState(why)) } };
         }
         if (j && j.decision.action !== 'allow') return this.refuseSimple(run, j.decision);
         return 'recorded';

@@ -159,7 +159,7 @@ class EchoListener implements Listener {
     if (decision?.action === 'approve') {
       const broker = this.core.approvals!;
       const verdict = await new Promise<Decision | null>((resolve) => {
-        const plan: HoldPlan<Decision> = { decision, cmd, text: shown, kind: 'echo.line', approved: () => undefined, denied: (d) => d };
+        const plan: HoldPlan<Decision> = { decision, cmd, text: shown, approved: () => undefined, denied: (d) => d };
         const held = new HeldCommand(plan, [Buffer.from(`${line}\n`)], broker, rec, (message) => client.write(`# ${message}\n`));
         void held.pending.verdict.then((v) => resolve(held.settle(v, rec)));
       });
