@@ -3272,8 +3272,8 @@ var require_utils = __commonJS({
       }
       return ind;
     }
-    function removeDotSegments(path12) {
-      let input = path12;
+    function removeDotSegments(path13) {
+      let input = path13;
       const output = [];
       let nextSlash = -1;
       let len = 0;
@@ -3347,11 +3347,11 @@ var require_utils = __commonJS({
       }
       return output.join("");
     }
-    function removeDotSegmentsRelative(path12) {
-      if (path12 === "" || path12[0] === "/") {
-        return removeDotSegments(path12);
+    function removeDotSegmentsRelative(path13) {
+      if (path13 === "" || path13[0] === "/") {
+        return removeDotSegments(path13);
       }
-      const segments2 = path12.split("/");
+      const segments2 = path13.split("/");
       const last = segments2.length - 1;
       const output = [];
       let trailingDirectory = false;
@@ -3714,8 +3714,8 @@ var require_schemes = __commonJS({
       }
       if (wsComponent.resourceName) {
         const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path12 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path12 && path12 !== "/" ? path12 : void 0;
+        const path13 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
+        wsComponent.path = path13 && path13 !== "/" ? path13 : void 0;
         wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
         wsComponent.resourceName = void 0;
       }
@@ -7025,17 +7025,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path12) {
-      const ctrl = callVisitor(key, node, visitor, path12);
+    function visit_(key, node, visitor, path13) {
+      const ctrl = callVisitor(key, node, visitor, path13);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path12, ctrl);
-        return visit_(key, ctrl, visitor, path12);
+        replaceNode(key, path13, ctrl);
+        return visit_(key, ctrl, visitor, path13);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path12 = Object.freeze(path12.concat(node));
+          path13 = Object.freeze(path13.concat(node));
           for (let i = 0; i < node.items.length; ++i) {
-            const ci = visit_(i, node.items[i], visitor, path12);
+            const ci = visit_(i, node.items[i], visitor, path13);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -7046,13 +7046,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path12 = Object.freeze(path12.concat(node));
-          const ck = visit_("key", node.key, visitor, path12);
+          path13 = Object.freeze(path13.concat(node));
+          const ck = visit_("key", node.key, visitor, path13);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path12);
+          const cv = visit_("value", node.value, visitor, path13);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -7073,17 +7073,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path12) {
-      const ctrl = await callVisitor(key, node, visitor, path12);
+    async function visitAsync_(key, node, visitor, path13) {
+      const ctrl = await callVisitor(key, node, visitor, path13);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path12, ctrl);
-        return visitAsync_(key, ctrl, visitor, path12);
+        replaceNode(key, path13, ctrl);
+        return visitAsync_(key, ctrl, visitor, path13);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path12 = Object.freeze(path12.concat(node));
+          path13 = Object.freeze(path13.concat(node));
           for (let i = 0; i < node.items.length; ++i) {
-            const ci = await visitAsync_(i, node.items[i], visitor, path12);
+            const ci = await visitAsync_(i, node.items[i], visitor, path13);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -7094,13 +7094,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path12 = Object.freeze(path12.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path12);
+          path13 = Object.freeze(path13.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path13);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path12);
+          const cv = await visitAsync_("value", node.value, visitor, path13);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -7127,23 +7127,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path12) {
+    function callVisitor(key, node, visitor, path13) {
       if (typeof visitor === "function")
-        return visitor(key, node, path12);
+        return visitor(key, node, path13);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path12);
+        return visitor.Map?.(key, node, path13);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path12);
+        return visitor.Seq?.(key, node, path13);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path12);
+        return visitor.Pair?.(key, node, path13);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path12);
+        return visitor.Scalar?.(key, node, path13);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path12);
+        return visitor.Alias?.(key, node, path13);
       return void 0;
     }
-    function replaceNode(key, path12, node) {
-      const parent = path12[path12.length - 1];
+    function replaceNode(key, path13, node) {
+      const parent = path13[path13.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -7755,10 +7755,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path12, value) {
+    function collectionFromPath(schema, path13, value) {
       let v = value;
-      for (let i = path12.length - 1; i >= 0; --i) {
-        const k = path12[i];
+      for (let i = path13.length - 1; i >= 0; --i) {
+        const k = path13[i];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -7777,7 +7777,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path12) => path12 == null || typeof path12 === "object" && !!path12[Symbol.iterator]().next().done;
+    var isEmptyPath = (path13) => path13 == null || typeof path13 === "object" && !!path13[Symbol.iterator]().next().done;
     var Collection2 = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -7807,11 +7807,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path12, value) {
-        if (isEmptyPath(path12))
+      addIn(path13, value) {
+        if (isEmptyPath(path13))
           this.add(value);
         else {
-          const [key, ...rest2] = path12;
+          const [key, ...rest2] = path13;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest2, value);
@@ -7825,8 +7825,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path12) {
-        const [key, ...rest2] = path12;
+      deleteIn(path13) {
+        const [key, ...rest2] = path13;
         if (rest2.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -7840,8 +7840,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path12, keepScalar) {
-        const [key, ...rest2] = path12;
+      getIn(path13, keepScalar) {
+        const [key, ...rest2] = path13;
         const node = this.get(key, true);
         if (rest2.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -7859,8 +7859,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path12) {
-        const [key, ...rest2] = path12;
+      hasIn(path13) {
+        const [key, ...rest2] = path13;
         if (rest2.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -7870,8 +7870,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path12, value) {
-        const [key, ...rest2] = path12;
+      setIn(path13, value) {
+        const [key, ...rest2] = path13;
         if (rest2.length === 0) {
           this.set(key, value);
         } else {
@@ -10386,9 +10386,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path12, value) {
+      addIn(path13, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path12, value);
+          this.contents.addIn(path13, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -10463,14 +10463,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path12) {
-        if (Collection2.isEmptyPath(path12)) {
+      deleteIn(path13) {
+        if (Collection2.isEmptyPath(path13)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path12) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path13) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -10485,10 +10485,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path12, keepScalar) {
-        if (Collection2.isEmptyPath(path12))
+      getIn(path13, keepScalar) {
+        if (Collection2.isEmptyPath(path13))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path12, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path13, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -10499,10 +10499,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path12) {
-        if (Collection2.isEmptyPath(path12))
+      hasIn(path13) {
+        if (Collection2.isEmptyPath(path13))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path12) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path13) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -10519,13 +10519,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path12, value) {
-        if (Collection2.isEmptyPath(path12)) {
+      setIn(path13, value) {
+        if (Collection2.isEmptyPath(path13)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path12), value);
+          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path13), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path12, value);
+          this.contents.setIn(path13, value);
         }
       }
       /**
@@ -12486,9 +12486,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path12) => {
+    visit.itemAtPath = (cst, path13) => {
       let item = cst;
-      for (const [field, index] of path12) {
+      for (const [field, index] of path13) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -12497,23 +12497,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path12) => {
-      const parent = visit.itemAtPath(cst, path12.slice(0, -1));
-      const field = path12[path12.length - 1][0];
+    visit.parentCollection = (cst, path13) => {
+      const parent = visit.itemAtPath(cst, path13.slice(0, -1));
+      const field = path13[path13.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path12, item, visitor) {
-      let ctrl = visitor(item, path12);
+    function _visit(path13, item, visitor) {
+      let ctrl = visitor(item, path13);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i = 0; i < token.items.length; ++i) {
-            const ci = _visit(Object.freeze(path12.concat([[field, i]])), token.items[i], visitor);
+            const ci = _visit(Object.freeze(path13.concat([[field, i]])), token.items[i], visitor);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -12524,10 +12524,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path12);
+            ctrl = ctrl(item, path13);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path12) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path13) : ctrl;
     }
     exports.visit = visit;
   }
@@ -13829,14 +13829,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs23 = this.flowScalar(this.type);
+              const fs24 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start: start2, key: fs23, sep: [] });
+                map.items.push({ start: start2, key: fs24, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs23);
+                this.stack.push(fs24);
               } else {
-                Object.assign(it, { key: fs23, sep: [] });
+                Object.assign(it, { key: fs24, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -13964,13 +13964,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs23 = this.flowScalar(this.type);
+              const fs24 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs23, sep: [] });
+                fc.items.push({ start: [], key: fs24, sep: [] });
               else if (it.sep)
-                this.stack.push(fs23);
+                this.stack.push(fs24);
               else
-                Object.assign(it, { key: fs23, sep: [] });
+                Object.assign(it, { key: fs24, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -18803,7 +18803,7 @@ var require_has_flag = __commonJS({
 var require_supports_color = __commonJS({
   "node_modules/supports-color/index.js"(exports, module) {
     "use strict";
-    var os9 = __require("os");
+    var os10 = __require("os");
     var hasFlag = require_has_flag();
     var env = process.env;
     var forceColor;
@@ -18841,7 +18841,7 @@ var require_supports_color = __commonJS({
       }
       const min = forceColor ? 1 : 0;
       if (process.platform === "win32") {
-        const osRelease = os9.release().split(".");
+        const osRelease = os10.release().split(".");
         if (Number(process.versions.node.split(".")[0]) >= 8 && Number(osRelease[0]) >= 10 && Number(osRelease[2]) >= 10586) {
           return Number(osRelease[2]) >= 14931 ? 3 : 2;
         }
@@ -19905,20 +19905,20 @@ var init_wsl_utils = __esm({
       });
       return stdout.trim();
     };
-    isUrl = (path12) => /^[a-z]+:\/\//i.test(path12);
-    convertPath = async (flag, path12) => {
-      const wslpathArguments = path12.startsWith("-") ? [flag, "--", path12] : [flag, path12];
+    isUrl = (path13) => /^[a-z]+:\/\//i.test(path13);
+    convertPath = async (flag, path13) => {
+      const wslpathArguments = path13.startsWith("-") ? [flag, "--", path13] : [flag, path13];
       try {
         const { stdout } = await execFile2("wslpath", wslpathArguments, { encoding: "utf8" });
-        return stdout.replace(/\r?\n$/, "") || path12;
+        return stdout.replace(/\r?\n$/, "") || path13;
       } catch {
-        return path12;
+        return path13;
       }
     };
     convertWslPathToWindows = async (paths) => {
       const isBatch = Array.isArray(paths);
       const pathArray = isBatch ? paths : [paths];
-      const results = await Promise.all(pathArray.map((path12) => isUrl(path12) ? path12 : convertPath("-aw", path12)));
+      const results = await Promise.all(pathArray.map((path13) => isUrl(path13) ? path13 : convertPath("-aw", path13)));
       return isBatch ? results : results[0];
     };
   }
@@ -21375,24 +21375,24 @@ var require_libpg_query = __commonJS({
           _scriptName = self.location.href;
         }
         var scriptDirectory = "";
-        function locateFile(path12) {
+        function locateFile(path13) {
           if (Module["locateFile"]) {
-            return Module["locateFile"](path12, scriptDirectory);
+            return Module["locateFile"](path13, scriptDirectory);
           }
-          return scriptDirectory + path12;
+          return scriptDirectory + path13;
         }
         var readAsync, readBinary;
         if (ENVIRONMENT_IS_NODE) {
-          var fs23 = __require("node:fs");
+          var fs24 = __require("node:fs");
           scriptDirectory = __dirname + "/";
           readBinary = (filename) => {
             filename = isFileURI(filename) ? new URL(filename) : filename;
-            var ret = fs23.readFileSync(filename);
+            var ret = fs24.readFileSync(filename);
             return ret;
           };
           readAsync = async (filename, binary = true) => {
             filename = isFileURI(filename) ? new URL(filename) : filename;
-            var ret = fs23.readFileSync(filename, binary ? void 0 : "utf8");
+            var ret = fs24.readFileSync(filename, binary ? void 0 : "utf8");
             return ret;
           };
           if (process.argv.length > 1) {
@@ -21743,7 +21743,7 @@ var require_libpg_query = __commonJS({
           }
           return false;
         };
-        var PATH = { isAbs: (path12) => path12.charAt(0) === "/", splitPath: (filename) => {
+        var PATH = { isAbs: (path13) => path13.charAt(0) === "/", splitPath: (filename) => {
           var splitPathRe = /^(\/?|)([\s\S]*?)((?:\.{1,2}|[^\/]+?|)(\.[^.\/]*|))(?:[\/]*)$/;
           return splitPathRe.exec(filename).slice(1);
         }, normalizeArray: (parts, allowAboveRoot) => {
@@ -21766,18 +21766,18 @@ var require_libpg_query = __commonJS({
             }
           }
           return parts;
-        }, normalize: (path12) => {
-          var isAbsolute = PATH.isAbs(path12), trailingSlash = path12.slice(-1) === "/";
-          path12 = PATH.normalizeArray(path12.split("/").filter((p) => !!p), !isAbsolute).join("/");
-          if (!path12 && !isAbsolute) {
-            path12 = ".";
+        }, normalize: (path13) => {
+          var isAbsolute = PATH.isAbs(path13), trailingSlash = path13.slice(-1) === "/";
+          path13 = PATH.normalizeArray(path13.split("/").filter((p) => !!p), !isAbsolute).join("/");
+          if (!path13 && !isAbsolute) {
+            path13 = ".";
           }
-          if (path12 && trailingSlash) {
-            path12 += "/";
+          if (path13 && trailingSlash) {
+            path13 += "/";
           }
-          return (isAbsolute ? "/" : "") + path12;
-        }, dirname: (path12) => {
-          var result = PATH.splitPath(path12), root = result[0], dir = result[1];
+          return (isAbsolute ? "/" : "") + path13;
+        }, dirname: (path13) => {
+          var result = PATH.splitPath(path13), root = result[0], dir = result[1];
           if (!root && !dir) {
             return ".";
           }
@@ -21785,7 +21785,7 @@ var require_libpg_query = __commonJS({
             dir = dir.slice(0, -1);
           }
           return root + dir;
-        }, basename: (path12) => path12 && path12.match(/([^\/]+|\/)\/*$/)[1], join: (...paths) => PATH.normalize(paths.join("/")), join2: (l, r) => PATH.normalize(l + "/" + r) };
+        }, basename: (path13) => path13 && path13.match(/([^\/]+|\/)\/*$/)[1], join: (...paths) => PATH.normalize(paths.join("/")), join2: (l, r) => PATH.normalize(l + "/" + r) };
         var initRandomFill = () => {
           if (ENVIRONMENT_IS_NODE) {
             var nodeCrypto = __require("node:crypto");
@@ -21797,14 +21797,14 @@ var require_libpg_query = __commonJS({
         var PATH_FS = { resolve: (...args) => {
           var resolvedPath = "", resolvedAbsolute = false;
           for (var i = args.length - 1; i >= -1 && !resolvedAbsolute; i--) {
-            var path12 = i >= 0 ? args[i] : FS.cwd();
-            if (typeof path12 != "string") {
+            var path13 = i >= 0 ? args[i] : FS.cwd();
+            if (typeof path13 != "string") {
               throw new TypeError("Arguments to path.resolve must be strings");
-            } else if (!path12) {
+            } else if (!path13) {
               return "";
             }
-            resolvedPath = path12 + "/" + resolvedPath;
-            resolvedAbsolute = PATH.isAbs(path12);
+            resolvedPath = path13 + "/" + resolvedPath;
+            resolvedAbsolute = PATH.isAbs(path13);
           }
           resolvedPath = PATH.normalizeArray(resolvedPath.split("/").filter((p) => !!p), !resolvedAbsolute).join("/");
           return (resolvedAbsolute ? "/" : "") + resolvedPath || ".";
@@ -21904,7 +21904,7 @@ var require_libpg_query = __commonJS({
               var bytesRead = 0;
               var fd = process.stdin.fd;
               try {
-                bytesRead = fs23.readSync(fd, buf, 0, BUFSIZE);
+                bytesRead = fs24.readSync(fd, buf, 0, BUFSIZE);
               } catch (e) {
                 if (e.toString().includes("EOF")) bytesRead = 0;
                 else throw e;
@@ -22381,16 +22381,16 @@ var require_libpg_query = __commonJS({
               excl[i].cb(flags);
             }
           }
-        }, lookupPath(path12, opts = {}) {
-          if (!path12) {
+        }, lookupPath(path13, opts = {}) {
+          if (!path13) {
             throw new FS.ErrnoError(44);
           }
           opts.follow_mount ??= true;
-          if (!PATH.isAbs(path12)) {
-            path12 = FS.cwd() + "/" + path12;
+          if (!PATH.isAbs(path13)) {
+            path13 = FS.cwd() + "/" + path13;
           }
           linkloop: for (var nlinks = 0; nlinks < 40; nlinks++) {
-            var parts = path12.split("/").filter((p) => !!p);
+            var parts = path13.split("/").filter((p) => !!p);
             var current = FS.root;
             var current_path = "/";
             for (var i = 0; i < parts.length; i++) {
@@ -22404,7 +22404,7 @@ var require_libpg_query = __commonJS({
               if (parts[i] === "..") {
                 current_path = PATH.dirname(current_path);
                 if (FS.isRoot(current)) {
-                  path12 = current_path + "/" + parts.slice(i + 1).join("/");
+                  path13 = current_path + "/" + parts.slice(i + 1).join("/");
                   nlinks--;
                   continue linkloop;
                 } else {
@@ -22432,7 +22432,7 @@ var require_libpg_query = __commonJS({
                 if (!PATH.isAbs(link)) {
                   link = PATH.dirname(current_path) + "/" + link;
                 }
-                path12 = link + "/" + parts.slice(i + 1).join("/");
+                path13 = link + "/" + parts.slice(i + 1).join("/");
                 continue linkloop;
               }
             }
@@ -22440,14 +22440,14 @@ var require_libpg_query = __commonJS({
           }
           throw new FS.ErrnoError(32);
         }, getPath(node) {
-          var path12;
+          var path13;
           while (true) {
             if (FS.isRoot(node)) {
               var mount = node.mount.mountpoint;
-              if (!path12) return mount;
-              return mount[mount.length - 1] !== "/" ? `${mount}/${path12}` : mount + path12;
+              if (!path13) return mount;
+              return mount[mount.length - 1] !== "/" ? `${mount}/${path13}` : mount + path13;
             }
-            path12 = path12 ? `${node.name}/${path12}` : node.name;
+            path13 = path13 ? `${node.name}/${path13}` : node.name;
             node = node.parent;
           }
         }, hashName(parentid, name3) {
@@ -22731,10 +22731,10 @@ var require_libpg_query = __commonJS({
           node.mount.mounts.splice(idx, 1);
         }, lookup(parent, name3) {
           return parent.node_ops.lookup(parent, name3);
-        }, mknod(path12, mode, dev) {
-          var lookup = FS.lookupPath(path12, { parent: true });
+        }, mknod(path13, mode, dev) {
+          var lookup = FS.lookupPath(path13, { parent: true });
           var parent = lookup.node;
-          var name3 = PATH.basename(path12);
+          var name3 = PATH.basename(path13);
           if (!name3) {
             throw new FS.ErrnoError(28);
           }
@@ -22749,8 +22749,8 @@ var require_libpg_query = __commonJS({
             throw new FS.ErrnoError(63);
           }
           return parent.node_ops.mknod(parent, name3, mode, dev);
-        }, statfs(path12) {
-          return FS.statfsNode(FS.lookupPath(path12, { follow: true }).node);
+        }, statfs(path13) {
+          return FS.statfsNode(FS.lookupPath(path13, { follow: true }).node);
         }, statfsStream(stream) {
           return FS.statfsNode(stream.node);
         }, statfsNode(node) {
@@ -22759,20 +22759,20 @@ var require_libpg_query = __commonJS({
             Object.assign(rtn, node.node_ops.statfs(node.mount.opts.root));
           }
           return rtn;
-        }, create(path12, mode = 438) {
+        }, create(path13, mode = 438) {
           mode &= 4095;
           mode |= 32768;
-          return FS.mknod(path12, mode, 0);
-        }, mkdir(path12, mode = 511) {
+          return FS.mknod(path13, mode, 0);
+        }, mkdir(path13, mode = 511) {
           mode &= 511 | 512;
           mode |= 16384;
-          return FS.mknod(path12, mode, 0);
-        }, mkdirTree(path12, mode) {
-          var dirs = path12.split("/");
+          return FS.mknod(path13, mode, 0);
+        }, mkdirTree(path13, mode) {
+          var dirs = path13.split("/");
           var d = "";
           for (var dir of dirs) {
             if (!dir) continue;
-            if (d || PATH.isAbs(path12)) d += "/";
+            if (d || PATH.isAbs(path13)) d += "/";
             d += dir;
             try {
               FS.mkdir(d, mode);
@@ -22780,13 +22780,13 @@ var require_libpg_query = __commonJS({
               if (e.errno != 20) throw e;
             }
           }
-        }, mkdev(path12, mode, dev) {
+        }, mkdev(path13, mode, dev) {
           if (typeof dev == "undefined") {
             dev = mode;
             mode = 438;
           }
           mode |= 8192;
-          return FS.mknod(path12, mode, dev);
+          return FS.mknod(path13, mode, dev);
         }, symlink(oldpath, newpath) {
           if (!PATH_FS.resolve(oldpath)) {
             throw new FS.ErrnoError(44);
@@ -22881,10 +22881,10 @@ var require_libpg_query = __commonJS({
           } finally {
             FS.hashAddNode(old_node);
           }
-        }, rmdir(path12) {
-          var lookup = FS.lookupPath(path12, { parent: true });
+        }, rmdir(path13) {
+          var lookup = FS.lookupPath(path13, { parent: true });
           var parent = lookup.node;
-          var name3 = PATH.basename(path12);
+          var name3 = PATH.basename(path13);
           var node = FS.lookupNode(parent, name3);
           var errCode = FS.mayDelete(parent, name3, true);
           if (errCode) {
@@ -22898,18 +22898,18 @@ var require_libpg_query = __commonJS({
           }
           parent.node_ops.rmdir(parent, name3);
           FS.destroyNode(node);
-        }, readdir(path12) {
-          var lookup = FS.lookupPath(path12, { follow: true });
+        }, readdir(path13) {
+          var lookup = FS.lookupPath(path13, { follow: true });
           var node = lookup.node;
           var readdir = FS.checkOpExists(node.node_ops.readdir, 54);
           return readdir(node);
-        }, unlink(path12) {
-          var lookup = FS.lookupPath(path12, { parent: true });
+        }, unlink(path13) {
+          var lookup = FS.lookupPath(path13, { parent: true });
           var parent = lookup.node;
           if (!parent) {
             throw new FS.ErrnoError(44);
           }
-          var name3 = PATH.basename(path12);
+          var name3 = PATH.basename(path13);
           var node = FS.lookupNode(parent, name3);
           var errCode = FS.mayDelete(parent, name3, false);
           if (errCode) {
@@ -22923,8 +22923,8 @@ var require_libpg_query = __commonJS({
           }
           parent.node_ops.unlink(parent, name3);
           FS.destroyNode(node);
-        }, readlink(path12) {
-          var lookup = FS.lookupPath(path12);
+        }, readlink(path13) {
+          var lookup = FS.lookupPath(path13);
           var link = lookup.node;
           if (!link) {
             throw new FS.ErrnoError(44);
@@ -22933,8 +22933,8 @@ var require_libpg_query = __commonJS({
             throw new FS.ErrnoError(28);
           }
           return link.node_ops.readlink(link);
-        }, stat(path12, dontFollow) {
-          var lookup = FS.lookupPath(path12, { follow: !dontFollow });
+        }, stat(path13, dontFollow) {
+          var lookup = FS.lookupPath(path13, { follow: !dontFollow });
           var node = lookup.node;
           var getattr = FS.checkOpExists(node.node_ops.getattr, 63);
           return getattr(node);
@@ -22946,37 +22946,37 @@ var require_libpg_query = __commonJS({
           getattr ??= node.node_ops.getattr;
           FS.checkOpExists(getattr, 63);
           return getattr(arg);
-        }, lstat(path12) {
-          return FS.stat(path12, true);
+        }, lstat(path13) {
+          return FS.stat(path13, true);
         }, doChmod(stream, node, mode, dontFollow) {
           FS.doSetAttr(stream, node, { mode: mode & 4095 | node.mode & ~4095, ctime: Date.now(), dontFollow });
-        }, chmod(path12, mode, dontFollow) {
+        }, chmod(path13, mode, dontFollow) {
           var node;
-          if (typeof path12 == "string") {
-            var lookup = FS.lookupPath(path12, { follow: !dontFollow });
+          if (typeof path13 == "string") {
+            var lookup = FS.lookupPath(path13, { follow: !dontFollow });
             node = lookup.node;
           } else {
-            node = path12;
+            node = path13;
           }
           FS.doChmod(null, node, mode, dontFollow);
-        }, lchmod(path12, mode) {
-          FS.chmod(path12, mode, true);
+        }, lchmod(path13, mode) {
+          FS.chmod(path13, mode, true);
         }, fchmod(fd, mode) {
           var stream = FS.getStreamChecked(fd);
           FS.doChmod(stream, stream.node, mode, false);
         }, doChown(stream, node, dontFollow) {
           FS.doSetAttr(stream, node, { timestamp: Date.now(), dontFollow });
-        }, chown(path12, uid, gid, dontFollow) {
+        }, chown(path13, uid, gid, dontFollow) {
           var node;
-          if (typeof path12 == "string") {
-            var lookup = FS.lookupPath(path12, { follow: !dontFollow });
+          if (typeof path13 == "string") {
+            var lookup = FS.lookupPath(path13, { follow: !dontFollow });
             node = lookup.node;
           } else {
-            node = path12;
+            node = path13;
           }
           FS.doChown(null, node, dontFollow);
-        }, lchown(path12, uid, gid) {
-          FS.chown(path12, uid, gid, true);
+        }, lchown(path13, uid, gid) {
+          FS.chown(path13, uid, gid, true);
         }, fchown(fd, uid, gid) {
           var stream = FS.getStreamChecked(fd);
           FS.doChown(stream, stream.node, false);
@@ -22992,16 +22992,16 @@ var require_libpg_query = __commonJS({
             throw new FS.ErrnoError(errCode);
           }
           FS.doSetAttr(stream, node, { size: len, timestamp: Date.now() });
-        }, truncate(path12, len) {
+        }, truncate(path13, len) {
           if (len < 0) {
             throw new FS.ErrnoError(28);
           }
           var node;
-          if (typeof path12 == "string") {
-            var lookup = FS.lookupPath(path12, { follow: true });
+          if (typeof path13 == "string") {
+            var lookup = FS.lookupPath(path13, { follow: true });
             node = lookup.node;
           } else {
-            node = path12;
+            node = path13;
           }
           FS.doTruncate(null, node, len);
         }, ftruncate(fd, len) {
@@ -23010,11 +23010,11 @@ var require_libpg_query = __commonJS({
             throw new FS.ErrnoError(28);
           }
           FS.doTruncate(stream, stream.node, len);
-        }, utime(path12, atime, mtime, dontFollow) {
-          var lookup = FS.lookupPath(path12, { follow: !dontFollow });
+        }, utime(path13, atime, mtime, dontFollow) {
+          var lookup = FS.lookupPath(path13, { follow: !dontFollow });
           FS.doSetAttr(null, lookup.node, { atime, mtime, dontFollow });
-        }, open(path12, flags, mode = 438) {
-          if (path12 === "") {
+        }, open(path13, flags, mode = 438) {
+          if (path13 === "") {
             throw new FS.ErrnoError(44);
           }
           flags = FS_modeStringToFlags(flags);
@@ -23025,13 +23025,13 @@ var require_libpg_query = __commonJS({
           }
           var node;
           var isDirPath;
-          if (typeof path12 == "object") {
-            node = path12;
+          if (typeof path13 == "object") {
+            node = path13;
           } else {
-            isDirPath = path12.endsWith("/");
-            var lookup = FS.lookupPath(path12, { follow: !(flags & 131072), noent_okay: true });
+            isDirPath = path13.endsWith("/");
+            var lookup = FS.lookupPath(path13, { follow: !(flags & 131072), noent_okay: true });
             node = lookup.node;
-            path12 = lookup.path;
+            path13 = lookup.path;
           }
           var created = false;
           if (flags & 64) {
@@ -23042,7 +23042,7 @@ var require_libpg_query = __commonJS({
             } else if (isDirPath) {
               throw new FS.ErrnoError(31);
             } else {
-              node = FS.mknod(path12, mode | 511, 0);
+              node = FS.mknod(path13, mode | 511, 0);
               created = true;
             }
           }
@@ -23181,14 +23181,14 @@ var require_libpg_query = __commonJS({
             throw new FS.ErrnoError(59);
           }
           return stream.stream_ops.ioctl(stream, cmd, arg);
-        }, readFile(path12, opts = {}) {
+        }, readFile(path13, opts = {}) {
           opts.flags = opts.flags ?? 0;
           opts.encoding = opts.encoding ?? "binary";
           if (opts.encoding !== "utf8" && opts.encoding !== "binary") {
             abort(`Invalid encoding type "${opts.encoding}"`);
           }
-          var stream = FS.open(path12, opts.flags);
-          var stat = FS.stat(path12);
+          var stream = FS.open(path13, opts.flags);
+          var stat = FS.stat(path13);
           var length = stat.size;
           var buf = new Uint8Array(length);
           FS.read(stream, buf, 0, length, 0);
@@ -23197,14 +23197,14 @@ var require_libpg_query = __commonJS({
           }
           FS.close(stream);
           return buf;
-        }, writeFile(path12, data, opts = {}) {
+        }, writeFile(path13, data, opts = {}) {
           opts.flags = opts.flags ?? 577;
-          var stream = FS.open(path12, opts.flags, opts.mode);
+          var stream = FS.open(path13, opts.flags, opts.mode);
           data = FS_fileDataToTypedArray(data);
           FS.write(stream, data, 0, data.byteLength, void 0, opts.canOwn);
           FS.close(stream);
-        }, cwd: () => FS.currentPath, chdir(path12) {
-          var lookup = FS.lookupPath(path12, { follow: true });
+        }, cwd: () => FS.currentPath, chdir(path13) {
+          var lookup = FS.lookupPath(path13, { follow: true });
           if (lookup.node === null) {
             throw new FS.ErrnoError(44);
           }
@@ -23297,26 +23297,26 @@ var require_libpg_query = __commonJS({
               FS.close(stream);
             }
           }
-        }, findObject(path12, dontResolveLastLink) {
-          var ret = FS.analyzePath(path12, dontResolveLastLink);
+        }, findObject(path13, dontResolveLastLink) {
+          var ret = FS.analyzePath(path13, dontResolveLastLink);
           if (!ret.exists) {
             return null;
           }
           return ret.object;
-        }, analyzePath(path12, dontResolveLastLink) {
+        }, analyzePath(path13, dontResolveLastLink) {
           try {
-            var lookup = FS.lookupPath(path12, { follow: !dontResolveLastLink });
-            path12 = lookup.path;
+            var lookup = FS.lookupPath(path13, { follow: !dontResolveLastLink });
+            path13 = lookup.path;
           } catch (e) {
           }
           var ret = { isRoot: false, exists: false, error: 0, name: null, path: null, object: null, parentExists: false, parentPath: null, parentObject: null };
           try {
-            var lookup = FS.lookupPath(path12, { parent: true });
+            var lookup = FS.lookupPath(path13, { parent: true });
             ret.parentExists = true;
             ret.parentPath = lookup.path;
             ret.parentObject = lookup.node;
-            ret.name = PATH.basename(path12);
-            lookup = FS.lookupPath(path12, { follow: !dontResolveLastLink });
+            ret.name = PATH.basename(path13);
+            lookup = FS.lookupPath(path13, { follow: !dontResolveLastLink });
             ret.exists = true;
             ret.path = lookup.path;
             ret.object = lookup.node;
@@ -23326,9 +23326,9 @@ var require_libpg_query = __commonJS({
             ret.error = e.errno;
           }
           return ret;
-        }, createPath(parent, path12, canRead, canWrite) {
+        }, createPath(parent, path13, canRead, canWrite) {
           parent = typeof parent == "string" ? parent : FS.getPath(parent);
-          var parts = path12.split("/").reverse();
+          var parts = path13.split("/").reverse();
           while (parts.length) {
             var part = parts.pop();
             if (!part) continue;
@@ -23342,17 +23342,17 @@ var require_libpg_query = __commonJS({
           }
           return current;
         }, createFile(parent, name3, properties, canRead, canWrite) {
-          var path12 = PATH.join2(typeof parent == "string" ? parent : FS.getPath(parent), name3);
+          var path13 = PATH.join2(typeof parent == "string" ? parent : FS.getPath(parent), name3);
           var mode = FS_getMode(canRead, canWrite);
-          return FS.create(path12, mode);
+          return FS.create(path13, mode);
         }, createDataFile(parent, name3, data, canRead, canWrite, canOwn) {
-          var path12 = name3;
+          var path13 = name3;
           if (parent) {
             parent = typeof parent == "string" ? parent : FS.getPath(parent);
-            path12 = name3 ? PATH.join2(parent, name3) : parent;
+            path13 = name3 ? PATH.join2(parent, name3) : parent;
           }
           var mode = FS_getMode(canRead, canWrite);
-          var node = FS.create(path12, mode);
+          var node = FS.create(path13, mode);
           if (data) {
             data = FS_fileDataToTypedArray(data);
             FS.chmod(node, mode | 146);
@@ -23362,7 +23362,7 @@ var require_libpg_query = __commonJS({
             FS.chmod(node, mode);
           }
         }, createDevice(parent, name3, input, output) {
-          var path12 = PATH.join2(typeof parent == "string" ? parent : FS.getPath(parent), name3);
+          var path13 = PATH.join2(typeof parent == "string" ? parent : FS.getPath(parent), name3);
           var mode = FS_getMode(!!input, !!output);
           FS.createDevice.major ??= 64;
           var dev = FS.makedev(FS.createDevice.major++, 0);
@@ -23405,7 +23405,7 @@ var require_libpg_query = __commonJS({
             }
             return i;
           } });
-          return FS.mkdev(path12, mode, dev);
+          return FS.mkdev(path13, mode, dev);
         }, forceLoadFile(obj2) {
           if (obj2.isDevice || obj2.isFolder || obj2.link || obj2.contents) return true;
           if (globalThis.XMLHttpRequest) {
@@ -23549,9 +23549,9 @@ var require_libpg_query = __commonJS({
           node.stream_ops = stream_ops;
           return node;
         } };
-        var SYSCALLS = { currentUmask: 18, calculateAt(dirfd, path12, allowEmpty) {
-          if (PATH.isAbs(path12)) {
-            return path12;
+        var SYSCALLS = { currentUmask: 18, calculateAt(dirfd, path13, allowEmpty) {
+          if (PATH.isAbs(path13)) {
+            return path13;
           }
           var dir;
           if (dirfd === -100) {
@@ -23560,13 +23560,13 @@ var require_libpg_query = __commonJS({
             var dirstream = SYSCALLS.getStreamFromFD(dirfd);
             dir = dirstream.path;
           }
-          if (path12.length == 0) {
+          if (path13.length == 0) {
             if (!allowEmpty) {
               throw new FS.ErrnoError(44);
             }
             return dir;
           }
-          return dir + "/" + path12;
+          return dir + "/" + path13;
         }, writeStat(buf, stat) {
           HEAPU32[buf >> 2] = stat.dev;
           HEAPU32[buf + 4 >> 2] = stat.mode;
@@ -24343,7 +24343,9 @@ function requireOption(args, name3, verb) {
 
 // gateway/cli/run.ts
 import { spawn as spawn2 } from "node:child_process";
-import { constants as osConstants } from "node:os";
+import os7, { constants as osConstants } from "node:os";
+import fs15 from "node:fs";
+import path9 from "node:path";
 
 // gateway/masking/detectors.ts
 function anyCase(word) {
@@ -24544,27 +24546,27 @@ var DETECTOR_ORDER = [
 
 // gateway/masking/json-path.ts
 var NAME = /^[A-Za-z_$][A-Za-z0-9_$-]*/;
-function parse(path12) {
+function parse(path13) {
   const fail = (msg) => {
-    throw new Error(`JSON path "${path12}": ${msg}`);
+    throw new Error(`JSON path "${path13}": ${msg}`);
   };
-  if (!path12.startsWith("$")) fail("must start with $");
+  if (!path13.startsWith("$")) fail("must start with $");
   const steps = [];
   let i = 1;
-  while (i < path12.length) {
+  while (i < path13.length) {
     let descendant = false;
-    if (path12.startsWith("..", i)) {
+    if (path13.startsWith("..", i)) {
       descendant = true;
       i += 2;
-    } else if (path12[i] === ".") {
+    } else if (path13[i] === ".") {
       i += 1;
-    } else if (path12[i] !== "[") {
-      fail(`unexpected "${path12[i]}" at ${i}`);
+    } else if (path13[i] !== "[") {
+      fail(`unexpected "${path13[i]}" at ${i}`);
     }
-    if (path12[i] === "[") {
-      const close = path12.indexOf("]", i);
+    if (path13[i] === "[") {
+      const close = path13.indexOf("]", i);
       if (close < 0) fail("unclosed [");
-      const inner = path12.slice(i + 1, close).trim();
+      const inner = path13.slice(i + 1, close).trim();
       let selector;
       if (inner === "*") selector = { kind: "any" };
       else if (/^\d+$/.test(inner)) selector = { kind: "index", index: Number(inner) };
@@ -24574,12 +24576,12 @@ function parse(path12) {
       i = close + 1;
       continue;
     }
-    if (path12[i] === "*") {
+    if (path13[i] === "*") {
       steps.push({ descendant, selector: { kind: "any" } });
       i += 1;
       continue;
     }
-    const m = NAME.exec(path12.slice(i));
+    const m = NAME.exec(path13.slice(i));
     if (!m) fail(`expected a name at ${i}`);
     steps.push({ descendant, selector: { kind: "name", name: m[0] } });
     i += m[0].length;
@@ -25777,9 +25779,9 @@ function typedPath(err, data) {
   }
   return out;
 }
-function formatPath(path12) {
+function formatPath(path13) {
   let out = "";
-  for (const p of path12) {
+  for (const p of path13) {
     if (typeof p === "number") out += `[${p}]`;
     else if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(p)) out += out ? `.${p}` : p;
     else out += `[${JSON.stringify(p)}]`;
@@ -25813,8 +25815,8 @@ var TYPE_WORDS = {
 var count = (n, one, many) => `${n} ${n === 1 ? one : many}`;
 var HIDDEN = "(not repeated here: it may be a secret)";
 function sentence(err, data, secret) {
-  const path12 = typedPath(err, data);
-  const where2 = formatPath(path12);
+  const path13 = typedPath(err, data);
+  const where2 = formatPath(path13);
   const p = err.params;
   const node = err.parentSchema ?? {};
   const value = err.data;
@@ -25823,7 +25825,7 @@ function sentence(err, data, secret) {
   const expected = typeof node["x-expected"] === "string" ? node["x-expected"] : null;
   const hint = typeof node["x-hint"] === "string" ? `; ${node["x-hint"]}` : "";
   const at = (text) => where2 ? `${where2}: ${text}` : text;
-  const problem = (message2, key) => ({ path: path12, message: message2, schemaPath: err.schemaPath, ...key !== void 0 ? { key } : {} });
+  const problem = (message2, key) => ({ path: path13, message: message2, schemaPath: err.schemaPath, ...key !== void 0 ? { key } : {} });
   switch (err.keyword) {
     case "additionalProperties": {
       const key = String(p.additionalProperty);
@@ -40546,15 +40548,15 @@ function getRequestUrl(baseUri, operationSpec, operationArguments, fallbackObjec
   let isAbsolutePath = false;
   let requestUrl = replaceAll2(baseUri, urlReplacements);
   if (operationSpec.path) {
-    let path12 = replaceAll2(operationSpec.path, urlReplacements);
-    if (operationSpec.path === "/{nextLink}" && path12.startsWith("/")) {
-      path12 = path12.substring(1);
+    let path13 = replaceAll2(operationSpec.path, urlReplacements);
+    if (operationSpec.path === "/{nextLink}" && path13.startsWith("/")) {
+      path13 = path13.substring(1);
     }
-    if (isAbsoluteUrl(path12)) {
-      requestUrl = path12;
+    if (isAbsoluteUrl(path13)) {
+      requestUrl = path13;
       isAbsolutePath = true;
     } else {
-      requestUrl = appendPath(requestUrl, path12);
+      requestUrl = appendPath(requestUrl, path13);
     }
   }
   const { queryParams, sequenceParams } = calculateQueryParameters(operationSpec, operationArguments, fallbackObject);
@@ -40600,9 +40602,9 @@ function appendPath(url, pathToAppend) {
   }
   const searchStart = pathToAppend.indexOf("?");
   if (searchStart !== -1) {
-    const path12 = pathToAppend.substring(0, searchStart);
+    const path13 = pathToAppend.substring(0, searchStart);
     const search = pathToAppend.substring(searchStart + 1);
-    newPath = newPath + path12;
+    newPath = newPath + path13;
     if (search) {
       parsedUrl.search = parsedUrl.search ? `${parsedUrl.search}&${search}` : search;
     }
@@ -45817,7 +45819,7 @@ function usesCondition(policy, key) {
 }
 function decide(policy, command3, claims) {
   const units = command3.units;
-  const silent = units === null || units.length === 0 && !command3.runsNothing || units.some((u) => u === null || typeof u !== "object" || Object.keys(u).length === 0);
+  const silent = units === null || units.length === 0 && !command3.runsNothing || units.some(saysNothing);
   if (silent) {
     const why = command3.unclassifiedReason ?? (units === null ? "unknown reason" : "the adapter produced no facts");
     return {
@@ -45848,6 +45850,11 @@ function decideUnit(policy, command3, facts, claims) {
 }
 function defaultReason(r) {
   return r.action === "deny" ? `denied by rule ${r.name}` : r.action === "approve" ? `rule ${r.name} requires approval` : `allowed by rule ${r.name}`;
+}
+function saysNothing(u) {
+  if (u === null || typeof u !== "object") return true;
+  for (const _ in u) return false;
+  return true;
 }
 function conditionsMatch(rule, kind, facts) {
   if (rule.conditions === null) return true;
@@ -51622,17 +51629,17 @@ function requestLog(octokit) {
     octokit.log.debug("request", options);
     const start2 = Date.now();
     const requestOptions = octokit.request.endpoint.parse(options);
-    const path12 = requestOptions.url.replace(options.baseUrl, "");
+    const path13 = requestOptions.url.replace(options.baseUrl, "");
     return request2(options).then((response) => {
       const requestId = response.headers["x-github-request-id"];
       octokit.log.info(
-        `${requestOptions.method} ${path12} - ${response.status} with id ${requestId} in ${Date.now() - start2}ms`
+        `${requestOptions.method} ${path13} - ${response.status} with id ${requestId} in ${Date.now() - start2}ms`
       );
       return response;
     }).catch((error) => {
       const requestId = error.response?.headers["x-github-request-id"] || "UNKNOWN";
       octokit.log.error(
-        `${requestOptions.method} ${path12} - ${error.status} with id ${requestId} in ${Date.now() - start2}ms`
+        `${requestOptions.method} ${path13} - ${error.status} with id ${requestId} in ${Date.now() - start2}ms`
       );
       throw error;
     });
@@ -54696,12 +54703,6 @@ var Gateway = class _Gateway {
     }
     return out;
   }
-  /** KEY=VALUE pairs later steps use to reach the targets through the gateway (no files). */
-  connectionEnv() {
-    const env = {};
-    for (const l of this.listeners) Object.assign(env, l.connection("").env);
-    return env;
-  }
   /** Variables that must not reach the commands run through the gateway (upstream secrets). */
   secretEnvNames(policy) {
     return [...policy.targets.flatMap((t) => t.secretEnv), GITHUB_TOKEN_SECRET];
@@ -54816,8 +54817,9 @@ async function main(argv) {
   if (missing.length > 0) {
     return relaunch([...missing, ...process.execArgv, process.argv[1], "run", ...argv]);
   }
-  const gw = await Gateway.start({ policy, logDir: args.values["log-dir"] ?? "gateway-logs", identity: runIdentity(), claims: localClaims(), renderers: RENDERERS });
-  const env = { ...process.env, ...gw.connectionEnv() };
+  const gw = await Gateway.start({ policy, logDir: args.values["log-dir"] ?? "gateway-logs", identity: runIdentity(), claims: localClaims() });
+  const connectionDir = fs15.mkdtempSync(path9.join(os7.tmpdir(), "gateway-run-"));
+  const env = { ...process.env, ...gw.exportConnection(connectionDir).env };
   for (const name3 of gw.secretEnvNames(policy)) delete env[name3];
   const [cmd, ...cmdArgs] = args.rest;
   const child = spawn2(cmd, cmdArgs, { stdio: "inherit", env });
@@ -54836,6 +54838,7 @@ async function main(argv) {
   process.off("SIGINT", ignore);
   process.off("SIGTERM", forward);
   const { log: log2, sealError } = await gw.stop("command exited");
+  fs15.rmSync(connectionDir, { recursive: true, force: true });
   process.stderr.write(`gateway-action: session log: ${log2}
 `);
   if (sealError) {
@@ -54858,8 +54861,8 @@ function relaunch(args) {
 
 // gateway/cli/daemon.ts
 import { spawn as spawn3 } from "node:child_process";
-import fs15 from "node:fs";
-import path9 from "node:path";
+import fs16 from "node:fs";
+import path10 from "node:path";
 
 // gateway/cli/env-file.ts
 function formatEnv(env) {
@@ -54921,12 +54924,12 @@ async function start(argv) {
   const args = parseArgs(argv, LAUNCH_OPTIONS, "start");
   if (args.values.help) return void process.stdout.write(startHelp), 0;
   if (operands(args).length > 0) throw new UsageError(`start: unexpected argument "${operands(args)[0]}" (see gateway-action start --help)`);
-  const policyFile = path9.resolve(requireOption(args, "policy", "start"));
-  const stateDir = path9.resolve(requireOption(args, "state-dir", "start"));
-  const logDir = path9.resolve(args.values["log-dir"] ?? "gateway-logs");
+  const policyFile = path10.resolve(requireOption(args, "policy", "start"));
+  const stateDir = path10.resolve(requireOption(args, "state-dir", "start"));
+  const logDir = path10.resolve(args.values["log-dir"] ?? "gateway-logs");
   const policy = loadPolicy2(policyFile);
-  fs15.mkdirSync(stateDir, { recursive: true, mode: 448 });
-  fs15.chmodSync(stateDir, 448);
+  fs16.mkdirSync(stateDir, { recursive: true, mode: 448 });
+  fs16.chmodSync(stateDir, 448);
   const running = await sendControl(stateDir, { op: "status" }, 5e3).catch(() => null);
   if (running?.ok) throw new Error(`a gateway is already running for ${stateDir} (pid ${String(running.pid)}); stop it first`);
   const secrets = {};
@@ -54939,24 +54942,24 @@ async function start(argv) {
   if (process.env[GITHUB_TOKEN_SECRET]) secrets[GITHUB_TOKEN_SECRET] = process.env[GITHUB_TOKEN_SECRET];
   delete env[GITHUB_TOKEN_SECRET];
   await launchDaemon({ cli: process.argv[1], policyFile, stateDir, logDir, env, secrets, nodeFlags: nodeFlags(policy) });
-  process.stdout.write(fs15.readFileSync(path9.join(stateDir, "env"), "utf8"));
+  process.stdout.write(fs16.readFileSync(path10.join(stateDir, "env"), "utf8"));
   return 0;
 }
 async function launchDaemon(o) {
-  fs15.mkdirSync(o.stateDir, { recursive: true, mode: 448 });
-  fs15.chmodSync(o.stateDir, 448);
-  const out = fs15.openSync(path9.join(o.stateDir, "daemon.log"), "a", 384);
+  fs16.mkdirSync(o.stateDir, { recursive: true, mode: 448 });
+  fs16.chmodSync(o.stateDir, 448);
+  const out = fs16.openSync(path10.join(o.stateDir, "daemon.log"), "a", 384);
   const child = spawn3(process.execPath, [...process.execArgv, ...o.nodeFlags, o.cli, "daemon", "--policy", o.policyFile, "--state-dir", o.stateDir, "--log-dir", o.logDir], {
     detached: true,
     stdio: ["ignore", out, out, "ipc"],
     env: o.env
   });
-  fs15.closeSync(out);
+  fs16.closeSync(out);
   child.send({ secrets: o.secrets });
   const reply = await new Promise((resolve) => {
-    const timer = setTimeout(() => resolve({ error: `the daemon did not become ready within ${READY_TIMEOUT_MS / 1e3}s; see ${path9.join(o.stateDir, "daemon.log")}` }), READY_TIMEOUT_MS);
+    const timer = setTimeout(() => resolve({ error: `the daemon did not become ready within ${READY_TIMEOUT_MS / 1e3}s; see ${path10.join(o.stateDir, "daemon.log")}` }), READY_TIMEOUT_MS);
     child.once("message", (m) => (clearTimeout(timer), resolve(m)));
-    child.once("exit", (code) => (clearTimeout(timer), resolve({ error: `the daemon exited (status ${code}); see ${path9.join(o.stateDir, "daemon.log")}` })));
+    child.once("exit", (code) => (clearTimeout(timer), resolve({ error: `the daemon exited (status ${code}); see ${path10.join(o.stateDir, "daemon.log")}` })));
   });
   if (!reply.ready) {
     child.kill();
@@ -54972,8 +54975,8 @@ async function stop(argv) {
   if (operands(args).length > 0) throw new UsageError(`stop: unexpected argument "${operands(args)[0]}" (see gateway-action stop --help)`);
   const stateDir = requireOption(args, "state-dir", "stop");
   const reply = await sendControl(stateDir, { op: "stop" }).catch((e) => {
-    const info = path9.join(stateDir, "daemon.json");
-    const log2 = fs15.existsSync(info) ? JSON.parse(fs15.readFileSync(info, "utf8")).log : void 0;
+    const info = path10.join(stateDir, "daemon.json");
+    const log2 = fs16.existsSync(info) ? JSON.parse(fs16.readFileSync(info, "utf8")).log : void 0;
     throw new Error(log2 ? `${e.message}; its last session log, ${log2}, was not sealed by a clean stop (check it with gateway-action verify)` : e.message);
   });
   if (!reply.ok) throw new Error(`the gateway stopped, but the session log is not sealed: ${reply.error}`);
@@ -55002,7 +55005,7 @@ async function daemon(argv) {
     if (req.op === "status") return { ok: true, pid: process.pid, log: gw.logPath, run: gw.runId, memory: process.memoryUsage() };
     if (req.op === "stop") {
       const { log: log2, sealError, head, records } = await stopGateway("stopped by request");
-      if (!sealError) fs15.rmSync(path9.join(stateDir, "daemon.json"), { force: true });
+      if (!sealError) fs16.rmSync(path10.join(stateDir, "daemon.json"), { force: true });
       setImmediate(() => server.close(() => process.exit(sealError ? 1 : 0)));
       return sealError ? { ok: false, error: `${sealError} (${log2})`, log: log2, head, records } : { ok: true, log: log2, head, records };
     }
@@ -55013,11 +55016,11 @@ async function daemon(argv) {
   }
   const connection = gw.exportConnection(stateDir);
   for (const [name3, text] of [["env", formatEnv(connection.env)], ["connection.json", JSON.stringify({ env: connection.env, secrets: connection.secrets, files: connection.files.map((f) => ({ name: f.name, path: f.path, mode: f.mode })) }) + "\n"]]) {
-    const file = path9.join(stateDir, name3);
-    fs15.writeFileSync(file, text, { mode: 384 });
-    fs15.chmodSync(file, 384);
+    const file = path10.join(stateDir, name3);
+    fs16.writeFileSync(file, text, { mode: 384 });
+    fs16.chmodSync(file, 384);
   }
-  fs15.writeFileSync(path9.join(stateDir, "daemon.json"), JSON.stringify({ pid: process.pid, log: gw.logPath, run: gw.runId, key: gw.key.thumbprint, attested: gw.key.attested }) + "\n", { mode: 384 });
+  fs16.writeFileSync(path10.join(stateDir, "daemon.json"), JSON.stringify({ pid: process.pid, log: gw.logPath, run: gw.runId, key: gw.key.thumbprint, attested: gw.key.attested }) + "\n", { mode: 384 });
   process.stdout.write(`gateway-action daemon: pid ${process.pid}, session log ${gw.logPath}
 `);
   report({ ready: true });
@@ -55026,7 +55029,7 @@ async function daemon(argv) {
 }
 
 // gateway/cli/verify.ts
-import fs17 from "node:fs";
+import fs18 from "node:fs";
 
 // gateway/evidence/log-verifier.ts
 import { createHash as createHash8 } from "node:crypto";
@@ -55173,7 +55176,7 @@ async function verifyChainFile(file) {
 }
 
 // gateway/evidence/attestation-check.ts
-import fs16 from "node:fs";
+import fs17 from "node:fs";
 var ISSUED_BEFORE_START_S = 300;
 var ISSUED_AFTER_START_S = 60;
 async function checkAttestation(runStart, opts = {}) {
@@ -55253,10 +55256,10 @@ function expectationProblem(c, expect) {
   return null;
 }
 function workflowMatches(workflowRef, repository, want) {
-  const [path12, ref] = splitAt(workflowRef);
-  const inRepo = path12.toLowerCase().startsWith(repository.toLowerCase() + "/") ? path12.slice(repository.length + 1) : path12;
+  const [path13, ref] = splitAt(workflowRef);
+  const inRepo = path13.toLowerCase().startsWith(repository.toLowerCase() + "/") ? path13.slice(repository.length + 1) : path13;
   const [wantPath, wantRef] = splitAt(want);
-  const pathOk = wantPath === path12 || wantPath === inRepo;
+  const pathOk = wantPath === path13 || wantPath === inRepo;
   return pathOk && (wantRef === "" || wantRef === ref);
 }
 function splitAt(s) {
@@ -55275,7 +55278,7 @@ function recordedIdentityProblem(c, id) {
 function readJwks(file) {
   let text;
   try {
-    text = fs16.readFileSync(file, "utf8");
+    text = fs17.readFileSync(file, "utf8");
   } catch (e) {
     throw new Error(`cannot read the key set ${file} (${e.code ?? e.message})`);
   }
@@ -55420,7 +55423,7 @@ async function main2(argv) {
 `);
   const v = await verifyLog(logs[0], opts);
   const saveTo = args.values["save-jwks"];
-  if (saveTo && v.identity?.jwks) fs17.writeFileSync(saveTo, JSON.stringify(v.identity.jwks, null, 2) + "\n");
+  if (saveTo && v.identity?.jwks) fs18.writeFileSync(saveTo, JSON.stringify(v.identity.jwks, null, 2) + "\n");
   const code = VERIFY_EXIT[v.status];
   if (args.values.json) process.stdout.write(terminalJson(verificationJson(v), 2) + "\n");
   else (code === 0 ? process.stdout : process.stderr).write(verificationText(v));
@@ -55523,7 +55526,7 @@ function verificationText(v) {
 }
 
 // gateway/cli/replay.ts
-import fs18 from "node:fs";
+import fs19 from "node:fs";
 
 // gateway/evidence/replay-text.ts
 function wantsColor(out, env = process.env) {
@@ -55621,7 +55624,7 @@ async function main3(argv) {
   const logs = operands(args);
   if (logs.length !== 1) throw new UsageError("replay: give exactly one session log file (see gateway-action replay --help)");
   const file = logs[0];
-  if (!fs18.existsSync(file)) throw new Error(`cannot read ${file} (ENOENT)`);
+  if (!fs19.existsSync(file)) throw new Error(`cannot read ${file} (ENOENT)`);
   const timeline2 = await readTimeline(file);
   const session3 = args.values.session;
   if (session3 && !timeline2.sessions.some((s) => s.id === session3)) {
@@ -55636,26 +55639,26 @@ async function main3(argv) {
 // gateway/cli/demo.ts
 import { spawn as spawn4, spawnSync as spawnSync4 } from "node:child_process";
 import { randomBytes as randomBytes5 } from "node:crypto";
-import fs20 from "node:fs";
-import os8 from "node:os";
-import path11 from "node:path";
+import fs21 from "node:fs";
+import os9 from "node:os";
+import path12 from "node:path";
 
 // gateway/demo/pg-cluster.ts
 import { execFileSync as execFileSync2, spawnSync as spawnSync3 } from "node:child_process";
-import fs19 from "node:fs";
+import fs20 from "node:fs";
 import net5 from "node:net";
-import os7 from "node:os";
-import path10 from "node:path";
+import os8 from "node:os";
+import path11 from "node:path";
 function findPostgresBin() {
   const env = process.env.GATEWAY_PG_BIN;
   if (env) return env;
   const base = "/usr/lib/postgresql";
-  if (fs19.existsSync(base)) {
-    const versions = fs19.readdirSync(base).filter((v) => fs19.existsSync(path10.join(base, v, "bin", "initdb"))).sort((a, b) => Number(b) - Number(a));
-    if (versions.length > 0) return path10.join(base, versions[0], "bin");
+  if (fs20.existsSync(base)) {
+    const versions = fs20.readdirSync(base).filter((v) => fs20.existsSync(path11.join(base, v, "bin", "initdb"))).sort((a, b) => Number(b) - Number(a));
+    if (versions.length > 0) return path11.join(base, versions[0], "bin");
   }
   for (const dir of (process.env.PATH ?? "").split(":")) {
-    if (dir && fs19.existsSync(path10.join(dir, "initdb"))) return dir;
+    if (dir && fs20.existsSync(path11.join(dir, "initdb"))) return dir;
   }
   throw new Error("PostgreSQL server binaries (initdb, pg_ctl) were not found; install them with `apt-get install postgresql` or set GATEWAY_PG_BIN");
 }
@@ -55673,40 +55676,40 @@ var asRoot = process.getuid?.() === 0;
 function runAsServerUser(bin, args, opts = {}) {
   const cmd = asRoot ? "runuser" : bin;
   const argv = asRoot ? ["-u", "postgres", "--", bin, ...args] : args;
-  const r = spawnSync3(cmd, argv, { encoding: "utf8", cwd: opts.cwd ?? os7.tmpdir() });
-  if (r.status !== 0) throw new Error(`${path10.basename(bin)} ${args.join(" ")} failed: ${r.stderr || r.stdout || r.error?.message}`);
+  const r = spawnSync3(cmd, argv, { encoding: "utf8", cwd: opts.cwd ?? os8.tmpdir() });
+  if (r.status !== 0) throw new Error(`${path11.basename(bin)} ${args.join(" ")} failed: ${r.stderr || r.stdout || r.error?.message}`);
   return r.stdout;
 }
 async function startCluster(opts = {}) {
   const binDir = findPostgresBin();
-  const root = fs19.mkdtempSync(path10.join(os7.tmpdir(), "gw-pg-"));
-  const dataDir = path10.join(root, "data");
-  const socketDir = path10.join(root, "sock");
-  fs19.mkdirSync(socketDir);
+  const root = fs20.mkdtempSync(path11.join(os8.tmpdir(), "gw-pg-"));
+  const dataDir = path11.join(root, "data");
+  const socketDir = path11.join(root, "sock");
+  fs20.mkdirSync(socketDir);
   if (asRoot) {
-    fs19.chmodSync(root, 493);
+    fs20.chmodSync(root, 493);
     execFileSync2("chown", ["-R", "postgres:postgres", root]);
   }
-  runAsServerUser(path10.join(binDir, "initdb"), ["-D", dataDir, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "-N"]);
+  runAsServerUser(path11.join(binDir, "initdb"), ["-D", dataDir, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "-N"]);
   const hba = [
     ...opts.hba ?? [],
     "local all all trust",
     "host all postgres 127.0.0.1/32 trust",
     "host all all 127.0.0.1/32 scram-sha-256"
   ];
-  fs19.writeFileSync(path10.join(dataDir, "pg_hba.conf"), hba.join("\n") + "\n");
+  fs20.writeFileSync(path11.join(dataDir, "pg_hba.conf"), hba.join("\n") + "\n");
   const settings = { fsync: "off", synchronous_commit: "off", full_page_writes: "off", max_connections: "200", ...opts.settings };
   if (opts.tls) {
-    fs19.copyFileSync(opts.tls.cert, path10.join(dataDir, "server.crt"));
-    fs19.copyFileSync(opts.tls.key, path10.join(dataDir, "server.key"));
-    fs19.chmodSync(path10.join(dataDir, "server.key"), 384);
-    if (asRoot) execFileSync2("chown", ["postgres:postgres", path10.join(dataDir, "server.crt"), path10.join(dataDir, "server.key")]);
+    fs20.copyFileSync(opts.tls.cert, path11.join(dataDir, "server.crt"));
+    fs20.copyFileSync(opts.tls.key, path11.join(dataDir, "server.key"));
+    fs20.chmodSync(path11.join(dataDir, "server.key"), 384);
+    if (asRoot) execFileSync2("chown", ["postgres:postgres", path11.join(dataDir, "server.crt"), path11.join(dataDir, "server.key")]);
     settings.ssl = "on";
   }
-  fs19.appendFileSync(path10.join(dataDir, "postgresql.conf"), Object.entries(settings).map(([k, v]) => `${k} = '${v}'`).join("\n") + "\n");
+  fs20.appendFileSync(path11.join(dataDir, "postgresql.conf"), Object.entries(settings).map(([k, v]) => `${k} = '${v}'`).join("\n") + "\n");
   if (asRoot) execFileSync2("chown", ["-R", "postgres:postgres", dataDir]);
   const port = await freePort();
-  runAsServerUser(path10.join(binDir, "pg_ctl"), ["-D", dataDir, "-l", path10.join(root, "server.log"), "-w", "-t", "60", "-o", `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1`, "start"]);
+  runAsServerUser(path11.join(binDir, "pg_ctl"), ["-D", dataDir, "-l", path11.join(root, "server.log"), "-w", "-t", "60", "-o", `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1`, "start"]);
   let stopped = false;
   const cluster = {
     host: "127.0.0.1",
@@ -55723,10 +55726,10 @@ async function startCluster(opts = {}) {
       if (stopped) return;
       stopped = true;
       try {
-        runAsServerUser(path10.join(binDir, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
+        runAsServerUser(path11.join(binDir, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
       } catch {
       }
-      fs19.rmSync(root, { recursive: true, force: true });
+      fs20.rmSync(root, { recursive: true, force: true });
     }
   };
   return cluster;
@@ -56214,8 +56217,8 @@ ${color ? "\x1B[1m" : ""}\u2500\u2500 ${n}. ${title} ${"\u2500".repeat(Math.max(
   say("way back. Each step below is real psql talking to a real PostgreSQL through the gateway.");
   heading(1, "A throwaway PostgreSQL", "Tables customers (names, emails, card numbers), orders and orders_2019.");
   const cluster = await startCluster();
-  const work = fs20.mkdtempSync(path11.join(os8.tmpdir(), "gw-demo-"));
-  const runtime = path11.join(work, "run");
+  const work = fs21.mkdtempSync(path12.join(os9.tmpdir(), "gw-demo-"));
+  const runtime = path12.join(work, "run");
   process.env.GATEWAY_ACTION_RUNTIME_DIR = runtime;
   let gw = null;
   try {
@@ -56225,11 +56228,11 @@ ${color ? "\x1B[1m" : ""}\u2500\u2500 ${n}. ${title} ${"\u2500".repeat(Math.max(
     say(`PostgreSQL is up on 127.0.0.1:${cluster.port}; only the gateway knows the password of its user deployer.`);
     heading(2, "The policy", "Rules decide each statement (the first that matches wins); masking hides data in results\nand in the log. This is the whole configuration (gateway.yml):");
     const policyText = demoPolicy(cluster.port);
-    const policyFile = path11.join(work, "gateway.yml");
-    fs20.writeFileSync(policyFile, policyText);
+    const policyFile = path12.join(work, "gateway.yml");
+    fs21.writeFileSync(policyFile, policyText);
     say(indent(policyText.trimEnd()));
     gw = await Gateway.start({ policy: parsePolicy2(policyText, policyFile), logDir, identity: runIdentity({}), claims: {}, env: { APP_DB_PASSWORD: password }, runnerEnv: {} });
-    const conn = gw.connectionEnv();
+    const conn = gw.exportConnection(work).env;
     const env = { ...process.env, ...conn, PSQLRC: "/dev/null", PGAPPNAME: "psql" };
     say(`
 The gateway listens on 127.0.0.1:${conn.PGPORT}. The pipeline gets PGHOST, PGPORT, PGUSER and a password that`);
@@ -56260,7 +56263,7 @@ psql goes on once approved:`);
     const { log: log2, sealError } = await gw.stop("demo finished");
     gw = null;
     if (sealError) throw new Error(`the session log was not sealed: ${sealError}`);
-    const logShown = path11.relative(process.cwd(), log2) || log2;
+    const logShown = path12.relative(process.cwd(), log2) || log2;
     heading(6, "The session log, verified", "Every command above was recorded before it ran, in a hash chain with signed checkpoints,\nsealed when the gateway stopped. Anyone can check it:");
     const v = await verifyLog(log2);
     say(`$ ${shown} verify ${logShown}`);
@@ -56269,12 +56272,12 @@ psql goes on once approved:`);
     say(`$ ${shown} replay ${logShown}`);
     say(indent(renderReplay(await readTimeline(log2), RENDERERS, { color }).trimEnd()));
     heading(8, "A report for auditors", "A self-contained HTML page (no network needed) with the verdict, totals and every command:");
-    const report = path11.join(path11.dirname(log2), `${path11.basename(log2, ".jsonl")}.html`);
-    say(`$ ${shown} report ${logShown} -o ${path11.relative(process.cwd(), report) || report}`);
-    fs20.writeFileSync(report, renderReport(v, await readTimeline(log2), RENDERERS, { logSha256: await fileSha256(log2) }), { mode: 420 });
+    const report = path12.join(path12.dirname(log2), `${path12.basename(log2, ".jsonl")}.html`);
+    say(`$ ${shown} report ${logShown} -o ${path12.relative(process.cwd(), report) || report}`);
+    fs21.writeFileSync(report, renderReport(v, await readTimeline(log2), RENDERERS, { logSha256: await fileSha256(log2) }), { mode: 420 });
     say("");
-    say(`Session log: ${terminalText(path11.resolve(log2))}`);
-    say(`HTML report: ${terminalText(path11.resolve(report))}`);
+    say(`Session log: ${terminalText(path12.resolve(log2))}`);
+    say(`HTML report: ${terminalText(path12.resolve(report))}`);
     say(`Verification: ${v.status === "valid" ? "VALID" : v.status.toUpperCase()}`);
     say(`
 Next: README.md puts a policy like this one in a workflow; \`${shown} run --policy FILE -- COMMAND\``);
@@ -56283,7 +56286,7 @@ Next: README.md puts a policy like this one in a workflow; \`${shown} run --poli
   } finally {
     if (gw) await gw.stop("demo failed");
     cluster.stop();
-    fs20.rmSync(work, { recursive: true, force: true });
+    fs21.rmSync(work, { recursive: true, force: true });
   }
 }
 async function showPsql(say, args, env) {
@@ -56325,7 +56328,7 @@ var indent = (s) => s.split("\n").map((l) => "  " + l).join("\n");
 var shellQuote = (a) => /^[\w./=:-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
 
 // gateway/cli/approve.ts
-import fs21 from "node:fs";
+import fs22 from "node:fs";
 var where = `Options:
   --state-dir DIR   ask only the gateway started with \`gateway-action start --state-dir DIR\`
                     (default: every gateway of this OS user, found in $GATEWAY_ACTION_RUNTIME_DIR,
@@ -56363,7 +56366,7 @@ async function gateways(stateDir) {
       reply = await sendControlAt(socket, { op: "pending" }, 1e4, `no gateway is running for state directory ${stateDir ?? ""}`);
     } catch (e) {
       if (stateDir) throw e;
-      if (e.code === "ECONNREFUSED") fs21.rmSync(socket, { force: true });
+      if (e.code === "ECONNREFUSED") fs22.rmSync(socket, { force: true });
       continue;
     }
     if (reply.ok) found.push({ socket, run: String(reply.run), pending: reply.pending });
@@ -56411,7 +56414,7 @@ async function pending(argv) {
 }
 
 // gateway/cli/report.ts
-import fs22 from "node:fs";
+import fs23 from "node:fs";
 var help5 = `Usage: gateway-action report LOG -o FILE.html [--jwks FILE | --issuer URL]
                              [--repository OWNER/NAME] [--workflow REF] [--sha SHA]
 
@@ -56458,7 +56461,7 @@ async function main5(argv) {
   }
   const v = await verifyLog(file, opts);
   try {
-    fs22.writeFileSync(out, renderReport(v, timeline2, RENDERERS, { logSha256: sha2563 }), { mode: 420 });
+    fs23.writeFileSync(out, renderReport(v, timeline2, RENDERERS, { logSha256: sha2563 }), { mode: 420 });
   } catch (e) {
     process.stderr.write(`gateway-action: report: cannot write ${terminalText(out)} (${terminalText(e.code ?? e.message)})
 `);

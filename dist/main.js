@@ -50571,7 +50571,7 @@ function usesCondition(policy, key) {
 }
 function decide(policy, command, claims) {
   const units = command.units;
-  const silent = units === null || units.length === 0 && !command.runsNothing || units.some((u) => u === null || typeof u !== "object" || Object.keys(u).length === 0);
+  const silent = units === null || units.length === 0 && !command.runsNothing || units.some(saysNothing);
   if (silent) {
     const why = command.unclassifiedReason ?? (units === null ? "unknown reason" : "the adapter produced no facts");
     return {
@@ -50602,6 +50602,11 @@ function decideUnit(policy, command, facts, claims) {
 }
 function defaultReason(r) {
   return r.action === "deny" ? `denied by rule ${r.name}` : r.action === "approve" ? `rule ${r.name} requires approval` : `allowed by rule ${r.name}`;
+}
+function saysNothing(u) {
+  if (u === null || typeof u !== "object") return true;
+  for (const _ in u) return false;
+  return true;
 }
 function conditionsMatch(rule, kind, facts) {
   if (rule.conditions === null) return true;

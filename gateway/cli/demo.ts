@@ -130,7 +130,7 @@ export async function main(argv: string[]): Promise<number> {
     say(indent(policyText.trimEnd()));
 
     gw = await Gateway.start({ policy: parsePolicy(policyText, policyFile), logDir, identity: runIdentity({}), claims: {}, env: { APP_DB_PASSWORD: password }, runnerEnv: {} });
-    const conn = gw.connectionEnv();
+    const conn = gw.exportConnection(work).env;
     const env: NodeJS.ProcessEnv = { ...process.env, ...conn, PSQLRC: '/dev/null', PGAPPNAME: 'psql' };
     say(`\nThe gateway listens on 127.0.0.1:${conn.PGPORT}. The pipeline gets PGHOST, PGPORT, PGUSER and a password that`);
     say('is valid for this run only; the database password never leaves the gateway.');

@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
-import { constants as osConstants } from 'node:os';
+import os, { constants as osConstants } from 'node:os';
+import fs from 'node:fs';
+import path from 'node:path';
 import { parseArgs, requireOption, UsageError } from './args.ts';
-import { loadPolicy, nodeFlags, RENDERERS } from '../adapters.ts';
+import { loadPolicy, nodeFlags } from '../adapters.ts';
 import { Gateway } from '../daemon/gateway.ts';
 import { localClaims } from '../identity/local.ts';
 import { runIdentity } from '../identity/github-oidc.ts';
@@ -33,9 +35,12 @@ export async function main(argv: string[]): Promise<number> {
   if (missing.length > 0) {
     return relaunch([...missing, ...process.execArgv, process.argv[1]!, 'run', ...argv]);
   }
-  const gw = await Gateway.start({ policy, logDir: args.values['log-dir'] ?? 'gateway-logs', identity: runIdentity(), claims: localClaims(), renderers: RENDERERS });
+  const gw = await Gateway.start({ policy, logDir: args.values['log-dir'] ?? 'gateway-logs', identity: runIdentity(), claims: localClaims() });
 
-  const env: NodeJS.ProcessEnv = { ...process.env, ...gw.connectionEnv() };
+  // A private directory for the files adapters export (a kubeconfig, an SSH config): the
+  // variables name them, so they must exist for as long as the command runs.
+  const connectionDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gateway-run-'));
+  const env: NodeJS.ProcessEnv = { ...process.env, ...gw.exportConnection(connectionDir).env };
   for (const name of gw.secretEnvNames(policy)) delete env[name];
   const [cmd, ...cmdArgs] = args.rest;
   const child = spawn(cmd!, cmdArgs, { stdio: 'inherit', env });
@@ -55,6 +60,7 @@ export async function main(argv: string[]): Promise<number> {
   process.off('SIGINT', ignore);
   process.off('SIGTERM', forward);
   const { log, sealError } = await gw.stop('command exited');
+  fs.rmSync(connectionDir, { recursive: true, force: true });
   process.stderr.write(`gateway-action: session log: ${log}\n`);
   if (sealError) {
     // The evidence is incomplete: never let that pass as success.

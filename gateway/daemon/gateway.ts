@@ -150,13 +150,6 @@ export class Gateway {
     return out;
   }
 
-  /** KEY=VALUE pairs later steps use to reach the targets through the gateway (no files). */
-  connectionEnv(): Record<string, string> {
-    const env: Record<string, string> = {};
-    for (const l of this.listeners) Object.assign(env, l.connection('').env);
-    return env;
-  }
-
   /** Variables that must not reach the commands run through the gateway (upstream secrets). */
   secretEnvNames(policy: Policy): string[] {
     return [...policy.targets.flatMap((t) => t.secretEnv), GITHUB_TOKEN_SECRET];

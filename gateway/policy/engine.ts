@@ -85,7 +85,7 @@ export function decide(policy: PolicyRules, command: CommandFacts, claims: Claim
   const units = command.units;
   // Fail closed by construction: no facts, or a unit that says nothing, is never decided by
   // rules or the default, whatever the adapter forgot.
-  const silent = units === null || (units.length === 0 && !command.runsNothing) || units.some((u) => u === null || typeof u !== 'object' || Object.keys(u).length === 0);
+  const silent = units === null || (units.length === 0 && !command.runsNothing) || units.some(saysNothing);
   if (silent) {
     const why = command.unclassifiedReason ?? (units === null ? 'unknown reason' : 'the adapter produced no facts');
     return {
@@ -119,6 +119,13 @@ function decideUnit(policy: PolicyRules, command: CommandFacts, facts: Facts, cl
 
 function defaultReason(r: Rule): string {
   return r.action === 'deny' ? `denied by rule ${r.name}` : r.action === 'approve' ? `rule ${r.name} requires approval` : `allowed by rule ${r.name}`;
+}
+
+/** A unit with no facts at all (checked per command: no key array is built). */
+function saysNothing(u: Facts): boolean {
+  if (u === null || typeof u !== 'object') return true;
+  for (const _ in u) return false;
+  return true;
 }
 
 function conditionsMatch(rule: Rule, kind: string, facts: Facts): boolean {
