@@ -9293,9 +9293,9 @@ var require_stringifyNumber = __commonJS({
     function stringifyNumber({ format, minFractionDigits, tag: tag2, value }) {
       if (typeof value === "bigint")
         return String(value);
-      const num3 = typeof value === "number" ? value : Number(value);
-      if (!isFinite(num3))
-        return isNaN(num3) ? ".nan" : num3 < 0 ? "-.inf" : ".inf";
+      const num4 = typeof value === "number" ? value : Number(value);
+      if (!isFinite(num4))
+        return isNaN(num4) ? ".nan" : num4 < 0 ? "-.inf" : ".inf";
       let n = Object.is(value, -0) ? "-0" : JSON.stringify(value);
       if (!format && minFractionDigits && (!tag2 || tag2 === "tag:yaml.org,2002:float") && /^-?\d/.test(n) && !n.includes("e")) {
         let i = n.indexOf(".");
@@ -9335,8 +9335,8 @@ var require_float = __commonJS({
       test: /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/,
       resolve: (str3) => parseFloat(str3),
       stringify(node) {
-        const num3 = Number(node.value);
-        return isFinite(num3) ? num3.toExponential() : stringifyNumber.stringifyNumber(node);
+        const num4 = Number(node.value);
+        return isFinite(num4) ? num4.toExponential() : stringifyNumber.stringifyNumber(node);
       }
     };
     var float = {
@@ -9775,8 +9775,8 @@ var require_float2 = __commonJS({
       test: /^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$/,
       resolve: (str3) => parseFloat(str3.replace(/_/g, "")),
       stringify(node) {
-        const num3 = Number(node.value);
-        return isFinite(num3) ? num3.toExponential() : stringifyNumber.stringifyNumber(node);
+        const num4 = Number(node.value);
+        return isFinite(num4) ? num4.toExponential() : stringifyNumber.stringifyNumber(node);
       }
     };
     var float = {
@@ -9978,23 +9978,23 @@ var require_timestamp = __commonJS({
     function parseSexagesimal(str3, asBigInt) {
       const sign2 = str3[0];
       const parts = sign2 === "-" || sign2 === "+" ? str3.substring(1) : str3;
-      const num3 = (n) => asBigInt ? BigInt(n) : Number(n);
-      const res = parts.replace(/_/g, "").split(":").reduce((res2, p) => res2 * num3(60) + num3(p), num3(0));
-      return sign2 === "-" ? num3(-1) * res : res;
+      const num4 = (n) => asBigInt ? BigInt(n) : Number(n);
+      const res = parts.replace(/_/g, "").split(":").reduce((res2, p) => res2 * num4(60) + num4(p), num4(0));
+      return sign2 === "-" ? num4(-1) * res : res;
     }
     function stringifySexagesimal(node) {
       let { value } = node;
-      let num3 = (n) => n;
+      let num4 = (n) => n;
       if (typeof value === "bigint")
-        num3 = (n) => BigInt(n);
+        num4 = (n) => BigInt(n);
       else if (isNaN(value) || !isFinite(value))
         return stringifyNumber.stringifyNumber(node);
       let sign2 = "";
       if (value < 0) {
         sign2 = "-";
-        value *= num3(-1);
+        value *= num4(-1);
       }
-      const _60 = num3(60);
+      const _60 = num4(60);
       const parts = [value % _60];
       if (value < 60) {
         parts.unshift(0);
@@ -15538,9 +15538,9 @@ var require_semver = __commonJS({
         } else {
           this.prerelease = m[4].split(".").map((id) => {
             if (/^[0-9]+$/.test(id)) {
-              const num3 = +id;
-              if (num3 >= 0 && num3 < MAX_SAFE_INTEGER) {
-                return num3;
+              const num4 = +id;
+              if (num4 >= 0 && num4 < MAX_SAFE_INTEGER) {
+                return num4;
               }
             }
             return id;
@@ -20617,18 +20617,18 @@ var require_buffer_writer = __commonJS({
           oldBuffer.copy(this.buffer, 0, 0, this.offset);
         }
       }
-      addInt32(num3) {
+      addInt32(num4) {
         this.ensure(4);
-        this.buffer[this.offset++] = num3 >>> 24 & 255;
-        this.buffer[this.offset++] = num3 >>> 16 & 255;
-        this.buffer[this.offset++] = num3 >>> 8 & 255;
-        this.buffer[this.offset++] = num3 >>> 0 & 255;
+        this.buffer[this.offset++] = num4 >>> 24 & 255;
+        this.buffer[this.offset++] = num4 >>> 16 & 255;
+        this.buffer[this.offset++] = num4 >>> 8 & 255;
+        this.buffer[this.offset++] = num4 >>> 0 & 255;
         return this;
       }
-      addInt16(num3) {
+      addInt16(num4) {
         this.ensure(2);
-        this.buffer[this.offset++] = num3 >>> 8 & 255;
-        this.buffer[this.offset++] = num3 >>> 0 & 255;
+        this.buffer[this.offset++] = num4 >>> 8 & 255;
+        this.buffer[this.offset++] = num4 >>> 0 & 255;
         return this;
       }
       addCString(string) {
@@ -23651,8 +23651,8 @@ var require_libpg_query = __commonJS({
         function _fd_read(fd, iov, iovcnt, pnum) {
           try {
             var stream = SYSCALLS.getStreamFromFD(fd);
-            var num3 = doReadv(stream, iov, iovcnt);
-            HEAPU32[pnum >> 2] = num3;
+            var num4 = doReadv(stream, iov, iovcnt);
+            HEAPU32[pnum >> 2] = num4;
             return 0;
           } catch (e) {
             if (typeof FS == "undefined" || !(e.name === "ErrnoError")) throw e;
@@ -23661,7 +23661,7 @@ var require_libpg_query = __commonJS({
         }
         var INT53_MAX = 9007199254740992;
         var INT53_MIN = -9007199254740992;
-        var bigintToI53Checked = (num3) => num3 < INT53_MIN || num3 > INT53_MAX ? NaN : Number(num3);
+        var bigintToI53Checked = (num4) => num4 < INT53_MIN || num4 > INT53_MAX ? NaN : Number(num4);
         function _fd_seek(fd, offset, whence, newOffset) {
           offset = bigintToI53Checked(offset);
           try {
@@ -23697,8 +23697,8 @@ var require_libpg_query = __commonJS({
         function _fd_write(fd, iov, iovcnt, pnum) {
           try {
             var stream = SYSCALLS.getStreamFromFD(fd);
-            var num3 = doWritev(stream, iov, iovcnt);
-            HEAPU32[pnum >> 2] = num3;
+            var num4 = doWritev(stream, iov, iovcnt);
+            HEAPU32[pnum >> 2] = num4;
             return 0;
           } catch (e) {
             if (typeof FS == "undefined" || !(e.name === "ErrnoError")) throw e;
@@ -43939,7 +43939,13 @@ function canonicalJson(value) {
   }
 }
 function canonicalObject(obj2) {
-  const keys = Object.keys(obj2).sort();
+  const keys = Object.keys(obj2);
+  for (let i = 1; i < keys.length; i++) {
+    if (keys[i - 1] > keys[i]) {
+      keys.sort();
+      break;
+    }
+  }
   let out = "{";
   let first = true;
   for (let i = 0; i < keys.length; i++) {
@@ -44039,14 +44045,30 @@ var SessionLogWriter = class _SessionLogWriter {
     return this.appendAt(type, fields, this.now());
   }
   appendAt(type, fields, time) {
-    if (this.failure) throw this.failure;
-    if (this.closed) throw new LogUnavailableError(new Error("the log is sealed"));
-    const seq = this.seq;
+    this.check();
     fields.type = type;
-    fields.seq = seq;
+    fields.seq = this.seq;
     fields.prev = this.prev;
     fields.time = time;
-    const body = canonicalJson(fields);
+    return this.queue(canonicalJson(fields), type);
+  }
+  /**
+   * Queues a record serialized by its caller: the hot records (a command and its result) are
+   * written from templates whose members are already in canonical order, with no intermediate
+   * object and no sort. `build` gets the members the writer owns and must return exactly the
+   * canonical JSON (RFC 8785) of the whole record without `hash`, `"type"` included; the tests
+   * compare each template with canonicalJson of the same record.
+   */
+  appendBuilt(type, build) {
+    this.check();
+    return this.queue(build(this.seq, this.prev, this.now()), type);
+  }
+  check() {
+    if (this.failure) throw this.failure;
+    if (this.closed) throw new LogUnavailableError(new Error("the log is sealed"));
+  }
+  queue(body, type) {
+    const seq = this.seq;
     const hash = sha2562("sha256", body, "hex");
     this.pending.push(body.slice(0, -1) + ',"hash":"' + hash + '"}\n');
     this.seq = seq + 1;
@@ -44055,6 +44077,30 @@ var SessionLogWriter = class _SessionLogWriter {
     if (this.signing && type !== "checkpoint" && ++this.unsigned === this.signing.schedule.everyRecords && !this.sealing) this.checkpoint(false);
     return { seq, hash };
   }
+  /**
+   * Calls `then` once every record queued so far is written (with null), or the log failed (with
+   * the failure). Writes are batched per event-loop turn: the records of every session that
+   * queued one in this turn go to the file in one write(2) (setImmediate runs after the turn's
+   * reads), and only then does each session forward what waited for its record. This is the
+   * "recorded before forwarded" rule with one system call per turn instead of one per command.
+   */
+  whenWritten(then) {
+    if (this.failure) return then(this.failure);
+    this.waiting.push(then);
+    if (!this.turnFlushScheduled) {
+      this.turnFlushScheduled = true;
+      setImmediate(this.turnFlush);
+    }
+  }
+  waiting = [];
+  turnFlushScheduled = false;
+  turnFlush = () => {
+    this.turnFlushScheduled = false;
+    const failure = this.flushSync();
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const then of waiting) then(failure);
+  };
   /** Signs what has been written so far now (the gateway does so right after run-start). */
   signNow() {
     if (this.signing && this.unsigned > 0 && !this.failure && !this.closed) this.checkpoint(false);
@@ -44084,9 +44130,10 @@ var SessionLogWriter = class _SessionLogWriter {
     return this.lastIso;
   }
   /**
-   * Writes every pending record now and returns the failure that stops the log, if any. The
-   * adapters call this before forwarding a command: one write(2) covers the command and every
-   * record queued since the last flush.
+   * Writes every pending record now and returns the failure that stops the log, if any. Rare
+   * records that must be durable at once (a held command's request, a cancel) call this before
+   * acting; the hot path waits with whenWritten instead. One write(2) covers every record queued
+   * since the last flush.
    */
   flushSync() {
     if (this.pending.length > 0 && !this.failure) {
@@ -44235,6 +44282,48 @@ var TerminalRecording = class {
   }
 };
 
+// gateway/core/record-templates.ts
+function commandRecord(m, seq, prev, time) {
+  let out = '{"command":' + JSON.stringify(m.command);
+  if (m.decision !== void 0) out += ',"decision":' + canonicalJson(m.decision);
+  if (m.details !== void 0) out += ',"details":' + canonicalJson(m.details);
+  if (m.facts !== void 0) out += ',"facts":' + canonicalJson(m.facts);
+  out += ',"kind":' + JSON.stringify(m.kind) + ',"prev":"' + prev + '","seq":' + seq + ',"session":' + JSON.stringify(m.session) + ',"target":' + JSON.stringify(m.target) + ',"text":' + JSON.stringify(m.text);
+  if (m.textBytes !== void 0) out += ',"text_bytes":' + num(m.textBytes);
+  if (m.textSha256 !== void 0) out += ',"text_sha256":' + JSON.stringify(m.textSha256);
+  out += ',"time":"' + time + '","type":"command"';
+  if (m.unclassified !== void 0) out += ',"unclassified":' + JSON.stringify(m.unclassified);
+  return out + "}";
+}
+function resultRecord(m, seq, prev, time) {
+  const o = m.outcome;
+  let out = '{"command":' + JSON.stringify(m.command);
+  if (o.count !== void 0) out += ',"count":' + num(o.count);
+  if (o.details !== void 0) out += ',"details":' + canonicalJson(o.details);
+  out += ',"duration_us":' + num(m.durationUs);
+  if (o.error !== void 0) out += ',"error":' + canonicalJson(o.error);
+  if (m.input) out += ',"input":{"bytes":' + num(m.input.bytes) + ',"sha256":"' + m.input.sha256 + '"}';
+  if (m.masked) out += ',"masked":{"detectors":' + JSON.stringify(m.masked.detectors) + ',"values":' + num(m.masked.values) + "}";
+  out += ',"prev":"' + prev + '"';
+  if (o.reason !== void 0) out += ',"reason":' + JSON.stringify(o.reason);
+  if (m.response) out += ',"response":' + responseJson(m.response);
+  if (o.rule !== void 0) out += ',"rule":' + JSON.stringify(o.rule);
+  return out + ',"seq":' + seq + ',"session":' + JSON.stringify(m.session) + ',"status":' + JSON.stringify(o.status) + ',"time":"' + time + '","type":"result"}';
+}
+function responseJson(r) {
+  let out = '{"bytes":' + num(r.bytes);
+  if (r.columns) out += ',"columns":' + JSON.stringify(r.columns);
+  if (r.recording) out += ',"recording":' + canonicalJson(r.recording);
+  if (r.sample) out += ',"sample":' + canonicalJson(r.sample);
+  out += ',"sha256":"' + r.sha256 + '"';
+  if (r.text !== null) out += ',"text":' + JSON.stringify(r.text) + ',"text_bytes":' + num(r.textBytes);
+  return out + "}";
+}
+function num(n) {
+  if (!Number.isFinite(n)) throw new TypeError(`canonical JSON has no representation for ${n}`);
+  return JSON.stringify(n);
+}
+
 // gateway/core/recorder.ts
 var MAX_TEXT = 64 * 1024;
 var MAX_VALUE = 1024;
@@ -44285,16 +44374,28 @@ var SessionRecorder = class {
   event(type, fields) {
     this.recorder.writer.append(type, { session: this.id, ...fields });
   }
-  /** Appends the command record. The caller must writer.flushSync() before forwarding. */
+  /**
+   * Appends the command record. The caller forwards the command only once it is written
+   * (writer.whenWritten, or writer.flushSync for a rare command).
+   */
   beginCommand(fields) {
     const id = `${this.id}.${++this.commandCount}`;
-    const { text, ...rest2 } = fields;
-    const record = { session: this.id, command: id, target: this.target, ...rest2, text: textValue(text, MAX_TEXT) };
-    if (text.length > MAX_TEXT) {
-      record.text_bytes = Buffer.byteLength(text);
-      record.text_sha256 = createHash4("sha256").update(text).digest("hex");
-    }
-    this.recorder.writer.append("command", record);
+    const text = fields.text;
+    const long = text.length > MAX_TEXT;
+    const m = {
+      command: id,
+      decision: fields.decision,
+      details: fields.details,
+      facts: fields.facts,
+      kind: fields.kind,
+      session: this.id,
+      target: this.target,
+      text: long ? textValue(text, MAX_TEXT) : text,
+      textBytes: long ? Buffer.byteLength(text) : void 0,
+      textSha256: long ? createHash4("sha256").update(text).digest("hex") : void 0,
+      unclassified: fields.unclassified
+    };
+    this.recorder.writer.appendBuilt("command", (seq, prev, time) => commandRecord(m, seq, prev, time));
     this.totals.commands++;
     return new CommandRecorder(this, id, fields.kind, this.recorder.options.sampleRows);
   }
@@ -44404,27 +44505,39 @@ var CommandRecorder = class {
     const t = this.session.totals;
     if (outcome.status === "error") t.errors++;
     if (outcome.status === "skipped") t.skipped++;
-    const record = {
-      session: this.session.id,
-      command: this.id,
-      duration_us: Number((process.hrtime.bigint() - this.started) / 1000n),
-      ...outcome
-    };
     if (outcome.status === "denied") t.denied++;
     this.recording?.close();
-    if (outcome.status !== "skipped") {
-      record.response = {
+    const m = {
+      command: this.id,
+      durationUs: Number((process.hrtime.bigint() - this.started) / 1000n),
+      outcome,
+      response: outcome.status === "skipped" ? null : {
         bytes: this.bytes,
         sha256: this.hash ? this.hash.digest("hex") : oneShotHash("sha256", this.pieces.length === 1 ? this.pieces[0] : Buffer.concat(this.pieces, this.piecesLength), "hex"),
-        ...this.columns ? { columns: this.columns } : {},
+        columns: this.columns,
         // A sample is rows (with columns), text, or the command's terminal recording.
-        ...this.textSample !== null ? { text: this.textSample, text_bytes: this.textSampleBytes } : this.recording ? { recording: this.recording.summary() } : { sample: this.sample }
-      };
-    }
-    if (this.masked) record.masked = this.masked;
-    if (this.inputHash) record.input = { bytes: this.inputBytes, sha256: this.inputHash.digest("hex") };
+        sample: this.textSample !== null || this.recording ? null : this.sample,
+        text: this.textSample,
+        textBytes: this.textSampleBytes,
+        recording: this.textSample === null && this.recording ? this.recording.summary() : null
+      },
+      masked: this.masked,
+      input: this.inputHash ? { bytes: this.inputBytes, sha256: this.inputHash.digest("hex") } : null,
+      session: this.session.id
+    };
+    this.pieces = [];
     if (this.session.writer.failed) return;
-    this.session.writer.append("result", record);
+    this.session.writer.appendBuilt("result", (seq, prev, time) => resultRecord(m, seq, prev, time));
+  }
+  /**
+   * The read buffer the response pieces point into is about to be reused (stream layers that read
+   * into one buffer call this at the end of each read): pieces still unhashed are hashed now.
+   */
+  settlePieces() {
+    if (this.finished || this.pieces.length === 0) return;
+    this.hash = createHash4("sha256");
+    for (const p of this.pieces) this.hash.update(p);
+    this.pieces = [];
   }
 };
 
@@ -47567,7 +47680,7 @@ var PostgresSession = class {
     return this.rec.id;
   }
   isIdle() {
-    return this.backend.idle && this.clientFramer.idle && !this.held;
+    return this.backend.idle && this.clientFramer.idle && !this.held && !this.awaitingLog;
   }
   guard(fn, peer) {
     if (this.ended) return;
@@ -47677,14 +47790,29 @@ var PostgresSession = class {
   toClient(bufs) {
     if (!writeAll(this.client, bufs)) this.upstream.pause();
   }
-  /** Forwards the messages; when they hold a new command, only once its record is written. */
+  /**
+   * Forwards the messages; when they hold a new command, only once its record is written. The
+   * log is written once per event-loop turn for every session (writer.whenWritten); until then
+   * this session's messages wait here, and anything after them waits behind them, in order.
+   */
   send(bufs, recorded) {
-    if (recorded) {
-      const failure = this.rec.writer.flushSync();
-      if (failure) return this.refuseUnlogged(failure);
+    if (this.awaitingLog) {
+      for (const b of bufs) this.awaitingLog.push(b);
+      return;
     }
-    this.writeUpstream(bufs);
+    if (!recorded) return this.writeUpstream(bufs);
+    this.awaitingLog = bufs;
+    this.rec.writer.whenWritten(this.logWritten);
   }
+  /** Client messages waiting for the log write that records their command (see send). */
+  awaitingLog = null;
+  logWritten = (failure) => {
+    const bufs = this.awaitingLog;
+    this.awaitingLog = null;
+    if (this.ended || !bufs) return;
+    if (failure) return this.refuseUnlogged(failure);
+    this.guard(() => this.writeUpstream(bufs), "client");
+  };
   writeUpstream(bufs) {
     writeAll(this.upstream, bufs);
     this.readClientIfAllowed();
@@ -49450,7 +49578,7 @@ var V2_COMMAND_DETAILS = ["protocol", "params", "portal", "max_rows", "phase", "
 var V2_RESULT_DETAILS = ["tags", "transaction", "suspended"];
 var str = (v) => typeof v === "string" ? v : v === void 0 || v === null ? "" : String(v);
 var obj = (v) => v !== null && typeof v === "object" && !Array.isArray(v) ? v : {};
-var num = (v) => typeof v === "number" ? v : null;
+var num2 = (v) => typeof v === "number" ? v : null;
 function rest(r, known, moved = []) {
   const out = {};
   for (const [k, v] of Object.entries(r)) if (!known.has(k) && !moved.includes(k)) out[k] = v;
@@ -49483,7 +49611,7 @@ function resultShape(r, format) {
   const e = err !== void 0 && err !== null ? obj(err) : null;
   return {
     status: str(r.status),
-    count: num(v2 ? r.rows : r.count),
+    count: num2(v2 ? r.rows : r.count),
     error: e ? { code: str(e.code), message: str(e.message ?? err) } : null,
     details,
     sample: sampleOf(obj(r.response)),
@@ -49491,14 +49619,14 @@ function resultShape(r, format) {
   };
 }
 function sampleOf(resp) {
-  if (typeof resp.text === "string") return { kind: "text", text: resp.text, bytes: num(resp.text_bytes) };
+  if (typeof resp.text === "string") return { kind: "text", text: resp.text, bytes: num2(resp.text_bytes) };
   const columns = Array.isArray(resp.columns) ? resp.columns.map(str) : null;
   const rows = Array.isArray(resp.sample) ? resp.sample.map((row) => Array.isArray(row) ? row : [row]) : [];
   return columns || rows.length ? { kind: "rows", columns, rows } : null;
 }
 var MAX_TERMINAL_CHARS = 64 * 1024;
 function addTerminal(sample2, r) {
-  const rec = sample2?.kind === "terminal" ? sample2 : { kind: "terminal", width: num(r.width) ?? 80, height: num(r.height) ?? 24, events: [], chars: 0, truncated: false };
+  const rec = sample2?.kind === "terminal" ? sample2 : { kind: "terminal", width: num2(r.width) ?? 80, height: num2(r.height) ?? 24, events: [], chars: 0, truncated: false };
   for (const e of Array.isArray(r.events) ? r.events : []) {
     if (!Array.isArray(e)) continue;
     const data = str(e[2]);
@@ -49507,7 +49635,7 @@ function addTerminal(sample2, r) {
       break;
     }
     rec.chars += data.length;
-    rec.events.push([num(e[0]) ?? 0, str(e[1]), data]);
+    rec.events.push([num2(e[0]) ?? 0, str(e[1]), data]);
   }
   return rec;
 }
@@ -49534,7 +49662,7 @@ async function readTimeline(file, maxCommands = TIMELINE_MAX_COMMANDS) {
   return b.t;
 }
 var str2 = (v) => typeof v === "string" ? v : v === void 0 || v === null ? "" : String(v);
-var num2 = (v) => typeof v === "number" ? v : null;
+var num3 = (v) => typeof v === "number" ? v : null;
 var KNOWN_TYPES = /* @__PURE__ */ new Set([
   "run-start",
   "run-end",
@@ -49577,13 +49705,13 @@ var TimelineBuilder = class {
   add(r) {
     this.tally.add(r);
     const { t, sessions, commands, approvals } = this;
-    const event = (x, kind, message2) => ({ seq: num2(x.seq) ?? -1, time: str2(x.time), kind, message: message2 });
+    const event = (x, kind, message2) => ({ seq: num3(x.seq) ?? -1, time: str2(x.time), kind, message: message2 });
     switch (r.type) {
       case "run-start":
         t.run = str2(r.run);
         t.format = str2(r.format) || null;
         t.startedAt = str2(r.time);
-        t.targets = Array.isArray(r.targets) ? r.targets.map((x) => ({ name: str2(x?.name), kind: str2(x?.kind), host: str2(x?.host), port: num2(x?.port) ?? 0, database: str2(x?.database) })) : [];
+        t.targets = Array.isArray(r.targets) ? r.targets.map((x) => ({ name: str2(x?.name), kind: str2(x?.kind), host: str2(x?.host), port: num3(x?.port) ?? 0, database: str2(x?.database) })) : [];
         break;
       case "run-end":
         t.endedAt = str2(r.time);
@@ -49632,7 +49760,7 @@ var TimelineBuilder = class {
           id: str2(r.command),
           session: str2(r.session),
           target: str2(r.target),
-          seq: num2(r.seq) ?? -1,
+          seq: num3(r.seq) ?? -1,
           time: str2(r.time),
           kind: shape.kind,
           text: shape.text,
@@ -49670,7 +49798,7 @@ var TimelineBuilder = class {
       }
       case "approval": {
         const a = approvals.get(str2(r.id));
-        if (a) Object.assign(a, { outcome: r.outcome === "approved" ? "approved" : "denied", by: str2(r.by) || null, via: str2(r.via) || null, at: str2(r.at) || null, waitedMs: num2(r.waited_ms), reason: str2(r.reason) || null });
+        if (a) Object.assign(a, { outcome: r.outcome === "approved" ? "approved" : "denied", by: str2(r.by) || null, via: str2(r.via) || null, at: str2(r.at) || null, waitedMs: num3(r.waited_ms), reason: str2(r.reason) || null });
         break;
       }
       case "result": {
@@ -49680,12 +49808,12 @@ var TimelineBuilder = class {
         Object.assign(c, {
           status: shape.status,
           count: shape.count,
-          durationUs: num2(r.duration_us),
+          durationUs: num3(r.duration_us),
           error: shape.error,
           resultDetails: shape.details,
           // A recording's events came in its terminal records, before the result.
           sample: c.sample?.kind === "terminal" ? c.sample : shape.sample,
-          masked: r.masked ? { values: num2(r.masked.values) ?? 0, detectors: r.masked.detectors ?? [] } : null,
+          masked: r.masked ? { values: num3(r.masked.values) ?? 0, detectors: r.masked.detectors ?? [] } : null,
           extra: { command: c.extra.command, result: shape.extra }
         });
         break;

@@ -52223,7 +52223,7 @@ var PostgresSession = class {
     return this.rec.id;
   }
   isIdle() {
-    return this.backend.idle && this.clientFramer.idle && !this.held;
+    return this.backend.idle && this.clientFramer.idle && !this.held && !this.awaitingLog;
   }
   guard(fn, peer) {
     if (this.ended) return;
@@ -52333,14 +52333,29 @@ var PostgresSession = class {
   toClient(bufs) {
     if (!writeAll(this.client, bufs)) this.upstream.pause();
   }
-  /** Forwards the messages; when they hold a new command, only once its record is written. */
+  /**
+   * Forwards the messages; when they hold a new command, only once its record is written. The
+   * log is written once per event-loop turn for every session (writer.whenWritten); until then
+   * this session's messages wait here, and anything after them waits behind them, in order.
+   */
   send(bufs, recorded) {
-    if (recorded) {
-      const failure = this.rec.writer.flushSync();
-      if (failure) return this.refuseUnlogged(failure);
+    if (this.awaitingLog) {
+      for (const b of bufs) this.awaitingLog.push(b);
+      return;
     }
-    this.writeUpstream(bufs);
+    if (!recorded) return this.writeUpstream(bufs);
+    this.awaitingLog = bufs;
+    this.rec.writer.whenWritten(this.logWritten);
   }
+  /** Client messages waiting for the log write that records their command (see send). */
+  awaitingLog = null;
+  logWritten = (failure) => {
+    const bufs = this.awaitingLog;
+    this.awaitingLog = null;
+    if (this.ended || !bufs) return;
+    if (failure) return this.refuseUnlogged(failure);
+    this.guard(() => this.writeUpstream(bufs), "client");
+  };
   writeUpstream(bufs) {
     writeAll(this.upstream, bufs);
     this.readClientIfAllowed();

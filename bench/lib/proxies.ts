@@ -105,13 +105,13 @@ async function waitForListener(port: number, exited: () => boolean, what: () => 
 }
 
 /** A gateway daemon started with the shipped CLI (`dist/cli.js start`) and the given policy. */
-export function startGateway(name: string, root: string, dir: string, policyText: string, secrets: PgEnv): Proxy {
+export function startGateway(name: string, root: string, dir: string, policyText: string, secrets: PgEnv, nodeArgs: string[] = []): Proxy {
   fs.mkdirSync(dir, { recursive: true });
   const policy = path.join(dir, 'gateway.yml');
   fs.writeFileSync(policy, policyText);
   const stateDir = path.join(dir, 'state');
   const cli = path.join(root, 'dist/cli.js');
-  const started = spawnSync(process.execPath, [cli, 'start', '--policy', policy, '--state-dir', stateDir, '--log-dir', path.join(dir, 'logs')], {
+  const started = spawnSync(process.execPath, [...nodeArgs, cli, 'start', '--policy', policy, '--state-dir', stateDir, '--log-dir', path.join(dir, 'logs')], {
     env: { ...process.env, ...secrets, GITHUB_REF: 'refs/heads/main' }, encoding: 'utf8',
   });
   if (started.status !== 0) throw new Error(`gateway start (${name}) failed: ${started.stderr}`);

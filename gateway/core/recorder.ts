@@ -3,6 +3,7 @@
 import { createHash, hash as oneShotHash, type Hash } from 'node:crypto';
 import type { SessionLogWriter } from '../evidence/log-writer.ts';
 import { TerminalRecording, type RecordingOptions } from './terminal-recording.ts';
+import { commandRecord, resultRecord, type CommandMembers, type ResultMembers } from './record-templates.ts';
 
 /** Longest command text kept in full; longer texts keep a prefix plus their length and digest. */
 export const MAX_TEXT = 64 * 1024;
@@ -91,16 +92,28 @@ export class SessionRecorder {
     this.recorder.writer.append(type, { session: this.id, ...fields });
   }
 
-  /** Appends the command record. The caller must writer.flushSync() before forwarding. */
+  /**
+   * Appends the command record. The caller forwards the command only once it is written
+   * (writer.whenWritten, or writer.flushSync for a rare command).
+   */
   beginCommand(fields: CommandFields): CommandRecorder {
     const id = `${this.id}.${++this.commandCount}`;
-    const { text, ...rest } = fields;
-    const record: Record<string, unknown> = { session: this.id, command: id, target: this.target, ...rest, text: textValue(text, MAX_TEXT) };
-    if (text.length > MAX_TEXT) {
-      record.text_bytes = Buffer.byteLength(text);
-      record.text_sha256 = createHash('sha256').update(text).digest('hex');
-    }
-    this.recorder.writer.append('command', record);
+    const text = fields.text;
+    const long = text.length > MAX_TEXT;
+    const m: CommandMembers = {
+      command: id,
+      decision: fields.decision,
+      details: fields.details,
+      facts: fields.facts,
+      kind: fields.kind,
+      session: this.id,
+      target: this.target,
+      text: long ? textValue(text, MAX_TEXT) : text,
+      textBytes: long ? Buffer.byteLength(text) : undefined,
+      textSha256: long ? createHash('sha256').update(text).digest('hex') : undefined,
+      unclassified: fields.unclassified,
+    };
+    this.recorder.writer.appendBuilt('command', (seq, prev, time) => commandRecord(m, seq, prev, time));
     this.totals.commands++;
     return new CommandRecorder(this, id, fields.kind, this.recorder.options.sampleRows);
   }
@@ -240,27 +253,40 @@ export class CommandRecorder {
     const t = this.session.totals;
     if (outcome.status === 'error') t.errors++;
     if (outcome.status === 'skipped') t.skipped++;
-    const record: Record<string, unknown> = {
-      session: this.session.id,
-      command: this.id,
-      duration_us: Number((process.hrtime.bigint() - this.started) / 1000n),
-      ...outcome,
-    };
     if (outcome.status === 'denied') t.denied++;
     // The recording's last events are written before the result that ends it.
     this.recording?.close();
-    if (outcome.status !== 'skipped') {
-      record.response = {
+    const m: ResultMembers = {
+      command: this.id,
+      durationUs: Number((process.hrtime.bigint() - this.started) / 1000n),
+      outcome,
+      response: outcome.status === 'skipped' ? null : {
         bytes: this.bytes,
         sha256: this.hash ? this.hash.digest('hex') : oneShotHash('sha256', this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces, this.piecesLength), 'hex'),
-        ...(this.columns ? { columns: this.columns } : {}),
+        columns: this.columns,
         // A sample is rows (with columns), text, or the command's terminal recording.
-        ...(this.textSample !== null ? { text: this.textSample, text_bytes: this.textSampleBytes } : this.recording ? { recording: this.recording.summary() } : { sample: this.sample }),
-      };
-    }
-    if (this.masked) record.masked = this.masked;
-    if (this.inputHash) record.input = { bytes: this.inputBytes, sha256: this.inputHash.digest('hex') };
+        sample: this.textSample !== null || this.recording ? null : this.sample,
+        text: this.textSample,
+        textBytes: this.textSampleBytes,
+        recording: this.textSample === null && this.recording ? this.recording.summary() : null,
+      },
+      masked: this.masked,
+      input: this.inputHash ? { bytes: this.inputBytes, sha256: this.inputHash.digest('hex') } : null,
+      session: this.session.id,
+    };
+    this.pieces = [];
     if (this.session.writer.failed) return;
-    this.session.writer.append('result', record);
+    this.session.writer.appendBuilt('result', (seq, prev, time) => resultRecord(m, seq, prev, time));
+  }
+
+  /**
+   * The read buffer the response pieces point into is about to be reused (stream layers that read
+   * into one buffer call this at the end of each read): pieces still unhashed are hashed now.
+   */
+  settlePieces(): void {
+    if (this.finished || this.pieces.length === 0) return;
+    this.hash = createHash('sha256');
+    for (const p of this.pieces) this.hash.update(p);
+    this.pieces = [];
   }
 }

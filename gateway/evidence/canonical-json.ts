@@ -32,7 +32,14 @@ export function canonicalJson(value: unknown): string {
 }
 
 function canonicalObject(obj: Record<string, unknown>): string {
-  const keys = Object.keys(obj).sort();
+  const keys = Object.keys(obj);
+  // Most objects are built with their members in order already: checking costs less than sorting.
+  for (let i = 1; i < keys.length; i++) {
+    if (keys[i - 1]! > keys[i]!) {
+      keys.sort();
+      break;
+    }
+  }
   let out = '{';
   let first = true;
   for (let i = 0; i < keys.length; i++) {

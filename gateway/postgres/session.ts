@@ -130,7 +130,7 @@ export class PostgresSession {
   }
 
   private isIdle(): boolean {
-    return this.backend.idle && this.clientFramer.idle && !this.held;
+    return this.backend.idle && this.clientFramer.idle && !this.held && !this.awaitingLog;
   }
 
   private guard(fn: () => void, peer: 'client' | 'upstream'): void {
@@ -260,14 +260,30 @@ export class PostgresSession {
     if (!writeAll(this.client, bufs)) this.upstream.pause();
   }
 
-  /** Forwards the messages; when they hold a new command, only once its record is written. */
+  /**
+   * Forwards the messages; when they hold a new command, only once its record is written. The
+   * log is written once per event-loop turn for every session (writer.whenWritten); until then
+   * this session's messages wait here, and anything after them waits behind them, in order.
+   */
   private send(bufs: Buffer[], recorded: boolean): void {
-    if (recorded) {
-      const failure = this.rec.writer.flushSync();
-      if (failure) return this.refuseUnlogged(failure);
+    if (this.awaitingLog) {
+      for (const b of bufs) this.awaitingLog.push(b);
+      return;
     }
-    this.writeUpstream(bufs);
+    if (!recorded) return this.writeUpstream(bufs);
+    this.awaitingLog = bufs;
+    this.rec.writer.whenWritten(this.logWritten);
   }
+
+  /** Client messages waiting for the log write that records their command (see send). */
+  private awaitingLog: Buffer[] | null = null;
+  private readonly logWritten = (failure: LogUnavailableError | null): void => {
+    const bufs = this.awaitingLog;
+    this.awaitingLog = null;
+    if (this.ended || !bufs) return;
+    if (failure) return this.refuseUnlogged(failure);
+    this.guard(() => this.writeUpstream(bufs), 'client');
+  };
 
   private writeUpstream(bufs: Buffer[]): void {
     writeAll(this.upstream, bufs);
