@@ -45837,7 +45837,7 @@ var cache2 = /* @__PURE__ */ new Map();
 var PLAIN = /^[A-Za-z0-9_ \t\r\n,.;()=<>+\-*/%'"[\]:!|&^~@#?$]*$/;
 var LITERAL = "\0";
 var UNSAFE = /--|\/\*|&|\buescape\b|\bexplain\b|\bexecute\b|\bprepare\b|\bdeallocate\b/i;
-function literalShape(text) {
+function literalShape(text, keepStrings = false) {
   if (text.length > MAX_TEXT2 || !PLAIN.test(text) || UNSAFE.test(text)) return null;
   let out = "";
   let i = 0;
@@ -45854,7 +45854,7 @@ function literalShape(text) {
           else break;
         } else j++;
       }
-      out += LITERAL;
+      out += keepStrings ? text.slice(i, j + 1) : LITERAL;
       i = j + 1;
     } else if (c === 34) {
       const end = text.indexOf('"', i + 1);
@@ -46936,12 +46936,13 @@ var MAX_CACHED_TEXT = 8192;
 var cache3 = /* @__PURE__ */ new Map();
 var OPAQUE2 = { opaque: true, identifiers: [], words: [], relations: [], rowUse: true, routines: [], executes: [], fetches: [], declares: [], cursorsOnly: false };
 function statementFacts(text) {
-  const hit = cache3.get(text);
+  const key = text.length <= MAX_CACHED_TEXT ? literalShape(text, true) ?? text : null;
+  const hit = key === null ? void 0 : cache3.get(key);
   if (hit) return hit;
   const facts = readFacts(text);
-  if (text.length <= MAX_CACHED_TEXT) {
+  if (key !== null) {
     if (cache3.size >= MAX_CACHED) cache3.clear();
-    cache3.set(text, facts);
+    cache3.set(key, facts);
   }
   return facts;
 }

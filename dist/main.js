@@ -50476,7 +50476,7 @@ var cache = /* @__PURE__ */ new Map();
 var PLAIN = /^[A-Za-z0-9_ \t\r\n,.;()=<>+\-*/%'"[\]:!|&^~@#?$]*$/;
 var LITERAL = "\0";
 var UNSAFE = /--|\/\*|&|\buescape\b|\bexplain\b|\bexecute\b|\bprepare\b|\bdeallocate\b/i;
-function literalShape(text) {
+function literalShape(text, keepStrings = false) {
   if (text.length > MAX_TEXT2 || !PLAIN.test(text) || UNSAFE.test(text)) return null;
   let out = "";
   let i = 0;
@@ -50493,7 +50493,7 @@ function literalShape(text) {
           else break;
         } else j++;
       }
-      out += LITERAL;
+      out += keepStrings ? text.slice(i, j + 1) : LITERAL;
       i = j + 1;
     } else if (c === 34) {
       const end = text.indexOf('"', i + 1);
@@ -51575,12 +51575,13 @@ var MAX_CACHED_TEXT = 8192;
 var cache2 = /* @__PURE__ */ new Map();
 var OPAQUE2 = { opaque: true, identifiers: [], words: [], relations: [], rowUse: true, routines: [], executes: [], fetches: [], declares: [], cursorsOnly: false };
 function statementFacts(text) {
-  const hit = cache2.get(text);
+  const key = text.length <= MAX_CACHED_TEXT ? literalShape(text, true) ?? text : null;
+  const hit = key === null ? void 0 : cache2.get(key);
   if (hit) return hit;
   const facts = readFacts(text);
-  if (text.length <= MAX_CACHED_TEXT) {
+  if (key !== null) {
     if (cache2.size >= MAX_CACHED) cache2.clear();
-    cache2.set(text, facts);
+    cache2.set(key, facts);
   }
   return facts;
 }

@@ -21,8 +21,12 @@ const PLAIN = /^[A-Za-z0-9_ \t\r\n,.;()=<>+\-*/%'"[\]:!|&^~@#?$]*$/;
 const LITERAL = '\u0000';
 const UNSAFE = /--|\/\*|&|\buescape\b|\bexplain\b|\bexecute\b|\bprepare\b|\bdeallocate\b/i;
 
-/** The text with literals replaced by LITERAL, or null when the text is not plain enough to say. */
-export function literalShape(text: string): string | null {
+/**
+ * The text with literals replaced by LITERAL, or null when the text is not plain enough to say.
+ * With keepStrings, only numbers are replaced: string literals stay as written (for facts that
+ * read the words of strings, computed-columns.ts).
+ */
+export function literalShape(text: string, keepStrings = false): string | null {
   if (text.length > MAX_TEXT || !PLAIN.test(text) || UNSAFE.test(text)) return null;
   let out = '';
   let i = 0;
@@ -40,7 +44,7 @@ export function literalShape(text: string): string | null {
           else break;
         } else j++;
       }
-      out += LITERAL;
+      out += keepStrings ? text.slice(i, j + 1) : LITERAL;
       i = j + 1;
     } else if (c === 34 /* " */) {
       const end = text.indexOf('"', i + 1);

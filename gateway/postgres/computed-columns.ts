@@ -23,6 +23,7 @@
 //   that statement's or that DECLARE's text.
 // Over-masking is the safe mistake: a computed column of such a statement is masked even when it
 // does not come from the masked column.
+import { literalShape } from './classification-cache.ts';
 import { loadedParser } from './pg-parser.ts';
 
 /** What a statement text reads, as far as column masking cares; independent of the catalog. */
@@ -102,14 +103,21 @@ const OPAQUE: StatementFacts = { opaque: true, identifiers: [], words: [], relat
 
 type Node = Record<string, unknown>;
 
-/** The facts of a Query or Parse text, parsed once per text (cached). */
+/**
+ * The facts of a Query or Parse text, parsed once per shape (cached). No fact depends on the
+ * value of a number (only identifiers, the words of strings and the statement's structure count),
+ * so texts that differ only in their numbers, as an application's repeated queries do, share one
+ * entry: the key is the text with its numbers replaced, from the same plain-text lexer as the
+ * classification cache (a text it cannot vouch for is keyed by itself).
+ */
 export function statementFacts(text: string): StatementFacts {
-  const hit = cache.get(text);
+  const key = text.length <= MAX_CACHED_TEXT ? (literalShape(text, true) ?? text) : null;
+  const hit = key === null ? undefined : cache.get(key);
   if (hit) return hit;
   const facts = readFacts(text);
-  if (text.length <= MAX_CACHED_TEXT) {
+  if (key !== null) {
     if (cache.size >= MAX_CACHED) cache.clear();
-    cache.set(text, facts);
+    cache.set(key, facts);
   }
   return facts;
 }
