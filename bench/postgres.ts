@@ -7,7 +7,8 @@
 // single policy features at 8 clients, a streamed COPY TO STDOUT with the gateway's peak RSS,
 // and (bench/verify.ts) how long verify takes on a 1M-record log.
 // Environment: BENCH_SECONDS (per pgbench run, default 5), BENCH_CLIENTS (default 1,8,32),
-// BENCH_MODES (default simple,prepared), BENCH_VARIANTS=0 skips the single-feature costs,
+// BENCH_MODES (default simple,prepared), BENCH_WARMUP (seconds per target and mode before the
+// table, default 5), BENCH_VARIANTS=0 skips the single-feature costs,
 // BENCH_COPY_GB (default 2; 0 skips the COPY).
 import fs from 'node:fs';
 import os from 'node:os';
@@ -46,6 +47,7 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const clientCounts = (process.env.BENCH_CLIENTS ?? '1,8,32').split(',').map(Number);
 const modes = (process.env.BENCH_MODES ?? 'simple,prepared').split(',');
 const copyGB = Number(process.env.BENCH_COPY_GB ?? 2);
+const warmup = Number(process.env.BENCH_WARMUP ?? 5);
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-bench-'));
 const cluster = await startCluster({ settings: { max_connections: '200', shared_buffers: '256MB' } });
 const password = 'bench-password';
@@ -72,7 +74,10 @@ try {
   const ruled = gateway('gateway, 10 rules + masking', TEN_RULES + MASKING);
   const targets: { name: string; env: Record<string, string>; pid: number }[] = [{ name: 'direct', env: direct, pid: 0 }, pipe, bouncer, plain, ruled];
 
-  console.log(`gateway-action benchmark: PostgreSQL on ${cluster.port}, ${os.cpus().length} cores, node ${process.version}, ${seconds}s per pgbench run, each target twice per row\n`);
+  // Warm-up: a long-running daemon has its hot paths compiled; the first seconds of a fresh one
+  // (V8 tiering up) are not what a job's queries see after its first few hundred.
+  for (const t of targets) for (const mode of modes) pgbench(cluster.binDir, t.env, mode, 8, warmup, t.pid);
+  console.log(`gateway-action benchmark: PostgreSQL on ${cluster.port}, ${os.cpus().length} cores, node ${process.version}, ${seconds}s per pgbench run, each target twice per row, after ${warmup}s of warm-up per target and mode\n`);
   console.log('pgbench -S                                         TPS  vs direct   CPU µs/txn');
   const summary: string[] = [];
   for (const mode of modes) {
@@ -104,6 +109,7 @@ try {
     console.log('\nfeature cost (8 clients)        gateway TPS  with it TPS   TPS ratio   CPU µs/txn   CPU ratio');
     for (const [name, extra] of [['10 rules', TEN_RULES], ['masking', MASKING], ['checkpoints off', CHECKPOINTS_OFF]] as const) {
       const variant = gateway(name, extra);
+      for (const mode of modes) pgbench(cluster.binDir, variant.env, mode, 8, warmup, variant.pid);
       for (const mode of modes) {
         const g = new RunTotals();
         const v = new RunTotals();

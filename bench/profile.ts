@@ -32,7 +32,7 @@ try {
   const target = `version: 1\ntargets:\n  app-db:\n    kind: postgres\n    host: 127.0.0.1\n    port: ${cluster.port}\n    database: app\n    user: deployer\n    auth: { password-env: APP_DB_PASSWORD }\n    tls: disable\n`;
   const nodeArgs = profiler === 'perf' ? ['--perf-basic-prof-only-functions', '--interpreted-frames-native-stack'] : ['--cpu-prof', `--cpu-prof-dir=${work}/prof`];
   const gw = startGateway(variant, root, path.join(work, 'gw'), target + extra, { APP_DB_PASSWORD: 'pw' }, nodeArgs);
-  pgbench(cluster.binDir, gw.env, mode, Number(clientsArg), 2, gw.pid); // warm-up
+  pgbench(cluster.binDir, gw.env, mode, Number(clientsArg), Number(process.env.PROFILE_WARMUP ?? 8), gw.pid); // warm-up: the JIT settles
   const rec = profiler === 'perf' ? spawn('perf', ['record', '-e', 'cpu-clock', '-F', '2000', '-g', '-p', String(gw.pid), '-o', path.join(work, 'perf.data')], { stdio: 'ignore' }) : null;
   const r = pgbench(cluster.binDir, gw.env, mode, Number(clientsArg), seconds, gw.pid);
   console.log(`${variant} ${mode} ${clientsArg} clients: ${r.tps.toFixed(0)} TPS, ${((r.cpu * 1e6) / r.transactions).toFixed(1)} CPU µs/txn`);
