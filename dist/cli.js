@@ -44970,29 +44970,8 @@ var BackendTracker = class {
     const held = this.heldParts;
     this.heldParts = null;
     this.heldResolved = false;
-    this.serverFramer.push(chunk, (m) => {
-      if (m.start >= 0) {
-        const owner = this.ownerOf(m.type);
-        if (owner !== this.attributed) {
-          this.attributed?.addResponse(chunk.subarray(this.rangeStart, m.start));
-          this.attributed = owner;
-          this.rangeStart = m.start;
-        }
-      }
-      let body = m.body;
-      if (this.masking && body) {
-        const masked = this.masking.message(m.type, body, this.queue.peek());
-        if (masked) {
-          if (masked.client) this.edit(m.start, m.end, masked.client);
-          if (masked.log) body = masked.log;
-        }
-      }
-      if (m.start < 0 && held && !this.heldResolved) {
-        this.heldResolved = true;
-        for (const h of held) this.attributed?.addResponse(h);
-      }
-      this.onServerMessage(m.type, body, chunk, m.end, m.start);
-    });
+    this.observedHeld = held;
+    this.serverFramer.push(chunk, this.onFramed);
     const partial = this.serverFramer.partialStart;
     const hold = partial !== null && (partial >= 0 || held !== null) && this.mustHold();
     const cut = partial === null ? chunk.length : Math.max(partial, this.rangeStart);
@@ -45010,6 +44989,32 @@ var BackendTracker = class {
     if (partial === null) out.push(...this.injections.splice(0));
     return out;
   }
+  /** The held bytes observe() started with (a partial message from the chunk before). */
+  observedHeld = null;
+  /** One framed server message of the chunk observe() is reading (a method: no closure per chunk). */
+  onFramed = (m) => {
+    if (m.start >= 0) {
+      const owner = this.ownerOf(m.type);
+      if (owner !== this.attributed) {
+        this.attributed?.addResponse(this.chunk.subarray(this.rangeStart, m.start));
+        this.attributed = owner;
+        this.rangeStart = m.start;
+      }
+    }
+    let body = m.body;
+    if (this.masking && body) {
+      const masked = this.masking.message(m.type, body, this.queue.peek());
+      if (masked) {
+        if (masked.client) this.edit(m.start, m.end, masked.client);
+        if (masked.log) body = masked.log;
+      }
+    }
+    if (m.start < 0 && this.observedHeld && !this.heldResolved) {
+      this.heldResolved = true;
+      for (const h of this.observedHeld) this.attributed?.addResponse(h);
+    }
+    this.onServerMessage(m.type, body, this.chunk, m.end, m.start);
+  };
   chunk = Buffer.alloc(0);
   edits = [];
   /** Bytes of a partial message held back from the client until it is complete. */
@@ -47647,16 +47652,8 @@ var PostgresSession = class {
     });
   }
   start() {
-    this.client.on("data", (c) => {
-      noteStreamed(c.length);
-      this.rec.totals.bytes_from_client += c.length;
-      this.guard(() => this.onClientChunk(c), "client");
-    });
-    this.upstream.on("data", (c) => {
-      noteStreamed(c.length);
-      this.rec.totals.bytes_to_client += c.length;
-      this.guard(() => this.onServerChunk(c), "upstream");
-    });
+    this.client.on("data", this.onClientData);
+    this.upstream.on("data", this.onUpstreamData);
     this.client.on("drain", () => this.upstream.resume());
     this.upstream.on("drain", () => this.readClientIfAllowed());
     this.client.setKeepAlive(true, KEEPALIVE_MS);
@@ -47683,21 +47680,45 @@ var PostgresSession = class {
   isIdle() {
     return this.backend.idle && this.clientFramer.idle && !this.held && !this.awaitingLog;
   }
+  // The two read handlers are guard() written out: no closure per chunk on the hot path.
+  onClientData = (c) => {
+    noteStreamed(c.length);
+    this.rec.totals.bytes_from_client += c.length;
+    if (this.ended) return;
+    try {
+      this.onClientChunk(c);
+    } catch (e) {
+      this.failed(e, "client");
+    }
+  };
+  onUpstreamData = (c) => {
+    noteStreamed(c.length);
+    this.rec.totals.bytes_to_client += c.length;
+    if (this.ended) return;
+    try {
+      this.onServerChunk(c);
+    } catch (e) {
+      this.failed(e, "upstream");
+    }
+  };
   guard(fn, peer) {
     if (this.ended) return;
     try {
       fn();
     } catch (e) {
-      const err = e;
-      if (err instanceof LogUnavailableError) return this.refuseUnlogged(err);
-      try {
-        this.rec.event("protocol-error", { peer, message: err.message });
-      } catch {
-      }
-      const code = err instanceof ProtocolError ? err.sqlState : "XX000";
-      const message2 = peer === "client" ? `gateway: protocol error: ${err.message}` : `gateway: upstream protocol error: ${err.message}`;
-      this.closeWithError({ severity: "FATAL", code, message: message2 }, `protocol error (${peer})`);
+      this.failed(e, peer);
     }
+  }
+  /** What was being done for `peer` threw: the session ends with an error naming the fault. */
+  failed(err, peer) {
+    if (err instanceof LogUnavailableError) return this.refuseUnlogged(err);
+    try {
+      this.rec.event("protocol-error", { peer, message: err.message });
+    } catch {
+    }
+    const code = err instanceof ProtocolError ? err.sqlState : "XX000";
+    const message2 = peer === "client" ? `gateway: protocol error: ${err.message}` : `gateway: upstream protocol error: ${err.message}`;
+    this.closeWithError({ severity: "FATAL", code, message: message2 }, `protocol error (${peer})`);
   }
   /** Fail closed: a command that cannot be recorded is not forwarded, and the session ends. */
   refuseUnlogged(err) {
@@ -47706,13 +47727,18 @@ var PostgresSession = class {
   // ---- client -> upstream ----------------------------------------------------------------
   onClientChunk(chunk) {
     const out = new Outbox(chunk);
-    this.clientFramer.push(chunk, (m) => {
-      if (this.held) this.keepWhileHeld(m, chunk);
-      else this.dispatch(m, out);
-    });
+    this.reading = out;
+    this.clientFramer.push(chunk, this.onClientMessageFramed);
     this.flushOutbox(out);
     this.readClientIfAllowed();
   }
+  /** The outbox of the client chunk being read (its messages are framed by a method, not a closure). */
+  reading = null;
+  onClientMessageFramed = (m) => {
+    const out = this.reading;
+    if (this.held) this.keepWhileHeld(m, out.chunk);
+    else this.dispatch(m, out);
+  };
   dispatch(m, out) {
     const forward = this.onClientMessage(m);
     if (forward === "forward" || forward === "recorded") return out.message(m, forward === "recorded");
@@ -47812,7 +47838,11 @@ var PostgresSession = class {
     this.awaitingLog = null;
     if (this.ended || !bufs) return;
     if (failure) return this.refuseUnlogged(failure);
-    this.guard(() => this.writeUpstream(bufs), "client");
+    try {
+      this.writeUpstream(bufs);
+    } catch (e) {
+      this.failed(e, "client");
+    }
   };
   writeUpstream(bufs) {
     writeAll(this.upstream, bufs);
@@ -55074,11 +55104,12 @@ async function start(argv) {
   process.stdout.write(fs16.readFileSync(path10.join(stateDir, "env"), "utf8"));
   return 0;
 }
+var DAEMON_NODE_FLAGS = ["--max-semi-space-size=4"];
 async function launchDaemon(o) {
   fs16.mkdirSync(o.stateDir, { recursive: true, mode: 448 });
   fs16.chmodSync(o.stateDir, 448);
   const out = fs16.openSync(path10.join(o.stateDir, "daemon.log"), "a", 384);
-  const child = spawn3(process.execPath, [...process.execArgv, ...o.nodeFlags, o.cli, "daemon", "--policy", o.policyFile, "--state-dir", o.stateDir, "--log-dir", o.logDir], {
+  const child = spawn3(process.execPath, [...process.execArgv, ...DAEMON_NODE_FLAGS, ...o.nodeFlags, o.cli, "daemon", "--policy", o.policyFile, "--state-dir", o.stateDir, "--log-dir", o.logDir], {
     detached: true,
     stdio: ["ignore", out, out, "ipc"],
     env: o.env

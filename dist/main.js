@@ -49609,29 +49609,8 @@ var BackendTracker = class {
     const held = this.heldParts;
     this.heldParts = null;
     this.heldResolved = false;
-    this.serverFramer.push(chunk, (m) => {
-      if (m.start >= 0) {
-        const owner = this.ownerOf(m.type);
-        if (owner !== this.attributed) {
-          this.attributed?.addResponse(chunk.subarray(this.rangeStart, m.start));
-          this.attributed = owner;
-          this.rangeStart = m.start;
-        }
-      }
-      let body = m.body;
-      if (this.masking && body) {
-        const masked = this.masking.message(m.type, body, this.queue.peek());
-        if (masked) {
-          if (masked.client) this.edit(m.start, m.end, masked.client);
-          if (masked.log) body = masked.log;
-        }
-      }
-      if (m.start < 0 && held && !this.heldResolved) {
-        this.heldResolved = true;
-        for (const h of held) this.attributed?.addResponse(h);
-      }
-      this.onServerMessage(m.type, body, chunk, m.end, m.start);
-    });
+    this.observedHeld = held;
+    this.serverFramer.push(chunk, this.onFramed);
     const partial = this.serverFramer.partialStart;
     const hold = partial !== null && (partial >= 0 || held !== null) && this.mustHold();
     const cut = partial === null ? chunk.length : Math.max(partial, this.rangeStart);
@@ -49649,6 +49628,32 @@ var BackendTracker = class {
     if (partial === null) out.push(...this.injections.splice(0));
     return out;
   }
+  /** The held bytes observe() started with (a partial message from the chunk before). */
+  observedHeld = null;
+  /** One framed server message of the chunk observe() is reading (a method: no closure per chunk). */
+  onFramed = (m) => {
+    if (m.start >= 0) {
+      const owner = this.ownerOf(m.type);
+      if (owner !== this.attributed) {
+        this.attributed?.addResponse(this.chunk.subarray(this.rangeStart, m.start));
+        this.attributed = owner;
+        this.rangeStart = m.start;
+      }
+    }
+    let body = m.body;
+    if (this.masking && body) {
+      const masked = this.masking.message(m.type, body, this.queue.peek());
+      if (masked) {
+        if (masked.client) this.edit(m.start, m.end, masked.client);
+        if (masked.log) body = masked.log;
+      }
+    }
+    if (m.start < 0 && this.observedHeld && !this.heldResolved) {
+      this.heldResolved = true;
+      for (const h of this.observedHeld) this.attributed?.addResponse(h);
+    }
+    this.onServerMessage(m.type, body, this.chunk, m.end, m.start);
+  };
   chunk = Buffer.alloc(0);
   edits = [];
   /** Bytes of a partial message held back from the client until it is complete. */
@@ -52190,16 +52195,8 @@ var PostgresSession = class {
     });
   }
   start() {
-    this.client.on("data", (c) => {
-      noteStreamed(c.length);
-      this.rec.totals.bytes_from_client += c.length;
-      this.guard(() => this.onClientChunk(c), "client");
-    });
-    this.upstream.on("data", (c) => {
-      noteStreamed(c.length);
-      this.rec.totals.bytes_to_client += c.length;
-      this.guard(() => this.onServerChunk(c), "upstream");
-    });
+    this.client.on("data", this.onClientData);
+    this.upstream.on("data", this.onUpstreamData);
     this.client.on("drain", () => this.upstream.resume());
     this.upstream.on("drain", () => this.readClientIfAllowed());
     this.client.setKeepAlive(true, KEEPALIVE_MS);
@@ -52226,21 +52223,45 @@ var PostgresSession = class {
   isIdle() {
     return this.backend.idle && this.clientFramer.idle && !this.held && !this.awaitingLog;
   }
+  // The two read handlers are guard() written out: no closure per chunk on the hot path.
+  onClientData = (c) => {
+    noteStreamed(c.length);
+    this.rec.totals.bytes_from_client += c.length;
+    if (this.ended) return;
+    try {
+      this.onClientChunk(c);
+    } catch (e) {
+      this.failed(e, "client");
+    }
+  };
+  onUpstreamData = (c) => {
+    noteStreamed(c.length);
+    this.rec.totals.bytes_to_client += c.length;
+    if (this.ended) return;
+    try {
+      this.onServerChunk(c);
+    } catch (e) {
+      this.failed(e, "upstream");
+    }
+  };
   guard(fn, peer) {
     if (this.ended) return;
     try {
       fn();
     } catch (e) {
-      const err = e;
-      if (err instanceof LogUnavailableError) return this.refuseUnlogged(err);
-      try {
-        this.rec.event("protocol-error", { peer, message: err.message });
-      } catch {
-      }
-      const code = err instanceof ProtocolError ? err.sqlState : "XX000";
-      const message = peer === "client" ? `gateway: protocol error: ${err.message}` : `gateway: upstream protocol error: ${err.message}`;
-      this.closeWithError({ severity: "FATAL", code, message }, `protocol error (${peer})`);
+      this.failed(e, peer);
     }
+  }
+  /** What was being done for `peer` threw: the session ends with an error naming the fault. */
+  failed(err, peer) {
+    if (err instanceof LogUnavailableError) return this.refuseUnlogged(err);
+    try {
+      this.rec.event("protocol-error", { peer, message: err.message });
+    } catch {
+    }
+    const code = err instanceof ProtocolError ? err.sqlState : "XX000";
+    const message = peer === "client" ? `gateway: protocol error: ${err.message}` : `gateway: upstream protocol error: ${err.message}`;
+    this.closeWithError({ severity: "FATAL", code, message }, `protocol error (${peer})`);
   }
   /** Fail closed: a command that cannot be recorded is not forwarded, and the session ends. */
   refuseUnlogged(err) {
@@ -52249,13 +52270,18 @@ var PostgresSession = class {
   // ---- client -> upstream ----------------------------------------------------------------
   onClientChunk(chunk) {
     const out = new Outbox(chunk);
-    this.clientFramer.push(chunk, (m) => {
-      if (this.held) this.keepWhileHeld(m, chunk);
-      else this.dispatch(m, out);
-    });
+    this.reading = out;
+    this.clientFramer.push(chunk, this.onClientMessageFramed);
     this.flushOutbox(out);
     this.readClientIfAllowed();
   }
+  /** The outbox of the client chunk being read (its messages are framed by a method, not a closure). */
+  reading = null;
+  onClientMessageFramed = (m) => {
+    const out = this.reading;
+    if (this.held) this.keepWhileHeld(m, out.chunk);
+    else this.dispatch(m, out);
+  };
   dispatch(m, out) {
     const forward = this.onClientMessage(m);
     if (forward === "forward" || forward === "recorded") return out.message(m, forward === "recorded");
@@ -52355,7 +52381,11 @@ var PostgresSession = class {
     this.awaitingLog = null;
     if (this.ended || !bufs) return;
     if (failure) return this.refuseUnlogged(failure);
-    this.guard(() => this.writeUpstream(bufs), "client");
+    try {
+      this.writeUpstream(bufs);
+    } catch (e) {
+      this.failed(e, "client");
+    }
   };
   writeUpstream(bufs) {
     writeAll(this.upstream, bufs);
@@ -54052,11 +54082,12 @@ function policyCanHold(policy) {
 
 // gateway/cli/daemon.ts
 var READY_TIMEOUT_MS = 3e4;
+var DAEMON_NODE_FLAGS = ["--max-semi-space-size=4"];
 async function launchDaemon(o) {
   fs7.mkdirSync(o.stateDir, { recursive: true, mode: 448 });
   fs7.chmodSync(o.stateDir, 448);
   const out = fs7.openSync(path4.join(o.stateDir, "daemon.log"), "a", 384);
-  const child = spawn2(process.execPath, [...process.execArgv, ...o.nodeFlags, o.cli, "daemon", "--policy", o.policyFile, "--state-dir", o.stateDir, "--log-dir", o.logDir], {
+  const child = spawn2(process.execPath, [...process.execArgv, ...DAEMON_NODE_FLAGS, ...o.nodeFlags, o.cli, "daemon", "--policy", o.policyFile, "--state-dir", o.stateDir, "--log-dir", o.logDir], {
     detached: true,
     stdio: ["ignore", out, out, "ipc"],
     env: o.env

@@ -2,7 +2,7 @@
 // and what each command produced (tags, rows, errors, a sample, a digest of the bytes). The
 // server answers in order, so a FIFO of what the client sent attributes every message; after an
 // error in the extended protocol the server skips everything up to Sync, and so does this.
-import { MessageFramer, ProtocolError } from './codec/framer.ts';
+import { MessageFramer, ProtocolError, type FramedMessage } from './codec/framer.ts';
 import { B, decodeParameterStatus, decodeCommandComplete, decodeDataRow, decodeNotice, decodeReadyForQuery, decodeRowDescription, type NoticeFields } from './codec/backend.ts';
 import { binaryValue, wireText, type CommandRecorder, type SessionRecorder } from '../core/recorder.ts';
 import type { ResponseMasking } from './response-masking.ts';
@@ -129,32 +129,8 @@ export class BackendTracker {
     const held = this.heldParts;
     this.heldParts = null;
     this.heldResolved = false;
-    this.serverFramer.push(chunk, (m) => {
-      // A message belongs to the command at the head of the queue when it starts; responses are
-      // hashed in contiguous ranges to keep per-message work small.
-      if (m.start >= 0) {
-        const owner = this.ownerOf(m.type);
-        if (owner !== this.attributed) {
-          this.attributed?.addResponse(chunk.subarray(this.rangeStart, m.start));
-          this.attributed = owner;
-          this.rangeStart = m.start;
-        }
-      }
-      let body = m.body;
-      if (this.masking && body) {
-        const masked = this.masking.message(m.type, body, this.queue.peek());
-        if (masked) {
-          if (masked.client) this.edit(m.start, m.end, masked.client);
-          if (masked.log) body = masked.log;
-        }
-      }
-      // A held message kept as it was: its first bytes are hashed before the rest.
-      if (m.start < 0 && held && !this.heldResolved) {
-        this.heldResolved = true;
-        for (const h of held) this.attributed?.addResponse(h);
-      }
-      this.onServerMessage(m.type, body, chunk, m.end, m.start);
-    });
+    this.observedHeld = held;
+    this.serverFramer.push(chunk, this.onFramed);
     const partial = this.serverFramer.partialStart;
     const hold = partial !== null && (partial >= 0 || held !== null) && this.mustHold();
     const cut = partial === null ? chunk.length : Math.max(partial, this.rangeStart);
@@ -173,6 +149,36 @@ export class BackendTracker {
     if (partial === null) out.push(...this.injections.splice(0));
     return out;
   }
+
+  /** The held bytes observe() started with (a partial message from the chunk before). */
+  private observedHeld: Buffer[] | null = null;
+  /** One framed server message of the chunk observe() is reading (a method: no closure per chunk). */
+  private readonly onFramed = (m: FramedMessage): void => {
+    // A message belongs to the command at the head of the queue when it starts; responses are
+    // hashed in contiguous ranges to keep per-message work small.
+    if (m.start >= 0) {
+      const owner = this.ownerOf(m.type);
+      if (owner !== this.attributed) {
+        this.attributed?.addResponse(this.chunk.subarray(this.rangeStart, m.start));
+        this.attributed = owner;
+        this.rangeStart = m.start;
+      }
+    }
+    let body = m.body;
+    if (this.masking && body) {
+      const masked = this.masking.message(m.type, body, this.queue.peek());
+      if (masked) {
+        if (masked.client) this.edit(m.start, m.end, masked.client);
+        if (masked.log) body = masked.log;
+      }
+    }
+    // A held message kept as it was: its first bytes are hashed before the rest.
+    if (m.start < 0 && this.observedHeld && !this.heldResolved) {
+      this.heldResolved = true;
+      for (const h of this.observedHeld) this.attributed?.addResponse(h);
+    }
+    this.onServerMessage(m.type, body, this.chunk, m.end, m.start);
+  };
 
   private chunk: Buffer = Buffer.alloc(0);
   private edits: { from: number; to: number; with: Buffer | null }[] = [];

@@ -22,7 +22,7 @@ export function writeAll(socket: Socket, bufs: Buffer[]): boolean {
 
 /** Collects what goes upstream from one chunk, coalescing adjacent messages into one slice. */
 export class Outbox {
-  private readonly chunk: Buffer | null;
+  readonly chunk: Buffer | null;
   private readonly bufs: Buffer[] = [];
   private runStart = -1;
   private runEnd = -1;

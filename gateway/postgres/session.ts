@@ -91,16 +91,8 @@ export class PostgresSession {
   }
 
   start(): void {
-    this.client.on('data', (c: Buffer) => {
-      noteStreamed(c.length);
-      this.rec.totals.bytes_from_client += c.length;
-      this.guard(() => this.onClientChunk(c), 'client');
-    });
-    this.upstream.on('data', (c: Buffer) => {
-      noteStreamed(c.length);
-      this.rec.totals.bytes_to_client += c.length;
-      this.guard(() => this.onServerChunk(c), 'upstream');
-    });
+    this.client.on('data', this.onClientData);
+    this.upstream.on('data', this.onUpstreamData);
     this.client.on('drain', () => this.upstream.resume());
     this.upstream.on('drain', () => this.readClientIfAllowed());
     // A command may wait minutes for approval: keep both connections alive meanwhile.
@@ -133,22 +125,49 @@ export class PostgresSession {
     return this.backend.idle && this.clientFramer.idle && !this.held && !this.awaitingLog;
   }
 
+  // The two read handlers are guard() written out: no closure per chunk on the hot path.
+  private readonly onClientData = (c: Buffer): void => {
+    noteStreamed(c.length);
+    this.rec.totals.bytes_from_client += c.length;
+    if (this.ended) return;
+    try {
+      this.onClientChunk(c);
+    } catch (e) {
+      this.failed(e as Error, 'client');
+    }
+  };
+
+  private readonly onUpstreamData = (c: Buffer): void => {
+    noteStreamed(c.length);
+    this.rec.totals.bytes_to_client += c.length;
+    if (this.ended) return;
+    try {
+      this.onServerChunk(c);
+    } catch (e) {
+      this.failed(e as Error, 'upstream');
+    }
+  };
+
   private guard(fn: () => void, peer: 'client' | 'upstream'): void {
     if (this.ended) return;
     try {
       fn();
     } catch (e) {
-      const err = e as Error;
-      if (err instanceof LogUnavailableError) return this.refuseUnlogged(err);
-      try {
-        this.rec.event('protocol-error', { peer, message: err.message });
-      } catch {
-        // the log itself failed; closing the session below is all that is left to do
-      }
-      const code = err instanceof ProtocolError ? err.sqlState : 'XX000';
-      const message = peer === 'client' ? `gateway: protocol error: ${err.message}` : `gateway: upstream protocol error: ${err.message}`;
-      this.closeWithError({ severity: 'FATAL', code, message }, `protocol error (${peer})`);
+      this.failed(e as Error, peer);
     }
+  }
+
+  /** What was being done for `peer` threw: the session ends with an error naming the fault. */
+  private failed(err: Error, peer: 'client' | 'upstream'): void {
+    if (err instanceof LogUnavailableError) return this.refuseUnlogged(err);
+    try {
+      this.rec.event('protocol-error', { peer, message: err.message });
+    } catch {
+      // the log itself failed; closing the session below is all that is left to do
+    }
+    const code = err instanceof ProtocolError ? err.sqlState : 'XX000';
+    const message = peer === 'client' ? `gateway: protocol error: ${err.message}` : `gateway: upstream protocol error: ${err.message}`;
+    this.closeWithError({ severity: 'FATAL', code, message }, `protocol error (${peer})`);
   }
 
   /** Fail closed: a command that cannot be recorded is not forwarded, and the session ends. */
@@ -160,14 +179,20 @@ export class PostgresSession {
 
   private onClientChunk(chunk: Buffer): void {
     const out = new Outbox(chunk);
-    this.clientFramer.push(chunk, (m) => {
-      // While a command waits for approval, everything after it waits too, in order.
-      if (this.held) this.keepWhileHeld(m, chunk);
-      else this.dispatch(m, out);
-    });
+    this.reading = out;
+    this.clientFramer.push(chunk, this.onClientMessageFramed);
     this.flushOutbox(out);
     this.readClientIfAllowed();
   }
+
+  /** The outbox of the client chunk being read (its messages are framed by a method, not a closure). */
+  private reading: Outbox | null = null;
+  private readonly onClientMessageFramed = (m: FramedMessage): void => {
+    const out = this.reading!;
+    // While a command waits for approval, everything after it waits too, in order.
+    if (this.held) this.keepWhileHeld(m, out.chunk!);
+    else this.dispatch(m, out);
+  };
 
   private dispatch(m: FramedMessage, out: Outbox): void {
     const forward = this.onClientMessage(m);
@@ -282,7 +307,11 @@ export class PostgresSession {
     this.awaitingLog = null;
     if (this.ended || !bufs) return;
     if (failure) return this.refuseUnlogged(failure);
-    this.guard(() => this.writeUpstream(bufs), 'client');
+    try {
+      this.writeUpstream(bufs);
+    } catch (e) {
+      this.failed(e as Error, 'client');
+    }
   };
 
   private writeUpstream(bufs: Buffer[]): void {

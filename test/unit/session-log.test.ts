@@ -242,3 +242,32 @@ test('the timeline streams the log and stays bounded: past the limit allowed com
   assert.equal(t.omittedCommands, 20);
   assert.equal((await readTimeline(w.path)).omittedCommands, 0);
 });
+
+test('records queued in one event-loop turn are in the file before any waiting command is released, and a failed write releases none', async () => {
+  const dir = tempDir();
+  const w = SessionLogWriter.create(dir, 'turn.jsonl');
+  w.append('run-start', { format: LOG_FORMAT });
+  w.flushSync();
+  const onDisk = (): string[] => fs.readFileSync(w.path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).command as string);
+  // Two sessions each record a command in the same turn and wait for it.
+  const seen: string[][] = [];
+  w.append('command', { session: 's1', command: 's1.1', text: 'SELECT 1' });
+  w.whenWritten((failure) => (assert.equal(failure, null), seen.push(onDisk())));
+  w.append('command', { session: 's2', command: 's2.1', text: 'SELECT 2' });
+  w.whenWritten((failure) => (assert.equal(failure, null), seen.push(onDisk())));
+  assert.deepEqual(onDisk(), [undefined], 'nothing is written before the turn ends');
+  await new Promise((r) => setImmediate(r));
+  // Both waiters ran once both records were in the file: one write for the turn.
+  assert.deepEqual(seen, [[undefined, 's1.1', 's2.1'], [undefined, 's1.1', 's2.1']]);
+
+  fs.closeSync((w as unknown as { fd: number }).fd);
+  w.append('command', { session: 's1', command: 's1.2', text: 'SELECT 3' });
+  const failures: string[] = [];
+  w.whenWritten((failure) => failures.push(String(failure)));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(failures.length, 1);
+  assert.match(failures[0]!, /session log cannot be written \(EBADF/);
+  // Once failed, a waiter hears so at once.
+  w.whenWritten((failure) => failures.push(String(failure)));
+  assert.equal(failures.length, 2);
+});
