@@ -150,7 +150,8 @@ class EchoListener implements Listener {
     const masker = this.core.masker;
     const shown = masker?.applyTo.log ? (masker.maskText(line)?.text ?? line) : line;
     const cmd = rec.beginCommand({ kind: 'echo.line', text: shown, ...(decision ? { decision: decisionRecord(decision) } : {}) });
-    if (rec.writer.flushSync()) return void client.destroy();
+    // Forwarded only once the record is written (one write per event-loop turn for all sessions).
+    if (await new Promise((written) => rec.writer.whenWritten(written))) return void client.destroy();
     const refuse = (d: Decision): void => {
       client.write(`# denied by rule "${d.rule}": ${d.reason}\n`);
       cmd.finish({ status: 'denied', rule: d.rule, reason: d.reason });
