@@ -15,32 +15,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
-import { startCluster } from '../gateway/demo/pg-cluster.ts';
 import { startGateway, startPgbouncer, startPipe, type Proxy } from './lib/proxies.ts';
 import { RunTotals, copyOut, peakRss, pgbench } from './lib/measure.ts';
-
-const TEN_RULES = `rules:
-  - { name: no-unbounded-writes, when: { sql: [delete-without-where, update-without-where] }, action: deny }
-  - { name: no-privileges, when: { sql: [grant, revoke, role] }, action: deny }
-  - { name: ddl-on-main, when: { sql: [ddl], ref-not: refs/heads/main }, action: deny }
-  - { name: no-programs, when: { sql: [copy-to-program, copy-from-program] }, action: deny }
-  - { name: no-do, when: { sql: [do-block] }, action: deny }
-  - { name: no-functions, when: { sql: [function-definition] }, action: deny }
-  - { name: audit-read-only, when: { tables: ["audit.*"], sql: [insert, update, delete, truncate] }, action: deny }
-  - { name: no-truncate, when: { sql: [truncate] }, action: deny }
-  - { name: no-terminate, when: { text-matches: "pg_terminate_backend|pg_cancel_backend" }, action: deny }
-  - { name: reads-ok, when: { sql: [select] }, action: allow }
-default: allow
-unclassified: deny
-`;
-
-// pgbench -S reads abalance: one masked column is in every result, so each row is rewritten.
-const MASKING = `masking:
-  columns: [email, ssn, "customers.phone", "*.card_number", "pgbench_accounts.abalance"]
-  detectors: [email, credit-card, iban, jwt, azure-storage-key, azure-sas-token, connection-string, private-key, github-token]
-  apply-to: [client, log]
-`;
-const CHECKPOINTS_OFF = 'session-log:\n  checkpoints: { every-records: 0, every: 0s }\n';
+import { CHECKPOINTS_OFF, MASKING, TEN_RULES, benchDatabase } from './lib/setup.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
@@ -49,17 +26,10 @@ const modes = (process.env.BENCH_MODES ?? 'simple,prepared').split(',');
 const copyGB = Number(process.env.BENCH_COPY_GB ?? 2);
 const warmup = Number(process.env.BENCH_WARMUP ?? 5);
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-bench-'));
-const cluster = await startCluster({ settings: { max_connections: '200', shared_buffers: '256MB' } });
-const password = 'bench-password';
+const { cluster, direct, target, secrets } = await benchDatabase({ shared_buffers: '256MB' });
 const proxies: Proxy[] = [];
 
 try {
-  cluster.sql(`CREATE ROLE deployer LOGIN PASSWORD '${password}'`);
-  cluster.sql('CREATE DATABASE app OWNER deployer');
-  const direct = { PGHOST: '127.0.0.1', PGPORT: String(cluster.port), PGUSER: 'deployer', PGPASSWORD: password, PGDATABASE: 'app', PGSSLMODE: 'disable' };
-  spawnSync(path.join(cluster.binDir, 'pgbench'), ['-i', '-q', '-s', '10'], { env: { ...process.env, ...direct }, stdio: 'ignore' });
-  const target = `version: 1\ntargets:\n  app-db:\n    kind: postgres\n    host: 127.0.0.1\n    port: ${cluster.port}\n    database: app\n    user: deployer\n    auth: { password-env: APP_DB_PASSWORD }\n    tls: disable\n`;
-  const secrets = { APP_DB_PASSWORD: password };
   const gateway = (name: string, extra: string): Proxy => {
     const p = startGateway(name, root, path.join(work, name.replace(/\W+/g, '-')), target + extra, secrets);
     proxies.push(p);

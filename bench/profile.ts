@@ -10,28 +10,21 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startCluster } from '../gateway/demo/pg-cluster.ts';
 import { startGateway } from './lib/proxies.ts';
 import { pgbench } from './lib/measure.ts';
+import { MASKING, TEN_RULES, benchDatabase } from './lib/setup.ts';
 
 const [mode = 'simple', clientsArg = '8', variant = 'plain'] = process.argv.slice(2);
 const seconds = Number(process.env.PROFILE_SECONDS ?? 10);
 const profiler = process.env.PROFILE ?? 'perf';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const bench = fs.readFileSync(path.join(root, 'bench/postgres.ts'), 'utf8');
-const block = (name: string): string => new Function(`return ${/const NAME = (`[^`]*`);/.exec(bench.replace(`const ${name} =`, 'const NAME ='))![1]}`)() as string;
-const extra = { plain: '', ruled: block('TEN_RULES') + block('MASKING'), rules: block('TEN_RULES'), masking: block('MASKING') }[variant];
+const extra = { plain: '', ruled: TEN_RULES + MASKING, rules: TEN_RULES, masking: MASKING }[variant];
 if (extra === undefined) throw new Error(`unknown variant ${variant}`);
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-profile-'));
-const cluster = await startCluster({ settings: { max_connections: '200' } });
+const { cluster, target, secrets } = await benchDatabase();
 try {
-  cluster.sql("CREATE ROLE deployer LOGIN PASSWORD 'pw'");
-  cluster.sql('CREATE DATABASE app OWNER deployer');
-  const direct = { PGHOST: '127.0.0.1', PGPORT: String(cluster.port), PGUSER: 'deployer', PGPASSWORD: 'pw', PGDATABASE: 'app', PGSSLMODE: 'disable' };
-  spawnSync(path.join(cluster.binDir, 'pgbench'), ['-i', '-q', '-s', '10'], { env: { ...process.env, ...direct }, stdio: 'ignore' });
-  const target = `version: 1\ntargets:\n  app-db:\n    kind: postgres\n    host: 127.0.0.1\n    port: ${cluster.port}\n    database: app\n    user: deployer\n    auth: { password-env: APP_DB_PASSWORD }\n    tls: disable\n`;
   const nodeArgs = profiler === 'perf' ? ['--perf-basic-prof-only-functions', '--interpreted-frames-native-stack'] : ['--cpu-prof', `--cpu-prof-dir=${work}/prof`];
-  const gw = startGateway(variant, root, path.join(work, 'gw'), target + extra, { APP_DB_PASSWORD: 'pw' }, nodeArgs);
+  const gw = startGateway(variant, root, path.join(work, 'gw'), target + extra, secrets, nodeArgs);
   pgbench(cluster.binDir, gw.env, mode, Number(clientsArg), Number(process.env.PROFILE_WARMUP ?? 8), gw.pid); // warm-up: the JIT settles
   const rec = profiler === 'perf' ? spawn('perf', ['record', '-e', 'cpu-clock', '-F', '2000', '-g', '-p', String(gw.pid), '-o', path.join(work, 'perf.data')], { stdio: 'ignore' }) : null;
   const r = pgbench(cluster.binDir, gw.env, mode, Number(clientsArg), seconds, gw.pid);
