@@ -52107,6 +52107,38 @@ function detached(m, chunk) {
   return m.start >= 0 ? { type: m.type, body: m.body, start: -1, end: -1, assembled: chunk.subarray(m.start, m.end) } : m;
 }
 
+// gateway/core/forward-after-record.ts
+var ForwardAfterRecord = class {
+  writer;
+  target;
+  waitingItems = null;
+  constructor(writer, target) {
+    this.writer = writer;
+    this.target = target;
+  }
+  /** Something is waiting for the log write. */
+  get waiting() {
+    return this.waitingItems !== null;
+  }
+  /** Forwards `items`; when they carry a new command (`recorded`), once its record is written. */
+  send(items, recorded) {
+    if (this.waitingItems) {
+      for (const i of items) this.waitingItems.push(i);
+      return;
+    }
+    if (!recorded) return this.target.write(items);
+    this.waitingItems = items;
+    this.writer.whenWritten(this.written);
+  }
+  written = (failure) => {
+    const items = this.waitingItems;
+    this.waitingItems = null;
+    if (!items || !this.target.isOpen()) return;
+    if (failure) return this.target.refuse(failure);
+    this.target.write(items);
+  };
+};
+
 // gateway/postgres/final-error.ts
 var QUIET_MS = 200;
 var READ_MS = 1e3;
@@ -52182,6 +52214,17 @@ var PostgresSession = class {
     this.copyMasking = masking?.masksCopyColumns ?? false;
     this.catalog = masking?.catalogChanges ?? null;
     this.masksComputed = masking?.masksComputed ?? false;
+    this.forwarder = new ForwardAfterRecord(rec.writer, {
+      isOpen: () => !this.ended,
+      write: (bufs) => {
+        try {
+          this.writeUpstream(bufs);
+        } catch (e) {
+          this.failed(e, "client");
+        }
+      },
+      refuse: (failure) => this.refuseUnlogged(failure)
+    });
     this.extended = new ExtendedProtocol({
       rec,
       policy,
@@ -52221,29 +52264,23 @@ var PostgresSession = class {
     return this.rec.id;
   }
   isIdle() {
-    return this.backend.idle && this.clientFramer.idle && !this.held && !this.awaitingLog;
+    return this.backend.idle && this.clientFramer.idle && !this.held && !this.forwarder.waiting;
   }
-  // The two read handlers are guard() written out: no closure per chunk on the hot path.
-  onClientData = (c) => {
+  // Read handlers made once: no closure per chunk on the hot path (guard() written out).
+  onClientData = (c) => this.onRead(c, "client");
+  onUpstreamData = (c) => this.onRead(c, "upstream");
+  onRead(c, peer) {
     noteStreamed(c.length);
-    this.rec.totals.bytes_from_client += c.length;
+    if (peer === "client") this.rec.totals.bytes_from_client += c.length;
+    else this.rec.totals.bytes_to_client += c.length;
     if (this.ended) return;
     try {
-      this.onClientChunk(c);
+      if (peer === "client") this.onClientChunk(c);
+      else this.onServerChunk(c);
     } catch (e) {
-      this.failed(e, "client");
+      this.failed(e, peer);
     }
-  };
-  onUpstreamData = (c) => {
-    noteStreamed(c.length);
-    this.rec.totals.bytes_to_client += c.length;
-    if (this.ended) return;
-    try {
-      this.onServerChunk(c);
-    } catch (e) {
-      this.failed(e, "upstream");
-    }
-  };
+  }
   guard(fn, peer) {
     if (this.ended) return;
     try {
@@ -52360,33 +52397,12 @@ var PostgresSession = class {
   toClient(bufs) {
     if (!writeAll(this.client, bufs)) this.upstream.pause();
   }
-  /**
-   * Forwards the messages; when they hold a new command, only once its record is written. The
-   * log is written once per event-loop turn for every session (writer.whenWritten); until then
-   * this session's messages wait here, and anything after them waits behind them, in order.
-   */
+  /** Forwards the messages; when they hold a new command, only once its record is written. */
   send(bufs, recorded) {
-    if (this.awaitingLog) {
-      for (const b of bufs) this.awaitingLog.push(b);
-      return;
-    }
-    if (!recorded) return this.writeUpstream(bufs);
-    this.awaitingLog = bufs;
-    this.rec.writer.whenWritten(this.logWritten);
+    this.forwarder.send(bufs, recorded);
   }
-  /** Client messages waiting for the log write that records their command (see send). */
-  awaitingLog = null;
-  logWritten = (failure) => {
-    const bufs = this.awaitingLog;
-    this.awaitingLog = null;
-    if (this.ended || !bufs) return;
-    if (failure) return this.refuseUnlogged(failure);
-    try {
-      this.writeUpstream(bufs);
-    } catch (e) {
-      this.failed(e, "client");
-    }
-  };
+  /** Client messages held until their command's record is written (core/forward-after-record.ts). */
+  forwarder;
   writeUpstream(bufs) {
     writeAll(this.upstream, bufs);
     this.readClientIfAllowed();

@@ -16,6 +16,7 @@ import { ExtendedProtocol, mayAddNames, type ExtendedAction } from './extended-p
 import type { Decision } from '../policy/engine.ts';
 import { HeldCommand, type HoldPlan } from '../core/hold.ts';
 import { Outbox, detached, writeAll } from './outbox.ts';
+import { ForwardAfterRecord } from '../core/forward-after-record.ts';
 import { closeWithFinalError } from './final-error.ts';
 import type { ResponseMasking } from './response-masking.ts';
 import type { CatalogChanges } from './table-names.ts';
@@ -77,6 +78,17 @@ export class PostgresSession {
     this.copyMasking = masking?.masksCopyColumns ?? false;
     this.catalog = masking?.catalogChanges ?? null;
     this.masksComputed = masking?.masksComputed ?? false;
+    this.forwarder = new ForwardAfterRecord<Buffer>(rec.writer, {
+      isOpen: () => !this.ended,
+      write: (bufs) => {
+        try {
+          this.writeUpstream(bufs);
+        } catch (e) {
+          this.failed(e as Error, 'client');
+        }
+      },
+      refuse: (failure) => this.refuseUnlogged(failure),
+    });
     this.extended = new ExtendedProtocol({
       rec,
       policy,
@@ -122,31 +134,25 @@ export class PostgresSession {
   }
 
   private isIdle(): boolean {
-    return this.backend.idle && this.clientFramer.idle && !this.held && !this.awaitingLog;
+    return this.backend.idle && this.clientFramer.idle && !this.held && !this.forwarder.waiting;
   }
 
-  // The two read handlers are guard() written out: no closure per chunk on the hot path.
-  private readonly onClientData = (c: Buffer): void => {
-    noteStreamed(c.length);
-    this.rec.totals.bytes_from_client += c.length;
-    if (this.ended) return;
-    try {
-      this.onClientChunk(c);
-    } catch (e) {
-      this.failed(e as Error, 'client');
-    }
-  };
+  // Read handlers made once: no closure per chunk on the hot path (guard() written out).
+  private readonly onClientData = (c: Buffer): void => this.onRead(c, 'client');
+  private readonly onUpstreamData = (c: Buffer): void => this.onRead(c, 'upstream');
 
-  private readonly onUpstreamData = (c: Buffer): void => {
+  private onRead(c: Buffer, peer: 'client' | 'upstream'): void {
     noteStreamed(c.length);
-    this.rec.totals.bytes_to_client += c.length;
+    if (peer === 'client') this.rec.totals.bytes_from_client += c.length;
+    else this.rec.totals.bytes_to_client += c.length;
     if (this.ended) return;
     try {
-      this.onServerChunk(c);
+      if (peer === 'client') this.onClientChunk(c);
+      else this.onServerChunk(c);
     } catch (e) {
-      this.failed(e as Error, 'upstream');
+      this.failed(e as Error, peer);
     }
-  };
+  }
 
   private guard(fn: () => void, peer: 'client' | 'upstream'): void {
     if (this.ended) return;
@@ -285,34 +291,13 @@ export class PostgresSession {
     if (!writeAll(this.client, bufs)) this.upstream.pause();
   }
 
-  /**
-   * Forwards the messages; when they hold a new command, only once its record is written. The
-   * log is written once per event-loop turn for every session (writer.whenWritten); until then
-   * this session's messages wait here, and anything after them waits behind them, in order.
-   */
+  /** Forwards the messages; when they hold a new command, only once its record is written. */
   private send(bufs: Buffer[], recorded: boolean): void {
-    if (this.awaitingLog) {
-      for (const b of bufs) this.awaitingLog.push(b);
-      return;
-    }
-    if (!recorded) return this.writeUpstream(bufs);
-    this.awaitingLog = bufs;
-    this.rec.writer.whenWritten(this.logWritten);
+    this.forwarder.send(bufs, recorded);
   }
 
-  /** Client messages waiting for the log write that records their command (see send). */
-  private awaitingLog: Buffer[] | null = null;
-  private readonly logWritten = (failure: LogUnavailableError | null): void => {
-    const bufs = this.awaitingLog;
-    this.awaitingLog = null;
-    if (this.ended || !bufs) return;
-    if (failure) return this.refuseUnlogged(failure);
-    try {
-      this.writeUpstream(bufs);
-    } catch (e) {
-      this.failed(e as Error, 'client');
-    }
-  };
+  /** Client messages held until their command's record is written (core/forward-after-record.ts). */
+  private readonly forwarder: ForwardAfterRecord<Buffer>;
 
   private writeUpstream(bufs: Buffer[]): void {
     writeAll(this.upstream, bufs);
