@@ -92,3 +92,17 @@ test('an EXECUTE is weighed by the prepared statement it runs', () => {
   assert.equal(computesFromMasked(facts, catalog, [null]), true);
   assert.equal(computesFromMasked(facts, catalog, [{ facts: statementFacts('EXECUTE q'), cursor: false }]), true, 'what that one runs is not resolved again');
 });
+
+test('texts that differ only in their numbers share one reading; a different string or name never does', () => {
+  const a = statementFacts('SELECT abalance FROM pgbench_accounts WHERE aid = 17');
+  assert.equal(statementFacts('SELECT abalance FROM pgbench_accounts WHERE aid = 912345'), a, 'the same shape is read once');
+  // The words of a string count (dynamic SQL), so strings are part of the key.
+  const x = statementFacts("SELECT query_to_xml('select 1 from t', true, true, '')");
+  const y = statementFacts("SELECT query_to_xml('select ssn from customers', true, true, '')");
+  assert.notEqual(x, y);
+  assert.ok(y.words.includes('ssn') && !x.words.includes('ssn'));
+  // A digit inside a name is part of the name.
+  assert.notDeepEqual(statementFacts('SELECT * FROM t1').relations, statementFacts('SELECT * FROM t2').relations);
+  // A text the plain lexer cannot vouch for (a comment) is read on its own.
+  assert.ok(statementFacts('SELECT phone FROM customers -- 1').identifiers.includes('phone'));
+});
