@@ -44086,6 +44086,7 @@ var SessionLogWriter = class _SessionLogWriter {
    */
   whenWritten(then) {
     if (this.failure) return then(this.failure);
+    if (this.closed) return then(new LogUnavailableError(new Error("the log is sealed")));
     this.waiting.push(then);
     if (!this.turnFlushScheduled) {
       this.turnFlushScheduled = true;
@@ -44528,16 +44529,6 @@ var CommandRecorder = class {
     this.pieces = [];
     if (this.session.writer.failed) return;
     this.session.writer.appendBuilt("result", (seq, prev, time) => resultRecord(m, seq, prev, time));
-  }
-  /**
-   * The read buffer the response pieces point into is about to be reused (stream layers that read
-   * into one buffer call this at the end of each read): pieces still unhashed are hashed now.
-   */
-  settlePieces() {
-    if (this.finished || this.pieces.length === 0) return;
-    this.hash = createHash4("sha256");
-    for (const p of this.pieces) this.hash.update(p);
-    this.pieces = [];
   }
 };
 
@@ -47766,6 +47757,7 @@ var PostgresSession = class {
     const out = new Outbox(chunk);
     this.reading = out;
     this.clientFramer.push(chunk, this.onClientMessageFramed);
+    this.reading = null;
     this.flushOutbox(out);
     this.readClientIfAllowed();
   }

@@ -52309,6 +52309,7 @@ var PostgresSession = class {
     const out = new Outbox(chunk);
     this.reading = out;
     this.clientFramer.push(chunk, this.onClientMessageFramed);
+    this.reading = null;
     this.flushOutbox(out);
     this.readClientIfAllowed();
   }

@@ -278,15 +278,4 @@ export class CommandRecorder {
     if (this.session.writer.failed) return;
     this.session.writer.appendBuilt('result', (seq, prev, time) => resultRecord(m, seq, prev, time));
   }
-
-  /**
-   * The read buffer the response pieces point into is about to be reused (stream layers that read
-   * into one buffer call this at the end of each read): pieces still unhashed are hashed now.
-   */
-  settlePieces(): void {
-    if (this.finished || this.pieces.length === 0) return;
-    this.hash = createHash('sha256');
-    for (const p of this.pieces) this.hash.update(p);
-    this.pieces = [];
-  }
 }

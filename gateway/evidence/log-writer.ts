@@ -152,6 +152,8 @@ export class SessionLogWriter {
    */
   whenWritten(then: (failure: LogUnavailableError | null) => void): void {
     if (this.failure) return then(this.failure);
+    // Sealed: no record can be appended any more, so nothing may be forwarded on its strength.
+    if (this.closed) return then(new LogUnavailableError(new Error('the log is sealed')));
     this.waiting.push(then);
     if (!this.turnFlushScheduled) {
       this.turnFlushScheduled = true;

@@ -187,6 +187,8 @@ export class PostgresSession {
     const out = new Outbox(chunk);
     this.reading = out;
     this.clientFramer.push(chunk, this.onClientMessageFramed);
+    // Not kept past the read: an idle session holds no chunk.
+    this.reading = null;
     this.flushOutbox(out);
     this.readClientIfAllowed();
   }

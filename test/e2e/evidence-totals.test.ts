@@ -8,10 +8,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { cli, CLI, ROOT, tempDir } from '../helpers/gateway.ts';
 import { writeSessionLogs } from '../fixtures/make-session-logs.ts';
+import { jobSummaryOf } from '../helpers/job-summary.ts';
 import { verifyLog } from '../../gateway/evidence/verification.ts';
 import { readTimeline } from '../../gateway/evidence/timeline.ts';
 import { summarize } from '../../action/outcome.ts';
-import { writeSummary } from '../../action/summary.ts';
 
 const dir = tempDir('gw-totals-');
 const V2 = path.join(ROOT, 'test/fixtures/session-log-v2-local.jsonl');
@@ -32,16 +32,7 @@ after(() => {
 /** What each run holds: 10 commands; s2.1 denied by a rule; s4.1 approved; s5.1 denied by a reviewer; s6.1 timed out. */
 const EXPECTED = { commands: 10, denied: 3, held: 3, approved: 1, denied_after_hold: 2, pending: 0 };
 
-async function summaryOf(log: string): Promise<{ html: string; description: string }> {
-  // @actions/core keeps the summary file it first wrote to: one file, emptied for each summary.
-  const file = path.join(dir, 'summary.md');
-  fs.writeFileSync(file, '');
-  process.env.GITHUB_STEP_SUMMARY = file;
-  const v = await verifyLog(log);
-  const o = summarize(v, await readTimeline(log), 'denied', false);
-  await writeSummary(v, o, { artifactName: 'a', artifactUrl: null, artifactError: null, daemonDied: null, statusContext: 'gateway/audit', statusSha: null, attestation: null });
-  return { html: fs.readFileSync(file, 'utf8'), description: o.description };
-}
+const summaryOf = (log: string): ReturnType<typeof jobSummaryOf> => jobSummaryOf(log, dir);
 
 function reportCards(log: string): Record<string, { n: number; extra: string }> {
   const out = path.join(dir, `${path.basename(log)}.html`);

@@ -10,10 +10,7 @@ import { cli, tempDir } from '../helpers/gateway.ts';
 import { SessionLogWriter, LOG_FORMAT } from '../../gateway/evidence/log-writer.ts';
 import { CheckpointSigner } from '../../gateway/evidence/checkpoint.ts';
 import { Recorder } from '../../gateway/core/recorder.ts';
-import { verifyLog } from '../../gateway/evidence/verification.ts';
-import { readTimeline } from '../../gateway/evidence/timeline.ts';
-import { summarize } from '../../action/outcome.ts';
-import { writeSummary } from '../../action/summary.ts';
+import { jobSummaryOf } from '../helpers/job-summary.ts';
 
 const dir = tempDir('gw-unknown-');
 let log = '';
@@ -105,13 +102,7 @@ test('the report shows them, escaped', () => {
 });
 
 test('the job summary lists the unknown kind and says the log holds records it cannot read', async () => {
-  const file = path.join(dir, 'summary.md');
-  fs.writeFileSync(file, '');
-  process.env.GITHUB_STEP_SUMMARY = file;
-  const v = await verifyLog(log);
-  const o = summarize(v, await readTimeline(log), 'denied', false);
-  await writeSummary(v, o, { artifactName: 'a', artifactUrl: null, artifactError: null, daemonDied: null, statusContext: 'gateway/audit', statusSha: null, attestation: null });
-  const html = fs.readFileSync(file, 'utf8');
+  const { html, outcome: o } = await jobSummaryOf(log, dir);
   assert.match(html, /<td><code>bridge<\/code><\/td><td>3<\/td><td>2<\/td><td>1<\/td>/);
   assert.match(html, /<th>text<\/th>/);
   assert.match(html, /<td><code>\[warp\.jump\] engage &lt;b&gt;warp 9&lt;\/b&gt;<\/code><\/td>/);

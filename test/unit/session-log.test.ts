@@ -270,4 +270,12 @@ test('records queued in one event-loop turn are in the file before any waiting c
   // Once failed, a waiter hears so at once.
   w.whenWritten((failure) => failures.push(String(failure)));
   assert.equal(failures.length, 2);
+
+  // A sealed log forwards nothing new on its strength either.
+  const sealed = SessionLogWriter.create(dir, 'sealed.jsonl');
+  sealed.append('run-start', { format: LOG_FORMAT });
+  sealed.close('run-end', {});
+  let told = '';
+  sealed.whenWritten((failure) => (told = String(failure)));
+  assert.match(told, /the log is sealed/);
 });
