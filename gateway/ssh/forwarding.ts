@@ -1,0 +1,119 @@
+// Port forwarding through the gateway: `ssh -L` (direct-tcpip channels the client opens) and
+// `ssh -R` (tcpip-forward requests; the host's incoming connections come back as channels).
+// Class `port-forward`: denied unless a rule allows it, since what crosses a tunnel is bytes the
+// gateway cannot read (a database session tunnelled past the PostgreSQL gateway, say). Each
+// tunnel is recorded with its host and port, and its byte counts when it ends.
+import type { AcceptConnection, Client, ClientChannel, Connection, RejectConnection, ServerChannel, TcpipRequestInfo } from 'ssh2';
+import type { CommandRecorder } from '../core/recorder.ts';
+import type { GateClient } from './command-gate.ts';
+import type { SshSessionContext } from './session-context.ts';
+
+const SILENT: GateClient = { tell: () => undefined, onGone: () => () => undefined };
+
+/** Pipes a tunnel both ways with backpressure; finishes the command with the byte counts. */
+function tunnel(a: ServerChannel | ClientChannel, b: ServerChannel | ClientChannel, cmd: CommandRecorder): void {
+  let toHost = 0;
+  let toClient = 0;
+  a.on('data', (d: Buffer) => (toHost += d.length));
+  b.on('data', (d: Buffer) => (toClient += d.length));
+  a.pipe(b).on('error', () => undefined);
+  b.pipe(a).on('error', () => undefined);
+  let closed = 0;
+  const close = (): void => {
+    if (++closed > 1) return;
+    a.destroy();
+    b.destroy();
+    cmd.finish({ status: 'ok', details: { bytes_to_host: toHost, bytes_to_client: toClient } });
+  };
+  a.once('close', close);
+  b.once('close', close);
+  a.on('error', close);
+  b.on('error', close);
+}
+
+export async function directTcpip(ctx: SshSessionContext, accept: AcceptConnection<ServerChannel>, reject: RejectConnection, info: TcpipRequestInfo): Promise<void> {
+  const answer = await ctx.gate.pass({
+    kind: 'ssh.forward',
+    text: `local forward to ${info.destIP}:${info.destPort}`,
+    units: [{ ssh: 'port-forward' }],
+    needsAllowRule: true,
+    details: { direction: 'local', host: info.destIP, port: info.destPort, from: `${info.srcIP}:${info.srcPort}` },
+    forwarded: [Buffer.from(`${info.destIP}:${info.destPort}`)],
+  }, SILENT);
+  if (!answer.allowed) return reject();
+  const cmd = answer.cmd;
+  try {
+    const conn = await ctx.upstream();
+    const up = await new Promise<ClientChannel>((resolve, fail) => conn.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, ch) => (err ? fail(err) : resolve(ch))));
+    tunnel(accept(), up, cmd);
+  } catch (e) {
+    cmd.finish({ status: 'error', error: { code: 'upstream', message: `the host did not open the tunnel: ${(e as Error).message}` } });
+    reject();
+  }
+}
+
+/** The remote forwards of one client connection: the host's connections on them come back to the client. */
+const bound = new WeakMap<Client, Map<string, CommandRecorder>>();
+
+export async function remoteForward(ctx: SshSessionContext, client: Connection, accept: ((port?: number) => void) | undefined, reject: (() => void) | undefined, info: { bindAddr: string; bindPort: number }): Promise<void> {
+  const answer = await ctx.gate.pass({
+    kind: 'ssh.forward',
+    text: `remote forward from ${info.bindAddr}:${info.bindPort}`,
+    units: [{ ssh: 'port-forward' }],
+    needsAllowRule: true,
+    details: { direction: 'remote', bind: `${info.bindAddr}:${info.bindPort}` },
+    forwarded: [Buffer.from(`${info.bindAddr}:${info.bindPort}`)],
+  }, SILENT);
+  if (!answer.allowed) return reject?.();
+  const cmd = answer.cmd;
+  try {
+    const conn = await ctx.upstream();
+    const port = await new Promise<number>((resolve, fail) => conn.forwardIn(info.bindAddr, info.bindPort, (err, p) => (err ? fail(err) : resolve(p))));
+    let forwards = bound.get(conn);
+    if (!forwards) {
+      forwards = new Map();
+      bound.set(conn, forwards);
+      conn.on('tcp connection', (details, acceptUp, rejectUp) => {
+        void incoming(ctx, client, details, acceptUp, rejectUp);
+      });
+    }
+    forwards.set(`${info.bindAddr}:${port}`, cmd);
+    ctx.onClientGone(() => cmd.finish({ status: 'ok', details: { ended: 'client closed' } }));
+    accept?.(port);
+  } catch (e) {
+    cmd.finish({ status: 'error', error: { code: 'upstream', message: `the host refused the forward: ${(e as Error).message}` } });
+    reject?.();
+  }
+}
+
+/** A connection the host accepted on a remote forward: recorded, then handed to the client. */
+async function incoming(ctx: SshSessionContext, client: Connection, d: TcpipRequestInfo, acceptUp: () => ClientChannel, rejectUp: () => void): Promise<void> {
+  const answer = await ctx.gate.passDecided({
+    kind: 'ssh.forward',
+    text: `remote forward connection ${d.srcIP}:${d.srcPort} -> ${d.destIP}:${d.destPort}`,
+    units: [{ ssh: 'port-forward' }],
+    details: { direction: 'remote-connection', bind: `${d.destIP}:${d.destPort}`, from: `${d.srcIP}:${d.srcPort}` },
+    forwarded: [],
+  }, null, SILENT);
+  if (!answer.allowed) return rejectUp();
+  client.forwardOut(d.destIP, d.destPort, d.srcIP, d.srcPort, (err, ch) => {
+    if (err) {
+      answer.cmd.finish({ status: 'error', error: { code: 'client', message: `the client refused the connection: ${err.message}` } });
+      return rejectUp();
+    }
+    tunnel(ch as unknown as ServerChannel, acceptUp(), answer.cmd);
+  });
+}
+
+export async function cancelRemoteForward(ctx: SshSessionContext, accept: (() => void) | undefined, reject: (() => void) | undefined, info: { bindAddr: string; bindPort: number }): Promise<void> {
+  try {
+    const conn = await ctx.upstream();
+    await new Promise<void>((resolve, fail) => conn.unforwardIn(info.bindAddr, info.bindPort, (err) => (err ? fail(err) : resolve())));
+    const cmd = bound.get(conn)?.get(`${info.bindAddr}:${info.bindPort}`);
+    bound.get(conn)?.delete(`${info.bindAddr}:${info.bindPort}`);
+    cmd?.finish({ status: 'ok' });
+    accept?.();
+  } catch {
+    reject?.();
+  }
+}
