@@ -47,7 +47,7 @@ async function start(step: Step, cli: string): Promise<void> {
       const v = env[name];
       if (!v) throw new InputError(`target "${t.name}": the environment variable ${name} (its upstream secret) is not set for this step; pass it with \`env: { ${name}: \${{ secrets.${name} }} }\``);
       secrets[name] = v;
-      step.setSecret(v);
+      maskSecret(step, v);
     }
   }
   // The token reaches the daemon only when it may have to ask on the pull request.
@@ -75,7 +75,7 @@ async function start(step: Step, cli: string): Promise<void> {
 
   // Masked first, exported after: every secret value the adapters declare, whatever it is called.
   const connection = readConnection(stateDir);
-  for (const s of connection.secrets) if (s) step.setSecret(s);
+  for (const s of connection.secrets) if (s) maskSecret(step, s);
   for (const [k, v] of Object.entries(connection.env)) step.exportVariable(k, v);
   const urlVariables = Object.fromEntries(policy.targets.map((t) => [t.name, targetVariable(t.name)]));
   step.setOutput('session-log', info.log);
@@ -87,4 +87,14 @@ async function start(step: Step, cli: string): Promise<void> {
   const ms = Math.round(performance.now() - started);
   step.info(`gateway-action: gateway ready in ${ms} ms (run ${info.run}, pid ${pid}); targets: ${policy.targets.map((t) => `${t.name} via $${targetVariable(t.name)}`).join(', ')}`);
   step.info(`gateway-action: session log ${info.log}`);
+}
+
+/**
+ * Masks a secret; a multi-line one (a private key) line by line as well, since the runner
+ * matches a registered mask within one line of output.
+ */
+function maskSecret(step: Step, value: string): void {
+  step.setSecret(value);
+  const lines = value.split(/\r?\n/).map((l) => l.trim());
+  if (lines.length > 1) for (const line of lines) if (line.length >= 8 && !/^-----(BEGIN|END) /.test(line)) step.setSecret(line);
 }

@@ -12,6 +12,8 @@ export interface Proxy {
   /** libpq environment that connects through it. */
   env: Record<string, string>;
   pid: number;
+  /** Every variable a gateway exported (GATEWAY_SSH_CONFIG, ...). */
+  vars?: Record<string, string>;
   /** Stops it; a gateway returns the path of its sealed session log. */
   stop(): string;
 }
@@ -121,6 +123,7 @@ export function startGateway(name: string, root: string, dir: string, policyText
   return {
     name,
     env: { PGHOST: vars.PGHOST!, PGPORT: vars.PGPORT!, PGUSER: vars.PGUSER!, PGPASSWORD: vars.PGPASSWORD!, PGDATABASE: vars.PGDATABASE!, PGSSLMODE: 'disable' },
+    vars,
     pid,
     stop() {
       if (stopped) return '';

@@ -14,6 +14,7 @@ import { startGitHubApi, type GitHubApi } from '../helpers/github-api.ts';
 import { startArtifactService, type ArtifactService } from '../helpers/artifact-service.ts';
 import { runJob, type JobResult } from '../helpers/runner.ts';
 import { SessionLogWriter, LOG_FORMAT } from '../../gateway/evidence/log-writer.ts';
+import { startSshd, type Sshd } from '../helpers/sshd.ts';
 import { CheckpointSigner } from '../../gateway/evidence/checkpoint.ts';
 
 const SCOPE = 'https://ossrdbms-aad.database.windows.net/.default';
@@ -27,6 +28,7 @@ let entra: EntraStandIn;
 let api: GitHubApi;
 let artifacts: ArtifactService;
 let work: string;
+let sshd: Sshd;
 
 const POLICY = (port: number): string => `version: 1
 targets:
@@ -61,12 +63,14 @@ before(async () => {
   entra = await startEntraStandIn({ federatedCredentials: [{ issuer: issuer.url, subject: 'repo:octo-org/payments:pull_request' }], tokens: { [SCOPE]: PG_TOKEN } });
   api = await startGitHubApi({ owner: 'octo-org', name: 'payments', pulls: [{ number: 7, headSha: HEAD_SHA, mergeSha: MERGE_SHA, author: 'bob' }], collaborators: { carol: 'write' }, grantedPermissions: ['statuses', 'issues', 'pull_requests'] });
   artifacts = await startArtifactService();
+  sshd = await startSshd();
 });
 
 const runnerTemps: string[] = [];
 after(async () => {
   await Promise.all([issuer?.close(), entra?.close(), api?.close(), artifacts?.close()]);
   cluster?.stop();
+  sshd?.stop();
   for (const d of [...runnerTemps, work]) fs.rmSync(d, { recursive: true, force: true });
 });
 
@@ -311,6 +315,44 @@ default: allow`) + 'approvals:\n  approvers: [carol]\n  timeout: 2m\n';
   assert.match(status.description, /^1 commands, 0 denied, 1 approved, 0 not approved; log verified$/);
   assert.match(r.summary, new RegExp(`approved by github:carol.*href="${request!.html_url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`));
   assert.match(r.summary, /Approved by: github:carol \(1\)/);
+});
+
+test('an SSH step: commands run through the gateway, the summary lists them, and no key is in any output', async () => {
+  const policy = POLICY(cluster.port).replace('rules:', `  web-vm:
+    kind: ssh
+    host: 127.0.0.1
+    port: ${sshd.port}
+    user: ${sshd.user}
+    auth: { key-env: DEPLOY_SSH_KEY }
+    host-key: "${sshd.hostKey}"
+rules:
+  - name: no-recursive-rm
+    target: web-vm
+    when: { program: [rm], option: [-r, -R, --recursive] }
+    action: deny
+    reason: Recursive deletes on servers are never run from CI`);
+  const r = await job([
+    'ssh -F "$GATEWAY_SSH_CONFIG" web-vm \'echo "hello from $(whoami)"\'',
+    'ssh -F "$GATEWAY_SSH_CONFIG" web-vm \'rm -rf /tmp/gw-action-ssh\' || echo "denied as expected"',
+    'cat "$GATEWAY_SSH_CONFIG"',
+  ], { policy, inputs: { 'status-context': 'gateway/audit-ssh', 'fail-on': 'never' }, env: { DEPLOY_SSH_KEY: sshd.privateKey } });
+  assert.equal(r.main.outcome, 'success', r.main.stdout + r.main.stderr);
+  assert.equal(r.steps[0]!.stdout.trim(), `hello from ${sshd.user}`, r.steps[0]!.stderr);
+  assert.match(r.steps[1]!.stderr, /gateway: denied by rule "no-recursive-rm": Recursive deletes on servers are never run from CI/);
+  assert.match(r.steps[1]!.stdout, /denied as expected/);
+  assert.match(r.steps[2]!.stdout, /^Host web-vm$/m);
+  assert.match(r.summary, /<td><code>web-vm<\/code><\/td><td>2<\/td><td>1<\/td><td>1<\/td>/);
+  assert.match(r.summary, /rm -rf \/tmp\/gw-action-ssh/);
+  // Neither the upstream key nor the run key: not in the job log, the summary, outputs or the artifact.
+  const runKey = fs.readFileSync(path.join(r.state['state-dir']!, 'ssh_client_key'), 'utf8');
+  const keyLines = [sshd.privateKey, runKey].flatMap((k) => k.split('\n').filter((l) => l.length > 20 && !l.startsWith('-----')));
+  assert.ok(keyLines.length >= 4);
+  const dest = fs.mkdtempSync(path.join(work, 'ssh-'));
+  const files = (await artifacts.download(r.outputs['artifact-name']!, dest)).map((f) => path.join(dest, f));
+  const texts: [string, string][] = [['the job log', r.log], ['the summary', r.summary], ['the outputs', JSON.stringify(r.outputs)], ...Object.entries(r.commandFiles).map(([k, t]) => [`file command ${k}`, t] as [string, string]), ...files.map((f) => [`artifact ${f}`, fs.readFileSync(f, 'utf8')] as [string, string])];
+  for (const [where, text] of texts) for (const line of keyLines) assert.equal(text.includes(line), false, `a key line leaked into ${where}`);
+  // The upstream key's lines are masked, should anything print them.
+  for (const line of sshd.privateKey.split('\n').filter((l) => l.length > 20 && !l.startsWith('-----'))) assert.ok(r.masks.includes(line.trim()), 'upstream key line masked');
 });
 
 test('a cancelled job still uploads a sealed, verifiable log', async () => {
