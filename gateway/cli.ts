@@ -25,6 +25,8 @@ Verbs:
   verify   LOG [--jwks FILE | --issuer URL] [--repository OWNER/NAME] [--workflow REF] [--sha SHA] [--json]
                                                           check a session log: chain, signatures, seal, identity
   replay   LOG [--session ID]                             the run as a terminal timeline
+           LOG --play COMMAND [--speed N|max]              play a command's terminal recording
+           LOG --asciicast COMMAND                         ... or write it as asciicast v2
   report   LOG -o FILE.html                               a self-contained HTML report for auditors
   demo     [--log-dir DIR]                                ten seconds of what it does: masking, a denied DELETE,
                                                           a DROP approved, the log verified, replayed, reported

@@ -28,6 +28,8 @@ await build({
 
 // The SQL classifier's WebAssembly parser is loaded at run time from beside the bundle.
 copyFileSync(path.join(root, 'node_modules/libpg-query/wasm/libpg-query.wasm'), path.join(outdir, 'libpg-query.wasm'));
+// The report's terminal player (asciinema-player's bundle) is read at run time from beside the bundle too.
+for (const f of ['asciinema-player.min.js', 'asciinema-player.css']) copyFileSync(path.join(root, 'node_modules/asciinema-player/dist/bundle', f), path.join(outdir, f));
 
 // The policy schema editors read (yaml-language-server): the core's merged with every shipped
 // adapter's targets and conditions, as the loader validates. Written beside the loader, and only

@@ -88,6 +88,7 @@ function command(c: TimelineCommand, renderers: RendererSet, paint: (style: Styl
     const s = c.sample;
     note('dim', `terminal recording: ${s.events.length} event${s.events.length === 1 ? '' : 's'}, ${s.width}x${s.height}${s.truncated ? ' (cut here; the log holds all of it)' : ''}; output:`);
     lines.push(`${' '.repeat(60)}${terminalLines(screenText(s.events), ' '.repeat(60))}`);
+    note('dim', `(replay LOG --play ${t(c.id)} plays it in the terminal with its timing)`);
   }
   return lines;
 }

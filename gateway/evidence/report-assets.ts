@@ -1,6 +1,7 @@
 // The stylesheet and script inlined into `gateway-action report`'s HTML. Both are constants: the
-// report's Content-Security-Policy allows exactly these two by hash, so nothing injected through
-// the log (which is attacker-controlled) could run even if escaping failed.
+// report's Content-Security-Policy allows exactly these two by hash (and, in a report with a
+// terminal recording, the player's script and stylesheet: report-player.ts), so nothing injected
+// through the log (which is attacker-controlled) could run even if escaping failed.
 
 export const REPORT_CSS = `
 :root { color-scheme: light; --fg: #1f2328; --muted: #59636e; --line: #d1d9e0; --bg: #f6f8fa;

@@ -5,6 +5,7 @@
 import { esc, safeUrl } from './html-text.ts';
 import { formatMicros as fmtUs, formatMillis as fmtMs, outcomeOf, valueText, type Timeline, type TimelineCommand, type TimelineSession } from './timeline.ts';
 import type { RendererSet } from './renderers.ts';
+import { playerBlock } from './report-player.ts';
 
 /** The first record not covered by the verified chain, and what to call such records. */
 export type Boundary = { from: number; label: string } | null;
@@ -108,7 +109,7 @@ function sample(c: TimelineCommand): string {
   if (s.kind === 'terminal') {
     const output = s.events.filter((e) => e[1] === 'o').map((e) => e[2]).join('');
     const caption = `terminal recording: ${plural(s.events.length, 'event')}, ${s.width}x${s.height}${s.truncated ? ', cut (replay the log for all of it)' : ''}; output shown as text`;
-    return `<div class="sample-caption">${esc(caption)}</div><pre class="sample-text">${esc(output)}</pre>`;
+    return `<div class="sample-caption">${esc(caption)}</div><pre class="sample-text">${esc(output)}</pre>${playerBlock(s)}`;
   }
   const looksMasked = (x: string): boolean => c.masked !== null && /\*{3,}/.test(x);
   const cell = (v: unknown): string => {

@@ -12,6 +12,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { cli, readLog, tempDir, type Cluster } from '../helpers/gateway.ts';
 import { writeRichLog } from '../helpers/rich-log.ts';
 import { resign } from '../helpers/log-forgery.ts';
+import { BREAKOUT, writeTerminalLog } from '../helpers/terminal-log.ts';
 
 const dir = tempDir('gw-report-');
 let browser: Browser | undefined;
@@ -316,5 +317,68 @@ test('log content is text: markup in SQL, names, samples, errors and approvals d
     assert.equal(await page.evaluate(() => typeof (globalThis as unknown as Win).__pwned), 'undefined');
   } finally {
     await page.close();
+  }
+});
+
+test('a terminal recording plays inline: the bundled asciinema-player starts on click and draws the recorded text, under the CSP, offline; without JS the text view stays', async () => {
+  const rec = writeTerminalLog(dir, 'terminal.jsonl');
+  const { out, status } = report(rec.log, 'terminal.html');
+  assert.equal(status, 'valid');
+  const html = fs.readFileSync(out, 'utf8');
+  const csp = /http-equiv="Content-Security-Policy" content="([^"]*)"/.exec(html)![1]!.replaceAll('&#39;', "'");
+  assert.match(csp, /script-src 'sha256-[^']+' 'sha256-[^']+' 'wasm-unsafe-eval';/, 'the player is allowed by hash; WebAssembly only besides');
+  assert.doesNotMatch(csp, /unsafe-inline|'unsafe-eval'|https?:/);
+  // The recording holds `</script>` and `<!--`: embedded, neither may end or open anything.
+  assert.equal(html.split('</script>').length - 1, 4, 'the report script, the player and the two recordings\' data, nothing more');
+  assert.ok(!html.includes('<!--'));
+  assert.doesNotMatch(html, /\b(?:src|href|action)\s*=\s*["']?(?!#|data:)[a-z]+:/i, 'a reference to another resource');
+
+  const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+  const url = pathToFileURL(out).href;
+  const requests: string[] = [];
+  const errors: string[] = [];
+  page.on('request', (r) => requests.push(r.url()));
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  page.on('pageerror', (e) => errors.push(e.message));
+  type Doc = { addEventListener(type: string, f: (e: { violatedDirective: string; blockedURI: string }) => void): void };
+  await page.addInitScript(() => {
+    const w = globalThis as unknown as { __violations: string[]; document: Doc };
+    w.__violations = [];
+    w.document.addEventListener('securitypolicyviolation', (e) => w.__violations.push(`${e.violatedDirective} ${e.blockedURI}`));
+  });
+  try {
+    await page.goto(url, { waitUntil: 'load' });
+    const shell = page.locator(`.command[data-id="${rec.shell}"]`);
+    const button = shell.locator('.term-play');
+    assert.ok(await button.isVisible(), 'the play button shows where the player loaded');
+    assert.match(await button.innerText(), /Play the recording \(80x24, [\d.]+ s\)/);
+    assert.equal(await page.locator('.term-play:visible').count(), 2, 'one player per recording');
+    await button.click();
+    const screen = shell.locator('.term-screen');
+    await screen.locator('.ap-line', { hasText: 'deploy@web:~$ logout' }).waitFor();
+    const text = (await screen.locator('.ap-line').allTextContents()).map((l) => l.trimEnd()).join('\n');
+    for (const line of ['deploy@web:~$ uptime', '12:00:01 up 3 days', 'red alert and hidden text', BREAKOUT]) assert.ok(text.includes(line), `the player shows ${line}: ${text}`);
+    assert.ok(!text.includes('pwned title') && !text.includes('cm0gLXJmIH4K'));
+    const red = await screen.locator('span', { hasText: /^red alert\s*$/ }).first().evaluate((el) => (globalThis as unknown as { getComputedStyle(e: unknown): { color: string } }).getComputedStyle(el).color);
+    const [r, g, b] = red.match(/\d+/g)!.map(Number);
+    assert.ok(r! > g! + 80 && r! > b! + 80, `red alert is drawn in ${red}`);
+    assert.equal(await page.evaluate(() => typeof (globalThis as unknown as Win).__pwned), 'undefined');
+    assert.deepEqual(await page.evaluate(() => (globalThis as unknown as { __violations: string[] }).__violations), [], 'CSP violations');
+    assert.deepEqual(errors, [], 'console or script errors');
+    assert.deepEqual([...new Set(requests)], [url], 'the page fetched something besides itself');
+    await shell.locator('.term-player').screenshot({ path: path.join(dir, 'player.png') });
+  } finally {
+    await page.close();
+  }
+
+  const noJs = await browser!.newContext({ javaScriptEnabled: false });
+  try {
+    const p = await noJs.newPage();
+    await p.goto(url, { waitUntil: 'load' });
+    const shell = p.locator(`.command[data-id="${rec.shell}"]`);
+    assert.equal(await shell.locator('.term-player').isVisible(), false, 'no button that cannot work');
+    assert.match(await shell.locator('pre.sample-text').innerText(), /red alert/);
+  } finally {
+    await noJs.close();
   }
 });
