@@ -77,8 +77,10 @@ export async function playRecording(parts: AsyncIterable<RecordingPart>, opts: P
           lastMs = Math.max(lastMs, ms);
           if (code !== 'o' && code !== 'r') continue;
           if (opts.speed !== Infinity) {
-            const due = startedAt + (ms - firstMs) / opts.speed - performance.now();
-            if (due > 1) await sleep(due, undefined, { signal: opts.signal });
+            // In steps of at most a day: a timer takes no more than 2^31-1 ms, and a log's times are its own.
+            for (let due = startedAt + (ms - firstMs) / opts.speed - performance.now(); due > 1; due = startedAt + (ms - firstMs) / opts.speed - performance.now()) {
+              await sleep(Math.min(due, 86_400_000), undefined, { signal: opts.signal });
+            }
           }
           if (code === 'o') {
             const safe = sanitizer.write(data);
