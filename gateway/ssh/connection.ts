@@ -131,13 +131,13 @@ function serveSession(ctx: SshSessionContext, session: Session): void {
     if (started) return reject?.();
     start(accept, (stream) => runProgram(ctx, stream, req, { shell: true }));
   });
-  session.on('sftp', (accept, reject) => {
-    if (started) return reject?.();
-    started = true;
-    void serveSftp(ctx, accept, reject);
-  });
+  // sftp arrives as a plain subsystem (no 'sftp' listener): relaySftp reads the raw channel.
   session.on('subsystem', (accept, reject, info) => {
     if (started) return reject?.();
+    if (info.name === 'sftp') {
+      started = true;
+      return void serveSftp(ctx, accept, reject);
+    }
     start(accept, async (stream) => {
       const answer = await ctx.gate.passDecided({ kind: 'ssh.subsystem', text: `subsystem ${info.name}`, units: null, forwarded: [] },
         { action: 'deny', rule: 'gateway', reason: `the ${info.name} subsystem is not supported (only sftp is)`, matched: [] }, stderrClient(ctx, stream.stderr, false));

@@ -1,7 +1,7 @@
 // The sftp subsystem (sftp, and OpenSSH 9's scp): the channel itself passes the gate first
 // (class `sftp`), then the gateway terminates SFTP and relays it operation by operation
 // (sftp-relay.ts), each operation through the same gate with its paths.
-import type { AcceptSftpConnection, RejectConnection, SFTPWrapper } from 'ssh2';
+import type { AcceptConnection, ClientChannel, RejectConnection, ServerChannel } from 'ssh2';
 import type { GateClient } from './command-gate.ts';
 import type { FileGate, FileOperation, FileOutcome } from './file-operation.ts';
 import { relaySftp } from './sftp-relay.ts';
@@ -10,14 +10,15 @@ import { UpstreamError } from './upstream.ts';
 
 const SILENT: GateClient = { tell: () => undefined, onGone: () => () => undefined };
 
-export async function serveSftp(ctx: SshSessionContext, accept: AcceptSftpConnection, reject: RejectConnection): Promise<void> {
+export async function serveSftp(ctx: SshSessionContext, accept: AcceptConnection<ServerChannel>, reject: RejectConnection): Promise<void> {
   const answer = await ctx.gate.pass({ kind: 'ssh.subsystem', text: 'sftp', units: [{ ssh: 'sftp' }], forwarded: [Buffer.from('sftp')] }, SILENT);
   if (!answer.allowed) return reject();
   const session = answer.cmd;
-  let upstream: SFTPWrapper;
+  let upstream: ClientChannel;
   try {
     const conn = await ctx.upstream();
-    upstream = await new Promise<SFTPWrapper>((resolve, fail) => conn.sftp((err, s) => (err ? fail(err) : resolve(s))));
+    // The raw subsystem channel: relaySftp reads SFTP itself.
+    upstream = await new Promise<ClientChannel>((resolve, fail) => conn.subsys('sftp', (err, s) => (err ? fail(err) : resolve(s))));
   } catch (e) {
     const message = e instanceof UpstreamError ? e.message : `the host refused the sftp subsystem: ${(e as Error).message}`;
     session.finish({ status: 'error', error: { code: 'upstream', message } });
@@ -41,7 +42,7 @@ export async function serveSftp(ctx: SshSessionContext, accept: AcceptSftpConnec
       };
     },
   };
-  const relay = relaySftp(accept(), upstream, gate);
+  const relay = relaySftp(accept(), upstream, gate, { home: ctx.home });
   await relay.done;
   session.finish({ status: 'ok' });
 }

@@ -1,0 +1,520 @@
+// The SFTP subsystem, terminated by the gateway and relayed request by request to the host's
+// sftp-server. Every request that names a path passes the FileGate first (one command each);
+// READ, WRITE, FSTAT, FSETSTAT, READDIR, CLOSE and the handle extensions act on an open handle
+// and belong to that open's command, whose outcome at CLOSE carries the bytes and their SHA-256.
+// A refused request is answered PERMISSION_DENIED with the reason and never reaches the host.
+// Handles are the gateway's own: the client can only name what an allowed open returned.
+//
+// Requests are taken in the order they came: one waiting for the gate (or an approval) holds
+// the ones behind it, as a single-threaded server would. Requests that need no decision go on
+// at once, so pipelined reads and writes stay pipelined. Memory is bounded by construction: the
+// client is paused (its SSH window stops) while requests wait beyond QUEUE_HIGH bytes, the host
+// is sent no more than MAX_IN_FLIGHT unanswered requests and nothing while its channel pushes
+// back, and the host is paused while the client's channel pushes back.
+//
+// Both sides are plain byte streams (ssh2 `subsystem` channels: the server side accepted with a
+// `subsystem` listener, not `sftp`, and `client.subsys('sftp')` upstream), so the relay reads
+// every byte itself: paths stay exact bytes, unknown packets and extensions are refused here.
+import type { Duplex } from 'node:stream';
+import type { FileGate, FileOperation, GateAnswer } from './file-operation.ts';
+import { normalizePath } from './file-operation.ts';
+import {
+  FX,
+  FXP,
+  Malformed,
+  SftpFramer,
+  handlePacket,
+  handleRef,
+  initPacket,
+  firstName,
+  parseHello,
+  parseRequest,
+  parseStatus,
+  realpathPacket,
+  requestId,
+  responseString,
+  statusPacket,
+  versionPacket,
+  withHandle,
+  type HandleRef,
+  type SftpRequest,
+} from './sftp-codec.ts';
+import { OpenHandle, safeEnd, statusOutcome } from './sftp-handle.ts';
+import { HANDLE_EXTENSIONS, RELAYED_EXTENSIONS, describeExtended, describeRequest, type Description } from './sftp-operations.ts';
+
+/** OpenSSH's sftp-server refuses longer packets; a client sending one is not a client it could serve. */
+export const CLIENT_MAX_PACKET = 256 * 1024;
+/** Answers may be a little larger than OpenSSH's (another server, a larger read). */
+export const HOST_MAX_PACKET = 1024 * 1024;
+const QUEUE_HIGH = 1024 * 1024;
+const QUEUE_LOW = 256 * 1024;
+const MAX_IN_FLIGHT = 1024;
+/** The id of the gateway's own REALPATH "." (sent before the client may send anything). */
+const OWN_ID = 0xffffffff;
+
+export interface SftpRelayOptions {
+  /** Where relative paths start if the host does not answer the gateway's REALPATH "." (normally the login's home). */
+  home?: string;
+}
+
+export interface SftpRelayEnd {
+  /** Who ended the session: the client (EOF or gone), the host (its sftp-server ended), or the gateway (a protocol error). */
+  by: 'client' | 'host' | 'gateway';
+  /** Why the gateway ended it. */
+  error?: string;
+}
+
+/** ssh2's server channel can pass an exit status on; a plain stream cannot. */
+type ClientStream = Duplex & { exit?: (...args: never[]) => unknown };
+
+type End = Extract<GateAnswer, { allowed: true }>['end'];
+type Pending =
+  | { kind: 'own-realpath'; resolve: (frame: Buffer | null) => void }
+  | { kind: 'open'; end: End; directory: boolean; mode: FileOperation['mode'] }
+  | { kind: 'path'; end: End }
+  | { kind: 'read'; h: OpenHandle; offset: number }
+  | { kind: 'write' | 'close' | 'handle'; h: OpenHandle };
+
+type HandleAction = { kind: 'read'; offset: number } | { kind: 'write'; offset: number; data: Buffer } | { kind: 'close' | 'handle' };
+
+class HostError extends Error {}
+
+/**
+ * Relays one SFTP session. `done` resolves once the session is over and the client's channel
+ * has been ended (the host's exit status passed on first when the client stream can take it).
+ */
+export function relaySftp(client: Duplex, upstream: Duplex, gate: FileGate, opts: SftpRelayOptions = {}): { done: Promise<SftpRelayEnd> } {
+  const relay = new SftpRelay(client as ClientStream, upstream, gate, opts);
+  return { done: relay.done };
+}
+
+class SftpRelay {
+  readonly done: Promise<SftpRelayEnd>;
+  private readonly client: ClientStream;
+  private readonly upstream: Duplex;
+  private readonly gate: FileGate;
+  private readonly opts: SftpRelayOptions;
+  private readonly fromClient = new SftpFramer(CLIENT_MAX_PACKET);
+  private readonly fromHost = new SftpFramer(HOST_MAX_PACKET);
+  private readonly abort = new AbortController();
+  private phase: 'init' | 'handshake' | 'open' | 'ended' = 'init';
+  private ending: SftpRelayEnd | null = null;
+  private resolveDone!: (end: SftpRelayEnd) => void;
+  private clientEnded = false;
+  private hostExit: unknown[] | null = null;
+  // Client requests in arrival order (a deque: head index, compacted now and then).
+  private queue: Buffer[] = [];
+  private head = 0;
+  private queuedBytes = 0;
+  private pumping = false;
+  private clientPaused = false;
+  private hostBlocked = false;
+  private hostPaused = false;
+  private readonly pending = new Map<number, Pending>();
+  private readonly handles = new Map<string, OpenHandle>();
+  private handleCount = 0;
+  private versionWaiter: ((frame: Buffer | null) => void) | null = null;
+  private advertised = new Set<string>();
+  /** The sftp-server's start directory: relative paths resolve against it. */
+  private start: string | null = null;
+
+  constructor(client: ClientStream, upstream: Duplex, gate: FileGate, opts: SftpRelayOptions) {
+    this.client = client;
+    this.upstream = upstream;
+    this.gate = gate;
+    this.opts = opts;
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
+
+    client.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    client.on('end', () => this.shutdown({ by: 'client' }));
+    client.on('close', () => {
+      this.clientEnded = true;
+      this.shutdown({ by: 'client' });
+      this.endClient();
+    });
+    client.on('error', () => this.shutdown({ by: 'client' }));
+    client.on('drain', () => {
+      if (this.hostPaused) {
+        this.hostPaused = false;
+        this.upstream.resume();
+      }
+    });
+
+    upstream.on('data', (chunk: Buffer) => this.onHostData(chunk));
+    upstream.on('exit', (...args: unknown[]) => (this.hostExit = args));
+    upstream.on('end', () => this.shutdown({ by: 'host' }));
+    upstream.on('close', () => {
+      this.shutdown({ by: 'host' });
+      this.endClient();
+    });
+    upstream.on('error', () => {
+      this.shutdown({ by: 'host' });
+      this.endClient();
+    });
+    upstream.on('drain', () => {
+      this.hostBlocked = false;
+      void this.pump();
+    });
+  }
+
+  // ---- client -> host ---------------------------------------------------------------------
+
+  private onClientData(chunk: Buffer): void {
+    if (this.phase === 'ended') return;
+    try {
+      this.fromClient.push(chunk, (frame) => {
+        this.queue.push(frame);
+        this.queuedBytes += frame.length;
+      });
+    } catch (e) {
+      this.fail(`the client sent a byte stream that is not SFTP: ${(e as Error).message}`);
+      return;
+    }
+    this.flow();
+    void this.pump();
+  }
+
+  private dequeue(): Buffer {
+    const frame = this.queue[this.head]!;
+    this.queue[this.head++] = undefined as unknown as Buffer;
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    this.queuedBytes -= frame.length;
+    return frame;
+  }
+
+  /** Pauses the client while too much waits; resumes it once the queue has drained enough. */
+  private flow(): void {
+    if (this.phase === 'ended') return;
+    if (!this.clientPaused && this.queuedBytes >= QUEUE_HIGH) {
+      this.clientPaused = true;
+      this.client.pause();
+    } else if (this.clientPaused && this.queuedBytes <= QUEUE_LOW) {
+      this.clientPaused = false;
+      this.client.resume();
+    }
+  }
+
+  private canForward(): boolean {
+    return this.phase !== 'ended' && this.head < this.queue.length && !this.hostBlocked && this.pending.size < MAX_IN_FLIGHT;
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.canForward()) {
+        const waiting = this.onClientFrame(this.dequeue());
+        if (waiting) await waiting;
+        this.flow();
+      }
+    } catch (e) {
+      if (e instanceof HostError) this.fail(e.message);
+      else this.fail(`internal error: ${(e as Error).message}`);
+    } finally {
+      this.pumping = false;
+    }
+    this.flow();
+  }
+
+  private onClientFrame(frame: Buffer): Promise<void> | void {
+    const type = frame[4]!;
+    if (this.phase === 'init') {
+      if (type !== FXP.INIT) return this.fail(`the client's first packet is type ${type}, not INIT`);
+      return this.handshake(frame);
+    }
+    if (type === FXP.INIT) return this.fail('the client sent INIT twice');
+    const id = requestId(frame);
+    if (id === null) return this.fail('the client sent a request too short to hold its id');
+    if (this.pending.has(id)) return this.fail(`the client reused request id ${id} before the host answered it`);
+    let req: SftpRequest;
+    try {
+      req = parseRequest(frame);
+    } catch (e) {
+      if (e instanceof Malformed) return this.answer(id, FX.BAD_MESSAGE, `malformed request: ${e.message}`);
+      throw e;
+    }
+    switch (req.type) {
+      case 'read':
+        return this.onHandle(frame, id, req.h, 'reading', { kind: 'read', offset: req.offset });
+      case 'write':
+        return this.onHandle(frame, id, req.h, 'writing', { kind: 'write', offset: req.offset, data: req.data });
+      case 'fsetstat':
+        return this.onHandle(frame, id, req.h, 'writing', { kind: 'handle' });
+      case 'readdir':
+        return this.onHandle(frame, id, req.h, 'directory', { kind: 'handle' });
+      case 'close':
+      case 'fstat':
+        return this.onHandle(frame, id, req.h, 'any', { kind: req.type === 'close' ? 'close' : 'handle' });
+      case 'unknown':
+        return this.answer(id, FX.OP_UNSUPPORTED, `the gateway does not relay SFTP packet type ${req.packetType}`);
+      case 'extended': {
+        if (!this.advertised.has(req.name)) return this.answer(id, FX.OP_UNSUPPORTED, `the gateway does not relay the ${req.name} extension`);
+        if (HANDLE_EXTENSIONS.has(req.name)) {
+          let h: HandleRef;
+          try {
+            h = handleRef(req.r);
+            req.r.end();
+          } catch (e) {
+            if (e instanceof Malformed) return this.answer(id, FX.BAD_MESSAGE, `malformed ${req.name}: ${e.message}`);
+            throw e;
+          }
+          return this.onHandle(frame, id, h, 'file', { kind: 'handle' });
+        }
+        let d: Description;
+        try {
+          d = describeExtended(req.name, req.r, this.start);
+        } catch (e) {
+          if (e instanceof Malformed) return this.answer(id, FX.BAD_MESSAGE, `malformed ${req.name}: ${e.message}`);
+          throw e;
+        }
+        return this.gated(frame, id, d, null);
+      }
+      default:
+        return this.gated(frame, id, describeRequest(req, this.start), req.type === 'open' || req.type === 'opendir' ? req.type : null);
+    }
+  }
+
+  /** A request naming paths: the gate decides, then it goes to the host as the client sent it. */
+  private gated(frame: Buffer, id: number, d: Description, opens: 'open' | 'opendir' | null): Promise<void> | void {
+    if ('refuse' in d) return this.answer(id, d.refuse.code, d.refuse.message);
+    const op: FileOperation = { ...d.operation, forwarded: [frame] };
+    return this.begin(op).then((answer) => {
+      if (!answer.allowed) return this.answer(id, FX.PERMISSION_DENIED, answer.reason);
+      if (this.phase === 'ended') {
+        safeEnd(answer.end, { status: 'error', error: { code: 'connection-lost', message: 'the session ended before the operation reached the host' } });
+        return;
+      }
+      this.pending.set(id, opens ? { kind: 'open', end: answer.end, directory: opens === 'opendir', mode: op.mode } : { kind: 'path', end: answer.end });
+      this.toHost(frame);
+    });
+  }
+
+  private async begin(op: FileOperation): Promise<GateAnswer> {
+    try {
+      return await this.gate.begin(op, this.abort.signal);
+    } catch (e) {
+      return { allowed: false, reason: `the gateway could not decide: ${(e as Error).message}` };
+    }
+  }
+
+  /**
+   * A request on an open handle: swapped to the host's handle and sent on, under the open's
+   * command. What the open was decided for bounds it: a file opened for read is not written to
+   * nor has its attributes changed through the handle (the host would allow the latter).
+   */
+  private onHandle(frame: Buffer, id: number, ref: HandleRef, wants: 'file' | 'reading' | 'writing' | 'directory' | 'any', action: HandleAction): void {
+    const key = ref.handle.toString('latin1');
+    const h = this.handles.get(key);
+    if (!h) return this.answer(id, FX.FAILURE, 'no such handle');
+    if (wants === 'directory') {
+      if (!h.directory) return this.answer(id, FX.FAILURE, 'the handle is not a directory');
+    } else if (wants !== 'any' && h.directory) return this.answer(id, FX.FAILURE, 'the handle is a directory');
+    if (wants === 'reading' && h.mode === 'write') return this.answer(id, FX.PERMISSION_DENIED, 'the file was opened for write only');
+    if (wants === 'writing' && h.mode === 'read') return this.answer(id, FX.PERMISSION_DENIED, 'the file was opened for read only: writing or changing it needs an open for write');
+    switch (action.kind) {
+      case 'read':
+        this.pending.set(id, { kind: 'read', h, offset: action.offset });
+        break;
+      case 'write':
+        // Hashed as relayed: a write the host then refuses makes the outcome an error.
+        h.written.add(action.offset, action.data);
+        this.pending.set(id, { kind: 'write', h });
+        break;
+      case 'close':
+        this.handles.delete(key);
+        this.pending.set(id, { kind: 'close', h });
+        break;
+      case 'handle':
+        this.pending.set(id, { kind: 'handle', h });
+        break;
+    }
+    this.toHost(withHandle(frame, ref, h.host));
+  }
+
+  private answer(id: number, code: number, message: string): void {
+    this.toClient(statusPacket(id, code, message));
+  }
+
+  private toHost(frame: Buffer): void {
+    if (!this.upstream.write(frame)) this.hostBlocked = true;
+  }
+
+  // ---- handshake --------------------------------------------------------------------------
+
+  /**
+   * The client's INIT: the gateway opens the host's session itself, learns which extensions it
+   * offers and where it starts, then answers VERSION 3 with the relayed extensions the host has.
+   */
+  private async handshake(init: Buffer): Promise<void> {
+    let version: number;
+    try {
+      version = parseHello(init).version;
+    } catch (e) {
+      return this.fail(`the client's INIT is malformed: ${(e as Error).message}`);
+    }
+    if (version < 3) return this.fail(`the client speaks SFTP version ${version}; the gateway speaks version 3`);
+    this.phase = 'handshake';
+    const hostVersion = await new Promise<Buffer | null>((resolve) => {
+      this.versionWaiter = resolve;
+      this.toHost(initPacket(3));
+    });
+    if (!hostVersion) return;
+    if (hostVersion[4] !== FXP.VERSION) return this.fail(`the host answered INIT with packet type ${hostVersion[4]}`);
+    let offered: Map<string, Buffer>;
+    try {
+      const hello = parseHello(hostVersion);
+      if (hello.version !== 3) return this.fail(`the host speaks SFTP version ${hello.version}; the gateway speaks version 3`);
+      offered = new Map(hello.extensions);
+    } catch (e) {
+      return this.fail(`the host's VERSION is malformed: ${(e as Error).message}`);
+    }
+    const extensions = RELAYED_EXTENSIONS.filter((n) => offered.has(n)).map((n): [string, Buffer] => [n, offered.get(n)!]);
+    this.advertised = new Set(extensions.map(([n]) => n));
+    // The gateway's own request, not the client's: where relative paths start, so the gate
+    // judges the path the host will open.
+    const where = await new Promise<Buffer | null>((resolve) => {
+      this.pending.set(OWN_ID, { kind: 'own-realpath', resolve });
+      this.toHost(realpathPacket(OWN_ID, '.'));
+    });
+    if (!where || this.ending) return;
+    if (where[4] === FXP.NAME) {
+      const name = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+      try {
+        const dir = name.decode(firstName(where));
+        if (dir.startsWith('/') && !dir.includes('\0')) this.start = normalizePath(dir, '/');
+      } catch {
+        // Not UTF-8 or malformed: relative paths fall back to the configured home, or are refused.
+      }
+    }
+    if (this.start === null && this.opts.home?.startsWith('/')) this.start = normalizePath(this.opts.home, '/');
+    this.phase = 'open';
+    this.toClient(versionPacket(3, extensions));
+  }
+
+  // ---- host -> client ---------------------------------------------------------------------
+
+  private onHostData(chunk: Buffer): void {
+    if (this.phase === 'ended') return;
+    try {
+      this.fromHost.push(chunk, (frame) => this.onHostFrame(frame));
+    } catch (e) {
+      this.fail(`the host sent what the gateway cannot relay: ${(e as Error).message}`);
+      return;
+    }
+    if (this.head < this.queue.length) void this.pump();
+  }
+
+  private onHostFrame(frame: Buffer): void {
+    if (this.phase === 'ended') return;
+    const type = frame[4]!;
+    if (this.versionWaiter) {
+      const w = this.versionWaiter;
+      this.versionWaiter = null;
+      return w(frame);
+    }
+    const id = requestId(frame);
+    if (id === null) throw new HostError('the host sent a packet too short to hold a request id');
+    const p = this.pending.get(id);
+    if (!p) throw new HostError(`the host answered request ${id}, which is not waiting (packet type ${type})`);
+    this.pending.delete(id);
+    switch (p.kind) {
+      case 'own-realpath':
+        return p.resolve(frame);
+      case 'open':
+        if (type === FXP.HANDLE) {
+          const own = Buffer.alloc(4);
+          own.writeUInt32BE(++this.handleCount >>> 0);
+          const h = new OpenHandle(own, Buffer.from(responseString(frame)), p.directory, p.mode, p.end);
+          this.handles.set(own.toString('latin1'), h);
+          return this.toClient(handlePacket(id, own));
+        }
+        if (type !== FXP.STATUS) throw new HostError(`the host answered an open with packet type ${type}`);
+        safeEnd(p.end, statusOutcome(parseStatus(frame)));
+        break;
+      case 'path':
+        safeEnd(p.end, type === FXP.STATUS ? statusOutcome(parseStatus(frame)) : { status: 'ok' });
+        break;
+      case 'read':
+        if (type === FXP.DATA) p.h.read.add(p.offset, responseString(frame));
+        else if (type === FXP.STATUS) p.h.noteStatus(parseStatus(frame));
+        else throw new HostError(`the host answered a read with packet type ${type}`);
+        break;
+      case 'write':
+        if (type !== FXP.STATUS) throw new HostError(`the host answered a write with packet type ${type}`);
+        p.h.noteStatus(parseStatus(frame));
+        break;
+      case 'close':
+        p.h.finish(type === FXP.STATUS ? parseStatus(frame) : { code: FX.FAILURE, message: `the host answered CLOSE with packet type ${type}` });
+        break;
+      case 'handle':
+        break;
+    }
+    this.toClient(frame);
+  }
+
+  private toClient(frame: Buffer): void {
+    if (this.phase === 'ended' && this.clientEnded) return;
+    if (!this.client.write(frame) && !this.hostPaused) {
+      this.hostPaused = true;
+      this.upstream.pause();
+    }
+  }
+
+  // ---- the end ------------------------------------------------------------------------------
+
+  private fail(message: string): void {
+    this.shutdown({ by: 'gateway', error: message });
+    this.endClient();
+  }
+
+  /**
+   * Ends every command still open (its outcome says the session ended first), and tells the host
+   * the session is over. Idempotent: the first reason is the one reported.
+   */
+  private shutdown(why: SftpRelayEnd): void {
+    if (this.ending) return;
+    this.ending = why;
+    this.phase = 'ended';
+    this.abort.abort();
+    const lost = why.by === 'client' ? 'the client ended the session' : why.by === 'host' ? 'the host ended the session' : `the gateway ended the session: ${why.error}`;
+    for (const p of this.pending.values()) {
+      if (p.kind === 'own-realpath') p.resolve(null);
+      else if (p.kind === 'open' || p.kind === 'path') safeEnd(p.end, { status: 'error', error: { code: 'connection-lost', message: `${lost} before the host answered` } });
+      else p.h.finish({ lost: `${lost} before CLOSE` });
+    }
+    this.pending.clear();
+    for (const h of this.handles.values()) h.finish({ lost: `${lost} before CLOSE` });
+    this.handles.clear();
+    this.versionWaiter?.(null);
+    this.versionWaiter = null;
+    this.queue = [];
+    this.head = 0;
+    this.queuedBytes = 0;
+    // Whatever the client still sends is read and dropped, so its channel can close.
+    if (this.clientPaused) this.client.resume();
+    if (this.hostPaused) this.upstream.resume();
+    this.upstream.end();
+  }
+
+  /** Ends the client's channel once: the host's exit status first, when there is one to pass on. */
+  private endClient(): void {
+    if (!this.ending) return;
+    if (!this.clientEnded) {
+      this.clientEnded = true;
+      const exit = this.hostExit;
+      if (exit && typeof this.client.exit === 'function' && this.client.writable) {
+        try {
+          if (typeof exit[0] === 'number') (this.client.exit as (code: number) => void)(exit[0]);
+          else if (typeof exit[1] === 'string') (this.client.exit as (s: string, core: boolean, msg: string) => void)(exit[1], Boolean(exit[2]), String(exit[3] ?? ''));
+        } catch {
+          // The channel went away meanwhile.
+        }
+      }
+      this.client.end();
+    }
+    this.resolveDone(this.ending);
+  }
+}

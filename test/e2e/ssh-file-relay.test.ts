@@ -1,0 +1,459 @@
+// File transfers through the gateway's SSH relays, driven by the real OpenSSH clients against
+// the real sshd: `sftp -b`, `scp` (its default SFTP mode) and legacy `scp -O`. The harness is an
+// ssh2 server on loopback (a throwaway host key, one client key) whose sftp subsystem is
+// relaySftp to the host and whose `scp -t`/`scp -f` exec channels are relayed through the scp
+// observer; its gate records every operation and denies paths under /root or inside a .ssh
+// directory. What reached the host is checked on the host's disk, not through the relay.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import ssh2 from 'ssh2';
+import type { ClientChannel, ServerChannel } from 'ssh2';
+import { startSshd, type Sshd } from '../helpers/sshd.ts';
+import type { FileGate, FileOperation, FileOutcome, GateAnswer } from '../../gateway/ssh/file-operation.ts';
+import { relaySftp } from '../../gateway/ssh/sftp-relay.ts';
+import { relayScp, parseScpCommand } from '../../gateway/ssh/scp-relay.ts';
+
+const { Server, Client, utils } = ssh2;
+
+interface Seen {
+  op: FileOperation;
+  allowed: boolean;
+  reason?: string;
+  outcome?: FileOutcome;
+}
+
+/** The test's gate: records each operation; denies /root and anything inside a .ssh directory. */
+class RecordingGate implements FileGate {
+  readonly seen: Seen[] = [];
+  private waiters: (() => void)[] = [];
+
+  async begin(op: FileOperation): Promise<GateAnswer> {
+    const denied = op.paths.find((p) => p === '/root' || p.startsWith('/root/') || /(^|\/)\.ssh(\/|$)/.test(p));
+    const entry: Seen = { op, allowed: !denied };
+    this.seen.push(entry);
+    if (denied) {
+      entry.reason = `denied by rule no-key-downloads (${denied})`;
+      this.changed();
+      return { allowed: false, reason: entry.reason };
+    }
+    this.changed();
+    return {
+      allowed: true,
+      end: (outcome) => {
+        assert.equal(entry.outcome, undefined, `end called twice for ${op.text}`);
+        entry.outcome = outcome;
+        this.changed();
+      },
+    };
+  }
+
+  private changed(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Resolves once `pred` holds over what the gate has seen. */
+  async until(pred: (seen: Seen[]) => boolean): Promise<void> {
+    while (!pred(this.seen)) await new Promise<void>((r) => this.waiters.push(r));
+  }
+
+  clear(): void {
+    this.seen.length = 0;
+  }
+}
+
+interface Harness {
+  port: number;
+  config: string;
+  gate: RecordingGate;
+  /** Every relay started, in order, with how it ended. */
+  relays: { kind: 'sftp' | 'scp'; done: Promise<{ by: string; error?: string }> }[];
+  stop(): Promise<void>;
+}
+
+async function startHarness(sshd: Sshd, dir: string): Promise<Harness> {
+  const keygen = (file: string) => {
+    const r = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', file], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
+  };
+  keygen(path.join(dir, 'gw_host'));
+  keygen(path.join(dir, 'client_key'));
+  const allowed = utils.parseKey(fs.readFileSync(path.join(dir, 'client_key.pub'), 'utf8'));
+  if (allowed instanceof Error) throw allowed;
+  const gate = new RecordingGate();
+  const relays: Harness['relays'] = [];
+  const conns = new Set<ssh2.Connection>();
+
+  const server = new Server({ hostKeys: [fs.readFileSync(path.join(dir, 'gw_host'))] }, (conn) => {
+    conns.add(conn);
+    let upstream: Promise<ssh2.Client> | null = null;
+    const host = () =>
+      (upstream ??= new Promise<ssh2.Client>((resolve, reject) => {
+        const c = new Client();
+        c.on('ready', () => resolve(c)).on('error', reject);
+        conn.on('close', () => c.end());
+        c.connect({
+          host: '127.0.0.1',
+          port: sshd.port,
+          username: sshd.user,
+          privateKey: sshd.privateKey,
+          hostVerifier: (key: Buffer) => key.equals(Buffer.from(sshd.hostKey.split(' ')[1]!, 'base64')),
+        });
+      }));
+    conn.on('error', () => undefined);
+    conn.on('close', () => conns.delete(conn));
+    conn.on('authentication', (ctx) => {
+      if (ctx.method !== 'publickey' || ctx.key.algo !== allowed.type || !ctx.key.data.equals(allowed.getPublicSSH())) return ctx.reject(['publickey']);
+      if (ctx.signature && !allowed.verify(ctx.blob!, ctx.signature, ctx.hashAlgo)) return ctx.reject(['publickey']);
+      ctx.accept();
+    });
+    conn.on('session', (acceptSession) => {
+      const session = acceptSession();
+      session.on('subsystem', (accept, reject, info) => {
+        if (info.name !== 'sftp') return reject();
+        const channel = accept();
+        host()
+          .then((c) => c.subsys('sftp', (err, up) => {
+            if (err) return channel.close();
+            relays.push({ kind: 'sftp', done: relaySftp(channel, up, gate).done });
+          }))
+          .catch(() => channel.close());
+      });
+      session.on('exec', (accept, reject, info) => {
+        // The harness reads the exec line by spaces (the gateway's exec classifier does it properly).
+        const command = parseScpCommand(info.command.split(' '));
+        if ('error' in command) return reject();
+        const channel: ServerChannel = accept();
+        host()
+          .then((c) => c.exec(info.command, (err, up: ClientChannel) => {
+            if (err) return channel.close();
+            relays.push({ kind: 'scp', done: relayScp(command, channel, up, gate, { home: sshd.home }).done });
+          }))
+          .catch(() => channel.close());
+      });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const knownHosts = path.join(dir, 'gw_known_hosts');
+  const hostPub = fs.readFileSync(path.join(dir, 'gw_host.pub'), 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
+  fs.writeFileSync(knownHosts, `[127.0.0.1]:${port} ${hostPub}\n`);
+  const config = path.join(dir, 'gw_config');
+  fs.writeFileSync(config, [
+    'Host gw',
+    '  HostName 127.0.0.1',
+    `  Port ${port}`,
+    '  User deploy',
+    `  IdentityFile ${path.join(dir, 'client_key')}`,
+    '  IdentitiesOnly yes',
+    `  UserKnownHostsFile ${knownHosts}`,
+    '  StrictHostKeyChecking yes',
+    '  BatchMode yes',
+    '  LogLevel ERROR',
+    '',
+  ].join('\n'));
+  return {
+    port,
+    config,
+    gate,
+    relays,
+    stop: async () => {
+      for (const c of conns) c.end();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** Runs an OpenSSH client without blocking the event loop (the relay runs in this process). */
+function client(cmd: string, args: string[], opts: { input?: string } = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+function sha256File(p: string): string {
+  return createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+}
+
+let sshd: Sshd;
+let h: Harness;
+let dir: string;
+let remote: string; // a fresh directory in the host user's home, per run
+
+before(async () => {
+  sshd = await startSshd();
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-file-relay-'));
+  fs.chmodSync(dir, 0o755);
+  h = await startHarness(sshd, dir);
+  remote = path.join(sshd.home, `relay-${process.pid}`);
+  fs.rmSync(remote, { recursive: true, force: true });
+  fs.mkdirSync(remote);
+  fs.chownSync(remote, uid(), gid());
+});
+
+after(async () => {
+  await h?.stop();
+  sshd?.stop();
+  if (remote) fs.rmSync(remote, { recursive: true, force: true });
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function uid(): number {
+  return Number(spawnSync('id', ['-u', 'gwssh'], { encoding: 'utf8' }).stdout.trim());
+}
+function gid(): number {
+  return Number(spawnSync('id', ['-g', 'gwssh'], { encoding: 'utf8' }).stdout.trim());
+}
+
+test('sftp -b: put, get, ls, chmod, rename, symlink, mkdir, rmdir, rm each pass the gate once, as the host saw them', async () => {
+  h.gate.clear();
+  const local = path.join(dir, 'hello.txt');
+  fs.writeFileSync(local, 'hello through the gateway\n');
+  const back = path.join(dir, 'hello.back');
+  const batch = path.join(dir, 'batch1');
+  fs.writeFileSync(batch, [
+    `cd ${remote}`,
+    `put ${local} hello.txt`,
+    `get hello.txt ${back}`,
+    'ls',
+    'chmod 600 hello.txt',
+    'rename hello.txt renamed.txt',
+    'symlink renamed.txt link.txt',
+    'mkdir sub',
+    'rmdir sub',
+    'mkdir kept',
+    'rm link.txt',
+    '',
+  ].join('\n'));
+  const r = await client('sftp', ['-F', h.config, '-b', batch, 'gw']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(fs.readFileSync(back, 'utf8'), 'hello through the gateway\n');
+  // On the host itself:
+  assert.equal(fs.readFileSync(path.join(remote, 'renamed.txt'), 'utf8'), 'hello through the gateway\n');
+  assert.equal(fs.statSync(path.join(remote, 'renamed.txt')).mode & 0o777, 0o600);
+  assert.ok(!fs.existsSync(path.join(remote, 'hello.txt')));
+  assert.ok(!fs.existsSync(path.join(remote, 'link.txt')));
+  assert.ok(!fs.existsSync(path.join(remote, 'sub')));
+  assert.ok(fs.statSync(path.join(remote, 'kept')).isDirectory());
+
+  await h.gate.until((s) => s.every((e) => !e.allowed || e.outcome));
+  const ops = h.gate.seen.map((e) => e.op);
+  const find = (op: string, p: string) => h.gate.seen.find((e) => e.op.op === op && e.op.paths[0] === p);
+  const file = path.join(remote, 'hello.txt');
+  const upload = h.gate.seen.find((e) => e.op.op === 'open' && e.op.mode === 'write' && e.op.paths[0] === file)!;
+  assert.ok(upload, ops.map((o) => o.text).join('\n'));
+  assert.deepEqual(upload.op.flags, ['create', 'truncate']);
+  const sha = createHash('sha256').update('hello through the gateway\n').digest('hex');
+  assert.deepEqual(upload.outcome, { status: 'ok', bytesWritten: 26, sha256: sha, sequential: true });
+  const download = h.gate.seen.find((e) => e.op.op === 'open' && e.op.mode === 'read' && e.op.paths[0] === file)!;
+  assert.deepEqual(download.outcome, { status: 'ok', bytesRead: 26, sha256: sha, sequential: true });
+  assert.ok(find('opendir', remote), 'ls opens the directory');
+  assert.ok(find('setstat', file)?.op.text.includes('mode 0600'));
+  const rename = h.gate.seen.find((e) => e.op.op === 'rename')!;
+  assert.deepEqual(rename.op.paths, [file, path.join(remote, 'renamed.txt')]);
+  const symlink = find('symlink', path.join(remote, 'link.txt'))!;
+  assert.deepEqual(symlink.op.paths, [path.join(remote, 'link.txt'), path.join(remote, 'renamed.txt')]);
+  assert.ok(find('mkdir', path.join(remote, 'sub')) && find('rmdir', path.join(remote, 'sub')) && find('remove', path.join(remote, 'link.txt')));
+  // The one error: put's stat of a file that is not there yet.
+  for (const e of h.gate.seen) {
+    const expected = e === h.gate.seen.find((x) => x.op.op === 'stat' && x.op.paths[0] === file) ? 'error' : 'ok';
+    assert.equal(e.outcome?.status, expected, `${e.op.text}: ${JSON.stringify(e.outcome)}`);
+  }
+  // Every path the gate saw is absolute and normalised.
+  for (const o of ops) for (const p of o.paths) assert.ok(p.startsWith('/') && !p.includes('//') && !/\/\.\.?(\/|$)/.test(p), p);
+});
+
+/** A file of random bytes in the test's directory; its SHA-256. */
+function randomFile(name: string, bytes: number): { path: string; sha256: string } {
+  const p = path.join(dir, name);
+  const hash = createHash('sha256');
+  const fd = fs.openSync(p, 'w');
+  for (let done = 0; done < bytes; ) {
+    const piece = randomBytes(Math.min(1 << 20, bytes - done));
+    hash.update(piece);
+    fs.writeSync(fd, piece);
+    done += piece.length;
+  }
+  fs.closeSync(fd);
+  return { path: p, sha256: hash.digest('hex') };
+}
+
+/** Peak RSS of this process (which runs the relay) while `work` runs, sampled on every event-loop turn that has time for it. */
+async function peakRss<T>(work: () => Promise<T>): Promise<{ result: T; growth: number }> {
+  const base = process.memoryUsage.rss();
+  let peak = base;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20);
+  try {
+    const result = await work();
+    return { result, growth: peak - base };
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
+test('scp (SFTP mode) of 50 MB both ways: identical bytes, the gate saw their SHA-256, memory stays flat', async () => {
+  h.gate.clear();
+  const big = randomFile('big.bin', 50 * 1024 * 1024);
+  const up = await peakRss(() => client('scp', ['-q', '-F', h.config, big.path, `gw:${remote}/big.bin`]));
+  assert.equal(up.result.status, 0, up.result.stderr);
+  assert.equal(sha256File(path.join(remote, 'big.bin')), big.sha256, 'the host has the same bytes');
+  const back = path.join(dir, 'big.back');
+  const down = await peakRss(() => client('scp', ['-q', '-F', h.config, `gw:${remote}/big.bin`, back]));
+  assert.equal(down.result.status, 0, down.result.stderr);
+  assert.equal(sha256File(back), big.sha256);
+  await h.gate.until((s) => s.filter((e) => e.op.op === 'open').every((e) => e.outcome));
+  const opens = h.gate.seen.filter((e) => e.op.op === 'open' && e.op.paths[0] === path.join(remote, 'big.bin'));
+  assert.equal(opens.length, 2, h.gate.seen.map((e) => e.op.text).join('\n'));
+  assert.deepEqual(opens[0]!.outcome, { status: 'ok', bytesWritten: 50 * 1024 * 1024, sha256: big.sha256, sequential: true });
+  assert.deepEqual(opens[1]!.outcome, { status: 'ok', bytesRead: 50 * 1024 * 1024, sha256: big.sha256, sequential: true });
+  // The relay holds a bounded window, not the file: far less than 50 MB more at any point.
+  console.log(`rss growth: upload ${(up.growth / 1048576).toFixed(1)} MB, download ${(down.growth / 1048576).toFixed(1)} MB`);
+  assert.ok(up.growth < 32 * 1024 * 1024 && down.growth < 32 * 1024 * 1024, `rss grew by ${up.growth} / ${down.growth} bytes`);
+});
+
+test('scp -O (legacy protocol) both ways, recursive with times: bytes, names and digests as sent', async () => {
+  h.gate.clear();
+  const tree = path.join(dir, 'tree');
+  fs.mkdirSync(path.join(tree, 'inner', 'deeper'), { recursive: true });
+  const files: Record<string, Buffer> = {
+    'a.txt': Buffer.from('alpha\n'),
+    'empty': Buffer.alloc(0),
+    'inner/b.bin': randomBytes(300_000),
+    'inner/deeper/c with space.txt': Buffer.from('gamma\n'),
+  };
+  for (const [name, data] of Object.entries(files)) fs.writeFileSync(path.join(tree, name), data);
+  fs.chmodSync(path.join(tree, 'a.txt'), 0o640);
+  const up = await client('scp', ['-O', '-q', '-r', '-p', '-F', h.config, tree, `gw:${remote}/`]);
+  assert.equal(up.status, 0, up.stderr);
+  for (const [name, data] of Object.entries(files)) assert.deepEqual(fs.readFileSync(path.join(remote, 'tree', name)), data, name);
+  assert.equal(fs.statSync(path.join(remote, 'tree', 'a.txt')).mode & 0o777, 0o640);
+  assert.equal(Math.floor(fs.statSync(path.join(remote, 'tree', 'a.txt')).mtimeMs / 1000), Math.floor(fs.statSync(path.join(tree, 'a.txt')).mtimeMs / 1000), '-p times reached the host');
+  const back = path.join(dir, 'tree.back');
+  const down = await client('scp', ['-O', '-q', '-r', '-F', h.config, `gw:${remote}/tree`, back]);
+  assert.equal(down.status, 0, down.stderr);
+  for (const [name, data] of Object.entries(files)) assert.deepEqual(fs.readFileSync(path.join(back, name)), data, name);
+
+  await h.gate.until((s) => s.every((e) => e.outcome));
+  const uploads = h.gate.seen.filter((e) => e.op.op === 'scp-upload');
+  const downloads = h.gate.seen.filter((e) => e.op.op === 'scp-download');
+  assert.equal(uploads.length, 7, uploads.map((e) => e.op.text).join('\n'));
+  assert.equal(downloads.length, 7, downloads.map((e) => e.op.text).join('\n'));
+  for (const [name, data] of Object.entries(files)) {
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    const u = uploads.find((e) => e.op.paths[0] === path.join(remote, 'tree', name))!;
+    assert.ok(u, `upload of ${name}`);
+    assert.deepEqual(u.op.flags, ['preserve-times']);
+    assert.deepEqual(u.outcome, { status: 'ok', bytesWritten: data.length, sha256, sequential: true });
+    const d = downloads.find((e) => e.op.paths[0] === path.join(remote, 'tree', name))!;
+    assert.deepEqual(d.outcome, { status: 'ok', bytesRead: data.length, sha256, sequential: true });
+  }
+  const dirUp = uploads.find((e) => e.op.paths[0] === path.join(remote, 'tree'))!;
+  assert.deepEqual(dirUp.op.flags, ['directory', 'preserve-times']);
+  assert.equal(dirUp.outcome?.status, 'ok');
+});
+
+test('denied paths: the client gets an error, the host is never touched, the rest of a transfer goes on', async () => {
+  h.gate.clear();
+  const sshDir = path.join(sshd.home, '.ssh');
+  const before = fs.existsSync(sshDir) ? fs.readdirSync(sshDir) : null;
+  const payload = path.join(dir, 'authorized_keys');
+  fs.writeFileSync(payload, 'ssh-ed25519 AAAA attacker\n');
+
+  // sftp: a put into ~/.ssh, a get of /root, a mkdir of ~/.ssh: each refused.
+  const batch = path.join(dir, 'batch-denied');
+  fs.writeFileSync(batch, [`-put ${payload} .ssh/authorized_keys`, `-get /root/.bashrc ${path.join(dir, 'stolen')}`, '-mkdir .ssh', `-rename ${remote}/renamed.txt /root/x`, ''].join('\n'));
+  const s = await client('sftp', ['-F', h.config, '-b', batch, 'gw']);
+  assert.equal(s.status, 0, 'the batch goes on past refused lines (marked -)');
+  // OpenSSH's sftp shows the status code's text, not the server's message.
+  assert.match(s.stderr, /dest open "\/home\/gwssh\/\.ssh\/authorized_keys": Permission denied/);
+  assert.match(s.stderr, /remote mkdir "\/home\/gwssh\/\.ssh": Permission denied/);
+  assert.ok(!fs.existsSync(path.join(dir, 'stolen')));
+
+  // scp in SFTP mode and legacy mode: refused with the rule's reason.
+  const viaSftp = await client('scp', ['-q', '-F', h.config, payload, 'gw:.ssh/authorized_keys']);
+  assert.notEqual(viaSftp.status, 0);
+  assert.match(viaSftp.stderr, /Permission denied/);
+  const legacy = await client('scp', ['-O', '-q', '-F', h.config, payload, 'gw:.ssh/authorized_keys']);
+  assert.notEqual(legacy.status, 0);
+  // The target may be a directory (the file would land inside) or not: both places are named.
+  assert.match(legacy.stderr, /scp: \/home\/gwssh\/\.ssh\/authorized_keys\/authorized_keys \(or \/home\/gwssh\/\.ssh\/authorized_keys if \.ssh\/authorized_keys is not a directory\): denied by rule no-key-downloads/);
+
+  // Downloads of a readable key on the host: the header the host sends is held and refused.
+  const keys = path.join(remote, 'keys');
+  fs.mkdirSync(path.join(keys, '.ssh'), { recursive: true });
+  fs.writeFileSync(path.join(keys, '.ssh', 'id'), 'PRIVATE KEY\n');
+  fs.writeFileSync(path.join(keys, 'readme'), 'public\n');
+  for (const p of [keys, path.join(keys, '.ssh'), path.join(keys, '.ssh', 'id'), path.join(keys, 'readme')]) fs.chownSync(p, uid(), gid());
+  const stolen = path.join(dir, 'stolen-key');
+  const sftpGet = path.join(dir, 'batch-get-key');
+  fs.writeFileSync(sftpGet, `get ${keys}/.ssh/id ${stolen}\n`);
+  assert.notEqual((await client('sftp', ['-F', h.config, '-b', sftpGet, 'gw'])).status, 0);
+  assert.ok(!fs.existsSync(stolen));
+  const legacyGet = await client('scp', ['-O', '-q', '-F', h.config, `gw:${keys}/.ssh/id`, stolen]);
+  assert.notEqual(legacyGet.status, 0);
+  assert.match(legacyGet.stderr, new RegExp(`scp: ${keys}/\\.ssh/id: denied by rule no-key-downloads`));
+  assert.ok(!fs.existsSync(stolen));
+  const treeBack = path.join(dir, 'keys.back');
+  const legacyTree = await client('scp', ['-O', '-q', '-r', '-F', h.config, `gw:${keys}`, treeBack]);
+  assert.notEqual(legacyTree.status, 0);
+  assert.equal(fs.readFileSync(path.join(treeBack, 'readme'), 'utf8'), 'public\n');
+  assert.ok(!fs.existsSync(path.join(treeBack, '.ssh')), 'the refused directory was never sent');
+
+  // A recursive legacy upload holding a .ssh directory: that directory is refused, the rest lands.
+  const tree = path.join(dir, 'tree-with-keys');
+  fs.mkdirSync(path.join(tree, '.ssh'), { recursive: true });
+  fs.writeFileSync(path.join(tree, '.ssh', 'authorized_keys'), 'ssh-ed25519 AAAA attacker\n');
+  fs.writeFileSync(path.join(tree, 'ok.txt'), 'fine\n');
+  const mixed = await client('scp', ['-O', '-q', '-r', '-F', h.config, tree, `gw:${remote}/`]);
+  assert.notEqual(mixed.status, 0, 'scp reports the refused entry');
+  assert.match(mixed.stderr, /tree-with-keys\/\.ssh: denied by rule no-key-downloads/);
+  assert.equal(fs.readFileSync(path.join(remote, 'tree-with-keys', 'ok.txt'), 'utf8'), 'fine\n');
+  assert.ok(!fs.existsSync(path.join(remote, 'tree-with-keys', '.ssh')));
+
+  // The host's own disk: nothing under ~/.ssh changed.
+  assert.deepEqual(fs.existsSync(sshDir) ? fs.readdirSync(sshDir) : null, before);
+  const refused = h.gate.seen.filter((e) => !e.allowed);
+  assert.ok(refused.length >= 7, refused.map((e) => e.op.text).join('\n'));
+  for (const e of refused) assert.equal(e.outcome, undefined, 'a refused operation has no outcome: it never ran');
+});
+
+test('a client that disconnects mid-transfer: its open ends as lost, the harness serves the next client', async () => {
+  h.gate.clear();
+  const big = randomFile('cut.bin', 64 * 1024 * 1024);
+  const target = path.join(remote, 'cut.bin');
+  const child = spawn('scp', ['-q', '-F', h.config, big.path, `gw:${target}`], { stdio: 'ignore' });
+  const exited = new Promise((resolve) => child.on('close', resolve));
+  // Wait until bytes are on the host's disk, then cut the client off.
+  while (!(fs.existsSync(target) && fs.statSync(target).size > 1024 * 1024)) await new Promise((r) => setTimeout(r, 10));
+  const cut = h.relays.at(-1)!;
+  child.kill('SIGKILL');
+  await exited;
+  assert.equal(cut.kind, 'sftp');
+  assert.equal((await cut.done).by, 'client');
+  await h.gate.until((s) => s.some((e) => e.op.op === 'open' && e.op.paths[0] === target && e.outcome));
+  const open = h.gate.seen.find((e) => e.op.op === 'open' && e.op.paths[0] === target)!;
+  assert.equal(open.outcome!.status, 'error');
+  assert.equal(open.outcome!.error!.code, 'connection-lost');
+  assert.ok(open.outcome!.bytesWritten! > 0 && open.outcome!.bytesWritten! < 64 * 1024 * 1024, `${open.outcome!.bytesWritten} bytes`);
+  assert.equal(open.outcome!.sha256!.length, 64, 'the digest of what did arrive is recorded');
+
+  const next = path.join(dir, 'batch-next');
+  fs.writeFileSync(next, `ls ${remote}\n`);
+  const r = await client('sftp', ['-F', h.config, '-b', next, 'gw']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /cut\.bin/);
+});
