@@ -28,6 +28,9 @@ await build({
 
 // The SQL classifier's WebAssembly parser is loaded at run time from beside the bundle.
 copyFileSync(path.join(root, 'node_modules/libpg-query/wasm/libpg-query.wasm'), path.join(outdir, 'libpg-query.wasm'));
+// So is the SSH exec-line parser's: tree-sitter's runtime and its bash grammar.
+copyFileSync(path.join(root, 'node_modules/web-tree-sitter/web-tree-sitter.wasm'), path.join(outdir, 'web-tree-sitter.wasm'));
+copyFileSync(path.join(root, 'node_modules/tree-sitter-bash/tree-sitter-bash.wasm'), path.join(outdir, 'tree-sitter-bash.wasm'));
 // The report's terminal player (asciinema-player's bundle) is read at run time from beside the bundle too.
 for (const f of ['asciinema-player.min.js', 'asciinema-player.css']) copyFileSync(path.join(root, 'node_modules/asciinema-player/dist/bundle', f), path.join(outdir, f));
 

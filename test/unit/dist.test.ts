@@ -11,7 +11,7 @@ test('dist/ matches a fresh build of the sources', () => {
   const out = tempDir('gw-dist-');
   const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts/build.ts'), out], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
-  for (const f of ['cli.js', 'main.js', 'post.js', 'libpg-query.wasm', 'asciinema-player.min.js', 'asciinema-player.css']) {
+  for (const f of ['cli.js', 'main.js', 'post.js', 'libpg-query.wasm', 'web-tree-sitter.wasm', 'tree-sitter-bash.wasm', 'asciinema-player.min.js', 'asciinema-player.css']) {
     const fresh = fs.readFileSync(path.join(out, f));
     const committed = fs.readFileSync(path.join(ROOT, 'dist', f));
     assert.ok(fresh.equals(committed), `dist/${f} is stale: run \`npm run build\` and commit dist/`);
