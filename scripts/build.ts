@@ -1,13 +1,24 @@
 // Bundles the CLI and the action entry points into dist/. GitHub runs dist/ with no node_modules,
 // so everything (yaml, ajv, pg-protocol) is inlined. Output is deterministic so a test can compare
 // a fresh build with the committed files.
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { copyFileSync, writeFileSync } from 'node:fs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = process.argv[2] ? path.resolve(process.argv[2]) : path.join(root, 'dist');
+
+// ssh2's optional native crypto and cpu-features are compiled per machine: dist/ runs on any
+// runner, so they are left out and ssh2 uses its JavaScript/node:crypto paths (it catches the
+// failed require). Replaced by a module that throws, so no node_modules nearby can change that.
+const withoutNativeAddons: Plugin = {
+  name: 'without-native-addons',
+  setup(b) {
+    b.onResolve({ filter: /\.node$|^cpu-features$/ }, (args) => ({ path: args.path, namespace: 'native-addon' }));
+    b.onLoad({ filter: /.*/, namespace: 'native-addon' }, () => ({ contents: "throw new Error('native addons are not bundled');", loader: 'js' }));
+  },
+};
 
 await build({
   absWorkingDir: root,
@@ -19,6 +30,7 @@ await build({
   target: 'node22',
   legalComments: 'none',
   logLevel: 'warning',
+  plugins: [withoutNativeAddons],
   banner: {
     // ESM bundles of CommonJS dependencies need a require(); the shebang makes dist/cli.js the bin.
     // __dirname lets the bundled WebAssembly loader find libpg-query.wasm beside the bundle.

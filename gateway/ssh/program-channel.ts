@@ -123,8 +123,10 @@ async function relay(ctx: SshSessionContext, stream: ServerChannel, channel: Cli
     outcome = e.code === 0 ? { status: 'ok', details } : { status: 'error', error: { code: `exit ${e.code}`, message: `exited with status ${e.code}` }, details };
     stream.exit(e.code);
   } else if (e && e.signal) {
-    details.exit_signal = e.signal;
-    outcome = { status: 'error', error: { code: `signal ${e.signal}`, message: `killed by signal ${e.signal}${e.coreDumped ? ' (core dumped)' : ''}` }, details };
+    // Named as the SSH protocol names it (TERM); ssh2 hands it over as SIGTERM.
+    const name = e.signal.replace(/^SIG/, '');
+    details.exit_signal = name;
+    outcome = { status: 'error', error: { code: `signal ${name}`, message: `killed by signal ${name}${e.coreDumped ? ' (core dumped)' : ''}` }, details };
     stream.exit(e.signal, e.coreDumped ?? false, e.description ?? '');
   } else {
     const message = 'the connection to the host was lost before the command ended';
