@@ -107,8 +107,8 @@ class Walker {
 
   /** One statement; an unreadable one is recorded and leaves the working directory unknown. */
   statement(n: ShellNode, scope: Scope, stdin: Stdin): CwdAfter {
-    if (++this.nesting > MAX_NESTING) throw new ShellUnreadable(`statements nest more than ${MAX_NESTING} deep`);
     try {
+      if (++this.nesting > MAX_NESTING) throw new ShellUnreadable(`statements nest more than ${MAX_NESTING} deep`);
       return this.dispatch(n, scope, stdin);
     } catch (e) {
       if (!(e instanceof ShellUnreadable) || this.nesting >= MAX_NESTING) throw e;
@@ -254,6 +254,7 @@ class Walker {
       if (r.type === 'file_redirect') {
         const op = r.children.find((c) => c && !c.isNamed)?.text ?? '';
         const dest = r.childForFieldName('destination');
+        if (!dest && (op === '>&-' || op === '<&-')) continue; // closes a descriptor
         if (!dest) throw new ShellUnreadable(`a ${op} redirection without a target`);
         const words = this.words(dest, scope);
         const dup = (op === '>&' || op === '<&') && words.every((w) => w.literal === '-' || (w.literal !== null && isDigits(w.literal)));
