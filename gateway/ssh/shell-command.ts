@@ -51,7 +51,14 @@ function paths(reading: Reading, words: ShellWord[], scope: Scope): string[] {
       reading.reasons.add(w.dynamic ? `a path comes from ${w.origin ?? 'an expansion'} (${w.pattern})` : `a relative path where the working directory is not known (${w.pattern})`);
     } else out.push(...r);
   }
+  for (const p of out) if (throughProcLink(p)) reading.reasons.add(`a path through a /proc link to another file (${p})`);
   return [...new Set(out)];
+}
+
+/** /proc/PID/root, cwd, fd, map_files and exe lead elsewhere (`/proc/self/root/etc/shadow`). */
+function throughProcLink(p: string): boolean {
+  const seg = p.split('/');
+  return seg[1] === 'proc' && seg.length > 3 && ['root', 'cwd', 'fd', 'map_files', 'exe', '*', '**'].includes(seg[3]);
 }
 
 /**

@@ -163,6 +163,8 @@ test('unclassified: what cannot be known statically, with the reason', async () 
     ['hash -p /bin/rm ls', 'hash -p makes a name run another program'],
     ['bash -O expand_aliases -c ls', 'bash -O expand_aliases'],
     ['chroot /mnt x', 'chroot to another root changes what paths mean'],
+    ['cat /proc/self/root/etc/shadow', 'a path through a /proc link to another file'],
+    ['cd /proc/1/cwd && cat x', 'a path through a /proc link to another file'],
     ['', 'the line runs no command'],
     ['X=1', 'the line runs no command'],
   ];
