@@ -118,25 +118,35 @@ async function relay(ctx: SshSessionContext, stream: ServerChannel, channel: Cli
   const e = ended.exit;
   const details: Record<string, unknown> = { stderr: { bytes: err.bytes, sha256: err.sha256, ...(errSample.text ? { sample: errSample.text } : {}) } };
   let outcome: Outcome;
+  let tellExit: () => void;
   if (e && e.code !== null && e.code !== undefined) {
     details.exit_status = e.code;
     outcome = e.code === 0 ? { status: 'ok', details } : { status: 'error', error: { code: `exit ${e.code}`, message: `exited with status ${e.code}` }, details };
-    stream.exit(e.code);
+    const code = e.code;
+    tellExit = () => stream.exit(code);
   } else if (e && e.signal) {
     // Named as the SSH protocol names it (TERM); ssh2 hands it over as SIGTERM.
     const name = e.signal.replace(/^SIG/, '');
     details.exit_signal = name;
     outcome = { status: 'error', error: { code: `signal ${name}`, message: `killed by signal ${name}${e.coreDumped ? ' (core dumped)' : ''}` }, details };
-    stream.exit(e.signal, e.coreDumped ?? false, e.description ?? '');
+    const signal = e.signal;
+    tellExit = () => stream.exit(signal, e.coreDumped ?? false, e.description ?? '');
   } else {
     const message = 'the connection to the host was lost before the command ended';
     if (!stream.destroyed) stream.stderr.write(`gateway: ${message}\n`);
     outcome = { status: 'error', error: { code: 'upstream', message }, details };
-    stream.exit(FAULT_EXIT_STATUS);
+    tellExit = () => stream.exit(FAULT_EXIT_STATUS);
   }
   void out;
+  // The result is in the log before the client hears how the command ended.
   cmd.finish(outcome);
-  stream.end();
+  await new Promise((written) => ctx.rec.writer.whenWritten(written));
+  try {
+    tellExit();
+    stream.end();
+  } catch {
+    // The client is gone already.
+  }
 }
 
 /** Ends a client channel with an exit status (the client's ssh exits with it). */
