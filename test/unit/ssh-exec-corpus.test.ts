@@ -1,13 +1,12 @@
 // The SSH exec-line corpus (test/corpus/ssh-exec.txt): every line read by the real shell parser
-// and decided under the policy of issue 13, loaded by the shipped policy loader with the SSH
-// adapter, as the command gate decides it (the units, and the unclassified part: strictest wins).
+// and decided under the policy of issue 13, loaded by the shipped policy loader (with the shipped
+// adapters), as the command gate decides it (the units, and the unclassified part: strictest wins).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parsePolicy } from '../../gateway/config/policy.ts';
+import { parsePolicy } from '../../gateway/adapters.ts';
 import { decide, strictest, type Decision, type PolicyRules } from '../../gateway/policy/engine.ts';
-import { sshAdapter } from '../../gateway/ssh/adapter.ts';
 import { loadShellParser, readExecLine } from '../../gateway/ssh/exec-facts.ts';
 import { ROOT } from '../helpers/gateway.ts';
 
@@ -81,7 +80,7 @@ async function decideLine(rules: PolicyRules, text: string): Promise<Decision> {
 
 test('every exec line of the corpus gets its decision and rule under the issue policy', async () => {
   await loadShellParser();
-  const policy = parsePolicy(POLICY, 'issue-13.yml', [sshAdapter]);
+  const policy = parsePolicy(POLICY, 'issue-13.yml');
   const cases = corpus();
   assert.ok(cases.length >= 150, `the corpus has ${cases.length} lines`);
   const wrong: string[] = [];
@@ -102,7 +101,7 @@ test('every rule of the issue policy decides at least one corpus line (the corpu
 });
 
 test('the channel classes decide through the same policy: a shell and a port forward are denied', () => {
-  const policy = parsePolicy(POLICY, 'issue-13.yml', [sshAdapter]);
+  const policy = parsePolicy(POLICY, 'issue-13.yml');
   const facts = { kind: 'ssh', target: 'web-vm' };
   assert.equal(decide(policy.rules, { ...facts, units: [{ ssh: 'shell' }] }, {}).rule, 'no-interactive-shell');
   assert.equal(decide(policy.rules, { ...facts, units: [{ ssh: 'port-forward' }] }, {}).rule, 'no-tunnels');
