@@ -18,6 +18,8 @@ import { startSshd, type Sshd } from '../helpers/sshd.ts';
 import type { FileGate, FileOperation, FileOutcome, GateAnswer } from '../../gateway/ssh/file-operation.ts';
 import { relaySftp } from '../../gateway/ssh/sftp-relay.ts';
 import { relayScp, parseScpCommand } from '../../gateway/ssh/scp-relay.ts';
+import { FX, FXP, SftpFramer, parseHello, parseStatus, responseString } from '../../gateway/ssh/sftp-codec.ts';
+import { RELAYED_EXTENSIONS } from '../../gateway/ssh/sftp-operations.ts';
 
 const { Server, Client, utils } = ssh2;
 
@@ -237,6 +239,8 @@ test('sftp -b: put, get, ls, chmod, rename, symlink, mkdir, rmdir, rm each pass 
     'rmdir sub',
     'mkdir kept',
     'rm link.txt',
+    'ln renamed.txt hard.txt',
+    'df .',
     '',
   ].join('\n'));
   const r = await client('sftp', ['-F', h.config, '-b', batch, 'gw']);
@@ -268,6 +272,11 @@ test('sftp -b: put, get, ls, chmod, rename, symlink, mkdir, rmdir, rm each pass 
   const symlink = find('symlink', path.join(remote, 'link.txt'))!;
   assert.deepEqual(symlink.op.paths, [path.join(remote, 'link.txt'), path.join(remote, 'renamed.txt')]);
   assert.ok(find('mkdir', path.join(remote, 'sub')) && find('rmdir', path.join(remote, 'sub')) && find('remove', path.join(remote, 'link.txt')));
+  // Extensions the host offers and the gateway relays: hardlink@openssh.com, statvfs@openssh.com.
+  assert.deepEqual(find('hardlink', path.join(remote, 'hard.txt'))?.op.paths, [path.join(remote, 'hard.txt'), path.join(remote, 'renamed.txt')]);
+  assert.equal(fs.statSync(path.join(remote, 'hard.txt')).ino, fs.statSync(path.join(remote, 'renamed.txt')).ino);
+  assert.ok(find('statvfs', remote));
+  assert.match(r.stdout, /Size\s+Used\s+Avail/);
   // The one error: put's stat of a file that is not there yet.
   for (const e of h.gate.seen) {
     const expected = e === h.gate.seen.find((x) => x.op.op === 'stat' && x.op.paths[0] === file) ? 'error' : 'ok';
@@ -315,6 +324,12 @@ test('scp (SFTP mode) of 50 MB both ways: identical bytes, the gate saw their SH
   const down = await peakRss(() => client('scp', ['-q', '-F', h.config, `gw:${remote}/big.bin`, back]));
   assert.equal(down.result.status, 0, down.result.stderr);
   assert.equal(sha256File(back), big.sha256);
+  // `~user` in a remote path: OpenSSH's scp asks the host to expand it (expand-path@openssh.com), through the gate.
+  fs.writeFileSync(path.join(dir, 'tilde.txt'), 'tilde\n');
+  const tilde = await client('scp', ['-q', '-F', h.config, path.join(dir, 'tilde.txt'), `gw:~${sshd.user}/${path.basename(remote)}/tilde.txt`]);
+  assert.equal(tilde.status, 0, tilde.stderr);
+  assert.equal(fs.readFileSync(path.join(remote, 'tilde.txt'), 'utf8'), 'tilde\n');
+  assert.ok(h.gate.seen.some((e) => e.op.op === 'realpath' && e.op.flags?.includes('expand-path')), h.gate.seen.map((e) => e.op.text).join('\n'));
   await h.gate.until((s) => s.filter((e) => e.op.op === 'open').every((e) => e.outcome));
   const opens = h.gate.seen.filter((e) => e.op.op === 'open' && e.op.paths[0] === path.join(remote, 'big.bin'));
   assert.equal(opens.length, 2, h.gate.seen.map((e) => e.op.text).join('\n'));
@@ -456,4 +471,126 @@ test('a client that disconnects mid-transfer: its open ends as lost, the harness
   const r = await client('sftp', ['-F', h.config, '-b', next, 'gw']);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /cut\.bin/);
+});
+
+/** An SFTP client written by hand over an ssh2 session channel to the harness: whatever bytes the test wants. */
+async function rawSftp(): Promise<{ send(frame: Buffer): void; next(): Promise<Buffer>; closed: Promise<void>; end(): void }> {
+  const c = new Client();
+  await new Promise<void>((resolve, reject) => {
+    c.on('ready', () => resolve()).on('error', reject);
+    c.connect({ host: '127.0.0.1', port: h.port, username: 'deploy', privateKey: fs.readFileSync(path.join(dir, 'client_key')), hostVerifier: () => true });
+  });
+  const channel = await new Promise<ClientChannel>((resolve, reject) => c.subsys('sftp', (err, ch) => (err ? reject(err) : resolve(ch))));
+  const framer = new SftpFramer(1 << 20);
+  const frames: Buffer[] = [];
+  let wake: (() => void) | null = null;
+  channel.on('data', (d: Buffer) => framer.push(d, (f) => {
+    frames.push(Buffer.from(f));
+    wake?.();
+  }));
+  const closed = new Promise<void>((resolve) => channel.on('close', () => {
+    c.end();
+    resolve();
+  }));
+  return {
+    send: (frame) => void channel.write(frame),
+    next: async () => {
+      while (frames.length === 0) await new Promise<void>((r) => (wake = r));
+      return frames.shift()!;
+    },
+    closed,
+    end: () => channel.end(),
+  };
+}
+
+function frameOf(type: number, id: number | null, ...fields: (number | bigint | string | Buffer)[]): Buffer {
+  const parts: Buffer[] = [Buffer.from([type])];
+  const u32 = (n: number) => {
+    const x = Buffer.alloc(4);
+    x.writeUInt32BE(n >>> 0);
+    return x;
+  };
+  if (id !== null) parts.push(u32(id));
+  for (const f of fields) {
+    if (typeof f === 'number') parts.push(u32(f));
+    else if (typeof f === 'bigint') {
+      const x = Buffer.alloc(8);
+      x.writeBigUInt64BE(f);
+      parts.push(x);
+    } else {
+      const s = typeof f === 'string' ? Buffer.from(f) : f;
+      parts.push(u32(s.length), s);
+    }
+  }
+  const body = Buffer.concat(parts);
+  return Buffer.concat([u32(body.length), body]);
+}
+
+const statusOf = (frame: Buffer) => ({ type: frame[4], id: frame.readUInt32BE(5), code: frame[4] === FXP.STATUS ? frame.readUInt32BE(9) : null, message: frame[4] === FXP.STATUS ? parseStatus(frame).message : '' });
+
+test('a hand-written client: what the gateway does not relay knowingly is answered there, never reaching the host', async () => {
+  h.gate.clear();
+  const victim = path.join(remote, 'victim.txt');
+  fs.writeFileSync(victim, 'original\n');
+  fs.chmodSync(victim, 0o644);
+  fs.chownSync(victim, uid(), gid());
+  const s = await rawSftp();
+  s.send(frameOf(FXP.INIT, null, 3));
+  const version = await s.next();
+  assert.equal(version[4], FXP.VERSION);
+  const offered = parseHello(version).extensions.map(([n]) => n);
+  assert.ok(offered.includes('posix-rename@openssh.com') && offered.includes('expand-path@openssh.com'), offered.join());
+  for (const n of offered) assert.ok(RELAYED_EXTENSIONS.includes(n as never), `${n} is relayed knowingly`);
+  assert.ok(!offered.includes('copy-data') && !offered.includes('limits@openssh.com'));
+
+  const ask = async (frame: Buffer) => {
+    s.send(frame);
+    return statusOf(await s.next());
+  };
+  assert.deepEqual(await ask(frameOf(99, 1)), { type: FXP.STATUS, id: 1, code: FX.OP_UNSUPPORTED, message: 'the gateway does not relay SFTP packet type 99' });
+  assert.equal((await ask(frameOf(FXP.EXTENDED, 2, 'copy-data', 'h1', 0n, 0n, 'h2', 0n))).code, FX.OP_UNSUPPORTED);
+  assert.equal((await ask(frameOf(FXP.EXTENDED, 3, 'home-directory', 'root'))).code, FX.OP_UNSUPPORTED);
+  // A handle the gateway never gave (a guess at the host's own).
+  assert.deepEqual(await ask(frameOf(FXP.READ, 4, Buffer.from([0, 0, 0, 0]), 0n, 100)), { type: FXP.STATUS, id: 4, code: FX.FAILURE, message: 'no such handle' });
+  // Opened for read (relative: resolved against the start directory), then written to and chmod-ed through the handle.
+  s.send(frameOf(FXP.OPEN, 5, path.relative(sshd.home, victim), 0x1, 0));
+  const opened = await s.next();
+  assert.equal(opened[4], FXP.HANDLE);
+  const handle = responseString(opened);
+  assert.equal((await ask(frameOf(FXP.WRITE, 6, handle, 0n, 'HACKED\n'))).code, FX.PERMISSION_DENIED);
+  assert.equal((await ask(frameOf(FXP.FSETSTAT, 7, handle, 4, 0o777))).code, FX.PERMISSION_DENIED);
+  assert.equal((await ask(frameOf(FXP.READDIR, 8, handle))).code, FX.FAILURE);
+  // Pipelined reads, all answered.
+  for (let i = 0; i < 16; i++) s.send(frameOf(FXP.READ, 100 + i, handle, BigInt(i), 1));
+  const answers: Buffer[] = [];
+  for (let i = 0; i < 16; i++) answers.push(await s.next());
+  assert.deepEqual(answers.map((a) => a.readUInt32BE(5)).sort((x, y) => x - y), Array.from({ length: 16 }, (_, i) => 100 + i));
+  assert.equal((await ask(frameOf(FXP.CLOSE, 9, handle))).code, FX.OK);
+  assert.equal((await ask(frameOf(FXP.CLOSE, 10, handle))).code, FX.FAILURE, 'a closed handle is gone');
+  // Malformed: trailing bytes after the path.
+  assert.equal((await ask(frameOf(FXP.REMOVE, 11, victim, 'extra'))).code, FX.BAD_MESSAGE);
+  // A path that is not UTF-8 cannot be named in the log.
+  const odd = await ask(frameOf(FXP.REMOVE, 12, Buffer.concat([Buffer.from(remote + '/'), Buffer.from([0xff])])));
+  assert.equal(odd.code, FX.PERMISSION_DENIED);
+  assert.match(odd.message, /not UTF-8/);
+  // Denied by the gate: the reason is the status message.
+  assert.deepEqual(await ask(frameOf(FXP.REMOVE, 13, '/root/x')), { type: FXP.STATUS, id: 13, code: FX.PERMISSION_DENIED, message: 'denied by rule no-key-downloads (/root/x)' });
+
+  // On the host: the file as it was.
+  assert.equal(fs.readFileSync(victim, 'utf8'), 'original\n');
+  assert.equal(fs.statSync(victim).mode & 0o777, 0o644);
+  const open = h.gate.seen.find((e) => e.op.op === 'open')!;
+  assert.deepEqual(open.op.paths, [victim]);
+  // Nine one-byte reads answered, seven at end of file.
+  assert.deepEqual(open.outcome, { status: 'ok', bytesRead: 9, sha256: createHash('sha256').update('original\n').digest('hex'), sequential: true });
+
+  // Bytes that are not SFTP end this session only.
+  s.send(Buffer.from([0xff, 0xff, 0xff, 0xff, 1]));
+  await s.closed;
+  assert.match((await h.relays.at(-1)!.done).error ?? '', /not SFTP/);
+  const next = path.join(dir, 'batch-after-garbage');
+  fs.writeFileSync(next, `ls ${remote}\n`);
+  const r = await client('sftp', ['-F', h.config, '-b', next, 'gw']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /victim\.txt/);
 });
