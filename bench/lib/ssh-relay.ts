@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Sshd } from '../../test/helpers/sshd.ts';
-import { CIPHERS } from '../../gateway/ssh/algorithms.ts';
+import { LISTENER_CIPHERS, UPSTREAM_CIPHERS } from '../../gateway/ssh/algorithms.ts';
 
 export async function startBareRelay(sshd: Sshd, dir: string): Promise<{ config: string; pid: number; stop(): void }> {
   const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -28,14 +28,14 @@ async function serve(): Promise<void> {
   const up = JSON.parse(Buffer.concat(chunks).toString()) as { port: number; user: string; key: string };
   const host = ssh2.utils.generateKeyPairSync('ed25519');
   const client = ssh2.utils.generateKeyPairSync('ed25519');
-  const server = new ssh2.Server({ hostKeys: [host.private], algorithms: { cipher: CIPHERS as never } }, (conn) => {
+  const server = new ssh2.Server({ hostKeys: [host.private], algorithms: { cipher: LISTENER_CIPHERS as never } }, (conn) => {
     conn.on('authentication', (ctx) => ctx.accept());
     conn.on('error', () => undefined);
     conn.on('ready', () => {
       const upstream = new ssh2.Client();
       const ready = new Promise<void>((resolve) => upstream.once('ready', () => resolve()));
       upstream.on('error', () => conn.end());
-      upstream.connect({ host: '127.0.0.1', port: up.port, username: up.user, privateKey: up.key, algorithms: { cipher: CIPHERS as never } });
+      upstream.connect({ host: '127.0.0.1', port: up.port, username: up.user, privateKey: up.key, algorithms: { cipher: UPSTREAM_CIPHERS as never } });
       conn.once('close', () => upstream.end());
       conn.on('session', (accept) => {
         const session = accept();

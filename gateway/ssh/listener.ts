@@ -8,7 +8,7 @@ import net from 'node:net';
 import ssh2, { type ParsedKey, type Server } from 'ssh2';
 import type { ConnectionExport, CoreServices, Listener } from '../core/adapter.ts';
 import { targetVariable } from '../core/target-variable.ts';
-import { CIPHERS } from './algorithms.ts';
+import { LISTENER_CIPHERS } from './algorithms.ts';
 import { serveConnection } from './connection.ts';
 import type { SshTarget } from './target.ts';
 import type { UpstreamLogin } from './upstream.ts';
@@ -47,7 +47,7 @@ export class SshListener implements Listener {
   async listen(): Promise<string> {
     const clientKey = parsed(this.clientKey.private);
     for (const target of this.list) {
-      const server: Server = new ssh2.Server({ hostKeys: [this.hostKey.private], ident: 'gateway-action', algorithms: { cipher: CIPHERS as never } }, (client, info) => {
+      const server: Server = new ssh2.Server({ hostKeys: [this.hostKey.private], ident: 'gateway-action', algorithms: { cipher: LISTENER_CIPHERS as never } }, (client, info) => {
         serveConnection(client, { target, core: this.core, login: this.logins.get(target.name)!, clientKey, address: { ip: info.ip, port: info.port } });
       });
       server.maxConnections = MAX_CONNECTIONS;

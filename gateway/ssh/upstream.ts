@@ -3,7 +3,7 @@
 // connection per client connection, so a host sees one login per pipeline connection.
 import ssh2, { type Client, type ConnectConfig } from 'ssh2';
 import type { Credentials } from '../core/adapter.ts';
-import { CIPHERS } from './algorithms.ts';
+import { UPSTREAM_CIPHERS } from './algorithms.ts';
 import { fingerprint, isPinned } from './host-keys.ts';
 import type { SshTarget } from './target.ts';
 
@@ -60,7 +60,7 @@ export function connectUpstream(t: SshTarget, login: UpstreamLogin): Promise<Cli
       keepaliveInterval: t.keepaliveSeconds * 1000,
       keepaliveCountMax: 4,
       // Only the pinned key's type is offered, so a host with several keys presents that one.
-      algorithms: { serverHostKey: [...new Set(t.hostKeys.map((k) => k.type))] as never, cipher: CIPHERS as never },
+      algorithms: { serverHostKey: [...new Set(t.hostKeys.map((k) => k.type))] as never, cipher: UPSTREAM_CIPHERS as never },
       hostVerifier: (key: Buffer) => {
         presented = key;
         return isPinned(key, t.hostKeys, t.revokedKeys);
