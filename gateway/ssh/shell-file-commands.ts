@@ -52,6 +52,9 @@ const FILE_COMMANDS: Record<string, FileCommand> = {
   sqlite3: { values: 'cmd' }, openssl: PLAIN, find: PLAIN,
 };
 
+/** File commands that read the working directory when given no file. */
+const READS_CWD = new Set(['ls', 'du', 'find', 'getfacl', 'lsattr']);
+
 /** Programs whose arguments are text, never files. */
 const TEXT_ONLY = new Set(['cd', 'pushd', 'popd', 'echo', 'printf', 'true', 'false', ':', 'test', '[', 'logger', 'export', 'declare', 'local', 'readonly', 'typeset', 'unset', 'alias', 'set', 'shift', 'return', 'exit']);
 
@@ -86,6 +89,8 @@ export function commandArgs(program: string, args: ShellWord[]): CommandArgs {
   if (spec.keyed) files = keyedFiles(operands, spec.keyed);
   else if (spec.remote) files = operands.map(remotePath);
   if (program === 'tar') files = [...files, ...underTarDirectories(operands, r)];
+  // With no file operand these read the working directory: `cd /root; ls` lists /root.
+  if (files.length === 0 && READS_CWD.has(program)) files = [{ literal: '.', pattern: '.', dynamic: false, glob: false, first: '.' }];
   return { ...r, files: [...files, ...r.pathValues], fileCommand: true };
 }
 
