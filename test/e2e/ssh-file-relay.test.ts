@@ -594,3 +594,30 @@ test('a hand-written client: what the gateway does not relay knowingly is answer
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /victim\.txt/);
 });
+
+test('a legacy scp stream that is not the protocol stops the transfer: a gateway line on stderr, exit status 1, nothing on the host', async () => {
+  h.gate.clear();
+  const c = new Client();
+  await new Promise<void>((resolve, reject) => {
+    c.on('ready', () => resolve()).on('error', reject);
+    c.connect({ host: '127.0.0.1', port: h.port, username: 'deploy', privateKey: fs.readFileSync(path.join(dir, 'client_key')), hostVerifier: () => true });
+  });
+  const channel = await new Promise<ClientChannel>((resolve, reject) => c.exec(`scp -t ${remote}`, (err, ch) => (err ? reject(err) : resolve(ch))));
+  let stdout = Buffer.alloc(0);
+  let stderr = '';
+  channel.on('data', (d: Buffer) => (stdout = Buffer.concat([stdout, d])));
+  channel.stderr.on('data', (d: Buffer) => (stderr += d));
+  const exit = new Promise<number | null>((resolve) => channel.on('exit', (code: number | null) => resolve(code)));
+  const closed = new Promise<void>((resolve) => channel.on('close', () => resolve()));
+  // The receiving scp's first answer, then a header whose name climbs out of the target.
+  while (stdout.length === 0) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual([...stdout], [0]);
+  channel.write('C0644 5 ../escaped\n');
+  assert.equal(await exit, 1);
+  await closed;
+  c.end();
+  assert.match(stderr, /^gateway: the scp transfer stopped: an unacceptable name "\.\.\/escaped"/);
+  assert.ok(!fs.existsSync(path.join(path.dirname(remote), 'escaped')));
+  assert.equal(h.gate.seen.length, 0, 'nothing was decided: nothing was read as an entry');
+  assert.equal((await h.relays.at(-1)!.done).by, 'gateway');
+});
