@@ -21,26 +21,21 @@ import { normalizePath } from './file-operation.ts';
 import {
   FX,
   FXP,
-  Malformed,
   SftpFramer,
-  handlePacket,
-  handleRef,
-  initPacket,
   firstName,
+  initPacket,
   parseHello,
-  parseRequest,
-  parseStatus,
   realpathPacket,
   requestId,
-  responseString,
   statusPacket,
   versionPacket,
   withHandle,
   type HandleRef,
-  type SftpRequest,
 } from './sftp-codec.ts';
-import { OpenHandle, safeEnd, statusOutcome } from './sftp-handle.ts';
-import { HANDLE_EXTENSIONS, RELAYED_EXTENSIONS, describeExtended, describeRequest, type Description } from './sftp-operations.ts';
+import { safeEnd } from './sftp-handle.ts';
+import { HostError, InFlight } from './sftp-in-flight.ts';
+import { RELAYED_EXTENSIONS, type Description } from './sftp-operations.ts';
+import { routeRequest, type HandleAction, type HandleUse } from './sftp-route.ts';
 
 /** OpenSSH's sftp-server refuses longer packets; a client sending one is not a client it could serve. */
 export const CLIENT_MAX_PACKET = 256 * 1024;
@@ -67,17 +62,6 @@ export interface SftpRelayEnd {
 /** ssh2's server channel can pass an exit status on; a plain stream cannot. */
 type ClientStream = Duplex & { exit?: (...args: never[]) => unknown };
 
-type End = Extract<GateAnswer, { allowed: true }>['end'];
-type Pending =
-  | { kind: 'own-realpath'; resolve: (frame: Buffer | null) => void }
-  | { kind: 'open'; end: End; directory: boolean; mode: FileOperation['mode'] }
-  | { kind: 'path'; end: End }
-  | { kind: 'read'; h: OpenHandle; offset: number }
-  | { kind: 'write' | 'close' | 'handle'; h: OpenHandle };
-
-type HandleAction = { kind: 'read'; offset: number } | { kind: 'write'; offset: number; data: Buffer } | { kind: 'close' | 'handle' };
-
-class HostError extends Error {}
 
 /**
  * Relays one SFTP session. `done` resolves once the session is over and the client's channel
@@ -110,9 +94,7 @@ class SftpRelay {
   private clientPaused = false;
   private hostBlocked = false;
   private hostPaused = false;
-  private readonly pending = new Map<number, Pending>();
-  private readonly handles = new Map<string, OpenHandle>();
-  private handleCount = 0;
+  private readonly inFlight = new InFlight();
   private versionWaiter: ((frame: Buffer | null) => void) | null = null;
   private advertised = new Set<string>();
   /** The sftp-server's start directory: relative paths resolve against it. */
@@ -198,7 +180,7 @@ class SftpRelay {
   }
 
   private canForward(): boolean {
-    return this.phase !== 'ended' && this.head < this.queue.length && !this.hostBlocked && this.pending.size < MAX_IN_FLIGHT;
+    return this.phase !== 'ended' && this.head < this.queue.length && !this.hostBlocked && this.inFlight.size < MAX_IN_FLIGHT;
   }
 
   private async pump(): Promise<void> {
@@ -228,52 +210,15 @@ class SftpRelay {
     if (type === FXP.INIT) return this.fail('the client sent INIT twice');
     const id = requestId(frame);
     if (id === null) return this.fail('the client sent a request too short to hold its id');
-    if (this.pending.has(id)) return this.fail(`the client reused request id ${id} before the host answered it`);
-    let req: SftpRequest;
-    try {
-      req = parseRequest(frame);
-    } catch (e) {
-      if (e instanceof Malformed) return this.answer(id, FX.BAD_MESSAGE, `malformed request: ${e.message}`);
-      throw e;
-    }
-    switch (req.type) {
-      case 'read':
-        return this.onHandle(frame, id, req.h, 'reading', { kind: 'read', offset: req.offset });
-      case 'write':
-        return this.onHandle(frame, id, req.h, 'writing', { kind: 'write', offset: req.offset, data: req.data });
-      case 'fsetstat':
-        return this.onHandle(frame, id, req.h, 'writing', { kind: 'handle' });
-      case 'readdir':
-        return this.onHandle(frame, id, req.h, 'directory', { kind: 'handle' });
-      case 'close':
-      case 'fstat':
-        return this.onHandle(frame, id, req.h, 'any', { kind: req.type === 'close' ? 'close' : 'handle' });
-      case 'unknown':
-        return this.answer(id, FX.OP_UNSUPPORTED, `the gateway does not relay SFTP packet type ${req.packetType}`);
-      case 'extended': {
-        if (!this.advertised.has(req.name)) return this.answer(id, FX.OP_UNSUPPORTED, `the gateway does not relay the ${req.name} extension`);
-        if (HANDLE_EXTENSIONS.has(req.name)) {
-          let h: HandleRef;
-          try {
-            h = handleRef(req.r);
-            req.r.end();
-          } catch (e) {
-            if (e instanceof Malformed) return this.answer(id, FX.BAD_MESSAGE, `malformed ${req.name}: ${e.message}`);
-            throw e;
-          }
-          return this.onHandle(frame, id, h, 'file', { kind: 'handle' });
-        }
-        let d: Description;
-        try {
-          d = describeExtended(req.name, req.r, this.start);
-        } catch (e) {
-          if (e instanceof Malformed) return this.answer(id, FX.BAD_MESSAGE, `malformed ${req.name}: ${e.message}`);
-          throw e;
-        }
-        return this.gated(frame, id, d, null);
-      }
-      default:
-        return this.gated(frame, id, describeRequest(req, this.start), req.type === 'open' || req.type === 'opendir' ? req.type : null);
+    if (this.inFlight.waiting(id)) return this.fail(`the client reused request id ${id} before the host answered it`);
+    const r = routeRequest(frame, this.start, this.advertised);
+    switch (r.route) {
+      case 'answer':
+        return this.answer(id, r.code, r.message);
+      case 'handle':
+        return this.onHandle(frame, id, r.ref, r.use, r.action);
+      case 'gate':
+        return this.gated(frame, id, r.description, r.opens);
     }
   }
 
@@ -287,7 +232,7 @@ class SftpRelay {
         safeEnd(answer.end, { status: 'error', error: { code: 'connection-lost', message: 'the session ended before the operation reached the host' } });
         return;
       }
-      this.pending.set(id, opens ? { kind: 'open', end: answer.end, directory: opens === 'opendir', mode: op.mode } : { kind: 'path', end: answer.end });
+      this.inFlight.track(id, opens ? { kind: 'open', end: answer.end, directory: opens === 'opendir', mode: op.mode } : { kind: 'path', end: answer.end });
       this.toHost(frame);
     });
   }
@@ -305,9 +250,8 @@ class SftpRelay {
    * command. What the open was decided for bounds it: a file opened for read is not written to
    * nor has its attributes changed through the handle (the host would allow the latter).
    */
-  private onHandle(frame: Buffer, id: number, ref: HandleRef, wants: 'file' | 'reading' | 'writing' | 'directory' | 'any', action: HandleAction): void {
-    const key = ref.handle.toString('latin1');
-    const h = this.handles.get(key);
+  private onHandle(frame: Buffer, id: number, ref: HandleRef, wants: HandleUse, action: HandleAction): void {
+    const h = this.inFlight.handle(ref.handle);
     if (!h) return this.answer(id, FX.FAILURE, 'no such handle');
     if (wants === 'directory') {
       if (!h.directory) return this.answer(id, FX.FAILURE, 'the handle is not a directory');
@@ -316,19 +260,19 @@ class SftpRelay {
     if (wants === 'writing' && h.mode === 'read') return this.answer(id, FX.PERMISSION_DENIED, 'the file was opened for read only: writing or changing it needs an open for write');
     switch (action.kind) {
       case 'read':
-        this.pending.set(id, { kind: 'read', h, offset: action.offset });
+        this.inFlight.track(id, { kind: 'read', h, offset: action.offset });
         break;
       case 'write':
         // Hashed as relayed: a write the host then refuses makes the outcome an error.
         h.written.add(action.offset, action.data);
-        this.pending.set(id, { kind: 'write', h });
+        this.inFlight.track(id, { kind: 'write', h });
         break;
       case 'close':
-        this.handles.delete(key);
-        this.pending.set(id, { kind: 'close', h });
+        this.inFlight.forget(h);
+        this.inFlight.track(id, { kind: 'close', h });
         break;
       case 'handle':
-        this.pending.set(id, { kind: 'handle', h });
+        this.inFlight.track(id, { kind: 'handle', h });
         break;
     }
     this.toHost(withHandle(frame, ref, h.host));
@@ -376,7 +320,7 @@ class SftpRelay {
     // The gateway's own request, not the client's: where relative paths start, so the gate
     // judges the path the host will open.
     const where = await new Promise<Buffer | null>((resolve) => {
-      this.pending.set(OWN_ID, { kind: 'own-realpath', resolve });
+      this.inFlight.track(OWN_ID, { kind: 'own-realpath', resolve });
       this.toHost(realpathPacket(OWN_ID, '.'));
     });
     if (!where || this.ending) return;
@@ -409,50 +353,13 @@ class SftpRelay {
 
   private onHostFrame(frame: Buffer): void {
     if (this.phase === 'ended') return;
-    const type = frame[4]!;
     if (this.versionWaiter) {
       const w = this.versionWaiter;
       this.versionWaiter = null;
       return w(frame);
     }
-    const id = requestId(frame);
-    if (id === null) throw new HostError('the host sent a packet too short to hold a request id');
-    const p = this.pending.get(id);
-    if (!p) throw new HostError(`the host answered request ${id}, which is not waiting (packet type ${type})`);
-    this.pending.delete(id);
-    switch (p.kind) {
-      case 'own-realpath':
-        return p.resolve(frame);
-      case 'open':
-        if (type === FXP.HANDLE) {
-          const own = Buffer.alloc(4);
-          own.writeUInt32BE(++this.handleCount >>> 0);
-          const h = new OpenHandle(own, Buffer.from(responseString(frame)), p.directory, p.mode, p.end);
-          this.handles.set(own.toString('latin1'), h);
-          return this.toClient(handlePacket(id, own));
-        }
-        if (type !== FXP.STATUS) throw new HostError(`the host answered an open with packet type ${type}`);
-        safeEnd(p.end, statusOutcome(parseStatus(frame)));
-        break;
-      case 'path':
-        safeEnd(p.end, type === FXP.STATUS ? statusOutcome(parseStatus(frame)) : { status: 'ok' });
-        break;
-      case 'read':
-        if (type === FXP.DATA) p.h.read.add(p.offset, responseString(frame));
-        else if (type === FXP.STATUS) p.h.noteStatus(parseStatus(frame));
-        else throw new HostError(`the host answered a read with packet type ${type}`);
-        break;
-      case 'write':
-        if (type !== FXP.STATUS) throw new HostError(`the host answered a write with packet type ${type}`);
-        p.h.noteStatus(parseStatus(frame));
-        break;
-      case 'close':
-        p.h.finish(type === FXP.STATUS ? parseStatus(frame) : { code: FX.FAILURE, message: `the host answered CLOSE with packet type ${type}` });
-        break;
-      case 'handle':
-        break;
-    }
-    this.toClient(frame);
+    const toClient = this.inFlight.answer(frame);
+    if (toClient) this.toClient(toClient);
   }
 
   private toClient(frame: Buffer): void {
@@ -480,14 +387,7 @@ class SftpRelay {
     this.phase = 'ended';
     this.abort.abort();
     const lost = why.by === 'client' ? 'the client ended the session' : why.by === 'host' ? 'the host ended the session' : `the gateway ended the session: ${why.error}`;
-    for (const p of this.pending.values()) {
-      if (p.kind === 'own-realpath') p.resolve(null);
-      else if (p.kind === 'open' || p.kind === 'path') safeEnd(p.end, { status: 'error', error: { code: 'connection-lost', message: `${lost} before the host answered` } });
-      else p.h.finish({ lost: `${lost} before CLOSE` });
-    }
-    this.pending.clear();
-    for (const h of this.handles.values()) h.finish({ lost: `${lost} before CLOSE` });
-    this.handles.clear();
+    this.inFlight.loseAll(lost);
     this.versionWaiter?.(null);
     this.versionWaiter = null;
     this.queue = [];
