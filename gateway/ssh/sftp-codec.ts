@@ -386,6 +386,35 @@ export function realpathPacket(id: number, path: string): Buffer {
   return packet(FXP.REALPATH, [id, Buffer.from(path, 'utf8')]);
 }
 
+export function extendedPacket(id: number, name: string): Buffer {
+  return packet(FXP.EXTENDED, [id, Buffer.from(name, 'latin1')]);
+}
+
+/** `limits@openssh.com`: the largest packet, read and write, and how many handles may be open (0: no limit). */
+export interface Limits {
+  packet: number;
+  read: number;
+  write: number;
+  handles: number;
+}
+
+export function parseLimitsReply(frame: Buffer): Limits {
+  if (frame[4] !== FXP.EXTENDED_REPLY) throw new Malformed(`packet type ${frame[4]} answering limits@openssh.com`);
+  const r = new FieldReader(frame, 9);
+  const limits = { packet: r.u64(), read: r.u64(), write: r.u64(), handles: r.u64() };
+  r.end();
+  return limits;
+}
+
+export function limitsReplyPacket(id: number, l: Limits): Buffer {
+  const out = Buffer.alloc(4 + 1 + 4 + 32);
+  out.writeUInt32BE(out.length - 4, 0);
+  out[4] = FXP.EXTENDED_REPLY;
+  out.writeUInt32BE(id >>> 0, 5);
+  [l.packet, l.read, l.write, l.handles].forEach((v, i) => out.writeBigUInt64BE(BigInt(v), 9 + 8 * i));
+  return out;
+}
+
 /** INIT from a client or VERSION from a server: the version and the extension pairs. */
 export function parseHello(frame: Buffer): { version: number; extensions: [string, Buffer][] } {
   const r = new FieldReader(frame, 5);

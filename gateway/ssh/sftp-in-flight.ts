@@ -10,7 +10,8 @@ import { OpenHandle, safeEnd, statusOutcome } from './sftp-handle.ts';
 type End = Extract<GateAnswer, { allowed: true }>['end'];
 
 export type Pending =
-  | { kind: 'own-realpath'; resolve: (frame: Buffer | null) => void }
+  /** The gateway's own request (the start directory, the host's limits): the answer goes to it, not to the client. */
+  | { kind: 'own'; resolve: (frame: Buffer | null) => void }
   | { kind: 'open'; end: End; directory: boolean; mode: FileOperation['mode'] }
   | { kind: 'path'; end: End }
   | { kind: 'read'; h: OpenHandle; offset: number }
@@ -57,7 +58,7 @@ export class InFlight {
     if (!p) throw new HostError(`the host answered request ${id}, which is not waiting (packet type ${type})`);
     this.pending.delete(id);
     switch (p.kind) {
-      case 'own-realpath':
+      case 'own':
         p.resolve(frame);
         return null;
       case 'open':
@@ -93,7 +94,7 @@ export class InFlight {
   /** The session ended: every command still open ends as an error saying so. */
   loseAll(why: string): void {
     for (const p of this.pending.values()) {
-      if (p.kind === 'own-realpath') p.resolve(null);
+      if (p.kind === 'own') p.resolve(null);
       else if (p.kind === 'open' || p.kind === 'path') safeEnd(p.end, { status: 'error', error: { code: 'connection-lost', message: `${why} before the host answered` } });
       else p.h.finish({ lost: `${why} before CLOSE` });
     }

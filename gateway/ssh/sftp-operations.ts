@@ -134,8 +134,12 @@ export function describeRequest(req: SftpRequest, start: string | null): Descrip
   });
 }
 
-/** The extensions the gateway relays knowingly, each checked against what the host offers. */
+/**
+ * The extensions offered to the client, each only when the host offers it: relayed knowingly,
+ * but for limits@openssh.com, which the gateway answers itself (the host's limits within its own).
+ */
 export const RELAYED_EXTENSIONS = [
+  'limits@openssh.com',
   'posix-rename@openssh.com',
   'statvfs@openssh.com',
   'fstatvfs@openssh.com',

@@ -22,8 +22,11 @@ import {
   FX,
   FXP,
   SftpFramer,
+  extendedPacket,
   firstName,
   initPacket,
+  limitsReplyPacket,
+  parseLimitsReply,
   parseHello,
   realpathPacket,
   requestId,
@@ -31,8 +34,10 @@ import {
   versionPacket,
   withHandle,
   type HandleRef,
+  type Limits,
 } from './sftp-codec.ts';
 import { safeEnd } from './sftp-handle.ts';
+import { Outbox } from './sftp-outbox.ts';
 import { HostError, InFlight } from './sftp-in-flight.ts';
 import { RELAYED_EXTENSIONS, type Description } from './sftp-operations.ts';
 import { routeRequest, type HandleAction, type HandleUse } from './sftp-route.ts';
@@ -44,8 +49,9 @@ export const HOST_MAX_PACKET = 1024 * 1024;
 const QUEUE_HIGH = 1024 * 1024;
 const QUEUE_LOW = 256 * 1024;
 const MAX_IN_FLIGHT = 1024;
-/** The id of the gateway's own REALPATH "." (sent before the client may send anything). */
+/** Ids of the gateway's own requests (sent before the client may send anything). */
 const OWN_ID = 0xffffffff;
+const OWN_LIMITS_ID = 0xfffffffe;
 
 export interface SftpRelayOptions {
   /** Where relative paths start if the host does not answer the gateway's REALPATH "." (normally the login's home). */
@@ -95,8 +101,12 @@ class SftpRelay {
   private hostBlocked = false;
   private hostPaused = false;
   private readonly inFlight = new InFlight();
+  private readonly toHostBox: Outbox;
+  private readonly toClientBox: Outbox;
   private versionWaiter: ((frame: Buffer | null) => void) | null = null;
   private advertised = new Set<string>();
+  /** What the gateway answers to limits@openssh.com (when the host offers it). */
+  private limits: Limits | null = null;
   /** The sftp-server's start directory: relative paths resolve against it. */
   private start: string | null = null;
 
@@ -106,6 +116,13 @@ class SftpRelay {
     this.gate = gate;
     this.opts = opts;
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
+    this.toHostBox = new Outbox(upstream, () => (this.hostBlocked = true));
+    this.toClientBox = new Outbox(client, () => {
+      if (!this.hostPaused) {
+        this.hostPaused = true;
+        this.upstream.pause();
+      }
+    });
 
     client.on('data', (chunk: Buffer) => this.onClientData(chunk));
     client.on('end', () => this.shutdown({ by: 'client' }));
@@ -215,6 +232,8 @@ class SftpRelay {
     switch (r.route) {
       case 'answer':
         return this.answer(id, r.code, r.message);
+      case 'limits':
+        return this.toClient(limitsReplyPacket(id, this.limits!));
       case 'handle':
         return this.onHandle(frame, id, r.ref, r.use, r.action);
       case 'gate':
@@ -283,7 +302,7 @@ class SftpRelay {
   }
 
   private toHost(frame: Buffer): void {
-    if (!this.upstream.write(frame)) this.hostBlocked = true;
+    this.toHostBox.add(frame);
   }
 
   // ---- handshake --------------------------------------------------------------------------
@@ -304,6 +323,7 @@ class SftpRelay {
     const hostVersion = await new Promise<Buffer | null>((resolve) => {
       this.versionWaiter = resolve;
       this.toHost(initPacket(3));
+      this.toHostBox.flush();
     });
     if (!hostVersion) return;
     if (hostVersion[4] !== FXP.VERSION) return this.fail(`the host answered INIT with packet type ${hostVersion[4]}`);
@@ -315,19 +335,27 @@ class SftpRelay {
     } catch (e) {
       return this.fail(`the host's VERSION is malformed: ${(e as Error).message}`);
     }
+    // The gateway's own requests, not the client's: where relative paths start (so the gate
+    // judges the path the host will open), and the host's limits (which the gateway's own bound).
+    const where = this.ask(OWN_ID, realpathPacket(OWN_ID, '.'));
+    const hostLimits = offered.has('limits@openssh.com') ? this.ask(OWN_LIMITS_ID, extendedPacket(OWN_LIMITS_ID, 'limits@openssh.com')) : null;
+    this.toHostBox.flush();
+    const [whereAnswer, limitsAnswer] = await Promise.all([where, hostLimits]);
+    if (!whereAnswer || this.ending) return;
+    if (limitsAnswer) {
+      try {
+        this.limits = ownLimits(parseLimitsReply(limitsAnswer));
+      } catch {
+        // Not answered as OpenSSH answers: the client is not offered limits.
+      }
+    }
+    if (!this.limits) offered.delete('limits@openssh.com');
     const extensions = RELAYED_EXTENSIONS.filter((n) => offered.has(n)).map((n): [string, Buffer] => [n, offered.get(n)!]);
     this.advertised = new Set(extensions.map(([n]) => n));
-    // The gateway's own request, not the client's: where relative paths start, so the gate
-    // judges the path the host will open.
-    const where = await new Promise<Buffer | null>((resolve) => {
-      this.inFlight.track(OWN_ID, { kind: 'own-realpath', resolve });
-      this.toHost(realpathPacket(OWN_ID, '.'));
-    });
-    if (!where || this.ending) return;
-    if (where[4] === FXP.NAME) {
+    if (whereAnswer[4] === FXP.NAME) {
       const name = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
       try {
-        const dir = name.decode(firstName(where));
+        const dir = name.decode(firstName(whereAnswer));
         if (dir.startsWith('/') && !dir.includes('\0')) this.start = normalizePath(dir, '/');
       } catch {
         // Not UTF-8 or malformed: relative paths fall back to the configured home, or are refused.
@@ -336,6 +364,14 @@ class SftpRelay {
     if (this.start === null && this.opts.home?.startsWith('/')) this.start = normalizePath(this.opts.home, '/');
     this.phase = 'open';
     this.toClient(versionPacket(3, extensions));
+    this.toClientBox.flush();
+  }
+
+  private ask(id: number, frame: Buffer): Promise<Buffer | null> {
+    return new Promise((resolve) => {
+      this.inFlight.track(id, { kind: 'own', resolve });
+      this.toHost(frame);
+    });
   }
 
   // ---- host -> client ---------------------------------------------------------------------
@@ -364,10 +400,7 @@ class SftpRelay {
 
   private toClient(frame: Buffer): void {
     if (this.phase === 'ended' && this.clientEnded) return;
-    if (!this.client.write(frame) && !this.hostPaused) {
-      this.hostPaused = true;
-      this.upstream.pause();
-    }
+    this.toClientBox.add(frame);
   }
 
   // ---- the end ------------------------------------------------------------------------------
@@ -396,6 +429,7 @@ class SftpRelay {
     // Whatever the client still sends is read and dropped, so its channel can close.
     if (this.clientPaused) this.client.resume();
     if (this.hostPaused) this.upstream.resume();
+    this.toHostBox.drop();
     this.upstream.end();
   }
 
@@ -404,6 +438,8 @@ class SftpRelay {
     if (!this.ending) return;
     if (!this.clientEnded) {
       this.clientEnded = true;
+      // Answers the client is owed go first (requests waiting for the host do not: they are lost).
+      this.toClientBox.flush();
       const exit = this.hostExit;
       if (exit && typeof this.client.exit === 'function' && this.client.writable) {
         try {
@@ -417,4 +453,19 @@ class SftpRelay {
     }
     this.resolveDone(this.ending);
   }
+}
+
+/**
+ * The limits the client is told: the host's, within what the gateway reads (a WRITE must fit
+ * CLIENT_MAX_PACKET with its header, a READ's answer HOST_MAX_PACKET). With them OpenSSH's
+ * clients move 255 KiB per request instead of 32 KiB.
+ */
+function ownLimits(host: Limits): Limits {
+  const cap = (v: number, max: number) => (v > 0 ? Math.min(v, max) : max);
+  return {
+    packet: cap(host.packet, CLIENT_MAX_PACKET),
+    read: cap(host.read, HOST_MAX_PACKET - 1024),
+    write: cap(host.write, CLIENT_MAX_PACKET - 1024),
+    handles: host.handles,
+  };
 }

@@ -10,6 +10,8 @@ export type HandleAction = { kind: 'read'; offset: number } | { kind: 'write'; o
 
 export type Route =
   | { route: 'answer'; code: number; message: string }
+  /** `limits@openssh.com`: the gateway answers with its own limits (within the host's). */
+  | { route: 'limits' }
   | { route: 'handle'; ref: HandleRef; use: HandleUse; action: HandleAction }
   | { route: 'gate'; description: Description; opens: 'open' | 'opendir' | null };
 
@@ -44,6 +46,10 @@ export function routeRequest(frame: Buffer, start: string | null, relayed: Reado
     case 'extended':
       if (!relayed.has(req.name)) return { route: 'answer', code: FX.OP_UNSUPPORTED, message: `the gateway does not relay the ${req.name} extension` };
       try {
+        if (req.name === 'limits@openssh.com') {
+          req.r.end();
+          return { route: 'limits' };
+        }
         if (HANDLE_EXTENSIONS.has(req.name)) {
           const ref = handleRef(req.r);
           req.r.end();

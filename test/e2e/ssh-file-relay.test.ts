@@ -541,7 +541,13 @@ test('a hand-written client: what the gateway does not relay knowingly is answer
   const offered = parseHello(version).extensions.map(([n]) => n);
   assert.ok(offered.includes('posix-rename@openssh.com') && offered.includes('expand-path@openssh.com'), offered.join());
   for (const n of offered) assert.ok(RELAYED_EXTENSIONS.includes(n as never), `${n} is relayed knowingly`);
-  assert.ok(!offered.includes('copy-data') && !offered.includes('limits@openssh.com'));
+  assert.ok(!offered.includes('copy-data') && !offered.includes('home-directory'));
+  // limits@openssh.com is answered by the gateway: the host's limits within its own bounds.
+  s.send(frameOf(FXP.EXTENDED, 0, 'limits@openssh.com'));
+  const limits = await s.next();
+  assert.equal(limits[4], FXP.EXTENDED_REPLY);
+  const [packet, read, write] = [0, 1, 2].map((i) => Number(limits.readBigUInt64BE(9 + 8 * i)));
+  assert.ok(packet <= 256 * 1024 && read > 32 * 1024 && write > 32 * 1024 && write <= 255 * 1024, `${packet} ${read} ${write}`);
 
   const ask = async (frame: Buffer) => {
     s.send(frame);

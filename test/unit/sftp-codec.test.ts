@@ -5,8 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  FX, FXP, FieldReader, Malformed, SftpFramer, SftpProtocolError, handlePacket, parseRequest, statusPacket, withHandle,
+  FX, FXP, FieldReader, Malformed, SftpFramer, SftpProtocolError, handlePacket, limitsReplyPacket, parseLimitsReply, parseRequest, statusPacket, withHandle,
 } from '../../gateway/ssh/sftp-codec.ts';
+import { routeRequest } from '../../gateway/ssh/sftp-route.ts';
 import { OffsetDigest } from '../../gateway/ssh/sftp-digest.ts';
 import { describeExtended, describeRequest } from '../../gateway/ssh/sftp-operations.ts';
 import { normalizePath } from '../../gateway/ssh/file-operation.ts';
@@ -152,4 +153,21 @@ test('path-naming requests as the gate sees them: absolute, normalised, exact or
   assert.deepEqual(ext('lsetstat@openssh.com', 'l', 4, 0o644), { operation: { op: 'setstat', paths: ['/home/u/l'], flags: ['nofollow'], text: 'setstat /home/u/l (nofollow, mode 0644)' } });
   assert.throws(() => ext('statvfs@openssh.com', '/', 'extra'), Malformed);
   assert.equal(normalizePath('../../..', '/a'), '/');
+});
+
+test('requests are routed: to the gate, to an open handle, answered by the gateway', () => {
+  const relayed = new Set(['limits@openssh.com', 'fsync@openssh.com', 'statvfs@openssh.com']);
+  const route = (frame: Buffer) => routeRequest(frame, '/home/u', relayed);
+  assert.equal(route(req(FXP.OPEN, 1, 'x', 1, 0)).route, 'gate');
+  assert.deepEqual(route(req(FXP.EXTENDED, 2, 'limits@openssh.com')), { route: 'limits' });
+  assert.equal(route(req(FXP.EXTENDED, 3, 'limits@openssh.com', 'extra')).route, 'answer');
+  const fsync = route(req(FXP.EXTENDED, 4, 'fsync@openssh.com', 'h'));
+  assert.ok(fsync.route === 'handle' && fsync.use === 'file' && fsync.ref.handle.toString() === 'h');
+  const write = route(req(FXP.WRITE, 5, 'h', 0n, 'd'));
+  assert.ok(write.route === 'handle' && write.use === 'writing');
+  assert.ok(route(req(FXP.FSETSTAT, 6, 'h', 0)).route === 'handle');
+  assert.deepEqual(route(req(FXP.EXTENDED, 7, 'copy-data', 'a')), { route: 'answer', code: FX.OP_UNSUPPORTED, message: 'the gateway does not relay the copy-data extension' });
+  assert.deepEqual(route(req(FXP.REMOVE, 8, '/a', 'b')), { route: 'answer', code: FX.BAD_MESSAGE, message: 'malformed request: 5 bytes after the last field' });
+  const limits = { packet: 262144, read: 261120, write: 261120, handles: 0 };
+  assert.deepEqual(parseLimitsReply(limitsReplyPacket(9, limits)), limits);
 });
