@@ -28,17 +28,30 @@ interface Seen {
   allowed: boolean;
   reason?: string;
   outcome?: FileOutcome;
+  /** Held: the operation's channel went away while it waited. */
+  withdrawn?: boolean;
 }
 
-/** The test's gate: records each operation; denies /root and anything inside a .ssh directory. */
+/**
+ * The test's gate: records each operation; denies /root and anything inside a .ssh directory;
+ * holds a path named `held-for-approval` until its channel goes away (as an approval would wait).
+ */
 class RecordingGate implements FileGate {
   readonly seen: Seen[] = [];
   private waiters: (() => void)[] = [];
 
-  async begin(op: FileOperation): Promise<GateAnswer> {
+  async begin(op: FileOperation, signal: AbortSignal): Promise<GateAnswer> {
     const denied = op.paths.find((p) => p === '/root' || p.startsWith('/root/') || /(^|\/)\.ssh(\/|$)/.test(p));
     const entry: Seen = { op, allowed: !denied };
     this.seen.push(entry);
+    if (op.paths.some((p) => p.endsWith('/held-for-approval'))) {
+      this.changed();
+      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      entry.allowed = false;
+      entry.withdrawn = true;
+      this.changed();
+      return { allowed: false, reason: 'withdrawn: the client went away' };
+    }
     if (denied) {
       entry.reason = `denied by rule no-key-downloads (${denied})`;
       this.changed();
@@ -358,9 +371,10 @@ test('scp -O (legacy protocol) both ways, recursive with times: bytes, names and
   assert.equal(fs.statSync(path.join(remote, 'tree', 'a.txt')).mode & 0o777, 0o640);
   assert.equal(Math.floor(fs.statSync(path.join(remote, 'tree', 'a.txt')).mtimeMs / 1000), Math.floor(fs.statSync(path.join(tree, 'a.txt')).mtimeMs / 1000), '-p times reached the host');
   const back = path.join(dir, 'tree.back');
-  const down = await client('scp', ['-O', '-q', '-r', '-F', h.config, `gw:${remote}/tree`, back]);
+  const down = await client('scp', ['-O', '-q', '-r', '-p', '-F', h.config, `gw:${remote}/tree`, back]);
   assert.equal(down.status, 0, down.stderr);
   for (const [name, data] of Object.entries(files)) assert.deepEqual(fs.readFileSync(path.join(back, name)), data, name);
+  assert.equal(Math.floor(fs.statSync(path.join(back, 'a.txt')).mtimeMs / 1000), Math.floor(fs.statSync(path.join(tree, 'a.txt')).mtimeMs / 1000), '-p times reached the client');
 
   await h.gate.until((s) => s.every((e) => e.outcome));
   const uploads = h.gate.seen.filter((e) => e.op.op === 'scp-upload');
@@ -626,4 +640,23 @@ test('a legacy scp stream that is not the protocol stops the transfer: a gateway
   assert.ok(!fs.existsSync(path.join(path.dirname(remote), 'escaped')));
   assert.equal(h.gate.seen.length, 0, 'nothing was decided: nothing was read as an entry');
   assert.equal((await h.relays.at(-1)!.done).by, 'gateway');
+});
+
+test('an operation held for a decision is withdrawn when its client goes away, and never reaches the host', async () => {
+  h.gate.clear();
+  const held = path.join(remote, 'held-for-approval');
+  const s = await rawSftp();
+  s.send(frameOf(FXP.INIT, null, 3));
+  assert.equal((await s.next())[4], FXP.VERSION);
+  s.send(frameOf(FXP.OPEN, 1, held, 0x1a, 0));
+  // Requests behind a held one wait their turn.
+  s.send(frameOf(FXP.MKDIR, 2, path.join(remote, 'behind-the-held-one'), 0));
+  await h.gate.until((seen) => seen.some((e) => e.op.paths[0] === held));
+  s.end();
+  await s.closed;
+  await h.gate.until((seen) => seen.some((e) => e.withdrawn));
+  assert.equal((await h.relays.at(-1)!.done).by, 'client');
+  assert.ok(!fs.existsSync(held));
+  assert.ok(!fs.existsSync(path.join(remote, 'behind-the-held-one')));
+  assert.deepEqual(h.gate.seen.map((e) => e.op.op), ['open'], 'the request behind it was never taken');
 });
