@@ -81,10 +81,10 @@ export function serveConnection(client: Connection, opts: ConnectionOptions): vo
       rec.close('client closed');
     });
     client.on('session', (accept) => serveSession(ctx, accept()));
-    client.on('tcpip', (accept, reject, info) => void directTcpip(ctx, accept, reject, info));
+    client.on('tcpip', (accept, reject, info) => void directTcpip(ctx, accept, reject, info).catch(() => reject()));
     client.on('request', (accept, reject, name, info) => {
-      if (name === 'tcpip-forward') return void remoteForward(ctx, client, accept as ((port?: number) => void) | undefined, reject, info as { bindAddr: string; bindPort: number });
-      if (name === 'cancel-tcpip-forward') return void cancelRemoteForward(ctx, accept, reject, info as { bindAddr: string; bindPort: number });
+      if (name === 'tcpip-forward') return void remoteForward(ctx, client, accept as ((port?: number) => void) | undefined, reject, info as { bindAddr: string; bindPort: number }).catch(() => reject?.());
+      if (name === 'cancel-tcpip-forward') return void cancelRemoteForward(ctx, accept, reject, info as { bindAddr: string; bindPort: number }).catch(() => reject?.());
       reject?.();
     });
     client.on('openssh.streamlocal', (_accept, reject) => reject());
@@ -134,10 +134,9 @@ function serveSession(ctx: SshSessionContext, session: Session): void {
   // sftp arrives as a plain subsystem (no 'sftp' listener): relaySftp reads the raw channel.
   session.on('subsystem', (accept, reject, info) => {
     if (started) return reject?.();
-    if (info.name === 'sftp') {
-      started = true;
-      return void serveSftp(ctx, accept, reject);
-    }
+    // Accepted at once, like exec: OpenSSH sends the channel's first bytes (sftp's INIT) without
+    // waiting for the reply, and ssh2 drops data for a session channel not yet accepted.
+    if (info.name === 'sftp') return start(accept, (stream) => serveSftp(ctx, stream));
     start(accept, async (stream) => {
       const answer = await ctx.gate.passDecided({ kind: 'ssh.subsystem', text: `subsystem ${info.name}`, units: null, forwarded: [] },
         { action: 'deny', rule: 'gateway', reason: `the ${info.name} subsystem is not supported (only sftp is)`, matched: [] }, stderrClient(ctx, stream.stderr, false));

@@ -5,7 +5,7 @@
 // scp, sftp, rsync and git work with no other set-up. The upstream keys never leave the daemon.
 import path from 'node:path';
 import net from 'node:net';
-import ssh2, { type ParsedKey, type Server } from 'ssh2';
+import ssh2, { type Connection, type ParsedKey, type Server } from 'ssh2';
 import type { ConnectionExport, CoreServices, Listener } from '../core/adapter.ts';
 import { targetVariable } from '../core/target-variable.ts';
 import { LISTENER_CIPHERS } from './algorithms.ts';
@@ -35,7 +35,7 @@ export class SshListener implements Listener {
   private readonly hostKey = keyPair('gateway-action host key');
   private readonly clientKey = keyPair('gateway-action run key');
   private readonly servers: { target: SshTarget; server: Server; port: number }[] = [];
-  private readonly sockets = new Set<net.Socket>();
+  private readonly connections = new Set<Connection>();
 
   constructor(targets: readonly SshTarget[], core: CoreServices, logins: Map<string, UpstreamLogin>) {
     this.list = targets;
@@ -48,14 +48,12 @@ export class SshListener implements Listener {
     const clientKey = parsed(this.clientKey.private);
     for (const target of this.list) {
       const server: Server = new ssh2.Server({ hostKeys: [this.hostKey.private], ident: 'gateway-action', algorithms: { cipher: LISTENER_CIPHERS as never } }, (client, info) => {
+        // Tracked so stop() can end sessions a client keeps open.
+        this.connections.add(client);
+        client.once('close', () => this.connections.delete(client));
         serveConnection(client, { target, core: this.core, login: this.logins.get(target.name)!, clientKey, address: { ip: info.ip, port: info.port } });
       });
       server.maxConnections = MAX_CONNECTIONS;
-      // Sockets are tracked so stop() can end sessions a client keeps open.
-      (server as unknown as net.Server).on('connection', (s: net.Socket) => {
-        this.sockets.add(s);
-        s.once('close', () => this.sockets.delete(s));
-      });
       server.on('error', () => undefined);
       const port = await new Promise<number>((resolve, reject) => {
         server.once('error', reject);
@@ -69,8 +67,8 @@ export class SshListener implements Listener {
   async stop(graceMs: number): Promise<void> {
     for (const s of this.servers) s.server.close();
     const deadline = Date.now() + graceMs;
-    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    for (const s of this.sockets) s.destroy();
+    while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const c of this.connections) c.end();
   }
 
   connection(stateDir: string): ConnectionExport {

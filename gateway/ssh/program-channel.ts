@@ -10,6 +10,8 @@ import { readExecLine, type SshUnit } from './exec-facts.ts';
 import { OutputRelay, TextSample } from './output-relay.ts';
 import { DENIED_EXIT_STATUS, FAULT_EXIT_STATUS, stderrClient, type SshSessionContext } from './session-context.ts';
 import { UpstreamError } from './upstream.ts';
+import { fileGate } from './file-gate.ts';
+import { parseScpCommand, relayScp, type ScpCommand } from './scp-relay.ts';
 
 /** What the client asked of its session channel before the program starts. */
 export interface SessionRequests {
@@ -27,16 +29,23 @@ export type Program = { exec: string } | { shell: true };
 interface ExitInfo { code: number | null; signal?: string; coreDumped?: boolean; description?: string }
 
 /** Reads the exec line; a reading that fails is unclassified, never allowed by default. */
-async function units(ctx: SshSessionContext, program: Program): Promise<{ units: SshUnit[] | null; unclassified: string | null; kind: string }> {
+async function units(ctx: SshSessionContext, program: Program): Promise<{ units: SshUnit[] | null; unclassified: string | null; kind: string; scp?: ScpCommand }> {
   if ('shell' in program) return { units: [{ ssh: 'shell' }], unclassified: null, kind: 'ssh.shell' };
   try {
     const r = await readExecLine(program.exec, { home: ctx.home });
-    const scp = r.units.length > 0 && r.units.every((u) => u.ssh === 'scp');
-    return { units: r.units, unclassified: r.unclassified, kind: scp ? 'ssh.scp' : 'ssh.exec' };
+    if (!r.units.some((u) => u.ssh === 'scp')) return { units: r.units, unclassified: r.unclassified, kind: 'ssh.exec' };
+    // A legacy scp transfer: its stream is read file by file, so the line must be exactly one
+    // scp server command in words the gateway splits as the host's shell will.
+    const scp = r.units.length === 1 && SIMPLE_LINE.test(program.exec) ? parseScpCommand(program.exec.trim().split(/\s+/)) : { error: 'a legacy scp line with shell syntax around it' };
+    if ('error' in scp) return { units: r.units, unclassified: [r.unclassified, `${scp.error}: its transfer cannot be read`].filter(Boolean).join('; '), kind: 'ssh.scp' };
+    return { units: r.units, unclassified: r.unclassified, kind: 'ssh.scp', scp };
   } catch (e) {
     return { units: null, unclassified: `the exec line could not be read: ${(e as Error).message}`, kind: 'ssh.exec' };
   }
 }
+
+/** Words with no shell syntax: split on blanks, they are what the host's shell passes on. */
+const SIMPLE_LINE = /^[\w\/.,:=+@%~ -]+$/;
 
 function describe(program: Program, req: SessionRequests): string {
   if ('exec' in program) return program.exec;
@@ -76,7 +85,15 @@ export async function runProgram(ctx: SshSessionContext, stream: ServerChannel, 
     return finishChannel(stream, FAULT_EXIT_STATUS);
   }
   req.running = channel;
+  if (read.scp) return relayLegacyScp(ctx, stream, channel, cmd, read.scp);
   await relay(ctx, stream, channel, cmd, terminal && 'shell' in program, req);
+}
+
+/** `scp -t`/`scp -f`: each file through the gate (scp-relay.ts); the line's command ends with the transfer. */
+async function relayLegacyScp(ctx: SshSessionContext, stream: ServerChannel, channel: ClientChannel, cmd: CommandRecorder, scp: ScpCommand): Promise<void> {
+  const end = await relayScp(scp, stream, channel, fileGate(ctx, 'scp'), { home: ctx.home }).done;
+  const details = { by: end.by, refused: end.refused };
+  cmd.finish(end.error ? { status: 'error', error: { code: 'scp', message: end.error }, details } : end.refused > 0 ? { status: 'error', error: { code: 'scp', message: `${end.refused} entries refused` }, details } : { status: 'ok', details });
 }
 
 async function relay(ctx: SshSessionContext, stream: ServerChannel, channel: ClientChannel, cmd: CommandRecorder, recordTerminal: boolean, req: SessionRequests): Promise<void> {
