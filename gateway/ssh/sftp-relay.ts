@@ -68,7 +68,6 @@ export interface SftpRelayEnd {
 /** ssh2's server channel can pass an exit status on; a plain stream cannot. */
 type ClientStream = Duplex & { exit?: (...args: never[]) => unknown };
 
-
 /**
  * Relays one SFTP session. `done` resolves once the session is over and the client's channel
  * has been ended (the host's exit status passed on first when the client stream can take it).
@@ -91,6 +90,8 @@ class SftpRelay {
   private ending: SftpRelayEnd | null = null;
   private resolveDone!: (end: SftpRelayEnd) => void;
   private clientEnded = false;
+  /** The client sent EOF: what it asked is still answered, then the session ends. */
+  private clientEof = false;
   private hostExit: unknown[] | null = null;
   // Client requests in arrival order (a deque: head index, compacted now and then).
   private queue: Buffer[] = [];
@@ -125,7 +126,10 @@ class SftpRelay {
     });
 
     client.on('data', (chunk: Buffer) => this.onClientData(chunk));
-    client.on('end', () => this.shutdown({ by: 'client' }));
+    client.on('end', () => {
+      this.clientEof = true;
+      this.endIfAnswered();
+    });
     client.on('close', () => {
       this.clientEnded = true;
       this.shutdown({ by: 'client' });
@@ -216,6 +220,12 @@ class SftpRelay {
       this.pumping = false;
     }
     this.flow();
+    this.endIfAnswered();
+  }
+
+  /** After the client's EOF, the session ends once every request it sent has its answer. */
+  private endIfAnswered(): void {
+    if (this.clientEof && !this.pumping && this.head >= this.queue.length && this.inFlight.size === 0) this.shutdown({ by: 'client' });
   }
 
   private onClientFrame(frame: Buffer): Promise<void> | void {
@@ -385,6 +395,7 @@ class SftpRelay {
       return;
     }
     if (this.head < this.queue.length) void this.pump();
+    else this.endIfAnswered();
   }
 
   private onHostFrame(frame: Buffer): void {

@@ -488,7 +488,7 @@ test('a client that disconnects mid-transfer: its open ends as lost, the harness
 });
 
 /** An SFTP client written by hand over an ssh2 session channel to the harness: whatever bytes the test wants. */
-async function rawSftp(): Promise<{ send(frame: Buffer): void; next(): Promise<Buffer>; closed: Promise<void>; end(): void }> {
+async function rawSftp(): Promise<{ send(frame: Buffer): void; next(): Promise<Buffer>; closed: Promise<void>; end(): void; disconnect(): void }> {
   const c = new Client();
   await new Promise<void>((resolve, reject) => {
     c.on('ready', () => resolve()).on('error', reject);
@@ -513,7 +513,10 @@ async function rawSftp(): Promise<{ send(frame: Buffer): void; next(): Promise<B
       return frames.shift()!;
     },
     closed,
+    /** EOF on the channel: the client still reads the answers. */
     end: () => channel.end(),
+    /** The connection goes away. */
+    disconnect: () => c.end(),
   };
 }
 
@@ -652,11 +655,30 @@ test('an operation held for a decision is withdrawn when its client goes away, a
   // Requests behind a held one wait their turn.
   s.send(frameOf(FXP.MKDIR, 2, path.join(remote, 'behind-the-held-one'), 0));
   await h.gate.until((seen) => seen.some((e) => e.op.paths[0] === held));
-  s.end();
+  s.disconnect();
   await s.closed;
   await h.gate.until((seen) => seen.some((e) => e.withdrawn));
   assert.equal((await h.relays.at(-1)!.done).by, 'client');
   assert.ok(!fs.existsSync(held));
   assert.ok(!fs.existsSync(path.join(remote, 'behind-the-held-one')));
   assert.deepEqual(h.gate.seen.map((e) => e.op.op), ['open'], 'the request behind it was never taken');
+});
+
+test('a client that sends EOF right after its requests still gets every answer, then the session ends', async () => {
+  h.gate.clear();
+  const s = await rawSftp();
+  s.send(frameOf(FXP.INIT, null, 3));
+  assert.equal((await s.next())[4], FXP.VERSION);
+  const made = path.join(remote, 'made-after-eof');
+  s.send(frameOf(FXP.MKDIR, 1, made, 0));
+  s.send(frameOf(FXP.STAT, 2, made));
+  s.send(frameOf(FXP.RMDIR, 3, path.join(remote, 'not-there')));
+  s.end();
+  const answers = [await s.next(), await s.next(), await s.next()];
+  assert.deepEqual(answers.map((a) => [a[4], a.readUInt32BE(5)]), [[FXP.STATUS, 1], [FXP.ATTRS, 2], [FXP.STATUS, 3]]);
+  assert.equal(statusOf(answers[2]!).code, FX.NO_SUCH_FILE);
+  await s.closed;
+  assert.equal((await h.relays.at(-1)!.done).by, 'client');
+  assert.ok(fs.statSync(made).isDirectory());
+  assert.deepEqual(h.gate.seen.map((e) => e.outcome?.status), ['ok', 'ok', 'error']);
 });
