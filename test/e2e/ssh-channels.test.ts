@@ -171,3 +171,25 @@ approvals: { timeout: 5m }
   const log = readLog(gw.logPath());
   assert.ok(log.some((x) => x.type === 'approval' && x.id === id && x.outcome === 'approved'));
 });
+
+test('masking: exec output is masked as it streams (a secret cut across writes too), for the client and in the log', () => {
+  const gw = gateway(`default: allow
+masking:
+  detectors: [github-token, email]
+  apply-to: [client, log]
+`);
+  const token = `ghp_${'A1b2C3d4E5'.repeat(3)}abcdef`;
+  // The token is printed in two writes with a pause between: the stream masker holds the start back.
+  const line = `printf 'token=%s' '${token.slice(0, 12)}'; sleep 0.3; printf '%s\\n' '${token.slice(12)}'; echo "mail ops@example.com" >&2`;
+  const r = viaGateway(gw.env, line);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.toString().includes(token), false, 'the client sees no token');
+  assert.match(r.stdout.toString(), /token=.*masked/);
+  assert.equal(r.stderr.includes('ops@example.com'), false, 'stderr is masked too');
+  const log = readLog(gw.logPath());
+  const text = JSON.stringify(log);
+  assert.equal(text.includes(token), false, 'the log holds no token');
+  const cmd = log.find((x) => x.type === 'command' && x.kind === 'ssh.exec')!;
+  const res = log.find((x) => x.type === 'result' && x.command === cmd.command)!;
+  assert.ok(res.masked?.values >= 2, JSON.stringify(res.masked));
+});
