@@ -71,13 +71,20 @@ export type GateAnswer =
     }
   | { allowed: false; reason: string };
 
-/** The lead's side: decide on the paths, record the command, wait for the log write, hold for approval. */
+/** The session's side: decide on the paths, record the command, wait for the log write, hold for approval. */
 export interface FileGate {
   /**
    * `signal` aborts when the channel that asked has gone (a held operation can stop waiting).
    * A rejected promise counts as a refusal: nothing reaches the host.
    */
   begin(op: FileOperation, signal: AbortSignal): Promise<GateAnswer>;
+  /**
+   * For the record: a request the gateway refused by itself, before any decision (malformed, a
+   * packet type or extension it does not relay, a handle it never gave or used beyond its open,
+   * a path it cannot name exactly or place, a name the host sent that nobody asked for).
+   * `text` says what was asked, `reason` why it was refused. Nothing of it reached the host.
+   */
+  refusedHere?(text: string, reason: string): void;
 }
 
 /** A path as a person reads it: plain when it is plain, JSON-quoted when it holds spaces, quotes or control characters. */

@@ -161,8 +161,14 @@ class ScpRelay {
   private async decide(entry: ScpEntry, forwarded: Buffer[]): Promise<void> {
     const where = entry.exactNames ? entryPaths(this.cmd, entry.names, this.home) : { error: `a name that is not UTF-8 (${JSON.stringify(entry.names.join('/'))}) cannot be named in the log` };
     let answer: GateAnswer;
-    if ('error' in where) answer = { allowed: false, reason: where.error };
-    else {
+    if ('error' in where) {
+      answer = { allowed: false, reason: where.error };
+      try {
+        this.gate.refusedHere?.(`scp ${this.cmd.direction}${entry.kind === 'directory' ? ' directory' : ''} ${JSON.stringify(entry.names.join('/'))}`, where.error);
+      } catch {
+        // The record is the session's to keep; its failure does not change the refusal.
+      }
+    } else {
       this.pause(this.client, 'decision');
       this.pause(this.upstream, 'decision');
       try {

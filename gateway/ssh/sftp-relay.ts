@@ -40,7 +40,7 @@ import { safeEnd } from './sftp-handle.ts';
 import { Outbox } from './sftp-outbox.ts';
 import { HostError, InFlight } from './sftp-in-flight.ts';
 import { RELAYED_EXTENSIONS, type Description } from './sftp-operations.ts';
-import { routeRequest, type HandleAction, type HandleUse } from './sftp-route.ts';
+import { requestText, routeRequest, type HandleAction, type HandleUse } from './sftp-route.ts';
 
 /** OpenSSH's sftp-server refuses longer packets; a client sending one is not a client it could serve. */
 export const CLIENT_MAX_PACKET = 256 * 1024;
@@ -241,7 +241,7 @@ class SftpRelay {
     const r = routeRequest(frame, this.start, this.advertised);
     switch (r.route) {
       case 'answer':
-        return this.answer(id, r.code, r.message);
+        return this.refuseHere(frame, id, r.code, r.message);
       case 'limits':
         return this.toClient(limitsReplyPacket(id, this.limits!));
       case 'handle':
@@ -253,7 +253,7 @@ class SftpRelay {
 
   /** A request naming paths: the gate decides, then it goes to the host as the client sent it. */
   private gated(frame: Buffer, id: number, d: Description, opens: 'open' | 'opendir' | null): Promise<void> | void {
-    if ('refuse' in d) return this.answer(id, d.refuse.code, d.refuse.message);
+    if ('refuse' in d) return this.refuseHere(frame, id, d.refuse.code, d.refuse.message);
     const op: FileOperation = { ...d.operation, forwarded: [frame] };
     return this.begin(op).then((answer) => {
       if (!answer.allowed) return this.answer(id, FX.PERMISSION_DENIED, answer.reason);
@@ -281,12 +281,12 @@ class SftpRelay {
    */
   private onHandle(frame: Buffer, id: number, ref: HandleRef, wants: HandleUse, action: HandleAction): void {
     const h = this.inFlight.handle(ref.handle);
-    if (!h) return this.answer(id, FX.FAILURE, 'no such handle');
+    if (!h) return this.refuseHere(frame, id, FX.FAILURE, 'no such handle');
     if (wants === 'directory') {
-      if (!h.directory) return this.answer(id, FX.FAILURE, 'the handle is not a directory');
-    } else if (wants !== 'any' && h.directory) return this.answer(id, FX.FAILURE, 'the handle is a directory');
-    if (wants === 'reading' && h.mode === 'write') return this.answer(id, FX.PERMISSION_DENIED, 'the file was opened for write only');
-    if (wants === 'writing' && h.mode === 'read') return this.answer(id, FX.PERMISSION_DENIED, 'the file was opened for read only: writing or changing it needs an open for write');
+      if (!h.directory) return this.refuseHere(frame, id, FX.FAILURE, 'the handle is not a directory');
+    } else if (wants !== 'any' && h.directory) return this.refuseHere(frame, id, FX.FAILURE, 'the handle is a directory');
+    if (wants === 'reading' && h.mode === 'write') return this.refuseHere(frame, id, FX.PERMISSION_DENIED, 'the file was opened for write only');
+    if (wants === 'writing' && h.mode === 'read') return this.refuseHere(frame, id, FX.PERMISSION_DENIED, 'the file was opened for read only: writing or changing it needs an open for write');
     switch (action.kind) {
       case 'read':
         this.inFlight.track(id, { kind: 'read', h, offset: action.offset });
@@ -309,6 +309,16 @@ class SftpRelay {
 
   private answer(id: number, code: number, message: string): void {
     this.toClient(statusPacket(id, code, message));
+  }
+
+  /** A request the gateway answers itself, before any decision: answered, and told to the gate for the record. */
+  private refuseHere(frame: Buffer, id: number, code: number, message: string): void {
+    this.answer(id, code, message);
+    try {
+      this.gate.refusedHere?.(requestText(frame), message);
+    } catch {
+      // The record is the session's to keep; its failure does not change the answer.
+    }
   }
 
   private toHost(frame: Buffer): void {

@@ -1,7 +1,7 @@
 // Where one SFTP client request goes: answered by the gateway (malformed, unknown, an extension
 // it does not relay), on an open handle (under that open's command), or to the gate (a request
 // naming paths, with what it is). Pure: the relay does the sending.
-import { FX, Malformed, handleRef, parseRequest, type HandleRef, type SftpRequest } from './sftp-codec.ts';
+import { FX, FXP, FieldReader, Malformed, handleRef, parseRequest, type HandleRef, type SftpRequest } from './sftp-codec.ts';
 import { HANDLE_EXTENSIONS, describeExtended, describeRequest, type Description } from './sftp-operations.ts';
 
 /** What a handle must be for the request: a file open for reading or writing, a directory, or any. */
@@ -61,5 +61,33 @@ export function routeRequest(frame: Buffer, start: string | null, relayed: Reado
       }
     default:
       return { route: 'gate', description: describeRequest(req, start), opens: req.type === 'open' || req.type === 'opendir' ? req.type : null };
+  }
+}
+
+const TYPE_NAMES = new Map<number, string>(Object.entries(FXP).map(([name, n]) => [n, name]));
+
+/**
+ * A request as the log names it when the gateway refused it by itself: its type (an extension
+ * by name), its id, and its first string when it is a path (hex when not UTF-8), never more.
+ */
+export function requestText(frame: Buffer): string {
+  const type = frame[4]!;
+  const name = TYPE_NAMES.get(type) ?? `packet type ${type}`;
+  const r = new FieldReader(frame, 5);
+  try {
+    const id = r.u32();
+    if (type === FXP.EXTENDED) return `sftp EXTENDED ${JSON.stringify(r.string().toString('latin1'))} (request ${id})`;
+    const pathFirst = [FXP.OPEN, FXP.LSTAT, FXP.STAT, FXP.SETSTAT, FXP.OPENDIR, FXP.REMOVE, FXP.MKDIR, FXP.RMDIR, FXP.REALPATH, FXP.RENAME, FXP.READLINK, FXP.SYMLINK] as number[];
+    if (!pathFirst.includes(type)) return `sftp ${name} (request ${id})`;
+    const raw = r.string();
+    let shown: string;
+    try {
+      shown = JSON.stringify(new TextDecoder('utf-8', { fatal: true }).decode(raw));
+    } catch {
+      shown = `0x${raw.toString('hex')}`;
+    }
+    return `sftp ${name} ${shown} (request ${id})`;
+  } catch {
+    return `sftp ${name} (malformed)`;
   }
 }

@@ -38,7 +38,13 @@ interface Seen {
  */
 class RecordingGate implements FileGate {
   readonly seen: Seen[] = [];
+  /** What the relays refused by themselves, as they named it. */
+  readonly ownRefusals: string[] = [];
   private waiters: (() => void)[] = [];
+
+  refusedHere(text: string, reason: string): void {
+    this.ownRefusals.push(`${text}: ${reason}`);
+  }
 
   async begin(op: FileOperation, signal: AbortSignal): Promise<GateAnswer> {
     const denied = op.paths.find((p) => p === '/root' || p.startsWith('/root/') || /(^|\/)\.ssh(\/|$)/.test(p));
@@ -81,6 +87,7 @@ class RecordingGate implements FileGate {
 
   clear(): void {
     this.seen.length = 0;
+    this.ownRefusals.length = 0;
   }
 }
 
@@ -598,6 +605,16 @@ test('a hand-written client: what the gateway does not relay knowingly is answer
   assert.match(odd.message, /not UTF-8/);
   // Denied by the gate: the reason is the status message.
   assert.deepEqual(await ask(frameOf(FXP.REMOVE, 13, '/root/x')), { type: FXP.STATUS, id: 13, code: FX.PERMISSION_DENIED, message: 'denied by rule no-key-downloads (/root/x)' });
+
+  // What the gateway refused by itself is told to the gate, for the record.
+  const own = h.gate.ownRefusals;
+  assert.equal(own.length, 10, own.join('\n'));
+  assert.equal(own[0], 'sftp packet type 99 (request 1): the gateway does not relay SFTP packet type 99');
+  assert.equal(own[1], 'sftp EXTENDED "copy-data" (request 2): the gateway does not relay the copy-data extension');
+  assert.equal(own[3], 'sftp READ (request 4): no such handle');
+  assert.match(own[4]!, /^sftp WRITE \(request 6\): the file was opened for read only/);
+  assert.match(own[8]!, new RegExp(`^sftp REMOVE "${victim}" \\(request 11\\): malformed request: 9 bytes after the last field$`));
+  assert.match(own[9]!, /^sftp REMOVE 0x[0-9a-f]+ff \(request 12\): a path that is not UTF-8/);
 
   // On the host: the file as it was.
   assert.equal(fs.readFileSync(victim, 'utf8'), 'original\n');
