@@ -50,6 +50,17 @@ export function serveConnection(client: Connection, opts: ConnectionOptions): vo
       return void client.end();
     }
     const goneCallbacks = new Set<() => void>();
+    // Channels whose program is still running: the connection outlives the host by as long as they need.
+    const running = new Set<object>();
+    let upstreamGone = false;
+    const track = <T>(work: Promise<T>): Promise<T> => {
+      const token = {};
+      running.add(token);
+      return work.finally(() => {
+        running.delete(token);
+        if (upstreamGone && running.size === 0) client.end();
+      });
+    };
     let upstream: Promise<Client> | null = null;
     let upstreamConn: Client | null = null;
     const ctx: SshSessionContext = {
@@ -62,8 +73,12 @@ export function serveConnection(client: Connection, opts: ConnectionOptions): vo
         upstream ??= connectUpstream(target, opts.login).then((c) => {
           upstreamConn = c;
           c.on('error', () => undefined);
-          // The host dropped: every channel ends (each with its own status), then the client.
-          c.once('close', () => client.end());
+          // The host dropped: every channel ends (each telling its client why, with its own
+          // status), then the client connection.
+          c.once('close', () => {
+            upstreamGone = true;
+            if (running.size === 0) client.end();
+          });
           return c;
         });
         return upstream;
@@ -80,7 +95,7 @@ export function serveConnection(client: Connection, opts: ConnectionOptions): vo
       (upstreamConn as Client | null)?.end();
       rec.close('client closed');
     });
-    client.on('session', (accept) => serveSession(ctx, accept()));
+    client.on('session', (accept) => serveSession(ctx, accept(), track));
     client.on('tcpip', (accept, reject, info) => void directTcpip(ctx, accept, reject, info).catch(() => reject()));
     client.on('request', (accept, reject, name, info) => {
       if (name === 'tcpip-forward') return void remoteForward(ctx, client, accept as ((port?: number) => void) | undefined, reject, info as { bindAddr: string; bindPort: number }).catch(() => reject?.());
@@ -91,7 +106,7 @@ export function serveConnection(client: Connection, opts: ConnectionOptions): vo
   });
 }
 
-function serveSession(ctx: SshSessionContext, session: Session): void {
+function serveSession(ctx: SshSessionContext, session: Session, track: <T>(work: Promise<T>) => Promise<T>): void {
   const req: SessionRequests = { env: {}, pty: null, running: null };
   let started = false;
   session.on('env', (accept, reject, info) => {
@@ -118,7 +133,7 @@ function serveSession(ctx: SshSessionContext, session: Session): void {
     started = true;
     const stream = accept();
     stream.on('error', () => undefined);
-    run(stream).catch((e) => {
+    track(run(stream)).catch((e) => {
       stderrClient(ctx, stream.stderr, req.pty !== null).tell(`gateway: ${(e as Error).message}`);
       finishChannel(stream, 255);
     });

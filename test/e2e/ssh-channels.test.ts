@@ -4,7 +4,7 @@
 // exec held for approval that tells the client how to approve and runs once approved.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -192,4 +192,23 @@ masking:
   const cmd = log.find((x) => x.type === 'command' && x.kind === 'ssh.exec')!;
   const res = log.find((x) => x.type === 'result' && x.command === cmd.command)!;
   assert.ok(res.masked?.values >= 2, JSON.stringify(res.masked));
+});
+
+test('a host that drops mid-command ends the client channel with 255 and says so', async () => {
+  const gw = gateway('default: allow\n');
+  const p = spawn('ssh', ['-F', gw.env.GATEWAY_SSH_CONFIG!, 'web-vm', 'sleep 61.25']);
+  let stderr = '';
+  p.stderr.on('data', (d: Buffer) => (stderr += d));
+  const closed = new Promise<number | null>((resolve) => p.on('close', resolve));
+  // The host's side of this one connection: the sshd process that runs the sleep.
+  const sleeper = await waitFor(() => {
+    const r = spawnSync('pgrep', ['-f', '^sleep 61.25$'], { encoding: 'utf8' });
+    return r.stdout.trim().split('\n').filter(Boolean)[0];
+  }, 'the command on the host');
+  const sshdPid = fs.readFileSync(`/proc/${sleeper}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]!;
+  process.kill(Number(sshdPid), 'SIGKILL');
+  process.kill(Number(sleeper), 'SIGKILL');
+  assert.equal(await closed, 255);
+  assert.match(stderr, /gateway: the connection to the host was lost before the command ended/);
+  await waitFor(() => readLog(gw.logPath()).some((x) => x.type === 'result' && x.error?.code === 'upstream'), 'the result');
 });
