@@ -17,29 +17,12 @@
 // every byte itself: paths stay exact bytes, unknown packets and extensions are refused here.
 import type { Duplex } from 'node:stream';
 import type { FileGate, FileOperation, GateAnswer } from './file-operation.ts';
-import { normalizePath } from './file-operation.ts';
-import {
-  FX,
-  FXP,
-  SftpFramer,
-  extendedPacket,
-  firstName,
-  initPacket,
-  limitsReplyPacket,
-  parseLimitsReply,
-  parseHello,
-  realpathPacket,
-  requestId,
-  statusPacket,
-  versionPacket,
-  withHandle,
-  type HandleRef,
-  type Limits,
-} from './sftp-codec.ts';
+import { FX, FXP, SftpFramer, limitsReplyPacket, requestId, statusPacket, versionPacket, withHandle, type HandleRef, type Limits } from './sftp-codec.ts';
 import { safeEnd } from './sftp-handle.ts';
-import { Outbox } from './sftp-outbox.ts';
+import { openHostSession } from './sftp-handshake.ts';
 import { HostError, InFlight } from './sftp-in-flight.ts';
-import { RELAYED_EXTENSIONS, type Description } from './sftp-operations.ts';
+import type { Description } from './sftp-operations.ts';
+import { Outbox } from './sftp-outbox.ts';
 import { requestText, routeRequest, type HandleAction, type HandleUse } from './sftp-route.ts';
 
 /** OpenSSH's sftp-server refuses longer packets; a client sending one is not a client it could serve. */
@@ -49,9 +32,6 @@ export const HOST_MAX_PACKET = 1024 * 1024;
 const QUEUE_HIGH = 1024 * 1024;
 const QUEUE_LOW = 256 * 1024;
 const MAX_IN_FLIGHT = 1024;
-/** Ids of the gateway's own requests (sent before the client may send anything). */
-const OWN_ID = 0xffffffff;
-const OWN_LIMITS_ID = 0xfffffffe;
 
 export interface SftpRelayOptions {
   /** Where relative paths start if the host does not answer the gateway's REALPATH "." (normally the login's home). */
@@ -327,63 +307,33 @@ class SftpRelay {
 
   // ---- handshake --------------------------------------------------------------------------
 
-  /**
-   * The client's INIT: the gateway opens the host's session itself, learns which extensions it
-   * offers and where it starts, then answers VERSION 3 with the relayed extensions the host has.
-   */
+  /** The client's INIT: answered once the host's session is open (sftp-handshake.ts). */
   private async handshake(init: Buffer): Promise<void> {
-    let version: number;
-    try {
-      version = parseHello(init).version;
-    } catch (e) {
-      return this.fail(`the client's INIT is malformed: ${(e as Error).message}`);
-    }
-    if (version < 3) return this.fail(`the client speaks SFTP version ${version}; the gateway speaks version 3`);
     this.phase = 'handshake';
-    const hostVersion = await new Promise<Buffer | null>((resolve) => {
-      this.versionWaiter = resolve;
-      this.toHost(initPacket(3));
-      this.toHostBox.flush();
-    });
-    if (!hostVersion) return;
-    if (hostVersion[4] !== FXP.VERSION) return this.fail(`the host answered INIT with packet type ${hostVersion[4]}`);
-    let offered: Map<string, Buffer>;
+    let host;
     try {
-      const hello = parseHello(hostVersion);
-      if (hello.version !== 3) return this.fail(`the host speaks SFTP version ${hello.version}; the gateway speaks version 3`);
-      offered = new Map(hello.extensions);
+      host = await openHostSession(init, {
+        hello: (frame) =>
+          new Promise((resolve) => {
+            this.versionWaiter = resolve;
+            this.toHost(frame);
+            this.toHostBox.flush();
+          }),
+        ask: (id, frame) => {
+          const answer = this.ask(id, frame);
+          this.toHostBox.flush();
+          return answer;
+        },
+      }, { clientMaxPacket: CLIENT_MAX_PACKET, hostMaxPacket: HOST_MAX_PACKET, home: this.opts.home });
     } catch (e) {
-      return this.fail(`the host's VERSION is malformed: ${(e as Error).message}`);
+      return this.fail((e as Error).message);
     }
-    // The gateway's own requests, not the client's: where relative paths start (so the gate
-    // judges the path the host will open), and the host's limits (which the gateway's own bound).
-    const where = this.ask(OWN_ID, realpathPacket(OWN_ID, '.'));
-    const hostLimits = offered.has('limits@openssh.com') ? this.ask(OWN_LIMITS_ID, extendedPacket(OWN_LIMITS_ID, 'limits@openssh.com')) : null;
-    this.toHostBox.flush();
-    const [whereAnswer, limitsAnswer] = await Promise.all([where, hostLimits]);
-    if (!whereAnswer || this.ending) return;
-    if (limitsAnswer) {
-      try {
-        this.limits = ownLimits(parseLimitsReply(limitsAnswer));
-      } catch {
-        // Not answered as OpenSSH answers: the client is not offered limits.
-      }
-    }
-    if (!this.limits) offered.delete('limits@openssh.com');
-    const extensions = RELAYED_EXTENSIONS.filter((n) => offered.has(n)).map((n): [string, Buffer] => [n, offered.get(n)!]);
-    this.advertised = new Set(extensions.map(([n]) => n));
-    if (whereAnswer[4] === FXP.NAME) {
-      const name = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-      try {
-        const dir = name.decode(firstName(whereAnswer));
-        if (dir.startsWith('/') && !dir.includes('\0')) this.start = normalizePath(dir, '/');
-      } catch {
-        // Not UTF-8 or malformed: relative paths fall back to the configured home, or are refused.
-      }
-    }
-    if (this.start === null && this.opts.home?.startsWith('/')) this.start = normalizePath(this.opts.home, '/');
+    if (!host || this.ending) return;
+    this.start = host.start;
+    this.limits = host.limits;
+    this.advertised = new Set(host.extensions.map(([n]) => n));
     this.phase = 'open';
-    this.toClient(versionPacket(3, extensions));
+    this.toClient(versionPacket(3, host.extensions));
     this.toClientBox.flush();
   }
 
@@ -474,19 +424,4 @@ class SftpRelay {
     }
     this.resolveDone(this.ending);
   }
-}
-
-/**
- * The limits the client is told: the host's, within what the gateway reads (a WRITE must fit
- * CLIENT_MAX_PACKET with its header, a READ's answer HOST_MAX_PACKET). With them OpenSSH's
- * clients move 255 KiB per request instead of 32 KiB.
- */
-function ownLimits(host: Limits): Limits {
-  const cap = (v: number, max: number) => (v > 0 ? Math.min(v, max) : max);
-  return {
-    packet: cap(host.packet, CLIENT_MAX_PACKET),
-    read: cap(host.read, HOST_MAX_PACKET - 1024),
-    write: cap(host.write, CLIENT_MAX_PACKET - 1024),
-    handles: host.handles,
-  };
 }
