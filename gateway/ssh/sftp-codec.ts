@@ -1,7 +1,7 @@
-// SFTP version 3 (draft-ietf-secsh-filexfer-02, as OpenSSH speaks it) over bytes: framing,
-// the requests a client sends parsed into what the relay needs (paths as raw bytes, where a
-// handle sits so it can be swapped), and the few packets the gateway writes itself. Pure: no
-// streams, no sockets. A packet that does not parse exactly (short, trailing bytes, unknown
+// SFTP version 3 (draft-ietf-secsh-filexfer-02, as OpenSSH speaks it) over bytes, framing aside
+// (sftp-framer.ts): the requests a client sends parsed into what the relay needs (paths as raw
+// bytes, where a handle sits so it can be swapped), and the few packets the gateway writes
+// itself. Pure: no streams, no sockets. A packet that does not parse exactly (short, trailing bytes, unknown
 // attribute flags) is Malformed: the relay answers BAD_MESSAGE and forwards nothing of it.
 
 export const FXP = {
@@ -61,78 +61,8 @@ const KNOWN_ATTR_FLAGS = 0x8000000f;
 
 /** A packet that cannot be read as its type says; the relay answers it with BAD_MESSAGE. */
 export class Malformed extends Error {}
-/** A byte stream that is not SFTP at all (a length out of bounds); the session ends. */
-export class SftpProtocolError extends Error {}
 
-/**
- * Splits a byte stream into whole packets, each passed on with its 4-byte length: a slice of
- * the chunk when it lies inside one, a copy when it spans several. A length of 0 or above
- * `maxLength` is not SFTP: SftpProtocolError.
- */
-export class SftpFramer {
-  private readonly maxLength: number;
-  private header = Buffer.alloc(4);
-  private headerHave = 0;
-  private body: Buffer | null = null;
-  private bodyHave = 0;
-
-  constructor(maxLength: number) {
-    this.maxLength = maxLength;
-  }
-
-  get idle(): boolean {
-    return this.headerHave === 0 && this.body === null;
-  }
-
-  push(chunk: Buffer, onPacket: (frame: Buffer) => void): void {
-    let p = 0;
-    while (p < chunk.length) {
-      if (this.body === null) {
-        if (this.headerHave === 0 && chunk.length - p >= 4) {
-          const len = this.checkedLength(chunk.readUInt32BE(p));
-          if (chunk.length - p >= 4 + len) {
-            onPacket(chunk.subarray(p, p + 4 + len));
-            p += 4 + len;
-            continue;
-          }
-          this.startBody(len);
-          chunk.copy(this.body!, 0, p, chunk.length);
-          this.bodyHave = chunk.length - p;
-          return;
-        }
-        const n = Math.min(4 - this.headerHave, chunk.length - p);
-        chunk.copy(this.header, this.headerHave, p, p + n);
-        this.headerHave += n;
-        p += n;
-        if (this.headerHave < 4) return;
-        this.startBody(this.checkedLength(this.header.readUInt32BE(0)));
-        this.header.copy(this.body!, 0);
-        this.bodyHave = 4;
-        this.headerHave = 0;
-      }
-      const body = this.body!;
-      const n = Math.min(body.length - this.bodyHave, chunk.length - p);
-      chunk.copy(body, this.bodyHave, p, p + n);
-      this.bodyHave += n;
-      p += n;
-      if (this.bodyHave === body.length) {
-        this.body = null;
-        this.bodyHave = 0;
-        onPacket(body);
-      }
-    }
-  }
-
-  private checkedLength(len: number): number {
-    if (len === 0 || len > this.maxLength) throw new SftpProtocolError(`packet length ${len} is outside 1..${this.maxLength}`);
-    return len;
-  }
-
-  private startBody(len: number): void {
-    this.body = Buffer.allocUnsafe(4 + len);
-  }
-}
-
+export { SftpFramer, SftpProtocolError } from './sftp-framer.ts';
 /** Reads the fields of one packet; running past its end is Malformed. */
 export class FieldReader {
   readonly buf: Buffer;
