@@ -10,25 +10,43 @@ import type { SshSessionContext } from './session-context.ts';
 
 const SILENT: GateClient = { tell: () => undefined, onGone: () => () => undefined };
 
+/** How long a tunnel's other side may take to close after one side closed (its last bytes still flowing). */
+const CLOSE_GRACE_MS = 5000;
+
 /** Pipes a tunnel both ways with backpressure; finishes the command with the byte counts. */
 function tunnel(a: ServerChannel | ClientChannel, b: ServerChannel | ClientChannel, cmd: CommandRecorder): void {
   let toHost = 0;
   let toClient = 0;
   a.on('data', (d: Buffer) => (toHost += d.length));
   b.on('data', (d: Buffer) => (toClient += d.length));
-  a.pipe(b).on('error', () => undefined);
-  b.pipe(a).on('error', () => undefined);
+  // EOF travels through the pipes; a side that closes lets the other finish sending first.
+  a.pipe(b);
+  b.pipe(a);
   let closed = 0;
+  let timer: NodeJS.Timeout | null = null;
   const close = (): void => {
-    if (++closed > 1) return;
-    a.destroy();
-    b.destroy();
+    closed++;
+    if (closed === 1) {
+      a.end();
+      b.end();
+      timer = setTimeout(() => {
+        a.destroy();
+        b.destroy();
+      }, CLOSE_GRACE_MS);
+      return;
+    }
+    if (closed > 2) return;
+    if (timer) clearTimeout(timer);
     cmd.finish({ status: 'ok', details: { bytes_to_host: toHost, bytes_to_client: toClient } });
   };
   a.once('close', close);
   b.once('close', close);
-  a.on('error', close);
-  b.on('error', close);
+  const fail = (): void => {
+    a.destroy();
+    b.destroy();
+  };
+  a.on('error', fail);
+  b.on('error', fail);
 }
 
 export async function directTcpip(ctx: SshSessionContext, accept: AcceptConnection<ServerChannel>, reject: RejectConnection, info: TcpipRequestInfo): Promise<void> {
@@ -52,8 +70,11 @@ export async function directTcpip(ctx: SshSessionContext, accept: AcceptConnecti
   }
 }
 
-/** The remote forwards of one client connection: the host's connections on them come back to the client. */
-const bound = new WeakMap<Client, Map<string, CommandRecorder>>();
+/**
+ * The remote forwards of one upstream connection, by the port the host bound: the command that
+ * allowed each and the address the client asked for (its ssh matches connections back by it).
+ */
+const bound = new WeakMap<Client, Map<number, { cmd: CommandRecorder; bindAddr: string }>>();
 
 export async function remoteForward(ctx: SshSessionContext, client: Connection, accept: ((port?: number) => void) | undefined, reject: (() => void) | undefined, info: { bindAddr: string; bindPort: number }): Promise<void> {
   const answer = await ctx.gate.pass({
@@ -73,11 +94,14 @@ export async function remoteForward(ctx: SshSessionContext, client: Connection, 
     if (!forwards) {
       forwards = new Map();
       bound.set(conn, forwards);
+      const all = forwards;
       conn.on('tcp connection', (details, acceptUp, rejectUp) => {
-        void incoming(ctx, client, details, acceptUp, rejectUp);
+        const forward = all.get(details.destPort);
+        if (!forward) return rejectUp();
+        void incoming(ctx, client, forward.bindAddr, details, acceptUp, rejectUp).catch(() => rejectUp());
       });
     }
-    forwards.set(`${info.bindAddr}:${port}`, cmd);
+    forwards.set(port, { cmd, bindAddr: info.bindAddr });
     ctx.onClientGone(() => cmd.finish({ status: 'ok', details: { ended: 'client closed' } }));
     accept?.(port);
   } catch (e) {
@@ -87,7 +111,7 @@ export async function remoteForward(ctx: SshSessionContext, client: Connection, 
 }
 
 /** A connection the host accepted on a remote forward: recorded, then handed to the client. */
-async function incoming(ctx: SshSessionContext, client: Connection, d: TcpipRequestInfo, acceptUp: () => ClientChannel, rejectUp: () => void): Promise<void> {
+async function incoming(ctx: SshSessionContext, client: Connection, bindAddr: string, d: TcpipRequestInfo, acceptUp: () => ClientChannel, rejectUp: () => void): Promise<void> {
   const answer = await ctx.gate.passDecided({
     kind: 'ssh.forward',
     text: `remote forward connection ${d.srcIP}:${d.srcPort} -> ${d.destIP}:${d.destPort}`,
@@ -96,7 +120,7 @@ async function incoming(ctx: SshSessionContext, client: Connection, d: TcpipRequ
     forwarded: [],
   }, null, SILENT);
   if (!answer.allowed) return rejectUp();
-  client.forwardOut(d.destIP, d.destPort, d.srcIP, d.srcPort, (err, ch) => {
+  client.forwardOut(bindAddr, d.destPort, d.srcIP, d.srcPort, (err, ch) => {
     if (err) {
       answer.cmd.finish({ status: 'error', error: { code: 'client', message: `the client refused the connection: ${err.message}` } });
       return rejectUp();
@@ -109,9 +133,9 @@ export async function cancelRemoteForward(ctx: SshSessionContext, accept: (() =>
   try {
     const conn = await ctx.upstream();
     await new Promise<void>((resolve, fail) => conn.unforwardIn(info.bindAddr, info.bindPort, (err) => (err ? fail(err) : resolve())));
-    const cmd = bound.get(conn)?.get(`${info.bindAddr}:${info.bindPort}`);
-    bound.get(conn)?.delete(`${info.bindAddr}:${info.bindPort}`);
-    cmd?.finish({ status: 'ok' });
+    const forward = bound.get(conn)?.get(info.bindPort);
+    bound.get(conn)?.delete(info.bindPort);
+    forward?.cmd.finish({ status: 'ok' });
     accept?.();
   } catch {
     reject?.();

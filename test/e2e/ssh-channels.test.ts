@@ -212,3 +212,36 @@ test('a host that drops mid-command ends the client channel with 255 and says so
   assert.match(stderr, /gateway: the connection to the host was lost before the command ended/);
   await waitFor(() => readLog(gw.logPath()).some((x) => x.type === 'result' && x.error?.code === 'upstream'), 'the result');
 });
+
+test('a remote forward (ssh -R), allowed by a rule: the host connects back through the gateway, each connection recorded', async () => {
+  const gw = gateway(`rules:
+  - name: callbacks
+    when: { ssh: [port-forward] }
+    action: allow
+default: allow
+`);
+  const local = net.createServer((s) => s.end('hello-from-runner\n'));
+  await new Promise<void>((resolve) => local.listen(0, '127.0.0.1', resolve));
+  const localPort = (local.address() as net.AddressInfo).port;
+  const ssh = spawn('ssh', ['-F', gw.env.GATEWAY_SSH_CONFIG!, '-N', '-o', 'ExitOnForwardFailure=yes', '-R', `0:127.0.0.1:${localPort}`, 'web-vm']);
+  let stderr = '';
+  ssh.stderr.on('data', (d: Buffer) => (stderr += d));
+  try {
+    const port = (await waitFor(() => /Allocated port (\d+) for remote forward/.exec(stderr), 'the allocated port'))![1]!;
+    // Asynchronously: the runner-side server lives in this process's event loop.
+    const got = await new Promise<string>((resolve) => {
+      const p = spawn('ssh', ['-F', sshd.directConfig, 'direct', `timeout 20 bash -c 'cat < /dev/tcp/127.0.0.1/${port}'`]);
+      let out = '';
+      p.stdout.on('data', (d: Buffer) => (out += d));
+      p.on('close', () => resolve(out));
+    });
+    assert.equal(got, 'hello-from-runner\n');
+  } finally {
+    ssh.kill();
+    local.close();
+  }
+  const log = readLog(gw.logPath());
+  const fwd = log.filter((x) => x.type === 'command' && x.kind === 'ssh.forward');
+  assert.ok(fwd.some((x) => /^remote forward from /.test(x.text) && x.decision.rule === 'callbacks'));
+  assert.ok(fwd.some((x) => /^remote forward connection /.test(x.text)));
+});
