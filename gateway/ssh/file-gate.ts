@@ -6,6 +6,8 @@ import type { FileGate, FileOperation, FileOutcome } from './file-operation.ts';
 import type { SshSessionContext } from './session-context.ts';
 import { escapeGlob } from './shell-words.ts';
 
+const SILENT: GateClient = { tell: () => undefined, onGone: () => () => undefined };
+
 /** The operation's channel going away withdraws a held operation (nothing is told: SFTP has no side channel). */
 function signalClient(signal: AbortSignal): GateClient {
   return {
@@ -19,6 +21,11 @@ function signalClient(signal: AbortSignal): GateClient {
 
 export function fileGate(ctx: SshSessionContext, cls: 'sftp' | 'scp'): FileGate {
   return {
+    // A request the relay refuses on its own (an unknown extension, a path it cannot name
+    // exactly): recorded as denied by the gateway, so the log shows every refusal.
+    refusedHere(text: string, reason: string) {
+      void ctx.gate.passDecided({ kind: `ssh.${cls}`, text, units: null, forwarded: [] }, { action: 'deny', rule: 'gateway', reason, matched: [] }, SILENT);
+    },
     async begin(op: FileOperation, signal: AbortSignal) {
       // Paths are facts as patterns: a `*` in a real file name is that character, not a glob.
       const units = [{ ssh: cls, paths: op.paths.map(escapeGlob) }];

@@ -30,6 +30,6 @@ export async function serveSftp(ctx: SshSessionContext, stream: ServerChannel): 
   }
   const gate = fileGate(ctx, 'sftp');
   const relay = relaySftp(stream, upstream, gate, { home: ctx.home });
-  await relay.done;
-  session.finish({ status: 'ok' });
+  const end = await relay.done;
+  session.finish(end.error ? { status: 'error', error: { code: 'sftp', message: end.error }, details: { ended_by: end.by } } : { status: 'ok', details: { ended_by: end.by } });
 }
