@@ -10,6 +10,7 @@
 // other's channel pushes back and both while the gate decides. The host's stderr and exit status
 // are passed on. A stream that is not scp ends the channel: the client is told on stderr, the
 // exit status is 1.
+import { passHostExit } from './exit-status.ts';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { FileGate, FileOutcome, GateAnswer } from './file-operation.ts';
 import { shownPath } from './file-operation.ts';
@@ -218,15 +219,7 @@ class ScpRelay {
     this.upstream.end();
     if (!this.clientEnded) {
       this.clientEnded = true;
-      const exit = this.hostExit;
-      if (exit && typeof this.client.exit === 'function' && this.client.writable) {
-        try {
-          if (typeof exit[0] === 'number') (this.client.exit as (code: number) => void)(exit[0]);
-          else if (typeof exit[1] === 'string') (this.client.exit as (s: string, core: boolean, msg: string) => void)(exit[1], Boolean(exit[2]), String(exit[3] ?? ''));
-        } catch {
-          // The channel went away meanwhile.
-        }
-      }
+      passHostExit(this.client, this.hostExit);
       this.client.end();
     }
     this.resolveDone(why);

@@ -15,6 +15,7 @@
 // Both sides are plain byte streams (ssh2 `subsystem` channels: the server side accepted with a
 // `subsystem` listener, not `sftp`, and `client.subsys('sftp')` upstream), so the relay reads
 // every byte itself: paths stay exact bytes, unknown packets and extensions are refused here.
+import { passHostExit } from './exit-status.ts';
 import type { Duplex } from 'node:stream';
 import type { FileGate, FileOperation, GateAnswer } from './file-operation.ts';
 import { FX, FXP, SftpFramer, limitsReplyPacket, requestId, statusPacket, versionPacket, withHandle, type HandleRef, type Limits } from './sftp-codec.ts';
@@ -411,15 +412,7 @@ class SftpRelay {
       this.clientEnded = true;
       // Answers the client is owed go first (requests waiting for the host do not: they are lost).
       this.toClientBox.flush();
-      const exit = this.hostExit;
-      if (exit && typeof this.client.exit === 'function' && this.client.writable) {
-        try {
-          if (typeof exit[0] === 'number') (this.client.exit as (code: number) => void)(exit[0]);
-          else if (typeof exit[1] === 'string') (this.client.exit as (s: string, core: boolean, msg: string) => void)(exit[1], Boolean(exit[2]), String(exit[3] ?? ''));
-        } catch {
-          // The channel went away meanwhile.
-        }
-      }
+      passHostExit(this.client, this.hostExit);
       this.client.end();
     }
     this.resolveDone(this.ending);

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../../gateway/demo/pg-cluster.ts';
 
 /** The login user sshd serves in tests (created once on the machine; password login locked). */
 export const SSH_USER = 'gwssh';
@@ -25,17 +26,6 @@ export interface Sshd {
   /** An OpenSSH client config with `Host direct` reaching this sshd without the gateway. */
   directConfig: string;
   stop(): void;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function run(cmd: string, args: string[]): string {
