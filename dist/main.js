@@ -49192,7 +49192,7 @@ var require_keyParser = __commonJS({
     var {
       createDecipheriv,
       createECDH,
-      createHash: createHash6,
+      createHash: createHash7,
       createHmac: createHmac3,
       createSign,
       createVerify,
@@ -49880,11 +49880,11 @@ ${formatted}-----END ${type} KEY-----`;
                 );
               }
               const ivSlice = bufferSlice(cipherIV, 0, 8);
-              let cipherKey = createHash6("md5").update(passphrase).update(ivSlice).digest();
+              let cipherKey = createHash7("md5").update(passphrase).update(ivSlice).digest();
               while (cipherKey.length < encInfo.keyLen) {
                 cipherKey = combineBuffers(
                   cipherKey,
-                  createHash6("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
+                  createHash7("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
                 );
               }
               if (cipherKey.length > encInfo.keyLen)
@@ -50049,8 +50049,8 @@ ${formatted}-----END ${type} KEY-----`;
         if (encrypted) {
           const encInfo = CIPHER_INFO[cipherName];
           let cipherKey = combineBuffers(
-            createHash6("sha1").update(PPK_PP1).update(passphrase).digest(),
-            createHash6("sha1").update(PPK_PP2).update(passphrase).digest()
+            createHash7("sha1").update(PPK_PP1).update(passphrase).digest(),
+            createHash7("sha1").update(PPK_PP2).update(passphrase).digest()
           );
           if (cipherKey.length > encInfo.keyLen)
             cipherKey = bufferSlice(cipherKey, 0, encInfo.keyLen);
@@ -50090,7 +50090,7 @@ ${formatted}-----END ${type} KEY-----`;
           passphrase = EMPTY_PASSPHRASE;
         const calcMAC = createHmac3(
           "sha1",
-          createHash6("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
+          createHash7("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
         ).update(macData).digest("hex");
         if (calcMAC !== mac) {
           if (encrypted) {
@@ -52412,7 +52412,7 @@ var require_kex = __commonJS({
       createDiffieHellman,
       createDiffieHellmanGroup,
       createECDH,
-      createHash: createHash6,
+      createHash: createHash7,
       createPublicKey,
       diffieHellman,
       generateKeyPairSync,
@@ -52838,7 +52838,7 @@ var require_kex = __commonJS({
               DISCONNECT_REASON.KEY_EXCHANGE_FAILED
             );
           }
-          const hash = createHash6(this.hashName);
+          const hash = createHash7(this.hashName);
           hashString(hash, isServer ? this._remoteIdentRaw : this._identRaw);
           hashString(hash, isServer ? this._identRaw : this._remoteIdentRaw);
           hashString(hash, isServer ? this._remoteKexinit : this._kexinit);
@@ -53846,9 +53846,9 @@ var require_kex = __commonJS({
     function generateKEXVal(len, hashName, secret, exchangeHash, sessionID, char) {
       let ret;
       if (len) {
-        let digest = createHash6(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
+        let digest = createHash7(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
         while (digest.length < len) {
-          const chunk = createHash6(hashName).update(secret).update(exchangeHash).update(digest).digest();
+          const chunk = createHash7(hashName).update(secret).update(exchangeHash).update(digest).digest();
           const extended = Buffer.allocUnsafe(digest.length + chunk.length);
           extended.set(digest, 0);
           extended.set(chunk, digest.length);
@@ -54237,7 +54237,7 @@ var require_Protocol = __commonJS({
           write: new PacketWriter(this)
         };
         this._hostVerifier = !this._server && typeof config.hostVerifier === "function" ? config.hostVerifier : void 0;
-        this._parse = parseHeader;
+        this._parse = parseHeader2;
         this._buffer = void 0;
         this._authsQueue = [];
         this._authenticated = false;
@@ -55445,7 +55445,7 @@ var require_Protocol = __commonJS({
       }
     };
     var RE_IDENT = /^SSH-(2\.0|1\.99)-([^ ]+)(?: (.*))?$/;
-    function parseHeader(chunk, p, len) {
+    function parseHeader2(chunk, p, len) {
       let data;
       let chunkOffset;
       if (this._buffer) {
@@ -59283,7 +59283,7 @@ var require_client2 = __commonJS({
   "node_modules/ssh2/lib/client.js"(exports, module2) {
     "use strict";
     var {
-      createHash: createHash6,
+      createHash: createHash7,
       getHashes,
       randomFillSync
     } = __require("crypto");
@@ -59505,7 +59505,7 @@ var require_client2 = __commonJS({
           }
           hostVerifier = (key, verify) => {
             if (hashAlgo)
-              key = createHash6(hashAlgo).update(key).digest("hex");
+              key = createHash7(hashAlgo).update(key).digest("hex");
             const ret = hashCb(key, verify);
             if (ret !== void 0)
               verify(ret);
@@ -64316,7 +64316,7 @@ function policySchema(adapters) {
   const target = defs.target;
   target.properties.kind.enum = kinds;
   target.properties.kind.description = `The kind of system the target is: ${kinds.join(", ")}.`;
-  target.allOf = adapters.map((a) => ({ if: { properties: { kind: { const: a.kind } } }, then: { $ref: `#/definitions/${a.kind}` } }));
+  target.allOf = adapters.map((a) => ({ if: { required: ["kind"], properties: { kind: { const: a.kind } } }, then: { $ref: `#/definitions/${a.kind}` } }));
   const when = defs.rule.properties.when.properties;
   for (const a of adapters) {
     if (defs[a.kind]) throw new Error(`adapter kind "${a.kind}" clashes with a definition of the policy schema`);
@@ -69415,9 +69415,9 @@ var MAX_KEPT_SKIPPED = 1024;
 var MAX_BOUND_NAMES = 1024;
 var ANY_NAME = "\0any";
 var NAME_KEY_BYTES = 63;
-function serverKey(name3, utf82) {
+function serverKey(name3, utf83) {
   const ascii = /^[\x00-\x7f]*$/.test(name3);
-  if (!ascii && (!utf82 || name3.includes("\uFFFD"))) return null;
+  if (!ascii && (!utf83 || name3.includes("\uFFFD"))) return null;
   if (ascii) return name3.length <= NAME_KEY_BYTES ? name3 : name3.slice(0, NAME_KEY_BYTES);
   const bytes = Buffer.from(name3, "utf8");
   if (bytes.length <= NAME_KEY_BYTES) return name3;
@@ -72765,9 +72765,9 @@ var sets = (name3, value) => (arg) => [[name3, value ?? arg]];
 var PLAN_TYPES = { s: "enable_seqscan", i: "enable_indexscan", o: "enable_indexonlyscan", b: "enable_bitmapscan", t: "enable_tidscan", n: "enable_nestloop", m: "enable_mergejoin", h: "enable_hashjoin" };
 function atoi(s) {
   const m = /^[ \t\n\v\f\r]*([+-]?)(\d*)/.exec(s);
-  const digits2 = m[2].replace(/^0+(?=\d)/, "");
-  if (digits2.length > 9) return null;
-  const n = Number(digits2 || "0");
+  const digits3 = m[2].replace(/^0+(?=\d)/, "");
+  if (digits3.length > 9) return null;
+  const n = Number(digits3 || "0");
   return m[1] === "-" ? -n : n;
 }
 function debugOptions(arg) {
@@ -73834,11 +73834,11 @@ var PostgresListener = class {
     session.loginParameters(upstream.parameters);
     this.sessions.add(session);
     this.cancelKeys.set(pid, { secret, session, upstreamKey: upstream.backendKey, rec });
-    const hello = [encodeAuthentication(AUTH.Ok)];
+    const hello2 = [encodeAuthentication(AUTH.Ok)];
     const masker = this.opts.masker?.applyTo.client ? this.opts.masker : null;
-    for (const [k, v] of upstream.parameters) hello.push(encodeParameterStatus(k, masker?.maskText(v)?.text ?? v));
-    hello.push(encodeBackendKeyData(pid, secret), encodeReadyForQuery("I"));
-    socket.write(Buffer.concat(hello));
+    for (const [k, v] of upstream.parameters) hello2.push(encodeParameterStatus(k, masker?.maskText(v)?.text ?? v));
+    hello2.push(encodeBackendKeyData(pid, secret), encodeReadyForQuery("I"));
+    socket.write(Buffer.concat(hello2));
     session.start();
   }
   async authenticateClient(socket, q) {
@@ -78465,12 +78465,12 @@ function ansiC(body2) {
     if (c === void 0) throw new ShellUnreadable("a $'...' string ending in a backslash");
     if (c in C_ESCAPES) s += C_ESCAPES[c];
     else if (c === "x" || c === "u" || c === "U" || c >= "0" && c <= "7") {
-      const [digits2, radix, max] = c === "x" ? [hexRun(body2, i2 + 1, 2), 16, 0] : c === "u" ? [hexRun(body2, i2 + 1, 4), 16, 0] : c === "U" ? [hexRun(body2, i2 + 1, 8), 16, 0] : [octRun(body2, i2, 3), 8, 1];
-      if (!digits2) throw new ShellUnreadable(`a $'...' escape \\${c} without digits`);
-      const code = parseInt(digits2, radix);
+      const [digits3, radix, max] = c === "x" ? [hexRun(body2, i2 + 1, 2), 16, 0] : c === "u" ? [hexRun(body2, i2 + 1, 4), 16, 0] : c === "U" ? [hexRun(body2, i2 + 1, 8), 16, 0] : [octRun(body2, i2, 3), 8, 1];
+      if (!digits3) throw new ShellUnreadable(`a $'...' escape \\${c} without digits`);
+      const code = parseInt(digits3, radix);
       if (code === 0 || code > 1114111) throw new ShellUnreadable(`a $'...' escape for character ${code}`);
       s += String.fromCodePoint(code);
-      i2 += digits2.length - max;
+      i2 += digits3.length - max;
     } else if (c === "c") throw new ShellUnreadable("a $'...' control-character escape (\\c)");
     else s += `\\${c}`;
   }
@@ -78535,9 +78535,9 @@ function sequence(inner) {
   const parts2 = s.split("..");
   if (parts2.length < 2 || parts2.length > 3) return null;
   const int = (x) => {
-    const digits2 = x[0] === "-" || x[0] === "+" ? x.slice(1) : x;
-    if (digits2 === "") return null;
-    for (const c of digits2) if (c < "0" || c > "9") return null;
+    const digits3 = x[0] === "-" || x[0] === "+" ? x.slice(1) : x;
+    if (digits3 === "") return null;
+    for (const c of digits3) if (c < "0" || c > "9") return null;
     return Number(x);
   };
   const step = parts2.length === 3 ? int(parts2[2]) : 1;
@@ -78855,6 +78855,7 @@ var FILE_COMMANDS = {
   openssl: PLAIN2,
   find: PLAIN2
 };
+var READS_CWD = /* @__PURE__ */ new Set(["ls", "du", "find", "getfacl", "lsattr"]);
 var TEXT_ONLY = /* @__PURE__ */ new Set(["cd", "pushd", "popd", "echo", "printf", "true", "false", ":", "test", "[", "logger", "export", "declare", "local", "readonly", "typeset", "unset", "alias", "set", "shift", "return", "exit"]);
 function commandArgs(program, args2) {
   const spec = Object.hasOwn(FILE_COMMANDS, program) ? FILE_COMMANDS[program] : void 0;
@@ -78878,6 +78879,7 @@ function commandArgs(program, args2) {
   if (spec.keyed) files = keyedFiles(operands2, spec.keyed);
   else if (spec.remote) files = operands2.map(remotePath);
   if (program === "tar") files = [...files, ...underTarDirectories(operands2, r)];
+  if (files.length === 0 && READS_CWD.has(program)) files = [{ literal: ".", pattern: ".", dynamic: false, glob: false, first: "." }];
   return { ...r, files: [...files, ...r.pathValues], fileCommand: true };
 }
 function holdsSlash(w) {
@@ -80101,7 +80103,8 @@ import path5 from "node:path";
 var import_ssh22 = __toESM(require_lib2(), 1);
 
 // gateway/ssh/algorithms.ts
-var CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes192-ctr", "aes256-ctr"];
+var LISTENER_CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"];
+var UPSTREAM_CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes192-ctr", "aes256-ctr"];
 
 // gateway/ssh/command-gate.ts
 var CommandGate = class {
@@ -80402,7 +80405,7 @@ function connectUpstream(t, login) {
       keepaliveInterval: t.keepaliveSeconds * 1e3,
       keepaliveCountMax: 4,
       // Only the pinned key's type is offered, so a host with several keys presents that one.
-      algorithms: { serverHostKey: [...new Set(t.hostKeys.map((k) => k.type))], cipher: CIPHERS },
+      algorithms: { serverHostKey: [...new Set(t.hostKeys.map((k) => k.type))], cipher: UPSTREAM_CIPHERS },
       hostVerifier: (key) => {
         presented = key;
         return isPinned(key, t.hostKeys, t.revokedKeys);
@@ -80426,17 +80429,716 @@ function connectUpstream(t, login) {
   });
 }
 
+// gateway/ssh/file-gate.ts
+var SILENT = { tell: () => void 0, onGone: () => () => void 0 };
+function signalClient(signal) {
+  return {
+    tell: () => void 0,
+    onGone: (cb) => {
+      signal.addEventListener("abort", cb, { once: true });
+      return () => signal.removeEventListener("abort", cb);
+    }
+  };
+}
+function fileGate(ctx, cls) {
+  return {
+    // A request the relay refuses on its own (an unknown extension, a path it cannot name
+    // exactly): recorded as denied by the gateway, so the log shows every refusal.
+    refusedHere(text2, reason) {
+      void ctx.gate.passDecided({ kind: `ssh.${cls}`, text: text2, units: null, forwarded: [] }, { action: "deny", rule: "gateway", reason, matched: [] }, SILENT);
+    },
+    async begin(op, signal) {
+      const units2 = [{ ssh: cls, paths: op.paths.map(escapeGlob) }];
+      const details = { op: op.op, ...op.mode ? { mode: op.mode } : {}, ...op.flags?.length ? { flags: op.flags } : {} };
+      const a = await ctx.gate.pass({ kind: `ssh.${cls}`, text: op.text, units: units2, details, forwarded: op.forwarded }, signalClient(signal));
+      if (!a.allowed) return { allowed: false, reason: a.message.replace(/^gateway: /, "") };
+      const cmd = a.cmd;
+      return {
+        allowed: true,
+        end(outcome) {
+          const d = {};
+          if (outcome.bytesRead !== void 0) d.bytes_read = outcome.bytesRead;
+          if (outcome.bytesWritten !== void 0) d.bytes_written = outcome.bytesWritten;
+          if (outcome.sha256) d.sha256 = outcome.sha256;
+          if (outcome.readSha256) d.read_sha256 = outcome.readSha256;
+          if (outcome.sequential === false) d.sequential = false;
+          cmd.finish(outcome.status === "ok" ? { status: "ok", details: d } : { status: "error", error: outcome.error ?? { code: cls, message: "failed" }, details: d });
+        }
+      };
+    }
+  };
+}
+
+// gateway/ssh/exit-status.ts
+function passHostExit(client, exit) {
+  if (!exit || typeof client.exit !== "function" || !client.writable) return;
+  try {
+    if (typeof exit[0] === "number") client.exit(exit[0]);
+    else if (typeof exit[1] === "string") client.exit(exit[1], Boolean(exit[2]), String(exit[3] ?? ""));
+  } catch {
+  }
+}
+
+// gateway/ssh/file-operation.ts
+function shownPath(p) {
+  return /^[\x21-\x7e\u00a0-\uffff]+$/u.test(p) && !/["'\\]/.test(p) ? p : JSON.stringify(p);
+}
+function normalizePath(p, base) {
+  const whole = p.startsWith("/") ? p : `${base}/${p}`;
+  const out2 = [];
+  for (const part of whole.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") out2.pop();
+    else out2.push(part);
+  }
+  return "/" + out2.join("/");
+}
+
+// gateway/ssh/scp-command.ts
+var SERVER_FLAGS = /* @__PURE__ */ new Set(["t", "f", "r", "p", "d", "v"]);
+function parseScpCommand(words) {
+  if (words.length === 0 || words[0].split("/").pop() !== "scp") return { error: "not an scp command" };
+  const flags2 = /* @__PURE__ */ new Set();
+  const operands2 = [];
+  let optionsDone = false;
+  for (const w of words.slice(1)) {
+    if (!optionsDone && w === "--") {
+      optionsDone = true;
+      continue;
+    }
+    if (!optionsDone && w.startsWith("-") && w.length > 1) {
+      for (const c of w.slice(1)) {
+        if (!SERVER_FLAGS.has(c)) return { error: `scp -${c} is not an option of the receiving or sending side` };
+        flags2.add(c);
+      }
+      continue;
+    }
+    operands2.push(w);
+  }
+  const t = flags2.has("t");
+  const f = flags2.has("f");
+  if (t === f) return { error: "scp needs exactly one of -t (receive) and -f (send)" };
+  if (t && operands2.length !== 1) return { error: `scp -t takes one target, not ${operands2.length}` };
+  if (f && operands2.length === 0) return { error: "scp -f without a source" };
+  return { direction: t ? "upload" : "download", paths: operands2, recursive: flags2.has("r"), preserveTimes: flags2.has("p"), targetIsDirectory: flags2.has("d") };
+}
+function hostPath(word, home) {
+  if (word === "~" || word.startsWith("~/")) return normalizePath(word.slice(1).replace(/^\//, "") || ".", home);
+  if (word.startsWith("~")) return null;
+  return normalizePath(word, home);
+}
+var GLOB = /[*?[]/;
+function patternRegex(pattern) {
+  let re = "";
+  for (let i2 = 0; i2 < pattern.length; i2++) {
+    const c = pattern[i2];
+    if (c === "*") re += ".*";
+    else if (c === "?") re += ".";
+    else if (c === "[") {
+      const close = pattern.indexOf("]", i2 + 2);
+      if (close === -1) re += "\\[";
+      else {
+        let body2 = pattern.slice(i2 + 1, close);
+        if (body2.startsWith("!")) body2 = "^" + body2.slice(1);
+        re += `[${body2.replace(/\\/g, "\\\\")}]`;
+        i2 = close;
+      }
+    } else if (c === "{") {
+      const close = pattern.indexOf("}", i2);
+      if (close === -1) re += "\\{";
+      else {
+        re += `(?:${pattern.slice(i2 + 1, close).split(",").map((a) => a.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})`;
+        i2 = close;
+      }
+    } else re += c.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`^${re}$`, "s");
+}
+function entryPaths(cmd, names, home) {
+  if (cmd.direction === "upload") {
+    const word = cmd.paths[0];
+    const target = hostPath(word, home);
+    if (target === null) return { error: `the target ${shownPath(word)} names another user's home` };
+    const knownDirectory = cmd.targetIsDirectory || ["", ".", "..", "~"].includes(word) || word.endsWith("/") || word.endsWith("/.") || word.endsWith("/..");
+    const inside = normalizePath(names.join("/"), target);
+    if (knownDirectory) return { paths: [inside] };
+    const instead = names.length === 1 ? target : normalizePath(names.slice(1).join("/"), target);
+    return { paths: [inside, instead] };
+  }
+  const first = names[0];
+  const found = [];
+  for (const word of cmd.paths) {
+    const source = hostPath(word, home);
+    if (source === null) return { error: `the source ${shownPath(word)} names another user's home` };
+    const cut = source.lastIndexOf("/");
+    const dir = source.slice(0, cut) || "/";
+    const base = source.slice(cut + 1);
+    const pattern = GLOB.test(base) || /\{.*,.*\}/.test(base);
+    if (pattern ? !patternRegex(base).test(first) : base !== first) continue;
+    if (GLOB.test(dir) || /\{.*,.*\}/.test(dir)) return { error: `the source ${shownPath(word)} has a pattern in its directory: the gateway cannot tell where ${shownPath(first)} is` };
+    const p = normalizePath(names.join("/"), dir);
+    if (!found.includes(p)) found.push(p);
+  }
+  if (found.length === 0) return { error: `the host sent ${shownPath(first)}, which no requested source names` };
+  return { paths: found };
+}
+function shownWhere(cmd, paths2) {
+  return paths2.length > 1 ? `${shownPath(paths2[0])} (or ${shownPath(paths2[1])} if ${shownPath(cmd.paths[0])} is not a directory)` : shownPath(paths2[0]);
+}
+function describeEntry(cmd, entry, paths2, forwarded) {
+  const upload = cmd.direction === "upload";
+  const flags2 = [];
+  if (entry.kind === "directory") flags2.push("directory");
+  if (entry.times) flags2.push("preserve-times");
+  const details = entry.kind === "file" ? [`${entry.size} bytes`] : [];
+  details.push(`mode ${entry.mode.toString(8).padStart(4, "0")}`);
+  const where = shownWhere(cmd, paths2);
+  return {
+    op: upload ? "scp-upload" : "scp-download",
+    paths: paths2,
+    mode: upload ? "write" : "read",
+    flags: flags2,
+    text: `scp ${upload ? "upload" : "download"}${entry.kind === "directory" ? " directory" : ""} ${where} (${details.join(", ")})`,
+    forwarded
+  };
+}
+
+// gateway/ssh/scp-stream.ts
+import { createHash as createHash5 } from "node:crypto";
+
+// gateway/ssh/scp-lines.ts
+var ScpProtocolError = class extends Error {
+};
+var utf8 = new TextDecoder("utf-8", { fatal: true });
+var lenient = new TextDecoder("utf-8");
+function digits2(s, what) {
+  if (!/^[0-9]+$/.test(s)) throw new ScpProtocolError(`${what} is not a decimal number`);
+  const n = Number(s);
+  if (!Number.isSafeInteger(n)) throw new ScpProtocolError(`${what} is out of range`);
+  return n;
+}
+function parseTimes(body2) {
+  const parts2 = body2.toString("latin1").split(" ");
+  if (parts2.length !== 4) throw new ScpProtocolError("a time line without four numbers");
+  const [mtime, musec, atime, ausec] = parts2.map((p, i2) => digits2(p, ["mtime", "mtime.usec", "atime", "atime.usec"][i2]));
+  if (musec > 999999 || ausec > 999999) throw new ScpProtocolError("a time line with microseconds above 999999");
+  return { mtime, atime };
+}
+function parseHeader(kind, body2, directories) {
+  if (body2.length < 7) throw new ScpProtocolError("a header too short to hold mode, size and name");
+  const modeText2 = body2.subarray(0, 4).toString("latin1");
+  if (!/^[0-7]{4}$/.test(modeText2) || body2[4] !== 32) throw new ScpProtocolError("a header whose mode is not four octal digits and a space");
+  const space = body2.indexOf(32, 5);
+  if (space === -1) throw new ScpProtocolError("a header whose size is not followed by a space");
+  const size = digits2(body2.subarray(5, space).toString("latin1"), "the size");
+  const raw = body2.subarray(space + 1);
+  if (raw.length === 0 || raw.includes(47) || raw.includes(0) || raw.equals(Buffer.from(".")) || raw.equals(Buffer.from(".."))) {
+    throw new ScpProtocolError(`an unacceptable name ${JSON.stringify(lenient.decode(raw))}`);
+  }
+  let name3;
+  let exact = true;
+  try {
+    name3 = utf8.decode(raw);
+  } catch {
+    name3 = lenient.decode(raw);
+    exact = false;
+  }
+  const names = [...directories.map((d) => d.names[d.names.length - 1]), name3];
+  return { kind, names, exactNames: exact && directories.every((d) => d.exactNames), mode: parseInt(modeText2, 8), size: kind === "file" ? size : 0 };
+}
+
+// gateway/ssh/scp-stream.ts
+var MAX_LINE = 2047;
+var MAX_AHEAD = 1024 * 1024;
+var MAX_ANSWERS_AHEAD = 16;
+var lenient2 = new TextDecoder("utf-8");
+var ScpTransfer = class {
+  recursive;
+  /** What the source is doing: reading a line, sending a file's bytes, its trailer, or waiting for an answer. */
+  state = "waiting";
+  waiting = { for: "start" };
+  line = [];
+  lineLength = 0;
+  /** The trailer after a file's bytes is an error line being read. */
+  trailerLine = false;
+  remaining = 0;
+  file = null;
+  /** A T line answered by the gateway, held for the header that must follow it. */
+  times;
+  directories = [];
+  /** Source bytes held while the source should be waiting. */
+  ahead = [];
+  aheadBytes = 0;
+  /** Answers from the sink not yet taken by the source, and the one being read. */
+  answers = [];
+  answerLine = null;
+  answerLength = 0;
+  deciding = null;
+  constructor(opts) {
+    this.recursive = opts.recursive;
+  }
+  /** The directories entered and not yet left (and a file under way): what a channel that ends now leaves unfinished. */
+  unfinished() {
+    return [...this.directories, ...this.file ? [this.file.entry] : []];
+  }
+  /** The transfer is between entries with nothing held back (a channel ending now ends it cleanly). */
+  get atRest() {
+    return (this.state === "line" || this.state === "waiting" || this.state === "over") && this.lineLength === 0 && this.file === null && this.directories.length === 0 && !this.times && this.aheadBytes === 0;
+  }
+  fromSource(chunk) {
+    const out2 = [];
+    this.source(chunk, out2);
+    return out2;
+  }
+  fromSink(chunk) {
+    const out2 = [];
+    for (let p = 0; p < chunk.length; ) {
+      if (this.answers.length > MAX_ANSWERS_AHEAD) throw new ScpProtocolError(`the receiving side sent more than ${MAX_ANSWERS_AHEAD} answers nobody asked for`);
+      if (this.answerLine === null) {
+        const b = chunk[p];
+        if (b === 0) {
+          this.answers.push({ ok: true, raw: chunk.subarray(p, p + 1) });
+          p++;
+          continue;
+        }
+        this.answerLine = [];
+        this.answerLength = 0;
+      }
+      const nl = chunk.indexOf(10, p);
+      const end = nl === -1 ? chunk.length : nl + 1;
+      this.answerLine.push(chunk.subarray(p, end));
+      this.answerLength += end - p;
+      p = end;
+      if (this.answerLength > MAX_LINE) throw new ScpProtocolError(`the receiving side sent an error line longer than ${MAX_LINE} bytes`);
+      if (nl !== -1) {
+        const line = Buffer.concat(this.answerLine);
+        this.answerLine = null;
+        this.answers.push({ ok: false, fatal: line[0] !== 1, message: lenient2.decode(line.subarray(1, line.length - 1)), raw: line });
+      }
+    }
+    this.takeAnswers(out2);
+    return out2;
+  }
+  /** The announced entry may go on: its header is sent to the sink. */
+  allow() {
+    const d = this.decided();
+    const out2 = d.times ? [{ toSink: d.times }, { toSink: d.header }] : [{ toSink: d.header }];
+    this.wait({ for: "header", entry: d.entry, times: d.times !== null }, out2);
+    return out2;
+  }
+  /**
+   * The announced entry is refused: the source gets `message` as the sink's error answer and skips
+   * it (a file's bytes are never sent, a directory's contents neither); the sink never hears of it.
+   */
+  refuse(message) {
+    this.decided();
+    const out2 = [{ toSource: Buffer.from(`${message.replace(/\n/g, " ")}
+`) }];
+    this.state = "line";
+    this.replayAhead(out2);
+    return out2;
+  }
+  decided() {
+    const d = this.deciding;
+    if (!d || this.state !== "deciding") throw new Error("no entry is waiting for a decision");
+    this.deciding = null;
+    return d;
+  }
+  // ---- the source's bytes ----------------------------------------------------------------------
+  source(chunk, out2) {
+    let p = 0;
+    while (p < chunk.length) {
+      switch (this.state) {
+        case "waiting":
+        case "deciding":
+          this.holdAhead(chunk.subarray(p));
+          return;
+        case "over":
+          throw new ScpProtocolError("the sending side went on after a fatal error");
+        case "data": {
+          const n = Math.min(this.remaining, chunk.length - p);
+          const piece = chunk.subarray(p, p + n);
+          this.file.hash.update(piece);
+          this.file.bytes += n;
+          out2.push({ toSink: piece });
+          this.remaining -= n;
+          p += n;
+          if (this.remaining === 0) this.state = "trailer";
+          break;
+        }
+        case "trailer":
+          if (!this.trailerLine) {
+            const b = chunk[p];
+            if (b === 0) {
+              out2.push({ toSink: chunk.subarray(p, p + 1) });
+              p++;
+              this.wait({ for: "file-done", entry: this.file.entry }, out2);
+              break;
+            }
+            if (b !== 1 && b !== 2) throw new ScpProtocolError(`a file's bytes are followed by 0x${b.toString(16)}, not \\0 or an error line`);
+            this.trailerLine = true;
+          }
+          p = this.readLine(chunk, p, out2);
+          break;
+        case "line":
+          p = this.readLine(chunk, p, out2);
+          break;
+      }
+    }
+  }
+  /** Reads up to the end of a line; a whole line is handled (and may change the state). Returns the new position. */
+  readLine(chunk, p, out2) {
+    const nl = chunk.indexOf(10, p);
+    const end = nl === -1 ? chunk.length : nl + 1;
+    this.line.push(chunk.subarray(p, end));
+    this.lineLength += end - p;
+    if (this.lineLength > MAX_LINE) throw new ScpProtocolError(`the sending side sent a line longer than ${MAX_LINE} bytes`);
+    if (nl === -1) return end;
+    const line = this.line.length === 1 ? this.line[0] : Buffer.concat(this.line);
+    this.line = [];
+    this.lineLength = 0;
+    if (this.state === "trailer") {
+      this.trailerLine = false;
+      out2.push({ toSink: line });
+      const message = lenient2.decode(line.subarray(1, line.length - 1));
+      if (line[0] === 2) this.fatal();
+      else this.wait({ for: "file-done", entry: this.file.entry, sourceError: message }, out2);
+    } else {
+      this.onLine(line, out2);
+    }
+    if (end < chunk.length && this.blocked()) {
+      this.holdAhead(chunk.subarray(end));
+      return chunk.length;
+    }
+    return end;
+  }
+  onLine(line, out2) {
+    const kind = line[0];
+    const body2 = line.subarray(1, line.length - 1);
+    switch (kind) {
+      case 1:
+      case 2: {
+        const message = lenient2.decode(body2);
+        if (this.times) throw new ScpProtocolError("a time line not followed by a file or directory");
+        out2.push({ event: { type: "source-error", message, fatal: kind === 2 } }, { toSink: line });
+        if (kind === 2) this.fatal();
+        return;
+      }
+      case 84:
+        if (this.times) throw new ScpProtocolError("two time lines in a row");
+        this.times = { times: parseTimes(body2), line };
+        out2.push({ toSource: Buffer.from([0]) });
+        return;
+      case 67:
+      // C
+      case 68: {
+        if (kind === 68 && !this.recursive) throw new ScpProtocolError("a directory was sent without -r");
+        const entry = parseHeader(kind === 67 ? "file" : "directory", body2, this.directories);
+        if (this.times) entry.times = this.times.times;
+        this.deciding = { entry, header: line, times: this.times?.line ?? null };
+        this.times = void 0;
+        this.state = "deciding";
+        out2.push({ event: { type: "entry", entry, forwarded: this.deciding.times ? [this.deciding.times, line] : [line] } });
+        return;
+      }
+      case 69:
+        if (line.length !== 2) throw new ScpProtocolError("an end-of-directory line with more than E");
+        if (this.directories.length === 0) throw new ScpProtocolError("an end of directory outside any directory");
+        if (this.times) throw new ScpProtocolError("a time line not followed by a file or directory");
+        out2.push({ toSink: line });
+        this.wait({ for: "end-of-directory" }, out2);
+        return;
+      default:
+        throw new ScpProtocolError(`the sending side sent a line starting with 0x${kind.toString(16)}, not T, C, D, E or an error`);
+    }
+  }
+  /** The other side exits on a fatal line; whatever is open stays unfinished. */
+  fatal() {
+    this.state = "over";
+    this.waiting = null;
+  }
+  // ---- waiting for the sink's answers -------------------------------------------------------------
+  wait(w, out2) {
+    this.state = "waiting";
+    this.waiting = w;
+    this.takeAnswers(out2);
+  }
+  /** Gives the waiting source the next answer, as often as it waits and answers are there. */
+  takeAnswers(out2) {
+    while (this.state === "waiting" && this.answers.length > 0) {
+      const answer = this.answers.shift();
+      const w = this.waiting;
+      if (w.for === "header" && w.times) {
+        w.times = false;
+        if (answer.ok) continue;
+      }
+      out2.push({ toSource: answer.raw });
+      this.waiting = null;
+      this.state = "line";
+      this.answered(w, answer, out2);
+      if (!answer.ok && answer.fatal) return this.fatal();
+      this.replayAhead(out2);
+    }
+  }
+  answered(w, a, out2) {
+    const error2 = a.ok ? void 0 : a.message;
+    switch (w.for) {
+      case "start":
+        return;
+      case "header": {
+        const entry = w.entry;
+        if (!a.ok) {
+          out2.push({ event: { type: "entry-end", entry, bytes: 0, error: error2 } });
+          return;
+        }
+        if (entry.kind === "directory") {
+          this.directories.push(entry);
+          return;
+        }
+        this.file = { entry, hash: createHash5("sha256"), bytes: 0 };
+        this.remaining = entry.size;
+        this.state = entry.size === 0 ? "trailer" : "data";
+        return;
+      }
+      case "file-done": {
+        const f = this.file;
+        this.file = null;
+        out2.push({ event: { type: "entry-end", entry: f.entry, bytes: f.bytes, sha256: f.hash.digest("hex"), ...w.sourceError !== void 0 || error2 !== void 0 ? { error: w.sourceError ?? error2 } : {} } });
+        return;
+      }
+      case "end-of-directory": {
+        const dir = this.directories.pop();
+        out2.push({ event: { type: "entry-end", entry: dir, bytes: 0, ...error2 !== void 0 ? { error: error2 } : {} } });
+        return;
+      }
+    }
+  }
+  /** The source must be waiting (for an answer, or for the caller's decision): its bytes are held. */
+  blocked() {
+    return this.state === "waiting" || this.state === "deciding";
+  }
+  holdAhead(bytes) {
+    if (bytes.length === 0) return;
+    this.aheadBytes += bytes.length;
+    if (this.aheadBytes > MAX_AHEAD) throw new ScpProtocolError(`the sending side sent more than ${MAX_AHEAD} bytes without waiting for an answer`);
+    this.ahead.push(bytes);
+  }
+  /** The source's held bytes, read now that it has its answer. */
+  replayAhead(out2) {
+    while (this.ahead.length > 0 && !this.blocked()) {
+      const held = this.ahead;
+      this.ahead = [];
+      this.aheadBytes = 0;
+      for (let i2 = 0; i2 < held.length; i2++) {
+        if (this.blocked()) {
+          for (const rest of held.slice(i2)) this.holdAhead(rest);
+          break;
+        }
+        this.source(held[i2], out2);
+      }
+    }
+  }
+};
+
+// gateway/ssh/scp-relay.ts
+function relayScp(cmd, client, upstream, gate, opts) {
+  const relay2 = new ScpRelay(cmd, client, upstream, gate, opts);
+  return { done: relay2.done };
+}
+var ScpRelay = class {
+  done;
+  resolveDone;
+  cmd;
+  client;
+  upstream;
+  source;
+  sink;
+  gate;
+  home;
+  transfer;
+  abort = new AbortController();
+  outs = [];
+  draining = false;
+  /** Who is paused, and why: `flow` for the other side's backpressure. */
+  paused = /* @__PURE__ */ new Map();
+  ends = /* @__PURE__ */ new Map();
+  refused = 0;
+  ending = null;
+  clientEnded = false;
+  hostExit = null;
+  constructor(cmd, client, upstream, gate, opts) {
+    this.cmd = cmd;
+    this.client = client;
+    this.upstream = upstream;
+    this.gate = gate;
+    this.home = opts.home;
+    this.source = cmd.direction === "upload" ? client : upstream;
+    this.sink = cmd.direction === "upload" ? upstream : client;
+    this.transfer = new ScpTransfer({ recursive: cmd.recursive });
+    this.done = new Promise((resolve) => this.resolveDone = resolve);
+    this.paused.set(client, /* @__PURE__ */ new Set());
+    this.paused.set(upstream, /* @__PURE__ */ new Set());
+    this.source.on("data", (chunk) => this.take(() => this.transfer.fromSource(chunk)));
+    this.sink.on("data", (chunk) => this.take(() => this.transfer.fromSink(chunk)));
+    for (const [from, to] of [[this.source, this.sink], [this.sink, this.source]]) from.on("drain", () => this.resume(to, "flow"));
+    client.on("end", () => upstream.end());
+    client.on("close", () => {
+      this.clientEnded = true;
+      this.finish({ by: "client", refused: this.refused });
+    });
+    client.on("error", () => this.finish({ by: "client", refused: this.refused }));
+    upstream.on("exit", (...args2) => this.hostExit = args2);
+    upstream.on("close", () => this.finish({ by: "host", refused: this.refused }));
+    upstream.on("error", () => this.finish({ by: "host", refused: this.refused }));
+    const hostErr = upstream.stderr;
+    const clientErr = client.stderr;
+    if (hostErr && "on" in hostErr && clientErr && "write" in clientErr) {
+      hostErr.on("data", (d) => clientErr.write(d));
+    }
+  }
+  take(read) {
+    if (this.ending) return;
+    try {
+      this.outs.push(...read());
+    } catch (e) {
+      if (e instanceof ScpProtocolError) return this.fail(e.message);
+      throw e;
+    }
+    void this.drain();
+  }
+  async drain() {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.outs.length > 0 && !this.ending) {
+        const out2 = this.outs.shift();
+        if ("toSink" in out2) this.send(this.sink, this.source, out2.toSink);
+        else if ("toSource" in out2) this.send(this.source, this.sink, out2.toSource);
+        else await this.onEvent(out2.event);
+      }
+    } catch (e) {
+      this.fail(e instanceof ScpProtocolError ? e.message : `internal error: ${e.message}`);
+    } finally {
+      this.draining = false;
+    }
+  }
+  send(to, producer, bytes) {
+    if (!to.write(bytes)) this.pause(producer, "flow");
+  }
+  pause(s, why) {
+    const reasons = this.paused.get(s);
+    if (reasons.size === 0) s.pause();
+    reasons.add(why);
+  }
+  resume(s, why) {
+    const reasons = this.paused.get(s);
+    if (!reasons.delete(why) || reasons.size > 0 || this.ending) return;
+    s.resume();
+  }
+  async onEvent(event) {
+    switch (event.type) {
+      case "entry":
+        return this.decide(event.entry, event.forwarded);
+      case "entry-end": {
+        const end = this.ends.get(event.entry);
+        if (!end) return;
+        this.ends.delete(event.entry);
+        const outcome = event.error === void 0 ? { status: "ok" } : { status: "error", error: { code: "scp", message: event.error } };
+        if (event.entry.kind === "file") {
+          Object.assign(outcome, this.cmd.direction === "upload" ? { bytesWritten: event.bytes } : { bytesRead: event.bytes }, { sha256: event.sha256, sequential: true });
+        }
+        return callEnd(end, outcome);
+      }
+      case "source-error":
+        return;
+    }
+  }
+  /** A header: the gate decides on the entry's paths while both sides wait. */
+  async decide(entry, forwarded) {
+    const where = entry.exactNames ? entryPaths(this.cmd, entry.names, this.home) : { error: `a name that is not UTF-8 (${JSON.stringify(entry.names.join("/"))}) cannot be named in the log` };
+    let answer;
+    if ("error" in where) {
+      answer = { allowed: false, reason: where.error };
+      try {
+        this.gate.refusedHere?.(`scp ${this.cmd.direction}${entry.kind === "directory" ? " directory" : ""} ${JSON.stringify(entry.names.join("/"))}`, where.error);
+      } catch {
+      }
+    } else {
+      this.pause(this.client, "decision");
+      this.pause(this.upstream, "decision");
+      try {
+        answer = await this.gate.begin(describeEntry(this.cmd, entry, where.paths, forwarded), this.abort.signal);
+      } catch (e) {
+        answer = { allowed: false, reason: `the gateway could not decide: ${e.message}` };
+      } finally {
+        this.resume(this.client, "decision");
+        this.resume(this.upstream, "decision");
+      }
+    }
+    if (this.ending) {
+      if (answer.allowed) callEnd(answer.end, { status: "error", error: { code: "connection-lost", message: "the channel ended before the entry was sent" } });
+      return;
+    }
+    if (answer.allowed) {
+      this.ends.set(entry, answer.end);
+      this.outs.unshift(...this.transfer.allow());
+      return;
+    }
+    this.refused++;
+    const named = "paths" in where ? shownWhere(this.cmd, where.paths) : shownPath(entry.names.join("/"));
+    const line = `scp: ${named}: ${answer.reason.replace(/\s+/g, " ")}`;
+    const outs = this.transfer.refuse(line);
+    if (this.cmd.direction === "download") outs.push({ toSink: Buffer.from(`${line}
+`) });
+    this.outs.unshift(...outs);
+  }
+  fail(message) {
+    if (this.ending) return;
+    const clientErr = this.client.stderr;
+    if (clientErr && "write" in clientErr && !this.clientEnded) clientErr.write(`gateway: the scp transfer stopped: ${message}
+`);
+    this.hostExit = [1];
+    this.finish({ by: "gateway", error: message, refused: this.refused });
+  }
+  /** Ends what is still open (as lost), passes the host's exit status on and ends both channels. */
+  finish(why) {
+    if (this.ending) return;
+    this.ending = why;
+    this.abort.abort();
+    for (const end of this.ends.values()) callEnd(end, { status: "error", error: { code: "connection-lost", message: `the transfer ended before this entry was complete (${why.by === "gateway" ? why.error : `the ${why.by} ended the channel`})` } });
+    this.ends.clear();
+    this.outs = [];
+    for (const s of [this.client, this.upstream]) if (this.paused.get(s).size > 0) s.resume();
+    this.upstream.end();
+    if (!this.clientEnded) {
+      this.clientEnded = true;
+      passHostExit(this.client, this.hostExit);
+      this.client.end();
+    }
+    this.resolveDone(why);
+  }
+};
+function callEnd(end, outcome) {
+  try {
+    end(outcome);
+  } catch {
+  }
+}
+
 // gateway/ssh/program-channel.ts
 async function units(ctx, program) {
   if ("shell" in program) return { units: [{ ssh: "shell" }], unclassified: null, kind: "ssh.shell" };
   try {
     const r = await readExecLine(program.exec, { home: ctx.home });
-    const scp = r.units.length > 0 && r.units.every((u) => u.ssh === "scp");
-    return { units: r.units, unclassified: r.unclassified, kind: scp ? "ssh.scp" : "ssh.exec" };
+    if (!r.units.some((u) => u.ssh === "scp")) return { units: r.units, unclassified: r.unclassified, kind: "ssh.exec" };
+    const scp = r.units.length === 1 && SIMPLE_LINE.test(program.exec) ? parseScpCommand(program.exec.trim().split(/\s+/)) : { error: "a legacy scp line with shell syntax around it" };
+    if ("error" in scp) return { units: r.units, unclassified: [r.unclassified, `${scp.error}: its transfer cannot be read`].filter(Boolean).join("; "), kind: "ssh.scp" };
+    return { units: r.units, unclassified: r.unclassified, kind: "ssh.scp", scp };
   } catch (e) {
     return { units: null, unclassified: `the exec line could not be read: ${e.message}`, kind: "ssh.exec" };
   }
 }
+var SIMPLE_LINE = /^[\w\/.,:=+@%~ -]+$/;
 function describe(program, req) {
   if ("exec" in program) return program.exec;
   return req.pty ? `shell (pty ${req.pty.term} ${req.pty.cols}x${req.pty.rows})` : "shell (no pty: commands from stdin)";
@@ -80474,7 +81176,13 @@ async function runProgram(ctx, stream, req, program) {
     return finishChannel(stream, FAULT_EXIT_STATUS);
   }
   req.running = channel;
+  if (read.scp) return relayLegacyScp(ctx, stream, channel, cmd, read.scp);
   await relay(ctx, stream, channel, cmd, terminal && "shell" in program, req);
+}
+async function relayLegacyScp(ctx, stream, channel, cmd, scp) {
+  const end = await relayScp(scp, stream, channel, fileGate(ctx, "scp"), { home: ctx.home }).done;
+  const details = { by: end.by, refused: end.refused };
+  cmd.finish(end.error ? { status: "error", error: { code: "scp", message: end.error }, details } : end.refused > 0 ? { status: "error", error: { code: "scp", message: `${end.refused} entries refused` }, details } : { status: "ok", details });
 }
 async function relay(ctx, stream, channel, cmd, recordTerminal, req) {
   const masker = ctx.core.masker;
@@ -80554,72 +81262,7 @@ function windowChange(req, size) {
   req.onResize?.(size.cols, size.rows);
 }
 
-// gateway/ssh/file-operation.ts
-function shownPath(p) {
-  return /^[\x21-\x7e\u00a0-\uffff]+$/u.test(p) && !/["'\\]/.test(p) ? p : JSON.stringify(p);
-}
-function normalizePath(p, base) {
-  const whole = p.startsWith("/") ? p : `${base}/${p}`;
-  const out2 = [];
-  for (const part of whole.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") out2.pop();
-    else out2.push(part);
-  }
-  return "/" + out2.join("/");
-}
-
-// gateway/ssh/sftp-codec.ts
-var FXP = {
-  INIT: 1,
-  VERSION: 2,
-  OPEN: 3,
-  CLOSE: 4,
-  READ: 5,
-  WRITE: 6,
-  LSTAT: 7,
-  FSTAT: 8,
-  SETSTAT: 9,
-  FSETSTAT: 10,
-  OPENDIR: 11,
-  READDIR: 12,
-  REMOVE: 13,
-  MKDIR: 14,
-  RMDIR: 15,
-  REALPATH: 16,
-  STAT: 17,
-  RENAME: 18,
-  READLINK: 19,
-  SYMLINK: 20,
-  STATUS: 101,
-  HANDLE: 102,
-  DATA: 103,
-  NAME: 104,
-  ATTRS: 105,
-  EXTENDED: 200,
-  EXTENDED_REPLY: 201
-};
-var FX = {
-  OK: 0,
-  EOF: 1,
-  NO_SUCH_FILE: 2,
-  PERMISSION_DENIED: 3,
-  FAILURE: 4,
-  BAD_MESSAGE: 5,
-  NO_CONNECTION: 6,
-  CONNECTION_LOST: 7,
-  OP_UNSUPPORTED: 8
-};
-var STATUS_NAMES = ["ok", "eof", "no-such-file", "permission-denied", "failure", "bad-message", "no-connection", "connection-lost", "op-unsupported"];
-function statusName(code) {
-  return STATUS_NAMES[code] ?? `status-${code}`;
-}
-var OPEN_FLAGS = { READ: 1, WRITE: 2, APPEND: 4, CREAT: 8, TRUNC: 16, EXCL: 32 };
-var KNOWN_OPEN_FLAGS = 63;
-var ATTR = { SIZE: 1, UIDGID: 2, PERMISSIONS: 4, ACMODTIME: 8, EXTENDED: 2147483648 };
-var KNOWN_ATTR_FLAGS = 2147483663;
-var Malformed = class extends Error {
-};
+// gateway/ssh/sftp-framer.ts
 var SftpProtocolError = class extends Error {
 };
 var SftpFramer = class {
@@ -80679,6 +81322,58 @@ var SftpFramer = class {
   startBody(len) {
     this.body = Buffer.allocUnsafe(4 + len);
   }
+};
+
+// gateway/ssh/sftp-codec.ts
+var FXP = {
+  INIT: 1,
+  VERSION: 2,
+  OPEN: 3,
+  CLOSE: 4,
+  READ: 5,
+  WRITE: 6,
+  LSTAT: 7,
+  FSTAT: 8,
+  SETSTAT: 9,
+  FSETSTAT: 10,
+  OPENDIR: 11,
+  READDIR: 12,
+  REMOVE: 13,
+  MKDIR: 14,
+  RMDIR: 15,
+  REALPATH: 16,
+  STAT: 17,
+  RENAME: 18,
+  READLINK: 19,
+  SYMLINK: 20,
+  STATUS: 101,
+  HANDLE: 102,
+  DATA: 103,
+  NAME: 104,
+  ATTRS: 105,
+  EXTENDED: 200,
+  EXTENDED_REPLY: 201
+};
+var FX = {
+  OK: 0,
+  EOF: 1,
+  NO_SUCH_FILE: 2,
+  PERMISSION_DENIED: 3,
+  FAILURE: 4,
+  BAD_MESSAGE: 5,
+  NO_CONNECTION: 6,
+  CONNECTION_LOST: 7,
+  OP_UNSUPPORTED: 8
+};
+var STATUS_NAMES = ["ok", "eof", "no-such-file", "permission-denied", "failure", "bad-message", "no-connection", "connection-lost", "op-unsupported"];
+function statusName(code) {
+  return STATUS_NAMES[code] ?? `status-${code}`;
+}
+var OPEN_FLAGS = { READ: 1, WRITE: 2, APPEND: 4, CREAT: 8, TRUNC: 16, EXCL: 32 };
+var KNOWN_OPEN_FLAGS = 63;
+var ATTR = { SIZE: 1, UIDGID: 2, PERMISSIONS: 4, ACMODTIME: 8, EXTENDED: 2147483648 };
+var KNOWN_ATTR_FLAGS = 2147483663;
+var Malformed = class extends Error {
 };
 var FieldReader = class {
   buf;
@@ -80874,6 +81569,24 @@ function versionPacket(version2, extensions) {
 function realpathPacket(id, path9) {
   return packet(FXP.REALPATH, [id, Buffer.from(path9, "utf8")]);
 }
+function extendedPacket(id, name3) {
+  return packet(FXP.EXTENDED, [id, Buffer.from(name3, "latin1")]);
+}
+function parseLimitsReply(frame2) {
+  if (frame2[4] !== FXP.EXTENDED_REPLY) throw new Malformed(`packet type ${frame2[4]} answering limits@openssh.com`);
+  const r = new FieldReader(frame2, 9);
+  const limits = { packet: r.u64(), read: r.u64(), write: r.u64(), handles: r.u64() };
+  r.end();
+  return limits;
+}
+function limitsReplyPacket(id, l) {
+  const out2 = Buffer.alloc(4 + 1 + 4 + 32);
+  out2.writeUInt32BE(out2.length - 4, 0);
+  out2[4] = FXP.EXTENDED_REPLY;
+  out2.writeUInt32BE(id >>> 0, 5);
+  [l.packet, l.read, l.write, l.handles].forEach((v, i2) => out2.writeBigUInt64BE(BigInt(v), 9 + 8 * i2));
+  return out2;
+}
 function parseHello(frame2) {
   const r = new FieldReader(frame2, 5);
   const version2 = r.u32();
@@ -80899,10 +81612,10 @@ function firstName(frame2) {
 }
 
 // gateway/ssh/sftp-digest.ts
-import { createHash as createHash5 } from "node:crypto";
+import { createHash as createHash6 } from "node:crypto";
 var MAX_WAITING_BYTES = 8 << 20;
 var OffsetDigest = class {
-  hash = createHash5("sha256");
+  hash = createHash6("sha256");
   maxWaiting;
   next = 0;
   bytes = 0;
@@ -81031,11 +81744,11 @@ var Refusal = class extends Error {
     this.code = code;
   }
 };
-var utf8 = new TextDecoder("utf-8", { fatal: true });
+var utf82 = new TextDecoder("utf-8", { fatal: true });
 function text(raw) {
   let s;
   try {
-    s = utf8.decode(raw);
+    s = utf82.decode(raw);
   } catch {
     throw new Refusal(FX.PERMISSION_DENIED, `a path that is not UTF-8 (${raw.toString("hex")}) cannot be named in the log`);
   }
@@ -81134,6 +81847,7 @@ function describeRequest(req, start3) {
   });
 }
 var RELAYED_EXTENSIONS = [
+  "limits@openssh.com",
   "posix-rename@openssh.com",
   "statvfs@openssh.com",
   "fstatvfs@openssh.com",
@@ -81187,15 +81901,260 @@ function describeExtended(name3, r, start3) {
   });
 }
 
+// gateway/ssh/sftp-handshake.ts
+var OWN_REALPATH_ID = 4294967295;
+var OWN_LIMITS_ID = 4294967294;
+async function openHostSession(clientInit, io, bounds) {
+  const version2 = hello(clientInit, "the client's INIT").version;
+  if (version2 < 3) throw new Error(`the client speaks SFTP version ${version2}; the gateway speaks version 3`);
+  const answer = await io.hello(initPacket(3));
+  if (!answer) return null;
+  if (answer[4] !== FXP.VERSION) throw new Error(`the host answered INIT with packet type ${answer[4]}`);
+  const host = hello(answer, "the host's VERSION");
+  if (host.version !== 3) throw new Error(`the host speaks SFTP version ${host.version}; the gateway speaks version 3`);
+  const offered = new Map(host.extensions);
+  const [where, limitsAnswer] = await Promise.all([
+    io.ask(OWN_REALPATH_ID, realpathPacket(OWN_REALPATH_ID, ".")),
+    offered.has("limits@openssh.com") ? io.ask(OWN_LIMITS_ID, extendedPacket(OWN_LIMITS_ID, "limits@openssh.com")) : null
+  ]);
+  if (!where) return null;
+  let limits = null;
+  if (limitsAnswer) {
+    try {
+      limits = ownLimits(parseLimitsReply(limitsAnswer), bounds);
+    } catch {
+    }
+  }
+  if (!limits) offered.delete("limits@openssh.com");
+  const home = bounds.home?.startsWith("/") ? normalizePath(bounds.home, "/") : null;
+  return {
+    start: startDirectory(where) ?? home,
+    extensions: RELAYED_EXTENSIONS.filter((n) => offered.has(n)).map((n) => [n, offered.get(n)]),
+    limits
+  };
+}
+function hello(frame2, what) {
+  try {
+    return parseHello(frame2);
+  } catch (e) {
+    throw new Error(`${what} is malformed: ${e.message}`);
+  }
+}
+function startDirectory(answer) {
+  if (answer[4] !== FXP.NAME) return null;
+  try {
+    const dir = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(firstName(answer));
+    return dir.startsWith("/") && !dir.includes("\0") ? normalizePath(dir, "/") : null;
+  } catch {
+    return null;
+  }
+}
+function ownLimits(host, bounds) {
+  const cap = (v, max) => v > 0 ? Math.min(v, max) : max;
+  return {
+    packet: cap(host.packet, bounds.clientMaxPacket),
+    read: cap(host.read, bounds.hostMaxPacket - 1024),
+    write: cap(host.write, bounds.clientMaxPacket - 1024),
+    handles: host.handles
+  };
+}
+
+// gateway/ssh/sftp-in-flight.ts
+var HostError = class extends Error {
+};
+var InFlight = class {
+  pending = /* @__PURE__ */ new Map();
+  handles = /* @__PURE__ */ new Map();
+  handleCount = 0;
+  get size() {
+    return this.pending.size;
+  }
+  waiting(id) {
+    return this.pending.has(id);
+  }
+  track(id, p) {
+    this.pending.set(id, p);
+  }
+  handle(own) {
+    return this.handles.get(own.toString("latin1"));
+  }
+  /** A CLOSE was sent: the handle is no longer the client's to use. */
+  forget(h) {
+    this.handles.delete(h.own.toString("latin1"));
+  }
+  /**
+   * The host's answer to request `id`: what to send the client (the frame itself, or a HANDLE
+   * naming the gateway's own handle), or null when the request was the gateway's.
+   */
+  answer(frame2) {
+    const type = frame2[4];
+    const id = requestId(frame2);
+    if (id === null) throw new HostError("the host sent a packet too short to hold a request id");
+    const p = this.pending.get(id);
+    if (!p) throw new HostError(`the host answered request ${id}, which is not waiting (packet type ${type})`);
+    this.pending.delete(id);
+    switch (p.kind) {
+      case "own":
+        p.resolve(frame2);
+        return null;
+      case "open":
+        if (type === FXP.HANDLE) {
+          const own = Buffer.alloc(4);
+          own.writeUInt32BE(++this.handleCount >>> 0);
+          this.handles.set(own.toString("latin1"), new OpenHandle(own, Buffer.from(responseString(frame2)), p.directory, p.mode, p.end));
+          return handlePacket(id, own);
+        }
+        if (type !== FXP.STATUS) throw new HostError(`the host answered an open with packet type ${type}`);
+        safeEnd(p.end, statusOutcome(parseStatus(frame2)));
+        return frame2;
+      case "path":
+        safeEnd(p.end, type === FXP.STATUS ? statusOutcome(parseStatus(frame2)) : { status: "ok" });
+        return frame2;
+      case "read":
+        if (type === FXP.DATA) p.h.read.add(p.offset, responseString(frame2));
+        else if (type === FXP.STATUS) p.h.noteStatus(parseStatus(frame2));
+        else throw new HostError(`the host answered a read with packet type ${type}`);
+        return frame2;
+      case "write":
+        if (type !== FXP.STATUS) throw new HostError(`the host answered a write with packet type ${type}`);
+        p.h.noteStatus(parseStatus(frame2));
+        return frame2;
+      case "close":
+        p.h.finish(type === FXP.STATUS ? parseStatus(frame2) : { code: FX.FAILURE, message: `the host answered CLOSE with packet type ${type}` });
+        return frame2;
+      case "handle":
+        return frame2;
+    }
+  }
+  /** The session ended: every command still open ends as an error saying so. */
+  loseAll(why) {
+    for (const p of this.pending.values()) {
+      if (p.kind === "own") p.resolve(null);
+      else if (p.kind === "open" || p.kind === "path") safeEnd(p.end, { status: "error", error: { code: "connection-lost", message: `${why} before the host answered` } });
+      else p.h.finish({ lost: `${why} before CLOSE` });
+    }
+    this.pending.clear();
+    for (const h of this.handles.values()) h.finish({ lost: `${why} before CLOSE` });
+    this.handles.clear();
+  }
+};
+
+// gateway/ssh/sftp-outbox.ts
+var FLUSH_AT = 1024 * 1024;
+var Outbox2 = class {
+  stream;
+  onFull;
+  frames = [];
+  bytes = 0;
+  scheduled = false;
+  /** `onFull`: the stream pushed back (its write returned false). */
+  constructor(stream, onFull) {
+    this.stream = stream;
+    this.onFull = onFull;
+  }
+  add(frame2) {
+    this.frames.push(frame2);
+    this.bytes += frame2.length;
+    if (this.bytes >= FLUSH_AT) this.flush();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        this.flush();
+      });
+    }
+  }
+  /** Writes what waits now (a handshake step the other side must see before it can answer). */
+  flush() {
+    if (this.frames.length === 0) return;
+    const out2 = this.frames.length === 1 ? this.frames[0] : Buffer.concat(this.frames, this.bytes);
+    this.frames = [];
+    this.bytes = 0;
+    if (this.stream.writable && !this.stream.write(out2)) this.onFull();
+  }
+  /** Drops what waits (the session ended: requests not yet sent are not to be sent). */
+  drop() {
+    this.frames = [];
+    this.bytes = 0;
+  }
+};
+
+// gateway/ssh/sftp-route.ts
+function malformed(what, e) {
+  if (e instanceof Malformed) return { route: "answer", code: FX.BAD_MESSAGE, message: `malformed ${what}: ${e.message}` };
+  throw e;
+}
+function routeRequest(frame2, start3, relayed) {
+  let req;
+  try {
+    req = parseRequest(frame2);
+  } catch (e) {
+    return malformed("request", e);
+  }
+  switch (req.type) {
+    case "read":
+      return { route: "handle", ref: req.h, use: "reading", action: { kind: "read", offset: req.offset } };
+    case "write":
+      return { route: "handle", ref: req.h, use: "writing", action: { kind: "write", offset: req.offset, data: req.data } };
+    case "fsetstat":
+      return { route: "handle", ref: req.h, use: "writing", action: { kind: "handle" } };
+    case "readdir":
+      return { route: "handle", ref: req.h, use: "directory", action: { kind: "handle" } };
+    case "close":
+      return { route: "handle", ref: req.h, use: "any", action: { kind: "close" } };
+    case "fstat":
+      return { route: "handle", ref: req.h, use: "any", action: { kind: "handle" } };
+    case "unknown":
+      return { route: "answer", code: FX.OP_UNSUPPORTED, message: `the gateway does not relay SFTP packet type ${req.packetType}` };
+    case "extended":
+      if (!relayed.has(req.name)) return { route: "answer", code: FX.OP_UNSUPPORTED, message: `the gateway does not relay the ${req.name} extension` };
+      try {
+        if (req.name === "limits@openssh.com") {
+          req.r.end();
+          return { route: "limits" };
+        }
+        if (HANDLE_EXTENSIONS.has(req.name)) {
+          const ref = handleRef(req.r);
+          req.r.end();
+          return { route: "handle", ref, use: "file", action: { kind: "handle" } };
+        }
+        return { route: "gate", description: describeExtended(req.name, req.r, start3), opens: null };
+      } catch (e) {
+        return malformed(req.name, e);
+      }
+    default:
+      return { route: "gate", description: describeRequest(req, start3), opens: req.type === "open" || req.type === "opendir" ? req.type : null };
+  }
+}
+var TYPE_NAMES = new Map(Object.entries(FXP).map(([name3, n]) => [n, name3]));
+function requestText(frame2) {
+  const type = frame2[4];
+  const name3 = TYPE_NAMES.get(type) ?? `packet type ${type}`;
+  const r = new FieldReader(frame2, 5);
+  try {
+    const id = r.u32();
+    if (type === FXP.EXTENDED) return `sftp EXTENDED ${JSON.stringify(r.string().toString("latin1"))} (request ${id})`;
+    const pathFirst = [FXP.OPEN, FXP.LSTAT, FXP.STAT, FXP.SETSTAT, FXP.OPENDIR, FXP.REMOVE, FXP.MKDIR, FXP.RMDIR, FXP.REALPATH, FXP.RENAME, FXP.READLINK, FXP.SYMLINK];
+    if (!pathFirst.includes(type)) return `sftp ${name3} (request ${id})`;
+    const raw = r.string();
+    let shown;
+    try {
+      shown = JSON.stringify(new TextDecoder("utf-8", { fatal: true }).decode(raw));
+    } catch {
+      shown = `0x${raw.toString("hex")}`;
+    }
+    return `sftp ${name3} ${shown} (request ${id})`;
+  } catch {
+    return `sftp ${name3} (malformed)`;
+  }
+}
+
 // gateway/ssh/sftp-relay.ts
 var CLIENT_MAX_PACKET = 256 * 1024;
 var HOST_MAX_PACKET = 1024 * 1024;
 var QUEUE_HIGH = 1024 * 1024;
 var QUEUE_LOW = 256 * 1024;
 var MAX_IN_FLIGHT = 1024;
-var OWN_ID = 4294967295;
-var HostError = class extends Error {
-};
 function relaySftp(client, upstream, gate, opts = {}) {
   const relay2 = new SftpRelay(client, upstream, gate, opts);
   return { done: relay2.done };
@@ -81213,6 +82172,8 @@ var SftpRelay = class {
   ending = null;
   resolveDone;
   clientEnded = false;
+  /** The client sent EOF: what it asked is still answered, then the session ends. */
+  clientEof = false;
   hostExit = null;
   // Client requests in arrival order (a deque: head index, compacted now and then).
   queue = [];
@@ -81222,11 +82183,13 @@ var SftpRelay = class {
   clientPaused = false;
   hostBlocked = false;
   hostPaused = false;
-  pending = /* @__PURE__ */ new Map();
-  handles = /* @__PURE__ */ new Map();
-  handleCount = 0;
+  inFlight = new InFlight();
+  toHostBox;
+  toClientBox;
   versionWaiter = null;
   advertised = /* @__PURE__ */ new Set();
+  /** What the gateway answers to limits@openssh.com (when the host offers it). */
+  limits = null;
   /** The sftp-server's start directory: relative paths resolve against it. */
   start = null;
   constructor(client, upstream, gate, opts) {
@@ -81235,8 +82198,18 @@ var SftpRelay = class {
     this.gate = gate;
     this.opts = opts;
     this.done = new Promise((resolve) => this.resolveDone = resolve);
+    this.toHostBox = new Outbox2(upstream, () => this.hostBlocked = true);
+    this.toClientBox = new Outbox2(client, () => {
+      if (!this.hostPaused) {
+        this.hostPaused = true;
+        this.upstream.pause();
+      }
+    });
     client.on("data", (chunk) => this.onClientData(chunk));
-    client.on("end", () => this.shutdown({ by: "client" }));
+    client.on("end", () => {
+      this.clientEof = true;
+      this.endIfAnswered();
+    });
     client.on("close", () => {
       this.clientEnded = true;
       this.shutdown({ by: "client" });
@@ -81302,7 +82275,7 @@ var SftpRelay = class {
     }
   }
   canForward() {
-    return this.phase !== "ended" && this.head < this.queue.length && !this.hostBlocked && this.pending.size < MAX_IN_FLIGHT;
+    return this.phase !== "ended" && this.head < this.queue.length && !this.hostBlocked && this.inFlight.size < MAX_IN_FLIGHT;
   }
   async pump() {
     if (this.pumping) return;
@@ -81320,6 +82293,11 @@ var SftpRelay = class {
       this.pumping = false;
     }
     this.flow();
+    this.endIfAnswered();
+  }
+  /** After the client's EOF, the session ends once every request it sent has its answer. */
+  endIfAnswered() {
+    if (this.clientEof && !this.pumping && this.head >= this.queue.length && this.inFlight.size === 0) this.shutdown({ by: "client" });
   }
   onClientFrame(frame2) {
     const type = frame2[4];
@@ -81330,57 +82308,22 @@ var SftpRelay = class {
     if (type === FXP.INIT) return this.fail("the client sent INIT twice");
     const id = requestId(frame2);
     if (id === null) return this.fail("the client sent a request too short to hold its id");
-    if (this.pending.has(id)) return this.fail(`the client reused request id ${id} before the host answered it`);
-    let req;
-    try {
-      req = parseRequest(frame2);
-    } catch (e) {
-      if (e instanceof Malformed) return this.answer(id, FX.BAD_MESSAGE, `malformed request: ${e.message}`);
-      throw e;
-    }
-    switch (req.type) {
-      case "read":
-        return this.onHandle(frame2, id, req.h, "reading", { kind: "read", offset: req.offset });
-      case "write":
-        return this.onHandle(frame2, id, req.h, "writing", { kind: "write", offset: req.offset, data: req.data });
-      case "fsetstat":
-        return this.onHandle(frame2, id, req.h, "writing", { kind: "handle" });
-      case "readdir":
-        return this.onHandle(frame2, id, req.h, "directory", { kind: "handle" });
-      case "close":
-      case "fstat":
-        return this.onHandle(frame2, id, req.h, "any", { kind: req.type === "close" ? "close" : "handle" });
-      case "unknown":
-        return this.answer(id, FX.OP_UNSUPPORTED, `the gateway does not relay SFTP packet type ${req.packetType}`);
-      case "extended": {
-        if (!this.advertised.has(req.name)) return this.answer(id, FX.OP_UNSUPPORTED, `the gateway does not relay the ${req.name} extension`);
-        if (HANDLE_EXTENSIONS.has(req.name)) {
-          let h;
-          try {
-            h = handleRef(req.r);
-            req.r.end();
-          } catch (e) {
-            if (e instanceof Malformed) return this.answer(id, FX.BAD_MESSAGE, `malformed ${req.name}: ${e.message}`);
-            throw e;
-          }
-          return this.onHandle(frame2, id, h, "file", { kind: "handle" });
-        }
-        let d;
-        try {
-          d = describeExtended(req.name, req.r, this.start);
-        } catch (e) {
-          if (e instanceof Malformed) return this.answer(id, FX.BAD_MESSAGE, `malformed ${req.name}: ${e.message}`);
-          throw e;
-        }
-        return this.gated(frame2, id, d, null);
-      }
-      default:
-        return this.gated(frame2, id, describeRequest(req, this.start), req.type === "open" || req.type === "opendir" ? req.type : null);
+    if (this.inFlight.waiting(id)) return this.fail(`the client reused request id ${id} before the host answered it`);
+    const r = routeRequest(frame2, this.start, this.advertised);
+    switch (r.route) {
+      case "answer":
+        return this.refuseHere(frame2, id, r.code, r.message);
+      case "limits":
+        return this.toClient(limitsReplyPacket(id, this.limits));
+      case "handle":
+        return this.onHandle(frame2, id, r.ref, r.use, r.action);
+      case "gate":
+        return this.gated(frame2, id, r.description, r.opens);
     }
   }
   /** A request naming paths: the gate decides, then it goes to the host as the client sent it. */
   gated(frame2, id, d, opens) {
-    if ("refuse" in d) return this.answer(id, d.refuse.code, d.refuse.message);
+    if ("refuse" in d) return this.refuseHere(frame2, id, d.refuse.code, d.refuse.message);
     const op = { ...d.operation, forwarded: [frame2] };
     return this.begin(op).then((answer) => {
       if (!answer.allowed) return this.answer(id, FX.PERMISSION_DENIED, answer.reason);
@@ -81388,7 +82331,7 @@ var SftpRelay = class {
         safeEnd(answer.end, { status: "error", error: { code: "connection-lost", message: "the session ended before the operation reached the host" } });
         return;
       }
-      this.pending.set(id, opens ? { kind: "open", end: answer.end, directory: opens === "opendir", mode: op.mode } : { kind: "path", end: answer.end });
+      this.inFlight.track(id, opens ? { kind: "open", end: answer.end, directory: opens === "opendir", mode: op.mode } : { kind: "path", end: answer.end });
       this.toHost(frame2);
     });
   }
@@ -81405,28 +82348,27 @@ var SftpRelay = class {
    * nor has its attributes changed through the handle (the host would allow the latter).
    */
   onHandle(frame2, id, ref, wants, action) {
-    const key = ref.handle.toString("latin1");
-    const h = this.handles.get(key);
-    if (!h) return this.answer(id, FX.FAILURE, "no such handle");
+    const h = this.inFlight.handle(ref.handle);
+    if (!h) return this.refuseHere(frame2, id, FX.FAILURE, "no such handle");
     if (wants === "directory") {
-      if (!h.directory) return this.answer(id, FX.FAILURE, "the handle is not a directory");
-    } else if (wants !== "any" && h.directory) return this.answer(id, FX.FAILURE, "the handle is a directory");
-    if (wants === "reading" && h.mode === "write") return this.answer(id, FX.PERMISSION_DENIED, "the file was opened for write only");
-    if (wants === "writing" && h.mode === "read") return this.answer(id, FX.PERMISSION_DENIED, "the file was opened for read only: writing or changing it needs an open for write");
+      if (!h.directory) return this.refuseHere(frame2, id, FX.FAILURE, "the handle is not a directory");
+    } else if (wants !== "any" && h.directory) return this.refuseHere(frame2, id, FX.FAILURE, "the handle is a directory");
+    if (wants === "reading" && h.mode === "write") return this.refuseHere(frame2, id, FX.PERMISSION_DENIED, "the file was opened for write only");
+    if (wants === "writing" && h.mode === "read") return this.refuseHere(frame2, id, FX.PERMISSION_DENIED, "the file was opened for read only: writing or changing it needs an open for write");
     switch (action.kind) {
       case "read":
-        this.pending.set(id, { kind: "read", h, offset: action.offset });
+        this.inFlight.track(id, { kind: "read", h, offset: action.offset });
         break;
       case "write":
         h.written.add(action.offset, action.data);
-        this.pending.set(id, { kind: "write", h });
+        this.inFlight.track(id, { kind: "write", h });
         break;
       case "close":
-        this.handles.delete(key);
-        this.pending.set(id, { kind: "close", h });
+        this.inFlight.forget(h);
+        this.inFlight.track(id, { kind: "close", h });
         break;
       case "handle":
-        this.pending.set(id, { kind: "handle", h });
+        this.inFlight.track(id, { kind: "handle", h });
         break;
     }
     this.toHost(withHandle(frame2, ref, h.host));
@@ -81434,55 +82376,51 @@ var SftpRelay = class {
   answer(id, code, message) {
     this.toClient(statusPacket(id, code, message));
   }
+  /** A request the gateway answers itself, before any decision: answered, and told to the gate for the record. */
+  refuseHere(frame2, id, code, message) {
+    this.answer(id, code, message);
+    try {
+      this.gate.refusedHere?.(requestText(frame2), message);
+    } catch {
+    }
+  }
   toHost(frame2) {
-    if (!this.upstream.write(frame2)) this.hostBlocked = true;
+    this.toHostBox.add(frame2);
   }
   // ---- handshake --------------------------------------------------------------------------
-  /**
-   * The client's INIT: the gateway opens the host's session itself, learns which extensions it
-   * offers and where it starts, then answers VERSION 3 with the relayed extensions the host has.
-   */
+  /** The client's INIT: answered once the host's session is open (sftp-handshake.ts). */
   async handshake(init2) {
-    let version2;
-    try {
-      version2 = parseHello(init2).version;
-    } catch (e) {
-      return this.fail(`the client's INIT is malformed: ${e.message}`);
-    }
-    if (version2 < 3) return this.fail(`the client speaks SFTP version ${version2}; the gateway speaks version 3`);
     this.phase = "handshake";
-    const hostVersion = await new Promise((resolve) => {
-      this.versionWaiter = resolve;
-      this.toHost(initPacket(3));
-    });
-    if (!hostVersion) return;
-    if (hostVersion[4] !== FXP.VERSION) return this.fail(`the host answered INIT with packet type ${hostVersion[4]}`);
-    let offered;
+    let host;
     try {
-      const hello = parseHello(hostVersion);
-      if (hello.version !== 3) return this.fail(`the host speaks SFTP version ${hello.version}; the gateway speaks version 3`);
-      offered = new Map(hello.extensions);
+      host = await openHostSession(init2, {
+        hello: (frame2) => new Promise((resolve) => {
+          this.versionWaiter = resolve;
+          this.toHost(frame2);
+          this.toHostBox.flush();
+        }),
+        ask: (id, frame2) => {
+          const answer = this.ask(id, frame2);
+          this.toHostBox.flush();
+          return answer;
+        }
+      }, { clientMaxPacket: CLIENT_MAX_PACKET, hostMaxPacket: HOST_MAX_PACKET, home: this.opts.home });
     } catch (e) {
-      return this.fail(`the host's VERSION is malformed: ${e.message}`);
+      return this.fail(e.message);
     }
-    const extensions = RELAYED_EXTENSIONS.filter((n) => offered.has(n)).map((n) => [n, offered.get(n)]);
-    this.advertised = new Set(extensions.map(([n]) => n));
-    const where = await new Promise((resolve) => {
-      this.pending.set(OWN_ID, { kind: "own-realpath", resolve });
-      this.toHost(realpathPacket(OWN_ID, "."));
-    });
-    if (!where || this.ending) return;
-    if (where[4] === FXP.NAME) {
-      const name3 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-      try {
-        const dir = name3.decode(firstName(where));
-        if (dir.startsWith("/") && !dir.includes("\0")) this.start = normalizePath(dir, "/");
-      } catch {
-      }
-    }
-    if (this.start === null && this.opts.home?.startsWith("/")) this.start = normalizePath(this.opts.home, "/");
+    if (!host || this.ending) return;
+    this.start = host.start;
+    this.limits = host.limits;
+    this.advertised = new Set(host.extensions.map(([n]) => n));
     this.phase = "open";
-    this.toClient(versionPacket(3, extensions));
+    this.toClient(versionPacket(3, host.extensions));
+    this.toClientBox.flush();
+  }
+  ask(id, frame2) {
+    return new Promise((resolve) => {
+      this.inFlight.track(id, { kind: "own", resolve });
+      this.toHost(frame2);
+    });
   }
   // ---- host -> client ---------------------------------------------------------------------
   onHostData(chunk) {
@@ -81494,60 +82432,21 @@ var SftpRelay = class {
       return;
     }
     if (this.head < this.queue.length) void this.pump();
+    else this.endIfAnswered();
   }
   onHostFrame(frame2) {
     if (this.phase === "ended") return;
-    const type = frame2[4];
     if (this.versionWaiter) {
       const w = this.versionWaiter;
       this.versionWaiter = null;
       return w(frame2);
     }
-    const id = requestId(frame2);
-    if (id === null) throw new HostError("the host sent a packet too short to hold a request id");
-    const p = this.pending.get(id);
-    if (!p) throw new HostError(`the host answered request ${id}, which is not waiting (packet type ${type})`);
-    this.pending.delete(id);
-    switch (p.kind) {
-      case "own-realpath":
-        return p.resolve(frame2);
-      case "open":
-        if (type === FXP.HANDLE) {
-          const own = Buffer.alloc(4);
-          own.writeUInt32BE(++this.handleCount >>> 0);
-          const h = new OpenHandle(own, Buffer.from(responseString(frame2)), p.directory, p.mode, p.end);
-          this.handles.set(own.toString("latin1"), h);
-          return this.toClient(handlePacket(id, own));
-        }
-        if (type !== FXP.STATUS) throw new HostError(`the host answered an open with packet type ${type}`);
-        safeEnd(p.end, statusOutcome(parseStatus(frame2)));
-        break;
-      case "path":
-        safeEnd(p.end, type === FXP.STATUS ? statusOutcome(parseStatus(frame2)) : { status: "ok" });
-        break;
-      case "read":
-        if (type === FXP.DATA) p.h.read.add(p.offset, responseString(frame2));
-        else if (type === FXP.STATUS) p.h.noteStatus(parseStatus(frame2));
-        else throw new HostError(`the host answered a read with packet type ${type}`);
-        break;
-      case "write":
-        if (type !== FXP.STATUS) throw new HostError(`the host answered a write with packet type ${type}`);
-        p.h.noteStatus(parseStatus(frame2));
-        break;
-      case "close":
-        p.h.finish(type === FXP.STATUS ? parseStatus(frame2) : { code: FX.FAILURE, message: `the host answered CLOSE with packet type ${type}` });
-        break;
-      case "handle":
-        break;
-    }
-    this.toClient(frame2);
+    const toClient = this.inFlight.answer(frame2);
+    if (toClient) this.toClient(toClient);
   }
   toClient(frame2) {
     if (this.phase === "ended" && this.clientEnded) return;
-    if (!this.client.write(frame2) && !this.hostPaused) {
-      this.hostPaused = true;
-      this.upstream.pause();
-    }
+    this.toClientBox.add(frame2);
   }
   // ---- the end ------------------------------------------------------------------------------
   fail(message) {
@@ -81564,14 +82463,7 @@ var SftpRelay = class {
     this.phase = "ended";
     this.abort.abort();
     const lost = why.by === "client" ? "the client ended the session" : why.by === "host" ? "the host ended the session" : `the gateway ended the session: ${why.error}`;
-    for (const p of this.pending.values()) {
-      if (p.kind === "own-realpath") p.resolve(null);
-      else if (p.kind === "open" || p.kind === "path") safeEnd(p.end, { status: "error", error: { code: "connection-lost", message: `${lost} before the host answered` } });
-      else p.h.finish({ lost: `${lost} before CLOSE` });
-    }
-    this.pending.clear();
-    for (const h of this.handles.values()) h.finish({ lost: `${lost} before CLOSE` });
-    this.handles.clear();
+    this.inFlight.loseAll(lost);
     this.versionWaiter?.(null);
     this.versionWaiter = null;
     this.queue = [];
@@ -81579,6 +82471,7 @@ var SftpRelay = class {
     this.queuedBytes = 0;
     if (this.clientPaused) this.client.resume();
     if (this.hostPaused) this.upstream.resume();
+    this.toHostBox.drop();
     this.upstream.end();
   }
   /** Ends the client's channel once: the host's exit status first, when there is one to pass on. */
@@ -81586,14 +82479,8 @@ var SftpRelay = class {
     if (!this.ending) return;
     if (!this.clientEnded) {
       this.clientEnded = true;
-      const exit = this.hostExit;
-      if (exit && typeof this.client.exit === "function" && this.client.writable) {
-        try {
-          if (typeof exit[0] === "number") this.client.exit(exit[0]);
-          else if (typeof exit[1] === "string") this.client.exit(exit[1], Boolean(exit[2]), String(exit[3] ?? ""));
-        } catch {
-        }
-      }
+      this.toClientBox.flush();
+      passHostExit(this.client, this.hostExit);
       this.client.end();
     }
     this.resolveDone(this.ending);
@@ -81601,10 +82488,13 @@ var SftpRelay = class {
 };
 
 // gateway/ssh/sftp-channel.ts
-var SILENT = { tell: () => void 0, onGone: () => () => void 0 };
-async function serveSftp(ctx, accept, reject) {
-  const answer = await ctx.gate.pass({ kind: "ssh.subsystem", text: "sftp", units: [{ ssh: "sftp" }], forwarded: [Buffer.from("sftp")] }, SILENT);
-  if (!answer.allowed) return reject();
+async function serveSftp(ctx, stream) {
+  const client = stderrClient(ctx, stream.stderr, false);
+  const answer = await ctx.gate.pass({ kind: "ssh.subsystem", text: "sftp", units: [{ ssh: "sftp" }], forwarded: [Buffer.from("sftp")] }, client);
+  if (!answer.allowed) {
+    client.tell(answer.message);
+    return finishChannel(stream, answer.decision.rule === "session-log" ? FAULT_EXIT_STATUS : DENIED_EXIT_STATUS);
+  }
   const session = answer.cmd;
   let upstream;
   try {
@@ -81613,51 +82503,50 @@ async function serveSftp(ctx, accept, reject) {
   } catch (e) {
     const message = e instanceof UpstreamError3 ? e.message : `the host refused the sftp subsystem: ${e.message}`;
     session.finish({ status: "error", error: { code: "upstream", message } });
-    return reject();
+    client.tell(`gateway: ${message}`);
+    return finishChannel(stream, FAULT_EXIT_STATUS);
   }
-  const gate = {
-    async begin(op) {
-      const a = await ctx.gate.pass({ kind: "ssh.sftp", text: op.text, units: [{ ssh: "sftp", paths: op.paths }], details: { op: op.op, ...op.mode ? { mode: op.mode } : {} }, forwarded: [Buffer.from(op.text)] }, SILENT);
-      if (!a.allowed) return { allowed: false, reason: a.message.replace(/^gateway: /, "") };
-      const cmd = a.cmd;
-      return {
-        allowed: true,
-        end(outcome) {
-          const details = {};
-          if (outcome.bytesRead !== void 0) details.bytes_read = outcome.bytesRead;
-          if (outcome.bytesWritten !== void 0) details.bytes_written = outcome.bytesWritten;
-          if (outcome.sha256) details.sha256 = outcome.sha256;
-          if (outcome.sequential === false) details.sequential = false;
-          cmd.finish(outcome.status === "ok" ? { status: "ok", details } : { status: "error", error: outcome.error ?? { code: "sftp", message: "failed" }, details });
-        }
-      };
-    }
-  };
-  const relay2 = relaySftp(accept(), upstream, gate, { home: ctx.home });
-  await relay2.done;
-  session.finish({ status: "ok" });
+  const gate = fileGate(ctx, "sftp");
+  const relay2 = relaySftp(stream, upstream, gate, { home: ctx.home });
+  const end = await relay2.done;
+  session.finish(end.error ? { status: "error", error: { code: "sftp", message: end.error }, details: { ended_by: end.by } } : { status: "ok", details: { ended_by: end.by } });
 }
 
 // gateway/ssh/forwarding.ts
 var SILENT2 = { tell: () => void 0, onGone: () => () => void 0 };
+var CLOSE_GRACE_MS = 5e3;
 function tunnel2(a, b, cmd) {
   let toHost = 0;
   let toClient = 0;
   a.on("data", (d) => toHost += d.length);
   b.on("data", (d) => toClient += d.length);
-  a.pipe(b).on("error", () => void 0);
-  b.pipe(a).on("error", () => void 0);
+  a.pipe(b);
+  b.pipe(a);
   let closed = 0;
+  let timer = null;
   const close = () => {
-    if (++closed > 1) return;
-    a.destroy();
-    b.destroy();
+    closed++;
+    if (closed === 1) {
+      a.end();
+      b.end();
+      timer = setTimeout(() => {
+        a.destroy();
+        b.destroy();
+      }, CLOSE_GRACE_MS);
+      return;
+    }
+    if (closed > 2) return;
+    if (timer) clearTimeout(timer);
     cmd.finish({ status: "ok", details: { bytes_to_host: toHost, bytes_to_client: toClient } });
   };
   a.once("close", close);
   b.once("close", close);
-  a.on("error", close);
-  b.on("error", close);
+  const fail = () => {
+    a.destroy();
+    b.destroy();
+  };
+  a.on("error", fail);
+  b.on("error", fail);
 }
 async function directTcpip(ctx, accept, reject, info3) {
   const answer = await ctx.gate.pass({
@@ -81698,11 +82587,14 @@ async function remoteForward(ctx, client, accept, reject, info3) {
     if (!forwards) {
       forwards = /* @__PURE__ */ new Map();
       bound.set(conn, forwards);
+      const all = forwards;
       conn.on("tcp connection", (details, acceptUp, rejectUp) => {
-        void incoming(ctx, client, details, acceptUp, rejectUp);
+        const forward = all.get(details.destPort);
+        if (!forward) return rejectUp();
+        void incoming(ctx, client, forward.bindAddr, details, acceptUp, rejectUp).catch(() => rejectUp());
       });
     }
-    forwards.set(`${info3.bindAddr}:${port}`, cmd);
+    forwards.set(port, { cmd, bindAddr: info3.bindAddr });
     ctx.onClientGone(() => cmd.finish({ status: "ok", details: { ended: "client closed" } }));
     accept?.(port);
   } catch (e) {
@@ -81710,7 +82602,7 @@ async function remoteForward(ctx, client, accept, reject, info3) {
     reject?.();
   }
 }
-async function incoming(ctx, client, d, acceptUp, rejectUp) {
+async function incoming(ctx, client, bindAddr, d, acceptUp, rejectUp) {
   const answer = await ctx.gate.passDecided({
     kind: "ssh.forward",
     text: `remote forward connection ${d.srcIP}:${d.srcPort} -> ${d.destIP}:${d.destPort}`,
@@ -81719,7 +82611,7 @@ async function incoming(ctx, client, d, acceptUp, rejectUp) {
     forwarded: []
   }, null, SILENT2);
   if (!answer.allowed) return rejectUp();
-  client.forwardOut(d.destIP, d.destPort, d.srcIP, d.srcPort, (err2, ch) => {
+  client.forwardOut(bindAddr, d.destPort, d.srcIP, d.srcPort, (err2, ch) => {
     if (err2) {
       answer.cmd.finish({ status: "error", error: { code: "client", message: `the client refused the connection: ${err2.message}` } });
       return rejectUp();
@@ -81731,9 +82623,9 @@ async function cancelRemoteForward(ctx, accept, reject, info3) {
   try {
     const conn = await ctx.upstream();
     await new Promise((resolve, fail) => conn.unforwardIn(info3.bindAddr, info3.bindPort, (err2) => err2 ? fail(err2) : resolve()));
-    const cmd = bound.get(conn)?.get(`${info3.bindAddr}:${info3.bindPort}`);
-    bound.get(conn)?.delete(`${info3.bindAddr}:${info3.bindPort}`);
-    cmd?.finish({ status: "ok" });
+    const forward = bound.get(conn)?.get(info3.bindPort);
+    bound.get(conn)?.delete(info3.bindPort);
+    forward?.cmd.finish({ status: "ok" });
     accept?.();
   } catch {
     reject?.();
@@ -81765,6 +82657,16 @@ function serveConnection(client, opts) {
       return void client.end();
     }
     const goneCallbacks = /* @__PURE__ */ new Set();
+    const running = /* @__PURE__ */ new Set();
+    let upstreamGone = false;
+    const track = (work) => {
+      const token = {};
+      running.add(token);
+      return work.finally(() => {
+        running.delete(token);
+        if (upstreamGone && running.size === 0) client.end();
+      });
+    };
     let upstream = null;
     let upstreamConn = null;
     const ctx = {
@@ -81777,7 +82679,10 @@ function serveConnection(client, opts) {
         upstream ??= connectUpstream(target, opts.login).then((c) => {
           upstreamConn = c;
           c.on("error", () => void 0);
-          c.once("close", () => client.end());
+          c.once("close", () => {
+            upstreamGone = true;
+            if (running.size === 0) client.end();
+          });
           return c;
         });
         return upstream;
@@ -81793,17 +82698,17 @@ function serveConnection(client, opts) {
       upstreamConn?.end();
       rec.close("client closed");
     });
-    client.on("session", (accept) => serveSession(ctx, accept()));
-    client.on("tcpip", (accept, reject, info3) => void directTcpip(ctx, accept, reject, info3));
+    client.on("session", (accept) => serveSession(ctx, accept(), track));
+    client.on("tcpip", (accept, reject, info3) => void directTcpip(ctx, accept, reject, info3).catch(() => reject()));
     client.on("request", (accept, reject, name3, info3) => {
-      if (name3 === "tcpip-forward") return void remoteForward(ctx, client, accept, reject, info3);
-      if (name3 === "cancel-tcpip-forward") return void cancelRemoteForward(ctx, accept, reject, info3);
+      if (name3 === "tcpip-forward") return void remoteForward(ctx, client, accept, reject, info3).catch(() => reject?.());
+      if (name3 === "cancel-tcpip-forward") return void cancelRemoteForward(ctx, accept, reject, info3).catch(() => reject?.());
       reject?.();
     });
     client.on("openssh.streamlocal", (_accept, reject) => reject());
   });
 }
-function serveSession(ctx, session) {
+function serveSession(ctx, session, track) {
   const req = { env: {}, pty: null, running: null };
   let started = false;
   session.on("env", (accept, reject, info3) => {
@@ -81830,7 +82735,7 @@ function serveSession(ctx, session) {
     started = true;
     const stream = accept();
     stream.on("error", () => void 0);
-    run3(stream).catch((e) => {
+    track(run3(stream)).catch((e) => {
       stderrClient(ctx, stream.stderr, req.pty !== null).tell(`gateway: ${e.message}`);
       finishChannel(stream, 255);
     });
@@ -81845,10 +82750,7 @@ function serveSession(ctx, session) {
   });
   session.on("subsystem", (accept, reject, info3) => {
     if (started) return reject?.();
-    if (info3.name === "sftp") {
-      started = true;
-      return void serveSftp(ctx, accept, reject);
-    }
+    if (info3.name === "sftp") return start3(accept, (stream) => serveSftp(ctx, stream));
     start3(accept, async (stream) => {
       const answer = await ctx.gate.passDecided(
         { kind: "ssh.subsystem", text: `subsystem ${info3.name}`, units: null, forwarded: [] },
@@ -81890,7 +82792,7 @@ var SshListener = class {
   hostKey = keyPair("gateway-action host key");
   clientKey = keyPair("gateway-action run key");
   servers = [];
-  sockets = /* @__PURE__ */ new Set();
+  connections = /* @__PURE__ */ new Set();
   constructor(targets, core, logins) {
     this.list = targets;
     this.targets = targets.map((t) => t.name);
@@ -81900,14 +82802,12 @@ var SshListener = class {
   async listen() {
     const clientKey = parsed(this.clientKey.private);
     for (const target of this.list) {
-      const server = new import_ssh22.default.Server({ hostKeys: [this.hostKey.private], ident: "gateway-action", algorithms: { cipher: CIPHERS } }, (client, info3) => {
+      const server = new import_ssh22.default.Server({ hostKeys: [this.hostKey.private], ident: "gateway-action", algorithms: { cipher: LISTENER_CIPHERS } }, (client, info3) => {
+        this.connections.add(client);
+        client.once("close", () => this.connections.delete(client));
         serveConnection(client, { target, core: this.core, login: this.logins.get(target.name), clientKey, address: { ip: info3.ip, port: info3.port } });
       });
       server.maxConnections = MAX_CONNECTIONS;
-      server.on("connection", (s) => {
-        this.sockets.add(s);
-        s.once("close", () => this.sockets.delete(s));
-      });
       server.on("error", () => void 0);
       const port = await new Promise((resolve, reject) => {
         server.once("error", reject);
@@ -81920,8 +82820,8 @@ var SshListener = class {
   async stop(graceMs) {
     for (const s of this.servers) s.server.close();
     const deadline = Date.now() + graceMs;
-    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    for (const s of this.sockets) s.destroy();
+    while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const c of this.connections) c.end();
   }
   connection(stateDir) {
     const keyFile = path5.join(stateDir, "ssh_client_key");
@@ -81989,7 +82889,8 @@ var sshRenderer = {
   notes: (c) => facts(c),
   meta: (c) => [c.kind?.replace(/^ssh\./, "") ?? "", ...facts(c)].filter(Boolean),
   html: (c, esc) => `<pre class="cmd-text sh">${esc(`${PROMPT2[c.kind] ?? ""}${c.text}`)}</pre>`,
-  markdown: (c) => fenced(`${PROMPT2[c.kind ?? ""] ?? ""}${c.text}`, "sh")
+  // The approval comment shows the exact text, ready to read or copy: no prompt.
+  markdown: (c) => fenced(c.text, "sh")
 };
 
 // gateway/ssh/target.ts

@@ -15,7 +15,8 @@ export function policySchema(adapters: readonly Adapter<any>[]): Node {
   target.properties.kind.enum = kinds;
   target.properties.kind.description = `The kind of system the target is: ${kinds.join(', ')}.`;
   // One branch per kind, so a target's errors are those of its own kind's schema.
-  target.allOf = adapters.map((a) => ({ if: { properties: { kind: { const: a.kind } } }, then: { $ref: `#/definitions/${a.kind}` } }));
+  // A target without kind matches no branch (`properties` alone would pass vacuously and apply them all).
+  target.allOf = adapters.map((a) => ({ if: { required: ['kind'], properties: { kind: { const: a.kind } } }, then: { $ref: `#/definitions/${a.kind}` } }));
   const when = defs.rule.properties.when.properties as Node;
   for (const a of adapters) {
     if (defs[a.kind]) throw new Error(`adapter kind "${a.kind}" clashes with a definition of the policy schema`);

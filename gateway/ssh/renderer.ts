@@ -31,5 +31,6 @@ export const sshRenderer: Renderer = {
   notes: (c) => facts(c),
   meta: (c) => [c.kind?.replace(/^ssh\./, '') ?? '', ...facts(c)].filter(Boolean),
   html: (c, esc) => `<pre class="cmd-text sh">${esc(`${PROMPT[c.kind] ?? ''}${c.text}`)}</pre>`,
-  markdown: (c) => fenced(`${PROMPT[c.kind ?? ''] ?? ''}${c.text}`, 'sh'),
+  // The approval comment shows the exact text, ready to read or copy: no prompt.
+  markdown: (c) => fenced(c.text, 'sh'),
 };

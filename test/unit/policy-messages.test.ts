@@ -78,6 +78,9 @@ function constraints(root: unknown): { worded: string[]; generic: Set<string> } 
   return { worded, generic };
 }
 
+/** An SSH target whose auth is the given YAML flow mapping (line 8). */
+const SSH = (auth: string): string => `version: 1\ntargets:\n  web-vm:\n    kind: ssh\n    host: 10.0.0.4\n    user: deploy\n    host-key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"\n    auth: ${auth}\n`;
+
 /** [policy text, line, exact message]: one case at least for every constraint of the schema. */
 const CASES: [string, number, string][] = [
   // pattern, enum, const, oneOf, not: the schema's words.
@@ -92,7 +95,10 @@ const CASES: [string, number, string][] = [
   [BASE + 'approvals:\n  where: pr\n', 12, 'approvals.where: "pr" is not a place to ask for approval; use pull-request or issue:NUMBER, such as issue:42'],
   [BASE + 'masking:\n  detectors: [email, creditcard]\n', 12, 'masking.detectors[1]: "creditcard" is not a detector; use one of: email, credit-card, iban, jwt, azure-storage-key, azure-sas-token, connection-string, private-key, github-token (did you mean "credit-card"?)'],
   [BASE + 'masking:\n  apply-to: [logs]\n', 12, 'masking.apply-to[0]: "logs" is not a place masking applies to; use one of: client, log (did you mean "log"?)'],
-  [BASE.replace('kind: postgres', 'kind: postgresql'), 4, 'targets.app-db.kind: "postgresql" is not a target kind this gateway supports; use one of: postgres (did you mean "postgres"?)'],
+  [BASE.replace('kind: postgres', 'kind: postgresql'), 4, 'targets.app-db.kind: "postgresql" is not a target kind this gateway supports; use one of: postgres, ssh (did you mean "postgres"?)'],
+  [SSH('{ key-env: 1KEY }'), 8, 'targets.web-vm.auth.key-env: the value written (not repeated here: it may be a secret) is not an environment variable name; use letters, digits and _, not starting with a digit'],
+  [SSH('{ key-env: KEY, passphrase-env: my passphrase }'), 8, 'targets.web-vm.auth.passphrase-env: the value written (not repeated here: it may be a secret) is not an environment variable name; use letters, digits and _, not starting with a digit'],
+  [SSH('{ password-env: "hunter2!" }'), 8, 'targets.web-vm.auth.password-env: the value written (not repeated here: it may be a secret) is not an environment variable name; use letters, digits and _, not starting with a digit'],
   [BASE.replace('{ password-env: APP_DB_PASSWORD }', 'entra'), 9, 'targets.app-db.auth: the value written (not repeated here: it may be a secret) is not an auth method; write azure, or a mapping { password-env: NAME }'],
   [BASE.replace('{ password-env: APP_DB_PASSWORD }', '[APP_DB_PASSWORD]'), 9, 'targets.app-db.auth must be azure or a mapping { password-env: NAME }, not a list'],
   [BASE.replace('APP_DB_PASSWORD', '$APP_DB_PASSWORD'), 9, 'targets.app-db.auth.password-env: the value written (not repeated here: it may be a secret) is not an environment variable name; use letters, digits and _, not starting with a digit'],
@@ -112,7 +118,7 @@ const CASES: [string, number, string][] = [
   [BASE + 'approvals:\n  approvers: []\n', 12, 'approvals.approvers must not be an empty list'],
   ['version: 1\ntargets: {}\n', 2, 'targets must not be empty: name at least one entry'],
   [BASE + 'masking:\n  apply-to: [log, log]\n', 12, 'masking.apply-to lists "log" twice'],
-  [BASE.replace('    kind: postgres\n', ''), 4, 'targets.app-db is missing required key "kind": the kind of system the target is: postgres'],
+  [BASE.replace('    kind: postgres\n', ''), 4, 'targets.app-db is missing required key "kind": the kind of system the target is: postgres, ssh'],
   [BASE.replace('    database: app\n', ''), 4, 'targets.app-db is missing required key "database": the database clients are connected to; clients cannot choose another'],
   [BASE.replace('version: 1\n', ''), 1, 'the policy file is missing required key "version": policy file format version'],
   [BASE.replace('    tls: disable', '    tsl: disable'), 10, 'targets.app-db: unknown key "tsl" (did you mean "tls"?)'],
