@@ -14,17 +14,17 @@ import { client, direct, sshPolicy, startSshd, viaGateway, type Sshd } from '../
 let sshd: Sshd;
 let gw: RunningGateway;
 let work: string;
-let remote: string;
+// The host's files of this test: other test files share the login user, so its ~/.ssh stays untouched.
+const remote = `/tmp/gw-ssh-xfer-${process.pid}`;
 before(async () => {
   sshd = await startSshd();
   gw = startGateway(sshPolicy(sshd, `rules:
   - name: no-key-downloads
-    when: { path: ["/etc/shadow", "/home/*/.ssh/**", "/root/**"] }
+    when: { path: ["/etc/shadow", "/home/*/.ssh/**", "/root/**", "/tmp/gw-ssh-xfer-*/keys/**"] }
     action: deny
 default: allow
 `), 'unused', { DEPLOY_SSH_KEY: sshd.privateKey });
   work = tempDir('gw-ssh-xfer-');
-  remote = `/tmp/gw-ssh-xfer-${process.pid}`;
   direct(sshd, `rm -rf ${remote} && mkdir -p ${remote}`);
 });
 after(() => {
@@ -78,15 +78,14 @@ test('legacy scp (-O) both ways: files arrive intact, each recorded with its dig
   const results = log.filter((r) => r.type === 'result');
   assert.ok(results.some((r) => r.details?.sha256 === sha256File(src)), 'a file digest');
   // Downloading a key file is refused: the client is told, the transfer fails.
-  direct(sshd, 'mkdir -p ~/.ssh && echo secret-key > ~/.ssh/gw_test_key');
-  const key = client('scp', ['-O', '-F', cfg(), 'web-vm:.ssh/gw_test_key', path.join(work, 'stolen')]);
+  direct(sshd, `mkdir -p ${remote}/keys && echo secret-key > ${remote}/keys/deploy_key`);
+  const key = client('scp', ['-O', '-F', cfg(), `web-vm:${remote}/keys/deploy_key`, path.join(work, 'stolen')]);
   assert.notEqual(key.status, 0);
   assert.match(key.stderr, /no-key-downloads/);
   assert.equal(fs.existsSync(path.join(work, 'stolen')) && fs.readFileSync(path.join(work, 'stolen'), 'utf8').includes('secret-key'), false);
-  const sftpKey = client('scp', ['-F', cfg(), 'web-vm:.ssh/gw_test_key', path.join(work, 'stolen2')]);
+  const sftpKey = client('scp', ['-F', cfg(), `web-vm:${remote}/keys/deploy_key`, path.join(work, 'stolen2')]);
   assert.notEqual(sftpKey.status, 0);
   assert.equal(fs.existsSync(path.join(work, 'stolen2')) && fs.readFileSync(path.join(work, 'stolen2'), 'utf8').includes('secret-key'), false);
-  direct(sshd, 'rm -f ~/.ssh/gw_test_key');
 });
 
 test('sftp -b: put, get, rename, mkdir, chmod, rm through the gateway; each operation recorded', () => {
