@@ -1,8 +1,10 @@
 // SSH through the gateway against direct OpenSSH, in one run: 300 MB up (`ssh host 'cat >
 // /dev/null'`) and down (`ssh host 'cat bigfile'`), with the gateway recording (digests, output
 // samples), its peak RSS while streaming, and the latency of 20 sequential `ssh host true`.
-// A bare ssh2 relay (no policy, no log) is measured beside them as the floor of the library.
-//   node bench/ssh.ts        BENCH_SSH_MB (default 300), BENCH_SSH_ROUNDS (default 2)
+// A bare ssh2 relay (no policy, no log; the gateway's transport set-up) is measured beside them
+// as the floor of the library (bench/lib/ssh-relay.ts).
+//   node bench/ssh.ts        BENCH_SSH_MB (default 300), BENCH_SSH_ROUNDS (default 2),
+//                            BENCH_DIST_ROOT (a directory holding dist/cli.js; default this checkout)
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,7 +26,7 @@ const big = path.join(work, 'big.bin');
 spawnSync('sh', ['-c', `head -c ${MB}M /dev/urandom > ${big} && chmod 644 ${big}`]);
 
 interface Way { name: string; config: string; host: string; pid: number | null }
-const gw = startGateway('gateway', root, path.join(work, 'gw'), sshPolicy(sshd, 'default: allow\n'), { DEPLOY_SSH_KEY: sshd.privateKey });
+const gw = startGateway('gateway', process.env.BENCH_DIST_ROOT ? path.resolve(process.env.BENCH_DIST_ROOT) : root, path.join(work, 'gw'), sshPolicy(sshd, 'default: allow\n'), { DEPLOY_SSH_KEY: sshd.privateKey });
 const relay = await startBareRelay(sshd, work);
 const ways: Way[] = [
   { name: 'direct', config: sshd.directConfig, host: 'direct', pid: null },

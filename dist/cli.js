@@ -17573,7 +17573,7 @@ var require_verify = __commonJS({
     var validateAsymmetricKey = require_validateAsymmetricKey();
     var PS_SUPPORTED = require_psSupported();
     var jws = require_jws();
-    var { KeyObject, createSecretKey, createPublicKey: createPublicKey2 } = __require("crypto");
+    var { KeyObject, createSecretKey: createSecretKey2, createPublicKey: createPublicKey2 } = __require("crypto");
     var PUB_KEY_ALGS = ["RS256", "RS384", "RS512"];
     var EC_KEY_ALGS = ["ES256", "ES384", "ES512"];
     var RSA_KEY_ALGS = ["RS256", "RS384", "RS512"];
@@ -17660,7 +17660,7 @@ var require_verify = __commonJS({
             secretOrPublicKey2 = createPublicKey2(secretOrPublicKey2);
           } catch (_) {
             try {
-              secretOrPublicKey2 = createSecretKey(typeof secretOrPublicKey2 === "string" ? Buffer.from(secretOrPublicKey2) : secretOrPublicKey2);
+              secretOrPublicKey2 = createSecretKey2(typeof secretOrPublicKey2 === "string" ? Buffer.from(secretOrPublicKey2) : secretOrPublicKey2);
             } catch (_2) {
               return done(new JsonWebTokenError("secretOrPublicKey is not valid key material"));
             }
@@ -18213,7 +18213,7 @@ var require_sign = __commonJS({
     var isPlainObject5 = require_lodash5();
     var isString = require_lodash6();
     var once = require_lodash7();
-    var { KeyObject, createSecretKey, createPrivateKey } = __require("crypto");
+    var { KeyObject, createSecretKey: createSecretKey2, createPrivateKey } = __require("crypto");
     var SUPPORTED_ALGS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "HS256", "HS384", "HS512", "none"];
     if (PS_SUPPORTED) {
       SUPPORTED_ALGS.splice(3, 0, "PS256", "PS384", "PS512");
@@ -18310,7 +18310,7 @@ var require_sign = __commonJS({
           secretOrPrivateKey = createPrivateKey(secretOrPrivateKey);
         } catch (_) {
           try {
-            secretOrPrivateKey = createSecretKey(typeof secretOrPrivateKey === "string" ? Buffer.from(secretOrPrivateKey) : secretOrPrivateKey);
+            secretOrPrivateKey = createSecretKey2(typeof secretOrPrivateKey === "string" ? Buffer.from(secretOrPrivateKey) : secretOrPrivateKey);
           } catch (_2) {
             return failure(new Error("secretOrPrivateKey is not valid key material"));
           }
@@ -19185,7 +19185,7 @@ var require_dist2 = __commonJS({
     };
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.Agent = void 0;
-    var net6 = __importStar(__require("net"));
+    var net7 = __importStar(__require("net"));
     var http3 = __importStar(__require("http"));
     var https_1 = __require("https");
     __exportStar(require_helpers(), exports);
@@ -19225,7 +19225,7 @@ var require_dist2 = __commonJS({
         if (!this.sockets[name4]) {
           this.sockets[name4] = [];
         }
-        const fakeSocket = new net6.Socket({ writable: false });
+        const fakeSocket = new net7.Socket({ writable: false });
         this.sockets[name4].push(fakeSocket);
         this.totalSocketCount++;
         return fakeSocket;
@@ -19437,7 +19437,7 @@ var require_dist3 = __commonJS({
     };
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.HttpsProxyAgent = void 0;
-    var net6 = __importStar(__require("net"));
+    var net7 = __importStar(__require("net"));
     var tls2 = __importStar(__require("tls"));
     var assert_1 = __importDefault(__require("assert"));
     var debug_1 = __importDefault(require_src());
@@ -19446,7 +19446,7 @@ var require_dist3 = __commonJS({
     var parse_proxy_response_1 = require_parse_proxy_response();
     var debug = (0, debug_1.default)("https-proxy-agent");
     var setServernameFromNonIpHost = (options) => {
-      if (options.servername === void 0 && options.host && !net6.isIP(options.host)) {
+      if (options.servername === void 0 && options.host && !net7.isIP(options.host)) {
         return {
           ...options,
           servername: options.host
@@ -19486,10 +19486,10 @@ var require_dist3 = __commonJS({
           socket = tls2.connect(setServernameFromNonIpHost(this.connectOpts));
         } else {
           debug("Creating `net.Socket`: %o", this.connectOpts);
-          socket = net6.connect(this.connectOpts);
+          socket = net7.connect(this.connectOpts);
         }
         const headers = typeof this.proxyHeaders === "function" ? this.proxyHeaders() : { ...this.proxyHeaders };
-        const host = net6.isIPv6(opts.host) ? `[${opts.host}]` : opts.host;
+        const host = net7.isIPv6(opts.host) ? `[${opts.host}]` : opts.host;
         let payload = `CONNECT ${host}:${opts.port} HTTP/1.1\r
 `;
         if (proxy2.username || proxy2.password) {
@@ -19507,10 +19507,10 @@ var require_dist3 = __commonJS({
         const proxyResponsePromise = (0, parse_proxy_response_1.parseProxyResponse)(socket);
         socket.write(`${payload}\r
 `);
-        const { connect, buffered } = await proxyResponsePromise;
-        req.emit("proxyConnect", connect);
-        this.emit("proxyConnect", connect, req);
-        if (connect.statusCode === 200) {
+        const { connect: connect2, buffered } = await proxyResponsePromise;
+        req.emit("proxyConnect", connect2);
+        this.emit("proxyConnect", connect2, req);
+        if (connect2.statusCode === 200) {
           req.once("socket", resume);
           if (opts.secureEndpoint) {
             debug("Upgrading socket connection to TLS");
@@ -19522,7 +19522,7 @@ var require_dist3 = __commonJS({
           return socket;
         }
         socket.destroy();
-        const fakeSocket = new net6.Socket({ writable: false });
+        const fakeSocket = new net7.Socket({ writable: false });
         fakeSocket.readable = true;
         req.once("socket", (s) => {
           debug("Replaying proxy buffer for failed request");
@@ -19587,7 +19587,7 @@ var require_dist4 = __commonJS({
     };
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.HttpProxyAgent = void 0;
-    var net6 = __importStar(__require("net"));
+    var net7 = __importStar(__require("net"));
     var tls2 = __importStar(__require("tls"));
     var debug_1 = __importDefault(require_src());
     var events_1 = __require("events");
@@ -19660,7 +19660,7 @@ var require_dist4 = __commonJS({
           socket = tls2.connect(this.connectOpts);
         } else {
           debug("Creating `net.Socket`: %o", this.connectOpts);
-          socket = net6.connect(this.connectOpts);
+          socket = net7.connect(this.connectOpts);
         }
         await (0, events_1.once)(socket, "connect");
         return socket;
@@ -76033,8 +76033,9 @@ var pathCondition = {
 var SSH_CONDITIONS = [sshCondition, commandCondition, programCondition, optionCondition, pathCondition];
 
 // gateway/ssh/listener.ts
-import path7 from "node:path";
 var import_ssh22 = __toESM(require_lib2(), 1);
+import path7 from "node:path";
+import net4 from "node:net";
 
 // gateway/ssh/algorithms.ts
 var LISTENER_CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"];
@@ -76293,6 +76294,54 @@ function isPinned(blob, pinned, revoked = []) {
   return pinned.some((k) => k.blob.equals(blob));
 }
 
+// gateway/ssh/socket-writes.ts
+import { connect } from "node:net";
+var tuned = /* @__PURE__ */ new WeakSet();
+function tuneSshSocket(socket) {
+  if (tuned.has(socket)) return;
+  tuned.add(socket);
+  socket.setNoDelay(true);
+  const write = socket.write;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
+  socket.write = function coalescedWrite(...args2) {
+    if (!corked && !socket.destroyed) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    return write.apply(socket, args2);
+  };
+}
+function connectSshSocket(host, port) {
+  const socket = connect({ host, port });
+  tuneSshSocket(socket);
+  return socket;
+}
+
+// gateway/ssh/cipher-keys.ts
+import { createSecretKey } from "node:crypto";
+var KEY_FIELDS = [["_cipher", "_encKey"], ["_decipher", "_decipherKey"]];
+function keysAsKeyObjects(conn) {
+  const protocol2 = conn._protocol;
+  let swapped = 0;
+  for (const [side, field] of KEY_FIELDS) {
+    const holder = protocol2?.[side];
+    const key = holder?.[field];
+    if (Buffer.isBuffer(key)) {
+      holder[field] = createSecretKey(key);
+      swapped++;
+    }
+  }
+  return swapped;
+}
+function holdKeysAsKeyObjects(conn) {
+  conn.on("handshake", () => keysAsKeyObjects(conn));
+}
+
 // gateway/ssh/upstream.ts
 var UpstreamError3 = class extends Error {
 };
@@ -76320,6 +76369,7 @@ function parseKey(key, passphrase) {
 function connectUpstream(t, login) {
   return new Promise((resolve, reject) => {
     const conn = new import_ssh2.default.Client();
+    holdKeysAsKeyObjects(conn);
     let presented = null;
     let settled = false;
     const fail = (message2) => {
@@ -76335,6 +76385,8 @@ function connectUpstream(t, login) {
       privateKey: login.privateKey,
       passphrase: login.passphrase,
       password: login.password,
+      // Our own socket, set up for SSH (socket-writes.ts); ssh2 connects none itself then.
+      sock: connectSshSocket(t.host, t.port),
       readyTimeout: 2e4,
       keepaliveInterval: t.keepaliveSeconds * 1e3,
       keepaliveCountMax: 4,
@@ -78711,7 +78763,10 @@ function serveSession(ctx, session3, track) {
 // gateway/ssh/listener.ts
 var MAX_CONNECTIONS = 256;
 function keyPair(comment2) {
-  return import_ssh22.default.utils.generateKeyPairSync("ed25519", { comment: comment2 });
+  for (; ; ) {
+    const k = import_ssh22.default.utils.generateKeyPairSync("ed25519", { comment: comment2 });
+    if (!(import_ssh22.default.utils.parseKey(k.private) instanceof Error)) return k;
+  }
 }
 function parsed(key) {
   const k = import_ssh22.default.utils.parseKey(key);
@@ -78737,22 +78792,28 @@ var SshListener = class {
     const clientKey = parsed(this.clientKey.private);
     for (const target of this.list) {
       const server = new import_ssh22.default.Server({ hostKeys: [this.hostKey.private], ident: "gateway-action", algorithms: { cipher: LISTENER_CIPHERS } }, (client, info2) => {
+        holdKeysAsKeyObjects(client);
         this.connections.add(client);
         client.once("close", () => this.connections.delete(client));
         serveConnection(client, { target, core: this.core, login: this.logins.get(target.name), clientKey, address: { ip: info2.ip, port: info2.port } });
       });
       server.maxConnections = MAX_CONNECTIONS;
       server.on("error", () => void 0);
-      const port = await new Promise((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(0, "127.0.0.1", () => resolve(server.address().port));
+      const tcp = net4.createServer((socket) => {
+        tuneSshSocket(socket);
+        server.injectSocket(socket);
       });
-      this.servers.push({ target, server, port });
+      tcp.on("error", () => void 0);
+      const port = await new Promise((resolve, reject) => {
+        tcp.once("error", reject);
+        tcp.listen(0, "127.0.0.1", () => resolve(tcp.address().port));
+      });
+      this.servers.push({ target, server, tcp, port });
     }
     return this.servers.map((s) => `127.0.0.1:${s.port}`).join(", ");
   }
   async stop(graceMs) {
-    for (const s of this.servers) s.server.close();
+    for (const s of this.servers) s.tcp.close();
     const deadline = Date.now() + graceMs;
     while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const c of this.connections) c.end();
@@ -78981,6 +79042,11 @@ var sshAdapter = {
   parseTarget: parseSshTarget,
   describe: describeSshTarget,
   renderer: sshRenderer,
+  // The shell parser (tree-sitter, WebAssembly) always loads. Without this flag V8 tiers its hot
+  // functions up in the background after the first few exec lines: about a second of CPU and a
+  // 300-500 MB compiler zone, which lands on whatever transfer runs then (bench/ssh.ts). The
+  // baseline compiler parses an exec line in well under a millisecond all the same.
+  nodeFlags: () => ["--liftoff-only"],
   async listeners(targets, core) {
     const logins = new Map(targets.map((t) => [t.name, upstreamLogin(t, core.credentials)]));
     await loadShellParser2();
@@ -79074,7 +79140,7 @@ function announcedSockets(dir = runtimeDir()) {
 
 // gateway/daemon/control.ts
 import fs15 from "node:fs";
-import net4 from "node:net";
+import net5 from "node:net";
 import path10 from "node:path";
 function controlSocketPath(stateDir) {
   return path10.join(path10.resolve(stateDir), "control.sock");
@@ -79084,7 +79150,7 @@ function serveControl(stateDir, handle2) {
 }
 function serveControlAt(file, handle2) {
   fs15.rmSync(file, { force: true });
-  const server = net4.createServer((sock) => {
+  const server = net5.createServer((sock) => {
     let buf = "";
     sock.setEncoding("utf8");
     sock.on("error", () => sock.destroy());
@@ -79118,7 +79184,7 @@ function sendControl(stateDir, req, timeoutMs = 12e4) {
 }
 function sendControlAt(file, req, timeoutMs = 12e4, notRunning = `no gateway is listening on ${file}`) {
   return new Promise((resolve, reject) => {
-    const sock = net4.connect(file);
+    const sock = net5.connect(file);
     let buf = "";
     const timer = setTimeout(() => sock.destroy(new Error(`no reply from the gateway within ${timeoutMs / 1e3}s`)), timeoutMs);
     sock.setEncoding("utf8");
@@ -85256,7 +85322,7 @@ import path16 from "node:path";
 // gateway/demo/pg-cluster.ts
 import { execFileSync as execFileSync2, spawnSync as spawnSync3 } from "node:child_process";
 import fs22 from "node:fs";
-import net5 from "node:net";
+import net6 from "node:net";
 import os8 from "node:os";
 import path14 from "node:path";
 function findPostgresBin() {
@@ -85274,7 +85340,7 @@ function findPostgresBin() {
 }
 function freePort() {
   return new Promise((resolve, reject) => {
-    const s = net5.createServer();
+    const s = net6.createServer();
     s.once("error", reject);
     s.listen(0, "127.0.0.1", () => {
       const port = s.address().port;

@@ -44,7 +44,7 @@ var __toESM = (mod, isNodeMode, target) => (target = mod != null ? __create(__ge
 var require_tunnel = __commonJS({
   "node_modules/tunnel/lib/tunnel.js"(exports) {
     "use strict";
-    var net4 = __require("net");
+    var net5 = __require("net");
     var tls2 = __require("tls");
     var http = __require("http");
     var https = __require("https");
@@ -971,7 +971,7 @@ var require_util = __commonJS({
     var { kDestroyed, kBodyUsed, kListeners, kBody } = require_symbols();
     var { IncomingMessage } = __require("node:http");
     var stream = __require("node:stream");
-    var net4 = __require("node:net");
+    var net5 = __require("node:net");
     var { Blob: Blob2 } = __require("node:buffer");
     var nodeUtil = __require("node:util");
     var { stringify } = __require("node:querystring");
@@ -1116,7 +1116,7 @@ var require_util = __commonJS({
       }
       assert(typeof host === "string");
       const servername = getHostname(host);
-      if (net4.isIP(servername)) {
+      if (net5.isIP(servername)) {
         return "";
       }
       return servername;
@@ -2517,7 +2517,7 @@ var require_timers = __commonJS({
 var require_connect = __commonJS({
   "node_modules/undici/lib/core/connect.js"(exports, module2) {
     "use strict";
-    var net4 = __require("node:net");
+    var net5 = __require("node:net");
     var assert = __require("node:assert");
     var util2 = require_util();
     var { InvalidArgumentError, ConnectTimeoutError } = require_errors();
@@ -2582,7 +2582,7 @@ var require_connect = __commonJS({
       const sessionCache = new SessionCache(maxCachedSessions == null ? 100 : maxCachedSessions);
       timeout = timeout == null ? 1e4 : timeout;
       allowH2 = allowH2 != null ? allowH2 : false;
-      return function connect({ hostname, host, protocol: protocol2, port, servername, localAddress, httpSocket }, callback) {
+      return function connect2({ hostname, host, protocol: protocol2, port, servername, localAddress, httpSocket }, callback) {
         let socket;
         if (protocol2 === "https:") {
           if (!tls2) {
@@ -2613,7 +2613,7 @@ var require_connect = __commonJS({
         } else {
           assert(!httpSocket, "httpSocket can only be sent on TLS update");
           port = port || 80;
-          socket = net4.connect({
+          socket = net5.connect({
             highWaterMark: 64 * 1024,
             // Same as nodejs fs streams.
             ...options,
@@ -7626,7 +7626,7 @@ var require_client = __commonJS({
   "node_modules/undici/lib/dispatcher/client.js"(exports, module2) {
     "use strict";
     var assert = __require("node:assert");
-    var net4 = __require("node:net");
+    var net5 = __require("node:net");
     var http = __require("node:http");
     var util2 = require_util();
     var { channels } = require_diagnostics();
@@ -7715,7 +7715,7 @@ var require_client = __commonJS({
         strictContentLength,
         maxCachedSessions,
         maxRedirections,
-        connect: connect2,
+        connect: connect3,
         maxRequestsPerClient,
         localAddress,
         maxResponseSize,
@@ -7767,7 +7767,7 @@ var require_client = __commonJS({
         if (bodyTimeout != null && (!Number.isInteger(bodyTimeout) || bodyTimeout < 0)) {
           throw new InvalidArgumentError("bodyTimeout must be a positive integer or zero");
         }
-        if (connect2 != null && typeof connect2 !== "function" && typeof connect2 !== "object") {
+        if (connect3 != null && typeof connect3 !== "function" && typeof connect3 !== "object") {
           throw new InvalidArgumentError("connect must be a function or an object");
         }
         if (maxRedirections != null && (!Number.isInteger(maxRedirections) || maxRedirections < 0)) {
@@ -7776,7 +7776,7 @@ var require_client = __commonJS({
         if (maxRequestsPerClient != null && (!Number.isInteger(maxRequestsPerClient) || maxRequestsPerClient < 0)) {
           throw new InvalidArgumentError("maxRequestsPerClient must be a positive number");
         }
-        if (localAddress != null && (typeof localAddress !== "string" || net4.isIP(localAddress) === 0)) {
+        if (localAddress != null && (typeof localAddress !== "string" || net5.isIP(localAddress) === 0)) {
           throw new InvalidArgumentError("localAddress must be valid string IP address");
         }
         if (maxResponseSize != null && (!Number.isInteger(maxResponseSize) || maxResponseSize < -1)) {
@@ -7791,15 +7791,15 @@ var require_client = __commonJS({
         if (maxConcurrentStreams != null && (typeof maxConcurrentStreams !== "number" || maxConcurrentStreams < 1)) {
           throw new InvalidArgumentError("maxConcurrentStreams must be a positive integer, greater than 0");
         }
-        if (typeof connect2 !== "function") {
-          connect2 = buildConnector({
+        if (typeof connect3 !== "function") {
+          connect3 = buildConnector({
             ...tls2,
             maxCachedSessions,
             allowH2,
             socketPath,
             timeout: connectTimeout,
             ...autoSelectFamily ? { autoSelectFamily, autoSelectFamilyAttemptTimeout } : void 0,
-            ...connect2
+            ...connect3
           });
         }
         if (interceptors?.Client && Array.isArray(interceptors.Client)) {
@@ -7814,7 +7814,7 @@ var require_client = __commonJS({
           this[kInterceptors] = [createRedirectInterceptor({ maxRedirections })];
         }
         this[kUrl] = util2.parseOrigin(url);
-        this[kConnector] = connect2;
+        this[kConnector] = connect3;
         this[kPipelining] = pipelining != null ? pipelining : 1;
         this[kMaxHeadersSize] = maxHeaderSize || http.maxHeaderSize;
         this[kKeepAliveDefaultTimeout] = keepAliveTimeout == null ? 4e3 : keepAliveTimeout;
@@ -7868,7 +7868,7 @@ var require_client = __commonJS({
       }
       /* istanbul ignore: only used for test */
       [kConnect](cb) {
-        connect(this);
+        connect2(this);
         this.once("connect", cb);
       }
       [kDispatch](opts, handler) {
@@ -7932,7 +7932,7 @@ var require_client = __commonJS({
         assert(client[kSize] === 0);
       }
     }
-    async function connect(client) {
+    async function connect2(client) {
       assert(!client[kConnecting]);
       assert(!client[kHTTPContext]);
       let { host, hostname, protocol: protocol2, port } = client[kUrl];
@@ -7940,7 +7940,7 @@ var require_client = __commonJS({
         const idx = hostname.indexOf("]");
         assert(idx !== -1);
         const ip = hostname.substring(1, idx);
-        assert(net4.isIP(ip));
+        assert(net5.isIP(ip));
         hostname = ip;
       }
       client[kConnecting] = true;
@@ -8103,7 +8103,7 @@ var require_client = __commonJS({
           return;
         }
         if (!client[kHTTPContext]) {
-          connect(client);
+          connect2(client);
           return;
         }
         if (client[kHTTPContext].destroyed) {
@@ -8395,7 +8395,7 @@ var require_pool = __commonJS({
       constructor(origin, {
         connections,
         factory = defaultFactory,
-        connect,
+        connect: connect2,
         connectTimeout,
         tls: tls2,
         maxCachedSessions,
@@ -8411,25 +8411,25 @@ var require_pool = __commonJS({
         if (typeof factory !== "function") {
           throw new InvalidArgumentError("factory must be a function.");
         }
-        if (connect != null && typeof connect !== "function" && typeof connect !== "object") {
+        if (connect2 != null && typeof connect2 !== "function" && typeof connect2 !== "object") {
           throw new InvalidArgumentError("connect must be a function or an object");
         }
-        if (typeof connect !== "function") {
-          connect = buildConnector({
+        if (typeof connect2 !== "function") {
+          connect2 = buildConnector({
             ...tls2,
             maxCachedSessions,
             allowH2,
             socketPath,
             timeout: connectTimeout,
             ...autoSelectFamily ? { autoSelectFamily, autoSelectFamilyAttemptTimeout } : void 0,
-            ...connect
+            ...connect2
           });
         }
         super(options);
         this[kInterceptors] = options.interceptors?.Pool && Array.isArray(options.interceptors.Pool) ? options.interceptors.Pool : [];
         this[kConnections] = connections || null;
         this[kUrl] = util2.parseOrigin(origin);
-        this[kOptions] = { ...util2.deepClone(options), connect, allowH2 };
+        this[kOptions] = { ...util2.deepClone(options), connect: connect2, allowH2 };
         this[kOptions].interceptors = options.interceptors ? { ...options.interceptors } : void 0;
         this[kFactory] = factory;
         this.on("connectionError", (origin2, targets, error2) => {
@@ -8624,25 +8624,25 @@ var require_agent = __commonJS({
       return opts && opts.connections === 1 ? new Client(origin, opts) : new Pool(origin, opts);
     }
     var Agent = class extends DispatcherBase {
-      constructor({ factory = defaultFactory, maxRedirections = 0, connect, tls: tls2, ...options } = {}) {
+      constructor({ factory = defaultFactory, maxRedirections = 0, connect: connect2, tls: tls2, ...options } = {}) {
         if (typeof factory !== "function") {
           throw new InvalidArgumentError("factory must be a function.");
         }
-        if (connect != null && typeof connect !== "function" && typeof connect !== "object") {
+        if (connect2 != null && typeof connect2 !== "function" && typeof connect2 !== "object") {
           throw new InvalidArgumentError("connect must be a function or an object");
         }
         if (!Number.isInteger(maxRedirections) || maxRedirections < 0) {
           throw new InvalidArgumentError("maxRedirections must be a positive number");
         }
         super(options);
-        if (connect && typeof connect !== "function") {
-          connect = { ...connect };
+        if (connect2 && typeof connect2 !== "function") {
+          connect2 = { ...connect2 };
         }
         if (tls2 && typeof tls2 !== "function") {
           tls2 = { ...tls2 };
         }
         this[kInterceptors] = options.interceptors?.Agent && Array.isArray(options.interceptors.Agent) ? options.interceptors.Agent : [createRedirectInterceptor({ maxRedirections })];
-        this[kOptions] = { ...util2.deepClone(options), connect, tls: tls2 };
+        this[kOptions] = { ...util2.deepClone(options), connect: connect2, tls: tls2 };
         this[kOptions].interceptors = options.interceptors ? { ...options.interceptors } : void 0;
         this[kMaxRedirections] = maxRedirections;
         this[kFactory] = factory;
@@ -8737,16 +8737,16 @@ var require_proxy_agent = __commonJS({
     }
     var Http1ProxyWrapper = class extends DispatcherBase {
       #client;
-      constructor(proxyUrl, { headers = {}, connect, factory }) {
+      constructor(proxyUrl, { headers = {}, connect: connect2, factory }) {
         super();
         if (!proxyUrl) {
           throw new InvalidArgumentError("Proxy URL is mandatory");
         }
         this[kProxyHeaders] = headers;
         if (factory) {
-          this.#client = factory(proxyUrl, { connect });
+          this.#client = factory(proxyUrl, { connect: connect2 });
         } else {
-          this.#client = new Client(proxyUrl, { connect });
+          this.#client = new Client(proxyUrl, { connect: connect2 });
         }
       }
       [kDispatch](opts, handler) {
@@ -8808,7 +8808,7 @@ var require_proxy_agent = __commonJS({
         } else if (username && password) {
           this[kProxyHeaders]["proxy-authorization"] = `Basic ${Buffer.from(`${decodeURIComponent(username)}:${decodeURIComponent(password)}`).toString("base64")}`;
         }
-        const connect = buildConnector({ ...opts.proxyTls });
+        const connect2 = buildConnector({ ...opts.proxyTls });
         this[kConnectEndpoint] = buildConnector({ ...opts.requestTls });
         const agentFactory = opts.factory || defaultAgentFactory;
         const factory = (origin2, options) => {
@@ -8816,13 +8816,13 @@ var require_proxy_agent = __commonJS({
           if (!this[kTunnelProxy] && protocol3 === "http:" && this[kProxy].protocol === "http:") {
             return new Http1ProxyWrapper(this[kProxy].uri, {
               headers: this[kProxyHeaders],
-              connect,
+              connect: connect2,
               factory: agentFactory
             });
           }
           return agentFactory(origin2, options);
         };
-        this[kClient] = clientFactory(url, { connect });
+        this[kClient] = clientFactory(url, { connect: connect2 });
         this[kAgent] = new Agent({
           ...opts,
           factory,
@@ -10568,10 +10568,10 @@ var require_api_connect = __commonJS({
         }
       }
     };
-    function connect(opts, callback) {
+    function connect2(opts, callback) {
       if (callback === void 0) {
         return new Promise((resolve, reject) => {
-          connect.call(this, opts, (err2, data) => {
+          connect2.call(this, opts, (err2, data) => {
             return err2 ? reject(err2) : resolve(data);
           });
         });
@@ -10587,7 +10587,7 @@ var require_api_connect = __commonJS({
         queueMicrotask(() => callback(err2, { opaque }));
       }
     }
-    module2.exports = connect;
+    module2.exports = connect2;
   }
 });
 
@@ -36684,7 +36684,7 @@ var require_verify = __commonJS({
     var validateAsymmetricKey = require_validateAsymmetricKey();
     var PS_SUPPORTED = require_psSupported();
     var jws = require_jws();
-    var { KeyObject, createSecretKey, createPublicKey } = __require("crypto");
+    var { KeyObject, createSecretKey: createSecretKey2, createPublicKey } = __require("crypto");
     var PUB_KEY_ALGS = ["RS256", "RS384", "RS512"];
     var EC_KEY_ALGS = ["ES256", "ES384", "ES512"];
     var RSA_KEY_ALGS = ["RS256", "RS384", "RS512"];
@@ -36771,7 +36771,7 @@ var require_verify = __commonJS({
             secretOrPublicKey2 = createPublicKey(secretOrPublicKey2);
           } catch (_) {
             try {
-              secretOrPublicKey2 = createSecretKey(typeof secretOrPublicKey2 === "string" ? Buffer.from(secretOrPublicKey2) : secretOrPublicKey2);
+              secretOrPublicKey2 = createSecretKey2(typeof secretOrPublicKey2 === "string" ? Buffer.from(secretOrPublicKey2) : secretOrPublicKey2);
             } catch (_2) {
               return done(new JsonWebTokenError("secretOrPublicKey is not valid key material"));
             }
@@ -37324,7 +37324,7 @@ var require_sign = __commonJS({
     var isPlainObject2 = require_lodash5();
     var isString = require_lodash6();
     var once = require_lodash7();
-    var { KeyObject, createSecretKey, createPrivateKey } = __require("crypto");
+    var { KeyObject, createSecretKey: createSecretKey2, createPrivateKey } = __require("crypto");
     var SUPPORTED_ALGS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "HS256", "HS384", "HS512", "none"];
     if (PS_SUPPORTED) {
       SUPPORTED_ALGS.splice(3, 0, "PS256", "PS384", "PS512");
@@ -37421,7 +37421,7 @@ var require_sign = __commonJS({
           secretOrPrivateKey = createPrivateKey(secretOrPrivateKey);
         } catch (_) {
           try {
-            secretOrPrivateKey = createSecretKey(typeof secretOrPrivateKey === "string" ? Buffer.from(secretOrPrivateKey) : secretOrPrivateKey);
+            secretOrPrivateKey = createSecretKey2(typeof secretOrPrivateKey === "string" ? Buffer.from(secretOrPrivateKey) : secretOrPrivateKey);
           } catch (_2) {
             return failure(new Error("secretOrPrivateKey is not valid key material"));
           }
@@ -38296,7 +38296,7 @@ var require_dist2 = __commonJS({
     };
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.Agent = void 0;
-    var net4 = __importStar(__require("net"));
+    var net5 = __importStar(__require("net"));
     var http = __importStar(__require("http"));
     var https_1 = __require("https");
     __exportStar(require_helpers(), exports);
@@ -38336,7 +38336,7 @@ var require_dist2 = __commonJS({
         if (!this.sockets[name3]) {
           this.sockets[name3] = [];
         }
-        const fakeSocket = new net4.Socket({ writable: false });
+        const fakeSocket = new net5.Socket({ writable: false });
         this.sockets[name3].push(fakeSocket);
         this.totalSocketCount++;
         return fakeSocket;
@@ -38548,7 +38548,7 @@ var require_dist3 = __commonJS({
     };
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.HttpsProxyAgent = void 0;
-    var net4 = __importStar(__require("net"));
+    var net5 = __importStar(__require("net"));
     var tls2 = __importStar(__require("tls"));
     var assert_1 = __importDefault(__require("assert"));
     var debug_1 = __importDefault(require_src());
@@ -38557,7 +38557,7 @@ var require_dist3 = __commonJS({
     var parse_proxy_response_1 = require_parse_proxy_response();
     var debug2 = (0, debug_1.default)("https-proxy-agent");
     var setServernameFromNonIpHost = (options) => {
-      if (options.servername === void 0 && options.host && !net4.isIP(options.host)) {
+      if (options.servername === void 0 && options.host && !net5.isIP(options.host)) {
         return {
           ...options,
           servername: options.host
@@ -38597,10 +38597,10 @@ var require_dist3 = __commonJS({
           socket = tls2.connect(setServernameFromNonIpHost(this.connectOpts));
         } else {
           debug2("Creating `net.Socket`: %o", this.connectOpts);
-          socket = net4.connect(this.connectOpts);
+          socket = net5.connect(this.connectOpts);
         }
         const headers = typeof this.proxyHeaders === "function" ? this.proxyHeaders() : { ...this.proxyHeaders };
-        const host = net4.isIPv6(opts.host) ? `[${opts.host}]` : opts.host;
+        const host = net5.isIPv6(opts.host) ? `[${opts.host}]` : opts.host;
         let payload = `CONNECT ${host}:${opts.port} HTTP/1.1\r
 `;
         if (proxy2.username || proxy2.password) {
@@ -38618,10 +38618,10 @@ var require_dist3 = __commonJS({
         const proxyResponsePromise = (0, parse_proxy_response_1.parseProxyResponse)(socket);
         socket.write(`${payload}\r
 `);
-        const { connect, buffered } = await proxyResponsePromise;
-        req.emit("proxyConnect", connect);
-        this.emit("proxyConnect", connect, req);
-        if (connect.statusCode === 200) {
+        const { connect: connect2, buffered } = await proxyResponsePromise;
+        req.emit("proxyConnect", connect2);
+        this.emit("proxyConnect", connect2, req);
+        if (connect2.statusCode === 200) {
           req.once("socket", resume);
           if (opts.secureEndpoint) {
             debug2("Upgrading socket connection to TLS");
@@ -38633,7 +38633,7 @@ var require_dist3 = __commonJS({
           return socket;
         }
         socket.destroy();
-        const fakeSocket = new net4.Socket({ writable: false });
+        const fakeSocket = new net5.Socket({ writable: false });
         fakeSocket.readable = true;
         req.once("socket", (s) => {
           debug2("Replaying proxy buffer for failed request");
@@ -38698,7 +38698,7 @@ var require_dist4 = __commonJS({
     };
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.HttpProxyAgent = void 0;
-    var net4 = __importStar(__require("net"));
+    var net5 = __importStar(__require("net"));
     var tls2 = __importStar(__require("tls"));
     var debug_1 = __importDefault(require_src());
     var events_1 = __require("events");
@@ -38771,7 +38771,7 @@ var require_dist4 = __commonJS({
           socket = tls2.connect(this.connectOpts);
         } else {
           debug2("Creating `net.Socket`: %o", this.connectOpts);
-          socket = net4.connect(this.connectOpts);
+          socket = net5.connect(this.connectOpts);
         }
         await (0, events_1.once)(socket, "connect");
         return socket;
@@ -80099,8 +80099,9 @@ var pathCondition = {
 var SSH_CONDITIONS = [sshCondition, commandCondition, programCondition, optionCondition, pathCondition];
 
 // gateway/ssh/listener.ts
-import path5 from "node:path";
 var import_ssh22 = __toESM(require_lib2(), 1);
+import path5 from "node:path";
+import net4 from "node:net";
 
 // gateway/ssh/algorithms.ts
 var LISTENER_CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"];
@@ -80359,6 +80360,54 @@ function isPinned(blob, pinned, revoked = []) {
   return pinned.some((k) => k.blob.equals(blob));
 }
 
+// gateway/ssh/socket-writes.ts
+import { connect } from "node:net";
+var tuned = /* @__PURE__ */ new WeakSet();
+function tuneSshSocket(socket) {
+  if (tuned.has(socket)) return;
+  tuned.add(socket);
+  socket.setNoDelay(true);
+  const write = socket.write;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
+  socket.write = function coalescedWrite(...args2) {
+    if (!corked && !socket.destroyed) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    return write.apply(socket, args2);
+  };
+}
+function connectSshSocket(host, port) {
+  const socket = connect({ host, port });
+  tuneSshSocket(socket);
+  return socket;
+}
+
+// gateway/ssh/cipher-keys.ts
+import { createSecretKey } from "node:crypto";
+var KEY_FIELDS = [["_cipher", "_encKey"], ["_decipher", "_decipherKey"]];
+function keysAsKeyObjects(conn) {
+  const protocol2 = conn._protocol;
+  let swapped = 0;
+  for (const [side, field] of KEY_FIELDS) {
+    const holder = protocol2?.[side];
+    const key = holder?.[field];
+    if (Buffer.isBuffer(key)) {
+      holder[field] = createSecretKey(key);
+      swapped++;
+    }
+  }
+  return swapped;
+}
+function holdKeysAsKeyObjects(conn) {
+  conn.on("handshake", () => keysAsKeyObjects(conn));
+}
+
 // gateway/ssh/upstream.ts
 var UpstreamError3 = class extends Error {
 };
@@ -80386,6 +80435,7 @@ function parseKey(key, passphrase) {
 function connectUpstream(t, login) {
   return new Promise((resolve, reject) => {
     const conn = new import_ssh2.default.Client();
+    holdKeysAsKeyObjects(conn);
     let presented = null;
     let settled = false;
     const fail = (message) => {
@@ -80401,6 +80451,8 @@ function connectUpstream(t, login) {
       privateKey: login.privateKey,
       passphrase: login.passphrase,
       password: login.password,
+      // Our own socket, set up for SSH (socket-writes.ts); ssh2 connects none itself then.
+      sock: connectSshSocket(t.host, t.port),
       readyTimeout: 2e4,
       keepaliveInterval: t.keepaliveSeconds * 1e3,
       keepaliveCountMax: 4,
@@ -82777,7 +82829,10 @@ function serveSession(ctx, session, track) {
 // gateway/ssh/listener.ts
 var MAX_CONNECTIONS = 256;
 function keyPair(comment) {
-  return import_ssh22.default.utils.generateKeyPairSync("ed25519", { comment });
+  for (; ; ) {
+    const k = import_ssh22.default.utils.generateKeyPairSync("ed25519", { comment });
+    if (!(import_ssh22.default.utils.parseKey(k.private) instanceof Error)) return k;
+  }
 }
 function parsed(key) {
   const k = import_ssh22.default.utils.parseKey(key);
@@ -82803,22 +82858,28 @@ var SshListener = class {
     const clientKey = parsed(this.clientKey.private);
     for (const target of this.list) {
       const server = new import_ssh22.default.Server({ hostKeys: [this.hostKey.private], ident: "gateway-action", algorithms: { cipher: LISTENER_CIPHERS } }, (client, info3) => {
+        holdKeysAsKeyObjects(client);
         this.connections.add(client);
         client.once("close", () => this.connections.delete(client));
         serveConnection(client, { target, core: this.core, login: this.logins.get(target.name), clientKey, address: { ip: info3.ip, port: info3.port } });
       });
       server.maxConnections = MAX_CONNECTIONS;
       server.on("error", () => void 0);
-      const port = await new Promise((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(0, "127.0.0.1", () => resolve(server.address().port));
+      const tcp = net4.createServer((socket) => {
+        tuneSshSocket(socket);
+        server.injectSocket(socket);
       });
-      this.servers.push({ target, server, port });
+      tcp.on("error", () => void 0);
+      const port = await new Promise((resolve, reject) => {
+        tcp.once("error", reject);
+        tcp.listen(0, "127.0.0.1", () => resolve(tcp.address().port));
+      });
+      this.servers.push({ target, server, tcp, port });
     }
     return this.servers.map((s) => `127.0.0.1:${s.port}`).join(", ");
   }
   async stop(graceMs) {
-    for (const s of this.servers) s.server.close();
+    for (const s of this.servers) s.tcp.close();
     const deadline = Date.now() + graceMs;
     while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const c of this.connections) c.end();
@@ -83047,6 +83108,11 @@ var sshAdapter = {
   parseTarget: parseSshTarget,
   describe: describeSshTarget,
   renderer: sshRenderer,
+  // The shell parser (tree-sitter, WebAssembly) always loads. Without this flag V8 tiers its hot
+  // functions up in the background after the first few exec lines: about a second of CPU and a
+  // 300-500 MB compiler zone, which lands on whatever transfer runs then (bench/ssh.ts). The
+  // baseline compiler parses an exec line in well under a millisecond all the same.
+  nodeFlags: () => ["--liftoff-only"],
   async listeners(targets, core) {
     const logins = new Map(targets.map((t) => [t.name, upstreamLogin(t, core.credentials)]));
     await loadShellParser2();

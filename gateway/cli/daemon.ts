@@ -86,9 +86,13 @@ export interface LaunchOptions {
  * of MB): a daemon holding many short-lived per-command objects then promotes and keeps far more
  * than it needs, and its RSS climbs past 200 MB under load. 4 MB semi-spaces hold what is in
  * flight between a command and its answer; measured (bench/postgres.ts), RSS stays about 135 MB
- * after mixed pgbench runs and a streamed COPY, at no cost in CPU per query.
+ * after mixed pgbench runs and a streamed COPY, at no cost in CPU per query. SSH streaming
+ * (bench/ssh.ts) was measured too: 16 MB or V8's default gained nothing there, 1 MB saved a little
+ * CPU per byte and pgbench nothing; what streaming spends on GC is major collections that ssh2's
+ * packet buffers (external memory) start, whatever the semi-space size. Exported for the bench's
+ * bare relay, which runs with the daemon's flags.
  */
-const DAEMON_NODE_FLAGS = ['--max-semi-space-size=4'];
+export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=4'];
 
 export async function launchDaemon(o: LaunchOptions): Promise<{ pid: number }> {
   fs.mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });

@@ -10,15 +10,24 @@ import type { ConnectionExport, CoreServices, Listener } from '../core/adapter.t
 import { targetVariable } from '../core/target-variable.ts';
 import { LISTENER_CIPHERS } from './algorithms.ts';
 import { serveConnection } from './connection.ts';
+import { tuneSshSocket } from './socket-writes.ts';
+import { holdKeysAsKeyObjects } from './cipher-keys.ts';
 import type { SshTarget } from './target.ts';
 import type { UpstreamLogin } from './upstream.ts';
 
 /** At most this many SSH connections at once per target (each opens one to the host). */
 export const MAX_CONNECTIONS = 256;
 
-/** A fresh ed25519 key pair in OpenSSH format. */
+/**
+ * A fresh ed25519 key pair in OpenSSH format. ssh2's generator drops a leading zero byte of the
+ * public key (about one key in 256) and such a key does not parse back (the gateway would fail to
+ * start): another is drawn.
+ */
 function keyPair(comment: string): { private: string; public: string } {
-  return ssh2.utils.generateKeyPairSync('ed25519', { comment });
+  for (;;) {
+    const k = ssh2.utils.generateKeyPairSync('ed25519', { comment });
+    if (!(ssh2.utils.parseKey(k.private) instanceof Error)) return k;
+  }
 }
 
 function parsed(key: string): ParsedKey {
@@ -34,7 +43,7 @@ export class SshListener implements Listener {
   private readonly logins: Map<string, UpstreamLogin>;
   private readonly hostKey = keyPair('gateway-action host key');
   private readonly clientKey = keyPair('gateway-action run key');
-  private readonly servers: { target: SshTarget; server: Server; port: number }[] = [];
+  private readonly servers: { target: SshTarget; server: Server; tcp: net.Server; port: number }[] = [];
   private readonly connections = new Set<Connection>();
 
   constructor(targets: readonly SshTarget[], core: CoreServices, logins: Map<string, UpstreamLogin>) {
@@ -48,6 +57,7 @@ export class SshListener implements Listener {
     const clientKey = parsed(this.clientKey.private);
     for (const target of this.list) {
       const server: Server = new ssh2.Server({ hostKeys: [this.hostKey.private], ident: 'gateway-action', algorithms: { cipher: LISTENER_CIPHERS as never } }, (client, info) => {
+        holdKeysAsKeyObjects(client);
         // Tracked so stop() can end sessions a client keeps open.
         this.connections.add(client);
         client.once('close', () => this.connections.delete(client));
@@ -55,17 +65,23 @@ export class SshListener implements Listener {
       });
       server.maxConnections = MAX_CONNECTIONS;
       server.on('error', () => undefined);
-      const port = await new Promise<number>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
+      // The TCP side is ours, so each socket is set up for SSH (socket-writes.ts) before ssh2 takes it.
+      const tcp = net.createServer((socket) => {
+        tuneSshSocket(socket);
+        server.injectSocket(socket);
       });
-      this.servers.push({ target, server, port });
+      tcp.on('error', () => undefined);
+      const port = await new Promise<number>((resolve, reject) => {
+        tcp.once('error', reject);
+        tcp.listen(0, '127.0.0.1', () => resolve((tcp.address() as net.AddressInfo).port));
+      });
+      this.servers.push({ target, server, tcp, port });
     }
     return this.servers.map((s) => `127.0.0.1:${s.port}`).join(', ');
   }
 
   async stop(graceMs: number): Promise<void> {
-    for (const s of this.servers) s.server.close();
+    for (const s of this.servers) s.tcp.close();
     const deadline = Date.now() + graceMs;
     while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const c of this.connections) c.end();

@@ -5,6 +5,8 @@ import ssh2, { type Client, type ConnectConfig } from 'ssh2';
 import type { Credentials } from '../core/adapter.ts';
 import { UPSTREAM_CIPHERS } from './algorithms.ts';
 import { fingerprint, isPinned } from './host-keys.ts';
+import { connectSshSocket } from './socket-writes.ts';
+import { holdKeysAsKeyObjects } from './cipher-keys.ts';
 import type { SshTarget } from './target.ts';
 
 /** Why the gateway could not reach the host, as the client's stderr and the log say it. */
@@ -41,6 +43,7 @@ function parseKey(key: string, passphrase?: string): string | null {
 export function connectUpstream(t: SshTarget, login: UpstreamLogin): Promise<Client> {
   return new Promise((resolve, reject) => {
     const conn = new ssh2.Client();
+    holdKeysAsKeyObjects(conn);
     let presented: Buffer | null = null;
     let settled = false;
     const fail = (message: string): void => {
@@ -56,6 +59,8 @@ export function connectUpstream(t: SshTarget, login: UpstreamLogin): Promise<Cli
       privateKey: login.privateKey,
       passphrase: login.passphrase,
       password: login.password,
+      // Our own socket, set up for SSH (socket-writes.ts); ssh2 connects none itself then.
+      sock: connectSshSocket(t.host, t.port),
       readyTimeout: 20_000,
       keepaliveInterval: t.keepaliveSeconds * 1000,
       keepaliveCountMax: 4,
