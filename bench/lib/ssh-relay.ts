@@ -3,8 +3,9 @@
 // library with the gateway's transport, so the benchmark shows what the gateway itself adds.
 // Built like the gateway where the library leaves a choice: its ciphers (gateway/ssh/
 // algorithms.ts), its sockets (gateway/ssh/socket-writes.ts: no Nagle, one writev per event-loop
-// turn), its AES-GCM keys as KeyObjects (gateway/ssh/cipher-keys.ts) and its daemon's V8 flags.
-// A stock ssh2 relay spends about 1.5 times the CPU per byte and is slower still downloading.
+// turn), its AES-GCM keys as KeyObjects (gateway/ssh/cipher-keys.ts) and the Node flags its
+// daemon gets with an SSH target (gateway/cli/daemon.ts, gateway/ssh/node-flags.ts). A stock
+// ssh2 relay spends about twice the CPU per byte and downloads at about half the speed.
 // Runs as its own process, so its CPU time and RSS are its own.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,7 +21,8 @@ import { holdKeysAsKeyObjects } from '../../gateway/ssh/cipher-keys.ts';
 export async function startBareRelay(sshd: Sshd, dir: string): Promise<{ config: string; pid: number; stop(): void }> {
   // Imported here, not at the top: the relay's own process needs none of the CLI's modules.
   const { DAEMON_NODE_FLAGS } = await import('../../gateway/cli/daemon.ts');
-  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, fileURLToPath(import.meta.url), 'serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const { sshNodeFlags } = await import('../../gateway/ssh/node-flags.ts');
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...sshNodeFlags(), fileURLToPath(import.meta.url), 'serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
   child.stdin.end(JSON.stringify({ port: sshd.port, user: sshd.user, key: sshd.privateKey }));
   const hello = await new Promise<{ port: number; hostKey: string; clientKey: string }>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(JSON.parse(d.toString()))));
   const key = path.join(dir, 'relay_key');

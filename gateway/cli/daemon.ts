@@ -88,9 +88,10 @@ export interface LaunchOptions {
  * flight between a command and its answer; measured (bench/postgres.ts), RSS stays about 135 MB
  * after mixed pgbench runs and a streamed COPY, at no cost in CPU per query. SSH streaming
  * (bench/ssh.ts) was measured too: 16 MB or V8's default gained nothing there, 1 MB saved a little
- * CPU per byte and pgbench nothing; what streaming spends on GC is major collections that ssh2's
- * packet buffers (external memory) start, whatever the semi-space size. Exported for the bench's
- * bare relay, which runs with the daemon's flags.
+ * CPU per byte and pgbench nothing; what streaming spent on GC was full collections that ssh2's
+ * packet buffers (external memory) start, whatever the semi-space size, which the SSH adapter's
+ * flag answers (gateway/ssh/node-flags.ts; for pgbench it gained nothing, so it is SSH's only).
+ * Exported for the bench's bare relay, which runs with the daemon's flags.
  */
 export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=4'];
 

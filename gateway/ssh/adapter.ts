@@ -4,6 +4,7 @@ import type { Adapter } from '../core/adapter.ts';
 import { SSH_CONDITIONS } from './conditions.ts';
 import { loadShellParser } from './exec-facts.ts';
 import { SshListener } from './listener.ts';
+import { sshNodeFlags } from './node-flags.ts';
 import { sshRenderer } from './renderer.ts';
 import { describeSshTarget, parseSshTarget, type SshTarget } from './target.ts';
 import targetSchema from './target.schema.json' with { type: 'json' };
@@ -16,11 +17,7 @@ export const sshAdapter: Adapter<SshTarget> = {
   parseTarget: parseSshTarget,
   describe: describeSshTarget,
   renderer: sshRenderer,
-  // The shell parser (tree-sitter, WebAssembly) always loads. Without this flag V8 tiers its hot
-  // functions up in the background after the first few exec lines: about a second of CPU and a
-  // 300-500 MB compiler zone, which lands on whatever transfer runs then (bench/ssh.ts). The
-  // baseline compiler parses an exec line in well under a millisecond all the same.
-  nodeFlags: () => ['--liftoff-only'],
+  nodeFlags: () => sshNodeFlags(),
   async listeners(targets, core) {
     // Every login is read (and every key parsed) now: a missing variable fails the start.
     const logins = new Map<string, UpstreamLogin>(targets.map((t) => [t.name, upstreamLogin(t, core.credentials)]));

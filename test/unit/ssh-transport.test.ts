@@ -1,4 +1,5 @@
-// The gateway's SSH transport set-up, on real loopback sockets and a real ssh2 server and client:
+// The gateway's SSH transport set-up, on real loopback sockets and a real ssh2 server and client
+// (and the Node flags a daemon with an SSH target starts with):
 // sockets whose writes are coalesced deliver every byte in order (also when ended or destroyed
 // in the same turn), and the AES-GCM keys of an ssh2 connection become KeyObjects after each key
 // exchange, with the bytes through its channels unchanged (cipher-keys.ts reaches into ssh2's
@@ -11,6 +12,8 @@ import ssh2, { type Client, type Connection } from 'ssh2';
 import { LISTENER_CIPHERS, UPSTREAM_CIPHERS } from '../../gateway/ssh/algorithms.ts';
 import { holdKeysAsKeyObjects, keysAsKeyObjects } from '../../gateway/ssh/cipher-keys.ts';
 import { connectSshSocket, tuneSshSocket } from '../../gateway/ssh/socket-writes.ts';
+import { BASELINE_WASM_FLAG, EXTERNAL_MEMORY_FLAG, sshNodeFlags } from '../../gateway/ssh/node-flags.ts';
+import { spawnSync } from 'node:child_process';
 
 /** A loopback server handing each accepted socket to `onSocket`; resolves with its port. */
 function listen(server: net.Server): Promise<number> {
@@ -146,3 +149,13 @@ function nativeAddon(): boolean {
     return false;
   }
 }
+
+test('the Node flags for an SSH target are ones this Node starts with', () => {
+  const flags = sshNodeFlags();
+  assert.ok(flags.includes(BASELINE_WASM_FLAG));
+  // Node 24 knows the GC flag (Node 20 does not): a Node that does not gets it left out, and starts.
+  const known = spawnSync(process.execPath, [EXTERNAL_MEMORY_FLAG, '-e', ''], { stdio: 'ignore' }).status === 0;
+  assert.equal(flags.includes(EXTERNAL_MEMORY_FLAG), known);
+  const r = spawnSync(process.execPath, [...flags, '-e', 'process.stdout.write("up")'], { encoding: 'utf8' });
+  assert.equal(r.stdout, 'up', r.stderr);
+});
