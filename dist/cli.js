@@ -78859,6 +78859,19 @@ var SshListener = class {
   }
 };
 
+// gateway/ssh/node-flags.ts
+import { spawnSync as spawnSync3 } from "node:child_process";
+var BASELINE_WASM_FLAG2 = "--liftoff-only";
+var EXTERNAL_MEMORY_FLAG = "--external-memory-accounted-in-global-limit";
+var externalMemoryFlag;
+function accepted(flag) {
+  return spawnSync3(process.execPath, [flag, "-e", ""], { stdio: "ignore", timeout: 1e4 }).status === 0;
+}
+function sshNodeFlags() {
+  externalMemoryFlag ??= accepted(EXTERNAL_MEMORY_FLAG);
+  return [BASELINE_WASM_FLAG2, ...externalMemoryFlag ? [EXTERNAL_MEMORY_FLAG] : []];
+}
+
 // gateway/ssh/renderer.ts
 var PROMPT2 = { "ssh.exec": "$ ", "ssh.scp": "$ ", "ssh.shell": "", "ssh.sftp": "sftp> ", "ssh.forward": "", "ssh.subsystem": "" };
 var num4 = (v) => typeof v === "number" ? v : null;
@@ -79042,11 +79055,7 @@ var sshAdapter = {
   parseTarget: parseSshTarget,
   describe: describeSshTarget,
   renderer: sshRenderer,
-  // The shell parser (tree-sitter, WebAssembly) always loads. Without this flag V8 tiers its hot
-  // functions up in the background after the first few exec lines: about a second of CPU and a
-  // 300-500 MB compiler zone, which lands on whatever transfer runs then (bench/ssh.ts). The
-  // baseline compiler parses an exec line in well under a millisecond all the same.
-  nodeFlags: () => ["--liftoff-only"],
+  nodeFlags: () => sshNodeFlags(),
   async listeners(targets, core) {
     const logins = new Map(targets.map((t) => [t.name, upstreamLogin(t, core.credentials)]));
     await loadShellParser2();
@@ -85313,14 +85322,14 @@ async function exportCommand(file, id) {
 }
 
 // gateway/cli/demo.ts
-import { spawn as spawn4, spawnSync as spawnSync4 } from "node:child_process";
+import { spawn as spawn4, spawnSync as spawnSync5 } from "node:child_process";
 import { randomBytes as randomBytes5 } from "node:crypto";
 import fs24 from "node:fs";
 import os9 from "node:os";
 import path16 from "node:path";
 
 // gateway/demo/pg-cluster.ts
-import { execFileSync as execFileSync2, spawnSync as spawnSync3 } from "node:child_process";
+import { execFileSync as execFileSync2, spawnSync as spawnSync4 } from "node:child_process";
 import fs22 from "node:fs";
 import net6 from "node:net";
 import os8 from "node:os";
@@ -85352,7 +85361,7 @@ var asRoot = process.getuid?.() === 0;
 function runAsServerUser(bin, args2, opts = {}) {
   const cmd = asRoot ? "runuser" : bin;
   const argv = asRoot ? ["-u", "postgres", "--", bin, ...args2] : args2;
-  const r = spawnSync3(cmd, argv, { encoding: "utf8", cwd: opts.cwd ?? os8.tmpdir() });
+  const r = spawnSync4(cmd, argv, { encoding: "utf8", cwd: opts.cwd ?? os8.tmpdir() });
   if (r.status !== 0) throw new Error(`${path14.basename(bin)} ${args2.join(" ")} failed: ${r.stderr || r.stdout || r.error?.message}`);
   return r.stdout;
 }
@@ -85394,7 +85403,7 @@ async function startCluster(opts = {}) {
     socketDir,
     binDir,
     sql(sql, database = "postgres") {
-      const r = spawnSync3("psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", socketDir, "-p", String(port), "-U", "postgres", "-d", database, "-c", sql], { encoding: "utf8" });
+      const r = spawnSync4("psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", socketDir, "-p", String(port), "-U", "postgres", "-d", database, "-c", sql], { encoding: "utf8" });
       if (r.status !== 0) throw new Error(`psql failed: ${r.stderr}`);
       return r.stdout;
     },
@@ -85976,7 +85985,7 @@ ${color ? "\x1B[1m" : ""}\u2500\u2500 ${n}. ${title} ${"\u2500".repeat(Math.max(
   let gw = null;
   try {
     const password = randomBytes5(18).toString("base64url");
-    const seed = spawnSync4("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", `pw=${password}`, "-h", cluster.socketDir, "-p", String(cluster.port), "-U", "postgres", "-d", "postgres"], { input: SEED, encoding: "utf8" });
+    const seed = spawnSync5("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", `pw=${password}`, "-h", cluster.socketDir, "-p", String(cluster.port), "-U", "postgres", "-d", "postgres"], { input: SEED, encoding: "utf8" });
     if (seed.status !== 0) throw new Error(`seeding the demo database failed: ${seed.stderr}`);
     say(`PostgreSQL is up on 127.0.0.1:${cluster.port}; only the gateway knows the password of its user deployer.`);
     heading(2, "The policy", "Rules decide each statement (the first that matches wins); masking hides data in results\nand in the log. This is the whole configuration (gateway.yml):");

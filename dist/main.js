@@ -82925,6 +82925,19 @@ var SshListener = class {
   }
 };
 
+// gateway/ssh/node-flags.ts
+import { spawnSync as spawnSync2 } from "node:child_process";
+var BASELINE_WASM_FLAG2 = "--liftoff-only";
+var EXTERNAL_MEMORY_FLAG = "--external-memory-accounted-in-global-limit";
+var externalMemoryFlag;
+function accepted(flag) {
+  return spawnSync2(process.execPath, [flag, "-e", ""], { stdio: "ignore", timeout: 1e4 }).status === 0;
+}
+function sshNodeFlags() {
+  externalMemoryFlag ??= accepted(EXTERNAL_MEMORY_FLAG);
+  return [BASELINE_WASM_FLAG2, ...externalMemoryFlag ? [EXTERNAL_MEMORY_FLAG] : []];
+}
+
 // gateway/ssh/renderer.ts
 var PROMPT2 = { "ssh.exec": "$ ", "ssh.scp": "$ ", "ssh.shell": "", "ssh.sftp": "sftp> ", "ssh.forward": "", "ssh.subsystem": "" };
 var num = (v) => typeof v === "number" ? v : null;
@@ -83108,11 +83121,7 @@ var sshAdapter = {
   parseTarget: parseSshTarget,
   describe: describeSshTarget,
   renderer: sshRenderer,
-  // The shell parser (tree-sitter, WebAssembly) always loads. Without this flag V8 tiers its hot
-  // functions up in the background after the first few exec lines: about a second of CPU and a
-  // 300-500 MB compiler zone, which lands on whatever transfer runs then (bench/ssh.ts). The
-  // baseline compiler parses an exec line in well under a millisecond all the same.
-  nodeFlags: () => ["--liftoff-only"],
+  nodeFlags: () => sshNodeFlags(),
   async listeners(targets, core) {
     const logins = new Map(targets.map((t) => [t.name, upstreamLogin(t, core.credentials)]));
     await loadShellParser2();
