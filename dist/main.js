@@ -82711,12 +82711,13 @@ function serveConnection(client, opts) {
     const goneCallbacks = /* @__PURE__ */ new Set();
     const running = /* @__PURE__ */ new Set();
     let upstreamGone = false;
+    const endSoon = () => void setTimeout(() => client.end(), 50);
     const track = (work) => {
       const token = {};
       running.add(token);
       return work.finally(() => {
         running.delete(token);
-        if (upstreamGone && running.size === 0) client.end();
+        if (upstreamGone && running.size === 0) endSoon();
       });
     };
     let upstream = null;
@@ -82733,7 +82734,7 @@ function serveConnection(client, opts) {
           c.on("error", () => void 0);
           c.once("close", () => {
             upstreamGone = true;
-            if (running.size === 0) client.end();
+            if (running.size === 0) endSoon();
           });
           return c;
         });

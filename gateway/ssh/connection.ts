@@ -53,12 +53,15 @@ export function serveConnection(client: Connection, opts: ConnectionOptions): vo
     // Channels whose program is still running: the connection outlives the host by as long as they need.
     const running = new Set<object>();
     let upstreamGone = false;
+    // A turn later: the channels' last bytes (stderr, exit status) are written in the turn's one
+    // writev (socket-writes.ts), which ending the connection at once would cut off.
+    const endSoon = (): void => void setTimeout(() => client.end(), 50);
     const track = <T>(work: Promise<T>): Promise<T> => {
       const token = {};
       running.add(token);
       return work.finally(() => {
         running.delete(token);
-        if (upstreamGone && running.size === 0) client.end();
+        if (upstreamGone && running.size === 0) endSoon();
       });
     };
     let upstream: Promise<Client> | null = null;
@@ -77,7 +80,7 @@ export function serveConnection(client: Connection, opts: ConnectionOptions): vo
           // status), then the client connection.
           c.once('close', () => {
             upstreamGone = true;
-            if (running.size === 0) client.end();
+            if (running.size === 0) endSoon();
           });
           return c;
         });
