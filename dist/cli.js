@@ -76145,14 +76145,19 @@ var OutputRelay = class {
     const note = (r) => {
       if (r.values > 0 || r.detectors.length > 0) sinks.masked(r.values, r.detectors);
     };
+    let waiting = false;
     const send = (bytes) => {
       if (bytes.length === 0) return;
       this.bytes += bytes.length;
       if (sinks.sent) sinks.sent(bytes);
       else this.hash.update(bytes);
-      if (!dst.write(bytes)) {
+      if (!dst.write(bytes) && !waiting) {
+        waiting = true;
         src.pause();
-        dst.once("drain", () => src.resume());
+        dst.once("drain", () => {
+          waiting = false;
+          src.resume();
+        });
       }
     };
     const log2 = (bytes) => {
@@ -77183,11 +77188,16 @@ async function relay(ctx, stream, channel, cmd, recordTerminal, req) {
   });
   const errSample = new TextSample(MAX_TEXT_SAMPLE);
   const stderr = new OutputRelay(channel.stderr, stream.stderr, masker, { logged: (b) => errSample.add(b), masked });
+  let inputWaiting = false;
   stream.on("data", (chunk) => {
     cmd.addInput(chunk);
-    if (!channel.write(chunk)) {
+    if (!channel.write(chunk) && !inputWaiting) {
+      inputWaiting = true;
       stream.pause();
-      channel.once("drain", () => stream.resume());
+      channel.once("drain", () => {
+        inputWaiting = false;
+        stream.resume();
+      });
     }
   });
   stream.on("end", () => channel.end());
@@ -77200,10 +77210,7 @@ async function relay(ctx, stream, channel, cmd, recordTerminal, req) {
   gone();
   const [out2, err2] = await Promise.all([stdout.done, stderr.done]);
   req.running = null;
-  if (recording) {
-  } else if (sample2.bytes > 0) {
-    cmd.addSampleText(sample2.text);
-  }
+  if (!recording && sample2.bytes > 0) cmd.addSampleText(sample2.text);
   const e = ended.exit;
   const details = { stderr: { bytes: err2.bytes, sha256: err2.sha256, ...errSample.text ? { sample: errSample.text } : {} } };
   let outcome;

@@ -35,14 +35,20 @@ export class OutputRelay {
     const note = (r: MaskedChunk): void => {
       if (r.values > 0 || r.detectors.length > 0) sinks.masked(r.values, r.detectors);
     };
+    let waiting = false;
     const send = (bytes: Buffer): void => {
       if (bytes.length === 0) return;
       this.bytes += bytes.length;
       if (sinks.sent) sinks.sent(bytes);
       else this.hash!.update(bytes);
-      if (!dst.write(bytes)) {
+      // One drain listener at a time: chunks already read arrive after pause() too.
+      if (!dst.write(bytes) && !waiting) {
+        waiting = true;
         src.pause();
-        dst.once('drain', () => src.resume());
+        dst.once('drain', () => {
+          waiting = false;
+          src.resume();
+        });
       }
     };
     const log = (bytes: Buffer): void => {

@@ -110,11 +110,16 @@ async function relay(ctx: SshSessionContext, stream: ServerChannel, channel: Cli
   const errSample = new TextSample(MAX_TEXT_SAMPLE);
   const stderr = new OutputRelay(channel.stderr, stream.stderr, masker, { logged: (b) => errSample.add(b), masked });
   // Client input: passed on with backpressure; digested (never kept: a typed password stays out of the log).
+  let inputWaiting = false;
   stream.on('data', (chunk: Buffer) => {
     cmd.addInput(chunk);
-    if (!channel.write(chunk)) {
+    if (!channel.write(chunk) && !inputWaiting) {
+      inputWaiting = true;
       stream.pause();
-      channel.once('drain', () => stream.resume());
+      channel.once('drain', () => {
+        inputWaiting = false;
+        stream.resume();
+      });
     }
   });
   stream.on('end', () => channel.end());
@@ -127,11 +132,8 @@ async function relay(ctx: SshSessionContext, stream: ServerChannel, channel: Cli
   gone();
   const [out, err] = await Promise.all([stdout.done, stderr.done]);
   req.running = null;
-  if (recording) {
-    // The recording's own summary is the sample; a resize is recorded where it happened.
-  } else if (sample.bytes > 0) {
-    cmd.addSampleText(sample.text);
-  }
+  // A recording is its own sample (the result names it); an exec keeps the text.
+  if (!recording && sample.bytes > 0) cmd.addSampleText(sample.text);
   const e = ended.exit;
   const details: Record<string, unknown> = { stderr: { bytes: err.bytes, sha256: err.sha256, ...(errSample.text ? { sample: errSample.text } : {}) } };
   let outcome: Outcome;
