@@ -2,6 +2,7 @@
 // every error naming the file, the line and what is wrong.
 import { columnPatternProblem, type MaskingRules } from '../masking/engine.ts';
 import type { DetectorName } from '../masking/detectors.ts';
+import { jsonPathProblem } from '../masking/json-path.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -158,7 +159,7 @@ interface RawPolicy {
   default?: Action;
   unclassified?: Action;
   approvals?: { timeout?: string; approvers?: string[]; 'min-approvals'?: number; 'allow-self-approval'?: boolean; where?: string };
-  masking?: { columns?: string[]; detectors?: DetectorName[]; 'apply-to'?: ('client' | 'log')[] };
+  masking?: { columns?: string[]; detectors?: DetectorName[]; 'json-fields'?: string[]; 'apply-to'?: ('client' | 'log')[] };
 }
 
 function parseMasking(m: RawPolicy['masking'], lineAt: (p: (string | number)[]) => number | null, file: string): MaskingRules | null {
@@ -168,8 +169,13 @@ function parseMasking(m: RawPolicy['masking'], lineAt: (p: (string | number)[]) 
     const problem = columnPatternProblem(c);
     if (problem) throw new PolicyError(file, lineAt(['masking', 'columns', i]), `masking.columns[${i}]: "${c}" is not a column pattern: ${problem}`);
   });
+  const jsonFields = m['json-fields'] ?? [];
+  jsonFields.forEach((f, i) => {
+    const problem = jsonPathProblem(f);
+    if (problem) throw new PolicyError(file, lineAt(['masking', 'json-fields', i]), `masking.json-fields[${i}]: "${f}" is not a JSON path: ${problem}`);
+  });
   const applyTo = m['apply-to'] ?? ['client', 'log'];
-  return { columns, detectors: m.detectors ?? [], applyTo: { client: applyTo.includes('client'), log: applyTo.includes('log') } };
+  return { columns, detectors: m.detectors ?? [], jsonFields, applyTo: { client: applyTo.includes('client'), log: applyTo.includes('log') } };
 }
 
 const CLAIM_KEYS: Record<string, keyof ClaimConditions> = { ref: 'ref', 'ref-not': 'refNot', environment: 'environment', actor: 'actor', event: 'event' };

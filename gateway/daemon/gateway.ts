@@ -87,7 +87,7 @@ export class Gateway {
       policy: { path: opts.policy.path, sha256: opts.policy.sha256 },
       identity: opts.identity,
       ...(opts.policy.hasRuleSettings ? { claims, rules: { count: opts.policy.rules.rules.length, default: opts.policy.rules.default, unclassified: opts.policy.rules.unclassified } } : {}),
-      ...(opts.policy.masking ? { masking: { columns: opts.policy.masking.columns, detectors: opts.policy.masking.detectors, apply_to: Object.entries(opts.policy.masking.applyTo).filter(([, v]) => v).map(([k]) => k) } } : {}),
+      ...(opts.policy.masking ? { masking: { columns: opts.policy.masking.columns, detectors: opts.policy.masking.detectors, ...(opts.policy.masking.jsonFields?.length ? { json_fields: opts.policy.masking.jsonFields } : {}), apply_to: Object.entries(opts.policy.masking.applyTo).filter(([, v]) => v).map(([k]) => k) } } : {}),
       targets: opts.policy.targets.map((t) => opts.policy.adapters.find((a) => a.kind === t.kind)!.describe(t)),
       key: { alg: 'EdDSA', jwk: signer.jwk, thumbprint: signer.thumbprint },
       checkpoints: { every_records: checkpoints.everyRecords, every_ms: checkpoints.everyMs },

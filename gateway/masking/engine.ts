@@ -7,7 +7,13 @@ import { JsonMasker, type JsonOptions } from './json-masker.ts';
 import { StreamMasker, type StreamOptions } from './stream-masker.ts';
 import { nameGlob } from '../policy/glob.ts';
 
-export interface MaskingRules { columns: string[]; detectors: DetectorName[]; applyTo: { client: boolean; log: boolean } }
+export interface MaskingRules {
+  columns: string[];
+  detectors: DetectorName[];
+  applyTo: { client: boolean; log: boolean };
+  /** JSONPath-subset paths masked whole in JSON bodies (json-path.ts); none when absent. */
+  jsonFields?: string[];
+}
 
 /** One part of a column pattern, matching one identifier. */
 type NameTest = (name: string) => boolean;
@@ -103,6 +109,8 @@ export class Masker {
   /** Some columns are masked by name, so results need their columns' table and real names. */
   readonly masksColumns: boolean;
   readonly applyTo: { readonly client: boolean; readonly log: boolean };
+  /** The policy's `json-fields`: what json() masks whole in a JSON body. */
+  readonly jsonFields: readonly string[];
   readonly #columns: ColumnPattern[];
   readonly #detectors: Detector[];
   /** One pass that rules out most text before any detector runs; null with no detectors. */
@@ -118,6 +126,7 @@ export class Masker {
     this.masksColumns = this.#columns.length > 0;
     this.enabled = this.#columns.length > 0 || this.detects;
     this.applyTo = { client: rules.applyTo.client, log: rules.applyTo.log };
+    this.jsonFields = rules.jsonFields ?? [];
   }
 
   /** Which columns of a result are masked by name. `table` is "schema.table" when the source

@@ -4,7 +4,7 @@
 // and the requests that are always refused (agent and X11 forwarding).
 import type { Client, Connection, ParsedKey, Session, ServerChannel } from 'ssh2';
 import type { CoreServices } from '../core/adapter.ts';
-import { CommandGate } from './command-gate.ts';
+import { CommandGate } from '../core/command-gate.ts';
 import { runProgram, finishChannel, windowChange, type SessionRequests } from './program-channel.ts';
 import { DENIED_EXIT_STATUS, defaultHome, stderrClient, type SshSessionContext } from './session-context.ts';
 import { connectUpstream, type UpstreamLogin } from './upstream.ts';
@@ -70,7 +70,7 @@ export function serveConnection(client: Connection, opts: ConnectionOptions): vo
       target,
       core,
       rec,
-      gate: new CommandGate(core, rec, target.name),
+      gate: new CommandGate(core, rec, target.name, 'ssh'),
       home: defaultHome(target.user),
       upstream: () => {
         upstream ??= connectUpstream(target, opts.login).then((c) => {

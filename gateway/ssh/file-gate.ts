@@ -1,7 +1,7 @@
 // The session's FileGate: each file operation of an sftp session or a legacy scp transfer goes
 // through the command gate with its paths (class `sftp` or `scp`): decided, recorded, written to
 // the log, held if a rule says so; its outcome (bytes moved, their SHA-256) is its result.
-import type { GateClient } from './command-gate.ts';
+import type { GateClient } from '../core/command-gate.ts';
 import type { FileGate, FileOperation, FileOutcome } from './file-operation.ts';
 import type { SshSessionContext } from './session-context.ts';
 import { escapeGlob } from './shell-words.ts';

@@ -5,9 +5,11 @@
 // tunnel is recorded with its host and port, and its byte counts when it ends.
 import type { AcceptConnection, Client, ClientChannel, Connection, RejectConnection, ServerChannel, TcpipRequestInfo } from 'ssh2';
 import type { CommandRecorder } from '../core/recorder.ts';
-import type { GateClient } from './command-gate.ts';
+import type { GateClient } from '../core/command-gate.ts';
 import type { SshSessionContext } from './session-context.ts';
 
+/** Port forwards need a rule that allows them: the default allow is not enough. */
+const PORT_FORWARD = { rule: 'port-forward', what: 'port forwarding' };
 const SILENT: GateClient = { tell: () => undefined, onGone: () => () => undefined };
 
 /** How long a tunnel's other side may take to close after one side closed (its last bytes still flowing). */
@@ -54,7 +56,7 @@ export async function directTcpip(ctx: SshSessionContext, accept: AcceptConnecti
     kind: 'ssh.forward',
     text: `local forward to ${info.destIP}:${info.destPort}`,
     units: [{ ssh: 'port-forward' }],
-    needsAllowRule: true,
+    needsAllowRule: PORT_FORWARD,
     details: { direction: 'local', host: info.destIP, port: info.destPort, from: `${info.srcIP}:${info.srcPort}` },
     forwarded: [Buffer.from(`${info.destIP}:${info.destPort}`)],
   }, SILENT);
@@ -81,7 +83,7 @@ export async function remoteForward(ctx: SshSessionContext, client: Connection, 
     kind: 'ssh.forward',
     text: `remote forward from ${info.bindAddr}:${info.bindPort}`,
     units: [{ ssh: 'port-forward' }],
-    needsAllowRule: true,
+    needsAllowRule: PORT_FORWARD,
     details: { direction: 'remote', bind: `${info.bindAddr}:${info.bindPort}` },
     forwarded: [Buffer.from(`${info.bindAddr}:${info.bindPort}`)],
   }, SILENT);

@@ -4,7 +4,7 @@
 import type { Client } from 'ssh2';
 import type { CoreServices } from '../core/adapter.ts';
 import type { SessionRecorder } from '../core/recorder.ts';
-import type { CommandGate, GateClient } from './command-gate.ts';
+import type { CommandGate, GateClient } from '../core/command-gate.ts';
 import type { SshTarget } from './target.ts';
 
 export interface SshSessionContext {

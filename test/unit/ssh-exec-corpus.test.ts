@@ -69,7 +69,7 @@ function corpus(): Case[] {
   return cases;
 }
 
-/** The decision the command gate reaches for an exec line (gateway/ssh/command-gate.ts). */
+/** The decision the command gate reaches for an exec line (gateway/core/command-gate.ts). */
 async function decideLine(rules: PolicyRules, text: string): Promise<Decision> {
   const r = await readExecLine(text, { home: '/home/deploy' });
   const facts = { kind: 'ssh', target: 'web-vm' };

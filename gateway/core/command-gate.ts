@@ -1,27 +1,30 @@
-// Every SSH command (an exec line, a shell, an sftp operation, a forward) passes here before
-// anything of it reaches the host: decided by the one policy engine on its units of facts,
-// recorded, written to the log, held for approval if a rule says so. Only an `allowed` answer
-// lets the caller forward; everything else has been recorded as denied already.
-import type { CoreServices } from '../core/adapter.ts';
-import { HeldCommand, type HoldPlan } from '../core/hold.ts';
-import type { CommandRecorder, SessionRecorder } from '../core/recorder.ts';
-import { decide, decisionRecord, strictest, type Decision } from '../policy/engine.ts';
-import type { SshUnit } from './exec-facts.ts';
+// Every command of a stream-shaped protocol (an SSH exec line, a shell, an sftp operation, a
+// forward; an HTTP request) passes here before anything of it reaches the target: decided by the
+// one policy engine on its units of facts, recorded, written to the log, held for approval if a
+// rule says so. Only an `allowed` answer lets the caller forward; everything else has been
+// recorded as denied already. (PostgreSQL pipelines its messages and gates them in its session.)
+import type { CoreServices } from './adapter.ts';
+import { HeldCommand, type HoldPlan } from './hold.ts';
+import type { CommandRecorder, SessionRecorder } from './recorder.ts';
+import { decide, decisionRecord, strictest, type Decision, type Facts } from '../policy/engine.ts';
 
 export interface GateRequest {
-  /** ssh.exec, ssh.shell, ssh.sftp, ssh.scp, ssh.forward, ssh.subsystem */
+  /** The command's kind: ssh.exec, ssh.shell, ssh.sftp, ssh.scp, ssh.forward, http.request, ... */
   kind: string;
   /** What a person reads and approves. */
   text: string;
   /** The units the policy decides; null when nothing could be read. */
-  units: SshUnit[] | null;
+  units: Facts[] | null;
   /** Why part of the command cannot be known statically (decided as unclassified, strictest wins). */
   unclassified?: string | null;
   details?: Record<string, unknown>;
   /** Every byte that goes to the host once approved (the approval request's digest binds them). */
   forwarded: readonly Buffer[];
-  /** A port forward: the default allow is not enough, a rule must allow it. */
-  needsAllowRule?: boolean;
+  /**
+   * A command the default allow is not enough for (an SSH port forward): a rule must allow it;
+   * otherwise it is denied by the rule named here, with `what` in the reason.
+   */
+  needsAllowRule?: { rule: string; what: string };
 }
 
 export type GateAnswer =
@@ -39,24 +42,28 @@ export class CommandGate {
   private readonly core: CoreServices;
   private readonly rec: SessionRecorder;
   private readonly target: string;
+  /** The adapter kind whose conditions read the units (`ssh`, `http`). */
+  private readonly adapterKind: string;
 
-  constructor(core: CoreServices, rec: SessionRecorder, target: string) {
+  constructor(core: CoreServices, rec: SessionRecorder, target: string, adapterKind: string) {
     this.core = core;
     this.rec = rec;
     this.target = target;
+    this.adapterKind = adapterKind;
   }
 
   decision(req: Pick<GateRequest, 'units' | 'unclassified' | 'needsAllowRule'>): Decision | null {
     const policy = this.core.policy;
+    const needs = req.needsAllowRule;
     if (!policy) {
-      if (!req.needsAllowRule) return null;
-      return { action: 'deny', rule: 'port-forward', reason: 'port forwarding is denied unless a rule allows it (the policy has no rules)', matched: [] };
+      if (!needs) return null;
+      return { action: 'deny', rule: needs.rule, reason: `${needs.what} is denied unless a rule allows it (the policy has no rules)`, matched: [] };
     }
-    const facts = { kind: 'ssh', target: this.target };
+    const facts = { kind: this.adapterKind, target: this.target };
     let d = decide(policy.rules, { ...facts, units: req.units, unclassifiedReason: req.unclassified ?? undefined }, policy.claims);
     if (req.units && req.unclassified) d = strictest(d, decide(policy.rules, { ...facts, units: null, unclassifiedReason: req.unclassified }, policy.claims));
-    if (req.needsAllowRule && d.action === 'allow' && (d.rule === 'default' || d.rule === 'unclassified')) {
-      d = { action: 'deny', rule: 'port-forward', reason: `port forwarding is denied unless a rule allows it (${d.reason})`, matched: d.matched };
+    if (needs && d.action === 'allow' && (d.rule === 'default' || d.rule === 'unclassified')) {
+      d = { action: 'deny', rule: needs.rule, reason: `${needs.what} is denied unless a rule allows it (${d.reason})`, matched: d.matched };
     }
     return d;
   }
