@@ -54,7 +54,8 @@ export interface ResultMembers {
   /** Null for a command that did not run (skipped). */
   response: ResponseMembers | null;
   masked: { values: number; detectors: string[] } | null;
-  input: { bytes: number; sha256: string } | null;
+  /** Input the client streamed (COPY data, a request body): digest, and a text sample when it is text. */
+  input: { bytes: number; sha256: string; text?: string; textBytes?: number } | null;
   session: string;
 }
 
@@ -67,7 +68,7 @@ export function resultRecord(m: ResultMembers, seq: number, prev: string, time: 
   if (o.details !== undefined) out += ',"details":' + canonicalJson(o.details);
   out += ',"duration_us":' + num(m.durationUs);
   if (o.error !== undefined) out += ',"error":' + canonicalJson(o.error);
-  if (m.input) out += ',"input":{"bytes":' + num(m.input.bytes) + ',"sha256":"' + m.input.sha256 + '"}';
+  if (m.input) out += ',"input":{"bytes":' + num(m.input.bytes) + ',"sha256":"' + m.input.sha256 + '"' + (m.input.text !== undefined ? ',"text":' + JSON.stringify(m.input.text) + ',"text_bytes":' + num(m.input.textBytes ?? 0) : '') + '}';
   if (m.masked) out += ',"masked":{"detectors":' + JSON.stringify(m.masked.detectors) + ',"values":' + num(m.masked.values) + '}';
   out += ',"prev":"' + prev + '"';
   if (o.reason !== undefined) out += ',"reason":' + JSON.stringify(o.reason);

@@ -189,11 +189,25 @@ export class CommandRecorder {
     }
   }
 
-  /** Bytes the client streams as input to this command (COPY FROM STDIN data). */
+  /** Bytes the client streams as input to this command (COPY FROM STDIN data, a request body). */
   addInput(chunk: Buffer): void {
     if (this.finished) return;
     (this.inputHash ??= createHash('sha256')).update(chunk);
     this.inputBytes += chunk.length;
+  }
+
+  private inputText: string | null = null;
+  private inputTextBytes = 0;
+
+  /**
+   * Input that is text (an HTTP request body), already masked as the log needs it: its first
+   * MAX_TEXT_SAMPLE characters are kept as the input's sample, with the length of all of it.
+   */
+  addInputText(text: string): void {
+    if (this.finished) return;
+    this.inputTextBytes += Buffer.byteLength(text);
+    const kept = this.inputText ?? '';
+    if (kept.length < MAX_TEXT_SAMPLE) this.inputText = kept + text.slice(0, MAX_TEXT_SAMPLE - kept.length);
   }
 
   private masked: { values: number; detectors: string[] } | null = null;
@@ -271,7 +285,7 @@ export class CommandRecorder {
         recording: this.textSample === null && this.recording ? this.recording.summary() : null,
       },
       masked: this.masked,
-      input: this.inputHash ? { bytes: this.inputBytes, sha256: this.inputHash.digest('hex') } : null,
+      input: this.inputHash ? { bytes: this.inputBytes, sha256: this.inputHash.digest('hex'), ...(this.inputText !== null ? { text: this.inputText, textBytes: this.inputTextBytes } : {}) } : null,
       session: this.session.id,
     };
     this.pieces = [];

@@ -44,12 +44,13 @@ test('a command record from its template equals the canonical JSON of the same r
 });
 
 test('a result record from its template equals the canonical JSON of the same record, for every combination of optional members', () => {
-  const optional = ['count', 'details', 'error', 'input', 'masked', 'reason', 'rule', 'response', 'columns', 'text', 'recording'] as const;
+  const optional = ['count', 'details', 'error', 'input', 'inputText', 'masked', 'reason', 'rule', 'response', 'columns', 'text', 'recording'] as const;
   let n = 0;
   for (const set of subsets([...optional])) {
     const has = (k: string): boolean => (set as string[]).includes(k);
     if ((has('columns') || has('text') || has('recording')) && !has('response')) continue;
     if (has('text') && has('recording')) continue;
+    if (has('inputText') && !has('input')) continue;
     const outcome: Outcome = {
       status: has('rule') ? 'denied' : has('error') ? 'error' : 'ok',
       ...(has('count') ? { count: 3 } : {}),
@@ -72,7 +73,7 @@ test('a result record from its template equals the canonical JSON of the same re
         recording: has('recording') ? { events: 3, bytes: 12, width: 80, height: 24 } : null,
       } : null,
       masked: has('masked') ? { values: 2, detectors: ['email', 'jwt'] } : null,
-      input: has('input') ? { bytes: 5, sha256: '12'.repeat(32) } : null,
+      input: has('input') ? { bytes: 5, sha256: '12'.repeat(32), ...(has('inputText') ? { text: '{"a":"\u2028"}', textBytes: 5 } : {}) } : null,
       session: 's2',
     };
     const r = m.response;
@@ -80,7 +81,7 @@ test('a result record from its template equals the canonical JSON of the same re
       session: m.session, command: m.command, duration_us: m.durationUs, ...outcome,
       ...(r ? { response: { bytes: r.bytes, sha256: r.sha256, ...(r.columns ? { columns: r.columns } : {}), ...(r.text !== null ? { text: r.text, text_bytes: r.textBytes } : r.recording ? { recording: r.recording } : { sample: r.sample }) } } : {}),
       ...(m.masked ? { masked: m.masked } : {}),
-      ...(m.input ? { input: m.input } : {}),
+      ...(m.input ? { input: { bytes: m.input.bytes, sha256: m.input.sha256, ...(m.input.text !== undefined ? { text: m.input.text, text_bytes: m.input.textBytes } : {}) } } : {}),
       type: 'result', seq: 7, prev: PREV, time: TIME,
     };
     assert.equal(resultRecord(m, 7, PREV, TIME), canonicalJson(reference), `members: ${set.join(', ') || 'none'}`);
