@@ -5,9 +5,10 @@ import type { Adapter } from './core/adapter.ts';
 import { loadPolicy as loadWith, parsePolicy as parseWith, type Policy } from './config/policy.ts';
 import { postgresAdapter } from './postgres/adapter.ts';
 import { sshAdapter } from './ssh/adapter.ts';
+import { httpAdapter } from './http/adapter.ts';
 import { policySchema } from './config/policy-schema.ts';
 
-export const ADAPTERS: readonly Adapter<any>[] = [postgresAdapter, sshAdapter];
+export const ADAPTERS: readonly Adapter<any>[] = [postgresAdapter, sshAdapter, httpAdapter];
 /** How the evidence tools show each protocol's commands (replay, report, summary, approval comment). */
 export const RENDERERS = ADAPTERS.flatMap((a) => (a.renderer ? [a.renderer] : []));
 

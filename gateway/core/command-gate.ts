@@ -18,6 +18,8 @@ export interface GateRequest {
   /** Why part of the command cannot be known statically (decided as unclassified, strictest wins). */
   unclassified?: string | null;
   details?: Record<string, unknown>;
+  /** What the approval request shows, when more than `text` (an HTTP body's summary); masked by the caller. */
+  approvalText?: string;
   /** Every byte that goes to the host once approved (the approval request's digest binds them). */
   forwarded: readonly Buffer[];
   /**
@@ -102,7 +104,7 @@ export class CommandGate {
     const broker = this.core.approvals;
     if (!broker) return this.refuse(cmd, { ...d, action: 'deny', reason: `${d.reason}; no approver is configured` });
     const verdict = await new Promise<Decision | null>((resolve) => {
-      const plan: HoldPlan<Decision> = { decision: d, cmd, text, approved: () => undefined, denied: (refusal) => refusal };
+      const plan: HoldPlan<Decision> = { decision: d, cmd, text: req.approvalText ?? text, approved: () => undefined, denied: (refusal) => refusal };
       let held: HeldCommand<Decision>;
       try {
         held = new HeldCommand(plan, req.forwarded, broker, this.rec, (message, hint) => client.tell(hint ? `${message}\n${hint}` : message));

@@ -146,7 +146,7 @@ export function buildTimeline(records: Rec[], unreadableLines = 0): Timeline {
 const KNOWN_TYPES = new Set([
   'run-start', 'run-end', 'checkpoint', 'approvals', 'listener', 'session-open', 'upstream-login', 'session-close', 'command',
   'approval-request', 'approval-comment', 'approval-reply', 'approval', 'result', 'terminal', 'protocol-error', 'server-error',
-  'cancel-request', 'gateway-error', 'gateway-query',
+  'cancel-request', 'gateway-error', 'gateway-query', 'operation',
 ]);
 const CHAIN_MEMBERS = new Set(['seq', 'prev', 'hash', 'time', 'type']);
 
@@ -257,6 +257,13 @@ class TimelineBuilder {
           masked: r.masked ? { values: num((r.masked as Rec).values) ?? 0, detectors: ((r.masked as Rec).detectors as string[]) ?? [] } : null,
           extra: { command: c.extra.command, result: shape.extra },
         });
+        break;
+      }
+      case 'operation': {
+        // A long-running operation's end, seen when a later request polled it: the command that
+        // started it shows the final status (HTTP, Azure Resource Manager).
+        const c = commands.get(str(r.command));
+        if (c) c.resultDetails = { ...c.resultDetails, operation: { ...((c.resultDetails.operation as Rec | undefined) ?? {}), status: str(r.status), polled_by: str(r.poll) } };
         break;
       }
       case 'terminal': {

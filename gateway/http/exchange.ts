@@ -1,0 +1,192 @@
+// One HTTP request through the gateway: read (method, the one normalized path, the ARM
+// resource), decided by the one policy engine, recorded and written to the log, held for
+// approval if a rule says so, and only then sent to the target with the target's credential;
+// the response streams back (response-relay.ts). The path the target receives is the path the
+// log names: the normalized one, never the client's raw spelling.
+import { StringDecoder } from 'node:string_decoder';
+import type { CommandGate, GateClient } from '../core/command-gate.ts';
+import type { CoreServices } from '../core/adapter.ts';
+import type { CommandRecorder, SessionRecorder } from '../core/recorder.ts';
+import type { Decision } from '../policy/engine.ts';
+import { BodyMasking } from './body-masking.ts';
+import type { HttpRequest, HttpResponse } from './exchange-types.ts';
+import { headerValue, recordedRequestHeaders, upstreamRequestHeaders } from './headers.ts';
+import type { OperationTracker } from './lro.ts';
+import { REFUSAL, sendError } from './replies.ts';
+import { METHOD_OVERRIDE_HEADERS, requestUnit } from './request-facts.ts';
+import { normalizeRequestPath } from './request-path.ts';
+import { relayResponse } from './response-relay.ts';
+import type { Upstream } from './upstream.ts';
+import { maskQuery } from './url-secrets.ts';
+
+/** Largest body held in memory while its request waits for approval (the approval binds its digest). */
+export const MAX_HELD_BODY = 16 << 20;
+
+export interface ExchangeContext {
+  core: CoreServices;
+  upstream: Upstream;
+  operations: OperationTracker;
+  /** The client's session (one per connection) and its gate. */
+  session: SessionRecorder;
+  gate: CommandGate;
+  /** Where clients of this entry reach the target: rewritten operation URLs point here; null through the forward proxy. */
+  gatewayOrigin: string | null;
+}
+
+export async function exchange(req: HttpRequest, res: HttpResponse, ctx: ExchangeContext, expectsContinue = false): Promise<void> {
+  const t = ctx.upstream.target;
+  const method = (req.method ?? '').toUpperCase();
+  const rawTarget = req.url ?? '';
+  const origin = rawTarget.startsWith('/') ? rawTarget : absoluteFormPath(rawTarget);
+  const normalized = normalizeRequestPath(origin);
+  const unreadable = 'problem' in normalized ? normalized.problem : refusalOf(req);
+  const path = 'problem' in normalized ? rawPathOf(origin) : normalized.path;
+  const query = 'problem' in normalized ? '' : normalized.query;
+  const unit = unreadable === null ? requestUnit(method, t.host, path) : { unclassified: unreadable };
+  const units = 'unclassified' in unit ? null : [unit];
+  const shownQuery = query ? maskQuery(query) : '';
+  const text = `${method} ${t.origin}${path}${shownQuery ? `?${shownQuery}` : ''}`;
+  const details: Record<string, unknown> = {
+    method,
+    host: t.host,
+    path,
+    ...(shownQuery ? { query: shownQuery } : {}),
+    ...(units?.[0]?.resource ? { resource: units[0].resource } : {}),
+    ...(recordedRequestHeaders(req.headers) ? { headers: recordedRequestHeaders(req.headers) } : {}),
+    http_version: req.httpVersion,
+  };
+  const gateReq = { kind: 'http.request', text, units, unclassified: 'unclassified' in unit ? unit.unclassified : null, details, forwarded: [] as Buffer[] };
+  // A request the gateway cannot read exactly is refused whatever the policy says: what would
+  // reach the target could differ from what the log names.
+  let d: Decision | null = unreadable !== null
+    ? { action: 'deny', rule: 'unreadable-request', reason: unreadable, matched: [] }
+    : ctx.gate.decision(gateReq);
+  let body: Buffer | null = null;
+  if (d?.action === 'approve') {
+    // The approval binds what will be sent: the request line and the whole body.
+    if (expectsContinue) res.writeContinue();
+    body = await readWhole(req, MAX_HELD_BODY);
+    if (body === null) d = { action: 'deny', rule: d.rule, reason: `the request body is larger than ${MAX_HELD_BODY >> 20} MiB, too large to hold for approval`, matched: d.matched };
+    else gateReq.forwarded = [Buffer.from(`${method} ${path}${query ? `?${query}` : ''}\n`), body];
+  }
+  const answer = await ctx.gate.passDecided({ ...gateReq, ...(body ? { approvalText: approvalText(text, units?.[0]?.resource, body, req.headers['content-type'], ctx.core) } : {}) }, d, clientOf(res));
+  if (!answer.allowed) {
+    const code = answer.decision.rule === 'session-log' ? REFUSAL.log : answer.decision.rule === 'unreadable-request' ? REFUSAL.unreadable : REFUSAL.denied;
+    sendError(res, code === REFUSAL.log ? 503 : code === REFUSAL.unreadable ? 400 : 403, code, answer.message);
+    if (!body) req.resume();
+    return;
+  }
+  forward(req, res, ctx, answer.cmd, method, path + (query ? `?${query}` : ''), body, expectsContinue);
+}
+
+function forward(req: HttpRequest, res: HttpResponse, ctx: ExchangeContext, cmd: CommandRecorder, method: string, pathAndQuery: string, held: Buffer | null, expectsContinue: boolean): void {
+  const t = ctx.upstream.target;
+  void ctx.upstream.auth().then((auth) => {
+    const headers = upstreamRequestHeaders(req.headers, t.port === (t.protocol === 'https:' ? 443 : 80) ? t.host : `${t.host}:${t.port}`, auth);
+    const up = ctx.upstream.request(method, pathAndQuery, headers);
+    const inputLog = new BodyMasking(ctx.core.masker?.applyTo.log ? ctx.core.masker : null, headerValue(req.headers, 'content-type'), { logOnly: true });
+    const decoder = new StringDecoder('utf8');
+    const input = (chunk: Buffer): void => {
+      cmd.addInput(chunk);
+      const p = inputLog.push(chunk);
+      if (p.log && p.log.length) cmd.addInputText(decoder.write(p.log));
+    };
+    const inputEnd = (): void => {
+      const p = inputLog.flush();
+      if (p.log) cmd.addInputText(decoder.write(p.log) + decoder.end());
+    };
+    relayResponse(up, res, ctx, cmd, pathAndQuery);
+    if (held) {
+      if (held.length) input(held);
+      inputEnd();
+      up.end(held);
+      return;
+    }
+    if (expectsContinue) res.writeContinue();
+    req.on('data', (chunk: Buffer) => {
+      input(chunk);
+      if (!up.write(chunk)) {
+        req.pause();
+        up.once('drain', () => req.resume());
+      }
+    });
+    req.on('end', () => {
+      inputEnd();
+      up.end();
+    });
+  }, (e: Error) => {
+    cmd.finish({ status: 'error', error: { code: 'credential', message: e.message } });
+    sendError(res, 502, REFUSAL.upstream, `gateway: no credential for ${t.origin}: ${e.message}`);
+  });
+}
+
+/** Why the request is refused before any rule is read, or null. */
+function refusalOf(req: HttpRequest): string | null {
+  const h = req.headers;
+  if (h.upgrade !== undefined) return `an Upgrade to ${String(h.upgrade)} is not relayed for HTTP targets (WebSockets are refused)`;
+  for (const name of METHOD_OVERRIDE_HEADERS) {
+    if (h[name.toLowerCase()] !== undefined) return `the ${name} header would change the method the target runs; send the method itself`;
+  }
+  return null;
+}
+
+/** The path and query of an absolute-form request target (a forward proxy's plain-HTTP request). */
+function absoluteFormPath(raw: string): string {
+  try {
+    const u = new URL(raw);
+    return u.pathname + u.search;
+  } catch {
+    return raw;
+  }
+}
+
+/** A path the gateway refused, as the log shows it: the raw path without its query. */
+function rawPathOf(origin: string): string {
+  const q = origin.indexOf('?');
+  return q < 0 ? origin : origin.slice(0, q);
+}
+
+/** Reads a whole body up to `max` bytes; null past it (the rest is drained). */
+function readWhole(req: HttpRequest, max: number): Promise<Buffer | null> {
+  return new Promise((resolve) => {
+    const parts: Buffer[] = [];
+    let n = 0;
+    let over = false;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > max) over = true;
+      else parts.push(c);
+    });
+    req.on('end', () => resolve(over ? null : Buffer.concat(parts)));
+    req.on('error', () => resolve(null));
+  });
+}
+
+/** What the approval comment shows: the request line, the resource and a body summary. */
+function approvalText(text: string, resource: { type?: string; name?: string; action?: string } | undefined, body: Buffer, contentType: string | undefined, core: CoreServices): string {
+  const lines = [text];
+  if (resource) lines.push(`resource: ${resource.type ?? '?'}${resource.name ? ` ${resource.name}` : ''}${resource.action ? ` action ${resource.action}` : ''}`);
+  if (body.length) {
+    const m = new BodyMasking(core.masker?.applyTo.log ? core.masker : null, contentType, { logOnly: true });
+    const a = m.push(body);
+    const b = m.flush();
+    const shown = a.log && b.log ? Buffer.concat([a.log, b.log]).toString('utf8') : null;
+    lines.push('', shown === null ? `body: ${body.length} bytes (${contentType ?? 'no content type'})` : `body (${body.length} bytes):`);
+    if (shown !== null) lines.push(shown.length > 2000 ? `${shown.slice(0, 2000)}…` : shown);
+  }
+  return lines.join('\n');
+}
+
+function clientOf(res: HttpResponse): GateClient {
+  return {
+    // HTTP has no side channel while a request waits: the client sees nothing until the verdict.
+    tell: () => undefined,
+    onGone(cb) {
+      const on = (): void => {
+        if (!res.writableFinished) cb();
+      };
+      res.once('close', on);
+      return () => res.off('close', on);
+    },
+  };
+}

@@ -1,0 +1,104 @@
+// The reverse proxy of one HTTP target: `GATEWAY_<TARGET>_URL=http://127.0.0.1:PORT`, so
+// `curl "$GATEWAY_ARM_URL/subscriptions/..."` and SDKs given a custom endpoint reach the target
+// with no credential in the step. Plain HTTP on loopback (the per-run CA is for the forward
+// proxy): HTTP/1.1 with keep-alive, chunked bodies and `Expect: 100-continue`, and HTTP/2 with
+// prior knowledge (h2c), told apart by the connection's first bytes.
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import type { ConnectionExport, CoreServices, Listener } from '../core/adapter.ts';
+import { targetVariable } from '../core/target-variable.ts';
+import { ClientSessions } from './client-sessions.ts';
+import { exchange } from './exchange.ts';
+import type { HttpRequest, HttpResponse } from './exchange-types.ts';
+import type { OperationTracker } from './lro.ts';
+import { REFUSAL, sendError } from './replies.ts';
+import type { Upstream } from './upstream.ts';
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
+
+export class ReverseProxyListener implements Listener {
+  readonly targets: readonly string[];
+  private readonly core: CoreServices;
+  private readonly upstream: Upstream;
+  private readonly operations: OperationTracker;
+  private readonly sessions: ClientSessions;
+  private readonly server = net.createServer({ noDelay: true });
+  private readonly h1 = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 });
+  private readonly h2 = http2.createServer();
+  private readonly sockets = new Set<net.Socket>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private origin = '';
+
+  constructor(upstream: Upstream, core: CoreServices, operations: OperationTracker, sessions: ClientSessions) {
+    this.upstream = upstream;
+    this.core = core;
+    this.operations = operations;
+    this.sessions = sessions;
+    this.targets = [upstream.target.name];
+    this.h1.on('request', (req, res) => this.serve(req, res as HttpResponse, req.socket, false));
+    this.h1.on('checkContinue', (req, res) => this.serve(req, res as HttpResponse, req.socket, true));
+    this.h1.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
+      socket.end(`HTTP/1.1 501 Not Implemented\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\ngateway: an Upgrade to ${String(req.headers.upgrade)} is not relayed for HTTP targets (WebSockets are refused)\n`);
+    });
+    this.h1.on('clientError', (_e, socket: net.Socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\ngateway: malformed HTTP request\n');
+      else socket.destroy();
+    });
+    this.h2.on('request', (req, res) => this.serve(req, res as unknown as HttpResponse, req.stream.session ?? req.socket, false));
+    this.h2.on('sessionError', () => undefined);
+    this.server.on('connection', (socket) => this.accept(socket));
+  }
+
+  /** HTTP/2 with prior knowledge starts with its preface; anything else is HTTP/1.1. */
+  private accept(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      socket.unshift(first);
+      const h2 = first.length >= 4 && H2_PREFACE.subarray(0, Math.min(first.length, H2_PREFACE.length)).equals(first.subarray(0, Math.min(first.length, H2_PREFACE.length)));
+      (h2 ? this.h2 : this.h1).emit('connection', socket);
+      socket.resume();
+    });
+  }
+
+  private serve(req: HttpRequest, res: HttpResponse, key: { once(e: 'close', cb: () => void): unknown }, expectsContinue: boolean): void {
+    let session;
+    try {
+      session = this.sessions.of(key, this.upstream.target.name, { client: `${req.socket.remoteAddress}:${req.socket.remotePort}`, via: 'reverse-proxy', http_version: req.httpVersion });
+    } catch (e) {
+      sendError(res, 503, REFUSAL.log, `gateway: the session log cannot be written (${(e as Error).message}); nothing was sent`);
+      return;
+    }
+    // In flight until its response ends, not only until it is forwarded.
+    const finished = new Promise<void>((resolve) => res.once('close', () => resolve()));
+    this.inFlight.add(finished);
+    void finished.then(() => this.inFlight.delete(finished));
+    exchange(req, res, { core: this.core, upstream: this.upstream, operations: this.operations, session: session.rec, gate: session.gate, gatewayOrigin: this.origin }, expectsContinue)
+      .catch((e: Error) => sendError(res, 500, REFUSAL.upstream, `gateway: ${e.message}`));
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(0, '127.0.0.1', () => resolve());
+    });
+    const a = this.server.address() as net.AddressInfo;
+    this.origin = `http://127.0.0.1:${a.port}`;
+    return `127.0.0.1:${a.port}`;
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    this.server.close();
+    const grace = new Promise((r) => setTimeout(r, graceMs).unref());
+    await Promise.race([Promise.allSettled([...this.inFlight]), grace]);
+    for (const s of this.sockets) s.destroy();
+    this.sessions.closeAll('gateway stopped');
+  }
+
+  connection(): ConnectionExport {
+    return { env: { [targetVariable(this.upstream.target.name)]: this.origin }, secrets: [], files: [] };
+  }
+}
