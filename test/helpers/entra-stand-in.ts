@@ -110,7 +110,8 @@ const aadTimestamp = (d: Date): string => d.toISOString().replace('T', ' ').repl
 /** .NET round-trip style used inside AADSTS700024: '2024-10-02T22:05:03.6755165Z'. */
 const dotnetTime = (d: Date): string => d.toISOString().replace(/\.(\d{3})Z$/, '.$10000Z');
 
-async function makeCertificates(dir: string): Promise<{ caFile: string; keyFile: string; certFile: string }> {
+/** A throwaway CA and a server certificate it signs, with the given subjectAltName (openssl syntax). */
+export async function makeCertificates(dir: string, subjectAltName = 'IP:127.0.0.1,DNS:localhost', label = 'Entra stand-in'): Promise<{ caFile: string; keyFile: string; certFile: string }> {
   const caKey = path.join(dir, 'ca.key');
   const caFile = path.join(dir, 'ca.pem');
   const keyFile = path.join(dir, 'server.key');
@@ -120,7 +121,7 @@ async function makeCertificates(dir: string): Promise<{ caFile: string; keyFile:
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   await run('openssl', [
     'req', '-x509', ...ec, '-keyout', caKey, '-out', caFile, '-days', '2', '-sha256',
-    '-subj', `/CN=Entra stand-in throwaway CA ${randomBytes(4).toString('hex')}`,
+    '-subj', `/CN=${label} throwaway CA ${randomBytes(4).toString('hex')}`,
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
   ]);
   await run('openssl', ['req', ...ec, '-keyout', keyFile, '-out', csr, '-subj', '/CN=127.0.0.1']);
@@ -128,7 +129,7 @@ async function makeCertificates(dir: string): Promise<{ caFile: string; keyFile:
     'basicConstraints=critical,CA:FALSE',
     'keyUsage=critical,digitalSignature,keyEncipherment',
     'extendedKeyUsage=serverAuth',
-    'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    `subjectAltName=${subjectAltName}`,
     '',
   ].join('\n'));
   await run('openssl', [
