@@ -160,7 +160,7 @@ describe('identityEndpoint over loopback HTTP', () => {
   });
 
   test('App Service: a missing or wrong X-IDENTITY-HEADER is 401 in its error shape', async () => {
-    for (const headers of [{}, { 'X-IDENTITY-HEADER': SECRET.replace(/.$/, '0') }, { 'X-IDENTITY-HEADER': SECRET + 'x' }, { secret: SECRET }]) {
+    for (const headers of [{}, { 'X-IDENTITY-HEADER': SECRET.replace(/.$/, '0') }, { 'X-IDENTITY-HEADER': SECRET + 'x' }, { secret: SECRET }] as Record<string, string>[]) {
       const r = await get(appService('https://management.azure.com'), headers);
       assert.equal(r.status, 401);
       assert.equal(r.body.statusCode, 401);
