@@ -16,7 +16,7 @@ interface RequestLine { method: string; url: string; path: string }
 
 /** `METHOD URL` from the command's first line; null when the text is not a request line. */
 export function readRequestLine(text: string): RequestLine | null {
-  const m = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+)/.exec(text);
+  const m = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ((?:https?:\/\/|\/)\S*)/i.exec(text);
   if (!m) return null;
   const [, method, url] = m as unknown as [string, string, string];
   const p = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*([^?#]*)/i.exec(url);
