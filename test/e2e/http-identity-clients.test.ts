@@ -190,7 +190,9 @@ print(json.dumps([a["access_token"], b["access_token"], int(a["expires_on"]), c.
       assert.equal(call.method, 'POST', 'az 2.45 (msrestazure) posts to MSI_ENDPOINT when no App Service is detected');
       assert.equal(call.headers.metadata, 'true');
     }
+    const beforeList = seen.length;
     const groups = await run(az, ['group', 'list', '-o', 'json'], { env: azEnv, timeout: 180_000 });
+    assert.ok(seen.slice(beforeList).some((s) => s.url.startsWith('/msi/token')), 'az keeps no token: each command asks the endpoint');
     assert.deepEqual((JSON.parse(groups.stdout) as { name: string }[]).map((g) => g.name), ['rg-one']);
     assert.ok(armCalls.length >= 2);
     for (const call of armCalls) assert.equal(call.bearerScope, ARM, `${call.url} carried a placeholder`);
