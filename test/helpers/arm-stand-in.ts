@@ -40,6 +40,8 @@ export interface RecordedRequest {
   body: string;
   /** The status answered (0 until answered). */
   status: number;
+  /** Which TLS connection it came on (1, 2, ... in accept order), so a test can see keep-alive reuse. */
+  connection: number;
 }
 
 export interface ArmStandInOptions {
@@ -213,6 +215,8 @@ export async function startArmStandIn(opts: ArmStandInOptions): Promise<ArmStand
     }
   };
 
+  let connections = 0;
+  const connectionIds = new WeakMap<object, number>();
   const server = https.createServer({ key, cert }, (req, res) => {
     let rec: RecordedRequest | null = null;
     if (record) {
@@ -220,7 +224,9 @@ export async function startArmStandIn(opts: ArmStandInOptions): Promise<ArmStand
       const q = u.indexOf('?');
       const query: Record<string, string> = {};
       if (q >= 0) for (const [k, v] of new URLSearchParams(u.slice(q + 1))) query[k] = v;
-      rec = { method: req.method ?? '', path: q >= 0 ? u.slice(0, q) : u, query, headers: headerRecord(req), body: '', status: 0 };
+      let connection = connectionIds.get(req.socket);
+      if (connection === undefined) connectionIds.set(req.socket, (connection = ++connections));
+      rec = { method: req.method ?? '', path: q >= 0 ? u.slice(0, q) : u, query, headers: headerRecord(req), body: '', status: 0, connection };
       requests.push(rec);
     }
     void handle(req, res, rec);

@@ -88,6 +88,11 @@ describe('ARM stand-in over HTTPS, with curl', () => {
     assert.equal(r.headers.authorization, `Bearer ${TOKEN}`);
     assert.deepEqual(JSON.parse(r.body), { location: 'westeurope', tags: { team: 'a' } });
     assert.equal(r.status, 201);
+    // curl with two URLs reuses its connection: both requests carry the same number.
+    arm.requests.length = 0;
+    await run('curl', ['-sS', '--cacert', arm.caFile, '-H', `Authorization: Bearer ${TOKEN}`, `${arm.url}/subscriptions?${API}`, `${arm.url}/subscriptions?${API}`]);
+    assert.equal(arm.requests.length, 2);
+    assert.equal(arm.requests[0]!.connection, arm.requests[1]!.connection);
   });
 
   test('resource groups: PUT 201 then 200, GET, list, unknown 404, bad body 400', async () => {
@@ -223,7 +228,7 @@ describe('ARM stand-in over HTTPS, with curl', () => {
     assert.equal(notGuid.json.error.code, 'InvalidRoleAssignmentId');
   });
 
-  test('bench endpoints: exactly N bytes of JSON (Content-Length or chunked), token required by default', async () => {
+  test('bench endpoints: exactly N bytes of JSON (Content-Length or chunked), token required by default; lroHost and record options', async () => {
     for (const bytes of [64, 1000, 65536 * 3 + 17, 1 << 20]) {
       const r = await curl(arm, [`${arm.url}/bench/body?bytes=${bytes}`]);
       assert.equal(Buffer.byteLength(r.body), bytes);
@@ -236,9 +241,14 @@ describe('ARM stand-in over HTTPS, with curl', () => {
     assert.equal((await curl(arm, [`${arm.url}/bench/body?bytes=12`])).status, 400);
     assert.equal((await curl(arm, [`${arm.url}/bench/small`])).json.name, 'bench');
     assert.equal((await curl(arm, [`${arm.url}/bench/small`], false)).status, 401);
-    const open = await startArmStandIn({ tokenCheck: () => false, benchWithoutToken: true, record: false, lroHost: 'management.azure.com' });
+    const open = await startArmStandIn({ tokenCheck: (t) => t === TOKEN, benchWithoutToken: true, record: false, lroHost: 'management.azure.com' });
     try {
       assert.equal((await curl(open, [`${open.url}/bench/small`], false)).status, 200);
+      // lroHost: operation URLs name management.azure.com whatever host the client used.
+      open.addResourceGroup('rg-forced');
+      const del = await curl(open, ['-X', 'DELETE', `${open.url}/subscriptions/${open.subscriptionId}/resourcegroups/rg-forced?${API}`]);
+      assert.equal(new URL(del.headers['azure-asyncoperation']!).host, 'management.azure.com');
+      assert.equal(new URL(del.headers.location!).host, 'management.azure.com');
       assert.equal(open.requests.length, 0);
     } finally {
       await open.stop();
