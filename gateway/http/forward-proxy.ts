@@ -79,7 +79,7 @@ export class ForwardProxy {
       socket.on('error', () => socket.destroy());
       this.#connect(req, socket, head).catch((e: Error) => refuseOnSocket(socket, 500, `gateway: the tunnel could not start: ${e.message}`));
     });
-    this.#server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.#plain(req, res));
+    this.#server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => guarded(req, res, () => this.#plain(req, res)));
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => clientError(err, socket));
   }
 
@@ -97,7 +97,7 @@ export class ForwardProxy {
   /**
    * Stops accepting; requests in flight finish (HTTP/2 sessions get GOAWAY, idle HTTP/1.1
    * connections close at once, busy ones after their response) and whatever is still open after
-   * graceMs is cut.
+   * graceMs is cut (a tunnel whose TLS handshake has not finished included).
    */
   close(graceMs: number): Promise<void> {
     this.#closing = true;
@@ -157,7 +157,7 @@ export class ForwardProxy {
         else done(new Error(`SNI ${name} is not the tunnel's host ${authority.host}`));
       },
     });
-    server.on('request', (req: ForwardRequest, res: ForwardResponse) => this.#tunnelled(req, res, authority, 443, route));
+    server.on('request', (req: ForwardRequest, res: ForwardResponse) => guarded(req, res, () => this.#tunnelled(req, res, authority, 443, route)));
     server.on('secureConnection', (socket: tls.TLSSocket) => {
       if (socket.alpnProtocol === 'h2') return;
       if (this.#closing) return void socket.destroy();
@@ -182,7 +182,7 @@ export class ForwardProxy {
   /** A tunnel to an http:// target: HTTP/1.1 in clear, the same checks as inside TLS. */
   #openPlainTunnel(authority: Authority, route: ForwardRoute): Tunnel {
     const server = http.createServer();
-    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.#tunnelled(req, res, authority, 80, route));
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => guarded(req, res, () => this.#tunnelled(req, res, authority, 80, route)));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => clientError(err, socket));
     server.on('connect', (_req: http.IncomingMessage, socket: net.Socket) =>
       refuseOnSocket(socket, 405, 'gateway: CONNECT inside a tunnel is not relayed'));
@@ -234,6 +234,15 @@ export class ForwardProxy {
       this.#http1.set(socket, inFlight - 1);
       if (this.#closing && inFlight === 1) socket.destroy();
     });
+  }
+}
+
+/** A handler or route that throws answers 500 on that request; the proxy goes on serving. */
+function guarded(req: ForwardRequest, res: ForwardResponse, serve: () => void): void {
+  try {
+    serve();
+  } catch (e) {
+    refuseRequest(req, res, 500, `gateway: the request failed: ${(e as Error).message}`);
   }
 }
 

@@ -47,6 +47,7 @@ function route(host: string, port: number, scheme: 'https' | 'http'): ForwardRou
 
 /** The handler: a JSON echo of what reached it, with an id per client connection (keep-alive). */
 function echo(req: ForwardRequest, res: ForwardResponse, r: ForwardRoute): void {
+  if (req.url === '/throw') throw new Error('a handler bug');
   const conn = req.httpVersionMajor === 2 ? (req as http2.Http2ServerRequest).stream.session! : req.socket;
   if (!connectionIds.has(conn)) connectionIds.set(conn, nextConnection++);
   const hash = createHash('sha256');
@@ -347,6 +348,12 @@ test('malformed CONNECT lines, bad ports, garbage and origin-form requests get a
     ['GET http://plain.internal.example/x HTTP/1.1\r\nHost: api.internal.example\r\n\r\n', /^HTTP\/1\.1 421 /],
   ];
   for (const [request, expected] of cases) assert.match(await rawExchange(request), expected, JSON.stringify(request));
+  // A handler that throws costs that request a 500, over either protocol, not the proxy.
+  for (const version of ['--http1.1', '--http2']) {
+    const thrown = await curl([version, '-i', 'https://management.azure.com/throw']);
+    assert.match(inner(thrown), /^HTTP\/(1\.1|2) 500/, version);
+    assert.match(thrown.stdout, /gateway: the request failed: a handler bug\n$/);
+  }
   assert.equal(json(await curl(['https://management.azure.com/still-up'])).path, '/still-up');
 });
 
