@@ -76,6 +76,8 @@ export interface Credentials {
   authorityHost(who: string): string;
   /** An Entra ID token for the scope, through the job's OIDC token; refreshed before expiry. */
   azureToken(who: string, scope: string): Promise<string>;
+  /** The Entra app the run signs in as (not secrets: tools read them from tokens). */
+  azureIdentity(who: string): { tenantId: string; clientId: string };
 }
 
 /** What of the policy decides which of an adapter's dependencies load. */

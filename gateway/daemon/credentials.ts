@@ -25,5 +25,9 @@ export function credentials(secrets: NodeJS.ProcessEnv, runnerEnv: NodeJS.Proces
     azureToken(who, scope) {
       return entra(who).tokens.token(scope);
     },
+    azureIdentity(who) {
+      const s = entra(who).settings;
+      return { tenantId: s.tenantId, clientId: s.clientId };
+    },
   };
 }

@@ -1,11 +1,14 @@
 // The reverse proxy of one HTTP target: `GATEWAY_<TARGET>_URL=http://127.0.0.1:PORT`, so
 // `curl "$GATEWAY_ARM_URL/subscriptions/..."` and SDKs given a custom endpoint reach the target
-// with no credential in the step. Plain HTTP on loopback (the per-run CA is for the forward
-// proxy): HTTP/1.1 with keep-alive, chunked bodies and `Expect: 100-continue`, and HTTP/2 with
-// prior knowledge (h2c), told apart by the connection's first bytes.
+// with no credential in the step. One loopback port speaks plain HTTP (HTTP/1.1 with keep-alive,
+// chunked bodies and `Expect: 100-continue`, or HTTP/2 with prior knowledge, told apart by the
+// connection's first bytes); a second speaks HTTPS with the per-run CA
+// (`GATEWAY_<TARGET>_HTTPS_URL`; ALPN picks HTTP/2 or HTTP/1.1), for clients that refuse to send
+// a bearer credential over plain HTTP (the Azure SDKs do, even to loopback).
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import tls from 'node:tls';
 import type { ConnectionExport, CoreServices, Listener } from '../core/adapter.ts';
 import { targetVariable } from '../core/target-variable.ts';
 import { ClientSessions } from './client-sessions.ts';
@@ -13,6 +16,7 @@ import { exchange } from './exchange.ts';
 import type { HttpRequest, HttpResponse } from './exchange-types.ts';
 import type { OperationTracker } from './lro.ts';
 import { REFUSAL, sendError } from './replies.ts';
+import type { RunCa } from './run-ca.ts';
 import type { Upstream } from './upstream.ts';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
@@ -29,9 +33,13 @@ export class ReverseProxyListener implements Listener {
   private readonly sockets = new Set<net.Socket>();
   private readonly inFlight = new Set<Promise<void>>();
   private origin = '';
+  private readonly ca: RunCa;
+  private secure: tls.Server | null = null;
+  private secureOrigin = '';
 
-  constructor(upstream: Upstream, core: CoreServices, operations: OperationTracker, sessions: ClientSessions) {
+  constructor(upstream: Upstream, core: CoreServices, operations: OperationTracker, sessions: ClientSessions, ca: RunCa) {
     this.upstream = upstream;
+    this.ca = ca;
     this.core = core;
     this.operations = operations;
     this.sessions = sessions;
@@ -76,7 +84,7 @@ export class ReverseProxyListener implements Listener {
     const finished = new Promise<void>((resolve) => res.once('close', () => resolve()));
     this.inFlight.add(finished);
     void finished.then(() => this.inFlight.delete(finished));
-    exchange(req, res, { core: this.core, upstream: this.upstream, operations: this.operations, session: session.rec, gate: session.gate, gatewayOrigin: this.origin }, expectsContinue)
+    exchange(req, res, { core: this.core, upstream: this.upstream, operations: this.operations, session: session.rec, gate: session.gate, gatewayOrigin: (req.socket as { encrypted?: boolean }).encrypted ? this.secureOrigin : this.origin }, expectsContinue)
       .catch((e: Error) => sendError(res, 500, REFUSAL.upstream, `gateway: ${e.message}`));
   }
 
@@ -87,11 +95,27 @@ export class ReverseProxyListener implements Listener {
     });
     const a = this.server.address() as net.AddressInfo;
     this.origin = `http://127.0.0.1:${a.port}`;
+    const leaf = await this.ca.leafFor('127.0.0.1');
+    const secure = tls.createServer({ key: leaf.keyPem, cert: leaf.certPem, ALPNProtocols: ['h2', 'http/1.1'] });
+    secure.on('secureConnection', (s: tls.TLSSocket) => {
+      this.sockets.add(s);
+      s.once('close', () => this.sockets.delete(s));
+      s.on('error', () => s.destroy());
+      (s.alpnProtocol === 'h2' ? this.h2 : this.h1).emit('connection', s);
+    });
+    secure.on('tlsClientError', () => undefined);
+    await new Promise<void>((resolve, reject) => {
+      secure.once('error', reject);
+      secure.listen(0, '127.0.0.1', () => resolve());
+    });
+    this.secure = secure;
+    this.secureOrigin = `https://127.0.0.1:${(secure.address() as net.AddressInfo).port}`;
     return `127.0.0.1:${a.port}`;
   }
 
   async stop(graceMs: number): Promise<void> {
     this.server.close();
+    this.secure?.close();
     const grace = new Promise((r) => setTimeout(r, graceMs).unref());
     await Promise.race([Promise.allSettled([...this.inFlight]), grace]);
     for (const s of this.sockets) s.destroy();
@@ -99,6 +123,7 @@ export class ReverseProxyListener implements Listener {
   }
 
   connection(): ConnectionExport {
-    return { env: { [targetVariable(this.upstream.target.name)]: this.origin }, secrets: [], files: [] };
+    const name = this.upstream.target.name;
+    return { env: { [targetVariable(name)]: this.origin, [targetVariable(name, 'HTTPS_URL')]: this.secureOrigin }, secrets: [], files: [] };
   }
 }

@@ -20,7 +20,13 @@ export interface Upstream {
 export async function openUpstream(t: HttpTarget, credentials: Credentials): Promise<Upstream> {
   const auth = await authHeaders(t, credentials);
   const agent = t.protocol === 'https:'
-    ? new https.Agent({ keepAlive: true, maxSockets: 64, ...(t.ca ? { ca: t.ca } : {}) })
+    // Name checks live on the agent: options given per request would stop it reusing connections.
+    ? new https.Agent({
+      keepAlive: true, maxSockets: 64, ...(t.ca ? { ca: t.ca } : {}),
+      // TLS checks the url's host name whatever address the connection goes to (connect-to).
+      ...(net.isIP(t.host) ? {} : { servername: t.host }),
+      checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(t.host, cert),
+    })
     : new http.Agent({ keepAlive: true, maxSockets: 64 });
   const transport = t.protocol === 'https:' ? https : http;
   return {
@@ -28,8 +34,6 @@ export async function openUpstream(t: HttpTarget, credentials: Credentials): Pro
     auth,
     request: (method, pathAndQuery, headers) => transport.request({
       host: t.connectTo?.host ?? t.host, port: t.connectTo?.port ?? t.port, method, path: pathAndQuery, headers, agent, timeout: t.timeoutMs,
-      // TLS checks the url's host name whatever address the connection goes to.
-      ...(t.protocol === 'https:' ? { servername: net.isIP(t.host) ? undefined : t.host, checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(t.host, cert) } : {}),
     }),
     close: () => agent.destroy(),
   };
