@@ -106,7 +106,7 @@ test('a GET reaches ARM with the Entra token injected and is recorded with its r
   assert.equal(c.kind, 'http.request');
   assert.equal(c.details.resource.type, 'Microsoft.Resources/resourceGroups');
   assert.equal(c.details.resource.name, 'rg-app');
-  const res = await waitFor(() => resultOf(c.command), 'the result record');
+  const res = (await waitFor(() => resultOf(c.command), 'the result record'))!;
   assert.equal(res.details.status, 200);
   assert.match(res.details.request_id, /\S/);
   assert.ok(!fs.readFileSync(readLogPath(), 'utf8').includes(ARM_TOKEN), 'no token in the log');
@@ -177,7 +177,7 @@ test('a DELETE waits for approval; approved, it runs and its operation is follow
     if (JSON.parse(poll.body).status === 'Succeeded') break;
   }
   // The operation record is written after the poll's response (at the log's next flush).
-  const done = await waitFor(() => log().find((x) => x.type === 'operation' && x.command === del.command), 'the operation record');
+  const done = (await waitFor(() => log().find((x) => x.type === 'operation' && x.command === del.command), 'the operation record'))!;
   assert.equal(done.status, 'Succeeded');
   assert.ok(arm.requests.every((r) => r.headers.authorization === `Bearer ${ARM_TOKEN}`), 'every request ARM saw carried the Entra token');
 });
@@ -197,7 +197,7 @@ test('curl through HTTPS_PROXY reaches the real ARM host name, terminated with t
   const url = `https://management.azure.com/subscriptions/${arm.subscriptionId}/resourceGroups/rg-app?api-version=2021-04-01`;
   const ok = await run('curl', ['-sS', '-w', '\n%{http_code}', url], { encoding: 'utf8', env: proxied, timeout: 60_000 });
   assert.match(ok.stdout, /"name":\s*"rg-app"[\s\S]*\n200$/);
-  const c = await waitFor(() => log().find((r) => r.type === 'command' && r.text === `GET ${url}`), 'the proxied request\'s record');
+  const c = (await waitFor(() => log().find((r) => r.type === 'command' && r.text === `GET ${url}`), 'the proxied request\'s record'))!;
   assert.equal(c.details.resource.name, 'rg-app');
   const denied = await run('curl', ['-sS', '-w', '\n%{http_code}', '-X', 'POST', `https://management.azure.com/subscriptions/${arm.subscriptionId}/resourceGroups/rg-app/providers/Microsoft.Storage/storageAccounts/stapp/listKeys?api-version=2023-01-01`], { encoding: 'utf8', env: proxied, timeout: 60_000 });
   assert.match(denied.stdout, /GatewayPolicyDenied[\s\S]*\n403$/);
