@@ -18,6 +18,7 @@ import { writeSummary } from './summary.ts';
 import { jobContext, setCommitStatus } from './status.ts';
 import { attestLog } from './attestation.ts';
 import { runnerStep, type Step } from './step.ts';
+import { readConnection } from './connection.ts';
 
 const STOP_TIMEOUT_MS = 60_000;
 
@@ -40,6 +41,7 @@ async function post(step: Step): Promise<void> {
   }
   const inputs = readInputs(step);
   const failures: string[] = [];
+  dropGatewayEnvironment(stateDir);
   const { daemonDied, head } = await stopDaemon(step, stateDir, failures);
 
   // Work on a copy taken now: later changes to the file on the runner change nothing.
@@ -184,3 +186,18 @@ function causes(e: Error): string {
   return parts.join(': ');
 }
 
+
+/**
+ * Variables the main step exported reach this post step too (GITHUB_ENV applies to every later
+ * step): the artifact upload and the GitHub API calls must not go through a forward proxy that is
+ * being stopped, nor trust only a CA bundle the gateway wrote. Only values still as exported go.
+ */
+function dropGatewayEnvironment(stateDir: string): void {
+  let exported: Record<string, string>;
+  try {
+    exported = readConnection(stateDir).env;
+  } catch {
+    return;
+  }
+  for (const [k, v] of Object.entries(exported)) if (process.env[k] === v) delete process.env[k];
+}

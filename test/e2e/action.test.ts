@@ -15,6 +15,7 @@ import { startArtifactService, type ArtifactService } from '../helpers/artifact-
 import { runJob, type JobResult } from '../helpers/runner.ts';
 import { SessionLogWriter, LOG_FORMAT } from '../../gateway/evidence/log-writer.ts';
 import { startSshd, type Sshd } from '../helpers/sshd.ts';
+import { startArmStandIn } from '../helpers/arm-stand-in.ts';
 import { CheckpointSigner } from '../../gateway/evidence/checkpoint.ts';
 
 const SCOPE = 'https://ossrdbms-aad.database.windows.net/.default';
@@ -75,9 +76,10 @@ after(async () => {
 });
 
 let jobs = 0;
-async function job(steps: Parameters<typeof runJob>[0]['steps'], opts: { inputs?: Record<string, string>; cancelAfterStep?: number; event?: string; policy?: string; env?: Record<string, string> } = {}): Promise<JobResult> {
+async function job(steps: Parameters<typeof runJob>[0]['steps'], opts: { inputs?: Record<string, string>; cancelAfterStep?: number; event?: string; policy?: string; env?: Record<string, string>; files?: Record<string, string> } = {}): Promise<JobResult> {
   const workspace = fs.mkdtempSync(path.join(work, `ws${++jobs}-`));
   fs.mkdirSync(path.join(workspace, '.github'));
+  for (const [f, text] of Object.entries(opts.files ?? {})) fs.writeFileSync(path.join(workspace, f), text);
   fs.writeFileSync(path.join(workspace, '.github/gateway.yml'), opts.policy ?? POLICY(cluster.port));
   const eventPath = path.join(workspace, '..', `event-${jobs}.json`);
   // The issuer's claims follow the event, as GitHub's do (the subject names pull_request or the ref).
@@ -353,6 +355,39 @@ rules:
   for (const [where, text] of texts) for (const line of keyLines) assert.equal(text.includes(line), false, `a key line leaked into ${where}`);
   // The upstream key's lines are masked, should anything print them.
   for (const line of sshd.privateKey.split('\n').filter((l) => l.length > 20 && !l.startsWith('-----'))) assert.ok(r.masks.includes(line.trim()), 'upstream key line masked');
+});
+
+test('an HTTP step: ARM calls through the reverse and the forward proxy, a denial in the ARM error shape, and no token in any output', async () => {
+  const armToken = `arm-bearer-${'t'.repeat(48)}`;
+  const arm = await startArmStandIn({ tokenCheck: (b) => b === armToken, lroHost: 'management.azure.com' });
+  try {
+    arm.addResourceGroup('rg-app');
+    const policy = POLICY(cluster.port).replace('rules:', `  arm:
+    kind: http
+    url: https://management.azure.com
+    auth: { bearer-env: ARM_TOKEN }
+    ca-file: arm-ca.pem
+    connect-to: 127.0.0.1:${arm.port}
+rules:
+  - { name: no-storage-keys, target: arm, when: { resource: { provider: Microsoft.Storage, action: [listKeys] } }, action: deny }`);
+    const sub = arm.subscriptionId;
+    const r = await job([
+      `curl -sS "$GATEWAY_ARM_URL/subscriptions/${sub}/resourceGroups/rg-app?api-version=2021-04-01"`,
+      `curl -sS "https://management.azure.com/subscriptions/${sub}/resourcegroups?api-version=2021-04-01"`,
+      `curl -sS -X POST "$GATEWAY_ARM_URL/subscriptions/${sub}/resourceGroups/rg-app/providers/Microsoft.Storage/storageAccounts/st1/listKeys?api-version=2023-01-01"`,
+    ], { policy, files: { '.github/arm-ca.pem': fs.readFileSync(arm.caFile, 'utf8') }, inputs: { 'status-context': 'gateway/audit-http', 'fail-on': 'never' }, env: { ARM_TOKEN: armToken } });
+    assert.equal(r.main.outcome, 'success', r.main.stdout + r.main.stderr);
+    assert.match(r.steps[0]!.stdout, /"name":\s*"rg-app"/, r.steps[0]!.stderr);
+    assert.match(r.steps[1]!.stdout, /rg-app/, r.steps[1]!.stderr);
+    assert.match(r.steps[2]!.stdout, /GatewayPolicyDenied.*no-storage-keys/);
+    assert.match(r.summary, /listKeys/);
+    assert.ok(arm.requests.every((q) => q.headers.authorization === `Bearer ${armToken}`));
+    const texts: [string, string][] = [['the job log', r.log], ['the summary', r.summary], ['the outputs', JSON.stringify(r.outputs)], ...Object.entries(r.commandFiles).map(([k, t]) => [`file command ${k}`, t] as [string, string])];
+    for (const [where, text] of texts) assert.equal(text.includes(armToken), false, `the token leaked into ${where}`);
+    assert.ok(r.masks.includes(armToken), 'the token is masked');
+  } finally {
+    await arm.stop();
+  }
 });
 
 test('a cancelled job still uploads a sealed, verifiable log', async () => {
