@@ -66,6 +66,7 @@ type ResourceField = (typeof RESOURCE_FIELDS)[number];
 const globList = (description: string): object => ({
   description,
   oneOf: [{ type: 'string', minLength: 1 }, { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } }],
+  'x-expected': 'a name glob or a list of them',
 });
 
 // What each field reads from the resource, and what a glob for it may not hold.

@@ -64,7 +64,8 @@ function idFacts(c: TimelineCommand): string[] {
 }
 
 function bodyFacts(c: TimelineCommand): string[] {
-  const body = rec(c.details.body);
+  // The request body's digest is the result's `input` (recorded as it streamed to the target).
+  const body = Object.keys(rec(c.details.body)).length ? rec(c.details.body) : rec(c.extra?.result?.input);
   if (!Object.keys(body).length) return [];
   const bytes = typeof body.bytes === 'number' ? `${body.bytes} bytes` : '';
   const sha = str(body.sha256) ? `sha256 ${String(body.sha256).slice(0, 16)}…` : '';

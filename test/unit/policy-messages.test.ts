@@ -82,6 +82,7 @@ function constraints(root: unknown): { worded: string[]; generic: Set<string> } 
 const SSH = (auth: string): string => `version: 1\ntargets:\n  web-vm:\n    kind: ssh\n    host: 10.0.0.4\n    user: deploy\n    host-key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"\n    auth: ${auth}\n`;
 
 /** [policy text, line, exact message]: one case at least for every constraint of the schema. */
+const HTTP = (auth: string): string => `version: 1\ntargets:\n  arm:\n    kind: http\n    url: https://management.azure.com\n    auth: ${auth}\n`;
 const CASES: [string, number, string][] = [
   // pattern, enum, const, oneOf, not: the schema's words.
   [BASE.replace('version: 1', 'version: 2'), 1, 'version: 2 is not a policy format version this gateway reads; write version: 1'],
@@ -95,7 +96,7 @@ const CASES: [string, number, string][] = [
   [BASE + 'approvals:\n  where: pr\n', 12, 'approvals.where: "pr" is not a place to ask for approval; use pull-request or issue:NUMBER, such as issue:42'],
   [BASE + 'masking:\n  detectors: [email, creditcard]\n', 12, 'masking.detectors[1]: "creditcard" is not a detector; use one of: email, credit-card, iban, jwt, azure-storage-key, azure-sas-token, connection-string, private-key, github-token (did you mean "credit-card"?)'],
   [BASE + 'masking:\n  apply-to: [logs]\n', 12, 'masking.apply-to[0]: "logs" is not a place masking applies to; use one of: client, log (did you mean "log"?)'],
-  [BASE.replace('kind: postgres', 'kind: postgresql'), 4, 'targets.app-db.kind: "postgresql" is not a target kind this gateway supports; use one of: postgres, ssh (did you mean "postgres"?)'],
+  [BASE.replace('kind: postgres', 'kind: postgresql'), 4, 'targets.app-db.kind: "postgresql" is not a target kind this gateway supports; use one of: postgres, ssh, http (did you mean "postgres"?)'],
   [SSH('{ key-env: 1KEY }'), 8, 'targets.web-vm.auth.key-env: the value written (not repeated here: it may be a secret) is not an environment variable name; use letters, digits and _, not starting with a digit'],
   [SSH('{ key-env: KEY, passphrase-env: my passphrase }'), 8, 'targets.web-vm.auth.passphrase-env: the value written (not repeated here: it may be a secret) is not an environment variable name; use letters, digits and _, not starting with a digit'],
   [SSH('{ password-env: "hunter2!" }'), 8, 'targets.web-vm.auth.password-env: the value written (not repeated here: it may be a secret) is not an environment variable name; use letters, digits and _, not starting with a digit'],
@@ -108,6 +109,14 @@ const CASES: [string, number, string][] = [
   [RULE('    target: []\n    when: { sql: [drop] }\n    action: deny\n'), 13, 'rules[0].target must not be an empty list'],
   [BASE + 'rules:\n  - name: "no drops!"\n    when: { sql: [drop] }\n    action: deny\n', 12, `rules[0].name: "no drops!" is not a rule name; start with a letter or digit, then letters, digits, '_', '.' or '-'`],
   [RULE('    when: { sql: [drop] }\n    action: refuse\n'), 14, 'rules[0].action: "refuse" is not a decision; use one of: allow, deny, approve'],
+  [HTTP('azure-ad'), 6, 'targets.arm.auth: the value written (not repeated here: it may be a secret) is not an auth method; use one of: azure, none; write azure or none, or a mapping { bearer-env: NAME }, { header-env: { Header: NAME } } or { basic-env: NAME }'],
+  [HTTP('{ bearer-env: "my token" }'), 6, 'targets.arm.auth.bearer-env: the value written (not repeated here: it may be a secret) is not an environment variable name; use letters, digits and _, not starting with a digit'],
+  [HTTP('{ basic-env: 1BASIC }'), 6, 'targets.arm.auth.basic-env: the value written (not repeated here: it may be a secret) is not an environment variable name; use letters, digits and _, not starting with a digit'],
+  [HTTP('{ header-env: { "X Api Key": API_KEY } }'), 6, 'targets.arm.auth.header-env: "X Api Key" is not an HTTP header name'],
+  [HTTP('{ header-env: { X-Api-Key: "$API_KEY" } }'), 6, 'targets.arm.auth.header-env.X-Api-Key: the value written (not repeated here: it may be a secret) is not an environment variable name; use letters, digits and _, not starting with a digit'],
+  [HTTP('{ bearer-env: A, basic-env: B }'), 6, 'targets.arm.auth must have at most 1 entry'],
+  [HTTP('none') + '    connect-to: 127.0.0.1\n', 7, 'targets.arm.connect-to: "127.0.0.1" is not host:port'],
+  ...(['provider', 'type', 'action', 'name', 'resource-group', 'subscription'].map((f) => [HTTP('none') + `rules:\n  - name: r\n    when: { resource: { ${f}: { a: 1 } } }\n    action: deny\n`, 9, `rules[0].when.resource.${f} must be a name glob or a list of them, not a mapping`] as [string, number, string])),
   // Generic sentences.
   ['- app-db\n', 1, 'the policy file must be a mapping of keys (version:, targets:, ...), not a list'],
   [BASE.replace('port: 5432', 'port: 5432.5'), 6, 'targets.app-db.port must be a whole number, not the number 5432.5'],
@@ -118,12 +127,12 @@ const CASES: [string, number, string][] = [
   [BASE + 'approvals:\n  approvers: []\n', 12, 'approvals.approvers must not be an empty list'],
   ['version: 1\ntargets: {}\n', 2, 'targets must not be empty: name at least one entry'],
   [BASE + 'masking:\n  apply-to: [log, log]\n', 12, 'masking.apply-to lists "log" twice'],
-  [BASE.replace('    kind: postgres\n', ''), 4, 'targets.app-db is missing required key "kind": the kind of system the target is: postgres, ssh'],
+  [BASE.replace('    kind: postgres\n', ''), 4, 'targets.app-db is missing required key "kind": the kind of system the target is: postgres, ssh, http'],
   [BASE.replace('    database: app\n', ''), 4, 'targets.app-db is missing required key "database": the database clients are connected to; clients cannot choose another'],
   [BASE.replace('version: 1\n', ''), 1, 'the policy file is missing required key "version": policy file format version'],
   [BASE.replace('    tls: disable', '    tsl: disable'), 10, 'targets.app-db: unknown key "tsl" (did you mean "tls"?)'],
   [BASE + 'approvals:\n  approver: [alice]\n', 12, 'approvals: unknown key "approver" (did you mean "approvers"?)'],
-  [BASE + 'masking:\n  secrets: [x]\n', 12, 'masking: unknown key "secrets" (known keys: columns, detectors, apply-to)'],
+  [BASE + 'masking:\n  secrets: [x]\n', 12, 'masking: unknown key "secrets" (known keys: columns, json-fields, detectors, apply-to)'],
   [BASE + 'version-2: true\n', 11, 'unknown top-level key "version-2" (did you mean "version"?)'],
 ];
 

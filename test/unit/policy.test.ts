@@ -249,8 +249,13 @@ test("the issue's masking section parses as written; apply-to defaults to client
   assert.deepEqual(p.masking, {
     columns: ['email', 'ssn', 'customers.phone', '*.card_number'],
     detectors: ['email', 'credit-card', 'iban', 'jwt', 'azure-storage-key', 'azure-sas-token', 'connection-string', 'private-key', 'github-token'],
+    jsonFields: [],
     applyTo: { client: true, log: true },
   });
+  // The HTTP issue's json-fields load as written; a path the masker cannot follow names its line.
+  const json = parsePolicy(EXAMPLE + 'masking:\n  json-fields: ["$..keys[*].value", "$..primaryKey", "$..secondaryKey", "$..connectionString", "$..properties.password"]\n', FILE).masking;
+  assert.deepEqual(json?.jsonFields, ['$..keys[*].value', '$..primaryKey', '$..secondaryKey', '$..connectionString', '$..properties.password']);
+  assert.throws(() => parsePolicy(EXAMPLE + 'masking:\n  json-fields: ["$..keys[?(@.x)]"]\n', FILE), /masking\.json-fields\[0\]: "\$\.\.keys\[\?\(@\.x\)\]" is not a JSON path/);
   assert.deepEqual(parsePolicy(EXAMPLE + 'masking: { columns: [email] }\n', FILE).masking?.applyTo, { client: true, log: true });
   assert.deepEqual(parsePolicy(EXAMPLE + 'masking: { columns: [email], apply-to: [log] }\n', FILE).masking?.applyTo, { client: false, log: true });
   assert.equal(parsePolicy(EXAMPLE, FILE).masking, null);
