@@ -210,6 +210,16 @@ export class CommandRecorder {
     if (kept.length < MAX_TEXT_SAMPLE) this.inputText = kept + text.slice(0, MAX_TEXT_SAMPLE - kept.length);
   }
 
+  /** Whether the input's text sample is full: later text only adds to its length (addInputTextBytes). */
+  get inputTextFull(): boolean {
+    return (this.inputText?.length ?? 0) >= MAX_TEXT_SAMPLE;
+  }
+
+  /** Text input past a full sample: its bytes only. */
+  addInputTextBytes(bytes: number): void {
+    if (!this.finished) this.inputTextBytes += bytes;
+  }
+
   private masked: { values: number; detectors: string[] } | null = null;
 
   /** Values masked in this command's response: by column name, and which detectors fired. */
@@ -241,6 +251,16 @@ export class CommandRecorder {
     this.textSampleBytes += Buffer.byteLength(text);
     const kept = this.textSample ?? '';
     if (kept.length < MAX_TEXT_SAMPLE) this.textSample = kept + text.slice(0, MAX_TEXT_SAMPLE - kept.length);
+  }
+
+  /** Whether the text sample is full: later text only adds to its length (addSampleTextBytes). */
+  get sampleTextFull(): boolean {
+    return (this.textSample?.length ?? 0) >= MAX_TEXT_SAMPLE;
+  }
+
+  /** Text past a full sample: its bytes only (decoding a large body into a string would cost for nothing). */
+  addSampleTextBytes(bytes: number): void {
+    if (!this.finished) this.textSampleBytes += bytes;
   }
 
   /**

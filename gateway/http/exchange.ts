@@ -76,48 +76,84 @@ export async function exchange(req: HttpRequest, res: HttpResponse, ctx: Exchang
     if (!body) req.resume();
     return;
   }
-  forward(req, res, ctx, answer.cmd, method, path + (query ? `?${query}` : ''), body, expectsContinue);
+  await forward(req, res, ctx, answer.cmd, method, path + (query ? `?${query}` : ''), body, expectsContinue);
 }
 
-function forward(req: HttpRequest, res: HttpResponse, ctx: ExchangeContext, cmd: CommandRecorder, method: string, pathAndQuery: string, held: Buffer | null, expectsContinue: boolean): void {
+async function forward(req: HttpRequest, res: HttpResponse, ctx: ExchangeContext, cmd: CommandRecorder, method: string, pathAndQuery: string, held: Buffer | null, expectsContinue: boolean): Promise<void> {
   const t = ctx.upstream.target;
-  void ctx.upstream.auth().then((auth) => {
-    const headers = upstreamRequestHeaders(req.headers, t.port === (t.protocol === 'https:' ? 443 : 80) ? t.host : `${t.host}:${t.port}`, auth);
-    const up = ctx.upstream.request(method, pathAndQuery, headers);
-    const inputLog = new BodyMasking(ctx.core.masker?.applyTo.log ? ctx.core.masker : null, headerValue(req.headers, 'content-type'), { logOnly: true });
-    const decoder = new StringDecoder('utf8');
-    const input = (chunk: Buffer): void => {
-      cmd.addInput(chunk);
-      const p = inputLog.push(chunk);
-      if (p.log && p.log.length) cmd.addInputText(decoder.write(p.log));
-    };
-    const inputEnd = (): void => {
-      const p = inputLog.flush();
-      if (p.log) cmd.addInputText(decoder.write(p.log) + decoder.end());
-    };
-    relayResponse(up, res, ctx, cmd, pathAndQuery);
-    if (held) {
-      if (held.length) input(held);
-      inputEnd();
-      up.end(held);
-      return;
-    }
+  let auth: Record<string, string>;
+  try {
+    auth = await ctx.upstream.auth();
+  } catch (e) {
+    cmd.finish({ status: 'error', error: { code: 'credential', message: (e as Error).message } });
+    sendError(res, 502, REFUSAL.upstream, `gateway: no credential for ${t.origin}: ${(e as Error).message}`);
+    req.resume();
+    return;
+  }
+  const headers = upstreamRequestHeaders(req.headers, t.port === (t.protocol === 'https:' ? 443 : 80) ? t.host : `${t.host}:${t.port}`, auth);
+  const inputLog = new BodyMasking(ctx.core.masker?.applyTo.log ? ctx.core.masker : null, headerValue(req.headers, 'content-type'), { logOnly: true });
+  const input = new InputTap(cmd, inputLog);
+  let body: AsyncIterable<Buffer> | Buffer | null;
+  if (held) {
+    input.push(held);
+    input.end();
+    body = held.length || !hasNoBody(req) ? held : null;
+  } else if (hasNoBody(req)) {
+    body = null;
+    req.resume();
+  } else {
     if (expectsContinue) res.writeContinue();
-    req.on('data', (chunk: Buffer) => {
-      input(chunk);
-      if (!up.write(chunk)) {
-        req.pause();
-        up.once('drain', () => req.resume());
-      }
-    });
-    req.on('end', () => {
-      inputEnd();
-      up.end();
-    });
-  }, (e: Error) => {
-    cmd.finish({ status: 'error', error: { code: 'credential', message: e.message } });
-    sendError(res, 502, REFUSAL.upstream, `gateway: no credential for ${t.origin}: ${e.message}`);
-  });
+    body = tapped(req, input);
+  }
+  const abort = new AbortController();
+  await relayResponse(ctx.upstream.request(method, pathAndQuery, headers, body, abort.signal), abort, res, ctx, cmd, pathAndQuery);
+}
+
+/** A request without a body: HTTP/1.1 says so by having neither length nor chunked coding; HTTP/2 by ending with its headers. */
+function hasNoBody(req: HttpRequest): boolean {
+  const stream = (req as { stream?: { endAfterHeaders?: boolean } }).stream;
+  if (stream) return stream.endAfterHeaders === true;
+  return req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined;
+}
+
+/** The request body as the target pulls it, each chunk recorded (digest and masked sample) on its way. */
+async function* tapped(req: HttpRequest, input: InputTap): AsyncGenerator<Buffer> {
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    input.push(chunk);
+    yield chunk;
+  }
+  input.end();
+}
+
+/** Records a request body: its digest, and while the sample is not full, its masked text. */
+class InputTap {
+  private readonly cmd: CommandRecorder;
+  private readonly masking: BodyMasking;
+  private readonly decoder = new StringDecoder('utf8');
+
+  constructor(cmd: CommandRecorder, masking: BodyMasking) {
+    this.cmd = cmd;
+    this.masking = masking;
+  }
+
+  push(chunk: Buffer): void {
+    this.cmd.addInput(chunk);
+    const p = this.masking.push(chunk);
+    if (p.log && p.log.length) this.text(p.log);
+  }
+
+  end(): void {
+    const p = this.masking.flush();
+    if (p.log && p.log.length) this.text(p.log);
+    const tail = this.decoder.end();
+    if (tail) this.cmd.addInputText(tail);
+  }
+
+  private text(b: Buffer): void {
+    // Past the sample's size only the length counts: decoding a large body would cost for nothing.
+    if (this.cmd.inputTextFull) this.cmd.addInputTextBytes(b.length);
+    else this.cmd.addInputText(this.decoder.write(b));
+  }
 }
 
 /** Why the request is refused before any rule is read, or null. */

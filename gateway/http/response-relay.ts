@@ -6,17 +6,18 @@
 import type http from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
 import type { CommandRecorder } from '../core/recorder.ts';
-import { BodyMasking } from './body-masking.ts';
+import { BodyMasking, type MaskedPiece } from './body-masking.ts';
 import type { ExchangeContext } from './exchange.ts';
 import type { HttpResponse } from './exchange-types.ts';
 import { clientResponseHeaders, headerValue } from './headers.ts';
 import { REFUSAL, sendError } from './replies.ts';
+import type { UpstreamResponse } from './upstream.ts';
 import { maskUrl } from './url-secrets.ts';
 
 /** Characters of a poll's answer or an error body read for its status or message (both are small). */
 const HEAD_MAX = 64 * 1024;
 
-export function relayResponse(up: http.ClientRequest, res: HttpResponse, ctx: ExchangeContext, cmd: CommandRecorder, pathAndQuery: string): void {
+export async function relayResponse(pending: Promise<UpstreamResponse>, abort: AbortController, res: HttpResponse, ctx: ExchangeContext, cmd: CommandRecorder, pathAndQuery: string): Promise<void> {
   const t = ctx.upstream.target;
   let ended = false;
   const fail = (status: number, message: string): void => {
@@ -25,85 +26,113 @@ export function relayResponse(up: http.ClientRequest, res: HttpResponse, ctx: Ex
     cmd.finish({ status: 'error', error: { code: 'upstream', message } });
     sendError(res, status, REFUSAL.upstream, `gateway: ${message}`);
   };
-  up.on('timeout', () => up.destroy(new Error(`${t.origin} sent no response within ${t.timeoutMs / 1000} s`)));
-  up.on('error', (e) => fail(502, `the request to ${t.origin} failed: ${e.message}`));
   // The client went away: the target's answer has no one to go to.
   res.once('close', () => {
     if (!ended && !res.writableFinished) {
       ended = true;
-      up.destroy();
+      abort.abort();
       cmd.finish({ status: 'error', error: { code: 'client', message: 'the client closed the connection before the response ended' } });
     }
   });
-  up.on('response', (ur) => {
-    const status = ur.statusCode ?? 502;
-    const contentType = headerValue(ur.headers, 'content-type');
-    const masking = new BodyMasking(ctx.core.masker, contentType);
-    const encoding = headerValue(ur.headers, 'content-encoding');
-    if (encoding && encoding.toLowerCase() !== 'identity' && masking.kind !== 'binary' && ctx.core.masker) {
-      // Asked for identity; a compressed body cannot be masked or sampled: it is not passed.
-      ur.resume();
-      return fail(502, `${t.origin} answered with a ${encoding}-encoded body, which the gateway cannot mask`);
+  let ur: UpstreamResponse;
+  try {
+    ur = await pending;
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    return fail(502, err.code === 'UND_ERR_HEADERS_TIMEOUT' ? `${t.origin} sent no response within ${t.timeoutMs / 1000} s` : `the request to ${t.origin} failed: ${causeOf(err)}`);
+  }
+  if (ended) {
+    ur.body.destroy();
+    return;
+  }
+  const status = ur.status;
+  const contentType = headerValue(ur.headers, 'content-type');
+  const masking = new BodyMasking(ctx.core.masker, contentType);
+  const encoding = headerValue(ur.headers, 'content-encoding');
+  if (encoding && encoding.toLowerCase() !== 'identity' && masking.kind !== 'binary' && ctx.core.masker) {
+    // Asked for identity; a compressed body cannot be masked or sampled: it is not passed.
+    ur.body.destroy();
+    return fail(502, `${t.origin} answered with a ${encoding}-encoded body, which the gateway cannot mask`);
+  }
+  const rewritten = status === 201 || status === 202 ? ctx.operations.started(cmd.id, t.origin, ur.headers, ctx.gatewayOrigin) : {};
+  const poll = ctx.operations.polled(pathAndQuery);
+  try {
+    res.writeHead(status, { ...clientResponseHeaders(ur.headers, masking.changesClientBody), ...rewritten });
+  } catch (e) {
+    ur.body.destroy();
+    return fail(502, `the response could not be passed on (${(e as Error).message})`);
+  }
+  const decoder = new StringDecoder('utf8');
+  // A poll's status document and an error's message are read from the body's first bytes.
+  let head: string | null = poll || status >= 400 ? '' : null;
+  const take = async (p: MaskedPiece): Promise<void> => {
+    if (p.values || p.detectors.length) cmd.noteMasked(p.values, p.detectors);
+    if (p.log && p.log.length) {
+      if (cmd.sampleTextFull) cmd.addSampleTextBytes(p.log.length);
+      else cmd.addSampleText(decoder.write(p.log));
     }
-    const rewritten = status === 201 || status === 202 ? ctx.operations.started(cmd.id, t.origin, ur.headers, ctx.gatewayOrigin) : {};
-    const poll = ctx.operations.polled(pathAndQuery);
-    try {
-      res.writeHead(status, { ...clientResponseHeaders(ur.headers, masking.changesClientBody), ...rewritten });
-    } catch (e) {
-      ur.resume();
-      return fail(502, `the response could not be passed on (${(e as Error).message})`);
+    if (p.client.length) {
+      cmd.addResponse(p.client);
+      if (!res.write(p.client)) await drained(res);
     }
-    const decoder = new StringDecoder('utf8');
-    // A poll's status document and an error's message are read from the body's first bytes.
-    let head: string | null = poll || status >= 400 ? '' : null;
-    const take = (p: ReturnType<BodyMasking['push']>): void => {
-      if (p.client.length) {
-        cmd.addResponse(p.client);
-        if (!res.write(p.client)) {
-          ur.pause();
-          res.once('drain', () => ur.resume());
-        }
-      }
-      if (p.values || p.detectors.length) cmd.noteMasked(p.values, p.detectors);
-      if (p.log && p.log.length) cmd.addSampleText(decoder.write(p.log));
-    };
-    ur.on('data', (chunk: Buffer) => {
+  };
+  try {
+    for await (const chunk of ur.body) {
+      if (ended) break;
       if (head !== null && head.length < HEAD_MAX) head += chunk.toString('utf8');
-      take(masking.push(chunk));
-    });
-    ur.on('error', (e) => fail(502, `the response from ${t.origin} broke off: ${e.message}`));
-    ur.on('end', () => {
-      if (ended) return;
-      take(masking.flush());
-      const tail = decoder.end();
-      if (tail) cmd.addSampleText(tail);
-      ended = true;
-      res.end();
-      const operation = poll ? ctx.operations.ended(pathAndQuery, poll, status, head) : null;
-      cmd.finish({
-        status: status >= 400 ? 'error' : 'ok',
-        ...(status >= 400 ? { error: { code: String(status), message: armErrorMessage(head) ?? ur.statusMessage ?? `HTTP ${status}` } } : {}),
-        details: {
-          status,
-          ...(contentType ? { content_type: contentType } : {}),
-          ...(headerValue(ur.headers, 'x-ms-request-id') ? { request_id: headerValue(ur.headers, 'x-ms-request-id') } : {}),
-          ...(headerValue(ur.headers, 'x-ms-correlation-request-id') ? { correlation_request_id: headerValue(ur.headers, 'x-ms-correlation-request-id') } : {}),
-          ...(Object.keys(rewritten).length || status === 201 || status === 202 ? operationStarted(ur.headers) : {}),
-          ...(poll ? { polls: poll.command } : {}),
-        },
-      });
-      if (poll && operation) {
-        try {
-          ctx.session.event('operation', { command: poll.command, status: operation, poll: cmd.id });
-        } catch {
-          // The log failed after the response went out: the session refuses what comes next.
-        }
-      }
-    });
+      await take(masking.push(chunk));
+    }
+  } catch (e) {
+    return fail(502, `the response from ${t.origin} broke off: ${causeOf(e as Error)}`);
+  }
+  if (ended) return;
+  await take(masking.flush());
+  const tail = decoder.end();
+  if (tail && !cmd.sampleTextFull) cmd.addSampleText(tail);
+  ended = true;
+  res.end();
+  const operation = poll ? ctx.operations.ended(pathAndQuery, poll, status, head) : null;
+  cmd.finish({
+    status: status >= 400 ? 'error' : 'ok',
+    ...(status >= 400 ? { error: { code: String(status), message: armErrorMessage(head) ?? `HTTP ${status}` } } : {}),
+    details: {
+      status,
+      ...(contentType ? { content_type: contentType } : {}),
+      ...(headerValue(ur.headers, 'x-ms-request-id') ? { request_id: headerValue(ur.headers, 'x-ms-request-id') } : {}),
+      ...(headerValue(ur.headers, 'x-ms-correlation-request-id') ? { correlation_request_id: headerValue(ur.headers, 'x-ms-correlation-request-id') } : {}),
+      ...(status === 201 || status === 202 ? operationStarted(ur.headers) : {}),
+      ...(poll ? { polls: poll.command } : {}),
+    },
+  });
+  if (poll && operation) {
+    try {
+      ctx.session.event('operation', { command: poll.command, status: operation, poll: cmd.id });
+    } catch {
+      // The log failed after the response went out: the session refuses what comes next.
+    }
+  }
+}
+
+/** Resolves when the client takes more, or is gone. */
+function drained(res: HttpResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
   });
 }
 
-/** The operation URLs a 201/202 named (as the target wrote them), for the command's result. */
+/** undici wraps socket errors: the cause says what happened (ECONNREFUSED, a certificate error). */
+function causeOf(e: Error): string {
+  const cause = (e as { cause?: Error & { code?: string } }).cause;
+  return cause ? `${e.message}: ${cause.code ? `${cause.code} ` : ''}${cause.message}` : e.message;
+}
+
+/** The operation URLs a 201/202 named (as the target wrote them, secrets masked), for the command's result. */
 function operationStarted(h: http.IncomingHttpHeaders): Record<string, unknown> {
   const urls: Record<string, string> = {};
   for (const k of ['azure-asyncoperation', 'location', 'operation-location']) {

@@ -1,41 +1,70 @@
 // The gateway's side toward an HTTP target: one keep-alive agent per target (its CA when the
 // policy names one) and the credential every request carries, read when the gateway starts so a
 // missing variable or a refused Entra ID token fails the start, not the first request.
-import http from 'node:http';
-import https from 'node:https';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
+import { Agent } from 'undici';
 import type { Credentials } from '../core/adapter.ts';
 import type { HttpTarget } from './target.ts';
+
+/** The target's answer: status, headers and the body as it streams. */
+export interface UpstreamResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown };
+}
 
 export interface Upstream {
   readonly target: HttpTarget;
   /** The headers that authenticate one request (an Entra ID token is refreshed before expiry). */
   auth(): Promise<Record<string, string>>;
-  /** Opens a request to the target; the caller writes the body and reads the response. */
-  request(method: string, pathAndQuery: string, headers: http.OutgoingHttpHeaders): http.ClientRequest;
-  close(): void;
+  /**
+   * Sends one request; `body` is pulled as the target takes it (backpressure), null for none.
+   * Rejects when the target cannot be reached or sends no headers within the target's timeout.
+   */
+  request(method: string, pathAndQuery: string, headers: OutgoingHttpHeaders, body: AsyncIterable<Buffer> | Buffer | null, signal: AbortSignal): Promise<UpstreamResponse>;
+  close(): Promise<void>;
 }
 
+/**
+ * undici rather than node:https: measured on this machine as a bare reverse proxy in front of
+ * the same HTTPS upstream, 96 against 133 CPU µs per small request (bench/http.ts has the
+ * gateway's figures).
+ */
 export async function openUpstream(t: HttpTarget, credentials: Credentials): Promise<Upstream> {
   const auth = await authHeaders(t, credentials);
-  const agent = t.protocol === 'https:'
-    // Name checks live on the agent: options given per request would stop it reusing connections.
-    ? new https.Agent({
-      keepAlive: true, maxSockets: 64, ...(t.ca ? { ca: t.ca } : {}),
+  const agent = new Agent({
+    connections: 64,
+    keepAliveTimeout: 30_000,
+    headersTimeout: t.timeoutMs,
+    // A body may stream for as long as it lasts (a large download, a log): no gap limit.
+    bodyTimeout: 0,
+    connect: {
+      ...(t.ca ? { ca: t.ca } : {}),
       // TLS checks the url's host name whatever address the connection goes to (connect-to).
       ...(net.isIP(t.host) ? {} : { servername: t.host }),
       checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(t.host, cert),
-    })
-    : new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const transport = t.protocol === 'https:' ? https : http;
+    },
+  });
+  const address = t.connectTo ?? { host: t.host, port: t.port };
+  const origin = `${t.protocol}//${net.isIPv6(address.host) ? `[${address.host}]` : address.host}:${address.port}`;
   return {
     target: t,
     auth,
-    request: (method, pathAndQuery, headers) => transport.request({
-      host: t.connectTo?.host ?? t.host, port: t.connectTo?.port ?? t.port, method, path: pathAndQuery, headers, agent, timeout: t.timeoutMs,
-    }),
-    close: () => agent.destroy(),
+    async request(method, pathAndQuery, headers, body, signal) {
+      const r = await agent.request({
+        origin,
+        path: pathAndQuery,
+        method: method as 'GET',
+        headers: headers as Record<string, string>,
+        // undici pulls an async iterable as the connection takes it (its types name only Readable).
+        body: (body ?? null) as Buffer | null,
+        signal,
+      });
+      return { status: r.statusCode, headers: r.headers as IncomingHttpHeaders, body: r.body as unknown as UpstreamResponse['body'] };
+    },
+    close: () => agent.close(),
   };
 }
 
