@@ -4,7 +4,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
-import { Agent } from 'undici';
+import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
 import type { Credentials } from '../core/adapter.ts';
 import type { HttpTarget } from './target.ts';
 
@@ -34,19 +34,7 @@ export interface Upstream {
  */
 export async function openUpstream(t: HttpTarget, credentials: Credentials): Promise<Upstream> {
   const auth = await authHeaders(t, credentials);
-  const agent = new Agent({
-    connections: 64,
-    keepAliveTimeout: 30_000,
-    headersTimeout: t.timeoutMs,
-    // A body may stream for as long as it lasts (a large download, a log): no gap limit.
-    bodyTimeout: 0,
-    connect: {
-      ...(t.ca ? { ca: t.ca } : {}),
-      // TLS checks the url's host name whatever address the connection goes to (connect-to).
-      ...(net.isIP(t.host) ? {} : { servername: t.host }),
-      checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(t.host, cert),
-    },
-  });
+  const agent = dispatcherFor(t, process.env);
   const address = t.connectTo ?? { host: t.host, port: t.port };
   const origin = `${t.protocol}//${net.isIPv6(address.host) ? `[${address.host}]` : address.host}:${address.port}`;
   return {
@@ -66,6 +54,38 @@ export async function openUpstream(t: HttpTarget, credentials: Credentials): Pro
     },
     close: () => agent.close(),
   };
+}
+
+/**
+ * A runner behind a proxy (HTTPS_PROXY in the environment the gateway was started with; the
+ * daemon's environment passes it on) reaches the target through that proxy, NO_PROXY honoured;
+ * otherwise, and always with connect-to, directly.
+ */
+export function dispatcherFor(t: HttpTarget, env: NodeJS.ProcessEnv): Dispatcher {
+  const common = {
+    keepAliveTimeout: 30_000,
+    headersTimeout: t.timeoutMs,
+    // A body may stream for as long as it lasts (a large download, a log): no gap limit.
+    bodyTimeout: 0,
+  };
+  const targetTls = {
+    ...(t.ca ? { ca: t.ca } : {}),
+    // TLS checks the url's host name whatever address the connection goes to (connect-to).
+    ...(net.isIP(t.host) ? {} : { servername: t.host }),
+    checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(t.host, cert),
+  };
+  const proxied = !t.connectTo && [env.HTTPS_PROXY, env.https_proxy, env.HTTP_PROXY, env.http_proxy].some((v) => !!v);
+  if (proxied) {
+    return new EnvHttpProxyAgent({
+      ...common,
+      httpsProxy: env.HTTPS_PROXY || env.https_proxy || undefined,
+      httpProxy: env.HTTP_PROXY || env.http_proxy || undefined,
+      noProxy: env.NO_PROXY ?? env.no_proxy ?? '',
+      requestTls: targetTls,
+      connect: targetTls,
+    } as ConstructorParameters<typeof EnvHttpProxyAgent>[0]);
+  }
+  return new Agent({ ...common, connections: 64, connect: targetTls });
 }
 
 async function authHeaders(t: HttpTarget, credentials: Credentials): Promise<() => Promise<Record<string, string>>> {
