@@ -31,11 +31,15 @@ export function resourceLabel(r: ArmResource): string {
 
 const short = (id: string): string => (id.length > 8 ? `${id.slice(0, 8)}…` : id);
 
+// A resource group (or subscription) is not shown as living in itself.
+const isResourceGroup = (r: ArmResource): boolean => r.types.length === 1 && r.types[0]!.toLowerCase() === 'resourcegroups';
+const isSubscription = (r: ArmResource): boolean => r.type.toLowerCase() === 'microsoft.resources/subscriptions';
+
 /** Where the resource lives, briefly: `rg app, sub 00000000…`. */
 function whereLabel(r: ArmResource): string {
   const parts: string[] = [];
-  if (r.resourceGroup !== undefined && !(r.types.length === 1 && r.types[0]!.toLowerCase() === 'resourcegroups')) parts.push(`rg ${r.resourceGroup}`);
-  if (r.subscription !== undefined && r.type.toLowerCase() !== 'microsoft.resources/subscriptions') parts.push(`sub ${short(r.subscription)}`);
+  if (r.resourceGroup !== undefined && !isResourceGroup(r)) parts.push(`rg ${r.resourceGroup}`);
+  if (r.subscription !== undefined && !isSubscription(r)) parts.push(`sub ${short(r.subscription)}`);
   if (r.scope !== undefined && r.subscription === undefined) parts.push(`on ${r.scope}`);
   return parts.length ? ` (${parts.join(', ')})` : '';
 }
@@ -120,7 +124,7 @@ export const httpRenderer: Renderer = {
     const line = readRequestLine(c.text);
     const r = resourceOf(c);
     const head = line
-      ? `${code(line.method)} ${r ? `${code(r.type)}${r.name !== undefined ? ` ${code(r.name)}` : ' (list)'}${r.action !== undefined ? ` action ${code(r.action)}` : ''}${r.resourceGroup !== undefined ? ` in resource group ${code(r.resourceGroup)}` : ''}${r.subscription !== undefined ? ` of subscription ${code(r.subscription)}` : ''}${r.scope !== undefined ? ` on ${code(r.scope)}` : ''}` : code(line.path)}`
+      ? `${code(line.method)} ${r ? `${code(r.type)}${r.name !== undefined ? ` ${code(r.name)}` : ' (list)'}${r.action !== undefined ? ` action ${code(r.action)}` : ''}${r.resourceGroup !== undefined && !isResourceGroup(r) ? ` in resource group ${code(r.resourceGroup)}` : ''}${r.subscription !== undefined && !isSubscription(r) ? ` of subscription ${code(r.subscription)}` : ''}${r.scope !== undefined ? ` on ${code(r.scope)}` : ''}` : code(line.path)}`
       : '';
     return `${head ? `${head}\n\n` : ''}${fenced(c.text, 'http')}`;
   },

@@ -412,3 +412,95 @@ test('a daemon that crashed fails the job loudly, and what it logged is still up
   const v = await cliAsync(['verify', path.join(dir, log), '--jwks', path.join(dir, 'jwks.json'), '--issuer', issuer.url]);
   assert.equal(v.status, 4, v.stderr);
 });
+
+/** The policy of the held-DELETE tests: the ARM target, its stand-in CA, and review-deletes. */
+function armApprovalPolicy(armPort: number): string {
+  return POLICY(cluster.port).replace('rules:', `  arm:
+    kind: http
+    url: https://management.azure.com
+    auth: { bearer-env: ARM_TOKEN }
+    ca-file: arm-ca.pem
+    connect-to: 127.0.0.1:${armPort}
+rules:
+  - { name: review-deletes, target: arm, when: { method: [DELETE] }, action: approve }`) + 'approvals:\n  approvers: [carol]\n  timeout: 2m\n';
+}
+
+/** The approval request comment naming this resource group, and its request id. */
+async function armApprovalComment(resourceGroup: string): Promise<{ body: string; html_url: string; id: string }> {
+  const c = await waitFor(() => api.comments.find((x) => x.issue === 7 && x.body.includes('approval requested') && x.body.includes(`/resourceGroups/${resourceGroup}?`)), `the request for ${resourceGroup} on the PR`, 60_000);
+  return { body: c!.body, html_url: c!.html_url, id: /approval requested `([a-z0-9]+)`/.exec(c!.body)![1]! };
+}
+
+test('an HTTP DELETE held in the job: the PR comment shows the ARM resource, a reviewer approves, ARM gets it with the token', async () => {
+  const armToken = `arm-bearer-${'a'.repeat(48)}`;
+  const arm = await startArmStandIn({ tokenCheck: (b) => b === armToken, lroHost: 'management.azure.com' });
+  try {
+    arm.addResourceGroup('rg-old');
+    const sub = arm.subscriptionId;
+    const running = job([
+      `curl -sS -o /dev/null -w '%{http_code}\\n' -X DELETE "$GATEWAY_ARM_URL/subscriptions/${sub}/resourceGroups/rg-old?api-version=2021-04-01"`,
+    ], { policy: armApprovalPolicy(arm.port), files: { '.github/arm-ca.pem': fs.readFileSync(arm.caFile, 'utf8') }, inputs: { 'status-context': 'gateway/audit-http-approval' }, env: { ARM_TOKEN: armToken, GATEWAY_ACTION_APPROVAL_POLL_MS: '200' } });
+    const request = await armApprovalComment('rg-old');
+    // Nothing reached ARM while the request was held.
+    assert.equal(arm.requests.some((q) => q.method === 'DELETE'), false, 'the DELETE is held, not sent');
+    // The comment says what the request does in ARM's terms, then the request line in an http fence.
+    assert.match(request.body, /A command on \*\*arm\*\* is held by rule \*\*review-deletes\*\*/);
+    assert.ok(request.body.includes(`\n\`DELETE\` \`Microsoft.Resources/resourceGroups\` \`rg-old\` of subscription \`${sub}\`\n`), request.body);
+    assert.ok(request.body.includes(`\`\`\`http\nDELETE https://management.azure.com/subscriptions/${sub}/resourceGroups/rg-old?api-version=2021-04-01`), request.body);
+    assert.equal(request.body.includes(armToken), false, 'no token in the comment');
+    api.addComment(7, { login: 'carol' }, `/approve ${request.id}`);
+    const r = await running;
+    assert.equal(r.steps[0]!.outcome, 'success', r.steps[0]!.stderr);
+    assert.equal(r.steps[0]!.stdout.trim(), '202');
+    const deletes = arm.requests.filter((q) => q.method === 'DELETE');
+    assert.equal(deletes.length, 1);
+    assert.equal(deletes[0]!.path, `/subscriptions/${sub}/resourceGroups/rg-old`);
+    assert.equal(deletes[0]!.headers.authorization, `Bearer ${armToken}`);
+    assert.equal(r.post?.outcome, 'success', r.post?.stdout);
+    const status = api.statuses.find((s) => s.context === 'gateway/audit-http-approval')!;
+    assert.equal(status.state, 'success');
+    assert.match(status.description, /^1 commands, 0 denied, 1 approved, 0 not approved; log verified$/);
+    assert.match(r.summary, new RegExp(`approved by github:carol.*href="${request.html_url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`));
+    assert.match(r.summary, /Approved by: github:carol \(1\)/);
+    assert.match(r.summary, /Microsoft\.Resources\/resourceGroups rg-old/);
+    for (const [where, text] of [['the job log', r.log], ['the summary', r.summary]]) assert.equal(text!.includes(armToken), false, `the token leaked into ${where}`);
+  } finally {
+    await arm.stop();
+  }
+});
+
+test('an HTTP DELETE held in the job: a reviewer denies with a reason, curl gets 403 in the ARM error shape, ARM never sees it', async () => {
+  const armToken = `arm-bearer-${'d'.repeat(48)}`;
+  const arm = await startArmStandIn({ tokenCheck: (b) => b === armToken, lroHost: 'management.azure.com' });
+  try {
+    arm.addResourceGroup('rg-keep');
+    const sub = arm.subscriptionId;
+    const running = job([
+      `curl -sS -w '\\n%{http_code}\\n' -X DELETE "$GATEWAY_ARM_URL/subscriptions/${sub}/resourceGroups/rg-keep?api-version=2021-04-01"`,
+      `curl -sS -o /dev/null -w '%{http_code}\\n' "$GATEWAY_ARM_URL/subscriptions/${sub}/resourceGroups/rg-keep?api-version=2021-04-01"`,
+    ], { policy: armApprovalPolicy(arm.port), files: { '.github/arm-ca.pem': fs.readFileSync(arm.caFile, 'utf8') }, inputs: { 'status-context': 'gateway/audit-http-deny', 'fail-on': 'never' }, env: { ARM_TOKEN: armToken, GATEWAY_ACTION_APPROVAL_POLL_MS: '200' } });
+    const request = await armApprovalComment('rg-keep');
+    assert.match(request.body, /^`DELETE` `Microsoft\.Resources\/resourceGroups` `rg-keep`/m);
+    api.addComment(7, { login: 'carol' }, `/deny ${request.id} the group still serves the legacy app`);
+    const r = await running;
+    assert.equal(r.steps[0]!.outcome, 'success', r.steps[0]!.stderr);
+    const [body, code] = r.steps[0]!.stdout.trim().split('\n');
+    assert.equal(code, '403');
+    const error = JSON.parse(body!) as { error: { code: string; message: string } };
+    assert.equal(error.error.code, 'GatewayPolicyDenied');
+    assert.match(error.error.message, /review-deletes/);
+    assert.match(error.error.message, /github:carol/);
+    assert.match(error.error.message, /the group still serves the legacy app/);
+    // ARM never saw the DELETE; the group is still there.
+    assert.equal(arm.requests.some((q) => q.method === 'DELETE'), false);
+    assert.equal(r.steps[1]!.stdout.trim(), '200');
+    assert.equal(r.post?.outcome, 'success', r.post?.stdout);
+    const status = api.statuses.find((s) => s.context === 'gateway/audit-http-deny')!;
+    // A request not approved is a denial too (as evidence-totals counts it).
+    assert.match(status.description, /^2 commands, 1 denied, 0 approved, 1 not approved; log verified$/);
+    assert.match(r.summary, /github:carol/);
+    assert.match(r.summary, /the group still serves the legacy app/);
+  } finally {
+    await arm.stop();
+  }
+});

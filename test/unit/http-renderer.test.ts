@@ -73,7 +73,7 @@ test('html escapes everything from the log', () => {
 test('markdown: method and resource, then the request in an http fence no text can close', () => {
   assert.equal(
     httpRenderer.markdown({ kind: 'http.request', text: `DELETE ${RG_URL}` }),
-    `\`DELETE\` \`Microsoft.Resources/resourceGroups\` \`rg1\` in resource group \`rg1\` of subscription \`${SUB}\`\n\n\`\`\`http\nDELETE ${RG_URL}\n\`\`\``,
+    `\`DELETE\` \`Microsoft.Resources/resourceGroups\` \`rg1\` of subscription \`${SUB}\`\n\n\`\`\`http\nDELETE ${RG_URL}\n\`\`\``,
   );
   const tricky = `POST https://management.azure.com/subscriptions/${SUB}/resourceGroups/a%60%60%60b/providers/Microsoft.Storage/storageAccounts/sa1/listKeys`;
   const md = httpRenderer.markdown({ text: tricky });
