@@ -382,7 +382,16 @@ rules:
     assert.match(r.steps[2]!.stdout, /GatewayPolicyDenied.*no-storage-keys/);
     assert.match(r.summary, /listKeys/);
     assert.ok(arm.requests.every((q) => q.headers.authorization === `Bearer ${armToken}`));
-    const texts: [string, string][] = [['the job log', r.log], ['the summary', r.summary], ['the outputs', JSON.stringify(r.outputs)], ...Object.entries(r.commandFiles).map(([k, t]) => [`file command ${k}`, t] as [string, string])];
+    const dest = fs.mkdtempSync(path.join(work, 'http-'));
+    const files = (await artifacts.download(r.outputs['artifact-name']!, dest)).map((f) => path.join(dest, f));
+    assert.ok(files.length > 0);
+    const stateFiles = fs.readdirSync(r.state['state-dir']!).map((f) => path.join(r.state['state-dir']!, f)).filter((f) => fs.statSync(f).isFile());
+    const texts: [string, string][] = [
+      ['the job log', r.log], ['the summary', r.summary], ['the outputs', JSON.stringify(r.outputs)],
+      ...Object.entries(r.commandFiles).map(([k, t]) => [`file command ${k}`, t] as [string, string]),
+      ...files.map((f) => [`artifact ${f}`, fs.readFileSync(f, 'utf8')] as [string, string]),
+      ...stateFiles.map((f) => [`state file ${f}`, fs.readFileSync(f, 'utf8')] as [string, string]),
+    ];
     for (const [where, text] of texts) assert.equal(text.includes(armToken), false, `the token leaked into ${where}`);
     assert.ok(r.masks.includes(armToken), 'the token is masked');
   } finally {

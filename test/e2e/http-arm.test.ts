@@ -205,16 +205,23 @@ test('curl through HTTPS_PROXY reaches the real ARM host name, terminated with t
   assert.match(`${other.stdout} ${other.stderr}`, /403/);
 });
 
-test('a managed-identity client gets a placeholder, never the Entra token, and the gateway swaps it', async () => {
+test('a managed-identity client (@azure/identity, @azure/arm-resources) gets a placeholder, never the Entra token, and the gateway swaps it', async () => {
   const script = `
     const { ManagedIdentityCredential } = await import('@azure/identity');
     const t = await new ManagedIdentityCredential().getToken('https://management.azure.com/.default');
     const r = await fetch(process.env.GATEWAY_ARM_URL + '/subscriptions?api-version=2020-01-01', { headers: { authorization: 'Bearer ' + t.token } });
-    console.log(JSON.stringify({ token: t.token, status: r.status }));`;
-  const stepEnv = { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...env };
+    // The SDK as a user writes it: the managed-identity credential, the gateway's HTTPS endpoint
+    // (trusted through NODE_EXTRA_CA_CERTS, which the gateway exported).
+    const { ResourceManagementClient } = await import('@azure/arm-resources');
+    const client = new ResourceManagementClient(new ManagedIdentityCredential(), process.env.SUB, { endpoint: process.env.GATEWAY_ARM_HTTPS_URL });
+    const groups = [];
+    for await (const g of client.resourceGroups.list()) groups.push(g.name);
+    console.log(JSON.stringify({ token: t.token, status: r.status, groups }));`;
+  const stepEnv = { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', SUB: arm.subscriptionId, ...env };
   const out = await run(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: stepEnv, cwd: path.resolve(import.meta.dirname, '../..'), timeout: 60_000 });
-  const { token, status } = JSON.parse(out.stdout.trim().split('\n').at(-1)!);
+  const { token, status, groups } = JSON.parse(out.stdout.trim().split('\n').at(-1)!);
   assert.equal(status, 200);
+  assert.ok(groups.includes('rg-app'), groups.join(','));
   assert.notEqual(token, ARM_TOKEN);
   assert.ok(!Object.values(env).some((v) => v.includes(ARM_TOKEN)), 'no exported variable holds the token');
   assert.equal(arm.requests.at(-1)!.headers.authorization, `Bearer ${ARM_TOKEN}`);
