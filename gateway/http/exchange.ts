@@ -10,6 +10,7 @@ import type { CommandRecorder, SessionRecorder } from '../core/recorder.ts';
 import type { Decision } from '../policy/engine.ts';
 import { BodyMasking } from './body-masking.ts';
 import type { HttpRequest, HttpResponse } from './exchange-types.ts';
+import { upgradeRefusal } from './forward-proxy-refusals.ts';
 import { headerValue, recordedRequestHeaders, upstreamRequestHeaders } from './headers.ts';
 import type { OperationTracker } from './lro.ts';
 import { REFUSAL, sendError } from './replies.ts';
@@ -159,7 +160,7 @@ class InputTap {
 /** Why the request is refused before any rule is read, or null. */
 function refusalOf(req: HttpRequest): string | null {
   const h = req.headers;
-  if (h.upgrade !== undefined) return `an Upgrade to ${String(h.upgrade)} is not relayed for HTTP targets (WebSockets are refused)`;
+  if (upgradeRefusal(req)) return `an Upgrade to ${String(h.upgrade)} is not relayed for HTTP targets (WebSockets are refused)`;
   for (const name of METHOD_OVERRIDE_HEADERS) {
     if (h[name.toLowerCase()] !== undefined) return `the ${name} header would change the method the target runs; send the method itself`;
   }

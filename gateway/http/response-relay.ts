@@ -54,8 +54,9 @@ export async function relayResponse(pending: Promise<UpstreamResponse>, abort: A
     ur.body.destroy();
     return fail(502, `${t.origin} answered with a ${encoding}-encoded body, which the gateway cannot mask`);
   }
-  const rewritten = status === 201 || status === 202 ? ctx.operations.started(cmd.id, t.origin, ur.headers, ctx.gatewayOrigin) : {};
   const poll = ctx.operations.polled(pathAndQuery);
+  // A Location poll answers 202 naming its URL again: the operation stays the starting command's.
+  const rewritten = status === 201 || status === 202 ? ctx.operations.started(poll?.command ?? cmd.id, t.origin, ur.headers, ctx.gatewayOrigin) : {};
   try {
     res.writeHead(status, { ...clientResponseHeaders(ur.headers, masking.changesClientBody), ...rewritten });
   } catch (e) {
@@ -100,7 +101,7 @@ export async function relayResponse(pending: Promise<UpstreamResponse>, abort: A
       ...(contentType ? { content_type: contentType } : {}),
       ...(headerValue(ur.headers, 'x-ms-request-id') ? { request_id: headerValue(ur.headers, 'x-ms-request-id') } : {}),
       ...(headerValue(ur.headers, 'x-ms-correlation-request-id') ? { correlation_request_id: headerValue(ur.headers, 'x-ms-correlation-request-id') } : {}),
-      ...(status === 201 || status === 202 ? operationStarted(ur.headers) : {}),
+      ...(!poll && (status === 201 || status === 202) ? operationStarted(ur.headers) : {}),
       ...(poll ? { polls: poll.command } : {}),
     },
   });

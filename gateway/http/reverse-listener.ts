@@ -14,6 +14,7 @@ import { targetVariable } from '../core/target-variable.ts';
 import { ClientSessions } from './client-sessions.ts';
 import { exchange } from './exchange.ts';
 import type { HttpRequest, HttpResponse } from './exchange-types.ts';
+import { upgradeRefusal } from './forward-proxy-refusals.ts';
 import type { OperationTracker } from './lro.ts';
 import { REFUSAL, sendError } from './replies.ts';
 import type { RunCa } from './run-ca.ts';
@@ -28,7 +29,9 @@ export class ReverseProxyListener implements Listener {
   private readonly operations: OperationTracker;
   private readonly sessions: ClientSessions;
   private readonly server = net.createServer({ noDelay: true });
-  private readonly h1 = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 });
+  // An offer to upgrade to h2c (`curl --http2` on http://) is ignored and answered over HTTP/1.1,
+  // as the forward proxy does; only other upgrades reach the 'upgrade' refusal below.
+  private readonly h1 = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, shouldUpgradeCallback: (req) => upgradeRefusal(req) !== null });
   private readonly h2 = http2.createServer();
   private readonly sockets = new Set<net.Socket>();
   private readonly inFlight = new Set<Promise<void>>();
@@ -68,7 +71,9 @@ export class ReverseProxyListener implements Listener {
       socket.unshift(first);
       const h2 = first.length >= 4 && H2_PREFACE.subarray(0, Math.min(first.length, H2_PREFACE.length)).equals(first.subarray(0, Math.min(first.length, H2_PREFACE.length)));
       (h2 ? this.h2 : this.h1).emit('connection', socket);
-      socket.resume();
+      // The HTTP/2 session reads the socket's handle itself (the unshifted preface included);
+      // resuming the JS stream too would take frames from it (curl: "Error in the HTTP2 framing layer").
+      if (!h2) socket.resume();
     });
   }
 
