@@ -1,6 +1,7 @@
 // Protocol-independent recording of sessions and commands. Adapters describe what they saw;
 // this module decides how it is written to the one session log.
 import { createHash, hash as oneShotHash, type Hash } from 'node:crypto';
+import { StringDecoder } from 'node:string_decoder';
 import type { SessionLogWriter } from '../evidence/log-writer.ts';
 import { TerminalRecording, type RecordingOptions } from './terminal-recording.ts';
 import { commandRecord, resultRecord, type CommandMembers, type ResultMembers } from './record-templates.ts';
@@ -28,6 +29,38 @@ export function binaryValue(b: Buffer): Value {
   return b.length <= MAX_VALUE / 2
     ? { format: 'binary', hex: b.toString('hex') }
     : { format: 'binary', hex: b.subarray(0, MAX_VALUE / 2).toString('hex'), bytes: b.length };
+}
+
+/**
+ * A text's sample: its first MAX_TEXT_SAMPLE characters and the byte length of all of it. Bytes
+ * past a full sample are counted, not decoded (a large body decoded into strings would cost for
+ * nothing); bytes split inside a character wait for the rest.
+ */
+export class TextSample {
+  text: string | null = null;
+  bytes = 0;
+  private decoder: StringDecoder | null = null;
+
+  get full(): boolean {
+    return (this.text?.length ?? 0) >= MAX_TEXT_SAMPLE;
+  }
+
+  addText(s: string): void {
+    this.bytes += Buffer.byteLength(s);
+    const kept = this.text ?? '';
+    if (kept.length < MAX_TEXT_SAMPLE) this.text = kept + s.slice(0, MAX_TEXT_SAMPLE - kept.length);
+  }
+
+  addBytes(b: Buffer): void {
+    if (this.full) this.bytes += b.length;
+    else this.addText((this.decoder ??= new StringDecoder('utf8')).write(b));
+  }
+
+  /** The end of the text: a character left incomplete is written as U+FFFD. */
+  end(): void {
+    const tail = this.decoder?.end();
+    if (tail) this.addText(tail);
+  }
 }
 
 export class Recorder {
@@ -160,8 +193,6 @@ export class CommandRecorder {
   private inputBytes = 0;
   private columns: string[] | null = null;
   private sample: Value[][] = [];
-  private textSample: string | null = null;
-  private textSampleBytes = 0;
   private recording: TerminalRecording | null = null;
   finished = false;
 
@@ -196,29 +227,8 @@ export class CommandRecorder {
     this.inputBytes += chunk.length;
   }
 
-  private inputText: string | null = null;
-  private inputTextBytes = 0;
-
-  /**
-   * Input that is text (an HTTP request body), already masked as the log needs it: its first
-   * MAX_TEXT_SAMPLE characters are kept as the input's sample, with the length of all of it.
-   */
-  addInputText(text: string): void {
-    if (this.finished) return;
-    this.inputTextBytes += Buffer.byteLength(text);
-    const kept = this.inputText ?? '';
-    if (kept.length < MAX_TEXT_SAMPLE) this.inputText = kept + text.slice(0, MAX_TEXT_SAMPLE - kept.length);
-  }
-
-  /** Whether the input's text sample is full: later text only adds to its length (addInputTextBytes). */
-  get inputTextFull(): boolean {
-    return (this.inputText?.length ?? 0) >= MAX_TEXT_SAMPLE;
-  }
-
-  /** Text input past a full sample: its bytes only. */
-  addInputTextBytes(bytes: number): void {
-    if (!this.finished) this.inputTextBytes += bytes;
-  }
+  /** The input's text sample (an HTTP request body), masked as the log needs it by the caller. */
+  readonly inputSample = new TextSample();
 
   private masked: { values: number; detectors: string[] } | null = null;
 
@@ -246,21 +256,10 @@ export class CommandRecorder {
    * A response that is text (an exec's output, an HTTP body), already masked: its first
    * MAX_TEXT_SAMPLE characters are the sample, with the length of all of it.
    */
+  readonly responseSample = new TextSample();
+
   addSampleText(text: string): void {
-    if (this.finished) return;
-    this.textSampleBytes += Buffer.byteLength(text);
-    const kept = this.textSample ?? '';
-    if (kept.length < MAX_TEXT_SAMPLE) this.textSample = kept + text.slice(0, MAX_TEXT_SAMPLE - kept.length);
-  }
-
-  /** Whether the text sample is full: later text only adds to its length (addSampleTextBytes). */
-  get sampleTextFull(): boolean {
-    return (this.textSample?.length ?? 0) >= MAX_TEXT_SAMPLE;
-  }
-
-  /** Text past a full sample: its bytes only (decoding a large body into a string would cost for nothing). */
-  addSampleTextBytes(bytes: number): void {
-    if (!this.finished) this.textSampleBytes += bytes;
+    this.responseSample.addText(text);
   }
 
   /**
@@ -299,13 +298,13 @@ export class CommandRecorder {
         sha256: this.hash ? this.hash.digest('hex') : oneShotHash('sha256', this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces, this.piecesLength), 'hex'),
         columns: this.columns,
         // A sample is rows (with columns), text, or the command's terminal recording.
-        sample: this.textSample !== null || this.recording ? null : this.sample,
-        text: this.textSample,
-        textBytes: this.textSampleBytes,
-        recording: this.textSample === null && this.recording ? this.recording.summary() : null,
+        sample: this.responseSample.text !== null || this.recording ? null : this.sample,
+        text: this.responseSample.text,
+        textBytes: this.responseSample.bytes,
+        recording: this.responseSample.text === null && this.recording ? this.recording.summary() : null,
       },
       masked: this.masked,
-      input: this.inputHash ? { bytes: this.inputBytes, sha256: this.inputHash.digest('hex'), ...(this.inputText !== null ? { text: this.inputText, textBytes: this.inputTextBytes } : {}) } : null,
+      input: this.inputHash ? { bytes: this.inputBytes, sha256: this.inputHash.digest('hex'), ...(this.inputSample.text !== null ? { text: this.inputSample.text, textBytes: this.inputSample.bytes } : {}) } : null,
       session: this.session.id,
     };
     this.pieces = [];

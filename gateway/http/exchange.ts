@@ -3,7 +3,6 @@
 // approval if a rule says so, and only then sent to the target with the target's credential;
 // the response streams back (response-relay.ts). The path the target receives is the path the
 // log names: the normalized one, never the client's raw spelling.
-import { StringDecoder } from 'node:string_decoder';
 import type { CommandGate, GateClient } from '../core/command-gate.ts';
 import type { CoreServices } from '../core/adapter.ts';
 import type { CommandRecorder, SessionRecorder } from '../core/recorder.ts';
@@ -126,11 +125,10 @@ async function* tapped(req: HttpRequest, input: InputTap): AsyncGenerator<Buffer
   input.end();
 }
 
-/** Records a request body: its digest, and while the sample is not full, its masked text. */
+/** Records a request body: its digest, and its masked text sample. */
 class InputTap {
   private readonly cmd: CommandRecorder;
   private readonly masking: BodyMasking;
-  private readonly decoder = new StringDecoder('utf8');
 
   constructor(cmd: CommandRecorder, masking: BodyMasking) {
     this.cmd = cmd;
@@ -140,20 +138,13 @@ class InputTap {
   push(chunk: Buffer): void {
     this.cmd.addInput(chunk);
     const p = this.masking.push(chunk);
-    if (p.log && p.log.length) this.text(p.log);
+    if (p.log && p.log.length) this.cmd.inputSample.addBytes(p.log);
   }
 
   end(): void {
     const p = this.masking.flush();
-    if (p.log && p.log.length) this.text(p.log);
-    const tail = this.decoder.end();
-    if (tail) this.cmd.addInputText(tail);
-  }
-
-  private text(b: Buffer): void {
-    // Past the sample's size only the length counts: decoding a large body would cost for nothing.
-    if (this.cmd.inputTextFull) this.cmd.addInputTextBytes(b.length);
-    else this.cmd.addInputText(this.decoder.write(b));
+    if (p.log && p.log.length) this.cmd.inputSample.addBytes(p.log);
+    this.cmd.inputSample.end();
   }
 }
 

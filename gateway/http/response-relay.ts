@@ -4,7 +4,6 @@
 // result written once the body ends: the status, Azure's request ids and, for a poll that shows
 // an operation ended, an `operation` record tying the final status to the command that started it.
 import type http from 'node:http';
-import { StringDecoder } from 'node:string_decoder';
 import type { CommandRecorder } from '../core/recorder.ts';
 import { BodyMasking, type MaskedPiece } from './body-masking.ts';
 import type { ExchangeContext } from './exchange.ts';
@@ -63,15 +62,11 @@ export async function relayResponse(pending: Promise<UpstreamResponse>, abort: A
     ur.body.destroy();
     return fail(502, `the response could not be passed on (${(e as Error).message})`);
   }
-  const decoder = new StringDecoder('utf8');
   // A poll's status document and an error's message are read from the body's first bytes.
   let head: string | null = poll || status >= 400 ? '' : null;
   const take = async (p: MaskedPiece): Promise<void> => {
     if (p.values || p.detectors.length) cmd.noteMasked(p.values, p.detectors);
-    if (p.log && p.log.length) {
-      if (cmd.sampleTextFull) cmd.addSampleTextBytes(p.log.length);
-      else cmd.addSampleText(decoder.write(p.log));
-    }
+    if (p.log && p.log.length) cmd.responseSample.addBytes(p.log);
     if (p.client.length) {
       cmd.addResponse(p.client);
       if (!res.write(p.client)) await drained(res);
@@ -88,8 +83,7 @@ export async function relayResponse(pending: Promise<UpstreamResponse>, abort: A
   }
   if (ended) return;
   await take(masking.flush());
-  const tail = decoder.end();
-  if (tail && !cmd.sampleTextFull) cmd.addSampleText(tail);
+  cmd.responseSample.end();
   ended = true;
   res.end();
   const operation = poll ? ctx.operations.ended(pathAndQuery, poll, status, head) : null;

@@ -14,7 +14,6 @@ import { targetVariable } from '../core/target-variable.ts';
 import { ClientSessions } from './client-sessions.ts';
 import { exchange } from './exchange.ts';
 import type { HttpRequest, HttpResponse } from './exchange-types.ts';
-import { upgradeRefusal } from './forward-proxy-refusals.ts';
 import type { OperationTracker } from './lro.ts';
 import { REFUSAL, sendError } from './replies.ts';
 import type { RunCa } from './run-ca.ts';
@@ -29,9 +28,10 @@ export class ReverseProxyListener implements Listener {
   private readonly operations: OperationTracker;
   private readonly sessions: ClientSessions;
   private readonly server = net.createServer({ noDelay: true });
-  // An offer to upgrade to h2c (`curl --http2` on http://) is ignored and answered over HTTP/1.1,
-  // as the forward proxy does; only other upgrades reach the 'upgrade' refusal below.
-  private readonly h1 = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, shouldUpgradeCallback: (req) => upgradeRefusal(req) !== null });
+  // Upgrades are never taken: every request is an exchange, where an offer of h2c (`curl --http2`
+  // on http://) is ignored and answered over HTTP/1.1, and any other Upgrade (WebSockets) is
+  // refused in ARM's error shape and recorded as a denied command.
+  private readonly h1 = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, shouldUpgradeCallback: () => false });
   private readonly h2 = http2.createServer();
   private readonly sockets = new Set<net.Socket>();
   private readonly inFlight = new Set<Promise<void>>();
@@ -49,9 +49,6 @@ export class ReverseProxyListener implements Listener {
     this.targets = [upstream.target.name];
     this.h1.on('request', (req, res) => this.serve(req, res as HttpResponse, req.socket, false));
     this.h1.on('checkContinue', (req, res) => this.serve(req, res as HttpResponse, req.socket, true));
-    this.h1.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
-      socket.end(`HTTP/1.1 501 Not Implemented\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\ngateway: an Upgrade to ${String(req.headers.upgrade)} is not relayed for HTTP targets (WebSockets are refused)\n`);
-    });
     this.h1.on('clientError', (_e, socket: net.Socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\ngateway: malformed HTTP request\n');
       else socket.destroy();
