@@ -1,20 +1,56 @@
 // How one HTTP body (a response, or a request's log sample) is masked as it streams: JSON bodies
 // through the masking engine's JSON face (the policy's json-fields masked whole, every string
-// read by the detectors), other text through its stream face (detectors), binary bodies not at
-// all (the log keeps their digest only). The client's copy and the log's copy are masked
-// separately when `apply-to` differs, from one reading of the bytes.
+// read by the detectors), other text through its stream face (detectors). The client's copy and
+// the log's copy are masked separately when `apply-to` differs, from one reading of the bytes.
+//
+// What a body is comes from its first bytes as much as from its content type, because either
+// side may label a body as it likes: a body that starts like JSON is read as JSON whatever its
+// type says (`text/plain`, none, `application/x-json`, a duplicated header); a body declared
+// JSON is JSON. A body that is neither JSON nor declared text is binary: nothing can be masked in
+// it, so with masking on for the client it is refused (`refusesBinary`), never passed unread; the
+// log keeps only its digest.
 import type { Masker } from '../masking/engine.ts';
 import type { MaskedChunk } from '../masking/stream-masker.ts';
 
 export type BodyKind = 'json' | 'text' | 'binary';
 
-/** What a content type holds, for masking and sampling. No content type: read as text (it may be anything). */
-export function bodyKind(contentType: string | undefined): BodyKind {
-  if (contentType === undefined) return 'text';
+/** What a content type declares. No content type: unknown (the first bytes decide). */
+export function declaredKind(contentType: string | undefined): BodyKind | null {
+  if (contentType === undefined) return null;
   const t = contentType.split(';')[0]!.trim().toLowerCase();
   if (t === 'application/json' || t.endsWith('+json') || t === 'text/json' || t === 'application/x-ndjson' || t === 'application/jsonl') return 'json';
-  if (t.startsWith('text/') || t.endsWith('+xml') || t === 'application/xml' || t === 'application/javascript' || t === 'application/x-www-form-urlencoded' || t === '') return 'text';
+  if (t.startsWith('text/') || t.endsWith('+xml') || t === 'application/xml' || t === 'application/javascript' || t === 'application/x-www-form-urlencoded') return 'text';
+  if (t === '') return null;
   return 'binary';
+}
+
+/** Whether a body's first bytes start a JSON object or array (after a BOM and white space). */
+export function looksLikeJson(first: Buffer): boolean {
+  let i = first[0] === 0xef && first[1] === 0xbb && first[2] === 0xbf ? 3 : 0;
+  while (i < first.length && (first[i] === 0x20 || first[i] === 0x09 || first[i] === 0x0a || first[i] === 0x0d)) i++;
+  return first[i] === 0x7b || first[i] === 0x5b;
+}
+
+/** What a body is: declared JSON, or starting like JSON, is JSON; then declared or unknown text; the rest binary. */
+export function bodyKind(contentType: string | undefined, first: Buffer): BodyKind {
+  const declared = declaredKind(contentType);
+  if (declared === 'json' || looksLikeJson(first)) return 'json';
+  return declared ?? (isText(first) ? 'text' : 'binary');
+}
+
+/** Text as far as the first bytes show: valid UTF-8 without NUL (a cut-off last character allowed). */
+function isText(first: Buffer): boolean {
+  const head = first.subarray(0, 512);
+  if (head.includes(0)) return false;
+  for (let cut = 0; cut < 4 && cut < head.length; cut++) {
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(head.subarray(0, head.length - cut));
+      return true;
+    } catch {
+      // maybe a character cut at the end: try a byte shorter
+    }
+  }
+  return head.length === 0;
 }
 
 interface Face { push(chunk: Buffer): MaskedChunk; flush(): MaskedChunk }
@@ -41,11 +77,16 @@ export class BodyMasking {
   private readonly log: Face | null;
   /** The log's copy is the client's masked copy (masking applies to both). */
   private readonly shared: boolean;
+  private readonly masksClient: boolean;
 
-  /** `logOnly`: a request body, which goes to the target as the client sent it; only the log's copy is masked. */
-  constructor(masker: Masker | null, contentType: string | undefined, o: { logOnly?: boolean } = {}) {
-    this.kind = bodyKind(contentType);
+  /**
+   * `first`: the body's first bytes (empty for no body), which decide what it is.
+   * `logOnly`: a request body, which goes to the target as the client sent it; only the log's copy is masked.
+   */
+  constructor(masker: Masker | null, contentType: string | undefined, first: Buffer, o: { logOnly?: boolean } = {}) {
+    this.kind = bodyKind(contentType, first);
     const m = masker;
+    this.masksClient = !!m && m.applyTo.client && !o.logOnly && (m.jsonFields.length > 0 || m.detects);
     this.client = m && m.applyTo.client && !o.logOnly ? face(m, this.kind) : null;
     this.shared = !!m && m.applyTo.client && m.applyTo.log && !o.logOnly;
     this.log = m && m.applyTo.log && !this.shared ? face(m, this.kind) : null;
@@ -54,6 +95,11 @@ export class BodyMasking {
   /** Whether the client's copy may differ from the target's bytes (its length is then unknown). */
   get changesClientBody(): boolean {
     return this.client !== null;
+  }
+
+  /** A binary body while masking applies to the client: it cannot be read, so it must not pass. */
+  get refusesBinary(): boolean {
+    return this.kind === 'binary' && this.masksClient;
   }
 
   push(chunk: Buffer): MaskedPiece {

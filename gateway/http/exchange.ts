@@ -5,6 +5,7 @@
 // log names: the normalized one, never the client's raw spelling.
 import type { CommandGate, GateClient } from '../core/command-gate.ts';
 import type { CoreServices } from '../core/adapter.ts';
+import type { Masker } from '../masking/engine.ts';
 import type { CommandRecorder, SessionRecorder } from '../core/recorder.ts';
 import type { Decision } from '../policy/engine.ts';
 import { BodyMasking } from './body-masking.ts';
@@ -18,6 +19,12 @@ import { normalizeRequestPath } from './request-path.ts';
 import { relayResponse } from './response-relay.ts';
 import type { Upstream } from './upstream.ts';
 import { maskQuery } from './url-secrets.ts';
+
+/**
+ * Headers some servers (IIS's URL Rewrite, Symfony, Zend) take as the path to run instead of the
+ * request line's: the path decided must be the path that runs.
+ */
+const PATH_OVERRIDE_HEADERS = ['x-original-url', 'x-rewrite-url'];
 
 /** Largest body held in memory while its request waits for approval (the approval binds its digest). */
 export const MAX_HELD_BODY = 16 << 20;
@@ -39,7 +46,9 @@ export async function exchange(req: HttpRequest, res: HttpResponse, ctx: Exchang
   const rawTarget = req.url ?? '';
   const origin = rawTarget.startsWith('/') ? rawTarget : absoluteFormPath(rawTarget);
   const normalized = normalizeRequestPath(origin);
-  const unreadable = 'problem' in normalized ? normalized.problem : refusalOf(req);
+  const unreadable = 'problem' in normalized ? normalized.problem
+    : /(?:^|&)_method=/i.test(normalized.query) ? 'the _method parameter would change the method the target runs (Rails, Laravel and Express read it); send the method itself'
+    : refusalOf(req);
   const path = 'problem' in normalized ? rawPathOf(origin) : normalized.path;
   const query = 'problem' in normalized ? '' : normalized.query;
   const unit = unreadable === null ? requestUnit(method, t.host, path) : { unclassified: unreadable };
@@ -65,9 +74,10 @@ export async function exchange(req: HttpRequest, res: HttpResponse, ctx: Exchang
   if (d?.action === 'approve') {
     // The approval binds what will be sent: the request line and the whole body.
     if (expectsContinue) res.writeContinue();
-    body = await readWhole(req, MAX_HELD_BODY);
-    if (body === null) d = { action: 'deny', rule: d.rule, reason: `the request body is larger than ${MAX_HELD_BODY >> 20} MiB, too large to hold for approval`, matched: d.matched };
-    else gateReq.forwarded = [Buffer.from(`${method} ${path}${query ? `?${query}` : ''}\n`), body];
+    const whole = await readWhole(req, MAX_HELD_BODY);
+    if ('problem' in whole) d = { action: 'deny', rule: d.rule, reason: whole.problem, matched: d.matched };
+    else body = whole.body;
+    if (body) gateReq.forwarded = [Buffer.from(`${method} ${path}${query ? `?${query}` : ''}\n`), body];
   }
   const answer = await ctx.gate.passDecided({ ...gateReq, ...(body ? { approvalText: approvalText(text, units?.[0]?.resource, body, req.headers['content-type'], ctx.core) } : {}) }, d, clientOf(res));
   if (!answer.allowed) {
@@ -91,8 +101,7 @@ async function forward(req: HttpRequest, res: HttpResponse, ctx: ExchangeContext
     return;
   }
   const headers = upstreamRequestHeaders(req.headers, t.port === (t.protocol === 'https:' ? 443 : 80) ? t.host : `${t.host}:${t.port}`, auth);
-  const inputLog = new BodyMasking(ctx.core.masker?.applyTo.log ? ctx.core.masker : null, headerValue(req.headers, 'content-type'), { logOnly: true });
-  const input = new InputTap(cmd, inputLog);
+  const input = new InputTap(cmd, ctx.core.masker?.applyTo.log ? ctx.core.masker : null, headerValue(req.headers, 'content-type'));
   let body: AsyncIterable<Buffer> | Buffer | null;
   if (held) {
     input.push(held);
@@ -103,7 +112,13 @@ async function forward(req: HttpRequest, res: HttpResponse, ctx: ExchangeContext
     req.resume();
   } else {
     if (expectsContinue) res.writeContinue();
-    body = tapped(req, input);
+    try {
+      body = await peeled(req, input);
+    } catch (e) {
+      cmd.finish({ status: 'error', error: { code: 'client', message: (e as Error).message } });
+      res.destroy();
+      return;
+    }
   }
   const abort = new AbortController();
   await relayResponse(ctx.upstream.request(method, pathAndQuery, headers, body, abort.signal), abort, res, ctx, cmd, pathAndQuery);
@@ -116,34 +131,63 @@ function hasNoBody(req: HttpRequest): boolean {
   return req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined;
 }
 
-/** The request body as the target pulls it, each chunk recorded (digest and masked sample) on its way. */
-async function* tapped(req: HttpRequest, input: InputTap): AsyncGenerator<Buffer> {
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    input.push(chunk);
-    yield chunk;
+/**
+ * The request body as the target pulls it, each chunk recorded (digest and masked sample) on its
+ * way. A body that turns out empty is no body (an HTTP/2 GET whose headers did not end the
+ * stream must not go out chunked). A body the client cut off (an HTTP/2 stream reset ends the
+ * compatibility request as if it were complete) throws, so the target never gets a truncated
+ * body as if it were whole: undici aborts the request instead of ending it.
+ */
+async function peeled(req: HttpRequest, input: InputTap): Promise<AsyncIterable<Buffer> | null> {
+  const it = (req as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  const first = await it.next().catch(() => ({ done: true as const, value: undefined }));
+  if (first.done) {
+    if (!completed(req)) throw new Error('the client cut the request body off');
+    input.end();
+    return null;
   }
-  input.end();
+  return (async function* () {
+    input.push(first.value);
+    yield first.value;
+    for (let next = await it.next(); !next.done; next = await it.next()) {
+      input.push(next.value);
+      yield next.value;
+    }
+    if (!completed(req)) throw new Error('the client cut the request body off');
+    input.end();
+  })();
 }
 
-/** Records a request body: its digest, and its masked text sample. */
+/** Whether the client sent its whole body (HTTP/1.1 checks lengths and chunking; HTTP/2 resets must be asked for). */
+function completed(req: HttpRequest): boolean {
+  const r = req as { complete?: boolean; aborted?: boolean; stream?: { rstCode?: number; destroyed?: boolean } };
+  if (r.aborted) return false;
+  if (r.stream && (r.stream.rstCode !== undefined && r.stream.rstCode !== 0)) return false;
+  return r.complete !== false;
+}
+
+/** Records a request body: its digest, and its masked text sample (what it is read from its first bytes). */
 class InputTap {
   private readonly cmd: CommandRecorder;
-  private readonly masking: BodyMasking;
+  private readonly masker: Masker | null;
+  private readonly contentType: string | undefined;
+  private masking: BodyMasking | null = null;
 
-  constructor(cmd: CommandRecorder, masking: BodyMasking) {
+  constructor(cmd: CommandRecorder, masker: Masker | null, contentType: string | undefined) {
     this.cmd = cmd;
-    this.masking = masking;
+    this.masker = masker;
+    this.contentType = contentType;
   }
 
   push(chunk: Buffer): void {
     this.cmd.addInput(chunk);
-    const p = this.masking.push(chunk);
+    const p = (this.masking ??= new BodyMasking(this.masker, this.contentType, chunk, { logOnly: true })).push(chunk);
     if (p.log && p.log.length) this.cmd.inputSample.addBytes(p.log);
   }
 
   end(): void {
-    const p = this.masking.flush();
-    if (p.log && p.log.length) this.cmd.inputSample.addBytes(p.log);
+    const p = this.masking?.flush();
+    if (p?.log && p.log.length) this.cmd.inputSample.addBytes(p.log);
     this.cmd.inputSample.end();
   }
 }
@@ -155,6 +199,11 @@ function refusalOf(req: HttpRequest): string | null {
   for (const name of METHOD_OVERRIDE_HEADERS) {
     if (h[name.toLowerCase()] !== undefined) return `the ${name} header would change the method the target runs; send the method itself`;
   }
+  for (const name of PATH_OVERRIDE_HEADERS) {
+    if (h[name] !== undefined) return `the ${name} header would change the path the target runs (some servers route by it); send the path itself`;
+  }
+  const encoding = h['content-encoding'];
+  if (encoding !== undefined && String(encoding).trim().toLowerCase() !== 'identity') return `a ${String(encoding)}-encoded request body could not be read by the log, masking or an approver`;
   return null;
 }
 
@@ -174,8 +223,8 @@ function rawPathOf(origin: string): string {
   return q < 0 ? origin : origin.slice(0, q);
 }
 
-/** Reads a whole body up to `max` bytes; null past it (the rest is drained). */
-function readWhole(req: HttpRequest, max: number): Promise<Buffer | null> {
+/** Reads a whole body up to `max` bytes, or says why not (too large: the rest is drained; cut off). */
+function readWhole(req: HttpRequest, max: number): Promise<{ body: Buffer } | { problem: string }> {
   return new Promise((resolve) => {
     const parts: Buffer[] = [];
     let n = 0;
@@ -185,8 +234,9 @@ function readWhole(req: HttpRequest, max: number): Promise<Buffer | null> {
       if (n > max) over = true;
       else parts.push(c);
     });
-    req.on('end', () => resolve(over ? null : Buffer.concat(parts)));
-    req.on('error', () => resolve(null));
+    req.on('end', () => resolve(over ? { problem: `the request body is larger than ${max >> 20} MiB, too large to hold for approval` }
+      : !completed(req) ? { problem: 'the client cut the request body off' } : { body: Buffer.concat(parts) }));
+    req.on('error', () => resolve({ problem: 'the client cut the request body off' }));
   });
 }
 
@@ -195,7 +245,7 @@ function approvalText(text: string, resource: { type?: string; name?: string; ac
   const lines = [text];
   if (resource) lines.push(`resource: ${resource.type ?? '?'}${resource.name ? ` ${resource.name}` : ''}${resource.action ? ` action ${resource.action}` : ''}`);
   if (body.length) {
-    const m = new BodyMasking(core.masker?.applyTo.log ? core.masker : null, contentType, { logOnly: true });
+    const m = new BodyMasking(core.masker?.applyTo.log ? core.masker : null, contentType, body, { logOnly: true });
     const a = m.push(body);
     const b = m.flush();
     const shown = a.log && b.log ? Buffer.concat([a.log, b.log]).toString('utf8') : null;
@@ -213,6 +263,11 @@ function clientOf(res: HttpResponse): GateClient {
       const on = (): void => {
         if (!res.writableFinished) cb();
       };
+      // Gone already (an HTTP/2 stream reset while its body was read): no close event will come.
+      if (res.destroyed || (res as { closed?: boolean }).closed) {
+        queueMicrotask(on);
+        return () => undefined;
+      }
       res.once('close', on);
       return () => res.off('close', on);
     },

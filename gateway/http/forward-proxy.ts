@@ -14,6 +14,7 @@ import http2 from 'node:http2';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import type { RunCa } from './run-ca.ts';
+import { listening } from './listening.ts';
 import { canonicalHost } from './run-ca.ts';
 import { type Authority, formatAuthority, parseAbsoluteForm, parseAuthority, sameAuthority } from './proxy-authority.ts';
 import { refuseOnSocket, refusal, refuseRequest, requestAuthority, upgradeRefusal } from './forward-proxy-refusals.ts';
@@ -84,14 +85,9 @@ export class ForwardProxy {
   }
 
   /** Listens on 127.0.0.1 on a free port; resolves to `127.0.0.1:port`. */
-  listen(port = 0): Promise<string> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, '127.0.0.1', () => {
-        this.#server.off('error', reject);
-        resolve(`127.0.0.1:${(this.#server.address() as net.AddressInfo).port}`);
-      });
-    });
+  async listen(port = 0): Promise<string> {
+    await listening(this.#server, port);
+    return `127.0.0.1:${(this.#server.address() as net.AddressInfo).port}`;
   }
 
   /**

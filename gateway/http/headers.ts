@@ -38,7 +38,8 @@ export function clientResponseHeaders(h: IncomingHttpHeaders, bodyChanges: boole
   for (const [k, v] of Object.entries(h)) {
     if (v === undefined || HOP_BY_HOP.has(k) || named.has(k)) continue;
     // A masked body may change length: the client gets it chunked (or as HTTP/2 frames).
-    if (bodyChanges && (k === 'content-length' || k === 'content-md5' || k === 'etag')) continue;
+    // ETag stays: ARM's (and most APIs') names the resource's version for If-Match, not the bytes.
+    if (bodyChanges && (k === 'content-length' || k === 'content-md5')) continue;
     out[k] = v;
   }
   return out;

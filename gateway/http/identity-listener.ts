@@ -9,6 +9,7 @@ import type { ConnectionExport, CoreServices, Listener } from '../core/adapter.t
 import { identityEndpoint, identityEnvironment } from './identity-endpoint.ts';
 import { PlaceholderTokens } from './placeholder-token.ts';
 import type { HttpTarget } from './target.ts';
+import { listening } from './listening.ts';
 
 export class IdentityListener implements Listener {
   readonly targets: readonly string[];
@@ -34,15 +35,11 @@ export class IdentityListener implements Listener {
     });
   }
 
-  listen(): Promise<string> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', () => {
-        const a = this.server.address() as net.AddressInfo;
-        this.base = `http://127.0.0.1:${a.port}`;
-        resolve(`127.0.0.1:${a.port}`);
-      });
-    });
+  async listen(): Promise<string> {
+    await listening(this.server);
+    const a = this.server.address() as net.AddressInfo;
+    this.base = `http://127.0.0.1:${a.port}`;
+    return `127.0.0.1:${a.port}`;
   }
 
   async stop(): Promise<void> {

@@ -20,12 +20,17 @@ export class OperationTracker {
   private static readonly MAX = 10_000;
 
   /**
-   * Remembers the poll URLs a response named, for the command that got it; returns the headers
-   * rewritten for the client: same-origin URLs point at `gatewayOrigin` (null: the forward proxy,
-   * where the client reaches the target's own URL through the gateway anyway).
+   * Remembers the poll URLs a response named, for the command that started the operation, and
+   * returns the headers rewritten for the client: same-origin URLs point at `gatewayOrigin`
+   * (null: the forward proxy, where the client reaches the target's own URL through the gateway
+   * anyway). `Azure-AsyncOperation` and `Operation-Location` start an operation on any 2xx (a PUT
+   * still provisioning answers 200 or 201), `Location` on 201 and 202; a same-origin `Location`
+   * of a redirect is rewritten (so the client follows it through the gateway) but starts nothing.
+   * `operation` says whether this answer started one.
    */
-  started(command: string, targetOrigin: string, headers: Record<string, string | string[] | undefined>, gatewayOrigin: string | null): Record<string, string> {
+  started(command: string, targetOrigin: string, status: number, headers: Record<string, string | string[] | undefined>, gatewayOrigin: string | null): { headers: Record<string, string>; operation: boolean } {
     const rewritten: Record<string, string> = {};
+    let operation = false;
     for (const h of LRO_HEADERS) {
       const v = headers[h];
       if (typeof v !== 'string') continue;
@@ -36,11 +41,17 @@ export class OperationTracker {
         continue;
       }
       if (url.origin !== targetOrigin) continue;
-      if (this.pending.size >= OperationTracker.MAX) this.pending.delete(this.pending.keys().next().value!);
-      this.pending.set(key(url.pathname + url.search), { command, header: h });
+      const starts = h === 'location' ? status === 201 || status === 202 : status >= 200 && status < 300;
+      const redirect = h === 'location' && status >= 300 && status < 400;
+      if (!starts && !redirect) continue;
+      if (starts) {
+        if (this.pending.size >= OperationTracker.MAX) this.pending.delete(this.pending.keys().next().value!);
+        this.pending.set(key(url.pathname + url.search), { command, header: h });
+        operation = true;
+      }
       if (gatewayOrigin) rewritten[h] = gatewayOrigin + url.pathname + url.search;
     }
-    return rewritten;
+    return { headers: rewritten, operation };
   }
 
   /** The operation a request polls, if it polls one. */

@@ -12,6 +12,7 @@ import { clientResponseHeaders, headerValue } from './headers.ts';
 import { REFUSAL, sendError } from './replies.ts';
 import type { UpstreamResponse } from './upstream.ts';
 import { maskUrl } from './url-secrets.ts';
+import { LiteralMasker } from '../masking/literal-masker.ts';
 
 /** Characters of a poll's answer or an error body read for its status or message (both are small). */
 const HEAD_MAX = 64 * 1024;
@@ -46,18 +47,37 @@ export async function relayResponse(pending: Promise<UpstreamResponse>, abort: A
   }
   const status = ur.status;
   const contentType = headerValue(ur.headers, 'content-type');
-  const masking = new BodyMasking(ctx.core.masker, contentType);
   const encoding = headerValue(ur.headers, 'content-encoding');
-  if (encoding && encoding.toLowerCase() !== 'identity' && masking.kind !== 'binary' && ctx.core.masker) {
+  // Credentials the gateway sent are masked first, in the body and in the headers, whatever the
+  // policy's masking says: a target that echoes one must not hand it to the step or the log.
+  const literal = new LiteralMasker(() => ctx.upstream.credentialValues());
+  const body = ur.body[Symbol.asyncIterator]();
+  let first: Buffer;
+  try {
+    first = await firstBytes(body, literal);
+  } catch (e) {
+    return fail(502, `the response from ${t.origin} broke off: ${causeOf(e as Error)}`);
+  }
+  if (ended) {
+    ur.body.destroy();
+    return;
+  }
+  const masking = new BodyMasking(ctx.core.masker, contentType, first);
+  if (encoding && encoding.toLowerCase() !== 'identity' && ctx.core.masker) {
     // Asked for identity; a compressed body cannot be masked or sampled: it is not passed.
     ur.body.destroy();
     return fail(502, `${t.origin} answered with a ${encoding}-encoded body, which the gateway cannot mask`);
   }
+  if (masking.refusesBinary) {
+    ur.body.destroy();
+    return fail(502, `${t.origin} answered with a ${contentType ?? 'binary'} body that is not text: with masking on, the gateway does not pass what it cannot read`);
+  }
   const poll = ctx.operations.polled(pathAndQuery);
-  // A Location poll answers 202 naming its URL again: the operation stays the starting command's.
-  const rewritten = status === 201 || status === 202 ? ctx.operations.started(poll?.command ?? cmd.id, t.origin, ur.headers, ctx.gatewayOrigin) : {};
+  // A poll's own answer names the same operation again: it stays the operation of the command that started it.
+  const started = ctx.operations.started(poll?.command ?? cmd.id, t.origin, status, ur.headers, ctx.gatewayOrigin);
+  const rewritten = started.headers;
   try {
-    res.writeHead(status, { ...clientResponseHeaders(ur.headers, masking.changesClientBody), ...rewritten });
+    res.writeHead(status, { ...maskedHeaders(clientResponseHeaders(ur.headers, masking.changesClientBody), literal), ...rewritten });
   } catch (e) {
     ur.body.destroy();
     return fail(502, `the response could not be passed on (${(e as Error).message})`);
@@ -72,15 +92,24 @@ export async function relayResponse(pending: Promise<UpstreamResponse>, abort: A
       if (!res.write(p.client)) await drained(res);
     }
   };
+  const feed = async (chunk: Buffer): Promise<void> => {
+    if (head !== null && head.length < HEAD_MAX) head += chunk.toString('utf8');
+    await take(masking.push(chunk));
+  };
   try {
-    for await (const chunk of ur.body) {
-      if (ended) break;
-      if (head !== null && head.length < HEAD_MAX) head += chunk.toString('utf8');
-      await take(masking.push(chunk));
+    if (first.length) await feed(first);
+    for (let next = await body.next(); !next.done && !ended; next = await body.next()) {
+      const chunk = literal.push(next.value as Buffer);
+      if (chunk.length) await feed(chunk);
+    }
+    if (!ended) {
+      const rest = literal.flush();
+      if (rest.length) await feed(rest);
     }
   } catch (e) {
     return fail(502, `the response from ${t.origin} broke off: ${causeOf(e as Error)}`);
   }
+  if (literal.found) cmd.noteMasked(literal.found, []);
   if (ended) return;
   await take(masking.flush());
   cmd.responseSample.end();
@@ -95,7 +124,7 @@ export async function relayResponse(pending: Promise<UpstreamResponse>, abort: A
       ...(contentType ? { content_type: contentType } : {}),
       ...(headerValue(ur.headers, 'x-ms-request-id') ? { request_id: headerValue(ur.headers, 'x-ms-request-id') } : {}),
       ...(headerValue(ur.headers, 'x-ms-correlation-request-id') ? { correlation_request_id: headerValue(ur.headers, 'x-ms-correlation-request-id') } : {}),
-      ...(!poll && (status === 201 || status === 202) ? operationStarted(ur.headers) : {}),
+      ...(!poll && started.operation ? operationStarted(ur.headers) : {}),
       ...(poll ? { polls: poll.command } : {}),
     },
   });
@@ -106,6 +135,28 @@ export async function relayResponse(pending: Promise<UpstreamResponse>, abort: A
       // The log failed after the response went out: the session refuses what comes next.
     }
   }
+}
+
+/**
+ * The body's first bytes, credentials masked: at least what could start a credential or a JSON
+ * document (the literal masker holds back a possible credential's start), or the whole body.
+ */
+async function firstBytes(body: AsyncIterator<unknown>, literal: LiteralMasker): Promise<Buffer> {
+  for (;;) {
+    const next = await body.next();
+    if (next.done) return literal.flush();
+    const out = literal.push(next.value as Buffer);
+    if (out.length) return out;
+  }
+}
+
+/** Response headers with any credential the gateway sent replaced. */
+function maskedHeaders(h: http.OutgoingHttpHeaders, literal: LiteralMasker): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(h)) {
+    out[k] = typeof v === 'string' ? literal.text(v) : Array.isArray(v) ? v.map((x) => literal.text(x)) : v;
+  }
+  return out;
 }
 
 /** Resolves when the client takes more, or is gone. */

@@ -18,8 +18,10 @@ import type { OperationTracker } from './lro.ts';
 import { REFUSAL, sendError } from './replies.ts';
 import type { RunCa } from './run-ca.ts';
 import type { Upstream } from './upstream.ts';
+import { listening } from './listening.ts';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
+const FIRST_BYTE_TIMEOUT_MS = 60_000;
 
 export class ReverseProxyListener implements Listener {
   readonly targets: readonly string[];
@@ -61,9 +63,12 @@ export class ReverseProxyListener implements Listener {
   /** HTTP/2 with prior knowledge starts with its preface; anything else is HTTP/1.1. */
   private accept(socket: net.Socket): void {
     this.sockets.add(socket);
+    // A connection that never says anything is not kept open forever.
+    socket.setTimeout(FIRST_BYTE_TIMEOUT_MS, () => socket.destroy());
     socket.once('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     socket.once('data', (first: Buffer) => {
+      socket.setTimeout(0);
       socket.pause();
       socket.unshift(first);
       const h2 = first.length >= 4 && H2_PREFACE.subarray(0, Math.min(first.length, H2_PREFACE.length)).equals(first.subarray(0, Math.min(first.length, H2_PREFACE.length)));
@@ -91,10 +96,7 @@ export class ReverseProxyListener implements Listener {
   }
 
   async listen(): Promise<string> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', () => resolve());
-    });
+    await listening(this.server);
     const a = this.server.address() as net.AddressInfo;
     this.origin = `http://127.0.0.1:${a.port}`;
     const leaf = await this.ca.leafFor('127.0.0.1');
@@ -106,10 +108,7 @@ export class ReverseProxyListener implements Listener {
       (s.alpnProtocol === 'h2' ? this.h2 : this.h1).emit('connection', s);
     });
     secure.on('tlsClientError', () => undefined);
-    await new Promise<void>((resolve, reject) => {
-      secure.once('error', reject);
-      secure.listen(0, '127.0.0.1', () => resolve());
-    });
+    await listening(secure);
     this.secure = secure;
     this.secureOrigin = `https://127.0.0.1:${(secure.address() as net.AddressInfo).port}`;
     return `127.0.0.1:${a.port}`;
@@ -129,3 +128,4 @@ export class ReverseProxyListener implements Listener {
     return { env: { [targetVariable(name)]: this.origin, [targetVariable(name, 'HTTPS_URL')]: this.secureOrigin }, secrets: [], files: [] };
   }
 }
+

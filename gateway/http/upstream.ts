@@ -20,6 +20,11 @@ export interface Upstream {
   /** The headers that authenticate one request (an Entra ID token is refreshed before expiry). */
   auth(): Promise<Record<string, string>>;
   /**
+   * Every credential value the gateway has sent this target (header values, a Basic pair and its
+   * parts, each Entra ID token): masked wherever the target echoes one back.
+   */
+  credentialValues(): readonly string[];
+  /**
    * Sends one request; `body` is pulled as the target takes it (backpressure), null for none.
    * Rejects when the target cannot be reached or sends no headers within the target's timeout.
    */
@@ -33,13 +38,32 @@ export interface Upstream {
  * gateway's figures).
  */
 export async function openUpstream(t: HttpTarget, credentials: Credentials): Promise<Upstream> {
-  const auth = await authHeaders(t, credentials);
+  const authOnce = await authHeaders(t, credentials);
+  const sent = new Set<string>();
+  const auth = async (): Promise<Record<string, string>> => {
+    const h = await authOnce();
+    for (const v of Object.values(h)) {
+      if (sent.has(v)) continue;
+      sent.add(v);
+      // The header's value and what it carries: a bearer token, a Basic pair and its parts.
+      const bearer = /^Bearer (.+)$/.exec(v);
+      if (bearer) sent.add(bearer[1]!);
+      const basic = /^Basic (.+)$/.exec(v);
+      if (basic) {
+        const pair = Buffer.from(basic[1]!, 'base64').toString();
+        sent.add(basic[1]!).add(pair).add(pair.slice(pair.indexOf(':') + 1));
+      }
+    }
+    return h;
+  };
+  await auth();
   const agent = dispatcherFor(t, process.env);
   const address = t.connectTo ?? { host: t.host, port: t.port };
   const origin = `${t.protocol}//${net.isIPv6(address.host) ? `[${address.host}]` : address.host}:${address.port}`;
   return {
     target: t,
     auth,
+    credentialValues: () => [...sent],
     async request(method, pathAndQuery, headers, body, signal) {
       const r = await agent.request({
         origin,

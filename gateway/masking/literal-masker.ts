@@ -1,0 +1,77 @@
+// Secrets the gateway itself holds (an upstream's bearer token, API key or Entra ID token) masked
+// wherever a target echoes them back: a debug endpoint that returns the request's headers, an
+// error that quotes the token. Whatever the policy's masking says, such a value never reaches a
+// client or the log. The values are asked for at every chunk (a token is refreshed during a run);
+// a value cut across two chunks is found because the last bytes that could start one are held
+// back until the next chunk or the end.
+
+export const CREDENTIAL_MASK = '[masked:credential]';
+
+/** Values shorter than this are not masked: they would match ordinary text. */
+const MIN_LENGTH = 8;
+
+export class LiteralMasker {
+  private readonly values: () => readonly string[];
+  private held: Buffer = Buffer.alloc(0);
+  /** Occurrences replaced so far. */
+  found = 0;
+
+  constructor(values: () => readonly string[]) {
+    this.values = values;
+  }
+
+  /** The chunk with every complete occurrence replaced; up to (longest value - 1) bytes held back. */
+  push(chunk: Buffer): Buffer {
+    const secrets = this.secrets();
+    if (secrets.length === 0) {
+      const out = this.held.length ? Buffer.concat([this.held, chunk]) : chunk;
+      this.held = Buffer.alloc(0);
+      return out;
+    }
+    const data = this.replace(this.held.length ? Buffer.concat([this.held, chunk]) : chunk, secrets);
+    const keep = Math.min(data.length, Math.max(...secrets.map((s) => s.length)) - 1);
+    this.held = Buffer.from(data.subarray(data.length - keep));
+    return data.subarray(0, data.length - keep);
+  }
+
+  flush(): Buffer {
+    const out = this.held;
+    this.held = Buffer.alloc(0);
+    return out;
+  }
+
+  /** A whole text (a header value, a message) with every value replaced. */
+  text(s: string): string {
+    let out = s;
+    for (const v of this.values()) {
+      if (v.length >= MIN_LENGTH && out.includes(v)) {
+        out = out.split(v).join(CREDENTIAL_MASK);
+        this.found++;
+      }
+    }
+    return out;
+  }
+
+  private secrets(): Buffer[] {
+    return this.values().filter((v) => v.length >= MIN_LENGTH).map((v) => Buffer.from(v));
+  }
+
+  private replace(data: Buffer, secrets: Buffer[]): Buffer {
+    let out = data;
+    for (const s of secrets) {
+      let at = out.indexOf(s);
+      if (at < 0) continue;
+      const parts: Buffer[] = [];
+      let from = 0;
+      while (at >= 0) {
+        parts.push(out.subarray(from, at), Buffer.from(CREDENTIAL_MASK));
+        this.found++;
+        from = at + s.length;
+        at = out.indexOf(s, from);
+      }
+      parts.push(out.subarray(from));
+      out = Buffer.concat(parts);
+    }
+    return out;
+  }
+}
