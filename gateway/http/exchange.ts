@@ -260,11 +260,15 @@ function clientOf(res: HttpResponse): GateClient {
     // HTTP has no side channel while a request waits: the client sees nothing until the verdict.
     tell: () => undefined,
     onGone(cb) {
+      // Not `writableFinished`: an HTTP/2 response reads as finished once its stream was reset.
+      // While a request waits nothing is written, so a close before our own end() is the client leaving.
       const on = (): void => {
-        if (!res.writableFinished) cb();
+        if (!res.writableEnded) cb();
       };
       // Gone already (an HTTP/2 stream reset while its body was read): no close event will come.
-      if (res.destroyed || (res as { closed?: boolean }).closed) {
+      // An HTTP/2 compatibility response has no `destroyed`/`closed` of its own: its stream says.
+      const stream = (res as { stream?: { closed?: boolean; destroyed?: boolean } }).stream;
+      if (res.destroyed || (res as { closed?: boolean }).closed || stream?.closed || stream?.destroyed) {
         queueMicrotask(on);
         return () => undefined;
       }

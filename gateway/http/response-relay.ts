@@ -26,9 +26,10 @@ export async function relayResponse(pending: Promise<UpstreamResponse>, abort: A
     cmd.finish({ status: 'error', error: { code: 'upstream', message } });
     sendError(res, status, REFUSAL.upstream, `gateway: ${message}`);
   };
-  // The client went away: the target's answer has no one to go to.
+  // The client went away: the target's answer has no one to go to. (`writableEnded`, not
+  // `writableFinished`: an HTTP/2 response reads as finished once its stream was reset.)
   res.once('close', () => {
-    if (!ended && !res.writableFinished) {
+    if (!ended && !res.writableEnded) {
       ended = true;
       abort.abort();
       cmd.finish({ status: 'error', error: { code: 'client', message: 'the client closed the connection before the response ended' } });
