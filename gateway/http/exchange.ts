@@ -55,13 +55,14 @@ export async function exchange(req: HttpRequest, res: HttpResponse, ctx: Exchang
   const units = 'unclassified' in unit ? null : [unit];
   const shownQuery = query ? maskQuery(query) : '';
   const text = `${method} ${t.origin}${path}${shownQuery ? `?${shownQuery}` : ''}`;
+  const recorded = recordedRequestHeaders(req.headers);
   const details: Record<string, unknown> = {
     method,
     host: t.host,
     path,
     ...(shownQuery ? { query: shownQuery } : {}),
     ...(units?.[0]?.resource ? { resource: units[0].resource } : {}),
-    ...(recordedRequestHeaders(req.headers) ? { headers: recordedRequestHeaders(req.headers) } : {}),
+    ...(recorded ? { headers: recorded } : {}),
     http_version: req.httpVersion,
   };
   const gateReq = { kind: 'http.request', text, units, unclassified: 'unclassified' in unit ? unit.unclassified : null, details, forwarded: [] as Buffer[] };

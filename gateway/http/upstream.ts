@@ -40,10 +40,13 @@ export interface Upstream {
 export async function openUpstream(t: HttpTarget, credentials: Credentials): Promise<Upstream> {
   const authOnce = await authHeaders(t, credentials);
   const sent = new Set<string>();
+  // One array per change, so a masker can keep what it built from it.
+  let values: readonly string[] = [];
   const auth = async (): Promise<Record<string, string>> => {
     const h = await authOnce();
     for (const v of Object.values(h)) {
       if (sent.has(v)) continue;
+      values = [];
       sent.add(v);
       // The header's value and what it carries: a bearer token, a Basic pair and its parts.
       const bearer = /^Bearer (.+)$/.exec(v);
@@ -54,6 +57,7 @@ export async function openUpstream(t: HttpTarget, credentials: Credentials): Pro
         sent.add(basic[1]!).add(pair).add(pair.slice(pair.indexOf(':') + 1));
       }
     }
+    if (values.length !== sent.size) values = Object.freeze([...sent]);
     return h;
   };
   await auth();
@@ -63,7 +67,7 @@ export async function openUpstream(t: HttpTarget, credentials: Credentials): Pro
   return {
     target: t,
     auth,
-    credentialValues: () => [...sent],
+    credentialValues: () => values,
     async request(method, pathAndQuery, headers, body, signal) {
       const r = await agent.request({
         origin,

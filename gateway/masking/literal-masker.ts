@@ -52,8 +52,17 @@ export class LiteralMasker {
     return out;
   }
 
+  private from: readonly string[] | null = null;
+  private built: Buffer[] = [];
+
+  /** The values as bytes, built again only when the list changes (a refreshed token). */
   private secrets(): Buffer[] {
-    return this.values().filter((v) => v.length >= MIN_LENGTH).map((v) => Buffer.from(v));
+    const now = this.values();
+    if (now !== this.from) {
+      this.from = now;
+      this.built = now.filter((v) => v.length >= MIN_LENGTH).map((v) => Buffer.from(v));
+    }
+    return this.built;
   }
 
   private replace(data: Buffer, secrets: Buffer[]): Buffer {
