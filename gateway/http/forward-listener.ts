@@ -2,6 +2,7 @@
 // azd): `HTTPS_PROXY` points here; CONNECT to a target's host is terminated with the per-run CA
 // and its requests go through the same exchange as the reverse proxy's; any other host is
 // refused (forward-proxy.ts). Later steps get the CA in the variables each kind of client reads.
+import fs from 'node:fs';
 import path from 'node:path';
 import type { ConnectionExport, CoreServices, Listener } from '../core/adapter.ts';
 import { caBundle } from './ca-bundle.ts';
@@ -82,9 +83,30 @@ export class ForwardProxyListener implements Listener {
       },
       secrets: [],
       files: [
-        { name: 'gateway-ca.pem', content: this.ca.certPem, mode: 0o644 },
-        { name: 'ca-bundle.pem', content: caBundle(this.ca.certPem), mode: 0o644 },
+        { name: 'gateway-ca.pem', content: keptExtraCerts() + this.ca.certPem, mode: 0o644 },
+        { name: 'ca-bundle.pem', content: caBundle(this.ca.certPem, rootsFile()), mode: 0o644 },
       ],
     };
   }
+}
+
+/**
+ * The variables replace what the job may have set for itself (a self-hosted runner's corporate
+ * CA): certificates the job already added with NODE_EXTRA_CA_CERTS stay added, and a roots file
+ * it named with SSL_CERT_FILE stays the roots the bundle starts with.
+ */
+function keptExtraCerts(): string {
+  const file = process.env.NODE_EXTRA_CA_CERTS;
+  if (!file) return '';
+  try {
+    const pem = fs.readFileSync(file, 'utf8');
+    return pem.includes('-----BEGIN CERTIFICATE-----') ? (pem.endsWith('\n') ? pem : `${pem}\n`) : '';
+  } catch {
+    return '';
+  }
+}
+
+function rootsFile(): string | undefined {
+  const file = process.env.SSL_CERT_FILE;
+  return file && fs.existsSync(file) ? file : undefined;
 }

@@ -90,6 +90,11 @@ const resultOf = (id: string): LogRecord | undefined => log().find((r) => r.type
 test('GATEWAY_ARM_URL is exported and the token stays in the gateway', async () => {
   assert.match(env.GATEWAY_ARM_URL!, /^http:\/\/127\.0\.0\.1:\d+$/);
   assert.match(env.GATEWAY_ARM_HTTPS_URL!, /^https:\/\/127\.0\.0\.1:\d+$/);
+  // NODE_EXTRA_CA_CERTS replaces the job's own for later steps: a CA the job had added (here the
+  // Entra stand-in's, as a corporate CA would be) stays in the file, before the run's CA.
+  const extra = fs.readFileSync(env.NODE_EXTRA_CA_CERTS!, 'utf8');
+  assert.ok(extra.includes(fs.readFileSync(entra.caFile, 'utf8').trim()), 'the job\'s extra CA is kept');
+  assert.equal((extra.match(/BEGIN CERTIFICATE/g) ?? []).length, 2);
   const everything = fs.readdirSync(stateDir).map((f) => { try { return fs.readFileSync(path.join(stateDir, f), 'utf8'); } catch { return ''; } }).join('\n');
   assert.ok(!everything.includes(ARM_TOKEN), 'no token in the state directory');
 });
