@@ -12,7 +12,7 @@ import path from 'node:path';
 import { startArmStandIn, type ArmStandIn } from '../helpers/arm-stand-in.ts';
 import { startEntraStandIn, type EntraStandIn } from '../helpers/entra-stand-in.ts';
 import { startOidcIssuer, type OidcIssuer } from '../helpers/oidc-issuer.ts';
-import { cli, cliAsync, readLog, tempDir, waitFor, type LogRecord } from '../helpers/gateway.ts';
+import { cli, cliAsync, readLog, tempDir, waitFor, type LogRecord, startedGatewayEnv } from '../helpers/gateway.ts';
 
 const run = promisify(execFile);
 const ARM_SCOPE = 'https://management.azure.com/.default';
@@ -58,15 +58,13 @@ before(async () => {
   fs.writeFileSync(path.join(dir, 'gateway.yml'), policy());
   stateDir = path.join(dir, 'state');
   // Async: the OIDC issuer and the Entra stand-in answer from this process while the daemon starts.
-  const r = await cliAsync(['start', '--policy', path.join(dir, 'gateway.yml'), '--state-dir', stateDir, '--log-dir', path.join(dir, 'logs')], {
+  env = await startedGatewayEnv(dir, stateDir, {
     env: {
       ...process.env, ...issuer.requestEnv, NODE_EXTRA_CA_CERTS: entra.caFile,
       AZURE_CLIENT_ID: entra.clientId, AZURE_TENANT_ID: entra.tenantId, AZURE_AUTHORITY_HOST: entra.authorityHost,
       GITHUB_REF: 'refs/heads/feature',
     },
   });
-  assert.equal(r.status, 0, r.stderr);
-  env = Object.fromEntries(fs.readFileSync(path.join(stateDir, 'env'), 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
 });
 
 after(async () => {

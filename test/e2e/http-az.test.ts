@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { startArmStandIn, type ArmStandIn } from '../helpers/arm-stand-in.ts';
 import { startEntraStandIn, type EntraStandIn } from '../helpers/entra-stand-in.ts';
 import { startOidcIssuer, type OidcIssuer } from '../helpers/oidc-issuer.ts';
-import { cliAsync, readLog, tempDir, waitFor, type LogRecord } from '../helpers/gateway.ts';
+import { cliAsync, readLog, tempDir, waitFor, type LogRecord, startedGatewayEnv } from '../helpers/gateway.ts';
 
 const run = promisify(execFile);
 const ARM_SCOPE = 'https://management.azure.com/.default';
@@ -50,14 +50,12 @@ approvals:
   timeout: 120s
 `);
   stateDir = path.join(dir, 'state');
-  const r = await cliAsync(['start', '--policy', path.join(dir, 'gateway.yml'), '--state-dir', stateDir, '--log-dir', path.join(dir, 'logs')], {
+  const exported = await startedGatewayEnv(dir, stateDir, {
     env: {
       ...process.env, ...issuer.requestEnv, NODE_EXTRA_CA_CERTS: entra.caFile,
       AZURE_CLIENT_ID: entra.clientId, AZURE_TENANT_ID: entra.tenantId, AZURE_AUTHORITY_HOST: entra.authorityHost, GITHUB_REF: 'refs/heads/main',
     },
   });
-  assert.equal(r.status, 0, r.stderr);
-  const exported = Object.fromEntries(fs.readFileSync(path.join(stateDir, 'env'), 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
   // A step's environment: the gateway's exports, and nothing of the gateway step's.
   azEnv = { PATH: process.env.PATH!, HOME: dir, AZURE_CONFIG_DIR: path.join(dir, 'az'), AZURE_CORE_COLLECT_TELEMETRY: 'false', AZURE_CORE_NO_COLOR: 'true', AZURE_CORE_ONLY_SHOW_ERRORS: 'true', ...exported };
 });

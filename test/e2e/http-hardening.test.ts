@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cliAsync, readLog, tempDir, waitFor, type LogRecord } from '../helpers/gateway.ts';
+import { cliAsync, readLog, tempDir, waitFor, type LogRecord, startedGatewayEnv } from '../helpers/gateway.ts';
 
 const run = promisify(execFile);
 const API_TOKEN = 'api-token-from-env-' + 't'.repeat(32);
@@ -145,9 +145,7 @@ before(async () => {
   fs.writeFileSync(path.join(dir, 'gateway.yml'), policy());
   stateDir = path.join(dir, 'state');
   // Async: the target answers from this process while the daemon starts.
-  const r = await cliAsync(['start', '--policy', path.join(dir, 'gateway.yml'), '--state-dir', stateDir, '--log-dir', path.join(dir, 'logs')], { env: { ...process.env, API_TOKEN, API_KEY } });
-  assert.equal(r.status, 0, r.stderr);
-  env = Object.fromEntries(fs.readFileSync(path.join(stateDir, 'env'), 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  env = await startedGatewayEnv(dir, stateDir, { env: { ...process.env, API_TOKEN, API_KEY } });
   assert.ok(env.GATEWAY_API_URL && env.GATEWAY_KEYED_URL, JSON.stringify(env));
 });
 

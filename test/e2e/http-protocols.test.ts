@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startArmStandIn, type ArmStandIn } from '../helpers/arm-stand-in.ts';
-import { cliAsync, readLog, tempDir, waitFor, ROOT, type LogRecord } from '../helpers/gateway.ts';
+import { cliAsync, readLog, tempDir, waitFor, ROOT, type LogRecord, startedGatewayEnv } from '../helpers/gateway.ts';
 
 const run = promisify(execFile);
 const ARM_TOKEN = 'arm-token-from-env-' + 'y'.repeat(40);
@@ -60,9 +60,7 @@ before(async () => {
   fs.writeFileSync(path.join(dir, 'gateway.yml'), policy());
   stateDir = path.join(dir, 'state');
   // Async: the ARM stand-in answers from this process while the daemon starts.
-  const r = await cliAsync(['start', '--policy', path.join(dir, 'gateway.yml'), '--state-dir', stateDir, '--log-dir', path.join(dir, 'logs')], { env: { ...process.env, ARM_TOKEN } });
-  assert.equal(r.status, 0, r.stderr);
-  env = Object.fromEntries(fs.readFileSync(path.join(stateDir, 'env'), 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  env = await startedGatewayEnv(dir, stateDir, { env: { ...process.env, ARM_TOKEN } });
 });
 
 after(async () => {

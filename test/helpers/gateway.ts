@@ -98,6 +98,16 @@ export function startGateway(policyText: string, upstreamPassword = 'deployer-pw
 
 export const parseEnv = parseEnvFile;
 
+/**
+ * `gateway-action start` with DIR/gateway.yml, logs in DIR/logs, without blocking this process
+ * (stand-ins running in it must answer while the daemon starts); the variables it exported.
+ */
+export async function startedGatewayEnv(dir: string, stateDir: string, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<Record<string, string>> {
+  const r = await cliAsync(['start', '--policy', path.join(dir, 'gateway.yml'), '--state-dir', stateDir, '--log-dir', path.join(dir, 'logs')], opts);
+  if (r.status !== 0) throw new Error(`gateway-action start failed (${r.status}): ${r.stderr}`);
+  return parseEnv(fs.readFileSync(path.join(stateDir, 'env'), 'utf8'));
+}
+
 export type LogRecord = Record<string, any>;
 
 export function readLog(file: string): LogRecord[] {
