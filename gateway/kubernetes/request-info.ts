@@ -197,6 +197,20 @@ export function isValidPathSegmentName(name: string): boolean {
 }
 
 /**
+ * A request-target as a client sent it (origin-form, or absolute-form whose authority the caller
+ * checked), read whole: normalized (request-path.ts), its query read as Go reads it, then its
+ * attributes. `request.path` and `query` are what the gateway forwards.
+ */
+export function readRequest(method: string, target: string): { request: KubeRequest; query: URLSearchParams } | { unclassified: string } {
+  const normal = normalizeRequestPath(target);
+  if ('problem' in normal) return { unclassified: normal.problem };
+  const query = readQuery(normal.query);
+  if ('problem' in query) return { unclassified: query.problem };
+  const request = requestInfo(method, normal.path, query);
+  return 'unclassified' in request ? request : { request, query };
+}
+
+/**
  * The query as the API server's Go reads it (net/url ParseQuery), or why it could read it
  * otherwise than URLSearchParams does: Go drops a pair with a `;` or a bad percent-escape
  * (`?watch=false;x` is no watch parameter to it, `watch=false;x` to URLSearchParams), and keeps

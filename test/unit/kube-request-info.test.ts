@@ -6,16 +6,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseFieldSelector, readQuery, requestInfo, type KubeRequest } from '../../gateway/kubernetes/request-info.ts';
-import { normalizeRequestPath } from '../../gateway/http/request-path.ts';
+import { parseFieldSelector, readQuery, readRequest, requestInfo, type KubeRequest } from '../../gateway/kubernetes/request-info.ts';
 import { ROOT } from '../helpers/gateway.ts';
 
-export interface CorpusCase { line: number; method: string; target: string; reading: string; decision: string }
+interface CorpusCase { line: number; method: string; target: string; reading: string; decision: string }
 
 const LONG = `/api/v1/namespaces/prod/pods/x/proxy/${'segment/'.repeat(2000)}end`;
 
-/** The corpus's cases, `{long}` replaced by a path of about 16 kB. */
-export function kubeCorpus(): CorpusCase[] {
+/** The corpus's cases, `{long}` replaced by a path of about 16 kB (kube-conditions.test.ts reads them too). */
+function kubeCorpus(): CorpusCase[] {
   const lines = fs.readFileSync(path.join(ROOT, 'test/corpus/kube-requests.txt'), 'utf8').split('\n');
   const cases: CorpusCase[] = [];
   lines.forEach((text, i) => {
@@ -30,16 +29,10 @@ export function kubeCorpus(): CorpusCase[] {
   return cases;
 }
 
-/**
- * A request-target read as the gateway reads it: normalized first (request-path.ts, as the HTTP
- * exchange does), then the normalized path and the query as Go reads it.
- */
-export function readTarget(method: string, target: string): KubeRequest | { unclassified: string } {
-  const normal = normalizeRequestPath(target);
-  if ('problem' in normal) return { unclassified: normal.problem };
-  const query = readQuery(normal.query);
-  if ('problem' in query) return { unclassified: query.problem };
-  return requestInfo(method, normal.path, query);
+/** A request-target read as the gateway reads it (readRequest), the request alone. */
+function readTarget(method: string, target: string): KubeRequest | { unclassified: string } {
+  const r = readRequest(method, target);
+  return 'unclassified' in r ? r : r.request;
 }
 
 const shown = (v: string): string => v.replace(/%/g, '%25').replace(/ /g, '%20').replace(/\|/g, '%7C');
