@@ -141,7 +141,7 @@ function numbersDecode(query: URLSearchParams): boolean {
   return timeout === null || timeout === '' || int64(timeout);
 }
 
-interface FieldTerm { field: string; op: '=' | '==' | '!='; value: string }
+export interface FieldTerm { field: string; op: '=' | '==' | '!='; value: string }
 
 /**
  * A field selector as k8s.io/apimachinery/pkg/fields parses it: terms split at unescaped commas
