@@ -307,3 +307,29 @@ test('@kubernetes/client-node lists pods and watches them', async () => {
   controller.abort();
   assert.deepEqual(events, ['ADDED api-0', 'ADDED api-1']);
 });
+
+test('exec over v4.channel.k8s.io (a client offering only v4): output and the status channel', async () => {
+  const { WebSocket } = await import('ws');
+  const url = `${api.server.replace('https', 'wss')}/api/v1/namespaces/default/pods/web-0/exec?command=sh&command=-c&command=exit%207&stdout=true&stderr=true`;
+  const ws = new WebSocket(url, ['v4.channel.k8s.io'], { ca: api.caPem, headers: { Authorization: `Bearer ${TOKEN}` } });
+  const frames: Buffer[] = [];
+  ws.on('message', (d: Buffer) => frames.push(Buffer.from(d)));
+  await new Promise<void>((resolve, reject) => { ws.on('close', () => resolve()); ws.on('error', reject); });
+  assert.equal(ws.protocol, 'v4.channel.k8s.io');
+  const statusFrame = frames.find((f) => f[0] === 3)!;
+  const st = JSON.parse(statusFrame.subarray(1).toString());
+  assert.equal(st.reason, 'NonZeroExitCode');
+  assert.deepEqual(st.details.causes, [{ reason: 'ExitCode', message: '7' }]);
+});
+
+test('malformed requests get a Status, never a crash', async () => {
+  const post = await run('curl', ['-sS', '--cacert', api.caFile, '-H', `Authorization: Bearer ${TOKEN}`, '-H', 'Content-Type: application/json',
+    '--data-binary', '{not json', `${api.server}/api/v1/namespaces/default/pods`]);
+  assert.equal(JSON.parse(post.stdout).code, 400);
+  const unknown = await run('curl', ['-sS', '--cacert', api.caFile, '-H', `Authorization: Bearer ${TOKEN}`, `${api.server}/api/v1/namespaces/default/configmaps`]);
+  assert.equal(JSON.parse(unknown.stdout).code, 404);
+  const noUpgrade = await run('curl', ['-sS', '--cacert', api.caFile, '-H', `Authorization: Bearer ${TOKEN}`, `${api.server}/api/v1/namespaces/default/pods/web-0/exec?command=ls`]);
+  assert.equal(JSON.parse(noUpgrade.stdout).code, 400);
+  const still = await kubectl(['get', 'ns', '-o', 'name']);
+  assert.equal(still.code, 0, still.stderr);
+});
