@@ -2,7 +2,8 @@
 // the channel subprotocol (v5, else v4), SPDY and protocol-less upgrades refused with a message.
 // The last test runs the real kubectl against a loopback stand-in that refuses the WebSocket
 // upgrade: what kubectl sends is what this reader expects, it falls back to SPDY, and the SPDY
-// refusal's message is what the user reads.
+// refusal's message is what the user reads. The very last one accepts the WebSocket and writes the
+// codec's frames: kubectl prints the output, exits with the status's code, shows a failure's message.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -13,6 +14,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import WebSocket, { WebSocketServer } from 'ws';
+import { CHANNEL_STATUS, CHANNEL_STDOUT, encodeFrame, exitStatusJson, failureStatusJson } from '../../gateway/kubernetes/exec-channels.ts';
 import { negotiateExecProtocol, readExecOptions, readExecUpgrade, type ExecUpgrade } from '../../gateway/kubernetes/exec-upgrade.ts';
 
 const EXEC = '/api/v1/namespaces/prod/pods/web-0/exec';
@@ -95,8 +98,8 @@ test('SPDY is refused with what to do, and the options read for a rule that allo
   assert.match(fellBack.message, /fell back to SPDY.*https:\/\/ proxy-url/);
 });
 
-/** A loopback API stand-in that refuses every upgrade the way the gateway would and records them. */
-async function refusingApiServer() {
+/** A loopback API stand-in that refuses every upgrade (or runs `session` on an accepted WebSocket) the way the gateway would and records them. */
+async function refusingApiServer(session?: (ws: WebSocket) => void) {
   const upgrades: { method: string; url: string; headers: IncomingHttpHeaders; answer: ExecUpgrade }[] = [];
   const json = (body: object) => JSON.stringify(body);
   const server = createServer((req, res) => {
@@ -122,6 +125,11 @@ async function refusingApiServer() {
     const url = new URL(req.url!, 'http://x');
     const answer = readExecUpgrade({ method: req.method!, path: url.pathname, query: url.search.slice(1), headers: req.headers });
     upgrades.push({ method: req.method!, url: req.url!, headers: req.headers, answer });
+    if (session && 'protocol' in answer) {
+      const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 1 << 22, handleProtocols: () => answer.protocol });
+      wss.handleUpgrade(req, socket, Buffer.alloc(0), (ws) => session(ws));
+      return;
+    }
     const refuse = 'refuse' in answer ? answer.refuse : { status: 403, message: 'this stand-in refuses every upgrade' };
     const body = json({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: refuse.message, reason: 'Forbidden', code: refuse.status });
     socket.end(`HTTP/1.1 ${refuse.status} Refused\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
@@ -133,21 +141,8 @@ async function refusingApiServer() {
 
 test('the real kubectl: its WebSocket request reads as v5 with the argv; refused, it falls back to SPDY and shows the message', async (t) => {
   const api = await refusingApiServer();
-  const dir = mkdtempSync(path.join(tmpdir(), 'kube-exec-upgrade-'));
   try {
-    const kubeconfig = path.join(dir, 'config');
-    // Plain HTTP on loopback: this test reads the upgrade request, not TLS.
-    writeFileSync(kubeconfig, [
-      'apiVersion: v1', 'kind: Config', 'current-context: t',
-      'clusters: [{name: t, cluster: {server: "http://127.0.0.1:' + api.port + '"}}]',
-      'users: [{name: t, user: {token: not-a-secret}}]',
-      'contexts: [{name: t, context: {cluster: t, user: t, namespace: prod}}]', '',
-    ].join('\n'));
-    const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = execFile('/usr/bin/kubectl', ['--kubeconfig', kubeconfig, 'exec', 'web-0', '--', 'sh', '-c', 'echo "a b" > /tmp/x'],
-        { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir } }, (err, _stdout, stderr) => resolve({ code: err ? (err as { code?: number }).code ?? null : 0, stderr }));
-      child.stdin?.end();
-    });
+    const result = await kubectlExec(api.port, ['sh', '-c', 'echo "a b" > /tmp/x']);
     assert.equal(api.upgrades.length, 2, `${result.stderr}\n${JSON.stringify(api.upgrades.map((u) => [u.method, u.url]))}`);
     const [ws, spdy] = api.upgrades;
     assert.equal(ws!.method, 'GET');
@@ -163,7 +158,56 @@ test('the real kubectl: its WebSocket request reads as v5 with the argv; refused
     // kubectl >= 1.30 offers v5 on SPDY too, so the message says why it fell back.
     assert.match(result.stderr, /over SPDY is refused.*fell back to SPDY/s);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
     api.server.close();
+  }
+});
+
+/** Runs the real kubectl exec against the stand-in (plain HTTP on loopback: the upgrade is under test, not TLS). */
+async function kubectlExec(port: number, argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kube-exec-upgrade-'));
+  try {
+    const kubeconfig = path.join(dir, 'config');
+    writeFileSync(kubeconfig, [
+      'apiVersion: v1', 'kind: Config', 'current-context: t',
+      'clusters: [{name: t, cluster: {server: "http://127.0.0.1:' + port + '"}}]',
+      'users: [{name: t, user: {token: not-a-secret}}]',
+      'contexts: [{name: t, context: {cluster: t, user: t, namespace: prod}}]', '',
+    ].join('\n'));
+    return await new Promise((resolve) => {
+      const child = execFile('/usr/bin/kubectl', ['--kubeconfig', kubeconfig, 'exec', 'web-0', '--', ...argv],
+        { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir } },
+        (err, stdout, stderr) => resolve({ code: err ? (err as { code?: number }).code ?? null : 0, stdout, stderr }));
+      child.stdin?.end();
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('the real kubectl reads the codec\'s frames: output, the exit code, a failure status as its error', async () => {
+  const exits = await refusingApiServer((ws) => {
+    ws.send(encodeFrame(CHANNEL_STDOUT, Buffer.alloc(0)));
+    ws.send(encodeFrame(CHANNEL_STDOUT, Buffer.from('hello\n')));
+    ws.send(encodeFrame(CHANNEL_STATUS, exitStatusJson(3)));
+    ws.close(1000);
+  });
+  const denies = await refusingApiServer((ws) => {
+    ws.send(encodeFrame(CHANNEL_STDOUT, Buffer.alloc(0)));
+    ws.send(encodeFrame(CHANNEL_STATUS, failureStatusJson('denied by rule no-rm-in-pods')));
+    ws.close(1000);
+  });
+  try {
+    const exited = await kubectlExec(exits.port, ['echo', 'hello']);
+    assert.equal(exited.stdout, 'hello\n');
+    assert.equal(exited.code, 3);
+    assert.match(exited.stderr, /command terminated with exit code 3/);
+    const denied = await kubectlExec(denies.port, ['rm', '-rf', '/data']);
+    assert.equal(denied.code, 1);
+    assert.match(denied.stderr, /denied by rule no-rm-in-pods/);
+    // Accepted over WebSocket, so no SPDY retry.
+    assert.deepEqual(denies.upgrades.map((u) => u.method), ['GET']);
+  } finally {
+    exits.server.close();
+    denies.server.close();
   }
 });
