@@ -15,6 +15,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
+import { kubectlPath } from '../helpers/kube-api-kubectl.ts';
 import { CHANNEL_STATUS, CHANNEL_STDOUT, encodeFrame, exitStatusJson, failureStatusJson } from '../../gateway/kubernetes/exec-channels.ts';
 import { negotiateExecProtocol, readExecOptions, readExecUpgrade, type ExecUpgrade } from '../../gateway/kubernetes/exec-upgrade.ts';
 
@@ -174,7 +175,7 @@ async function kubectlExec(port: number, argv: string[]): Promise<{ code: number
       'contexts: [{name: t, context: {cluster: t, user: t, namespace: prod}}]', '',
     ].join('\n'));
     return await new Promise((resolve) => {
-      const child = execFile('/usr/bin/kubectl', ['--kubeconfig', kubeconfig, 'exec', 'web-0', '--', ...argv],
+      const child = execFile(kubectlPath(), ['--kubeconfig', kubeconfig, 'exec', 'web-0', '--', ...argv],
         { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir } },
         (err, stdout, stderr) => resolve({ code: err ? (err as { code?: number }).code ?? null : 0, stdout, stderr }));
       child.stdin?.end();
