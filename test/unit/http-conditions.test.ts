@@ -8,20 +8,11 @@ import { HTTP_CONDITIONS, httpPathCondition, methodCondition, resourceCondition 
 import { requestUnit, type HttpUnit } from '../../gateway/http/request-facts.ts';
 import { normalizeRequestPath } from '../../gateway/http/request-path.ts';
 import { pathCondition as sshPathCondition } from '../../gateway/ssh/conditions.ts';
+import { compileCondition, ConditionFailure } from '../helpers/condition-spec.ts';
 
-class Failed extends Error {
-  at: (string | number)[];
-  constructor(message: string, at: (string | number)[]) {
-    super(message);
-    this.at = at;
-  }
-}
-const fail = (message: string, at: (string | number)[] = []): never => {
-  throw new Failed(message, at);
-};
-const compile = (c: ConditionSpec, raw: unknown) => c.compile(raw, fail);
+const compile = compileCondition;
 const failsWith = (c: ConditionSpec, raw: unknown, message: RegExp, at?: (string | number)[]): void => {
-  assert.throws(() => compile(c, raw), (e: Failed) => message.test(e.message) && (at === undefined || JSON.stringify(e.at) === JSON.stringify(at)), JSON.stringify(raw));
+  assert.throws(() => compile(c, raw), (e: ConditionFailure) => message.test(e.message) && (at === undefined || JSON.stringify(e.at) === JSON.stringify(at)), JSON.stringify(raw));
 };
 
 const SUB = '00000000-0000-0000-0000-000000000001';

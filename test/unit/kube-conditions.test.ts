@@ -15,6 +15,7 @@ import { nameGlob } from '../../gateway/policy/glob.ts';
 import { execUnits, KUBE_CONDITIONS, kubeCondition, namespaceCondition, namespaceNotCondition, requestUnits, shellQuote, type KubeUnit } from '../../gateway/kubernetes/conditions.ts';
 import { readRequest, type KubeRequest } from '../../gateway/kubernetes/request-info.ts';
 import { ROOT } from '../helpers/gateway.ts';
+import { compileCondition, ConditionFailure } from '../helpers/condition-spec.ts';
 
 const LONG = `/api/v1/namespaces/prod/pods/x/proxy/${'segment/'.repeat(2000)}end`;
 
@@ -28,19 +29,9 @@ function kubeCorpus(): { line: number; method: string; target: string; decision:
   });
 }
 
-class Failed extends Error {
-  at: (string | number)[];
-  constructor(message: string, at: (string | number)[]) {
-    super(message);
-    this.at = at;
-  }
-}
-const fail = (message: string, at: (string | number)[] = []): never => {
-  throw new Failed(message, at);
-};
-const compile = (c: ConditionSpec, raw: unknown) => c.compile(raw, fail);
+const compile = compileCondition;
 const failsWith = (c: ConditionSpec, raw: unknown, message: string, at: (string | number)[]): void => {
-  assert.throws(() => compile(c, raw), (e: Failed) => {
+  assert.throws(() => compile(c, raw), (e: ConditionFailure) => {
     assert.equal(e.message, message);
     assert.deepEqual(e.at, at);
     return true;
@@ -201,7 +192,7 @@ function issuePolicy(): PolicyRules {
     name: r.name,
     targets: r.target ? [nameGlob(r.target)] : null,
     claims: {},
-    conditions: new Map([['kubernetes', Object.entries(r.when).map(([k, v]) => byKey.get(k)!.compile(v, fail))]]),
+    conditions: new Map([['kubernetes', Object.entries(r.when).map(([k, v]) => compileCondition(byKey.get(k)!, v))]]),
     keys: Object.keys(r.when),
     action: r.action,
   }));
