@@ -16,6 +16,7 @@ export class LiteralMasker {
   /** Occurrences replaced so far. */
   found = 0;
 
+  /** `values` returns a new array whenever the list changes (what is built from one is kept). */
   constructor(values: () => readonly string[]) {
     this.values = values;
   }
@@ -43,8 +44,8 @@ export class LiteralMasker {
   /** A whole text (a header value, a message) with every value replaced. */
   text(s: string): string {
     let out = s;
-    for (const v of this.values()) {
-      if (v.length >= MIN_LENGTH && out.includes(v)) {
+    for (const v of spellings(this.values())) {
+      if (out.includes(v)) {
         out = out.split(v).join(CREDENTIAL_MASK);
         this.found++;
       }
@@ -60,7 +61,7 @@ export class LiteralMasker {
     const now = this.values();
     if (now !== this.from) {
       this.from = now;
-      this.built = now.filter((v) => v.length >= MIN_LENGTH).map((v) => Buffer.from(v));
+      this.built = spellings(now).map((v) => Buffer.from(v));
     }
     return this.built;
   }
@@ -83,4 +84,21 @@ export class LiteralMasker {
     }
     return out;
   }
+}
+
+/**
+ * Each value as an echo may spell it: as sent, JSON-escaped (`\/` for `/`, as PHP and others
+ * write it; `\"` and `\\`), and percent-encoded (a value echoed in a URL or form). Longest
+ * first, so a spelling that contains another is replaced whole.
+ */
+function spellings(values: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const v of values) {
+    if (v.length < MIN_LENGTH) continue;
+    out.add(v);
+    out.add(JSON.stringify(v).slice(1, -1));
+    out.add(JSON.stringify(v).slice(1, -1).replace(/\//g, '\\/'));
+    out.add(encodeURIComponent(v));
+  }
+  return [...out].sort((a, b) => b.length - a.length);
 }
