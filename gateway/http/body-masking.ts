@@ -78,6 +78,8 @@ export class BodyMasking {
   /** The log's copy is the client's masked copy (masking applies to both). */
   private readonly shared: boolean;
   private readonly masksClient: boolean;
+  /** The first bytes were no bytes: the whole body is empty (the relay reads until it has some). */
+  private readonly empty: boolean;
 
   /**
    * `first`: the body's first bytes (empty for no body), which decide what it is.
@@ -85,6 +87,7 @@ export class BodyMasking {
    */
   constructor(masker: Masker | null, contentType: string | undefined, first: Buffer, o: { logOnly?: boolean } = {}) {
     this.kind = bodyKind(contentType, first);
+    this.empty = first.length === 0;
     const m = masker;
     this.masksClient = !!m && m.applyTo.client && !o.logOnly && (m.jsonFields.length > 0 || m.detects);
     this.client = m && m.applyTo.client && !o.logOnly ? face(m, this.kind) : null;
@@ -97,9 +100,12 @@ export class BodyMasking {
     return this.client !== null;
   }
 
-  /** A binary body while masking applies to the client: it cannot be read, so it must not pass. */
+  /**
+   * A binary body while masking applies to the client: it cannot be read, so it must not pass.
+   * An empty one (HEAD, 204, 304 of a download) holds nothing to hide.
+   */
   get refusesBinary(): boolean {
-    return this.kind === 'binary' && this.masksClient;
+    return this.kind === 'binary' && this.masksClient && !this.empty;
   }
 
   push(chunk: Buffer): MaskedPiece {
