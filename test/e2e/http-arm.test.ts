@@ -229,3 +229,17 @@ test('a managed-identity client (@azure/identity, @azure/arm-resources) gets a p
   assert.ok(!Object.values(env).some((v) => v.includes(ARM_TOKEN)), 'no exported variable holds the token');
   assert.equal(arm.requests.at(-1)!.headers.authorization, `Bearer ${ARM_TOKEN}`);
 });
+
+test('a held request nobody answers is denied when the approval times out, in ARM\'s error shape, and never reaches ARM', async () => {
+  const before = arm.requests.filter((q) => q.method === 'DELETE').length;
+  const r = await curl('DELETE', `/subscriptions/${arm.subscriptionId}/resourceGroups/rg-app?api-version=2021-04-01`);
+  assert.equal(r.status, 403, r.body);
+  const e = JSON.parse(r.body).error;
+  assert.equal(e.code, 'GatewayPolicyDenied');
+  assert.match(e.message, /review-deletes/);
+  assert.match(e.message, /timed out/);
+  assert.equal(arm.requests.filter((q) => q.method === 'DELETE').length, before, 'ARM saw no DELETE');
+  const c = commandOf('/resourceGroups/rg-app?api-version=2021-04-01');
+  const res = (await waitFor(() => resultOf(c.command), 'the result record'))!;
+  assert.equal(res.status, 'denied');
+});
