@@ -24,7 +24,6 @@ export const REFUSAL = {
   log: 'GatewaySessionLogUnavailable',
   unreadable: 'GatewayUnreadableRequest',
   upstream: 'GatewayUpstreamError',
-  upgrade: 'GatewayUpgradeRefused',
+  /** A response masking cannot read (compressed, binary) while masking is on. */
   encoding: 'GatewayUnmaskableBody',
-  tooLarge: 'GatewayBodyTooLargeToHold',
 } as const;

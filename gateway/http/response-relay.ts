@@ -20,11 +20,11 @@ const HEAD_MAX = 64 * 1024;
 export async function relayResponse(pending: Promise<UpstreamResponse>, abort: AbortController, res: HttpResponse, ctx: ExchangeContext, cmd: CommandRecorder, pathAndQuery: string): Promise<void> {
   const t = ctx.upstream.target;
   let ended = false;
-  const fail = (status: number, message: string): void => {
+  const fail = (status: number, message: string, code: string = REFUSAL.upstream): void => {
     if (ended) return;
     ended = true;
     cmd.finish({ status: 'error', error: { code: 'upstream', message } });
-    sendError(res, status, REFUSAL.upstream, `gateway: ${message}`);
+    sendError(res, status, code, `gateway: ${message}`);
   };
   // The client went away: the target's answer has no one to go to. (`writableEnded`, not
   // `writableFinished`: an HTTP/2 response reads as finished once its stream was reset.)
@@ -67,11 +67,11 @@ export async function relayResponse(pending: Promise<UpstreamResponse>, abort: A
   if (encoding && encoding.toLowerCase() !== 'identity' && ctx.core.masker) {
     // Asked for identity; a compressed body cannot be masked or sampled: it is not passed.
     ur.body.destroy();
-    return fail(502, `${t.origin} answered with a ${encoding}-encoded body, which the gateway cannot mask`);
+    return fail(502, `${t.origin} answered with a ${encoding}-encoded body, which the gateway cannot mask`, REFUSAL.encoding);
   }
   if (masking.refusesBinary) {
     ur.body.destroy();
-    return fail(502, `${t.origin} answered with a ${contentType ?? 'binary'} body that is not text: with masking on, the gateway does not pass what it cannot read`);
+    return fail(502, `${t.origin} answered with a ${contentType ?? 'binary'} body that is not text: with masking on, the gateway does not pass what it cannot read`, REFUSAL.encoding);
   }
   const poll = ctx.operations.polled(pathAndQuery);
   // A poll's own answer names the same operation again: it stays the operation of the command that started it.

@@ -251,7 +251,7 @@ test('a binary body with masking on is refused with a 502, never passed', async 
   assert.equal(r.status, 502, body.toString());
   assert.ok(!body.includes(BINARY_SECRET) && !body.includes(0), 'none of the binary bytes reached the client');
   const e = JSON.parse(body.toString()).error;
-  assert.equal(e.code, 'GatewayUpstreamError');
+  assert.equal(e.code, 'GatewayUnmaskableBody', 'the code docs/http.md gives for a body masking cannot read');
   assert.match(e.message, /application\/octet-stream body that is not text/);
   const { result } = await resultFor('/binary');
   assert.equal(result.status, 'error');
