@@ -44,7 +44,7 @@ export class LiteralMasker {
   /** A whole text (a header value, a message) with every value replaced. */
   text(s: string): string {
     let out = s;
-    for (const v of spellings(this.values())) {
+    for (const v of patternsOf(this.values()).strings) {
       if (out.includes(v)) {
         out = out.split(v).join(CREDENTIAL_MASK);
         this.found++;
@@ -53,17 +53,9 @@ export class LiteralMasker {
     return out;
   }
 
-  private from: readonly string[] | null = null;
-  private built: Buffer[] = [];
-
-  /** The values as bytes, built again only when the list changes (a refreshed token). */
+  /** The values' spellings as bytes, built once per list (a list changes when a token is refreshed). */
   private secrets(): Buffer[] {
-    const now = this.values();
-    if (now !== this.from) {
-      this.from = now;
-      this.built = spellings(now).map((v) => Buffer.from(v));
-    }
-    return this.built;
+    return patternsOf(this.values()).bytes;
   }
 
   private replace(data: Buffer, secrets: Buffer[]): Buffer {
@@ -84,6 +76,19 @@ export class LiteralMasker {
     }
     return out;
   }
+}
+
+/** Built once per list of values and shared by every masker reading that list. */
+const PATTERNS = new WeakMap<readonly string[], { strings: string[]; bytes: Buffer[] }>();
+
+function patternsOf(values: readonly string[]): { strings: string[]; bytes: Buffer[] } {
+  let p = PATTERNS.get(values);
+  if (!p) {
+    const strings = spellings(values);
+    p = { strings, bytes: strings.map((v) => Buffer.from(v)) };
+    PATTERNS.set(values, p);
+  }
+  return p;
 }
 
 /**
