@@ -6,9 +6,10 @@ import { loadPolicy as loadWith, parsePolicy as parseWith, type Policy } from '.
 import { postgresAdapter } from './postgres/adapter.ts';
 import { sshAdapter } from './ssh/adapter.ts';
 import { httpAdapter } from './http/adapter.ts';
+import { kubernetesAdapter } from './kubernetes/adapter.ts';
 import { policySchema } from './config/policy-schema.ts';
 
-export const ADAPTERS: readonly Adapter<any>[] = [postgresAdapter, sshAdapter, httpAdapter];
+export const ADAPTERS: readonly Adapter<any>[] = [postgresAdapter, sshAdapter, httpAdapter, kubernetesAdapter];
 /** How the evidence tools show each protocol's commands (replay, report, summary, approval comment). */
 export const RENDERERS = ADAPTERS.flatMap((a) => (a.renderer ? [a.renderer] : []));
 

@@ -14,8 +14,12 @@ export class ClientSessions {
   private readonly sessions = new WeakMap<object, ClientSession>();
   readonly open = new Set<ClientSession>();
 
-  constructor(core: CoreServices) {
+  /** The adapter whose sessions these are (`http`, `kubernetes`): the log's protocol and the conditions' kind. */
+  private readonly protocol: string;
+
+  constructor(core: CoreServices, protocol = 'http') {
     this.core = core;
+    this.protocol = protocol;
   }
 
   /**
@@ -25,8 +29,8 @@ export class ClientSessions {
   of(key: Closable, target: string, fields: Record<string, unknown>): ClientSession {
     const known = this.sessions.get(key);
     if (known) return known;
-    const rec = this.core.recorder.openSession(target, 'http', fields);
-    const s = { rec, gate: new CommandGate(this.core, rec, target, 'http') };
+    const rec = this.core.recorder.openSession(target, this.protocol, fields);
+    const s = { rec, gate: new CommandGate(this.core, rec, target, this.protocol) };
     this.sessions.set(key, s);
     this.open.add(s);
     key.once('close', () => this.close(s, 'client closed the connection'));

@@ -7,14 +7,15 @@ import type { CommandGate, GateClient } from '../core/command-gate.ts';
 import type { CoreServices } from '../core/adapter.ts';
 import type { Masker } from '../masking/engine.ts';
 import type { CommandRecorder, SessionRecorder } from '../core/recorder.ts';
-import type { Decision } from '../policy/engine.ts';
+import type { Decision, Facts } from '../policy/engine.ts';
+import type { ApiProfile, RequestSampler } from './api-profile.ts';
 import { BodyMasking } from './body-masking.ts';
 import type { HttpRequest, HttpResponse } from './exchange-types.ts';
 import { upgradeRefusal } from './forward-proxy-refusals.ts';
 import { headerValue, recordedRequestHeaders, upstreamRequestHeaders } from './headers.ts';
 import type { OperationTracker } from './lro.ts';
-import { REFUSAL, sendError } from './replies.ts';
-import { METHOD_OVERRIDE_HEADERS, requestUnit } from './request-facts.ts';
+import { REFUSAL } from './replies.ts';
+import { METHOD_OVERRIDE_HEADERS } from './request-facts.ts';
 import { normalizeRequestPath } from './request-path.ts';
 import { relayResponse } from './response-relay.ts';
 import type { Upstream } from './upstream.ts';
@@ -31,6 +32,8 @@ export const MAX_HELD_BODY = 16 << 20;
 
 export interface ExchangeContext {
   core: CoreServices;
+  /** How this API's requests are read and its refusals shaped. */
+  api: ApiProfile;
   upstream: Upstream;
   operations: OperationTracker;
   /** The client's session (one per connection) and its gate. */
@@ -51,8 +54,9 @@ export async function exchange(req: HttpRequest, res: HttpResponse, ctx: Exchang
     : refusalOf(req);
   const path = 'problem' in normalized ? rawPathOf(origin) : normalized.path;
   const query = 'problem' in normalized ? '' : normalized.query;
-  const unit = unreadable === null ? requestUnit(method, t.host, path) : { unclassified: unreadable };
-  const units = 'unclassified' in unit ? null : [unit];
+  const reading = unreadable === null ? ctx.api.read(method, t.host, path, query) : { unit: { unclassified: unreadable }, details: {}, approvalLines: [] };
+  const unit = reading.unit;
+  const units = 'unclassified' in unit ? null : [unit as Facts];
   const shownQuery = query ? maskQuery(query) : '';
   const text = `${method} ${t.origin}${path}${shownQuery ? `?${shownQuery}` : ''}`;
   const recorded = recordedRequestHeaders(req.headers);
@@ -61,11 +65,11 @@ export async function exchange(req: HttpRequest, res: HttpResponse, ctx: Exchang
     host: t.host,
     path,
     ...(shownQuery ? { query: shownQuery } : {}),
-    ...(units?.[0]?.resource ? { resource: units[0].resource } : {}),
+    ...reading.details,
     ...(recorded ? { headers: recorded } : {}),
     http_version: req.httpVersion,
   };
-  const gateReq = { kind: 'http.request', text, units, unclassified: 'unclassified' in unit ? unit.unclassified : null, details, forwarded: [] as Buffer[] };
+  const gateReq = { kind: ctx.api.commandKind, text, units, unclassified: 'unclassified' in unit ? unit.unclassified : null, details, forwarded: [] as Buffer[] };
   // A request the gateway cannot read exactly is refused whatever the policy says: what would
   // reach the target could differ from what the log names.
   let d: Decision | null = unreadable !== null
@@ -80,29 +84,31 @@ export async function exchange(req: HttpRequest, res: HttpResponse, ctx: Exchang
     else body = whole.body;
     if (body) gateReq.forwarded = [Buffer.from(`${method} ${path}${query ? `?${query}` : ''}\n`), body];
   }
-  const answer = await ctx.gate.passDecided({ ...gateReq, ...(body ? { approvalText: approvalText(text, units?.[0]?.resource, body, req.headers['content-type'], ctx.core) } : {}) }, d, clientOf(res));
+  const sampler = units ? ctx.api.requestSampler?.(units[0]!) ?? null : null;
+  const answer = await ctx.gate.passDecided({ ...gateReq, ...(body ? { approvalText: approvalText(text, reading.approvalLines, body, req.headers['content-type'], ctx.core, sampler) } : {}) }, d, clientOf(res));
   if (!answer.allowed) {
     const code = answer.decision.rule === 'session-log' ? REFUSAL.log : answer.decision.rule === 'unreadable-request' ? REFUSAL.unreadable : REFUSAL.denied;
-    sendError(res, code === REFUSAL.log ? 503 : code === REFUSAL.unreadable ? 400 : 403, code, answer.message);
+    ctx.api.sendError(res, code === REFUSAL.log ? 503 : code === REFUSAL.unreadable ? 400 : 403, code, answer.message);
     if (!body) req.resume();
     return;
   }
-  await forward(req, res, ctx, answer.cmd, method, path + (query ? `?${query}` : ''), body, expectsContinue);
+  await forward(req, res, ctx, answer.cmd, method, path + (query ? `?${query}` : ''), body, expectsContinue, units?.[0] ?? null, sampler, query);
 }
 
-async function forward(req: HttpRequest, res: HttpResponse, ctx: ExchangeContext, cmd: CommandRecorder, method: string, pathAndQuery: string, held: Buffer | null, expectsContinue: boolean): Promise<void> {
+async function forward(req: HttpRequest, res: HttpResponse, ctx: ExchangeContext, cmd: CommandRecorder, method: string, pathAndQuery: string, held: Buffer | null, expectsContinue: boolean, unit: Facts | null, sampler: RequestSampler | null, query: string): Promise<void> {
   const t = ctx.upstream.target;
   let auth: Record<string, string>;
   try {
     auth = await ctx.upstream.auth();
   } catch (e) {
     cmd.finish({ status: 'error', error: { code: 'credential', message: (e as Error).message } });
-    sendError(res, 502, REFUSAL.upstream, `gateway: no credential for ${t.origin}: ${(e as Error).message}`);
+    ctx.api.sendError(res, 502, REFUSAL.upstream, `gateway: no credential for ${t.origin}: ${(e as Error).message}`);
     req.resume();
     return;
   }
   const headers = upstreamRequestHeaders(req.headers, t.port === (t.protocol === 'https:' ? 443 : 80) ? t.host : `${t.host}:${t.port}`, auth);
-  const input = new InputTap(cmd, ctx.core.masker?.applyTo.log ? ctx.core.masker : null, headerValue(req.headers, 'content-type'));
+  ctx.api.upstreamHeaders?.(headers);
+  const input = new InputTap(cmd, ctx.core.masker?.applyTo.log ? ctx.core.masker : null, headerValue(req.headers, 'content-type'), sampler);
   let body: AsyncIterable<Buffer> | Buffer | null;
   if (held) {
     input.push(held);
@@ -122,7 +128,8 @@ async function forward(req: HttpRequest, res: HttpResponse, ctx: ExchangeContext
     }
   }
   const abort = new AbortController();
-  await relayResponse(ctx.upstream.request(method, pathAndQuery, headers, body, abort.signal), abort, res, ctx, cmd, pathAndQuery);
+  const filter = unit ? ctx.api.responseFilter?.(unit, query) ?? null : null;
+  await relayResponse(ctx.upstream.request(method, pathAndQuery, headers, body, abort.signal), abort, res, ctx, cmd, pathAndQuery, filter);
 }
 
 /** A request without a body: HTTP/1.1 says so by having neither length nor chunked coding; HTTP/2 by ending with its headers. */
@@ -167,26 +174,53 @@ function completed(req: HttpRequest): boolean {
   return r.complete !== false;
 }
 
-/** Records a request body: its digest, and its masked text sample (what it is read from its first bytes). */
+/** Largest body a profile's sampler reads whole for the log's sample (a larger one keeps only its digest). */
+const MAX_SAMPLED_BODY = 1 << 20;
+
+/**
+ * Records a request body: its digest, and its masked text sample (what it is read from its first
+ * bytes; or, with a profile's sampler, from the whole body read at its end).
+ */
 class InputTap {
   private readonly cmd: CommandRecorder;
   private readonly masker: Masker | null;
   private readonly contentType: string | undefined;
+  private readonly sampler: RequestSampler | null;
   private masking: BodyMasking | null = null;
+  private whole: Buffer[] | null = [];
+  private wholeBytes = 0;
 
-  constructor(cmd: CommandRecorder, masker: Masker | null, contentType: string | undefined) {
+  constructor(cmd: CommandRecorder, masker: Masker | null, contentType: string | undefined, sampler: RequestSampler | null) {
     this.cmd = cmd;
     this.masker = masker;
     this.contentType = contentType;
+    this.sampler = sampler;
   }
 
   push(chunk: Buffer): void {
     this.cmd.addInput(chunk);
+    if (this.sampler) {
+      this.wholeBytes += chunk.length;
+      if (this.wholeBytes > MAX_SAMPLED_BODY) this.whole = null;
+      else this.whole?.push(chunk);
+      return;
+    }
     const p = (this.masking ??= new BodyMasking(this.masker, this.contentType, chunk, { logOnly: true })).push(chunk);
     if (p.log && p.log.length) this.cmd.inputSample.addBytes(p.log);
   }
 
   end(): void {
+    if (this.sampler) {
+      const s = this.whole && this.wholeBytes ? this.sampler(Buffer.concat(this.whole), this.contentType) : null;
+      if (s) {
+        // The policy's detectors read the sample too, as they read any body's.
+        this.cmd.inputSample.addText(this.masker?.maskText(s.text)?.text ?? s.text);
+        if (s.masked) this.cmd.noteMasked(s.masked, []);
+      }
+      this.whole = null;
+      this.cmd.inputSample.end();
+      return;
+    }
     const p = this.masking?.flush();
     if (p?.log && p.log.length) this.cmd.inputSample.addBytes(p.log);
     this.cmd.inputSample.end();
@@ -242,10 +276,14 @@ function readWhole(req: HttpRequest, max: number): Promise<{ body: Buffer } | { 
 }
 
 /** What the approval comment shows: the request line, the resource and a body summary. */
-function approvalText(text: string, resource: { type?: string; name?: string; action?: string } | undefined, body: Buffer, contentType: string | undefined, core: CoreServices): string {
-  const lines = [text];
-  if (resource) lines.push(`resource: ${resource.type ?? '?'}${resource.name ? ` ${resource.name}` : ''}${resource.action ? ` action ${resource.action}` : ''}`);
-  if (body.length) {
+function approvalText(text: string, extra: string[], body: Buffer, contentType: string | undefined, core: CoreServices, sampler: RequestSampler | null): string {
+  const lines = [text, ...extra];
+  if (body.length && sampler) {
+    const s = sampler(body, contentType);
+    lines.push('', s === null ? `body: ${body.length} bytes (${contentType ?? 'no content type'}), not shown: it could not be read to mask` : `body (${body.length} bytes):`);
+    const shown = s === null ? '' : core.masker?.applyTo.log ? (core.masker.maskText(s.text)?.text ?? s.text) : s.text;
+    if (s !== null) lines.push(shown.length > 2000 ? `${shown.slice(0, 2000)}…` : shown);
+  } else if (body.length) {
     const m = new BodyMasking(core.masker?.applyTo.log ? core.masker : null, contentType, body, { logOnly: true });
     const a = m.push(body);
     const b = m.flush();

@@ -8,6 +8,7 @@ import type { ConnectionExport, CoreServices, Listener } from '../core/adapter.t
 import { caBundle } from './ca-bundle.ts';
 import type { ClientSessions } from './client-sessions.ts';
 import { exchange } from './exchange.ts';
+import { httpApi } from './http-api.ts';
 import type { HttpRequest, HttpResponse } from './exchange-types.ts';
 import { ForwardProxy } from './forward-proxy.ts';
 import type { OperationTracker } from './lro.ts';
@@ -47,7 +48,7 @@ export class ForwardProxyListener implements Listener {
         } catch (e) {
           return sendError(r, 503, REFUSAL.log, `gateway: the session log cannot be written (${(e as Error).message}); nothing was sent`);
         }
-        exchange(req as HttpRequest, r, { core, upstream, operations: operations.get(route.target)!, session: s.rec, gate: s.gate, gatewayOrigin: null })
+        exchange(req as HttpRequest, r, { core, api: httpApi, upstream, operations: operations.get(route.target)!, session: s.rec, gate: s.gate, gatewayOrigin: null })
           .catch((e: Error) => sendError(r, 500, REFUSAL.upstream, `gateway: ${e.message}`));
       },
     });

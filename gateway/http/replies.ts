@@ -21,6 +21,8 @@ export function sendError(res: HttpResponse, status: number, code: string, messa
 /** Refusal codes, one per reason the gateway answers instead of the target. */
 export const REFUSAL = {
   denied: 'GatewayPolicyDenied',
+  /** A request without the per-run credential the gateway handed out. */
+  unauthorized: 'GatewayUnauthorized',
   log: 'GatewaySessionLogUnavailable',
   unreadable: 'GatewayUnreadableRequest',
   upstream: 'GatewayUpstreamError',

@@ -9,7 +9,8 @@ import { BodyMasking, type MaskedPiece } from './body-masking.ts';
 import type { ExchangeContext } from './exchange.ts';
 import type { HttpResponse } from './exchange-types.ts';
 import { clientResponseHeaders, headerValue } from './headers.ts';
-import { REFUSAL, sendError } from './replies.ts';
+import { REFUSAL } from './replies.ts';
+import type { BodyFilter } from './api-profile.ts';
 import type { UpstreamResponse } from './upstream.ts';
 import { maskUrl } from './url-secrets.ts';
 import { LiteralMasker } from '../masking/literal-masker.ts';
@@ -17,14 +18,19 @@ import { LiteralMasker } from '../masking/literal-masker.ts';
 /** Characters of a poll's answer or an error body read for its status or message (both are small). */
 const HEAD_MAX = 64 * 1024;
 
-export async function relayResponse(pending: Promise<UpstreamResponse>, abort: AbortController, res: HttpResponse, ctx: ExchangeContext, cmd: CommandRecorder, pathAndQuery: string): Promise<void> {
+/**
+ * `filter`: the API profile's transform of this body (a Secret's values), applied after the
+ * credentials are masked and before the policy's masking; one that buffers the whole body is
+ * read through before the status goes out, so a body it refuses gets a clean error.
+ */
+export async function relayResponse(pending: Promise<UpstreamResponse>, abort: AbortController, res: HttpResponse, ctx: ExchangeContext, cmd: CommandRecorder, pathAndQuery: string, filter: BodyFilter | null = null): Promise<void> {
   const t = ctx.upstream.target;
   let ended = false;
   const fail = (status: number, message: string, code: string = REFUSAL.upstream): void => {
     if (ended) return;
     ended = true;
     cmd.finish({ status: 'error', error: { code: 'upstream', message } });
-    sendError(res, status, code, `gateway: ${message}`);
+    ctx.api.sendError(res, status, code, `gateway: ${message}`);
   };
   // The client went away: the target's answer has no one to go to. (`writableEnded`, not
   // `writableFinished`: an HTTP/2 response reads as finished once its stream was reset.)
@@ -53,10 +59,44 @@ export async function relayResponse(pending: Promise<UpstreamResponse>, abort: A
   // policy's masking says: a target that echoes one must not hand it to the step or the log.
   const literal = new LiteralMasker(() => ctx.upstream.credentialValues());
   const body = ur.body[Symbol.asyncIterator]();
+  // What the target sent, credentials masked, then through the profile's filter.
+  // Whatever a filter throws means it could not read the body: refused, never passed unread.
+  const filtered = (step: () => Buffer): Buffer => {
+    try {
+      return step();
+    } catch (e) {
+      throw new UnreadableBody((e as Error).message);
+    }
+  };
+  const clean = (chunk: Buffer): Buffer => {
+    const out = literal.push(chunk);
+    return filter ? filtered(() => filter.push(out)) : out;
+  };
+  const cleanRest = (): Buffer => {
+    const rest = literal.flush();
+    if (!filter) return rest;
+    const a = filtered(() => filter.push(rest));
+    const b = filtered(() => filter.flush());
+    return a.length ? Buffer.concat([a, b]) : b;
+  };
   let first: Buffer;
+  let bodyEnded = false;
   try {
-    first = await firstBytes(body, literal);
+    for (;;) {
+      const next = await body.next();
+      if (next.done) {
+        first = cleanRest();
+        bodyEnded = true;
+        break;
+      }
+      first = clean(next.value as Buffer);
+      if (first.length) break;
+    }
   } catch (e) {
+    if (e instanceof UnreadableBody) {
+      ur.body.destroy();
+      return fail(502, `${t.origin} answered with a body the gateway cannot read to mask (${(e as Error).message}); it was not passed`, REFUSAL.encoding);
+    }
     return fail(502, `the response from ${t.origin} broke off: ${causeOf(e as Error)}`);
   }
   if (ended) {
@@ -78,7 +118,7 @@ export async function relayResponse(pending: Promise<UpstreamResponse>, abort: A
   const started = ctx.operations.started(poll?.command ?? cmd.id, t.origin, status, ur.headers, ctx.gatewayOrigin);
   const rewritten = started.headers;
   try {
-    res.writeHead(status, { ...maskedHeaders(clientResponseHeaders(ur.headers, masking.changesClientBody), literal), ...rewritten });
+    res.writeHead(status, { ...maskedHeaders(clientResponseHeaders(ur.headers, masking.changesClientBody || filter !== null), literal), ...rewritten });
   } catch (e) {
     ur.body.destroy();
     return fail(502, `the response could not be passed on (${(e as Error).message})`);
@@ -99,18 +139,22 @@ export async function relayResponse(pending: Promise<UpstreamResponse>, abort: A
   };
   try {
     if (first.length) await feed(first);
-    for (let next = await body.next(); !next.done && !ended; next = await body.next()) {
-      const chunk = literal.push(next.value as Buffer);
-      if (chunk.length) await feed(chunk);
-    }
-    if (!ended) {
-      const rest = literal.flush();
-      if (rest.length) await feed(rest);
+    if (!bodyEnded) {
+      for (let next = await body.next(); !next.done && !ended; next = await body.next()) {
+        const chunk = clean(next.value as Buffer);
+        if (chunk.length) await feed(chunk);
+      }
+      if (!ended) {
+        const rest = cleanRest();
+        if (rest.length) await feed(rest);
+      }
     }
   } catch (e) {
+    // Too late for a status (a watch line that is no JSON): the stream is cut off, never passed unread.
     return fail(502, `the response from ${t.origin} broke off: ${causeOf(e as Error)}`);
   }
   if (literal.found) cmd.noteMasked(literal.found, []);
+  if (filter?.masked) cmd.noteMasked(filter.masked, []);
   if (ended) return;
   await take(masking.flush());
   cmd.responseSample.end();
@@ -138,17 +182,9 @@ export async function relayResponse(pending: Promise<UpstreamResponse>, abort: A
   }
 }
 
-/**
- * The body's first bytes, credentials masked: at least what could start a credential or a JSON
- * document (the literal masker holds back a possible credential's start), or the whole body.
- */
-async function firstBytes(body: AsyncIterator<unknown>, literal: LiteralMasker): Promise<Buffer> {
-  for (;;) {
-    const next = await body.next();
-    if (next.done) return literal.flush();
-    const out = literal.push(next.value as Buffer);
-    if (out.length) return out;
-  }
+/** Thrown by a body filter for a body it cannot read: the response is refused, never passed. */
+export class UnreadableBody extends Error {
+  override name = 'UnreadableBody';
 }
 
 /** Response headers with any credential the gateway sent replaced. */

@@ -11,16 +11,30 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { ConnectionExport, CoreServices, Listener } from '../core/adapter.ts';
 import { targetVariable } from '../core/target-variable.ts';
-import { ClientSessions } from './client-sessions.ts';
+import type { Duplex } from 'node:stream';
+import type { ApiProfile } from './api-profile.ts';
+import { ClientSessions, type ClientSession } from './client-sessions.ts';
+import { httpApi } from './http-api.ts';
 import { exchange } from './exchange.ts';
 import type { HttpRequest, HttpResponse } from './exchange-types.ts';
 import type { OperationTracker } from './lro.ts';
-import { REFUSAL, sendError } from './replies.ts';
+import { REFUSAL } from './replies.ts';
 import type { RunCa } from './run-ca.ts';
 import type { Upstream } from './upstream.ts';
 import { listening } from './listening.ts';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
+
+/** What an API served through this listener adds to plain HTTP (the Kubernetes adapter's entry). */
+export interface ReverseProxyOptions {
+  api: ApiProfile;
+  /** Why a request is refused before any session opens (a wrong per-run credential), or null. */
+  admit?(req: HttpRequest): string | null;
+  /** Serves an HTTP/1.1 upgrade request (a WebSocket exec); without it every upgrade is refused as a request. */
+  upgrade?(req: http.IncomingMessage, socket: Duplex, head: Buffer, session: ClientSession, gatewayOrigin: string): void;
+  /** What later steps get, from the listener's origins (default: GATEWAY_<TARGET>_URL and _HTTPS_URL). */
+  connection?(origins: { plain: string; secure: string }, stateDir: string): ConnectionExport;
+}
 const FIRST_BYTE_TIMEOUT_MS = 60_000;
 
 export class ReverseProxyListener implements Listener {
@@ -33,7 +47,7 @@ export class ReverseProxyListener implements Listener {
   // Upgrades are never taken: every request is an exchange, where an offer of h2c (`curl --http2`
   // on http://) is ignored and answered over HTTP/1.1, and any other Upgrade (WebSockets) is
   // refused in ARM's error shape and recorded as a denied command.
-  private readonly h1 = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, shouldUpgradeCallback: () => false });
+  private readonly h1: http.Server;
   private readonly h2 = http2.createServer();
   private readonly sockets = new Set<net.Socket>();
   private readonly inFlight = new Set<Promise<void>>();
@@ -42,7 +56,13 @@ export class ReverseProxyListener implements Listener {
   private secure: tls.Server | null = null;
   private secureOrigin = '';
 
-  constructor(upstream: Upstream, core: CoreServices, operations: OperationTracker, sessions: ClientSessions, ca: RunCa) {
+  private readonly opts: ReverseProxyOptions;
+
+  constructor(upstream: Upstream, core: CoreServices, operations: OperationTracker, sessions: ClientSessions, ca: RunCa, opts: ReverseProxyOptions = { api: httpApi }) {
+    this.opts = opts;
+    const upgrade = opts.upgrade;
+    this.h1 = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, shouldUpgradeCallback: (req) => !!upgrade && req.headers.upgrade !== undefined });
+    if (upgrade) this.h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.serveUpgrade(req, socket, head));
     this.upstream = upstream;
     this.ca = ca;
     this.core = core;
@@ -79,20 +99,51 @@ export class ReverseProxyListener implements Listener {
     });
   }
 
+  /** Where the listener serves: `http://127.0.0.1:PORT` and `https://127.0.0.1:PORT` (once listening). */
+  get origins(): { plain: string; secure: string } {
+    return { plain: this.origin, secure: this.secureOrigin };
+  }
+
+  private originOf(req: { socket: unknown }): string {
+    return (req.socket as { encrypted?: boolean }).encrypted ? this.secureOrigin : this.origin;
+  }
+
+  private serveUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    const refused = this.opts.admit?.(req);
+    if (refused) {
+      socket.end(`HTTP/1.1 401 Unauthorized\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${refused}\n`);
+      return;
+    }
+    let session;
+    try {
+      // An upgraded connection is its own session: nothing else runs on it.
+      session = this.sessions.of(socket, this.upstream.target.name, { client: `${req.socket.remoteAddress}:${req.socket.remotePort}`, via: 'reverse-proxy', http_version: req.httpVersion });
+    } catch (e) {
+      socket.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\ngateway: the session log cannot be written (${(e as Error).message}); nothing was sent\n`);
+      return;
+    }
+    this.opts.upgrade!(req, socket, head, session, this.originOf(req));
+  }
+
   private serve(req: HttpRequest, res: HttpResponse, key: { once(e: 'close', cb: () => void): unknown }, expectsContinue: boolean): void {
+    const refused = this.opts.admit?.(req);
+    if (refused) {
+      this.opts.api.sendError(res, 401, REFUSAL.unauthorized, refused);
+      return;
+    }
     let session;
     try {
       session = this.sessions.of(key, this.upstream.target.name, { client: `${req.socket.remoteAddress}:${req.socket.remotePort}`, via: 'reverse-proxy', http_version: req.httpVersion });
     } catch (e) {
-      sendError(res, 503, REFUSAL.log, `gateway: the session log cannot be written (${(e as Error).message}); nothing was sent`);
+      this.opts.api.sendError(res, 503, REFUSAL.log, `gateway: the session log cannot be written (${(e as Error).message}); nothing was sent`);
       return;
     }
     // In flight until its response ends, not only until it is forwarded.
     const finished = new Promise<void>((resolve) => res.once('close', () => resolve()));
     this.inFlight.add(finished);
     void finished.then(() => this.inFlight.delete(finished));
-    exchange(req, res, { core: this.core, upstream: this.upstream, operations: this.operations, session: session.rec, gate: session.gate, gatewayOrigin: (req.socket as { encrypted?: boolean }).encrypted ? this.secureOrigin : this.origin }, expectsContinue)
-      .catch((e: Error) => sendError(res, 500, REFUSAL.upstream, `gateway: ${e.message}`));
+    exchange(req, res, { core: this.core, api: this.opts.api, upstream: this.upstream, operations: this.operations, session: session.rec, gate: session.gate, gatewayOrigin: this.originOf(req) }, expectsContinue)
+      .catch((e: Error) => this.opts.api.sendError(res, 500, REFUSAL.upstream, `gateway: ${e.message}`));
   }
 
   async listen(): Promise<string> {
@@ -123,7 +174,8 @@ export class ReverseProxyListener implements Listener {
     this.sessions.closeAll('gateway stopped');
   }
 
-  connection(): ConnectionExport {
+  connection(stateDir: string): ConnectionExport {
+    if (this.opts.connection) return this.opts.connection({ plain: this.origin, secure: this.secureOrigin }, stateDir);
     const name = this.upstream.target.name;
     return { env: { [targetVariable(name)]: this.origin, [targetVariable(name, 'HTTPS_URL')]: this.secureOrigin }, secrets: [], files: [] };
   }

@@ -112,7 +112,8 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || (net.isIPv4(host) && host.startsWith('127.')) || host === '::1';
 }
 
-function caProblem(pem: string): string | null {
+/** Why a PEM text is no CA bundle (no certificate, one that does not parse), or null. */
+export function caProblem(pem: string): string | null {
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
   if (blocks.length === 0) return 'holds no PEM certificate';
   for (const b of blocks) {

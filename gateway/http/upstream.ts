@@ -6,7 +6,27 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
 import type { Credentials } from '../core/adapter.ts';
-import type { HttpTarget } from './target.ts';
+import type { HttpAuth, HttpTarget } from './target.ts';
+
+/** How the gateway authenticates to an upstream: an HTTP target's ways, or a TLS client certificate (Kubernetes). */
+export type UpstreamAuth = HttpAuth | { kind: 'client-cert'; certEnv: string; keyEnv: string };
+
+/** What the gateway needs to reach an upstream API (an HTTP target, a Kubernetes API server). */
+export interface UpstreamTarget extends Pick<HttpTarget, 'name' | 'origin' | 'host' | 'port' | 'ca' | 'connectTo' | 'timeoutMs'> {
+  protocol: 'https:' | 'http:';
+  auth: UpstreamAuth;
+}
+
+/** TLS options toward the upstream: its CA, the name its certificate must carry, a client certificate. */
+export function upstreamTls(t: UpstreamTarget, clientCert: { cert: string; key: string } | null): tls.ConnectionOptions {
+  return {
+    ...(t.ca ? { ca: t.ca } : {}),
+    // TLS checks the url's host name whatever address the connection goes to (connect-to).
+    ...(net.isIP(t.host) ? {} : { servername: t.host }),
+    checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(t.host, cert),
+    ...(clientCert ?? {}),
+  };
+}
 
 /** The target's answer: status, headers and the body as it streams. */
 export interface UpstreamResponse {
@@ -16,7 +36,9 @@ export interface UpstreamResponse {
 }
 
 export interface Upstream {
-  readonly target: HttpTarget;
+  readonly target: UpstreamTarget;
+  /** TLS options for another connection to the target (a WebSocket upgrade). */
+  readonly tls: tls.ConnectionOptions;
   /** The headers that authenticate one request (an Entra ID token is refreshed before expiry). */
   auth(): Promise<Record<string, string>>;
   /**
@@ -37,8 +59,9 @@ export interface Upstream {
  * the same HTTPS upstream, 96 against 133 CPU µs per small request (bench/http.ts has the
  * gateway's figures).
  */
-export async function openUpstream(t: HttpTarget, credentials: Credentials): Promise<Upstream> {
+export async function openUpstream(t: UpstreamTarget, credentials: Credentials): Promise<Upstream> {
   const authOnce = await authHeaders(t, credentials);
+  const clientCert = readClientCert(t, credentials);
   const sent = new Set<string>();
   // One array per change, so a masker can keep what it built from it.
   let values: readonly string[] = [];
@@ -61,11 +84,12 @@ export async function openUpstream(t: HttpTarget, credentials: Credentials): Pro
     return h;
   };
   await auth();
-  const agent = dispatcherFor(t, process.env);
+  const agent = dispatcherFor(t, process.env, clientCert);
   const address = t.connectTo ?? { host: t.host, port: t.port };
   const origin = `${t.protocol}//${net.isIPv6(address.host) ? `[${address.host}]` : address.host}:${address.port}`;
   return {
     target: t,
+    tls: upstreamTls(t, clientCert),
     auth,
     credentialValues: () => values,
     async request(method, pathAndQuery, headers, body, signal) {
@@ -89,19 +113,14 @@ export async function openUpstream(t: HttpTarget, credentials: Credentials): Pro
  * daemon's environment passes it on) reaches the target through that proxy, NO_PROXY honoured;
  * otherwise, and always with connect-to, directly.
  */
-export function dispatcherFor(t: HttpTarget, env: NodeJS.ProcessEnv): Dispatcher {
+export function dispatcherFor(t: UpstreamTarget, env: NodeJS.ProcessEnv, clientCert: { cert: string; key: string } | null = null): Dispatcher {
   const common = {
     keepAliveTimeout: 30_000,
     headersTimeout: t.timeoutMs,
     // A body may stream for as long as it lasts (a large download, a log): no gap limit.
     bodyTimeout: 0,
   };
-  const targetTls = {
-    ...(t.ca ? { ca: t.ca } : {}),
-    // TLS checks the url's host name whatever address the connection goes to (connect-to).
-    ...(net.isIP(t.host) ? {} : { servername: t.host }),
-    checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(t.host, cert),
-  };
+  const targetTls = upstreamTls(t, clientCert);
   const proxied = !t.connectTo && [env.HTTPS_PROXY, env.https_proxy, env.HTTP_PROXY, env.http_proxy].some((v) => !!v);
   if (proxied) {
     return new EnvHttpProxyAgent({
@@ -116,7 +135,26 @@ export function dispatcherFor(t: HttpTarget, env: NodeJS.ProcessEnv): Dispatcher
   return new Agent({ ...common, connections: 64, connect: targetTls });
 }
 
-async function authHeaders(t: HttpTarget, credentials: Credentials): Promise<() => Promise<Record<string, string>>> {
+/** A client certificate and key read from the starting step's variables (PEM, or base64 of PEM). */
+function readClientCert(t: UpstreamTarget, credentials: Credentials): { cert: string; key: string } | null {
+  if (t.auth.kind !== 'client-cert') return null;
+  const read = (env: string): string => {
+    const v = credentials.secret(env);
+    if (v === undefined) throw new Error(`targets.${t.name}.auth: the variable ${env} is not set or empty in the step that started the gateway`);
+    const pem = v.includes('-----BEGIN') ? v : Buffer.from(v.replace(/\s+/g, ''), 'base64').toString('utf8');
+    if (!pem.includes('-----BEGIN')) throw new Error(`targets.${t.name}.auth: ${env} holds neither PEM nor base64 of PEM`);
+    return pem;
+  };
+  const pair = { cert: read(t.auth.certEnv), key: read(t.auth.keyEnv) };
+  try {
+    tls.createSecureContext(pair);
+  } catch (e) {
+    throw new Error(`targets.${t.name}.auth: the client certificate and key do not load (${(e as Error).message})`);
+  }
+  return pair;
+}
+
+async function authHeaders(t: UpstreamTarget, credentials: Credentials): Promise<() => Promise<Record<string, string>>> {
   const who = `targets.${t.name}`;
   const secret = (env: string): string => {
     const v = credentials.secret(env);
@@ -125,6 +163,7 @@ async function authHeaders(t: HttpTarget, credentials: Credentials): Promise<() 
   };
   switch (t.auth.kind) {
     case 'none':
+    case 'client-cert':
       return async () => ({});
     case 'bearer': {
       const h = { authorization: `Bearer ${secret(t.auth.env)}` };

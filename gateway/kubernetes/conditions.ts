@@ -223,6 +223,24 @@ export async function execUnits(request: KubeRequest, argv: readonly string[]): 
   return { units: units.length ? units : [{ kube: request }], unclassified: reading.unclassified };
 }
 
+/** Shells `kubectl exec -it POD -- SHELL` starts for a person to type into. */
+const SHELLS = new Set(['sh', 'bash', 'zsh', 'ash', 'dash', 'ksh', 'mksh', 'fish']);
+const SHELL_FLAGS = new Set(['-i', '-l', '--login', '-il', '-li', '--norc', '--noprofile']);
+
+/**
+ * The unit of an interactive shell: a lone shell (flags for a login or interactive shell at
+ * most) with stdin and a terminal, as `ssh host` opens one. It is decided on the request and the
+ * program, like an SSH shell, and recorded as a terminal session; what is typed into it is
+ * recorded, not decided (no one can read a person's next line in advance). Null for any other argv.
+ */
+export function interactiveShellUnits(request: KubeRequest, argv: readonly string[], stream: { stdin: boolean; tty: boolean }): KubeUnit[] | null {
+  if (!stream.stdin || !stream.tty || argv.length === 0) return null;
+  const program = argv[0]!.slice(argv[0]!.lastIndexOf('/') + 1);
+  if (!SHELLS.has(program) || !argv.slice(1).every((a) => SHELL_FLAGS.has(a))) return null;
+  const options = argv.slice(1);
+  return [{ kube: request, command: argv.map(shellQuote).join(' '), program, ...(options.length ? { options } : {}) }];
+}
+
 /** One argv word as a single-quoted shell word: the shell reads back exactly the word. */
 export function shellQuote(word: string): string {
   return `'${word.replace(/'/g, `'\\''`)}'`;

@@ -21,7 +21,10 @@ export class LiteralMasker {
     this.values = values;
   }
 
-  /** The chunk with every complete occurrence replaced; up to (longest value - 1) bytes held back. */
+  /**
+   * The chunk with every complete occurrence replaced; held back: only the end that could start a
+   * value (a stream that pauses after a line, a watch event or a log line, is not held up).
+   */
   push(chunk: Buffer): Buffer {
     const secrets = this.secrets();
     if (secrets.length === 0) {
@@ -30,7 +33,7 @@ export class LiteralMasker {
       return out;
     }
     const data = this.replace(this.held.length ? Buffer.concat([this.held, chunk]) : chunk, secrets);
-    const keep = Math.min(data.length, Math.max(...secrets.map((s) => s.length)) - 1);
+    const keep = heldTail(data, secrets);
     this.held = Buffer.from(data.subarray(data.length - keep));
     return data.subarray(0, data.length - keep);
   }
@@ -106,4 +109,23 @@ function spellings(values: readonly string[]): string[] {
     out.add(encodeURIComponent(v));
   }
   return [...out].sort((a, b) => b.length - a.length);
+}
+
+/**
+ * How many of the last bytes of `data` could be the start of a value cut across chunks: the
+ * longest suffix that is a proper prefix of one of them (0 when none). Only positions holding a
+ * value's first byte are compared, so a chunk costs about a value's length to check.
+ */
+function heldTail(data: Buffer, secrets: readonly Buffer[]): number {
+  let longest = 0;
+  for (const s of secrets) longest = Math.max(longest, s.length);
+  const from = Math.max(0, data.length - longest + 1);
+  for (let pos = from; pos < data.length; pos++) {
+    const b = data[pos];
+    const tail = data.length - pos;
+    for (const s of secrets) {
+      if (s[0] === b && tail < s.length && data.compare(s, 0, tail, pos) === 0) return tail;
+    }
+  }
+  return 0;
 }

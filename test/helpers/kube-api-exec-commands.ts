@@ -63,8 +63,9 @@ export async function runCommand(argv: string[], io: CommandIo): Promise<number>
     }
     case 'sh':
     case '/bin/sh': {
+      if (args.length === 0) return interactiveShell(io);
       if (args[0] !== '-c' || args.length < 2) {
-        await io.stderr(`sh: only 'sh -c SCRIPT' is supported here${nl}`);
+        await io.stderr(`sh: only 'sh -c SCRIPT' or an interactive sh is supported here${nl}`);
         return 2;
       }
       const script = args[1].trim();
@@ -114,4 +115,37 @@ export async function runCommand(argv: string[], io: CommandIo): Promise<number>
       await io.stderr(`exec: "${program ?? ''}": executable file not found in $PATH${nl}`);
       return 127;
   }
+}
+
+/**
+ * `sh` with no arguments: reads lines from stdin and runs each as `sh -c LINE` would, with a `$ `
+ * prompt; a terminal's echo is played back as a real tty would. `exit [N]` or the end of stdin ends it.
+ */
+async function interactiveShell(io: CommandIo): Promise<number> {
+  const nl = io.tty ? '\r\n' : '\n';
+  let line = '';
+  let done: ((code: number) => void) | null = null;
+  const exited = new Promise<number>((resolve) => { done = resolve; });
+  let queue = Promise.resolve();
+  if (io.tty) await io.stdout('$ ');
+  const ended = io.readStdin((chunk) => {
+    queue = queue.then(async () => {
+      for (const ch of chunk.toString('utf8')) {
+        if (ch !== '\r' && ch !== '\n') {
+          line += ch;
+          if (io.tty) await io.stdout(ch);
+          continue;
+        }
+        if (io.tty) await io.stdout(nl);
+        const script = line.trim();
+        line = '';
+        const exit = /^exit(?:\s+(\d+))?$/.exec(script);
+        if (exit) return done?.(Number(exit[1] ?? 0) & 0xff);
+        if (script) await runCommand(['sh', '-c', script], io);
+        if (io.tty) await io.stdout('$ ');
+      }
+    });
+    return queue;
+  }).then(() => 0);
+  return Promise.race([exited, ended]);
 }

@@ -57,6 +57,8 @@ export interface KubeApiOptions {
   pods?: PodSeed[];
   /** Default: default/db-credentials (username, password), prod/api-key (token). */
   secrets?: SecretSeed[];
+  /** DNS names the certificate carries besides localhost (an AKS server name reached through connect-to). */
+  hostNames?: string[];
 }
 
 export interface KubeApi {
@@ -118,7 +120,7 @@ function parseResourcePath(method: string, pathname: string, query: URLSearchPar
 export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
   if (!opts.token) throw new Error('startKubeApi: a token is required');
   const dir = await mkdtemp(path.join(tmpdir(), 'kube-api-stand-in-'));
-  const { caFile, keyFile, certFile } = await makeCertificates(dir, 'IP:127.0.0.1,DNS:localhost', 'Kubernetes API stand-in');
+  const { caFile, keyFile, certFile } = await makeCertificates(dir, ['IP:127.0.0.1', 'DNS:localhost', ...(opts.hostNames ?? []).map((h) => `DNS:${h}`)].join(','), 'Kubernetes API stand-in');
   const [caPem, key, cert] = await Promise.all([readFile(caFile, 'utf8'), readFile(keyFile), readFile(certFile)]);
 
   const store = new KubeStore();

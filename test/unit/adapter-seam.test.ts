@@ -33,7 +33,7 @@ test("an adapter's target schema gives line-numbered errors like the shipped kin
   assert.equal(error(TARGETS.replace('    port: 7000\n', '    port: 0\n')), '/ci/gateway.yml:7: targets.lines.port: 0 is out of range; use 1 to 65535');
   assert.match(error(TARGETS.replace('    host: 127.0.0.1\n    port', '    hots: x\n    port')), /^\/ci\/gateway\.yml:6: targets\.lines: unknown key "hots" \(did you mean "host"\?\)/);
   assert.equal(error(TARGETS.replace('host: 127.0.0.1\n    port', 'host: forbidden.example\n    port')), '/ci/gateway.yml:6: targets.lines.host: forbidden.example is not allowed');
-  assert.match(error(TARGETS.replace('kind: echo', 'kind: ecko')), /^\/ci\/gateway\.yml:5: targets\.lines\.kind: "ecko" is not a target kind this gateway supports.*postgres, ssh, http, echo/);
+  assert.match(error(TARGETS.replace('kind: echo', 'kind: ecko')), /^\/ci\/gateway\.yml:5: targets\.lines\.kind: "ecko" is not a target kind this gateway supports.*postgres, ssh, http, kubernetes, echo/);
   // Without the adapter, the kind is unknown: the loader knows only the adapters it is given.
   assert.throws(() => parsePolicy(TARGETS, '/ci/gateway.yml', ADAPTERS), /:5: targets\.lines\.kind: "echo" is not a target kind/);
 });

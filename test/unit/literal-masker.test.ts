@@ -36,3 +36,13 @@ test('a value added during the stream (a refreshed token) is masked from then on
   const b = m.push(Buffer.from('second-token-456 z'));
   assert.equal(Buffer.concat([a, b, m.flush()]).toString(), `x ${CREDENTIAL_MASK} y ${CREDENTIAL_MASK} z`);
 });
+
+test('only an end that could start a credential is held back: a streamed line goes out whole at once', () => {
+  const m = new LiteralMasker(() => ['Bearer tok-0123456789', 'tok-0123456789']);
+  assert.equal(m.push(Buffer.from('pod web-0 ADDED\n')).toString(), 'pod web-0 ADDED\n');
+  // `Bear` and `tok-01` could be a credential's start: held until the next chunk says.
+  assert.equal(m.push(Buffer.from('header: Bear')).toString(), 'header: ');
+  assert.equal(m.push(Buffer.from('er tok-0123456789 and tok-01')).toString(), `${CREDENTIAL_MASK} and `);
+  assert.equal(m.push(Buffer.from('2x\n')).toString(), 'tok-012x\n');
+  assert.equal(m.flush().toString(), '');
+});

@@ -83,6 +83,7 @@ const SSH = (auth: string): string => `version: 1\ntargets:\n  web-vm:\n    kind
 
 /** [policy text, line, exact message]: one case at least for every constraint of the schema. */
 const HTTP = (auth: string): string => `version: 1\ntargets:\n  arm:\n    kind: http\n    url: https://management.azure.com\n    auth: ${auth}\n`;
+const KUBE = (auth: string): string => `version: 1\ntargets:\n  aks:\n    kind: kubernetes\n    server: https://aks.example.io\n    auth: ${auth}\n`;
 const CASES: [string, number, string][] = [
   // pattern, enum, const, oneOf, not: the schema's words.
   [BASE.replace('version: 1', 'version: 2'), 1, 'version: 2 is not a policy format version this gateway reads; write version: 1'],
@@ -96,7 +97,7 @@ const CASES: [string, number, string][] = [
   [BASE + 'approvals:\n  where: pr\n', 12, 'approvals.where: "pr" is not a place to ask for approval; use pull-request or issue:NUMBER, such as issue:42'],
   [BASE + 'masking:\n  detectors: [email, creditcard]\n', 12, 'masking.detectors[1]: "creditcard" is not a detector; use one of: email, credit-card, iban, jwt, azure-storage-key, azure-sas-token, connection-string, private-key, github-token (did you mean "credit-card"?)'],
   [BASE + 'masking:\n  apply-to: [logs]\n', 12, 'masking.apply-to[0]: "logs" is not a place masking applies to; use one of: client, log (did you mean "log"?)'],
-  [BASE.replace('kind: postgres', 'kind: postgresql'), 4, 'targets.app-db.kind: "postgresql" is not a target kind this gateway supports; use one of: postgres, ssh, http (did you mean "postgres"?)'],
+  [BASE.replace('kind: postgres', 'kind: postgresql'), 4, 'targets.app-db.kind: "postgresql" is not a target kind this gateway supports; use one of: postgres, ssh, http, kubernetes (did you mean "postgres"?)'],
   [SSH('{ key-env: 1KEY }'), 8, 'targets.web-vm.auth.key-env: the value written (not repeated here: it may be a secret) is not an environment variable name; use letters, digits and _, not starting with a digit'],
   [SSH('{ key-env: KEY, passphrase-env: my passphrase }'), 8, 'targets.web-vm.auth.passphrase-env: the value written (not repeated here: it may be a secret) is not an environment variable name; use letters, digits and _, not starting with a digit'],
   [SSH('{ password-env: "hunter2!" }'), 8, 'targets.web-vm.auth.password-env: the value written (not repeated here: it may be a secret) is not an environment variable name; use letters, digits and _, not starting with a digit'],
@@ -116,6 +117,12 @@ const CASES: [string, number, string][] = [
   [HTTP('{ header-env: { X-Api-Key: "$API_KEY" } }'), 6, 'targets.arm.auth.header-env.X-Api-Key: the value written (not repeated here: it may be a secret) is not an environment variable name; use letters, digits and _, not starting with a digit'],
   [HTTP('{ bearer-env: A, basic-env: B }'), 6, 'targets.arm.auth must have at most 1 entry'],
   [HTTP('none') + '    connect-to: 127.0.0.1\n', 7, 'targets.arm.connect-to: "127.0.0.1" is not host:port'],
+  [KUBE('aad'), 6, 'targets.aks.auth: the value written (not repeated here: it may be a secret) is not an auth method; use one of: azure; write azure, or a mapping { token-env: NAME } or { client-cert-env: NAME, client-key-env: NAME }'],
+  ...([['token-env: 1X', 'token-env'], ['client-cert-env: 1X, client-key-env: K', 'client-cert-env'], ['client-cert-env: C, client-key-env: 1X', 'client-key-env']].map(([a, key]) => [KUBE(`{ ${a} }`), 6, `targets.aks.auth.${key}: the value written (not repeated here: it may be a secret) is not an environment variable name; use letters, digits and _, not starting with a digit`] as [string, number, string])),
+  [KUBE('azure') + '    namespace: Prod\n', 7, 'targets.aks.namespace: "Prod" is not a namespace name (a DNS label)'],
+  [KUBE('azure') + `    namespace: ${'a'.repeat(64)}\n`, 7, 'targets.aks.namespace must be at most 63 characters long'],
+  [KUBE('azure') + '    connect-to: 127.0.0.1\n', 7, 'targets.aks.connect-to: "127.0.0.1" is not host:port'],
+  ...(['verb', 'resource', 'subresource', 'group', 'version', 'name', 'namespace'].map((f) => [KUBE('azure') + `rules:\n  - name: r\n    when: { kube: { ${f}: { a: 1 } } }\n    action: deny\n`, 9, `rules[0].when.kube.${f} must be a name glob or a list of them, not a mapping`] as [string, number, string])),
   ...(['provider', 'type', 'action', 'name', 'resource-group', 'subscription'].map((f) => [HTTP('none') + `rules:\n  - name: r\n    when: { resource: { ${f}: { a: 1 } } }\n    action: deny\n`, 9, `rules[0].when.resource.${f} must be a name glob or a list of them, not a mapping`] as [string, number, string])),
   // Generic sentences.
   ['- app-db\n', 1, 'the policy file must be a mapping of keys (version:, targets:, ...), not a list'],
@@ -127,7 +134,7 @@ const CASES: [string, number, string][] = [
   [BASE + 'approvals:\n  approvers: []\n', 12, 'approvals.approvers must not be an empty list'],
   ['version: 1\ntargets: {}\n', 2, 'targets must not be empty: name at least one entry'],
   [BASE + 'masking:\n  apply-to: [log, log]\n', 12, 'masking.apply-to lists "log" twice'],
-  [BASE.replace('    kind: postgres\n', ''), 4, 'targets.app-db is missing required key "kind": the kind of system the target is: postgres, ssh, http'],
+  [BASE.replace('    kind: postgres\n', ''), 4, 'targets.app-db is missing required key "kind": the kind of system the target is: postgres, ssh, http, kubernetes'],
   [BASE.replace('    database: app\n', ''), 4, 'targets.app-db is missing required key "database": the database clients are connected to; clients cannot choose another'],
   [BASE.replace('version: 1\n', ''), 1, 'the policy file is missing required key "version": policy file format version'],
   [BASE.replace('    tls: disable', '    tsl: disable'), 10, 'targets.app-db: unknown key "tsl" (did you mean "tls"?)'],
