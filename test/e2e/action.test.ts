@@ -16,11 +16,15 @@ import { runJob, type JobResult } from '../helpers/runner.ts';
 import { SessionLogWriter, LOG_FORMAT } from '../../gateway/evidence/log-writer.ts';
 import { startSshd, type Sshd } from '../helpers/sshd.ts';
 import { startArmStandIn } from '../helpers/arm-stand-in.ts';
+import { startKubeApi } from '../helpers/kube-api-stand-in.ts';
+import { kubectlPath } from '../helpers/kube-api-kubectl.ts';
 import { CheckpointSigner } from '../../gateway/evidence/checkpoint.ts';
 
 const SCOPE = 'https://ossrdbms-aad.database.windows.net/.default';
 const HEAD_SHA = 'b'.repeat(40);
 const MERGE_SHA = 'c'.repeat(40);
+const AKS_SCOPE = '6dae42f8-4368-4678-94ff-3960e28e3630/.default';
+const AKS_TOKEN = `aks-entra-token-${'k'.repeat(48)}`;
 const PG_TOKEN = `eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.${'A'.repeat(600)}.sig-${Date.now()}`;
 
 let cluster: Cluster;
@@ -61,7 +65,7 @@ before(async () => {
   cluster.sql(`CREATE ROLE azure_deployer LOGIN PASSWORD '${PG_TOKEN}'; GRANT ALL ON DATABASE app TO azure_deployer`);
   cluster.sql('CREATE TABLE scratch (id int); ALTER TABLE scratch OWNER TO azure_deployer; INSERT INTO scratch VALUES (1)', 'app');
   issuer = await startOidcIssuer({ eventName: 'pull_request', ref: 'refs/pull/7/merge', sha: MERGE_SHA });
-  entra = await startEntraStandIn({ federatedCredentials: [{ issuer: issuer.url, subject: 'repo:octo-org/payments:pull_request' }], tokens: { [SCOPE]: PG_TOKEN } });
+  entra = await startEntraStandIn({ federatedCredentials: [{ issuer: issuer.url, subject: 'repo:octo-org/payments:pull_request' }], tokens: { [SCOPE]: PG_TOKEN, [AKS_SCOPE]: AKS_TOKEN } });
   api = await startGitHubApi({ owner: 'octo-org', name: 'payments', pulls: [{ number: 7, headSha: HEAD_SHA, mergeSha: MERGE_SHA, author: 'bob' }], collaborators: { carol: 'write' }, grantedPermissions: ['statuses', 'issues', 'pull_requests'] });
   artifacts = await startArtifactService();
   sshd = await startSshd();
@@ -396,6 +400,50 @@ rules:
     assert.ok(r.masks.includes(armToken), 'the token is masked');
   } finally {
     await arm.stop();
+  }
+});
+
+test('a kubectl step: AKS through the gateway on the job\'s Entra token, a secret read denied, an exec recorded, and no token in any output', async () => {
+  const host = 'prod-dns-1a2b3c.hcp.westeurope.azmk8s.io';
+  const kube = await startKubeApi({ token: AKS_TOKEN, hostNames: [host] });
+  try {
+    const policy = POLICY(cluster.port).replace('rules:', `  aks-prod:
+    kind: kubernetes
+    server: https://${host}:443
+    ca-file: aks-ca.pem
+    auth: azure
+    connect-to: 127.0.0.1:${kube.port}
+rules:
+  - { name: no-secret-reads, target: aks-prod, when: { kube: { verb: [get, list, watch], resource: [secrets] } }, action: deny }`);
+    const kubectl = kubectlPath();
+    const r = await job([
+      `${kubectl} get pods -n default`,
+      `${kubectl} exec -n staging worker-0 -c worker -- echo hello-from-the-job`,
+      `${kubectl} get secret db-credentials -n default -o yaml`,
+    ], { policy, files: { '.github/aks-ca.pem': fs.readFileSync(kube.caFile, 'utf8') }, inputs: { 'status-context': 'gateway/audit-kube', 'fail-on': 'never' } });
+    assert.equal(r.main.outcome, 'success', r.main.stdout + r.main.stderr);
+    assert.match(r.steps[0]!.stdout, /web-0/, r.steps[0]!.stderr);
+    assert.match(r.steps[1]!.stdout, /hello-from-the-job/, r.steps[1]!.stderr);
+    assert.match(r.steps[2]!.stderr, /Forbidden.*no-secret-reads/);
+    assert.match(r.summary, /get secrets\/db-credentials -n default · GET https:\/\/prod-dns/, 'the denial is listed as kubectl says it');
+    assert.ok(!kube.calls.some((c) => c.url.includes('/secrets')), 'the API server never saw the secret read');
+    const dest = fs.mkdtempSync(path.join(work, 'kube-'));
+    const files = (await artifacts.download(r.outputs['artifact-name']!, dest)).map((f) => path.join(dest, f));
+    const logText = files.filter((f) => f.endsWith('.jsonl')).map((f) => fs.readFileSync(f, 'utf8')).join('');
+    assert.match(logText, /"kind":"kubernetes\.exec"[^\n]*"argv":\["echo","hello-from-the-job"\]|"argv":\["echo","hello-from-the-job"\][^\n]*"kind":"kubernetes\.exec"/, 'the exec and its argv are in the uploaded log');
+    const stateFiles = fs.readdirSync(r.state['state-dir']!).map((f) => path.join(r.state['state-dir']!, f)).filter((f) => fs.statSync(f).isFile());
+    const texts: [string, string][] = [
+      ['the job log', r.log], ['the summary', r.summary], ['the outputs', JSON.stringify(r.outputs)],
+      ...Object.entries(r.commandFiles).map(([k, t]) => [`file command ${k}`, t] as [string, string]),
+      ...files.map((f) => [`artifact ${f}`, fs.readFileSync(f, 'utf8')] as [string, string]),
+      ...stateFiles.map((f) => [`state file ${f}`, fs.readFileSync(f, 'utf8')] as [string, string]),
+    ];
+    for (const [where, text] of texts) assert.equal(text.includes(AKS_TOKEN), false, `the AKS token leaked into ${where}`);
+    // The per-run token of the kubeconfig is masked wherever the job prints it.
+    const runToken = /token: (\S+)/.exec(fs.readFileSync(path.join(r.state['state-dir']!, 'kubeconfig'), 'utf8'))?.[1];
+    assert.ok(runToken && r.masks.includes(runToken), 'the per-run token is masked');
+  } finally {
+    await kube.close();
   }
 });
 
