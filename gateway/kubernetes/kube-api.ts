@@ -44,12 +44,21 @@ export function kubeDetails(r: KubeRequest): Record<string, string> {
   return out;
 }
 
-/** `delete deployments/web -n prod`, `list secrets (all namespaces)`: the request as kubectl would say it. */
+/** Pod subresources kubectl names as commands of their own: shown as those, not as the verb the server reads. */
+const SUBRESOURCE_COMMANDS: Record<string, string> = { exec: 'exec', attach: 'attach', portforward: 'port-forward', log: 'logs' };
+
+/**
+ * `delete deployments.apps/web -n prod`, `list secrets (cluster-wide or all namespaces)`,
+ * `exec pods/web-0 -n default`: the request as kubectl would say it (for people; rules and the
+ * log read the attributes themselves).
+ */
 export function kubeSummary(k: Record<string, unknown>): string {
   const s = (v: unknown): string => (typeof v === 'string' ? v : '');
-  const what = s(k.resource) ? `${s(k.group) && s(k.group) !== 'core' ? `${s(k.resource)}.${s(k.group)}` : s(k.resource)}${s(k.name) ? `/${s(k.name)}` : ''}${s(k.subresource) ? ` ${s(k.subresource)}` : ''}` : '';
+  const command = s(k.resource) === 'pods' ? SUBRESOURCE_COMMANDS[s(k.subresource)] : undefined;
+  const sub = s(k.subresource) && !command ? ` ${s(k.subresource)}` : '';
+  const what = s(k.resource) ? `${s(k.group) && s(k.group) !== 'core' ? `${s(k.resource)}.${s(k.group)}` : s(k.resource)}${s(k.name) ? `/${s(k.name)}` : ''}${sub}` : '';
   const where = s(k.namespace) ? ` -n ${s(k.namespace)}` : s(k.resource) && s(k.resource) !== 'namespaces' ? ' (cluster-wide or all namespaces)' : '';
-  return `${s(k.verb)}${what ? ` ${what}` : ''}${where}`;
+  return `${command ?? s(k.verb)}${what ? ` ${what}` : ''}${where}`;
 }
 
 /**
