@@ -5,8 +5,8 @@
 // stderr masked as the policy says, resizes noted, and the exit code read from the status channel.
 // A denial is sent the way kubectl prints it: the WebSocket is accepted and a Failure status goes
 // out on the status channel (a refused upgrade would make kubectl retry over SPDY). SPDY and any
-// other upgrade are refused and recorded; port-forward is recorded and denied (its streams are
-// not read, and no rule can pass them unread in this version).
+// other upgrade are refused and recorded; a port-forward is decided and recorded, denied unless a
+// rule allows it, and then relayed unread (unread-tunnel.ts), as an SSH port forward is.
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
@@ -17,12 +17,16 @@ import type { ClientSession } from '../http/client-sessions.ts';
 import { normalizeRequestPath } from '../http/request-path.ts';
 import type { Upstream } from '../http/upstream.ts';
 import { maskQuery } from '../http/url-secrets.ts';
-import { execUnits, interactiveShellUnits, type KubeUnit } from './conditions.ts';
+import { execUnits, interactiveShellUnits } from './conditions.ts';
 import { EXEC_PROTOCOLS, failureStatusJson, encodeFrame, type ExecProtocol } from './exec-channels.ts';
 import { readExecUpgrade, type ExecOptions } from './exec-upgrade.ts';
 import { ExecStreams } from './exec-streams.ts';
 import { kubeDetails, kubeSummary, statusObject } from './kube-api.ts';
 import { readQuery, requestInfo, type KubeRequest } from './request-info.ts';
+import { relayUnreadTunnel } from './unread-tunnel.ts';
+
+/** Port-forwards need a rule that allows them: what crosses one is bytes the gateway cannot read. */
+const PORT_FORWARD = { rule: 'port-forward', what: 'a port-forward (its streams cannot be read)' };
 
 /** Largest WebSocket message taken from either side (kubectl writes stdin in 32 KiB pieces at most). */
 const MAX_MESSAGE = 4 << 20;
@@ -52,8 +56,10 @@ export async function serveUpgrade(req: http.IncomingMessage, socket: Duplex, he
   if (sub === 'portforward') {
     const ports = params.getAll('ports').join(',');
     if (ports) details.ports = ports;
-    return decideThenRefuse(req, socket, head, session, { kind: 'kubernetes.portforward', text, details, units: [{ kube: info }], status: 403,
-      refusal: 'port-forward streams are not relayed by the gateway (they cannot be read); run the command in the pod with kubectl exec' });
+    // Its streams cannot be read: the default allow is not enough, a rule must allow it.
+    const answer = await session.gate.pass({ kind: 'kubernetes.portforward', text, units: [{ kube: info }], details, forwarded: [Buffer.from(`${text}\n`)], needsAllowRule: PORT_FORWARD }, clientOf(socket));
+    if (!answer.allowed) return sendRefusal(req, socket, head, answer.message, 403);
+    return relayUnreadTunnel(req, socket, head, ctx.upstream, normalizedTarget(req.url ?? ''), answer.cmd);
   }
   if (sub !== 'exec' && sub !== 'attach') return refuse('unreadable-request', `an Upgrade to ${String(req.headers.upgrade)} is relayed only for a pod's exec and attach (this is ${kubeSummary(details.kube as Record<string, unknown>)})`, 400);
   const read = readExecUpgrade({ method, path: normal.path, query: normal.query, headers: req.headers });
@@ -73,14 +79,6 @@ async function refuseUpgrade(req: http.IncomingMessage, socket: Duplex, head: Bu
   const answer = await session.gate.passDecided({ kind: r.kind, text: r.text, units: null, unclassified: r.reason, details: r.details, forwarded: [] },
     { action: 'deny', rule: r.rule, reason: r.reason, matched: [] }, clientOf(socket));
   sendRefusal(req, socket, head, answer.allowed ? r.reason : answer.message, r.status);
-}
-
-/** A port-forward: decided (a rule may deny it with its own name), then refused whatever the decision. */
-async function decideThenRefuse(req: http.IncomingMessage, socket: Duplex, head: Buffer, session: ClientSession, r: { kind: string; text: string; details: Record<string, unknown>; units: KubeUnit[]; status: number; refusal: string }): Promise<void> {
-  const d = session.gate.decision({ units: r.units, needsAllowRule: { rule: 'port-forward', what: 'a port-forward' } });
-  const decided = d && d.action === 'deny' ? d : { action: 'deny' as const, rule: 'port-forward', reason: r.refusal, matched: d?.matched ?? [] };
-  const answer = await session.gate.passDecided({ kind: r.kind, text: r.text, units: r.units, details: r.details, forwarded: [] }, decided, clientOf(socket));
-  sendRefusal(req, socket, head, answer.allowed ? r.refusal : answer.message, r.status);
 }
 
 /**

@@ -40,6 +40,7 @@ targets:
     namespace: staging
 rules:
   - { name: no-prod-writes, when: { kube: { verb: [create, update, patch, delete] }, namespace: [prod] }, action: deny }
+  - { name: forward-in-staging, when: { kube: { subresource: [portforward] }, namespace: [staging] }, action: allow }
 masking:
   detectors: [email]
 `);
@@ -194,4 +195,34 @@ test('no-prod-writes: a delete in prod is refused as kubectl prints it; the clus
   assert.ok(!kube.calls.slice(before).some((c) => c.method === 'DELETE'));
   assert.ok(!fs.readFileSync(env.KUBECONFIG!, 'utf8').includes(TOKEN));
   assert.ok(!logText().includes(TOKEN));
+});
+
+test('a port-forward a rule allows is relayed unread with the cluster credential and recorded as metadata; elsewhere it is denied', async () => {
+  const upgrade = (ns: string, pod: string): Promise<string> => new Promise((resolve) => {
+    const s = tls.connect({ host: gatewayUrl.hostname, port: Number(gatewayUrl.port), ca: Buffer.from(kc.getCurrentCluster()!.caData!, 'base64').toString(), ALPNProtocols: ['http/1.1'] }, () => s.write(
+      `GET /api/v1/namespaces/${ns}/pods/${pod}/portforward?ports=5432 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${runToken}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+      `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: SPDY/3.1+portforward.k8s.io\r\n\r\n`));
+    let out = '';
+    s.on('data', (c: Buffer) => (out += c.toString('latin1')));
+    s.on('close', () => resolve(out));
+    s.on('error', () => resolve(out));
+    setTimeout(() => s.destroy(), 5000).unref();
+  });
+  const before = kube.calls.length;
+  const allowed = await upgrade('staging', 'worker-0');
+  // The stand-in serves no port-forward: its own answer (after checking the cluster token) comes back as it sent it.
+  assert.match(allowed, /^HTTP\/1\.1 400 /);
+  assert.match(allowed, /upgrade is not served/);
+  assert.ok(kube.calls.slice(before).some((c) => c.url.includes('/portforward') && c.status === 400), 'the API server got the upgrade with the cluster credential');
+  const pf = log().filter((x) => x.type === 'command' && x.kind === 'kubernetes.portforward');
+  assert.equal(pf.at(-1)!.decision.rule, 'forward-in-staging');
+  assert.equal(pf.at(-1)!.details.ports, '5432');
+  const res = (await resultOf(pf.at(-1)!.command))!;
+  assert.match(res.details.answer, /^HTTP\/1\.1 400/);
+  assert.ok(res.details.bytes_to_client > 0);
+  const n = kube.calls.length;
+  const denied = await upgrade('default', 'web-0');
+  assert.match(denied, /^HTTP\/1\.1 403 /);
+  assert.match(denied, /"kind":"Status".*denied by rule \\"port-forward\\"/);
+  assert.equal(kube.calls.length, n, 'nothing reached the API server');
 });
