@@ -166,6 +166,12 @@ spec:
   const res = (await resultOf(write.command))!;
   assert.ok(res.input?.sha256, 'the body digest is recorded');
   assert.match(res.input.text, /registry\.example\/api:1\.2\.3/);
+  // Server-side apply: a PATCH with an apply-patch+yaml body, recorded the same way.
+  const ssa = await kubectl(['apply', '--server-side', '-f', manifest]);
+  assert.equal(ssa.code, 0, ssa.stderr);
+  const patch = commandsOf('kubernetes.request').filter((c) => c.details?.kube?.resource === 'deployments' && c.details.kube.verb === 'patch').at(-1)!;
+  assert.match(patch.details.headers['content-type'], /application\/apply-patch\+yaml/);
+  assert.match((await resultOf(patch.command))!.input.text, /registry\.example\/api:1\.2\.3/);
   const n = approvalCount();
   const pending = kubectl(['delete', 'deployment', 'api', '-n', 'staging']);
   await approveNext(n);
