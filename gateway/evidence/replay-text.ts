@@ -25,7 +25,7 @@ export function renderReplay(tl: Timeline, list: readonly Renderer[], opts: Repl
   const out: string[] = [];
   out.push(paint('bold', `run ${t(tl.run ?? '(unknown)')}`) + `  ${clock(tl.startedAt, true)} to ${tl.endedAt ? clock(tl.endedAt, true) : paint('yellow', '(not sealed)')}`);
   if (opts.status) out.push(t(opts.status));
-  for (const target of tl.targets) out.push(paint('dim', `target ${t(target.name)}: ${t(target.kind)} ${t(target.host)}:${target.port}${target.database ? `/${t(target.database)}` : ''}`));
+  for (const target of tl.targets) out.push(paint('dim', `target ${t(target.name)}: ${t(target.kind)} ${t(target.address)}`));
   const sessions = opts.session ? tl.sessions.filter((s) => s.id === opts.session) : tl.sessions;
   for (const s of sessions) out.push('', ...session(s, renderers, paint));
   for (const e of tl.events) if (e.kind !== 'gateway-query') out.push('', paint('red', `${clock(e.time)}  ${t(e.kind)}: ${t(e.message)}`));

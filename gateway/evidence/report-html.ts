@@ -146,7 +146,7 @@ function identityPanel(v: Verification): string {
 
 function runPanel(v: Verification, t: Timeline, opts: ReportOptions): string {
   const s = v.chain.signing;
-  const targets = t.targets.map((x) => `${esc(x.name)} <span class="empty">(${esc(x.kind)} ${esc(x.host)}:${esc(x.port)}${x.database ? `/${esc(x.database)}` : ''})</span>`).join('<br>');
+  const targets = t.targets.map((x) => `${esc(x.name)} <span class="empty">(${esc(x.kind)} ${esc(x.address)})</span>`).join('<br>');
   const rows: [string, string][] = [
     ['run id', t.run ? `<span class="mono">${esc(t.run)}</span>` : '<span class="empty">unknown</span>'],
     ['started', when(t.startedAt)],

@@ -83,7 +83,22 @@ export interface TimelineSession {
   events: TimelineEvent[];
 }
 
-export interface TimelineTarget { name: string; kind: string; host: string; port: number; database: string }
+export interface TimelineTarget {
+  name: string;
+  kind: string;
+  host: string;
+  port: number;
+  database: string;
+  /** Where the target is, as people write it: `host:port/database`, or the url (HTTP) or server (Kubernetes). */
+  address: string;
+}
+
+/** A run-start target's address: its host and port (and database), else the url or server it names. */
+function targetAddress(x: Rec): string {
+  const host = str(x?.host);
+  if (host) return `${host}:${num(x?.port) ?? 0}${str(x?.database) ? `/${str(x?.database)}` : ''}`;
+  return str(x?.url) || str(x?.server) || '';
+}
 
 export interface Timeline {
   run: string | null;
@@ -179,7 +194,7 @@ class TimelineBuilder {
         t.run = str(r.run);
         t.format = str(r.format) || null;
         t.startedAt = str(r.time);
-        t.targets = Array.isArray(r.targets) ? (r.targets as Rec[]).map((x) => ({ name: str(x?.name), kind: str(x?.kind), host: str(x?.host), port: num(x?.port) ?? 0, database: str(x?.database) })) : [];
+        t.targets = Array.isArray(r.targets) ? (r.targets as Rec[]).map((x) => ({ name: str(x?.name), kind: str(x?.kind), host: str(x?.host), port: num(x?.port) ?? 0, database: str(x?.database), address: targetAddress(x) })) : [];
         break;
       case 'run-end':
         t.endedAt = str(r.time);

@@ -225,11 +225,12 @@ function operationStarted(h: http.IncomingHttpHeaders): Record<string, unknown> 
   return Object.keys(urls).length ? { operation: { status: 'InProgress', ...urls } } : {};
 }
 
-/** ARM's error message from an error body, when it has one. */
+/** The error message of an error body, when it has one: ARM's `error.message`, a Kubernetes Status's `message`. */
 function armErrorMessage(body: string | null): string | undefined {
   if (!body) return undefined;
   try {
-    const m = (JSON.parse(body) as { error?: { message?: unknown } }).error?.message;
+    const parsed = JSON.parse(body) as { error?: { message?: unknown }; kind?: unknown; message?: unknown };
+    const m = parsed.error?.message ?? (parsed.kind === 'Status' ? parsed.message : undefined);
     return typeof m === 'string' ? m.slice(0, 1000) : undefined;
   } catch {
     return undefined;

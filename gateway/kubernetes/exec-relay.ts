@@ -178,6 +178,11 @@ async function relayExec(req: http.IncomingMessage, socket: Duplex, head: Buffer
     cmd.finish({ status: 'error', error: { code: String(opened.status), message: opened.message } });
     return sendRefusal(req, socket, head, opened.message, opened.status === 403 ? 403 : 400);
   }
+  if (socket.destroyed) {
+    upstream.terminate();
+    cmd.finish({ status: 'error', error: { code: 'client', message: 'the client left before the exec started' } });
+    return;
+  }
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_MESSAGE, handleProtocols: () => upstream.protocol });
   let client: WebSocket;
   try {

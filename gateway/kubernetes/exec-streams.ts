@@ -62,7 +62,7 @@ export class ExecStreams {
       if ('close' in f) return void upstream.send(encodeClose(f.close));
       if (f.channel === CHANNEL_STDIN) {
         this.cmd.addInput(f.payload);
-        if (this.recording) this.recording.input(this.logText(f.payload));
+        if (this.recording) this.recording.input(this.masker?.applyTo.log ? this.logText(f.payload) : f.payload);
       } else if (f.channel === CHANNEL_RESIZE) {
         const size = resize(f.payload);
         if ('problem' in size) return stop(`the client sent a resize that does not parse: ${size.problem}`);

@@ -35,6 +35,7 @@ export function sendStatus(res: HttpResponse, status: number, code: string, mess
 /** The attributes the log, the report and approvers show (empty ones left out). */
 export function kubeDetails(r: KubeRequest): Record<string, string> {
   const out: Record<string, string> = { verb: r.verb };
+  if (!r.resourceRequest) out.path = r.path;
   if (r.resourceRequest) out.group = r.apiGroup || 'core';
   if (r.apiVersion) out.version = r.apiVersion;
   if (r.namespace) out.namespace = r.namespace;
@@ -57,8 +58,9 @@ export function kubeSummary(k: Record<string, unknown>): string {
   const command = s(k.resource) === 'pods' ? SUBRESOURCE_COMMANDS[s(k.subresource)] : undefined;
   const sub = s(k.subresource) && !command ? ` ${s(k.subresource)}` : '';
   const what = s(k.resource) ? `${s(k.group) && s(k.group) !== 'core' ? `${s(k.resource)}.${s(k.group)}` : s(k.resource)}${s(k.name) ? `/${s(k.name)}` : ''}${sub}` : '';
-  const where = s(k.namespace) ? ` -n ${s(k.namespace)}` : s(k.resource) && s(k.resource) !== 'namespaces' ? ' (cluster-wide or all namespaces)' : '';
-  return `${command ?? s(k.verb)}${what ? ` ${what}` : ''}${where}`;
+  const where = s(k.resource) === 'namespaces' ? '' : s(k.namespace) ? ` -n ${s(k.namespace)}` : s(k.resource) ? ' (cluster-wide or all namespaces)' : '';
+  // A non-resource URL (discovery, /version) is its path.
+  return `${command ?? s(k.verb)}${what ? ` ${what}` : s(k.path) ? ` ${s(k.path)}` : ''}${where}`;
 }
 
 /**

@@ -72,6 +72,17 @@ before(async () => {
 });
 
 const runnerTemps: string[] = [];
+
+/** Everything a job leaves a reader: its log, summary, outputs, file commands, artifact files and state files, each named. */
+function jobTexts(r: JobResult, artifactFiles: string[]): [string, string][] {
+  const stateFiles = fs.readdirSync(r.state['state-dir']!).map((f) => path.join(r.state['state-dir']!, f)).filter((f) => fs.statSync(f).isFile());
+  return [
+    ['the job log', r.log], ['the summary', r.summary], ['the outputs', JSON.stringify(r.outputs)],
+    ...Object.entries(r.commandFiles).map(([k, t]) => [`file command ${k}`, t] as [string, string]),
+    ...artifactFiles.map((f) => [`artifact ${f}`, fs.readFileSync(f, 'utf8')] as [string, string]),
+    ...stateFiles.map((f) => [`state file ${f}`, fs.readFileSync(f, 'utf8')] as [string, string]),
+  ];
+}
 after(async () => {
   await Promise.all([issuer?.close(), entra?.close(), api?.close(), artifacts?.close()]);
   cluster?.stop();
@@ -389,13 +400,7 @@ rules:
     const dest = fs.mkdtempSync(path.join(work, 'http-'));
     const files = (await artifacts.download(r.outputs['artifact-name']!, dest)).map((f) => path.join(dest, f));
     assert.ok(files.length > 0);
-    const stateFiles = fs.readdirSync(r.state['state-dir']!).map((f) => path.join(r.state['state-dir']!, f)).filter((f) => fs.statSync(f).isFile());
-    const texts: [string, string][] = [
-      ['the job log', r.log], ['the summary', r.summary], ['the outputs', JSON.stringify(r.outputs)],
-      ...Object.entries(r.commandFiles).map(([k, t]) => [`file command ${k}`, t] as [string, string]),
-      ...files.map((f) => [`artifact ${f}`, fs.readFileSync(f, 'utf8')] as [string, string]),
-      ...stateFiles.map((f) => [`state file ${f}`, fs.readFileSync(f, 'utf8')] as [string, string]),
-    ];
+    const texts = jobTexts(r, files);
     for (const [where, text] of texts) assert.equal(text.includes(armToken), false, `the token leaked into ${where}`);
     assert.ok(r.masks.includes(armToken), 'the token is masked');
   } finally {
@@ -431,13 +436,7 @@ rules:
     const files = (await artifacts.download(r.outputs['artifact-name']!, dest)).map((f) => path.join(dest, f));
     const logText = files.filter((f) => f.endsWith('.jsonl')).map((f) => fs.readFileSync(f, 'utf8')).join('');
     assert.match(logText, /"kind":"kubernetes\.exec"[^\n]*"argv":\["echo","hello-from-the-job"\]|"argv":\["echo","hello-from-the-job"\][^\n]*"kind":"kubernetes\.exec"/, 'the exec and its argv are in the uploaded log');
-    const stateFiles = fs.readdirSync(r.state['state-dir']!).map((f) => path.join(r.state['state-dir']!, f)).filter((f) => fs.statSync(f).isFile());
-    const texts: [string, string][] = [
-      ['the job log', r.log], ['the summary', r.summary], ['the outputs', JSON.stringify(r.outputs)],
-      ...Object.entries(r.commandFiles).map(([k, t]) => [`file command ${k}`, t] as [string, string]),
-      ...files.map((f) => [`artifact ${f}`, fs.readFileSync(f, 'utf8')] as [string, string]),
-      ...stateFiles.map((f) => [`state file ${f}`, fs.readFileSync(f, 'utf8')] as [string, string]),
-    ];
+    const texts = jobTexts(r, files);
     for (const [where, text] of texts) assert.equal(text.includes(AKS_TOKEN), false, `the AKS token leaked into ${where}`);
     // The per-run token of the kubeconfig is masked wherever the job prints it.
     const runToken = /token: (\S+)/.exec(fs.readFileSync(path.join(r.state['state-dir']!, 'kubeconfig'), 'utf8'))?.[1];

@@ -97,7 +97,8 @@ test('commands are shown as kubectl says them, read again from the request line'
     "exec pods/w-0 -n staging -- sh -c 'rm -rf /data'");
   assert.equal(kubeLine('GET https://aks.example/api/v1/namespaces/default/pods/web-0/log?follow=true'), 'logs pods/web-0 -n default');
   assert.equal(kubeLine('GET https://aks.example/api/v1/namespaces/default/pods/web-0/status'), 'get pods/web-0 status -n default');
-  assert.equal(kubeSummary({ verb: 'get', resource: 'namespaces', name: 'prod' }), 'get namespaces/prod');
+  assert.equal(kubeSummary({ verb: 'get', resource: 'namespaces', name: 'prod', namespace: 'prod' }), 'get namespaces/prod');
+  assert.equal(kubeLine('GET https://aks.example/version?timeout=5s'), 'get /version');
   assert.equal(kubeLine('not a request line'), null);
   assert.match(kubeRenderer.markdown({ kind: 'kubernetes.request', text: 'DELETE https://aks.example/apis/apps/v1/namespaces/prod/deployments/web' }), /^`delete deployments\.apps\/web -n prod`\n\n```http\nDELETE /);
 });
