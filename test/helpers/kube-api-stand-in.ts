@@ -17,6 +17,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { TLSSocket } from 'node:tls';
 import { WebSocketServer } from 'ws';
 import { makeCertificates } from './entra-stand-in.ts';
 import {
@@ -59,6 +62,11 @@ export interface KubeApiOptions {
   secrets?: SecretSeed[];
   /** DNS names the certificate carries besides localhost (an AKS server name reached through connect-to). */
   hostNames?: string[];
+  /**
+   * Also accept a TLS client certificate, issued by the stand-in's CA for CN `gateway-client`
+   * (`clientCertPem`, `clientKeyPem`), instead of the token: the API server's x509 authentication.
+   */
+  clientCertificates?: boolean;
 }
 
 export interface KubeApi {
@@ -74,6 +82,9 @@ export interface KubeApi {
   calls: KubeApiCall[];
   /** Every pods/exec stream accepted, filled in as it runs. */
   execs: ExecRecord[];
+  /** With clientCertificates: a client certificate and its key the stand-in accepts (PEM). */
+  clientCertPem?: string;
+  clientKeyPem?: string;
   /** Set false to refuse WebSocket exec upgrades too (kubectl then tries SPDY). Default true. */
   acceptWebSocketExec: boolean;
   /** Adds a pod (watchers see it ADDED). */
@@ -123,6 +134,13 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
   const { caFile, keyFile, certFile } = await makeCertificates(dir, ['IP:127.0.0.1', 'DNS:localhost', ...(opts.hostNames ?? []).map((h) => `DNS:${h}`)].join(','), 'Kubernetes API stand-in');
   const [caPem, key, cert] = await Promise.all([readFile(caFile, 'utf8'), readFile(keyFile), readFile(certFile)]);
 
+  const client = opts.clientCertificates ? await makeClientCertificate(dir) : null;
+  /** The bearer token, or (with clientCertificates) a client certificate the CA issued for gateway-client. */
+  const authenticated = (req: IncomingMessage): boolean => {
+    if (tokenMatches(req.headers.authorization, opts.token)) return true;
+    const s = req.socket as TLSSocket;
+    return !!client && s.authorized === true && s.getPeerCertificate()?.subject?.CN === 'gateway-client';
+  };
   const store = new KubeStore();
   const nsR = findResource('', 'v1', 'namespaces')!;
   const podR = findResource('', 'v1', 'pods')!;
@@ -163,7 +181,7 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'https://stand-in');
-    if (!tokenMatches(req.headers.authorization, opts.token)) { sendStatus(res, unauthorized()); return; }
+    if (!authenticated(req)) { sendStatus(res, unauthorized()); return; }
     const p = url.pathname.replace(/\/+$/, '') || '/';
     const method = req.method ?? 'GET';
     if (method === 'GET') {
@@ -206,7 +224,7 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const fail = (s: KubeStatus): void => { record(req, s.code); refuseUpgrade(socket, s); };
-    if (!tokenMatches(req.headers.authorization, opts.token)) { fail(unauthorized()); return; }
+    if (!authenticated(req)) { fail(unauthorized()); return; }
     const url = new URL(req.url ?? '/', 'https://stand-in');
     const r = parseResourcePath(req.method ?? 'GET', url.pathname, url.searchParams);
     if ('kind' in r) { fail(r); return; }
@@ -238,7 +256,7 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
     });
   };
 
-  const httpsServer = https.createServer({ key, cert }, (req, res) => {
+  const httpsServer = https.createServer({ key, cert, ...(client ? { requestCert: true, rejectUnauthorized: false, ca: caPem } : {}) }, (req, res) => {
     res.on('close', () => record(req, res.statusCode));
     handle(req, res).catch((err: Error) => {
       if (!res.headersSent) sendStatus(res, badRequest(`the request could not be decoded: ${err.message}`));
@@ -253,7 +271,7 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
   server = `https://127.0.0.1:${port}`;
 
   const api: KubeApi = {
-    server, port, caFile, caPem, token: opts.token, store, calls, execs, acceptWebSocketExec: true,
+    server, port, caFile, caPem, token: opts.token, store, calls, execs, acceptWebSocketExec: true, ...(client ? { clientCertPem: client.certPem, clientKeyPem: client.keyPem } : {}),
     addPod(p) {
       store.create(podR, p.namespace, podObject(p));
       podLines.set(`${p.namespace}/${p.name}`, [...(p.log ?? [])]);
@@ -303,4 +321,17 @@ export function kubeconfigYaml(server: string, caPem: string, token: string, nam
     'current-context: stand-in',
     '',
   ].join('\n');
+}
+
+/** A client certificate (CN gateway-client, clientAuth) issued by the CA makeCertificates left in `dir`. */
+async function makeClientCertificate(dir: string): Promise<{ certPem: string; keyPem: string }> {
+  const run = promisify(execFile);
+  const key = path.join(dir, 'client.key');
+  const csr = path.join(dir, 'client.csr');
+  const cert = path.join(dir, 'client.pem');
+  const ext = path.join(dir, 'client.ext');
+  await run('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', csr, '-subj', '/CN=gateway-client/O=system:masters']);
+  await writeFile(ext, 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n');
+  await run('openssl', ['x509', '-req', '-in', csr, '-CA', path.join(dir, 'ca.pem'), '-CAkey', path.join(dir, 'ca.key'), '-CAcreateserial', '-out', cert, '-days', '2', '-sha256', '-extfile', ext]);
+  return { certPem: await readFile(cert, 'utf8'), keyPem: await readFile(key, 'utf8') };
 }
