@@ -7,6 +7,8 @@ import * as replay from './cli/replay.ts';
 import * as demo from './cli/demo.ts';
 import * as approvals from './cli/approve.ts';
 import * as report from './cli/report.ts';
+import * as exec from './cli/exec.ts';
+import { runInside } from './confine/inside.ts';
 import { PolicyError } from './config/policy.ts';
 import { VERSION } from './version.ts';
 import { terminalLines } from './evidence/terminal-text.ts';
@@ -19,6 +21,8 @@ Verbs:
   run      --policy FILE [--log-dir DIR] -- COMMAND...   run COMMAND through the gateway
   start    --policy FILE --state-dir DIR [--log-dir DIR]  start a detached gateway
   stop     --state-dir DIR                                stop it and seal the session log
+  exec     --state-dir DIR [--confine] -- COMMAND...      run COMMAND with its connection environment,
+                                                          confined: the gateway its only way out
   pending  [--json]                                       list commands waiting for approval
   approve  ID                                             approve a held command
   deny     ID [--reason TEXT]                             deny a held command
@@ -46,6 +50,9 @@ const verbs: Record<string, (argv: string[]) => Promise<number>> = {
   deny: approvals.deny,
   demo: demo.main,
   report: report.main,
+  exec: exec.main,
+  // The first process inside a confined command's namespaces (gateway/confine/inside.ts): not for people.
+  __confined: () => runInside(),
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -56,7 +63,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (verb === '--version') return void process.stdout.write(`${VERSION}\n`), 0;
   const fn = verbs[verb];
-  if (!fn) throw new UsageError(`unknown verb "${verb}" (verbs: run, start, stop, pending, approve, deny, verify, replay, report, demo; see gateway-action --help)`);
+  if (!fn) throw new UsageError(`unknown verb "${verb}" (verbs: run, start, stop, exec, pending, approve, deny, verify, replay, report, demo; see gateway-action --help)`);
   return fn(rest);
 }
 

@@ -52,6 +52,8 @@ export interface Listener {
   readonly targets: readonly string[];
   /** Starts listening; resolves with the address (`127.0.0.1:port`, a socket path). */
   listen(): Promise<string>;
+  /** Every address it serves once listening, when more than the one listen() returned (HTTP and HTTPS ports). */
+  addresses?(): string[];
   /** Finishes in-flight commands (up to graceMs), then closes every session. */
   stop(graceMs: number): Promise<void>;
   /** What later steps need; called once listening. `stateDir` holds the exported files. */

@@ -9,7 +9,10 @@ export type ControlRequest =
   | { op: 'status' }
   | { op: 'pending' }
   | { op: 'approve'; id: string }
-  | { op: 'deny'; id: string; reason?: string };
+  | { op: 'deny'; id: string; reason?: string }
+  /** A confined command starts (gateway/confine/): its bridges into the gateway. */
+  | { op: 'confine-open'; argv: string[]; user: string; cwd: string }
+  | { op: 'confine-close'; id: string; exit: number | null; signal: string | null; error?: string };
 export type ControlReply = { ok: true; [k: string]: unknown } | { ok: false; error: string };
 
 export function controlSocketPath(stateDir: string): string {

@@ -99,6 +99,10 @@ export class ReverseProxyListener implements Listener {
     });
   }
 
+  addresses(): string[] {
+    return [this.origin, this.secureOrigin].filter(Boolean).map((o) => o.replace(/^https?:\/\//, ''));
+  }
+
   /** Where the listener serves: `http://127.0.0.1:PORT` and `https://127.0.0.1:PORT` (once listening). */
   get origins(): { plain: string; secure: string } {
     return { plain: this.origin, secure: this.secureOrigin };

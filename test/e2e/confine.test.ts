@@ -1,0 +1,142 @@
+// Confined commands with real namespaces (the test machine runs as root): inside
+// `gateway-action exec --confine`, psql through the gateway works, while a direct connection to
+// PostgreSQL, a TCP connect to another local listener and a DNS lookup fail; the log file, the
+// state directory and the control socket are closed to it; no token variable is present; the
+// daemon cannot be seen; exit codes and signals pass through; the log records the command and
+// ties its sessions to it. Without root or sudo, --confine refuses and runs nothing.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { appCluster, cli, CLI, policyFor, readLog, tempDir, type Cluster, type LogRecord, startedGatewayEnv } from '../helpers/gateway.ts';
+
+let cluster: Cluster & { password: string };
+let dir: string;
+let stateDir: string;
+let env: Record<string, string>;
+let other: net.Server;
+let otherPort: number;
+let daemonPid: number;
+
+before(async () => {
+  cluster = await appCluster();
+  dir = tempDir('gw-confine-');
+  fs.writeFileSync(path.join(dir, 'gateway.yml'), policyFor(cluster));
+  stateDir = path.join(dir, 'state');
+  env = await startedGatewayEnv(dir, stateDir, { env: { ...process.env, APP_DB_PASSWORD: cluster.password } });
+  daemonPid = JSON.parse(fs.readFileSync(path.join(stateDir, 'daemon.json'), 'utf8')).pid;
+  other = net.createServer((s) => s.end('hello from outside\n'));
+  await new Promise<void>((r) => other.listen(0, '127.0.0.1', () => r()));
+  otherPort = (other.address() as net.AddressInfo).port;
+});
+
+after(async () => {
+  if (stateDir) cli(['stop', '--state-dir', stateDir]);
+  other?.close();
+  await cluster?.stop();
+});
+
+const logFile = (): string => fs.readdirSync(path.join(dir, 'logs')).map((f) => path.join(dir, 'logs', f))[0]!;
+const log = (): LogRecord[] => readLog(logFile());
+
+interface Ran { code: number | null; signal: string | null; stdout: string; stderr: string }
+
+/** `gateway-action exec --confine` from a world-readable directory, with extra variables in its environment. */
+function confined(argv: string[], extraEnv: Record<string, string> = {}, onSpawn?: (pid: number) => void): Promise<Ran> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, 'exec', '--state-dir', stateDir, '--confine', '--', ...argv], { cwd: '/', env: { ...process.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    onSpawn?.(child.pid!);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+test('psql through the gateway works inside; the command and its connection are recorded and tied to its session', async () => {
+  const r = await confined(['psql', '-XAtc', 'select 40 + 2']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, '42\n');
+  const records = log();
+  const start = records.filter((x) => x.type === 'confined-start').at(-1)!;
+  assert.deepEqual(start.argv, ['psql', '-XAtc', 'select 40 + 2']);
+  assert.equal(start.user, 'gateway-confined');
+  const end = records.find((x) => x.type === 'confined-end' && x.confined === start.confined)!;
+  assert.equal(end.exit_code, 0);
+  const conn = records.find((x) => x.type === 'confined-connection' && x.confined === start.confined)!;
+  assert.equal(conn.listener, `127.0.0.1:${env.PGPORT}`);
+  const [host, port] = conn.client.split(':');
+  const session = records.find((x) => x.type === 'session-open' && x.client?.address === host && String(x.client?.port) === port);
+  assert.ok(session, `the session opened from ${conn.client} is found`);
+  assert.ok(records.some((x) => x.type === 'command' && x.session === session.session && /select 40 \+ 2/.test(x.text)));
+});
+
+test('nothing else is reachable: the PostgreSQL port, another local listener, DNS', async () => {
+  const direct = await confined(['psql', `host=127.0.0.1 port=${cluster.port} user=deployer dbname=app password=${cluster.password} connect_timeout=3`, '-XAtc', 'select 1']);
+  assert.notEqual(direct.code, 0);
+  assert.match(direct.stderr, /Connection refused|could not connect/);
+  const tcp = await confined(['bash', '-c', `exec 3<>/dev/tcp/127.0.0.1/${otherPort} && cat <&3`]);
+  assert.notEqual(tcp.code, 0);
+  assert.doesNotMatch(tcp.stdout, /hello from outside/);
+  const dns = await confined(['getent', 'hosts', 'example.com']);
+  assert.notEqual(dns.code, 0, `no name resolves inside: ${dns.stdout}`);
+  const routes = await confined(['bash', '-c', 'exec 3<>/dev/tcp/1.1.1.1/443']);
+  assert.notEqual(routes.code, 0);
+  assert.match(routes.stderr, /unreachable|refused/i);
+});
+
+test('the log, the state directory, the control socket and the daemon are closed to it; no token variable is set', async () => {
+  const tokens = { ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'oidc-request-token-x1', ACTIONS_ID_TOKEN_REQUEST_URL: 'https://token.example/x2', ACTIONS_RUNTIME_TOKEN: 'runtime-token-x3', ACTIONS_RESULTS_URL: 'https://results.example/x4', GITHUB_TOKEN: 'ghs_secret_x5' };
+  const r = await confined(['bash', '-c', [
+    'id -un',
+    `cat ${logFile()} >/dev/null 2>&1 && echo LOG-READABLE`,
+    `ls ${stateDir} >/dev/null 2>&1 && echo STATE-READABLE`,
+    `test -r ${stateDir}/control.sock && echo SOCKET-READABLE`,
+    `kill -0 ${daemonPid} 2>/dev/null && echo DAEMON-VISIBLE`,
+    'ls /proc | grep -c "^[0-9]"',
+    'env',
+  ].join('; ')], tokens);
+  assert.equal(r.code, 0, r.stderr);
+  const [user, ...rest] = r.stdout.split('\n');
+  assert.equal(user, 'gateway-confined');
+  assert.doesNotMatch(r.stdout, /LOG-READABLE|STATE-READABLE|SOCKET-READABLE|DAEMON-VISIBLE/);
+  assert.ok(Number(rest[0]) <= 5, `only the namespace's few processes are visible: ${rest[0]}`);
+  for (const [k, v] of Object.entries(tokens)) {
+    assert.doesNotMatch(r.stdout, new RegExp(`^${k}=`, 'm'), `${k} is not inside`);
+    assert.ok(!r.stdout.includes(v));
+  }
+  assert.match(r.stdout, new RegExp(`^PGPORT=${env.PGPORT}$`, 'm'), 'the connection environment is inside');
+});
+
+test('exit codes and signals pass through, and the log records how it ended', async () => {
+  const seven = await confined(['sh', '-c', 'exit 7']);
+  assert.equal(seven.code, 7);
+  let outer = 0;
+  const pending = confined(['sleep', '30'], {}, (pid) => (outer = pid));
+  await new Promise((r) => setTimeout(r, 1500));
+  process.kill(outer, 'SIGTERM');
+  const killed = await pending;
+  assert.equal(killed.code, 143);
+  const end = log().filter((x) => x.type === 'confined-end').at(-1)!;
+  assert.equal(end.signal, 'SIGTERM');
+  const missing = await confined(['no-such-command-here']);
+  assert.equal(missing.code, 125);
+  assert.match(missing.stderr, /cannot run no-such-command-here as uid \d+/);
+});
+
+test('without root or passwordless sudo, --confine refuses and runs nothing', async () => {
+  const r = await new Promise<Ran>((resolve) => {
+    const child = spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, CLI, 'exec', '--state-dir', stateDir, '--confine', '--', 'touch', '/tmp/should-not-exist'], { cwd: '/', env: { PATH: process.env.PATH! } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  assert.equal(r.code, 125);
+  assert.match(r.stderr, /--confine needs root or passwordless sudo/);
+  assert.ok(!fs.existsSync('/tmp/should-not-exist'));
+});
