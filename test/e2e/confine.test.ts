@@ -140,3 +140,23 @@ test('without root or passwordless sudo, --confine refuses and runs nothing', as
   assert.match(r.stderr, /--confine needs root or passwordless sudo/);
   assert.ok(!fs.existsSync('/tmp/should-not-exist'));
 });
+
+test('gateway-action run --confine: the gateway and the confined command in one go; the upstream password is not inside', async () => {
+  const runDir = tempDir('gw-confine-run-');
+  fs.writeFileSync(path.join(runDir, 'gateway.yml'), policyFor(cluster));
+  const r = await new Promise<Ran>((resolve) => {
+    const child = spawn(process.execPath, [CLI, 'run', '--policy', path.join(runDir, 'gateway.yml'), '--log-dir', path.join(runDir, 'logs'), '--confine', '--', 'bash', '-c', 'psql -XAtc "select 6 * 7" && env'],
+      { cwd: '/', env: { ...process.env, APP_DB_PASSWORD: cluster.password }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^42$/m);
+  assert.doesNotMatch(r.stdout, /APP_DB_PASSWORD/);
+  assert.ok(!r.stdout.includes(cluster.password));
+  const records = readLog(fs.readdirSync(path.join(runDir, 'logs')).map((f) => path.join(runDir, 'logs', f))[0]!);
+  assert.equal(records.filter((x) => x.type === 'confined-end').at(-1)?.exit_code, 0);
+});
