@@ -2,7 +2,7 @@
 // decision, outcome, rows and duration, then what an auditor needs under it (approval, error,
 // masking). Colors only when asked (a TTY without NO_COLOR). Everything the log says is printed
 // through terminal-text.ts: a log's text never acts on the terminal.
-import { formatMicros, formatMillis, outcomeOf, type Timeline, type TimelineCommand, type TimelineSession } from './timeline.ts';
+import { formatMicros, formatMillis, outcomeOf, type Timeline, type TimelineCommand, type TimelineSession, type TimelineConfined } from './timeline.ts';
 import { terminalLines, terminalText as t } from './terminal-text.ts';
 import { rendererSet, type Renderer, type RendererSet } from './renderers.ts';
 
@@ -26,6 +26,7 @@ export function renderReplay(tl: Timeline, list: readonly Renderer[], opts: Repl
   out.push(paint('bold', `run ${t(tl.run ?? '(unknown)')}`) + `  ${clock(tl.startedAt, true)} to ${tl.endedAt ? clock(tl.endedAt, true) : paint('yellow', '(not sealed)')}`);
   if (opts.status) out.push(t(opts.status));
   for (const target of tl.targets) out.push(paint('dim', `target ${t(target.name)}: ${t(target.kind)} ${t(target.address)}`));
+  for (const c of tl.confined) out.push(paint('cyan', confinedLine(c)));
   const sessions = opts.session ? tl.sessions.filter((s) => s.id === opts.session) : tl.sessions;
   for (const s of sessions) out.push('', ...session(s, renderers, paint));
   for (const e of tl.events) if (e.kind !== 'gateway-query') out.push('', paint('red', `${clock(e.time)}  ${t(e.kind)}: ${t(e.message)}`));
@@ -38,7 +39,7 @@ export function renderReplay(tl: Timeline, list: readonly Renderer[], opts: Repl
 function session(s: TimelineSession, renderers: RendererSet, paint: (style: Style, s: string) => string): string[] {
   const who = [s.client.user && s.client.database ? `${s.client.user}@${s.client.database}` : '', s.client.application, s.client.address].filter(Boolean).map(t).join('  ');
   const end = s.closedAt ? `${clock(s.closedAt)} (${t(s.closeReason ?? 'closed')})` : paint('yellow', 'still open when the log ends');
-  const lines = [paint('bold', `session ${t(s.id)}`) + `  ${paint('cyan', t(s.target))}  ${who}  ${clock(s.openedAt)} to ${end}`];
+  const lines = [paint('bold', `session ${t(s.id)}`) + `  ${paint('cyan', t(s.target))}  ${who}  ${clock(s.openedAt)} to ${end}${s.confined ? `  (confined ${t(s.confined)})` : ''}`];
   if (s.login?.startsWith('failed')) lines.push(paint('red', `  upstream login ${t(s.login)}`));
   const events = [...s.events];
   for (const c of s.commands) {
@@ -48,6 +49,14 @@ function session(s: TimelineSession, renderers: RendererSet, paint: (style: Styl
   for (const e of events) lines.push(eventLine(e, paint));
   if (s.commands.length === 0) lines.push(paint('dim', '  (no commands)'));
   return lines;
+}
+
+/** `confined c1a2b3c4  ./agent.sh --task x  as gateway-confined  12:00:01 to 12:03:10  exit 0  sessions s2, s3`. */
+function confinedLine(c: TimelineConfined): string {
+  const end = c.endedAt ? `${clock(c.startedAt)} to ${clock(c.endedAt)}` : `${clock(c.startedAt)}, not ended when the log ends`;
+  const how = c.error ? `failed: ${c.error}` : c.signal ? `ended by ${c.signal}` : c.exitCode !== null ? `exit ${c.exitCode}` : '';
+  const argv = c.argv.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(' ');
+  return t(`confined ${c.id}  ${argv}  as ${c.user}  ${end}  ${how}  ${c.sessions.length ? `sessions ${c.sessions.join(', ')}` : `${c.connections} connection(s)`}`);
 }
 
 function eventLine(e: { time: string; kind: string; message: string }, paint: (style: Style, s: string) => string): string {

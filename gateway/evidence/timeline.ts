@@ -81,6 +81,24 @@ export interface TimelineSession {
   commands: TimelineCommand[];
   /** Protocol errors, server errors, cancels and records of types this version does not know, in order. */
   events: TimelineEvent[];
+  /** The confined command whose connection opened it (`gateway-action exec --confine`), if any. */
+  confined: string | null;
+}
+
+/** A command run confined (gateway/confine/): what ran, as whom, how it ended, what it connected to. */
+export interface TimelineConfined {
+  id: string;
+  argv: string[];
+  user: string;
+  cwd: string;
+  startedAt: string;
+  endedAt: string | null;
+  exitCode: number | null;
+  signal: string | null;
+  error: string | null;
+  /** Sessions its connections opened. */
+  sessions: string[];
+  connections: number;
 }
 
 export interface TimelineTarget {
@@ -118,6 +136,8 @@ export interface Timeline {
   totals: LogTotals;
   /** Records of types this version does not know (a later version's, another writer's), by type: shown as recorded. */
   unknownTypes: Map<string, number>;
+  /** Commands run confined, in the order they started. */
+  confined: TimelineConfined[];
 }
 
 /** Past this many commands only denied and held ones are kept (the rest are counted). */
@@ -161,7 +181,7 @@ export function buildTimeline(records: Rec[], unreadableLines = 0): Timeline {
 const KNOWN_TYPES = new Set([
   'run-start', 'run-end', 'checkpoint', 'approvals', 'listener', 'session-open', 'upstream-login', 'session-close', 'command',
   'approval-request', 'approval-comment', 'approval-reply', 'approval', 'result', 'terminal', 'protocol-error', 'server-error',
-  'cancel-request', 'gateway-error', 'gateway-query', 'operation',
+  'cancel-request', 'gateway-error', 'gateway-query', 'operation', 'confined-start', 'confined-connection', 'confined-end',
 ]);
 const CHAIN_MEMBERS = new Set(['seq', 'prev', 'hash', 'time', 'type']);
 
@@ -173,7 +193,16 @@ function unknownMessage(r: Rec): string {
 }
 
 class TimelineBuilder {
-  readonly t: Timeline = { run: null, format: null, startedAt: null, endedAt: null, targets: [], sessions: [], events: [], unreadableLines: 0, omittedCommands: 0, totals: emptyTotals(), unknownTypes: new Map() };
+  private tieConfined(s: TimelineSession, id: string): void {
+    if (s.confined) return;
+    s.confined = id;
+    this.t.confined.find((x) => x.id === id)?.sessions.push(s.id);
+  }
+
+  readonly t: Timeline = { run: null, format: null, startedAt: null, endedAt: null, targets: [], sessions: [], events: [], unreadableLines: 0, omittedCommands: 0, totals: emptyTotals(), unknownTypes: new Map(), confined: [] };
+  /** Client addresses of confined commands' connections, and sessions by client address: either may come first. */
+  private readonly confinedClients = new Map<string, string>();
+  private readonly sessionsByClient = new Map<string, TimelineSession>();
   private readonly tally = new TotalsTally(this.t.totals);
   private readonly sessions = new Map<string, TimelineSession>();
   private readonly commands = new Map<string, TimelineCommand>();
@@ -204,8 +233,14 @@ class TimelineBuilder {
         const s: TimelineSession = {
           id: str(r.session), target: str(r.target), protocol: str(r.protocol), openedAt: str(r.time), closedAt: null, closeReason: null,
           client: { user: str(c.user), database: str(c.database), application: str(c.application_name), address: c.address ? `${str(c.address)}:${str(c.port)}` : '' },
-          login: null, commands: [], events: [],
+          login: null, commands: [], events: [], confined: null,
         };
+        const from = c.address ? `${str(c.address)}:${str(c.port)}` : typeof r.client === 'string' ? r.client : '';
+        if (from) {
+          this.sessionsByClient.set(from, s);
+          const confined = this.confinedClients.get(from);
+          if (confined) this.tieConfined(s, confined);
+        }
         sessions.set(s.id, s);
         t.sessions.push(s);
         break;
@@ -292,6 +327,23 @@ class TimelineBuilder {
         const msg = r.type === 'cancel-request' ? `cancel request${r.forwarded ? ' forwarded' : ' not forwarded'}` : str((r.error as Rec | undefined)?.message ?? r.message);
         const s = sessions.get(str(r.session));
         (s ? s.events : t.events).push(event(r, str(r.type), msg));
+        break;
+      }
+      case 'confined-start':
+        t.confined.push({ id: str(r.confined), argv: Array.isArray(r.argv) ? r.argv.map(str) : [], user: str(r.user), cwd: str(r.cwd), startedAt: str(r.time), endedAt: null, exitCode: null, signal: null, error: null, sessions: [], connections: 0 });
+        break;
+      case 'confined-connection': {
+        const c = t.confined.find((x) => x.id === str(r.confined));
+        if (c) c.connections++;
+        const from = str(r.client);
+        this.confinedClients.set(from, str(r.confined));
+        const s = this.sessionsByClient.get(from);
+        if (s && !s.closedAt) this.tieConfined(s, str(r.confined));
+        break;
+      }
+      case 'confined-end': {
+        const c = t.confined.find((x) => x.id === str(r.confined));
+        if (c) Object.assign(c, { endedAt: str(r.time), exitCode: num(r.exit_code), signal: str(r.signal) || null, error: str(r.error) || null });
         break;
       }
       case 'gateway-error':

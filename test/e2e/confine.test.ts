@@ -72,6 +72,10 @@ test('psql through the gateway works inside; the command and its connection are 
   const session = records.find((x) => x.type === 'session-open' && x.client?.address === host && String(x.client?.port) === port);
   assert.ok(session, `the session opened from ${conn.client} is found`);
   assert.ok(records.some((x) => x.type === 'command' && x.session === session.session && /select 40 \+ 2/.test(x.text)));
+  // replay names the confined command and marks the session it opened.
+  const replay = cli(['replay', logFile()]);
+  assert.match(replay.stdout, new RegExp(`confined ${start.confined}  psql -XAtc 'select 40 \\+ 2'  as gateway-confined  .* exit 0  sessions ${session.session}`));
+  assert.match(replay.stdout, new RegExp(`session ${session.session} .*\\(confined ${start.confined}\\)`));
 });
 
 test('nothing else is reachable: the PostgreSQL port, another local listener, DNS', async () => {
