@@ -22,6 +22,8 @@ export interface Step {
   setOutput(name: string, value: string): void;
   /** A variable for the later steps of the job. */
   exportVariable(name: string, value: string): void;
+  /** A directory put ahead of PATH for the later steps of the job. */
+  addPath(dir: string): void;
   /** A value the runner masks in every later line of the job's log. */
   setSecret(value: string): void;
   info(message: string): void;
@@ -41,6 +43,7 @@ export function runnerStep(): Step {
     saveState: (name, value) => core.saveState(name, value),
     setOutput: (name, value) => core.setOutput(name, value),
     exportVariable: (name, value) => core.exportVariable(name, value),
+    addPath: (dir) => core.addPath(dir),
     setSecret: (value) => core.setSecret(value),
     info: (message) => core.info(message),
     warning: (message) => core.warning(message),

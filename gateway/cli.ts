@@ -21,7 +21,7 @@ Verbs:
   run      --policy FILE [--log-dir DIR] -- COMMAND...   run COMMAND through the gateway
   start    --policy FILE --state-dir DIR [--log-dir DIR]  start a detached gateway
   stop     --state-dir DIR                                stop it and seal the session log
-  exec     --state-dir DIR [--confine] -- COMMAND...      run COMMAND with its connection environment,
+  exec     [--state-dir DIR] [--confine] -- COMMAND...    run COMMAND with its connection environment,
                                                           confined: the gateway its only way out
   pending  [--json]                                       list commands waiting for approval
   approve  ID                                             approve a held command

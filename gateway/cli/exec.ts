@@ -13,7 +13,7 @@ import { confinementSupport } from '../confine/preflight.ts';
 import { runConfined, type ConfineHost } from '../confine/run-confined.ts';
 import { confinedUser, DEFAULT_CONFINED_USER } from '../confine/user.ts';
 
-export const help = `Usage: gateway-action exec --state-dir DIR [--confine [--user NAME]] -- COMMAND [ARGS...]
+export const help = `Usage: gateway-action exec [--state-dir DIR] [--confine [--user NAME]] -- COMMAND [ARGS...]
 
 Runs COMMAND with the connection environment of the gateway started with
 \`gateway-action start --state-dir DIR\` (PG*, GATEWAY_*, KUBECONFIG, proxy and CA variables).
@@ -29,7 +29,8 @@ otherwise it is refused, never run unconfined.
 Exits with COMMAND's exit status (128 + N when a signal N ended it; 125 when confinement failed).
 
 Options:
-  --state-dir DIR   the gateway's state directory (as given to start)
+  --state-dir DIR   the gateway's state directory (as given to start; default $GATEWAY_STATE_DIR,
+                    which the GitHub Action exports)
   --confine         run COMMAND confined (see above)
   --user NAME       the user a confined COMMAND runs as (an existing unprivileged user)
 `;
@@ -37,7 +38,8 @@ Options:
 export async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv, { 'state-dir': { type: 'string' }, confine: { type: 'boolean' }, user: { type: 'string' }, 'environment-file': { type: 'string' } }, 'exec');
   if (args.values.help) return void process.stdout.write(help), 0;
-  const stateDir = path.resolve(requireOption(args, 'state-dir', 'exec'));
+  // In a job, the action's main step exported where its gateway keeps its state.
+  const stateDir = path.resolve(args.values['state-dir'] !== undefined ? requireOption(args, 'state-dir', 'exec') : process.env.GATEWAY_STATE_DIR || requireOption(args, 'state-dir', 'exec'));
   if (!args.rest || args.rest.length === 0) throw new UsageError('exec: give the command to run after `--` (see gateway-action exec --help)');
   if (args.positional.length > 0) throw new UsageError(`exec: unexpected argument "${args.positional[0]}"; put the command after \`--\``);
   if (args.values.user !== undefined && !args.values.confine) throw new UsageError('exec: --user is for --confine');

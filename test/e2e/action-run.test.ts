@@ -87,6 +87,7 @@ interface Recorded {
   outputs: Record<string, string>;
   state: Record<string, string>;
   exported: Record<string, string>;
+  paths: string[];
   masks: string[];
   messages: string[];
   untrusted: string[];
@@ -95,7 +96,9 @@ interface Recorded {
 
 /** A Step that records what run() does, as the runner would keep it. */
 function recordingStep(inputs: Record<string, string>, env: NodeJS.ProcessEnv, state: Record<string, string> = {}): { step: Step; r: Recorded } {
-  const r: Recorded = { outputs: {}, state: { ...state }, exported: {}, masks: [], messages: [], untrusted: [], failed: null };
+  const r: Recorded = { outputs: {}, state: { ...state }, exported: {}, paths: [], masks: [], messages: [], untrusted: [], failed: null };
+  // The policy's source on pull requests has its own tests (action-policy-source.test.ts).
+  inputs = { 'policy-from': 'workspace', ...inputs };
   const step: Step = {
     env,
     input: (name) => (inputs[name] ?? '').trim(),
@@ -103,6 +106,7 @@ function recordingStep(inputs: Record<string, string>, env: NodeJS.ProcessEnv, s
     saveState: (name, value) => void (r.state[name] = value),
     setOutput: (name, value) => void (r.outputs[name] = value),
     exportVariable: (name, value) => void (r.exported[name] = value),
+    addPath: (dir) => void r.paths.push(dir),
     setSecret: (value) => void r.masks.push(value),
     info: (m) => void r.messages.push(`info: ${m}`),
     warning: (m) => void r.messages.push(`warning: ${m}`),
