@@ -164,3 +164,16 @@ test('gateway-action run --confine: the gateway and the confined command in one 
   const records = readLog(fs.readdirSync(path.join(runDir, 'logs')).map((f) => path.join(runDir, 'logs', f))[0]!);
   assert.equal(records.filter((x) => x.type === 'confined-end').at(-1)?.exit_code, 0);
 });
+
+test('exec without --confine runs COMMAND with the connection environment; the state directory defaults to $GATEWAY_STATE_DIR', async () => {
+  const r = await new Promise<Ran>((resolve) => {
+    const child = spawn(process.execPath, [CLI, 'exec', '--', 'psql', '-XAtc', 'select current_user'], { env: { ...process.env, GATEWAY_STATE_DIR: stateDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'deployer\n');
+});
