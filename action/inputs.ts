@@ -5,6 +5,10 @@ export type FailOn = 'denied' | 'unapproved' | 'never';
 
 export interface ActionInputs {
   policy: string;
+  /** Where the policy's bytes come from: the pull request's base commit, or the checked-out file. */
+  policyFrom: 'base' | 'workspace';
+  /** Whether the event is about a pull request (its payload has pull_request.base.sha). */
+  pullRequest: boolean;
   azure: { clientId: string; tenantId: string; authorityHost: string } | null;
   githubToken: string;
   artifactName: string | null;
@@ -20,11 +24,18 @@ export class InputError extends Error {}
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Artifact names may not contain these (the artifact service refuses them). */
 const BAD_ARTIFACT_CHARS = /["':<>|*?\\/\r\n]/;
+/** Events whose workflow runs with the pull request's changes checked out, and whose payload names its base. */
+const PULL_REQUEST_EVENTS = new Set(['pull_request', 'pull_request_target', 'pull_request_review', 'pull_request_review_comment']);
 
 export function readInputs(step: Pick<Step, 'input' | 'env'>): ActionInputs {
   const get = (name: string): string => step.input(name).trim();
   const policy = get('policy');
   if (!policy) throw new InputError('input "policy" is required: the path of the policy file in the repository, e.g. .github/gateway.yml');
+  const event = step.env.GITHUB_EVENT_NAME ?? '';
+  const pullRequest = PULL_REQUEST_EVENTS.has(event);
+  const policyFrom = get('policy-from') || (pullRequest ? 'base' : 'workspace');
+  if (policyFrom !== 'base' && policyFrom !== 'workspace') throw new InputError(`input "policy-from" is "${policyFrom}": use base (the policy file as the pull request's base commit has it; the default on pull requests) or workspace (the checked-out file)`);
+  if (policyFrom === 'base' && !pullRequest) throw new InputError(`input "policy-from" is "base", but a ${event || 'job without GITHUB_EVENT_NAME'} event has no pull request base commit: use workspace, or leave the input empty`);
   const clientId = get('azure-client-id');
   const tenantId = get('azure-tenant-id');
   if (Boolean(clientId) !== Boolean(tenantId)) {
@@ -59,6 +70,8 @@ export function readInputs(step: Pick<Step, 'input' | 'env'>): ActionInputs {
   const statusContext = get('status-context') || 'gateway/audit';
   return {
     policy,
+    policyFrom,
+    pullRequest,
     azure: clientId ? { clientId, tenantId, authorityHost: authority.toString().replace(/\/$/, '') } : null,
     githubToken: get('github-token'),
     artifactName,

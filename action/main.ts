@@ -11,7 +11,9 @@ import { daemonEnv } from './daemon-env.ts';
 import { readConnection } from './connection.ts';
 import { runnerStep, type Step } from './step.ts';
 import { PolicyError } from '../gateway/config/policy.ts';
-import { loadPolicy, nodeFlags } from '../gateway/adapters.ts';
+import { nodeFlags } from '../gateway/adapters.ts';
+import { loadActionPolicy } from './policy-load.ts';
+import { BasePolicyError } from './base-policy.ts';
 import { launchDaemon } from '../gateway/cli/daemon.ts';
 import { GITHUB_TOKEN_SECRET, policyCanHold } from '../gateway/daemon/gateway.ts';
 import { targetVariable } from '../gateway/core/target-variable.ts';
@@ -24,7 +26,7 @@ export async function run(step: Step = runnerStep(), cli: string = BUNDLED_CLI):
   try {
     await start(step, cli);
   } catch (e) {
-    const known = e instanceof InputError || e instanceof PolicyError;
+    const known = e instanceof InputError || e instanceof PolicyError || e instanceof BasePolicyError;
     step.setFailed(`gateway-action: ${known ? '' : 'could not start the gateway: '}${(e as Error).message}`);
   }
 }
@@ -34,9 +36,9 @@ async function start(step: Step, cli: string): Promise<void> {
   const env = step.env;
   const inputs = readInputs(step);
   const workspace = env.GITHUB_WORKSPACE ?? process.cwd();
-  const policyFile = path.resolve(workspace, inputs.policy);
-  if (!fs.existsSync(policyFile)) throw new InputError(`input "policy": ${inputs.policy} does not exist in the workspace (${workspace}); check out the repository first (actions/checkout) or fix the path`);
-  const policy = loadPolicy(policyFile);
+  // On a pull request, by default, the base commit's version: nothing starts if it cannot be read.
+  const loaded = await loadActionPolicy(step, inputs, workspace);
+  const policy = loaded.policy;
   const azureTarget = policy.targets.find((t) => t.azure)?.name;
   if (azureTarget && !inputs.azure) throw new InputError(`target "${azureTarget}" signs in with an Entra ID token (auth: azure): set the azure-client-id and azure-tenant-id inputs`);
   if (azureTarget && !env.ACTIONS_ID_TOKEN_REQUEST_URL) throw new InputError(`target "${azureTarget}" signs in with an Entra ID token, which needs the job's OIDC token: add \`permissions: id-token: write\` to the job`);
@@ -59,7 +61,7 @@ async function start(step: Step, cli: string): Promise<void> {
   const temp = env.RUNNER_TEMP || os.tmpdir();
   const stateDir = fs.mkdtempSync(path.join(temp, 'gateway-action-'));
   const logDir = path.join(temp, `gateway-logs-${path.basename(stateDir).slice('gateway-action-'.length)}`);
-  const { pid } = await launchDaemon({ cli, policyFile, stateDir, logDir, env: daemonEnv(env, inputs), secrets, nodeFlags: nodeFlags(policy) });
+  const { pid } = await launchDaemon({ cli, ...loaded.daemon(stateDir), stateDir, logDir, env: daemonEnv(env, inputs), secrets, nodeFlags: nodeFlags(policy) });
   const info = JSON.parse(fs.readFileSync(path.join(stateDir, 'daemon.json'), 'utf8')) as { log: string; run: string; key: string; attested: boolean };
   // State is written by this step alone: post compares the log it finds with this key. Saved
   // before anything else can fail, so post stops the daemon whatever happens next.

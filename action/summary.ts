@@ -1,7 +1,7 @@
 // The job summary: who ran it, whether the evidence verifies, what each target saw, every denied
 // and approval-held command with its rule, and where the artifact is.
 import * as core from '@actions/core';
-import { headline, identitySummary, IDENTITY_FIELDS, type Verification } from '../gateway/evidence/verification.ts';
+import { headline, identitySummary, IDENTITY_FIELDS, policyOrigin, type Verification } from '../gateway/evidence/verification.ts';
 import { outcomeOf } from '../gateway/evidence/timeline.ts';
 import { esc, safeUrl } from '../gateway/evidence/html-text.ts';
 import { unknownTypesText } from '../gateway/evidence/report-html.ts';
@@ -24,6 +24,8 @@ export async function writeSummary(v: Verification, o: Outcome, ctx: SummaryCont
   const rows = IDENTITY_FIELDS.filter(([k]) => id.claims[k] !== undefined).map(([k, label]) => [label, code(id.claims[k]!)]);
   rows.push(['signing key', code(v.chain.signing.thumbprint ?? '(none)')]);
   rows.push(['identity', esc(id.status === 'verified' ? `verified (OIDC token signed by ${id.issuer})` : id.status)]);
+  const policy = policyOrigin(v);
+  if (policy) rows.push(['policy', esc(policy)]);
   s.addTable([[{ data: 'run', header: true }, { data: esc(v.chain.totals.runId ?? '?'), header: true }], ...rows]);
   s.addHeading('Targets', 3);
   s.addTable([

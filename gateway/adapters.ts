@@ -2,7 +2,7 @@
 // folders; the daemon, the policy loader, the evidence tools and the action reach adapters
 // through gateway/core/adapter.ts and the policy this file's loader returns.
 import type { Adapter } from './core/adapter.ts';
-import { loadPolicy as loadWith, parsePolicy as parseWith, type Policy } from './config/policy.ts';
+import { loadPolicy as loadWith, parsePolicy as parseWith, type Policy, type PolicyOptions } from './config/policy.ts';
 import { postgresAdapter } from './postgres/adapter.ts';
 import { sshAdapter } from './ssh/adapter.ts';
 import { httpAdapter } from './http/adapter.ts';
@@ -14,12 +14,12 @@ export const ADAPTERS: readonly Adapter<any>[] = [postgresAdapter, sshAdapter, h
 export const RENDERERS = ADAPTERS.flatMap((a) => (a.renderer ? [a.renderer] : []));
 
 /** The policy file read with the shipped adapters. */
-export function loadPolicy(file: string): Policy {
-  return loadWith(file, ADAPTERS);
+export function loadPolicy(file: string, options: PolicyOptions = {}): Policy {
+  return loadWith(file, ADAPTERS, options);
 }
 
-export function parsePolicy(text: string, file: string): Policy {
-  return parseWith(text, file, ADAPTERS);
+export function parsePolicy(text: string | Uint8Array, file: string, options: PolicyOptions = {}): Policy {
+  return parseWith(text, file, ADAPTERS, options);
 }
 
 /** Node flags the daemon must start with for this policy (its adapters' heavy dependencies). */

@@ -11,6 +11,7 @@ import { serveControl, sendControl } from '../daemon/control.ts';
 import { localClaims } from '../identity/local.ts';
 import { runIdentity } from '../identity/github-oidc.ts';
 import { terminalText } from '../evidence/terminal-text.ts';
+import { parsePolicySource, type PolicySource } from '../config/policy-source.ts';
 
 export const startHelp = `Usage: gateway-action start --policy FILE --state-dir DIR [--log-dir DIR]
 
@@ -34,6 +35,12 @@ const READY_TIMEOUT_MS = 30_000;
 
 /** The options of `start` and of the daemon it launches. */
 const LAUNCH_OPTIONS = { policy: { type: 'string' }, 'state-dir': { type: 'string' }, 'log-dir': { type: 'string' } } as const;
+/**
+ * The daemon's own, set by launchDaemon only: where the policy's bytes came from (recorded in
+ * run-start) and the directory its relative paths resolve against, when the bytes are a copy
+ * (a pull request's base version) kept apart from the workspace file they stand for.
+ */
+const DAEMON_OPTIONS = { ...LAUNCH_OPTIONS, 'policy-source': { type: 'string' }, 'policy-base-dir': { type: 'string' } } as const;
 
 export async function start(argv: string[]): Promise<number> {
   const args = parseArgs(argv, LAUNCH_OPTIONS, 'start');
@@ -75,6 +82,10 @@ export interface LaunchOptions {
   secrets: Record<string, string>;
   /** Node flags the policy's adapters need (gateway/adapters.ts nodeFlags). */
   nodeFlags: string[];
+  /** Where the policy file's bytes came from; default the workspace (the file itself). */
+  policySource?: PolicySource;
+  /** Where the policy's relative paths resolve; default the policy file's directory. */
+  policyBaseDir?: string;
 }
 
 /**
@@ -99,7 +110,8 @@ export async function launchDaemon(o: LaunchOptions): Promise<{ pid: number }> {
   fs.mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
   fs.chmodSync(o.stateDir, 0o700);
   const out = fs.openSync(path.join(o.stateDir, 'daemon.log'), 'a', 0o600);
-  const child = spawn(process.execPath, [...process.execArgv, ...DAEMON_NODE_FLAGS, ...o.nodeFlags, o.cli, 'daemon', '--policy', o.policyFile, '--state-dir', o.stateDir, '--log-dir', o.logDir], {
+  const policyArgs = [...(o.policySource ? ['--policy-source', JSON.stringify(o.policySource)] : []), ...(o.policyBaseDir ? ['--policy-base-dir', o.policyBaseDir] : [])];
+  const child = spawn(process.execPath, [...process.execArgv, ...DAEMON_NODE_FLAGS, ...o.nodeFlags, o.cli, 'daemon', '--policy', o.policyFile, ...policyArgs, '--state-dir', o.stateDir, '--log-dir', o.logDir], {
     detached: true,
     stdio: ['ignore', out, out, 'ipc'],
     env: o.env,
@@ -137,12 +149,13 @@ export async function stop(argv: string[]): Promise<number> {
 
 /** The detached process itself (internal verb). */
 export async function daemon(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, LAUNCH_OPTIONS, 'daemon');
+  const args = parseArgs(argv, DAEMON_OPTIONS, 'daemon');
   const stateDir = requireOption(args, 'state-dir', 'daemon');
   const report = (m: object): void => void (process.send ? process.send(m) : undefined);
   let gw: Gateway;
   try {
-    const policy = loadPolicy(requireOption(args, 'policy', 'daemon'));
+    const source = args.values['policy-source'] === undefined ? undefined : parsePolicySource(args.values['policy-source']);
+    const policy = loadPolicy(requireOption(args, 'policy', 'daemon'), { source, baseDir: args.values['policy-base-dir'] });
     const secrets = process.send
       ? await new Promise<Record<string, string>>((resolve) => process.once('message', (m) => resolve((m as { secrets: Record<string, string> }).secrets ?? {})))
       : process.env;

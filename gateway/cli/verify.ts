@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { operands, parseArgs, UsageError, type OptionValues } from './args.ts';
-import { headline, identitySummary, IDENTITY_FIELDS, VERIFY_EXIT, verifyLog, type Verification } from '../evidence/verification.ts';
+import { headline, identitySummary, IDENTITY_FIELDS, policyOrigin, VERIFY_EXIT, verifyLog, type Verification } from '../evidence/verification.ts';
 import type { IdentityOptions } from '../evidence/attestation-check.ts';
 import { emptyTotals, type LogTotals } from '../evidence/log-totals.ts';
 import { terminalJson, terminalText } from '../evidence/terminal-text.ts';
@@ -95,7 +95,7 @@ export function verificationJson(v: Verification): Record<string, unknown> {
       claims: id.status === 'verified' ? id.claims : null,
       recorded: v.chain.totals.identity,
     },
-    run: { id: t.runId, started_at: t.startedAt, ended_at: t.endedAt, targets: t.targets },
+    run: { id: t.runId, started_at: t.startedAt, ended_at: t.endedAt, targets: t.targets, policy: v.chain.runStart?.policy ?? null },
     totals: totalsJson(t),
     // An unsealed log's totals include records no signature covers; these are the signed ones.
     ...(v.chain.sealed ? {} : { signed_totals: totalsJson(v.chain.signedTotals ?? emptyTotals()) }),
@@ -129,6 +129,8 @@ export function verificationText(v: Verification): string {
     for (const [k, label] of IDENTITY_FIELDS) if (id.claims[k] !== undefined) lines.push(`  ${(label + ':').padEnd(18)} ${id.claims[k]}`);
   }
   lines.push(`run:         ${t.runId}, ${t.startedAt ?? '?'} to ${t.endedAt ?? '(not sealed)'}`);
+  const policy = policyOrigin(v);
+  if (policy) lines.push(`policy:      ${policy}`);
   lines.push(`targets:     ${t.targets.join(', ') || '(none)'}`);
   lines.push(`records:     ${t.records} (${t.checkpoints} checkpoint${t.checkpoints === 1 ? "" : "s"})`);
   const signed = v.chain.sealed ? t : (v.chain.signedTotals ?? emptyTotals());

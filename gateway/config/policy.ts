@@ -14,6 +14,7 @@ import type { Action, ClaimConditions, Condition, PolicyRules, Rule } from '../p
 import { hasWildcard, nameGlob, type Glob } from '../policy/glob.ts';
 import type { Adapter, TargetBase } from '../core/adapter.ts';
 import { targetVariable } from '../core/target-variable.ts';
+import type { PolicySource } from './policy-source.ts';
 
 /** A target of any kind: the adapter of its kind knows the rest of its fields. */
 export type Target = TargetBase & Record<string, any>;
@@ -32,6 +33,15 @@ export interface Policy {
   sessionLog: { sampleRows: number; checkpoints: { everyRecords: number; everyMs: number } };
   /** Null when the file has no masking section. */
   masking: MaskingRules | null;
+  /** Where the bytes came from (absent: the workspace file at `path`). */
+  source?: PolicySource;
+}
+
+export interface PolicyOptions {
+  /** Where relative paths in the policy (ca-file, known-hosts...) resolve; default the file's directory. */
+  baseDir?: string;
+  /** Where the bytes came from; with a base commit, `path` is the file's path in the repository. */
+  source?: PolicySource;
 }
 
 export interface ApprovalSettings {
@@ -75,17 +85,19 @@ function compiledSchema(adapters: readonly Adapter<any>[]): CompiledSchema {
   return c;
 }
 
-export function loadPolicy(file: string, adapters: readonly Adapter<any>[]): Policy {
-  let text: string;
+export function loadPolicy(file: string, adapters: readonly Adapter<any>[], options: PolicyOptions = {}): Policy {
+  let bytes: Buffer;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    bytes = fs.readFileSync(file);
   } catch (e) {
     throw new PolicyError(file, null, `cannot read policy file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  return parsePolicy(text, file, adapters);
+  return parsePolicy(bytes, file, adapters, options);
 }
 
-export function parsePolicy(text: string, file: string, adapters: readonly Adapter<any>[]): Policy {
+/** Bytes are digested as given (what `sha256sum` of the file prints), then read as UTF-8. */
+export function parsePolicy(content: string | Uint8Array, file: string, adapters: readonly Adapter<any>[], options: PolicyOptions = {}): Policy {
+  const text = typeof content === 'string' ? content : Buffer.from(content).toString('utf8');
   const { validate, pointers } = compiledSchema(adapters);
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
@@ -102,7 +114,7 @@ export function parsePolicy(text: string, file: string, adapters: readonly Adapt
     throw new PolicyError(file, lineOf(offset), problem.message, problem.schemaPath);
   }
   const raw = data as { targets: Record<string, Record<string, unknown>>; 'session-log'?: { 'sample-rows'?: number; checkpoints?: { 'every-records'?: number; every?: string } } };
-  const baseDir = path.dirname(path.resolve(file));
+  const baseDir = options.baseDir ? path.resolve(options.baseDir) : path.dirname(path.resolve(file));
   const byKind = new Map(adapters.map((ad) => [ad.kind, ad]));
   const targets: Target[] = Object.entries(raw.targets).map(([name, t]) => {
     const fail = (p: (string | number)[], message: string): never => {
@@ -120,18 +132,19 @@ export function parsePolicy(text: string, file: string, adapters: readonly Adapt
   }
   const rules = parseRules(raw as RawPolicy, targets, adapters, (p) => lineOf(locateNode(doc, p)), file);
   return {
-    path: path.resolve(file),
+    path: options.source?.from === 'base' ? options.source.file : path.resolve(file),
     adapters,
     rules,
     hasRuleSettings: ['rules', 'default', 'unclassified'].some((k) => k in (raw as object)),
     approvals: approvalSettings((raw as RawPolicy).approvals, (p) => lineOf(locateNode(doc, p)), file),
-    sha256: createHash('sha256').update(text).digest('hex'),
+    sha256: createHash('sha256').update(content).digest('hex'),
     targets,
     sessionLog: {
       sampleRows: raw['session-log']?.['sample-rows'] ?? 10,
       checkpoints: { everyRecords: raw['session-log']?.checkpoints?.['every-records'] ?? 1000, everyMs: checkpointInterval(raw['session-log']?.checkpoints?.every, (p) => lineOf(locateNode(doc, p)), file) },
     },
     masking: parseMasking((raw as RawPolicy).masking, (p) => lineOf(locateNode(doc, p)), file),
+    ...(options.source ? { source: options.source } : {}),
   };
 }
 

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { SessionLogWriter, LOG_FORMAT } from '../evidence/log-writer.ts';
 import { Recorder } from '../core/recorder.ts';
 import type { Policy } from '../config/policy.ts';
+import { policyRecord } from '../config/policy-source.ts';
 import type { Identity } from '../identity/local.ts';
 import type { Claims } from '../policy/engine.ts';
 import type { ConnectionExport, CoreServices, Listener } from '../core/adapter.ts';
@@ -84,7 +85,7 @@ export class Gateway {
       gateway: { version: VERSION, node: process.version },
       host: os.hostname(),
       pid: process.pid,
-      policy: { path: opts.policy.path, sha256: opts.policy.sha256 },
+      policy: policyRecord(opts.policy),
       identity: opts.identity,
       ...(opts.policy.hasRuleSettings ? { claims, rules: { count: opts.policy.rules.rules.length, default: opts.policy.rules.default, unclassified: opts.policy.rules.unclassified } } : {}),
       ...(opts.policy.masking ? { masking: { columns: opts.policy.masking.columns, detectors: opts.policy.masking.detectors, ...(opts.policy.masking.jsonFields?.length ? { json_fields: opts.policy.masking.jsonFields } : {}), apply_to: Object.entries(opts.policy.masking.applyTo).filter(([, v]) => v).map(([k]) => k) } } : {}),

@@ -81,6 +81,22 @@ export function identitySummary(v: Verification): IdentitySummary {
   return { status: id?.status ?? 'unchecked', issuer: null, claims };
 }
 
+/**
+ * Which policy governed the run, as its run-start record says: `.github/gateway.yml at base
+ * commit SHA (sha256 ...)` for a pull request's base version, `PATH (workspace, sha256 ...)` for a
+ * file on disk; null when the log has no run-start or no policy member.
+ */
+export function policyOrigin(v: Verification): string | null {
+  const p = v.chain.runStart?.policy as Record<string, unknown> | undefined;
+  if (!p || typeof p !== 'object') return null;
+  const digest = `sha256 ${typeof p.sha256 === 'string' ? p.sha256 : '?'}`;
+  const file = typeof p.path === 'string' ? p.path : '?';
+  if (p.from === 'base') return `${file} at base commit ${typeof p.commit === 'string' ? p.commit : '?'} (${digest})`;
+  if (p.from === 'workspace') return `${file} (workspace, ${digest})`;
+  // Logs from before the source was recorded.
+  return `${file} (${digest})`;
+}
+
 /** One line for the top of a report or the verify output. */
 export function headline(v: Verification): string {
   const c = v.chain;

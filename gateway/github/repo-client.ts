@@ -109,6 +109,20 @@ export class RepoClient {
     }
   }
 
+  /**
+   * A file's exact bytes at a commit, from the contents API's JSON form (base64): the raw form
+   * would reach us decoded as text. Callers read `status` for why it failed (404: no such file
+   * at that commit; 401/403: the token may not read contents).
+   */
+  async fileAt(file: string, ref: string): Promise<Buffer> {
+    const what = `read ${file} at ${ref.slice(0, 12)}`;
+    const r = await this.call(what, () => this.octokit.rest.repos.getContent({ owner: this.ref.owner, repo: this.ref.repo, path: file, ref, request: { signal: AbortSignal.timeout(30_000) } }));
+    const d = r.data as unknown as { type?: unknown; encoding?: unknown; content?: unknown } | unknown[];
+    if (Array.isArray(d) || d.type !== 'file') throw new GitHubApiError('other', r.status, `GitHub says ${file} at ${ref.slice(0, 12)} is ${Array.isArray(d) ? 'a directory' : `a ${String(d.type)}`}, not a file`);
+    if (d.encoding !== 'base64' || typeof d.content !== 'string') throw new GitHubApiError('other', r.status, `GitHub sent ${file} at ${ref.slice(0, 12)} without its content (encoding ${String(d.encoding)}: files over 1 MB are not served this way)`);
+    return Buffer.from(d.content, 'base64');
+  }
+
   private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();

@@ -104,7 +104,8 @@ async function job(steps: Parameters<typeof runJob>[0]['steps'], opts: { inputs?
   const r = await runJob({
     actionDir: ROOT,
     workspace,
-    inputs: { policy: '.github/gateway.yml', 'azure-client-id': entra.clientId, 'azure-tenant-id': entra.tenantId, 'azure-authority-host': entra.authorityHost, ...opts.inputs },
+    // The policy's source on pull requests has its own tests (action-policy-source.test.ts).
+    inputs: { policy: '.github/gateway.yml', 'policy-from': 'workspace', 'azure-client-id': entra.clientId, 'azure-tenant-id': entra.tenantId, 'azure-authority-host': entra.authorityHost, ...opts.inputs },
     env: {
       ...issuer.requestEnv,
       ...issuer.githubEnv(),

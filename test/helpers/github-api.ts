@@ -1,7 +1,8 @@
 // A local stand-in for GitHub's REST API (what GITHUB_API_URL points at), speaking the
 // documented contract over real HTTP so the real Octokit can be pointed at it in tests:
 // commit statuses, pull requests, issue comments (with ETag / If-None-Match), collaborator
-// permissions, team memberships, GITHUB_TOKEN permission failures and rate limiting.
+// permissions, team memberships, file contents at a commit, GITHUB_TOKEN permission failures
+// and rate limiting.
 //
 // What a GITHUB_TOKEN sees is modelled: comments it writes come from `github-actions[bot]`,
 // writes outside `grantedPermissions` answer 403 "Resource not accessible by integration",
@@ -84,6 +85,10 @@ export interface RepoSpec {
   teams?: Record<string, string[]>;
   /** What the job's `permissions:` grants GITHUB_TOKEN for writing; all of them when absent. */
   grantedPermissions?: GrantedPermission[];
+  /** The job's `permissions: contents:`: 'none' answers contents requests 403 (default 'read'). */
+  contents?: 'read' | 'none';
+  /** Files of commits: SHA (or branch name) → path in the repository → bytes. */
+  trees?: Record<string, Record<string, string | Buffer>>;
 }
 
 export interface GitHubApi {
@@ -106,6 +111,8 @@ export interface GitHubApi {
   rateLimit(re: RegExp, count: number, kind: '403' | '429', retryAfterS?: number): void;
   /** Changes a user's role on the repository from now on; null removes the collaborator. */
   setRole(login: string, role: Role | null): void;
+  /** Puts a file into a commit's tree (null removes it), for the contents API. */
+  setFile(commit: string, file: string, content: string | Buffer | null): void;
   close(): Promise<void>;
 }
 
@@ -144,7 +151,8 @@ const validationFailed = (resource: string, field: string, code: string, message
     status: '422',
   });
 
-interface Reply { status: number; body?: unknown; headers?: Record<string, string> }
+/** `raw`: bytes sent as they are (a contents request with a raw media type), not JSON. */
+interface Reply { status: number; body?: unknown; headers?: Record<string, string>; raw?: Buffer }
 
 export async function startGitHubApi(repo: RepoSpec): Promise<GitHubApi> {
   const token = `ghs_${randomBytes(18).toString('base64url')}`;
@@ -153,6 +161,7 @@ export async function startGitHubApi(repo: RepoSpec): Promise<GitHubApi> {
   const teams = new Map(Object.entries(repo.teams ?? {}).map(([k, v]) => [lc(k), new Set(v.map(lc))] as const));
   const granted = new Set<GrantedPermission>(repo.grantedPermissions ?? ['statuses', 'issues', 'pull_requests']);
   const fullName = `${repo.owner}/${repo.name}`;
+  const trees = new Map<string, Map<string, Buffer>>(Object.entries(repo.trees ?? {}).map(([sha, files]) => [sha, new Map(Object.entries(files).map(([f, c]) => [f, Buffer.from(c)]))]));
   const html = `https://github.com/${fullName}`;
   const started = new Date();
   const resetAt = Math.floor(started.getTime() / 1000) + 3600;
@@ -268,7 +277,46 @@ export async function startGitHubApi(repo: RepoSpec): Promise<GitHubApi> {
     if (!anyOf.some((p) => granted.has(p))) throw notAccessible(doc, anyOf.map((p) => `${p}=write`).join('; '));
   };
 
-  const route = (method: string, u: URL, body: Record<string, unknown>): Reply => {
+  /**
+   * GET /repos/{owner}/{repo}/contents/{path}?ref=: a file as JSON with its bytes in base64 (wrapped
+   * at 60 characters as GitHub does; `encoding: none` and no content past 1 MB), or the bytes
+   * themselves with a raw media type; a directory as a list; 404 for a path or ref the tree does
+   * not have, 403 when the token has no contents permission.
+   */
+  const contents = (u: URL, file: string, accept: string): Reply => {
+    if (repo.contents === 'none') throw notAccessible('repos/contents#get-repository-content', 'contents=read');
+    const ref = u.searchParams.get('ref') || 'main';
+    const tree = trees.get(ref);
+    if (!tree) throw new HttpError(404, { message: `No commit found for the ref ${ref}`, documentation_url: `${DOCS}/repos/contents#get-repository-content`, status: '404' });
+    const blobSha = (b: Buffer): string => createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
+    const entry = (f: string, b: Buffer | null): Record<string, unknown> => {
+      const sha = b ? blobSha(b) : createHash('sha1').update(`tree:${ref}:${f}`).digest('hex');
+      const self = `${url}/repos/${fullName}/contents/${f}?ref=${ref}`;
+      const gitUrl = `${url}/repos/${fullName}/git/${b ? 'blobs' : 'trees'}/${sha}`;
+      const htmlUrl = `${html}/${b ? 'blob' : 'tree'}/${ref}/${f}`;
+      return {
+        type: b ? 'file' : 'dir', name: f.split('/').pop(), path: f, sha, size: b ? b.length : 0, url: self, html_url: htmlUrl, git_url: gitUrl,
+        download_url: b ? `https://raw.githubusercontent.com/${fullName}/${ref}/${f}` : null, _links: { self, git: gitUrl, html: htmlUrl },
+      };
+    };
+    const bytes = tree.get(file);
+    if (bytes) {
+      if (/application\/vnd\.github(?:\.v3)?\.raw/.test(accept)) return { status: 200, raw: bytes, headers: { 'content-type': 'application/vnd.github.raw; charset=utf-8' } };
+      const big = bytes.length > 1024 * 1024;
+      const b64 = big ? '' : bytes.toString('base64').replace(/.{60}/g, '$&\n');
+      return { status: 200, body: { ...entry(file, bytes), content: b64 && !b64.endsWith('\n') ? `${b64}\n` : b64, encoding: big ? 'none' : 'base64' } };
+    }
+    const prefix = file === '' ? '' : `${file}/`;
+    const children = new Map<string, Buffer | null>();
+    for (const [f, b] of tree) if (f.startsWith(prefix)) {
+      const [name, ...rest] = f.slice(prefix.length).split('/');
+      children.set(`${prefix}${name}`, rest.length ? null : b);
+    }
+    if (children.size === 0) throw notFound();
+    return { status: 200, body: [...children].sort(([a], [b]) => a.localeCompare(b)).map(([f, b]) => entry(f, b)) };
+  };
+
+  const route = (method: string, u: URL, body: Record<string, unknown>, accept = ''): Reply => {
     const p = u.pathname.replace(/\/+$/, '');
     let m: RegExpExecArray | null;
     if (method === 'GET' && p === '/rate_limit') {
@@ -288,6 +336,7 @@ export async function startGitHubApi(repo: RepoSpec): Promise<GitHubApi> {
     const rest = m[3] ?? '';
 
     if (rest === '' && method === 'GET') return { status: 200, body: repository() };
+    if ((m = /^\/contents(?:\/(.*))?$/.exec(rest)) && method === 'GET') return contents(u, (m[1] ?? '').split('/').map(decodeURIComponent).join('/'), accept);
 
     if ((m = /^\/statuses\/([^/]+)$/.exec(rest)) && method === 'POST') {
       need(['statuses'], 'commits/statuses#create-a-commit-status');
@@ -484,7 +533,7 @@ export async function startGitHubApi(repo: RepoSpec): Promise<GitHubApi> {
 
       let reply: Reply;
       try {
-        reply = route(method, u, body);
+        reply = route(method, u, body, String(req.headers.accept ?? ''));
       } catch (err) {
         if (!(err instanceof HttpError)) {
           used++;
@@ -492,6 +541,13 @@ export async function startGitHubApi(repo: RepoSpec): Promise<GitHubApi> {
         }
         used++;
         return send(err.status, err.body, { ...rate(), ...err.headers });
+      }
+      if (reply.raw) {
+        used++;
+        record.status = reply.status;
+        res.writeHead(reply.status, { ...base, ...reply.headers, ...rate() });
+        res.end(reply.raw);
+        return;
       }
       const json = JSON.stringify(reply.body ?? null);
       if (method === 'GET') {
@@ -533,6 +589,12 @@ export async function startGitHubApi(repo: RepoSpec): Promise<GitHubApi> {
     },
     rateLimit(re, count, kind, retryAfterS = 60) {
       limits.push({ re, left: count, kind, retryAfterS });
+    },
+    setFile(commit, file, content) {
+      const tree = trees.get(commit) ?? new Map<string, Buffer>();
+      trees.set(commit, tree);
+      if (content === null) tree.delete(file);
+      else tree.set(file, Buffer.from(content));
     },
     setRole(login, role) {
       if (role === null) collaborators.delete(lc(login));
