@@ -79,6 +79,10 @@ async function start(step: Step, cli: string): Promise<void> {
   const connection = readConnection(stateDir);
   for (const s of connection.secrets) if (s) maskSecret(step, s);
   for (const [k, v] of Object.entries(connection.env)) step.exportVariable(k, v);
+  // `gateway-action` for later steps (`gateway-action exec --confine -- ./agent.sh`): this
+  // action's own Node and CLI, on the PATH; the state directory it needs is exported too.
+  step.addPath(writeCliShim(temp, path.basename(stateDir), cli));
+  step.exportVariable('GATEWAY_STATE_DIR', stateDir);
   const urlVariables = Object.fromEntries(policy.targets.map((t) => [t.name, targetVariable(t.name)]));
   step.setOutput('session-log', info.log);
   step.setOutput('run-id', info.run);
@@ -89,6 +93,15 @@ async function start(step: Step, cli: string): Promise<void> {
   const ms = Math.round(performance.now() - started);
   step.info(`gateway-action: gateway ready in ${ms} ms (run ${info.run}, pid ${pid}); targets: ${policy.targets.map((t) => `${t.name} via $${targetVariable(t.name)}`).join(', ')}`);
   step.info(`gateway-action: session log ${info.log}`);
+}
+
+/** A directory holding a `gateway-action` script that runs this action's CLI with this Node. */
+function writeCliShim(temp: string, run: string, cli: string): string {
+  const bin = path.join(temp, `gateway-action-bin-${run}`);
+  fs.mkdirSync(bin, { recursive: true, mode: 0o755 });
+  const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+  fs.writeFileSync(path.join(bin, 'gateway-action'), `#!/bin/sh\nexec ${quote(process.execPath)} ${quote(cli)} "$@"\n`, { mode: 0o755 });
+  return bin;
 }
 
 /**

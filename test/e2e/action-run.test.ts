@@ -142,7 +142,10 @@ test('main starts the daemon and hands over the connection; post stops it, verif
   // secret and exactly the secrets connection.json declares.
   const stateDir = r.state['state-dir']!;
   const connection = JSON.parse(fs.readFileSync(path.join(stateDir, 'connection.json'), 'utf8')) as { env: Record<string, string>; secrets: string[] };
-  assert.deepEqual(r.exported, connection.env);
+  // The connection, and where the gateway keeps its state (gateway-action exec reads it there); the CLI on the PATH.
+  assert.deepEqual(r.exported, { ...connection.env, GATEWAY_STATE_DIR: r.state['state-dir'] });
+  assert.equal(r.paths.length, 1);
+  assert.match(fs.readFileSync(path.join(r.paths[0]!, 'gateway-action'), 'utf8'), /^#!\/bin\/sh\nexec '.*node.*' '.*cli\.js' "\$@"\n$/);
   assert.deepEqual(r.masks, [UPSTREAM_PASSWORD, ...connection.secrets]);
   assert.ok(r.masks.includes(r.exported.PGPASSWORD!), 'the per-run password is masked');
   assert.match(r.exported.GATEWAY_APP_DB_URL!, /^postgresql:\/\/deployer:/);
@@ -204,7 +207,7 @@ process.on('disconnect', () => process.exit(0));
   const ok = recordingStep(inputs, env);
   await main.run(ok.step, path.join(stub, 'cli.mjs'));
   assert.equal(ok.r.failed, null, ok.r.messages.join('\n'));
-  assert.deepEqual(ok.r.exported, { GATEWAY_ECHO_URL: 'echo://127.0.0.1:7000', ECHO_SESSION: 'tok-3f9a1c' });
+  assert.deepEqual(ok.r.exported, { GATEWAY_ECHO_URL: 'echo://127.0.0.1:7000', ECHO_SESSION: 'tok-3f9a1c', GATEWAY_STATE_DIR: ok.r.state['state-dir'] });
   assert.deepEqual(ok.r.masks, [UPSTREAM_PASSWORD, 'tok-3f9a1c']);
 
   for (const [broken, why] of [
