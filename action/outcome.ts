@@ -2,7 +2,7 @@
 // must see, and the check's state under `fail-on`. The counts are the log's totals as `verify`
 // and the report count them (gateway/evidence/log-totals.ts), never a count of their own.
 import type { Verification } from '../gateway/evidence/verification.ts';
-import { outcomeOf, type Timeline, type TimelineCommand } from '../gateway/evidence/timeline.ts';
+import { outcomeOf, type Timeline, type TimelineCommand, type TimelineConfined } from '../gateway/evidence/timeline.ts';
 import { allowedOf, emptyCounts, notApprovedOf, type CommandCounts } from '../gateway/evidence/log-totals.ts';
 import type { FailOn } from './inputs.ts';
 
@@ -29,6 +29,8 @@ export interface Outcome {
   description: string;
   /** Records of types this version does not know, by type (shown in the report as recorded). */
   unknownTypes: Map<string, number>;
+  /** Commands that ran confined (gateway-action exec --confine). */
+  confined: TimelineConfined[];
 }
 
 function targetCounts(target: string, c: CommandCounts): TargetCounts {
@@ -50,5 +52,5 @@ export function summarize(v: Verification, t: Timeline, failOn: FailOn, daemonDi
   const state = evidenceOk && !policyFails ? 'success' : 'failure';
   const counts = `${totals.commands} commands, ${totals.denied} denied, ${totals.approved} approved, ${unapproved} not approved`;
   const evidence = daemonDied ? 'the gateway did not stop cleanly: log unsealed' : v.status !== 'valid' ? `log ${v.status}` : missingEvidence ? `log verified, ${missingEvidence}` : 'log verified';
-  return { targets, attention, state, description: `${counts}; ${evidence}`.slice(0, 140), unknownTypes: t.unknownTypes };
+  return { targets, attention, state, description: `${counts}; ${evidence}`.slice(0, 140), unknownTypes: t.unknownTypes, confined: t.confined };
 }

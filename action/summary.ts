@@ -46,6 +46,19 @@ export async function writeSummary(v: Verification, o: Outcome, ctx: SummaryCont
       }),
     ]);
   }
+  if (o.confined.length > 0) {
+    s.addHeading('Confined commands', 3);
+    s.addTable([
+      ['command', 'ran as', 'ended', 'sessions it opened'].map((h) => ({ data: h, header: true })),
+      ...o.confined.map((c) => [
+        code(oneLine(c.argv.join(' '))),
+        code(c.user),
+        esc(c.error ? `failed: ${c.error}` : c.signal ? `by ${c.signal}` : c.exitCode !== null ? `exit ${c.exitCode}` : 'not ended in the log'),
+        c.sessions.length ? c.sessions.map(code).join(' ') : esc(`${c.connections} connection(s)`),
+      ]),
+    ]);
+    s.addRaw('<p><sub>Confined: its own network namespace where the gateway was the only way out, another user, no token variables (docs/confinement.md).</sub></p>', true);
+  }
   if (o.unknownTypes.size) s.addRaw(`<p>⚠️ The log holds ${esc(unknownTypesText(o.unknownTypes))}: the report shows them as recorded.</p>`, true);
   const t = v.chain.totals;
   if (t.approvedBy.size > 0) s.addRaw(`<p>Approved by: ${[...t.approvedBy].map(([who, n]) => `${esc(who)} (${n})`).join(', ')}</p>`, true);

@@ -143,7 +143,7 @@ test('main starts the daemon and hands over the connection; post stops it, verif
   const stateDir = r.state['state-dir']!;
   const connection = JSON.parse(fs.readFileSync(path.join(stateDir, 'connection.json'), 'utf8')) as { env: Record<string, string>; secrets: string[] };
   // The connection, and where the gateway keeps its state (gateway-action exec reads it there); the CLI on the PATH.
-  assert.deepEqual(r.exported, { ...connection.env, GATEWAY_STATE_DIR: r.state['state-dir'] });
+  assert.deepEqual(r.exported, { ...connection.env, GATEWAY_STATE_DIR: r.state['state-dir'] } as Record<string, string>);
   assert.equal(r.paths.length, 1);
   assert.match(fs.readFileSync(path.join(r.paths[0]!, 'gateway-action'), 'utf8'), /^#!\/bin\/sh\nexec '.*node.*' '.*cli\.js' "\$@"\n$/);
   assert.deepEqual(r.masks, [UPSTREAM_PASSWORD, ...connection.secrets]);

@@ -447,6 +447,20 @@ rules:
   }
 });
 
+test('a confined step: gateway-action is on the PATH, psql reaches the database through the gateway only, and the summary lists the confined commands', async () => {
+  const r = await job([
+    `cd / && gateway-action exec --confine -- psql -XAtc "select 'through-the-gateway'"`,
+    `cd / && gateway-action exec --confine -- bash -c 'exec 3<>/dev/tcp/127.0.0.1/${cluster.port}' || echo "direct connection refused inside"`,
+    `cd / && gateway-action exec --confine -- bash -c 'echo "oidc:\${ACTIONS_ID_TOKEN_REQUEST_TOKEN:-none} github:\${GITHUB_TOKEN:-none}"'`,
+  ], { inputs: { 'fail-on': 'never' }, env: { GITHUB_TOKEN: 'ghs_job_token_value_1234' } });
+  assert.equal(r.main.outcome, 'success', r.main.stdout + r.main.stderr);
+  assert.match(r.steps[0]!.stdout, /through-the-gateway/, r.steps[0]!.stderr);
+  assert.match(r.steps[1]!.stdout, /direct connection refused inside/);
+  assert.match(r.steps[2]!.stdout, /oidc:none github:none/);
+  assert.match(r.summary, /<h3>Confined commands<\/h3>/);
+  assert.match(r.summary, /<td><code>psql -XAtc select &#39;through-the-gateway&#39;<\/code><\/td><td><code>gateway-confined<\/code><\/td><td>exit 0<\/td><td><code>s\d+<\/code><\/td>/, 'the confined psql and the session it opened');
+});
+
 test('a cancelled job still uploads a sealed, verifiable log', async () => {
   const r = await job(['psql -X -At -c "SELECT 42"', 'sleep 60'], { cancelAfterStep: 1 });
   assert.equal(r.cancelled, true);
