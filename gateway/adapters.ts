@@ -8,10 +8,11 @@ import { sshAdapter } from './ssh/adapter.ts';
 import { httpAdapter } from './http/adapter.ts';
 import { kubernetesAdapter } from './kubernetes/adapter.ts';
 import { policySchema } from './config/policy-schema.ts';
+import { egressRenderer } from './egress/renderer.ts';
 
 export const ADAPTERS: readonly Adapter<any>[] = [postgresAdapter, sshAdapter, httpAdapter, kubernetesAdapter];
 /** How the evidence tools show each protocol's commands (replay, report, summary, approval comment). */
-export const RENDERERS = ADAPTERS.flatMap((a) => (a.renderer ? [a.renderer] : []));
+export const RENDERERS = [...ADAPTERS.flatMap((a) => (a.renderer ? [a.renderer] : [])), egressRenderer];
 
 /** The policy file read with the shipped adapters. */
 export function loadPolicy(file: string, options: PolicyOptions = {}): Policy {

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { Ajv } from 'ajv';
-import { LineCounter, isMap, isScalar, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { LineCounter, isMap, isScalar, parseDocument, visit, type Alias, type Document, type Node as YamlNode } from 'yaml';
 import { explain, schemaPointers } from './schema-errors.ts';
 import { policySchema } from './policy-schema.ts';
 import type { Action, ClaimConditions, Condition, PolicyRules, Rule } from '../policy/engine.ts';
@@ -15,6 +15,7 @@ import { hasWildcard, nameGlob, type Glob } from '../policy/glob.ts';
 import type { Adapter, TargetBase } from '../core/adapter.ts';
 import { targetVariable } from '../core/target-variable.ts';
 import type { PolicySource } from './policy-source.ts';
+import { parseEgress, type EgressEntry } from '../egress/allow-list.ts';
 
 /** A target of any kind: the adapter of its kind knows the rest of its fields. */
 export type Target = TargetBase & Record<string, any>;
@@ -33,6 +34,8 @@ export interface Policy {
   sessionLog: { sampleRows: number; checkpoints: { everyRecords: number; everyMs: number } };
   /** Null when the file has no masking section. */
   masking: MaskingRules | null;
+  /** Hosts reached through the forward proxy unread (empty: none). */
+  egress: EgressEntry[];
   /** Where the bytes came from (absent: the workspace file at `path`). */
   source?: PolicySource;
 }
@@ -106,7 +109,14 @@ export function parsePolicy(content: string | Uint8Array, file: string, adapters
     const e = doc.errors[0]!;
     throw new PolicyError(file, lineOf(e.pos[0]), `invalid YAML: ${e.message.split('\n')[0]}`);
   }
-  const data: unknown = doc.toJS();
+  let data: unknown;
+  try {
+    data = doc.toJS();
+  } catch (e) {
+    // An alias with no anchor: most often a value that starts with * (`host: *.npmjs.org`).
+    const alias = unresolvedAlias(doc);
+    throw new PolicyError(file, lineOf(alias?.range?.[0]), `invalid YAML: ${(e as Error).message}${alias ? `; a value that starts with * is read as an alias: put it in quotes ("*${alias.source}")` : ''}`);
+  }
   if (data === null || data === undefined) throw new PolicyError(file, 1, 'the policy file is empty; it needs at least `version: 1` and `targets:`');
   if (!validate(data)) {
     const problem = explain(validate.errors ?? [], data, pointers);
@@ -144,6 +154,9 @@ export function parsePolicy(content: string | Uint8Array, file: string, adapters
       checkpoints: { everyRecords: raw['session-log']?.checkpoints?.['every-records'] ?? 1000, everyMs: checkpointInterval(raw['session-log']?.checkpoints?.every, (p) => lineOf(locateNode(doc, p)), file) },
     },
     masking: parseMasking((raw as RawPolicy).masking, (p) => lineOf(locateNode(doc, p)), file),
+    egress: parseEgress((raw as RawPolicy).egress, (p, message) => {
+      throw new PolicyError(file, lineOf(locateNode(doc, ['egress', ...p])), message);
+    }),
     ...(options.source ? { source: options.source } : {}),
   };
 }
@@ -173,6 +186,7 @@ interface RawPolicy {
   unclassified?: Action;
   approvals?: { timeout?: string; approvers?: string[]; 'min-approvals'?: number; 'allow-self-approval'?: boolean; where?: string };
   masking?: { columns?: string[]; detectors?: DetectorName[]; 'json-fields'?: string[]; 'apply-to'?: ('client' | 'log')[] };
+  egress?: { host: string; ports?: number[] }[];
 }
 
 function parseMasking(m: RawPolicy['masking'], lineAt: (p: (string | number)[]) => number | null, file: string): MaskingRules | null {
@@ -281,6 +295,19 @@ function checkpointInterval(text: string | undefined, lineAt: (p: (string | numb
 export function parseDuration(text: string): number {
   const m = /^(\d+)(ms|s|m|h)$/.exec(text)!;
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+}
+
+/** The first alias that names no anchor before it. */
+function unresolvedAlias(doc: Document): Alias | undefined {
+  let found: Alias | undefined;
+  visit(doc, {
+    Alias(_key, node) {
+      if (node.resolve(doc) !== undefined) return undefined;
+      found = node;
+      return visit.BREAK;
+    },
+  });
+  return found;
 }
 
 /** The value at `p`, else its key, else the nearest enclosing node that has a place. */

@@ -7,6 +7,7 @@ import type { ApprovalBroker } from '../approval/broker.ts';
 import type { Masker } from '../masking/engine.ts';
 import type { Renderer } from '../evidence/renderers.ts';
 import type { Claims, Facts, PolicyRules } from '../policy/engine.ts';
+import type { Egress } from '../egress/egress.ts';
 
 /** What every parsed target carries, whatever its kind. */
 export interface TargetBase {
@@ -68,6 +69,8 @@ export interface CoreServices {
   approvals: ApprovalBroker | null;
   masker: Masker | null;
   credentials: Credentials;
+  /** The policy's declared egress, served by the adapter that carriesEgress (the forward proxy). */
+  egress?: Egress;
 }
 
 /** Where adapters get upstream credentials; `who` names the target in errors. */
@@ -120,4 +123,10 @@ export interface Adapter<T extends TargetBase = TargetBase> {
   describe(target: T): Record<string, unknown>;
   /** How replay, the report, the job summary and approval comments show this protocol's commands. */
   readonly renderer?: Renderer;
+  /**
+   * Its listeners carry the policy's declared egress (core.egress: the HTTP adapter's forward
+   * proxy), so it is asked for listeners when the policy declares egress, even with no target of
+   * its kind.
+   */
+  readonly carriesEgress?: boolean;
 }

@@ -21,6 +21,7 @@ import fs from 'node:fs';
 import { CheckpointSigner } from '../evidence/checkpoint.ts';
 import { attest, claimsOf } from '../identity/key-binding.ts';
 import { credentials } from './credentials.ts';
+import { Egress } from '../egress/egress.ts';
 import { GitHubApprover, githubJobFromEnv } from '../approval/github-approver.ts';
 import { RepoClient } from '../github/repo-client.ts';
 import type { Renderer } from '../evidence/renderers.ts';
@@ -90,6 +91,7 @@ export class Gateway {
       ...(opts.policy.hasRuleSettings ? { claims, rules: { count: opts.policy.rules.rules.length, default: opts.policy.rules.default, unclassified: opts.policy.rules.unclassified } } : {}),
       ...(opts.policy.masking ? { masking: { columns: opts.policy.masking.columns, detectors: opts.policy.masking.detectors, ...(opts.policy.masking.jsonFields?.length ? { json_fields: opts.policy.masking.jsonFields } : {}), apply_to: Object.entries(opts.policy.masking.applyTo).filter(([, v]) => v).map(([k]) => k) } } : {}),
       targets: opts.policy.targets.map((t) => opts.policy.adapters.find((a) => a.kind === t.kind)!.describe(t)),
+      ...(opts.policy.egress.length ? { egress: opts.policy.egress.map((e) => ({ host: e.host, ports: e.ports })) } : {}),
       key: { alg: 'EdDSA', jwk: signer.jwk, thumbprint: signer.thumbprint },
       checkpoints: { every_records: checkpoints.everyRecords, every_ms: checkpoints.everyMs },
       attestation,
@@ -106,11 +108,15 @@ export class Gateway {
         approvals: broker,
         masker: opts.policy.masking ? new Masker(opts.policy.masking) : null,
         credentials: credentials(opts.env ?? process.env, opts.runnerEnv ?? process.env),
+        egress: new Egress(opts.policy.egress, recorder),
       };
-      // Each adapter serves the targets of its kind; an adapter no target needs is never asked.
+      const egress = opts.policy.egress.length > 0;
+      if (egress && !opts.policy.adapters.some((a) => a.carriesEgress)) throw new ConfigurationError('the policy declares egress, but none of this gateway\'s adapters carries it (a forward proxy)');
+      // Each adapter serves the targets of its kind; an adapter no target needs is never asked,
+      // except the one that carries declared egress (its forward proxy).
       for (const adapter of opts.policy.adapters) {
         const targets = opts.policy.targets.filter((t) => t.kind === adapter.kind);
-        if (targets.length === 0) continue;
+        if (targets.length === 0 && !(egress && adapter.carriesEgress)) continue;
         for (const listener of await adapter.listeners(targets, core)) {
           gw.listeners.push(listener);
           const address = await listener.listen();

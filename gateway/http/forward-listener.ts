@@ -1,7 +1,8 @@
 // The forward proxy as a gateway listener, for tools that cannot take a base URL (az, Terraform,
 // azd): `HTTPS_PROXY` points here; CONNECT to a target's host is terminated with the per-run CA
 // and its requests go through the same exchange as the reverse proxy's; any other host is
-// refused (forward-proxy.ts). Later steps get the CA in the variables each kind of client reads.
+// refused (forward-proxy.ts), unless the policy declares it as egress (gateway/egress/: tunnelled
+// unread and recorded). Later steps get the CA in the variables each kind of client reads.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ConnectionExport, CoreServices, Listener } from '../core/adapter.ts';
@@ -24,16 +25,21 @@ export class ForwardProxyListener implements Listener {
   private readonly proxy: ForwardProxy;
   private readonly ca: RunCa;
   private readonly plainHttp: boolean;
+  private readonly egress: CoreServices['egress'];
   private address = '';
 
   constructor(upstreams: readonly Upstream[], core: CoreServices, operations: Map<string, OperationTracker>, sessions: ClientSessions, ca: RunCa) {
     this.targets = upstreams.map((u) => u.target.name);
     this.ca = ca;
-    this.plainHttp = upstreams.some((u) => u.target.protocol === 'http:');
+    // With declared egress, plain http:// comes here too, to be refused and recorded rather than
+    // attempted directly (and, from a confined command, fail unseen).
+    this.plainHttp = upstreams.some((u) => u.target.protocol === 'http:') || (core.egress?.declared ?? false);
+    this.egress = core.egress;
     const byName = new Map(upstreams.map((u) => [u.target.name, u]));
     this.proxy = new ForwardProxy({
       ca,
       targetAuthorities: upstreams.map((u) => `${u.target.host}:${u.target.port}`),
+      egress: core.egress,
       route: (host, port, scheme) => {
         const u = upstreams.find((x) => x.target.host === host && x.target.port === port && x.target.protocol === `${scheme}:`);
         return u ? { target: u.target.name } : null;
@@ -60,7 +66,10 @@ export class ForwardProxyListener implements Listener {
   }
 
   stop(graceMs: number): Promise<void> {
-    return this.proxy.close(graceMs);
+    const closed = this.proxy.close(graceMs);
+    // Egress tunnels are bytes with no request boundary to wait for: they end now, recorded.
+    this.egress?.closeAll('the gateway is stopping');
+    return closed;
   }
 
   connection(stateDir: string): ConnectionExport {

@@ -18,6 +18,7 @@ import { listening } from './listening.ts';
 import { canonicalHost } from './run-ca.ts';
 import { type Authority, formatAuthority, parseAbsoluteForm, parseAuthority, sameAuthority } from './proxy-authority.ts';
 import { refuseOnSocket, refusal, refuseRequest, requestAuthority, upgradeRefusal } from './forward-proxy-refusals.ts';
+import type { Egress } from '../egress/egress.ts';
 
 export interface ForwardRoute {
   /** The gateway target that serves this host:port. */
@@ -44,6 +45,12 @@ export interface ForwardProxyOptions {
   handle(req: ForwardRequest, res: ForwardResponse, route: ForwardRoute): void;
   /** The host:port of each target, named in the refusal of other hosts. */
   targetAuthorities?: readonly string[];
+  /**
+   * The policy's declared egress (gateway/egress/): a CONNECT no target serves is recorded there,
+   * then tunnelled unread when declared, else refused; a plain request no target serves is
+   * recorded and refused. Without it such requests are refused unrecorded.
+   */
+  egress?: Egress;
 }
 
 interface Tunnel {
@@ -121,12 +128,25 @@ export class ForwardProxy {
     // and Node's NODE_USE_ENV_PROXY tunnel http:// URLs too, rather than send absolute-form).
     const https = this.#o.route(authority.host, authority.port, 'https');
     const route = https ?? this.#o.route(authority.host, authority.port, 'http');
+    if (!route && this.#o.egress) return this.#egress(this.#o.egress, authority, socket, head);
     if (!route) return refuseOnSocket(socket, 403, this.#refused(authority), `Forbidden: ${formatAuthority(authority)} is not a gateway target`);
     const tunnel = await this.#tunnel(authority, route, https ? 'https' : 'http');
     if (socket.destroyed) return;
     socket.write(ESTABLISHED);
     if (head.length > 0) socket.unshift(head);
     tunnel.server.emit('connection', socket);
+  }
+
+  /** A CONNECT no target serves: declared egress is tunnelled unread, anything else refused (both recorded). */
+  async #egress(egress: Egress, authority: Authority, socket: net.Socket, head: Buffer): Promise<void> {
+    const answer = await egress.connect({ ...authority, client: `${socket.remoteAddress}:${socket.remotePort}`, targets: this.#o.targetAuthorities ?? [] });
+    if ('refused' in answer) return refuseOnSocket(socket, answer.refused.status, answer.refused.message, answer.refused.reason);
+    if (socket.destroyed || this.#closing) {
+      socket.destroy();
+      return answer.tunnel.close(socket.destroyed ? 'the client left before the tunnel opened' : 'the gateway is stopping');
+    }
+    socket.write(ESTABLISHED);
+    answer.tunnel.relay(socket, head);
   }
 
   #tunnel(authority: Authority, route: ForwardRoute, scheme: 'https' | 'http'): Promise<Tunnel> {
@@ -203,6 +223,12 @@ export class ForwardProxy {
     const target = parseAbsoluteForm(url);
     if ('error' in target) return refuseRequest(req, res, 400, `gateway: ${target.error}`);
     const route = this.#o.route(target.authority.host, target.authority.port, 'http');
+    const egress = this.#o.egress;
+    if (!route && egress) {
+      const request = { ...target.authority, method: req.method ?? 'GET', client: `${req.socket.remoteAddress}:${req.socket.remotePort}`, targets: this.#o.targetAuthorities ?? [] };
+      return void egress.refusePlain(request).then((r) => refuseRequest(req, res, r.status, r.message),
+        (e: Error) => refuseRequest(req, res, 500, `gateway: the request failed: ${e.message}`));
+    }
     if (!route) return refuseRequest(req, res, 403, this.#refused(target.authority));
     const upgrade = upgradeRefusal(req);
     if (upgrade) return refuseRequest(req, res, upgrade.status, upgrade.message);

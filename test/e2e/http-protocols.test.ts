@@ -297,7 +297,9 @@ try {
   const nc = (await waitFor(() => commandOf('/resourceGroups/rg-node?'), 'Node\'s request record'))!;
   assert.match(nc.details.headers['user-agent'], /node/i);
   for (const c of [pc, nc]) assert.equal((await waitFor(() => resultOf(c.command), 'the result'))!.details.status, 200);
-  assert.ok(!log().some((r) => r.type === 'command' && /example\.com/.test(r.text)), 'the refused host ran no command');
+  // The refused host ran no request; its CONNECTs are recorded as denied egress (attempts show).
+  assert.ok(!log().some((r) => r.type === 'command' && /example\.com/.test(r.text) && r.kind !== 'egress.connect'), 'the refused host ran no command');
+  assert.ok(log().some((r) => r.type === 'command' && r.text === 'CONNECT example.com:443' && r.decision?.action === 'deny'), 'the refused CONNECT is recorded');
 });
 
 function vmHwmKb(pid: number): number {

@@ -124,6 +124,8 @@ const CASES: [string, number, string][] = [
   [KUBE('azure') + '    connect-to: 127.0.0.1\n', 7, 'targets.aks.connect-to: "127.0.0.1" is not host:port'],
   ...(['verb', 'resource', 'subresource', 'group', 'version', 'name', 'namespace'].map((f) => [KUBE('azure') + `rules:\n  - name: r\n    when: { kube: { ${f}: { a: 1 } } }\n    action: deny\n`, 9, `rules[0].when.kube.${f} must be a name glob or a list of them, not a mapping`] as [string, number, string])),
   ...(['provider', 'type', 'action', 'name', 'resource-group', 'subscription'].map((f) => [HTTP('none') + `rules:\n  - name: r\n    when: { resource: { ${f}: { a: 1 } } }\n    action: deny\n`, 9, `rules[0].when.resource.${f} must be a name glob or a list of them, not a mapping`] as [string, number, string])),
+  [BASE + 'egress:\n  - host: "api anthropic.com"\n', 12, 'egress[0].host: "api anthropic.com" is not a host name, *.domain or IP address; such as api.anthropic.com, "*.npmjs.org" (in quotes: YAML reads a leading * as an alias) or 140.82.112.3'],
+  [BASE + 'egress:\n  - host: *.npmjs.org\n', 12, 'invalid YAML: Unresolved alias (the anchor must be set before the alias): .npmjs.org; a value that starts with * is read as an alias: put it in quotes ("*.npmjs.org")'],
   // Generic sentences.
   ['- app-db\n', 1, 'the policy file must be a mapping of keys (version:, targets:, ...), not a list'],
   [BASE.replace('port: 5432', 'port: 5432.5'), 6, 'targets.app-db.port must be a whole number, not the number 5432.5'],
