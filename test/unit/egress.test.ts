@@ -3,10 +3,14 @@
 // cannot be declared, and the egress service with the real session log writer and real sockets:
 // a declared connection is recorded before it is dialled and relayed unread both ways with its
 // byte counts; an undeclared one is recorded as denied and never dialled; the gateway's stop
-// ends open tunnels with what crossed them.
+// ends open tunnels with what crossed them. With the forward proxy and real curl, a target's
+// host keeps its interception while a declared host is tunnelled. Needs: curl, openssl.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import type http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { parsePolicy } from '../../gateway/adapters.ts';
@@ -17,7 +21,10 @@ import { egressRenderer } from '../../gateway/egress/renderer.ts';
 import { SessionLogWriter } from '../../gateway/evidence/log-writer.ts';
 import { Recorder } from '../../gateway/core/recorder.ts';
 import { readTimeline } from '../../gateway/evidence/timeline.ts';
+import { createRunCa } from '../../gateway/http/run-ca.ts';
+import { ForwardProxy } from '../../gateway/http/forward-proxy.ts';
 import { tempDir } from '../helpers/gateway.ts';
+import { makeCertificates } from '../helpers/entra-stand-in.ts';
 
 const FILE = '/ci/gateway.yml';
 /** Ten lines: what a case appends starts on line 11. */
@@ -222,6 +229,47 @@ test('the egress service: declared is recorded, then dialled and relayed both wa
     assert.deepEqual(egressRenderer.notes(shown[0]!), ['reached 127.0.0.1', '29 bytes to host, 29 bytes to client']);
     assert.deepEqual(egressRenderer.notes({ ...shown[0]!, details: { host: 'registry.npmjs.org', entry: '*.npmjs.org' }, resultDetails: { address: '104.16.1.35', bytes_to_host: 1500, bytes_to_client: 2_345_678 } }),
       ['declared as *.npmjs.org', 'reached 104.16.1.35', '1.5 kB to host, 2.3 MB to client']);
+  } finally {
+    host.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('through the forward proxy with curl: a target\'s host keeps its interception even when declared as egress; a declared host is tunnelled with its own TLS', async () => {
+  const dir = tempDir('egress-proxy-');
+  const certs = await makeCertificates(dir, 'IP:127.0.0.1', 'egress unit host');
+  const host = https.createServer({ key: fs.readFileSync(certs.keyFile), cert: fs.readFileSync(certs.certFile) }, (_req, res) => res.end('the real host\n'));
+  await new Promise<void>((resolve) => host.listen(0, '127.0.0.1', resolve));
+  const port = (host.address() as net.AddressInfo).port;
+  const writer = SessionLogWriter.create(dir, 'proxy.jsonl');
+  const egress = new Egress(entries(`  - host: management.azure.com\n  - host: 127.0.0.1\n    ports: [${port}]\n`), new Recorder(writer, { sampleRows: 0 }));
+  const ca = await createRunCa('egress unit');
+  const runCaFile = path.join(dir, 'run-ca.pem');
+  fs.writeFileSync(runCaFile, ca.certPem);
+  const proxy = new ForwardProxy({
+    ca,
+    route: (h, p, scheme) => (h === 'management.azure.com' && p === 443 && scheme === 'https' ? { target: 'arm' } : null),
+    handle: (_req, res) => (res as http.ServerResponse).end('answered by the target handler\n'),
+    targetAuthorities: ['management.azure.com:443'],
+    egress,
+  });
+  const proxyUrl = `http://${await proxy.listen()}`;
+  const curl = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => new Promise((resolve) => {
+    execFile('curl', ['-sS', '--proxy', proxyUrl, ...args], { env: { PATH: process.env.PATH } },
+      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }));
+  });
+  try {
+    const target = await curl(['--cacert', runCaFile, 'https://management.azure.com/subscriptions']);
+    assert.equal(target.stdout, 'answered by the target handler\n', target.stderr);
+    const tunnelled = await curl(['--cacert', certs.caFile, `https://127.0.0.1:${port}/`]);
+    assert.equal(tunnelled.stdout, 'the real host\n', tunnelled.stderr);
+    const refused = await curl(['-v', '--cacert', certs.caFile, `https://127.0.0.1:${port + 1}/`]);
+    assert.match(refused.stderr, /< HTTP\/1\.1 403 Forbidden: 127\.0\.0\.1:\d+ is not declared egress or a gateway target/);
+    await proxy.close(1000);
+    writer.close('run-end', {});
+    const commands = fs.readFileSync(path.join(dir, 'proxy.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>).filter((r) => r.type === 'command');
+    // The target's request is the target handler's to record: egress saw only the other two.
+    assert.deepEqual(commands.map((c) => [c.text, c.decision.action]), [[`CONNECT 127.0.0.1:${port}`, 'allow'], [`CONNECT 127.0.0.1:${port + 1}`, 'deny']]);
   } finally {
     host.close();
     fs.rmSync(dir, { recursive: true, force: true });
