@@ -22,6 +22,7 @@ import { CheckpointSigner } from '../evidence/checkpoint.ts';
 import { attest, claimsOf } from '../identity/key-binding.ts';
 import { credentials } from './credentials.ts';
 import { Egress } from '../egress/egress.ts';
+import { ConfinedCommands } from './confined-commands.ts';
 import { GitHubApprover, githubJobFromEnv } from '../approval/github-approver.ts';
 import { RepoClient } from '../github/repo-client.ts';
 import type { Renderer } from '../evidence/renderers.ts';
@@ -56,6 +57,9 @@ export class Gateway {
   /** The signing key's thumbprint and whether an OIDC token binds it, for whoever started the daemon. */
   key = { thumbprint: '', attested: false };
   private readonly listeners: Listener[] = [];
+  /** Every loopback address the listeners serve (a confined command's namespace gets each). */
+  private readonly served: string[] = [];
+  private confinedCommands: ConfinedCommands | null = null;
   private recorder: Recorder | null = null;
   private readonly startedAt = Date.now();
   private stopped: Promise<StopResult> | null = null;
@@ -120,6 +124,7 @@ export class Gateway {
         for (const listener of await adapter.listeners(targets, core)) {
           gw.listeners.push(listener);
           const address = await listener.listen();
+          gw.served.push(...(listener.addresses?.() ?? [address]));
           for (const target of listener.targets) writer.append('listener', { target, listen: address });
         }
       }
@@ -170,6 +175,7 @@ export class Gateway {
     this.stopped ??= (async () => {
       // Held commands are denied now rather than when the grace period runs out.
       this.approvals?.broker.withdrawAll('the gateway is stopping');
+      this.confinedCommands?.closeAll();
       await Promise.all(this.listeners.map((l) => l.stop(graceMs)));
       // Sessions still logging in when the listeners closed.
       for (const s of this.recorder?.open ?? []) s.close('gateway shutdown');
@@ -233,8 +239,18 @@ export class Gateway {
     return broker;
   }
 
-  /** The approval verbs of the control protocol (pending, approve, deny). */
+  /** Confined commands' bridges and records (gateway/confine/), made on first use. */
+  get confined(): ConfinedCommands {
+    return (this.confinedCommands ??= new ConfinedCommands(this.writer, ensureRuntimeDir(), () => [...this.served]));
+  }
+
+  /** The approval verbs of the control protocol (pending, approve, deny) and confined commands' (confine-open, confine-close). */
   async answerControl(req: ControlRequest): Promise<ControlReply> {
+    if (req.op === 'confine-open') return { ok: true, ...(await this.confined.begin(req)) };
+    if (req.op === 'confine-close') {
+      this.confined.end(req.id, req);
+      return { ok: true };
+    }
     const a = this.approvals;
     if (req.op === 'pending') return { ok: true, run: this.runId, pending: a ? a.broker.pending() : [] };
     if (req.op === 'approve' || req.op === 'deny') {
