@@ -177,3 +177,47 @@ test('exec without --confine runs COMMAND with the connection environment; the s
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, 'deployer\n');
 });
+
+test('egress from inside: a declared host is reached through the forward proxy and recorded; an undeclared one is refused', async () => {
+  const { makeCertificates } = await import('../helpers/entra-stand-in.ts');
+  const https = await import('node:https');
+  // World-readable: the confined user reads the CA to check the server end to end.
+  const pub = fs.mkdtempSync('/tmp/gw-confine-egress-');
+  fs.chmodSync(pub, 0o755);
+  const certs = await makeCertificates(pub, 'IP:127.0.0.1', 'egress host');
+  fs.chmodSync(certs.caFile, 0o644);
+  const server = https.createServer({ key: fs.readFileSync(certs.keyFile), cert: fs.readFileSync(certs.certFile) }, (_req, res) => res.end('model api says hi\n'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  const egressDir = tempDir('gw-confine-egress-gw-');
+  fs.writeFileSync(path.join(egressDir, 'gateway.yml'), `${policyFor(cluster)}egress:\n  - host: 127.0.0.1\n    ports: [${port}]\n`);
+  const egressState = path.join(egressDir, 'state');
+  await startedGatewayEnv(egressDir, egressState, { env: { ...process.env, APP_DB_PASSWORD: cluster.password } });
+  try {
+    const run = (script: string): Promise<Ran> => new Promise((resolve) => {
+      const child = spawn(process.execPath, [CLI, 'exec', '--state-dir', egressState, '--confine', '--', 'bash', '-c', script], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    });
+    // The server is on loopback, which NO_PROXY names: these requests ask for the proxy explicitly.
+    const declared = await run(`curl -sS --noproxy '' --cacert ${certs.caFile} https://127.0.0.1:${port}/`);
+    assert.equal(declared.code, 0, declared.stderr);
+    assert.equal(declared.stdout, 'model api says hi\n');
+    const direct = await run(`curl -sS --noproxy '*' --max-time 5 --cacert ${certs.caFile} https://127.0.0.1:${port}/`);
+    assert.notEqual(direct.code, 0, 'not without the proxy');
+    const undeclared = await run(`curl -sS --noproxy '' --max-time 5 https://example.com/`);
+    assert.notEqual(undeclared.code, 0);
+    assert.match(undeclared.stderr, /403/);
+    const logDir = path.join(egressDir, 'logs');
+    const records = readLog(path.join(logDir, fs.readdirSync(logDir)[0]!));
+    const connects = records.filter((x) => x.type === 'command' && x.kind === 'egress.connect');
+    assert.ok(connects.some((c) => c.text === `CONNECT 127.0.0.1:${port}` && c.decision.action === 'allow'));
+    assert.ok(connects.some((c) => c.text === 'CONNECT example.com:443' && c.decision.action === 'deny'));
+  } finally {
+    cli(['stop', '--state-dir', egressState]);
+    server.close();
+  }
+});
