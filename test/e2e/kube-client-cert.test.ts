@@ -4,12 +4,11 @@
 // file a step can read; a key that does not match its certificate stops the start with the reason.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startKubeApi, type KubeApi } from '../helpers/kube-api-stand-in.ts';
-import { kubectlPath } from '../helpers/kube-api-kubectl.ts';
+import { runKubectl } from '../helpers/kube-api-kubectl.ts';
 import { cli, cliAsync, tempDir, startedGatewayEnv } from '../helpers/gateway.ts';
 
 let kube: KubeApi;
@@ -41,14 +40,7 @@ after(async () => {
 });
 
 function kubectl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(kubectlPath(), args, { env: { PATH: process.env.PATH!, HOME: dir, KUBECONFIG: env.KUBECONFIG! } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return runKubectl(env.KUBECONFIG!, dir, args);
 }
 
 test('kubectl lists and execs through a gateway that logs in with a client certificate', async () => {

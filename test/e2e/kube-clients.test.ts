@@ -5,7 +5,6 @@
 // error that names the fault, never a crash of the daemon or another session.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -14,7 +13,7 @@ import { PassThrough } from 'node:stream';
 import { CoreV1Api, Exec, KubeConfig, Watch } from '@kubernetes/client-node';
 import { WebSocket } from 'ws';
 import { startKubeApi, type KubeApi } from '../helpers/kube-api-stand-in.ts';
-import { kubectlPath } from '../helpers/kube-api-kubectl.ts';
+import { runKubectl } from '../helpers/kube-api-kubectl.ts';
 import { cli, readLog, tempDir, waitFor, type LogRecord, startedGatewayEnv } from '../helpers/gateway.ts';
 
 const TOKEN = 'cluster-token-' + 'c'.repeat(40);
@@ -62,14 +61,7 @@ const log = (): LogRecord[] => readLog(fs.readdirSync(path.join(dir, 'logs')).ma
 const resultOf = (id: string): Promise<LogRecord | undefined> => waitFor(() => log().find((r) => r.type === 'result' && r.command === id), `the result of ${id}`);
 
 function kubectl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(kubectlPath(), args, { env: { PATH: process.env.PATH!, HOME: dir, KUBECONFIG: env.KUBECONFIG! } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return runKubectl(env.KUBECONFIG!, dir, args);
 }
 
 test('client-node reads pods; a Secret\'s values are masked in a get, a list and a watch; the kubeconfig namespace is the default', async () => {

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { startEntraStandIn, type EntraStandIn } from '../helpers/entra-stand-in.ts';
 import { startOidcIssuer, type OidcIssuer } from '../helpers/oidc-issuer.ts';
 import { startKubeApi, type KubeApi } from '../helpers/kube-api-stand-in.ts';
-import { kubectlPath } from '../helpers/kube-api-kubectl.ts';
+import { kubectlPath, runKubectl } from '../helpers/kube-api-kubectl.ts';
 import { cli, cliAsync, readLog, tempDir, waitFor, type LogRecord, startedGatewayEnv } from '../helpers/gateway.ts';
 
 const AKS_SCOPE = '6dae42f8-4368-4678-94ff-3960e28e3630/.default';
@@ -73,19 +73,7 @@ interface Ran { code: number; stdout: string; stderr: string }
 
 /** kubectl with the gateway's kubeconfig (never spawnSync: the stand-ins answer from this process). */
 function kubectl(args: string[], opts: { input?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<Ran> {
-  return new Promise((resolve) => {
-    const child = spawn(kubectlPath(), args, { env: { PATH: process.env.PATH!, HOME: dir, KUBECONFIG: env.KUBECONFIG!, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-    child.stdin.end(opts.input ?? '');
-  });
+  return runKubectl(env.KUBECONFIG!, dir, args, opts);
 }
 
 async function approveNext(after: number, decision: 'approve' | 'deny' = 'approve'): Promise<void> {

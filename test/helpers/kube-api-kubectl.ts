@@ -2,7 +2,7 @@
 // /usr/bin/kubectl is v1.32 on this project's Debian 12 images), otherwise the static v1.33 that
 // scripts/ensure-kubectl.sh unpacks into node_modules/.cache/kubectl (CI runs that script).
 // No test skips for want of kubectl: this throws, saying what to run.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,4 +39,26 @@ export function kubectlPath(): string {
     if (minor !== undefined && minor >= 30) { found = file; return file; }
   }
   throw new Error('no kubectl >= 1.30 (WebSocket exec) found on PATH or in node_modules/.cache/kubectl: run `bash scripts/ensure-kubectl.sh`');
+}
+
+export interface KubectlRun { code: number; stdout: string; stderr: string }
+
+/**
+ * Runs kubectl with a kubeconfig, asynchronously (the stand-ins the tests start answer from the
+ * test's own process): stdin from `input`, extra variables, killed after `timeoutMs`.
+ */
+export function runKubectl(kubeconfig: string, home: string, args: string[], opts: { input?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<KubectlRun> {
+  return new Promise((resolve) => {
+    const child = spawn(kubectlPath(), args, { env: { PATH: process.env.PATH!, HOME: home, KUBECONFIG: kubeconfig, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
 }
