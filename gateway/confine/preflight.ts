@@ -10,7 +10,7 @@ export interface ConfinementSupport {
   viaSudo: boolean;
 }
 
-const TOOLS: [string, string][] = [['unshare', 'util-linux'], ['ip', 'iproute2']];
+const TOOLS: [string, string][] = [['unshare', 'util-linux'], ['ip', 'iproute2'], ['bash', 'bash']];
 
 export function confinementSupport(platform: NodeJS.Platform = process.platform, uid: number = process.getuid?.() ?? -1): ConfinementSupport {
   if (platform !== 'linux') return { problem: `--confine needs Linux network and PID namespaces; this is ${platform}`, viaSudo: false };

@@ -74,7 +74,11 @@ export async function runConfined(r: ConfinedRun): Promise<number> {
  */
 function inNamespaces(spec: InsideSpec, cli: string): Promise<InsideExit> {
   return new Promise((resolve) => {
-    const child = spawn('unshare', ['--net', '--pid', '--fork', '--kill-child', '--mount-proc', '--', process.execPath, cli, '__confined'], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
+    // Through bash (dash cannot name descriptors above 9), which closes every descriptor but
+    // stdio and the control channel first: one this process inherited (from the runner, a
+    // parent) must not reach the confined command.
+    const closeOthers = 'for fd in /proc/self/fd/*; do n=${fd##*/}; [ "$n" -gt 3 ] 2>/dev/null && eval "exec $n>&-"; done; exec "$@"';
+    const child = spawn('bash', ['-c', closeOthers, 'bash', 'unshare', '--net', '--pid', '--fork', '--kill-child', '--mount-proc', '--', process.execPath, cli, '__confined'], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
     const control = child.stdio[3] as net.Socket;
     control.write(`${JSON.stringify(spec)}\n`);
     let out = '';

@@ -115,6 +115,20 @@ test('the log, the state directory, the control socket and the daemon are closed
   assert.match(r.stdout, new RegExp(`^PGPORT=${env.PGPORT}$`, 'm'), 'the connection environment is inside');
 });
 
+test('no descriptor of the caller but stdio reaches the command', async () => {
+  // Descriptor 9 open in the caller (an inherited pipe, a runner's file) is closed before the namespace.
+  const r = await new Promise<Ran>((resolve) => {
+    const child = spawn('bash', ['-c', `exec 9>/dev/null; exec "$0" "$@"`, process.execPath, CLI, 'exec', '--state-dir', stateDir, '--confine', '--', 'bash', '-c', 'ls /proc/$$/fd | tr "\\n" " "'], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, '0 1 2 ');
+});
+
 test('exit codes and signals pass through, and the log records how it ended', async () => {
   const seven = await confined(['sh', '-c', 'exit 7']);
   assert.equal(seven.code, 7);
