@@ -235,3 +235,37 @@ test('egress from inside: a declared host is reached through the forward proxy a
     server.close();
   }
 });
+
+test('inside, ssh and kubectl find their gateway files (the SSH config, key and known hosts; the kubeconfig) as outside', async () => {
+  const { startSshd, sshPolicy } = await import('../helpers/sshd.ts');
+  const { startKubeApi } = await import('../helpers/kube-api-stand-in.ts');
+  const { kubectlPath } = await import('../helpers/kube-api-kubectl.ts');
+  const sshd = await startSshd();
+  const kube = await startKubeApi({ token: 'confined-kube-token-0123456789' });
+  const d = tempDir('gw-confine-files-');
+  fs.writeFileSync(path.join(d, 'gateway.yml'), `${sshPolicy(sshd)}
+  cluster:
+    kind: kubernetes
+    server: ${kube.server}
+    ca-file: ${kube.caFile}
+    auth: { token-env: KUBE_TOKEN }
+`);
+  const s = path.join(d, 'state');
+  await startedGatewayEnv(d, s, { env: { ...process.env, DEPLOY_SSH_KEY: sshd.privateKey, KUBE_TOKEN: 'confined-kube-token-0123456789' } });
+  try {
+    const r = await new Promise<Ran>((resolve) => {
+      const child = spawn(process.execPath, [CLI, 'exec', '--state-dir', s, '--confine', '--', 'bash', '-c', `ssh -F "$GATEWAY_SSH_CONFIG" web-vm 'echo via-ssh' && ${kubectlPath()} get pods -n default -o name`], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'via-ssh\npod/web-0\n');
+  } finally {
+    cli(['stop', '--state-dir', s]);
+    sshd.stop();
+    await kube.close();
+  }
+});
