@@ -140,6 +140,11 @@ test('exit codes and signals pass through, and the log records how it ended', as
   assert.equal(killed.code, 143);
   const end = log().filter((x) => x.type === 'confined-end').at(-1)!;
   assert.equal(end.signal, 'SIGTERM');
+  // Ctrl-C without a terminal (a cancelled job's SIGINT to the step): passed in, 128 + 2 out.
+  const interrupted = confined(['sleep', '30'], {}, (pid) => (outer = pid));
+  await new Promise((r) => setTimeout(r, 1500));
+  process.kill(outer, 'SIGINT');
+  assert.equal((await interrupted).code, 130);
   const missing = await confined(['no-such-command-here']);
   assert.equal(missing.code, 125);
   assert.match(missing.stderr, /cannot run no-such-command-here as uid \d+/);
