@@ -52,9 +52,16 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`gateway-action: exec: ${support.problem}; the command was not run\n`);
     return 125;
   }
-  if (support.viaSudo) return viaSudo(argv);
+  // sudo resets the environment: the state directory goes as an argument.
+  if (support.viaSudo) return viaSudo(['--state-dir', stateDir, ...argv.filter((a, i) => a !== '--state-dir' && !a.startsWith('--state-dir=') && argv[i - 1] !== '--state-dir')]);
   const connection = readConnection(stateDir);
-  const user = confinedUser(String(args.values.user ?? DEFAULT_CONFINED_USER), args.values.user === undefined);
+  let user;
+  try {
+    user = confinedUser(String(args.values.user ?? DEFAULT_CONFINED_USER), args.values.user === undefined, [fs.statSync(stateDir).uid, ...sudoCaller()]);
+  } catch (e) {
+    process.stderr.write(`gateway-action: exec: ${(e as Error).message}; the command was not run\n`);
+    return 125;
+  }
   const host: ConfineHost = {
     async open(req) {
       const r = await sendControl(stateDir, { op: 'confine-open', ...req });
@@ -112,6 +119,12 @@ function viaSudo(argv: string[]): Promise<number> {
       resolve(code ?? 128 + (signal ? osConstants.signals[signal] : 0));
     });
   });
+}
+
+/** The uid that ran sudo, when this runs through sudo. */
+export function sudoCaller(env: NodeJS.ProcessEnv = process.env): number[] {
+  const uid = Number(env.SUDO_UID);
+  return Number.isInteger(uid) && uid > 0 ? [uid] : [];
 }
 
 function takeEnvironment(file: string): NodeJS.ProcessEnv {

@@ -10,6 +10,7 @@ import { runIdentity } from '../identity/github-oidc.ts';
 import { confinementSupport } from '../confine/preflight.ts';
 import { runConfined, type ConfineHost } from '../confine/run-confined.ts';
 import { confinedUser, DEFAULT_CONFINED_USER, type ConfinedUser } from '../confine/user.ts';
+import { sudoCaller } from './exec.ts';
 
 export const help = `Usage: gateway-action run --policy FILE [--log-dir DIR] [--confine [--user NAME]] -- COMMAND [ARGS...]
 
@@ -49,7 +50,12 @@ export async function main(argv: string[]): Promise<number> {
       return 125;
     }
     if (support.viaSudo) return relaunch(['sudo', '-n', '--preserve-env', '--', process.execPath, ...process.execArgv, process.argv[1]!, 'run', ...argv], 'sudo');
-    user = confinedUser(String(args.values.user ?? DEFAULT_CONFINED_USER), args.values.user === undefined);
+    try {
+      user = confinedUser(String(args.values.user ?? DEFAULT_CONFINED_USER), args.values.user === undefined, sudoCaller());
+    } catch (e) {
+      process.stderr.write(`gateway-action: run: ${(e as Error).message}; the command was not run\n`);
+      return 125;
+    }
   }
   const missing = nodeFlags(policy).filter((f) => !process.execArgv.includes(f));
   if (missing.length > 0) {
@@ -91,6 +97,7 @@ export async function main(argv: string[]): Promise<number> {
 /** Stops the gateway, seals the log and says where it is; COMMAND's status unless the evidence is incomplete. */
 async function finish(gw: Gateway, connectionDir: string, status: number): Promise<number> {
   const { log, sealError } = await gw.stop('command exited');
+  giveBackToCaller(path.dirname(log));
   fs.rmSync(connectionDir, { recursive: true, force: true });
   process.stderr.write(`gateway-action: session log: ${log}\n`);
   if (sealError) {
@@ -99,6 +106,19 @@ async function finish(gw: Gateway, connectionDir: string, status: number): Promi
     return status === 0 ? 1 : status;
   }
   return status;
+}
+
+/** Run through sudo, the log belongs to whoever ran sudo, so they can read and upload it. */
+function giveBackToCaller(logDir: string): void {
+  const [uid] = sudoCaller();
+  const gid = Number(process.env.SUDO_GID);
+  if (uid === undefined || !Number.isInteger(gid)) return;
+  try {
+    fs.chownSync(logDir, uid, gid);
+    for (const f of fs.readdirSync(logDir)) fs.chownSync(path.join(logDir, f), uid, gid);
+  } catch {
+    // The log is sealed and its path printed: ownership is a convenience, not evidence.
+  }
 }
 
 /** Runs this CLI again with `args` (Node flags first), passing signals on; resolves to its exit status. */

@@ -7,8 +7,10 @@
 // When it exits, the kernel ends every process left in the PID namespace: nothing the command
 // started outlives it.
 import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import { constants as osConstants } from 'node:os';
+import path from 'node:path';
 
 /** What the outside process hands in. */
 export interface InsideSpec {
@@ -19,7 +21,17 @@ export interface InsideSpec {
   gid: number;
   /** `127.0.0.1:PORT` inside, served by the Unix socket outside. */
   bridges: { host: string; port: number; socket: string }[];
+  /** The command's HOME, made inside (under the namespace's own /tmp), and the files put in HOME/.gateway. */
+  home: string;
+  files: { name: string; content: string; mode: number }[];
 }
+
+/**
+ * Where Unix sockets live (a database's, D-Bus's, a container engine's): a filesystem socket
+ * crosses network namespaces, so each of these gets an empty tmpfs of its own inside. The
+ * command's HOME is made in the new /tmp, which no other process can see.
+ */
+const SOCKET_DIRS = ['/tmp', '/var/tmp', '/run', '/var/run', '/dev/shm'];
 
 /** The line written on fd 3 when the command ended. */
 export type InsideExit = { exit: number | null; signal: string | null } | { error: string };
@@ -42,12 +54,16 @@ export async function runInside(): Promise<number> {
   }
   try {
     await Promise.all(spec.bridges.map((b) => bridge(b)));
+    hideSocketDirectories(spec.cwd, [...new Set(spec.bridges.map((b) => path.dirname(b.socket)))]);
+    makeHome(spec);
   } catch (e) {
-    await report({ error: `cannot bridge the gateway's listeners into the namespace: ${(e as Error).message}` });
+    await report({ error: `cannot prepare the namespace: ${(e as Error).message}` });
     return 125;
   }
-  const [cmd, ...args] = spec.argv;
-  const child = spawn(cmd!, args, { cwd: spec.cwd, env: spec.env, uid: spec.uid, gid: spec.gid, stdio: 'inherit' });
+  // setpriv, not spawn's uid/gid: no-new-privs, so neither sudo nor any setuid program can
+  // raise the command back to root; and no supplementary groups.
+  const child = spawn('setpriv', ['--no-new-privs', `--reuid=${spec.uid}`, `--regid=${spec.gid}`, '--clear-groups', '--', ...spec.argv], { cwd: spec.cwd, env: spec.env, stdio: 'inherit' });
+  const cmd = spec.argv[0];
   // As PID 1 only signals with a handler arrive. A terminal's Ctrl-C reaches the command itself
   // (same process group); a TERM or HUP sent to this process is passed on.
   process.on('SIGINT', () => undefined);
@@ -56,7 +72,11 @@ export async function runInside(): Promise<number> {
   void (async () => {
     for (;;) {
       const line = await lines.next().catch(() => null);
-      if (line === null) return;
+      // The outside is gone (killed): nothing would record how this ends, so it ends now.
+      if (line === null) {
+        child.kill('SIGKILL');
+        process.exit(137);
+      }
       if (/^SIG[A-Z0-9]+$/.test(line)) child.kill(line as NodeJS.Signals);
     }
   })();
@@ -67,6 +87,49 @@ export async function runInside(): Promise<number> {
   await report(ended);
   if ('error' in ended) return 127;
   return ended.exit ?? 128 + (ended.signal ? osConstants.signals[ended.signal as NodeJS.Signals] ?? 0 : 0);
+}
+
+const mount = (args: string[], what: string): void => {
+  const r = spawnSync('mount', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`cannot ${what}: ${(r.stderr || r.error?.message || '').trim()}`);
+};
+
+/**
+ * An empty tmpfs over every socket directory. The daemon's bridge sockets may be in one of them
+ * (its runtime directory is under /tmp by default): their directory is set aside on /mnt (a mount
+ * seen only here) and moved back to its place on the new tmpfs, still closed to the command.
+ */
+function hideSocketDirectories(cwd: string, bridgeDirs: string[]): void {
+  const under = (p: string, dir: string): boolean => p === dir || p.startsWith(`${dir}/`);
+  const keep = bridgeDirs.filter((b) => SOCKET_DIRS.some((d) => under(fs.realpathSync(b), d) || under(b, d)));
+  if (keep.length > 1) throw new Error(`the gateway's bridges are in ${keep.length} directories`);
+  const aside = '/mnt';
+  if (keep.length) mount(['--bind', keep[0]!, aside], `set ${keep[0]} aside`);
+  for (const dir of SOCKET_DIRS) {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(dir);
+    } catch {
+      continue;
+    }
+    // /var/run is a symlink to /run on most systems: covered there.
+    if (!st.isDirectory()) continue;
+    if (cwd === dir || cwd.startsWith(`${dir}/`)) throw new Error(`the working directory ${cwd} is under ${dir}, which is hidden inside (its Unix sockets would lead out); run from another directory`);
+    mount(['-t', 'tmpfs', '-o', `nosuid,nodev,mode=${dir === '/run' ? '755' : '1777'}`, 'tmpfs', dir], `hide ${dir}`);
+  }
+  if (keep.length) {
+    fs.mkdirSync(keep[0]!, { recursive: true, mode: 0o700 });
+    mount(['--move', aside, keep[0]!], `put ${keep[0]} back`);
+  }
+}
+
+/** HOME and its .gateway files, owned by the confined user; made after the tmpfs, so private. */
+function makeHome(spec: InsideSpec): void {
+  fs.mkdirSync(spec.home, { recursive: true, mode: 0o700 });
+  const files = path.join(spec.home, '.gateway');
+  fs.mkdirSync(files, { mode: 0o700 });
+  for (const f of spec.files) fs.writeFileSync(path.join(files, f.name), f.content, { mode: f.mode });
+  for (const p of [spec.home, files, ...spec.files.map((f) => path.join(files, f.name))]) fs.lchownSync(p, spec.uid, spec.gid);
 }
 
 /** Listens on host:port inside and relays every connection to the Unix socket outside. */

@@ -1,11 +1,12 @@
-// Runs one command confined: the gateway opens its bridges and records the command; a home of
-// its own is made for the confined user, with the connection environment's files copied in
-// (the state directory stays closed to it); then `unshare` makes new network, PID and mount
-// namespaces, in which inside.ts brings the gateway's listeners in and runs the command as the
-// confined user. Signals pass in, the exit status comes out, and the end is recorded.
+// Runs one command confined: the gateway opens its bridges and records the command; then
+// `unshare` makes new network, PID and mount namespaces, in which inside.ts brings the gateway's
+// listeners in, hides the directories where Unix sockets live, makes a private HOME holding the
+// connection environment's files (the state directory stays closed), and runs the command as the
+// confined user with no way back to root. Signals pass in, the exit status comes out, and the end
+// is recorded.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os, { constants as osConstants } from 'node:os';
+import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import type net from 'node:net';
 import { confinedEnvironment } from './environment.ts';
@@ -32,31 +33,25 @@ export interface ConfinedRun {
   cli: string;
 }
 
+/** The command's HOME inside: in the namespace's own /tmp, which only it sees. */
+const HOME_INSIDE = '/tmp/gateway-confined-home';
+
 export async function runConfined(r: ConfinedRun): Promise<number> {
   const { id, bridges } = await r.host.open({ argv: r.argv, user: r.user.name, cwd: r.cwd });
-  let home: string | null = null;
   let end: InsideExit = { error: 'the confined command did not start' };
   try {
-    home = fs.mkdtempSync(path.join(os.tmpdir(), 'gateway-confined-'));
-    fs.chownSync(home, r.user.uid, r.user.gid);
-    const files = path.join(home, '.gateway');
-    fs.mkdirSync(files, { mode: 0o700 });
-    for (const f of r.connection.files) {
-      const to = path.join(files, path.basename(f));
-      const text = fs.readFileSync(f, 'utf8').split(r.connection.stateDir).join(files);
-      fs.writeFileSync(to, text, { mode: fs.statSync(f).mode & 0o777 });
-      fs.chownSync(to, r.user.uid, r.user.gid);
-    }
-    fs.chownSync(files, r.user.uid, r.user.gid);
-    const env = confinedEnvironment({ env: r.env, connection: r.connection.env, secretNames: r.secretNames, rewrite: { from: r.connection.stateDir, to: files }, home, user: r.user.name });
-    const spec: InsideSpec = { argv: r.argv, cwd: r.cwd, env, uid: r.user.uid, gid: r.user.gid, bridges };
+    const filesDir = path.join(HOME_INSIDE, '.gateway');
+    // The connection's files (an SSH config and key, a kubeconfig, a CA bundle) are read here and
+    // written inside, naming each other at their new place; the state directory stays closed.
+    const files = r.connection.files.map((f) => ({ name: path.basename(f), content: fs.readFileSync(f, 'utf8').split(r.connection.stateDir).join(filesDir), mode: fs.statSync(f).mode & 0o777 }));
+    const env = confinedEnvironment({ env: r.env, connection: r.connection.env, secretNames: r.secretNames, rewrite: { from: r.connection.stateDir, to: filesDir }, home: HOME_INSIDE, user: r.user.name });
+    const spec: InsideSpec = { argv: r.argv, cwd: r.cwd, env, uid: r.user.uid, gid: r.user.gid, bridges, home: HOME_INSIDE, files };
     end = await inNamespaces(spec, r.cli);
   } catch (e) {
     end = { error: (e as Error).message };
   } finally {
     const how = 'error' in end ? { exit: null, signal: null, error: end.error } : { exit: end.exit, signal: end.signal };
     await r.host.close(id, how).catch(() => undefined);
-    if (home) fs.rmSync(home, { recursive: true, force: true });
   }
   if ('error' in end) {
     process.stderr.write(`gateway-action: --confine: ${end.error}\n`);

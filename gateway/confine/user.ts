@@ -10,7 +10,11 @@ export interface ConfinedUser { name: string; uid: number; gid: number }
 
 const NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 
-export function confinedUser(name: string, create: boolean): ConfinedUser {
+/**
+ * `forbidden`: uids that must not be the confined user: the daemon's (the owner of its state
+ * directory and log) and the caller's before sudo, whose files and processes confinement closes.
+ */
+export function confinedUser(name: string, create: boolean, forbidden: readonly number[] = []): ConfinedUser {
   if (!NAME.test(name)) throw new Error(`--user: "${name}" is not a user name`);
   let found = lookup(name);
   if (!found && create && name === DEFAULT_CONFINED_USER) {
@@ -20,6 +24,7 @@ export function confinedUser(name: string, create: boolean): ConfinedUser {
   }
   if (!found) throw new Error(`--user: there is no user ${name} on this machine`);
   if (found.uid === 0) throw new Error(`--user: ${name} is root; a confined command runs as an unprivileged user`);
+  if (forbidden.includes(found.uid)) throw new Error(`--user: ${name} is the user the gateway or its caller runs as, whose files (the log, the state directory) confinement keeps the command from; name another user`);
   return found;
 }
 

@@ -6,7 +6,7 @@
 // ties its sessions to it. Without root or sudo, --confine refuses and runs nothing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -85,6 +85,13 @@ test('nothing else is reachable: the PostgreSQL port, another local listener, DN
   const tcp = await confined(['bash', '-c', `exec 3<>/dev/tcp/127.0.0.1/${otherPort} && cat <&3`]);
   assert.notEqual(tcp.code, 0);
   assert.doesNotMatch(tcp.stdout, /hello from outside/);
+  // A Unix socket on the filesystem crosses network namespaces: the directories they live in are empty inside.
+  const socket = await confined(['psql', `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=app`, '-XAtc', 'select current_user']);
+  assert.notEqual(socket.code, 0, `PostgreSQL's own Unix socket is out of reach: ${socket.stdout}`);
+  assert.match(socket.stderr, /No such file or directory/);
+  // What is left there: the command's HOME, the bridges' directory (closed to it), mount's own table.
+  const hidden = await confined(['bash', '-c', 'ls -A /tmp /run /var/tmp /dev/shm | grep -v "^/\\|^$\\|^gateway-confined-home$\\|^gateway-action\\|^mount$" || echo EMPTY']);
+  assert.match(hidden.stdout, /EMPTY/, hidden.stdout);
   const dns = await confined(['getent', 'hosts', 'example.com']);
   assert.notEqual(dns.code, 0, `no name resolves inside: ${dns.stdout}`);
   const routes = await confined(['bash', '-c', 'exec 3<>/dev/tcp/1.1.1.1/443']);
@@ -101,6 +108,7 @@ test('the log, the state directory, the control socket and the daemon are closed
     `test -r ${stateDir}/control.sock && echo SOCKET-READABLE`,
     `kill -0 ${daemonPid} 2>/dev/null && echo DAEMON-VISIBLE`,
     'ls /proc | grep -c "^[0-9]"',
+    'grep ^NoNewPrivs: /proc/self/status',
     'env',
   ].join('; ')], tokens);
   assert.equal(r.code, 0, r.stderr);
@@ -108,6 +116,19 @@ test('the log, the state directory, the control socket and the daemon are closed
   assert.equal(user, 'gateway-confined');
   assert.doesNotMatch(r.stdout, /LOG-READABLE|STATE-READABLE|SOCKET-READABLE|DAEMON-VISIBLE/);
   assert.ok(Number(rest[0]) <= 5, `only the namespace's few processes are visible: ${rest[0]}`);
+  // No way back to root: sudo and setuid programs do not raise it.
+  assert.match(rest[1]!, /^NoNewPrivs:\s+1$/);
+  const root = await new Promise<Ran>((resolve) => {
+    const child = spawn(process.execPath, [CLI, 'exec', '--state-dir', stateDir, '--confine', '--user', 'root', '--', 'id'], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  assert.equal(root.code, 125);
+  assert.match(root.stderr, /--user: root is root/);
+  assert.equal(root.stdout, '');
   for (const [k, v] of Object.entries(tokens)) {
     assert.doesNotMatch(r.stdout, new RegExp(`^${k}=`, 'm'), `${k} is not inside`);
     assert.ok(!r.stdout.includes(v));
@@ -145,9 +166,22 @@ test('exit codes and signals pass through, and the log records how it ended', as
   await new Promise((r) => setTimeout(r, 1500));
   process.kill(outer, 'SIGINT');
   assert.equal((await interrupted).code, 130);
+  // The outside killed outright (SIGKILL: no handler runs): the namespace ends with it.
+  const orphan = confined(['sleep', '31'], {}, (pid) => (outer = pid));
+  await new Promise((r) => setTimeout(r, 1500));
+  process.kill(outer, 'SIGKILL');
+  await orphan;
+  let left = '';
+  for (let i = 0; i < 50; i++) {
+    left = spawnSync('pgrep', ['-f', '^sleep 31$'], { encoding: 'utf8' }).stdout.trim();
+    if (!left) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(left, '', 'nothing it started outlives it');
+  // As a shell says it: 127, not found.
   const missing = await confined(['no-such-command-here']);
-  assert.equal(missing.code, 125);
-  assert.match(missing.stderr, /cannot run no-such-command-here as uid \d+/);
+  assert.equal(missing.code, 127);
+  assert.match(missing.stderr, /no-such-command-here/);
 });
 
 test('without root or passwordless sudo, --confine refuses and runs nothing', async () => {
@@ -200,8 +234,8 @@ test('exec without --confine runs COMMAND with the connection environment; the s
 test('egress from inside: a declared host is reached through the forward proxy and recorded; an undeclared one is refused', async () => {
   const { makeCertificates } = await import('../helpers/entra-stand-in.ts');
   const https = await import('node:https');
-  // World-readable: the confined user reads the CA to check the server end to end.
-  const pub = fs.mkdtempSync('/tmp/gw-confine-egress-');
+  // World-readable and outside /tmp (hidden inside): the confined user reads the CA to check the server end to end.
+  const pub = fs.mkdtempSync('/var/lib/gw-confine-egress-');
   fs.chmodSync(pub, 0o755);
   const certs = await makeCertificates(pub, 'IP:127.0.0.1', 'egress host');
   fs.chmodSync(certs.caFile, 0o644);
@@ -238,6 +272,7 @@ test('egress from inside: a declared host is reached through the forward proxy a
   } finally {
     cli(['stop', '--state-dir', egressState]);
     server.close();
+    fs.rmSync(pub, { recursive: true, force: true });
   }
 });
 
