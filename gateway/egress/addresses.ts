@@ -8,6 +8,7 @@
 // stay reachable by name: a self-hosted runner's registry may live there.
 import { BlockList, isIPv4 } from 'node:net';
 import { promises as dns } from 'node:dns';
+import os from 'node:os';
 
 const RANGES: [reason: string, cidrs: [string, number][]][] = [
   ['a loopback address', [['127.0.0.0', 8], ['::1', 128]]],
@@ -32,7 +33,21 @@ const LISTS = RANGES.map(([reason, cidrs]) => {
  */
 export function specialAddress(address: string): string | null {
   const family = isIPv4(address) ? 'ipv4' : 'ipv6';
-  return LISTS.find(({ list }) => list.check(address, family))?.reason ?? null;
+  const listed = LISTS.find(({ list }) => list.check(address, family))?.reason ?? null;
+  if (listed) return listed;
+  // The runner's own interfaces (eth0, docker0): a name must not lead to this machine's services any more than to loopback.
+  const own = address.replace(/^::ffff:/i, '').toLowerCase();
+  return ownAddresses().has(own) ? 'an address of this machine' : null;
+}
+
+/** This machine's interface addresses, read again at most once a minute (an interface may come up). */
+let own: { at: number; set: Set<string> } | null = null;
+function ownAddresses(): Set<string> {
+  if (own && Date.now() - own.at < 60_000) return own.set;
+  const set = new Set<string>();
+  for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) set.add(a.address.toLowerCase());
+  own = { at: Date.now(), set };
+  return set;
 }
 
 export type Lookup = (host: string) => Promise<string[]>;

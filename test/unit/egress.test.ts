@@ -118,6 +118,12 @@ test('a name never leads to loopback, unspecified, link-local, multicast or Azur
   assert.deepEqual(await resolveName('rebind.example', dns), { refused: 'rebind.example resolves to 127.0.0.1, a loopback address: a name never leads there (declare the address itself to reach it)' });
   assert.match((await resolveName('metadata.example', dns) as { refused: string }).refused, /169\.254\.169\.254, a link-local address/);
   assert.deepEqual(await resolveName('nowhere.example', dns), { error: 'nowhere.example does not resolve (ENOTFOUND)' });
+  // This machine's own interface addresses (eth0, a bridge), like loopback, are never a name's.
+  const { networkInterfaces } = await import('node:os');
+  const mine = Object.values(networkInterfaces()).flat().map((a) => a!.address).filter((a) => !a.startsWith('127.') && a !== '::1');
+  for (const a of mine) assert.ok(specialAddress(a), a);
+  const routable = mine.find((a) => !a.toLowerCase().startsWith('fe80'));
+  if (routable) assert.match((await resolveName('own.example', lookup({ 'own.example': [routable] })) as { refused: string }).refused, /an address of this machine/);
   // The system resolver: localhost is this machine, so a name never reaches it.
   assert.match((await resolveName('localhost') as { refused: string }).refused, /^localhost resolves to (127\.0\.0\.1|::1), a loopback address/);
 });
