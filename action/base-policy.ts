@@ -23,6 +23,7 @@ export async function readBasePolicy(o: { env: NodeJS.ProcessEnv; workspace: str
   const commit = baseCommit(o.env);
   const repository = o.env.GITHUB_REPOSITORY ?? '';
   if (!/^[^/\s]+\/[^/\s]+$/.test(repository)) throw new BasePolicyError(`policy-from: base: GITHUB_REPOSITORY is "${repository}", not OWNER/NAME, so the base commit's policy cannot be read`);
+  refuseSymlinks(o.workspace, o.policyFile);
   const clone = await localClone(o.workspace, o.policyFile, o.env);
   const file = clone?.file ?? workspacePath(o.workspace, o.policyFile);
   const base = { repository, commit, file };
@@ -32,6 +33,27 @@ export async function readBasePolicy(o: { env: NodeJS.ProcessEnv; workspace: str
     return { bytes, source: { from: 'base', ...base, via: 'git' } };
   }
   return { bytes: await fromApi(o.env, o.token, base), source: { from: 'base', ...base, via: 'api' } };
+}
+
+/**
+ * The checkout is the pull request's: a directory on the policy's path that it turned into a
+ * symlink would change which file is read at the base commit (and hide the diff). Every part of
+ * the path below the workspace must be what it says.
+ */
+function refuseSymlinks(workspace: string, policyFile: string): void {
+  const rel = path.relative(path.resolve(workspace), path.resolve(policyFile));
+  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) return;
+  let at = path.resolve(workspace);
+  for (const part of rel.split(path.sep)) {
+    at = path.join(at, part);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(at);
+    } catch {
+      return;
+    }
+    if (st.isSymbolicLink()) throw new BasePolicyError(`input "policy": ${path.relative(path.resolve(workspace), at)} is a symbolic link in the pull request's checkout, which could make another file at the base commit stand for the policy; give the policy's real path`);
+  }
 }
 
 /** `pull_request.base.sha` of the event payload: the commit the pull request would merge into. */

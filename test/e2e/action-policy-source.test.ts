@@ -226,6 +226,18 @@ test('a token without contents permission (403) fails the main step saying so, a
   assert.equal(noContents.requests.find((q) => q.path.includes('/contents/'))?.status, 403);
 });
 
+test('a checkout that turns a directory on the policy path into a symlink is refused: it could make another base file stand for the policy', async () => {
+  const r = await job(['psql -X -c "SELECT 1"'], {
+    prepare: async (workspace) => {
+      fs.renameSync(path.join(workspace, '.github'), path.join(workspace, 'examples'));
+      fs.symlinkSync('examples', path.join(workspace, '.github'));
+      return { baseSha: BASE_SHA };
+    },
+  });
+  assertNothingStarted(r);
+  assert.match(text(r), /input "policy": \.github is a symbolic link in the pull request's checkout/);
+});
+
 test('a bad policy-from, base on a push, and an invalid base version stop the main step naming the input or the commit and line', async () => {
   const bad = await job(['true'], { inputs: { 'policy-from': 'head' } });
   assertNothingStarted(bad);
