@@ -2,7 +2,7 @@
 // and approval-held command with its rule, and where the artifact is.
 import * as core from '@actions/core';
 import { headline, identitySummary, IDENTITY_FIELDS, policyOrigin, type Verification } from '../gateway/evidence/verification.ts';
-import { outcomeOf } from '../gateway/evidence/timeline.ts';
+import { argvLine, outcomeOf } from '../gateway/evidence/timeline.ts';
 import { esc, safeUrl } from '../gateway/evidence/html-text.ts';
 import { unknownTypesText } from '../gateway/evidence/report-html.ts';
 import { rendererSet, type Renderer } from '../gateway/evidence/renderers.ts';
@@ -51,7 +51,7 @@ export async function writeSummary(v: Verification, o: Outcome, ctx: SummaryCont
     s.addTable([
       ['command', 'ran as', 'ended', 'sessions it opened'].map((h) => ({ data: h, header: true })),
       ...o.confined.map((c) => [
-        code(oneLine(c.argv.join(' '))),
+        code(oneLine(argvLine(c.argv))),
         code(c.user),
         esc(c.error ? `failed: ${c.error}` : c.signal ? `by ${c.signal}` : c.exitCode !== null ? `exit ${c.exitCode}` : 'not ended in the log'),
         c.sessions.length ? c.sessions.map(code).join(' ') : esc(`${c.connections} connection(s)`),

@@ -2,7 +2,7 @@
 // decision, outcome, rows and duration, then what an auditor needs under it (approval, error,
 // masking). Colors only when asked (a TTY without NO_COLOR). Everything the log says is printed
 // through terminal-text.ts: a log's text never acts on the terminal.
-import { formatMicros, formatMillis, outcomeOf, type Timeline, type TimelineCommand, type TimelineSession, type TimelineConfined } from './timeline.ts';
+import { argvLine, formatMicros, formatMillis, outcomeOf, type Timeline, type TimelineCommand, type TimelineSession, type TimelineConfined } from './timeline.ts';
 import { terminalLines, terminalText as t } from './terminal-text.ts';
 import { rendererSet, type Renderer, type RendererSet } from './renderers.ts';
 
@@ -55,8 +55,7 @@ function session(s: TimelineSession, renderers: RendererSet, paint: (style: Styl
 function confinedLine(c: TimelineConfined): string {
   const end = c.endedAt ? `${clock(c.startedAt)} to ${clock(c.endedAt)}` : `${clock(c.startedAt)}, not ended when the log ends`;
   const how = c.error ? `failed: ${c.error}` : c.signal ? `ended by ${c.signal}` : c.exitCode !== null ? `exit ${c.exitCode}` : '';
-  const argv = c.argv.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(' ');
-  return t(`confined ${c.id}  ${argv}  as ${c.user}  ${end}  ${how}  ${c.sessions.length ? `sessions ${c.sessions.join(', ')}` : `${c.connections} connection(s)`}`);
+  return t(`confined ${c.id}  ${argvLine(c.argv)}  as ${c.user}  ${end}  ${how}  ${c.sessions.length ? `sessions ${c.sessions.join(', ')}` : `${c.connections} connection(s)`}`);
 }
 
 function eventLine(e: { time: string; kind: string; message: string }, paint: (style: Style, s: string) => string): string {

@@ -4,7 +4,7 @@
 // Everything taken from the log is attacker-controlled and goes through esc() (or attr()).
 import { createHash } from 'node:crypto';
 import { headline, identitySummary, IDENTITY_FIELDS, type Verification, type VerifyStatus } from './verification.ts';
-import type { Timeline } from './timeline.ts';
+import { argvLine, type Timeline } from './timeline.ts';
 import { REPORT_CSS, REPORT_JS } from './report-assets.ts';
 import { VERSION } from '../version.ts';
 import { esc } from './html-text.ts';
@@ -152,7 +152,7 @@ function runPanel(v: Verification, t: Timeline, opts: ReportOptions): string {
     ['started', when(t.startedAt)],
     ['ended', `${t.endedAt ? when(t.endedAt) : '<span class="empty">no run-end record</span>'}${esc(span(t.startedAt, t.endedAt))}`],
     ['targets', targets || '<span class="empty">none</span>'],
-    ...(t.confined.length ? [['confined commands', t.confined.map((c) => `<span class="mono">${esc(c.argv.join(' '))}</span> <span class="empty">(${esc(c.id)}, as ${esc(c.user)}, ${c.error ? `failed: ${esc(c.error)}` : c.signal ? `ended by ${esc(c.signal)}` : c.exitCode !== null ? `exit ${c.exitCode}` : 'not ended'}; sessions ${esc(c.sessions.join(', ') || 'none')})</span>`).join('<br>')] as [string, string]] : []),
+    ...(t.confined.length ? [['confined commands', t.confined.map((c) => `<span class="mono">${esc(argvLine(c.argv))}</span> <span class="empty">(${esc(c.id)}, as ${esc(c.user)}, ${c.error ? `failed: ${esc(c.error)}` : c.signal ? `ended by ${esc(c.signal)}` : c.exitCode !== null ? `exit ${c.exitCode}` : 'not ended'}; sessions ${esc(c.sessions.join(', ') || 'none')})</span>`).join('<br>')] as [string, string]] : []),
     ['signing key', s.thumbprint ? `Ed25519, thumbprint <span class="mono">${esc(s.thumbprint)}</span>` : '<span class="empty">not verified</span>'],
     ['checkpoints', checkpoints(v)],
   ];

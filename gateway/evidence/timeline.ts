@@ -85,6 +85,11 @@ export interface TimelineSession {
   confined: string | null;
 }
 
+/** An argv as a shell would read it back: plain words as they are, others single-quoted. */
+export function argvLine(argv: readonly string[]): string {
+  return argv.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
 /** A command run confined (gateway/confine/): what ran, as whom, how it ended, what it connected to. */
 export interface TimelineConfined {
   id: string;
