@@ -19,8 +19,9 @@ export function confinedUser(name: string, create: boolean, forbidden: readonly 
   let found = lookup(name);
   if (!found && create && name === DEFAULT_CONFINED_USER) {
     const r = spawnSync('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', '--user-group', name], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`cannot create the user ${name}: ${(r.stderr || r.error?.message || '').trim()}`);
+    // Another confined command may have created it at the same moment: what counts is that it exists.
     found = lookup(name);
+    if (!found) throw new Error(`cannot create the user ${name}: ${(r.stderr || r.error?.message || '').trim()}`);
   }
   if (!found) throw new Error(`--user: there is no user ${name} on this machine`);
   if (found.uid === 0) throw new Error(`--user: ${name} is root; a confined command runs as an unprivileged user`);
