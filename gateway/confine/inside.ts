@@ -104,7 +104,10 @@ function hideSocketDirectories(cwd: string, bridgeDirs: string[]): void {
   const keep = bridgeDirs.filter((b) => SOCKET_DIRS.some((d) => under(fs.realpathSync(b), d) || under(b, d)));
   if (keep.length > 1) throw new Error(`the gateway's bridges are in ${keep.length} directories`);
   const aside = '/mnt';
-  if (keep.length) mount(['--bind', keep[0]!, aside], `set ${keep[0]} aside`);
+  if (keep.length) {
+    fs.mkdirSync(aside, { recursive: true });
+    mount(['--bind', keep[0]!, aside], `set ${keep[0]} aside`);
+  }
   for (const dir of SOCKET_DIRS) {
     let st: fs.Stats;
     try {
