@@ -7,8 +7,12 @@
 // socket is destroyed at a hard deadline whatever the client does.
 import type net from 'node:net';
 
-/** How long the client must have sent nothing before we close our side. */
-const QUIET_MS = 200;
+/**
+ * How long the client must have sent nothing before we close our side. Long enough that a client
+ * still writing a large message on a loaded runner (psql sending 65 MB while other jobs share the
+ * cores, seen in CI at 200 ms) is not taken for one that has stopped.
+ */
+const QUIET_MS = 2000;
 /** After closing our side, how long the client may take to read the error and close its side. */
 const READ_MS = 1000;
 
