@@ -265,6 +265,16 @@ test('kubectl exec -it is recorded as a terminal recording with input, output an
   assert.ok(events.some((e: unknown[]) => e[1] === 'r'), 'the terminal size is in the recording');
 });
 
+test('kubectl attach in staging: stdin reaches the main process and its output comes back; recorded as an attach', async () => {
+  const r = await kubectl(['attach', '-i', '-n', 'staging', 'worker-0', '-c', 'worker'], { input: 'attached line\n' });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /attached line/);
+  const c = commandsOf('kubernetes.attach').at(-1)!;
+  assert.equal(c.details.kube.subresource, 'attach');
+  assert.equal(c.details.stdin, true);
+  assert.equal((await resultOf(c.command))?.status, 'ok');
+});
+
 test('SPDY (kubectl with WebSockets turned off) is refused with the message saying what to use', async () => {
   const before = kube.calls.length;
   const r = await kubectl(['exec', '-n', 'staging', 'worker-0', '-c', 'worker', '--', 'echo', 'x'], { env: { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' } });

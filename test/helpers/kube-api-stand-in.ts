@@ -5,7 +5,8 @@
 //   /version, /healthz, legacy and aggregated discovery (kube-api-discovery.ts), /openapi/v3;
 //   namespaces, pods, secrets (v1) and deployments (apps/v1): get, list, watch, create, update,
 //   patch (merge, strategic, server-side apply), delete (kube-api-resources.ts);
-//   pods/log (follow=true streams) and pods/exec over WebSocket v5.channel.k8s.io / v4
+//   pods/log (follow=true streams) and pods/exec (and pods/attach, to a main process that echoes
+//   its stdin) over WebSocket v5.channel.k8s.io / v4
 //   (kube-api-exec.ts), the command run in-process (kube-api-exec-commands.ts).
 // SPDY upgrades (what kubectl falls back to when the WebSocket upgrade fails) are refused with a
 // 400 Status: the stand-in speaks only WebSocket, so a test sees every SPDY attempt in `calls`.
@@ -228,7 +229,7 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
     const url = new URL(req.url ?? '/', 'https://stand-in');
     const r = parseResourcePath(req.method ?? 'GET', url.pathname, url.searchParams);
     if ('kind' in r) { fail(r); return; }
-    if (r.resource.kind !== 'Pod' || r.subresource !== 'exec') { fail(badRequest(`upgrade is not served for ${url.pathname}`)); return; }
+    if (r.resource.kind !== 'Pod' || (r.subresource !== 'exec' && r.subresource !== 'attach')) { fail(badRequest(`upgrade is not served for ${url.pathname}`)); return; }
     const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
     if (upgrade.startsWith('spdy')) {
       fail(badRequest('SPDY upgrades are not served by this API stand-in: use a kubectl (>= 1.30) that execs over WebSocket (v5.channel.k8s.io)'));
@@ -240,7 +241,8 @@ export async function startKubeApi(opts: KubeApiOptions): Promise<KubeApi> {
     const containers: string[] = (pod.spec?.containers ?? []).map((c: { name: string }) => c.name);
     const container = url.searchParams.get('container') ?? (containers.length === 1 ? containers[0] : '');
     if (!containers.includes(container)) { fail(badRequest(container ? `container ${container} is not valid for pod ${r.name}` : `a container name must be specified for pod ${r.name}, choose one of: [${containers.join(' ')}]`)); return; }
-    const command = url.searchParams.getAll('command');
+    // attach joins the container's main process: here one that echoes its stdin (`cat`).
+    const command = r.subresource === 'attach' ? ['cat'] : url.searchParams.getAll('command');
     if (command.length === 0) { fail(badRequest('you must specify at least 1 command')); return; }
     const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
     if (!EXEC_PROTOCOLS.some((p) => offered.includes(p))) { fail(badRequest(`none of the offered subprotocols [${offered.join(', ')}] is served: ${EXEC_PROTOCOLS.join(', ')}`)); return; }
