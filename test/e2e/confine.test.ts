@@ -6,7 +6,7 @@
 // ties its sessions to it. Without root or sudo, --confine refuses and runs nothing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -43,17 +43,22 @@ const log = (): LogRecord[] => readLog(logFile());
 
 interface Ran { code: number | null; signal: string | null; stdout: string; stderr: string }
 
-/** `gateway-action exec --confine` from a world-readable directory, with extra variables in its environment. */
-function confined(argv: string[], extraEnv: Record<string, string> = {}, onSpawn?: (pid: number) => void): Promise<Ran> {
+/** A process run to its end, without blocking this one (the stand-ins answer from it): its status and output. */
+function ran(program: string, args: string[], opts: SpawnOptions = {}, onSpawn?: (pid: number) => void): Promise<Ran> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, 'exec', '--state-dir', stateDir, '--confine', '--', ...argv], { cwd: '/', env: { ...process.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
     onSpawn?.(child.pid!);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
+}
+
+/** `gateway-action exec --confine` from a world-readable directory, with extra variables in its environment. */
+function confined(argv: string[], extraEnv: Record<string, string> = {}, onSpawn?: (pid: number) => void): Promise<Ran> {
+  return ran(process.execPath, [CLI, 'exec', '--state-dir', stateDir, '--confine', '--', ...argv], { cwd: '/', env: { ...process.env, ...extraEnv } }, onSpawn);
 }
 
 test('psql through the gateway works inside; the command and its connection are recorded and tied to its session', async () => {
@@ -118,14 +123,7 @@ test('the log, the state directory, the control socket and the daemon are closed
   assert.ok(Number(rest[0]) <= 5, `only the namespace's few processes are visible: ${rest[0]}`);
   // No way back to root: sudo and setuid programs do not raise it.
   assert.match(rest[1]!, /^NoNewPrivs:\s+1$/);
-  const root = await new Promise<Ran>((resolve) => {
-    const child = spawn(process.execPath, [CLI, 'exec', '--state-dir', stateDir, '--confine', '--user', 'root', '--', 'id'], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
+  const root = await ran(process.execPath, [CLI, 'exec', '--state-dir', stateDir, '--confine', '--user', 'root', '--', 'id'], { cwd: '/' });
   assert.equal(root.code, 125);
   assert.match(root.stderr, /--user: root is root/);
   assert.equal(root.stdout, '');
@@ -138,14 +136,7 @@ test('the log, the state directory, the control socket and the daemon are closed
 
 test('no descriptor of the caller but stdio reaches the command', async () => {
   // Descriptor 9 open in the caller (an inherited pipe, a runner's file) is closed before the namespace.
-  const r = await new Promise<Ran>((resolve) => {
-    const child = spawn('bash', ['-c', `exec 9>/dev/null; exec "$0" "$@"`, process.execPath, CLI, 'exec', '--state-dir', stateDir, '--confine', '--', 'bash', '-c', 'ls /proc/$$/fd | tr "\\n" " "'], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
+  const r = await ran('bash', ['-c', `exec 9>/dev/null; exec "$0" "$@"`, process.execPath, CLI, 'exec', '--state-dir', stateDir, '--confine', '--', 'bash', '-c', 'ls /proc/$$/fd | tr "\\n" " "'], { cwd: '/' });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, '0 1 2 ');
 });
@@ -185,14 +176,7 @@ test('exit codes and signals pass through, and the log records how it ended', as
 });
 
 test('without root or passwordless sudo, --confine refuses and runs nothing', async () => {
-  const r = await new Promise<Ran>((resolve) => {
-    const child = spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, CLI, 'exec', '--state-dir', stateDir, '--confine', '--', 'touch', '/tmp/should-not-exist'], { cwd: '/', env: { PATH: process.env.PATH! } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
+  const r = await ran('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, CLI, 'exec', '--state-dir', stateDir, '--confine', '--', 'touch', '/tmp/should-not-exist'], { cwd: '/', env: { PATH: process.env.PATH! } });
   assert.equal(r.code, 125);
   assert.match(r.stderr, /--confine needs root or passwordless sudo/);
   assert.ok(!fs.existsSync('/tmp/should-not-exist'));
@@ -201,15 +185,8 @@ test('without root or passwordless sudo, --confine refuses and runs nothing', as
 test('gateway-action run --confine: the gateway and the confined command in one go; the upstream password is not inside', async () => {
   const runDir = tempDir('gw-confine-run-');
   fs.writeFileSync(path.join(runDir, 'gateway.yml'), policyFor(cluster));
-  const r = await new Promise<Ran>((resolve) => {
-    const child = spawn(process.execPath, [CLI, 'run', '--policy', path.join(runDir, 'gateway.yml'), '--log-dir', path.join(runDir, 'logs'), '--confine', '--', 'bash', '-c', 'psql -XAtc "select 6 * 7" && env'],
-      { cwd: '/', env: { ...process.env, APP_DB_PASSWORD: cluster.password }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
+  const r = await ran(process.execPath, [CLI, 'run', '--policy', path.join(runDir, 'gateway.yml'), '--log-dir', path.join(runDir, 'logs'), '--confine', '--', 'bash', '-c', 'psql -XAtc "select 6 * 7" && env'],
+      { cwd: '/', env: { ...process.env, APP_DB_PASSWORD: cluster.password } });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^42$/m);
   assert.doesNotMatch(r.stdout, /APP_DB_PASSWORD/);
@@ -219,14 +196,7 @@ test('gateway-action run --confine: the gateway and the confined command in one 
 });
 
 test('exec without --confine runs COMMAND with the connection environment; the state directory defaults to $GATEWAY_STATE_DIR', async () => {
-  const r = await new Promise<Ran>((resolve) => {
-    const child = spawn(process.execPath, [CLI, 'exec', '--', 'psql', '-XAtc', 'select current_user'], { env: { ...process.env, GATEWAY_STATE_DIR: stateDir }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
+  const r = await ran(process.execPath, [CLI, 'exec', '--', 'psql', '-XAtc', 'select current_user'], { env: { ...process.env, GATEWAY_STATE_DIR: stateDir } });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, 'deployer\n');
 });
@@ -247,14 +217,7 @@ test('egress from inside: a declared host is reached through the forward proxy a
   const egressState = path.join(egressDir, 'state');
   await startedGatewayEnv(egressDir, egressState, { env: { ...process.env, APP_DB_PASSWORD: cluster.password } });
   try {
-    const run = (script: string): Promise<Ran> => new Promise((resolve) => {
-      const child = spawn(process.execPath, [CLI, 'exec', '--state-dir', egressState, '--confine', '--', 'bash', '-c', script], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-    });
+    const run = (script: string): Promise<Ran> => ran(process.execPath, [CLI, 'exec', '--state-dir', egressState, '--confine', '--', 'bash', '-c', script], { cwd: '/' });
     // The server is on loopback, which NO_PROXY names: these requests ask for the proxy explicitly.
     const declared = await run(`curl -sS --noproxy '' --cacert ${certs.caFile} https://127.0.0.1:${port}/`);
     assert.equal(declared.code, 0, declared.stderr);
@@ -293,14 +256,7 @@ test('inside, ssh and kubectl find their gateway files (the SSH config, key and 
   const s = path.join(d, 'state');
   await startedGatewayEnv(d, s, { env: { ...process.env, DEPLOY_SSH_KEY: sshd.privateKey, KUBE_TOKEN: 'confined-kube-token-0123456789' } });
   try {
-    const r = await new Promise<Ran>((resolve) => {
-      const child = spawn(process.execPath, [CLI, 'exec', '--state-dir', s, '--confine', '--', 'bash', '-c', `ssh -F "$GATEWAY_SSH_CONFIG" web-vm 'echo via-ssh' && ${kubectlPath()} get pods -n default -o name`], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-    });
+    const r = await ran(process.execPath, [CLI, 'exec', '--state-dir', s, '--confine', '--', 'bash', '-c', `ssh -F "$GATEWAY_SSH_CONFIG" web-vm 'echo via-ssh' && ${kubectlPath()} get pods -n default -o name`], { cwd: '/' });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'via-ssh\npod/web-0\n');
   } finally {

@@ -172,7 +172,8 @@ spec:
   const d2 = await pending2;
   assert.notEqual(d2.code, 0);
   assert.match(d2.stderr, /Forbidden/);
-  assert.ok(kube.store.list !== undefined);
+  // Denied by the reviewer: the API server never got the DELETE.
+  assert.ok(!kube.calls.some((c) => c.method === 'DELETE' && c.url.includes('/pods/api-0')), 'the denied delete never reached the API server');
 });
 
 test('kubectl logs, and logs -f streams each line as the pod writes it', async () => {
