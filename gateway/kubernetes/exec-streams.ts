@@ -84,8 +84,10 @@ export class ExecStreams {
         this.status.push(Buffer.from(f.payload));
         return void this.send(client, encodeFrame(f.channel, f.payload), upstream);
       }
-      this.outputs.get(f.channel)!.client.push(Buffer.from(f.payload));
-      this.outputs.get(f.channel)!.log?.push(Buffer.from(f.payload));
+      // The payload is a view of a message ws allocated for this frame alone: no copy is needed.
+      const out = this.outputs.get(f.channel)!;
+      out.client.push(f.payload);
+      out.log?.push(f.payload);
     });
     // Either side closing closes the other, with its code when it is one a peer may send.
     void clientClosed.then(() => upstream.close());
