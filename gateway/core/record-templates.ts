@@ -4,13 +4,13 @@
 // of the same record (test/unit/record-templates.test.ts checks every optional member), so
 // `verify` and the shell recipe in docs/session-log.md read these records as any other.
 // Nested values an adapter chooses (details, facts, decision, error) go through canonicalJson.
-import { canonicalJson } from '../evidence/canonical-json.ts';
+import { canonicalJson, jsonString, type CanonicalText } from '../evidence/canonical-json.ts';
 import type { Outcome } from './recorder.ts';
 
 export interface CommandMembers {
   command: string;
   decision: Record<string, unknown> | undefined;
-  details: Record<string, unknown> | undefined;
+  details: Record<string, unknown> | CanonicalText | undefined;
   facts: readonly object[] | undefined;
   kind: string;
   session: string;
@@ -24,15 +24,15 @@ export interface CommandMembers {
 /** `{"command":…,"decision":…,"details":…,"facts":…,"kind":…,"prev":…,"seq":…,"session":…,
  * "target":…,"text":…,"text_bytes":…,"text_sha256":…,"time":…,"type":"command","unclassified":…}` */
 export function commandRecord(m: CommandMembers, seq: number, prev: string, time: string): string {
-  let out = '{"command":' + JSON.stringify(m.command);
+  let out = '{"command":' + jsonString(m.command);
   if (m.decision !== undefined) out += ',"decision":' + canonicalJson(m.decision);
   if (m.details !== undefined) out += ',"details":' + canonicalJson(m.details);
   if (m.facts !== undefined) out += ',"facts":' + canonicalJson(m.facts);
-  out += ',"kind":' + JSON.stringify(m.kind) + ',"prev":"' + prev + '","seq":' + seq + ',"session":' + JSON.stringify(m.session) + ',"target":' + JSON.stringify(m.target) + ',"text":' + JSON.stringify(m.text);
+  out += ',"kind":' + jsonString(m.kind) + ',"prev":"' + prev + '","seq":' + seq + ',"session":' + jsonString(m.session) + ',"target":' + jsonString(m.target) + ',"text":' + jsonString(m.text);
   if (m.textBytes !== undefined) out += ',"text_bytes":' + num(m.textBytes);
-  if (m.textSha256 !== undefined) out += ',"text_sha256":' + JSON.stringify(m.textSha256);
+  if (m.textSha256 !== undefined) out += ',"text_sha256":' + jsonString(m.textSha256);
   out += ',"time":"' + time + '","type":"command"';
-  if (m.unclassified !== undefined) out += ',"unclassified":' + JSON.stringify(m.unclassified);
+  if (m.unclassified !== undefined) out += ',"unclassified":' + jsonString(m.unclassified);
   return out + '}';
 }
 
@@ -63,18 +63,18 @@ export interface ResultMembers {
  * "reason":…,"response":…,"rule":…,"seq":…,"session":…,"status":…,"time":…,"type":"result"}` */
 export function resultRecord(m: ResultMembers, seq: number, prev: string, time: string): string {
   const o = m.outcome;
-  let out = '{"command":' + JSON.stringify(m.command);
+  let out = '{"command":' + jsonString(m.command);
   if (o.count !== undefined) out += ',"count":' + num(o.count);
   if (o.details !== undefined) out += ',"details":' + canonicalJson(o.details);
   out += ',"duration_us":' + num(m.durationUs);
   if (o.error !== undefined) out += ',"error":' + canonicalJson(o.error);
-  if (m.input) out += ',"input":{"bytes":' + num(m.input.bytes) + ',"sha256":"' + m.input.sha256 + '"' + (m.input.text !== undefined ? ',"text":' + JSON.stringify(m.input.text) + ',"text_bytes":' + num(m.input.textBytes ?? 0) : '') + '}';
+  if (m.input) out += ',"input":{"bytes":' + num(m.input.bytes) + ',"sha256":"' + m.input.sha256 + '"' + (m.input.text !== undefined ? ',"text":' + jsonString(m.input.text) + ',"text_bytes":' + num(m.input.textBytes ?? 0) : '') + '}';
   if (m.masked) out += ',"masked":{"detectors":' + JSON.stringify(m.masked.detectors) + ',"values":' + num(m.masked.values) + '}';
   out += ',"prev":"' + prev + '"';
-  if (o.reason !== undefined) out += ',"reason":' + JSON.stringify(o.reason);
+  if (o.reason !== undefined) out += ',"reason":' + jsonString(o.reason);
   if (m.response) out += ',"response":' + responseJson(m.response);
-  if (o.rule !== undefined) out += ',"rule":' + JSON.stringify(o.rule);
-  return out + ',"seq":' + seq + ',"session":' + JSON.stringify(m.session) + ',"status":' + JSON.stringify(o.status) + ',"time":"' + time + '","type":"result"}';
+  if (o.rule !== undefined) out += ',"rule":' + jsonString(o.rule);
+  return out + ',"seq":' + seq + ',"session":' + jsonString(m.session) + ',"status":' + jsonString(o.status) + ',"time":"' + time + '","type":"result"}';
 }
 
 /** `{"bytes":…,"columns":…,"recording":…,"sample":…,"sha256":…,"text":…,"text_bytes":…}` */
@@ -85,11 +85,12 @@ function responseJson(r: ResponseMembers): string {
   if (r.recording) out += ',"recording":' + canonicalJson(r.recording);
   if (r.sample) out += ',"sample":' + canonicalJson(r.sample);
   out += ',"sha256":"' + r.sha256 + '"';
-  if (r.text !== null) out += ',"text":' + JSON.stringify(r.text) + ',"text_bytes":' + num(r.textBytes);
+  if (r.text !== null) out += ',"text":' + jsonString(r.text) + ',"text_bytes":' + num(r.textBytes);
   return out + '}';
 }
 
 function num(n: number): string {
   if (!Number.isFinite(n)) throw new TypeError(`canonical JSON has no representation for ${n}`);
-  return JSON.stringify(n);
+  // For finite numbers String writes what JSON.stringify does (-0 as "0" too).
+  return String(n);
 }

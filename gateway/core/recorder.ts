@@ -5,6 +5,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { SessionLogWriter } from '../evidence/log-writer.ts';
 import { TerminalRecording, type RecordingOptions } from './terminal-recording.ts';
 import { commandRecord, resultRecord, type CommandMembers, type ResultMembers } from './record-templates.ts';
+import type { CanonicalText } from '../evidence/canonical-json.ts';
 
 /** Longest command text kept in full; longer texts keep a prefix plus their length and digest. */
 export const MAX_TEXT = 64 * 1024;
@@ -63,6 +64,11 @@ export class TextSample {
   }
 }
 
+/** Whole microseconds since `since` (a performance.now() reading): no BigInt on the hot path. */
+function elapsedUs(since: number): number {
+  return Math.floor((performance.now() - since) * 1000);
+}
+
 export class Recorder {
   readonly writer: SessionLogWriter;
   readonly options: RecorderOptions;
@@ -95,7 +101,7 @@ export interface CommandFields {
   /** What the policy matched on, one entry per unit (statement, exec, request); with rules only. */
   facts?: readonly object[];
   /** Protocol specifics (PostgreSQL: protocol, params, portal, max_rows, phase, statement). */
-  details?: Record<string, unknown>;
+  details?: Record<string, unknown> | CanonicalText;
   /** The policy's decision (action, rule, reason, matched); with rules only. */
   decision?: Record<string, unknown>;
   /** Why the adapter could not know what the command runs (then decided as unclassified). */
@@ -106,7 +112,7 @@ export class SessionRecorder {
   readonly id: string;
   readonly target: string;
   private readonly recorder: Recorder;
-  private readonly openedAt = process.hrtime.bigint();
+  private readonly openedAt = performance.now();
   private commandCount = 0;
   totals = { commands: 0, errors: 0, skipped: 0, denied: 0, approved: 0, masked: 0, bytes_from_client: 0, bytes_to_client: 0 };
   closed = false;
@@ -155,7 +161,7 @@ export class SessionRecorder {
     if (this.closed) return;
     this.closed = true;
     this.recorder.open.delete(this);
-    const durationUs = Number((process.hrtime.bigint() - this.openedAt) / 1000n);
+    const durationUs = elapsedUs(this.openedAt);
     if (this.recorder.writer.failed) return;
     this.recorder.writer.append('session-close', { session: this.id, reason, duration_us: durationUs, totals: this.totals, ...fields });
   }
@@ -170,7 +176,7 @@ export interface Outcome {
   /** What went wrong; `code` is the protocol's (SQLSTATE, exit status, HTTP status). */
   error?: { code: string; message: string; severity?: string };
   /** Protocol specifics (PostgreSQL: tags, transaction, suspended). */
-  details?: Record<string, unknown>;
+  details?: Record<string, unknown> | CanonicalText;
   /** The rule that denied it (denied), or why it did not run (skipped, denied). */
   rule?: string;
   reason?: string;
@@ -181,7 +187,7 @@ export class CommandRecorder {
   /** The command's kind (pg.query): approvers render a held command by it. */
   readonly kind: string;
   private readonly session: SessionRecorder;
-  private readonly started = process.hrtime.bigint();
+  private readonly started = performance.now();
   private readonly sampleLimit: number;
   // Most responses are small: keep their pieces and hash them once at the end; switch to an
   // incremental hash past 4 pieces or 64 KiB (pieces pin the chunks they come from).
@@ -228,7 +234,12 @@ export class CommandRecorder {
   }
 
   /** The input's text sample (an HTTP request body), masked as the log needs it by the caller. */
-  readonly inputSample = new TextSample();
+  get inputSample(): TextSample {
+    return (this.input ??= new TextSample());
+  }
+  // Made when first used: most commands have neither (PostgreSQL's never do).
+  private input: TextSample | null = null;
+  private response: TextSample | null = null;
 
   private masked: { values: number; detectors: string[] } | null = null;
 
@@ -256,7 +267,9 @@ export class CommandRecorder {
    * A response that is text (an exec's output, an HTTP body), already masked: its first
    * MAX_TEXT_SAMPLE characters are the sample, with the length of all of it.
    */
-  readonly responseSample = new TextSample();
+  get responseSample(): TextSample {
+    return (this.response ??= new TextSample());
+  }
 
   addSampleText(text: string): void {
     this.responseSample.addText(text);
@@ -289,22 +302,23 @@ export class CommandRecorder {
     if (outcome.status === 'denied') t.denied++;
     // The recording's last events are written before the result that ends it.
     this.recording?.close();
+    const text = this.response?.text ?? null;
     const m: ResultMembers = {
       command: this.id,
-      durationUs: Number((process.hrtime.bigint() - this.started) / 1000n),
+      durationUs: elapsedUs(this.started),
       outcome,
       response: outcome.status === 'skipped' ? null : {
         bytes: this.bytes,
         sha256: this.hash ? this.hash.digest('hex') : oneShotHash('sha256', this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces, this.piecesLength), 'hex'),
         columns: this.columns,
         // A sample is rows (with columns), text, or the command's terminal recording.
-        sample: this.responseSample.text !== null || this.recording ? null : this.sample,
-        text: this.responseSample.text,
-        textBytes: this.responseSample.bytes,
-        recording: this.responseSample.text === null && this.recording ? this.recording.summary() : null,
+        sample: text !== null || this.recording ? null : this.sample,
+        text,
+        textBytes: this.response?.bytes ?? 0,
+        recording: text === null && this.recording ? this.recording.summary() : null,
       },
       masked: this.masked,
-      input: this.inputHash ? { bytes: this.inputBytes, sha256: this.inputHash.digest('hex'), ...(this.inputSample.text !== null ? { text: this.inputSample.text, textBytes: this.inputSample.bytes } : {}) } : null,
+      input: this.inputHash ? { bytes: this.inputBytes, sha256: this.inputHash.digest('hex'), ...(this.input && this.input.text !== null ? { text: this.input.text, textBytes: this.input.bytes } : {}) } : null,
       session: this.session.id,
     };
     this.pieces = [];

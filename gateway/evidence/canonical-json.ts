@@ -5,9 +5,29 @@
 // omitted, as JSON.stringify omits them. This runs twice per command on the hot path, hence the
 // plain loops.
 
+/**
+ * A value already written as canonical JSON, emitted as it is: an adapter builds the few shapes it
+ * writes on every command (PostgreSQL's `{"protocol":"simple"}`, its result's tags) without an
+ * object to walk. Whoever makes one vouches that `json` is canonical; tests check each builder.
+ */
+export class CanonicalText {
+  readonly json: string;
+  constructor(json: string) {
+    this.json = json;
+  }
+}
+
+/** A string as JSON.stringify (and so canonicalJson) writes it, without the call for plain text. */
+export function jsonString(s: string): string {
+  return plainString.test(s) ? '"' + s + '"' : JSON.stringify(s);
+}
+/** Printable ASCII other than `"` and `\`: written between quotes as it is. */
+const plainString = /^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/;
+
 export function canonicalJson(value: unknown): string {
   switch (typeof value) {
     case 'string':
+      return jsonString(value);
     case 'boolean':
       return JSON.stringify(value);
     case 'number':
@@ -15,6 +35,7 @@ export function canonicalJson(value: unknown): string {
       return JSON.stringify(value);
     case 'object':
       if (value === null) return 'null';
+      if (value instanceof CanonicalText) return value.json;
       if (Array.isArray(value)) {
         let out = '[';
         for (let i = 0; i < value.length; i++) {
@@ -52,13 +73,12 @@ function canonicalObject(obj: Record<string, unknown>): string {
   return out + '}';
 }
 
-const plainKey = /^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/;
 // Member names come from a small fixed vocabulary; remember the answer for each.
 const escapeKnown = new Map<string, boolean>();
 function needsEscape(k: string): boolean {
   let v = escapeKnown.get(k);
   if (v === undefined) {
-    v = !plainKey.test(k);
+    v = !plainString.test(k);
     if (escapeKnown.size < 4096) escapeKnown.set(k, v);
   }
   return v;

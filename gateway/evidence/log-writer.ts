@@ -15,6 +15,11 @@ export const LOG_FORMAT = 'gateway-action/session-log@3';
  */
 export const READABLE_FORMATS: readonly string[] = ['gateway-action/session-log@2', LOG_FORMAT];
 export const GENESIS_HASH = '0'.repeat(64);
+/** The staging buffer records are encoded into until they are written; it grows for a big batch. */
+const STAGE_BYTES = 64 * 1024;
+const STAGE_KEEP_BYTES = 1024 * 1024;
+/** `,"hash":"` + 64 hex digits + `"}` and a newline, less the closing brace they replace. */
+const HASH_MEMBER_BYTES = 9 + 64 + 3;
 /** Longest a record nobody waits for stays in memory before it is written. */
 const LAZY_FLUSH_MS = 20;
 
@@ -40,7 +45,12 @@ export class SessionLogWriter {
   private fd: number;
   private seq = 0;
   private prev = GENESIS_HASH;
-  private pending: string[] = [];
+  /**
+   * Records queued since the last flush, as the bytes of their lines: each is encoded once, hashed
+   * from these bytes and written from them, with no joined string and no second encoding.
+   */
+  private staged = Buffer.allocUnsafe(STAGE_BYTES);
+  private stagedLength = 0;
   private failure: LogUnavailableError | null = null;
   private closed = false;
   private signing: Signing | null = null;
@@ -126,6 +136,13 @@ export class SessionLogWriter {
     return this.queue(build(this.seq, this.prev, this.now()), type);
   }
 
+  /** Makes room for `room` more bytes after what is staged. */
+  private growStage(room: number): void {
+    const grown = Buffer.allocUnsafe(Math.max(this.staged.length * 2, this.stagedLength + room));
+    this.staged.copy(grown, 0, 0, this.stagedLength);
+    this.staged = grown;
+  }
+
   private check(): void {
     if (this.failure) throw this.failure;
     if (this.closed) throw new LogUnavailableError(new Error('the log is sealed'));
@@ -133,9 +150,20 @@ export class SessionLogWriter {
 
   private queue(body: string, type: string): AppendResult {
     const seq = this.seq;
-    const hash = sha256('sha256', body, 'hex');
-    // The hash member goes last so a verifier without a JCS library can strip it textually.
-    this.pending.push(body.slice(0, -1) + ',"hash":"' + hash + '"}\n');
+    // Room for the body at 3 bytes per UTF-16 unit (the most UTF-8 takes) and the hash member.
+    const room = body.length * 3 + HASH_MEMBER_BYTES;
+    if (this.stagedLength + room > this.staged.length) this.growStage(room);
+    const stage = this.staged;
+    const start = this.stagedLength;
+    const n = stage.write(body, start, 'utf8');
+    const hash = sha256('sha256', stage.subarray(start, start + n), 'hex');
+    // The hash member goes last so a verifier without a JCS library can strip it textually: it
+    // takes the place of the body's closing brace.
+    let at = start + n - 1;
+    at += stage.write(',"hash":"', at, 'latin1');
+    at += stage.write(hash, at, 'latin1');
+    at += stage.write('"}\n', at, 'latin1');
+    this.stagedLength = at;
     this.seq = seq + 1;
     this.prev = hash;
     if (!this.lazyTimer) this.lazyTimer = setTimeout(this.lazyFlush, LAZY_FLUSH_MS);
@@ -188,7 +216,7 @@ export class SessionLogWriter {
   private lazyTimer: NodeJS.Timeout | null = null;
   private readonly lazyFlush = (): void => {
     this.lazyTimer = null;
-    if (this.pending.length > 0) this.flushSync();
+    if (this.stagedLength > 0) this.flushSync();
   };
 
   private lastMs = 0;
@@ -211,15 +239,17 @@ export class SessionLogWriter {
    */
   flushSync(): LogUnavailableError | null {
     // The lazy timer stays armed (re-arming per command costs more than a spare wake-up).
-    if (this.pending.length > 0 && !this.failure) {
-      const data = Buffer.from(this.pending.length === 1 ? this.pending[0]! : this.pending.join(''));
-      this.pending = [];
+    if (this.stagedLength > 0 && !this.failure) {
+      const length = this.stagedLength;
+      this.stagedLength = 0;
       try {
         let off = 0;
-        while (off < data.length) off += fs.writeSync(this.fd, data, off, data.length - off);
+        while (off < length) off += fs.writeSync(this.fd, this.staged, off, length - off);
       } catch (e) {
         this.failure = new LogUnavailableError(e as Error);
       }
+      // A batch that held a huge record does not keep its buffer.
+      if (this.staged.length > STAGE_KEEP_BYTES) this.staged = Buffer.allocUnsafe(STAGE_BYTES);
     }
     return this.failure;
   }

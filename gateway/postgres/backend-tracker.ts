@@ -3,13 +3,20 @@
 // server answers in order, so a FIFO of what the client sent attributes every message; after an
 // error in the extended protocol the server skips everything up to Sync, and so does this.
 import { MessageFramer, ProtocolError, type FramedMessage } from './codec/framer.ts';
-import { B, decodeParameterStatus, decodeCommandComplete, decodeDataRow, decodeNotice, decodeReadyForQuery, decodeRowDescription, type NoticeFields } from './codec/backend.ts';
+import { B, type Column, decodeParameterStatus, decodeCommandComplete, decodeDataRow, decodeNotice, decodeReadyForQuery, decodeRowDescription, type NoticeFields } from './codec/backend.ts';
 import { binaryValue, wireText, type CommandRecorder, type SessionRecorder } from '../core/recorder.ts';
 import type { ResponseMasking } from './response-masking.ts';
 import { ResponseQueue, resultColumns, sampleValues, tagRows, type Entry, type RunState } from './response-queue.ts';
 import { StatementRegistry } from './statement-registry.ts';
+import { CanonicalText, jsonString } from '../evidence/canonical-json.ts';
 
 export type Transaction = 'I' | 'T' | 'E';
+
+/** Largest RowDescription kept for reuse (see describedBy). */
+const MAX_KEPT_DESCRIPTION = 4096;
+
+/** A RowDescription read: its bytes, its columns and their names. */
+interface Description { bytes: Buffer; cols: Column[]; names: string[] }
 
 export class BackendTracker {
   private readonly rec: SessionRecorder;
@@ -257,14 +264,15 @@ export class BackendTracker {
         }
         return;
       case B.RowDescription: {
-        const cols = decodeRowDescription(body!);
+        const described = this.describedBy(body!);
+        const cols = described.cols;
         if (e?.kind === 'describe') {
           if (e.target) e.target.columns = cols;
           if (e.swallow) this.edit(start, end, null);
           this.queue.shift();
         } else if (run) {
           run.columns = cols;
-          (e as { cmd: CommandRecorder }).cmd.setColumns(cols.map((c) => c.name));
+          (e as { cmd: CommandRecorder }).cmd.setColumns(described.names);
         }
         return;
       }
@@ -354,6 +362,22 @@ export class BackendTracker {
     }
   }
 
+  /**
+   * A RowDescription's columns. A session tends to run the same statements over and over, so the
+   * last one read is kept: the same bytes again reuse its columns (never changed once read).
+   */
+  private describedBy(body: Buffer): Description {
+    const last = this.lastDescription;
+    if (last && last.bytes.equals(body)) return last;
+    const cols = decodeRowDescription(body);
+    // Copied: the body is a view of a read buffer.
+    const d = { bytes: Buffer.from(body), cols, names: cols.map((c) => c.name) };
+    this.lastDescription = body.length <= MAX_KEPT_DESCRIPTION ? d : null;
+    return d;
+  }
+
+  private lastDescription: Description | null = null;
+
   private onServerError(err: NoticeFields, chunk: Buffer, end: number): void {
     const e = this.queue.peek();
     const error = { severity: err.severity, code: err.code, message: err.message };
@@ -427,10 +451,10 @@ export class BackendTracker {
     }
     cmd.finish({
       status: run.denied ? 'denied' : run.error ? 'error' : 'ok',
-      ...(run.denied ? { rule: run.denied.rule } : {}),
+      rule: run.denied ? run.denied.rule : undefined,
       count: rows ?? run.rows,
-      ...(run.error ? { error: run.error } : {}),
-      details: { tags: run.tags, transaction: this.transaction, ...(suspended ? { suspended: true } : {}) },
+      error: run.error ?? undefined,
+      details: resultDetails(run.tags, this.transaction, suspended),
     });
   }
 
@@ -442,6 +466,17 @@ export class BackendTracker {
       else e.cmd.finish({ status: 'skipped', reason: 'an earlier message in the same pipeline failed; the server discarded this one until Sync' });
     }
   }
+}
+
+/**
+ * A result's `details` as canonical JSON, `{"suspended":true,"tags":[…],"transaction":"I"}`, built
+ * directly: every command writes one (test/unit/record-templates.test.ts compares it with
+ * canonicalJson).
+ */
+export function resultDetails(tags: readonly string[], transaction: Transaction, suspended: boolean): CanonicalText {
+  let out = suspended ? '{"suspended":true,"tags":[' : '{"tags":[';
+  for (let i = 0; i < tags.length; i++) out += (i > 0 ? ',' : '') + jsonString(tags[i]!);
+  return new CanonicalText(out + '],"transaction":' + jsonString(transaction) + '}');
 }
 
 /** Where a server message's bytes are counted: a command, or bytes kept for a command to come. */

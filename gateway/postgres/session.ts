@@ -24,6 +24,7 @@ import { copyOuts } from './copy-masking.ts';
 import type { Masker } from '../masking/engine.ts';
 import { maskPasswords } from './role-passwords.ts';
 import { statementFacts } from './computed-columns.ts';
+import { CanonicalText } from '../evidence/canonical-json.ts';
 
 /** Largest client message the gateway assembles; a larger one ends the session. */
 export const MAX_CLIENT_MESSAGE = 64 * 1024 * 1024;
@@ -321,7 +322,7 @@ export class PostgresSession {
         const hazard = this.extended.fetchHazard(text);
         const own = this.policy ? judge(this.policy, text, this.names.preparedClasses(text)) : null;
         const j = own && hazard && this.policy ? judgeWithHazard(this.policy, own, hazard) : own;
-        const cmd = this.rec.beginCommand({ kind: 'pg.query', text: this.logText(text), details: { protocol: 'simple' }, ...(hazard ? { unclassified: hazard } : {}), ...(j ? decisionFields(j) : {}) });
+        const cmd = this.rec.beginCommand({ kind: 'pg.query', text: this.logText(text), details: SIMPLE_QUERY_DETAILS, ...(hazard ? { unclassified: hazard } : {}), ...(j ? decisionFields(j) : {}) });
         const run = newRun();
         if (this.copyMasking) run.copyOuts = copyOuts(text);
         if (this.masksComputed) run.computed = this.extended.computedSource(statementFacts(text));
@@ -480,6 +481,9 @@ export class PostgresSession {
 }
 
 type ClientAction = ExtendedAction;
+
+/** Every simple query's `details`, written as it is. */
+const SIMPLE_QUERY_DETAILS = new CanonicalText('{"protocol":"simple"}');
 
 const KEEPALIVE_MS = 30_000;
 /** How long a closing session's client may keep sending (discarded) before it is cut off. */

@@ -4,7 +4,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { commandRecord, resultRecord, type CommandMembers, type ResultMembers } from '../../gateway/core/record-templates.ts';
-import { canonicalJson } from '../../gateway/evidence/canonical-json.ts';
+import { canonicalJson, jsonString } from '../../gateway/evidence/canonical-json.ts';
+import { resultDetails } from '../../gateway/postgres/backend-tracker.ts';
 import type { Outcome } from '../../gateway/core/recorder.ts';
 
 const PREV = 'ab'.repeat(32);
@@ -93,4 +94,21 @@ test('a result record from its template equals the canonical JSON of the same re
 test('a template refuses a number JSON cannot hold, as canonicalJson does', () => {
   const m: ResultMembers = { command: 's1.1', durationUs: Number.NaN, outcome: { status: 'ok' }, response: null, masked: null, input: null, session: 's1' };
   assert.throws(() => resultRecord(m, 0, PREV, TIME), /no representation for NaN/);
+});
+
+test('jsonString writes every string as JSON.stringify does', () => {
+  const cases = ['', 'plain text 123', 'a"b', 'back\\slash', 'tab\there', 'nl\n', '\u0000\u001f\u007f', 'é', '\u2028\u2029', '\u{1F600}', '\ud800', 'x\udfffy', '<script>'];
+  for (const s of cases) assert.equal(jsonString(s), JSON.stringify(s), JSON.stringify(s));
+});
+
+test("PostgreSQL's result details, built directly, equal canonicalJson of the same object", () => {
+  for (const tags of [[], ['SELECT 1'], ['BEGIN', 'INSERT 0 3', 'COMMIT'], ['weird "tag"\n']]) {
+    for (const transaction of ['I', 'T', 'E'] as const) {
+      for (const suspended of [false, true]) {
+        const object = { tags, transaction, ...(suspended ? { suspended: true } : {}) };
+        assert.equal(resultDetails(tags, transaction, suspended).json, canonicalJson(object));
+        assert.equal(canonicalJson({ details: resultDetails(tags, transaction, suspended) }), canonicalJson({ details: object }));
+      }
+    }
+  }
 });

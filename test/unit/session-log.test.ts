@@ -279,3 +279,23 @@ test('records queued in one event-loop turn are in the file before any waiting c
   sealed.whenWritten((failure) => (told = String(failure)));
   assert.match(told, /the log is sealed/);
 });
+
+test('records staged as bytes: multibyte text, a record larger than the stage, and a batch of many, all verify byte for byte', () => {
+  const w = SessionLogWriter.create(tempDir(), 'staged.jsonl');
+  const signer = new CheckpointSigner();
+  w.signWith('r1', signer, { everyRecords: 0, everyMs: 0 });
+  w.append('run-start', { format: LOG_FORMAT, run: 'r1', identity: { kind: 'local', user: 'u', host: 'h' }, targets: [{ name: 'app-db' }], key: { alg: 'EdDSA', jwk: signer.jwk, thumbprint: signer.thumbprint }, attestation: 'unattested' });
+  const texts = ['é ü “q” \u{1F600} \u2028', 'x'.repeat(200_000), '\u20ac'.repeat(70_000), 'lone \ud800 surrogate'];
+  for (const [i, text] of texts.entries()) w.append('command', { session: 's1', command: `s1.${i}`, text });
+  // Many small ones in one batch: more than the 64 KiB stage holds.
+  for (let i = 0; i < 2000; i++) w.append('command', { session: 's1', command: `s1.x${i}`, text: `SELECT ${i} -- ü` });
+  assert.equal(w.flushSync(), null);
+  w.append('command', { session: 's1', command: 's1.after', text: 'after the flush' });
+  w.close('run-end', { run: 'r1' });
+  const text = fs.readFileSync(w.path, 'utf8');
+  const r = verifyLogText(text);
+  assert.equal(r.status, 'valid', r.problem ?? '');
+  const lines = text.trimEnd().split('\n');
+  assert.equal(lines.length, 1 + texts.length + 2000 + 1 + 1 + 1, 'and the seal');
+  assert.deepEqual(lines.slice(1, 1 + texts.length).map((l) => JSON.parse(l).text), texts.map((t) => JSON.parse(JSON.stringify(t))));
+});
