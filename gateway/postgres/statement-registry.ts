@@ -337,7 +337,8 @@ export class StatementRegistry {
 
   /** An error or the end of the transaction: no portal of the transaction can run any more. */
   endPortals(): void {
-    this.portals.clear();
+    // Every ReadyForQuery outside a transaction calls this; most have no portal to forget.
+    if (this.portals.size > 0) this.portals.clear();
   }
 
   /**
