@@ -3,7 +3,8 @@
 // through a bare Node socket pipe, pgbouncer (session mode), the gateway, and the gateway with ten
 // rules and masking; each target runs twice per row in alternating order (a b c d e e d c b a) so
 // drift during the run weighs on all alike. Prints TPS, the ratio to direct, and the CPU
-// microseconds each proxy process spends per transaction (/proc/PID/stat), then the cost of
+// microseconds each proxy process spends per transaction (/proc/PID/stat; user-space and kernel
+// parts in parentheses), then the cost of
 // single policy features at 8 clients, a streamed COPY TO STDOUT with the gateway's peak RSS,
 // and (bench/verify.ts) how long verify takes on a 1M-record log.
 // Environment: BENCH_SECONDS (per pgbench run, default 5), BENCH_CLIENTS (default 1,8,32),
@@ -48,7 +49,7 @@ try {
   // (V8 tiering up) are not what a job's queries see after its first few hundred.
   for (const t of targets) for (const mode of modes) pgbench(cluster.binDir, t.env, mode, 8, warmup, t.pid);
   console.log(`gateway-action benchmark: PostgreSQL on ${cluster.port}, ${os.cpus().length} cores, node ${process.version}, ${seconds}s per pgbench run, each target twice per row, after ${warmup}s of warm-up per target and mode\n`);
-  console.log('pgbench -S                                         TPS  vs direct   CPU µs/txn');
+  console.log('pgbench -S                                         TPS  vs direct   CPU µs/txn (user + kernel)');
   const summary: string[] = [];
   for (const mode of modes) {
     for (const clients of clientCounts) {
@@ -59,7 +60,7 @@ try {
       targets.forEach((t, i) => {
         const tot = totals[i]!;
         const head = i === 0 ? `  ${mode.padEnd(8)} ${String(clients).padStart(2)} client(s)  ` : ' '.repeat(26);
-        const cpu = t.pid ? tot.cpuUsPerTransaction.toFixed(1).padStart(8) : '       -';
+        const cpu = t.pid ? `${tot.cpuUsPerTransaction.toFixed(1).padStart(8)} (${tot.userUsPerTransaction.toFixed(1)} + ${(tot.cpuUsPerTransaction - tot.userUsPerTransaction).toFixed(1)})` : '       -';
         console.log(`${head}${t.name.padEnd(28)}${tot.meanTps.toFixed(0).padStart(8)}   ${(tot.meanTps / d).toFixed(2)}x   ${cpu}`);
       });
       const cpuOf = (p: Proxy): number => totals[targets.indexOf(p)]!.cpuUsPerTransaction;
