@@ -84,6 +84,7 @@ export class Recorder {
     this.writer.append('session-open', { session: id, target, protocol, ...fields });
     const s = new SessionRecorder(this, id, target);
     this.open.add(s);
+    this.writer.openSessions = this.open.size;
     return s;
   }
 }
@@ -161,6 +162,7 @@ export class SessionRecorder {
     if (this.closed) return;
     this.closed = true;
     this.recorder.open.delete(this);
+    this.recorder.writer.openSessions = this.recorder.open.size;
     const durationUs = elapsedUs(this.openedAt);
     if (this.recorder.writer.failed) return;
     this.recorder.writer.append('session-close', { session: this.id, reason, duration_us: durationUs, totals: this.totals, ...fields });

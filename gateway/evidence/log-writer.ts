@@ -182,6 +182,9 @@ export class SessionLogWriter {
     if (this.failure) return then(this.failure);
     // Sealed: no record can be appended any more, so nothing may be forwarded on its strength.
     if (this.closed) return then(new LogUnavailableError(new Error('the log is sealed')));
+    // One session alone has nobody to share the turn's write with: it writes now, and spares the
+    // deferral (a job's single psql or pg_dump is the common case).
+    if (this.openSessions <= 1 && !this.turnFlushScheduled) return then(this.flushSync());
     this.waiting.push(then);
     if (!this.turnFlushScheduled) {
       this.turnFlushScheduled = true;
@@ -189,6 +192,8 @@ export class SessionLogWriter {
     }
   }
 
+  /** Sessions open now (Recorder keeps it): with one, whenWritten writes at once. */
+  openSessions = 0;
   private waiting: ((failure: LogUnavailableError | null) => void)[] = [];
   private turnFlushScheduled = false;
   private readonly turnFlush = (): void => {

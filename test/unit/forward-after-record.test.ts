@@ -11,6 +11,8 @@ function setup(): { w: SessionLogWriter; sent: string[][]; refused: string[]; st
   const w = SessionLogWriter.create(tempDir(), 'f.jsonl');
   w.append('run-start', { format: LOG_FORMAT });
   w.flushSync();
+  // Other sessions are open, so records wait for the turn's shared write.
+  w.openSessions = 3;
   const sent: string[][] = [];
   const refused: string[] = [];
   const state = { open: true };

@@ -249,6 +249,7 @@ test('records queued in one event-loop turn are in the file before any waiting c
   w.append('run-start', { format: LOG_FORMAT });
   w.flushSync();
   const onDisk = (): string[] => fs.readFileSync(w.path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).command as string);
+  w.openSessions = 2;
   // Two sessions each record a command in the same turn and wait for it.
   const seen: string[][] = [];
   w.append('command', { session: 's1', command: 's1.1', text: 'SELECT 1' });
@@ -298,4 +299,22 @@ test('records staged as bytes: multibyte text, a record larger than the stage, a
   const lines = text.trimEnd().split('\n');
   assert.equal(lines.length, 1 + texts.length + 2000 + 1 + 1 + 1, 'and the seal');
   assert.deepEqual(lines.slice(1, 1 + texts.length).map((l) => JSON.parse(l).text), texts.map((t) => JSON.parse(JSON.stringify(t))));
+});
+
+test('a session alone writes its record at once: the waiter runs before whenWritten returns, with the record on disk', () => {
+  const w = SessionLogWriter.create(tempDir(), 'alone.jsonl');
+  w.append('run-start', { format: LOG_FORMAT });
+  w.openSessions = 1;
+  const onDisk = (): number => fs.readFileSync(w.path, 'utf8').split('\n').filter(Boolean).length;
+  w.append('command', { session: 's1', command: 's1.1', text: 'SELECT 1' });
+  let seen = -1;
+  w.whenWritten((failure) => (assert.equal(failure, null), (seen = onDisk())));
+  assert.equal(seen, 2, 'run-start and the command were written before the waiter ran');
+  // A second session makes it wait for the turn again.
+  w.openSessions = 2;
+  w.append('command', { session: 's2', command: 's2.1', text: 'SELECT 2' });
+  let later = -1;
+  w.whenWritten(() => (later = onDisk()));
+  assert.equal(later, -1);
+  w.flushSync();
 });
