@@ -154,10 +154,11 @@ export function strictest(a: Decision, b: Decision): Decision {
  * other rules matched too).
  */
 export function decisionRecord(d: Decision): Record<string, unknown> {
-  return {
-    action: d.action,
-    rule: d.rule,
-    ...(d.action !== 'allow' ? { reason: d.reason } : {}),
-    ...(d.matched.length > 1 || (d.matched.length === 1 && d.matched[0] !== d.rule) ? { matched: d.matched } : {}),
-  };
+  // Members made in canonical order (action, matched, reason, rule): the log writes one per
+  // decided command and so sorts nothing.
+  const r: Record<string, unknown> = { action: d.action };
+  if (d.matched.length > 1 || (d.matched.length === 1 && d.matched[0] !== d.rule)) r.matched = d.matched;
+  if (d.action !== 'allow') r.reason = d.reason;
+  r.rule = d.rule;
+  return r;
 }

@@ -65,7 +65,7 @@ export class ExtendedProtocol {
     }
     if (j && j.decision.action !== 'allow') {
       // Recorded as a command of its own: the text is refused or held at Parse.
-      const cmd = this.ctx.rec.beginCommand({ kind: 'pg.query', text: this.ctx.logText(p.query), details: { protocol: 'extended', phase: 'parse', ...(p.statement ? { statement: p.statement } : {}) }, ...decisionFields(j) });
+      const cmd = this.ctx.rec.beginCommand({ kind: 'pg.query', text: this.ctx.logText(p.query), details: { phase: 'parse', protocol: 'extended', ...(p.statement ? { statement: p.statement } : {}) }, ...decisionFields(j) });
       const refuse = (d: Decision, code?: string): Buffer[] => {
         statement.denied = d;
         statement.decision = { action: 'deny', rule: d.rule };
@@ -87,7 +87,7 @@ export class ExtendedProtocol {
     const statement = 'known' in resolved ? resolved.known : null;
     if (statement?.denied && !this.ctx.backend.skipping) {
       // A statement refused earlier does not exist upstream: refuse again, with the reason.
-      const cmd = this.ctx.rec.beginCommand({ kind: 'pg.query', text: this.ctx.logText(statement.text), details: { protocol: 'extended', phase: 'bind', ...(b.statement ? { statement: b.statement } : {}) }, decision: decisionRecord(statement.denied) });
+      const cmd = this.ctx.rec.beginCommand({ kind: 'pg.query', text: this.ctx.logText(statement.text), details: { phase: 'bind', protocol: 'extended', ...(b.statement ? { statement: b.statement } : {}) }, decision: decisionRecord(statement.denied) });
       // The client's Execute that follows is discarded by the server: its record names the refusal.
       const portal = this.names.expect('portal', b.portal, { statement, params: [], resultFormats: b.resultFormats, columns: null });
       return this.refuseExtended(cmd, statement.denied, undefined, { portal });
@@ -149,7 +149,7 @@ export class ExtendedProtocol {
     const cmd = this.ctx.rec.beginCommand({
       kind: 'pg.query',
       text,
-      details: { protocol: 'extended', params: portal.params, ...(e.portal ? { portal: e.portal } : {}), ...(e.maxRows ? { max_rows: e.maxRows } : {}) },
+      details: executeDetails(portal.params, e.portal, e.maxRows),
       ...(statement?.decision ? { decision: statement.decision } : {}),
       ...(unknown !== null ? { unclassified: unknown } : {}),
       ...(j ? decisionFields(j) : {}),
@@ -289,4 +289,17 @@ const ADDS_NAMES = new Set(['prepare', 'cursor', 'execute', 'do-block']);
 export function mayAddNames(text: string, j: Judgement | null): boolean {
   if (j?.statements) return j.statements.some((s) => s.classes.some((c) => ADDS_NAMES.has(c)));
   return /prepare|declare|execute|do|call/i.test(text);
+}
+
+/**
+ * An Execute's `details`, members made in canonical order (max_rows, params, portal, protocol) so
+ * writing it sorts nothing: every Execute of a prepared statement writes one.
+ */
+function executeDetails(params: Value[], portal: string, maxRows: number): Record<string, unknown> {
+  const d: Record<string, unknown> = {};
+  if (maxRows) d.max_rows = maxRows;
+  d.params = params;
+  if (portal) d.portal = portal;
+  d.protocol = 'extended';
+  return d;
 }
