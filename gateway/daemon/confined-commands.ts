@@ -53,6 +53,12 @@ export class ConfinedCommands {
       this.end(id, { exit: null, signal: null, error: `the bridges could not be set up: ${(e as Error).message}` });
       throw e;
     }
+    // On disk before the command starts: a log that cannot take its record runs nothing.
+    const failure = this.writer.flushSync();
+    if (failure) {
+      this.end(id, { exit: null, signal: null, error: failure.message });
+      throw failure;
+    }
     return { id, bridges };
   }
 
@@ -71,6 +77,8 @@ export class ConfinedCommands {
       ...(how.error ? { error: how.error } : {}),
       duration_ms: Date.now() - entry.started,
     });
+    // On disk before the caller hears the command ended: once `exec` returns, its end is in the log.
+    this.writer.flushSync();
   }
 
   closeAll(): void {
