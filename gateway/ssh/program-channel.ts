@@ -27,6 +27,8 @@ export type Program = { exec: string } | { shell: true };
 
 /** How the host's program ended: an exit status, or a signal. */
 interface ExitInfo { code: number | null; signal?: string; coreDumped?: boolean; description?: string }
+/** How the host said the command ended; null until it says (or if the connection was lost first). */
+interface Ended { exit: ExitInfo | null }
 
 /** Reads the exec line; a reading that fails is unclassified, never allowed by default. */
 async function units(ctx: SshSessionContext, program: Program): Promise<{ units: SshUnit[] | null; unclassified: string | null; kind: string; scp?: ScpCommand }> {
@@ -70,11 +72,20 @@ export async function runProgram(ctx: SshSessionContext, stream: ServerChannel, 
   }
   const cmd = answer.cmd;
   let channel: ClientChannel;
+  // How the command ended, listened for as the channel opens: a short command's reply, output,
+  // exit status and close can arrive in one read, all emitted before an awaiting caller resumes.
+  const ended: Ended = { exit: null };
   try {
     const conn = await ctx.upstream();
     channel = await new Promise<ClientChannel>((resolve, reject) => {
       const pty = req.pty ? { rows: req.pty.rows, cols: req.pty.cols, height: req.pty.height, width: req.pty.width, term: req.pty.term, modes: req.pty.modes } : undefined;
-      const done = (err: Error | undefined, ch: ClientChannel): void => (err ? reject(err) : resolve(ch));
+      const done = (err: Error | undefined, ch: ClientChannel): void => {
+        if (err) return reject(err);
+        ch.on('exit', (code: number | null, signal?: string, coreDumped?: boolean, description?: string) => {
+          ended.exit = { code, signal, coreDumped, description };
+        });
+        resolve(ch);
+      };
       if ('exec' in program) conn.exec(program.exec, { env: req.env, pty }, done);
       else conn.shell(pty ?? false, { env: req.env }, done);
     });
@@ -86,7 +97,7 @@ export async function runProgram(ctx: SshSessionContext, stream: ServerChannel, 
   }
   req.running = channel;
   if (read.scp) return relayLegacyScp(ctx, stream, channel, cmd, read.scp);
-  await relay(ctx, stream, channel, cmd, terminal && 'shell' in program, req);
+  await relay(ctx, stream, channel, cmd, terminal && 'shell' in program, req, ended);
 }
 
 /** `scp -t`/`scp -f`: each file through the gate (scp-relay.ts); the line's command ends with the transfer. */
@@ -96,7 +107,7 @@ async function relayLegacyScp(ctx: SshSessionContext, stream: ServerChannel, cha
   cmd.finish(end.error ? { status: 'error', error: { code: 'scp', message: end.error }, details } : end.refused > 0 ? { status: 'error', error: { code: 'scp', message: `${end.refused} entries refused` }, details } : { status: 'ok', details });
 }
 
-async function relay(ctx: SshSessionContext, stream: ServerChannel, channel: ClientChannel, cmd: CommandRecorder, recordTerminal: boolean, req: SessionRequests): Promise<void> {
+async function relay(ctx: SshSessionContext, stream: ServerChannel, channel: ClientChannel, cmd: CommandRecorder, recordTerminal: boolean, req: SessionRequests, ended: Ended): Promise<void> {
   const masker = ctx.core.masker;
   const masked = (values: number, detectors: string[]): void => cmd.noteMasked(values, detectors);
   const recording = recordTerminal && req.pty ? cmd.startRecording({ width: req.pty.cols, height: req.pty.rows }) : null;
@@ -123,10 +134,6 @@ async function relay(ctx: SshSessionContext, stream: ServerChannel, channel: Cli
     }
   });
   stream.on('end', () => channel.end());
-  const ended: { exit: ExitInfo | null } = { exit: null };
-  channel.on('exit', (code: number | null, signal?: string, coreDumped?: boolean, description?: string) => {
-    ended.exit = { code, signal, coreDumped, description };
-  });
   const gone = ctx.onClientGone(() => channel.close());
   await new Promise<void>((resolve) => channel.once('close', resolve));
   gone();
