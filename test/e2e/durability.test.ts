@@ -178,6 +178,12 @@ test('a session log that cannot be written: the command is refused with 58030 an
   const v = cli(['verify', info.log]);
   assert.equal(v.status, 4, v.stderr);
 
+  // A confined command is refused as well: nothing runs whose start cannot be recorded.
+  const confined = await cliAsync(['exec', '--state-dir', stateDir, '--confine', '--', 'echo', 'the confined command ran'], { cwd: '/' });
+  assert.notEqual(confined.status, 0, 'exec --confine fails');
+  assert.doesNotMatch(confined.stdout, /the confined command ran/);
+  assert.match(confined.stderr, /session log cannot be written/);
+
   // Stop it (it cannot seal the log; all that matters here is that it ends). Run asynchronously so
   // this process keeps answering the gateway's end of the refused connections.
   await client.end().catch(() => undefined);
