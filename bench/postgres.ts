@@ -1,7 +1,8 @@
 // npm run bench: PostgreSQL direct vs through each proxy, in one run on one cluster.
 // pgbench -S at 1, 8 and 32 clients in simple and prepared modes, against the server directly,
-// through a bare Node socket pipe, pgbouncer (session mode), the gateway, and the gateway with ten
-// rules and masking; each target runs twice per row in alternating order (a b c d e e d c b a) so
+// through a bare Node socket pipe, pgbouncer (session mode), the recording floor (the bare pipe
+// plus the two hash-chained records per command and nothing else: what any Node recording proxy
+// pays, lib/recording-floor.ts), the gateway, and the gateway with ten rules and masking; each target runs twice per row in alternating order (a b c d e e d c b a) so
 // drift during the run weighs on all alike. Prints TPS, the ratio to direct, and the CPU
 // microseconds each proxy process spends per transaction (/proc/PID/stat; user-space and kernel
 // parts in parentheses), then the cost of
@@ -16,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
-import { startGateway, startPgbouncer, startPipe, type Proxy } from './lib/proxies.ts';
+import { startGateway, startPgbouncer, startPipe, startRecordingFloor, type Proxy } from './lib/proxies.ts';
 import { RunTotals, copyOut, peakRss, pgbench } from './lib/measure.ts';
 import { CHECKPOINTS_OFF, MASKING, TEN_RULES, benchDatabase } from './lib/setup.ts';
 
@@ -41,9 +42,11 @@ try {
   proxies.push(pipe);
   const bouncer = await startPgbouncer(direct, cluster.port);
   proxies.push(bouncer);
+  const floor = await startRecordingFloor(direct, cluster.port, path.join(work, 'floor'));
+  proxies.push(floor);
   const plain = gateway('gateway', '');
   const ruled = gateway('gateway, 10 rules + masking', TEN_RULES + MASKING);
-  const targets: { name: string; env: Record<string, string>; pid: number }[] = [{ name: 'direct', env: direct, pid: 0 }, pipe, bouncer, plain, ruled];
+  const targets: { name: string; env: Record<string, string>; pid: number }[] = [{ name: 'direct', env: direct, pid: 0 }, pipe, bouncer, floor, plain, ruled];
 
   // Warm-up: a long-running daemon has its hot paths compiled; the first seconds of a fresh one
   // (V8 tiering up) are not what a job's queries see after its first few hundred.
@@ -51,6 +54,7 @@ try {
   console.log(`gateway-action benchmark: PostgreSQL on ${cluster.port}, ${os.cpus().length} cores, node ${process.version}, ${seconds}s per pgbench run, each target twice per row, after ${warmup}s of warm-up per target and mode\n`);
   console.log('pgbench -S                                         TPS  vs direct   CPU µs/txn (user + kernel)');
   const summary: string[] = [];
+  const floorSummary: string[] = [];
   for (const mode of modes) {
     for (const clients of clientCounts) {
       const totals = targets.map(() => new RunTotals());
@@ -64,12 +68,17 @@ try {
         console.log(`${head}${t.name.padEnd(28)}${tot.meanTps.toFixed(0).padStart(8)}   ${(tot.meanTps / d).toFixed(2)}x   ${cpu}`);
       });
       const cpuOf = (p: Proxy): number => totals[targets.indexOf(p)]!.cpuUsPerTransaction;
-      summary.push(`  ${mode.padEnd(8)} ${String(clients).padStart(2)} client(s)   gateway/pgbouncer ${(cpuOf(plain) / cpuOf(bouncer)).toFixed(2)}x   gateway/bare pipe ${(cpuOf(plain) / cpuOf(pipe)).toFixed(2)}x   with 10 rules + masking/gateway ${(cpuOf(ruled) / cpuOf(plain)).toFixed(2)}x`);
+      const ratio = (a: Proxy, b: Proxy): string => `${(cpuOf(a) / cpuOf(b)).toFixed(2)}x`;
+      summary.push(`  ${mode.padEnd(8)} ${String(clients).padStart(2)} client(s)   gateway/pgbouncer ${ratio(plain, bouncer)}   gateway/bare pipe ${ratio(plain, pipe)}   with 10 rules + masking/gateway ${ratio(ruled, plain)}`);
+      floorSummary.push(`  ${mode.padEnd(8)} ${String(clients).padStart(2)} client(s)   recording floor/pgbouncer ${ratio(floor, bouncer)}   recording floor/bare pipe ${ratio(floor, pipe)}   gateway/recording floor ${ratio(plain, floor)}`);
     }
   }
   console.log('\nCPU per transaction, ratios (targets: gateway/pgbouncer <= 2, gateway/bare pipe <= 1.3, 10 rules + masking/gateway <= 1.2)');
   for (const line of summary) console.log(line);
+  console.log('\nThe recording floor: what a Node proxy pays for the two records per command alone, against the same ratios');
+  for (const line of floorSummary) console.log(line);
   ruled.stop();
+  floor.stop();
   pipe.stop();
   bouncer.stop();
 

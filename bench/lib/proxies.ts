@@ -5,6 +5,7 @@ import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_pr
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { freePort } from '../../gateway/demo/pg-cluster.ts';
 
 export interface Proxy {
@@ -36,6 +37,45 @@ export async function startPipe(direct: PgEnv, serverPort: number): Promise<Prox
   const child = spawn(process.execPath, ['-e', PIPE_SOURCE, String(serverPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString()))));
   return { name: 'bare pipe', env: { ...direct, PGPORT: String(port) }, pid: child.pid!, stop: () => (child.kill(), '') };
+}
+
+/**
+ * The floor of a Node recording proxy (recording-floor.ts): the bare pipe plus a hash-chained
+ * command record before each command is forwarded and a result record after it, nothing else.
+ */
+export async function startRecordingFloor(direct: PgEnv, serverPort: number, dir: string): Promise<Proxy> {
+  fs.mkdirSync(dir, { recursive: true });
+  const log = path.join(dir, 'floor.jsonl');
+  const source = path.join(path.dirname(fileURLToPath(import.meta.url)), 'recording-floor.ts');
+  // Not a test file of its own when a test starts it (node --test marks its children so).
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_TEST_CONTEXT'));
+  const child = spawn(process.execPath, [source, String(serverPort), log], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString())));
+    child.once('exit', (code) => reject(new Error(`the recording floor exited at start (${code})`)));
+  });
+  const pid = child.pid!;
+  return {
+    name: 'recording floor',
+    env: { ...direct, PGPORT: String(port) },
+    pid,
+    // Returns once it has written what it kept and exited (a zombie until this process reaps
+    // it, which it cannot do while it waits here): the log is then whole.
+    stop: () => {
+      child.kill();
+      for (const until = Date.now() + 10_000; Date.now() < until; ) {
+        let stat: string;
+        try {
+          stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+        } catch {
+          break;
+        }
+        if (stat[stat.lastIndexOf(')') + 2] === 'Z') break;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+      }
+      return log;
+    },
+  };
 }
 
 /**
