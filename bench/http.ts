@@ -80,7 +80,7 @@ try {
   if (warmup > 0) for (const w of ways) for (const b of bodies) await run(w, b.path, warmup);
 
   console.log(`gateway-action HTTP benchmark: ARM stand-in over HTTPS on 127.0.0.1, ${os.cpus().length} cores, node ${process.version}, autocannon at ${connections} connections, ${seconds}s per run, each way twice per row, after ${warmup}s of warm-up per way and body\n`);
-  console.log('                              req/s  vs direct   p50 ms (added)   p99 ms (added)     MB/s   CPU µs/req   peak RSS');
+  console.log('                              req/s  vs direct   p50 ms (added)   p99 ms (added)     MB/s   CPU µs/req (user + kernel)   peak RSS');
   for (const b of bodies) {
     console.log(`  ${b.name}`);
     const totals = ways.map(() => new LoadTotals());
@@ -96,7 +96,7 @@ try {
     ways.forEach((w, i) => {
       const t = totals[i]!;
       const added = (x: number, base: number): string => (i === 0 ? '' : `(+${(x - base).toFixed(2)})`).padEnd(9);
-      const cpu = w.pid ? t.cpuUsPerRequest.toFixed(0).padStart(8) : '       -';
+      const cpu = (w.pid ? `${t.cpuUsPerRequest.toFixed(0)} (${t.userUsPerRequest.toFixed(0)} + ${(t.cpuUsPerRequest - t.userUsPerRequest).toFixed(0)})` : '-').padStart(24);
       const mem = w.pid ? `${rss[i]!.toFixed(0)} MB` : '-';
       console.log(`    ${w.name.padEnd(20)} ${t.rps.toFixed(0).padStart(9)}   ${(t.rps / d.rps).toFixed(2)}x   ${t.p50.toFixed(2).padStart(7)} ${added(t.p50, d.p50)} ${t.p99.toFixed(2).padStart(7)} ${added(t.p99, d.p99)} ${t.mbPerSecond.toFixed(0).padStart(7)}     ${cpu}   ${mem.padStart(8)}`);
     });
