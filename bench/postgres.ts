@@ -2,7 +2,8 @@
 // pgbench -S at 1, 8 and 32 clients in simple and prepared modes, against the server directly,
 // through a bare Node socket pipe, pgbouncer (session mode), the recording floor (the bare pipe
 // plus the two hash-chained records per command and nothing else: what any Node recording proxy
-// pays, lib/recording-floor.ts), the gateway, and the gateway with ten rules and masking; each target runs twice per row in alternating order (a b c d e e d c b a) so
+// pays, lib/recording-floor.ts), the same floor in C (lib/native-floor.c, built with cc and
+// OpenSSL: what a hot path outside JavaScript could reach), the gateway, and the gateway with ten rules and masking; each target runs twice per row in alternating order (a b c d e e d c b a) so
 // drift during the run weighs on all alike. Prints TPS, the ratio to direct, and the CPU
 // microseconds each proxy process spends per transaction (/proc/PID/stat; user-space and kernel
 // parts in parentheses), then the cost of
@@ -17,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
-import { startGateway, startPgbouncer, startPipe, startRecordingFloor, type Proxy } from './lib/proxies.ts';
+import { startGateway, startNativeFloor, startPgbouncer, startPipe, startRecordingFloor, type Proxy } from './lib/proxies.ts';
 import { RunTotals, copyOut, peakRss, pgbench } from './lib/measure.ts';
 import { CHECKPOINTS_OFF, MASKING, TEN_RULES, benchDatabase } from './lib/setup.ts';
 
@@ -44,9 +45,11 @@ try {
   proxies.push(bouncer);
   const floor = await startRecordingFloor(direct, cluster.port, path.join(work, 'floor'));
   proxies.push(floor);
+  const nativeFloor = await startNativeFloor(direct, cluster.port, path.join(work, 'native-floor'));
+  proxies.push(nativeFloor);
   const plain = gateway('gateway', '');
   const ruled = gateway('gateway, 10 rules + masking', TEN_RULES + MASKING);
-  const targets: { name: string; env: Record<string, string>; pid: number }[] = [{ name: 'direct', env: direct, pid: 0 }, pipe, bouncer, floor, plain, ruled];
+  const targets: { name: string; env: Record<string, string>; pid: number }[] = [{ name: 'direct', env: direct, pid: 0 }, pipe, bouncer, floor, nativeFloor, plain, ruled];
 
   // Warm-up: a long-running daemon has its hot paths compiled; the first seconds of a fresh one
   // (V8 tiering up) are not what a job's queries see after its first few hundred.
@@ -70,15 +73,16 @@ try {
       const cpuOf = (p: Proxy): number => totals[targets.indexOf(p)]!.cpuUsPerTransaction;
       const ratio = (a: Proxy, b: Proxy): string => `${(cpuOf(a) / cpuOf(b)).toFixed(2)}x`;
       summary.push(`  ${mode.padEnd(8)} ${String(clients).padStart(2)} client(s)   gateway/pgbouncer ${ratio(plain, bouncer)}   gateway/bare pipe ${ratio(plain, pipe)}   with 10 rules + masking/gateway ${ratio(ruled, plain)}`);
-      floorSummary.push(`  ${mode.padEnd(8)} ${String(clients).padStart(2)} client(s)   recording floor/pgbouncer ${ratio(floor, bouncer)}   recording floor/bare pipe ${ratio(floor, pipe)}   gateway/recording floor ${ratio(plain, floor)}`);
+      floorSummary.push(`  ${mode.padEnd(8)} ${String(clients).padStart(2)} client(s)   recording floor/pgbouncer ${ratio(floor, bouncer)}   recording floor/bare pipe ${ratio(floor, pipe)}   gateway/recording floor ${ratio(plain, floor)}   native floor/pgbouncer ${ratio(nativeFloor, bouncer)}`);
     }
   }
   console.log('\nCPU per transaction, ratios (targets: gateway/pgbouncer <= 2, gateway/bare pipe <= 1.3, 10 rules + masking/gateway <= 1.2)');
   for (const line of summary) console.log(line);
-  console.log('\nThe recording floor: what a Node proxy pays for the two records per command alone, against the same ratios');
+  console.log('\nThe recording floors: what the two records per command alone cost a proxy in Node and in C, against the same ratios');
   for (const line of floorSummary) console.log(line);
   ruled.stop();
   floor.stop();
+  nativeFloor.stop();
   pipe.stop();
   bouncer.stop();
 

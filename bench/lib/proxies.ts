@@ -44,19 +44,24 @@ export async function startPipe(direct: PgEnv, serverPort: number): Promise<Prox
  * command record before each command is forwarded and a result record after it, nothing else.
  */
 export async function startRecordingFloor(direct: PgEnv, serverPort: number, dir: string): Promise<Proxy> {
-  fs.mkdirSync(dir, { recursive: true });
-  const log = path.join(dir, 'floor.jsonl');
   const source = path.join(path.dirname(fileURLToPath(import.meta.url)), 'recording-floor.ts');
+  return startFloorProcess('recording floor', process.execPath, [source], direct, serverPort, dir);
+}
+
+/** Starts a floor (`program ...args <server port> <log file>`), which prints the port it listens on. */
+async function startFloorProcess(name: string, program: string, args: string[], direct: PgEnv, serverPort: number, dir: string): Promise<Proxy> {
+  fs.mkdirSync(dir, { recursive: true });
+  const log = path.join(dir, `${name.replace(/\W+/g, '-')}.jsonl`);
   // Not a test file of its own when a test starts it (node --test marks its children so).
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_TEST_CONTEXT'));
-  const child = spawn(process.execPath, [source, String(serverPort), log], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  const child = spawn(program, [...args, String(serverPort), log], { stdio: ['ignore', 'pipe', 'inherit'], env });
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString())));
-    child.once('exit', (code) => reject(new Error(`the recording floor exited at start (${code})`)));
+    child.once('exit', (code) => reject(new Error(`the ${name} exited at start (${code})`)));
   });
   const pid = child.pid!;
   return {
-    name: 'recording floor',
+    name,
     env: { ...direct, PGPORT: String(port) },
     pid,
     // Returns once it has written what it kept and exited (a zombie until this process reaps
@@ -76,6 +81,19 @@ export async function startRecordingFloor(direct: PgEnv, serverPort: number, dir
       return log;
     },
   };
+}
+
+/**
+ * The recording floor in C (native-floor.c), built here with the system's C compiler and
+ * OpenSSL: what the same per-query work costs outside JavaScript.
+ */
+export async function startNativeFloor(direct: PgEnv, serverPort: number, dir: string): Promise<Proxy> {
+  fs.mkdirSync(dir, { recursive: true });
+  const binary = path.join(dir, 'native-floor');
+  const source = path.join(path.dirname(fileURLToPath(import.meta.url)), 'native-floor.c');
+  const built = spawnSync('cc', ['-O2', '-o', binary, source, '-lcrypto'], { encoding: 'utf8' });
+  if (built.status !== 0) throw new Error(`cannot build the native floor (apt-get install gcc libssl-dev): ${built.error?.message ?? built.stderr}`);
+  return startFloorProcess('native floor', binary, [], direct, serverPort, dir);
 }
 
 /**

@@ -1,7 +1,7 @@
-// The benchmark's recording floor (bench/lib/recording-floor.ts) is a yardstick: its figures mean
-// something only if it relays pgbench as the gateway does and writes the records the gateway
-// writes, in the same canonical, hash-chained form. This checks both, so a broken floor cannot
-// make the gateway look close to it.
+// The benchmark's recording floors (bench/lib/recording-floor.ts in Node, native-floor.c in C) are
+// yardsticks: their figures mean something only if they relay pgbench as the gateway does and
+// write the records the gateway writes, in the same canonical, hash-chained form. This checks
+// both, so a broken floor cannot make the gateway look close to it, or native code look cheap.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -11,9 +11,11 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { startCluster } from '../../gateway/demo/pg-cluster.ts';
 import { canonicalJson } from '../../gateway/evidence/canonical-json.ts';
-import { startRecordingFloor } from '../../bench/lib/proxies.ts';
+import { startNativeFloor, startRecordingFloor, type Proxy } from '../../bench/lib/proxies.ts';
 
-test('the recording floor relays pgbench and writes one canonical, chained command and result record per query', async () => {
+const floors: [string, typeof startRecordingFloor][] = [['the recording floor', startRecordingFloor], ['the native floor', startNativeFloor]];
+
+for (const [name, start] of floors) test(`${name} relays pgbench and writes one canonical, chained command and result record per query`, async () => {
   const cluster = await startCluster();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-floor-'));
   try {
@@ -21,7 +23,7 @@ test('the recording floor relays pgbench and writes one canonical, chained comma
     const pgbench = (env: Record<string, string>, args: string[]) =>
       spawnSync(path.join(cluster.binDir, 'pgbench'), args, { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
     assert.equal(pgbench(direct, ['-i', '-q', '-s', '1']).status, 0);
-    const floor = await startRecordingFloor(direct, cluster.port, work);
+    const floor: Proxy = await start(direct, cluster.port, work);
     for (const mode of ['simple', 'prepared']) {
       const r = pgbench(floor.env, ['-S', '-n', '-M', mode, '-c', '2', '-j', '2', '-t', '100']);
       assert.equal(r.status, 0, r.stderr);
