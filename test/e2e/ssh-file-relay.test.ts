@@ -323,22 +323,27 @@ function randomFile(name: string, bytes: number): { path: string; sha256: string
   return { path: p, sha256: hash.digest('hex') };
 }
 
-// A young-generation collection before each sample: what is measured is what the relay keeps, not
-// how long V8 leaves dead read buffers uncollected in this process (the daemon runs with
-// --external-memory-accounted-in-global-limit for that; this test process does not). A relay that
-// kept the file would still grow.
+// What the relay keeps: the memory V8 holds live (heap and buffers) after a full collection,
+// sampled every 50 ms while the transfer runs. Not RSS: this test process lacks the daemon's
+// --external-memory-accounted-in-global-limit, so dead read buffers promoted before a collection
+// and freed memory the allocator keeps showed as 18-37 MB of "growth" under CI load; a relay that
+// kept the 50 MB file grows by at least 50 MB here.
 v8.setFlagsFromString('--expose-gc');
-const collectYoung = vm.runInNewContext('gc') as (options: { type: 'minor' }) => void;
+const collect = vm.runInNewContext('gc') as () => void;
 
-/** Peak RSS of this process (which runs the relay) while `work` runs, sampled on every event-loop turn that has time for it. */
-async function peakRss<T>(work: () => Promise<T>): Promise<{ result: T; growth: number }> {
-  collectYoung({ type: 'minor' });
-  const base = process.memoryUsage.rss();
+function liveBytes(): number {
+  collect();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}
+
+/** Peak live memory of this process (which runs the relay) while `work` runs, over what it held before. */
+async function peakLive<T>(work: () => Promise<T>): Promise<{ result: T; growth: number }> {
+  const base = liveBytes();
   let peak = base;
   const sampler = setInterval(() => {
-    collectYoung({ type: 'minor' });
-    peak = Math.max(peak, process.memoryUsage.rss());
-  }, 20);
+    peak = Math.max(peak, liveBytes());
+  }, 50);
   try {
     const result = await work();
     return { result, growth: peak - base };
@@ -350,11 +355,11 @@ async function peakRss<T>(work: () => Promise<T>): Promise<{ result: T; growth: 
 test('scp (SFTP mode) of 50 MB both ways: identical bytes, the gate saw their SHA-256, memory stays flat', async () => {
   h.gate.clear();
   const big = randomFile('big.bin', 50 * 1024 * 1024);
-  const up = await peakRss(() => client('scp', ['-q', '-F', h.config, big.path, `gw:${remote}/big.bin`]));
+  const up = await peakLive(() => client('scp', ['-q', '-F', h.config, big.path, `gw:${remote}/big.bin`]));
   assert.equal(up.result.status, 0, up.result.stderr);
   assert.equal(sha256File(path.join(remote, 'big.bin')), big.sha256, 'the host has the same bytes');
   const back = path.join(dir, 'big.back');
-  const down = await peakRss(() => client('scp', ['-q', '-F', h.config, `gw:${remote}/big.bin`, back]));
+  const down = await peakLive(() => client('scp', ['-q', '-F', h.config, `gw:${remote}/big.bin`, back]));
   assert.equal(down.result.status, 0, down.result.stderr);
   assert.equal(sha256File(back), big.sha256);
   // `~user` in a remote path: OpenSSH's scp asks the host to expand it (expand-path@openssh.com), through the gate.
@@ -369,8 +374,9 @@ test('scp (SFTP mode) of 50 MB both ways: identical bytes, the gate saw their SH
   assert.deepEqual(opens[0]!.outcome, { status: 'ok', bytesWritten: 50 * 1024 * 1024, sha256: big.sha256, sequential: true });
   assert.deepEqual(opens[1]!.outcome, { status: 'ok', bytesRead: 50 * 1024 * 1024, sha256: big.sha256, sequential: true });
   // The relay holds a bounded window, not the file: far less than 50 MB more at any point.
-  console.log(`rss growth: upload ${(up.growth / 1048576).toFixed(1)} MB, download ${(down.growth / 1048576).toFixed(1)} MB`);
-  assert.ok(up.growth < 16 * 1024 * 1024 && down.growth < 16 * 1024 * 1024, `rss grew by ${up.growth} / ${down.growth} bytes`);
+  console.log(`live memory growth: upload ${(up.growth / 1048576).toFixed(1)} MB, download ${(down.growth / 1048576).toFixed(1)} MB`);
+  // Measured 2-15 MB (the relay's windows, ssh2's and the sockets' buffers); keeping the file is 50.
+  assert.ok(up.growth < 32 * 1024 * 1024 && down.growth < 32 * 1024 * 1024, `live memory grew by ${up.growth} / ${down.growth} bytes`);
 });
 
 test('scp -O (legacy protocol) both ways, recursive with times: bytes, names and digests as sent', async () => {
