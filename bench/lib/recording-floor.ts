@@ -5,10 +5,13 @@
 // writes a `result` record with its tags, row count, columns and first row. No login of its own,
 // no policy, no statement names, no masking, no approvals, no checks: it is not a gateway and
 // must never be used as one. What it costs above the bare pipe is what any Node recording proxy
-// pays before doing anything a gateway is for. Usage: node recording-floor.ts <server port> <log file>
+// pays before doing anything a gateway is for. Plain TCP on 127.0.0.1 only: no TLS, SSLRequest or
+// GSSENCRequest (the benchmark connects with sslmode=disable).
+// Usage: node recording-floor.ts <server port> <log file>
 import net from 'node:net';
 import fs from 'node:fs';
 import { hash } from 'node:crypto';
+import { jsonString } from '../../gateway/evidence/canonical-json.ts';
 
 const port = Number(process.argv[2]);
 const fd = fs.openSync(process.argv[3]!, 'wx', 0o600);
@@ -28,9 +31,6 @@ function now(): string {
   return lastIso;
 }
 
-function str(s: string): string {
-  return /^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/.test(s) ? '"' + s + '"' : JSON.stringify(s);
-}
 
 /** Appends a record: `body` is its canonical JSON (RFC 8785 member order) without `hash`. */
 function append(body: string): void {
@@ -69,7 +69,7 @@ interface Pending { id: string; started: number; pieces: Buffer[]; bytes: number
 
 net.createServer((client) => {
   const session = 's' + ++sessions;
-  const sessionJson = str(session);
+  const sessionJson = jsonString(session);
   const upstream = net.connect(port, '127.0.0.1');
   client.setNoDelay(true);
   upstream.setNoDelay(true);
@@ -84,12 +84,12 @@ net.createServer((client) => {
 
   const command = (text: string): void => {
     const id = session + '.' + ++commands;
-    append('{"command":"' + id + '","kind":"pg.query","prev":"' + prev + '","seq":' + seq + ',"session":' + sessionJson + ',"text":' + str(text) + ',"time":"' + now() + '","type":"command"}');
+    append('{"command":"' + id + '","kind":"pg.query","prev":"' + prev + '","seq":' + seq + ',"session":' + sessionJson + ',"text":' + jsonString(text) + ',"time":"' + now() + '","type":"command"}');
     pending.push({ id, started: performance.now(), pieces: [], bytes: 0, rows: 0, tags: [], columns: null, sample: null });
   };
   const result = (p: Pending, transaction: string): void => {
     let tags = '';
-    for (const t of p.tags) tags += (tags ? ',' : '') + str(t);
+    for (const t of p.tags) tags += (tags ? ',' : '') + jsonString(t);
     const sha = hash('sha256', p.pieces.length === 1 ? p.pieces[0]! : Buffer.concat(p.pieces), 'hex');
     append(
       '{"command":"' + p.id + '","count":' + p.rows + ',"details":{"tags":[' + tags + '],"transaction":"' + transaction + '"},"duration_us":' + Math.floor((performance.now() - p.started) * 1000) +
@@ -165,7 +165,7 @@ net.createServer((client) => {
             let row = '';
             for (let i = 0; i < n; i++) {
               const len = b.readInt32BE(v);
-              row += (i ? ',' : '') + (len < 0 ? 'null' : str(b.toString('utf8', v + 4, v + 4 + len)));
+              row += (i ? ',' : '') + (len < 0 ? 'null' : jsonString(b.toString('utf8', v + 4, v + 4 + len)));
               v += 4 + Math.max(len, 0);
             }
             p.sample = '[' + row + ']';
@@ -176,7 +176,7 @@ net.createServer((client) => {
           let names = '';
           for (let i = 0; i < n; i++) {
             const [name, next] = cstring(b, v);
-            names += (i ? ',' : '') + str(name);
+            names += (i ? ',' : '') + jsonString(name);
             v = next + 18;
           }
           p.columns = '[' + names + ']';
