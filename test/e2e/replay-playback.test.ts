@@ -34,6 +34,8 @@ test('--play prints the recorded output between the verdicts: colors kept, the c
   assert.match(out, /\x1b\[0m\x1b\(B\x1b\[\?25h\x1b\[\?7h\x1b\[4l\x1b7\x1b\[r\x1b8\x1b\[999;1H\n──── end of recording, [\d.]+ s recorded ────\n1 resize, shown as a line of its own\nnot sent to your terminal: clipboard write \(OSC 52\) ×1, window title \(OSC 0\) ×1, terminal report request ×1, concealed text \(SGR 8\) ×1\nchain: VALID \(intact, signed, sealed\)\n$/);
 });
 
+const TMUX_DONE = 'gw-test-output-ends-here';
+
 /** Runs `command` in a fresh tmux server (a real terminal emulator that acts on OSC 52 and titles) and returns what it shows. */
 function inTmux(command: string): { screen: string; title: string; buffers: string } {
   const sock = path.join(dir, `tmux-${Math.random().toString(36).slice(2)}`);
@@ -41,16 +43,21 @@ function inTmux(command: string): { screen: string; title: string; buffers: stri
   fs.writeFileSync(conf, 'set -g set-clipboard on\nset -g remain-on-exit on\nset -g history-limit 1000\n');
   const tmux = (...a: string[]) => spawnSync('tmux', ['-S', sock, '-f', conf, ...a], { encoding: 'utf8' });
   try {
-    const started = tmux('new-session', '-d', '-x', '120', '-y', '40', command);
+    // A marker after the command's output: tmux may mark the pane dead before it has read and acted
+    // on all the pane's output (seen under CI load: the title not yet set), and it acts in order, so
+    // once the marker shows, everything before it has been acted on.
+    const started = tmux('new-session', '-d', '-x', '120', '-y', '40', `${command}; printf '%s\\n' ${TMUX_DONE}`);
     assert.equal(started.status, 0, started.stderr);
-    // Wait for the command to exit (remain-on-exit keeps its pane): a deadline, not a timing assertion.
+    // Wait for the command to exit (remain-on-exit keeps its pane) and its output to be read: a
+    // deadline, not a timing assertion.
     const deadline = Date.now() + 60_000;
-    while (tmux('display', '-p', '#{pane_dead}').stdout.trim() !== '1') {
+    const capture = () => tmux('capture-pane', '-p', '-e', '-S', '-100').stdout;
+    while (tmux('display', '-p', '#{pane_dead}').stdout.trim() !== '1' || !capture().includes(TMUX_DONE)) {
       assert.ok(Date.now() < deadline, 'the command in tmux did not finish');
       spawnSync('sleep', ['0.1']);
     }
-    // tmux's own "Pane is dead" line (remain-on-exit) is not the command's.
-    const screen = tmux('capture-pane', '-p', '-e', '-S', '-100').stdout.replace(/^Pane is dead .*\n?/m, '');
+    // tmux's own "Pane is dead" line (remain-on-exit) and the marker are not the command's.
+    const screen = capture().replace(/^Pane is dead .*\n?/m, '').replace(new RegExp(`^${TMUX_DONE}\\n?`, 'm'), '');
     return { screen, title: tmux('display', '-p', '#{pane_title}').stdout.trim(), buffers: tmux('list-buffers').stdout };
   } finally {
     tmux('kill-server');
