@@ -32,14 +32,15 @@ export class ConfinedCommands {
   async begin(req: ConfinedOpen): Promise<{ id: string; bridges: ConfinedBridge[] }> {
     if (!Array.isArray(req.argv) || req.argv.length === 0 || !req.argv.every((a) => typeof a === 'string')) throw new Error('a confined command needs its argv');
     const id = `c${randomBytes(4).toString('hex')}`;
+    // Recorded before anything of the command exists: nothing it does precedes its record, and a
+    // log that cannot take the record leaves nothing behind.
+    this.writer.append('confined-start', { confined: id, argv: req.argv, user: String(req.user), cwd: String(req.cwd) });
     const dir = path.join(this.dir, `confined-${id}`);
-    fs.mkdirSync(dir, { mode: 0o700 });
     const entry: Open = { started: Date.now(), dir, servers: [], connections: new Set() };
     this.open.set(id, entry);
-    // Recorded before any bridge exists: nothing the command does precedes its record.
-    this.writer.append('confined-start', { confined: id, argv: req.argv, user: String(req.user), cwd: String(req.cwd) });
     const bridges: ConfinedBridge[] = [];
     try {
+      fs.mkdirSync(dir, { mode: 0o700 });
       for (const address of this.addresses()) {
         const m = /^(127\.0\.0\.1|\[::1\]):(\d+)$/.exec(address);
         if (!m) continue;
@@ -53,23 +54,22 @@ export class ConfinedCommands {
       this.end(id, { exit: null, signal: null, error: `the bridges could not be set up: ${(e as Error).message}` });
       throw e;
     }
-    // On disk before the command starts: a log that cannot take its record runs nothing.
+    // On disk before the command starts: a log that cannot take its record runs nothing (and
+    // cannot take its end either: the bridges are closed, nothing more is recorded).
     const failure = this.writer.flushSync();
     if (failure) {
-      this.end(id, { exit: null, signal: null, error: failure.message });
+      this.release(id);
       throw failure;
     }
     return { id, bridges };
   }
 
-  /** Records the end and closes the command's bridges (connections still open are cut). */
+  /**
+   * Closes the command's bridges (connections still open are cut), then records its end. The
+   * bridges close even when the end cannot be recorded (the log failed): then this throws.
+   */
   end(id: string, how: ConfinedEnd): void {
-    const entry = this.open.get(id);
-    if (!entry) throw new Error(`no confined command ${id}`);
-    this.open.delete(id);
-    for (const s of entry.servers) s.close();
-    for (const c of entry.connections) c.destroy();
-    fs.rmSync(entry.dir, { recursive: true, force: true });
+    const entry = this.release(id);
     this.writer.append('confined-end', {
       confined: id,
       ...(how.exit !== null && how.exit !== undefined ? { exit_code: how.exit } : {}),
@@ -78,11 +78,30 @@ export class ConfinedCommands {
       duration_ms: Date.now() - entry.started,
     });
     // On disk before the caller hears the command ended: once `exec` returns, its end is in the log.
-    this.writer.flushSync();
+    const failure = this.writer.flushSync();
+    if (failure) throw failure;
   }
 
+  /** The gateway stops: every command's bridges close, whether or not its end can be recorded. */
   closeAll(): void {
-    for (const id of [...this.open.keys()]) this.end(id, { exit: null, signal: null, error: 'the gateway stopped while the command ran' });
+    for (const id of [...this.open.keys()]) {
+      try {
+        this.end(id, { exit: null, signal: null, error: 'the gateway stopped while the command ran' });
+      } catch {
+        // The log failed: the end cannot be recorded, and the run ends unsealed and says so.
+      }
+    }
+  }
+
+  /** Forgets the command and closes its bridges. */
+  private release(id: string): Open {
+    const entry = this.open.get(id);
+    if (!entry) throw new Error(`no confined command ${id}`);
+    this.open.delete(id);
+    for (const s of entry.servers) s.close();
+    for (const c of entry.connections) c.destroy();
+    fs.rmSync(entry.dir, { recursive: true, force: true });
+    return entry;
   }
 
   private serve(id: string, entry: Open, socket: string, host: string, port: number): Promise<net.Server> {
