@@ -13,14 +13,20 @@ function breakLog(w: SessionLogWriter): void {
   fs.closeSync((w as unknown as { fd: number }).fd);
 }
 
-test('with the log failed, stopping closes every confined command\'s bridges, and a new one is refused naming the log', async () => {
+/** A TCP target for the bridges, a log with its run-start written, and confined commands over both. */
+async function setup(name: string): Promise<{ w: SessionLogWriter; runtime: string; confined: ConfinedCommands; target: net.Server }> {
   const target = net.createServer((s) => s.end()).listen(0, '127.0.0.1');
   await new Promise((r) => target.once('listening', r));
   const port = (target.address() as net.AddressInfo).port;
-  const w = SessionLogWriter.create(tempDir(), 'confined.jsonl');
+  const w = SessionLogWriter.create(tempDir(), name);
   w.append('run-start', { format: LOG_FORMAT });
+  w.flushSync();
   const runtime = tempDir();
-  const confined = new ConfinedCommands(w, runtime, () => [`127.0.0.1:${port}`]);
+  return { w, runtime, confined: new ConfinedCommands(w, runtime, () => [`127.0.0.1:${port}`]), target };
+}
+
+test('with the log failed, stopping closes every confined command\'s bridges, and a new one is refused naming the log', async () => {
+  const { w, runtime, confined, target } = await setup('confined.jsonl');
   try {
     const a = await confined.begin({ argv: ['sleep', '60'], user: 'u', cwd: '/' } as Parameters<ConfinedCommands['begin']>[0]);
     const b = await confined.begin({ argv: ['sleep', '61'], user: 'u', cwd: '/' } as Parameters<ConfinedCommands['begin']>[0]);
@@ -45,14 +51,7 @@ test('with the log failed, stopping closes every confined command\'s bridges, an
 });
 
 test('a start record queued but not written (the write fails): the command is refused and its bridges are closed again', async () => {
-  const target = net.createServer((s) => s.end()).listen(0, '127.0.0.1');
-  await new Promise((r) => target.once('listening', r));
-  const port = (target.address() as net.AddressInfo).port;
-  const w = SessionLogWriter.create(tempDir(), 'confined-write.jsonl');
-  w.append('run-start', { format: LOG_FORMAT });
-  w.flushSync();
-  const runtime = tempDir();
-  const confined = new ConfinedCommands(w, runtime, () => [`127.0.0.1:${port}`]);
+  const { w, runtime, confined, target } = await setup('confined-write.jsonl');
   try {
     // The log has not failed yet: the start record is queued, the bridge made, and only the write
     // fails (EBADF, or ENOTCONN when the bridge's socket took the closed descriptor's number).
