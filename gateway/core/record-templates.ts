@@ -9,9 +9,9 @@ import type { Outcome } from './recorder.ts';
 
 export interface CommandMembers {
   command: string;
-  decision: Record<string, unknown> | undefined;
+  decision: Record<string, unknown> | CanonicalText | undefined;
   details: Record<string, unknown> | CanonicalText | undefined;
-  facts: readonly object[] | undefined;
+  facts: readonly object[] | CanonicalText | undefined;
   kind: string;
   session: string;
   target: string;

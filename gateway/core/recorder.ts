@@ -100,11 +100,11 @@ export interface CommandFields {
   /** What a person reads and approves: the SQL, the command line, the request line. */
   text: string;
   /** What the policy matched on, one entry per unit (statement, exec, request); with rules only. */
-  facts?: readonly object[];
+  facts?: readonly object[] | CanonicalText;
   /** Protocol specifics (PostgreSQL: protocol, params, portal, max_rows, phase, statement). */
   details?: Record<string, unknown> | CanonicalText;
   /** The policy's decision (action, rule, reason, matched); with rules only. */
-  decision?: Record<string, unknown>;
+  decision?: Record<string, unknown> | CanonicalText;
   /** Why the adapter could not know what the command runs (then decided as unclassified). */
   unclassified?: string;
 }

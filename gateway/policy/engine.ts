@@ -6,6 +6,7 @@
 // policy's default applies; a statement that cannot be classified gets `unclassified`.
 
 import type { Glob } from './glob.ts';
+import { CanonicalText, canonicalJson, jsonString } from '../evidence/canonical-json.ts';
 
 export type Action = 'allow' | 'deny' | 'approve';
 
@@ -108,7 +109,7 @@ function decideUnit(policy: PolicyRules, command: CommandFacts, facts: Facts, cl
   let best: Rule | null = null;
   const matched: string[] = [];
   for (const rule of policy.rules) {
-    if (rule.targets && !rule.targets.some((t) => t(command.target))) continue;
+    if (rule.targets && !anyGlob(rule.targets, command.target)) continue;
     if (!claimsMatch(rule.claims, claims) || !conditionsMatch(rule, command.kind, facts)) continue;
     matched.push(rule.name);
     if (!best || STRICTNESS[rule.action] > STRICTNESS[best.action]) best = rule;
@@ -128,20 +129,28 @@ function saysNothing(u: Facts): boolean {
   return true;
 }
 
+// Plain loops, no closures: these run for every rule on every statement of every command.
 function conditionsMatch(rule: Rule, kind: string, facts: Facts): boolean {
   if (rule.conditions === null) return true;
   const conditions = rule.conditions.get(kind);
-  return conditions !== undefined && conditions.every((c) => c(facts));
+  if (conditions === undefined) return false;
+  for (let i = 0; i < conditions.length; i++) if (!conditions[i]!(facts)) return false;
+  return true;
 }
 
 function claimsMatch(m: ClaimConditions, c: Claims): boolean {
-  const any = (globs: Glob[] | undefined, value: string | undefined): boolean => value !== undefined && globs!.some((g) => g(value));
-  if (m.ref && !any(m.ref, c.ref)) return false;
-  if (m.refNot && any(m.refNot, c.ref)) return false;
-  if (m.environment && !any(m.environment, c.environment)) return false;
-  if (m.actor && !any(m.actor, c.actor)) return false;
-  if (m.event && !any(m.event, c.event)) return false;
+  if (m.ref && !anyGlob(m.ref, c.ref)) return false;
+  if (m.refNot && anyGlob(m.refNot, c.ref)) return false;
+  if (m.environment && !anyGlob(m.environment, c.environment)) return false;
+  if (m.actor && !anyGlob(m.actor, c.actor)) return false;
+  if (m.event && !anyGlob(m.event, c.event)) return false;
   return true;
+}
+
+function anyGlob(globs: Glob[], value: string | undefined): boolean {
+  if (value === undefined) return false;
+  for (let i = 0; i < globs.length; i++) if (globs[i]!(value)) return true;
+  return false;
 }
 
 export function strictest(a: Decision, b: Decision): Decision {
@@ -151,14 +160,12 @@ export function strictest(a: Decision, b: Decision): Decision {
 /**
  * The one way a decision is written into the session log, for every protocol: lean for the
  * common case (the reason of an allow is implied by its rule, and `matched` only says more when
- * other rules matched too).
+ * other rules matched too). Written as canonical JSON straight away (members in canonical order:
+ * action, matched, reason, rule): the log writes one per decided command.
  */
-export function decisionRecord(d: Decision): Record<string, unknown> {
-  // Members made in canonical order (action, matched, reason, rule): the log writes one per
-  // decided command and so sorts nothing.
-  const r: Record<string, unknown> = { action: d.action };
-  if (d.matched.length > 1 || (d.matched.length === 1 && d.matched[0] !== d.rule)) r.matched = d.matched;
-  if (d.action !== 'allow') r.reason = d.reason;
-  r.rule = d.rule;
-  return r;
+export function decisionRecord(d: Decision): CanonicalText {
+  let out = '{"action":' + jsonString(d.action);
+  if (d.matched.length > 1 || (d.matched.length === 1 && d.matched[0] !== d.rule)) out += ',"matched":' + canonicalJson(d.matched);
+  if (d.action !== 'allow') out += ',"reason":' + jsonString(d.reason);
+  return new CanonicalText(out + ',"rule":' + jsonString(d.rule) + '}');
 }

@@ -27,65 +27,80 @@ const UNSAFE = /--|\/\*|&|\buescape\b|\bexplain\b|\bexecute\b|\bprepare\b|\bdeal
  * read the words of strings, computed-columns.ts).
  */
 export function literalShape(text: string, keepStrings = false): string | null {
-  if (text.length > MAX_TEXT || !PLAIN.test(text) || UNSAFE.test(text)) return null;
+  // Classification and the facts of computed columns both ask for the shape of the same text,
+  // one after the other; without a string literal in it, its two shapes are one.
+  const last = lastShape;
+  if (last !== null && last.text === text && (last.keepStrings === keepStrings || !last.sawString)) return last.shape;
+  const r = scanShape(text, keepStrings);
+  lastShape = { text, keepStrings, shape: r.shape, sawString: r.sawString };
+  return r.shape;
+}
+
+let lastShape: { text: string; keepStrings: boolean; shape: string | null; sawString: boolean } | null = null;
+
+function scanShape(text: string, keepStrings: boolean): { shape: string | null; sawString: boolean } {
+  const refused = { shape: null, sawString: true };
+  if (text.length > MAX_TEXT || !PLAIN.test(text) || UNSAFE.test(text)) return refused;
+  // The shape is the text with literal spans replaced: what lies between them is copied in one
+  // slice each, so a shape is a few pieces rather than one per token.
   let out = '';
+  let copied = 0;
+  let sawString = false;
   let i = 0;
   const n = text.length;
   while (i < n) {
     const c = text.charCodeAt(i);
     if (c === 39 /* ' */) {
       // E'..', X'..', N'..', U&'..' and the like are not plain strings.
-      if (isWordChar(text.charCodeAt(i - 1)) || text.charCodeAt(i - 1) === 38) return null;
+      if (isWordChar(text.charCodeAt(i - 1)) || text.charCodeAt(i - 1) === 38) return refused;
       let j = i + 1;
       for (;;) {
-        if (j >= n) return null;
+        if (j >= n) return refused;
         if (text.charCodeAt(j) === 39) {
           if (text.charCodeAt(j + 1) === 39) j += 2;
           else break;
         } else j++;
       }
-      out += keepStrings ? text.slice(i, j + 1) : LITERAL;
+      sawString = true;
+      if (!keepStrings) {
+        out += text.slice(copied, i) + LITERAL;
+        copied = j + 1;
+      }
       i = j + 1;
     } else if (c === 34 /* " */) {
       const end = text.indexOf('"', i + 1);
-      if (end < 0) return null;
-      out += text.slice(i, end + 1);
+      if (end < 0) return refused;
       i = end + 1;
     } else if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95) {
       // A word (keyword or identifier), digits and all, as written.
-      let j = i + 1;
-      while (isWordChar(text.charCodeAt(j))) j++;
-      out += text.slice(i, j);
-      i = j;
+      i++;
+      while (isWordChar(text.charCodeAt(i))) i++;
     } else if (c >= 48 && c <= 57) {
       // Only the plain forms 12, 1.5, 1e5, 1.5e-3, standing alone; anything else is not plain.
-      if (isWordChar(text.charCodeAt(i - 1)) || text.charCodeAt(i - 1) === 46) return null;
+      if (isWordChar(text.charCodeAt(i - 1)) || text.charCodeAt(i - 1) === 46) return refused;
       let j = digits(text, i);
       if (text.charCodeAt(j) === 46) {
-        if (!isDigit(text.charCodeAt(j + 1))) return null;
+        if (!isDigit(text.charCodeAt(j + 1))) return refused;
         j = digits(text, j + 1);
       }
       if (text.charCodeAt(j) === 101 || text.charCodeAt(j) === 69) {
         const sign = text.charCodeAt(j + 1) === 43 || text.charCodeAt(j + 1) === 45 ? 1 : 0;
-        if (!isDigit(text.charCodeAt(j + 1 + sign))) return null;
+        if (!isDigit(text.charCodeAt(j + 1 + sign))) return refused;
         j = digits(text, j + 1 + sign);
       }
-      if (isWordChar(text.charCodeAt(j)) || text.charCodeAt(j) === 46) return null;
-      out += LITERAL;
-      i = j;
+      if (isWordChar(text.charCodeAt(j)) || text.charCodeAt(j) === 46) return refused;
+      out += text.slice(copied, i) + LITERAL;
+      copied = i = j;
     } else if (c === 36 /* $ */) {
       // Only parameters ($1): a dollar quote ($$, $tag$) is not plain text.
-      if (!isDigit(text.charCodeAt(i + 1))) return null;
-      const j = digits(text, i + 1);
-      if (isWordChar(text.charCodeAt(j))) return null;
-      out += text.slice(i, j);
-      i = j;
+      if (!isDigit(text.charCodeAt(i + 1))) return refused;
+      i = digits(text, i + 1);
+      if (isWordChar(text.charCodeAt(i))) return refused;
     } else {
-      out += text[i];
       i++;
     }
   }
-  return out;
+  return { shape: copied === 0 ? text : out + text.slice(copied), sawString };
 }
 
 function isWordChar(c: number): boolean {
@@ -109,7 +124,7 @@ export function classifyCached(text: string, prepared: PreparedClasses, options:
     // cached one was cut: only whitespace and semicolons lie outside it, identical in both.
     const s = hit.c.statements[0]!;
     const own = text.slice(hit.prefix, text.length - hit.suffix);
-    return { ok: true, prepared: [], statements: [{ ...s, text: own, normalized: options.normalize ? normalizeSql(own) : '' }] };
+    return { ok: true, prepared: [], statements: [{ text: own, normalized: options.normalize ? normalizeSql(own) : '', classes: s.classes, tables: s.tables }] };
   }
   const c = classify(text, prepared, options);
   // Only single statements: a multi-statement text is rare on hot paths and cut in several places.

@@ -21,7 +21,11 @@ export const sqlCondition: ConditionSpec = {
     classes.forEach((c, k) => {
       if (!CLASS_SET.has(c)) fail(`unknown SQL class "${c}" (classes: ${SQL_CLASSES.join(', ')})`, [k]);
     });
-    return (f) => classes.some((c) => unit(f).classes.includes(c));
+    const wanted = new Set(classes);
+    return (f) => {
+      for (const c of unit(f).classes) if (wanted.has(c)) return true;
+      return false;
+    };
   },
 };
 
@@ -33,7 +37,10 @@ export const tablesCondition: ConditionSpec = {
       if (/[[\]?{}]/.test(g) || g.includes('**')) fail(`bad table glob "${g}": only * is a wildcard`, [k]);
       return tableGlob(g);
     });
-    return (f) => unit(f).tables.some((t) => globs.some((g) => g(t)));
+    return (f) => {
+      for (const t of unit(f).tables) for (let i = 0; i < globs.length; i++) if (globs[i]!(t)) return true;
+      return false;
+    };
   },
 };
 

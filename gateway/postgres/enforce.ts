@@ -9,6 +9,7 @@ import { classifyCached } from './classification-cache.ts';
 import { decide, decisionRecord, usesCondition, type Claims, type Decision, type PolicyRules } from '../policy/engine.ts';
 import type { ApprovalBroker } from '../approval/broker.ts';
 import type { Refusal } from '../core/hold.ts';
+import { CanonicalText, canonicalJson } from '../evidence/canonical-json.ts';
 
 export interface PolicyContext {
   rules: PolicyRules;
@@ -64,12 +65,26 @@ export function judgePrepared(ctx: PolicyContext, statement: ClassifiedStatement
 }
 
 /** What the command record says about the decision. */
-export function decisionFields(j: Judgement): Record<string, unknown> {
-  const d = j.decision;
-  return {
-    decision: decisionRecord(d),
-    ...(j.statements ? { facts: j.statements.map((s) => ({ classes: s.classes, tables: s.tables })) } : {}),
-  };
+export function decisionFields(j: Judgement): { decision: CanonicalText; facts?: CanonicalText } {
+  const decision = decisionRecord(j.decision);
+  if (!j.statements) return { decision };
+  let facts = '[';
+  for (let i = 0; i < j.statements.length; i++) facts += (i > 0 ? ',' : '') + statementFactsJson(j.statements[i]!);
+  return { decision, facts: new CanonicalText(facts + ']') };
+}
+
+/**
+ * One statement's facts as the record writes them, made once per classification: statements
+ * answered from the classification cache share their cached statement's arrays (which nothing
+ * changes), so the text made for those arrays is theirs.
+ */
+const factsText = new WeakMap<string[], { classes: string[]; json: string }>();
+function statementFactsJson(s: ClassifiedStatement): string {
+  const hit = factsText.get(s.tables);
+  if (hit !== undefined && hit.classes === s.classes) return hit.json;
+  const json = canonicalJson({ classes: s.classes, tables: s.tables });
+  factsText.set(s.tables, { classes: s.classes, json });
+  return json;
 }
 
 export function refusalMessage(d: Decision): string {
