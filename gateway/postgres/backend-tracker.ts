@@ -297,11 +297,11 @@ export class BackendTracker {
       case B.CommandComplete:
       case B.EmptyQueryResponse:
       case B.PortalSuspended:
+        const tag = type === B.CommandComplete ? decodeCommandComplete(body!) : null;
         // Column masking reads the catalog again after DDL (table-names.ts).
-        if (type === B.CommandComplete) this.masking?.catalogChanges?.commandCompleted(this, decodeCommandComplete(body!));
+        if (tag !== null) this.masking?.catalogChanges?.commandCompleted(this, tag);
         if (run) {
-          if (type === B.CommandComplete) {
-            const tag = decodeCommandComplete(body!);
+          if (tag !== null) {
             run.tags.push(tag);
             this.names.completed(run.effects[run.completed++], tag);
           }

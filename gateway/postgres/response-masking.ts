@@ -139,7 +139,10 @@ export class ResponseMasking {
 
   /** What the client receives instead and what the log records instead, per `apply-to`. */
   private output(message: Buffer): MaskedMessage {
-    return { ...(this.client ? { client: message } : {}), ...(this.log ? { log: message.subarray(5) } : {}) };
+    const out: MaskedMessage = {};
+    if (this.client) out.client = message;
+    if (this.log) out.log = message.subarray(5);
+    return out;
   }
 
   private copyData(type: number, body: Buffer, head: Entry | undefined): MaskedMessage | null {

@@ -322,7 +322,9 @@ export class PostgresSession {
         const hazard = this.extended.fetchHazard(text);
         const own = this.policy ? judge(this.policy, text, this.names.preparedClasses(text)) : null;
         const j = own && hazard && this.policy ? judgeWithHazard(this.policy, own, hazard) : own;
-        const cmd = this.rec.beginCommand({ kind: 'pg.query', text: this.logText(text), details: SIMPLE_QUERY_DETAILS, ...(hazard ? { unclassified: hazard } : {}), ...(j ? decisionFields(j) : {}) });
+        const decided = j ? decisionFields(j) : null;
+        // Every member present (undefined when absent): one object shape for every query.
+        const cmd = this.rec.beginCommand({ kind: 'pg.query', text: this.logText(text), details: SIMPLE_QUERY_DETAILS, unclassified: hazard ?? undefined, decision: decided?.decision, facts: decided?.facts });
         const run = newRun();
         if (this.copyMasking) run.copyOuts = copyOuts(text);
         if (this.masksComputed) run.computed = this.extended.computedSource(statementFacts(text));
