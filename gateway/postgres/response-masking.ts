@@ -106,10 +106,8 @@ export class ResponseMasking {
     const portal = head.kind === 'execute' ? head.portal : null;
     const cols = resultColumns(head);
     if (run.maskPlanFor !== cols || run.maskPlan === null) {
-      // Only described statements are planned once for many executions; a simple query's
-      // columns are new each time, and caching them would only churn the WeakMap.
       const computed = this.masksComputed && computedColumnsMasked(run.computed, this.catalog.computed!);
-      run.maskPlan = this.plan(cols, portal ? portal.resultFormats : null, run.columns === null, computed);
+      run.maskPlan = this.plan(cols, portal ? portal.resultFormats : null, computed);
       run.maskPlanFor = cols;
     }
     const plan = run.maskPlan;
@@ -122,18 +120,22 @@ export class ResponseMasking {
     return this.output(message);
   }
 
-  /** Plans once per described statement (prepared statements execute many times). */
-  private readonly plans = new WeakMap<Column[], { formats: string; plan: RowMaskPlan | null }>();
+  /**
+   * Plans once per set of columns: a described statement's (prepared statements execute many
+   * times), and a simple query's, whose columns the tracker reuses while the same RowDescription
+   * comes back (BackendTracker.describedBy).
+   */
+  private readonly plans = new WeakMap<Column[], { formats: string; generation: number; computed: boolean; plan: RowMaskPlan | null }>();
 
-  private plan(cols: Column[] | null, resultFormats: number[] | null, reusable: boolean, computed: boolean): RowMaskPlan | null {
+  private plan(cols: Column[] | null, resultFormats: number[] | null, computed: boolean): RowMaskPlan | null {
     if (!cols) return null;
-    if (!reusable) return planRow(this.masker, cols, resultFormats, this.catalog, computed);
     // A catalog read or change since the plan was made (a view redefined) plans again.
-    const formats = `${resultFormats ? resultFormats.join(',') : ''}@${this.catalog.generation}${computed ? '+computed' : ''}`;
+    const formats = resultFormats ? resultFormats.join(',') : '';
+    const generation = this.catalog.generation;
     const cached = this.plans.get(cols);
-    if (cached && cached.formats === formats) return cached.plan;
+    if (cached && cached.formats === formats && cached.generation === generation && cached.computed === computed) return cached.plan;
     const plan = planRow(this.masker, cols, resultFormats, this.catalog, computed);
-    if (plan?.complete) this.plans.set(cols, { formats, plan });
+    if (plan?.complete) this.plans.set(cols, { formats, generation, computed, plan });
     return plan;
   }
 
