@@ -17,6 +17,26 @@ test('literals are replaced; everything else is kept exactly', () => {
   assert.equal(literalShape('SELECT "it\'s" FROM t1'), 'SELECT "it\'s" FROM t1', 'a quote inside a quoted identifier is not a string');
 });
 
+test('the shape keeping strings differs from the plain one exactly when the text has a string, whichever is asked first', () => {
+  const L = '\u0000';
+  for (const [text, plain, keeping] of [
+    ["SELECT x FROM t WHERE v = 'a' AND n = 1", `SELECT x FROM t WHERE v = ${L} AND n = ${L}`, `SELECT x FROM t WHERE v = 'a' AND n = ${L}`],
+    ['SELECT x FROM t WHERE n = 1', `SELECT x FROM t WHERE n = ${L}`, `SELECT x FROM t WHERE n = ${L}`],
+    ["SELECT 'only'", `SELECT ${L}`, "SELECT 'only'"],
+    ['SELECT x FROM t', 'SELECT x FROM t', 'SELECT x FROM t'],
+  ] as const) {
+    // Asked in both orders and twice each: the shape of the last text is remembered.
+    assert.equal(literalShape(text), plain, text);
+    assert.equal(literalShape(text, true), keeping, text);
+    assert.equal(literalShape(text), plain, text);
+    assert.equal(literalShape(` ${text}`, true), ` ${keeping}`, text);
+    assert.equal(literalShape(` ${text}`), ` ${plain}`, text);
+    assert.equal(literalShape(` ${text}`, true), ` ${keeping}`, text);
+  }
+  assert.equal(literalShape("SELECT E'x'", true), null);
+  assert.equal(literalShape("SELECT E'x'"), null);
+});
+
 test('texts a second lexer could read differently have no shape', () => {
   for (const t of [
     "SELECT E'a\\\\' ; DROP TABLE t; --'", // backslash escapes
