@@ -38,9 +38,11 @@ export function literalShape(text: string, keepStrings = false): string | null {
 
 let lastShape: { text: string; keepStrings: boolean; shape: string | null; sawString: boolean } | null = null;
 
+/** No shape; marked as if it had a string, so the other kind of shape is not taken from it. */
+const REFUSED = Object.freeze({ shape: null, sawString: true });
+
 function scanShape(text: string, keepStrings: boolean): { shape: string | null; sawString: boolean } {
-  const refused = { shape: null, sawString: true };
-  if (text.length > MAX_TEXT || !PLAIN.test(text) || UNSAFE.test(text)) return refused;
+  if (text.length > MAX_TEXT || !PLAIN.test(text) || UNSAFE.test(text)) return REFUSED;
   // The shape is the text with literal spans replaced: what lies between them is copied in one
   // slice each, so a shape is a few pieces rather than one per token.
   let out = '';
@@ -52,10 +54,10 @@ function scanShape(text: string, keepStrings: boolean): { shape: string | null; 
     const c = text.charCodeAt(i);
     if (c === 39 /* ' */) {
       // E'..', X'..', N'..', U&'..' and the like are not plain strings.
-      if (isWordChar(text.charCodeAt(i - 1)) || text.charCodeAt(i - 1) === 38) return refused;
+      if (isWordChar(text.charCodeAt(i - 1)) || text.charCodeAt(i - 1) === 38) return REFUSED;
       let j = i + 1;
       for (;;) {
-        if (j >= n) return refused;
+        if (j >= n) return REFUSED;
         if (text.charCodeAt(j) === 39) {
           if (text.charCodeAt(j + 1) === 39) j += 2;
           else break;
@@ -69,7 +71,7 @@ function scanShape(text: string, keepStrings: boolean): { shape: string | null; 
       i = j + 1;
     } else if (c === 34 /* " */) {
       const end = text.indexOf('"', i + 1);
-      if (end < 0) return refused;
+      if (end < 0) return REFUSED;
       i = end + 1;
     } else if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95) {
       // A word (keyword or identifier), digits and all, as written.
@@ -77,25 +79,25 @@ function scanShape(text: string, keepStrings: boolean): { shape: string | null; 
       while (isWordChar(text.charCodeAt(i))) i++;
     } else if (c >= 48 && c <= 57) {
       // Only the plain forms 12, 1.5, 1e5, 1.5e-3, standing alone; anything else is not plain.
-      if (isWordChar(text.charCodeAt(i - 1)) || text.charCodeAt(i - 1) === 46) return refused;
+      if (isWordChar(text.charCodeAt(i - 1)) || text.charCodeAt(i - 1) === 46) return REFUSED;
       let j = digits(text, i);
       if (text.charCodeAt(j) === 46) {
-        if (!isDigit(text.charCodeAt(j + 1))) return refused;
+        if (!isDigit(text.charCodeAt(j + 1))) return REFUSED;
         j = digits(text, j + 1);
       }
       if (text.charCodeAt(j) === 101 || text.charCodeAt(j) === 69) {
         const sign = text.charCodeAt(j + 1) === 43 || text.charCodeAt(j + 1) === 45 ? 1 : 0;
-        if (!isDigit(text.charCodeAt(j + 1 + sign))) return refused;
+        if (!isDigit(text.charCodeAt(j + 1 + sign))) return REFUSED;
         j = digits(text, j + 1 + sign);
       }
-      if (isWordChar(text.charCodeAt(j)) || text.charCodeAt(j) === 46) return refused;
+      if (isWordChar(text.charCodeAt(j)) || text.charCodeAt(j) === 46) return REFUSED;
       out += text.slice(copied, i) + LITERAL;
       copied = i = j;
     } else if (c === 36 /* $ */) {
       // Only parameters ($1): a dollar quote ($$, $tag$) is not plain text.
-      if (!isDigit(text.charCodeAt(i + 1))) return refused;
+      if (!isDigit(text.charCodeAt(i + 1))) return REFUSED;
       i = digits(text, i + 1);
-      if (isWordChar(text.charCodeAt(i))) return refused;
+      if (isWordChar(text.charCodeAt(i))) return REFUSED;
     } else {
       i++;
     }
