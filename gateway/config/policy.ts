@@ -11,7 +11,7 @@ import { LineCounter, isMap, isScalar, parseDocument, visit, type Alias, type Do
 import { explain, schemaPointers } from './schema-errors.ts';
 import { policySchema } from './policy-schema.ts';
 import type { Action, ClaimConditions, Condition, PolicyRules, Rule } from '../policy/engine.ts';
-import { hasWildcard, nameGlob, type Glob } from '../policy/glob.ts';
+import { anyGlob, hasWildcard, nameGlob, type Glob } from '../policy/glob.ts';
 import type { Adapter, TargetBase } from '../core/adapter.ts';
 import { targetVariable } from '../core/target-variable.ts';
 import type { PolicySource } from './policy-source.ts';
@@ -232,7 +232,7 @@ function parseRules(raw: RawPolicy, targets: Target[], adapters: readonly Adapte
     const keys = Object.keys(w);
     const protocolKeys = keys.filter((k) => !(k in CLAIM_KEYS));
     // The adapters of the targets this rule can apply to; each compiles the keys it offers.
-    const kinds = new Set(targets.filter((t) => ruleTargets === null || ruleTargets.some((g) => g(t.name))).map((t) => t.kind));
+    const kinds = new Set(targets.filter((t) => ruleTargets === null || anyGlob(ruleTargets, t.name)).map((t) => t.kind));
     let conditions: Map<string, Condition[]> | null = null;
     if (protocolKeys.length > 0) {
       conditions = new Map();

@@ -9,7 +9,7 @@
 // one accepts (absolute, or starting with `**`), so such a rule loads whatever kinds the policy has.
 import type { ConditionSpec } from '../core/adapter.ts';
 import type { Facts } from '../policy/engine.ts';
-import { nameGlob, pathGlob, type Glob } from '../policy/glob.ts';
+import { anyGlob, nameGlob, pathGlob, type Glob } from '../policy/glob.ts';
 import { armFold, armTypeCandidates, type ArmResource } from './arm-resource.ts';
 import type { HttpUnit } from './request-facts.ts';
 import { canonicalEscapes } from './request-path.ts';
@@ -48,7 +48,7 @@ export const httpPathCondition: ConditionSpec = {
     // The query is not part of the path: `?` in a glob is a one-character wildcard, as for SSH.
     return (f) => {
       const p = armFold(unit(f).path);
-      return globs.some((g) => g(p));
+      return anyGlob(globs, p);
     };
   },
 };
@@ -106,7 +106,7 @@ export const resourceCondition: ConditionSpec = {
       const read = FIELD_VALUES[field as ResourceField];
       return (r: ArmResource): boolean => read(r).some((v) => {
         const folded = armFold(v);
-        return globs.some((g) => g(folded));
+        return anyGlob(globs, folded);
       });
     });
     return (f) => {

@@ -10,7 +10,7 @@
 // failure this module exists to prevent.
 import type { ConditionSpec } from '../core/adapter.ts';
 import type { Facts } from '../policy/engine.ts';
-import { nameGlob, type Glob } from '../policy/glob.ts';
+import { anyGlob, nameGlob, type Glob } from '../policy/glob.ts';
 import { readExecLine } from '../ssh/exec-facts.ts';
 import { commandCondition, optionCondition, programCondition } from '../ssh/conditions.ts';
 import type { KubeRequest } from './request-info.ts';
@@ -98,7 +98,7 @@ export const kubeCondition: ConditionSpec = {
       const read = FIELD_VALUES[field as Exclude<KubeField, 'resource'>];
       return (r) => {
         const v = read(r);
-        return v !== null && globs.some((g) => g(v));
+        return v !== null && anyGlob(globs, v);
       };
     });
     return (f) => {
@@ -174,7 +174,7 @@ export const namespaceCondition: ConditionSpec = {
     const globs = namespaceGlobs('namespace', raw, fail);
     return (f) => {
       const ns = unit(f).kube?.namespace;
-      return !!ns && globs.some((g) => g(ns));
+      return !!ns && anyGlob(globs, ns);
     };
   },
 };
@@ -189,7 +189,7 @@ export const namespaceNotCondition: ConditionSpec = {
     return (f) => {
       const r = unit(f).kube;
       if (r === undefined) return false;
-      return r.namespace === '' || !globs.some((g) => g(r.namespace));
+      return r.namespace === '' || !anyGlob(globs, r.namespace);
     };
   },
 };

@@ -5,7 +5,7 @@
 // strictest decision among matching rules wins (deny > approve > allow); with no match the
 // policy's default applies; a statement that cannot be classified gets `unclassified`.
 
-import type { Glob } from './glob.ts';
+import { anyGlob, type Glob } from './glob.ts';
 import { CanonicalText, canonicalJson, jsonString } from '../evidence/canonical-json.ts';
 
 export type Action = 'allow' | 'deny' | 'approve';
@@ -139,18 +139,17 @@ function conditionsMatch(rule: Rule, kind: string, facts: Facts): boolean {
 }
 
 function claimsMatch(m: ClaimConditions, c: Claims): boolean {
-  if (m.ref && !anyGlob(m.ref, c.ref)) return false;
-  if (m.refNot && anyGlob(m.refNot, c.ref)) return false;
-  if (m.environment && !anyGlob(m.environment, c.environment)) return false;
-  if (m.actor && !anyGlob(m.actor, c.actor)) return false;
-  if (m.event && !anyGlob(m.event, c.event)) return false;
+  if (m.ref && !claimMatches(m.ref, c.ref)) return false;
+  if (m.refNot && claimMatches(m.refNot, c.ref)) return false;
+  if (m.environment && !claimMatches(m.environment, c.environment)) return false;
+  if (m.actor && !claimMatches(m.actor, c.actor)) return false;
+  if (m.event && !claimMatches(m.event, c.event)) return false;
   return true;
 }
 
-function anyGlob(globs: Glob[], value: string | undefined): boolean {
-  if (value === undefined) return false;
-  for (let i = 0; i < globs.length; i++) if (globs[i]!(value)) return true;
-  return false;
+/** A claim the runner did not give matches no glob. */
+function claimMatches(globs: Glob[], value: string | undefined): boolean {
+  return value !== undefined && anyGlob(globs, value);
 }
 
 export function strictest(a: Decision, b: Decision): Decision {

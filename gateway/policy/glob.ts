@@ -27,6 +27,12 @@ export function pathGlob(pattern: string): Glob {
   return (value) => match(value);
 }
 
+/** Whether any of the globs matches (a plain loop: rules test globs on every command). */
+export function anyGlob(globs: readonly Glob[], value: string): boolean {
+  for (let i = 0; i < globs.length; i++) if (globs[i]!(value)) return true;
+  return false;
+}
+
 /** Whether a name pattern uses its wildcard (a plain name can be checked against what exists). */
 export function hasWildcard(pattern: string): boolean {
   return pattern.includes('*');

@@ -4,7 +4,7 @@
 // the classifier produced them (ClassifiedStatement).
 import type { ConditionSpec } from '../core/adapter.ts';
 import type { Facts } from '../policy/engine.ts';
-import { nameGlob, type Glob } from '../policy/glob.ts';
+import { anyGlob, nameGlob, type Glob } from '../policy/glob.ts';
 import { SQL_CLASSES } from './sql-classes.ts';
 
 /** The facts of one statement, as sql-classifier.ts classifies it. */
@@ -38,7 +38,7 @@ export const tablesCondition: ConditionSpec = {
       return tableGlob(g);
     });
     return (f) => {
-      for (const t of unit(f).tables) for (let i = 0; i < globs.length; i++) if (globs[i]!(t)) return true;
+      for (const t of unit(f).tables) if (anyGlob(globs, t)) return true;
       return false;
     };
   },

@@ -67,24 +67,29 @@ export function judgePrepared(ctx: PolicyContext, statement: ClassifiedStatement
 /** What the command record says about the decision. */
 export function decisionFields(j: Judgement): { decision: CanonicalText; facts?: CanonicalText } {
   const decision = decisionRecord(j.decision);
-  if (!j.statements) return { decision };
+  const statements = j.statements;
+  if (!statements) return { decision };
+  if (statements.length === 1) return { decision, facts: factsOf(statements[0]!).alone };
   let facts = '[';
-  for (let i = 0; i < j.statements.length; i++) facts += (i > 0 ? ',' : '') + statementFactsJson(j.statements[i]!);
+  for (let i = 0; i < statements.length; i++) facts += (i > 0 ? ',' : '') + factsOf(statements[i]!).json;
   return { decision, facts: new CanonicalText(facts + ']') };
 }
 
 /**
  * One statement's facts as the record writes them, made once per classification: statements
  * answered from the classification cache share their cached statement's arrays (which nothing
- * changes), so the text made for those arrays is theirs.
+ * changes), so the text made for those arrays is theirs. `alone`: the facts of a command that is
+ * this one statement.
  */
-const factsText = new WeakMap<string[], { classes: string[]; json: string }>();
-function statementFactsJson(s: ClassifiedStatement): string {
+interface FactsText { classes: string[]; json: string; alone: CanonicalText }
+const factsText = new WeakMap<string[], FactsText>();
+function factsOf(s: ClassifiedStatement): FactsText {
   const hit = factsText.get(s.tables);
-  if (hit !== undefined && hit.classes === s.classes) return hit.json;
+  if (hit !== undefined && hit.classes === s.classes) return hit;
   const json = canonicalJson({ classes: s.classes, tables: s.tables });
-  factsText.set(s.tables, { classes: s.classes, json });
-  return json;
+  const made = { classes: s.classes, json, alone: new CanonicalText(`[${json}]`) };
+  factsText.set(s.tables, made);
+  return made;
 }
 
 export function refusalMessage(d: Decision): string {

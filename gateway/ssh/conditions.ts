@@ -5,7 +5,7 @@
 // it may stand for does: `cat /etc/sha*` meets `/etc/shadow`, `rm $FLAGS` any option.
 import type { ConditionSpec } from '../core/adapter.ts';
 import type { Facts } from '../policy/engine.ts';
-import { nameGlob, pathGlob } from '../policy/glob.ts';
+import { anyGlob, nameGlob, pathGlob } from '../policy/glob.ts';
 import { SSH_CLASSES, type SshUnit } from './exec-facts.ts';
 import { overlapMatcher } from './shell-glob-overlap.ts';
 import { ANY_OPTION } from './shell-options.ts';
@@ -77,7 +77,7 @@ export const programCondition: ConditionSpec = {
     });
     return (f) => {
       const p = unit(f).program;
-      return p !== undefined && globs.some((g) => g(p));
+      return p !== undefined && anyGlob(globs, p);
     };
   },
 };

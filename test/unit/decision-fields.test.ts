@@ -5,6 +5,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { canonicalJson } from '../../gateway/evidence/canonical-json.ts';
 import { decisionFields, judge, judgePrepared, policyContext } from '../../gateway/postgres/enforce.ts';
+import { decisionRecord, type Decision } from '../../gateway/policy/engine.ts';
 import { loadSqlParser } from '../../gateway/postgres/pg-parser.ts';
 import { parsePolicy } from '../../gateway/adapters.ts';
 
@@ -36,5 +37,24 @@ test('facts and decision are the canonical JSON of what was decided, for cached 
       facts: [{ classes: ['execute', 'select'], tables: ['t'] }],
     });
     assert.deepEqual(fields(judge(ctx, `SELECT a FROM t WHERE id = ${round + 3}`, new Map())).facts, [{ classes: ['select'], tables: ['t'] }]);
+  }
+});
+
+test('a command of several statements writes the facts of each, in order', () => {
+  const j = judge(ctx, 'SELECT a FROM t WHERE id = 1; SELECT b FROM u', new Map());
+  const fields = JSON.parse(canonicalJson(decisionFields(j))) as { facts: unknown };
+  assert.deepEqual(fields.facts, [{ classes: ['select'], tables: ['t'] }, { classes: ['select'], tables: ['u'] }]);
+});
+
+test('a decision whose rule and reason hold quotes, escapes and non-ASCII is written exactly as canonical JSON writes it', () => {
+  const odd = 'r\u00e9gle "x" \\ \u2028 \u{1F600} \u0007';
+  for (const d of [
+    { action: 'deny', rule: odd, reason: odd, matched: [odd, 'other'] },
+    { action: 'allow', rule: odd, reason: 'ignored for allow', matched: [odd] },
+    { action: 'approve', rule: 'a', reason: odd, matched: ['b'] },
+  ] as Decision[]) {
+    const expected = { action: d.action, ...(d.matched.length > 1 || d.matched[0] !== d.rule ? { matched: d.matched } : {}), ...(d.action !== 'allow' ? { reason: d.reason } : {}), rule: d.rule };
+    assert.equal(decisionRecord(d).json, canonicalJson(expected));
+    assert.deepEqual(JSON.parse(decisionRecord(d).json), expected);
   }
 });
